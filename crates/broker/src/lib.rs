@@ -1,0 +1,1 @@
+//! Broker: connections, request handlers, partitions and coordinators.

@@ -1,0 +1,1 @@
+//! Kafka wire protocol: framing, request header, bounded decoding on top of `kafka-protocol`.

@@ -1,0 +1,4 @@
+//! The `sluice` binary: broker and command-line tool.
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}

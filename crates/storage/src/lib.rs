@@ -1,0 +1,1 @@
+//! Storage engine: `Log`, `LogSegment`, `OffsetIndex`, `TimeIndex`, recovery and retention.

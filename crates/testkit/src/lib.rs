@@ -1,0 +1,1 @@
+//! Test support: starts the real `sluice` binary on an ephemeral port.
