@@ -47,6 +47,14 @@ const COMPRESSION_MASK: i16 = 0x07;
 const TIMESTAMP_TYPE_MASK: i16 = 0x08;
 const TRANSACTIONAL_MASK: i16 = 0x10;
 const CONTROL_MASK: i16 = 0x20;
+const DELETE_HORIZON_MASK: i16 = 0x40;
+
+/// Attribute bits, for the builder.
+pub(crate) mod attr {
+    pub const TIMESTAMP_TYPE: i16 = super::TIMESTAMP_TYPE_MASK;
+    pub const TRANSACTIONAL: i16 = super::TRANSACTIONAL_MASK;
+    pub const CONTROL: i16 = super::CONTROL_MASK;
+}
 
 /// Compression codec of a batch (attributes bits 0..2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -184,11 +192,49 @@ impl BatchHeader {
         })
     }
 
-    /// Parses and fully validates the batch at the start of `buf`: framing,
-    /// magic, the whole batch present, CRC-32C, codec id, and that the
-    /// record count agrees with `lastOffsetDelta`. Returns the header; the
-    /// batch occupies `header.size()` bytes of `buf`.
+    /// Parses and fully validates a batch as a producer must send it, at the
+    /// start of `buf`: framing, magic, the whole batch present, CRC-32C,
+    /// codec id, and `recordCount == lastOffsetDelta + 1` (or an empty
+    /// batch). Returns the header; the batch occupies `header.size()` bytes
+    /// of `buf`.
+    ///
+    /// Batches rewritten by compaction keep their offset range but lose
+    /// records, so their count can be lower; read stored data with
+    /// [`BatchHeader::validate_stored`].
     pub fn validate(buf: &[u8]) -> Result<BatchHeader, RecordError> {
+        let header = Self::check_integrity(buf)?;
+        // An empty batch can exist after compaction (count 0) in Kafka, but a
+        // producer never sends one; the count must cover the offset range.
+        // i64 arithmetic: lastOffsetDelta is untrusted and may be i32::MAX.
+        if header.record_count > 0
+            && i64::from(header.last_offset_delta) + 1 != i64::from(header.record_count)
+        {
+            return Err(RecordError::CountMismatch {
+                count: header.record_count,
+                last_offset_delta: header.last_offset_delta,
+            });
+        }
+        Ok(header)
+    }
+
+    /// Validates a batch as it may legitimately sit in a log: everything
+    /// [`BatchHeader::validate`] checks, except that the record count may be
+    /// lower than the offset range (`0 <= recordCount <= lastOffsetDelta + 1`),
+    /// as it is after compaction removed records. Recovery and readers of
+    /// stored segments use this.
+    pub fn validate_stored(buf: &[u8]) -> Result<BatchHeader, RecordError> {
+        let header = Self::check_integrity(buf)?;
+        if i64::from(header.record_count) > i64::from(header.last_offset_delta) + 1 {
+            return Err(RecordError::CountMismatch {
+                count: header.record_count,
+                last_offset_delta: header.last_offset_delta,
+            });
+        }
+        Ok(header)
+    }
+
+    /// Framing, presence, CRC, codec id and non-negative count and delta.
+    fn check_integrity(buf: &[u8]) -> Result<BatchHeader, RecordError> {
         let header = Self::parse(buf)?;
         let size = header.size();
         if buf.len() < size {
@@ -205,12 +251,7 @@ impl BatchHeader {
             });
         }
         CompressionType::from_id(header.attributes & COMPRESSION_MASK)?;
-        // An empty batch can exist after compaction (count 0) in Kafka, but a
-        // producer never sends one; the count must cover the offset range.
-        if header.record_count < 0
-            || header.last_offset_delta < 0
-            || (header.record_count > 0 && header.last_offset_delta + 1 != header.record_count)
-        {
+        if header.record_count < 0 || header.last_offset_delta < 0 {
             return Err(RecordError::CountMismatch {
                 count: header.record_count,
                 last_offset_delta: header.last_offset_delta,
@@ -261,14 +302,38 @@ impl BatchHeader {
     pub fn has_producer_id(&self) -> bool {
         self.producer_id.0 >= 0
     }
+
+    /// Whether compaction stamped a delete horizon into this batch
+    /// (KIP-534, attributes bit 6); the horizon is then `baseTimestamp`.
+    pub fn delete_horizon(&self) -> Option<Timestamp> {
+        if self.attributes & DELETE_HORIZON_MASK != 0 {
+            Some(self.base_timestamp)
+        } else {
+            None
+        }
+    }
+
+    /// The records section of this batch (possibly compressed): the bytes
+    /// after the 61-byte header. `batch` must start with this header and hold
+    /// the whole batch (as [`BatchHeader::validate`] has checked); returns
+    /// `None` otherwise.
+    pub fn records_section<'a>(&self, batch: &'a [u8]) -> Option<&'a [u8]> {
+        batch.get(BATCH_HEADER_SIZE..self.size())
+    }
 }
 
 /// Rewrites `baseOffset` in place. The CRC does not cover this field.
+///
+/// # Panics
+/// If `batch` is shorter than the 12-byte log overhead.
 pub fn set_base_offset(batch: &mut [u8], offset: Offset) {
     batch[BASE_OFFSET..BASE_OFFSET + 8].copy_from_slice(&offset.0.to_be_bytes());
 }
 
 /// Rewrites `partitionLeaderEpoch` in place. The CRC does not cover it.
+///
+/// # Panics
+/// If `batch` is shorter than the 61-byte header.
 pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: LeaderEpoch) {
     batch[PARTITION_LEADER_EPOCH..PARTITION_LEADER_EPOCH + 4]
         .copy_from_slice(&epoch.0.to_be_bytes());
@@ -277,6 +342,9 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: LeaderEpoch) {
 /// Marks the batch as LogAppendTime with `max_timestamp = now` and
 /// recomputes the CRC, exactly as Kafka's broker does. `batch` must hold one
 /// whole, validated batch.
+///
+/// # Panics
+/// If `batch` is shorter than the size its header declares.
 pub fn set_log_append_time(batch: &mut [u8], now: Timestamp) {
     let attributes = be_i16(batch, ATTRIBUTES) | TIMESTAMP_TYPE_MASK;
     batch[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
@@ -286,24 +354,48 @@ pub fn set_log_append_time(batch: &mut [u8], now: Timestamp) {
     batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// How much of each batch [`Batches`] checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Check {
+    /// [`BatchHeader::validate`]: producer-grade.
+    Produce,
+    /// [`BatchHeader::validate_stored`]: CRC, compaction gaps allowed.
+    Stored,
+    /// Framing only.
+    Framing,
+}
+
 /// Iterates the batches laid end to end in `buf`, validating each one.
 /// Yields `(position, header)`; stops at the end of `buf` or at the first
-/// invalid or incomplete batch, which it yields as an error (once).
+/// invalid or incomplete batch, which it yields as an error (once). After
+/// that, [`Batches::position`] is the start of the bad batch, i.e. the
+/// length of the valid prefix (where recovery truncates).
 pub struct Batches<'a> {
     buf: &'a [u8],
     pos: usize,
     done: bool,
-    verify_crc: bool,
+    check: Check,
 }
 
 impl<'a> Batches<'a> {
-    /// Full validation, CRC included.
+    /// Full producer-grade validation ([`BatchHeader::validate`]), CRC
+    /// included.
     pub fn new(buf: &'a [u8]) -> Self {
         Batches {
             buf,
             pos: 0,
             done: false,
-            verify_crc: true,
+            check: Check::Produce,
+        }
+    }
+
+    /// Validation of stored data ([`BatchHeader::validate_stored`]): CRC
+    /// and framing, with compacted batches (fewer records than offsets)
+    /// accepted. For recovery of segments and for reading them back.
+    pub fn stored(buf: &'a [u8]) -> Self {
+        Batches {
+            check: Check::Stored,
+            ..Self::new(buf)
         }
     }
 
@@ -311,7 +403,7 @@ impl<'a> Batches<'a> {
     /// segment that recovery has checked).
     pub fn without_crc(buf: &'a [u8]) -> Self {
         Batches {
-            verify_crc: false,
+            check: Check::Framing,
             ..Self::new(buf)
         }
     }
@@ -330,10 +422,10 @@ impl Iterator for Batches<'_> {
             return None;
         }
         let rest = &self.buf[self.pos..];
-        let result = if self.verify_crc {
-            BatchHeader::validate(rest)
-        } else {
-            BatchHeader::parse(rest).and_then(|h| {
+        let result = match self.check {
+            Check::Produce => BatchHeader::validate(rest),
+            Check::Stored => BatchHeader::validate_stored(rest),
+            Check::Framing => BatchHeader::parse(rest).and_then(|h| {
                 if rest.len() < h.size() {
                     Err(RecordError::Truncated {
                         needed: h.size(),
@@ -342,7 +434,7 @@ impl Iterator for Batches<'_> {
                 } else {
                     Ok(h)
                 }
-            })
+            }),
         };
         match result {
             Ok(header) => {
@@ -354,6 +446,334 @@ impl Iterator for Batches<'_> {
                 self.done = true;
                 Some(Err(e))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Lays out one batch field by field (independently of the builder) with
+    /// an opaque records section and a correct CRC.
+    fn raw_batch(
+        base_offset: i64,
+        attributes: i16,
+        last_offset_delta: i32,
+        record_count: i32,
+        body: &[u8],
+    ) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&base_offset.to_be_bytes());
+        b.extend_from_slice(
+            &((BATCH_HEADER_SIZE - LOG_OVERHEAD + body.len()) as i32).to_be_bytes(),
+        );
+        b.extend_from_slice(&7i32.to_be_bytes()); // leader epoch
+        b.push(2); // magic
+        b.extend_from_slice(&[0; 4]); // crc, below
+        b.extend_from_slice(&attributes.to_be_bytes());
+        b.extend_from_slice(&last_offset_delta.to_be_bytes());
+        b.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
+        b.extend_from_slice(&1_700_000_000_123i64.to_be_bytes());
+        b.extend_from_slice(&42i64.to_be_bytes()); // producer id
+        b.extend_from_slice(&3i16.to_be_bytes()); // producer epoch
+        b.extend_from_slice(&100i32.to_be_bytes()); // base sequence
+        b.extend_from_slice(&record_count.to_be_bytes());
+        b.extend_from_slice(body);
+        let crc = crc32c::crc32c(&b[ATTRIBUTES..]);
+        b[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    fn simple_batch(body_len: usize) -> Vec<u8> {
+        let body: Vec<u8> = (0..body_len).map(|i| (i * 31 % 251) as u8).collect();
+        raw_batch(1000, 0, 2, 3, &body)
+    }
+
+    #[test]
+    fn validate_decodes_every_header_field() {
+        let b = raw_batch(1000, 0x0001 | 0x10, 2, 3, b"abcdef");
+        let h = BatchHeader::validate(&b).unwrap();
+        assert_eq!(h.base_offset, Offset(1000));
+        assert_eq!(h.size(), b.len());
+        assert_eq!(h.partition_leader_epoch, LeaderEpoch(7));
+        assert_eq!(h.last_offset(), Offset(1002));
+        assert_eq!(h.next_offset(), Offset(1003));
+        assert_eq!(h.base_timestamp, Timestamp(1_700_000_000_000));
+        assert_eq!(h.max_timestamp, Timestamp(1_700_000_000_123));
+        assert_eq!(h.producer_id, ProducerId(42));
+        assert_eq!(h.producer_epoch, ProducerEpoch(3));
+        assert_eq!(h.base_sequence, 100);
+        assert_eq!(h.record_count, 3);
+        assert_eq!(h.compression(), CompressionType::Gzip);
+        assert!(h.is_transactional());
+        assert!(!h.is_control());
+        assert!(h.has_producer_id());
+        assert_eq!(h.timestamp_type(), TimestampType::CreateTime);
+        assert_eq!(h.delete_horizon(), None);
+        assert_eq!(h.records_section(&b), Some(&b"abcdef"[..]));
+    }
+
+    #[test]
+    fn count_must_match_offset_range_for_producers_but_may_be_lower_when_stored() {
+        let compacted = raw_batch(0, 0, 9, 4, b"");
+        assert_eq!(
+            BatchHeader::validate(&compacted),
+            Err(RecordError::CountMismatch {
+                count: 4,
+                last_offset_delta: 9
+            })
+        );
+        assert_eq!(
+            BatchHeader::validate_stored(&compacted)
+                .unwrap()
+                .record_count,
+            4
+        );
+        // More records than offsets is never valid.
+        let too_many = raw_batch(0, 0, 1, 3, b"");
+        assert!(BatchHeader::validate(&too_many).is_err());
+        assert!(BatchHeader::validate_stored(&too_many).is_err());
+        // Negative counts and deltas are rejected by both.
+        for (delta, count) in [(-1, 0), (0, -1), (i32::MIN, 0)] {
+            let b = raw_batch(0, 0, delta, count, b"");
+            assert!(BatchHeader::validate(&b).is_err(), "{delta} {count}");
+            assert!(BatchHeader::validate_stored(&b).is_err(), "{delta} {count}");
+        }
+        // An empty batch (all records compacted away) is fine for both.
+        let empty = raw_batch(0, 0, 5, 0, b"");
+        assert!(BatchHeader::validate(&empty).is_ok());
+        assert!(BatchHeader::validate_stored(&empty).is_ok());
+    }
+
+    #[test]
+    fn extreme_deltas_and_offsets_do_not_overflow() {
+        let b = raw_batch(i64::MAX - 1, 0, i32::MAX, i32::MIN + 5, b"");
+        assert!(matches!(
+            BatchHeader::validate(&b),
+            Err(RecordError::CountMismatch { .. })
+        ));
+        let b = raw_batch(i64::MAX - 1, 0, i32::MAX, 7, b"");
+        assert!(BatchHeader::validate(&b).is_err());
+        let h = BatchHeader::validate_stored(&b).unwrap();
+        assert_eq!(h.last_offset(), Offset(i64::MAX));
+        assert_eq!(h.next_offset(), Offset(i64::MAX));
+    }
+
+    #[test]
+    fn unknown_codec_is_rejected_even_with_a_good_crc() {
+        for id in 5..=7 {
+            let b = raw_batch(0, id, 0, 1, b"x");
+            assert_eq!(
+                BatchHeader::validate(&b),
+                Err(RecordError::UnknownCompression(id))
+            );
+        }
+    }
+
+    #[test]
+    fn framing_errors_are_named() {
+        let b = simple_batch(10);
+        assert_eq!(
+            BatchHeader::parse(&b[..60]),
+            Err(RecordError::Truncated {
+                needed: 61,
+                available: 60
+            })
+        );
+        assert_eq!(
+            BatchHeader::validate(&b[..b.len() - 1]),
+            Err(RecordError::Truncated {
+                needed: b.len(),
+                available: b.len() - 1
+            })
+        );
+        let mut short = b.clone();
+        short[8..12].copy_from_slice(&48i32.to_be_bytes());
+        assert_eq!(
+            BatchHeader::peek_size(&short),
+            Err(RecordError::BatchLengthTooSmall(48))
+        );
+        let mut old = b.clone();
+        old[MAGIC] = 1;
+        assert_eq!(
+            BatchHeader::validate(&old),
+            Err(RecordError::UnsupportedMagic(1))
+        );
+        assert_eq!(BatchHeader::peek_size(&b), Ok(b.len()));
+    }
+
+    #[test]
+    fn rewrites_outside_the_crc_keep_the_batch_valid() {
+        let mut b = simple_batch(40);
+        set_base_offset(&mut b, Offset(123_456));
+        set_partition_leader_epoch(&mut b, LeaderEpoch(9));
+        let h = BatchHeader::validate(&b).unwrap();
+        assert_eq!(h.base_offset, Offset(123_456));
+        assert_eq!(h.partition_leader_epoch, LeaderEpoch(9));
+    }
+
+    #[test]
+    fn log_append_time_rewrite_recomputes_the_crc() {
+        let mut b = simple_batch(40);
+        let before = BatchHeader::validate(&b).unwrap();
+        set_log_append_time(&mut b, Timestamp(1_800_000_000_000));
+        let h = BatchHeader::validate(&b).unwrap();
+        assert_eq!(h.timestamp_type(), TimestampType::LogAppendTime);
+        assert_eq!(h.max_timestamp, Timestamp(1_800_000_000_000));
+        assert_ne!(h.crc, before.crc);
+        assert_eq!(h.base_timestamp, before.base_timestamp);
+        assert_eq!(h.compression(), before.compression());
+    }
+
+    #[test]
+    fn stored_iteration_accepts_compacted_batches_that_produce_validation_rejects() {
+        let mut log = simple_batch(5);
+        log.extend(raw_batch(3, 0, 9, 2, b"zz"));
+        let strict: Vec<_> = Batches::new(&log).collect();
+        assert_eq!(strict.len(), 2);
+        assert!(strict[1].is_err());
+        let stored: Vec<_> = Batches::stored(&log).collect::<Result<_, _>>().unwrap();
+        assert_eq!(stored.len(), 2);
+        assert_eq!(stored[1].0, simple_batch(5).len());
+    }
+
+    fn arb_batch() -> impl Strategy<Value = Vec<u8>> {
+        (
+            any::<i64>(),
+            0i16..5,
+            0i32..1000,
+            proptest::collection::vec(any::<u8>(), 0..200),
+        )
+            .prop_map(|(base, codec, delta, body)| raw_batch(base, codec, delta, delta + 1, &body))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_single_byte_corruption_in_the_crc_region_is_rejected(
+            batch in arb_batch(),
+            at in any::<prop::sample::Index>(),
+            xor in 1u8..=255,
+        ) {
+            // The CRC field itself and everything from attributes to the end.
+            let at = CRC + at.index(batch.len() - CRC);
+            let mut bad = batch.clone();
+            bad[at] ^= xor;
+            prop_assert!(
+                matches!(BatchHeader::validate(&bad), Err(RecordError::CrcMismatch { .. })),
+                "corruption at {} accepted", at
+            );
+            prop_assert!(BatchHeader::validate_stored(&bad).is_err());
+            let mut it = Batches::new(&bad);
+            let r = it.next();
+            prop_assert!(matches!(r, Some(Err(RecordError::CrcMismatch { .. }))), "{:?}", r);
+            prop_assert_eq!(it.position(), 0);
+            prop_assert!(it.next().is_none());
+        }
+
+        #[test]
+        fn corruption_of_length_or_magic_is_rejected(
+            batch in arb_batch(),
+            at in prop::sample::select(vec![8usize, 9, 10, 11, 16]),
+            xor in 1u8..=255,
+        ) {
+            let mut bad = batch.clone();
+            bad[at] ^= xor;
+            prop_assert!(BatchHeader::validate(&bad).is_err());
+        }
+
+        #[test]
+        fn header_parsing_never_panics_on_arbitrary_bytes(
+            mut bytes in proptest::collection::vec(any::<u8>(), 0..300),
+            force_magic in any::<bool>(),
+            length in any::<i32>(),
+        ) {
+            if force_magic && bytes.len() > MAGIC {
+                bytes[MAGIC] = 2;
+                bytes[8..12].copy_from_slice(&length.to_be_bytes());
+            }
+            let _ = BatchHeader::peek_size(&bytes);
+            let _ = BatchHeader::parse(&bytes);
+            if let Ok(h) = BatchHeader::validate(&bytes) {
+                prop_assert!(h.size() <= bytes.len());
+                let _ = (h.last_offset(), h.next_offset(), h.compression());
+            }
+            if let Ok(h) = BatchHeader::validate_stored(&bytes) {
+                prop_assert!(h.size() <= bytes.len());
+            }
+            for mut it in [Batches::new(&bytes), Batches::stored(&bytes), Batches::without_crc(&bytes)] {
+                let mut n = 0;
+                for r in it.by_ref() {
+                    n += 1;
+                    prop_assert!(n <= bytes.len());
+                    if let Ok((at, h)) = r {
+                        prop_assert!(at + h.size() <= bytes.len());
+                    }
+                }
+                prop_assert!(it.position() <= bytes.len());
+            }
+        }
+
+        #[test]
+        fn batches_stop_at_the_first_torn_batch(
+            batches in proptest::collection::vec(arb_batch(), 1..6),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let log: Vec<u8> = batches.concat();
+            let cut = cut.index(log.len() + 1);
+            let mut ends = Vec::new();
+            let mut end = 0;
+            for b in &batches {
+                end += b.len();
+                ends.push(end);
+            }
+            let whole: Vec<usize> = ends.iter().copied().filter(|&e| e <= cut).collect();
+            let valid_prefix = whole.last().copied().unwrap_or(0);
+            for mut it in [Batches::new(&log[..cut]), Batches::stored(&log[..cut]), Batches::without_crc(&log[..cut])] {
+                let mut starts = Vec::new();
+                let mut errors = 0;
+                for r in it.by_ref() {
+                    match r {
+                        Ok((at, h)) => {
+                            prop_assert_eq!(errors, 0);
+                            starts.push(at);
+                            prop_assert_eq!(at + h.size(), ends[starts.len() - 1]);
+                        }
+                        Err(e) => {
+                            prop_assert!(matches!(e, RecordError::Truncated { .. }), "{:?}", e);
+                            errors += 1;
+                        }
+                    }
+                }
+                prop_assert_eq!(starts.len(), whole.len());
+                prop_assert_eq!(errors, usize::from(cut != valid_prefix));
+                prop_assert_eq!(it.position(), valid_prefix);
+            }
+        }
+
+        #[test]
+        fn batches_stop_at_the_first_corrupt_batch(
+            batches in proptest::collection::vec(arb_batch(), 1..6),
+            which in any::<prop::sample::Index>(),
+            at in any::<prop::sample::Index>(),
+            xor in 1u8..=255,
+        ) {
+            let which = which.index(batches.len());
+            let start: usize = batches[..which].iter().map(Vec::len).sum();
+            let mut log: Vec<u8> = batches.concat();
+            log[start + CRC + at.index(batches[which].len() - CRC)] ^= xor;
+            let mut it = Batches::new(&log);
+            for _ in 0..which {
+                let r = it.next();
+                prop_assert!(matches!(r, Some(Ok(_))), "{:?}", r);
+            }
+            let r = it.next();
+            prop_assert!(matches!(r, Some(Err(RecordError::CrcMismatch { .. }))), "{:?}", r);
+            prop_assert!(it.next().is_none());
+            prop_assert_eq!(it.position(), start);
         }
     }
 }

@@ -23,4 +23,6 @@ pub enum RecordError {
     Decompression { codec: &'static str, reason: String },
     #[error("compression failed ({codec}): {reason}")]
     Compression { codec: &'static str, reason: String },
+    #[error("cannot build batch: {0}")]
+    Build(&'static str),
 }

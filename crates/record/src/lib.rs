@@ -1,15 +1,45 @@
-//! Record layer: the RecordBatch v2 format, CRC-32C, offset and timestamp
-//! types, and (in later modules) compression codecs and record iteration.
+//! Record layer: everything about Kafka's RecordBatch v2 bytes, and nothing
+//! about where they come from or go.
+//!
+//! - [`types`]: `Offset`, `Timestamp`, `LeaderEpoch`, `ProducerId`,
+//!   `ProducerEpoch` newtypes.
+//! - [`batch`]: the 61-byte batch header: [`BatchHeader::parse`], producer-
+//!   grade [`BatchHeader::validate`] and stored-data
+//!   [`BatchHeader::validate_stored`] (CRC-32C, framing, counts), the
+//!   broker's in-place rewrites (base offset, leader epoch, LogAppendTime),
+//!   and [`Batches`], which walks batches laid end to end and stops at the
+//!   first torn or corrupt one.
+//! - [`record`]: records inside a batch: zero-copy decoding ([`Record`],
+//!   [`RecordIter`]) with every length bounded by the bytes remaining, and
+//!   owned forms ([`OwnedRecord`]).
+//! - [`compression`]: gzip, snappy (xerial-framed and raw), lz4 (frame) and
+//!   zstd, with a hard limit on decompressed output.
+//! - [`builder`]: [`BatchBuilder`] makes valid batches (any codec,
+//!   idempotent/transactional/control flags, compaction gaps).
+//! - [`reader`]: [`BatchReader`] / [`records`] validate a batch, decompress
+//!   it within a limit and iterate its records.
 //!
 //! This crate is pure code: no I/O, no clock, no allocation sized by
-//! untrusted input. Storage and the protocol layer both build on it.
+//! untrusted input, no panic on bad bytes. Storage and the protocol layer
+//! both build on it.
 
 pub mod batch;
+pub mod builder;
+pub mod compression;
 pub mod error;
+pub mod reader;
+pub mod record;
 pub mod types;
+mod varint;
 
 pub use batch::{
     BatchHeader, Batches, CompressionType, TimestampType, BATCH_HEADER_SIZE, LOG_OVERHEAD, MAGIC_V2,
 };
+pub use builder::BatchBuilder;
+pub use compression::{compress, decompress};
 pub use error::RecordError;
+pub use reader::{records, BatchReader};
+pub use record::{
+    decode_record, Header, HeaderIter, Headers, OwnedHeader, OwnedRecord, Record, RecordIter,
+};
 pub use types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId, Timestamp};

@@ -14,16 +14,19 @@ impl Offset {
         self.0
     }
 
-    /// The offset `n` records after this one.
+    /// The offset `n` records after this one. Saturates at the ends of the
+    /// `i64` range rather than overflowing: offsets read from untrusted or
+    /// corrupt bytes can be anything, and must never cause a panic.
     #[inline]
     pub fn plus(self, n: i64) -> Offset {
-        Offset(self.0 + n)
+        Offset(self.0.saturating_add(n))
     }
 
-    /// Number of records between `earlier` and `self` (`self - earlier`).
+    /// Number of records between `earlier` and `self` (`self - earlier`),
+    /// saturating like [`Offset::plus`].
     #[inline]
     pub fn distance_from(self, earlier: Offset) -> i64 {
-        self.0 - earlier.0
+        self.0.saturating_sub(earlier.0)
     }
 }
 
