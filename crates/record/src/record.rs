@@ -41,7 +41,7 @@ impl<'a> Header<'a> {
         std::str::from_utf8(self.key).ok()
     }
 
-    pub fn to_owned(&self) -> OwnedHeader {
+    pub fn into_owned(self) -> OwnedHeader {
         OwnedHeader {
             key: self.key.to_vec(),
             value: self.value.map(<[u8]>::to_vec),
@@ -136,13 +136,13 @@ pub struct Record<'a> {
 }
 
 impl Record<'_> {
-    pub fn to_owned(&self) -> OwnedRecord {
+    pub fn into_owned(self) -> OwnedRecord {
         OwnedRecord {
             offset: self.offset,
             timestamp: self.timestamp,
             key: self.key.map(<[u8]>::to_vec),
             value: self.value.map(<[u8]>::to_vec),
-            headers: self.headers.iter().map(|h| h.to_owned()).collect(),
+            headers: self.headers.iter().map(Header::into_owned).collect(),
         }
     }
 }
@@ -422,4 +422,238 @@ pub(crate) fn encode_record(
         put(out, h.value);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{LeaderEpoch, ProducerEpoch, ProducerId};
+    use proptest::prelude::*;
+
+    fn header(count: i32) -> BatchHeader {
+        BatchHeader {
+            base_offset: Offset(100),
+            batch_length: 0,
+            partition_leader_epoch: LeaderEpoch(0),
+            magic: 2,
+            crc: 0,
+            attributes: 0,
+            last_offset_delta: count - 1,
+            base_timestamp: Timestamp(1_000),
+            max_timestamp: Timestamp(2_000),
+            producer_id: ProducerId::NONE,
+            producer_epoch: ProducerEpoch(-1),
+            base_sequence: -1,
+            record_count: count,
+        }
+    }
+
+    /// A record from raw field bytes, with its length prefix computed.
+    fn raw_record(fields: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::varint::write_varint(&mut out, fields.len() as i32);
+        out.extend_from_slice(fields);
+        out
+    }
+
+    fn malformed(result: Result<(Record<'_>, usize), RecordError>) -> &'static str {
+        match result {
+            Err(RecordError::MalformedRecord(why)) => why,
+            other => panic!("expected a malformed record, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn decodes_fields_and_absolute_offset_and_timestamp() {
+        let mut buf = Vec::new();
+        let headers = [
+            Header {
+                key: b"a",
+                value: Some(b"1"),
+            },
+            Header {
+                key: b"b",
+                value: None,
+            },
+        ];
+        encode_record(&mut buf, 3, 250, Some(b"key"), Some(b"value"), &headers).unwrap();
+        let (r, used) = decode_record(&buf, &header(4)).unwrap();
+        assert_eq!(used, buf.len());
+        assert_eq!(r.offset, Offset(103));
+        assert_eq!(r.timestamp, Timestamp(1_250));
+        assert_eq!((r.offset_delta, r.timestamp_delta), (3, 250));
+        assert_eq!(r.key, Some(&b"key"[..]));
+        assert_eq!(r.value, Some(&b"value"[..]));
+        assert_eq!(r.headers.len(), 2);
+        assert_eq!(r.headers.iter().collect::<Vec<_>>(), headers);
+        assert_eq!(r.headers.iter().next().unwrap().key_str(), Some("a"));
+
+        let mut lat = header(4);
+        lat.attributes |= 0x08;
+        assert_eq!(
+            decode_record(&buf, &lat).unwrap().0.timestamp,
+            Timestamp(2_000)
+        );
+    }
+
+    #[test]
+    fn any_negative_key_or_value_length_is_null_as_in_kafka() {
+        // attrs, tsDelta 0, offDelta 0, key len -2 (zigzag 3), value len -1,
+        // no headers.
+        let buf = raw_record(&[0, 0, 0, 0x03, 0x01, 0x00]);
+        let (r, _) = decode_record(&buf, &header(1)).unwrap();
+        assert_eq!((r.key, r.value), (None, None));
+    }
+
+    #[test]
+    fn lengths_past_the_record_are_rejected_without_allocating() {
+        // Key length i32::MAX (zigzag 0xfffffffe).
+        let buf = raw_record(&[0, 0, 0, 0xfe, 0xff, 0xff, 0xff, 0x0f, b'x']);
+        assert_eq!(
+            malformed(decode_record(&buf, &header(1))),
+            "key longer than the record"
+        );
+        // Value length 100 with 1 byte present.
+        let buf = raw_record(&[0, 0, 0, 0x01, 0xc8, 0x01, b'x']);
+        assert_eq!(
+            malformed(decode_record(&buf, &header(1))),
+            "value longer than the record"
+        );
+        // Header count i32::MAX.
+        let buf = raw_record(&[0, 0, 0, 0x01, 0x01, 0xfe, 0xff, 0xff, 0xff, 0x0f]);
+        assert_eq!(
+            malformed(decode_record(&buf, &header(1))),
+            "header count exceeds the bytes left in the record"
+        );
+        // Negative header count and key length.
+        let buf = raw_record(&[0, 0, 0, 0x01, 0x01, 0x01]);
+        assert_eq!(
+            malformed(decode_record(&buf, &header(1))),
+            "negative header count"
+        );
+        let buf = raw_record(&[0, 0, 0, 0x01, 0x01, 0x02, 0x01, 0x01]);
+        assert_eq!(
+            malformed(decode_record(&buf, &header(1))),
+            "negative header key length"
+        );
+        // Record length past the batch.
+        let buf = [0x20, 0, 0, 0];
+        assert_eq!(
+            malformed(decode_record(&buf, &header(1))),
+            "record length exceeds the bytes left in the batch"
+        );
+        assert_eq!(
+            malformed(decode_record(&[0x01], &header(1))),
+            "negative record length"
+        );
+        assert_eq!(
+            malformed(decode_record(&[0x00], &header(1))),
+            "empty record"
+        );
+    }
+
+    #[test]
+    fn record_length_must_match_its_fields() {
+        let mut fields = vec![0, 0, 0, 0x01, 0x01, 0x00];
+        fields.push(0xaa); // one byte the fields do not account for
+        let buf = raw_record(&fields);
+        assert_eq!(
+            malformed(decode_record(&buf, &header(1))),
+            "record length disagrees with its fields"
+        );
+        // Length one short: the header count varint is cut off.
+        let mut buf = raw_record(&[0, 0, 0, 0x01, 0x01, 0x00]);
+        buf[0] -= 2;
+        buf.pop();
+        assert!(decode_record(&buf, &header(1)).is_err());
+    }
+
+    #[test]
+    fn iterator_checks_the_count_against_the_bytes() {
+        let mut two = Vec::new();
+        encode_record(&mut two, 0, 0, None, Some(b"a"), &[]).unwrap();
+        encode_record(&mut two, 1, 0, None, Some(b"b"), &[]).unwrap();
+
+        let ok: Vec<_> = RecordIter::new(&header(2), &two).collect();
+        assert_eq!(ok.len(), 2);
+        assert!(ok.iter().all(Result::is_ok));
+
+        // Count 3 with two records: two records, then an error, then the end.
+        let mut it = RecordIter::new(&header(3), &two);
+        assert!(it.next().unwrap().is_ok());
+        assert!(it.next().unwrap().is_ok());
+        assert_eq!(
+            it.next(),
+            Some(Err(RecordError::MalformedRecord(
+                "fewer records than the batch's record count"
+            )))
+        );
+        assert_eq!(it.next(), None);
+
+        // Count 1 with two records: the leftover bytes are an error.
+        let mut it = RecordIter::new(&header(1), &two);
+        assert!(it.next().unwrap().is_ok());
+        assert_eq!(
+            it.next(),
+            Some(Err(RecordError::MalformedRecord(
+                "bytes left over after the batch's last record"
+            )))
+        );
+        assert_eq!(it.next(), None);
+
+        // A huge declared count on empty data costs one step, not 2^31.
+        let mut it = RecordIter::new(&header(i32::MAX), &[]);
+        assert!(it.next().unwrap().is_err());
+        assert_eq!(it.next(), None);
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+            count in -2i32..10,
+        ) {
+            let mut consumed = 0;
+            let mut items = 0;
+            let mut it = RecordIter::new(&header(count), &bytes);
+            for r in it.by_ref() {
+                items += 1;
+                if let Ok(r) = r {
+                    prop_assert!(r.key.map_or(0, <[u8]>::len) <= bytes.len());
+                    let _ = r.headers.iter().count();
+                }
+            }
+            consumed += it.position();
+            prop_assert!(consumed <= bytes.len());
+            prop_assert!(items <= count.max(0) as usize + 1);
+        }
+
+        #[test]
+        fn encode_decode_round_trips(
+            offset_delta in any::<i32>(),
+            timestamp_delta in any::<i64>(),
+            key in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..100)),
+            value in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..300)),
+            headers in proptest::collection::vec(
+                (proptest::collection::vec(any::<u8>(), 0..10),
+                 proptest::option::of(proptest::collection::vec(any::<u8>(), 0..10))),
+                0..5),
+        ) {
+            let headers: Vec<Header> = headers
+                .iter()
+                .map(|(k, v)| Header { key: k, value: v.as_deref() })
+                .collect();
+            let mut buf = Vec::new();
+            encode_record(&mut buf, offset_delta, timestamp_delta, key.as_deref(), value.as_deref(), &headers).unwrap();
+            let (size, _) = encoded_record_size(offset_delta, timestamp_delta, key.as_deref(), value.as_deref(), &headers).unwrap();
+            prop_assert_eq!(size, buf.len());
+            let (r, used) = decode_record(&buf, &header(1)).unwrap();
+            prop_assert_eq!(used, buf.len());
+            prop_assert_eq!(r.offset_delta, offset_delta);
+            prop_assert_eq!(r.timestamp_delta, timestamp_delta);
+            prop_assert_eq!(r.key, key.as_deref());
+            prop_assert_eq!(r.value, value.as_deref());
+            prop_assert_eq!(r.headers.iter().collect::<Vec<_>>(), headers);
+        }
+    }
 }
