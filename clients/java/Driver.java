@@ -1,0 +1,238 @@
+// Java client (kafka-clients 4.1.2) driver: see clients/README.md for the workload.
+// Run through clients/java/driver.sh, which compiles it against .cache/kafka/lib.
+// Extra phases `create`, `describe` (prints TOPIC_ID) and `delete` serve drivers whose client cannot manage
+// topics (kcat).
+
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.*;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import org.apache.kafka.clients.admin.*;
+import org.apache.kafka.clients.consumer.*;
+import org.apache.kafka.clients.producer.*;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.header.Header;
+import org.apache.kafka.common.header.internals.RecordHeader;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+
+public class Driver {
+    static final int PARTITIONS = 3;
+    static final int PER_CODEC = 30;
+    static final String NAME = "java-client";
+
+    static String bootstrap, topic, phase = "all";
+    static List<String> codecs = List.of("none", "gzip", "snappy", "lz4", "zstd");
+    static long timeoutMs = 60_000;
+
+    static final class Failure extends Exception {
+        Failure(String m) { super(m); }
+    }
+
+    record Rec(int partition, byte[] key, byte[] value, List<Header> headers) {}
+
+    static byte[] b(String s) { return s.getBytes(StandardCharsets.UTF_8); }
+
+    static List<Rec> records(String codec) {
+        List<Rec> out = new ArrayList<>();
+        for (int i = 0; i < PER_CODEC; i++) {
+            int p = i % PARTITIONS;
+            String value = "value-" + codec + "-" + i + ":" + "sluice-".repeat(i % 7 * 5);
+            out.add(new Rec(p, b("key-" + codec + "-" + i), b(value),
+                List.of(new RecordHeader("codec", b(codec)), new RecordHeader("partition", b(Integer.toString(p))))));
+        }
+        return out;
+    }
+
+    static Map<Integer, List<Rec>> expected() {
+        Map<Integer, List<Rec>> m = new TreeMap<>();
+        for (int p = 0; p < PARTITIONS; p++) m.put(p, new ArrayList<>());
+        for (String c : codecs) for (Rec r : records(c)) m.get(r.partition()).add(r);
+        return m;
+    }
+
+    static void step(String s) {
+        System.out.printf("[%tT] %s%n", new Date(), s);
+        System.out.flush();
+    }
+
+    static Admin admin;
+
+    static Admin admin() {
+        if (admin == null) {
+            Properties p = new Properties();
+            p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+            p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, (int) timeoutMs);
+            p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, (int) Math.min(timeoutMs, 30_000));
+            admin = Admin.create(p);
+        }
+        return admin;
+    }
+
+    static void waitTopic(boolean present) throws Exception {
+        long deadline = System.currentTimeMillis() + timeoutMs;
+        while (System.currentTimeMillis() < deadline) {
+            Set<String> names = admin().listTopics().names().get(30, TimeUnit.SECONDS);
+            if (present && names.contains(topic)) {
+                TopicDescription d = admin().describeTopics(List.of(topic)).allTopicNames().get().get(topic);
+                if (d.partitions().size() == PARTITIONS && d.partitions().stream().allMatch(pi -> pi.leader() != null)) return;
+            }
+            if (!present && !names.contains(topic)) return;
+            Thread.sleep(200);
+        }
+        throw new Failure("topic " + topic + (present ? " not visible with 3 partitions" : " still listed") + " after " + timeoutMs + " ms");
+    }
+
+    static void printTopicId() throws Exception {
+        TopicDescription d = admin().describeTopics(List.of(topic)).allTopicNames().get().get(topic);
+        if (d.partitions().size() != PARTITIONS) throw new Failure("describeTopics: " + d.partitions().size() + " partitions");
+        System.out.println("TOPIC_ID=" + d.topicId());
+    }
+
+    static void create() throws Exception {
+        step("create topic " + topic + " with " + PARTITIONS + " partitions");
+        admin().createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1))).all().get();
+        waitTopic(true);
+    }
+
+    static void delete() throws Exception {
+        step("delete topic " + topic);
+        admin().deleteTopics(List.of(topic)).all().get();
+        waitTopic(false);
+    }
+
+    static void produce() throws Exception {
+        for (String codec : codecs) {
+            step("produce " + PER_CODEC + " records with compression " + codec);
+            Properties p = new Properties();
+            p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+            p.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, codec);
+            p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, false); // until Sluice has idempotence (issue 5)
+            p.put(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION, 1);
+            p.put(ProducerConfig.ACKS_CONFIG, "all");
+            p.put(ProducerConfig.LINGER_MS_CONFIG, 20);
+            p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, (int) timeoutMs);
+            p.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, (int) Math.min(timeoutMs, 30_000));
+            try (KafkaProducer<byte[], byte[]> prod = new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer())) {
+                List<Future<RecordMetadata>> fs = new ArrayList<>();
+                for (Rec r : records(codec)) {
+                    fs.add(prod.send(new ProducerRecord<>(topic, r.partition(), null, r.key(), r.value(), r.headers())));
+                }
+                prod.flush();
+                for (Future<RecordMetadata> f : fs) f.get(timeoutMs, TimeUnit.MILLISECONDS);
+            }
+        }
+    }
+
+    static String show(byte[] x) { return x == null ? "null" : new String(x, StandardCharsets.UTF_8); }
+
+    static String showHeaders(Iterable<Header> hs) {
+        StringBuilder sb = new StringBuilder("[");
+        for (Header h : hs) sb.append(h.key()).append('=').append(show(h.value())).append(' ');
+        return sb.append(']').toString();
+    }
+
+    static void consume() throws Exception {
+        Map<Integer, List<Rec>> want = expected();
+        step("consume every partition from the beginning");
+        Properties p = new Properties();
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+        p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "none");
+        p.put(ConsumerConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, (int) timeoutMs);
+        p.put(ConsumerConfig.REQUEST_TIMEOUT_MS_CONFIG, (int) Math.min(timeoutMs, 30_000));
+        List<TopicPartition> tps = new ArrayList<>();
+        for (int i = 0; i < PARTITIONS; i++) tps.add(new TopicPartition(topic, i));
+        try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
+            c.assign(tps);
+            for (TopicPartition tp : tps) c.seek(tp, 0);
+            Map<Integer, List<ConsumerRecord<byte[], byte[]>>> got = new TreeMap<>();
+            for (int i = 0; i < PARTITIONS; i++) got.put(i, new ArrayList<>());
+            int total = want.values().stream().mapToInt(List::size).sum();
+            long deadline = System.currentTimeMillis() + timeoutMs;
+            int n = 0;
+            while (n < total && System.currentTimeMillis() < deadline) {
+                for (ConsumerRecord<byte[], byte[]> r : c.poll(Duration.ofMillis(500))) {
+                    got.get(r.partition()).add(r);
+                    n++;
+                }
+            }
+            for (int part = 0; part < PARTITIONS; part++) {
+                List<ConsumerRecord<byte[], byte[]>> g = got.get(part);
+                List<Rec> w = want.get(part);
+                if (g.size() != w.size()) throw new Failure("partition " + part + ": consumed " + g.size() + " records, expected " + w.size());
+                for (int i = 0; i < g.size(); i++) {
+                    ConsumerRecord<byte[], byte[]> r = g.get(i);
+                    Rec e = w.get(i);
+                    if (r.offset() != i) throw new Failure("partition " + part + ": record #" + i + " has offset " + r.offset());
+                    if (!Arrays.equals(r.key(), e.key()) || !Arrays.equals(r.value(), e.value()))
+                        throw new Failure("partition " + part + " offset " + i + ": got key=" + show(r.key()) + " value=" + show(r.value())
+                            + ", expected key=" + show(e.key()) + " value=" + show(e.value()));
+                    if (!showHeaders(r.headers()).equals(showHeaders(e.headers())))
+                        throw new Failure("partition " + part + " offset " + i + ": got headers " + showHeaders(r.headers())
+                            + ", expected " + showHeaders(e.headers()));
+                }
+            }
+            step("list offsets (earliest, latest)");
+            for (String which : List.of("earliest", "latest")) {
+                Map<TopicPartition, OffsetSpec> req = new HashMap<>();
+                for (TopicPartition tp : tps) req.put(tp, which.equals("earliest") ? OffsetSpec.earliest() : OffsetSpec.latest());
+                Map<TopicPartition, ListOffsetsResult.ListOffsetsResultInfo> res = admin().listOffsets(req).all().get();
+                for (TopicPartition tp : tps) {
+                    long exp = which.equals("earliest") ? 0 : want.get(tp.partition()).size();
+                    long off = res.get(tp).offset();
+                    if (off != exp) throw new Failure("listOffsets " + which + " partition " + tp.partition() + ": " + off + ", expected " + exp);
+                }
+            }
+            // The consumer's own ListOffsets path too.
+            Map<TopicPartition, Long> end = c.endOffsets(tps);
+            for (TopicPartition tp : tps)
+                if (end.get(tp) != want.get(tp.partition()).size()) throw new Failure("consumer endOffsets " + tp + ": " + end.get(tp));
+        }
+    }
+
+    public static void main(String[] args) {
+        for (int i = 0; i < args.length; i++) {
+            String v = i + 1 < args.length ? args[i + 1] : null;
+            switch (args[i]) {
+                case "--bootstrap" -> { bootstrap = v; i++; }
+                case "--topic" -> { topic = v; i++; }
+                case "--phase" -> { phase = v; i++; }
+                case "--codecs" -> { codecs = List.of(v.split(",")); i++; }
+                case "--timeout" -> { timeoutMs = (long) (Double.parseDouble(v) * 1000); i++; }
+                default -> { System.err.println("unknown argument " + args[i]); System.exit(2); }
+            }
+        }
+        if (bootstrap == null || topic == null || !List.of("all", "produce-consume", "verify-only", "create", "delete", "describe").contains(phase)) {
+            System.err.println("usage: Driver --bootstrap HOST:PORT --topic NAME [--phase all|produce-consume|verify-only|create|describe|delete] [--codecs a,b] [--timeout S]");
+            System.exit(2);
+        }
+        int rc = 0;
+        try {
+            switch (phase) {
+                case "create" -> { create(); printTopicId(); }
+                case "delete" -> delete();
+                case "describe" -> { waitTopic(true); printTopicId(); }
+                default -> {
+                    if (phase.equals("all") || phase.equals("produce-consume")) { create(); printTopicId(); produce(); consume(); }
+                    if (phase.equals("all") || phase.equals("verify-only")) { printTopicId(); consume(); delete(); }
+                }
+            }
+            System.out.println("OK " + NAME);
+        } catch (Failure f) {
+            System.out.println("FAIL " + NAME + ": " + f.getMessage());
+            rc = 1;
+        } catch (Throwable t) {
+            t.printStackTrace(System.out);
+            Throwable root = t;
+            while (root.getCause() != null) root = root.getCause();
+            System.out.println("FAIL " + NAME + ": " + root);
+            rc = 1;
+        } finally {
+            if (admin != null) admin.close(Duration.ofSeconds(5));
+        }
+        System.out.flush();
+        System.exit(rc);
+    }
+}
