@@ -1,0 +1,68 @@
+//! The storage crate's one error type. The broker maps each variant to a
+//! Kafka error code at the protocol edge.
+
+use std::io;
+use std::path::PathBuf;
+
+use sluice_record::{Offset, RecordError, Timestamp};
+
+use crate::TopicPartition;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A batch failed framing / CRC / count validation (CORRUPT_MESSAGE).
+    #[error("corrupt record batch: {0}")]
+    CorruptRecord(#[from] RecordError),
+    /// A batch is bigger than the topic's `max.message.bytes` (MESSAGE_TOO_LARGE).
+    #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
+    RecordTooLarge { size: usize, max: u32 },
+    /// A timestamp outside `message.timestamp.{before,after}.max.ms` (INVALID_TIMESTAMP).
+    #[error("timestamp {timestamp} is out of range (broker time {now})")]
+    InvalidTimestamp {
+        timestamp: Timestamp,
+        now: Timestamp,
+    },
+    /// Anything else wrong with the produced records (INVALID_RECORD).
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
+    #[error("offset {requested} is out of range [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        requested: Offset,
+        log_start: Offset,
+        log_end: Offset,
+    },
+    /// The log directory failed (e.g. an fsync error) and serves nothing
+    /// until the broker restarts (KAFKA_STORAGE_ERROR).
+    #[error("log directory {} is offline: {reason}", dir.display())]
+    LogDirOffline { dir: PathBuf, reason: String },
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("log {0} has been deleted")]
+    LogDeleted(TopicPartition),
+}
+
+impl StorageError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        StorageError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Shorthand for `map_err(|e| StorageError::io(op, path, e))`.
+pub(crate) trait IoContext<T> {
+    fn ctx(self, op: &'static str, path: &std::path::Path) -> Result<T, StorageError>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, op: &'static str, path: &std::path::Path) -> Result<T, StorageError> {
+        self.map_err(|e| StorageError::io(op, path, e))
+    }
+}

@@ -1,0 +1,444 @@
+//! The syscall seam. Every file operation the storage engine performs goes
+//! through [`Fs`] and [`FileHandle`], and every reading of the wall clock
+//! through [`Clock`], so that [`crate::sim::SimFs`] can replace the real
+//! thing, inject failures and simulate a power cut.
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+/// How to open a file (a small, seam-owned copy of `std::fs::OpenOptions`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    pub read: bool,
+    pub write: bool,
+    pub create: bool,
+    pub create_new: bool,
+    pub truncate: bool,
+}
+
+impl OpenOptions {
+    /// Read only.
+    pub fn read() -> Self {
+        OpenOptions {
+            read: true,
+            ..Default::default()
+        }
+    }
+    /// Read + write, creating the file if missing.
+    pub fn read_write_create() -> Self {
+        OpenOptions {
+            read: true,
+            write: true,
+            create: true,
+            ..Default::default()
+        }
+    }
+    /// Read + write of an existing file.
+    pub fn read_write() -> Self {
+        OpenOptions {
+            read: true,
+            write: true,
+            ..Default::default()
+        }
+    }
+    /// Read + write, creating or truncating.
+    pub fn create_truncate() -> Self {
+        OpenOptions {
+            read: true,
+            write: true,
+            create: true,
+            truncate: true,
+            ..Default::default()
+        }
+    }
+}
+
+/// A file system: the real one ([`RealFs`]) or the simulator.
+pub trait Fs: Send + Sync + 'static {
+    fn open(&self, path: &Path, opts: &OpenOptions) -> io::Result<Arc<dyn FileHandle>>;
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Entries (files and directories) directly inside `path`, as full paths.
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>>;
+    fn exists(&self, path: &Path) -> bool;
+    fn is_dir(&self, path: &Path) -> bool;
+    /// fsync of a directory: makes creations, renames and removals of its
+    /// entries durable.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+}
+
+/// An open file. All positional: no shared cursor, so one handle serves
+/// concurrent readers and the appender.
+pub trait FileHandle: Send + Sync {
+    /// `pread`: may return fewer bytes than asked at end of file.
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize>;
+    /// `pwrite`: may write fewer bytes than given (a short write).
+    fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<usize>;
+    fn len(&self) -> io::Result<u64>;
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// `fdatasync`.
+    fn sync_data(&self) -> io::Result<()>;
+    /// Real files: `Some(fd)` so the network layer can `sendfile(2)`.
+    /// Simulated: `None` (the caller falls back to `read_at`).
+    fn raw_fd(&self) -> Option<RawFd>;
+    /// True if `[pos, pos+len)` is in the page cache. Never blocks.
+    fn is_resident(&self, pos: u64, len: u64) -> io::Result<bool>;
+    /// Brings `[pos, pos+len)` into the page cache; may block on the disk.
+    fn prefault(&self, pos: u64, len: u64) -> io::Result<()>;
+    /// A shared writable memory map of the first `len` bytes (the file must
+    /// be at least that long). Used for the indexes.
+    fn map_mut(&self, len: u64) -> io::Result<Box<dyn MappedRegion>>;
+}
+
+impl fmt::Debug for dyn FileHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FileHandle")
+    }
+}
+
+/// A writable memory map. Writes become durable after [`MappedRegion::flush`]
+/// (`msync`).
+pub trait MappedRegion: Send + Sync {
+    fn as_slice(&self) -> &[u8];
+    fn as_mut_slice(&mut self) -> &mut [u8];
+    fn flush(&self) -> io::Result<()>;
+}
+
+/// Reads exactly `buf.len()` bytes at `pos`, or fails with `UnexpectedEof`.
+pub fn read_exact_at(file: &dyn FileHandle, mut buf: &mut [u8], mut pos: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        match file.read_at(buf, pos) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shorter than expected",
+                ))
+            }
+            Ok(n) => {
+                buf = &mut buf[n..];
+                pos += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Writes all of `buf` at `pos`, continuing after short writes. On error,
+/// returns how many bytes were written before it.
+pub fn write_all_at(file: &dyn FileHandle, buf: &[u8], pos: u64) -> Result<(), (usize, io::Error)> {
+    let mut done = 0usize;
+    while done < buf.len() {
+        match file.write_at(&buf[done..], pos + done as u64) {
+            Ok(0) => {
+                return Err((
+                    done,
+                    io::Error::new(io::ErrorKind::WriteZero, "write returned 0 bytes"),
+                ))
+            }
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((done, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Source of wall-clock milliseconds.
+pub trait Clock: Send + Sync + 'static {
+    fn now_ms(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// A clock that moves only when told (tests).
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    pub fn new(now_ms: i64) -> Self {
+        ManualClock(AtomicI64::new(now_ms))
+    }
+    pub fn set(&self, now_ms: i64) {
+        self.0.store(now_ms, Ordering::SeqCst);
+    }
+    pub fn advance(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// RealFs
+// ---------------------------------------------------------------------------
+
+/// The real file system: `std::fs` plus `libc` for `pread`/`pwrite`,
+/// `fdatasync`, `preadv2(RWF_NOWAIT)`, `posix_fadvise`, and `memmap2`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RealFs;
+
+struct RealFile {
+    file: std::fs::File,
+}
+
+fn cvt(ret: libc::ssize_t) -> io::Result<usize> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+impl FileHandle for RealFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        // SAFETY: buf is a valid writable region of buf.len() bytes.
+        cvt(unsafe {
+            libc::pread(
+                self.file.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                pos as libc::off_t,
+            )
+        })
+    }
+
+    fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<usize> {
+        // SAFETY: buf is a valid readable region of buf.len() bytes.
+        cvt(unsafe {
+            libc::pwrite(
+                self.file.as_raw_fd(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                pos as libc::off_t,
+            )
+        })
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    fn raw_fd(&self) -> Option<RawFd> {
+        Some(self.file.as_raw_fd())
+    }
+
+    fn is_resident(&self, pos: u64, len: u64) -> io::Result<bool> {
+        if len == 0 {
+            return Ok(true);
+        }
+        // preadv2 with RWF_NOWAIT fails with EAGAIN instead of blocking when
+        // the data is not cached. We probe the first and the last page of
+        // the range into a small stack buffer (cheap, never blocks).
+        let mut probe = [0u8; 1];
+        for at in [pos, pos + len - 1] {
+            let iov = libc::iovec {
+                iov_base: probe.as_mut_ptr().cast(),
+                iov_len: 1,
+            };
+            // SAFETY: one iovec pointing at a 1-byte stack buffer.
+            let r = unsafe {
+                libc::preadv2(
+                    self.file.as_raw_fd(),
+                    &iov,
+                    1,
+                    at as libc::off_t,
+                    libc::RWF_NOWAIT,
+                )
+            };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                return match e.raw_os_error() {
+                    Some(libc::EAGAIN) => Ok(false),
+                    // Kernels / file systems without RWF_NOWAIT: say "maybe not".
+                    Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) | Some(libc::ENOSYS) => Ok(false),
+                    _ => Err(e),
+                };
+            }
+        }
+        Ok(true)
+    }
+
+    fn prefault(&self, pos: u64, len: u64) -> io::Result<()> {
+        // SAFETY: plain advisory syscall on an owned fd.
+        unsafe {
+            libc::posix_fadvise(
+                self.file.as_raw_fd(),
+                pos as libc::off_t,
+                len as libc::off_t,
+                libc::POSIX_FADV_WILLNEED,
+            );
+        }
+        // Then actually read it so the caller can rely on residency.
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut at = pos;
+        let end = pos + len;
+        while at < end {
+            let want = ((end - at) as usize).min(buf.len());
+            let n = self.read_at(&mut buf[..want], at)?;
+            if n == 0 {
+                break;
+            }
+            at += n as u64;
+        }
+        Ok(())
+    }
+
+    fn map_mut(&self, len: u64) -> io::Result<Box<dyn MappedRegion>> {
+        if len == 0 {
+            return Ok(Box::new(EmptyMap));
+        }
+        // SAFETY: the storage engine is the only writer of index files and
+        // never truncates a file below the length of a live map of it.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .len(len as usize)
+                .map_mut(&self.file)?
+        };
+        Ok(Box::new(RealMap(map)))
+    }
+}
+
+pub(crate) struct EmptyMap;
+impl MappedRegion for EmptyMap {
+    fn as_slice(&self) -> &[u8] {
+        &[]
+    }
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut []
+    }
+    fn flush(&self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+struct RealMap(memmap2::MmapMut);
+impl MappedRegion for RealMap {
+    fn as_slice(&self) -> &[u8] {
+        &self.0
+    }
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+    fn flush(&self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl Fs for RealFs {
+    fn open(&self, path: &Path, opts: &OpenOptions) -> io::Result<Arc<dyn FileHandle>> {
+        let file = std::fs::OpenOptions::new()
+            .read(opts.read)
+            .write(opts.write)
+            .create(opts.create)
+            .create_new(opts.create_new)
+            .truncate(opts.truncate)
+            .open(path)?;
+        Ok(Arc::new(RealFile { file }))
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(path)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_dir_all(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(path)? {
+            out.push(entry?.path());
+        }
+        out.sort();
+        Ok(out)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+    fn is_dir(&self, path: &Path) -> bool {
+        path.is_dir()
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        std::fs::File::open(path)?.sync_all()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_fs_positional_io_and_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = RealFs;
+        let p = dir.path().join("f");
+        let f = fs.open(&p, &OpenOptions::read_write_create()).unwrap();
+        write_all_at(&*f, b"hello world", 0).unwrap();
+        let mut buf = [0u8; 5];
+        read_exact_at(&*f, &mut buf, 6).unwrap();
+        assert_eq!(&buf, b"world");
+        assert_eq!(f.len().unwrap(), 11);
+        f.sync_data().unwrap();
+        assert!(f.raw_fd().is_some());
+        f.prefault(0, 11).unwrap();
+        // After a read the page is cached (or the kernel cannot tell us).
+        let _ = f.is_resident(0, 11).unwrap();
+        f.set_len(4096).unwrap();
+        let mut m = f.map_mut(4096).unwrap();
+        m.as_mut_slice()[100] = 7;
+        m.flush().unwrap();
+        let mut one = [0u8; 1];
+        read_exact_at(&*f, &mut one, 100).unwrap();
+        assert_eq!(one[0], 7);
+        assert!(read_exact_at(&*f, &mut [0u8; 10], 4090).is_err());
+        assert_eq!(fs.read_dir(dir.path()).unwrap(), vec![p.clone()]);
+        fs.sync_dir(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let c = ManualClock::new(10);
+        assert_eq!(c.now_ms(), 10);
+        c.advance(5);
+        assert_eq!(c.now_ms(), 15);
+        c.set(1);
+        assert_eq!(c.now_ms(), 1);
+    }
+}

@@ -1,0 +1,916 @@
+//! `Log`: one partition's ordered list of segments. Append (validate, assign
+//! offsets, one write), read (file slices), roll, group-commit flush,
+//! recovery on load, retention, `delete_records_before` and `truncate_to`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use sluice_record::batch::{set_base_offset, set_log_append_time, set_partition_leader_epoch};
+use sluice_record::{BatchHeader, LeaderEpoch, Offset, Timestamp, TimestampType};
+
+use crate::config::{LogConfig, TopicPartition};
+use crate::error::{IoContext, StorageError};
+use crate::fs::{Clock, Fs};
+use crate::segment::{
+    parse_log_file_name, FileSlice, HandleCache, LogSegment, SegmentConfig, DELETED_FILE_SUFFIX,
+    INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX,
+};
+
+/// Health of one log directory, shared by every log in it. Once offline
+/// (a failed fsync, a segment that could not be cut back after a failed
+/// write) it stays offline until restart, and every operation on its logs
+/// fails with [`StorageError::LogDirOffline`].
+#[derive(Debug)]
+pub struct LogDirState {
+    path: PathBuf,
+    offline: Mutex<Option<String>>,
+}
+
+impl LogDirState {
+    pub fn new(path: impl Into<PathBuf>) -> Arc<Self> {
+        Arc::new(LogDirState {
+            path: path.into(),
+            offline: Mutex::new(None),
+        })
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn offline_reason(&self) -> Option<String> {
+        self.offline.lock().clone()
+    }
+    pub fn is_offline(&self) -> bool {
+        self.offline.lock().is_some()
+    }
+    pub fn mark_offline(&self, reason: String) {
+        let mut g = self.offline.lock();
+        if g.is_none() {
+            tracing::error!(dir = %self.path.display(), %reason, "log directory going offline");
+            *g = Some(reason);
+        }
+    }
+    pub fn check(&self) -> Result<(), StorageError> {
+        match &*self.offline.lock() {
+            Some(reason) => Err(StorageError::LogDirOffline {
+                dir: self.path.clone(),
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Files renamed to `*.deleted`, removed once `file.delete.delay.ms` has
+/// passed (by [`crate::LogManager`]'s periodic calls; immediately when the
+/// delay is `<= 0`; leftovers are removed when the log is next loaded).
+pub struct FileDeleter {
+    fs: Arc<dyn Fs>,
+    pending: Mutex<Vec<(i64, PathBuf)>>,
+}
+
+impl FileDeleter {
+    pub fn new(fs: Arc<dyn Fs>) -> Arc<Self> {
+        Arc::new(FileDeleter {
+            fs,
+            pending: Mutex::new(Vec::new()),
+        })
+    }
+    fn schedule(&self, paths: Vec<PathBuf>, due_ms: i64, now_ms: i64) {
+        if due_ms <= now_ms {
+            for p in paths {
+                let _ = self.fs.remove_file(&p);
+            }
+        } else {
+            self.pending
+                .lock()
+                .extend(paths.into_iter().map(|p| (due_ms, p)));
+        }
+    }
+    /// Removes files whose delay has passed (all of them with `i64::MAX`).
+    pub fn reap(&self, now_ms: i64) -> usize {
+        let due: Vec<PathBuf> = {
+            let mut g = self.pending.lock();
+            let (due, keep): (Vec<_>, Vec<_>) = g.drain(..).partition(|(t, _)| *t <= now_ms);
+            *g = keep;
+            due.into_iter().map(|(_, p)| p).collect()
+        };
+        let n = due.len();
+        for p in due {
+            if let Err(e) = self.fs.remove_file(&p) {
+                tracing::warn!(path = %p.display(), error = %e, "could not remove deleted segment file");
+            }
+        }
+        n
+    }
+    pub fn pending(&self) -> usize {
+        self.pending.lock().len()
+    }
+}
+
+/// What a log needs from its surroundings.
+#[derive(Clone)]
+pub struct LogEnv {
+    pub fs: Arc<dyn Fs>,
+    pub clock: Arc<dyn Clock>,
+    pub dir_state: Arc<LogDirState>,
+    pub cache: Arc<HandleCache>,
+    pub deleter: Arc<FileDeleter>,
+    /// Segments recovered between two progress log lines.
+    pub recovery_progress_every: usize,
+}
+
+/// What the last shutdown left behind for this log.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoadOptions {
+    pub had_clean_shutdown: bool,
+    pub recovery_point: Option<Offset>,
+    pub log_start_offset: Option<Offset>,
+}
+
+/// Result of one append call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub first_offset: Offset,
+    pub last_offset: Offset,
+    /// The stamped time for LogAppendTime topics, `Timestamp::NONE` otherwise.
+    pub log_append_time: Timestamp,
+    pub log_start_offset: Offset,
+    pub record_count: i64,
+    pub bytes: usize,
+    /// The `flush.messages` policy asks for `flush_until(last_offset)` before
+    /// acknowledging.
+    pub needs_flush: bool,
+}
+
+struct LogState {
+    segments: BTreeMap<i64, Arc<LogSegment>>,
+    log_start_offset: Offset,
+    log_end_offset: Offset,
+}
+
+impl LogState {
+    fn active(&self) -> &Arc<LogSegment> {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has a segment")
+    }
+}
+
+pub struct Log {
+    tp: TopicPartition,
+    dir: PathBuf,
+    env: LogEnv,
+    config: RwLock<Arc<LogConfig>>,
+    state: RwLock<LogState>,
+    flush_lock: Mutex<()>,
+    recovery_point: AtomicI64,
+    log_end: AtomicI64,
+    log_start: AtomicI64,
+    last_flush_ms: AtomicI64,
+    dir_dirty: AtomicBool,
+    deleted: AtomicBool,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("tp", &self.tp)
+            .field("log_start_offset", &self.log_start_offset())
+            .field("log_end_offset", &self.log_end_offset())
+            .finish()
+    }
+}
+
+fn seg_config(c: &LogConfig) -> SegmentConfig {
+    SegmentConfig {
+        index_max_bytes: c.segment_index_bytes,
+        index_interval_bytes: c.index_interval_bytes,
+    }
+}
+
+impl Log {
+    /// Loads the log in `dir` (creating it if needed), recovering it when the
+    /// last shutdown was not clean.
+    pub fn open(
+        dir: PathBuf,
+        tp: TopicPartition,
+        config: LogConfig,
+        env: LogEnv,
+        opts: LoadOptions,
+    ) -> Result<Arc<Log>, StorageError> {
+        env.dir_state.check()?;
+        let fs = env.fs.clone();
+        let now = env.clock.now_ms();
+        let scfg = seg_config(&config);
+        let created = !fs.exists(&dir);
+        fs.create_dir_all(&dir)
+            .ctx("create partition directory", &dir)?;
+        if created {
+            if let Some(parent) = dir.parent() {
+                fs.sync_dir(parent).ctx("fsync directory", parent)?;
+            }
+        }
+        // Leftovers: deleted segments, temp files, indexes without a log.
+        let entries = fs.read_dir(&dir).ctx("list partition directory", &dir)?;
+        let mut bases = Vec::new();
+        for p in &entries {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.ends_with(DELETED_FILE_SUFFIX)
+                || name.ends_with(".tmp")
+                || name.ends_with(".swap")
+                || name.ends_with(".cleaned")
+            {
+                fs.remove_file(p).ctx("remove leftover file", p)?;
+            } else if let Some(base) = parse_log_file_name(name) {
+                bases.push(base);
+            }
+        }
+        for p in &entries {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            for suffix in [INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
+                if let Some(stem) = name.strip_suffix(suffix) {
+                    let log = dir.join(format!("{stem}{LOG_FILE_SUFFIX}"));
+                    if !fs.exists(&log) {
+                        fs.remove_file(p).ctx("remove orphan index", p)?;
+                    }
+                }
+            }
+        }
+        bases.sort();
+        let mut segments = BTreeMap::new();
+        for (i, base) in bases.iter().enumerate() {
+            let next = bases.get(i + 1).copied();
+            let seg =
+                LogSegment::load(fs.clone(), &dir, *base, scfg, env.cache.clone(), next, now)?;
+            segments.insert(base.0, seg);
+        }
+
+        let mut recovered_any = false;
+        if !segments.is_empty() && !opts.had_clean_shutdown {
+            let rp = opts.recovery_point.unwrap_or(Offset::ZERO);
+            let start_base = segments
+                .range(..=rp.0)
+                .next_back()
+                .map(|(b, _)| *b)
+                .unwrap_or(i64::MIN);
+            let to_recover: Vec<Arc<LogSegment>> = segments
+                .range(start_base..)
+                .map(|(_, s)| s.clone())
+                .collect();
+            let total = to_recover.len();
+            let last_base = segments.keys().next_back().copied();
+            tracing::info!(log = %tp, segments = total, recovery_point = rp.0, "recovering log after unclean shutdown");
+            let mut cut_after: Option<i64> = None;
+            for (i, seg) in to_recover.iter().enumerate() {
+                let is_last = Some(seg.base_offset().0) == last_base;
+                let r = seg.recover(!is_last)?;
+                seg.flush()?;
+                recovered_any = true;
+                if env.recovery_progress_every > 0 && (i + 1) % env.recovery_progress_every == 0 {
+                    tracing::info!(log = %tp, done = i + 1, total, "recovery progress");
+                }
+                if r.truncated_bytes > 0 {
+                    tracing::warn!(log = %tp, segment = seg.base_offset().0, truncated = r.truncated_bytes, next_offset = r.next_offset.0, "truncated torn or corrupt tail");
+                    if !is_last {
+                        cut_after = Some(seg.base_offset().0);
+                    }
+                    break;
+                }
+            }
+            if let Some(cut) = cut_after {
+                let doomed: Vec<i64> = segments.range(cut + 1..).map(|(b, _)| *b).collect();
+                for b in doomed {
+                    let seg = segments.remove(&b).expect("listed");
+                    tracing::warn!(log = %tp, segment = b, "deleting segment after the truncation point");
+                    for p in seg.rename_to_deleted()? {
+                        fs.remove_file(&p).ctx("remove segment", &p)?;
+                    }
+                }
+            }
+        }
+
+        if segments.is_empty() {
+            let base = opts
+                .log_start_offset
+                .unwrap_or(Offset::ZERO)
+                .max(Offset::ZERO);
+            let seg = LogSegment::create(fs.clone(), &dir, base, scfg, env.cache.clone(), now)?;
+            segments.insert(base.0, seg);
+            fs.sync_dir(&dir).ctx("fsync directory", &dir)?;
+        } else {
+            let last = segments.values().next_back().expect("non-empty").clone();
+            // The last segment becomes active: indexes mapped at full size.
+            last.make_active()?;
+            last.load_tail_state()?;
+        }
+        let last = segments.values().next_back().expect("non-empty").clone();
+        let first_base = Offset(*segments.keys().next().expect("non-empty"));
+        let log_end = last.next_offset();
+        let log_start = opts
+            .log_start_offset
+            .unwrap_or(first_base)
+            .max(first_base)
+            .min(log_end);
+        let recovery_point = if opts.had_clean_shutdown || recovered_any {
+            log_end
+        } else {
+            opts.recovery_point.unwrap_or(Offset::ZERO).min(log_end)
+        };
+        tracing::debug!(log = %tp, log_start = log_start.0, log_end = log_end.0, "log loaded");
+        Ok(Arc::new(Log {
+            tp,
+            dir,
+            config: RwLock::new(Arc::new(config)),
+            state: RwLock::new(LogState {
+                segments,
+                log_start_offset: log_start,
+                log_end_offset: log_end,
+            }),
+            flush_lock: Mutex::new(()),
+            recovery_point: AtomicI64::new(recovery_point.0),
+            log_end: AtomicI64::new(log_end.0),
+            log_start: AtomicI64::new(log_start.0),
+            last_flush_ms: AtomicI64::new(now),
+            dir_dirty: AtomicBool::new(false),
+            deleted: AtomicBool::new(false),
+            env,
+        }))
+    }
+
+    pub fn topic_partition(&self) -> &TopicPartition {
+        &self.tp
+    }
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn config(&self) -> LogConfig {
+        (**self.config.read()).clone()
+    }
+    /// New settings apply to later appends, rolls and retention runs; index
+    /// sizes apply to segments created afterwards.
+    pub fn update_config(&self, config: LogConfig) {
+        *self.config.write() = Arc::new(config);
+    }
+    pub fn log_start_offset(&self) -> Offset {
+        Offset(self.log_start.load(Ordering::Acquire))
+    }
+    pub fn log_end_offset(&self) -> Offset {
+        Offset(self.log_end.load(Ordering::Acquire))
+    }
+    /// Everything below this offset is known to be on disk.
+    pub fn recovery_point(&self) -> Offset {
+        Offset(self.recovery_point.load(Ordering::Acquire))
+    }
+    pub fn size_in_bytes(&self) -> u64 {
+        self.state.read().segments.values().map(|s| s.size()).sum()
+    }
+    pub fn num_segments(&self) -> usize {
+        self.state.read().segments.len()
+    }
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<Offset> {
+        self.state
+            .read()
+            .segments
+            .keys()
+            .map(|b| Offset(*b))
+            .collect()
+    }
+    /// The segments, oldest first (tests and tools).
+    pub fn segments(&self) -> Vec<Arc<LogSegment>> {
+        self.state.read().segments.values().cloned().collect()
+    }
+    pub(crate) fn last_flush_ms(&self) -> i64 {
+        self.last_flush_ms.load(Ordering::Acquire)
+    }
+
+    fn check(&self) -> Result<(), StorageError> {
+        if self.deleted.load(Ordering::Acquire) {
+            return Err(StorageError::LogDeleted(self.tp.clone()));
+        }
+        self.env.dir_state.check()
+    }
+
+    fn offline(&self, error: &StorageError) {
+        self.env.dir_state.mark_offline(error.to_string());
+    }
+
+    /// Validates every batch of `records`, then assigns offsets (rewriting
+    /// base offsets and leader epochs in place; LogAppendTime topics also get
+    /// their max timestamp stamped and CRC recomputed) and appends them with
+    /// one positional write. Nothing of a rejected call is written.
+    pub fn append_as_leader(
+        &self,
+        records: &mut [u8],
+        leader_epoch: LeaderEpoch,
+    ) -> Result<AppendInfo, StorageError> {
+        self.check()?;
+        let config = self.config.read().clone();
+        let now = self.env.clock.now_ms();
+        let headers = validate_batches(records, &config, now)?;
+        let log_append = config.message_timestamp_type == TimestampType::LogAppendTime;
+
+        let mut st = self.state.write();
+        self.check()?;
+        let first_offset = st.log_end_offset;
+        let mut next = first_offset;
+        let mut stamped = Vec::with_capacity(headers.len());
+        let mut record_count = 0i64;
+        for (pos, h) in &headers {
+            let batch = &mut records[*pos..*pos + h.size()];
+            set_base_offset(batch, next);
+            set_partition_leader_epoch(batch, leader_epoch);
+            if log_append {
+                set_log_append_time(batch, Timestamp(now));
+            }
+            let mut h2 = *h;
+            h2.base_offset = next;
+            if log_append {
+                h2.max_timestamp = Timestamp(now);
+            }
+            record_count += h.last_offset_delta as i64 + 1;
+            next = h2.next_offset();
+            stamped.push((*pos, h2));
+        }
+        let last_offset = next.plus(-1);
+
+        let active = st.active().clone();
+        if active.should_roll(
+            config.segment_bytes,
+            config.segment_ms,
+            records.len() as u64,
+            last_offset,
+            now,
+        )? {
+            self.roll_locked(&mut st, &config, now)?;
+        }
+        let active = st.active().clone();
+        if let Err(f) = active.append(records, &stamped, config.index_interval_bytes) {
+            if f.unrecoverable {
+                self.offline(&f.error);
+            }
+            return Err(f.error);
+        }
+        st.log_end_offset = next;
+        self.log_end.store(next.0, Ordering::Release);
+        let log_start_offset = st.log_start_offset;
+        drop(st);
+        let unflushed = next.distance_from(self.recovery_point());
+        Ok(AppendInfo {
+            first_offset,
+            last_offset,
+            log_append_time: if log_append {
+                Timestamp(now)
+            } else {
+                Timestamp::NONE
+            },
+            log_start_offset,
+            record_count,
+            bytes: records.len(),
+            needs_flush: unflushed >= config.flush_messages,
+        })
+    }
+
+    fn roll_locked(
+        &self,
+        st: &mut LogState,
+        config: &LogConfig,
+        now: i64,
+    ) -> Result<(), StorageError> {
+        let base = st.log_end_offset;
+        let active = st.active().clone();
+        if active.base_offset() == base {
+            return Ok(()); // empty active segment: nothing to roll
+        }
+        active.make_inactive()?;
+        let seg = LogSegment::create(
+            self.env.fs.clone(),
+            &self.dir,
+            base,
+            seg_config(config),
+            self.env.cache.clone(),
+            now,
+        )?;
+        st.segments.insert(base.0, seg);
+        self.dir_dirty.store(true, Ordering::Release);
+        tracing::debug!(log = %self.tp, base = base.0, "rolled new segment");
+        Ok(())
+    }
+
+    /// Starts a new segment at the log end offset (no-op if the active
+    /// segment is empty).
+    pub fn roll(&self) -> Result<(), StorageError> {
+        self.check()?;
+        let config = self.config.read().clone();
+        let mut st = self.state.write();
+        self.roll_locked(&mut st, &config, self.env.clock.now_ms())
+    }
+
+    /// Group commit: returns once every offset up to and including `offset`
+    /// is fsynced. Callers arriving while an fsync is in flight wait for it,
+    /// then find their data covered or issue one fsync for all of them.
+    pub fn flush_until(&self, offset: Offset) -> Result<(), StorageError> {
+        self.check()?;
+        let needed = offset.0.saturating_add(1).min(self.log_end_offset().0);
+        if self.recovery_point.load(Ordering::Acquire) >= needed {
+            return Ok(());
+        }
+        let _g = self.flush_lock.lock();
+        if self.recovery_point.load(Ordering::Acquire) >= needed {
+            return Ok(());
+        }
+        self.check()?;
+        self.flush_locked()
+    }
+
+    /// Flushes everything appended so far.
+    pub fn flush(&self) -> Result<(), StorageError> {
+        self.check()?;
+        let _g = self.flush_lock.lock();
+        self.flush_locked()
+    }
+
+    fn flush_locked(&self) -> Result<(), StorageError> {
+        let rp = self.recovery_point.load(Ordering::Acquire);
+        let (target, segs) = {
+            let st = self.state.read();
+            let from = st
+                .segments
+                .range(..=rp)
+                .next_back()
+                .map(|(b, _)| *b)
+                .unwrap_or(i64::MIN);
+            let segs: Vec<Arc<LogSegment>> =
+                st.segments.range(from..).map(|(_, s)| s.clone()).collect();
+            (st.log_end_offset, segs)
+        };
+        let now = self.env.clock.now_ms();
+        if target.0 <= rp && !self.dir_dirty.load(Ordering::Acquire) {
+            self.last_flush_ms.store(now, Ordering::Release);
+            return Ok(());
+        }
+        for s in segs {
+            if let Err(e) = s.flush() {
+                self.offline(&e);
+                return Err(e);
+            }
+        }
+        if self.dir_dirty.swap(false, Ordering::AcqRel) {
+            if let Err(e) = self
+                .env
+                .fs
+                .sync_dir(&self.dir)
+                .ctx("fsync directory", &self.dir)
+            {
+                self.offline(&e);
+                return Err(e);
+            }
+        }
+        self.recovery_point.fetch_max(target.0, Ordering::AcqRel);
+        self.last_flush_ms.store(now, Ordering::Release);
+        Ok(())
+    }
+
+    /// Finds the batch holding `fetch_offset` and returns a slice of whole
+    /// batches, at most `max_bytes` long unless the first batch is bigger and
+    /// `min_one_batch` (KIP-74), holding no offset at or past `max_offset`
+    /// (the high watermark; `None` = log end). `Ok(None)`: nothing to read.
+    pub fn read(
+        &self,
+        fetch_offset: Offset,
+        max_bytes: usize,
+        max_offset: Option<Offset>,
+        min_one_batch: bool,
+    ) -> Result<Option<FileSlice>, StorageError> {
+        self.check()?;
+        let (mut seg, lso, leo) = {
+            let st = self.state.read();
+            let seg = st
+                .segments
+                .range(..=fetch_offset.0)
+                .next_back()
+                .map(|(_, s)| s.clone());
+            (seg, st.log_start_offset, st.log_end_offset)
+        };
+        if fetch_offset < lso || fetch_offset > leo {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: fetch_offset,
+                log_start: lso,
+                log_end: leo,
+            });
+        }
+        let upper = max_offset.unwrap_or(leo).min(leo);
+        if fetch_offset >= upper {
+            return Ok(None);
+        }
+        while let Some(s) = seg {
+            if let Some(slice) = s.read(fetch_offset, max_bytes, upper, min_one_batch)? {
+                return Ok(Some(slice));
+            }
+            let st = self.state.read();
+            seg = st
+                .segments
+                .range(s.base_offset().0 + 1..)
+                .next()
+                .filter(|(b, _)| **b < upper.0)
+                .map(|(_, s)| s.clone());
+        }
+        Ok(None)
+    }
+
+    /// Reads whole batches from `fetch_offset` into memory (tests, tools).
+    pub fn read_to_vec(
+        &self,
+        fetch_offset: Offset,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, StorageError> {
+        match self.read(fetch_offset, max_bytes, None, true)? {
+            Some(s) => s.read_to_vec(),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// ListOffsets by timestamp: the first batch whose max timestamp is
+    /// `>= ts`, as (its first offset at or after the log start, its max
+    /// timestamp). Batch granularity: the offset is the batch's base offset.
+    pub fn offset_for_timestamp(
+        &self,
+        ts: Timestamp,
+    ) -> Result<Option<(Offset, Timestamp)>, StorageError> {
+        self.check()?;
+        let (segs, lso) = {
+            let st = self.state.read();
+            (
+                st.segments.values().cloned().collect::<Vec<_>>(),
+                st.log_start_offset,
+            )
+        };
+        for s in segs {
+            if s.next_offset() <= lso && !s.is_active() {
+                continue;
+            }
+            match s.max_timestamp()? {
+                Some(m) if m.timestamp >= ts => {}
+                _ => continue,
+            }
+            if let Some(found) = s.find_offset_by_timestamp(ts, lso)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// ListOffsets MAX_TIMESTAMP: the largest timestamp in the log and the
+    /// last offset of the batch carrying it.
+    pub fn max_timestamp_and_offset(&self) -> Option<(Timestamp, Offset)> {
+        let segs = self.segments();
+        let mut best: Option<(Timestamp, Offset)> = None;
+        for s in segs {
+            if let Ok(Some(m)) = s.max_timestamp() {
+                if best.is_none_or(|(t, _)| m.timestamp > t) {
+                    best = Some((m.timestamp, m.offset));
+                }
+            }
+        }
+        best
+    }
+
+    fn delete_segments_locked(
+        &self,
+        st: &mut LogState,
+        bases: &[i64],
+    ) -> Result<usize, StorageError> {
+        let delay = self.config.read().file_delete_delay_ms;
+        let now = self.env.clock.now_ms();
+        let mut n = 0;
+        for b in bases {
+            if let Some(seg) = st.segments.remove(b) {
+                let paths = seg.rename_to_deleted()?;
+                self.env
+                    .deleter
+                    .schedule(paths, now.saturating_add(delay), now);
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.dir_dirty.store(true, Ordering::Release);
+            let first = Offset(*st.segments.keys().next().expect("active segment stays"));
+            if st.log_start_offset < first {
+                st.log_start_offset = first;
+                self.log_start.store(first.0, Ordering::Release);
+            }
+        }
+        Ok(n)
+    }
+
+    /// DeleteRecords: moves the log start offset to `offset` and deletes the
+    /// segments wholly below it. Returns the new log start offset.
+    pub fn delete_records_before(&self, offset: Offset) -> Result<Offset, StorageError> {
+        self.check()?;
+        let mut st = self.state.write();
+        if offset > st.log_end_offset || offset.0 < 0 {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start: st.log_start_offset,
+                log_end: st.log_end_offset,
+            });
+        }
+        if offset > st.log_start_offset {
+            st.log_start_offset = offset;
+            self.log_start.store(offset.0, Ordering::Release);
+        }
+        let lso = st.log_start_offset;
+        let bases: Vec<i64> = st.segments.keys().copied().collect();
+        let doomed: Vec<i64> = bases
+            .windows(2)
+            .take_while(|w| w[1] <= lso.0)
+            .map(|w| w[0])
+            .collect();
+        self.delete_segments_locked(&mut st, &doomed)?;
+        Ok(lso)
+    }
+
+    /// Deletes old segments by `retention.ms` (segment's largest timestamp),
+    /// `retention.bytes` and the log start offset, oldest first, as Kafka
+    /// does: a non-empty active segment may go too, after rolling a new empty
+    /// one. Returns the number of segments deleted.
+    pub fn delete_old_segments(&self) -> Result<usize, StorageError> {
+        self.check()?;
+        let config = self.config.read().clone();
+        let now = self.env.clock.now_ms();
+        let mut st = self.state.write();
+        let segs: Vec<Arc<LogSegment>> = st.segments.values().cloned().collect();
+        let lso = st.log_start_offset;
+        let mut doomed = Vec::new();
+        let mut total: i64 = segs.iter().map(|s| s.size() as i64).sum();
+        for (i, s) in segs.iter().enumerate() {
+            let next_base = segs.get(i + 1).map(|n| n.base_offset());
+            let is_last = next_base.is_none();
+            if is_last && s.size() == 0 {
+                break;
+            }
+            let by_start = next_base.is_some_and(|nb| nb <= lso);
+            let by_time = config.retention_ms >= 0
+                && s.max_timestamp()?
+                    .is_some_and(|m| now.saturating_sub(m.timestamp.0) > config.retention_ms);
+            let by_size =
+                config.retention_bytes >= 0 && total - s.size() as i64 >= config.retention_bytes;
+            if !(by_start || by_time || by_size) {
+                break;
+            }
+            total -= s.size() as i64;
+            doomed.push(s.base_offset().0);
+        }
+        if doomed.len() == segs.len() {
+            self.roll_locked(&mut st, &config, now)?;
+        }
+        let n = self.delete_segments_locked(&mut st, &doomed)?;
+        if n > 0 {
+            tracing::info!(log = %self.tp, deleted = n, log_start = st.log_start_offset.0, "deleted segments by retention");
+        }
+        Ok(n)
+    }
+
+    /// Removes every batch with an offset `>= offset` (a batch straddling it
+    /// goes whole). Truncating below the first segment empties the log and
+    /// restarts it at `offset`.
+    pub fn truncate_to(&self, offset: Offset) -> Result<(), StorageError> {
+        self.check()?;
+        let config = self.config.read().clone();
+        let now = self.env.clock.now_ms();
+        let _flush = self.flush_lock.lock();
+        let mut st = self.state.write();
+        if offset >= st.log_end_offset {
+            return Ok(());
+        }
+        let first_base = Offset(*st.segments.keys().next().expect("non-empty"));
+        if offset <= first_base || offset < st.log_start_offset {
+            let all: Vec<i64> = st.segments.keys().copied().collect();
+            // Move the old segments away first: the new one may reuse a base.
+            for b in &all {
+                if let Some(s) = st.segments.remove(b) {
+                    let paths = s.rename_to_deleted()?;
+                    self.env.deleter.schedule(
+                        paths,
+                        now.saturating_add(config.file_delete_delay_ms),
+                        now,
+                    );
+                }
+            }
+            let seg = LogSegment::create(
+                self.env.fs.clone(),
+                &self.dir,
+                offset.max(Offset::ZERO),
+                seg_config(&config),
+                self.env.cache.clone(),
+                now,
+            )?;
+            st.segments.insert(offset.0, seg);
+            st.log_start_offset = offset;
+            st.log_end_offset = offset;
+        } else {
+            let doomed: Vec<i64> = st.segments.range(offset.0..).map(|(b, _)| *b).collect();
+            for b in &doomed {
+                if let Some(s) = st.segments.remove(b) {
+                    let paths = s.rename_to_deleted()?;
+                    self.env.deleter.schedule(
+                        paths,
+                        now.saturating_add(config.file_delete_delay_ms),
+                        now,
+                    );
+                }
+            }
+            let active = st.active().clone();
+            if !active.is_active() {
+                active.make_active()?;
+            }
+            active.truncate_to(offset)?;
+            st.log_end_offset = active.next_offset();
+        }
+        self.dir_dirty.store(true, Ordering::Release);
+        self.log_end.store(st.log_end_offset.0, Ordering::Release);
+        self.log_start
+            .store(st.log_start_offset.0, Ordering::Release);
+        let leo = st.log_end_offset.0;
+        self.recovery_point.fetch_min(leo, Ordering::AcqRel);
+        tracing::info!(log = %self.tp, log_end = leo, "truncated log");
+        Ok(())
+    }
+
+    /// Flushes and closes every segment (indexes trimmed). The log is
+    /// unusable afterwards.
+    pub(crate) fn close(&self) -> Result<(), StorageError> {
+        if self.env.dir_state.is_offline() {
+            return Ok(());
+        }
+        self.flush()?;
+        let st = self.state.read();
+        for s in st.segments.values() {
+            s.close()?;
+        }
+        self.deleted.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    pub(crate) fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::Release);
+        let st = self.state.read();
+        for s in st.segments.values() {
+            let _ = s.close();
+        }
+    }
+}
+
+/// Validates a producer's batches end to end against the topic config.
+/// Returns `(position, header)` of each batch.
+pub fn validate_batches(
+    records: &[u8],
+    config: &LogConfig,
+    now_ms: i64,
+) -> Result<Vec<(usize, BatchHeader)>, StorageError> {
+    if records.is_empty() {
+        return Err(StorageError::InvalidRecord("no record batches".into()));
+    }
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    while pos < records.len() {
+        let rest = &records[pos..];
+        // Size first, so an oversized batch is reported as such even when
+        // only part of it was sent.
+        if let Ok(size) = BatchHeader::peek_size(rest) {
+            if size > config.max_message_bytes as usize {
+                return Err(StorageError::RecordTooLarge {
+                    size,
+                    max: config.max_message_bytes,
+                });
+            }
+        }
+        let h = BatchHeader::validate(rest)?;
+        if h.record_count == 0 {
+            return Err(StorageError::InvalidRecord(
+                "record batch has no records".into(),
+            ));
+        }
+        if config.message_timestamp_type == TimestampType::CreateTime {
+            for ts in [h.base_timestamp, h.max_timestamp] {
+                let before = now_ms.saturating_sub(ts.0);
+                let after = ts.0.saturating_sub(now_ms);
+                if before > config.message_timestamp_before_max_ms
+                    || after > config.message_timestamp_after_max_ms
+                {
+                    return Err(StorageError::InvalidTimestamp {
+                        timestamp: ts,
+                        now: Timestamp(now_ms),
+                    });
+                }
+            }
+        }
+        out.push((pos, h));
+        pos += h.size();
+    }
+    Ok(out)
+}

@@ -1,0 +1,373 @@
+//! `LogManager`: the log directories, their checkpoints and clean-shutdown
+//! markers, and the set of loaded logs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use sluice_record::Offset;
+
+use crate::checkpoint::{self, Checkpoint, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
+use crate::config::{LogConfig, LogManagerConfig, TopicPartition};
+use crate::error::{IoContext, StorageError};
+use crate::fs::{Clock, Fs, OpenOptions};
+use crate::log::{FileDeleter, LoadOptions, Log, LogDirState, LogEnv};
+use crate::segment::HandleCache;
+
+/// Kafka's clean-shutdown marker file name.
+pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
+
+struct LogDir {
+    state: Arc<LogDirState>,
+    had_clean_shutdown: bool,
+    recovery_points: Checkpoint,
+    log_starts: Checkpoint,
+}
+
+pub struct LogManager {
+    config: LogManagerConfig,
+    fs: Arc<dyn Fs>,
+    clock: Arc<dyn Clock>,
+    cache: Arc<HandleCache>,
+    deleter: Arc<FileDeleter>,
+    dirs: Vec<LogDir>,
+    logs: RwLock<HashMap<TopicPartition, (Arc<Log>, usize)>>,
+    create_lock: Mutex<()>,
+    checkpoint_lock: Mutex<()>,
+}
+
+impl LogManager {
+    /// Reads each log dir's clean-shutdown marker (then removes it, so a
+    /// crash from here on counts as unclean) and checkpoints. Logs are
+    /// loaded on demand by [`LogManager::get_or_create_log`]. A directory
+    /// that cannot be used starts offline; if none can, this fails.
+    pub fn open(
+        config: LogManagerConfig,
+        fs: Arc<dyn Fs>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StorageError> {
+        let mut dirs = Vec::new();
+        let mut first_err = None;
+        for path in &config.log_dirs {
+            let state = LogDirState::new(path.clone());
+            let res = (|| -> Result<LogDir, StorageError> {
+                fs.create_dir_all(path).ctx("create log directory", path)?;
+                let marker = path.join(CLEAN_SHUTDOWN_FILE);
+                let clean = fs.exists(&marker);
+                let recovery_points = checkpoint::read(&*fs, path, RECOVERY_POINT_CHECKPOINT)?;
+                let log_starts = checkpoint::read(&*fs, path, LOG_START_OFFSET_CHECKPOINT)?;
+                if clean {
+                    fs.remove_file(&marker)
+                        .ctx("remove clean shutdown marker", &marker)?;
+                    fs.sync_dir(path).ctx("fsync directory", path)?;
+                }
+                Ok(LogDir {
+                    state: state.clone(),
+                    had_clean_shutdown: clean,
+                    recovery_points,
+                    log_starts,
+                })
+            })();
+            match res {
+                Ok(d) => dirs.push(d),
+                Err(e) => {
+                    tracing::error!(dir = %path.display(), error = %e, "log directory unusable");
+                    state.mark_offline(e.to_string());
+                    dirs.push(LogDir {
+                        state,
+                        had_clean_shutdown: false,
+                        recovery_points: Checkpoint::new(),
+                        log_starts: Checkpoint::new(),
+                    });
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if dirs.iter().all(|d| d.state.is_offline()) {
+            return Err(first_err
+                .unwrap_or_else(|| StorageError::InvalidRecord("no log.dirs configured".into())));
+        }
+        Ok(LogManager {
+            cache: HandleCache::new(config.max_open_segment_files),
+            deleter: FileDeleter::new(fs.clone()),
+            config,
+            fs,
+            clock,
+            dirs,
+            logs: RwLock::new(HashMap::new()),
+            create_lock: Mutex::new(()),
+            checkpoint_lock: Mutex::new(()),
+        })
+    }
+
+    /// True if the dir's previous shutdown was clean.
+    pub fn had_clean_shutdown(&self, dir: &Path) -> bool {
+        self.dirs
+            .iter()
+            .any(|d| d.state.path() == dir && d.had_clean_shutdown)
+    }
+
+    /// `Some(reason)` if the directory is offline.
+    pub fn offline_reason(&self, dir: &Path) -> Option<String> {
+        self.dirs
+            .iter()
+            .find(|d| d.state.path() == dir)
+            .and_then(|d| d.state.offline_reason())
+    }
+
+    /// The shared LRU of open inactive segments.
+    pub fn handle_cache(&self) -> &Arc<HandleCache> {
+        &self.cache
+    }
+
+    /// Partition directories found in the online log dirs.
+    pub fn on_disk_partitions(&self) -> Vec<TopicPartition> {
+        let mut out = Vec::new();
+        for d in self.dirs.iter().filter(|d| !d.state.is_offline()) {
+            if let Ok(entries) = self.fs.read_dir(d.state.path()) {
+                for p in entries {
+                    if !self.fs.is_dir(&p) {
+                        continue;
+                    }
+                    if let Some(tp) = p
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .and_then(TopicPartition::from_dir_name)
+                    {
+                        out.push(tp);
+                    }
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn env(&self, dir: usize) -> LogEnv {
+        LogEnv {
+            fs: self.fs.clone(),
+            clock: self.clock.clone(),
+            dir_state: self.dirs[dir].state.clone(),
+            cache: self.cache.clone(),
+            deleter: self.deleter.clone(),
+            recovery_progress_every: self.config.recovery_progress_every,
+        }
+    }
+
+    /// Loads (recovering after an unclean shutdown) or creates the log.
+    pub fn get_or_create_log(
+        &self,
+        tp: &TopicPartition,
+        config: LogConfig,
+    ) -> Result<Arc<Log>, StorageError> {
+        if let Some(log) = self.get_log(tp) {
+            return Ok(log);
+        }
+        let _g = self.create_lock.lock();
+        if let Some(log) = self.get_log(tp) {
+            return Ok(log);
+        }
+        let name = tp.dir_name();
+        let existing = self
+            .dirs
+            .iter()
+            .position(|d| self.fs.is_dir(&d.state.path().join(&name)));
+        let dir_idx = match existing {
+            Some(i) => i,
+            None => {
+                let counts = self.logs.read().values().fold(
+                    vec![0usize; self.dirs.len()],
+                    |mut c, (_, i)| {
+                        c[*i] += 1;
+                        c
+                    },
+                );
+                (0..self.dirs.len())
+                    .filter(|i| !self.dirs[*i].state.is_offline())
+                    .min_by_key(|i| counts[*i])
+                    .ok_or_else(|| self.dirs[0].state.check().expect_err("all dirs offline"))?
+            }
+        };
+        let d = &self.dirs[dir_idx];
+        d.state.check()?;
+        let opts = LoadOptions {
+            had_clean_shutdown: d.had_clean_shutdown,
+            recovery_point: d.recovery_points.get(tp).copied(),
+            log_start_offset: d.log_starts.get(tp).copied(),
+        };
+        let log = Log::open(
+            d.state.path().join(&name),
+            tp.clone(),
+            config,
+            self.env(dir_idx),
+            opts,
+        )?;
+        self.logs.write().insert(tp.clone(), (log.clone(), dir_idx));
+        Ok(log)
+    }
+
+    pub fn get_log(&self, tp: &TopicPartition) -> Option<Arc<Log>> {
+        self.logs.read().get(tp).map(|(l, _)| l.clone())
+    }
+
+    pub fn all_logs(&self) -> Vec<Arc<Log>> {
+        let mut v: Vec<Arc<Log>> = self.logs.read().values().map(|(l, _)| l.clone()).collect();
+        v.sort_by(|a, b| a.topic_partition().cmp(b.topic_partition()));
+        v
+    }
+
+    /// Takes the log out of service at once, renames its directory to
+    /// `<topic>-<partition>.<uuid>-delete` (Kafka's naming) and removes it.
+    pub fn delete_log(&self, tp: &TopicPartition) -> Result<(), StorageError> {
+        let Some((log, _)) = self.logs.write().remove(tp) else {
+            return Ok(());
+        };
+        log.mark_deleted();
+        let dir = log.dir().to_path_buf();
+        let parent = dir.parent().map(Path::to_path_buf).unwrap_or_default();
+        let uuid = uuid::Uuid::new_v4().simple().to_string();
+        let renamed = parent.join(format!("{}.{uuid}-delete", tp.dir_name()));
+        self.fs
+            .rename(&dir, &renamed)
+            .ctx("rename deleted log", &dir)?;
+        self.fs.sync_dir(&parent).ctx("fsync directory", &parent)?;
+        self.fs
+            .remove_dir_all(&renamed)
+            .ctx("remove deleted log", &renamed)?;
+        Ok(())
+    }
+
+    /// Flushes logs whose `flush.ms` has elapsed, writes the recovery-point
+    /// and log-start checkpoints, and removes `.deleted` files that are due.
+    pub fn flush_dirty_logs(&self) -> Result<(), StorageError> {
+        let now = self.clock.now_ms();
+        let mut first_err = None;
+        for log in self.all_logs() {
+            let flush_ms = log.config().flush_ms;
+            if now.saturating_sub(log.last_flush_ms()) >= flush_ms {
+                if let Err(e) = log.flush() {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if let Err(e) = self.write_checkpoints() {
+            first_err.get_or_insert(e);
+        }
+        self.deleter.reap(now);
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Applies retention to every log; returns the segments deleted.
+    pub fn enforce_retention(&self) -> Result<usize, StorageError> {
+        let mut n = 0;
+        let mut first_err = None;
+        for log in self.all_logs() {
+            match log.delete_old_segments() {
+                Ok(k) => n += k,
+                Err(e @ StorageError::LogDirOffline { .. }) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        self.deleter.reap(self.clock.now_ms());
+        first_err.map_or(Ok(n), Err)
+    }
+
+    /// Writes both checkpoint files of every online directory.
+    pub fn write_checkpoints(&self) -> Result<(), StorageError> {
+        let _g = self.checkpoint_lock.lock();
+        let logs: Vec<(Arc<Log>, usize)> = self.logs.read().values().cloned().collect();
+        let mut first_err = None;
+        for (i, d) in self.dirs.iter().enumerate() {
+            if d.state.is_offline() {
+                continue;
+            }
+            let mut rp = Checkpoint::new();
+            let mut ls = Checkpoint::new();
+            for (log, _) in logs.iter().filter(|(_, j)| *j == i) {
+                rp.insert(log.topic_partition().clone(), log.recovery_point());
+                ls.insert(log.topic_partition().clone(), log.log_start_offset());
+            }
+            // Keep entries of logs on disk that are not loaded yet.
+            for (tp, off) in &d.recovery_points {
+                if !logs.iter().any(|(l, _)| l.topic_partition() == tp)
+                    && self.fs.is_dir(&d.state.path().join(tp.dir_name()))
+                {
+                    rp.insert(tp.clone(), *off);
+                }
+            }
+            for (tp, off) in &d.log_starts {
+                if !logs.iter().any(|(l, _)| l.topic_partition() == tp)
+                    && self.fs.is_dir(&d.state.path().join(tp.dir_name()))
+                {
+                    ls.insert(tp.clone(), *off);
+                }
+            }
+            let r = checkpoint::write(&*self.fs, d.state.path(), RECOVERY_POINT_CHECKPOINT, &rp)
+                .and_then(|_| {
+                    checkpoint::write(&*self.fs, d.state.path(), LOG_START_OFFSET_CHECKPOINT, &ls)
+                });
+            if let Err(e) = r {
+                d.state.mark_offline(e.to_string());
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Flushes and closes every log, writes the checkpoints and then the
+    /// clean-shutdown marker of each directory that is still online.
+    pub fn shutdown(&self) -> Result<(), StorageError> {
+        let mut first_err = None;
+        for log in self.all_logs() {
+            if let Err(e) = log.close() {
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Err(e) = self.write_checkpoints() {
+            first_err.get_or_insert(e);
+        }
+        self.deleter.reap(i64::MAX);
+        for d in &self.dirs {
+            if d.state.is_offline() {
+                continue;
+            }
+            let marker = d.state.path().join(CLEAN_SHUTDOWN_FILE);
+            let r = self
+                .fs
+                .open(&marker, &OpenOptions::create_truncate())
+                .ctx("create clean shutdown marker", &marker)
+                .and_then(|f| f.sync_data().ctx("fsync clean shutdown marker", &marker))
+                .and_then(|_| {
+                    self.fs
+                        .sync_dir(d.state.path())
+                        .ctx("fsync directory", d.state.path())
+                });
+            if let Err(e) = r {
+                first_err.get_or_insert(e);
+            }
+        }
+        self.logs.write().clear();
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// The recovery point checkpointed for `tp` when the manager opened.
+    pub fn checkpointed_recovery_point(&self, tp: &TopicPartition) -> Option<Offset> {
+        self.dirs
+            .iter()
+            .find_map(|d| d.recovery_points.get(tp).copied())
+    }
+
+    /// Log directories, in configuration order.
+    pub fn log_dirs(&self) -> Vec<PathBuf> {
+        self.dirs
+            .iter()
+            .map(|d| d.state.path().to_path_buf())
+            .collect()
+    }
+}
