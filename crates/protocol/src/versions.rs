@@ -1,0 +1,82 @@
+//! The API versions this broker advertises in ApiVersions, and the ApiVersions answer.
+
+use bytes::Bytes;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, ResponseKind};
+use kafka_protocol::ResponseError;
+
+use crate::error::ProtocolError;
+use crate::response::encode_response;
+
+/// `(api, min version, max version)` for every API the broker handles. ApiVersions
+/// advertises exactly this table and [`crate::decode_request`] rejects anything outside
+/// it with [`ProtocolError::UnsupportedVersion`] (or `UnknownApiKey` for an api key
+/// Kafka does not define).
+///
+/// Ceilings from Apache Kafka 4.1.2's specs (`validVersions`), which kafka-protocol
+/// 0.18 matches: Produce 3–13, Fetch 4–18, ListOffsets 1–10, Metadata 0–13,
+/// DescribeCluster 0–2. The broker lowers or raises entries as handlers land.
+pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 11),
+    (ApiKey::Fetch, 4, 17),
+    (ApiKey::ListOffsets, 1, 9),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
+];
+
+/// The advertised `(min, max)` of `api_key` in `supported`, if any.
+pub fn supported_range(supported: &[(ApiKey, i16, i16)], api_key: ApiKey) -> Option<(i16, i16)> {
+    supported
+        .iter()
+        .find(|(k, _, _)| *k == api_key)
+        .map(|&(_, lo, hi)| (lo, hi))
+}
+
+/// An ApiVersions response body listing `supported`, with `error_code`. Tagged fields
+/// (supported/finalized features, zk migration) stay at their defaults, so they are not
+/// written: librdkafka ≤ 2.12 fails on an ApiVersions v3 response carrying them at
+/// default values.
+pub fn api_versions_response(
+    supported: &[(ApiKey, i16, i16)],
+    error_code: i16,
+) -> ApiVersionsResponse {
+    let api_keys = supported
+        .iter()
+        .map(|&(k, lo, hi)| {
+            ApiVersion::default()
+                .with_api_key(k as i16)
+                .with_min_version(lo)
+                .with_max_version(hi)
+        })
+        .collect();
+    ApiVersionsResponse::default()
+        .with_error_code(error_code)
+        .with_api_keys(api_keys)
+        .with_throttle_time_ms(0)
+}
+
+/// The complete frame (size prefix, header v0, v0 body) answering an ApiVersions request
+/// whose version the broker does not support: error UNSUPPORTED_VERSION and the
+/// supported ranges, so the client can retry with a version both sides know.
+pub fn api_versions_fallback_frame(
+    supported: &[(ApiKey, i16, i16)],
+    correlation_id: i32,
+) -> Result<Bytes, ProtocolError> {
+    let body = api_versions_response(supported, ResponseError::UnsupportedVersion.code());
+    encode_response(
+        ApiKey::ApiVersions,
+        correlation_id,
+        0,
+        &ResponseKind::ApiVersions(body),
+    )
+}
