@@ -1,0 +1,737 @@
+//! Behaviour of `Log` / `LogManager` over the simulated file system.
+
+#[path = "../src/testutil.rs"]
+mod testutil;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sluice_record::{BatchHeader, Batches, LeaderEpoch, Offset, Timestamp};
+use sluice_storage::{
+    Fault, FaultKind, Fs, LogConfig, LogManager, LogManagerConfig, ManualClock, SimFs,
+    StorageError, TimestampType, TopicPartition, CLEAN_SHUTDOWN_FILE,
+};
+use testutil::batch_of;
+
+const NOW: i64 = 1_700_000_000_000;
+
+struct Env {
+    fs: SimFs,
+    clock: Arc<ManualClock>,
+    dirs: Vec<PathBuf>,
+    max_open: usize,
+}
+
+impl Env {
+    fn new() -> Self {
+        Env {
+            fs: SimFs::new(),
+            clock: Arc::new(ManualClock::new(NOW)),
+            dirs: vec![PathBuf::from("/data/a")],
+            max_open: 64,
+        }
+    }
+    fn manager(&self) -> LogManager {
+        LogManager::open(
+            LogManagerConfig {
+                log_dirs: self.dirs.clone(),
+                max_open_segment_files: self.max_open,
+                recovery_progress_every: 1,
+            },
+            Arc::new(self.fs.clone()),
+            self.clock.clone(),
+        )
+        .unwrap()
+    }
+}
+
+fn tp() -> TopicPartition {
+    TopicPartition::new("orders", 0)
+}
+
+fn small_config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 4096,
+        index_interval_bytes: 256,
+        segment_index_bytes: 1024,
+        ..LogConfig::default()
+    }
+}
+
+fn offsets_in(bytes: &[u8]) -> Vec<(Offset, Offset)> {
+    Batches::new(bytes)
+        .map(|r| {
+            let (_, h) = r.expect("valid batch");
+            (h.base_offset, h.last_offset())
+        })
+        .collect()
+}
+
+/// Every batch from `from` to the log end, one read per call (a read never
+/// crosses a segment boundary).
+fn read_all(log: &sluice_storage::Log, from: Offset) -> Vec<(Offset, Offset)> {
+    let mut out = Vec::new();
+    let mut next = from;
+    while next < log.log_end_offset() {
+        let got = offsets_in(&log.read_to_vec(next, 1 << 20).unwrap());
+        assert!(!got.is_empty(), "no progress at {next}");
+        next = got.last().unwrap().1.plus(1);
+        out.extend(got);
+    }
+    out
+}
+
+#[test]
+fn append_assigns_offsets_and_reads_back_exact_bytes() {
+    let env = Env::new();
+    let m = env.manager();
+    let log = m.get_or_create_log(&tp(), LogConfig::default()).unwrap();
+    let mut two = batch_of(3, 10, NOW, 1);
+    two.extend(batch_of(2, 10, NOW, 2));
+    let info = log.append_as_leader(&mut two, LeaderEpoch(7)).unwrap();
+    assert_eq!(
+        (info.first_offset, info.last_offset, info.record_count),
+        (Offset(0), Offset(4), 5)
+    );
+    assert_eq!(info.bytes, two.len());
+    assert!(!info.needs_flush);
+    let mut b = batch_of(1, 10, NOW, 3);
+    let info = log.append_as_leader(&mut b, LeaderEpoch(7)).unwrap();
+    assert_eq!(info.first_offset, Offset(5));
+    assert_eq!(log.log_end_offset(), Offset(6));
+
+    let all = log.read_to_vec(Offset(0), 1 << 20).unwrap();
+    let mut expect = two.clone();
+    expect.extend(&b);
+    assert_eq!(
+        all, expect,
+        "stored bytes are the caller's, offsets rewritten in place"
+    );
+    assert_eq!(
+        offsets_in(&all),
+        vec![
+            (Offset(0), Offset(2)),
+            (Offset(3), Offset(4)),
+            (Offset(5), Offset(5))
+        ]
+    );
+    let h = BatchHeader::validate(&all).unwrap();
+    assert_eq!(h.partition_leader_epoch, LeaderEpoch(7));
+    // Fetching from the middle of a batch returns that batch whole.
+    assert_eq!(
+        offsets_in(&log.read_to_vec(Offset(4), 1 << 20).unwrap())[0],
+        (Offset(3), Offset(4))
+    );
+    // At the log end: nothing; beyond it: out of range.
+    assert!(log.read(Offset(6), 1000, None, true).unwrap().is_none());
+    assert!(matches!(
+        log.read(Offset(7), 1000, None, true),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    // One write syscall for the two-batch call.
+    let before = env.fs.stats().writes;
+    let mut c = batch_of(1, 10, NOW, 1);
+    c.extend(batch_of(1, 10, NOW, 2));
+    c.extend(batch_of(1, 10, NOW, 3));
+    log.append_as_leader(&mut c, LeaderEpoch(7)).unwrap();
+    assert_eq!(env.fs.stats().writes - before, 1);
+}
+
+#[test]
+fn invalid_batches_are_rejected_and_nothing_is_written() {
+    let env = Env::new();
+    let m = env.manager();
+    let cfg = LogConfig {
+        max_message_bytes: 500,
+        ..LogConfig::default()
+    };
+    let log = m.get_or_create_log(&tp(), cfg).unwrap();
+    let good = batch_of(1, 10, NOW, 1);
+
+    let mut bad_crc = good.clone();
+    bad_crc.extend(batch_of(1, 10, NOW, 2));
+    let last = bad_crc.len() - 1;
+    bad_crc[last] ^= 0xff;
+    assert!(matches!(
+        log.append_as_leader(&mut bad_crc, LeaderEpoch(0)),
+        Err(StorageError::CorruptRecord(_))
+    ));
+
+    let mut truncated = good.clone();
+    truncated.extend(&good[..good.len() - 3]);
+    assert!(matches!(
+        log.append_as_leader(&mut truncated, LeaderEpoch(0)),
+        Err(StorageError::CorruptRecord(_))
+    ));
+
+    let mut big = good.clone();
+    big.extend(batch_of(1, 600, NOW, 1));
+    assert!(matches!(
+        log.append_as_leader(&mut big, LeaderEpoch(0)),
+        Err(StorageError::RecordTooLarge { max: 500, .. })
+    ));
+
+    let mut future = batch_of(1, 10, NOW + 3_600_001, 1);
+    assert!(matches!(
+        log.append_as_leader(&mut future, LeaderEpoch(0)),
+        Err(StorageError::InvalidTimestamp { .. })
+    ));
+
+    let mut magic1 = good.clone();
+    magic1[16] = 1;
+    assert!(matches!(
+        log.append_as_leader(&mut magic1, LeaderEpoch(0)),
+        Err(StorageError::CorruptRecord(_))
+    ));
+    assert!(matches!(
+        log.append_as_leader(&mut [], LeaderEpoch(0)),
+        Err(StorageError::InvalidRecord(_))
+    ));
+
+    assert_eq!(log.log_end_offset(), Offset(0));
+    assert_eq!(log.size_in_bytes(), 0);
+    assert_eq!(
+        env.fs.stats().writes,
+        0,
+        "no byte of a rejected call reached a file"
+    );
+
+    // Old timestamps are fine by default, rejected with before.max.ms.
+    let mut old = batch_of(1, 10, NOW - 10 * 86_400_000, 1);
+    log.append_as_leader(&mut old, LeaderEpoch(0)).unwrap();
+    let mut cfg = log.config();
+    cfg.message_timestamp_before_max_ms = 1000;
+    log.update_config(cfg);
+    let mut old = batch_of(1, 10, NOW - 2000, 1);
+    assert!(matches!(
+        log.append_as_leader(&mut old, LeaderEpoch(0)),
+        Err(StorageError::InvalidTimestamp { .. })
+    ));
+}
+
+#[test]
+fn log_append_time_is_stamped_with_a_valid_crc() {
+    let env = Env::new();
+    let m = env.manager();
+    let cfg = LogConfig {
+        message_timestamp_type: TimestampType::LogAppendTime,
+        ..LogConfig::default()
+    };
+    let log = m.get_or_create_log(&tp(), cfg).unwrap();
+    let mut b = batch_of(2, 10, 5, 1); // a client timestamp far in the past is fine
+    let info = log.append_as_leader(&mut b, LeaderEpoch(0)).unwrap();
+    assert_eq!(info.log_append_time, Timestamp(NOW));
+    let stored = log.read_to_vec(Offset(0), 1 << 20).unwrap();
+    let h = BatchHeader::validate(&stored).unwrap();
+    assert_eq!(h.max_timestamp, Timestamp(NOW));
+    assert_eq!(h.timestamp_type(), TimestampType::LogAppendTime);
+}
+
+#[test]
+fn rolls_by_size_and_time_and_reads_across_segments_with_kip74() {
+    let env = Env::new();
+    let m = env.manager();
+    let log = m.get_or_create_log(&tp(), small_config()).unwrap();
+    let mut sizes = Vec::new();
+    for i in 0..60 {
+        let mut b = batch_of(2, 100, NOW, i as u8);
+        sizes.push(b.len());
+        log.append_as_leader(&mut b, LeaderEpoch(0)).unwrap();
+    }
+    assert!(log.num_segments() > 3, "4 KiB segments must roll");
+    for s in log.segments() {
+        assert!(s.size() <= 4096);
+    }
+    let files = env.fs.list_files();
+    assert!(files
+        .iter()
+        .any(|p| p.ends_with("orders-0/00000000000000000000.log")));
+    assert!(files
+        .iter()
+        .any(|p| p.ends_with("orders-0/00000000000000000000.index")));
+    assert!(files
+        .iter()
+        .any(|p| p.ends_with("orders-0/00000000000000000000.timeindex")));
+    // A rolled segment's indexes were trimmed to their entries.
+    let idx = env
+        .fs
+        .contents(Path::new("/data/a/orders-0/00000000000000000000.index"))
+        .unwrap();
+    assert!(!idx.is_empty() && idx.len() % 8 == 0 && idx.len() < 1024);
+
+    // Reading everything batch by batch with a small budget ends on batch
+    // boundaries and sees every offset exactly once.
+    let mut next = Offset(0);
+    let mut seen = 0;
+    while next < log.log_end_offset() {
+        let got = log.read_to_vec(next, 700).unwrap();
+        assert!(got.len() <= 700 || offsets_in(&got).len() == 1);
+        for (b, l) in offsets_in(&got) {
+            assert_eq!(b, next);
+            next = l.plus(1);
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 60);
+    // KIP-74: a budget smaller than one batch still returns it when asked.
+    let one = log.read(Offset(10), 10, None, true).unwrap().unwrap();
+    assert_eq!(one.len as usize, sizes[5]);
+    assert!(log.read(Offset(10), 10, None, false).unwrap().is_none());
+    // The high watermark bounds reads.
+    assert_eq!(read_all(&log, Offset(0)).len(), 60);
+    let hw = log
+        .read(Offset(0), 1 << 20, Some(Offset(7)), true)
+        .unwrap()
+        .unwrap()
+        .read_to_vec()
+        .unwrap();
+    assert_eq!(offsets_in(&hw).last().unwrap().1, Offset(5));
+
+    // segment.ms: a new segment after the time passes.
+    let n = log.num_segments();
+    env.clock.advance(log.config().segment_ms + 10);
+    let mut b = batch_of(1, 10, NOW + log.config().segment_ms + 1, 0);
+    log.append_as_leader(&mut b, LeaderEpoch(0)).unwrap();
+    assert_eq!(log.num_segments(), n + 1);
+}
+
+#[test]
+fn full_index_rolls() {
+    let env = Env::new();
+    let m = env.manager();
+    let cfg = LogConfig {
+        index_interval_bytes: 0,
+        segment_index_bytes: 64, // 8 offset entries, 5 time entries
+        ..LogConfig::default()
+    };
+    let log = m.get_or_create_log(&tp(), cfg).unwrap();
+    for i in 0..30 {
+        let mut b = batch_of(1, 10, NOW + i, 0);
+        log.append_as_leader(&mut b, LeaderEpoch(0)).unwrap();
+    }
+    assert!(log.num_segments() >= 5, "got {}", log.num_segments());
+    assert_eq!(read_all(&log, Offset(0)).len(), 30);
+}
+
+#[test]
+fn group_commit_covers_concurrent_appenders_with_few_fsyncs() {
+    let env = Env::new();
+    let m = env.manager();
+    let cfg = LogConfig {
+        flush_messages: 1,
+        ..LogConfig::default()
+    };
+    let log = m.get_or_create_log(&tp(), cfg).unwrap();
+    let threads = 8;
+    let per = 50;
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let log = log.clone();
+            s.spawn(move || {
+                for i in 0..per {
+                    let mut b = batch_of(1, 50, NOW, (t * per + i) as u8);
+                    let info = log.append_as_leader(&mut b, LeaderEpoch(0)).unwrap();
+                    assert!(info.needs_flush);
+                    log.flush_until(info.last_offset).unwrap();
+                    assert!(log.recovery_point() > info.last_offset);
+                }
+            });
+        }
+    });
+    let syncs = env.fs.stats().syncs;
+    assert!(syncs <= (threads * per) as u64, "{syncs} fsyncs");
+    assert_eq!(log.recovery_point(), Offset((threads * per) as i64));
+    // Everything acknowledged survives a power cut.
+    drop(log);
+    drop(m);
+    env.fs.crash(11);
+    let m = env.manager();
+    let log = m.get_or_create_log(&tp(), LogConfig::default()).unwrap();
+    assert_eq!(log.log_end_offset(), Offset((threads * per) as i64));
+}
+
+#[test]
+fn failed_write_truncates_back_and_log_keeps_working() {
+    let env = Env::new();
+    let m = env.manager();
+    let log = m.get_or_create_log(&tp(), LogConfig::default()).unwrap();
+    let mut a = batch_of(2, 100, NOW, 1);
+    log.append_as_leader(&mut a, LeaderEpoch(0)).unwrap();
+    let size = log.size_in_bytes();
+
+    env.fs
+        .inject(Fault::once(".log", FaultKind::ShortWrite(30)));
+    env.fs
+        .inject(Fault::once(".log", FaultKind::WriteError(libc::ENOSPC)));
+    let mut b = batch_of(2, 100, NOW, 2);
+    let err = log.append_as_leader(&mut b, LeaderEpoch(0)).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, StorageError::Io { .. }), "{err:?}");
+    assert!(
+        msg.contains("00000000000000000000.log") && msg.contains("write"),
+        "{msg}"
+    );
+    assert_eq!(log.size_in_bytes(), size);
+    assert_eq!(
+        env.fs
+            .contents(Path::new("/data/a/orders-0/00000000000000000000.log"))
+            .unwrap()
+            .len() as u64,
+        size,
+        "torn bytes were cut off"
+    );
+    assert_eq!(log.log_end_offset(), Offset(2));
+    let mut c = batch_of(1, 100, NOW, 3);
+    assert_eq!(
+        log.append_as_leader(&mut c, LeaderEpoch(0))
+            .unwrap()
+            .first_offset,
+        Offset(2)
+    );
+    assert_eq!(
+        offsets_in(&log.read_to_vec(Offset(0), 1 << 20).unwrap()).len(),
+        2
+    );
+}
+
+#[test]
+fn failed_fsync_takes_the_dir_offline_but_not_other_dirs() {
+    let mut env = Env::new();
+    env.dirs = vec![PathBuf::from("/data/a"), PathBuf::from("/data/b")];
+    let m = env.manager();
+    let t0 = TopicPartition::new("t", 0);
+    let t1 = TopicPartition::new("t", 1);
+    let l0 = m.get_or_create_log(&t0, LogConfig::default()).unwrap();
+    let l1 = m.get_or_create_log(&t1, LogConfig::default()).unwrap();
+    assert_ne!(
+        l0.dir().parent(),
+        l1.dir().parent(),
+        "spread over both dirs"
+    );
+    let mut a = batch_of(1, 10, NOW, 0);
+    l0.append_as_leader(&mut a, LeaderEpoch(0)).unwrap();
+    env.fs
+        .inject(Fault::once("t-0", FaultKind::SyncError(libc::EIO)));
+    let err = l0.flush().unwrap_err();
+    assert!(err.to_string().contains("fsync"), "{err}");
+    assert_eq!(
+        l0.recovery_point(),
+        Offset(0),
+        "a failed fsync does not count"
+    );
+    // Never retried as if it had succeeded: everything on that dir fails now.
+    assert!(matches!(
+        l0.flush(),
+        Err(StorageError::LogDirOffline { .. })
+    ));
+    let mut b = batch_of(1, 10, NOW, 0);
+    let e = l0.append_as_leader(&mut b, LeaderEpoch(0)).unwrap_err();
+    match e {
+        StorageError::LogDirOffline { dir, reason } => {
+            assert_eq!(dir, l0.dir().parent().unwrap());
+            assert!(reason.contains("fsync"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        l0.read(Offset(0), 100, None, true),
+        Err(StorageError::LogDirOffline { .. })
+    ));
+    // The other directory works.
+    let mut c = batch_of(1, 10, NOW, 0);
+    l1.append_as_leader(&mut c, LeaderEpoch(0)).unwrap();
+    l1.flush().unwrap();
+    assert_eq!(l1.recovery_point(), Offset(1));
+    assert!(
+        m.offline_reason(Path::new("/data/a")).is_some()
+            || m.offline_reason(Path::new("/data/b")).is_some()
+    );
+}
+
+#[test]
+fn retention_by_time_bytes_and_delete_records() {
+    let env = Env::new();
+    let m = env.manager();
+    let cfg = LogConfig {
+        file_delete_delay_ms: 1000,
+        ..small_config()
+    };
+    let log = m.get_or_create_log(&tp(), cfg).unwrap();
+    for i in 0..60i64 {
+        let mut b = batch_of(2, 100, NOW - 100_000 + i * 1000, 0);
+        log.append_as_leader(&mut b, LeaderEpoch(0)).unwrap();
+    }
+    let n0 = log.num_segments();
+    assert!(n0 >= 4);
+    assert_eq!(
+        m.enforce_retention().unwrap(),
+        0,
+        "default retention keeps a week"
+    );
+
+    // delete_records_before moves the log start and drops covered segments.
+    let bases = log.segment_base_offsets();
+    let target = bases[1].plus(1);
+    assert_eq!(log.delete_records_before(target).unwrap(), target);
+    assert_eq!(log.log_start_offset(), target);
+    assert_eq!(log.num_segments(), n0 - 1);
+    assert!(matches!(
+        log.read(Offset(0), 100, None, true),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    assert!(matches!(
+        log.delete_records_before(Offset(1000)),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    // Deleted files are renamed and removed after file.delete.delay.ms.
+    assert!(env
+        .fs
+        .list_files()
+        .iter()
+        .any(|p| p.to_string_lossy().ends_with(".log.deleted")));
+    env.clock.advance(1001);
+    m.flush_dirty_logs().unwrap();
+    assert!(!env
+        .fs
+        .list_files()
+        .iter()
+        .any(|p| p.to_string_lossy().ends_with(".deleted")));
+
+    // retention.bytes keeps the newest segments within the limit.
+    let mut c = log.config();
+    c.retention_bytes = 5000;
+    log.update_config(c);
+    let deleted = m.enforce_retention().unwrap();
+    assert!(deleted > 0);
+    assert!(log.size_in_bytes() <= 5000 + 4096);
+    assert_eq!(log.log_start_offset(), log.segment_base_offsets()[0]);
+
+    // retention.ms by the segments' largest timestamps: all of it, active
+    // segment included (after rolling an empty one), as Kafka does.
+    let mut c = log.config();
+    c.retention_bytes = -1;
+    c.retention_ms = 10_000;
+    log.update_config(c);
+    let leo = log.log_end_offset();
+    assert!(m.enforce_retention().unwrap() > 0);
+    assert_eq!(log.num_segments(), 1);
+    assert_eq!(log.log_start_offset(), leo);
+    assert_eq!(log.log_end_offset(), leo);
+    let mut d = batch_of(1, 10, NOW, 0);
+    assert_eq!(
+        log.append_as_leader(&mut d, LeaderEpoch(0))
+            .unwrap()
+            .first_offset,
+        leo
+    );
+}
+
+#[test]
+fn truncate_to_removes_the_tail_and_appends_continue() {
+    let env = Env::new();
+    let m = env.manager();
+    let log = m.get_or_create_log(&tp(), small_config()).unwrap();
+    for i in 0..40 {
+        let mut b = batch_of(2, 100, NOW + i, 0);
+        log.append_as_leader(&mut b, LeaderEpoch(0)).unwrap();
+    }
+    let n = log.num_segments();
+    log.truncate_to(Offset(30)).unwrap();
+    assert_eq!(log.log_end_offset(), Offset(30));
+    assert!(log.num_segments() < n);
+    assert_eq!(read_all(&log, Offset(0)).last().unwrap().1, Offset(29));
+    // Mid-batch truncation drops that batch whole.
+    log.truncate_to(Offset(25)).unwrap();
+    assert_eq!(log.log_end_offset(), Offset(24));
+    let mut b = batch_of(3, 100, NOW, 0);
+    assert_eq!(
+        log.append_as_leader(&mut b, LeaderEpoch(0))
+            .unwrap()
+            .first_offset,
+        Offset(24)
+    );
+    assert_eq!(
+        read_all(&log, Offset(20)),
+        vec![
+            (Offset(20), Offset(21)),
+            (Offset(22), Offset(23)),
+            (Offset(24), Offset(26))
+        ]
+    );
+    // Truncating below the first segment restarts the log there.
+    log.truncate_to(Offset(0)).unwrap();
+    assert_eq!(
+        (
+            log.log_start_offset(),
+            log.log_end_offset(),
+            log.num_segments()
+        ),
+        (Offset(0), Offset(0), 1)
+    );
+}
+
+#[test]
+fn clean_shutdown_writes_marker_and_checkpoints_and_reloads_without_recovery() {
+    let env = Env::new();
+    let m = env.manager();
+    let log = m.get_or_create_log(&tp(), small_config()).unwrap();
+    for i in 0..20 {
+        let mut b = batch_of(2, 100, NOW + i, 0);
+        log.append_as_leader(&mut b, LeaderEpoch(0)).unwrap();
+    }
+    log.delete_records_before(Offset(3)).unwrap();
+    let (leo, segs) = (log.log_end_offset(), log.num_segments());
+    drop(log);
+    m.shutdown().unwrap();
+    let marker = Path::new("/data/a").join(CLEAN_SHUTDOWN_FILE);
+    assert!(env.fs.exists(&marker));
+    let rp = String::from_utf8(
+        env.fs
+            .contents(Path::new("/data/a/recovery-point-offset-checkpoint"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rp, format!("0\n1\norders 0 {}\n", leo.0));
+    let ls = String::from_utf8(
+        env.fs
+            .contents(Path::new("/data/a/log-start-offset-checkpoint"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(ls, "0\n1\norders 0 3\n");
+    // Active index trimmed on close.
+    let active_idx = env
+        .fs
+        .list_files()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".index"))
+        .max()
+        .unwrap();
+    assert_eq!(env.fs.contents(&active_idx).unwrap().len() % 8, 0);
+    assert!(env.fs.contents(&active_idx).unwrap().len() < 1024);
+    env.fs.crash(1); // everything was synced: nothing may change
+    let m = env.manager();
+    assert!(m.had_clean_shutdown(Path::new("/data/a")));
+    assert!(!env.fs.exists(&marker), "marker removed once in use");
+    assert_eq!(m.on_disk_partitions(), vec![tp()]);
+    let log = m.get_or_create_log(&tp(), small_config()).unwrap();
+    assert_eq!(
+        (
+            log.log_end_offset(),
+            log.num_segments(),
+            log.log_start_offset()
+        ),
+        (leo, segs, Offset(3))
+    );
+    let mut b = batch_of(1, 10, NOW, 0);
+    assert_eq!(
+        log.append_as_leader(&mut b, LeaderEpoch(0))
+            .unwrap()
+            .first_offset,
+        leo
+    );
+}
+
+#[test]
+fn open_segment_files_stay_bounded() {
+    let mut env = Env::new();
+    env.max_open = 4;
+    let m = env.manager();
+    let mut logs = Vec::new();
+    for p in 0..10 {
+        let log = m
+            .get_or_create_log(&TopicPartition::new("many", p), small_config())
+            .unwrap();
+        for i in 0..30 {
+            let mut b = batch_of(2, 100, NOW + i, 0);
+            log.append_as_leader(&mut b, LeaderEpoch(0)).unwrap();
+        }
+        logs.push(log);
+    }
+    // 10 active segments (3 handles each: log + 2 index files) + at most 4
+    // inactive segments open.
+    let stats = env.fs.stats();
+    assert!(stats.open_handles <= (10 + 4) * 3, "{stats:?}");
+    assert!(m.handle_cache().open_count() <= 4);
+    // Reads reopen closed segments lazily and still return the right bytes.
+    for log in &logs {
+        let got = log.read_to_vec(Offset(0), 1 << 20).unwrap();
+        assert_eq!(offsets_in(&got)[0].0, Offset(0));
+        let mut n = 0;
+        let mut next = Offset(0);
+        while next < log.log_end_offset() {
+            let got = log.read_to_vec(next, 1 << 20).unwrap();
+            for (_, l) in offsets_in(&got) {
+                next = l.plus(1);
+                n += 1;
+            }
+        }
+        assert_eq!(n, 30);
+    }
+    assert!(env.fs.stats().open_handles <= (10 + 4) * 3);
+    assert!(env.fs.stats().live_maps <= (10 + 4) * 2);
+}
+
+#[test]
+fn offsets_by_timestamp() {
+    let env = Env::new();
+    let m = env.manager();
+    let log = m.get_or_create_log(&tp(), small_config()).unwrap();
+    for i in 0..40i64 {
+        let mut b = batch_of(2, 100, NOW + i * 10, 0); // max ts = NOW + i*10 + 1
+        log.append_as_leader(&mut b, LeaderEpoch(0)).unwrap();
+    }
+    assert_eq!(
+        log.offset_for_timestamp(Timestamp(0)).unwrap(),
+        Some((Offset(0), Timestamp(NOW + 1)))
+    );
+    assert_eq!(
+        log.offset_for_timestamp(Timestamp(NOW + 255)).unwrap(),
+        Some((Offset(52), Timestamp(NOW + 261)))
+    );
+    assert_eq!(
+        log.offset_for_timestamp(Timestamp(NOW + 391)).unwrap(),
+        Some((Offset(78), Timestamp(NOW + 391)))
+    );
+    assert_eq!(
+        log.offset_for_timestamp(Timestamp(NOW + 392)).unwrap(),
+        None
+    );
+    assert_eq!(
+        log.max_timestamp_and_offset(),
+        Some((Timestamp(NOW + 391), Offset(79)))
+    );
+}
+
+#[test]
+fn missing_or_corrupt_indexes_are_rebuilt() {
+    let env = Env::new();
+    let m = env.manager();
+    let log = m.get_or_create_log(&tp(), small_config()).unwrap();
+    for i in 0..40 {
+        let mut b = batch_of(2, 100, NOW + i, 0);
+        log.append_as_leader(&mut b, LeaderEpoch(0)).unwrap();
+    }
+    let seg0 = log.segments()[0].clone();
+    let (idx, tidx) = seg0.index_entries().unwrap();
+    assert!(!idx.is_empty() && !tidx.is_empty());
+    drop(seg0);
+    drop(log);
+    m.shutdown().unwrap();
+    let dir = Path::new("/data/a/orders-0");
+    env.fs
+        .remove_file(&dir.join("00000000000000000000.index"))
+        .unwrap();
+    let mut t = env
+        .fs
+        .contents(&dir.join("00000000000000000000.timeindex"))
+        .unwrap();
+    t[0] = 0xff; // negative timestamp in entry 0: corrupt
+    env.fs
+        .set_contents(&dir.join("00000000000000000000.timeindex"), &t);
+    let m = env.manager();
+    let log = m.get_or_create_log(&tp(), small_config()).unwrap();
+    let (idx2, tidx2) = log.segments()[0].index_entries().unwrap();
+    assert_eq!((idx2, tidx2), (idx, tidx));
+    assert_eq!(read_all(&log, Offset(0)).len(), 40);
+}
