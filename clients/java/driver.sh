@@ -9,8 +9,16 @@ lib="$root/.cache/kafka/lib"
 out="$root/.cache/java-driver"
 [ -f "$lib/.complete" ] || { echo "FAIL java-client: jars missing, run tools/kafka/fetch" >&2; exit 1; }
 if [ ! -f "$out/Driver.class" ] || [ "$here/Driver.java" -nt "$out/Driver.class" ]; then
-  mkdir -p "$out"
-  javac -nowarn -d "$out" -cp "$lib/*" "$here/Driver.java"
+  # Tests run drivers in parallel: one compiler at a time, output swapped in whole.
+  mkdir -p "$root/.cache"
+  exec 9>"$root/.cache/java-driver.lock"
+  flock 9
+  if [ ! -f "$out/Driver.class" ] || [ "$here/Driver.java" -nt "$out/Driver.class" ]; then
+    rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+    javac -nowarn -d "$out.tmp" -cp "$lib/*" "$here/Driver.java"
+    rm -rf "$out"; mv "$out.tmp" "$out"
+  fi
+  flock -u 9
 fi
 exec java -Xmx256m -XX:TieredStopAtLevel=1 -Xshare:auto -Dlog4j.configuration="file:$here/log4j.properties" \
   -cp "$out:$lib/*" Driver "$@"
