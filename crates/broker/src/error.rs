@@ -1,0 +1,87 @@
+//! The broker's error type, and the one place where domain errors become
+//! Kafka error codes.
+
+use std::io;
+
+use kafka_protocol::error::ResponseError;
+use sluice_storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("cannot bind listener {listener}: {source}")]
+    Bind {
+        listener: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("invalid listener {0:?} (expected PLAINTEXT://host:port)")]
+    InvalidListener(String),
+    #[error("metadata: {0}")]
+    Metadata(#[from] crate::metadata::MetadataError),
+    #[error("{op}: {source}")]
+    Io {
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The Kafka error code a client sees for a storage failure.
+pub fn storage_error_code(err: &StorageError) -> i16 {
+    let e = match err {
+        StorageError::CorruptRecord(_) => ResponseError::CorruptMessage,
+        StorageError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
+        StorageError::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp,
+        StorageError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        StorageError::LogDirOffline { .. } | StorageError::Io { .. } => {
+            ResponseError::KafkaStorageError
+        }
+        StorageError::LogDeleted(_) => ResponseError::UnknownTopicOrPartition,
+    };
+    e.code()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_record::{Offset, RecordError, Timestamp};
+
+    #[test]
+    fn storage_errors_map_to_the_kafka_codes_clients_expect() {
+        let cases: Vec<(StorageError, i16)> = vec![
+            (
+                StorageError::CorruptRecord(RecordError::UnsupportedMagic(1)),
+                2,
+            ),
+            (StorageError::RecordTooLarge { size: 10, max: 5 }, 10),
+            (
+                StorageError::InvalidTimestamp {
+                    timestamp: Timestamp(0),
+                    now: Timestamp(1),
+                },
+                32,
+            ),
+            (
+                StorageError::OffsetOutOfRange {
+                    requested: Offset(9),
+                    log_start: Offset(0),
+                    log_end: Offset(1),
+                },
+                1,
+            ),
+            (
+                StorageError::LogDirOffline {
+                    dir: "/d".into(),
+                    reason: "fsync".into(),
+                },
+                56,
+            ),
+        ];
+        for (err, expected) in cases {
+            assert_eq!(storage_error_code(&err), expected, "{err}");
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Metadata: this broker (at its advertised listener) as the only broker and
+//! controller, the topics with their ids, and every partition led by this
+//! node (leader epoch 0, replicas and ISR = this node). Unknown topics are
+//! created when both the broker (`auto.create.topics.enable`) and the
+//! request (`allow_auto_topic_creation`, v4+) allow it.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{
+    BrokerId, MetadataRequest, MetadataResponse, RequestHeader, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+use super::fetch::LEADER_EPOCH;
+use crate::context::BrokerContext;
+use crate::metadata::TopicMetadata;
+
+/// Kafka's bit field of the operations a client may perform on a topic when
+/// no authorizer is configured (READ, WRITE, CREATE, DELETE, ALTER,
+/// DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS).
+const TOPIC_OPERATIONS: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+/// The same for the cluster (CREATE, ALTER, DESCRIBE, CLUSTER_ACTION,
+/// DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE).
+const CLUSTER_OPERATIONS: i32 =
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+/// "Not requested" in the authorized-operations fields.
+const OPERATIONS_OMITTED: i32 = i32::MIN;
+
+pub async fn handle(
+    ctx: &BrokerContext,
+    header: &RequestHeader,
+    req: MetadataRequest,
+) -> MetadataResponse {
+    let version = header.request_api_version;
+    let node_id = ctx.config.node_id;
+    let allow_auto_create =
+        ctx.config.auto_create_topics_enable && (version < 4 || req.allow_auto_topic_creation);
+    let include_topic_ops = version >= 8 && req.include_topic_authorized_operations;
+
+    let all_topics = match &req.topics {
+        None => true,
+        Some(list) => version == 0 && list.is_empty(),
+    };
+
+    let mut topics = Vec::new();
+    if all_topics {
+        let mut all = ctx.metadata.topics();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        for t in &all {
+            topics.push(topic_response(t, node_id, include_topic_ops));
+        }
+    } else {
+        for requested in req.topics.iter().flatten() {
+            let resp = match &requested.name {
+                Some(name) => by_name(ctx, name.0.as_str(), allow_auto_create).await,
+                None => match ctx.metadata.topic_by_id(requested.topic_id) {
+                    Some(t) => Ok(t),
+                    None => Err((
+                        ResponseError::UnknownTopicId.code(),
+                        None,
+                        requested.topic_id,
+                    )),
+                },
+            };
+            topics.push(match resp {
+                Ok(t) => topic_response(&t, node_id, include_topic_ops),
+                Err((code, name, id)) => MetadataResponseTopic::default()
+                    .with_error_code(code)
+                    .with_name(name.map(|n| TopicName(StrBytes::from_string(n))))
+                    .with_topic_id(id)
+                    .with_topic_authorized_operations(if include_topic_ops {
+                        TOPIC_OPERATIONS
+                    } else {
+                        OPERATIONS_OMITTED
+                    }),
+            });
+        }
+    }
+
+    let brokers = ctx
+        .config
+        .advertised_listeners
+        .first()
+        .map(|l| {
+            vec![MetadataResponseBroker::default()
+                .with_node_id(BrokerId(node_id))
+                .with_host(StrBytes::from_string(l.host.clone()))
+                .with_port(i32::from(l.port))
+                .with_rack(None)]
+        })
+        .unwrap_or_default();
+
+    MetadataResponse::default()
+        .with_throttle_time_ms(0)
+        .with_brokers(brokers)
+        .with_cluster_id(Some(StrBytes::from_string(ctx.metadata.cluster_id())))
+        .with_controller_id(BrokerId(node_id))
+        .with_topics(topics)
+        .with_cluster_authorized_operations(
+            if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
+                CLUSTER_OPERATIONS
+            } else {
+                OPERATIONS_OMITTED
+            },
+        )
+}
+
+type TopicError = (i16, Option<String>, Uuid);
+
+async fn by_name(
+    ctx: &BrokerContext,
+    name: &str,
+    allow_auto_create: bool,
+) -> Result<TopicMetadata, TopicError> {
+    if let Some(t) = ctx.metadata.topic(name) {
+        return Ok(t);
+    }
+    let fail = |code: i16| Err((code, Some(name.to_string()), Uuid::nil()));
+    if crate::metadata::validate_topic_name(name).is_err() {
+        return fail(ResponseError::InvalidTopicException.code());
+    }
+    if !allow_auto_create {
+        return fail(ResponseError::UnknownTopicOrPartition.code());
+    }
+    // Creation writes and fsyncs the metadata file and creates the logs:
+    // blocking work, kept off the network threads.
+    let ctx2 = ctx.clone();
+    let name2 = name.to_string();
+    match tokio::task::spawn_blocking(move || ctx2.metadata.auto_create_topic(&ctx2, &name2)).await
+    {
+        Ok(Ok(t)) => {
+            tracing::info!(topic = %t.name, partitions = t.partitions, "auto-created topic");
+            Ok(t)
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(topic = name, error = %e, "auto topic creation failed");
+            fail(e.kafka_error_code())
+        }
+        Err(e) => {
+            tracing::error!(topic = name, error = %e, "auto topic creation task failed");
+            fail(ResponseError::UnknownTopicOrPartition.code())
+        }
+    }
+}
+
+fn topic_response(t: &TopicMetadata, node_id: i32, include_ops: bool) -> MetadataResponseTopic {
+    let partitions = (0..t.partitions)
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_error_code(0)
+                .with_partition_index(p)
+                .with_leader_id(BrokerId(node_id))
+                .with_leader_epoch(LEADER_EPOCH)
+                .with_replica_nodes(vec![BrokerId(node_id)])
+                .with_isr_nodes(vec![BrokerId(node_id)])
+                .with_offline_replicas(Vec::new())
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_error_code(0)
+        .with_name(Some(TopicName(StrBytes::from_string(t.name.clone()))))
+        .with_topic_id(t.topic_id)
+        .with_is_internal(false)
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(if include_ops {
+            TOPIC_OPERATIONS
+        } else {
+            OPERATIONS_OMITTED
+        })
+}

@@ -1,0 +1,102 @@
+//! Request dispatch: one module per Kafka API. The network layer decodes a
+//! request (header + body) and calls [`handle`]; the result says how the
+//! connection answers.
+
+use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
+
+use crate::context::BrokerContext;
+
+pub mod api_versions;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+// Engineer A's modules (admin APIs).
+pub mod alter_configs;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_records;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod describe_log_dirs;
+pub mod describe_topic_partitions;
+pub mod incremental_alter_configs;
+
+/// How the connection answers one request.
+#[derive(Debug)]
+pub enum Response {
+    /// An ordinary response, encoded by the network layer with the header
+    /// version that matches the request.
+    Message(ResponseKind),
+    /// A Fetch response whose record bytes are sent from segment files
+    /// (`sendfile`) instead of being copied into the encoded message.
+    Fetch(fetch::FetchPlan),
+    /// No response at all (Produce with acks=0).
+    NoResponse,
+    /// The request cannot be answered (an API this broker does not handle);
+    /// Kafka closes the connection in that case. The string is for the log.
+    Close(String),
+}
+
+impl From<ResponseKind> for Response {
+    fn from(r: ResponseKind) -> Self {
+        Response::Message(r)
+    }
+}
+
+/// Calls the handler for `body`'s API. The header carries the version the
+/// handler must answer in (`header.request_api_version`).
+pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, body: RequestKind) -> Response {
+    match body {
+        RequestKind::ApiVersions(req) => {
+            ResponseKind::ApiVersions(api_versions::handle(ctx, header, req).await).into()
+        }
+        RequestKind::Metadata(req) => {
+            ResponseKind::Metadata(metadata::handle(ctx, header, req).await).into()
+        }
+        RequestKind::Produce(req) => produce::handle(ctx, header, req).await,
+        RequestKind::Fetch(req) => Response::Fetch(fetch::handle(ctx, header, req).await),
+        RequestKind::ListOffsets(req) => {
+            ResponseKind::ListOffsets(list_offsets::handle(ctx, header, req).await).into()
+        }
+        RequestKind::CreateTopics(req) => {
+            ResponseKind::CreateTopics(create_topics::handle(ctx, header, req).await).into()
+        }
+        RequestKind::DeleteTopics(req) => {
+            ResponseKind::DeleteTopics(delete_topics::handle(ctx, header, req).await).into()
+        }
+        RequestKind::CreatePartitions(req) => {
+            ResponseKind::CreatePartitions(create_partitions::handle(ctx, header, req).await).into()
+        }
+        RequestKind::DescribeConfigs(req) => {
+            ResponseKind::DescribeConfigs(describe_configs::handle(ctx, header, req).await).into()
+        }
+        RequestKind::AlterConfigs(req) => {
+            ResponseKind::AlterConfigs(alter_configs::handle(ctx, header, req).await).into()
+        }
+        RequestKind::IncrementalAlterConfigs(req) => ResponseKind::IncrementalAlterConfigs(
+            incremental_alter_configs::handle(ctx, header, req).await,
+        )
+        .into(),
+        RequestKind::DeleteRecords(req) => {
+            ResponseKind::DeleteRecords(delete_records::handle(ctx, header, req).await).into()
+        }
+        RequestKind::DescribeCluster(req) => {
+            ResponseKind::DescribeCluster(describe_cluster::handle(ctx, header, req).await).into()
+        }
+        RequestKind::DescribeLogDirs(req) => {
+            ResponseKind::DescribeLogDirs(describe_log_dirs::handle(ctx, header, req).await).into()
+        }
+        RequestKind::DescribeTopicPartitions(req) => ResponseKind::DescribeTopicPartitions(
+            describe_topic_partitions::handle(ctx, header, req).await,
+        )
+        .into(),
+        other => Response::Close(format!(
+            "no handler for API key {} ({:?})",
+            header.request_api_key,
+            std::mem::discriminant(&other)
+        )),
+    }
+}

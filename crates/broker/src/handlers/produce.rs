@@ -1,0 +1,248 @@
+//! Produce (v3+): appends each partition's RecordBatch bytes to its log.
+//!
+//! The batches arrive as a slice of the request frame; they are copied once
+//! into a reused per-thread buffer, because the log rewrites base offsets
+//! (and, for LogAppendTime topics, timestamps and CRC) in place. Appends run
+//! on tokio's blocking pool, so a slow disk never stalls the network
+//! threads. For `flush.messages=1` topics the answer waits for the
+//! group-commit fsync (`Log::flush_until`), and only then does the high
+//! watermark move, so consumers never see unflushed data there.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
+use kafka_protocol::protocol::StrBytes;
+use sluice_record::{LeaderEpoch, RecordError};
+use sluice_storage::{AppendInfo, StorageError, TopicPartition};
+
+use super::Response;
+use crate::context::BrokerContext;
+use crate::error::storage_error_code;
+use crate::partition::Partition;
+
+/// Buffers bigger than this are not kept for reuse after an append.
+const SCRATCH_KEEP_BYTES: usize = 8 << 20;
+
+thread_local! {
+    /// Per-blocking-thread buffer the records are copied into for the
+    /// in-place rewrite. Reusing it avoids touching fresh pages per request,
+    /// which on this class of machine costs more than the copy itself.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The outcome of one partition's append.
+struct PartitionResult {
+    error_code: i16,
+    error_message: Option<String>,
+    info: Option<AppendInfo>,
+}
+
+impl PartitionResult {
+    fn error(code: i16, message: Option<String>) -> Self {
+        PartitionResult {
+            error_code: code,
+            error_message: message,
+            info: None,
+        }
+    }
+}
+
+/// One partition's append job, run on the blocking pool.
+struct Job {
+    slot: usize,
+    partition: Arc<Partition>,
+    records: Bytes,
+}
+
+pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceRequest) -> Response {
+    let version = header.request_api_version;
+    let acks = req.acks;
+    let valid_acks = (-1..=1).contains(&acks);
+
+    // Resolve every partition first; results are filled per slot, in
+    // request order.
+    let mut results: Vec<Option<PartitionResult>> = Vec::new();
+    let mut layout: Vec<(usize, usize)> = Vec::new(); // (topic index, first slot)
+    let mut jobs = Vec::new();
+    for (ti, topic) in req.topic_data.iter().enumerate() {
+        layout.push((ti, results.len()));
+        let (name, unknown_code) = if version >= 13 {
+            match ctx.metadata.topic_by_id(topic.topic_id) {
+                Some(t) => (Some(t.name), ResponseError::UnknownTopicOrPartition.code()),
+                None => (None, ResponseError::UnknownTopicId.code()),
+            }
+        } else {
+            (
+                Some(topic.name.0.as_str().to_string()),
+                ResponseError::UnknownTopicOrPartition.code(),
+            )
+        };
+        for pd in &topic.partition_data {
+            let slot = results.len();
+            if !valid_acks {
+                results.push(Some(PartitionResult::error(
+                    ResponseError::InvalidRequiredAcks.code(),
+                    None,
+                )));
+                continue;
+            }
+            let partition = name.as_ref().and_then(|n| {
+                ctx.replicas
+                    .get_partition(&TopicPartition::new(n.clone(), pd.index))
+            });
+            match (partition, &pd.records) {
+                (None, _) => results.push(Some(PartitionResult::error(unknown_code, None))),
+                (Some(_), None) => results.push(Some(PartitionResult::error(
+                    ResponseError::CorruptMessage.code(),
+                    Some("null records".into()),
+                ))),
+                (Some(partition), Some(records)) => {
+                    results.push(None);
+                    jobs.push(Job {
+                        slot,
+                        partition,
+                        records: records.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    if !jobs.is_empty() {
+        let slots: Vec<usize> = jobs.iter().map(|j| j.slot).collect();
+        let outcome = tokio::task::spawn_blocking(move || {
+            jobs.into_iter()
+                .map(|job| (job.slot, append(&job.partition, &job.records)))
+                .collect::<Vec<_>>()
+        })
+        .await;
+        match outcome {
+            Ok(done) => {
+                for (slot, r) in done {
+                    results[slot] = Some(r);
+                }
+            }
+            Err(join_error) => {
+                tracing::error!(error = %join_error, "produce append task failed");
+                for slot in slots {
+                    results[slot] = Some(PartitionResult::error(
+                        ResponseError::KafkaStorageError.code(),
+                        None,
+                    ));
+                }
+            }
+        }
+    }
+
+    let any_error = results
+        .iter()
+        .any(|r| r.as_ref().is_none_or(|r| r.error_code != 0));
+    if acks == 0 {
+        // Kafka closes the connection of an acks=0 producer whose request
+        // failed: it is the only signal such a producer gets.
+        return if any_error {
+            Response::Close("produce with acks=0 failed".into())
+        } else {
+            Response::NoResponse
+        };
+    }
+
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for (ti, first_slot) in layout {
+        let topic = &req.topic_data[ti];
+        let mut partition_responses = Vec::with_capacity(topic.partition_data.len());
+        for (pi, pd) in topic.partition_data.iter().enumerate() {
+            let r = results[first_slot + pi].take().unwrap_or_else(|| {
+                PartitionResult::error(ResponseError::KafkaStorageError.code(), None)
+            });
+            let mut resp = PartitionProduceResponse::default()
+                .with_index(pd.index)
+                .with_error_code(r.error_code)
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1);
+            if let Some(info) = r.info {
+                resp = resp
+                    .with_base_offset(info.first_offset.value())
+                    .with_log_append_time_ms(info.log_append_time.millis())
+                    .with_log_start_offset(info.log_start_offset.value());
+            }
+            if let Some(msg) = r.error_message {
+                resp = resp.with_error_message(Some(StrBytes::from_string(msg)));
+            }
+            partition_responses.push(resp);
+        }
+        let mut t = TopicProduceResponse::default().with_partition_responses(partition_responses);
+        if version >= 13 {
+            t = t.with_topic_id(topic.topic_id);
+        } else {
+            t = t.with_name(topic.name.clone());
+        }
+        responses.push(t);
+    }
+    Response::Message(kafka_protocol::messages::ResponseKind::Produce(
+        ProduceResponse::default()
+            .with_responses(responses)
+            .with_throttle_time_ms(0),
+    ))
+}
+
+/// Appends one partition's batches (on a blocking thread), waits for the
+/// fsync where the topic asks for it, then moves the high watermark.
+fn append(partition: &Partition, records: &[u8]) -> PartitionResult {
+    if records.is_empty() {
+        // Kafka appends nothing and answers base offset -1.
+        return PartitionResult {
+            error_code: 0,
+            error_message: None,
+            info: None,
+        };
+    }
+    let log = partition.log();
+    let appended = SCRATCH.with(|scratch| {
+        let mut buf = scratch.borrow_mut();
+        buf.clear();
+        buf.extend_from_slice(records);
+        let result = log.append_as_leader(&mut buf, LeaderEpoch(0));
+        if buf.capacity() > SCRATCH_KEEP_BYTES {
+            *buf = Vec::new();
+        }
+        result
+    });
+    let info = match appended {
+        Ok(info) => info,
+        Err(e) => return storage_failure(partition, e),
+    };
+    if info.needs_flush {
+        if let Err(e) = log.flush_until(info.last_offset) {
+            return storage_failure(partition, e);
+        }
+    }
+    partition.advance_high_watermark(info.last_offset.plus(1));
+    PartitionResult {
+        error_code: 0,
+        error_message: None,
+        info: Some(info),
+    }
+}
+
+fn storage_failure(partition: &Partition, e: StorageError) -> PartitionResult {
+    let code = match &e {
+        // Produce v3+ only accepts magic v2; Kafka calls older batches
+        // invalid rather than corrupt.
+        StorageError::CorruptRecord(RecordError::UnsupportedMagic(_)) => {
+            ResponseError::InvalidRecord.code()
+        }
+        other => storage_error_code(other),
+    };
+    if code == ResponseError::KafkaStorageError.code() {
+        tracing::error!(partition = %partition.topic_partition(), error = %e, "append failed");
+    } else {
+        tracing::debug!(partition = %partition.topic_partition(), error = %e, "append rejected");
+    }
+    PartitionResult::error(code, Some(e.to_string()))
+}

@@ -1,0 +1,173 @@
+//! One client connection.
+//!
+//! Two tasks per connection: the *reader* reads and decodes frames as fast
+//! as the client sends them (bounded by a small queue and by the broker-wide
+//! request-bytes pool), the *processor* handles requests one at a time in
+//! arrival order and writes each response before taking the next request.
+//! So responses leave in request order while later requests are already
+//! being read (pipelining), and a produce followed by a fetch on the same
+//! connection sees its own write, as with Kafka.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use kafka_protocol::messages::RequestKind;
+use sluice_protocol::DecodedRequest;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use super::codec::{self, Decoded};
+use super::frame::{FrameError, FrameReader, MemoryPool, Reservation};
+use super::sendfile::write_chunks;
+use crate::context::BrokerContext;
+use crate::handlers::{self, Response};
+
+/// Decoded requests a connection may hold before it stops reading.
+const QUEUE_DEPTH: usize = 16;
+
+enum Inbound {
+    Request {
+        request: Box<DecodedRequest>,
+        _reservation: Reservation,
+    },
+    /// A ready-made answer (the ApiVersions v0 fallback).
+    Answer(Bytes),
+    /// The stream is unusable; close after the answers already queued.
+    Close(String),
+}
+
+/// Settings every connection shares.
+#[derive(Clone)]
+pub struct ConnectionConfig {
+    pub max_request_bytes: usize,
+    pub pool: MemoryPool,
+}
+
+/// Serves one connection until the client leaves, a frame is malformed, or
+/// the broker shuts down (then requests already read are still answered).
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: BrokerContext,
+    config: ConnectionConfig,
+    shutdown: watch::Receiver<bool>,
+) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, error = %e, "set_nodelay failed");
+    }
+    let (read_half, write_half) = stream.into_split();
+    let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+    let frames = FrameReader::new(read_half, config.max_request_bytes, config.pool.clone());
+    let reader = tokio::spawn(read_loop(frames, tx, shutdown, peer));
+    process_loop(rx, write_half, &ctx, peer).await;
+    reader.abort();
+    tracing::debug!(%peer, "connection closed");
+}
+
+async fn read_loop(
+    mut frames: FrameReader<OwnedReadHalf>,
+    tx: mpsc::Sender<Inbound>,
+    mut shutdown: watch::Receiver<bool>,
+    peer: SocketAddr,
+) {
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = shutdown.wait_for(|stop| *stop) => return,
+            next = frames.next_frame() => next,
+        };
+        let item = match next {
+            Ok(None) => return,
+            Err(FrameError::Io(e)) => {
+                tracing::debug!(%peer, error = %e, "read failed");
+                return;
+            }
+            Err(e) => Inbound::Close(format!("bad frame: {e}")),
+            Ok(Some(frame)) => match codec::decode_request(frame.bytes) {
+                Decoded::Request(request) => Inbound::Request {
+                    request,
+                    _reservation: frame.reservation,
+                },
+                Decoded::Answer(bytes) => Inbound::Answer(bytes),
+                Decoded::Reject(reason) => Inbound::Close(reason),
+            },
+        };
+        let closing = matches!(item, Inbound::Close(_));
+        if tx.send(item).await.is_err() || closing {
+            return;
+        }
+    }
+}
+
+async fn process_loop(
+    mut rx: mpsc::Receiver<Inbound>,
+    mut socket: OwnedWriteHalf,
+    ctx: &BrokerContext,
+    peer: SocketAddr,
+) {
+    let mut client_id: Option<String> = None;
+    while let Some(item) = rx.recv().await {
+        let (header, body, reservation) = match item {
+            Inbound::Request {
+                request,
+                _reservation,
+            } => {
+                let DecodedRequest { header, body, .. } = *request;
+                (header, body, _reservation)
+            }
+            Inbound::Answer(bytes) => {
+                if socket.write_all(&bytes).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Inbound::Close(reason) => {
+                tracing::warn!(%peer, client_id = client_id.as_deref().unwrap_or(""), "closing connection: {reason}");
+                return;
+            }
+        };
+        if client_id.is_none() {
+            client_id = header.client_id.as_ref().map(|c| c.as_str().to_string());
+        }
+        if let RequestKind::ApiVersions(req) = &body {
+            if header.request_api_version >= 3 {
+                tracing::info!(
+                    %peer,
+                    client_id = client_id.as_deref().unwrap_or(""),
+                    client_software_name = req.client_software_name.as_str(),
+                    client_software_version = req.client_software_version.as_str(),
+                    "client connected"
+                );
+            }
+        }
+        let response = handlers::handle(ctx, &header, body).await;
+        drop(reservation);
+        let written = match response {
+            Response::Message(message) => match codec::encode_response(&header, &message) {
+                Ok(bytes) => socket.write_all(&bytes).await,
+                Err(e) => {
+                    tracing::error!(%peer, api_key = header.request_api_key, error = %e, "cannot encode response; closing connection");
+                    return;
+                }
+            },
+            Response::Fetch(plan) => match codec::fetch_chunks(&header, plan) {
+                Ok(chunks) => write_chunks(&mut socket, chunks).await,
+                Err(e) => {
+                    tracing::error!(%peer, error = %e, "cannot encode fetch response; closing connection");
+                    return;
+                }
+            },
+            Response::NoResponse => Ok(()),
+            Response::Close(reason) => {
+                tracing::warn!(%peer, client_id = client_id.as_deref().unwrap_or(""), "closing connection: {reason}");
+                return;
+            }
+        };
+        if let Err(e) = written {
+            tracing::debug!(%peer, error = %e, "write failed");
+            return;
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Writing a response made of byte chunks and file slices to a socket, the
+//! file slices with `sendfile(2)` so record bytes never pass through user
+//! space.
+//!
+//! KAFKA-7504: `sendfile` of a range that is not in page cache blocks the
+//! calling thread on disk reads, which in Kafka stalls every connection of
+//! that network thread. Here a slice that [`FileHandle::is_resident`] says
+//! is not resident is first faulted in with [`FileHandle::prefault`] on
+//! tokio's blocking pool; only then is it sent from the network thread.
+
+use std::io;
+
+use bytes::{Bytes, BytesMut};
+use sluice_storage::FileSlice;
+use tokio::io::{AsyncWrite, AsyncWriteExt, Interest};
+use tokio::net::TcpStream;
+
+/// Bytes of a file read per step when the file has no descriptor to
+/// `sendfile` from (simulated files).
+const COPY_STEP: usize = 64 * 1024;
+/// Linux transfers at most this many bytes per `sendfile` call.
+const SENDFILE_MAX: usize = 0x7fff_f000;
+
+/// One piece of an outgoing response.
+pub enum Chunk {
+    Bytes(Bytes),
+    File(FileSlice),
+}
+
+/// Writes `chunks` in order. Adjacent byte chunks are gathered into one
+/// write; file chunks go out with `sendfile` when the file has a
+/// descriptor, otherwise through a bounded copy buffer.
+pub async fn write_chunks<W>(socket: &mut W, chunks: Vec<Chunk>) -> io::Result<()>
+where
+    W: AsyncWrite + AsRef<TcpStream> + Unpin,
+{
+    let mut pending = BytesMut::new();
+    for chunk in chunks {
+        match chunk {
+            Chunk::Bytes(b) => pending.extend_from_slice(&b),
+            Chunk::File(slice) => {
+                if !pending.is_empty() {
+                    socket.write_all(&pending).await?;
+                    pending.clear();
+                }
+                write_file(socket, &slice).await?;
+            }
+        }
+    }
+    if !pending.is_empty() {
+        socket.write_all(&pending).await?;
+    }
+    Ok(())
+}
+
+async fn write_file<W>(socket: &mut W, slice: &FileSlice) -> io::Result<()>
+where
+    W: AsyncWrite + AsRef<TcpStream> + Unpin,
+{
+    if slice.len == 0 {
+        return Ok(());
+    }
+    ensure_resident(slice).await;
+    match slice.file.raw_fd() {
+        Some(fd) => sendfile_all(socket.as_ref(), fd, slice.position, slice.len as usize).await,
+        None => copy_all(socket, slice).await,
+    }
+}
+
+/// Faults a non-resident slice into page cache on the blocking pool, so the
+/// network thread never waits for the disk.
+pub async fn ensure_resident(slice: &FileSlice) {
+    let (pos, len) = (slice.position, u64::from(slice.len));
+    let resident = match slice.file.is_resident(pos, len) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(error = %e, "residency check failed; prefaulting");
+            false
+        }
+    };
+    if resident {
+        return;
+    }
+    let file = slice.file.clone();
+    match tokio::task::spawn_blocking(move || file.prefault(pos, len)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "prefault before sendfile failed"),
+        Err(e) => tracing::warn!(error = %e, "prefault task failed"),
+    }
+}
+
+async fn sendfile_all(
+    socket: &TcpStream,
+    file_fd: std::os::fd::RawFd,
+    position: u64,
+    len: usize,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let socket_fd = socket.as_raw_fd();
+    let mut offset = libc::off_t::try_from(position)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file position too large"))?;
+    let mut remaining = len;
+    while remaining > 0 {
+        let count = remaining.min(SENDFILE_MAX);
+        let sent = socket
+            .async_io(Interest::WRITABLE, || {
+                // SAFETY: both descriptors are open for the duration of the
+                // call (the socket is borrowed, the file is owned by the
+                // slice's Arc<dyn FileHandle>), and `offset` is a valid
+                // pointer to a local.
+                let n = unsafe { libc::sendfile(socket_fd, file_fd, &mut offset, count) };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            })
+            .await?;
+        if sent == 0 {
+            // The file is shorter than the slice (truncated or deleted
+            // underneath us): the frame can no longer be completed.
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "segment file ended before the fetched slice",
+            ));
+        }
+        remaining -= sent;
+    }
+    Ok(())
+}
+
+async fn copy_all<W: AsyncWrite + Unpin>(socket: &mut W, slice: &FileSlice) -> io::Result<()> {
+    let mut buf = vec![0u8; (slice.len as usize).min(COPY_STEP)];
+    let mut pos = slice.position;
+    let end = slice.position + u64::from(slice.len);
+    while pos < end {
+        let want = ((end - pos) as usize).min(buf.len());
+        let n = slice.file.read_at(&mut buf[..want], pos)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "segment file ended before the fetched slice",
+            ));
+        }
+        socket.write_all(&buf[..n]).await?;
+        pos += n as u64;
+    }
+    Ok(())
+}

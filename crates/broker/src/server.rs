@@ -1,0 +1,229 @@
+//! Starting and stopping a broker: storage, metadata, partitions, listeners
+//! and the periodic storage work.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_storage::{Clock, Fs, LogManager};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::config::BrokerConfig;
+use crate::context::BrokerContext;
+use crate::error::BrokerError;
+use crate::metadata::MetadataStore;
+use crate::network::{self, ConnectionConfig, MemoryPool};
+use crate::partition::ReplicaManager;
+
+/// Shortest period of the background storage timers, whatever the config
+/// says (Kafka's defaults for some of them are "never").
+const MIN_TIMER_MS: i64 = 100;
+/// Longest period (Kafka's `Long.MAX_VALUE` "never" becomes once a day).
+const MAX_TIMER_MS: i64 = 86_400_000;
+
+/// A running broker.
+pub struct Broker {
+    ctx: BrokerContext,
+    bound: Vec<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    listeners: Vec<JoinHandle<()>>,
+    timers: Vec<JoinHandle<()>>,
+}
+
+impl Broker {
+    /// Opens storage (recovering after an unclean shutdown), loads the
+    /// topics and their logs, binds every listener and starts serving.
+    ///
+    /// A listener with port 0 binds an ephemeral port; the advertised
+    /// listener of the same name then advertises the bound port.
+    pub async fn start(
+        config: BrokerConfig,
+        fs: Arc<dyn Fs>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Broker, BrokerError> {
+        let mut config = config;
+
+        // Bind first: a broker that cannot listen should not touch its data.
+        let mut listeners = Vec::new();
+        let mut bound = Vec::new();
+        for l in config.listeners.clone() {
+            let listener =
+                TcpListener::bind(l.bind_addr())
+                    .await
+                    .map_err(|source| BrokerError::Bind {
+                        listener: l.to_string(),
+                        source,
+                    })?;
+            let addr = listener.local_addr().map_err(|source| BrokerError::Io {
+                op: "local_addr",
+                source,
+            })?;
+            for a in config
+                .advertised_listeners
+                .iter_mut()
+                .filter(|a| a.name == l.name && a.port == 0)
+            {
+                a.port = addr.port();
+            }
+            bound.push(addr);
+            listeners.push(listener);
+        }
+
+        let (logs, metadata, replicas) = {
+            let config = config.clone();
+            let fs = fs.clone();
+            let clock = clock.clone();
+            tokio::task::spawn_blocking(move || -> Result<_, BrokerError> {
+                let logs = LogManager::open(config.log_manager_config(), fs.clone(), clock)?;
+                let metadata = MetadataStore::open(&config, fs)?;
+                let replicas = ReplicaManager::new();
+                metadata.load_logs(&logs, &replicas, &config)?;
+                Ok((logs, metadata, replicas))
+            })
+            .await
+            .map_err(|e| BrokerError::Io {
+                op: "startup",
+                source: std::io::Error::other(e.to_string()),
+            })??
+        };
+
+        let ctx = BrokerContext {
+            config: Arc::new(config),
+            metadata: Arc::new(metadata),
+            replicas: Arc::new(replicas),
+            logs: Arc::new(logs),
+            fs,
+            clock,
+        };
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let connection_config = ConnectionConfig {
+            max_request_bytes: ctx.config.socket_request_max_bytes,
+            pool: MemoryPool::new(ctx.config.queued_max_request_bytes),
+        };
+        let slots = Arc::new(Semaphore::new(
+            ctx.config.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+        ));
+        let listener_tasks = listeners
+            .into_iter()
+            .map(|l| {
+                tokio::spawn(network::accept_loop(
+                    l,
+                    ctx.clone(),
+                    connection_config.clone(),
+                    slots.clone(),
+                    shutdown_rx.clone(),
+                ))
+            })
+            .collect();
+
+        let flush_every = ctx
+            .config
+            .log_flush_scheduler_interval_ms
+            .min(ctx.config.log_flush_offset_checkpoint_interval_ms);
+        let logs = ctx.logs.clone();
+        let flush_timer = spawn_timer(
+            "flush_dirty_logs",
+            flush_every,
+            shutdown_rx.clone(),
+            move || logs.flush_dirty_logs().map(|_| ()),
+        );
+        let logs = ctx.logs.clone();
+        let retention_timer = spawn_timer(
+            "enforce_retention",
+            ctx.config.log_retention_check_interval_ms,
+            shutdown_rx,
+            move || {
+                let deleted = logs.enforce_retention()?;
+                if deleted > 0 {
+                    tracing::info!(segments = deleted, "retention deleted segments");
+                }
+                Ok(())
+            },
+        );
+
+        for (l, addr) in ctx.config.listeners.iter().zip(&bound) {
+            tracing::info!(listener = %l, %addr, "listening");
+        }
+        Ok(Broker {
+            ctx,
+            bound,
+            shutdown,
+            listeners: listener_tasks,
+            timers: vec![flush_timer, retention_timer],
+        })
+    }
+
+    /// The address of the first listener as bound (the real port for port 0).
+    pub fn bound_addr(&self) -> SocketAddr {
+        self.bound[0]
+    }
+
+    /// Every bound listener address, in `listeners` order.
+    pub fn bound_addrs(&self) -> &[SocketAddr] {
+        &self.bound
+    }
+
+    /// The shared state handlers see (for tests and admin tooling).
+    pub fn context(&self) -> &BrokerContext {
+        &self.ctx
+    }
+
+    /// Stops accepting, answers the requests already read (long-polling
+    /// fetches answer at once), then flushes every log and writes the
+    /// clean-shutdown marker.
+    pub async fn shutdown(self) -> Result<(), BrokerError> {
+        self.shutdown.send_replace(true);
+        self.ctx.replicas.begin_shutdown();
+        for l in self.listeners {
+            let _ = l.await;
+        }
+        for t in self.timers {
+            let _ = t.await;
+        }
+        let logs = self.ctx.logs.clone();
+        tokio::task::spawn_blocking(move || logs.shutdown())
+            .await
+            .map_err(|e| BrokerError::Io {
+                op: "shutdown",
+                source: std::io::Error::other(e.to_string()),
+            })??;
+        tracing::info!("broker stopped");
+        Ok(())
+    }
+}
+
+/// Runs `work` on the blocking pool every `period_ms` until shutdown.
+fn spawn_timer<F>(
+    name: &'static str,
+    period_ms: i64,
+    mut shutdown: watch::Receiver<bool>,
+    work: F,
+) -> JoinHandle<()>
+where
+    F: Fn() -> Result<(), sluice_storage::StorageError> + Send + Sync + 'static,
+{
+    let work = Arc::new(work);
+    let period = Duration::from_millis(period_ms.clamp(MIN_TIMER_MS, MAX_TIMER_MS) as u64);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stop| *stop) => return,
+                _ = ticker.tick() => {}
+            }
+            let work = work.clone();
+            match tokio::task::spawn_blocking(move || work()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(timer = name, error = %e, "background storage work failed")
+                }
+                Err(e) => tracing::error!(timer = name, error = %e, "background task failed"),
+            }
+        }
+    })
+}
