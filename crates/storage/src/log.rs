@@ -11,6 +11,7 @@ use parking_lot::{Mutex, RwLock};
 use sluice_record::batch::{set_base_offset, set_log_append_time, set_partition_leader_epoch};
 use sluice_record::{BatchHeader, LeaderEpoch, Offset, Timestamp, TimestampType};
 
+use crate::checkpoint::{self, Checkpoint, RECOVERY_POINT_CHECKPOINT};
 use crate::config::{LogConfig, TopicPartition};
 use crate::error::{IoContext, StorageError};
 use crate::fs::{Clock, Fs};
@@ -23,18 +24,61 @@ use crate::segment::{
 /// (a failed fsync, a segment that could not be cut back after a failed
 /// write) it stays offline until restart, and every operation on its logs
 /// fails with [`StorageError::LogDirOffline`].
-#[derive(Debug)]
 pub struct LogDirState {
     path: PathBuf,
+    fs: Arc<dyn Fs>,
     offline: Mutex<Option<String>>,
+    /// What `recovery-point-offset-checkpoint` holds on disk.
+    recovery_points: Mutex<Checkpoint>,
+}
+
+impl std::fmt::Debug for LogDirState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogDirState")
+            .field("path", &self.path)
+            .field("offline", &*self.offline.lock())
+            .finish()
+    }
 }
 
 impl LogDirState {
-    pub fn new(path: impl Into<PathBuf>) -> Arc<Self> {
+    pub fn new(
+        path: impl Into<PathBuf>,
+        fs: Arc<dyn Fs>,
+        recovery_points: Checkpoint,
+    ) -> Arc<Self> {
         Arc::new(LogDirState {
             path: path.into(),
+            fs,
             offline: Mutex::new(None),
+            recovery_points: Mutex::new(recovery_points),
         })
+    }
+    /// Replaces the recovery-point checkpoint file with `entries`.
+    pub fn write_recovery_points(&self, entries: Checkpoint) -> Result<(), StorageError> {
+        let mut g = self.recovery_points.lock();
+        checkpoint::write(&*self.fs, &self.path, RECOVERY_POINT_CHECKPOINT, &entries)?;
+        *g = entries;
+        Ok(())
+    }
+    /// After a truncation: the checkpointed recovery point of `tp` must not
+    /// stay above the new log end, or recovery after a crash would trust
+    /// bytes rewritten since. Rewrites the file at once when needed.
+    pub fn lower_recovery_point(
+        &self,
+        tp: &TopicPartition,
+        offset: Offset,
+    ) -> Result<(), StorageError> {
+        let mut g = self.recovery_points.lock();
+        match g.get(tp) {
+            Some(cur) if *cur > offset => {}
+            _ => return Ok(()),
+        }
+        let mut next = g.clone();
+        next.insert(tp.clone(), offset);
+        checkpoint::write(&*self.fs, &self.path, RECOVERY_POINT_CHECKPOINT, &next)?;
+        *g = next;
+        Ok(())
     }
     pub fn path(&self) -> &Path {
         &self.path
@@ -267,13 +311,18 @@ impl Log {
             let mut cut_after: Option<i64> = None;
             for (i, seg) in to_recover.iter().enumerate() {
                 let is_last = Some(seg.base_offset().0) == last_base;
+                let next_base = to_recover.get(i + 1).map(|s| s.base_offset());
                 let r = seg.recover(!is_last)?;
                 seg.flush()?;
                 recovered_any = true;
                 if env.recovery_progress_every > 0 && (i + 1) % env.recovery_progress_every == 0 {
                     tracing::info!(log = %tp, done = i + 1, total, "recovery progress");
                 }
-                if r.truncated_bytes > 0 {
+                // Segments are created at the log end offset, so a segment
+                // that now ends before the next one starts lost its tail: the
+                // later segments hold data past a hole and must go too.
+                let hole = next_base.is_some_and(|nb| r.next_offset != nb);
+                if r.truncated_bytes > 0 || hole {
                     tracing::warn!(log = %tp, segment = seg.base_offset().0, truncated = r.truncated_bytes, next_offset = r.next_offset.0, "truncated torn or corrupt tail");
                     if !is_last {
                         cut_after = Some(seg.base_offset().0);
@@ -290,6 +339,9 @@ impl Log {
                         fs.remove_file(&p).ctx("remove segment", &p)?;
                     }
                 }
+                // The removals must be durable before the recovered log is
+                // used: otherwise a second crash resurrects them.
+                fs.sync_dir(&dir).ctx("fsync directory", &dir)?;
             }
         }
 
@@ -697,7 +749,17 @@ impl Log {
             }
         }
         if n > 0 {
-            self.dir_dirty.store(true, Ordering::Release);
+            // Make the deletions durable so a crash cannot bring back
+            // segments below the log start offset.
+            if let Err(e) = self
+                .env
+                .fs
+                .sync_dir(&self.dir)
+                .ctx("fsync directory", &self.dir)
+            {
+                self.offline(&e);
+                return Err(e);
+            }
             let first = Offset(*st.segments.keys().next().expect("active segment stays"));
             if st.log_start_offset < first {
                 st.log_start_offset = first;
@@ -830,13 +892,35 @@ impl Log {
             }
             active.truncate_to(offset)?;
             st.log_end_offset = active.next_offset();
+            if st.log_start_offset > st.log_end_offset {
+                st.log_start_offset = st.log_end_offset;
+            }
         }
-        self.dir_dirty.store(true, Ordering::Release);
+        // Truncation is made durable at once: a crash must not resurrect
+        // the removed batches (they would pass recovery's CRC checks).
+        let durable = st.active().flush().and_then(|_| {
+            self.env
+                .fs
+                .sync_dir(&self.dir)
+                .ctx("fsync directory", &self.dir)
+        });
+        if let Err(e) = durable {
+            self.offline(&e);
+            return Err(e);
+        }
         self.log_end.store(st.log_end_offset.0, Ordering::Release);
         self.log_start
             .store(st.log_start_offset.0, Ordering::Release);
         let leo = st.log_end_offset.0;
         self.recovery_point.fetch_min(leo, Ordering::AcqRel);
+        if let Err(e) = self
+            .env
+            .dir_state
+            .lower_recovery_point(&self.tp, Offset(leo))
+        {
+            self.offline(&e);
+            return Err(e);
+        }
         tracing::info!(log = %self.tp, log_end = leo, "truncated log");
         Ok(())
     }

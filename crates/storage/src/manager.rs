@@ -50,7 +50,7 @@ impl LogManager {
         let mut dirs = Vec::new();
         let mut first_err = None;
         for path in &config.log_dirs {
-            let state = LogDirState::new(path.clone());
+            let mut state = LogDirState::new(path.clone(), fs.clone(), Checkpoint::new());
             let res = (|| -> Result<LogDir, StorageError> {
                 fs.create_dir_all(path).ctx("create log directory", path)?;
                 let marker = path.join(CLEAN_SHUTDOWN_FILE);
@@ -62,6 +62,7 @@ impl LogManager {
                         .ctx("remove clean shutdown marker", &marker)?;
                     fs.sync_dir(path).ctx("fsync directory", path)?;
                 }
+                state = LogDirState::new(path.clone(), fs.clone(), recovery_points.clone());
                 Ok(LogDir {
                     state: state.clone(),
                     had_clean_shutdown: clean,
@@ -308,10 +309,9 @@ impl LogManager {
                     ls.insert(tp.clone(), *off);
                 }
             }
-            let r = checkpoint::write(&*self.fs, d.state.path(), RECOVERY_POINT_CHECKPOINT, &rp)
-                .and_then(|_| {
-                    checkpoint::write(&*self.fs, d.state.path(), LOG_START_OFFSET_CHECKPOINT, &ls)
-                });
+            let r = d.state.write_recovery_points(rp).and_then(|_| {
+                checkpoint::write(&*self.fs, d.state.path(), LOG_START_OFFSET_CHECKPOINT, &ls)
+            });
             if let Err(e) = r {
                 d.state.mark_offline(e.to_string());
                 first_err.get_or_insert(e);
