@@ -1,1 +1,118 @@
-fn main() {}
+//! Hot paths of the record layer on ~16 KiB batches (a typical producer
+//! batch) of 1 KiB and of 100-byte records:
+//!
+//! - `validate`: `BatchHeader::validate`, i.e. CRC-32C over the batch, which
+//!   the broker runs on every produced byte;
+//! - `records`: decoding every record of an uncompressed batch;
+//! - `read_compressed`: `BatchReader::new` + decoding for lz4 and zstd.
+//!
+//! Criterion prints throughput (MiB/s of batch bytes) for each.
+//! Run: `cargo bench -p sluice-record --bench batch`.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use sluice_record::{records, BatchBuilder, BatchHeader, CompressionType, Timestamp};
+
+const BATCH_TARGET: usize = 16 * 1024;
+
+/// A batch of `record_size`-byte values filling about 16 KiB. Values are
+/// pseudo-random text: realistic enough for the codecs to have work to do.
+fn batch(record_size: usize, codec: CompressionType) -> (Vec<u8>, usize) {
+    let mut b = BatchBuilder::new(codec);
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut n = 0;
+    while b.uncompressed_size() + record_size + 16 <= BATCH_TARGET {
+        let value: Vec<u8> = (0..record_size)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                b"abcdefghijklmnopqrstuvwxyz      "[(seed % 32) as usize]
+            })
+            .collect();
+        b.append(
+            Timestamp(1_700_000_000_000 + n as i64),
+            Some(format!("key-{n}").as_bytes()),
+            Some(&value),
+            &[],
+        )
+        .expect("record fits");
+        n += 1;
+    }
+    (b.build().expect("batch builds"), n)
+}
+
+fn bench_validate(c: &mut Criterion) {
+    let mut group = c.benchmark_group("validate");
+    for record_size in [1024, 100] {
+        let (bytes, _) = batch(record_size, CompressionType::None);
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        group.bench_with_input(
+            BenchmarkId::new("crc32c_16KiB", format!("{record_size}B_records")),
+            &bytes,
+            |b, bytes| b.iter(|| BatchHeader::validate(black_box(bytes)).expect("valid")),
+        );
+    }
+    group.finish();
+}
+
+fn bench_records(c: &mut Criterion) {
+    let mut group = c.benchmark_group("records");
+    for record_size in [1024, 100] {
+        let (bytes, n) = batch(record_size, CompressionType::None);
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        group.bench_with_input(
+            BenchmarkId::new(
+                format!("decode_{n}_records"),
+                format!("{record_size}B_records"),
+            ),
+            &bytes,
+            |b, bytes| {
+                b.iter(|| {
+                    let reader = records(black_box(bytes), 1 << 20).expect("valid");
+                    let mut sum = 0usize;
+                    for r in reader.records() {
+                        sum += r.expect("decodes").value.map_or(0, <[u8]>::len);
+                    }
+                    sum
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+fn bench_read_compressed(c: &mut Criterion) {
+    let mut group = c.benchmark_group("read_compressed");
+    for codec in [CompressionType::Lz4, CompressionType::Zstd] {
+        for record_size in [1024, 100] {
+            let (bytes, _) = batch(record_size, codec);
+            // Throughput in uncompressed bytes: what the consumer gets.
+            let plain = records(&bytes, 1 << 20)
+                .expect("valid")
+                .records_data()
+                .len();
+            group.throughput(Throughput::Bytes((plain + 61) as u64));
+            group.bench_with_input(
+                BenchmarkId::new(codec.name(), format!("{record_size}B_records")),
+                &bytes,
+                |b, bytes| {
+                    b.iter(|| {
+                        let reader = records(black_box(bytes), 1 << 20).expect("valid");
+                        reader.records().filter(Result::is_ok).count()
+                    })
+                },
+            );
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_validate,
+    bench_records,
+    bench_read_compressed
+);
+criterion_main!(benches);

@@ -27,6 +27,8 @@ pub mod batch;
 pub mod builder;
 pub mod compression;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod reader;
 pub mod record;
 pub mod types;

@@ -1,0 +1,12 @@
+//! Untrusted RecordBatch bytes: batch framing and CRC (`Batches`), record
+//! decoding, and decompression of every codec under a 1 MiB output limit.
+//! The body lives in `sluice_record::fuzzing` so unit tests run it too.
+//!
+//! cargo +nightly fuzz run record_batch -- -max_total_time=60
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    sluice_record::fuzzing::record_batch(data);
+});
