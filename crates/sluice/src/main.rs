@@ -1,4 +1,121 @@
-//! The `sluice` binary: broker and command-line tool.
-fn main() -> anyhow::Result<()> {
+//! The `sluice` binary: starts a broker (`sluice` or `sluice serve`) from an
+//! optional `server.properties` and repeatable `--override key=value`, as
+//! `kafka-server-start.sh` does. Later subcommands (topic, produce, consume,
+//! group, cluster) hang off the same command line.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use sluice_broker::{Broker, BrokerConfig};
+use sluice_storage::{RealFs, SystemClock};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sluice",
+    version,
+    about = "A Kafka-compatible streaming log broker"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the broker (the default when no subcommand is given).
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug, Default)]
+struct ServeArgs {
+    /// A Kafka-style server.properties file.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Set a config key, overriding the file (repeatable): --override listeners=PLAINTEXT://127.0.0.1:19092
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+fn main() -> std::process::ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => serve(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SLUICE_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let overrides = args
+        .overrides
+        .iter()
+        .map(|o| BrokerConfig::parse_override(o))
+        .collect::<Result<Vec<_>, _>>()?;
+    let config = BrokerConfig::from_properties(args.config.as_deref(), &overrides)
+        .context("invalid configuration; the broker was not started")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sluice")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run(config))
+}
+
+async fn run(config: BrokerConfig) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Install the handlers before announcing the port, so a test that sends
+    // SIGTERM right after reading the line gets a clean shutdown.
+    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+
+    let names: Vec<String> = config.listeners.iter().map(|l| l.name.clone()).collect();
+    let broker = Broker::start(config, Arc::new(RealFs), Arc::new(SystemClock))
+        .await
+        .context("broker failed to start")?;
+    {
+        use std::io::Write as _;
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        for (name, addr) in names.iter().zip(broker.bound_addrs()) {
+            writeln!(out, "listening on {name}://{addr}")?;
+        }
+        out.flush()?;
+    }
+    let which = tokio::select! {
+        _ = sigterm.recv() => "SIGTERM",
+        _ = sigint.recv() => "SIGINT",
+    };
+    tracing::info!(signal = which, "shutting down");
+    // A second signal while shutting down stops at once.
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = sigterm.recv() => {},
+            _ = sigint.recv() => {},
+        }
+        tracing::warn!("second signal: exiting without a clean shutdown");
+        std::process::exit(130);
+    });
+    broker.shutdown().await.context("clean shutdown failed")?;
     Ok(())
 }

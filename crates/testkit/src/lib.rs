@@ -1,1 +1,45 @@
-//! Test support: starts the real `sluice` binary on an ephemeral port.
+//! Test support: starts the real `sluice` binary on an ephemeral port
+//! ([`SluiceProcess`]) and the pinned reference Apache Kafka
+//! ([`ReferenceKafka`]) for comparisons. Used by integration tests of every
+//! client driver.
+
+mod kafka;
+mod process;
+
+pub use kafka::ReferenceKafka;
+pub use process::{locate_sluice_binary, SluiceProcess};
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What can go wrong starting or stopping a broker under test.
+#[derive(Debug, thiserror::Error)]
+pub enum TestkitError {
+    #[error("cannot find the sluice binary (looked at {0:?}); build it with `cargo build -p sluice` or set SLUICE_BIN")]
+    BinaryNotFound(Vec<PathBuf>),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} did not become ready within {timeout:?}; its output:\n{output}")]
+    NotReady {
+        what: &'static str,
+        timeout: Duration,
+        output: String,
+    },
+    #[error("{what} exited early ({status}); its output:\n{output}")]
+    Exited {
+        what: &'static str,
+        status: String,
+        output: String,
+    },
+    #[error("{0} is not running")]
+    NotRunning(&'static str),
+}
+
+pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> TestkitError {
+    let what = what.into();
+    move |source| TestkitError::Io { what, source }
+}

@@ -1,0 +1,713 @@
+//! Broker and topic configuration: the one config table ([`table`]),
+//! `server.properties` + `--override` parsing into [`BrokerConfig`], topic
+//! config validation into a storage [`LogConfig`], and the metadata
+//! DescribeConfigs reports (source, synonyms, read-only, sensitive, doc).
+
+pub mod kafka_keys;
+pub mod properties;
+pub mod table;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use sluice_storage::{LogConfig, LogManagerConfig, TimestampType};
+
+pub use properties::parse_properties;
+pub use table::{lookup, ConfigKey, ConfigType, Conversion, Scope, Validator, CONFIG_TABLE};
+
+/// A configuration problem. Names the offending key.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum ConfigError {
+    #[error("unknown config key '{key}'")]
+    UnknownKey { key: String },
+    #[error("invalid value '{value}' for config '{key}': {reason}")]
+    InvalidValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("config '{key}' is not supported by Sluice: {reason}")]
+    Unsupported { key: String, reason: String },
+    #[error("cannot read config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("malformed --override '{0}': expected key=value")]
+    MalformedOverride(String),
+}
+
+impl ConfigError {
+    /// The key the error is about, if any.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::UnknownKey { key }
+            | ConfigError::InvalidValue { key, .. }
+            | ConfigError::Unsupported { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// A parsed, validated config value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Bool(bool),
+    /// Short, Int and Long (range-checked for the key's type).
+    Long(i64),
+    Double(f64),
+    Str(String),
+    List(Vec<String>),
+}
+
+impl Value {
+    fn as_i64(&self) -> i64 {
+        match self {
+            Value::Long(v) => *v,
+            _ => 0,
+        }
+    }
+    fn as_bool(&self) -> bool {
+        matches!(self, Value::Bool(true))
+    }
+}
+
+impl fmt::Display for Value {
+    /// The string Kafka would report for the value; parses back to the same value.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Long(v) => write!(f, "{v}"),
+            Value::Double(v) => write!(f, "{v:?}"),
+            Value::Str(s) => f.write_str(s),
+            Value::List(items) => f.write_str(&items.join(",")),
+        }
+    }
+}
+
+fn invalid(key: &ConfigKey, raw: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::InvalidValue {
+        key: key.name.to_string(),
+        value: if key.sensitive {
+            "[hidden]".to_string()
+        } else {
+            raw.to_string()
+        },
+        reason: reason.into(),
+    }
+}
+
+/// Parses and validates `raw` for `key` (values are trimmed, as Kafka does).
+pub fn parse_value(key: &ConfigKey, raw: &str) -> Result<Value, ConfigError> {
+    let s = raw.trim();
+    let value = match key.ty {
+        ConfigType::Boolean => match s.to_ascii_lowercase().as_str() {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => return Err(invalid(key, raw, "expected true or false")),
+        },
+        ConfigType::Short | ConfigType::Int | ConfigType::Long => {
+            let v: i64 = s
+                .parse()
+                .map_err(|_| invalid(key, raw, "expected an integer"))?;
+            let (lo, hi) = match key.ty {
+                ConfigType::Short => (i16::MIN as i64, i16::MAX as i64),
+                ConfigType::Int => (i32::MIN as i64, i32::MAX as i64),
+                _ => (i64::MIN, i64::MAX),
+            };
+            if v < lo || v > hi {
+                return Err(invalid(key, raw, format!("out of range for {:?}", key.ty)));
+            }
+            Value::Long(v)
+        }
+        ConfigType::Double => {
+            let v: f64 = s
+                .parse()
+                .map_err(|_| invalid(key, raw, "expected a number"))?;
+            if !v.is_finite() {
+                return Err(invalid(key, raw, "expected a finite number"));
+            }
+            Value::Double(v)
+        }
+        ConfigType::String | ConfigType::Password => Value::Str(s.to_string()),
+        ConfigType::List => Value::List(if s.is_empty() {
+            Vec::new()
+        } else {
+            s.split(',').map(|p| p.trim().to_string()).collect()
+        }),
+    };
+    validate(key, raw, &value)?;
+    Ok(value)
+}
+
+fn validate(key: &ConfigKey, raw: &str, value: &Value) -> Result<(), ConfigError> {
+    match (key.validator, value) {
+        (Validator::Any, _) => Ok(()),
+        (Validator::AtLeast(min), Value::Long(v)) if *v < min => {
+            Err(invalid(key, raw, format!("value must be at least {min}")))
+        }
+        (Validator::Between(lo, hi), Value::Long(v)) if *v < lo || *v > hi => {
+            Err(invalid(key, raw, format!("value must be in [{lo}, {hi}]")))
+        }
+        (Validator::BetweenF(lo, hi), Value::Double(v)) if *v < lo || *v > hi => {
+            Err(invalid(key, raw, format!("value must be in [{lo}, {hi}]")))
+        }
+        (Validator::OneOf(allowed), Value::Str(s)) if !allowed.contains(&s.as_str()) => {
+            Err(invalid(
+                key,
+                raw,
+                format!("value must be one of {}", allowed.join(", ")),
+            ))
+        }
+        (Validator::ListOf(allowed), Value::List(items)) => {
+            if items.is_empty() {
+                return Err(invalid(key, raw, "list must not be empty"));
+            }
+            match items.iter().find(|i| !allowed.contains(&i.as_str())) {
+                Some(bad) => Err(invalid(
+                    key,
+                    raw,
+                    format!("'{bad}' is not one of {}", allowed.join(", ")),
+                )),
+                None => Ok(()),
+            }
+        }
+        (Validator::NonEmptyList, Value::List(items)) => {
+            if items.is_empty() || items.iter().any(|i| i.is_empty()) {
+                Err(invalid(
+                    key,
+                    raw,
+                    "expected a non-empty comma-separated list",
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        (Validator::Listeners, Value::Str(s)) => parse_listeners(s)
+            .map(|_| ())
+            .map_err(|reason| invalid(key, raw, reason)),
+        _ => Ok(()),
+    }
+}
+
+/// One `NAME://host:port` listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listener {
+    /// Listener name, e.g. `PLAINTEXT`.
+    pub name: String,
+    /// Host as written; empty = all interfaces.
+    pub host: String,
+    /// 0 = ephemeral.
+    pub port: u16,
+}
+
+impl Listener {
+    /// Address to bind: an empty host binds all interfaces.
+    pub fn bind_addr(&self) -> String {
+        let host = if self.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &self.host
+        };
+        if host.contains(':') {
+            format!("[{host}]:{}", self.port)
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+impl fmt::Display for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "{}://[{}]:{}", self.name, self.host, self.port)
+        } else {
+            write!(f, "{}://{}:{}", self.name, self.host, self.port)
+        }
+    }
+}
+
+/// Parses a comma-separated listener list. Names must be unique.
+pub fn parse_listeners(s: &str) -> Result<Vec<Listener>, String> {
+    let mut out: Vec<Listener> = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (name, rest) = item
+            .split_once("://")
+            .ok_or_else(|| format!("listener '{item}' is not NAME://host:port"))?;
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(format!("listener name '{name}' is invalid"));
+        }
+        let (host, port) = if let Some(stripped) = rest.strip_prefix('[') {
+            let (h, p) = stripped
+                .split_once("]:")
+                .ok_or_else(|| format!("listener '{item}' has a malformed IPv6 host"))?;
+            (h.to_string(), p)
+        } else {
+            let (h, p) = rest
+                .rsplit_once(':')
+                .ok_or_else(|| format!("listener '{item}' has no port"))?;
+            (h.to_string(), p)
+        };
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("listener '{item}' has an invalid port"))?;
+        let name = name.to_ascii_uppercase();
+        if out.iter().any(|l| l.name == name) {
+            return Err(format!("listener name '{name}' appears twice"));
+        }
+        out.push(Listener { name, host, port });
+    }
+    if out.is_empty() {
+        return Err("no listener given".to_string());
+    }
+    Ok(out)
+}
+
+/// Where a reported config value comes from (Kafka's `ConfigSource` ids).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigSource {
+    DynamicTopic,
+    StaticBroker,
+    Default,
+}
+
+impl ConfigSource {
+    /// The wire id DescribeConfigs v1+ uses.
+    pub fn id(self) -> i8 {
+        match self {
+            ConfigSource::DynamicTopic => 1,
+            ConfigSource::StaticBroker => 4,
+            ConfigSource::Default => 5,
+        }
+    }
+}
+
+/// One synonym of a described config.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigSynonym {
+    pub name: String,
+    pub value: Option<String>,
+    pub source: ConfigSource,
+}
+
+/// One DescribeConfigs entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: Option<String>,
+    pub source: ConfigSource,
+    pub read_only: bool,
+    pub sensitive: bool,
+    pub ty: ConfigType,
+    pub doc: &'static str,
+    /// Highest precedence first; the first one is the entry itself.
+    pub synonyms: Vec<ConfigSynonym>,
+}
+
+/// The resolved static broker configuration.
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    /// Listeners to bind (controller listeners removed).
+    pub listeners: Vec<Listener>,
+    /// What Metadata/FindCoordinator return; defaults to `listeners`.
+    pub advertised_listeners: Vec<Listener>,
+    pub log_dirs: Vec<PathBuf>,
+    pub auto_create_topics_enable: bool,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub delete_topic_enable: bool,
+    pub message_max_bytes: u32,
+    pub socket_request_max_bytes: usize,
+    /// `usize::MAX` when the key is -1 (unbounded).
+    pub queued_max_request_bytes: usize,
+    pub max_connections: usize,
+    pub num_recovery_threads_per_data_dir: u32,
+    pub log_retention_check_interval_ms: i64,
+    pub log_flush_scheduler_interval_ms: i64,
+    pub log_flush_offset_checkpoint_interval_ms: i64,
+    pub max_open_segment_files: usize,
+    /// Topic defaults derived from the `log.*` broker keys.
+    pub log_config: LogConfig,
+    /// Kafka keys given in the config that Sluice does not implement (warned about once).
+    pub unimplemented_keys: Vec<String>,
+    /// Every key given explicitly (file then overrides), raw values.
+    pub explicit: BTreeMap<String, String>,
+}
+
+impl Default for BrokerConfig {
+    /// The embedded defaults (`sluice` with no config at all).
+    fn default() -> Self {
+        Self::from_pairs(Vec::new()).expect("the config table's defaults are valid")
+    }
+}
+
+impl BrokerConfig {
+    /// Reads an optional `server.properties` file, then applies `--override`s in
+    /// order (later wins). Unknown keys and invalid values refuse, naming the key;
+    /// Kafka keys Sluice does not implement are accepted with one warning.
+    pub fn from_properties(
+        file: Option<&Path>,
+        overrides: &[(String, String)],
+    ) -> Result<Self, ConfigError> {
+        let mut pairs = Vec::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+            pairs.extend(parse_properties(&text));
+        }
+        pairs.extend(overrides.iter().cloned());
+        let config = Self::from_pairs(pairs)?;
+        if !config.unimplemented_keys.is_empty() {
+            tracing::warn!(
+                "ignoring Kafka config keys that Sluice does not implement: {}",
+                config.unimplemented_keys.join(", ")
+            );
+        }
+        Ok(config)
+    }
+
+    /// Parses one `--override` argument `key=value`.
+    pub fn parse_override(arg: &str) -> Result<(String, String), ConfigError> {
+        match arg.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => Err(ConfigError::MalformedOverride(arg.to_string())),
+        }
+    }
+
+    /// Defaults plus `overrides` (for tests and embedding).
+    pub fn with_overrides(overrides: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        Self::from_pairs(
+            overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    fn from_pairs(pairs: Vec<(String, String)>) -> Result<Self, ConfigError> {
+        let mut explicit = BTreeMap::new();
+        let mut unimplemented = Vec::new();
+        for (key, value) in pairs {
+            let key = key.trim().to_string();
+            if let Some(def) = lookup(Scope::Broker, &key) {
+                parse_value(def, &value)?;
+            } else if kafka_keys::KAFKA_BROKER_KEYS
+                .binary_search(&key.as_str())
+                .is_ok()
+            {
+                if !unimplemented.contains(&key) {
+                    unimplemented.push(key.clone());
+                }
+            } else {
+                return Err(ConfigError::UnknownKey { key });
+            }
+            explicit.insert(key, value);
+        }
+        unimplemented.sort();
+        let get = |name: &str| -> Option<Value> {
+            let def = lookup(Scope::Broker, name).expect("key is in the table");
+            match explicit.get(name) {
+                Some(raw) => Some(parse_value(def, raw).expect("validated above")),
+                None => def
+                    .default
+                    .map(|d| parse_value(def, d).expect("table defaults are valid")),
+            }
+        };
+        let long = |name: &str| get(name).map(|v| v.as_i64()).unwrap_or(0);
+        let boolean = |name: &str| get(name).map(|v| v.as_bool()).unwrap_or(false);
+
+        // Listeners: drop controller listeners, keep only PLAINTEXT ones.
+        let controller_names: Vec<String> = match get("controller.listener.names") {
+            Some(Value::Str(s)) => s
+                .split(',')
+                .map(|n| n.trim().to_ascii_uppercase())
+                .filter(|n| !n.is_empty())
+                .collect(),
+            _ => Vec::new(),
+        };
+        let protocol_map: BTreeMap<String, String> = match get("listener.security.protocol.map") {
+            Some(Value::Str(s)) => s
+                .split(',')
+                .filter_map(|e| e.split_once(':'))
+                .map(|(a, b)| (a.trim().to_ascii_uppercase(), b.trim().to_ascii_uppercase()))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        let select = |key: &str, raw: &str| -> Result<Vec<Listener>, ConfigError> {
+            let def = lookup(Scope::Broker, key).expect("listeners keys are in the table");
+            let all = parse_listeners(raw).map_err(|r| invalid(def, raw, r))?;
+            let mut kept = Vec::new();
+            for l in all {
+                if controller_names.contains(&l.name) {
+                    continue;
+                }
+                let protocol = protocol_map
+                    .get(&l.name)
+                    .cloned()
+                    .unwrap_or_else(|| l.name.clone());
+                if protocol != "PLAINTEXT" {
+                    return Err(ConfigError::Unsupported {
+                        key: key.to_string(),
+                        reason: format!(
+                            "listener {l} uses security protocol {protocol}; only PLAINTEXT is supported"
+                        ),
+                    });
+                }
+                kept.push(l);
+            }
+            if kept.is_empty() {
+                return Err(invalid(def, raw, "no PLAINTEXT listener left to bind"));
+            }
+            Ok(kept)
+        };
+        let listeners_raw = match get("listeners") {
+            Some(Value::Str(s)) => s,
+            _ => String::new(),
+        };
+        let listeners = select("listeners", &listeners_raw)?;
+        let advertised_listeners = match explicit.get("advertised.listeners") {
+            Some(raw) => select("advertised.listeners", raw)?,
+            None => listeners.clone(),
+        };
+
+        let log_dirs: Vec<PathBuf> = match get("log.dirs") {
+            Some(Value::List(dirs)) => dirs.into_iter().map(PathBuf::from).collect(),
+            _ => match get("log.dir") {
+                Some(Value::Str(d)) if !d.is_empty() => vec![PathBuf::from(d)],
+                _ => {
+                    return Err(ConfigError::InvalidValue {
+                        key: "log.dir".into(),
+                        value: String::new(),
+                        reason: "a log directory is required".into(),
+                    })
+                }
+            },
+        };
+
+        let mut config = BrokerConfig {
+            node_id: long("node.id") as i32,
+            listeners,
+            advertised_listeners,
+            log_dirs,
+            auto_create_topics_enable: boolean("auto.create.topics.enable"),
+            num_partitions: long("num.partitions") as i32,
+            default_replication_factor: long("default.replication.factor") as i16,
+            delete_topic_enable: boolean("delete.topic.enable"),
+            message_max_bytes: long("message.max.bytes") as u32,
+            socket_request_max_bytes: long("socket.request.max.bytes") as usize,
+            queued_max_request_bytes: match long("queued.max.request.bytes") {
+                v if v < 0 => usize::MAX,
+                v => usize::try_from(v).unwrap_or(usize::MAX),
+            },
+            max_connections: long("max.connections") as usize,
+            num_recovery_threads_per_data_dir: long("num.recovery.threads.per.data.dir") as u32,
+            log_retention_check_interval_ms: long("log.retention.check.interval.ms"),
+            log_flush_scheduler_interval_ms: long("log.flush.scheduler.interval.ms"),
+            log_flush_offset_checkpoint_interval_ms: long(
+                "log.flush.offset.checkpoint.interval.ms",
+            ),
+            max_open_segment_files: long("sluice.max.open.segment.files") as usize,
+            log_config: LogConfig::default(),
+            unimplemented_keys: unimplemented,
+            explicit,
+        };
+        config.log_config = config.topic_log_config(&BTreeMap::new())?;
+        Ok(config)
+    }
+
+    /// The storage engine's config for this broker.
+    pub fn log_manager_config(&self) -> LogManagerConfig {
+        LogManagerConfig {
+            log_dirs: self.log_dirs.clone(),
+            max_open_segment_files: self.max_open_segment_files,
+            ..LogManagerConfig::default()
+        }
+    }
+
+    /// The effective default of topic key `def` (from its broker synonyms) and where it comes from.
+    fn topic_default(&self, def: &ConfigKey) -> (Option<String>, ConfigSource) {
+        for (broker_key, conv) in def.synonyms {
+            if let Some(raw) = self.explicit.get(*broker_key) {
+                if let Some(v) = conv.apply(raw.trim()) {
+                    return (Some(v), ConfigSource::StaticBroker);
+                }
+            }
+        }
+        for (broker_key, conv) in def.synonyms {
+            if let Some(d) = lookup(Scope::Broker, broker_key).and_then(|b| b.default) {
+                return (conv.apply(d), ConfigSource::Default);
+            }
+        }
+        (def.default.map(str::to_string), ConfigSource::Default)
+    }
+
+    /// Validates topic config overrides (CreateTopics / AlterConfigs) and returns the
+    /// effective `LogConfig`: overrides on top of the broker's topic defaults.
+    /// Unknown keys and invalid values are errors (INVALID_CONFIG on the wire).
+    pub fn topic_log_config(
+        &self,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<LogConfig, ConfigError> {
+        for (key, value) in overrides {
+            match lookup(Scope::Topic, key) {
+                Some(def) => {
+                    parse_value(def, value)?;
+                }
+                None if kafka_keys::KAFKA_TOPIC_KEYS
+                    .binary_search(&key.as_str())
+                    .is_ok() =>
+                {
+                    return Err(ConfigError::Unsupported {
+                        key: key.clone(),
+                        reason: "this topic config is not implemented".into(),
+                    })
+                }
+                None => return Err(ConfigError::UnknownKey { key: key.clone() }),
+            }
+        }
+        let value = |name: &str| -> Result<Value, ConfigError> {
+            let def = lookup(Scope::Topic, name).expect("topic key is in the table");
+            let raw = match overrides.get(name) {
+                Some(v) => v.clone(),
+                None => self.topic_default(def).0.unwrap_or_default(),
+            };
+            parse_value(def, &raw)
+        };
+        let long = |name: &str| value(name).map(|v| v.as_i64());
+        let retention_ms = long("retention.ms")?;
+        Ok(LogConfig {
+            segment_bytes: long("segment.bytes")? as u64,
+            segment_ms: long("segment.ms")?,
+            segment_index_bytes: long("segment.index.bytes")? as u32,
+            index_interval_bytes: long("index.interval.bytes")? as u32,
+            retention_ms: if retention_ms < 0 { -1 } else { retention_ms },
+            retention_bytes: long("retention.bytes")?,
+            flush_messages: long("flush.messages")?,
+            flush_ms: long("flush.ms")?,
+            max_message_bytes: long("max.message.bytes")? as u32,
+            message_timestamp_type: match value("message.timestamp.type")? {
+                Value::Str(s) if s == "LogAppendTime" => TimestampType::LogAppendTime,
+                _ => TimestampType::CreateTime,
+            },
+            message_timestamp_before_max_ms: long("message.timestamp.before.max.ms")?,
+            message_timestamp_after_max_ms: long("message.timestamp.after.max.ms")?,
+            file_delete_delay_ms: long("file.delete.delay.ms")?,
+            preallocate: value("preallocate")?.as_bool(),
+        })
+    }
+
+    /// DescribeConfigs for the BROKER resource: every broker key of the table.
+    pub fn describe_broker(&self) -> Vec<ConfigEntry> {
+        table::keys(Scope::Broker)
+            .map(|def| {
+                let mut synonyms = Vec::new();
+                if let Some(raw) = self.explicit.get(def.name) {
+                    synonyms.push(ConfigSynonym {
+                        name: def.name.to_string(),
+                        value: Some(raw.trim().to_string()),
+                        source: ConfigSource::StaticBroker,
+                    });
+                }
+                if let Some(d) = def.default {
+                    synonyms.push(ConfigSynonym {
+                        name: def.name.to_string(),
+                        value: Some(d.to_string()),
+                        source: ConfigSource::Default,
+                    });
+                }
+                let (value, source) = match synonyms.first() {
+                    Some(s) => (s.value.clone(), s.source),
+                    None => (None, ConfigSource::Default),
+                };
+                let value = match (def.name, value) {
+                    // Report what the broker actually uses.
+                    ("advertised.listeners", None) => Some(
+                        self.advertised_listeners
+                            .iter()
+                            .map(|l| l.to_string())
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    ),
+                    (_, v) => v,
+                };
+                ConfigEntry {
+                    name: def.name.to_string(),
+                    value: if def.sensitive { None } else { value },
+                    source,
+                    read_only: def.read_only,
+                    sensitive: def.sensitive,
+                    ty: def.ty,
+                    doc: def.doc,
+                    synonyms,
+                }
+            })
+            .collect()
+    }
+
+    /// DescribeConfigs for a TOPIC resource with these overrides.
+    pub fn describe_topic(&self, overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
+        table::keys(Scope::Topic)
+            .map(|def| {
+                let mut synonyms = Vec::new();
+                if let Some(v) = overrides.get(def.name) {
+                    synonyms.push(ConfigSynonym {
+                        name: def.name.to_string(),
+                        value: Some(v.trim().to_string()),
+                        source: ConfigSource::DynamicTopic,
+                    });
+                }
+                for (broker_key, _) in def.synonyms {
+                    if let Some(raw) = self.explicit.get(*broker_key) {
+                        synonyms.push(ConfigSynonym {
+                            name: broker_key.to_string(),
+                            value: Some(raw.trim().to_string()),
+                            source: ConfigSource::StaticBroker,
+                        });
+                    }
+                }
+                for (broker_key, _) in def.synonyms {
+                    if let Some(d) = lookup(Scope::Broker, broker_key).and_then(|b| b.default) {
+                        synonyms.push(ConfigSynonym {
+                            name: broker_key.to_string(),
+                            value: Some(d.to_string()),
+                            source: ConfigSource::Default,
+                        });
+                        break;
+                    }
+                }
+                let (value, source) = match overrides.get(def.name) {
+                    Some(v) => (Some(v.trim().to_string()), ConfigSource::DynamicTopic),
+                    None => self.topic_default(def),
+                };
+                ConfigEntry {
+                    name: def.name.to_string(),
+                    value: if def.sensitive { None } else { value },
+                    source,
+                    read_only: false,
+                    sensitive: def.sensitive,
+                    ty: def.ty,
+                    doc: def.doc,
+                    synonyms,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Normalises a topic override value the way it is stored and reported (trimmed).
+pub fn normalize_topic_value(key: &str, raw: &str) -> Result<String, ConfigError> {
+    match lookup(Scope::Topic, key) {
+        Some(def) => Ok(parse_value(def, raw)?.to_string()),
+        None => Err(ConfigError::UnknownKey {
+            key: key.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,312 @@
+//! The one config table: every broker and topic key Sluice supports, with
+//! its type, default, valid range and doc string.
+//!
+//! Kafka keys keep Kafka's names, units and defaults unless the doc says
+//! otherwise; Sluice-only keys start with `sluice.`.
+
+/// Value type of a config key (Kafka's `ConfigDef.Type` names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean,
+    Short,
+    Int,
+    Long,
+    Double,
+    String,
+    /// Comma-separated list of strings.
+    List,
+    Password,
+}
+
+impl ConfigType {
+    /// The name Kafka's DescribeConfigs v3+ reports (`config_type` field).
+    pub fn describe_type(self) -> i8 {
+        // org.apache.kafka.common.requests.DescribeConfigsResponse.ConfigType ids
+        match self {
+            ConfigType::Boolean => 1,
+            ConfigType::String => 2,
+            ConfigType::Int => 3,
+            ConfigType::Short => 4,
+            ConfigType::Long => 5,
+            ConfigType::Double => 6,
+            ConfigType::List => 7,
+            ConfigType::Password => 9,
+        }
+    }
+}
+
+/// Valid values of a key.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Validator {
+    /// Any value of the type.
+    Any,
+    /// Integer at least this value.
+    AtLeast(i64),
+    /// Integer in the closed range.
+    Between(i64, i64),
+    /// Floating point in the closed range.
+    BetweenF(f64, f64),
+    /// One of these strings (case-sensitive, as Kafka's `ValidString`).
+    OneOf(&'static [&'static str]),
+    /// Every list element is one of these strings.
+    ListOf(&'static [&'static str]),
+    /// A comma-separated listener list `NAME://host:port`.
+    Listeners,
+    /// Non-empty comma-separated list.
+    NonEmptyList,
+}
+
+/// Whether a key configures the broker or a topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Broker,
+    Topic,
+}
+
+/// How a broker synonym's value converts to the topic key's unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conversion {
+    Same,
+    HoursToMs,
+    MinutesToMs,
+}
+
+impl Conversion {
+    /// Converts a broker value string to the topic key's unit.
+    pub fn apply(self, value: &str) -> Option<String> {
+        let factor: i64 = match self {
+            Conversion::Same => return Some(value.to_string()),
+            Conversion::HoursToMs => 3_600_000,
+            Conversion::MinutesToMs => 60_000,
+        };
+        let v: i64 = value.trim().parse().ok()?;
+        Some(v.saturating_mul(factor).to_string())
+    }
+}
+
+/// One row of the table.
+#[derive(Clone, Copy, Debug)]
+pub struct ConfigKey {
+    pub name: &'static str,
+    pub scope: Scope,
+    pub ty: ConfigType,
+    /// Default as Kafka writes it; `None` = no default (null).
+    pub default: Option<&'static str>,
+    pub validator: Validator,
+    pub doc: &'static str,
+    /// Broker keys that supply a topic key's default, in precedence order.
+    pub synonyms: &'static [(&'static str, Conversion)],
+    /// Broker keys: cannot change at runtime (all of them, until dynamic broker config exists).
+    pub read_only: bool,
+    pub sensitive: bool,
+    /// Accepted and stored, but the value does not change Sluice's behaviour.
+    pub no_effect: bool,
+}
+
+const fn broker(
+    name: &'static str,
+    ty: ConfigType,
+    default: Option<&'static str>,
+    validator: Validator,
+    doc: &'static str,
+) -> ConfigKey {
+    ConfigKey {
+        name,
+        scope: Scope::Broker,
+        ty,
+        default,
+        validator,
+        doc,
+        synonyms: &[],
+        read_only: true,
+        sensitive: false,
+        no_effect: false,
+    }
+}
+
+const fn topic(
+    name: &'static str,
+    ty: ConfigType,
+    default: Option<&'static str>,
+    validator: Validator,
+    synonyms: &'static [(&'static str, Conversion)],
+    doc: &'static str,
+) -> ConfigKey {
+    ConfigKey {
+        name,
+        scope: Scope::Topic,
+        ty,
+        default,
+        validator,
+        doc,
+        synonyms,
+        read_only: false,
+        sensitive: false,
+        no_effect: false,
+    }
+}
+
+const fn no_effect(mut key: ConfigKey) -> ConfigKey {
+    key.no_effect = true;
+    key
+}
+
+use ConfigType as T;
+use Conversion as C;
+use Validator as V;
+
+const I64_MAX: &str = "9223372036854775807";
+
+/// Every supported key. Broker keys first, then topic keys.
+pub static CONFIG_TABLE: &[ConfigKey] = &[
+    // ---- broker: identity and listeners ----
+    broker("node.id", T::Int, Some("1"), V::AtLeast(0),
+        "The node id of this broker; stored in meta.properties and checked on start. Sluice default: 1."),
+    broker("listeners", T::String, Some("PLAINTEXT://127.0.0.1:9092"), V::Listeners,
+        "Comma-separated listeners NAME://host:port the broker binds. Port 0 binds an ephemeral port. Sluice default: PLAINTEXT://127.0.0.1:9092."),
+    broker("advertised.listeners", T::String, None, V::Listeners,
+        "Listeners returned to clients in Metadata and FindCoordinator. Default: the value of listeners (with the bound port when it is 0)."),
+    broker("controller.listener.names", T::String, None, V::Any,
+        "Listener names used by a KRaft controller. Sluice has no controller quorum: listeners named here are not bound or advertised."),
+    broker("listener.security.protocol.map", T::String,
+        Some("SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT"), V::Any,
+        "Listener name to security protocol. Sluice serves only listeners whose protocol is PLAINTEXT."),
+    broker("log.dirs", T::List, None, V::NonEmptyList,
+        "Directories holding the log data. Overrides log.dir when set."),
+    broker("log.dir", T::String, Some("./data"), V::Any,
+        "The directory holding the log data, used when log.dirs is not set. Sluice default: ./data."),
+    broker("auto.create.topics.enable", T::Boolean, Some("true"), V::Any,
+        "Create a topic on Metadata or Produce requests for an unknown topic."),
+    broker("num.partitions", T::Int, Some("1"), V::AtLeast(1),
+        "Partition count of auto-created topics and of CreateTopics requests asking for the default (-1)."),
+    broker("default.replication.factor", T::Int, Some("1"), V::Between(1, 1),
+        "Replication factor of auto-created topics. Sluice is a single broker: only 1 is valid."),
+    broker("delete.topic.enable", T::Boolean, Some("true"), V::Any,
+        "Whether DeleteTopics may delete topics."),
+    // ---- broker: network ----
+    broker("socket.request.max.bytes", T::Int, Some("104857600"), V::AtLeast(1),
+        "The largest request (in bytes) a connection may send; bigger frames close the connection."),
+    broker("queued.max.request.bytes", T::Long, Some("536870912"), V::AtLeast(-1),
+        "Bytes of requests all connections may hold together before the broker stops reading sockets; -1 = unbounded. Sluice default: 536870912 (Kafka: -1)."),
+    broker("max.connections", T::Int, Some("10000"), V::AtLeast(0),
+        "Maximum number of client connections at a time. Sluice default: 10000 (Kafka: 2147483647)."),
+    broker("message.max.bytes", T::Int, Some("1048588"), V::AtLeast(0),
+        "Largest record batch size allowed, the default of the topic config max.message.bytes."),
+    // ---- broker: log defaults (topic synonyms) ----
+    broker("log.segment.bytes", T::Int, Some("1073741824"), V::AtLeast(1048576),
+        "Maximum size of a single log segment file; default of segment.bytes."),
+    broker("log.roll.ms", T::Long, None, V::AtLeast(1),
+        "Time after which a new segment is rolled; default of segment.ms. If unset, log.roll.hours is used."),
+    broker("log.roll.hours", T::Int, Some("168"), V::AtLeast(1),
+        "Time in hours after which a new segment is rolled, used when log.roll.ms is unset."),
+    broker("log.retention.ms", T::Long, None, V::AtLeast(-1),
+        "Time to keep a segment before deleting it; -1 = no time limit. Default of retention.ms; if unset, log.retention.minutes, then log.retention.hours."),
+    broker("log.retention.minutes", T::Int, None, V::AtLeast(-1),
+        "Retention time in minutes, used when log.retention.ms is unset."),
+    broker("log.retention.hours", T::Int, Some("168"), V::AtLeast(-1),
+        "Retention time in hours, used when log.retention.ms and log.retention.minutes are unset."),
+    broker("log.retention.bytes", T::Long, Some("-1"), V::AtLeast(-1),
+        "Maximum size of a partition's log before old segments are deleted; -1 = no size limit. Default of retention.bytes."),
+    broker("log.retention.check.interval.ms", T::Long, Some("300000"), V::AtLeast(1),
+        "How often the broker checks for segments eligible for deletion by retention."),
+    broker("log.index.size.max.bytes", T::Int, Some("10485760"), V::AtLeast(4),
+        "Maximum size of an offset or time index file; default of segment.index.bytes."),
+    broker("log.index.interval.bytes", T::Int, Some("4096"), V::AtLeast(0),
+        "Bytes of records between offset index entries; default of index.interval.bytes."),
+    broker("log.flush.interval.messages", T::Long, Some(I64_MAX), V::AtLeast(1),
+        "Records appended before the log is fsynced; default of flush.messages. 1 = acknowledge only after fsync."),
+    broker("log.flush.interval.ms", T::Long, None, V::AtLeast(0),
+        "Maximum time a record stays unflushed; default of flush.ms. If unset, log.flush.scheduler.interval.ms."),
+    broker("log.flush.scheduler.interval.ms", T::Long, Some(I64_MAX), V::AtLeast(0),
+        "How often the flusher checks whether a log needs flushing (by flush.ms)."),
+    broker("log.flush.offset.checkpoint.interval.ms", T::Int, Some("60000"), V::AtLeast(0),
+        "How often recovery points are checkpointed."),
+    broker("log.preallocate", T::Boolean, Some("false"), V::Any,
+        "Preallocate segment files; default of preallocate."),
+    broker("log.message.timestamp.type", T::String, Some("CreateTime"), V::OneOf(&["CreateTime", "LogAppendTime"]),
+        "Default of message.timestamp.type."),
+    broker("log.message.timestamp.before.max.ms", T::Long, Some(I64_MAX), V::AtLeast(0),
+        "Default of message.timestamp.before.max.ms."),
+    broker("log.message.timestamp.after.max.ms", T::Long, Some("3600000"), V::AtLeast(0),
+        "Default of message.timestamp.after.max.ms."),
+    broker("log.segment.delete.delay.ms", T::Long, Some("60000"), V::AtLeast(0),
+        "Delay before a deleted segment's files are removed; default of file.delete.delay.ms."),
+    broker("log.cleanup.policy", T::List, Some("delete"), V::ListOf(&["compact", "delete"]),
+        "Default of cleanup.policy."),
+    no_effect(broker("min.insync.replicas", T::Int, Some("1"), V::AtLeast(1),
+        "Default of min.insync.replicas. A single broker always has one in-sync replica.")),
+    no_effect(broker("unclean.leader.election.enable", T::Boolean, Some("false"), V::Any,
+        "Default of unclean.leader.election.enable. No effect on a single broker.")),
+    broker("compression.type", T::String, Some("producer"), V::OneOf(&["producer"]),
+        "Default of the topic compression.type. Sluice stores batches as the producer compressed them: only 'producer' is supported."),
+    broker("num.recovery.threads.per.data.dir", T::Int, Some("2"), V::AtLeast(1),
+        "Threads per data directory used to recover logs at start."),
+    // ---- broker: Sluice-only ----
+    broker("sluice.max.open.segment.files", T::Int, Some("1024"), V::AtLeast(16),
+        "Upper bound on segment files the broker keeps open at once (least recently used are closed)."),
+    // ---- topic keys ----
+    topic("segment.bytes", T::Int, Some("1073741824"), V::AtLeast(1048576), &[("log.segment.bytes", C::Same)],
+        "Maximum size of a single segment file of this topic."),
+    topic("segment.ms", T::Long, Some("604800000"), V::AtLeast(1), &[("log.roll.ms", C::Same), ("log.roll.hours", C::HoursToMs)],
+        "Time after which the active segment is rolled even if not full."),
+    topic("segment.index.bytes", T::Int, Some("10485760"), V::AtLeast(4), &[("log.index.size.max.bytes", C::Same)],
+        "Maximum size of an index file."),
+    topic("index.interval.bytes", T::Int, Some("4096"), V::AtLeast(0), &[("log.index.interval.bytes", C::Same)],
+        "Bytes of records between offset index entries."),
+    topic("retention.ms", T::Long, Some("604800000"), V::AtLeast(-1),
+        &[("log.retention.ms", C::Same), ("log.retention.minutes", C::MinutesToMs), ("log.retention.hours", C::HoursToMs)],
+        "Time a segment is kept after its last record; -1 = forever."),
+    topic("retention.bytes", T::Long, Some("-1"), V::Any, &[("log.retention.bytes", C::Same)],
+        "Maximum size of a partition before old segments are deleted; -1 = no limit."),
+    topic("flush.messages", T::Long, Some(I64_MAX), V::AtLeast(1), &[("log.flush.interval.messages", C::Same)],
+        "Records appended before an fsync; 1 = every produce is acknowledged only after its fsync (group commit)."),
+    topic("flush.ms", T::Long, Some(I64_MAX), V::AtLeast(0),
+        &[("log.flush.interval.ms", C::Same), ("log.flush.scheduler.interval.ms", C::Same)],
+        "Maximum time a record stays unflushed."),
+    topic("max.message.bytes", T::Int, Some("1048588"), V::AtLeast(0), &[("message.max.bytes", C::Same)],
+        "Largest record batch this topic accepts."),
+    topic("message.timestamp.type", T::String, Some("CreateTime"), V::OneOf(&["CreateTime", "LogAppendTime"]),
+        &[("log.message.timestamp.type", C::Same)],
+        "CreateTime keeps the producer's timestamps; LogAppendTime stamps batches with the broker's time."),
+    topic("message.timestamp.before.max.ms", T::Long, Some(I64_MAX), V::AtLeast(0),
+        &[("log.message.timestamp.before.max.ms", C::Same)],
+        "With CreateTime, how far in the past a record timestamp may be."),
+    topic("message.timestamp.after.max.ms", T::Long, Some("3600000"), V::AtLeast(0),
+        &[("log.message.timestamp.after.max.ms", C::Same)],
+        "With CreateTime, how far in the future a record timestamp may be."),
+    topic("file.delete.delay.ms", T::Long, Some("60000"), V::AtLeast(0), &[("log.segment.delete.delay.ms", C::Same)],
+        "Delay before a deleted segment's files are removed."),
+    topic("preallocate", T::Boolean, Some("false"), V::Any, &[("log.preallocate", C::Same)],
+        "Preallocate segment files when rolling."),
+    topic("cleanup.policy", T::List, Some("delete"), V::ListOf(&["compact", "delete"]), &[("log.cleanup.policy", C::Same)],
+        "delete: remove old segments by retention; compact: keep the latest record per key (log compaction is a later milestone; until then compact topics are only retention-deleted when delete is also listed)."),
+    no_effect(topic("min.insync.replicas", T::Int, Some("1"), V::AtLeast(1), &[("min.insync.replicas", C::Same)],
+        "Minimum in-sync replicas for acks=all. A single broker always has one.")),
+    no_effect(topic("unclean.leader.election.enable", T::Boolean, Some("false"), V::Any,
+        &[("unclean.leader.election.enable", C::Same)],
+        "No effect on a single broker.")),
+    no_effect(topic("segment.jitter.ms", T::Long, Some("0"), V::AtLeast(0), &[("log.roll.jitter.ms", C::Same), ("log.roll.jitter.hours", C::HoursToMs)],
+        "Random jitter subtracted from segment.ms. Accepted; Sluice rolls without jitter.")),
+    no_effect(topic("delete.retention.ms", T::Long, Some("86400000"), V::AtLeast(0), &[("log.cleaner.delete.retention.ms", C::Same)],
+        "How long tombstones are kept on compacted topics (log compaction is a later milestone).")),
+    no_effect(topic("min.compaction.lag.ms", T::Long, Some("0"), V::AtLeast(0), &[("log.cleaner.min.compaction.lag.ms", C::Same)],
+        "Minimum time a record stays uncompacted (log compaction is a later milestone).")),
+    no_effect(topic("max.compaction.lag.ms", T::Long, Some("9223372036854775807"), V::AtLeast(1), &[("log.cleaner.max.compaction.lag.ms", C::Same)],
+        "Maximum time a record stays uncompacted (log compaction is a later milestone).")),
+    no_effect(topic("min.cleanable.dirty.ratio", T::Double, Some("0.5"), V::BetweenF(0.0, 1.0), &[("log.cleaner.min.cleanable.ratio", C::Same)],
+        "Dirty ratio above which a compacted log is cleaned (log compaction is a later milestone).")),
+    topic("compression.type", T::String, Some("producer"), V::OneOf(&["producer"]), &[("compression.type", C::Same)],
+        "Only 'producer' (keep the producer's compression) is supported."),
+];
+
+/// Looks a key up in the table.
+pub fn lookup(scope: Scope, name: &str) -> Option<&'static ConfigKey> {
+    CONFIG_TABLE
+        .iter()
+        .find(|k| k.scope == scope && k.name == name)
+}
+
+/// All keys of one scope, in table order.
+pub fn keys(scope: Scope) -> impl Iterator<Item = &'static ConfigKey> {
+    CONFIG_TABLE.iter().filter(move |k| k.scope == scope)
+}

@@ -1,0 +1,97 @@
+//! DeleteTopics by name (all versions) and by topic id (v6+). The removal is
+//! durable before the response; the logs are taken offline at once.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{
+    DeleteTopicsRequest, DeleteTopicsResponse, RequestHeader, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+use crate::context::BrokerContext;
+use crate::metadata::{validate_topic_name, MetadataError};
+
+fn sb(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+enum Target {
+    Name(String),
+    Id(Uuid),
+}
+
+pub async fn handle(
+    ctx: &BrokerContext,
+    header: &RequestHeader,
+    req: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
+    let version = header.request_api_version;
+    let targets: Vec<Target> = if version >= 6 {
+        req.topics
+            .iter()
+            .map(|t| match &t.name {
+                Some(n) if t.topic_id.is_nil() => Target::Name(n.0.to_string()),
+                _ => Target::Id(t.topic_id),
+            })
+            .collect()
+    } else {
+        req.topic_names
+            .iter()
+            .map(|n| Target::Name(n.0.to_string()))
+            .collect()
+    };
+    let mut responses = Vec::with_capacity(targets.len());
+    for target in targets {
+        let (name, id) = match &target {
+            Target::Name(n) => (Some(n.clone()), ctx.metadata.topic(n).map(|t| t.topic_id)),
+            Target::Id(id) => (ctx.metadata.topic_by_id(*id).map(|t| t.name), Some(*id)),
+        };
+        let result = match (&target, &name) {
+            // A by-name target always has its name: only an unknown id lands here.
+            (_, None) => Err((
+                ResponseError::UnknownTopicId.code(),
+                format!("Topic id {} does not exist.", id.unwrap_or_default()),
+            )),
+            (_, Some(n)) => {
+                if let Err(e) = validate_topic_name(n) {
+                    Err((e.kafka_error_code(), e.to_string()))
+                } else {
+                    let ctx2 = ctx.clone();
+                    let n2 = n.clone();
+                    match tokio::task::spawn_blocking(move || {
+                        ctx2.metadata.delete_topic(&ctx2, &n2)
+                    })
+                    .await
+                    {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err(e @ MetadataError::UnknownTopic(_))) => Err((
+                            e.kafka_error_code(),
+                            "This server does not host this topic-partition.".to_string(),
+                        )),
+                        Ok(Err(e)) => Err((e.kafka_error_code(), e.to_string())),
+                        Err(join) => {
+                            Err((ResponseError::UnknownServerError.code(), join.to_string()))
+                        }
+                    }
+                }
+            }
+        };
+        let mut r = DeletableTopicResult::default()
+            .with_name(name.map(|n| TopicName(sb(n))))
+            .with_topic_id(id.unwrap_or(Uuid::nil()));
+        match result {
+            Ok(()) => r = r.with_error_code(0),
+            Err((code, msg)) => {
+                r = r.with_error_code(code);
+                if version >= 5 {
+                    r = r.with_error_message(Some(sb(msg)));
+                }
+            }
+        }
+        responses.push(r);
+    }
+    DeleteTopicsResponse::default()
+        .with_throttle_time_ms(0)
+        .with_responses(responses)
+}

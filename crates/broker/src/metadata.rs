@@ -1,0 +1,843 @@
+//! Durable cluster metadata: `meta.properties` (cluster id, node id) and the
+//! topics (name, topic id, partition count, config overrides).
+//!
+//! Every change is written to a temporary file, fsynced, renamed over the
+//! topics file and the directory fsynced — all through the [`Fs`] seam —
+//! before it is acknowledged. Topic operations also create and delete the
+//! partitions' logs (`LogManager`) and put them on- and offline
+//! (`ReplicaManager`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use parking_lot::{Mutex, RwLock};
+use sluice_storage::{Fs, LogManager, OpenOptions, StorageError, TopicPartition};
+use uuid::Uuid;
+
+use crate::config::{BrokerConfig, ConfigError};
+use crate::context::BrokerContext;
+use crate::partition::ReplicaManager;
+
+/// File names inside the first log dir.
+const META_PROPERTIES: &str = "meta.properties";
+const TOPICS_FILE: &str = "topics.meta";
+const TOPICS_TMP: &str = "topics.meta.tmp";
+/// Our own metadata files are small; refuse absurd sizes instead of allocating them.
+const MAX_METADATA_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Kafka's longest topic name.
+pub const MAX_TOPIC_NAME_LEN: usize = 249;
+/// Kafka's upper bound on partitions per topic is the i32 range; we bound it
+/// lower so a single request cannot make the broker create millions of logs.
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
+
+/// One topic as the broker knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicMetadata {
+    pub name: String,
+    pub topic_id: Uuid,
+    pub partitions: i32,
+    /// Topic-level config overrides (validated against the config table).
+    pub configs: BTreeMap<String, String>,
+}
+
+impl TopicMetadata {
+    pub fn topic_partitions(&self) -> impl Iterator<Item = TopicPartition> + '_ {
+        (0..self.partitions).map(|p| TopicPartition::new(self.name.clone(), p))
+    }
+}
+
+/// Errors of topic operations; each maps to one Kafka error code.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error("invalid topic name '{topic}': {reason}")]
+    InvalidTopic { topic: String, reason: String },
+    #[error("topic '{0}' already exists")]
+    TopicAlreadyExists(String),
+    #[error("topic '{0}' does not exist")]
+    UnknownTopic(String),
+    #[error("topic id {0} does not exist")]
+    UnknownTopicId(Uuid),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("invalid config: {0}")]
+    Config(#[from] ConfigError),
+    #[error("topic deletion is disabled (delete.topic.enable=false)")]
+    DeletionDisabled,
+    #[error("metadata {op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("corrupt metadata file {path}: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("{path}: node.id {found} does not match the configured node.id {configured}")]
+    NodeIdMismatch {
+        path: PathBuf,
+        found: i32,
+        configured: i32,
+    },
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+}
+
+impl MetadataError {
+    /// The Kafka error code a client sees.
+    pub fn kafka_error_code(&self) -> i16 {
+        let e = match self {
+            MetadataError::InvalidTopic { .. } => ResponseError::InvalidTopicException,
+            MetadataError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
+            MetadataError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
+            MetadataError::UnknownTopicId(_) => ResponseError::UnknownTopicId,
+            MetadataError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            MetadataError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            MetadataError::Config(_) => ResponseError::InvalidConfig,
+            MetadataError::DeletionDisabled => ResponseError::TopicDeletionDisabled,
+            MetadataError::Io { .. } | MetadataError::Storage(_) => {
+                ResponseError::KafkaStorageError
+            }
+            MetadataError::Corrupt { .. } | MetadataError::NodeIdMismatch { .. } => {
+                ResponseError::UnknownServerError
+            }
+        };
+        e.code()
+    }
+}
+
+/// Kafka's topic name rules; checked before any path is built from a name.
+pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
+    let fail = |reason: &str| {
+        Err(MetadataError::InvalidTopic {
+            topic: name.to_string(),
+            reason: reason.to_string(),
+        })
+    };
+    if name.is_empty() {
+        return fail("Topic name is illegal, it can't be empty");
+    }
+    if name == "." || name == ".." {
+        return fail("Topic name cannot be \".\" or \"..\"");
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return fail("Topic name is illegal, it can't be longer than 249 characters");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return fail(
+            "Topic name contains characters other than ASCII alphanumerics, '.', '_' and '-'",
+        );
+    }
+    Ok(())
+}
+
+/// Kafka treats '.' and '_' as colliding (metric names).
+fn collision_key(name: &str) -> String {
+    name.replace('.', "_")
+}
+
+struct Meta {
+    cluster_id: String,
+}
+
+/// The durable topic registry. Reads are lock-free of I/O; changes are
+/// serialized and fsynced before they return.
+pub struct MetadataStore {
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    meta: Meta,
+    topics: RwLock<BTreeMap<String, TopicMetadata>>,
+    /// Serializes changes (persist + log creation/deletion).
+    write_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for MetadataStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetadataStore")
+            .field("dir", &self.dir)
+            .field("cluster_id", &self.meta.cluster_id)
+            .finish()
+    }
+}
+
+fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> MetadataError + 'a {
+    move |source| MetadataError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A Kafka-style id: random, not the zero/metadata id, base64 form not starting with '-'.
+fn new_kafka_uuid() -> Uuid {
+    loop {
+        let id = Uuid::new_v4();
+        let first = id.as_bytes()[0];
+        // URL-safe base64 of the first 6 bits: index 62 is '-'.
+        if first >> 2 != 62 && id.as_u128() > 1 {
+            return id;
+        }
+    }
+}
+
+/// URL-safe base64 without padding (how Kafka prints cluster and topic ids).
+pub fn uuid_to_base64(id: Uuid) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = id.as_bytes();
+    let mut out = String::with_capacity(22);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+fn read_file(fs: &dyn Fs, path: &Path) -> Result<Option<String>, MetadataError> {
+    if !fs.exists(path) {
+        return Ok(None);
+    }
+    let file = fs
+        .open(path, &OpenOptions::read())
+        .map_err(io_err("open", path))?;
+    let len = file.len().map_err(io_err("stat", path))?;
+    if len > MAX_METADATA_FILE_BYTES {
+        return Err(MetadataError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("{len} bytes is larger than any metadata file Sluice writes"),
+        });
+    }
+    let mut buf = vec![0u8; len as usize];
+    sluice_storage::fs::read_exact_at(file.as_ref(), &mut buf, 0).map_err(io_err("read", path))?;
+    String::from_utf8(buf)
+        .map(Some)
+        .map_err(|_| MetadataError::Corrupt {
+            path: path.to_path_buf(),
+            reason: "not UTF-8".into(),
+        })
+}
+
+/// Writes `contents` durably: temp file, fsync, rename, directory fsync.
+fn write_durably(
+    fs: &dyn Fs,
+    dir: &Path,
+    tmp_name: &str,
+    name: &str,
+    contents: &[u8],
+) -> Result<(), MetadataError> {
+    let tmp = dir.join(tmp_name);
+    let dst = dir.join(name);
+    let file = fs
+        .open(&tmp, &OpenOptions::create_truncate())
+        .map_err(io_err("create", &tmp))?;
+    sluice_storage::fs::write_all_at(file.as_ref(), contents, 0)
+        .map_err(|(_, e)| io_err("write", &tmp)(e))?;
+    file.sync_data().map_err(io_err("fsync", &tmp))?;
+    drop(file);
+    fs.rename(&tmp, &dst).map_err(io_err("rename", &dst))?;
+    fs.sync_dir(dir).map_err(io_err("fsync dir", dir))?;
+    Ok(())
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"._-,:/".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Serializes the topic registry (one line per topic / config entry).
+fn encode_topics(topics: &BTreeMap<String, TopicMetadata>) -> String {
+    let mut out = String::from("version=1\n");
+    for t in topics.values() {
+        let _ = writeln!(
+            out,
+            "topic {} {} {}",
+            t.name,
+            t.topic_id.hyphenated(),
+            t.partitions
+        );
+        for (k, v) in &t.configs {
+            let _ = writeln!(out, "config {} {}", percent_encode(k), percent_encode(v));
+        }
+    }
+    let _ = writeln!(out, "end {}", topics.len());
+    out
+}
+
+fn decode_topics(
+    path: &Path,
+    text: &str,
+) -> Result<BTreeMap<String, TopicMetadata>, MetadataError> {
+    let corrupt = |reason: String| MetadataError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut lines = text.lines();
+    if lines.next() != Some("version=1") {
+        return Err(corrupt("missing or unknown version line".into()));
+    }
+    let mut topics = BTreeMap::new();
+    let mut current: Option<TopicMetadata> = None;
+    let mut ended = false;
+    for (n, line) in lines.enumerate() {
+        let bad = || corrupt(format!("line {}: {line:?}", n + 2));
+        if ended {
+            return Err(bad());
+        }
+        let mut parts = line.split(' ');
+        match parts.next() {
+            Some("topic") => {
+                let (Some(name), Some(id), Some(p), None) =
+                    (parts.next(), parts.next(), parts.next(), parts.next())
+                else {
+                    return Err(bad());
+                };
+                validate_topic_name(name).map_err(|_| bad())?;
+                let topic_id = Uuid::parse_str(id).map_err(|_| bad())?;
+                let partitions: i32 = p.parse().map_err(|_| bad())?;
+                if partitions < 1 {
+                    return Err(bad());
+                }
+                if let Some(t) = current.take() {
+                    topics.insert(t.name.clone(), t);
+                }
+                current = Some(TopicMetadata {
+                    name: name.to_string(),
+                    topic_id,
+                    partitions,
+                    configs: BTreeMap::new(),
+                });
+            }
+            Some("config") => {
+                let (Some(k), Some(v), None) = (parts.next(), parts.next(), parts.next()) else {
+                    return Err(bad());
+                };
+                let t = current.as_mut().ok_or_else(bad)?;
+                let k = percent_decode(k).ok_or_else(bad)?;
+                let v = percent_decode(v).ok_or_else(bad)?;
+                t.configs.insert(k, v);
+            }
+            Some("end") => {
+                if let Some(t) = current.take() {
+                    topics.insert(t.name.clone(), t);
+                }
+                let count: usize = parts.next().and_then(|c| c.parse().ok()).ok_or_else(bad)?;
+                if count != topics.len() {
+                    return Err(corrupt(format!(
+                        "end line says {count} topics, found {}",
+                        topics.len()
+                    )));
+                }
+                ended = true;
+            }
+            _ => return Err(bad()),
+        }
+    }
+    if !ended {
+        return Err(corrupt("truncated (no end line)".into()));
+    }
+    Ok(topics)
+}
+
+fn parse_meta_properties(text: &str) -> BTreeMap<String, String> {
+    crate::config::parse_properties(text).into_iter().collect()
+}
+
+impl MetadataStore {
+    /// Reads (or, on first start, creates) `meta.properties` in every log dir and
+    /// the topics file in the first log dir.
+    pub fn open(config: &BrokerConfig, fs: Arc<dyn Fs>) -> Result<Self, MetadataError> {
+        let dir = config
+            .log_dirs
+            .first()
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let mut cluster_id: Option<String> = None;
+        for d in &config.log_dirs {
+            fs.create_dir_all(d).map_err(io_err("create dir", d))?;
+            let path = d.join(META_PROPERTIES);
+            if let Some(text) = read_file(fs.as_ref(), &path)? {
+                let props = parse_meta_properties(&text);
+                let node: i32 = props
+                    .get("node.id")
+                    .and_then(|v| v.trim().parse().ok())
+                    .ok_or_else(|| MetadataError::Corrupt {
+                        path: path.clone(),
+                        reason: "no valid node.id".into(),
+                    })?;
+                if node != config.node_id {
+                    return Err(MetadataError::NodeIdMismatch {
+                        path,
+                        found: node,
+                        configured: config.node_id,
+                    });
+                }
+                let cid = props
+                    .get("cluster.id")
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty())
+                    .ok_or_else(|| MetadataError::Corrupt {
+                        path: path.clone(),
+                        reason: "no cluster.id".into(),
+                    })?;
+                match &cluster_id {
+                    Some(existing) if *existing != cid => {
+                        return Err(MetadataError::Corrupt {
+                            path,
+                            reason: format!(
+                                "cluster.id {cid} differs from {existing} in another log dir"
+                            ),
+                        })
+                    }
+                    _ => cluster_id = Some(cid),
+                }
+            }
+        }
+        let cluster_id = cluster_id.unwrap_or_else(|| uuid_to_base64(new_kafka_uuid()));
+        for d in &config.log_dirs {
+            if !fs.exists(&d.join(META_PROPERTIES)) {
+                let text = format!(
+                    "#\n#Written by Sluice\ncluster.id={cluster_id}\ndirectory.id={}\nnode.id={}\nversion=1\n",
+                    uuid_to_base64(new_kafka_uuid()),
+                    config.node_id
+                );
+                write_durably(
+                    fs.as_ref(),
+                    d,
+                    "meta.properties.tmp",
+                    META_PROPERTIES,
+                    text.as_bytes(),
+                )?;
+            }
+        }
+        let topics_path = dir.join(TOPICS_FILE);
+        let topics = match read_file(fs.as_ref(), &topics_path)? {
+            Some(text) => decode_topics(&topics_path, &text)?,
+            None => BTreeMap::new(),
+        };
+        Ok(MetadataStore {
+            fs,
+            dir,
+            meta: Meta { cluster_id },
+            topics: RwLock::new(topics),
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    /// Puts every known partition online: loads (or creates) its log with the
+    /// topic's effective config and adds it to the ReplicaManager. Partition
+    /// directories of unknown topics (deleted while the broker was down) are deleted.
+    pub fn load_logs(
+        &self,
+        logs: &LogManager,
+        replicas: &ReplicaManager,
+        config: &BrokerConfig,
+    ) -> Result<(), MetadataError> {
+        let topics = self.topics.read().clone();
+        for tp in logs.on_disk_partitions() {
+            let known = topics
+                .get(&tp.topic)
+                .is_some_and(|t| tp.partition >= 0 && tp.partition < t.partitions);
+            if !known {
+                tracing::info!(partition = %tp, "deleting log of a partition that no longer exists");
+                logs.delete_log(&tp)?;
+            }
+        }
+        for t in topics.values() {
+            let log_config = config.topic_log_config(&t.configs)?;
+            for tp in t.topic_partitions() {
+                let log = logs.get_or_create_log(&tp, log_config.clone())?;
+                replicas.add_partition(log);
+            }
+        }
+        Ok(())
+    }
+
+    /// Kafka-style (base64) cluster id.
+    pub fn cluster_id(&self) -> String {
+        self.meta.cluster_id.clone()
+    }
+
+    pub fn topic(&self, name: &str) -> Option<TopicMetadata> {
+        self.topics.read().get(name).cloned()
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<TopicMetadata> {
+        self.topics
+            .read()
+            .values()
+            .find(|t| t.topic_id == id)
+            .cloned()
+    }
+
+    /// All topics, sorted by name.
+    pub fn topics(&self) -> Vec<TopicMetadata> {
+        self.topics.read().values().cloned().collect()
+    }
+
+    fn persist(&self, topics: &BTreeMap<String, TopicMetadata>) -> Result<(), MetadataError> {
+        write_durably(
+            self.fs.as_ref(),
+            &self.dir,
+            TOPICS_TMP,
+            TOPICS_FILE,
+            encode_topics(topics).as_bytes(),
+        )
+    }
+
+    /// Checks a CreateTopics request without changing anything. Returns the
+    /// partition count that would be used.
+    pub fn validate_create(
+        &self,
+        config: &BrokerConfig,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<i32, MetadataError> {
+        validate_topic_name(name)?;
+        let topics = self.topics.read();
+        if topics.contains_key(name) {
+            return Err(MetadataError::TopicAlreadyExists(name.to_string()));
+        }
+        let key = collision_key(name);
+        if let Some(other) = topics.values().find(|t| collision_key(&t.name) == key) {
+            return Err(MetadataError::InvalidTopic {
+                topic: name.to_string(),
+                reason: format!(
+                    "Topic '{name}' collides with existing topic: {}",
+                    other.name
+                ),
+            });
+        }
+        drop(topics);
+        let partitions = match partitions {
+            -1 => config.num_partitions,
+            p if p < 1 => {
+                return Err(MetadataError::InvalidPartitions(
+                    "Number of partitions must be larger than 0.".into(),
+                ))
+            }
+            p => p,
+        };
+        if partitions > MAX_PARTITIONS_PER_TOPIC {
+            return Err(MetadataError::InvalidPartitions(format!(
+                "Number of partitions {partitions} is larger than Sluice's limit of {MAX_PARTITIONS_PER_TOPIC}."
+            )));
+        }
+        match replication_factor {
+            -1 | 1 => {}
+            rf if rf < 1 => {
+                return Err(MetadataError::InvalidReplicationFactor(
+                    "Replication factor must be larger than 0, or -1 to use the default value."
+                        .into(),
+                ))
+            }
+            rf => {
+                return Err(MetadataError::InvalidReplicationFactor(format!(
+                    "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only 1 broker(s) are registered."
+                )))
+            }
+        }
+        config.topic_log_config(configs)?;
+        Ok(partitions)
+    }
+
+    /// Creates a topic: validates, persists (fsynced), creates the logs and
+    /// puts the partitions online. `partitions` -1 = `num.partitions`.
+    pub fn create_topic(
+        &self,
+        ctx: &BrokerContext,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+    ) -> Result<TopicMetadata, MetadataError> {
+        let _guard = self.write_lock.lock();
+        let partitions =
+            self.validate_create(&ctx.config, name, partitions, replication_factor, &configs)?;
+        let log_config = ctx.config.topic_log_config(&configs)?;
+        let mut topic_id = new_kafka_uuid();
+        while self.topic_by_id(topic_id).is_some() {
+            topic_id = new_kafka_uuid();
+        }
+        let topic = TopicMetadata {
+            name: name.to_string(),
+            topic_id,
+            partitions,
+            configs: configs
+                .into_iter()
+                .map(|(k, v)| (k, v.trim().to_string()))
+                .collect(),
+        };
+        let mut next = self.topics.read().clone();
+        next.insert(topic.name.clone(), topic.clone());
+        self.persist(&next)?;
+        // The topic is durable now; publish it even if a log cannot be created
+        // (the next start creates the missing logs).
+        let result = topic.topic_partitions().try_for_each(|tp| {
+            let log = ctx.logs.get_or_create_log(&tp, log_config.clone())?;
+            ctx.replicas.add_partition(log);
+            Ok::<(), MetadataError>(())
+        });
+        *self.topics.write() = next;
+        result?;
+        tracing::info!(topic = %topic.name, topic_id = %uuid_to_base64(topic.topic_id), partitions, "created topic");
+        Ok(topic)
+    }
+
+    /// Creates `name` with the broker defaults if it does not exist yet
+    /// (Metadata/Produce auto-creation); returns the existing topic otherwise.
+    pub fn auto_create_topic(
+        &self,
+        ctx: &BrokerContext,
+        name: &str,
+    ) -> Result<TopicMetadata, MetadataError> {
+        validate_topic_name(name)?;
+        if let Some(t) = self.topic(name) {
+            return Ok(t);
+        }
+        match self.create_topic(ctx, name, -1, -1, BTreeMap::new()) {
+            Err(MetadataError::TopicAlreadyExists(_)) => self
+                .topic(name)
+                .ok_or_else(|| MetadataError::UnknownTopic(name.into())),
+            other => other,
+        }
+    }
+
+    /// Deletes a topic: persists the removal, takes the partitions offline and
+    /// deletes their logs. Returns the deleted topic.
+    pub fn delete_topic(
+        &self,
+        ctx: &BrokerContext,
+        name: &str,
+    ) -> Result<TopicMetadata, MetadataError> {
+        if !ctx.config.delete_topic_enable {
+            return Err(MetadataError::DeletionDisabled);
+        }
+        let _guard = self.write_lock.lock();
+        let mut next = self.topics.read().clone();
+        let topic = next
+            .remove(name)
+            .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        self.persist(&next)?;
+        *self.topics.write() = next;
+        for tp in topic.topic_partitions() {
+            ctx.replicas.remove_partition(&tp);
+            if ctx.logs.get_log(&tp).is_some() {
+                ctx.logs.delete_log(&tp)?;
+            }
+        }
+        tracing::info!(topic = %topic.name, topic_id = %uuid_to_base64(topic.topic_id), "deleted topic");
+        Ok(topic)
+    }
+
+    /// Checks a CreatePartitions request without changing anything.
+    pub fn validate_create_partitions(
+        &self,
+        name: &str,
+        new_total: i32,
+    ) -> Result<TopicMetadata, MetadataError> {
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        if new_total < topic.partitions {
+            return Err(MetadataError::InvalidPartitions(format!(
+                "Topic currently has {} partitions, which is higher than the requested {new_total}.",
+                topic.partitions
+            )));
+        }
+        if new_total == topic.partitions {
+            return Err(MetadataError::InvalidPartitions(format!(
+                "Topic already has {} partitions.",
+                topic.partitions
+            )));
+        }
+        if new_total > MAX_PARTITIONS_PER_TOPIC {
+            return Err(MetadataError::InvalidPartitions(format!(
+                "Number of partitions {new_total} is larger than Sluice's limit of {MAX_PARTITIONS_PER_TOPIC}."
+            )));
+        }
+        Ok(topic)
+    }
+
+    /// Grows a topic to `new_total` partitions.
+    pub fn create_partitions(
+        &self,
+        ctx: &BrokerContext,
+        name: &str,
+        new_total: i32,
+    ) -> Result<TopicMetadata, MetadataError> {
+        let _guard = self.write_lock.lock();
+        let mut topic = self.validate_create_partitions(name, new_total)?;
+        let log_config = ctx.config.topic_log_config(&topic.configs)?;
+        let old = topic.partitions;
+        topic.partitions = new_total;
+        let mut next = self.topics.read().clone();
+        next.insert(topic.name.clone(), topic.clone());
+        self.persist(&next)?;
+        for p in old..new_total {
+            let tp = TopicPartition::new(name, p);
+            let log = ctx.logs.get_or_create_log(&tp, log_config.clone())?;
+            ctx.replicas.add_partition(log);
+        }
+        *self.topics.write() = next;
+        tracing::info!(topic = %name, from = old, to = new_total, "added partitions");
+        Ok(topic)
+    }
+
+    /// Replaces a topic's config overrides (validated first) and applies the
+    /// new effective config to its logs.
+    pub fn alter_topic_config(
+        &self,
+        ctx: &BrokerContext,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<TopicMetadata, MetadataError> {
+        let _guard = self.write_lock.lock();
+        let mut topic = self
+            .topic(name)
+            .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        let log_config = ctx.config.topic_log_config(&configs)?;
+        topic.configs = configs
+            .into_iter()
+            .map(|(k, v)| (k, v.trim().to_string()))
+            .collect();
+        let mut next = self.topics.read().clone();
+        next.insert(topic.name.clone(), topic.clone());
+        self.persist(&next)?;
+        *self.topics.write() = next;
+        for tp in topic.topic_partitions() {
+            if let Some(p) = ctx.replicas.get_partition(&tp) {
+                p.log().update_config(log_config.clone());
+            }
+        }
+        Ok(topic)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        for ok in ["a", "orders", "a.b_c-D9", &"x".repeat(249)] {
+            assert!(validate_topic_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a b",
+            "ü",
+            "../x",
+            &"x".repeat(250),
+            "a\0",
+        ] {
+            let err = validate_topic_name(bad).unwrap_err();
+            assert_eq!(err.kafka_error_code(), 17, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn base64_ids_match_kafka_form() {
+        // Kafka prints Uuid 0x...01 as "AAAAAAAAAAAAAAAAAAAAAQ".
+        assert_eq!(uuid_to_base64(Uuid::from_u128(1)), "AAAAAAAAAAAAAAAAAAAAAQ");
+        assert_eq!(
+            uuid_to_base64(Uuid::from_u128(u128::MAX)),
+            "_____________________w"
+        );
+        for _ in 0..1000 {
+            let s = uuid_to_base64(new_kafka_uuid());
+            assert_eq!(s.len(), 22);
+            assert!(!s.starts_with('-'));
+        }
+    }
+
+    fn arb_topic() -> impl Strategy<Value = TopicMetadata> {
+        (
+            "[a-zA-Z0-9._-]{1,40}",
+            any::<u128>(),
+            1..1000i32,
+            proptest::collection::btree_map("[a-z.]{1,20}", "\\PC{0,30}", 0..4),
+        )
+            .prop_filter("not . or ..", |(n, ..)| n != "." && n != "..")
+            .prop_map(|(name, id, partitions, configs)| TopicMetadata {
+                name,
+                topic_id: Uuid::from_u128(id),
+                partitions,
+                configs,
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn topics_file_round_trips(topics in proptest::collection::vec(arb_topic(), 0..8)) {
+            let map: BTreeMap<String, TopicMetadata> =
+                topics.into_iter().map(|t| (t.name.clone(), t)).collect();
+            let text = encode_topics(&map);
+            let back = decode_topics(Path::new("t"), &text).unwrap();
+            prop_assert_eq!(back, map);
+        }
+
+        #[test]
+        fn truncated_topics_file_is_detected(topics in proptest::collection::vec(arb_topic(), 1..5), cut in 0.0f64..1.0) {
+            let map: BTreeMap<String, TopicMetadata> =
+                topics.into_iter().map(|t| (t.name.clone(), t)).collect();
+            let text = encode_topics(&map);
+            let at = ((text.len() - 1) as f64 * cut) as usize;
+            let at = (0..=at).rev().find(|i| text.is_char_boundary(*i)).unwrap();
+            // a cut anywhere but after the final newline loses the end line
+            prop_assert!(decode_topics(Path::new("t"), &text[..at]).is_err());
+        }
+
+        #[test]
+        fn decode_never_panics(s in "\\PC{0,200}") {
+            let _ = decode_topics(Path::new("t"), &s);
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Shared helpers for the binary-level tests: start the real binary, and a
+//! tiny raw Kafka protocol client (kafka-protocol encoders) for the admin
+//! APIs the client libraries do not expose (topic ids, DescribeLogDirs, ...).
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use sluice_testkit::SluiceProcess;
+
+pub fn start(overrides: &[(&str, &str)]) -> SluiceProcess {
+    SluiceProcess::start(env!("CARGO_BIN_EXE_sluice"), overrides).expect("sluice starts")
+}
+
+pub struct RawClient {
+    stream: TcpStream,
+    correlation: i32,
+}
+
+impl RawClient {
+    pub fn connect(bootstrap: &str) -> RawClient {
+        let stream = TcpStream::connect(bootstrap).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        RawClient {
+            stream,
+            correlation: 0,
+        }
+    }
+
+    /// Sends `req` in `version` and decodes the matching response.
+    pub fn send<R: Request>(&mut self, version: i16, req: &R) -> R::Response {
+        self.correlation += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation)
+            .with_client_id(Some(StrBytes::from_static_str("sluice-tests")));
+        let mut body = BytesMut::new();
+        header
+            .encode(&mut body, R::header_version(version))
+            .unwrap();
+        req.encode(&mut body, version).unwrap();
+        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        self.stream.write_all(&frame).unwrap();
+
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size).unwrap();
+        let size = i32::from_be_bytes(size);
+        assert!((0..64 << 20).contains(&size), "response size {size}");
+        let mut buf = vec![0u8; size as usize];
+        self.stream.read_exact(&mut buf).unwrap();
+        let mut bytes = bytes::Bytes::from(buf);
+        let rh = ResponseHeader::decode(&mut bytes, R::Response::header_version(version)).unwrap();
+        assert_eq!(rh.correlation_id, self.correlation);
+        let resp = R::Response::decode(&mut bytes, version).unwrap();
+        assert_eq!(bytes.remaining(), 0, "trailing bytes in response");
+        resp
+    }
+}
+
+pub fn sb(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}

@@ -1,0 +1,281 @@
+//! [`SluiceProcess`]: the real `sluice` binary in a child process.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::{io, TestkitError};
+
+/// How long a start may take on a slow, busy machine (recovery included).
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a clean shutdown may take before the test gives up on it.
+const STOP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Finds the `sluice` binary: `$SLUICE_BIN`, else `target/<profile>/sluice`
+/// next to the running test executable (`target/<profile>/deps/…`).
+/// Integration tests of the `sluice` crate should pass
+/// `env!("CARGO_BIN_EXE_sluice")` to [`SluiceProcess::start`] instead.
+pub fn locate_sluice_binary() -> Result<PathBuf, TestkitError> {
+    let mut tried = Vec::new();
+    if let Some(p) = std::env::var_os("SLUICE_BIN") {
+        let p = PathBuf::from(p);
+        if p.is_file() {
+            return Ok(p);
+        }
+        tried.push(p);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(3) {
+            let candidate = dir.join("sluice");
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+            tried.push(candidate);
+        }
+    }
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for profile in ["debug", "release"] {
+        let candidate = manifest.join("../../target").join(profile).join("sluice");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        tried.push(candidate);
+    }
+    Err(TestkitError::BinaryNotFound(tried))
+}
+
+/// A running `sluice serve` on `127.0.0.1:0` with its own data directory.
+/// Killed (SIGKILL) on drop if still running.
+pub struct SluiceProcess {
+    binary: PathBuf,
+    data_dir: PathBuf,
+    /// Keeps the temporary data dir alive (None when the caller gave a dir).
+    _temp: Option<tempfile::TempDir>,
+    overrides: Vec<(String, String)>,
+    child: Option<Child>,
+    bootstrap: String,
+    output: Arc<Mutex<String>>,
+}
+
+impl SluiceProcess {
+    /// Starts `binary` on an ephemeral loopback port with a fresh temporary
+    /// data dir plus `overrides` (Kafka config keys), and waits for its
+    /// `listening on PLAINTEXT://127.0.0.1:N` line.
+    pub fn start(
+        binary: impl AsRef<Path>,
+        overrides: &[(&str, &str)],
+    ) -> Result<Self, TestkitError> {
+        let temp = tempfile::Builder::new()
+            .prefix("sluice-test-")
+            .tempdir()
+            .map_err(io("creating a temporary data dir"))?;
+        let data_dir = temp.path().join("data");
+        Self::start_inner(binary.as_ref(), data_dir, Some(temp), overrides)
+    }
+
+    /// Like [`SluiceProcess::start`] with the binary found by [`locate_sluice_binary`].
+    pub fn start_default(overrides: &[(&str, &str)]) -> Result<Self, TestkitError> {
+        Self::start(locate_sluice_binary()?, overrides)
+    }
+
+    /// Starts on an existing data directory (kept after the process ends).
+    pub fn start_in(
+        binary: impl AsRef<Path>,
+        data_dir: impl Into<PathBuf>,
+        overrides: &[(&str, &str)],
+    ) -> Result<Self, TestkitError> {
+        Self::start_inner(binary.as_ref(), data_dir.into(), None, overrides)
+    }
+
+    fn start_inner(
+        binary: &Path,
+        data_dir: PathBuf,
+        temp: Option<tempfile::TempDir>,
+        overrides: &[(&str, &str)],
+    ) -> Result<Self, TestkitError> {
+        let mut p = SluiceProcess {
+            binary: binary.to_path_buf(),
+            data_dir,
+            _temp: temp,
+            overrides: overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            child: None,
+            bootstrap: String::new(),
+            output: Arc::new(Mutex::new(String::new())),
+        };
+        p.spawn()?;
+        Ok(p)
+    }
+
+    fn spawn(&mut self) -> Result<(), TestkitError> {
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("serve")
+            .arg("--override")
+            .arg("listeners=PLAINTEXT://127.0.0.1:0")
+            .arg("--override")
+            .arg(format!("log.dirs={}", self.data_dir.display()));
+        for (k, v) in &self.overrides {
+            cmd.arg("--override").arg(format!("{k}={v}"));
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if std::env::var_os("SLUICE_LOG").is_none() {
+            cmd.env("SLUICE_LOG", "info");
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(io(format!("spawning {}", self.binary.display())))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        self.output = Arc::new(Mutex::new(String::new()));
+
+        let (tx, rx) = mpsc::channel::<String>();
+        let out = self.output.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                out.lock().unwrap().push_str(&format!("{line}\n"));
+                if let Some(addr) = line.strip_prefix("listening on PLAINTEXT://") {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        });
+        let err = self.output.clone();
+        thread::spawn(move || {
+            let mut reader = BufReader::new(stderr);
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                err.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(addr) => {
+                    self.bootstrap = addr;
+                    self.child = Some(child);
+                    return Ok(());
+                }
+                Err(mpsc::RecvTimeoutError::Timeout)
+                | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        // give the reader threads a moment to collect the last words
+                        thread::sleep(Duration::from_millis(100));
+                        return Err(TestkitError::Exited {
+                            what: "sluice",
+                            status: status.to_string(),
+                            output: self.output(),
+                        });
+                    }
+                    if Instant::now() > deadline {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return Err(TestkitError::NotReady {
+                            what: "sluice",
+                            timeout: START_TIMEOUT,
+                            output: self.output(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// `host:port` to give clients as bootstrap servers.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// The broker's `log.dirs`.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Everything the process wrote to stdout and stderr so far.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Process id, if running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// `kill -9`: no shutdown work at all (no flush, no clean marker).
+    pub fn kill(&mut self) -> Result<(), TestkitError> {
+        let mut child = self
+            .child
+            .take()
+            .ok_or(TestkitError::NotRunning("sluice"))?;
+        child.kill().map_err(io("SIGKILL sluice"))?;
+        child.wait().map_err(io("waiting for sluice"))?;
+        Ok(())
+    }
+
+    /// SIGTERM and wait for the clean shutdown to finish.
+    pub fn terminate(&mut self) -> Result<ExitStatus, TestkitError> {
+        let mut child = self
+            .child
+            .take()
+            .ok_or(TestkitError::NotRunning("sluice"))?;
+        // SAFETY: plain kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        if rc != 0 {
+            return Err(io("SIGTERM sluice")(std::io::Error::last_os_error()));
+        }
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait().map_err(io("waiting for sluice"))? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(TestkitError::NotReady {
+                    what: "sluice shutdown",
+                    timeout: STOP_TIMEOUT,
+                    output: self.output(),
+                });
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the broker again on the same data dir (a new ephemeral port:
+    /// read [`SluiceProcess::bootstrap`] again). Kills a still-running one first.
+    pub fn restart(&mut self) -> Result<(), TestkitError> {
+        if self.child.is_some() {
+            self.kill()?;
+        }
+        self.spawn()
+    }
+}
+
+impl Drop for SluiceProcess {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
