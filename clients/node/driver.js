@@ -126,7 +126,12 @@ async function consume(kafka, admin, a) {
   const consumer = kafka.consumer({ groupId: `sluice-driver-${a.topic}-${a.phase}-${process.pid}`, allowAutoTopicCreation: false })
   await consumer.connect()
   let done
+  let crash = null
   const finished = new Promise(r => { done = r })
+  consumer.on(consumer.events.CRASH, e => {
+    crash = e.payload && e.payload.error
+    done()
+  })
   try {
     await consumer.subscribe({ topics: [a.topic], fromBeginning: true })
     await consumer.run({
@@ -143,6 +148,7 @@ async function consume(kafka, admin, a) {
   } finally {
     await consumer.disconnect()
   }
+  if (crash) throw new Failure(`consumer crashed: ${crash.name}: ${crash.message}`)
   for (let p = 0; p < PARTITIONS; p++) {
     const g = got[p]
     const w = want[p]
