@@ -100,6 +100,9 @@ pub enum MalformedReason {
     /// A varint longer than 5 bytes.
     #[error("varint is longer than 5 bytes")]
     VarintTooLong,
+    /// A tagged-field number above `i32::MAX`.
+    #[error("tag {0} is not a valid tag number")]
+    InvalidTag(u32),
     /// A nullable struct's presence byte is neither -1 nor 1.
     #[error("presence byte {0} is neither -1 nor 1")]
     InvalidPresence(i8),

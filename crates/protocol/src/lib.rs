@@ -15,6 +15,8 @@
 mod error;
 mod fetch;
 mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 mod header;
 mod request;
 mod response;

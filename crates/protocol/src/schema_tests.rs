@@ -395,3 +395,22 @@ fn nullable_struct_presence_byte_must_be_minus_one_or_one() {
     validate_request_body(ApiKey::DescribeTopicPartitions as i16, 0, &body).unwrap();
     RequestKind::decode(ApiKey::DescribeTopicPartitions, &mut Bytes::from(body), 0).unwrap();
 }
+
+#[test]
+fn tag_numbers_above_i32_max_are_rejected() {
+    // DescribeCluster v0: bool, then one tagged field numbered 0xcfff_ffff, size 0.
+    let body = [0x00, 0x01, 0xff, 0xff, 0xff, 0xff, 0x0c, 0x00];
+    let err = validate_request_body(ApiKey::DescribeCluster as i16, 0, &body).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ProtocolError::Malformed {
+                reason: MalformedReason::InvalidTag(0xcfff_ffff),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let ok = [0x00, 0x01, 0xff, 0xff, 0xff, 0xff, 0x07, 0x00];
+    validate_request_body(ApiKey::DescribeCluster as i16, 0, &ok).unwrap();
+}

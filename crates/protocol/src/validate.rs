@@ -199,6 +199,11 @@ impl<'a> Walker<'a> {
         let count = self.uvarint("_tagged_fields")?;
         for _ in 0..count {
             let tag = self.uvarint("_tagged_fields")?;
+            if tag > i32::MAX as u32 {
+                // Tags are non-negative int32s; kafka-protocol keys unknown tags by i32
+                // and would re-encode such a tag inconsistently.
+                return Err(self.err("_tagged_fields", MalformedReason::InvalidTag(tag)));
+            }
             let size = self.uvarint("_tagged_fields")?;
             let known = def.fields.iter().find(|f| {
                 f.tag == Some(tag)
