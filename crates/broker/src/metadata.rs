@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use parking_lot::{Mutex, RwLock};
-use sluice_storage::{Fs, LogManager, OpenOptions, StorageError, TopicPartition};
+use sluice_storage::{Fs, LogConfig, LogManager, OpenOptions, StorageError, TopicPartition};
 use uuid::Uuid;
 
 use crate::config::{BrokerConfig, ConfigError};
@@ -481,7 +481,24 @@ impl MetadataStore {
                 .is_some_and(|t| tp.partition >= 0 && tp.partition < t.partitions);
             if !known {
                 tracing::info!(partition = %tp, "deleting log of a partition that no longer exists");
-                logs.delete_log(&tp)?;
+                // LogManager deletes loaded logs only: load it first. A stray
+                // log that cannot even be loaded is removed directly, so a
+                // topic re-created under the same name never sees its data.
+                match logs.get_or_create_log(&tp, LogConfig::default()) {
+                    Ok(_) => logs.delete_log(&tp)?,
+                    Err(e) => {
+                        tracing::warn!(partition = %tp, error = %e, "stray log does not load; removing its directory");
+                        for dir in &config.log_dirs {
+                            let path = dir.join(tp.dir_name());
+                            if self.fs.exists(&path) {
+                                self.fs
+                                    .remove_dir_all(&path)
+                                    .map_err(io_err("remove stray log", &path))?;
+                                self.fs.sync_dir(dir).map_err(io_err("fsync dir", dir))?;
+                            }
+                        }
+                    }
+                }
             }
         }
         for t in topics.values() {
@@ -795,6 +812,208 @@ mod tests {
             let s = uuid_to_base64(new_kafka_uuid());
             assert_eq!(s.len(), 22);
             assert!(!s.starts_with('-'));
+        }
+    }
+
+    mod durability {
+        use super::*;
+        use sluice_storage::{Clock, FaultKind, ManualClock, SimFs};
+
+        fn config() -> BrokerConfig {
+            // small indexes keep the simulated file system small
+            BrokerConfig::with_overrides(&[
+                ("log.dirs", "/sim/data"),
+                ("num.partitions", "2"),
+                ("log.index.size.max.bytes", "4096"),
+            ])
+            .unwrap()
+        }
+
+        /// A broker's state on `fs` as `Broker::start` builds it.
+        fn open(fs: &Arc<SimFs>) -> Result<BrokerContext, MetadataError> {
+            let config = config();
+            let fs_dyn: Arc<dyn Fs> = fs.clone();
+            let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(1_700_000_000_000));
+            let logs =
+                LogManager::open(config.log_manager_config(), fs_dyn.clone(), clock.clone())?;
+            let metadata = MetadataStore::open(&config, fs_dyn.clone())?;
+            let replicas = ReplicaManager::new();
+            metadata.load_logs(&logs, &replicas, &config)?;
+            Ok(BrokerContext {
+                config: Arc::new(config),
+                metadata: Arc::new(metadata),
+                replicas: Arc::new(replicas),
+                logs: Arc::new(logs),
+                fs: fs_dyn,
+                clock,
+            })
+        }
+
+        fn overrides(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        }
+
+        #[test]
+        fn acknowledged_changes_survive_a_power_cut() {
+            for seed in 0..12u64 {
+                let fs = Arc::new(SimFs::new());
+                let ctx = open(&fs).unwrap();
+                let cluster_id = ctx.metadata.cluster_id();
+                let a = ctx
+                    .metadata
+                    .create_topic(&ctx, "a", 3, 1, overrides(&[("retention.ms", "1000")]))
+                    .unwrap();
+                let b = ctx.metadata.auto_create_topic(&ctx, "b").unwrap();
+                ctx.metadata.create_partitions(&ctx, "b", 4).unwrap();
+                ctx.metadata
+                    .alter_topic_config(&ctx, "a", overrides(&[("retention.ms", "2000")]))
+                    .unwrap();
+                ctx.metadata
+                    .create_topic(&ctx, "gone", 1, 1, BTreeMap::new())
+                    .unwrap();
+                ctx.metadata.delete_topic(&ctx, "gone").unwrap();
+                drop(ctx);
+                fs.crash(seed);
+
+                let ctx = open(&fs).unwrap();
+                assert_eq!(ctx.metadata.cluster_id(), cluster_id, "seed {seed}");
+                let a2 = ctx.metadata.topic("a").unwrap();
+                assert_eq!(a2.topic_id, a.topic_id, "seed {seed}");
+                assert_eq!(a2.partitions, 3);
+                assert_eq!(a2.configs, overrides(&[("retention.ms", "2000")]));
+                let b2 = ctx.metadata.topic("b").unwrap();
+                assert_eq!((b2.topic_id, b2.partitions), (b.topic_id, 4), "seed {seed}");
+                assert!(ctx.metadata.topic("gone").is_none(), "seed {seed}");
+                // every partition is online again, with the topic's config
+                for p in 0..4 {
+                    assert!(ctx
+                        .replicas
+                        .get_partition(&TopicPartition::new("b", p))
+                        .is_some());
+                }
+                let pa = ctx
+                    .replicas
+                    .get_partition(&TopicPartition::new("a", 2))
+                    .unwrap();
+                assert_eq!(pa.log().config().retention_ms, 2000);
+                assert!(ctx
+                    .replicas
+                    .get_partition(&TopicPartition::new("gone", 0))
+                    .is_none());
+                // re-creating a deleted name gives a new id
+                let again = ctx
+                    .metadata
+                    .create_topic(&ctx, "gone", 1, 1, BTreeMap::new())
+                    .unwrap();
+                assert_ne!(again.topic_id, a.topic_id);
+            }
+        }
+
+        #[test]
+        fn a_failed_fsync_is_not_acknowledged_and_changes_nothing() {
+            let fs = Arc::new(SimFs::new());
+            let ctx = open(&fs).unwrap();
+            ctx.metadata
+                .create_topic(&ctx, "kept", 1, 1, BTreeMap::new())
+                .unwrap();
+            fs.inject(sluice_storage::Fault::once(
+                TOPICS_TMP,
+                FaultKind::SyncError(libc::EIO),
+            ));
+            let err = ctx
+                .metadata
+                .create_topic(&ctx, "lost", 1, 1, BTreeMap::new())
+                .unwrap_err();
+            assert_eq!(
+                err.kafka_error_code(),
+                ResponseError::KafkaStorageError.code()
+            );
+            assert!(ctx.metadata.topic("lost").is_none());
+            assert!(ctx
+                .replicas
+                .get_partition(&TopicPartition::new("lost", 0))
+                .is_none());
+            drop(ctx);
+            fs.crash(7);
+            let ctx = open(&fs).unwrap();
+            assert!(ctx.metadata.topic("kept").is_some());
+            assert!(ctx.metadata.topic("lost").is_none());
+        }
+
+        #[test]
+        fn topic_errors_map_to_kafka_codes() {
+            let fs = Arc::new(SimFs::new());
+            let ctx = open(&fs).unwrap();
+            let m = &ctx.metadata;
+            let code = |r: Result<TopicMetadata, MetadataError>| r.unwrap_err().kafka_error_code();
+            m.create_topic(&ctx, "t", -1, -1, BTreeMap::new()).unwrap();
+            assert_eq!(m.topic("t").unwrap().partitions, 2, "num.partitions");
+            assert_eq!(code(m.create_topic(&ctx, "t", 1, 1, BTreeMap::new())), 36);
+            assert_eq!(code(m.create_topic(&ctx, "u", 0, 1, BTreeMap::new())), 37);
+            assert_eq!(code(m.create_topic(&ctx, "u", 1, 2, BTreeMap::new())), 38);
+            assert_eq!(
+                code(m.create_topic(&ctx, "u", 1, 1, overrides(&[("x", "1")]))),
+                40
+            );
+            assert_eq!(
+                code(m.create_topic(&ctx, "../u", 1, 1, BTreeMap::new())),
+                17
+            );
+            assert_eq!(code(m.create_partitions(&ctx, "t", 1)), 37);
+            assert_eq!(code(m.create_partitions(&ctx, "nope", 5)), 3);
+            assert_eq!(code(m.delete_topic(&ctx, "nope")), 3);
+            assert_eq!(
+                code(m.alter_topic_config(&ctx, "t", overrides(&[("retention.ms", "x")]))),
+                40
+            );
+            // nothing of the failed calls was created
+            assert_eq!(m.topics().len(), 1);
+        }
+
+        #[test]
+        fn stray_partition_dirs_are_deleted_and_node_id_is_checked() {
+            let fs = Arc::new(SimFs::new());
+            let ctx = open(&fs).unwrap();
+            ctx.metadata
+                .create_topic(&ctx, "t", 1, 1, BTreeMap::new())
+                .unwrap();
+            // a log the metadata does not know (e.g. its deletion was persisted but not done)
+            ctx.logs
+                .get_or_create_log(&TopicPartition::new("stray", 0), LogConfig::default())
+                .unwrap();
+            ctx.logs.shutdown().unwrap();
+            drop(ctx);
+            let ctx = open(&fs).unwrap();
+            assert!(ctx
+                .replicas
+                .get_partition(&TopicPartition::new("stray", 0))
+                .is_none());
+            assert!(ctx
+                .replicas
+                .get_partition(&TopicPartition::new("t", 0))
+                .is_some());
+            assert!(
+                !ctx.fs.exists(Path::new("/sim/data/stray-0")),
+                "stray log removed from service"
+            );
+            drop(ctx);
+
+            let other =
+                BrokerConfig::with_overrides(&[("log.dirs", "/sim/data"), ("node.id", "2")])
+                    .unwrap();
+            let fs_dyn: Arc<dyn Fs> = fs.clone();
+            let err = MetadataStore::open(&other, fs_dyn).unwrap_err();
+            assert!(matches!(
+                err,
+                MetadataError::NodeIdMismatch {
+                    found: 1,
+                    configured: 2,
+                    ..
+                }
+            ));
         }
     }
 

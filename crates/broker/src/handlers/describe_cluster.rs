@@ -46,7 +46,7 @@ pub async fn handle(
         .with_controller_id(BrokerId(node_id));
     if endpoint_type != ENDPOINT_BROKERS {
         return resp
-            .with_error_code(ResponseError::UnsupportedEndpointType.code())
+            .with_error_code(ResponseError::MismatchedEndpointType.code())
             .with_error_message(Some(StrBytes::from_static_str(
                 "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER",
             )))
