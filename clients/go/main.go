@@ -25,7 +25,7 @@ const (
 var (
 	bootstrap = flag.String("bootstrap", "", "broker host:port")
 	topic     = flag.String("topic", "", "topic name")
-	phase     = flag.String("phase", "all", "all | produce-consume | verify-only")
+	phase     = flag.String("phase", "all", "all | produce | produce-consume | verify-only")
 	codecsArg = flag.String("codecs", "none,gzip,snappy,lz4,zstd", "codecs to produce with")
 	timeoutS  = flag.Float64("timeout", 60, "seconds to wait per step")
 	timeout   = new(time.Duration)
@@ -276,7 +276,7 @@ func run() error {
 		return err
 	}
 	defer cl.Close()
-	if *phase == "all" || *phase == "produce-consume" {
+	if *phase == "all" || *phase == "produce" || *phase == "produce-consume" {
 		if err := create(ctx, adm); err != nil {
 			return err
 		}
@@ -286,6 +286,8 @@ func run() error {
 		if err := produce(ctx); err != nil {
 			return err
 		}
+	}
+	if *phase == "all" || *phase == "produce-consume" {
 		if err := consume(ctx, adm); err != nil {
 			return err
 		}
@@ -307,7 +309,7 @@ func run() error {
 func main() {
 	flag.Parse()
 	*timeout = time.Duration(*timeoutS * float64(time.Second))
-	if *bootstrap == "" || *topic == "" || (*phase != "all" && *phase != "produce-consume" && *phase != "verify-only") {
+	if *bootstrap == "" || *topic == "" || (*phase != "all" && *phase != "produce" && *phase != "produce-consume" && *phase != "verify-only") {
 		flag.Usage()
 		os.Exit(2)
 	}

@@ -204,8 +204,8 @@ public class Driver {
                 default -> { System.err.println("unknown argument " + args[i]); System.exit(2); }
             }
         }
-        if (bootstrap == null || topic == null || !List.of("all", "produce-consume", "verify-only", "create", "delete", "describe").contains(phase)) {
-            System.err.println("usage: Driver --bootstrap HOST:PORT --topic NAME [--phase all|produce-consume|verify-only|create|describe|delete] [--codecs a,b] [--timeout S]");
+        if (bootstrap == null || topic == null || !List.of("all", "produce", "produce-consume", "verify-only", "create", "delete", "describe").contains(phase)) {
+            System.err.println("usage: Driver --bootstrap HOST:PORT --topic NAME [--phase all|produce|produce-consume|verify-only|create|describe|delete] [--codecs a,b] [--timeout S]");
             System.exit(2);
         }
         int rc = 0;
@@ -215,7 +215,8 @@ public class Driver {
                 case "delete" -> delete();
                 case "describe" -> { waitTopic(true); printTopicId(); }
                 default -> {
-                    if (phase.equals("all") || phase.equals("produce-consume")) { create(); printTopicId(); produce(); consume(); }
+                    if (phase.equals("all") || phase.equals("produce") || phase.equals("produce-consume")) { create(); printTopicId(); produce(); }
+                    if (phase.equals("all") || phase.equals("produce-consume")) consume();
                     if (phase.equals("all") || phase.equals("verify-only")) { printTopicId(); consume(); delete(); }
                 }
             }

@@ -11,7 +11,7 @@ NAME=kcat
 PARTITIONS=3
 PER_CODEC=30
 bootstrap="" topic="" phase=all codecs="none,gzip,snappy,lz4,zstd" timeout=60
-usage() { echo "usage: $0 --bootstrap HOST:PORT --topic NAME [--phase all|produce-consume|verify-only] [--codecs a,b]" >&2; exit 2; }
+usage() { echo "usage: $0 --bootstrap HOST:PORT --topic NAME [--phase all|produce|produce-consume|verify-only] [--codecs a,b]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --bootstrap) bootstrap=$2; shift 2 ;;
@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$bootstrap" ] && [ -n "$topic" ] || usage
-case "$phase" in all|produce-consume|verify-only) ;; *) usage ;; esac
+case "$phase" in all|produce|produce-consume|verify-only) ;; *) usage ;; esac
 IFS=, read -r -a codec_list <<<"$codecs"
 
 fail() { echo "FAIL $NAME: $*"; exit 1; }
@@ -100,11 +100,13 @@ java_phase() {
   printf '%s\n' "$out" | grep '^TOPIC_ID=' || true
 }
 
-if [ "$phase" = all ] || [ "$phase" = produce-consume ]; then
+if [ "$phase" = all ] || [ "$phase" = produce ] || [ "$phase" = produce-consume ]; then
   step "create topic $topic with $PARTITIONS partitions (via the Java admin client)"
   java_phase create
   check_metadata
   produce
+fi
+if [ "$phase" = all ] || [ "$phase" = produce-consume ]; then
   consume
 fi
 if [ "$phase" = all ] || [ "$phase" = verify-only ]; then

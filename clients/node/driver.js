@@ -50,8 +50,8 @@ function parseArgs(argv) {
         process.exit(2)
     }
   }
-  if (!a.bootstrap || !a.topic || !['all', 'produce-consume', 'verify-only'].includes(a.phase)) {
-    console.error('usage: driver.js --bootstrap HOST:PORT --topic NAME [--phase all|produce-consume|verify-only] [--codecs a,b]')
+  if (!a.bootstrap || !a.topic || !['all', 'produce', 'produce-consume', 'verify-only'].includes(a.phase)) {
+    console.error('usage: driver.js --bootstrap HOST:PORT --topic NAME [--phase all|produce|produce-consume|verify-only] [--codecs a,b]')
     process.exit(2)
   }
   return a
@@ -180,12 +180,14 @@ async function main() {
   const admin = kafka.admin()
   await admin.connect()
   try {
-    if (a.phase === 'all' || a.phase === 'produce-consume') {
+    if (a.phase === 'all' || a.phase === 'produce' || a.phase === 'produce-consume') {
       step(`create topic ${a.topic} with ${PARTITIONS} partitions`)
       const created = await admin.createTopics({ topics: [{ topic: a.topic, numPartitions: PARTITIONS, replicationFactor: 1 }], waitForLeaders: true })
       if (!created) throw new Failure(`createTopics: topic ${a.topic} already exists`)
       await waitTopic(admin, a, true)
       await produce(kafka, a)
+    }
+    if (a.phase === 'all' || a.phase === 'produce-consume') {
       await consume(kafka, admin, a)
     }
     if (a.phase === 'all' || a.phase === 'verify-only') {

@@ -137,10 +137,11 @@ def main():
     a = w.parse_args(NAME)
 
     def go():
-        if a.phase in ("all", "produce-consume"):
+        if a.phase in ("all", "produce", "produce-consume"):
             create(a)
             print(f"TOPIC_ID={topic_id(a)}", flush=True)
             produce(a)
+        if a.phase in ("all", "produce-consume"):
             consume(a)
         if a.phase in ("all", "verify-only"):
             print(f"TOPIC_ID={topic_id(a)}", flush=True)

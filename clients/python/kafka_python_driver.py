@@ -123,10 +123,11 @@ def main():
 
     def go():
         try:
-            if a.phase in ("all", "produce-consume"):
+            if a.phase in ("all", "produce", "produce-consume"):
                 create(a)
                 print_topic_id(a)
                 produce(a)
+            if a.phase in ("all", "produce-consume"):
                 consume(a)
             if a.phase in ("all", "verify-only"):
                 print_topic_id(a)

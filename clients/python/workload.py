@@ -58,8 +58,8 @@ def parse_args(name):
     ap = argparse.ArgumentParser(description=f"{name}: create/produce/consume/list-offsets/delete against a broker")
     ap.add_argument("--bootstrap", required=True)
     ap.add_argument("--topic", required=True)
-    ap.add_argument("--phase", default="all", choices=["all", "produce-consume", "verify-only"],
-                    help="produce-consume: create, produce, consume, list offsets (topic kept); "
+    ap.add_argument("--phase", default="all", choices=["all", "produce", "produce-consume", "verify-only"],
+                    help="produce: create and produce only; produce-consume: create, produce, consume, list offsets (topic kept); "
                          "verify-only: consume, list offsets, delete (after a restart); all: both")
     ap.add_argument("--codecs", default=",".join(ALL_CODECS))
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds per wait")

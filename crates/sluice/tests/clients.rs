@@ -427,3 +427,71 @@ client_tests! {
     KafkaCli: kafka_cli_against_sluice, kafka_cli_against_reference_kafka,
         "needs the broker's create-topics/produce/fetch/list-offsets/delete-topics";
 }
+
+/// Pairs (producer, consumer) for the cross-client test: every driver's
+/// records are read back by a different client (all but the CLI driver lay
+/// records out identically, see clients/README.md). KafkaJS only produces
+/// here (phase `produce`), so the test needs no consumer groups.
+const CROSS_PAIRS: [(Client, Client); 6] = [
+    (Client::Java, Client::ConfluentKafka),
+    (Client::ConfluentKafka, Client::KafkaPython),
+    (Client::KafkaPython, Client::FranzGo),
+    (Client::FranzGo, Client::Kcat),
+    (Client::Kcat, Client::Java),
+    (Client::KafkaJs, Client::FranzGo),
+];
+
+/// Each pair's producer runs `produce` on its own topic; one broker
+/// restart; then each pair's consumer runs verify-only (which also deletes).
+fn cross_clients(broker: &mut dyn BrokerUnderTest, what: &str) {
+    let pairs: Vec<(Client, Client)> = CROSS_PAIRS
+        .into_iter()
+        .filter(|(p, c)| p.ready() && c.ready())
+        .collect();
+    let topic = |p: Client, c: Client| format!("cross-{}-to-{}", p.name(), c.name());
+    for &(p, c) in &pairs {
+        if let Err(out) = p.run(&broker.bootstrap(), &topic(p, c), "produce") {
+            panic!(
+                "{} producing for {} against {what} failed\n--- driver ---\n{out}\n--- broker log (tail) ---\n{}",
+                p.name(),
+                c.name(),
+                broker.log_tail()
+            );
+        }
+    }
+    if let Err(e) = broker.restart() {
+        panic!(
+            "broker restart failed: {e}\n--- broker log (tail) ---\n{}",
+            broker.log_tail()
+        );
+    }
+    for &(p, c) in &pairs {
+        if let Err(out) = c.run(&broker.bootstrap(), &topic(p, c), "verify-only") {
+            panic!(
+                "{} reading what {} produced against {what} (after a restart) failed\n--- driver ---\n{out}\n--- broker log (tail) ---\n{}",
+                c.name(),
+                p.name(),
+                broker.log_tail()
+            );
+        }
+        eprintln!("{} -> {} against {what}: OK", p.name(), c.name());
+    }
+}
+
+#[test]
+#[ignore = "needs the broker's create-topics/produce/fetch/list-offsets/delete-topics"]
+fn cross_client_against_sluice() {
+    let mut broker = SluiceProcess::start(env!("CARGO_BIN_EXE_sluice"), &[])
+        .unwrap_or_else(|e| panic!("sluice did not start: {e}"));
+    cross_clients(&mut broker, "sluice");
+}
+
+#[test]
+fn cross_client_against_reference_kafka() {
+    if !env_on("SLUICE_TEST_REFERENCE_KAFKA") {
+        eprintln!("cross-client: reference Kafka comparison not requested (set SLUICE_TEST_REFERENCE_KAFKA=1)");
+        return;
+    }
+    let mut broker = ScriptedReferenceKafka::start().unwrap_or_else(|e| panic!("{e}"));
+    cross_clients(&mut broker, "reference Kafka 4.1.2");
+}
