@@ -14,6 +14,8 @@ use sluice_record::Offset;
 use sluice_storage::{Log, TopicPartition};
 use tokio::sync::watch;
 
+use crate::handlers::fetch_session::FetchSessionCache;
+
 /// One online partition. Cheap to share (`Arc`).
 pub struct Partition {
     log: Arc<Log>,
@@ -79,6 +81,8 @@ pub struct ReplicaManager {
     /// Becomes true when the broker shuts down; long-polling fetches answer
     /// at once then.
     shutdown: watch::Sender<bool>,
+    /// Incremental fetch sessions (KIP-227).
+    fetch_sessions: FetchSessionCache,
 }
 
 impl Default for ReplicaManager {
@@ -92,12 +96,18 @@ impl ReplicaManager {
         ReplicaManager {
             partitions: RwLock::new(HashMap::new()),
             shutdown: watch::channel(false).0,
+            fetch_sessions: FetchSessionCache::default(),
         }
     }
 
     /// Wakes every waiting fetch so that it answers now.
     pub fn begin_shutdown(&self) {
         self.shutdown.send_replace(true);
+    }
+
+    /// The broker's fetch sessions.
+    pub fn fetch_sessions(&self) -> &FetchSessionCache {
+        &self.fetch_sessions
     }
 
     /// Receiver of the shutdown flag (see [`ReplicaManager::begin_shutdown`]).

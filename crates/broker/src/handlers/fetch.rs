@@ -1,4 +1,4 @@
-//! Fetch (v4+), sessionless.
+//! Fetch (v4+), with incremental fetch sessions (KIP-227) from v7.
 //!
 //! The handler decides *what* to send: for each partition an error, the
 //! offsets (high watermark, last stable offset, log start offset) and a
@@ -10,11 +10,13 @@
 //! until an append moves a fetched partition's high watermark, or
 //! `max_wait_ms` passes, or the broker shuts down, then reads again.
 //!
-//! Sessions (KIP-227): every request is answered as a full, sessionless
-//! fetch with session id 0, which is what Kafka answers when it does not
-//! create a session; clients then keep sending full fetches. A request for
-//! an incremental fetch in a session this broker never created gets
-//! FETCH_SESSION_ID_NOT_FOUND, as from Kafka after a session was evicted.
+//! Sessions (KIP-227, see [`super::fetch_session`]): epoch -1 is a
+//! sessionless full fetch (answered with session id 0), epoch 0 a full fetch
+//! that opens a session (id 0 in the answer when the cache is full), epoch
+//! 1, 2, ... an incremental fetch that updates the session's partitions and
+//! is answered with only the partitions that have news. Unknown sessions get
+//! FETCH_SESSION_ID_NOT_FOUND, repeated or skipped epochs
+//! INVALID_FETCH_SESSION_EPOCH, as from Kafka.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,11 +27,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, RequestHeader};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, RequestHeader, TopicName};
 use sluice_record::Offset;
 use sluice_storage::{FileSlice, StorageError, TopicPartition};
 use tokio::sync::watch;
+use uuid::Uuid;
 
+use super::fetch_session::{CachedPartition, FetchSession, SessionError, SessionKey};
 use crate::context::BrokerContext;
 use crate::error::storage_error_code;
 use crate::partition::Partition;
@@ -107,78 +111,162 @@ impl FetchPlan {
     }
 }
 
-/// One requested partition.
+/// One partition to read, from the request or from the fetch session.
 struct Wanted {
-    topic: usize,
-    partition: usize,
-    partition_id: i32,
+    key: SessionKey,
+    /// The topic name as the client sent it (answers before v13 echo it).
+    topic_name: TopicName,
     target: Result<Arc<Partition>, i16>,
     fetch_offset: i64,
     partition_max_bytes: i32,
     current_leader_epoch: i32,
 }
 
+/// How this request relates to fetch sessions.
+enum Mode {
+    /// A full fetch outside any session (answered with session id 0).
+    Sessionless,
+    /// A full fetch that asks for a new session (epoch 0).
+    NewSession,
+    /// An incremental fetch in an existing session.
+    Incremental(Arc<parking_lot::Mutex<FetchSession>>),
+}
+
+fn error_plan(code: i16) -> FetchPlan {
+    FetchPlan::message(
+        FetchResponse::default()
+            .with_error_code(code)
+            .with_session_id(INVALID_SESSION_ID),
+    )
+}
+
 pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchRequest) -> FetchPlan {
     let version = header.request_api_version;
+    let uses_topic_ids = version >= 13;
+    let sessions = ctx.replicas.fetch_sessions();
 
-    if version >= 7 {
-        if let Some(code) = session_error(req.session_id, req.session_epoch) {
-            return FetchPlan::message(
-                FetchResponse::default()
-                    .with_error_code(code)
-                    .with_session_id(INVALID_SESSION_ID),
-            );
-        }
-    }
-
-    // Response skeleton in request order, and what to read for each slot.
-    let mut topics = Vec::with_capacity(req.topics.len());
-    let mut wanted = Vec::new();
-    for (ti, t) in req.topics.iter().enumerate() {
-        let (name, unknown_code) = if version >= 13 {
-            match ctx.metadata.topic_by_id(t.topic_id) {
-                Some(meta) => (
-                    Some(meta.name),
-                    ResponseError::UnknownTopicOrPartition.code(),
-                ),
-                None => (None, ResponseError::UnknownTopicId.code()),
+    let mode = if version < 7 {
+        Mode::Sessionless
+    } else {
+        match (req.session_id, req.session_epoch) {
+            (INVALID_SESSION_ID, FINAL_EPOCH) => Mode::Sessionless,
+            (id, FINAL_EPOCH) => {
+                sessions.remove(id);
+                Mode::Sessionless
             }
-        } else {
-            (
-                Some(t.topic.0.as_str().to_string()),
-                ResponseError::UnknownTopicOrPartition.code(),
-            )
-        };
-        let mut resp = FetchableTopicResponse::default();
-        if version >= 13 {
-            resp = resp.with_topic_id(t.topic_id);
-        } else {
-            resp = resp.with_topic(t.topic.clone());
+            (id, INITIAL_EPOCH) => {
+                if id != INVALID_SESSION_ID {
+                    sessions.remove(id);
+                }
+                Mode::NewSession
+            }
+            (INVALID_SESSION_ID, _) => {
+                return error_plan(ResponseError::InvalidFetchSessionEpoch.code())
+            }
+            (id, epoch) => match sessions.begin_incremental(id, epoch, uses_topic_ids) {
+                Ok(session) => Mode::Incremental(session),
+                Err(SessionError::NotFound) => {
+                    return error_plan(ResponseError::FetchSessionIdNotFound.code())
+                }
+                Err(SessionError::InvalidEpoch) => {
+                    return error_plan(ResponseError::InvalidFetchSessionEpoch.code())
+                }
+                Err(SessionError::TopicIdUsage) => {
+                    return error_plan(ResponseError::FetchSessionTopicIdError.code())
+                }
+            },
         }
-        topics.push(resp);
-        for (pi, p) in t.partitions.iter().enumerate() {
-            let target = name
-                .as_ref()
-                .and_then(|n| {
-                    ctx.replicas
-                        .get_partition(&TopicPartition::new(n.clone(), p.partition))
-                })
-                .ok_or(unknown_code);
-            wanted.push(Wanted {
-                topic: ti,
-                partition: pi,
-                partition_id: p.partition,
-                target,
-                fetch_offset: p.fetch_offset,
-                partition_max_bytes: p.partition_max_bytes,
-                current_leader_epoch: if version >= 9 {
+    };
+
+    // The partitions this request asks about, in request order.
+    let mut requested = Vec::new();
+    for t in &req.topics {
+        for p in &t.partitions {
+            requested.push(CachedPartition::new(
+                SessionKey {
+                    topic_id: if uses_topic_ids {
+                        t.topic_id
+                    } else {
+                        Uuid::nil()
+                    },
+                    topic: if uses_topic_ids {
+                        String::new()
+                    } else {
+                        t.topic.0.as_str().to_string()
+                    },
+                    partition: p.partition,
+                },
+                t.topic.clone(),
+                p.fetch_offset,
+                p.partition_max_bytes,
+                if version >= 9 {
                     p.current_leader_epoch
                 } else {
                     -1
                 },
-            });
+            ));
         }
     }
+    let to_read: Vec<CachedPartition> = match &mode {
+        Mode::Sessionless | Mode::NewSession => requested,
+        Mode::Incremental(session) => {
+            let mut s = session.lock();
+            for part in requested {
+                s.upsert(part);
+            }
+            for f in &req.forgotten_topics_data {
+                for p in &f.partitions {
+                    s.forget(&SessionKey {
+                        topic_id: if uses_topic_ids {
+                            f.topic_id
+                        } else {
+                            Uuid::nil()
+                        },
+                        topic: if uses_topic_ids {
+                            String::new()
+                        } else {
+                            f.topic.0.as_str().to_string()
+                        },
+                        partition: *p,
+                    });
+                }
+            }
+            s.partitions.clone()
+        }
+    };
+    let wanted: Vec<Wanted> = to_read
+        .into_iter()
+        .map(|c| {
+            let (name, unknown_code) = if uses_topic_ids {
+                match ctx.metadata.topic_by_id(c.key.topic_id) {
+                    Some(meta) => (
+                        Some(meta.name),
+                        ResponseError::UnknownTopicOrPartition.code(),
+                    ),
+                    None => (None, ResponseError::UnknownTopicId.code()),
+                }
+            } else {
+                (
+                    Some(c.key.topic.clone()),
+                    ResponseError::UnknownTopicOrPartition.code(),
+                )
+            };
+            let target = name
+                .and_then(|n| {
+                    ctx.replicas
+                        .get_partition(&TopicPartition::new(n, c.key.partition))
+                })
+                .ok_or(unknown_code);
+            Wanted {
+                key: c.key,
+                topic_name: c.topic_name,
+                target,
+                fetch_offset: c.fetch_offset,
+                partition_max_bytes: c.partition_max_bytes,
+                current_leader_epoch: c.current_leader_epoch,
+            }
+        })
+        .collect();
 
     let read_committed = req.isolation_level == 1;
     let max_bytes = req.max_bytes.max(0) as usize;
@@ -187,7 +275,7 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
         tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let mut shutdown = ctx.replicas.shutdown_signal();
 
-    loop {
+    let round = loop {
         // Subscribe before reading, so an append between the read and the
         // wait still wakes us.
         let mut receivers: Vec<watch::Receiver<Offset>> = wanted
@@ -202,22 +290,7 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
             || *shutdown.borrow()
             || tokio::time::Instant::now() >= deadline;
         if done {
-            let mut response_topics = topics;
-            for (w, data) in wanted.iter().zip(round.partitions) {
-                response_topics[w.topic].partitions.push(data);
-            }
-            debug_assert!(response_topics
-                .iter()
-                .zip(&req.topics)
-                .all(|(r, q)| r.partitions.len() == q.partitions.len()));
-            return FetchPlan {
-                response: FetchResponse::default()
-                    .with_throttle_time_ms(0)
-                    .with_error_code(0)
-                    .with_session_id(INVALID_SESSION_ID)
-                    .with_responses(response_topics),
-                files: round.files,
-            };
+            break round;
         }
         drop(round);
         tokio::select! {
@@ -225,30 +298,108 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
             _ = shutdown.changed() => {}
             _ = tokio::time::sleep_until(deadline) => {}
         }
-    }
+    };
+
+    // Which partitions the answer carries, and under which session id.
+    let (session_id, include): (i32, Vec<bool>) = match &mode {
+        Mode::Sessionless => (INVALID_SESSION_ID, vec![true; wanted.len()]),
+        Mode::NewSession => {
+            let parts = wanted
+                .iter()
+                .zip(&round.partitions)
+                .map(|(w, (data, slice))| {
+                    let mut c = CachedPartition::new(
+                        w.key.clone(),
+                        w.topic_name.clone(),
+                        w.fetch_offset,
+                        w.partition_max_bytes,
+                        w.current_leader_epoch,
+                    );
+                    observe(&mut c, data, slice.is_some());
+                    c
+                })
+                .collect();
+            let id = sessions
+                .create(uses_topic_ids, parts)
+                .unwrap_or(INVALID_SESSION_ID);
+            (id, vec![true; wanted.len()])
+        }
+        Mode::Incremental(session) => {
+            let mut s = session.lock();
+            let include = wanted
+                .iter()
+                .zip(&round.partitions)
+                .map(|(w, (data, slice))| match s.position(&w.key) {
+                    Some(i) => observe(&mut s.partitions[i], data, slice.is_some()),
+                    None => true,
+                })
+                .collect();
+            (s.id, include)
+        }
+    };
+    assemble(wanted, round, &include, uses_topic_ids, session_id)
 }
 
-/// KIP-227 session checks for a broker that never creates sessions.
-fn session_error(session_id: i32, epoch: i32) -> Option<i16> {
-    if session_id == INVALID_SESSION_ID {
-        // Full fetch, with (INITIAL) or without (FINAL) asking for a session;
-        // answering session id 0 means "no session was created".
-        if epoch == INITIAL_EPOCH || epoch == FINAL_EPOCH {
-            None
-        } else {
-            Some(ResponseError::InvalidFetchSessionEpoch.code())
+fn observe(c: &mut CachedPartition, data: &PartitionData, has_records: bool) -> bool {
+    c.observe(
+        data.error_code,
+        has_records,
+        data.high_watermark,
+        data.last_stable_offset,
+        data.log_start_offset,
+    )
+}
+
+/// The response: included partitions in order, consecutive partitions of
+/// the same topic under one topic entry (as Kafka groups them).
+fn assemble(
+    wanted: Vec<Wanted>,
+    round: Round,
+    include: &[bool],
+    uses_topic_ids: bool,
+    session_id: i32,
+) -> FetchPlan {
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    let mut files = Vec::new();
+    let mut last_key: Option<(Uuid, String)> = None;
+    for ((w, (data, slice)), keep) in wanted.into_iter().zip(round.partitions).zip(include) {
+        if !keep {
+            continue;
         }
-    } else if epoch == FINAL_EPOCH {
-        // Closing a session (that we never had) with a full fetch.
-        None
-    } else {
-        Some(ResponseError::FetchSessionIdNotFound.code())
+        let key = (w.key.topic_id, w.key.topic.clone());
+        if last_key.as_ref() != Some(&key) {
+            let t = FetchableTopicResponse::default();
+            topics.push(if uses_topic_ids {
+                t.with_topic_id(w.key.topic_id)
+            } else {
+                t.with_topic(w.topic_name.clone())
+            });
+            last_key = Some(key);
+        }
+        let ti = topics.len() - 1;
+        let topic = &mut topics[ti];
+        if let Some(slice) = slice {
+            files.push(FileRecords {
+                topic: ti,
+                partition: topic.partitions.len(),
+                slice,
+            });
+        }
+        topic.partitions.push(data);
+    }
+    FetchPlan {
+        response: FetchResponse::default()
+            .with_throttle_time_ms(0)
+            .with_error_code(0)
+            .with_session_id(session_id)
+            .with_responses(topics),
+        files,
     }
 }
 
 struct Round {
-    partitions: Vec<PartitionData>,
-    files: Vec<FileRecords>,
+    /// One entry per wanted partition, in order.
+    partitions: Vec<(PartitionData, Option<FileSlice>)>,
     bytes: u64,
     has_error: bool,
 }
@@ -259,7 +410,6 @@ struct Round {
 fn read_all(wanted: &[Wanted], max_bytes: usize, read_committed: bool) -> Round {
     let mut round = Round {
         partitions: Vec::with_capacity(wanted.len()),
-        files: Vec::new(),
         bytes: 0,
         has_error: false,
     };
@@ -267,40 +417,38 @@ fn read_all(wanted: &[Wanted], max_bytes: usize, read_committed: bool) -> Round 
     let mut min_one = true;
     for w in wanted {
         let data = PartitionData::default()
-            .with_partition_index(w.partition_id)
+            .with_partition_index(w.key.partition)
             .with_aborted_transactions(if read_committed {
                 Some(Vec::new())
             } else {
                 None
-            });
-        let data = match read_one(w, limit, min_one) {
+            })
+            .with_records(Some(Bytes::new()));
+        let entry = match read_one(w, limit, min_one) {
             Ok((hw, log_start, slice)) => {
-                if let Some(slice) = slice {
+                if let Some(slice) = &slice {
                     let len = slice.len as usize;
                     limit = limit.saturating_sub(len);
                     min_one = false;
                     round.bytes += len as u64;
-                    round.files.push(FileRecords {
-                        topic: w.topic,
-                        partition: w.partition,
-                        slice,
-                    });
                 }
-                data.with_high_watermark(hw.value())
+                let data = data
+                    .with_high_watermark(hw.value())
                     .with_last_stable_offset(hw.value())
-                    .with_log_start_offset(log_start.value())
-                    .with_records(Some(Bytes::new()))
+                    .with_log_start_offset(log_start.value());
+                (data, slice)
             }
             Err(code) => {
                 round.has_error = true;
-                data.with_error_code(code)
+                let data = data
+                    .with_error_code(code)
                     .with_high_watermark(-1)
                     .with_last_stable_offset(-1)
-                    .with_log_start_offset(-1)
-                    .with_records(Some(Bytes::new()))
+                    .with_log_start_offset(-1);
+                (data, None)
             }
         };
-        round.partitions.push(data);
+        round.partitions.push(entry);
     }
     round
 }
@@ -370,16 +518,6 @@ async fn wait_any(receivers: &mut [watch::Receiver<Offset>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sessionless_full_fetches_are_accepted_and_unknown_sessions_are_not() {
-        assert_eq!(session_error(0, -1), None);
-        assert_eq!(session_error(0, 0), None);
-        assert_eq!(session_error(0, 3), Some(71));
-        assert_eq!(session_error(42, 5), Some(70));
-        assert_eq!(session_error(42, 0), Some(70));
-        assert_eq!(session_error(42, -1), None);
-    }
 
     #[test]
     fn leader_epoch_fencing_matches_kafka() {

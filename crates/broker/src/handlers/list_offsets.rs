@@ -7,7 +7,7 @@ use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, RequestHeader};
-use sluice_record::{Offset, Timestamp};
+use sluice_record::{records, BatchHeader, Offset, Timestamp};
 use sluice_storage::TopicPartition;
 
 use super::fetch::{check_leader_epoch, LEADER_EPOCH};
@@ -29,9 +29,10 @@ pub async fn handle(
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let version = header.request_api_version;
-    let mut topics = Vec::with_capacity(req.topics.len());
+    // Resolve partitions here; do the lookups (index reads, and for
+    // timestamps a batch read and decompression) on the blocking pool.
+    let mut queries = Vec::new();
     for t in &req.topics {
-        let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
             let tp = TopicPartition::new(t.name.0.as_str(), p.partition_index);
             let epoch = if version >= 4 {
@@ -39,19 +40,42 @@ pub async fn handle(
             } else {
                 -1
             };
-            let answer = match ctx.replicas.get_partition(&tp) {
+            queries.push((ctx.replicas.get_partition(&tp), epoch, p.timestamp));
+        }
+    }
+    let answers = tokio::task::spawn_blocking(move || {
+        queries
+            .into_iter()
+            .map(|(partition, epoch, timestamp)| match partition {
                 None => Err(ResponseError::UnknownTopicOrPartition.code()),
                 Some(partition) => {
-                    check_leader_epoch(epoch).and_then(|()| lookup(&partition, p.timestamp))
+                    check_leader_epoch(epoch).and_then(|()| lookup(&partition, timestamp))
                 }
-            };
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_else(|e| {
+        tracing::error!(error = %e, "list offsets task failed");
+        Vec::new()
+    });
+    let mut answers = answers.into_iter();
+
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            let answer = answers
+                .next()
+                .unwrap_or(Err(ResponseError::KafkaStorageError.code()));
             let resp =
                 ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
             partitions.push(match answer {
                 Ok(Some((offset, ts))) => resp
                     .with_offset(offset.value())
                     .with_timestamp(ts.millis())
-                    .with_leader_epoch(LEADER_EPOCH),
+                    // The field exists from v4; below it must keep its default.
+                    .with_leader_epoch(if version >= 4 { LEADER_EPOCH } else { -1 }),
                 Ok(None) => resp
                     .with_offset(-1)
                     .with_timestamp(-1)
@@ -92,8 +116,31 @@ fn lookup(partition: &Partition, timestamp: i64) -> Result<Option<(Offset, Times
             .map(|(ts, offset)| (offset, ts))),
         EARLIEST_PENDING_UPLOAD_TIMESTAMP | LATEST_TIERED_TIMESTAMP => Ok(None),
         ts => match log.offset_for_timestamp(Timestamp(ts)) {
-            Ok(found) => Ok(found.filter(|(offset, _)| *offset < hw)),
+            Ok(found) => Ok(found
+                .map(|(offset, batch_ts)| {
+                    exact_record(partition, offset, Timestamp(ts)).unwrap_or((offset, batch_ts))
+                })
+                .filter(|(offset, _)| *offset < hw)),
             Err(e) => Err(storage_error_code(&e)),
         },
     }
+}
+
+/// Largest decompressed batch this lookup is willing to expand.
+const MAX_DECOMPRESSED: usize = 256 << 20;
+
+/// The first record at or after `from` whose timestamp is `>= ts`, looked up
+/// inside the batch that holds `from` (the time index only finds batches;
+/// Kafka answers with the record, as consumers' `offsetsForTimes` expect).
+fn exact_record(partition: &Partition, from: Offset, ts: Timestamp) -> Option<(Offset, Timestamp)> {
+    let hw = partition.high_watermark();
+    let slice = partition.log().read(from, 1, Some(hw), true).ok()??;
+    let bytes = slice.read_to_vec().ok()?;
+    let size = BatchHeader::peek_size(&bytes).ok()?;
+    let reader = records(bytes.get(..size)?, MAX_DECOMPRESSED).ok()?;
+    reader
+        .records()
+        .filter_map(Result::ok)
+        .find(|r| r.offset >= from && r.timestamp >= ts)
+        .map(|r| (r.offset, r.timestamp))
 }

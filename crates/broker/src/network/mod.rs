@@ -24,6 +24,9 @@ pub use frame::MemoryPool;
 
 use crate::context::BrokerContext;
 
+/// How long shutdown waits for connections to write their last responses.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
 /// Accepts connections on `listener` until `shutdown` becomes true, then
 /// waits for every connection to answer the requests it has already read.
 pub async fn accept_loop(
@@ -68,5 +71,17 @@ pub async fn accept_loop(
         });
     }
     drop(listener);
-    while connections.join_next().await.is_some() {}
+    // Connections answer what they have read, then close. A client that
+    // stops reading its socket cannot hold the shutdown forever.
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            "closing connections that did not finish within the shutdown grace period"
+        );
+        connections.shutdown().await;
+    }
 }
