@@ -15,6 +15,7 @@
 //! a small "decompression bomb" cannot make the broker allocate more than
 //! the limit. Output buffers grow with the bytes actually produced.
 
+use std::cell::RefCell;
 use std::io::{Read, Write};
 
 use crate::batch::CompressionType;
@@ -131,14 +132,51 @@ pub fn decompress(
         CompressionType::Lz4 => {
             read_bounded(codec, lz4_flex::frame::FrameDecoder::new(input), max_output)
         }
-        CompressionType::Zstd => {
-            let mut dec =
-                zstd::stream::read::Decoder::with_buffer(input).map_err(|e| dec_err(codec, e))?;
-            dec.window_log_max(ZSTD_WINDOW_LOG_MAX)
-                .map_err(|e| dec_err(codec, e))?;
+        CompressionType::Zstd => zstd_decompress(input, max_output),
+    }
+}
+
+thread_local! {
+    /// One zstd decompression context per thread, reused: creating one
+    /// costs more than decoding a 16 KiB batch (its tables are ~100 KiB of
+    /// fresh memory).
+    static ZSTD_DCTX: RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
+        const { RefCell::new(None) };
+}
+
+fn zstd_context() -> Result<zstd::zstd_safe::DCtx<'static>, RecordError> {
+    let mut ctx = zstd::zstd_safe::DCtx::create();
+    ctx.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(
+        ZSTD_WINDOW_LOG_MAX,
+    ))
+    .map_err(|code| dec_err(CompressionType::Zstd, zstd::zstd_safe::get_error_name(code)))?;
+    Ok(ctx)
+}
+
+fn zstd_decompress(input: &[u8], max_output: usize) -> Result<Vec<u8>, RecordError> {
+    let codec = CompressionType::Zstd;
+    ZSTD_DCTX.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slot) => {
+            if slot.is_none() {
+                *slot = Some(zstd_context()?);
+            }
+            let ctx = slot.as_mut().expect("set above");
+            // with_context resets the session, keeping the window limit.
+            let dec = zstd::stream::read::Decoder::with_context(input, ctx);
+            let result = read_bounded(codec, dec, max_output);
+            if result.is_err() {
+                // Do not keep a context that saw a failed frame.
+                *slot = None;
+            }
+            result
+        }
+        // Only reachable through re-entrancy; use a private context.
+        Err(_) => {
+            let mut ctx = zstd_context()?;
+            let dec = zstd::stream::read::Decoder::with_context(input, &mut ctx);
             read_bounded(codec, dec, max_output)
         }
-    }
+    })
 }
 
 /// Reads `reader` to its end into a buffer that grows with the bytes read,
@@ -338,6 +376,45 @@ mod tests {
         assert_eq!(flg & 0x10, 0, "no block checksums");
         assert_eq!(flg & 0x04, 0, "no content checksum");
         assert_eq!((c[5] >> 4) & 0x7, 4, "64 KiB max block size");
+    }
+
+    #[test]
+    fn zstd_context_reuse_does_not_leak_state_between_calls() {
+        let a = compress(CompressionType::Zstd, &text(70_000)).unwrap();
+        let b = compress(CompressionType::Zstd, b"second").unwrap();
+        // A failed (over the limit, then truncated) decode in between.
+        assert!(decompress(CompressionType::Zstd, &a, 10).is_err());
+        assert!(decompress(CompressionType::Zstd, &a[..a.len() / 2], 1 << 20).is_err());
+        assert_eq!(
+            decompress(CompressionType::Zstd, &b, 100).unwrap(),
+            b"second"
+        );
+        assert_eq!(
+            decompress(CompressionType::Zstd, &a, 1 << 20).unwrap(),
+            text(70_000)
+        );
+        // Stop mid-frame at the limit, then decode another frame.
+        assert!(decompress(CompressionType::Zstd, &a, 40_000).is_err());
+        assert_eq!(
+            decompress(CompressionType::Zstd, &b, 100).unwrap(),
+            b"second"
+        );
+    }
+
+    #[test]
+    fn zstd_frames_asking_for_a_window_over_128_mib_are_refused() {
+        // Frame header: magic, descriptor 0x00 (no content size, window
+        // descriptor follows), window descriptor 0xA0 = exponent 20 ->
+        // 2^(10+20) = 1 GiB window, then a raw block of 1 byte, last block.
+        let frame = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 0xa0, 0x09, 0x00, 0x00, b'x'];
+        let err = decompress(CompressionType::Zstd, &frame, 1 << 20).unwrap_err();
+        assert!(
+            matches!(err, RecordError::Decompression { codec: "zstd", .. }),
+            "{err}"
+        );
+        // The same frame with a 1 MiB window (exponent 10 -> 0x50) decodes.
+        let frame = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x50, 0x09, 0x00, 0x00, b'x'];
+        assert_eq!(decompress(CompressionType::Zstd, &frame, 10).unwrap(), b"x");
     }
 
     #[test]
