@@ -5,9 +5,11 @@
 //! port 0 through the testkit, runs the client's driver phase
 //! `produce-consume` (create a 3-partition topic, produce keyed records with
 //! headers under every codec, consume them back exactly and in order, list
-//! offsets), restarts the broker on the same data, runs `verify-only` (the
-//! same records again, then delete the topic) and checks that the topic id
-//! the client saw did not change across the restart. See clients/README.md.
+//! offsets), restarts the broker cleanly (SIGTERM) on the same data, runs
+//! `verify-only` (the same records again, then delete the topic) and checks
+//! that the topic id the client saw did not change across the restart. See
+//! clients/README.md. `cross_client_*` has each client's records read back by
+//! a different client after a SIGKILL restart.
 //!
 //! A test whose client toolchain is missing skips with a loud message, unless
 //! `SLUICE_REQUIRE_CLIENTS` is set (scripts/test sets it), when it fails.
@@ -242,10 +244,20 @@ fn topic_ids(output: &str) -> Vec<&str> {
         .collect()
 }
 
+/// How a broker is restarted between the phases.
+#[derive(Clone, Copy, Debug)]
+enum Restart {
+    /// SIGTERM, wait for the clean shutdown, start on the same data.
+    Clean,
+    /// SIGKILL (a process crash: acknowledged records must survive it), start
+    /// on the same data.
+    Crash,
+}
+
 /// A broker the drivers can be pointed at and restarted on the same data.
 trait BrokerUnderTest {
     fn bootstrap(&self) -> String;
-    fn restart(&mut self) -> Result<(), String>;
+    fn restart(&mut self, how: Restart) -> Result<(), String>;
     /// What the broker logged, for failure messages.
     fn log_tail(&self) -> String;
 }
@@ -254,12 +266,14 @@ impl BrokerUnderTest for SluiceProcess {
     fn bootstrap(&self) -> String {
         SluiceProcess::bootstrap(self).to_string()
     }
-    /// A clean restart: SIGTERM, wait for the shutdown, start on the same data.
-    fn restart(&mut self) -> Result<(), String> {
-        let status = self.terminate().map_err(|e| e.to_string())?;
-        if !status.success() {
-            return Err(format!("sluice exited with {status} on SIGTERM"));
+    fn restart(&mut self, how: Restart) -> Result<(), String> {
+        if let Restart::Clean = how {
+            let status = self.terminate().map_err(|e| e.to_string())?;
+            if !status.success() {
+                return Err(format!("sluice exited with {status} on SIGTERM"));
+            }
         }
+        // Kills the process first when it still runs (Restart::Crash).
         SluiceProcess::restart(self).map_err(|e| e.to_string())
     }
     fn log_tail(&self) -> String {
@@ -303,9 +317,9 @@ impl ScriptedReferenceKafka {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
-    fn stop(&self) {
+    fn stop(&self, how: &str) {
         let _ = Command::new(Self::script())
-            .arg("stop")
+            .arg(how)
             .arg(self.dir.path())
             .status();
     }
@@ -315,8 +329,11 @@ impl BrokerUnderTest for ScriptedReferenceKafka {
     fn bootstrap(&self) -> String {
         self.bootstrap.clone()
     }
-    fn restart(&mut self) -> Result<(), String> {
-        self.stop();
+    fn restart(&mut self, how: Restart) -> Result<(), String> {
+        self.stop(match how {
+            Restart::Clean => "stop",
+            Restart::Crash => "kill",
+        });
         self.bootstrap = Self::launch(self.dir.path())?;
         Ok(())
     }
@@ -328,7 +345,7 @@ impl BrokerUnderTest for ScriptedReferenceKafka {
 
 impl Drop for ScriptedReferenceKafka {
     fn drop(&mut self) {
-        self.stop();
+        self.stop("kill");
     }
 }
 
@@ -350,7 +367,7 @@ fn produce_restart_verify(client: Client, broker: &mut dyn BrokerUnderTest, what
                 broker.log_tail()
             )
         });
-    if let Err(e) = broker.restart() {
+    if let Err(e) = broker.restart(Restart::Clean) {
         panic!(
             "{name} against {what}: broker restart failed: {e}\n--- broker log (tail) ---\n{}",
             broker.log_tail()
@@ -441,8 +458,9 @@ const CROSS_PAIRS: [(Client, Client); 6] = [
     (Client::KafkaJs, Client::FranzGo),
 ];
 
-/// Each pair's producer runs `produce` on its own topic; one broker
-/// restart; then each pair's consumer runs verify-only (which also deletes).
+/// Each pair's producer runs `produce` on its own topic; the broker is
+/// killed with SIGKILL and started again; then each pair's consumer runs
+/// verify-only (which also deletes): acknowledged records survive a crash.
 fn cross_clients(broker: &mut dyn BrokerUnderTest, what: &str) {
     let pairs: Vec<(Client, Client)> = CROSS_PAIRS
         .into_iter()
@@ -459,16 +477,16 @@ fn cross_clients(broker: &mut dyn BrokerUnderTest, what: &str) {
             );
         }
     }
-    if let Err(e) = broker.restart() {
+    if let Err(e) = broker.restart(Restart::Crash) {
         panic!(
-            "broker restart failed: {e}\n--- broker log (tail) ---\n{}",
+            "broker crash-restart (SIGKILL) failed: {e}\n--- broker log (tail) ---\n{}",
             broker.log_tail()
         );
     }
     for &(p, c) in &pairs {
         if let Err(out) = c.run(&broker.bootstrap(), &topic(p, c), "verify-only") {
             panic!(
-                "{} reading what {} produced against {what} (after a restart) failed\n--- driver ---\n{out}\n--- broker log (tail) ---\n{}",
+                "{} reading what {} produced against {what} (after a SIGKILL restart) failed\n--- driver ---\n{out}\n--- broker log (tail) ---\n{}",
                 c.name(),
                 p.name(),
                 broker.log_tail()
