@@ -67,6 +67,8 @@ pub enum MetadataError {
     InvalidReplicationFactor(String),
     #[error("invalid config: {0}")]
     Config(#[from] ConfigError),
+    #[error("{0}")]
+    InvalidRequest(String),
     #[error("topic deletion is disabled (delete.topic.enable=false)")]
     DeletionDisabled,
     #[error("metadata {op} {path}: {source}")]
@@ -100,6 +102,7 @@ impl MetadataError {
             MetadataError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
             MetadataError::Config(_) => ResponseError::InvalidConfig,
             MetadataError::DeletionDisabled => ResponseError::TopicDeletionDisabled,
+            MetadataError::InvalidRequest(_) => ResponseError::InvalidRequest,
             MetadataError::Io { .. } | MetadataError::Storage(_) => {
                 ResponseError::KafkaStorageError
             }
@@ -752,15 +755,33 @@ impl MetadataStore {
         name: &str,
         configs: BTreeMap<String, String>,
     ) -> Result<TopicMetadata, MetadataError> {
+        self.update_topic_config(ctx, name, false, |_| Ok(configs))
+    }
+
+    /// Read-modify-write of a topic's config overrides under the metadata
+    /// lock (IncrementalAlterConfigs): `f` maps the current overrides to the
+    /// new ones, which are validated and, unless `validate_only`, stored
+    /// durably and applied to the topic's logs.
+    pub fn update_topic_config(
+        &self,
+        ctx: &BrokerContext,
+        name: &str,
+        validate_only: bool,
+        f: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, MetadataError>,
+    ) -> Result<TopicMetadata, MetadataError> {
         let _guard = self.write_lock.lock();
         let mut topic = self
             .topic(name)
             .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        let configs = f(&topic.configs)?;
         let log_config = ctx.config.topic_log_config(&configs)?;
         topic.configs = configs
             .into_iter()
             .map(|(k, v)| (k, v.trim().to_string()))
             .collect();
+        if validate_only {
+            return Ok(topic);
+        }
         let mut next = self.topics.read().clone();
         next.insert(topic.name.clone(), topic.clone());
         self.persist(&next)?;
@@ -845,6 +866,10 @@ mod tests {
                 replicas: Arc::new(replicas),
                 logs: Arc::new(logs),
                 fs: fs_dyn,
+                groups: Arc::new(crate::group::GroupCoordinator::new(
+                    crate::group::GroupConfig::default(),
+                    clock.clone(),
+                )),
                 clock,
             })
         }

@@ -15,11 +15,15 @@ use sluice_storage::{RealFs, SystemClock};
 #[command(
     name = "sluice",
     version,
-    about = "A Kafka-compatible streaming log broker"
+    about = "A Kafka-compatible streaming log broker",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// With no subcommand, `sluice` serves: `sluice --override k=v` = `sluice serve --override k=v`.
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -28,7 +32,7 @@ enum Command {
     Serve(ServeArgs),
 }
 
-#[derive(Args, Debug, Default)]
+#[derive(Args, Debug)]
 struct ServeArgs {
     /// A Kafka-style server.properties file.
     #[arg(long, short = 'c', value_name = "FILE")]
@@ -41,7 +45,7 @@ struct ServeArgs {
 fn main() -> std::process::ExitCode {
     init_tracing();
     let cli = Cli::parse();
-    let result = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+    let result = match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => serve(args),
     };
     match result {

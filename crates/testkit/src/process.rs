@@ -56,6 +56,8 @@ pub struct SluiceProcess {
     /// Keeps the temporary data dir alive (None when the caller gave a dir).
     _temp: Option<tempfile::TempDir>,
     overrides: Vec<(String, String)>,
+    /// Extra arguments after `serve` (e.g. `--config FILE`).
+    args: Vec<String>,
     child: Option<Child>,
     bootstrap: String,
     output: Arc<Mutex<String>>,
@@ -91,13 +93,32 @@ impl SluiceProcess {
         Self::start_inner(binary.as_ref(), data_dir.into(), None, overrides)
     }
 
-    fn start_inner(
+    /// Like [`SluiceProcess::start`] with extra `serve` arguments, e.g.
+    /// `["--config", "server.properties"]` (the port-0 listener, the temporary
+    /// data dir and `overrides` still override the file).
+    pub fn start_with_args(
+        binary: impl AsRef<Path>,
+        args: &[&str],
+        overrides: &[(&str, &str)],
+    ) -> Result<Self, TestkitError> {
+        let temp = tempfile::Builder::new()
+            .prefix("sluice-test-")
+            .tempdir()
+            .map_err(io("creating a temporary data dir"))?;
+        let data_dir = temp.path().join("data");
+        let mut p = Self::unstarted(binary.as_ref(), data_dir, Some(temp), overrides);
+        p.args = args.iter().map(|a| a.to_string()).collect();
+        p.spawn()?;
+        Ok(p)
+    }
+
+    fn unstarted(
         binary: &Path,
         data_dir: PathBuf,
         temp: Option<tempfile::TempDir>,
         overrides: &[(&str, &str)],
-    ) -> Result<Self, TestkitError> {
-        let mut p = SluiceProcess {
+    ) -> Self {
+        SluiceProcess {
             binary: binary.to_path_buf(),
             data_dir,
             _temp: temp,
@@ -105,10 +126,20 @@ impl SluiceProcess {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            args: Vec::new(),
             child: None,
             bootstrap: String::new(),
             output: Arc::new(Mutex::new(String::new())),
-        };
+        }
+    }
+
+    fn start_inner(
+        binary: &Path,
+        data_dir: PathBuf,
+        temp: Option<tempfile::TempDir>,
+        overrides: &[(&str, &str)],
+    ) -> Result<Self, TestkitError> {
+        let mut p = Self::unstarted(binary, data_dir, temp, overrides);
         p.spawn()?;
         Ok(p)
     }
@@ -116,6 +147,7 @@ impl SluiceProcess {
     fn spawn(&mut self) -> Result<(), TestkitError> {
         let mut cmd = Command::new(&self.binary);
         cmd.arg("serve")
+            .args(&self.args)
             .arg("--override")
             .arg("listeners=PLAINTEXT://127.0.0.1:0")
             .arg("--override")
@@ -234,14 +266,23 @@ impl SluiceProcess {
 
     /// SIGTERM and wait for the clean shutdown to finish.
     pub fn terminate(&mut self) -> Result<ExitStatus, TestkitError> {
+        self.signal_and_wait(libc::SIGTERM)
+    }
+
+    /// SIGINT (Ctrl-C) and wait for the clean shutdown to finish.
+    pub fn interrupt(&mut self) -> Result<ExitStatus, TestkitError> {
+        self.signal_and_wait(libc::SIGINT)
+    }
+
+    fn signal_and_wait(&mut self, signal: libc::c_int) -> Result<ExitStatus, TestkitError> {
         let mut child = self
             .child
             .take()
             .ok_or(TestkitError::NotRunning("sluice"))?;
         // SAFETY: plain kill(2) on our own child's pid.
-        let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let rc = unsafe { libc::kill(child.id() as libc::pid_t, signal) };
         if rc != 0 {
-            return Err(io("SIGTERM sluice")(std::io::Error::last_os_error()));
+            return Err(io("signalling sluice")(std::io::Error::last_os_error()));
         }
         let deadline = Instant::now() + STOP_TIMEOUT;
         loop {

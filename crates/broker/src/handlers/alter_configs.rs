@@ -17,34 +17,26 @@ fn sb(s: impl Into<String>) -> StrBytes {
 }
 
 /// Validates (and unless `validate_only`, stores) new overrides for a topic.
-pub(crate) async fn apply_topic_configs(
+async fn apply_topic_configs(
     ctx: &BrokerContext,
     name: &str,
     configs: BTreeMap<String, String>,
     validate_only: bool,
 ) -> Result<(), (i16, String)> {
     validate_topic_name(name).map_err(|e| (e.kafka_error_code(), e.to_string()))?;
-    if ctx.metadata.topic(name).is_none() {
-        return Err((
-            ResponseError::UnknownTopicOrPartition.code(),
-            format!("Topic '{name}' does not exist."),
-        ));
-    }
-    ctx.config
-        .topic_log_config(&configs)
-        .map_err(|e| (ResponseError::InvalidConfig.code(), e.to_string()))?;
-    if validate_only {
-        return Ok(());
-    }
     let ctx2 = ctx.clone();
     let name2 = name.to_string();
     match tokio::task::spawn_blocking(move || {
-        ctx2.metadata.alter_topic_config(&ctx2, &name2, configs)
+        ctx2.metadata
+            .update_topic_config(&ctx2, &name2, validate_only, |_| Ok(configs))
     })
     .await
     {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e @ MetadataError::UnknownTopic(_))) => Err((e.kafka_error_code(), e.to_string())),
+        Ok(Err(e @ MetadataError::UnknownTopic(_))) => Err((
+            e.kafka_error_code(),
+            format!("Topic '{name}' does not exist."),
+        )),
         Ok(Err(e)) => Err((e.kafka_error_code(), e.to_string())),
         Err(join) => Err((ResponseError::UnknownServerError.code(), join.to_string())),
     }

@@ -1,7 +1,9 @@
 //! IncrementalAlterConfigs: SET / DELETE / APPEND / SUBTRACT on a topic's
-//! config overrides (APPEND and SUBTRACT only for list-typed keys).
+//! config overrides (APPEND and SUBTRACT only for list-typed keys), applied
+//! as one read-modify-write under the metadata lock.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
@@ -10,10 +12,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::alter_configs::{apply_topic_configs, broker_configs_are_static, duplicates};
+use super::alter_configs::{broker_configs_are_static, duplicates};
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
-use crate::config::{lookup, ConfigType, Scope};
+use crate::config::{lookup, BrokerConfig, ConfigError, ConfigType, Scope};
 use crate::context::BrokerContext;
+use crate::metadata::{validate_topic_name, MetadataError};
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
@@ -31,44 +34,50 @@ fn split_list(s: &str) -> Vec<String> {
         .collect()
 }
 
+type Op = (String, i8, Option<String>);
+
+fn invalid(key: &str, value: Option<&str>, reason: &str) -> MetadataError {
+    MetadataError::Config(ConfigError::InvalidValue {
+        key: key.to_string(),
+        value: value.unwrap_or("null").to_string(),
+        reason: reason.to_string(),
+    })
+}
+
 /// Applies the operations to the current overrides; the caller validates the result.
 fn apply_ops(
-    current: &BrokerContext,
-    topic: &str,
-    ops: &[(String, i8, Option<String>)],
-) -> Result<BTreeMap<String, String>, (i16, String)> {
-    let invalid = |msg: String| Err((ResponseError::InvalidConfig.code(), msg));
-    let Some(t) = current.metadata.topic(topic) else {
-        return Err((
-            ResponseError::UnknownTopicOrPartition.code(),
-            format!("Topic '{topic}' does not exist."),
-        ));
-    };
-    let mut configs = t.configs.clone();
+    config: &BrokerConfig,
+    current: &BTreeMap<String, String>,
+    ops: &[Op],
+) -> Result<BTreeMap<String, String>, MetadataError> {
+    let mut configs = current.clone();
     for (key, op, value) in ops {
         let Some(def) = lookup(Scope::Topic, key) else {
-            return invalid(format!("Unknown topic config name: {key}"));
+            return Err(MetadataError::Config(ConfigError::UnknownKey {
+                key: key.clone(),
+            }));
         };
         match *op {
             OP_SET => match value {
                 Some(v) => {
                     configs.insert(key.clone(), v.clone());
                 }
-                None => return invalid(format!("Null value not supported for : {key}")),
+                None => return Err(invalid(key, None, "null value not supported")),
             },
             OP_DELETE => {
                 configs.remove(key);
             }
             OP_APPEND | OP_SUBTRACT => {
                 if def.ty != ConfigType::List {
-                    return invalid(format!(
-                        "Config value append is not allowed for config key: {key}"
+                    return Err(invalid(
+                        key,
+                        value.as_deref(),
+                        "APPEND and SUBTRACT apply only to list configs",
                     ));
                 }
                 let base = match configs.get(key) {
                     Some(v) => split_list(v),
-                    None => current
-                        .config
+                    None => config
                         .describe_topic(&BTreeMap::new())
                         .into_iter()
                         .find(|e| e.name == *key)
@@ -91,14 +100,41 @@ fn apply_ops(
                 configs.insert(key.clone(), next.join(","));
             }
             other => {
-                return Err((
-                    ResponseError::InvalidRequest.code(),
-                    format!("Unknown config operation {other} for {key}"),
-                ))
+                return Err(MetadataError::InvalidRequest(format!(
+                    "Unknown config operation {other} for {key}"
+                )))
             }
         }
     }
     Ok(configs)
+}
+
+async fn alter_topic(
+    ctx: &BrokerContext,
+    name: &str,
+    ops: Vec<Op>,
+    validate_only: bool,
+) -> Result<(), (i16, String)> {
+    validate_topic_name(name).map_err(|e| (e.kafka_error_code(), e.to_string()))?;
+    let ctx2 = ctx.clone();
+    let name2 = name.to_string();
+    let config: Arc<BrokerConfig> = ctx.config.clone();
+    match tokio::task::spawn_blocking(move || {
+        ctx2.metadata
+            .update_topic_config(&ctx2, &name2, validate_only, |current| {
+                apply_ops(&config, current, &ops)
+            })
+    })
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e @ MetadataError::UnknownTopic(_))) => Err((
+            e.kafka_error_code(),
+            format!("Topic '{name}' does not exist."),
+        )),
+        Ok(Err(e)) => Err((e.kafka_error_code(), e.to_string())),
+        Err(join) => Err((ResponseError::UnknownServerError.code(), join.to_string())),
+    }
 }
 
 pub async fn handle(
@@ -133,7 +169,7 @@ pub async fn handle(
         } else {
             match res.resource_type {
                 RESOURCE_TOPIC => {
-                    let ops: Vec<(String, i8, Option<String>)> = res
+                    let ops: Vec<Op> = res
                         .configs
                         .iter()
                         .map(|c| {
@@ -144,15 +180,7 @@ pub async fn handle(
                             )
                         })
                         .collect();
-                    match crate::metadata::validate_topic_name(name) {
-                        Err(e) => Err((e.kafka_error_code(), e.to_string())),
-                        Ok(()) => match apply_ops(ctx, name, &ops) {
-                            Ok(configs) => {
-                                apply_topic_configs(ctx, name, configs, req.validate_only).await
-                            }
-                            Err(e) => Err(e),
-                        },
-                    }
+                    alter_topic(ctx, name, ops, req.validate_only).await
                 }
                 RESOURCE_BROKER => broker_configs_are_static(ctx, name),
                 other => Err((
