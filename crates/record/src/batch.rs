@@ -303,6 +303,16 @@ impl BatchHeader {
         self.producer_id.0 >= 0
     }
 
+    /// Sequence number of the batch's last record, or -1 when the batch
+    /// has none. Sequences wrap from `i32::MAX` to 0, as Kafka's
+    /// `DefaultRecordBatch.incrementSequence` does.
+    pub fn last_sequence(&self) -> i32 {
+        if self.base_sequence < 0 {
+            return NO_SEQUENCE;
+        }
+        increment_sequence(self.base_sequence, self.last_offset_delta)
+    }
+
     /// Whether compaction stamped a delete horizon into this batch
     /// (KIP-534, attributes bit 6); the horizon is then `baseTimestamp`.
     pub fn delete_horizon(&self) -> Option<Timestamp> {
@@ -319,6 +329,21 @@ impl BatchHeader {
     /// `None` otherwise.
     pub fn records_section<'a>(&self, batch: &'a [u8]) -> Option<&'a [u8]> {
         batch.get(BATCH_HEADER_SIZE..self.size())
+    }
+}
+
+/// `baseSequence` of a batch without idempotence.
+pub const NO_SEQUENCE: i32 = -1;
+
+/// `sequence + increment` for non-negative sequences, wrapping past
+/// `i32::MAX` to 0 as Kafka's producers and brokers do.
+pub fn increment_sequence(sequence: i32, increment: i32) -> i32 {
+    // i64: never overflows, whatever a corrupt header holds.
+    let sum = i64::from(sequence) + i64::from(increment);
+    if sum > i64::from(i32::MAX) {
+        (sum - i64::from(i32::MAX) - 1) as i32
+    } else {
+        sum as i32
     }
 }
 
@@ -559,6 +584,27 @@ mod tests {
         let h = BatchHeader::validate_stored(&b).unwrap();
         assert_eq!(h.last_offset(), Offset(i64::MAX));
         assert_eq!(h.next_offset(), Offset(i64::MAX));
+    }
+
+    #[test]
+    fn last_sequence_wraps_like_kafka() {
+        let mut h = BatchHeader::parse(&simple_batch(0)).unwrap();
+        h.base_sequence = 100;
+        h.last_offset_delta = 2;
+        assert_eq!(h.last_sequence(), 102);
+        h.base_sequence = i32::MAX - 1;
+        assert_eq!(h.last_sequence(), 0); // MAX-1, MAX, 0
+        h.base_sequence = i32::MAX;
+        h.last_offset_delta = 0;
+        assert_eq!(h.last_sequence(), i32::MAX);
+        h.base_sequence = NO_SEQUENCE;
+        h.last_offset_delta = 5;
+        assert_eq!(h.last_sequence(), NO_SEQUENCE);
+        assert_eq!(increment_sequence(i32::MAX, 1), 0);
+        assert_eq!(increment_sequence(i32::MAX - 5, 10), 4);
+        // Corrupt inputs do not overflow.
+        let _ = increment_sequence(i32::MIN, i32::MIN);
+        let _ = increment_sequence(i32::MAX, i32::MAX);
     }
 
     #[test]

@@ -35,7 +35,8 @@ pub mod types;
 mod varint;
 
 pub use batch::{
-    BatchHeader, Batches, CompressionType, TimestampType, BATCH_HEADER_SIZE, LOG_OVERHEAD, MAGIC_V2,
+    increment_sequence, BatchHeader, Batches, CompressionType, TimestampType, BATCH_HEADER_SIZE,
+    LOG_OVERHEAD, MAGIC_V2, NO_SEQUENCE,
 };
 pub use builder::BatchBuilder;
 pub use compression::{compress, decompress};
