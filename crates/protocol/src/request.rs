@@ -50,8 +50,12 @@ pub fn decode_request_with(
     let api_key = parsed.api_key;
     let version = parsed.header.request_api_version;
     let correlation_id = parsed.header.correlation_id;
+    // Outside the advertised range, or advertised but not a version Kafka's specs (and
+    // so the validation table) define, such as Produce v0-v2 that Kafka 4 still lists.
+    let in_spec =
+        crate::schema::request_schema(api_key as i16).is_some_and(|s| s.valid.contains(version));
     match supported_range(supported, api_key) {
-        Some((lo, hi)) if lo <= version && version <= hi => {}
+        Some((lo, hi)) if lo <= version && version <= hi && in_spec => {}
         _ => {
             return Err(ProtocolError::UnsupportedVersion {
                 api_key,

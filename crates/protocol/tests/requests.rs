@@ -330,20 +330,39 @@ fn versions_outside_the_advertised_table_are_typed_errors() {
         }
     );
     // An API Kafka defines but the table does not list.
-    let err = decode_request(raw_frame(ApiKey::JoinGroup, 5, 13, &[])).unwrap_err();
-    assert!(matches!(
+    let err = decode_request_with(
+        raw_frame(ApiKey::JoinGroup, 5, 13, &[]),
+        &[(ApiKey::Metadata, 0, 12)],
+    )
+    .unwrap_err();
+    assert_eq!(
         err,
         ProtocolError::UnsupportedVersion {
             api_key: ApiKey::JoinGroup,
-            ..
+            api_version: 5,
+            correlation_id: 13
         }
-    ));
+    );
     // A custom table allows it.
     let err = decode_request_with(
         frame(ApiKey::Metadata, 13, 11, &meta),
         &[(ApiKey::Metadata, 0, 13)],
     );
     assert!(err.is_ok(), "{err:?}");
+    // Advertised (as Kafka 4 does for librdkafka's sake) but below Kafka's spec floor.
+    let err = decode_request_with(
+        raw_frame(ApiKey::Produce, 2, 16, &[0, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
+        &[(ApiKey::Produce, 0, 11)],
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        ProtocolError::UnsupportedVersion {
+            api_key: ApiKey::Produce,
+            api_version: 2,
+            correlation_id: 16
+        }
+    );
     // An api key nobody defines.
     let err = decode_request(Bytes::from_static(&[
         0x03, 0xe8, 0, 0, 0, 0, 0, 14, 0xff, 0xff,
