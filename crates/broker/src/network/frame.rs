@@ -174,6 +174,109 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// An `AsyncRead` that hands out the input in the given chunk sizes.
+    struct Chunked {
+        data: Vec<u8>,
+        pos: usize,
+        sizes: Vec<usize>,
+        next: usize,
+    }
+
+    impl AsyncRead for Chunked {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let this = &mut *self;
+            let step = this
+                .sizes
+                .get(this.next)
+                .copied()
+                .unwrap_or(usize::MAX)
+                .max(1);
+            this.next += 1;
+            let n = step.min(buf.remaining()).min(this.data.len() - this.pos);
+            buf.put_slice(&this.data[this.pos..this.pos + n]);
+            this.pos += n;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// What the frames of `data` are, by a plain reading of the format.
+    fn reference(data: &[u8], max: usize) -> (Vec<Vec<u8>>, bool) {
+        let mut frames = Vec::new();
+        let mut pos = 0;
+        loop {
+            if pos == data.len() {
+                return (frames, true);
+            }
+            if data.len() - pos < 4 {
+                return (frames, false);
+            }
+            let size = i32::from_be_bytes(data[pos..pos + 4].try_into().unwrap());
+            if size < 0 || size as usize > max || data.len() - pos - 4 < size as usize {
+                return (frames, false);
+            }
+            frames.push(data[pos + 4..pos + 4 + size as usize].to_vec());
+            pos += 4 + size as usize;
+        }
+    }
+
+    fn stream() -> impl Strategy<Value = Vec<u8>> {
+        // Mostly well-formed frames, sometimes followed by arbitrary bytes.
+        (
+            prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 0..6),
+            prop::collection::vec(any::<u8>(), 0..12),
+        )
+            .prop_map(|(frames, tail)| {
+                let mut v = Vec::new();
+                for f in frames {
+                    v.extend_from_slice(&(f.len() as i32).to_be_bytes());
+                    v.extend_from_slice(&f);
+                }
+                v.extend_from_slice(&tail);
+                v
+            })
+    }
+
+    proptest! {
+        /// However the bytes are split by the network, the reader yields
+        /// exactly the frames a plain parse finds, then a clean end or an
+        /// error, and its buffer never grows past what arrived plus one step.
+        #[test]
+        fn frames_do_not_depend_on_how_bytes_arrive(
+            data in stream(),
+            sizes in prop::collection::vec(1usize..700, 0..40),
+            max in prop_oneof![0usize..400, Just(100usize << 20)],
+        ) {
+            let (expected, clean) = reference(&data, max);
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let (got, ended_clean, peak) = rt.block_on(async {
+                let input = Chunked { data: data.clone(), pos: 0, sizes, next: 0 };
+                let mut r = FrameReader::new(input, max, MemoryPool::new(usize::MAX));
+                let mut got = Vec::new();
+                let mut peak = 0;
+                let clean = loop {
+                    let next = r.next_frame().await;
+                    peak = peak.max(r.buf.capacity());
+                    match next {
+                        Ok(Some(f)) => got.push(f.bytes.to_vec()),
+                        Ok(None) => break true,
+                        Err(_) => break false,
+                    }
+                };
+                (got, clean, peak)
+            });
+            prop_assert_eq!(got, expected);
+            prop_assert_eq!(ended_clean, clean);
+            prop_assert!(peak <= 2 * (data.len() + READ_STEP + INITIAL_CAPACITY));
+        }
+    }
 
     fn frame(body: &[u8]) -> Vec<u8> {
         let mut v = (body.len() as i32).to_be_bytes().to_vec();
