@@ -88,6 +88,9 @@ pub enum MalformedReason {
     /// An array count larger than the bytes remaining (every element takes at least one).
     #[error("array count {count} exceeds the {remaining} bytes remaining")]
     ArrayTooLong { count: u64, remaining: usize },
+    /// More array elements in one request than [`crate::MAX_REQUEST_ELEMENTS`].
+    #[error("{0} array elements exceed the per-request limit")]
+    TooManyElements(u64),
     /// A length prefix below -1 (or null where the spec does not allow it).
     #[error("invalid length {0}")]
     InvalidLength(i64),

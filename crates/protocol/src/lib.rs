@@ -37,7 +37,7 @@ pub use header::{
 };
 pub use request::{decode_request, decode_request_with, DecodedRequest};
 pub use response::encode_response;
-pub use validate::validate_request_body;
+pub use validate::{validate_request_body, MAX_REQUEST_ELEMENTS};
 pub use versions::{
     api_versions_fallback_frame, api_versions_response, supported_range, SUPPORTED_APIS,
 };

@@ -19,6 +19,16 @@ use crate::schema::{request_schema, struct_def, Field, StructDef, Ty};
 /// Kafka's limit on string lengths (Java readers reject longer ones).
 const MAX_STRING_LEN: u64 = 0x7fff;
 
+/// The most array elements (summed over all arrays) one request may hold.
+///
+/// Bounding each count by the bytes remaining keeps allocations proportional to the
+/// request, but decoding still expands it: an empty topic name is 2 bytes on the wire
+/// and a 72-byte `MetadataRequestTopic` in memory, so a 100 MiB request could become
+/// 3.6 GB. No client sends anywhere near a million topics or partitions in one request,
+/// so this caps the decoded size at roughly 1 Mi × the largest element (~112 bytes).
+/// Kafka itself has no such limit; it is a deliberate deviation for hostile input.
+pub const MAX_REQUEST_ELEMENTS: u64 = 1 << 20;
+
 /// Check that `body` (the request after its header) is a well-formed `api_key` request
 /// at `api_version` according to Kafka's message spec, with every length bounded by the
 /// bytes that remain. Trailing bytes after the body are allowed (kafka-protocol ignores
@@ -46,6 +56,7 @@ pub fn validate_request_body(
         pos: 0,
         version: api_version,
         flexible: schema.flexible.contains(api_version),
+        elements: 0,
     };
     w.walk_struct(schema.body())
         .map_err(|e| e.into_error(schema.name, api_version))
@@ -59,6 +70,7 @@ pub(crate) fn walk_header(buf: &[u8], header_version: i16) -> Result<usize, Walk
         pos: 0,
         version: header_version,
         flexible: crate::schema_gen::REQUEST_HEADER_FLEXIBLE.contains(header_version),
+        elements: 0,
     };
     w.walk_struct(struct_def(crate::schema_gen::REQUEST_HEADER))?;
     Ok(w.pos)
@@ -92,6 +104,8 @@ struct Walker<'a> {
     pos: usize,
     version: i16,
     flexible: bool,
+    /// Array elements seen so far (see [`MAX_REQUEST_ELEMENTS`]).
+    elements: u64,
 }
 
 impl<'a> Walker<'a> {
@@ -220,11 +234,13 @@ impl<'a> Walker<'a> {
                     pos: 0,
                     version: self.version,
                     flexible: self.flexible,
+                    elements: self.elements,
                 };
                 sub.walk_field(f).map_err(|mut e| {
                     e.offset += start;
                     e
                 })?;
+                self.elements = sub.elements;
                 if sub.pos != content.len() {
                     return Err(WalkError {
                         field: f.name,
@@ -256,6 +272,10 @@ impl<'a> Walker<'a> {
             let remaining = self.remaining();
             if count > remaining as u64 {
                 return Err(self.err(f.name, MalformedReason::ArrayTooLong { count, remaining }));
+            }
+            self.elements += count;
+            if self.elements > MAX_REQUEST_ELEMENTS {
+                return Err(self.err(f.name, MalformedReason::TooManyElements(self.elements)));
             }
             for _ in 0..count {
                 self.walk_value(f, f.ty, compact)?;

@@ -416,3 +416,44 @@ fn every_advertised_version_has_a_schema_and_a_kafka_protocol_decoder() {
         );
     }
 }
+
+#[test]
+fn element_count_is_capped_per_request() {
+    use sluice_protocol::{validate_request_body, MAX_REQUEST_ELEMENTS};
+    // Metadata v1 with n empty topic names: 2 wire bytes each, 72 bytes decoded.
+    let names = |n: u64| {
+        let mut body = (n as i32).to_be_bytes().to_vec();
+        body.resize(4 + 2 * n as usize, 0);
+        body
+    };
+    validate_request_body(ApiKey::Metadata as i16, 1, &names(MAX_REQUEST_ELEMENTS)).unwrap();
+    let err = validate_request_body(ApiKey::Metadata as i16, 1, &names(MAX_REQUEST_ELEMENTS + 1))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ProtocolError::Malformed {
+                reason: MalformedReason::TooManyElements(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // The cap counts every array together: Produce v3 with 2 topics of 2^19 partitions
+    // (null records) plus the 2 topics themselves.
+    let half = MAX_REQUEST_ELEMENTS / 2;
+    let mut body = vec![0xff, 0xff, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2];
+    for _ in 0..2 {
+        body.extend_from_slice(&[0, 1, b't']);
+        body.extend_from_slice(&(half as i32).to_be_bytes());
+        for p in 0..half as i32 {
+            body.extend_from_slice(&p.to_be_bytes());
+            body.extend_from_slice(&[0xff; 4]);
+        }
+    }
+    let err = validate_request_body(ApiKey::Produce as i16, 3, &body).unwrap_err();
+    assert!(
+        matches!(err, ProtocolError::Malformed { reason: MalformedReason::TooManyElements(n), .. } if n == MAX_REQUEST_ELEMENTS + 2),
+        "{err:?}"
+    );
+}
