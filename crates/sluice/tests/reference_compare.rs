@@ -61,7 +61,7 @@ fn describe(c: &mut RawClient, resources: Vec<(i8, &str)>) -> DescribeConfigsRes
                     })
                     .collect(),
             )
-            .with_include_synonyms(false),
+            .with_include_synonyms(true),
     )
 }
 
@@ -262,12 +262,21 @@ fn scenario(bootstrap: &str) -> Observed {
             configs.insert(
                 format!("{name} {}", e.name.as_str()),
                 format!(
-                    "value {:?} source {} type {} read_only {} sensitive {}",
+                    "value {:?} source {} type {} read_only {} sensitive {} synonyms {:?}",
                     e.value.as_deref(),
                     e.config_source,
                     e.config_type,
                     e.read_only,
-                    e.is_sensitive
+                    e.is_sensitive,
+                    e.synonyms
+                        .iter()
+                        .map(|s| format!(
+                            "{}={}@{}",
+                            s.name.as_str(),
+                            s.value.as_deref().unwrap_or("null"),
+                            s.source
+                        ))
+                        .collect::<Vec<_>>()
                 ),
             );
         }

@@ -670,14 +670,14 @@ impl BrokerConfig {
                         });
                     }
                 }
-                for (broker_key, _) in def.synonyms {
+                // As Kafka: the default is listed for the primary synonym only.
+                if let Some((broker_key, _)) = def.synonyms.first() {
                     if let Some(d) = lookup(Scope::Broker, broker_key).and_then(|b| b.default) {
                         synonyms.push(ConfigSynonym {
                             name: broker_key.to_string(),
                             value: Some(d.to_string()),
                             source: ConfigSource::Default,
                         });
-                        break;
                     }
                 }
                 let (value, source) = match overrides.get(def.name) {
