@@ -5,6 +5,7 @@ use std::sync::Arc;
 use sluice_storage::{Clock, Fs, LogManager};
 
 use crate::config::BrokerConfig;
+use crate::group::GroupCoordinator;
 use crate::metadata::MetadataStore;
 use crate::partition::ReplicaManager;
 
@@ -22,4 +23,6 @@ pub struct BrokerContext {
     /// Syscall seam (tests substitute a blocking or failing one).
     pub fs: Arc<dyn Fs>,
     pub clock: Arc<dyn Clock>,
+    /// The group coordinator (classic groups, committed offsets).
+    pub groups: Arc<GroupCoordinator>,
 }

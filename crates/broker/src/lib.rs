@@ -9,6 +9,7 @@
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod group;
 pub mod handlers;
 pub mod metadata;
 pub mod network;

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use crate::config::BrokerConfig;
 use crate::context::BrokerContext;
 use crate::error::BrokerError;
+use crate::group::{GroupConfig, GroupCoordinator};
 use crate::metadata::MetadataStore;
 use crate::network::{self, ConnectionConfig, MemoryPool};
 use crate::partition::ReplicaManager;
@@ -89,14 +90,18 @@ impl Broker {
             })??
         };
 
+        let group_config = GroupConfig::from_broker(&config);
         let ctx = BrokerContext {
             config: Arc::new(config),
             metadata: Arc::new(metadata),
             replicas: Arc::new(replicas),
             logs: Arc::new(logs),
             fs,
+            groups: Arc::new(GroupCoordinator::new(group_config, clock.clone())),
             clock,
         };
+        // Creates __consumer_offsets if needed and loads it in the background.
+        ctx.groups.start(&ctx).await?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let connection_config = ConnectionConfig {
@@ -177,6 +182,7 @@ impl Broker {
     pub async fn shutdown(self) -> Result<(), BrokerError> {
         self.shutdown.send_replace(true);
         self.ctx.replicas.begin_shutdown();
+        self.ctx.groups.shutdown();
         for l in self.listeners {
             let _ = l.await;
         }

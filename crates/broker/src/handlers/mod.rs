@@ -25,6 +25,19 @@ pub mod describe_log_dirs;
 pub mod describe_topic_partitions;
 pub mod incremental_alter_configs;
 
+// Group coordinator APIs (classic groups, committed offsets).
+pub mod delete_groups;
+pub mod describe_groups;
+pub mod find_coordinator;
+pub mod heartbeat;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
+pub mod sync_group;
+
 /// How the connection answers one request.
 #[derive(Debug)]
 pub enum Response {
@@ -94,6 +107,39 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, body: RequestKi
             describe_topic_partitions::handle(ctx, header, req).await,
         )
         .into(),
+        RequestKind::FindCoordinator(req) => {
+            ResponseKind::FindCoordinator(find_coordinator::handle(ctx, header, req).await).into()
+        }
+        RequestKind::JoinGroup(req) => {
+            ResponseKind::JoinGroup(join_group::handle(ctx, header, req).await).into()
+        }
+        RequestKind::SyncGroup(req) => {
+            ResponseKind::SyncGroup(sync_group::handle(ctx, header, req).await).into()
+        }
+        RequestKind::Heartbeat(req) => {
+            ResponseKind::Heartbeat(heartbeat::handle(ctx, header, req).await).into()
+        }
+        RequestKind::LeaveGroup(req) => {
+            ResponseKind::LeaveGroup(leave_group::handle(ctx, header, req).await).into()
+        }
+        RequestKind::OffsetCommit(req) => {
+            ResponseKind::OffsetCommit(offset_commit::handle(ctx, header, req).await).into()
+        }
+        RequestKind::OffsetFetch(req) => {
+            ResponseKind::OffsetFetch(offset_fetch::handle(ctx, header, req).await).into()
+        }
+        RequestKind::OffsetDelete(req) => {
+            ResponseKind::OffsetDelete(offset_delete::handle(ctx, header, req).await).into()
+        }
+        RequestKind::ListGroups(req) => {
+            ResponseKind::ListGroups(list_groups::handle(ctx, header, req).await).into()
+        }
+        RequestKind::DescribeGroups(req) => {
+            ResponseKind::DescribeGroups(describe_groups::handle(ctx, header, req).await).into()
+        }
+        RequestKind::DeleteGroups(req) => {
+            ResponseKind::DeleteGroups(delete_groups::handle(ctx, header, req).await).into()
+        }
         other => Response::Close(format!(
             "no handler for API key {} ({:?})",
             header.request_api_key,

@@ -1,0 +1,1008 @@
+//! The async layer over the pure group engine: one lock per group, the
+//! JoinGroup/SyncGroup requests that wait for a rebalance, the timer that
+//! drives session and rebalance timeouts, and the `__consumer_offsets` log.
+//!
+//! Writes: a commit (or group change) is encoded as Kafka records, appended
+//! to the group's partition of `__consumer_offsets` while the group's lock is
+//! held (so the log order is the order of the in-memory changes), flushed if
+//! the topic's `flush.messages` policy asks for it, and only then applied in
+//! memory and acknowledged. Loading: on start every partition is replayed
+//! from its log start; until a partition is loaded its groups answer
+//! COORDINATOR_LOAD_IN_PROGRESS.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use sluice_record::{records, Batches, CompressionType, LeaderEpoch, Timestamp};
+use sluice_storage::{Clock, TopicPartition};
+use tokio::sync::{oneshot, watch};
+
+use super::classic::{
+    ClassicGroup, Completion, JoinRequest, JoinResult, Member, Reply, SyncResult,
+};
+use super::offsets::OffsetStore;
+use super::records::{self, OffsetCommitValue, RecordKey};
+use super::{GroupConfig, GroupError, GroupState, OFFSETS_TOPIC};
+use crate::context::BrokerContext;
+use crate::partition::Partition;
+
+/// A group's membership and its committed offsets, under one lock.
+#[derive(Debug)]
+pub struct GroupEntry {
+    pub group: ClassicGroup,
+    pub offsets: OffsetStore,
+}
+
+type GroupRef = Arc<Mutex<GroupEntry>>;
+
+/// One partition of `__consumer_offsets` and the groups that map to it.
+struct OffsetsPartition {
+    loaded: AtomicBool,
+    partition: OnceLock<Arc<Partition>>,
+    groups: Mutex<HashMap<String, GroupRef>>,
+}
+
+/// One offset to commit (already checked by the handler: the topic exists,
+/// the metadata is not too long).
+#[derive(Clone, Debug)]
+pub struct CommitRequest {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+}
+
+/// ListGroups entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupListing {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: GroupState,
+}
+
+/// DescribeGroups member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+/// DescribeGroups entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupDescription {
+    pub group_id: String,
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol_name: String,
+    pub members: Vec<MemberDescription>,
+}
+
+/// The group coordinator of this broker.
+pub struct GroupCoordinator {
+    config: GroupConfig,
+    clock: Arc<dyn Clock>,
+    partitions: OnceLock<Vec<OffsetsPartition>>,
+    joins: Mutex<HashMap<(String, String), oneshot::Sender<JoinResult>>>,
+    syncs: Mutex<HashMap<(String, String), oneshot::Sender<SyncResult>>>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl GroupCoordinator {
+    pub fn new(config: GroupConfig, clock: Arc<dyn Clock>) -> Self {
+        GroupCoordinator {
+            config,
+            clock,
+            partitions: OnceLock::new(),
+            joins: Mutex::new(HashMap::new()),
+            syncs: Mutex::new(HashMap::new()),
+            shutdown: watch::channel(false).0,
+        }
+    }
+
+    pub fn config(&self) -> &GroupConfig {
+        &self.config
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Creates `__consumer_offsets` if needed, then loads every partition in
+    /// the background and starts the timers. Requests for groups of a
+    /// partition not loaded yet get COORDINATOR_LOAD_IN_PROGRESS.
+    pub async fn start(self: &Arc<Self>, ctx: &BrokerContext) -> Result<(), crate::BrokerError> {
+        let topic = match ctx.metadata.topic(OFFSETS_TOPIC) {
+            Some(t) => t,
+            None => {
+                let ctx2 = ctx.clone();
+                let n = self.config.offsets_topic_num_partitions;
+                let seg = self.config.offsets_topic_segment_bytes.to_string();
+                tokio::task::spawn_blocking(move || {
+                    let configs = BTreeMap::from([
+                        ("cleanup.policy".to_string(), "compact".to_string()),
+                        ("segment.bytes".to_string(), seg),
+                    ]);
+                    ctx2.metadata
+                        .create_topic(&ctx2, OFFSETS_TOPIC, n, 1, configs)
+                })
+                .await
+                .map_err(|e| crate::BrokerError::Io {
+                    op: "create __consumer_offsets",
+                    source: std::io::Error::other(e.to_string()),
+                })?
+                .map_err(|e| crate::BrokerError::Io {
+                    op: "create __consumer_offsets",
+                    source: std::io::Error::other(e.to_string()),
+                })?
+            }
+        };
+        let parts: Vec<OffsetsPartition> = (0..topic.partitions)
+            .map(|p| {
+                let op = OffsetsPartition {
+                    loaded: AtomicBool::new(false),
+                    partition: OnceLock::new(),
+                    groups: Mutex::new(HashMap::new()),
+                };
+                if let Some(part) = ctx
+                    .replicas
+                    .get_partition(&TopicPartition::new(OFFSETS_TOPIC, p))
+                {
+                    let _ = op.partition.set(part);
+                }
+                op
+            })
+            .collect();
+        let _ = self.partitions.set(parts);
+
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.load_all());
+
+        let me = self.clone();
+        let mut shutdown = self.shutdown.subscribe();
+        tokio::spawn(async move {
+            let tick = Duration::from_millis(me.config.tick_interval_ms.max(10));
+            let mut last_expiry = me.now();
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(tick) => {}
+                    _ = shutdown.changed() => return,
+                }
+                me.tick_all();
+                let now = me.now();
+                if now - last_expiry >= me.config.offsets_retention_check_interval_ms {
+                    last_expiry = now;
+                    me.expire_offsets();
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Answers every waiting JoinGroup/SyncGroup (the broker is stopping).
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+        for (_, tx) in self.joins.lock().drain() {
+            let _ = tx.send(JoinResult {
+                error: Some(GroupError::CoordinatorNotAvailable),
+                generation_id: -1,
+                protocol_type: None,
+                protocol_name: None,
+                leader: String::new(),
+                skip_assignment: false,
+                member_id: String::new(),
+                members: Vec::new(),
+            });
+        }
+        for (_, tx) in self.syncs.lock().drain() {
+            let _ = tx.send(SyncResult {
+                error: Some(GroupError::CoordinatorNotAvailable),
+                protocol_type: None,
+                protocol_name: None,
+                assignment: Bytes::new(),
+            });
+        }
+    }
+
+    fn parts(&self) -> Result<&[OffsetsPartition], GroupError> {
+        self.partitions
+            .get()
+            .map(Vec::as_slice)
+            .ok_or(GroupError::CoordinatorLoadInProgress)
+    }
+
+    /// The offsets partition that owns `group_id`.
+    pub fn partition_for(&self, group_id: &str) -> i32 {
+        let n = self
+            .partitions
+            .get()
+            .map_or(self.config.offsets_topic_num_partitions, |p| p.len() as i32);
+        records::partition_for(group_id, n)
+    }
+
+    fn loaded_partition(&self, group_id: &str) -> Result<&OffsetsPartition, GroupError> {
+        let parts = self.parts()?;
+        let p = parts
+            .get(self.partition_for(group_id) as usize)
+            .ok_or(GroupError::CoordinatorNotAvailable)?;
+        if !p.loaded.load(Ordering::Acquire) {
+            return Err(GroupError::CoordinatorLoadInProgress);
+        }
+        Ok(p)
+    }
+
+    /// Whether the coordinator answers for `group_id` yet.
+    pub fn check_ready(&self, group_id: &str) -> Result<(), GroupError> {
+        self.loaded_partition(group_id).map(|_| ())
+    }
+
+    fn get_group(&self, group_id: &str) -> Result<Option<GroupRef>, GroupError> {
+        let p = self.loaded_partition(group_id)?;
+        Ok(p.groups.lock().get(group_id).cloned())
+    }
+
+    fn get_or_create_group(&self, group_id: &str) -> Result<GroupRef, GroupError> {
+        let p = self.loaded_partition(group_id)?;
+        let now = self.now();
+        let mut groups = p.groups.lock();
+        let g = groups.entry(group_id.to_string()).or_insert_with(|| {
+            Arc::new(Mutex::new(GroupEntry {
+                group: ClassicGroup::new(group_id, now),
+                offsets: OffsetStore::default(),
+            }))
+        });
+        // A Dead group left in the map is replaced by a fresh one.
+        if g.lock().group.state() == GroupState::Dead {
+            *g = Arc::new(Mutex::new(GroupEntry {
+                group: ClassicGroup::new(group_id, now),
+                offsets: OffsetStore::default(),
+            }));
+        }
+        Ok(g.clone())
+    }
+
+    // ---- writing to __consumer_offsets ----
+
+    /// Appends `(key, value)` records (value `None` = tombstone) to the
+    /// group's partition; returns once they are as durable as the topic's
+    /// flush policy makes them.
+    fn append(
+        &self,
+        group_id: &str,
+        recs: &[(Vec<u8>, Option<Vec<u8>>)],
+    ) -> Result<(), GroupError> {
+        if recs.is_empty() {
+            return Ok(());
+        }
+        let part = self
+            .loaded_partition(group_id)?
+            .partition
+            .get()
+            .ok_or(GroupError::CoordinatorNotAvailable)?;
+        let mut builder = sluice_record::BatchBuilder::new(CompressionType::None);
+        let now = Timestamp(self.now());
+        for (k, v) in recs {
+            builder
+                .append(now, Some(k), v.as_deref(), &[])
+                .map_err(|_| GroupError::StorageFailure)?;
+        }
+        let mut batch = builder.build().map_err(|_| GroupError::StorageFailure)?;
+        let log = part.log();
+        let info = log
+            .append_as_leader(&mut batch, LeaderEpoch(0))
+            .map_err(|e| {
+                tracing::error!(group = group_id, error = %e, "cannot append to __consumer_offsets");
+                GroupError::StorageFailure
+            })?;
+        if info.needs_flush {
+            log.flush_until(info.last_offset).map_err(|e| {
+                tracing::error!(group = group_id, error = %e, "cannot flush __consumer_offsets");
+                GroupError::StorageFailure
+            })?;
+        }
+        part.advance_high_watermark(info.last_offset.plus(1));
+        Ok(())
+    }
+
+    fn persist_group(&self, entry: &GroupEntry) -> Result<(), GroupError> {
+        let key = records::group_key(entry.group.group_id());
+        let value = records::group_value(&entry.group.snapshot());
+        self.append(entry.group.group_id(), &[(key, Some(value))])
+    }
+
+    /// Delivers completions of the engine. A `Persist` is written first, so
+    /// SyncGroup answers go out only after the assignment is stored.
+    fn deliver(&self, entry: &GroupEntry, out: Vec<Completion>) {
+        let group_id = entry.group.group_id().to_string();
+        let mut persist_failed = None;
+        if out.iter().any(|c| matches!(c, Completion::Persist)) {
+            if let Err(e) = self.persist_group(entry) {
+                persist_failed = Some(e);
+            }
+        }
+        for c in out {
+            match c {
+                Completion::Persist => {}
+                Completion::Join { member_id, result } => {
+                    if let Some(tx) = self.joins.lock().remove(&(group_id.clone(), member_id)) {
+                        let _ = tx.send(result);
+                    }
+                }
+                Completion::Sync {
+                    member_id,
+                    mut result,
+                } => {
+                    if let (Some(e), None) = (persist_failed, result.error) {
+                        result = SyncResult {
+                            error: Some(e),
+                            protocol_type: None,
+                            protocol_name: None,
+                            assignment: Bytes::new(),
+                        };
+                    }
+                    if let Some(tx) = self.syncs.lock().remove(&(group_id.clone(), member_id)) {
+                        let _ = tx.send(result);
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- membership ----
+
+    /// JoinGroup; waits until the rebalance completes.
+    pub async fn join(&self, group_id: &str, req: JoinRequest) -> JoinResult {
+        let fail = |e: GroupError, member_id: &str| JoinResult {
+            error: Some(e),
+            generation_id: -1,
+            protocol_type: None,
+            protocol_name: None,
+            leader: String::new(),
+            skip_assignment: false,
+            member_id: member_id.to_string(),
+            members: Vec::new(),
+        };
+        if group_id.is_empty() {
+            return fail(GroupError::InvalidGroupId, &req.member_id);
+        }
+        let original_member = req.member_id.clone();
+        let group = match self.get_or_create_group(group_id) {
+            Ok(g) => g,
+            Err(e) => return fail(e, &req.member_id),
+        };
+        let rx = {
+            let mut entry = group.lock();
+            let mut out = Vec::new();
+            let reply = entry
+                .group
+                .join(req, &self.config.limits, self.now(), &mut out);
+            let rx = match reply {
+                Reply::Now(r) => {
+                    self.deliver(&entry, out);
+                    return r;
+                }
+                Reply::Later(member_id) => {
+                    let (tx, rx) = oneshot::channel();
+                    // A newer join of the same member replaces an older one
+                    // (the older request's answer is dropped).
+                    self.joins
+                        .lock()
+                        .insert((group_id.to_string(), member_id), tx);
+                    rx
+                }
+            };
+            self.deliver(&entry, out);
+            rx
+        };
+        match rx.await {
+            Ok(r) => r,
+            Err(_) => fail(GroupError::RebalanceInProgress, &original_member),
+        }
+    }
+
+    /// SyncGroup; waits for the leader's assignment.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn sync(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncResult {
+        let fail = |e: GroupError| SyncResult {
+            error: Some(e),
+            protocol_type: None,
+            protocol_name: None,
+            assignment: Bytes::new(),
+        };
+        if group_id.is_empty() {
+            return fail(GroupError::InvalidGroupId);
+        }
+        let group = match self.get_group(group_id) {
+            Ok(Some(g)) => g,
+            Ok(None) => return fail(GroupError::UnknownMemberId),
+            Err(e) => return fail(e),
+        };
+        let rx = {
+            let mut entry = group.lock();
+            let mut out = Vec::new();
+            let reply = entry.group.sync(
+                member_id,
+                group_instance_id,
+                generation_id,
+                protocol_type,
+                protocol_name,
+                assignments,
+                self.now(),
+                &mut out,
+            );
+            let rx = match reply {
+                Reply::Now(r) => {
+                    self.deliver(&entry, out);
+                    return r;
+                }
+                Reply::Later(id) => {
+                    let (tx, rx) = oneshot::channel();
+                    self.syncs.lock().insert((group_id.to_string(), id), tx);
+                    rx
+                }
+            };
+            self.deliver(&entry, out);
+            rx
+        };
+        match rx.await {
+            Ok(r) => r,
+            Err(_) => fail(GroupError::RebalanceInProgress),
+        }
+    }
+
+    /// Heartbeat.
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+    ) -> Result<(), GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        let group = self
+            .get_group(group_id)?
+            .ok_or(GroupError::UnknownMemberId)?;
+        let mut entry = group.lock();
+        entry
+            .group
+            .heartbeat(member_id, group_instance_id, generation_id, self.now())
+    }
+
+    /// LeaveGroup for `members` (`(member_id, group_instance_id)`); one
+    /// result per member.
+    pub fn leave(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<Result<String, GroupError>>, GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        let group = match self.get_group(group_id)? {
+            Some(g) => g,
+            None => {
+                return Ok(members
+                    .iter()
+                    .map(|_| Err(GroupError::UnknownMemberId))
+                    .collect())
+            }
+        };
+        let mut entry = group.lock();
+        let mut out = Vec::new();
+        let now = self.now();
+        let results = members
+            .iter()
+            .map(|(m, i)| entry.group.leave(m, i.as_deref(), now, &mut out))
+            .collect();
+        self.deliver(&entry, out);
+        Ok(results)
+    }
+
+    fn all_groups(&self) -> Vec<GroupRef> {
+        let Ok(parts) = self.parts() else {
+            return Vec::new();
+        };
+        parts
+            .iter()
+            .filter(|p| p.loaded.load(Ordering::Acquire))
+            .flat_map(|p| p.groups.lock().values().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// Runs the engine's timers for every group.
+    pub fn tick_all(&self) {
+        let now = self.now();
+        for g in self.all_groups() {
+            let mut entry = g.lock();
+            let mut out = Vec::new();
+            entry.group.tick(now, &mut out);
+            if !out.is_empty() {
+                self.deliver(&entry, out);
+            }
+        }
+    }
+
+    // ---- offsets ----
+
+    /// OffsetCommit. `generation_id < 0` with an empty member id is a
+    /// commit outside group membership (admin tools, manual assignment),
+    /// allowed only while the group has no members.
+    pub fn commit_offsets(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+        expire_timestamp: Option<i64>,
+        commits: Vec<CommitRequest>,
+    ) -> Result<(), GroupError> {
+        let group = self.get_or_create_group(group_id)?;
+        let mut entry = group.lock();
+        let g = &entry.group;
+        if g.state() == GroupState::Dead {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        let simple = generation_id < 0 && member_id.is_empty();
+        if simple {
+            if g.num_members() > 0 {
+                // Kafka: a non-member commit to a group with members.
+                return Err(GroupError::UnknownMemberId);
+            }
+        } else {
+            if g.state() == GroupState::Empty && g.num_members() == 0 {
+                return Err(GroupError::UnknownMemberId);
+            }
+            if let Some(instance) = group_instance_id {
+                match g
+                    .members()
+                    .find(|m| m.group_instance_id.as_deref() == Some(instance))
+                {
+                    Some(m) if m.member_id != member_id => {
+                        return Err(GroupError::FencedInstanceId)
+                    }
+                    None => return Err(GroupError::UnknownMemberId),
+                    _ => {}
+                }
+            }
+            if g.member(member_id).is_none() {
+                return Err(GroupError::UnknownMemberId);
+            }
+            if generation_id != g.generation_id() {
+                return Err(GroupError::IllegalGeneration);
+            }
+            if g.state() == GroupState::CompletingRebalance {
+                return Err(GroupError::RebalanceInProgress);
+            }
+        }
+        let now = self.now();
+        let values: Vec<(CommitRequest, OffsetCommitValue)> = commits
+            .into_iter()
+            .map(|c| {
+                let v = OffsetCommitValue {
+                    offset: c.offset,
+                    leader_epoch: c.leader_epoch,
+                    metadata: c.metadata.clone(),
+                    commit_timestamp: now,
+                    expire_timestamp,
+                };
+                (c, v)
+            })
+            .collect();
+        let recs: Vec<(Vec<u8>, Option<Vec<u8>>)> = values
+            .iter()
+            .map(|(c, v)| {
+                (
+                    records::offset_key(group_id, &c.topic, c.partition),
+                    Some(records::offset_value(v)),
+                )
+            })
+            .collect();
+        self.append(group_id, &recs)?;
+        for (c, v) in values {
+            entry.offsets.apply(c.topic, c.partition, v);
+        }
+        Ok(())
+    }
+
+    /// OffsetFetch: `None` = every committed offset of the group.
+    /// Partitions without a commit are returned with `None`.
+    #[allow(clippy::type_complexity)]
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> Result<Vec<(String, i32, Option<OffsetCommitValue>)>, GroupError> {
+        let group = self.get_group(group_id)?;
+        let entry = group.as_ref().map(|g| g.lock());
+        let offsets = entry.as_ref().map(|e| &e.offsets);
+        Ok(match partitions {
+            Some(list) => list
+                .into_iter()
+                .map(|(t, p)| {
+                    let v = offsets.and_then(|o| o.get(&t, p)).cloned();
+                    (t, p, v)
+                })
+                .collect(),
+            None => offsets
+                .map(|o| {
+                    o.all()
+                        .map(|((t, p), v)| (t.clone(), *p, Some(v.clone())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+
+    /// OffsetDelete: per-partition errors.
+    #[allow(clippy::type_complexity)]
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<Vec<(String, i32, Option<GroupError>)>, GroupError> {
+        let group = self
+            .get_group(group_id)?
+            .ok_or(GroupError::GroupIdNotFound)?;
+        let mut entry = group.lock();
+        if entry.group.state() == GroupState::Dead {
+            return Err(GroupError::GroupIdNotFound);
+        }
+        let subscribed = if entry.group.num_members() > 0 {
+            match entry.group.subscribed_topics() {
+                Some(t) => Some(t),
+                // Members of a non-consumer protocol: Kafka refuses.
+                None => return Err(GroupError::NonEmptyGroup),
+            }
+        } else {
+            None
+        };
+        let mut results = Vec::new();
+        let mut recs = Vec::new();
+        for (t, p) in partitions {
+            if subscribed.as_ref().is_some_and(|s| s.contains(&t)) {
+                results.push((t, p, Some(GroupError::GroupSubscribedToTopic)));
+                continue;
+            }
+            if entry.offsets.get(&t, p).is_some() {
+                recs.push((records::offset_key(group_id, &t, p), None));
+            }
+            results.push((t, p, None));
+        }
+        self.append(group_id, &recs)?;
+        for (t, p, e) in &results {
+            if e.is_none() {
+                entry.offsets.remove(t, *p);
+            }
+        }
+        Ok(results)
+    }
+
+    /// Removes expired offsets (writing tombstones) and deletes Empty
+    /// groups left without offsets (Kafka's offsets.retention.minutes).
+    pub fn expire_offsets(&self) {
+        let now = self.now();
+        let retention = self.config.offsets_retention_ms;
+        for g in self.all_groups() {
+            let mut entry = g.lock();
+            let group_id = entry.group.group_id().to_string();
+            let has_members = entry.group.num_members() > 0;
+            let empty_since = (entry.group.state() == GroupState::Empty
+                && entry.group.protocol_type().is_some())
+            .then(|| entry.group.state_timestamp_ms());
+            let subscribed = entry.group.subscribed_topics();
+            let expired = entry.offsets.expired(
+                now,
+                retention,
+                empty_since,
+                subscribed.as_deref(),
+                has_members,
+            );
+            let mut recs: Vec<(Vec<u8>, Option<Vec<u8>>)> = expired
+                .iter()
+                .map(|(t, p)| (records::offset_key(&group_id, t, *p), None))
+                .collect();
+            let all_gone = expired.len() == entry.offsets.len()
+                && entry.group.state() == GroupState::Empty
+                && entry.group.is_empty();
+            if all_gone {
+                recs.push((records::group_key(&group_id), None));
+            }
+            if recs.is_empty() || self.append(&group_id, &recs).is_err() {
+                continue;
+            }
+            for (t, p) in &expired {
+                entry.offsets.remove(t, *p);
+            }
+            if all_gone {
+                entry.group.mark_dead(now);
+            }
+            tracing::info!(group = %group_id, offsets = expired.len(), "expired committed offsets");
+        }
+        // Drop Dead groups from the maps.
+        if let Ok(parts) = self.parts() {
+            for p in parts {
+                p.groups
+                    .lock()
+                    .retain(|_, g| g.lock().group.state() != GroupState::Dead);
+            }
+        }
+    }
+
+    // ---- admin ----
+
+    /// ListGroups (every loaded group that is not Dead).
+    pub fn list_groups(&self) -> Vec<GroupListing> {
+        let mut v: Vec<GroupListing> = self
+            .all_groups()
+            .into_iter()
+            .filter_map(|g| {
+                let e = g.lock();
+                (e.group.state() != GroupState::Dead).then(|| GroupListing {
+                    group_id: e.group.group_id().to_string(),
+                    protocol_type: e.group.protocol_type().unwrap_or("").to_string(),
+                    state: e.group.state(),
+                })
+            })
+            .collect();
+        v.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        v
+    }
+
+    /// DescribeGroups for one group. A group that does not exist is
+    /// described as Dead with no members, as Kafka does.
+    pub fn describe_group(&self, group_id: &str) -> Result<GroupDescription, GroupError> {
+        let dead = GroupDescription {
+            group_id: group_id.to_string(),
+            state: GroupState::Dead,
+            protocol_type: String::new(),
+            protocol_name: String::new(),
+            members: Vec::new(),
+        };
+        let Some(group) = self.get_group(group_id)? else {
+            return Ok(dead);
+        };
+        let e = group.lock();
+        let g = &e.group;
+        if g.state() == GroupState::Dead {
+            return Ok(dead);
+        }
+        let stable = g.state() == GroupState::Stable;
+        let protocol = g.protocol_name().unwrap_or("").to_string();
+        Ok(GroupDescription {
+            group_id: group_id.to_string(),
+            state: g.state(),
+            protocol_type: g.protocol_type().unwrap_or("").to_string(),
+            protocol_name: if stable {
+                protocol.clone()
+            } else {
+                String::new()
+            },
+            members: g
+                .members()
+                .map(|m| MemberDescription {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: if stable {
+                        m.metadata(&protocol)
+                    } else {
+                        Bytes::new()
+                    },
+                    assignment: if stable {
+                        m.assignment.clone()
+                    } else {
+                        Bytes::new()
+                    },
+                })
+                .collect(),
+        })
+    }
+
+    /// DeleteGroups for one group: only groups without members; writes
+    /// tombstones for its offsets and its metadata.
+    pub fn delete_group(&self, group_id: &str) -> Result<(), GroupError> {
+        let group = self
+            .get_group(group_id)?
+            .ok_or(GroupError::GroupIdNotFound)?;
+        let mut entry = group.lock();
+        match entry.group.state() {
+            GroupState::Dead => return Err(GroupError::GroupIdNotFound),
+            GroupState::Empty if entry.group.is_empty() => {}
+            _ => return Err(GroupError::NonEmptyGroup),
+        }
+        let mut recs: Vec<(Vec<u8>, Option<Vec<u8>>)> = entry
+            .offsets
+            .all()
+            .map(|((t, p), _)| (records::offset_key(group_id, t, *p), None))
+            .collect();
+        recs.push((records::group_key(group_id), None));
+        self.append(group_id, &recs)?;
+        entry.offsets = OffsetStore::default();
+        entry.group.mark_dead(self.now());
+        drop(entry);
+        if let Ok(p) = self.loaded_partition(group_id) {
+            p.groups.lock().remove(group_id);
+        }
+        Ok(())
+    }
+
+    // ---- loading ----
+
+    fn load_all(&self) {
+        let Ok(parts) = self.parts() else { return };
+        for (i, p) in parts.iter().enumerate() {
+            if let Some(part) = p.partition.get() {
+                match load_partition(part, self.now()) {
+                    Ok(groups) => {
+                        let n = groups.len();
+                        *p.groups.lock() = groups
+                            .into_iter()
+                            .map(|(id, e)| (id, Arc::new(Mutex::new(e))))
+                            .collect();
+                        if n > 0 {
+                            tracing::info!(
+                                partition = i,
+                                groups = n,
+                                "loaded groups from __consumer_offsets"
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(partition = i, error = %e, "cannot load __consumer_offsets partition");
+                        continue;
+                    }
+                }
+            }
+            p.loaded.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// Replays one partition of `__consumer_offsets`.
+fn load_partition(
+    part: &Partition,
+    now: i64,
+) -> Result<HashMap<String, GroupEntry>, sluice_storage::StorageError> {
+    let log = part.log();
+    let mut offset = log.log_start_offset();
+    let end = log.log_end_offset();
+    let mut metadata: HashMap<String, Option<records::GroupMetadataValue>> = HashMap::new();
+    let mut offsets: HashMap<String, OffsetStore> = HashMap::new();
+    while offset < end {
+        let buf = log.read_to_vec(offset, 1 << 20)?;
+        if buf.is_empty() {
+            break;
+        }
+        let mut next = offset;
+        for item in Batches::without_crc(&buf) {
+            let Ok((pos, header)) = item else { break };
+            next = header.next_offset();
+            if header.is_control() {
+                continue;
+            }
+            let batch = &buf[pos..pos + header.size()];
+            let Ok(reader) = records(batch, 64 << 20) else {
+                continue;
+            };
+            for rec in reader.records() {
+                let Ok(rec) = rec else { break };
+                let Some(key) = rec.key else { continue };
+                match records::decode_key(key) {
+                    Ok(RecordKey::Offset {
+                        group,
+                        topic,
+                        partition,
+                    }) => {
+                        let store = offsets.entry(group).or_default();
+                        match rec.value.map(records::decode_offset_value) {
+                            None => {
+                                store.remove(&topic, partition);
+                            }
+                            Some(Ok(v)) => store.apply(topic, partition, v),
+                            Some(Err(e)) => {
+                                tracing::warn!(error = %e, "skipping undecodable offset commit record")
+                            }
+                        }
+                    }
+                    Ok(RecordKey::Group { group }) => {
+                        match rec.value.map(records::decode_group_value) {
+                            None => {
+                                metadata.insert(group, None);
+                            }
+                            Some(Ok(v)) => {
+                                metadata.insert(group, Some(v));
+                            }
+                            Some(Err(e)) => {
+                                tracing::warn!(error = %e, "skipping undecodable group metadata record")
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "skipping record with unknown key"),
+                }
+            }
+        }
+        if next <= offset {
+            break;
+        }
+        offset = next;
+    }
+    let mut groups = HashMap::new();
+    let mut ids: Vec<String> = metadata.keys().cloned().collect();
+    ids.extend(offsets.keys().cloned());
+    ids.sort();
+    ids.dedup();
+    for id in ids {
+        let store = offsets.remove(&id).unwrap_or_default();
+        let group = match metadata.remove(&id).flatten() {
+            Some(v) => {
+                let protocol = v.protocol.clone();
+                let members = v
+                    .members
+                    .into_iter()
+                    .map(|m| Member {
+                        member_id: m.member_id,
+                        group_instance_id: m.group_instance_id,
+                        client_id: m.client_id,
+                        client_host: m.client_host,
+                        rebalance_timeout_ms: m.rebalance_timeout,
+                        session_timeout_ms: m.session_timeout,
+                        protocol_type: v.protocol_type.clone(),
+                        protocols: protocol
+                            .clone()
+                            .map(|p| vec![(p, m.subscription)])
+                            .unwrap_or_default(),
+                        assignment: m.assignment,
+                        awaiting_join: false,
+                        awaiting_sync: false,
+                        is_new: false,
+                        last_heartbeat_ms: now,
+                    })
+                    .collect();
+                ClassicGroup::restore(
+                    id.clone(),
+                    Some(v.protocol_type),
+                    v.generation,
+                    v.protocol,
+                    v.leader,
+                    if v.current_state_timestamp >= 0 {
+                        v.current_state_timestamp
+                    } else {
+                        now
+                    },
+                    members,
+                    now,
+                )
+            }
+            None if store.is_empty() => continue,
+            None => ClassicGroup::new(id.clone(), now),
+        };
+        groups.insert(
+            id,
+            GroupEntry {
+                group,
+                offsets: store,
+            },
+        );
+    }
+    Ok(groups)
+}

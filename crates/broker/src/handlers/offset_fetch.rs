@@ -1,0 +1,155 @@
+//! OffsetFetch (v1–v9): v1–v7 one group, v8+ several groups per request.
+//! A partition without a committed offset answers offset -1; `topics` null
+//! (v2+) answers every committed offset of the group.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    GroupId, OffsetFetchRequest, OffsetFetchResponse, RequestHeader, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::context::BrokerContext;
+use crate::group::records::OffsetCommitValue;
+use crate::group::GroupError;
+
+/// `(offset, leader epoch, metadata)` per partition, grouped by topic.
+type Fetched = BTreeMap<String, Vec<(i32, Option<OffsetCommitValue>)>>;
+
+fn fetch(
+    ctx: &BrokerContext,
+    group: &str,
+    wanted: Option<Vec<(String, Vec<i32>)>>,
+) -> Result<Fetched, GroupError> {
+    let list = wanted.map(|ts| {
+        ts.into_iter()
+            .flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p)))
+            .collect()
+    });
+    let rows = ctx.groups.fetch_offsets(group, list)?;
+    let mut out: Fetched = BTreeMap::new();
+    for (t, p, v) in rows {
+        out.entry(t).or_default().push((p, v));
+    }
+    Ok(out)
+}
+
+fn values(v: &Option<OffsetCommitValue>, version: i16) -> (i64, i32, StrBytes) {
+    match v {
+        Some(v) => (
+            v.offset,
+            if version >= 5 { v.leader_epoch } else { -1 },
+            StrBytes::from_string(v.metadata.clone()),
+        ),
+        None => (-1, -1, StrBytes::from_static_str("")),
+    }
+}
+
+pub async fn handle(
+    ctx: &BrokerContext,
+    header: &RequestHeader,
+    req: OffsetFetchRequest,
+) -> OffsetFetchResponse {
+    let version = header.request_api_version;
+    if version >= 8 {
+        let groups = req
+            .groups
+            .into_iter()
+            .map(|g| {
+                let wanted = g.topics.as_ref().map(|ts| {
+                    ts.iter()
+                        .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+                        .collect()
+                });
+                match fetch(ctx, &g.group_id.0, wanted) {
+                    Err(e) => OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(e.code()),
+                    Ok(rows) => OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_topics(
+                            rows.into_iter()
+                                .map(|(t, ps)| {
+                                    OffsetFetchResponseTopics::default()
+                                        .with_name(TopicName(StrBytes::from_string(t)))
+                                        .with_partitions(
+                                            ps.iter()
+                                                .map(|(p, v)| {
+                                                    let (o, e, m) = values(v, version);
+                                                    OffsetFetchResponsePartitions::default()
+                                                        .with_partition_index(*p)
+                                                        .with_committed_offset(o)
+                                                        .with_committed_leader_epoch(e)
+                                                        .with_metadata(Some(m))
+                                                })
+                                                .collect(),
+                                        )
+                                })
+                                .collect(),
+                        ),
+                }
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let wanted: Option<Vec<(String, Vec<i32>)>> = req.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+            .collect()
+    });
+    let group = req.group_id;
+    match fetch(ctx, &group.0, wanted.clone()) {
+        Ok(rows) => OffsetFetchResponse::default().with_topics(
+            rows.into_iter()
+                .map(|(t, ps)| {
+                    OffsetFetchResponseTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(t)))
+                        .with_partitions(
+                            ps.iter()
+                                .map(|(p, v)| {
+                                    let (o, e, m) = values(v, version);
+                                    OffsetFetchResponsePartition::default()
+                                        .with_partition_index(*p)
+                                        .with_committed_offset(o)
+                                        .with_committed_leader_epoch(e)
+                                        .with_metadata(Some(m))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        ),
+        Err(e) => {
+            let _: &GroupId = &group;
+            if version >= 2 {
+                OffsetFetchResponse::default().with_error_code(e.code())
+            } else {
+                // v1 has no top-level error: every partition carries it.
+                OffsetFetchResponse::default().with_topics(
+                    wanted
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(t, ps)| {
+                            OffsetFetchResponseTopic::default()
+                                .with_name(TopicName(StrBytes::from_string(t)))
+                                .with_partitions(
+                                    ps.into_iter()
+                                        .map(|p| {
+                                            OffsetFetchResponsePartition::default()
+                                                .with_partition_index(p)
+                                                .with_committed_offset(-1)
+                                                .with_error_code(e.code())
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                )
+            }
+        }
+    }
+}
