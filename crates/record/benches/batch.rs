@@ -6,7 +6,8 @@
 //! - `records`: decoding every record of an uncompressed batch;
 //! - `read_compressed`: `BatchReader::new` + decoding for lz4 and zstd.
 //!
-//! Criterion prints throughput (MiB/s of batch bytes) for each.
+//! Criterion prints throughput (MiB/s of batch bytes) for each, and a
+//! memcpy of the same 16 KiB as a baseline measured in the same run.
 //! Run: `cargo bench -p sluice-record --bench batch`.
 
 use std::hint::black_box;
@@ -45,6 +46,14 @@ fn batch(record_size: usize, codec: CompressionType) -> (Vec<u8>, usize) {
 
 fn bench_validate(c: &mut Criterion) {
     let mut group = c.benchmark_group("validate");
+    // Baseline in the same run: copying the same 16 KiB, so figures taken on
+    // a busy shared machine can be read relative to memory bandwidth.
+    let (bytes, _) = batch(1024, CompressionType::None);
+    let mut dst = vec![0u8; bytes.len()];
+    group.throughput(Throughput::Bytes(bytes.len() as u64));
+    group.bench_function("memcpy_16KiB_baseline", |b| {
+        b.iter(|| dst.copy_from_slice(black_box(&bytes)))
+    });
     for record_size in [1024, 100] {
         let (bytes, _) = batch(record_size, CompressionType::None);
         group.throughput(Throughput::Bytes(bytes.len() as u64));
