@@ -96,6 +96,23 @@ pub(crate) struct AppendFailure {
     pub unrecoverable: bool,
 }
 
+struct SegmentPaths {
+    log: PathBuf,
+    index: PathBuf,
+    time_index: PathBuf,
+}
+
+impl SegmentPaths {
+    fn new(dir: &Path, base: Offset) -> Self {
+        let prefix = file_name_prefix(base);
+        SegmentPaths {
+            log: dir.join(format!("{prefix}{LOG_FILE_SUFFIX}")),
+            index: dir.join(format!("{prefix}{INDEX_FILE_SUFFIX}")),
+            time_index: dir.join(format!("{prefix}{TIME_INDEX_FILE_SUFFIX}")),
+        }
+    }
+}
+
 /// The index settings a segment is created or loaded with.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SegmentConfig {
@@ -111,7 +128,7 @@ static NEXT_SEGMENT_ID: AtomicU64 = AtomicU64::new(1);
 pub struct LogSegment {
     id: u64,
     base_offset: Offset,
-    dir: PathBuf,
+    paths: SegmentPaths,
     fs: Arc<dyn Fs>,
     index_max_bytes: u32,
     index_interval_bytes: AtomicU32,
@@ -139,22 +156,13 @@ impl LogSegment {
         self.size.load(Ordering::Acquire)
     }
     pub fn log_path(&self) -> PathBuf {
-        self.dir.join(format!(
-            "{}{LOG_FILE_SUFFIX}",
-            file_name_prefix(self.base_offset)
-        ))
+        self.paths.log.clone()
     }
     pub fn index_path(&self) -> PathBuf {
-        self.dir.join(format!(
-            "{}{INDEX_FILE_SUFFIX}",
-            file_name_prefix(self.base_offset)
-        ))
+        self.paths.index.clone()
     }
     pub fn time_index_path(&self) -> PathBuf {
-        self.dir.join(format!(
-            "{}{TIME_INDEX_FILE_SUFFIX}",
-            file_name_prefix(self.base_offset)
-        ))
+        self.paths.time_index.clone()
     }
     pub(crate) fn meta(&self) -> SegmentMeta {
         *self.meta.lock()
@@ -183,7 +191,7 @@ impl LogSegment {
         let seg = Arc::new(LogSegment {
             id: NEXT_SEGMENT_ID.fetch_add(1, Ordering::Relaxed),
             base_offset,
-            dir: dir.to_path_buf(),
+            paths: SegmentPaths::new(dir, base_offset),
             fs,
             index_max_bytes: cfg.index_max_bytes,
             index_interval_bytes: AtomicU32::new(cfg.index_interval_bytes),
@@ -226,7 +234,7 @@ impl LogSegment {
         let seg = Arc::new(LogSegment {
             id: NEXT_SEGMENT_ID.fetch_add(1, Ordering::Relaxed),
             base_offset,
-            dir: dir.to_path_buf(),
+            paths: SegmentPaths::new(dir, base_offset),
             fs,
             index_max_bytes: cfg.index_max_bytes,
             index_interval_bytes: AtomicU32::new(cfg.index_interval_bytes),
@@ -366,7 +374,6 @@ impl LogSegment {
         index_interval_bytes: u32,
     ) -> Result<(), AppendFailure> {
         let start = self.size();
-        let lp = self.log_path();
         let fail = |error, unrecoverable| AppendFailure {
             error,
             unrecoverable,
@@ -384,7 +391,10 @@ impl LogSegment {
             } else {
                 "write segment"
             };
-            return Err(fail(StorageError::io(op, lp, e), unrecoverable));
+            return Err(fail(
+                StorageError::io(op, self.log_path(), e),
+                unrecoverable,
+            ));
         }
         let mut meta = self.meta.lock();
         for (pos, h) in headers {
@@ -476,14 +486,15 @@ impl LogSegment {
         Ok(())
     }
 
-    /// `fdatasync` of the log plus `msync` of the indexes.
+    /// `fdatasync` of the log. The indexes are not synced here (that would
+    /// triple the fsyncs of every group commit): they are msynced when the
+    /// segment is rolled or closed, and recovery never trusts them blindly —
+    /// the active segment is always rebuilt after an unclean shutdown, and an
+    /// inactive segment's index that is not a clean, in-range, increasing
+    /// sequence of exactly its file's length is rebuilt when opened.
     pub(crate) fn flush(self: &Arc<Self>) -> Result<(), StorageError> {
         let lp = self.log_path();
-        self.with_files(|f| {
-            f.log.sync_data().ctx("fsync segment", &lp)?;
-            f.offset_index.flush()?;
-            f.time_index.flush()
-        })
+        self.with_files(|f| f.log.sync_data().ctx("fsync segment", &lp))
     }
 
     /// Trims indexes and drops the files (clean close).
@@ -753,7 +764,7 @@ impl LogSegment {
                 Some(b) => b,
                 None => break,
             };
-            let h = match BatchHeader::validate(batch) {
+            let h = match crate::log::validate_batch(batch) {
                 Ok(h) => h,
                 Err(e) => {
                     tracing::warn!(segment = %lp.display(), position = pos, error = %e, "invalid batch; truncating");
