@@ -10,7 +10,9 @@
 //! v12 body can make the process abort on a failed allocation. [`validate_request_body`]
 //! walks the body against Kafka's own message specs (generated into `schema_gen.rs` by
 //! `gen/gen_schema.py`) and rejects any count or length that does not fit in the bytes
-//! remaining. [`decode_request`] always runs it first.
+//! remaining, and caps a request at [`MAX_REQUEST_ELEMENTS`] array elements so that
+//! decoding cannot expand a request far beyond its wire size. [`decode_request`] always
+//! runs it first.
 
 mod error;
 mod fetch;
