@@ -504,3 +504,91 @@ fn bad_config_refuses_start_naming_the_key() {
     assert_eq!(warnings.len(), 1, "{out}");
     assert!(warnings[0].contains("num.io.threads") && warnings[0].contains("process.roles"));
 }
+
+fn metadata_auto_create(c: &mut RawClient, name: &str) -> (i16, usize, uuid::Uuid) {
+    let resp = c.send(
+        12,
+        &MetadataRequest::default()
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(TopicName(sb(name))))
+            ]))
+            .with_allow_auto_topic_creation(true),
+    );
+    let t = &resp.topics[0];
+    (t.error_code, t.partitions.len(), t.topic_id)
+}
+
+#[test]
+fn auto_creation_uses_broker_defaults_and_is_durable() {
+    let mut sluice = start(&[("num.partitions", "2")]);
+    let mut c = RawClient::connect(sluice.bootstrap());
+    let (code, partitions, id) = metadata_auto_create(&mut c, "auto");
+    assert_eq!((code, partitions), (0, 2));
+    assert!(!id.is_nil());
+    // an invalid name is never created
+    assert_eq!(metadata_auto_create(&mut c, "bad name").0, 17);
+    sluice.terminate().unwrap();
+    sluice.restart().unwrap();
+    let mut c = RawClient::connect(sluice.bootstrap());
+    assert_eq!(partition_count(&mut c, "auto"), Ok(2));
+    assert_eq!(
+        metadata_auto_create(&mut c, "auto").2,
+        id,
+        "same id after restart"
+    );
+
+    let off = start(&[("auto.create.topics.enable", "false")]);
+    let mut c = RawClient::connect(off.bootstrap());
+    assert_eq!(metadata_auto_create(&mut c, "auto").0, 3);
+}
+
+#[test]
+fn altered_topic_config_applies_to_the_live_log_and_after_restart() {
+    let mut sluice = start(&[]);
+    let mut c = RawClient::connect(sluice.bootstrap());
+    create(&mut c, vec![topic("limits", 1, 1, &[])], false);
+    let produce = |bootstrap: &str, size: usize| -> Result<i64, String> {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let p: FutureProducer = ClientConfig::new()
+                .set("bootstrap.servers", bootstrap)
+                .set("enable.idempotence", "false")
+                .set("message.timeout.ms", "30000")
+                .create()
+                .unwrap();
+            p.send(
+                FutureRecord::<(), _>::to("limits").payload(&vec![b'x'; size]),
+                Duration::from_secs(30),
+            )
+            .await
+            .map(|d| d.offset)
+            .map_err(|(e, _)| e.to_string())
+        })
+    };
+    assert_eq!(produce(sluice.bootstrap(), 5000), Ok(0));
+    let resp = c.send(
+        1,
+        &IncrementalAlterConfigsRequest::default().with_resources(vec![IncResource::default()
+            .with_resource_type(2)
+            .with_resource_name(sb("limits"))
+            .with_configs(vec![IncConfig::default()
+                .with_name(sb("max.message.bytes"))
+                .with_config_operation(0)
+                .with_value(Some(sb("1000")))])]),
+    );
+    assert_eq!(resp.responses[0].error_code, 0);
+    let err = produce(sluice.bootstrap(), 5000).unwrap_err();
+    assert!(
+        err.contains("too large") || err.contains("MessageSizeTooLarge"),
+        "{err}"
+    );
+    assert_eq!(produce(sluice.bootstrap(), 10), Ok(1));
+
+    sluice.terminate().unwrap();
+    sluice.restart().unwrap();
+    let err = produce(sluice.bootstrap(), 5000).unwrap_err();
+    assert!(
+        err.contains("too large") || err.contains("MessageSizeTooLarge"),
+        "{err}"
+    );
+}
