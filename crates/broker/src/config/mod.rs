@@ -225,6 +225,24 @@ impl fmt::Display for Listener {
     }
 }
 
+/// This machine's host name (what Kafka advertises for a listener without a host).
+fn local_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let name = if rc == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
+    };
+    if name.is_empty() {
+        "localhost".to_string()
+    } else {
+        name
+    }
+}
+
 /// Parses a comma-separated listener list. Names must be unique.
 pub fn parse_listeners(s: &str) -> Result<Vec<Listener>, String> {
     let mut out: Vec<Listener> = Vec::new();
@@ -470,10 +488,24 @@ impl BrokerConfig {
             _ => String::new(),
         };
         let listeners = select("listeners", &listeners_raw)?;
-        let advertised_listeners = match explicit.get("advertised.listeners") {
+        let mut advertised_listeners = match explicit.get("advertised.listeners") {
             Some(raw) => select("advertised.listeners", raw)?,
             None => listeners.clone(),
         };
+        // As Kafka: clients cannot connect to the meta-address, and an empty
+        // host advertises this machine's name.
+        for l in &mut advertised_listeners {
+            if l.host == "0.0.0.0" || l.host == "::" {
+                return Err(ConfigError::InvalidValue {
+                    key: "advertised.listeners".into(),
+                    value: l.to_string(),
+                    reason: "the non-routable meta-address cannot be advertised; set advertised.listeners to a host clients can reach".into(),
+                });
+            }
+            if l.host.is_empty() {
+                l.host = local_hostname();
+            }
+        }
 
         let log_dirs: Vec<PathBuf> = match get("log.dirs") {
             Some(Value::List(dirs)) => dirs.into_iter().map(PathBuf::from).collect(),

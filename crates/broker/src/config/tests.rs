@@ -229,6 +229,29 @@ log.retention.check.interval.ms=300000
 }
 
 #[test]
+fn advertised_listeners_are_reachable_hosts() {
+    // no advertised.listeners and an empty listener host: this machine's name
+    let c = BrokerConfig::with_overrides(&[("listeners", "PLAINTEXT://:9092")]).unwrap();
+    assert_eq!(c.listeners[0].bind_addr(), "0.0.0.0:9092");
+    assert!(!c.advertised_listeners[0].host.is_empty());
+    assert_eq!(c.advertised_listeners[0].port, 9092);
+    // the meta-address cannot be advertised
+    for (k, v) in [
+        ("listeners", "PLAINTEXT://0.0.0.0:9092"),
+        ("advertised.listeners", "PLAINTEXT://0.0.0.0:9092"),
+    ] {
+        let err = BrokerConfig::with_overrides(&[(k, v)]).unwrap_err();
+        assert_eq!(err.key(), Some("advertised.listeners"), "{k}={v}: {err}");
+    }
+    let c = BrokerConfig::with_overrides(&[
+        ("listeners", "PLAINTEXT://0.0.0.0:9092"),
+        ("advertised.listeners", "PLAINTEXT://broker.example:9092"),
+    ])
+    .unwrap();
+    assert_eq!(c.advertised_listeners[0].host, "broker.example");
+}
+
+#[test]
 fn missing_config_file_names_the_path() {
     let err = BrokerConfig::from_properties(Some(Path::new("/nonexistent/server.properties")), &[])
         .unwrap_err();
