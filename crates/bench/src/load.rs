@@ -1,0 +1,533 @@
+//! Load generation with librdkafka (the `rdkafka` crate). Every broker — Sluice,
+//! Kafka and the sink — is driven by these functions with the same client settings
+//! ([`ClientSettings`]), which the report prints.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use hdrhistogram::Histogram;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+/// The client settings, identical for every target. Printed in the report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClientSettings {
+    pub throughput_producer: BTreeMap<String, String>,
+    pub latency_producer: BTreeMap<String, String>,
+    pub consumer: BTreeMap<String, String>,
+}
+
+fn map(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+    kv.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+impl ClientSettings {
+    pub fn standard() -> ClientSettings {
+        let common = [
+            ("acks", "1"),
+            ("compression.type", "none"),
+            ("enable.idempotence", "false"),
+            ("batch.size", "1000000"),
+            ("batch.num.messages", "10000"),
+            ("queue.buffering.max.kbytes", "1048576"),
+            ("queue.buffering.max.messages", "1000000"),
+            ("max.in.flight.requests.per.connection", "5"),
+            ("message.timeout.ms", "120000"),
+        ];
+        let mut tp = map(&common);
+        tp.insert("linger.ms".into(), "5".into());
+        let mut lp = map(&common);
+        lp.insert("linger.ms".into(), "0".into());
+        ClientSettings {
+            throughput_producer: tp,
+            latency_producer: lp,
+            consumer: map(&[
+                ("group.id", "sluice-bench"),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("fetch.wait.max.ms", "100"),
+                ("fetch.min.bytes", "1"),
+                ("max.partition.fetch.bytes", "1048576"),
+                ("fetch.max.bytes", "52428800"),
+                ("queued.max.messages.kbytes", "65536"),
+            ]),
+        }
+    }
+}
+
+fn config(bootstrap: &str, kv: &BTreeMap<String, String>) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    c.set("client.id", "sluice-bench");
+    c.set("log_level", "3");
+    for (k, v) in kv {
+        c.set(k, v);
+    }
+    c
+}
+
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// Nanoseconds since a process-wide epoch: written into payloads, compared on receipt.
+pub fn now_ns() -> u64 {
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+fn payload(size: usize) -> Vec<u8> {
+    (0..size.max(8))
+        .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+        .collect()
+}
+
+/// Create `name` with `partitions` partitions and topic `configs`; waits until
+/// metadata shows a leader for every partition.
+pub fn create_topic(
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = config(bootstrap, &BTreeMap::new())
+        .create()
+        .context("admin client")?;
+    let mut t = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        t = t.set(k, v);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(60)));
+    let res = rt
+        .block_on(admin.create_topics([&t], &opts))
+        .with_context(|| format!("CreateTopics {name}"))?;
+    for r in res {
+        if let Err((topic, code)) = r {
+            if code != RDKafkaErrorCode::TopicAlreadyExists {
+                bail!("CreateTopics {topic}: {code}");
+            }
+        }
+    }
+    // Wait for every partition to have a leader.
+    let probe: BaseConsumer = config(bootstrap, &BTreeMap::new()).create()?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(md) = probe.fetch_metadata(Some(name), Duration::from_secs(10)) {
+            if let Some(t) = md.topics().iter().find(|t| t.name() == name) {
+                if t.error().is_none()
+                    && t.partitions().len() == partitions as usize
+                    && t.partitions().iter().all(|p| p.leader() >= 0)
+                {
+                    return Ok(());
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("topic {name} not ready after 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[derive(Default)]
+struct CountingContext {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+    /// Delivery latency (send → delivery report), from the timestamp in the payload.
+    latency: Option<Mutex<Histogram<u64>>>,
+}
+
+impl ClientContext for CountingContext {}
+
+impl ProducerContext for CountingContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+        match r {
+            Ok(m) => {
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+                if let (Some(h), Some(p)) = (&self.latency, m.payload()) {
+                    if let Some(sent) = p.get(..8).and_then(|b| b.try_into().ok()) {
+                        let d = now_ns().saturating_sub(u64::from_le_bytes(sent));
+                        let _ = h.lock().expect("histogram").record(d.max(1));
+                    }
+                }
+            }
+            Err((e, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                let mut fe = self.first_error.lock().expect("first error");
+                if fe.is_none() {
+                    *fe = Some(e.to_string());
+                }
+            }
+        }
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("histogram bounds")
+}
+
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Throughput {
+    pub secs: f64,
+    pub records: u64,
+    pub bytes: u64,
+}
+
+impl Throughput {
+    pub fn mb_per_s(&self) -> f64 {
+        self.bytes as f64 / self.secs / 1e6
+    }
+    pub fn records_per_s(&self) -> f64 {
+        self.records as f64 / self.secs
+    }
+}
+
+/// Produce `total_bytes` of `record_size`-byte records round-robin over `partitions`
+/// partitions as fast as the client goes; time from first send to last acknowledgement.
+pub fn produce_throughput(
+    bootstrap: &str,
+    settings: &ClientSettings,
+    topic: &str,
+    partitions: i32,
+    record_size: usize,
+    total_bytes: u64,
+) -> Result<Throughput> {
+    let ctx = CountingContext::default();
+    let producer: BaseProducer<CountingContext> = config(bootstrap, &settings.throughput_producer)
+        .create_with_context(ctx)
+        .context("producer")?;
+    // Connect and fetch metadata before the clock starts.
+    producer
+        .client()
+        .fetch_metadata(Some(topic), Duration::from_secs(30))?;
+    let buf = payload(record_size);
+    let n = (total_bytes / record_size as u64).max(1);
+    let t = Instant::now();
+    for i in 0..n {
+        let part = (i % partitions as u64) as i32;
+        loop {
+            match producer.send(
+                BaseRecord::<(), [u8]>::to(topic)
+                    .partition(part)
+                    .payload(&buf),
+            ) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    producer.poll(Duration::from_millis(1))
+                }
+                Err((e, _)) => bail!("produce to {topic}: {e}"),
+            }
+        }
+        if i % 1024 == 0 {
+            producer.poll(Duration::ZERO);
+        }
+    }
+    producer
+        .flush(Duration::from_secs(300))
+        .with_context(|| format!("flush producer for {topic}"))?;
+    let secs = t.elapsed().as_secs_f64();
+    let ctx = producer.context();
+    let failed = ctx.failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        bail!(
+            "{failed} of {n} records to {topic} failed: {}",
+            ctx.first_error
+                .lock()
+                .expect("e")
+                .clone()
+                .unwrap_or_default()
+        );
+    }
+    Ok(Throughput {
+        secs,
+        records: n,
+        bytes: n * record_size as u64,
+    })
+}
+
+fn consumer(
+    bootstrap: &str,
+    settings: &ClientSettings,
+    topic: &str,
+    partitions: i32,
+) -> Result<BaseConsumer> {
+    let c: BaseConsumer = config(bootstrap, &settings.consumer)
+        .create()
+        .context("consumer")?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    c.assign(&tpl)?;
+    Ok(c)
+}
+
+/// Read `topic` from the beginning until `expected_bytes` of payload arrived.
+pub fn consume_throughput(
+    bootstrap: &str,
+    settings: &ClientSettings,
+    topic: &str,
+    partitions: i32,
+    expected_bytes: u64,
+) -> Result<Throughput> {
+    let c = consumer(bootstrap, settings, topic, partitions)?;
+    let (mut bytes, mut records) = (0u64, 0u64);
+    let t = Instant::now();
+    let mut last_progress = Instant::now();
+    while bytes < expected_bytes {
+        match c.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                bytes += m.payload_len() as u64;
+                records += 1;
+                last_progress = Instant::now();
+            }
+            Some(Err(e)) => bail!("consume {topic}: {e}"),
+            None => {
+                if last_progress.elapsed() > Duration::from_secs(30) {
+                    bail!("consume {topic}: no progress for 30 s at {bytes} of {expected_bytes} bytes");
+                }
+            }
+        }
+    }
+    Ok(Throughput {
+        secs: t.elapsed().as_secs_f64(),
+        records,
+        bytes,
+    })
+}
+
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Latency {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    /// Rate actually offered (MB/s): below the target when the client could not keep up.
+    pub offered_mb_per_s: f64,
+}
+
+fn latency_of(h: &Histogram<u64>, offered: f64) -> Latency {
+    let ms = |v: u64| v as f64 / 1e6;
+    Latency {
+        count: h.len(),
+        p50_ms: ms(h.value_at_quantile(0.50)),
+        p99_ms: ms(h.value_at_quantile(0.99)),
+        p999_ms: ms(h.value_at_quantile(0.999)),
+        max_ms: ms(h.max()),
+        offered_mb_per_s: offered,
+    }
+}
+
+/// Send `record_size`-byte records to partition 0 of `topic` at `rate_bps` for
+/// `duration`, each stamped with [`now_ns`]. Returns the offered rate.
+fn paced_send(
+    producer: &ThreadedProducer<CountingContext>,
+    topic: &str,
+    rate_bps: f64,
+    record_size: usize,
+    duration: Duration,
+) -> Result<f64> {
+    let mut buf = payload(record_size);
+    let per_s = rate_bps / record_size as f64;
+    let t = Instant::now();
+    let mut sent = 0u64;
+    while t.elapsed() < duration {
+        let due = (t.elapsed().as_secs_f64() * per_s) as u64;
+        while sent < due {
+            buf[..8].copy_from_slice(&now_ns().to_le_bytes());
+            match producer.send(BaseRecord::<(), [u8]>::to(topic).partition(0).payload(&buf)) {
+                Ok(()) => sent += 1,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Err((e, _)) => bail!("produce to {topic}: {e}"),
+            }
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let secs = t.elapsed().as_secs_f64();
+    Ok(sent as f64 * record_size as f64 / secs / 1e6)
+}
+
+/// Producer latency (send → acknowledgement) at a fixed rate, linger.ms=0.
+pub fn produce_latency(
+    bootstrap: &str,
+    settings: &ClientSettings,
+    topic: &str,
+    rate_bps: f64,
+    record_size: usize,
+    duration: Duration,
+) -> Result<Latency> {
+    let ctx = CountingContext {
+        latency: Some(Mutex::new(new_histogram())),
+        ..Default::default()
+    };
+    let producer: ThreadedProducer<CountingContext> =
+        config(bootstrap, &settings.latency_producer).create_with_context(ctx)?;
+    producer
+        .client()
+        .fetch_metadata(Some(topic), Duration::from_secs(30))?;
+    let offered = paced_send(&producer, topic, rate_bps, record_size, duration)?;
+    producer.flush(Duration::from_secs(60))?;
+    let ctx = producer.context();
+    if ctx.failed.load(Ordering::Relaxed) > 0 {
+        bail!(
+            "records to {topic} failed: {}",
+            ctx.first_error
+                .lock()
+                .expect("e")
+                .clone()
+                .unwrap_or_default()
+        );
+    }
+    let h = ctx.latency.as_ref().expect("latency").lock().expect("h");
+    Ok(latency_of(&h, offered))
+}
+
+/// End-to-end latency at a fixed rate: from the produce call to the consumer's receipt,
+/// linger.ms=0, one partition. The first 10% of the run is warm-up and not recorded.
+pub fn end_to_end_latency(
+    bootstrap: &str,
+    settings: &ClientSettings,
+    topic: &str,
+    rate_bps: f64,
+    record_size: usize,
+    duration: Duration,
+) -> Result<Latency> {
+    let c = consumer(bootstrap, settings, topic, 1)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let warm_until = now_ns() + (duration.as_nanos() as u64) / 10;
+    let reader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || -> Result<(Histogram<u64>, u64)> {
+            let mut h = new_histogram();
+            let mut n = 0u64;
+            let mut drain_deadline: Option<Instant> = None;
+            loop {
+                if stop.load(Ordering::Relaxed) {
+                    let d = *drain_deadline
+                        .get_or_insert_with(|| Instant::now() + Duration::from_secs(5));
+                    if Instant::now() > d {
+                        break;
+                    }
+                }
+                match c.poll(Duration::from_millis(50)) {
+                    Some(Ok(m)) => {
+                        let now = now_ns();
+                        n += 1;
+                        if let Some(sent) = m
+                            .payload()
+                            .and_then(|p| p.get(..8))
+                            .and_then(|b| b.try_into().ok())
+                        {
+                            let sent = u64::from_le_bytes(sent);
+                            if sent >= warm_until {
+                                let _ = h.record(now.saturating_sub(sent).max(1));
+                            }
+                        }
+                    }
+                    Some(Err(e)) => return Err(anyhow!("consume: {e}")),
+                    None => {
+                        if drain_deadline.is_some() {
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok((h, n))
+        })
+    };
+    // Let the consumer connect and position itself before load starts.
+    std::thread::sleep(Duration::from_millis(1000));
+    let ctx = CountingContext::default();
+    let producer: ThreadedProducer<CountingContext> =
+        config(bootstrap, &settings.latency_producer).create_with_context(ctx)?;
+    producer
+        .client()
+        .fetch_metadata(Some(topic), Duration::from_secs(30))?;
+    let offered = paced_send(&producer, topic, rate_bps, record_size, duration)?;
+    producer.flush(Duration::from_secs(60))?;
+    stop.store(true, Ordering::Relaxed);
+    let (h, received) = reader
+        .join()
+        .map_err(|_| anyhow!("consumer thread panicked"))??;
+    let delivered = producer.context().delivered.load(Ordering::Relaxed);
+    if received < delivered {
+        bail!("end-to-end: consumer received {received} of {delivered} records");
+    }
+    Ok(latency_of(&h, offered))
+}
+
+/// A reader that consumes `topic` from the beginning until stopped; returns bytes read.
+pub struct BackgroundReader {
+    stop: Arc<AtomicBool>,
+    bytes: Arc<AtomicU64>,
+    handle: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl BackgroundReader {
+    pub fn start(
+        bootstrap: &str,
+        settings: &ClientSettings,
+        topic: &str,
+        partitions: i32,
+    ) -> Result<BackgroundReader> {
+        let c = consumer(bootstrap, settings, topic, partitions)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let bytes = Arc::new(AtomicU64::new(0));
+        let (s, b) = (stop.clone(), bytes.clone());
+        let handle = std::thread::spawn(move || -> Result<()> {
+            while !s.load(Ordering::Relaxed) {
+                match c.poll(Duration::from_millis(50)) {
+                    Some(Ok(m)) => {
+                        b.fetch_add(m.payload_len() as u64, Ordering::Relaxed);
+                    }
+                    Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+                    Some(Err(e)) => return Err(anyhow!("background reader: {e}")),
+                }
+            }
+            Ok(())
+        });
+        Ok(BackgroundReader {
+            stop,
+            bytes,
+            handle: Some(handle),
+        })
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn stop(mut self) -> Result<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            h.join().map_err(|_| anyhow!("reader panicked"))??;
+        }
+        Ok(self.bytes())
+    }
+}
+
+impl Drop for BackgroundReader {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}

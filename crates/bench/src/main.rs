@@ -1,0 +1,203 @@
+//! `sluice-bench`: the benchmark harness that runs the same librdkafka workloads against
+//! Sluice, the reference Apache Kafka and a bench-only sink broker (the client's own
+//! ceiling) in one run, alongside loopback and disk ceilings, and reports medians,
+//! spreads, ratios and fractions of ceilings (terminal table, JSON, Markdown).
+//!
+//! `scripts/bench [--quick|--full]` builds everything and calls `sluice-bench run`.
+//! Subcommands:
+//! - `sluice-bench sink [--listen 127.0.0.1:0]`: the sink broker (prints
+//!   `listening on PLAINTEXT://host:port`).
+//! - `sluice-bench run --quick|--full ...`: the whole benchmark.
+//! - `sluice-bench ceilings --dir DIR`: only the loopback and disk ceilings.
+
+mod brokers;
+mod ceilings;
+mod evict;
+mod load;
+mod procstat;
+mod report;
+mod run;
+mod sink;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use brokers::Target;
+
+#[derive(Parser)]
+#[command(
+    name = "sluice-bench",
+    about = "Sluice vs Apache Kafka benchmark harness"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the bench-only sink broker (acknowledges produce requests and discards them).
+    Sink {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
+    /// Measure the loopback TCP and disk write ceilings only.
+    Ceilings {
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 256)]
+        mib: u64,
+    },
+    /// Run the benchmark.
+    Run {
+        /// Small sizes, one repetition: proves the harness works (≤ 2 minutes).
+        #[arg(long, conflicts_with = "full")]
+        quick: bool,
+        /// Full sizes, three repetitions (≈ 20 minutes).
+        #[arg(long)]
+        full: bool,
+        /// Override the number of repetitions.
+        #[arg(long)]
+        reps: Option<usize>,
+        /// The release `sluice` binary.
+        #[arg(long)]
+        sluice_bin: Option<PathBuf>,
+        /// `clients/reference-kafka` (start/stop DIR).
+        #[arg(long)]
+        kafka_script: Option<PathBuf>,
+        /// Raw run directories (broker data and logs).
+        #[arg(long, default_value = "bench/runs")]
+        work_dir: PathBuf,
+        /// Where results go (results-*.json, latest.json, latest.md).
+        #[arg(long, default_value = "bench")]
+        out_dir: PathBuf,
+        /// Comma-separated: sluice,kafka,sink.
+        #[arg(long, default_value = "sluice,kafka,sink")]
+        targets: String,
+        /// Splice the Markdown section into this file (BENCHMARKS.md).
+        #[arg(long)]
+        update_benchmarks: Option<PathBuf>,
+        /// The command line to print in the report.
+        #[arg(long, default_value = "scripts/bench")]
+        command: String,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Sink { listen } => {
+            let s = sink::Sink::start(&listen)?;
+            println!("listening on PLAINTEXT://{}", s.addr());
+            loop {
+                std::thread::park();
+            }
+        }
+        Cmd::Ceilings { dir, mib } => {
+            let bytes = mib << 20;
+            println!(
+                "loopback TCP: {:.0} MB/s",
+                ceilings::loopback_mbps(bytes * 4)?
+            );
+            println!(
+                "disk buffered+fdatasync: {:.0} MB/s",
+                ceilings::disk_write_buffered_mbps(&dir, bytes)?
+            );
+            match ceilings::disk_write_direct_mbps(&dir, bytes)? {
+                Some(d) => println!("disk O_DIRECT 1 MiB: {d:.0} MB/s"),
+                None => println!("disk O_DIRECT: not supported here"),
+            }
+            Ok(())
+        }
+        Cmd::Run {
+            quick,
+            full,
+            reps,
+            sluice_bin,
+            kafka_script,
+            work_dir,
+            out_dir,
+            targets,
+            update_benchmarks,
+            command,
+        } => {
+            let mut plan = if full {
+                run::Plan::full()
+            } else {
+                run::Plan::quick()
+            };
+            let _ = quick;
+            if let Some(r) = reps {
+                plan.reps = r.max(1);
+            }
+            let mut tg = Vec::new();
+            for t in targets.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                tg.push(match t {
+                    "sluice" => Target::Sluice,
+                    "kafka" => Target::Kafka,
+                    "sink" => Target::Sink,
+                    other => bail!("unknown target {other:?} (sluice, kafka, sink)"),
+                });
+            }
+            let opts = run::RunOptions {
+                plan,
+                sluice_bin,
+                kafka_script,
+                work_dir,
+                out_dir: out_dir.clone(),
+                targets: tg,
+                command,
+            };
+            let report = run::run(&opts)?;
+            println!();
+            for l in report::table_lines(&report.summary, false) {
+                println!("{l}");
+            }
+            if !report.failures.is_empty() {
+                println!("\nFailed scenarios:");
+                for f in &report.failures {
+                    println!(
+                        "  {} rep {} {}: {}",
+                        f.target.name(),
+                        f.rep + 1,
+                        f.scenario,
+                        f.error
+                    );
+                }
+            }
+            println!(
+                "\n{} of the measurements were noisy (other processes > {} cores; marked !).",
+                report.noisy_samples,
+                report::NOISY_OTHER_CORES
+            );
+            let json = serde_json::to_string_pretty(&report)?;
+            let stamp = report.machine.date_utc.replace([' ', ':'], "-");
+            let path = out_dir.join(format!(
+                "results-{}-{}.json",
+                report.plan.mode,
+                stamp.trim_end_matches("-UTC")
+            ));
+            std::fs::write(&path, &json).with_context(|| format!("write {path:?}"))?;
+            std::fs::write(
+                out_dir.join(format!("latest-{}.json", report.plan.mode)),
+                &json,
+            )?;
+            let md = run::markdown(&report);
+            std::fs::write(out_dir.join(format!("latest-{}.md", report.plan.mode)), &md)?;
+            println!(
+                "results: {} (and {}/latest-{}.json, .md)",
+                path.display(),
+                out_dir.display(),
+                report.plan.mode
+            );
+            if let Some(doc) = update_benchmarks {
+                let old = std::fs::read_to_string(&doc).unwrap_or_else(|_| "# Benchmarks\n".into());
+                std::fs::write(&doc, run::splice_section(&old, &md))?;
+                println!("updated {}", doc.display());
+            }
+            Ok(())
+        }
+    }
+}
