@@ -234,7 +234,7 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
             s.partitions.clone()
         }
     };
-    let wanted: Vec<Wanted> = to_read
+    let mut wanted: Vec<Wanted> = to_read
         .into_iter()
         .map(|c| {
             let (name, unknown_code) = if uses_topic_ids {
@@ -282,7 +282,23 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
             .iter()
             .filter_map(|w| w.target.as_ref().ok().map(|p| p.subscribe()))
             .collect();
-        let round = read_all(&wanted, max_bytes, read_committed);
+        // Index lookups and batch-header reads can fault on cold pages:
+        // keep them off the network threads too.
+        let read = tokio::task::spawn_blocking(move || {
+            let round = read_all(&wanted, max_bytes, read_committed);
+            (wanted, round)
+        })
+        .await;
+        let round = match read {
+            Ok((back, round)) => {
+                wanted = back;
+                round
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "fetch read task failed");
+                return error_plan(ResponseError::UnknownServerError.code());
+            }
+        };
         let done = round.bytes >= min_bytes
             || round.has_error
             || wanted.is_empty()
