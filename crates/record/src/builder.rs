@@ -72,11 +72,13 @@ impl BatchBuilder {
 
     /// The offset of the first record (a producer sends 0; the broker
     /// rewrites it). Set it before appending with absolute offsets.
+    #[must_use]
     pub fn base_offset(mut self, offset: Offset) -> Self {
         self.base_offset = offset;
         self
     }
 
+    #[must_use]
     pub fn partition_leader_epoch(mut self, epoch: LeaderEpoch) -> Self {
         self.partition_leader_epoch = epoch;
         self
@@ -84,6 +86,7 @@ impl BatchBuilder {
 
     /// Idempotent-producer fields: producer id, epoch and the sequence
     /// number of the first record.
+    #[must_use]
     pub fn producer(mut self, id: ProducerId, epoch: ProducerEpoch, base_sequence: i32) -> Self {
         self.producer_id = id;
         self.producer_epoch = epoch;
@@ -91,12 +94,14 @@ impl BatchBuilder {
         self
     }
 
+    #[must_use]
     pub fn transactional(mut self, transactional: bool) -> Self {
         self.transactional = transactional;
         self
     }
 
     /// Marks the batch as a control batch (transaction markers).
+    #[must_use]
     pub fn control(mut self, control: bool) -> Self {
         self.control = control;
         self
@@ -104,6 +109,7 @@ impl BatchBuilder {
 
     /// Makes it a LogAppendTime batch stamped `now`: readers see `now` as
     /// every record's timestamp, as Kafka's broker writes such batches.
+    #[must_use]
     pub fn log_append_time(mut self, now: Timestamp) -> Self {
         self.log_append_time = Some(now);
         self
@@ -112,6 +118,7 @@ impl BatchBuilder {
     /// Keeps the batch's offset range ending at `last` even when its last
     /// records were removed, as Kafka's log cleaner does so that producer
     /// sequence numbers stay consistent. Ignored if a record lies beyond.
+    #[must_use]
     pub fn last_offset(mut self, last: Offset) -> Self {
         self.last_offset_override = Some(last);
         self
@@ -133,7 +140,8 @@ impl BatchBuilder {
         BATCH_HEADER_SIZE + self.records.len()
     }
 
-    /// Bytes `append` would add for this record (before compression).
+    /// Bytes `append` would add for this record before compression,
+    /// counting a zero timestamp delta (other deltas add up to 9 bytes).
     pub fn record_size(
         &self,
         key: Option<&[u8]>,

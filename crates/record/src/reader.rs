@@ -21,7 +21,9 @@ impl<'a> BatchReader<'a> {
     /// ([`BatchHeader::validate_stored`]: CRC included, compaction gaps
     /// allowed) and decompresses its records section, failing with
     /// [`RecordError::Decompression`] if that would produce more than
-    /// `max_decompressed` bytes. Bytes after the batch are ignored.
+    /// `max_decompressed` bytes. An uncompressed batch is borrowed as it is
+    /// (the limit does not apply: its bytes are already in memory). Bytes
+    /// after the batch are ignored.
     pub fn new(batch: &'a [u8], max_decompressed: usize) -> Result<Self, RecordError> {
         let header = BatchHeader::validate_stored(batch)?;
         let section = &batch[BATCH_HEADER_SIZE..header.size()];
