@@ -45,6 +45,14 @@ pub struct TopicMetadata {
 }
 
 impl TopicMetadata {
+    /// Kafka's internal topics (`__consumer_offsets`, `__transaction_state`).
+    pub fn is_internal(&self) -> bool {
+        matches!(
+            self.name.as_str(),
+            "__consumer_offsets" | "__transaction_state"
+        )
+    }
+
     pub fn topic_partitions(&self) -> impl Iterator<Item = TopicPartition> + '_ {
         (0..self.partitions).map(|p| TopicPartition::new(self.name.clone(), p))
     }

@@ -592,3 +592,34 @@ fn altered_topic_config_applies_to_the_live_log_and_after_restart() {
         "{err}"
     );
 }
+
+#[test]
+fn describe_topic_partitions_lists_all_topics_and_marks_internal_ones() {
+    let sluice = start(&[]);
+    let mut c = RawClient::connect(sluice.bootstrap());
+    create(&mut c, vec![topic("user", 2, 1, &[])], false);
+    let resp = c.send(0, &DescribeTopicPartitionsRequest::default());
+    let user = resp
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some("user"))
+        .expect("user topic listed");
+    assert!(!user.is_internal);
+    assert_eq!(user.partitions.len(), 2);
+    // the group coordinator's offsets topic exists from the start
+    let offsets = resp
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some("__consumer_offsets"))
+        .expect("__consumer_offsets listed");
+    assert!(offsets.is_internal);
+    // sorted by name, as Kafka pages them
+    let names: Vec<String> = resp
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+}

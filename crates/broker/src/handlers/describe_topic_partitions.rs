@@ -103,7 +103,7 @@ pub async fn handle(
                 .with_error_code(0)
                 .with_name(Some(topic_name.clone()))
                 .with_topic_id(meta.topic_id)
-                .with_is_internal(false)
+                .with_is_internal(meta.is_internal())
                 .with_partitions(partitions)
                 .with_topic_authorized_operations(TOPIC_OPERATIONS),
         );
