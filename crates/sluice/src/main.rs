@@ -3,6 +3,8 @@
 //! `kafka-server-start.sh` does. Later subcommands (topic, produce, consume,
 //! group, cluster) hang off the same command line.
 
+mod cli;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -24,12 +26,27 @@ struct Cli {
     /// With no subcommand, `sluice` serves: `sluice --override k=v` = `sluice serve --override k=v`.
     #[command(flatten)]
     serve: ServeArgs,
+    #[command(flatten)]
+    log: cli::LogArgs,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the broker (the default when no subcommand is given).
     Serve(ServeArgs),
+    /// Create, list, describe, reconfigure and delete topics.
+    Topic(cli::topic::TopicArgs),
+    /// Produce records from stdin lines or a file.
+    Produce(cli::produce::ProduceArgs),
+    /// Consume records and print them (kcat-like --format).
+    Consume(cli::consume::ConsumeArgs),
+    /// List, describe (with lag), reset offsets of and delete consumer groups.
+    Group(cli::group::GroupArgs),
+    /// Cluster-wide information.
+    Cluster(cli::cluster::ClusterArgs),
+    /// Configuration reference (`sluice config docs` prints docs/configuration.md).
+    #[command(hide = true)]
+    Config(cli::config_docs::ConfigArgs),
 }
 
 #[derive(Args, Debug)]
@@ -43,31 +60,31 @@ struct ServeArgs {
 }
 
 fn main() -> std::process::ExitCode {
-    init_tracing();
     let cli = Cli::parse();
-    let result = match cli.command.unwrap_or(Command::Serve(cli.serve)) {
+    let command = cli.command.unwrap_or(Command::Serve(cli.serve));
+    // The broker logs at info by default; client subcommands only warn.
+    let default_level = if matches!(command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    cli.log.init(default_level);
+    let result = match command {
         Command::Serve(args) => serve(args),
+        Command::Topic(args) => cli::topic::run(args),
+        Command::Produce(args) => cli::produce::run(args),
+        Command::Consume(args) => cli::consume::run(args),
+        Command::Group(args) => cli::group::run(args),
+        Command::Cluster(args) => cli::cluster::run(args),
+        Command::Config(args) => cli::config_docs::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(cli::exit_code(&e))
         }
     }
-}
-
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("SLUICE_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

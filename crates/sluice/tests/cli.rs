@@ -1,0 +1,475 @@
+//! The `sluice` client subcommands end to end, as a script would use them:
+//! against a running Sluice and against the reference Apache Kafka (the
+//! tool must not depend on which broker it talks to). Also checks that
+//! docs/configuration.md is the one generated from the config table.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+
+use sluice_testkit::{ReferenceKafka, SluiceProcess};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+
+/// Runs `sluice ARGS` with `stdin`, returning its output.
+fn sluice(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sluice");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(input).expect("write stdin");
+    }
+    child.wait_with_output().expect("wait for sluice")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs and requires exit 0; returns stdout.
+fn ok(args: &[&str], stdin: Option<&[u8]>) -> String {
+    let out = sluice(args, stdin);
+    assert!(
+        out.status.success(),
+        "sluice {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+const RECORDS: usize = 10_000;
+
+fn input() -> Vec<u8> {
+    let mut s = String::new();
+    for i in 0..RECORDS {
+        s.push_str(&format!("user-{}:value {i}\n", i % 97));
+    }
+    s.into_bytes()
+}
+
+/// The high watermark column of `topic describe`, per partition.
+fn high_watermarks(describe: &str) -> BTreeMap<i32, i64> {
+    let mut out = BTreeMap::new();
+    let mut in_table = false;
+    for line in describe.lines() {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.first() == Some(&"PARTITION") {
+            in_table = true;
+            continue;
+        }
+        if in_table {
+            if cols.len() < 6 {
+                break;
+            }
+            out.insert(cols[0].parse().unwrap(), cols[5].parse().unwrap());
+        }
+    }
+    out
+}
+
+/// The scripted session shared by the Sluice and the reference Kafka runs.
+fn session(b: &str, topic: &str) {
+    // create, with a topic config
+    let created = ok(
+        &[
+            "topic",
+            "create",
+            "-b",
+            b,
+            topic,
+            "--partitions",
+            "3",
+            "--config",
+            "retention.ms=3600000",
+        ],
+        None,
+    );
+    assert_eq!(created.trim(), format!("created topic {topic}"));
+    let list = ok(&["topic", "list", "-b", b], None);
+    assert!(
+        list.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == [topic, "3", "1"]),
+        "topic list:\n{list}"
+    );
+
+    // produce 10,000 keyed records with headers
+    let out = sluice(
+        &[
+            "produce",
+            "-b",
+            b,
+            topic,
+            "--key-separator",
+            ":",
+            "--header",
+            "source=cli",
+            "--header",
+            "run=1",
+            "--compression",
+            "lz4",
+        ],
+        Some(&input()),
+    );
+    assert!(
+        out.status.success(),
+        "produce failed: {}",
+        text(&out.stderr)
+    );
+    let summary = text(&out.stderr);
+    assert!(
+        summary.contains(&format!("produced {RECORDS} records")),
+        "summary: {summary}"
+    );
+    assert!(summary.contains("records/s"), "summary: {summary}");
+
+    // consume them back with a format string
+    let printed = ok(
+        &[
+            "consume",
+            "-b",
+            b,
+            topic,
+            "--from-beginning",
+            "--exit-at-end",
+            "--format",
+            "%t|%p|%o|%k|%v|%h\\n",
+        ],
+        None,
+    );
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), RECORDS, "consumed lines");
+    let mut values = BTreeSet::new();
+    let mut partition_of_key: BTreeMap<String, i32> = BTreeMap::new();
+    let mut offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for line in &lines {
+        let f: Vec<&str> = line.split('|').collect();
+        assert_eq!(f.len(), 6, "line {line:?}");
+        assert_eq!(f[0], topic);
+        let p: i32 = f[1].parse().unwrap();
+        let o: i64 = f[2].parse().unwrap();
+        let i: usize = f[4].strip_prefix("value ").expect("value").parse().unwrap();
+        assert_eq!(f[3], format!("user-{}", i % 97), "key of {line:?}");
+        assert_eq!(f[5], "source=cli,run=1", "headers of {line:?}");
+        assert!(values.insert(i), "duplicate {line:?}");
+        // the same key always lands in the same partition
+        assert_eq!(
+            *partition_of_key.entry(f[3].to_string()).or_insert(p),
+            p,
+            "{line:?}"
+        );
+        offsets.entry(p).or_default().push(o);
+    }
+    assert_eq!(values.len(), RECORDS);
+    for (p, offs) in &offsets {
+        let want: Vec<i64> = (0..offs.len() as i64).collect();
+        assert_eq!(offs, &want, "partition {p} offsets are 0..n in order");
+    }
+
+    // --count and --offset on one partition
+    let (&p0, offs) = offsets.iter().next().unwrap();
+    let tail = ok(
+        &[
+            "consume",
+            "-b",
+            b,
+            topic,
+            "-p",
+            &p0.to_string(),
+            "--offset",
+            "2",
+            "--count",
+            "3",
+            "--format",
+            "%o\\n",
+        ],
+        None,
+    );
+    assert_eq!(tail, "2\n3\n4\n", "offsets {offs:?}");
+
+    // describe shows partitions and high watermarks adding up
+    let describe = ok(&["topic", "describe", "-b", b, topic], None);
+    let hw = high_watermarks(&describe);
+    assert_eq!(hw.len(), 3, "{describe}");
+    for (p, offs) in &offsets {
+        assert_eq!(hw[p], offs.len() as i64, "{describe}");
+    }
+    assert!(
+        describe.contains(&format!("RECORDS     {RECORDS}")),
+        "{describe}"
+    );
+    assert!(describe.contains("retention.ms=3600000"), "{describe}");
+
+    // alter-config keeps the other override
+    ok(
+        &[
+            "topic",
+            "alter-config",
+            "-b",
+            b,
+            topic,
+            "--config",
+            "retention.bytes=1073741824",
+        ],
+        None,
+    );
+    let describe = ok(&["topic", "describe", "-b", b, topic], None);
+    assert!(describe.contains("retention.ms=3600000"), "{describe}");
+    assert!(
+        describe.contains("retention.bytes=1073741824"),
+        "{describe}"
+    );
+
+    // an invalid topic name is refused with a clear message and exit 1
+    let bad = sluice(&["topic", "create", "-b", b, "no spaces allowed!"], None);
+    assert_eq!(bad.status.code(), Some(1), "stderr: {}", text(&bad.stderr));
+    let err = text(&bad.stderr);
+    assert!(
+        err.contains("cannot create topic \"no spaces allowed!\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("Invalid topic") && err.contains("[a-zA-Z0-9._-]"),
+        "{err}"
+    );
+
+    // a second create of the same topic fails
+    let again = sluice(&["topic", "create", "-b", b, topic], None);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stderr).contains("already exists"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    // delete
+    let deleted = ok(&["topic", "delete", "-b", b, topic], None);
+    assert_eq!(deleted.trim(), format!("deleted topic {topic}"));
+    let gone = sluice(&["topic", "describe", "-b", b, topic], None);
+    assert_eq!(
+        gone.status.code(),
+        Some(1),
+        "describe after delete: {}",
+        text(&gone.stdout)
+    );
+    let list = ok(&["topic", "list", "-b", b], None);
+    assert!(
+        !list
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(topic)),
+        "{list}"
+    );
+}
+
+/// Consumer group commands: consume part of a topic in a group, describe the
+/// lag, reset offsets, delete the group.
+fn group_session(b: &str, topic: &str, group: &str) {
+    ok(
+        &["topic", "create", "-b", b, topic, "--partitions", "2"],
+        None,
+    );
+    let lines: String = (0..1000).map(|i| format!("k{i}:v{i}\n")).collect();
+    ok(
+        &["produce", "-b", b, topic, "--key-separator", ":"],
+        Some(lines.as_bytes()),
+    );
+
+    // read 600 in the group; the offsets of what was printed are committed
+    let got = ok(
+        &[
+            "consume", "-b", b, topic, "--group", group, "--count", "600", "--format", "%v\\n",
+        ],
+        None,
+    );
+    assert_eq!(got.lines().count(), 600);
+    let describe = ok(&["group", "describe", "-b", b, group], None);
+    assert!(describe.contains("TOTAL-LAG 400"), "{describe}");
+    assert!(describe.lines().any(|l| l.starts_with(topic)), "{describe}");
+
+    // continue in the group: exactly the 400 not yet printed
+    let rest = ok(
+        &[
+            "consume",
+            "-b",
+            b,
+            topic,
+            "--group",
+            group,
+            "--exit-at-end",
+            "--format",
+            "%v\\n",
+        ],
+        None,
+    );
+    let mut all: BTreeSet<&str> = got.lines().collect();
+    for v in rest.lines() {
+        assert!(all.insert(v), "record {v} delivered twice to the group");
+    }
+    assert_eq!(all.len(), 1000);
+    let describe = ok(&["group", "describe", "-b", b, group], None);
+    assert!(describe.contains("TOTAL-LAG 0"), "{describe}");
+
+    let list = ok(&["group", "list", "-b", b], None);
+    assert!(
+        list.lines()
+            .any(|l| l.split_whitespace().next() == Some(group)),
+        "{list}"
+    );
+
+    // reset to the beginning: the whole topic is lag again
+    let reset = ok(
+        &[
+            "group",
+            "reset-offsets",
+            "-b",
+            b,
+            group,
+            "--topic",
+            topic,
+            "--to-earliest",
+        ],
+        None,
+    );
+    assert!(reset.contains("NEW-OFFSET"), "{reset}");
+    let describe = ok(&["group", "describe", "-b", b, group], None);
+    assert!(describe.contains("TOTAL-LAG 1000"), "{describe}");
+
+    let deleted = ok(&["group", "delete", "-b", b, group], None);
+    assert_eq!(deleted.trim(), format!("deleted group {group}"));
+    let gone = sluice(&["group", "describe", "-b", b, group], None);
+    assert_eq!(gone.status.code(), Some(1), "{}", text(&gone.stdout));
+    ok(&["topic", "delete", "-b", b, topic], None);
+}
+
+fn supports_groups(b: &str) -> bool {
+    let info = ok(&["cluster", "info", "-b", b, "--versions"], None);
+    info.contains("JoinGroup") && info.contains("OffsetCommit")
+}
+
+#[test]
+fn scripted_session_against_sluice() {
+    let broker = SluiceProcess::start(BIN, &[]).expect("start sluice");
+    let b = broker.bootstrap().to_string();
+    session(&b, "cli-orders");
+
+    let info = ok(&["cluster", "info", "-b", &b], None);
+    assert!(info.contains("CONTROLLER  1"), "{info}");
+    assert!(
+        info.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["1", "127.0.0.1", b.rsplit(':').next().unwrap()]),
+        "{info}"
+    );
+
+    if supports_groups(&b) {
+        group_session(&b, "cli-grouped", "cli-group");
+    } else {
+        eprintln!(
+            "group commands skipped against Sluice: the broker does not offer the group APIs yet"
+        );
+    }
+}
+
+#[test]
+fn unreachable_cluster_exits_3() {
+    // A port nothing listens on: bind one, then close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let out = sluice(&["topic", "list", "-b", &addr, "--timeout", "2"], None);
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("cannot reach the cluster at {addr}")),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_works() {
+    let out = sluice(&["consume"], None);
+    assert_eq!(out.status.code(), Some(2));
+    for sub in [
+        &["topic", "create"][..],
+        &["produce"],
+        &["consume"],
+        &["group", "describe"],
+        &["cluster", "info"],
+    ] {
+        let mut args = sub.to_vec();
+        args.push("--help");
+        let help = ok(&args, None);
+        assert!(help.contains("--brokers"), "{args:?}: {help}");
+    }
+    let bad_format = sluice(
+        &["consume", "-b", "127.0.0.1:1", "t", "--format", "%q"],
+        None,
+    );
+    assert_eq!(bad_format.status.code(), Some(1));
+    assert!(text(&bad_format.stderr).contains("unknown format token %q"));
+}
+
+#[test]
+fn configuration_docs_are_current() {
+    let generated = ok(&["config", "docs"], None);
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        generated == committed,
+        "docs/configuration.md is stale; regenerate it: cargo run -p sluice -- config docs > docs/configuration.md"
+    );
+    // every key of the table is documented
+    for key in [
+        "log.retention.hours",
+        "retention.ms",
+        "sluice.max.open.segment.files",
+    ] {
+        assert!(generated.contains(&format!("| `{key}` |")), "{key} missing");
+    }
+}
+
+#[test]
+fn json_logs() {
+    let broker =
+        SluiceProcess::start_with_args(BIN, &["--log-format", "json", "--log-level", "info"], &[])
+            .expect("start sluice with JSON logs");
+    let out = broker.output();
+    let json_lines: Vec<&str> = out.lines().filter(|l| l.starts_with('{')).collect();
+    assert!(!json_lines.is_empty(), "no JSON log line in:\n{out}");
+    for l in &json_lines {
+        assert!(l.ends_with('}') && l.contains("\"level\":\"INFO\""), "{l}");
+    }
+    assert!(json_lines.iter().any(|l| l.contains("listening")), "{out}");
+}
+
+/// The same session against Apache Kafka: the tool speaks only the Kafka
+/// protocol, so it must behave the same.
+#[test]
+fn scripted_session_against_reference_kafka() {
+    let kafka = match ReferenceKafka::start() {
+        Ok(Some(k)) => k,
+        Ok(None) if std::env::var_os("SLUICE_REQUIRE_CLIENTS").is_none() => {
+            eprintln!("skipped: reference Kafka not available (jars or java missing)");
+            return;
+        }
+        Ok(None) => panic!("SLUICE_REQUIRE_CLIENTS=1 but the reference Kafka is not available"),
+        Err(e) => panic!("reference Kafka failed to start: {e}"),
+    };
+    let b = kafka.bootstrap();
+    session(&b, "cli-orders");
+    group_session(&b, "cli-grouped", "cli-group");
+    kafka.stop();
+}
