@@ -254,6 +254,25 @@ async fn produce_errors_are_reported_per_partition() {
     assert_eq!(p.error_code, 2); // CORRUPT_MESSAGE
     assert_eq!(p.base_offset, -1);
 
+    // A timestamp two hours ahead (message.timestamp.after.max.ms is 1 h).
+    let p = produce(&mut c, 9, "t", 0, batch(&[b"future"], 7_200_000), -1).await;
+    assert_eq!(p.error_code, 32); // INVALID_TIMESTAMP
+
+    // A batch over the topic's max.message.bytes.
+    let ctx = b.broker.context().clone();
+    tokio::task::spawn_blocking(move || {
+        let configs: BTreeMap<String, String> =
+            [("max.message.bytes".to_string(), "200".to_string())].into();
+        ctx.metadata.create_topic(&ctx, "small", 1, 1, configs)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let p = produce(&mut c, 9, "small", 0, batch(&[&[7u8; 500]], 0), -1).await;
+    assert_eq!(p.error_code, 10); // MESSAGE_TOO_LARGE
+    let p = produce(&mut c, 9, "small", 0, batch(&[b"fits"], 0), -1).await;
+    assert_eq!(p.error_code, 0);
+
     // Nothing of the rejected requests was written.
     let p = produce(&mut c, 9, "t", 0, batch(&[b"ok"], 1_000), -1).await;
     assert_eq!((p.error_code, p.base_offset), (0, 0));
