@@ -147,12 +147,6 @@ async fn by_name(
     }
 }
 
-/// Kafka's internal topics (Metadata marks them; clients skip them in
-/// pattern subscriptions).
-fn is_internal_topic(name: &str) -> bool {
-    matches!(name, "__consumer_offsets" | "__transaction_state")
-}
-
 fn topic_response(t: &TopicMetadata, node_id: i32, include_ops: bool) -> MetadataResponseTopic {
     let partitions = (0..t.partitions)
         .map(|p| {
@@ -170,7 +164,7 @@ fn topic_response(t: &TopicMetadata, node_id: i32, include_ops: bool) -> Metadat
         .with_error_code(0)
         .with_name(Some(TopicName(StrBytes::from_string(t.name.clone()))))
         .with_topic_id(t.topic_id)
-        .with_is_internal(is_internal_topic(&t.name))
+        .with_is_internal(t.is_internal())
         .with_partitions(partitions)
         .with_topic_authorized_operations(if include_ops {
             TOPIC_OPERATIONS
