@@ -330,3 +330,169 @@ fn offsets_per_group_are_independent() {
         assert_eq!(committed(&mut client, g, "shared"), (off, g.to_string()));
     }
 }
+
+/// Counts rebalance callbacks of one consumer.
+struct RebalanceCounter(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl rdkafka::ClientContext for RebalanceCounter {}
+
+impl rdkafka::consumer::ConsumerContext for RebalanceCounter {
+    fn pre_rebalance(
+        &self,
+        _consumer: &BaseConsumer<Self>,
+        _rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn static_consumer(
+    bootstrap: &str,
+    instance: &str,
+) -> (
+    BaseConsumer<RebalanceCounter>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "g-static")
+        .set("group.instance.id", instance)
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "30000")
+        .set("heartbeat.interval.ms", "500")
+        .set("partition.assignment.strategy", "range")
+        .create_with_context(RebalanceCounter(count.clone()))
+        .expect("static consumer");
+    (c, count)
+}
+
+fn static_assignment(c: &BaseConsumer<RebalanceCounter>) -> BTreeSet<i32> {
+    c.assignment()
+        .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn static_member_restart_rejoins_without_a_rebalance() {
+    let broker = start(OVERRIDES);
+    let b = broker.bootstrap().to_string();
+    create_topic(&b, "static", 4);
+    let (s1, s1_rebalances) = static_consumer(&b, "inst-1");
+    let (s2, _) = static_consumer(&b, "inst-2");
+    s1.subscribe(&["static"]).unwrap();
+    s2.subscribe(&["static"]).unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    let (a1, a2) = loop {
+        let _ = s1.poll(Duration::from_millis(50));
+        let _ = s2.poll(Duration::from_millis(50));
+        let (a1, a2) = (static_assignment(&s1), static_assignment(&s2));
+        if a1.len() == 2 && a2.len() == 2 && a1.is_disjoint(&a2) {
+            break (a1, a2);
+        }
+        assert!(Instant::now() < deadline, "no cover: {a1:?} {a2:?}");
+    };
+    // Let s1 settle, then remember how many rebalances it has seen.
+    for _ in 0..10 {
+        let _ = s1.poll(Duration::from_millis(50));
+    }
+    let before = s1_rebalances.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        before >= 1,
+        "the initial assignment is a rebalance callback too"
+    );
+
+    // inst-2 restarts: a static member's close sends no LeaveGroup, and its
+    // new incarnation takes the old one's place and assignment.
+    drop(s2);
+    let (s2b, _) = static_consumer(&b, "inst-2");
+    s2b.subscribe(&["static"]).unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let _ = s1.poll(Duration::from_millis(50));
+        let _ = s2b.poll(Duration::from_millis(50));
+        if static_assignment(&s2b) == a2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "restarted static member never got {a2:?}"
+        );
+    }
+    for _ in 0..20 {
+        let _ = s1.poll(Duration::from_millis(50));
+        let _ = s2b.poll(Duration::from_millis(50));
+    }
+    assert_eq!(static_assignment(&s1), a1);
+    assert_eq!(
+        s1_rebalances.load(std::sync::atomic::Ordering::SeqCst),
+        before,
+        "the other member saw a rebalance"
+    );
+}
+
+#[test]
+fn crashed_member_is_removed_after_its_session_timeout() {
+    let broker = start(&[
+        ("group.initial.rebalance.delay.ms", "200"),
+        ("offsets.topic.num.partitions", "5"),
+        ("group.min.session.timeout.ms", "1000"),
+    ]);
+    let b = broker.bootstrap().to_string();
+    create_topic(&b, "crash", 2);
+    let a = consumer(&b, "g-crash", "alive");
+    a.subscribe(&["crash"]).unwrap();
+    let _ = wait_for_cover(&[&a], 2);
+
+    // A second member joins over a raw connection, syncs, and then goes
+    // silent as a crashed process would (no heartbeats, no LeaveGroup).
+    let b2 = b.clone();
+    let crashed = std::thread::spawn(move || {
+        let mut client = RawClient::connect(&b2);
+        let subscription = bytes::Bytes::from_static(&[
+            0, 0, 0, 0, 0, 1, 0, 5, b'c', b'r', b'a', b's', b'h', 0, 0, 0, 0,
+        ]);
+        let join = client.send(
+            3,
+            &JoinGroupRequest::default()
+                .with_group_id(GroupId(sb("g-crash")))
+                .with_session_timeout_ms(2_000)
+                .with_rebalance_timeout_ms(30_000)
+                .with_member_id(sb(""))
+                .with_protocol_type(sb("consumer"))
+                .with_protocols(vec![JoinGroupRequestProtocol::default()
+                    .with_name(sb("range"))
+                    .with_metadata(subscription)]),
+        );
+        assert_eq!(join.error_code, 0);
+        let sync = client.send(
+            3,
+            &SyncGroupRequest::default()
+                .with_group_id(GroupId(sb("g-crash")))
+                .with_generation_id(join.generation_id)
+                .with_member_id(join.member_id.clone()),
+        );
+        assert_eq!(sync.error_code, 0);
+        client
+    });
+    let deadline = Instant::now() + TIMEOUT;
+    while !crashed.is_finished() {
+        let _ = a.poll(Duration::from_millis(50));
+        assert!(Instant::now() < deadline, "second member never synced");
+    }
+    // Keep the connection open (the process "hangs"), but silent.
+    let _silent = crashed.join().expect("raw member");
+    // The live member had to give up a partition...
+    let deadline = Instant::now() + TIMEOUT;
+    while assignment(&a).len() != 1 {
+        let _ = a.poll(Duration::from_millis(50));
+        assert!(
+            Instant::now() < deadline,
+            "never shared: {:?}",
+            assignment(&a)
+        );
+    }
+    // ...and gets both back once the silent member's session expires.
+    let sets = wait_for_cover(&[&a], 2);
+    assert_eq!(sets[0].len(), 2);
+}
