@@ -513,7 +513,25 @@ impl MetadataStore {
             }
         }
         for t in topics.values() {
-            let log_config = config.topic_log_config(&t.configs)?;
+            let log_config = match config.topic_log_config(&t.configs) {
+                Ok(c) => c,
+                Err(e) => {
+                    // A stored override this build does not accept (e.g. written
+                    // by a newer version): serve the topic without it rather
+                    // than refuse to start.
+                    let valid: BTreeMap<String, String> = t
+                        .configs
+                        .iter()
+                        .filter(|(k, v)| {
+                            let one = BTreeMap::from([((*k).clone(), (*v).clone())]);
+                            config.topic_log_config(&one).is_ok()
+                        })
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    tracing::warn!(topic = %t.name, error = %e, "ignoring stored topic configs this broker does not accept");
+                    config.topic_log_config(&valid)?
+                }
+            };
             for tp in t.topic_partitions() {
                 let log = logs.get_or_create_log(&tp, log_config.clone())?;
                 replicas.add_partition(log);
@@ -1004,6 +1022,35 @@ mod tests {
             );
             // nothing of the failed calls was created
             assert_eq!(m.topics().len(), 1);
+        }
+
+        #[test]
+        fn a_stored_override_this_build_rejects_does_not_prevent_start() {
+            let fs = Arc::new(SimFs::new());
+            let ctx = open(&fs).unwrap();
+            ctx.metadata
+                .create_topic(&ctx, "t", 1, 1, overrides(&[("retention.ms", "1000")]))
+                .unwrap();
+            drop(ctx);
+            // a topics file as a newer version might have written it
+            let path = Path::new("/sim/data").join(TOPICS_FILE);
+            let text = String::from_utf8(fs.contents(&path).unwrap()).unwrap();
+            let text = text.replace(
+                "config retention.ms 1000\n",
+                "config retention.ms 1000\nconfig future.key 1\n",
+            );
+            assert!(text.contains("future.key"), "{text}");
+            fs.set_contents(&path, text.as_bytes());
+            let ctx = open(&fs).unwrap();
+            let p = ctx
+                .replicas
+                .get_partition(&TopicPartition::new("t", 0))
+                .unwrap();
+            assert_eq!(
+                p.log().config().retention_ms,
+                1000,
+                "valid overrides still apply"
+            );
         }
 
         #[test]
