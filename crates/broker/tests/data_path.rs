@@ -254,6 +254,9 @@ async fn produce_errors_are_reported_per_partition() {
     assert_eq!(p.error_code, 2); // CORRUPT_MESSAGE
     assert_eq!(p.base_offset, -1);
 
+    let p = produce(&mut c, 9, "__consumer_offsets", 0, batch(&[b"a"], 0), -1).await;
+    assert_eq!(p.error_code, 17); // INVALID_TOPIC_EXCEPTION: clients cannot write internal topics
+
     // A timestamp two hours ahead (message.timestamp.after.max.ms is 1 h).
     let p = produce(&mut c, 9, "t", 0, batch(&[b"future"], 7_200_000), -1).await;
     assert_eq!(p.error_code, 32); // INVALID_TIMESTAMP

@@ -43,6 +43,9 @@ const INVALID_SESSION_ID: i32 = 0;
 /// Kafka's `FetchMetadata.INITIAL_EPOCH` and `FINAL_EPOCH`.
 const INITIAL_EPOCH: i32 = 0;
 const FINAL_EPOCH: i32 = -1;
+/// Kafka's `fetch.max.bytes` default: the most one Fetch answer carries
+/// (still at least one batch, KIP-74).
+const FETCH_MAX_BYTES: usize = 57_671_680;
 /// The leader epoch of every partition on this single-node broker.
 pub const LEADER_EPOCH: i32 = 0;
 
@@ -269,7 +272,7 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
         .collect();
 
     let read_committed = req.isolation_level == 1;
-    let max_bytes = req.max_bytes.max(0) as usize;
+    let max_bytes = (req.max_bytes.max(0) as usize).min(FETCH_MAX_BYTES);
     let min_bytes = req.min_bytes.max(0) as u64;
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);

@@ -90,6 +90,14 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
                 )));
                 continue;
             }
+            if name.as_deref().is_some_and(is_internal_topic) {
+                // Only the broker itself writes Kafka's internal topics.
+                results.push(Some(PartitionResult::error(
+                    ResponseError::InvalidTopicException.code(),
+                    Some("cannot append to an internal topic".into()),
+                )));
+                continue;
+            }
             let partition = name.as_ref().and_then(|n| {
                 ctx.replicas
                     .get_partition(&TopicPartition::new(n.clone(), pd.index))
@@ -189,6 +197,10 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
             .with_responses(responses)
             .with_throttle_time_ms(0),
     ))
+}
+
+fn is_internal_topic(name: &str) -> bool {
+    matches!(name, "__consumer_offsets" | "__transaction_state")
 }
 
 /// Appends one partition's batches (on a blocking thread), waits for the
