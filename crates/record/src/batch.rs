@@ -243,7 +243,7 @@ impl BatchHeader {
                 available: buf.len(),
             });
         }
-        let computed = crc32c::crc32c(&buf[ATTRIBUTES..size]);
+        let computed = crate::crc::crc32c(&buf[ATTRIBUTES..size]);
         if computed != header.crc {
             return Err(RecordError::CrcMismatch {
                 stored: header.crc,
@@ -375,7 +375,7 @@ pub fn set_log_append_time(batch: &mut [u8], now: Timestamp) {
     batch[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
     batch[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&now.0.to_be_bytes());
     let size = LOG_OVERHEAD + be_i32(batch, BATCH_LENGTH) as usize;
-    let crc = crc32c::crc32c(&batch[ATTRIBUTES..size]);
+    let crc = crate::crc::crc32c(&batch[ATTRIBUTES..size]);
     batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
@@ -506,7 +506,7 @@ mod tests {
         b.extend_from_slice(&100i32.to_be_bytes()); // base sequence
         b.extend_from_slice(&record_count.to_be_bytes());
         b.extend_from_slice(body);
-        let crc = crc32c::crc32c(&b[ATTRIBUTES..]);
+        let crc = crate::crc::crc32c(&b[ATTRIBUTES..]);
         b[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
         b
     }

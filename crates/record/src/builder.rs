@@ -306,7 +306,7 @@ impl BatchBuilder {
         out.extend_from_slice(&self.count.to_be_bytes());
         debug_assert_eq!(out.len(), BATCH_HEADER_SIZE);
         out.extend_from_slice(body);
-        let crc = crc32c::crc32c(&out[CRC_END..]);
+        let crc = crate::crc::crc32c(&out[CRC_END..]);
         out[CRC_START..CRC_END].copy_from_slice(&crc.to_be_bytes());
         Ok(out)
     }

@@ -48,7 +48,7 @@ pub fn record_batch(data: &[u8]) {
         let len = (fixed.len() - 12) as i32;
         fixed[8..12].copy_from_slice(&len.to_be_bytes());
         fixed[16] = 2;
-        let crc = crc32c::crc32c(&fixed[21..]);
+        let crc = crate::crc::crc32c(&fixed[21..]);
         fixed[17..21].copy_from_slice(&crc.to_be_bytes());
         assert!(BatchHeader::parse(&fixed).is_ok());
         read_batch(&fixed);

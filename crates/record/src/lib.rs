@@ -12,6 +12,7 @@
 //! - [`record`]: records inside a batch: zero-copy decoding ([`Record`],
 //!   [`RecordIter`]) with every length bounded by the bytes remaining, and
 //!   owned forms ([`OwnedRecord`]).
+//! - [`crc`]: CRC-32C ([`crc32c`]), SIMD-accelerated.
 //! - [`compression`]: gzip, snappy (xerial-framed and raw), lz4 (frame) and
 //!   zstd, with a hard limit on decompressed output.
 //! - [`builder`]: [`BatchBuilder`] makes valid batches (any codec,
@@ -26,6 +27,7 @@
 pub mod batch;
 pub mod builder;
 pub mod compression;
+pub mod crc;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -40,6 +42,7 @@ pub use batch::{
 };
 pub use builder::BatchBuilder;
 pub use compression::{compress, decompress};
+pub use crc::crc32c;
 pub use error::RecordError;
 pub use reader::{records, BatchReader};
 pub use record::{
