@@ -496,3 +496,40 @@ fn crashed_member_is_removed_after_its_session_timeout() {
     let sets = wait_for_cover(&[&a], 2);
     assert_eq!(sets[0].len(), 2);
 }
+
+#[test]
+fn cooperative_sticky_members_keep_the_partitions_they_keep() {
+    let broker = start(OVERRIDES);
+    let b = broker.bootstrap().to_string();
+    create_topic(&b, "sticky", 6);
+    let mk = |id: &str| -> BaseConsumer {
+        ClientConfig::new()
+            .set("bootstrap.servers", &b)
+            .set("group.id", "g-coop")
+            .set("client.id", id)
+            .set("enable.auto.commit", "false")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "500")
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .create()
+            .expect("consumer")
+    };
+    let (c1, c2, c3) = (mk("c1"), mk("c2"), mk("c3"));
+    for c in [&c1, &c2, &c3] {
+        c.subscribe(&["sticky"]).unwrap();
+    }
+    let before = wait_for_cover(&[&c1, &c2, &c3], 6);
+    let c4 = mk("c4");
+    c4.subscribe(&["sticky"]).unwrap();
+    let after = wait_for_cover(&[&c1, &c2, &c3, &c4], 6);
+    for (old, new) in before.iter().zip(&after) {
+        assert!(
+            new.is_subset(old),
+            "a member gained or swapped partitions: {old:?} -> {new:?}"
+        );
+    }
+    assert_eq!(
+        after[3].len(),
+        6 - after[..3].iter().map(BTreeSet::len).sum::<usize>()
+    );
+}
