@@ -45,6 +45,11 @@ impl Broker {
         clock: Arc<dyn Clock>,
     ) -> Result<Broker, BrokerError> {
         let mut config = config;
+        if config.listeners.is_empty() {
+            return Err(BrokerError::InvalidListener(
+                "listeners is empty: nothing to serve on".into(),
+            ));
+        }
 
         // Bind first: a broker that cannot listen should not touch its data.
         let mut listeners = Vec::new();
