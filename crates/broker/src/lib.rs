@@ -12,6 +12,7 @@ pub mod error;
 pub mod group;
 pub mod handlers;
 pub mod metadata;
+pub mod metrics;
 pub mod network;
 pub mod partition;
 pub mod server;

@@ -111,9 +111,14 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
 
     let names: Vec<String> = config.listeners.iter().map(|l| l.name.clone()).collect();
+    // Metrics and /health come up before recovery, so /health can say "recovering".
+    let metrics = cli::metrics::start(&config).await?;
     let broker = Broker::start(config, Arc::new(RealFs), Arc::new(SystemClock))
         .await
         .context("broker failed to start")?;
+    if let Some(state) = &metrics {
+        state.set_ready(broker.context().clone());
+    }
     {
         use std::io::Write as _;
         let stdout = std::io::stdout();

@@ -344,6 +344,40 @@ fn group_session(b: &str, topic: &str, group: &str) {
     let describe = ok(&["group", "describe", "-b", b, group], None);
     assert!(describe.contains("TOTAL-LAG 1000"), "{describe}");
 
+    // follow mode in the group, stopped by Ctrl-C (SIGINT) once everything
+    // was printed: exits 0 and commits what it printed
+    let mut child = Command::new(BIN)
+        .args([
+            "consume", "-b", b, topic, "--group", group, "--format", "%v\\n",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn consume");
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut seen = 0;
+    let mut line = String::new();
+    while seen < 1000 {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+        assert!(n > 0, "consume ended early after {seen} records");
+        seen += 1;
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "Ctrl-C should stop cleanly, got {status}");
+    let describe = ok(&["group", "describe", "-b", b, group], None);
+    assert!(
+        describe.contains("TOTAL-LAG 0"),
+        "offsets committed at Ctrl-C:\n{describe}"
+    );
+
     let deleted = ok(&["group", "delete", "-b", b, group], None);
     assert_eq!(deleted.trim(), format!("deleted group {group}"));
     let gone = sluice(&["group", "describe", "-b", b, group], None);
@@ -472,4 +506,137 @@ fn scripted_session_against_reference_kafka() {
     session(&b, "cli-orders");
     group_session(&b, "cli-grouped", "cli-group");
     kafka.stop();
+}
+
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    use std::io::Read as _;
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to metrics");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").expect("HTTP response");
+    (
+        head.lines().next().unwrap_or("").to_string(),
+        body.to_string(),
+    )
+}
+
+/// Sum of the samples of `metric` whose labels contain every `labels` entry.
+fn sample(body: &str, metric: &str, labels: &[&str]) -> Option<f64> {
+    let mut found = None;
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        let Some((name_labels, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let name = name_labels.split('{').next().unwrap();
+        if name == metric && labels.iter().all(|l| name_labels.contains(l)) {
+            *found.get_or_insert(0.0) += value.parse::<f64>().unwrap();
+        }
+    }
+    found
+}
+
+#[test]
+fn metrics_match_known_traffic() {
+    let broker = SluiceProcess::start(BIN, &[]).expect("start sluice");
+    let b = broker.bootstrap().to_string();
+    let out = broker.output();
+    let addr = out
+        .lines()
+        .find_map(|l| l.strip_prefix("metrics on http://"))
+        .and_then(|l| l.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics address printed:\n{out}"))
+        .to_string();
+    let (status, body) = http_get(&addr, "/health");
+    assert_eq!(
+        (status.as_str(), body.as_str()),
+        ("HTTP/1.1 200 OK", "ready\n")
+    );
+
+    ok(
+        &["topic", "create", "-b", &b, "metered", "--partitions", "3"],
+        None,
+    );
+    let lines: String = (0..1000)
+        .map(|i| format!("k{i}:{}\n", "x".repeat(i % 50)))
+        .collect();
+    ok(
+        &["produce", "-b", &b, "metered", "--key-separator", ":"],
+        Some(lines.as_bytes()),
+    );
+    let consumed = ok(
+        &[
+            "consume",
+            "-b",
+            &b,
+            "metered",
+            "--from-beginning",
+            "-e",
+            "--format",
+            "%o\\n",
+        ],
+        None,
+    );
+    assert_eq!(consumed.lines().count(), 1000);
+    let bad = sluice(&["topic", "create", "-b", &b, "bad/name"], None);
+    assert_eq!(bad.status.code(), Some(1));
+
+    let (status, m) = http_get(&addr, "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let t = "topic=\"metered\"";
+    assert_eq!(
+        sample(&m, "sluice_topic_records_in_total", &[t]),
+        Some(1000.0),
+        "{m}"
+    );
+    let bytes_in = sample(&m, "sluice_topic_bytes_in_total", &[t]).expect("bytes in");
+    // batches are stored as received: the logs hold exactly the bytes produced
+    assert_eq!(
+        sample(&m, "sluice_log_size_bytes", &[t]),
+        Some(bytes_in),
+        "{m}"
+    );
+    assert_eq!(sample(&m, "sluice_log_end_offset", &[t]), Some(1000.0));
+    assert_eq!(sample(&m, "sluice_log_segments", &[t]), Some(3.0));
+    let bytes_out = sample(&m, "sluice_topic_bytes_out_total", &[t]).expect("bytes out");
+    assert!(
+        bytes_out >= bytes_in,
+        "consumed everything once: out {bytes_out} < in {bytes_in}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "sluice_errors_total",
+            &["api=\"CreateTopics\"", "code=\"17\""]
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    let produces =
+        sample(&m, "sluice_requests_total", &["api=\"Produce\""]).expect("produce requests");
+    assert!(produces >= 1.0);
+    assert_eq!(
+        sample(
+            &m,
+            "sluice_request_duration_seconds_count",
+            &["api=\"Produce\""]
+        ),
+        Some(produces)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "sluice_request_duration_seconds_bucket",
+            &["api=\"Produce\"", "le=\"+Inf\""]
+        ),
+        Some(produces)
+    );
+    assert!(sample(&m, "sluice_active_connections", &[]).is_some());
+
+    let (status, _) = http_get(&addr, "/nope");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
 }

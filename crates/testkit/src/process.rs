@@ -151,7 +151,10 @@ impl SluiceProcess {
             .arg("--override")
             .arg("listeners=PLAINTEXT://127.0.0.1:0")
             .arg("--override")
-            .arg(format!("log.dirs={}", self.data_dir.display()));
+            .arg(format!("log.dirs={}", self.data_dir.display()))
+            // Parallel test brokers must not compete for the default metrics port.
+            .arg("--override")
+            .arg("sluice.metrics.listener=127.0.0.1:0");
         for (k, v) in &self.overrides {
             cmd.arg("--override").arg(format!("{k}={v}"));
         }

@@ -279,6 +279,8 @@ pub static CONFIG_TABLE: &[ConfigKey] = &[
     // ---- broker: Sluice-only ----
     broker("sluice.max.open.segment.files", T::Int, Some("1024"), V::AtLeast(16),
         "Upper bound on segment files the broker keeps open at once (least recently used are closed)."),
+    broker("sluice.metrics.listener", T::String, Some("127.0.0.1:9644"), V::Any,
+        "host:port of the HTTP endpoint serving Prometheus metrics at /metrics and readiness at /health (200 once log recovery finished). Port 0 binds an ephemeral port (printed at start); empty disables it. If the address cannot be bound the broker logs an error and runs without metrics."),
     // ---- topic keys ----
     topic("segment.bytes", T::Int, Some("1073741824"), V::AtLeast(1048576), &[("log.segment.bytes", C::Same)],
         "Maximum size of a single segment file of this topic."),

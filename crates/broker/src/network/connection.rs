@@ -54,6 +54,7 @@ pub async fn serve(
     config: ConnectionConfig,
     shutdown: watch::Receiver<bool>,
 ) {
+    let _active = crate::metrics::connection_opened();
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "set_nodelay failed");
     }
@@ -142,7 +143,9 @@ async fn process_loop(
                 );
             }
         }
+        let observation = crate::metrics::Observation::start(&header, &body);
         let response = handlers::handle(ctx, &header, body).await;
+        observation.finish(ctx, &response);
         drop(reservation);
         let written = match response {
             Response::Message(message) => match codec::encode_response(&header, &message) {

@@ -172,7 +172,8 @@ fn describe(connect: &ConnectArgs, group: &str) -> anyhow::Result<()> {
     writeln!(out, "GROUP     {group}")?;
     writeln!(out, "STATE     {state}")?;
     if let Some(g) = info {
-        writeln!(out, "PROTOCOL  {} {}", g.protocol_type(), g.protocol())?;
+        let protocol = format!("{} {}", g.protocol_type(), g.protocol());
+        writeln!(out, "PROTOCOL  {}", protocol.trim())?;
         writeln!(out, "MEMBERS   {}", g.members().len())?;
         for m in g.members() {
             writeln!(

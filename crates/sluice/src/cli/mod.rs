@@ -12,6 +12,7 @@ pub mod config_docs;
 pub mod consume;
 pub mod format;
 pub mod group;
+pub mod metrics;
 pub mod produce;
 pub mod raw;
 pub mod topic;

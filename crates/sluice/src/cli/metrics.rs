@@ -1,0 +1,53 @@
+//! Starts the broker's metrics endpoint (`sluice.metrics.listener`) for
+//! `sluice serve` and prints its address.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use sluice_broker::config::{lookup, Scope};
+use sluice_broker::metrics::{serve_http, HttpState};
+use sluice_broker::BrokerConfig;
+
+pub const KEY: &str = "sluice.metrics.listener";
+
+/// The configured address; `None` when the key is empty (disabled).
+pub fn listener_addr(config: &BrokerConfig) -> anyhow::Result<Option<SocketAddr>> {
+    let raw = config
+        .explicit
+        .get(KEY)
+        .map(String::as_str)
+        .or_else(|| lookup(Scope::Broker, KEY).and_then(|k| k.default))
+        .unwrap_or("")
+        .trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let addr = raw
+        .parse::<SocketAddr>()
+        .map_err(|e| anyhow!("invalid configuration; the broker was not started: {KEY}={raw:?} is not host:port ({e})"))?;
+    Ok(Some(addr))
+}
+
+/// Binds and spawns the endpoint; prints `metrics on http://ADDR/metrics`.
+/// A bind failure is logged and the broker runs without metrics.
+pub async fn start(config: &BrokerConfig) -> anyhow::Result<Option<Arc<HttpState>>> {
+    let Some(addr) = listener_addr(config)? else {
+        return Ok(None);
+    };
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(%addr, error = %e, "cannot bind {KEY}; running without metrics");
+            return Ok(None);
+        }
+    };
+    let bound = listener.local_addr()?;
+    let state = HttpState::new();
+    tokio::spawn(serve_http(listener, state.clone()));
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "metrics on http://{bound}/metrics")?;
+    out.flush()?;
+    Ok(Some(state))
+}
