@@ -764,7 +764,7 @@ impl LogSegment {
                 Some(b) => b,
                 None => break,
             };
-            let h = match crate::log::validate_batch(batch) {
+            let h = match BatchHeader::validate(batch) {
                 Ok(h) => h,
                 Err(e) => {
                     tracing::warn!(segment = %lp.display(), position = pos, error = %e, "invalid batch; truncating");

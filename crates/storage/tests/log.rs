@@ -735,3 +735,62 @@ fn missing_or_corrupt_indexes_are_rebuilt() {
     assert_eq!((idx2, tidx2), (idx, tidx));
     assert_eq!(read_all(&log, Offset(0)).len(), 40);
 }
+
+#[test]
+fn unusable_log_dir_goes_offline_with_a_clear_error_and_others_work() {
+    let mut env = Env::new();
+    // "/data/file" is a regular file, so "/data/file/logs" cannot be created.
+    env.fs.create_dir_all(Path::new("/data")).unwrap();
+    env.fs.set_contents(Path::new("/data/file"), b"x");
+    env.dirs = vec![PathBuf::from("/data/file/logs"), PathBuf::from("/data/ok")];
+    let m = env.manager();
+    let reason = m
+        .offline_reason(Path::new("/data/file/logs"))
+        .expect("offline");
+    assert!(
+        reason.contains("create log directory") && reason.contains("/data/file/logs"),
+        "{reason}"
+    );
+    let log = m.get_or_create_log(&tp(), LogConfig::default()).unwrap();
+    assert!(log.dir().starts_with("/data/ok"));
+    let mut b = batch_of(1, 10, NOW, 0);
+    log.append_as_leader(&mut b, LeaderEpoch(0)).unwrap();
+    // With no usable directory at all, opening fails and names the path.
+    env.dirs = vec![PathBuf::from("/data/file/logs")];
+    let err = LogManager::open(
+        LogManagerConfig {
+            log_dirs: env.dirs.clone(),
+            ..Default::default()
+        },
+        Arc::new(env.fs.clone()),
+        env.clock.clone(),
+    )
+    .err()
+    .expect("no usable dir");
+    assert!(err.to_string().contains("/data/file/logs"), "{err}");
+}
+
+#[test]
+fn deleted_log_is_gone_from_disk_and_refuses_work() {
+    let env = Env::new();
+    let m = env.manager();
+    let log = m.get_or_create_log(&tp(), LogConfig::default()).unwrap();
+    let mut b = batch_of(1, 10, NOW, 0);
+    log.append_as_leader(&mut b, LeaderEpoch(0)).unwrap();
+    m.delete_log(&tp()).unwrap();
+    assert!(m.get_log(&tp()).is_none());
+    assert!(env
+        .fs
+        .list_files()
+        .iter()
+        .all(|p| !p.starts_with("/data/a/orders-0")));
+    assert!(m.on_disk_partitions().is_empty());
+    let mut b = batch_of(1, 10, NOW, 0);
+    assert!(matches!(
+        log.append_as_leader(&mut b, LeaderEpoch(0)),
+        Err(StorageError::LogDeleted(_))
+    ));
+    // A new log of the same name starts empty.
+    let log = m.get_or_create_log(&tp(), LogConfig::default()).unwrap();
+    assert_eq!(log.log_end_offset(), Offset(0));
+}
