@@ -743,3 +743,58 @@ async fn every_advertised_version_of_the_data_path_apis_is_answered() {
     }
     b.broker.shutdown().await.unwrap();
 }
+
+/// Many producers on their own connections append to one partition while a
+/// consumer long-polls behind them: every record arrives exactly once, with
+/// contiguous offsets, and the consumer sees all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_producers_and_a_tailing_consumer_agree_on_every_record() {
+    const PRODUCERS: usize = 6;
+    const EACH: usize = 40;
+    let b = TestBroker::start_default().await;
+    let mut c = b.client().await;
+    metadata(&mut c, 12, &["busy"], true).await;
+
+    let addr = b.addr();
+    let consumer = tokio::spawn(async move {
+        let mut c = Client::connect(addr).await;
+        let mut seen = Vec::new();
+        let mut next = 0i64;
+        while seen.len() < PRODUCERS * EACH {
+            let d = fetch(&mut c, 12, &fetch_request("busy", 0, next, 60_000, 1)).await;
+            assert_eq!(d.error_code, 0);
+            for (offset, value) in record_values(d.records.as_deref().unwrap()) {
+                if offset >= next {
+                    seen.push((offset, value));
+                    next = offset + 1;
+                }
+            }
+        }
+        seen
+    });
+    let mut producers = Vec::new();
+    for p in 0..PRODUCERS {
+        producers.push(tokio::spawn(async move {
+            let mut c = Client::connect(addr).await;
+            for i in 0..EACH {
+                let v = format!("p{p}-{i}");
+                let r = produce(&mut c, 9, "busy", 0, batch(&[v.as_bytes()], 0), -1).await;
+                assert_eq!(r.error_code, 0);
+            }
+        }));
+    }
+    for p in producers {
+        p.await.unwrap();
+    }
+    let seen = consumer.await.unwrap();
+    let offsets: Vec<i64> = seen.iter().map(|(o, _)| *o).collect();
+    assert_eq!(offsets, (0..(PRODUCERS * EACH) as i64).collect::<Vec<_>>());
+    let mut values: Vec<Vec<u8>> = seen.into_iter().map(|(_, v)| v).collect();
+    values.sort();
+    let mut expected: Vec<Vec<u8>> = (0..PRODUCERS)
+        .flat_map(|p| (0..EACH).map(move |i| format!("p{p}-{i}").into_bytes()))
+        .collect();
+    expected.sort();
+    assert_eq!(values, expected);
+    b.broker.shutdown().await.unwrap();
+}
