@@ -731,15 +731,5 @@ impl BrokerConfig {
     }
 }
 
-/// Normalises a topic override value the way it is stored and reported (trimmed).
-pub fn normalize_topic_value(key: &str, raw: &str) -> Result<String, ConfigError> {
-    match lookup(Scope::Topic, key) {
-        Some(def) => Ok(parse_value(def, raw)?.to_string()),
-        None => Err(ConfigError::UnknownKey {
-            key: key.to_string(),
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests;
