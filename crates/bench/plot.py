@@ -65,6 +65,7 @@ def main():
     fig.savefig(os.path.join(out, "throughput.png"), dpi=110)
 
     lat = [s for s in stats if "latency" in s or s.startswith("KAFKA-7504")]
+    lat.sort(key=lambda s: (not s.startswith("end-to-end"), "reader" in s))
     metrics = ["p50", "p99", "p99.9"]
     fig, axes = plt.subplots(1, max(len(lat), 1), figsize=(5 * max(len(lat), 1), 4.5), squeeze=False)
     for ax, scenario in zip(axes[0], lat):

@@ -411,9 +411,11 @@ pub fn end_to_end_latency(
 ) -> Result<Latency> {
     let c = consumer(bootstrap, settings, topic, 1)?;
     let stop = Arc::new(AtomicBool::new(false));
+    // Records the producer had acknowledged when it finished: the reader drains to it.
+    let target = Arc::new(AtomicU64::new(u64::MAX));
     let warm_until = now_ns() + (duration.as_nanos() as u64) / 10;
     let reader = {
-        let stop = stop.clone();
+        let (stop, target) = (stop.clone(), target.clone());
         std::thread::spawn(move || -> Result<(Histogram<u64>, u64)> {
             let mut h = new_histogram();
             let mut n = 0u64;
@@ -421,8 +423,8 @@ pub fn end_to_end_latency(
             loop {
                 if stop.load(Ordering::Relaxed) {
                     let d = *drain_deadline
-                        .get_or_insert_with(|| Instant::now() + Duration::from_secs(5));
-                    if Instant::now() > d {
+                        .get_or_insert_with(|| Instant::now() + Duration::from_secs(30));
+                    if n >= target.load(Ordering::Relaxed) || Instant::now() > d {
                         break;
                     }
                 }
@@ -442,11 +444,7 @@ pub fn end_to_end_latency(
                         }
                     }
                     Some(Err(e)) => return Err(anyhow!("consume: {e}")),
-                    None => {
-                        if drain_deadline.is_some() {
-                            break;
-                        }
-                    }
+                    None => {}
                 }
             }
             Ok((h, n))
@@ -462,11 +460,12 @@ pub fn end_to_end_latency(
         .fetch_metadata(Some(topic), Duration::from_secs(30))?;
     let offered = paced_send(&producer, topic, rate_bps, record_size, duration)?;
     producer.flush(Duration::from_secs(60))?;
+    let delivered = producer.context().delivered.load(Ordering::Relaxed);
+    target.store(delivered, Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
     let (h, received) = reader
         .join()
         .map_err(|_| anyhow!("consumer thread panicked"))??;
-    let delivered = producer.context().delivered.load(Ordering::Relaxed);
     if received < delivered {
         bail!("end-to-end: consumer received {received} of {delivered} records");
     }
