@@ -356,7 +356,6 @@ async fn rdkafka_produce_consume_restart_delete() {
 /// Kafka answers ListOffsets-by-timestamp with the first *record* whose
 /// timestamp is >= the target, also inside a (compressed) batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "storage returns the batch base offset (see /work/notes/storage-api.md Changes)"]
 async fn offsets_for_times_finds_the_exact_record() {
     let sluice = start(&[]);
     let bootstrap = sluice.bootstrap().to_string();
