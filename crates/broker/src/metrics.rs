@@ -401,8 +401,51 @@ pub fn render(ctx: Option<&BrokerContext>) -> String {
                 );
             }
         }
+        render_groups(ctx, &mut s);
     }
     s
+}
+
+/// Groups by state, members per group, and committed-offset lag per group
+/// and partition (high watermark minus committed offset).
+fn render_groups(ctx: &BrokerContext, s: &mut String) {
+    let groups = ctx.groups.list_groups();
+    let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
+    let mut members = Vec::new();
+    let mut lags = Vec::new();
+    for g in &groups {
+        *by_state.entry(format!("{:?}", g.state)).or_default() += 1;
+        if let Ok(d) = ctx.groups.describe_group(&g.group_id) {
+            members.push((g.group_id.clone(), d.members.len()));
+        }
+        if let Ok(offsets) = ctx.groups.fetch_offsets(&g.group_id, None) {
+            for (topic, partition, committed) in offsets {
+                let Some(committed) = committed else { continue };
+                let tp = sluice_storage::TopicPartition::new(topic.clone(), partition);
+                if let Some(p) = ctx.replicas.get_partition(&tp) {
+                    let lag = (p.high_watermark().value() - committed.offset).max(0);
+                    lags.push((g.group_id.clone(), topic, partition, lag));
+                }
+            }
+        }
+    }
+    s.push_str("# HELP sluice_groups Consumer groups, by state.\n# TYPE sluice_groups gauge\n");
+    for (state, n) in &by_state {
+        let _ = writeln!(s, "sluice_groups{{state=\"{state}\"}} {n}");
+    }
+    s.push_str("# HELP sluice_group_members Members of a consumer group.\n# TYPE sluice_group_members gauge\n");
+    for (g, n) in &members {
+        let _ = writeln!(s, "sluice_group_members{{group=\"{}\"}} {n}", label(g));
+    }
+    s.push_str("# HELP sluice_group_lag Records between a group's committed offset and the high watermark.\n# TYPE sluice_group_lag gauge\n");
+    for (g, t, p, lag) in &lags {
+        let _ = writeln!(
+            s,
+            "sluice_group_lag{{group=\"{}\",topic=\"{}\",partition=\"{p}\"}} {lag}",
+            label(g),
+            label(t)
+        );
+    }
 }
 
 /// What the HTTP server answers from; the broker context is set once

@@ -113,12 +113,15 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let names: Vec<String> = config.listeners.iter().map(|l| l.name.clone()).collect();
     // Metrics and /health come up before recovery, so /health can say "recovering".
     let metrics = cli::metrics::start(&config).await?;
+    let log_dirs = config.log_dirs.clone();
+    let started = std::time::Instant::now();
     let broker = Broker::start(config, Arc::new(RealFs), Arc::new(SystemClock))
         .await
         .context("broker failed to start")?;
     if let Some(state) = &metrics {
         state.set_ready(broker.context().clone());
     }
+    cli::metrics::startup_summary(&broker, &log_dirs, started.elapsed(), metrics.is_some());
     {
         use std::io::Write as _;
         let stdout = std::io::stdout();

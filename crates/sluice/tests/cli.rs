@@ -582,6 +582,20 @@ fn metrics_match_known_traffic() {
         None,
     );
     assert_eq!(consumed.lines().count(), 1000);
+    let in_group = ok(
+        &[
+            "consume",
+            "-b",
+            &b,
+            "metered",
+            "--group",
+            "metered-g",
+            "--count",
+            "400",
+        ],
+        None,
+    );
+    assert_eq!(in_group.lines().count(), 400);
     let bad = sluice(&["topic", "create", "-b", &b, "bad/name"], None);
     assert_eq!(bad.status.code(), Some(1));
 
@@ -636,6 +650,26 @@ fn metrics_match_known_traffic() {
         Some(produces)
     );
     assert!(sample(&m, "sluice_active_connections", &[]).is_some());
+
+    let g = "group=\"metered-g\"";
+    // lag is reported for the partitions the group committed: their end
+    // offsets minus the 400 records the group consumed from them
+    let mut ends = 0.0;
+    let mut lag = 0.0;
+    for p in 0..3 {
+        let pl = format!("partition=\"{p}\"");
+        if let Some(l) = sample(&m, "sluice_group_lag", &[g, t, &pl]) {
+            lag += l;
+            ends += sample(&m, "sluice_log_end_offset", &[t, &pl]).unwrap();
+        }
+    }
+    assert!(ends >= 400.0, "{m}");
+    assert_eq!(lag, ends - 400.0, "{m}");
+    assert_eq!(sample(&m, "sluice_group_members", &[g]), Some(0.0), "{m}");
+    assert!(
+        sample(&m, "sluice_groups", &["state=\"Empty\""]).unwrap_or(0.0) >= 1.0,
+        "{m}"
+    );
 
     let (status, _) = http_get(&addr, "/nope");
     assert_eq!(status, "HTTP/1.1 404 Not Found");

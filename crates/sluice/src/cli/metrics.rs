@@ -51,3 +51,29 @@ pub async fn start(config: &BrokerConfig) -> anyhow::Result<Option<Arc<HttpState
     out.flush()?;
     Ok(Some(state))
 }
+
+/// One log line once the broker serves: listeners, data dirs, recovered
+/// partitions and the time start-up (recovery included) took.
+pub fn startup_summary(
+    broker: &sluice_broker::Broker,
+    log_dirs: &[std::path::PathBuf],
+    took: std::time::Duration,
+    metrics: bool,
+) {
+    let ctx = broker.context();
+    let partitions = ctx.replicas.partitions();
+    let topics = ctx.metadata.topics().len();
+    let listeners: Vec<String> = broker.bound_addrs().iter().map(|a| a.to_string()).collect();
+    let dirs: Vec<String> = log_dirs.iter().map(|d| d.display().to_string()).collect();
+    tracing::info!(
+        listeners = %listeners.join(","),
+        log_dirs = %dirs.join(","),
+        topics,
+        partitions = partitions.len(),
+        took_ms = took.as_millis() as u64,
+        metrics,
+        "sluice started: {} partition(s) of {topics} topic(s) recovered in {:.2} s",
+        partitions.len(),
+        took.as_secs_f64()
+    );
+}
