@@ -73,7 +73,9 @@ pub struct LogConfig {
     pub message_timestamp_after_max_ms: i64,
     /// `file.delete.delay.ms`
     pub file_delete_delay_ms: i64,
-    /// `preallocate`: extend new segment files to `segment.bytes` up front.
+    /// `preallocate`. Accepted for Kafka compatibility but **not implemented
+    /// yet**: segment files grow as they are written (the indexes are
+    /// preallocated to `segment.index.bytes` regardless).
     pub preallocate: bool,
 }
 

@@ -689,9 +689,9 @@ impl Log {
         }
     }
 
-    /// ListOffsets by timestamp: the first batch whose max timestamp is
-    /// `>= ts`, as (its first offset at or after the log start, its max
-    /// timestamp). Batch granularity: the offset is the batch's base offset.
+    /// ListOffsets by timestamp: the offset and timestamp of the first
+    /// record at or after the log start whose timestamp is `>= ts` (time
+    /// index, then batch headers, then the records of one batch).
     pub fn offset_for_timestamp(
         &self,
         ts: Timestamp,

@@ -123,6 +123,9 @@ pub(crate) struct SegmentConfig {
 /// A batch's position, header, and the file it is in.
 pub(crate) type BatchAt = (u64, BatchHeader, Arc<dyn FileHandle>);
 
+/// Decompression limit when decoding one batch for a timestamp lookup.
+pub const MAX_DECOMPRESSED_FOR_TIMESTAMP: usize = 64 << 20;
+
 static NEXT_SEGMENT_ID: AtomicU64 = AtomicU64::new(1);
 
 pub struct LogSegment {
@@ -611,8 +614,12 @@ impl LogSegment {
         }))
     }
 
-    /// First batch whose max timestamp is `>= ts`: (its base offset, its max
-    /// timestamp).
+    /// The first record with timestamp `>= ts` at or after `start_offset`:
+    /// the time index narrows the scan, batch headers skip whole batches, and
+    /// the one candidate batch is decoded (decompressed if needed, at most
+    /// [`MAX_DECOMPRESSED_FOR_TIMESTAMP`] bytes) to find the record, as Kafka
+    /// does. If that batch cannot be decoded, its base offset (clamped to
+    /// `start_offset`) and max timestamp are returned.
     pub(crate) fn find_offset_by_timestamp(
         self: &Arc<Self>,
         ts: Timestamp,
@@ -629,7 +636,28 @@ impl LogSegment {
         while pos + BATCH_HEADER_SIZE as u64 <= size {
             let h = Self::header_at(&*log, pos, &lp)?;
             if h.max_timestamp >= ts && h.last_offset() >= start_offset {
-                return Ok(Some((h.base_offset.max(start_offset), h.max_timestamp)));
+                let fallback = (h.base_offset.max(start_offset), h.max_timestamp);
+                if pos + h.size() as u64 > size {
+                    return Ok(Some(fallback));
+                }
+                let mut buf = vec![0u8; h.size()];
+                read_exact_at(&*log, &mut buf, pos).ctx("read segment", &lp)?;
+                let Ok(reader) =
+                    sluice_record::BatchReader::new(&buf, MAX_DECOMPRESSED_FOR_TIMESTAMP)
+                else {
+                    return Ok(Some(fallback));
+                };
+                for r in reader.records() {
+                    match r {
+                        Ok(rec) if rec.timestamp >= ts && rec.offset >= start_offset => {
+                            return Ok(Some((rec.offset, rec.timestamp)));
+                        }
+                        Ok(_) => {}
+                        Err(_) => return Ok(Some(fallback)),
+                    }
+                }
+                // Max timestamp said yes but no record did (a producer-set
+                // max above its records): keep scanning.
             }
             pos += h.size() as u64;
         }
@@ -764,7 +792,8 @@ impl LogSegment {
                 Some(b) => b,
                 None => break,
             };
-            let h = match BatchHeader::validate(batch) {
+            // Stored batches may have had records removed by compaction.
+            let h = match BatchHeader::validate_stored(batch) {
                 Ok(h) => h,
                 Err(e) => {
                     tracing::warn!(segment = %lp.display(), position = pos, error = %e, "invalid batch; truncating");

@@ -681,18 +681,13 @@ fn offsets_by_timestamp() {
         let mut b = batch_of(2, 100, NOW + i * 10, 0); // max ts = NOW + i*10 + 1
         log.append_as_leader(&mut b, LeaderEpoch(0)).unwrap();
     }
-    assert_eq!(
-        log.offset_for_timestamp(Timestamp(0)).unwrap(),
-        Some((Offset(0), Timestamp(NOW + 1)))
-    );
-    assert_eq!(
-        log.offset_for_timestamp(Timestamp(NOW + 255)).unwrap(),
-        Some((Offset(52), Timestamp(NOW + 261)))
-    );
-    assert_eq!(
-        log.offset_for_timestamp(Timestamp(NOW + 391)).unwrap(),
-        Some((Offset(78), Timestamp(NOW + 391)))
-    );
+    // Record i of batch b (offset 2b + i) has timestamp NOW + 10b + i.
+    let at = |ts: i64| log.offset_for_timestamp(Timestamp(ts)).unwrap();
+    assert_eq!(at(0), Some((Offset(0), Timestamp(NOW))));
+    assert_eq!(at(NOW + 1), Some((Offset(1), Timestamp(NOW + 1))));
+    assert_eq!(at(NOW + 255), Some((Offset(52), Timestamp(NOW + 260))));
+    assert_eq!(at(NOW + 390), Some((Offset(78), Timestamp(NOW + 390))));
+    assert_eq!(at(NOW + 391), Some((Offset(79), Timestamp(NOW + 391))));
     assert_eq!(
         log.offset_for_timestamp(Timestamp(NOW + 392)).unwrap(),
         None
@@ -700,6 +695,12 @@ fn offsets_by_timestamp() {
     assert_eq!(
         log.max_timestamp_and_offset(),
         Some((Timestamp(NOW + 391), Offset(79)))
+    );
+    // Below the log start the answer moves to the first record still there.
+    log.delete_records_before(Offset(3)).unwrap();
+    assert_eq!(
+        log.offset_for_timestamp(Timestamp(0)).unwrap(),
+        Some((Offset(3), Timestamp(NOW + 11)))
     );
 }
 
