@@ -588,7 +588,7 @@ impl LogSegment {
             return Ok(None);
         }
         let mut end = start + first_size;
-        let limit = (start + max_bytes as u64).min(size);
+        let limit = start.saturating_add(max_bytes as u64).min(size);
         if end < limit {
             // Jump through the index to the last indexed batch that starts
             // within the budget; every batch before it ends before it.

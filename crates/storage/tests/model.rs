@@ -17,7 +17,8 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use sluice_record::{Batches, LeaderEpoch, Offset};
 use sluice_storage::{
-    Clock, Log, LogConfig, LogManager, LogManagerConfig, ManualClock, SimFs, TopicPartition,
+    Clock, Fault, FaultKind, Log, LogConfig, LogManager, LogManagerConfig, ManualClock, SimFs,
+    TopicPartition,
 };
 
 const NOW: i64 = 1_700_000_000_000;
@@ -25,13 +26,29 @@ const NOW: i64 = 1_700_000_000_000;
 #[derive(Clone, Debug)]
 enum Op {
     Append(Vec<(u8, u16)>),
+    /// An append whose write fails (short write then ENOSPC/EIO).
+    FailedAppend {
+        short: u16,
+        eio: bool,
+    },
     Flush,
-    Read { at: u16, max: u16 },
+    Read {
+        at: u16,
+        max: u16,
+    },
     Roll,
-    Truncate { at: u16 },
-    Retention { bytes: u16 },
-    DeleteRecords { at: u16 },
-    Crash { seed: u64 },
+    Truncate {
+        at: u16,
+    },
+    Retention {
+        bytes: u16,
+    },
+    DeleteRecords {
+        at: u16,
+    },
+    Crash {
+        seed: u64,
+    },
     CleanRestart,
     Tick,
 }
@@ -39,6 +56,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => prop::collection::vec((1u8..5, 1u16..300), 1..4).prop_map(Op::Append),
+        1 => (0u16..5000, any::<bool>()).prop_map(|(short, eio)| Op::FailedAppend { short, eio }),
         2 => Just(Op::Flush),
         6 => (any::<u16>(), 60u16..3000).prop_map(|(at, max)| Op::Read { at, max }),
         1 => Just(Op::Roll),
@@ -187,6 +205,45 @@ impl Harness {
                 }
                 assert_eq!(info.last_offset.plus(1), next);
                 assert_eq!(self.log().log_end_offset(), next);
+            }
+            Op::FailedAppend { short, eio } => {
+                let leo = self.log().log_end_offset();
+                let size = self.log().size_in_bytes();
+                let mut buf = testutil::batch_of(3, 700, self.clock.now_ms(), 9);
+                buf.extend(testutil::batch_of(2, 50, self.clock.now_ms(), 8));
+                if *short > 0 {
+                    self.fs
+                        .inject(Fault::once(".log", FaultKind::ShortWrite(*short as usize)));
+                }
+                let errno = if *eio { libc::EIO } else { libc::ENOSPC };
+                self.fs
+                    .inject(Fault::once(".log", FaultKind::WriteError(errno)));
+                let err = self.log().append_as_leader(&mut buf, LeaderEpoch(1));
+                self.fs.clear_faults();
+                // A short write larger than the buffer completes the append.
+                if let Ok(info) = err {
+                    assert!(*short as usize >= buf.len());
+                    for r in Batches::new(&buf) {
+                        let (pos, h) = r.unwrap();
+                        self.history.push(ModelBatch {
+                            base: h.base_offset,
+                            last: h.last_offset(),
+                            bytes: buf[pos..pos + h.size()].to_vec(),
+                        });
+                    }
+                    assert_eq!(self.history.last().unwrap().last, info.last_offset);
+                    return;
+                }
+                assert!(
+                    matches!(err, Err(sluice_storage::StorageError::Io { .. })),
+                    "{err:?}"
+                );
+                assert_eq!(self.log().log_end_offset(), leo);
+                assert_eq!(
+                    self.log().size_in_bytes(),
+                    size,
+                    "cut back to the last whole batch"
+                );
             }
             Op::Flush => {
                 let leo = self.log().log_end_offset();
