@@ -18,6 +18,10 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use std::path::{Path, PathBuf};
+
+use sluice_storage::{FileHandle, Fs, MappedRegion, OpenOptions};
+
 use crate::context::BrokerContext;
 use crate::handlers::Response;
 
@@ -47,6 +51,8 @@ struct Registry {
     /// (api key, error code) -> count of error codes in responses.
     errors: BTreeMap<(i16, i16), u64>,
     topics: BTreeMap<String, TopicStats>,
+    /// fsync latency: "file" (fdatasync of segments/indexes) and "dir".
+    fsyncs: BTreeMap<&'static str, ApiStats>,
 }
 
 static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
@@ -173,13 +179,113 @@ impl Observation {
 
 impl Registry {
     fn observe_latency(&mut self, api_key: i16, elapsed: Duration) {
-        let s = self.apis.entry(api_key).or_default();
+        self.apis.entry(api_key).or_default().observe(elapsed);
+    }
+}
+
+impl ApiStats {
+    fn observe(&mut self, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
-        s.requests += 1;
-        s.sum_seconds += secs;
+        self.requests += 1;
+        self.sum_seconds += secs;
         if let Some(i) = LATENCY_BUCKETS.iter().position(|b| secs <= *b) {
-            s.buckets[i] += 1;
+            self.buckets[i] += 1;
         }
+    }
+
+    fn render(&self, s: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
+            cumulative += self.buckets[i];
+            let _ = writeln!(s, "{name}_bucket{{{labels},le=\"{b}\"}} {cumulative}");
+        }
+        let _ = writeln!(s, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.requests);
+        let _ = writeln!(s, "{name}_sum{{{labels}}} {}", self.sum_seconds);
+        let _ = writeln!(s, "{name}_count{{{labels}}} {}", self.requests);
+    }
+}
+
+fn observe_fsync(kind: &'static str, started: Instant) {
+    REGISTRY
+        .lock()
+        .fsyncs
+        .entry(kind)
+        .or_default()
+        .observe(started.elapsed());
+}
+
+/// An [`Fs`] that times every fsync (file and directory) for
+/// `sluice_fsync_duration_seconds`; everything else is passed through.
+pub struct MeteredFs(pub Arc<dyn Fs>);
+
+struct MeteredFile(Arc<dyn FileHandle>);
+
+impl Fs for MeteredFs {
+    fn open(&self, path: &Path, opts: &OpenOptions) -> std::io::Result<Arc<dyn FileHandle>> {
+        Ok(Arc::new(MeteredFile(self.0.open(path, opts)?)))
+    }
+    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        self.0.create_dir_all(path)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        self.0.remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        self.0.remove_dir_all(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.0.rename(from, to)
+    }
+    fn read_dir(&self, path: &Path) -> std::io::Result<Vec<PathBuf>> {
+        self.0.read_dir(path)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        self.0.exists(path)
+    }
+    fn is_dir(&self, path: &Path) -> bool {
+        self.0.is_dir(path)
+    }
+    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
+        let started = Instant::now();
+        let r = self.0.sync_dir(path);
+        observe_fsync("dir", started);
+        r
+    }
+}
+
+impl FileHandle for MeteredFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
+        self.0.read_at(buf, pos)
+    }
+    fn write_at(&self, buf: &[u8], pos: u64) -> std::io::Result<usize> {
+        self.0.write_at(buf, pos)
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        self.0.len()
+    }
+    fn is_empty(&self) -> std::io::Result<bool> {
+        self.0.is_empty()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        let started = Instant::now();
+        let r = self.0.sync_data();
+        observe_fsync("file", started);
+        r
+    }
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.0.raw_fd()
+    }
+    fn is_resident(&self, pos: u64, len: u64) -> std::io::Result<bool> {
+        self.0.is_resident(pos, len)
+    }
+    fn prefault(&self, pos: u64, len: u64) -> std::io::Result<()> {
+        self.0.prefault(pos, len)
+    }
+    fn map_mut(&self, len: u64) -> std::io::Result<Box<dyn MappedRegion>> {
+        self.0.map_mut(len)
     }
 }
 
@@ -284,26 +390,18 @@ pub fn render(ctx: Option<&BrokerContext>) -> String {
         }
         s.push_str("# HELP sluice_request_duration_seconds Time from a request's decoding to its response being ready, by API.\n# TYPE sluice_request_duration_seconds histogram\n");
         for (k, a) in &reg.apis {
-            let api = api_name(*k);
-            let mut cumulative = 0;
-            for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
-                cumulative += a.buckets[i];
-                let _ = writeln!(s, "sluice_request_duration_seconds_bucket{{api=\"{api}\",le=\"{b}\"}} {cumulative}");
-            }
-            let _ = writeln!(
-                s,
-                "sluice_request_duration_seconds_bucket{{api=\"{api}\",le=\"+Inf\"}} {}",
-                a.requests
+            a.render(
+                &mut s,
+                "sluice_request_duration_seconds",
+                &format!("api=\"{}\"", api_name(*k)),
             );
-            let _ = writeln!(
-                s,
-                "sluice_request_duration_seconds_sum{{api=\"{api}\"}} {}",
-                a.sum_seconds
-            );
-            let _ = writeln!(
-                s,
-                "sluice_request_duration_seconds_count{{api=\"{api}\"}} {}",
-                a.requests
+        }
+        s.push_str("# HELP sluice_fsync_duration_seconds Duration of fsyncs of log files (kind=file) and directories (kind=dir).\n# TYPE sluice_fsync_duration_seconds histogram\n");
+        for (kind, a) in &reg.fsyncs {
+            a.render(
+                &mut s,
+                "sluice_fsync_duration_seconds",
+                &format!("kind=\"{kind}\""),
             );
         }
         s.push_str("# HELP sluice_errors_total Kafka error codes in responses (per partition or per resource), by API and code.\n# TYPE sluice_errors_total counter\n");

@@ -115,7 +115,8 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let metrics = cli::metrics::start(&config).await?;
     let log_dirs = config.log_dirs.clone();
     let started = std::time::Instant::now();
-    let broker = Broker::start(config, Arc::new(RealFs), Arc::new(SystemClock))
+    let fs = Arc::new(sluice_broker::metrics::MeteredFs(Arc::new(RealFs)));
+    let broker = Broker::start(config, fs, Arc::new(SystemClock))
         .await
         .context("broker failed to start")?;
     if let Some(state) = &metrics {

@@ -558,7 +558,17 @@ fn metrics_match_known_traffic() {
     );
 
     ok(
-        &["topic", "create", "-b", &b, "metered", "--partitions", "3"],
+        &[
+            "topic",
+            "create",
+            "-b",
+            &b,
+            "metered",
+            "--partitions",
+            "3",
+            "--config",
+            "flush.messages=1",
+        ],
         None,
     );
     let lines: String = (0..1000)
@@ -651,6 +661,18 @@ fn metrics_match_known_traffic() {
     );
     assert!(sample(&m, "sluice_active_connections", &[]).is_some());
 
+    // fsyncs are timed (the topic metadata file and its directory at create,
+    // each flush.messages=1 produce)
+    let file_syncs = sample(
+        &m,
+        "sluice_fsync_duration_seconds_count",
+        &["kind=\"file\""],
+    );
+    assert!(file_syncs.unwrap_or(0.0) >= 1.0, "{m}");
+    assert!(
+        sample(&m, "sluice_fsync_duration_seconds_count", &["kind=\"dir\""]).unwrap_or(0.0) >= 1.0,
+        "{m}"
+    );
     let g = "group=\"metered-g\"";
     // lag is reported for the partitions the group committed: their end
     // offsets minus the 400 records the group consumed from them
