@@ -29,10 +29,41 @@
 //! <log.dir>/orders-0/00000000000000000000.timeindex
 //! ```
 //!
+//! Behaviour worth knowing:
+//!
+//! * **Append** validates every batch of a call (framing, magic 2, CRC-32C,
+//!   count vs last offset delta, `max.message.bytes`, timestamps against
+//!   `message.timestamp.{before,after}.max.ms` for CreateTime topics) before
+//!   a byte is written, then assigns offsets and writes the whole call with
+//!   one `pwrite`. A failed or short write cuts the segment back to its last
+//!   whole batch and returns [`StorageError::Io`] naming file and operation.
+//! * **Durability**: `flush.messages` / `flush.ms` per log.
+//!   [`Log::flush_until`] is a group commit: callers arriving while an fsync
+//!   is in flight are covered by the next single `fdatasync`. A failed fsync
+//!   takes the whole log directory offline ([`StorageError::LogDirOffline`]
+//!   with the reason) until restart; other directories keep working.
+//! * **Recovery**: with `.kafka_cleanshutdown` present nothing is scanned.
+//!   Otherwise every segment from the one holding the checkpointed recovery
+//!   point is scanned (CRC and framing), cut at the first torn or corrupt
+//!   batch, its indexes rebuilt, and every later segment deleted; progress
+//!   is logged with `tracing`. Indexes of other segments are checked when
+//!   first opened and rebuilt if missing, corrupt or stale.
+//! * **Deletion**: segments removed by retention, `delete_records_before` or
+//!   `truncate_to` are renamed `*.deleted` at once and removed after
+//!   `file.delete.delay.ms` by the [`LogManager`]'s periodic calls (at once if
+//!   the delay is `<= 0`; leftovers go when the log is next loaded).
+//! * **Bounded handles**: active segments keep their fds and index maps;
+//!   inactive ones open lazily through an LRU bounded by
+//!   `LogManagerConfig::max_open_segment_files`.
+//! * A read never crosses a segment boundary (as in Kafka); `preallocate` is
+//!   accepted but not implemented.
+//!
 //! Storage never sees wire types and never decompresses: batches are stored
 //! exactly as produced, except the base offset, leader epoch and (for
-//! LogAppendTime topics) max timestamp + CRC. It is synchronous and does not
-//! depend on tokio; the broker calls blocking operations from a blocking pool.
+//! LogAppendTime topics) max timestamp + CRC. (The one decode is ListOffsets
+//! by timestamp, which reads the records of a single batch, as Kafka does.)
+//! It is synchronous and does not depend on tokio; the broker calls blocking
+//! operations from a blocking pool.
 
 pub mod checkpoint;
 pub mod config;
