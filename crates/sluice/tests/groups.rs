@@ -311,6 +311,10 @@ fn bad_commits_get_kafkas_error_codes_and_leave_state_intact() {
         committed(&mut client, "g-bad", "t"),
         (7, "meta".to_string())
     );
+    // A member commit to a group that does not exist: stale generation, and
+    // no group is created by it.
+    let ghost = client.send(8, &commit_req("g-ghost", 5, "m", "t", 1, ""));
+    assert_eq!(code(ghost), 22, "ILLEGAL_GENERATION");
     // A group that never committed: offset -1.
     assert_eq!(committed(&mut client, "g-none", "t").0, -1);
 }

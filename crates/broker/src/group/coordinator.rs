@@ -543,7 +543,7 @@ impl GroupCoordinator {
 
     // ---- offsets ----
 
-    /// OffsetCommit. `generation_id < 0` with an empty member id is a
+    /// OffsetCommit. `generation_id < 0` is a
     /// commit outside group membership (admin tools, manual assignment),
     /// allowed only while the group has no members.
     pub fn commit_offsets(
@@ -555,13 +555,22 @@ impl GroupCoordinator {
         expire_timestamp: Option<i64>,
         commits: Vec<CommitRequest>,
     ) -> Result<(), GroupError> {
-        let group = self.get_or_create_group(group_id)?;
+        // Kafka: generation < 0 is a commit from outside the group (admin
+        // tools, manually assigned consumers), allowed while it has no members.
+        let simple = generation_id < 0;
+        let group = if simple {
+            self.get_or_create_group(group_id)?
+        } else {
+            // Kafka: a member commit to a group that does not exist is a
+            // stale generation (the group was deleted or expired).
+            self.get_group(group_id)?
+                .ok_or(GroupError::IllegalGeneration)?
+        };
         let mut entry = group.lock();
         let g = &entry.group;
         if g.state() == GroupState::Dead {
             return Err(GroupError::CoordinatorNotAvailable);
         }
-        let simple = generation_id < 0 && member_id.is_empty();
         if simple {
             if g.num_members() > 0 {
                 // Kafka: a non-member commit to a group with members.
