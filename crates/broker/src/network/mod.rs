@@ -10,6 +10,8 @@
 pub mod codec;
 pub mod connection;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod sendfile;
 
 use std::sync::Arc;
