@@ -224,6 +224,10 @@ impl RunningBroker {
             }
             let _ = child.kill();
             let _ = child.wait();
+            bail!(
+                "{} did not exit within 20 s of SIGTERM; killed",
+                self.target.name()
+            );
         }
         if let (Some(dir), Some(script)) = (self.kafka_dir.take(), self.kafka_script.take()) {
             let st = Command::new(&script).arg("stop").arg(&dir).status()?;

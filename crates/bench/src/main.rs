@@ -50,6 +50,22 @@ enum Cmd {
         #[arg(long, default_value_t = 256)]
         mib: u64,
     },
+    /// One produce-throughput run against any broker (for profiling a single scenario).
+    Produce {
+        #[arg(long)]
+        bootstrap: String,
+        #[arg(long, default_value = "bench-produce")]
+        topic: String,
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        #[arg(long, default_value_t = 1024)]
+        record_size: usize,
+        #[arg(long, default_value_t = 64)]
+        mib: u64,
+        /// Extra producer settings, k=v (repeatable), on top of the standard ones.
+        #[arg(long = "set")]
+        set: Vec<String>,
+    },
     /// Run the benchmark.
     Run {
         /// Small sizes, one repetition: proves the harness works (≤ 2 minutes).
@@ -109,6 +125,39 @@ fn main() -> Result<()> {
                 Some(d) => println!("disk O_DIRECT 1 MiB: {d:.0} MB/s"),
                 None => println!("disk O_DIRECT: not supported here"),
             }
+            Ok(())
+        }
+        Cmd::Produce {
+            bootstrap,
+            topic,
+            partitions,
+            record_size,
+            mib,
+            set,
+        } => {
+            let mut settings = load::ClientSettings::standard();
+            for kv in set {
+                let (k, v) = kv.split_once('=').context("--set takes k=v")?;
+                settings
+                    .throughput_producer
+                    .insert(k.to_string(), v.to_string());
+            }
+            load::create_topic(&bootstrap, &topic, partitions, &[])?;
+            let t = load::produce_throughput(
+                &bootstrap,
+                &settings,
+                &topic,
+                partitions,
+                record_size,
+                mib << 20,
+            )?;
+            println!(
+                "{:.1} MB/s, {:.0} records/s ({} records in {:.2} s)",
+                t.mb_per_s(),
+                t.records_per_s(),
+                t.records,
+                t.secs
+            );
             Ok(())
         }
         Cmd::Run {

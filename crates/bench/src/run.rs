@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::brokers::{reset_dir, RunningBroker, Target, KAFKA_JVM_OPTS};
+use crate::brokers::{RunningBroker, Target, KAFKA_JVM_OPTS};
 use crate::ceilings;
 use crate::evict;
 use crate::load::{self, BackgroundReader, ClientSettings};
@@ -573,6 +573,16 @@ pub fn run(opts: &RunOptions) -> Result<Report> {
     let plan = &opts.plan;
     let settings = ClientSettings::standard();
     std::fs::create_dir_all(&opts.work_dir)?;
+    // Remove the previous run's broker directories (only those this harness creates).
+    for e in std::fs::read_dir(&opts.work_dir)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().to_string();
+        if (name == "sink" || name.starts_with("sluice-rep") || name.starts_with("kafka-rep"))
+            && e.file_type()?.is_dir()
+        {
+            std::fs::remove_dir_all(e.path())?;
+        }
+    }
     std::fs::create_dir_all(&opts.out_dir)?;
     progress.say(&format!(
         "sluice-bench {} mode: {} repetition(s), targets {:?}",
@@ -655,7 +665,7 @@ pub fn run(opts: &RunOptions) -> Result<Report> {
             order.reverse();
         }
         for tg in order {
-            let dir = opts.work_dir.join(tg.name());
+            let dir = opts.work_dir.join(format!("{}-rep{}", tg.name(), rep + 1));
             progress.say(&format!(
                 "  {}: starting on an empty data dir {}",
                 tg.name(),
@@ -704,10 +714,26 @@ pub fn run(opts: &RunOptions) -> Result<Report> {
                 broker_session(&mut s);
             }
             progress.say(&format!("  {}: stopping", tg.name()));
+            let t_stop = Instant::now();
             if let Err(e) = b.stop() {
                 progress.say(&format!("  {} stop: {e:#}", tg.name()));
+                res.failures.push(report::Failure {
+                    target: tg,
+                    rep,
+                    scenario: "stop".into(),
+                    error: format!("{e:#}"),
+                });
             }
-            reset_dir(&dir)?;
+            progress.say(&format!(
+                "  {}: stopped in {:.1} s",
+                tg.name(),
+                t_stop.elapsed().as_secs_f64()
+            ));
+            // Free the disk; keep the broker's log for inspection.
+            let data = dir.join("data");
+            if data.exists() {
+                std::fs::remove_dir_all(&data)?;
+            }
         }
     }
     let summary = summarize(&res, plan);
