@@ -165,4 +165,32 @@ mod tests {
         assert!(Format::parse("%x").unwrap_err().contains("%x"));
         assert!(Format::parse("abc%").is_err());
     }
+
+    proptest::proptest! {
+        /// Text without % or \\ is printed exactly as written.
+        #[test]
+        fn plain_text_is_literal(text in "[^%\\\\]{0,64}") {
+            proptest::prop_assert_eq!(render(&text, &rec()), text);
+        }
+
+        /// Any format string either parses or is refused; never a panic,
+        /// and a parsed one always renders.
+        #[test]
+        fn any_format_string_is_handled(text in "\\PC{0,64}") {
+            if let Ok(f) = Format::parse(&text) {
+                let mut out = Vec::new();
+                proptest::prop_assert!(f.write(&mut out, &rec()).is_ok());
+            }
+        }
+
+        /// %v reproduces arbitrary value bytes exactly.
+        #[test]
+        fn values_are_printed_byte_for_byte(value in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let mut f = rec();
+            f.value = Some(&value);
+            let mut out = Vec::new();
+            Format::parse("%v").unwrap().write(&mut out, &f).unwrap();
+            proptest::prop_assert_eq!(out, value);
+        }
+    }
 }
