@@ -178,3 +178,43 @@ async fn offsets_topic_is_created_compacted_with_the_configured_partitions() {
     );
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_of_a_deleted_topic_are_removed_for_good() {
+    let fs = Arc::new(SimFs::new());
+    let clock = Arc::new(ManualClock::new(now()));
+    let broker = start(&fs, &clock, &[]).await;
+    let groups = broker.context().groups.clone();
+    for g in ["g1", "g2"] {
+        ready(&groups, g).await;
+        groups
+            .commit_offsets(g, "", None, -1, None, commit(9, ""))
+            .unwrap();
+    }
+    let other = vec![CommitRequest {
+        topic: "other".into(),
+        partition: 0,
+        offset: 4,
+        leader_epoch: -1,
+        metadata: String::new(),
+    }];
+    groups
+        .commit_offsets("g1", "", None, -1, None, other)
+        .unwrap();
+    assert_eq!(groups.on_topic_deleted("t"), 2);
+    assert_eq!(committed(&groups, "g1"), None);
+    broker.shutdown().await.unwrap();
+    let broker = start(&fs, &clock, &[]).await;
+    let groups = broker.context().groups.clone();
+    ready(&groups, "g1").await;
+    ready(&groups, "g2").await;
+    assert_eq!(committed(&groups, "g1"), None);
+    assert_eq!(committed(&groups, "g2"), None);
+    let left = groups.fetch_offsets("g1", None).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(
+        (left[0].0.as_str(), left[0].2.as_ref().map(|v| v.offset)),
+        ("other", Some(4))
+    );
+    broker.shutdown().await.unwrap();
+}

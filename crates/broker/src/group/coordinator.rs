@@ -756,6 +756,39 @@ impl GroupCoordinator {
         }
     }
 
+    /// A topic was deleted: its committed offsets go too (tombstones), as
+    /// Kafka does, so a topic re-created under the same name does not
+    /// inherit them. Returns how many offsets were removed.
+    pub fn on_topic_deleted(&self, topic: &str) -> usize {
+        let mut removed = 0;
+        for g in self.all_groups() {
+            let mut entry = g.lock();
+            let group_id = entry.group.group_id().to_string();
+            let gone: Vec<i32> = entry
+                .offsets
+                .all()
+                .filter(|((t, _), _)| t == topic)
+                .map(|((_, p), _)| *p)
+                .collect();
+            if gone.is_empty() {
+                continue;
+            }
+            let recs: Vec<(Vec<u8>, Option<Vec<u8>>)> = gone
+                .iter()
+                .map(|p| (records::offset_key(&group_id, topic, *p), None))
+                .collect();
+            if let Err(e) = self.append(&group_id, &recs) {
+                tracing::warn!(group = %group_id, topic, error = %e, "cannot delete offsets of a deleted topic");
+                continue;
+            }
+            for p in gone {
+                entry.offsets.remove(topic, p);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     // ---- admin ----
 
     /// ListGroups (every loaded group that is not Dead).
