@@ -636,28 +636,9 @@ pub fn run(opts: &RunOptions) -> Result<Report> {
             "  ceilings: loopback {lo:.0} MB/s, disk buffered+fdatasync {db:.0} MB/s, disk O_DIRECT {}",
             dd.map(|d| format!("{d:.0} MB/s")).unwrap_or_else(|| "n/a".into())
         ));
-        // The client's ceiling against the sink.
-        if opts.targets.contains(&Target::Sink) {
-            progress.say("  sink (client ceiling): starting");
-            let dir = opts.work_dir.join("sink");
-            match RunningBroker::start_sink(&dir) {
-                Ok(b) => {
-                    let mut s = Session {
-                        broker: &b,
-                        settings: &settings,
-                        plan,
-                        rep,
-                        res: &mut res,
-                        progress: &progress,
-                    };
-                    sink_session(&mut s);
-                    b.stop()?;
-                }
-                Err(e) => progress.say(&format!("  sink failed to start: {e:#}")),
-            }
-        }
-        // A/B: alternate which broker goes first.
-        let mut order: Vec<Target> = [Target::Sluice, Target::Kafka]
+        // A/B: the order alternates between repetitions (the sink, which measures the
+        // client's own ceiling, takes part so it sees the same kind of noise).
+        let mut order: Vec<Target> = [Target::Sink, Target::Sluice, Target::Kafka]
             .into_iter()
             .filter(|t| opts.targets.contains(t))
             .collect();
@@ -665,6 +646,25 @@ pub fn run(opts: &RunOptions) -> Result<Report> {
             order.reverse();
         }
         for tg in order {
+            if tg == Target::Sink {
+                progress.say("  sink (client ceiling): starting");
+                match RunningBroker::start_sink(&opts.work_dir.join("sink")) {
+                    Ok(b) => {
+                        let mut s = Session {
+                            broker: &b,
+                            settings: &settings,
+                            plan,
+                            rep,
+                            res: &mut res,
+                            progress: &progress,
+                        };
+                        sink_session(&mut s);
+                        b.stop()?;
+                    }
+                    Err(e) => progress.say(&format!("  sink failed to start: {e:#}")),
+                }
+                continue;
+            }
             let dir = opts.work_dir.join(format!("{}-rep{}", tg.name(), rep + 1));
             progress.say(&format!(
                 "  {}: starting on an empty data dir {}",
@@ -681,7 +681,7 @@ pub fn run(opts: &RunOptions) -> Result<Report> {
                     opts.kafka_script.as_deref().context("--kafka-script")?,
                     &dir,
                 ),
-                Target::Sink => unreachable!("sink is not in the A/B order"),
+                Target::Sink => unreachable!("the sink is started above"),
             };
             let b = match started {
                 Ok(b) => b,
