@@ -40,6 +40,11 @@ pub fn storage_error_code(err: &StorageError) -> i16 {
             ResponseError::KafkaStorageError
         }
         StorageError::LogDeleted(_) => ResponseError::UnknownTopicOrPartition,
+        StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        // Kafka has no per-partition producer limit; a retriable code makes
+        // the producer back off and try again once idle producers expire.
+        StorageError::TooManyProducers { .. } => ResponseError::ThrottlingQuotaExceeded,
     };
     e.code()
 }

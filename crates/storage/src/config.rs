@@ -111,6 +111,8 @@ pub struct LogManagerConfig {
     pub max_open_segment_files: usize,
     /// Segments recovered between two progress log lines.
     pub recovery_progress_every: usize,
+    /// `producer.id.expiration.ms` and the bound on producers per partition.
+    pub producer_state: crate::producer_state::ProducerStateConfig,
 }
 
 impl Default for LogManagerConfig {
@@ -119,6 +121,7 @@ impl Default for LogManagerConfig {
             log_dirs: vec![PathBuf::from("/tmp/sluice-logs")],
             max_open_segment_files: 1024,
             recovery_progress_every: 100,
+            producer_state: Default::default(),
         }
     }
 }

@@ -4,7 +4,9 @@
 use std::io;
 use std::path::PathBuf;
 
-use sluice_record::{Offset, RecordError, Timestamp};
+use sluice_record::{Offset, ProducerEpoch, ProducerId, RecordError, Timestamp};
+
+use crate::producer_state::SequenceError;
 
 use crate::TopicPartition;
 
@@ -44,6 +46,56 @@ pub enum StorageError {
     },
     #[error("log {0} has been deleted")]
     LogDeleted(TopicPartition),
+    /// A batch's sequence does not follow the producer's last one, or a new
+    /// epoch does not start at 0 (OUT_OF_ORDER_SEQUENCE_NUMBER).
+    #[error("out of order sequence for producer {producer_id:?} epoch {epoch:?}: got {first_seq}, expected {expected}")]
+    OutOfOrderSequence {
+        producer_id: ProducerId,
+        epoch: ProducerEpoch,
+        first_seq: i32,
+        expected: i32,
+    },
+    /// A batch from an older epoch than the producer's current one
+    /// (INVALID_PRODUCER_EPOCH).
+    #[error(
+        "producer {producer_id:?} epoch {epoch:?} is older than the current epoch {current:?}"
+    )]
+    InvalidProducerEpoch {
+        producer_id: ProducerId,
+        epoch: ProducerEpoch,
+        current: ProducerEpoch,
+    },
+    /// The partition already tracks the maximum number of producers and
+    /// none is idle long enough to expire.
+    #[error("partition {tp} already tracks {max} producers; a new producer id is refused until one expires (producer.id.expiration.ms)")]
+    TooManyProducers { tp: TopicPartition, max: usize },
+}
+
+impl From<SequenceError> for StorageError {
+    fn from(e: SequenceError) -> Self {
+        match e {
+            SequenceError::InvalidProducerEpoch {
+                producer_id,
+                epoch,
+                current,
+            } => StorageError::InvalidProducerEpoch {
+                producer_id,
+                epoch: ProducerEpoch(epoch),
+                current: ProducerEpoch(current),
+            },
+            SequenceError::OutOfOrderSequence {
+                producer_id,
+                epoch,
+                first_seq,
+                expected,
+            } => StorageError::OutOfOrderSequence {
+                producer_id,
+                epoch: ProducerEpoch(epoch),
+                first_seq,
+                expected,
+            },
+        }
+    }
 }
 
 impl StorageError {

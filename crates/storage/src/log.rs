@@ -9,12 +9,16 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use sluice_record::batch::{set_base_offset, set_log_append_time, set_partition_leader_epoch};
-use sluice_record::{BatchHeader, LeaderEpoch, Offset, Timestamp, TimestampType};
+use sluice_record::{BatchHeader, LeaderEpoch, Offset, ProducerId, Timestamp, TimestampType};
 
 use crate::checkpoint::{self, Checkpoint, RECOVERY_POINT_CHECKPOINT};
 use crate::config::{LogConfig, TopicPartition};
 use crate::error::{IoContext, StorageError};
-use crate::fs::{Clock, Fs};
+use crate::fs::{read_exact_at, write_all_at, Clock, Fs, OpenOptions};
+use crate::producer_state::{
+    check_batch, decode_snapshot, encode_snapshot, parse_snapshot_file_name, snapshot_file_name,
+    BatchMetadata, ProducerStateConfig, ProducerStateEntry, ProducerStateManager, SequenceCheck,
+};
 use crate::segment::{
     parse_log_file_name, FileSlice, HandleCache, LogSegment, SegmentConfig, DELETED_FILE_SUFFIX,
     INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX,
@@ -171,6 +175,8 @@ pub struct LogEnv {
     pub deleter: Arc<FileDeleter>,
     /// Segments recovered between two progress log lines.
     pub recovery_progress_every: usize,
+    /// Idempotent producer state settings.
+    pub producer_state: ProducerStateConfig,
 }
 
 /// What the last shutdown left behind for this log.
@@ -194,12 +200,18 @@ pub struct AppendInfo {
     /// The `flush.messages` policy asks for `flush_until(last_offset)` before
     /// acknowledging.
     pub needs_flush: bool,
+    /// The call was an exact retry of a batch already in the log (same
+    /// producer id, epoch and sequences): nothing was written, and
+    /// `first_offset`/`last_offset` are those of the original batch. Kafka
+    /// answers it with error NONE and the original base offset.
+    pub duplicate: bool,
 }
 
 struct LogState {
     segments: BTreeMap<i64, Arc<LogSegment>>,
     log_start_offset: Offset,
     log_end_offset: Offset,
+    producers: ProducerStateManager,
 }
 
 impl LogState {
@@ -379,7 +391,16 @@ impl Log {
         } else {
             opts.recovery_point.unwrap_or(Offset::ZERO).min(log_end)
         };
-        tracing::debug!(log = %tp, log_start = log_start.0, log_end = log_end.0, "log loaded");
+        let producers = load_producer_state(
+            &*fs,
+            &dir,
+            &segments,
+            log_start,
+            log_end,
+            now,
+            &env.producer_state,
+        )?;
+        tracing::debug!(log = %tp, log_start = log_start.0, log_end = log_end.0, producers = producers.len(), "log loaded");
         Ok(Arc::new(Log {
             tp,
             dir,
@@ -388,6 +409,7 @@ impl Log {
                 segments,
                 log_start_offset: log_start,
                 log_end_offset: log_end,
+                producers,
             }),
             flush_lock: Mutex::new(()),
             recovery_point: AtomicI64::new(recovery_point.0),
@@ -493,6 +515,80 @@ impl Log {
         }
         let last_offset = next.plus(-1);
 
+        // Idempotent producers: check every batch's sequence before a byte
+        // is written; an exact retry is answered with the original offsets.
+        if stamped.iter().any(|(_, h)| h.has_producer_id()) {
+            let mut pending: Vec<ProducerStateEntry> = Vec::new();
+            let mut new_producers = 0usize;
+            for (_, h) in stamped.iter() {
+                if !h.has_producer_id() {
+                    continue;
+                }
+                let pid = h.producer_id;
+                let idx = pending.iter().position(|e| e.producer_id == pid);
+                let entry = match idx {
+                    Some(i) => Some(&pending[i]),
+                    None => st.producers.last_entry(pid),
+                };
+                match check_batch(
+                    entry,
+                    pid,
+                    h.producer_epoch,
+                    h.base_sequence,
+                    h.last_sequence(),
+                )? {
+                    SequenceCheck::Duplicate(b) => {
+                        let log_start_offset = st.log_start_offset;
+                        drop(st);
+                        tracing::debug!(log = %self.tp, producer_id = pid.0, first_seq = b.first_seq, offset = b.first_offset.0, "duplicate batch not written");
+                        return Ok(AppendInfo {
+                            first_offset: b.first_offset,
+                            last_offset: b.last_offset,
+                            log_append_time: if log_append {
+                                b.timestamp
+                            } else {
+                                Timestamp::NONE
+                            },
+                            log_start_offset,
+                            record_count: 0,
+                            bytes: 0,
+                            needs_flush: config.flush_messages <= 1
+                                && b.last_offset >= self.recovery_point(),
+                            duplicate: true,
+                        });
+                    }
+                    SequenceCheck::Append => {
+                        let i = match idx {
+                            Some(i) => i,
+                            None => {
+                                let e = match st.producers.last_entry(pid) {
+                                    Some(e) => e.clone(),
+                                    None => {
+                                        new_producers += 1;
+                                        ProducerStateEntry::new(pid, h.producer_epoch)
+                                    }
+                                };
+                                pending.push(e);
+                                pending.len() - 1
+                            }
+                        };
+                        pending[i].add_batch(h.producer_epoch, batch_metadata(h));
+                    }
+                }
+            }
+            let max = self.env.producer_state.max_producers;
+            if new_producers > 0 && st.producers.len() + new_producers > max {
+                st.producers
+                    .remove_expired(now, self.env.producer_state.producer_id_expiration_ms);
+                if st.producers.len() + new_producers > max {
+                    return Err(StorageError::TooManyProducers {
+                        tp: self.tp.clone(),
+                        max,
+                    });
+                }
+            }
+        }
+
         let active = st.active().clone();
         if active.should_roll(
             config.segment_bytes,
@@ -511,6 +607,11 @@ impl Log {
             return Err(f.error);
         }
         st.log_end_offset = next;
+        for (_, h) in stamped.iter().filter(|(_, h)| h.has_producer_id()) {
+            st.producers
+                .update(h.producer_id, h.producer_epoch, batch_metadata(h));
+        }
+        st.producers.set_map_end_offset(next);
         self.log_end.store(next.0, Ordering::Release);
         let log_start_offset = st.log_start_offset;
         drop(st);
@@ -527,6 +628,7 @@ impl Log {
             record_count,
             bytes: records.len(),
             needs_flush: unflushed >= config.flush_messages,
+            duplicate: false,
         })
     }
 
@@ -552,6 +654,11 @@ impl Log {
         )?;
         st.segments.insert(base.0, seg);
         self.dir_dirty.store(true, Ordering::Release);
+        // Kafka takes a producer state snapshot at every roll, so recovery
+        // replays at most the active segment.
+        if let Err(e) = write_snapshot(&*self.env.fs, &self.dir, &mut st.producers, base) {
+            tracing::warn!(log = %self.tp, error = %e, "cannot write producer state snapshot");
+        }
         tracing::debug!(log = %self.tp, base = base.0, "rolled new segment");
         Ok(())
     }
@@ -769,6 +876,8 @@ impl Log {
                 self.log_start.store(first.0, Ordering::Release);
             }
         }
+        let lso = st.log_start_offset;
+        st.producers.truncate_head(lso);
         Ok(n)
     }
 
@@ -808,6 +917,8 @@ impl Log {
         let config = self.config.read().clone();
         let now = self.env.clock.now_ms();
         let mut st = self.state.write();
+        st.producers
+            .remove_expired(now, self.env.producer_state.producer_id_expiration_ms);
         let segs: Vec<Arc<LogSegment>> = st.segments.values().cloned().collect();
         let lso = st.log_start_offset;
         let mut doomed = Vec::new();
@@ -914,6 +1025,27 @@ impl Log {
         self.log_end.store(st.log_end_offset.0, Ordering::Release);
         self.log_start
             .store(st.log_start_offset.0, Ordering::Release);
+        // Producer state: snapshots above the truncation point describe
+        // batches that are gone; rebuild from what remains.
+        let (ls, le) = (st.log_start_offset, st.log_end_offset);
+        let rebuilt = remove_snapshots_after(&*self.env.fs, &self.dir, le).and_then(|_| {
+            load_producer_state(
+                &*self.env.fs,
+                &self.dir,
+                &st.segments,
+                ls,
+                le,
+                now,
+                &self.env.producer_state,
+            )
+        });
+        match rebuilt {
+            Ok(p) => st.producers = p,
+            Err(e) => {
+                self.offline(&e);
+                return Err(e);
+            }
+        }
         let leo = st.log_end_offset.0;
         self.recovery_point.fetch_min(leo, Ordering::AcqRel);
         if let Err(e) = self
@@ -935,12 +1067,39 @@ impl Log {
             return Ok(());
         }
         self.flush()?;
-        let st = self.state.read();
+        let mut st = self.state.write();
+        let leo = st.log_end_offset;
+        write_snapshot(&*self.env.fs, &self.dir, &mut st.producers, leo)?;
         for s in st.segments.values() {
             s.close()?;
         }
         self.deleted.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Number of idempotent producers this partition tracks.
+    pub fn num_producers(&self) -> usize {
+        self.state.read().producers.len()
+    }
+
+    /// Approximate memory used by the producer state, in bytes.
+    pub fn producer_state_memory_bytes(&self) -> usize {
+        self.state.read().producers.memory_bytes()
+    }
+
+    /// The producer's state on this partition (tests and tools).
+    pub fn producer_state(&self, producer_id: ProducerId) -> Option<ProducerStateEntry> {
+        self.state.read().producers.last_entry(producer_id).cloned()
+    }
+
+    /// Drops producers idle longer than `producer.id.expiration.ms`.
+    /// Returns how many were removed.
+    pub fn remove_expired_producers(&self) -> usize {
+        let now = self.env.clock.now_ms();
+        self.state
+            .write()
+            .producers
+            .remove_expired(now, self.env.producer_state.producer_id_expiration_ms)
     }
 
     pub(crate) fn mark_deleted(&self) {
@@ -1000,4 +1159,141 @@ pub fn validate_batches(
         pos += h.size();
     }
     Ok(out)
+}
+
+fn batch_metadata(h: &BatchHeader) -> BatchMetadata {
+    BatchMetadata {
+        first_seq: h.base_sequence,
+        last_seq: h.last_sequence(),
+        first_offset: h.base_offset,
+        last_offset: h.last_offset(),
+        timestamp: h.max_timestamp,
+    }
+}
+
+/// Producer snapshots in `dir`, oldest first.
+fn list_snapshots(fs: &dyn Fs, dir: &Path) -> Result<Vec<(Offset, PathBuf)>, StorageError> {
+    let mut out: Vec<(Offset, PathBuf)> = fs
+        .read_dir(dir)
+        .ctx("list partition directory", dir)?
+        .into_iter()
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?;
+            Some((parse_snapshot_file_name(name)?, p.clone()))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Snapshots kept after writing a new one.
+const SNAPSHOTS_TO_KEEP: usize = 2;
+
+/// Writes `<offset>.snapshot` atomically (temp file, fsync, rename) and
+/// removes all but the newest [`SNAPSHOTS_TO_KEEP`].
+fn write_snapshot(
+    fs: &dyn Fs,
+    dir: &Path,
+    state: &mut ProducerStateManager,
+    offset: Offset,
+) -> Result<(), StorageError> {
+    state.set_map_end_offset(offset);
+    let bytes = encode_snapshot(state);
+    let path = dir.join(snapshot_file_name(offset));
+    let tmp = dir.join(format!("{}.tmp", snapshot_file_name(offset)));
+    let f = fs
+        .open(&tmp, &OpenOptions::create_truncate())
+        .ctx("create producer snapshot", &tmp)?;
+    write_all_at(&*f, &bytes, 0)
+        .map_err(|(_, e)| StorageError::io("write producer snapshot", &tmp, e))?;
+    f.sync_data().ctx("fsync producer snapshot", &tmp)?;
+    drop(f);
+    fs.rename(&tmp, &path)
+        .ctx("rename producer snapshot", &tmp)?;
+    fs.sync_dir(dir).ctx("fsync directory", dir)?;
+    let snaps = list_snapshots(fs, dir)?;
+    if snaps.len() > SNAPSHOTS_TO_KEEP {
+        for (_, p) in &snaps[..snaps.len() - SNAPSHOTS_TO_KEEP] {
+            fs.remove_file(p).ctx("remove old producer snapshot", p)?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_snapshots_after(fs: &dyn Fs, dir: &Path, offset: Offset) -> Result<(), StorageError> {
+    let mut removed = false;
+    for (o, p) in list_snapshots(fs, dir)? {
+        if o > offset {
+            fs.remove_file(&p).ctx("remove producer snapshot", &p)?;
+            removed = true;
+        }
+    }
+    if removed {
+        fs.sync_dir(dir).ctx("fsync directory", dir)?;
+    }
+    Ok(())
+}
+
+/// Most bytes a snapshot file may have (10 MiB per 100k producers is far
+/// more than the bounded state needs).
+const MAX_SNAPSHOT_BYTES: u64 = 256 << 20;
+
+fn read_snapshot(fs: &dyn Fs, path: &Path) -> Result<Option<ProducerStateManager>, StorageError> {
+    let f = fs
+        .open(path, &OpenOptions::read())
+        .ctx("open producer snapshot", path)?;
+    let len = f.len().ctx("stat producer snapshot", path)?;
+    if len > MAX_SNAPSHOT_BYTES {
+        return Ok(None);
+    }
+    let mut buf = vec![0u8; len as usize];
+    read_exact_at(&*f, &mut buf, 0).ctx("read producer snapshot", path)?;
+    Ok(decode_snapshot(&buf).ok())
+}
+
+/// Producer state for a loaded log: the newest usable snapshot at or below
+/// the log end, plus a replay of the batch headers after it; snapshots
+/// above the log end (the log lost its tail) and unreadable ones are
+/// deleted. Producers whose data is all below the log start, or idle longer
+/// than `producer.id.expiration.ms`, are dropped.
+fn load_producer_state(
+    fs: &dyn Fs,
+    dir: &Path,
+    segments: &BTreeMap<i64, Arc<LogSegment>>,
+    log_start: Offset,
+    log_end: Offset,
+    now: i64,
+    config: &ProducerStateConfig,
+) -> Result<ProducerStateManager, StorageError> {
+    let first_base = Offset(segments.keys().next().copied().unwrap_or(log_start.0));
+    let mut state = None;
+    for (off, path) in list_snapshots(fs, dir)?.into_iter().rev() {
+        if off <= log_end && off >= first_base {
+            if let Some(s) = read_snapshot(fs, &path)? {
+                if s.map_end_offset() == off {
+                    state = Some(s);
+                    break;
+                }
+            }
+        }
+        tracing::warn!(snapshot = %path.display(), log_end = log_end.0, "removing unusable producer state snapshot");
+        fs.remove_file(&path)
+            .ctx("remove producer snapshot", &path)?;
+    }
+    let mut state = state.unwrap_or_else(|| ProducerStateManager::new(first_base));
+    let from = state.map_end_offset().max(first_base);
+    for seg in segments.values() {
+        if seg.next_offset() <= from {
+            continue;
+        }
+        seg.for_each_header_from(from, |h| {
+            if h.has_producer_id() && !h.is_control() && h.last_offset() < log_end {
+                state.update(h.producer_id, h.producer_epoch, batch_metadata(h));
+            }
+        })?;
+    }
+    state.set_map_end_offset(log_end);
+    state.truncate_head(log_start);
+    state.remove_expired(now, config.producer_id_expiration_ms);
+    Ok(state)
 }

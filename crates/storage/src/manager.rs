@@ -154,6 +154,7 @@ impl LogManager {
             cache: self.cache.clone(),
             deleter: self.deleter.clone(),
             recovery_progress_every: self.config.recovery_progress_every,
+            producer_state: self.config.producer_state,
         }
     }
 

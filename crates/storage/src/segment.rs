@@ -565,6 +565,29 @@ impl LogSegment {
         Ok(None)
     }
 
+    /// Calls `f` with the header of every whole batch whose last offset is
+    /// `>= from`, in order (producer state replay reads only headers).
+    pub(crate) fn for_each_header_from(
+        self: &Arc<Self>,
+        from: Offset,
+        mut f: impl FnMut(&BatchHeader),
+    ) -> Result<(), StorageError> {
+        let size = self.size();
+        let lp = self.log_path();
+        let Some((mut pos, _, log)) = self.translate_offset(from)? else {
+            return Ok(());
+        };
+        while pos + BATCH_HEADER_SIZE as u64 <= size {
+            let h = Self::header_at(&*log, pos, &lp)?;
+            if h.size() < BATCH_HEADER_SIZE || pos + h.size() as u64 > size {
+                break;
+            }
+            f(&h);
+            pos += h.size() as u64;
+        }
+        Ok(())
+    }
+
     /// A slice starting at the batch holding `fetch_offset`, ending on a
     /// batch boundary, holding only batches that end before `max_offset`
     /// (exclusive), at most `max_bytes` unless the first batch alone is

@@ -37,6 +37,7 @@ impl Env {
                 log_dirs: self.dirs.clone(),
                 max_open_segment_files: self.max_open,
                 recovery_progress_every: 1,
+                ..Default::default()
             },
             Arc::new(self.fs.clone()),
             self.clock.clone(),

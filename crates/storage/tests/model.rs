@@ -123,6 +123,7 @@ impl Harness {
                 log_dirs: vec![PathBuf::from("/logs")],
                 max_open_segment_files: 3,
                 recovery_progress_every: 0,
+                ..Default::default()
             },
             Arc::new(self.fs.clone()),
             self.clock.clone(),

@@ -40,6 +40,7 @@ fn manager(fs: &SimFs) -> LogManager {
             log_dirs: vec![PathBuf::from("/d")],
             max_open_segment_files: 2,
             recovery_progress_every: 1,
+            ..Default::default()
         },
         Arc::new(fs.clone()),
         Arc::new(ManualClock::new(NOW)),
