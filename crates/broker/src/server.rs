@@ -112,6 +112,9 @@ impl Broker {
         let connection_config = ConnectionConfig {
             max_request_bytes: ctx.config.socket_request_max_bytes,
             pool: MemoryPool::new(ctx.config.queued_max_request_bytes),
+            // Kafka's connections.max.idle.ms default (the key is not in the
+            // config table yet).
+            idle_timeout: Some(network::connection::DEFAULT_IDLE_TIMEOUT),
         };
         let slots = Arc::new(Semaphore::new(
             ctx.config.max_connections.clamp(1, Semaphore::MAX_PERMITS),

@@ -798,3 +798,42 @@ async fn concurrent_producers_and_a_tailing_consumer_agree_on_every_record() {
     assert_eq!(values, expected);
     b.broker.shutdown().await.unwrap();
 }
+
+/// connections.max.idle.ms: a connection with nothing in flight is closed
+/// once idle, but a long poll longer than the idle time is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed_but_not_while_a_request_waits() {
+    use sluice_broker::network::{connection, ConnectionConfig, MemoryPool};
+    let b = TestBroker::start_default().await;
+    let ctx = b.broker.context().clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        loop {
+            let (stream, peer) = listener.accept().await.unwrap();
+            let config = ConnectionConfig {
+                max_request_bytes: 1 << 20,
+                pool: MemoryPool::new(usize::MAX),
+                idle_timeout: Some(std::time::Duration::from_millis(200)),
+            };
+            tokio::spawn(connection::serve(
+                stream,
+                peer,
+                ctx.clone(),
+                config,
+                stop_rx.clone(),
+            ));
+        }
+    });
+
+    let mut c = Client::connect(addr).await;
+    metadata(&mut c, 12, &["idle"], true).await;
+    // Waits up to 1.5 s for data that never comes: longer than the idle
+    // timeout, yet answered, because a request is in flight.
+    let d = fetch(&mut c, 12, &fetch_request("idle", 0, 0, 1_500, 1)).await;
+    assert_eq!(d.error_code, 0);
+    // Then nothing more is sent: the broker closes the connection.
+    assert!(c.is_closed_by_broker().await);
+    b.broker.shutdown().await.unwrap();
+}

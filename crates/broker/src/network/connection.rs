@@ -7,8 +7,15 @@
 //! So responses leave in request order while later requests are already
 //! being read (pipelining), and a produce followed by a fetch on the same
 //! connection sees its own write, as with Kafka.
+//!
+//! A connection with no request in progress and no bytes read or written
+//! for `connections.max.idle.ms` is closed (Kafka's idle reaper); a client
+//! trickling a frame slower than that is closed too.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::RequestKind;
@@ -17,6 +24,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 use super::codec::{self, Decoded};
 use super::frame::{FrameError, FrameReader, MemoryPool, Reservation};
@@ -26,11 +34,13 @@ use crate::handlers::{self, Response};
 
 /// Decoded requests a connection may hold before it stops reading.
 const QUEUE_DEPTH: usize = 16;
+/// Kafka's `connections.max.idle.ms` default.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 enum Inbound {
     Request {
         request: Box<DecodedRequest>,
-        _reservation: Reservation,
+        reservation: Reservation,
     },
     /// A ready-made answer (the ApiVersions v0 fallback).
     Answer(Bytes),
@@ -43,6 +53,30 @@ enum Inbound {
 pub struct ConnectionConfig {
     pub max_request_bytes: usize,
     pub pool: MemoryPool,
+    /// Close connections idle this long (`None`: never).
+    pub idle_timeout: Option<Duration>,
+}
+
+/// What the reader needs to know about the processor to decide whether the
+/// connection is idle.
+struct Activity {
+    start: Instant,
+    /// Requests read but not yet answered.
+    in_flight: AtomicUsize,
+    /// Milliseconds after `start` of the last byte read or answer written.
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// When the connection becomes idle if nothing else happens.
+    fn idle_deadline(&self, timeout: Duration) -> Instant {
+        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + timeout
+    }
 }
 
 /// Serves one connection until the client leaves, a frame is malformed, or
@@ -61,8 +95,20 @@ pub async fn serve(
     let (read_half, write_half) = stream.into_split();
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
     let frames = FrameReader::new(read_half, config.max_request_bytes, config.pool.clone());
-    let reader = tokio::spawn(read_loop(frames, tx, shutdown, peer));
-    process_loop(rx, write_half, &ctx, peer).await;
+    let activity = Arc::new(Activity {
+        start: Instant::now(),
+        in_flight: AtomicUsize::new(0),
+        last_ms: AtomicU64::new(0),
+    });
+    let reader = tokio::spawn(read_loop(
+        frames,
+        tx,
+        shutdown,
+        peer,
+        config.idle_timeout,
+        activity.clone(),
+    ));
+    process_loop(rx, write_half, &ctx, peer, &activity).await;
     reader.abort();
     tracing::debug!(%peer, "connection closed");
 }
@@ -72,13 +118,27 @@ async fn read_loop(
     tx: mpsc::Sender<Inbound>,
     mut shutdown: watch::Receiver<bool>,
     peer: SocketAddr,
+    idle_timeout: Option<Duration>,
+    activity: Arc<Activity>,
 ) {
     loop {
+        let idle_at = idle_timeout.map(|t| activity.idle_deadline(t));
         let next = tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => return,
             next = frames.next_frame() => next,
+            _ = sleep_until_opt(idle_at) => {
+                // Reading resumes where it stopped (the frame buffer keeps
+                // partial bytes), unless the connection really is idle.
+                let quiet = idle_timeout.is_some_and(|t| activity.idle_deadline(t) <= Instant::now());
+                if quiet && activity.in_flight.load(Ordering::Acquire) == 0 {
+                    tracing::debug!(%peer, "closing idle connection");
+                    return;
+                }
+                continue;
+            }
         };
+        activity.touch();
         let item = match next {
             Ok(None) => return,
             Err(FrameError::Io(e)) => {
@@ -89,16 +149,26 @@ async fn read_loop(
             Ok(Some(frame)) => match codec::decode_request(frame.bytes) {
                 Decoded::Request(request) => Inbound::Request {
                     request,
-                    _reservation: frame.reservation,
+                    reservation: frame.reservation,
                 },
                 Decoded::Answer(bytes) => Inbound::Answer(bytes),
                 Decoded::Reject(reason) => Inbound::Close(reason),
             },
         };
         let closing = matches!(item, Inbound::Close(_));
+        if !closing {
+            activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        }
         if tx.send(item).await.is_err() || closing {
             return;
         }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -107,21 +177,24 @@ async fn process_loop(
     mut socket: OwnedWriteHalf,
     ctx: &BrokerContext,
     peer: SocketAddr,
+    activity: &Activity,
 ) {
     let mut client_id: Option<String> = None;
     while let Some(item) = rx.recv().await {
         let (header, body, reservation) = match item {
             Inbound::Request {
                 request,
-                _reservation,
+                reservation,
             } => {
                 let DecodedRequest { header, body, .. } = *request;
-                (header, body, _reservation)
+                (header, body, reservation)
             }
             Inbound::Answer(bytes) => {
                 if socket.write_all(&bytes).await.is_err() {
                     return;
                 }
+                activity.touch();
+                activity.in_flight.fetch_sub(1, Ordering::AcqRel);
                 continue;
             }
             Inbound::Close(reason) => {
@@ -172,5 +245,7 @@ async fn process_loop(
             tracing::debug!(%peer, error = %e, "write failed");
             return;
         }
+        activity.touch();
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
