@@ -250,6 +250,10 @@ impl GroupCoordinator {
     }
 
     fn get_or_create_group(&self, group_id: &str) -> Result<GroupRef, GroupError> {
+        // Stored keys carry the group id as an INT16-length string.
+        if group_id.len() > i16::MAX as usize {
+            return Err(GroupError::InvalidGroupId);
+        }
         let p = self.loaded_partition(group_id)?;
         let now = self.now();
         let mut groups = p.groups.lock();
