@@ -44,6 +44,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
+    // Idempotent producer (non-transactional).
+    (ApiKey::InitProducerId, 0, 5),
 ];
 
 /// The advertised `(min, max)` of `api_key` in `supported`, if any.

@@ -72,6 +72,7 @@ pub mod fs;
 pub mod index;
 pub mod log;
 pub mod manager;
+pub mod producer_id;
 pub mod producer_state;
 pub mod segment;
 pub mod sim;

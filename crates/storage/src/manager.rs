@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use sluice_record::Offset;
+use sluice_record::{Offset, ProducerId};
 
 use crate::checkpoint::{self, Checkpoint, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
 use crate::config::{LogConfig, LogManagerConfig, TopicPartition};
 use crate::error::{IoContext, StorageError};
 use crate::fs::{Clock, Fs, OpenOptions};
 use crate::log::{FileDeleter, LoadOptions, Log, LogDirState, LogEnv};
+use crate::producer_id::ProducerIdManager;
 use crate::segment::HandleCache;
 
 /// Kafka's clean-shutdown marker file name.
@@ -35,6 +36,7 @@ pub struct LogManager {
     logs: RwLock<HashMap<TopicPartition, (Arc<Log>, usize)>>,
     create_lock: Mutex<()>,
     checkpoint_lock: Mutex<()>,
+    producer_ids: Result<ProducerIdManager, String>,
 }
 
 impl LogManager {
@@ -89,7 +91,18 @@ impl LogManager {
             return Err(first_err
                 .unwrap_or_else(|| StorageError::InvalidRecord("no log.dirs configured".into())));
         }
+        // Producer ids are allocated from the first log dir (if it is usable).
+        let producer_ids = match dirs.first() {
+            Some(d) if !d.state.is_offline() => {
+                ProducerIdManager::open(fs.clone(), d.state.path()).map_err(|e| e.to_string())
+            }
+            _ => Err("the first log directory is offline".to_string()),
+        };
+        if let Err(e) = &producer_ids {
+            tracing::error!(error = %e, "producer id allocation unavailable");
+        }
         Ok(LogManager {
+            producer_ids,
             cache: HandleCache::new(config.max_open_segment_files),
             deleter: FileDeleter::new(fs.clone()),
             config,
@@ -99,6 +112,41 @@ impl LogManager {
             logs: RwLock::new(HashMap::new()),
             create_lock: Mutex::new(()),
             checkpoint_lock: Mutex::new(()),
+        })
+    }
+
+    /// A producer id never handed out before (durable high-water mark in
+    /// the first log dir; see [`crate::producer_id`]).
+    pub fn generate_producer_id(&self) -> Result<ProducerId, StorageError> {
+        let offline = |reason: String| StorageError::LogDirOffline {
+            dir: self.config.log_dirs.first().cloned().unwrap_or_default(),
+            reason,
+        };
+        let m = self.producer_ids.as_ref().map_err(|r| offline(r.clone()))?;
+        let d = self
+            .dirs
+            .first()
+            .ok_or_else(|| offline("no log directory".into()))?;
+        d.state.check()?;
+        m.generate().inspect_err(|e| {
+            if matches!(e, StorageError::Io { .. }) {
+                d.state.mark_offline(e.to_string());
+            }
+        })
+    }
+
+    /// True if `id` was handed out by [`LogManager::generate_producer_id`]
+    /// (in this run or an earlier one).
+    pub fn producer_id_was_allocated(&self, id: ProducerId) -> bool {
+        self.producer_ids
+            .as_ref()
+            .is_ok_and(|m| m.was_allocated(id))
+    }
+
+    /// Producers tracked over all loaded logs, and the bytes their state uses.
+    pub fn producer_state_usage(&self) -> (usize, usize) {
+        self.all_logs().iter().fold((0, 0), |(n, b), l| {
+            (n + l.num_producers(), b + l.producer_state_memory_bytes())
         })
     }
 

@@ -38,6 +38,9 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod sync_group;
 
+// Idempotent producers (issue 5).
+pub mod init_producer_id;
+
 /// How the connection answers one request.
 #[derive(Debug)]
 pub enum Response {
@@ -139,6 +142,9 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, body: RequestKi
         }
         RequestKind::DeleteGroups(req) => {
             ResponseKind::DeleteGroups(delete_groups::handle(ctx, header, req).await).into()
+        }
+        RequestKind::InitProducerId(req) => {
+            ResponseKind::InitProducerId(init_producer_id::handle(ctx, header, req).await).into()
         }
         other => Response::Close(format!(
             "no handler for API key {} ({:?})",

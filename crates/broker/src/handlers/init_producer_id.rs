@@ -1,0 +1,74 @@
+//! InitProducerId (v0–v5) for idempotent, non-transactional producers.
+//!
+//! * No transactional id: a producer id that was never handed out before
+//!   (storage keeps a durable, fsynced allocation high-water mark in the first
+//!   log dir), epoch 0 — as Kafka's `TransactionCoordinator` answers.
+//! * KIP-360 (v3+): a producer that re-initialises with the id and epoch it
+//!   already holds keeps its id and gets the next epoch, so batches of its
+//!   old incarnation are fenced (INVALID_PRODUCER_EPOCH) and its sequences
+//!   restart at 0. Ids this broker never allocated, and epochs that would
+//!   reach `i16::MAX`, get a fresh id with epoch 0 instead (Kafka also moves
+//!   to a new id when the epoch is exhausted).
+//! * A transactional id: this broker has no transaction coordinator, so it
+//!   answers COORDINATOR_NOT_AVAILABLE, consistent with FindCoordinator for
+//!   key type 1. An empty transactional id is INVALID_REQUEST (as Kafka).
+//! * Allocation failure (first log dir offline or its file unreadable):
+//!   COORDINATOR_NOT_AVAILABLE, which clients retry.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{
+    InitProducerIdRequest, InitProducerIdResponse, ProducerId as WireProducerId, RequestHeader,
+};
+use sluice_record::ProducerId;
+
+use crate::context::BrokerContext;
+
+fn error(e: ResponseError) -> InitProducerIdResponse {
+    InitProducerIdResponse::default()
+        .with_error_code(e.code())
+        .with_producer_id(WireProducerId(-1))
+        .with_producer_epoch(-1)
+}
+
+pub async fn handle(
+    ctx: &BrokerContext,
+    header: &RequestHeader,
+    req: InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    if let Some(tid) = &req.transactional_id {
+        return if tid.0.is_empty() {
+            error(ResponseError::InvalidRequest)
+        } else {
+            error(ResponseError::CoordinatorNotAvailable)
+        };
+    }
+    // KIP-360 epoch bump for a producer that knows its id and epoch.
+    let (pid, epoch) = (ProducerId(req.producer_id.0), req.producer_epoch);
+    if header.request_api_version >= 3
+        && (0..i16::MAX - 1).contains(&epoch)
+        && ctx.logs.producer_id_was_allocated(pid)
+    {
+        tracing::debug!(
+            producer_id = pid.0,
+            epoch = epoch + 1,
+            "producer epoch bumped"
+        );
+        return InitProducerIdResponse::default()
+            .with_producer_id(WireProducerId(pid.0))
+            .with_producer_epoch(epoch + 1);
+    }
+    let logs = ctx.logs.clone();
+    match tokio::task::spawn_blocking(move || logs.generate_producer_id()).await {
+        Ok(Ok(id)) => InitProducerIdResponse::default()
+            .with_producer_id(WireProducerId(id.0))
+            .with_producer_epoch(0),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot allocate a producer id");
+            error(ResponseError::CoordinatorNotAvailable)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "producer id allocation task failed");
+            error(ResponseError::CoordinatorNotAvailable)
+        }
+    }
+}
