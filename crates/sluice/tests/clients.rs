@@ -18,7 +18,7 @@
 //! With `SLUICE_TEST_REFERENCE_KAFKA=1` the `*_reference_kafka` tests run the
 //! same drivers against the pinned Apache Kafka 4.1.2 (clients/reference-kafka),
 //! so the comparison is one command:
-//! `SLUICE_TEST_REFERENCE_KAFKA=1 cargo test -p sluice --test clients -- --include-ignored`.
+//! `SLUICE_TEST_REFERENCE_KAFKA=1 cargo test -p sluice --test clients`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -431,7 +431,6 @@ macro_rules! client_tests {
 client_tests! {
     ConfluentKafka: confluent_kafka_against_sluice, confluent_kafka_against_reference_kafka;
     KafkaPython: kafka_python_against_sluice, kafka_python_against_reference_kafka;
-    #[ignore = "KafkaJS consumes only through a consumer group: needs the group coordinator (issue 6)"]
     KafkaJs: kafkajs_against_sluice, kafkajs_against_reference_kafka;
     Java: java_client_against_sluice, java_client_against_reference_kafka;
     FranzGo: franz_go_against_sluice, franz_go_against_reference_kafka;
