@@ -171,10 +171,29 @@ async fn zero_copy_fetch_is_byte_identical_to_kafka_protocol_encoding() {
 /// connection's fetch is stuck there, another connection's produce must
 /// complete; then the fetch completes with the right bytes. The runtime has
 /// a single worker thread, so had the cold read run on it (as `sendfile`
-/// from a network thread does in Kafka), the produce could never complete
-/// and this test would hang instead of passing.
+/// from a network thread does in Kafka), the produce could never complete;
+/// a watchdog turns that hang into a failure after a generous
+/// bound (far above the test's normal run time, so it is not a timing
+/// assertion) instead of hanging CI.
 #[test]
 fn a_fetch_waiting_for_a_cold_read_does_not_stall_other_connections() {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        cold_read_scenario();
+        let _ = done_tx.send(());
+    });
+    match done_rx.recv_timeout(std::time::Duration::from_secs(300)) {
+        Ok(()) => {}
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            panic!("the cold-read scenario failed (see its panic above)")
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!(
+            "stalled: a produce on another connection never completed while a fetch waited for a cold read"
+        ),
+    }
+}
+
+fn cold_read_scenario() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
