@@ -208,6 +208,28 @@ fn session(b: &str, topic: &str) {
         describe.contains(&format!("RECORDS     {RECORDS}")),
         "{describe}"
     );
+    // sizes come from DescribeLogDirs: every partition that holds records has bytes on disk
+    let sizes: Vec<(i32, u64)> = describe
+        .lines()
+        .skip_while(|l| !l.starts_with("PARTITION "))
+        .skip(1)
+        .take_while(|l| l.split_whitespace().count() >= 7)
+        .map(|l| {
+            let c: Vec<&str> = l.split_whitespace().collect();
+            (
+                c[0].parse().unwrap(),
+                c[6].parse().unwrap_or_else(|_| panic!("size of {l:?}")),
+            )
+        })
+        .collect();
+    assert_eq!(sizes.len(), 3, "{describe}");
+    for (p, size) in sizes {
+        assert_eq!(
+            size > 0,
+            offsets.contains_key(&p),
+            "partition {p}: {describe}"
+        );
+    }
     assert!(describe.contains("retention.ms=3600000"), "{describe}");
 
     // alter-config keeps the other override
@@ -503,6 +525,17 @@ fn scripted_session_against_reference_kafka() {
         Err(e) => panic!("reference Kafka failed to start: {e}"),
     };
     let b = kafka.bootstrap();
+    let info = ok(&["cluster", "info", "-b", &b, "--versions"], None);
+    assert!(
+        info.contains("CLUSTER-ID") && info.contains("JoinGroup"),
+        "{info}"
+    );
+    let host = b.split(':').next().unwrap();
+    assert!(
+        info.lines()
+            .any(|l| l.split_whitespace().nth(1) == Some(host)),
+        "{info}"
+    );
     session(&b, "cli-orders");
     group_session(&b, "cli-grouped", "cli-group");
     kafka.stop();
