@@ -185,6 +185,9 @@ pub struct Throughput {
     pub secs: f64,
     pub records: u64,
     pub bytes: u64,
+    /// Consume only: from assign to the first record (connections, offsets, first
+    /// fetch); not part of `secs`.
+    pub startup_secs: f64,
 }
 
 impl Throughput {
@@ -210,53 +213,100 @@ pub fn produce_throughput(
     let producer: BaseProducer<CountingContext> = config(bootstrap, &settings.throughput_producer)
         .create_with_context(ctx)
         .context("producer")?;
-    // Connect and fetch metadata before the clock starts.
+    // Connect, learn the topic's leaders and open every partition before the clock
+    // starts: one acknowledged warm-up record per partition (not counted).
     producer
         .client()
         .fetch_metadata(Some(topic), Duration::from_secs(30))?;
     let buf = payload(record_size);
+    for part in 0..partitions {
+        send_blocking(&producer, topic, part, &buf)?;
+    }
+    drain(&producer, Duration::from_secs(60))
+        .with_context(|| format!("warm-up flush for {topic}"))?;
+    let warm = producer.context().delivered.load(Ordering::Relaxed);
+    let first_error = |p: &BaseProducer<CountingContext>| {
+        p.context()
+            .first_error
+            .lock()
+            .expect("first error")
+            .clone()
+            .unwrap_or_default()
+    };
+    if warm < partitions as u64 {
+        bail!(
+            "warm-up records to {topic} failed: {}",
+            first_error(&producer)
+        );
+    }
     let n = (total_bytes / record_size as u64).max(1);
     let t = Instant::now();
     for i in 0..n {
         let part = (i % partitions as u64) as i32;
-        loop {
-            match producer.send(
-                BaseRecord::<(), [u8]>::to(topic)
-                    .partition(part)
-                    .payload(&buf),
-            ) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    producer.poll(Duration::from_millis(1))
-                }
-                Err((e, _)) => bail!("produce to {topic}: {e}"),
-            }
-        }
+        send_blocking(&producer, topic, part, &buf)?;
         if i % 1024 == 0 {
             producer.poll(Duration::ZERO);
         }
     }
-    producer
-        .flush(Duration::from_secs(300))
+    drain(&producer, Duration::from_secs(300))
         .with_context(|| format!("flush producer for {topic}"))?;
     let secs = t.elapsed().as_secs_f64();
-    let ctx = producer.context();
-    let failed = ctx.failed.load(Ordering::Relaxed);
+    let failed = producer.context().failed.load(Ordering::Relaxed);
     if failed > 0 {
         bail!(
             "{failed} of {n} records to {topic} failed: {}",
-            ctx.first_error
-                .lock()
-                .expect("e")
-                .clone()
-                .unwrap_or_default()
+            first_error(&producer)
         );
+    }
+    let delivered = producer.context().delivered.load(Ordering::Relaxed) - warm;
+    if delivered != n {
+        bail!("only {delivered} of {n} records to {topic} acknowledged after flush");
     }
     Ok(Throughput {
         secs,
         records: n,
         bytes: n * record_size as u64,
+        startup_secs: 0.0,
     })
+}
+
+/// Wait until every queued record is acknowledged, polling delivery reports every
+/// millisecond. (rdkafka's `flush` sleeps in 100 ms polls, which would add up to
+/// 100 ms to every timed run.)
+fn drain(producer: &BaseProducer<CountingContext>, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while producer.in_flight_count() > 0 {
+        if Instant::now() > deadline {
+            bail!(
+                "{} records still unacknowledged after {timeout:?}",
+                producer.in_flight_count()
+            );
+        }
+        producer.poll(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+/// Enqueue one record, polling while librdkafka's queue is full.
+fn send_blocking(
+    producer: &BaseProducer<CountingContext>,
+    topic: &str,
+    part: i32,
+    buf: &[u8],
+) -> Result<()> {
+    loop {
+        match producer.send(
+            BaseRecord::<(), [u8]>::to(topic)
+                .partition(part)
+                .payload(buf),
+        ) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                producer.poll(Duration::from_millis(1))
+            }
+            Err((e, _)) => bail!("produce to {topic}: {e}"),
+        }
+    }
 }
 
 fn consumer(
@@ -276,7 +326,10 @@ fn consumer(
     Ok(c)
 }
 
-/// Read `topic` from the beginning until `expected_bytes` of payload arrived.
+/// Read `topic` from the beginning until `expected_bytes` of payload arrived. Timed
+/// from the first record received, so consumer start-up (connections, offset lookup,
+/// the first fetch round trip) is reported apart (`startup_secs`); the first fetch's
+/// bytes count, which flatters short runs by at most one fetch (≤ 1 MiB per partition).
 pub fn consume_throughput(
     bootstrap: &str,
     settings: &ClientSettings,
@@ -286,11 +339,13 @@ pub fn consume_throughput(
 ) -> Result<Throughput> {
     let c = consumer(bootstrap, settings, topic, partitions)?;
     let (mut bytes, mut records) = (0u64, 0u64);
-    let t = Instant::now();
+    let t0 = Instant::now();
+    let mut first: Option<Instant> = None;
     let mut last_progress = Instant::now();
     while bytes < expected_bytes {
         match c.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
+                first.get_or_insert_with(Instant::now);
                 bytes += m.payload_len() as u64;
                 records += 1;
                 last_progress = Instant::now();
@@ -303,10 +358,12 @@ pub fn consume_throughput(
             }
         }
     }
+    let first = first.unwrap_or(t0);
     Ok(Throughput {
-        secs: t.elapsed().as_secs_f64(),
+        secs: first.elapsed().as_secs_f64().max(1e-6),
         records,
         bytes,
+        startup_secs: (first - t0).as_secs_f64(),
     })
 }
 

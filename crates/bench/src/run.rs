@@ -241,10 +241,20 @@ impl Session<'_> {
             cpu.broker_cpu_s / (t.bytes as f64 / 1e9),
             Some(cpu),
         );
+        self.res.push(
+            tg,
+            rep,
+            scenario,
+            "time to first record",
+            "ms",
+            t.startup_secs * 1e3,
+            Some(cpu),
+        );
         self.progress.say(&format!(
-            "  {} {scenario}: {:.1} MB/s, broker {:.3} CPU-s/GB{}",
+            "  {} {scenario}: {:.1} MB/s after {:.0} ms to the first record, broker {:.3} CPU-s/GB{}",
             tg.name(),
             t.mb_per_s(),
+            t.startup_secs * 1e3,
             cpu.broker_cpu_s / (t.bytes as f64 / 1e9),
             noise_note(&cpu)
         ));
@@ -870,6 +880,7 @@ fn summarize(res: &Results, plan: &Plan) -> Vec<Row> {
         None,
         Some(Goal::RatioAtMost(0.5)),
     );
+    row(CONSUME, "time to first record", "ms", None, None);
     for m in ["p50", "p99", "p99.9"] {
         let goal = (m == "p99").then_some(Goal::AtMostAndRatioAtMost(1.0, 0.2));
         row(E2E, m, "ms", None, goal);
@@ -903,6 +914,13 @@ fn summarize(res: &Results, plan: &Plan) -> Vec<Row> {
         "MB/s",
         loopback.map(|l| ("loopback".to_string(), l)),
         Some(Goal::RatioAtLeast(1.0)),
+    );
+    row(
+        &many_consume(plan.many_partitions),
+        "time to first record",
+        "ms",
+        None,
+        None,
     );
     row(RESOURCES, "RSS idle", "MB", None, None);
     row(
@@ -1027,7 +1045,7 @@ pub fn markdown(r: &Report) -> String {
         kv(&r.client_settings.latency_producer)
     ));
     s.push_str(&format!(
-        "- consumer (assign, no group): `{}`\n",
+        "- consumer (assign from the earliest offset; no group membership, no commits): `{}`\n",
         kv(&r.client_settings.consumer)
     ));
     s.push_str(&format!(
