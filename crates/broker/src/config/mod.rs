@@ -554,9 +554,25 @@ impl BrokerConfig {
 
     /// The storage engine's config for this broker.
     pub fn log_manager_config(&self) -> LogManagerConfig {
+        // Explicit value, else the table default (both validated already).
+        let long = |key: &str| -> Option<i64> {
+            self.explicit
+                .get(key)
+                .map(String::as_str)
+                .or_else(|| table::lookup(table::Scope::Broker, key).and_then(|k| k.default))
+                .and_then(|v| v.trim().parse().ok())
+        };
+        let defaults = sluice_storage::producer_state::ProducerStateConfig::default();
         LogManagerConfig {
             log_dirs: self.log_dirs.clone(),
             max_open_segment_files: self.max_open_segment_files,
+            producer_state: sluice_storage::producer_state::ProducerStateConfig {
+                producer_id_expiration_ms: long("producer.id.expiration.ms")
+                    .unwrap_or(defaults.producer_id_expiration_ms),
+                max_producers: long("sluice.max.producers.per.partition")
+                    .and_then(|v| usize::try_from(v).ok())
+                    .unwrap_or(defaults.max_producers),
+            },
             ..LogManagerConfig::default()
         }
     }

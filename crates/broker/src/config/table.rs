@@ -279,6 +279,11 @@ pub static CONFIG_TABLE: &[ConfigKey] = &[
     // ---- broker: Sluice-only ----
     broker("sluice.max.open.segment.files", T::Int, Some("1024"), V::AtLeast(16),
         "Upper bound on segment files the broker keeps open at once (least recently used are closed)."),
+    // ---- idempotent producers (issue 5) ----
+    broker("producer.id.expiration.ms", T::Int, Some("86400000"), V::AtLeast(1),
+        "Time a partition keeps an idle idempotent producer's state (its last sequence numbers) after the producer's last write."),
+    broker("sluice.max.producers.per.partition", T::Int, Some("10000"), V::AtLeast(1),
+        "Most idempotent producers a partition tracks; a new producer beyond it is refused with THROTTLING_QUOTA_EXCEEDED until idle producers expire (producer.id.expiration.ms)."),
     broker("sluice.metrics.listener", T::String, Some("127.0.0.1:9644"), V::Any,
         "host:port of the HTTP endpoint serving Prometheus metrics at /metrics and readiness at /health (200 once log recovery finished). Port 0 binds an ephemeral port (printed at start); empty disables it. If the address cannot be bound the broker logs an error and runs without metrics."),
     // ---- topic keys ----

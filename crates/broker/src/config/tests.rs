@@ -450,3 +450,17 @@ proptest! {
         prop_assert_eq!(ls[0].to_string(), s);
     }
 }
+
+#[test]
+fn producer_state_keys_reach_the_storage_config() {
+    let d = BrokerConfig::default().log_manager_config().producer_state;
+    assert_eq!(d.producer_id_expiration_ms, 86_400_000);
+    assert_eq!(d.max_producers, 10_000);
+    let c = BrokerConfig::with_overrides(&[
+        ("producer.id.expiration.ms", "60000"),
+        ("sluice.max.producers.per.partition", "7"),
+    ])
+    .unwrap();
+    let p = c.log_manager_config().producer_state;
+    assert_eq!((p.producer_id_expiration_ms, p.max_producers), (60_000, 7));
+}
