@@ -108,7 +108,6 @@ public class Driver {
             Properties p = new Properties();
             p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
             p.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, codec);
-            p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, false); // until Sluice has idempotence (issue 5)
             p.put(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION, 1);
             p.put(ProducerConfig.ACKS_CONFIG, "all");
             p.put(ProducerConfig.LINGER_MS_CONFIG, 20);
