@@ -152,7 +152,6 @@ func produce(ctx context.Context) error {
 		cl, err := kgo.NewClient(
 			kgo.SeedBrokers(*bootstrap),
 			kgo.ProducerBatchCompression(codec),
-			kgo.DisableIdempotentWrite(),
 			kgo.MaxProduceRequestsInflightPerBroker(1),
 			kgo.RequiredAcks(kgo.AllISRAcks()),
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
