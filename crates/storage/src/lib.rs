@@ -15,8 +15,15 @@
 //!   rewriting base offsets, reads, rolling, group-commit flushing, crash
 //!   recovery on load, retention, `delete_records_before`, `truncate_to`,
 //!   and log-directory failure handling.
+//! * [`cleaner`] — the log cleaner (compaction): offset map, batch filter,
+//!   the `.cleaned` / `.swap` / `.deleted` swap and its recovery,
+//!   [`cleaner::LogCleaner`].
 //! * [`manager`] — `LogManager`: log dirs, `recovery-point-offset-checkpoint`
 //!   / `log-start-offset-checkpoint`, the `.kafka_cleanshutdown` marker.
+//! * [`producer_state`] — idempotent producers: per-partition
+//!   `ProducerStateManager` (epoch + last five batches per producer id), the
+//!   sequence rules, `<offset>.snapshot` files; [`producer_id`] — producer
+//!   id allocation with a durable high-water mark (`producer-id-block`).
 //!
 //! On disk a Sluice log dir looks like Kafka's:
 //!
@@ -31,6 +38,12 @@
 //!
 //! Behaviour worth knowing:
 //!
+//! * **Idempotence**: `append_as_leader` checks the producer id / epoch /
+//!   sequence of every batch before writing. An exact retry of one of the
+//!   producer's last five batches writes nothing and returns the original
+//!   offsets (`AppendInfo::duplicate`); a gap or a bad epoch rejects the
+//!   call. The state is snapshotted at every roll and at shutdown and rebuilt
+//!   on load from the newest snapshot plus the batch headers after it.
 //! * **Append** validates every batch of a call (framing, magic 2, CRC-32C,
 //!   count vs last offset delta, `max.message.bytes`, timestamps against
 //!   `message.timestamp.{before,after}.max.ms` for CreateTime topics) before
@@ -66,6 +79,7 @@
 //! operations from a blocking pool.
 
 pub mod checkpoint;
+pub mod cleaner;
 pub mod config;
 pub mod error;
 pub mod fs;
@@ -80,7 +94,10 @@ pub mod sim;
 #[cfg(test)]
 mod testutil;
 
-pub use config::{LogConfig, LogManagerConfig, TimestampType, TopicPartition};
+pub use cleaner::{CleanStats, CleanerConfig, LogCleaner};
+pub use config::{
+    CleanupPolicy, CompactionConfig, LogConfig, LogManagerConfig, TimestampType, TopicPartition,
+};
 pub use error::StorageError;
 pub use fs::{Clock, FileHandle, Fs, ManualClock, MappedRegion, OpenOptions, RealFs, SystemClock};
 pub use log::{validate_batches, AppendInfo, LoadOptions, Log, LogDirState, LogEnv};
