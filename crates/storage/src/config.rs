@@ -77,6 +77,80 @@ pub struct LogConfig {
     /// yet**: segment files grow as they are written (the indexes are
     /// preallocated to `segment.index.bytes` regardless).
     pub preallocate: bool,
+    /// `cleanup.policy` and the log cleaner's per-topic settings.
+    pub compaction: CompactionConfig,
+}
+
+/// `cleanup.policy`: `delete`, `compact` or `compact,delete`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CleanupPolicy {
+    #[default]
+    Delete,
+    Compact,
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    /// Parses Kafka's list syntax (`"compact,delete"`, any order, spaces ok).
+    pub fn parse(s: &str) -> Option<Self> {
+        let (mut compact, mut delete) = (false, false);
+        for part in s.split(',').map(str::trim) {
+            match part {
+                "compact" => compact = true,
+                "delete" => delete = true,
+                _ => return None,
+            }
+        }
+        match (compact, delete) {
+            (true, true) => Some(CleanupPolicy::CompactDelete),
+            (true, false) => Some(CleanupPolicy::Compact),
+            (false, true) => Some(CleanupPolicy::Delete),
+            (false, false) => None,
+        }
+    }
+    pub fn compact(self) -> bool {
+        matches!(self, CleanupPolicy::Compact | CleanupPolicy::CompactDelete)
+    }
+    pub fn delete(self) -> bool {
+        matches!(self, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
+    }
+}
+
+impl fmt::Display for CleanupPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactDelete => "compact,delete",
+        })
+    }
+}
+
+/// Per-topic log cleaner settings (Kafka 4.1 key names and defaults).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompactionConfig {
+    /// `cleanup.policy` (delete)
+    pub cleanup_policy: CleanupPolicy,
+    /// `min.cleanable.dirty.ratio` (0.5)
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms` (0)
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms` (i64::MAX)
+    pub max_compaction_lag_ms: i64,
+    /// `delete.retention.ms` (86400000)
+    pub delete_retention_ms: i64,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        CompactionConfig {
+            cleanup_policy: CleanupPolicy::Delete,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 86_400_000,
+        }
+    }
 }
 
 impl Default for LogConfig {
@@ -96,6 +170,7 @@ impl Default for LogConfig {
             message_timestamp_after_max_ms: 3_600_000,
             file_delete_delay_ms: 60_000,
             preallocate: false,
+            compaction: CompactionConfig::default(),
         }
     }
 }

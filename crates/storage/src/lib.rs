@@ -15,6 +15,9 @@
 //!   rewriting base offsets, reads, rolling, group-commit flushing, crash
 //!   recovery on load, retention, `delete_records_before`, `truncate_to`,
 //!   and log-directory failure handling.
+//! * [`cleaner`] — the log cleaner (compaction): offset map, batch filter,
+//!   the `.cleaned` / `.swap` / `.deleted` swap and its recovery,
+//!   [`cleaner::LogCleaner`].
 //! * [`manager`] — `LogManager`: log dirs, `recovery-point-offset-checkpoint`
 //!   / `log-start-offset-checkpoint`, the `.kafka_cleanshutdown` marker.
 //! * [`producer_state`] — idempotent producers: per-partition
@@ -76,6 +79,7 @@
 //! operations from a blocking pool.
 
 pub mod checkpoint;
+pub mod cleaner;
 pub mod config;
 pub mod error;
 pub mod fs;
@@ -90,7 +94,10 @@ pub mod sim;
 #[cfg(test)]
 mod testutil;
 
-pub use config::{LogConfig, LogManagerConfig, TimestampType, TopicPartition};
+pub use cleaner::{CleanStats, CleanerConfig, LogCleaner};
+pub use config::{
+    CleanupPolicy, CompactionConfig, LogConfig, LogManagerConfig, TimestampType, TopicPartition,
+};
 pub use error::StorageError;
 pub use fs::{Clock, FileHandle, Fs, ManualClock, MappedRegion, OpenOptions, RealFs, SystemClock};
 pub use log::{validate_batches, AppendInfo, LoadOptions, Log, LogDirState, LogEnv};

@@ -277,6 +277,8 @@ impl Log {
                 fs.sync_dir(parent).ctx("fsync directory", parent)?;
             }
         }
+        // An interrupted log cleaner swap is completed first (cleaner::swap).
+        crate::cleaner::swap::complete_swaps(&*fs, &dir)?;
         // Leftovers: deleted segments, temp files, indexes without a log.
         let entries = fs.read_dir(&dir).ctx("list partition directory", &dir)?;
         let mut bases = Vec::new();
@@ -465,6 +467,90 @@ impl Log {
     pub fn segments(&self) -> Vec<Arc<LogSegment>> {
         self.state.read().segments.values().cloned().collect()
     }
+    pub(crate) fn fs(&self) -> Arc<dyn Fs> {
+        self.env.fs.clone()
+    }
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.env.clock.now_ms()
+    }
+
+    /// Log cleaner: installs the durable `<base>.log.swap` in place of the
+    /// segments `old` (consecutive, inactive, first one at `base`), unless
+    /// they changed since the cleaner read them (sizes `old_sizes`). Steps 3
+    /// and 4 of the swap protocol in [`crate::cleaner::swap`]; `stop` is
+    /// asked after each step (crash tests).
+    pub(crate) fn replace_segments(
+        &self,
+        old: &[Arc<LogSegment>],
+        old_sizes: &[u64],
+        swap: &Path,
+        stop: &mut dyn FnMut(crate::cleaner::SwapStep) -> bool,
+    ) -> Result<crate::cleaner::ReplaceOutcome, StorageError> {
+        use crate::cleaner::{ReplaceOutcome, SwapStep};
+        self.check()?;
+        let config = self.config.read().clone();
+        let mut st = self.state.write();
+        self.check()?;
+        let active_base = st.active().base_offset();
+        let unchanged = !old.is_empty()
+            && old.iter().zip(old_sizes).all(|(s, size)| {
+                s.base_offset() != active_base
+                    && s.size() == *size
+                    && st
+                        .segments
+                        .get(&s.base_offset().0)
+                        .is_some_and(|c| Arc::ptr_eq(c, s))
+            });
+        if !unchanged {
+            return Ok(ReplaceOutcome::Changed);
+        }
+        let base = old[0].base_offset();
+        let fs = self.env.fs.clone();
+        let result = (|| {
+            let mut doomed = Vec::new();
+            for (i, s) in old.iter().enumerate() {
+                st.segments.remove(&s.base_offset().0);
+                doomed.extend(s.rename_to_deleted()?);
+                if stop(SwapStep::OldRenamed(i)) {
+                    return Ok(ReplaceOutcome::Stopped);
+                }
+            }
+            fs.sync_dir(&self.dir).ctx("fsync directory", &self.dir)?;
+            let target = crate::cleaner::swap::log_path(&self.dir, base);
+            fs.rename(swap, &target)
+                .ctx("install cleaned segment", swap)?;
+            fs.sync_dir(&self.dir).ctx("fsync directory", &self.dir)?;
+            let next = st
+                .segments
+                .range(base.0 + 1..)
+                .next()
+                .map(|(b, _)| Offset(*b));
+            let now = self.env.clock.now_ms();
+            let seg = LogSegment::load(
+                fs.clone(),
+                &self.dir,
+                base,
+                seg_config(&config),
+                self.env.cache.clone(),
+                next,
+                now,
+            )?;
+            st.segments.insert(base.0, seg);
+            self.env
+                .deleter
+                .schedule(doomed, now.saturating_add(config.file_delete_delay_ms), now);
+            if stop(SwapStep::Installed) {
+                return Ok(ReplaceOutcome::Stopped);
+            }
+            Ok(ReplaceOutcome::Replaced)
+        })();
+        if let Err(e) = &result {
+            // The in-memory segment list no longer matches the disk.
+            self.offline(e);
+        }
+        result
+    }
+
     pub(crate) fn last_flush_ms(&self) -> i64 {
         self.last_flush_ms.load(Ordering::Acquire)
     }
@@ -493,6 +579,11 @@ impl Log {
         let config = self.config.read().clone();
         let now = self.env.clock.now_ms();
         let headers = validate_batches(records, &config, now)?;
+        if config.compaction.cleanup_policy.compact() {
+            for (pos, h) in &headers {
+                crate::cleaner::core::check_keys(&records[*pos..*pos + h.size()])?;
+            }
+        }
         let log_append = config.message_timestamp_type == TimestampType::LogAppendTime;
 
         let mut st = self.state.write();
@@ -930,11 +1021,16 @@ impl Log {
                 break;
             }
             let by_start = next_base.is_some_and(|nb| nb <= lso);
-            let by_time = config.retention_ms >= 0
+            // cleanup.policy=compact alone keeps data forever (no time or
+            // size retention), as in Kafka.
+            let delete_policy = config.compaction.cleanup_policy.delete();
+            let by_time = delete_policy
+                && config.retention_ms >= 0
                 && s.max_timestamp()?
                     .is_some_and(|m| now.saturating_sub(m.timestamp.0) > config.retention_ms);
-            let by_size =
-                config.retention_bytes >= 0 && total - s.size() as i64 >= config.retention_bytes;
+            let by_size = delete_policy
+                && config.retention_bytes >= 0
+                && total - s.size() as i64 >= config.retention_bytes;
             if !(by_start || by_time || by_size) {
                 break;
             }

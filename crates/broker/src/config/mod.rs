@@ -646,6 +646,7 @@ impl BrokerConfig {
             message_timestamp_after_max_ms: long("message.timestamp.after.max.ms")?,
             file_delete_delay_ms: long("file.delete.delay.ms")?,
             preallocate: value("preallocate")?.as_bool(),
+            ..LogConfig::default()
         })
     }
 
