@@ -316,3 +316,131 @@ async fn librdkafka_idempotent_producer_survives_sigkill_restarts() {
         seen.len()
     );
 }
+
+/// A client driver from `clients/` (see clients/README.md), if its toolchain
+/// is installed.
+fn driver(name: &str) -> Option<Vec<String>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let (cmd, needs) = match name {
+        "java" => (
+            root.join("clients/java/driver.sh"),
+            root.join(".cache/kafka/lib/.complete"),
+        ),
+        "franz-go" => (
+            root.join(".cache/bin/franz-go-driver"),
+            root.join(".cache/bin/franz-go-driver"),
+        ),
+        _ => unreachable!(),
+    };
+    let java_ok = name != "java"
+        || std::process::Command::new("java")
+            .arg("-version")
+            .output()
+            .is_ok();
+    if needs.exists() && java_ok {
+        return Some(vec![cmd.display().to_string()]);
+    }
+    let require = std::env::var("SLUICE_REQUIRE_CLIENTS").is_ok_and(|v| !v.is_empty() && v != "0");
+    assert!(!require, "{name} driver missing; run scripts/setup");
+    eprintln!("\n!!! SKIPPED {name}: driver toolchain missing; run scripts/setup !!!\n");
+    None
+}
+
+fn topic_exists(bootstrap: &str, topic: &str) -> bool {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::MetadataRequest;
+    let mut c = RawClient::connect(bootstrap);
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(TopicName(sb(topic))))
+        ]))
+        .with_allow_auto_topic_creation(false);
+    let r = c.send(12, &req);
+    r.topics.first().is_some_and(|t| t.error_code == 0)
+}
+
+fn run_to_end(child: std::process::Child) -> (bool, String) {
+    let out = child.wait_with_output().expect("driver output");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The client's default producer (idempotence on) produces the driver's
+/// records while the broker is SIGKILLed and restarted; the driver's
+/// verify phase then reads every partition back and requires exactly the
+/// produced records at dense offsets (a duplicate fails it).
+fn client_through_sigkill_restarts(name: &str) {
+    let Some(cmd) = driver(name) else { return };
+    let port = free_port();
+    let listener = format!("PLAINTEXT://127.0.0.1:{port}");
+    let mut sluice = start(&[
+        ("listeners", listener.as_str()),
+        ("log.flush.interval.messages", "1"),
+    ]);
+    let bootstrap = sluice.bootstrap().to_string();
+    let topic = format!("idem-{name}");
+    let spawn = |phase: &str| {
+        std::process::Command::new(&cmd[0])
+            .args([
+                "--bootstrap",
+                &bootstrap,
+                "--topic",
+                &topic,
+                "--phase",
+                phase,
+            ])
+            .args(["--timeout", "120"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start driver")
+    };
+    let mut producer = spawn("produce");
+    // Kill only once the topic exists (the create step is not retried).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !topic_exists(&bootstrap, &topic) {
+        assert!(Instant::now() < deadline, "topic never created");
+        if producer.try_wait().unwrap().is_some() {
+            let (_, out) = run_to_end(producer);
+            panic!("{name} driver ended before the topic existed:\n{out}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut kills = 0;
+    while kills < 6 && producer.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(if kills == 0 { 30 } else { 150 }));
+        sluice.kill().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        sluice.restart().unwrap();
+        kills += 1;
+    }
+    let (ok, out) = run_to_end(producer);
+    assert!(
+        ok,
+        "{name} produce phase failed after {kills} kills:\n{out}"
+    );
+    assert!(
+        kills >= 1,
+        "{name} finished producing before the first kill"
+    );
+    let (ok, out) = run_to_end(spawn("verify-only"));
+    assert!(ok, "{name} verify phase failed after {kills} kills:\n{out}");
+    eprintln!("{name}: produced through {kills} SIGKILL restarts, verified exactly once");
+}
+
+#[test]
+fn java_client_default_settings_through_sigkill_restarts() {
+    client_through_sigkill_restarts("java");
+}
+
+#[test]
+fn franz_go_through_sigkill_restarts() {
+    client_through_sigkill_restarts("franz-go");
+}
