@@ -143,6 +143,25 @@ impl Broker {
             shutdown_rx.clone(),
             move || logs.flush_dirty_logs().map(|_| ()),
         );
+        let mut timers = Vec::new();
+        if ctx.config.log_cleaner_enable {
+            // Log compaction: one dirtiest eligible log per run.
+            let logs = ctx.logs.clone();
+            let cleaner = Arc::new(sluice_storage::LogCleaner::new(ctx.config.cleaner.clone()));
+            timers.push(spawn_timer(
+                "log_cleaner",
+                ctx.config.log_cleaner_backoff_ms,
+                shutdown_rx.clone(),
+                move || {
+                    if let Some((tp, s)) = logs.run_cleaner_once(&cleaner)? {
+                        tracing::info!(log = %tp, read = s.bytes_read, written = s.bytes_written,
+                            kept = s.filter.records_kept, of = s.filter.records_read,
+                            dirty_end = s.dirty_end.0, "log cleaner cleaned a log");
+                    }
+                    Ok(())
+                },
+            ));
+        }
         let logs = ctx.logs.clone();
         let retention_timer = spawn_timer(
             "enforce_retention",
@@ -165,7 +184,10 @@ impl Broker {
             bound,
             shutdown,
             listeners: listener_tasks,
-            timers: vec![flush_timer, retention_timer],
+            timers: {
+                timers.extend([flush_timer, retention_timer]);
+                timers
+            },
         })
     }
 

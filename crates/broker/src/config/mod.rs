@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use sluice_storage::{LogConfig, LogManagerConfig, TimestampType};
+use sluice_storage::{CleanupPolicy, CompactionConfig, LogConfig, LogManagerConfig, TimestampType};
 
 pub use properties::parse_properties;
 pub use table::{lookup, ConfigKey, ConfigType, Conversion, Scope, Validator, CONFIG_TABLE};
@@ -67,6 +67,13 @@ impl Value {
     }
     fn as_bool(&self) -> bool {
         matches!(self, Value::Bool(true))
+    }
+    fn as_f64(&self) -> f64 {
+        match self {
+            Value::Double(v) => *v,
+            Value::Long(v) => *v as f64,
+            _ => 0.0,
+        }
     }
 }
 
@@ -347,6 +354,12 @@ pub struct BrokerConfig {
     pub log_flush_scheduler_interval_ms: i64,
     pub log_flush_offset_checkpoint_interval_ms: i64,
     pub max_open_segment_files: usize,
+    /// `log.cleaner.enable`
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.backoff.ms`: period of the cleaner timer.
+    pub log_cleaner_backoff_ms: i64,
+    /// `log.cleaner.dedupe.buffer.size`, `log.cleaner.io.max.bytes.per.second`.
+    pub cleaner: sluice_storage::CleanerConfig,
     /// Topic defaults derived from the `log.*` broker keys.
     pub log_config: LogConfig,
     /// Kafka keys given in the config that Sluice does not implement (warned about once).
@@ -544,6 +557,16 @@ impl BrokerConfig {
                 "log.flush.offset.checkpoint.interval.ms",
             ),
             max_open_segment_files: long("sluice.max.open.segment.files") as usize,
+            log_cleaner_enable: boolean("log.cleaner.enable"),
+            log_cleaner_backoff_ms: long("log.cleaner.backoff.ms"),
+            cleaner: sluice_storage::CleanerConfig {
+                dedupe_buffer_size: usize::try_from(long("log.cleaner.dedupe.buffer.size"))
+                    .unwrap_or(usize::MAX),
+                io_max_bytes_per_second: match get("log.cleaner.io.max.bytes.per.second") {
+                    Some(v) => v.as_f64(),
+                    None => f64::MAX,
+                },
+            },
             log_config: LogConfig::default(),
             unimplemented_keys: unimplemented,
             explicit,
@@ -646,7 +669,19 @@ impl BrokerConfig {
             message_timestamp_after_max_ms: long("message.timestamp.after.max.ms")?,
             file_delete_delay_ms: long("file.delete.delay.ms")?,
             preallocate: value("preallocate")?.as_bool(),
-            ..LogConfig::default()
+            compaction: CompactionConfig {
+                cleanup_policy: match value("cleanup.policy")? {
+                    Value::List(items) => {
+                        CleanupPolicy::parse(&items.join(",")).unwrap_or_default()
+                    }
+                    Value::Str(s) => CleanupPolicy::parse(&s).unwrap_or_default(),
+                    _ => CleanupPolicy::Delete,
+                },
+                min_cleanable_dirty_ratio: value("min.cleanable.dirty.ratio")?.as_f64(),
+                min_compaction_lag_ms: long("min.compaction.lag.ms")?,
+                max_compaction_lag_ms: long("max.compaction.lag.ms")?,
+                delete_retention_ms: long("delete.retention.ms")?,
+            },
         })
     }
 

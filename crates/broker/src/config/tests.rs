@@ -291,6 +291,46 @@ fn topic_overrides_produce_log_config() {
 }
 
 #[test]
+fn compaction_keys_reach_the_log_config() {
+    let c = BrokerConfig::with_overrides(&[
+        ("log.cleaner.delete.retention.ms", "5000"),
+        ("log.cleaner.dedupe.buffer.size", "1048576"),
+        ("log.cleaner.io.max.bytes.per.second", "1000000"),
+    ])
+    .unwrap();
+    assert_eq!(c.cleaner.dedupe_buffer_size, 1_048_576);
+    assert_eq!(c.cleaner.io_max_bytes_per_second, 1_000_000.0);
+    assert!(c.log_cleaner_enable);
+    assert_eq!(
+        c.log_config.compaction.cleanup_policy,
+        sluice_storage::CleanupPolicy::Delete
+    );
+    let lc = c
+        .topic_log_config(&overrides(&[
+            ("cleanup.policy", "compact"),
+            ("min.cleanable.dirty.ratio", "0.25"),
+            ("min.compaction.lag.ms", "100"),
+            ("max.compaction.lag.ms", "200000"),
+        ]))
+        .unwrap();
+    assert_eq!(
+        lc.compaction.cleanup_policy,
+        sluice_storage::CleanupPolicy::Compact
+    );
+    assert_eq!(lc.compaction.min_cleanable_dirty_ratio, 0.25);
+    assert_eq!(lc.compaction.min_compaction_lag_ms, 100);
+    assert_eq!(lc.compaction.max_compaction_lag_ms, 200_000);
+    assert_eq!(lc.compaction.delete_retention_ms, 5000);
+    let both = c
+        .topic_log_config(&overrides(&[("cleanup.policy", "delete,compact")]))
+        .unwrap();
+    assert_eq!(
+        both.compaction.cleanup_policy,
+        sluice_storage::CleanupPolicy::CompactDelete
+    );
+}
+
+#[test]
 fn topic_overrides_take_precedence_over_broker_synonyms() {
     let c = BrokerConfig::with_overrides(&[("log.retention.ms", "5000")]).unwrap();
     assert_eq!(c.log_config.retention_ms, 5000);
