@@ -131,6 +131,8 @@ fn forged_retry_gets_the_original_offset_and_writes_nothing() {
     // the partition the old epoch is fenced.
     let (pid2, epoch2, err) = init_producer_id(&mut c, pid, epoch);
     assert_eq!((pid2, epoch2, err), (pid, epoch + 1, 0));
+    // A second instance still at the old epoch is a zombie: PRODUCER_FENCED.
+    assert_eq!(init_producer_id(&mut c, pid, epoch), (-1, -1, 90));
     assert_eq!(produce(&mut c, topic, &batch(pid, epoch2, 1, 1)).0, 45);
     assert_eq!(produce(&mut c, topic, &batch(pid, epoch2, 0, 1)), (0, 6));
     assert_eq!(produce(&mut c, topic, &batch(pid, epoch, 6, 1)).0, 47);

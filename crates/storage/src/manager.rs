@@ -135,6 +135,19 @@ impl LogManager {
         })
     }
 
+    /// KIP-360 epoch bump of a producer id handed out before (see
+    /// [`ProducerIdManager::bump_epoch`]); `None` if ids are unavailable.
+    pub fn bump_producer_epoch(
+        &self,
+        id: ProducerId,
+        epoch: i16,
+    ) -> Option<Result<i16, crate::producer_id::ProducerFenced>> {
+        self.producer_ids
+            .as_ref()
+            .ok()
+            .map(|m| m.bump_epoch(id, epoch))
+    }
+
     /// True if `id` was handed out by [`LogManager::generate_producer_id`]
     /// (in this run or an earlier one).
     pub fn producer_id_was_allocated(&self, id: ProducerId) -> bool {

@@ -9,6 +9,7 @@
 //! recorded high-water mark, so ids of a partly used block are skipped,
 //! never reused.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -26,6 +27,19 @@ pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 
 const MAGIC: &str = "sluice-producer-id-block v1";
 
+/// Most producer ids whose current epoch is remembered for KIP-360 bumps.
+pub const MAX_TRACKED_EPOCHS: usize = 100_000;
+
+/// A re-initialising producer presented an epoch older than the one this
+/// broker last handed out for its id: a newer instance exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("producer {producer_id:?} epoch {epoch} is fenced by epoch {current}")]
+pub struct ProducerFenced {
+    pub producer_id: ProducerId,
+    pub epoch: i16,
+    pub current: i16,
+}
+
 struct Alloc {
     next: i64,
     reserved_end: i64,
@@ -35,6 +49,8 @@ pub struct ProducerIdManager {
     fs: Arc<dyn Fs>,
     dir: PathBuf,
     alloc: Mutex<Alloc>,
+    /// Current epoch per producer id handed out or bumped in this run.
+    epochs: Mutex<HashMap<i64, i16>>,
 }
 
 impl std::fmt::Debug for ProducerIdManager {
@@ -91,6 +107,7 @@ impl ProducerIdManager {
                 next: end,
                 reserved_end: end,
             }),
+            epochs: Mutex::new(HashMap::new()),
         })
     }
 
@@ -107,7 +124,31 @@ impl ProducerIdManager {
         }
         let id = a.next;
         a.next += 1;
+        drop(a);
+        remember_epoch(&mut self.epochs.lock(), id, 0);
         Ok(ProducerId(id))
+    }
+
+    /// KIP-360 bump for a producer re-initialising with `epoch`: the next
+    /// epoch, unless this broker already handed out a newer epoch for the id
+    /// (then the caller is a zombie and is fenced). Epochs are remembered in
+    /// memory only (bounded by [`MAX_TRACKED_EPOCHS`]); after a restart the
+    /// presented epoch is trusted, and partitions still refuse batches from
+    /// epochs older than the newest they have seen.
+    pub fn bump_epoch(&self, id: ProducerId, epoch: i16) -> Result<i16, ProducerFenced> {
+        let mut epochs = self.epochs.lock();
+        if let Some(&current) = epochs.get(&id.0) {
+            if epoch != current {
+                return Err(ProducerFenced {
+                    producer_id: id,
+                    epoch,
+                    current,
+                });
+            }
+        }
+        let next = epoch.saturating_add(1);
+        remember_epoch(&mut epochs, id.0, next);
+        Ok(next)
     }
 
     /// True if `id` was handed out by this manager (now or before a
@@ -138,6 +179,16 @@ impl ProducerIdManager {
     }
 }
 
+fn remember_epoch(epochs: &mut HashMap<i64, i16>, id: i64, epoch: i16) {
+    if epochs.len() >= MAX_TRACKED_EPOCHS && !epochs.contains_key(&id) {
+        // Forget the lowest (oldest) id: ids are handed out in order.
+        if let Some(&oldest) = epochs.keys().min() {
+            epochs.remove(&oldest);
+        }
+    }
+    epochs.insert(id, epoch);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +212,26 @@ mod tests {
                 fs.crash(round);
             }
         }
+    }
+
+    #[test]
+    fn epoch_bumps_fence_older_instances() {
+        let fs = SimFs::new();
+        let dir = PathBuf::from("/e");
+        fs.create_dir_all(&dir).unwrap();
+        let m = ProducerIdManager::open(Arc::new(fs), &dir).unwrap();
+        let id = m.generate().unwrap();
+        assert_eq!(m.bump_epoch(id, 0), Ok(1));
+        assert_eq!(m.bump_epoch(id, 1), Ok(2));
+        // An instance still at epoch 1 is fenced by epoch 2.
+        assert_eq!(
+            m.bump_epoch(id, 1),
+            Err(ProducerFenced {
+                producer_id: id,
+                epoch: 1,
+                current: 2
+            })
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //!   old incarnation are fenced (INVALID_PRODUCER_EPOCH) and its sequences
 //!   restart at 0. Ids this broker never allocated, and epochs that would
 //!   reach `i16::MAX`, get a fresh id with epoch 0 instead (Kafka also moves
-//!   to a new id when the epoch is exhausted).
+//!   to a new id when the epoch is exhausted). An instance presenting an
+//!   epoch older than the one last handed out for its id (remembered in
+//!   memory for this run) is a zombie and gets PRODUCER_FENCED.
 //! * A transactional id: this broker has no transaction coordinator, so it
 //!   answers COORDINATOR_NOT_AVAILABLE, consistent with FindCoordinator for
 //!   key type 1. An empty transactional id is INVALID_REQUEST (as Kafka).
@@ -48,14 +50,19 @@ pub async fn handle(
         && (0..i16::MAX - 1).contains(&epoch)
         && ctx.logs.producer_id_was_allocated(pid)
     {
-        tracing::debug!(
-            producer_id = pid.0,
-            epoch = epoch + 1,
-            "producer epoch bumped"
-        );
-        return InitProducerIdResponse::default()
-            .with_producer_id(WireProducerId(pid.0))
-            .with_producer_epoch(epoch + 1);
+        match ctx.logs.bump_producer_epoch(pid, epoch) {
+            Some(Ok(next)) => {
+                tracing::debug!(producer_id = pid.0, epoch = next, "producer epoch bumped");
+                return InitProducerIdResponse::default()
+                    .with_producer_id(WireProducerId(pid.0))
+                    .with_producer_epoch(next);
+            }
+            Some(Err(fenced)) => {
+                tracing::info!(error = %fenced, "re-initialising producer fenced");
+                return error(ResponseError::ProducerFenced);
+            }
+            None => return error(ResponseError::CoordinatorNotAvailable),
+        }
     }
     let logs = ctx.logs.clone();
     match tokio::task::spawn_blocking(move || logs.generate_producer_id()).await {
