@@ -123,7 +123,7 @@ fn main() {
     let victim = m
         .get_or_create_log(&TopicPartition::new("bench-produce", 0), config())
         .unwrap();
-    let alone = produce(&victim, CompressionType::None, mb << 20, keys);
+    let alone = produce(&victim, CompressionType::None, (mb * 4) << 20, keys);
     let dirty = m
         .get_or_create_log(&TopicPartition::new("bench-clean", 9), config())
         .unwrap();
@@ -154,7 +154,7 @@ fn main() {
             (passes, cleaned)
         })
     };
-    let with = produce(&victim, CompressionType::None, mb << 20, keys);
+    let with = produce(&victim, CompressionType::None, (mb * 4) << 20, keys);
     stop.store(true, Ordering::Relaxed);
     let (passes, cleaned) = cleaner_thread.join().unwrap();
     println!(
