@@ -281,6 +281,20 @@ pub(crate) fn clean_log_with(
         }
     }
 
+    // The last batch of each idempotent producer in the rewritten range is
+    // kept (empty if need be), as Kafka does, so its sequence state can be
+    // rebuilt from the log.
+    let mut producer_last: HashMap<i64, Offset> = HashMap::new();
+    for g in &groups {
+        for &i in g {
+            segs[i].for_each_header_from(segs[i].base_offset(), |h| {
+                if h.has_producer_id() && !h.is_control() {
+                    producer_last.insert(h.producer_id.0, h.base_offset);
+                }
+            })?;
+        }
+    }
+
     // 3. Rewrite and swap each group.
     let dir = log.dir().to_path_buf();
     let mut after = segs.len();
@@ -306,7 +320,9 @@ pub(crate) fn clean_log_with(
                 let h = BatchHeader::validate_stored(b)?;
                 read += b.len() as u64;
                 let drop_tombstones = core::tombstones_expired(h.max_timestamp, now, retention);
-                let keep_empty = last_seg && Some(p) == last_pos;
+                let keep_empty = (last_seg && Some(p) == last_pos)
+                    || (h.has_producer_id()
+                        && producer_last.get(&h.producer_id.0) == Some(&h.base_offset));
                 let f = filter_batch(
                     b,
                     &map,
@@ -427,7 +443,11 @@ impl LogCleaner {
             .get(log.topic_partition())
             .copied()
             .unwrap_or(Offset::ZERO);
-        Ok(o.max(log.log_start_offset()).min(log.log_end_offset()))
+        if o > log.log_end_offset() {
+            // A stale entry (the log was deleted and re-created): start over.
+            return Ok(log.log_start_offset());
+        }
+        Ok(o.max(log.log_start_offset()))
     }
 
     fn record(&self, log: &Log, dirty_end: Offset) -> Result<(), StorageError> {

@@ -271,6 +271,73 @@ fn compaction_keeps_latest_per_key_with_offsets_codecs_and_producer_fields() {
 }
 
 #[test]
+fn the_last_batch_of_each_producer_survives_empty() {
+    let env = Env::new();
+    let m = env.manager();
+    let log = m.get_or_create_log(&tp(), compacted(1 << 20)).unwrap();
+    for seq in 0..3 {
+        let mut b = BatchBuilder::new(CompressionType::Gzip).producer(
+            ProducerId(9),
+            ProducerEpoch(1),
+            seq * 2,
+        );
+        b.append(Timestamp(NOW), Some(b"a"), Some(b"x"), &[])
+            .unwrap();
+        b.append(Timestamp(NOW), Some(b"b"), Some(b"x"), &[])
+            .unwrap();
+        append(&log, b.build().unwrap());
+    }
+    // A plain producer overwrites both keys.
+    append(
+        &log,
+        batch(
+            CompressionType::None,
+            &[("a", Some("y")), ("b", Some("y"))],
+            NOW,
+        ),
+    );
+    append(&log, batch(CompressionType::None, &[("c", Some("z"))], NOW));
+    log.roll().unwrap();
+    LogCleaner::new(CleanerConfig::default())
+        .clean_now(&log)
+        .unwrap()
+        .unwrap();
+    let mut headers = Vec::new();
+    for seg in log.segments() {
+        swap::for_each_batch(&*log.fs(), &seg.log_path(), |_, b| {
+            headers.push(BatchHeader::validate_stored(b).unwrap());
+            Ok(true)
+        })
+        .unwrap();
+    }
+    let producer: Vec<_> = headers
+        .iter()
+        .filter(|h| h.producer_id == ProducerId(9))
+        .collect();
+    assert_eq!(producer.len(), 1, "{headers:?}");
+    let h = producer[0];
+    assert_eq!(
+        (
+            h.base_offset,
+            h.last_offset(),
+            h.base_sequence,
+            h.record_count
+        ),
+        (Offset(4), Offset(5), 4, 0)
+    );
+    assert_eq!(h.producer_epoch, ProducerEpoch(1));
+    let keys: Vec<_> = read_all(&log).into_iter().map(|r| (r.0, r.1)).collect();
+    assert_eq!(
+        keys,
+        vec![
+            (Offset(6), b"a".to_vec()),
+            (Offset(7), b"b".to_vec()),
+            (Offset(8), b"c".to_vec())
+        ]
+    );
+}
+
+#[test]
 fn a_full_offset_map_cleans_up_to_what_it_covers() {
     let env = Env::new();
     let m = env.manager();
