@@ -71,10 +71,13 @@
 //! * A read never crosses a segment boundary (as in Kafka); `preallocate` is
 //!   accepted but not implemented.
 //!
-//! Storage never sees wire types and never decompresses: batches are stored
-//! exactly as produced, except the base offset, leader epoch and (for
-//! LogAppendTime topics) max timestamp + CRC. (The one decode is ListOffsets
-//! by timestamp, which reads the records of a single batch, as Kafka does.)
+//! Storage never sees wire types and does not decompress on the data path:
+//! batches are stored exactly as produced, except the base offset, leader
+//! epoch and (for LogAppendTime topics) max timestamp + CRC. Records are
+//! decoded only by ListOffsets by timestamp (one batch, as Kafka does), by
+//! the key check on appends to compacted topics, and by the log cleaner,
+//! which rewrites (and recompresses with the same codec) the batches it
+//! removes records from.
 //! It is synchronous and does not depend on tokio; the broker calls blocking
 //! operations from a blocking pool.
 

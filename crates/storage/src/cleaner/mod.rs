@@ -30,7 +30,7 @@
 //!    per-batch delete horizon that needs no extra state; Kafka (KIP-534)
 //!    stamps the horizon into the batch on the first pass instead.
 //!
-//! Cleaning reads and writes through the [`Fs`] seam and is throttled to
+//! Cleaning reads and writes through the [`crate::Fs`] seam and is throttled to
 //! `log.cleaner.io.max.bytes.per.second` (bytes read plus written).
 
 pub mod core;
