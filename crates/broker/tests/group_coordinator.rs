@@ -25,11 +25,14 @@ async fn start(fs: &Arc<SimFs>, clock: &Arc<ManualClock>, extra: &[(&str, &str)]
     Broker::start(config, fs, clock).await.unwrap()
 }
 
-/// Waits until the coordinator has loaded the partition of `group`.
-async fn ready(groups: &GroupCoordinator, group: &str) {
+/// Creates the offsets topic if needed (as the first FindCoordinator does)
+/// and waits until the coordinator has loaded the partition of `group`.
+async fn ready(broker: &Broker, group: &str) {
+    let ctx = broker.context();
+    ctx.groups.ensure_offsets_topic(ctx).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        match groups.check_ready(group) {
+        match ctx.groups.check_ready(group) {
             Ok(()) => return,
             Err(GroupError::CoordinatorLoadInProgress) => {}
             Err(e) => panic!("unexpected {e:?}"),
@@ -75,7 +78,7 @@ async fn acknowledged_commits_survive_a_power_cut_with_fsync_before_ack() {
         let broker = start(&fs, &clock, &flush).await;
         let groups = broker.context().groups.clone();
         for g in ["a", "b", "c", "d"] {
-            ready(&groups, g).await;
+            ready(&broker, g).await;
         }
         for (i, g) in ["a", "b", "c", "d"].iter().enumerate() {
             for k in 0..=i as i64 {
@@ -89,7 +92,7 @@ async fn acknowledged_commits_survive_a_power_cut_with_fsync_before_ack() {
         let broker2 = start(&fs, &clock, &flush).await;
         let groups2 = broker2.context().groups.clone();
         for (i, g) in ["a", "b", "c", "d"].iter().enumerate() {
-            ready(&groups2, g).await;
+            ready(&broker2, g).await;
             assert_eq!(
                 committed(&groups2, g),
                 Some((10 * i as i64 + 1, 3, g.to_string())),
@@ -109,7 +112,7 @@ async fn deleted_groups_and_expired_offsets_stay_gone_after_restart() {
     let broker = start(&fs, &clock, &opts).await;
     let groups = broker.context().groups.clone();
     for g in ["keep", "delete-me", "abandoned"] {
-        ready(&groups, g).await;
+        ready(&broker, g).await;
     }
     groups
         .commit_offsets("delete-me", "", None, -1, None, commit(5, ""))
@@ -147,7 +150,7 @@ async fn deleted_groups_and_expired_offsets_stay_gone_after_restart() {
     let broker = start(&fs, &clock, &opts).await;
     let groups = broker.context().groups.clone();
     for g in ["keep", "delete-me", "abandoned"] {
-        ready(&groups, g).await;
+        ready(&broker, g).await;
     }
     assert_eq!(committed(&groups, "keep"), Some((7, 3, "k".to_string())));
     assert_eq!(committed(&groups, "delete-me"), None);
@@ -162,15 +165,24 @@ async fn deleted_groups_and_expired_offsets_stay_gone_after_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn offsets_topic_is_created_compacted_with_the_configured_partitions() {
+async fn offsets_topic_is_created_on_first_use_compacted_with_the_configured_partitions() {
     let fs = Arc::new(SimFs::new());
     let clock = Arc::new(ManualClock::new(now()));
     let broker = start(&fs, &clock, &[]).await;
+    assert!(
+        broker
+            .context()
+            .metadata
+            .topic("__consumer_offsets")
+            .is_none(),
+        "created on first use, like Kafka"
+    );
+    ready(&broker, "g").await;
     let topic = broker
         .context()
         .metadata
         .topic("__consumer_offsets")
-        .expect("created at start");
+        .expect("created by the first group request");
     assert_eq!(topic.partitions, 3);
     assert_eq!(
         topic.configs.get("cleanup.policy").map(String::as_str),
@@ -186,7 +198,7 @@ async fn offsets_of_a_deleted_topic_are_removed_for_good() {
     let broker = start(&fs, &clock, &[]).await;
     let groups = broker.context().groups.clone();
     for g in ["g1", "g2"] {
-        ready(&groups, g).await;
+        ready(&broker, g).await;
         groups
             .commit_offsets(g, "", None, -1, None, commit(9, ""))
             .unwrap();
@@ -206,8 +218,8 @@ async fn offsets_of_a_deleted_topic_are_removed_for_good() {
     broker.shutdown().await.unwrap();
     let broker = start(&fs, &clock, &[]).await;
     let groups = broker.context().groups.clone();
-    ready(&groups, "g1").await;
-    ready(&groups, "g2").await;
+    ready(&broker, "g1").await;
+    ready(&broker, "g2").await;
     assert_eq!(committed(&groups, "g1"), None);
     assert_eq!(committed(&groups, "g2"), None);
     let left = groups.fetch_offsets("g1", None).unwrap();

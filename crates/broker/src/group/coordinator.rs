@@ -91,6 +91,8 @@ pub struct GroupCoordinator {
     config: GroupConfig,
     clock: Arc<dyn Clock>,
     partitions: OnceLock<Vec<OffsetsPartition>>,
+    /// Serializes the creation of `__consumer_offsets`.
+    creating: tokio::sync::Mutex<()>,
     joins: Mutex<HashMap<(String, String), oneshot::Sender<JoinResult>>>,
     syncs: Mutex<HashMap<(String, String), oneshot::Sender<SyncResult>>>,
     shutdown: watch::Sender<bool>,
@@ -102,6 +104,7 @@ impl GroupCoordinator {
             config,
             clock,
             partitions: OnceLock::new(),
+            creating: tokio::sync::Mutex::new(()),
             joins: Mutex::new(HashMap::new()),
             syncs: Mutex::new(HashMap::new()),
             shutdown: watch::channel(false).0,
@@ -116,56 +119,18 @@ impl GroupCoordinator {
         self.clock.now_ms()
     }
 
-    /// Creates `__consumer_offsets` if needed, then loads every partition in
-    /// the background and starts the timers. Requests for groups of a
-    /// partition not loaded yet get COORDINATOR_LOAD_IN_PROGRESS.
+    /// Loads an existing `__consumer_offsets` in the background and starts
+    /// the timers. Requests for groups of a partition not loaded yet get
+    /// COORDINATOR_LOAD_IN_PROGRESS. A missing topic is created on first use
+    /// ([`GroupCoordinator::ensure_offsets_topic`]).
     pub async fn start(self: &Arc<Self>, ctx: &BrokerContext) -> Result<(), crate::BrokerError> {
-        let topic = match ctx.metadata.topic(OFFSETS_TOPIC) {
-            Some(t) => t,
-            None => {
-                let ctx2 = ctx.clone();
-                let n = self.config.offsets_topic_num_partitions;
-                let seg = self.config.offsets_topic_segment_bytes.to_string();
-                tokio::task::spawn_blocking(move || {
-                    let configs = BTreeMap::from([
-                        ("cleanup.policy".to_string(), "compact".to_string()),
-                        ("segment.bytes".to_string(), seg),
-                    ]);
-                    ctx2.metadata
-                        .create_topic(&ctx2, OFFSETS_TOPIC, n, 1, configs)
-                })
-                .await
-                .map_err(|e| crate::BrokerError::Io {
-                    op: "create __consumer_offsets",
-                    source: std::io::Error::other(e.to_string()),
-                })?
-                .map_err(|e| crate::BrokerError::Io {
-                    op: "create __consumer_offsets",
-                    source: std::io::Error::other(e.to_string()),
-                })?
-            }
-        };
-        let parts: Vec<OffsetsPartition> = (0..topic.partitions)
-            .map(|p| {
-                let op = OffsetsPartition {
-                    loaded: AtomicBool::new(false),
-                    partition: OnceLock::new(),
-                    groups: Mutex::new(HashMap::new()),
-                };
-                if let Some(part) = ctx
-                    .replicas
-                    .get_partition(&TopicPartition::new(OFFSETS_TOPIC, p))
-                {
-                    let _ = op.partition.set(part);
-                }
-                op
-            })
-            .collect();
-        let _ = self.partitions.set(parts);
-
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || me.load_all());
-
+        // Like Kafka, the topic is created on first use (FindCoordinator or
+        // any group request); an existing one is loaded now.
+        if let Some(topic) = ctx.metadata.topic(OFFSETS_TOPIC) {
+            self.install_partitions(ctx, topic.partitions, false);
+            let me = self.clone();
+            tokio::task::spawn_blocking(move || me.load_all());
+        }
         let me = self.clone();
         let mut shutdown = self.shutdown.subscribe();
         tokio::spawn(async move {
@@ -185,6 +150,77 @@ impl GroupCoordinator {
             }
         });
         Ok(())
+    }
+
+    fn install_partitions(&self, ctx: &BrokerContext, count: i32, loaded: bool) {
+        let parts: Vec<OffsetsPartition> = (0..count)
+            .map(|p| {
+                let op = OffsetsPartition {
+                    loaded: AtomicBool::new(loaded),
+                    partition: OnceLock::new(),
+                    groups: Mutex::new(HashMap::new()),
+                };
+                if let Some(part) = ctx
+                    .replicas
+                    .get_partition(&TopicPartition::new(OFFSETS_TOPIC, p))
+                {
+                    let _ = op.partition.set(part);
+                }
+                op
+            })
+            .collect();
+        let _ = self.partitions.set(parts);
+    }
+
+    /// Creates `__consumer_offsets` (`offsets.topic.num.partitions`,
+    /// `cleanup.policy=compact`) if it does not exist yet. Every group
+    /// handler calls this first; after the first success it is one load.
+    pub async fn ensure_offsets_topic(&self, ctx: &BrokerContext) -> Result<(), GroupError> {
+        if self.partitions.get().is_some() {
+            return Ok(());
+        }
+        let _guard = self.creating.lock().await;
+        if self.partitions.get().is_some() {
+            return Ok(());
+        }
+        let ctx2 = ctx.clone();
+        let n = self.config.offsets_topic_num_partitions;
+        let seg = self.config.offsets_topic_segment_bytes.to_string();
+        let created = tokio::task::spawn_blocking(move || {
+            let configs = BTreeMap::from([
+                ("cleanup.policy".to_string(), "compact".to_string()),
+                ("segment.bytes".to_string(), seg),
+            ]);
+            match ctx2
+                .metadata
+                .create_topic(&ctx2, OFFSETS_TOPIC, n, 1, configs)
+            {
+                Ok(t) => Ok(t.partitions),
+                // Raced with nothing else (we hold the lock), but be safe.
+                Err(e) => ctx2
+                    .metadata
+                    .topic(OFFSETS_TOPIC)
+                    .map(|t| t.partitions)
+                    .ok_or(e),
+            }
+        })
+        .await;
+        match created {
+            Ok(Ok(count)) => {
+                tracing::info!(partitions = count, "created {OFFSETS_TOPIC}");
+                // A new topic is empty: nothing to load.
+                self.install_partitions(ctx, count, true);
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot create {OFFSETS_TOPIC}");
+                Err(GroupError::CoordinatorNotAvailable)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot create {OFFSETS_TOPIC}");
+                Err(GroupError::CoordinatorNotAvailable)
+            }
+        }
     }
 
     /// Answers every waiting JoinGroup/SyncGroup (the broker is stopping).
@@ -216,7 +252,7 @@ impl GroupCoordinator {
         self.partitions
             .get()
             .map(Vec::as_slice)
-            .ok_or(GroupError::CoordinatorLoadInProgress)
+            .ok_or(GroupError::CoordinatorNotAvailable)
     }
 
     /// The offsets partition that owns `group_id`.
@@ -245,6 +281,10 @@ impl GroupCoordinator {
     }
 
     fn get_group(&self, group_id: &str) -> Result<Option<GroupRef>, GroupError> {
+        if self.partitions.get().is_none() {
+            // No offsets topic yet: no group exists.
+            return Ok(None);
+        }
         let p = self.loaded_partition(group_id)?;
         Ok(p.groups.lock().get(group_id).cloned())
     }

@@ -13,9 +13,11 @@ use crate::context::BrokerContext;
 use crate::group::GroupError;
 
 /// `(node id, host, port)` or an error for one key.
-fn lookup(ctx: &BrokerContext, key_type: i8) -> Result<(i32, String, i32), GroupError> {
+async fn lookup(ctx: &BrokerContext, key_type: i8) -> Result<(i32, String, i32), GroupError> {
     match key_type {
         0 => {
+            // Kafka creates the offsets topic on the first FindCoordinator.
+            ctx.groups.ensure_offsets_topic(ctx).await?;
             let l = ctx
                 .config
                 .advertised_listeners
@@ -35,10 +37,11 @@ pub async fn handle(
 ) -> FindCoordinatorResponse {
     let version = header.request_api_version;
     if version >= 4 {
+        let found = lookup(ctx, req.key_type).await;
         let coordinators = req
             .coordinator_keys
             .into_iter()
-            .map(|key| match lookup(ctx, req.key_type) {
+            .map(|key| match found.clone() {
                 Ok((node, host, port)) => Coordinator::default()
                     .with_key(key)
                     .with_node_id(BrokerId(node))
@@ -56,7 +59,7 @@ pub async fn handle(
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
     let key_type = if version >= 1 { req.key_type } else { 0 };
-    match lookup(ctx, key_type) {
+    match lookup(ctx, key_type).await {
         Ok((node, host, port)) => FindCoordinatorResponse::default()
             .with_node_id(BrokerId(node))
             .with_host(StrBytes::from_string(host))

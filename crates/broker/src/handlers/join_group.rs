@@ -45,6 +45,8 @@ pub async fn handle(
             .collect(),
         require_known_member_id: version >= 4,
     };
+    // Kafka's clients find the coordinator first; be as lenient as Kafka if not.
+    let _ = ctx.groups.ensure_offsets_topic(ctx).await;
     let r = ctx.groups.join(&req.group_id.0, join).await;
     let mut resp = JoinGroupResponse::default()
         .with_error_code(error_code(r.error))

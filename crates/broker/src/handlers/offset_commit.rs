@@ -61,6 +61,7 @@ pub async fn handle(
     } else {
         None
     };
+    let _ = ctx.groups.ensure_offsets_topic(ctx).await;
     let group_err = if commits.is_empty() {
         None
     } else {
