@@ -1165,7 +1165,10 @@ impl Log {
         self.flush()?;
         let mut st = self.state.write();
         let leo = st.log_end_offset;
-        write_snapshot(&*self.env.fs, &self.dir, &mut st.producers, leo)?;
+        // A missing snapshot only costs a replay of batch headers on load.
+        if let Err(e) = write_snapshot(&*self.env.fs, &self.dir, &mut st.producers, leo) {
+            tracing::warn!(log = %self.tp, error = %e, "cannot write producer state snapshot at shutdown");
+        }
         for s in st.segments.values() {
             s.close()?;
         }
