@@ -860,8 +860,32 @@ impl Log {
         if fetch_offset >= upper {
             return Ok(None);
         }
+        let mut retries = 0;
         while let Some(s) = seg {
-            if let Some(slice) = s.read(fetch_offset, max_bytes, upper, min_one_batch)? {
+            let r = match s.read(fetch_offset, max_bytes, upper, min_one_batch) {
+                Ok(r) => r,
+                Err(e) => {
+                    // The log cleaner or retention may have replaced or
+                    // removed this segment since it was looked up (its files
+                    // are renamed): look it up again (a few times).
+                    let st = self.state.read();
+                    let gone = !st
+                        .segments
+                        .get(&s.base_offset().0)
+                        .is_some_and(|c| Arc::ptr_eq(c, &s));
+                    if gone && retries < 4 {
+                        retries += 1;
+                        seg = st
+                            .segments
+                            .range(..=fetch_offset.0.max(s.base_offset().0))
+                            .next_back()
+                            .map(|(_, s)| s.clone());
+                        continue;
+                    }
+                    return Err(e);
+                }
+            };
+            if let Some(slice) = r {
                 return Ok(Some(slice));
             }
             let st = self.state.read();
