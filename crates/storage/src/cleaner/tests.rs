@@ -517,6 +517,76 @@ fn readers_during_cleaning_see_valid_records_and_no_errors() {
     assert_eq!(got.len(), 7);
 }
 
+#[test]
+fn max_compaction_lag_forces_cleaning_below_the_dirty_ratio() {
+    let env = Env::new();
+    let m = env.manager();
+    let mut cfg = compacted(200);
+    cfg.compaction.min_cleanable_dirty_ratio = 0.99;
+    cfg.compaction.max_compaction_lag_ms = 10_000;
+    let log = m.get_or_create_log(&tp(), cfg).unwrap();
+    for i in 0..20 {
+        append(
+            &log,
+            batch(
+                CompressionType::None,
+                &[(&format!("k{}", i % 10), Some("v"))],
+                NOW,
+            ),
+        );
+    }
+    log.roll().unwrap();
+    let cleaner = LogCleaner::new(CleanerConfig::default());
+    cleaner.clean_now(&log).unwrap().unwrap();
+    // A little new dirt: far below the ratio.
+    append(
+        &log,
+        batch(CompressionType::None, &[("k1", Some("new"))], NOW),
+    );
+    log.roll().unwrap();
+    assert!(m.run_cleaner_once(&cleaner).unwrap().is_none());
+    env.clock.advance(10_001);
+    let (_, stats) = m
+        .run_cleaner_once(&cleaner)
+        .unwrap()
+        .expect("overdue log cleaned");
+    assert_eq!(stats.dirty_end, log.log_end_offset());
+    let k1: Vec<_> = read_all(&log)
+        .into_iter()
+        .filter(|r| r.1 == b"k1")
+        .collect();
+    assert_eq!(
+        k1,
+        vec![(Offset(20), b"k1".to_vec(), Some(b"new".to_vec()))]
+    );
+}
+
+#[test]
+fn retention_applies_only_when_the_policy_includes_delete() {
+    for (policy, deleted) in [
+        (CleanupPolicy::Compact, false),
+        (CleanupPolicy::CompactDelete, true),
+    ] {
+        let env = Env::new();
+        let m = env.manager();
+        let mut cfg = compacted(200);
+        cfg.retention_ms = 1000;
+        cfg.compaction.cleanup_policy = policy;
+        let log = m.get_or_create_log(&tp(), cfg).unwrap();
+        for i in 0..10 {
+            append(
+                &log,
+                batch(CompressionType::None, &[(&format!("k{i}"), Some("v"))], NOW),
+            );
+        }
+        log.roll().unwrap();
+        env.clock.advance(5000);
+        let n = m.enforce_retention().unwrap();
+        assert_eq!(n > 0, deleted, "{policy}");
+        assert_eq!(log.log_start_offset() > Offset(0), deleted, "{policy}");
+    }
+}
+
 /// Crash after every step of the swap: recovery yields the old or the new
 /// state, never a mix, never a loss.
 #[test]
