@@ -715,7 +715,10 @@ impl MetadataStore {
                 ctx.logs.delete_log(&tp)?;
             }
         }
-        tracing::info!(topic = %topic.name, topic_id = %uuid_to_base64(topic.topic_id), "deleted topic");
+        // Committed offsets of the deleted topic go too (tombstoned in
+        // __consumer_offsets), so a re-created topic starts clean, as in Kafka.
+        let offsets_dropped = ctx.groups.on_topic_deleted(&topic.name);
+        tracing::info!(topic = %topic.name, topic_id = %uuid_to_base64(topic.topic_id), offsets_dropped, "deleted topic");
         Ok(topic)
     }
 

@@ -196,7 +196,11 @@ async fn offsets_of_a_deleted_topic_are_removed_for_good() {
     let fs = Arc::new(SimFs::new());
     let clock = Arc::new(ManualClock::new(now()));
     let broker = start(&fs, &clock, &[]).await;
-    let groups = broker.context().groups.clone();
+    let ctx = broker.context().clone();
+    ctx.metadata
+        .create_topic(&ctx, "t", 1, 1, Default::default())
+        .unwrap();
+    let groups = ctx.groups.clone();
     for g in ["g1", "g2"] {
         ready(&broker, g).await;
         groups
@@ -213,8 +217,12 @@ async fn offsets_of_a_deleted_topic_are_removed_for_good() {
     groups
         .commit_offsets("g1", "", None, -1, None, other)
         .unwrap();
-    assert_eq!(groups.on_topic_deleted("t"), 2);
+    // DeleteTopics goes through the metadata store, which drops the
+    // topic's committed offsets.
+    ctx.metadata.delete_topic(&ctx, "t").unwrap();
     assert_eq!(committed(&groups, "g1"), None);
+    assert_eq!(committed(&groups, "g2"), None);
+    assert_eq!(groups.on_topic_deleted("t"), 0, "nothing left to remove");
     broker.shutdown().await.unwrap();
     let broker = start(&fs, &clock, &[]).await;
     let groups = broker.context().groups.clone();
