@@ -13,9 +13,15 @@ use crate::response::encode_response;
 /// it with [`ProtocolError::UnsupportedVersion`] (or `UnknownApiKey` for an api key
 /// Kafka does not define).
 ///
-/// Ceilings from Apache Kafka 4.1.2's specs (`validVersions`), which kafka-protocol
-/// 0.18 matches: Produce 3–13, Fetch 4–18, ListOffsets 1–10, Metadata 0–13,
-/// DescribeCluster 0–2. The broker lowers or raises entries as handlers land.
+/// For comparison, Apache Kafka 4.1.2 (measured with an ApiVersions v3 request against
+/// the pinned reference broker) advertises: Produce 0–13 (it still lists v0–v2, which it
+/// cannot parse, because librdkafka's compressed produce checks for them, KAFKA-18659;
+/// neither kafka-protocol nor this crate's spec table decodes Produce below v3), Fetch
+/// 4–18, ListOffsets 1–10, Metadata 0–13, ApiVersions 0–4, CreateTopics 2–7,
+/// DeleteTopics 1–6, DeleteRecords 0–2, DescribeConfigs 1–4, AlterConfigs 0–2,
+/// DescribeLogDirs 1–4, CreatePartitions 0–3, IncrementalAlterConfigs 0–1,
+/// DescribeCluster 0–2, DescribeTopicPartitions 0. kafka-protocol 0.18 decodes all of
+/// these except Produce v0–v2. The broker raises or lowers entries as handlers land.
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 11),
     (ApiKey::Fetch, 4, 17),
