@@ -598,6 +598,15 @@ fn describe_topic_partitions_lists_all_topics_and_marks_internal_ones() {
     let sluice = start(&[]);
     let mut c = RawClient::connect(sluice.bootstrap());
     create(&mut c, vec![topic("user", 2, 1, &[])], false);
+    // The group coordinator creates its offsets topic on first use, as Kafka
+    // does: a FindCoordinator for a group brings it into existence.
+    let found = c.send(
+        4,
+        &FindCoordinatorRequest::default()
+            .with_key_type(0)
+            .with_coordinator_keys(vec![sb("some-group")]),
+    );
+    assert_eq!(found.coordinators.len(), 1);
     let resp = c.send(0, &DescribeTopicPartitionsRequest::default());
     let user = resp
         .topics
@@ -606,7 +615,7 @@ fn describe_topic_partitions_lists_all_topics_and_marks_internal_ones() {
         .expect("user topic listed");
     assert!(!user.is_internal);
     assert_eq!(user.partitions.len(), 2);
-    // the group coordinator's offsets topic exists from the start
+    // the internal offsets topic is listed and marked internal
     let offsets = resp
         .topics
         .iter()
