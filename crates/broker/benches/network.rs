@@ -88,6 +88,7 @@ fn fetch_layout(c: &mut Criterion) {
                         file: file.clone(),
                         position: 0,
                         len: 8192,
+                        next_offset: sluice_record::Offset(0),
                     },
                 })
                 .collect();

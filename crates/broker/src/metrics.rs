@@ -43,6 +43,7 @@ struct TopicStats {
     bytes_in: u64,
     records_in: u64,
     bytes_out: u64,
+    records_out: u64,
 }
 
 #[derive(Default)]
@@ -53,6 +54,9 @@ struct Registry {
     topics: BTreeMap<String, TopicStats>,
     /// fsync latency: "file" (fdatasync of segments/indexes) and "dir".
     fsyncs: BTreeMap<&'static str, ApiStats>,
+    /// Produce requests whose records were on disk when answered: time
+    /// from the request's decoding to its answer.
+    produce_durable: ApiStats,
 }
 
 static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
@@ -78,11 +82,24 @@ impl Drop for ConnectionGuard {
 /// What a produce request carried per partition: (topic, partition, bytes, records).
 type ProduceShape = Vec<(String, i32, u64, u64)>;
 
+/// Fetch offsets of a fetch request: (topic name or id, partition) -> offset.
+type FetchOffsets = BTreeMap<(String, i32), i64>;
+
+/// How a fetch request or response names a topic (v13+ by id only).
+fn fetch_topic_key(name: &str, id: uuid::Uuid) -> String {
+    if name.is_empty() {
+        format!("id:{id}")
+    } else {
+        name.to_string()
+    }
+}
+
 /// One request being handled: `start` before the handler, `finish` with its answer.
 pub struct Observation {
     api_key: i16,
     started: Instant,
     produce: Option<ProduceShape>,
+    fetch: Option<FetchOffsets>,
 }
 
 impl Observation {
@@ -106,16 +123,40 @@ impl Observation {
             ),
             _ => None,
         };
+        let fetch = match body {
+            RequestKind::Fetch(req) => Some(
+                req.topics
+                    .iter()
+                    .flat_map(|t| {
+                        let key = fetch_topic_key(&t.topic.0, t.topic_id);
+                        t.partitions
+                            .iter()
+                            .map(move |p| ((key.clone(), p.partition), p.fetch_offset))
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        };
         Observation {
             api_key: header.request_api_key,
             started: Instant::now(),
             produce,
+            fetch,
         }
     }
 
     pub fn finish(self, ctx: &BrokerContext, response: &Response) {
         let elapsed = self.started.elapsed();
+        let durable = match (response, &self.produce) {
+            (Response::Message(ResponseKind::Produce(resp)), Some(shape)) => {
+                produce_was_durable(ctx, resp, shape)
+            }
+            _ => false,
+        };
         let mut reg = REGISTRY.lock();
+        if durable {
+            reg.produce_durable.observe(elapsed);
+        }
         reg.observe_latency(self.api_key, elapsed);
         match response {
             Response::Message(message) => {
@@ -150,6 +191,18 @@ impl Observation {
                 }
                 for f in &plan.files {
                     if let Some(t) = plan.response.responses.get(f.topic) {
+                        // Records served: the offsets the slice covers from
+                        // the fetch offset on (the first batch may start
+                        // before it; the consumer skips those records).
+                        // Storage found the slice's end offset while ending
+                        // it on a batch boundary, so the bytes are not read.
+                        let fetch_offset = t.partitions.get(f.partition).and_then(|p| {
+                            self.fetch
+                                .as_ref()?
+                                .get(&(fetch_topic_key(&t.topic.0, t.topic_id), p.partition_index))
+                        });
+                        let records = fetch_offset
+                            .map_or(0, |o| (f.slice.next_offset.value() - o).max(0) as u64);
                         let mut name = t.topic.0.to_string();
                         if name.is_empty() {
                             // Fetch v13+ names topics by id only.
@@ -158,7 +211,9 @@ impl Observation {
                                 .topic_by_id(t.topic_id)
                                 .map_or_else(|| format!("id:{}", t.topic_id), |m| m.name);
                         }
-                        reg.topics.entry(name).or_default().bytes_out += f.slice.len as u64;
+                        let stats = reg.topics.entry(name).or_default();
+                        stats.bytes_out += f.slice.len as u64;
+                        stats.records_out += records;
                     }
                 }
             }
@@ -175,6 +230,41 @@ impl Observation {
             Response::Close(_) => {}
         }
     }
+}
+
+/// True if every partition the produce request appended to has its records
+/// fsynced (the log's recovery point is past them) and at least one append
+/// succeeded: with `flush.messages=1` the handler waited for the group-commit
+/// fsync; otherwise only if a flush happened to cover the records already.
+fn produce_was_durable(
+    ctx: &BrokerContext,
+    resp: &kafka_protocol::messages::ProduceResponse,
+    shape: &ProduceShape,
+) -> bool {
+    let mut any = false;
+    for t in &resp.responses {
+        for p in &t.partition_responses {
+            if p.error_code != 0 {
+                continue;
+            }
+            let records = shape
+                .iter()
+                .find(|(topic, partition, _, _)| {
+                    topic.as_str() == t.name.0.as_str() && *partition == p.index
+                })
+                .map_or(0, |s| s.3);
+            let tp = sluice_storage::TopicPartition::new(t.name.0.to_string(), p.index);
+            let Some(partition) = ctx.replicas.get_partition(&tp) else {
+                return false;
+            };
+            let next = p.base_offset.saturating_add(records as i64);
+            if partition.log().recovery_point().value() < next {
+                return false;
+            }
+            any = true;
+        }
+    }
+    any
 }
 
 impl Registry {
@@ -195,13 +285,23 @@ impl ApiStats {
 
     fn render(&self, s: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0;
+        let sep = if labels.is_empty() { "" } else { "," };
+        let plain = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
         for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
             cumulative += self.buckets[i];
-            let _ = writeln!(s, "{name}_bucket{{{labels},le=\"{b}\"}} {cumulative}");
+            let _ = writeln!(s, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
         }
-        let _ = writeln!(s, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.requests);
-        let _ = writeln!(s, "{name}_sum{{{labels}}} {}", self.sum_seconds);
-        let _ = writeln!(s, "{name}_count{{{labels}}} {}", self.requests);
+        let _ = writeln!(
+            s,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.requests
+        );
+        let _ = writeln!(s, "{name}_sum{plain} {}", self.sum_seconds);
+        let _ = writeln!(s, "{name}_count{plain} {}", self.requests);
     }
 }
 
@@ -404,6 +504,9 @@ pub fn render(ctx: Option<&BrokerContext>) -> String {
                 &format!("kind=\"{kind}\""),
             );
         }
+        s.push_str("# HELP sluice_produce_durable_seconds Time from a produce request's decoding to its answer, for requests whose records were fsynced before the answer (topics with flush.messages=1, or a flush that happened to cover them); requests left to the background flush are not observed.\n# TYPE sluice_produce_durable_seconds histogram\n");
+        reg.produce_durable
+            .render(&mut s, "sluice_produce_durable_seconds", "");
         s.push_str("# HELP sluice_errors_total Kafka error codes in responses (per partition or per resource), by API and code.\n# TYPE sluice_errors_total counter\n");
         for ((k, code), n) in &reg.errors {
             let _ = writeln!(
@@ -427,6 +530,11 @@ pub fn render(ctx: Option<&BrokerContext>) -> String {
                 "sluice_topic_bytes_out_total",
                 "Record bytes sent to fetchers (consumers), by topic.",
                 |t| t.bytes_out,
+            ),
+            (
+                "sluice_topic_records_out_total",
+                "Records sent to fetchers (consumers), by topic: the offsets the sent batches cover from each fetch offset (on compacted topics this includes offsets compaction removed).",
+                |t| t.records_out,
             ),
         ] {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -499,6 +607,15 @@ pub fn render(ctx: Option<&BrokerContext>) -> String {
                 );
             }
         }
+        let (producers, producer_bytes) = ctx.logs.producer_state_usage();
+        let _ = writeln!(
+            s,
+            "# HELP sluice_producers Idempotent producers whose state the logs track (summed over partitions).\n# TYPE sluice_producers gauge\nsluice_producers {producers}"
+        );
+        let _ = writeln!(
+            s,
+            "# HELP sluice_producer_state_bytes Estimated memory held by idempotent producer state.\n# TYPE sluice_producer_state_bytes gauge\nsluice_producer_state_bytes {producer_bytes}"
+        );
         render_groups(ctx, &mut s);
     }
     s

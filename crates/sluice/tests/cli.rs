@@ -625,6 +625,14 @@ fn metrics_match_known_traffic() {
         None,
     );
     assert_eq!(consumed.lines().count(), 1000);
+    // Records out are counted from the offsets each fetch's slices cover
+    // (no record bytes read): one full pass from the beginning = 1000.
+    let (_, m) = http_get(&addr, "/metrics");
+    assert_eq!(
+        sample(&m, "sluice_topic_records_out_total", &["topic=\"metered\""]),
+        Some(1000.0),
+        "{m}"
+    );
     let in_group = ok(
         &[
             "consume",
@@ -659,6 +667,16 @@ fn metrics_match_known_traffic() {
     );
     assert_eq!(sample(&m, "sluice_log_end_offset", &[t]), Some(1000.0));
     assert_eq!(sample(&m, "sluice_log_segments", &[t]), Some(3.0));
+    // The group consumer may prefetch beyond the 400 records it printed.
+    let records_out = sample(&m, "sluice_topic_records_out_total", &[t]).expect("records out");
+    assert!(records_out >= 1400.0, "{m}");
+    // Every produce went to a flush.messages=1 topic: each was answered
+    // only after the fsync that made it durable, and each is observed once.
+    assert_eq!(
+        sample(&m, "sluice_produce_durable_seconds_count", &[]),
+        sample(&m, "sluice_requests_total", &["api=\"Produce\""]),
+        "{m}"
+    );
     let bytes_out = sample(&m, "sluice_topic_bytes_out_total", &[t]).expect("bytes out");
     assert!(
         bytes_out >= bytes_in,
@@ -728,4 +746,87 @@ fn metrics_match_known_traffic() {
 
     let (status, _) = http_get(&addr, "/nope");
     assert_eq!(status, "HTTP/1.1 404 Not Found");
+}
+
+/// The metrics address a started broker printed.
+fn metrics_addr(broker: &SluiceProcess) -> String {
+    let out = broker.output();
+    out.lines()
+        .find_map(|l| l.strip_prefix("metrics on http://"))
+        .and_then(|l| l.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics address printed:\n{out}"))
+        .to_string()
+}
+
+#[test]
+fn produce_durable_latency_and_producer_state_metrics() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
+
+    let broker = SluiceProcess::start(BIN, &[]).expect("start sluice");
+    let b = broker.bootstrap().to_string();
+    let addr = metrics_addr(&broker);
+    ok(
+        &[
+            "topic",
+            "create",
+            "-b",
+            &b,
+            "durable",
+            "--config",
+            "flush.messages=1",
+        ],
+        None,
+    );
+    ok(&["topic", "create", "-b", &b, "lazy"], None);
+    const N: usize = 5;
+    for i in 0..N {
+        let line = format!("record {i}\n");
+        ok(&["produce", "-b", &b, "durable"], Some(line.as_bytes()));
+    }
+    let (_, m) = http_get(&addr, "/metrics");
+    let durable = |m: &str| sample(m, "sluice_produce_durable_seconds_count", &[]);
+    assert_eq!(durable(&m), Some(N as f64), "{m}");
+    assert_eq!(
+        sample(
+            &m,
+            "sluice_produce_durable_seconds_bucket",
+            &["le=\"+Inf\""]
+        ),
+        Some(N as f64)
+    );
+    assert_eq!(sample(&m, "sluice_producers", &[]), Some(0.0), "{m}");
+
+    // A topic flushed only by the background flush (flush.messages and
+    // flush.ms at Kafka's defaults): its produce is answered before it is
+    // durable and is not observed.
+    ok(&["produce", "-b", &b, "lazy"], Some(b"not yet on disk\n"));
+    let (_, m) = http_get(&addr, "/metrics");
+    assert_eq!(durable(&m), Some(N as f64), "{m}");
+    assert_eq!(
+        sample(&m, "sluice_requests_total", &["api=\"Produce\""]),
+        Some(N as f64 + 1.0)
+    );
+
+    // An idempotent producer is tracked (per partition it wrote to).
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &b)
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("producer");
+    for i in 0..10 {
+        let payload = format!("idempotent {i}");
+        producer
+            .send(BaseRecord::to("durable").key("k").payload(&payload))
+            .expect("queue record");
+    }
+    producer
+        .flush(std::time::Duration::from_secs(60))
+        .expect("flush");
+    let (_, m) = http_get(&addr, "/metrics");
+    assert_eq!(sample(&m, "sluice_producers", &[]), Some(1.0), "{m}");
+    assert!(
+        sample(&m, "sluice_producer_state_bytes", &[]).unwrap_or(0.0) > 0.0,
+        "{m}"
+    );
 }

@@ -45,6 +45,11 @@ pub struct FileSlice {
     pub file: Arc<dyn FileHandle>,
     pub position: u64,
     pub len: u32,
+    /// One past the last offset of the slice's last batch (for metrics: a
+    /// fetch from offset `o` serves `next_offset - o` offsets without the
+    /// broker reading the record bytes). Compaction gaps inside the span
+    /// are included.
+    pub next_offset: Offset,
 }
 
 impl std::fmt::Debug for FileSlice {
@@ -611,6 +616,7 @@ impl LogSegment {
             return Ok(None);
         }
         let mut end = start + first_size;
+        let mut next_offset = Some(first.next_offset());
         let limit = start.saturating_add(max_bytes as u64).min(size);
         if end < limit {
             // Jump through the index to the last indexed batch that starts
@@ -619,21 +625,29 @@ impl LogSegment {
             if jump.position as u64 > end && jump.offset < max_offset {
                 // The indexed batch ends at its last offset = jump.offset.
                 end = jump.position as u64;
+                // The slice now ends where that batch begins; its base
+                // offset (read below) bounds the slice's offsets.
+                next_offset = None;
             }
             let lp = self.log_path();
             while end + BATCH_HEADER_SIZE as u64 <= size {
                 let h = Self::header_at(&*log, end, &lp)?;
                 let next_end = end + h.size() as u64;
                 if next_end > limit || h.next_offset() > max_offset {
+                    next_offset.get_or_insert(h.base_offset);
                     break;
                 }
                 end = next_end;
+                next_offset = Some(h.next_offset());
             }
         }
         Ok(Some(FileSlice {
             file: log,
             position: start,
             len: (end - start).min(u32::MAX as u64) as u32,
+            // Unknown only if the indexed batch's header was not read (it
+            // is whole on disk, so it is): `max_offset` bounds it anyway.
+            next_offset: next_offset.unwrap_or(max_offset),
         }))
     }
 

@@ -297,6 +297,40 @@ fn rolls_by_size_and_time_and_reads_across_segments_with_kip74() {
 }
 
 #[test]
+fn read_slices_report_the_offset_after_their_last_batch() {
+    // Metrics count records served from this without reading the bytes:
+    // it must match the batches actually in the slice, whichever way the
+    // read found its end (index jump, header walk, budget, high watermark).
+    let env = Env::new();
+    let m = env.manager();
+    let log = m.get_or_create_log(&tp(), small_config()).unwrap();
+    for i in 0..60 {
+        let mut b = batch_of(1 + i % 4, 50 + 7 * i, NOW, i as u8);
+        log.append_as_leader(&mut b, LeaderEpoch(0)).unwrap();
+    }
+    let leo = log.log_end_offset();
+    for budget in [10, 300, 700, 1500, 4096, 1 << 20] {
+        for hw in [None, Some(Offset(leo.0 - 3)), Some(Offset(37))] {
+            let mut next = Offset(0);
+            while next < hw.unwrap_or(leo) {
+                let Some(slice) = log.read(next, budget, hw, true).unwrap() else {
+                    // The next segment starts beyond the high watermark.
+                    break;
+                };
+                let got = offsets_in(&slice.read_to_vec().unwrap());
+                let last = got.last().unwrap().1;
+                assert_eq!(
+                    slice.next_offset,
+                    last.plus(1),
+                    "budget {budget} hw {hw:?} from {next}"
+                );
+                next = slice.next_offset;
+            }
+        }
+    }
+}
+
+#[test]
 fn full_index_rolls() {
     let env = Env::new();
     let m = env.manager();
