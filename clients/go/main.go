@@ -25,7 +25,7 @@ const (
 var (
 	bootstrap = flag.String("bootstrap", "", "broker host:port")
 	topic     = flag.String("topic", "", "topic name")
-	phase     = flag.String("phase", "all", "all | produce | produce-consume | verify-only")
+	phase     = flag.String("phase", "all", "all | produce | produce-consume | verify-only | group")
 	codecsArg = flag.String("codecs", "none,gzip,snappy,lz4,zstd", "codecs to produce with")
 	timeoutS  = flag.Float64("timeout", 60, "seconds to wait per step")
 	timeout   = new(time.Duration)
@@ -308,6 +308,14 @@ func run() error {
 func main() {
 	flag.Parse()
 	*timeout = time.Duration(*timeoutS * float64(time.Second))
+	if *phase == "group" && *bootstrap != "" && *topic != "" {
+		if err := groupMember(); err != nil {
+			fmt.Printf("FAIL %s: %v\n", name, err)
+			os.Exit(1)
+		}
+		fmt.Printf("OK %s\n", name)
+		return
+	}
 	if *bootstrap == "" || *topic == "" || (*phase != "all" && *phase != "produce" && *phase != "produce-consume" && *phase != "verify-only") {
 		flag.Usage()
 		os.Exit(2)

@@ -1,7 +1,9 @@
 // Java client (kafka-clients 4.1.2) driver: see clients/README.md for the workload.
 // Run through clients/java/driver.sh, which compiles it against .cache/kafka/lib.
 // Extra phases `create`, `describe` (prints TOPIC_ID) and `delete` serve drivers whose client cannot manage
-// topics (kcat).
+// topics (kcat). Phase `group` is one consumer-group member for crates/sluice/tests/group_clients.rs:
+// it subscribes to the topic in group "<topic>-group" and prints ASSIGNED [..], RECORD p offset and
+// COMMITTED p next lines until its stdin is closed, then leaves the group.
 
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -191,6 +193,51 @@ public class Driver {
         }
     }
 
+    static volatile boolean stdinClosed = false;
+
+    static void groupMember() {
+        Thread watcher = new Thread(() -> {
+            try {
+                while (System.in.read() != -1) { }
+            } catch (java.io.IOException e) { }
+            stdinClosed = true;
+        });
+        watcher.setDaemon(true);
+        watcher.start();
+        Properties p = new Properties();
+        p.put("bootstrap.servers", bootstrap);
+        p.put("group.id", topic + "-group");
+        p.put("auto.offset.reset", "earliest");
+        p.put("enable.auto.commit", "false");
+        p.put("session.timeout.ms", "10000");
+        p.put("key.deserializer", ByteArrayDeserializer.class.getName());
+        p.put("value.deserializer", ByteArrayDeserializer.class.getName());
+        try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(p)) {
+            c.subscribe(List.of(topic));
+            List<Integer> last = null;
+            while (!stdinClosed) {
+                ConsumerRecords<byte[], byte[]> recs = c.poll(Duration.ofMillis(200));
+                List<Integer> now = new ArrayList<>();
+                for (TopicPartition tp : c.assignment()) now.add(tp.partition());
+                Collections.sort(now);
+                if (!now.equals(last)) {
+                    last = now;
+                    System.out.println("ASSIGNED " + now);
+                }
+                TreeMap<Integer, Long> done = new TreeMap<>();
+                for (ConsumerRecord<byte[], byte[]> r : recs) {
+                    System.out.println("RECORD " + r.partition() + " " + r.offset());
+                    done.put(r.partition(), r.offset() + 1);
+                }
+                if (!done.isEmpty()) {
+                    c.commitSync();
+                    done.forEach((part, next) -> System.out.println("COMMITTED " + part + " " + next));
+                }
+                System.out.flush();
+            }
+        }
+    }
+
     public static void main(String[] args) {
         for (int i = 0; i < args.length; i++) {
             String v = i + 1 < args.length ? args[i + 1] : null;
@@ -203,7 +250,7 @@ public class Driver {
                 default -> { System.err.println("unknown argument " + args[i]); System.exit(2); }
             }
         }
-        if (bootstrap == null || topic == null || !List.of("all", "produce", "produce-consume", "verify-only", "create", "delete", "describe").contains(phase)) {
+        if (bootstrap == null || topic == null || !List.of("all", "produce", "produce-consume", "verify-only", "create", "delete", "describe", "group").contains(phase)) {
             System.err.println("usage: Driver --bootstrap HOST:PORT --topic NAME [--phase all|produce|produce-consume|verify-only|create|describe|delete] [--codecs a,b] [--timeout S]");
             System.exit(2);
         }
@@ -213,6 +260,7 @@ public class Driver {
                 case "create" -> { create(); printTopicId(); }
                 case "delete" -> delete();
                 case "describe" -> { waitTopic(true); printTopicId(); }
+                case "group" -> groupMember();
                 default -> {
                     if (phase.equals("all") || phase.equals("produce") || phase.equals("produce-consume")) { create(); printTopicId(); produce(); }
                     if (phase.equals("all") || phase.equals("produce-consume")) consume();

@@ -50,7 +50,7 @@ function parseArgs(argv) {
         process.exit(2)
     }
   }
-  if (!a.bootstrap || !a.topic || !['all', 'produce', 'produce-consume', 'verify-only'].includes(a.phase)) {
+  if (!a.bootstrap || !a.topic || !['all', 'produce', 'produce-consume', 'verify-only', 'group'].includes(a.phase)) {
     console.error('usage: driver.js --bootstrap HOST:PORT --topic NAME [--phase all|produce|produce-consume|verify-only] [--codecs a,b]')
     process.exit(2)
   }
@@ -174,9 +174,41 @@ async function consume(kafka, admin, a) {
   }
 }
 
+// Phase "group": one consumer-group member for crates/sluice/tests/group_clients.rs. It subscribes to the
+// topic in group "<topic>-group" (from the beginning, no auto-commit) and prints ASSIGNED [..],
+// RECORD p offset and COMMITTED p next lines until its stdin is closed, then leaves the group.
+async function groupMember(kafka, a) {
+  const consumer = kafka.consumer({ groupId: `${a.topic}-group`, sessionTimeout: 10000, heartbeatInterval: 1000 })
+  await consumer.connect()
+  consumer.on(consumer.events.GROUP_JOIN, e => {
+    const ps = [...(e.payload.memberAssignment[a.topic] || [])].sort((x, y) => x - y)
+    console.log(`ASSIGNED [${ps.join(', ')}]`)
+  })
+  await consumer.subscribe({ topics: [a.topic], fromBeginning: true })
+  await consumer.run({
+    autoCommit: false,
+    eachMessage: async ({ topic, partition, message }) => {
+      console.log(`RECORD ${partition} ${message.offset}`)
+      const next = (BigInt(message.offset) + 1n).toString()
+      await consumer.commitOffsets([{ topic, partition, offset: next }])
+      console.log(`COMMITTED ${partition} ${next}`)
+    },
+  })
+  await new Promise(resolve => {
+    process.stdin.on('end', resolve)
+    process.stdin.on('close', resolve)
+    process.stdin.resume()
+  })
+  await consumer.disconnect()
+}
+
 async function main() {
   const a = parseArgs(process.argv.slice(2))
   const kafka = new Kafka({ clientId: 'sluice-driver', brokers: [a.bootstrap], logLevel: logLevel.WARN, retry: { retries: 8 } })
+  if (a.phase === 'group') {
+    await groupMember(kafka, a)
+    return
+  }
   const admin = kafka.admin()
   await admin.connect()
   try {

@@ -1,12 +1,12 @@
 //! Consumer groups through real clients other than librdkafka-in-Rust
-//! (confluent-kafka, kafka-python, ...) against the real `sluice` binary:
+//! (confluent-kafka, kafka-python, the Java client, franz-go, KafkaJS) against the real `sluice` binary:
 //! three members of one group over a 6-partition topic end up with disjoint
 //! shares covering every partition, consume and commit everything; after a
 //! clean broker restart a new member of the group resumes exactly after the
 //! last commit on every partition.
 //!
-//! Each member is a small program (`clients/python/group_member.py`) that
-//! prints `ASSIGNED [..]`, `RECORD p offset` and `COMMITTED p next` lines and
+//! Each member is a small program (`clients/python/group_member.py`, the
+//! `group` phase of the Java, franz-go and KafkaJS drivers) that prints `ASSIGNED [..]`, `RECORD p offset` and `COMMITTED p next` lines and
 //! leaves the group when its stdin is closed.
 //!
 //! Skips loudly when a client toolchain is missing unless
@@ -46,6 +46,9 @@ fn env_on(name: &str) -> bool {
 enum Client {
     ConfluentKafka,
     KafkaPython,
+    Java,
+    FranzGo,
+    KafkaJs,
 }
 
 impl Client {
@@ -53,24 +56,59 @@ impl Client {
         match self {
             Client::ConfluentKafka => "confluent-kafka",
             Client::KafkaPython => "kafka-python",
+            Client::Java => "java-client",
+            Client::FranzGo => "franz-go",
+            Client::KafkaJs => "kafkajs",
         }
     }
 
     fn command(self, bootstrap: &str, topic: &str) -> Command {
         let r = root();
-        let mut cmd = Command::new(r.join(".cache/venv/bin/python"));
-        cmd.arg(r.join("clients/python/group_member.py"))
-            .args(["--client", self.name()]);
+        let mut cmd = match self {
+            Client::ConfluentKafka | Client::KafkaPython => {
+                let mut c = Command::new(r.join(".cache/venv/bin/python"));
+                c.arg(r.join("clients/python/group_member.py"))
+                    .args(["--client", self.name()]);
+                c
+            }
+            Client::Java => {
+                let mut c = Command::new(r.join("clients/java/driver.sh"));
+                c.args(["--phase", "group"]);
+                c
+            }
+            Client::FranzGo => {
+                let mut c = Command::new(r.join(".cache/bin/franz-go-driver"));
+                c.args(["--phase", "group"]);
+                c
+            }
+            Client::KafkaJs => {
+                let mut c = Command::new("node");
+                c.arg(r.join("clients/node/driver.js"))
+                    .args(["--phase", "group"]);
+                c
+            }
+        };
         cmd.args(["--bootstrap", bootstrap, "--topic", topic]);
         cmd
     }
 
     fn available(self) -> Result<(), String> {
-        let python = root().join(".cache/venv/bin/python");
+        let r = root();
+        let file = |p: PathBuf| {
+            if p.exists() {
+                Ok(())
+            } else {
+                Err(p.display().to_string())
+            }
+        };
         let module = match self {
             Client::ConfluentKafka => "confluent_kafka",
             Client::KafkaPython => "kafka",
+            Client::Java => return file(r.join(".cache/kafka/lib/.complete")),
+            Client::FranzGo => return file(r.join(".cache/bin/franz-go-driver")),
+            Client::KafkaJs => return file(r.join("clients/node/node_modules/kafkajs")),
         };
+        let python = r.join(".cache/venv/bin/python");
         let ok = Command::new(&python)
             .args(["-c", &format!("import {module}")])
             .stdout(Stdio::null())
@@ -458,6 +496,36 @@ fn confluent_kafka_group() {
 #[test]
 fn kafka_python_group() {
     against_sluice(Client::KafkaPython);
+}
+
+#[test]
+fn java_client_group() {
+    against_sluice(Client::Java);
+}
+
+#[test]
+fn franz_go_group() {
+    against_sluice(Client::FranzGo);
+}
+
+#[test]
+fn kafkajs_group() {
+    against_sluice(Client::KafkaJs);
+}
+
+#[test]
+fn java_client_group_reference_kafka() {
+    against_reference(Client::Java);
+}
+
+#[test]
+fn franz_go_group_reference_kafka() {
+    against_reference(Client::FranzGo);
+}
+
+#[test]
+fn kafkajs_group_reference_kafka() {
+    against_reference(Client::KafkaJs);
 }
 
 #[test]
