@@ -512,6 +512,8 @@ impl MetadataStore {
                 }
             }
         }
+        let mut progress =
+            LoadProgress::new(topics.values().map(|t| t.partitions.max(0) as usize).sum());
         for t in topics.values() {
             let log_config = match config.topic_log_config(&t.configs) {
                 Ok(c) => c,
@@ -535,6 +537,7 @@ impl MetadataStore {
             for tp in t.topic_partitions() {
                 let log = logs.get_or_create_log(&tp, log_config.clone())?;
                 replicas.add_partition(log);
+                progress.loaded_one();
             }
         }
         Ok(())
@@ -821,6 +824,49 @@ impl MetadataStore {
             }
         }
         Ok(topic)
+    }
+}
+
+/// Start-up progress of loading (and after an unclean shutdown, recovering)
+/// partition logs: a log line every [`LoadProgress::EVERY`] partitions or
+/// [`LoadProgress::INTERVAL`], so a long recovery shows it is moving.
+struct LoadProgress {
+    total: usize,
+    loaded: usize,
+    started: std::time::Instant,
+    last_report: std::time::Instant,
+}
+
+impl LoadProgress {
+    const EVERY: usize = 100;
+    const INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+    fn new(total: usize) -> Self {
+        let now = std::time::Instant::now();
+        LoadProgress {
+            total,
+            loaded: 0,
+            started: now,
+            last_report: now,
+        }
+    }
+
+    fn loaded_one(&mut self) {
+        self.loaded += 1;
+        if self.loaded == self.total {
+            return;
+        }
+        if self.loaded % Self::EVERY == 0 || self.last_report.elapsed() >= Self::INTERVAL {
+            self.last_report = std::time::Instant::now();
+            tracing::info!(
+                loaded = self.loaded,
+                total = self.total,
+                elapsed_ms = self.started.elapsed().as_millis() as u64,
+                "loading partition logs: {}/{} partitions",
+                self.loaded,
+                self.total
+            );
+        }
     }
 }
 

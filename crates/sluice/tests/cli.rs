@@ -830,3 +830,81 @@ fn produce_durable_latency_and_producer_state_metrics() {
         "{m}"
     );
 }
+
+#[test]
+fn recovery_after_kill_is_logged_and_health_turns_ready() {
+    let mut broker = SluiceProcess::start(BIN, &[]).expect("start sluice");
+    let b = broker.bootstrap().to_string();
+    // More partitions than the loader's progress step (100), so a progress
+    // line is due however fast the machine is.
+    ok(
+        &[
+            "topic",
+            "create",
+            "-b",
+            &b,
+            "recovering",
+            "--partitions",
+            "120",
+        ],
+        None,
+    );
+    let lines: String = (0..600).map(|i| format!("k{i}:value {i}\n")).collect();
+    ok(
+        &["produce", "-b", &b, "recovering", "--key-separator", ":"],
+        Some(lines.as_bytes()),
+    );
+    // SIGKILL: no clean-shutdown marker, nothing flushed by the broker.
+    broker.kill().expect("kill -9");
+    broker.restart().expect("restart on the same data dir");
+    let out = broker.output();
+    let at = |needle: &str| {
+        out.find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in the log:\n{out}"))
+    };
+    let recovering = at("recovering log after unclean shutdown");
+    let progress = at("loading partition logs: 100/120 partitions");
+    let summary = at("sluice started: 120 partition(s) of 1 topic(s) loaded, ");
+    assert!(recovering < summary && progress < summary, "{out}");
+    let recovered: usize = out[summary..]
+        .split(" loaded, ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no recovered count in the summary:\n{out}"));
+
+    // Ready after recovery, and the recovered count is the partitions that
+    // hold data.
+    let addr = metrics_addr(&broker);
+    let (status, body) = http_get(&addr, "/health");
+    assert_eq!(
+        (status.as_str(), body.as_str()),
+        ("HTTP/1.1 200 OK", "ready\n")
+    );
+    let (_, m) = http_get(&addr, "/metrics");
+    let with_data = m
+        .lines()
+        .filter(|l| l.starts_with("sluice_log_size_bytes{topic=\"recovering\""))
+        .filter(|l| l.rsplit(' ').next() != Some("0"))
+        .count();
+    assert!(with_data > 1, "{m}");
+    assert_eq!(recovered, with_data, "{out}");
+    assert_eq!(
+        sample(&m, "sluice_log_end_offset", &["topic=\"recovering\""]),
+        Some(600.0),
+        "{m}"
+    );
+
+    // A clean restart recovers nothing.
+    broker.terminate().expect("SIGTERM");
+    broker.restart().expect("restart after a clean shutdown");
+    let out = broker.output();
+    assert!(
+        out.contains("loaded, 0 recovered after an unclean shutdown"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("recovering log after unclean shutdown"),
+        "{out}"
+    );
+}

@@ -52,8 +52,11 @@ pub async fn start(config: &BrokerConfig) -> anyhow::Result<Option<Arc<HttpState
     Ok(Some(state))
 }
 
-/// One log line once the broker serves: listeners, data dirs, recovered
-/// partitions and the time start-up (recovery included) took.
+/// One log line once the broker serves: listeners, data dirs, partitions
+/// loaded, how many of them were recovered after an unclean shutdown (logs
+/// with data in a dir without the clean-shutdown marker: their segments from
+/// the recovery point on were re-validated), and the time start-up (recovery
+/// included) took.
 pub fn startup_summary(
     broker: &sluice_broker::Broker,
     log_dirs: &[std::path::PathBuf],
@@ -65,14 +68,30 @@ pub fn startup_summary(
     let topics = ctx.metadata.topics().len();
     let listeners: Vec<String> = broker.bound_addrs().iter().map(|a| a.to_string()).collect();
     let dirs: Vec<String> = log_dirs.iter().map(|d| d.display().to_string()).collect();
+    let unclean: Vec<&std::path::PathBuf> = log_dirs
+        .iter()
+        .filter(|d| !ctx.logs.had_clean_shutdown(d))
+        .collect();
+    let recovered = partitions
+        .iter()
+        .filter(|p| {
+            let log = p.log();
+            log.size_in_bytes() > 0
+                && log
+                    .dir()
+                    .parent()
+                    .is_some_and(|parent| unclean.iter().any(|d| d.as_path() == parent))
+        })
+        .count();
     tracing::info!(
         listeners = %listeners.join(","),
         log_dirs = %dirs.join(","),
         topics,
         partitions = partitions.len(),
+        recovered_partitions = recovered,
         took_ms = took.as_millis() as u64,
         metrics,
-        "sluice started: {} partition(s) of {topics} topic(s) recovered in {:.2} s",
+        "sluice started: {} partition(s) of {topics} topic(s) loaded, {recovered} recovered after an unclean shutdown, in {:.2} s",
         partitions.len(),
         took.as_secs_f64()
     );
