@@ -165,7 +165,7 @@ fn kafka_consumer_groups_output_matches_apache_kafka() {
         return;
     }
     let sluice = SluiceProcess::start(env!("CARGO_BIN_EXE_sluice"), &[]).expect("sluice starts");
-    let ours = scenario(&sluice.bootstrap().to_string());
+    let ours = scenario(sluice.bootstrap());
 
     let dir = tempfile::tempdir().unwrap();
     let script = root().join("clients/reference-kafka");
