@@ -4,7 +4,10 @@
 //! 3-partition topic: `--list`, `--describe`, `--reset-offsets --to-earliest
 //! --execute`, `--describe`, `--delete`, `--list`) must print the same
 //! output, compared line by line on whitespace-separated columns (headers,
-//! one row per partition, the same offsets and lag).
+//! one row per partition, the same offsets and lag). Before that,
+//! `--describe --members` of a group with one active librdkafka member shows
+//! the same columns, the member's host `/127.0.0.1`, client id and partition
+//! count (its random member id aside).
 //!
 //! Skips loudly without java or the jars unless `SLUICE_REQUIRE_CLIENTS=1`.
 
@@ -12,6 +15,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -23,6 +29,7 @@ use sluice_testkit::SluiceProcess;
 
 const TOPIC: &str = "cg-topic";
 const GROUP: &str = "cg-group";
+const ACTIVE_GROUP: &str = "cg-active";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -121,12 +128,71 @@ fn setup(bootstrap: &str) {
         tpl.add_partition_offset(TOPIC, p, Offset::Offset(i64::from(1 + 2 * p)))
             .unwrap();
     }
-    consumer.commit(&tpl, CommitMode::Sync).expect("commit");
+    // The first commit may meet a coordinator still being created or loaded
+    // (NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS), which clients retry.
+    let mut attempt = 0;
+    while let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+        attempt += 1;
+        assert!(attempt < 30, "commit keeps failing: {e}");
+        thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Kills the reference Kafka of `dir` when dropped (also on a failed check).
+struct StopReference(PathBuf, PathBuf);
+
+impl Drop for StopReference {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.0).arg("kill").arg(&self.1).status();
+    }
+}
+
+/// `--describe --members` of a group with one active librdkafka member;
+/// its CONSUMER-ID column (a random member id) is replaced by `<id>`.
+fn describe_active_member(bootstrap: &str) -> Vec<Vec<String>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel();
+    let member = {
+        let stop = stop.clone();
+        let bootstrap = bootstrap.to_string();
+        thread::spawn(move || {
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("group.id", ACTIVE_GROUP)
+                .set("client.id", "cg-member")
+                .create()
+                .expect("consumer");
+            consumer.subscribe(&[TOPIC]).expect("subscribe");
+            let mut told = false;
+            while !stop.load(Ordering::Relaxed) {
+                let _ = consumer.poll(Duration::from_millis(100));
+                if !told && consumer.assignment().is_ok_and(|a| a.count() == 3) {
+                    told = true;
+                    let _ = tx.send(());
+                }
+            }
+        })
+    };
+    rx.recv_timeout(Duration::from_secs(120))
+        .expect("the member joined and got all 3 partitions");
+    let mut lines = cgc(
+        bootstrap,
+        &["--describe", "--group", ACTIVE_GROUP, "--members"],
+    );
+    stop.store(true, Ordering::Relaxed);
+    member.join().unwrap();
+    for l in &mut lines {
+        if l.first().is_some_and(|c| c == ACTIVE_GROUP) && l.len() > 1 {
+            l[1] = "<id>".into();
+        }
+    }
+    lines
 }
 
 /// The whole scenario; returns each command's output.
 fn scenario(bootstrap: &str) -> Vec<(String, Vec<Vec<String>>)> {
     setup(bootstrap);
+    let active = describe_active_member(bootstrap);
     let steps: Vec<(&str, Vec<&str>)> = vec![
         ("list", vec!["--list"]),
         ("describe", vec!["--describe", "--group", GROUP]),
@@ -146,17 +212,18 @@ fn scenario(bootstrap: &str) -> Vec<(String, Vec<Vec<String>>)> {
         ("delete", vec!["--delete", "--group", GROUP]),
         ("list after delete", vec!["--list"]),
     ];
-    steps
-        .into_iter()
-        .map(|(name, args)| {
-            let mut lines = cgc(bootstrap, &args);
-            // Rows may come in any order; the header stays first.
-            if lines.len() > 1 {
-                lines[1..].sort();
-            }
-            (name.to_string(), lines)
-        })
-        .collect()
+    let mut out = vec![("describe --members (active)".to_string(), active)];
+    out.extend(steps.into_iter().map(|(name, args)| {
+        let mut lines = cgc(bootstrap, &args);
+        // Rows may come in any order; a header stays first.
+        if args == ["--list"] {
+            lines.sort();
+        } else if lines.len() > 1 {
+            lines[1..].sort();
+        }
+        (name.to_string(), lines)
+    }));
+    out
 }
 
 #[test]
@@ -180,9 +247,9 @@ fn kafka_consumer_groups_output_matches_apache_kafka() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    let _stop = StopReference(script.clone(), dir.path().to_path_buf());
     let reference_bootstrap = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let theirs = scenario(&reference_bootstrap);
-    let _ = Command::new(&script).arg("kill").arg(dir.path()).status();
 
     for ((name, a), (_, b)) in ours.iter().zip(&theirs) {
         eprintln!("--- {name} (sluice) ---");
@@ -196,7 +263,16 @@ fn kafka_consumer_groups_output_matches_apache_kafka() {
     }
     // The scenario shows something: the describe has a header and 3 rows
     // with the committed offsets and lag; the reset moved them to 0.
-    let describe = &ours[1].1;
+    let members = &ours[0].1;
+    let row = members
+        .iter()
+        .find(|l| l.first().is_some_and(|c| c == ACTIVE_GROUP))
+        .expect("a member row");
+    assert!(
+        row.contains(&"/127.0.0.1".to_string()),
+        "member host: {row:?}"
+    );
+    let describe = &ours[2].1;
     let header = describe
         .iter()
         .find(|l| l.first().is_some_and(|c| c == "GROUP"))
@@ -207,6 +283,6 @@ fn kafka_consumer_groups_output_matches_apache_kafka() {
         .filter(|l| l.first().is_some_and(|c| c == GROUP))
         .collect();
     assert_eq!(rows.len(), 3, "{describe:?}");
-    assert!(ours[0].1.iter().any(|l| l == &vec![GROUP.to_string()]));
-    assert!(!ours[5].1.iter().any(|l| l == &vec![GROUP.to_string()]));
+    assert!(ours[1].1.iter().any(|l| l == &vec![GROUP.to_string()]));
+    assert!(!ours[6].1.iter().any(|l| l == &vec![GROUP.to_string()]));
 }

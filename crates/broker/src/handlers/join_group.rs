@@ -8,14 +8,17 @@ use kafka_protocol::protocol::StrBytes;
 use crate::context::BrokerContext;
 use crate::group::{error_code, JoinRequest};
 
-/// The network layer does not pass the peer address to handlers yet, so
-/// DescribeGroups shows this as every member's host.
-const CLIENT_HOST: &str = "/unknown";
+/// A member's host when the request's peer address is not known (requests
+/// that do not come from a socket).
+const UNKNOWN_HOST: &str = "/unknown";
 
+/// `peer`: the connection's remote address; the member's host is written as
+/// Kafka does (`/` + the IP address, e.g. `/127.0.0.1`).
 pub async fn handle(
     ctx: &BrokerContext,
     header: &RequestHeader,
     req: JoinGroupRequest,
+    peer: Option<std::net::SocketAddr>,
 ) -> JoinGroupResponse {
     let version = header.request_api_version;
     let join = JoinRequest {
@@ -30,7 +33,7 @@ pub async fn handle(
             .as_ref()
             .map(|s| s.to_string())
             .unwrap_or_default(),
-        client_host: CLIENT_HOST.to_string(),
+        client_host: peer.map_or_else(|| UNKNOWN_HOST.to_string(), |p| format!("/{}", p.ip())),
         session_timeout_ms: req.session_timeout_ms,
         rebalance_timeout_ms: if version >= 1 {
             req.rebalance_timeout_ms

@@ -66,6 +66,18 @@ impl From<ResponseKind> for Response {
 /// Calls the handler for `body`'s API. The header carries the version the
 /// handler must answer in (`header.request_api_version`).
 pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, body: RequestKind) -> Response {
+    handle_from(ctx, header, body, None).await
+}
+
+/// [`handle`] for a request that arrived from `peer` (the connection's
+/// remote address; JoinGroup records it as the member's host, which
+/// DescribeGroups and `kafka-consumer-groups --describe` show).
+pub async fn handle_from(
+    ctx: &BrokerContext,
+    header: &RequestHeader,
+    body: RequestKind,
+    peer: Option<std::net::SocketAddr>,
+) -> Response {
     match body {
         RequestKind::ApiVersions(req) => {
             ResponseKind::ApiVersions(api_versions::handle(ctx, header, req).await).into()
@@ -114,7 +126,7 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, body: RequestKi
             ResponseKind::FindCoordinator(find_coordinator::handle(ctx, header, req).await).into()
         }
         RequestKind::JoinGroup(req) => {
-            ResponseKind::JoinGroup(join_group::handle(ctx, header, req).await).into()
+            ResponseKind::JoinGroup(join_group::handle(ctx, header, req, peer).await).into()
         }
         RequestKind::SyncGroup(req) => {
             ResponseKind::SyncGroup(sync_group::handle(ctx, header, req).await).into()

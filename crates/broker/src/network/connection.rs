@@ -217,7 +217,7 @@ async fn process_loop(
             }
         }
         let observation = crate::metrics::Observation::start(&header, &body);
-        let response = handlers::handle(ctx, &header, body).await;
+        let response = handlers::handle_from(ctx, &header, body, Some(peer)).await;
         observation.finish(ctx, &response);
         drop(reservation);
         let written = match response {
