@@ -3,7 +3,8 @@
 //! three members of one group over a 6-partition topic end up with disjoint
 //! shares covering every partition, consume and commit everything; after a
 //! clean broker restart a new member of the group resumes exactly after the
-//! last commit on every partition.
+//! last commit on every partition (a clean SIGTERM restart for the Python
+//! clients, kill -9 for the others).
 //!
 //! Each member is a small program (`clients/python/group_member.py`, the
 //! `group` phase of the Java, franz-go and KafkaJS drivers) that prints `ASSIGNED [..]`, `RECORD p offset` and `COMMITTED p next` lines and
@@ -90,6 +91,11 @@ impl Client {
         };
         cmd.args(["--bootstrap", bootstrap, "--topic", topic]);
         cmd
+    }
+
+    /// The Python clients see a clean restart, the others a kill -9.
+    fn crash_restart(self) -> bool {
+        !matches!(self, Client::ConfluentKafka | Client::KafkaPython)
     }
 
     fn available(self) -> Result<(), String> {
@@ -321,16 +327,20 @@ fn wait_until(what: &str, members: &[&Member], mut done: impl FnMut() -> bool) {
 /// A broker the members can be pointed at and restarted cleanly on its data.
 trait BrokerUnderTest {
     fn bootstrap(&self) -> String;
-    fn restart(&mut self);
+    /// `crash`: SIGKILL (kill -9) instead of a clean shutdown.
+    fn restart(&mut self, crash: bool);
 }
 
 impl BrokerUnderTest for SluiceProcess {
     fn bootstrap(&self) -> String {
         SluiceProcess::bootstrap(self).to_string()
     }
-    fn restart(&mut self) {
-        let status = self.terminate().expect("SIGTERM");
-        assert!(status.success(), "sluice exited with {status} on SIGTERM");
+    fn restart(&mut self, crash: bool) {
+        if !crash {
+            let status = self.terminate().expect("SIGTERM");
+            assert!(status.success(), "sluice exited with {status} on SIGTERM");
+        }
+        // Kills the process first when it still runs.
         SluiceProcess::restart(self).expect("sluice restarts");
     }
 }
@@ -377,8 +387,8 @@ impl BrokerUnderTest for ReferenceKafka {
     fn bootstrap(&self) -> String {
         self.bootstrap.clone()
     }
-    fn restart(&mut self) {
-        self.stop("stop");
+    fn restart(&mut self, crash: bool) {
+        self.stop(if crash { "kill" } else { "stop" });
         self.bootstrap = Self::launch(self.dir.path());
     }
 }
@@ -433,7 +443,7 @@ fn three_members_then_resume(client: Client, broker: &mut dyn BrokerUnderTest) {
         m.finish();
     }
 
-    broker.restart();
+    broker.restart(client.crash_restart());
     let bootstrap = broker.bootstrap();
     produce(&bootstrap, &topic, 1);
     let m = Member::start(client, &bootstrap, &topic);
