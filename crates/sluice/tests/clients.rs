@@ -20,25 +20,20 @@
 //! so the comparison is one command:
 //! `SLUICE_TEST_REFERENCE_KAFKA=1 cargo test -p sluice --test clients`.
 
+mod common;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{env_on, root};
 use sluice_testkit::SluiceProcess;
 
 /// Longest a single driver phase may run before it is killed (a hang guard,
 /// not a speed check: the drivers' own waits are 60 s each).
 const PHASE_LIMIT: Duration = Duration::from_secs(600);
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn env_on(name: &str) -> bool {
-    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
-}
 
 /// A client driver from `clients/`.
 #[derive(Clone, Copy)]

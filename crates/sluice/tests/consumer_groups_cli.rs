@@ -13,13 +13,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
+use common::root;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -30,10 +31,6 @@ use sluice_testkit::SluiceProcess;
 const TOPIC: &str = "cg-topic";
 const GROUP: &str = "cg-group";
 const ACTIVE_GROUP: &str = "cg-active";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn java_ready() -> bool {
     let jars = root().join(".cache/kafka/lib/.complete");

@@ -13,6 +13,16 @@ use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use sluice_testkit::SluiceProcess;
 
+/// The repository root (where `clients/`, `compat/` and `.cache/` live).
+pub fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// True when the environment variable is set to something other than "" or "0".
+pub fn env_on(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
 pub fn start(overrides: &[(&str, &str)]) -> SluiceProcess {
     SluiceProcess::start(env!("CARGO_BIN_EXE_sluice"), overrides).expect("sluice starts")
 }
