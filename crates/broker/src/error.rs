@@ -35,6 +35,20 @@ pub fn storage_error_code(err: &StorageError) -> i16 {
         StorageError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
         StorageError::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp,
         StorageError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        // As Kafka's LogValidator: one bad timestamp makes the whole answer
+        // INVALID_TIMESTAMP, otherwise INVALID_RECORD.
+        StorageError::RejectedRecords(records) => {
+            if records.iter().any(|r| {
+                matches!(
+                    r.reason,
+                    sluice_storage::RecordRejection::TimestampOutOfRange { .. }
+                )
+            }) {
+                ResponseError::InvalidTimestamp
+            } else {
+                ResponseError::InvalidRecord
+            }
+        }
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         StorageError::LogDirOffline { .. } | StorageError::Io { .. } => {
             ResponseError::KafkaStorageError

@@ -10,6 +10,32 @@ use crate::producer_state::SequenceError;
 
 use crate::TopicPartition;
 
+/// One refused record of a produced batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectedRecord {
+    /// The record's position in its batch (0 = first record).
+    pub batch_index: u32,
+    pub reason: RecordRejection,
+}
+
+/// Why the log refuses a record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordRejection {
+    /// A record without a key on a compacted topic.
+    MissingKey,
+    /// A CreateTime timestamp outside `[now - message.timestamp.before.max.ms,
+    /// now + message.timestamp.after.max.ms]` (bounds wrap like Kafka's
+    /// 64-bit arithmetic). `offset` is the record's offset as the producer
+    /// sent it (base offset + delta, before the log assigns offsets).
+    TimestampOutOfRange {
+        timestamp: Timestamp,
+        offset: Offset,
+        now: Timestamp,
+        before_max_ms: i64,
+        after_max_ms: i64,
+    },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// A batch failed framing / CRC / count validation (CORRUPT_MESSAGE).
@@ -27,6 +53,11 @@ pub enum StorageError {
     /// Anything else wrong with the produced records (INVALID_RECORD).
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    /// Specific records of one produced batch are refused (a keyless record
+    /// on a compacted topic, a timestamp out of range), each named by its
+    /// index in that batch. Nothing of the append was written.
+    #[error("{} record(s) of a batch rejected, the first at index {}", .0.len(), .0.first().map_or(0, |r| r.batch_index))]
+    RejectedRecords(Vec<RejectedRecord>),
     #[error("offset {requested} is out of range [{log_start}, {log_end}]")]
     OffsetOutOfRange {
         requested: Offset,

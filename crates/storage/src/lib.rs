@@ -75,7 +75,9 @@
 //! batches are stored exactly as produced, except the base offset, leader
 //! epoch and (for LogAppendTime topics) max timestamp + CRC. Records are
 //! decoded only by ListOffsets by timestamp (one batch, as Kafka does), by
-//! the key check on appends to compacted topics, and by the log cleaner,
+//! the per-record checks of an append (keys on compacted topics; timestamps
+//! when `message.timestamp.before.max.ms` is bounded or the header's are out
+//! of range), and by the log cleaner,
 //! which rewrites (and recompresses with the same codec) the batches it
 //! removes records from.
 //! It is synchronous and does not depend on tokio; the broker calls blocking
@@ -101,7 +103,7 @@ pub use cleaner::{CleanStats, CleanerConfig, LogCleaner};
 pub use config::{
     CleanupPolicy, CompactionConfig, LogConfig, LogManagerConfig, TimestampType, TopicPartition,
 };
-pub use error::StorageError;
+pub use error::{RecordRejection, RejectedRecord, StorageError};
 pub use fs::{Clock, FileHandle, Fs, ManualClock, MappedRegion, OpenOptions, RealFs, SystemClock};
 pub use log::{validate_batches, AppendInfo, LoadOptions, Log, LogDirState, LogEnv};
 pub use manager::{LogManager, CLEAN_SHUTDOWN_FILE};

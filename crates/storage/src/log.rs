@@ -13,7 +13,7 @@ use sluice_record::{BatchHeader, LeaderEpoch, Offset, ProducerId, Timestamp, Tim
 
 use crate::checkpoint::{self, Checkpoint, RECOVERY_POINT_CHECKPOINT};
 use crate::config::{LogConfig, TopicPartition};
-use crate::error::{IoContext, StorageError};
+use crate::error::{IoContext, RecordRejection, RejectedRecord, StorageError};
 use crate::fs::{read_exact_at, write_all_at, Clock, Fs, OpenOptions};
 use crate::producer_state::{
     check_batch, decode_snapshot, encode_snapshot, parse_snapshot_file_name, snapshot_file_name,
@@ -579,11 +579,6 @@ impl Log {
         let config = self.config.read().clone();
         let now = self.env.clock.now_ms();
         let headers = validate_batches(records, &config, now)?;
-        if config.compaction.cleanup_policy.compact() {
-            for (pos, h) in &headers {
-                crate::cleaner::core::check_keys(&records[*pos..*pos + h.size()])?;
-            }
-        }
         let log_append = config.message_timestamp_type == TimestampType::LogAppendTime;
 
         let mut st = self.state.write();
@@ -1264,24 +1259,91 @@ pub fn validate_batches(
                 "record batch has no records".into(),
             ));
         }
-        if config.message_timestamp_type == TimestampType::CreateTime {
-            for ts in [h.base_timestamp, h.max_timestamp] {
-                let before = now_ms.saturating_sub(ts.0);
-                let after = ts.0.saturating_sub(now_ms);
-                if before > config.message_timestamp_before_max_ms
-                    || after > config.message_timestamp_after_max_ms
-                {
-                    return Err(StorageError::InvalidTimestamp {
-                        timestamp: ts,
-                        now: Timestamp(now_ms),
-                    });
-                }
-            }
-        }
+        check_records(&rest[..h.size()], &h, config, now_ms)?;
         out.push((pos, h));
         pos += h.size();
     }
     Ok(out)
+}
+
+/// Whether a CreateTime timestamp is outside `[now - before, now + after]`,
+/// computed with Kafka's wrapping 64-bit arithmetic. `-1` (no timestamp)
+/// is never out of range.
+fn timestamp_out_of_range(ts: Timestamp, config: &LogConfig, now_ms: i64) -> bool {
+    if ts == Timestamp::NONE {
+        return false;
+    }
+    let diff = now_ms.wrapping_sub(ts.0);
+    diff > config.message_timestamp_before_max_ms
+        || diff.wrapping_neg() > config.message_timestamp_after_max_ms
+}
+
+/// The per-record checks of Kafka's LogValidator on one produced batch: a
+/// key on compacted topics, then a CreateTime timestamp within bounds; every
+/// refused record is named by its index ([`StorageError::RejectedRecords`]).
+///
+/// Records are decoded only when the header cannot vouch for them: on
+/// compacted topics, when `message.timestamp.before.max.ms` is bounded (the
+/// header has no minimum timestamp), or when the header's base or max
+/// timestamp is out of range. With Kafka's defaults (`delete`, unbounded
+/// before, after bounded by the header's max timestamp) nothing is decoded.
+fn check_records(
+    batch: &[u8],
+    h: &BatchHeader,
+    config: &LogConfig,
+    now_ms: i64,
+) -> Result<(), StorageError> {
+    let compacted = config.compaction.cleanup_policy.compact() && !h.is_control();
+    let create_time = config.message_timestamp_type == TimestampType::CreateTime;
+    let header_bad = create_time
+        && [h.base_timestamp, h.max_timestamp]
+            .into_iter()
+            .any(|ts| timestamp_out_of_range(ts, config, now_ms));
+    let scan_timestamps =
+        create_time && (header_bad || config.message_timestamp_before_max_ms < i64::MAX);
+    if !compacted && !scan_timestamps {
+        return Ok(());
+    }
+    let reader =
+        sluice_record::BatchReader::new(batch, crate::cleaner::core::MAX_DECOMPRESSED_BATCH)?;
+    let mut rejected = Vec::new();
+    for (index, record) in reader.records().enumerate() {
+        let record = record?;
+        let reason = if compacted && record.key.is_none() {
+            RecordRejection::MissingKey
+        } else if scan_timestamps && timestamp_out_of_range(record.timestamp, config, now_ms) {
+            RecordRejection::TimestampOutOfRange {
+                timestamp: record.timestamp,
+                offset: record.offset,
+                now: Timestamp(now_ms),
+                before_max_ms: config.message_timestamp_before_max_ms,
+                after_max_ms: config.message_timestamp_after_max_ms,
+            }
+        } else {
+            continue;
+        };
+        rejected.push(RejectedRecord {
+            batch_index: u32::try_from(index).unwrap_or(u32::MAX),
+            reason,
+        });
+    }
+    if !rejected.is_empty() {
+        return Err(StorageError::RejectedRecords(rejected));
+    }
+    if header_bad {
+        // The header's timestamps disagree with its records: refuse the
+        // batch whole rather than store a wrong max timestamp.
+        let ts = if timestamp_out_of_range(h.base_timestamp, config, now_ms) {
+            h.base_timestamp
+        } else {
+            h.max_timestamp
+        };
+        return Err(StorageError::InvalidTimestamp {
+            timestamp: ts,
+            now: Timestamp(now_ms),
+        });
+    }
+    Ok(())
 }
 
 fn batch_metadata(h: &BatchHeader) -> BatchMetadata {

@@ -13,11 +13,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 use sluice_record::{LeaderEpoch, RecordError};
-use sluice_storage::{AppendInfo, StorageError, TopicPartition};
+use sluice_storage::{AppendInfo, RecordRejection, RejectedRecord, StorageError, TopicPartition};
 
 use super::Response;
 use crate::context::BrokerContext;
@@ -38,6 +40,8 @@ thread_local! {
 struct PartitionResult {
     error_code: i16,
     error_message: Option<String>,
+    /// `(batch index, message)` of each refused record (Produce v8+).
+    record_errors: Vec<(i32, String)>,
     info: Option<AppendInfo>,
 }
 
@@ -46,6 +50,7 @@ impl PartitionResult {
         PartitionResult {
             error_code: code,
             error_message: message,
+            record_errors: Vec::new(),
             info: None,
         }
     }
@@ -182,6 +187,20 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
             if let Some(msg) = r.error_message {
                 resp = resp.with_error_message(Some(StrBytes::from_string(msg)));
             }
+            if !r.record_errors.is_empty() {
+                resp = resp.with_record_errors(
+                    r.record_errors
+                        .into_iter()
+                        .map(|(index, message)| {
+                            BatchIndexAndErrorMessage::default()
+                                .with_batch_index(index)
+                                .with_batch_index_error_message(Some(StrBytes::from_string(
+                                    message,
+                                )))
+                        })
+                        .collect(),
+                );
+            }
             partition_responses.push(resp);
         }
         let mut t = TopicProduceResponse::default().with_partition_responses(partition_responses);
@@ -211,6 +230,7 @@ fn append(partition: &Partition, records: &[u8]) -> PartitionResult {
         return PartitionResult {
             error_code: 0,
             error_message: None,
+            record_errors: Vec::new(),
             info: None,
         };
     }
@@ -238,6 +258,7 @@ fn append(partition: &Partition, records: &[u8]) -> PartitionResult {
     PartitionResult {
         error_code: 0,
         error_message: None,
+        record_errors: Vec::new(),
         info: Some(info),
     }
 }
@@ -256,5 +277,63 @@ fn storage_failure(partition: &Partition, e: StorageError) -> PartitionResult {
     } else {
         tracing::debug!(partition = %partition.topic_partition(), error = %e, "append rejected");
     }
+    if let StorageError::RejectedRecords(rejected) = &e {
+        return rejected_records(code, partition.topic_partition(), rejected);
+    }
     PartitionResult::error(code, Some(e.to_string()))
+}
+
+/// The answer for a batch refused because of specific records, in Kafka's
+/// words (LogValidator): each record's index and reason, and a summary.
+fn rejected_records(
+    code: i16,
+    tp: &TopicPartition,
+    rejected: &[RejectedRecord],
+) -> PartitionResult {
+    let record_errors: Vec<(i32, String)> = rejected
+        .iter()
+        .map(|r| {
+            let message = match &r.reason {
+                RecordRejection::MissingKey => format!(
+                    "Compacted topic cannot accept message without key in topic partition {tp}"
+                ),
+                RecordRejection::TimestampOutOfRange {
+                    timestamp,
+                    offset,
+                    now,
+                    before_max_ms,
+                    after_max_ms,
+                } => format!(
+                    "Timestamp {} of message with offset {} is out of range. \
+                     The timestamp should be within [{}, {}]",
+                    timestamp.0,
+                    offset.value(),
+                    now.0.wrapping_sub(*before_max_ms),
+                    now.0.wrapping_add(*after_max_ms),
+                ),
+            };
+            (i32::try_from(r.batch_index).unwrap_or(i32::MAX), message)
+        })
+        .collect();
+    let message = if code == ResponseError::InvalidTimestamp.code() {
+        "One or more records have been rejected due to invalid timestamp".to_string()
+    } else {
+        let first: Vec<String> = record_errors
+            .iter()
+            .take(3)
+            .map(|(i, m)| format!("RecordError(batchIndex={i}, message='{m}')"))
+            .collect();
+        format!(
+            "One or more records have been rejected due to {} record errors in total, \
+             and only showing the first three errors at most: [{}]",
+            record_errors.len(),
+            first.join(", ")
+        )
+    };
+    PartitionResult {
+        error_code: code,
+        error_message: Some(message),
+        record_errors,
+        info: None,
+    }
 }

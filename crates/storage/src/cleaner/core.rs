@@ -187,20 +187,3 @@ pub fn filter_batch(
 pub fn tombstones_expired(max_timestamp: Timestamp, now_ms: i64, delete_retention_ms: i64) -> bool {
     delete_retention_ms >= 0 && max_timestamp.0.saturating_add(delete_retention_ms) < now_ms
 }
-
-/// Rejects record batches with a keyless record (compacted topics):
-/// `StorageError::InvalidRecord`, as Kafka answers INVALID_RECORD.
-pub fn check_keys(batch: &[u8]) -> Result<(), StorageError> {
-    let reader = BatchReader::new(batch, MAX_DECOMPRESSED_BATCH)?;
-    if reader.header().is_control() {
-        return Ok(());
-    }
-    for r in reader.records() {
-        if r?.key.is_none() {
-            return Err(StorageError::InvalidRecord(
-                "compacted topic does not accept records without a key".into(),
-            ));
-        }
-    }
-    Ok(())
-}

@@ -136,7 +136,16 @@ fn keyless_records_are_rejected_on_compacted_topics() {
     let log = m.get_or_create_log(&tp(), compacted(1 << 20)).unwrap();
     let mut b = crate::testutil::build_batch(&[b"v"], NOW);
     let err = log.append_as_leader(&mut b, LeaderEpoch(0)).unwrap_err();
-    assert!(matches!(err, StorageError::InvalidRecord(_)), "{err}");
+    match &err {
+        StorageError::RejectedRecords(r) => assert_eq!(
+            r,
+            &[crate::RejectedRecord {
+                batch_index: 0,
+                reason: crate::RecordRejection::MissingKey
+            }]
+        ),
+        other => panic!("expected RejectedRecords, got {other}"),
+    }
     assert_eq!(log.log_end_offset(), Offset(0));
     // Keyless records are fine under cleanup.policy=delete.
     let mut cfg = compacted(1 << 20);

@@ -1,0 +1,232 @@
+//! Produce answers for batches rejected because of specific records, compared
+//! with the pinned Apache Kafka 4.1.2 (skipped when its jars are absent):
+//! keyless records on a compacted topic and records with out-of-range
+//! timestamps are reported by their index in the batch (`record_errors`,
+//! Produce v8+) with Kafka's messages, and nothing is appended.
+
+mod common;
+
+use common::{sb, start, RawClient};
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{CreateTopicsRequest, ProduceRequest, ProduceResponse, TopicName};
+use sluice_record::{BatchBuilder, CompressionType, Timestamp};
+use sluice_testkit::ReferenceKafka;
+
+const HOUR_MS: i64 = 3_600_000;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn create(c: &mut RawClient, name: &str, configs: &[(&str, &str)]) {
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(sb(name)))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(sb(k))
+                            .with_value(Some(sb(v)))
+                    })
+                    .collect(),
+            )])
+        .with_timeout_ms(30_000);
+    let resp = c.send(7, &req);
+    assert_eq!(resp.topics[0].error_code, 0, "{resp:?}");
+}
+
+/// One batch: record i has a key unless `keyless(i)`, and the timestamp `ts(i)`.
+fn batch(
+    codec: CompressionType,
+    n: usize,
+    keyless: impl Fn(usize) -> bool,
+    ts: impl Fn(usize) -> i64,
+) -> Vec<u8> {
+    let mut b = BatchBuilder::new(codec);
+    for i in 0..n {
+        let key = format!("k{i}");
+        let value = format!("v{i}");
+        let key = (!keyless(i)).then_some(key.as_bytes());
+        b.append(Timestamp(ts(i)), key, Some(value.as_bytes()), &[])
+            .unwrap();
+    }
+    b.build().unwrap()
+}
+
+fn produce(c: &mut RawClient, version: i16, topic: &str, records: Vec<u8>) -> ProduceResponse {
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(sb(topic)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(bytes::Bytes::from(records)))])]);
+    c.send(version, &req)
+}
+
+/// The partition answer as text, with the broker's clock readings (which
+/// differ between runs) replaced by `<now±…>`.
+fn describe(resp: &ProduceResponse, now: i64) -> String {
+    let p = &resp.responses[0].partition_responses[0];
+    let errors: Vec<String> = p
+        .record_errors
+        .iter()
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e.batch_index,
+                e.batch_index_error_message
+                    .as_ref()
+                    .map_or("null".into(), |m| mask_clock(m, now))
+            )
+        })
+        .collect();
+    format!(
+        "code {} base {} message {:?} record_errors {:?}",
+        p.error_code,
+        p.base_offset,
+        p.error_message.as_ref().map(|m| mask_clock(m, now)),
+        errors
+    )
+}
+
+/// Replaces 13-digit millisecond numbers within a day of `now` by a marker
+/// relative to the nearest whole hour, so two brokers' answers compare.
+fn mask_clock(s: &str, now: i64) -> String {
+    let mut out = String::new();
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        match digits.parse::<i64>() {
+            Ok(v) if digits.len() == 13 && (v - now).abs() < 24 * HOUR_MS => {
+                let hours = ((v - now) as f64 / HOUR_MS as f64).round() as i64;
+                out.push_str(&format!("<now{hours:+}h>"));
+            }
+            _ => out.push_str(digits),
+        }
+        digits.clear();
+    };
+    for ch in s.chars() {
+        if ch.is_ascii_digit() {
+            digits.push(ch);
+        } else {
+            flush(&mut digits, &mut out);
+            out.push(ch);
+        }
+    }
+    flush(&mut digits, &mut out);
+    out
+}
+
+fn scenario(bootstrap: &str) -> Vec<(String, String)> {
+    let mut c = RawClient::connect(bootstrap);
+    let mut out = Vec::new();
+    create(&mut c, "rv-compact", &[("cleanup.policy", "compact")]);
+    create(
+        &mut c,
+        "rv-time",
+        &[(
+            "message.timestamp.before.max.ms",
+            &(2 * HOUR_MS).to_string(),
+        )],
+    );
+    let now = now_ms();
+    for version in [7i16, 8, 11] {
+        for codec in [CompressionType::None, CompressionType::Lz4] {
+            let label = format!("v{version} {codec:?}");
+            // Records 1, 4 and 5 of 7 have no key.
+            let r = produce(
+                &mut c,
+                version,
+                "rv-compact",
+                batch(codec, 7, |i| [1, 4, 5].contains(&i), |_| now),
+            );
+            out.push((format!("{label} keyless"), describe(&r, now)));
+            // Every record keyed: accepted.
+            let r = produce(
+                &mut c,
+                version,
+                "rv-compact",
+                batch(codec, 3, |_| false, |_| now),
+            );
+            let p = &r.responses[0].partition_responses[0];
+            out.push((format!("{label} keyed"), format!("code {}", p.error_code)));
+            // Record 2 of 4 is three hours old (limit two), record 3 two
+            // hours in the future (the default limit is one): neither is
+            // the batch's first (base) record, and record 2 is not its max.
+            let r = produce(
+                &mut c,
+                version,
+                "rv-time",
+                batch(
+                    codec,
+                    4,
+                    |_| false,
+                    |i| match i {
+                        2 => now - 3 * HOUR_MS,
+                        3 => now + 2 * HOUR_MS,
+                        _ => now,
+                    },
+                ),
+            );
+            out.push((format!("{label} timestamps"), describe(&r, now)));
+            let r = produce(
+                &mut c,
+                version,
+                "rv-time",
+                batch(
+                    codec,
+                    4,
+                    |_| false,
+                    |i| if i == 1 { now - 3 * HOUR_MS } else { now },
+                ),
+            );
+            out.push((format!("{label} old middle record"), describe(&r, now)));
+        }
+    }
+    out
+}
+
+#[test]
+fn rejected_records_are_reported_by_index_like_kafka() {
+    let sluice = start(&[]);
+    let actual = scenario(sluice.bootstrap());
+    for (k, v) in &actual {
+        eprintln!("sluice {k}: {v}");
+    }
+    // What a user sees regardless of the reference: exactly the keyless
+    // records are named, and nothing was appended from a rejected batch.
+    let get = |k: &str| &actual.iter().find(|(l, _)| l == k).unwrap().1;
+    assert!(get("v8 None keyless").starts_with("code 87 base -1"));
+    assert!(get("v8 None keyless").contains("record_errors [\"1:Compacted topic"));
+    assert!(get("v8 Lz4 keyless").contains("\"4:Compacted topic"));
+    assert!(get("v11 None timestamps").starts_with("code 32 base -1"));
+    assert!(get("v7 None keyless").contains("record_errors []"));
+
+    let Some(kafka) = ReferenceKafka::start().expect("reference Kafka starts") else {
+        eprintln!("reference Kafka not available: compared with nothing");
+        return;
+    };
+    let expected = scenario(&kafka.bootstrap());
+    kafka.stop();
+    let mismatches: Vec<String> = expected
+        .iter()
+        .zip(&actual)
+        .filter(|(e, a)| e != a)
+        .map(|(e, a)| format!("{}:\n   kafka  {}\n   sluice {}", e.0, e.1, a.1))
+        .collect();
+    assert_eq!(expected.len(), actual.len());
+    assert!(
+        mismatches.is_empty(),
+        "differences from Apache Kafka 4.1.2:\n{}",
+        mismatches.join("\n")
+    );
+}
