@@ -12,6 +12,7 @@
 //! Kafka, so the topic's layout matches Kafka's.
 
 pub mod classic;
+pub mod consumer;
 pub mod coordinator;
 pub mod offsets;
 pub mod records;
@@ -66,6 +67,18 @@ pub enum GroupError {
     InvalidRequest,
     #[error("the offsets could not be written")]
     StorageFailure,
+    #[error("the member epoch is fenced: the member must abandon its partitions and rejoin")]
+    FencedMemberEpoch,
+    #[error("the instance id is still used by another member that has not left")]
+    UnreleasedInstanceId,
+    #[error("the server assignor is not supported (group.consumer.assignors)")]
+    UnsupportedAssignor,
+    #[error("the member epoch is stale")]
+    StaleMemberEpoch,
+    #[error("the regular expression is not valid")]
+    InvalidRegularExpression,
+    #[error("OffsetCommit version 9 or above must be used by consumer protocol members")]
+    UnsupportedVersion,
 }
 
 impl GroupError {
@@ -92,6 +105,12 @@ impl GroupError {
             // Kafka answers a failed append to __consumer_offsets with
             // NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE so clients retry.
             GroupError::StorageFailure => 15,
+            GroupError::UnsupportedVersion => 35,
+            GroupError::FencedMemberEpoch => 110,
+            GroupError::UnreleasedInstanceId => 111,
+            GroupError::UnsupportedAssignor => 112,
+            GroupError::StaleMemberEpoch => 113,
+            GroupError::InvalidRegularExpression => 128,
         }
     }
 }
