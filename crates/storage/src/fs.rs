@@ -328,6 +328,12 @@ impl FileHandle for RealFile {
                 .len(len as usize)
                 .map_mut(&self.file)?
         };
+        // Index lookups touch a few pages near the entry they want. Without
+        // this hint every read fault maps the 16 neighbouring pages too
+        // (fault-around) and triggers readahead, which with 1,000 partitions
+        // (2,000 index maps) made up ~130 MB of the broker's RSS under load.
+        // Advisory only: a kernel that refuses it just keeps its default.
+        let _ = map.advise(memmap2::Advice::Random);
         Ok(Box::new(RealMap(map)))
     }
 }

