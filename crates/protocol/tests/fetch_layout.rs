@@ -1,5 +1,5 @@
 //! The zero-copy Fetch layout produces exactly the bytes kafka-protocol encodes for the
-//! same response with the records inlined, for every Fetch version v4–v17.
+//! same response with the records inlined, for every Fetch version v4–v18.
 
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -143,7 +143,7 @@ fn build(
 proptest! {
     #[test]
     fn layout_matches_kafka_protocol_encoding(
-        version in 4i16..=17,
+        version in 4i16..=18,
         topics in proptest::collection::vec(("[a-z]{1,12}", proptest::collection::vec(part(), 0..5)), 0..4),
         correlation_id in any::<i32>(),
         session in any::<i32>(),

@@ -457,3 +457,368 @@ fn admin_answers_match_reference_kafka() {
         mismatches.join("\n")
     );
 }
+
+/// Every API both brokers advertise: `(api key, min, max)` from an
+/// ApiVersions v3 request.
+fn advertised(bootstrap: &str) -> BTreeMap<i16, (i16, i16)> {
+    let mut c = RawClient::connect(bootstrap);
+    let resp = c.send(
+        3,
+        &ApiVersionsRequest::default()
+            .with_client_software_name(sb("sluice-tests"))
+            .with_client_software_version(sb("1")),
+    );
+    assert_eq!(resp.error_code, 0);
+    resp.api_keys
+        .iter()
+        .map(|k| (k.api_key, (k.min_version, k.max_version)))
+        .collect()
+}
+
+/// Sluice never advertises a version Kafka 4.1.2 does not, and for the
+/// data-path and admin APIs listed here it advertises Kafka's newest
+/// version (clients infer the broker's release from these: kafka-python
+/// takes 4.1 from Produce v13 and 4.0 from ListOffsets v10).
+#[test]
+fn advertised_versions_match_reference_kafka() {
+    let Some(kafka) = ReferenceKafka::start().expect("reference Kafka starts") else {
+        eprintln!("skipped: reference Kafka not available");
+        return;
+    };
+    let expected = advertised(&kafka.bootstrap());
+    kafka.stop();
+    let sluice = start(&[]);
+    let actual = advertised(sluice.bootstrap());
+    let newest = [
+        ApiKey::Produce,
+        ApiKey::Fetch,
+        ApiKey::ListOffsets,
+        ApiKey::Metadata,
+        ApiKey::DescribeCluster,
+        ApiKey::ElectLeaders,
+        ApiKey::AlterPartitionReassignments,
+        ApiKey::ListPartitionReassignments,
+        ApiKey::AlterReplicaLogDirs,
+        ApiKey::ListConfigResources,
+    ];
+    let mut problems = Vec::new();
+    for (key, (lo, hi)) in &actual {
+        match expected.get(key) {
+            None => problems.push(format!("api {key}: Kafka does not advertise it")),
+            Some((klo, khi)) if hi > khi || lo < klo => {
+                problems.push(format!("api {key}: sluice {lo}-{hi}, kafka {klo}-{khi}"))
+            }
+            _ => {}
+        }
+    }
+    for key in newest {
+        let k = key as i16;
+        if actual.get(&k).map(|r| r.1) != expected.get(&k).map(|r| r.1) {
+            problems.push(format!(
+                "{key:?}: sluice {:?}, kafka {:?}",
+                actual.get(&k),
+                expected.get(&k)
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// ElectLeaders, partition reassignments, AlterReplicaLogDirs and
+/// ListConfigResources on a one-node cluster; answers as text, the log
+/// directory's path replaced by `<dir>`.
+fn single_node_admin(bootstrap: &str) -> Vec<(String, String)> {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{
+        ReassignablePartition, ReassignableTopic,
+    };
+    use kafka_protocol::messages::alter_replica_log_dirs_request::{
+        AlterReplicaLogDir, AlterReplicaLogDirTopic,
+    };
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    use kafka_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
+
+    let mut c = RawClient::connect(bootstrap);
+    let mut out = Vec::new();
+    let created = c.send(
+        7,
+        &CreateTopicsRequest::default()
+            .with_topics(vec![topic("na-topic", 2, 1, &[])])
+            .with_timeout_ms(30_000),
+    );
+    assert_eq!(created.topics[0].error_code, 0);
+    let name = |s: &str| TopicName(sb(s));
+
+    // ElectLeaders v1 and v2 (v0 has no election type; v2 adds the top-level code).
+    for (label, election_type, topics) in [
+        (
+            "preferred",
+            0i8,
+            Some(vec![
+                TopicPartitions::default()
+                    .with_topic(name("na-topic"))
+                    .with_partitions(vec![0, 1, 7]),
+                TopicPartitions::default()
+                    .with_topic(name("na-missing"))
+                    .with_partitions(vec![0]),
+            ]),
+        ),
+        (
+            "unclean",
+            1,
+            Some(vec![TopicPartitions::default()
+                .with_topic(name("na-topic"))
+                .with_partitions(vec![0])]),
+        ),
+        ("all partitions", 0, None),
+    ] {
+        for version in [1i16, 2] {
+            let r = c.send(
+                version,
+                &ElectLeadersRequest::default()
+                    .with_election_type(election_type)
+                    .with_topic_partitions(topics.clone())
+                    .with_timeout_ms(30_000),
+            );
+            let mut results: Vec<String> = r
+                .replica_election_results
+                .iter()
+                .flat_map(|t| {
+                    t.partition_result.iter().map(move |p| {
+                        format!(
+                            "{}-{} {} {:?}",
+                            t.topic.0,
+                            p.partition_id,
+                            p.error_code,
+                            p.error_message.as_ref().map(|m| m.to_string())
+                        )
+                    })
+                })
+                .collect();
+            results.sort();
+            out.push((
+                format!("elect {label} v{version}"),
+                format!("code {} {results:?}", r.error_code),
+            ));
+        }
+    }
+
+    // AlterPartitionReassignments v0 and v1.
+    let reassign = |p: i32, replicas: Option<Vec<i32>>| {
+        ReassignablePartition::default()
+            .with_partition_index(p)
+            .with_replicas(replicas.map(|r| r.into_iter().map(BrokerId).collect()))
+    };
+    for (label, topics) in [
+        (
+            "to this broker",
+            vec![ReassignableTopic::default()
+                .with_name(name("na-topic"))
+                .with_partitions(vec![reassign(0, Some(vec![1])), reassign(1, Some(vec![1]))])],
+        ),
+        (
+            "cancel, unknown, bad replicas",
+            vec![
+                ReassignableTopic::default()
+                    .with_name(name("na-topic"))
+                    .with_partitions(vec![
+                        reassign(0, None),
+                        reassign(1, Some(vec![1, 2])),
+                        reassign(5, Some(vec![1])),
+                    ]),
+                ReassignableTopic::default()
+                    .with_name(name("na-missing"))
+                    .with_partitions(vec![reassign(0, Some(vec![1]))]),
+            ],
+        ),
+        (
+            "empty and duplicate replicas",
+            vec![ReassignableTopic::default()
+                .with_name(name("na-topic"))
+                .with_partitions(vec![
+                    reassign(0, Some(vec![])),
+                    reassign(1, Some(vec![1, 1])),
+                ])],
+        ),
+    ] {
+        for version in [0i16, 1] {
+            let r = c.send(
+                version,
+                &AlterPartitionReassignmentsRequest::default()
+                    .with_timeout_ms(30_000)
+                    .with_allow_replication_factor_change(true)
+                    .with_topics(topics.clone()),
+            );
+            let results: Vec<String> = r
+                .responses
+                .iter()
+                .flat_map(|t| {
+                    t.partitions.iter().map(move |p| {
+                        format!(
+                            "{}-{} {} {:?}",
+                            t.name.0,
+                            p.partition_index,
+                            p.error_code,
+                            p.error_message.as_ref().map(|m| m.to_string())
+                        )
+                    })
+                })
+                .collect();
+            out.push((
+                format!("reassign {label} v{version}"),
+                format!(
+                    "code {} {:?} rf-change {} {results:?}",
+                    r.error_code,
+                    r.error_message.as_ref().map(|m| m.to_string()),
+                    r.allow_replication_factor_change
+                ),
+            ));
+        }
+    }
+
+    // ListPartitionReassignments: none ongoing.
+    for (label, topics) in [
+        ("all", None),
+        (
+            "some",
+            Some(vec![
+                ListPartitionReassignmentsTopics::default()
+                    .with_name(name("na-topic"))
+                    .with_partition_indexes(vec![0, 9]),
+                ListPartitionReassignmentsTopics::default()
+                    .with_name(name("na-missing"))
+                    .with_partition_indexes(vec![0]),
+            ]),
+        ),
+    ] {
+        let r = c.send(
+            0,
+            &ListPartitionReassignmentsRequest::default()
+                .with_timeout_ms(30_000)
+                .with_topics(topics),
+        );
+        out.push((
+            format!("list reassignments {label}"),
+            format!(
+                "code {} {:?} {:?}",
+                r.error_code,
+                r.error_message.as_ref().map(|m| m.to_string()),
+                r.topics
+            ),
+        ));
+    }
+
+    // AlterReplicaLogDirs to the directory the replica is in, to an unknown
+    // one, and for partitions this broker does not have.
+    let dirs = c.send(4, &DescribeLogDirsRequest::default().with_topics(None));
+    let dir = dirs.results[0].log_dir.to_string();
+    for (label, path) in [
+        ("current dir", dir.clone()),
+        ("unknown dir", "/no/such/dir".into()),
+    ] {
+        for version in [1i16, 2] {
+            let r = c.send(
+                version,
+                &AlterReplicaLogDirsRequest::default().with_dirs(vec![
+                    AlterReplicaLogDir::default()
+                        .with_path(sb(&path))
+                        .with_topics(vec![
+                            AlterReplicaLogDirTopic::default()
+                                .with_name(name("na-topic"))
+                                .with_partitions(vec![0, 1, 9]),
+                            AlterReplicaLogDirTopic::default()
+                                .with_name(name("na-missing"))
+                                .with_partitions(vec![0]),
+                        ]),
+                ]),
+            );
+            let mut results: Vec<String> = r
+                .results
+                .iter()
+                .flat_map(|t| {
+                    t.partitions.iter().map(move |p| {
+                        format!("{}-{} {}", t.topic_name.0, p.partition_index, p.error_code)
+                    })
+                })
+                .collect();
+            results.sort();
+            out.push((
+                format!("alter log dir {label} v{version}"),
+                format!("{results:?}"),
+            ));
+        }
+    }
+
+    // ListConfigResources: v0 lists client-metrics resources only; v1 takes
+    // resource types (empty = all). Topic names other than ours (internal
+    // topics) and group names are left out of the comparison.
+    for (version, types) in [
+        (0i16, vec![]),
+        (1, vec![]),
+        (1, vec![4]),
+        (1, vec![2, 16]),
+        (1, vec![99]),
+    ] {
+        let r = c.send(
+            version,
+            &ListConfigResourcesRequest::default().with_resource_types(types.clone()),
+        );
+        let mut resources: Vec<String> = r
+            .config_resources
+            .iter()
+            .filter(|res| res.resource_type != 2 || res.resource_name.starts_with("na-"))
+            .filter(|res| res.resource_type != 32)
+            .map(|res| format!("{} {}", res.resource_type, res.resource_name))
+            .collect();
+        resources.sort();
+        out.push((
+            format!("list config resources v{version} {types:?}"),
+            format!("code {} {resources:?}", r.error_code),
+        ));
+    }
+    out
+}
+
+/// ElectLeaders, AlterPartitionReassignments, ListPartitionReassignments,
+/// AlterReplicaLogDirs and ListConfigResources answer field for field as a
+/// one-node Kafka 4.1.2 does.
+#[test]
+fn single_node_admin_answers_match_reference_kafka() {
+    let sluice = start(&[]);
+    let actual = single_node_admin(sluice.bootstrap());
+    // Without the reference, what kafka-python's admin tests rely on.
+    let get = |k: &str| actual.iter().find(|(l, _)| l == k).map(|(_, v)| v.clone());
+    assert!(get("elect preferred v2").unwrap().contains("na-topic-0 84"));
+    assert!(get("reassign to this broker v1")
+        .unwrap()
+        .contains("\"na-topic-0 0 None\""));
+    assert!(get("alter log dir current dir v2")
+        .unwrap()
+        .contains("\"na-topic-0 0\""));
+    assert!(get("list config resources v1 []")
+        .unwrap()
+        .contains("\"4 1\""));
+    let Some(kafka) = ReferenceKafka::start().expect("reference Kafka starts") else {
+        eprintln!("skipped: reference Kafka not available");
+        return;
+    };
+    let expected = single_node_admin(&kafka.bootstrap());
+    kafka.stop();
+    // Kafka also lists its broker loggers (resource type 8); Sluice has no
+    // dynamic logger configs (DescribeConfigs refuses type 8), so it lists none.
+    let expected: Vec<(String, String)> = expected
+        .into_iter()
+        .map(|(k, v)| (k, v.replace(", \"8 1\"", "")))
+        .collect();
+    let mismatches: Vec<String> = expected
+        .iter()
+        .zip(&actual)
+        .filter(|(e, a)| e != a)
+        .map(|(e, a)| format!("{}:\n   kafka  {}\n   sluice {}", e.0, e.1, a.1))
+        .collect();
+    assert_eq!(expected.len(), actual.len());
+    assert!(
+        mismatches.is_empty(),
+        "differences from Apache Kafka 4.1.2:\n{}",
+        mismatches.join("\n")
+    );
+}

@@ -25,6 +25,14 @@ pub mod describe_log_dirs;
 pub mod describe_topic_partitions;
 pub mod incremental_alter_configs;
 
+// Single-node answers of the replica-placement admin APIs, and
+// ListConfigResources.
+pub mod alter_partition_reassignments;
+pub mod alter_replica_log_dirs;
+pub mod elect_leaders;
+pub mod list_config_resources;
+pub mod list_partition_reassignments;
+
 // Group coordinator APIs (classic groups, committed offsets).
 pub mod delete_groups;
 pub mod describe_groups;
@@ -117,6 +125,25 @@ pub async fn handle_from(
         }
         RequestKind::DescribeLogDirs(req) => {
             ResponseKind::DescribeLogDirs(describe_log_dirs::handle(ctx, header, req).await).into()
+        }
+        RequestKind::ElectLeaders(req) => {
+            ResponseKind::ElectLeaders(elect_leaders::handle(ctx, header, req).await).into()
+        }
+        RequestKind::AlterPartitionReassignments(req) => ResponseKind::AlterPartitionReassignments(
+            alter_partition_reassignments::handle(ctx, header, req).await,
+        )
+        .into(),
+        RequestKind::ListPartitionReassignments(req) => ResponseKind::ListPartitionReassignments(
+            list_partition_reassignments::handle(ctx, header, req).await,
+        )
+        .into(),
+        RequestKind::AlterReplicaLogDirs(req) => ResponseKind::AlterReplicaLogDirs(
+            alter_replica_log_dirs::handle(ctx, header, req).await,
+        )
+        .into(),
+        RequestKind::ListConfigResources(req) => {
+            ResponseKind::ListConfigResources(list_config_resources::handle(ctx, header, req).await)
+                .into()
         }
         RequestKind::DescribeTopicPartitions(req) => ResponseKind::DescribeTopicPartitions(
             describe_topic_partitions::handle(ctx, header, req).await,
