@@ -24,6 +24,10 @@ use tokio::sync::{oneshot, watch};
 use super::classic::{
     ClassicGroup, Completion, JoinRequest, JoinResult, Member, Reply, SyncResult,
 };
+use super::consumer::{
+    self, ConsumerGroup, ConsumerRecord, HeartbeatRequest, HeartbeatResponse, MemberState,
+    TopicsView,
+};
 use super::offsets::OffsetStore;
 use super::records::{self, OffsetCommitValue, RecordKey};
 use super::{GroupConfig, GroupError, GroupState, OFFSETS_TOPIC};
@@ -35,6 +39,9 @@ use crate::partition::Partition;
 pub struct GroupEntry {
     pub group: ClassicGroup,
     pub offsets: OffsetStore,
+    /// Set when the group is a consumer group (KIP-848); `group` is then
+    /// an empty classic group that is not used.
+    pub consumer: Option<ConsumerGroup>,
 }
 
 type GroupRef = Arc<Mutex<GroupEntry>>;
@@ -62,7 +69,12 @@ pub struct CommitRequest {
 pub struct GroupListing {
     pub group_id: String,
     pub protocol_type: String,
+    /// The classic state (a consumer group's is mapped onto it).
     pub state: GroupState,
+    /// "classic" or "consumer".
+    pub group_type: &'static str,
+    /// The state as Kafka names it for this group type.
+    pub state_name: &'static str,
 }
 
 /// DescribeGroups member.
@@ -301,6 +313,7 @@ impl GroupCoordinator {
             Arc::new(Mutex::new(GroupEntry {
                 group: ClassicGroup::new(group_id, now),
                 offsets: OffsetStore::default(),
+                consumer: None,
             }))
         });
         // A Dead group left in the map is replaced by a fresh one.
@@ -308,6 +321,7 @@ impl GroupCoordinator {
             *g = Arc::new(Mutex::new(GroupEntry {
                 group: ClassicGroup::new(group_id, now),
                 offsets: OffsetStore::default(),
+                consumer: None,
             }));
         }
         Ok(g.clone())
@@ -424,6 +438,22 @@ impl GroupCoordinator {
         };
         let rx = {
             let mut entry = group.lock();
+            if let Some(c) = &entry.consumer {
+                if !c.is_empty() {
+                    // Classic members cannot join a consumer group here.
+                    return fail(GroupError::InconsistentGroupProtocol, &req.member_id);
+                }
+                // An empty consumer group becomes a classic group, as Kafka
+                // converts it.
+                let mut recs = Vec::new();
+                for r in c.delete_records() {
+                    recs.extend(consumer::records::encode(group_id, &r));
+                }
+                if let Err(e) = self.append(group_id, &recs) {
+                    return fail(e, &req.member_id);
+                }
+                entry.consumer = None;
+            }
             let mut out = Vec::new();
             let reply = entry
                 .group
@@ -582,6 +612,7 @@ impl GroupCoordinator {
             if !out.is_empty() {
                 self.deliver(&entry, out);
             }
+            self.expire_consumer_members(&mut entry, now);
         }
     }
 
@@ -615,7 +646,17 @@ impl GroupCoordinator {
         if g.state() == GroupState::Dead {
             return Err(GroupError::CoordinatorNotAvailable);
         }
-        if simple {
+        if let Some(c) = &entry.consumer {
+            // Kafka's ConsumerGroup.validateOffsetCommit: a commit from
+            // outside the group (epoch < 0) only while it is empty; a
+            // member's commit carries its current member epoch.
+            if !(generation_id < 0 && c.is_empty()) {
+                let m = c.member(member_id).ok_or(GroupError::UnknownMemberId)?;
+                if generation_id != m.assignment.member_epoch {
+                    return Err(GroupError::StaleMemberEpoch);
+                }
+            }
+        } else if simple {
             if g.num_members() > 0 {
                 // Kafka: a non-member commit to a group with members.
                 return Err(GroupError::UnknownMemberId);
@@ -757,11 +798,27 @@ impl GroupCoordinator {
         for g in self.all_groups() {
             let mut entry = g.lock();
             let group_id = entry.group.group_id().to_string();
-            let has_members = entry.group.num_members() > 0;
-            let empty_since = (entry.group.state() == GroupState::Empty
-                && entry.group.protocol_type().is_some())
-            .then(|| entry.group.state_timestamp_ms());
-            let subscribed = entry.group.subscribed_topics();
+            let (has_members, empty_since, subscribed) = match &entry.consumer {
+                Some(c) => (
+                    !c.is_empty(),
+                    c.is_empty().then(|| c.empty_since_ms()),
+                    // A regex subscriber may consume any topic: keep them all.
+                    if c.members()
+                        .any(|m| m.subscription.subscribed_topic_regex.is_some())
+                    {
+                        None
+                    } else {
+                        Some(c.subscribed_topics(None).into_iter().collect::<Vec<_>>())
+                    },
+                ),
+                None => (
+                    entry.group.num_members() > 0,
+                    (entry.group.state() == GroupState::Empty
+                        && entry.group.protocol_type().is_some())
+                    .then(|| entry.group.state_timestamp_ms()),
+                    entry.group.subscribed_topics(),
+                ),
+            };
             let expired = entry.offsets.expired(
                 now,
                 retention,
@@ -775,8 +832,14 @@ impl GroupCoordinator {
                 .collect();
             let all_gone = expired.len() == entry.offsets.len()
                 && entry.group.state() == GroupState::Empty
-                && entry.group.is_empty();
+                && entry.group.is_empty()
+                && entry.consumer.as_ref().is_none_or(ConsumerGroup::is_empty);
             if all_gone {
+                if let Some(c) = &entry.consumer {
+                    for r in c.delete_records() {
+                        recs.extend(consumer::records::encode(&group_id, &r));
+                    }
+                }
                 recs.push((records::group_key(&group_id), None));
             }
             if recs.is_empty() || self.append(&group_id, &recs).is_err() {
@@ -786,6 +849,7 @@ impl GroupCoordinator {
                 entry.offsets.remove(t, *p);
             }
             if all_gone {
+                entry.consumer = None;
                 entry.group.mark_dead(now);
             }
             tracing::info!(group = %group_id, offsets = expired.len(), "expired committed offsets");
@@ -842,10 +906,27 @@ impl GroupCoordinator {
             .into_iter()
             .filter_map(|g| {
                 let e = g.lock();
+                if let Some(c) = &e.consumer {
+                    let state = c.state();
+                    return Some(GroupListing {
+                        group_id: c.group_id().to_string(),
+                        protocol_type: "consumer".to_string(),
+                        state: match state {
+                            consumer::ConsumerGroupState::Empty => GroupState::Empty,
+                            consumer::ConsumerGroupState::Stable => GroupState::Stable,
+                            consumer::ConsumerGroupState::Dead => GroupState::Dead,
+                            _ => GroupState::PreparingRebalance,
+                        },
+                        group_type: "consumer",
+                        state_name: state.as_str(),
+                    });
+                }
                 (e.group.state() != GroupState::Dead).then(|| GroupListing {
                     group_id: e.group.group_id().to_string(),
                     protocol_type: e.group.protocol_type().unwrap_or("").to_string(),
                     state: e.group.state(),
+                    group_type: "classic",
+                    state_name: e.group.state().name(),
                 })
             })
             .collect();
@@ -868,7 +949,9 @@ impl GroupCoordinator {
         };
         let e = group.lock();
         let g = &e.group;
-        if g.state() == GroupState::Dead {
+        // Kafka describes a consumer group through DescribeGroups (v0–v5)
+        // as Dead: it is not a classic group.
+        if g.state() == GroupState::Dead || e.consumer.is_some() {
             return Ok(dead);
         }
         let stable = g.state() == GroupState::Stable;
@@ -916,18 +999,153 @@ impl GroupCoordinator {
             GroupState::Empty if entry.group.is_empty() => {}
             _ => return Err(GroupError::NonEmptyGroup),
         }
+        if entry.consumer.as_ref().is_some_and(|c| !c.is_empty()) {
+            return Err(GroupError::NonEmptyGroup);
+        }
         let mut recs: Vec<(Vec<u8>, Option<Vec<u8>>)> = entry
             .offsets
             .all()
             .map(|((t, p), _)| (records::offset_key(group_id, t, *p), None))
             .collect();
+        if let Some(c) = &entry.consumer {
+            for r in c.delete_records() {
+                recs.extend(consumer::records::encode(group_id, &r));
+            }
+        }
         recs.push((records::group_key(group_id), None));
         self.append(group_id, &recs)?;
         entry.offsets = OffsetStore::default();
+        entry.consumer = None;
         entry.group.mark_dead(self.now());
         drop(entry);
         if let Ok(p) = self.loaded_partition(group_id) {
             p.groups.lock().remove(group_id);
+        }
+        Ok(())
+    }
+
+    // ---- consumer groups (KIP-848) ----
+
+    fn append_consumer(
+        &self,
+        group_id: &str,
+        mut recs: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        changes: &[ConsumerRecord],
+    ) -> Result<(), GroupError> {
+        for c in changes {
+            recs.extend(consumer::records::encode(group_id, c));
+        }
+        self.append(group_id, &recs)
+    }
+
+    /// ConsumerGroupHeartbeat (already checked with
+    /// [`consumer::validate_heartbeat`]; `req.member_id` is not empty).
+    /// `topics` is the cluster's topics now. The group's changes are
+    /// written to `__consumer_offsets` before the answer.
+    pub fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        req: HeartbeatRequest,
+        topics: &TopicsView,
+    ) -> Result<HeartbeatResponse, GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidRequest);
+        }
+        let joining = req.member_epoch == 0;
+        let group = if joining {
+            self.get_or_create_group(group_id)?
+        } else {
+            self.get_group(group_id)?
+                .ok_or(GroupError::GroupIdNotFound)?
+        };
+        let now = self.now();
+        let mut entry = group.lock();
+        let mut pre = Vec::new();
+        let mut cg = match &entry.consumer {
+            Some(c) => c.clone(),
+            None => {
+                // Kafka: a classic group of the same id is not a consumer
+                // group; an empty one is converted on the first join.
+                let classic_empty =
+                    entry.group.state() == GroupState::Empty && entry.group.is_empty();
+                if !joining || !classic_empty {
+                    return Err(GroupError::GroupIdNotFound);
+                }
+                if entry.group.protocol_type().is_some() {
+                    pre.push((records::group_key(group_id), None));
+                }
+                ConsumerGroup::new(group_id, now)
+            }
+        };
+        let mut out = Vec::new();
+        let resp = cg.heartbeat(req, topics, &self.config.consumer, now, &mut out)?;
+        self.append_consumer(group_id, pre, &out)?;
+        entry.consumer = Some(cg);
+        Ok(resp)
+    }
+
+    /// Removes consumer group members whose session expired or that did
+    /// not revoke within their rebalance timeout.
+    fn expire_consumer_members(&self, entry: &mut GroupEntry, now: i64) {
+        let Some(c) = &entry.consumer else { return };
+        let due = c.members().any(|m| {
+            m.session_deadline_ms <= now
+                || (m.assignment.state == MemberState::UnrevokedPartitions
+                    && m.rebalance_deadline_ms.is_some_and(|d| d <= now))
+        });
+        if !due {
+            return;
+        }
+        let mut c = c.clone();
+        let mut out = Vec::new();
+        let gone = c.expire_members(now, &mut out);
+        let group_id = c.group_id().to_string();
+        match self.append_consumer(&group_id, Vec::new(), &out) {
+            Ok(()) => {
+                tracing::info!(group = %group_id, members = ?gone, "removed consumer group members (session or rebalance timeout)");
+                entry.consumer = Some(c);
+            }
+            Err(e) => {
+                tracing::warn!(group = %group_id, error = %e, "cannot remove expired consumer group members")
+            }
+        }
+    }
+
+    /// A consumer group's state for ConsumerGroupDescribe (a copy).
+    /// GROUP_ID_NOT_FOUND if there is none (or it is a classic group).
+    pub fn describe_consumer_group(&self, group_id: &str) -> Result<ConsumerGroup, GroupError> {
+        let group = self
+            .get_group(group_id)?
+            .ok_or(GroupError::GroupIdNotFound)?;
+        let entry = group.lock();
+        entry.consumer.clone().ok_or(GroupError::GroupIdNotFound)
+    }
+
+    /// OffsetFetch v9 of a consumer group member: the member must exist
+    /// and send its current epoch (Kafka's `validateOffsetFetch`); a fetch
+    /// without member id and with epoch < 0 (admin tools) is always allowed.
+    pub fn validate_offset_fetch(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Result<(), GroupError> {
+        let Some(group) = self.get_group(group_id)? else {
+            return Ok(());
+        };
+        let entry = group.lock();
+        let Some(c) = &entry.consumer else {
+            return Ok(());
+        };
+        let member_id = member_id.filter(|m| !m.is_empty());
+        if member_id.is_none() && member_epoch < 0 {
+            return Ok(());
+        }
+        let m = c
+            .member(member_id.unwrap_or(""))
+            .ok_or(GroupError::UnknownMemberId)?;
+        if m.assignment.member_epoch != member_epoch {
+            return Err(GroupError::StaleMemberEpoch);
         }
         Ok(())
     }
@@ -938,7 +1156,7 @@ impl GroupCoordinator {
         let Ok(parts) = self.parts() else { return };
         for (i, p) in parts.iter().enumerate() {
             if let Some(part) = p.partition.get() {
-                match load_partition(part, self.now()) {
+                match load_partition(part, self.now(), self.config.consumer.session_timeout_ms) {
                     Ok(groups) => {
                         let n = groups.len();
                         *p.groups.lock() = groups
@@ -968,12 +1186,16 @@ impl GroupCoordinator {
 fn load_partition(
     part: &Partition,
     now: i64,
+    session_timeout_ms: i32,
 ) -> Result<HashMap<String, GroupEntry>, sluice_storage::StorageError> {
     let log = part.log();
     let mut offset = log.log_start_offset();
     let end = log.log_end_offset();
     let mut metadata: HashMap<String, Option<records::GroupMetadataValue>> = HashMap::new();
     let mut offsets: HashMap<String, OffsetStore> = HashMap::new();
+    // Consumer groups, replayed as their records come; `true` while the
+    // group exists (a ConsumerGroupMetadata record after the last tombstone).
+    let mut consumers: HashMap<String, (ConsumerGroup, bool)> = HashMap::new();
     while offset < end {
         let buf = log.read_to_vec(offset, 1 << 20)?;
         if buf.is_empty() {
@@ -1023,6 +1245,26 @@ fn load_partition(
                             }
                         }
                     }
+                    Ok(RecordKey::Consumer(key)) => {
+                        match consumer::records::decode(&key, rec.value) {
+                            Ok(Some(r)) => {
+                                let (g, exists) =
+                                    consumers.entry(key.group.clone()).or_insert_with(|| {
+                                        (ConsumerGroup::new(&key.group, now), false)
+                                    });
+                                match &r {
+                                    ConsumerRecord::GroupMetadata { .. } => *exists = true,
+                                    ConsumerRecord::GroupTombstone => *exists = false,
+                                    _ => {}
+                                }
+                                g.replay(r, now, session_timeout_ms);
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "skipping undecodable consumer group record")
+                            }
+                        }
+                    }
                     Err(e) => tracing::warn!(error = %e, "skipping record with unknown key"),
                 }
             }
@@ -1035,10 +1277,23 @@ fn load_partition(
     let mut groups = HashMap::new();
     let mut ids: Vec<String> = metadata.keys().cloned().collect();
     ids.extend(offsets.keys().cloned());
+    ids.extend(
+        consumers
+            .iter()
+            .filter(|(_, (_, exists))| *exists)
+            .map(|(id, _)| id.clone()),
+    );
     ids.sort();
     ids.dedup();
     for id in ids {
         let store = offsets.remove(&id).unwrap_or_default();
+        let consumer = consumers
+            .remove(&id)
+            .filter(|(_, exists)| *exists)
+            .map(|(mut g, _)| {
+                g.finish_loading(now, session_timeout_ms);
+                g
+            });
         let group = match metadata.remove(&id).flatten() {
             Some(v) => {
                 let protocol = v.protocol.clone();
@@ -1079,7 +1334,7 @@ fn load_partition(
                     now,
                 )
             }
-            None if store.is_empty() => continue,
+            None if store.is_empty() && consumer.is_none() => continue,
             None => ClassicGroup::new(id.clone(), now),
         };
         groups.insert(
@@ -1087,6 +1342,7 @@ fn load_partition(
             GroupEntry {
                 group,
                 offsets: store,
+                consumer,
             },
         );
     }

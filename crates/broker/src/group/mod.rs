@@ -132,6 +132,8 @@ pub struct GroupConfig {
     pub offsets_commit_timeout_ms: i64,
     /// How often session/rebalance timers are checked (Sluice-only).
     pub tick_interval_ms: u64,
+    /// The `group.consumer.*` settings (KIP-848 groups).
+    pub consumer: consumer::ConsumerGroupConfig,
 }
 
 impl Default for GroupConfig {
@@ -145,6 +147,7 @@ impl Default for GroupConfig {
             offset_metadata_max_bytes: 4096,
             offsets_commit_timeout_ms: 5000,
             tick_interval_ms: 100,
+            consumer: consumer::ConsumerGroupConfig::default(),
         }
     }
 }
@@ -204,6 +207,34 @@ impl GroupConfig {
                 d.offsets_commit_timeout_ms,
             ),
             tick_interval_ms: d.tick_interval_ms,
+            consumer: {
+                let min_s = get("group.consumer.min.session.timeout.ms", 45_000);
+                let max_s = get("group.consumer.max.session.timeout.ms", 60_000).max(min_s);
+                let min_h = get("group.consumer.min.heartbeat.interval.ms", 5_000);
+                let max_h = get("group.consumer.max.heartbeat.interval.ms", 15_000).max(min_h);
+                let assignors: Vec<consumer::AssignorKind> = config
+                    .explicit
+                    .get("group.consumer.assignors")
+                    .map(String::as_str)
+                    .unwrap_or("uniform,range")
+                    .split(',')
+                    .filter_map(consumer::AssignorKind::parse)
+                    .collect();
+                consumer::ConsumerGroupConfig {
+                    session_timeout_ms: clamp_i32(
+                        get("group.consumer.session.timeout.ms", 45_000).clamp(min_s, max_s),
+                    ),
+                    heartbeat_interval_ms: clamp_i32(
+                        get("group.consumer.heartbeat.interval.ms", 5_000).clamp(min_h, max_h),
+                    ),
+                    max_size: get("group.consumer.max.size", i64::from(i32::MAX)).max(1) as usize,
+                    assignors: if assignors.is_empty() {
+                        d.consumer.assignors.clone()
+                    } else {
+                        assignors
+                    },
+                }
+            },
         }
     }
 }

@@ -41,6 +41,8 @@ pub enum RecordKey {
     Group {
         group: String,
     },
+    /// A consumer group record (KIP-848, record types 3–8).
+    Consumer(super::consumer::records::ConsumerKey),
 }
 
 /// One committed offset as stored.
@@ -225,6 +227,13 @@ pub fn decode_key(buf: &[u8]) -> Result<RecordKey, RecordFormatError> {
             partition: r.i32()?,
         }),
         2 => Ok(RecordKey::Group { group: r.str()? }),
+        t @ 3..=8 => match super::consumer::records::decode_key(t, r.buf)? {
+            Some(k) => Ok(RecordKey::Consumer(k)),
+            None => Err(RecordFormatError::UnsupportedVersion {
+                what: "key",
+                version: t,
+            }),
+        },
         version => Err(RecordFormatError::UnsupportedVersion {
             what: "key",
             version,

@@ -34,6 +34,8 @@ pub mod list_config_resources;
 pub mod list_partition_reassignments;
 
 // Group coordinator APIs (classic groups, committed offsets).
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod delete_groups;
 pub mod describe_groups;
 pub mod find_coordinator;
@@ -155,6 +157,14 @@ pub async fn handle_from(
         RequestKind::JoinGroup(req) => {
             ResponseKind::JoinGroup(join_group::handle(ctx, header, req, peer).await).into()
         }
+        RequestKind::ConsumerGroupHeartbeat(req) => ResponseKind::ConsumerGroupHeartbeat(
+            consumer_group_heartbeat::handle(ctx, header, req, peer).await,
+        )
+        .into(),
+        RequestKind::ConsumerGroupDescribe(req) => ResponseKind::ConsumerGroupDescribe(
+            consumer_group_describe::handle(ctx, header, req).await,
+        )
+        .into(),
         RequestKind::SyncGroup(req) => {
             ResponseKind::SyncGroup(sync_group::handle(ctx, header, req).await).into()
         }

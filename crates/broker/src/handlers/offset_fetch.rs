@@ -65,7 +65,17 @@ pub async fn handle(
                         .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                         .collect()
                 });
-                match fetch(ctx, &g.group_id.0, wanted) {
+                // v9: a consumer group member sends its id and epoch.
+                let checked = if version >= 9 {
+                    ctx.groups.validate_offset_fetch(
+                        &g.group_id.0,
+                        g.member_id.as_deref(),
+                        g.member_epoch,
+                    )
+                } else {
+                    Ok(())
+                };
+                match checked.and_then(|()| fetch(ctx, &g.group_id.0, wanted)) {
                     Err(e) => OffsetFetchResponseGroup::default()
                         .with_group_id(g.group_id)
                         .with_error_code(e.code()),

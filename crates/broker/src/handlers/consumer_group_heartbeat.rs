@@ -1,0 +1,112 @@
+//! ConsumerGroupHeartbeat (v0–v1): joining, staying in, and leaving a
+//! consumer group of the KIP-848 protocol. The coordinator computes the
+//! target assignment and answers with the member's epoch and, when it
+//! changed (or on a full request), its assignment. v1 requires the client
+//! to generate its member id; for v0 joins the broker generates one.
+
+use kafka_protocol::messages::consumer_group_heartbeat_response::{
+    Assignment as WireAssignment, TopicPartitions,
+};
+use kafka_protocol::messages::{
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, RequestHeader,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::context::BrokerContext;
+use crate::group::consumer::{
+    validate_heartbeat, Assignment, HeartbeatRequest, TopicView, TopicsView,
+};
+use crate::group::GroupError;
+use crate::metadata::uuid_to_base64;
+
+/// The cluster's non-internal topics, as consumer groups see them.
+pub fn topics_view(ctx: &BrokerContext) -> TopicsView {
+    ctx.metadata
+        .topics()
+        .into_iter()
+        .filter(|t| !t.is_internal())
+        .map(|t| {
+            (
+                t.name,
+                TopicView {
+                    id: t.topic_id,
+                    partitions: t.partitions,
+                },
+            )
+        })
+        .collect()
+}
+
+fn error(e: GroupError) -> ConsumerGroupHeartbeatResponse {
+    ConsumerGroupHeartbeatResponse::default()
+        .with_error_code(e.code())
+        .with_error_message(Some(StrBytes::from_string(e.to_string())))
+}
+
+pub async fn handle(
+    ctx: &BrokerContext,
+    header: &RequestHeader,
+    req: ConsumerGroupHeartbeatRequest,
+    peer: Option<std::net::SocketAddr>,
+) -> ConsumerGroupHeartbeatResponse {
+    let version = header.request_api_version;
+    let owned = req.topic_partitions.map(|tps| {
+        let mut a = Assignment::new();
+        for tp in tps {
+            a.entry(tp.topic_id)
+                .or_default()
+                .extend(tp.partitions.iter().copied());
+        }
+        a
+    });
+    let mut hb = HeartbeatRequest {
+        member_id: req.member_id.to_string(),
+        member_epoch: req.member_epoch,
+        instance_id: req.instance_id.map(|s| s.to_string()),
+        rack_id: req.rack_id.map(|s| s.to_string()),
+        rebalance_timeout_ms: req.rebalance_timeout_ms,
+        subscribed_topic_names: req
+            .subscribed_topic_names
+            .map(|v| v.into_iter().map(|t| t.0.to_string()).collect()),
+        subscribed_topic_regex: req.subscribed_topic_regex.map(|s| s.to_string()),
+        server_assignor: req.server_assignor.map(|s| s.to_string()),
+        owned,
+        client_id: header
+            .client_id
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        client_host: peer.map_or_else(|| "/unknown".to_string(), |p| format!("/{}", p.ip())),
+    };
+    if req.group_id.0.is_empty() {
+        return error(GroupError::InvalidRequest);
+    }
+    if let Err(e) = validate_heartbeat(&hb, version, &ctx.groups.config().consumer) {
+        return error(e);
+    }
+    if hb.member_id.is_empty() {
+        hb.member_id = uuid_to_base64(uuid::Uuid::new_v4());
+    }
+    if let Err(e) = ctx.groups.ensure_offsets_topic(ctx).await {
+        return error(e);
+    }
+    let topics = topics_view(ctx);
+    match ctx.groups.consumer_heartbeat(&req.group_id.0, hb, &topics) {
+        Err(e) => error(e),
+        Ok(r) => ConsumerGroupHeartbeatResponse::default()
+            .with_member_id(Some(StrBytes::from_string(r.member_id)))
+            .with_member_epoch(r.member_epoch)
+            .with_heartbeat_interval_ms(r.heartbeat_interval_ms)
+            .with_assignment(r.assignment.map(|a| {
+                WireAssignment::default().with_topic_partitions(
+                    a.into_iter()
+                        .map(|(t, ps)| {
+                            TopicPartitions::default()
+                                .with_topic_id(t)
+                                .with_partitions(ps.into_iter().collect())
+                        })
+                        .collect(),
+                )
+            })),
+    }
+}
