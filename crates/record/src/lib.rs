@@ -19,6 +19,8 @@
 //!   idempotent/transactional/control flags, compaction gaps).
 //! - [`reader`]: [`BatchReader`] / [`records`] validate a batch, decompress
 //!   it within a limit and iterate its records.
+//! - [`recompress`]: re-encodes a batch in another codec, every field and
+//!   record kept (topics whose `compression.type` is a codec).
 //!
 //! This crate is pure code: no I/O, no clock, no panic on bad bytes, and
 //! no allocation sized by untrusted input beyond the bytes actually present
@@ -33,6 +35,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod reader;
+pub mod recompress;
 pub mod record;
 pub mod types;
 mod varint;
@@ -46,6 +49,7 @@ pub use compression::{compress, decompress};
 pub use crc::crc32c;
 pub use error::RecordError;
 pub use reader::{records, BatchReader};
+pub use recompress::recompress;
 pub use record::{
     decode_record, Header, HeaderIter, Headers, OwnedHeader, OwnedRecord, Record, RecordIter,
 };
