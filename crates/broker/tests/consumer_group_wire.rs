@@ -265,5 +265,15 @@ async fn consumer_group_protocol_on_the_wire() {
             other => panic!("unexpected {other:?}"),
         }
     }
+    // A consumer-protocol member must commit with v9+.
+    match c.call(ApiKey::OffsetCommit, 8, &commit(b_epoch_now)).await {
+        ResponseKind::OffsetCommit(r) => {
+            assert_eq!(
+                r.topics[0].partitions[0].error_code, 35,
+                "UNSUPPORTED_VERSION"
+            )
+        }
+        other => panic!("unexpected {other:?}"),
+    }
     b.broker.shutdown().await.unwrap();
 }

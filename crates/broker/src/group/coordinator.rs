@@ -630,6 +630,31 @@ impl GroupCoordinator {
         expire_timestamp: Option<i64>,
         commits: Vec<CommitRequest>,
     ) -> Result<(), GroupError> {
+        self.commit_offsets_at_version(
+            group_id,
+            member_id,
+            group_instance_id,
+            generation_id,
+            expire_timestamp,
+            commits,
+            9,
+        )
+    }
+
+    /// [`GroupCoordinator::commit_offsets`] for an OffsetCommit of
+    /// `api_version`: consumer group members must use v9+ (Kafka answers
+    /// UNSUPPORTED_VERSION below).
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit_offsets_at_version(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+        expire_timestamp: Option<i64>,
+        commits: Vec<CommitRequest>,
+        api_version: i16,
+    ) -> Result<(), GroupError> {
         // Kafka: generation < 0 is a commit from outside the group (admin
         // tools, manually assigned consumers), allowed while it has no members.
         let simple = generation_id < 0;
@@ -652,6 +677,9 @@ impl GroupCoordinator {
             // member's commit carries its current member epoch.
             if !(generation_id < 0 && c.is_empty()) {
                 let m = c.member(member_id).ok_or(GroupError::UnknownMemberId)?;
+                if api_version < 9 {
+                    return Err(GroupError::UnsupportedVersion);
+                }
                 if generation_id != m.assignment.member_epoch {
                     return Err(GroupError::StaleMemberEpoch);
                 }

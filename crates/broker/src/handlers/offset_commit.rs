@@ -66,13 +66,14 @@ pub async fn handle(
         None
     } else {
         ctx.groups
-            .commit_offsets(
+            .commit_offsets_at_version(
                 &req.group_id.0,
                 &req.member_id,
                 instance.as_deref(),
                 req.generation_id_or_member_epoch,
                 expire,
                 commits,
+                version,
             )
             .err()
     };

@@ -314,9 +314,9 @@ pub fn validate_heartbeat(
         }
     }
     if let Some(a) = &req.server_assignor {
-        match AssignorKind::parse(a) {
-            Some(k) if config.assignors.contains(&k) => {}
-            _ => return Err(GroupError::UnsupportedAssignor),
+        // Members name an assignor by its short name only.
+        if !config.assignors.iter().any(|k| k.name() == a) {
+            return Err(GroupError::UnsupportedAssignor);
         }
     }
     Ok(())
@@ -628,7 +628,6 @@ impl ConsumerGroup {
 
         // Find or create the member.
         let mut is_new = false;
-        let mut fresh = false;
         let member: ConsumerMember = if req.member_epoch == 0 {
             let static_old = instance.and_then(|i| self.static_members.get(i).cloned());
             match static_old {
@@ -685,7 +684,6 @@ impl ConsumerGroup {
                     }
                     None => {
                         is_new = true;
-                        fresh = true;
                         ConsumerMember::new(&req.member_id)
                     }
                 },
@@ -746,8 +744,9 @@ impl ConsumerGroup {
             s.client_host = req.client_host.clone();
         }
         updated.compile_regex();
-        // A member that joins always moves the group to a new epoch.
-        let mut bump = fresh;
+        // As Kafka: a member joining with an empty subscription does not
+        // change the group epoch (nothing to assign).
+        let mut bump = false;
         if is_new || updated.subscription != member.subscription {
             out.push(ConsumerRecord::Member {
                 member_id: updated.member_id.clone(),
