@@ -633,9 +633,9 @@ impl ConsumerGroup {
             match static_old {
                 Some(old_id) => {
                     let old = self.members[&old_id].clone();
-                    if old.assignment.member_epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH
-                        && old_id != req.member_id
-                    {
+                    // As Kafka: even the same member id must have left (-2)
+                    // before its instance id joins again.
+                    if old.assignment.member_epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH {
                         return Err(GroupError::UnreleasedInstanceId);
                     }
                     // The new instance takes over the old one's assignment.

@@ -365,7 +365,15 @@ fn static_member_rejoins_with_its_partitions_and_no_new_epoch() {
     }
     let owned_a = s.clients["a"].owned.clone();
     assert_eq!(count(&owned_a), 2);
-    // Another instance with the same id cannot join while a is there.
+    // Neither a itself nor another instance with the same id can join
+    // again while a has not left.
+    let mut again = ja.clone();
+    again.member_epoch = 0;
+    assert_eq!(
+        s.g.heartbeat(again, &s.topics, &cfg(), 0, &mut s.records)
+            .unwrap_err(),
+        GroupError::UnreleasedInstanceId
+    );
     let mut other = join("a2", &["orders"]);
     other.instance_id = Some("inst-a".into());
     assert_eq!(
