@@ -188,6 +188,10 @@ async fn consumer_group_and_offsets_survive_a_restart() {
         ("consumer", "Stable", "consumer")
     );
     assert_eq!(groups.delete_group(GROUP), Err(GroupError::NonEmptyGroup));
+    let deleted = groups
+        .delete_offsets(GROUP, vec![("orders".into(), 0)])
+        .unwrap();
+    assert_eq!(deleted[0].2, Some(GroupError::GroupSubscribedToTopic));
     let before = groups.describe_consumer_group(GROUP).unwrap();
 
     // Restart.

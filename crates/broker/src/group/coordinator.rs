@@ -800,7 +800,11 @@ impl GroupCoordinator {
         let mut results = Vec::new();
         let mut recs = Vec::new();
         for (t, p) in partitions {
-            if subscribed.as_ref().is_some_and(|s| s.contains(&t)) {
+            let consumer_subscribed = entry
+                .consumer
+                .as_ref()
+                .is_some_and(|c| c.members().any(|m| m.subscribes_to(&t)));
+            if consumer_subscribed || subscribed.as_ref().is_some_and(|s| s.contains(&t)) {
                 results.push((t, p, Some(GroupError::GroupSubscribedToTopic)));
                 continue;
             }

@@ -438,9 +438,16 @@ impl ConsumerGroup {
     /// `topics`).
     pub fn subscribed_topics(&self, topics: Option<&TopicsView>) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
+        // Members usually share one regex: match each distinct one once.
+        let mut regexes: BTreeMap<&str, &regex::Regex> = BTreeMap::new();
         for m in self.members.values() {
             out.extend(m.subscription.subscribed_topic_names.iter().cloned());
-            if let (Some(r), Some(topics)) = (&m.regex, topics) {
+            if let (Some(r), Some(src)) = (&m.regex, &m.subscription.subscribed_topic_regex) {
+                regexes.insert(src.as_str(), r);
+            }
+        }
+        if let Some(topics) = topics {
+            for r in regexes.values() {
                 out.extend(topics.keys().filter(|t| r.is_match(t)).cloned());
             }
         }
