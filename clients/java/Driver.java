@@ -4,6 +4,11 @@
 // topics (kcat). Phase `group` is one consumer-group member for crates/sluice/tests/group_clients.rs:
 // it subscribes to the topic in group "<topic>-group" and prints ASSIGNED [..], RECORD p offset and
 // COMMITTED p next lines until its stdin is closed, then leaves the group.
+// Phase `consumer-group` is the same with the KIP-848 protocol (group.protocol=consumer) for
+// crates/sluice/tests/consumer_protocol.rs: group --group (default "<topic>-group"), subscribed to
+// --topic or, with --pattern, to a broker-side regex (SubscriptionPattern); --assignor sets
+// group.remote.assignor. It prints ADDED/REVOKED/LOST t:p.. from its rebalance listener, ASSIGNED t:p..
+// whenever its whole assignment changes, RECORD t p offset, COMMITTED t p next and COMMIT_FAILED lines.
 
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -25,6 +30,7 @@ public class Driver {
     static final String NAME = "java-client";
 
     static String bootstrap, topic, phase = "all";
+    static String group, pattern, assignor;
     static List<String> codecs = List.of("none", "gzip", "snappy", "lz4", "zstd");
     static long timeoutMs = 60_000;
 
@@ -238,6 +244,70 @@ public class Driver {
         }
     }
 
+    /** Sorted "topic:partition" words. */
+    static String tps(Collection<TopicPartition> ps) {
+        List<String> out = new ArrayList<>();
+        for (TopicPartition tp : ps) out.add(tp.topic() + ":" + tp.partition());
+        Collections.sort(out);
+        return String.join(" ", out);
+    }
+
+    static synchronized void line(String s) {
+        System.out.println(s.stripTrailing());
+        System.out.flush();
+    }
+
+    static void consumerGroupMember() {
+        Thread watcher = new Thread(() -> {
+            try {
+                while (System.in.read() != -1) { }
+            } catch (java.io.IOException e) { }
+            stdinClosed = true;
+        });
+        watcher.setDaemon(true);
+        watcher.start();
+        Properties p = new Properties();
+        p.put("bootstrap.servers", bootstrap);
+        p.put("group.id", group != null ? group : topic + "-group");
+        p.put("group.protocol", "consumer");
+        if (assignor != null) p.put("group.remote.assignor", assignor);
+        p.put("auto.offset.reset", "earliest");
+        p.put("enable.auto.commit", "false");
+        p.put("key.deserializer", ByteArrayDeserializer.class.getName());
+        p.put("value.deserializer", ByteArrayDeserializer.class.getName());
+        ConsumerRebalanceListener listener = new ConsumerRebalanceListener() {
+            public void onPartitionsRevoked(Collection<TopicPartition> ps) { if (!ps.isEmpty()) line("REVOKED " + tps(ps)); }
+            public void onPartitionsAssigned(Collection<TopicPartition> ps) { if (!ps.isEmpty()) line("ADDED " + tps(ps)); }
+            public void onPartitionsLost(Collection<TopicPartition> ps) { if (!ps.isEmpty()) line("LOST " + tps(ps)); }
+        };
+        try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(p)) {
+            if (pattern != null) c.subscribe(new SubscriptionPattern(pattern), listener);
+            else c.subscribe(List.of(topic), listener);
+            String last = null;
+            while (!stdinClosed) {
+                ConsumerRecords<byte[], byte[]> recs = c.poll(Duration.ofMillis(200));
+                String now = tps(c.assignment());
+                if (!now.equals(last)) {
+                    last = now;
+                    line("ASSIGNED " + now);
+                }
+                TreeMap<String, Long> done = new TreeMap<>();
+                for (ConsumerRecord<byte[], byte[]> r : recs) {
+                    line("RECORD " + r.topic() + " " + r.partition() + " " + r.offset());
+                    done.put(r.topic() + " " + r.partition(), r.offset() + 1);
+                }
+                if (!done.isEmpty()) {
+                    try {
+                        c.commitSync();
+                        done.forEach((tp, next) -> line("COMMITTED " + tp + " " + next));
+                    } catch (Exception e) {
+                        line("COMMIT_FAILED " + e);
+                    }
+                }
+            }
+        }
+    }
+
     public static void main(String[] args) {
         for (int i = 0; i < args.length; i++) {
             String v = i + 1 < args.length ? args[i + 1] : null;
@@ -245,13 +315,16 @@ public class Driver {
                 case "--bootstrap" -> { bootstrap = v; i++; }
                 case "--topic" -> { topic = v; i++; }
                 case "--phase" -> { phase = v; i++; }
+                case "--group" -> { group = v; i++; }
+                case "--pattern" -> { pattern = v; i++; }
+                case "--assignor" -> { assignor = v; i++; }
                 case "--codecs" -> { codecs = List.of(v.split(",")); i++; }
                 case "--timeout" -> { timeoutMs = (long) (Double.parseDouble(v) * 1000); i++; }
                 default -> { System.err.println("unknown argument " + args[i]); System.exit(2); }
             }
         }
-        if (bootstrap == null || topic == null || !List.of("all", "produce", "produce-consume", "verify-only", "create", "delete", "describe", "group").contains(phase)) {
-            System.err.println("usage: Driver --bootstrap HOST:PORT --topic NAME [--phase all|produce|produce-consume|verify-only|create|describe|delete] [--codecs a,b] [--timeout S]");
+        if (bootstrap == null || topic == null || !List.of("all", "produce", "produce-consume", "verify-only", "create", "delete", "describe", "group", "consumer-group").contains(phase)) {
+            System.err.println("usage: Driver --bootstrap HOST:PORT --topic NAME [--phase all|produce|produce-consume|verify-only|create|describe|delete|group|consumer-group] [--group G] [--pattern REGEX] [--assignor uniform|range] [--codecs a,b] [--timeout S]");
             System.exit(2);
         }
         int rc = 0;
@@ -261,6 +334,7 @@ public class Driver {
                 case "delete" -> delete();
                 case "describe" -> { waitTopic(true); printTopicId(); }
                 case "group" -> groupMember();
+                case "consumer-group" -> consumerGroupMember();
                 default -> {
                     if (phase.equals("all") || phase.equals("produce") || phase.equals("produce-consume")) { create(); printTopicId(); produce(); }
                     if (phase.equals("all") || phase.equals("produce-consume")) consume();
