@@ -265,6 +265,24 @@ async fn consumer_group_protocol_on_the_wire() {
             other => panic!("unexpected {other:?}"),
         }
     }
+    // Assignments carry topic ids; the Java client then asks Metadata by id
+    // with the name left at "" (it must be ignored, as Kafka does).
+    let req = kafka_protocol::messages::MetadataRequest::default().with_topics(Some(vec![
+        kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+            .with_topic_id(topic.topic_id)
+            .with_name(Some(TopicName(s("")))),
+    ]));
+    match c.call(ApiKey::Metadata, 12, &req).await {
+        ResponseKind::Metadata(r) => {
+            assert_eq!(r.topics[0].error_code, 0);
+            assert_eq!(
+                r.topics[0].name.as_ref().map(|n| n.0.as_str()),
+                Some("orders")
+            );
+            assert_eq!(r.topics[0].partitions.len(), 4);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
     // A consumer-protocol member must commit with v9+.
     match c.call(ApiKey::OffsetCommit, 8, &commit(b_epoch_now)).await {
         ResponseKind::OffsetCommit(r) => {

@@ -55,9 +55,12 @@ pub async fn handle(
         }
     } else {
         for requested in req.topics.iter().flatten() {
+            // As Kafka: a non-zero topic id wins and the name is ignored (the
+            // Java client sends name "" when it asks by id).
+            let by_id = !requested.topic_id.is_nil();
             let resp = match &requested.name {
-                Some(name) => by_name(ctx, name.0.as_str(), allow_auto_create).await,
-                None => match ctx.metadata.topic_by_id(requested.topic_id) {
+                Some(name) if !by_id => by_name(ctx, name.0.as_str(), allow_auto_create).await,
+                _ => match ctx.metadata.topic_by_id(requested.topic_id) {
                     Some(t) => Ok(t),
                     None => Err((
                         ResponseError::UnknownTopicId.code(),
