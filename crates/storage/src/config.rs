@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-pub use sluice_record::TimestampType;
+pub use sluice_record::{CompressionType, TimestampType};
 
 /// A partition of a topic; its directory is `<topic>-<partition>`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -79,6 +79,10 @@ pub struct LogConfig {
     pub preallocate: bool,
     /// `cleanup.policy` and the log cleaner's per-topic settings.
     pub compaction: CompactionConfig,
+    /// `compression.type`: `None` for `producer` (batches are stored as
+    /// received), else the codec every appended batch is stored in: a batch
+    /// in another codec is re-encoded before it is written.
+    pub compression: Option<CompressionType>,
 }
 
 /// `cleanup.policy`: `delete`, `compact` or `compact,delete`.
@@ -171,6 +175,7 @@ impl Default for LogConfig {
             file_delete_delay_ms: 60_000,
             preallocate: false,
             compaction: CompactionConfig::default(),
+            compression: None,
         }
     }
 }

@@ -101,7 +101,8 @@ mod testutil;
 
 pub use cleaner::{CleanStats, CleanerConfig, LogCleaner};
 pub use config::{
-    CleanupPolicy, CompactionConfig, LogConfig, LogManagerConfig, TimestampType, TopicPartition,
+    CleanupPolicy, CompactionConfig, CompressionType, LogConfig, LogManagerConfig, TimestampType,
+    TopicPartition,
 };
 pub use error::{RecordRejection, RejectedRecord, StorageError};
 pub use fs::{Clock, FileHandle, Fs, ManualClock, MappedRegion, OpenOptions, RealFs, SystemClock};

@@ -579,6 +579,24 @@ impl Log {
         let config = self.config.read().clone();
         let now = self.env.clock.now_ms();
         let headers = validate_batches(records, &config, now)?;
+        if let Some(mut converted) = recompress_batches(records, &headers, &config)? {
+            // Sizes, counts and keys are checked again on what is stored.
+            let headers = validate_batches(&converted, &config, now)?;
+            return self.append_validated(&mut converted, headers, &config, now, leader_epoch);
+        }
+        self.append_validated(records, headers, &config, now, leader_epoch)
+    }
+
+    /// The part of [`Log::append_as_leader`] after validation: offsets,
+    /// producer state, the write.
+    fn append_validated(
+        &self,
+        records: &mut [u8],
+        headers: Vec<(usize, BatchHeader)>,
+        config: &LogConfig,
+        now: i64,
+        leader_epoch: LeaderEpoch,
+    ) -> Result<AppendInfo, StorageError> {
         let log_append = config.message_timestamp_type == TimestampType::LogAppendTime;
 
         let mut st = self.state.write();
@@ -683,7 +701,7 @@ impl Log {
             last_offset,
             now,
         )? {
-            self.roll_locked(&mut st, &config, now)?;
+            self.roll_locked(&mut st, config, now)?;
         }
         let active = st.active().clone();
         if let Err(f) = active.append(records, &stamped, config.index_interval_bytes) {
@@ -1344,6 +1362,41 @@ fn check_records(
         });
     }
     Ok(())
+}
+
+/// The batches of `records` re-encoded in the topic's `compression.type`
+/// when it names a codec and some batch uses another one (as Kafka's
+/// LogValidator does); `None` when every batch is stored as received,
+/// which is always the case for `producer`, so that path copies and decodes
+/// nothing. Control batches written uncompressed stay uncompressed, as in
+/// Kafka. Offsets, timestamps, headers and producer fields are kept
+/// ([`sluice_record::recompress`]).
+fn recompress_batches(
+    records: &[u8],
+    headers: &[(usize, BatchHeader)],
+    config: &LogConfig,
+) -> Result<Option<Vec<u8>>, StorageError> {
+    let Some(codec) = config.compression else {
+        return Ok(None);
+    };
+    let convert = |h: &BatchHeader| {
+        h.compression() != codec
+            && !(h.is_control() && h.compression() == sluice_record::CompressionType::None)
+    };
+    if !headers.iter().any(|(_, h)| convert(h)) {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(records.len());
+    for (pos, h) in headers {
+        let batch = &records[*pos..*pos + h.size()];
+        let converted = if convert(h) {
+            sluice_record::recompress(batch, codec, crate::cleaner::core::MAX_DECOMPRESSED_BATCH)?
+        } else {
+            None
+        };
+        out.extend_from_slice(converted.as_deref().unwrap_or(batch));
+    }
+    Ok(Some(out))
 }
 
 fn batch_metadata(h: &BatchHeader) -> BatchMetadata {

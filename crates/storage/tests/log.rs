@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use sluice_record::{BatchHeader, Batches, LeaderEpoch, Offset, Timestamp};
 use sluice_storage::{
-    Fault, FaultKind, Fs, LogConfig, LogManager, LogManagerConfig, ManualClock, SimFs,
-    StorageError, TimestampType, TopicPartition, CLEAN_SHUTDOWN_FILE,
+    Fault, FaultKind, Fs, LogConfig, LogManager, LogManagerConfig, ManualClock, RecordRejection,
+    SimFs, StorageError, TimestampType, TopicPartition, CLEAN_SHUTDOWN_FILE,
 };
 use testutil::batch_of;
 
@@ -172,10 +172,12 @@ fn invalid_batches_are_rejected_and_nothing_is_written() {
         Err(StorageError::RecordTooLarge { max: 500, .. })
     ));
 
+    // A timestamp out of range names the record (index 0 of its batch).
     let mut future = batch_of(1, 10, NOW + 3_600_001, 1);
     assert!(matches!(
         log.append_as_leader(&mut future, LeaderEpoch(0)),
-        Err(StorageError::InvalidTimestamp { .. })
+        Err(StorageError::RejectedRecords(r)) if r.len() == 1 && r[0].batch_index == 0
+            && matches!(r[0].reason, RecordRejection::TimestampOutOfRange { .. })
     ));
 
     let mut magic1 = good.clone();
@@ -206,7 +208,8 @@ fn invalid_batches_are_rejected_and_nothing_is_written() {
     let mut old = batch_of(1, 10, NOW - 2000, 1);
     assert!(matches!(
         log.append_as_leader(&mut old, LeaderEpoch(0)),
-        Err(StorageError::InvalidTimestamp { .. })
+        Err(StorageError::RejectedRecords(r))
+            if matches!(r[0].reason, RecordRejection::TimestampOutOfRange { .. })
     ));
 }
 
@@ -860,4 +863,74 @@ fn compressed_batches_are_stored_as_produced() {
         log.offset_for_timestamp(Timestamp(NOW + 20)).unwrap(),
         Some((Offset(22), Timestamp(NOW + 20)))
     );
+}
+
+/// `compression.type` naming a codec: batches in another codec are stored
+/// re-encoded in it, with the same offsets, records and producer fields;
+/// batches already in it, and every batch under `producer`, are stored
+/// byte for byte as received (apart from the base offset / leader epoch).
+#[test]
+fn topic_codec_recompresses_batches_in_another_codec() {
+    use sluice_record::{records, BatchBuilder, CompressionType, ProducerEpoch, ProducerId};
+    let env = Env::new();
+    let m = env.manager();
+    let config = LogConfig {
+        compression: Some(CompressionType::Lz4),
+        ..small_config()
+    };
+    let log = m.get_or_create_log(&tp(), config).unwrap();
+    let build = |codec: CompressionType, seq: i32| {
+        let mut b = BatchBuilder::new(codec).producer(ProducerId(7), ProducerEpoch(0), seq);
+        for i in 0..5 {
+            let v = format!("value-{seq}-{i}");
+            b.append(Timestamp(NOW + i), Some(b"k"), Some(v.as_bytes()), &[])
+                .unwrap();
+        }
+        b.build().unwrap()
+    };
+    let decoded = |bytes: &[u8]| -> Vec<(CompressionType, Vec<sluice_record::OwnedRecord>)> {
+        Batches::new(bytes)
+            .map(|r| {
+                let (pos, h) = r.unwrap();
+                let batch = &bytes[pos..pos + h.size()];
+                let recs = records(batch, 1 << 20)
+                    .unwrap()
+                    .records()
+                    .map(|r| r.unwrap().into_owned())
+                    .collect();
+                (h.compression(), recs)
+            })
+            .collect()
+    };
+    let plain = build(CompressionType::None, 0);
+    let lz4 = build(CompressionType::Lz4, 5);
+    log.append_as_leader(&mut plain.clone(), LeaderEpoch(0))
+        .unwrap();
+    log.append_as_leader(&mut lz4.clone(), LeaderEpoch(0))
+        .unwrap();
+    let stored = log.read_to_vec(Offset(0), 1 << 20).unwrap();
+    let got = decoded(&stored);
+    assert_eq!(got.len(), 2);
+    assert!(
+        got.iter().all(|(c, _)| *c == CompressionType::Lz4),
+        "{got:?}"
+    );
+    // Same records (offsets shifted by the log's assignment: 0.. and 5..).
+    let expected = decoded(&plain);
+    assert_eq!(got[0].1, expected[0].1);
+    // The lz4 batch was stored as received (only the base offset differs).
+    let second = &stored[stored.len() - lz4.len()..];
+    assert_eq!(&second[16..], &lz4[16..]);
+    assert_eq!(BatchHeader::parse(second).unwrap().base_offset, Offset(5));
+    // Producer state follows the re-encoded batch: the next sequence is 10.
+    let state = log.producer_state(ProducerId(7)).unwrap();
+    assert_eq!(state.last_seq(), 9);
+
+    // `producer` (None): stored exactly as received.
+    log.update_config(small_config());
+    let gzip = build(CompressionType::Gzip, 10);
+    log.append_as_leader(&mut gzip.clone(), LeaderEpoch(0))
+        .unwrap();
+    let stored = log.read_to_vec(Offset(10), 1 << 20).unwrap();
+    assert_eq!(&stored[16..], &gzip[16..]);
 }

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use sluice_storage::{CleanupPolicy, CompactionConfig, LogConfig, LogManagerConfig, TimestampType};
+use sluice_storage::{
+    CleanupPolicy, CompactionConfig, CompressionType, LogConfig, LogManagerConfig, TimestampType,
+};
 
 pub use properties::parse_properties;
 pub use table::{lookup, ConfigKey, ConfigType, Conversion, Scope, Validator, CONFIG_TABLE};
@@ -681,6 +683,17 @@ impl BrokerConfig {
                 min_compaction_lag_ms: long("min.compaction.lag.ms")?,
                 max_compaction_lag_ms: long("max.compaction.lag.ms")?,
                 delete_retention_ms: long("delete.retention.ms")?,
+            },
+            compression: match value("compression.type")? {
+                Value::Str(s) => match s.as_str() {
+                    "uncompressed" => Some(CompressionType::None),
+                    "gzip" => Some(CompressionType::Gzip),
+                    "snappy" => Some(CompressionType::Snappy),
+                    "lz4" => Some(CompressionType::Lz4),
+                    "zstd" => Some(CompressionType::Zstd),
+                    _ => None, // producer
+                },
+                _ => None,
             },
         })
     }

@@ -257,8 +257,8 @@ pub static CONFIG_TABLE: &[ConfigKey] = &[
         "Default of min.insync.replicas. A single broker always has one in-sync replica.")),
     no_effect(broker("unclean.leader.election.enable", T::Boolean, Some("false"), V::Any,
         "Default of unclean.leader.election.enable. No effect on a single broker.")),
-    broker("compression.type", T::String, Some("producer"), V::OneOf(&["producer"]),
-        "Default of the topic compression.type. Sluice stores batches as the producer compressed them: only 'producer' is supported."),
+    broker("compression.type", T::String, Some("producer"), V::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
+        "Default of the topic compression.type: 'producer' stores batches as the producer compressed them; a codec (or 'uncompressed') re-encodes batches in another codec before they are written."),
     broker("num.recovery.threads.per.data.dir", T::Int, Some("2"), V::AtLeast(1),
         "Threads per data directory used to recover logs at start."),
     // ---- broker: group coordinator ----
@@ -362,8 +362,8 @@ pub static CONFIG_TABLE: &[ConfigKey] = &[
         "Maximum time a record stays uncompacted: a log with older dirty records is cleaned whatever its dirty ratio."),
     topic("min.cleanable.dirty.ratio", T::Double, Some("0.5"), V::BetweenF(0.0, 1.0), &[("log.cleaner.min.cleanable.ratio", C::Same)],
         "Dirty ratio above which a compacted log is cleaned."),
-    topic("compression.type", T::String, Some("producer"), V::OneOf(&["producer"]), &[("compression.type", C::Same)],
-        "Only 'producer' (keep the producer's compression) is supported."),
+    topic("compression.type", T::String, Some("producer"), V::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]), &[("compression.type", C::Same)],
+        "'producer' keeps each batch as the producer compressed it (no decoding). A codec, or 'uncompressed', is the codec batches are stored in: a batch in another codec is re-encoded (same offsets, timestamps, headers and producer fields) before it is appended."),
 ];
 
 /// Looks a key up in the table.

@@ -350,7 +350,7 @@ fn unknown_or_invalid_topic_configs_are_rejected_naming_the_key() {
         ("segment.bytes", "x"),
         ("message.timestamp.type", "Now"),
         ("cleanup.policy", ""),
-        ("compression.type", "gzip"),
+        ("compression.type", "brotli"),
         ("remote.storage.enable", "true"),
         // a broker key is not a topic key
         ("log.retention.ms", "1"),
