@@ -230,3 +230,68 @@ fn rejected_records_are_reported_by_index_like_kafka() {
         mismatches.join("\n")
     );
 }
+
+/// Produce v13 names topics by id: a known id appends and the answer
+/// carries the id back; an unknown one is UNKNOWN_TOPIC_ID (100), as in
+/// Kafka 4.1.2.
+fn by_topic_id(bootstrap: &str) -> Vec<String> {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::MetadataRequest;
+    let mut c = RawClient::connect(bootstrap);
+    create(&mut c, "rv-by-id", &[]);
+    let meta = c.send(
+        12,
+        &MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(TopicName(sb("rv-by-id"))))
+        ])),
+    );
+    let id = meta.topics[0].topic_id;
+    assert!(!id.is_nil());
+    let mut out = Vec::new();
+    for (label, topic_id) in [("known", id), ("unknown", uuid::Uuid::from_u128(42))] {
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_topic_id(topic_id)
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(bytes::Bytes::from(batch(
+                        CompressionType::None,
+                        2,
+                        |_| false,
+                        |_| now_ms(),
+                    ))))])]);
+        let r = c.send(13, &req);
+        let t = &r.responses[0];
+        let p = &t.partition_responses[0];
+        out.push(format!(
+            "{label}: id echoed {} name {:?} code {} base {}",
+            t.topic_id == topic_id,
+            t.name.0.as_str(),
+            p.error_code,
+            p.base_offset
+        ));
+    }
+    out
+}
+
+#[test]
+fn produce_v13_by_topic_id_like_kafka() {
+    let sluice = start(&[]);
+    let actual = by_topic_id(sluice.bootstrap());
+    assert_eq!(
+        actual,
+        [
+            "known: id echoed true name \"\" code 0 base 0",
+            "unknown: id echoed true name \"\" code 100 base -1"
+        ]
+    );
+    let Some(kafka) = ReferenceKafka::start().expect("reference Kafka starts") else {
+        eprintln!("reference Kafka not available: compared with nothing");
+        return;
+    };
+    let expected = by_topic_id(&kafka.bootstrap());
+    kafka.stop();
+    assert_eq!(actual, expected, "Sluice vs Apache Kafka 4.1.2");
+}
