@@ -37,10 +37,32 @@ pub fn topics_view(ctx: &BrokerContext) -> TopicsView {
         .collect()
 }
 
-fn error(e: GroupError) -> ConsumerGroupHeartbeatResponse {
+fn error_with(e: GroupError, message: String) -> ConsumerGroupHeartbeatResponse {
     ConsumerGroupHeartbeatResponse::default()
         .with_error_code(e.code())
-        .with_error_message(Some(StrBytes::from_string(e.to_string())))
+        .with_error_message(Some(StrBytes::from_string(message)))
+}
+
+fn error(e: GroupError) -> ConsumerGroupHeartbeatResponse {
+    error_with(e, e.to_string())
+}
+
+/// Kafka's message for an error of the group or member.
+fn message(e: GroupError, group: &str, member: &str, epoch: i32) -> String {
+    match e {
+        GroupError::GroupIdNotFound if epoch == 0 => {
+            format!("Group {group} is not a consumer group.")
+        }
+        GroupError::GroupIdNotFound => format!("Consumer group {group} not found."),
+        GroupError::UnknownMemberId => {
+            format!("Member {member} is not a member of group {group}.")
+        }
+        GroupError::FencedMemberEpoch => format!(
+            "The consumer group member has a member epoch ({epoch}) that does not match the one \
+             known by the group coordinator. The member must abandon all its partitions and rejoin."
+        ),
+        e => e.to_string(),
+    }
 }
 
 pub async fn handle(
@@ -79,10 +101,10 @@ pub async fn handle(
         client_host: peer.map_or_else(|| "/unknown".to_string(), |p| format!("/{}", p.ip())),
     };
     if req.group_id.0.is_empty() {
-        return error(GroupError::InvalidRequest);
+        return error_with(GroupError::InvalidRequest, "GroupId can't be empty.".into());
     }
-    if let Err(e) = validate_heartbeat(&hb, version, &ctx.groups.config().consumer) {
-        return error(e);
+    if let Err((e, msg)) = validate_heartbeat(&hb, version, &ctx.groups.config().consumer) {
+        return error_with(e, msg);
     }
     if hb.member_id.is_empty() {
         hb.member_id = uuid_to_base64(uuid::Uuid::new_v4());
@@ -91,8 +113,9 @@ pub async fn handle(
         return error(e);
     }
     let topics = topics_view(ctx);
+    let (member, epoch) = (hb.member_id.clone(), hb.member_epoch);
     match ctx.groups.consumer_heartbeat(&req.group_id.0, hb, &topics) {
-        Err(e) => error(e),
+        Err(e) => error_with(e, message(e, &req.group_id.0, &member, epoch)),
         Ok(r) => ConsumerGroupHeartbeatResponse::default()
             .with_member_id(Some(StrBytes::from_string(r.member_id)))
             .with_member_epoch(r.member_epoch)

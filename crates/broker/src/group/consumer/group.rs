@@ -276,47 +276,66 @@ pub struct HeartbeatResponse {
 }
 
 /// Checks a heartbeat the way Kafka does before it looks at the group
-/// (INVALID_REQUEST, UNSUPPORTED_ASSIGNOR, INVALID_REGULAR_EXPRESSION).
+/// (INVALID_REQUEST, UNSUPPORTED_ASSIGNOR, INVALID_REGULAR_EXPRESSION); the
+/// error comes with Kafka's message.
 pub fn validate_heartbeat(
     req: &HeartbeatRequest,
     api_version: i16,
     config: &ConsumerGroupConfig,
-) -> Result<(), GroupError> {
+) -> Result<(), (GroupError, String)> {
+    let invalid = |m: &str| Err((GroupError::InvalidRequest, m.to_string()));
     let empty = |s: &Option<String>| s.as_deref().is_some_and(|s| s.trim().is_empty());
     if (api_version >= 1 || req.member_epoch > 0 || req.member_epoch == LEAVE_GROUP_MEMBER_EPOCH)
         && req.member_id.trim().is_empty()
     {
-        return Err(GroupError::InvalidRequest);
+        return invalid("MemberId can't be empty.");
     }
-    if empty(&req.instance_id) || empty(&req.rack_id) {
-        return Err(GroupError::InvalidRequest);
+    if empty(&req.instance_id) {
+        return invalid("InstanceId can't be empty.");
+    }
+    if empty(&req.rack_id) {
+        return invalid("RackId can't be empty.");
     }
     if req.member_epoch == 0 {
         if req.rebalance_timeout_ms == -1 {
-            return Err(GroupError::InvalidRequest);
+            return invalid("RebalanceTimeoutMs must be provided in first request.");
         }
         if req.owned.as_ref().is_none_or(|o| !o.is_empty()) {
-            return Err(GroupError::InvalidRequest);
+            return invalid("TopicPartitions must be empty when (re-)joining.");
         }
         if req.subscribed_topic_names.is_none() && req.subscribed_topic_regex.is_none() {
-            return Err(GroupError::InvalidRequest);
+            return invalid(
+                "Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when (re-)joining.",
+            );
         }
     } else if req.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH {
         if req.instance_id.is_none() {
-            return Err(GroupError::InvalidRequest);
+            return invalid("InstanceId can't be null.");
         }
     } else if req.member_epoch < LEAVE_GROUP_STATIC_MEMBER_EPOCH {
-        return Err(GroupError::InvalidRequest);
+        return invalid("MemberEpoch is invalid.");
     }
     if let Some(re) = &req.subscribed_topic_regex {
         if !re.is_empty() {
-            compile_regex(re)?;
+            compile_regex(re).map_err(|e| {
+                (
+                    e,
+                    format!("SubscribedTopicRegex `{re}` is not a valid regular expression."),
+                )
+            })?;
         }
     }
     if let Some(a) = &req.server_assignor {
         // Members name an assignor by its short name only.
         if !config.assignors.iter().any(|k| k.name() == a) {
-            return Err(GroupError::UnsupportedAssignor);
+            let names: Vec<&str> = config.assignors.iter().map(|k| k.name()).collect();
+            return Err((
+                GroupError::UnsupportedAssignor,
+                format!(
+                    "ServerAssignor {a} is not supported. Supported assignors: {}.",
+                    names.join(", ")
+                ),
+            ));
         }
     }
     Ok(())

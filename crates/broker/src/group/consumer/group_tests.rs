@@ -424,32 +424,32 @@ fn group_max_size_and_validation() {
     );
     let mut bad = join("", &["orders"]);
     assert_eq!(
-        validate_heartbeat(&bad, 1, &c),
+        validate_heartbeat(&bad, 1, &c).map_err(|e| e.0),
         Err(GroupError::InvalidRequest)
     );
-    assert_eq!(validate_heartbeat(&bad, 0, &c), Ok(()));
+    assert_eq!(validate_heartbeat(&bad, 0, &c).map_err(|e| e.0), Ok(()));
     bad.member_id = "x".into();
     bad.server_assignor = Some("sticky".into());
     assert_eq!(
-        validate_heartbeat(&bad, 1, &c),
+        validate_heartbeat(&bad, 1, &c).map_err(|e| e.0),
         Err(GroupError::UnsupportedAssignor)
     );
     bad.server_assignor = Some("range".into());
     bad.subscribed_topic_regex = Some("(".into());
     assert_eq!(
-        validate_heartbeat(&bad, 1, &c),
+        validate_heartbeat(&bad, 1, &c).map_err(|e| e.0),
         Err(GroupError::InvalidRegularExpression)
     );
     bad.subscribed_topic_regex = None;
     bad.rebalance_timeout_ms = -1;
     assert_eq!(
-        validate_heartbeat(&bad, 1, &c),
+        validate_heartbeat(&bad, 1, &c).map_err(|e| e.0),
         Err(GroupError::InvalidRequest)
     );
     bad.rebalance_timeout_ms = 1000;
     bad.member_epoch = -3;
     assert_eq!(
-        validate_heartbeat(&bad, 1, &c),
+        validate_heartbeat(&bad, 1, &c).map_err(|e| e.0),
         Err(GroupError::InvalidRequest)
     );
 }
