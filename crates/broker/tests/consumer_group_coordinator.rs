@@ -294,3 +294,48 @@ async fn classic_and_consumer_groups_of_the_same_id_exclude_each_other() {
     assert!(d.members.is_empty());
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_partitions_are_assigned_without_anyone_losing_theirs() {
+    let fs = Arc::new(SimFs::new());
+    let clock = Arc::new(ManualClock::new(now()));
+    let broker = start(&fs, &clock).await;
+    let ctx = broker.context().clone();
+    ctx.metadata
+        .create_topic(&ctx, "orders", 4, 1, BTreeMap::new())
+        .unwrap();
+    ready(&broker).await;
+    let mut members: BTreeMap<String, Member> = ["m1", "m2"]
+        .iter()
+        .map(|id| (id.to_string(), Member::default()))
+        .collect();
+    for id in ["m1", "m2"] {
+        beat(&broker, &mut members, id, true);
+    }
+    converge(&broker, &mut members);
+    let epoch = groups_epoch(&broker);
+    let before = members.clone();
+    ctx.metadata.create_partitions(&ctx, "orders", 8).unwrap();
+    // Every heartbeat from now on: nobody's assignment shrinks.
+    for _ in 0..5 {
+        for id in ["m1", "m2"] {
+            beat(&broker, &mut members, id, false);
+            for (t, ps) in &before[id].owned {
+                assert!(ps.is_subset(&members[id].owned[t]), "{id} lost a partition");
+            }
+        }
+    }
+    converge(&broker, &mut members);
+    assert!(groups_epoch(&broker) > epoch);
+    assert_eq!(cover(&members), (0..8).collect());
+    broker.shutdown().await.unwrap();
+}
+
+fn groups_epoch(broker: &Broker) -> i32 {
+    broker
+        .context()
+        .groups
+        .describe_consumer_group(GROUP)
+        .unwrap()
+        .group_epoch()
+}
