@@ -290,6 +290,10 @@ pub fn validate_heartbeat(
     {
         return invalid("MemberId can't be empty.");
     }
+    // Stored keys carry the member id as an INT16-length string.
+    if req.member_id.len() > i16::MAX as usize {
+        return invalid("MemberId is too long.");
+    }
     if empty(&req.instance_id) {
         return invalid("InstanceId can't be empty.");
     }

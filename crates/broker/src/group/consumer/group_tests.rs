@@ -428,6 +428,11 @@ fn group_max_size_and_validation() {
         Err(GroupError::InvalidRequest)
     );
     assert_eq!(validate_heartbeat(&bad, 0, &c).map_err(|e| e.0), Ok(()));
+    bad.member_id = "x".repeat(40_000);
+    assert_eq!(
+        validate_heartbeat(&bad, 1, &c).map_err(|e| e.0),
+        Err(GroupError::InvalidRequest)
+    );
     bad.member_id = "x".into();
     bad.server_assignor = Some("sticky".into());
     assert_eq!(
