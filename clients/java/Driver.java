@@ -7,7 +7,7 @@
 // Phase `consumer-group` is the same with the KIP-848 protocol (group.protocol=consumer) for
 // crates/sluice/tests/consumer_protocol.rs: group --group (default "<topic>-group"), subscribed to
 // --topic or, with --pattern, to a broker-side regex (SubscriptionPattern); --assignor sets
-// group.remote.assignor. It prints ADDED/REVOKED/LOST t:p.. from its rebalance listener, ASSIGNED t:p..
+// group.remote.assignor, --instance group.instance.id. It prints ADDED/REVOKED/LOST t:p.. from its rebalance listener, ASSIGNED t:p..
 // whenever its whole assignment changes, RECORD t p offset, COMMITTED t p next and COMMIT_FAILED lines.
 
 import java.nio.charset.StandardCharsets;
@@ -30,7 +30,7 @@ public class Driver {
     static final String NAME = "java-client";
 
     static String bootstrap, topic, phase = "all";
-    static String group, pattern, assignor;
+    static String group, pattern, assignor, instance;
     static List<String> codecs = List.of("none", "gzip", "snappy", "lz4", "zstd");
     static long timeoutMs = 60_000;
 
@@ -271,6 +271,7 @@ public class Driver {
         p.put("group.id", group != null ? group : topic + "-group");
         p.put("group.protocol", "consumer");
         if (assignor != null) p.put("group.remote.assignor", assignor);
+        if (instance != null) p.put("group.instance.id", instance);
         p.put("auto.offset.reset", "earliest");
         p.put("enable.auto.commit", "false");
         p.put("key.deserializer", ByteArrayDeserializer.class.getName());
@@ -318,13 +319,14 @@ public class Driver {
                 case "--group" -> { group = v; i++; }
                 case "--pattern" -> { pattern = v; i++; }
                 case "--assignor" -> { assignor = v; i++; }
+                case "--instance" -> { instance = v; i++; }
                 case "--codecs" -> { codecs = List.of(v.split(",")); i++; }
                 case "--timeout" -> { timeoutMs = (long) (Double.parseDouble(v) * 1000); i++; }
                 default -> { System.err.println("unknown argument " + args[i]); System.exit(2); }
             }
         }
         if (bootstrap == null || topic == null || !List.of("all", "produce", "produce-consume", "verify-only", "create", "delete", "describe", "group", "consumer-group").contains(phase)) {
-            System.err.println("usage: Driver --bootstrap HOST:PORT --topic NAME [--phase all|produce|produce-consume|verify-only|create|describe|delete|group|consumer-group] [--group G] [--pattern REGEX] [--assignor uniform|range] [--codecs a,b] [--timeout S]");
+            System.err.println("usage: Driver --bootstrap HOST:PORT --topic NAME [--phase all|produce|produce-consume|verify-only|create|describe|delete|group|consumer-group] [--group G] [--pattern REGEX] [--assignor uniform|range] [--instance ID] [--codecs a,b] [--timeout S]");
             System.exit(2);
         }
         int rc = 0;

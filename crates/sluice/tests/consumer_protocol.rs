@@ -72,6 +72,14 @@ const GROUP_SETTINGS: &[(&str, &str)] = &[
     ("group.consumer.min.heartbeat.interval.ms", "1000"),
 ];
 
+/// For static membership: Kafka's default session timeout (45 s), so that a
+/// restarted static member (a JVM start on a slow machine included) is back
+/// well before its session ends and its partitions would be reassigned.
+const STATIC_SETTINGS: &[(&str, &str)] = &[
+    ("group.consumer.heartbeat.interval.ms", "1000"),
+    ("group.consumer.min.heartbeat.interval.ms", "1000"),
+];
+
 type Tp = (String, i32);
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -125,6 +133,8 @@ struct MemberSpec {
     bootstrap: String,
     group: String,
     subscription: Subscription,
+    /// `group.instance.id` (static membership).
+    instance: Option<String>,
 }
 
 impl MemberSpec {
@@ -145,6 +155,9 @@ impl MemberSpec {
                     Subscription::Topic(t) => c.env("KIP848_TOPIC", t),
                     Subscription::Prefix(p) => c.env("KIP848_TOPIC", format!("^{p}.*")),
                 };
+                if let Some(i) = &self.instance {
+                    c.env("KIP848_INSTANCE", i);
+                }
                 c
             }
             Client::Java => {
@@ -157,6 +170,9 @@ impl MemberSpec {
                         .args(["--topic", p])
                         .args(["--pattern", &format!("{p}.*")]),
                 };
+                if let Some(i) = &self.instance {
+                    c.args(["--instance", i]);
+                }
                 c
             }
         }
@@ -400,9 +416,9 @@ fn tail(text: &str, lines: usize) -> String {
 struct Sluice(SluiceProcess);
 
 impl Sluice {
-    fn start() -> Sluice {
+    fn start(settings: &[(&str, &str)]) -> Sluice {
         let mut overrides = vec![("offsets.topic.num.partitions", "5")];
-        overrides.extend_from_slice(GROUP_SETTINGS);
+        overrides.extend_from_slice(settings);
         Sluice(
             SluiceProcess::start(env!("CARGO_BIN_EXE_sluice"), &overrides).expect("sluice starts"),
         )
@@ -424,7 +440,7 @@ impl Broker for Sluice {
 }
 
 /// The pinned Apache Kafka, via `clients/reference-kafka` in a temp dir with
-/// [`GROUP_SETTINGS`] in its `extra.properties`.
+/// the scenario's group settings in its `extra.properties`.
 struct Reference {
     dir: tempfile::TempDir,
     bootstrap: String,
@@ -449,16 +465,13 @@ impl Reference {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
     /// `None` (skipped, said so) unless `SLUICE_TEST_REFERENCE_KAFKA` is set.
-    fn start() -> Option<Reference> {
+    fn start(settings: &[(&str, &str)]) -> Option<Reference> {
         if !env_on("SLUICE_TEST_REFERENCE_KAFKA") {
             eprintln!("skipped: set SLUICE_TEST_REFERENCE_KAFKA=1 to run against Apache Kafka");
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
-        let extra: String = GROUP_SETTINGS
-            .iter()
-            .map(|(k, v)| format!("{k}={v}\n"))
-            .collect();
+        let extra: String = settings.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         std::fs::write(dir.path().join("extra.properties"), extra).unwrap();
         let bootstrap = Self::launch(dir.path());
         Some(Reference { dir, bootstrap })
@@ -665,8 +678,21 @@ fn stable_group(
     sizes: &[usize],
     broker: &dyn Broker,
 ) -> Vec<Member> {
-    let members: Vec<Member> = (0..sizes.len())
-        .map(|i| Member::start(spec, &format!("m{i}")))
+    let specs = vec![spec.clone(); sizes.len()];
+    stable_group_of(&specs, topic, sizes, broker)
+}
+
+/// [`stable_group`] with one member per spec (mixed clients, instance ids).
+fn stable_group_of(
+    specs: &[MemberSpec],
+    topic: &str,
+    sizes: &[usize],
+    broker: &dyn Broker,
+) -> Vec<Member> {
+    let members: Vec<Member> = specs
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| Member::start(spec, &format!("m{i}")))
         .collect();
     let refs: Vec<&Member> = members.iter().collect();
     let all = all_partitions(topic, PARTITIONS);
@@ -696,6 +722,7 @@ fn spec(client: Client, broker: &dyn Broker, group: &str, topic: &str) -> Member
         bootstrap: broker.bootstrap(),
         group: group.to_string(),
         subscription: Subscription::Topic(topic.to_string()),
+        instance: None,
     }
 }
 
@@ -731,14 +758,36 @@ fn cover(client: Client, broker: &mut dyn Broker) {
 /// (b) a 4th member joins: only the partitions it takes move, nobody else
 /// pauses.
 fn join(client: Client, broker: &mut dyn Broker) {
-    let topic = format!("kip848-join-{}", client.name());
+    join_of([client; 4], broker);
+}
+
+/// [`join`] with members of both clients: Java, librdkafka, Java, then a
+/// librdkafka member joins.
+fn join_mixed(_: Client, broker: &mut dyn Broker) {
+    join_of(
+        [Client::Java, Client::Rdkafka, Client::Java, Client::Rdkafka],
+        broker,
+    );
+}
+
+fn join_of(clients: [Client; 4], broker: &mut dyn Broker) {
+    let name = if clients.iter().all(|c| *c == clients[0]) {
+        clients[0].name()
+    } else {
+        "mixed"
+    };
+    let client = name;
+    let topic = format!("kip848-join-{name}");
     setup_topic(broker, &topic);
-    let spec = spec(client, broker, &format!("{topic}-g"), &topic);
-    let mut members = stable_group(&spec, &topic, &[2, 2, 2], broker);
+    let specs: Vec<MemberSpec> = clients
+        .iter()
+        .map(|c| spec(*c, broker, &format!("{topic}-g"), &topic))
+        .collect();
+    let mut members = stable_group_of(&specs[..3], &topic, &[2, 2, 2], broker);
     let before: Vec<BTreeSet<Tp>> = members.iter().map(Member::current).collect();
     let marks: Vec<(usize, usize)> = members.iter().map(Member::mark).collect();
     let background = BackgroundProducer::start(&broker.bootstrap(), &topic, PARTITIONS);
-    members.push(Member::start(&spec, "m3"));
+    members.push(Member::start(&specs[3], "m3"));
     let refs: Vec<&Member> = members.iter().collect();
     let all = all_partitions(&topic, PARTITIONS);
     wait_until(
@@ -765,7 +814,7 @@ fn join(client: Client, broker: &mut dyn Broker) {
     drop(background);
 
     let after: Vec<BTreeSet<Tp>> = members.iter().map(Member::current).collect();
-    eprintln!("{}: before {before:?} after {after:?}", client.name());
+    eprintln!("{client}: before {before:?} after {after:?}");
     let mut moved = BTreeSet::new();
     for (i, m) in members[..3].iter().enumerate() {
         let (events_mark, records_mark) = marks[i];
@@ -964,6 +1013,7 @@ fn regex(client: Client, broker: &mut dyn Broker) {
         bootstrap: bootstrap.clone(),
         group: format!("{prefix}g"),
         subscription: Subscription::Prefix(prefix.clone()),
+        instance: None,
     };
     let members: Vec<Member> = (0..2)
         .map(|i| Member::start(&spec, &format!("m{i}")))
@@ -1035,6 +1085,87 @@ fn regex(client: Client, broker: &mut dyn Broker) {
         });
     }
     eprintln!("{}: shares {:?}", client.name(), shares(&refs));
+    for m in members {
+        m.finish();
+    }
+}
+
+/// (f) static membership: a member with a `group.instance.id` that closes
+/// and comes back (a new process with the same instance id) gets the same
+/// partitions back and resumes at its commits; the other members' assignments
+/// never change.
+fn static_rejoin(client: Client, broker: &mut dyn Broker) {
+    let topic = format!("kip848-static-{}", client.name());
+    setup_topic(broker, &topic);
+    let specs: Vec<MemberSpec> = (0..3)
+        .map(|i| MemberSpec {
+            instance: Some(format!("{topic}-i{i}")),
+            ..spec(client, broker, &format!("{topic}-g"), &topic)
+        })
+        .collect();
+    let mut members = stable_group_of(&specs, &topic, &[2, 2, 2], broker);
+    let leaving = members.remove(1);
+    let had = leaving.current();
+    let before: Vec<BTreeSet<Tp>> = members.iter().map(Member::current).collect();
+    let marks: Vec<(usize, usize)> = members.iter().map(Member::mark).collect();
+    leaving.finish();
+    produce(&broker.bootstrap(), &topic, PARTITIONS, 5);
+    let back = Member::start(&specs[1], "m1-again");
+    let mut all_refs: Vec<&Member> = members.iter().collect();
+    all_refs.push(&back);
+    let all = all_partitions(&topic, PARTITIONS);
+    wait_until(
+        "the static member to come back to its partitions and everyone to consume the new records",
+        &all_refs,
+        broker,
+        || {
+            is_cover(&all_refs, &all, &[2, 2, 2])
+                && all.iter().all(|tp| {
+                    all_refs.iter().any(|m| {
+                        m.with(|s| {
+                            s.records
+                                .iter()
+                                .any(|r| &r.0 == tp && r.1 == PER_PARTITION + 4)
+                        })
+                    })
+                })
+        },
+    );
+    let out = back.output();
+    assert_eq!(
+        back.current(),
+        had,
+        "the static member did not get its partitions back\n{out}"
+    );
+    back.with(|s| {
+        for tp in &had {
+            let first = s.records.iter().find(|r| &r.0 == tp).map(|r| r.1);
+            assert_eq!(
+                first,
+                Some(PER_PARTITION),
+                "{tp:?}: the static member did not resume at its committed offset\n{out}"
+            );
+        }
+    });
+    for (i, m) in members.iter().enumerate() {
+        let out = m.output();
+        m.with(|s| {
+            for state in s.states_since(marks[i].0) {
+                assert_eq!(
+                    state, before[i],
+                    "{}: its assignment changed while a static member restarted\n{out}",
+                    m.name
+                );
+            }
+            assert!(
+                s.taken_since(marks[i].0).is_empty(),
+                "{}: revocation\n{out}",
+                m.name
+            );
+        });
+    }
+    eprintln!("{}: static member had and got back {had:?}", client.name());
+    back.finish();
     for m in members {
         m.finish();
     }
@@ -1245,8 +1376,9 @@ impl ConsumerContext for MemberContext {
 
 /// Not a test: the librdkafka group member process the scenarios start
 /// (this test binary re-run with `--ignored --exact member_process`),
-/// configured by `KIP848_BOOTSTRAP`, `KIP848_GROUP` and `KIP848_TOPIC` (a
-/// topic, or a regex starting with `^`). Leaves the group when stdin closes.
+/// configured by `KIP848_BOOTSTRAP`, `KIP848_GROUP`, `KIP848_TOPIC` (a
+/// topic, or a regex starting with `^`) and optionally `KIP848_INSTANCE`
+/// (`group.instance.id`). Leaves the group when stdin closes.
 #[test]
 #[ignore = "entry point of the librdkafka member processes the other tests start"]
 fn member_process() {
@@ -1255,14 +1387,18 @@ fn member_process() {
     };
     let group = std::env::var("KIP848_GROUP").expect("KIP848_GROUP");
     let topic = std::env::var("KIP848_TOPIC").expect("KIP848_TOPIC");
-    let consumer: BaseConsumer<MemberContext> = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", &bootstrap)
         .set("group.id", &group)
         .set("group.protocol", "consumer")
         .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create_with_context(MemberContext)
-        .expect("consumer");
+        .set("enable.auto.commit", "false");
+    if let Ok(instance) = std::env::var("KIP848_INSTANCE") {
+        config.set("group.instance.id", instance);
+    }
+    let consumer: BaseConsumer<MemberContext> =
+        config.create_with_context(MemberContext).expect("consumer");
     consumer.subscribe(&[&topic]).expect("subscribe");
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -1318,18 +1454,34 @@ fn member_process() {
 // ------------------------------------------------------------------ tests
 
 fn on_sluice(client: Client, scenario: fn(Client, &mut dyn Broker)) {
-    if !client.ready() {
-        return;
-    }
-    let mut broker = Sluice::start();
-    scenario(client, &mut broker);
+    on_sluice_with(client, scenario, GROUP_SETTINGS);
 }
 
 fn on_reference(client: Client, scenario: fn(Client, &mut dyn Broker)) {
+    on_reference_with(client, scenario, GROUP_SETTINGS);
+}
+
+fn on_sluice_with(
+    client: Client,
+    scenario: fn(Client, &mut dyn Broker),
+    settings: &[(&str, &str)],
+) {
     if !client.ready() {
         return;
     }
-    let Some(mut broker) = Reference::start() else {
+    let mut broker = Sluice::start(settings);
+    scenario(client, &mut broker);
+}
+
+fn on_reference_with(
+    client: Client,
+    scenario: fn(Client, &mut dyn Broker),
+    settings: &[(&str, &str)],
+) {
+    if !client.ready() {
+        return;
+    }
+    let Some(mut broker) = Reference::start(settings) else {
         return;
     };
     scenario(client, &mut broker);
@@ -1437,11 +1589,41 @@ fn java_regex_subscription_picks_up_new_topic_reference_kafka() {
 }
 
 #[test]
+fn mixed_clients_fourth_member_takes_only_its_share() {
+    on_sluice(Client::Java, join_mixed);
+}
+
+#[test]
+fn mixed_clients_fourth_member_takes_only_its_share_reference_kafka() {
+    on_reference(Client::Java, join_mixed);
+}
+
+#[test]
+fn rdkafka_static_member_gets_its_partitions_back() {
+    on_sluice_with(Client::Rdkafka, static_rejoin, STATIC_SETTINGS);
+}
+
+#[test]
+fn rdkafka_static_member_gets_its_partitions_back_reference_kafka() {
+    on_reference_with(Client::Rdkafka, static_rejoin, STATIC_SETTINGS);
+}
+
+#[test]
+fn java_static_member_gets_its_partitions_back() {
+    on_sluice_with(Client::Java, static_rejoin, STATIC_SETTINGS);
+}
+
+#[test]
+fn java_static_member_gets_its_partitions_back_reference_kafka() {
+    on_reference_with(Client::Java, static_rejoin, STATIC_SETTINGS);
+}
+
+#[test]
 fn kafka_consumer_groups_shows_consumer_protocol_group() {
     if !Client::Java.ready() {
         return;
     }
-    let broker = Sluice::start();
+    let broker = Sluice::start(GROUP_SETTINGS);
     let ours = describe_consumer_group(&broker);
     for (name, lines) in &ours {
         eprintln!("--- {name} (sluice) ---");
@@ -1451,7 +1633,7 @@ fn kafka_consumer_groups_shows_consumer_protocol_group() {
     }
     check_describe(&ours);
     // With the reference Kafka at hand, the output must be the same.
-    if let Some(reference) = Reference::start() {
+    if let Some(reference) = Reference::start(GROUP_SETTINGS) {
         let theirs = describe_consumer_group(&reference);
         for ((name, a), (_, b)) in ours.iter().zip(&theirs) {
             assert_eq!(
@@ -1467,7 +1649,7 @@ fn kafka_consumer_groups_shows_consumer_protocol_group_reference_kafka() {
     if !Client::Java.ready() {
         return;
     }
-    let Some(broker) = Reference::start() else {
+    let Some(broker) = Reference::start(GROUP_SETTINGS) else {
         return;
     };
     let theirs = describe_consumer_group(&broker);
