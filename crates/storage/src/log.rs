@@ -955,18 +955,26 @@ impl Log {
     }
 
     /// ListOffsets MAX_TIMESTAMP: the largest timestamp in the log and the
-    /// last offset of the batch carrying it.
+    /// offset of the first record carrying it, as Kafka answers since 3.8
+    /// (KAFKA-16310): the record inside its batch, not the batch's last
+    /// offset. Falls back to the batch's last offset when the batch cannot
+    /// be decoded (e.g. a producer-set max above its records).
     pub fn max_timestamp_and_offset(&self) -> Option<(Timestamp, Offset)> {
         let segs = self.segments();
-        let mut best: Option<(Timestamp, Offset)> = None;
-        for s in segs {
+        let mut best: Option<(Timestamp, Offset, usize)> = None;
+        for (i, s) in segs.iter().enumerate() {
             if let Ok(Some(m)) = s.max_timestamp() {
-                if best.is_none_or(|(t, _)| m.timestamp > t) {
-                    best = Some((m.timestamp, m.offset));
+                if best.is_none_or(|(t, _, _)| m.timestamp > t) {
+                    best = Some((m.timestamp, m.offset, i));
                 }
             }
         }
-        best
+        let (ts, batch_last, i) = best?;
+        let seg = &segs[i];
+        match seg.find_offset_by_timestamp(ts, seg.base_offset()) {
+            Ok(Some((offset, found))) if found == ts && offset <= batch_last => Some((ts, offset)),
+            _ => Some((ts, batch_last)),
+        }
     }
 
     fn delete_segments_locked(

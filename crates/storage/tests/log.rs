@@ -6,7 +6,9 @@ mod testutil;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sluice_record::{BatchHeader, Batches, LeaderEpoch, Offset, Timestamp};
+use sluice_record::{
+    BatchBuilder, BatchHeader, Batches, CompressionType, LeaderEpoch, Offset, Timestamp,
+};
 use sluice_storage::{
     Fault, FaultKind, Fs, LogConfig, LogManager, LogManagerConfig, ManualClock, RecordRejection,
     SimFs, StorageError, TimestampType, TopicPartition, CLEAN_SHUTDOWN_FILE,
@@ -746,6 +748,45 @@ fn offsets_by_timestamp() {
         log.offset_for_timestamp(Timestamp(0)).unwrap(),
         Some((Offset(3), Timestamp(NOW + 11)))
     );
+}
+
+#[test]
+fn max_timestamp_names_the_record_inside_its_batch() {
+    // librdkafka 0081 ListOffsets: one batch with timestamps +100, +400, +250;
+    // Kafka (3.8+) answers MAX_TIMESTAMP with the +400 record's own offset.
+    let env = Env::new();
+    let m = env.manager();
+    let log = m.get_or_create_log(&tp(), small_config()).unwrap();
+    let mut first = batch_of(2, 10, NOW, 0);
+    log.append_as_leader(&mut first, LeaderEpoch(0)).unwrap();
+    for (round, codec) in [CompressionType::None, CompressionType::Lz4]
+        .into_iter()
+        .enumerate()
+    {
+        let t0 = NOW + 1000 * (round as i64 + 1);
+        let base = log.log_end_offset();
+        let mut b = BatchBuilder::new(codec);
+        for (i, dt) in [100i64, 400, 250].into_iter().enumerate() {
+            let v = format!("v{i}");
+            b.append(Timestamp(t0 + dt), None, Some(v.as_bytes()), &[])
+                .unwrap();
+        }
+        let mut b = b.build().unwrap();
+        log.append_as_leader(&mut b, LeaderEpoch(0)).unwrap();
+        assert_eq!(
+            log.max_timestamp_and_offset(),
+            Some((Timestamp(t0 + 400), base.plus(1))),
+            "{codec:?}"
+        );
+        // A later batch with a smaller max timestamp changes nothing.
+        let mut late = batch_of(3, 10, NOW + 500, 1);
+        log.append_as_leader(&mut late, LeaderEpoch(0)).unwrap();
+        assert_eq!(
+            log.max_timestamp_and_offset(),
+            Some((Timestamp(t0 + 400), base.plus(1))),
+            "{codec:?}"
+        );
+    }
 }
 
 #[test]
