@@ -66,6 +66,22 @@ enum Cmd {
         #[arg(long = "set")]
         set: Vec<String>,
     },
+    /// One fixed-rate latency run against any broker: end to end (produce call to
+    /// consumer receipt) or, with `--producer-only`, send to acknowledgement.
+    Latency {
+        #[arg(long)]
+        bootstrap: String,
+        #[arg(long, default_value = "bench-latency")]
+        topic: String,
+        #[arg(long, default_value_t = 50.0)]
+        rate_mb_s: f64,
+        #[arg(long, default_value_t = 1024)]
+        record_size: usize,
+        #[arg(long, default_value_t = 8.0)]
+        secs: f64,
+        #[arg(long)]
+        producer_only: bool,
+    },
     /// Run the benchmark.
     Run {
         /// Small sizes, one repetition: proves the harness works (≤ 2 minutes).
@@ -157,6 +173,29 @@ fn main() -> Result<()> {
                 t.records_per_s(),
                 t.records,
                 t.secs
+            );
+            Ok(())
+        }
+        Cmd::Latency {
+            bootstrap,
+            topic,
+            rate_mb_s,
+            record_size,
+            secs,
+            producer_only,
+        } => {
+            let settings = load::ClientSettings::standard();
+            load::create_topic(&bootstrap, &topic, 1, &[])?;
+            let rate = rate_mb_s * 1e6;
+            let dur = std::time::Duration::from_secs_f64(secs);
+            let l = if producer_only {
+                load::produce_latency(&bootstrap, &settings, &topic, rate, record_size, dur)?
+            } else {
+                load::end_to_end_latency(&bootstrap, &settings, &topic, rate, record_size, dur)?
+            };
+            println!(
+                "{} records: p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms at {:.1} MB/s offered",
+                l.count, l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms, l.offered_mb_per_s
             );
             Ok(())
         }

@@ -9,18 +9,28 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use sluice_record::Offset;
 use sluice_storage::{Log, TopicPartition};
+use std::sync::atomic::{AtomicI64, Ordering};
 use tokio::sync::watch;
 
 use crate::handlers::fetch_session::FetchSessionCache;
+
+/// Appends of this many bytes make the older part of the recent window
+/// cold (see [`Partition::is_hot`]): offsets read as hot lie within the
+/// last 4-8 MiB this broker appended to the partition.
+const HOT_WINDOW_BYTES: u64 = 4 << 20;
 
 /// One online partition. Cheap to share (`Arc`).
 pub struct Partition {
     log: Arc<Log>,
     /// The high watermark; receivers are woken whenever it moves.
     high_watermark: watch::Sender<Offset>,
+    /// Offsets at or above this were appended by this process recently.
+    hot_from: AtomicI64,
+    /// Where the next `hot_from` starts and the bytes appended since.
+    hot_mark: Mutex<(Offset, u64)>,
 }
 
 impl Partition {
@@ -32,7 +42,29 @@ impl Partition {
         Partition {
             log,
             high_watermark,
+            hot_from: AtomicI64::new(hw.0),
+            hot_mark: Mutex::new((hw, 0)),
         }
+    }
+
+    /// Notes an append of `bytes` starting at `first_offset`, for
+    /// [`Partition::is_hot`].
+    pub fn note_append(&self, first_offset: Offset, bytes: usize) {
+        let mut mark = self.hot_mark.lock();
+        mark.1 += bytes as u64;
+        if mark.1 >= HOT_WINDOW_BYTES {
+            self.hot_from.store(mark.0 .0, Ordering::Release);
+            *mark = (first_offset, 0);
+        }
+    }
+
+    /// True when `offset` lies in the last few MiB this broker appended
+    /// (or at the log end), so reading it finds warm index and page-cache
+    /// pages: a fetch there is cheaper to read on the network thread than
+    /// to hand to the blocking pool. A reader of anything older (after a
+    /// restart, everything) goes through the blocking pool (KAFKA-7504).
+    pub fn is_hot(&self, offset: Offset) -> bool {
+        offset.0 >= self.hot_from.load(Ordering::Acquire)
     }
 
     pub fn topic_partition(&self) -> &TopicPartition {

@@ -95,6 +95,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .collect::<Result<Vec<_>, _>>()?;
     let config = BrokerConfig::from_properties(args.config.as_deref(), &overrides)
         .context("invalid configuration; the broker was not started")?;
+    sluice_broker::network::tune_allocator();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sluice")

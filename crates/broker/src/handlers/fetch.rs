@@ -286,20 +286,31 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
             .filter_map(|w| w.target.as_ref().ok().map(|p| p.subscribe()))
             .collect();
         // Index lookups and batch-header reads can fault on cold pages:
-        // keep them off the network threads too.
-        let read = tokio::task::spawn_blocking(move || {
-            let round = read_all(&wanted, max_bytes, read_committed);
-            (wanted, round)
-        })
-        .await;
-        let round = match read {
-            Ok((back, round)) => {
-                wanted = back;
-                round
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "fetch read task failed");
-                return error_plan(ResponseError::UnknownServerError.code());
+        // keep them off the network threads, unless every partition is read
+        // where this broker appended just now (tailing consumers), where
+        // the hand-off to the blocking pool would cost more than the read.
+        let hot = wanted.iter().all(|w| {
+            w.target
+                .as_ref()
+                .map_or(true, |p| p.is_hot(Offset(w.fetch_offset)))
+        });
+        let round = if hot {
+            read_all(&wanted, max_bytes, read_committed)
+        } else {
+            let read = tokio::task::spawn_blocking(move || {
+                let round = read_all(&wanted, max_bytes, read_committed);
+                (wanted, round)
+            })
+            .await;
+            match read {
+                Ok((back, round)) => {
+                    wanted = back;
+                    round
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "fetch read task failed");
+                    return error_plan(ResponseError::UnknownServerError.code());
+                }
             }
         };
         let done = round.bytes >= min_bytes

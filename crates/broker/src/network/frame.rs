@@ -2,10 +2,13 @@
 //!
 //! The 4-byte size prefix is untrusted: it is checked against
 //! `socket.request.max.bytes` and then only *reserves* budget in the
-//! broker-wide `queued.max.request.bytes` pool; the buffer itself grows as
-//! bytes actually arrive, in steps no bigger than what has been received so
-//! far (or [`READ_STEP`]), so a client that claims 2 GiB and sends ten bytes
-//! costs ten bytes.
+//! broker-wide `queued.max.request.bytes` pool. The buffer is sized for the
+//! whole frame up front only up to [`FRAME_PREALLOC`] (typical produce
+//! requests arrive in one allocation instead of a chain of reallocations
+//! that copied every byte once more); beyond that it grows as bytes actually
+//! arrive, in steps no bigger than what has been received so far (or
+//! [`READ_STEP`]). So a client that claims 2 GiB and sends ten bytes costs
+//! ten bytes plus at most [`FRAME_PREALLOC`] of untouched address space.
 
 use std::io;
 use std::sync::Arc;
@@ -18,6 +21,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub const READ_STEP: usize = 64 * 1024;
 /// Initial buffer capacity of a connection.
 const INITIAL_CAPACITY: usize = 4 * 1024;
+/// Frames up to this size get their whole buffer before the bytes arrive
+/// (librdkafka's produce requests stay below 1 MiB by default).
+pub const FRAME_PREALLOC: usize = 1 << 20;
 
 /// Why a connection's byte stream cannot go on.
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +153,10 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
         let reservation = self.pool.reserve(size).await;
         let need = 4 + size;
+        let upfront = need.min(FRAME_PREALLOC);
+        if self.buf.capacity() < upfront {
+            self.buf.reserve(upfront - self.buf.len());
+        }
         while self.buf.len() < need {
             let missing = need - self.buf.len();
             if self.fill(missing).await? == 0 {
@@ -274,7 +284,7 @@ mod tests {
             });
             prop_assert_eq!(got, expected);
             prop_assert_eq!(ended_clean, clean);
-            prop_assert!(peak <= 2 * (data.len() + READ_STEP + INITIAL_CAPACITY));
+            prop_assert!(peak <= 2 * (data.len() + READ_STEP + INITIAL_CAPACITY) + FRAME_PREALLOC);
         }
     }
 
@@ -308,6 +318,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_big_claim_with_few_bytes_costs_at_most_the_preallocation() {
+        let mut input = (50i32 << 20).to_be_bytes().to_vec();
+        input.extend_from_slice(&[9u8; 10]);
+        let mut r = FrameReader::new(&input[..], 100 << 20, MemoryPool::new(usize::MAX));
+        assert!(matches!(
+            r.next_frame().await,
+            Err(FrameError::Truncated { have: 10, .. })
+        ));
+        assert!(r.buf.capacity() <= FRAME_PREALLOC + INITIAL_CAPACITY);
+    }
+
+    #[tokio::test]
+    async fn a_frame_just_below_the_preallocation_arrives_whole() {
+        let body = vec![3u8; 900_000];
+        let input = frame(&body);
+        let mut r = FrameReader::new(&input[..], 100 << 20, MemoryPool::new(usize::MAX));
+        let f = r.next_frame().await.unwrap().unwrap();
+        assert_eq!(&f.bytes[..], &body[..]);
+    }
+
+    #[tokio::test]
     async fn negative_sizes_and_truncated_frames_are_errors() {
         let input = (-5i32).to_be_bytes();
         let mut r = FrameReader::new(&input[..], 1 << 20, MemoryPool::new(usize::MAX));
@@ -327,7 +358,7 @@ mod tests {
             })
         ));
         // The buffer grew with the 3 bytes that arrived, not the 1000 claimed.
-        assert!(r.buf.capacity() <= 2 * INITIAL_CAPACITY);
+        assert!(r.buf.capacity() <= 2 * INITIAL_CAPACITY + 1000);
 
         let input = [0u8, 0];
         let mut r = FrameReader::new(&input[..], 1 << 20, MemoryPool::new(usize::MAX));

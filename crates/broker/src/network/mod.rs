@@ -26,6 +26,25 @@ pub use frame::MemoryPool;
 
 use crate::context::BrokerContext;
 
+/// glibc's allocator: serve allocations below 4 MiB from its arenas and
+/// give memory back to the kernel only when more than 32 MiB sit free at
+/// the top of a heap. With its adaptive defaults it returned the 1 MiB
+/// request buffers after every few produce requests and the next ones
+/// faulted in fresh pages (zeroed by the kernel, and on this class of VM
+/// backed again by the hypervisor): 13% of the broker's CPU under produce
+/// load went to those page faults. The cost is that up to 32 MiB per
+/// arena may stay resident after a burst. Call once at start-up, before
+/// threads are spawned. No-op on other C libraries.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 32 << 20);
+    }
+}
+
 /// How long shutdown waits for connections to write their last responses.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
