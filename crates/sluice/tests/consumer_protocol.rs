@@ -72,10 +72,11 @@ const GROUP_SETTINGS: &[(&str, &str)] = &[
     ("group.consumer.min.heartbeat.interval.ms", "1000"),
 ];
 
-/// For static membership: Kafka's default session timeout (45 s), so that a
-/// restarted static member (a JVM start on a slow machine included) is back
-/// well before its session ends and its partitions would be reassigned.
-const STATIC_SETTINGS: &[(&str, &str)] = &[
+/// For static membership and a broker restart under live members: Kafka's
+/// default session timeout (45 s), so that a restarted static member or
+/// broker (a JVM start on a slow machine included) is back well before
+/// sessions end and partitions would be reassigned.
+const LONG_SESSION_SETTINGS: &[(&str, &str)] = &[
     ("group.consumer.heartbeat.interval.ms", "1000"),
     ("group.consumer.min.heartbeat.interval.ms", "1000"),
 ];
@@ -135,6 +136,8 @@ struct MemberSpec {
     subscription: Subscription,
     /// `group.instance.id` (static membership).
     instance: Option<String>,
+    /// `group.remote.assignor`.
+    assignor: Option<&'static str>,
 }
 
 impl MemberSpec {
@@ -158,6 +161,9 @@ impl MemberSpec {
                 if let Some(i) = &self.instance {
                     c.env("KIP848_INSTANCE", i);
                 }
+                if let Some(a) = self.assignor {
+                    c.env("KIP848_ASSIGNOR", a);
+                }
                 c
             }
             Client::Java => {
@@ -172,6 +178,9 @@ impl MemberSpec {
                 };
                 if let Some(i) = &self.instance {
                     c.args(["--instance", i]);
+                }
+                if let Some(a) = self.assignor {
+                    c.args(["--assignor", a]);
                 }
                 c
             }
@@ -416,8 +425,18 @@ fn tail(text: &str, lines: usize) -> String {
 struct Sluice(SluiceProcess);
 
 impl Sluice {
+    /// On a fixed free port (not port 0), so that members reconnect to the
+    /// same address after a restart, as they do with the reference Kafka.
     fn start(settings: &[(&str, &str)]) -> Sluice {
-        let mut overrides = vec![("offsets.topic.num.partitions", "5")];
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let listeners = format!("PLAINTEXT://127.0.0.1:{port}");
+        let mut overrides = vec![
+            ("offsets.topic.num.partitions", "5"),
+            ("listeners", listeners.as_str()),
+        ];
         overrides.extend_from_slice(settings);
         Sluice(
             SluiceProcess::start(env!("CARGO_BIN_EXE_sluice"), &overrides).expect("sluice starts"),
@@ -723,6 +742,7 @@ fn spec(client: Client, broker: &dyn Broker, group: &str, topic: &str) -> Member
         group: group.to_string(),
         subscription: Subscription::Topic(topic.to_string()),
         instance: None,
+        assignor: None,
     }
 }
 
@@ -1014,6 +1034,7 @@ fn regex(client: Client, broker: &mut dyn Broker) {
         group: format!("{prefix}g"),
         subscription: Subscription::Prefix(prefix.clone()),
         instance: None,
+        assignor: None,
     };
     let members: Vec<Member> = (0..2)
         .map(|i| Member::start(&spec, &format!("m{i}")))
@@ -1166,6 +1187,145 @@ fn static_rejoin(client: Client, broker: &mut dyn Broker) {
     }
     eprintln!("{}: static member had and got back {had:?}", client.name());
     back.finish();
+    for m in members {
+        m.finish();
+    }
+}
+
+/// (g) the group survives a broker restart under live members: its state
+/// (members, epochs, assignments) is reloaded from `__consumer_offsets`, the
+/// members carry on with the same partitions (no revocation, nothing lost)
+/// and consume what arrives after the restart without re-reading.
+fn live_restart(client: Client, broker: &mut dyn Broker) {
+    let topic = format!("kip848-live-{}", client.name());
+    setup_topic(broker, &topic);
+    let spec = spec(client, broker, &format!("{topic}-g"), &topic);
+    let members = stable_group(&spec, &topic, &[2, 2, 2], broker);
+    let before: Vec<BTreeSet<Tp>> = members.iter().map(Member::current).collect();
+    let marks: Vec<(usize, usize)> = members.iter().map(Member::mark).collect();
+    broker.restart();
+    produce(&broker.bootstrap(), &topic, PARTITIONS, 5);
+    let refs: Vec<&Member> = members.iter().collect();
+    let all = all_partitions(&topic, PARTITIONS);
+    wait_until(
+        "the members to consume what arrived after the broker restart",
+        &refs,
+        broker,
+        || {
+            is_cover(&refs, &all, &[2, 2, 2])
+                && all.iter().all(|tp| {
+                    refs.iter().any(|m| {
+                        m.with(|s| {
+                            s.records
+                                .iter()
+                                .any(|r| &r.0 == tp && r.1 == PER_PARTITION + 4)
+                        })
+                    })
+                })
+        },
+    );
+    for (i, m) in members.iter().enumerate() {
+        let out = m.output();
+        m.with(|s| {
+            for state in s.states_since(marks[i].0) {
+                assert_eq!(
+                    state, before[i],
+                    "{}: its assignment changed across the broker restart\n{out}",
+                    m.name
+                );
+            }
+            assert!(
+                s.taken_since(marks[i].0).is_empty(),
+                "{}: partitions revoked or lost across the broker restart\n{out}",
+                m.name
+            );
+            for tp in &before[i] {
+                let offsets: Vec<i64> = s.records[marks[i].1..]
+                    .iter()
+                    .filter(|r| &r.0 == tp)
+                    .map(|r| r.1)
+                    .collect();
+                assert_eq!(
+                    offsets,
+                    (PER_PARTITION..PER_PARTITION + 5).collect::<Vec<_>>(),
+                    "{}: {tp:?} after the broker restart\n{out}",
+                    m.name
+                );
+            }
+        });
+    }
+    eprintln!("{}: kept {before:?} across the restart", client.name());
+    for m in members {
+        m.finish();
+    }
+}
+
+/// (h) `group.remote.assignor=range` over two 6-partition topics: 3
+/// members get 4 partitions each, co-partitioned (the same partition numbers
+/// of both topics; which numbers depends on the join order, as range is
+/// sticky), and the group's assignor is shown as `range`.
+fn range_assignor(client: Client, broker: &mut dyn Broker) {
+    let prefix = format!("kip848-range-{}-", client.name());
+    let bootstrap = broker.bootstrap();
+    let mut all = BTreeSet::new();
+    for t in ["a", "b"] {
+        let topic = format!("{prefix}{t}");
+        create_topic(&bootstrap, &topic, PARTITIONS);
+        produce(&bootstrap, &topic, PARTITIONS, PER_PARTITION);
+        all.extend(all_partitions(&topic, PARTITIONS));
+    }
+    let group = format!("{prefix}g");
+    let spec = MemberSpec {
+        client,
+        bootstrap: bootstrap.clone(),
+        group: group.clone(),
+        subscription: Subscription::Prefix(prefix.clone()),
+        instance: None,
+        assignor: Some("range"),
+    };
+    let members: Vec<Member> = (0..3)
+        .map(|i| Member::start(&spec, &format!("m{i}")))
+        .collect();
+    let refs: Vec<&Member> = members.iter().collect();
+    wait_until(
+        "3 members with 4 partitions each of the two topics, every record committed",
+        &refs,
+        broker,
+        || {
+            is_cover(&refs, &all, &[4, 4, 4])
+                && all
+                    .iter()
+                    .all(|tp| committed(&refs).get(tp) == Some(&PER_PARTITION))
+        },
+    );
+    for share in shares(&refs) {
+        let numbers = |t: &str| -> BTreeSet<i32> {
+            share
+                .iter()
+                .filter(|tp| tp.0 == format!("{prefix}{t}"))
+                .map(|tp| tp.1)
+                .collect()
+        };
+        assert_eq!(
+            numbers("a"),
+            numbers("b"),
+            "range co-partitions topics with the same partition count: {share:?}"
+        );
+    }
+    if Client::Java.ready() {
+        let state = cgc(&bootstrap, &["--describe", "--group", &group, "--state"]);
+        let header = &state[0];
+        let row = state
+            .iter()
+            .find(|l| l.first() == Some(&group))
+            .unwrap_or_else(|| panic!("--describe --state: {state:?}"));
+        let i = header
+            .iter()
+            .position(|h| h == "ASSIGNMENT-STRATEGY")
+            .expect("ASSIGNMENT-STRATEGY column");
+        assert_eq!(row.get(i).map(String::as_str), Some("range"), "{state:?}");
+    }
+    eprintln!("{}: range shares {:?}", client.name(), shares(&refs));
     for m in members {
         m.finish();
     }
@@ -1378,7 +1538,7 @@ impl ConsumerContext for MemberContext {
 /// (this test binary re-run with `--ignored --exact member_process`),
 /// configured by `KIP848_BOOTSTRAP`, `KIP848_GROUP`, `KIP848_TOPIC` (a
 /// topic, or a regex starting with `^`) and optionally `KIP848_INSTANCE`
-/// (`group.instance.id`). Leaves the group when stdin closes.
+/// (`group.instance.id`) and `KIP848_ASSIGNOR` (`group.remote.assignor`). Leaves the group when stdin closes.
 #[test]
 #[ignore = "entry point of the librdkafka member processes the other tests start"]
 fn member_process() {
@@ -1396,6 +1556,9 @@ fn member_process() {
         .set("enable.auto.commit", "false");
     if let Ok(instance) = std::env::var("KIP848_INSTANCE") {
         config.set("group.instance.id", instance);
+    }
+    if let Ok(assignor) = std::env::var("KIP848_ASSIGNOR") {
+        config.set("group.remote.assignor", assignor);
     }
     let consumer: BaseConsumer<MemberContext> =
         config.create_with_context(MemberContext).expect("consumer");
@@ -1600,22 +1763,62 @@ fn mixed_clients_fourth_member_takes_only_its_share_reference_kafka() {
 
 #[test]
 fn rdkafka_static_member_gets_its_partitions_back() {
-    on_sluice_with(Client::Rdkafka, static_rejoin, STATIC_SETTINGS);
+    on_sluice_with(Client::Rdkafka, static_rejoin, LONG_SESSION_SETTINGS);
 }
 
 #[test]
 fn rdkafka_static_member_gets_its_partitions_back_reference_kafka() {
-    on_reference_with(Client::Rdkafka, static_rejoin, STATIC_SETTINGS);
+    on_reference_with(Client::Rdkafka, static_rejoin, LONG_SESSION_SETTINGS);
 }
 
 #[test]
 fn java_static_member_gets_its_partitions_back() {
-    on_sluice_with(Client::Java, static_rejoin, STATIC_SETTINGS);
+    on_sluice_with(Client::Java, static_rejoin, LONG_SESSION_SETTINGS);
 }
 
 #[test]
 fn java_static_member_gets_its_partitions_back_reference_kafka() {
-    on_reference_with(Client::Java, static_rejoin, STATIC_SETTINGS);
+    on_reference_with(Client::Java, static_rejoin, LONG_SESSION_SETTINGS);
+}
+
+#[test]
+fn rdkafka_group_survives_broker_restart_under_live_members() {
+    on_sluice_with(Client::Rdkafka, live_restart, LONG_SESSION_SETTINGS);
+}
+
+#[test]
+fn rdkafka_group_survives_broker_restart_under_live_members_reference_kafka() {
+    on_reference_with(Client::Rdkafka, live_restart, LONG_SESSION_SETTINGS);
+}
+
+#[test]
+fn java_group_survives_broker_restart_under_live_members() {
+    on_sluice_with(Client::Java, live_restart, LONG_SESSION_SETTINGS);
+}
+
+#[test]
+fn java_group_survives_broker_restart_under_live_members_reference_kafka() {
+    on_reference_with(Client::Java, live_restart, LONG_SESSION_SETTINGS);
+}
+
+#[test]
+fn rdkafka_range_assignor_co_partitions_topics() {
+    on_sluice(Client::Rdkafka, range_assignor);
+}
+
+#[test]
+fn rdkafka_range_assignor_co_partitions_topics_reference_kafka() {
+    on_reference(Client::Rdkafka, range_assignor);
+}
+
+#[test]
+fn java_range_assignor_co_partitions_topics() {
+    on_sluice(Client::Java, range_assignor);
+}
+
+#[test]
+fn java_range_assignor_co_partitions_topics_reference_kafka() {
+    on_reference(Client::Java, range_assignor);
 }
 
 #[test]
