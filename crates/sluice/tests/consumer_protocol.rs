@@ -1372,52 +1372,73 @@ fn describe_consumer_group(broker: &dyn Broker) -> Vec<(String, Vec<Vec<String>>
     let spec = spec(Client::Rdkafka, broker, group, topic);
     let members = stable_group(&spec, topic, &[3, 3], broker);
     let b = broker.bootstrap();
-    let steps: Vec<(&str, Vec<&str>)> = vec![
-        ("list --type", vec!["--list", "--type"]),
-        (
+    let run = |name: &str, args: &[&str]| {
+        let mut lines = cgc(&b, args);
+        for l in &mut lines {
+            for c in l.iter_mut() {
+                // COORDINATOR (ID) is host:port (id); member ids are random.
+                if c.starts_with("127.0.0.1:") {
+                    *c = "<host:port>".into();
+                }
+            }
+            if l.first().is_some_and(|c| c == group) {
+                // CONSUMER-ID
+                match name {
+                    "describe --members" if l.len() > 1 => l[1] = "<member-id>".into(),
+                    "describe" if l.len() > 6 => l[6] = "<member-id>".into(),
+                    _ => {}
+                }
+            }
+        }
+        if lines.len() > 1 {
+            lines[1..].sort();
+        }
+        (name.to_string(), lines)
+    };
+    let mut out = vec![
+        run("list --type", &["--list", "--type"]),
+        run(
             "describe --state",
-            vec!["--describe", "--group", group, "--state"],
+            &["--describe", "--group", group, "--state"],
         ),
-        (
+        run(
             "describe --members",
-            vec!["--describe", "--group", group, "--members"],
+            &["--describe", "--group", group, "--members"],
         ),
-        ("describe", vec!["--describe", "--group", group]),
+        run("describe", &["--describe", "--group", group]),
     ];
-    let out = steps
-        .into_iter()
-        .map(|(name, args)| {
-            let mut lines = cgc(&b, &args);
-            for l in &mut lines {
-                for c in l.iter_mut() {
-                    // COORDINATOR (ID) is host:port (id); member ids are random.
-                    if c.starts_with("127.0.0.1:") {
-                        *c = "<host:port>".into();
-                    }
-                }
-                if l.first().is_some_and(|c| c == group) {
-                    // CONSUMER-ID
-                    match name {
-                        "describe --members" if l.len() > 1 => l[1] = "<member-id>".into(),
-                        "describe" if l.len() > 6 => l[6] = "<member-id>".into(),
-                        _ => {}
-                    }
-                }
-            }
-            if lines.len() > 1 {
-                lines[1..].sort();
-            }
-            (name.to_string(), lines)
-        })
-        .collect();
     for m in members {
         m.finish();
     }
+    // Once every member left: an empty consumer group whose offsets can be
+    // reset and which can be deleted.
+    out.extend([
+        run(
+            "describe --state (empty)",
+            &["--describe", "--group", group, "--state"],
+        ),
+        run(
+            "reset",
+            &[
+                "--reset-offsets",
+                "--to-earliest",
+                "--execute",
+                "--group",
+                group,
+                "--topic",
+                topic,
+            ],
+        ),
+        run("delete", &["--delete", "--group", group]),
+        run("list after delete", &["--list"]),
+    ]);
     out
 }
 
 /// What must hold on either broker: the group is listed with type Consumer,
-/// described Stable with the uniform assignor and 2 members of 3 partitions.
+/// described Stable with the uniform assignor and 2 members of 3 partitions,
+/// one row per partition with lag 0; after the members left it is Empty, its
+/// offsets reset to 0 and it is deleted.
 fn check_describe(out: &[(String, Vec<Vec<String>>)]) {
     let show = |lines: &Vec<Vec<String>>| {
         lines
@@ -1487,6 +1508,40 @@ fn check_describe(out: &[(String, Vec<Vec<String>>)]) {
         ];
         assert_eq!(r.as_slice(), want.as_slice(), "{}", show(offsets));
     }
+    let empty = find("describe --state (empty)");
+    assert!(
+        empty
+            .iter()
+            .any(|l| l.first().is_some_and(|c| c == "kip848-cli-g")
+                && l.ends_with(&["Empty".to_string(), "0".to_string()])),
+        "after every member left:\n{}",
+        show(empty)
+    );
+    let reset = find("reset");
+    let rows: Vec<_> = reset
+        .iter()
+        .filter(|l| l.first().is_some_and(|c| c == "kip848-cli-g"))
+        .collect();
+    assert_eq!(rows.len(), PARTITIONS as usize, "{}", show(reset));
+    assert!(
+        rows.iter().all(|r| r.last().is_some_and(|o| o == "0")),
+        "{}",
+        show(reset)
+    );
+    let deleted = find("delete");
+    assert!(
+        deleted
+            .iter()
+            .any(|l| l.join(" ").contains("was successful")),
+        "{}",
+        show(deleted)
+    );
+    let list = find("list after delete");
+    assert!(
+        !list.iter().any(|l| l == &["kip848-cli-g"]),
+        "{}",
+        show(list)
+    );
 }
 
 // ------------------------------------------------- the rdkafka member
