@@ -49,7 +49,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{env_on, root};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
@@ -1331,6 +1331,123 @@ fn range_assignor(client: Client, broker: &mut dyn Broker) {
     }
 }
 
+/// (i) partitions added to the subscribed topic: the new ones are assigned
+/// without any member stopping (no revocation, no empty assignment, kept
+/// partitions consumed continuously); 2 members go from 2,2 to 3,3.
+fn new_partitions(client: Client, broker: &mut dyn Broker) {
+    let topic = format!("kip848-grow-{}", client.name());
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, &topic, 4);
+    produce(&bootstrap, &topic, 4, PER_PARTITION);
+    let spec = spec(client, broker, &format!("{topic}-g"), &topic);
+    let members: Vec<Member> = (0..2)
+        .map(|i| Member::start(&spec, &format!("m{i}")))
+        .collect();
+    let refs: Vec<&Member> = members.iter().collect();
+    let first = all_partitions(&topic, 4);
+    wait_until(
+        "2 members to split 4 partitions (2,2) and commit every record",
+        &refs,
+        broker,
+        || {
+            is_cover(&refs, &first, &[2, 2])
+                && first
+                    .iter()
+                    .all(|tp| committed(&refs).get(tp) == Some(&PER_PARTITION))
+        },
+    );
+    let before: Vec<BTreeSet<Tp>> = members.iter().map(Member::current).collect();
+    let marks: Vec<(usize, usize)> = members.iter().map(Member::mark).collect();
+
+    let background = BackgroundProducer::start(&bootstrap, &topic, 4);
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .expect("admin client");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for r in rt
+        .block_on(admin.create_partitions(
+            &[NewPartitions::new(&topic, 6)],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(60))),
+        ))
+        .expect("create_partitions")
+    {
+        r.expect("partitions created");
+    }
+    {
+        let producer = producer(&bootstrap);
+        rt.block_on(async {
+            for p in 4..6 {
+                for i in 0..5 {
+                    producer
+                        .send(
+                            FutureRecord::<(), _>::to(&topic)
+                                .partition(p)
+                                .payload(&format!("new-{i}")),
+                            Duration::from_secs(60),
+                        )
+                        .await
+                        .expect("delivered to a new partition");
+                }
+            }
+        });
+    }
+    let all = all_partitions(&topic, 6);
+    wait_until(
+        "the new partitions to be assigned (3,3) and consumed",
+        &refs,
+        broker,
+        || {
+            is_cover(&refs, &all, &[3, 3])
+                && (4..6).all(|p| {
+                    refs.iter()
+                        .any(|m| m.with(|s| s.records.iter().any(|r| r.0 .1 == p && r.1 == 4)))
+                })
+        },
+    );
+    drop(background);
+    for (i, m) in members.iter().enumerate() {
+        let out = m.output();
+        m.with(|s| {
+            for state in s.states_since(marks[i].0) {
+                assert!(
+                    !state.is_empty(),
+                    "{}: assignment became empty\n{out}",
+                    m.name
+                );
+            }
+            assert!(
+                s.taken_since(marks[i].0).is_empty(),
+                "{}: partitions were revoked when partitions were added\n{out}",
+                m.name
+            );
+            assert!(
+                s.current().is_superset(&before[i]),
+                "{}: lost partitions it had\n{out}",
+                m.name
+            );
+            for tp in &before[i] {
+                let offsets: Vec<i64> = s.records[marks[i].1..]
+                    .iter()
+                    .filter(|r| &r.0 == tp)
+                    .map(|r| r.1)
+                    .collect();
+                let expected: Vec<i64> =
+                    (PER_PARTITION..PER_PARTITION + offsets.len() as i64).collect();
+                assert_eq!(
+                    offsets, expected,
+                    "{}: {tp:?} was not consumed continuously while partitions were added\n{out}",
+                    m.name
+                );
+            }
+        });
+    }
+    eprintln!("{}: {before:?} -> {:?}", client.name(), shares(&refs));
+    for m in members {
+        m.finish();
+    }
+}
+
 // ------------------------------------------------- kafka-consumer-groups
 
 /// Runs ConsumerGroupCommand; returns its stdout as lines of columns.
@@ -1874,6 +1991,26 @@ fn java_range_assignor_co_partitions_topics() {
 #[test]
 fn java_range_assignor_co_partitions_topics_reference_kafka() {
     on_reference(Client::Java, range_assignor);
+}
+
+#[test]
+fn rdkafka_new_partitions_are_assigned_without_stopping() {
+    on_sluice(Client::Rdkafka, new_partitions);
+}
+
+#[test]
+fn rdkafka_new_partitions_are_assigned_without_stopping_reference_kafka() {
+    on_reference(Client::Rdkafka, new_partitions);
+}
+
+#[test]
+fn java_new_partitions_are_assigned_without_stopping() {
+    on_sluice(Client::Java, new_partitions);
+}
+
+#[test]
+fn java_new_partitions_are_assigned_without_stopping_reference_kafka() {
+    on_reference(Client::Java, new_partitions);
 }
 
 #[test]
