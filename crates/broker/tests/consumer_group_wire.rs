@@ -145,7 +145,12 @@ async fn consumer_group_protocol_on_the_wire() {
 
     // While a is revoking: ConsumerGroupDescribe shows the group reconciling.
     let req = ConsumerGroupDescribeRequest::default()
-        .with_group_ids(vec![GroupId(s("wire-g")), GroupId(s("nope"))]);
+        .with_include_authorized_operations(true)
+        .with_group_ids(vec![
+            GroupId(s("wire-g")),
+            GroupId(s("nope")),
+            GroupId(s("")),
+        ]);
     match c.call(ApiKey::ConsumerGroupDescribe, 1, &req).await {
         ResponseKind::ConsumerGroupDescribe(r) => {
             let g = &r.groups[0];
@@ -161,6 +166,8 @@ async fn consumer_group_protocol_on_the_wire() {
                 "orders"
             );
             assert_eq!(r.groups[1].error_code, 69, "GROUP_ID_NOT_FOUND");
+            assert_eq!(r.groups[2].error_code, 24, "INVALID_GROUP_ID");
+            assert_eq!(g.authorized_operations, 3400, "as Kafka 4.1.2 answers");
         }
         other => panic!("unexpected {other:?}"),
     }
