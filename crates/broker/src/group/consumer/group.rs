@@ -618,9 +618,6 @@ impl ConsumerGroup {
         now_ms: i64,
         out: &mut Vec<ConsumerRecord>,
     ) -> Result<HeartbeatResponse, GroupError> {
-        if self.members.len() >= config.max_size && !self.members.contains_key(&req.member_id) {
-            return Err(GroupError::GroupMaxSizeReached);
-        }
         let instance = req.instance_id.as_deref();
 
         // Leaving.
@@ -654,6 +651,10 @@ impl ConsumerGroup {
                 heartbeat_interval_ms: 0,
                 assignment: None,
             });
+        }
+
+        if self.members.len() >= config.max_size && !self.members.contains_key(&req.member_id) {
+            return Err(GroupError::GroupMaxSizeReached);
         }
 
         // Find or create the member.

@@ -422,6 +422,14 @@ fn group_max_size_and_validation() {
             .unwrap_err(),
         GroupError::GroupMaxSizeReached
     );
+    // Leaving is answered before the size check.
+    let mut leave = hb("zz", 1, &Assignment::new());
+    leave.member_epoch = LEAVE_GROUP_MEMBER_EPOCH;
+    assert_eq!(
+        s.g.heartbeat(leave, &s.topics, &c, 0, &mut s.records)
+            .unwrap_err(),
+        GroupError::UnknownMemberId
+    );
     let mut bad = join("", &["orders"]);
     assert_eq!(
         validate_heartbeat(&bad, 1, &c).map_err(|e| e.0),
