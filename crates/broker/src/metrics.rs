@@ -360,6 +360,9 @@ impl FileHandle for MeteredFile {
     fn write_at(&self, buf: &[u8], pos: u64) -> std::io::Result<usize> {
         self.0.write_at(buf, pos)
     }
+    fn write_vectored_at(&self, bufs: &[std::io::IoSlice<'_>], pos: u64) -> std::io::Result<usize> {
+        self.0.write_vectored_at(bufs, pos)
+    }
     fn len(&self) -> std::io::Result<u64> {
         self.0.len()
     }

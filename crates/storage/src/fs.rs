@@ -80,6 +80,15 @@ pub trait FileHandle: Send + Sync {
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize>;
     /// `pwrite`: may write fewer bytes than given (a short write).
     fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<usize>;
+    /// `pwritev`: writes `bufs` one after another from `pos`; may write
+    /// fewer bytes than given (a short write). The default writes the first
+    /// non-empty buffer only, which is a valid short write.
+    fn write_vectored_at(&self, bufs: &[io::IoSlice<'_>], pos: u64) -> io::Result<usize> {
+        match bufs.iter().find(|b| !b.is_empty()) {
+            Some(b) => self.write_at(b, pos),
+            None => Ok(0),
+        }
+    }
     fn len(&self) -> io::Result<u64>;
     fn is_empty(&self) -> io::Result<bool> {
         Ok(self.len()? == 0)
@@ -152,6 +161,62 @@ pub fn write_all_at(file: &dyn FileHandle, buf: &[u8], pos: u64) -> Result<(), (
         }
     }
     Ok(())
+}
+
+/// Writes all of `bufs`, in order, from `pos`, continuing after short
+/// writes. On error, returns how many bytes were written before it.
+pub fn write_all_vectored_at(
+    file: &dyn FileHandle,
+    bufs: &[io::IoSlice<'_>],
+    pos: u64,
+) -> Result<(), (usize, io::Error)> {
+    let mut done = 0usize;
+    // Index of the first buffer not fully written, and how much of it was.
+    let (mut i, mut into) = (0usize, 0usize);
+    while i < bufs.len() {
+        if into > 0 {
+            // Finish a partly written buffer on its own.
+            match file.write_at(&bufs[i][into..], pos + done as u64) {
+                Ok(0) => return Err((done, write_zero())),
+                Ok(n) => {
+                    done += n;
+                    into += n;
+                    if into == bufs[i].len() {
+                        (i, into) = (i + 1, 0);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err((done, e)),
+            }
+            continue;
+        }
+        let batch = &bufs[i..bufs.len().min(i + MAX_IOVECS)];
+        if batch.iter().all(|b| b.is_empty()) {
+            i += batch.len();
+            continue;
+        }
+        match file.write_vectored_at(batch, pos + done as u64) {
+            Ok(0) => return Err((done, write_zero())),
+            Ok(mut n) => {
+                done += n;
+                while i < bufs.len() && n > 0 && n >= bufs[i].len() {
+                    n -= bufs[i].len();
+                    i += 1;
+                }
+                into = n;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((done, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Buffers per `pwritev` call (Linux's IOV_MAX).
+const MAX_IOVECS: usize = 1024;
+
+fn write_zero() -> io::Error {
+    io::Error::new(io::ErrorKind::WriteZero, "write returned 0 bytes")
 }
 
 /// Source of wall-clock milliseconds.
@@ -235,6 +300,20 @@ impl FileHandle for RealFile {
                 self.file.as_raw_fd(),
                 buf.as_ptr().cast(),
                 buf.len(),
+                pos as libc::off_t,
+            )
+        })
+    }
+
+    fn write_vectored_at(&self, bufs: &[io::IoSlice<'_>], pos: u64) -> io::Result<usize> {
+        let n = bufs.len().min(MAX_IOVECS);
+        // SAFETY: `IoSlice` is ABI-compatible with `struct iovec` on Unix,
+        // and the first `n` slices are valid readable regions.
+        cvt(unsafe {
+            libc::pwritev(
+                self.file.as_raw_fd(),
+                bufs.as_ptr().cast::<libc::iovec>(),
+                n as libc::c_int,
                 pos as libc::off_t,
             )
         })
@@ -409,6 +488,114 @@ impl Fs for RealFs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A file that writes at most the next of `limits` bytes per call (short
+    /// writes at arbitrary points, within or across buffers).
+    struct Stingy {
+        data: parking_lot::Mutex<Vec<u8>>,
+        limits: parking_lot::Mutex<std::collections::VecDeque<usize>>,
+    }
+
+    impl Stingy {
+        fn take(&self) -> usize {
+            self.limits.lock().pop_front().unwrap_or(usize::MAX).max(1)
+        }
+        fn put(&self, pos: u64, bytes: &[u8]) {
+            let mut d = self.data.lock();
+            let end = pos as usize + bytes.len();
+            if d.len() < end {
+                d.resize(end, 0);
+            }
+            d[pos as usize..end].copy_from_slice(bytes);
+        }
+    }
+
+    impl FileHandle for Stingy {
+        fn read_at(&self, _: &mut [u8], _: u64) -> io::Result<usize> {
+            unreachable!()
+        }
+        fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<usize> {
+            let n = buf.len().min(self.take());
+            self.put(pos, &buf[..n]);
+            Ok(n)
+        }
+        fn write_vectored_at(&self, bufs: &[io::IoSlice<'_>], pos: u64) -> io::Result<usize> {
+            let mut left = self.take();
+            let mut at = pos;
+            for b in bufs {
+                let n = b.len().min(left);
+                self.put(at, &b[..n]);
+                at += n as u64;
+                left -= n;
+                if left == 0 {
+                    break;
+                }
+            }
+            Ok((at - pos) as usize)
+        }
+        fn len(&self) -> io::Result<u64> {
+            Ok(self.data.lock().len() as u64)
+        }
+        fn set_len(&self, _: u64) -> io::Result<()> {
+            unreachable!()
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            Ok(())
+        }
+        fn raw_fd(&self) -> Option<RawFd> {
+            None
+        }
+        fn is_resident(&self, _: u64, _: u64) -> io::Result<bool> {
+            Ok(true)
+        }
+        fn prefault(&self, _: u64, _: u64) -> io::Result<()> {
+            Ok(())
+        }
+        fn map_mut(&self, _: u64) -> io::Result<Box<dyn MappedRegion>> {
+            unreachable!()
+        }
+    }
+
+    proptest! {
+        /// However the writes come up short, the file ends up holding the
+        /// buffers' bytes back to back from the position.
+        #[test]
+        fn vectored_writes_survive_short_writes(
+            bufs in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 0..30),
+            limits in prop::collection::vec(1usize..50, 0..60),
+            pos in 0u64..10,
+        ) {
+            let f = Stingy {
+                data: parking_lot::Mutex::new(Vec::new()),
+                limits: parking_lot::Mutex::new(limits.into_iter().collect()),
+            };
+            let slices: Vec<io::IoSlice<'_>> = bufs.iter().map(|b| io::IoSlice::new(b)).collect();
+            write_all_vectored_at(&f, &slices, pos).unwrap();
+            let want: Vec<u8> = bufs.concat();
+            let got = f.data.lock().clone();
+            let start = pos as usize;
+            if want.is_empty() {
+                prop_assert!(got.len() <= start);
+            } else {
+                prop_assert_eq!(&got[start..], &want[..]);
+            }
+        }
+    }
+
+    #[test]
+    fn real_fs_vectored_write_and_more_buffers_than_iov_max() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = RealFs
+            .open(&dir.path().join("v"), &OpenOptions::read_write_create())
+            .unwrap();
+        let pieces: Vec<Vec<u8>> = (0..3000u32).map(|i| i.to_be_bytes().to_vec()).collect();
+        let slices: Vec<io::IoSlice<'_>> = pieces.iter().map(|b| io::IoSlice::new(b)).collect();
+        write_all_vectored_at(&*f, &slices, 3).unwrap();
+        let mut back = vec![0u8; 3 + 4 * 3000];
+        read_exact_at(&*f, &mut back, 0).unwrap();
+        assert_eq!(&back[3..], &pieces.concat()[..]);
+    }
 
     #[test]
     fn real_fs_positional_io_and_map() {

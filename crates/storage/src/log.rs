@@ -582,16 +582,74 @@ impl Log {
         if let Some(mut converted) = recompress_batches(records, &headers, &config)? {
             // Sizes, counts and keys are checked again on what is stored.
             let headers = validate_batches(&converted, &config, now)?;
-            return self.append_validated(&mut converted, headers, &config, now, leader_epoch);
+            return self.append_validated(
+                Payload::InPlace(&mut converted),
+                headers,
+                &config,
+                now,
+                leader_epoch,
+            );
         }
-        self.append_validated(records, headers, &config, now, leader_epoch)
+        self.append_validated(
+            Payload::InPlace(records),
+            headers,
+            &config,
+            now,
+            leader_epoch,
+        )
+    }
+
+    /// [`Log::append_as_leader`] without touching `records`: the bytes are
+    /// written from the caller's buffer, and only the first 16 bytes of each
+    /// batch (base offset and leader epoch, outside the CRC) come from
+    /// patched copies, in one vectored write. The produce path uses it to
+    /// skip copying every request into a scratch buffer. LogAppendTime
+    /// topics and batches the topic's compression.type converts are copied
+    /// (they are rewritten under the CRC).
+    pub fn append_as_leader_shared(
+        &self,
+        records: &[u8],
+        leader_epoch: LeaderEpoch,
+    ) -> Result<AppendInfo, StorageError> {
+        self.check()?;
+        let config = self.config.read().clone();
+        let now = self.env.clock.now_ms();
+        let headers = validate_batches(records, &config, now)?;
+        if let Some(mut converted) = recompress_batches(records, &headers, &config)? {
+            let headers = validate_batches(&converted, &config, now)?;
+            return self.append_validated(
+                Payload::InPlace(&mut converted),
+                headers,
+                &config,
+                now,
+                leader_epoch,
+            );
+        }
+        if config.message_timestamp_type == TimestampType::LogAppendTime {
+            let mut owned = records.to_vec();
+            return self.append_validated(
+                Payload::InPlace(&mut owned),
+                headers,
+                &config,
+                now,
+                leader_epoch,
+            );
+        }
+        let heads = Vec::with_capacity(headers.len());
+        self.append_validated(
+            Payload::Shared { records, heads },
+            headers,
+            &config,
+            now,
+            leader_epoch,
+        )
     }
 
     /// The part of [`Log::append_as_leader`] after validation: offsets,
     /// producer state, the write.
     fn append_validated(
         &self,
-        records: &mut [u8],
+        mut records: Payload<'_>,
         headers: Vec<(usize, BatchHeader)>,
         config: &LogConfig,
         now: i64,
@@ -606,12 +664,10 @@ impl Log {
         let mut stamped = headers;
         let mut record_count = 0i64;
         for (pos, h) in stamped.iter_mut() {
-            let batch = &mut records[*pos..*pos + h.size()];
-            set_base_offset(batch, next);
-            set_partition_leader_epoch(batch, leader_epoch);
+            let append_time = log_append.then_some(Timestamp(now));
+            records.stamp(*pos, h.size(), next, leader_epoch, append_time);
             h.base_offset = next;
             if log_append {
-                set_log_append_time(batch, Timestamp(now));
                 h.max_timestamp = Timestamp(now);
             }
             record_count += h.last_offset_delta as i64 + 1;
@@ -704,7 +760,8 @@ impl Log {
             self.roll_locked(&mut st, config, now)?;
         }
         let active = st.active().clone();
-        if let Err(f) = active.append(records, &stamped, config.index_interval_bytes) {
+        let pieces = records.pieces(&stamped);
+        if let Err(f) = active.append(&pieces, &stamped, config.index_interval_bytes) {
             if f.unrecoverable {
                 self.offline(&f.error);
             }
@@ -1379,6 +1436,78 @@ fn check_records(
 /// nothing. Control batches written uncompressed stay uncompressed, as in
 /// Kafka. Offsets, timestamps, headers and producer fields are kept
 /// ([`sluice_record::recompress`]).
+/// Bytes at the start of a batch that the leader rewrites outside the CRC:
+/// base offset (0..8), batch length (8..12), partition leader epoch (12..16).
+const BATCH_HEAD: usize = 16;
+
+/// The batches of one append and how they are stamped.
+enum Payload<'a> {
+    /// Rewritten in place.
+    InPlace(&'a mut [u8]),
+    /// Left untouched; `heads` collects each batch's patched first
+    /// [`BATCH_HEAD`] bytes, in batch order.
+    Shared {
+        records: &'a [u8],
+        heads: Vec<[u8; BATCH_HEAD]>,
+    },
+}
+
+impl Payload<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Payload::InPlace(r) => r.len(),
+            Payload::Shared { records, .. } => records.len(),
+        }
+    }
+
+    /// Assigns `base` and `epoch` to the batch of `size` bytes at `pos`
+    /// (and, in place only, the LogAppendTime with a new CRC).
+    fn stamp(
+        &mut self,
+        pos: usize,
+        size: usize,
+        base: Offset,
+        epoch: LeaderEpoch,
+        append_time: Option<Timestamp>,
+    ) {
+        match self {
+            Payload::InPlace(records) => {
+                let batch = &mut records[pos..pos + size];
+                set_base_offset(batch, base);
+                set_partition_leader_epoch(batch, epoch);
+                if let Some(t) = append_time {
+                    set_log_append_time(batch, t);
+                }
+            }
+            Payload::Shared { records, heads } => {
+                debug_assert!(append_time.is_none(), "LogAppendTime is stamped in place");
+                let mut head = [0u8; BATCH_HEAD];
+                head.copy_from_slice(&records[pos..pos + BATCH_HEAD]);
+                set_base_offset(&mut head, base);
+                set_partition_leader_epoch(&mut head, epoch);
+                heads.push(head);
+            }
+        }
+    }
+
+    /// The bytes to write, in order, after every batch was stamped.
+    fn pieces(&self, stamped: &[(usize, BatchHeader)]) -> Vec<std::io::IoSlice<'_>> {
+        match self {
+            Payload::InPlace(records) => vec![std::io::IoSlice::new(records)],
+            Payload::Shared { records, heads } => {
+                let mut out = Vec::with_capacity(2 * heads.len());
+                for ((pos, h), head) in stamped.iter().zip(heads) {
+                    out.push(std::io::IoSlice::new(head));
+                    out.push(std::io::IoSlice::new(
+                        &records[pos + BATCH_HEAD..pos + h.size()],
+                    ));
+                }
+                out
+            }
+        }
+    }
+}
+
 fn recompress_batches(
     records: &[u8],
     headers: &[(usize, BatchHeader)],

@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use sluice_record::{BatchHeader, Offset, RecordError, Timestamp, BATCH_HEADER_SIZE};
 
 use crate::error::{IoContext, StorageError};
-use crate::fs::{read_exact_at, write_all_at, FileHandle, Fs, OpenOptions};
+use crate::fs::{read_exact_at, write_all_vectored_at, FileHandle, Fs, OpenOptions};
 use crate::index::{OffsetIndex, OffsetPosition, TimeIndex, TimestampOffset};
 
 pub const LOG_FILE_SUFFIX: &str = ".log";
@@ -374,14 +374,16 @@ impl LogSegment {
         }
     }
 
-    /// Appends already validated batches with one positional write.
+    /// Appends already validated batches, given as consecutive pieces,
+    /// with one positional (vectored) write.
     pub(crate) fn append(
         self: &Arc<Self>,
-        bytes: &[u8],
+        bytes: &[std::io::IoSlice<'_>],
         headers: &[(usize, BatchHeader)],
         index_interval_bytes: u32,
     ) -> Result<(), AppendFailure> {
         let start = self.size();
+        let total: usize = bytes.iter().map(|b| b.len()).sum();
         let fail = |error, unrecoverable| AppendFailure {
             error,
             unrecoverable,
@@ -390,7 +392,7 @@ impl LogSegment {
         self.open_files_locked(&mut slot)
             .map_err(|e| fail(e, false))?;
         let files = slot.as_mut().expect("opened");
-        if let Err((written, e)) = write_all_at(&*files.log, bytes, start) {
+        if let Err((written, e)) = write_all_vectored_at(&*files.log, bytes, start) {
             // Cut back to the last whole batch; if even that fails the file
             // holds a torn batch and the directory must go offline.
             let unrecoverable = files.log.set_len(start).is_err();
@@ -431,8 +433,7 @@ impl LogSegment {
             meta.bytes_since_last_index_entry += h.size() as u64;
             meta.next_offset = h.next_offset();
         }
-        self.size
-            .store(start + bytes.len() as u64, Ordering::Release);
+        self.size.store(start + total as u64, Ordering::Release);
         Ok(())
     }
 

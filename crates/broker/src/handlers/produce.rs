@@ -1,16 +1,15 @@
 //! Produce (v3+): appends each partition's RecordBatch bytes to its log.
 //!
-//! The batches arrive as a slice of the request frame; they are copied once
-//! into a reused per-thread buffer, because the log rewrites base offsets
-//! (and, for LogAppendTime topics, timestamps and CRC) in place. Requests
-//! of up to 64 KiB of records are appended on the network thread (a pwrite
-//! into the page cache costs less than the hand-off to another thread);
-//! bigger ones run on tokio's blocking pool, and so does every fsync, so a
-//! slow disk never stalls the network threads. For `flush.messages=1` topics the answer waits for the
+//! The batches arrive as a slice of the request frame and are written from
+//! there (`Log::append_as_leader_shared`: only each batch's first 16 bytes,
+//! base offset and leader epoch, are patched copies). Requests of up to
+//! 64 KiB of records are appended on the network thread (a pwrite into the
+//! page cache costs less than the hand-off to another thread); bigger ones
+//! run on tokio's blocking pool, and so does every fsync, so a slow disk
+//! never stalls the network threads. For `flush.messages=1` topics the answer waits for the
 //! group-commit fsync (`Log::flush_until`), and only then does the high
 //! watermark move, so consumers never see unflushed data there.
 
-use std::cell::RefCell;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -32,16 +31,6 @@ use crate::partition::Partition;
 /// network thread (a pwrite into the page cache); bigger ones go to the
 /// blocking pool so a long copy never holds up other connections.
 const INLINE_APPEND_BYTES: usize = 64 * 1024;
-
-/// Buffers bigger than this are not kept for reuse after an append.
-const SCRATCH_KEEP_BYTES: usize = 8 << 20;
-
-thread_local! {
-    /// Per-blocking-thread buffer the records are copied into for the
-    /// in-place rewrite. Reusing it avoids touching fresh pages per request,
-    /// which on this class of machine costs more than the copy itself.
-    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
 
 /// The outcome of one partition's append.
 struct PartitionResult {
@@ -306,16 +295,7 @@ fn append_only(
         return Ok(None);
     }
     let log = partition.log();
-    let appended = SCRATCH.with(|scratch| {
-        let mut buf = scratch.borrow_mut();
-        buf.clear();
-        buf.extend_from_slice(records);
-        let result = log.append_as_leader(&mut buf, LeaderEpoch(0));
-        if buf.capacity() > SCRATCH_KEEP_BYTES {
-            *buf = Vec::new();
-        }
-        result
-    });
+    let appended = log.append_as_leader_shared(records, LeaderEpoch(0));
     match appended {
         Ok(info) => {
             partition.note_append(info.first_offset, info.bytes);
