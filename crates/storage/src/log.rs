@@ -230,6 +230,12 @@ pub struct Log {
     config: RwLock<Arc<LogConfig>>,
     state: RwLock<LogState>,
     flush_lock: Mutex<()>,
+    /// Serializes writing producer snapshots taken at a roll (written after
+    /// the state lock is released) with truncation, which removes them.
+    snapshot_lock: Mutex<()>,
+    /// Bumped by every truncation: a roll's snapshot taken before one is
+    /// stale and not written.
+    truncations: std::sync::atomic::AtomicU64,
     recovery_point: AtomicI64,
     log_end: AtomicI64,
     log_start: AtomicI64,
@@ -414,6 +420,8 @@ impl Log {
                 producers,
             }),
             flush_lock: Mutex::new(()),
+            snapshot_lock: Mutex::new(()),
+            truncations: std::sync::atomic::AtomicU64::new(0),
             recovery_point: AtomicI64::new(recovery_point.0),
             log_end: AtomicI64::new(log_end.0),
             log_start: AtomicI64::new(log_start.0),
@@ -749,6 +757,7 @@ impl Log {
             }
         }
 
+        let mut pending_snapshot = None;
         let active = st.active().clone();
         if active.should_roll(
             config.segment_bytes,
@@ -757,7 +766,7 @@ impl Log {
             last_offset,
             now,
         )? {
-            self.roll_locked(&mut st, config, now)?;
+            pending_snapshot = self.roll_locked(&mut st, config, now)?;
         }
         let active = st.active().clone();
         let pieces = records.pieces(&stamped);
@@ -776,6 +785,7 @@ impl Log {
         self.log_end.store(next.0, Ordering::Release);
         let log_start_offset = st.log_start_offset;
         drop(st);
+        self.write_pending_snapshot(pending_snapshot);
         let unflushed = next.distance_from(self.recovery_point());
         Ok(AppendInfo {
             first_offset,
@@ -798,11 +808,11 @@ impl Log {
         st: &mut LogState,
         config: &LogConfig,
         now: i64,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Option<PendingSnapshot>, StorageError> {
         let base = st.log_end_offset;
         let active = st.active().clone();
         if active.base_offset() == base {
-            return Ok(()); // empty active segment: nothing to roll
+            return Ok(None); // empty active segment: nothing to roll
         }
         active.make_inactive()?;
         let seg = LogSegment::create(
@@ -816,12 +826,30 @@ impl Log {
         st.segments.insert(base.0, seg);
         self.dir_dirty.store(true, Ordering::Release);
         // Kafka takes a producer state snapshot at every roll, so recovery
-        // replays at most the active segment.
-        if let Err(e) = write_snapshot(&*self.env.fs, &self.dir, &mut st.producers, base) {
+        // replays at most the active segment. It is encoded here and
+        // written (two fsyncs) by the caller after the state lock is
+        // released, so appends and reads do not wait for those fsyncs.
+        st.producers.set_map_end_offset(base);
+        let bytes = encode_snapshot(&st.producers);
+        tracing::debug!(log = %self.tp, base = base.0, "rolled new segment");
+        Ok(Some(PendingSnapshot {
+            offset: base,
+            bytes,
+            truncations: self.truncations.load(Ordering::Acquire),
+        }))
+    }
+
+    /// Writes a snapshot taken by a roll, unless a truncation came between.
+    /// A missing snapshot only costs a longer replay on load.
+    fn write_pending_snapshot(&self, pending: Option<PendingSnapshot>) {
+        let Some(p) = pending else { return };
+        let _g = self.snapshot_lock.lock();
+        if self.truncations.load(Ordering::Acquire) != p.truncations {
+            return;
+        }
+        if let Err(e) = write_snapshot_bytes(&*self.env.fs, &self.dir, p.offset, &p.bytes) {
             tracing::warn!(log = %self.tp, error = %e, "cannot write producer state snapshot");
         }
-        tracing::debug!(log = %self.tp, base = base.0, "rolled new segment");
-        Ok(())
     }
 
     /// Starts a new segment at the log end offset (no-op if the active
@@ -830,7 +858,10 @@ impl Log {
         self.check()?;
         let config = self.config.read().clone();
         let mut st = self.state.write();
-        self.roll_locked(&mut st, &config, self.env.clock.now_ms())
+        let pending = self.roll_locked(&mut st, &config, self.env.clock.now_ms())?;
+        drop(st);
+        self.write_pending_snapshot(pending);
+        Ok(())
     }
 
     /// Group commit: returns once every offset up to and including `offset`
@@ -1140,7 +1171,14 @@ impl Log {
             doomed.push(s.base_offset().0);
         }
         if doomed.len() == segs.len() {
-            self.roll_locked(&mut st, &config, now)?;
+            // Written after the state lock (below) would be better; rolls
+            // for retention are rare, and this keeps the deletion atomic.
+            let pending = self.roll_locked(&mut st, &config, now)?;
+            if let Some(p) = pending {
+                if let Err(e) = write_snapshot_bytes(&*self.env.fs, &self.dir, p.offset, &p.bytes) {
+                    tracing::warn!(log = %self.tp, error = %e, "cannot write producer state snapshot");
+                }
+            }
         }
         let n = self.delete_segments_locked(&mut st, &doomed)?;
         if n > 0 {
@@ -1156,11 +1194,13 @@ impl Log {
         self.check()?;
         let config = self.config.read().clone();
         let now = self.env.clock.now_ms();
+        let _snapshots = self.snapshot_lock.lock();
         let _flush = self.flush_lock.lock();
         let mut st = self.state.write();
         if offset >= st.log_end_offset {
             return Ok(());
         }
+        self.truncations.fetch_add(1, Ordering::AcqRel);
         let first_base = Offset(*st.segments.keys().next().expect("non-empty"));
         if offset <= first_base || offset < st.log_start_offset {
             let all: Vec<i64> = st.segments.keys().copied().collect();
@@ -1574,12 +1614,32 @@ fn write_snapshot(
 ) -> Result<(), StorageError> {
     state.set_map_end_offset(offset);
     let bytes = encode_snapshot(state);
+    write_snapshot_bytes(fs, dir, offset, &bytes)
+}
+
+/// A producer snapshot encoded under the state lock at a roll, written
+/// after it is released.
+struct PendingSnapshot {
+    offset: Offset,
+    bytes: Vec<u8>,
+    /// `Log::truncations` when it was taken.
+    truncations: u64,
+}
+
+/// Writes an encoded producer snapshot durably (tmp file, fsync, rename,
+/// directory fsync) and keeps the newest few.
+fn write_snapshot_bytes(
+    fs: &dyn Fs,
+    dir: &Path,
+    offset: Offset,
+    bytes: &[u8],
+) -> Result<(), StorageError> {
     let path = dir.join(snapshot_file_name(offset));
     let tmp = dir.join(format!("{}.tmp", snapshot_file_name(offset)));
     let f = fs
         .open(&tmp, &OpenOptions::create_truncate())
         .ctx("create producer snapshot", &tmp)?;
-    write_all_at(&*f, &bytes, 0)
+    write_all_at(&*f, bytes, 0)
         .map_err(|(_, e)| StorageError::io("write producer snapshot", &tmp, e))?;
     f.sync_data().ctx("fsync producer snapshot", &tmp)?;
     drop(f);
