@@ -19,12 +19,13 @@ use crate::group::consumer::{
 use crate::group::GroupError;
 use crate::metadata::uuid_to_base64;
 
-/// The cluster's non-internal topics, as consumer groups see them.
+/// The cluster's topics, as consumer groups see them. Internal topics are
+/// included: Kafka's coordinator resolves names and regexes against every
+/// topic (clients drop internal ones themselves if they want to).
 pub fn topics_view(ctx: &BrokerContext) -> TopicsView {
     ctx.metadata
         .topics()
         .into_iter()
-        .filter(|t| !t.is_internal())
         .map(|t| {
             (
                 t.name,
