@@ -95,6 +95,11 @@ struct State {
     faults: Vec<Fault>,
     reads_released: bool,
     stats: SimStats,
+    /// Open handles per file id in the current generation: as on POSIX, an
+    /// unlinked (or renamed-over) file's data lives until its last handle
+    /// is dropped, so a reader holding a segment the cleaner replaced can
+    /// finish.
+    open_refs: HashMap<u64, u64>,
 }
 
 impl State {
@@ -118,6 +123,7 @@ impl State {
             .names
             .values()
             .chain(self.durable_names.values())
+            .chain(self.open_refs.keys())
             .copied()
             .collect();
         self.files.retain(|id, _| live.contains(id));
@@ -231,6 +237,8 @@ impl SimFs {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut st = self.shared.state.lock();
         st.generation += 1;
+        // The process that held the handles is gone.
+        st.open_refs.clear();
         st.names = st.durable_names.clone();
         st.gc();
         let mut ids: Vec<u64> = st.files.keys().copied().collect();
@@ -282,7 +290,17 @@ struct SimHandle {
 
 impl Drop for SimHandle {
     fn drop(&mut self) {
-        self.shared.state.lock().stats.open_handles -= 1;
+        let mut st = self.shared.state.lock();
+        st.stats.open_handles -= 1;
+        if st.generation == self.generation {
+            if let Some(n) = st.open_refs.get_mut(&self.id) {
+                *n -= 1;
+                if *n == 0 {
+                    st.open_refs.remove(&self.id);
+                    st.gc();
+                }
+            }
+        }
     }
 }
 
@@ -514,6 +532,7 @@ impl Fs for SimFs {
             None => return Err(not_found(path)),
         };
         st.stats.open_handles += 1;
+        *st.open_refs.entry(id).or_insert(0) += 1;
         Ok(Arc::new(SimHandle {
             shared: self.shared.clone(),
             id,
@@ -708,6 +727,38 @@ mod tests {
         assert!(f.len().is_err());
         drop(f);
         assert_eq!(fs.stats().open_handles, 0);
+    }
+
+    #[test]
+    fn unlinked_and_renamed_over_files_live_while_a_handle_is_open() {
+        let (fs, d) = setup();
+        let old = d.join("00.log");
+        let f = fs.open(&old, &OpenOptions::read_write_create()).unwrap();
+        write_all_at(&*f, b"old bytes", 0).unwrap();
+        fs.sync_dir(&d).unwrap();
+        // A cleaner-style swap: a new file renamed over the old name.
+        let new = d.join("00.log.swap");
+        let g = fs.open(&new, &OpenOptions::read_write_create()).unwrap();
+        write_all_at(&*g, b"new", 0).unwrap();
+        fs.rename(&new, &old).unwrap();
+        fs.sync_dir(&d).unwrap();
+        let mut buf = [0u8; 9];
+        read_exact_at(&*f, &mut buf, 0).unwrap();
+        assert_eq!(&buf, b"old bytes", "an open handle keeps reading its file");
+        assert_eq!(fs.contents(&old).unwrap(), b"new");
+        fs.remove_file(&old).unwrap();
+        fs.sync_dir(&d).unwrap();
+        read_exact_at(&*g, &mut buf[..3], 0).unwrap();
+        assert_eq!(&buf[..3], b"new");
+        let files_before = fs.shared.state.lock().files.len();
+        drop(f);
+        drop(g);
+        let files_after = fs.shared.state.lock().files.len();
+        assert_eq!(
+            files_before - files_after,
+            2,
+            "data is freed with the last handle"
+        );
     }
 
     #[test]

@@ -476,9 +476,8 @@ fn min_compaction_lag_and_dirty_ratio_choose_what_is_cleaned() {
 fn readers_during_cleaning_see_valid_records_and_no_errors() {
     let env = Env::new();
     let m = env.manager();
-    // Old segments' files stay for file.delete.delay.ms, so a fetch that
-    // already holds a slice of one can finish (SimFs, unlike POSIX, drops
-    // an unlinked file's data at once).
+    // Old segments' files stay for file.delete.delay.ms, and (as on POSIX)
+    // a fetch that already holds a slice of a replaced segment can finish.
     let mut cfg = compacted(300);
     cfg.file_delete_delay_ms = 60_000;
     let log = m.get_or_create_log(&tp(), cfg).unwrap();
