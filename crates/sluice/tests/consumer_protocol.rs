@@ -426,6 +426,8 @@ impl Drop for Member {
 trait Broker {
     fn bootstrap(&self) -> String;
     fn restart(&mut self);
+    /// SIGKILL and start again on the same data (and port).
+    fn crash_restart(&mut self);
     /// The end of the broker's log, for failure messages.
     fn log_tail(&self) -> String;
 }
@@ -465,6 +467,10 @@ impl Broker for Sluice {
         let status = self.0.terminate().expect("SIGTERM");
         assert!(status.success(), "sluice exited with {status} on SIGTERM");
         self.0.restart().expect("sluice restarts");
+    }
+    fn crash_restart(&mut self) {
+        // Kills the running process first.
+        self.0.restart().expect("sluice restarts after kill -9");
     }
     fn log_tail(&self) -> String {
         tail(&self.0.output(), 80)
@@ -522,6 +528,10 @@ impl Broker for Reference {
     }
     fn restart(&mut self) {
         self.stop("stop");
+        self.bootstrap = Self::launch(self.dir.path());
+    }
+    fn crash_restart(&mut self) {
+        self.stop("kill");
         self.bootstrap = Self::launch(self.dir.path());
     }
     fn log_tail(&self) -> String {
@@ -1210,13 +1220,31 @@ fn static_rejoin(client: Client, broker: &mut dyn Broker) {
 /// members carry on with the same partitions (no revocation, nothing lost)
 /// and consume what arrives after the restart without re-reading.
 fn live_restart(client: Client, broker: &mut dyn Broker) {
-    let topic = format!("kip848-live-{}", client.name());
+    live_restart_inner(client, broker, false);
+}
+
+/// [`live_restart`] with a kill -9 of the broker: what was written to
+/// `__consumer_offsets` before the crash is all there is.
+fn live_crash_restart(client: Client, broker: &mut dyn Broker) {
+    live_restart_inner(client, broker, true);
+}
+
+fn live_restart_inner(client: Client, broker: &mut dyn Broker, crash: bool) {
+    let topic = format!(
+        "kip848-live{}-{}",
+        if crash { "-crash" } else { "" },
+        client.name()
+    );
     setup_topic(broker, &topic);
     let spec = spec(client, broker, &format!("{topic}-g"), &topic);
     let members = stable_group(&spec, &topic, &[2, 2, 2], broker);
     let before: Vec<BTreeSet<Tp>> = members.iter().map(Member::current).collect();
     let marks: Vec<(usize, usize)> = members.iter().map(Member::mark).collect();
-    broker.restart();
+    if crash {
+        broker.crash_restart();
+    } else {
+        broker.restart();
+    }
     produce(&broker.bootstrap(), &topic, PARTITIONS, 5);
     let refs: Vec<&Member> = members.iter().collect();
     let all = all_partitions(&topic, PARTITIONS);
@@ -1268,6 +1296,73 @@ fn live_restart(client: Client, broker: &mut dyn Broker) {
         });
     }
     eprintln!("{}: kept {before:?} across the restart", client.name());
+    for m in members {
+        m.finish();
+    }
+}
+
+/// (j) a member leaves (closes): its partitions go to the others, who
+/// resume at its commits; the others keep what they had.
+fn leave(client: Client, broker: &mut dyn Broker) {
+    let topic = format!("kip848-leave-{}", client.name());
+    setup_topic(broker, &topic);
+    let spec = spec(client, broker, &format!("{topic}-g"), &topic);
+    let mut members = stable_group(&spec, &topic, &[2, 2, 2], broker);
+    let leaving = members.remove(2);
+    let freed = leaving.current();
+    let before: Vec<BTreeSet<Tp>> = members.iter().map(Member::current).collect();
+    let marks: Vec<(usize, usize)> = members.iter().map(Member::mark).collect();
+    leaving.finish();
+    produce(&broker.bootstrap(), &topic, PARTITIONS, 5);
+    let refs: Vec<&Member> = members.iter().collect();
+    let all = all_partitions(&topic, PARTITIONS);
+    wait_until(
+        "the remaining members to take over the partitions of the one that left (3,3)",
+        &refs,
+        broker,
+        || {
+            is_cover(&refs, &all, &[3, 3])
+                && all.iter().all(|tp| {
+                    refs.iter().any(|m| {
+                        m.with(|s| {
+                            s.records
+                                .iter()
+                                .any(|r| &r.0 == tp && r.1 == PER_PARTITION + 4)
+                        })
+                    })
+                })
+        },
+    );
+    for (i, m) in members.iter().enumerate() {
+        let out = m.output();
+        m.with(|s| {
+            for state in s.states_since(marks[i].0) {
+                assert!(
+                    !state.is_empty(),
+                    "{}: assignment became empty\n{out}",
+                    m.name
+                );
+            }
+            assert!(
+                s.taken_since(marks[i].0).is_empty(),
+                "{}: partitions revoked when another member left\n{out}",
+                m.name
+            );
+            for tp in s.current().intersection(&freed) {
+                let first = s.records[marks[i].1..]
+                    .iter()
+                    .find(|r| &r.0 == tp)
+                    .map(|r| r.1);
+                assert_eq!(
+                    first,
+                    Some(PER_PARTITION),
+                    "{}: {tp:?} did not resume at the committed offset\n{out}",
+                    m.name
+                );
+            }
+            assert!(s.current().is_superset(&before[i]), "{}\n{out}", m.name);
+        });
+    }
     for m in members {
         m.finish();
     }
@@ -2023,6 +2118,46 @@ fn java_new_partitions_are_assigned_without_stopping() {
 #[test]
 fn java_new_partitions_are_assigned_without_stopping_reference_kafka() {
     on_reference(Client::Java, new_partitions);
+}
+
+#[test]
+fn rdkafka_group_survives_broker_kill_9_under_live_members() {
+    on_sluice_with(Client::Rdkafka, live_crash_restart, LONG_SESSION_SETTINGS);
+}
+
+#[test]
+fn rdkafka_group_survives_broker_kill_9_under_live_members_reference_kafka() {
+    on_reference_with(Client::Rdkafka, live_crash_restart, LONG_SESSION_SETTINGS);
+}
+
+#[test]
+fn java_group_survives_broker_kill_9_under_live_members() {
+    on_sluice_with(Client::Java, live_crash_restart, LONG_SESSION_SETTINGS);
+}
+
+#[test]
+fn java_group_survives_broker_kill_9_under_live_members_reference_kafka() {
+    on_reference_with(Client::Java, live_crash_restart, LONG_SESSION_SETTINGS);
+}
+
+#[test]
+fn rdkafka_leaving_member_partitions_move() {
+    on_sluice(Client::Rdkafka, leave);
+}
+
+#[test]
+fn rdkafka_leaving_member_partitions_move_reference_kafka() {
+    on_reference(Client::Rdkafka, leave);
+}
+
+#[test]
+fn java_leaving_member_partitions_move() {
+    on_sluice(Client::Java, leave);
+}
+
+#[test]
+fn java_leaving_member_partitions_move_reference_kafka() {
+    on_reference(Client::Java, leave);
 }
 
 #[test]
