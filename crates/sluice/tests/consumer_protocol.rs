@@ -151,6 +151,8 @@ struct MemberSpec {
     instance: Option<String>,
     /// `group.remote.assignor`.
     assignor: Option<&'static str>,
+    /// `group.protocol=classic` instead of `consumer` (librdkafka only).
+    classic: bool,
 }
 
 impl MemberSpec {
@@ -176,6 +178,9 @@ impl MemberSpec {
                 }
                 if let Some(a) = self.assignor {
                     c.env("KIP848_ASSIGNOR", a);
+                }
+                if self.classic {
+                    c.env("KIP848_PROTOCOL", "classic");
                 }
                 c
             }
@@ -766,6 +771,7 @@ fn spec(client: Client, broker: &dyn Broker, group: &str, topic: &str) -> Member
         subscription: Subscription::Topic(topic.to_string()),
         instance: None,
         assignor: None,
+        classic: false,
     }
 }
 
@@ -1058,6 +1064,7 @@ fn regex(client: Client, broker: &mut dyn Broker) {
         subscription: Subscription::Prefix(prefix.clone()),
         instance: None,
         assignor: None,
+        classic: false,
     };
     let members: Vec<Member> = (0..2)
         .map(|i| Member::start(&spec, &format!("m{i}")))
@@ -1390,6 +1397,7 @@ fn range_assignor(client: Client, broker: &mut dyn Broker) {
         subscription: Subscription::Prefix(prefix.clone()),
         instance: None,
         assignor: Some("range"),
+        classic: false,
     };
     let members: Vec<Member> = (0..3)
         .map(|i| Member::start(&spec, &format!("m{i}")))
@@ -1596,6 +1604,28 @@ fn describe_consumer_group(broker: &dyn Broker) -> Vec<(String, Vec<Vec<String>>
     setup_topic(broker, topic);
     let spec = spec(Client::Rdkafka, broker, group, topic);
     let members = stable_group(&spec, topic, &[3, 3], broker);
+    // A classic group on the same topic at the same time.
+    let classic = Member::start(
+        &MemberSpec {
+            group: format!("{group}-classic"),
+            classic: true,
+            ..spec.clone()
+        },
+        "classic",
+    );
+    let all = all_partitions(topic, PARTITIONS);
+    wait_until(
+        "the classic group's member to own and consume every partition",
+        &[&classic],
+        broker,
+        || {
+            classic.current() == all
+                && classic.with(|s| {
+                    all.iter()
+                        .all(|tp| s.committed.get(tp) == Some(&PER_PARTITION))
+                })
+        },
+    );
     let b = broker.bootstrap();
     let run = |name: &str, args: &[&str]| {
         let mut lines = cgc(&b, args);
@@ -1609,7 +1639,9 @@ fn describe_consumer_group(broker: &dyn Broker) -> Vec<(String, Vec<Vec<String>>
             if l.first().is_some_and(|c| c == group) {
                 // CONSUMER-ID
                 match name {
-                    "describe --members" if l.len() > 1 => l[1] = "<member-id>".into(),
+                    "describe --members" | "describe --members --verbose" if l.len() > 1 => {
+                        l[1] = "<member-id>".into()
+                    }
                     "describe" if l.len() > 6 => l[6] = "<member-id>".into(),
                     _ => {}
                 }
@@ -1631,10 +1663,24 @@ fn describe_consumer_group(broker: &dyn Broker) -> Vec<(String, Vec<Vec<String>>
             &["--describe", "--group", group, "--members"],
         ),
         run("describe", &["--describe", "--group", group]),
+        run(
+            "describe --members --verbose",
+            &["--describe", "--group", group, "--members", "--verbose"],
+        ),
+        run(
+            "describe --state (classic)",
+            &[
+                "--describe",
+                "--group",
+                &format!("{group}-classic"),
+                "--state",
+            ],
+        ),
     ];
     for m in members {
         m.finish();
     }
+    classic.finish();
     // Once every member left: an empty consumer group whose offsets can be
     // reset and which can be deleted.
     out.extend([
@@ -1675,7 +1721,10 @@ fn check_describe(out: &[(String, Vec<Vec<String>>)]) {
     let find = |name: &str| &out.iter().find(|(n, _)| n == name).unwrap().1;
     let list = find("list --type");
     assert!(
-        list.iter().any(|l| l == &["kip848-cli-g", "Consumer"]),
+        list.iter().any(|l| l == &["kip848-cli-g", "Consumer"])
+            && list
+                .iter()
+                .any(|l| l == &["kip848-cli-g-classic", "Classic"]),
         "--list --type:\n{}",
         show(list)
     );
@@ -1818,7 +1867,8 @@ impl ConsumerContext for MemberContext {
 /// (this test binary re-run with `--ignored --exact member_process`),
 /// configured by `KIP848_BOOTSTRAP`, `KIP848_GROUP`, `KIP848_TOPIC` (a
 /// topic, or a regex starting with `^`) and optionally `KIP848_INSTANCE`
-/// (`group.instance.id`) and `KIP848_ASSIGNOR` (`group.remote.assignor`). Leaves the group when stdin closes.
+/// (`group.instance.id`), `KIP848_ASSIGNOR` (`group.remote.assignor`) and
+/// `KIP848_PROTOCOL` (`classic` for a classic-group member). Leaves the group when stdin closes.
 #[test]
 #[ignore = "entry point of the librdkafka member processes the other tests start"]
 fn member_process() {
@@ -1831,7 +1881,10 @@ fn member_process() {
     config
         .set("bootstrap.servers", &bootstrap)
         .set("group.id", &group)
-        .set("group.protocol", "consumer")
+        .set(
+            "group.protocol",
+            std::env::var("KIP848_PROTOCOL").unwrap_or_else(|_| "consumer".into()),
+        )
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false");
     if let Ok(instance) = std::env::var("KIP848_INSTANCE") {
