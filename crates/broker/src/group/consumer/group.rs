@@ -362,6 +362,12 @@ pub struct ConsumerGroup {
     partition_epochs: HashMap<(Uuid, i32), i32>,
     /// When the group last became empty (or was loaded).
     empty_since_ms: i64,
+    /// Subscription regexes that have been resolved against the topics. As
+    /// in Kafka, where regexes are resolved asynchronously, a regex new to
+    /// the group takes effect from the next heartbeat (of any member), so a
+    /// member subscribing to names and a new regex gets the named topics
+    /// first and the matches one heartbeat later.
+    resolved_regexes: BTreeSet<String>,
 }
 
 fn assignment_changed(a: &Assignment, b: &Assignment) -> bool {
@@ -386,6 +392,7 @@ impl ConsumerGroup {
             target: BTreeMap::new(),
             partition_epochs: HashMap::new(),
             empty_since_ms: now_ms,
+            resolved_regexes: BTreeSet::new(),
         }
     }
 
@@ -465,8 +472,8 @@ impl ConsumerGroup {
         let mut regexes: BTreeMap<&str, &regex::Regex> = BTreeMap::new();
         for m in self.members.values() {
             out.extend(m.subscription.subscribed_topic_names.iter().cloned());
-            if let (Some(r), Some(src)) = (&m.regex, &m.subscription.subscribed_topic_regex) {
-                regexes.insert(src.as_str(), r);
+            if let Some((src, r)) = self.active_regex(m) {
+                regexes.insert(src, r);
             }
         }
         if let Some(topics) = topics {
@@ -618,6 +625,9 @@ impl ConsumerGroup {
         now_ms: i64,
         out: &mut Vec<ConsumerRecord>,
     ) -> Result<HeartbeatResponse, GroupError> {
+        // Regexes that members subscribed with before this heartbeat are
+        // resolved now; one this heartbeat brings in waits for the next.
+        self.resolve_regexes();
         let instance = req.instance_id.as_deref();
 
         // Leaving.
@@ -849,15 +859,30 @@ impl ConsumerGroup {
         })
     }
 
+    /// The member's regex (source and compiled) once it has been resolved.
+    fn active_regex<'a>(&self, m: &'a ConsumerMember) -> Option<(&'a str, &'a regex::Regex)> {
+        let src = m.subscription.subscribed_topic_regex.as_deref()?;
+        let r = m.regex.as_ref()?;
+        self.resolved_regexes.contains(src).then_some((src, r))
+    }
+
+    fn resolve_regexes(&mut self) {
+        self.resolved_regexes = self
+            .members
+            .values()
+            .filter_map(|m| m.subscription.subscribed_topic_regex.clone())
+            .collect();
+    }
+
     /// Resolves a member's subscription to topic ids that exist.
-    fn resolved_subscription(m: &ConsumerMember, topics: &TopicsView) -> BTreeSet<Uuid> {
+    fn resolved_subscription(&self, m: &ConsumerMember, topics: &TopicsView) -> BTreeSet<Uuid> {
         let mut out: BTreeSet<Uuid> = m
             .subscription
             .subscribed_topic_names
             .iter()
             .filter_map(|n| topics.get(n).map(|t| t.id))
             .collect();
-        if let Some(r) = &m.regex {
+        if let Some((_, r)) = self.active_regex(m) {
             out.extend(
                 topics
                     .iter()
@@ -877,7 +902,7 @@ impl ConsumerGroup {
         let kind = self.assignor(config);
         let mut spec = AssignmentSpec::default();
         for (id, m) in &self.members {
-            let subscribed = Self::resolved_subscription(m, topics);
+            let subscribed = self.resolved_subscription(m, topics);
             for t in topics.values() {
                 if subscribed.contains(&t.id) {
                     spec.topics.insert(t.id, t.partitions);
@@ -1117,6 +1142,7 @@ impl ConsumerGroup {
     /// member's session starts now.
     pub fn finish_loading(&mut self, now_ms: i64, session_timeout_ms: i32) {
         self.empty_since_ms = now_ms;
+        self.resolve_regexes();
         let deadline = now_ms.saturating_add(i64::from(session_timeout_ms));
         for m in self.members.values_mut() {
             m.session_deadline_ms = deadline;

@@ -632,3 +632,28 @@ proptest! {
         assert_same(&s.g, &g2);
     }
 }
+
+#[test]
+fn a_new_regex_takes_effect_one_heartbeat_later_as_in_kafka() {
+    let mut s = Sim::new(topics(2, 3));
+    let mut j = join("a", &["orders"]);
+    j.subscribed_topic_regex = Some("pay.*".into());
+    let r =
+        s.g.heartbeat(j, &s.topics, &cfg(), 0, &mut s.records)
+            .unwrap();
+    // The named topic now; the regex is not resolved yet.
+    let first = r.assignment.unwrap();
+    assert_eq!(first.keys().copied().collect::<Vec<_>>(), vec![T0]);
+    s.clients.insert(
+        "a".into(),
+        Client {
+            epoch: r.member_epoch,
+            owned: first.clone(),
+            latest: first,
+        },
+    );
+    let r = s.beat("a").unwrap();
+    let second = r.assignment.expect("the regex matches arrive");
+    assert_eq!(second.keys().copied().collect::<Vec<_>>(), vec![T0, T1]);
+    assert_eq!(count(&second), 5);
+}
