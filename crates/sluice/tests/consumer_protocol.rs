@@ -1375,6 +1375,106 @@ fn leave(client: Client, broker: &mut dyn Broker) {
     }
 }
 
+/// (k) a topic matching the members' regex is deleted: its partitions leave
+/// their assignments, the remaining topic is split 1,2 and consumed, and a
+/// partition a member keeps is never revoked. librdkafka only: the Java
+/// client 4.1.2 on Apache Kafka left a member with an empty assignment for
+/// minutes after the deletion (fetch errors for the deleted partitions), so
+/// there is no reference behaviour to hold Sluice to.
+fn topic_deleted(client: Client, broker: &mut dyn Broker) {
+    let prefix = format!("kip848-del-{}-", client.name());
+    let (a, b) = (format!("{prefix}a"), format!("{prefix}b"));
+    let bootstrap = broker.bootstrap();
+    let mut both = BTreeSet::new();
+    for t in [&a, &b] {
+        create_topic(&bootstrap, t, 3);
+        produce(&bootstrap, t, 3, PER_PARTITION);
+        both.extend(all_partitions(t, 3));
+    }
+    let spec = MemberSpec {
+        client,
+        bootstrap: bootstrap.clone(),
+        group: format!("{prefix}g"),
+        subscription: Subscription::Prefix(prefix.clone()),
+        instance: None,
+        assignor: None,
+        classic: false,
+    };
+    let members: Vec<Member> = (0..2)
+        .map(|i| Member::start(&spec, &format!("m{i}")))
+        .collect();
+    let refs: Vec<&Member> = members.iter().collect();
+    wait_until(
+        "2 members to split both matching topics (3,3) and commit every record",
+        &refs,
+        broker,
+        || {
+            is_cover(&refs, &both, &[3, 3])
+                && both
+                    .iter()
+                    .all(|tp| committed(&refs).get(tp) == Some(&PER_PARTITION))
+        },
+    );
+    let before: Vec<BTreeSet<Tp>> = members.iter().map(Member::current).collect();
+    let marks: Vec<(usize, usize)> = members.iter().map(Member::mark).collect();
+    let background = BackgroundProducer::start(&bootstrap, &a, 3);
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .expect("admin client");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for r in rt
+        .block_on(admin.delete_topics(
+            &[b.as_str()],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(60))),
+        ))
+        .expect("delete_topics")
+    {
+        r.expect("topic deleted");
+    }
+    let topic_a = all_partitions(&a, 3);
+    // Where each member was once the deleted topic had left the assignments.
+    let mut since: Option<Vec<usize>> = None;
+    wait_until(
+        "the deleted topic's partitions to leave the assignments and the rest to be consumed",
+        &refs,
+        broker,
+        || {
+            if !(is_cover(&refs, &topic_a, &[1, 2]) || is_cover(&refs, &topic_a, &[3])) {
+                return false;
+            }
+            let marks_now = since
+                .get_or_insert_with(|| members.iter().map(|m| m.mark().1).collect())
+                .clone();
+            members.iter().zip(&marks_now).all(|(m, r)| {
+                m.with(|s| {
+                    s.current()
+                        .iter()
+                        .all(|tp| s.records[*r..].iter().any(|x| &x.0 == tp))
+                })
+            })
+        },
+    );
+    drop(background);
+    for (i, m) in members.iter().enumerate() {
+        let out = m.output();
+        m.with(|s| {
+            // What it had of the remaining topic and still has was never revoked
+            // (a member that had only the deleted topic may be given some).
+            let kept: BTreeSet<Tp> = before[i].intersection(&s.current()).cloned().collect();
+            assert!(
+                s.taken_since(marks[i].0).is_disjoint(&kept),
+                "{}: partitions of {a} were revoked when {b} was deleted\n{out}",
+                m.name
+            );
+        });
+    }
+    eprintln!("{}: {before:?} -> {:?}", client.name(), shares(&refs));
+    for m in members {
+        m.finish();
+    }
+}
+
 /// (h) `group.remote.assignor=range` over two 6-partition topics: 3
 /// members get 4 partitions each, co-partitioned (the same partition numbers
 /// of both topics; which numbers depends on the join order, as range is
@@ -2211,6 +2311,16 @@ fn java_leaving_member_partitions_move() {
 #[test]
 fn java_leaving_member_partitions_move_reference_kafka() {
     on_reference(Client::Java, leave);
+}
+
+#[test]
+fn rdkafka_deleted_topic_leaves_the_assignment() {
+    on_sluice(Client::Rdkafka, topic_deleted);
+}
+
+#[test]
+fn rdkafka_deleted_topic_leaves_the_assignment_reference_kafka() {
+    on_reference(Client::Rdkafka, topic_deleted);
 }
 
 #[test]
