@@ -179,3 +179,71 @@ impl ReplicaManager {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_record::{BatchBuilder, CompressionType, LeaderEpoch, Timestamp};
+    use sluice_storage::{LogConfig, LogManager, LogManagerConfig, SimFs, SystemClock};
+
+    fn batch(records: usize, size: usize) -> Vec<u8> {
+        let mut b = BatchBuilder::new(CompressionType::None);
+        let value = vec![7u8; size];
+        let now = SystemClock.now_ms();
+        for _ in 0..records {
+            b.append(Timestamp(now), None, Some(&value), &[]).unwrap();
+        }
+        b.build().unwrap()
+    }
+
+    use sluice_storage::Clock as _;
+
+    /// Reads of recently appended data are hot; data appended more than
+    /// 8 MiB ago, or before the partition came online (a restart), is not,
+    /// so its readers go through the blocking pool.
+    #[test]
+    fn only_the_recent_tail_counts_as_hot() {
+        let manager = LogManager::open(
+            LogManagerConfig {
+                log_dirs: vec!["/d".into()],
+                ..Default::default()
+            },
+            Arc::new(SimFs::new()),
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        let tp = TopicPartition::new("t", 0);
+        let log = manager
+            .get_or_create_log(&tp, LogConfig::default())
+            .unwrap();
+        let mut old = batch(100, 1000);
+        log.append_as_leader(&mut old, LeaderEpoch(0)).unwrap();
+
+        // Online after the first 100 records: they are not hot, the end is.
+        let p = Partition::new(log.clone());
+        assert!(!p.is_hot(Offset(0)));
+        assert!(!p.is_hot(Offset(99)));
+        assert!(p.is_hot(Offset(100)));
+
+        // 12 MiB more in 64 KiB appends.
+        let one = batch(64, 1000);
+        let mut firsts = Vec::new();
+        for _ in 0..(12 << 20) / one.len() {
+            let info = log.append_as_leader_shared(&one, LeaderEpoch(0)).unwrap();
+            p.note_append(info.first_offset, info.bytes);
+            firsts.push(info.first_offset);
+        }
+        let end = log.log_end_offset();
+        assert!(p.is_hot(end));
+        assert!(p.is_hot(*firsts.last().unwrap()));
+        assert!(!p.is_hot(firsts[0]), "12 MiB ago is cold");
+        // The hot window spans between 4 and 8 MiB (+ one append) of data.
+        let hot = firsts.iter().filter(|o| p.is_hot(**o)).count();
+        let per = one.len();
+        assert!(hot * per >= HOT_WINDOW_BYTES as usize, "{hot} appends hot");
+        assert!(
+            hot * per <= 2 * HOT_WINDOW_BYTES as usize + per,
+            "{hot} appends hot"
+        );
+    }
+}
