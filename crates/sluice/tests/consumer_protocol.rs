@@ -94,6 +94,15 @@ const LONG_SESSION_SETTINGS: &[(&str, &str)] = &[
     ("group.consumer.min.heartbeat.interval.ms", "1000"),
 ];
 
+/// [`GROUP_SETTINGS`] with room for 2 members per consumer group.
+const MAX_SIZE_SETTINGS: &[(&str, &str)] = &[
+    ("group.consumer.session.timeout.ms", "8000"),
+    ("group.consumer.min.session.timeout.ms", "6000"),
+    ("group.consumer.heartbeat.interval.ms", "1000"),
+    ("group.consumer.min.heartbeat.interval.ms", "1000"),
+    ("group.consumer.max.size", "2"),
+];
+
 type Tp = (String, i32);
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -1475,6 +1484,44 @@ fn topic_deleted(client: Client, broker: &mut dyn Broker) {
     }
 }
 
+/// (l) `group.consumer.max.size=2`: a third member is refused with
+/// GROUP_MAX_SIZE_REACHED (the client reports it) and gets nothing; the two
+/// members keep their partitions.
+fn max_size(client: Client, broker: &mut dyn Broker) {
+    let topic = format!("kip848-max-{}", client.name());
+    setup_topic(broker, &topic);
+    let spec = spec(client, broker, &format!("{topic}-g"), &topic);
+    let members = stable_group(&spec, &topic, &[3, 3], broker);
+    let before: Vec<BTreeSet<Tp>> = members.iter().map(Member::current).collect();
+    let marks: Vec<(usize, usize)> = members.iter().map(Member::mark).collect();
+    let third = Member::start(&spec, "m2");
+    let mut refs: Vec<&Member> = members.iter().collect();
+    refs.push(&third);
+    wait_until(
+        "the third member to report GROUP_MAX_SIZE_REACHED",
+        &refs,
+        broker,
+        || third.output().contains("GroupMaxSizeReached"),
+    );
+    assert!(
+        third.with(|s| s.states_since(0).iter().all(BTreeSet::is_empty)),
+        "the refused member got partitions:\n{}",
+        third.output()
+    );
+    for (i, m) in members.iter().enumerate() {
+        let out = m.output();
+        m.with(|s| {
+            for state in s.states_since(marks[i].0) {
+                assert_eq!(state, before[i], "{}: assignment changed\n{out}", m.name);
+            }
+        });
+    }
+    drop(third);
+    for m in members {
+        m.finish();
+    }
+}
+
 /// (h) `group.remote.assignor=range` over two 6-partition topics: 3
 /// members get 4 partitions each, co-partitioned (the same partition numbers
 /// of both topics; which numbers depends on the join order, as range is
@@ -2321,6 +2368,26 @@ fn rdkafka_deleted_topic_leaves_the_assignment() {
 #[test]
 fn rdkafka_deleted_topic_leaves_the_assignment_reference_kafka() {
     on_reference(Client::Rdkafka, topic_deleted);
+}
+
+#[test]
+fn rdkafka_member_beyond_max_size_is_refused() {
+    on_sluice_with(Client::Rdkafka, max_size, MAX_SIZE_SETTINGS);
+}
+
+#[test]
+fn rdkafka_member_beyond_max_size_is_refused_reference_kafka() {
+    on_reference_with(Client::Rdkafka, max_size, MAX_SIZE_SETTINGS);
+}
+
+#[test]
+fn java_member_beyond_max_size_is_refused() {
+    on_sluice_with(Client::Java, max_size, MAX_SIZE_SETTINGS);
+}
+
+#[test]
+fn java_member_beyond_max_size_is_refused_reference_kafka() {
+    on_reference_with(Client::Java, max_size, MAX_SIZE_SETTINGS);
 }
 
 #[test]
