@@ -130,7 +130,18 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
         }
     }
 
-    let inline = jobs.iter().map(|j| j.records.len()).sum::<usize>() <= INLINE_APPEND_BYTES;
+    // Compacted logs are excluded: the cleaner swaps their segments under
+    // the log's lock with directory fsyncs, which must not stall a network
+    // thread.
+    let inline = jobs.iter().map(|j| j.records.len()).sum::<usize>() <= INLINE_APPEND_BYTES
+        && jobs.iter().all(|j| {
+            !j.partition
+                .log()
+                .config()
+                .compaction
+                .cleanup_policy
+                .compact()
+        });
     if !jobs.is_empty() && inline {
         // Small appends are a pwrite of a few pages into the page cache:
         // cheaper than the two thread hand-offs of the blocking pool, which
