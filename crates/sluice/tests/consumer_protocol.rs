@@ -32,6 +32,9 @@
 //! - `new partitions`: partitions added to the topic go to the live members
 //!   (2,2 -> 3,3) without revocation or pause.
 //! - `mixed`: the `join` scenario with Java and librdkafka members in one group.
+//! - `leave`, `kill -9 restart`, `deleted topic`, `max size`
+//!   (GROUP_MAX_SIZE_REACHED), `duplicate instance id`
+//!   (UNRELEASED_INSTANCE_ID): see each scenario function.
 //!
 //! Each member is a process (so a crash is a real SIGKILL): the Java driver's
 //! `consumer-group` phase, or this test binary re-run as the ignored
@@ -85,11 +88,14 @@ const GROUP_SETTINGS: &[(&str, &str)] = &[
     ("group.consumer.min.heartbeat.interval.ms", "1000"),
 ];
 
-/// For static membership and a broker restart under live members: Kafka's
-/// default session timeout (45 s), so that a restarted static member or
-/// broker (a JVM start on a slow machine included) is back well before
-/// sessions end and partitions would be reassigned.
+/// For static membership and a broker restart under live members: a 2-minute
+/// session timeout, so that a restarted static member or broker (a JVM start
+/// on a slow, busy machine included; a librdkafka member was seen to need
+/// more than Kafka's default 45 s to reach a restarted Kafka under load) is
+/// back well before sessions end and partitions would be reassigned.
 const LONG_SESSION_SETTINGS: &[(&str, &str)] = &[
+    ("group.consumer.session.timeout.ms", "120000"),
+    ("group.consumer.max.session.timeout.ms", "120000"),
     ("group.consumer.heartbeat.interval.ms", "1000"),
     ("group.consumer.min.heartbeat.interval.ms", "1000"),
 ];
@@ -1522,6 +1528,46 @@ fn max_size(client: Client, broker: &mut dyn Broker) {
     }
 }
 
+/// (m) a second live member with an instance id already in use is refused
+/// with UNRELEASED_INSTANCE_ID; the first keeps its partitions.
+fn unreleased_instance(client: Client, broker: &mut dyn Broker) {
+    let topic = format!("kip848-dup-{}", client.name());
+    setup_topic(broker, &topic);
+    let spec = MemberSpec {
+        instance: Some(format!("{topic}-i0")),
+        ..spec(client, broker, &format!("{topic}-g"), &topic)
+    };
+    let members = stable_group(&spec, &topic, &[6], broker);
+    let before = members[0].current();
+    let mark = members[0].mark();
+    let twin = Member::start(&spec, "twin");
+    let refs = [&members[0], &twin];
+    wait_until(
+        "the second member with the same instance id to report UNRELEASED_INSTANCE_ID",
+        &refs,
+        broker,
+        || twin.output().contains("UnreleasedInstanceId"),
+    );
+    assert!(
+        twin.with(|s| s.states_since(0).iter().all(BTreeSet::is_empty)),
+        "the refused member got partitions:\n{}",
+        twin.output()
+    );
+    let out = members[0].output();
+    members[0].with(|s| {
+        for state in s.states_since(mark.0) {
+            assert_eq!(
+                state, before,
+                "the first member's assignment changed\n{out}"
+            );
+        }
+    });
+    drop(twin);
+    for m in members {
+        m.finish();
+    }
+}
+
 /// (h) `group.remote.assignor=range` over two 6-partition topics: 3
 /// members get 4 partitions each, co-partitioned (the same partition numbers
 /// of both topics; which numbers depends on the join order, as range is
@@ -2388,6 +2434,26 @@ fn java_member_beyond_max_size_is_refused() {
 #[test]
 fn java_member_beyond_max_size_is_refused_reference_kafka() {
     on_reference_with(Client::Java, max_size, MAX_SIZE_SETTINGS);
+}
+
+#[test]
+fn rdkafka_duplicate_instance_id_is_refused() {
+    on_sluice_with(Client::Rdkafka, unreleased_instance, LONG_SESSION_SETTINGS);
+}
+
+#[test]
+fn rdkafka_duplicate_instance_id_is_refused_reference_kafka() {
+    on_reference_with(Client::Rdkafka, unreleased_instance, LONG_SESSION_SETTINGS);
+}
+
+#[test]
+fn java_duplicate_instance_id_is_refused() {
+    on_sluice_with(Client::Java, unreleased_instance, LONG_SESSION_SETTINGS);
+}
+
+#[test]
+fn java_duplicate_instance_id_is_refused_reference_kafka() {
+    on_reference_with(Client::Java, unreleased_instance, LONG_SESSION_SETTINGS);
 }
 
 #[test]
