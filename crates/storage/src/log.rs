@@ -653,10 +653,59 @@ impl Log {
         )
     }
 
+    /// [`Log::append_as_leader_shared`] for a caller that must not wait:
+    /// `Ok(None)` (nothing written) when another thread holds the log's
+    /// lock (a roll, a retention deletion, a cleaner swap, another append)
+    /// or when the batches would need converting first (a `compression.type`
+    /// codec or LogAppendTime); the caller then appends from a thread that
+    /// may block. The network threads use this for small produce requests.
+    pub fn try_append_as_leader_shared(
+        &self,
+        records: &[u8],
+        leader_epoch: LeaderEpoch,
+    ) -> Result<Option<AppendInfo>, StorageError> {
+        self.check()?;
+        let config = self.config.read().clone();
+        if config.compression.is_some()
+            || config.message_timestamp_type == TimestampType::LogAppendTime
+        {
+            return Ok(None);
+        }
+        let now = self.env.clock.now_ms();
+        let headers = validate_batches(records, &config, now)?;
+        let Some(st) = self.state.try_write() else {
+            return Ok(None);
+        };
+        let heads = Vec::with_capacity(headers.len());
+        self.append_locked(
+            st,
+            Payload::Shared { records, heads },
+            headers,
+            &config,
+            now,
+            leader_epoch,
+        )
+        .map(Some)
+    }
+
     /// The part of [`Log::append_as_leader`] after validation: offsets,
     /// producer state, the write.
     fn append_validated(
         &self,
+        records: Payload<'_>,
+        headers: Vec<(usize, BatchHeader)>,
+        config: &LogConfig,
+        now: i64,
+        leader_epoch: LeaderEpoch,
+    ) -> Result<AppendInfo, StorageError> {
+        let st = self.state.write();
+        self.append_locked(st, records, headers, config, now, leader_epoch)
+    }
+
+    /// [`Log::append_validated`] with the log's lock already held.
+    fn append_locked(
+        &self,
+        mut st: parking_lot::RwLockWriteGuard<'_, LogState>,
         mut records: Payload<'_>,
         headers: Vec<(usize, BatchHeader)>,
         config: &LogConfig,
@@ -665,7 +714,6 @@ impl Log {
     ) -> Result<AppendInfo, StorageError> {
         let log_append = config.message_timestamp_type == TimestampType::LogAppendTime;
 
-        let mut st = self.state.write();
         self.check()?;
         let first_offset = st.log_end_offset;
         let mut next = first_offset;

@@ -112,3 +112,47 @@ fn a_rejected_shared_append_writes_nothing() {
     assert_eq!(log.log_end_offset(), Offset(0));
     assert_eq!(log.size_in_bytes(), 0);
 }
+
+#[test]
+fn a_non_waiting_append_appends_like_the_shared_one_or_leaves_conversions_to_the_caller() {
+    let tp = TopicPartition::new("t", 0);
+    let (ma, mb) = (manager(), manager());
+    let a = ma.get_or_create_log(&tp, LogConfig::default()).unwrap();
+    let b = mb.get_or_create_log(&tp, LogConfig::default()).unwrap();
+    for seed in 0..5u8 {
+        let records = batch_of(4, 100, NOW, seed);
+        let tried = a
+            .try_append_as_leader_shared(&records, LeaderEpoch(0))
+            .unwrap()
+            .expect("an uncontended log appends without waiting");
+        let shared = b.append_as_leader_shared(&records, LeaderEpoch(0)).unwrap();
+        assert_eq!(tried, shared);
+    }
+    assert_eq!(contents(&a), contents(&b));
+
+    // Batches that must be converted (LogAppendTime stamps, a topic codec)
+    // are left to a caller that may block: nothing is written.
+    for config in [
+        LogConfig {
+            message_timestamp_type: TimestampType::LogAppendTime,
+            ..LogConfig::default()
+        },
+        LogConfig {
+            compression: Some(sluice_record::CompressionType::Lz4),
+            ..LogConfig::default()
+        },
+    ] {
+        let m = manager();
+        let log = m.get_or_create_log(&tp, config).unwrap();
+        let records = batch_of(2, 10, NOW, 9);
+        assert_eq!(
+            log.try_append_as_leader_shared(&records, LeaderEpoch(0))
+                .unwrap(),
+            None
+        );
+        assert_eq!(log.log_end_offset(), Offset(0));
+        log.append_as_leader_shared(&records, LeaderEpoch(0))
+            .unwrap();
+        assert_eq!(log.log_end_offset(), Offset(2));
+    }
+}

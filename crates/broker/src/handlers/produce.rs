@@ -4,9 +4,12 @@
 //! there (`Log::append_as_leader_shared`: only each batch's first 16 bytes,
 //! base offset and leader epoch, are patched copies). Requests of up to
 //! 64 KiB of records are appended on the network thread (a pwrite into the
-//! page cache costs less than the hand-off to another thread); bigger ones
-//! run on tokio's blocking pool, and so does every fsync, so a slow disk
-//! never stalls the network threads. For `flush.messages=1` topics the answer waits for the
+//! page cache costs less than the hand-off to another thread) when the
+//! log's lock is free and nothing needs converting
+//! (`Log::try_append_as_leader_shared`, which never waits); everything else
+//! runs on tokio's blocking pool, and so does every fsync, so a slow disk or
+//! a segment roll never stalls the network threads. For `flush.messages=1`
+//! topics the answer waits for the
 //! group-commit fsync (`Log::flush_until`), and only then does the high
 //! watermark move, so consumers never see unflushed data there.
 
@@ -130,9 +133,8 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
         }
     }
 
-    // Compacted logs are excluded: the cleaner swaps their segments under
-    // the log's lock with directory fsyncs, which must not stall a network
-    // thread.
+    // Compacted logs are excluded: their records are decoded to check keys,
+    // CPU work that belongs on the pool.
     let inline = jobs.iter().map(|j| j.records.len()).sum::<usize>() <= INLINE_APPEND_BYTES
         && jobs.iter().all(|j| {
             !j.partition
@@ -142,25 +144,29 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
                 .cleanup_policy
                 .compact()
         });
-    if !jobs.is_empty() && inline {
+    let mut pool_jobs = Vec::new();
+    if inline {
         // Small appends are a pwrite of a few pages into the page cache:
         // cheaper than the two thread hand-offs of the blocking pool, which
         // on a busy 2-core machine are where the latency tail came from.
-        // Only the group-commit fsync (flush.messages) goes to the pool.
+        // A log whose lock is held (a roll, a retention deletion, another
+        // append) or whose batches need converting goes to the pool instead,
+        // so a network thread never waits; so does every group-commit fsync.
         let mut to_flush = Vec::new();
         for job in jobs {
-            match append_only(&job.partition, &job.records) {
-                Ok(Some(info)) if info.needs_flush => {
+            match try_append_inline(&job.partition, &job.records) {
+                None => pool_jobs.push(job),
+                Some(Ok(Some(info))) if info.needs_flush => {
                     to_flush.push((job.slot, job.partition, info))
                 }
-                Ok(info) => {
+                Some(Ok(info)) => {
                     if let Some(info) = &info {
                         job.partition
                             .advance_high_watermark(info.last_offset.plus(1));
                     }
                     results[job.slot] = Some(PartitionResult::appended(info));
                 }
-                Err(failed) => results[job.slot] = Some(failed),
+                Some(Err(failed)) => results[job.slot] = Some(failed),
             }
         }
         if !to_flush.is_empty() {
@@ -189,7 +195,11 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
                 }
             }
         }
-    } else if !jobs.is_empty() {
+    } else {
+        pool_jobs = jobs;
+    }
+    if !pool_jobs.is_empty() {
+        let jobs = pool_jobs;
         let slots: Vec<usize> = jobs.iter().map(|j| j.slot).collect();
         let outcome = tokio::task::spawn_blocking(move || {
             jobs.into_iter()
@@ -313,6 +323,29 @@ fn append_only(
             Ok(Some(info))
         }
         Err(e) => Err(storage_failure(partition, e)),
+    }
+}
+
+/// Appends one partition's batches on a network thread if that needs no
+/// waiting: `None` when the log's lock is held or the batches need
+/// converting (the caller then appends on the blocking pool).
+fn try_append_inline(
+    partition: &Partition,
+    records: &[u8],
+) -> Option<Result<Option<AppendInfo>, PartitionResult>> {
+    if records.is_empty() {
+        return Some(Ok(None));
+    }
+    match partition
+        .log()
+        .try_append_as_leader_shared(records, LeaderEpoch(0))
+    {
+        Ok(Some(info)) => {
+            partition.note_append(info.first_offset, info.bytes);
+            Some(Ok(Some(info)))
+        }
+        Ok(None) => None,
+        Err(e) => Some(Err(storage_failure(partition, e))),
     }
 }
 
