@@ -655,10 +655,11 @@ impl Log {
 
     /// [`Log::append_as_leader_shared`] for a caller that must not wait:
     /// `Ok(None)` (nothing written) when another thread holds the log's
-    /// lock (a roll, a retention deletion, a cleaner swap, another append)
-    /// or when the batches would need converting first (a `compression.type`
-    /// codec or LogAppendTime); the caller then appends from a thread that
-    /// may block. The network threads use this for small produce requests.
+    /// lock (a roll, a retention deletion, a cleaner swap, another append),
+    /// when the batches would need converting first (a `compression.type`
+    /// codec or LogAppendTime), or when the append would roll the segment
+    /// (file creation and a producer snapshot's fsyncs); the caller then
+    /// appends from a thread that may block. The network threads use this for small produce requests.
     pub fn try_append_as_leader_shared(
         &self,
         records: &[u8],
@@ -684,8 +685,8 @@ impl Log {
             &config,
             now,
             leader_epoch,
+            Roll::Defer,
         )
-        .map(Some)
     }
 
     /// The part of [`Log::append_as_leader`] after validation: offsets,
@@ -699,10 +700,16 @@ impl Log {
         leader_epoch: LeaderEpoch,
     ) -> Result<AppendInfo, StorageError> {
         let st = self.state.write();
-        self.append_locked(st, records, headers, config, now, leader_epoch)
+        let info =
+            self.append_locked(st, records, headers, config, now, leader_epoch, Roll::Allow)?;
+        Ok(info.expect("an append that may roll always appends"))
     }
 
-    /// [`Log::append_validated`] with the log's lock already held.
+    /// [`Log::append_validated`] with the log's lock already held. With
+    /// [`Roll::Defer`] an append that would roll the segment (new files,
+    /// index preallocation, a producer snapshot with two fsyncs) writes
+    /// nothing and answers `None`.
+    #[allow(clippy::too_many_arguments)]
     fn append_locked(
         &self,
         mut st: parking_lot::RwLockWriteGuard<'_, LogState>,
@@ -711,7 +718,8 @@ impl Log {
         config: &LogConfig,
         now: i64,
         leader_epoch: LeaderEpoch,
-    ) -> Result<AppendInfo, StorageError> {
+        roll: Roll,
+    ) -> Result<Option<AppendInfo>, StorageError> {
         let log_append = config.message_timestamp_type == TimestampType::LogAppendTime;
 
         self.check()?;
@@ -757,7 +765,7 @@ impl Log {
                         let log_start_offset = st.log_start_offset;
                         drop(st);
                         tracing::debug!(log = %self.tp, producer_id = pid.0, first_seq = b.first_seq, offset = b.first_offset.0, "duplicate batch not written");
-                        return Ok(AppendInfo {
+                        return Ok(Some(AppendInfo {
                             first_offset: b.first_offset,
                             last_offset: b.last_offset,
                             log_append_time: if log_append {
@@ -771,7 +779,7 @@ impl Log {
                             needs_flush: config.flush_messages <= 1
                                 && b.last_offset >= self.recovery_point(),
                             duplicate: true,
-                        });
+                        }));
                     }
                     SequenceCheck::Append => {
                         let i = match idx {
@@ -814,6 +822,9 @@ impl Log {
             last_offset,
             now,
         )? {
+            if roll == Roll::Defer {
+                return Ok(None);
+            }
             pending_snapshot = self.roll_locked(&mut st, config, now)?;
         }
         let active = st.active().clone();
@@ -835,7 +846,7 @@ impl Log {
         drop(st);
         self.write_pending_snapshot(pending_snapshot);
         let unflushed = next.distance_from(self.recovery_point());
-        Ok(AppendInfo {
+        Ok(Some(AppendInfo {
             first_offset,
             last_offset,
             log_append_time: if log_append {
@@ -848,7 +859,7 @@ impl Log {
             bytes: records.len(),
             needs_flush: unflushed >= config.flush_messages,
             duplicate: false,
-        })
+        }))
     }
 
     fn roll_locked(
@@ -1663,6 +1674,14 @@ fn write_snapshot(
     state.set_map_end_offset(offset);
     let bytes = encode_snapshot(state);
     write_snapshot_bytes(fs, dir, offset, &bytes)
+}
+
+/// Whether an append may roll the active segment itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Roll {
+    Allow,
+    /// Leave a roll to a caller that may block: the append writes nothing.
+    Defer,
 }
 
 /// A producer snapshot encoded under the state lock at a roll, written

@@ -156,3 +156,37 @@ fn a_non_waiting_append_appends_like_the_shared_one_or_leaves_conversions_to_the
         assert_eq!(log.log_end_offset(), Offset(2));
     }
 }
+
+#[test]
+fn a_non_waiting_append_leaves_a_segment_roll_to_the_caller() {
+    let m = manager();
+    let config = LogConfig {
+        segment_bytes: 4 * 1024,
+        ..LogConfig::default()
+    };
+    let log = m
+        .get_or_create_log(&TopicPartition::new("t", 0), config)
+        .unwrap();
+    let mut deferred = 0;
+    for seed in 0..20u8 {
+        let records = batch_of(2, 400, NOW, seed);
+        match log
+            .try_append_as_leader_shared(&records, LeaderEpoch(0))
+            .unwrap()
+        {
+            Some(_) => {}
+            None => {
+                deferred += 1;
+                let before = log.segment_base_offsets().len();
+                log.append_as_leader_shared(&records, LeaderEpoch(0))
+                    .unwrap();
+                assert_eq!(log.segment_base_offsets().len(), before + 1);
+            }
+        }
+    }
+    assert!(
+        deferred >= 3,
+        "16 KiB into 4 KiB segments rolls: {deferred}"
+    );
+    assert_eq!(log.log_end_offset(), Offset(40));
+}
