@@ -244,8 +244,10 @@ pub struct ClassicGroup {
     pending_members: BTreeMap<String, PendingMember>,
     /// PreparingRebalance: when the join phase ends at the latest.
     join_deadline_ms: Option<i64>,
-    /// Initial delayed join (from Empty): the phase ends at `join_deadline_ms`
-    /// even if every member joined, so more members can arrive.
+    /// Initial delayed join (from Empty): only the timer ([`ClassicGroup::tick`]
+    /// at `join_deadline_ms`) ends the phase, never a JoinGroup, even if every
+    /// member joined and even with a delay of 0, so members that arrive
+    /// before the timer fires land in the first generation.
     initial_delay: Option<InitialDelay>,
     /// CompletingRebalance: members that have not sent SyncGroup by then are removed.
     sync_deadline_ms: Option<i64>,
@@ -253,11 +255,20 @@ pub struct ClassicGroup {
     next_member_seq: u64,
 }
 
+/// Kafka's InitialDelayedJoin: when the timer fires and a member joined since
+/// it was armed, it is armed again for `min(configured delay, remaining)`;
+/// each re-arm uses up the previous delay from `remaining_ms`, which starts
+/// at the rebalance timeout minus the configured delay.
 #[derive(Clone, Copy, Debug)]
 struct InitialDelay {
+    /// `group.initial.rebalance.delay.ms` when the phase started.
+    configured_ms: i64,
+    /// The delay the timer was last armed with.
     delay_ms: i64,
-    /// The delayed join never lasts past this (start + rebalance timeout).
-    limit_ms: i64,
+    /// What is left of the rebalance-timeout bound for further re-arms.
+    remaining_ms: i64,
+    /// A member joined since the timer was last armed.
+    new_member_added: bool,
 }
 
 impl ClassicGroup {
@@ -654,10 +665,10 @@ impl ClassicGroup {
         match self.state {
             GroupState::Empty => self.prepare_initial_rebalance(limits, now_ms),
             GroupState::PreparingRebalance => {
-                if let Some(d) = self.initial_delay {
-                    // Another member arrived during the initial delay: wait a
-                    // little longer, bounded by the rebalance timeout.
-                    self.join_deadline_ms = Some((now_ms + d.delay_ms).min(d.limit_ms));
+                if let Some(d) = self.initial_delay.as_mut() {
+                    // Another member arrived during the initial delay: the
+                    // timer waits once more when it fires.
+                    d.new_member_added = true;
                 }
             }
             _ => self.prepare_rebalance(now_ms, out),
@@ -693,16 +704,39 @@ impl ClassicGroup {
             .unwrap_or(0)
     }
 
+    /// Starts the join phase of a new (Empty) group: it ends from the timer
+    /// after the initial delay, never inside the JoinGroup that started it.
     fn prepare_initial_rebalance(&mut self, limits: &GroupLimits, now_ms: i64) {
         let delay = i64::from(limits.initial_rebalance_delay_ms.max(0));
-        let limit = now_ms + self.rebalance_timeout_ms().max(delay);
         self.transition(GroupState::PreparingRebalance, now_ms);
         self.initial_delay = Some(InitialDelay {
+            configured_ms: delay,
             delay_ms: delay,
-            limit_ms: limit,
+            remaining_ms: (self.rebalance_timeout_ms() - delay).max(0),
+            new_member_added: false,
         });
-        self.join_deadline_ms = Some((now_ms + delay).min(limit));
+        self.join_deadline_ms = Some(now_ms + delay);
         self.sync_deadline_ms = None;
+    }
+
+    /// The initial-delay timer fired: wait again if members joined since it
+    /// was armed and time remains, else end the join phase.
+    fn initial_delay_expired(&mut self, now_ms: i64, out: &mut Vec<Completion>) {
+        let Some(d) = self.initial_delay else {
+            return;
+        };
+        if d.new_member_added && d.remaining_ms != 0 {
+            let delay = d.configured_ms.min(d.remaining_ms);
+            self.initial_delay = Some(InitialDelay {
+                configured_ms: d.configured_ms,
+                delay_ms: delay,
+                remaining_ms: (d.remaining_ms - d.delay_ms).max(0),
+                new_member_added: false,
+            });
+            self.join_deadline_ms = Some(now_ms + delay);
+        } else {
+            self.complete_join(now_ms, out);
+        }
     }
 
     /// Starts a rebalance: answers waiting SyncGroups with
@@ -740,13 +774,12 @@ impl ClassicGroup {
         if self.state != GroupState::PreparingRebalance {
             return;
         }
+        if self.initial_delay.is_some() {
+            // Only the initial-delay timer ends this phase (tick).
+            return;
+        }
         let deadline_passed = self.join_deadline_ms.is_some_and(|d| now_ms >= d);
-        let ready = if self.initial_delay.is_some() {
-            deadline_passed
-        } else {
-            self.all_joined() || deadline_passed
-        };
-        if ready {
+        if self.all_joined() || deadline_passed {
             self.complete_join(now_ms, out);
         }
     }
@@ -1040,6 +1073,9 @@ impl ClassicGroup {
                 self.prepare_rebalance(now_ms, out);
                 self.maybe_complete_join(now_ms, out);
             }
+            // Like Kafka, a departure ends the join phase once everyone left
+            // has joined, the initial delay included.
+            GroupState::PreparingRebalance if self.all_joined() => self.complete_join(now_ms, out),
             GroupState::PreparingRebalance => self.maybe_complete_join(now_ms, out),
             GroupState::Empty | GroupState::Dead => {}
         }
@@ -1086,7 +1122,14 @@ impl ClassicGroup {
                 m.awaiting_join = false;
             }
         }
-        self.maybe_complete_join(now_ms, out);
+        if self.state == GroupState::PreparingRebalance
+            && self.initial_delay.is_some()
+            && self.join_deadline_ms.is_some_and(|d| now_ms >= d)
+        {
+            self.initial_delay_expired(now_ms, out);
+        } else {
+            self.maybe_complete_join(now_ms, out);
+        }
     }
 
     /// Every member's session ended or left: DeleteGroups may delete it.

@@ -10,6 +10,16 @@ const REBALANCE: i32 = 30_000;
 /// Initial rebalance delay used to form groups: every member joins at 0.
 const DELAY: i32 = 100;
 const D: i64 = DELAY as i64;
+/// When a group whose members all joined at 0 completes its first join: the
+/// timer fires at D, sees members that joined after the first one, and waits
+/// one more delay (Kafka's InitialDelayedJoin).
+const FORMED: i64 = 2 * D;
+
+/// Fires the initial-rebalance timer until the first generation forms.
+fn form(g: &mut ClassicGroup, out: &mut Vec<Completion>) {
+    g.tick(D, out);
+    g.tick(FORMED, out);
+}
 
 fn limits(delay: i32) -> GroupLimits {
     GroupLimits {
@@ -85,7 +95,7 @@ fn stable_group(n: usize) -> (ClassicGroup, Vec<String>, i64) {
     for _ in 0..n {
         ids.push(join_new(&mut g, &l, 0, &mut out));
     }
-    g.tick(D, &mut out);
+    form(&mut g, &mut out);
     assert_eq!(g.state(), GroupState::CompletingRebalance);
     let leader = g.leader_id().unwrap().to_string();
     let assignments = ids
@@ -96,16 +106,25 @@ fn stable_group(n: usize) -> (ClassicGroup, Vec<String>, i64) {
     let gen = g.generation_id();
     for id in ids.iter().filter(|i| **i != leader) {
         assert!(matches!(
-            g.sync(id, None, gen, None, None, vec![], D, &mut out),
+            g.sync(id, None, gen, None, None, vec![], FORMED, &mut out),
             Reply::Later(_)
         ));
     }
     assert!(matches!(
-        g.sync(&leader, None, gen, None, None, assignments, D, &mut out),
+        g.sync(
+            &leader,
+            None,
+            gen,
+            None,
+            None,
+            assignments,
+            FORMED,
+            &mut out
+        ),
         Reply::Later(_)
     ));
     assert_eq!(g.state(), GroupState::Stable);
-    (g, ids, D)
+    (g, ids, FORMED)
 }
 
 #[test]
@@ -118,10 +137,13 @@ fn first_join_asks_for_member_id_then_rebalance_completes_after_initial_delay() 
     g.tick(2_999, &mut out);
     assert!(joins(&out).is_empty(), "initial delay not over");
     let b = join_new(&mut g, &l, 2_000, &mut out);
-    // b extended the delay to 5000.
-    g.tick(3_500, &mut out);
+    // The timer fires at 3000; b joined since it was armed, so it waits
+    // another initial delay (Kafka's InitialDelayedJoin), until 6000.
+    g.tick(3_000, &mut out);
+    assert!(joins(&out).is_empty(), "b extended the delay");
+    g.tick(5_999, &mut out);
     assert!(joins(&out).is_empty());
-    g.tick(5_000, &mut out);
+    g.tick(6_000, &mut out);
     let j = joins(&out);
     assert_eq!(j.len(), 2);
     assert_eq!(g.state(), GroupState::CompletingRebalance);
@@ -146,6 +168,148 @@ fn first_join_asks_for_member_id_then_rebalance_completes_after_initial_delay() 
     }
 }
 
+/// Static joins of a new group (no member-id round trip): returns the ids.
+fn join_static(
+    g: &mut ClassicGroup,
+    l: &GroupLimits,
+    instance: &str,
+    now: i64,
+    out: &mut Vec<Completion>,
+) -> String {
+    match g.join(static_req("", instance), l, now, out) {
+        Reply::Later(id) => id,
+        Reply::Now(r) => panic!("a join of a new group must wait for the timer: {r:?}"),
+    }
+}
+
+#[test]
+fn initial_rebalance_with_zero_delay_waits_for_the_timer_so_close_joins_share_a_generation() {
+    let l = limits(0);
+    let mut g = ClassicGroup::new("g", 0);
+    let mut out = Vec::new();
+    let a = join_static(&mut g, &l, "consumer2", 0, &mut out);
+    // Even with no delay, the JoinGroup that starts the group does not
+    // complete the generation itself.
+    assert!(
+        joins(&out).is_empty(),
+        "completed inside the first JoinGroup"
+    );
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    assert_eq!(g.generation_id(), 0);
+    let b = join_static(&mut g, &l, "consumer1", 1, &mut out);
+    assert!(joins(&out).is_empty());
+    // The timer fires: b joined since it was armed, so it is armed again
+    // (for 0 ms); the next firing ends the join phase with both members.
+    g.tick(2, &mut out);
+    assert!(joins(&out).is_empty());
+    g.tick(3, &mut out);
+    let j = joins(&out);
+    let mut got: Vec<_> = j.iter().map(|(id, _)| id.clone()).collect();
+    got.sort();
+    let mut want = vec![a.clone(), b.clone()];
+    want.sort();
+    assert_eq!(got, want, "both members in the first generation");
+    assert!(j
+        .iter()
+        .all(|(_, r)| r.error.is_none() && r.generation_id == 1));
+    assert_eq!(g.generation_id(), 1);
+    assert_eq!(g.state(), GroupState::CompletingRebalance);
+    assert_eq!(g.leader_id(), Some(a.as_str()), "first member leads");
+}
+
+#[test]
+fn initial_rebalance_joins_before_the_timer_fires_land_in_one_generation() {
+    for delay in [0, DELAY] {
+        let l = limits(delay);
+        let mut g = ClassicGroup::new("g", 0);
+        let mut out = Vec::new();
+        let a = join_new(&mut g, &l, 0, &mut out);
+        let b = join_new(&mut g, &l, 0, &mut out);
+        assert!(
+            joins(&out).is_empty(),
+            "delay {delay}: completed by a JoinGroup"
+        );
+        // Nothing joined after the timer was armed by a's join... except b,
+        // which joined in the same instant: the first firing waits once more.
+        g.tick(i64::from(delay), &mut out);
+        g.tick(2 * i64::from(delay) + 1, &mut out);
+        let mut got: Vec<_> = joins(&out).into_iter().map(|(id, _)| id).collect();
+        got.sort();
+        let mut want = vec![a, b];
+        want.sort();
+        assert_eq!(got, want, "delay {delay}");
+        assert_eq!(g.generation_id(), 1, "delay {delay}: one generation");
+    }
+}
+
+#[test]
+fn initial_rebalance_with_one_member_completes_at_the_first_timer() {
+    let l = limits(0);
+    let mut g = ClassicGroup::new("g", 0);
+    let mut out = Vec::new();
+    let a = join_static(&mut g, &l, "only", 5, &mut out);
+    assert!(joins(&out).is_empty());
+    g.tick(5, &mut out);
+    let j = joins(&out);
+    assert_eq!(j.len(), 1);
+    assert_eq!(j[0].0, a);
+    assert_eq!(j[0].1.generation_id, 1);
+}
+
+#[test]
+fn initial_delay_extensions_stop_at_the_rebalance_timeout() {
+    // delay 3000, rebalance timeout 5000: 2000 ms remain after the first
+    // delay, so however many members keep arriving the phase ends at 5000.
+    let l = limits(3_000);
+    let mut g = ClassicGroup::new("g", 0);
+    let mut out = Vec::new();
+    let short = |instance: &str| JoinRequest {
+        rebalance_timeout_ms: 5_000,
+        ..static_req("", instance)
+    };
+    let mut ids = Vec::new();
+    let mut t = 0;
+    let mut n = 0;
+    while joins(&out).is_empty() {
+        assert!(t <= 5_000, "join phase outlived the rebalance timeout");
+        if t < 5_000 {
+            match g.join(short(&format!("i{n}")), &l, t, &mut out) {
+                Reply::Later(id) => ids.push(id),
+                Reply::Now(r) => panic!("{r:?}"),
+            }
+            n += 1;
+        }
+        g.tick(t, &mut out);
+        t += 500;
+    }
+    assert_eq!(t - 500, 5_000, "ended when the remaining time ran out");
+    assert_eq!(
+        joins(&out).len(),
+        ids.len(),
+        "every member that joined is in"
+    );
+    assert_eq!(g.generation_id(), 1);
+}
+
+#[test]
+fn leave_during_the_initial_delay_ends_the_join_phase_for_the_rest() {
+    let l = limits(3_000);
+    let mut g = ClassicGroup::new("g", 0);
+    let mut out = Vec::new();
+    let a = join_new(&mut g, &l, 0, &mut out);
+    let b = join_new(&mut g, &l, 0, &mut out);
+    g.leave(&b, None, 100, &mut out).unwrap();
+    let j = joins(&out);
+    assert!(j
+        .iter()
+        .any(|(id, r)| *id == b && r.error == Some(GroupError::UnknownMemberId)));
+    let done: Vec<_> = j.iter().filter(|(_, r)| r.error.is_none()).collect();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].0, a);
+    assert_eq!(g.generation_id(), 1);
+    assert_eq!(g.state(), GroupState::CompletingRebalance);
+}
+
 #[test]
 fn sync_hands_out_the_leaders_assignment_after_persist() {
     let l = limits(DELAY);
@@ -153,7 +317,7 @@ fn sync_hands_out_the_leaders_assignment_after_persist() {
     let mut out = Vec::new();
     let a = join_new(&mut g, &l, 0, &mut out);
     let b = join_new(&mut g, &l, 0, &mut out);
-    g.tick(D, &mut out);
+    form(&mut g, &mut out);
     out.clear();
     let leader = g.leader_id().unwrap().to_string();
     let follower = if leader == a { b.clone() } else { a.clone() };
@@ -372,7 +536,7 @@ fn protocol_selection_picks_one_every_member_supports() {
     g.join(mk(&["cooperative-sticky", "range"]), &l, 0, &mut out);
     g.join(mk(&["range", "cooperative-sticky"]), &l, 0, &mut out);
     g.join(mk(&["roundrobin", "range"]), &l, 0, &mut out);
-    g.tick(D, &mut out);
+    form(&mut g, &mut out);
     assert_eq!(g.protocol_name(), Some("range"));
 }
 
@@ -449,7 +613,7 @@ fn static_member_rejoins_without_rebalance_and_fences_the_old_id() {
     let Reply::Later(b) = g.join(static_req("", "inst-b"), &l, 0, &mut out) else {
         panic!()
     };
-    g.tick(D, &mut out);
+    form(&mut g, &mut out);
     let leader = g.leader_id().unwrap().to_string();
     let assignments = vec![
         (a.clone(), Bytes::from_static(b"A")),
@@ -507,21 +671,21 @@ fn leader_missing_sync_drops_laggards_at_the_rebalance_timeout() {
     let mut out = Vec::new();
     let a = join_new(&mut g, &l, 0, &mut out);
     let b = join_new(&mut g, &l, 0, &mut out);
-    g.tick(D, &mut out);
+    form(&mut g, &mut out);
     out.clear();
     let leader = g.leader_id().unwrap().to_string();
     let follower = if leader == a { b } else { a };
-    g.sync(&follower, None, 1, None, None, vec![], D, &mut out);
+    g.sync(&follower, None, 1, None, None, vec![], FORMED, &mut out);
     // Both sessions stay alive; the leader never syncs.
-    let mut t = D;
-    while t < D + i64::from(REBALANCE) - 1 {
-        t = (t + 5_000).min(D + i64::from(REBALANCE) - 1);
+    let mut t = FORMED;
+    while t < FORMED + i64::from(REBALANCE) - 1 {
+        t = (t + 5_000).min(FORMED + i64::from(REBALANCE) - 1);
         assert_eq!(g.heartbeat(&follower, None, 1, t), Ok(()));
         assert_eq!(g.heartbeat(&leader, None, 1, t), Ok(()));
         g.tick(t, &mut out);
     }
     assert!(g.member(&leader).is_some());
-    g.tick(D + i64::from(REBALANCE), &mut out);
+    g.tick(FORMED + i64::from(REBALANCE), &mut out);
     assert!(g.member(&leader).is_none());
     let s = syncs(&out);
     assert_eq!(s.len(), 1);
