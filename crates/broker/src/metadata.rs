@@ -25,6 +25,10 @@ use crate::partition::ReplicaManager;
 const META_PROPERTIES: &str = "meta.properties";
 const TOPICS_FILE: &str = "topics.meta";
 const TOPICS_TMP: &str = "topics.meta.tmp";
+const GROUP_CONFIGS_FILE: &str = "group_configs.meta";
+const GROUP_CONFIGS_TMP: &str = "group_configs.meta.tmp";
+/// Most groups that may have config overrides (clients grow this map).
+pub const MAX_GROUPS_WITH_CONFIGS: usize = 10_000;
 /// Our own metadata files are small; refuse absurd sizes instead of allocating them.
 const MAX_METADATA_FILE_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -166,6 +170,8 @@ pub struct MetadataStore {
     dir: PathBuf,
     meta: Meta,
     topics: RwLock<BTreeMap<String, TopicMetadata>>,
+    /// KIP-848 group config overrides: group id -> key -> value.
+    group_configs: RwLock<BTreeMap<String, BTreeMap<String, String>>>,
     /// Serializes changes (persist + log creation/deletion).
     write_lock: Mutex<()>,
 }
@@ -391,6 +397,67 @@ fn decode_topics(
     Ok(topics)
 }
 
+/// Serializes the group config overrides (one line per group / entry).
+fn encode_group_configs(groups: &BTreeMap<String, BTreeMap<String, String>>) -> String {
+    let mut out = String::from("version=1\n");
+    for (g, configs) in groups {
+        let _ = writeln!(out, "group {}", percent_encode(g));
+        for (k, v) in configs {
+            let _ = writeln!(out, "config {} {}", percent_encode(k), percent_encode(v));
+        }
+    }
+    let _ = writeln!(out, "end {}", groups.len());
+    out
+}
+
+fn decode_group_configs(
+    path: &Path,
+    text: &str,
+) -> Result<BTreeMap<String, BTreeMap<String, String>>, MetadataError> {
+    let corrupt = |reason: String| MetadataError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut lines = text.lines();
+    if lines.next() != Some("version=1") {
+        return Err(corrupt("missing or unknown version line".into()));
+    }
+    let mut groups: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    let mut ended = false;
+    for (n, line) in lines.enumerate() {
+        let bad = || corrupt(format!("line {}: {line:?}", n + 2));
+        if ended {
+            return Err(bad());
+        }
+        let parts: Vec<&str> = line.split(' ').collect();
+        match parts.as_slice() {
+            ["group", g] => {
+                let g = percent_decode(g).ok_or_else(bad)?;
+                groups.entry(g.clone()).or_default();
+                current = Some(g);
+            }
+            ["config", k, v] => {
+                let g = current.as_ref().ok_or_else(bad)?;
+                let k = percent_decode(k).ok_or_else(bad)?;
+                let v = percent_decode(v).ok_or_else(bad)?;
+                groups.entry(g.clone()).or_default().insert(k, v);
+            }
+            ["end", count] => {
+                if count.parse::<usize>().ok() != Some(groups.len()) {
+                    return Err(bad());
+                }
+                ended = true;
+            }
+            _ => return Err(bad()),
+        }
+    }
+    if !ended {
+        return Err(corrupt("truncated (no end line)".into()));
+    }
+    Ok(groups)
+}
+
 fn parse_meta_properties(text: &str) -> BTreeMap<String, String> {
     crate::config::parse_properties(text).into_iter().collect()
 }
@@ -467,11 +534,17 @@ impl MetadataStore {
             Some(text) => decode_topics(&topics_path, &text)?,
             None => BTreeMap::new(),
         };
+        let groups_path = dir.join(GROUP_CONFIGS_FILE);
+        let group_configs = match read_file(fs.as_ref(), &groups_path)? {
+            Some(text) => decode_group_configs(&groups_path, &text)?,
+            None => BTreeMap::new(),
+        };
         Ok(MetadataStore {
             fs,
             dir,
             meta: Meta { cluster_id },
             topics: RwLock::new(topics),
+            group_configs: RwLock::new(group_configs),
             write_lock: Mutex::new(()),
         })
     }
@@ -788,6 +861,59 @@ impl MetadataStore {
         configs: BTreeMap<String, String>,
     ) -> Result<TopicMetadata, MetadataError> {
         self.update_topic_config(ctx, name, false, |_| Ok(configs))
+    }
+
+    /// A group's config overrides (empty when it has none).
+    pub fn group_configs(&self, group_id: &str) -> BTreeMap<String, String> {
+        self.group_configs
+            .read()
+            .get(group_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every group with config overrides.
+    pub fn all_group_configs(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        self.group_configs.read().clone()
+    }
+
+    /// Read-modify-write of a group's config overrides: `f` computes the new
+    /// set from the current one, `validate` checks it; unless `validate_only`
+    /// the result is persisted before it returns.
+    pub fn update_group_config(
+        &self,
+        group_id: &str,
+        validate_only: bool,
+        f: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, MetadataError>,
+        validate: impl FnOnce(&BTreeMap<String, String>) -> Result<(), MetadataError>,
+    ) -> Result<BTreeMap<String, String>, MetadataError> {
+        let _guard = self.write_lock.lock();
+        let current = self.group_configs(group_id);
+        let next_configs = f(&current)?;
+        validate(&next_configs)?;
+        if validate_only {
+            return Ok(next_configs);
+        }
+        let mut next = self.group_configs.read().clone();
+        if next_configs.is_empty() {
+            next.remove(group_id);
+        } else {
+            if !next.contains_key(group_id) && next.len() >= MAX_GROUPS_WITH_CONFIGS {
+                return Err(MetadataError::InvalidRequest(format!(
+                    "at most {MAX_GROUPS_WITH_CONFIGS} groups may have config overrides"
+                )));
+            }
+            next.insert(group_id.to_string(), next_configs.clone());
+        }
+        write_durably(
+            self.fs.as_ref(),
+            &self.dir,
+            GROUP_CONFIGS_TMP,
+            GROUP_CONFIGS_FILE,
+            encode_group_configs(&next).as_bytes(),
+        )?;
+        *self.group_configs.write() = next;
+        Ok(next_configs)
     }
 
     /// Read-modify-write of a topic's config overrides under the metadata
@@ -1186,6 +1312,23 @@ mod tests {
         #[test]
         fn decode_never_panics(s in "\\PC{0,200}") {
             let _ = decode_topics(Path::new("t"), &s);
+            let _ = decode_group_configs(Path::new("g"), &s);
+        }
+
+        #[test]
+        fn group_configs_file_round_trips(
+            groups in proptest::collection::btree_map(
+                "\\PC{0,20}",
+                proptest::collection::btree_map("[a-z.]{1,20}", "\\PC{0,30}", 0..4),
+                0..6,
+            ),
+            cut in 0.0f64..1.0,
+        ) {
+            let text = encode_group_configs(&groups);
+            prop_assert_eq!(&decode_group_configs(Path::new("g"), &text).unwrap(), &groups);
+            let at = ((text.len() - 1) as f64 * cut) as usize;
+            let at = (0..=at).rev().find(|i| text.is_char_boundary(*i)).unwrap();
+            prop_assert!(decode_group_configs(Path::new("g"), &text[..at]).is_err());
         }
     }
 }

@@ -105,6 +105,11 @@ impl Broker {
             groups: Arc::new(GroupCoordinator::new(group_config, clock.clone())),
             clock,
         };
+        for (group_id, overrides) in ctx.metadata.all_group_configs() {
+            crate::handlers::incremental_alter_configs::push_group_overrides(
+                &ctx, &group_id, &overrides,
+            );
+        }
         // Creates __consumer_offsets if needed and loads it in the background.
         ctx.groups.start(&ctx).await?;
 

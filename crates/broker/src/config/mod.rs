@@ -3,6 +3,7 @@
 //! config validation into a storage [`LogConfig`], and the metadata
 //! DescribeConfigs reports (source, synonyms, read-only, sensitive, doc).
 
+pub mod group;
 pub mod kafka_keys;
 pub mod properties;
 pub mod table;
@@ -298,6 +299,8 @@ pub enum ConfigSource {
     DynamicTopic,
     StaticBroker,
     Default,
+    /// A KIP-848 group config override.
+    DynamicGroup,
 }
 
 impl ConfigSource {
@@ -307,6 +310,7 @@ impl ConfigSource {
             ConfigSource::DynamicTopic => 1,
             ConfigSource::StaticBroker => 4,
             ConfigSource::Default => 5,
+            ConfigSource::DynamicGroup => 8,
         }
     }
 }

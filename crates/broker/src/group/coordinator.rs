@@ -98,6 +98,9 @@ pub struct GroupDescription {
     pub members: Vec<MemberDescription>,
 }
 
+/// A group's `(session timeout, heartbeat interval)` overrides in ms.
+type ConsumerOverrides = (Option<i32>, Option<i32>);
+
 /// The group coordinator of this broker.
 pub struct GroupCoordinator {
     config: GroupConfig,
@@ -108,6 +111,9 @@ pub struct GroupCoordinator {
     joins: Mutex<HashMap<(String, String), oneshot::Sender<JoinResult>>>,
     syncs: Mutex<HashMap<(String, String), oneshot::Sender<SyncResult>>>,
     shutdown: watch::Sender<bool>,
+    /// Per-group `consumer.session.timeout.ms` / `consumer.heartbeat.interval.ms`
+    /// overrides (KIP-848 group configs; bounded by the metadata store's limit).
+    consumer_overrides: Mutex<HashMap<String, ConsumerOverrides>>,
 }
 
 impl GroupCoordinator {
@@ -120,6 +126,47 @@ impl GroupCoordinator {
             joins: Mutex::new(HashMap::new()),
             syncs: Mutex::new(HashMap::new()),
             shutdown: watch::channel(false).0,
+            consumer_overrides: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Sets (or with two `None`s clears) a group's session timeout and
+    /// heartbeat interval overrides; its members get them from their next
+    /// heartbeat on.
+    pub fn set_consumer_overrides(
+        &self,
+        group_id: &str,
+        session_timeout_ms: Option<i32>,
+        heartbeat_interval_ms: Option<i32>,
+    ) {
+        let mut m = self.consumer_overrides.lock();
+        if session_timeout_ms.is_none() && heartbeat_interval_ms.is_none() {
+            m.remove(group_id);
+        } else {
+            m.insert(
+                group_id.to_string(),
+                (session_timeout_ms, heartbeat_interval_ms),
+            );
+        }
+    }
+
+    /// The consumer-protocol settings of one group (broker's, with its overrides).
+    fn consumer_config_for(
+        &self,
+        group_id: &str,
+    ) -> std::borrow::Cow<'_, consumer::ConsumerGroupConfig> {
+        match self.consumer_overrides.lock().get(group_id) {
+            None => std::borrow::Cow::Borrowed(&self.config.consumer),
+            Some((session, heartbeat)) => {
+                let mut c = self.config.consumer.clone();
+                if let Some(s) = session {
+                    c.session_timeout_ms = *s;
+                }
+                if let Some(h) = heartbeat {
+                    c.heartbeat_interval_ms = *h;
+                }
+                std::borrow::Cow::Owned(c)
+            }
         }
     }
 
@@ -1110,7 +1157,8 @@ impl GroupCoordinator {
             }
         };
         let mut out = Vec::new();
-        let resp = cg.heartbeat(req, topics, &self.config.consumer, now, &mut out)?;
+        let config = self.consumer_config_for(group_id);
+        let resp = cg.heartbeat(req, topics, &config, now, &mut out)?;
         self.append_consumer(group_id, pre, &out)?;
         entry.consumer = Some(cg);
         Ok(resp)

@@ -1,4 +1,4 @@
-//! DescribeConfigs for TOPIC and BROKER resources: value, source, read-only,
+//! DescribeConfigs for TOPIC, BROKER and GROUP resources: value, source, read-only,
 //! sensitive, synonyms (when asked) and documentation (v3+, when asked).
 
 use kafka_protocol::error::ResponseError;
@@ -15,6 +15,8 @@ use crate::metadata::validate_topic_name;
 /// Kafka's `ConfigResource.Type` ids.
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+/// KIP-848 group configs.
+pub const RESOURCE_GROUP: i8 = 32;
 
 fn sb(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
@@ -42,6 +44,10 @@ pub(crate) fn describe_resource(
             check_broker_name(ctx, resource_name)?;
             Ok(ctx.config.describe_broker())
         }
+        // As Kafka: any group id, existing or not, has the group configs.
+        RESOURCE_GROUP => Ok(ctx
+            .config
+            .describe_group(&ctx.metadata.group_configs(resource_name))),
         other => Err((
             ResponseError::InvalidRequest.code(),
             format!("Unsupported resource type {other}"),

@@ -13,7 +13,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::alter_configs::{broker_configs_are_static, duplicates};
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
+use crate::config::group::group_key;
 use crate::config::{lookup, BrokerConfig, ConfigError, ConfigType, Scope};
 use crate::context::BrokerContext;
 use crate::metadata::{validate_topic_name, MetadataError};
@@ -137,6 +138,101 @@ async fn alter_topic(
     }
 }
 
+/// SET / DELETE on a group's config overrides (every group key is scalar).
+fn apply_group_ops(
+    current: &BTreeMap<String, String>,
+    ops: &[Op],
+) -> Result<BTreeMap<String, String>, MetadataError> {
+    let mut configs = current.clone();
+    for (key, op, value) in ops {
+        if group_key(key).is_none() {
+            return Err(MetadataError::Config(ConfigError::InvalidValue {
+                key: key.clone(),
+                value: value.clone().unwrap_or_else(|| "null".into()),
+                reason: format!("Unknown group config name: {key}"),
+            }));
+        }
+        match (*op, value) {
+            (OP_SET, Some(v)) => {
+                configs.insert(key.clone(), v.clone());
+            }
+            (OP_SET, None) => return Err(invalid(key, None, "null value not supported")),
+            (OP_DELETE, _) => {
+                configs.remove(key);
+            }
+            (OP_APPEND | OP_SUBTRACT, _) => {
+                return Err(invalid(
+                    key,
+                    value.as_deref(),
+                    "APPEND and SUBTRACT apply only to list configs",
+                ))
+            }
+            (other, _) => {
+                return Err(MetadataError::InvalidRequest(format!(
+                    "Unknown config operation {other} for {key}"
+                )))
+            }
+        }
+    }
+    Ok(configs)
+}
+
+/// Hands a group's session timeout / heartbeat interval overrides to the
+/// consumer group coordinator (after a change, and at startup).
+pub(crate) fn push_group_overrides(
+    ctx: &BrokerContext,
+    group_id: &str,
+    overrides: &BTreeMap<String, String>,
+) {
+    let get = |k: &str| overrides.get(k).and_then(|v| v.trim().parse::<i32>().ok());
+    ctx.groups.set_consumer_overrides(
+        group_id,
+        get("consumer.session.timeout.ms"),
+        get("consumer.heartbeat.interval.ms"),
+    );
+}
+
+async fn alter_group(
+    ctx: &BrokerContext,
+    name: &str,
+    ops: Vec<Op>,
+    validate_only: bool,
+) -> Result<(), (i16, String)> {
+    let ctx2 = ctx.clone();
+    let name2 = name.to_string();
+    let config: Arc<BrokerConfig> = ctx.config.clone();
+    match tokio::task::spawn_blocking(move || {
+        ctx2.metadata.update_group_config(
+            &name2,
+            validate_only,
+            |current| apply_group_ops(current, &ops),
+            |next| {
+                config
+                    .validate_group_configs(next)
+                    .map_err(MetadataError::Config)
+            },
+        )
+    })
+    .await
+    {
+        Ok(Ok(next)) => {
+            if !validate_only {
+                push_group_overrides(ctx, name, &next);
+            }
+            Ok(())
+        }
+        Ok(Err(e @ MetadataError::Config(ConfigError::InvalidValue { .. }))) => {
+            let msg = match &e {
+                MetadataError::Config(ConfigError::InvalidValue { reason, .. }) => reason.clone(),
+                _ => e.to_string(),
+            };
+            Err((e.kafka_error_code(), msg))
+        }
+        Ok(Err(e)) => Err((e.kafka_error_code(), e.to_string())),
+        Err(join) => Err((ResponseError::UnknownServerError.code(), join.to_string())),
+    }
+}
+
 pub async fn handle(
     ctx: &BrokerContext,
     _header: &RequestHeader,
@@ -181,6 +277,20 @@ pub async fn handle(
                         })
                         .collect();
                     alter_topic(ctx, name, ops, req.validate_only).await
+                }
+                RESOURCE_GROUP => {
+                    let ops: Vec<Op> = res
+                        .configs
+                        .iter()
+                        .map(|c| {
+                            (
+                                c.name.to_string(),
+                                c.config_operation,
+                                c.value.as_ref().map(|v| v.to_string()),
+                            )
+                        })
+                        .collect();
+                    alter_group(ctx, name, ops, req.validate_only).await
                 }
                 RESOURCE_BROKER => broker_configs_are_static(ctx, name),
                 other => Err((
