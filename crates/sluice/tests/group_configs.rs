@@ -143,7 +143,45 @@ fn scenario(bootstrap: &str) -> Vec<String> {
     ));
     out.push("describe after delete".to_string());
     out.extend(describe_group(&mut c, "g1"));
+    // the legacy AlterConfigs replaces a group's whole set of overrides
+    out.push(format!(
+        "legacy unknown key: code {}",
+        legacy_alter_group(&mut c, "g1", &[("foo.bar", "1")])
+    ));
+    out.push(format!(
+        "legacy below min: code {}",
+        legacy_alter_group(&mut c, "g1", &[("consumer.session.timeout.ms", "1000")])
+    ));
+    out.push(format!(
+        "legacy set: code {}",
+        legacy_alter_group(&mut c, "g1", &[("consumer.heartbeat.interval.ms", "8000")])
+    ));
+    out.push("describe after legacy".to_string());
+    out.extend(describe_group(&mut c, "g1"));
     out
+}
+
+fn legacy_alter_group(c: &mut RawClient, group: &str, configs: &[(&str, &str)]) -> i16 {
+    use kafka_protocol::messages::alter_configs_request::{
+        AlterConfigsResource as LegacyResource, AlterableConfig as LegacyConfig,
+    };
+    let resp: AlterConfigsResponse = c.send(
+        2,
+        &AlterConfigsRequest::default().with_resources(vec![LegacyResource::default()
+            .with_resource_type(GROUP)
+            .with_resource_name(sb(group))
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        LegacyConfig::default()
+                            .with_name(sb(k))
+                            .with_value(Some(sb(v)))
+                    })
+                    .collect(),
+            )]),
+    );
+    resp.responses[0].error_code
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! AlterConfigs (legacy): replaces a topic's whole set of config overrides.
+//! AlterConfigs (legacy): replaces a topic's (or a KIP-848 group's) whole set
+//! of config overrides.
 //! Broker configs are static in Sluice (set in server.properties/--override).
 
 use std::collections::{BTreeMap, HashSet};
@@ -8,7 +9,8 @@ use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceRespon
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 
-use super::describe_configs::{check_broker_name, RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::{check_broker_name, RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
+use super::incremental_alter_configs::update_group;
 use crate::context::BrokerContext;
 use crate::metadata::{validate_topic_name, MetadataError};
 
@@ -69,6 +71,16 @@ pub(crate) fn duplicates<'a>(
     dup
 }
 
+/// The first config of a legacy request with a null value.
+fn null_value(
+    configs: &[kafka_protocol::messages::alter_configs_request::AlterableConfig],
+) -> Option<String> {
+    configs
+        .iter()
+        .find(|c| c.value.is_none())
+        .map(|c| c.name.to_string())
+}
+
 pub async fn handle(
     ctx: &BrokerContext,
     _header: &RequestHeader,
@@ -108,6 +120,23 @@ pub async fn handle(
                         None => apply_topic_configs(ctx, name, configs, req.validate_only).await,
                     }
                 }
+                // As Kafka: the request's configs replace the group's overrides.
+                RESOURCE_GROUP => match null_value(&res.configs) {
+                    Some(k) => Err((
+                        ResponseError::InvalidConfig.code(),
+                        format!("Null value not supported for : {k}"),
+                    )),
+                    None => {
+                        let configs: BTreeMap<String, String> = res
+                            .configs
+                            .iter()
+                            .filter_map(|c| {
+                                Some((c.name.to_string(), c.value.as_ref()?.to_string()))
+                            })
+                            .collect();
+                        update_group(ctx, name, req.validate_only, move |_| Ok(configs)).await
+                    }
+                },
                 RESOURCE_BROKER => broker_configs_are_static(ctx, name),
                 other => Err((
                     ResponseError::InvalidRequest.code(),

@@ -198,20 +198,32 @@ async fn alter_group(
     ops: Vec<Op>,
     validate_only: bool,
 ) -> Result<(), (i16, String)> {
+    update_group(ctx, name, validate_only, move |current| {
+        apply_group_ops(current, &ops)
+    })
+    .await
+}
+
+/// Validates the group overrides `f` computes from the current ones and,
+/// unless `validate_only`, stores them and hands them to the coordinator.
+pub(crate) async fn update_group(
+    ctx: &BrokerContext,
+    name: &str,
+    validate_only: bool,
+    f: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, MetadataError>
+        + Send
+        + 'static,
+) -> Result<(), (i16, String)> {
     let ctx2 = ctx.clone();
     let name2 = name.to_string();
     let config: Arc<BrokerConfig> = ctx.config.clone();
     match tokio::task::spawn_blocking(move || {
-        ctx2.metadata.update_group_config(
-            &name2,
-            validate_only,
-            |current| apply_group_ops(current, &ops),
-            |next| {
+        ctx2.metadata
+            .update_group_config(&name2, validate_only, f, |next| {
                 config
                     .validate_group_configs(next)
                     .map_err(MetadataError::Config)
-            },
-        )
+            })
     })
     .await
     {
