@@ -879,13 +879,15 @@ impl MetadataStore {
 
     /// Read-modify-write of a group's config overrides: `f` computes the new
     /// set from the current one, `validate` checks it; unless `validate_only`
-    /// the result is persisted before it returns.
+    /// the result is persisted and then handed to `on_commit` (still under
+    /// the write lock, so concurrent changes reach it in order).
     pub fn update_group_config(
         &self,
         group_id: &str,
         validate_only: bool,
         f: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, MetadataError>,
         validate: impl FnOnce(&BTreeMap<String, String>) -> Result<(), MetadataError>,
+        on_commit: impl FnOnce(&BTreeMap<String, String>),
     ) -> Result<BTreeMap<String, String>, MetadataError> {
         let _guard = self.write_lock.lock();
         let current = self.group_configs(group_id);
@@ -913,6 +915,7 @@ impl MetadataStore {
             encode_group_configs(&next).as_bytes(),
         )?;
         *self.group_configs.write() = next;
+        on_commit(&next_configs);
         Ok(next_configs)
     }
 

@@ -97,6 +97,28 @@ fn scenario(bootstrap: &str) -> Vec<String> {
     let mut out = Vec::new();
     out.push("describe missing group".to_string());
     out.extend(describe_group(&mut c, "no-such-group"));
+    out.push("describe empty group id".to_string());
+    out.extend(describe_group(&mut c, "").into_iter().take(1));
+    out.push(format!(
+        "alter empty group id: code {}",
+        alter_group(
+            &mut c,
+            "",
+            &[("consumer.session.timeout.ms", SET, Some("50000"))]
+        )
+    ));
+    out.push(format!(
+        "append to a group key: code {}",
+        alter_group(
+            &mut c,
+            "g0",
+            &[("consumer.session.timeout.ms", 2, Some("50000"))]
+        )
+    ));
+    out.push(format!(
+        "delete unknown key: code {}",
+        alter_group(&mut c, "g0", &[("foo.bar", DELETE, None)])
+    ));
     let alters: &[(&str, &[Op])] = &[
         (
             "set session",
@@ -298,4 +320,45 @@ fn coordinator_uses_group_session_and_heartbeat_overrides() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(members(&mut c, "default"), 1);
+}
+
+#[test]
+fn members_loaded_after_restart_get_the_group_session_override() {
+    let mut sluice = start(&[("group.consumer.min.session.timeout.ms", "1000")]);
+    {
+        let mut c = RawClient::connect(sluice.bootstrap());
+        // Joined with the broker's 45 s session, then the group gets 2 s:
+        // the member's current deadline is still ~45 s away.
+        let r = heartbeat(&mut c, "reloaded");
+        assert_eq!(r.error_code, 0, "{r:?}");
+        assert_eq!(
+            alter_group(
+                &mut c,
+                "reloaded",
+                &[("consumer.session.timeout.ms", SET, Some("2000"))]
+            ),
+            0
+        );
+        assert_eq!(members(&mut c, "reloaded"), 1);
+    }
+    sluice.restart().expect("restart");
+    let mut c = RawClient::connect(sluice.bootstrap());
+    // Loading gives the member a fresh session of the group's 2 s, not 45 s.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let resp: ConsumerGroupDescribeResponse = c.send(
+            0,
+            &ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(sb("reloaded"))]),
+        );
+        let g = &resp.groups[0];
+        // COORDINATOR_LOAD_IN_PROGRESS (14) while __consumer_offsets loads
+        if g.error_code == 0 && g.members.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the reloaded member was not expired by the group's 2 s session override: {g:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -1236,7 +1236,9 @@ impl GroupCoordinator {
         let Ok(parts) = self.parts() else { return };
         for (i, p) in parts.iter().enumerate() {
             if let Some(part) = p.partition.get() {
-                match load_partition(part, self.now(), self.config.consumer.session_timeout_ms) {
+                match load_partition(part, self.now(), &|g| {
+                    self.consumer_config_for(g).session_timeout_ms
+                }) {
                     Ok(groups) => {
                         let n = groups.len();
                         *p.groups.lock() = groups
@@ -1266,7 +1268,8 @@ impl GroupCoordinator {
 fn load_partition(
     part: &Partition,
     now: i64,
-    session_timeout_ms: i32,
+    // A group's session timeout (its override, else the broker's).
+    session_timeout_ms: &dyn Fn(&str) -> i32,
 ) -> Result<HashMap<String, GroupEntry>, sluice_storage::StorageError> {
     let log = part.log();
     let mut offset = log.log_start_offset();
@@ -1337,7 +1340,7 @@ fn load_partition(
                                     ConsumerRecord::GroupTombstone => *exists = false,
                                     _ => {}
                                 }
-                                g.replay(r, now, session_timeout_ms);
+                                g.replay(r, now, session_timeout_ms(&key.group));
                             }
                             Ok(None) => {}
                             Err(e) => {
@@ -1371,7 +1374,7 @@ fn load_partition(
             .remove(&id)
             .filter(|(_, exists)| *exists)
             .map(|(mut g, _)| {
-                g.finish_loading(now, session_timeout_ms);
+                g.finish_loading(now, session_timeout_ms(&id));
                 g
             });
         let group = match metadata.remove(&id).flatten() {

@@ -45,14 +45,28 @@ pub(crate) fn describe_resource(
             Ok(ctx.config.describe_broker())
         }
         // As Kafka: any group id, existing or not, has the group configs.
-        RESOURCE_GROUP => Ok(ctx
-            .config
-            .describe_group(&ctx.metadata.group_configs(resource_name))),
+        RESOURCE_GROUP => {
+            check_group_name(resource_name)?;
+            Ok(ctx
+                .config
+                .describe_group(&ctx.metadata.group_configs(resource_name)))
+        }
         other => Err((
             ResponseError::InvalidRequest.code(),
             format!("Unsupported resource type {other}"),
         )),
     }
+}
+
+/// A GROUP resource needs a group id (Kafka refuses an empty one).
+pub(crate) fn check_group_name(name: &str) -> Result<(), (i16, String)> {
+    if name.is_empty() {
+        return Err((
+            ResponseError::InvalidRequest.code(),
+            "Group name can't be empty.".to_string(),
+        ));
+    }
+    Ok(())
 }
 
 /// A BROKER resource names this broker's node id ("" = cluster-wide defaults).

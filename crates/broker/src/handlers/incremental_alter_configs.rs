@@ -13,7 +13,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::alter_configs::{broker_configs_are_static, duplicates};
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
+use super::describe_configs::{check_group_name, RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use crate::config::group::group_key;
 use crate::config::{lookup, BrokerConfig, ConfigError, ConfigType, Scope};
 use crate::context::BrokerContext;
@@ -145,7 +145,8 @@ fn apply_group_ops(
 ) -> Result<BTreeMap<String, String>, MetadataError> {
     let mut configs = current.clone();
     for (key, op, value) in ops {
-        if group_key(key).is_none() {
+        // As Kafka: deleting an unknown key is a no-op, setting one is refused.
+        if group_key(key).is_none() && *op != OP_DELETE {
             return Err(MetadataError::Config(ConfigError::InvalidValue {
                 key: key.clone(),
                 value: value.clone().unwrap_or_else(|| "null".into()),
@@ -214,25 +215,26 @@ pub(crate) async fn update_group(
         + Send
         + 'static,
 ) -> Result<(), (i16, String)> {
+    check_group_name(name)?;
     let ctx2 = ctx.clone();
     let name2 = name.to_string();
     let config: Arc<BrokerConfig> = ctx.config.clone();
     match tokio::task::spawn_blocking(move || {
-        ctx2.metadata
-            .update_group_config(&name2, validate_only, f, |next| {
+        ctx2.metadata.update_group_config(
+            &name2,
+            validate_only,
+            f,
+            |next| {
                 config
                     .validate_group_configs(next)
                     .map_err(MetadataError::Config)
-            })
+            },
+            |next| push_group_overrides(&ctx2, &name2, next),
+        )
     })
     .await
     {
-        Ok(Ok(next)) => {
-            if !validate_only {
-                push_group_overrides(ctx, name, &next);
-            }
-            Ok(())
-        }
+        Ok(Ok(_)) => Ok(()),
         Ok(Err(e @ MetadataError::Config(ConfigError::InvalidValue { .. }))) => {
             let msg = match &e {
                 MetadataError::Config(ConfigError::InvalidValue { reason, .. }) => reason.clone(),
