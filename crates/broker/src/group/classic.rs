@@ -662,6 +662,7 @@ impl ClassicGroup {
         }
         self.join_order.push(member_id.clone());
         self.members.insert(member_id.clone(), member);
+        tracing::debug!(group = %self.group_id, member = %member_id, state = self.state.name(), "member added");
         match self.state {
             GroupState::Empty => self.prepare_initial_rebalance(limits, now_ms),
             GroupState::PreparingRebalance => {
@@ -725,6 +726,7 @@ impl ClassicGroup {
         let Some(d) = self.initial_delay else {
             return;
         };
+        tracing::debug!(group = %self.group_id, new_member_added = d.new_member_added, remaining_ms = d.remaining_ms, "initial rebalance delay expired");
         if d.new_member_added && d.remaining_ms != 0 {
             let delay = d.configured_ms.min(d.remaining_ms);
             self.initial_delay = Some(InitialDelay {
@@ -817,6 +819,12 @@ impl ClassicGroup {
             self.leader_id = self.join_order.first().cloned();
         }
         self.transition(GroupState::CompletingRebalance, now_ms);
+        tracing::info!(
+            group = %self.group_id,
+            generation = self.generation_id,
+            members = self.members.len(),
+            "stabilized group"
+        );
         self.sync_deadline_ms = Some(now_ms + self.rebalance_timeout_ms());
         let ids: Vec<String> = self.join_order.clone();
         for id in ids {
