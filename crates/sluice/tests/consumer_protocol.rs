@@ -697,6 +697,23 @@ fn wait_until(
     }
 }
 
+/// Waits until the members' assignments are a disjoint cover of `want` with
+/// these share sizes and every record of `want` is committed.
+fn wait_for_cover_and_commits(
+    what: &str,
+    refs: &[&Member],
+    broker: &dyn Broker,
+    want: &BTreeSet<Tp>,
+    sizes: &[usize],
+) {
+    wait_until(what, refs, broker, || {
+        is_cover(refs, want, sizes)
+            && want
+                .iter()
+                .all(|tp| committed(refs).get(tp) == Some(&PER_PARTITION))
+    });
+}
+
 fn all_partitions(topic: &str, partitions: i32) -> BTreeSet<Tp> {
     (0..partitions).map(|p| (topic.to_string(), p)).collect()
 }
@@ -758,16 +775,12 @@ fn stable_group_of(
         .collect();
     let refs: Vec<&Member> = members.iter().collect();
     let all = all_partitions(topic, PARTITIONS);
-    wait_until(
+    wait_for_cover_and_commits(
         &format!("a disjoint cover of {topic} with shares {sizes:?}, every record committed"),
         &refs,
         broker,
-        || {
-            is_cover(&refs, &all, sizes)
-                && all
-                    .iter()
-                    .all(|tp| committed(&refs).get(tp) == Some(&PER_PARTITION))
-        },
+        &all,
+        sizes,
     );
     members
 }
@@ -1086,16 +1099,12 @@ fn regex(client: Client, broker: &mut dyn Broker) {
         .collect();
     let refs: Vec<&Member> = members.iter().collect();
     let topic_a = all_partitions(&a, 3);
-    wait_until(
+    wait_for_cover_and_commits(
         "2 members to split the matching topic (1,2) and commit its records",
         &refs,
         broker,
-        || {
-            is_cover(&refs, &topic_a, &[1, 2])
-                && topic_a
-                    .iter()
-                    .all(|tp| committed(&refs).get(tp) == Some(&PER_PARTITION))
-        },
+        &topic_a,
+        &[1, 2],
     );
     let before: Vec<BTreeSet<Tp>> = members.iter().map(Member::current).collect();
     let marks: Vec<(usize, usize)> = members.iter().map(Member::mark).collect();
@@ -1419,16 +1428,12 @@ fn topic_deleted(client: Client, broker: &mut dyn Broker) {
         .map(|i| Member::start(&spec, &format!("m{i}")))
         .collect();
     let refs: Vec<&Member> = members.iter().collect();
-    wait_until(
+    wait_for_cover_and_commits(
         "2 members to split both matching topics (3,3) and commit every record",
         &refs,
         broker,
-        || {
-            is_cover(&refs, &both, &[3, 3])
-                && both
-                    .iter()
-                    .all(|tp| committed(&refs).get(tp) == Some(&PER_PARTITION))
-        },
+        &both,
+        &[3, 3],
     );
     let before: Vec<BTreeSet<Tp>> = members.iter().map(Member::current).collect();
     let marks: Vec<(usize, usize)> = members.iter().map(Member::mark).collect();
@@ -1596,16 +1601,12 @@ fn range_assignor(client: Client, broker: &mut dyn Broker) {
         .map(|i| Member::start(&spec, &format!("m{i}")))
         .collect();
     let refs: Vec<&Member> = members.iter().collect();
-    wait_until(
+    wait_for_cover_and_commits(
         "3 members with 4 partitions each of the two topics, every record committed",
         &refs,
         broker,
-        || {
-            is_cover(&refs, &all, &[4, 4, 4])
-                && all
-                    .iter()
-                    .all(|tp| committed(&refs).get(tp) == Some(&PER_PARTITION))
-        },
+        &all,
+        &[4, 4, 4],
     );
     for share in shares(&refs) {
         let numbers = |t: &str| -> BTreeSet<i32> {
@@ -1654,16 +1655,12 @@ fn new_partitions(client: Client, broker: &mut dyn Broker) {
         .collect();
     let refs: Vec<&Member> = members.iter().collect();
     let first = all_partitions(&topic, 4);
-    wait_until(
+    wait_for_cover_and_commits(
         "2 members to split 4 partitions (2,2) and commit every record",
         &refs,
         broker,
-        || {
-            is_cover(&refs, &first, &[2, 2])
-                && first
-                    .iter()
-                    .all(|tp| committed(&refs).get(tp) == Some(&PER_PARTITION))
-        },
+        &first,
+        &[2, 2],
     );
     let before: Vec<BTreeSet<Tp>> = members.iter().map(Member::current).collect();
     let marks: Vec<(usize, usize)> = members.iter().map(Member::mark).collect();
