@@ -831,6 +831,19 @@ fn produce_durable_latency_and_producer_state_metrics() {
     );
 }
 
+/// The broker's output once its startup summary is logged: the listener is
+/// up (and `restart` returns) just before that line is written.
+fn output_once_started(broker: &SluiceProcess) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let out = broker.output();
+        if out.contains("sluice started: ") || std::time::Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn recovery_after_kill_is_logged_and_health_turns_ready() {
     let mut broker = SluiceProcess::start(BIN, &[]).expect("start sluice");
@@ -857,7 +870,7 @@ fn recovery_after_kill_is_logged_and_health_turns_ready() {
     // SIGKILL: no clean-shutdown marker, nothing flushed by the broker.
     broker.kill().expect("kill -9");
     broker.restart().expect("restart on the same data dir");
-    let out = broker.output();
+    let out = output_once_started(&broker);
     let at = |needle: &str| {
         out.find(needle)
             .unwrap_or_else(|| panic!("no {needle:?} in the log:\n{out}"))
@@ -898,7 +911,7 @@ fn recovery_after_kill_is_logged_and_health_turns_ready() {
     // A clean restart recovers nothing.
     broker.terminate().expect("SIGTERM");
     broker.restart().expect("restart after a clean shutdown");
-    let out = broker.output();
+    let out = output_once_started(&broker);
     assert!(
         out.contains("loaded, 0 recovered after an unclean shutdown"),
         "{out}"
