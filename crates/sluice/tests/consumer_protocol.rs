@@ -278,6 +278,30 @@ impl Seen {
         states
     }
 
+    /// Asserts that from event `from` on (a group change: `change`) the
+    /// member never had an empty assignment, had nothing revoked or lost,
+    /// and still owns everything in `before`.
+    fn assert_kept_through(
+        &self,
+        name: &str,
+        from: usize,
+        before: &BTreeSet<Tp>,
+        change: &str,
+        out: &str,
+    ) {
+        for state in self.states_since(from) {
+            assert!(!state.is_empty(), "{name}: assignment became empty\n{out}");
+        }
+        assert!(
+            self.taken_since(from).is_empty(),
+            "{name}: partitions were revoked when {change}\n{out}"
+        );
+        assert!(
+            self.current().is_superset(before),
+            "{name}: lost partitions it had when {change}\n{out}"
+        );
+    }
+
     /// Partitions revoked or lost from event `from` on.
     fn taken_since(&self, from: usize) -> BTreeSet<Tp> {
         self.events[from..]
@@ -1133,22 +1157,12 @@ fn regex(client: Client, broker: &mut dyn Broker) {
     for (i, m) in members.iter().enumerate() {
         let out = m.output();
         m.with(|s| {
-            for state in s.states_since(marks[i].0) {
-                assert!(
-                    !state.is_empty(),
-                    "{}: assignment became empty\n{out}",
-                    m.name
-                );
-            }
-            assert!(
-                s.taken_since(marks[i].0).is_empty(),
-                "{}: partitions were revoked when a matching topic appeared\n{out}",
-                m.name
-            );
-            assert!(
-                s.current().is_superset(&before[i]),
-                "{}: lost partitions of the first topic\n{out}",
-                m.name
+            s.assert_kept_through(
+                &m.name,
+                marks[i].0,
+                &before[i],
+                "a matching topic appeared",
+                &out,
             );
             for state in s.states_since(0) {
                 assert!(
@@ -1367,18 +1381,7 @@ fn leave(client: Client, broker: &mut dyn Broker) {
     for (i, m) in members.iter().enumerate() {
         let out = m.output();
         m.with(|s| {
-            for state in s.states_since(marks[i].0) {
-                assert!(
-                    !state.is_empty(),
-                    "{}: assignment became empty\n{out}",
-                    m.name
-                );
-            }
-            assert!(
-                s.taken_since(marks[i].0).is_empty(),
-                "{}: partitions revoked when another member left\n{out}",
-                m.name
-            );
+            s.assert_kept_through(&m.name, marks[i].0, &before[i], "another member left", &out);
             for tp in s.current().intersection(&freed) {
                 let first = s.records[marks[i].1..]
                     .iter()
@@ -1391,7 +1394,6 @@ fn leave(client: Client, broker: &mut dyn Broker) {
                     m.name
                 );
             }
-            assert!(s.current().is_superset(&before[i]), "{}\n{out}", m.name);
         });
     }
     for m in members {
@@ -1715,22 +1717,12 @@ fn new_partitions(client: Client, broker: &mut dyn Broker) {
     for (i, m) in members.iter().enumerate() {
         let out = m.output();
         m.with(|s| {
-            for state in s.states_since(marks[i].0) {
-                assert!(
-                    !state.is_empty(),
-                    "{}: assignment became empty\n{out}",
-                    m.name
-                );
-            }
-            assert!(
-                s.taken_since(marks[i].0).is_empty(),
-                "{}: partitions were revoked when partitions were added\n{out}",
-                m.name
-            );
-            assert!(
-                s.current().is_superset(&before[i]),
-                "{}: lost partitions it had\n{out}",
-                m.name
+            s.assert_kept_through(
+                &m.name,
+                marks[i].0,
+                &before[i],
+                "partitions were added",
+                &out,
             );
             for tp in &before[i] {
                 let offsets: Vec<i64> = s.records[marks[i].1..]
