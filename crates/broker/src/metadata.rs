@@ -6,14 +6,24 @@
 //! before it is acknowledged. Topic operations also create and delete the
 //! partitions' logs (`LogManager`) and put them on- and offline
 //! (`ReplicaManager`).
+//!
+//! The store is this node's single-voter metadata quorum (what DescribeQuorum
+//! reports for `__cluster_metadata-0`): every committed change gets the next
+//! metadata offset, written in the same file (same rename) as the change, so
+//! the high watermark after a restart is the largest offset any metadata file
+//! holds and never goes backwards. `quorum-state` holds the leader epoch,
+//! bumped durably on every start (the node elects itself), as Kafka's
+//! `quorum-state` file does for a KRaft voter.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use parking_lot::{Mutex, RwLock};
+use sluice_record::{LeaderEpoch, Offset};
 use sluice_storage::{Fs, LogConfig, LogManager, OpenOptions, StorageError, TopicPartition};
 use uuid::Uuid;
 
@@ -27,6 +37,9 @@ const TOPICS_FILE: &str = "topics.meta";
 const TOPICS_TMP: &str = "topics.meta.tmp";
 const GROUP_CONFIGS_FILE: &str = "group_configs.meta";
 const GROUP_CONFIGS_TMP: &str = "group_configs.meta.tmp";
+/// The metadata quorum's leader epoch (Kafka's file name for a KRaft voter's election state).
+const QUORUM_STATE_FILE: &str = "quorum-state";
+const QUORUM_STATE_TMP: &str = "quorum-state.tmp";
 /// Most groups that may have config overrides (clients grow this map).
 pub const MAX_GROUPS_WITH_CONFIGS: usize = 10_000;
 /// Our own metadata files are small; refuse absurd sizes instead of allocating them.
@@ -161,6 +174,10 @@ fn collision_key(name: &str) -> String {
 
 struct Meta {
     cluster_id: String,
+    /// `directory.id` of the metadata log dir (the first of `log.dirs`).
+    directory_id: Uuid,
+    /// This start's leader epoch of the metadata quorum.
+    leader_epoch: LeaderEpoch,
 }
 
 /// The durable topic registry. Reads are lock-free of I/O; changes are
@@ -174,6 +191,10 @@ pub struct MetadataStore {
     group_configs: RwLock<BTreeMap<String, BTreeMap<String, String>>>,
     /// Serializes changes (persist + log creation/deletion).
     write_lock: Mutex<()>,
+    /// Metadata offset after the last committed change (the metadata
+    /// quorum's high watermark and log end offset). Advanced only under
+    /// `write_lock`, after the change carrying it is durable.
+    high_watermark: AtomicI64,
 }
 
 impl std::fmt::Debug for MetadataStore {
@@ -181,6 +202,8 @@ impl std::fmt::Debug for MetadataStore {
         f.debug_struct("MetadataStore")
             .field("dir", &self.dir)
             .field("cluster_id", &self.meta.cluster_id)
+            .field("leader_epoch", &self.meta.leader_epoch)
+            .field("high_watermark", &self.high_watermark())
             .finish()
     }
 }
@@ -226,6 +249,36 @@ pub fn uuid_to_base64(id: Uuid) -> String {
         }
     }
     out
+}
+
+/// The inverse of [`uuid_to_base64`] (22 URL-safe base64 characters).
+pub fn uuid_from_base64(s: &str) -> Option<Uuid> {
+    let s = s.as_bytes();
+    if s.len() != 22 {
+        return None;
+    }
+    let mut n: u128 = 0;
+    for (i, &c) in s.iter().enumerate() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        };
+        if i < 21 {
+            n = (n << 6) | u128::from(v);
+        } else {
+            // 21 x 6 = 126 bits; the last character carries the final 2 bits
+            // in its high bits, and its low 4 bits must be zero.
+            if v & 0x0f != 0 {
+                return None;
+            }
+            n = (n << 2) | u128::from(v >> 4);
+        }
+    }
+    Some(Uuid::from_u128(n))
 }
 
 fn read_file(fs: &dyn Fs, path: &Path) -> Result<Option<String>, MetadataError> {
@@ -303,9 +356,35 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The first lines of a metadata file: `version=2` and the metadata offset
+/// of the last change written to it.
+fn encode_header(offset: Offset) -> String {
+    format!("version=2\noffset {offset}\n")
+}
+
+/// Reads what [`encode_header`] wrote. A `version=1` file (written before
+/// metadata offsets existed) has no offset line and counts as offset 0.
+fn decode_header<'a>(
+    lines: &mut impl Iterator<Item = &'a str>,
+    corrupt: impl Fn(String) -> MetadataError,
+) -> Result<(Offset, usize), MetadataError> {
+    match lines.next() {
+        Some("version=1") => Ok((Offset::ZERO, 1)),
+        Some("version=2") => {
+            let line = lines.next().unwrap_or_default();
+            line.strip_prefix("offset ")
+                .and_then(|n| n.parse::<i64>().ok())
+                .filter(|n| *n >= 0)
+                .map(|n| (Offset(n), 2))
+                .ok_or_else(|| corrupt(format!("line 2: bad offset line {line:?}")))
+        }
+        _ => Err(corrupt("missing or unknown version line".into())),
+    }
+}
+
 /// Serializes the topic registry (one line per topic / config entry).
-fn encode_topics(topics: &BTreeMap<String, TopicMetadata>) -> String {
-    let mut out = String::from("version=1\n");
+fn encode_topics(topics: &BTreeMap<String, TopicMetadata>, offset: Offset) -> String {
+    let mut out = encode_header(offset);
     for t in topics.values() {
         let _ = writeln!(
             out,
@@ -325,20 +404,18 @@ fn encode_topics(topics: &BTreeMap<String, TopicMetadata>) -> String {
 fn decode_topics(
     path: &Path,
     text: &str,
-) -> Result<BTreeMap<String, TopicMetadata>, MetadataError> {
+) -> Result<(BTreeMap<String, TopicMetadata>, Offset), MetadataError> {
     let corrupt = |reason: String| MetadataError::Corrupt {
         path: path.to_path_buf(),
         reason,
     };
     let mut lines = text.lines();
-    if lines.next() != Some("version=1") {
-        return Err(corrupt("missing or unknown version line".into()));
-    }
+    let (offset, header_lines) = decode_header(&mut lines, corrupt)?;
     let mut topics = BTreeMap::new();
     let mut current: Option<TopicMetadata> = None;
     let mut ended = false;
     for (n, line) in lines.enumerate() {
-        let bad = || corrupt(format!("line {}: {line:?}", n + 2));
+        let bad = || corrupt(format!("line {}: {line:?}", n + 1 + header_lines));
         if ended {
             return Err(bad());
         }
@@ -394,12 +471,15 @@ fn decode_topics(
     if !ended {
         return Err(corrupt("truncated (no end line)".into()));
     }
-    Ok(topics)
+    Ok((topics, offset))
 }
 
 /// Serializes the group config overrides (one line per group / entry).
-fn encode_group_configs(groups: &BTreeMap<String, BTreeMap<String, String>>) -> String {
-    let mut out = String::from("version=1\n");
+fn encode_group_configs(
+    groups: &BTreeMap<String, BTreeMap<String, String>>,
+    offset: Offset,
+) -> String {
+    let mut out = encode_header(offset);
     for (g, configs) in groups {
         let _ = writeln!(out, "group {}", percent_encode(g));
         for (k, v) in configs {
@@ -410,23 +490,21 @@ fn encode_group_configs(groups: &BTreeMap<String, BTreeMap<String, String>>) -> 
     out
 }
 
-fn decode_group_configs(
-    path: &Path,
-    text: &str,
-) -> Result<BTreeMap<String, BTreeMap<String, String>>, MetadataError> {
+/// The group config overrides and the metadata offset of their last change.
+type GroupConfigsFile = (BTreeMap<String, BTreeMap<String, String>>, Offset);
+
+fn decode_group_configs(path: &Path, text: &str) -> Result<GroupConfigsFile, MetadataError> {
     let corrupt = |reason: String| MetadataError::Corrupt {
         path: path.to_path_buf(),
         reason,
     };
     let mut lines = text.lines();
-    if lines.next() != Some("version=1") {
-        return Err(corrupt("missing or unknown version line".into()));
-    }
+    let (offset, header_lines) = decode_header(&mut lines, corrupt)?;
     let mut groups: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut current: Option<String> = None;
     let mut ended = false;
     for (n, line) in lines.enumerate() {
-        let bad = || corrupt(format!("line {}: {line:?}", n + 2));
+        let bad = || corrupt(format!("line {}: {line:?}", n + 1 + header_lines));
         if ended {
             return Err(bad());
         }
@@ -455,7 +533,28 @@ fn decode_group_configs(
     if !ended {
         return Err(corrupt("truncated (no end line)".into()));
     }
-    Ok(groups)
+    Ok((groups, offset))
+}
+
+/// `quorum-state`: the leader epoch of the metadata quorum.
+fn encode_quorum_state(epoch: LeaderEpoch) -> String {
+    format!("version=1\nleader_epoch {}\nend\n", epoch.0)
+}
+
+fn decode_quorum_state(path: &Path, text: &str) -> Result<LeaderEpoch, MetadataError> {
+    let mut lines = text.lines();
+    match (lines.next(), lines.next(), lines.next(), lines.next()) {
+        (Some("version=1"), Some(epoch), Some("end"), None) => epoch
+            .strip_prefix("leader_epoch ")
+            .and_then(|e| e.parse::<i32>().ok())
+            .filter(|e| *e >= 0)
+            .map(LeaderEpoch),
+        _ => None,
+    }
+    .ok_or_else(|| MetadataError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("not a quorum-state file: {text:?}"),
+    })
 }
 
 fn parse_meta_properties(text: &str) -> BTreeMap<String, String> {
@@ -529,24 +628,127 @@ impl MetadataStore {
                 )?;
             }
         }
+        let meta_path = dir.join(META_PROPERTIES);
+        let directory_id = read_file(fs.as_ref(), &meta_path)?
+            .map(|text| parse_meta_properties(&text))
+            .and_then(|props| props.get("directory.id").map(|d| d.trim().to_string()))
+            .and_then(|d| uuid_from_base64(&d))
+            .unwrap_or(Uuid::nil());
         let topics_path = dir.join(TOPICS_FILE);
-        let topics = match read_file(fs.as_ref(), &topics_path)? {
+        let (topics, topics_offset) = match read_file(fs.as_ref(), &topics_path)? {
             Some(text) => decode_topics(&topics_path, &text)?,
-            None => BTreeMap::new(),
+            None => (BTreeMap::new(), Offset::ZERO),
         };
         let groups_path = dir.join(GROUP_CONFIGS_FILE);
-        let group_configs = match read_file(fs.as_ref(), &groups_path)? {
+        let (group_configs, groups_offset) = match read_file(fs.as_ref(), &groups_path)? {
             Some(text) => decode_group_configs(&groups_path, &text)?,
-            None => BTreeMap::new(),
+            None => (BTreeMap::new(), Offset::ZERO),
         };
+        // This start is a new election of the single voter: a new epoch,
+        // durable before anything is served in it.
+        let state_path = dir.join(QUORUM_STATE_FILE);
+        let previous_epoch = match read_file(fs.as_ref(), &state_path)? {
+            Some(text) => decode_quorum_state(&state_path, &text)?,
+            None => LeaderEpoch(0),
+        };
+        let leader_epoch = previous_epoch
+            .0
+            .checked_add(1)
+            .map(LeaderEpoch)
+            .ok_or_else(|| MetadataError::Corrupt {
+                path: state_path.clone(),
+                reason: "leader epoch at i32::MAX".into(),
+            })?;
+        write_durably(
+            fs.as_ref(),
+            &dir,
+            QUORUM_STATE_TMP,
+            QUORUM_STATE_FILE,
+            encode_quorum_state(leader_epoch).as_bytes(),
+        )?;
+        let high_watermark = topics_offset.max(groups_offset);
+        tracing::info!(
+            leader_epoch = leader_epoch.0,
+            high_watermark = high_watermark.value(),
+            "metadata quorum: this node is the leader (single voter)"
+        );
         Ok(MetadataStore {
             fs,
             dir,
-            meta: Meta { cluster_id },
+            meta: Meta {
+                cluster_id,
+                directory_id,
+                leader_epoch,
+            },
             topics: RwLock::new(topics),
             group_configs: RwLock::new(group_configs),
             write_lock: Mutex::new(()),
+            high_watermark: AtomicI64::new(high_watermark.value()),
         })
+    }
+
+    /// The metadata offset after the last committed change: the metadata
+    /// quorum's high watermark (and, with one voter, its log end offset).
+    pub fn high_watermark(&self) -> Offset {
+        Offset(self.high_watermark.load(Ordering::Acquire))
+    }
+
+    /// The metadata quorum's leader epoch: one more on every start.
+    pub fn leader_epoch(&self) -> LeaderEpoch {
+        self.meta.leader_epoch
+    }
+
+    /// `directory.id` of the log dir holding the metadata (nil if its
+    /// `meta.properties` has none).
+    pub fn directory_id(&self) -> Uuid {
+        self.meta.directory_id
+    }
+
+    /// Writes one change durably in `name` and, once it is, advances the
+    /// high watermark to the offset the file carries. Callers hold `write_lock`.
+    fn commit(
+        &self,
+        tmp_name: &str,
+        name: &str,
+        encode: impl FnOnce(Offset) -> String,
+    ) -> Result<(), MetadataError> {
+        debug_assert!(self.write_lock.is_locked());
+        let offset = self.high_watermark().plus(1);
+        write_durably(
+            self.fs.as_ref(),
+            &self.dir,
+            tmp_name,
+            name,
+            encode(offset).as_bytes(),
+        )?;
+        self.high_watermark.store(offset.value(), Ordering::Release);
+        Ok(())
+    }
+
+    /// Commits a metadata change that lives outside this store's files
+    /// (e.g. dynamic broker configs): under the metadata write lock,
+    /// `persist` gets the change's metadata offset and must store it
+    /// durably *with* the change (same atomic write); when it returns `Ok`
+    /// the high watermark advances to that offset. At start, hand the offset
+    /// read back from that file to [`MetadataStore::recover_offset`].
+    /// `persist` must not call back into this store (the lock is held).
+    pub fn commit_external<T, E>(
+        &self,
+        persist: impl FnOnce(Offset) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let _guard = self.write_lock.lock();
+        let offset = self.high_watermark().plus(1);
+        let out = persist(offset)?;
+        self.high_watermark.store(offset.value(), Ordering::Release);
+        Ok(out)
+    }
+
+    /// Raises the high watermark to an offset a file written through
+    /// [`MetadataStore::commit_external`] holds (call before serving).
+    pub fn recover_offset(&self, offset: Offset) {
+        let _guard = self.write_lock.lock();
+        self.high_watermark
+            .fetch_max(offset.value(), Ordering::AcqRel);
     }
 
     /// Puts every known partition online: loads (or creates) its log with the
@@ -639,13 +841,9 @@ impl MetadataStore {
     }
 
     fn persist(&self, topics: &BTreeMap<String, TopicMetadata>) -> Result<(), MetadataError> {
-        write_durably(
-            self.fs.as_ref(),
-            &self.dir,
-            TOPICS_TMP,
-            TOPICS_FILE,
-            encode_topics(topics).as_bytes(),
-        )
+        self.commit(TOPICS_TMP, TOPICS_FILE, |offset| {
+            encode_topics(topics, offset)
+        })
     }
 
     /// Checks a CreateTopics request without changing anything. Returns the
@@ -907,13 +1105,9 @@ impl MetadataStore {
             }
             next.insert(group_id.to_string(), next_configs.clone());
         }
-        write_durably(
-            self.fs.as_ref(),
-            &self.dir,
-            GROUP_CONFIGS_TMP,
-            GROUP_CONFIGS_FILE,
-            encode_group_configs(&next).as_bytes(),
-        )?;
+        self.commit(GROUP_CONFIGS_TMP, GROUP_CONFIGS_FILE, |offset| {
+            encode_group_configs(&next, offset)
+        })?;
         *self.group_configs.write() = next;
         on_commit(&next_configs);
         Ok(next_configs)
@@ -1141,6 +1335,169 @@ mod tests {
             }
         }
 
+        /// One step of the metadata-offset state machine test.
+        #[derive(Clone, Debug)]
+        enum Op {
+            CreateTopic(u8),
+            DeleteTopic(u8),
+            AddPartition(u8),
+            AlterTopicConfig(u8, u16),
+            SetGroupConfig(u8, u16),
+            ValidateOnlyGroupConfig(u8),
+            /// A change whose fsync fails: not acknowledged.
+            FailedCreate(u8),
+            Restart,
+            Crash(u64),
+        }
+
+        fn arb_op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                (0..4u8).prop_map(Op::CreateTopic),
+                (0..4u8).prop_map(Op::DeleteTopic),
+                (0..4u8).prop_map(Op::AddPartition),
+                (0..4u8, 1..5000u16).prop_map(|(t, v)| Op::AlterTopicConfig(t, v)),
+                (0..3u8, 1..5000u16).prop_map(|(g, v)| Op::SetGroupConfig(g, v)),
+                (0..3u8).prop_map(Op::ValidateOnlyGroupConfig),
+                (0..4u8).prop_map(Op::FailedCreate),
+                Just(Op::Restart),
+                any::<u64>().prop_map(Op::Crash),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(24))]
+
+            /// The metadata offset (high watermark) advances by exactly one
+            /// per acknowledged change, not at all for refused, failed or
+            /// validate-only ones, and survives restarts and power cuts
+            /// unchanged; the leader epoch grows by one per start.
+            #[test]
+            fn metadata_offset_counts_committed_changes_across_restarts(
+                ops in proptest::collection::vec(arb_op(), 1..14)
+            ) {
+                let fs = Arc::new(SimFs::new());
+                let mut ctx = open(&fs).unwrap();
+                let mut expected = 0i64;
+                let mut epoch = 1;
+                prop_assert_eq!(ctx.metadata.high_watermark(), Offset(0));
+                prop_assert_eq!(ctx.metadata.leader_epoch(), LeaderEpoch(1));
+                for op in ops {
+                    let m = ctx.metadata.clone();
+                    let committed = match &op {
+                        Op::CreateTopic(t) => m
+                            .create_topic(&ctx, &format!("t{t}"), 1, 1, BTreeMap::new())
+                            .is_ok(),
+                        Op::DeleteTopic(t) => m.delete_topic(&ctx, &format!("t{t}")).is_ok(),
+                        Op::AddPartition(t) => {
+                            let name = format!("t{t}");
+                            match m.topic(&name) {
+                                Some(topic) => m
+                                    .create_partitions(&ctx, &name, topic.partitions + 1)
+                                    .is_ok(),
+                                None => m.create_partitions(&ctx, &name, 2).is_ok(),
+                            }
+                        }
+                        Op::AlterTopicConfig(t, v) => m
+                            .alter_topic_config(
+                                &ctx,
+                                &format!("t{t}"),
+                                overrides(&[("retention.ms", &v.to_string())]),
+                            )
+                            .is_ok(),
+                        Op::SetGroupConfig(g, v) => m
+                            .update_group_config(
+                                &format!("g{g}"),
+                                false,
+                                |_| Ok(overrides(&[("k", &v.to_string())])),
+                                |_| Ok(()),
+                                |_| {},
+                            )
+                            .is_ok(),
+                        Op::ValidateOnlyGroupConfig(g) => {
+                            m.update_group_config(
+                                &format!("g{g}"),
+                                true,
+                                |_| Ok(overrides(&[("k", "1")])),
+                                |_| Ok(()),
+                                |_| {},
+                            )
+                            .unwrap();
+                            false
+                        }
+                        Op::FailedCreate(t) => {
+                            fs.inject(sluice_storage::Fault::once(
+                                TOPICS_TMP,
+                                FaultKind::SyncError(libc::EIO),
+                            ));
+                            let name = format!("f{t}");
+                            let r = m.create_topic(&ctx, &name, 1, 1, BTreeMap::new());
+                            let visible = m.topic(&name).is_some();
+                            // refused when new; TopicAlreadyExists (no write) when not
+                            prop_assert!(r.is_err());
+                            prop_assert_eq!(visible, matches!(r, Err(MetadataError::TopicAlreadyExists(_))));
+                            false
+                        }
+                        Op::Restart | Op::Crash(_) => {
+                            ctx.logs.shutdown().unwrap();
+                            drop(m);
+                            drop(ctx);
+                            if let Op::Crash(seed) = op {
+                                fs.crash(seed);
+                            }
+                            ctx = open(&fs).unwrap();
+                            epoch += 1;
+                            false
+                        }
+                    };
+                    if committed {
+                        expected += 1;
+                    }
+                    prop_assert_eq!(ctx.metadata.high_watermark(), Offset(expected), "after {:?}", op);
+                    prop_assert_eq!(ctx.metadata.leader_epoch(), LeaderEpoch(epoch), "after {:?}", op);
+                }
+            }
+        }
+
+        #[test]
+        fn files_from_before_metadata_offsets_load_as_offset_zero() {
+            let fs = Arc::new(SimFs::new());
+            let ctx = open(&fs).unwrap();
+            ctx.metadata
+                .create_topic(&ctx, "old", 2, 1, BTreeMap::new())
+                .unwrap();
+            assert_eq!(ctx.metadata.high_watermark(), Offset(1));
+            drop(ctx);
+            let path = Path::new("/sim/data").join(TOPICS_FILE);
+            let text = String::from_utf8(fs.contents(&path).unwrap()).unwrap();
+            let old = text.replace("version=2\noffset 1\n", "version=1\n");
+            assert_ne!(old, text);
+            fs.set_contents(&path, old.as_bytes());
+            let ctx = open(&fs).unwrap();
+            assert_eq!(ctx.metadata.topic("old").unwrap().partitions, 2);
+            assert_eq!(ctx.metadata.high_watermark(), Offset(0));
+            ctx.metadata.delete_topic(&ctx, "old").unwrap();
+            assert_eq!(ctx.metadata.high_watermark(), Offset(1));
+        }
+
+        #[test]
+        fn directory_id_is_the_metadata_dirs_and_stays() {
+            let fs = Arc::new(SimFs::new());
+            let ctx = open(&fs).unwrap();
+            let id = ctx.metadata.directory_id();
+            assert_ne!(id, Uuid::nil());
+            let props = String::from_utf8(
+                fs.contents(&Path::new("/sim/data").join(META_PROPERTIES))
+                    .unwrap(),
+            )
+            .unwrap();
+            assert!(
+                props.contains(&format!("directory.id={}\n", uuid_to_base64(id))),
+                "{props}"
+            );
+            drop(ctx);
+            assert_eq!(open(&fs).unwrap().metadata.directory_id(), id);
+        }
+
         #[test]
         fn a_failed_fsync_is_not_acknowledged_and_changes_nothing() {
             let fs = Arc::new(SimFs::new());
@@ -1293,19 +1650,22 @@ mod tests {
 
     proptest! {
         #[test]
-        fn topics_file_round_trips(topics in proptest::collection::vec(arb_topic(), 0..8)) {
+        fn topics_file_round_trips(
+            topics in proptest::collection::vec(arb_topic(), 0..8),
+            offset in 0..i64::MAX,
+        ) {
             let map: BTreeMap<String, TopicMetadata> =
                 topics.into_iter().map(|t| (t.name.clone(), t)).collect();
-            let text = encode_topics(&map);
+            let text = encode_topics(&map, Offset(offset));
             let back = decode_topics(Path::new("t"), &text).unwrap();
-            prop_assert_eq!(back, map);
+            prop_assert_eq!(back, (map, Offset(offset)));
         }
 
         #[test]
         fn truncated_topics_file_is_detected(topics in proptest::collection::vec(arb_topic(), 1..5), cut in 0.0f64..1.0) {
             let map: BTreeMap<String, TopicMetadata> =
                 topics.into_iter().map(|t| (t.name.clone(), t)).collect();
-            let text = encode_topics(&map);
+            let text = encode_topics(&map, Offset(12));
             let at = ((text.len() - 1) as f64 * cut) as usize;
             let at = (0..=at).rev().find(|i| text.is_char_boundary(*i)).unwrap();
             // a cut anywhere but after the final newline loses the end line
@@ -1313,9 +1673,17 @@ mod tests {
         }
 
         #[test]
+        fn base64_ids_round_trip(id in any::<u128>()) {
+            let id = Uuid::from_u128(id);
+            prop_assert_eq!(uuid_from_base64(&uuid_to_base64(id)), Some(id));
+        }
+
+        #[test]
         fn decode_never_panics(s in "\\PC{0,200}") {
+            let _ = uuid_from_base64(&s);
             let _ = decode_topics(Path::new("t"), &s);
             let _ = decode_group_configs(Path::new("g"), &s);
+            let _ = decode_quorum_state(Path::new("q"), &s);
         }
 
         #[test]
@@ -1326,9 +1694,13 @@ mod tests {
                 0..6,
             ),
             cut in 0.0f64..1.0,
+            offset in 0..i64::MAX,
         ) {
-            let text = encode_group_configs(&groups);
-            prop_assert_eq!(&decode_group_configs(Path::new("g"), &text).unwrap(), &groups);
+            let text = encode_group_configs(&groups, Offset(offset));
+            prop_assert_eq!(
+                decode_group_configs(Path::new("g"), &text).unwrap(),
+                (groups, Offset(offset))
+            );
             let at = ((text.len() - 1) as f64 * cut) as usize;
             let at = (0..=at).rev().find(|i| text.is_char_boundary(*i)).unwrap();
             prop_assert!(decode_group_configs(Path::new("g"), &text[..at]).is_err());

@@ -20,7 +20,7 @@ use crate::response::encode_response;
 /// 4–18, ListOffsets 1–10, Metadata 0–13, ApiVersions 0–4, CreateTopics 2–7,
 /// DeleteTopics 1–6, DeleteRecords 0–2, DescribeConfigs 1–4, AlterConfigs 0–2,
 /// DescribeLogDirs 1–4, CreatePartitions 0–3, IncrementalAlterConfigs 0–1,
-/// DescribeCluster 0–2, DescribeTopicPartitions 0. kafka-protocol 0.18 decodes all of
+/// DescribeCluster 0–2, DescribeQuorum 0–2, DescribeTopicPartitions 0. kafka-protocol 0.18 decodes all of
 /// these except Produce v0–v2. The broker raises or lowers entries as handlers land.
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 13),
@@ -37,6 +37,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 2),
+    // The single-voter metadata quorum (handlers/describe_quorum.rs).
+    (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::DescribeTopicPartitions, 0, 0),
     // One-node answers (crates/broker/src/handlers/): no election or
     // reassignment is ever needed or ongoing, replicas stay in their log dir.

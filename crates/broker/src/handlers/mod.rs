@@ -22,6 +22,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_log_dirs;
+pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod incremental_alter_configs;
 
@@ -124,6 +125,9 @@ pub async fn handle_from(
         }
         RequestKind::DescribeCluster(req) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(ctx, header, req).await).into()
+        }
+        RequestKind::DescribeQuorum(req) => {
+            ResponseKind::DescribeQuorum(describe_quorum::handle(ctx, header, req).await).into()
         }
         RequestKind::DescribeLogDirs(req) => {
             ResponseKind::DescribeLogDirs(describe_log_dirs::handle(ctx, header, req).await).into()

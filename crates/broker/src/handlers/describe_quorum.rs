@@ -1,0 +1,123 @@
+//! DescribeQuorum: the metadata quorum of `__cluster_metadata-0`. This node
+//! is its only voter and so always its leader; the high watermark and log
+//! end offset are the metadata store's durable metadata offset and the epoch
+//! is the one it elected itself in at start (`metadata.rs`).
+//!
+//! As Kafka 4.1.2 answers (measured against the reference broker): a request
+//! that is not exactly one topic `__cluster_metadata` with exactly partition 0
+//! gets UNKNOWN_TOPIC_OR_PARTITION on every partition it names (leader, epoch
+//! and high watermark 0, no replicas, no nodes); error messages are empty
+//! strings, not null, in v2; the leader reports the current time as its own
+//! last fetch and last caught-up timestamps (v1+); v2 adds the replica's
+//! directory id and the voters' listeners (`nodes`). Kafka lists its
+//! CONTROLLER listener there; this node has no separate one and serves the
+//! quorum on its advertised listeners, so those are listed.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_quorum_response::{
+    Listener, Node, PartitionData, ReplicaState, TopicData,
+};
+use kafka_protocol::messages::{
+    BrokerId, DescribeQuorumRequest, DescribeQuorumResponse, RequestHeader, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::context::BrokerContext;
+
+/// The metadata log's topic and its only partition.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+pub const METADATA_PARTITION: i32 = 0;
+
+/// Kafka's message for UNKNOWN_TOPIC_OR_PARTITION.
+const UNKNOWN_PARTITION_MESSAGE: &str = "This server does not host this topic-partition.";
+
+pub async fn handle(
+    ctx: &BrokerContext,
+    header: &RequestHeader,
+    req: DescribeQuorumRequest,
+) -> DescribeQuorumResponse {
+    let version = header.request_api_version;
+    let resp = DescribeQuorumResponse::default()
+        .with_error_code(0)
+        .with_error_message(Some(StrBytes::default()));
+    let is_metadata_partition = match req.topics.as_slice() {
+        [t] => {
+            t.topic_name.as_str() == METADATA_TOPIC
+                && matches!(t.partitions.as_slice(), [p] if p.partition_index == METADATA_PARTITION)
+        }
+        _ => false,
+    };
+    if !is_metadata_partition {
+        let topics = req
+            .topics
+            .into_iter()
+            .map(|t| {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        PartitionData::default()
+                            .with_partition_index(p.partition_index)
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                            .with_error_message(Some(StrBytes::from_static_str(
+                                UNKNOWN_PARTITION_MESSAGE,
+                            )))
+                            .with_leader_id(BrokerId(0))
+                            .with_leader_epoch(0)
+                            .with_high_watermark(0)
+                    })
+                    .collect();
+                TopicData::default()
+                    .with_topic_name(t.topic_name)
+                    .with_partitions(partitions)
+            })
+            .collect();
+        return resp.with_topics(topics);
+    }
+
+    let node_id = ctx.config.node_id;
+    let metadata = &ctx.metadata;
+    let high_watermark = metadata.high_watermark().value();
+    let mut leader = ReplicaState::default()
+        .with_replica_id(BrokerId(node_id))
+        .with_log_end_offset(high_watermark);
+    if version >= 1 {
+        // The leader is always caught up with itself, as of now.
+        let now = ctx.clock.now_ms();
+        leader = leader
+            .with_last_fetch_timestamp(now)
+            .with_last_caught_up_timestamp(now);
+    }
+    if version >= 2 {
+        leader = leader.with_replica_directory_id(metadata.directory_id());
+    }
+    let partition = PartitionData::default()
+        .with_partition_index(METADATA_PARTITION)
+        .with_error_code(0)
+        .with_error_message(Some(StrBytes::default()))
+        .with_leader_id(BrokerId(node_id))
+        .with_leader_epoch(metadata.leader_epoch().0)
+        .with_high_watermark(high_watermark)
+        .with_current_voters(vec![leader])
+        .with_observers(Vec::new());
+    let resp = resp.with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName(StrBytes::from_static_str(METADATA_TOPIC)))
+        .with_partitions(vec![partition])]);
+    if version < 2 {
+        return resp;
+    }
+    let listeners = ctx
+        .config
+        .advertised_listeners
+        .iter()
+        .map(|l| {
+            Listener::default()
+                .with_name(StrBytes::from_string(l.name.clone()))
+                .with_host(StrBytes::from_string(l.host.clone()))
+                .with_port(l.port)
+        })
+        .collect();
+    resp.with_nodes(vec![Node::default()
+        .with_node_id(BrokerId(node_id))
+        .with_listeners(listeners)])
+}
