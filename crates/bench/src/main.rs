@@ -13,6 +13,7 @@
 mod brokers;
 mod ceilings;
 mod evict;
+mod fetchstats;
 mod load;
 mod procstat;
 mod report;
@@ -38,10 +39,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the bench-only sink broker (acknowledges produce requests and discards them).
+    /// Run the bench-only sink broker (acknowledges produce requests and discards them;
+    /// serves topics produced to it back to consumers from batches built in memory).
     Sink {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,
+        /// Page-cache write floor: write each produce request's records with one
+        /// writev to DIR/<topic>.log before acknowledging.
+        #[arg(long)]
+        write_dir: Option<PathBuf>,
+    },
+    /// One consume-throughput run against any broker (reads the topic from the
+    /// beginning); `--stats` adds librdkafka statistics: fetches, bytes and RTT per fetch.
+    Consume {
+        #[arg(long)]
+        bootstrap: String,
+        #[arg(long, default_value = "bench-produce")]
+        topic: String,
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        #[arg(long, default_value_t = 64)]
+        mib: u64,
+        #[arg(long)]
+        stats: bool,
     },
     /// Measure the loopback TCP and disk write ceilings only.
     Ceilings {
@@ -120,8 +140,8 @@ enum Cmd {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Sink { listen } => {
-            let s = sink::Sink::start(&listen)?;
+        Cmd::Sink { listen, write_dir } => {
+            let s = sink::Sink::start(&listen, sink::SinkOptions { write_dir })?;
             println!("listening on PLAINTEXT://{}", s.addr());
             loop {
                 std::thread::park();
@@ -174,6 +194,41 @@ fn main() -> Result<()> {
                 t.records,
                 t.secs
             );
+            Ok(())
+        }
+        Cmd::Consume {
+            bootstrap,
+            topic,
+            partitions,
+            mib,
+            stats,
+        } => {
+            let settings = load::ClientSettings::standard();
+            if stats {
+                let s = fetchstats::consume_with_stats(
+                    &bootstrap,
+                    &settings,
+                    &topic,
+                    partitions,
+                    mib << 20,
+                    200,
+                )?;
+                let line: Vec<String> = fetchstats::describe(&s)
+                    .into_iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect();
+                println!("{}", line.join(", "));
+            } else {
+                let t =
+                    load::consume_throughput(&bootstrap, &settings, &topic, partitions, mib << 20)?;
+                println!(
+                    "{:.1} MB/s ({} records in {:.2} s, {:.0} ms to the first record)",
+                    t.mb_per_s(),
+                    t.records,
+                    t.secs,
+                    t.startup_secs * 1e3
+                );
+            }
             Ok(())
         }
         Cmd::Latency {

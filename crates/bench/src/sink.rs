@@ -1,57 +1,137 @@
-//! The bench-only sink broker: a tiny Kafka-protocol server that answers ApiVersions,
-//! Metadata, CreateTopics and Produce (acks) and discards every record. Driving it with
-//! the same load as a real broker measures the client's own ceiling (librdkafka plus
-//! loopback), which bounds what any broker can show in this harness.
+//! The bench-only sink broker: a tiny Kafka-protocol server that the harness drives
+//! with the same librdkafka load as a real broker, to measure what the client and the
+//! machine can do without a broker's work in the way.
+//!
+//! - **Produce ceiling** (default): answers ApiVersions, Metadata, CreateTopics and
+//!   Produce (acks) and discards every record: the client's own produce ceiling
+//!   (librdkafka plus loopback).
+//! - **Consume ceiling** (always on): answers FindCoordinator, ListOffsets and Fetch for
+//!   any topic produced to it. While acknowledging, it remembers the shape of every
+//!   batch (record count per batch, per partition, and the record value size); at the
+//!   first ListOffsets or Fetch of that topic it builds the same log in memory as
+//!   RecordBatch v2 bytes with `sluice-record` (same record size, same batches, offsets
+//!   from 0, valid CRC-32C), and serves Fetch from it, whole batches up to each
+//!   partition's and the response's byte limits (at least one batch, KIP-74). Reading
+//!   a topic back from the sink with the same consumer is the client's own consume
+//!   ceiling.
+//! - **Page-cache write floor** (`write_dir`): each produce request's record bytes are
+//!   written with one `writev` to a file per topic in `write_dir`, then acknowledged; no
+//!   validation, no index. Its process CPU per GB is the least any broker that writes
+//!   through the page cache pays on this machine.
 //!
 //! Framing and decoding use `sluice-protocol` (bounded frame reader, validation pass
 //! before kafka-protocol decodes), so hostile input cannot make it allocate from a
-//! wire length.
+//! wire length. Remembered batch shapes and built logs are bounded.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::{IoSlice, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use anyhow::Result;
-use bytes::Bytes;
+use anyhow::{Context, Result};
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     create_topics_response::CreatableTopicResult,
+    fetch_response::{FetchableTopicResponse, PartitionData},
+    find_coordinator_response::Coordinator,
+    list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse},
     metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic},
     produce_response::{PartitionProduceResponse, TopicProduceResponse},
-    ApiKey, BrokerId, CreateTopicsResponse, MetadataResponse, ProduceResponse, RequestKind,
-    ResponseKind, TopicName,
+    ApiKey, BrokerId, CreateTopicsResponse, FetchRequest, FetchResponse, FindCoordinatorResponse,
+    ListOffsetsResponse, MetadataResponse, ProduceResponse, RequestKind, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use sluice_protocol::{
-    api_versions_fallback_frame, api_versions_response, decode_request_with, encode_response,
-    FrameReader, ProtocolError,
+    api_versions_fallback_frame, api_versions_response, decode_request_with, encode_fetch_response,
+    encode_response, FetchChunk, FrameReader, ProtocolError, RecordsRef,
 };
+use sluice_record::{BatchBuilder, BatchHeader, CompressionType, Offset, Timestamp};
 
-/// What the sink advertises: only the APIs it answers.
+/// What the sink advertises: only the APIs it answers (the same version ranges as
+/// Sluice for the ones a consumer uses, so librdkafka picks the same versions).
 pub const SINK_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 11),
+    (ApiKey::Fetch, 4, 18),
+    (ApiKey::ListOffsets, 1, 10),
     (ApiKey::Metadata, 0, 12),
+    (ApiKey::FindCoordinator, 0, 4),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
 ];
 
+const OFFSET_OUT_OF_RANGE: i16 = 1;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const TOPIC_ALREADY_EXISTS: i16 = 36;
+const KAFKA_STORAGE_ERROR: i16 = 56;
+const UNKNOWN_TOPIC_ID: i16 = 100;
 const MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
 const NODE_ID: i32 = 1;
+/// Batch shapes remembered over the sink's life (16 bytes each): 64 MiB at most.
+const MAX_SHAPES: usize = 4 << 20;
+/// Bytes of built logs held at once (the bench serves at most 512 MiB).
+const MAX_SERVED_BYTES: u64 = 4 << 30;
+/// Longest long-poll wait of a Fetch with nothing to return.
+const MAX_FETCH_WAIT: Duration = Duration::from_millis(500);
+/// Kafka's response cap (`fetch.max.bytes` upper bound the broker accepts).
+const FETCH_MAX_BYTES: usize = 64 << 20;
 
-#[derive(Debug, Clone)]
+/// How the sink treats produced records.
+#[derive(Debug, Clone, Default)]
+pub struct SinkOptions {
+    /// Write each produce request's records into `<dir>/<topic>.log` (one `writev`
+    /// per request) before acknowledging: the page-cache write floor.
+    pub write_dir: Option<PathBuf>,
+}
+
+/// One remembered batch: its record count and size as produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    records: i32,
+    bytes: u32,
+}
+
+#[derive(Debug)]
 struct TopicState {
     partitions: i32,
     id: u128,
     /// Next offset per partition (records acknowledged so far).
     next_offset: Vec<i64>,
+    /// Batches acknowledged per partition, in order (until `MAX_SHAPES` is reached).
+    shapes: Vec<Vec<Shape>>,
+    /// Value size of the first record produced to the topic.
+    value_size: Option<usize>,
+    /// Some batch shapes were not recorded (bound reached): the log cannot be served.
+    incomplete: bool,
+    /// The log built from `shapes`, once a consumer asks for it.
+    served: Option<Arc<ServedTopic>>,
+    /// Page-cache floor mode: where this topic's records are written.
+    file: Option<Arc<File>>,
+}
+
+/// One partition's log in memory: batches end to end, and where each starts.
+#[derive(Debug)]
+struct ServedLog {
+    bytes: Bytes,
+    /// (base offset, byte position) of each batch, ascending.
+    batches: Vec<(i64, usize)>,
+    log_end: i64,
+}
+
+#[derive(Debug)]
+struct ServedTopic {
+    partitions: Vec<ServedLog>,
 }
 
 #[derive(Default)]
 struct SinkState {
     topics: Mutex<HashMap<String, TopicState>>,
+    shapes: Mutex<usize>,
+    served_bytes: Mutex<u64>,
+    options: SinkOptions,
 }
 
 /// A running sink; the listener thread lives as long as the process.
@@ -61,10 +141,16 @@ pub struct Sink {
 
 impl Sink {
     /// Bind `listen` (port 0 for any) and serve connections on background threads.
-    pub fn start(listen: &str) -> Result<Sink> {
+    pub fn start(listen: &str, options: SinkOptions) -> Result<Sink> {
+        if let Some(d) = &options.write_dir {
+            std::fs::create_dir_all(d).with_context(|| format!("create {d:?}"))?;
+        }
         let listener = TcpListener::bind(listen)?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(SinkState::default());
+        let state = Arc::new(SinkState {
+            options,
+            ..Default::default()
+        });
         std::thread::Builder::new()
             .name("sink-accept".into())
             .spawn(move || {
@@ -75,7 +161,7 @@ impl Sink {
                         .name("sink-conn".into())
                         .spawn(move || {
                             if let Err(e) = serve_conn(conn, addr, &state) {
-                                eprintln!("sink: connection closed: {e}");
+                                eprintln!("sink: connection closed: {e:#}");
                             }
                         });
                 }
@@ -99,15 +185,53 @@ fn serve_conn(mut conn: TcpStream, addr: SocketAddr, state: &SinkState) -> Resul
         }
         reader.extend_from_slice(&buf[..n]);
         while let Some(frame) = reader.next_frame()? {
-            if let Some(resp) = answer(frame, addr, state)? {
-                conn.write_all(&resp)?;
+            let chunks = answer(frame, addr, state)?;
+            write_all_vectored(&mut conn, &chunks)?;
+        }
+    }
+}
+
+/// Write every chunk, in as few `writev` calls as the kernel allows.
+fn write_all_vectored<W: Write>(w: &mut W, chunks: &[Bytes]) -> std::io::Result<()> {
+    const MAX_IOV: usize = 512;
+    let mut idx = 0; // first chunk not fully written
+    let mut off = 0; // bytes of chunks[idx] already written
+    loop {
+        while idx < chunks.len() && chunks[idx].len() == off {
+            idx += 1;
+            off = 0;
+        }
+        if idx == chunks.len() {
+            return Ok(());
+        }
+        let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(MAX_IOV.min(chunks.len() - idx));
+        iov.push(IoSlice::new(&chunks[idx][off..]));
+        for c in chunks[idx + 1..].iter().take(MAX_IOV - 1) {
+            iov.push(IoSlice::new(c));
+        }
+        let mut n = match w.write_vectored(&iov) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        while n > 0 && idx < chunks.len() {
+            let left = chunks[idx].len() - off;
+            if n >= left {
+                n -= left;
+                idx += 1;
+                off = 0;
+            } else {
+                off += n;
+                n = 0;
             }
         }
     }
 }
 
-/// The response frame for one request frame; `None` for acks=0 produce.
-fn answer(frame: Bytes, addr: SocketAddr, state: &SinkState) -> Result<Option<Bytes>> {
+/// The response to one request frame, as chunks to write in order (none for acks=0
+/// produce).
+fn answer(frame: Bytes, addr: SocketAddr, state: &SinkState) -> Result<Vec<Bytes>> {
     let req = match decode_request_with(frame, SINK_APIS) {
         Ok(r) => r,
         Err(ProtocolError::UnsupportedVersion {
@@ -115,10 +239,10 @@ fn answer(frame: Bytes, addr: SocketAddr, state: &SinkState) -> Result<Option<By
             correlation_id,
             ..
         }) => {
-            return Ok(Some(api_versions_fallback_frame(
+            return Ok(vec![api_versions_fallback_frame(
                 SINK_APIS,
                 correlation_id,
-            )?))
+            )?])
         }
         Err(e) => return Err(e.into()),
     };
@@ -167,41 +291,380 @@ fn answer(frame: Bytes, addr: SocketAddr, state: &SinkState) -> Result<Option<By
         }
         RequestKind::Produce(p) => {
             let acks = p.acks;
-            let mut resp = ProduceResponse::default();
-            let mut topics = state.topics.lock().expect("sink state");
-            for td in p.topic_data {
-                let name = td.name.0.to_string();
-                let st = topics.get_mut(&name);
-                let mut tr = TopicProduceResponse::default().with_name(td.name.clone());
-                let mut st = st;
-                for pd in td.partition_data {
-                    let mut pr = PartitionProduceResponse::default()
-                        .with_index(pd.index)
-                        .with_log_append_time_ms(-1)
-                        .with_log_start_offset(0);
-                    match st.as_deref_mut().and_then(|s| {
-                        usize::try_from(pd.index)
-                            .ok()
-                            .and_then(|i| s.next_offset.get_mut(i))
-                    }) {
-                        Some(next) => {
-                            pr.base_offset = *next;
-                            *next += pd.records.as_deref().map(record_count).unwrap_or(0);
-                        }
-                        None => pr.error_code = UNKNOWN_TOPIC_OR_PARTITION,
-                    }
-                    tr.partition_responses.push(pr);
-                }
-                resp.responses.push(tr);
-            }
+            let resp = produce(state, p.topic_data)?;
             if acks == 0 {
-                return Ok(None);
+                return Ok(Vec::new());
             }
             ResponseKind::Produce(resp)
         }
+        RequestKind::FindCoordinator(f) => {
+            let host = StrBytes::from_string(addr.ip().to_string());
+            let port = addr.port() as i32;
+            let mut resp = FindCoordinatorResponse::default();
+            if version >= 4 {
+                resp.coordinators = f
+                    .coordinator_keys
+                    .into_iter()
+                    .map(|k| {
+                        Coordinator::default()
+                            .with_key(k)
+                            .with_node_id(BrokerId(NODE_ID))
+                            .with_host(host.clone())
+                            .with_port(port)
+                    })
+                    .collect();
+            } else {
+                resp.node_id = BrokerId(NODE_ID);
+                resp.host = host;
+                resp.port = port;
+            }
+            ResponseKind::FindCoordinator(resp)
+        }
+        RequestKind::ListOffsets(l) => {
+            let mut resp = ListOffsetsResponse::default();
+            for t in l.topics {
+                let served = served_topic(state, &t.name.0);
+                let mut tr = ListOffsetsTopicResponse::default().with_name(t.name.clone());
+                for p in t.partitions {
+                    let mut pr = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
+                    match &served {
+                        Ok(s) => match partition_log(s, p.partition_index) {
+                            Some(log) => {
+                                // -1 latest, -2 earliest; a timestamp lookup answers the
+                                // start too (every record carries the same timestamp).
+                                pr.offset = if p.timestamp == -1 { log.log_end } else { 0 };
+                                pr.timestamp = -1;
+                                if version >= 4 {
+                                    pr.leader_epoch = 0;
+                                }
+                            }
+                            None => pr.error_code = UNKNOWN_TOPIC_OR_PARTITION,
+                        },
+                        Err(code) => pr.error_code = *code,
+                    }
+                    tr.partitions.push(pr);
+                }
+                resp.topics.push(tr);
+            }
+            ResponseKind::ListOffsets(resp)
+        }
+        RequestKind::Fetch(f) => return fetch(state, cid, version, f),
         _ => anyhow::bail!("sink: unexpected request api {:?}", req.api_key),
     };
-    Ok(Some(encode_response(req.api_key, cid, version, &body)?))
+    Ok(vec![encode_response(req.api_key, cid, version, &body)?])
+}
+
+/// Acknowledge a produce request: assign offsets, remember batch shapes, and in floor
+/// mode write the records first.
+fn produce(
+    state: &SinkState,
+    topic_data: Vec<kafka_protocol::messages::produce_request::TopicProduceData>,
+) -> Result<ProduceResponse> {
+    let mut resp = ProduceResponse::default();
+    let mut writes: Vec<(Arc<File>, Vec<Bytes>)> = Vec::new();
+    {
+        let mut topics = state.topics.lock().expect("sink state");
+        let mut shapes_total = state.shapes.lock().expect("sink shapes");
+        for td in topic_data {
+            let name = td.name.0.to_string();
+            let mut st = topics.get_mut(&name);
+            if let (Some(st), Some(dir)) = (st.as_deref_mut(), &state.options.write_dir) {
+                if st.file.is_none() {
+                    let path = dir.join(format!("{}.log", sanitize(&name)));
+                    st.file = Some(Arc::new(
+                        File::create(&path).with_context(|| format!("create {path:?}"))?,
+                    ));
+                }
+            }
+            let mut to_write = Vec::new();
+            let mut tr = TopicProduceResponse::default().with_name(td.name.clone());
+            for pd in td.partition_data {
+                let mut pr = PartitionProduceResponse::default()
+                    .with_index(pd.index)
+                    .with_log_append_time_ms(-1)
+                    .with_log_start_offset(0);
+                let records = pd.records.unwrap_or_default();
+                match st.as_deref_mut() {
+                    Some(s) if pd.index >= 0 && pd.index < s.partitions => {
+                        let i = pd.index as usize;
+                        pr.base_offset = s.next_offset[i];
+                        let mut rest: &[u8] = &records;
+                        while let Some((shape, len)) = next_shape(rest) {
+                            s.next_offset[i] += i64::from(shape.records);
+                            if s.value_size.is_none() {
+                                s.value_size = first_value_size(&rest[..len]);
+                            }
+                            if *shapes_total < MAX_SHAPES {
+                                s.shapes[i].push(shape);
+                                *shapes_total += 1;
+                            } else {
+                                s.incomplete = true;
+                            }
+                            rest = &rest[len..];
+                        }
+                        if s.file.is_some() && !records.is_empty() {
+                            to_write.push(records);
+                        }
+                    }
+                    _ => pr.error_code = UNKNOWN_TOPIC_OR_PARTITION,
+                }
+                tr.partition_responses.push(pr);
+            }
+            if let Some(f) = st.and_then(|s| s.file.clone()) {
+                if !to_write.is_empty() {
+                    writes.push((f, to_write));
+                }
+            }
+            resp.responses.push(tr);
+        }
+    }
+    for (file, chunks) in writes {
+        write_all_vectored(&mut &*file, &chunks).context("floor write")?;
+    }
+    Ok(resp)
+}
+
+/// The shape and length of the first whole batch of `records`, if any.
+fn next_shape(records: &[u8]) -> Option<(Shape, usize)> {
+    let h = BatchHeader::parse(records).ok()?;
+    let len = h.size();
+    if len > records.len() {
+        return None;
+    }
+    Some((
+        Shape {
+            records: h.record_count.max(0),
+            bytes: u32::try_from(len).ok()?,
+        },
+        len,
+    ))
+}
+
+/// Value size of the first record of an uncompressed batch.
+fn first_value_size(batch: &[u8]) -> Option<usize> {
+    let reader = sluice_record::records(batch, 16 << 20).ok()?;
+    let first = reader.records().next()?.ok()?;
+    Some(first.value.map_or(0, <[u8]>::len))
+}
+
+/// A file name for a topic (topic names are [A-Za-z0-9._-]; anything else becomes _).
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The topic's served log, built on first use; a Kafka error code when the topic is
+/// unknown or cannot be served.
+fn served_topic(state: &SinkState, name: &str) -> Result<Arc<ServedTopic>, i16> {
+    let mut topics = state.topics.lock().expect("sink state");
+    let st = topics.get_mut(name).ok_or(UNKNOWN_TOPIC_OR_PARTITION)?;
+    if let Some(s) = &st.served {
+        return Ok(s.clone());
+    }
+    if st.incomplete {
+        return Err(KAFKA_STORAGE_ERROR);
+    }
+    let total: u64 = st.shapes.iter().flatten().map(|s| u64::from(s.bytes)).sum();
+    let mut served_bytes = state.served_bytes.lock().expect("served bytes");
+    if *served_bytes + total > MAX_SERVED_BYTES {
+        return Err(KAFKA_STORAGE_ERROR);
+    }
+    let value_size = st.value_size.unwrap_or(0);
+    let built = build_topic(&st.shapes, value_size).map_err(|e| {
+        eprintln!("sink: cannot build {name}: {e:#}");
+        KAFKA_STORAGE_ERROR
+    })?;
+    *served_bytes += built
+        .partitions
+        .iter()
+        .map(|p| p.bytes.len() as u64)
+        .sum::<u64>();
+    let built = Arc::new(built);
+    st.served = Some(built.clone());
+    Ok(built)
+}
+
+/// Build each partition's log: for every remembered batch, a RecordBatch v2 of as many
+/// records of `value_size` bytes (no key, no headers, one timestamp), at the offsets
+/// the sink acknowledged. Batches of equal record count are built once and copied with
+/// their base offset set (the CRC does not cover the base offset).
+fn build_topic(shapes: &[Vec<Shape>], value_size: usize) -> Result<ServedTopic> {
+    let value: Vec<u8> = (0..value_size)
+        .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+        .collect();
+    let now = Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+    );
+    let mut templates: HashMap<i32, Vec<u8>> = HashMap::new();
+    let mut partitions = Vec::with_capacity(shapes.len());
+    for part in shapes {
+        let mut batches = Vec::with_capacity(part.len());
+        let mut buf = BytesMut::new();
+        let mut offset = 0i64;
+        for shape in part {
+            if shape.records == 0 {
+                continue;
+            }
+            let template = match templates.entry(shape.records) {
+                Entry::Occupied(o) => o.into_mut(),
+                Entry::Vacant(v) => {
+                    let mut b = BatchBuilder::new(CompressionType::None)
+                        .partition_leader_epoch(sluice_record::LeaderEpoch(0));
+                    for _ in 0..shape.records {
+                        b.append(now, None, Some(&value), &[])?;
+                    }
+                    v.insert(b.build()?)
+                }
+            };
+            if buf.capacity() == 0 {
+                // One allocation per partition: the sizes are known up front.
+                let est: usize = part.iter().map(|s| s.bytes as usize).sum();
+                buf.reserve(est + template.len());
+            }
+            let pos = buf.len();
+            buf.extend_from_slice(template);
+            sluice_record::batch::set_base_offset(&mut buf[pos..], Offset(offset));
+            batches.push((offset, pos));
+            offset += i64::from(shape.records);
+        }
+        partitions.push(ServedLog {
+            bytes: buf.freeze(),
+            batches,
+            log_end: offset,
+        });
+    }
+    Ok(ServedTopic { partitions })
+}
+
+fn partition_log(t: &ServedTopic, index: i32) -> Option<&ServedLog> {
+    usize::try_from(index)
+        .ok()
+        .and_then(|i| t.partitions.get(i))
+}
+
+/// Whole batches of `log` from the one holding `offset`, at most `max` bytes unless
+/// `min_one` (then at least the first batch). `Err` when `offset` is outside the log.
+fn read_log(log: &ServedLog, offset: i64, max: usize, min_one: bool) -> Result<Bytes, i16> {
+    if offset < 0 || offset > log.log_end {
+        return Err(OFFSET_OUT_OF_RANGE);
+    }
+    if offset == log.log_end {
+        return Ok(Bytes::new());
+    }
+    let first = log.batches.partition_point(|&(base, _)| base <= offset) - 1;
+    let start = log.batches[first].1;
+    let end_of = |i: usize| log.batches.get(i + 1).map_or(log.bytes.len(), |b| b.1);
+    let mut end = start;
+    let mut i = first;
+    while i < log.batches.len() {
+        let e = end_of(i);
+        if e - start > max && !(min_one && i == first) {
+            break;
+        }
+        end = e;
+        i += 1;
+    }
+    Ok(log.bytes.slice(start..end))
+}
+
+/// Answer a Fetch from the built logs, records as separate chunks (no copy).
+fn fetch(state: &SinkState, cid: i32, version: i16, f: FetchRequest) -> Result<Vec<Bytes>> {
+    let mut limit = (f.max_bytes.max(0) as usize).min(FETCH_MAX_BYTES);
+    let mut min_one = true;
+    let mut total = 0usize;
+    let mut resp = FetchResponse::default().with_session_id(0);
+    let mut records: Vec<Option<RecordsRef<Bytes>>> = Vec::new();
+    for t in f.topics {
+        let name = if t.topic.0.is_empty() {
+            topic_name_by_id(state, t.topic_id)
+        } else {
+            Some(t.topic.0.to_string())
+        };
+        let served = match &name {
+            Some(n) => served_topic(state, n),
+            None => Err(UNKNOWN_TOPIC_ID),
+        };
+        // Topic ids from v13 on, names before (each field exists in one range only).
+        let tr = FetchableTopicResponse::default();
+        let mut tr = if version >= 13 {
+            tr.with_topic_id(t.topic_id)
+        } else {
+            tr.with_topic(t.topic.clone())
+        };
+        for p in t.partitions {
+            let mut pd = PartitionData::default()
+                .with_partition_index(p.partition)
+                .with_aborted_transactions(None)
+                .with_log_start_offset(0);
+            let mut rec = None;
+            match &served {
+                Ok(s) => match partition_log(s, p.partition) {
+                    Some(log) => {
+                        pd.high_watermark = log.log_end;
+                        pd.last_stable_offset = log.log_end;
+                        let max = limit.min(p.partition_max_bytes.max(0) as usize);
+                        match read_log(log, p.fetch_offset, max, min_one) {
+                            Ok(b) => {
+                                if !b.is_empty() {
+                                    min_one = false;
+                                    limit = limit.saturating_sub(b.len());
+                                    total += b.len();
+                                }
+                                rec = Some(b);
+                            }
+                            Err(code) => pd.error_code = code,
+                        }
+                    }
+                    None => pd.error_code = UNKNOWN_TOPIC_OR_PARTITION,
+                },
+                Err(code) => pd.error_code = *code,
+            }
+            if pd.error_code != 0 {
+                pd.high_watermark = -1;
+                pd.last_stable_offset = -1;
+                pd.log_start_offset = -1;
+            }
+            records.push(rec.map(|b| RecordsRef {
+                len: b.len(),
+                token: b,
+            }));
+            tr.partitions.push(pd);
+        }
+        resp.responses.push(tr);
+    }
+    if total == 0 && f.max_wait_ms > 0 && i64::from(f.min_bytes) > 0 {
+        // Long poll: nothing will arrive (the log is fixed), so wait it out as a
+        // broker would, bounded.
+        std::thread::sleep(Duration::from_millis(f.max_wait_ms as u64).min(MAX_FETCH_WAIT));
+    }
+    let layout = encode_fetch_response(cid, version, resp, records)?;
+    Ok(layout
+        .chunks
+        .into_iter()
+        .map(|c| match c {
+            FetchChunk::Bytes(b) => b,
+            FetchChunk::Records { token, .. } => token,
+        })
+        .filter(|b| !b.is_empty())
+        .collect())
+}
+
+fn topic_name_by_id(state: &SinkState, id: uuid::Uuid) -> Option<String> {
+    let topics = state.topics.lock().expect("sink state");
+    topics
+        .iter()
+        .find(|(_, t)| uuid_of(t.id) == id)
+        .map(|(n, _)| n.clone())
 }
 
 fn uuid_of(id: u128) -> uuid::Uuid {
@@ -215,10 +678,16 @@ fn new_topic(name: &str, partitions: i32) -> TopicState {
         h ^= b as u128;
         h = h.wrapping_mul(0x0000000001000000000000000000013B);
     }
+    let n = partitions.max(0) as usize;
     TopicState {
         partitions,
         id: h | 1,
-        next_offset: vec![0; partitions.max(0) as usize],
+        next_offset: vec![0; n],
+        shapes: vec![Vec::new(); n],
+        value_size: None,
+        incomplete: false,
+        served: None,
+        file: None,
     }
 }
 
@@ -270,45 +739,381 @@ fn metadata(
     resp
 }
 
-/// Records in a produce payload: the sum of the record counts of its RecordBatch v2
-/// headers (baseOffset 8, batchLength 4, ..., recordCount at byte 57). Stops at the
-/// first incomplete batch.
-pub fn record_count(mut records: &[u8]) -> i64 {
-    let mut n = 0i64;
-    while records.len() >= 61 {
-        let len = i32::from_be_bytes([records[8], records[9], records[10], records[11]]);
-        let Ok(len) = usize::try_from(len) else { break };
-        let total = 12 + len;
-        if total < 61 || total > records.len() {
-            break;
-        }
-        n += i32::from_be_bytes([records[57], records[58], records[59], records[60]]).max(0) as i64;
-        records = &records[total..];
-    }
-    n
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kafka_protocol::messages::{
+        fetch_request::{FetchPartition, FetchTopic},
+        produce_request::{PartitionProduceData, TopicProduceData},
+        CreateTopicsRequest, ProduceRequest, RequestHeader,
+    };
+    use kafka_protocol::protocol::{Decodable, Encodable};
+    use proptest::prelude::*;
+    use sluice_record::Batches;
 
-    fn batch(count: i32, payload: usize) -> Vec<u8> {
-        let mut b = vec![0u8; 61 + payload];
-        let len = (b.len() - 12) as i32;
-        b[8..12].copy_from_slice(&len.to_be_bytes());
-        b[57..61].copy_from_slice(&count.to_be_bytes());
-        b
+    fn produced_batch(count: usize, value: &[u8]) -> Vec<u8> {
+        let mut b = BatchBuilder::new(CompressionType::None);
+        for i in 0..count {
+            b.append(
+                Timestamp(1_700_000_000_000 + i as i64),
+                None,
+                Some(value),
+                &[],
+            )
+            .unwrap();
+        }
+        b.build().unwrap()
+    }
+
+    fn state_with_topic(name: &str, partitions: i32) -> SinkState {
+        let state = SinkState::default();
+        state
+            .topics
+            .lock()
+            .unwrap()
+            .insert(name.into(), new_topic(name, partitions));
+        state
+    }
+
+    fn produce_to(state: &SinkState, topic: &str, partition: i32, records: Vec<u8>) -> i64 {
+        let td = TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.into())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(Bytes::from(records)))]);
+        let r = produce(state, vec![td]).unwrap();
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, 0);
+        p.base_offset
+    }
+
+    fn fetch_req(topic: &str, parts: &[(i32, i64)], part_max: i32, max: i32) -> FetchRequest {
+        FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(max)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.into())))
+                .with_partitions(
+                    parts
+                        .iter()
+                        .map(|&(p, o)| {
+                            FetchPartition::default()
+                                .with_partition(p)
+                                .with_fetch_offset(o)
+                                .with_partition_max_bytes(part_max)
+                        })
+                        .collect(),
+                )])
+    }
+
+    /// Concatenate the chunks, check the size prefix and decode the response.
+    fn decode_fetch(chunks: &[Bytes], version: i16, cid: i32) -> FetchResponse {
+        let mut frame = BytesMut::new();
+        for c in chunks {
+            frame.extend_from_slice(c);
+        }
+        let size = i32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
+        assert_eq!(size, frame.len() - 4, "size prefix covers the frame");
+        let mut body = frame.split_off(4).freeze();
+        let hv = sluice_protocol::response_header_version(ApiKey::Fetch, version);
+        let h = kafka_protocol::messages::ResponseHeader::decode(&mut body, hv).unwrap();
+        assert_eq!(h.correlation_id, cid);
+        FetchResponse::decode(&mut body, version).unwrap()
+    }
+
+    /// Every batch validates (CRC-32C, framing); returns (base offset, count, value sizes ok).
+    fn batches_of(records: &[u8], value_size: usize) -> Vec<(i64, i32)> {
+        let mut out = Vec::new();
+        let mut it = Batches::new(records);
+        for b in it.by_ref() {
+            let (at, h) = b.expect("CRC and framing valid");
+            let bytes = &records[at..at + h.size()];
+            let reader = sluice_record::records(bytes, 16 << 20).unwrap();
+            for (i, r) in reader.records().enumerate() {
+                let r = r.unwrap();
+                assert_eq!(r.offset.0, h.base_offset.0 + i as i64);
+                assert_eq!(r.value.map(<[u8]>::len), Some(value_size));
+            }
+            out.push((h.base_offset.0, h.record_count));
+        }
+        assert_eq!(it.position(), records.len(), "no torn batch at the end");
+        out
     }
 
     #[test]
-    fn counts_records_of_every_complete_batch() {
-        let mut blob = batch(3, 10);
-        blob.extend(batch(5, 0));
-        assert_eq!(record_count(&blob), 8);
-        blob.extend(&batch(7, 100)[..80]); // torn tail is not counted
-        assert_eq!(record_count(&blob), 8);
-        let mut bad = batch(2, 0);
-        bad[8..12].copy_from_slice(&i32::MAX.to_be_bytes());
-        assert_eq!(record_count(&bad), 0);
+    fn fetch_serves_the_produced_batches_with_offsets_and_crcs() {
+        let state = state_with_topic("t", 2);
+        let value = vec![7u8; 1024];
+        assert_eq!(produce_to(&state, "t", 0, produced_batch(3, &value)), 0);
+        let mut two = produced_batch(5, &value);
+        two.extend(produced_batch(2, &value));
+        assert_eq!(produce_to(&state, "t", 0, two), 3);
+        assert_eq!(produce_to(&state, "t", 1, produced_batch(4, &value)), 0);
+
+        for version in [4i16, 11, 12, 13, 16] {
+            let mut req = fetch_req("t", &[(0, 0), (1, 0)], 1 << 20, 50 << 20);
+            if version >= 13 {
+                // Clients name topics by id from v13 on.
+                let id = uuid_of(state.topics.lock().unwrap()["t"].id);
+                req.topics[0].topic = TopicName::default();
+                req.topics[0].topic_id = id;
+            }
+            let chunks = fetch(&state, 42, version, req).unwrap();
+            let r = decode_fetch(&chunks, version, 42);
+            let ps = &r.responses[0].partitions;
+            assert_eq!(ps[0].high_watermark, 10);
+            assert_eq!(ps[1].high_watermark, 4);
+            assert_eq!(
+                batches_of(ps[0].records.as_ref().unwrap(), 1024),
+                vec![(0, 3), (3, 5), (8, 2)]
+            );
+            assert_eq!(
+                batches_of(ps[1].records.as_ref().unwrap(), 1024),
+                vec![(0, 4)]
+            );
+        }
+        // From the middle of a batch: the batch holding it, as a broker answers.
+        let chunks = fetch(&state, 1, 12, fetch_req("t", &[(0, 4)], 1 << 20, 1 << 20)).unwrap();
+        let r = decode_fetch(&chunks, 12, 1);
+        assert_eq!(
+            batches_of(r.responses[0].partitions[0].records.as_ref().unwrap(), 1024),
+            vec![(3, 5), (8, 2)]
+        );
+        // At the end: no records; beyond it: OFFSET_OUT_OF_RANGE.
+        let chunks = fetch(
+            &state,
+            1,
+            12,
+            fetch_req("t", &[(0, 10), (1, 5)], 1 << 20, 1 << 20),
+        )
+        .unwrap();
+        let r = decode_fetch(&chunks, 12, 1);
+        let ps = &r.responses[0].partitions;
+        assert_eq!(ps[0].records.as_deref().map(<[u8]>::len), Some(0));
+        assert_eq!(ps[1].error_code, OFFSET_OUT_OF_RANGE);
+    }
+
+    #[test]
+    fn fetch_honours_partition_and_response_limits() {
+        let state = state_with_topic("t", 2);
+        let value = vec![1u8; 100];
+        for p in 0..2 {
+            for _ in 0..4 {
+                produce_to(&state, "t", p, produced_batch(10, &value));
+            }
+        }
+        let one = produced_batch(10, &value).len() as i32;
+        // Partition limit of 2.5 batches: two whole batches.
+        let r = decode_fetch(
+            &fetch(
+                &state,
+                1,
+                12,
+                fetch_req("t", &[(0, 0)], one * 5 / 2, 1 << 20),
+            )
+            .unwrap(),
+            12,
+            1,
+        );
+        assert_eq!(
+            batches_of(r.responses[0].partitions[0].records.as_ref().unwrap(), 100).len(),
+            2
+        );
+        // A limit below one batch still returns the first batch (KIP-74), and only
+        // for the first partition with data; the response limit is then spent.
+        let r = decode_fetch(
+            &fetch(
+                &state,
+                1,
+                12,
+                fetch_req("t", &[(0, 0), (1, 0)], 10, 1 << 20),
+            )
+            .unwrap(),
+            12,
+            1,
+        );
+        let ps = &r.responses[0].partitions;
+        assert_eq!(batches_of(ps[0].records.as_ref().unwrap(), 100).len(), 1);
+        assert_eq!(ps[1].records.as_deref().map(<[u8]>::len), Some(0));
+        let r = decode_fetch(
+            &fetch(
+                &state,
+                1,
+                12,
+                fetch_req("t", &[(0, 0), (1, 0)], 1 << 20, one * 3),
+            )
+            .unwrap(),
+            12,
+            1,
+        );
+        let ps = &r.responses[0].partitions;
+        assert_eq!(batches_of(ps[0].records.as_ref().unwrap(), 100).len(), 3);
+        assert_eq!(ps[1].records.as_deref().map(<[u8]>::len), Some(0));
+    }
+
+    #[test]
+    fn list_offsets_and_unknown_topics() {
+        let state = state_with_topic("t", 1);
+        produce_to(&state, "t", 0, produced_batch(6, b"abc"));
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let req = kafka_protocol::messages::ListOffsetsRequest::default().with_topics(vec![
+            kafka_protocol::messages::list_offsets_request::ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(
+                    [-2i64, -1]
+                        .iter()
+                        .map(|&ts| {
+                            kafka_protocol::messages::list_offsets_request::ListOffsetsPartition::default()
+                                .with_timestamp(ts)
+                        })
+                        .collect(),
+                ),
+        ]);
+        let frame = request_frame(ApiKey::ListOffsets, 7, &req);
+        let out = answer(frame, addr, &state).unwrap();
+        let mut body = out[0].slice(4..);
+        let hv = sluice_protocol::response_header_version(ApiKey::ListOffsets, 7);
+        kafka_protocol::messages::ResponseHeader::decode(&mut body, hv).unwrap();
+        let r = ListOffsetsResponse::decode(&mut body, 7).unwrap();
+        let offs: Vec<i64> = r.topics[0].partitions.iter().map(|p| p.offset).collect();
+        assert_eq!(offs, vec![0, 6]);
+        let chunks = fetch(
+            &state,
+            1,
+            12,
+            fetch_req("nope", &[(0, 0)], 1 << 20, 1 << 20),
+        )
+        .unwrap();
+        let r = decode_fetch(&chunks, 12, 1);
+        assert_eq!(
+            r.responses[0].partitions[0].error_code,
+            UNKNOWN_TOPIC_OR_PARTITION
+        );
+    }
+
+    fn request_frame<T: Encodable>(key: ApiKey, version: i16, body: &T) -> Bytes {
+        let hv = sluice_protocol::request_header_version(key, version);
+        let h = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(5);
+        let mut buf = BytesMut::new();
+        h.encode(&mut buf, hv).unwrap();
+        body.encode(&mut buf, version).unwrap();
+        buf.freeze()
+    }
+
+    #[test]
+    fn floor_mode_writes_each_requests_records_and_acknowledges() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = SinkState {
+            options: SinkOptions {
+                write_dir: Some(dir.path().to_path_buf()),
+            },
+            ..Default::default()
+        };
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let create = CreateTopicsRequest::default().with_topics(vec![
+            kafka_protocol::messages::create_topics_request::CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("w")))
+                .with_num_partitions(2)
+                .with_replication_factor(1),
+        ]);
+        answer(
+            request_frame(ApiKey::CreateTopics, 5, &create),
+            addr,
+            &state,
+        )
+        .unwrap();
+        let (a, b) = (produced_batch(3, b"xyz"), produced_batch(4, b"q"));
+        let req = ProduceRequest::default().with_acks(1).with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("w")))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(Bytes::from(a.clone()))),
+                    PartitionProduceData::default()
+                        .with_index(1)
+                        .with_records(Some(Bytes::from(b.clone()))),
+                ]),
+        ]);
+        let out = answer(request_frame(ApiKey::Produce, 9, &req), addr, &state).unwrap();
+        assert_eq!(out.len(), 1, "acknowledged");
+        let written = std::fs::read(dir.path().join("w.log")).unwrap();
+        assert_eq!(written, [a, b].concat());
+    }
+
+    #[test]
+    fn shapes_are_bounded_and_unservable_past_the_bound() {
+        let state = state_with_topic("t", 1);
+        *state.shapes.lock().unwrap() = MAX_SHAPES;
+        produce_to(&state, "t", 0, produced_batch(2, b"v"));
+        let r = decode_fetch(
+            &fetch(&state, 1, 12, fetch_req("t", &[(0, 0)], 1 << 20, 1 << 20)).unwrap(),
+            12,
+            1,
+        );
+        assert_eq!(r.responses[0].partitions[0].error_code, KAFKA_STORAGE_ERROR);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// Whatever batches were produced, reading the partition back fetch by fetch
+        /// from each answer's next offset yields every offset once, in valid batches of
+        /// the produced shapes.
+        #[test]
+        fn reading_back_yields_every_offset_once(
+            counts in proptest::collection::vec(1usize..40, 1..12),
+            value_size in 0usize..300,
+            part_max in 1i32..20_000,
+        ) {
+            let state = state_with_topic("t", 1);
+            let value = vec![3u8; value_size];
+            for &c in &counts {
+                produce_to(&state, "t", 0, produced_batch(c, &value));
+            }
+            let total: i64 = counts.iter().sum::<usize>() as i64;
+            let mut next = 0i64;
+            let mut seen = Vec::new();
+            while next < total {
+                let r = decode_fetch(
+                    &fetch(&state, 1, 12, fetch_req("t", &[(0, next)], part_max, 1 << 20)).unwrap(),
+                    12,
+                    1,
+                );
+                let got = batches_of(r.responses[0].partitions[0].records.as_ref().unwrap(), value_size);
+                prop_assert!(!got.is_empty());
+                for (base, n) in got {
+                    prop_assert_eq!(base, next);
+                    seen.push(n as usize);
+                    next = base + i64::from(n);
+                }
+            }
+            prop_assert_eq!(seen, counts);
+        }
+    }
+
+    #[test]
+    fn vectored_writes_survive_short_writes() {
+        struct Dribble(Vec<u8>);
+        impl Write for Dribble {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                let n = b.len().min(3);
+                self.0.extend_from_slice(&b[..n]);
+                Ok(n)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let chunks: Vec<Bytes> = ["ab", "", "cdefg", "h"]
+            .iter()
+            .map(|s| Bytes::from_static(s.as_bytes()))
+            .collect();
+        let mut d = Dribble(Vec::new());
+        write_all_vectored(&mut d, &chunks).unwrap();
+        assert_eq!(d.0, b"abcdefgh");
     }
 }
