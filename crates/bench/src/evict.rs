@@ -45,6 +45,17 @@ pub fn evict(files: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
+/// Reads each file once so all of it is in the page cache (the hot-reader control).
+pub fn make_resident(files: &[PathBuf]) -> Result<()> {
+    use std::io::Read;
+    let mut buf = vec![0u8; 1 << 20];
+    for p in files {
+        let mut f = std::fs::File::open(p)?;
+        while f.read(&mut buf)? > 0 {}
+    }
+    Ok(())
+}
+
 /// (resident bytes, total bytes) of `files`, from mincore(2) over a read-only mapping.
 pub fn residency(files: &[PathBuf]) -> Result<(u64, u64)> {
     // SAFETY: sysconf has no preconditions.

@@ -309,7 +309,7 @@ fn send_blocking(
     }
 }
 
-fn consumer(
+pub(crate) fn consumer(
     bootstrap: &str,
     settings: &ClientSettings,
     topic: &str,
@@ -527,63 +527,4 @@ pub fn end_to_end_latency(
         bail!("end-to-end: consumer received {received} of {delivered} records");
     }
     Ok(latency_of(&h, offered))
-}
-
-/// A reader that consumes `topic` from the beginning until stopped; returns bytes read.
-pub struct BackgroundReader {
-    stop: Arc<AtomicBool>,
-    bytes: Arc<AtomicU64>,
-    handle: Option<std::thread::JoinHandle<Result<()>>>,
-}
-
-impl BackgroundReader {
-    pub fn start(
-        bootstrap: &str,
-        settings: &ClientSettings,
-        topic: &str,
-        partitions: i32,
-    ) -> Result<BackgroundReader> {
-        let c = consumer(bootstrap, settings, topic, partitions)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let bytes = Arc::new(AtomicU64::new(0));
-        let (s, b) = (stop.clone(), bytes.clone());
-        let handle = std::thread::spawn(move || -> Result<()> {
-            while !s.load(Ordering::Relaxed) {
-                match c.poll(Duration::from_millis(50)) {
-                    Some(Ok(m)) => {
-                        b.fetch_add(m.payload_len() as u64, Ordering::Relaxed);
-                    }
-                    Some(Err(KafkaError::PartitionEOF(_))) | None => {}
-                    Some(Err(e)) => return Err(anyhow!("background reader: {e}")),
-                }
-            }
-            Ok(())
-        });
-        Ok(BackgroundReader {
-            stop,
-            bytes,
-            handle: Some(handle),
-        })
-    }
-
-    pub fn bytes(&self) -> u64 {
-        self.bytes.load(Ordering::Relaxed)
-    }
-
-    pub fn stop(mut self) -> Result<u64> {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            h.join().map_err(|_| anyhow!("reader panicked"))??;
-        }
-        Ok(self.bytes())
-    }
-}
-
-impl Drop for BackgroundReader {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
 }

@@ -13,11 +13,13 @@
 mod brokers;
 mod ceilings;
 mod evict;
+mod k7504;
 mod fetchstats;
 mod load;
 mod procstat;
 mod report;
 mod run;
+mod schedstat;
 mod sink;
 
 use std::path::PathBuf;
@@ -101,6 +103,32 @@ enum Cmd {
         secs: f64,
         #[arg(long)]
         producer_only: bool,
+    },
+    /// The KAFKA-7504 scenario against a running broker: producer latency alone, with a
+    /// reader of resident old data (hot) and with a reader of evicted old data (cold).
+    Kafka7504 {
+        #[arg(long)]
+        bootstrap: String,
+        /// The broker's data directory (partition directories `<topic>-<n>/`).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The broker's pid, for its CPU-seconds per phase.
+        #[arg(long)]
+        pid: Option<u32>,
+        #[arg(long, default_value = "k7504-old")]
+        old_topic: String,
+        /// Size of the old topic, written first if it has less than half of this.
+        #[arg(long, default_value_t = 512)]
+        old_mib: u64,
+        #[arg(long, default_value_t = 20.0)]
+        rate_mb_s: f64,
+        #[arg(long, default_value_t = 6.0)]
+        secs: f64,
+        /// Comma-separated phases in order: alone,hot,cold.
+        #[arg(long, default_value = "alone,hot,cold")]
+        phases: String,
+        #[arg(long, default_value_t = 1)]
+        reps: usize,
     },
     /// Run the benchmark.
     Run {
@@ -253,6 +281,38 @@ fn main() -> Result<()> {
                 l.count, l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms, l.offered_mb_per_s
             );
             Ok(())
+        }
+        Cmd::Kafka7504 {
+            bootstrap,
+            data_dir,
+            pid,
+            old_topic,
+            old_mib,
+            rate_mb_s,
+            secs,
+            phases,
+            reps,
+        } => {
+            let phases = phases
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    k7504::Reader::parse(p)
+                        .with_context(|| format!("unknown phase {p:?} (alone, hot, cold)"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            k7504::standalone(&k7504::Standalone {
+                bootstrap,
+                data_dir,
+                pid,
+                old_topic,
+                old_mib,
+                rate_mb_s,
+                secs,
+                phases,
+                reps: reps.max(1),
+            })
         }
         Cmd::Run {
             quick,

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::brokers::{RunningBroker, Target, KAFKA_JVM_OPTS};
 use crate::ceilings;
 use crate::evict;
-use crate::load::{self, BackgroundReader, ClientSettings};
+use crate::load::{self, ClientSettings};
 use crate::procstat::{self, CpuWindow, RssSampler};
 use crate::report::{self, Goal, Results, Row, NOISY_OTHER_CORES};
 
@@ -104,6 +104,7 @@ const CONSUME: &str = "consume from page cache 1 KiB × 8p";
 const E2E: &str = "end-to-end latency 1 KiB × 1p";
 const K7504_ALONE: &str = "KAFKA-7504 producer alone";
 const K7504_READER: &str = "KAFKA-7504 producer + cold reader";
+const K7504_HOT: &str = "KAFKA-7504 producer + hot reader (control)";
 const RESOURCES: &str = "resources";
 const CEILING: &str = "ceiling";
 fn many_produce(p: i32) -> String {
@@ -291,6 +292,81 @@ impl Session<'_> {
     }
 }
 
+/// KAFKA-7504 (see `k7504`): alone, hot reader (control), cold reader.
+fn k7504_scenario(s: &mut Session, pid: u32) -> Result<()> {
+    use crate::k7504::{run_phase, Reader};
+    let (tg, rep, plan) = (s.target(), s.rep, s.plan);
+    let bs = s.broker.bootstrap.clone();
+    let data = s.broker.data_dir.clone().context("no data dir")?;
+    let old = "p1024-1";
+    let files = evict::segment_files(&data, old)?;
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no segment files of {old} under {data:?}"
+    );
+    let dur = Duration::from_secs_f64(plan.k7504_secs);
+    let rate = plan.k7504_rate_mb_s * MB;
+    let mut alone_p99 = 0.0;
+    for (reader, topic, scenario) in [
+        (Reader::None, "hot-alone", K7504_ALONE),
+        (Reader::Hot, "hot-control", K7504_HOT),
+        (Reader::Cold, "hot-reader", K7504_READER),
+    ] {
+        load::create_topic(&bs, topic, 1, &[])?;
+        let p = run_phase(
+            &bs,
+            s.settings,
+            Some(pid),
+            old,
+            &files,
+            topic,
+            rate,
+            dur,
+            reader,
+        )?;
+        s.latency(scenario, &p.latency, p.cpu);
+        s.progress
+            .say(&format!("  {} KAFKA-7504 {}", tg.name(), p.line()));
+        match reader {
+            Reader::None => alone_p99 = p.latency.p99_ms,
+            Reader::Hot | Reader::Cold => {
+                if reader == Reader::Cold {
+                    s.res.push(
+                        tg,
+                        rep,
+                        scenario,
+                        "old data resident before reader",
+                        "%",
+                        p.resident_pct,
+                        None,
+                    );
+                    s.res.push(
+                        tg,
+                        rep,
+                        scenario,
+                        "cold bytes read during run",
+                        "MB",
+                        p.reader_bytes as f64 / MB,
+                        None,
+                    );
+                }
+                if alone_p99 > 0.0 {
+                    s.res.push(
+                        tg,
+                        rep,
+                        scenario,
+                        "p99 with reader / alone",
+                        "×",
+                        p.latency.p99_ms / alone_p99,
+                        None,
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// All scenarios against Sluice or Kafka (a fresh broker on an empty data dir).
 fn broker_session(s: &mut Session) {
     let plan = s.plan.clone();
@@ -348,44 +424,9 @@ fn broker_session(s: &mut Session) {
         s.latency(E2E, &l, cpu);
         Ok(())
     });
-    // (5) KAFKA-7504: producer latency alone, then with a reader of evicted old data.
-    s.attempt(K7504_READER, |s| {
-        let bs = s.broker.bootstrap.clone();
-        let data = s.broker.data_dir.clone().context("no data dir")?;
-        let old = "p1024-1";
-        let files = evict::segment_files(&data, old)?;
-        anyhow::ensure!(!files.is_empty(), "no segment files of {old} under {data:?}");
-        load::create_topic(&bs, "hot-alone", 1, &[])?;
-        load::create_topic(&bs, "hot-reader", 1, &[])?;
-        let dur = Duration::from_secs_f64(plan.k7504_secs);
-        let rate = plan.k7504_rate_mb_s * MB;
-        let w = CpuWindow::start(Some(pid));
-        let alone = load::produce_latency(&bs, s.settings, "hot-alone", rate, 1024, dur)?;
-        let cpu = w.stop();
-        s.latency(K7504_ALONE, &alone, cpu);
-        evict::evict(&files)?;
-        let (res, total) = evict::residency(&files)?;
-        let rep = s.rep;
-        s.res.push(tg, rep, K7504_READER, "old data resident before reader", "%", 100.0 * res as f64 / total.max(1) as f64, None);
-        let w = CpuWindow::start(Some(pid));
-        let reader = BackgroundReader::start(&bs, s.settings, old, 1)?;
-        let with = load::produce_latency(&bs, s.settings, "hot-reader", rate, 1024, dur);
-        let cold = reader.stop()?;
-        let cpu = w.stop();
-        let with = with?;
-        s.latency(K7504_READER, &with, cpu);
-        s.res.push(tg, rep, K7504_READER, "cold bytes read during run", "MB", cold as f64 / MB, None);
-        if alone.p99_ms > 0.0 {
-            s.res.push(tg, rep, K7504_READER, "p99 with reader / alone", "×", with.p99_ms / alone.p99_ms, None);
-        }
-        s.progress.say(&format!(
-            "  {} KAFKA-7504: old data {:.0}% resident after eviction, reader read {:.1} MB cold during the run",
-            tg.name(),
-            100.0 * res as f64 / total.max(1) as f64,
-            cold as f64 / MB
-        ));
-        Ok(())
-    });
+    // (5) KAFKA-7504: producer latency alone, then with a reader of the same old data
+    // while it is resident (the control), then after evicting it (the scenario).
+    s.attempt(K7504_READER, |s| k7504_scenario(s, pid));
     // (6) many partitions.
     let (mp, mc) = (
         many_produce(plan.many_partitions),
@@ -888,8 +929,10 @@ fn summarize(res: &Results, plan: &Plan) -> Vec<Row> {
     row(E2E, "offered rate", "MB/s", None, None);
     for m in ["p50", "p99"] {
         row(K7504_ALONE, m, "ms", None, None);
+        row(K7504_HOT, m, "ms", None, None);
         row(K7504_READER, m, "ms", None, None);
     }
+    row(K7504_HOT, "p99 with reader / alone", "×", None, None);
     row(
         K7504_READER,
         "p99 with reader / alone",
