@@ -164,6 +164,29 @@ impl RunningBroker {
         })
     }
 
+    /// Start the sink as the page-cache write floor: it writes every produce request's
+    /// records into `write_dir` (`<this binary> sink --write-dir`).
+    pub fn start_sink_writing(dir: &Path, write_dir: &Path) -> Result<RunningBroker> {
+        std::fs::create_dir_all(dir)?;
+        let exe = std::env::current_exe()?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("sink")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--write-dir")
+            .arg(write_dir);
+        let (child, bootstrap) = spawn_listening(cmd, &dir.join("sink.log"), "floor sink")?;
+        Ok(RunningBroker {
+            target: Target::Sink,
+            bootstrap,
+            pid: child.id(),
+            data_dir: Some(write_dir.to_path_buf()),
+            child: Some(child),
+            kafka_dir: None,
+            kafka_script: None,
+        })
+    }
+
     /// Start the reference Kafka with an empty `dir` through `script`
     /// (`clients/reference-kafka start DIR`), heap and GC from [`KAFKA_JVM_OPTS`].
     pub fn start_kafka(script: &Path, dir: &Path) -> Result<RunningBroker> {

@@ -13,8 +13,8 @@
 mod brokers;
 mod ceilings;
 mod evict;
-mod k7504;
 mod fetchstats;
+mod k7504;
 mod load;
 mod procstat;
 mod report;

@@ -198,7 +198,7 @@ pub fn table_lines(rows: &[Row], markdown: bool) -> Vec<String> {
         "Sluice",
         "Kafka",
         "Sluice/Kafka",
-        "sink (client ceiling)",
+        "sink (client ceiling / write floor)",
         "bounding ceiling",
         "Sluice/ceiling",
         "target",
@@ -262,6 +262,28 @@ pub fn table_lines(rows: &[Row], markdown: bool) -> Vec<String> {
     }
 }
 
+/// The rule for an absolute upper target (a cost such as CPU-seconds per GB)
+/// against the same-run floor of that cost (the page-cache write floor): the target
+/// stays as it is unless it lies below the floor, which no broker that writes through
+/// the page cache can beat; then it becomes "within 1/0.9 of the floor", i.e.
+/// floor / 0.9, and the text says so. Returns (target, text).
+pub fn at_most_goal(target: f64, floor: Option<f64>) -> (f64, String) {
+    match floor {
+        Some(f) if f > target => {
+            let t = f / 0.9;
+            (
+                t,
+                format!(
+                    "≤ floor / 0.9 = {} (as {target} lies below the same-run floor {})",
+                    fmt_num(t),
+                    fmt_num(f)
+                ),
+            )
+        }
+        _ => (target, format!("≤ {target}")),
+    }
+}
+
 /// Group samples per scenario for a compact JSON view: scenario -> metric -> target -> stat.
 pub fn stats_tree(
     res: &Results,
@@ -312,6 +334,21 @@ mod tests {
         r.push(Target::Sluice, 3, "s", "m", "u", 10.0, None);
         assert_eq!(r.median(Target::Sluice, "s", "m"), Some(2.5));
         assert!(r.stat(Target::Kafka, "s", "m").is_none());
+    }
+
+    #[test]
+    fn absolute_cost_target_rises_to_the_floor_over_0_9_only_when_below_it() {
+        // Target above the floor: unchanged.
+        let (t, text) = at_most_goal(0.3, Some(0.2));
+        assert_eq!((t, text.as_str()), (0.3, "≤ 0.3"));
+        assert_eq!(at_most_goal(0.3, None).0, 0.3);
+        // Target below the floor: floor / 0.9, and the text names both.
+        let (t, text) = at_most_goal(0.3, Some(0.45));
+        assert!((t - 0.5).abs() < 1e-12);
+        assert!(text.contains("floor / 0.9 = 0.500"), "{text}");
+        assert!(text.contains("below the same-run floor 0.450"), "{text}");
+        // Exactly at the floor is not below it.
+        assert_eq!(at_most_goal(0.3, Some(0.3)).0, 0.3);
     }
 
     #[test]
