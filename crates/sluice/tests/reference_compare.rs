@@ -500,6 +500,7 @@ fn advertised_versions_match_reference_kafka() {
         ApiKey::ListPartitionReassignments,
         ApiKey::AlterReplicaLogDirs,
         ApiKey::ListConfigResources,
+        ApiKey::DescribeQuorum,
     ];
     let mut problems = Vec::new();
     for (key, (lo, hi)) in &actual {
@@ -775,12 +776,89 @@ fn single_node_admin(bootstrap: &str) -> Vec<(String, String)> {
             format!("code {} {resources:?}", r.error_code),
         ));
     }
+
+    // DescribeQuorum v0-v2 of the metadata partition and of others. Kafka's
+    // metadata log holds many more records than Sluice's count of changes,
+    // its directory id and listener are its own and timestamps move, so
+    // those are compared as properties (high watermark > 0, log end offset
+    // >= it, directory id set only in v2, timestamps "now" only in v1+).
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    let quorum_cases: [&[(&str, &[i32])]; 5] = [
+        &[("__cluster_metadata", &[0])],
+        &[("__cluster_metadata", &[1])],
+        &[("na-topic", &[0])],
+        &[("__cluster_metadata", &[0, 0])],
+        &[("__cluster_metadata", &[0]), ("na-topic", &[0])],
+    ];
+    for version in 0..=2i16 {
+        for topics in quorum_cases {
+            let req = DescribeQuorumRequest::default().with_topics(
+                topics
+                    .iter()
+                    .map(|(t, ps)| {
+                        TopicData::default()
+                            .with_topic_name(name(t))
+                            .with_partitions(
+                                ps.iter()
+                                    .map(|p| PartitionData::default().with_partition_index(*p))
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            );
+            let before = now_ms();
+            let r = c.send(version, &req);
+            let after = now_ms() + 1000;
+            let when = |ts: i64| match ts {
+                -1 => "-1".to_string(),
+                ts if (before - 1000..=after).contains(&ts) => "now".to_string(),
+                ts => format!("{ts} (not now)"),
+            };
+            let mut text = format!("code {} msg {:?};", r.error_code, r.error_message);
+            for t in &r.topics {
+                for p in &t.partitions {
+                    text += &format!(
+                        " {}-{} code {} msg {:?} leader {} epoch {} hw>0 {};",
+                        t.topic_name.as_str(),
+                        p.partition_index,
+                        p.error_code,
+                        p.error_message,
+                        p.leader_id.0,
+                        p.leader_epoch,
+                        p.high_watermark > 0,
+                    );
+                    for v in &p.current_voters {
+                        text += &format!(
+                            " voter {} dir set {} leo>=hw {} fetch {} caught up {};",
+                            v.replica_id.0,
+                            !v.replica_directory_id.is_nil(),
+                            v.log_end_offset >= p.high_watermark,
+                            when(v.last_fetch_timestamp),
+                            when(v.last_caught_up_timestamp),
+                        );
+                    }
+                    text += &format!(" observers {};", p.observers.len());
+                }
+            }
+            for n in &r.nodes {
+                let hosts: Vec<&str> = n.listeners.iter().map(|l| l.host.as_str()).collect();
+                text += &format!(" node {} listener hosts {hosts:?};", n.node_id.0);
+            }
+            out.push((format!("describe quorum v{version} {topics:?}"), text));
+        }
+    }
     out
 }
 
 /// ElectLeaders, AlterPartitionReassignments, ListPartitionReassignments,
-/// AlterReplicaLogDirs and ListConfigResources answer field for field as a
-/// one-node Kafka 4.1.2 does.
+/// AlterReplicaLogDirs, ListConfigResources and DescribeQuorum answer field
+/// for field as a one-node Kafka 4.1.2 does.
 #[test]
 fn single_node_admin_answers_match_reference_kafka() {
     let sluice = start(&[]);
@@ -797,6 +875,9 @@ fn single_node_admin_answers_match_reference_kafka() {
     assert!(get("list config resources v1 []")
         .unwrap()
         .contains("\"4 1\""));
+    assert!(get("describe quorum v2 [(\"__cluster_metadata\", [0])]")
+        .unwrap()
+        .contains("leader 1 epoch 1 hw>0 true; voter 1 dir set true leo>=hw true fetch now caught up now; observers 0;"));
     let Some(kafka) = ReferenceKafka::start().expect("reference Kafka starts") else {
         eprintln!("skipped: reference Kafka not available");
         return;
