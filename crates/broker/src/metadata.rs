@@ -281,7 +281,7 @@ pub fn uuid_from_base64(s: &str) -> Option<Uuid> {
     Some(Uuid::from_u128(n))
 }
 
-fn read_file(fs: &dyn Fs, path: &Path) -> Result<Option<String>, MetadataError> {
+pub(crate) fn read_file(fs: &dyn Fs, path: &Path) -> Result<Option<String>, MetadataError> {
     if !fs.exists(path) {
         return Ok(None);
     }
@@ -306,7 +306,7 @@ fn read_file(fs: &dyn Fs, path: &Path) -> Result<Option<String>, MetadataError> 
 }
 
 /// Writes `contents` durably: temp file, fsync, rename, directory fsync.
-fn write_durably(
+pub(crate) fn write_durably(
     fs: &dyn Fs,
     dir: &Path,
     tmp_name: &str,
@@ -1456,6 +1456,36 @@ mod tests {
                     prop_assert_eq!(ctx.metadata.leader_epoch(), LeaderEpoch(epoch), "after {:?}", op);
                 }
             }
+        }
+
+        #[test]
+        fn external_changes_take_the_next_offset_only_when_they_commit() {
+            let fs = Arc::new(SimFs::new());
+            let ctx = open(&fs).unwrap();
+            let m = &ctx.metadata;
+            m.create_topic(&ctx, "t", 1, 1, BTreeMap::new()).unwrap();
+            let got = m
+                .commit_external(|offset| Ok::<_, MetadataError>(offset))
+                .unwrap();
+            assert_eq!(got, Offset(2), "the change after the topic's");
+            assert_eq!(m.high_watermark(), Offset(2));
+            let failed: Result<(), MetadataError> =
+                m.commit_external(|_| Err(MetadataError::InvalidRequest("no".into())));
+            assert!(failed.is_err());
+            assert_eq!(
+                m.high_watermark(),
+                Offset(2),
+                "a failed change takes no offset"
+            );
+            drop(ctx);
+            // Restarted: the topics file holds 1; the external file (say) 2.
+            let ctx = open(&fs).unwrap();
+            assert_eq!(ctx.metadata.high_watermark(), Offset(1));
+            ctx.metadata.recover_offset(Offset(2));
+            ctx.metadata.recover_offset(Offset(0));
+            assert_eq!(ctx.metadata.high_watermark(), Offset(2), "never lowered");
+            ctx.metadata.delete_topic(&ctx, "t").unwrap();
+            assert_eq!(ctx.metadata.high_watermark(), Offset(3));
         }
 
         #[test]

@@ -3,6 +3,7 @@
 //! config validation into a storage [`LogConfig`], and the metadata
 //! DescribeConfigs reports (source, synonyms, read-only, sensitive, doc).
 
+pub mod dynamic;
 pub mod group;
 pub mod kafka_keys;
 pub mod properties;
@@ -11,7 +12,9 @@ pub mod table;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use parking_lot::RwLock;
 use sluice_storage::{
     CleanupPolicy, CompactionConfig, CompressionType, LogConfig, LogManagerConfig, TimestampType,
 };
@@ -137,7 +140,9 @@ pub fn parse_value(key: &ConfigKey, raw: &str) -> Result<Value, ConfigError> {
             }
             Value::Double(v)
         }
-        ConfigType::String | ConfigType::Password => Value::Str(s.to_string()),
+        ConfigType::String | ConfigType::Password | ConfigType::Unknown => {
+            Value::Str(s.to_string())
+        }
         ConfigType::List => Value::List(if s.is_empty() {
             Vec::new()
         } else {
@@ -297,6 +302,10 @@ pub fn parse_listeners(s: &str) -> Result<Vec<Listener>, String> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConfigSource {
     DynamicTopic,
+    /// A dynamic override of this broker (resource name = node id).
+    DynamicBroker,
+    /// A dynamic cluster-wide default (resource name "").
+    DynamicDefaultBroker,
     StaticBroker,
     Default,
     /// A KIP-848 group config override.
@@ -308,6 +317,8 @@ impl ConfigSource {
     pub fn id(self) -> i8 {
         match self {
             ConfigSource::DynamicTopic => 1,
+            ConfigSource::DynamicBroker => 2,
+            ConfigSource::DynamicDefaultBroker => 3,
             ConfigSource::StaticBroker => 4,
             ConfigSource::Default => 5,
             ConfigSource::DynamicGroup => 8,
@@ -372,6 +383,9 @@ pub struct BrokerConfig {
     pub unimplemented_keys: Vec<String>,
     /// Every key given explicitly (file then overrides), raw values.
     pub explicit: BTreeMap<String, String>,
+    /// Dynamic broker configs ([`dynamic`]); shared by clones, so every
+    /// holder of this config sees a change at once.
+    pub dynamic: Arc<RwLock<dynamic::DynamicBrokerConfigs>>,
 }
 
 impl Default for BrokerConfig {
@@ -576,6 +590,7 @@ impl BrokerConfig {
             log_config: LogConfig::default(),
             unimplemented_keys: unimplemented,
             explicit,
+            dynamic: Arc::default(),
         };
         config.log_config = config.topic_log_config(&BTreeMap::new())?;
         Ok(config)
@@ -606,12 +621,23 @@ impl BrokerConfig {
         }
     }
 
-    /// The effective default of topic key `def` (from its broker synonyms) and where it comes from.
-    fn topic_default(&self, def: &ConfigKey) -> (Option<String>, ConfigSource) {
+    /// Every broker key given explicitly or dynamically, with its effective
+    /// raw value and source (dynamic levels over static, see [`dynamic`]).
+    pub fn effective_broker_values(&self) -> BTreeMap<String, (String, ConfigSource)> {
+        self.dynamic.read().effective(&self.explicit)
+    }
+
+    /// The effective default of topic key `def` (from its broker synonyms in
+    /// `effective`) and where it comes from.
+    fn topic_default_in(
+        &self,
+        effective: &BTreeMap<String, (String, ConfigSource)>,
+        def: &ConfigKey,
+    ) -> (Option<String>, ConfigSource) {
         for (broker_key, conv) in def.synonyms {
-            if let Some(raw) = self.explicit.get(*broker_key) {
+            if let Some((raw, source)) = effective.get(*broker_key) {
                 if let Some(v) = conv.apply(raw.trim()) {
-                    return (Some(v), ConfigSource::StaticBroker);
+                    return (Some(v), *source);
                 }
             }
         }
@@ -647,11 +673,12 @@ impl BrokerConfig {
                 None => return Err(ConfigError::UnknownKey { key: key.clone() }),
             }
         }
+        let effective = self.effective_broker_values();
         let value = |name: &str| -> Result<Value, ConfigError> {
             let def = lookup(Scope::Topic, name).expect("topic key is in the table");
             let raw = match overrides.get(name) {
                 Some(v) => v.clone(),
-                None => self.topic_default(def).0.unwrap_or_default(),
+                None => self.topic_default_in(&effective, def).0.unwrap_or_default(),
             };
             parse_value(def, &raw)
         };
@@ -702,18 +729,30 @@ impl BrokerConfig {
         })
     }
 
-    /// DescribeConfigs for the BROKER resource: every broker key of the table.
+    /// DescribeConfigs for the BROKER resource named by this node's id: every
+    /// broker key of the table, then the dynamic keys outside it.
     pub fn describe_broker(&self) -> Vec<ConfigEntry> {
-        table::keys(Scope::Broker)
-            .map(|def| {
-                let mut synonyms = Vec::new();
-                if let Some(raw) = self.explicit.get(def.name) {
+        let dynamic = self.dynamic.read().clone();
+        let layered = |name: &str| -> Vec<ConfigSynonym> {
+            let mut synonyms = Vec::new();
+            for (map, source) in [
+                (&dynamic.broker, ConfigSource::DynamicBroker),
+                (&dynamic.cluster_default, ConfigSource::DynamicDefaultBroker),
+                (&self.explicit, ConfigSource::StaticBroker),
+            ] {
+                if let Some(raw) = map.get(name) {
                     synonyms.push(ConfigSynonym {
-                        name: def.name.to_string(),
+                        name: name.to_string(),
                         value: Some(raw.trim().to_string()),
-                        source: ConfigSource::StaticBroker,
+                        source,
                     });
                 }
+            }
+            synonyms
+        };
+        let mut entries: Vec<ConfigEntry> = table::keys(Scope::Broker)
+            .map(|def| {
+                let mut synonyms = layered(def.name);
                 if let Some(d) = def.default {
                     synonyms.push(ConfigSynonym {
                         name: def.name.to_string(),
@@ -736,22 +775,65 @@ impl BrokerConfig {
                     ),
                     (_, v) => v,
                 };
-                ConfigEntry {
-                    name: def.name.to_string(),
-                    value: if def.sensitive { None } else { value },
+                described(
+                    def.name,
+                    value,
                     source,
-                    read_only: def.read_only,
-                    sensitive: def.sensitive,
-                    ty: def.ty,
-                    doc: def.doc,
+                    Some(def),
+                    !dynamic::is_dynamic_in_sluice(def.name),
                     synonyms,
-                }
+                )
+            })
+            .collect();
+        let extra: std::collections::BTreeSet<&String> = dynamic
+            .broker
+            .keys()
+            .chain(dynamic.cluster_default.keys())
+            .filter(|k| lookup(Scope::Broker, k).is_none())
+            .collect();
+        for name in extra {
+            let synonyms = layered(name);
+            let (value, source) = synonyms
+                .first()
+                .map(|s| (s.value.clone(), s.source))
+                .unwrap_or((None, ConfigSource::Default));
+            let def = dynamic::dynamic_key_def(name);
+            entries.push(described(name, value, source, def, def.is_none(), synonyms));
+        }
+        entries
+    }
+
+    /// DescribeConfigs for the BROKER resource named "": the cluster-wide
+    /// dynamic defaults only (as Kafka answers).
+    pub fn describe_cluster_default(&self) -> Vec<ConfigEntry> {
+        let dynamic = self.dynamic.read();
+        dynamic
+            .cluster_default
+            .iter()
+            .map(|(name, raw)| {
+                let def = dynamic::dynamic_key_def(name);
+                let value = Some(raw.trim().to_string());
+                let synonyms = vec![ConfigSynonym {
+                    name: name.clone(),
+                    value: value.clone(),
+                    source: ConfigSource::DynamicDefaultBroker,
+                }];
+                described(
+                    name,
+                    value,
+                    ConfigSource::DynamicDefaultBroker,
+                    def,
+                    def.is_none_or(|d| !dynamic::is_dynamic_in_sluice(d.name)),
+                    synonyms,
+                )
             })
             .collect()
     }
 
     /// DescribeConfigs for a TOPIC resource with these overrides.
     pub fn describe_topic(&self, overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
+        let dynamic = self.dynamic.read().clone();
+        let effective = dynamic.effective(&self.explicit);
         table::keys(Scope::Topic)
             .map(|def| {
                 let mut synonyms = Vec::new();
@@ -763,12 +845,18 @@ impl BrokerConfig {
                     });
                 }
                 for (broker_key, _) in def.synonyms {
-                    if let Some(raw) = self.explicit.get(*broker_key) {
-                        synonyms.push(ConfigSynonym {
-                            name: broker_key.to_string(),
-                            value: Some(raw.trim().to_string()),
-                            source: ConfigSource::StaticBroker,
-                        });
+                    for (map, source) in [
+                        (&dynamic.broker, ConfigSource::DynamicBroker),
+                        (&dynamic.cluster_default, ConfigSource::DynamicDefaultBroker),
+                        (&self.explicit, ConfigSource::StaticBroker),
+                    ] {
+                        if let Some(raw) = map.get(*broker_key) {
+                            synonyms.push(ConfigSynonym {
+                                name: broker_key.to_string(),
+                                value: Some(raw.trim().to_string()),
+                                source,
+                            });
+                        }
                     }
                 }
                 // As Kafka: the default is listed for the primary synonym only.
@@ -783,7 +871,7 @@ impl BrokerConfig {
                 }
                 let (value, source) = match overrides.get(def.name) {
                     Some(v) => (Some(v.trim().to_string()), ConfigSource::DynamicTopic),
-                    None => self.topic_default(def),
+                    None => self.topic_default_in(&effective, def),
                 };
                 ConfigEntry {
                     name: def.name.to_string(),
@@ -797,6 +885,34 @@ impl BrokerConfig {
                 }
             })
             .collect()
+    }
+}
+
+/// One described broker entry. Sensitive keys, and keys Kafka does not
+/// know (which Kafka treats as sensitive), show no value anywhere.
+fn described(
+    name: &str,
+    value: Option<String>,
+    source: ConfigSource,
+    def: Option<&ConfigKey>,
+    read_only: bool,
+    mut synonyms: Vec<ConfigSynonym>,
+) -> ConfigEntry {
+    let sensitive = def.is_none_or(|d| d.sensitive || d.ty == ConfigType::Password);
+    if sensitive {
+        for s in &mut synonyms {
+            s.value = None;
+        }
+    }
+    ConfigEntry {
+        name: name.to_string(),
+        value: if sensitive { None } else { value },
+        source,
+        read_only,
+        sensitive,
+        ty: def.map_or(ConfigType::Unknown, |d| d.ty),
+        doc: def.map_or("", |d| d.doc),
+        synonyms,
     }
 }
 

@@ -16,6 +16,8 @@ pub enum ConfigType {
     /// Comma-separated list of strings.
     List,
     Password,
+    /// A key Kafka does not know (only a dynamic broker config can be one).
+    Unknown,
 }
 
 impl ConfigType {
@@ -31,6 +33,7 @@ impl ConfigType {
             ConfigType::Double => 6,
             ConfigType::List => 7,
             ConfigType::Password => 9,
+            ConfigType::Unknown => 0,
         }
     }
 }
@@ -96,7 +99,8 @@ pub struct ConfigKey {
     pub doc: &'static str,
     /// Broker keys that supply a topic key's default, in precedence order.
     pub synonyms: &'static [(&'static str, Conversion)],
-    /// Broker keys: cannot change at runtime (all of them, until dynamic broker config exists).
+    /// Not changeable at runtime. DescribeConfigs reports broker keys as
+    /// read-only unless `config::dynamic` accepts them.
     pub read_only: bool,
     pub sensitive: bool,
     /// Accepted and stored, but the value does not change Sluice's behaviour.

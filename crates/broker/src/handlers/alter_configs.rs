@@ -1,8 +1,9 @@
 //! AlterConfigs (legacy): replaces a topic's (or a KIP-848 group's) whole set
-//! of config overrides.
-//! Broker configs are static in Sluice (set in server.properties/--override).
+//! of config overrides, or one level of dynamic broker configs (KIP-226:
+//! the BROKER resource named by the node id, or "" for the cluster default).
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
@@ -11,6 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::describe_configs::{check_broker_name, RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use super::incremental_alter_configs::update_group;
+use crate::config::dynamic::{self, DynamicLevel};
 use crate::context::BrokerContext;
 use crate::metadata::{validate_topic_name, MetadataError};
 
@@ -44,17 +46,87 @@ async fn apply_topic_configs(
     }
 }
 
-/// The answer for any attempt to change a broker config at runtime.
-pub(crate) fn broker_configs_are_static(
+/// The dynamic config level a BROKER resource name addresses: this node's
+/// id, or "" for the cluster-wide default.
+pub(crate) fn broker_level(ctx: &BrokerContext, name: &str) -> Result<DynamicLevel, (i16, String)> {
+    check_broker_name(ctx, name)?;
+    Ok(if name.is_empty() {
+        DynamicLevel::ClusterDefault
+    } else {
+        DynamicLevel::Broker
+    })
+}
+
+/// Gives every partition of every topic the log config the current broker
+/// defaults and its topic's overrides make (after a dynamic broker config
+/// change; topics with their own override of a key keep it).
+fn reconfigure_logs(ctx: &BrokerContext) {
+    for topic in ctx.metadata.topics() {
+        match ctx.config.topic_log_config(&topic.configs) {
+            Ok(log_config) => {
+                for tp in topic.topic_partitions() {
+                    if let Some(p) = ctx.replicas.get_partition(&tp) {
+                        p.log().update_config(log_config.clone());
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(
+                topic = %topic.name,
+                error = %e,
+                "topic keeps its log config: its overrides are invalid"
+            ),
+        }
+    }
+}
+
+/// Replaces one level of dynamic broker configs with what `f` computes from
+/// the current ones: validated as Kafka does (INVALID_REQUEST with Kafka's
+/// message when refused) and, unless `validate_only`, stored durably as a
+/// metadata change, then applied to every log.
+pub(crate) async fn update_broker(
     ctx: &BrokerContext,
     name: &str,
+    validate_only: bool,
+    f: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, (i16, String)>
+        + Send
+        + 'static,
 ) -> Result<(), (i16, String)> {
-    check_broker_name(ctx, name)?;
-    Err((
-        ResponseError::InvalidRequest.code(),
-        "Sluice broker configs are static: set them in server.properties or with --override"
-            .to_string(),
-    ))
+    let level = broker_level(ctx, name)?;
+    let refused = |msg: String| (ResponseError::InvalidRequest.code(), msg);
+    if validate_only {
+        let current = ctx.config.dynamic.read().level(level).clone();
+        let next = f(&current)?;
+        return dynamic::validate(&next, level).map_err(refused);
+    }
+    let ctx2 = ctx.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let ctx = ctx2;
+        // Under the metadata write lock: no topic change interleaves, so
+        // every log gets the config that matches the committed state.
+        ctx.metadata.commit_external(|offset| {
+            let mut next = ctx.config.dynamic.read().clone();
+            let level_configs = f(next.level(level))?;
+            dynamic::validate(&level_configs, level).map_err(refused)?;
+            *next.level_mut(level) = level_configs;
+            let dir = ctx
+                .config
+                .log_dirs
+                .first()
+                .cloned()
+                .unwrap_or_else(|| PathBuf::from("./data"));
+            dynamic::store(ctx.fs.as_ref(), &dir, &next, offset)
+                .map_err(|e| (e.kafka_error_code(), e.to_string()))?;
+            *ctx.config.dynamic.write() = next;
+            reconfigure_logs(&ctx);
+            tracing::info!(?level, "dynamic broker configs changed");
+            Ok(())
+        })
+    })
+    .await;
+    match outcome {
+        Ok(r) => r,
+        Err(join) => Err((ResponseError::UnknownServerError.code(), join.to_string())),
+    }
 }
 
 /// Resources named twice in one request are all rejected (as Kafka does).
@@ -137,7 +209,23 @@ pub async fn handle(
                         update_group(ctx, name, req.validate_only, move |_| Ok(configs)).await
                     }
                 },
-                RESOURCE_BROKER => broker_configs_are_static(ctx, name),
+                // As Kafka: the request's configs replace this level's overrides.
+                RESOURCE_BROKER => match null_value(&res.configs) {
+                    Some(k) => Err((
+                        ResponseError::InvalidRequest.code(),
+                        format!("Null value not supported for : {k}"),
+                    )),
+                    None => {
+                        let configs: BTreeMap<String, String> = res
+                            .configs
+                            .iter()
+                            .filter_map(|c| {
+                                Some((c.name.to_string(), c.value.as_ref()?.to_string()))
+                            })
+                            .collect();
+                        update_broker(ctx, name, req.validate_only, move |_| Ok(configs)).await
+                    }
+                },
                 other => Err((
                     ResponseError::InvalidRequest.code(),
                     format!("Unsupported resource type {other}"),

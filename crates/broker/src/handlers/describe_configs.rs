@@ -42,7 +42,11 @@ pub(crate) fn describe_resource(
         }
         RESOURCE_BROKER => {
             check_broker_name(ctx, resource_name)?;
-            Ok(ctx.config.describe_broker())
+            Ok(if resource_name.is_empty() {
+                ctx.config.describe_cluster_default()
+            } else {
+                ctx.config.describe_broker()
+            })
         }
         // As Kafka: any group id, existing or not, has the group configs.
         RESOURCE_GROUP => {

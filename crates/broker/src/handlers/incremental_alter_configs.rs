@@ -12,8 +12,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::alter_configs::{broker_configs_are_static, duplicates};
+use super::alter_configs::{duplicates, update_broker};
 use super::describe_configs::{check_group_name, RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
+use crate::config::dynamic::dynamic_key_def;
 use crate::config::group::group_key;
 use crate::config::{lookup, BrokerConfig, ConfigError, ConfigType, Scope};
 use crate::context::BrokerContext;
@@ -178,6 +179,86 @@ fn apply_group_ops(
     Ok(configs)
 }
 
+/// SET / DELETE / APPEND / SUBTRACT on one level of dynamic broker configs.
+/// APPEND and SUBTRACT start from the level's value, else the value the
+/// broker uses now (lower levels, static, default), as Kafka does.
+fn apply_broker_ops(
+    config: &BrokerConfig,
+    level_is_default: bool,
+    current: &BTreeMap<String, String>,
+    ops: &[Op],
+) -> Result<BTreeMap<String, String>, (i16, String)> {
+    let mut configs = current.clone();
+    for (key, op, value) in ops {
+        match (*op, value) {
+            (OP_SET, Some(v)) => {
+                configs.insert(key.clone(), v.clone());
+            }
+            (OP_SET, None) => {
+                return Err((
+                    ResponseError::InvalidRequest.code(),
+                    format!("Null value not supported for : {key}"),
+                ))
+            }
+            (OP_DELETE, _) => {
+                configs.remove(key);
+            }
+            (OP_APPEND | OP_SUBTRACT, _) => {
+                let verb = if *op == OP_APPEND {
+                    "append"
+                } else {
+                    "subtract"
+                };
+                if dynamic_key_def(key).map(|d| d.ty) != Some(ConfigType::List) {
+                    return Err((
+                        ResponseError::InvalidConfig.code(),
+                        format!("Config value {verb} is not allowed for config key: {key}"),
+                    ));
+                }
+                let base = match configs.get(key) {
+                    Some(v) => split_list(v),
+                    None => {
+                        // What the levels below this one make of the key.
+                        let mut lower = config.dynamic.read().clone();
+                        lower.broker.remove(key);
+                        if level_is_default {
+                            lower.broker.clear();
+                            lower.cluster_default.remove(key);
+                        }
+                        match lower.effective(&config.explicit).get(key) {
+                            Some((v, _)) => split_list(v),
+                            None => dynamic_key_def(key)
+                                .and_then(|d| d.default)
+                                .map(split_list)
+                                .unwrap_or_default(),
+                        }
+                    }
+                };
+                let items = split_list(value.as_deref().unwrap_or(""));
+                let next: Vec<String> = if *op == OP_APPEND {
+                    let mut b = base;
+                    for i in items {
+                        if !b.contains(&i) {
+                            b.push(i);
+                        }
+                    }
+                    b
+                } else {
+                    base.into_iter().filter(|b| !items.contains(b)).collect()
+                };
+                configs.insert(key.clone(), next.join(","));
+            }
+            (other, _) => {
+                return Err((
+                    ResponseError::InvalidRequest.code(),
+                    format!("Unknown config operation {other} for {key}"),
+                ))
+            }
+        }
+    }
+    Ok(configs)
+}
+
 /// Hands a group's session timeout / heartbeat interval overrides to the
 /// consumer group coordinator (after a change, and at startup).
 pub(crate) fn push_group_overrides(
@@ -306,7 +387,25 @@ pub async fn handle(
                         .collect();
                     alter_group(ctx, name, ops, req.validate_only).await
                 }
-                RESOURCE_BROKER => broker_configs_are_static(ctx, name),
+                RESOURCE_BROKER => {
+                    let ops: Vec<Op> = res
+                        .configs
+                        .iter()
+                        .map(|c| {
+                            (
+                                c.name.to_string(),
+                                c.config_operation,
+                                c.value.as_ref().map(|v| v.to_string()),
+                            )
+                        })
+                        .collect();
+                    let config = ctx.config.clone();
+                    let level_is_default = name.is_empty();
+                    update_broker(ctx, name, req.validate_only, move |current| {
+                        apply_broker_ops(&config, level_is_default, current, &ops)
+                    })
+                    .await
+                }
                 other => Err((
                     ResponseError::InvalidRequest.code(),
                     format!("Unsupported resource type {other}"),
