@@ -1464,9 +1464,7 @@ mod tests {
             let ctx = open(&fs).unwrap();
             let m = &ctx.metadata;
             m.create_topic(&ctx, "t", 1, 1, BTreeMap::new()).unwrap();
-            let got = m
-                .commit_external(|offset| Ok::<_, MetadataError>(offset))
-                .unwrap();
+            let got = m.commit_external(Ok::<_, MetadataError>).unwrap();
             assert_eq!(got, Offset(2), "the change after the topic's");
             assert_eq!(m.high_watermark(), Offset(2));
             let failed: Result<(), MetadataError> =
