@@ -8,6 +8,7 @@
 //! sockets while it is used up).
 
 pub mod codec;
+mod cold;
 pub mod connection;
 pub mod frame;
 #[doc(hidden)]

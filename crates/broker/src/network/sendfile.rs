@@ -4,9 +4,10 @@
 //!
 //! KAFKA-7504: `sendfile` of a range that is not in page cache blocks the
 //! calling thread on disk reads, which in Kafka stalls every connection of
-//! that network thread. Here a slice that [`FileHandle::is_resident`] says
-//! is not resident is first faulted in with [`FileHandle::prefault`] on
-//! tokio's blocking pool; only then is it sent from the network thread.
+//! that network thread. Here a slice that `FileHandle::is_resident` says is
+//! not wholly resident (it checks every page of the range) is first faulted
+//! in with `FileHandle::prefault` on a low-priority cold-read thread
+//! ([`super::cold`]); only then is it sent from the network thread.
 
 use std::io;
 
@@ -67,8 +68,9 @@ where
     }
 }
 
-/// Faults a non-resident slice into page cache on the blocking pool, so the
-/// network thread never waits for the disk.
+/// Faults a non-resident slice into page cache on a low-priority cold-read
+/// thread, so the network thread never waits for the disk and the fault's
+/// CPU work yields to the network threads.
 pub async fn ensure_resident(slice: &FileSlice) {
     let (pos, len) = (slice.position, u64::from(slice.len));
     let resident = match slice.file.is_resident(pos, len) {
@@ -82,10 +84,10 @@ pub async fn ensure_resident(slice: &FileSlice) {
         return;
     }
     let file = slice.file.clone();
-    match tokio::task::spawn_blocking(move || file.prefault(pos, len)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "prefault before sendfile failed"),
-        Err(e) => tracing::warn!(error = %e, "prefault task failed"),
+    match super::cold::run(move || file.prefault(pos, len)).await {
+        Some(Ok(())) => {}
+        Some(Err(e)) => tracing::warn!(error = %e, "prefault before sendfile failed"),
+        None => tracing::warn!("prefault task failed"),
     }
 }
 
