@@ -478,15 +478,18 @@ fn served_topic(state: &SinkState, name: &str) -> Result<Arc<ServedTopic>, i16> 
         return Err(KAFKA_STORAGE_ERROR);
     }
     let value_size = st.value_size.unwrap_or(0);
+    let t0 = std::time::Instant::now();
     let built = build_topic(&st.shapes, value_size).map_err(|e| {
         eprintln!("sink: cannot build {name}: {e:#}");
         KAFKA_STORAGE_ERROR
     })?;
-    *served_bytes += built
-        .partitions
-        .iter()
-        .map(|p| p.bytes.len() as u64)
-        .sum::<u64>();
+    let bytes: u64 = built.partitions.iter().map(|p| p.bytes.len() as u64).sum();
+    *served_bytes += bytes;
+    eprintln!(
+        "sink: built {name}: {} partitions, {bytes} bytes of batches in {:.0} ms",
+        built.partitions.len(),
+        t0.elapsed().as_secs_f64() * 1e3
+    );
     let built = Arc::new(built);
     st.served = Some(built.clone());
     Ok(built)
