@@ -752,15 +752,27 @@ impl BrokerConfig {
         };
         let mut entries: Vec<ConfigEntry> = table::keys(Scope::Broker)
             .map(|def| {
-                let mut synonyms = layered(def.name);
-                if let Some(d) = def.default {
-                    synonyms.push(ConfigSynonym {
-                        name: def.name.to_string(),
-                        value: Some(d.to_string()),
-                        source: ConfigSource::Default,
-                    });
+                // As Kafka: every level of the key, then of each broker
+                // synonym in precedence order (log.retention.ms lists
+                // log.retention.hours' default).
+                let group = dynamic::broker_synonyms(def.name);
+                let names: &[&str] = if group.is_empty() {
+                    std::slice::from_ref(&def.name)
+                } else {
+                    group
+                };
+                let mut synonyms = Vec::new();
+                for name in names {
+                    synonyms.extend(layered(name));
+                    if let Some(d) = lookup(Scope::Broker, name).and_then(|k| k.default) {
+                        synonyms.push(ConfigSynonym {
+                            name: name.to_string(),
+                            value: Some(d.to_string()),
+                            source: ConfigSource::Default,
+                        });
+                    }
                 }
-                let (value, source) = match synonyms.first() {
+                let (value, source) = match synonyms.iter().find(|s| s.name == def.name) {
                     Some(s) => (s.value.clone(), s.source),
                     None => (None, ConfigSource::Default),
                 };
