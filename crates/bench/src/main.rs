@@ -50,6 +50,10 @@ enum Cmd {
         /// writev to DIR/<topic>.log before acknowledging.
         #[arg(long)]
         write_dir: Option<PathBuf>,
+        /// Serve fetched records with sendfile from a memfd (as a broker sends from
+        /// the page cache) instead of writev from memory.
+        #[arg(long)]
+        sendfile: bool,
     },
     /// One consume-throughput run against any broker (reads the topic from the
     /// beginning); `--stats` adds librdkafka statistics: fetches, bytes and RTT per fetch.
@@ -168,8 +172,18 @@ enum Cmd {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Sink { listen, write_dir } => {
-            let s = sink::Sink::start(&listen, sink::SinkOptions { write_dir })?;
+        Cmd::Sink {
+            listen,
+            write_dir,
+            sendfile,
+        } => {
+            let s = sink::Sink::start(
+                &listen,
+                sink::SinkOptions {
+                    write_dir,
+                    sendfile,
+                },
+            )?;
             println!("listening on PLAINTEXT://{}", s.addr());
             loop {
                 std::thread::park();

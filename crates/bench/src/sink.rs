@@ -85,6 +85,28 @@ pub struct SinkOptions {
     /// Write each produce request's records into `<dir>/<topic>.log` (one `writev`
     /// per request) before acknowledging: the page-cache write floor.
     pub write_dir: Option<PathBuf>,
+    /// Serve Fetch records with `sendfile` from a memfd holding each built log (as a
+    /// broker sends from the page cache) instead of `writev` from memory.
+    pub sendfile: bool,
+}
+
+/// One piece of a response frame: bytes, or (sendfile mode) a range of a log's memfd.
+#[derive(Debug, Clone)]
+enum Out {
+    Bytes(Bytes),
+    File {
+        file: Arc<File>,
+        pos: u64,
+        len: usize,
+    },
+}
+
+/// Records of one partition in a Fetch answer: the bytes, and where they sit in the
+/// log's memfd in sendfile mode.
+#[derive(Debug, Clone)]
+struct Piece {
+    bytes: Bytes,
+    file: Option<(Arc<File>, u64)>,
 }
 
 /// One remembered batch: its record count and size as produced.
@@ -116,6 +138,8 @@ struct TopicState {
 #[derive(Debug)]
 struct ServedLog {
     bytes: Bytes,
+    /// Sendfile mode: a memfd with the same bytes.
+    file: Option<Arc<File>>,
     /// (base offset, byte position) of each batch, ascending.
     batches: Vec<(i64, usize)>,
     log_end: i64,
@@ -185,10 +209,49 @@ fn serve_conn(mut conn: TcpStream, addr: SocketAddr, state: &SinkState) -> Resul
         }
         reader.extend_from_slice(&buf[..n]);
         while let Some(frame) = reader.next_frame()? {
-            let chunks = answer(frame, addr, state)?;
-            write_all_vectored(&mut conn, &chunks)?;
+            let out = answer(frame, addr, state)?;
+            write_out(&mut conn, &out)?;
         }
     }
+}
+
+/// Write a response: runs of bytes with `writev`, memfd ranges with `sendfile`.
+fn write_out(conn: &mut TcpStream, out: &[Out]) -> std::io::Result<()> {
+    let mut run: Vec<Bytes> = Vec::new();
+    for o in out {
+        match o {
+            Out::Bytes(b) => run.push(b.clone()),
+            Out::File { file, pos, len } => {
+                write_all_vectored(conn, &std::mem::take(&mut run))?;
+                sendfile_all(conn, file, *pos, *len)?;
+            }
+        }
+    }
+    write_all_vectored(conn, &run)
+}
+
+fn sendfile_all(conn: &TcpStream, file: &File, pos: u64, len: usize) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut offset = libc::off_t::try_from(pos)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let mut left = len;
+    while left > 0 {
+        // SAFETY: both descriptors are open (borrowed for the call) and `offset`
+        // points to a local.
+        let n = unsafe { libc::sendfile(conn.as_raw_fd(), file.as_raw_fd(), &mut offset, left) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        left -= n as usize;
+    }
+    Ok(())
 }
 
 /// Write every chunk, in as few `writev` calls as the kernel allows.
@@ -231,7 +294,7 @@ fn write_all_vectored<W: Write>(w: &mut W, chunks: &[Bytes]) -> std::io::Result<
 
 /// The response to one request frame, as chunks to write in order (none for acks=0
 /// produce).
-fn answer(frame: Bytes, addr: SocketAddr, state: &SinkState) -> Result<Vec<Bytes>> {
+fn answer(frame: Bytes, addr: SocketAddr, state: &SinkState) -> Result<Vec<Out>> {
     let req = match decode_request_with(frame, SINK_APIS) {
         Ok(r) => r,
         Err(ProtocolError::UnsupportedVersion {
@@ -239,10 +302,10 @@ fn answer(frame: Bytes, addr: SocketAddr, state: &SinkState) -> Result<Vec<Bytes
             correlation_id,
             ..
         }) => {
-            return Ok(vec![api_versions_fallback_frame(
+            return Ok(vec![Out::Bytes(api_versions_fallback_frame(
                 SINK_APIS,
                 correlation_id,
-            )?])
+            )?)])
         }
         Err(e) => return Err(e.into()),
     };
@@ -352,7 +415,12 @@ fn answer(frame: Bytes, addr: SocketAddr, state: &SinkState) -> Result<Vec<Bytes
         RequestKind::Fetch(f) => return fetch(state, cid, version, f),
         _ => anyhow::bail!("sink: unexpected request api {:?}", req.api_key),
     };
-    Ok(vec![encode_response(req.api_key, cid, version, &body)?])
+    Ok(vec![Out::Bytes(encode_response(
+        req.api_key,
+        cid,
+        version,
+        &body,
+    )?)])
 }
 
 /// Acknowledge a produce request: assign offsets, remember batch shapes, and in floor
@@ -479,7 +547,7 @@ fn served_topic(state: &SinkState, name: &str) -> Result<Arc<ServedTopic>, i16> 
     }
     let value_size = st.value_size.unwrap_or(0);
     let t0 = std::time::Instant::now();
-    let built = build_topic(&st.shapes, value_size).map_err(|e| {
+    let built = build_topic(&st.shapes, value_size, state.options.sendfile).map_err(|e| {
         eprintln!("sink: cannot build {name}: {e:#}");
         KAFKA_STORAGE_ERROR
     })?;
@@ -499,7 +567,7 @@ fn served_topic(state: &SinkState, name: &str) -> Result<Arc<ServedTopic>, i16> 
 /// records of `value_size` bytes (no key, no headers, one timestamp), at the offsets
 /// the sink acknowledged. Batches of equal record count are built once and copied with
 /// their base offset set (the CRC does not cover the base offset).
-fn build_topic(shapes: &[Vec<Shape>], value_size: usize) -> Result<ServedTopic> {
+fn build_topic(shapes: &[Vec<Shape>], value_size: usize, memfd: bool) -> Result<ServedTopic> {
     let value: Vec<u8> = (0..value_size)
         .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
         .collect();
@@ -540,8 +608,23 @@ fn build_topic(shapes: &[Vec<Shape>], value_size: usize) -> Result<ServedTopic> 
             batches.push((offset, pos));
             offset += i64::from(shape.records);
         }
+        let bytes = buf.freeze();
+        let file = if memfd {
+            // SAFETY: memfd_create with a valid NUL-terminated name.
+            let fd = unsafe { libc::memfd_create(c"sink-log".as_ptr(), libc::MFD_CLOEXEC) };
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error()).context("memfd_create");
+            }
+            // SAFETY: `fd` is a new descriptor that nothing else owns.
+            let mut f = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            f.write_all(&bytes).context("fill memfd")?;
+            Some(Arc::new(f))
+        } else {
+            None
+        };
         partitions.push(ServedLog {
-            bytes: buf.freeze(),
+            bytes,
+            file,
             batches,
             log_end: offset,
         });
@@ -557,12 +640,15 @@ fn partition_log(t: &ServedTopic, index: i32) -> Option<&ServedLog> {
 
 /// Whole batches of `log` from the one holding `offset`, at most `max` bytes unless
 /// `min_one` (then at least the first batch). `Err` when `offset` is outside the log.
-fn read_log(log: &ServedLog, offset: i64, max: usize, min_one: bool) -> Result<Bytes, i16> {
+fn read_log(log: &ServedLog, offset: i64, max: usize, min_one: bool) -> Result<Piece, i16> {
     if offset < 0 || offset > log.log_end {
         return Err(OFFSET_OUT_OF_RANGE);
     }
     if offset == log.log_end {
-        return Ok(Bytes::new());
+        return Ok(Piece {
+            bytes: Bytes::new(),
+            file: None,
+        });
     }
     let first = log.batches.partition_point(|&(base, _)| base <= offset) - 1;
     let start = log.batches[first].1;
@@ -577,16 +663,19 @@ fn read_log(log: &ServedLog, offset: i64, max: usize, min_one: bool) -> Result<B
         end = e;
         i += 1;
     }
-    Ok(log.bytes.slice(start..end))
+    Ok(Piece {
+        bytes: log.bytes.slice(start..end),
+        file: log.file.clone().map(|f| (f, start as u64)),
+    })
 }
 
 /// Answer a Fetch from the built logs, records as separate chunks (no copy).
-fn fetch(state: &SinkState, cid: i32, version: i16, f: FetchRequest) -> Result<Vec<Bytes>> {
+fn fetch(state: &SinkState, cid: i32, version: i16, f: FetchRequest) -> Result<Vec<Out>> {
     let mut limit = (f.max_bytes.max(0) as usize).min(FETCH_MAX_BYTES);
     let mut min_one = true;
     let mut total = 0usize;
     let mut resp = FetchResponse::default().with_session_id(0);
-    let mut records: Vec<Option<RecordsRef<Bytes>>> = Vec::new();
+    let mut records: Vec<Option<RecordsRef<Piece>>> = Vec::new();
     for t in f.topics {
         let name = if t.topic.0.is_empty() {
             topic_name_by_id(state, t.topic_id)
@@ -618,10 +707,10 @@ fn fetch(state: &SinkState, cid: i32, version: i16, f: FetchRequest) -> Result<V
                         let max = limit.min(p.partition_max_bytes.max(0) as usize);
                         match read_log(log, p.fetch_offset, max, min_one) {
                             Ok(b) => {
-                                if !b.is_empty() {
+                                if !b.bytes.is_empty() {
                                     min_one = false;
-                                    limit = limit.saturating_sub(b.len());
-                                    total += b.len();
+                                    limit = limit.saturating_sub(b.bytes.len());
+                                    total += b.bytes.len();
                                 }
                                 rec = Some(b);
                             }
@@ -638,7 +727,7 @@ fn fetch(state: &SinkState, cid: i32, version: i16, f: FetchRequest) -> Result<V
                 pd.log_start_offset = -1;
             }
             records.push(rec.map(|b| RecordsRef {
-                len: b.len(),
+                len: b.bytes.len(),
                 token: b,
             }));
             tr.partitions.push(pd);
@@ -654,11 +743,13 @@ fn fetch(state: &SinkState, cid: i32, version: i16, f: FetchRequest) -> Result<V
     Ok(layout
         .chunks
         .into_iter()
-        .map(|c| match c {
-            FetchChunk::Bytes(b) => b,
-            FetchChunk::Records { token, .. } => token,
+        .filter_map(|c| match c {
+            FetchChunk::Bytes(b) => (!b.is_empty()).then_some(Out::Bytes(b)),
+            FetchChunk::Records { token, len } => match token.file {
+                Some((file, pos)) => Some(Out::File { file, pos, len }),
+                None => (!token.bytes.is_empty()).then_some(Out::Bytes(token.bytes)),
+            },
         })
-        .filter(|b| !b.is_empty())
         .collect())
 }
 
@@ -811,10 +902,18 @@ mod tests {
     }
 
     /// Concatenate the chunks, check the size prefix and decode the response.
-    fn decode_fetch(chunks: &[Bytes], version: i16, cid: i32) -> FetchResponse {
+    fn decode_fetch(chunks: &[Out], version: i16, cid: i32) -> FetchResponse {
+        use std::os::unix::fs::FileExt;
         let mut frame = BytesMut::new();
         for c in chunks {
-            frame.extend_from_slice(c);
+            match c {
+                Out::Bytes(b) => frame.extend_from_slice(b),
+                Out::File { file, pos, len } => {
+                    let mut v = vec![0u8; *len];
+                    file.read_exact_at(&mut v, *pos).unwrap();
+                    frame.extend_from_slice(&v);
+                }
+            }
         }
         let size = i32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
         assert_eq!(size, frame.len() - 4, "size prefix covers the frame");
@@ -898,6 +997,34 @@ mod tests {
     }
 
     #[test]
+    fn sendfile_mode_serves_the_same_bytes_from_a_memfd() {
+        let state = SinkState {
+            options: SinkOptions {
+                write_dir: None,
+                sendfile: true,
+            },
+            ..Default::default()
+        };
+        state
+            .topics
+            .lock()
+            .unwrap()
+            .insert("t".into(), new_topic("t", 1));
+        let value = vec![5u8; 300];
+        produce_to(&state, "t", 0, produced_batch(4, &value));
+        produce_to(&state, "t", 0, produced_batch(6, &value));
+        let out = fetch(&state, 3, 12, fetch_req("t", &[(0, 4)], 1 << 20, 1 << 20)).unwrap();
+        assert!(out
+            .iter()
+            .any(|o| matches!(o, Out::File { pos, .. } if *pos > 0)));
+        let r = decode_fetch(&out, 12, 3);
+        assert_eq!(
+            batches_of(r.responses[0].partitions[0].records.as_ref().unwrap(), 300),
+            vec![(4, 6)]
+        );
+    }
+
+    #[test]
     fn fetch_honours_partition_and_response_limits() {
         let state = state_with_topic("t", 2);
         let value = vec![1u8; 100];
@@ -975,7 +1102,10 @@ mod tests {
         ]);
         let frame = request_frame(ApiKey::ListOffsets, 7, &req);
         let out = answer(frame, addr, &state).unwrap();
-        let mut body = out[0].slice(4..);
+        let Out::Bytes(b) = &out[0] else {
+            panic!("bytes")
+        };
+        let mut body = b.slice(4..);
         let hv = sluice_protocol::response_header_version(ApiKey::ListOffsets, 7);
         kafka_protocol::messages::ResponseHeader::decode(&mut body, hv).unwrap();
         let r = ListOffsetsResponse::decode(&mut body, 7).unwrap();
@@ -1013,6 +1143,7 @@ mod tests {
         let state = SinkState {
             options: SinkOptions {
                 write_dir: Some(dir.path().to_path_buf()),
+                sendfile: false,
             },
             ..Default::default()
         };
