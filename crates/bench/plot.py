@@ -55,7 +55,7 @@ def main():
     consume = [s for s in stats if s.startswith("consume") or "partitions consume" in s]
     fig, axes = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [max(len(produce), 1), max(len(consume), 1) + 1]})
     bars(axes[0], produce, stats, "throughput", ["sluice", "kafka", "sink"], "MB/s (median, min–max)", "Produce")
-    bars(axes[1], consume, stats, "throughput", ["sluice", "kafka"], "MB/s (median, min–max)", "Consume")
+    bars(axes[1], consume, stats, "throughput", ["sluice", "kafka", "sink"], "MB/s (median, min–max)", "Consume")
     ceil = stats.get("ceiling", {}).get("loopback TCP", {}).get("sink")
     if ceil:
         axes[1].axhline(ceil["median"], linestyle="--", color="black", linewidth=1)
