@@ -379,6 +379,9 @@ impl FileHandle for RealFile {
     }
 
     fn prefault(&self, pos: u64, len: u64) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
         // SAFETY: plain advisory syscall on an owned fd.
         unsafe {
             libc::posix_fadvise(
@@ -388,7 +391,14 @@ impl FileHandle for RealFile {
                 libc::POSIX_FADV_WILLNEED,
             );
         }
-        // Then actually read it so the caller can rely on residency.
+        // Then wait until every page is in: MADV_POPULATE_READ (Linux 5.14+)
+        // on a mapping of the range faults the pages in, reading the disk
+        // where needed, without copying the bytes anywhere (a read into a
+        // buffer copied every prefaulted byte once more: the whole cold
+        // read, ~0.2 CPU-s per 512 MiB here).
+        if self.populate(pos, len).is_ok() {
+            return Ok(());
+        }
         let mut buf = vec![0u8; 64 * 1024];
         let mut at = pos;
         let end = pos + len;
@@ -421,6 +431,32 @@ impl FileHandle for RealFile {
         // Advisory only: a kernel that refuses it just keeps its default.
         let _ = map.advise(memmap2::Advice::Random);
         Ok(Box::new(RealMap(map)))
+    }
+}
+
+impl RealFile {
+    /// Faults `[pos, pos+len)` (clamped to the file) into the page cache
+    /// through a temporary read-only mapping; never touches the mapped
+    /// bytes. An error (old kernel, no mapping possible) lets the caller
+    /// fall back to reading.
+    fn populate(&self, pos: u64, len: u64) -> io::Result<()> {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+        let end = (pos + len).min(self.file.metadata()?.len());
+        let start = pos / page * page;
+        if end <= start {
+            return Ok(());
+        }
+        // SAFETY: the mapping is private to this call and never read or
+        // written through; if the file shrinks meanwhile, MADV_POPULATE_READ
+        // reports an error instead of raising SIGBUS.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(start)
+                .len((end - start) as usize)
+                .map(&self.file)?
+        };
+        map.advise(memmap2::Advice::PopulateRead)
     }
 }
 
