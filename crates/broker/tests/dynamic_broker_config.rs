@@ -409,10 +409,11 @@ async fn kafkas_refusals_and_what_each_level_reports() {
     let ret = entry(&t, "retention.ms").unwrap();
     assert_eq!((ret.0.as_deref(), ret.1), (Some("60000"), DYNAMIC_DEFAULT));
     assert_eq!(
-        ret.4[..2],
+        ret.4,
         [
             (DYNAMIC_DEFAULT, Some("60000".into())),
-            (STATIC, Some("2".into()))
+            (STATIC, Some("2".into())),
+            (DEFAULT, Some("168".into()))
         ]
     );
     let own = entry(&describe(&mut c, TOPIC, "own").await, "segment.bytes").unwrap();

@@ -729,6 +729,54 @@ impl BrokerConfig {
         })
     }
 
+    /// The synonyms Kafka lists for broker key `name`: level by level
+    /// (dynamic per-broker, dynamic cluster default, static, default), each
+    /// level listing `name`'s broker synonym group in order, then everything
+    /// before the first entry named `name` dropped (so `log.retention.ms`
+    /// set nowhere lists nothing, not `log.retention.hours`' default).
+    fn kafka_synonyms(
+        &self,
+        dynamic: &dynamic::DynamicBrokerConfigs,
+        name: &str,
+    ) -> Vec<ConfigSynonym> {
+        let group = dynamic::broker_synonyms(name);
+        let names: &[&str] = if group.is_empty() {
+            std::slice::from_ref(&name)
+        } else {
+            group
+        };
+        let defaults: BTreeMap<String, String> = names
+            .iter()
+            .filter_map(|n| {
+                lookup(Scope::Broker, n)
+                    .and_then(|k| k.default)
+                    .map(|d| (n.to_string(), d.to_string()))
+            })
+            .collect();
+        let mut synonyms = Vec::new();
+        for (map, source) in [
+            (&dynamic.broker, ConfigSource::DynamicBroker),
+            (&dynamic.cluster_default, ConfigSource::DynamicDefaultBroker),
+            (&self.explicit, ConfigSource::StaticBroker),
+            (&defaults, ConfigSource::Default),
+        ] {
+            for n in names {
+                if let Some(raw) = map.get(*n) {
+                    synonyms.push(ConfigSynonym {
+                        name: n.to_string(),
+                        value: Some(raw.trim().to_string()),
+                        source,
+                    });
+                }
+            }
+        }
+        let first = synonyms
+            .iter()
+            .position(|s| s.name == name)
+            .unwrap_or(synonyms.len());
+        synonyms.split_off(first)
+    }
+
     /// DescribeConfigs for the BROKER resource named by this node's id: every
     /// broker key of the table, then the dynamic keys outside it.
     pub fn describe_broker(&self) -> Vec<ConfigEntry> {
@@ -752,27 +800,8 @@ impl BrokerConfig {
         };
         let mut entries: Vec<ConfigEntry> = table::keys(Scope::Broker)
             .map(|def| {
-                // As Kafka: every level of the key, then of each broker
-                // synonym in precedence order (log.retention.ms lists
-                // log.retention.hours' default).
-                let group = dynamic::broker_synonyms(def.name);
-                let names: &[&str] = if group.is_empty() {
-                    std::slice::from_ref(&def.name)
-                } else {
-                    group
-                };
-                let mut synonyms = Vec::new();
-                for name in names {
-                    synonyms.extend(layered(name));
-                    if let Some(d) = lookup(Scope::Broker, name).and_then(|k| k.default) {
-                        synonyms.push(ConfigSynonym {
-                            name: name.to_string(),
-                            value: Some(d.to_string()),
-                            source: ConfigSource::Default,
-                        });
-                    }
-                }
-                let (value, source) = match synonyms.iter().find(|s| s.name == def.name) {
+                let synonyms = self.kafka_synonyms(&dynamic, def.name);
+                let (value, source) = match synonyms.first() {
                     Some(s) => (s.value.clone(), s.source),
                     None => (None, ConfigSource::Default),
                 };
@@ -856,35 +885,18 @@ impl BrokerConfig {
                         source: ConfigSource::DynamicTopic,
                     });
                 }
-                for (broker_key, _) in def.synonyms {
-                    for (map, source) in [
-                        (&dynamic.broker, ConfigSource::DynamicBroker),
-                        (&dynamic.cluster_default, ConfigSource::DynamicDefaultBroker),
-                        (&self.explicit, ConfigSource::StaticBroker),
-                    ] {
-                        if let Some(raw) = map.get(*broker_key) {
-                            synonyms.push(ConfigSynonym {
-                                name: broker_key.to_string(),
-                                value: Some(raw.trim().to_string()),
-                                source,
-                            });
-                        }
-                    }
+                // As Kafka: the synonyms of the primary broker synonym.
+                if let Some((primary, _)) = def.synonyms.first() {
+                    synonyms.extend(self.kafka_synonyms(&dynamic, primary));
                 }
-                // As Kafka: the default is listed for the primary synonym only.
-                if let Some((broker_key, _)) = def.synonyms.first() {
-                    if let Some(d) = lookup(Scope::Broker, broker_key).and_then(|b| b.default) {
-                        synonyms.push(ConfigSynonym {
-                            name: broker_key.to_string(),
-                            value: Some(d.to_string()),
-                            source: ConfigSource::Default,
-                        });
-                    }
-                }
-                let (value, source) = match overrides.get(def.name) {
-                    Some(v) => (Some(v.trim().to_string()), ConfigSource::DynamicTopic),
-                    None => self.topic_default_in(&effective, def),
+                let value = match overrides.get(def.name) {
+                    Some(v) => Some(v.trim().to_string()),
+                    None => self.topic_default_in(&effective, def).0,
                 };
+                // As Kafka: the source is the first synonym's, so a value set
+                // only through a secondary synonym (a static
+                // log.retention.hours) reports DEFAULT_CONFIG.
+                let source = synonyms.first().map_or(ConfigSource::Default, |s| s.source);
                 ConfigEntry {
                     name: def.name.to_string(),
                     value: if def.sensitive { None } else { value },

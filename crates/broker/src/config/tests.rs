@@ -372,11 +372,43 @@ fn describe_topic_reports_sources_and_synonyms() {
     assert_eq!(seg.synonyms[0].source, ConfigSource::DynamicTopic);
     assert_eq!(seg.synonyms.last().unwrap().name, "log.segment.bytes");
 
+    // Kafka 4.1.2 (checked with kafka-configs against it, static
+    // log.retention.hours=2): retention.ms=7200000 synonyms={}, because its
+    // synonyms start at log.retention.ms, which is set nowhere; the source
+    // of an entry without synonyms is DEFAULT_CONFIG.
     let ret = get("retention.ms");
     assert_eq!(ret.value.as_deref(), Some("7200000"));
-    assert_eq!(ret.source, ConfigSource::StaticBroker);
-    assert_eq!(ret.synonyms[0].name, "log.retention.hours");
-    assert_eq!(ret.synonyms[0].value.as_deref(), Some("2"));
+    assert_eq!(ret.source, ConfigSource::Default);
+    assert!(ret.synonyms.is_empty(), "{:?}", ret.synonyms);
+    // With log.retention.ms set, the whole group follows it.
+    c.dynamic
+        .write()
+        .cluster_default
+        .insert("log.retention.ms".into(), "60000".into());
+    let entries = c.describe_topic(&overrides(&[]));
+    let ret = entries.iter().find(|e| e.name == "retention.ms").unwrap();
+    assert_eq!(ret.value.as_deref(), Some("60000"));
+    assert_eq!(ret.source, ConfigSource::DynamicDefaultBroker);
+    let synonyms: Vec<(&str, Option<&str>, ConfigSource)> = ret
+        .synonyms
+        .iter()
+        .map(|s| (s.name.as_str(), s.value.as_deref(), s.source))
+        .collect();
+    assert_eq!(
+        synonyms,
+        [
+            (
+                "log.retention.ms",
+                Some("60000"),
+                ConfigSource::DynamicDefaultBroker
+            ),
+            ("log.retention.hours", Some("2"), ConfigSource::StaticBroker),
+            ("log.retention.hours", Some("168"), ConfigSource::Default),
+        ]
+    );
+    c.dynamic.write().cluster_default.clear();
+    let entries = c.describe_topic(&overrides(&[("segment.bytes", "2097152")]));
+    let get = |n: &str| entries.iter().find(|e| e.name == n).unwrap().clone();
 
     let ms = get("max.message.bytes");
     assert_eq!(ms.value.as_deref(), Some("1048588"));
