@@ -84,16 +84,9 @@ impl Broker {
             tokio::task::spawn_blocking(move || -> Result<_, BrokerError> {
                 let logs = LogManager::open(config.log_manager_config(), fs.clone(), clock)?;
                 let metadata = MetadataStore::open(&config, fs.clone())?;
-                // Dynamic broker configs before any log is opened, so every
+                // Dynamic broker configs before any log is loaded, so every
                 // topic starts with the defaults they make.
-                let dir = config
-                    .log_dirs
-                    .first()
-                    .cloned()
-                    .unwrap_or_else(|| std::path::PathBuf::from("./data"));
-                let (dynamic, offset) = crate::config::dynamic::load(fs.as_ref(), &dir)?;
-                *config.dynamic.write() = dynamic;
-                metadata.recover_offset(offset);
+                crate::config::dynamic::install(&config, &metadata, fs.as_ref())?;
                 let replicas = ReplicaManager::new();
                 metadata.load_logs(&logs, &replicas, &config)?;
                 Ok((logs, metadata, replicas))

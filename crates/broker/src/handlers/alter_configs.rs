@@ -3,7 +3,6 @@
 //! the BROKER resource named by the node id, or "" for the cluster default).
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
@@ -108,12 +107,7 @@ pub(crate) async fn update_broker(
             let level_configs = f(next.level(level))?;
             dynamic::validate(&level_configs, level).map_err(refused)?;
             *next.level_mut(level) = level_configs;
-            let dir = ctx
-                .config
-                .log_dirs
-                .first()
-                .cloned()
-                .unwrap_or_else(|| PathBuf::from("./data"));
+            let dir = dynamic::metadata_dir(&ctx.config);
             dynamic::store(ctx.fs.as_ref(), &dir, &next, offset)
                 .map_err(|e| (e.kafka_error_code(), e.to_string()))?;
             *ctx.config.dynamic.write() = next;
@@ -243,4 +237,125 @@ pub async fn handle(
     AlterConfigsResponse::default()
         .with_throttle_time_ms(0)
         .with_responses(responses)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sluice_record::Offset;
+    use sluice_storage::{
+        Clock, Fault, FaultKind, Fs, LogManager, ManualClock, SimFs, TopicPartition,
+    };
+
+    use super::*;
+    use crate::config::BrokerConfig;
+    use crate::metadata::MetadataStore;
+    use crate::partition::ReplicaManager;
+
+    /// A broker's state on `fs` as `Broker::start` builds it.
+    fn open(fs: &Arc<SimFs>) -> BrokerContext {
+        let config = BrokerConfig::with_overrides(&[
+            ("log.dirs", "/sim/data"),
+            ("log.index.size.max.bytes", "4096"),
+        ])
+        .unwrap();
+        let fs_dyn: Arc<dyn Fs> = fs.clone();
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(1_700_000_000_000));
+        let logs =
+            LogManager::open(config.log_manager_config(), fs_dyn.clone(), clock.clone()).unwrap();
+        let metadata = MetadataStore::open(&config, fs_dyn.clone()).unwrap();
+        dynamic::install(&config, &metadata, fs_dyn.as_ref()).unwrap();
+        let replicas = ReplicaManager::new();
+        metadata.load_logs(&logs, &replicas, &config).unwrap();
+        BrokerContext {
+            config: Arc::new(config),
+            metadata: Arc::new(metadata),
+            replicas: Arc::new(replicas),
+            logs: Arc::new(logs),
+            fs: fs_dyn,
+            groups: Arc::new(crate::group::GroupCoordinator::new(
+                crate::group::GroupConfig::default(),
+                clock.clone(),
+            )),
+            clock,
+        }
+    }
+
+    fn set(ctx: &BrokerContext, name: &str, key: &str, value: &str) -> Result<(), (i16, String)> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (key, value) = (key.to_string(), value.to_string());
+        rt.block_on(update_broker(ctx, name, false, move |current| {
+            let mut next = current.clone();
+            next.insert(key, value);
+            Ok(next)
+        }))
+    }
+
+    fn segment_bytes(ctx: &BrokerContext) -> u64 {
+        ctx.replicas
+            .get_partition(&TopicPartition::new("t", 0))
+            .unwrap()
+            .log()
+            .config()
+            .segment_bytes
+    }
+
+    #[test]
+    fn acknowledged_dynamic_configs_survive_a_power_cut() {
+        for seed in 0..8u64 {
+            let fs = Arc::new(SimFs::new());
+            let ctx = open(&fs);
+            ctx.metadata
+                .create_topic(&ctx, "t", 1, 1, BTreeMap::new())
+                .unwrap();
+            set(&ctx, "", "log.segment.bytes", "2000000").unwrap();
+            set(&ctx, "1", "log.segment.bytes", "3000000").unwrap();
+            set(&ctx, "1", "background.threads", "9").unwrap();
+            assert_eq!(segment_bytes(&ctx), 3_000_000);
+            assert_eq!(ctx.metadata.high_watermark(), Offset(4));
+            drop(ctx);
+            fs.crash(seed);
+
+            let ctx = open(&fs);
+            let d = ctx.config.dynamic.read().clone();
+            assert_eq!(
+                d.cluster_default["log.segment.bytes"], "2000000",
+                "seed {seed}"
+            );
+            assert_eq!(d.broker["log.segment.bytes"], "3000000", "seed {seed}");
+            assert_eq!(d.broker["background.threads"], "9", "seed {seed}");
+            assert_eq!(segment_bytes(&ctx), 3_000_000, "the reloaded log uses it");
+            assert_eq!(ctx.metadata.high_watermark(), Offset(4), "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn a_failed_fsync_is_not_acknowledged_and_changes_nothing() {
+        let fs = Arc::new(SimFs::new());
+        let ctx = open(&fs);
+        ctx.metadata
+            .create_topic(&ctx, "t", 1, 1, BTreeMap::new())
+            .unwrap();
+        set(&ctx, "", "log.segment.bytes", "2000000").unwrap();
+        fs.inject(Fault::once(
+            "broker_configs.meta.tmp",
+            FaultKind::SyncError(libc::EIO),
+        ));
+        let (code, _) = set(&ctx, "", "log.segment.bytes", "5000000").unwrap_err();
+        assert_eq!(code, ResponseError::KafkaStorageError.code());
+        assert_eq!(
+            ctx.config.dynamic.read().cluster_default["log.segment.bytes"],
+            "2000000"
+        );
+        assert_eq!(segment_bytes(&ctx), 2_000_000);
+        assert_eq!(ctx.metadata.high_watermark(), Offset(2));
+        drop(ctx);
+        fs.crash(3);
+        let ctx = open(&fs);
+        assert_eq!(segment_bytes(&ctx), 2_000_000);
+    }
 }
