@@ -786,14 +786,17 @@ impl ClassicGroup {
         }
     }
 
-    /// Ends the join phase: members that did not rejoin are removed, a new
-    /// generation starts, every waiting JoinGroup is answered (the leader
-    /// gets the member list).
+    /// Ends the join phase: dynamic members that did not rejoin are removed,
+    /// a new generation starts, every waiting JoinGroup is answered (the
+    /// leader, a member that rejoined, gets the member list). As Kafka
+    /// (KIP-345), a static member that did not rejoin in time stays in the
+    /// group and the new generation: only its session timeout removes it,
+    /// and when it comes back it rejoins without a further rebalance.
     fn complete_join(&mut self, now_ms: i64, out: &mut Vec<Completion>) {
         let gone: Vec<String> = self
             .members
             .values()
-            .filter(|m| !m.awaiting_join)
+            .filter(|m| !m.awaiting_join && m.group_instance_id.is_none())
             .map(|m| m.member_id.clone())
             .collect();
         for id in gone {
@@ -801,6 +804,13 @@ impl ClassicGroup {
         }
         self.pending_members.clear();
         self.initial_delay = None;
+        if !self.members.is_empty() && !self.members.values().any(|m| m.awaiting_join) {
+            // Only static members that have not rejoined are left: wait
+            // another rebalance timeout for one of them (or their session
+            // timeouts), as Kafka does.
+            self.join_deadline_ms = Some(now_ms + self.rebalance_timeout_ms());
+            return;
+        }
         self.join_deadline_ms = None;
         self.generation_id = self.generation_id.wrapping_add(1);
         if self.members.is_empty() {
@@ -811,12 +821,17 @@ impl ClassicGroup {
             return;
         }
         self.protocol_name = self.select_protocol();
-        if self
+        let leader_joined = self
             .leader_id
             .as_ref()
-            .is_none_or(|l| !self.members.contains_key(l))
-        {
-            self.leader_id = self.join_order.first().cloned();
+            .and_then(|l| self.members.get(l))
+            .is_some_and(|m| m.awaiting_join);
+        if !leader_joined {
+            self.leader_id = self
+                .join_order
+                .iter()
+                .find(|id| self.members.get(*id).is_some_and(|m| m.awaiting_join))
+                .cloned();
         }
         self.transition(GroupState::CompletingRebalance, now_ms);
         tracing::info!(
@@ -831,12 +846,14 @@ impl ClassicGroup {
             let is_leader = self.leader_id.as_deref() == Some(&id);
             let result = self.join_result_for(&id, is_leader);
             if let Some(m) = self.members.get_mut(&id) {
-                m.awaiting_join = false;
+                // Every member's session restarts with the new generation.
                 m.last_heartbeat_ms = now_ms;
-                out.push(Completion::Join {
-                    member_id: id.clone(),
-                    result,
-                });
+                if std::mem::take(&mut m.awaiting_join) {
+                    out.push(Completion::Join {
+                        member_id: id.clone(),
+                        result,
+                    });
+                }
             }
         }
     }

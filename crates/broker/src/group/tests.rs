@@ -782,3 +782,178 @@ fn error_codes_match_kafka() {
         assert_eq!(ours.code(), kafka.code(), "{ours:?}");
     }
 }
+
+/// Two static members (inst-a leads) in a Stable generation 1 with
+/// assignments "A" and "B".
+fn stable_static_pair() -> (ClassicGroup, String, String, i64) {
+    let l = limits(DELAY);
+    let mut g = ClassicGroup::new("g", 0);
+    let mut out = Vec::new();
+    let Reply::Later(a) = g.join(static_req("", "inst-a"), &l, 0, &mut out) else {
+        panic!("static members join without the member id round trip")
+    };
+    let Reply::Later(b) = g.join(static_req("", "inst-b"), &l, 0, &mut out) else {
+        panic!("static members join without the member id round trip")
+    };
+    form(&mut g, &mut out);
+    assert_eq!(g.leader_id(), Some(a.as_str()));
+    let assignments = vec![
+        (a.clone(), Bytes::from_static(b"A")),
+        (b.clone(), Bytes::from_static(b"B")),
+    ];
+    g.sync(
+        &a,
+        Some("inst-a"),
+        1,
+        None,
+        None,
+        assignments,
+        FORMED,
+        &mut out,
+    );
+    assert_eq!(g.state(), GroupState::Stable);
+    (g, a, b, FORMED)
+}
+
+/// Heartbeats `member` every 5 s until just before the rebalance timeout
+/// that started at `from`, ticking the group; every answer says rejoin.
+fn heartbeat_through_rebalance(
+    g: &mut ClassicGroup,
+    member: &str,
+    instance: &str,
+    from: i64,
+    out: &mut Vec<Completion>,
+) {
+    let mut t = from;
+    while t < from + i64::from(REBALANCE) - 1 {
+        t = (t + 5_000).min(from + i64::from(REBALANCE) - 1);
+        assert_eq!(
+            g.heartbeat(member, Some(instance), 1, t),
+            Err(GroupError::RebalanceInProgress)
+        );
+        g.tick(t, out);
+    }
+}
+
+#[test]
+fn static_member_that_does_not_rejoin_stays_in_the_next_generation() {
+    // Kafka (KIP-345): at the rebalance timeout only dynamic members that
+    // did not rejoin are removed; a static one stays a member, the leader
+    // assigns it partitions, and it catches up without another rebalance.
+    let (mut g, a, b, now) = stable_static_pair();
+    let l = limits(DELAY);
+    let mut out = Vec::new();
+    let c = join_new(&mut g, &l, now, &mut out);
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    assert!(matches!(
+        g.join(static_req(&a, "inst-a"), &l, now, &mut out),
+        Reply::Later(_)
+    ));
+    heartbeat_through_rebalance(&mut g, &b, "inst-b", now, &mut out);
+    assert!(joins(&out).is_empty(), "the join phase waits for inst-b");
+    let end = now + i64::from(REBALANCE);
+    g.tick(end, &mut out);
+    let j = joins(&out);
+    let mut answered: Vec<&str> = j.iter().map(|(m, _)| m.as_str()).collect();
+    answered.sort();
+    let mut expected = vec![a.as_str(), c.as_str()];
+    expected.sort();
+    assert_eq!(
+        answered, expected,
+        "only members that rejoined are answered"
+    );
+    assert_eq!(g.generation_id(), 2);
+    assert_eq!(g.num_members(), 3);
+    assert!(g.member(&b).is_some(), "the static member stays");
+    let leader = j.iter().find(|(m, _)| *m == a).map(|(_, r)| r).unwrap();
+    assert_eq!(leader.leader, a);
+    assert!(leader.members.iter().any(|m| m.member_id == b));
+
+    // Had inst-b died instead, its session timeout (restarted with the
+    // generation) would remove it while the others heartbeat.
+    let mut silent = g.clone();
+    let mut expired = Vec::new();
+    let t = end + i64::from(SESSION) - 1;
+    assert_eq!(silent.heartbeat(&a, Some("inst-a"), 2, t), Ok(()));
+    assert_eq!(silent.heartbeat(&c, None, 2, t), Ok(()));
+    silent.tick(t, &mut expired);
+    assert!(silent.member(&b).is_some());
+    silent.tick(end + i64::from(SESSION), &mut expired);
+    assert!(silent.member(&b).is_none(), "static member expired");
+    assert!(silent.member(&a).is_some() && silent.member(&c).is_some());
+
+    // inst-b comes back: its old generation is refused, and its rejoin gets
+    // generation 2 at once (no third rebalance).
+    assert_eq!(
+        g.heartbeat(&b, Some("inst-b"), 1, end + 1),
+        Err(GroupError::IllegalGeneration)
+    );
+    out.clear();
+    match g.join(static_req(&b, "inst-b"), &l, end + 1, &mut out) {
+        Reply::Now(r) => {
+            assert_eq!(r.error, None);
+            assert_eq!(r.generation_id, 2);
+        }
+        Reply::Later(_) => panic!("a static member of the generation must not rebalance"),
+    }
+    assert_eq!(g.state(), GroupState::CompletingRebalance);
+    assert_eq!(g.num_members(), 3);
+}
+
+#[test]
+fn static_leader_that_does_not_rejoin_hands_leadership_to_a_member_that_did() {
+    let (mut g, a, b, now) = stable_static_pair();
+    let l = limits(DELAY);
+    let mut out = Vec::new();
+    // inst-b rejoins with other protocols: a rebalance that inst-a (the
+    // leader) never rejoins, though it keeps heartbeating.
+    let changed = JoinRequest {
+        group_instance_id: Some("inst-b".into()),
+        ..req(&b, &["roundrobin", "range"])
+    };
+    assert!(matches!(
+        g.join(changed, &l, now, &mut out),
+        Reply::Later(_)
+    ));
+    heartbeat_through_rebalance(&mut g, &a, "inst-a", now, &mut out);
+    g.tick(now + i64::from(REBALANCE), &mut out);
+    let j = joins(&out);
+    assert_eq!(j.len(), 1);
+    assert_eq!(j[0].0, b);
+    assert_eq!(
+        g.leader_id(),
+        Some(b.as_str()),
+        "only a member that rejoined can lead"
+    );
+    assert_eq!(j[0].1.leader, b);
+    assert_eq!(j[0].1.members.len(), 2, "the leader assigns inst-a too");
+    assert!(g.member(&a).is_some());
+}
+
+#[test]
+fn join_phase_stays_open_while_only_static_members_that_did_not_rejoin_remain() {
+    let (mut g, a, b, now) = stable_static_pair();
+    let l = limits(DELAY);
+    let mut out = Vec::new();
+    // inst-a leaves; inst-b keeps heartbeating but does not rejoin.
+    assert_eq!(g.leave("", Some("inst-a"), now, &mut out), Ok(a.clone()));
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    heartbeat_through_rebalance(&mut g, &b, "inst-b", now, &mut out);
+    let end = now + i64::from(REBALANCE);
+    g.tick(end, &mut out);
+    // Nobody rejoined: no empty generation, the static member is kept and
+    // the phase waits another rebalance timeout.
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    assert_eq!(g.generation_id(), 1);
+    assert!(g.member(&b).is_some());
+    assert!(joins(&out).is_empty());
+    // Its rejoin completes the phase at once.
+    match g.join(static_req(&b, "inst-b"), &l, end + 1, &mut out) {
+        Reply::Later(_) => {}
+        Reply::Now(r) => panic!("unexpected immediate answer {r:?}"),
+    }
+    let j = joins(&out);
+    assert_eq!(j.len(), 1);
+    assert_eq!(j[0].1.generation_id, 2);
+    assert_eq!(j[0].1.leader, b);
+}
