@@ -153,14 +153,21 @@ impl Broker {
         );
         let mut timers = Vec::new();
         if ctx.config.log_cleaner_enable {
-            // Log compaction: one dirtiest eligible log per run.
+            // Log compaction: one dirtiest eligible log per run. The period
+            // and settings are read before every run, so dynamic
+            // log.cleaner.* broker configs apply from the next one.
             let logs = ctx.logs.clone();
-            let cleaner = Arc::new(sluice_storage::LogCleaner::new(ctx.config.cleaner.clone()));
-            timers.push(spawn_timer(
+            let cleaner = Arc::new(sluice_storage::LogCleaner::new(
+                ctx.config.cleaner_settings().1,
+            ));
+            let config = ctx.config.clone();
+            let period_config = ctx.config.clone();
+            timers.push(spawn_varying_timer(
                 "log_cleaner",
-                ctx.config.log_cleaner_backoff_ms,
+                move || period_config.cleaner_settings().0,
                 shutdown_rx.clone(),
                 move || {
+                    cleaner.reconfigure(config.cleaner_settings().1);
                     if let Some((tp, s)) = logs.run_cleaner_once(&cleaner)? {
                         tracing::info!(log = %tp, read = s.bytes_read, written = s.bytes_written,
                             kept = s.filter.records_kept, of = s.filter.records_read,
@@ -240,6 +247,50 @@ impl Broker {
 }
 
 /// Runs `work` on the blocking pool every `period_ms` until shutdown.
+/// Like [`spawn_timer`], with the period asked from `period_ms` at least
+/// once a second, so a shortened period (a dynamic broker config) applies
+/// without waiting out the old one. `work` runs once the period has passed
+/// since its last run ended.
+fn spawn_varying_timer<P, F>(
+    name: &'static str,
+    period_ms: P,
+    mut shutdown: watch::Receiver<bool>,
+    work: F,
+) -> JoinHandle<()>
+where
+    P: Fn() -> i64 + Send + 'static,
+    F: Fn() -> Result<(), sluice_storage::StorageError> + Send + Sync + 'static,
+{
+    const RECHECK: Duration = Duration::from_secs(1);
+    let work = Arc::new(work);
+    tokio::spawn(async move {
+        let mut last = tokio::time::Instant::now();
+        loop {
+            let period =
+                Duration::from_millis(period_ms().clamp(MIN_TIMER_MS, MAX_TIMER_MS) as u64);
+            let now = tokio::time::Instant::now();
+            if now < last + period {
+                let wait = (last + period - now).min(RECHECK);
+                tokio::select! {
+                    biased;
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                continue;
+            }
+            let work = work.clone();
+            match tokio::task::spawn_blocking(move || work()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(timer = name, error = %e, "background storage work failed")
+                }
+                Err(e) => tracing::error!(timer = name, error = %e, "background task failed"),
+            }
+            last = tokio::time::Instant::now();
+        }
+    })
+}
+
 fn spawn_timer<F>(
     name: &'static str,
     period_ms: i64,

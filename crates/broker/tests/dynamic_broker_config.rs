@@ -253,7 +253,7 @@ async fn kafkas_refusals_and_what_each_level_reports() {
         &mut c,
         BROKER,
         "7",
-        &[("log.cleaner.backoff.ms", SET, Some("10"))],
+        &[("producer.id.expiration.ms", SET, Some("10"))],
         false,
     )
     .await;
@@ -536,5 +536,74 @@ async fn a_lowered_segment_size_rolls_existing_logs_and_survives_a_restart() {
     let before = segment_files(dir.path(), "early");
     produce(&mut c, "early", 25).await;
     assert!(segment_files(dir.path(), "early") > before);
+    broker.shutdown().await.unwrap();
+}
+
+/// Bytes of record data (`.log` files) of `topic`-0.
+fn log_bytes(dir: &Path, topic: &str) -> u64 {
+    std::fs::read_dir(dir.join(format!("{topic}-0")))
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().to_string();
+            name.ends_with(".log").then(|| e.metadata().unwrap().len())
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn a_dynamic_cleaner_backoff_applies_without_waiting_out_the_static_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // Statically the cleaner would next look in an hour.
+    let broker = start(dir.path(), &[("log.cleaner.backoff.ms", "3600000")]).await;
+    let mut c = Client::connect(broker.bound_addr()).await;
+    create_topic(
+        &mut c,
+        "compacted",
+        &[
+            ("cleanup.policy", "compact"),
+            ("segment.ms", "100"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+        ],
+    )
+    .await;
+    // Five 100 KiB values of the same key, each in its own segment.
+    for _ in 0..5 {
+        produce(&mut c, "compacted", 1).await;
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
+    let written = log_bytes(dir.path(), "compacted");
+    assert!(written > 500 * 1024, "{written}");
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        log_bytes(dir.path(), "compacted"),
+        written,
+        "not cleaned yet"
+    );
+
+    assert_eq!(
+        alter(
+            &mut c,
+            BROKER,
+            "",
+            &[("log.cleaner.backoff.ms", SET, Some("100"))],
+            false
+        )
+        .await,
+        (0, None)
+    );
+    // Generous: the cleaner needs one run on a busy machine.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let now = log_bytes(dir.path(), "compacted");
+        if now < 2 * 100 * 1024 + 4096 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {now} of {written} bytes: the cleaner did not run"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     broker.shutdown().await.unwrap();
 }

@@ -142,7 +142,7 @@ fn main() {
                 if let Some(s) = sluice_storage::cleaner::clean_log(
                     &dirty,
                     sluice_record::Offset::ZERO,
-                    c.config(),
+                    &c.config(),
                     &mut sluice_storage::cleaner::Throttle::new(f64::MAX),
                 )
                 .unwrap()

@@ -17,7 +17,9 @@
 //!   `log.cleaner.min.compaction.lag.ms`, `log.cleaner.max.compaction.lag.ms`,
 //!   `log.cleaner.min.cleanable.ratio`), `compression.type` and
 //!   `message.max.bytes`: every topic without its own override gets the new
-//!   default, on its existing partitions and when created later.
+//!   default, on its existing partitions and when created later. The
+//!   cleaner's `log.cleaner.backoff.ms`, `log.cleaner.dedupe.buffer.size` and
+//!   `log.cleaner.io.max.bytes.per.second` apply from its next run.
 //! - **Stored and described, no effect** (Kafka accepts them dynamically, Sluice
 //!   has no such behaviour): `min.insync.replicas`,
 //!   `unclean.leader.election.enable`, `log.roll.jitter.ms` (table keys marked
@@ -144,15 +146,12 @@ pub const KAFKA_DYNAMIC_BROKER_KEYS: &[&str] = &[
 ];
 
 /// Keys Kafka changes at runtime that Sluice implements but reads only at
-/// start (listeners are bound, the cleaner and producer-state limits are
-/// set up, recovery runs once): refused dynamically rather than stored
-/// without effect.
+/// start (listeners are bound, the connection limit and producer-state
+/// expiry are set up, recovery runs once): refused dynamically rather than
+/// stored without effect.
 pub const STARTUP_ONLY_KEYS: &[&str] = &[
     "listener.security.protocol.map",
     "listeners",
-    "log.cleaner.backoff.ms",
-    "log.cleaner.dedupe.buffer.size",
-    "log.cleaner.io.max.bytes.per.second",
     "max.connections",
     "num.recovery.threads.per.data.dir",
     "producer.id.expiration.ms",
@@ -732,9 +731,10 @@ mod tests {
         assert!(validate(&map(&[("log.retention.ms", "3600000")]), d).is_ok());
         // Kafka keeps keys it does not know.
         assert!(validate(&map(&[("foo.bar", "1")]), b).is_ok());
-        assert!(validate(&map(&[("log.cleaner.backoff.ms", "100")]), b)
+        assert!(validate(&map(&[("producer.id.expiration.ms", "100")]), b)
             .unwrap_err()
             .contains("only at start"));
+        assert!(validate(&map(&[("log.cleaner.backoff.ms", "100")]), d).is_ok());
     }
 
     #[test]

@@ -627,6 +627,31 @@ impl BrokerConfig {
         self.dynamic.read().effective(&self.explicit)
     }
 
+    /// `log.cleaner.backoff.ms` and the cleaner's settings as in effect now
+    /// (dynamic broker configs over the static ones).
+    pub fn cleaner_settings(&self) -> (i64, sluice_storage::CleanerConfig) {
+        let effective = self.effective_broker_values();
+        let value = |name: &str| -> Option<Value> {
+            let def = lookup(Scope::Broker, name)?;
+            let raw = effective
+                .get(name)
+                .map(|(v, _)| v.as_str())
+                .or(def.default)?;
+            parse_value(def, raw).ok()
+        };
+        let backoff =
+            value("log.cleaner.backoff.ms").map_or(self.log_cleaner_backoff_ms, |v| v.as_i64());
+        let config = sluice_storage::CleanerConfig {
+            dedupe_buffer_size: value("log.cleaner.dedupe.buffer.size")
+                .map_or(self.cleaner.dedupe_buffer_size, |v| {
+                    usize::try_from(v.as_i64()).unwrap_or(usize::MAX)
+                }),
+            io_max_bytes_per_second: value("log.cleaner.io.max.bytes.per.second")
+                .map_or(self.cleaner.io_max_bytes_per_second, |v| v.as_f64()),
+        };
+        (backoff, config)
+    }
+
     /// The effective default of topic key `def` (from its broker synonyms in
     /// `effective`) and where it comes from.
     fn topic_default_in(

@@ -536,3 +536,29 @@ fn producer_state_keys_reach_the_storage_config() {
     let p = c.log_manager_config().producer_state;
     assert_eq!((p.producer_id_expiration_ms, p.max_producers), (60_000, 7));
 }
+
+#[test]
+fn cleaner_settings_follow_dynamic_broker_configs() {
+    let c = BrokerConfig::with_overrides(&[
+        ("log.cleaner.backoff.ms", "5000"),
+        ("log.cleaner.io.max.bytes.per.second", "1000000"),
+    ])
+    .unwrap();
+    let (backoff, cleaner) = c.cleaner_settings();
+    assert_eq!(backoff, 5000);
+    assert_eq!(cleaner.io_max_bytes_per_second, 1_000_000.0);
+    assert_eq!(cleaner.dedupe_buffer_size, 134_217_728);
+    {
+        let mut d = c.dynamic.write();
+        d.cluster_default
+            .insert("log.cleaner.backoff.ms".into(), "200".into());
+        d.cluster_default
+            .insert("log.cleaner.dedupe.buffer.size".into(), "4096".into());
+        d.broker
+            .insert("log.cleaner.backoff.ms".into(), "300".into());
+    }
+    let (backoff, cleaner) = c.cleaner_settings();
+    assert_eq!(backoff, 300, "per-broker over cluster default over static");
+    assert_eq!(cleaner.dedupe_buffer_size, 4096);
+    assert_eq!(cleaner.io_max_bytes_per_second, 1_000_000.0);
+}

@@ -62,7 +62,7 @@ pub use self::swap::SwapStep;
 pub const CLEANER_OFFSET_CHECKPOINT: &str = "cleaner-offset-checkpoint";
 
 /// Broker-wide cleaner settings.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct CleanerConfig {
     /// `log.cleaner.dedupe.buffer.size` (134217728): memory budget of the
     /// offset map.
@@ -403,7 +403,8 @@ pub(crate) enum ReplaceOutcome {
 /// `cleaner-offset-checkpoint` of each log dir.
 #[derive(Debug)]
 pub struct LogCleaner {
-    config: CleanerConfig,
+    /// Changed between runs by [`LogCleaner::reconfigure`] (dynamic broker configs).
+    config: Mutex<CleanerConfig>,
     throttle: Mutex<Throttle>,
     /// First dirty offset per log, loaded from the checkpoint files lazily.
     checkpoints: Mutex<HashMap<PathBuf, Checkpoint>>,
@@ -413,13 +414,24 @@ impl LogCleaner {
     pub fn new(config: CleanerConfig) -> Self {
         LogCleaner {
             throttle: Mutex::new(Throttle::new(config.io_max_bytes_per_second)),
-            config,
+            config: Mutex::new(config),
             checkpoints: Mutex::new(HashMap::new()),
         }
     }
 
-    pub fn config(&self) -> &CleanerConfig {
-        &self.config
+    pub fn config(&self) -> CleanerConfig {
+        self.config.lock().clone()
+    }
+
+    /// New settings for the next cleaning (a run in progress keeps its own);
+    /// a new I/O rate starts a new throttle window. A no-op when unchanged.
+    pub fn reconfigure(&self, config: CleanerConfig) {
+        let mut current = self.config.lock();
+        if *current == config {
+            return;
+        }
+        *self.throttle.lock() = Throttle::new(config.io_max_bytes_per_second);
+        *current = config;
     }
 
     fn log_dir_of(log: &Log) -> PathBuf {
@@ -462,7 +474,7 @@ impl LogCleaner {
     /// "force cleaning").
     pub fn clean_now(&self, log: &Log) -> Result<Option<CleanStats>, StorageError> {
         let first = self.first_dirty_offset(log)?;
-        let stats = clean_log(log, first, &self.config, &mut self.throttle.lock())?;
+        let stats = clean_log(log, first, &self.config(), &mut self.throttle.lock())?;
         if let Some(s) = &stats {
             self.record(log, s.dirty_end)?;
         }
