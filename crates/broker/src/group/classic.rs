@@ -617,9 +617,9 @@ impl ClassicGroup {
                 result.skip_assignment = was_leader;
                 Reply::Now(result)
             }
-            GroupState::CompletingRebalance if !protocols_changed => {
-                Reply::Now(self.join_result_for(&new_id, false))
-            }
+            // CompletingRebalance: as Kafka, always a new rebalance; the
+            // leader may already have been given the old member id and
+            // would assign nothing to the new one.
             _ => {
                 self.update_member(&new_id, &req, now_ms, true);
                 if self.state != GroupState::PreparingRebalance {

@@ -957,3 +957,69 @@ fn join_phase_stays_open_while_only_static_members_that_did_not_rejoin_remain() 
     assert_eq!(j[0].1.generation_id, 2);
     assert_eq!(j[0].1.leader, b);
 }
+
+#[test]
+fn static_member_restarting_while_the_leader_assigns_triggers_a_new_rebalance() {
+    // Kafka: a known instance id joining with a new member id during
+    // CompletingRebalance rebalances again, since the leader was given the
+    // old member id and its assignment would leave the new one empty.
+    let l = limits(DELAY);
+    let mut g = ClassicGroup::new("g", 0);
+    let mut out = Vec::new();
+    let Reply::Later(a) = g.join(static_req("", "inst-a"), &l, 0, &mut out) else {
+        panic!("static members join without the member id round trip")
+    };
+    let Reply::Later(b) = g.join(static_req("", "inst-b"), &l, 0, &mut out) else {
+        panic!("static members join without the member id round trip")
+    };
+    form(&mut g, &mut out);
+    assert_eq!(g.state(), GroupState::CompletingRebalance);
+    let leader_view = joins(&out)
+        .into_iter()
+        .find(|(m, _)| *m == a)
+        .map(|(_, r)| r)
+        .unwrap();
+    assert!(leader_view.members.iter().any(|m| m.member_id == b));
+
+    // inst-b restarts before the leader's SyncGroup.
+    out.clear();
+    let new_b = match g.join(static_req("", "inst-b"), &l, FORMED + 1, &mut out) {
+        Reply::Later(id) => id,
+        Reply::Now(r) => panic!("answered with the stale generation: {r:?}"),
+    };
+    assert_ne!(new_b, b);
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    // The leader's assignment for generation 1 is refused; it rejoins.
+    assert!(matches!(
+        g.sync(
+            &a,
+            Some("inst-a"),
+            1,
+            None,
+            None,
+            vec![],
+            FORMED + 2,
+            &mut out
+        ),
+        Reply::Now(SyncResult {
+            error: Some(GroupError::RebalanceInProgress),
+            ..
+        })
+    ));
+    assert!(matches!(
+        g.join(static_req(&a, "inst-a"), &l, FORMED + 3, &mut out),
+        Reply::Later(_)
+    ));
+    let j = joins(&out);
+    let leader_view = j.iter().find(|(m, _)| *m == a).map(|(_, r)| r).unwrap();
+    assert_eq!(leader_view.generation_id, 2);
+    let mut ids: Vec<&str> = leader_view
+        .members
+        .iter()
+        .map(|m| m.member_id.as_str())
+        .collect();
+    ids.sort();
+    let mut expected = vec![a.as_str(), new_b.as_str()];
+    expected.sort();
+    assert_eq!(ids, expected, "the leader assigns the new member id");
+}
