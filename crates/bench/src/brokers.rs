@@ -187,6 +187,29 @@ impl RunningBroker {
         })
     }
 
+    /// Start the sink serving the topic layouts in `shapes_file` (JSON, see
+    /// `sink::TopicShapes`) from the start: the consume ceiling for a broker's topics.
+    pub fn start_sink_serving(dir: &Path, shapes_file: &Path) -> Result<RunningBroker> {
+        std::fs::create_dir_all(dir)?;
+        let exe = std::env::current_exe()?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("sink")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--serve")
+            .arg(shapes_file);
+        let (child, bootstrap) = spawn_listening(cmd, &dir.join("sink-serve.log"), "serving sink")?;
+        Ok(RunningBroker {
+            target: Target::Sink,
+            bootstrap,
+            pid: child.id(),
+            data_dir: None,
+            child: Some(child),
+            kafka_dir: None,
+            kafka_script: None,
+        })
+    }
+
     /// Start the reference Kafka with an empty `dir` through `script`
     /// (`clients/reference-kafka start DIR`), heap and GC from [`KAFKA_JVM_OPTS`].
     pub fn start_kafka(script: &Path, dir: &Path) -> Result<RunningBroker> {

@@ -54,6 +54,10 @@ enum Cmd {
         /// the page cache) instead of writev from memory.
         #[arg(long)]
         sendfile: bool,
+        /// Serve these topics from the start: a JSON list of topic batch layouts
+        /// ({"topic", "value_size", "partitions": [[records per batch, ...], ...]}).
+        #[arg(long)]
+        serve: Option<PathBuf>,
     },
     /// One consume-throughput run against any broker (reads the topic from the
     /// beginning); `--stats` adds librdkafka statistics: fetches, bytes and RTT per fetch.
@@ -176,12 +180,21 @@ fn main() -> Result<()> {
             listen,
             write_dir,
             sendfile,
+            serve,
         } => {
+            let serve: Vec<sink::TopicShapes> = match serve {
+                Some(p) => serde_json::from_slice(
+                    &std::fs::read(&p).with_context(|| format!("read {p:?}"))?,
+                )
+                .with_context(|| format!("parse {p:?}"))?,
+                None => Vec::new(),
+            };
             let s = sink::Sink::start(
                 &listen,
                 sink::SinkOptions {
                     write_dir,
                     sendfile,
+                    serve,
                 },
             )?;
             println!("listening on PLAINTEXT://{}", s.addr());

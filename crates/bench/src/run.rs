@@ -14,6 +14,7 @@ use crate::evict;
 use crate::load::{self, ClientSettings};
 use crate::procstat::{self, CpuWindow, RssSampler};
 use crate::report::{self, Goal, Results, Row, NOISY_OTHER_CORES};
+use crate::sink::TopicShapes;
 
 const MB: f64 = 1e6;
 
@@ -535,11 +536,47 @@ fn sink_session(s: &mut Session) {
             &[],
         )
     });
-    ceiling_consume(s);
 }
 
-/// The client's consume ceiling: the same consumer reads back, from the sink, the
-/// topics the sink session produced (served from batches of the produced shapes).
+/// The batch layouts of the consumed topics in a broker's data directory (those that
+/// exist), for the sink to serve the same batches.
+fn read_shapes(data: &Path, plan: &Plan) -> Vec<TopicShapes> {
+    [("p1024-8", 8), ("many", plan.many_partitions)]
+        .into_iter()
+        .filter_map(|(t, n)| TopicShapes::from_log_dir(data, t, n).ok())
+        .collect()
+}
+
+/// The client's consume ceiling at the end of a repetition: a sink serving, from
+/// memory, the batch layout of the broker's consumed topics (Sluice's when it ran).
+fn consume_ceiling_session(
+    opts: &RunOptions,
+    settings: &ClientSettings,
+    rep: usize,
+    shapes: &[TopicShapes],
+    res: &mut Results,
+    progress: &Progress,
+) -> Result<()> {
+    let dir = opts.work_dir.join("sink");
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join(format!("shapes-rep{}.json", rep + 1));
+    std::fs::write(&file, serde_json::to_vec(shapes)?)?;
+    progress.say("  sink (client consume ceiling): starting");
+    let b = RunningBroker::start_sink_serving(&dir, &file)?;
+    let mut s = Session {
+        broker: &b,
+        settings,
+        plan: &opts.plan,
+        rep,
+        res,
+        progress,
+    };
+    ceiling_consume(&mut s);
+    b.stop()
+}
+
+/// The client's consume ceiling: the same consumer reads, from a sink serving a
+/// broker's batch layout from memory, the same topics as the consume scenarios.
 fn ceiling_consume(s: &mut Session) {
     let plan = s.plan.clone();
     // The sink builds a topic's log at its first ListOffsets: do that before the
@@ -771,6 +808,9 @@ pub fn run(opts: &RunOptions) -> Result<Report> {
         if rep % 2 == 1 {
             order.reverse();
         }
+        // Batch layouts of the consumed topics, read from a broker's data (Sluice's
+        // if it ran) for the consume ceiling at the end of the repetition.
+        let mut shapes: Option<(Target, Vec<TopicShapes>)> = None;
         for tg in order {
             if tg == Target::Sink {
                 progress.say("  sink (client ceiling): starting");
@@ -878,8 +918,23 @@ pub fn run(opts: &RunOptions) -> Result<Report> {
             ));
             // Free the disk; keep the broker's log for inspection.
             let data = dir.join("data");
+            if tg == Target::Sluice || shapes.is_none() {
+                let v = read_shapes(&data, plan);
+                if !v.is_empty() {
+                    shapes = Some((tg, v));
+                }
+            }
             if data.exists() {
                 std::fs::remove_dir_all(&data)?;
+            }
+        }
+        if let Some((from, v)) = shapes.filter(|_| opts.targets.contains(&Target::Sink)) {
+            progress.say(&format!(
+                "  consume ceiling serves {}'s batch layout",
+                from.name()
+            ));
+            if let Err(e) = consume_ceiling_session(opts, &settings, rep, &v, &mut res, &progress) {
+                progress.say(&format!("  consume ceiling failed: {e:#}"));
             }
         }
     }
@@ -1190,7 +1245,7 @@ pub fn markdown(r: &Report) -> String {
         "Medians of {} run(s) per broker, [min–max] spread; Sluice and Kafka alternate A/B, each on an emptied data directory. \
          `!` marks a figure where at least one run was noisy (other processes used more than {} cores on average). \
          {} of {} measurements were noisy. Ratio = Sluice / Kafka. Ceilings are measured in the same run; \
-         \"bounding ceiling\" is the smallest of the client's own ceiling (the same load against the bench sink: produce acknowledged and discarded; consume served from batches of the produced shapes built in memory), loopback TCP and disk write bandwidth. \
+         \"bounding ceiling\" is the smallest of the client's own ceiling (the same load against the bench sink: produce acknowledged and discarded; consume served from memory in the batch layout of Sluice's topic), loopback TCP and disk write bandwidth. \
          For broker CPU per GB produced it is the page-cache write floor: the sink in write mode (one writev of each request's records into a file per topic in the data directory, no validation, no index), its process CPU per GB; \
          where an absolute CPU target lies below that floor the target becomes the floor / 0.9.\n\n",
         r.plan.reps, r.noisy_threshold_other_cores, r.noisy_samples, r.samples.iter().filter(|x| x.cpu.is_some()).count()

@@ -88,6 +88,79 @@ pub struct SinkOptions {
     /// Serve Fetch records with `sendfile` from a memfd holding each built log (as a
     /// broker sends from the page cache) instead of `writev` from memory.
     pub sendfile: bool,
+    /// Topics to serve from the start, in the batch layout of another broker's log
+    /// (see [`TopicShapes::from_log_dir`]).
+    pub serve: Vec<TopicShapes>,
+}
+
+/// A topic's batch layout: the record value size and, per partition, the record count
+/// of each batch in order. Read from a broker's data directory so the sink can serve
+/// the same batches the broker serves.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TopicShapes {
+    pub topic: String,
+    pub value_size: usize,
+    pub partitions: Vec<Vec<i32>>,
+}
+
+impl TopicShapes {
+    /// The layout of `topic` with `partitions` partitions under a Kafka-style data
+    /// directory (`<dir>/<topic>-<n>/*.log`, as both Sluice and Kafka keep them): the
+    /// record count of every valid batch of every segment, in segment order, up to the
+    /// first torn or zero-filled batch of each segment. Bounded by `MAX_SHAPES`.
+    pub fn from_log_dir(
+        dir: &std::path::Path,
+        topic: &str,
+        partitions: i32,
+    ) -> Result<TopicShapes> {
+        let mut out = TopicShapes {
+            topic: topic.to_string(),
+            ..Default::default()
+        };
+        let mut total = 0usize;
+        for p in 0..partitions.max(0) {
+            let pdir = dir.join(format!("{topic}-{p}"));
+            let mut segs: Vec<PathBuf> = std::fs::read_dir(&pdir)
+                .with_context(|| format!("read {pdir:?}"))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .collect();
+            segs.sort();
+            let mut counts = Vec::new();
+            for seg in segs {
+                use std::os::unix::fs::FileExt;
+                // Batch headers only: the records stay on disk.
+                let f = File::open(&seg).with_context(|| format!("open {seg:?}"))?;
+                let file_len = f.metadata()?.len();
+                let mut pos = 0u64;
+                let mut head = [0u8; 61];
+                while pos + head.len() as u64 <= file_len {
+                    f.read_exact_at(&mut head, pos)?;
+                    let Ok(h) = BatchHeader::parse(&head) else {
+                        break;
+                    };
+                    let len = h.size() as u64;
+                    if h.record_count <= 0 || pos + len > file_len {
+                        break;
+                    }
+                    if out.value_size == 0 {
+                        let mut batch = vec![0u8; len as usize];
+                        f.read_exact_at(&mut batch, pos)?;
+                        out.value_size = first_value_size(&batch).unwrap_or(0);
+                    }
+                    total += 1;
+                    anyhow::ensure!(
+                        total <= MAX_SHAPES,
+                        "{topic}: more than {MAX_SHAPES} batches"
+                    );
+                    counts.push(h.record_count);
+                    pos += len;
+                }
+            }
+            out.partitions.push(counts);
+        }
+        Ok(out)
+    }
 }
 
 /// One piece of a response frame: bytes, or (sendfile mode) a range of a log's memfd.
@@ -171,10 +244,14 @@ impl Sink {
         }
         let listener = TcpListener::bind(listen)?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(SinkState {
+        let state = SinkState {
             options,
             ..Default::default()
-        });
+        };
+        for t in state.options.serve.clone() {
+            preload(&state, &t);
+        }
+        let state = Arc::new(state);
         std::thread::Builder::new()
             .name("sink-accept".into())
             .spawn(move || {
@@ -491,6 +568,29 @@ fn produce(
         write_all_vectored(&mut &*file, &chunks).context("floor write")?;
     }
     Ok(resp)
+}
+
+/// Register `t` as if its batches had been produced to the sink (offsets from 0).
+fn preload(state: &SinkState, t: &TopicShapes) {
+    let n = i32::try_from(t.partitions.len()).unwrap_or(i32::MAX);
+    let mut st = new_topic(&t.topic, n);
+    st.value_size = Some(t.value_size);
+    let batch_bytes = 61 + t.value_size as u32 + 8;
+    for (i, counts) in t.partitions.iter().enumerate() {
+        for &c in counts {
+            st.next_offset[i] += i64::from(c);
+            st.shapes[i].push(Shape {
+                records: c,
+                bytes: batch_bytes.saturating_mul(c.max(0) as u32),
+            });
+        }
+    }
+    *state.shapes.lock().expect("sink shapes") += t.partitions.iter().map(Vec::len).sum::<usize>();
+    state
+        .topics
+        .lock()
+        .expect("sink state")
+        .insert(t.topic.clone(), st);
 }
 
 /// The shape and length of the first whole batch of `records`, if any.
@@ -1002,6 +1102,7 @@ mod tests {
             options: SinkOptions {
                 write_dir: None,
                 sendfile: true,
+                serve: Vec::new(),
             },
             ..Default::default()
         };
@@ -1022,6 +1123,55 @@ mod tests {
             batches_of(r.responses[0].partitions[0].records.as_ref().unwrap(), 300),
             vec![(4, 6)]
         );
+    }
+
+    #[test]
+    fn serves_the_batch_layout_read_from_a_log_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let value = vec![9u8; 1024];
+        // Partition 0: two segments (3+5 records, then 2); partition 1: one batch,
+        // then zeros as in a preallocated segment.
+        std::fs::create_dir_all(dir.path().join("t-0")).unwrap();
+        std::fs::create_dir_all(dir.path().join("t-1")).unwrap();
+        let mut seg0 = produced_batch(3, &value);
+        seg0.extend(produced_batch(5, &value));
+        std::fs::write(dir.path().join("t-0/00000000000000000000.log"), seg0).unwrap();
+        std::fs::write(
+            dir.path().join("t-0/00000000000000000008.log"),
+            produced_batch(2, &value),
+        )
+        .unwrap();
+        let mut seg1 = produced_batch(4, &value);
+        seg1.extend(vec![0u8; 4096]);
+        std::fs::write(dir.path().join("t-1/00000000000000000000.log"), seg1).unwrap();
+        std::fs::write(dir.path().join("t-1/00000000000000000000.index"), [1u8; 64]).unwrap();
+        let shapes = TopicShapes::from_log_dir(dir.path(), "t", 2).unwrap();
+        assert_eq!(shapes.value_size, 1024);
+        assert_eq!(shapes.partitions, vec![vec![3, 5, 2], vec![4]]);
+
+        let state = SinkState::default();
+        preload(&state, &shapes);
+        let r = decode_fetch(
+            &fetch(
+                &state,
+                1,
+                12,
+                fetch_req("t", &[(0, 0), (1, 0)], 1 << 20, 1 << 20),
+            )
+            .unwrap(),
+            12,
+            1,
+        );
+        let ps = &r.responses[0].partitions;
+        assert_eq!(
+            batches_of(ps[0].records.as_ref().unwrap(), 1024),
+            vec![(0, 3), (3, 5), (8, 2)]
+        );
+        assert_eq!(
+            batches_of(ps[1].records.as_ref().unwrap(), 1024),
+            vec![(0, 4)]
+        );
+        assert!(TopicShapes::from_log_dir(dir.path(), "missing", 1).is_err());
     }
 
     #[test]
@@ -1144,6 +1294,7 @@ mod tests {
             options: SinkOptions {
                 write_dir: Some(dir.path().to_path_buf()),
                 sendfile: false,
+                serve: Vec::new(),
             },
             ..Default::default()
         };
