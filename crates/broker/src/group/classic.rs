@@ -585,7 +585,6 @@ impl ClassicGroup {
                 result: SyncResult::error(GroupError::FencedInstanceId),
             });
         }
-        let protocols_changed = !member.same_protocols(&req.protocols);
         member.member_id = new_id.clone();
         member.client_id = req.client_id.clone();
         member.client_host = req.client_host.clone();
@@ -608,14 +607,24 @@ impl ClassicGroup {
             self.leader_id = Some(new_id.clone());
         }
         match self.state {
-            GroupState::Stable if !protocols_changed => {
-                // Kafka: no rebalance; the member gets the current generation
-                // and its old assignment (SyncGroup). A static leader must not
-                // reassign (skip_assignment, v9+).
-                out.push(Completion::Persist);
-                let mut result = self.join_result_for(&new_id, was_leader);
-                result.skip_assignment = was_leader;
-                Reply::Now(result)
+            GroupState::Stable => {
+                // Kafka: the member's protocols are updated and the group
+                // rebalances only if that changes the protocol the next
+                // generation would select. Otherwise the member gets the
+                // current generation and its old assignment (SyncGroup); a
+                // static leader must not reassign (skip_assignment, v9+).
+                self.update_member(&new_id, &req, now_ms, false);
+                if self.select_protocol() == self.protocol_name {
+                    out.push(Completion::Persist);
+                    let mut result = self.join_result_for(&new_id, was_leader);
+                    result.skip_assignment = was_leader;
+                    Reply::Now(result)
+                } else {
+                    self.update_member(&new_id, &req, now_ms, true);
+                    self.prepare_rebalance(now_ms, out);
+                    self.maybe_complete_join(now_ms, out);
+                    Reply::Later(new_id)
+                }
             }
             // CompletingRebalance: as Kafka, always a new rebalance; the
             // leader may already have been given the old member id and

@@ -1023,3 +1023,51 @@ fn static_member_restarting_while_the_leader_assigns_triggers_a_new_rebalance() 
     expected.sort();
     assert_eq!(ids, expected, "the leader assigns the new member id");
 }
+
+#[test]
+fn static_restart_in_stable_rebalances_only_if_the_selected_protocol_changes() {
+    // Kafka: the restarted member's protocols replace the old ones; a change
+    // of metadata alone keeps the generation, a change of the protocol the
+    // group would select starts a rebalance.
+    let (mut g, _a, b, now) = stable_static_pair();
+    let l = limits(DELAY);
+    let mut out = Vec::new();
+    let new_meta = JoinRequest {
+        protocols: vec![("range".to_string(), Bytes::from_static(b"new-subscription"))],
+        ..static_req("", "inst-b")
+    };
+    let r = match g.join(new_meta, &l, now + 1, &mut out) {
+        Reply::Now(r) => r,
+        Reply::Later(_) => panic!("same selected protocol must not rebalance"),
+    };
+    assert_eq!(r.generation_id, 1);
+    assert_ne!(r.member_id, b);
+    assert_eq!(g.state(), GroupState::Stable);
+    assert_eq!(
+        &g.member(&r.member_id).unwrap().metadata("range")[..],
+        b"new-subscription"
+    );
+
+    // A lone static member that now prefers another protocol: rebalance.
+    let mut g = ClassicGroup::new("solo", 0);
+    let mut out = Vec::new();
+    let both = |order: &[&str]| JoinRequest {
+        group_instance_id: Some("inst-s".into()),
+        ..req("", order)
+    };
+    assert!(matches!(
+        g.join(both(&["range", "roundrobin"]), &l, 0, &mut out),
+        Reply::Later(_)
+    ));
+    form(&mut g, &mut out);
+    let s = g.leader_id().unwrap().to_string();
+    g.sync(&s, Some("inst-s"), 1, None, None, vec![], FORMED, &mut out);
+    assert_eq!(g.state(), GroupState::Stable);
+    assert_eq!(g.protocol_name(), Some("range"));
+    assert!(matches!(
+        g.join(both(&["roundrobin", "range"]), &l, FORMED + 1, &mut out),
+        Reply::Later(_)
+    ));
+    assert_eq!(g.generation_id(), 2, "its own join completes the rebalance");
+    assert_eq!(g.protocol_name(), Some("roundrobin"));
+}
