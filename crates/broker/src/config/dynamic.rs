@@ -49,6 +49,8 @@ pub const DYNAMIC_CONFIGS_FILE: &str = "broker_configs.meta";
 const DYNAMIC_CONFIGS_TMP: &str = "broker_configs.meta.tmp";
 /// Most dynamic keys one level may hold (clients grow these maps).
 pub const MAX_DYNAMIC_CONFIGS_PER_LEVEL: usize = 1000;
+/// Largest the stored dynamic configs may grow (keys and values included).
+pub const MAX_DYNAMIC_CONFIGS_BYTES: usize = 4 << 20;
 
 /// Broker keys that Apache Kafka 4.1 lets AlterConfigs change at runtime
 /// (those its DescribeConfigs reports with `read_only=false`), sorted.

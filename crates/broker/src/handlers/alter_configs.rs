@@ -107,6 +107,14 @@ pub(crate) async fn update_broker(
             let level_configs = f(next.level(level))?;
             dynamic::validate(&level_configs, level).map_err(refused)?;
             *next.level_mut(level) = level_configs;
+            let contents = dynamic::encode(&next, offset);
+            if contents.len() > dynamic::MAX_DYNAMIC_CONFIGS_BYTES {
+                return Err(refused(format!(
+                    "Dynamic broker configs would take {} bytes, more than the {} Sluice stores",
+                    contents.len(),
+                    dynamic::MAX_DYNAMIC_CONFIGS_BYTES
+                )));
+            }
             let dir = dynamic::metadata_dir(&ctx.config);
             dynamic::store(ctx.fs.as_ref(), &dir, &next, offset)
                 .map_err(|e| (e.kafka_error_code(), e.to_string()))?;
@@ -331,6 +339,20 @@ mod tests {
             assert_eq!(segment_bytes(&ctx), 3_000_000, "the reloaded log uses it");
             assert_eq!(ctx.metadata.high_watermark(), Offset(4), "seed {seed}");
         }
+    }
+
+    #[test]
+    fn stored_configs_are_bounded() {
+        let fs = Arc::new(SimFs::new());
+        let ctx = open(&fs);
+        let big = "x".repeat(dynamic::MAX_DYNAMIC_CONFIGS_BYTES / 4);
+        for i in 0..3 {
+            set(&ctx, "1", &format!("custom.{i}"), &big).unwrap();
+        }
+        let (code, msg) = set(&ctx, "1", "custom.3", &big).unwrap_err();
+        assert_eq!(code, ResponseError::InvalidRequest.code(), "{msg}");
+        assert_eq!(ctx.config.dynamic.read().broker.len(), 3);
+        assert_eq!(ctx.metadata.high_watermark(), Offset(3));
     }
 
     #[test]
