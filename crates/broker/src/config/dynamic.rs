@@ -25,8 +25,11 @@
 //!   `unclean.leader.election.enable`, `log.roll.jitter.ms` (table keys marked
 //!   no-effect) and every key of [`STORED_ONLY_KEYS`] (thread pools, SASL/SSL,
 //!   remote storage, connection rates, compression levels, metric reporters).
-//!   Keys Kafka does not know at all are also stored, as Kafka does, and
-//!   described as sensitive with no value.
+//!   Per-listener keys (`listener.name.<listener>.<key>`, per broker only)
+//!   and keys Kafka does not know at all are also stored, as Kafka does, and
+//!   described as sensitive with no value. Each level holds at most
+//!   [`MAX_DYNAMIC_CONFIGS_PER_LEVEL`] keys and all of it at most
+//!   [`MAX_DYNAMIC_CONFIGS_BYTES`].
 //! - **Refused** with INVALID_REQUEST: keys that are not dynamic in Kafka
 //!   (`Cannot update these configs dynamically`), SSL store configs without a
 //!   listener prefix, per-broker keys at the cluster-default level (Kafka's
