@@ -800,5 +800,40 @@ mod tests {
         fn decode_never_panics(s in "\\PC{0,200}") {
             let _ = decode(&s);
         }
+
+        #[test]
+        fn validate_never_panics(
+            configs in proptest::collection::btree_map(
+                prop_oneof![
+                    proptest::sample::select(KAFKA_DYNAMIC_BROKER_KEYS).prop_map(str::to_string),
+                    "listener\\.name\\.[a-z]{1,5}\\.[a-z.]{1,20}",
+                    "\\PC{0,20}",
+                ],
+                "\\PC{0,20}",
+                0..6,
+            ),
+            default_level in any::<bool>(),
+        ) {
+            let level = if default_level { DynamicLevel::ClusterDefault } else { DynamicLevel::Broker };
+            let _ = validate(&configs, level);
+        }
+
+        /// A key without broker synonyms takes its value from the highest
+        /// level that sets it.
+        #[test]
+        fn the_highest_level_that_sets_a_key_wins(
+            broker in proptest::collection::btree_map("[a-c]", "[0-9]{1,3}", 0..3),
+            default in proptest::collection::btree_map("[a-c]", "[0-9]{1,3}", 0..3),
+            statics in proptest::collection::btree_map("[a-c]", "[0-9]{1,3}", 0..3),
+        ) {
+            let c = DynamicBrokerConfigs { broker: broker.clone(), cluster_default: default.clone() };
+            let e = c.effective(&statics);
+            for k in ["a", "b", "c"] {
+                let want = broker.get(k).map(|v| (v.clone(), ConfigSource::DynamicBroker))
+                    .or_else(|| default.get(k).map(|v| (v.clone(), ConfigSource::DynamicDefaultBroker)))
+                    .or_else(|| statics.get(k).map(|v| (v.clone(), ConfigSource::StaticBroker)));
+                prop_assert_eq!(e.get(k).cloned(), want);
+            }
+        }
     }
 }
