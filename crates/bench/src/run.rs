@@ -1369,5 +1369,14 @@ mod tests {
         assert_eq!(met, Some(true));
         let (_, met) = judge(Some(Goal::RatioAtMost(0.5)), Some(1.0), None, None);
         assert_eq!(met, None);
+        // An absolute cost target below the same-run floor (0.54) becomes floor / 0.9.
+        let (t, met) = judge(Some(Goal::AtMost(0.3)), Some(0.59), None, Some(0.54));
+        assert!(t.unwrap().contains("floor / 0.9 = 0.600"));
+        assert_eq!(met, Some(true));
+        let (_, met) = judge(Some(Goal::AtMost(0.3)), Some(0.61), None, Some(0.54));
+        assert_eq!(met, Some(false));
+        // Above the floor it stays absolute.
+        let (t, met) = judge(Some(Goal::AtMost(0.3)), Some(0.31), None, Some(0.2));
+        assert_eq!((t.as_deref(), met), (Some("≤ 0.3"), Some(false)));
     }
 }
