@@ -87,6 +87,7 @@ impl Broker {
                 // Dynamic broker configs before any log is loaded, so every
                 // topic starts with the defaults they make.
                 crate::config::dynamic::install(&config, &metadata, fs.as_ref())?;
+                logs.set_producer_id_expiration_ms(config.producer_id_expiration_ms());
                 let replicas = ReplicaManager::new();
                 metadata.load_logs(&logs, &replicas, &config)?;
                 Ok((logs, metadata, replicas))

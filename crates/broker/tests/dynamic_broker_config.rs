@@ -253,7 +253,7 @@ async fn kafkas_refusals_and_what_each_level_reports() {
         &mut c,
         BROKER,
         "7",
-        &[("producer.id.expiration.ms", SET, Some("10"))],
+        &[("num.recovery.threads.per.data.dir", SET, Some("4"))],
         false,
     )
     .await;

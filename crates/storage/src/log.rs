@@ -175,8 +175,25 @@ pub struct LogEnv {
     pub deleter: Arc<FileDeleter>,
     /// Segments recovered between two progress log lines.
     pub recovery_progress_every: usize,
-    /// Idempotent producer state settings.
+    /// Idempotent producer state settings (`producer_id_expiration_ms`
+    /// here is the start value; the one in force is
+    /// [`LogEnv::producer_id_expiration_ms`]).
     pub producer_state: ProducerStateConfig,
+    /// `producer.id.expiration.ms` in force, shared by every log of the
+    /// manager and changed by `LogManager::set_producer_id_expiration_ms`.
+    pub producer_id_expiration_ms: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl LogEnv {
+    /// The producer state settings in force now.
+    pub fn producer_state_config(&self) -> ProducerStateConfig {
+        ProducerStateConfig {
+            producer_id_expiration_ms: self
+                .producer_id_expiration_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+            ..self.producer_state
+        }
+    }
 }
 
 /// What the last shutdown left behind for this log.
@@ -406,7 +423,7 @@ impl Log {
             log_start,
             log_end,
             now,
-            &env.producer_state,
+            &env.producer_state_config(),
         )?;
         tracing::debug!(log = %tp, log_start = log_start.0, log_end = log_end.0, producers = producers.len(), "log loaded");
         Ok(Arc::new(Log {
@@ -802,8 +819,10 @@ impl Log {
             }
             let max = self.env.producer_state.max_producers;
             if new_producers > 0 && st.producers.len() + new_producers > max {
-                st.producers
-                    .remove_expired(now, self.env.producer_state.producer_id_expiration_ms);
+                st.producers.remove_expired(
+                    now,
+                    self.env.producer_state_config().producer_id_expiration_ms,
+                );
                 if st.producers.len() + new_producers > max {
                     return Err(StorageError::TooManyProducers {
                         tp: self.tp.clone(),
@@ -1200,8 +1219,10 @@ impl Log {
         let config = self.config.read().clone();
         let now = self.env.clock.now_ms();
         let mut st = self.state.write();
-        st.producers
-            .remove_expired(now, self.env.producer_state.producer_id_expiration_ms);
+        st.producers.remove_expired(
+            now,
+            self.env.producer_state_config().producer_id_expiration_ms,
+        );
         let segs: Vec<Arc<LogSegment>> = st.segments.values().cloned().collect();
         let lso = st.log_start_offset;
         let mut doomed = Vec::new();
@@ -1333,7 +1354,7 @@ impl Log {
                 ls,
                 le,
                 now,
-                &self.env.producer_state,
+                &self.env.producer_state_config(),
             )
         });
         match rebuilt {
@@ -1396,10 +1417,10 @@ impl Log {
     /// Returns how many were removed.
     pub fn remove_expired_producers(&self) -> usize {
         let now = self.env.clock.now_ms();
-        self.state
-            .write()
-            .producers
-            .remove_expired(now, self.env.producer_state.producer_id_expiration_ms)
+        self.state.write().producers.remove_expired(
+            now,
+            self.env.producer_state_config().producer_id_expiration_ms,
+        )
     }
 
     pub(crate) fn mark_deleted(&self) {

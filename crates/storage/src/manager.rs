@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -37,6 +38,9 @@ pub struct LogManager {
     create_lock: Mutex<()>,
     checkpoint_lock: Mutex<()>,
     producer_ids: Result<ProducerIdManager, String>,
+    /// `producer.id.expiration.ms` in force for every log (see
+    /// [`LogManager::set_producer_id_expiration_ms`]).
+    producer_id_expiration_ms: Arc<AtomicI64>,
 }
 
 impl LogManager {
@@ -103,6 +107,9 @@ impl LogManager {
         }
         Ok(LogManager {
             producer_ids,
+            producer_id_expiration_ms: Arc::new(AtomicI64::new(
+                config.producer_state.producer_id_expiration_ms,
+            )),
             cache: HandleCache::new(config.max_open_segment_files),
             deleter: FileDeleter::new(fs.clone()),
             config,
@@ -216,7 +223,15 @@ impl LogManager {
             deleter: self.deleter.clone(),
             recovery_progress_every: self.config.recovery_progress_every,
             producer_state: self.config.producer_state,
+            producer_id_expiration_ms: self.producer_id_expiration_ms.clone(),
         }
+    }
+
+    /// Changes `producer.id.expiration.ms` for every log, loaded or not
+    /// (a dynamic broker config): idle producers are expired by the new
+    /// value from their next check on.
+    pub fn set_producer_id_expiration_ms(&self, ms: i64) {
+        self.producer_id_expiration_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Loads (recovering after an unclean shutdown) or creates the log.

@@ -287,6 +287,30 @@ fn idle_producers_expire_and_the_number_tracked_is_bounded() {
     assert_eq!(log.num_producers(), 1);
 }
 
+#[test]
+fn a_changed_producer_id_expiration_applies_to_loaded_logs() {
+    let mut env = Env::new();
+    env.producer_state = ProducerStateConfig {
+        producer_id_expiration_ms: 3_600_000,
+        max_producers: 2,
+    };
+    let mgr = env.manager();
+    let log = mgr.get_or_create_log(&tp(), config()).unwrap();
+    for pid in 0..2 {
+        append(&log, batch(ProducerId(pid), 0, 0, 1)).unwrap();
+    }
+    env.clock.advance(120_000);
+    // Idle for 2 minutes of an hour: still tracked, the third is refused.
+    assert!(matches!(
+        append(&log, batch(ProducerId(9), 0, 0, 1)),
+        Err(StorageError::TooManyProducers { max: 2, .. })
+    ));
+    // A dynamic producer.id.expiration.ms of one minute expires them.
+    mgr.set_producer_id_expiration_ms(60_000);
+    append(&log, batch(ProducerId(9), 0, 0, 1)).unwrap();
+    assert_eq!(log.num_producers(), 1);
+}
+
 /// Without fsync per append a power cut loses the log's unsynced tail,
 /// while snapshots (fsynced at every roll) may describe offsets that are
 /// gone. The recovered state must match the recovered log exactly: the

@@ -19,7 +19,8 @@
 //!   `message.max.bytes`: every topic without its own override gets the new
 //!   default, on its existing partitions and when created later. The
 //!   cleaner's `log.cleaner.backoff.ms`, `log.cleaner.dedupe.buffer.size` and
-//!   `log.cleaner.io.max.bytes.per.second` apply from its next run.
+//!   `log.cleaner.io.max.bytes.per.second` apply from its next run, and
+//!   `producer.id.expiration.ms` to every partition's idle producers.
 //! - **Stored and described, no effect** (Kafka accepts them dynamically, Sluice
 //!   has no such behaviour): `min.insync.replicas`,
 //!   `unclean.leader.election.enable`, `log.roll.jitter.ms` (table keys marked
@@ -151,15 +152,13 @@ pub const KAFKA_DYNAMIC_BROKER_KEYS: &[&str] = &[
 ];
 
 /// Keys Kafka changes at runtime that Sluice implements but reads only at
-/// start (listeners are bound, the connection limit and producer-state
-/// expiry are set up, recovery runs once): refused dynamically rather than
-/// stored without effect.
+/// start (listeners are bound, the connection limit is set up, recovery
+/// runs once): refused dynamically rather than stored without effect.
 pub const STARTUP_ONLY_KEYS: &[&str] = &[
     "listener.security.protocol.map",
     "listeners",
     "max.connections",
     "num.recovery.threads.per.data.dir",
-    "producer.id.expiration.ms",
 ];
 
 const fn stored(name: &'static str, ty: ConfigType) -> ConfigKey {
@@ -736,9 +735,12 @@ mod tests {
         assert!(validate(&map(&[("log.retention.ms", "3600000")]), d).is_ok());
         // Kafka keeps keys it does not know.
         assert!(validate(&map(&[("foo.bar", "1")]), b).is_ok());
-        assert!(validate(&map(&[("producer.id.expiration.ms", "100")]), b)
-            .unwrap_err()
-            .contains("only at start"));
+        assert!(
+            validate(&map(&[("num.recovery.threads.per.data.dir", "4")]), b)
+                .unwrap_err()
+                .contains("only at start")
+        );
+        assert!(validate(&map(&[("producer.id.expiration.ms", "100")]), d).is_ok());
         assert!(validate(&map(&[("log.cleaner.backoff.ms", "100")]), d).is_ok());
     }
 

@@ -627,6 +627,23 @@ impl BrokerConfig {
         self.dynamic.read().effective(&self.explicit)
     }
 
+    /// `producer.id.expiration.ms` as in effect now (dynamic over static).
+    pub fn producer_id_expiration_ms(&self) -> i64 {
+        let key = "producer.id.expiration.ms";
+        let def = lookup(Scope::Broker, key).expect("key is in the table");
+        self.effective_broker_values()
+            .get(key)
+            .map(|(v, _)| v.as_str())
+            .or(def.default)
+            .and_then(|raw| parse_value(def, raw).ok())
+            .map_or(
+                self.log_manager_config()
+                    .producer_state
+                    .producer_id_expiration_ms,
+                |v| v.as_i64(),
+            )
+    }
+
     /// `log.cleaner.backoff.ms` and the cleaner's settings as in effect now
     /// (dynamic broker configs over the static ones).
     pub fn cleaner_settings(&self) -> (i64, sluice_storage::CleanerConfig) {

@@ -562,3 +562,18 @@ fn cleaner_settings_follow_dynamic_broker_configs() {
     assert_eq!(cleaner.dedupe_buffer_size, 4096);
     assert_eq!(cleaner.io_max_bytes_per_second, 1_000_000.0);
 }
+
+#[test]
+fn producer_id_expiration_follows_dynamic_broker_configs() {
+    let c = BrokerConfig::with_overrides(&[("producer.id.expiration.ms", "1000")]).unwrap();
+    assert_eq!(c.producer_id_expiration_ms(), 1000);
+    c.dynamic
+        .write()
+        .cluster_default
+        .insert("producer.id.expiration.ms".into(), "500".into());
+    assert_eq!(c.producer_id_expiration_ms(), 500);
+    assert_eq!(
+        BrokerConfig::default().producer_id_expiration_ms(),
+        86_400_000
+    );
+}

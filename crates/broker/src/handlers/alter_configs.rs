@@ -57,9 +57,12 @@ pub(crate) fn broker_level(ctx: &BrokerContext, name: &str) -> Result<DynamicLev
 }
 
 /// Gives every partition of every topic the log config the current broker
-/// defaults and its topic's overrides make (after a dynamic broker config
-/// change; topics with their own override of a key keep it).
+/// defaults and its topic's overrides make, and every log the current
+/// `producer.id.expiration.ms` (after a dynamic broker config change;
+/// topics with their own override of a key keep it).
 fn reconfigure_logs(ctx: &BrokerContext) {
+    ctx.logs
+        .set_producer_id_expiration_ms(ctx.config.producer_id_expiration_ms());
     for topic in ctx.metadata.topics() {
         match ctx.config.topic_log_config(&topic.configs) {
             Ok(log_config) => {
