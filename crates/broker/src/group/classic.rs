@@ -19,7 +19,7 @@
 //! [`ClassicGroup::tick`] on a timer for session timeouts, rebalance
 //! timeouts and the initial rebalance delay.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
@@ -249,8 +249,12 @@ pub struct ClassicGroup {
     /// member joined and even with a delay of 0, so members that arrive
     /// before the timer fires land in the first generation.
     initial_delay: Option<InitialDelay>,
-    /// CompletingRebalance: members that have not sent SyncGroup by then are removed.
+    /// CompletingRebalance or Stable: members of the generation that have not
+    /// sent SyncGroup by then are removed (Kafka's pending-sync expiration).
     sync_deadline_ms: Option<i64>,
+    /// Members of the current generation that have not sent SyncGroup yet
+    /// (at most every member); cleared when the next rebalance starts.
+    pending_sync: BTreeSet<String>,
     /// Counter for generated member ids.
     next_member_seq: u64,
 }
@@ -289,6 +293,7 @@ impl ClassicGroup {
             join_deadline_ms: None,
             initial_delay: None,
             sync_deadline_ms: None,
+            pending_sync: BTreeSet::new(),
             next_member_seq: 0,
         }
     }
@@ -594,6 +599,9 @@ impl ClassicGroup {
         member.awaiting_sync = false;
         member.awaiting_join = false;
         self.members.insert(new_id.clone(), member);
+        if self.pending_sync.remove(&old_id) {
+            self.pending_sync.insert(new_id.clone());
+        }
         for id in self.join_order.iter_mut() {
             if *id == old_id {
                 *id = new_id.clone();
@@ -775,6 +783,7 @@ impl ClassicGroup {
         self.initial_delay = None;
         self.join_deadline_ms = Some(now_ms + self.rebalance_timeout_ms());
         self.sync_deadline_ms = None;
+        self.pending_sync.clear();
     }
 
     fn all_joined(&self) -> bool {
@@ -799,8 +808,10 @@ impl ClassicGroup {
     /// a new generation starts, every waiting JoinGroup is answered (the
     /// leader, a member that rejoined, gets the member list). As Kafka
     /// (KIP-345), a static member that did not rejoin in time stays in the
-    /// group and the new generation: only its session timeout removes it,
-    /// and when it comes back it rejoins without a further rebalance.
+    /// group and the new generation; only its session timeout or not
+    /// sending SyncGroup for the new generation within the rebalance
+    /// timeout removes it, and when it comes back in time it rejoins
+    /// without a further rebalance.
     fn complete_join(&mut self, now_ms: i64, out: &mut Vec<Completion>) {
         let gone: Vec<String> = self
             .members
@@ -850,6 +861,7 @@ impl ClassicGroup {
             "stabilized group"
         );
         self.sync_deadline_ms = Some(now_ms + self.rebalance_timeout_ms());
+        self.pending_sync = self.members.keys().cloned().collect();
         let ids: Vec<String> = self.join_order.clone();
         for id in ids {
             let is_leader = self.leader_id.as_deref() == Some(&id);
@@ -948,6 +960,7 @@ impl ClassicGroup {
             }
             GroupState::CompletingRebalance => {
                 self.touch(member_id, now_ms);
+                self.synced(member_id);
                 if let Some(m) = self.members.get_mut(member_id) {
                     m.awaiting_sync = true;
                 }
@@ -961,7 +974,6 @@ impl ClassicGroup {
                         }
                     }
                     self.transition(GroupState::Stable, now_ms);
-                    self.sync_deadline_ms = None;
                     for m in self.members.values_mut() {
                         m.is_new = false;
                     }
@@ -972,8 +984,18 @@ impl ClassicGroup {
             }
             GroupState::Stable => {
                 self.touch(member_id, now_ms);
+                self.synced(member_id);
                 Reply::Now(self.sync_result_for(member_id))
             }
+        }
+    }
+
+    /// `member_id` sent its SyncGroup for this generation; once every
+    /// member has, the pending-sync deadline is off.
+    fn synced(&mut self, member_id: &str) {
+        self.pending_sync.remove(member_id);
+        if self.pending_sync.is_empty() {
+            self.sync_deadline_ms = None;
         }
     }
 
@@ -1069,6 +1091,7 @@ impl ClassicGroup {
     fn remove_member_entry(&mut self, member_id: &str) -> Option<Member> {
         let m = self.members.remove(member_id)?;
         self.join_order.retain(|id| id != member_id);
+        self.pending_sync.remove(member_id);
         if let Some(i) = &m.group_instance_id {
             if self.static_members.get(i).map(String::as_str) == Some(member_id) {
                 self.static_members.remove(i);
@@ -1135,25 +1158,28 @@ impl ClassicGroup {
             tracing::info!(group = %self.group_id, member = %id, "member session expired");
             self.remove_member_and_rebalance(&id, now_ms, out);
         }
-        if self.state == GroupState::CompletingRebalance
-            && self.sync_deadline_ms.is_some_and(|d| now_ms >= d)
+        if matches!(
+            self.state,
+            GroupState::CompletingRebalance | GroupState::Stable
+        ) && self.sync_deadline_ms.is_some_and(|d| now_ms >= d)
         {
-            // Kafka's pending-sync timeout: members that did not sync are
-            // removed and the group rebalances.
-            let laggards: Vec<String> = self
-                .members
-                .values()
-                .filter(|m| !m.awaiting_sync)
-                .map(|m| m.member_id.clone())
-                .collect();
-            for id in &laggards {
-                tracing::info!(group = %self.group_id, member = %id, "member did not sync in time");
-                self.remove_member_entry(id);
-            }
-            self.prepare_rebalance(now_ms, out);
-            // Everyone left waiting on sync must rejoin.
-            for m in self.members.values_mut() {
-                m.awaiting_join = false;
+            // Kafka's pending-sync timeout: members of the generation that
+            // did not sync, even after the leader did, are removed and the
+            // group rebalances.
+            let laggards: Vec<String> =
+                std::mem::take(&mut self.pending_sync).into_iter().collect();
+            if laggards.is_empty() {
+                self.sync_deadline_ms = None;
+            } else {
+                for id in &laggards {
+                    tracing::info!(group = %self.group_id, member = %id, "member did not sync in time");
+                    self.remove_member_entry(id);
+                }
+                self.prepare_rebalance(now_ms, out);
+                // Everyone left waiting on sync must rejoin.
+                for m in self.members.values_mut() {
+                    m.awaiting_join = false;
+                }
             }
         }
         if self.state == GroupState::PreparingRebalance

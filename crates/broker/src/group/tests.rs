@@ -1071,3 +1071,51 @@ fn static_restart_in_stable_rebalances_only_if_the_selected_protocol_changes() {
     assert_eq!(g.generation_id(), 2, "its own join completes the rebalance");
     assert_eq!(g.protocol_name(), Some("roundrobin"));
 }
+
+#[test]
+fn member_that_never_syncs_is_removed_at_the_rebalance_timeout_even_after_the_leader_synced() {
+    // Kafka's pending-sync expiration covers CompletingRebalance and Stable:
+    // the leader's SyncGroup makes the group Stable, but a follower that
+    // never sends its own is removed and the group rebalances.
+    let l = limits(DELAY);
+    let mut g = ClassicGroup::new("g", 0);
+    let mut out = Vec::new();
+    let a = join_new(&mut g, &l, 0, &mut out);
+    let b = join_new(&mut g, &l, 0, &mut out);
+    form(&mut g, &mut out);
+    let leader = g.leader_id().unwrap().to_string();
+    let follower = if leader == a { b.clone() } else { a.clone() };
+    let assignments = vec![
+        (a.clone(), Bytes::from_static(b"A")),
+        (b.clone(), Bytes::from_static(b"B")),
+    ];
+    g.sync(&leader, None, 1, None, None, assignments, FORMED, &mut out);
+    assert_eq!(g.state(), GroupState::Stable);
+    // Both keep heartbeating; the follower never syncs.
+    let deadline = FORMED + i64::from(REBALANCE);
+    let mut t = FORMED;
+    while t < deadline - 1 {
+        t = (t + 5_000).min(deadline - 1);
+        assert_eq!(g.heartbeat(&leader, None, 1, t), Ok(()));
+        assert_eq!(g.heartbeat(&follower, None, 1, t), Ok(()));
+        g.tick(t, &mut out);
+        assert_eq!(g.state(), GroupState::Stable);
+    }
+    g.tick(deadline, &mut out);
+    assert!(g.member(&follower).is_none(), "the follower never synced");
+    assert!(g.member(&leader).is_some());
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+}
+
+#[test]
+fn members_that_all_synced_are_kept_past_the_rebalance_timeout() {
+    let (mut g, ids, now) = stable_group(2);
+    let mut out = Vec::new();
+    let t = now + i64::from(REBALANCE) + 1;
+    for id in &ids {
+        assert_eq!(g.heartbeat(id, None, 1, t - 1), Ok(()));
+    }
+    g.tick(t, &mut out);
+    assert_eq!(g.state(), GroupState::Stable);
+    assert_eq!(g.num_members(), 2);
+}
