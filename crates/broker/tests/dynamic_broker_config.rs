@@ -253,7 +253,7 @@ async fn kafkas_refusals_and_what_each_level_reports() {
         &mut c,
         BROKER,
         "7",
-        &[("num.recovery.threads.per.data.dir", SET, Some("4"))],
+        &[("max.connections", SET, Some("4"))],
         false,
     )
     .await;

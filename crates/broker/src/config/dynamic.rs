@@ -24,7 +24,8 @@
 //! - **Stored and described, no effect** (Kafka accepts them dynamically, Sluice
 //!   has no such behaviour): `min.insync.replicas`,
 //!   `unclean.leader.election.enable`, `log.roll.jitter.ms` (table keys marked
-//!   no-effect) and every key of [`STORED_ONLY_KEYS`] (thread pools, SASL/SSL,
+//!   no-effect), `num.recovery.threads.per.data.dir` (parsed, but nothing in
+//!   Sluice reads it, statically either) and every key of [`STORED_ONLY_KEYS`] (thread pools, SASL/SSL,
 //!   remote storage, connection rates, compression levels, metric reporters).
 //!   Per-listener keys (`listener.name.<listener>.<key>`, per broker only)
 //!   and keys Kafka does not know at all are also stored, as Kafka does, and
@@ -152,13 +153,12 @@ pub const KAFKA_DYNAMIC_BROKER_KEYS: &[&str] = &[
 ];
 
 /// Keys Kafka changes at runtime that Sluice implements but reads only at
-/// start (listeners are bound, the connection limit is set up, recovery
-/// runs once): refused dynamically rather than stored without effect.
+/// start (listeners are bound, the connection limit is set up): refused
+/// dynamically rather than stored without effect.
 pub const STARTUP_ONLY_KEYS: &[&str] = &[
     "listener.security.protocol.map",
     "listeners",
     "max.connections",
-    "num.recovery.threads.per.data.dir",
 ];
 
 const fn stored(name: &'static str, ty: ConfigType) -> ConfigKey {
@@ -735,11 +735,9 @@ mod tests {
         assert!(validate(&map(&[("log.retention.ms", "3600000")]), d).is_ok());
         // Kafka keeps keys it does not know.
         assert!(validate(&map(&[("foo.bar", "1")]), b).is_ok());
-        assert!(
-            validate(&map(&[("num.recovery.threads.per.data.dir", "4")]), b)
-                .unwrap_err()
-                .contains("only at start")
-        );
+        assert!(validate(&map(&[("max.connections", "4")]), d)
+            .unwrap_err()
+            .contains("only at start"));
         assert!(validate(&map(&[("producer.id.expiration.ms", "100")]), d).is_ok());
         assert!(validate(&map(&[("log.cleaner.backoff.ms", "100")]), d).is_ok());
     }
