@@ -327,7 +327,9 @@ pub(crate) fn write_durably(
     Ok(())
 }
 
-fn percent_encode(s: &str) -> String {
+/// Escapes a key or value for the line formats of the metadata files (also
+/// the dynamic broker config file): anything but `[A-Za-z0-9._-,:/]` as `%XX`.
+pub(crate) fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"._-,:/".contains(&b) {
@@ -339,7 +341,8 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
-fn percent_decode(s: &str) -> Option<String> {
+/// The inverse of [`percent_encode`]; `None` for a malformed escape or non-UTF-8.
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -47,7 +47,7 @@ use sluice_storage::Fs;
 
 use super::table::{lookup, ConfigKey, ConfigType, Scope, Validator};
 use super::{kafka_keys, parse_value, ConfigError, ConfigSource};
-use crate::metadata::{read_file, write_durably, MetadataError};
+use crate::metadata::{percent_decode, percent_encode, read_file, write_durably, MetadataError};
 
 /// Durable dynamic broker configs, in the metadata directory.
 pub const DYNAMIC_CONFIGS_FILE: &str = "broker_configs.meta";
@@ -497,35 +497,6 @@ pub fn validate(configs: &BTreeMap<String, String>, level: DynamicLevel) -> Resu
         ));
     }
     Ok(())
-}
-
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"._-,:/".contains(&b) {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// The file's text: header with the metadata offset of the change, one
