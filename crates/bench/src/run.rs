@@ -1185,7 +1185,10 @@ fn judge(
             };
             let want = x * k;
             match ceiling {
-                Some(c) if want > c => {
+                // A "ceiling" that Kafka itself exceeded did not bound this
+                // scenario (the sink was slower at it than a broker), so it
+                // cannot stand in for the relative target.
+                Some(c) if want > c && k <= c => {
                     let t = 0.9 * c;
                     (
                         Some(format!(
@@ -1359,6 +1362,16 @@ mod tests {
             Some(400.0),
             Some(10_000.0),
         );
+        assert_eq!(met, Some(false));
+        // Kafka (350) above the sink's figure (260): that figure is no ceiling,
+        // so the plain 1× Kafka target stays.
+        let (t, met) = judge(
+            Some(Goal::RatioAtLeast(1.0)),
+            Some(300.0),
+            Some(350.0),
+            Some(260.0),
+        );
+        assert!(!t.unwrap().contains("ceiling"));
         assert_eq!(met, Some(false));
         let (_, met) = judge(
             Some(Goal::AtMostAndRatioAtMost(1.0, 0.2)),
