@@ -114,6 +114,16 @@ async fn legacy_alter(c: &mut Client, name: &str, configs: &[(&str, &str)]) -> i
     }
 }
 
+/// The error code of an IncrementalAlterConfigs on a BROKER resource.
+async fn alter_broker(
+    c: &mut Client,
+    name: &str,
+    ops: &[(&str, i8, Option<&str>)],
+    validate_only: bool,
+) -> i16 {
+    alter(c, BROKER, name, ops, validate_only).await.0
+}
+
 async fn describe(c: &mut Client, resource_type: i8, name: &str) -> DescribeConfigsResult {
     let req = DescribeConfigsRequest::default()
         .with_include_synonyms(true)
@@ -261,15 +271,13 @@ async fn kafkas_refusals_and_what_each_level_reports() {
     assert!(msg.unwrap().contains("only at start"));
     // Another broker id.
     assert_eq!(
-        alter(
+        alter_broker(
             &mut c,
-            BROKER,
             "8",
             &[("log.segment.bytes", SET, Some("2000000"))],
             false
         )
-        .await
-        .0,
+        .await,
         INVALID_REQUEST
     );
     // APPEND on a scalar key: INVALID_CONFIG, as Kafka.
@@ -296,9 +304,7 @@ async fn kafkas_refusals_and_what_each_level_reports() {
 
     // Kafka keeps a key it does not know, and describes it as sensitive.
     assert_eq!(
-        alter(&mut c, BROKER, "7", &[("foo.bar", SET, Some("1"))], false)
-            .await
-            .0,
+        alter_broker(&mut c, "7", &[("foo.bar", SET, Some("1"))], false).await,
         0
     );
     let d = describe(&mut c, BROKER, "7").await;
@@ -315,27 +321,17 @@ async fn kafkas_refusals_and_what_each_level_reports() {
 
     // validate_only checks and stores nothing.
     assert_eq!(
-        alter(
+        alter_broker(
             &mut c,
-            BROKER,
             "",
             &[("log.retention.ms", SET, Some("60000"))],
             true
         )
-        .await
-        .0,
+        .await,
         0
     );
     assert_eq!(
-        alter(
-            &mut c,
-            BROKER,
-            "",
-            &[("log.segment.bytes", SET, Some("1"))],
-            true
-        )
-        .await
-        .0,
+        alter_broker(&mut c, "", &[("log.segment.bytes", SET, Some("1"))], true).await,
         INVALID_REQUEST
     );
     assert!(describe(&mut c, BROKER, "").await.configs.is_empty());
@@ -343,9 +339,8 @@ async fn kafkas_refusals_and_what_each_level_reports() {
     // Both levels: the per-broker one wins, the cluster default below it,
     // and a dynamic log.retention.ms hides the static log.retention.hours.
     assert_eq!(
-        alter(
+        alter_broker(
             &mut c,
-            BROKER,
             "",
             &[
                 ("log.segment.bytes", SET, Some("3000000")),
@@ -353,20 +348,17 @@ async fn kafkas_refusals_and_what_each_level_reports() {
             ],
             false
         )
-        .await
-        .0,
+        .await,
         0
     );
     assert_eq!(
-        alter(
+        alter_broker(
             &mut c,
-            BROKER,
             "7",
             &[("log.segment.bytes", SET, Some("2000000"))],
             false
         )
-        .await
-        .0,
+        .await,
         0
     );
     let d = describe(&mut c, BROKER, "7").await;
@@ -421,15 +413,7 @@ async fn kafkas_refusals_and_what_each_level_reports() {
 
     // DELETE at the broker level uncovers the cluster default.
     assert_eq!(
-        alter(
-            &mut c,
-            BROKER,
-            "7",
-            &[("log.segment.bytes", DELETE, None)],
-            false
-        )
-        .await
-        .0,
+        alter_broker(&mut c, "7", &[("log.segment.bytes", DELETE, None)], false).await,
         0
     );
     let seg = entry(&describe(&mut c, TOPIC, "plain").await, "segment.bytes").unwrap();
@@ -440,29 +424,25 @@ async fn kafkas_refusals_and_what_each_level_reports() {
 
     // APPEND / SUBTRACT start from the value in use (librdkafka's helper does this).
     assert_eq!(
-        alter(
+        alter_broker(
             &mut c,
-            BROKER,
             "7",
             &[("log.cleanup.policy", APPEND, Some("compact"))],
             false
         )
-        .await
-        .0,
+        .await,
         0
     );
     let p = entry(&describe(&mut c, BROKER, "7").await, "log.cleanup.policy").unwrap();
     assert_eq!(p.0.as_deref(), Some("delete,compact"));
     assert_eq!(
-        alter(
+        alter_broker(
             &mut c,
-            BROKER,
             "7",
             &[("log.cleanup.policy", SUBTRACT, Some("compact"))],
             false
         )
-        .await
-        .0,
+        .await,
         0
     );
     let p = entry(&describe(&mut c, TOPIC, "plain").await, "cleanup.policy").unwrap();
@@ -502,15 +482,13 @@ async fn a_lowered_segment_size_rolls_existing_logs_and_survives_a_restart() {
 
     // The topic existed before the change and has no override: it rolls at 1 MiB now.
     assert_eq!(
-        alter(
+        alter_broker(
             &mut c,
-            BROKER,
             "",
             &[("log.segment.bytes", SET, Some("1048576"))],
             false
         )
-        .await
-        .0,
+        .await,
         0
     );
     produce(&mut c, "early", 25).await;
