@@ -38,6 +38,24 @@ fn split_list(s: &str) -> Vec<String> {
 
 type Op = (String, i8, Option<String>);
 
+/// APPEND adds the items of `value` missing from `base`; SUBTRACT removes
+/// them. The list's new text, as Kafka joins it.
+fn apply_list_op(base: Vec<String>, op: i8, value: Option<&str>) -> String {
+    let items = split_list(value.unwrap_or(""));
+    let next: Vec<String> = if op == OP_APPEND {
+        let mut b = base;
+        for i in items {
+            if !b.contains(&i) {
+                b.push(i);
+            }
+        }
+        b
+    } else {
+        base.into_iter().filter(|b| !items.contains(b)).collect()
+    };
+    next.join(",")
+}
+
 fn invalid(key: &str, value: Option<&str>, reason: &str) -> MetadataError {
     MetadataError::Config(ConfigError::InvalidValue {
         key: key.to_string(),
@@ -87,19 +105,7 @@ fn apply_ops(
                         .map(|v| split_list(&v))
                         .unwrap_or_default(),
                 };
-                let items = split_list(value.as_deref().unwrap_or(""));
-                let next: Vec<String> = if *op == OP_APPEND {
-                    let mut b = base;
-                    for i in items {
-                        if !b.contains(&i) {
-                            b.push(i);
-                        }
-                    }
-                    b
-                } else {
-                    base.into_iter().filter(|b| !items.contains(b)).collect()
-                };
-                configs.insert(key.clone(), next.join(","));
+                configs.insert(key.clone(), apply_list_op(base, *op, value.as_deref()));
             }
             other => {
                 return Err(MetadataError::InvalidRequest(format!(
@@ -234,19 +240,7 @@ fn apply_broker_ops(
                         }
                     }
                 };
-                let items = split_list(value.as_deref().unwrap_or(""));
-                let next: Vec<String> = if *op == OP_APPEND {
-                    let mut b = base;
-                    for i in items {
-                        if !b.contains(&i) {
-                            b.push(i);
-                        }
-                    }
-                    b
-                } else {
-                    base.into_iter().filter(|b| !items.contains(b)).collect()
-                };
-                configs.insert(key.clone(), next.join(","));
+                configs.insert(key.clone(), apply_list_op(base, *op, value.as_deref()));
             }
             (other, _) => {
                 return Err((
@@ -358,47 +352,21 @@ pub async fn handle(
                 format!("Error due to duplicate config keys: {k}"),
             ))
         } else {
+            let ops: Vec<Op> = res
+                .configs
+                .iter()
+                .map(|c| {
+                    (
+                        c.name.to_string(),
+                        c.config_operation,
+                        c.value.as_ref().map(|v| v.to_string()),
+                    )
+                })
+                .collect();
             match res.resource_type {
-                RESOURCE_TOPIC => {
-                    let ops: Vec<Op> = res
-                        .configs
-                        .iter()
-                        .map(|c| {
-                            (
-                                c.name.to_string(),
-                                c.config_operation,
-                                c.value.as_ref().map(|v| v.to_string()),
-                            )
-                        })
-                        .collect();
-                    alter_topic(ctx, name, ops, req.validate_only).await
-                }
-                RESOURCE_GROUP => {
-                    let ops: Vec<Op> = res
-                        .configs
-                        .iter()
-                        .map(|c| {
-                            (
-                                c.name.to_string(),
-                                c.config_operation,
-                                c.value.as_ref().map(|v| v.to_string()),
-                            )
-                        })
-                        .collect();
-                    alter_group(ctx, name, ops, req.validate_only).await
-                }
+                RESOURCE_TOPIC => alter_topic(ctx, name, ops, req.validate_only).await,
+                RESOURCE_GROUP => alter_group(ctx, name, ops, req.validate_only).await,
                 RESOURCE_BROKER => {
-                    let ops: Vec<Op> = res
-                        .configs
-                        .iter()
-                        .map(|c| {
-                            (
-                                c.name.to_string(),
-                                c.config_operation,
-                                c.value.as_ref().map(|v| v.to_string()),
-                            )
-                        })
-                        .collect();
                     let config = ctx.config.clone();
                     let level_is_default = name.is_empty();
                     update_broker(ctx, name, req.validate_only, move |current| {
