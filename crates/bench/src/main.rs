@@ -5,10 +5,14 @@
 //!
 //! `scripts/bench [--quick|--full]` builds everything and calls `sluice-bench run`.
 //! Subcommands:
-//! - `sluice-bench sink [--listen 127.0.0.1:0]`: the sink broker (prints
-//!   `listening on PLAINTEXT://host:port`).
+//! - `sluice-bench sink [--listen 127.0.0.1:0] [--write-dir DIR] [--sendfile] [--serve FILE]`:
+//!   the sink broker (prints `listening on PLAINTEXT://host:port`); it acknowledges and
+//!   discards produce (or writes it, `--write-dir`: the page-cache write floor) and serves
+//!   what was produced back to consumers (the client's consume ceiling).
 //! - `sluice-bench run --quick|--full ...`: the whole benchmark.
 //! - `sluice-bench ceilings --dir DIR`: only the loopback and disk ceilings.
+//! - `sluice-bench produce|consume|latency|kafka7504 --bootstrap HOST:PORT ...`: one
+//!   scenario against a running broker (see BENCHMARKS.md "One scenario by hand").
 
 mod brokers;
 mod ceilings;
