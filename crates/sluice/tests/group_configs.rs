@@ -70,6 +70,22 @@ fn describe_group(c: &mut RawClient, group: &str) -> Vec<String> {
     out
 }
 
+/// [`describe_group`] once `want` (the start of one config's line) shows.
+/// Kafka applies a committed config change to its broker's metadata image
+/// asynchronously (KRaft), so a describe straight after an alter can still
+/// show the old value there; Sluice answers from the value it just made
+/// durable. Gives the last answer after 10 s so the comparison shows it.
+fn describe_group_when(c: &mut RawClient, group: &str, want: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lines = describe_group(c, group);
+        if lines.iter().any(|l| l.starts_with(want)) || Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn alter_group(c: &mut RawClient, group: &str, ops: &[Op]) -> i16 {
     let resp: IncrementalAlterConfigsResponse = c.send(
         1,
@@ -154,7 +170,11 @@ fn scenario(bootstrap: &str) -> Vec<String> {
         out.push(format!("{label}: code {}", alter_group(&mut c, "g1", ops)));
     }
     out.push("describe altered".to_string());
-    out.extend(describe_group(&mut c, "g1"));
+    out.extend(describe_group_when(
+        &mut c,
+        "g1",
+        r#"consumer.heartbeat.interval.ms=Some("6000")"#,
+    ));
     out.push(format!(
         "delete heartbeat: code {}",
         alter_group(
@@ -164,7 +184,11 @@ fn scenario(bootstrap: &str) -> Vec<String> {
         )
     ));
     out.push("describe after delete".to_string());
-    out.extend(describe_group(&mut c, "g1"));
+    out.extend(describe_group_when(
+        &mut c,
+        "g1",
+        r#"consumer.heartbeat.interval.ms=Some("5000") source 5"#,
+    ));
     // the legacy AlterConfigs replaces a group's whole set of overrides
     out.push(format!(
         "legacy unknown key: code {}",
@@ -179,7 +203,11 @@ fn scenario(bootstrap: &str) -> Vec<String> {
         legacy_alter_group(&mut c, "g1", &[("consumer.heartbeat.interval.ms", "8000")])
     ));
     out.push("describe after legacy".to_string());
-    out.extend(describe_group(&mut c, "g1"));
+    out.extend(describe_group_when(
+        &mut c,
+        "g1",
+        r#"consumer.heartbeat.interval.ms=Some("8000")"#,
+    ));
     out
 }
 
