@@ -70,7 +70,27 @@ fn produce(c: &mut RawClient, version: i16, topic: &str, records: Vec<u8>) -> Pr
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
                 .with_records(Some(bytes::Bytes::from(records)))])]);
-    c.send(version, &req)
+    send_produce(c, version, &req)
+}
+
+/// Sends a Produce, again while the answer is NOT_LEADER_OR_FOLLOWER (6)
+/// for up to 10 s, as clients do: Kafka's broker shows a new topic in
+/// Metadata before its replica manager leads the partition, so a produce
+/// right after CreateTopics can get that retriable error there.
+fn send_produce(c: &mut RawClient, version: i16, req: &ProduceRequest) -> ProduceResponse {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r: ProduceResponse = c.send(version, req);
+        let not_leader = r
+            .responses
+            .iter()
+            .flat_map(|t| &t.partition_responses)
+            .any(|p| p.error_code == 6);
+        if !not_leader || std::time::Instant::now() > deadline {
+            return r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// The partition answer as text, with the broker's clock readings (which
@@ -262,7 +282,7 @@ fn by_topic_id(bootstrap: &str) -> Vec<String> {
                         |_| false,
                         |_| now_ms(),
                     ))))])]);
-        let r = c.send(13, &req);
+        let r = send_produce(&mut c, 13, &req);
         let t = &r.responses[0];
         let p = &t.partition_responses[0];
         out.push(format!(
