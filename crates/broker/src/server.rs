@@ -235,6 +235,8 @@ impl Broker {
         for t in self.timers {
             let _ = t.await;
         }
+        // Lingered group writes of requests whose connection went away.
+        self.ctx.groups.flush_writes();
         let logs = self.ctx.logs.clone();
         tokio::task::spawn_blocking(move || logs.shutdown())
             .await

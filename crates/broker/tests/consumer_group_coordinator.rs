@@ -60,7 +60,7 @@ struct Member {
     owned: Assignment,
 }
 
-fn heartbeat(
+async fn heartbeat(
     broker: &Broker,
     id: &str,
     m: &Member,
@@ -81,11 +81,13 @@ fn heartbeat(
         client_host: "/127.0.0.1".into(),
         ..HeartbeatRequest::default()
     };
-    ctx.groups.consumer_heartbeat(GROUP, req, &topics_view(ctx))
+    ctx.groups
+        .consumer_heartbeat(GROUP, req, &topics_view(ctx))
+        .await
 }
 
-fn beat(broker: &Broker, members: &mut BTreeMap<String, Member>, id: &str, join: bool) {
-    let r = heartbeat(broker, id, &members[id], join).unwrap();
+async fn beat(broker: &Broker, members: &mut BTreeMap<String, Member>, id: &str, join: bool) {
+    let r = heartbeat(broker, id, &members[id], join).await.unwrap();
     let m = members.get_mut(id).unwrap();
     m.epoch = r.member_epoch;
     if let Some(a) = r.assignment {
@@ -93,11 +95,11 @@ fn beat(broker: &Broker, members: &mut BTreeMap<String, Member>, id: &str, join:
     }
 }
 
-fn converge(broker: &Broker, members: &mut BTreeMap<String, Member>) {
+async fn converge(broker: &Broker, members: &mut BTreeMap<String, Member>) {
     for _ in 0..10 {
         let ids: Vec<String> = members.keys().cloned().collect();
         for id in ids {
-            beat(broker, members, &id, false);
+            beat(broker, members, &id, false).await;
         }
     }
     let g = broker
@@ -136,9 +138,9 @@ async fn consumer_group_and_offsets_survive_a_restart() {
         .map(|id| (id.to_string(), Member::default()))
         .collect();
     for id in ["m1", "m2", "m3"] {
-        beat(&broker, &mut members, id, true);
+        beat(&broker, &mut members, id, true).await;
     }
-    converge(&broker, &mut members);
+    converge(&broker, &mut members).await;
     assert_eq!(cover(&members), (0..6).collect());
     assert!(members
         .values()
@@ -159,17 +161,24 @@ async fn consumer_group_and_offsets_survive_a_restart() {
     let epoch = members["m1"].epoch;
     groups
         .commit_offsets(GROUP, "m1", None, epoch, None, commit(42))
+        .await
         .unwrap();
     assert_eq!(
-        groups.commit_offsets(GROUP, "m1", None, epoch - 1, None, commit(1)),
+        groups
+            .commit_offsets(GROUP, "m1", None, epoch - 1, None, commit(1))
+            .await,
         Err(GroupError::StaleMemberEpoch)
     );
     assert_eq!(
-        groups.commit_offsets(GROUP, "nobody", None, epoch, None, commit(1)),
+        groups
+            .commit_offsets(GROUP, "nobody", None, epoch, None, commit(1))
+            .await,
         Err(GroupError::UnknownMemberId)
     );
     assert_eq!(
-        groups.commit_offsets(GROUP, "", None, -1, None, commit(1)),
+        groups
+            .commit_offsets(GROUP, "", None, -1, None, commit(1))
+            .await,
         Err(GroupError::UnknownMemberId),
         "no commits from outside a group with members"
     );
@@ -217,14 +226,14 @@ async fn consumer_group_and_offsets_survive_a_restart() {
     assert_eq!(rows[0].2.as_ref().map(|v| v.offset), Some(42));
     // Members carry on with the epochs they had: no fencing, no movement.
     let owned_before: Vec<Assignment> = members.values().map(|m| m.owned.clone()).collect();
-    converge(&broker, &mut members);
+    converge(&broker, &mut members).await;
     let owned_after: Vec<Assignment> = members.values().map(|m| m.owned.clone()).collect();
     assert_eq!(owned_before, owned_after);
 
     // m3 goes silent: after the session timeout (45 s) its partitions move.
     clock.advance(30_000);
     for id in ["m1", "m2"] {
-        beat(&broker, &mut members, id, false);
+        beat(&broker, &mut members, id, false).await;
     }
     clock.advance(20_000);
     groups.tick_all();
@@ -232,7 +241,7 @@ async fn consumer_group_and_offsets_survive_a_restart() {
     assert!(g.member("m3").is_none(), "m3 not removed");
     assert!(g.member("m1").is_some() && g.member("m2").is_some());
     members.remove("m3");
-    converge(&broker, &mut members);
+    converge(&broker, &mut members).await;
     assert_eq!(cover(&members), (0..6).collect());
 
     // The removal is durable too.
@@ -246,7 +255,7 @@ async fn consumer_group_and_offsets_survive_a_restart() {
     for id in ["m1", "m2"] {
         let mut m = members[id].clone();
         m.epoch = -1;
-        let r = heartbeat(&broker, id, &m, false).unwrap();
+        let r = heartbeat(&broker, id, &m, false).await.unwrap();
         assert_eq!(r.member_epoch, -1);
     }
     let g = groups.describe_consumer_group(GROUP).unwrap();
@@ -283,10 +292,12 @@ async fn classic_and_consumer_groups_of_the_same_id_exclude_each_other() {
         owned: Assignment::new(),
     };
     assert_eq!(
-        heartbeat(&broker, "x", &m, false).err(),
+        heartbeat(&broker, "x", &m, false).await.err(),
         Some(GroupError::GroupIdNotFound)
     );
-    let r = heartbeat(&broker, "x", &Member::default(), true).unwrap();
+    let r = heartbeat(&broker, "x", &Member::default(), true)
+        .await
+        .unwrap();
     assert!(r.member_epoch > 0);
     // DescribeGroups sees no classic group.
     let d = ctx.groups.describe_group(GROUP).unwrap();
@@ -310,22 +321,22 @@ async fn new_partitions_are_assigned_without_anyone_losing_theirs() {
         .map(|id| (id.to_string(), Member::default()))
         .collect();
     for id in ["m1", "m2"] {
-        beat(&broker, &mut members, id, true);
+        beat(&broker, &mut members, id, true).await;
     }
-    converge(&broker, &mut members);
+    converge(&broker, &mut members).await;
     let epoch = groups_epoch(&broker);
     let before = members.clone();
     ctx.metadata.create_partitions(&ctx, "orders", 8).unwrap();
     // Every heartbeat from now on: nobody's assignment shrinks.
     for _ in 0..5 {
         for id in ["m1", "m2"] {
-            beat(&broker, &mut members, id, false);
+            beat(&broker, &mut members, id, false).await;
             for (t, ps) in &before[id].owned {
                 assert!(ps.is_subset(&members[id].owned[t]), "{id} lost a partition");
             }
         }
     }
-    converge(&broker, &mut members);
+    converge(&broker, &mut members).await;
     assert!(groups_epoch(&broker) > epoch);
     assert_eq!(cover(&members), (0..8).collect());
     broker.shutdown().await.unwrap();

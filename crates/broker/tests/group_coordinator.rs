@@ -84,6 +84,7 @@ async fn acknowledged_commits_survive_a_power_cut_with_fsync_before_ack() {
             for k in 0..=i as i64 {
                 groups
                     .commit_offsets(g, "", None, -1, None, commit(10 * k + 1, g))
+                    .await
                     .unwrap();
             }
         }
@@ -116,9 +117,11 @@ async fn deleted_groups_and_expired_offsets_stay_gone_after_restart() {
     }
     groups
         .commit_offsets("delete-me", "", None, -1, None, commit(5, ""))
+        .await
         .unwrap();
     groups
         .commit_offsets("abandoned", "", None, -1, None, commit(6, ""))
+        .await
         .unwrap();
     groups.delete_group("delete-me").unwrap();
     assert_eq!(committed(&groups, "delete-me"), None);
@@ -132,6 +135,7 @@ async fn deleted_groups_and_expired_offsets_stay_gone_after_restart() {
     clock.advance(30_000);
     groups
         .commit_offsets("keep", "", None, -1, None, commit(7, "k"))
+        .await
         .unwrap();
     groups.expire_offsets();
     assert_eq!(committed(&groups, "abandoned").map(|c| c.0), Some(6));
@@ -205,6 +209,7 @@ async fn offsets_of_a_deleted_topic_are_removed_for_good() {
         ready(&broker, g).await;
         groups
             .commit_offsets(g, "", None, -1, None, commit(9, ""))
+            .await
             .unwrap();
     }
     let other = vec![CommitRequest {
@@ -216,6 +221,7 @@ async fn offsets_of_a_deleted_topic_are_removed_for_good() {
     }];
     groups
         .commit_offsets("g1", "", None, -1, None, other)
+        .await
         .unwrap();
     // DeleteTopics goes through the metadata store, which drops the
     // topic's committed offsets.

@@ -2,13 +2,17 @@
 //! JoinGroup/SyncGroup requests that wait for a rebalance, the timer that
 //! drives session and rebalance timeouts, and the `__consumer_offsets` log.
 //!
-//! Writes: a commit (or group change) is encoded as Kafka records, appended
-//! to the group's partition of `__consumer_offsets` while the group's lock is
-//! held (so the log order is the order of the in-memory changes), flushed if
-//! the topic's `flush.messages` policy asks for it, and only then applied in
-//! memory and acknowledged. Loading: on start every partition is replayed
-//! from its log start; until a partition is loaded its groups answer
-//! COORDINATOR_LOAD_IN_PROGRESS.
+//! Writes: a commit (or group change) is encoded as Kafka records and
+//! handed to the group's partition of `__consumer_offsets` while the group's
+//! lock is held (so the log order is the order of the in-memory changes).
+//! OffsetCommit and ConsumerGroupHeartbeat are lingered writes (Kafka's
+//! `group.coordinator.append.linger.ms`, see [`super::append`]): applied in
+//! memory at once, written with the partition's next batch, answered when
+//! that batch is as durable as the topic's `flush.messages` policy makes it.
+//! Every other write goes through at once (with whatever is staged before
+//! it) and is applied in memory only after it was written. Loading: on
+//! start every partition is replayed from its log start; until a partition
+//! is loaded its groups answer COORDINATOR_LOAD_IN_PROGRESS.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,10 +21,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use sluice_record::{records, Batches, CompressionType, LeaderEpoch, Timestamp};
+use sluice_record::{records, Batches};
 use sluice_storage::{Clock, TopicPartition};
 use tokio::sync::{oneshot, watch};
 
+use super::append::{AppendQueue, Durable, GroupRecord};
 use super::classic::{
     ClassicGroup, Completion, JoinRequest, JoinResult, Member, Reply, SyncResult,
 };
@@ -49,7 +54,7 @@ type GroupRef = Arc<Mutex<GroupEntry>>;
 /// One partition of `__consumer_offsets` and the groups that map to it.
 struct OffsetsPartition {
     loaded: AtomicBool,
-    partition: OnceLock<Arc<Partition>>,
+    queue: OnceLock<Arc<AppendQueue>>,
     groups: Mutex<HashMap<String, GroupRef>>,
 }
 
@@ -216,14 +221,18 @@ impl GroupCoordinator {
             .map(|p| {
                 let op = OffsetsPartition {
                     loaded: AtomicBool::new(loaded),
-                    partition: OnceLock::new(),
+                    queue: OnceLock::new(),
                     groups: Mutex::new(HashMap::new()),
                 };
                 if let Some(part) = ctx
                     .replicas
                     .get_partition(&TopicPartition::new(OFFSETS_TOPIC, p))
                 {
-                    let _ = op.partition.set(part);
+                    let _ = op.queue.set(Arc::new(AppendQueue::new(
+                        part,
+                        self.clock.clone(),
+                        self.config.append_linger_ms,
+                    )));
                 }
                 op
             })
@@ -285,6 +294,7 @@ impl GroupCoordinator {
     /// Answers every waiting JoinGroup/SyncGroup (the broker is stopping).
     pub fn shutdown(&self) {
         self.shutdown.send_replace(true);
+        self.flush_writes();
         for (_, tx) in self.joins.lock().drain() {
             let _ = tx.send(JoinResult {
                 error: Some(GroupError::CoordinatorNotAvailable),
@@ -376,45 +386,28 @@ impl GroupCoordinator {
 
     // ---- writing to __consumer_offsets ----
 
-    /// Appends `(key, value)` records (value `None` = tombstone) to the
-    /// group's partition; returns once they are as durable as the topic's
-    /// flush policy makes them.
-    fn append(
-        &self,
-        group_id: &str,
-        recs: &[(Vec<u8>, Option<Vec<u8>>)],
-    ) -> Result<(), GroupError> {
+    /// The write queue of the group's partition.
+    fn queue(&self, group_id: &str) -> Result<&Arc<AppendQueue>, GroupError> {
+        self.loaded_partition(group_id)?
+            .queue
+            .get()
+            .ok_or(GroupError::CoordinatorNotAvailable)
+    }
+
+    /// Writes `(key, value)` records (value `None` = tombstone) to the
+    /// group's partition now, after whatever is staged there; returns once
+    /// they are as durable as the topic's flush policy makes them.
+    fn append(&self, group_id: &str, recs: &[GroupRecord]) -> Result<(), GroupError> {
         if recs.is_empty() {
             return Ok(());
         }
-        let part = self
-            .loaded_partition(group_id)?
-            .partition
-            .get()
-            .ok_or(GroupError::CoordinatorNotAvailable)?;
-        let mut builder = sluice_record::BatchBuilder::new(CompressionType::None);
-        let now = Timestamp(self.now());
-        for (k, v) in recs {
-            builder
-                .append(now, Some(k), v.as_deref(), &[])
-                .map_err(|_| GroupError::StorageFailure)?;
-        }
-        let mut batch = builder.build().map_err(|_| GroupError::StorageFailure)?;
-        let log = part.log();
-        let info = log
-            .append_as_leader(&mut batch, LeaderEpoch(0))
-            .map_err(|e| {
-                tracing::error!(group = group_id, error = %e, "cannot append to __consumer_offsets");
-                GroupError::StorageFailure
-            })?;
-        if info.needs_flush {
-            log.flush_until(info.last_offset).map_err(|e| {
-                tracing::error!(group = group_id, error = %e, "cannot flush __consumer_offsets");
-                GroupError::StorageFailure
-            })?;
-        }
-        part.advance_high_watermark(info.last_offset.plus(1));
-        Ok(())
+        self.queue(group_id)?.write_through(recs.to_vec())
+    }
+
+    /// Stages records of a change the caller applies in memory now, under
+    /// the group's lock (a lingered write, see [`super::append`]).
+    fn stage(&self, group_id: &str, recs: Vec<GroupRecord>) -> Result<Durable, GroupError> {
+        Ok(self.queue(group_id)?.stage(recs))
     }
 
     fn persist_group(&self, entry: &GroupEntry) -> Result<(), GroupError> {
@@ -651,6 +644,7 @@ impl GroupCoordinator {
 
     /// Runs the engine's timers for every group.
     pub fn tick_all(&self) {
+        self.reload_stale();
         let now = self.now();
         for g in self.all_groups() {
             let mut entry = g.lock();
@@ -668,7 +662,7 @@ impl GroupCoordinator {
     /// OffsetCommit. `generation_id < 0` is a
     /// commit outside group membership (admin tools, manual assignment),
     /// allowed only while the group has no members.
-    pub fn commit_offsets(
+    pub async fn commit_offsets(
         &self,
         group_id: &str,
         member_id: &str,
@@ -686,13 +680,16 @@ impl GroupCoordinator {
             commits,
             9,
         )
+        .await
     }
 
     /// [`GroupCoordinator::commit_offsets`] for an OffsetCommit of
     /// `api_version`: consumer group members must use v9+ (Kafka answers
     /// UNSUPPORTED_VERSION below).
+    /// The commit is a lingered write: applied at once, answered when its
+    /// batch is written.
     #[allow(clippy::too_many_arguments)]
-    pub fn commit_offsets_at_version(
+    pub async fn commit_offsets_at_version(
         &self,
         group_id: &str,
         member_id: &str,
@@ -702,6 +699,30 @@ impl GroupCoordinator {
         commits: Vec<CommitRequest>,
         api_version: i16,
     ) -> Result<(), GroupError> {
+        self.commit_offsets_staged(
+            group_id,
+            member_id,
+            group_instance_id,
+            generation_id,
+            expire_timestamp,
+            commits,
+            api_version,
+        )?
+        .wait()
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn commit_offsets_staged(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+        expire_timestamp: Option<i64>,
+        commits: Vec<CommitRequest>,
+        api_version: i16,
+    ) -> Result<Durable, GroupError> {
         // Kafka: generation < 0 is a commit from outside the group (admin
         // tools, manually assigned consumers), allowed while it has no members.
         let simple = generation_id < 0;
@@ -785,11 +806,11 @@ impl GroupCoordinator {
                 )
             })
             .collect();
-        self.append(group_id, &recs)?;
+        let durable = self.stage(group_id, recs)?;
         for (c, v) in values {
             entry.offsets.apply(c.topic, c.partition, v);
         }
-        Ok(())
+        Ok(durable)
     }
 
     /// OffsetFetch: `None` = every committed offset of the group.
@@ -1105,28 +1126,27 @@ impl GroupCoordinator {
 
     // ---- consumer groups (KIP-848) ----
 
-    fn append_consumer(
-        &self,
-        group_id: &str,
-        mut recs: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-        changes: &[ConsumerRecord],
-    ) -> Result<(), GroupError> {
-        for c in changes {
-            recs.extend(consumer::records::encode(group_id, c));
-        }
-        self.append(group_id, &recs)
-    }
-
     /// ConsumerGroupHeartbeat (already checked with
     /// [`consumer::validate_heartbeat`]; `req.member_id` is not empty).
     /// `topics` is the cluster's topics now. The group's changes are
-    /// written to `__consumer_offsets` before the answer.
-    pub fn consumer_heartbeat(
+    /// written to `__consumer_offsets` (a lingered write) before the answer.
+    pub async fn consumer_heartbeat(
         &self,
         group_id: &str,
         req: HeartbeatRequest,
         topics: &TopicsView,
     ) -> Result<HeartbeatResponse, GroupError> {
+        let (resp, durable) = self.consumer_heartbeat_staged(group_id, req, topics)?;
+        durable.wait().await?;
+        Ok(resp)
+    }
+
+    fn consumer_heartbeat_staged(
+        &self,
+        group_id: &str,
+        req: HeartbeatRequest,
+        topics: &TopicsView,
+    ) -> Result<(HeartbeatResponse, Durable), GroupError> {
         if group_id.is_empty() {
             return Err(GroupError::InvalidRequest);
         }
@@ -1159,9 +1179,9 @@ impl GroupCoordinator {
         let mut out = Vec::new();
         let config = self.consumer_config_for(group_id);
         let resp = cg.heartbeat(req, topics, &config, now, &mut out)?;
-        self.append_consumer(group_id, pre, &out)?;
+        let durable = self.stage(group_id, consumer_records(group_id, pre, &out))?;
         entry.consumer = Some(cg);
-        Ok(resp)
+        Ok((resp, durable))
     }
 
     /// Removes consumer group members whose session expired or that did
@@ -1180,7 +1200,7 @@ impl GroupCoordinator {
         let mut out = Vec::new();
         let gone = c.expire_members(now, &mut out);
         let group_id = c.group_id().to_string();
-        match self.append_consumer(&group_id, Vec::new(), &out) {
+        match self.append(&group_id, &consumer_records(&group_id, Vec::new(), &out)) {
             Ok(()) => {
                 tracing::info!(group = %group_id, members = ?gone, "removed consumer group members (session or rebalance timeout)");
                 entry.consumer = Some(c);
@@ -1235,33 +1255,87 @@ impl GroupCoordinator {
     fn load_all(&self) {
         let Ok(parts) = self.parts() else { return };
         for (i, p) in parts.iter().enumerate() {
-            if let Some(part) = p.partition.get() {
-                match load_partition(part, self.now(), &|g| {
-                    self.consumer_config_for(g).session_timeout_ms
-                }) {
-                    Ok(groups) => {
-                        let n = groups.len();
-                        *p.groups.lock() = groups
-                            .into_iter()
-                            .map(|(id, e)| (id, Arc::new(Mutex::new(e))))
-                            .collect();
-                        if n > 0 {
-                            tracing::info!(
-                                partition = i,
-                                groups = n,
-                                "loaded groups from __consumer_offsets"
-                            );
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(partition = i, error = %e, "cannot load __consumer_offsets partition");
-                        continue;
-                    }
-                }
+            if self.load_one(i, p) {
+                p.loaded.store(true, Ordering::Release);
             }
-            p.loaded.store(true, Ordering::Release);
         }
     }
+
+    /// Replays partition `i` into its group map; false if it cannot be read
+    /// (its groups keep answering COORDINATOR_LOAD_IN_PROGRESS).
+    fn load_one(&self, i: usize, p: &OffsetsPartition) -> bool {
+        let Some(part) = p.queue.get().map(|q| q.partition()) else {
+            return true;
+        };
+        match load_partition(part, self.now(), &|g| {
+            self.consumer_config_for(g).session_timeout_ms
+        }) {
+            Ok(groups) => {
+                let n = groups.len();
+                *p.groups.lock() = groups
+                    .into_iter()
+                    .map(|(id, e)| (id, Arc::new(Mutex::new(e))))
+                    .collect();
+                if n > 0 {
+                    tracing::info!(
+                        partition = i,
+                        groups = n,
+                        "loaded groups from __consumer_offsets"
+                    );
+                }
+                true
+            }
+            Err(e) => {
+                tracing::error!(partition = i, error = %e, "cannot load __consumer_offsets partition");
+                false
+            }
+        }
+    }
+
+    /// Reloads from the log every partition where a failed batch left
+    /// lingered changes in memory that are not in the log (their answers
+    /// were errors), so memory is again what a restart would load.
+    fn reload_stale(&self) {
+        let Ok(parts) = self.parts() else { return };
+        for (i, p) in parts.iter().enumerate() {
+            let Some(q) = p.queue.get() else { continue };
+            if !q.take_stale() {
+                continue;
+            }
+            tracing::warn!(
+                partition = i,
+                "reloading __consumer_offsets partition after a failed write"
+            );
+            p.loaded.store(false, Ordering::Release);
+            // A log that cannot be read (its directory goes offline after
+            // an I/O error, until restart) leaves the partition unloaded:
+            // its groups answer COORDINATOR_LOAD_IN_PROGRESS, never state
+            // that is not in the log.
+            if q.exclusive(|| self.load_one(i, p)) {
+                p.loaded.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// Writes every lingered change still waiting for its batch.
+    pub fn flush_writes(&self) {
+        let Ok(parts) = self.parts() else { return };
+        for q in parts.iter().filter_map(|p| p.queue.get()) {
+            q.flush();
+        }
+    }
+}
+
+/// `recs` followed by the records of a consumer group's `changes`.
+fn consumer_records(
+    group_id: &str,
+    mut recs: Vec<GroupRecord>,
+    changes: &[ConsumerRecord],
+) -> Vec<GroupRecord> {
+    for c in changes {
+        recs.extend(consumer::records::encode(group_id, c));
+    }
+    recs
 }
 
 /// Replays one partition of `__consumer_offsets`.

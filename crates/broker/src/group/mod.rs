@@ -4,6 +4,8 @@
 //! - [`classic`]: the membership state machine (pure, clock injected).
 //! - [`offsets`]: committed offsets of a group and their expiry (pure).
 //! - [`records`]: Kafka's record formats of `__consumer_offsets`.
+//! - [`append`]: the write queue of a `__consumer_offsets` partition
+//!   (`group.coordinator.append.linger.ms`).
 //! - [`coordinator`]: the async layer: group locks, waiting JoinGroup and
 //!   SyncGroup requests, timers, writes to and loading from the log.
 //!
@@ -11,6 +13,7 @@
 //! records go to partition `abs(javaHashCode(group_id)) % partitions` like
 //! Kafka, so the topic's layout matches Kafka's.
 
+pub mod append;
 pub mod classic;
 pub mod consumer;
 pub mod coordinator;
@@ -132,6 +135,11 @@ pub struct GroupConfig {
     pub offsets_commit_timeout_ms: i64,
     /// How often session/rebalance timers are checked (Sluice-only).
     pub tick_interval_ms: u64,
+    /// `group.coordinator.append.linger.ms`: how long lingered coordinator
+    /// writes (OffsetCommit, ConsumerGroupHeartbeat) wait for more writes
+    /// to the same `__consumer_offsets` partition before one batch is
+    /// written; 0 writes each at once.
+    pub append_linger_ms: u64,
     /// The `group.consumer.*` settings (KIP-848 groups).
     pub consumer: consumer::ConsumerGroupConfig,
 }
@@ -147,6 +155,7 @@ impl Default for GroupConfig {
             offset_metadata_max_bytes: 4096,
             offsets_commit_timeout_ms: 5000,
             tick_interval_ms: 100,
+            append_linger_ms: 5,
             consumer: consumer::ConsumerGroupConfig::default(),
         }
     }
@@ -207,6 +216,11 @@ impl GroupConfig {
                 d.offsets_commit_timeout_ms,
             ),
             tick_interval_ms: d.tick_interval_ms,
+            append_linger_ms: get(
+                "group.coordinator.append.linger.ms",
+                d.append_linger_ms as i64,
+            )
+            .max(0) as u64,
             consumer: {
                 let min_s = get("group.consumer.min.session.timeout.ms", 45_000);
                 let max_s = get("group.consumer.max.session.timeout.ms", 60_000).max(min_s);

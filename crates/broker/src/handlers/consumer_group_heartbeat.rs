@@ -115,7 +115,11 @@ pub async fn handle(
     }
     let topics = topics_view(ctx);
     let (member, epoch) = (hb.member_id.clone(), hb.member_epoch);
-    match ctx.groups.consumer_heartbeat(&req.group_id.0, hb, &topics) {
+    match ctx
+        .groups
+        .consumer_heartbeat(&req.group_id.0, hb, &topics)
+        .await
+    {
         Err(e) => error_with(e, message(e, &req.group_id.0, &member, epoch)),
         Ok(r) => ConsumerGroupHeartbeatResponse::default()
             .with_member_id(Some(StrBytes::from_string(r.member_id)))

@@ -75,6 +75,7 @@ pub async fn handle(
                 commits,
                 version,
             )
+            .await
             .err()
     };
     let topics = req

@@ -1,0 +1,210 @@
+//! The coordinator's writes to one partition of `__consumer_offsets`, with
+//! Kafka's `group.coordinator.append.linger.ms`.
+//!
+//! A lingered write ([`AppendQueue::stage`]) is applied in memory by its
+//! caller under the group's lock, and its records are queued here in that
+//! same order. The queue is written as one batch (one append, one flush if
+//! the topic's `flush.messages` asks for it) when the linger time is up,
+//! when it holds [`MAX_STAGED_BYTES`], or when a write-through
+//! ([`AppendQueue::write_through`]) comes: that write carries everything
+//! staged before it, so the log order is always the order of the in-memory
+//! changes. A staged write's answer waits for its batch ([`Durable`]), and
+//! so does an operation that wrote nothing while something is staged (its
+//! answer may depend on a change that is not durable yet), as Kafka's
+//! coordinator runtime defers it until the log's committed offset passes
+//! the last write.
+//!
+//! If a batch holding staged changes cannot be written, those changes are
+//! in memory but not in the log: the queue marks itself stale and the
+//! coordinator reloads the partition's groups from the log.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use sluice_record::{BatchBuilder, CompressionType, LeaderEpoch, Timestamp};
+use sluice_storage::Clock;
+use tokio::sync::oneshot;
+
+use super::GroupError;
+use crate::partition::Partition;
+
+/// A `__consumer_offsets` record: key and value (`None` = tombstone).
+pub type GroupRecord = (Vec<u8>, Option<Vec<u8>>);
+
+/// Staged key and value bytes at which the queue is written without
+/// waiting for the linger time (a bound on the queue, well below the
+/// topic's default `max.message.bytes` of 1 MiB).
+pub const MAX_STAGED_BYTES: usize = 512 * 1024;
+
+/// What an answer waits for before it goes out.
+#[must_use = "the answer must wait until its records are durable"]
+#[derive(Debug)]
+pub enum Durable {
+    /// Already written (or nothing to wait for).
+    Done(Result<(), GroupError>),
+    /// Written with the queue's next batch.
+    Waiting(oneshot::Receiver<Result<(), GroupError>>),
+}
+
+impl Durable {
+    /// Waits until the records are written; the write's error otherwise.
+    pub async fn wait(self) -> Result<(), GroupError> {
+        match self {
+            Durable::Done(r) => r,
+            // The queue never drops a waiter without answering it; a
+            // dropped sender would mean the broker is going away.
+            Durable::Waiting(rx) => rx.await.unwrap_or(Err(GroupError::CoordinatorNotAvailable)),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Staged {
+    records: Vec<GroupRecord>,
+    bytes: usize,
+    waiters: Vec<oneshot::Sender<Result<(), GroupError>>>,
+    /// A linger timer is running for the staged records.
+    timer_armed: bool,
+}
+
+/// The write queue of one `__consumer_offsets` partition.
+pub struct AppendQueue {
+    partition: Arc<Partition>,
+    clock: Arc<dyn Clock>,
+    linger: Duration,
+    staged: Mutex<Staged>,
+    stale: AtomicBool,
+}
+
+impl AppendQueue {
+    pub fn new(partition: Arc<Partition>, clock: Arc<dyn Clock>, linger_ms: u64) -> Self {
+        AppendQueue {
+            partition,
+            clock,
+            linger: Duration::from_millis(linger_ms),
+            staged: Mutex::new(Staged::default()),
+            stale: AtomicBool::new(false),
+        }
+    }
+
+    /// The partition this queue writes to.
+    pub fn partition(&self) -> &Arc<Partition> {
+        &self.partition
+    }
+
+    /// Writes `recs` now, after everything staged, and answers the staged
+    /// writes. Returns once `recs` are as durable as the topic's flush
+    /// policy makes them.
+    pub fn write_through(&self, recs: Vec<GroupRecord>) -> Result<(), GroupError> {
+        let mut staged = self.staged.lock();
+        self.write_locked(&mut staged, recs)
+    }
+
+    /// Queues `recs` (already applied in memory by the caller, under the
+    /// group's lock) for the next batch. With no linger, or nothing to wait
+    /// for, the write happens now.
+    pub fn stage(self: &Arc<Self>, recs: Vec<GroupRecord>) -> Durable {
+        let mut staged = self.staged.lock();
+        if recs.is_empty() && staged.waiters.is_empty() {
+            return Durable::Done(Ok(()));
+        }
+        let runtime = tokio::runtime::Handle::try_current();
+        if self.linger.is_zero() || runtime.is_err() {
+            return Durable::Done(self.write_locked(&mut staged, recs));
+        }
+        let (tx, rx) = oneshot::channel();
+        staged.bytes += recs
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+            .sum::<usize>();
+        staged.records.extend(recs);
+        staged.waiters.push(tx);
+        if staged.bytes >= MAX_STAGED_BYTES {
+            // The answer is already in the channel.
+            let _ = self.write_locked(&mut staged, Vec::new());
+        } else if !staged.timer_armed {
+            staged.timer_armed = true;
+            let me = self.clone();
+            if let Ok(rt) = runtime {
+                rt.spawn(async move {
+                    tokio::time::sleep(me.linger).await;
+                    me.flush();
+                });
+            }
+        }
+        Durable::Waiting(rx)
+    }
+
+    /// Writes whatever is staged (the linger timer, and shutdown).
+    pub fn flush(&self) {
+        let mut staged = self.staged.lock();
+        staged.timer_armed = false;
+        let _ = self.write_locked(&mut staged, Vec::new());
+    }
+
+    /// Whether a failed write left changes in memory that are not in the
+    /// log (clears the mark).
+    pub fn take_stale(&self) -> bool {
+        self.stale.swap(false, Ordering::AcqRel)
+    }
+
+    /// Writes what is staged, then runs `f` with this queue's writes held
+    /// off: a reload reads a log that holds every change applied in memory
+    /// so far (or, if that write failed too, none of them was answered
+    /// with success). `f` must not write here.
+    pub fn exclusive<R>(&self, f: impl FnOnce() -> R) -> R {
+        let mut staged = self.staged.lock();
+        let _ = self.write_locked(&mut staged, Vec::new());
+        f()
+    }
+
+    fn write_locked(&self, staged: &mut Staged, recs: Vec<GroupRecord>) -> Result<(), GroupError> {
+        let had_staged = !staged.records.is_empty();
+        let mut all = std::mem::take(&mut staged.records);
+        all.extend(recs);
+        staged.bytes = 0;
+        let waiters = std::mem::take(&mut staged.waiters);
+        let result = if all.is_empty() {
+            Ok(())
+        } else {
+            self.append(&all)
+        };
+        if result.is_err() && had_staged {
+            self.stale.store(true, Ordering::Release);
+        }
+        for w in waiters {
+            let _ = w.send(result);
+        }
+        result
+    }
+
+    fn append(&self, recs: &[GroupRecord]) -> Result<(), GroupError> {
+        debug_assert!(!recs.is_empty());
+        let mut builder = BatchBuilder::new(CompressionType::None);
+        let now = Timestamp(self.clock.now_ms());
+        for (k, v) in recs {
+            builder
+                .append(now, Some(k), v.as_deref(), &[])
+                .map_err(|_| GroupError::StorageFailure)?;
+        }
+        let mut batch = builder.build().map_err(|_| GroupError::StorageFailure)?;
+        let log = self.partition.log();
+        let info = log
+            .append_as_leader(&mut batch, LeaderEpoch(0))
+            .map_err(|e| {
+                tracing::error!(partition = ?self.partition.topic_partition(), error = %e, "cannot append to __consumer_offsets");
+                GroupError::StorageFailure
+            })?;
+        if info.needs_flush {
+            log.flush_until(info.last_offset).map_err(|e| {
+                tracing::error!(partition = ?self.partition.topic_partition(), error = %e, "cannot flush __consumer_offsets");
+                GroupError::StorageFailure
+            })?;
+        }
+        self.partition
+            .advance_high_watermark(info.last_offset.plus(1));
+        Ok(())
+    }
+}
