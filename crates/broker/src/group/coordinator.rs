@@ -1267,28 +1267,39 @@ impl GroupCoordinator {
         let Some(part) = p.queue.get().map(|q| q.partition()) else {
             return true;
         };
-        match load_partition(part, self.now(), &|g| {
-            self.consumer_config_for(g).session_timeout_ms
-        }) {
+        match self.replay(part) {
             Ok(groups) => {
-                let n = groups.len();
-                *p.groups.lock() = groups
-                    .into_iter()
-                    .map(|(id, e)| (id, Arc::new(Mutex::new(e))))
-                    .collect();
-                if n > 0 {
-                    tracing::info!(
-                        partition = i,
-                        groups = n,
-                        "loaded groups from __consumer_offsets"
-                    );
-                }
+                Self::install(i, p, groups);
                 true
             }
             Err(e) => {
                 tracing::error!(partition = i, error = %e, "cannot load __consumer_offsets partition");
                 false
             }
+        }
+    }
+
+    fn replay(
+        &self,
+        part: &Partition,
+    ) -> Result<HashMap<String, GroupEntry>, sluice_storage::StorageError> {
+        load_partition(part, self.now(), &|g| {
+            self.consumer_config_for(g).session_timeout_ms
+        })
+    }
+
+    fn install(i: usize, p: &OffsetsPartition, groups: HashMap<String, GroupEntry>) {
+        let n = groups.len();
+        *p.groups.lock() = groups
+            .into_iter()
+            .map(|(id, e)| (id, Arc::new(Mutex::new(e))))
+            .collect();
+        if n > 0 {
+            tracing::info!(
+                partition = i,
+                groups = n,
+                "loaded groups from __consumer_offsets"
+            );
         }
     }
 
@@ -1307,12 +1318,30 @@ impl GroupCoordinator {
                 "reloading __consumer_offsets partition after a failed write"
             );
             p.loaded.store(false, Ordering::Release);
-            // A log that cannot be read (its directory goes offline after
-            // an I/O error, until restart) leaves the partition unloaded:
-            // its groups answer COORDINATOR_LOAD_IN_PROGRESS, never state
-            // that is not in the log.
-            if q.exclusive(|| self.load_one(i, p)) {
-                p.loaded.store(true, Ordering::Release);
+            // The log is read with the queue's writes held off, and the
+            // groups are installed after (the map's lock is taken before
+            // group locks, and those before the queue's). A request that
+            // held a group from before the reload may still write in
+            // between; then the log end moved and the replay is repeated.
+            let part = q.partition();
+            for attempt in 1..=8 {
+                let (read, end) = q.exclusive(|| (self.replay(part), part.log().log_end_offset()));
+                match read {
+                    Ok(groups) => Self::install(i, p, groups),
+                    Err(e) => {
+                        // A log that cannot be read (its directory goes
+                        // offline after an I/O error, until restart) leaves
+                        // the partition unloaded: its groups answer
+                        // COORDINATOR_LOAD_IN_PROGRESS, never state that
+                        // is not in the log.
+                        tracing::error!(partition = i, error = %e, "cannot reload __consumer_offsets partition");
+                        break;
+                    }
+                }
+                if part.log().log_end_offset() == end || attempt == 8 {
+                    p.loaded.store(true, Ordering::Release);
+                    break;
+                }
             }
         }
     }
