@@ -699,118 +699,99 @@ impl GroupCoordinator {
         commits: Vec<CommitRequest>,
         api_version: i16,
     ) -> Result<(), GroupError> {
-        self.commit_offsets_staged(
-            group_id,
-            member_id,
-            group_instance_id,
-            generation_id,
-            expire_timestamp,
-            commits,
-            api_version,
-        )?
-        .wait()
-        .await
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn commit_offsets_staged(
-        &self,
-        group_id: &str,
-        member_id: &str,
-        group_instance_id: Option<&str>,
-        generation_id: i32,
-        expire_timestamp: Option<i64>,
-        commits: Vec<CommitRequest>,
-        api_version: i16,
-    ) -> Result<Durable, GroupError> {
-        // Kafka: generation < 0 is a commit from outside the group (admin
-        // tools, manually assigned consumers), allowed while it has no members.
-        let simple = generation_id < 0;
-        let group = if simple {
-            self.get_or_create_group(group_id)?
-        } else {
-            // Kafka: a member commit to a group that does not exist is a
-            // stale generation (the group was deleted or expired).
-            self.get_group(group_id)?
-                .ok_or(GroupError::IllegalGeneration)?
-        };
-        let mut entry = group.lock();
-        let g = &entry.group;
-        if g.state() == GroupState::Dead {
-            return Err(GroupError::CoordinatorNotAvailable);
-        }
-        if let Some(c) = &entry.consumer {
-            // Kafka's ConsumerGroup.validateOffsetCommit: a commit from
-            // outside the group (epoch < 0) only while it is empty; a
-            // member's commit carries its current member epoch.
-            if !(generation_id < 0 && c.is_empty()) {
-                let m = c.member(member_id).ok_or(GroupError::UnknownMemberId)?;
-                if api_version < 9 {
-                    return Err(GroupError::UnsupportedVersion);
-                }
-                if generation_id != m.assignment.member_epoch {
-                    return Err(GroupError::StaleMemberEpoch);
-                }
+        // Checked, applied and staged under the group's lock, which is
+        // released before the answer waits for the batch.
+        let stage = move || -> Result<Durable, GroupError> {
+            // Kafka: generation < 0 is a commit from outside the group (admin
+            // tools, manually assigned consumers), allowed while it has no members.
+            let simple = generation_id < 0;
+            let group = if simple {
+                self.get_or_create_group(group_id)?
+            } else {
+                // Kafka: a member commit to a group that does not exist is a
+                // stale generation (the group was deleted or expired).
+                self.get_group(group_id)?
+                    .ok_or(GroupError::IllegalGeneration)?
+            };
+            let mut entry = group.lock();
+            let g = &entry.group;
+            if g.state() == GroupState::Dead {
+                return Err(GroupError::CoordinatorNotAvailable);
             }
-        } else if simple {
-            if g.num_members() > 0 {
-                // Kafka: a non-member commit to a group with members.
-                return Err(GroupError::UnknownMemberId);
-            }
-        } else {
-            if g.state() == GroupState::Empty && g.num_members() == 0 {
-                return Err(GroupError::UnknownMemberId);
-            }
-            if let Some(instance) = group_instance_id {
-                match g
-                    .members()
-                    .find(|m| m.group_instance_id.as_deref() == Some(instance))
-                {
-                    Some(m) if m.member_id != member_id => {
-                        return Err(GroupError::FencedInstanceId)
+            if let Some(c) = &entry.consumer {
+                // Kafka's ConsumerGroup.validateOffsetCommit: a commit from
+                // outside the group (epoch < 0) only while it is empty; a
+                // member's commit carries its current member epoch.
+                if !(generation_id < 0 && c.is_empty()) {
+                    let m = c.member(member_id).ok_or(GroupError::UnknownMemberId)?;
+                    if api_version < 9 {
+                        return Err(GroupError::UnsupportedVersion);
                     }
-                    None => return Err(GroupError::UnknownMemberId),
-                    _ => {}
+                    if generation_id != m.assignment.member_epoch {
+                        return Err(GroupError::StaleMemberEpoch);
+                    }
+                }
+            } else if simple {
+                if g.num_members() > 0 {
+                    // Kafka: a non-member commit to a group with members.
+                    return Err(GroupError::UnknownMemberId);
+                }
+            } else {
+                if g.state() == GroupState::Empty && g.num_members() == 0 {
+                    return Err(GroupError::UnknownMemberId);
+                }
+                if let Some(instance) = group_instance_id {
+                    match g
+                        .members()
+                        .find(|m| m.group_instance_id.as_deref() == Some(instance))
+                    {
+                        Some(m) if m.member_id != member_id => {
+                            return Err(GroupError::FencedInstanceId)
+                        }
+                        None => return Err(GroupError::UnknownMemberId),
+                        _ => {}
+                    }
+                }
+                if g.member(member_id).is_none() {
+                    return Err(GroupError::UnknownMemberId);
+                }
+                if generation_id != g.generation_id() {
+                    return Err(GroupError::IllegalGeneration);
+                }
+                if g.state() == GroupState::CompletingRebalance {
+                    return Err(GroupError::RebalanceInProgress);
                 }
             }
-            if g.member(member_id).is_none() {
-                return Err(GroupError::UnknownMemberId);
+            let now = self.now();
+            let values: Vec<(CommitRequest, OffsetCommitValue)> = commits
+                .into_iter()
+                .map(|c| {
+                    let v = OffsetCommitValue {
+                        offset: c.offset,
+                        leader_epoch: c.leader_epoch,
+                        metadata: c.metadata.clone(),
+                        commit_timestamp: now,
+                        expire_timestamp,
+                    };
+                    (c, v)
+                })
+                .collect();
+            let recs: Vec<(Vec<u8>, Option<Vec<u8>>)> = values
+                .iter()
+                .map(|(c, v)| {
+                    (
+                        records::offset_key(group_id, &c.topic, c.partition),
+                        Some(records::offset_value(v)),
+                    )
+                })
+                .collect();
+            let durable = self.stage(group_id, recs)?;
+            for (c, v) in values {
+                entry.offsets.apply(c.topic, c.partition, v);
             }
-            if generation_id != g.generation_id() {
-                return Err(GroupError::IllegalGeneration);
-            }
-            if g.state() == GroupState::CompletingRebalance {
-                return Err(GroupError::RebalanceInProgress);
-            }
-        }
-        let now = self.now();
-        let values: Vec<(CommitRequest, OffsetCommitValue)> = commits
-            .into_iter()
-            .map(|c| {
-                let v = OffsetCommitValue {
-                    offset: c.offset,
-                    leader_epoch: c.leader_epoch,
-                    metadata: c.metadata.clone(),
-                    commit_timestamp: now,
-                    expire_timestamp,
-                };
-                (c, v)
-            })
-            .collect();
-        let recs: Vec<(Vec<u8>, Option<Vec<u8>>)> = values
-            .iter()
-            .map(|(c, v)| {
-                (
-                    records::offset_key(group_id, &c.topic, c.partition),
-                    Some(records::offset_value(v)),
-                )
-            })
-            .collect();
-        let durable = self.stage(group_id, recs)?;
-        for (c, v) in values {
-            entry.offsets.apply(c.topic, c.partition, v);
-        }
-        Ok(durable)
+            Ok(durable)
+        };
+        stage()?.wait().await
     }
 
     /// OffsetFetch: `None` = every committed offset of the group.
