@@ -101,6 +101,13 @@ fn committed(groups: &GroupCoordinator, g: usize) -> Option<i64> {
         .map(|v| v.offset)
 }
 
+/// Every group's committed offset of `events`-0 is `offset`.
+fn assert_all_committed(groups: &GroupCoordinator, offset: i64, when: &str) {
+    for g in 0..GROUPS {
+        assert_eq!(committed(groups, g), Some(offset), "g{g} {when}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_commits_share_a_batch_and_are_in_the_log_when_answered() {
     let fs = Arc::new(SimFs::new());
@@ -119,17 +126,13 @@ async fn concurrent_commits_share_a_batch_and_are_in_the_log_when_answered() {
         "{GROUPS} concurrent commits took {} batches: none shared",
         b1 - b0
     );
-    for g in 0..GROUPS {
-        assert_eq!(committed(&groups, g), Some(100));
-    }
+    assert_all_committed(&groups, 100, "when answered");
 
     // And they are what a restart loads.
     broker.shutdown().await.unwrap();
     let broker = start(&fs, "200").await;
     let groups = broker.context().groups.clone();
-    for g in 0..GROUPS {
-        assert_eq!(committed(&groups, g), Some(100), "g{g} after restart");
-    }
+    assert_all_committed(&groups, 100, "after restart");
     broker.shutdown().await.unwrap();
 }
 
@@ -189,9 +192,7 @@ async fn a_failed_batch_fails_every_commit_in_it_and_keeps_none() {
     fs.clear_faults();
     let broker = start(&fs, "200").await;
     let groups = broker.context().groups.clone();
-    for g in 0..GROUPS {
-        assert_eq!(committed(&groups, g), Some(10), "g{g} after restart");
-    }
+    assert_all_committed(&groups, 10, "after restart");
     broker.shutdown().await.unwrap();
 }
 

@@ -160,6 +160,13 @@ impl AppendQueue {
         f()
     }
 
+    /// Appends (and, under `flush.messages`, fsyncs) the staged records and
+    /// `recs` as one batch with the queue's lock held. The append must be
+    /// under it to order the log like the in-memory changes; the fsync is
+    /// too, so that an answer that wrote nothing and finds nothing staged
+    /// ([`AppendQueue::stage`]) can go out at once: every change before it
+    /// is then durable. Other groups' stagers wait for the fsync, as in
+    /// Kafka, whose coordinator also writes one partition's batches in turn.
     fn write_locked(&self, staged: &mut Staged, recs: Vec<GroupRecord>) -> Result<(), GroupError> {
         let had_staged = !staged.records.is_empty();
         let mut all = std::mem::take(&mut staged.records);
