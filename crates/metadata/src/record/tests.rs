@@ -146,3 +146,25 @@ proptest! {
         let _ = MetadataRecord::decode(&bytes[..cut.index(bytes.len())]);
     }
 }
+
+/// Writes a few thousand arbitrary records as hex lines to the file named
+/// by `SLUICE_METADATA_DUMP`, for `crates/metadata/kafka-check/run`, which
+/// has Apache Kafka's own classes decode and re-encode them.
+#[test]
+#[ignore = "a tool for kafka-check/run, which needs Java and the Kafka jars"]
+fn dump_records_for_kafka_check() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let path = std::env::var("SLUICE_METADATA_DUMP").expect("SLUICE_METADATA_DUMP");
+    let mut runner = TestRunner::deterministic();
+    let strategy = arbitrary::record();
+    let mut text = String::new();
+    for _ in 0..5000 {
+        let rec = strategy.new_tree(&mut runner).unwrap().current();
+        for b in rec.to_bytes().unwrap() {
+            text.push_str(&format!("{b:02x}"));
+        }
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap();
+}
