@@ -173,6 +173,42 @@ impl Model {
                 })
                 .into_iter()
                 .collect(),
+            Op::CreateTopic { .. }
+            | Op::AddPartitions { .. }
+            | Op::ElectLeader { .. }
+            | Op::ShrinkIsr { .. }
+            | Op::Reassign { .. }
+            | Op::DeleteTopic(_) => self.topic_records_for(op),
+            Op::Config { kind, key, value } => {
+                let (resource_type, resource_name) = match kind {
+                    0 => match img.topic_names().keys().next() {
+                        Some(name) => (ConfigResourceType::Topic, name.clone()),
+                        None => return Vec::new(),
+                    },
+                    1 => (ConfigResourceType::Broker, String::new()),
+                    2 => (ConfigResourceType::Broker, "1".to_owned()),
+                    _ => (ConfigResourceType::Group, "group-a".to_owned()),
+                };
+                vec![M::Config(ConfigRecord {
+                    resource_type: resource_type.id(),
+                    resource_name,
+                    name: format!("key.{key}"),
+                    value: value.map(|v| format!("value-{v}")),
+                })]
+            }
+            Op::ProducerIds => vec![M::ProducerIds(ProducerIdsRecord {
+                broker_id: BrokerId(1),
+                broker_epoch: BrokerEpoch(1),
+                next_producer_id: ProducerId(img.next_producer_id().0 + 1000),
+            })],
+            Op::Nothing => vec![M::NoOp(NoOpRecord)],
+        }
+    }
+
+    fn topic_records_for(&mut self, op: &Op) -> Vec<MetadataRecord> {
+        use MetadataRecord as M;
+        let img = &self.image;
+        match op {
             Op::CreateTopic {
                 name,
                 partitions,
@@ -284,29 +320,7 @@ impl Model {
                 Some((topic_id, _)) => vec![M::RemoveTopic(RemoveTopicRecord { topic_id })],
                 None => Vec::new(),
             },
-            Op::Config { kind, key, value } => {
-                let (resource_type, resource_name) = match kind {
-                    0 => match img.topic_names().keys().next() {
-                        Some(name) => (ConfigResourceType::Topic, name.clone()),
-                        None => return Vec::new(),
-                    },
-                    1 => (ConfigResourceType::Broker, String::new()),
-                    2 => (ConfigResourceType::Broker, "1".to_owned()),
-                    _ => (ConfigResourceType::Group, "group-a".to_owned()),
-                };
-                vec![M::Config(ConfigRecord {
-                    resource_type: resource_type.id(),
-                    resource_name,
-                    name: format!("key.{key}"),
-                    value: value.map(|v| format!("value-{v}")),
-                })]
-            }
-            Op::ProducerIds => vec![M::ProducerIds(ProducerIdsRecord {
-                broker_id: BrokerId(1),
-                broker_epoch: BrokerEpoch(1),
-                next_producer_id: ProducerId(img.next_producer_id().0 + 1000),
-            })],
-            Op::Nothing => vec![M::NoOp(NoOpRecord)],
+            _ => Vec::new(),
         }
     }
 }
