@@ -7,6 +7,29 @@
 //! broker change for another incarnation ...) is a [`MetadataError`], and
 //! leaves the delta as it was. Splitting the same records into deltas
 //! differently gives the same final image (tested).
+//!
+//! The checks, beyond Kafka's own replay (which trusts its controller):
+//! - `TopicRecord`: neither its name nor its id is in use.
+//! - `PartitionRecord`: its topic exists, the partition does not yet; the
+//!   registration is consistent (below).
+//! - `PartitionChangeRecord`: the partition exists; leader is -2, -1 or a
+//!   broker; recovery state -1, 0 or 1; the merged registration is
+//!   consistent (below).
+//! - `RemoveTopicRecord`: the topic exists. Its topic configs go with it.
+//! - `ConfigRecord`: a known resource type; a TOPIC resource names an
+//!   existing topic.
+//! - `RegisterBrokerRecord`: a non-negative id and an epoch above the
+//!   current registration's. `UnregisterBrokerRecord` and
+//!   `BrokerRegistrationChangeRecord` name a registration by id and epoch;
+//!   the latter's change bytes are Kafka's (1/0/-1, 0/1).
+//! - `FeatureLevelRecord`: a level of at least 0 (0 removes the feature).
+//! - `ProducerIdsRecord`: the next producer id goes up, so an id is never
+//!   handed out twice.
+//!
+//! A consistent registration has a non-negative partition id, at least one
+//! replica, no replica twice, non-negative replica ids, ISR, adding and
+//! removing replicas among the replicas, no ISR member twice, a leader that
+//! is -1 or a replica, and no directories or one per replica.
 
 mod changes;
 
