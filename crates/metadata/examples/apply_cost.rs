@@ -11,6 +11,11 @@ use sluice_metadata::{BrokerEpoch, BrokerId, MetadataDelta, MetadataImage, Parti
 use sluice_record::{LeaderEpoch, Offset};
 use uuid::Uuid;
 
+/// Topic ids spread like random (v4) ones.
+fn id(t: u128) -> Uuid {
+    Uuid::from_u128((t + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835))
+}
+
 fn main() {
     let topics: u128 = std::env::args()
         .nth(1)
@@ -32,7 +37,7 @@ fn main() {
         }));
     }
     for t in 0..topics {
-        let topic_id = Uuid::from_u128(t + 1);
+        let topic_id = id(t);
         log.push(MetadataRecord::Topic(TopicRecord {
             name: format!("topic-{t}"),
             topic_id,
@@ -72,7 +77,7 @@ fn main() {
     let t0 = Instant::now();
     let mut img = image.clone();
     for i in 0..n {
-        let mut change = PartitionChangeRecord::new(Uuid::from_u128(1 + (i as u128 % topics)), 0);
+        let mut change = PartitionChangeRecord::new(id(i as u128 % topics), 0);
         change.isr = Some(vec![BrokerId(0), BrokerId(1)]);
         let mut d = MetadataDelta::new(img.clone());
         let offset = img.provenance().last_offset.plus(1);

@@ -96,6 +96,10 @@ pub(crate) fn log(ops: &[Op]) -> Vec<(Offset, LeaderEpoch, MetadataRecord)> {
     model.log
 }
 
+/// An odd 128-bit constant: multiplying by it scatters small counters over
+/// every byte of an id.
+const SPREAD: u128 = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835;
+
 struct Model {
     image: MetadataImage,
     log: Vec<(Offset, LeaderEpoch, MetadataRecord)>,
@@ -120,11 +124,11 @@ impl Model {
     }
 
     fn topic(&self, i: &prop::sample::Index) -> Option<(Uuid, Vec<i32>)> {
-        let topics = self.image.topics();
-        if topics.is_empty() {
+        let count = self.image.topic_count();
+        if count == 0 {
             return None;
         }
-        let t = topics.values().nth(i.index(topics.len()))?;
+        let t = self.image.topics().nth(i.index(count))?;
         Some((t.id(), t.partitions().keys().copied().collect()))
     }
 
@@ -223,7 +227,8 @@ impl Model {
                 let Ok(placed) = placer.place(*start, *partitions, *rf) else {
                     return Vec::new();
                 };
-                let topic_id = Uuid::from_u128(self.next_id);
+                // Spread over the id shards, as random (v4) ids are.
+                let topic_id = Uuid::from_u128(self.next_id.wrapping_mul(SPREAD));
                 self.next_id += 1;
                 let mut out = vec![M::Topic(TopicRecord {
                     name: name.clone(),

@@ -41,7 +41,8 @@ use uuid::Uuid;
 
 use crate::error::MetadataError;
 use crate::image::{
-    BrokerRegistration, MetadataImage, MetadataProvenance, PartitionRegistration, TopicImage,
+    shard_of, BrokerRegistration, MetadataImage, MetadataProvenance, PartitionRegistration,
+    TopicImage,
 };
 use crate::record::*;
 use crate::types::{BrokerId, ConfigResource, ConfigResourceType};
@@ -424,11 +425,9 @@ impl MetadataDelta {
             next_producer_id: self.next_producer_id.unwrap_or(base.next_producer_id),
         };
         if !self.topics.is_empty() || !self.deleted_topics.is_empty() {
-            let by_id = Arc::make_mut(&mut image.topics_by_id);
-            let by_name = Arc::make_mut(&mut image.topics_by_name);
-            for (id, t) in &self.deleted_topics {
-                by_id.remove(id);
-                by_name.remove(t.name());
+            let shards = Arc::make_mut(&mut image.topics_by_id);
+            for id in self.deleted_topics.keys() {
+                Arc::make_mut(&mut shards[shard_of(*id)]).remove(id);
             }
             for (&id, t) in &self.topics {
                 let mut partitions = match base.topic_by_id(id) {
@@ -439,11 +438,18 @@ impl MetadataDelta {
                 for (&p, reg) in &t.partitions {
                     parts.insert(p, reg.clone());
                 }
-                by_id.insert(
-                    id,
-                    Arc::new(TopicImage::new(t.name.clone(), id, partitions)),
-                );
-                by_name.insert(t.name.clone(), id);
+                let topic = Arc::new(TopicImage::new(t.name.clone(), id, partitions));
+                Arc::make_mut(&mut shards[shard_of(id)]).insert(id, topic);
+            }
+            // Names change only when topics come or go.
+            if !self.deleted_topics.is_empty() || !self.created_names.is_empty() {
+                let by_name = Arc::make_mut(&mut image.topics_by_name);
+                for t in self.deleted_topics.values() {
+                    by_name.remove(t.name());
+                }
+                for (name, &id) in &self.created_names {
+                    by_name.insert(name.clone(), id);
+                }
             }
         }
         if !self.configs.is_empty() {

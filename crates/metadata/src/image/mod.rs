@@ -2,13 +2,16 @@
 //! as of one offset.
 //!
 //! An image never changes after it is built; the next one comes from
-//! [`crate::delta::MetadataDelta::apply`]. Cloning one is cheap: every part
-//! is behind an `Arc`, and a delta copies only the maps it changes (the
-//! top-level topic map, O(topics) `Arc` clones per applied delta, and the
-//! partition maps of the topics it touches). A persistent map (`im`,
-//! `rpds`) would make that O(log topics); at the topic counts one node
-//! serves (thousands) the plain `BTreeMap` costs microseconds per delta,
-//! keeps iteration order canonical and adds no dependency.
+//! [`crate::delta::MetadataDelta::apply`]. Cloning one is a few `Arc`
+//! increments, and a delta copies only what it changes: topics live in 256
+//! shards by the first byte of their (random) id, so a delta that changes
+//! a few partitions copies a few shards (about topics / 256 entries each)
+//! and the partition maps of those topics; the name index is copied only
+//! when topics are created or deleted, config, feature and broker maps
+//! only when those change. `examples/apply_cost.rs` measures it. A
+//! persistent map crate (`im`, `rpds`: both MPL-2.0) would make every
+//! update O(log n); this two-level layout gets most of that with plain
+//! `BTreeMap`s, keeps iteration order canonical and adds no dependency.
 
 mod partition;
 mod snapshot;
@@ -137,7 +140,8 @@ pub struct MetadataImage {
     /// Finalized feature levels (`metadata.version`, ...); level 0 is absent.
     pub(crate) features: Arc<BTreeMap<String, i16>>,
     pub(crate) brokers: Arc<BTreeMap<BrokerId, BrokerRegistration>>,
-    pub(crate) topics_by_id: Arc<BTreeMap<Uuid, Arc<TopicImage>>>,
+    /// Topics by id, in [`TOPIC_SHARDS`] shards by the id's first byte.
+    pub(crate) topics_by_id: Arc<Vec<Arc<TopicShard>>>,
     pub(crate) topics_by_name: Arc<BTreeMap<String, Uuid>>,
     /// Config overrides per resource; a resource with no keys is absent.
     pub(crate) configs: Arc<BTreeMap<ConfigResource, Arc<BTreeMap<String, String>>>>,
@@ -151,6 +155,17 @@ impl Default for MetadataImage {
     }
 }
 
+/// How many shards the topics are split into.
+pub(crate) const TOPIC_SHARDS: usize = 256;
+
+pub(crate) type TopicShard = BTreeMap<Uuid, Arc<TopicImage>>;
+
+/// The shard of a topic id: its first byte, so that shards in order hold
+/// the ids in order.
+pub(crate) fn shard_of(id: Uuid) -> usize {
+    usize::from(id.as_bytes()[0])
+}
+
 static EMPTY_MAP: BTreeMap<String, String> = BTreeMap::new();
 
 impl MetadataImage {
@@ -160,7 +175,7 @@ impl MetadataImage {
             provenance: MetadataProvenance::EMPTY,
             features: Arc::default(),
             brokers: Arc::default(),
-            topics_by_id: Arc::default(),
+            topics_by_id: Arc::new(vec![Arc::default(); TOPIC_SHARDS]),
             topics_by_name: Arc::default(),
             configs: Arc::default(),
             next_producer_id: ProducerId(0),
@@ -173,7 +188,7 @@ impl MetadataImage {
     pub fn is_empty(&self) -> bool {
         self.features.is_empty()
             && self.brokers.is_empty()
-            && self.topics_by_id.is_empty()
+            && self.topics_by_name.is_empty()
             && self.configs.is_empty()
             && self.next_producer_id == ProducerId(0)
     }
@@ -189,20 +204,23 @@ impl MetadataImage {
     pub fn broker(&self, id: BrokerId) -> Option<&BrokerRegistration> {
         self.brokers.get(&id)
     }
-    /// Topics by id.
-    pub fn topics(&self) -> &BTreeMap<Uuid, Arc<TopicImage>> {
-        &self.topics_by_id
+    /// Topics in id order.
+    pub fn topics(&self) -> impl Iterator<Item = &Arc<TopicImage>> {
+        self.topics_by_id.iter().flat_map(|shard| shard.values())
+    }
+    pub fn topic_count(&self) -> usize {
+        self.topics_by_name.len()
     }
     pub fn topic_names(&self) -> &BTreeMap<String, Uuid> {
         &self.topics_by_name
     }
     pub fn topic_by_id(&self, id: Uuid) -> Option<&Arc<TopicImage>> {
-        self.topics_by_id.get(&id)
+        self.topics_by_id[shard_of(id)].get(&id)
     }
     pub fn topic(&self, name: &str) -> Option<&Arc<TopicImage>> {
         self.topics_by_name
             .get(name)
-            .and_then(|id| self.topics_by_id.get(id))
+            .and_then(|&id| self.topic_by_id(id))
     }
     pub fn configs(&self) -> &BTreeMap<ConfigResource, Arc<BTreeMap<String, String>>> {
         &self.configs

@@ -42,8 +42,11 @@ impl MetadataImage {
                 .values()
                 .map(|b| MetadataRecord::RegisterBroker(b.to_record())),
         );
-        for id in self.topics_by_name.values() {
-            let topic = &self.topics_by_id[id];
+        for &id in self.topics_by_name.values() {
+            let Some(topic) = self.topic_by_id(id) else {
+                debug_assert!(false, "the name index names a topic that is not there");
+                continue;
+            };
             out.push(MetadataRecord::Topic(TopicRecord {
                 name: topic.name().to_owned(),
                 topic_id: topic.id(),

@@ -51,6 +51,13 @@ proptest! {
         prop_assert_eq!(&bytes, &per_record.canonical_bytes().unwrap());
         prop_assert_eq!(&bytes, &chunked.canonical_bytes().unwrap());
         prop_assert_eq!(&once, &chunked);
+        // The name index and the id shards agree.
+        prop_assert_eq!(once.topics().count(), once.topic_count());
+        for (name, &id) in once.topic_names() {
+            prop_assert_eq!(once.topic_by_id(id).map(|t| t.name()), Some(name.as_str()));
+        }
+        let ids: Vec<_> = once.topics().map(|t| t.id()).collect();
+        prop_assert!(ids.windows(2).all(|w| w[0] < w[1]), "topics() is in id order");
         let last = log.last().map(|(o, e, _)| (*o, *e));
         prop_assert_eq!(last, Some((once.provenance().last_offset, once.provenance().last_epoch)));
     }
