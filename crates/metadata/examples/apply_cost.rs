@@ -2,7 +2,8 @@
 //! replaying the creation log, applying a one-record delta, cloning an
 //! image and encoding its canonical snapshot.
 //!
-//! cargo run --release -p sluice-metadata --example apply_cost -- 10000
+//! cargo run --release -p sluice-metadata --example apply_cost -- 10000 3
+//! (topics, partitions per topic)
 
 use std::time::Instant;
 
@@ -21,6 +22,10 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(10_000);
+    let per_topic: i32 = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(3);
     let mut log = Vec::new();
     for b in 0..3 {
         log.push(MetadataRecord::RegisterBroker(RegisterBrokerRecord {
@@ -42,7 +47,7 @@ fn main() {
             name: format!("topic-{t}"),
             topic_id,
         }));
-        for p in 0..3 {
+        for p in 0..per_topic {
             let replicas: Vec<BrokerId> = (0..3).map(|i| BrokerId((p + i) % 3)).collect();
             log.push(MetadataRecord::Partition(PartitionRecord {
                 partition_id: p,
@@ -102,7 +107,7 @@ fn main() {
     let snapshot = t0.elapsed();
 
     println!(
-        "{topics} topics x 3 partitions: log {} records / {bytes} bytes; replay+apply {:?}; \
+        "{topics} topics x {per_topic} partitions: log {} records / {bytes} bytes; replay+apply {:?}; \
          one-record delta apply {:?}; image clone {:?}; canonical bytes {} in {:?}",
         encoded.len(),
         replay,

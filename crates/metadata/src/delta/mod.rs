@@ -436,7 +436,7 @@ impl MetadataDelta {
                 };
                 let parts = Arc::make_mut(&mut partitions);
                 for (&p, reg) in &t.partitions {
-                    parts.insert(p, reg.clone());
+                    parts.insert(p, Arc::new(reg.clone()));
                 }
                 let topic = Arc::new(TopicImage::new(t.name.clone(), id, partitions));
                 Arc::make_mut(&mut shards[shard_of(id)]).insert(id, topic);

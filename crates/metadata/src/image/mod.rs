@@ -100,15 +100,15 @@ impl BrokerRegistration {
 pub struct TopicImage {
     name: String,
     id: Uuid,
-    partitions: Arc<BTreeMap<i32, PartitionRegistration>>,
+    partitions: Arc<PartitionMap>,
 }
 
+/// A topic's partitions. Each registration is shared too, so a delta that
+/// changes one partition of a big topic copies pointers, not replica lists.
+pub type PartitionMap = BTreeMap<i32, Arc<PartitionRegistration>>;
+
 impl TopicImage {
-    pub(crate) fn new(
-        name: String,
-        id: Uuid,
-        partitions: Arc<BTreeMap<i32, PartitionRegistration>>,
-    ) -> Self {
+    pub(crate) fn new(name: String, id: Uuid, partitions: Arc<PartitionMap>) -> Self {
         TopicImage {
             name,
             id,
@@ -121,14 +121,14 @@ impl TopicImage {
     pub fn id(&self) -> Uuid {
         self.id
     }
-    pub fn partitions(&self) -> &BTreeMap<i32, PartitionRegistration> {
+    pub fn partitions(&self) -> &PartitionMap {
         &self.partitions
     }
-    pub(crate) fn partitions_arc(&self) -> &Arc<BTreeMap<i32, PartitionRegistration>> {
+    pub(crate) fn partitions_arc(&self) -> &Arc<PartitionMap> {
         &self.partitions
     }
     pub fn partition(&self, partition: i32) -> Option<&PartitionRegistration> {
-        self.partitions.get(&partition)
+        self.partitions.get(&partition).map(Arc::as_ref)
     }
 }
 
