@@ -6,7 +6,8 @@
 //! increments, and a delta copies only what it changes: topics live in 256
 //! shards by the first byte of their (random) id, so a delta that changes
 //! a few partitions copies a few shards (about topics / 256 entries each)
-//! and the partition maps of those topics; the name index is copied only
+//! and the partition maps of those topics (pointers to shared
+//! registrations, so O(partitions of the topic)); the name index is copied only
 //! when topics are created or deleted, config, feature and broker maps
 //! only when those change. `examples/apply_cost.rs` measures it. A
 //! persistent map crate (`im`, `rpds`: both MPL-2.0) would make every
