@@ -180,7 +180,7 @@ pub static CONFIG_TABLE: &[ConfigKey] = &[
     broker("log.dir", T::String, Some("./data"), V::Any,
         "The directory holding the log data, used when log.dirs is not set. Sluice default: ./data."),
     broker("auto.create.topics.enable", T::Boolean, Some("true"), V::Any,
-        "Create a topic on Metadata or Produce requests for an unknown topic."),
+        "Create an unknown topic named in a Metadata request that allows auto-creation. As in Kafka, that request is answered UNKNOWN_TOPIC_OR_PARTITION with no partitions and the topic appears on the next one; Produce never creates topics."),
     broker("num.partitions", T::Int, Some("1"), V::AtLeast(1),
         "Partition count of auto-created topics and of CreateTopics requests asking for the default (-1)."),
     broker("default.replication.factor", T::Int, Some("1"), V::Between(1, 1),
