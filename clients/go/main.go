@@ -25,7 +25,7 @@ const (
 var (
 	bootstrap = flag.String("bootstrap", "", "broker host:port")
 	topic     = flag.String("topic", "", "topic name")
-	phase     = flag.String("phase", "all", "all | produce | produce-consume | verify-only | group")
+	phase     = flag.String("phase", "all", "all | produce | produce-consume | verify-only | group | auto-create")
 	codecsArg = flag.String("codecs", "none,gzip,snappy,lz4,zstd", "codecs to produce with")
 	timeoutS  = flag.Float64("timeout", 60, "seconds to wait per step")
 	timeout   = new(time.Duration)
@@ -174,6 +174,32 @@ func produce(ctx context.Context) error {
 	return nil
 }
 
+// produceAutoCreate produces to a topic nobody created. franz-go asks for
+// auto-creation only when told to (AllowAutoTopicCreation); every record must
+// then be delivered without an error reaching the caller.
+func produceAutoCreate(ctx context.Context) error {
+	step(fmt.Sprintf("produce %d records to %s, which does not exist yet", perCodec, *topic))
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(*bootstrap),
+		kgo.AllowAutoTopicCreation(),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordDeliveryTimeout(*timeout),
+	)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var rs []*kgo.Record
+	for i := 0; i < perCodec; i++ {
+		rs = append(rs, &kgo.Record{Topic: *topic, Key: []byte(fmt.Sprintf("key-auto-%d", i)), Value: []byte(fmt.Sprintf("value-auto-%d", i))})
+	}
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		return fmt.Errorf("produce to a new topic: %w", err)
+	}
+	fmt.Printf("DELIVERED=%d\n", len(rs))
+	return nil
+}
+
 func showHeaders(hs []kgo.RecordHeader) string {
 	var b strings.Builder
 	for _, h := range hs {
@@ -275,6 +301,9 @@ func run() error {
 		return err
 	}
 	defer cl.Close()
+	if *phase == "auto-create" {
+		return produceAutoCreate(ctx)
+	}
 	if *phase == "all" || *phase == "produce" || *phase == "produce-consume" {
 		if err := create(ctx, adm); err != nil {
 			return err
@@ -316,7 +345,7 @@ func main() {
 		fmt.Printf("OK %s\n", name)
 		return
 	}
-	if *bootstrap == "" || *topic == "" || (*phase != "all" && *phase != "produce" && *phase != "produce-consume" && *phase != "verify-only") {
+	if *bootstrap == "" || *topic == "" || (*phase != "all" && *phase != "produce" && *phase != "produce-consume" && *phase != "verify-only" && *phase != "auto-create") {
 		flag.Usage()
 		os.Exit(2)
 	}

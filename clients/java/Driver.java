@@ -1,5 +1,7 @@
 // Java client (kafka-clients 4.1.2) driver: see clients/README.md for the workload.
 // Run through clients/java/driver.sh, which compiles it against .cache/kafka/lib.
+// Phase `auto-create` produces to a topic nobody created (default producer settings: idempotent,
+// the broker auto-creates the topic) and prints DELIVERED=n once every send succeeded.
 // Extra phases `create`, `describe` (prints TOPIC_ID) and `delete` serve drivers whose client cannot manage
 // topics (kcat). Phase `group` is one consumer-group member for crates/sluice/tests/group_clients.rs:
 // it subscribes to the topic in group "<topic>-group" and prints ASSIGNED [..], RECORD p offset and
@@ -130,6 +132,25 @@ public class Driver {
                 for (Future<RecordMetadata> f : fs) f.get(timeoutMs, TimeUnit.MILLISECONDS);
             }
         }
+    }
+
+    static void produceAutoCreate() throws Exception {
+        step("produce " + PER_CODEC + " records to " + topic + ", which does not exist yet");
+        Properties p = new Properties();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, (int) timeoutMs);
+        p.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, (int) Math.min(timeoutMs, 30_000));
+        p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, timeoutMs);
+        int delivered = 0;
+        try (KafkaProducer<byte[], byte[]> prod = new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer())) {
+            List<Future<RecordMetadata>> fs = new ArrayList<>();
+            for (int i = 0; i < PER_CODEC; i++) {
+                fs.add(prod.send(new ProducerRecord<>(topic, b("key-auto-" + i), b("value-auto-" + i))));
+            }
+            prod.flush();
+            for (Future<RecordMetadata> f : fs) { f.get(timeoutMs, TimeUnit.MILLISECONDS); delivered++; }
+        }
+        System.out.println("DELIVERED=" + delivered);
     }
 
     static String show(byte[] x) { return x == null ? "null" : new String(x, StandardCharsets.UTF_8); }
@@ -325,8 +346,8 @@ public class Driver {
                 default -> { System.err.println("unknown argument " + args[i]); System.exit(2); }
             }
         }
-        if (bootstrap == null || topic == null || !List.of("all", "produce", "produce-consume", "verify-only", "create", "delete", "describe", "group", "consumer-group").contains(phase)) {
-            System.err.println("usage: Driver --bootstrap HOST:PORT --topic NAME [--phase all|produce|produce-consume|verify-only|create|describe|delete|group|consumer-group] [--group G] [--pattern REGEX] [--assignor uniform|range] [--instance ID] [--codecs a,b] [--timeout S]");
+        if (bootstrap == null || topic == null || !List.of("all", "produce", "produce-consume", "verify-only", "create", "delete", "describe", "group", "consumer-group", "auto-create").contains(phase)) {
+            System.err.println("usage: Driver --bootstrap HOST:PORT --topic NAME [--phase all|produce|produce-consume|verify-only|create|describe|delete|group|consumer-group|auto-create] [--group G] [--pattern REGEX] [--assignor uniform|range] [--instance ID] [--codecs a,b] [--timeout S]");
             System.exit(2);
         }
         int rc = 0;
@@ -337,6 +358,7 @@ public class Driver {
                 case "describe" -> { waitTopic(true); printTopicId(); }
                 case "group" -> groupMember();
                 case "consumer-group" -> consumerGroupMember();
+                case "auto-create" -> produceAutoCreate();
                 default -> {
                     if (phase.equals("all") || phase.equals("produce") || phase.equals("produce-consume")) { create(); printTopicId(); produce(); }
                     if (phase.equals("all") || phase.equals("produce-consume")) consume();

@@ -50,8 +50,8 @@ function parseArgs(argv) {
         process.exit(2)
     }
   }
-  if (!a.bootstrap || !a.topic || !['all', 'produce', 'produce-consume', 'verify-only', 'group'].includes(a.phase)) {
-    console.error('usage: driver.js --bootstrap HOST:PORT --topic NAME [--phase all|produce|produce-consume|verify-only] [--codecs a,b]')
+  if (!a.bootstrap || !a.topic || !['all', 'produce', 'produce-consume', 'verify-only', 'group', 'auto-create'].includes(a.phase)) {
+    console.error('usage: driver.js --bootstrap HOST:PORT --topic NAME [--phase all|produce|produce-consume|verify-only|auto-create] [--codecs a,b]')
     process.exit(2)
   }
   return a
@@ -114,6 +114,25 @@ async function produce(kafka, a) {
       await producer.disconnect()
     }
   }
+}
+
+// Produces to a topic nobody created (KafkaJS allows auto-creation by
+// default); every send must succeed without an error reaching the caller.
+async function produceAutoCreate(kafka, a) {
+  step(`produce ${PER_CODEC} records to ${a.topic}, which does not exist yet`)
+  const producer = kafka.producer({ idempotent: false })
+  await producer.connect()
+  let delivered = 0
+  try {
+    for (let i = 0; i < PER_CODEC; i++) {
+      const res = await producer.send({ topic: a.topic, acks: -1, timeout: a.timeout * 1000, messages: [{ key: `key-auto-${i}`, value: `value-auto-${i}` }] })
+      for (const r of res) if (r.errorCode !== 0) throw new Failure(`produce to a new topic: error ${r.errorCode}`)
+      delivered++
+    }
+  } finally {
+    await producer.disconnect()
+  }
+  console.log(`DELIVERED=${delivered}`)
 }
 
 async function consume(kafka, admin, a) {
@@ -207,6 +226,10 @@ async function main() {
   const kafka = new Kafka({ clientId: 'sluice-driver', brokers: [a.bootstrap], logLevel: logLevel.WARN, retry: { retries: 8 } })
   if (a.phase === 'group') {
     await groupMember(kafka, a)
+    return
+  }
+  if (a.phase === 'auto-create') {
+    await produceAutoCreate(kafka, a)
     return
   }
   const admin = kafka.admin()

@@ -85,6 +85,20 @@ def produce(a):
             raise w.Failure(f"{codec}: {len(delivered)} delivery reports, expected {w.PER_CODEC}")
 
 
+def produce_auto_create(a):
+    """Produces to a topic nobody created; every delivery must succeed."""
+    w.step(f"produce {w.PER_CODEC} records to {a.topic}, which does not exist yet")
+    p = Producer({"bootstrap.servers": a.bootstrap, "enable.idempotence": False, "acks": "all"})
+    errors, delivered = [], []
+    for k, v in w.auto_create_records():
+        p.produce(a.topic, value=v, key=k,
+                  on_delivery=lambda err, msg: errors.append(err) if err is not None else delivered.append(msg.offset()))
+    left = p.flush(a.timeout)
+    if left or errors or len(delivered) != w.PER_CODEC:
+        raise w.Failure(f"{left} undelivered, {len(delivered)} delivered, errors {errors[:3]}")
+    print(f"DELIVERED={len(delivered)}", flush=True)
+
+
 def consume(a):
     want = w.expected_by_partition(a.codecs)
     w.step("consume every partition from the beginning")
@@ -137,6 +151,8 @@ def main():
     a = w.parse_args(NAME)
 
     def go():
+        if a.phase == "auto-create":
+            produce_auto_create(a)
         if a.phase in ("all", "produce", "produce-consume"):
             create(a)
             print(f"TOPIC_ID={topic_id(a)}", flush=True)

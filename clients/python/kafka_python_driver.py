@@ -82,6 +82,19 @@ def produce(a):
             p.close(timeout=10)
 
 
+def produce_auto_create(a):
+    """Produces to a topic nobody created; every send must succeed."""
+    w.step(f"produce {w.PER_CODEC} records to {a.topic}, which does not exist yet")
+    p = KafkaProducer(bootstrap_servers=a.bootstrap, enable_idempotence=False, acks="all")
+    try:
+        futs = [p.send(a.topic, value=v, key=k) for k, v in w.auto_create_records()]
+        p.flush(timeout=a.timeout)
+        metas = [f.get(timeout=a.timeout) for f in futs]
+    finally:
+        p.close(timeout=10)
+    print(f"DELIVERED={len(metas)}", flush=True)
+
+
 def consume(a):
     want = w.expected_by_partition(a.codecs)
     w.step("consume every partition from the beginning")
@@ -123,6 +136,8 @@ def main():
 
     def go():
         try:
+            if a.phase == "auto-create":
+                produce_auto_create(a)
             if a.phase in ("all", "produce", "produce-consume"):
                 create(a)
                 print_topic_id(a)

@@ -28,6 +28,12 @@ def records(codec):
     return out
 
 
+def auto_create_records():
+    """(key, value) for the auto-create phase: the partitioner picks the
+    partition, as the driver does not know the new topic's partition count."""
+    return [(f"key-auto-{i}".encode(), f"value-auto-{i}".encode()) for i in range(PER_CODEC)]
+
+
 def expected_by_partition(codecs):
     """partition -> list of (key, value, headers) in offset order."""
     exp = {p: [] for p in range(PARTITIONS)}
@@ -58,9 +64,10 @@ def parse_args(name):
     ap = argparse.ArgumentParser(description=f"{name}: create/produce/consume/list-offsets/delete against a broker")
     ap.add_argument("--bootstrap", required=True)
     ap.add_argument("--topic", required=True)
-    ap.add_argument("--phase", default="all", choices=["all", "produce", "produce-consume", "verify-only"],
+    ap.add_argument("--phase", default="all", choices=["all", "produce", "produce-consume", "verify-only", "auto-create"],
                     help="produce: create and produce only; produce-consume: create, produce, consume, list offsets (topic kept); "
-                         "verify-only: consume, list offsets, delete (after a restart); all: both")
+                         "verify-only: consume, list offsets, delete (after a restart); all: both; "
+                         "auto-create: produce to the topic without creating it (the broker auto-creates it)")
     ap.add_argument("--codecs", default=",".join(ALL_CODECS))
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds per wait")
     a = ap.parse_args()

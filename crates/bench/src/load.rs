@@ -84,8 +84,22 @@ pub fn now_ns() -> u64 {
     EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
+/// A payload starts with the send time ([`now_ns`], 8 bytes) and the run id
+/// (8 bytes), both little-endian.
+const STAMP_LEN: usize = 16;
+
+/// A random id for one latency run, carried in each of its records so a
+/// consumer can tell them from earlier runs' records in the same topic.
+fn new_run_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(now_ns());
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
 fn payload(size: usize) -> Vec<u8> {
-    (0..size.max(8))
+    (0..size.max(STAMP_LEN))
         .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
         .collect()
 }
@@ -315,12 +329,25 @@ pub(crate) fn consumer(
     topic: &str,
     partitions: i32,
 ) -> Result<BaseConsumer> {
+    consumer_at(bootstrap, settings, topic, partitions, |_| {
+        Ok(Offset::Beginning)
+    })
+}
+
+/// A consumer of `topic`'s partitions, each assigned at `start(partition)`.
+fn consumer_at(
+    bootstrap: &str,
+    settings: &ClientSettings,
+    topic: &str,
+    partitions: i32,
+    start: impl Fn(i32) -> Result<Offset>,
+) -> Result<BaseConsumer> {
     let c: BaseConsumer = config(bootstrap, &settings.consumer)
         .create()
         .context("consumer")?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+        tpl.add_partition_offset(topic, p, start(p)?)?;
     }
     c.assign(&tpl)?;
     Ok(c)
@@ -369,7 +396,10 @@ pub fn consume_throughput(
 
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct Latency {
+    /// Records measured (this run's, after the warm-up).
     pub count: u64,
+    /// Records this run sent and had acknowledged.
+    pub sent: u64,
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub p999_ms: f64,
@@ -378,10 +408,11 @@ pub struct Latency {
     pub offered_mb_per_s: f64,
 }
 
-fn latency_of(h: &Histogram<u64>, offered: f64) -> Latency {
+fn latency_of(h: &Histogram<u64>, offered: f64, sent: u64) -> Latency {
     let ms = |v: u64| v as f64 / 1e6;
     Latency {
         count: h.len(),
+        sent,
         p50_ms: ms(h.value_at_quantile(0.50)),
         p99_ms: ms(h.value_at_quantile(0.99)),
         p999_ms: ms(h.value_at_quantile(0.999)),
@@ -391,15 +422,17 @@ fn latency_of(h: &Histogram<u64>, offered: f64) -> Latency {
 }
 
 /// Send `record_size`-byte records to partition 0 of `topic` at `rate_bps` for
-/// `duration`, each stamped with [`now_ns`]. Returns the offered rate.
+/// `duration`, each stamped with [`now_ns`] and `run_id`. Returns the offered rate.
 fn paced_send(
     producer: &ThreadedProducer<CountingContext>,
     topic: &str,
     rate_bps: f64,
     record_size: usize,
     duration: Duration,
+    run_id: u64,
 ) -> Result<f64> {
     let mut buf = payload(record_size);
+    buf[8..STAMP_LEN].copy_from_slice(&run_id.to_le_bytes());
     let per_s = rate_bps / record_size as f64;
     let t = Instant::now();
     let mut sent = 0u64;
@@ -439,7 +472,14 @@ pub fn produce_latency(
     producer
         .client()
         .fetch_metadata(Some(topic), Duration::from_secs(30))?;
-    let offered = paced_send(&producer, topic, rate_bps, record_size, duration)?;
+    let offered = paced_send(
+        &producer,
+        topic,
+        rate_bps,
+        record_size,
+        duration,
+        new_run_id(),
+    )?;
     producer.flush(Duration::from_secs(60))?;
     let ctx = producer.context();
     if ctx.failed.load(Ordering::Relaxed) > 0 {
@@ -453,11 +493,18 @@ pub fn produce_latency(
         );
     }
     let h = ctx.latency.as_ref().expect("latency").lock().expect("h");
-    Ok(latency_of(&h, offered))
+    Ok(latency_of(
+        &h,
+        offered,
+        ctx.delivered.load(Ordering::Relaxed),
+    ))
 }
 
 /// End-to-end latency at a fixed rate: from the produce call to the consumer's receipt,
 /// linger.ms=0, one partition. The first 10% of the run is warm-up and not recorded.
+/// Only this run's records count: the consumer starts at the partition's end
+/// offset before the run, and skips any record without this run's id (the
+/// topic may hold earlier runs' records, or another run's that write it now).
 pub fn end_to_end_latency(
     bootstrap: &str,
     settings: &ClientSettings,
@@ -466,7 +513,14 @@ pub fn end_to_end_latency(
     record_size: usize,
     duration: Duration,
 ) -> Result<Latency> {
-    let c = consumer(bootstrap, settings, topic, 1)?;
+    let run_id = new_run_id();
+    let c = consumer_at(bootstrap, settings, topic, 1, |p| {
+        let probe: BaseConsumer = config(bootstrap, &settings.consumer).create()?;
+        let (_, end) = probe
+            .fetch_watermarks(topic, p, Duration::from_secs(30))
+            .with_context(|| format!("end offset of {topic}/{p}"))?;
+        Ok(Offset::Offset(end))
+    })?;
     let stop = Arc::new(AtomicBool::new(false));
     // Records the producer had acknowledged when it finished: the reader drains to it.
     let target = Arc::new(AtomicU64::new(u64::MAX));
@@ -488,13 +542,17 @@ pub fn end_to_end_latency(
                 match c.poll(Duration::from_millis(50)) {
                     Some(Ok(m)) => {
                         let now = now_ns();
+                        let stamp = |r: std::ops::Range<usize>| {
+                            m.payload()
+                                .and_then(|p| p.get(r))
+                                .and_then(|b| b.try_into().ok())
+                                .map(u64::from_le_bytes)
+                        };
+                        if stamp(8..STAMP_LEN) != Some(run_id) {
+                            continue;
+                        }
                         n += 1;
-                        if let Some(sent) = m
-                            .payload()
-                            .and_then(|p| p.get(..8))
-                            .and_then(|b| b.try_into().ok())
-                        {
-                            let sent = u64::from_le_bytes(sent);
+                        if let Some(sent) = stamp(0..8) {
                             if sent >= warm_until {
                                 let _ = h.record(now.saturating_sub(sent).max(1));
                             }
@@ -515,7 +573,7 @@ pub fn end_to_end_latency(
     producer
         .client()
         .fetch_metadata(Some(topic), Duration::from_secs(30))?;
-    let offered = paced_send(&producer, topic, rate_bps, record_size, duration)?;
+    let offered = paced_send(&producer, topic, rate_bps, record_size, duration, run_id)?;
     producer.flush(Duration::from_secs(60))?;
     let delivered = producer.context().delivered.load(Ordering::Relaxed);
     target.store(delivered, Ordering::Relaxed);
@@ -526,5 +584,5 @@ pub fn end_to_end_latency(
     if received < delivered {
         bail!("end-to-end: consumer received {received} of {delivered} records");
     }
-    Ok(latency_of(&h, offered))
+    Ok(latency_of(&h, offered, delivered))
 }

@@ -308,8 +308,8 @@ fn main() -> Result<()> {
                 load::end_to_end_latency(&bootstrap, &settings, &topic, rate, record_size, dur)?
             };
             println!(
-                "{} records: p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms at {:.1} MB/s offered",
-                l.count, l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms, l.offered_mb_per_s
+                "{} records of {} sent: p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms at {:.1} MB/s offered",
+                l.count, l.sent, l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms, l.offered_mb_per_s
             );
             Ok(())
         }

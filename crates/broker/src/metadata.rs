@@ -951,7 +951,7 @@ impl MetadataStore {
     }
 
     /// Creates `name` with the broker defaults if it does not exist yet
-    /// (Metadata/Produce auto-creation); returns the existing topic otherwise.
+    /// (Metadata auto-creation); returns the existing topic otherwise.
     pub fn auto_create_topic(
         &self,
         ctx: &BrokerContext,

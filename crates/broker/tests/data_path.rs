@@ -45,6 +45,22 @@ async fn metadata(
     }
 }
 
+/// Auto-creates `topics` as a client does: a Metadata request that allows
+/// creation, repeated while a topic answers UNKNOWN_TOPIC_OR_PARTITION (the
+/// request that triggers the creation is answered with that error, as in
+/// Kafka). Returns the first answer in which every topic exists.
+async fn auto_create(client: &mut Client, topics: &[&str]) -> MetadataResponse {
+    for _ in 0..100 {
+        let m = metadata(client, 12, topics, true).await;
+        if m.topics.iter().all(|t| t.error_code == 0) {
+            return m;
+        }
+        assert!(m.topics.iter().all(|t| t.error_code == 3), "{m:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{topics:?} never created");
+}
+
 fn produce_request(topic: &str, partition: i32, records: Vec<u8>, acks: i16) -> ProduceRequest {
     ProduceRequest::default()
         .with_acks(acks)
@@ -136,6 +152,12 @@ async fn metadata_auto_creates_topics_and_advertises_the_bound_port() {
     let b = TestBroker::start_default().await;
     let mut c = b.client().await;
 
+    // The request that creates the topic answers as Kafka does: unknown,
+    // no partitions, no id; the topic is there on the next request.
+    let m = metadata(&mut c, 12, &["orders"], true).await;
+    assert_eq!(m.topics[0].error_code, 3); // UNKNOWN_TOPIC_OR_PARTITION
+    assert!(m.topics[0].partitions.is_empty());
+    assert_eq!(m.topics[0].topic_id, Uuid::nil());
     let m = metadata(&mut c, 12, &["orders"], true).await;
     assert_eq!(m.brokers.len(), 1);
     assert_eq!(m.brokers[0].port, i32::from(b.addr().port()));
@@ -183,7 +205,7 @@ async fn metadata_auto_creates_topics_and_advertises_the_bound_port() {
 async fn produce_then_fetch_returns_the_records_with_assigned_offsets() {
     let b = TestBroker::start_default().await;
     let mut c = b.client().await;
-    metadata(&mut c, 12, &["t"], true).await;
+    auto_create(&mut c, &["t"]).await;
 
     let p = produce(&mut c, 9, "t", 0, batch(&[b"a", b"b", b"c"], 1_000), -1).await;
     assert_eq!((p.error_code, p.base_offset), (0, 0));
@@ -220,7 +242,7 @@ async fn produce_then_fetch_returns_the_records_with_assigned_offsets() {
 async fn fetch_reports_offset_out_of_range_and_unknown_partitions() {
     let b = TestBroker::start_default().await;
     let mut c = b.client().await;
-    metadata(&mut c, 12, &["t"], true).await;
+    auto_create(&mut c, &["t"]).await;
     produce(&mut c, 9, "t", 0, batch(&[b"a"], 1_000), -1).await;
 
     let d = fetch(&mut c, 12, &fetch_request("t", 0, 100, 0, 1)).await;
@@ -238,7 +260,7 @@ async fn fetch_reports_offset_out_of_range_and_unknown_partitions() {
 async fn produce_errors_are_reported_per_partition() {
     let b = TestBroker::start_default().await;
     let mut c = b.client().await;
-    metadata(&mut c, 12, &["t"], true).await;
+    auto_create(&mut c, &["t"]).await;
 
     let p = produce(&mut c, 9, "t", 3, batch(&[b"a"], 1_000), -1).await;
     assert_eq!(p.error_code, 3); // UNKNOWN_TOPIC_OR_PARTITION
@@ -286,7 +308,7 @@ async fn produce_errors_are_reported_per_partition() {
 async fn list_offsets_answers_earliest_latest_max_timestamp_and_by_timestamp() {
     let b = TestBroker::start_default().await;
     let mut c = b.client().await;
-    metadata(&mut c, 12, &["t"], true).await;
+    auto_create(&mut c, &["t"]).await;
     let t0 = netkit::now_ms() - 60_000;
     produce(&mut c, 9, "t", 0, netkit::batch_at(&[b"a", b"b"], t0), -1).await; // offsets 0,1 at t0, t0+1
     produce(
@@ -320,7 +342,7 @@ async fn a_waiting_fetch_is_woken_by_a_produce_on_another_connection() {
     let b = TestBroker::start_default().await;
     let mut consumer = b.client().await;
     let mut producer = b.client().await;
-    metadata(&mut producer, 12, &["t"], true).await;
+    auto_create(&mut producer, &["t"]).await;
 
     // Long enough that only the append can end the wait in a passing run.
     let req = fetch_request("t", 0, 0, 120_000, 1);
@@ -348,7 +370,7 @@ async fn a_waiting_fetch_is_woken_by_a_produce_on_another_connection() {
 async fn shutdown_answers_a_fetch_that_is_still_waiting() {
     let b = TestBroker::start_default().await;
     let mut c = b.client().await;
-    metadata(&mut c, 12, &["t"], true).await;
+    auto_create(&mut c, &["t"]).await;
     let correlation = c
         .send(ApiKey::Fetch, 12, &fetch_request("t", 0, 0, 600_000, 1))
         .await;
@@ -374,7 +396,7 @@ async fn shutdown_answers_a_fetch_that_is_still_waiting() {
 async fn pipelined_requests_are_answered_in_request_order() {
     let b = TestBroker::start_default().await;
     let mut c = b.client().await;
-    metadata(&mut c, 12, &["t"], true).await;
+    auto_create(&mut c, &["t"]).await;
 
     // Ten requests of mixed kinds in one write, then read ten answers.
     let mut wire = Vec::new();
@@ -439,7 +461,7 @@ fn api_versions_request() -> ApiVersionsRequest {
 async fn acks_zero_produce_is_not_answered_but_is_appended() {
     let b = TestBroker::start_default().await;
     let mut c = b.client().await;
-    metadata(&mut c, 12, &["t"], true).await;
+    auto_create(&mut c, &["t"]).await;
     c.send(
         ApiKey::Produce,
         9,
@@ -548,7 +570,7 @@ async fn flush_messages_one_topics_acknowledge_only_after_an_fsync() {
 async fn fetch_v13_and_later_name_topics_by_id() {
     let b = TestBroker::start_default().await;
     let mut c = b.client().await;
-    let m = metadata(&mut c, 12, &["t"], true).await;
+    let m = auto_create(&mut c, &["t"]).await;
     let id = m.topics[0].topic_id;
     produce(&mut c, 9, "t", 0, batch(&[b"by-id"], 1_000), -1).await;
 
@@ -699,7 +721,7 @@ fn max_version(api: ApiKey) -> (i16, i16) {
 async fn every_advertised_version_of_the_data_path_apis_is_answered() {
     let b = TestBroker::start_default().await;
     let mut c = b.client().await;
-    metadata(&mut c, 12, &["t"], true).await;
+    auto_create(&mut c, &["t"]).await;
 
     let (lo, hi) = max_version(ApiKey::Produce);
     for v in lo..=hi.min(12) {
@@ -753,7 +775,7 @@ async fn concurrent_producers_and_a_tailing_consumer_agree_on_every_record() {
     const EACH: usize = 40;
     let b = TestBroker::start_default().await;
     let mut c = b.client().await;
-    metadata(&mut c, 12, &["busy"], true).await;
+    auto_create(&mut c, &["busy"]).await;
 
     let addr = b.addr();
     let consumer = tokio::spawn(async move {
@@ -828,7 +850,7 @@ async fn idle_connections_are_closed_but_not_while_a_request_waits() {
     });
 
     let mut c = Client::connect(addr).await;
-    metadata(&mut c, 12, &["idle"], true).await;
+    auto_create(&mut c, &["idle"]).await;
     // Waits up to 1.5 s for data that never comes: longer than the idle
     // timeout, yet answered, because a request is in flight.
     let d = fetch(&mut c, 12, &fetch_request("idle", 0, 0, 1_500, 1)).await;

@@ -502,7 +502,18 @@ fn json_logs() {
     let broker =
         SluiceProcess::start_with_args(BIN, &["--log-format", "json", "--log-level", "info"], &[])
             .expect("start sluice with JSON logs");
-    let out = broker.output();
+    // The logs (stderr) are read apart from the `listening on` line (stdout)
+    // that start-up waits for: wait until the log's own line has arrived too.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut out = broker.output();
+    while !out
+        .lines()
+        .any(|l| l.starts_with('{') && l.contains("listening"))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        out = broker.output();
+    }
     let json_lines: Vec<&str> = out.lines().filter(|l| l.starts_with('{')).collect();
     assert!(!json_lines.is_empty(), "no JSON log line in:\n{out}");
     for l in &json_lines {

@@ -15,6 +15,10 @@
 //! `SLUICE_REQUIRE_CLIENTS` is set (scripts/test sets it), when it fails.
 //! `scripts/setup` installs every toolchain.
 //!
+//! `*_auto_create_*` run each driver's `auto-create` phase: produce to a topic
+//! nobody created, with the client's auto-creation on; no error may reach the
+//! application, and the topic must then hold every record it delivered.
+//!
 //! With `SLUICE_TEST_REFERENCE_KAFKA=1` the `*_reference_kafka` tests run the
 //! same drivers against the pinned Apache Kafka 4.1.2 (clients/reference-kafka),
 //! so the comparison is one command:
@@ -28,7 +32,10 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{env_on, root};
+use common::{env_on, root, sb, RawClient};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, MetadataRequest, TopicName};
 use sluice_testkit::SluiceProcess;
 
 /// Longest a single driver phase may run before it is killed (a hang guard,
@@ -431,6 +438,111 @@ client_tests! {
     FranzGo: franz_go_against_sluice, franz_go_against_reference_kafka;
     Kcat: kcat_against_sluice, kcat_against_reference_kafka;
     KafkaCli: kafka_cli_against_sluice, kafka_cli_against_reference_kafka;
+}
+
+/// The number of records in every partition of `topic` (latest offsets),
+/// asked without auto-creation.
+fn records_in(bootstrap: &str, topic: &str) -> Result<i64, String> {
+    let mut c = RawClient::connect(bootstrap);
+    let m = c.send(
+        12,
+        &MetadataRequest::default()
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(TopicName(sb(topic))))
+            ]))
+            .with_allow_auto_topic_creation(false),
+    );
+    let t = &m.topics[0];
+    if t.error_code != 0 {
+        return Err(format!("metadata for {topic}: error {}", t.error_code));
+    }
+    let partitions = t
+        .partitions
+        .iter()
+        .map(|p| {
+            ListOffsetsPartition::default()
+                .with_partition_index(p.partition_index)
+                .with_timestamp(-1)
+        })
+        .collect();
+    let l = c.send(
+        7,
+        &ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(TopicName(sb(topic)))
+                .with_partitions(partitions)]),
+    );
+    l.topics[0].partitions.iter().try_fold(0, |sum, p| {
+        if p.error_code == 0 {
+            Ok(sum + p.offset)
+        } else {
+            Err(format!(
+                "list offsets {topic}/{}: error {}",
+                p.partition_index, p.error_code
+            ))
+        }
+    })
+}
+
+/// The client's `auto-create` phase against `broker`: it must succeed (no
+/// error reached the application), say how many records were delivered, and
+/// the auto-created topic must hold exactly those.
+fn auto_create(client: Client, broker: &dyn BrokerUnderTest, what: &str) {
+    let name = client.name();
+    let topic = format!("auto-{name}");
+    let out = client
+        .run(&broker.bootstrap(), &topic, "auto-create")
+        .unwrap_or_else(|out| {
+            panic!(
+                "{name} producing to a new topic against {what} failed\n--- driver ---\n{out}\n--- broker log (tail) ---\n{}",
+                broker.log_tail()
+            )
+        });
+    let delivered: i64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("DELIVERED="))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name}: no DELIVERED= line\n{out}"));
+    assert_eq!(delivered, 30, "{name} against {what}\n{out}");
+    assert_eq!(
+        records_in(&broker.bootstrap(), &topic),
+        Ok(delivered),
+        "{name} against {what}: records in the auto-created topic"
+    );
+    eprintln!("{name} auto-create against {what}: OK");
+}
+
+macro_rules! auto_create_tests {
+    ($($client:ident: $sluice:ident, $reference:ident;)*) => {$(
+        #[test]
+        fn $sluice() {
+            if !Client::$client.ready() {
+                return;
+            }
+            let broker = SluiceProcess::start(env!("CARGO_BIN_EXE_sluice"), &[])
+                .unwrap_or_else(|e| panic!("sluice did not start: {e}"));
+            auto_create(Client::$client, &broker, "sluice");
+        }
+
+        #[test]
+        fn $reference() {
+            if !env_on("SLUICE_TEST_REFERENCE_KAFKA") || !Client::$client.ready() {
+                eprintln!("reference Kafka comparison not requested (set SLUICE_TEST_REFERENCE_KAFKA=1)");
+                return;
+            }
+            let broker = ScriptedReferenceKafka::start().unwrap_or_else(|e| panic!("{e}"));
+            auto_create(Client::$client, &broker, "reference Kafka 4.1.2");
+        }
+    )*};
+}
+
+auto_create_tests! {
+    ConfluentKafka: confluent_kafka_auto_create_against_sluice, confluent_kafka_auto_create_against_reference_kafka;
+    KafkaPython: kafka_python_auto_create_against_sluice, kafka_python_auto_create_against_reference_kafka;
+    KafkaJs: kafkajs_auto_create_against_sluice, kafkajs_auto_create_against_reference_kafka;
+    Java: java_client_auto_create_against_sluice, java_client_auto_create_against_reference_kafka;
+    FranzGo: franz_go_auto_create_against_sluice, franz_go_auto_create_against_reference_kafka;
 }
 
 /// Pairs (producer, consumer) for the cross-client test: every driver's

@@ -390,3 +390,32 @@ async fn offsets_for_times_finds_the_exact_record() {
         }
     }
 }
+
+/// librdkafka producing to a topic nobody created (auto-creation on, the
+/// default): the Metadata request that triggers the creation answers
+/// UNKNOWN_TOPIC_OR_PARTITION, as Kafka does, and librdkafka waits for the
+/// topic instead of failing the records. Every delivery succeeds, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producing_to_a_new_topic_auto_creates_it_without_errors() {
+    let sluice = start(&[("num.partitions", "2")]);
+    let bootstrap = sluice.bootstrap().to_string();
+    let p = producer(&bootstrap, "none");
+    let mut offsets = BTreeMap::<i32, Vec<i64>>::new();
+    for i in 0..20 {
+        let key = format!("k{i}");
+        let d = p
+            .send(
+                FutureRecord::to("never-created").key(&key).payload("v"),
+                TIMEOUT,
+            )
+            .await
+            .unwrap_or_else(|(e, _)| panic!("record {i}: {e}"));
+        offsets.entry(d.partition).or_default().push(d.offset);
+    }
+    for (partition, got) in &offsets {
+        let want: Vec<i64> = (0..got.len() as i64).collect();
+        assert_eq!(got, &want, "partition {partition}");
+    }
+    assert!(offsets.keys().all(|p| (0..2).contains(p)), "{offsets:?}");
+    assert_ne!(topic_id(&bootstrap, "never-created"), Uuid::nil());
+}

@@ -127,3 +127,46 @@ fn serves_without_the_serve_subcommand_and_refuses_bad_config() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/server.properties"));
 }
+
+/// `sluice.metrics.listener=0` (as README says) binds an ephemeral port on
+/// 127.0.0.1 and prints it; a bare port is that port on 127.0.0.1. Anything
+/// else that is not host:port is still refused before the broker starts.
+#[test]
+fn metrics_listener_takes_a_bare_port() {
+    use std::io::{Read as _, Write as _};
+    let s = start(&[("sluice.metrics.listener", "0")]);
+    let out = s.output();
+    let addr = out
+        .lines()
+        .find_map(|l| l.strip_prefix("metrics on http://"))
+        .and_then(|l| l.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics address printed:\n{out}"))
+        .to_string();
+    let bound: std::net::SocketAddr = addr.parse().unwrap();
+    assert_eq!(bound.ip().to_string(), "127.0.0.1", "{addr}");
+    assert_ne!(bound.port(), 0, "{addr}");
+    let mut c = std::net::TcpStream::connect(bound).expect("metrics endpoint answers");
+    write!(
+        c,
+        "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    c.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+
+    for bad in ["nonsense", "70000", "-1", "127.0.0.1"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(BIN)
+            .args(["serve", "--override", "listeners=PLAINTEXT://127.0.0.1:0"])
+            .arg("--override")
+            .arg(format!("log.dirs={}", dir.path().display()))
+            .arg("--override")
+            .arg(format!("sluice.metrics.listener={bad}"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("sluice.metrics.listener"), "{bad}: {err}");
+    }
+}

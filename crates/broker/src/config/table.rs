@@ -180,7 +180,7 @@ pub static CONFIG_TABLE: &[ConfigKey] = &[
     broker("log.dir", T::String, Some("./data"), V::Any,
         "The directory holding the log data, used when log.dirs is not set. Sluice default: ./data."),
     broker("auto.create.topics.enable", T::Boolean, Some("true"), V::Any,
-        "Create a topic on Metadata or Produce requests for an unknown topic."),
+        "Create an unknown topic named in a Metadata request that allows auto-creation. As in Kafka, that request is answered UNKNOWN_TOPIC_OR_PARTITION with no partitions and the topic appears on the next one; Produce never creates topics."),
     broker("num.partitions", T::Int, Some("1"), V::AtLeast(1),
         "Partition count of auto-created topics and of CreateTopics requests asking for the default (-1)."),
     broker("default.replication.factor", T::Int, Some("1"), V::Between(1, 1),
@@ -316,7 +316,7 @@ pub static CONFIG_TABLE: &[ConfigKey] = &[
     broker("sluice.max.producers.per.partition", T::Int, Some("10000"), V::AtLeast(1),
         "Most idempotent producers a partition tracks; a new producer beyond it is refused with THROTTLING_QUOTA_EXCEEDED until idle producers expire (producer.id.expiration.ms)."),
     broker("sluice.metrics.listener", T::String, Some("127.0.0.1:9644"), V::Any,
-        "host:port of the HTTP endpoint serving Prometheus metrics at /metrics and readiness at /health (200 once log recovery finished). Port 0 binds an ephemeral port (printed at start); empty disables it. If the address cannot be bound the broker logs an error and runs without metrics."),
+        "host:port of the HTTP endpoint serving Prometheus metrics at /metrics and readiness at /health (200 once log recovery finished). A bare port means that port on 127.0.0.1; port 0 (`0` or `host:0`) binds an ephemeral port (printed at start); empty disables it. If the address cannot be bound the broker logs an error and runs without metrics."),
     // ---- topic keys ----
     topic("segment.bytes", T::Int, Some("1073741824"), V::AtLeast(1048576), &[("log.segment.bytes", C::Same)],
         "Maximum size of a single segment file of this topic."),

@@ -2,7 +2,10 @@
 //! controller, the topics with their ids, and every partition led by this
 //! node (leader epoch 0, replicas and ISR = this node). Unknown topics are
 //! created when both the broker (`auto.create.topics.enable`) and the
-//! request (`allow_auto_topic_creation`, v4+) allow it.
+//! request (`allow_auto_topic_creation`, v4+) allow it; as in Kafka 4.1, the
+//! request that triggers the creation is answered UNKNOWN_TOPIC_OR_PARTITION
+//! with no partitions and the topic appears on the next request (clients
+//! retry on that error; some tests rely on the empty first answer).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
@@ -137,7 +140,9 @@ async fn by_name(
     {
         Ok(Ok(t)) => {
             tracing::info!(topic = %t.name, partitions = t.partitions, "auto-created topic");
-            Ok(t)
+            // Created (durably) now, but answered as Kafka answers the
+            // triggering request: unknown, no partitions, no id.
+            fail(ResponseError::UnknownTopicOrPartition.code())
         }
         Ok(Err(e)) => {
             tracing::warn!(topic = name, error = %e, "auto topic creation failed");

@@ -12,7 +12,8 @@ use sluice_broker::BrokerConfig;
 
 pub const KEY: &str = "sluice.metrics.listener";
 
-/// The configured address; `None` when the key is empty (disabled).
+/// The configured address; `None` when the key is empty (disabled). A bare
+/// port (`0` for an ephemeral one) means that port on 127.0.0.1.
 pub fn listener_addr(config: &BrokerConfig) -> anyhow::Result<Option<SocketAddr>> {
     let raw = config
         .explicit
@@ -24,9 +25,12 @@ pub fn listener_addr(config: &BrokerConfig) -> anyhow::Result<Option<SocketAddr>
     if raw.is_empty() {
         return Ok(None);
     }
+    if let Ok(port) = raw.parse::<u16>() {
+        return Ok(Some(SocketAddr::from(([127, 0, 0, 1], port))));
+    }
     let addr = raw
         .parse::<SocketAddr>()
-        .map_err(|e| anyhow!("invalid configuration; the broker was not started: {KEY}={raw:?} is not host:port ({e})"))?;
+        .map_err(|e| anyhow!("invalid configuration; the broker was not started: {KEY}={raw:?} is not host:port or a port ({e})"))?;
     Ok(Some(addr))
 }
 
