@@ -133,6 +133,24 @@ fn lost_write_seen_by_another_consumer_only_is_a_lost_write_not_a_skip() {
 }
 
 #[test]
+fn lost_write_includes_the_highest_polled_offset_itself() {
+    // Offset 1 was polled, but with another value: the acknowledged one is lost there.
+    let h = vec![
+        ok(1, 0),
+        ok(2, 1),
+        send(OpType::Info, 3),
+        assign(C),
+        poll(C, &[(0, 1), (1, 3)]),
+    ];
+    let report = run(&h);
+    assert_eq!(
+        kinds(&report),
+        BTreeSet::from([AnomalyKind::LostWrite, AnomalyKind::InconsistentOffset]),
+        "{report}"
+    );
+}
+
+#[test]
 fn unseen_is_an_acknowledged_value_above_every_polled_offset() {
     let mut h = clean();
     h.pop(); // nobody ever polls offset 2
