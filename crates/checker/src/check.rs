@@ -11,6 +11,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::anomaly::{Anomaly, AnomalyKind, Position};
+use crate::dense::DenseMap;
 use crate::hash::FastMap;
 use crate::history::{Call, Offset, Op, OpType, ProcessId, TopicPartition, Value};
 use crate::CheckerError;
@@ -32,7 +33,7 @@ enum SendState {
 }
 
 /// Everything the checker keeps per distinct value.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 struct ValueState {
     send: SendState,
     send_tp: Tp,
@@ -68,11 +69,20 @@ impl Default for ValueState {
     }
 }
 
-/// The first value known at an offset.
-#[derive(Clone, Copy)]
+/// The first value known at an offset (`op == NEVER`: none).
+#[derive(Clone, Copy, PartialEq)]
 struct Slot {
     value: u64,
     op: usize,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot {
+            value: 0,
+            op: NEVER,
+        }
+    }
 }
 
 /// Two consecutive polled offsets of one consumer epoch with a gap between.
@@ -182,9 +192,9 @@ pub struct Checker {
     tps: Vec<TopicPartition>,
     /// Highest offset any consumer polled, per partition (`i64::MIN`: none).
     max_polled: Vec<i64>,
-    values: FastMap<u64, ValueState>,
-    /// The version order: the first value known at each (partition, offset).
-    slots: FastMap<(Tp, i64), Slot>,
+    values: DenseMap<ValueState>,
+    /// The version order: per partition, the first value known at each offset.
+    slots: Vec<DenseMap<Slot>>,
     /// Offsets at which more than one value was seen, with every value.
     conflicts: FastMap<(Tp, i64), Vec<(u64, usize)>>,
     /// Values seen at more than one position, with every position.
@@ -217,12 +227,14 @@ impl Checker {
             Call::Poll { records } => match op.kind {
                 OpType::Ok => {
                     self.stats.polls += 1;
+                    let mut last = std::mem::take(self.positions.entry(process).or_default());
                     for (tp, recs) in records {
                         let tp = self.intern(tp);
                         for &(offset, value) in recs {
-                            self.polled(index, process, tp, offset.0, value.0);
+                            self.polled(index, process, &mut last, tp, offset.0, value.0);
                         }
                     }
+                    self.positions.insert(process, last);
                 }
                 // Records may have been delivered that the history does not
                 // show: where the consumer stands is unknown from here on.
@@ -244,6 +256,7 @@ impl Checker {
         self.tp_index.insert(tp.clone(), i);
         self.tps.push(tp.clone());
         self.max_polled.push(i64::MIN);
+        self.slots.push(DenseMap::default());
         i
     }
 
@@ -261,7 +274,7 @@ impl Checker {
         value: Value,
         offset: Option<Offset>,
     ) -> Result<(), CheckerError> {
-        let v = self.values.entry(value.0).or_default();
+        let v = self.values.entry(value.0);
         if kind == OpType::Invoke {
             if v.send != SendState::NotSent {
                 return Err(CheckerError::DuplicateSend {
@@ -300,10 +313,18 @@ impl Checker {
         Ok(())
     }
 
-    fn polled(&mut self, index: usize, process: u64, tp: Tp, offset: i64, value: u64) {
+    /// A record `process` polled; `last` is its epoch's last offset per partition.
+    fn polled(
+        &mut self,
+        index: usize,
+        process: u64,
+        last: &mut FastMap<Tp, i64>,
+        tp: Tp,
+        offset: i64,
+        value: u64,
+    ) {
         self.stats.records_polled += 1;
-        self.position(index, tp, offset, value);
-        let v = self.values.entry(value).or_default();
+        let v = self.position(index, tp, offset, value);
         if v.read_op == NEVER {
             v.read_op = index;
             v.read_process = process;
@@ -312,12 +333,7 @@ impl Checker {
         }
         let max = &mut self.max_polled[tp as usize];
         *max = (*max).max(offset);
-        let last = self
-            .positions
-            .entry(process)
-            .or_default()
-            .insert(tp, offset);
-        match last {
+        match last.insert(tp, offset) {
             Some(previous) if offset <= previous => self.found.push(Anomaly::NonMonotonicPoll {
                 process: ProcessId(process),
                 tp: self.tps[tp as usize].clone(),
@@ -336,22 +352,23 @@ impl Checker {
         }
     }
 
-    /// Records that `value` is at (`tp`, `offset`) per op `index`.
-    fn position(&mut self, index: usize, tp: Tp, offset: i64, value: u64) {
-        let slot = *self
-            .slots
-            .entry((tp, offset))
-            .or_insert(Slot { value, op: index });
-        if slot.value != value {
+    /// Records that `value` is at (`tp`, `offset`) per op `index`; returns
+    /// the value's state.
+    fn position(&mut self, index: usize, tp: Tp, offset: i64, value: u64) -> &mut ValueState {
+        let slot = self.slots[tp as usize].entry(offset as u64);
+        if slot.op == NEVER {
+            *slot = Slot { value, op: index };
+        } else if slot.value != value {
+            let first = (slot.value, slot.op);
             let seen = self
                 .conflicts
                 .entry((tp, offset))
-                .or_insert_with(|| vec![(slot.value, slot.op)]);
+                .or_insert_with(|| vec![first]);
             if !seen.iter().any(|&(v, _)| v == value) {
                 seen.push((value, index));
             }
         }
-        let v = self.values.entry(value).or_default();
+        let v = self.values.entry(value);
         if v.pos_tp == NO_TP {
             v.pos_tp = tp;
             v.pos_offset = offset;
@@ -363,6 +380,7 @@ impl Checker {
                 seen.push((tp, offset, index));
             }
         }
+        v
     }
 
     fn at(&self, tp: Tp, offset: i64, op: usize) -> Position {
@@ -397,7 +415,7 @@ impl Checker {
         found.sort_by_key(|a| (a.kind(), a.op()));
         self.stats.ops = self.next_op;
         self.stats.partitions = self.tps.len();
-        self.stats.distinct_values = self.values.len();
+        self.stats.distinct_values = self.values.iter().count();
         Report {
             stats: self.stats,
             anomalies: found,
@@ -407,7 +425,7 @@ impl Checker {
     /// Lost, unseen, aborted and phantom values; counts the sends.
     fn value_anomalies(&mut self, found: &mut Vec<Anomaly>) {
         let (mut ok, mut failed, mut indeterminate) = (0, 0, 0);
-        for (&value, v) in &self.values {
+        for (value, v) in self.values.iter() {
             let read = v.read_op != NEVER;
             let read_at = || self.at(v.read_tp, v.read_offset, v.read_op);
             match v.send {
@@ -464,13 +482,17 @@ impl Checker {
         if self.gaps.is_empty() {
             return;
         }
-        let mut known: Vec<Vec<i64>> = vec![Vec::new(); self.tps.len()];
-        for &(tp, offset) in self.slots.keys() {
-            known[tp as usize].push(offset);
-        }
-        for offsets in &mut known {
-            offsets.sort_unstable();
-        }
+        // Offsets holding a record, ascending (negative ones, stored as huge
+        // keys, sort first).
+        let known: Vec<Vec<i64>> = self
+            .slots
+            .iter()
+            .map(|slots| {
+                let mut offsets: Vec<i64> = slots.iter().map(|(o, _)| o as i64).collect();
+                offsets.sort_unstable();
+                offsets
+            })
+            .collect();
         for g in &self.gaps {
             let offsets = &known[g.tp as usize];
             let i = offsets.partition_point(|&o| o <= g.from);
@@ -485,5 +507,16 @@ impl Checker {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_value_and_per_offset_state_stay_as_small_as_documented() {
+        assert_eq!(std::mem::size_of::<ValueState>(), 72);
+        assert_eq!(std::mem::size_of::<Slot>(), 16);
     }
 }

