@@ -174,6 +174,14 @@ impl fmt::Display for Report {
     }
 }
 
+fn negative(value: Value, offset: Offset, op: usize) -> CheckerError {
+    CheckerError::NegativeOffset {
+        value,
+        offset: offset.0,
+        op,
+    }
+}
+
 /// Checks a whole history held in memory.
 pub fn check<'a>(ops: impl IntoIterator<Item = &'a Op>) -> Result<Report, CheckerError> {
     let mut c = Checker::new();
@@ -228,13 +236,19 @@ impl Checker {
                 OpType::Ok => {
                     self.stats.polls += 1;
                     let mut last = std::mem::take(self.positions.entry(process).or_default());
-                    for (tp, recs) in records {
+                    let mut result = Ok(());
+                    'poll: for (tp, recs) in records {
                         let tp = self.intern(tp);
                         for &(offset, value) in recs {
+                            if offset.0 < 0 {
+                                result = Err(negative(value, offset, index));
+                                break 'poll;
+                            }
                             self.polled(index, process, &mut last, tp, offset.0, value.0);
                         }
                     }
                     self.positions.insert(process, last);
+                    result?;
                 }
                 // Records may have been delivered that the history does not
                 // show: where the consumer stands is unknown from here on.
@@ -307,6 +321,9 @@ impl Checker {
         };
         if kind == OpType::Ok {
             let offset = offset.ok_or(CheckerError::MissingOffset { value, op: index })?;
+            if offset.0 < 0 {
+                return Err(negative(value, offset, index));
+            }
             v.ack = offset.0;
             self.position(index, tp, offset.0, value.0);
         }
@@ -482,8 +499,7 @@ impl Checker {
         if self.gaps.is_empty() {
             return;
         }
-        // Offsets holding a record, ascending (negative ones, stored as huge
-        // keys, sort first).
+        // Offsets holding a record (never negative: refused on input), ascending.
         let known: Vec<Vec<i64>> = self
             .slots
             .iter()

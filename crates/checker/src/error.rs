@@ -26,4 +26,10 @@ pub enum CheckerError {
     SendPartitionMismatch { value: Value, op: usize },
     #[error("op {op}: the acknowledged send of value {value} has no offset")]
     MissingOffset { value: Value, op: usize },
+    #[error("op {op}: offset {offset} of value {value} is negative (an unknown offset is not an offset)")]
+    NegativeOffset {
+        value: Value,
+        offset: i64,
+        op: usize,
+    },
 }

@@ -45,7 +45,8 @@
 //!   markers, aborted batches) are not skips.
 //! - **Phantom**: a polled value that no producer ever sent.
 //!
-//! Assumptions a driver must keep: values are unique per history; each
+//! Assumptions a driver must keep: values are unique per history (a
+//! second send of one is an error, as is a negative offset); each
 //! consumer epoch starts at or below an offset some consumer already
 //! polled (committed offsets or `auto.offset.reset=earliest`), else unread
 //! records it jumps over count as lost; a poll that may have delivered

@@ -466,6 +466,22 @@ fn malformed_histories_are_errors_not_verdicts() {
         check(&no_offset),
         Err(CheckerError::MissingOffset { op: 0, .. })
     ));
+    assert!(matches!(
+        check(&[ok(1, -1)]),
+        Err(CheckerError::NegativeOffset {
+            offset: -1,
+            op: 0,
+            ..
+        })
+    ));
+    assert!(matches!(
+        check(&[ok(1, 0), poll(C, &[(0, 1), (-1, 1)])]),
+        Err(CheckerError::NegativeOffset {
+            offset: -1,
+            op: 1,
+            ..
+        })
+    ));
     let moved = vec![
         send(OpType::Invoke, 1),
         Op::send(P, OpType::Ok, &TopicPartition::new("t", 1), 1, Some(0)),
