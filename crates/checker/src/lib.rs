@@ -59,7 +59,7 @@
 //! dense from zero) and hash maps otherwise, plus the findings; re-reads cost
 //! lookups only. A simulated history of 1.03 M ops (2.35 M polled records,
 //! 280 k values) checks in 0.21 s of CPU, about 5 M ops/s; parsing its
-//! 97 MB of JSON lines adds about 1 s
+//! 97 MB of JSON lines adds about 0.55 s
 //! (`cargo run --release -p sluice-checker --example throughput`;
 //! `cargo bench -p sluice-checker` for the criterion version).
 
