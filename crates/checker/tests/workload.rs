@@ -1,12 +1,14 @@
 //! The Kafka workload against a real single-node Sluice that is killed with
 //! SIGKILL and restarted while it runs: an idempotent acks=all librdkafka
-//! producer sends unique values to three partitions, a consumer (recreated
-//! now and then) polls them, a final consumer reads every partition after
-//! the last restart, and the checker must find no anomaly in the history.
+//! producer sends unique values to three partitions, two consumers (one
+//! assigned every partition, one in a group with rebalance markers, both
+//! recreated now and then) poll them, a final consumer reads every
+//! partition after the last restart, and the checker must find no anomaly
+//! in the history.
 //!
 //! Needs the `sluice` binary (`cargo build -p sluice`; `cargo test
 //! --workspace` builds it). The history is kept in a file when the check
-//! fails.
+//! fails, and always written to `$SLUICE_WORKLOAD_HISTORY` when set.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -16,14 +18,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset as KafkaOffset, TopicPartitionList};
 use sluice_checker::faults::{inject, Fault};
 use sluice_checker::history::write_jsonl;
-use sluice_checker::{check, Call, Op, OpType, TopicPartition};
+use sluice_checker::{check, Call, Offset, Op, OpType, TopicPartition, Value};
 use sluice_testkit::metadata::fetch_metadata;
 use sluice_testkit::{locate_sluice_binary, SluiceProcess};
 
@@ -81,15 +83,85 @@ impl ProducerContext for Deliveries {
     }
 }
 
-fn consumer(bootstrap: &str, eof: bool) -> BaseConsumer {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "workload")
+/// A consumer's recorder: buffers what polls return and writes it as one
+/// poll op; a rebalance first writes what came before it, then its marker,
+/// so records are judged in the assignment epoch they were fetched in.
+struct Recorder {
+    process: u64,
+    history: Arc<History>,
+    buffer: Mutex<BTreeMap<TopicPartition, Vec<(Offset, Value)>>>,
+}
+
+impl Recorder {
+    fn new(process: u64, history: &Arc<History>) -> Self {
+        Recorder {
+            process,
+            history: history.clone(),
+            buffer: Mutex::default(),
+        }
+    }
+
+    fn record(&self, m: &BorrowedMessage<'_>) {
+        self.buffer
+            .lock()
+            .unwrap()
+            .entry(tp(m.partition()))
+            .or_default()
+            .push((Offset(m.offset()), Value(value_of(m.payload()))));
+    }
+
+    fn flush(&self) {
+        let records = std::mem::take(&mut *self.buffer.lock().unwrap());
+        if !records.is_empty() {
+            let op = Op::new(self.process, OpType::Ok, Call::Poll { records });
+            self.history.push(op);
+        }
+    }
+}
+
+fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
+    tpl.elements()
+        .iter()
+        .map(|e| TopicPartition::new(e.topic(), e.partition()))
+        .collect()
+}
+
+impl ClientContext for Recorder {}
+
+impl ConsumerContext for Recorder {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.flush();
+        let (assigned, revoked) = match rebalance {
+            Rebalance::Assign(tpl) => (partitions_of(tpl), Vec::new()),
+            Rebalance::Revoke(tpl) => (Vec::new(), partitions_of(tpl)),
+            Rebalance::Error(_) => (Vec::new(), Vec::new()),
+        };
+        let op = Op::new(
+            self.process,
+            OpType::Info,
+            Call::Rebalance { assigned, revoked },
+        );
+        self.history.push(op);
+    }
+}
+
+type Client = BaseConsumer<Recorder>;
+
+fn config(bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("reconnect.backoff.ms", "50")
+        .set("reconnect.backoff.max.ms", "500");
+    c
+}
+
+/// A consumer manually assigned every partition from the beginning.
+fn assigned_consumer(bootstrap: &str, eof: bool, recorder: Recorder) -> Client {
+    let consumer: Client = config(bootstrap)
+        .set("group.id", "workload-assigned")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", if eof { "true" } else { "false" })
-        .set("reconnect.backoff.ms", "50")
-        .set("reconnect.backoff.max.ms", "500")
-        .create()
+        .create_with_context(recorder)
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
@@ -97,33 +169,49 @@ fn consumer(bootstrap: &str, eof: bool) -> BaseConsumer {
             .unwrap();
     }
     consumer.assign(&tpl).expect("assign");
-    consumer
-}
-
-fn assigned(process: u64) -> Op {
-    Op::new(
-        process,
+    let op = Op::new(
+        consumer.context().process,
         OpType::Ok,
         Call::Assign {
             partitions: (0..PARTITIONS).map(tp).collect(),
         },
-    )
+    );
+    consumer.context().history.push(op);
+    consumer
+}
+
+/// A consumer in a group: auto-committed offsets, earliest when none.
+fn group_consumer(bootstrap: &str, recorder: Recorder) -> Client {
+    let consumer: Client = config(bootstrap)
+        .set("group.id", "workload-group")
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "200")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create_with_context(recorder)
+        .expect("consumer");
+    consumer.subscribe(&[TOPIC]).expect("subscribe");
+    let op = Op::new(
+        consumer.context().process,
+        OpType::Ok,
+        Call::Subscribe {
+            topics: vec![TOPIC.into()],
+        },
+    );
+    consumer.context().history.push(op);
+    consumer
 }
 
 /// Polls up to 200 records (or for about 100 ms) into one poll op. Returns
 /// the partitions that reported end-of-partition.
-fn poll_once(c: &BaseConsumer, process: u64, history: &History) -> Vec<i32> {
-    let mut records: BTreeMap<TopicPartition, Vec<_>> = BTreeMap::new();
+fn poll_once(c: &Client) -> Vec<i32> {
     let mut n = 0;
     let mut eofs = Vec::new();
     let until = Instant::now() + Duration::from_millis(100);
     while n < 200 && Instant::now() < until {
         match c.poll(Duration::from_millis(20)) {
             Some(Ok(m)) => {
-                records.entry(tp(m.partition())).or_default().push((
-                    sluice_checker::Offset(m.offset()),
-                    sluice_checker::Value(value_of(m.payload())),
-                ));
+                c.context().record(&m);
                 n += 1;
             }
             Some(Err(KafkaError::PartitionEOF(p))) => eofs.push(p),
@@ -132,25 +220,30 @@ fn poll_once(c: &BaseConsumer, process: u64, history: &History) -> Vec<i32> {
             Some(Err(_)) | None => {}
         }
     }
-    if n > 0 {
-        history.push(Op::new(process, OpType::Ok, Call::Poll { records }));
-    }
+    c.context().flush();
     eofs
 }
 
-/// A consumer that polls until `stop`, recreated (a new assignment epoch)
-/// every couple of seconds.
+/// Consumers that poll until `stop`: one assigned every partition and one
+/// in a group, each recreated (a new epoch) every couple of seconds.
 fn consume_until(bootstrap: String, stop: Arc<AtomicBool>, history: Arc<History>) {
-    let process = 100;
+    let (assigned, grouped) = (100, 200);
     while !stop.load(Ordering::Relaxed) {
-        let c = consumer(&bootstrap, false);
-        history.push(assigned(process));
+        let clients = [
+            assigned_consumer(&bootstrap, false, Recorder::new(assigned, &history)),
+            group_consumer(&bootstrap, Recorder::new(grouped, &history)),
+        ];
         let epoch = Instant::now();
-        while !stop.load(Ordering::Relaxed) && epoch.elapsed() < Duration::from_secs(2) {
-            poll_once(&c, process, &history);
+        while !stop.load(Ordering::Relaxed) && epoch.elapsed() < Duration::from_secs(3) {
+            for c in &clients {
+                poll_once(c);
+            }
         }
-        drop(c);
-        history.push(Op::new(process, OpType::Info, Call::Crash));
+        for c in clients {
+            let process = c.context().process;
+            drop(c);
+            history.push(Op::new(process, OpType::Info, Call::Crash));
+        }
     }
 }
 
@@ -177,6 +270,7 @@ fn sluice_through_sigkill_restarts_has_no_anomalies() {
             // Acknowledge after fsync: widens the window in which a kill lands
             // between the write and its acknowledgement.
             ("log.flush.interval.messages", "1"),
+            ("group.initial.rebalance.delay.ms", "0"),
         ],
     )
     .expect("start sluice");
@@ -266,8 +360,7 @@ fn sluice_through_sigkill_restarts_has_no_anomalies() {
     reader.join().unwrap();
 
     // After the last restart: read every partition to its end.
-    let drain = consumer(sluice.bootstrap(), true);
-    history.push(assigned(DRAIN));
+    let drain = assigned_consumer(sluice.bootstrap(), true, Recorder::new(DRAIN, &history));
     let mut at_end = std::collections::BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while at_end.len() < PARTITIONS as usize {
@@ -275,13 +368,24 @@ fn sluice_through_sigkill_restarts_has_no_anomalies() {
             Instant::now() < deadline,
             "final read did not reach the end: {at_end:?}"
         );
-        at_end.extend(poll_once(&drain, DRAIN, &history));
+        at_end.extend(poll_once(&drain));
     }
     drop(drain);
 
     let ops = std::mem::take(&mut *history.ops.lock().unwrap());
+    if let Some(path) = std::env::var_os("SLUICE_WORKLOAD_HISTORY") {
+        write_jsonl(&mut std::fs::File::create(path).unwrap(), &ops).unwrap();
+    }
     let report = check(&ops).expect("a well-formed history");
     eprintln!("{}", report.summary(5));
+    let mut per_consumer: BTreeMap<u64, usize> = BTreeMap::new();
+    for op in &ops {
+        if let Call::Poll { records } = &op.call {
+            *per_consumer.entry(op.process.0).or_default() +=
+                records.values().map(Vec::len).sum::<usize>();
+        }
+    }
+    eprintln!("records polled per consumer (100 assigned, 200 in a group, {DRAIN} final): {per_consumer:?}");
     assert!(report.stats.sends_ok > 0, "nothing acknowledged");
     if !report.is_valid() {
         let path = std::env::temp_dir().join(format!("sluice-workload-{port}.jsonl"));
