@@ -22,13 +22,13 @@ pub struct ReferenceKafka {
     output: Arc<Mutex<String>>,
 }
 
-fn free_port() -> Result<u16, TestkitError> {
+pub(crate) fn free_port() -> Result<u16, TestkitError> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(io("finding a free port"))?;
     Ok(l.local_addr().map_err(io("finding a free port"))?.port())
 }
 
 /// Kafka's base64 form of a random UUID (22 characters, URL-safe, no padding).
-fn random_cluster_id() -> String {
+pub(crate) fn random_cluster_id() -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     loop {
         let id = uuid::Uuid::new_v4();
@@ -50,7 +50,7 @@ fn random_cluster_id() -> String {
 }
 
 /// True once the broker answers an ApiVersions v0 request.
-fn answers_api_versions(addr: SocketAddr) -> bool {
+pub(crate) fn answers_api_versions(addr: SocketAddr) -> bool {
     let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
         return false;
     };
@@ -73,6 +73,71 @@ fn answers_api_versions(addr: SocketAddr) -> bool {
     }
     // correlation id 1, error code 0
     head[4..8] == 1i32.to_be_bytes() && head[8..10] == [0, 0]
+}
+
+/// True when a `java` runs.
+pub(crate) fn java_available() -> bool {
+    Command::new("java")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Collects a child's piped stdout and stderr into one string, on two threads.
+pub(crate) fn capture_output(child: &mut Child) -> Arc<Mutex<String>> {
+    let output = Arc::new(Mutex::new(String::new()));
+    for stream in [
+        Box::new(child.stdout.take().expect("piped")) as Box<dyn Read + Send>,
+        Box::new(child.stderr.take().expect("piped")),
+    ] {
+        let out = output.clone();
+        thread::spawn(move || {
+            let mut stream = stream;
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = stream.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                out.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+    }
+    output
+}
+
+/// Runs `kafka.tools.StorageTool format` on `config` with `cluster_id`
+/// (plus `extra` arguments such as `--standalone`).
+pub(crate) fn format_storage(
+    lib: &Path,
+    config: &Path,
+    cluster_id: &str,
+    extra: &[&str],
+) -> Result<(), TestkitError> {
+    let format = Command::new("java")
+        .args(["-cp", &format!("{}/*", lib.display())])
+        .args(["kafka.tools.StorageTool", "format"])
+        .args(extra)
+        .args(["-t", cluster_id])
+        .arg("-c")
+        .arg(config)
+        .output()
+        .map_err(io("running kafka.tools.StorageTool"))?;
+    if !format.status.success() {
+        return Err(TestkitError::Exited {
+            what: "kafka StorageTool format",
+            status: format.status.to_string(),
+            output: format!(
+                "{}{}",
+                String::from_utf8_lossy(&format.stdout),
+                String::from_utf8_lossy(&format.stderr)
+            ),
+        });
+    }
+    Ok(())
 }
 
 impl ReferenceKafka {
@@ -106,13 +171,7 @@ impl ReferenceKafka {
             );
             return Ok(None);
         };
-        if Command::new("java")
-            .arg("-version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_err()
-        {
+        if !java_available() {
             eprintln!("reference Kafka skipped: no `java` on PATH");
             return Ok(None);
         }
@@ -148,60 +207,23 @@ impl ReferenceKafka {
         let config = dir.path().join("server.properties");
         std::fs::write(&config, props).map_err(io("writing server.properties"))?;
 
-        let classpath = format!("{}/*", lib.display());
-        let format = Command::new("java")
-            .args([
-                "-cp",
-                &classpath,
-                "kafka.tools.StorageTool",
-                "format",
-                "--standalone",
-                "-t",
-            ])
-            .arg(random_cluster_id())
-            .arg("-c")
-            .arg(&config)
-            .output()
-            .map_err(io("running kafka.tools.StorageTool"))?;
-        if !format.status.success() {
-            return Err(TestkitError::Exited {
-                what: "kafka StorageTool format",
-                status: format.status.to_string(),
-                output: format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&format.stdout),
-                    String::from_utf8_lossy(&format.stderr)
-                ),
-            });
-        }
+        format_storage(&lib, &config, &random_cluster_id(), &["--standalone"])?;
 
         let mut child = Command::new("java")
-            .args(["-Xms256m", "-Xmx1g", "-cp", &classpath, "kafka.Kafka"])
+            .args([
+                "-Xms256m",
+                "-Xmx1g",
+                "-cp",
+                &format!("{}/*", lib.display()),
+                "kafka.Kafka",
+            ])
             .arg(&config)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(io("starting kafka.Kafka"))?;
-        let output = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            Box::new(child.stdout.take().expect("piped")) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().expect("piped")),
-        ] {
-            let out = output.clone();
-            thread::spawn(move || {
-                let mut stream = stream;
-                let mut buf = [0u8; 8192];
-                while let Ok(n) = stream.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    out.lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            });
-        }
+        let output = capture_output(&mut child);
         let mut kafka = ReferenceKafka {
             lib,
             dir,

@@ -1,12 +1,17 @@
 //! Test support: starts the real `sluice` binary on an ephemeral port
-//! ([`SluiceProcess`]) and the pinned reference Apache Kafka
-//! ([`ReferenceKafka`]) for comparisons. Used by integration tests of every
-//! client driver.
+//! ([`SluiceProcess`]), the pinned reference Apache Kafka
+//! ([`ReferenceKafka`]) and a three-node reference Kafka cluster
+//! ([`ReferenceKafkaCluster`]) for comparisons, and reads leadership with a
+//! raw Metadata request ([`metadata`]). Used by integration tests of every
+//! client driver and by fault tests.
 
 mod kafka;
+mod kafka_cluster;
+pub mod metadata;
 mod process;
 
 pub use kafka::ReferenceKafka;
+pub use kafka_cluster::ReferenceKafkaCluster;
 pub use process::{locate_sluice_binary, SluiceProcess};
 
 use std::path::PathBuf;
@@ -37,6 +42,8 @@ pub enum TestkitError {
     },
     #[error("{0} is not running")]
     NotRunning(&'static str),
+    #[error("unexpected answer: {0}")]
+    Protocol(String),
 }
 
 pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> TestkitError {
