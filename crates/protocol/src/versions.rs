@@ -11,7 +11,8 @@ use crate::response::encode_response;
 /// `(api, min version, max version)` for every API the broker handles. ApiVersions
 /// advertises exactly this table and [`crate::decode_request`] rejects anything outside
 /// it with [`ProtocolError::UnsupportedVersion`] (or `UnknownApiKey` for an api key
-/// Kafka does not define).
+/// Kafka does not define); the broker then answers the APIs of [`ANSWERED_WITH_ERROR`]
+/// with an error and closes the connection for the rest.
 ///
 /// For comparison, Apache Kafka 4.1.2 (measured with an ApiVersions v3 request against
 /// the pinned reference broker) advertises: Produce 0–13 (it still lists v0–v2, which it
