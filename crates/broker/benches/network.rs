@@ -36,19 +36,24 @@ fn frames(c: &mut Criterion) {
             .build()
             .unwrap();
         group.throughput(Throughput::Bytes(stream.len() as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(size), &stream, |b, stream| {
-            b.iter(|| {
-                rt.block_on(async {
-                    let mut r =
-                        FrameReader::new(&stream[..], 100 << 20, MemoryPool::new(usize::MAX));
-                    let mut n = 0;
-                    while let Some(f) = r.next_frame().await.unwrap() {
-                        n += f.bytes.len();
-                    }
-                    n
+        // Unbounded, and the default queued.max.request.bytes (budget taken
+        // as bytes arrive).
+        for (name, capacity) in [("unbounded", usize::MAX), ("pool_512MiB", 512 << 20)] {
+            let pool = MemoryPool::new(capacity);
+            let id = BenchmarkId::new(name, size);
+            group.bench_with_input(id, &stream, |b, stream| {
+                b.iter(|| {
+                    rt.block_on(async {
+                        let mut r = FrameReader::new(&stream[..], 100 << 20, pool.clone());
+                        let mut n = 0;
+                        while let Some(f) = r.next_frame().await.unwrap() {
+                            n += f.bytes.len();
+                        }
+                        n
+                    })
                 })
-            })
-        });
+            });
+        }
     }
     group.finish();
 }

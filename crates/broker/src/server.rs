@@ -120,14 +120,15 @@ impl Broker {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let connection_config = ConnectionConfig {
             max_request_bytes: ctx.config.socket_request_max_bytes,
-            pool: MemoryPool::new(ctx.config.queued_max_request_bytes),
-            // Kafka's connections.max.idle.ms default (the key is not in the
-            // config table yet).
-            idle_timeout: Some(network::connection::DEFAULT_IDLE_TIMEOUT),
+            pool: MemoryPool::for_connections(
+                ctx.config.queued_max_request_bytes,
+                ctx.config.max_connections,
+            ),
+            idle_timeout: ctx.config.connections_max_idle,
+            stall_timeout: Some(ctx.config.request_stall_timeout),
         };
-        let slots = Arc::new(Semaphore::new(
-            ctx.config.max_connections.clamp(1, Semaphore::MAX_PERMITS),
-        ));
+        let max_connections = ctx.config.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+        let slots = Arc::new(Semaphore::new(max_connections));
         let listener_tasks = listeners
             .into_iter()
             .map(|l| {
@@ -136,6 +137,7 @@ impl Broker {
                     ctx.clone(),
                     connection_config.clone(),
                     slots.clone(),
+                    max_connections,
                     shutdown_rx.clone(),
                 ))
             })

@@ -323,27 +323,3 @@ async fn hostile_bytes_close_only_their_own_connection() {
     );
     b.broker.shutdown().await.unwrap();
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connection_over_max_connections_is_served_once_a_slot_frees() {
-    let b = TestBroker::start(
-        std::sync::Arc::new(sluice_storage::RealFs),
-        &[("max.connections", "2")],
-    )
-    .await;
-    let req = ApiVersionsRequest::default()
-        .with_client_software_name(StrBytes::from_static_str("x"))
-        .with_client_software_version(StrBytes::from_static_str("1"));
-    let mut first = b.client().await;
-    let mut second = b.client().await;
-    first.call(ApiKey::ApiVersions, 3, &req).await;
-    second.call(ApiKey::ApiVersions, 3, &req).await;
-    // The third connects (listen backlog) and sends; it is answered once
-    // one of the first two leaves.
-    let mut third = b.client().await;
-    let correlation = third.send(ApiKey::ApiVersions, 3, &req).await;
-    drop(first);
-    let (got, _) = third.recv(ApiKey::ApiVersions, 3).await;
-    assert_eq!(got, correlation);
-    b.broker.shutdown().await.unwrap();
-}

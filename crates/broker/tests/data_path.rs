@@ -838,6 +838,7 @@ async fn idle_connections_are_closed_but_not_while_a_request_waits() {
                 max_request_bytes: 1 << 20,
                 pool: MemoryPool::new(usize::MAX),
                 idle_timeout: Some(std::time::Duration::from_millis(200)),
+                stall_timeout: None,
             };
             tokio::spawn(connection::serve(
                 stream,

@@ -41,7 +41,9 @@ pub fn decode_request(frame: Bytes) -> Result<DecodedRequest, ProtocolError> {
 ///
 /// Errors carry the correlation id whenever the header got that far: an
 /// [`ProtocolError::UnsupportedVersion`] for ApiVersions is answered with
-/// [`crate::api_versions_fallback_frame`]; anything else should close the connection.
+/// [`crate::api_versions_fallback_frame`]; one for an API of [`crate::ANSWERED_WITH_ERROR`]
+/// in its range is decoded with that table and answered with an error; anything else
+/// should close the connection.
 pub fn decode_request_with(
     frame: Bytes,
     supported: &[(ApiKey, i16, i16)],

@@ -11,7 +11,8 @@ use crate::response::encode_response;
 /// `(api, min version, max version)` for every API the broker handles. ApiVersions
 /// advertises exactly this table and [`crate::decode_request`] rejects anything outside
 /// it with [`ProtocolError::UnsupportedVersion`] (or `UnknownApiKey` for an api key
-/// Kafka does not define).
+/// Kafka does not define); the broker then answers the APIs of [`ANSWERED_WITH_ERROR`]
+/// with an error and closes the connection for the rest.
 ///
 /// For comparison, Apache Kafka 4.1.2 (measured with an ApiVersions v3 request against
 /// the pinned reference broker) advertises: Produce 0–13 (it still lists v0–v2, which it
@@ -66,6 +67,34 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::InitProducerId, 0, 5),
 ];
 
+/// APIs that Apache Kafka 4.1.2's broker listener serves (with the version ranges it
+/// advertises, measured with ApiVersions v0 against the pinned reference broker) and
+/// Sluice does not implement. They are never advertised, but a request in Kafka's range
+/// is decoded and answered with an error, as Kafka answers when the feature is absent
+/// (the broker's `handlers/unsupported.rs`), instead of closing the connection. Kafka
+/// closes the connection for a version outside its range, and so does Sluice.
+pub const ANSWERED_WITH_ERROR: &[(ApiKey, i16, i16)] = &[
+    // A PLAINTEXT listener: no SASL, no delegation tokens, no authorizer.
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
+    (ApiKey::CreateDelegationToken, 1, 3),
+    (ApiKey::RenewDelegationToken, 1, 2),
+    (ApiKey::ExpireDelegationToken, 1, 2),
+    (ApiKey::DescribeDelegationToken, 1, 3),
+    // Features Sluice does not have: UNSUPPORTED_VERSION.
+    (ApiKey::DescribeClientQuotas, 0, 1),
+    (ApiKey::AlterClientQuotas, 0, 1),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 5),
+    (ApiKey::ListTransactions, 0, 2),
+    (ApiKey::UpdateFeatures, 0, 2),
+];
+
 /// The advertised `(min, max)` of `api_key` in `supported`, if any.
 pub fn supported_range(supported: &[(ApiKey, i16, i16)], api_key: ApiKey) -> Option<(i16, i16)> {
     supported
@@ -111,4 +140,30 @@ pub fn api_versions_fallback_frame(
         0,
         &ResponseKind::ApiVersions(body),
     )
+}
+
+#[cfg(test)]
+mod answered_tests {
+    use super::*;
+
+    /// The APIs answered with an error are never advertised, and each is
+    /// answered only in versions Kafka's specs define.
+    #[test]
+    fn apis_answered_with_an_error_are_never_advertised() {
+        for &(key, lo, hi) in ANSWERED_WITH_ERROR {
+            assert!(
+                supported_range(SUPPORTED_APIS, key).is_none(),
+                "{key:?} is advertised"
+            );
+            let spec = crate::schema::request_schema(key as i16).expect("in the specs");
+            assert!(
+                spec.valid.contains(lo) && spec.valid.contains(hi),
+                "{key:?}"
+            );
+        }
+        let advertised = api_versions_response(SUPPORTED_APIS, 0);
+        for &(key, _, _) in ANSWERED_WITH_ERROR {
+            assert!(advertised.api_keys.iter().all(|a| a.api_key != key as i16));
+        }
+    }
 }

@@ -366,6 +366,10 @@ pub struct BrokerConfig {
     /// `usize::MAX` when the key is -1 (unbounded).
     pub queued_max_request_bytes: usize,
     pub max_connections: usize,
+    /// `connections.max.idle.ms` (`None` when negative: never).
+    pub connections_max_idle: Option<std::time::Duration>,
+    /// `sluice.request.stall.timeout.ms`.
+    pub request_stall_timeout: std::time::Duration,
     pub num_recovery_threads_per_data_dir: u32,
     pub log_retention_check_interval_ms: i64,
     pub log_flush_scheduler_interval_ms: i64,
@@ -570,6 +574,12 @@ impl BrokerConfig {
                 v => usize::try_from(v).unwrap_or(usize::MAX),
             },
             max_connections: long("max.connections") as usize,
+            connections_max_idle: u64::try_from(long("connections.max.idle.ms"))
+                .ok()
+                .map(std::time::Duration::from_millis),
+            request_stall_timeout: std::time::Duration::from_millis(
+                long("sluice.request.stall.timeout.ms").max(1) as u64,
+            ),
             num_recovery_threads_per_data_dir: long("num.recovery.threads.per.data.dir") as u32,
             log_retention_check_interval_ms: long("log.retention.check.interval.ms"),
             log_flush_scheduler_interval_ms: long("log.flush.scheduler.interval.ms"),

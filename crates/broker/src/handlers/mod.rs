@@ -51,6 +51,7 @@ pub mod sync_group;
 
 // Idempotent producers (issue 5).
 pub mod init_producer_id;
+pub mod unsupported;
 
 /// How the connection answers one request.
 #[derive(Debug)]
@@ -199,10 +200,6 @@ pub async fn handle_from(
         RequestKind::InitProducerId(req) => {
             ResponseKind::InitProducerId(init_producer_id::handle(ctx, header, req).await).into()
         }
-        other => Response::Close(format!(
-            "no handler for API key {} ({:?})",
-            header.request_api_key,
-            std::mem::discriminant(&other)
-        )),
+        other => unsupported::answer(header, other),
     }
 }

@@ -121,6 +121,12 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
                     ResponseError::CorruptMessage.code(),
                     Some("null records".into()),
                 ))),
+                (Some(_), Some(records)) if version < ZSTD_MIN_VERSION && has_zstd(records) => {
+                    results.push(Some(PartitionResult::error(
+                        ResponseError::UnsupportedCompressionType.code(),
+                        None,
+                    )))
+                }
                 (Some(partition), Some(records)) => {
                     results.push(None);
                     jobs.push(Job {
@@ -290,6 +296,20 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
             .with_responses(responses)
             .with_throttle_time_ms(0),
     ))
+}
+
+/// The first Produce version that may carry zstd batches (KIP-110). Kafka
+/// answers an older request holding one with UNSUPPORTED_COMPRESSION_TYPE
+/// for that partition (`ProduceRequest.validateRecords`), because a client
+/// that speaks only older versions could not read the batches back.
+const ZSTD_MIN_VERSION: i16 = 7;
+
+/// Whether any batch of `records` is zstd-compressed (headers only; framing
+/// errors are left to the append's validation).
+fn has_zstd(records: &[u8]) -> bool {
+    sluice_record::Batches::without_crc(records)
+        .map_while(Result::ok)
+        .any(|(_, h)| h.compression() == sluice_record::CompressionType::Zstd)
 }
 
 fn is_internal_topic(name: &str) -> bool {

@@ -3,9 +3,9 @@
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseKind};
 use sluice_protocol::{
-    api_versions_fallback_frame, decode_request as decode, encode_fetch_response,
-    encode_response as encode, DecodedRequest, FetchChunk, ProtocolError, RecordsRef,
-    SUPPORTED_APIS,
+    api_versions_fallback_frame, decode_request as decode, decode_request_with,
+    encode_fetch_response, encode_response as encode, supported_range, DecodedRequest, FetchChunk,
+    ProtocolError, RecordsRef, ANSWERED_WITH_ERROR, SUPPORTED_APIS,
 };
 use sluice_storage::FileSlice;
 
@@ -23,8 +23,22 @@ pub enum Decoded {
 }
 
 pub fn decode_request(frame: Bytes) -> Decoded {
-    match decode(frame) {
+    match decode(frame.clone()) {
         Ok(d) => Decoded::Request(Box::new(d)),
+        // Not advertised, but Kafka answers it with an error code
+        // (handlers/unsupported.rs); outside Kafka's range it closes.
+        Err(ProtocolError::UnsupportedVersion {
+            api_key,
+            api_version,
+            ..
+        }) if supported_range(ANSWERED_WITH_ERROR, api_key)
+            .is_some_and(|(lo, hi)| lo <= api_version && api_version <= hi) =>
+        {
+            match decode_request_with(frame, ANSWERED_WITH_ERROR) {
+                Ok(d) => Decoded::Request(Box::new(d)),
+                Err(e) => Decoded::Reject(e.to_string()),
+            }
+        }
         Err(ProtocolError::UnsupportedVersion {
             api_key: ApiKey::ApiVersions,
             correlation_id,

@@ -9,8 +9,10 @@
 //! connection sees its own write, as with Kafka.
 //!
 //! A connection with no request in progress and no bytes read or written
-//! for `connections.max.idle.ms` is closed (Kafka's idle reaper); a client
-//! trickling a frame slower than that is closed too.
+//! for `connections.max.idle.ms` is closed (Kafka's idle reaper), and so is
+//! one whose frame in progress gets no byte for
+//! `sluice.request.stall.timeout.ms` (see [`super::frame`]), with a WARN
+//! naming the client.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -34,8 +36,6 @@ use crate::handlers::{self, Response};
 
 /// Decoded requests a connection may hold before it stops reading.
 const QUEUE_DEPTH: usize = 16;
-/// Kafka's `connections.max.idle.ms` default.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 enum Inbound {
     Request {
@@ -55,6 +55,8 @@ pub struct ConnectionConfig {
     pub pool: MemoryPool,
     /// Close connections idle this long (`None`: never).
     pub idle_timeout: Option<Duration>,
+    /// Abandon a frame that gets no byte for this long (`None`: never).
+    pub stall_timeout: Option<Duration>,
 }
 
 /// What the reader needs to know about the processor to decide whether the
@@ -69,7 +71,11 @@ struct Activity {
 
 impl Activity {
     fn touch(&self) {
-        let ms = self.start.elapsed().as_millis() as u64;
+        self.touch_at(Instant::now());
+    }
+
+    fn touch_at(&self, at: Instant) {
+        let ms = at.saturating_duration_since(self.start).as_millis() as u64;
         self.last_ms.fetch_max(ms, Ordering::Relaxed);
     }
 
@@ -94,7 +100,8 @@ pub async fn serve(
     }
     let (read_half, write_half) = stream.into_split();
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-    let frames = FrameReader::new(read_half, config.max_request_bytes, config.pool.clone());
+    let frames = FrameReader::new(read_half, config.max_request_bytes, config.pool.clone())
+        .with_stall_timeout(config.stall_timeout);
     let activity = Arc::new(Activity {
         start: Instant::now(),
         in_flight: AtomicUsize::new(0),
@@ -121,22 +128,34 @@ async fn read_loop(
     idle_timeout: Option<Duration>,
     activity: Arc<Activity>,
 ) {
+    // No idle check before this (set while a request is in flight, whose
+    // answer will count as activity), so a long wait does not spin.
+    let mut not_before = Instant::now();
     loop {
-        let idle_at = idle_timeout.map(|t| activity.idle_deadline(t));
+        let idle_at = idle_timeout.map(|t| activity.idle_deadline(t).max(not_before));
         let next = tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => return,
-            next = frames.next_frame() => next,
-            _ = sleep_until_opt(idle_at) => {
-                // Reading resumes where it stopped (the frame buffer keeps
-                // partial bytes), unless the connection really is idle.
-                let quiet = idle_timeout.is_some_and(|t| activity.idle_deadline(t) <= Instant::now());
-                if quiet && activity.in_flight.load(Ordering::Acquire) == 0 {
-                    tracing::debug!(%peer, "closing idle connection");
+            next = frames.next_frame() => Some(next),
+            _ = sleep_until_opt(idle_at) => None,
+        };
+        let Some(next) = next else {
+            // Reading resumes where it stopped (the frame reader keeps its
+            // partial state), unless the connection really is idle: no
+            // request in flight, no byte read or written for the timeout.
+            let Some(t) = idle_timeout else { continue };
+            let now = Instant::now();
+            if let Some(at) = frames.last_progress() {
+                activity.touch_at(at);
+            }
+            if activity.idle_deadline(t) <= now {
+                if activity.in_flight.load(Ordering::Acquire) == 0 {
+                    tracing::debug!(%peer, "closing idle connection (connections.max.idle.ms)");
                     return;
                 }
-                continue;
+                not_before = now + t;
             }
+            continue;
         };
         activity.touch();
         let item = match next {
@@ -145,6 +164,7 @@ async fn read_loop(
                 tracing::debug!(%peer, error = %e, "read failed");
                 return;
             }
+            Err(e @ FrameError::Stalled { .. }) => Inbound::Close(format!("stalled request: {e}")),
             Err(e) => Inbound::Close(format!("bad frame: {e}")),
             Ok(Some(frame)) => match codec::decode_request(frame.bytes) {
                 Decoded::Request(request) => Inbound::Request {

@@ -1,21 +1,40 @@
 //! Reading size-prefixed request frames from a socket.
 //!
 //! The 4-byte size prefix is untrusted: it is checked against
-//! `socket.request.max.bytes` and then only *reserves* budget in the
-//! broker-wide `queued.max.request.bytes` pool. The buffer is sized for the
-//! whole frame up front only up to [`FRAME_PREALLOC`] (typical produce
-//! requests arrive in one allocation instead of a chain of reallocations
-//! that copied every byte once more); beyond that it grows as bytes actually
-//! arrive, in steps no bigger than what has been received so far (or
-//! [`READ_STEP`]). So a client that claims 2 GiB and sends ten bytes costs
-//! ten bytes plus at most [`FRAME_PREALLOC`] of untouched address space.
+//! `socket.request.max.bytes` and sizes nothing else. Budget in the
+//! broker-wide `queued.max.request.bytes` pool is taken as bytes *arrive*:
+//! before each read a connection holds budget for every byte it has buffered
+//! plus what that read may add, at most the larger of what it has already
+//! received and its fair share of the pool (`queued.max.request.bytes /
+//! max.connections`, between 4 KiB and 1 MiB). So a client that claims
+//! 100 MiB and sends ten bytes holds ten bytes plus that share: stalled
+//! claims together hold at most `max.connections` shares, never the pool.
+//!
+//! When the pool is used up, one frame at a time may finish without budget
+//! (the *overdraft*, as Kafka's non-strict pool lets one request exceed it):
+//! otherwise frames that each hold part of the pool could wait for one
+//! another forever. So request bytes in memory stay below
+//! `queued.max.request.bytes + socket.request.max.bytes`.
+//!
+//! A frame that has begun to arrive but gets no byte for the stall timeout
+//! (`sluice.request.stall.timeout.ms`) is abandoned with
+//! [`FrameError::Stalled`], which frees its budget. Time spent waiting for
+//! budget is not the client's fault and does not count.
+//!
+//! The buffer itself is sized for the whole frame up front only up to
+//! [`FRAME_PREALLOC`] (typical produce requests arrive in one allocation
+//! instead of a chain of reallocations that copied every byte once more);
+//! beyond that it grows as bytes actually arrive, in steps of at most
+//! [`READ_STEP`]. Untouched capacity is address space, not memory.
 
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::time::Instant;
 
 /// Largest single growth step of a frame buffer.
 pub const READ_STEP: usize = 64 * 1024;
@@ -24,6 +43,10 @@ const INITIAL_CAPACITY: usize = 4 * 1024;
 /// Frames up to this size get their whole buffer before the bytes arrive
 /// (librdkafka's produce requests stay below 1 MiB by default).
 pub const FRAME_PREALLOC: usize = 1 << 20;
+/// Bounds of the budget a connection may take ahead of the bytes it has
+/// received (its fair share of the pool is clamped to these).
+pub const MIN_READ_AHEAD: usize = 4 * 1024;
+pub const MAX_READ_AHEAD: usize = 1 << 20;
 
 /// Why a connection's byte stream cannot go on.
 #[derive(Debug, thiserror::Error)]
@@ -34,70 +57,85 @@ pub enum FrameError {
     TooLarge { size: usize, max: usize },
     #[error("connection closed in the middle of a frame ({have} of {need} bytes)")]
     Truncated { have: usize, need: usize },
+    #[error(
+        "no byte of a request for {} ms (sluice.request.stall.timeout.ms) after {have} of {need} bytes",
+        after.as_millis()
+    )]
+    Stalled {
+        have: usize,
+        need: usize,
+        after: Duration,
+    },
     #[error("socket: {0}")]
     Io(#[from] io::Error),
 }
 
 /// The broker-wide budget of request bytes held by all connections
 /// (`queued.max.request.bytes`). A connection that cannot get budget for
-/// its next frame stops reading its socket until others release some.
+/// its next read stops reading its socket until others release some.
 #[derive(Clone)]
 pub struct MemoryPool {
-    semaphore: Option<Arc<Semaphore>>,
+    inner: Option<Arc<PoolInner>>,
+}
+
+struct PoolInner {
+    semaphore: Arc<Semaphore>,
+    /// One permit: the frame allowed to finish without budget.
+    overdraft: Arc<Semaphore>,
     capacity: usize,
+    /// Budget a connection may hold beyond the bytes it has received.
+    read_ahead: usize,
 }
 
 impl MemoryPool {
-    /// `capacity == usize::MAX` means unbounded (Kafka's -1).
+    /// A pool of `capacity` bytes shared by up to 10000 connections (Sluice's
+    /// `max.connections` default). `usize::MAX` or 0 means unbounded (Kafka's
+    /// -1 and 0).
     pub fn new(capacity: usize) -> Self {
+        Self::for_connections(capacity, 10_000)
+    }
+
+    /// A pool of `capacity` bytes whose connections (at most
+    /// `max_connections`) may each hold a fair share of it ahead of the
+    /// bytes they receive.
+    pub fn for_connections(capacity: usize, max_connections: usize) -> Self {
         // tokio semaphores hold at most usize::MAX >> 3 permits.
-        if capacity >= Semaphore::MAX_PERMITS {
-            MemoryPool {
-                semaphore: None,
-                capacity: usize::MAX,
-            }
-        } else {
-            MemoryPool {
-                semaphore: Some(Arc::new(Semaphore::new(capacity))),
+        if capacity == 0 || capacity >= Semaphore::MAX_PERMITS {
+            return MemoryPool { inner: None };
+        }
+        // A pool must at least hold a size prefix.
+        let capacity = capacity.max(4);
+        let share = capacity / max_connections.max(1);
+        MemoryPool {
+            inner: Some(Arc::new(PoolInner {
+                semaphore: Arc::new(Semaphore::new(capacity)),
+                overdraft: Arc::new(Semaphore::new(1)),
                 capacity,
-            }
+                read_ahead: share.clamp(MIN_READ_AHEAD, MAX_READ_AHEAD).min(capacity),
+            })),
         }
     }
 
-    /// Reserves budget for a frame of `size` bytes, waiting (and so not
-    /// reading the socket) while the pool is exhausted. A frame bigger than
-    /// the whole pool takes the whole pool, as Kafka's pool allows one
-    /// oversized request at a time.
-    pub async fn reserve(&self, size: usize) -> Reservation {
-        match &self.semaphore {
-            None => Reservation { _permit: None },
-            Some(sem) => {
-                let n = size.min(self.capacity).max(1);
-                let n = u32::try_from(n).unwrap_or(u32::MAX);
-                let permit = sem
-                    .clone()
-                    .acquire_many_owned(n)
-                    .await
-                    .expect("the pool semaphore is never closed");
-                Reservation {
-                    _permit: Some(permit),
-                }
-            }
-        }
-    }
-
-    /// Budget not currently reserved (`usize::MAX` when unbounded).
+    /// Budget not currently held (`usize::MAX` when unbounded).
     pub fn available(&self) -> usize {
-        match &self.semaphore {
+        match &self.inner {
             None => usize::MAX,
-            Some(s) => s.available_permits(),
+            Some(p) => p.semaphore.available_permits(),
         }
+    }
+
+    /// Whether a frame is finishing without budget right now.
+    pub fn overdraft_in_use(&self) -> bool {
+        self.inner
+            .as_ref()
+            .is_some_and(|p| p.overdraft.available_permits() == 0)
     }
 }
 
 /// Budget held for one request until it has been handled.
 pub struct Reservation {
     _permit: Option<OwnedSemaphorePermit>,
+    _overdraft: Option<OwnedSemaphorePermit>,
 }
 
 /// One complete request frame (without its size prefix) and the budget it
@@ -107,12 +145,65 @@ pub struct Frame {
     pub reservation: Reservation,
 }
 
+/// What a connection holds of the pool.
+#[derive(Default)]
+struct Budget {
+    /// Covers every buffered byte (and the next read), except bytes of a
+    /// frame finishing under the overdraft.
+    permit: Option<OwnedSemaphorePermit>,
+    overdraft: Option<OwnedSemaphorePermit>,
+}
+
+impl Budget {
+    fn held(&self) -> usize {
+        self.permit.as_ref().map_or(0, |p| p.num_permits())
+    }
+
+    fn add(&mut self, more: OwnedSemaphorePermit) {
+        match &mut self.permit {
+            Some(p) => p.merge(more),
+            None => self.permit = Some(more),
+        }
+    }
+
+    /// Splits off up to `n` permits (and the overdraft) for a frame.
+    fn take(&mut self, n: usize) -> Reservation {
+        let held = self.held();
+        let n = n.min(held);
+        let permit = if n == held {
+            self.permit.take()
+        } else {
+            self.permit.as_mut().and_then(|p| p.split(n))
+        };
+        Reservation {
+            _permit: permit,
+            _overdraft: self.overdraft.take(),
+        }
+    }
+
+    /// Gives back everything above `keep` permits.
+    fn trim(&mut self, keep: usize) {
+        let held = self.held();
+        if held > keep {
+            if let Some(p) = &mut self.permit {
+                drop(p.split(held - keep));
+            }
+        }
+    }
+}
+
 /// Incremental frame reader over one connection's read half.
 pub struct FrameReader<R> {
     reader: R,
     buf: BytesMut,
     max_frame: usize,
     pool: MemoryPool,
+    budget: Budget,
+    stall_timeout: Option<Duration>,
+    /// When the frame in progress is abandoned if no byte arrives.
+    stall_deadline: Option<Instant>,
+    /// When the last byte arrived.
+    last_progress: Option<Instant>,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -122,23 +213,62 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             buf: BytesMut::with_capacity(INITIAL_CAPACITY),
             max_frame,
             pool,
+            budget: Budget::default(),
+            stall_timeout: None,
+            stall_deadline: None,
+            last_progress: None,
         }
     }
 
+    /// Abandons a frame that gets no byte for `timeout` (`None`: never).
+    pub fn with_stall_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.stall_timeout = timeout;
+        self
+    }
+
+    /// When the last byte arrived (`None`: none yet).
+    pub fn last_progress(&self) -> Option<Instant> {
+        self.last_progress
+    }
+
     /// The next frame, or `None` at a clean end of stream (between frames).
+    ///
+    /// Cancel safe: every partial state (bytes, budget, stall deadline)
+    /// lives in `self`, so a dropped call resumes where it stopped.
     pub async fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
-        // Size prefix.
-        while self.buf.len() < 4 {
-            if self.fill(4 - self.buf.len()).await? == 0 {
-                return if self.buf.is_empty() {
-                    Ok(None)
-                } else {
-                    Err(FrameError::Truncated {
+        loop {
+            let need = self.frame_need()?;
+            if let Some(need) = need {
+                if self.buf.len() >= need {
+                    return Ok(Some(self.split_frame(need)));
+                }
+                let upfront = need.min(FRAME_PREALLOC);
+                if self.buf.capacity() < upfront {
+                    self.buf.reserve(upfront - self.buf.len());
+                }
+            }
+            let limit = self.budget_for_read(need).await;
+            if self.read_some(limit, need).await? == 0 {
+                return match need {
+                    None if self.buf.is_empty() => Ok(None),
+                    None => Err(FrameError::Truncated {
                         have: self.buf.len(),
                         need: 4,
-                    })
+                    }),
+                    Some(need) => Err(FrameError::Truncated {
+                        have: self.buf.len() - 4,
+                        need: need - 4,
+                    }),
                 };
             }
+        }
+    }
+
+    /// `4 + size` of the frame at the head of the buffer, once its size
+    /// prefix is in.
+    fn frame_need(&self) -> Result<Option<usize>, FrameError> {
+        if self.buf.len() < 4 {
+            return Ok(None);
         }
         let size = i32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
         if size < 0 {
@@ -151,33 +281,118 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 max: self.max_frame,
             });
         }
-        let reservation = self.pool.reserve(size).await;
-        let need = 4 + size;
-        let upfront = need.min(FRAME_PREALLOC);
-        if self.buf.capacity() < upfront {
-            self.buf.reserve(upfront - self.buf.len());
-        }
-        while self.buf.len() < need {
-            let missing = need - self.buf.len();
-            if self.fill(missing).await? == 0 {
-                return Err(FrameError::Truncated {
-                    have: self.buf.len() - 4,
-                    need: size,
-                });
-            }
-        }
-        self.buf.advance(4);
-        let bytes = self.buf.split_to(size).freeze();
-        Ok(Some(Frame { bytes, reservation }))
+        Ok(Some(4 + size))
     }
 
-    /// Reads once, growing the buffer by at most `min(missing, READ_STEP)`
-    /// bytes (never by what the client merely claims). Returns bytes read.
-    async fn fill(&mut self, missing: usize) -> io::Result<usize> {
-        if self.buf.capacity() - self.buf.len() == 0 {
-            self.buf.reserve(missing.clamp(INITIAL_CAPACITY, READ_STEP));
+    fn split_frame(&mut self, need: usize) -> Frame {
+        let reservation = self.budget.take(need);
+        self.buf.advance(4);
+        let bytes = self.buf.split_to(need - 4).freeze();
+        self.stall_deadline = None;
+        if let Some(pool) = &self.pool.inner {
+            // Keep budget for what is buffered and one read ahead.
+            self.budget.trim(self.buf.len() + pool.read_ahead);
+            debug_assert!(self.budget.held() >= self.buf.len());
         }
-        self.reader.read_buf(&mut self.buf).await
+        Frame { bytes, reservation }
+    }
+
+    /// Takes budget for the next read, waiting while the pool is used up;
+    /// returns how many bytes that read may add.
+    async fn budget_for_read(&mut self, need: Option<usize>) -> usize {
+        let Some(pool) = self.pool.inner.clone() else {
+            return usize::MAX;
+        };
+        let len = self.buf.len();
+        if self.budget.overdraft.is_some() {
+            // Finishing one frame past the pool: read only that frame.
+            return need.map_or(1, |n| n - len);
+        }
+        let ahead = len.clamp(pool.read_ahead, MAX_READ_AHEAD);
+        let target = (len + ahead).min(pool.capacity);
+        let held = self.budget.held();
+        if target > held {
+            let want = target - held;
+            match pool.semaphore.clone().try_acquire_many_owned(want as u32) {
+                Ok(p) => self.budget.add(p),
+                Err(TryAcquireError::NoPermits) => {
+                    self.wait_for_budget(&pool, want, need.is_some()).await
+                }
+                Err(TryAcquireError::Closed) => unreachable!("the pool semaphore is never closed"),
+            }
+        }
+        let held = self.budget.held();
+        if self.budget.overdraft.is_none() && held <= len {
+            // The pool is smaller than this frame: finish it past the pool.
+            let o = pool.overdraft.clone().acquire_owned().await;
+            self.budget.overdraft = Some(o.expect("the overdraft semaphore is never closed"));
+            self.stall_deadline = None;
+        }
+        if self.budget.overdraft.is_some() {
+            return need.map_or(1, |n| n - len);
+        }
+        held - len
+    }
+
+    /// Waits until the pool frees `want` bytes, or, for a frame whose size
+    /// is known, until the overdraft is free (whichever comes first).
+    async fn wait_for_budget(&mut self, pool: &PoolInner, want: usize, sized: bool) {
+        let more = pool.semaphore.clone().acquire_many_owned(want as u32);
+        if sized {
+            tokio::select! {
+                p = more => self.budget.add(p.expect("the pool semaphore is never closed")),
+                o = pool.overdraft.clone().acquire_owned() => {
+                    self.budget.overdraft = Some(o.expect("the overdraft semaphore is never closed"));
+                }
+            }
+        } else {
+            self.budget
+                .add(more.await.expect("the pool semaphore is never closed"));
+        }
+        // Waiting for budget is not the client's fault.
+        self.stall_deadline = None;
+    }
+
+    /// Reads once, adding at most `limit` bytes and growing the buffer by at
+    /// most `min(limit, READ_STEP)` (never by what the client merely
+    /// claims). Returns bytes read; a frame in progress that gets no byte
+    /// before its stall deadline is an error.
+    async fn read_some(&mut self, limit: usize, need: Option<usize>) -> Result<usize, FrameError> {
+        debug_assert!(limit > 0);
+        if self.buf.capacity() - self.buf.len() == 0 {
+            let missing = need.map_or(4, |n| n - self.buf.len());
+            self.buf
+                .reserve(missing.min(limit).clamp(INITIAL_CAPACITY, READ_STEP));
+        }
+        let deadline = match (self.stall_timeout, self.buf.is_empty()) {
+            (Some(t), false) => Some(
+                *self
+                    .stall_deadline
+                    .get_or_insert_with(|| Instant::now() + t),
+            ),
+            _ => None,
+        };
+        let mut into = (&mut self.buf).limit(limit);
+        let read = self.reader.read_buf(&mut into);
+        let n = match deadline {
+            None => read.await?,
+            Some(d) => match tokio::time::timeout_at(d, read).await {
+                Ok(n) => n?,
+                Err(_) => {
+                    let have = self.buf.len();
+                    return Err(FrameError::Stalled {
+                        have: have.saturating_sub(4),
+                        need: need.map_or(4, |n| n - 4),
+                        after: self.stall_timeout.unwrap_or_default(),
+                    });
+                }
+            },
+        };
+        if n > 0 {
+            self.stall_deadline = None;
+            self.last_progress = Some(Instant::now());
+        }
+        Ok(n)
     }
 }
 
@@ -263,12 +478,15 @@ mod tests {
             data in stream(),
             sizes in prop::collection::vec(1usize..700, 0..40),
             max in prop_oneof![0usize..400, Just(100usize << 20)],
+            pool in prop_oneof![Just(usize::MAX), 1usize..600],
         ) {
             let (expected, clean) = reference(&data, max);
             let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let pool = MemoryPool::new(pool);
             let (got, ended_clean, peak) = rt.block_on(async {
                 let input = Chunked { data: data.clone(), pos: 0, sizes, next: 0 };
-                let mut r = FrameReader::new(input, max, MemoryPool::new(usize::MAX));
+                // Frames bigger than a small pool finish on the overdraft.
+                let mut r = FrameReader::new(input, max, pool.clone());
                 let mut got = Vec::new();
                 let mut peak = 0;
                 let clean = loop {
@@ -284,6 +502,11 @@ mod tests {
             });
             prop_assert_eq!(got, expected);
             prop_assert_eq!(ended_clean, clean);
+            // Every byte of budget came back once the reader was gone.
+            prop_assert!(!pool.overdraft_in_use());
+            if let Some(p) = &pool.inner {
+                prop_assert_eq!(pool.available(), p.capacity);
+            }
             prop_assert!(peak <= 2 * (data.len() + READ_STEP + INITIAL_CAPACITY) + FRAME_PREALLOC);
         }
     }
@@ -370,12 +593,121 @@ mod tests {
 
     #[tokio::test]
     async fn reservations_hold_pool_budget_until_dropped() {
-        let pool = MemoryPool::new(1000);
+        let pool = MemoryPool::new(100_000);
+        let read_ahead = pool.inner.as_ref().unwrap().read_ahead;
         let input = frame(&[1u8; 600]);
         let mut r = FrameReader::new(&input[..], 1 << 20, pool.clone());
         let f = r.next_frame().await.unwrap().unwrap();
-        assert_eq!(pool.available(), 400);
+        // The frame holds its bytes; the reader at most one read ahead.
+        assert!(pool.available() <= 100_000 - 604);
+        assert!(pool.available() >= 100_000 - 604 - read_ahead);
         drop(f);
-        assert_eq!(pool.available(), 1000);
+        assert!(pool.available() >= 100_000 - read_ahead);
+        drop(r);
+        assert_eq!(pool.available(), 100_000);
+    }
+
+    /// A client that claims a huge frame and sends a few bytes holds a few
+    /// bytes plus its read-ahead share of the pool, not the claim.
+    #[tokio::test]
+    async fn a_stalled_claim_holds_only_what_arrived_plus_its_share() {
+        let pool = MemoryPool::for_connections(64 << 20, 1000);
+        let share = pool.inner.as_ref().unwrap().read_ahead;
+        assert_eq!(share, (64 << 20) / 1000);
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let mut input = (100i32 << 20).to_be_bytes().to_vec();
+        input.extend_from_slice(&[9u8; 10]);
+        tokio::io::AsyncWriteExt::write_all(&mut client, &input)
+            .await
+            .unwrap();
+        let mut r = FrameReader::new(server, 100 << 20, pool.clone())
+            .with_stall_timeout(Some(Duration::from_millis(100)));
+        match r.next_frame().await {
+            Err(FrameError::Stalled { have: 10, need, .. }) => assert_eq!(need, 100 << 20),
+            other => panic!("{:?}", other.map(|f| f.map(|f| f.bytes.len()))),
+        }
+        let held = (64 << 20) - pool.available();
+        assert!(held >= 14 && held <= 14 + share, "held {held}");
+        drop(r);
+        assert_eq!(pool.available(), 64 << 20);
+    }
+
+    /// Frames that together need more than the pool, each partly read, do
+    /// not wait for one another forever: one finishes on the overdraft, and
+    /// once it is handled the pool lets the other finish.
+    #[tokio::test]
+    async fn frames_bigger_than_what_is_left_of_the_pool_still_finish() {
+        let pool = MemoryPool::new(100_000);
+        let mut readers = Vec::new();
+        for _ in 0..3 {
+            // Bytes arrive 1000 at a time with a pause in between, so the
+            // three frames are read side by side.
+            let input = Trickle {
+                data: frame(&[5u8; 90_000]),
+                pos: 0,
+                ready: false,
+            };
+            readers.push(FrameReader::new(input, 1 << 20, pool.clone()));
+        }
+        let reads = readers.iter_mut().map(|r| async move {
+            // The frame (and its budget) is dropped as soon as it is read.
+            r.next_frame().await.unwrap().unwrap().bytes.len()
+        });
+        let lens = tokio::time::timeout(Duration::from_secs(60), futures_join_all(reads.collect()))
+            .await
+            .expect("frames waited for each other's budget");
+        assert_eq!(lens, vec![90_000; 3]);
+        drop(readers);
+        assert_eq!(pool.available(), 100_000);
+    }
+
+    /// Hands out 1000 bytes every second poll (waking itself in between).
+    struct Trickle {
+        data: Vec<u8>,
+        pos: usize,
+        ready: bool,
+    }
+
+    impl AsyncRead for Trickle {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let this = &mut *self;
+            this.ready = !this.ready;
+            if !this.ready {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let n = 1000.min(buf.remaining()).min(this.data.len() - this.pos);
+            buf.put_slice(&this.data[this.pos..this.pos + n]);
+            this.pos += n;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Polls every future to completion concurrently on this task.
+    async fn futures_join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
+        let mut set: Vec<_> = futs.into_iter().map(Box::pin).collect();
+        let mut out: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
+        std::future::poll_fn(|cx| {
+            let mut pending = false;
+            for (i, f) in set.iter_mut().enumerate() {
+                if out[i].is_none() {
+                    match f.as_mut().poll(cx) {
+                        Poll::Ready(v) => out[i] = Some(v),
+                        Poll::Pending => pending = true,
+                    }
+                }
+            }
+            if pending {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+        .await;
+        out.into_iter().map(|o| o.unwrap()).collect()
     }
 }

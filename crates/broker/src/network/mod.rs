@@ -1,11 +1,13 @@
 //! The tokio network layer: listeners, connections, request framing,
 //! response writing (with `sendfile` for fetched records).
 //!
-//! Bounds: `max.connections` connections (the acceptor waits for a free slot
-//! before accepting more, so extra clients queue in the listen backlog),
+//! Bounds: `max.connections` connections (a connection beyond it is closed
+//! as soon as it is accepted, with a rate-limited WARN naming the limit),
 //! `socket.request.max.bytes` per request, and `queued.max.request.bytes`
-//! over the requests all connections hold (readers stop reading their
-//! sockets while it is used up).
+//! over the request bytes all connections hold, taken as the bytes arrive
+//! (readers stop reading their sockets while it is used up; see
+//! [`frame`]). Idle connections close after `connections.max.idle.ms`, and
+//! a request that stops arriving after `sluice.request.stall.timeout.ms`.
 
 pub mod codec;
 mod cold;
@@ -19,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Semaphore, TryAcquireError};
 use tokio::task::JoinSet;
 
 pub use connection::ConnectionConfig;
@@ -48,6 +50,39 @@ pub fn tune_allocator() {
 
 /// How long shutdown waits for connections to write their last responses.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// At most one WARN per this long about connections refused at
+/// `max.connections` (per listener), so a flood does not flood the log.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Rate-limits the WARN about connections refused at `max.connections`.
+struct RefusalLog {
+    last: Option<tokio::time::Instant>,
+    /// Refusals since the last WARN.
+    unlogged: u64,
+}
+
+impl RefusalLog {
+    fn refused(&mut self, peer: std::net::SocketAddr, limit: usize) {
+        self.unlogged += 1;
+        let now = tokio::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|at| now.duration_since(at) < REFUSAL_LOG_INTERVAL)
+        {
+            return;
+        }
+        tracing::warn!(
+            %peer,
+            max_connections = limit,
+            refused = self.unlogged,
+            "refusing connection: max.connections ({limit}) reached; \
+             {} connection(s) closed at accept since the last such warning",
+            self.unlogged
+        );
+        self.last = Some(now);
+        self.unlogged = 0;
+    }
+}
 
 /// Accepts connections on `listener` until `shutdown` becomes true, then
 /// waits for every connection to answer the requests it has already read.
@@ -56,19 +91,16 @@ pub async fn accept_loop(
     ctx: BrokerContext,
     config: ConnectionConfig,
     connection_slots: Arc<Semaphore>,
+    max_connections: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
+    let mut refusals = RefusalLog {
+        last: None,
+        unlogged: 0,
+    };
     loop {
         while connections.try_join_next().is_some() {}
-        let slot = tokio::select! {
-            biased;
-            _ = shutdown.wait_for(|stop| *stop) => break,
-            slot = connection_slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-        };
         let accepted = tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => break,
@@ -82,6 +114,18 @@ pub async fn accept_loop(
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
+        };
+        let slot = match connection_slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(TryAcquireError::NoPermits) => {
+                // Closed at once rather than left waiting in the backlog
+                // without a word (what Kafka does); the client sees the
+                // connection end and retries after its backoff.
+                refusals.refused(peer, max_connections);
+                drop(stream);
+                continue;
+            }
+            Err(TryAcquireError::Closed) => break,
         };
         tracing::debug!(%peer, "connection accepted");
         let ctx = ctx.clone();
