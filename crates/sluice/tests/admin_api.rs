@@ -606,14 +606,22 @@ fn describe_topic_partitions_lists_all_topics_and_marks_internal_ones() {
     let mut c = RawClient::connect(sluice.bootstrap());
     create(&mut c, vec![topic("user", 2, 1, &[])], false);
     // The group coordinator creates its offsets topic on first use, as Kafka
-    // does: a FindCoordinator for a group brings it into existence.
-    let found = c.send(
-        4,
-        &FindCoordinatorRequest::default()
-            .with_key_type(0)
-            .with_coordinator_keys(vec![sb("some-group")]),
-    );
+    // does: a FindCoordinator for a group brings it into existence, and that
+    // first answer is COORDINATOR_NOT_AVAILABLE (15); the next one finds it.
+    let find = |c: &mut RawClient| {
+        c.send(
+            4,
+            &FindCoordinatorRequest::default()
+                .with_key_type(0)
+                .with_coordinator_keys(vec![sb("some-group")]),
+        )
+    };
+    let first = find(&mut c);
+    assert_eq!(first.coordinators.len(), 1);
+    assert_eq!(first.coordinators[0].error_code, 15, "the creating request");
+    let found = find(&mut c);
     assert_eq!(found.coordinators.len(), 1);
+    assert_eq!(found.coordinators[0].error_code, 0);
     let resp = c.send(0, &DescribeTopicPartitionsRequest::default());
     let user = resp
         .topics

@@ -243,13 +243,15 @@ impl GroupCoordinator {
     /// Creates `__consumer_offsets` (`offsets.topic.num.partitions`,
     /// `cleanup.policy=compact`) if it does not exist yet. Every group
     /// handler calls this first; after the first success it is one load.
-    pub async fn ensure_offsets_topic(&self, ctx: &BrokerContext) -> Result<(), GroupError> {
+    /// `Ok(true)` when this call created the topic (FindCoordinator then
+    /// answers COORDINATOR_NOT_AVAILABLE, as Kafka does).
+    pub async fn ensure_offsets_topic(&self, ctx: &BrokerContext) -> Result<bool, GroupError> {
         if self.partitions.get().is_some() {
-            return Ok(());
+            return Ok(false);
         }
         let _guard = self.creating.lock().await;
         if self.partitions.get().is_some() {
-            return Ok(());
+            return Ok(false);
         }
         let ctx2 = ctx.clone();
         let n = self.config.offsets_topic_num_partitions;
@@ -278,7 +280,7 @@ impl GroupCoordinator {
                 tracing::info!(partitions = count, "created {OFFSETS_TOPIC}");
                 // A new topic is empty: nothing to load.
                 self.install_partitions(ctx, count, true);
-                Ok(())
+                Ok(true)
             }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot create {OFFSETS_TOPIC}");

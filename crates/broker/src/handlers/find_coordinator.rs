@@ -1,5 +1,6 @@
 //! FindCoordinator (v0–v4): this broker coordinates every group. Key type 0
-//! (group) answers with this node; key type 1 (transaction) answers
+//! (group) answers with this node, except the request that creates
+//! `__consumer_offsets`, which gets COORDINATOR_NOT_AVAILABLE as on Kafka; key type 1 (transaction) answers
 //! COORDINATOR_NOT_AVAILABLE because this broker has no transaction
 //! coordinator yet; anything else is INVALID_REQUEST.
 
@@ -16,8 +17,12 @@ use crate::group::GroupError;
 async fn lookup(ctx: &BrokerContext, key_type: i8) -> Result<(i32, String, i32), GroupError> {
     match key_type {
         0 => {
-            // Kafka creates the offsets topic on the first FindCoordinator.
-            ctx.groups.ensure_offsets_topic(ctx).await?;
+            // Kafka creates the offsets topic on the first FindCoordinator
+            // and answers that request COORDINATOR_NOT_AVAILABLE (clients
+            // retry); the topic serves the next one.
+            if ctx.groups.ensure_offsets_topic(ctx).await? {
+                return Err(GroupError::CoordinatorNotAvailable);
+            }
             let l = ctx
                 .config
                 .advertised_listeners
