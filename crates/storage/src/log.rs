@@ -892,7 +892,8 @@ impl Log {
         if active.base_offset() == base {
             return Ok(None); // empty active segment: nothing to roll
         }
-        active.make_inactive()?;
+        // The new segment first: if it cannot be created (a full disk),
+        // the active one stays active and the append is refused.
         let seg = LogSegment::create(
             self.env.fs.clone(),
             &self.dir,
@@ -901,6 +902,7 @@ impl Log {
             self.env.cache.clone(),
             now,
         )?;
+        active.make_inactive()?;
         st.segments.insert(base.0, seg);
         self.dir_dirty.store(true, Ordering::Release);
         // Kafka takes a producer state snapshot at every roll, so recovery
