@@ -130,6 +130,13 @@ impl From<SequenceError> for StorageError {
 }
 
 impl StorageError {
+    /// True if the disk (or quota) is full: ENOSPC or EDQUOT. Such a
+    /// failure refuses the operation but does not take the directory
+    /// offline; deleting data makes room again.
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, StorageError::Io { source, .. } if crate::headroom::is_no_space(source))
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         StorageError::Io {
             op,

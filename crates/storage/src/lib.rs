@@ -20,6 +20,9 @@
 //!   [`cleaner::LogCleaner`].
 //! * [`manager`] — `LogManager`: log dirs, `recovery-point-offset-checkpoint`
 //!   / `log-start-offset-checkpoint`, the `.kafka_cleanshutdown` marker.
+//! * [`headroom`] — the preallocated `.metadata-headroom` file of each log
+//!   dir that only metadata writes may use, so a full disk can still
+//!   delete, checkpoint and restart.
 //! * [`producer_state`] — idempotent producers: per-partition
 //!   `ProducerStateManager` (epoch + last five batches per producer id), the
 //!   sequence rules, `<offset>.snapshot` files; [`producer_id`] — producer
@@ -88,6 +91,7 @@ pub mod cleaner;
 pub mod config;
 pub mod error;
 pub mod fs;
+pub mod headroom;
 pub mod index;
 pub mod log;
 pub mod manager;

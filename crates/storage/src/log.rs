@@ -64,7 +64,7 @@ impl LogDirState {
     /// Replaces the recovery-point checkpoint file with `entries`.
     pub fn write_recovery_points(&self, entries: Checkpoint) -> Result<(), StorageError> {
         let mut g = self.recovery_points.lock();
-        checkpoint::write(&*self.fs, &self.path, RECOVERY_POINT_CHECKPOINT, &entries)?;
+        self.write_checkpoint(&entries)?;
         *g = entries;
         Ok(())
     }
@@ -83,9 +83,19 @@ impl LogDirState {
         }
         let mut next = g.clone();
         next.insert(tp.clone(), offset);
-        checkpoint::write(&*self.fs, &self.path, RECOVERY_POINT_CHECKPOINT, &next)?;
+        self.write_checkpoint(&next)?;
         *g = next;
         Ok(())
+    }
+    /// Writes the recovery-point checkpoint, using the dir's metadata
+    /// headroom on a full disk.
+    fn write_checkpoint(&self, entries: &Checkpoint) -> Result<(), StorageError> {
+        crate::headroom::retry_on_no_space(
+            &*self.fs,
+            &self.path,
+            || checkpoint::write(&*self.fs, &self.path, RECOVERY_POINT_CHECKPOINT, entries),
+            StorageError::is_no_space,
+        )
     }
     pub fn path(&self) -> &Path {
         &self.path

@@ -31,12 +31,12 @@ fn manager(fs: &SimFs, max_open: usize) -> LogManager {
     .unwrap()
 }
 
-/// Segments of 256 KiB and an index entry per batch, so an active
+/// Segments of 1 MiB and an index entry per batch, so an active
 /// segment's offset index grows past its first allocated chunk (2,048
 /// entries).
 fn config() -> LogConfig {
     LogConfig {
-        segment_bytes: 256 * 1024,
+        segment_bytes: 1 << 20,
         index_interval_bytes: 0,
         segment_index_bytes: 64 * 1024,
         ..LogConfig::default()
@@ -67,25 +67,28 @@ fn count_records(log: &sluice_storage::Log) -> u64 {
 #[test]
 fn a_full_disk_refuses_writes_with_enospc_and_never_faults_a_map() {
     let fs = SimFs::new();
-    fs.set_capacity(Some(1 << 20));
+    fs.set_capacity(Some(4 << 20));
     let m = manager(&fs, 16);
     let tp = TopicPartition::new("orders", 0);
     let log = m.get_or_create_log(&tp, config()).unwrap();
-    // Fill the disk with ~100-byte batches until an append is refused.
+    // Fill the disk with ~400-byte batches until an append is refused,
+    // then with single records.
     let mut appended = 0u64;
-    let err = loop {
-        let mut b = batch_of(1, 30, NOW, appended as u8);
-        match log.append_as_leader(&mut b, LeaderEpoch(0)) {
-            Ok(_) => appended += 1,
-            Err(e) => break e,
-        }
-        assert!(appended < 100_000, "a 1 MiB disk never filled");
-    };
-    assert!(is_enospc(&err), "{err:?}");
-    assert!(log.num_segments() >= 3, "rolled on the way");
+    for (records, size) in [(10, 30), (1, 10)] {
+        let err = loop {
+            let mut b = batch_of(records, size, NOW, appended as u8);
+            match log.append_as_leader(&mut b, LeaderEpoch(0)) {
+                Ok(_) => appended += records as u64,
+                Err(e) => break e,
+            }
+            assert!(appended < 1_000_000, "a 4 MiB disk never filled");
+        };
+        assert!(is_enospc(&err), "{err:?}");
+    }
+    assert!(log.num_segments() >= 2, "rolled on the way");
     // Neither more appends, a roll nor a new partition get in, and none
     // of them leaves a file half made.
-    let mut b = batch_of(1, 30, NOW, 1);
+    let mut b = batch_of(1, 10, NOW, 1);
     assert!(is_enospc(
         &log.append_as_leader(&mut b, LeaderEpoch(0)).unwrap_err()
     ));
@@ -104,6 +107,14 @@ fn a_full_disk_refuses_writes_with_enospc_and_never_faults_a_map() {
         fs.list_files()
     );
     assert_eq!(count_records(&log), appended);
+    // Checkpoints still get written (the metadata headroom), and the full
+    // disk does not take the directory offline.
+    let dir = std::path::Path::new("/data/a");
+    m.flush_dirty_logs().unwrap();
+    assert_eq!(m.offline_reason(dir), None);
+    assert!(fs
+        .contents(&dir.join("recovery-point-offset-checkpoint"))
+        .is_some());
     // A clean shutdown on the full disk msyncs and trims every index.
     m.shutdown().unwrap();
     assert_eq!(fs.stats().unbacked_map_writes, 0, "a map wrote into a hole");
@@ -112,7 +123,7 @@ fn a_full_disk_refuses_writes_with_enospc_and_never_faults_a_map() {
     let m = manager(&fs, 16);
     let log = m.get_or_create_log(&tp, config()).unwrap();
     assert_eq!(count_records(&log), appended);
-    let mut b = batch_of(1, 30, NOW, 1);
+    let mut b = batch_of(1, 10, NOW, 1);
     assert!(is_enospc(
         &log.append_as_leader(&mut b, LeaderEpoch(0)).unwrap_err()
     ));
