@@ -287,13 +287,15 @@ impl LogManager {
             recovery_point: d.recovery_points.get(tp).copied(),
             log_start_offset: d.log_starts.get(tp).copied(),
         };
-        let log = Log::open(
-            d.state.path().join(&name),
-            tp.clone(),
-            config,
-            self.env(dir_idx),
-            opts,
-        )?;
+        let path = d.state.path().join(&name);
+        let log = Log::open(path.clone(), tp.clone(), config, self.env(dir_idx), opts)
+            .inspect_err(|_| {
+                // A new log that could not be made (a full disk) leaves no
+                // empty directory behind for the next start to load.
+                if existing.is_none() {
+                    let _ = self.fs.remove_dir_all(&path);
+                }
+            })?;
         self.logs.write().insert(tp.clone(), (log.clone(), dir_idx));
         Ok(log)
     }
