@@ -147,8 +147,9 @@ impl LogManager {
             StorageError::is_no_space,
         )
         .inspect_err(|e| {
-            // A full disk refuses the id; it is no failure of the directory.
-            if matches!(e, StorageError::Io { .. }) && !e.is_no_space() {
+            // A full disk (or no descriptor left) refuses the id; it is no
+            // failure of the directory.
+            if matches!(e, StorageError::Io { .. }) && !e.is_resource_exhausted() {
                 d.state.mark_offline(e.to_string());
             }
         })
@@ -445,8 +446,8 @@ impl LogManager {
             match r {
                 // The old checkpoints stay (recovery scans a little more);
                 // a later call retries once space is freed.
-                Err(e) if e.is_no_space() => {
-                    tracing::warn!(dir = %d.state.path().display(), error = %e, "disk full: checkpoints not written");
+                Err(e) if e.is_resource_exhausted() => {
+                    tracing::warn!(dir = %d.state.path().display(), error = %e, "checkpoints not written (disk full or out of descriptors)");
                     first_err.get_or_insert(e);
                 }
                 Err(e) => {
