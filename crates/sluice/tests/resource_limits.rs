@@ -249,6 +249,7 @@ fn running_out_of_descriptors_is_refused_with_a_warning_and_serving_goes_on() {
             }
         }
     }
+    eprintln!("{created} partitions created under ulimit -n 256");
     assert_eq!(refused, Some(KAFKA_STORAGE_ERROR), "created {created}");
     assert!(
         created >= 150,

@@ -68,9 +68,14 @@
 //!   `truncate_to` are renamed `*.deleted` at once and removed after
 //!   `file.delete.delay.ms` by the [`LogManager`]'s periodic calls (at once if
 //!   the delay is `<= 0`; leftovers go when the log is next loaded).
-//! * **Bounded handles**: active segments keep their fds and index maps;
+//! * **Bounded handles**: active segments keep their log's fd and their
+//!   index maps (an index closes its fd once mapped: one fd per segment);
 //!   inactive ones open lazily through an LRU bounded by
 //!   `LogManagerConfig::max_open_segment_files`.
+//! * **A full disk** refuses appends, rolls and new logs with ENOSPC
+//!   ([`StorageError::is_no_space`]) without taking the dir offline; index
+//!   pages are allocated before maps write them, so nothing faults; loads
+//!   and reads work, and deletions free space (see [`headroom`]).
 //! * A read never crosses a segment boundary (as in Kafka); `preallocate` is
 //!   accepted but not implemented.
 //!

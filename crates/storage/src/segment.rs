@@ -1,8 +1,9 @@
 //! `LogSegment`: one `.log` file with its `.index` and `.timeindex`, plus
 //! the bounded cache of open segment files.
 //!
-//! The active segment keeps its files open and its indexes mapped at
-//! `segment.index.bytes`. Inactive segments have trimmed indexes and open
+//! The active segment keeps its log open and its indexes mapped at
+//! `segment.index.bytes` (an index holds no descriptor: one per segment).
+//! Inactive segments have trimmed indexes and open
 //! their files lazily; [`HandleCache`] keeps at most
 //! `max_open_segment_files` of them open and closes the least recently used
 //! (readers holding a [`FileSlice`] keep their own reference to the fd).
