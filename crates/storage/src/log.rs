@@ -1265,7 +1265,17 @@ impl Log {
         if doomed.len() == segs.len() {
             // Written after the state lock (below) would be better; rolls
             // for retention are rare, and this keeps the deletion atomic.
-            let pending = self.roll_locked(&mut st, &config, now)?;
+            let pending = match self.roll_locked(&mut st, &config, now) {
+                Ok(p) => p,
+                // A full disk has no room for the new segment: delete the
+                // others now (freeing space), the active one next time.
+                Err(e) if e.is_no_space() => {
+                    tracing::warn!(log = %self.tp, error = %e, "disk full: retention keeps the active segment until a new one fits");
+                    doomed.pop();
+                    None
+                }
+                Err(e) => return Err(e),
+            };
             if let Some(p) = pending {
                 if let Err(e) = write_snapshot_bytes(&*self.env.fs, &self.dir, p.offset, &p.bytes) {
                     tracing::warn!(log = %self.tp, error = %e, "cannot write producer state snapshot");

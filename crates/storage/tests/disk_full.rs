@@ -139,6 +139,35 @@ fn a_full_disk_refuses_writes_with_enospc_and_never_faults_a_map() {
 }
 
 #[test]
+fn retention_frees_a_full_disk_even_when_every_segment_is_expired() {
+    let fs = SimFs::new();
+    let m = manager(&fs, 16);
+    let tp = TopicPartition::new("orders", 0);
+    let config = LogConfig {
+        retention_ms: 1000,
+        file_delete_delay_ms: 0,
+        ..config()
+    };
+    let log = m.get_or_create_log(&tp, config.clone()).unwrap();
+    for i in 0..6000u64 {
+        // Timestamps long past retention.
+        let mut b = batch_of(1, 200, NOW - 3_600_000, i as u8);
+        log.append_as_leader(&mut b, LeaderEpoch(0)).unwrap();
+    }
+    assert!(log.num_segments() >= 2);
+    fs.set_capacity(Some(fs.used_bytes()));
+    let used = fs.used_bytes();
+    let deleted = m.enforce_retention().unwrap();
+    assert!(deleted >= 1, "nothing deleted");
+    assert!(fs.used_bytes() < used - (512 << 10), "no space freed");
+    // Next time the active segment goes too (a new one fits now).
+    m.enforce_retention().unwrap();
+    assert_eq!(log.log_start_offset(), log.log_end_offset());
+    let mut b = batch_of(1, 10, NOW, 1);
+    log.append_as_leader(&mut b, LeaderEpoch(0)).unwrap();
+}
+
+#[test]
 fn an_unclean_load_on_a_full_disk_rebuilds_what_fits_and_serves_reads() {
     let fs = SimFs::new();
     let tp = TopicPartition::new("orders", 0);
