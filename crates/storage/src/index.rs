@@ -135,7 +135,10 @@ impl IndexFile {
     /// past them (within the map). Fails with ENOSPC when the disk is full.
     fn reserve(&mut self, extra: usize) -> Result<(), StorageError> {
         let map_len = (self.capacity * self.entry_size) as u64;
-        let need = (((self.entries + extra) * self.entry_size) as u64).min(map_len);
+        // One slot more than asked: a load after a crash scans entries
+        // until the first empty slot, which must not be a hole (a read
+        // fault there allocates a page on tmpfs, and faults when full).
+        let need = (((self.entries + extra + 1) * self.entry_size) as u64).min(map_len);
         if need <= self.backed {
             return Ok(());
         }
@@ -686,6 +689,47 @@ mod tests {
                 position: 8300
             }
         );
+    }
+
+    #[test]
+    fn the_slot_after_the_last_entry_is_always_allocated() {
+        let sim = SimFs::new();
+        sim.create_dir_all(Path::new("/d")).unwrap();
+        sim.set_capacity(Some(1 << 20));
+        let fs: Arc<dyn Fs> = Arc::new(sim.clone());
+        let p = Path::new("/d/0.index");
+        let mut idx = OffsetIndex::open(&fs, p, Offset(0), Some(1 << 16), 0).unwrap();
+        assert_eq!(
+            sim.used_bytes(),
+            ALLOCATION_CHUNK,
+            "first chunk before mapping"
+        );
+        let per_chunk = (ALLOCATION_CHUNK / 8) as u32;
+        for i in 1..=per_chunk * 2 {
+            idx.reserve(1).unwrap();
+            assert!(idx.append(Offset(i as i64), i * 100));
+            let slots = sim.used_bytes() / 8;
+            assert!(slots > i as u64, "entry {i}: {slots} slots allocated");
+        }
+        idx.flush().unwrap();
+        drop(idx);
+        assert_eq!(sim.stats().unbacked_map_writes, 0);
+        // A full disk: the next chunk cannot be had, and nothing faults.
+        sim.set_capacity(Some(sim.used_bytes()));
+        let mut idx = OffsetIndex::open(&fs, p, Offset(0), None, u64::MAX).unwrap();
+        idx.resize(1 << 16).unwrap();
+        // Entries go into what is allocated, then are skipped.
+        let appended = (per_chunk * 2 + 1..per_chunk * 4)
+            .take_while(|&i| idx.append(Offset(i as i64), i * 100))
+            .count();
+        assert!(
+            appended < per_chunk as usize * 2,
+            "a full disk refused the next chunk"
+        );
+        assert!(idx.reserve(1).is_err_and(|e| e.is_no_space()));
+        idx.flush().unwrap();
+        drop(idx);
+        assert_eq!(sim.stats().unbacked_map_writes, 0);
     }
 
     #[test]
