@@ -108,7 +108,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// Partitions cost a descriptor each: the soft RLIMIT_NOFILE goes up to
 /// the hard limit before anything is opened.
 fn raise_open_file_limit() {
-    match sluice_storage::fs::raise_open_file_limit() {
+    match sluice_storage::descriptors::raise_open_file_limit() {
         Ok((before, after)) if after > before => {
             tracing::info!(
                 before,

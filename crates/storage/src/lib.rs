@@ -94,6 +94,7 @@
 pub mod checkpoint;
 pub mod cleaner;
 pub mod config;
+pub mod descriptors;
 pub mod error;
 pub mod fs;
 pub mod headroom;
