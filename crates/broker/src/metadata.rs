@@ -116,6 +116,15 @@ pub enum MetadataError {
 }
 
 impl MetadataError {
+    /// True if the disk (or quota) is full (ENOSPC, EDQUOT).
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            MetadataError::Io { source, .. } => sluice_storage::headroom::is_no_space(source),
+            MetadataError::Storage(e) => e.is_no_space(),
+            _ => false,
+        }
+    }
+
     /// The Kafka error code a client sees.
     pub fn kafka_error_code(&self) -> i16 {
         let e = match self {
@@ -306,7 +315,24 @@ pub(crate) fn read_file(fs: &dyn Fs, path: &Path) -> Result<Option<String>, Meta
 }
 
 /// Writes `contents` durably: temp file, fsync, rename, directory fsync.
+/// On a full disk the write uses the log dir's metadata headroom
+/// (`sluice_storage::headroom`), so deletions can still be recorded.
 pub(crate) fn write_durably(
+    fs: &dyn Fs,
+    dir: &Path,
+    tmp_name: &str,
+    name: &str,
+    contents: &[u8],
+) -> Result<(), MetadataError> {
+    sluice_storage::headroom::retry_on_no_space(
+        fs,
+        dir,
+        || write_durably_once(fs, dir, tmp_name, name, contents),
+        MetadataError::is_no_space,
+    )
+}
+
+fn write_durably_once(
     fs: &dyn Fs,
     dir: &Path,
     tmp_name: &str,
@@ -560,6 +586,40 @@ fn decode_quorum_state(path: &Path, text: &str) -> Result<LeaderEpoch, MetadataE
     })
 }
 
+/// Makes this start's leader epoch durable in `quorum-state`. On a disk
+/// so full that even the metadata headroom is gone, the file is rewritten
+/// in place (its block is already allocated; the few bytes fit one
+/// sector), and if even that fails the broker starts anyway with a WARN:
+/// it must come up on a full disk to serve reads and delete topics.
+fn write_leader_epoch(fs: &dyn Fs, dir: &Path, epoch: LeaderEpoch) -> Result<(), MetadataError> {
+    let text = encode_quorum_state(epoch);
+    let err = match write_durably(
+        fs,
+        dir,
+        QUORUM_STATE_TMP,
+        QUORUM_STATE_FILE,
+        text.as_bytes(),
+    ) {
+        Err(e) if e.is_no_space() => e,
+        other => return other,
+    };
+    let path = dir.join(QUORUM_STATE_FILE);
+    let in_place = fs.open(&path, &OpenOptions::read_write()).and_then(|f| {
+        sluice_storage::fs::write_all_at(f.as_ref(), text.as_bytes(), 0).map_err(|(_, e)| e)?;
+        f.set_len(text.len() as u64)?;
+        f.sync_data()
+    });
+    match in_place {
+        Ok(()) => {
+            tracing::warn!(path = %path.display(), leader_epoch = epoch.0, error = %err, "disk full: leader epoch written in place");
+        }
+        Err(e) => {
+            tracing::warn!(path = %path.display(), leader_epoch = epoch.0, error = %e, "disk full: leader epoch not durable; serving anyway");
+        }
+    }
+    Ok(())
+}
+
 fn parse_meta_properties(text: &str) -> BTreeMap<String, String> {
     crate::config::parse_properties(text).into_iter().collect()
 }
@@ -662,13 +722,7 @@ impl MetadataStore {
                 path: state_path.clone(),
                 reason: "leader epoch at i32::MAX".into(),
             })?;
-        write_durably(
-            fs.as_ref(),
-            &dir,
-            QUORUM_STATE_TMP,
-            QUORUM_STATE_FILE,
-            encode_quorum_state(leader_epoch).as_bytes(),
-        )?;
+        write_leader_epoch(fs.as_ref(), &dir, leader_epoch)?;
         let high_watermark = topics_offset.max(groups_offset);
         tracing::info!(
             leader_epoch = leader_epoch.0,
@@ -813,8 +867,18 @@ impl MetadataStore {
                 }
             };
             for tp in t.topic_partitions() {
-                let log = logs.get_or_create_log(&tp, log_config.clone())?;
-                replicas.add_partition(log);
+                match logs.get_or_create_log(&tp, log_config.clone()) {
+                    Ok(log) => {
+                        replicas.add_partition(log);
+                    }
+                    // A partition whose log cannot be created on a full
+                    // disk stays offline; the broker starts and serves the
+                    // rest (deleting topics frees space).
+                    Err(e) if e.is_no_space() => {
+                        tracing::warn!(partition = %tp, error = %e, "disk full: partition offline");
+                    }
+                    Err(e) => return Err(e.into()),
+                }
                 progress.loaded_one();
             }
         }
@@ -934,7 +998,8 @@ impl MetadataStore {
                 .map(|(k, v)| (k, v.trim().to_string()))
                 .collect(),
         };
-        let mut next = self.topics.read().clone();
+        let before = self.topics.read().clone();
+        let mut next = before.clone();
         next.insert(topic.name.clone(), topic.clone());
         self.persist(&next)?;
         // The topic is durable now; publish it even if a log cannot be created
@@ -944,10 +1009,45 @@ impl MetadataStore {
             ctx.replicas.add_partition(log);
             Ok::<(), MetadataError>(())
         });
+        if let Err(e) = &result {
+            // Except on a full disk: the next start could not create them
+            // either. The topic is taken back instead.
+            if e.is_no_space() && self.undo_create(ctx, &topic, &before) {
+                tracing::warn!(topic = %topic.name, partitions, error = %e, "disk full: topic not created");
+                return result.map(|_| topic);
+            }
+        }
         *self.topics.write() = next;
         result?;
         tracing::info!(topic = %topic.name, topic_id = %uuid_to_base64(topic.topic_id), partitions, "created topic");
         Ok(topic)
+    }
+
+    /// Takes back a topic whose logs could not all be created: deletes the
+    /// logs made so far (freeing their space) and persists the topics
+    /// without it. `false` if the removal could not be persisted (the
+    /// topic then stays, as a partly created one).
+    fn undo_create(
+        &self,
+        ctx: &BrokerContext,
+        topic: &TopicMetadata,
+        before: &BTreeMap<String, TopicMetadata>,
+    ) -> bool {
+        for tp in topic.topic_partitions() {
+            ctx.replicas.remove_partition(&tp);
+            if ctx.logs.get_log(&tp).is_some() {
+                if let Err(e) = ctx.logs.delete_log(&tp) {
+                    tracing::warn!(partition = %tp, error = %e, "cannot delete the log of a topic not created");
+                }
+            }
+        }
+        match self.persist(before) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(topic = %topic.name, error = %e, "cannot take back a partly created topic");
+                false
+            }
+        }
     }
 
     /// Creates `name` with the broker defaults if it does not exist yet
@@ -1558,6 +1658,69 @@ mod tests {
             let ctx = open(&fs).unwrap();
             assert!(ctx.metadata.topic("kept").is_some());
             assert!(ctx.metadata.topic("lost").is_none());
+        }
+
+        #[test]
+        fn a_full_disk_refuses_topics_but_starts_serves_and_deletes() {
+            let fs = Arc::new(SimFs::new());
+            let ctx = open(&fs).unwrap();
+            ctx.metadata
+                .create_topic(&ctx, "big", 1, 1, BTreeMap::new())
+                .unwrap();
+            let big = TopicPartition::new("big", 0);
+            let log = ctx.logs.get_log(&big).unwrap();
+            let mut b = sluice_record::BatchBuilder::new(sluice_record::CompressionType::None);
+            for _ in 0..200 {
+                b.append(
+                    sluice_record::Timestamp(1),
+                    None,
+                    Some(&[5u8; 1000][..]),
+                    &[],
+                )
+                .unwrap();
+            }
+            let mut batch = b.build().unwrap();
+            log.append_as_leader(&mut batch, LeaderEpoch(0)).unwrap();
+            drop(log);
+            let epoch = ctx.metadata.leader_epoch();
+            fs.set_capacity(Some(fs.used_bytes()));
+
+            let err = ctx
+                .metadata
+                .create_topic(&ctx, "eight", 8, 1, BTreeMap::new())
+                .unwrap_err();
+            assert!(err.is_no_space(), "{err}");
+            assert_eq!(
+                err.kafka_error_code(),
+                ResponseError::KafkaStorageError.code()
+            );
+            assert!(ctx.metadata.topic("eight").is_none());
+            assert!(!fs
+                .list_files()
+                .iter()
+                .any(|p| p.to_string_lossy().contains("eight-")));
+            drop(ctx);
+
+            // Restarts on the full disk (a new leader epoch) and serves reads.
+            let ctx = open(&fs).unwrap();
+            assert_eq!(ctx.metadata.leader_epoch(), LeaderEpoch(epoch.0 + 1));
+            assert!(ctx.metadata.topic("eight").is_none());
+            let got = ctx
+                .logs
+                .get_log(&big)
+                .unwrap()
+                .read_to_vec(Offset(0), 1 << 20);
+            assert_eq!(got.unwrap().len(), batch.len());
+            // Deleting a topic frees the room a new one needs.
+            ctx.metadata.delete_topic(&ctx, "big").unwrap();
+            ctx.metadata
+                .create_topic(&ctx, "eight", 8, 1, BTreeMap::new())
+                .unwrap();
+            drop(ctx);
+            let ctx = open(&fs).unwrap();
+            assert!(ctx.metadata.topic("big").is_none());
+            assert_eq!(ctx.metadata.topic("eight").unwrap().partitions, 8);
+            assert_eq!(fs.stats().unbacked_map_writes, 0);
         }
 
         #[test]

@@ -372,6 +372,9 @@ impl FileHandle for MeteredFile {
     fn set_len(&self, len: u64) -> std::io::Result<()> {
         self.0.set_len(len)
     }
+    fn allocate(&self, offset: u64, len: u64) -> std::io::Result<()> {
+        self.0.allocate(offset, len)
+    }
     fn sync_data(&self) -> std::io::Result<()> {
         let started = Instant::now();
         let r = self.0.sync_data();

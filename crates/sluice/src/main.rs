@@ -96,12 +96,29 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = BrokerConfig::from_properties(args.config.as_deref(), &overrides)
         .context("invalid configuration; the broker was not started")?;
     sluice_broker::network::tune_allocator();
+    raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sluice")
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(run(config))
+}
+
+/// Partitions cost a descriptor each: the soft RLIMIT_NOFILE goes up to
+/// the hard limit before anything is opened.
+fn raise_open_file_limit() {
+    match sluice_storage::descriptors::raise_open_file_limit() {
+        Ok((before, after)) if after > before => {
+            tracing::info!(
+                before,
+                after,
+                "raised the open file limit (RLIMIT_NOFILE) to its hard limit"
+            );
+        }
+        Ok((_, limit)) => tracing::info!(limit, "open file limit (RLIMIT_NOFILE)"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit (RLIMIT_NOFILE)"),
+    }
 }
 
 async fn run(config: BrokerConfig) -> anyhow::Result<()> {

@@ -18,7 +18,7 @@ use sluice_storage::{
 };
 
 fn index_lookup(c: &mut Criterion) {
-    let fs = SimFs::new();
+    let fs: Arc<dyn Fs> = Arc::new(SimFs::new());
     fs.create_dir_all(Path::new("/b")).unwrap();
     // A full 10 MiB index: 1,310,720 entries (a 1 GiB segment holds ~262k).
     let mut idx = OffsetIndex::open(

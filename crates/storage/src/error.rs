@@ -130,6 +130,23 @@ impl From<SequenceError> for StorageError {
 }
 
 impl StorageError {
+    /// True if the disk (or quota) is full: ENOSPC or EDQUOT. Such a
+    /// failure refuses the operation but does not take the directory
+    /// offline; deleting data makes room again.
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, StorageError::Io { source, .. } if crate::headroom::is_no_space(source))
+    }
+
+    /// True if the failure is a resource running out rather than the
+    /// directory failing: a full disk ([`StorageError::is_no_space`]) or no
+    /// descriptor left (EMFILE, ENFILE). The operation is refused and the
+    /// directory stays online.
+    pub fn is_resource_exhausted(&self) -> bool {
+        self.is_no_space()
+            || matches!(self, StorageError::Io { source, .. }
+                if matches!(source.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)))
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         StorageError::Io {
             op,

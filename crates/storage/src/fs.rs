@@ -94,6 +94,13 @@ pub trait FileHandle: Send + Sync {
         Ok(self.len()? == 0)
     }
     fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Reserves disk blocks for `[offset, offset+len)` (`posix_fallocate`:
+    /// `fallocate(2)`, or writing zeros into holes where the file system
+    /// has no fallocate), extending the file if the range ends past it.
+    /// Afterwards writes into the range, through `write_at` or a map, need
+    /// no new space: a map of an allocated range cannot fault on ENOSPC
+    /// (SIGBUS). Fails with ENOSPC when the space cannot be had.
+    fn allocate(&self, offset: u64, len: u64) -> io::Result<()>;
     /// `fdatasync`.
     fn sync_data(&self) -> io::Result<()>;
     /// Real files: `Some(fd)` so the network layer can `sendfile(2)`.
@@ -327,6 +334,25 @@ impl FileHandle for RealFile {
         self.file.set_len(len)
     }
 
+    fn allocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        // SAFETY: plain syscall on an owned fd. posix_fallocate returns the
+        // error number instead of setting errno.
+        let r = unsafe {
+            libc::posix_fallocate(
+                self.file.as_raw_fd(),
+                offset as libc::off_t,
+                len as libc::off_t,
+            )
+        };
+        match r {
+            0 => Ok(()),
+            e => Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+
     fn sync_data(&self) -> io::Result<()> {
         self.file.sync_data()
     }
@@ -550,7 +576,12 @@ impl Fs for RealFs {
             .create(opts.create)
             .create_new(opts.create_new)
             .truncate(opts.truncate)
-            .open(path)?;
+            .open(path)
+            .inspect_err(|e| {
+                if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) {
+                    crate::descriptors::warn_out_of_descriptors(path, e);
+                }
+            })?;
         Ok(Arc::new(RealFile { file }))
     }
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
@@ -637,6 +668,9 @@ mod tests {
             Ok(self.data.lock().len() as u64)
         }
         fn set_len(&self, _: u64) -> io::Result<()> {
+            unreachable!()
+        }
+        fn allocate(&self, _: u64, _: u64) -> io::Result<()> {
             unreachable!()
         }
         fn sync_data(&self) -> io::Result<()> {

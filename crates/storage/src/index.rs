@@ -7,9 +7,23 @@
 //!   `timestamp: i64` + `relative offset: u32`: the largest timestamp seen
 //!   so far in the segment and the offset of the batch that carried it.
 //!
-//! An index file of the active segment is preallocated to
-//! `segment.index.bytes` (rounded down to whole entries) and memory-mapped;
-//! on roll and close it is trimmed to the entries in use. Entries are kept
+//! An index file of the active segment is sized to `segment.index.bytes`
+//! (rounded down to whole entries, a sparse file) and memory-mapped; on
+//! roll and close it is trimmed to the entries in use.
+//!
+//! No write through a map may fault: a map write into a hole of a full
+//! file system raises SIGBUS (tmpfs faults even on reading a hole). So the
+//! pages an entry goes to are allocated first (`FileHandle::allocate`, i.e.
+//! `posix_fallocate`), [`ALLOCATION_CHUNK`] bytes at a time, ahead of the
+//! entries: a writable index is opened with its first chunk allocated (or
+//! fails with ENOSPC), the appender reserves room for a call's entries
+//! before it writes the log ([`OffsetIndex::reserve`]), and an entry that
+//! still finds no space is not added (a sparse index may skip entries).
+//!
+//! An index holds no file descriptor: the file is opened to be mapped,
+//! resized or allocated and closed again; the map outlives the descriptor
+//! (as Kafka's indexes do), so a segment costs one descriptor, its log's.
+//! Entries are kept
 //! strictly increasing; on load, the number of valid entries is the longest
 //! strictly increasing prefix that lies inside the segment, so zero-filled
 //! preallocated space and stale or torn tails are ignored.
@@ -21,6 +35,11 @@ use sluice_record::{Offset, Timestamp};
 
 use crate::error::{IoContext, StorageError};
 use crate::fs::{FileHandle, Fs, MappedRegion, OpenOptions};
+
+/// Bytes of index file allocated at a time ahead of the entries: 2,048
+/// offset entries (8 MiB of log at the default `index.interval.bytes`), so
+/// an active segment's two indexes take 32 KiB of disk until they grow.
+pub const ALLOCATION_CHUNK: u64 = 16 * 1024;
 
 pub const OFFSET_ENTRY_SIZE: usize = 8;
 pub const TIME_ENTRY_SIZE: usize = 12;
@@ -42,19 +61,26 @@ pub struct TimestampOffset {
 /// The mmap-backed array shared by both index kinds.
 struct IndexFile {
     path: PathBuf,
-    file: Arc<dyn FileHandle>,
+    fs: Arc<dyn Fs>,
     map: Box<dyn MappedRegion>,
     entry_size: usize,
     entries: usize,
     /// Entries the current map can hold.
     capacity: usize,
+    /// Bytes from the start of the file known to be allocated on disk
+    /// (entries are only written below this).
+    backed: u64,
+    /// An entry was skipped for want of space (warned once).
+    skipping: bool,
 }
 
 impl IndexFile {
     /// Opens (creating if needed). `max_bytes = Some(n)`: writable, resized
-    /// to `n` rounded down to whole entries. `None`: mapped at its length.
+    /// to `n` rounded down to whole entries, its first
+    /// [`ALLOCATION_CHUNK`] allocated before it is mapped (ENOSPC fails the
+    /// open). `None`: mapped at its length, which holds written entries.
     fn open(
-        fs: &dyn Fs,
+        fs: &Arc<dyn Fs>,
         path: &Path,
         entry_size: usize,
         max_bytes: Option<u32>,
@@ -63,36 +89,99 @@ impl IndexFile {
             .open(path, &OpenOptions::read_write_create())
             .ctx("open index", path)?;
         let len = file.len().ctx("stat index", path)?;
-        let map_len = match max_bytes {
+        let (map_len, backed) = match max_bytes {
             Some(max) => {
                 let want = (max as u64 / entry_size as u64) * entry_size as u64;
                 let want = want.max(entry_size as u64);
                 if len != want {
                     file.set_len(want).ctx("resize index", path)?;
                 }
-                want
+                // The open reads the first entries (tmpfs allocates a page
+                // on a read fault of a hole), and the first append writes them.
+                let first = want.min(ALLOCATION_CHUNK);
+                file.allocate(0, first).ctx("allocate index", path)?;
+                (want, first)
             }
-            None => (len / entry_size as u64) * entry_size as u64,
+            None => {
+                let map_len = (len / entry_size as u64) * entry_size as u64;
+                (map_len, map_len)
+            }
         };
         let map = file.map_mut(map_len).ctx("mmap index", path)?;
+        // The map outlives the descriptor.
+        drop(file);
         Ok(IndexFile {
             path: path.to_path_buf(),
-            file,
+            fs: fs.clone(),
             map,
             entry_size,
             entries: 0,
             capacity: map_len as usize / entry_size,
+            backed,
+            skipping: false,
         })
+    }
+
+    /// Opens the file again for a resize or an allocation (an index holds
+    /// no descriptor between them).
+    fn reopen(&self) -> Result<Arc<dyn FileHandle>, StorageError> {
+        self.fs
+            .open(&self.path, &OpenOptions::read_write())
+            .ctx("open index", &self.path)
+    }
+
+    /// Makes sure `extra` more entries can be written without a map write
+    /// into unallocated space: allocates up to whole [`ALLOCATION_CHUNK`]s
+    /// past them (within the map). Fails with ENOSPC when the disk is full.
+    fn reserve(&mut self, extra: usize) -> Result<(), StorageError> {
+        let map_len = (self.capacity * self.entry_size) as u64;
+        // One slot more than asked: a load after a crash scans entries
+        // until the first empty slot, which must not be a hole (a read
+        // fault there allocates a page on tmpfs, and faults when full).
+        let need = (((self.entries + extra + 1) * self.entry_size) as u64).min(map_len);
+        if need <= self.backed {
+            return Ok(());
+        }
+        let target = need.div_ceil(ALLOCATION_CHUNK) * ALLOCATION_CHUNK;
+        let target = target.min(map_len);
+        let file = self.reopen()?;
+        file.allocate(self.backed, target - self.backed)
+            .ctx("allocate index", &self.path)?;
+        self.backed = target;
+        Ok(())
+    }
+
+    /// Entries a load may read: only allocated ones (reading a hole of a
+    /// full tmpfs faults too).
+    fn scan_limit(&self) -> usize {
+        self.capacity
+            .min((self.backed / self.entry_size as u64) as usize)
     }
 
     fn raw(&self, i: usize) -> &[u8] {
         &self.map.as_slice()[i * self.entry_size..(i + 1) * self.entry_size]
     }
 
-    fn push(&mut self, bytes: &[u8]) {
+    /// Writes the next entry; `false` (nothing written) when its page
+    /// cannot be allocated.
+    fn push(&mut self, bytes: &[u8]) -> bool {
         let at = self.entries * self.entry_size;
+        if (at + self.entry_size) as u64 > self.backed {
+            if let Err(e) = self.reserve(1) {
+                if !std::mem::replace(&mut self.skipping, true) {
+                    tracing::warn!(index = %self.path.display(), error = %e, "index entries skipped: no disk space for them (lookups scan further)");
+                }
+                return false;
+            }
+            self.skipping = false;
+        }
+        assert!(
+            (at + self.entry_size) as u64 <= self.backed,
+            "an index entry is only written into allocated space"
+        );
         self.map.as_mut_slice()[at..at + self.entry_size].copy_from_slice(bytes);
         self.entries += 1;
+        true
     }
 
     fn is_full(&self) -> bool {
@@ -107,24 +196,37 @@ impl IndexFile {
     fn trim(&mut self, fs_len_only: bool) -> Result<(), StorageError> {
         self.flush()?;
         let used = (self.entries * self.entry_size) as u64;
+        let file = self.reopen()?;
         self.map = Box::new(crate::fs::EmptyMap);
-        self.file.set_len(used).ctx("trim index", &self.path)?;
+        self.capacity = 0;
+        file.set_len(used).ctx("trim index", &self.path)?;
+        self.backed = self.backed.min(used);
         if !fs_len_only {
-            self.map = self.file.map_mut(used).ctx("mmap index", &self.path)?;
+            self.map = file.map_mut(used).ctx("mmap index", &self.path)?;
         }
         self.capacity = self.entries;
         Ok(())
     }
 
-    /// Remaps at `max_bytes` so a segment that becomes active again can grow.
+    /// Remaps at `max_bytes` so a segment that becomes active again can
+    /// grow. The new space is sparse: [`IndexFile::reserve`] allocates it
+    /// as entries come (a full disk does not stop the log from loading).
     fn resize(&mut self, max_bytes: u32) -> Result<(), StorageError> {
         self.flush()?;
         let want = ((max_bytes as u64 / self.entry_size as u64) * self.entry_size as u64)
             .max(self.entry_size as u64);
         let want = want.max((self.entries * self.entry_size) as u64);
+        let file = self.reopen()?;
         self.map = Box::new(crate::fs::EmptyMap);
-        self.file.set_len(want).ctx("resize index", &self.path)?;
-        self.map = self.file.map_mut(want).ctx("mmap index", &self.path)?;
+        self.capacity = 0;
+        file.set_len(want).ctx("resize index", &self.path)?;
+        // Only the entries in use are known to be written (a file left by
+        // an older version or a crash may have holes below its length).
+        self.backed = self
+            .backed
+            .min((self.entries * self.entry_size) as u64)
+            .min(want);
+        self.map = file.map_mut(want).ctx("mmap index", &self.path)?;
         self.capacity = want as usize / self.entry_size;
         Ok(())
     }
@@ -211,7 +313,7 @@ impl OffsetIndex {
     /// Valid entries: the strictly increasing prefix with positions below
     /// `segment_size` and offsets in `[base, base + u32::MAX]`.
     pub fn open(
-        fs: &dyn Fs,
+        fs: &Arc<dyn Fs>,
         path: &Path,
         base_offset: Offset,
         max_bytes: Option<u32>,
@@ -226,7 +328,7 @@ impl OffsetIndex {
     fn valid_prefix(&self, segment_size: u64) -> usize {
         let mut n = 0;
         let mut prev: Option<(u32, u32)> = None;
-        while n < self.f.capacity {
+        while n < self.f.scan_limit() {
             let e = self.f.raw(n);
             let (rel, pos) = (u32_at(e, 0), u32_at(e, 4));
             // Position 0 is never indexed (the first entry comes after
@@ -298,8 +400,13 @@ impl OffsetIndex {
         let mut b = [0u8; 8];
         b[..4].copy_from_slice(&(rel as u32).to_be_bytes());
         b[4..].copy_from_slice(&position.to_be_bytes());
-        self.f.push(&b);
-        true
+        self.f.push(&b)
+    }
+
+    /// Allocates disk space for `entries` more entries (see the module
+    /// docs); ENOSPC when the disk is full.
+    pub fn reserve(&mut self, entries: usize) -> Result<(), StorageError> {
+        self.f.reserve(entries)
     }
 
     /// The entry with the largest offset `<= target`, or (base, 0).
@@ -372,7 +479,7 @@ impl TimeIndex {
     /// Valid entries: the strictly increasing (timestamp and offset) prefix
     /// with offsets in `[base, max_offset]`.
     pub fn open(
-        fs: &dyn Fs,
+        fs: &Arc<dyn Fs>,
         path: &Path,
         base_offset: Offset,
         max_bytes: Option<u32>,
@@ -382,7 +489,7 @@ impl TimeIndex {
         let mut idx = TimeIndex { base_offset, f };
         let mut n = 0;
         let mut prev: Option<TimestampOffset> = None;
-        while n < idx.f.capacity {
+        while n < idx.f.scan_limit() {
             let e = idx.entry(n);
             let ok = e.offset <= max_offset
                 && e.timestamp.0 >= 0
@@ -460,8 +567,13 @@ impl TimeIndex {
         let mut b = [0u8; 12];
         b[..8].copy_from_slice(&timestamp.0.to_be_bytes());
         b[8..].copy_from_slice(&(rel as u32).to_be_bytes());
-        self.f.push(&b);
-        true
+        self.f.push(&b)
+    }
+
+    /// Allocates disk space for `entries` more entries (see the module
+    /// docs); ENOSPC when the disk is full.
+    pub fn reserve(&mut self, entries: usize) -> Result<(), StorageError> {
+        self.f.reserve(entries)
     }
 
     /// The entry with the largest timestamp `<= target`, or (NONE, base).
@@ -513,15 +625,15 @@ mod tests {
     use super::*;
     use crate::sim::SimFs;
 
-    fn fs() -> SimFs {
+    fn fs() -> (SimFs, Arc<dyn Fs>) {
         let fs = SimFs::new();
         fs.create_dir_all(Path::new("/d")).unwrap();
-        fs
+        (fs.clone(), Arc::new(fs))
     }
 
     #[test]
     fn offset_index_lookup_and_truncate() {
-        let fs = fs();
+        let (sim, fs) = fs();
         let p = Path::new("/d/00000000000000000100.index");
         let mut idx = OffsetIndex::open(&fs, p, Offset(100), Some(80), 0).unwrap();
         assert_eq!(idx.raw_capacity(), 10);
@@ -550,24 +662,24 @@ mod tests {
         assert_eq!(idx.entries(), 2);
         assert!(!idx.append(Offset(110), 5000), "must be increasing");
         idx.trim().unwrap();
-        assert_eq!(fs.contents(p).unwrap().len(), 16);
+        assert_eq!(sim.contents(p).unwrap().len(), 16);
         drop(idx);
         // Reopened with a segment of 1500 bytes, the second entry is stale.
         let idx = OffsetIndex::open(&fs, p, Offset(100), None, 1500).unwrap();
         assert_eq!(idx.entries(), 1);
-        assert_eq!(&fs.contents(p).unwrap()[..8], &[0, 0, 0, 9, 0, 0, 3, 232]);
+        assert_eq!(&sim.contents(p).unwrap()[..8], &[0, 0, 0, 9, 0, 0, 3, 232]);
     }
 
     #[test]
     fn preallocated_zero_tail_is_not_entries() {
-        let fs = fs();
+        let (sim, fs) = fs();
         let p = Path::new("/d/0.index");
         let mut idx = OffsetIndex::open(&fs, p, Offset(0), Some(4096), 0).unwrap();
         idx.append(Offset(5), 4100);
         idx.append(Offset(9), 8300);
         idx.flush().unwrap();
         drop(idx);
-        assert_eq!(fs.contents(p).unwrap().len(), 4096);
+        assert_eq!(sim.contents(p).unwrap().len(), 4096);
         let idx = OffsetIndex::open(&fs, p, Offset(0), Some(4096), 1 << 20).unwrap();
         assert_eq!(idx.entries(), 2);
         assert_eq!(
@@ -580,8 +692,49 @@ mod tests {
     }
 
     #[test]
+    fn the_slot_after_the_last_entry_is_always_allocated() {
+        let sim = SimFs::new();
+        sim.create_dir_all(Path::new("/d")).unwrap();
+        sim.set_capacity(Some(1 << 20));
+        let fs: Arc<dyn Fs> = Arc::new(sim.clone());
+        let p = Path::new("/d/0.index");
+        let mut idx = OffsetIndex::open(&fs, p, Offset(0), Some(1 << 16), 0).unwrap();
+        assert_eq!(
+            sim.used_bytes(),
+            ALLOCATION_CHUNK,
+            "first chunk before mapping"
+        );
+        let per_chunk = (ALLOCATION_CHUNK / 8) as u32;
+        for i in 1..=per_chunk * 2 {
+            idx.reserve(1).unwrap();
+            assert!(idx.append(Offset(i as i64), i * 100));
+            let slots = sim.used_bytes() / 8;
+            assert!(slots > i as u64, "entry {i}: {slots} slots allocated");
+        }
+        idx.flush().unwrap();
+        drop(idx);
+        assert_eq!(sim.stats().unbacked_map_writes, 0);
+        // A full disk: the next chunk cannot be had, and nothing faults.
+        sim.set_capacity(Some(sim.used_bytes()));
+        let mut idx = OffsetIndex::open(&fs, p, Offset(0), None, u64::MAX).unwrap();
+        idx.resize(1 << 16).unwrap();
+        // Entries go into what is allocated, then are skipped.
+        let appended = (per_chunk * 2 + 1..per_chunk * 4)
+            .take_while(|&i| idx.append(Offset(i as i64), i * 100))
+            .count();
+        assert!(
+            appended < per_chunk as usize * 2,
+            "a full disk refused the next chunk"
+        );
+        assert!(idx.reserve(1).is_err_and(|e| e.is_no_space()));
+        idx.flush().unwrap();
+        drop(idx);
+        assert_eq!(sim.stats().unbacked_map_writes, 0);
+    }
+
+    #[test]
     fn time_index_keeps_increasing_timestamps() {
-        let fs = fs();
+        let (sim, fs) = fs();
         let p = Path::new("/d/0.timeindex");
         let mut t = TimeIndex::open(&fs, p, Offset(0), Some(120), Offset(0)).unwrap();
         assert!(t.maybe_append(Timestamp(1000), Offset(3), false));
@@ -602,7 +755,7 @@ mod tests {
         t.trim().unwrap();
         drop(t);
         assert_eq!(
-            fs.contents(p).unwrap(),
+            sim.contents(p).unwrap(),
             [0, 0, 0, 0, 0, 0, 3, 232, 0, 0, 0, 3]
         );
         let t = TimeIndex::open(&fs, p, Offset(0), None, Offset(100)).unwrap();

@@ -20,6 +20,9 @@
 //!   [`cleaner::LogCleaner`].
 //! * [`manager`] — `LogManager`: log dirs, `recovery-point-offset-checkpoint`
 //!   / `log-start-offset-checkpoint`, the `.kafka_cleanshutdown` marker.
+//! * [`headroom`] — the preallocated `.metadata-headroom` file of each log
+//!   dir that only metadata writes may use, so a full disk can still
+//!   delete, checkpoint and restart.
 //! * [`producer_state`] — idempotent producers: per-partition
 //!   `ProducerStateManager` (epoch + last five batches per producer id), the
 //!   sequence rules, `<offset>.snapshot` files; [`producer_id`] — producer
@@ -65,9 +68,14 @@
 //!   `truncate_to` are renamed `*.deleted` at once and removed after
 //!   `file.delete.delay.ms` by the [`LogManager`]'s periodic calls (at once if
 //!   the delay is `<= 0`; leftovers go when the log is next loaded).
-//! * **Bounded handles**: active segments keep their fds and index maps;
+//! * **Bounded handles**: active segments keep their log's fd and their
+//!   index maps (an index closes its fd once mapped: one fd per segment);
 //!   inactive ones open lazily through an LRU bounded by
 //!   `LogManagerConfig::max_open_segment_files`.
+//! * **A full disk** refuses appends, rolls and new logs with ENOSPC
+//!   ([`StorageError::is_no_space`]) without taking the dir offline; index
+//!   pages are allocated before maps write them, so nothing faults; loads
+//!   and reads work, and deletions free space (see [`headroom`]).
 //! * A read never crosses a segment boundary (as in Kafka); `preallocate` is
 //!   accepted but not implemented.
 //!
@@ -86,8 +94,10 @@
 pub mod checkpoint;
 pub mod cleaner;
 pub mod config;
+pub mod descriptors;
 pub mod error;
 pub mod fs;
+pub mod headroom;
 pub mod index;
 pub mod log;
 pub mod manager;

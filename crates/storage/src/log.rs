@@ -64,7 +64,7 @@ impl LogDirState {
     /// Replaces the recovery-point checkpoint file with `entries`.
     pub fn write_recovery_points(&self, entries: Checkpoint) -> Result<(), StorageError> {
         let mut g = self.recovery_points.lock();
-        checkpoint::write(&*self.fs, &self.path, RECOVERY_POINT_CHECKPOINT, &entries)?;
+        self.write_checkpoint(&entries)?;
         *g = entries;
         Ok(())
     }
@@ -83,9 +83,19 @@ impl LogDirState {
         }
         let mut next = g.clone();
         next.insert(tp.clone(), offset);
-        checkpoint::write(&*self.fs, &self.path, RECOVERY_POINT_CHECKPOINT, &next)?;
+        self.write_checkpoint(&next)?;
         *g = next;
         Ok(())
+    }
+    /// Writes the recovery-point checkpoint, using the dir's metadata
+    /// headroom on a full disk.
+    fn write_checkpoint(&self, entries: &Checkpoint) -> Result<(), StorageError> {
+        crate::headroom::retry_on_no_space(
+            &*self.fs,
+            &self.path,
+            || checkpoint::write(&*self.fs, &self.path, RECOVERY_POINT_CHECKPOINT, entries),
+            StorageError::is_no_space,
+        )
     }
     pub fn path(&self) -> &Path {
         &self.path
@@ -892,7 +902,8 @@ impl Log {
         if active.base_offset() == base {
             return Ok(None); // empty active segment: nothing to roll
         }
-        active.make_inactive()?;
+        // The new segment first: if it cannot be created (a full disk),
+        // the active one stays active and the append is refused.
         let seg = LogSegment::create(
             self.env.fs.clone(),
             &self.dir,
@@ -901,6 +912,7 @@ impl Log {
             self.env.cache.clone(),
             now,
         )?;
+        active.make_inactive()?;
         st.segments.insert(base.0, seg);
         self.dir_dirty.store(true, Ordering::Release);
         // Kafka takes a producer state snapshot at every roll, so recovery
@@ -1253,7 +1265,17 @@ impl Log {
         if doomed.len() == segs.len() {
             // Written after the state lock (below) would be better; rolls
             // for retention are rare, and this keeps the deletion atomic.
-            let pending = self.roll_locked(&mut st, &config, now)?;
+            let pending = match self.roll_locked(&mut st, &config, now) {
+                Ok(p) => p,
+                // A full disk has no room for the new segment: delete the
+                // others now (freeing space), the active one next time.
+                Err(e) if e.is_no_space() => {
+                    tracing::warn!(log = %self.tp, error = %e, "disk full: retention keeps the active segment until a new one fits");
+                    doomed.pop();
+                    None
+                }
+                Err(e) => return Err(e),
+            };
             if let Some(p) = pending {
                 if let Err(e) = write_snapshot_bytes(&*self.env.fs, &self.dir, p.offset, &p.bytes) {
                     tracing::warn!(log = %self.tp, error = %e, "cannot write producer state snapshot");

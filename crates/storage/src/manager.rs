@@ -13,6 +13,7 @@ use crate::checkpoint::{self, Checkpoint, LOG_START_OFFSET_CHECKPOINT, RECOVERY_
 use crate::config::{LogConfig, LogManagerConfig, TopicPartition};
 use crate::error::{IoContext, StorageError};
 use crate::fs::{Clock, Fs, OpenOptions};
+use crate::headroom;
 use crate::log::{FileDeleter, LoadOptions, Log, LogDirState, LogEnv};
 use crate::producer_id::ProducerIdManager;
 use crate::segment::HandleCache;
@@ -69,6 +70,10 @@ impl LogManager {
                     fs.sync_dir(path).ctx("fsync directory", path)?;
                 }
                 state = LogDirState::new(path.clone(), fs.clone(), recovery_points.clone());
+                // Metadata writes keep working on a full disk (see headroom).
+                if let Err(e) = headroom::refill(&*fs, path) {
+                    tracing::warn!(dir = %path.display(), error = %e, "cannot reserve metadata headroom");
+                }
                 Ok(LogDir {
                     state: state.clone(),
                     had_clean_shutdown: clean,
@@ -135,8 +140,16 @@ impl LogManager {
             .first()
             .ok_or_else(|| offline("no log directory".into()))?;
         d.state.check()?;
-        m.generate().inspect_err(|e| {
-            if matches!(e, StorageError::Io { .. }) {
+        headroom::retry_on_no_space(
+            &*self.fs,
+            d.state.path(),
+            || m.generate(),
+            StorageError::is_no_space,
+        )
+        .inspect_err(|e| {
+            // A full disk (or no descriptor left) refuses the id; it is no
+            // failure of the directory.
+            if matches!(e, StorageError::Io { .. }) && !e.is_resource_exhausted() {
                 d.state.mark_offline(e.to_string());
             }
         })
@@ -275,13 +288,15 @@ impl LogManager {
             recovery_point: d.recovery_points.get(tp).copied(),
             log_start_offset: d.log_starts.get(tp).copied(),
         };
-        let log = Log::open(
-            d.state.path().join(&name),
-            tp.clone(),
-            config,
-            self.env(dir_idx),
-            opts,
-        )?;
+        let path = d.state.path().join(&name);
+        let log = Log::open(path.clone(), tp.clone(), config, self.env(dir_idx), opts)
+            .inspect_err(|_| {
+                // A new log that could not be made (a full disk) leaves no
+                // empty directory behind for the next start to load.
+                if existing.is_none() {
+                    let _ = self.fs.remove_dir_all(&path);
+                }
+            })?;
         self.logs.write().insert(tp.clone(), (log.clone(), dir_idx));
         Ok(log)
     }
@@ -307,14 +322,37 @@ impl LogManager {
         let parent = dir.parent().map(Path::to_path_buf).unwrap_or_default();
         let uuid = uuid::Uuid::new_v4().simple().to_string();
         let renamed = parent.join(format!("{}.{uuid}-delete", tp.dir_name()));
-        self.fs
-            .rename(&dir, &renamed)
-            .ctx("rename deleted log", &dir)?;
+        // The longer name may need a new directory block on a full disk.
+        headroom::retry_on_no_space(
+            &*self.fs,
+            &parent,
+            || {
+                self.fs
+                    .rename(&dir, &renamed)
+                    .ctx("rename deleted log", &dir)
+            },
+            StorageError::is_no_space,
+        )?;
         self.fs.sync_dir(&parent).ctx("fsync directory", &parent)?;
         self.fs
             .remove_dir_all(&renamed)
             .ctx("remove deleted log", &renamed)?;
+        self.refill_headroom(&parent);
         Ok(())
+    }
+
+    /// After a deletion freed space: the headroom takes what it lacks first.
+    fn refill_headroom(&self, dir: &Path) {
+        if let Err(e) = headroom::refill(&*self.fs, dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot reserve metadata headroom");
+        }
+    }
+
+    /// Refills the headroom of every online dir (after `.deleted` files went).
+    fn refill_all_headroom(&self) {
+        for d in self.dirs.iter().filter(|d| !d.state.is_offline()) {
+            self.refill_headroom(d.state.path());
+        }
     }
 
     /// Flushes logs whose `flush.ms` has elapsed, writes the recovery-point
@@ -333,7 +371,9 @@ impl LogManager {
         if let Err(e) = self.write_checkpoints() {
             first_err.get_or_insert(e);
         }
-        self.deleter.reap(now);
+        if self.deleter.reap(now) > 0 {
+            self.refill_all_headroom();
+        }
         first_err.map_or(Ok(()), Err)
     }
 
@@ -352,7 +392,9 @@ impl LogManager {
                 }
             }
         }
-        self.deleter.reap(self.clock.now_ms());
+        if self.deleter.reap(self.clock.now_ms()) > 0 {
+            self.refill_all_headroom();
+        }
         first_err.map_or(Ok(n), Err)
     }
 
@@ -387,11 +429,32 @@ impl LogManager {
                 }
             }
             let r = d.state.write_recovery_points(rp).and_then(|_| {
-                checkpoint::write(&*self.fs, d.state.path(), LOG_START_OFFSET_CHECKPOINT, &ls)
+                headroom::retry_on_no_space(
+                    &*self.fs,
+                    d.state.path(),
+                    || {
+                        checkpoint::write(
+                            &*self.fs,
+                            d.state.path(),
+                            LOG_START_OFFSET_CHECKPOINT,
+                            &ls,
+                        )
+                    },
+                    StorageError::is_no_space,
+                )
             });
-            if let Err(e) = r {
-                d.state.mark_offline(e.to_string());
-                first_err.get_or_insert(e);
+            match r {
+                // The old checkpoints stay (recovery scans a little more);
+                // a later call retries once space is freed.
+                Err(e) if e.is_resource_exhausted() => {
+                    tracing::warn!(dir = %d.state.path().display(), error = %e, "checkpoints not written (disk full or out of descriptors)");
+                    first_err.get_or_insert(e);
+                }
+                Err(e) => {
+                    d.state.mark_offline(e.to_string());
+                    first_err.get_or_insert(e);
+                }
+                Ok(()) => {}
             }
         }
         first_err.map_or(Ok(()), Err)
@@ -410,16 +473,23 @@ impl LogManager {
                 continue;
             }
             let marker = d.state.path().join(CLEAN_SHUTDOWN_FILE);
-            let r = self
-                .fs
-                .open(&marker, &OpenOptions::create_truncate())
-                .ctx("create clean shutdown marker", &marker)
-                .and_then(|f| f.sync_data().ctx("fsync clean shutdown marker", &marker))
-                .and_then(|_| {
-                    self.fs
-                        .sync_dir(d.state.path())
-                        .ctx("fsync directory", d.state.path())
-                });
+            let create = || {
+                self.fs
+                    .open(&marker, &OpenOptions::create_truncate())
+                    .ctx("create clean shutdown marker", &marker)
+            };
+            let r = headroom::retry_on_no_space(
+                &*self.fs,
+                d.state.path(),
+                create,
+                StorageError::is_no_space,
+            )
+            .and_then(|f| f.sync_data().ctx("fsync clean shutdown marker", &marker))
+            .and_then(|_| {
+                self.fs
+                    .sync_dir(d.state.path())
+                    .ctx("fsync directory", d.state.path())
+            });
             if let Err(e) = r {
                 first_err.get_or_insert(e);
             }

@@ -1,8 +1,9 @@
 //! `LogSegment`: one `.log` file with its `.index` and `.timeindex`, plus
 //! the bounded cache of open segment files.
 //!
-//! The active segment keeps its files open and its indexes mapped at
-//! `segment.index.bytes`. Inactive segments have trimmed indexes and open
+//! The active segment keeps its log open and its indexes mapped at
+//! `segment.index.bytes` (an index holds no descriptor: one per segment).
+//! Inactive segments have trimmed indexes and open
 //! their files lazily; [`HandleCache`] keeps at most
 //! `max_open_segment_files` of them open and closes the least recently used
 //! (readers holding a [`FileSlice`] keep their own reference to the fd).
@@ -217,14 +218,22 @@ impl LogSegment {
             active: AtomicBool::new(true),
             cache,
         });
-        for p in [seg.log_path(), seg.index_path(), seg.time_index_path()] {
-            let f = seg
-                .fs
-                .open(&p, &OpenOptions::create_truncate())
-                .ctx("create segment file", &p)?;
-            drop(f);
+        let paths = [seg.log_path(), seg.index_path(), seg.time_index_path()];
+        let created = paths.iter().try_for_each(|p| {
+            seg.fs
+                .open(p, &OpenOptions::create_truncate())
+                .map(drop)
+                .ctx("create segment file", p)
+        });
+        // Opening allocates the indexes' first pages: on a full disk the
+        // segment is not created (no file is left for a load to trust).
+        if let Err(e) = created.and_then(|_| seg.ensure_open()) {
+            *seg.files.lock() = None;
+            for p in &paths {
+                let _ = seg.fs.remove_file(p);
+            }
+            return Err(e);
         }
-        seg.ensure_open()?;
         Ok(seg)
     }
 
@@ -291,14 +300,14 @@ impl LogSegment {
         let size = self.size();
         let meta = *self.meta.lock();
         let offset_index =
-            OffsetIndex::open(&*self.fs, &self.index_path(), self.base_offset, max, size)?;
+            OffsetIndex::open(&self.fs, &self.index_path(), self.base_offset, max, size)?;
         let max_offset = if meta.next_offset > self.base_offset && !active {
             meta.next_offset.plus(-1)
         } else {
             Offset(i64::MAX)
         };
         let time_index = TimeIndex::open(
-            &*self.fs,
+            &self.fs,
             &self.time_index_path(),
             self.base_offset,
             max,
@@ -392,6 +401,13 @@ impl LogSegment {
         self.open_files_locked(&mut slot)
             .map_err(|e| fail(e, false))?;
         let files = slot.as_mut().expect("opened");
+        // Index pages for every entry this call may add are allocated before
+        // the log is written: on a full disk the append is refused whole.
+        files
+            .offset_index
+            .reserve(headers.len())
+            .and_then(|_| files.time_index.reserve(headers.len() + 1))
+            .map_err(|e| fail(e, false))?;
         if let Err((written, e)) = write_all_vectored_at(&*files.log, bytes, start) {
             // Cut back to the last whole batch; if even that fails the file
             // holds a torn batch and the directory must go offline.

@@ -15,7 +15,17 @@
 //!
 //! Faults can be injected per path: write errors (ENOSPC, EIO...), short
 //! writes, failing fsyncs, failing reads, and reads that block until
-//! released. Handles opened before a crash fail afterwards, as the process
+//! released.
+//!
+//! A capacity ([`SimFs::set_capacity`]) makes the disk small: each file's
+//! allocated bytes are modelled as a prefix (`write_at` and `allocate`
+//! extend it, `set_len` below it frees, removal frees with the last
+//! name and handle), a write past the free space is short or fails with
+//! ENOSPC, and `allocate` fails whole. `set_len` past the end is sparse (no
+//! space), as on ext4 or tmpfs; a map write that lands past the allocated
+//! prefix when no space is left is what faults with SIGBUS on a real file
+//! system: the simulator counts it ([`SimStats::unbacked_map_writes`]) and
+//! fails the flush. Handles opened before a crash fail afterwards, as the process
 //! that owned them is gone.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -75,6 +85,9 @@ pub struct SimStats {
     pub open_handles: u64,
     /// Memory maps currently alive.
     pub live_maps: u64,
+    /// Map writes into unallocated space on a full disk (a SIGBUS on a
+    /// real file system): must stay 0.
+    pub unbacked_map_writes: u64,
 }
 
 #[derive(Default)]
@@ -82,6 +95,8 @@ struct FileData {
     data: Vec<u8>,
     durable: Vec<u8>,
     resident: bool,
+    /// Bytes backed by disk blocks (a prefix; see the module docs).
+    allocated: u64,
 }
 
 #[derive(Default)]
@@ -95,6 +110,8 @@ struct State {
     faults: Vec<Fault>,
     reads_released: bool,
     stats: SimStats,
+    /// Disk size in bytes (`None`: unbounded).
+    capacity: Option<u64>,
     /// Open handles per file id in the current generation: as on POSIX, an
     /// unlinked (or renamed-over) file's data lives until its last handle
     /// is dropped, so a reader holding a segment the cleaner replaced can
@@ -116,6 +133,59 @@ impl State {
             self.faults.remove(idx);
         }
         Some(kind)
+    }
+
+    fn used(&self) -> u64 {
+        self.files.values().map(|f| f.allocated).sum()
+    }
+
+    /// Bytes that may still be allocated.
+    fn available(&self) -> u64 {
+        match self.capacity {
+            Some(c) => c.saturating_sub(self.used()),
+            None => u64::MAX,
+        }
+    }
+
+    /// Whether a map of file `id` whose bytes are `buf` wrote past the
+    /// file's allocated prefix; allocates what it wrote if there is room.
+    /// `false`: the write had no space (SIGBUS on a real file system).
+    fn back_map_write(&mut self, id: u64, buf: &[u8]) -> bool {
+        let avail = self.available();
+        let Some(f) = self.files.get_mut(&id) else {
+            return true;
+        };
+        // Pages (4 KiB) past the allocated prefix that the map changed,
+        // compared a page at a time; the last one bounds the allocation.
+        const PAGE: usize = 4096;
+        let from = (f.allocated as usize).min(buf.len());
+        let mut end = buf.len();
+        let mut written = None;
+        while end > from {
+            let start = ((end - 1) / PAGE * PAGE).max(from);
+            let old = f.data.get(start..end.min(f.data.len())).unwrap_or(&[]);
+            let changed = if old.len() == end - start {
+                buf[start..end] != *old
+            } else {
+                buf[start..end]
+                    .iter()
+                    .enumerate()
+                    .any(|(i, b)| old.get(i).copied().unwrap_or(0) != *b)
+            };
+            if changed {
+                written = Some(end);
+                break;
+            }
+            end = start;
+        }
+        let Some(last) = written else { return true };
+        let need = last as u64 - f.allocated;
+        if need > avail {
+            self.stats.unbacked_map_writes += 1;
+            return false;
+        }
+        f.allocated = last as u64;
+        true
     }
 
     fn gc(&mut self) {
@@ -190,6 +260,17 @@ impl SimFs {
         self.shared.state.lock().stats
     }
 
+    /// Bounds the disk at `bytes` (`None`: unbounded). Files already over
+    /// it keep their bytes; nothing more can be allocated until enough is freed.
+    pub fn set_capacity(&self, bytes: Option<u64>) {
+        self.shared.state.lock().capacity = bytes;
+    }
+
+    /// Bytes allocated by every live file.
+    pub fn used_bytes(&self) -> u64 {
+        self.shared.state.lock().used()
+    }
+
     /// Marks a file as not in the page cache (`is_resident` turns false
     /// until `prefault` or a read).
     pub fn evict_from_cache(&self, path: &Path) {
@@ -225,6 +306,7 @@ impl SimFs {
         let f = st.files.get_mut(&id).expect("file of a live name");
         f.data = bytes.to_vec();
         f.durable = bytes.to_vec();
+        f.allocated = bytes.len() as u64;
     }
 
     /// All file paths currently visible.
@@ -263,6 +345,7 @@ impl SimFs {
                 }
                 kept
             };
+            f.allocated = f.allocated.min(result.len() as u64);
             f.data = result.clone();
             f.durable = result;
             f.resident = false;
@@ -363,15 +446,26 @@ impl FileHandle for SimHandle {
         let fault = st.take_fault(&self.path, |k| {
             matches!(k, FaultKind::WriteError(_) | FaultKind::ShortWrite(_))
         });
-        let n = match fault {
+        let mut n = match fault {
             Some(FaultKind::WriteError(code)) => return Err(errno(code)),
             Some(FaultKind::ShortWrite(max)) => buf.len().min(max),
             _ => buf.len(),
         };
+        let avail = st.available();
         let f = st
             .files
             .get_mut(&self.id)
             .ok_or_else(|| not_found(&self.path))?;
+        // Space: as much of the write as fits (a short write), else ENOSPC.
+        let need = (pos + n as u64).saturating_sub(f.allocated);
+        if need > avail {
+            let fits = (f.allocated + avail).saturating_sub(pos) as usize;
+            if fits == 0 {
+                return Err(errno(libc::ENOSPC));
+            }
+            n = n.min(fits);
+        }
+        f.allocated = f.allocated.max(pos + n as u64);
         let pos = pos as usize;
         if f.data.len() < pos + n {
             f.data.resize(pos + n, 0);
@@ -399,6 +493,29 @@ impl FileHandle for SimHandle {
             .get_mut(&self.id)
             .ok_or_else(|| not_found(&self.path))?;
         f.data.resize(len as usize, 0);
+        f.allocated = f.allocated.min(len);
+        Ok(())
+    }
+
+    fn allocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        if !self.writable {
+            return Err(errno(libc::EBADF));
+        }
+        let mut st = self.shared.state.lock();
+        self.check(&st)?;
+        let avail = st.available();
+        let f = st
+            .files
+            .get_mut(&self.id)
+            .ok_or_else(|| not_found(&self.path))?;
+        let end = offset + len;
+        if end.saturating_sub(f.allocated) > avail {
+            return Err(errno(libc::ENOSPC));
+        }
+        f.allocated = f.allocated.max(end);
+        if (f.data.len() as u64) < end {
+            f.data.resize(end as usize, 0);
+        }
         Ok(())
     }
 
@@ -471,7 +588,14 @@ struct SimMap {
 
 impl Drop for SimMap {
     fn drop(&mut self) {
-        self.shared.state.lock().stats.live_maps -= 1;
+        let mut st = self.shared.state.lock();
+        st.stats.live_maps -= 1;
+        // Unflushed map writes are dropped (see `flush`), but a write into
+        // unallocated space on a full disk would already have faulted.
+        if st.generation == self.generation && st.capacity.is_some() {
+            let buf = std::mem::take(&mut self.buf);
+            st.back_map_write(self.id, &buf);
+        }
     }
 }
 
@@ -486,6 +610,11 @@ impl MappedRegion for SimMap {
         let mut st = self.shared.state.lock();
         if st.generation != self.generation {
             return Err(io::Error::other("stale map: the simulated machine crashed"));
+        }
+        if !st.back_map_write(self.id, &self.buf) {
+            return Err(io::Error::other(
+                "map write into unallocated space on a full disk (SIGBUS on a real file system)",
+            ));
         }
         if let Some(f) = st.files.get_mut(&self.id) {
             if f.data.len() < self.buf.len() {
@@ -512,7 +641,9 @@ impl Fs for SimFs {
             Some(_) if opts.create_new => return Err(errno(libc::EEXIST)),
             Some(id) => {
                 if opts.truncate {
-                    st.files.get_mut(&id).expect("live").data.clear();
+                    let f = st.files.get_mut(&id).expect("live");
+                    f.data.clear();
+                    f.allocated = 0;
                 }
                 id
             }

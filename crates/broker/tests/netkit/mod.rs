@@ -324,6 +324,9 @@ impl FileHandle for SeamFile {
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.inner.set_len(len)
     }
+    fn allocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        self.inner.allocate(offset, len)
+    }
     fn sync_data(&self) -> io::Result<()> {
         if self.is_log {
             self.control.log_syncs.fetch_add(1, Ordering::SeqCst);
