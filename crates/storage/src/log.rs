@@ -685,7 +685,8 @@ impl Log {
     /// `Ok(None)` (nothing written) when another thread holds the log's
     /// lock (a roll, a retention deletion, a cleaner swap, another append),
     /// when the batches would need converting first (a `compression.type`
-    /// codec or LogAppendTime), or when the append would roll the segment
+    /// codec or LogAppendTime), when a batch is compressed (checking its
+    /// records decompresses it), or when the append would roll the segment
     /// (file creation and a producer snapshot's fsyncs); the caller then
     /// appends from a thread that may block. The network threads use this for small produce requests.
     pub fn try_append_as_leader_shared(
