@@ -4,6 +4,7 @@
 use std::io;
 
 use kafka_protocol::error::ResponseError;
+use sluice_record::RecordError;
 use sluice_storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,19 @@ pub enum BrokerError {
 /// The Kafka error code a client sees for a storage failure.
 pub fn storage_error_code(err: &StorageError) -> i16 {
     let e = match err {
+        // As Kafka: records that disagree with their batch's header (count,
+        // offset deltas, record framing) are InvalidRecordException, not
+        // corruption; the CRC, batch framing and codec are CORRUPT_MESSAGE.
+        StorageError::CorruptRecord(
+            RecordError::CountMismatch { .. }
+            | RecordError::InvalidOffsetDelta { .. }
+            | RecordError::MalformedRecord(_),
+        ) => ResponseError::InvalidRecord,
+        // The broker-wide decompression budget is spent: retriable, so the
+        // producer backs off and sends again.
+        StorageError::CorruptRecord(RecordError::MemoryBudget { .. }) => {
+            ResponseError::ThrottlingQuotaExceeded
+        }
         StorageError::CorruptRecord(_) => ResponseError::CorruptMessage,
         StorageError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
         StorageError::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp,
@@ -66,7 +80,7 @@ pub fn storage_error_code(err: &StorageError) -> i16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_record::{Offset, RecordError, Timestamp};
+    use sluice_record::{Offset, Timestamp};
 
     #[test]
     fn storage_errors_map_to_the_kafka_codes_clients_expect() {
@@ -74,6 +88,38 @@ mod tests {
             (
                 StorageError::CorruptRecord(RecordError::UnsupportedMagic(1)),
                 2,
+            ),
+            (
+                StorageError::CorruptRecord(RecordError::CountMismatch {
+                    count: i32::MAX,
+                    last_offset_delta: 1,
+                }),
+                87,
+            ),
+            (
+                StorageError::CorruptRecord(RecordError::InvalidOffsetDelta {
+                    index: 1,
+                    offset_delta: 5,
+                }),
+                87,
+            ),
+            (
+                StorageError::CorruptRecord(RecordError::MalformedRecord("x")),
+                87,
+            ),
+            (
+                StorageError::CorruptRecord(RecordError::CrcMismatch {
+                    stored: 1,
+                    computed: 2,
+                }),
+                2,
+            ),
+            (
+                StorageError::CorruptRecord(RecordError::MemoryBudget {
+                    requested: 1,
+                    held: 0,
+                }),
+                89,
             ),
             (StorageError::RecordTooLarge { size: 10, max: 5 }, 10),
             (

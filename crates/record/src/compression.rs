@@ -33,14 +33,14 @@ const ZSTD_LEVEL: i32 = 3;
 /// ceiling for decompression (128 MiB, reserved lazily as output arrives).
 const ZSTD_WINDOW_LOG_MAX: u32 = 27;
 
-fn dec_err(codec: CompressionType, reason: impl ToString) -> RecordError {
+pub(crate) fn dec_err(codec: CompressionType, reason: impl ToString) -> RecordError {
     RecordError::Decompression {
         codec: codec.name(),
         reason: reason.to_string(),
     }
 }
 
-fn too_large(codec: CompressionType, limit: usize) -> RecordError {
+pub(crate) fn too_large(codec: CompressionType, limit: usize) -> RecordError {
     dec_err(
         codec,
         format!("decompressed size exceeds the limit of {limit} bytes"),

@@ -15,6 +15,14 @@ pub enum RecordError {
     CrcMismatch { stored: u32, computed: u32 },
     #[error("record count {count} does not match last offset delta {last_offset_delta}")]
     CountMismatch { count: i32, last_offset_delta: i32 },
+    /// Record `index` of a producer's batch has another offset delta
+    /// (Kafka's "Invalid offset": a client numbers its records 0..count-1).
+    #[error("record {index} has offset delta {offset_delta}, expected {index}")]
+    InvalidOffsetDelta { index: i32, offset_delta: i32 },
+    /// Decoding needed more memory than the caller's [`crate::Budget`]
+    /// grants (the broker-wide decompression budget is spent).
+    #[error("decompression memory budget exhausted: {requested} more bytes refused ({held} held)")]
+    MemoryBudget { requested: usize, held: usize },
     #[error("unknown compression codec id {0}")]
     UnknownCompression(i16),
     #[error("malformed record: {0}")]

@@ -8,6 +8,7 @@ use crate::compression::decompress;
 use crate::reader::BatchReader;
 use crate::record::{Header, RecordIter};
 use crate::types::Offset;
+use crate::validate::{check_batch_records, check_records};
 
 /// Decompression limit the target uses: output past it must be refused.
 pub const LIMIT: usize = 1 << 20;
@@ -37,6 +38,7 @@ pub fn record_batch(data: &[u8]) {
             last_end = at + header.size();
             assert!(last_end <= data.len());
             read_batch(&data[at..]);
+            walk_batch(&data[at..]);
         }
         assert_eq!(batches.position(), last_end);
     }
@@ -52,6 +54,7 @@ pub fn record_batch(data: &[u8]) {
         fixed[17..21].copy_from_slice(&crc.to_be_bytes());
         assert!(BatchHeader::parse(&fixed).is_ok());
         read_batch(&fixed);
+        walk_batch(&fixed);
     }
 
     // 3. As a compressed payload for every codec, and as a records section.
@@ -65,10 +68,45 @@ pub fn record_batch(data: &[u8]) {
     }
     let mut header = synthetic_header();
     header.record_count = i32::from(selector % 16);
+    let walked = check_records(&header, payload);
+    let mut decoded = 0;
+    let mut iter_ok = true;
     for record in RecordIter::new(&header, payload) {
-        let Ok(record) = record else { break };
+        let Ok(record) = record else {
+            iter_ok = false;
+            break;
+        };
+        // The producer walk accepts only records at their own index.
+        if walked.is_ok() {
+            assert_eq!(record.offset_delta, decoded);
+        }
+        decoded += 1;
         let _ = record.headers.iter().count();
     }
+    // The in-place walk accepts exactly what the iterator decodes, with
+    // offset deltas 0..count-1 (checked above).
+    if walked.is_ok() {
+        assert!(iter_ok && decoded == header.record_count);
+    }
+}
+
+/// The producer's record walk over one header-valid batch: never panics;
+/// where it accepts, the records all decode, at their own index, and the
+/// streamed walk of a compressed batch agrees with decoding it whole.
+fn walk_batch(batch: &[u8]) {
+    let Ok(header) = BatchHeader::validate(batch) else {
+        return;
+    };
+    let walked = check_batch_records(batch, &header, LIMIT, &mut crate::budget::Unbounded);
+    let Ok(reader) = BatchReader::new(batch, LIMIT) else {
+        assert!(
+            walked.is_err(),
+            "the walk accepted what does not decompress"
+        );
+        return;
+    };
+    let whole = check_records(&header, reader.records_data());
+    assert_eq!(walked.is_ok(), whole.is_ok(), "{walked:?} vs {whole:?}");
 }
 
 fn synthetic_header() -> BatchHeader {

@@ -15,6 +15,11 @@
 //! - [`crc`]: CRC-32C ([`crc32c`]), SIMD-accelerated.
 //! - [`compression`]: gzip, snappy (xerial-framed and raw), lz4 (frame) and
 //!   zstd, with a hard limit on decompressed output.
+//! - [`validate`]: the producer-grade record checks Kafka makes on append
+//!   (count, offset deltas, record framing), in place for uncompressed
+//!   batches and streamed for compressed ones.
+//! - [`budget`]: [`Budget`], the memory allowance decoders draw on
+//!   (the broker's decompression budget).
 //! - [`builder`]: [`BatchBuilder`] makes valid batches (any codec,
 //!   idempotent/transactional/control flags, compaction gaps).
 //! - [`reader`]: [`BatchReader`] / [`records`] validate a batch, decompress
@@ -28,6 +33,7 @@
 //! build on it; the `record_batch` fuzz target in `fuzz/` exercises it.
 
 pub mod batch;
+pub mod budget;
 pub mod builder;
 pub mod compression;
 pub mod crc;
@@ -37,20 +43,25 @@ pub mod fuzzing;
 pub mod reader;
 pub mod recompress;
 pub mod record;
+mod stream;
 pub mod types;
+pub mod validate;
 mod varint;
 
 pub use batch::{
     increment_sequence, BatchHeader, Batches, CompressionType, TimestampType, BATCH_HEADER_SIZE,
     LOG_OVERHEAD, MAGIC_V2, NO_SEQUENCE,
 };
+pub use budget::{Budget, Unbounded};
 pub use builder::BatchBuilder;
 pub use compression::{compress, decompress};
 pub use crc::crc32c;
 pub use error::RecordError;
 pub use reader::{records, BatchReader};
-pub use recompress::recompress;
+pub use recompress::{recompress, recompress_budgeted};
 pub use record::{
     decode_record, Header, HeaderIter, Headers, OwnedHeader, OwnedRecord, Record, RecordIter,
 };
+pub use stream::decompress_budgeted;
 pub use types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId, Timestamp};
+pub use validate::check_batch_records;

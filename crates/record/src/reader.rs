@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 
 use crate::batch::{BatchHeader, CompressionType, BATCH_HEADER_SIZE};
+use crate::budget::Budget;
 use crate::compression::decompress;
 use crate::error::RecordError;
 use crate::record::RecordIter;
@@ -30,6 +31,28 @@ impl<'a> BatchReader<'a> {
         let data = match header.compression() {
             CompressionType::None => Cow::Borrowed(section),
             codec => Cow::Owned(decompress(codec, section, max_decompressed)?),
+        };
+        Ok(BatchReader { header, data })
+    }
+
+    /// [`BatchReader::new`] drawing the decompressed buffer and the
+    /// decoder's state from `budget`, as they grow (nothing for an
+    /// uncompressed batch, which is borrowed).
+    pub fn with_budget(
+        batch: &'a [u8],
+        max_decompressed: usize,
+        budget: &mut dyn Budget,
+    ) -> Result<Self, RecordError> {
+        let header = BatchHeader::validate_stored(batch)?;
+        let section = &batch[BATCH_HEADER_SIZE..header.size()];
+        let data = match header.compression() {
+            CompressionType::None => Cow::Borrowed(section),
+            codec => Cow::Owned(crate::stream::decompress_budgeted(
+                codec,
+                section,
+                max_decompressed,
+                budget,
+            )?),
         };
         Ok(BatchReader { header, data })
     }

@@ -9,7 +9,8 @@
 //! (CRC, framing); this function decodes it within `max_decompressed`
 //! bytes and fails on any record that does not decode.
 
-use crate::batch::{BatchHeader, CompressionType, TimestampType};
+use crate::batch::{BatchHeader, CompressionType, TimestampType, BATCH_HEADER_SIZE};
+use crate::budget::{Budget, Unbounded};
 use crate::builder::BatchBuilder;
 use crate::error::RecordError;
 use crate::reader::BatchReader;
@@ -22,11 +23,26 @@ pub fn recompress(
     codec: CompressionType,
     max_decompressed: usize,
 ) -> Result<Option<Vec<u8>>, RecordError> {
+    recompress_budgeted(batch, codec, max_decompressed, &mut Unbounded)
+}
+
+/// [`recompress`] drawing its memory from `budget`: the decompressed
+/// records as they come out, then, before re-encoding, three times their
+/// size (the builder's uncompressed records, the codec's output and the
+/// finished batch, each at most about that size).
+pub fn recompress_budgeted(
+    batch: &[u8],
+    codec: CompressionType,
+    max_decompressed: usize,
+    budget: &mut dyn Budget,
+) -> Result<Option<Vec<u8>>, RecordError> {
     let header = BatchHeader::parse(batch)?;
     if header.compression() == codec {
         return Ok(None);
     }
-    let reader = BatchReader::new(batch, max_decompressed)?;
+    let reader = BatchReader::with_budget(batch, max_decompressed, &mut *budget)?;
+    let plain = reader.records_data().len() + BATCH_HEADER_SIZE;
+    budget.grow(plain.saturating_mul(3))?;
     let mut b = BatchBuilder::new(codec)
         .base_offset(header.base_offset)
         .partition_leader_epoch(header.partition_leader_epoch)

@@ -193,6 +193,9 @@ pub struct LogManagerConfig {
     pub recovery_progress_every: usize,
     /// `producer.id.expiration.ms` and the bound on producers per partition.
     pub producer_state: crate::producer_state::ProducerStateConfig,
+    /// `sluice.decompression.memory.bytes`: the broker-wide budget for
+    /// decoding records ([`crate::budget`]).
+    pub decompression_memory_bytes: usize,
 }
 
 impl Default for LogManagerConfig {
@@ -202,6 +205,7 @@ impl Default for LogManagerConfig {
             max_open_segment_files: 1024,
             recovery_progress_every: 100,
             producer_state: Default::default(),
+            decompression_memory_bytes: crate::budget::DEFAULT_DECOMPRESSION_MEMORY_BYTES,
         }
     }
 }

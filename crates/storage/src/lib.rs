@@ -79,18 +79,23 @@
 //! * A read never crosses a segment boundary (as in Kafka); `preallocate` is
 //!   accepted but not implemented.
 //!
-//! Storage never sees wire types and does not decompress on the data path:
-//! batches are stored exactly as produced, except the base offset, leader
-//! epoch and (for LogAppendTime topics) max timestamp + CRC. Records are
-//! decoded only by ListOffsets by timestamp (one batch, as Kafka does), by
-//! the per-record checks of an append (keys on compacted topics; timestamps
-//! when `message.timestamp.before.max.ms` is bounded or the header's are out
-//! of range), and by the log cleaner,
-//! which rewrites (and recompresses with the same codec) the batches it
-//! removes records from.
+//! Storage never sees wire types. Batches are stored exactly as produced,
+//! except the base offset, leader epoch and (for LogAppendTime topics) max
+//! timestamp + CRC, or re-encoded in a topic's `compression.type` codec.
+//! Every append walks each batch's records against its header
+//! ([`validate`]: in place when uncompressed, streamed through the decoder
+//! when compressed, keeping nothing). Records are decoded into memory only
+//! by ListOffsets by timestamp (one batch, as Kafka does), by the
+//! per-record checks of an append (keys on compacted topics; timestamps
+//! when `message.timestamp.before.max.ms` is bounded or the header's are
+//! out of range), by re-encoding, and by the log cleaner, which rewrites
+//! (and recompresses with the same codec) the batches it removes records
+//! from; all but the ListOffsets read draw on the broker-wide
+//! [`budget::DecompressionBudget`].
 //! It is synchronous and does not depend on tokio; the broker calls blocking
 //! operations from a blocking pool.
 
+pub mod budget;
 pub mod checkpoint;
 pub mod cleaner;
 pub mod config;
@@ -105,10 +110,12 @@ pub mod producer_id;
 pub mod producer_state;
 pub mod segment;
 pub mod sim;
+pub mod validate;
 
 #[cfg(test)]
 mod testutil;
 
+pub use budget::{DecompressionBudget, Reservation, DEFAULT_DECOMPRESSION_MEMORY_BYTES};
 pub use cleaner::{CleanStats, CleanerConfig, LogCleaner};
 pub use config::{
     CleanupPolicy, CompactionConfig, CompressionType, LogConfig, LogManagerConfig, TimestampType,
@@ -116,8 +123,9 @@ pub use config::{
 };
 pub use error::{RecordRejection, RejectedRecord, StorageError};
 pub use fs::{Clock, FileHandle, Fs, ManualClock, MappedRegion, OpenOptions, RealFs, SystemClock};
-pub use log::{validate_batches, AppendInfo, LoadOptions, Log, LogDirState, LogEnv};
+pub use log::{AppendInfo, LoadOptions, Log, LogDirState, LogEnv};
 pub use manager::{LogManager, CLEAN_SHUTDOWN_FILE};
 pub use segment::{FileSlice, HandleCache, LogSegment};
 pub use sim::{Fault, FaultKind, SimFs};
 pub use sluice_record::{LeaderEpoch, Offset, Timestamp};
+pub use validate::{validate_batches, validate_headers};

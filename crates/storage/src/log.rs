@@ -11,9 +11,10 @@ use parking_lot::{Mutex, RwLock};
 use sluice_record::batch::{set_base_offset, set_log_append_time, set_partition_leader_epoch};
 use sluice_record::{BatchHeader, LeaderEpoch, Offset, ProducerId, Timestamp, TimestampType};
 
+use crate::budget::{DecompressionBudget, Reservation};
 use crate::checkpoint::{self, Checkpoint, RECOVERY_POINT_CHECKPOINT};
 use crate::config::{LogConfig, TopicPartition};
-use crate::error::{IoContext, RecordRejection, RejectedRecord, StorageError};
+use crate::error::{IoContext, StorageError};
 use crate::fs::{read_exact_at, write_all_at, Clock, Fs, OpenOptions};
 use crate::producer_state::{
     check_batch, decode_snapshot, encode_snapshot, parse_snapshot_file_name, snapshot_file_name,
@@ -22,6 +23,9 @@ use crate::producer_state::{
 use crate::segment::{
     parse_log_file_name, FileSlice, HandleCache, LogSegment, SegmentConfig, DELETED_FILE_SUFFIX,
     INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX,
+};
+use crate::validate::{
+    check_batches, recompress_batches, validate_batches, validate_headers, Framing,
 };
 
 /// Health of one log directory, shared by every log in it. Once offline
@@ -192,6 +196,8 @@ pub struct LogEnv {
     /// `producer.id.expiration.ms` in force, shared by every log of the
     /// manager and changed by `LogManager::set_producer_id_expiration_ms`.
     pub producer_id_expiration_ms: Arc<std::sync::atomic::AtomicI64>,
+    /// The broker-wide decompression budget every decoding draws on.
+    pub decompression: Arc<DecompressionBudget>,
 }
 
 impl LogEnv {
@@ -502,6 +508,10 @@ impl Log {
     pub fn segments(&self) -> Vec<Arc<LogSegment>> {
         self.state.read().segments.values().cloned().collect()
     }
+    /// The broker-wide decompression budget this log's decodings draw on.
+    pub fn decompression_budget(&self) -> Arc<DecompressionBudget> {
+        self.env.decompression.clone()
+    }
     pub(crate) fn fs(&self) -> Arc<dyn Fs> {
         self.env.fs.clone()
     }
@@ -613,10 +623,10 @@ impl Log {
         self.check()?;
         let config = self.config.read().clone();
         let now = self.env.clock.now_ms();
-        let headers = validate_batches(records, &config, now)?;
-        if let Some(mut converted) = recompress_batches(records, &headers, &config)? {
-            // Sizes, counts and keys are checked again on what is stored.
-            let headers = validate_batches(&converted, &config, now)?;
+        let headers = validate_batches(records, &config, now, &self.env.decompression)?;
+        if let Some((mut converted, headers, _held)) =
+            self.convert(records, &headers, &config, now)?
+        {
             return self.append_validated(
                 Payload::InPlace(&mut converted),
                 headers,
@@ -649,9 +659,10 @@ impl Log {
         self.check()?;
         let config = self.config.read().clone();
         let now = self.env.clock.now_ms();
-        let headers = validate_batches(records, &config, now)?;
-        if let Some(mut converted) = recompress_batches(records, &headers, &config)? {
-            let headers = validate_batches(&converted, &config, now)?;
+        let headers = validate_batches(records, &config, now, &self.env.decompression)?;
+        if let Some((mut converted, headers, _held)) =
+            self.convert(records, &headers, &config, now)?
+        {
             return self.append_validated(
                 Payload::InPlace(&mut converted),
                 headers,
@@ -684,7 +695,8 @@ impl Log {
     /// `Ok(None)` (nothing written) when another thread holds the log's
     /// lock (a roll, a retention deletion, a cleaner swap, another append),
     /// when the batches would need converting first (a `compression.type`
-    /// codec or LogAppendTime), or when the append would roll the segment
+    /// codec or LogAppendTime), when a batch is compressed (checking its
+    /// records decompresses it), or when the append would roll the segment
     /// (file creation and a producer snapshot's fsyncs); the caller then
     /// appends from a thread that may block. The network threads use this for small produce requests.
     pub fn try_append_as_leader_shared(
@@ -700,7 +712,23 @@ impl Log {
             return Ok(None);
         }
         let now = self.env.clock.now_ms();
-        let headers = validate_batches(records, &config, now)?;
+        let headers = validate_headers(records, &config)?;
+        // Compressed records are checked by decompressing them: CPU that
+        // may be large, so not on a network thread.
+        if headers
+            .iter()
+            .any(|(_, h)| h.compression() != sluice_record::CompressionType::None)
+        {
+            return Ok(None);
+        }
+        check_batches(
+            records,
+            &headers,
+            &config,
+            now,
+            &self.env.decompression,
+            Framing::Check,
+        )?;
         let Some(st) = self.state.try_write() else {
             return Ok(None);
         };
@@ -714,6 +742,27 @@ impl Log {
             leader_epoch,
             Roll::Defer,
         )
+    }
+
+    /// The batches re-encoded in the topic's `compression.type` where it
+    /// asks for it, with their headers (sizes, counts and keys checked
+    /// again on what is stored) and the budget their bytes hold until
+    /// written; `None` when every batch is stored as received.
+    #[allow(clippy::type_complexity)]
+    fn convert(
+        &self,
+        records: &[u8],
+        headers: &[(usize, BatchHeader)],
+        config: &LogConfig,
+        now: i64,
+    ) -> Result<Option<(Vec<u8>, Vec<(usize, BatchHeader)>, Reservation)>, StorageError> {
+        let budget = &self.env.decompression;
+        let Some((converted, held)) = recompress_batches(records, headers, config, budget)? else {
+            return Ok(None);
+        };
+        let headers = validate_headers(&converted, config)?;
+        check_batches(&converted, &headers, config, now, budget, Framing::Trusted)?;
+        Ok(Some((converted, headers, held)))
     }
 
     /// The part of [`Log::append_as_leader`] after validation: offsets,
@@ -1454,130 +1503,6 @@ impl Log {
     }
 }
 
-/// Validates a producer's batches end to end against the topic config.
-/// Returns `(position, header)` of each batch.
-pub fn validate_batches(
-    records: &[u8],
-    config: &LogConfig,
-    now_ms: i64,
-) -> Result<Vec<(usize, BatchHeader)>, StorageError> {
-    if records.is_empty() {
-        return Err(StorageError::InvalidRecord("no record batches".into()));
-    }
-    let mut out = Vec::new();
-    let mut pos = 0usize;
-    while pos < records.len() {
-        let rest = &records[pos..];
-        // Size first, so an oversized batch is reported as such even when
-        // only part of it was sent.
-        if let Ok(size) = BatchHeader::peek_size(rest) {
-            if size > config.max_message_bytes as usize {
-                return Err(StorageError::RecordTooLarge {
-                    size,
-                    max: config.max_message_bytes,
-                });
-            }
-        }
-        let h = BatchHeader::validate(rest)?;
-        if h.record_count == 0 {
-            return Err(StorageError::InvalidRecord(
-                "record batch has no records".into(),
-            ));
-        }
-        check_records(&rest[..h.size()], &h, config, now_ms)?;
-        out.push((pos, h));
-        pos += h.size();
-    }
-    Ok(out)
-}
-
-/// Whether a CreateTime timestamp is outside `[now - before, now + after]`,
-/// computed with Kafka's wrapping 64-bit arithmetic. `-1` (no timestamp)
-/// is never out of range.
-fn timestamp_out_of_range(ts: Timestamp, config: &LogConfig, now_ms: i64) -> bool {
-    if ts == Timestamp::NONE {
-        return false;
-    }
-    let diff = now_ms.wrapping_sub(ts.0);
-    diff > config.message_timestamp_before_max_ms
-        || diff.wrapping_neg() > config.message_timestamp_after_max_ms
-}
-
-/// The per-record checks of Kafka's LogValidator on one produced batch: a
-/// key on compacted topics, then a CreateTime timestamp within bounds; every
-/// refused record is named by its index ([`StorageError::RejectedRecords`]).
-///
-/// Records are decoded only when the header cannot vouch for them: on
-/// compacted topics, when `message.timestamp.before.max.ms` is bounded (the
-/// header has no minimum timestamp), or when the header's base or max
-/// timestamp is out of range. With Kafka's defaults (`delete`, unbounded
-/// before, after bounded by the header's max timestamp) nothing is decoded.
-fn check_records(
-    batch: &[u8],
-    h: &BatchHeader,
-    config: &LogConfig,
-    now_ms: i64,
-) -> Result<(), StorageError> {
-    let compacted = config.compaction.cleanup_policy.compact() && !h.is_control();
-    let create_time = config.message_timestamp_type == TimestampType::CreateTime;
-    let header_bad = create_time
-        && [h.base_timestamp, h.max_timestamp]
-            .into_iter()
-            .any(|ts| timestamp_out_of_range(ts, config, now_ms));
-    let scan_timestamps =
-        create_time && (header_bad || config.message_timestamp_before_max_ms < i64::MAX);
-    if !compacted && !scan_timestamps {
-        return Ok(());
-    }
-    let reader =
-        sluice_record::BatchReader::new(batch, crate::cleaner::core::MAX_DECOMPRESSED_BATCH)?;
-    let mut rejected = Vec::new();
-    for (index, record) in reader.records().enumerate() {
-        let record = record?;
-        let reason = if compacted && record.key.is_none() {
-            RecordRejection::MissingKey
-        } else if scan_timestamps && timestamp_out_of_range(record.timestamp, config, now_ms) {
-            RecordRejection::TimestampOutOfRange {
-                timestamp: record.timestamp,
-                offset: record.offset,
-                now: Timestamp(now_ms),
-                before_max_ms: config.message_timestamp_before_max_ms,
-                after_max_ms: config.message_timestamp_after_max_ms,
-            }
-        } else {
-            continue;
-        };
-        rejected.push(RejectedRecord {
-            batch_index: u32::try_from(index).unwrap_or(u32::MAX),
-            reason,
-        });
-    }
-    if !rejected.is_empty() {
-        return Err(StorageError::RejectedRecords(rejected));
-    }
-    if header_bad {
-        // The header's timestamps disagree with its records: refuse the
-        // batch whole rather than store a wrong max timestamp.
-        let ts = if timestamp_out_of_range(h.base_timestamp, config, now_ms) {
-            h.base_timestamp
-        } else {
-            h.max_timestamp
-        };
-        return Err(StorageError::InvalidTimestamp {
-            timestamp: ts,
-            now: Timestamp(now_ms),
-        });
-    }
-    Ok(())
-}
-
-/// The batches of `records` re-encoded in the topic's `compression.type`
-/// when it names a codec and some batch uses another one (as Kafka's
-/// LogValidator does); `None` when every batch is stored as received,
-/// which is always the case for `producer`, so that path copies and decodes
-/// nothing. Control batches written uncompressed stay uncompressed, as in
-/// Kafka. Offsets, timestamps, headers and producer fields are kept
-/// ([`sluice_record::recompress`]).
 /// Bytes at the start of a batch that the leader rewrites outside the CRC:
 /// base offset (0..8), batch length (8..12), partition leader epoch (12..16).
 const BATCH_HEAD: usize = 16;
@@ -1648,34 +1573,6 @@ impl Payload<'_> {
             }
         }
     }
-}
-
-fn recompress_batches(
-    records: &[u8],
-    headers: &[(usize, BatchHeader)],
-    config: &LogConfig,
-) -> Result<Option<Vec<u8>>, StorageError> {
-    let Some(codec) = config.compression else {
-        return Ok(None);
-    };
-    let convert = |h: &BatchHeader| {
-        h.compression() != codec
-            && !(h.is_control() && h.compression() == sluice_record::CompressionType::None)
-    };
-    if !headers.iter().any(|(_, h)| convert(h)) {
-        return Ok(None);
-    }
-    let mut out = Vec::with_capacity(records.len());
-    for (pos, h) in headers {
-        let batch = &records[*pos..*pos + h.size()];
-        let converted = if convert(h) {
-            sluice_record::recompress(batch, codec, crate::cleaner::core::MAX_DECOMPRESSED_BATCH)?
-        } else {
-            None
-        };
-        out.extend_from_slice(converted.as_deref().unwrap_or(batch));
-    }
-    Ok(Some(out))
 }
 
 fn batch_metadata(h: &BatchHeader) -> BatchMetadata {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use sluice_record::{Offset, ProducerId};
 
+use crate::budget::DecompressionBudget;
 use crate::checkpoint::{self, Checkpoint, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
 use crate::config::{LogConfig, LogManagerConfig, TopicPartition};
 use crate::error::{IoContext, StorageError};
@@ -42,6 +43,8 @@ pub struct LogManager {
     /// `producer.id.expiration.ms` in force for every log (see
     /// [`LogManager::set_producer_id_expiration_ms`]).
     producer_id_expiration_ms: Arc<AtomicI64>,
+    /// Shared by every log and the cleaner (`sluice.decompression.memory.bytes`).
+    decompression: Arc<DecompressionBudget>,
 }
 
 impl LogManager {
@@ -116,6 +119,7 @@ impl LogManager {
                 config.producer_state.producer_id_expiration_ms,
             )),
             cache: HandleCache::new(config.max_open_segment_files),
+            decompression: DecompressionBudget::new(config.decompression_memory_bytes),
             deleter: FileDeleter::new(fs.clone()),
             config,
             fs,
@@ -237,6 +241,7 @@ impl LogManager {
             recovery_progress_every: self.config.recovery_progress_every,
             producer_state: self.config.producer_state,
             producer_id_expiration_ms: self.producer_id_expiration_ms.clone(),
+            decompression: self.decompression.clone(),
         }
     }
 
@@ -245,6 +250,11 @@ impl LogManager {
     /// value from their next check on.
     pub fn set_producer_id_expiration_ms(&self, ms: i64) {
         self.producer_id_expiration_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The broker-wide decompression budget (`sluice.decompression.memory.bytes`).
+    pub fn decompression_budget(&self) -> &Arc<DecompressionBudget> {
+        &self.decompression
     }
 
     /// Loads (recovering after an unclean shutdown) or creates the log.

@@ -627,6 +627,9 @@ impl BrokerConfig {
                     .and_then(|v| usize::try_from(v).ok())
                     .unwrap_or(defaults.max_producers),
             },
+            decompression_memory_bytes: long("sluice.decompression.memory.bytes")
+                .and_then(|v| usize::try_from(v).ok())
+                .unwrap_or(sluice_storage::DEFAULT_DECOMPRESSION_MEMORY_BYTES),
             ..LogManagerConfig::default()
         }
     }

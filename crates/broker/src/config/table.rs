@@ -314,6 +314,8 @@ pub static CONFIG_TABLE: &[ConfigKey] = &[
     // ---- broker: Sluice-only ----
     broker("sluice.max.open.segment.files", T::Int, Some("1024"), V::AtLeast(16),
         "Upper bound on segment files the broker keeps open at once (least recently used are closed)."),
+    broker("sluice.decompression.memory.bytes", T::Long, Some("1073741824"), V::AtLeast(1048576),
+        "Bytes the whole broker may hold at once for decoding records: decompressed batches the produce path reads (keys on compacted topics, timestamp checks, re-encoding into a topic's compression.type), their re-encoding buffers, codec windows, and the log cleaner's decoding. When it is spent, the oldest decoding waits (up to 30 s) for bytes to come back and the others are refused: a produce with the retriable THROTTLING_QUOTA_EXCEEDED (nothing is written), the cleaner until its next run. Default: 4 x the 256 MiB a single batch may decompress to, so that one batch at that cap and its re-encoding fit."),
     // ---- idempotent producers (issue 5) ----
     broker("producer.id.expiration.ms", T::Int, Some("86400000"), V::AtLeast(1),
         "Time a partition keeps an idle idempotent producer's state (its last sequence numbers) after the producer's last write."),

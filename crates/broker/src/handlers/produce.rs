@@ -5,7 +5,7 @@
 //! base offset and leader epoch, are patched copies). Requests of up to
 //! 64 KiB of records are appended on the network thread (a pwrite into the
 //! page cache costs less than the hand-off to another thread) when the
-//! log's lock is free and nothing needs converting
+//! log's lock is free and nothing needs converting or decompressing
 //! (`Log::try_append_as_leader_shared`, which never waits); everything else
 //! runs on tokio's blocking pool, and so does every fsync, so a slow disk or
 //! a segment roll never stalls the network threads. For `flush.messages=1`

@@ -44,6 +44,11 @@ impl RawClient {
         }
     }
 
+    /// Waits up to `timeout` for each response (60 s by default).
+    pub fn set_read_timeout(&self, timeout: Duration) {
+        self.stream.set_read_timeout(Some(timeout)).unwrap();
+    }
+
     /// Sends `req` in `version` and decodes the matching response.
     pub fn send<R: Request>(&mut self, version: i16, req: &R) -> R::Response {
         self.correlation += 1;

@@ -4,7 +4,10 @@
 
 use std::collections::HashMap;
 
-use sluice_record::{BatchBuilder, BatchHeader, BatchReader, Offset, Timestamp, TimestampType};
+use sluice_record::{
+    BatchBuilder, BatchHeader, BatchReader, Budget, Offset, Timestamp, TimestampType,
+    BATCH_HEADER_SIZE,
+};
 
 use crate::error::StorageError;
 
@@ -65,8 +68,13 @@ impl OffsetMap {
     /// budget and the map already holds something: the caller then stops
     /// the dirty range at this batch's base offset, as Kafka's cleaner does
     /// when its map fills. Control batches carry no keys and are skipped.
-    pub fn add_batch(&mut self, batch: &[u8]) -> Result<bool, StorageError> {
-        let reader = BatchReader::new(batch, MAX_DECOMPRESSED_BATCH)?;
+    /// The decoded records are charged to `budget`.
+    pub fn add_batch(
+        &mut self,
+        batch: &[u8],
+        budget: &mut dyn Budget,
+    ) -> Result<bool, StorageError> {
+        let reader = BatchReader::with_budget(batch, MAX_DECOMPRESSED_BATCH, budget)?;
         if reader.header().is_control() {
             return Ok(true);
         }
@@ -127,6 +135,7 @@ pub fn filter_batch(
     drop_tombstones: bool,
     keep_empty: bool,
     stats: &mut FilterStats,
+    budget: &mut dyn Budget,
 ) -> Result<Filtered, StorageError> {
     let header = BatchHeader::validate_stored(batch)?;
     if header.is_control() || header.base_offset >= dirty_end {
@@ -134,7 +143,7 @@ pub fn filter_batch(
         stats.records_kept += header.record_count as u64;
         return Ok(Filtered::Unchanged);
     }
-    let reader = BatchReader::new(batch, MAX_DECOMPRESSED_BATCH)?;
+    let reader = BatchReader::with_budget(batch, MAX_DECOMPRESSED_BATCH, &mut *budget)?;
     let mut kept = Vec::new();
     let mut total = 0u64;
     for r in reader.records() {
@@ -162,6 +171,10 @@ pub fn filter_batch(
     if kept.is_empty() && !keep_empty {
         return Ok(Filtered::Dropped);
     }
+    // The builder's records, the codec's output and the batch: each at
+    // most about the decoded size.
+    let plain = reader.records_data().len() + BATCH_HEADER_SIZE;
+    budget.grow(plain.saturating_mul(3))?;
     let mut b = BatchBuilder::new(header.compression())
         .base_offset(header.base_offset)
         .partition_leader_epoch(header.partition_leader_epoch)

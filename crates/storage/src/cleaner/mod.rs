@@ -198,6 +198,7 @@ pub(crate) fn clean_log_with(
     stop: &mut dyn FnMut(SwapStep) -> bool,
 ) -> Result<Option<CleanStats>, StorageError> {
     let fs = log.fs();
+    let budget = log.decompression_budget();
     let now = log.now_ms();
     let log_config = log.config();
     let retention = log_config.compaction.delete_retention_ms;
@@ -239,7 +240,8 @@ pub(crate) fn clean_log_with(
             if h.last_offset() < first_dirty {
                 return Ok(true);
             }
-            if !map.add_batch(b)? {
+            let mut reservation = budget.reservation();
+            if !map.add_batch(b, &mut reservation)? {
                 full_at = Some(h.base_offset);
                 return Ok(false);
             }
@@ -323,6 +325,7 @@ pub(crate) fn clean_log_with(
                 let keep_empty = (last_seg && Some(p) == last_pos)
                     || (h.has_producer_id()
                         && producer_last.get(&h.producer_id.0) == Some(&h.base_offset));
+                let mut reservation = budget.reservation();
                 let f = filter_batch(
                     b,
                     &map,
@@ -330,6 +333,7 @@ pub(crate) fn clean_log_with(
                     drop_tombstones,
                     keep_empty,
                     &mut stats.filter,
+                    &mut reservation,
                 )?;
                 let bytes: &[u8] = match &f {
                     Filtered::Unchanged => b,
