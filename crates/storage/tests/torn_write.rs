@@ -12,10 +12,12 @@ use std::sync::Arc;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sluice_record::{BatchHeader, Batches, LeaderEpoch, Offset};
+use sluice_record::{
+    BatchBuilder, BatchHeader, Batches, CompressionType, LeaderEpoch, Offset, Timestamp,
+};
 use sluice_storage::{
-    CleanupPolicy, Fs, LogConfig, LogManager, LogManagerConfig, ManualClock, SimFs, TopicPartition,
-    CLEAN_SHUTDOWN_FILE,
+    CleanerConfig, CleanupPolicy, CompactionConfig, Fs, LogCleaner, LogConfig, LogManager,
+    LogManagerConfig, ManualClock, SimFs, TopicPartition, CLEAN_SHUTDOWN_FILE,
 };
 
 const NOW: i64 = 1_700_000_000_000;
@@ -526,4 +528,76 @@ fn base_offset_bit_flips_never_shift_offsets() {
     // Single bits below 2^31 that were 0 and a few multi-bit masks, after
     // either shutdown.
     assert!(undetectable > 0 && undetectable <= 2 * 40, "{undetectable}");
+}
+
+fn keyed_batch(key: &str, value: &str) -> Vec<u8> {
+    let mut b = BatchBuilder::new(CompressionType::None);
+    b.append(
+        Timestamp(NOW),
+        Some(key.as_bytes()),
+        Some(value.as_bytes()),
+        &[],
+    )
+    .unwrap();
+    b.build().unwrap()
+}
+
+/// The other side of the offset rules: a compacted log has gaps between
+/// batches (the cleaner removed whole batches), and recovery of every
+/// segment keeps all of it, with `cleanup.policy=compact` and after the
+/// topic was switched to `delete` (its entry in the cleaner checkpoint
+/// says it was cleaned).
+#[test]
+fn recovery_keeps_the_gaps_of_a_compacted_log() {
+    let fs = SimFs::new();
+    let m = manager(&fs);
+    let compact = LogConfig {
+        segment_bytes: 600,
+        compaction: CompactionConfig {
+            cleanup_policy: CleanupPolicy::Compact,
+            min_cleanable_dirty_ratio: 0.0,
+            ..Default::default()
+        },
+        ..config()
+    };
+    let log = m.get_or_create_log(&tp(), compact.clone()).unwrap();
+    for i in 0..60 {
+        let mut b = keyed_batch(&format!("k{}", i % 3), &format!("v{i}"));
+        log.append_as_leader(&mut b, LeaderEpoch(3)).unwrap();
+    }
+    log.roll().unwrap();
+    LogCleaner::new(CleanerConfig::default())
+        .clean_now(&log)
+        .unwrap()
+        .expect("cleaned");
+    let leo = log.log_end_offset();
+    let before = read_everything(&log);
+    // Offsets missing before a batch (from the segment's base on).
+    let mut gaps = 0;
+    for seg in log.segments() {
+        let mut next = seg.base_offset();
+        for (_, h) in all_batches(&fs.contents(&seg.log_path()).unwrap()) {
+            gaps += usize::from(h.base_offset > next);
+            next = h.next_offset();
+        }
+    }
+    assert!(gaps > 0, "the cleaner left no gap to check");
+    drop(log);
+    m.shutdown().unwrap();
+    for policy in [CleanupPolicy::Compact, CleanupPolicy::Delete] {
+        // kill -9 with no recovery point: every segment is recovered.
+        fs.remove_file(&Path::new("/d").join(CLEAN_SHUTDOWN_FILE))
+            .unwrap();
+        fs.remove_file(Path::new("/d/recovery-point-offset-checkpoint"))
+            .unwrap();
+        fs.sync_dir(Path::new("/d")).unwrap();
+        let m = manager(&fs);
+        let mut cfg = compact.clone();
+        cfg.compaction.cleanup_policy = policy;
+        let log = m.get_or_create_log(&tp(), cfg).unwrap();
+        assert_eq!(log.log_end_offset(), leo, "{policy}");
+        assert!(read_everything(&log) == before, "{policy}: content changed");
+        drop(log);
+        m.shutdown().unwrap();
+    }
 }
