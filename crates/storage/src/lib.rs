@@ -58,11 +58,14 @@
 //!   is in flight are covered by the next single `fdatasync`. A failed fsync
 //!   takes the whole log directory offline ([`StorageError::LogDirOffline`]
 //!   with the reason) until restart; other directories keep working.
-//! * **Recovery**: with `.kafka_cleanshutdown` present nothing is scanned.
-//!   Otherwise every segment from the one holding the checkpointed recovery
-//!   point is scanned (CRC and framing), cut at the first torn or corrupt
-//!   batch, its indexes rebuilt, and every later segment deleted; progress
-//!   is logged with `tracing`. Indexes of other segments are checked when
+//! * **Recovery**: with `.kafka_cleanshutdown` present only the active
+//!   segment is scanned (Kafka scans nothing; fetches are zero-copy, so a
+//!   damaged byte there would reach clients). Otherwise every segment from
+//!   the one holding the checkpointed recovery point is scanned (CRC,
+//!   framing and the offset rules of `recovery.rs`: the base offset lies
+//!   outside the CRC), cut at the first torn, corrupt or misplaced batch,
+//!   its indexes rebuilt, and every later segment deleted; progress is
+//!   logged with `tracing`. Indexes of other segments are checked when
 //!   first opened and rebuilt if missing, corrupt or stale.
 //! * **Deletion**: segments removed by retention, `delete_records_before` or
 //!   `truncate_to` are renamed `*.deleted` at once and removed after
@@ -108,6 +111,7 @@ pub mod log;
 pub mod manager;
 pub mod producer_id;
 pub mod producer_state;
+mod recovery;
 pub mod segment;
 pub mod sim;
 pub mod validate;

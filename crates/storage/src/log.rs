@@ -13,6 +13,7 @@ use sluice_record::{BatchHeader, LeaderEpoch, Offset, ProducerId, Timestamp, Tim
 
 use crate::budget::{DecompressionBudget, Reservation};
 use crate::checkpoint::{self, Checkpoint, RECOVERY_POINT_CHECKPOINT};
+use crate::cleaner::CLEANER_OFFSET_CHECKPOINT;
 use crate::config::{LogConfig, TopicPartition};
 use crate::error::{IoContext, StorageError};
 use crate::fs::{read_exact_at, write_all_at, Clock, Fs, OpenOptions};
@@ -24,6 +25,7 @@ use crate::segment::{
     parse_log_file_name, FileSlice, HandleCache, LogSegment, SegmentConfig, DELETED_FILE_SUFFIX,
     INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX,
 };
+use crate::segment::{Gaps, OffsetRules};
 use crate::validate::{
     check_batches, recompress_batches, validate_batches, validate_headers, Framing,
 };
@@ -353,6 +355,11 @@ impl Log {
             segments.insert(base.0, seg);
         }
 
+        let gaps = offset_gaps(&*fs, &dir, &tp, &config);
+        let rules_for = |next_segment_base: Option<Offset>| OffsetRules {
+            gaps,
+            next_segment_base,
+        };
         let mut recovered_any = false;
         if !segments.is_empty() && !opts.had_clean_shutdown {
             let rp = opts.recovery_point.unwrap_or(Offset::ZERO);
@@ -372,7 +379,7 @@ impl Log {
             for (i, seg) in to_recover.iter().enumerate() {
                 let is_last = Some(seg.base_offset().0) == last_base;
                 let next_base = to_recover.get(i + 1).map(|s| s.base_offset());
-                let r = seg.recover(!is_last)?;
+                let r = seg.recover(!is_last, &rules_for(next_base))?;
                 seg.flush()?;
                 recovered_any = true;
                 if env.recovery_progress_every > 0 && (i + 1) % env.recovery_progress_every == 0 {
@@ -403,6 +410,17 @@ impl Log {
                 // used: otherwise a second crash resurrects them.
                 fs.sync_dir(&dir).ctx("fsync directory", &dir)?;
             }
+        } else if let Some(last) = segments.values().next_back() {
+            // After a clean shutdown Kafka trusts every segment. The active
+            // one is validated anyway, as after a crash: it is small, its
+            // pages are usually cached, and damage to it would otherwise be
+            // served as it is (fetches are zero-copy: nothing checks a CRC
+            // on the way out).
+            let r = last.recover(false, &rules_for(None))?;
+            if r.truncated_bytes > 0 {
+                last.flush()?;
+                tracing::warn!(log = %tp, segment = last.base_offset().0, truncated = r.truncated_bytes, next_offset = r.next_offset.0, "truncated a corrupt active segment after a clean shutdown");
+            }
         }
 
         if segments.is_empty() {
@@ -427,6 +445,10 @@ impl Log {
             .unwrap_or(first_base)
             .max(first_base)
             .min(log_end);
+        // Recovery may have cut below the checkpointed recovery point (a
+        // corrupt batch it covered): a later crash must not trust the
+        // offsets rewritten from there.
+        env.dir_state.lower_recovery_point(&tp, log_end)?;
         let recovery_point = if opts.had_clean_shutdown || recovered_any {
             log_end
         } else {
@@ -1582,6 +1604,33 @@ fn batch_metadata(h: &BatchHeader) -> BatchMetadata {
         first_offset: h.base_offset,
         last_offset: h.last_offset(),
         timestamp: h.max_timestamp,
+    }
+}
+
+/// Which offset rule recovery holds `tp`'s segments to (see
+/// [`crate::recovery`]): contiguous batches unless the log is compacted now
+/// or was cleaned before (it has an entry in its log dir's
+/// `cleaner-offset-checkpoint`: a topic switched from `compact` to
+/// `delete` keeps its gaps). A checkpoint file that cannot be read or
+/// holds nothing (`checkpoint::read` ignores a malformed one) counts as
+/// cleaned: the weaker rule never truncates valid data.
+fn offset_gaps(fs: &dyn Fs, dir: &Path, tp: &TopicPartition, config: &LogConfig) -> Gaps {
+    if config.compaction.cleanup_policy.compact() {
+        return Gaps::Possible;
+    }
+    let Some(log_dir) = dir.parent() else {
+        return Gaps::Possible;
+    };
+    if !fs.exists(&log_dir.join(CLEANER_OFFSET_CHECKPOINT)) {
+        return Gaps::Impossible;
+    }
+    match checkpoint::read(fs, log_dir, CLEANER_OFFSET_CHECKPOINT) {
+        Ok(cp) if !cp.is_empty() && !cp.contains_key(tp) => Gaps::Impossible,
+        Ok(_) => Gaps::Possible,
+        Err(e) => {
+            tracing::warn!(log = %tp, error = %e, "cannot read the cleaner checkpoint; recovery allows offset gaps");
+            Gaps::Possible
+        }
     }
 }
 

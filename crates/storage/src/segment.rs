@@ -19,6 +19,8 @@ use sluice_record::{BatchHeader, Offset, RecordError, Timestamp, BATCH_HEADER_SI
 use crate::error::{IoContext, StorageError};
 use crate::fs::{read_exact_at, write_all_vectored_at, FileHandle, Fs, OpenOptions};
 use crate::index::{OffsetIndex, OffsetPosition, TimeIndex, TimestampOffset};
+use crate::recovery::{self, Cut};
+pub(crate) use crate::recovery::{Gaps, OffsetRules};
 
 pub const LOG_FILE_SUFFIX: &str = ".log";
 pub const INDEX_FILE_SUFFIX: &str = ".index";
@@ -781,13 +783,14 @@ impl LogSegment {
         Ok(())
     }
 
-    /// Validates every batch (framing, CRC, increasing offsets inside the
-    /// segment's 32-bit range), rebuilds both indexes from scratch, and cuts
-    /// the file at the first invalid byte. `final_time_entry`: add the
+    /// Validates every batch (framing, CRC, and the offset rules of
+    /// [`crate::recovery`]), rebuilds both indexes from scratch, and cuts
+    /// the file at the first invalid batch. `final_time_entry`: add the
     /// max-timestamp entry a roll adds (for non-last segments).
     pub(crate) fn recover(
         self: &Arc<Self>,
         final_time_entry: bool,
+        rules: &OffsetRules,
     ) -> Result<RecoveryResult, StorageError> {
         let index_interval_bytes = self.index_interval_bytes.load(Ordering::Relaxed);
         let mut slot = self.files.lock();
@@ -795,7 +798,8 @@ impl LogSegment {
         let files = slot.as_mut().expect("opened");
         files.offset_index.resize(self.index_max_bytes)?;
         files.time_index.resize(self.index_max_bytes)?;
-        let mut r = self.rebuild_with_interval(files, final_time_entry, index_interval_bytes)?;
+        let mut r =
+            self.rebuild_with_interval(files, final_time_entry, index_interval_bytes, rules)?;
         let lp = self.log_path();
         let file_len = files.log.len().ctx("stat segment", &lp)?;
         if r.valid_bytes < file_len {
@@ -818,84 +822,87 @@ impl LogSegment {
         final_time_entry: bool,
     ) -> Result<RecoveryResult, StorageError> {
         let interval = self.index_interval_bytes.load(Ordering::Relaxed);
-        self.rebuild_with_interval(files, final_time_entry, interval)
+        self.rebuild_with_interval(files, final_time_entry, interval, &OffsetRules::relaxed())
     }
 
+    /// The recovery walk. A batch is indexed only once the batch after it
+    /// (or the end of the segment) has been checked, because the offset
+    /// rules may cut at the batch before the one that breaks them.
     fn rebuild_with_interval(
         &self,
         files: &mut SegmentFiles,
         final_time_entry: bool,
         interval: u32,
+        rules: &OffsetRules,
     ) -> Result<RecoveryResult, StorageError> {
         let lp = self.log_path();
         let file_len = files.log.len().ctx("stat segment", &lp)?;
         files.offset_index.reset();
         files.time_index.reset();
-        let mut reader = ChunkReader::new(&*files.log, file_len);
+        let log = files.log.clone();
+        let mut reader = ChunkReader::new(&*log, file_len);
         let mut pos = 0u64;
-        let mut expected = self.base_offset;
-        let mut since = 0u64;
-        let mut max_ts: Option<TimestampOffset> = None;
-        let mut rolling = None;
-        let mut batches = 0;
-        loop {
-            if pos >= file_len {
+        let mut walk = IndexWalk::new(self.base_offset, interval);
+        let mut pending: Option<(u64, BatchHeader)> = None;
+        let mut whole = true;
+        while pos < file_len {
+            let Some(batch) = reader.batch_at(pos).ctx("read segment", &lp)? else {
+                whole = false;
                 break;
-            }
-            let batch = match reader.batch_at(pos).ctx("read segment", &lp)? {
-                Some(b) => b,
-                None => break,
             };
             // Stored batches may have had records removed by compaction.
             let h = match BatchHeader::validate_stored(batch) {
                 Ok(h) => h,
                 Err(e) => {
                     tracing::warn!(segment = %lp.display(), position = pos, error = %e, "invalid batch; truncating");
+                    whole = false;
                     break;
                 }
             };
-            if h.base_offset < expected
-                || h.last_offset().distance_from(self.base_offset) > i32::MAX as i64
-            {
-                tracing::warn!(segment = %lp.display(), position = pos, offset = h.base_offset.0, "batch offset out of order; truncating");
-                break;
-            }
-            if since > interval as u64 {
-                files.offset_index.append(h.last_offset(), pos as u32);
-                if let Some(m) = max_ts {
-                    files.time_index.maybe_append(m.timestamp, m.offset, false);
+            let prev = pending.as_ref().map(|(_, p)| p);
+            match recovery::check_batch(self.base_offset, &h, prev, rules) {
+                Ok(()) => {}
+                Err(Cut::Here(why)) => {
+                    tracing::warn!(segment = %lp.display(), position = pos, base_offset = h.base_offset.0, last_offset = h.last_offset().0, reason = why, "batch offsets invalid; truncating");
+                    whole = false;
+                    break;
                 }
-                since = 0;
+                Err(Cut::BeforePrevious(why)) => {
+                    let (at, p) = pending.take().expect("a previous batch");
+                    tracing::warn!(segment = %lp.display(), position = at, base_offset = p.base_offset.0, next_base_offset = h.base_offset.0, reason = why, "batch offsets invalid; truncating before the previous batch too");
+                    whole = false;
+                    break;
+                }
             }
-            if max_ts.is_none_or(|m| h.max_timestamp > m.timestamp) {
-                max_ts = Some(TimestampOffset {
-                    timestamp: h.max_timestamp,
-                    offset: h.last_offset(),
-                });
+            if let Some((at, p)) = pending.replace((pos, h)) {
+                walk.add(files, at, &p);
             }
-            rolling.get_or_insert(h.max_timestamp.0);
-            since += h.size() as u64;
-            expected = h.next_offset();
             pos += h.size() as u64;
-            batches += 1;
+        }
+        if let Some((at, p)) = pending {
+            if !whole || recovery::keep_last_batch(&p, rules) {
+                walk.add(files, at, &p);
+            } else {
+                tracing::warn!(segment = %lp.display(), position = at, base_offset = p.base_offset.0, next_segment = ?rules.next_segment_base, "segment does not end at the next segment's base; truncating its last batch");
+            }
         }
         if final_time_entry {
-            if let Some(m) = max_ts {
+            if let Some(m) = walk.max_ts {
                 files.time_index.maybe_append(m.timestamp, m.offset, true);
             }
         }
-        self.size.store(pos, Ordering::Release);
+        self.size.store(walk.end, Ordering::Release);
         let mut m = self.meta.lock();
-        m.next_offset = expected;
-        m.max_timestamp = max_ts;
+        m.next_offset = walk.next;
+        m.max_timestamp = walk.max_ts;
         m.max_timestamp_loaded = true;
-        m.rolling_ts = rolling;
-        m.bytes_since_last_index_entry = since;
+        m.rolling_ts = walk.rolling;
+        m.bytes_since_last_index_entry = walk.since;
         Ok(RecoveryResult {
-            valid_bytes: pos,
+            valid_bytes: walk.end,
             truncated_bytes: 0,
-            next_offset: expected,
-            batches,
+            next_offset: walk.next,
+            batches: walk.batches,
         })
     }
 
@@ -922,6 +929,54 @@ impl LogSegment {
         self: &Arc<Self>,
     ) -> Result<(Vec<OffsetPosition>, Vec<TimestampOffset>), StorageError> {
         self.with_files(|f| Ok((f.offset_index.all_entries(), f.time_index.all_entries())))
+    }
+}
+
+/// Index and segment state built batch by batch by the recovery walk
+/// (Kafka's indexing rule: an entry before a batch once more than
+/// `index.interval.bytes` were added since the last one).
+struct IndexWalk {
+    interval: u64,
+    since: u64,
+    max_ts: Option<TimestampOffset>,
+    rolling: Option<i64>,
+    next: Offset,
+    end: u64,
+    batches: u64,
+}
+
+impl IndexWalk {
+    fn new(base: Offset, interval: u32) -> Self {
+        IndexWalk {
+            interval: interval as u64,
+            since: 0,
+            max_ts: None,
+            rolling: None,
+            next: base,
+            end: 0,
+            batches: 0,
+        }
+    }
+
+    fn add(&mut self, files: &mut SegmentFiles, pos: u64, h: &BatchHeader) {
+        if self.since > self.interval {
+            files.offset_index.append(h.last_offset(), pos as u32);
+            if let Some(m) = self.max_ts {
+                files.time_index.maybe_append(m.timestamp, m.offset, false);
+            }
+            self.since = 0;
+        }
+        if self.max_ts.is_none_or(|m| h.max_timestamp > m.timestamp) {
+            self.max_ts = Some(TimestampOffset {
+                timestamp: h.max_timestamp,
+                offset: h.last_offset(),
+            });
+        }
+        self.rolling.get_or_insert(h.max_timestamp.0);
+        self.since += h.size() as u64;
+        self.next = h.next_offset();
+        self.end = pos + h.size() as u64;
+        self.batches += 1;
     }
 }
 
