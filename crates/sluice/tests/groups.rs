@@ -241,7 +241,10 @@ fn bad_commits_get_kafkas_error_codes_and_leave_state_intact() {
 
     // The request that creates __consumer_offsets answers 15, as Kafka's does.
     let fc = client.send(3, &FindCoordinatorRequest::default().with_key(sb("g-bad")));
-    assert_eq!(fc.error_code, 15, "the request that creates __consumer_offsets");
+    assert_eq!(
+        fc.error_code, 15,
+        "the request that creates __consumer_offsets"
+    );
     let fc = client.send(3, &FindCoordinatorRequest::default().with_key(sb("g-bad")));
     assert_eq!(fc.error_code, 0);
     assert_eq!(fc.node_id.0, 1);
