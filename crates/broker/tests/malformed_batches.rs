@@ -27,97 +27,13 @@ fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
 }
 
-fn zigzag(out: &mut Vec<u8>, v: i32) {
-    let mut u = ((v << 1) ^ (v >> 31)) as u32;
-    while u >= 0x80 {
-        out.push((u as u8) | 0x80);
-        u >>= 7;
-    }
-    out.push(u as u8);
-}
-
-/// One record: no key, `value`, no headers, its length varint off by `lie`.
-fn record(offset_delta: i32, value: &[u8], lie: i32) -> Vec<u8> {
-    let mut body = vec![0u8, 0]; // attributes, timestamp delta 0
-    zigzag(&mut body, offset_delta);
-    zigzag(&mut body, -1); // null key
-    zigzag(&mut body, value.len() as i32);
-    body.extend_from_slice(value);
-    zigzag(&mut body, 0); // no headers
-    let mut out = Vec::new();
-    zigzag(&mut out, body.len() as i32 + lie);
-    out.extend(body);
-    out
-}
-
-/// A batch laid out field by field with a correct CRC, whatever its count
-/// and last offset delta say about `section`.
-fn raw_batch(
-    codec: CompressionType,
-    last_offset_delta: i32,
-    count: i32,
-    section: &[u8],
-) -> Vec<u8> {
-    let section = sluice_record::compress(codec, section).unwrap();
-    let now = netkit::now_ms();
-    let mut b = Vec::new();
-    b.extend_from_slice(&0i64.to_be_bytes());
-    b.extend_from_slice(&((49 + section.len()) as i32).to_be_bytes());
-    b.extend_from_slice(&0i32.to_be_bytes()); // leader epoch
-    b.push(2); // magic
-    b.extend_from_slice(&[0; 4]); // crc, below
-    b.extend_from_slice(&codec.id().to_be_bytes()); // attributes
-    b.extend_from_slice(&last_offset_delta.to_be_bytes());
-    b.extend_from_slice(&now.to_be_bytes());
-    b.extend_from_slice(&now.to_be_bytes());
-    b.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
-    b.extend_from_slice(&(-1i16).to_be_bytes());
-    b.extend_from_slice(&(-1i32).to_be_bytes());
-    b.extend_from_slice(&count.to_be_bytes());
-    b.extend_from_slice(&section);
-    let crc = sluice_record::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b
-}
-
-fn records(values: &[(i32, &[u8], i32)]) -> Vec<u8> {
-    values
-        .iter()
-        .flat_map(|&(delta, v, lie)| record(delta, v, lie))
-        .collect()
-}
-
 /// The malformed batches of the issue, each named.
 fn cases(codec: CompressionType) -> Vec<(String, Vec<u8>)> {
-    let three = records(&[(0, b"a", 0), (1, b"b", 0), (2, b"c", 0)]);
-    let two = records(&[(0, b"a", 0), (1, b"b", 0)]);
     let c = codec.name();
-    vec![
-        (
-            format!("{c}: count 2^31-1, lastOffsetDelta 2^31-2, three records"),
-            raw_batch(codec, i32::MAX - 1, i32::MAX, &three),
-        ),
-        (
-            format!("{c}: count 3 over two records"),
-            raw_batch(codec, 2, 3, &two),
-        ),
-        (
-            format!("{c}: count 1 over two records"),
-            raw_batch(codec, 0, 1, &two),
-        ),
-        (
-            format!("{c}: first record's length one byte long"),
-            raw_batch(codec, 1, 2, &records(&[(0, b"a", 1), (1, b"b", 0)])),
-        ),
-        (
-            format!("{c}: second record's length one byte short"),
-            raw_batch(codec, 1, 2, &records(&[(0, b"a", 0), (1, b"bb", -1)])),
-        ),
-        (
-            format!("{c}: records at offset deltas 0 and 5"),
-            raw_batch(codec, 1, 2, &records(&[(0, b"a", 0), (5, b"b", 0)])),
-        ),
-    ]
+    sluice_record::testing::malformed_batches(codec, None, netkit::now_ms())
+        .into_iter()
+        .map(|(what, batch)| (format!("{c}: {what}"), batch))
+        .collect()
 }
 
 async fn produce(c: &mut Client, records: Vec<u8>) -> (i16, i64) {

@@ -201,7 +201,7 @@ fn read_bounded(
 /// Appends one raw snappy block's output to `out`, keeping `out` within
 /// `max` bytes. The block's declared length is checked before anything is
 /// allocated for it.
-fn snappy_block(block: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), RecordError> {
+pub(crate) fn snappy_block(block: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), RecordError> {
     let codec = CompressionType::Snappy;
     let len = snap::raw::decompress_len(block).map_err(|e| dec_err(codec, e))?;
     let start = out.len();

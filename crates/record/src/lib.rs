@@ -44,6 +44,7 @@ pub mod reader;
 pub mod recompress;
 pub mod record;
 mod stream;
+pub mod testing;
 pub mod types;
 pub mod validate;
 mod varint;

@@ -9,7 +9,7 @@ use std::io::Read;
 
 use crate::batch::CompressionType;
 use crate::budget::Budget;
-use crate::compression::{dec_err, too_large};
+use crate::compression::{dec_err, snappy_block, too_large};
 use crate::error::RecordError;
 
 /// gzip's inflate state (a 32 KiB window and its tables), rounded up.
@@ -311,24 +311,6 @@ fn xerial_block(input: &[u8], pos: usize) -> Result<(usize, &[u8]), RecordError>
         return Err(dec_err(codec, "xerial block longer than the input"));
     }
     Ok((len, &input[pos + 4..pos + 4 + len]))
-}
-
-/// One raw snappy block appended to `out`, within `max` bytes in all.
-fn snappy_block(block: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), RecordError> {
-    let codec = CompressionType::Snappy;
-    let len = snap::raw::decompress_len(block).map_err(|e| dec_err(codec, e))?;
-    let start = out.len();
-    if len > max.saturating_sub(start) {
-        return Err(too_large(codec, max));
-    }
-    out.resize(start + len, 0);
-    let n = snap::raw::Decoder::new()
-        .decompress(block, &mut out[start..])
-        .map_err(|e| dec_err(codec, e))?;
-    if n != len {
-        return Err(dec_err(codec, "block shorter than its declared length"));
-    }
-    Ok(())
 }
 
 /// snappy-java's xerial stream, decoded one block at a time into one

@@ -316,89 +316,14 @@ fn produce_v13_by_topic_id_like_kafka() {
     assert_eq!(actual, expected, "Sluice vs Apache Kafka 4.1.2");
 }
 
-fn zigzag(out: &mut Vec<u8>, v: i32) {
-    let mut u = ((v << 1) ^ (v >> 31)) as u32;
-    while u >= 0x80 {
-        out.push((u as u8) | 0x80);
-        u >>= 7;
-    }
-    out.push(u as u8);
-}
-
-/// A keyed record, its length varint off by `lie`.
-fn raw_record(offset_delta: i32, value: &[u8], lie: i32) -> Vec<u8> {
-    let mut body = vec![0u8, 0];
-    zigzag(&mut body, offset_delta);
-    zigzag(&mut body, 1);
-    body.push(b'k');
-    zigzag(&mut body, value.len() as i32);
-    body.extend_from_slice(value);
-    zigzag(&mut body, 0);
-    let mut out = Vec::new();
-    zigzag(&mut out, body.len() as i32 + lie);
-    out.extend(body);
-    out
-}
-
-/// A batch laid out field by field, CRC right, whatever its count and
-/// last offset delta say about its records.
-fn raw_batch(codec: CompressionType, last_offset_delta: i32, count: i32, recs: &[u8]) -> Vec<u8> {
-    let section = sluice_record::compress(codec, recs).unwrap();
-    let now = now_ms();
-    let mut b = Vec::new();
-    b.extend_from_slice(&0i64.to_be_bytes());
-    b.extend_from_slice(&((49 + section.len()) as i32).to_be_bytes());
-    b.extend_from_slice(&0i32.to_be_bytes());
-    b.push(2);
-    b.extend_from_slice(&[0; 4]);
-    b.extend_from_slice(&codec.id().to_be_bytes());
-    b.extend_from_slice(&last_offset_delta.to_be_bytes());
-    b.extend_from_slice(&now.to_be_bytes());
-    b.extend_from_slice(&now.to_be_bytes());
-    b.extend_from_slice(&(-1i64).to_be_bytes());
-    b.extend_from_slice(&(-1i16).to_be_bytes());
-    b.extend_from_slice(&(-1i32).to_be_bytes());
-    b.extend_from_slice(&count.to_be_bytes());
-    b.extend_from_slice(&section);
-    let crc = sluice_record::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b
-}
-
 /// Issue 15's batches whose records disagree with their header, each
 /// followed by a valid one: the answer codes and base offsets.
 fn malformed(bootstrap: &str) -> Vec<(String, String)> {
     let mut c = RawClient::connect(bootstrap);
     create(&mut c, "rv-malformed", &[]);
-    let recs = |r: &[(i32, &[u8], i32)]| -> Vec<u8> {
-        r.iter()
-            .flat_map(|&(d, v, l)| raw_record(d, v, l))
-            .collect()
-    };
-    let three = recs(&[(0, b"a", 0), (1, b"b", 0), (2, b"c", 0)]);
-    let two = recs(&[(0, b"a", 0), (1, b"b", 0)]);
     let mut out = Vec::new();
     for codec in [CompressionType::None, CompressionType::Gzip] {
-        let cases: Vec<(&str, Vec<u8>)> = vec![
-            (
-                "count 2^31-1 over 3",
-                raw_batch(codec, i32::MAX - 1, i32::MAX, &three),
-            ),
-            ("count 3 over 2", raw_batch(codec, 2, 3, &two)),
-            ("count 1 over 2", raw_batch(codec, 0, 1, &two)),
-            (
-                "length +1",
-                raw_batch(codec, 1, 2, &recs(&[(0, b"a", 1), (1, b"b", 0)])),
-            ),
-            (
-                "length -1",
-                raw_batch(codec, 1, 2, &recs(&[(0, b"a", 0), (1, b"bb", -1)])),
-            ),
-            (
-                "deltas 0, 5",
-                raw_batch(codec, 1, 2, &recs(&[(0, b"a", 0), (5, b"b", 0)])),
-            ),
-        ];
+        let cases = sluice_record::testing::malformed_batches(codec, Some(b"k"), now_ms());
         for (what, bad) in cases {
             let r = produce(&mut c, 9, "rv-malformed", bad);
             let p = &r.responses[0].partition_responses[0];
@@ -429,10 +354,10 @@ fn malformed(bootstrap: &str) -> Vec<(String, String)> {
 /// INVALID_RECORD: such records break consumers (kafka-python raises
 /// CorruptRecordError) and their offsets lie outside the batch.
 const KAFKA_LAXER: [(&str, i16); 4] = [
-    ("None deltas 0, 5", 0),
-    ("Gzip length +1", 0),
-    ("Gzip length -1", 0),
-    ("Gzip deltas 0, 5", -1),
+    ("None records at offset deltas 0 and 5", 0),
+    ("Gzip first record's length one byte long", 0),
+    ("Gzip second record's length one byte short", 0),
+    ("Gzip records at offset deltas 0 and 5", -1),
 ];
 
 #[test]

@@ -31,83 +31,8 @@ fn manager(fs: &SimFs, budget: usize) -> LogManager {
     .unwrap()
 }
 
-fn zigzag(out: &mut Vec<u8>, v: i32) {
-    let mut u = ((v << 1) ^ (v >> 31)) as u32;
-    while u >= 0x80 {
-        out.push((u as u8) | 0x80);
-        u >>= 7;
-    }
-    out.push(u as u8);
-}
-
-/// A keyed record whose length varint is off by `lie`.
-fn record(offset_delta: i32, value: &[u8], lie: i32) -> Vec<u8> {
-    let mut body = vec![0u8, 0];
-    zigzag(&mut body, offset_delta);
-    zigzag(&mut body, 1);
-    body.push(b'k');
-    zigzag(&mut body, value.len() as i32);
-    body.extend_from_slice(value);
-    zigzag(&mut body, 0);
-    let mut out = Vec::new();
-    zigzag(&mut out, body.len() as i32 + lie);
-    out.extend(body);
-    out
-}
-
-fn raw_batch(
-    codec: CompressionType,
-    last_offset_delta: i32,
-    count: i32,
-    records: &[u8],
-) -> Vec<u8> {
-    let section = sluice_record::compress(codec, records).unwrap();
-    let mut b = Vec::new();
-    b.extend_from_slice(&0i64.to_be_bytes());
-    b.extend_from_slice(&((49 + section.len()) as i32).to_be_bytes());
-    b.extend_from_slice(&0i32.to_be_bytes());
-    b.push(2);
-    b.extend_from_slice(&[0; 4]);
-    b.extend_from_slice(&codec.id().to_be_bytes());
-    b.extend_from_slice(&last_offset_delta.to_be_bytes());
-    b.extend_from_slice(&NOW.to_be_bytes());
-    b.extend_from_slice(&NOW.to_be_bytes());
-    b.extend_from_slice(&(-1i64).to_be_bytes());
-    b.extend_from_slice(&(-1i16).to_be_bytes());
-    b.extend_from_slice(&(-1i32).to_be_bytes());
-    b.extend_from_slice(&count.to_be_bytes());
-    b.extend_from_slice(&section);
-    let crc = sluice_record::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b
-}
-
 fn malformed(codec: CompressionType) -> Vec<(&'static str, Vec<u8>)> {
-    let recs = |r: &[(i32, &[u8], i32)]| -> Vec<u8> {
-        r.iter().flat_map(|&(d, v, l)| record(d, v, l)).collect()
-    };
-    let three = recs(&[(0, b"a", 0), (1, b"b", 0), (2, b"c", 0)]);
-    let two = recs(&[(0, b"a", 0), (1, b"b", 0)]);
-    vec![
-        (
-            "count 2^31-1",
-            raw_batch(codec, i32::MAX - 1, i32::MAX, &three),
-        ),
-        ("count 3 of 2", raw_batch(codec, 2, 3, &two)),
-        ("count 1 of 2", raw_batch(codec, 0, 1, &two)),
-        (
-            "length +1",
-            raw_batch(codec, 1, 2, &recs(&[(0, b"a", 1), (1, b"b", 0)])),
-        ),
-        (
-            "length -1",
-            raw_batch(codec, 1, 2, &recs(&[(0, b"a", 0), (1, b"bb", -1)])),
-        ),
-        (
-            "offset deltas 0, 0",
-            raw_batch(codec, 1, 2, &recs(&[(0, b"a", 0), (0, b"b", 0)])),
-        ),
-    ]
+    sluice_record::testing::malformed_batches(codec, Some(b"k"), NOW)
 }
 
 fn good(codec: CompressionType) -> Vec<u8> {
