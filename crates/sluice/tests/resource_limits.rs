@@ -205,6 +205,10 @@ fn a_full_disk_refuses_writes_restarts_serves_reads_and_deletes() {
     assert_eq!(del.responses[0].error_code, 0, "{del:?}");
     assert_eq!(create(&mut c, "eight", 8), 0, "{}", broker.output());
     assert_eq!(produce(&mut c, "eight", batch(10, 100)), 0);
+    // The request that creates __consumer_offsets answers 15 (as Kafka's
+    // does); the next one finds the coordinator.
+    let fc = c.send(3, &FindCoordinatorRequest::default().with_key(sb("g")));
+    assert_eq!(fc.error_code, 15, "{fc:?}");
     let fc = c.send(3, &FindCoordinatorRequest::default().with_key(sb("g")));
     assert_eq!(fc.error_code, 0, "{fc:?}");
     assert!(broker.is_running());
