@@ -15,10 +15,9 @@
 
 mod common;
 
-use common::{sb, start, RawClient};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use common::{create_topic, sb, start, RawClient};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{CreateTopicsRequest, ProduceRequest, TopicName};
+use kafka_protocol::messages::{ProduceRequest, TopicName};
 use sluice_record::{BatchBuilder, CompressionType, Timestamp};
 
 const BOMBS: usize = 16;
@@ -28,27 +27,6 @@ const BUDGET: u64 = 1 << 30;
 /// What the broker holds besides decoding: code, tokio, page tables,
 /// buffers of 16 requests, allocator slack. Generous on purpose.
 const BASE: u64 = 384 << 20;
-
-fn create(c: &mut RawClient, name: &str, configs: &[(&str, &str)]) {
-    let req = CreateTopicsRequest::default()
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(TopicName(sb(name)))
-            .with_num_partitions(1)
-            .with_replication_factor(1)
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(k, v)| {
-                        CreatableTopicConfig::default()
-                            .with_name(sb(k))
-                            .with_value(Some(sb(v)))
-                    })
-                    .collect(),
-            )])
-        .with_timeout_ms(30_000);
-    let resp = c.send(7, &req);
-    assert_eq!(resp.topics[0].error_code, 0, "{resp:?}");
-}
 
 fn produce(c: &mut RawClient, topic: &str, records: bytes::Bytes) -> i16 {
     let req = ProduceRequest::default()
@@ -109,7 +87,7 @@ fn bombard(topic_configs: &[(&str, &str)], topic: &str) {
     let broker = start(&[]);
     let pid = broker.pid().expect("running");
     let mut admin = RawClient::connect(broker.bootstrap());
-    create(&mut admin, topic, topic_configs);
+    create_topic(&mut admin, topic, topic_configs);
     assert_eq!(produce(&mut admin, topic, small()), 0);
     let before = peak_rss(pid);
 

@@ -6,10 +6,9 @@
 
 mod common;
 
-use common::{sb, start, RawClient};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use common::{create_topic, sb, start, RawClient};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{CreateTopicsRequest, ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use sluice_record::{BatchBuilder, CompressionType, Timestamp};
 use sluice_testkit::ReferenceKafka;
 
@@ -20,27 +19,6 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-fn create(c: &mut RawClient, name: &str, configs: &[(&str, &str)]) {
-    let req = CreateTopicsRequest::default()
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(TopicName(sb(name)))
-            .with_num_partitions(1)
-            .with_replication_factor(1)
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(k, v)| {
-                        CreatableTopicConfig::default()
-                            .with_name(sb(k))
-                            .with_value(Some(sb(v)))
-                    })
-                    .collect(),
-            )])
-        .with_timeout_ms(30_000);
-    let resp = c.send(7, &req);
-    assert_eq!(resp.topics[0].error_code, 0, "{resp:?}");
 }
 
 /// One batch: record i has a key unless `keyless(i)`, and the timestamp `ts(i)`.
@@ -149,8 +127,8 @@ fn mask_clock(s: &str, now: i64) -> String {
 fn scenario(bootstrap: &str) -> Vec<(String, String)> {
     let mut c = RawClient::connect(bootstrap);
     let mut out = Vec::new();
-    create(&mut c, "rv-compact", &[("cleanup.policy", "compact")]);
-    create(
+    create_topic(&mut c, "rv-compact", &[("cleanup.policy", "compact")]);
+    create_topic(
         &mut c,
         "rv-time",
         &[(
@@ -258,7 +236,7 @@ fn by_topic_id(bootstrap: &str) -> Vec<String> {
     use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
     use kafka_protocol::messages::MetadataRequest;
     let mut c = RawClient::connect(bootstrap);
-    create(&mut c, "rv-by-id", &[]);
+    create_topic(&mut c, "rv-by-id", &[]);
     let meta = c.send(
         12,
         &MetadataRequest::default().with_topics(Some(vec![
@@ -320,7 +298,7 @@ fn produce_v13_by_topic_id_like_kafka() {
 /// followed by a valid one: the answer codes and base offsets.
 fn malformed(bootstrap: &str) -> Vec<(String, String)> {
     let mut c = RawClient::connect(bootstrap);
-    create(&mut c, "rv-malformed", &[]);
+    create_topic(&mut c, "rv-malformed", &[]);
     let mut out = Vec::new();
     for codec in [CompressionType::None, CompressionType::Gzip] {
         let cases = sluice_record::testing::malformed_batches(codec, Some(b"k"), now_ms());

@@ -9,7 +9,8 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::{CreateTopicsRequest, RequestHeader, ResponseHeader, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use sluice_testkit::SluiceProcess;
 
@@ -83,4 +84,27 @@ impl RawClient {
 
 pub fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
+}
+
+/// Creates a one-partition topic with `configs` through CreateTopics v7 and
+/// asserts it was created.
+pub fn create_topic(c: &mut RawClient, name: &str, configs: &[(&str, &str)]) {
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(sb(name)))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(sb(k))
+                            .with_value(Some(sb(v)))
+                    })
+                    .collect(),
+            )])
+        .with_timeout_ms(30_000);
+    let resp = c.send(7, &req);
+    assert_eq!(resp.topics[0].error_code, 0, "{resp:?}");
 }
