@@ -76,6 +76,15 @@ pub(crate) fn answers_api_versions(addr: SocketAddr) -> bool {
 }
 
 /// True when a `java` runs.
+/// Runs a Kafka CLI class with the jars in `lib`.
+pub(crate) fn run_tool(lib: &Path, class: &str, args: &[&str]) -> Result<Output, TestkitError> {
+    Command::new("java")
+        .args(["-cp", &format!("{}/*", lib.display()), class])
+        .args(args)
+        .output()
+        .map_err(io(format!("running {class}")))
+}
+
 pub(crate) fn java_available() -> bool {
     Command::new("java")
         .arg("-version")
@@ -275,11 +284,7 @@ impl ReferenceKafka {
     /// Runs a Kafka CLI class (e.g. `org.apache.kafka.tools.TopicCommand`) with
     /// the pinned jars; `bootstrap` is any broker (this one or a Sluice).
     pub fn run_tool(&self, class: &str, args: &[&str]) -> Result<Output, TestkitError> {
-        Command::new("java")
-            .args(["-cp", &format!("{}/*", self.lib.display()), class])
-            .args(args)
-            .output()
-            .map_err(io(format!("running {class}")))
+        run_tool(&self.lib, class, args)
     }
 
     /// Stops the broker (SIGTERM, then SIGKILL if it does not exit in time).

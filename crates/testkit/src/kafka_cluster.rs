@@ -266,11 +266,7 @@ impl ReferenceKafkaCluster {
     /// Runs a Kafka CLI class (e.g. `org.apache.kafka.tools.TopicCommand`)
     /// with the pinned jars.
     pub fn run_tool(&self, class: &str, args: &[&str]) -> Result<Output, TestkitError> {
-        Command::new("java")
-            .args(["-cp", &format!("{}/*", self.lib.display()), class])
-            .args(args)
-            .output()
-            .map_err(io(format!("running {class}")))
+        crate::kafka::run_tool(&self.lib, class, args)
     }
 
     /// Kills every node.
