@@ -51,20 +51,23 @@ fn produce(c: &mut RawClient, version: i16, topic: &str, records: Vec<u8>) -> Pr
     send_produce(c, version, &req)
 }
 
-/// Sends a Produce, again while the answer is NOT_LEADER_OR_FOLLOWER (6)
-/// for up to 10 s, as clients do: Kafka's broker shows a new topic in
-/// Metadata before its replica manager leads the partition, so a produce
-/// right after CreateTopics can get that retriable error there.
+/// Sends a Produce, again while the answer is UNKNOWN_TOPIC_OR_PARTITION (3)
+/// or NOT_LEADER_OR_FOLLOWER (6) for up to 10 s, as clients do: Kafka's
+/// broker learns of a new topic from its metadata image a moment after
+/// CreateTopics answers, and shows it in Metadata before its replica
+/// manager leads the partition, so a produce right after CreateTopics can
+/// get either retriable error there (seen in a CI run: 3 on the first
+/// produce to the second topic created).
 fn send_produce(c: &mut RawClient, version: i16, req: &ProduceRequest) -> ProduceResponse {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let r: ProduceResponse = c.send(version, req);
-        let not_leader = r
+        let retriable = r
             .responses
             .iter()
             .flat_map(|t| &t.partition_responses)
-            .any(|p| p.error_code == 6);
-        if !not_leader || std::time::Instant::now() > deadline {
+            .any(|p| p.error_code == 3 || p.error_code == 6);
+        if !retriable || std::time::Instant::now() > deadline {
             return r;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
