@@ -52,19 +52,24 @@ async fn produce(c: &mut Client, records: Vec<u8>) -> (i16, i64) {
     (p.error_code, p.base_offset)
 }
 
-/// (high watermark from Fetch, latest offset from ListOffsets).
-async fn offsets(c: &mut Client) -> (i64, i64) {
-    let fetch = FetchRequest::default()
+/// A consumer's Fetch of the partition from offset 0, not waiting.
+fn fetch_from_start(min_bytes: i32) -> FetchRequest {
+    FetchRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_max_wait_ms(0)
-        .with_min_bytes(0)
+        .with_min_bytes(min_bytes)
         .with_max_bytes(1 << 20)
         .with_session_epoch(-1)
         .with_topics(vec![FetchTopic::default()
             .with_topic(name(TOPIC))
             .with_partitions(vec![FetchPartition::default()
                 .with_fetch_offset(0)
-                .with_partition_max_bytes(1 << 20)])]);
+                .with_partition_max_bytes(1 << 20)])])
+}
+
+/// (high watermark from Fetch, latest offset from ListOffsets).
+async fn offsets(c: &mut Client) -> (i64, i64) {
+    let fetch = fetch_from_start(0);
     let ResponseKind::Fetch(f) = c.call(ApiKey::Fetch, 12, &fetch).await else {
         panic!("not a fetch response")
     };
@@ -115,17 +120,7 @@ async fn batches_whose_records_disagree_with_their_header_are_invalid_and_write_
     let (hw, _) = offsets(&mut c).await;
     assert_eq!(hw, next);
     // What a consumer reads is exactly the valid batches.
-    let fetch = FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(1 << 20)
-        .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(name(TOPIC))
-            .with_partitions(vec![FetchPartition::default()
-                .with_fetch_offset(0)
-                .with_partition_max_bytes(1 << 20)])]);
+    let fetch = fetch_from_start(1);
     let ResponseKind::Fetch(f) = c.call(ApiKey::Fetch, 12, &fetch).await else {
         panic!()
     };
