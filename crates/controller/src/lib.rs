@@ -1,0 +1,33 @@
+//! The controller layer of the cluster (issue 16): the replicated metadata
+//! log behind one seam, and (as it lands) the quorum controller that turns
+//! requests into metadata records and answers only after they commit.
+//!
+//! - [`log`]: the seam. [`MetadataLog`] is what every node sees of the
+//!   metadata log (`__cluster_metadata-0`): who leads it at which epoch,
+//!   an append that returns only once its batch is committed, and an
+//!   ordered stream of committed batches and snapshots for whoever builds
+//!   the [`sluice_metadata::MetadataImage`]. It has two sides: the
+//!   single-voter log (one node, its own controller, committed when
+//!   durable on its disk) and the openraft quorum (committed when durable
+//!   on a majority of voters). Code above the seam cannot tell them apart.
+//!
+//! Invariants of the seam (each implementation's conformance tests check
+//! them):
+//! - **Committed means durable where it counts.** An append resolves `Ok`
+//!   only after its batch is fsynced on a majority of voters (one, for the
+//!   single voter); a listener never sees an uncommitted batch.
+//! - **One order for everyone.** Every listener on every node sees the
+//!   same batches with the same offsets and epochs in the same order;
+//!   offsets are consecutive per record, epochs never go back.
+//! - **An append is all or nothing.** A batch's records commit together at
+//!   consecutive offsets, or none of them does.
+//! - **Fail loudly.** A storage error on the metadata log is fatal
+//!   ([`LogError::Fatal`]): the node stops rather than serve a state it
+//!   cannot trust.
+
+pub mod log;
+
+pub use log::{
+    BoxFuture, CommittedBatch, LeaderAndEpoch, LogError, LogEvent, LogListener, MetadataLog,
+    NodeId, QuorumInfo, VoterState,
+};
