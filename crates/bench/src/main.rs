@@ -16,6 +16,7 @@
 
 mod brokers;
 mod ceilings;
+mod cluster;
 mod evict;
 mod fetchstats;
 mod k7504;
@@ -142,6 +143,30 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         reps: usize,
     },
+    /// The cluster figures of issue 16 on a 3-node cluster: controller failover
+    /// after kill -9, metadata propagation, bulk topic creation, idle RSS and CPU.
+    Cluster {
+        /// `kafka` (the pinned Apache Kafka, three KRaft nodes on loopback).
+        #[arg(long, default_value = "kafka")]
+        target: String,
+        #[arg(long, default_value_t = 10)]
+        failover_trials: usize,
+        #[arg(long, default_value_t = 200)]
+        propagation_topics: usize,
+        #[arg(long, default_value_t = 1000)]
+        bulk_topics: usize,
+        #[arg(long, default_value_t = 3)]
+        bulk_partitions: i32,
+        #[arg(long, default_value_t = 3)]
+        bulk_replication_factor: i16,
+        #[arg(long, default_value_t = 16)]
+        bulk_in_flight: usize,
+        #[arg(long, default_value_t = 30)]
+        idle_secs: u64,
+        /// Also write the figures as JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Run the benchmark.
     Run {
         /// Small sizes, one repetition: proves the harness works (≤ 2 minutes).
@@ -206,6 +231,27 @@ fn main() -> Result<()> {
                 std::thread::park();
             }
         }
+        Cmd::Cluster {
+            target,
+            failover_trials,
+            propagation_topics,
+            bulk_topics,
+            bulk_partitions,
+            bulk_replication_factor,
+            bulk_in_flight,
+            idle_secs,
+            out,
+        } => cluster::run(cluster::ClusterOptions {
+            target,
+            failover_trials,
+            propagation_topics,
+            bulk_topics,
+            bulk_partitions,
+            bulk_replication_factor,
+            bulk_in_flight,
+            idle_secs,
+            out,
+        }),
         Cmd::Ceilings { dir, mib } => {
             let bytes = mib << 20;
             println!(

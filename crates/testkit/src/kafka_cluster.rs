@@ -186,6 +186,14 @@ impl ReferenceKafkaCluster {
             .collect()
     }
 
+    /// Node `id`'s process id while it runs (for RSS and CPU figures).
+    pub fn pid(&mut self, id: i32) -> Option<u32> {
+        if !self.is_running(id) {
+            return None;
+        }
+        self.node(id).child.as_ref().map(|c| c.id())
+    }
+
     /// `kill -9` node `id` and reap it.
     pub fn kill(&mut self, id: i32) -> Result<(), TestkitError> {
         let node = self.node_mut(id);
