@@ -11,6 +11,13 @@
 //!   durable on its disk) and the openraft quorum (committed when durable
 //!   on a majority of voters). Code above the seam cannot tell them apart.
 //!
+//! - [`controller`]: [`QuorumController`], the active controller's
+//!   operations (topics, partitions, configs, elections, producer ids,
+//!   broker registration, heartbeats and fencing) over any
+//!   [`MetadataLog`], answering only after commit; errors are
+//!   [`ControllerError`] ([`error`]).
+//! - [`testing`] (hidden): [`testing::MemoryLog`] for tests above the seam.
+//!
 //! Invariants of the seam (each implementation's conformance tests check
 //! them):
 //! - **Committed means durable where it counts.** An append resolves `Ok`
@@ -25,8 +32,19 @@
 //!   ([`LogError::Fatal`]): the node stops rather than serve a state it
 //!   cannot trust.
 
+pub mod controller;
+pub mod error;
 pub mod log;
+#[doc(hidden)]
+pub mod testing;
 
+pub use controller::{
+    AlterConfigOp, BrokerHeartbeat, BrokerRegistrationRequest, ConfigAlteration, ConfigValidator,
+    ControllerConfig, CreatePartitions, CreateTopic, CreatedTopic, DeletedTopic, ElectionResult,
+    ElectionType, HeartbeatReply, PermissiveValidator, ProducerIdsBlock, QuorumController,
+    RegisteredBroker, ReplicaAssignment, TopicRef,
+};
+pub use error::ControllerError;
 pub use log::{
     BoxFuture, CommittedBatch, LeaderAndEpoch, LogError, LogEvent, LogListener, MetadataLog,
     NodeId, QuorumInfo, VoterState,
