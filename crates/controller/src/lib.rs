@@ -35,6 +35,7 @@
 pub mod controller;
 pub mod error;
 pub mod log;
+pub mod single_voter;
 #[doc(hidden)]
 pub mod testing;
 
@@ -49,3 +50,4 @@ pub use log::{
     BoxFuture, CommittedBatch, LeaderAndEpoch, LogError, LogEvent, LogListener, MetadataLog,
     NodeId, QuorumInfo, VoterState,
 };
+pub use single_voter::{SingleVoterConfig, SingleVoterLog, SnapshotId};
