@@ -110,8 +110,16 @@ type Op = Box<dyn for<'a> FnOnce(Result<&mut OpContext<'a>, ControllerError>) ->
 struct Applied {
     image: MetadataImage,
     leader: Option<LeaderAndEpoch>,
-    /// Why the follower stopped (a replay error, a fatal log error).
-    failed: Option<String>,
+    /// Why the follower stopped.
+    failed: Option<Stopped>,
+}
+
+#[derive(Clone, Debug)]
+enum Stopped {
+    /// The log shut down.
+    Shutdown,
+    /// A committed record that does not replay, or a fatal log error.
+    Fatal(String),
 }
 
 struct Shared {
@@ -270,13 +278,15 @@ async fn follow(mut listener: Box<dyn LogListener>, tx: watch::Sender<Applied>) 
                         tx.send_modify(|a| a.image = image);
                         continue;
                     }
-                    Some(e) => e,
+                    Some(e) => Stopped::Fatal(e),
                 }
             }
-            Err(LogError::Shutdown) => "metadata log is shut down".to_string(),
-            Err(e) => e.to_string(),
+            Err(LogError::Shutdown) => Stopped::Shutdown,
+            Err(e) => Stopped::Fatal(e.to_string()),
         };
-        tracing::error!(reason = %failed, "quorum controller stops following the metadata log");
+        if let Stopped::Fatal(reason) = &failed {
+            tracing::error!(%reason, "quorum controller stops following the metadata log");
+        }
         tx.send_modify(|a| a.failed = Some(failed));
         return;
     }
@@ -294,9 +304,10 @@ async fn wait_applied(
     if a.image.provenance().last_offset >= offset {
         return Ok(a.image.clone());
     }
-    Err(ControllerError::Log(LogError::Fatal(
-        a.failed.clone().unwrap_or_default(),
-    )))
+    Err(ControllerError::Log(match &a.failed {
+        Some(Stopped::Fatal(reason)) => LogError::Fatal(reason.clone()),
+        _ => LogError::Shutdown,
+    }))
 }
 
 /// The operation task: one operation at a time, in queue order.

@@ -36,13 +36,15 @@ pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
     Ok(())
 }
 
-/// The name with '.' replaced by '_' (Kafka's `Topic.unifyCollisionChars`):
-/// two topics whose unified names are equal would collide in metric names.
-pub fn unify_collision_chars(name: &str) -> String {
-    name.replace('.', "_")
+/// Whether two names are equal once '.' and '_' are identified (Kafka's
+/// `Topic.hasCollision`: such topics would collide in metric names).
+pub fn collides(a: &str, b: &str) -> bool {
+    let unify = |c: u8| if c == b'.' { b'_' } else { c };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| unify(x) == unify(y))
 }
 
-/// The existing topic `name` collides with, if any (not `name` itself).
+/// The existing topic (or one of `also`) that `name` collides with, if
+/// any (not `name` itself).
 pub fn colliding_topic<'a>(
     image: &'a MetadataImage,
     also: impl IntoIterator<Item = &'a str>,
@@ -51,13 +53,12 @@ pub fn colliding_topic<'a>(
     if !name.contains(['.', '_']) {
         return None;
     }
-    let unified = unify_collision_chars(name);
     image
         .topic_names()
         .keys()
         .map(String::as_str)
         .chain(also)
-        .find(|other| *other != name && unify_collision_chars(other) == unified)
+        .find(|other| *other != name && collides(other, name))
         .map(str::to_owned)
 }
 
@@ -128,5 +129,7 @@ mod tests {
                 "{bad}"
             );
         }
+        assert!(collides("a.b", "a_b") && collides("a_b", "a_b"));
+        assert!(!collides("a.b", "a-b") && !collides("a.b", "a.bc"));
     }
 }

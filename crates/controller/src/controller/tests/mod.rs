@@ -660,3 +660,31 @@ async fn preferred_election_moves_leadership_only_to_a_usable_isr_member() {
 }
 
 mod brokers;
+
+#[tokio::test]
+async fn a_log_that_shuts_down_answers_shutdown_not_fatal() {
+    let f = three_brokers().await;
+    f.log.shutdown().await;
+    let r = f.c.create_topics(vec![topic("t", 1, 1)], false).await;
+    assert!(
+        matches!(r, Err(ControllerError::Log(LogError::Shutdown))),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn duplicate_keeps_the_kind_and_message() {
+    let e = ControllerError::InvalidConfig("bad".into());
+    assert!(matches!(e.duplicate(), ControllerError::InvalidConfig(m) if m == "bad"));
+    let e = ControllerError::Log(LogError::TooLarge {
+        records: 3,
+        bytes: 9,
+    });
+    assert!(matches!(
+        e.duplicate(),
+        ControllerError::Log(LogError::TooLarge {
+            records: 3,
+            bytes: 9
+        })
+    ));
+}
