@@ -47,6 +47,7 @@ use parking_lot::Mutex;
 use sluice_metadata::{MetadataDelta, MetadataImage, MetadataRecord};
 use sluice_record::{LeaderEpoch, Offset};
 use sluice_storage::checkpoint::Checkpoint;
+use sluice_storage::headroom;
 use sluice_storage::log::FileDeleter;
 use sluice_storage::producer_state::ProducerStateConfig;
 use sluice_storage::{
@@ -237,7 +238,15 @@ impl SingleVoterLog {
             current_voters: vec![quorum_state::Voter { voter_id: node }],
             data_version: 0,
         };
-        quorum_state::write(&*fs, &dir, &state).map_err(LogError::Fatal)?;
+        // On a full disk the metadata headroom of the log dir (if it is
+        // one of the broker's) is used: the node must still start.
+        headroom::retry_on_no_space(
+            &*fs,
+            &config.metadata_log_dir,
+            || quorum_state::write(&*fs, &dir, &state),
+            |e| e.no_space,
+        )
+        .map_err(|e| LogError::Fatal(e.to_string()))?;
         let since = (log_end.0 - snap_end.unwrap_or(log.log_start_offset()).0).max(0) as u64;
         tracing::info!(node, epoch = epoch.0, log_end = log_end.0, snapshot = ?snap_end.map(|o| o.0), "single-voter metadata log elected itself");
         Ok(SingleVoterLog {
@@ -366,10 +375,16 @@ impl Inner {
         self.check()?;
         let base = self.log.log_end_offset();
         let mut batch = build_batch(values, base, self.epoch, self.clock.now_ms())?;
-        let info = self
-            .log
-            .append_as_leader(&mut batch, self.epoch)
-            .map_err(|e| self.fail(e))?;
+        // A full disk refuses the append without writing anything; it is
+        // tried once more with the metadata headroom released (a
+        // DeleteTopics must get through to free space), then it is fatal.
+        let info = headroom::retry_on_no_space(
+            &*self.fs,
+            &self.config.metadata_log_dir,
+            || self.log.append_as_leader(&mut batch, self.epoch),
+            StorageError::is_no_space,
+        )
+        .map_err(|e| self.fail(e))?;
         assert_eq!(
             info.first_offset, base,
             "the metadata log moved under its writer"
@@ -489,7 +504,22 @@ impl Inner {
             epoch,
         };
         let (image, _) = delta.apply();
-        snapshot::write(&*self.fs, &self.dir, id, &image, self.clock.now_ms())?;
+        let written = headroom::retry_on_no_space(
+            &*self.fs,
+            &self.config.metadata_log_dir,
+            || snapshot::write(&*self.fs, &self.dir, id, &image, self.clock.now_ms()),
+            |e| e.no_space,
+        );
+        match written {
+            Ok(()) => {}
+            // The log is intact; the snapshot is retried after the next
+            // append (its partial file goes at the next open).
+            Err(e) if e.no_space => {
+                tracing::warn!(error = %e, "disk full: metadata snapshot postponed");
+                return Ok(());
+            }
+            Err(e) => return Err(e.to_string()),
+        }
         {
             let mut st = self.state.lock();
             st.since_snapshot = (st.high_watermark.0 - id.end_offset.0).max(0) as u64;

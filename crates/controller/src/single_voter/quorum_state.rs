@@ -53,6 +53,27 @@ fn io_err(what: &str, path: &Path, e: impl std::fmt::Display) -> String {
     format!("{what} {}: {e}", path.display())
 }
 
+/// A failed file write; `no_space` when the disk (or quota) is full, so
+/// the caller may use the metadata headroom and try again.
+#[derive(Debug)]
+pub(crate) struct FileError {
+    pub msg: String,
+    pub no_space: bool,
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+pub(crate) fn file_err(what: &str, path: &Path, e: std::io::Error) -> FileError {
+    FileError {
+        msg: io_err(what, path, &e),
+        no_space: sluice_storage::headroom::is_no_space(&e),
+    }
+}
+
 /// Reads the state; `Ok(None)` when there is no file.
 pub(crate) fn read(fs: &dyn Fs, dir: &Path) -> Result<Option<QuorumState>, String> {
     let path = dir.join(QUORUM_STATE_FILE);
@@ -77,20 +98,23 @@ pub(crate) fn read(fs: &dyn Fs, dir: &Path) -> Result<Option<QuorumState>, Strin
 }
 
 /// Replaces the state durably (temp file, fsync, rename, dir fsync).
-pub(crate) fn write(fs: &dyn Fs, dir: &Path, state: &QuorumState) -> Result<(), String> {
+pub(crate) fn write(fs: &dyn Fs, dir: &Path, state: &QuorumState) -> Result<(), FileError> {
     let tmp = dir.join(QUORUM_STATE_TMP);
     let path = dir.join(QUORUM_STATE_FILE);
-    let json = serde_json::to_vec(state).map_err(|e| io_err("encode", &path, e))?;
+    let json = serde_json::to_vec(state).map_err(|e| FileError {
+        msg: io_err("encode", &path, e),
+        no_space: false,
+    })?;
     let f = fs
         .open(&tmp, &OpenOptions::create_truncate())
-        .map_err(|e| io_err("create", &tmp, e))?;
-    write_all_at(&*f, &json, 0).map_err(|(_, e)| io_err("write", &tmp, e))?;
-    f.sync_data().map_err(|e| io_err("fsync", &tmp, e))?;
+        .map_err(|e| file_err("create", &tmp, e))?;
+    write_all_at(&*f, &json, 0).map_err(|(_, e)| file_err("write", &tmp, e))?;
+    f.sync_data().map_err(|e| file_err("fsync", &tmp, e))?;
     drop(f);
     fs.rename(&tmp, &path)
-        .map_err(|e| io_err("rename", &tmp, e))?;
+        .map_err(|e| file_err("rename", &tmp, e))?;
     fs.sync_dir(dir)
-        .map_err(|e| io_err("fsync directory", dir, e))
+        .map_err(|e| file_err("fsync directory", dir, e))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use sluice_storage::fs::{read_exact_at, write_all_at};
 use sluice_storage::{Fs, OpenOptions};
 
 use super::codec::{build_batch, decode_batch, encode_values};
+use super::quorum_state::{file_err, FileError};
 
 const SUFFIX: &str = ".checkpoint";
 const PART_SUFFIX: &str = ".checkpoint.part";
@@ -86,27 +87,32 @@ pub(crate) fn write(
     id: SnapshotId,
     image: &MetadataImage,
     now_ms: i64,
-) -> Result<(), String> {
+) -> Result<(), FileError> {
     let path = dir.join(id.file_name());
     let part = PathBuf::from(format!("{}{}", path.display(), ".part"));
     let records = image.write_snapshot();
     let f = fs
         .open(&part, &OpenOptions::create_truncate())
-        .map_err(|e| err("create", &part, e))?;
+        .map_err(|e| file_err("create", &part, e))?;
     let mut pos = 0u64;
     for (i, chunk) in records.chunks(RECORDS_PER_BATCH).enumerate() {
-        let (values, _) = encode_values(chunk).map_err(|e| err("encode", &part, e))?;
-        let base = Offset((i * RECORDS_PER_BATCH) as i64);
-        let batch =
-            build_batch(&values, base, id.epoch, now_ms).map_err(|e| err("encode", &part, e))?;
-        write_all_at(&*f, &batch, pos).map_err(|(_, e)| err("write", &part, e))?;
+        let encoded = encode_values(chunk).and_then(|(values, _)| {
+            let base = Offset((i * RECORDS_PER_BATCH) as i64);
+            build_batch(&values, base, id.epoch, now_ms)
+        });
+        let batch = encoded.map_err(|e| FileError {
+            msg: err("encode", &part, e),
+            no_space: false,
+        })?;
+        write_all_at(&*f, &batch, pos).map_err(|(_, e)| file_err("write", &part, e))?;
         pos += batch.len() as u64;
     }
-    f.sync_data().map_err(|e| err("fsync", &part, e))?;
+    f.sync_data().map_err(|e| file_err("fsync", &part, e))?;
     drop(f);
     fs.rename(&part, &path)
-        .map_err(|e| err("rename", &part, e))?;
-    fs.sync_dir(dir).map_err(|e| err("fsync directory", dir, e))
+        .map_err(|e| file_err("rename", &part, e))?;
+    fs.sync_dir(dir)
+        .map_err(|e| file_err("fsync directory", dir, e))
 }
 
 /// Reads snapshot `id` back into an image stamped with its provenance.

@@ -313,3 +313,24 @@ async fn epochs_go_up_on_every_start_even_without_appends() {
         fs.crash(seed);
     }
 }
+
+#[tokio::test]
+async fn a_full_disk_uses_the_metadata_headroom_and_the_node_still_starts() {
+    let fs = SimFs::new();
+    let dir = Path::new("/meta");
+    let log = open(&fs, dir);
+    let e = log.leader_and_epoch().epoch;
+    log.append(e, recs(0, 5)).await.unwrap();
+    sluice_storage::headroom::refill(&fs, dir).unwrap();
+    fs.set_capacity(Some(fs.used_bytes()));
+    // The disk is full: the append gets through on the headroom.
+    let last = log.append(e, recs(5, 5)).await.unwrap();
+    log.shutdown().await;
+    drop(log);
+    sluice_storage::headroom::refill(&fs, dir).unwrap();
+    fs.set_capacity(Some(fs.used_bytes()));
+    // Still full at the next start: quorum-state is written on the headroom.
+    let log = open(&fs, dir);
+    assert!(log.leader_and_epoch().epoch > e);
+    assert_eq!(log.quorum_info().high_watermark, Offset(last.0 + 1));
+}
