@@ -2,19 +2,19 @@
 //! file system (each append is written and fdatasynced before it
 //! resolves), next to the physical floor measured in the same run (a
 //! 4 KiB pwrite + fdatasync), and the quorum controller's CreateTopics
-//! rate on top of it (one topic of one partition per request: one commit
-//! per request).
+//! rate on top of it (1,000 topics of 3 partitions on a fresh log, in
+//! requests of 1, 10 or 100 topics: one commit per request).
 //!
 //! `cargo bench -p sluice-controller --bench single_voter_append`
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sluice_controller::testing::conformance::config_record;
 use sluice_controller::*;
 use sluice_metadata::BrokerId;
-use sluice_storage::{Fs, OpenOptions, RealFs, SystemClock};
+use sluice_storage::{Fs, ManualClock, OpenOptions, RealFs, SystemClock};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -64,67 +64,83 @@ fn append_commit(c: &mut Criterion) {
     rt.block_on(log.shutdown());
 }
 
-fn controller_create_topics(c: &mut Criterion) {
-    let rt = runtime();
-    let dir = tempfile::tempdir().unwrap();
-    let (log, ctl) = rt.block_on(async {
-        let log = open(dir.path());
-        let ctl = QuorumController::start(
-            log.clone(),
-            ControllerConfig::default(),
-            Arc::new(PermissiveValidator),
-            Arc::new(SystemClock),
-        );
-        let reg = ctl
-            .register_broker(BrokerRegistrationRequest {
-                broker_id: BrokerId(1),
-                incarnation_id: uuid::Uuid::new_v4(),
-                listeners: Vec::new(),
-                features: Vec::new(),
-                rack: None,
-                log_dirs: Vec::new(),
-            })
-            .await
-            .unwrap();
-        ctl.heartbeat(BrokerHeartbeat {
+/// A fresh log and controller with one registered, unfenced broker.
+async fn controller(dir: &std::path::Path) -> (Arc<SingleVoterLog>, QuorumController) {
+    let log = open(dir);
+    let ctl = QuorumController::start(
+        log.clone(),
+        ControllerConfig::default(),
+        Arc::new(PermissiveValidator),
+        // A clock that stands still: the broker, which sends no
+        // heartbeats here, is never fenced.
+        Arc::new(ManualClock::new(0)),
+    );
+    let reg = ctl
+        .register_broker(BrokerRegistrationRequest {
             broker_id: BrokerId(1),
-            broker_epoch: reg.broker_epoch,
-            current_metadata_offset: sluice_record::Offset(i64::MAX),
-            want_fence: false,
-            want_shutdown: false,
+            incarnation_id: uuid::Uuid::new_v4(),
+            listeners: Vec::new(),
+            features: Vec::new(),
+            rack: None,
+            log_dirs: Vec::new(),
         })
         .await
         .unwrap();
-        (log, ctl)
-    });
-    let next = AtomicU64::new(0);
-    c.bench_function("controller/create_topics_one_per_request", |b| {
-        b.iter(|| {
-            let name = format!("t{}", next.fetch_add(1, Ordering::Relaxed));
-            let r = rt
-                .block_on(ctl.create_topics(vec![CreateTopic::named(name)], false))
-                .unwrap();
-            assert!(r[0].is_ok());
-        })
-    });
-    let batch = AtomicU64::new(0);
-    let mut g = c.benchmark_group("controller/create_topics_100_per_request");
-    g.throughput(Throughput::Elements(100));
-    g.bench_function("topics", |b| {
-        b.iter(|| {
-            let k = batch.fetch_add(1, Ordering::Relaxed);
-            let topics = (0..100)
-                .map(|i| CreateTopic::named(format!("b{k}-{i}")))
-                .collect();
-            let r = rt.block_on(ctl.create_topics(topics, false)).unwrap();
-            assert!(r.iter().all(Result::is_ok));
-        })
-    });
+    ctl.heartbeat(BrokerHeartbeat {
+        broker_id: BrokerId(1),
+        broker_epoch: reg.broker_epoch,
+        current_metadata_offset: sluice_record::Offset(i64::MAX),
+        want_fence: false,
+        want_shutdown: false,
+    })
+    .await
+    .unwrap();
+    (log, ctl)
+}
+
+/// The figure: 1,000 topics of 3 partitions, created through the
+/// controller on a fresh single-voter log, `per_request` topics per
+/// CreateTopics (each request is one commit).
+fn controller_create_topics(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("controller/create_1000_topics_x3");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(1000));
+    for per_request in [1usize, 10, 100] {
+        g.bench_with_input(
+            BenchmarkId::new("topics_per_request", per_request),
+            &per_request,
+            |b, &per| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let dir = tempfile::tempdir().unwrap();
+                        let (log, ctl) = rt.block_on(controller(dir.path()));
+                        let started = Instant::now();
+                        rt.block_on(async {
+                            for k in 0..1000 / per {
+                                let topics = (0..per)
+                                    .map(|i| CreateTopic {
+                                        num_partitions: 3,
+                                        ..CreateTopic::named(format!("t{k}-{i}"))
+                                    })
+                                    .collect();
+                                let r = ctl.create_topics(topics, false).await.unwrap();
+                                assert!(r.iter().all(Result::is_ok), "{:?}", r.first());
+                            }
+                        });
+                        total += started.elapsed();
+                        rt.block_on(async {
+                            ctl.shutdown().await;
+                            log.shutdown().await;
+                        });
+                    }
+                    total
+                })
+            },
+        );
+    }
     g.finish();
-    rt.block_on(async {
-        ctl.shutdown().await;
-        log.shutdown().await;
-    });
 }
 
 criterion_group! {
