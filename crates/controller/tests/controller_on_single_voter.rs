@@ -5,7 +5,7 @@
 //! after a restart and a power cut).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use proptest::prelude::*;
 use sluice_controller::testing::conformance::collect_until;
@@ -160,7 +160,7 @@ fn topic(t: u8) -> String {
 async fn run(
     c: &QuorumController,
     clock: &ManualClock,
-    epochs: &mut BTreeMap<i32, BrokerEpoch>,
+    epochs: &Mutex<BTreeMap<i32, BrokerEpoch>>,
     op: Op,
 ) {
     clock.advance(1000);
@@ -176,11 +176,16 @@ async fn run(
     match op {
         Op::Register(b, inc) => {
             if let Ok(r) = c.register_broker(registration(b, inc.into())).await {
-                epochs.insert(b, r.broker_epoch);
+                epochs.lock().unwrap().insert(b, r.broker_epoch);
             }
         }
         Op::Heartbeat(b, shutdown) => {
-            let epoch = epochs.get(&b).copied().unwrap_or(BrokerEpoch(-1));
+            let epoch = epochs
+                .lock()
+                .unwrap()
+                .get(&b)
+                .copied()
+                .unwrap_or(BrokerEpoch(-1));
             let hb = BrokerHeartbeat {
                 broker_id: BrokerId(b),
                 broker_epoch: epoch,
@@ -234,7 +239,12 @@ async fn run(
                 .unwrap();
         }
         Op::ProducerIds(b) => {
-            let epoch = epochs.get(&b).copied().unwrap_or(BrokerEpoch(-1));
+            let epoch = epochs
+                .lock()
+                .unwrap()
+                .get(&b)
+                .copied()
+                .unwrap_or(BrokerEpoch(-1));
             let _ = c.allocate_producer_ids(BrokerId(b), epoch).await;
         }
         Op::Elect => {
@@ -259,9 +269,23 @@ fn check_replays_are_identical(ops: Vec<Op>, seed: u64) {
         let clock = Arc::new(ManualClock::new(0));
         let log = open_log(&fs, 40);
         let c = start(&log, &clock);
-        let mut epochs = BTreeMap::new();
-        for op in ops {
-            run(&c, &clock, &mut epochs, op).await;
+        // Operations run in waves of up to three at once, so that the
+        // controller plans some of them against a speculative image and
+        // commits them together.
+        let c = Arc::new(c);
+        let epochs = Arc::new(Mutex::new(BTreeMap::new()));
+        for wave in ops.chunks(3) {
+            let tasks: Vec<_> = wave
+                .iter()
+                .cloned()
+                .map(|op| {
+                    let (c, clock, epochs) = (c.clone(), clock.clone(), epochs.clone());
+                    tokio::spawn(async move { run(&c, &clock, &epochs, op).await })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
         }
         let live = c.image();
         let want = live.canonical_bytes().unwrap();

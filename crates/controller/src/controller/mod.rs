@@ -8,28 +8,35 @@
 //!   [`MetadataImage`], published through a `watch` channel. A batch that
 //!   does not replay makes the controller fail (every later operation
 //!   answers [`LogError::Fatal`]).
-//! - The *operation* task takes operations from a bounded queue, one at a
-//!   time: it checks that this node leads the log, waits until the image
-//!   holds everything committed so far (the high watermark), generates the
-//!   records against that image, checks that they replay on it, appends
-//!   them at the epoch it saw, waits until the image includes them, and
-//!   only then answers. An operation that writes nothing (validate-only, a
-//!   heartbeat that changes nothing, every item failing) answers at once.
+//! - The *operation* task ([`run`]) takes operations from a bounded queue
+//!   and commits them in groups: it checks that this node leads the log,
+//!   waits until the image holds everything committed so far (the high
+//!   watermark), then plans each queued operation in turn against a
+//!   speculative image (the committed one plus the records of the
+//!   operations planned before it in the group, applied with
+//!   [`MetadataDelta`] after checking that they replay), appends the
+//!   group's records as one batch at the epoch it saw, waits until the
+//!   committed image includes them, and only then answers all of them.
 //!
-//! Why one in flight and not pipelined against a speculative image:
-//! generation sees exactly the committed state, so a failed or uncertain
-//! append never leaves a speculative image to unwind, and the answer to a
-//! request is always that of a committed state. The cost is one commit
-//! (one fsync on a single voter, one round to a majority on a quorum) per
-//! operation; operations are requests carrying many items (CreateTopics
-//! with many topics is one batch), so that is the rate of requests, not of
-//! topics. Dropping a caller's future does not cancel its operation: it
-//! runs in the operation task, so the committed state and the image stay
-//! in step.
+//! Why group commit rather than one operation per commit or a pipeline:
+//! one commit (an fsync on a single voter, a round to a majority on a
+//! quorum) is the cost of a write, so concurrent requests (heartbeats of
+//! many brokers, a client creating topics in parallel) share it; but only
+//! one batch is ever in flight, so a failed or uncertain append fails
+//! exactly the operations of that group and leaves no speculative state
+//! behind: the next group starts again from the committed image. Every
+//! answer planned against a speculative image, errors included (a topic
+//! that already exists because an earlier operation of the group creates
+//! it), waits for the group's commit and becomes that commit's error if it
+//! fails. Operations planned before the group wrote anything answer at
+//! once. A group holds at most `max_records_per_batch` records; an
+//! operation that would overflow it commits what is there first. Dropping
+//! a caller's future does not cancel its operation: it runs in the
+//! operation task, so the committed state and the image stay in step.
 //!
 //! Invariants:
-//! - Nothing is answered `Ok` before its records are committed and applied
-//!   to the image the next operation generates against.
+//! - Nothing is answered before everything it was planned against is
+//!   committed and applied to the image the next group starts from.
 //! - Every appended batch replays on the image it was generated from (no
 //!   record that would fail replay on every node reaches the log).
 //! - Time comes only from the [`Clock`] given at start.
@@ -37,6 +44,7 @@
 mod brokers;
 mod configs;
 mod misc;
+mod run;
 mod topics;
 mod types;
 mod validate;
@@ -71,6 +79,9 @@ pub struct ControllerConfig {
     pub broker_session_timeout_ms: i64,
     /// Operations waiting for the controller; callers wait when it is full.
     pub max_queued_operations: usize,
+    /// Most records one group commit appends (keep it at or below the
+    /// log's per-append limit; an operation larger than this goes alone).
+    pub max_records_per_batch: usize,
 }
 
 impl Default for ControllerConfig {
@@ -80,6 +91,7 @@ impl Default for ControllerConfig {
             default_replication_factor: 1,
             broker_session_timeout_ms: 9000,
             max_queued_operations: 1024,
+            max_records_per_batch: 10_000,
         }
     }
 }
@@ -160,7 +172,7 @@ impl QuorumController {
             applied: applied_rx,
         });
         let follower = tokio::spawn(follow(log.listen(), applied_tx));
-        let operations = tokio::spawn(run_operations(shared.clone(), ops_rx));
+        let operations = tokio::spawn(run::run_operations(shared.clone(), ops_rx));
         QuorumController {
             shared,
             ops: Mutex::new(Some(ops_tx)),
@@ -225,13 +237,15 @@ impl QuorumController {
                         let _ = tx.send(res.map(|()| answer));
                     }),
                 },
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    Planned {
-                        records: Vec::new(),
-                        finish: Box::new(|_| {}),
-                    }
-                }
+                // Delivered when the operation task says so: an error found
+                // against a speculative image is only true once what it
+                // saw commits.
+                Err(e) => Planned {
+                    records: Vec::new(),
+                    finish: Box::new(move |res| {
+                        let _ = tx.send(Err(res.err().unwrap_or(e)));
+                    }),
+                },
             }
         });
         let sender = self.ops.lock().clone();
@@ -308,90 +322,6 @@ async fn wait_applied(
         Some(Stopped::Fatal(reason)) => LogError::Fatal(reason.clone()),
         _ => LogError::Shutdown,
     }))
-}
-
-/// The operation task: one operation at a time, in queue order.
-/// Every `broker.session.timeout.ms / 4` it also fences expired brokers
-/// (the timer only wakes it; expiry is judged by the controller's clock).
-async fn run_operations(shared: Arc<Shared>, mut ops: mpsc::Receiver<Op>) {
-    let mut sessions = Sessions::default();
-    let period = (shared.config.broker_session_timeout_ms / 4).max(10) as u64;
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(period));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let op = tokio::select! {
-            op = ops.recv() => match op {
-                Some(op) => op,
-                None => return,
-            },
-            _ = tick.tick() => brokers::fence_expired_op(),
-        };
-        run_one(&shared, &mut sessions, op).await;
-    }
-}
-
-async fn run_one(shared: &Shared, sessions: &mut Sessions, op: Op) {
-    let log = &shared.log;
-    let node = log.node_id();
-    let le = log.leader_and_epoch();
-    if le.leader != Some(node) {
-        (op)(Err(ControllerError::NotController(le)));
-        return;
-    }
-    // Everything committed before this operation must be in the image it
-    // is generated against.
-    let committed = Offset(log.quorum_info().high_watermark.0 - 1);
-    let image = match wait_applied(&shared.applied, committed).await {
-        Ok(image) => image,
-        Err(e) => {
-            (op)(Err(e));
-            return;
-        }
-    };
-    let mut ctx = OpContext {
-        image: &image,
-        config: &shared.config,
-        validator: &*shared.validator,
-        node_id: node,
-        now_ms: shared.clock.now_ms(),
-        sessions,
-    };
-    let Planned { records, finish } = (op)(Ok(&mut ctx));
-    if records.is_empty() {
-        finish(Ok(()));
-        return;
-    }
-    if let Err(e) = check_replay(&image, le, &records) {
-        finish(Err(e));
-        return;
-    }
-    let result = match log.append(le.epoch, records).await {
-        Ok(last) => wait_applied(&shared.applied, last).await.map(|_| ()),
-        Err(LogError::NotLeader(l)) => Err(ControllerError::NotController(l)),
-        Err(e) => Err(ControllerError::Log(e)),
-    };
-    finish(result);
-}
-
-/// Replays `records` on a delta of `image` as if they were the next
-/// batch: a record that does not fit is a controller bug, refused before
-/// it reaches the log.
-fn check_replay(
-    image: &MetadataImage,
-    le: LeaderAndEpoch,
-    records: &[MetadataRecord],
-) -> Result<(), ControllerError> {
-    let mut delta = MetadataDelta::new(image.clone());
-    let next = image.provenance().last_offset.0 + 1;
-    let epoch = le.epoch.max(image.provenance().last_epoch);
-    for (i, r) in records.iter().enumerate() {
-        delta
-            .replay(Offset(next + i as i64), epoch, r)
-            .map_err(|e| {
-                ControllerError::Internal(format!("generated record {r:?} does not replay: {e}"))
-            })?;
-    }
-    Ok(())
 }
 
 /// Kafka's broker-epoch check: `broker` is registered with `epoch`.

@@ -19,6 +19,8 @@ struct State {
     events: Vec<LogEvent>,
     next_offset: i64,
     shutdown: bool,
+    /// Appends still to refuse with [`LogError::Uncertain`].
+    refuse: usize,
 }
 
 /// An in-memory metadata log (see the module docs).
@@ -44,6 +46,7 @@ impl MemoryLog {
                 events: vec![LogEvent::LeaderChange(leader)],
                 next_offset: 0,
                 shutdown: false,
+                refuse: 0,
             })),
             changed: watch::channel(0).0,
         })
@@ -60,6 +63,12 @@ impl MemoryLog {
         st.events.push(LogEvent::LeaderChange(l));
         drop(st);
         self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// The next `n` appends fail with [`LogError::Uncertain`] (leadership
+    /// lost in flight) and write nothing.
+    pub fn refuse_next_appends(&self, n: usize) {
+        self.state.lock().refuse = n;
     }
 
     /// Every committed batch so far.
@@ -97,6 +106,10 @@ impl MetadataLog for MemoryLog {
             }
             if st.leader.leader != Some(self.node) || st.leader.epoch != epoch {
                 return Err(LogError::NotLeader(st.leader));
+            }
+            if st.refuse > 0 {
+                st.refuse -= 1;
+                return Err(LogError::Uncertain);
             }
             if records.is_empty() || records.len() > self.max_records {
                 return Err(LogError::TooLarge {

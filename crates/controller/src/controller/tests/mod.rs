@@ -37,12 +37,25 @@ pub(crate) fn broker_record(
 struct Fixture {
     log: Arc<MemoryLog>,
     clock: Arc<ManualClock>,
-    c: QuorumController,
+    c: Arc<QuorumController>,
 }
 
 /// A controller on node 1 with `brokers` registered (unfenced) by
 /// bootstrap records.
 async fn fixture(brokers: &[(i32, Option<&str>)], validator: Arc<dyn ConfigValidator>) -> Fixture {
+    let config = ControllerConfig {
+        default_num_partitions: 3,
+        default_replication_factor: 1,
+        ..ControllerConfig::default()
+    };
+    fixture_with(brokers, validator, config).await
+}
+
+async fn fixture_with(
+    brokers: &[(i32, Option<&str>)],
+    validator: Arc<dyn ConfigValidator>,
+    config: ControllerConfig,
+) -> Fixture {
     let log = MemoryLog::new(BrokerId(1));
     if !brokers.is_empty() {
         let records = brokers
@@ -54,12 +67,12 @@ async fn fixture(brokers: &[(i32, Option<&str>)], validator: Arc<dyn ConfigValid
             .unwrap();
     }
     let clock = Arc::new(ManualClock::new(1_000_000));
-    let config = ControllerConfig {
-        default_num_partitions: 3,
-        default_replication_factor: 1,
-        ..ControllerConfig::default()
-    };
-    let c = QuorumController::start(log.clone(), config, validator, clock.clone());
+    let c = Arc::new(QuorumController::start(
+        log.clone(),
+        config,
+        validator,
+        clock.clone(),
+    ));
     Fixture { log, clock, c }
 }
 
@@ -660,6 +673,7 @@ async fn preferred_election_moves_leadership_only_to_a_usable_isr_member() {
 }
 
 mod brokers;
+mod group;
 
 #[tokio::test]
 async fn a_log_that_shuts_down_answers_shutdown_not_fatal() {
