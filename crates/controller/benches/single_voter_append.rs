@@ -3,7 +3,8 @@
 //! resolves), next to the physical floor measured in the same run (a
 //! 4 KiB pwrite + fdatasync), and the quorum controller's CreateTopics
 //! rate on top of it (1,000 topics of 3 partitions on a fresh log, in
-//! requests of 1, 10 or 100 topics: one commit per request).
+//! requests of 1, 10 or 100 topics: one commit per request; and as 1,000
+//! concurrent one-topic requests, which the controller commits in groups).
 //!
 //! `cargo bench -p sluice-controller --bench single_voter_append`
 
@@ -140,6 +141,42 @@ fn controller_create_topics(c: &mut Criterion) {
             },
         );
     }
+    // The same 1,000 one-topic requests, all in flight at once (as from
+    // many clients): the controller commits them in groups.
+    g.bench_function("concurrent_requests_of_1", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().unwrap();
+                let (log, ctl) = rt.block_on(controller(dir.path()));
+                let ctl = Arc::new(ctl);
+                let started = Instant::now();
+                rt.block_on(async {
+                    let tasks: Vec<_> = (0..1000)
+                        .map(|k| {
+                            let ctl = ctl.clone();
+                            tokio::spawn(async move {
+                                let t = CreateTopic {
+                                    num_partitions: 3,
+                                    ..CreateTopic::named(format!("t{k}"))
+                                };
+                                ctl.create_topics(vec![t], false).await
+                            })
+                        })
+                        .collect();
+                    for t in tasks {
+                        assert!(t.await.unwrap().unwrap()[0].is_ok());
+                    }
+                });
+                total += started.elapsed();
+                rt.block_on(async {
+                    ctl.shutdown().await;
+                    log.shutdown().await;
+                });
+            }
+            total
+        })
+    });
     g.finish();
 }
 
