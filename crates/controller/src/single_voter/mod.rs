@@ -135,9 +135,10 @@ fn log_config(c: &SingleVoterConfig) -> LogConfig {
     LogConfig {
         segment_bytes: c.segment_bytes,
         segment_ms: i64::MAX,
-        // Metadata batches are few and large next to a data log's: a
-        // smaller preallocated offset index is plenty.
-        segment_index_bytes: 1 << 20,
+        // One 8-byte index entry per 4 KiB of log (index.interval.bytes)
+        // covers a segment; at most 1 MiB (a fuller index rolls the
+        // segment), at least a page.
+        segment_index_bytes: (c.segment_bytes / 512).clamp(4096, 1 << 20) as u32,
         retention_ms: -1,
         retention_bytes: -1,
         max_message_bytes: i32::MAX as u32,
