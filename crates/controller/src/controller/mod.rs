@@ -8,7 +8,7 @@
 //!   [`MetadataImage`], published through a `watch` channel. A batch that
 //!   does not replay makes the controller fail (every later operation
 //!   answers [`LogError::Fatal`]).
-//! - The *operation* task ([`run`]) takes operations from a bounded queue
+//! - The *operation* task (`run.rs`) takes operations from a bounded queue
 //!   and commits them in groups: it checks that this node leads the log,
 //!   waits until the image holds everything committed so far (the high
 //!   watermark), then plans each queued operation in turn against a

@@ -7,7 +7,7 @@
 //! the log segments (a sluice-storage [`Log`]: RecordBatch v2, one Kafka
 //! record per metadata record, null key, the value framed by
 //! `MetadataRecord::encode`; the batch's partition leader epoch is the
-//! epoch that appended it), the `quorum-state` file ([`quorum_state`]) and
+//! epoch that appended it), the `quorum-state` file (`quorum_state.rs`) and
 //! the snapshots `<offset>-<epoch>.checkpoint` ([`snapshot`]). Every file
 //! operation goes through the [`Fs`] seam.
 //!

@@ -17,7 +17,9 @@
 //! - **epochs never go back**: in every listener's stream and across a
 //!   restart (a new epoch, above the old one; committed data survives);
 //! - **idle listeners do not block appends**;
-//! - **shutdown**: appends and listeners end with [`LogError::Shutdown`].
+//! - **shutdown**: an append racing it commits or fails (never hangs);
+//!   later appends and listeners end with [`LogError::Shutdown`]; a second
+//!   shutdown returns.
 //!
 //! Every wait is bounded by a generous timeout, so a broken
 //! implementation fails the suite instead of hanging it; nothing asserts
@@ -321,8 +323,21 @@ async fn shutdown_ends_everything(log: &dyn MetadataLog) {
     let last = append_ok(log, records(0, 1)).await;
     let mut l = log.listen();
     collect_until(&mut *l, last).await;
-    within("shutdown", log.shutdown()).await;
+    // An append in flight when the log shuts down commits or fails; it
+    // never hangs.
     let epoch = log.leader_and_epoch().epoch;
+    let (racing, ()) = within("append racing shutdown", async {
+        tokio::join!(log.append(epoch, records(1, 2)), log.shutdown())
+    })
+    .await;
+    assert!(
+        matches!(
+            racing,
+            Ok(_) | Err(LogError::Shutdown | LogError::Uncertain)
+        ),
+        "{racing:?}"
+    );
+    within("second shutdown", log.shutdown()).await;
     let r = within("append", log.append(epoch, records(0, 1))).await;
     assert!(matches!(r, Err(LogError::Shutdown)), "{r:?}");
     // The listener ends (possibly after events it had not yet delivered).
