@@ -19,7 +19,9 @@
 //!   the answer says it may shut down.
 //! - Sessions: a broker that the image names but the session table does
 //!   not (after a restart or failover of the controller) gets a fresh
-//!   session at the first check.
+//!   session at the first fencing check, but does not count as alive for
+//!   the duplicate-registration check (a restarted node's broker
+//!   re-registers at once with its restarted controller).
 //!
 //! Until replication exists the ISR is the leader alone, so moving a
 //! leadership off a broker makes the partition offline (leader -1, ISR
@@ -98,6 +100,17 @@ impl Sessions {
         }
         now_ms.saturating_sub(e.1) <= timeout
     }
+
+    /// Whether this controller heard from `broker` at `epoch` within the
+    /// timeout. Unlike [`Sessions::alive`], a broker it never heard from
+    /// is not alive (Kafka's `hasValidSession`: a session starts at
+    /// contact), so after a controller restart or failover a restarted
+    /// broker re-registers at once.
+    fn heard_from(&self, broker: BrokerId, epoch: BrokerEpoch, now_ms: i64, timeout: i64) -> bool {
+        self.last_seen
+            .get(&broker)
+            .is_some_and(|&(e, t)| e == epoch && now_ms.saturating_sub(t) <= timeout)
+    }
 }
 
 impl QuorumController {
@@ -156,7 +169,9 @@ fn plan_register(
         let timeout = ctx.config.broker_session_timeout_ms;
         if old.incarnation_id != req.incarnation_id
             && !old.fenced
-            && ctx.sessions.alive(old.id, old.epoch, ctx.now_ms, timeout)
+            && ctx
+                .sessions
+                .heard_from(old.id, old.epoch, ctx.now_ms, timeout)
         {
             return Err(ControllerError::DuplicateBrokerRegistration(req.broker_id));
         }

@@ -151,3 +151,32 @@ async fn controlled_shutdown_moves_leaderships_off_before_answering() {
         .values()
         .all(|r| r.leader == BrokerId(1)));
 }
+
+#[tokio::test]
+async fn a_restarted_node_reregisters_at_once_with_a_new_controller() {
+    // One process: its controller and its broker restart together. The
+    // new controller has never heard from the old incarnation, so the new
+    // one registers without waiting for a session timeout.
+    let f = fixture(&[], Arc::new(PermissiveValidator)).await;
+    let e =
+        f.c.register_broker(registration(1, 1))
+            .await
+            .unwrap()
+            .broker_epoch;
+    f.c.heartbeat(beat(1, e, 100)).await.unwrap();
+    f.c.shutdown().await;
+    let c2 = QuorumController::start(
+        f.log.clone(),
+        ControllerConfig::default(),
+        Arc::new(PermissiveValidator),
+        f.clock.clone(),
+    );
+    let again = c2.register_broker(registration(1, 2)).await.unwrap();
+    assert!(again.broker_epoch > e);
+    // The old incarnation, should it still be alive, is stale now.
+    assert!(matches!(
+        c2.heartbeat(beat(1, e, 100)).await,
+        Err(ControllerError::StaleBrokerEpoch { .. })
+    ));
+    c2.shutdown().await;
+}
