@@ -201,8 +201,11 @@ impl QuorumController {
         self.shared.log.leader_and_epoch().leader == Some(self.shared.log.node_id())
     }
 
-    /// Stops taking operations, lets the one in flight finish, and stops
-    /// the tasks. Queued operations answer [`LogError::Shutdown`].
+    /// Stops taking operations, lets the group in flight finish, and stops
+    /// the tasks. Queued operations answer [`LogError::Shutdown`]. An
+    /// append the log can never commit (a quorum without a majority) holds
+    /// this up until the log resolves it: shut the log down first, or
+    /// concurrently, when the quorum may be gone.
     pub async fn shutdown(&self) {
         drop(self.ops.lock().take());
         let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock());
