@@ -267,13 +267,18 @@ fn check_replays_are_identical(ops: Vec<Op>, seed: u64) {
     rt.block_on(async move {
         let fs = SimFs::new();
         let clock = Arc::new(ManualClock::new(0));
-        let log = open_log(&fs, 40);
+        let log = open_log(&fs, 16);
         let c = start(&log, &clock);
+        // Three live brokers first, so that most operations write.
+        let epochs = Arc::new(Mutex::new(BTreeMap::new()));
+        for b in 1..=3 {
+            run(&c, &clock, &epochs, Op::Register(b, 0)).await;
+            run(&c, &clock, &epochs, Op::Heartbeat(b, false)).await;
+        }
         // Operations run in waves of up to three at once, so that the
         // controller plans some of them against a speculative image and
         // commits them together.
         let c = Arc::new(c);
-        let epochs = Arc::new(Mutex::new(BTreeMap::new()));
         for wave in ops.chunks(3) {
             let tasks: Vec<_> = wave
                 .iter()
@@ -315,7 +320,7 @@ fn check_replays_are_identical(ops: Vec<Op>, seed: u64) {
         log.shutdown().await;
         drop(log);
         fs.crash(seed);
-        let log = open_log(&fs, 40);
+        let log = open_log(&fs, 16);
         assert_eq!(
             replay(&log).await.canonical_bytes().unwrap(),
             want,
@@ -326,10 +331,10 @@ fn check_replays_are_identical(ops: Vec<Op>, seed: u64) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ProptestConfig::with_cases(32))]
     #[test]
     fn two_replays_of_the_log_give_identical_images(
-        ops in proptest::collection::vec(op(), 1..40),
+        ops in proptest::collection::vec(op(), 1..60),
         seed in any::<u64>(),
     ) {
         check_replays_are_identical(ops, seed);
