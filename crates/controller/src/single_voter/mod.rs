@@ -216,6 +216,18 @@ impl SingleVoterLog {
             log.delete_records_before(end).map_err(fatal_io)?;
         }
         let stored = quorum_state::read(&*fs, &dir).map_err(LogError::Fatal)?;
+        // A log written by a quorum of other voters must not be taken over
+        // by one node electing itself (two leaders of one history).
+        if let Some(s) = &stored {
+            let voters: Vec<i32> = s.current_voters.iter().map(|v| v.voter_id).collect();
+            if !voters.is_empty() && voters != [config.node_id.0] {
+                return Err(LogError::Fatal(format!(
+                    "{} names the voters {voters:?}, but node {} is configured as the only voter",
+                    dir.join(quorum_state::QUORUM_STATE_FILE).display(),
+                    config.node_id.0
+                )));
+            }
+        }
         let last_batch_epoch = last_batch_epoch(&log)?;
         let last = [
             stored.as_ref().map_or(0, |s| s.leader_epoch),

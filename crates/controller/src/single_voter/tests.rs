@@ -334,3 +334,19 @@ async fn a_full_disk_uses_the_metadata_headroom_and_the_node_still_starts() {
     assert!(log.leader_and_epoch().epoch > e);
     assert_eq!(log.quorum_info().high_watermark, Offset(last.0 + 1));
 }
+
+#[tokio::test]
+async fn a_log_of_another_voter_set_is_refused() {
+    let fs = SimFs::new();
+    let dir = Path::new("/meta/__cluster_metadata-0");
+    fs.create_dir_all(dir).unwrap();
+    let state = br#"{"clusterId":"","leaderId":2,"leaderEpoch":7,"votedId":2,"appliedOffset":0,"currentVoters":[{"voterId":1},{"voterId":2},{"voterId":3}],"data_version":0}"#;
+    fs.set_contents(&dir.join("quorum-state"), state);
+    let clock = Arc::new(ManualClock::new(0));
+    let r = SingleVoterLog::open(config(Path::new("/meta")), Arc::new(fs.clone()), clock);
+    match r {
+        Err(LogError::Fatal(m)) => assert!(m.contains("voters"), "{m}"),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a 3-voter log opened as a single voter"),
+    }
+}
