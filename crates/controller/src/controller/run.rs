@@ -1,0 +1,180 @@
+//! The operation task: group commit of queued operations against a
+//! speculative image (see the [module docs](super) for why).
+//!
+//! Invariants:
+//! - One append in flight; a group's records are one batch.
+//! - An operation planned after the group wrote something is answered
+//!   only after that group commits (with the commit's error if it fails).
+//! - Each group starts from the committed image at the high watermark;
+//!   after a commit in the middle of a group the rest is planned against
+//!   the image the follower applied, not against the speculation.
+
+use std::sync::Arc;
+
+use sluice_metadata::{MetadataDelta, MetadataImage, MetadataRecord};
+use sluice_record::Offset;
+use tokio::sync::mpsc;
+
+use super::brokers::{self, Sessions};
+use super::{wait_applied, Op, OpContext, Planned, Shared};
+use crate::error::ControllerError;
+use crate::log::{LeaderAndEpoch, LogError};
+
+/// Most operations taken from the queue into one group.
+const MAX_GROUP_OPERATIONS: usize = 512;
+
+type Finish = Box<dyn FnOnce(Result<(), ControllerError>) + Send>;
+
+/// Runs operations until the queue closes. Every
+/// `broker.session.timeout.ms / 4` it also fences expired brokers (the
+/// timer only wakes it; expiry is judged by the controller's clock).
+pub(super) async fn run_operations(shared: Arc<Shared>, mut ops: mpsc::Receiver<Op>) {
+    let mut sessions = Sessions::default();
+    let period = (shared.config.broker_session_timeout_ms / 4).max(10) as u64;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(period));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let first = tokio::select! {
+            op = ops.recv() => match op {
+                Some(op) => op,
+                None => return,
+            },
+            _ = tick.tick() => brokers::fence_expired_op(),
+        };
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP_OPERATIONS {
+            match ops.try_recv() {
+                Ok(op) => group.push(op),
+                Err(_) => break,
+            }
+        }
+        run_group(&shared, &mut sessions, group).await;
+    }
+}
+
+/// Records planned but not yet appended, and who waits for them.
+#[derive(Default)]
+struct Pending {
+    records: Vec<MetadataRecord>,
+    waiting: Vec<Finish>,
+}
+
+/// Answers `op` with `e` without planning it.
+fn refuse(op: Op, e: ControllerError) {
+    let Planned { finish, .. } = op(Err(e));
+    finish(Ok(()));
+}
+
+async fn run_group(shared: &Shared, sessions: &mut Sessions, ops: Vec<Op>) {
+    let log = &shared.log;
+    let node = log.node_id();
+    let le = log.leader_and_epoch();
+    if le.leader != Some(node) {
+        ops.into_iter()
+            .for_each(|op| refuse(op, ControllerError::NotController(le)));
+        return;
+    }
+    // Everything committed before this group must be in the image it is
+    // planned against.
+    let committed = Offset(log.quorum_info().high_watermark.0 - 1);
+    let mut spec = match wait_applied(&shared.applied, committed).await {
+        Ok(image) => image,
+        Err(e) => {
+            ops.into_iter().for_each(|op| refuse(op, e.duplicate()));
+            return;
+        }
+    };
+    let mut pending = Pending::default();
+    let mut failed: Option<ControllerError> = None;
+    for op in ops {
+        if let Some(e) = &failed {
+            refuse(op, e.duplicate());
+            continue;
+        }
+        let mut ctx = OpContext {
+            image: &spec,
+            config: &shared.config,
+            validator: &*shared.validator,
+            node_id: node,
+            now_ms: shared.clock.now_ms(),
+            sessions: &mut *sessions,
+        };
+        let Planned { records, finish } = op(Ok(&mut ctx));
+        if records.is_empty() {
+            if pending.records.is_empty() {
+                finish(Ok(()));
+            } else {
+                pending.waiting.push(finish);
+            }
+            continue;
+        }
+        let limit = shared.config.max_records_per_batch;
+        if !pending.records.is_empty() && pending.records.len() + records.len() > limit {
+            // Commit what is there; this operation was planned against
+            // exactly what that commit makes true.
+            match commit(shared, le, &mut pending).await {
+                Ok(image) => spec = image,
+                Err(e) => {
+                    finish(Err(e.duplicate()));
+                    failed = Some(e);
+                    continue;
+                }
+            }
+        }
+        match speculate(&spec, le, &records) {
+            Ok(next) => {
+                spec = next;
+                pending.records.extend(records);
+                pending.waiting.push(finish);
+            }
+            Err(e) => finish(Err(e)),
+        }
+    }
+    if failed.is_none() && !pending.records.is_empty() {
+        let _ = commit(shared, le, &mut pending).await;
+    }
+}
+
+/// Appends the pending records as one batch, waits until the follower
+/// applied them, and answers everyone waiting (with the error if any).
+async fn commit(
+    shared: &Shared,
+    le: LeaderAndEpoch,
+    pending: &mut Pending,
+) -> Result<MetadataImage, ControllerError> {
+    let records = std::mem::take(&mut pending.records);
+    let waiting = std::mem::take(&mut pending.waiting);
+    let result = match shared.log.append(le.epoch, records).await {
+        Ok(last) => wait_applied(&shared.applied, last).await,
+        Err(LogError::NotLeader(l)) => Err(ControllerError::NotController(l)),
+        Err(e) => Err(ControllerError::Log(e)),
+    };
+    for finish in waiting {
+        finish(match &result {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.duplicate()),
+        });
+    }
+    result
+}
+
+/// The image after `records` as the next batch, if they replay on it: a
+/// record that does not fit is a controller bug, refused before it
+/// reaches the log.
+fn speculate(
+    image: &MetadataImage,
+    le: LeaderAndEpoch,
+    records: &[MetadataRecord],
+) -> Result<MetadataImage, ControllerError> {
+    let mut delta = MetadataDelta::new(image.clone());
+    let next = image.provenance().last_offset.0 + 1;
+    let epoch = le.epoch.max(image.provenance().last_epoch);
+    for (i, r) in records.iter().enumerate() {
+        delta
+            .replay(Offset(next + i as i64), epoch, r)
+            .map_err(|e| {
+                ControllerError::Internal(format!("generated record {r:?} does not replay: {e}"))
+            })?;
+    }
+    Ok(delta.apply().0)
+}
