@@ -10,6 +10,10 @@
 //!   single-voter log (one node, its own controller, committed when
 //!   durable on its disk) and the openraft quorum (committed when durable
 //!   on a majority of voters). Code above the seam cannot tell them apart.
+//! - [`raft`]: the openraft quorum ([`raft::RaftMetadataLog`]): log storage
+//!   and state machine on the storage crate's `Fs` seam, the internal RPC
+//!   between voters on a transport seam (tokio TCP, or turmoil in
+//!   simulations).
 //!
 //! Invariants of the seam (each implementation's conformance tests check
 //! them):
@@ -26,6 +30,7 @@
 //!   cannot trust.
 
 pub mod log;
+pub mod raft;
 
 pub use log::{
     BoxFuture, CommittedBatch, LeaderAndEpoch, LogError, LogEvent, LogListener, MetadataLog,
