@@ -30,6 +30,7 @@
 
 pub mod frame;
 pub mod listener;
+pub mod local;
 pub mod log_store;
 pub mod network;
 pub mod node;

@@ -62,9 +62,14 @@ pub struct RaftConfig {
 }
 
 impl RaftConfig {
-    /// Defaults tuned for loopback failover well under a second (median
-    /// ~0.5 s) that still tolerate a busy 2-core machine: followers wait
-    /// 400–800 ms without a heartbeat (sent every 80 ms) before they stand.
+    /// Defaults tuned for failover well under a second on loopback that
+    /// still tolerate a busy 2-core machine. openraft 0.9 grants a vote
+    /// only once the voter's leader lease (`election_timeout_max`) has
+    /// passed since it last heard the leader, and a follower that had a
+    /// leader stands only after lease + its election timeout (drawn from
+    /// `min..max`), checked every 1.5 heartbeats. So a new leader appears
+    /// 350 + 200..350 + ≤75 ms after the last heartbeat (~0.6–0.8 s), and a
+    /// follower must miss 11+ heartbeats (550 ms) before it disrupts.
     pub fn new(
         node_id: NodeId,
         cluster_id: &str,
@@ -76,9 +81,9 @@ impl RaftConfig {
             cluster_id: cluster_id.to_owned(),
             voters,
             dir,
-            election_timeout_min_ms: 400,
-            election_timeout_max_ms: 800,
-            heartbeat_interval_ms: 80,
+            election_timeout_min_ms: 200,
+            election_timeout_max_ms: 350,
+            heartbeat_interval_ms: 50,
             snapshot_every_entries: 1000,
             max_batch_bytes: 1 << 20,
         }
