@@ -80,6 +80,7 @@ fn batch(term: u64, index: u64, n: usize) -> Entry {
         log_id: log_id(term, index),
         payload: EntryPayload::Normal(MetadataEntry {
             epoch: term as i32,
+            leader: 1,
             append_time_ms: 0,
             records,
         }),

@@ -8,8 +8,8 @@
 //! falls behind, and at worst gets a snapshot.
 //!
 //! Invariants: events come in log order; a `LeaderChange` precedes the
-//! first batch of each new term (announced by the leader's blank entry, or
-//! by its first batch if the blank entry was compacted away); offsets are
+//! first batch of each new epoch (announced by the leader's first entry of
+//! the epoch, normally the empty batch it commits on election); offsets are
 //! those the state machine assigned (the same running count).
 
 use std::sync::Arc;
@@ -85,29 +85,32 @@ impl RaftListener {
             return Ok(Some(LogEvent::Snapshot(snap.image.clone())));
         };
         self.pos += 1;
-        let leader_id = entry.log_id.leader_id;
-        let change = (leader_id.term > self.term).then(|| {
-            self.term = leader_id.term;
+        let term = entry.log_id.leader_id.term;
+        let EntryPayload::Normal(b) = &entry.payload else {
+            return Ok(None); // blank and membership entries: nothing to report
+        };
+        if b.epoch as u64 != term {
+            return Ok(None); // appended in another epoch than named: ignored
+        }
+        let change = (term > self.term).then(|| {
+            self.term = term;
             LogEvent::LeaderChange(LeaderAndEpoch {
-                leader: Some(sluice_metadata::BrokerId(leader_id.node_id as i32)),
-                epoch: LeaderEpoch(leader_id.term as i32),
+                leader: Some(sluice_metadata::BrokerId(b.leader)),
+                epoch: LeaderEpoch(b.epoch),
             })
         });
-        let batch = match &entry.payload {
-            EntryPayload::Normal(b)
-                if b.epoch as u64 == leader_id.term && !b.records.is_empty() =>
-            {
-                let records = decode_records(&b.records).map_err(LogError::Fatal)?;
-                let batch = CommittedBatch {
-                    base_offset: Offset(self.next_offset),
-                    epoch: LeaderEpoch(b.epoch),
-                    append_time_ms: b.append_time_ms,
-                    records,
-                };
-                self.next_offset += batch.records.len() as i64;
-                Some(LogEvent::Batch(batch))
-            }
-            _ => None,
+        let batch = if b.records.is_empty() {
+            None
+        } else {
+            let records = decode_records(&b.records).map_err(LogError::Fatal)?;
+            let batch = CommittedBatch {
+                base_offset: Offset(self.next_offset),
+                epoch: LeaderEpoch(b.epoch),
+                append_time_ms: b.append_time_ms,
+                records,
+            };
+            self.next_offset += batch.records.len() as i64;
+            Some(LogEvent::Batch(batch))
         };
         Ok(match (change, batch) {
             (Some(c), b) => {

@@ -25,6 +25,10 @@
 //!   (so a batch never commits in an epoch its appender did not lead).
 //! - Listeners see committed entries only, in log order, with record
 //!   offsets assigned at apply time by a running count.
+//! - One leader per term (openraft's `single-term-leader`), so a term is a
+//!   Kafka epoch. A new leader first commits an empty batch naming itself
+//!   (Kafka's `LeaderChangeMessage`), which listeners turn into
+//!   `LogEvent::LeaderChange` before any batch of that epoch.
 //! - Any storage error is fatal: openraft stops, the node refuses appends
 //!   and listeners end with [`crate::LogError::Fatal`].
 
@@ -52,6 +56,9 @@ pub struct MetadataEntry {
     /// The epoch the appender led; the batch applies only if the entry was
     /// appended in this term.
     pub epoch: i32,
+    /// The appending leader's node id (the only leader of `epoch`: openraft
+    /// runs with one leader per term).
+    pub leader: i32,
     /// The leader's wall clock at append (ms since the Unix epoch).
     pub append_time_ms: i64,
     /// Each record in Kafka's metadata-record framing

@@ -7,6 +7,9 @@
 //! so with the same set, which openraft allows: the membership entry is
 //! identical at index 0 everywhere).
 //!
+//! Leadership: on election the new leader commits an empty batch naming
+//! itself (see [`announce_leadership`]).
+//!
 //! Append: only when this node leads at the named epoch; the batch goes
 //! through `client_write`, which returns once the entry is committed and
 //! applied here; the state machine ignores a batch whose entry landed in
@@ -117,6 +120,7 @@ pub struct RaftMetadataLog {
     times: Arc<PeerTimes>,
     clock: Arc<dyn Clock>,
     server: JoinHandle<()>,
+    announcer: JoinHandle<()>,
 }
 
 impl RaftMetadataLog {
@@ -158,6 +162,7 @@ impl RaftMetadataLog {
             raft_id(id),
             config.cluster_id.clone(),
         ));
+        let announcer = tokio::spawn(announce_leadership(raft.clone(), id, clock.clone()));
         let node = RaftMetadataLog {
             id,
             raft,
@@ -168,6 +173,7 @@ impl RaftMetadataLog {
             times,
             clock,
             server,
+            announcer,
         };
         node.initialize_once().await?;
         Ok(node)
@@ -259,10 +265,19 @@ impl RaftMetadataLog {
         }
         let entry = MetadataEntry {
             epoch: epoch.0,
+            leader: self.id.0,
             append_time_ms: self.clock.now_ms(),
             records: encoded,
         };
-        match self.raft.client_write(entry).await {
+        // openraft answers a write whose entry was truncated away, but not
+        // one whose entry a snapshot from a newer leader replaced (the
+        // answer would never come): stop waiting once this node no longer
+        // leads at `epoch`. The batch may still commit: Uncertain.
+        let written = tokio::select! {
+            r = self.raft.client_write(entry) => r,
+            _ = lost_leadership(&self.raft, self.id, epoch) => return Err(LogError::Uncertain),
+        };
+        match written {
             Ok(resp) => match resp.data {
                 ApplyResult::Committed { last_offset, .. } => Ok(Offset(last_offset)),
                 ApplyResult::EpochMismatch => {
@@ -275,6 +290,58 @@ impl RaftMetadataLog {
             }
             Err(RaftError::APIError(e)) => Err(LogError::Fatal(e.to_string())),
             Err(RaftError::Fatal(e)) => Err(self.fatal_error(e)),
+        }
+    }
+}
+
+/// Resolves once node `id` no longer leads at `epoch`.
+async fn lost_leadership(raft: &Raft<RaftTypes>, id: NodeId, epoch: LeaderEpoch) {
+    let mut metrics = raft.metrics();
+    let me = Some(raft_id(id));
+    loop {
+        {
+            let m = metrics.borrow_and_update();
+            let leads = m.state == ServerState::Leader && m.current_leader == me;
+            if !leads || m.current_term != epoch.0 as u64 {
+                return;
+            }
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Commits an empty batch naming this node at the start of each term it
+/// leads (Kafka's `LeaderChangeMessage`), so listeners learn the leader in
+/// log order even before the controller appends anything.
+async fn announce_leadership(raft: Raft<RaftTypes>, id: NodeId, clock: Arc<dyn Clock>) {
+    let mut metrics = raft.metrics();
+    let mut announced = 0u64;
+    loop {
+        let (leading, term) = {
+            let m = metrics.borrow_and_update();
+            let leading = m.state == ServerState::Leader && m.current_leader == Some(raft_id(id));
+            (leading, m.current_term)
+        };
+        if leading && term > announced {
+            announced = term;
+            let entry = MetadataEntry {
+                epoch: term as i32,
+                leader: id.0,
+                append_time_ms: clock.now_ms(),
+                records: Vec::new(),
+            };
+            tokio::select! {
+                r = raft.client_write(entry) => if let Err(e) = r {
+                    tracing::info!("leadership of epoch {term} not announced: {e}");
+                },
+                _ = lost_leadership(&raft, id, LeaderEpoch(term as i32)) => {}
+            }
+            continue;
+        }
+        if metrics.changed().await.is_err() {
+            return;
         }
     }
 }
@@ -347,6 +414,7 @@ impl MetadataLog for RaftMetadataLog {
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             self.server.abort();
+            self.announcer.abort();
             let _ = self.raft.shutdown().await;
             self.sm.state.lock().shutdown = true;
             self.sm.notify();
@@ -357,5 +425,6 @@ impl MetadataLog for RaftMetadataLog {
 impl Drop for RaftMetadataLog {
     fn drop(&mut self) {
         self.server.abort();
+        self.announcer.abort();
     }
 }
