@@ -1,6 +1,6 @@
 //! The controller layer of the cluster (issue 16): the replicated metadata
-//! log behind one seam, and (as it lands) the quorum controller that turns
-//! requests into metadata records and answers only after they commit.
+//! log behind one seam, and the quorum controller that turns requests into
+//! metadata records and answers only after they commit.
 //!
 //! - [`log`]: the seam. [`MetadataLog`] is what every node sees of the
 //!   metadata log (`__cluster_metadata-0`): who leads it at which epoch,
@@ -14,6 +14,17 @@
 //!   and state machine on the storage crate's `Fs` seam, the internal RPC
 //!   between voters on a transport seam (tokio TCP, or turmoil in
 //!   simulations).
+//! - [`single_voter`]: [`SingleVoterLog`], the seam for a node that is its
+//!   own only voter: `__cluster_metadata-0` on disk as Kafka lays it out
+//!   (storage log, `quorum-state`, `.checkpoint` snapshots).
+//! - [`controller`]: [`QuorumController`], the active controller's
+//!   operations (topics, partitions, configs, elections, producer ids,
+//!   broker registration, heartbeats and fencing) over any
+//!   [`MetadataLog`], answering only after commit; errors are
+//!   [`ControllerError`] ([`error`]).
+//! - [`testing`] (hidden): the seam's conformance suite
+//!   ([`testing::run_conformance`]) and [`testing::MemoryLog`] for tests
+//!   above the seam.
 //!
 //! Invariants of the seam (each implementation's conformance tests check
 //! them):
@@ -29,10 +40,23 @@
 //!   ([`LogError::Fatal`]): the node stops rather than serve a state it
 //!   cannot trust.
 
+pub mod controller;
+pub mod error;
 pub mod log;
 pub mod raft;
+pub mod single_voter;
+#[doc(hidden)]
+pub mod testing;
 
+pub use controller::{
+    AlterConfigOp, BrokerHeartbeat, BrokerRegistrationRequest, ConfigAlteration, ConfigKeys,
+    ConfigValidator, ControllerConfig, CreatePartitions, CreateTopic, CreatedTopic, DeletedTopic,
+    ElectionResult, ElectionType, HeartbeatReply, PermissiveValidator, ProducerIdsBlock,
+    QuorumController, RegisteredBroker, ReplicaAssignment, TopicRef,
+};
+pub use error::ControllerError;
 pub use log::{
     BoxFuture, CommittedBatch, LeaderAndEpoch, LogError, LogEvent, LogListener, MetadataLog,
     NodeId, QuorumInfo, VoterState,
 };
+pub use single_voter::{SingleVoterConfig, SingleVoterLog, SnapshotId};

@@ -1,0 +1,342 @@
+//! The broker lifecycle, as KRaft's: BrokerRegistration and
+//! BrokerHeartbeat with broker epochs, fencing after
+//! `broker.session.timeout.ms` without heartbeats, unfencing once the
+//! broker has caught up with the metadata log, and controlled shutdown.
+//!
+//! - A registration writes a `RegisterBrokerRecord` (fenced). Its broker
+//!   epoch is the offset the record gets (the image's next offset: the
+//!   operation task is the only writer, so on a single voter it is exactly
+//!   the record's offset, and in any case unique and increasing). A
+//!   restarted broker keeps its id; another incarnation whose session is
+//!   still alive is refused (DUPLICATE_BROKER_REGISTRATION). Registering
+//!   over a live registration first moves leaderships off the old one.
+//! - Heartbeats refresh the session (kept in memory by the operation task,
+//!   measured with the controller's [`Clock`](sluice_storage::Clock)). A
+//!   fenced broker whose metadata offset has reached its registration is
+//!   unfenced and elected leader of the leaderless partitions whose ISR
+//!   holds it. A broker asking for controlled shutdown is fenced with its
+//!   leaderships moved off (to another usable ISR member, else -1) before
+//!   the answer says it may shut down.
+//! - Sessions: a broker that the image names but the session table does
+//!   not (after a restart or failover of the controller) gets a fresh
+//!   session at the first check.
+//!
+//! Until replication exists the ISR is the leader alone, so moving a
+//! leadership off a broker makes the partition offline (leader -1, ISR
+//! kept as its last member), never elects a replica that lacks the data.
+
+use std::collections::BTreeMap;
+
+use sluice_metadata::record::{
+    BrokerEndpoint, BrokerFeature, BrokerRegistrationChangeRecord, PartitionChangeRecord,
+    RegisterBrokerRecord,
+};
+use sluice_metadata::{BrokerEpoch, BrokerId, MetadataImage, MetadataRecord};
+use sluice_record::Offset;
+use uuid::Uuid;
+
+use super::{check_broker_epoch, OpContext, QuorumController};
+use crate::error::ControllerError;
+
+/// BrokerRegistrationRequest, in domain types.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerRegistrationRequest {
+    pub broker_id: BrokerId,
+    /// A new random id every time the broker process starts.
+    pub incarnation_id: Uuid,
+    pub listeners: Vec<BrokerEndpoint>,
+    pub features: Vec<BrokerFeature>,
+    /// `broker.rack`.
+    pub rack: Option<String>,
+    /// The broker's online log directories.
+    pub log_dirs: Vec<Uuid>,
+}
+
+/// The answer to a registration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegisteredBroker {
+    pub broker_epoch: BrokerEpoch,
+}
+
+/// BrokerHeartbeatRequest, in domain types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BrokerHeartbeat {
+    pub broker_id: BrokerId,
+    pub broker_epoch: BrokerEpoch,
+    /// The highest metadata offset the broker has applied.
+    pub current_metadata_offset: Offset,
+    pub want_fence: bool,
+    pub want_shutdown: bool,
+}
+
+/// BrokerHeartbeatResponse, in domain types (after the heartbeat's
+/// records committed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeartbeatReply {
+    pub is_caught_up: bool,
+    pub is_fenced: bool,
+    pub should_shutdown: bool,
+}
+
+/// The in-memory session of each broker: its epoch and last heartbeat.
+#[derive(Debug, Default)]
+pub(crate) struct Sessions {
+    last_seen: BTreeMap<BrokerId, (BrokerEpoch, i64)>,
+}
+
+impl Sessions {
+    fn touch(&mut self, broker: BrokerId, epoch: BrokerEpoch, now_ms: i64) {
+        self.last_seen.insert(broker, (epoch, now_ms));
+    }
+
+    /// Whether `broker` at `epoch` heard from within the timeout; a broker
+    /// without a session gets one starting now.
+    fn alive(&mut self, broker: BrokerId, epoch: BrokerEpoch, now_ms: i64, timeout: i64) -> bool {
+        let e = self.last_seen.entry(broker).or_insert((epoch, now_ms));
+        if e.0 != epoch {
+            *e = (epoch, now_ms);
+        }
+        now_ms.saturating_sub(e.1) <= timeout
+    }
+}
+
+impl QuorumController {
+    /// BrokerRegistration: returns the new broker epoch once the
+    /// registration committed. The broker starts fenced.
+    pub async fn register_broker(
+        &self,
+        req: BrokerRegistrationRequest,
+    ) -> Result<RegisteredBroker, ControllerError> {
+        self.submit(move |ctx| plan_register(ctx, req)).await
+    }
+
+    /// BrokerHeartbeat.
+    pub async fn heartbeat(&self, hb: BrokerHeartbeat) -> Result<HeartbeatReply, ControllerError> {
+        self.submit(move |ctx| plan_heartbeat(ctx, hb)).await
+    }
+
+    /// Fences every unfenced broker whose session expired, moving its
+    /// leaderships off; returns them. The controller calls it on its own
+    /// every `broker.session.timeout.ms / 4`; tests call it directly.
+    pub async fn fence_expired_brokers(&self) -> Result<Vec<BrokerId>, ControllerError> {
+        self.submit(plan_fence_expired).await
+    }
+}
+
+/// The periodic fencing check as an operation whose answer nobody awaits.
+pub(super) fn fence_expired_op() -> super::Op {
+    Box::new(|ctx| match ctx.and_then(plan_fence_expired) {
+        Ok((records, _)) => super::Planned {
+            records,
+            finish: Box::new(|res| {
+                if let Err(e) = res {
+                    tracing::warn!(error = %e, "fencing expired brokers failed");
+                }
+            }),
+        },
+        Err(_) => super::Planned {
+            records: Vec::new(),
+            finish: Box::new(|_| {}),
+        },
+    })
+}
+
+fn plan_register(
+    ctx: &mut OpContext<'_>,
+    req: BrokerRegistrationRequest,
+) -> Result<(Vec<MetadataRecord>, RegisteredBroker), ControllerError> {
+    if req.broker_id.0 < 0 {
+        return Err(ControllerError::InvalidRequest(format!(
+            "Invalid broker id {}",
+            req.broker_id
+        )));
+    }
+    let mut records = Vec::new();
+    if let Some(old) = ctx.image.broker(req.broker_id) {
+        let timeout = ctx.config.broker_session_timeout_ms;
+        if old.incarnation_id != req.incarnation_id
+            && !old.fenced
+            && ctx.sessions.alive(old.id, old.epoch, ctx.now_ms, timeout)
+        {
+            return Err(ControllerError::DuplicateBrokerRegistration(req.broker_id));
+        }
+        records.extend(move_leaderships_off(ctx.image, req.broker_id));
+    }
+    let next_offset = ctx.image.provenance().last_offset.0 + 1 + records.len() as i64;
+    let epoch =
+        BrokerEpoch(next_offset.max(ctx.image.broker(req.broker_id).map_or(0, |b| b.epoch.0 + 1)));
+    records.push(MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+        broker_id: req.broker_id,
+        is_migrating_zk_broker: false,
+        incarnation_id: req.incarnation_id,
+        broker_epoch: epoch,
+        end_points: req.listeners,
+        features: req.features,
+        rack: req.rack,
+        fenced: true,
+        in_controlled_shutdown: false,
+        log_dirs: req.log_dirs,
+    }));
+    ctx.sessions.touch(req.broker_id, epoch, ctx.now_ms);
+    Ok((
+        records,
+        RegisteredBroker {
+            broker_epoch: epoch,
+        },
+    ))
+}
+
+fn change(broker: BrokerId, epoch: BrokerEpoch, fenced: i8, shutdown: i8) -> MetadataRecord {
+    MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord {
+        broker_id: broker,
+        broker_epoch: epoch,
+        fenced,
+        in_controlled_shutdown: shutdown,
+        log_dirs: Vec::new(),
+    })
+}
+
+fn plan_heartbeat(
+    ctx: &mut OpContext<'_>,
+    hb: BrokerHeartbeat,
+) -> Result<(Vec<MetadataRecord>, HeartbeatReply), ControllerError> {
+    check_broker_epoch(ctx.image, hb.broker_id, hb.broker_epoch)?;
+    let reg = ctx.image.broker(hb.broker_id).expect("checked above");
+    ctx.sessions
+        .touch(hb.broker_id, hb.broker_epoch, ctx.now_ms);
+    let is_caught_up = hb.current_metadata_offset.0 >= reg.epoch.0;
+    const NO: i8 = BrokerRegistrationChangeRecord::NO_CHANGE;
+    let mut records = Vec::new();
+    let mut reply = HeartbeatReply {
+        is_caught_up,
+        is_fenced: reg.fenced,
+        should_shutdown: false,
+    };
+    if hb.want_shutdown {
+        let fence = if reg.fenced {
+            NO
+        } else {
+            BrokerRegistrationChangeRecord::FENCE
+        };
+        let shutdown = if reg.in_controlled_shutdown {
+            NO
+        } else {
+            BrokerRegistrationChangeRecord::IN_CONTROLLED_SHUTDOWN
+        };
+        if fence != NO || shutdown != NO {
+            records.push(change(hb.broker_id, hb.broker_epoch, fence, shutdown));
+        }
+        records.extend(move_leaderships_off(ctx.image, hb.broker_id));
+        reply.is_fenced = true;
+        reply.should_shutdown = true;
+    } else if hb.want_fence {
+        if !reg.fenced {
+            records.push(change(
+                hb.broker_id,
+                hb.broker_epoch,
+                BrokerRegistrationChangeRecord::FENCE,
+                NO,
+            ));
+            records.extend(move_leaderships_off(ctx.image, hb.broker_id));
+        }
+        reply.is_fenced = true;
+    } else if reg.fenced && is_caught_up && !reg.in_controlled_shutdown {
+        records.push(change(
+            hb.broker_id,
+            hb.broker_epoch,
+            BrokerRegistrationChangeRecord::UNFENCE,
+            NO,
+        ));
+        records.extend(elect_onto(ctx.image, hb.broker_id));
+        reply.is_fenced = false;
+    }
+    Ok((records, reply))
+}
+
+fn plan_fence_expired(
+    ctx: &mut OpContext<'_>,
+) -> Result<(Vec<MetadataRecord>, Vec<BrokerId>), ControllerError> {
+    let timeout = ctx.config.broker_session_timeout_ms;
+    let mut records = Vec::new();
+    let mut fenced = Vec::new();
+    for b in ctx.image.brokers().values() {
+        if b.fenced || ctx.sessions.alive(b.id, b.epoch, ctx.now_ms, timeout) {
+            continue;
+        }
+        tracing::info!(broker = %b.id, epoch = %b.epoch, "fencing broker: session expired");
+        records.push(change(
+            b.id,
+            b.epoch,
+            BrokerRegistrationChangeRecord::FENCE,
+            0,
+        ));
+        fenced.push(b.id);
+    }
+    // Leaderships move off all of them at once: none is elected in place
+    // of another one being fenced.
+    records.extend(move_leaderships_off_all(ctx.image, &fenced));
+    Ok((records, fenced))
+}
+
+fn move_leaderships_off(image: &MetadataImage, broker: BrokerId) -> Vec<MetadataRecord> {
+    move_leaderships_off_all(image, &[broker])
+}
+
+/// Partition changes that take `gone` out of every leadership and ISR
+/// (an ISR never becomes empty: its last member stays, leaderless), each
+/// electing another usable ISR member if there is one.
+fn move_leaderships_off_all(image: &MetadataImage, gone: &[BrokerId]) -> Vec<MetadataRecord> {
+    if gone.is_empty() {
+        return Vec::new();
+    }
+    let usable =
+        |b: &BrokerId| !gone.contains(b) && image.broker(*b).is_some_and(|r| r.is_usable());
+    let mut out = Vec::new();
+    for t in image.topics() {
+        for (&p, reg) in t.partitions() {
+            let leads = gone.contains(&reg.leader);
+            if !leads && !reg.isr.iter().any(|b| gone.contains(b)) {
+                continue;
+            }
+            let mut isr: Vec<BrokerId> = reg
+                .isr
+                .iter()
+                .copied()
+                .filter(|b| !gone.contains(b))
+                .collect();
+            if isr.is_empty() {
+                isr = reg.isr.clone();
+            }
+            let mut rec = PartitionChangeRecord::new(t.id(), p);
+            if leads {
+                rec.leader = isr
+                    .iter()
+                    .copied()
+                    .find(usable)
+                    .unwrap_or(BrokerId::NO_LEADER);
+            }
+            if isr != reg.isr {
+                rec.isr = Some(isr);
+            }
+            if rec.isr.is_some() || rec.leader != BrokerId::NO_LEADER_CHANGE {
+                out.push(MetadataRecord::PartitionChange(rec));
+            }
+        }
+    }
+    out
+}
+
+/// Elections of `broker` for the leaderless partitions whose ISR holds it.
+fn elect_onto(image: &MetadataImage, broker: BrokerId) -> Vec<MetadataRecord> {
+    let mut out = Vec::new();
+    for t in image.topics() {
+        for (&p, reg) in t.partitions() {
+            if !reg.has_leader() && reg.isr.contains(&broker) {
+                let mut rec = PartitionChangeRecord::new(t.id(), p);
+                rec.leader = broker;
+                out.push(MetadataRecord::PartitionChange(rec));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,153 @@
+//! Broker registration, heartbeats, fencing and controlled shutdown.
+
+use std::sync::Arc;
+
+use sluice_metadata::{BrokerEpoch, BrokerId};
+use sluice_record::Offset;
+use uuid::Uuid;
+
+use super::{fixture, topic};
+use crate::controller::*;
+use crate::error::ControllerError;
+
+fn registration(id: i32, incarnation: u128) -> BrokerRegistrationRequest {
+    BrokerRegistrationRequest {
+        broker_id: BrokerId(id),
+        incarnation_id: Uuid::from_u128(incarnation),
+        listeners: Vec::new(),
+        features: Vec::new(),
+        rack: None,
+        log_dirs: Vec::new(),
+    }
+}
+
+fn beat(id: i32, epoch: BrokerEpoch, offset: i64) -> BrokerHeartbeat {
+    BrokerHeartbeat {
+        broker_id: BrokerId(id),
+        broker_epoch: epoch,
+        current_metadata_offset: Offset(offset),
+        want_fence: false,
+        want_shutdown: false,
+    }
+}
+
+#[tokio::test]
+async fn brokers_register_fenced_and_unfence_once_caught_up() {
+    let f = fixture(&[], Arc::new(PermissiveValidator)).await;
+    let r = f.c.register_broker(registration(1, 10)).await.unwrap();
+    // On this log the epoch is the record's offset.
+    assert_eq!(r.broker_epoch, BrokerEpoch(0));
+    assert!(f.c.image().broker(BrokerId(1)).unwrap().fenced);
+    // Not caught up: stays fenced.
+    let reply = f.c.heartbeat(beat(1, r.broker_epoch, -1)).await.unwrap();
+    assert!(!reply.is_caught_up && reply.is_fenced);
+    let reply = f.c.heartbeat(beat(1, r.broker_epoch, 0)).await.unwrap();
+    assert!(reply.is_caught_up && !reply.is_fenced);
+    assert!(!f.c.image().broker(BrokerId(1)).unwrap().fenced);
+    // A stale epoch is refused; an unknown broker too.
+    assert!(matches!(
+        f.c.heartbeat(beat(1, BrokerEpoch(99), 0)).await,
+        Err(ControllerError::StaleBrokerEpoch { .. })
+    ));
+    assert!(matches!(
+        f.c.heartbeat(beat(4, BrokerEpoch(0), 0)).await,
+        Err(ControllerError::BrokerIdNotRegistered(_))
+    ));
+    // Another incarnation while the session lives: refused. The same
+    // incarnation re-registers with a higher epoch.
+    assert!(matches!(
+        f.c.register_broker(registration(1, 11)).await,
+        Err(ControllerError::DuplicateBrokerRegistration(_))
+    ));
+    let again = f.c.register_broker(registration(1, 10)).await.unwrap();
+    assert!(again.broker_epoch > r.broker_epoch);
+}
+
+#[tokio::test]
+async fn an_expired_session_fences_the_broker_and_takes_its_partitions_offline() {
+    let f = fixture(&[], Arc::new(PermissiveValidator)).await;
+    let e1 =
+        f.c.register_broker(registration(1, 1))
+            .await
+            .unwrap()
+            .broker_epoch;
+    let e2 =
+        f.c.register_broker(registration(2, 2))
+            .await
+            .unwrap()
+            .broker_epoch;
+    f.c.heartbeat(beat(1, e1, 100)).await.unwrap();
+    f.c.heartbeat(beat(2, e2, 100)).await.unwrap();
+    f.c.create_topics(vec![topic("t", 4, 1)], false)
+        .await
+        .unwrap();
+    let timeout = ControllerConfig::default().broker_session_timeout_ms;
+    f.clock.advance(timeout / 2);
+    f.c.heartbeat(beat(2, e2, 100)).await.unwrap();
+    f.clock.advance(timeout / 2 + 1);
+    // The controller's own periodic check may have fenced it first.
+    let fenced = f.c.fence_expired_brokers().await.unwrap();
+    assert!(fenced.iter().all(|&b| b == BrokerId(1)), "{fenced:?}");
+    let image = f.c.image();
+    assert!(image.broker(BrokerId(1)).unwrap().fenced);
+    assert!(!image.broker(BrokerId(2)).unwrap().fenced);
+    for reg in image.topic("t").unwrap().partitions().values() {
+        assert_ne!(reg.leader, BrokerId(1), "a fenced broker is never a leader");
+        if reg.replicas == [BrokerId(1)] {
+            assert_eq!(reg.leader, BrokerId::NO_LEADER);
+            assert_eq!(reg.isr, [BrokerId(1)], "the last ISR member stays");
+        }
+    }
+    // Back and caught up: unfenced and leader again of its partitions.
+    f.c.heartbeat(beat(1, e1, 1_000)).await.unwrap();
+    let image = f.c.image();
+    for reg in image.topic("t").unwrap().partitions().values() {
+        assert_eq!(reg.leader, reg.replicas[0]);
+    }
+}
+
+#[tokio::test]
+async fn controlled_shutdown_moves_leaderships_off_before_answering() {
+    let f = fixture(&[], Arc::new(PermissiveValidator)).await;
+    let e1 =
+        f.c.register_broker(registration(1, 1))
+            .await
+            .unwrap()
+            .broker_epoch;
+    f.c.heartbeat(beat(1, e1, 100)).await.unwrap();
+    f.c.create_topics(vec![topic("t", 2, 1)], false)
+        .await
+        .unwrap();
+    let reply =
+        f.c.heartbeat(BrokerHeartbeat {
+            want_shutdown: true,
+            ..beat(1, e1, 100)
+        })
+        .await
+        .unwrap();
+    assert!(reply.should_shutdown && reply.is_fenced);
+    let image = f.c.image();
+    let b = image.broker(BrokerId(1)).unwrap();
+    assert!(b.fenced && b.in_controlled_shutdown);
+    assert!(image
+        .topic("t")
+        .unwrap()
+        .partitions()
+        .values()
+        .all(|r| !r.has_leader()));
+    // It restarts: a new incarnation registers (the old one is fenced),
+    // catches up and leads again.
+    let e =
+        f.c.register_broker(registration(1, 2))
+            .await
+            .unwrap()
+            .broker_epoch;
+    f.c.heartbeat(beat(1, e, e.0)).await.unwrap();
+    let image = f.c.image();
+    assert!(image
+        .topic("t")
+        .unwrap()
+        .partitions()
+        .values()
+        .all(|r| r.leader == BrokerId(1)));
+}
