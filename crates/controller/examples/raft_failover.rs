@@ -30,6 +30,9 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
     let trials: usize = std::env::var("RAFT_FAILOVER_TRIALS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -46,6 +49,7 @@ async fn main() {
         assert!(c.wait_seen(last.0, patience).await);
         let start = Instant::now();
         c.kill(leader).await;
+        let killed = start.elapsed().as_secs_f64() * 1000.0;
         let (new, _) = c
             .wait_leader(Some(leader), patience)
             .await
@@ -53,7 +57,7 @@ async fn main() {
         let took = start.elapsed();
         times.push(took.as_secs_f64() * 1000.0);
         println!(
-            "trial {t}: leader {} killed, node {} leads after {:.0} ms",
+            "trial {t}: leader {} killed (in {killed:.0} ms), node {} leads after {:.0} ms",
             leader.0, new.0, times[t]
         );
         c.restart(leader).await.unwrap();
@@ -79,7 +83,9 @@ async fn main() {
                 let mut i = a * 1_000_000;
                 while Instant::now() < until {
                     let epoch = log.leader_and_epoch().epoch;
-                    log.append(epoch, record(i)).await.expect("append");
+                    log.append(epoch, record(i))
+                        .await
+                        .expect("append on a stable leader");
                     done.fetch_add(1, Ordering::Relaxed);
                     i += 1;
                 }

@@ -457,11 +457,10 @@ fn seeds() -> Vec<u64> {
     if let Ok(s) = std::env::var("SLUICE_SIM_SEED") {
         return vec![s.parse().expect("SLUICE_SIM_SEED is a number")];
     }
-    let n = std::env::var("SLUICE_SIM_SEEDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(6);
-    (0..n).collect()
+    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let first = var("SLUICE_SIM_FIRST_SEED").unwrap_or(0);
+    let n = var("SLUICE_SIM_SEEDS").unwrap_or(6);
+    (first..first + n).collect()
 }
 
 /// A seed determines the run: the fault schedule, the leaders of every

@@ -137,6 +137,20 @@ impl LocalCluster {
         }
     }
 
+    /// Restarts every voter that was killed or shut down.
+    pub async fn restart_stopped(&mut self) -> Result<(), LogError> {
+        let ids: Vec<NodeId> = self.voters.keys().copied().collect();
+        for id in ids {
+            if self.nodes.get(&id).is_some_and(|n| n.log.is_shut_down()) {
+                self.kill(id).await;
+            }
+            if !self.nodes.contains_key(&id) {
+                self.restart(id).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Restarts a killed voter on its directory and address.
     pub async fn restart(&mut self, id: NodeId) -> Result<(), LogError> {
         let addr = self.voters[&id].clone();
@@ -160,7 +174,7 @@ impl LocalCluster {
     pub fn leader(&self) -> Option<(NodeId, LeaderEpoch)> {
         for (&id, n) in &self.nodes {
             let le = n.log.leader_and_epoch();
-            if le.leader == Some(id) {
+            if le.leader == Some(id) && n.log.is_ready_leader() {
                 let agree = self
                     .nodes
                     .values()

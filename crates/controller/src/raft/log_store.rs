@@ -154,6 +154,25 @@ impl LogStore {
         })
     }
 
+    /// If the stored vote says this node (`me`) led, votes for it in the
+    /// next term instead, so that on restart it campaigns in a new term
+    /// rather than resuming the old one. Returns whether it did.
+    pub fn resign_leadership(&mut self, me: u64) -> Result<bool, LogError> {
+        let Some(v) = self.state.vote else {
+            return Ok(false);
+        };
+        if !(v.committed && v.leader_id.voted_for == Some(me)) {
+            return Ok(false);
+        }
+        self.state.vote = Some(Vote::new(v.leader_id.term + 1, me));
+        self.save_state().map_err(|e| {
+            let msg = format!("saving the vote: {e}");
+            self.fatal.set(msg.clone());
+            LogError::Fatal(msg)
+        })?;
+        Ok(true)
+    }
+
     /// The entries, for listeners.
     pub fn entries(&self) -> Arc<RwLock<LogEntries>> {
         self.shared.clone()

@@ -12,7 +12,9 @@
 //!
 //! A client keeps one connection per target, sends one request at a time
 //! (openraft calls each client sequentially) and drops the connection on
-//! any error or when the RPC's deadline (`RPCOption::hard_ttl`) passes.
+//! any error, when the RPC's deadline (`RPCOption::hard_ttl`) passes, or
+//! when openraft abandons the call; every request carries an id that its
+//! answer echoes, so an answer is never taken for another request's.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -48,7 +50,17 @@ pub struct RpcRequest {
     pub cluster_id: String,
     pub from: u64,
     pub to: u64,
+    /// Echoed in the answer; a client reads only the answer to its request.
+    pub id: u64,
     pub body: RpcBody,
+}
+
+/// An answer, naming the request it answers (0 when the request could
+/// not be read).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RpcReply {
+    pub id: u64,
+    pub body: RpcResponse,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -105,6 +117,10 @@ pub async fn read_frame(conn: &mut BoxConn) -> io::Result<Vec<u8>> {
     Ok(body)
 }
 
+/// How long openraft waits before retrying an unreachable peer (its
+/// default is 500 ms; a restarted voter should hear its leader sooner).
+pub const RPC_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// When the leader last heard from each peer, for DescribeQuorum.
 #[derive(Debug, Default)]
 pub struct PeerTimes(Mutex<BTreeMap<u64, PeerTime>>);
@@ -142,6 +158,25 @@ pub struct NetworkFactory {
     pub(crate) log: Arc<RwLock<LogEntries>>,
 }
 
+impl NetworkFactory {
+    /// A factory for a node outside a running voter (tools and tests).
+    pub fn new(
+        id: u64,
+        cluster_id: &str,
+        transport: Arc<dyn Transport>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        NetworkFactory {
+            id,
+            cluster_id: cluster_id.to_owned(),
+            transport,
+            clock,
+            times: Arc::default(),
+            log: Arc::default(),
+        }
+    }
+}
+
 impl RaftNetworkFactory<RaftTypes> for NetworkFactory {
     type Network = Client;
 
@@ -156,6 +191,7 @@ impl RaftNetworkFactory<RaftTypes> for NetworkFactory {
             times: self.times.clone(),
             log: self.log.clone(),
             conn: None,
+            next_id: 0,
         }
     }
 }
@@ -171,9 +207,14 @@ pub struct Client {
     times: Arc<PeerTimes>,
     log: Arc<RwLock<LogEntries>>,
     conn: Option<BoxConn>,
+    next_id: u64,
 }
 
 type RpcErr<E> = RPCError<u64, BasicNode, E>;
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "RPC deadline passed")
+}
 
 enum CallError {
     Unreachable(io::Error),
@@ -190,42 +231,56 @@ impl CallError {
 }
 
 impl Client {
+    /// One request and its answer. The connection is taken out for the
+    /// exchange and put back only after a whole answer to *this* request
+    /// (same id) was read: if openraft drops the call midway (its own
+    /// timeout is one heartbeat), the connection goes with it, so a late
+    /// answer can never be read as the answer to a later request.
     async fn call(&mut self, body: RpcBody, option: &RPCOption) -> Result<RpcResponse, CallError> {
+        self.next_id += 1;
+        let id = self.next_id;
         let req = RpcRequest {
             cluster_id: self.cluster_id.clone(),
             from: self.id,
             to: self.target,
+            id,
             body,
         };
         let bytes = frame::encode(&req).map_err(CallError::Network)?;
-        let fut = async {
-            if self.conn.is_none() {
-                let c = self.transport.connect(&self.addr).await;
-                self.conn = Some(c.map_err(CallError::Unreachable)?);
+        let mut conn = match self.conn.take() {
+            Some(c) => c,
+            None => {
+                let c = tokio::time::timeout(option.hard_ttl(), self.transport.connect(&self.addr));
+                match c.await {
+                    Ok(c) => c.map_err(CallError::Unreachable)?,
+                    Err(_) => return Err(CallError::Unreachable(timed_out())),
+                }
             }
-            let conn = self.conn.as_mut().expect("connected above");
-            write_frame(conn, &bytes)
-                .await
-                .map_err(CallError::Network)?;
-            let resp = read_frame(conn).await.map_err(CallError::Network)?;
-            frame::decode::<RpcResponse>(&resp).map_err(CallError::Network)
         };
-        let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "RPC deadline passed");
-        let result = match tokio::time::timeout(option.hard_ttl(), fut).await {
-            Ok(r) => r,
+        let exchange = async {
+            write_frame(&mut conn, &bytes).await?;
+            let resp = read_frame(&mut conn).await?;
+            let reply: RpcReply = frame::decode(&resp)?;
+            if reply.id != id {
+                let e = format!("answer to request {} where {id} was expected", reply.id);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+            Ok(reply.body)
+        };
+        let result = match tokio::time::timeout(option.hard_ttl(), exchange).await {
+            Ok(r) => r.map_err(CallError::Network),
             Err(_) => Err(CallError::Network(timed_out())),
         };
         match result {
             Ok(RpcResponse::Refused(why)) => {
-                self.conn = None;
                 let e = io::Error::new(io::ErrorKind::ConnectionRefused, why);
                 Err(CallError::Network(e))
             }
-            Ok(r) => Ok(r),
-            Err(e) => {
-                self.conn = None;
-                Err(e)
+            Ok(r) => {
+                self.conn = Some(conn);
+                Ok(r)
             }
+            Err(e) => Err(e),
         }
     }
 
@@ -236,6 +291,10 @@ impl Client {
 }
 
 impl RaftNetwork<RaftTypes> for Client {
+    fn backoff(&self) -> openraft::network::Backoff {
+        openraft::network::Backoff::new(std::iter::repeat(RPC_BACKOFF))
+    }
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<RaftTypes>,
@@ -327,28 +386,29 @@ pub async fn serve(
 async fn serve_conn(
     mut conn: BoxConn,
     raft: &Raft<RaftTypes>,
-    id: u64,
+    me: u64,
     cluster_id: &str,
 ) -> io::Result<()> {
     loop {
         let body = read_frame(&mut conn).await?;
         let req: RpcRequest = match frame::decode(&body) {
             Ok(r) => r,
-            Err(e) => return refuse(&mut conn, format!("undecodable request: {e}")).await,
+            Err(e) => return refuse(&mut conn, 0, format!("undecodable request: {e}")).await,
         };
+        let id = req.id;
         if req.cluster_id != cluster_id {
             let why = format!(
                 "request for cluster {:?} from node {}, but this is cluster {cluster_id:?}",
                 req.cluster_id, req.from
             );
-            return refuse(&mut conn, why).await;
+            return refuse(&mut conn, id, why).await;
         }
-        if req.to != id {
+        if req.to != me {
             let why = format!(
-                "request for node {} from node {}, but this is node {id}",
+                "request for node {} from node {}, but this is node {me}",
                 req.to, req.from
             );
-            return refuse(&mut conn, why).await;
+            return refuse(&mut conn, id, why).await;
         }
         let resp = match req.body {
             RpcBody::AppendEntries(r) => RpcResponse::AppendEntries(raft.append_entries(r).await),
@@ -357,12 +417,17 @@ async fn serve_conn(
                 RpcResponse::InstallSnapshot(raft.install_snapshot(r).await)
             }
         };
-        write_frame(&mut conn, &frame::encode(&resp)?).await?;
+        let reply = RpcReply { id, body: resp };
+        write_frame(&mut conn, &frame::encode(&reply)?).await?;
     }
 }
 
-async fn refuse(conn: &mut BoxConn, why: String) -> io::Result<()> {
-    if let Ok(b) = frame::encode(&RpcResponse::Refused(why.clone())) {
+async fn refuse(conn: &mut BoxConn, id: u64, why: String) -> io::Result<()> {
+    let reply = RpcReply {
+        id,
+        body: RpcResponse::Refused(why.clone()),
+    };
+    if let Ok(b) = frame::encode(&reply) {
         let _ = write_frame(conn, &b).await;
     }
     Err(io::Error::new(io::ErrorKind::InvalidData, why))

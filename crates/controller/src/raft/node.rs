@@ -18,7 +18,9 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
@@ -30,7 +32,7 @@ use tokio::task::JoinHandle;
 
 use super::listener::RaftListener;
 use super::log_store::{LogEntries, LogStore};
-use super::network::{serve, NetworkFactory, PeerTimes};
+use super::network::{serve, NetworkFactory, PeerTimes, RPC_BACKOFF};
 use super::state_machine::{SmShared, StateMachine};
 use super::transport::{Acceptor, Transport};
 use super::{ApplyResult, FatalLatch, MetadataEntry, RaftTypes};
@@ -49,30 +51,47 @@ pub struct RaftConfig {
     pub voters: BTreeMap<NodeId, String>,
     /// Where the log, vote and snapshot live (`metadata.log.dir`).
     pub dir: PathBuf,
-    /// Election timeout range (`controller.quorum.election.timeout.ms`
-    /// is its lower bound); a follower that hears no leader for a random
-    /// time in it starts an election.
+    /// The election timeout of the lowest-ranked voter
+    /// (`controller.quorum.election.timeout.ms` in spirit). Each voter's
+    /// timeout lies in its own slot: rank k (its position among the voter
+    /// ids) draws from `min + k*step .. min + k*step + jitter`.
     pub election_timeout_min_ms: u64,
-    pub election_timeout_max_ms: u64,
+    /// Distance between the slots of consecutive ranks; must exceed
+    /// `jitter + 1.5 * heartbeat` (openraft checks timeouts every 1.5
+    /// heartbeats) so no two voters ever stand in the same check.
+    pub election_timeout_step_ms: u64,
+    pub election_timeout_jitter_ms: u64,
     /// Heartbeat interval of the leader (`controller.quorum.fetch.timeout.ms`
     /// plays this part in Kafka).
     pub heartbeat_interval_ms: u64,
     /// A snapshot is taken after this many entries since the last one
     /// (`metadata.log.max.snapshot.interval`-like).
     pub snapshot_every_entries: u64,
+    /// Entries kept in the log behind a snapshot (for followers slightly
+    /// behind; 0 compacts everything the snapshot covers).
+    pub entries_kept_after_snapshot: u64,
+    /// The most records one append accepts (Kafka's controller caps a
+    /// user operation at 10,000).
+    pub max_records_per_append: usize,
     /// The largest batch one append accepts, in encoded record bytes.
-    pub max_batch_bytes: usize,
+    pub max_bytes_per_append: usize,
 }
 
 impl RaftConfig {
     /// Defaults tuned for failover well under a second on loopback that
-    /// still tolerate a busy 2-core machine. openraft 0.9 grants a vote
-    /// only once the voter's leader lease (`election_timeout_max`) has
-    /// passed since it last heard the leader, and a follower that had a
-    /// leader stands only after lease + its election timeout (drawn from
-    /// `min..max`), checked every 1.5 heartbeats. So a new leader appears
-    /// 350 + 200..350 + ≤75 ms after the last heartbeat (~0.6–0.8 s), and a
-    /// follower must miss 11+ heartbeats (550 ms) before it disrupts.
+    /// still tolerate a busy 2-core machine. openraft 0.9 draws a voter's
+    /// election timeout once, at start, and checks it on a tick of 1.5
+    /// heartbeats; with overlapping ranges, voters whose ticks line up
+    /// stand together forever (the simulation found three candidates
+    /// splitting every vote for 50+ terms). Disjoint slots per rank make the
+    /// lowest-ranked live voter stand first. openraft grants a vote only
+    /// once the voter's leader lease (its own timeout range's max) has
+    /// passed, and a follower that had a leader stands after lease +
+    /// timeout: with 3 voters rank 0 stands ~0.63 s after the last
+    /// heartbeat, rank 1 ~0.79 s (rank k's lease + timeout), and every
+    /// voter's lease (at most 0.48 s) has passed by then, so the first
+    /// candidate wins; a follower must miss 15+ heartbeats before it
+    /// disrupts a live leader.
     pub fn new(
         node_id: NodeId,
         cluster_id: &str,
@@ -84,22 +103,44 @@ impl RaftConfig {
             cluster_id: cluster_id.to_owned(),
             voters,
             dir,
-            election_timeout_min_ms: 200,
-            election_timeout_max_ms: 350,
-            heartbeat_interval_ms: 50,
+            election_timeout_min_ms: 300,
+            election_timeout_step_ms: 80,
+            election_timeout_jitter_ms: 15,
+            heartbeat_interval_ms: 40,
             snapshot_every_entries: 1000,
-            max_batch_bytes: 1 << 20,
+            entries_kept_after_snapshot: 500,
+            max_records_per_append: 10_000,
+            max_bytes_per_append: 1 << 20,
         }
     }
 
+    /// This voter's election timeout range (see the field docs).
+    pub fn election_timeout_range_ms(&self) -> (u64, u64) {
+        let rank = self
+            .voters
+            .keys()
+            .take_while(|&&v| v < self.node_id)
+            .count() as u64;
+        let min = self.election_timeout_min_ms + rank * self.election_timeout_step_ms;
+        (min, min + self.election_timeout_jitter_ms.max(1))
+    }
+
     fn openraft_config(&self) -> Result<Arc<Config>, LogError> {
+        if self.election_timeout_step_ms
+            <= self.election_timeout_jitter_ms + self.heartbeat_interval_ms * 3 / 2
+        {
+            return Err(LogError::Fatal(
+                "election timeout step must exceed jitter + 1.5 heartbeats".into(),
+            ));
+        }
+        let (min, max) = self.election_timeout_range_ms();
         let c = Config {
             cluster_name: self.cluster_id.clone(),
-            election_timeout_min: self.election_timeout_min_ms,
-            election_timeout_max: self.election_timeout_max_ms,
+            election_timeout_min: min,
+            election_timeout_max: max,
             heartbeat_interval: self.heartbeat_interval_ms,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every_entries),
-            max_in_snapshot_log_to_keep: self.snapshot_every_entries / 2,
+            max_in_snapshot_log_to_keep: self.entries_kept_after_snapshot,
             max_payload_entries: 32,
             ..Default::default()
         };
@@ -121,6 +162,7 @@ pub struct RaftMetadataLog {
     clock: Arc<dyn Clock>,
     server: JoinHandle<()>,
     announcer: JoinHandle<()>,
+    shut_down: AtomicBool,
 }
 
 impl RaftMetadataLog {
@@ -141,7 +183,11 @@ impl RaftMetadataLog {
             )));
         }
         let fatal = Arc::new(FatalLatch::default());
-        let store = LogStore::open(fs.clone(), &config.dir, fatal.clone())?;
+        let mut store = LogStore::open(fs.clone(), &config.dir, fatal.clone())?;
+        // openraft resumes a restarted leader's leadership in its old term;
+        // as in Kafka (a restarted leader resigns), a restart starts a new
+        // epoch instead.
+        let resigned = store.resign_leadership(raft_id(id))?;
         let sm = StateMachine::open(fs, &config.dir, fatal.clone())?;
         let (log, shared) = (store.entries(), sm.shared());
         let times = Arc::new(PeerTimes::default());
@@ -162,6 +208,9 @@ impl RaftMetadataLog {
             raft_id(id),
             config.cluster_id.clone(),
         ));
+        if resigned {
+            hold_elections(&raft, &config);
+        }
         let announcer = tokio::spawn(announce_leadership(raft.clone(), id, clock.clone()));
         let node = RaftMetadataLog {
             id,
@@ -174,6 +223,7 @@ impl RaftMetadataLog {
             clock,
             server,
             announcer,
+            shut_down: AtomicBool::new(false),
         };
         node.initialize_once().await?;
         Ok(node)
@@ -217,6 +267,21 @@ impl RaftMetadataLog {
         LogError::Fatal(msg)
     }
 
+    /// Whether [`MetadataLog::shutdown`] was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::Acquire)
+    }
+
+    /// Whether this node leads and has applied an entry of its own term
+    /// (its announcement), so its high watermark is current.
+    pub fn is_ready_leader(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        m.state == ServerState::Leader
+            && m.current_leader == Some(raft_id(self.id))
+            && m.last_applied
+                .is_some_and(|l| l.leader_id.term == m.current_term)
+    }
+
     /// openraft's handle (tests and tools).
     pub fn raft(&self) -> &Raft<RaftTypes> {
         &self.raft
@@ -239,12 +304,21 @@ impl RaftMetadataLog {
         epoch: LeaderEpoch,
         records: Vec<MetadataRecord>,
     ) -> Result<Offset, LogError> {
+        if self.shut_down.load(Ordering::Acquire) {
+            return Err(LogError::Shutdown);
+        }
         if let Some(why) = self.fatal.get() {
             return Err(LogError::Fatal(why));
         }
         let (le, leading) = self.leader_and_epoch_now();
         if !leading || le.epoch != epoch {
             return Err(LogError::NotLeader(le));
+        }
+        if records.is_empty() || records.len() > self.config.max_records_per_append {
+            return Err(LogError::TooLarge {
+                records: records.len(),
+                bytes: 0,
+            });
         }
         let mut encoded = Vec::with_capacity(records.len());
         let mut bytes = 0;
@@ -257,7 +331,7 @@ impl RaftMetadataLog {
             bytes += buf.len();
             encoded.push(buf);
         }
-        if bytes > self.config.max_batch_bytes {
+        if bytes > self.config.max_bytes_per_append {
             return Err(LogError::TooLarge {
                 records: records.len(),
                 bytes,
@@ -310,6 +384,23 @@ async fn lost_leadership(raft: &Raft<RaftTypes>, id: NodeId, epoch: LeaderEpoch)
             return;
         }
     }
+}
+
+/// A resigned leader has voted for itself in a new term and would stand as
+/// soon as its election timeout passes; if the others elected a leader
+/// meanwhile, whose heartbeats have not reached it yet (replication backs
+/// off from a dead peer), its higher term would depose that leader. So it
+/// stands only after two of its lease periods plus the backoff, by when
+/// a live leader has reached it.
+fn hold_elections(raft: &Raft<RaftTypes>, config: &RaftConfig) {
+    let (_, max) = config.election_timeout_range_ms();
+    let hold = Duration::from_millis(2 * max) + RPC_BACKOFF;
+    raft.runtime_config().elect(false);
+    let raft = raft.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(hold).await;
+        raft.runtime_config().elect(true);
+    });
 }
 
 /// Commits an empty batch naming this node at the start of each term it
@@ -376,7 +467,7 @@ impl MetadataLog for RaftMetadataLog {
     fn quorum_info(&self) -> QuorumInfo {
         let m = self.raft.metrics().borrow().clone();
         let (leader, leading) = self.leader_and_epoch_now();
-        let high_watermark = Offset(self.sm.offset_after(m.last_applied.map(|l| l.index)));
+        let high_watermark = Offset(self.sm.state.lock().next_offset);
         let mut voters = Vec::new();
         if leading {
             let now = self.clock.now_ms();
@@ -413,6 +504,7 @@ impl MetadataLog for RaftMetadataLog {
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
+            self.shut_down.store(true, Ordering::Release);
             self.server.abort();
             self.announcer.abort();
             let _ = self.raft.shutdown().await;
