@@ -135,10 +135,41 @@ async fn three_voters_survive_the_loss_of_the_leader() {
     }
     assert_eq!(image.canonical_bytes().unwrap(), bytes[0]);
 
-    // The leader's view of the quorum.
+    // Listeners learned each leader in log order, before its batches.
+    for (&id, n) in c.nodes.iter().filter(|(&id, _)| id != first) {
+        let events = &n.seen.lock().events;
+        let change = events.iter().position(|e| {
+            matches!(e, LogEvent::LeaderChange(le) if le.leader == Some(second) && le.epoch == epoch2)
+        });
+        let change =
+            change.unwrap_or_else(|| panic!("node {} missed the change to {second:?}", id.0));
+        let first_batch = events
+            .iter()
+            .position(|e| matches!(e, LogEvent::Batch(b) if b.epoch == epoch2));
+        assert!(first_batch.is_none_or(|b| b > change));
+    }
+
+    // The leader's view of the quorum: every voter caught up, heard from.
     let (leader, _) = c.leader().unwrap();
-    let info = c.nodes[&leader].log.quorum_info();
+    let start = std::time::Instant::now();
+    let info = loop {
+        let info = c.nodes[&leader].log.quorum_info();
+        let caught_up = info.voters.iter().all(|v| v.log_end_offset.0 == last + 1);
+        if caught_up || start.elapsed() > PATIENCE {
+            break info;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(info.voters.len(), 3);
     assert_eq!(info.high_watermark.0, last + 1);
+    for v in &info.voters {
+        assert_eq!(v.log_end_offset.0, last + 1, "{info:?}");
+        assert!(
+            v.last_fetch_timestamp_ms > 0 && v.last_caught_up_timestamp_ms > 0,
+            "{info:?}"
+        );
+    }
+    let follower = c.nodes.keys().copied().find(|&id| id != leader).unwrap();
+    assert!(c.nodes[&follower].log.quorum_info().voters.is_empty());
     c.shutdown().await;
 }
