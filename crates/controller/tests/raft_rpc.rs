@@ -169,3 +169,60 @@ async fn an_abandoned_call_never_reads_a_late_answer() {
         "read the answer to the abandoned call"
     );
 }
+
+/// A storage error on the metadata log halts the node loudly: the append
+/// fails Fatal, listeners end Fatal, and nothing is served afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_error_halts_the_node() {
+    use sluice_storage::{Fault, FaultKind, SimFs};
+    let sim = Arc::new(SimFs::new());
+    let acceptor = TcpAcceptor::bind("127.0.0.1:0").await.unwrap();
+    let addr = acceptor.local_addr().unwrap().to_string();
+    let voters = BTreeMap::from([(BrokerId(1), addr)]);
+    let config = RaftConfig::new(BrokerId(1), "cluster-a", voters, "/meta".into());
+    let log = RaftMetadataLog::start(
+        config,
+        sim.clone(),
+        Arc::new(TcpTransport),
+        Box::new(acceptor),
+        Arc::new(SystemClock),
+    )
+    .await
+    .unwrap();
+    let rec = || vec![sluice_controller::testing::conformance::config_record(1)];
+    let mut epoch = log.leader_and_epoch().epoch;
+    for _ in 0..600 {
+        if log.is_ready_leader() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        epoch = log.leader_and_epoch().epoch;
+    }
+    log.append(epoch, rec()).await.unwrap();
+    let mut listener = log.listen();
+    const EIO: i32 = 5;
+    sim.inject(Fault::once("raft-log", FaultKind::SyncError(EIO)));
+    let r = tokio::time::timeout(Duration::from_secs(60), log.append(epoch, rec())).await;
+    assert!(
+        matches!(r, Ok(Err(sluice_controller::LogError::Fatal(_)))),
+        "{r:?}"
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if let Err(e) = listener.next().await {
+                break e;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        matches!(ended, sluice_controller::LogError::Fatal(_)),
+        "{ended:?}"
+    );
+    let again = log.append(epoch, rec()).await;
+    assert!(
+        matches!(again, Err(sluice_controller::LogError::Fatal(_))),
+        "{again:?}"
+    );
+}

@@ -126,6 +126,10 @@ impl LogListener for RaftListener {
     fn next(&mut self) -> BoxFuture<'_, Result<LogEvent, LogError>> {
         Box::pin(async move {
             loop {
+                let fatal = self.sm.fatal.clone();
+                let halted = fatal.wait();
+                tokio::pin!(halted);
+                halted.as_mut().enable();
                 self.changed.borrow_and_update();
                 let before = self.pos;
                 if let Some(ev) = self.poll_event()? {
@@ -135,8 +139,11 @@ impl LogListener for RaftListener {
                 if self.pos != before {
                     continue;
                 }
-                if self.changed.changed().await.is_err() {
-                    return Err(LogError::Shutdown);
+                tokio::select! {
+                    r = self.changed.changed() => if r.is_err() {
+                        return Err(LogError::Shutdown);
+                    },
+                    _ = &mut halted => {}
                 }
             }
         })

@@ -98,21 +98,32 @@ pub type LogId = openraft::LogId<u64>;
 pub type Entry = openraft::Entry<RaftTypes>;
 
 /// A fatal-error latch shared by a node's parts: the first storage error
-/// sets it, and everything that serves (appends, listeners) checks it.
+/// sets it, and everything that serves (appends, listeners) checks it;
+/// waiting listeners are woken.
 #[derive(Debug, Default)]
-pub struct FatalLatch(parking_lot::Mutex<Option<String>>);
+pub struct FatalLatch {
+    why: parking_lot::Mutex<Option<String>>,
+    set: tokio::sync::Notify,
+}
 
 impl FatalLatch {
     pub fn set(&self, why: impl Into<String>) {
-        let mut g = self.0.lock();
+        let mut g = self.why.lock();
         if g.is_none() {
             let why = why.into();
             tracing::error!("metadata log halted: {why}");
             *g = Some(why);
+            self.set.notify_waiters();
         }
     }
     pub fn get(&self) -> Option<String> {
-        self.0.lock().clone()
+        self.why.lock().clone()
+    }
+    /// Resolves once the latch is set (register before checking [`get`]).
+    ///
+    /// [`get`]: FatalLatch::get
+    pub fn wait(&self) -> tokio::sync::futures::Notified<'_> {
+        self.set.notified()
     }
 }
 

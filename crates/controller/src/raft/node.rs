@@ -349,7 +349,13 @@ impl RaftMetadataLog {
         // leads at `epoch`. The batch may still commit: Uncertain.
         let written = tokio::select! {
             r = self.raft.client_write(entry) => r,
-            _ = lost_leadership(&self.raft, self.id, epoch) => return Err(LogError::Uncertain),
+            _ = lost_leadership(&self.raft, self.id, epoch) => {
+                return Err(match self.fatal.get() {
+                    Some(why) => LogError::Fatal(why),
+                    None if self.is_shut_down() => LogError::Shutdown,
+                    None => LogError::Uncertain,
+                });
+            }
         };
         match written {
             Ok(resp) => match resp.data {
