@@ -61,6 +61,7 @@ async fn foreign_and_malformed_requests_are_refused_and_the_node_serves_on() {
         cluster_id: cluster.into(),
         from: 9,
         to,
+        voters: vec![1],
         id,
         body: RpcBody::Vote(vote_request(1)),
     };
@@ -76,6 +77,16 @@ async fn foreign_and_malformed_requests_are_refused_and_the_node_serves_on() {
     let mut c = TcpTransport.connect(&addr).await.unwrap();
     let r = ask(&mut c, &good("cluster-a", 2, 6)).await.unwrap();
     assert!(matches!(r.body, RpcResponse::Refused(ref w) if w.contains("node 2")));
+    // A voter set that disagrees: refused.
+    let mut c = TcpTransport.connect(&addr).await.unwrap();
+    let mut other = good("cluster-a", 1, 7);
+    other.voters = vec![1, 2, 3];
+    let r = ask(&mut c, &other).await.unwrap();
+    assert!(
+        matches!(r.body, RpcResponse::Refused(ref w) if w.contains("voters")),
+        "{:?}",
+        r.body
+    );
     // Undecodable body: refused; bad length or version: the connection closes.
     let mut c = TcpTransport.connect(&addr).await.unwrap();
     write_frame(&mut c, &[0xff; 40]).await.unwrap();
@@ -151,6 +162,7 @@ async fn an_abandoned_call_never_reads_a_late_answer() {
     let mut factory = NetworkFactory::new(
         1,
         "cluster-a",
+        vec![1, 2],
         Arc::new(TcpTransport),
         Arc::new(SystemClock),
     );

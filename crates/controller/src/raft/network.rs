@@ -4,9 +4,10 @@
 //! Wire format, both directions: `len: u32 BE | version: u8 | body`, where
 //! `len` counts the version byte and the body, `1 <= len <= MAX_RPC_FRAME`,
 //! and the body is bincode (varint integers, decoding bounded by the frame
-//! size). A request names the cluster id and the sender and target node
-//! ids; a server refuses a frame it cannot decode, of an unknown version,
-//! for another cluster or another node: it logs why (WARN) and, when the
+//! size). A request names the cluster id, the sender and target node ids
+//! and the sender's voter ids; a server refuses a frame it cannot decode,
+//! of an unknown version, for another cluster or another node, or from a
+//! node whose voter set differs from its own: it logs why (WARN) and, when the
 //! frame could be read, answers `Refused` before closing the connection.
 //! Nothing a peer sends can make it panic or allocate beyond the frame.
 //!
@@ -50,6 +51,9 @@ pub struct RpcRequest {
     pub cluster_id: String,
     pub from: u64,
     pub to: u64,
+    /// The sender's voter ids (`controller.quorum.voters`), sorted: voters
+    /// that disagree on the set refuse each other.
+    pub voters: Vec<u64>,
     /// Echoed in the answer; a client reads only the answer to its request.
     pub id: u64,
     pub body: RpcBody,
@@ -152,6 +156,7 @@ impl PeerTimes {
 pub struct NetworkFactory {
     pub(crate) id: u64,
     pub(crate) cluster_id: String,
+    pub(crate) voters: Vec<u64>,
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) times: Arc<PeerTimes>,
@@ -163,12 +168,14 @@ impl NetworkFactory {
     pub fn new(
         id: u64,
         cluster_id: &str,
+        voters: Vec<u64>,
         transport: Arc<dyn Transport>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         NetworkFactory {
             id,
             cluster_id: cluster_id.to_owned(),
+            voters,
             transport,
             clock,
             times: Arc::default(),
@@ -186,6 +193,7 @@ impl RaftNetworkFactory<RaftTypes> for NetworkFactory {
             target,
             addr: node.addr.clone(),
             cluster_id: self.cluster_id.clone(),
+            voters: self.voters.clone(),
             transport: self.transport.clone(),
             clock: self.clock.clone(),
             times: self.times.clone(),
@@ -202,6 +210,7 @@ pub struct Client {
     target: u64,
     addr: String,
     cluster_id: String,
+    voters: Vec<u64>,
     transport: Arc<dyn Transport>,
     clock: Arc<dyn Clock>,
     times: Arc<PeerTimes>,
@@ -243,6 +252,7 @@ impl Client {
             cluster_id: self.cluster_id.clone(),
             from: self.id,
             to: self.target,
+            voters: self.voters.clone(),
             id,
             body,
         };
@@ -359,7 +369,9 @@ pub async fn serve(
     raft: Raft<RaftTypes>,
     id: u64,
     cluster_id: String,
+    voters: Vec<u64>,
 ) {
+    let voters = Arc::new(voters);
     loop {
         let (conn, peer) = match acceptor.accept().await {
             Ok(c) => c,
@@ -371,8 +383,9 @@ pub async fn serve(
         };
         let raft = raft.clone();
         let cluster_id = cluster_id.clone();
+        let voters = voters.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_conn(conn, &raft, id, &cluster_id).await {
+            if let Err(e) = serve_conn(conn, &raft, id, &cluster_id, &voters).await {
                 if e.kind() != io::ErrorKind::UnexpectedEof {
                     tracing::warn!("metadata quorum RPC from {peer} refused: {e}");
                 }
@@ -388,6 +401,7 @@ async fn serve_conn(
     raft: &Raft<RaftTypes>,
     me: u64,
     cluster_id: &str,
+    voters: &[u64],
 ) -> io::Result<()> {
     loop {
         let body = read_frame(&mut conn).await?;
@@ -407,6 +421,13 @@ async fn serve_conn(
             let why = format!(
                 "request for node {} from node {}, but this is node {me}",
                 req.to, req.from
+            );
+            return refuse(&mut conn, id, why).await;
+        }
+        if req.voters != voters {
+            let why = format!(
+                "node {} has voters {:?}, but this node (node {me}) has {voters:?}",
+                req.from, req.voters
             );
             return refuse(&mut conn, id, why).await;
         }

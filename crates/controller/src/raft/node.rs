@@ -191,9 +191,11 @@ impl RaftMetadataLog {
         let sm = StateMachine::open(fs, &config.dir, fatal.clone())?;
         let (log, shared) = (store.entries(), sm.shared());
         let times = Arc::new(PeerTimes::default());
+        let voter_ids: Vec<u64> = config.voters.keys().map(|&v| raft_id(v)).collect();
         let network = NetworkFactory {
             id: raft_id(id),
             cluster_id: config.cluster_id.clone(),
+            voters: voter_ids.clone(),
             transport,
             clock: clock.clone(),
             times: times.clone(),
@@ -207,6 +209,7 @@ impl RaftMetadataLog {
             raft.clone(),
             raft_id(id),
             config.cluster_id.clone(),
+            voter_ids,
         ));
         if resigned {
             hold_elections(&raft, &config);
