@@ -10,6 +10,10 @@
 //!   single-voter log (one node, its own controller, committed when
 //!   durable on its disk) and the openraft quorum (committed when durable
 //!   on a majority of voters). Code above the seam cannot tell them apart.
+//! - [`raft`]: the openraft quorum ([`raft::RaftMetadataLog`]): log storage
+//!   and state machine on the storage crate's `Fs` seam, the internal RPC
+//!   between voters on a transport seam (tokio TCP, or turmoil in
+//!   simulations).
 //! - [`single_voter`]: [`SingleVoterLog`], the seam for a node that is its
 //!   own only voter: `__cluster_metadata-0` on disk as Kafka lays it out
 //!   (storage log, `quorum-state`, `.checkpoint` snapshots).
@@ -39,6 +43,7 @@
 pub mod controller;
 pub mod error;
 pub mod log;
+pub mod raft;
 pub mod single_voter;
 #[doc(hidden)]
 pub mod testing;
