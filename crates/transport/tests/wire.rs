@@ -314,3 +314,66 @@ fn fuzz_bodies_survive_hostile_inputs() {
     parse_voters(b"1@[::1]:9093,2@h:1");
     parse_voters(&[0xff, 0x40]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_voter_times_out_instead_of_hanging() {
+    // Accepts connections and never answers.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let hold = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            conns.push(s);
+        }
+    });
+    let config = sluice_transport::ChannelConfig {
+        request_timeout_ms: 100,
+        ..channel_config()
+    };
+    let ch = ControllerChannel::new(
+        sluice_transport::QuorumVoters::parse(&format!("1@{addr}")).unwrap(),
+        config,
+    );
+    let r = ch
+        .send(
+            &BrokerHeartbeatRequest::default(),
+            Duration::from_millis(500),
+        )
+        .await;
+    assert!(
+        matches!(r, Err(TransportError::ControllerUnavailable { .. })),
+        "{r:?}"
+    );
+    hold.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_get_their_own_answers() {
+    let (ctl, brokers) = with_two_brokers().await;
+    let config = sluice_transport::ChannelConfig {
+        max_in_flight: 4,
+        ..channel_config()
+    };
+    let ch = std::sync::Arc::new(ControllerChannel::new(
+        sluice_transport::QuorumVoters::parse(&ctl.voter(1)).unwrap(),
+        config,
+    ));
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let ch = ch.clone();
+        tasks.push(tokio::spawn(async move {
+            let name = format!("p{i}");
+            let resp = create(&ch, vec![topic(&name, 1)], false).await;
+            (name, resp)
+        }));
+    }
+    for t in tasks {
+        let (name, resp) = t.await.unwrap();
+        assert_eq!(&*resp.topics[0].name.0, name.as_str());
+        assert_eq!(resp.topics[0].error_code, 0);
+        assert!(ctl.c.image().topic(&name).is_some());
+    }
+    for m in &brokers {
+        m.stop().await;
+    }
+}

@@ -207,7 +207,11 @@ impl ControllerChannel {
                     );
                     "NOT_CONTROLLER".to_string()
                 }
-                Err(e @ TransportError::Shutdown) => return Err(e),
+                // Not a question of which voter: encoding failed, or the
+                // peer speaks no version of the API.
+                Err(e @ (TransportError::Shutdown | TransportError::Rejected { .. })) => {
+                    return Err(e)
+                }
                 Err(e) => {
                     tracing::debug!(voter = self.controller_hint(), error = %e, "controller request failed");
                     e.to_string()
