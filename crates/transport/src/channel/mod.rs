@@ -1,0 +1,333 @@
+//! [`ControllerChannel`]: a broker's channel to the active controller
+//! (Kafka's `NodeToControllerChannelManager`).
+//!
+//! - One connection at a time, to one voter of `controller.quorum.voters`.
+//!   On connect it asks ApiVersions and sends every request at the highest
+//!   version both sides know.
+//! - Requests are pipelined on that connection, at most
+//!   [`ChannelConfig::max_in_flight`] at once; answers are matched by
+//!   correlation id. Each attempt has `request.timeout.ms`.
+//! - On NOT_CONTROLLER, a broken or timed-out connection, or a voter that
+//!   cannot be reached, the connection is dropped and the next voter (or the
+//!   one [`ControllerChannel::set_active_controller`] names) is tried after
+//!   an exponential backoff (`controller.quorum.retry.backoff.ms` up to
+//!   [`ChannelConfig::retry_backoff_max_ms`]), until the request's deadline.
+//! - Response frames are bounded by [`ChannelConfig::max_response_bytes`];
+//!   a frame with a correlation id nobody waits for closes the connection.
+
+mod conn;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use sluice_protocol::kafka_protocol;
+use tokio::sync::{Mutex, Semaphore};
+use tokio::time::Instant;
+
+use crate::codes::NOT_CONTROLLER;
+use crate::error::TransportError;
+use crate::net::{Connector, TcpConnector};
+use crate::voters::QuorumVoters;
+use conn::Conn;
+
+/// Settings of the channel (Kafka's keys where they exist).
+#[derive(Clone, Debug)]
+pub struct ChannelConfig {
+    /// `controller.quorum.request.timeout.ms`: one attempt's limit.
+    pub request_timeout_ms: u64,
+    /// `controller.quorum.retry.backoff.ms`: the first backoff.
+    pub retry_backoff_ms: u64,
+    /// The backoff doubles per failed attempt up to this.
+    pub retry_backoff_max_ms: u64,
+    /// Requests in flight on the connection at once.
+    pub max_in_flight: usize,
+    /// The largest response frame accepted.
+    pub max_response_bytes: usize,
+    /// The request header's client id.
+    pub client_id: String,
+}
+
+impl Default for ChannelConfig {
+    fn default() -> Self {
+        ChannelConfig {
+            request_timeout_ms: 2000,
+            retry_backoff_ms: 20,
+            retry_backoff_max_ms: 1000,
+            max_in_flight: 16,
+            max_response_bytes: 16 * 1024 * 1024,
+            client_id: "sluice-controller-channel".into(),
+        }
+    }
+}
+
+/// A request the channel can send to the controller, and how to tell that
+/// its answer is NOT_CONTROLLER.
+pub trait ControllerApi: Request + Send + Sync + 'static
+where
+    Self::Response: Send + 'static,
+{
+    fn not_controller(resp: &Self::Response) -> bool;
+}
+
+macro_rules! top_level_error {
+    ($($req:ty),*) => {$(
+        impl ControllerApi for $req {
+            fn not_controller(resp: &Self::Response) -> bool {
+                resp.error_code == NOT_CONTROLLER
+            }
+        }
+    )*};
+}
+top_level_error!(
+    BrokerRegistrationRequest,
+    BrokerHeartbeatRequest,
+    AllocateProducerIdsRequest,
+    ElectLeadersRequest
+);
+
+impl ControllerApi for ApiVersionsRequest {
+    fn not_controller(_: &Self::Response) -> bool {
+        false
+    }
+}
+
+impl ControllerApi for CreateTopicsRequest {
+    fn not_controller(resp: &Self::Response) -> bool {
+        resp.topics.iter().any(|t| t.error_code == NOT_CONTROLLER)
+    }
+}
+
+impl ControllerApi for DeleteTopicsRequest {
+    fn not_controller(resp: &Self::Response) -> bool {
+        resp.responses
+            .iter()
+            .any(|t| t.error_code == NOT_CONTROLLER)
+    }
+}
+
+impl ControllerApi for CreatePartitionsRequest {
+    fn not_controller(resp: &Self::Response) -> bool {
+        resp.results.iter().any(|t| t.error_code == NOT_CONTROLLER)
+    }
+}
+
+impl ControllerApi for IncrementalAlterConfigsRequest {
+    fn not_controller(resp: &Self::Response) -> bool {
+        resp.responses
+            .iter()
+            .any(|t| t.error_code == NOT_CONTROLLER)
+    }
+}
+
+impl ControllerApi for AlterConfigsRequest {
+    fn not_controller(resp: &Self::Response) -> bool {
+        resp.responses
+            .iter()
+            .any(|t| t.error_code == NOT_CONTROLLER)
+    }
+}
+
+/// The channel (see the module docs). Cheap to share behind an `Arc`.
+pub struct ControllerChannel {
+    voters: QuorumVoters,
+    config: ChannelConfig,
+    connector: Arc<dyn Connector>,
+    /// Index into the voters of the one to use next.
+    current: AtomicUsize,
+    conn: Mutex<Option<Arc<Conn>>>,
+    in_flight: Semaphore,
+}
+
+impl ControllerChannel {
+    /// A channel over TCP.
+    pub fn new(voters: QuorumVoters, config: ChannelConfig) -> ControllerChannel {
+        Self::with_connector(voters, config, Arc::new(TcpConnector))
+    }
+
+    /// A channel over a substituted connector.
+    pub fn with_connector(
+        voters: QuorumVoters,
+        config: ChannelConfig,
+        connector: Arc<dyn Connector>,
+    ) -> ControllerChannel {
+        let permits = config.max_in_flight.max(1);
+        ControllerChannel {
+            voters,
+            config,
+            connector,
+            current: AtomicUsize::new(0),
+            conn: Mutex::new(None),
+            in_flight: Semaphore::new(permits),
+        }
+    }
+
+    /// Points the channel at voter `id` (the leader the broker learned from
+    /// the metadata log); the current connection is kept if it goes there.
+    pub async fn set_active_controller(&self, id: i32) {
+        let Some(i) = self.voters.voters().iter().position(|v| v.id == id) else {
+            return;
+        };
+        self.current.store(i, Ordering::SeqCst);
+        let mut conn = self.conn.lock().await;
+        if conn.as_ref().is_some_and(|c| c.voter_id != id) {
+            *conn = None;
+        }
+    }
+
+    /// The voter the channel is connected to (or will try next).
+    pub fn controller_hint(&self) -> i32 {
+        let i = self.current.load(Ordering::SeqCst) % self.voters.len();
+        self.voters.voters()[i].id
+    }
+
+    /// Sends `req` to the active controller, retrying on other voters until
+    /// `timeout` has passed. Answers the first response that is not
+    /// NOT_CONTROLLER.
+    pub async fn send<R: ControllerApi>(
+        &self,
+        req: &R,
+        timeout: Duration,
+    ) -> Result<R::Response, TransportError>
+    where
+        R::Response: Send + 'static,
+    {
+        let deadline = Instant::now() + timeout;
+        let mut backoff = self.config.retry_backoff_ms;
+        loop {
+            let last = match self.attempt(req, deadline).await {
+                Ok(resp) if !R::not_controller(&resp) => return Ok(resp),
+                Ok(_) => {
+                    tracing::debug!(
+                        voter = self.controller_hint(),
+                        "NOT_CONTROLLER: trying the next voter"
+                    );
+                    "NOT_CONTROLLER".to_string()
+                }
+                // Not a question of which voter: encoding failed, or the
+                // peer speaks no version of the API.
+                Err(e @ (TransportError::Shutdown | TransportError::Rejected { .. })) => {
+                    return Err(e)
+                }
+                Err(e) => {
+                    tracing::debug!(voter = self.controller_hint(), error = %e, "controller request failed");
+                    e.to_string()
+                }
+            };
+            self.move_on().await;
+            let now = Instant::now();
+            if now + Duration::from_millis(backoff) >= deadline {
+                return Err(TransportError::ControllerUnavailable {
+                    timeout_ms: timeout.as_millis() as u64,
+                    last,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(backoff)).await;
+            backoff = (backoff * 2).min(self.config.retry_backoff_max_ms.max(1));
+        }
+    }
+
+    /// Drops the connection and moves to the next voter.
+    async fn move_on(&self) {
+        let mut conn = self.conn.lock().await;
+        *conn = None;
+        self.current.fetch_add(1, Ordering::SeqCst);
+    }
+
+    async fn attempt<R: ControllerApi>(
+        &self,
+        req: &R,
+        deadline: Instant,
+    ) -> Result<R::Response, TransportError>
+    where
+        R::Response: Send + 'static,
+    {
+        let limit = deadline.min(Instant::now() + self.request_timeout());
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| TransportError::Shutdown)?;
+        let conn = tokio::time::timeout_at(limit, self.connection())
+            .await
+            .map_err(|_| self.timed_out("connecting"))??;
+        let key = ApiKey::try_from(R::KEY).map_err(|_| conn.bad("unknown api key"))?;
+        let version = conn.version_for(key, R::VERSIONS.min, R::VERSIONS.max)?;
+        let frame = encode_request(req, key, version, conn.next_correlation_id(), &self.config)?;
+        let cid = i32::from_be_bytes([frame[8], frame[9], frame[10], frame[11]]);
+        let answer = tokio::time::timeout_at(limit, conn.call(frame, cid))
+            .await
+            .map_err(|_| self.timed_out("waiting for the answer"))??;
+        decode_response::<R::Response>(answer, version).map_err(|m| conn.bad(&m))
+    }
+
+    fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.request_timeout_ms.max(1))
+    }
+
+    fn timed_out(&self, what: &str) -> TransportError {
+        TransportError::ControllerUnavailable {
+            timeout_ms: self.config.request_timeout_ms,
+            last: format!(
+                "request timed out {what} (voter {})",
+                self.controller_hint()
+            ),
+        }
+    }
+
+    /// The live connection, or a new one to the current voter.
+    async fn connection(&self) -> Result<Arc<Conn>, TransportError> {
+        let mut slot = self.conn.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| c.is_open()) {
+            return Ok(c.clone());
+        }
+        *slot = None;
+        let i = self.current.load(Ordering::SeqCst) % self.voters.len();
+        let voter = self.voters.voters()[i].clone();
+        let c = Conn::open(&*self.connector, &voter, &self.config).await?;
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+}
+
+/// A request frame: size prefix, header (its version for `version`), body.
+pub(crate) fn encode_request<R: Request>(
+    req: &R,
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    config: &ChannelConfig,
+) -> Result<Bytes, TransportError> {
+    let header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_string(config.client_id.clone())));
+    let mut buf = BytesMut::with_capacity(64);
+    buf.put_i32(0);
+    let encode_err = |e: String| TransportError::Rejected {
+        code: -1,
+        message: format!("cannot encode {key:?} v{version}: {e}"),
+    };
+    header
+        .encode(&mut buf, R::header_version(version))
+        .map_err(|e| encode_err(e.to_string()))?;
+    req.encode(&mut buf, version)
+        .map_err(|e| encode_err(e.to_string()))?;
+    let size = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// Decodes a response frame (after its size prefix) at `version`.
+pub(crate) fn decode_response<T: Decodable + HeaderVersion>(
+    mut frame: Bytes,
+    version: i16,
+) -> Result<T, String> {
+    ResponseHeader::decode(&mut frame, T::header_version(version))
+        .map_err(|e| format!("response header: {e}"))?;
+    T::decode(&mut frame, version).map_err(|e| format!("response body v{version}: {e}"))
+}

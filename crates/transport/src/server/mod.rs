@@ -1,0 +1,345 @@
+//! The controller RPC server: the controller listener of a node.
+//!
+//! Each connection is read into a [`FrameReader`] bounded by
+//! `socket.request.max.bytes`; each frame is decoded with
+//! [`decode_request_with`] against [`CONTROLLER_APIS`] (header parsed, body
+//! walked against Kafka's spec before kafka-protocol allocates anything),
+//! then handled by calling the [`QuorumController`]. Up to
+//! [`ServerConfig::max_in_flight_per_connection`] requests of a connection
+//! are handled at once (so a broker's heartbeat joins the same group commit
+//! as its forwarded CreateTopics) and answered in request order, as Kafka
+//! requires.
+//!
+//! Refusals: a frame that does not parse, an unknown API or an unsupported
+//! version closes the connection with a warning (ApiVersions of an
+//! unsupported version gets Kafka's v0 fallback answer); nothing reaches
+//! the controller. Requests that parse but are refused are answered with
+//! Kafka's error code: NOT_CONTROLLER when this node is not the active
+//! controller, INCONSISTENT_CLUSTER_ID for a registration naming another
+//! cluster, and the controller's own errors through
+//! [`controller_error_code`](crate::codes::controller_error_code).
+
+mod admin;
+mod broker_rpc;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use parking_lot::Mutex;
+use sluice_controller::{ControllerError, QuorumController};
+use sluice_protocol::{
+    api_versions_fallback_frame, api_versions_response, decode_request_with, encode_response,
+    kafka_protocol, DecodedRequest, ProtocolError,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::error::TransportError;
+use crate::net::{Acceptor, BoxStream, TcpAcceptor};
+
+/// The APIs and versions the controller listener serves (Kafka 4.1's
+/// controller listener ranges for the same APIs).
+pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::BrokerRegistration, 0, 4),
+    (ApiKey::BrokerHeartbeat, 0, 1),
+    (ApiKey::AllocateProducerIds, 0, 0),
+];
+
+/// Settings of the controller listener (Kafka's keys).
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The cluster id of `meta.properties`: a BrokerRegistration naming
+    /// another is refused with INCONSISTENT_CLUSTER_ID.
+    pub cluster_id: String,
+    /// `socket.request.max.bytes`.
+    pub max_request_bytes: usize,
+    /// Requests of one connection handled at once (Kafka handles one; the
+    /// answers are written in request order either way).
+    pub max_in_flight_per_connection: usize,
+}
+
+impl ServerConfig {
+    pub fn new(cluster_id: impl Into<String>) -> ServerConfig {
+        ServerConfig {
+            cluster_id: cluster_id.into(),
+            max_request_bytes: sluice_protocol::DEFAULT_MAX_REQUEST_BYTES,
+            max_in_flight_per_connection: 16,
+        }
+    }
+}
+
+struct Inner {
+    controller: Arc<QuorumController>,
+    config: ServerConfig,
+}
+
+/// The controller RPC server (see the module docs).
+pub struct ControllerServer {
+    inner: Arc<Inner>,
+    local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl ControllerServer {
+    /// Binds the controller listener at `addr` and serves it.
+    pub async fn bind(
+        addr: SocketAddr,
+        controller: Arc<QuorumController>,
+        config: ServerConfig,
+    ) -> Result<ControllerServer, TransportError> {
+        let acceptor = TcpAcceptor::bind(addr)
+            .await
+            .map_err(|source| TransportError::Io {
+                what: "binding the controller listener",
+                addr: Some(addr),
+                source,
+            })?;
+        Self::start(Box::new(acceptor), controller, config)
+    }
+
+    /// Serves connections from `acceptor` on the current tokio runtime.
+    pub fn start(
+        acceptor: Box<dyn Acceptor>,
+        controller: Arc<QuorumController>,
+        config: ServerConfig,
+    ) -> Result<ControllerServer, TransportError> {
+        let local_addr = acceptor.local_addr().map_err(|source| TransportError::Io {
+            what: "controller listener address",
+            addr: None,
+            source,
+        })?;
+        let inner = Arc::new(Inner { controller, config });
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(acceptor, inner.clone(), stopped));
+        tracing::info!(%local_addr, "controller listener started");
+        Ok(ControllerServer {
+            inner,
+            local_addr,
+            stop,
+            task: Mutex::new(Some(task)),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves one connection until it closes (for substituted streams).
+    pub async fn serve_connection(&self, stream: BoxStream, peer: SocketAddr) {
+        let (_tx, stopped) = watch::channel(false);
+        serve(self.inner.clone(), stream, peer, stopped).await
+    }
+
+    /// Stops accepting and closes every connection.
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let task = self.task.lock().take();
+        if let Some(t) = task {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for ControllerServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+async fn accept_loop(
+    mut acceptor: Box<dyn Acceptor>,
+    inner: Arc<Inner>,
+    stopped: watch::Receiver<bool>,
+) {
+    let mut conns = tokio::task::JoinSet::new();
+    let mut stop = stopped.clone();
+    loop {
+        tokio::select! {
+            _ = stopped_signal(&mut stop) => break,
+            r = acceptor.accept() => match r {
+                Ok((stream, peer)) => {
+                    conns.spawn(serve(inner.clone(), stream, peer, stopped.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "controller listener: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    conns.shutdown().await;
+}
+
+/// Resolves once the server stops (or its sender is gone).
+async fn stopped_signal(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// What to do after a frame.
+enum Outcome {
+    Reply(Bytes),
+    Close,
+}
+
+async fn serve(
+    inner: Arc<Inner>,
+    stream: BoxStream,
+    peer: SocketAddr,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let depth = inner.config.max_in_flight_per_connection.max(1);
+    let (tx, mut rx) = mpsc::channel::<JoinHandle<Outcome>>(depth);
+    // Answers in request order; a Close (or a write error) ends the
+    // connection.
+    let writer = tokio::spawn(async move {
+        while let Some(h) = rx.recv().await {
+            match h.await {
+                Ok(Outcome::Reply(b)) => {
+                    if wr.write_all(&b).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(Outcome::Close) | Err(_) => break,
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    let mut frames = sluice_protocol::FrameReader::new(inner.config.max_request_bytes);
+    'conn: loop {
+        loop {
+            match frames.next_frame() {
+                Ok(Some(frame)) => {
+                    let h = tokio::spawn(handle_frame(inner.clone(), frame, peer));
+                    if tx.send(h).await.is_err() {
+                        break 'conn;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "controller listener: closing connection on a bad frame");
+                    break 'conn;
+                }
+            }
+        }
+        let read = tokio::select! {
+            _ = stopped_signal(&mut stopped) => break,
+            _ = tx.closed() => break,
+            r = rd.read_buf(frames.read_buf()) => r,
+        };
+        match read {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "controller listener: read failed");
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+}
+
+async fn handle_frame(inner: Arc<Inner>, frame: Bytes, peer: SocketAddr) -> Outcome {
+    let req = match decode_request_with(frame, CONTROLLER_APIS) {
+        Ok(r) => r,
+        Err(ProtocolError::UnsupportedVersion {
+            api_key: ApiKey::ApiVersions,
+            correlation_id,
+            ..
+        }) => {
+            return match api_versions_fallback_frame(CONTROLLER_APIS, correlation_id) {
+                Ok(b) => Outcome::Reply(b),
+                Err(_) => Outcome::Close,
+            }
+        }
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "controller listener: refusing request, closing connection");
+            return Outcome::Close;
+        }
+    };
+    let api_key = req.api_key;
+    let version = req.api_version();
+    let cid = req.correlation_id();
+    let Some(body) = dispatch(&inner, req, peer).await else {
+        tracing::warn!(%peer, ?api_key, "controller listener: no handler, closing connection");
+        return Outcome::Close;
+    };
+    match encode_response(api_key, cid, version, &body) {
+        Ok(b) => Outcome::Reply(b),
+        Err(e) => {
+            tracing::error!(%peer, ?api_key, version, error = %e, "controller listener: cannot encode response");
+            Outcome::Close
+        }
+    }
+}
+
+/// NOT_CONTROLLER when this node does not lead the metadata log.
+fn check_active(c: &QuorumController) -> Result<(), ControllerError> {
+    if c.is_active() {
+        Ok(())
+    } else {
+        Err(ControllerError::NotController(c.leader_and_epoch()))
+    }
+}
+
+async fn dispatch(inner: &Inner, req: DecodedRequest, peer: SocketAddr) -> Option<ResponseKind> {
+    let c = &*inner.controller;
+    let v = req.api_version();
+    Some(match req.body {
+        RequestKind::ApiVersions(_) => {
+            ResponseKind::ApiVersions(api_versions_response(CONTROLLER_APIS, 0))
+        }
+        RequestKind::BrokerRegistration(r) => ResponseKind::BrokerRegistration(
+            broker_rpc::register(c, &inner.config.cluster_id, r, peer).await,
+        ),
+        RequestKind::BrokerHeartbeat(r) => {
+            ResponseKind::BrokerHeartbeat(broker_rpc::heartbeat(c, r).await)
+        }
+        RequestKind::AllocateProducerIds(r) => {
+            ResponseKind::AllocateProducerIds(broker_rpc::allocate_producer_ids(c, r).await)
+        }
+        RequestKind::CreateTopics(r) => {
+            ResponseKind::CreateTopics(admin::create_topics(c, r, v).await)
+        }
+        RequestKind::DeleteTopics(r) => {
+            ResponseKind::DeleteTopics(admin::delete_topics(c, r, v).await)
+        }
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(admin::create_partitions(c, r).await)
+        }
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ResponseKind::IncrementalAlterConfigs(admin::incremental_alter_configs(c, r).await)
+        }
+        RequestKind::AlterConfigs(r) => {
+            ResponseKind::AlterConfigs(admin::alter_configs(c, r).await)
+        }
+        RequestKind::ElectLeaders(r) => {
+            ResponseKind::ElectLeaders(admin::elect_leaders(c, r, v).await)
+        }
+        // decode_request_with admits only CONTROLLER_APIS.
+        _ => return None,
+    })
+}
+
+/// Log a whole-request refusal at the right level.
+fn log_refusal(what: &'static str, e: &ControllerError) {
+    match e {
+        ControllerError::NotController(_) => tracing::debug!(what, error = %e, "refused"),
+        _ => tracing::info!(what, error = %e, "refused"),
+    }
+}
+
+pub(crate) use admin::str_bytes;
