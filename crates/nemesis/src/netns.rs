@@ -99,8 +99,21 @@ pub fn nft_available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// True while process `pid` exists and is not a zombie. (`/proc/N` also
+/// answers for a thread id N, so the thread-group id must be N itself.)
 fn pid_alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let state = field("State:");
+    field("Tgid:") == pid.to_string() && !state.starts_with('Z') && !state.starts_with('X')
 }
 
 /// The owner pid encoded in a name `snem-<pid>-...`.
@@ -122,6 +135,17 @@ pub fn cleanup_stale() -> Vec<String> {
                 && run("umount", &["-l", target]).is_ok()
             {
                 removed.push(format!("mount {target}"));
+            }
+        }
+    }
+    // Run directories (configuration and output; the disks were unmounted above).
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if owner_of(&name).is_some_and(|pid| !pid_alive(pid))
+                && std::fs::remove_dir_all(e.path()).is_ok()
+            {
+                removed.push(format!("run dir {}", e.path().display()));
             }
         }
     }
@@ -352,6 +376,15 @@ impl Drop for TestNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_a_reaped_child_is_not() {
+        assert!(pid_alive(std::process::id()));
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!pid_alive(pid));
+    }
 
     #[test]
     fn owners_are_read_from_names() {

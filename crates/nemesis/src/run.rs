@@ -39,7 +39,8 @@ pub struct RunConfig {
     /// the checker is expected to flag.
     pub unsafe_mode: bool,
     pub disk_size: String,
-    /// Where to keep the history (JSON lines) and the run log.
+    /// Where to keep the history (JSON lines) when the checker finds an
+    /// anomaly.
     pub history: Option<PathBuf>,
 }
 
@@ -216,20 +217,22 @@ fn run_inside(config: RunConfig) -> Result<RunReport, NemesisError> {
     sleep_secs(3.0);
     let counts = workload.stop();
     log.line("workload stopped; final read");
-    let complete = final_read(&cluster.bootstrap(), &history, Duration::from_secs(180));
+    let complete = final_read(&cluster.bootstrap(), &history, Duration::from_secs(600));
     log.line(format!("final read complete: {complete}"));
     let ops = history.take();
-    if let Some(path) = &config.history {
-        let mut file = std::fs::File::create(path).map_err(|source| NemesisError::Io {
-            what: format!("creating {}", path.display()),
-            source,
-        })?;
-        write_jsonl(&mut file, &ops).map_err(|source| NemesisError::Io {
-            what: format!("writing {}", path.display()),
-            source,
-        })?;
-    }
     let report = sluice_checker::check(&ops)?;
+    if !report.is_valid() {
+        if let Some(path) = &config.history {
+            let mut file = std::fs::File::create(path).map_err(|source| NemesisError::Io {
+                what: format!("creating {}", path.display()),
+                source,
+            })?;
+            write_jsonl(&mut file, &ops).map_err(|source| NemesisError::Io {
+                what: format!("writing {}", path.display()),
+                source,
+            })?;
+        }
+    }
     log.line(format!(
         "checked {} ops: {}",
         ops.len(),

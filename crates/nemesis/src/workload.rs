@@ -142,6 +142,8 @@ struct Recorder {
     process: u64,
     history: Arc<History>,
     buffer: Mutex<BTreeMap<TopicPartition, Vec<(Offset, Value)>>>,
+    /// The last offset polled from each partition.
+    last: Mutex<BTreeMap<i32, i64>>,
 }
 
 impl Recorder {
@@ -150,6 +152,7 @@ impl Recorder {
             process,
             history: history.clone(),
             buffer: Mutex::default(),
+            last: Mutex::default(),
         }
     }
 
@@ -165,6 +168,12 @@ impl Recorder {
 
     fn flush(&self) {
         let records = std::mem::take(&mut *self.buffer.lock().unwrap());
+        let mut last = self.last.lock().unwrap();
+        for (tp, recs) in &records {
+            if let Some((o, _)) = recs.last() {
+                last.insert(tp.partition, o.0);
+            }
+        }
         if !records.is_empty() {
             let op = Op::new(self.process, OpType::Ok, Call::Poll { records });
             self.history.push(op);
@@ -200,8 +209,14 @@ impl ConsumerContext for Recorder {
 
 type Client = BaseConsumer<Recorder>;
 
-/// A consumer manually assigned every partition from the beginning.
-fn assigned_consumer(bootstrap: &str, eof: bool, recorder: Recorder) -> Option<Client> {
+/// A consumer manually assigned every partition, at `start` (offsets some
+/// consumer polled) or else from the beginning.
+fn assigned_consumer(
+    bootstrap: &str,
+    eof: bool,
+    recorder: Recorder,
+    start: &BTreeMap<i32, i64>,
+) -> Option<Client> {
     let consumer: Client = base_config(bootstrap)
         .set("group.id", "nemesis-assigned")
         .set("enable.auto.commit", "false")
@@ -210,8 +225,11 @@ fn assigned_consumer(bootstrap: &str, eof: bool, recorder: Recorder) -> Option<C
         .ok()?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
-        tpl.add_partition_offset(TOPIC, p, KafkaOffset::Beginning)
-            .ok()?;
+        let at = match start.get(&p) {
+            Some(&o) => KafkaOffset::Offset(o),
+            None => KafkaOffset::Beginning,
+        };
+        tpl.add_partition_offset(TOPIC, p, at).ok()?;
     }
     consumer.assign(&tpl).ok()?;
     let op = Op::new(
@@ -248,13 +266,13 @@ fn group_consumer(bootstrap: &str, recorder: Recorder) -> Option<Client> {
     Some(consumer)
 }
 
-/// Polls up to 500 records (or for about 100 ms) into one poll op. Returns
-/// the partitions that reported end-of-partition.
-fn poll_once(c: &Client) -> Vec<i32> {
+/// Polls up to `max` records (or for about 100 ms) into one poll op.
+/// Returns the partitions that reported end-of-partition.
+fn poll_once(c: &Client, max: usize) -> Vec<i32> {
     let mut n = 0;
     let mut eofs = Vec::new();
     let until = Instant::now() + Duration::from_millis(100);
-    while n < 500 && Instant::now() < until {
+    while n < max && Instant::now() < until {
         match c.poll(Duration::from_millis(20)) {
             Some(Ok(m)) => {
                 c.context().record(&m);
@@ -406,6 +424,10 @@ fn produce(
     let _ = producer.flush(Duration::from_secs(120));
 }
 
+/// One lane of consumers, recreated every [`EPOCH`]. An assigned consumer
+/// starts where the previous one stopped, every other time 2,000 records
+/// before that (a re-read), so it neither skips records nor re-reads the
+/// whole log every time.
 fn consume(
     bootstrap: String,
     grouped: bool,
@@ -413,15 +435,28 @@ fn consume(
     history: Arc<History>,
     counts: Arc<ClientCounts>,
 ) {
+    let mut resume: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut epochs = 0u64;
     while !stop.load(Ordering::Relaxed) {
+        epochs += 1;
+        let rewind = if epochs % 2 == 0 { 2000 } else { 0 };
+        let start: BTreeMap<i32, i64> = resume
+            .iter()
+            .map(|(&p, &o)| (p, (o - rewind).max(0)))
+            .collect();
         let clients: Vec<Client> = if grouped {
             (0..2)
                 .filter_map(|_| group_consumer(&bootstrap, Recorder::new(next_process(), &history)))
                 .collect()
         } else {
-            assigned_consumer(&bootstrap, false, Recorder::new(next_process(), &history))
-                .into_iter()
-                .collect()
+            assigned_consumer(
+                &bootstrap,
+                false,
+                Recorder::new(next_process(), &history),
+                &start,
+            )
+            .into_iter()
+            .collect()
         };
         counts
             .consumers_created
@@ -429,13 +464,19 @@ fn consume(
         let epoch = Instant::now();
         while !stop.load(Ordering::Relaxed) && epoch.elapsed() < EPOCH {
             for c in &clients {
-                poll_once(c);
+                poll_once(c, 500);
             }
             if clients.is_empty() {
                 thread::sleep(Duration::from_millis(100));
             }
         }
         for c in clients {
+            if !grouped {
+                // Where the next one starts: just after the last polled record.
+                for (&p, &o) in c.context().last.lock().unwrap().iter() {
+                    resume.insert(p, o + 1);
+                }
+            }
             let process = c.context().process;
             drop(c);
             history.push(Op::new(process, OpType::Info, Call::Crash));
@@ -449,26 +490,14 @@ fn consume(
 pub fn final_read(bootstrap: &str, history: &Arc<History>, timeout: Duration) -> bool {
     let ends = history.acked_ends();
     let deadline = Instant::now() + timeout;
-    let Some(reader) = assigned_consumer(bootstrap, true, Recorder::new(next_process(), history))
-    else {
+    let recorder = Recorder::new(next_process(), history);
+    let Some(reader) = assigned_consumer(bootstrap, true, recorder, &BTreeMap::new()) else {
         return false;
     };
-    let mut positions: BTreeMap<i32, i64> = BTreeMap::new();
     let mut at_end = BTreeSet::new();
     loop {
-        let before = history.ops.lock().unwrap().len();
-        at_end.extend(poll_once(&reader));
-        for op in history.ops.lock().unwrap()[before..].iter() {
-            if let (true, Call::Poll { records }) =
-                (op.process.0 == reader.context().process, &op.call)
-            {
-                for (tp, recs) in records {
-                    if let Some((o, _)) = recs.last() {
-                        positions.insert(tp.partition, o.0);
-                    }
-                }
-            }
-        }
+        at_end.extend(poll_once(&reader, 20_000));
+        let positions = reader.context().last.lock().unwrap().clone();
         let done = (0..PARTITIONS).all(|p| {
             at_end.contains(&p)
                 && positions.get(&p).copied().unwrap_or(-1) >= ends.get(&p).copied().unwrap_or(-1)

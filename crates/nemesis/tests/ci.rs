@@ -58,3 +58,37 @@ fn a_minute_of_faults_against_sluice_finds_no_anomaly() {
     );
     let _ = std::fs::remove_file(history);
 }
+
+/// The same against the 3-node Apache Kafka (every fault, leader and
+/// controller kills and partitions included). Its JVMs make it slow on a
+/// busy 2-core machine, so it runs with `SLUICE_TEST_FULL=1` only.
+#[test]
+fn a_minute_of_faults_against_a_three_node_kafka_finds_no_anomaly() {
+    if std::env::var("SLUICE_TEST_FULL").as_deref() != Ok("1") {
+        eprintln!("skipped: set SLUICE_TEST_FULL=1 to run the nemesis against a 3-node Kafka");
+        return;
+    }
+    if let Some(why) = netns::unavailable() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let Some(lib) = sluice_testkit::ReferenceKafka::lib_dir() else {
+        eprintln!("skipped: no Kafka jars in .cache/kafka/lib (scripts/setup)");
+        return;
+    };
+    let seed = rand::random();
+    eprintln!("nemesis Kafka run: seed {seed}");
+    let config = RunConfig::new(
+        System::Kafka { lib, nodes: 3 },
+        seed,
+        Duration::from_secs(60),
+    );
+    let report = run(config).expect("the run");
+    eprintln!("{}", report.schedule.join("\n"));
+    assert!(report.cycles >= 1 && report.sends_ok > 0 && report.final_read_complete);
+    assert!(
+        report.valid,
+        "anomalies with seed {seed}:\n{}",
+        report.summary
+    );
+}
