@@ -220,8 +220,9 @@ fn run_inside(config: RunConfig) -> Result<RunReport, NemesisError> {
     let complete = final_read(&cluster.bootstrap(), &history, Duration::from_secs(600));
     log.line(format!("final read complete: {complete}"));
     let ops = history.take();
-    let report = sluice_checker::check(&ops)?;
-    if !report.is_valid() {
+    let checked = sluice_checker::check(&ops);
+    // Keep the history when the checker finds anomalies or rejects it.
+    if !checked.as_ref().is_ok_and(|r| r.is_valid()) {
         if let Some(path) = &config.history {
             let mut file = std::fs::File::create(path).map_err(|source| NemesisError::Io {
                 what: format!("creating {}", path.display()),
@@ -233,6 +234,7 @@ fn run_inside(config: RunConfig) -> Result<RunReport, NemesisError> {
             })?;
         }
     }
+    let report = checked?;
     log.line(format!(
         "checked {} ops: {}",
         ops.len(),

@@ -124,7 +124,10 @@ impl ProducerContext for Deliveries {
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         let (kind, m, offset) = match result {
-            Ok(m) => (OpType::Ok, m, Some(m.offset())),
+            // librdkafka reports a retried idempotent batch the broker
+            // already had (DUPLICATE_SEQUENCE_NUMBER) as delivered at
+            // offset -1001: written, offset unknown.
+            Ok(m) => (OpType::Ok, m, (m.offset() >= 0).then(|| m.offset())),
             Err((_, m)) => (OpType::Info, m, None),
         };
         let Some(value) = value_of(m.payload()) else {
