@@ -111,12 +111,13 @@ pub enum Anomaly {
         skipped: Offset,
         op: usize,
     },
-    /// Acknowledged above every polled offset of its partition and never
-    /// polled by the end of the history.
+    /// Acknowledged above every polled offset of its partition (or at an
+    /// offset the client did not learn: `None`) and never polled by the end
+    /// of the history.
     Unseen {
         value: Value,
         tp: TopicPartition,
-        offset: Offset,
+        offset: Option<Offset>,
         send_op: usize,
     },
     /// A value no producer ever sent was polled.
@@ -221,10 +222,16 @@ impl fmt::Display for Anomaly {
                 tp,
                 offset,
                 send_op,
-            } => write!(
-                f,
-                "value {value} acknowledged at {tp}@{offset} (op {send_op}) was never polled"
-            ),
+            } => match offset {
+                Some(offset) => write!(
+                    f,
+                    "value {value} acknowledged at {tp}@{offset} (op {send_op}) was never polled"
+                ),
+                None => write!(
+                    f,
+                    "value {value} acknowledged on {tp} at an unknown offset (op {send_op}) was never polled"
+                ),
+            },
             Anomaly::Phantom {
                 value,
                 read,

@@ -32,6 +32,9 @@ enum SendState {
     Info,
 }
 
+/// `ack` of a value acknowledged at an offset the client did not learn.
+const ACK_UNKNOWN: i64 = i64::MAX;
+
 /// Everything the checker keeps per distinct value.
 #[derive(Clone, Copy, PartialEq)]
 struct ValueState {
@@ -320,7 +323,13 @@ impl Checker {
             OpType::Info | OpType::Invoke => SendState::Info,
         };
         if kind == OpType::Ok {
-            let offset = offset.ok_or(CheckerError::MissingOffset { value, op: index })?;
+            // An acknowledgement without an offset: the client learnt that
+            // the value was written, not where (librdkafka's -1001 for a
+            // retried idempotent batch the broker already had).
+            let Some(offset) = offset else {
+                v.ack = ACK_UNKNOWN;
+                return Ok(());
+            };
             if offset.0 < 0 {
                 return Err(negative(value, offset, index));
             }
@@ -453,7 +462,14 @@ impl Checker {
                     }
                     let tp = self.tps[v.send_tp as usize].clone();
                     let max_polled = self.max_polled[v.send_tp as usize];
-                    found.push(if v.ack <= max_polled {
+                    found.push(if v.ack == ACK_UNKNOWN {
+                        Anomaly::Unseen {
+                            value: Value(value),
+                            tp,
+                            offset: None,
+                            send_op: v.send_op,
+                        }
+                    } else if v.ack <= max_polled {
                         Anomaly::LostWrite {
                             value: Value(value),
                             tp,
@@ -465,7 +481,7 @@ impl Checker {
                         Anomaly::Unseen {
                             value: Value(value),
                             tp,
-                            offset: Offset(v.ack),
+                            offset: Some(Offset(v.ack)),
                             send_op: v.send_op,
                         }
                     });

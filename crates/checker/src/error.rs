@@ -24,8 +24,6 @@ pub enum CheckerError {
         "op {op}: the send of value {value} completes on another partition than it was invoked on"
     )]
     SendPartitionMismatch { value: Value, op: usize },
-    #[error("op {op}: the acknowledged send of value {value} has no offset")]
-    MissingOffset { value: Value, op: usize },
     #[error("op {op}: offset {offset} of value {value} is negative (an unknown offset is not an offset)")]
     NegativeOffset {
         value: Value,

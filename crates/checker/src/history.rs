@@ -127,7 +127,7 @@ pub enum OpType {
 #[serde(tag = "f", rename_all = "snake_case")]
 pub enum Call {
     /// A producer sends `value` (with an optional key) to `tp`; an `ok`
-    /// completion carries the acknowledged `offset`.
+    /// completion carries the acknowledged `offset` when the client knows it.
     Send {
         tp: TopicPartition,
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -11,7 +11,9 @@
 //! # The workload
 //!
 //! Producers (acks=all, idempotent) send unique values ([`Value`], a `u64`
-//! id) to partitions; a send completes `ok` with the acknowledged offset,
+//! id) to partitions; a send completes `ok` with the acknowledged offset
+//! (or without one when the client did not learn it, as librdkafka for a
+//! retried idempotent batch the broker already had),
 //! `fail` when it was definitely not written, or `info` (or never) when it is
 //! indeterminate. Consumers, manually assigned or in groups, poll and record
 //! every `(partition, offset, value)` they receive. A consumer's *assignment
@@ -32,7 +34,8 @@
 //!   `>= o` of `p` (Jepsen's lost write: below the highest polled offset yet
 //!   never read). Indeterminate sends are never lost.
 //! - **Unseen**: a send acknowledged at `o` whose value was never polled, with
-//!   `o` above every polled offset of `p`: never seen after healing.
+//!   `o` above every polled offset of `p` (or acknowledged at an unknown
+//!   offset): never seen after healing.
 //! - **Duplicate**: one value at two or more positions (e.g. appended twice,
 //!   or polled at another offset than it was acknowledged at).
 //! - **InconsistentOffset**: two or more values at one offset.

@@ -69,7 +69,9 @@ impl ProducerContext for Deliveries {
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         let (kind, m, offset) = match result {
-            Ok(m) => (OpType::Ok, m, Some(m.offset())),
+            // Delivered at an unknown offset (-1001): a retried idempotent
+            // batch the broker already had.
+            Ok(m) => (OpType::Ok, m, (m.offset() >= 0).then(|| m.offset())),
             Err((_, m)) => (OpType::Info, m, None),
         };
         let op = Op::send(

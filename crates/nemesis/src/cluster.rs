@@ -1,0 +1,480 @@
+//! The cluster under test: [`System`] (a 3-node Apache Kafka or Sluice) on
+//! the nodes of a [`TestNet`], its leaders and controller, and its health.
+//!
+//! Everything here that opens a socket (metadata, DescribeQuorum) must run
+//! on a thread that entered the client namespace ([`TestNet::enter_client`]):
+//! the test network is not reachable from the host's namespace.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sluice_testkit::metadata::{fetch_metadata, ClusterMetadata};
+
+use crate::netns::TestNet;
+use crate::node::{Launch, Node};
+use crate::NemesisError;
+
+/// The client port every node listens on (each node has its own address).
+pub const PORT: u16 = 9092;
+/// The KRaft controller port.
+pub const CONTROLLER_PORT: u16 = 9093;
+/// Nodes of a Sluice cluster. Today Sluice is a single node; when the
+/// cluster of issues 16/17 lands, this becomes 3 (and [`sluice_args`]
+/// already writes the quorum keys for more than one node).
+pub const SLUICE_NODES: usize = 1;
+
+/// What runs on the nodes.
+#[derive(Clone, Debug)]
+pub enum System {
+    /// The pinned Apache Kafka (jars in `lib`), KRaft, combined roles.
+    Kafka { lib: PathBuf, nodes: usize },
+    /// The `sluice` binary.
+    Sluice { binary: PathBuf, nodes: usize },
+}
+
+impl System {
+    pub fn nodes(&self) -> usize {
+        match self {
+            System::Kafka { nodes, .. } | System::Sluice { nodes, .. } => *nodes,
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            System::Kafka { nodes, .. } => format!("Apache Kafka 4.1.2, {nodes} nodes"),
+            System::Sluice { nodes, .. } => {
+                format!("Sluice, {nodes} node{}", if *nodes == 1 { "" } else { "s" })
+            }
+        }
+    }
+}
+
+/// Settings the unsafe (checker-must-fail) runs change.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Safety {
+    /// Kafka: `unclean.leader.election.enable=true`, `min.insync.replicas=1`.
+    pub unsafe_broker: bool,
+}
+
+fn voters(net: &TestNet) -> String {
+    (1..=net.nodes())
+        .map(|i| format!("{i}@{}:{CONTROLLER_PORT}", net.node_addr(i)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Node `i`'s Kafka `server.properties`.
+pub fn kafka_properties(net: &TestNet, i: usize, data: &Path, safety: Safety) -> String {
+    let n = net.nodes();
+    let addr = net.node_addr(i);
+    let min_isr = if safety.unsafe_broker { 1 } else { 2.min(n) };
+    let mut p = format!(
+        "process.roles=broker,controller\n\
+         node.id={i}\n\
+         controller.quorum.voters={}\n\
+         listeners=PLAINTEXT://{addr}:{PORT},CONTROLLER://{addr}:{CONTROLLER_PORT}\n\
+         advertised.listeners=PLAINTEXT://{addr}:{PORT}\n\
+         controller.listener.names=CONTROLLER\n\
+         inter.broker.listener.name=PLAINTEXT\n\
+         listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n\
+         log.dirs={}\n\
+         num.partitions={}\n\
+         default.replication.factor={n}\n\
+         min.insync.replicas={min_isr}\n\
+         offsets.topic.replication.factor={n}\n\
+         offsets.topic.num.partitions=3\n\
+         transaction.state.log.replication.factor={n}\n\
+         transaction.state.log.min.isr={}\n\
+         share.coordinator.state.topic.replication.factor={n}\n\
+         share.coordinator.state.topic.min.isr={}\n\
+         group.initial.rebalance.delay.ms=0\n\
+         broker.session.timeout.ms=6000\n\
+         broker.heartbeat.interval.ms=1000\n\
+         replica.lag.time.max.ms=10000\n\
+         log.segment.bytes=16777216\n",
+        voters(net),
+        data.display(),
+        crate::workload::PARTITIONS,
+        2.min(n),
+        2.min(n),
+    );
+    if safety.unsafe_broker {
+        p.push_str("unclean.leader.election.enable=true\n");
+    }
+    p
+}
+
+/// Node `i`'s `sluice serve` arguments (Kafka config keys as overrides).
+pub fn sluice_args(net: &TestNet, i: usize, data: &Path) -> Vec<String> {
+    let addr = net.node_addr(i);
+    let mut o = vec![
+        format!("listeners=PLAINTEXT://{addr}:{PORT}"),
+        format!("log.dirs={}", data.display()),
+        "sluice.metrics.listener=127.0.0.1:0".into(),
+        format!("num.partitions={}", crate::workload::PARTITIONS),
+        "group.initial.rebalance.delay.ms=0".into(),
+    ];
+    if net.nodes() > 1 {
+        // The Kafka keys the Sluice cluster (issues 16/17) is to read.
+        o.push(format!("node.id={i}"));
+        o.push("process.roles=broker,controller".into());
+        o.push(format!("controller.quorum.voters={}", voters(net)));
+        o.push(format!("default.replication.factor={}", net.nodes()));
+        o.push("min.insync.replicas=2".into());
+    }
+    let mut args = vec!["serve".to_string()];
+    for kv in o {
+        args.push("--override".into());
+        args.push(kv);
+    }
+    args
+}
+
+/// The nodes, their network and what runs on them. Dropping it kills every
+/// process, unmounts the disks and deletes the namespaces.
+pub struct Cluster {
+    pub system: System,
+    // Field order: nodes (processes, mounts) go before the network.
+    pub nodes: Vec<Node>,
+    pub net: TestNet,
+    pub dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Creates the network and the nodes' disks, writes their configuration
+    /// (formatting Kafka's storage) and starts every node without waiting.
+    pub fn create(system: System, safety: Safety, disk_size: &str) -> Result<Self, NemesisError> {
+        let net = TestNet::create(system.nodes())?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{}-", net.stem()))
+            .tempdir()
+            .map_err(|source| NemesisError::Io {
+                what: "creating the run dir".into(),
+                source,
+            })?;
+        let mut nodes = Vec::new();
+        for i in 1..=system.nodes() {
+            let node_dir = dir.path().join(format!("node-{i}"));
+            nodes.push(Node::new(
+                i,
+                net.node_ns(i),
+                net.node_addr(i),
+                node_dir,
+                net.stem(),
+                disk_size,
+            )?);
+        }
+        let mut cluster = Cluster {
+            system,
+            nodes,
+            net,
+            dir,
+        };
+        cluster.configure(safety)?;
+        for node in &mut cluster.nodes {
+            node.start()?;
+        }
+        Ok(cluster)
+    }
+
+    fn configure(&mut self, safety: Safety) -> Result<(), NemesisError> {
+        match self.system.clone() {
+            System::Sluice { binary, .. } => {
+                for node in &mut self.nodes {
+                    let args = sluice_args(&self.net, node.id, &node.data_dir());
+                    node.set_launch(Launch {
+                        program: binary.clone(),
+                        args,
+                    });
+                }
+            }
+            System::Kafka { lib, .. } => {
+                let cluster_id = kafka_cluster_id();
+                let classpath = format!("{}/*", lib.display());
+                let mut formats = Vec::new();
+                for node in &mut self.nodes {
+                    let config = node.dir.join("server.properties");
+                    let props = kafka_properties(&self.net, node.id, &node.data_dir(), safety);
+                    std::fs::write(&config, props).map_err(|source| NemesisError::Io {
+                        what: "writing server.properties".into(),
+                        source,
+                    })?;
+                    node.set_launch(Launch {
+                        program: "java".into(),
+                        args: vec![
+                            "-Xmx512m".into(),
+                            "-Xms512m".into(),
+                            "-cp".into(),
+                            classpath.clone(),
+                            "kafka.Kafka".into(),
+                            config.to_string_lossy().into_owned(),
+                        ],
+                    });
+                    let (cp, id) = (classpath.clone(), cluster_id.clone());
+                    formats.push(thread::spawn(move || {
+                        crate::netns::run(
+                            "java",
+                            &[
+                                "-cp",
+                                &cp,
+                                "kafka.tools.StorageTool",
+                                "format",
+                                "-t",
+                                &id,
+                                "-c",
+                                &config.to_string_lossy(),
+                            ],
+                        )
+                    }));
+                }
+                for f in formats {
+                    f.join().expect("format thread")?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn node(&mut self, id: usize) -> &mut Node {
+        &mut self.nodes[id - 1]
+    }
+
+    pub fn addr(&self, id: usize) -> SocketAddr {
+        format!("{}:{PORT}", self.net.node_addr(id))
+            .parse()
+            .expect("an address")
+    }
+
+    /// Every node's client listener (a bootstrap list).
+    pub fn bootstrap(&self) -> String {
+        (1..=self.len())
+            .map(|i| format!("{}:{PORT}", self.net.node_addr(i)))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Metadata for `topics` from the first node that answers.
+    pub fn metadata(&mut self, topics: Option<&[&str]>) -> Option<ClusterMetadata> {
+        (1..=self.len()).find_map(|i| {
+            let node = &mut self.nodes[i - 1];
+            if !node.is_running() || node.is_paused() {
+                return None;
+            }
+            fetch_metadata(self.addr(i), topics).ok()
+        })
+    }
+
+    /// The leader of `partition` of the workload topic, by Metadata.
+    pub fn leader(&mut self, partition: i32) -> Option<usize> {
+        let md = self.metadata(Some(&[crate::workload::TOPIC]))?;
+        let leader = md.partition(crate::workload::TOPIC, partition)?.leader;
+        (leader >= 1 && leader as usize <= self.len()).then_some(leader as usize)
+    }
+
+    /// The active controller (the metadata quorum's leader), by DescribeQuorum.
+    pub fn controller(&mut self) -> Option<usize> {
+        (1..=self.len()).find_map(|i| {
+            let node = &mut self.nodes[i - 1];
+            if !node.is_running() || node.is_paused() {
+                return None;
+            }
+            describe_quorum_leader(self.addr(i))
+                .filter(|&l| l >= 1 && l as usize <= self.len())
+                .map(|l| l as usize)
+        })
+    }
+
+    /// True when every node runs, unpaused, every one lists all brokers, and
+    /// every workload partition has a leader and a full ISR.
+    pub fn healthy(&mut self) -> bool {
+        let n = self.len();
+        for i in 1..=n {
+            let node = &mut self.nodes[i - 1];
+            if !node.is_running() || node.is_paused() {
+                return false;
+            }
+            let Ok(md) = fetch_metadata(self.addr(i), Some(&[crate::workload::TOPIC])) else {
+                return false;
+            };
+            if md.brokers.len() != n {
+                return false;
+            }
+            let Some(topic) = md.topics.iter().find(|t| t.name == crate::workload::TOPIC) else {
+                return false;
+            };
+            if topic.partitions.len() != crate::workload::PARTITIONS as usize
+                || topic
+                    .partitions
+                    .iter()
+                    .any(|p| p.leader < 0 || p.isr.len() != n)
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Waits up to `timeout` for [`Cluster::healthy`]; restarts nodes whose
+    /// process died meanwhile (a full disk, a crash). Returns whether it got
+    /// healthy and how long it took.
+    pub fn await_healthy(&mut self, timeout: Duration) -> (bool, Duration) {
+        let start = Instant::now();
+        loop {
+            for node in &mut self.nodes {
+                if !node.is_running() {
+                    let _ = node.start();
+                }
+            }
+            if self.healthy() {
+                return (true, start.elapsed());
+            }
+            if start.elapsed() > timeout {
+                return (false, start.elapsed());
+            }
+            thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// Heals every fault: no rules, every node resumed, disks freed, dead
+    /// nodes started.
+    pub fn heal_all(&mut self) {
+        for i in 1..=self.len() {
+            let _ = self.net.drop_from(i, &[]);
+            let node = &mut self.nodes[i - 1];
+            node.resume();
+            node.free_disk();
+            if !node.is_running() {
+                let _ = node.start();
+            }
+        }
+    }
+}
+
+/// A random KRaft cluster id: 16 random bytes in URL-safe base64 without padding.
+fn kafka_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    loop {
+        let bytes: [u8; 16] = rand::random();
+        let mut bits = 0u32;
+        let mut nbits = 0;
+        let mut s = String::new();
+        for b in bytes {
+            bits = (bits << 8) | b as u32;
+            nbits += 8;
+            while nbits >= 6 {
+                nbits -= 6;
+                s.push(ALPHABET[((bits >> nbits) & 63) as usize] as char);
+            }
+        }
+        s.push(ALPHABET[((bits << (6 - nbits)) & 63) as usize] as char);
+        if !s.starts_with('-') {
+            return s;
+        }
+    }
+}
+
+fn read_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..35).step_by(7) {
+        let b = *buf.get(*pos)?;
+        *pos += 1;
+        v |= ((b & 0x7f) as u64) << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+fn read_i32(buf: &[u8], pos: &mut usize) -> Option<i32> {
+    let v = i32::from_be_bytes(buf.get(*pos..*pos + 4)?.try_into().ok()?);
+    *pos += 4;
+    Some(v)
+}
+
+fn read_i16(buf: &[u8], pos: &mut usize) -> Option<i16> {
+    let v = i16::from_be_bytes(buf.get(*pos..*pos + 2)?.try_into().ok()?);
+    *pos += 2;
+    Some(v)
+}
+
+/// DescribeQuorum v0 for `__cluster_metadata-0`: the quorum leader's id.
+pub fn describe_quorum_leader(addr: SocketAddr) -> Option<i32> {
+    const TOPIC: &[u8] = b"__cluster_metadata";
+    let client = b"sluice-nemesis";
+    let mut body = Vec::new();
+    body.extend_from_slice(&55i16.to_be_bytes()); // DescribeQuorum
+    body.extend_from_slice(&0i16.to_be_bytes()); // v0 (flexible)
+    body.extend_from_slice(&7i32.to_be_bytes()); // correlation id
+    body.extend_from_slice(&(client.len() as i16).to_be_bytes());
+    body.extend_from_slice(client);
+    body.push(0); // header tagged fields
+    body.push(2); // one topic
+    body.push(TOPIC.len() as u8 + 1);
+    body.extend_from_slice(TOPIC);
+    body.push(2); // one partition
+    body.extend_from_slice(&0i32.to_be_bytes());
+    body.extend_from_slice(&[0, 0, 0]); // partition, topic, body tagged fields
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(&frame).ok()?;
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).ok()?;
+    let len = i32::from_be_bytes(len);
+    if !(0..1 << 20).contains(&len) {
+        return None;
+    }
+    let mut buf = vec![0u8; len as usize];
+    s.read_exact(&mut buf).ok()?;
+    let mut pos = 0;
+    if read_i32(&buf, &mut pos)? != 7 {
+        return None;
+    }
+    let _tags = read_varint(&buf, &mut pos)?;
+    if read_i16(&buf, &mut pos)? != 0 {
+        return None;
+    }
+    if read_varint(&buf, &mut pos)? != 2 {
+        return None;
+    }
+    let name_len = read_varint(&buf, &mut pos)?.checked_sub(1)? as usize;
+    pos += name_len;
+    if read_varint(&buf, &mut pos)? != 2 {
+        return None;
+    }
+    let _partition = read_i32(&buf, &mut pos)?;
+    if read_i16(&buf, &mut pos)? != 0 {
+        return None;
+    }
+    read_i32(&buf, &mut pos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_ids_are_22_url_safe_characters() {
+        for _ in 0..100 {
+            let id = kafka_cluster_id();
+            assert_eq!(id.len(), 22, "{id}");
+            assert!(id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! The faults: what each does to the [`Cluster`] and how it is healed.
+
+use std::fmt;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use serde::Serialize;
+
+use crate::cluster::Cluster;
+
+/// One kind of fault.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// `kill -9` of a random node; healed by starting it again.
+    Kill,
+    /// `kill -9` of the leader of a workload partition (by Metadata).
+    KillLeader,
+    /// `kill -9` of the active controller (by DescribeQuorum).
+    KillController,
+    /// SIGSTOP of a random node; healed by SIGCONT.
+    Pause,
+    /// SIGSTOP of a partition leader.
+    PauseLeader,
+    /// A clean stop (SIGTERM, waited for); healed by starting it again.
+    Restart,
+    /// The nodes split into a minority and a majority that cannot reach
+    /// each other (both ways).
+    PartitionHalves,
+    /// A partition leader cut off from every other node (both ways).
+    PartitionLeader,
+    /// One node receives nothing from the others; they still receive from it.
+    PartitionOneWay,
+    /// Nodes drop every packet from the workload's clients.
+    IsolateClients,
+    /// A node's data disk fills up; healed by freeing it (and starting the
+    /// node if it stopped).
+    DiskFull,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 11] = [
+        FaultKind::Kill,
+        FaultKind::KillLeader,
+        FaultKind::KillController,
+        FaultKind::Pause,
+        FaultKind::PauseLeader,
+        FaultKind::Restart,
+        FaultKind::PartitionHalves,
+        FaultKind::PartitionLeader,
+        FaultKind::PartitionOneWay,
+        FaultKind::IsolateClients,
+        FaultKind::DiskFull,
+    ];
+
+    /// The faults that mean something with `nodes` nodes and `nft` present.
+    pub fn applicable(nodes: usize, nft: bool) -> Vec<FaultKind> {
+        Self::ALL
+            .into_iter()
+            .filter(|k| nodes > 1 || !k.needs_peers())
+            .filter(|k| nft || !k.needs_nft())
+            .collect()
+    }
+
+    fn needs_peers(self) -> bool {
+        matches!(
+            self,
+            FaultKind::KillLeader
+                | FaultKind::KillController
+                | FaultKind::PauseLeader
+                | FaultKind::PartitionHalves
+                | FaultKind::PartitionLeader
+                | FaultKind::PartitionOneWay
+        )
+    }
+
+    fn needs_nft(self) -> bool {
+        matches!(
+            self,
+            FaultKind::PartitionHalves
+                | FaultKind::PartitionLeader
+                | FaultKind::PartitionOneWay
+                | FaultKind::IsolateClients
+        )
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Kill => "kill",
+            FaultKind::KillLeader => "kill-leader",
+            FaultKind::KillController => "kill-controller",
+            FaultKind::Pause => "pause",
+            FaultKind::PauseLeader => "pause-leader",
+            FaultKind::Restart => "restart",
+            FaultKind::PartitionHalves => "partition-halves",
+            FaultKind::PartitionLeader => "partition-leader",
+            FaultKind::PartitionOneWay => "partition-one-way",
+            FaultKind::IsolateClients => "isolate-clients",
+            FaultKind::DiskFull => "disk-full",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<FaultKind> {
+        Self::ALL.into_iter().find(|k| k.name() == s)
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a fault left that healing must undo.
+#[derive(Debug)]
+pub enum Active {
+    Killed(usize),
+    Paused(usize),
+    Stopped(usize),
+    /// Nodes with drop rules.
+    Rules(Vec<usize>),
+    DiskFull(usize),
+}
+
+/// A leader of a random workload partition, else a random node.
+fn leader_or_random(cluster: &mut Cluster, rng: &mut StdRng) -> (usize, String) {
+    let partition = rng.gen_range(0..crate::workload::PARTITIONS);
+    match cluster.leader(partition) {
+        Some(l) => (
+            l,
+            format!("leader of {}-{partition}", crate::workload::TOPIC),
+        ),
+        None => (
+            rng.gen_range(1..=cluster.len()),
+            "no leader known: a random node".into(),
+        ),
+    }
+}
+
+/// Applies a fault of `kind`; returns what to heal and a description.
+pub fn apply(kind: FaultKind, cluster: &mut Cluster, rng: &mut StdRng) -> (Active, String) {
+    let n = cluster.len();
+    let random = rng.gen_range(1..=n);
+    match kind {
+        FaultKind::Kill => {
+            cluster.node(random).kill();
+            (Active::Killed(random), format!("kill -9 node {random}"))
+        }
+        FaultKind::KillLeader => {
+            let (id, why) = leader_or_random(cluster, rng);
+            cluster.node(id).kill();
+            (Active::Killed(id), format!("kill -9 node {id} ({why})"))
+        }
+        FaultKind::KillController => {
+            let (id, why) = match cluster.controller() {
+                Some(c) => (c, "active controller".to_string()),
+                None => (random, "no controller known: a random node".into()),
+            };
+            cluster.node(id).kill();
+            (Active::Killed(id), format!("kill -9 node {id} ({why})"))
+        }
+        FaultKind::Pause => {
+            cluster.node(random).pause();
+            (Active::Paused(random), format!("SIGSTOP node {random}"))
+        }
+        FaultKind::PauseLeader => {
+            let (id, why) = leader_or_random(cluster, rng);
+            cluster.node(id).pause();
+            (Active::Paused(id), format!("SIGSTOP node {id} ({why})"))
+        }
+        FaultKind::Restart => {
+            let clean = cluster.node(random).stop(Duration::from_secs(60));
+            let how = if clean {
+                "clean stop"
+            } else {
+                "stop (killed after 60 s)"
+            };
+            (Active::Stopped(random), format!("{how} of node {random}"))
+        }
+        FaultKind::PartitionHalves => {
+            let mut ids: Vec<usize> = (1..=n).collect();
+            ids.shuffle(rng);
+            let (minority, majority) = ids.split_at(n / 2);
+            cut(cluster, minority, majority);
+            (
+                Active::Rules((1..=n).collect()),
+                format!("partition {minority:?} | {majority:?}"),
+            )
+        }
+        FaultKind::PartitionLeader => {
+            let (id, why) = leader_or_random(cluster, rng);
+            let others: Vec<usize> = (1..=n).filter(|&j| j != id).collect();
+            cut(cluster, &[id], &others);
+            (
+                Active::Rules((1..=n).collect()),
+                format!("partition [{id}] ({why}) | {others:?}"),
+            )
+        }
+        FaultKind::PartitionOneWay => {
+            let others: Vec<usize> = (1..=n).filter(|&j| j != random).collect();
+            let _ = cluster.net.drop_from(random, &others);
+            (
+                Active::Rules(vec![random]),
+                format!("node {random} receives nothing from {others:?}"),
+            )
+        }
+        FaultKind::IsolateClients => {
+            let ids: Vec<usize> = if n == 1 { vec![1] } else { vec![random] };
+            for &i in &ids {
+                let _ = cluster.net.drop_from(i, &[0]);
+            }
+            (
+                Active::Rules(ids.clone()),
+                format!("nodes {ids:?} drop the clients' packets"),
+            )
+        }
+        FaultKind::DiskFull => {
+            let bytes = cluster.node(random).fill_disk().unwrap_or(0);
+            (
+                Active::DiskFull(random),
+                format!("fill node {random}'s disk ({} MiB)", bytes >> 20),
+            )
+        }
+    }
+}
+
+/// Both ways: nodes in `a` drop packets from `b` and vice versa.
+fn cut(cluster: &mut Cluster, a: &[usize], b: &[usize]) {
+    for &i in a {
+        let _ = cluster.net.drop_from(i, b);
+    }
+    for &i in b {
+        let _ = cluster.net.drop_from(i, a);
+    }
+}
+
+/// Undoes `active`; returns a description.
+pub fn heal(active: Active, cluster: &mut Cluster) -> String {
+    match active {
+        Active::Killed(i) | Active::Stopped(i) => match cluster.node(i).start() {
+            Ok(()) => format!("start node {i}"),
+            Err(e) => format!("start node {i} failed: {e}"),
+        },
+        Active::Paused(i) => {
+            cluster.node(i).resume();
+            format!("SIGCONT node {i}")
+        }
+        Active::Rules(ids) => {
+            for &i in &ids {
+                let _ = cluster.net.drop_from(i, &[]);
+            }
+            format!("remove the rules of nodes {ids:?}")
+        }
+        Active::DiskFull(i) => {
+            let node = cluster.node(i);
+            node.free_disk();
+            if node.is_running() {
+                format!("free node {i}'s disk")
+            } else {
+                let _ = node.start();
+                format!("free node {i}'s disk; it had stopped: start it")
+            }
+        }
+    }
+}

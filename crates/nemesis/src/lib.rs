@@ -1,0 +1,55 @@
+//! `sluice-nemesis`: the process-level part of the fault-testing bed of
+//! issue 18. It runs a broker cluster (a 3-node Apache Kafka, or Sluice) in
+//! Linux network namespaces that it creates and removes ([`netns`]), drives
+//! Jepsen's Kafka workload against it with librdkafka ([`workload`]), injects
+//! a seeded schedule of faults ([`fault`]: kill -9 of any node, of a
+//! partition leader or of the active controller, SIGSTOP/SIGCONT, clean
+//! restarts, partitions (majority/minority, leader isolation, one-way,
+//! clients cut off) and full disks) alternating with healing, and checks the
+//! history with `sluice-checker` ([`run`]).
+//!
+//! Network faults are nftables rules inside a node's own namespace; nothing
+//! touches the host's interfaces or ruleset. Needs root; [`netns::unavailable`]
+//! says why not otherwise.
+
+pub mod cluster;
+mod error;
+pub mod fault;
+pub mod netns;
+pub mod node;
+pub mod run;
+pub mod workload;
+
+pub use cluster::{Cluster, Safety, System};
+pub use error::NemesisError;
+pub use fault::FaultKind;
+pub use run::{run, RunConfig, RunReport};
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+/// Makes SIGINT and SIGTERM end a run early but cleanly (heal, check,
+/// remove the namespaces) instead of killing the process.
+pub fn install_interrupt_handler() {
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGTERM,
+            on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
+}
+
+/// True after SIGINT or SIGTERM (with [`install_interrupt_handler`]).
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}

@@ -1,0 +1,94 @@
+//! The bounded nemesis run of CI: a single-node Sluice in network
+//! namespaces, about a minute of seeded faults (kill -9, SIGSTOP/SIGCONT,
+//! clean restarts, clients cut off by nftables, a full disk) under the
+//! idempotent acks=all workload, then a final read and the checker, which
+//! must find no anomaly. Skips (with a message) where namespaces are
+//! impossible (not root). Needs the `sluice` binary (`cargo build -p sluice`;
+//! `cargo test --workspace` builds it). `scripts/fault` runs the long ones.
+
+use std::time::Duration;
+
+use sluice_nemesis::cluster::SLUICE_NODES;
+use sluice_nemesis::{netns, run, FaultKind, RunConfig, System};
+
+#[test]
+fn a_minute_of_faults_against_sluice_finds_no_anomaly() {
+    if let Some(why) = netns::unavailable() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    assert!(
+        netns::nft_available(),
+        "the `nft` tool is missing: install Debian's nftables (scripts/setup)"
+    );
+    let binary =
+        sluice_testkit::locate_sluice_binary().expect("the sluice binary (cargo build -p sluice)");
+    let seed = std::env::var("SLUICE_NEMESIS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("nemesis CI run: seed {seed} (SLUICE_NEMESIS_SEED={seed} replays the schedule)");
+    let mut config = RunConfig::new(
+        System::Sluice {
+            binary,
+            nodes: SLUICE_NODES,
+        },
+        seed,
+        Duration::from_secs(60),
+    );
+    // Every applicable fault at least once, in a seeded order.
+    config.min_cycles = FaultKind::applicable(SLUICE_NODES, true).len();
+    let history = std::env::temp_dir().join(format!("sluice-nemesis-ci-{seed}.jsonl"));
+    config.history = Some(history.clone());
+    let report = run(config).expect("the run");
+    eprintln!("{}", report.schedule.join("\n"));
+    eprintln!("{}", report.summary);
+    assert!(report.cycles >= 1, "no fault cycle ran");
+    assert!(report.sends_ok > 0, "nothing acknowledged");
+    assert!(
+        report.final_read_complete,
+        "the final read did not reach the end"
+    );
+    assert!(
+        report.valid,
+        "anomalies with seed {seed} (history in {}): {:?}\n{}",
+        history.display(),
+        report.anomalies,
+        report.summary
+    );
+    let _ = std::fs::remove_file(history);
+}
+
+/// The same against the 3-node Apache Kafka (every fault, leader and
+/// controller kills and partitions included). Its JVMs make it slow on a
+/// busy 2-core machine, so it runs with `SLUICE_TEST_FULL=1` only.
+#[test]
+fn a_minute_of_faults_against_a_three_node_kafka_finds_no_anomaly() {
+    if std::env::var("SLUICE_TEST_FULL").as_deref() != Ok("1") {
+        eprintln!("skipped: set SLUICE_TEST_FULL=1 to run the nemesis against a 3-node Kafka");
+        return;
+    }
+    if let Some(why) = netns::unavailable() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let Some(lib) = sluice_testkit::ReferenceKafka::lib_dir() else {
+        eprintln!("skipped: no Kafka jars in .cache/kafka/lib (scripts/setup)");
+        return;
+    };
+    let seed = rand::random();
+    eprintln!("nemesis Kafka run: seed {seed}");
+    let config = RunConfig::new(
+        System::Kafka { lib, nodes: 3 },
+        seed,
+        Duration::from_secs(60),
+    );
+    let report = run(config).expect("the run");
+    eprintln!("{}", report.schedule.join("\n"));
+    assert!(report.cycles >= 1 && report.sends_ok > 0 && report.final_read_complete);
+    assert!(
+        report.valid,
+        "anomalies with seed {seed}:\n{}",
+        report.summary
+    );
+}
