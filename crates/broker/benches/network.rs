@@ -159,8 +159,8 @@ fn round_trips(c: &mut Criterion) {
             .unwrap();
         let ctx = broker.context().clone();
         tokio::task::spawn_blocking(move || {
-            ctx.metadata
-                .create_topic(&ctx, "bench", 1, 1, Default::default())
+            ctx.controller
+                .create_topic("bench", 1, 1, Default::default())
                 .unwrap()
         })
         .await

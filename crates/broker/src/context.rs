@@ -6,7 +6,7 @@ use sluice_storage::{Clock, Fs, LogManager};
 
 use crate::config::BrokerConfig;
 use crate::group::GroupCoordinator;
-use crate::metadata::MetadataStore;
+use crate::metadata::{ControllerChannel, ImageCache, MetadataStore};
 use crate::partition::ReplicaManager;
 
 /// Everything a request handler may need. Cheap to clone (all `Arc`s).
@@ -14,8 +14,14 @@ use crate::partition::ReplicaManager;
 pub struct BrokerContext {
     /// Static broker config (the config table, resolved at start).
     pub config: Arc<BrokerConfig>,
-    /// Durable cluster metadata: cluster id, node id, topics and their configs.
+    /// The single node's metadata files: cluster id, the metadata
+    /// quorum's offsets and epoch, dynamic broker configs' offsets.
     pub metadata: Arc<MetadataStore>,
+    /// The current metadata image (topics, partitions with leaders and
+    /// epochs, configs): what handlers answer from.
+    pub image: Arc<ImageCache>,
+    /// Metadata changes, answered after they are published.
+    pub controller: Arc<ControllerChannel>,
     /// Online partitions: topic-partition -> Partition (log, high watermark, waiters).
     pub replicas: Arc<ReplicaManager>,
     /// The storage engine.

@@ -1,7 +1,10 @@
 //! Broker: the Kafka-facing server. Owns the config table, the network
 //! layer (framing, pipelining, zero-copy fetch), one handler module per API,
-//! the topic metadata store, and the partitions (a `Log` plus its
-//! high watermark and fetch waiters).
+//! the metadata path (`metadata`: the single node's controller side, the
+//! metadata log, the loader, the publishers that apply metadata changes to
+//! logs, partitions and the group coordinator, and the image cache
+//! handlers answer from), and the partitions (a `Log` plus its high
+//! watermark, leader epoch and fetch waiters).
 //!
 //! Storage errors and protocol errors become Kafka error codes here and
 //! nowhere else.

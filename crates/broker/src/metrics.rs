@@ -207,7 +207,7 @@ impl Observation {
                         if name.is_empty() {
                             // Fetch v13+ names topics by id only.
                             name = ctx
-                                .metadata
+                                .image
                                 .topic_by_id(t.topic_id)
                                 .map_or_else(|| format!("id:{}", t.topic_id), |m| m.name);
                         }

@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use sluice_record::Offset;
+use sluice_record::{LeaderEpoch, Offset};
 use sluice_storage::{Log, TopicPartition};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use tokio::sync::watch;
 
 use crate::handlers::fetch_session::FetchSessionCache;
@@ -31,6 +31,11 @@ pub struct Partition {
     hot_from: AtomicI64,
     /// Where the next `hot_from` starts and the bytes appended since.
     hot_mark: Mutex<(Offset, u64)>,
+    /// The partition's leader epoch from its registration in the metadata
+    /// image (set by the partitions publisher).
+    leader_epoch: AtomicI32,
+    /// Whether this broker leads the partition (else it follows).
+    leader: AtomicBool,
 }
 
 impl Partition {
@@ -44,7 +49,26 @@ impl Partition {
             high_watermark,
             hot_from: AtomicI64::new(hw.0),
             hot_mark: Mutex::new((hw, 0)),
+            leader_epoch: AtomicI32::new(0),
+            leader: AtomicBool::new(true),
         }
+    }
+
+    /// Makes this broker the partition's leader (or a follower) in
+    /// `leader_epoch`, as the metadata image says.
+    pub fn become_replica(&self, leader: bool, leader_epoch: LeaderEpoch) {
+        self.leader_epoch.store(leader_epoch.0, Ordering::Release);
+        self.leader.store(leader, Ordering::Release);
+    }
+
+    /// The leader epoch appends are stamped with and requests are checked against.
+    pub fn leader_epoch(&self) -> LeaderEpoch {
+        LeaderEpoch(self.leader_epoch.load(Ordering::Acquire))
+    }
+
+    /// Whether this broker leads the partition.
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Acquire)
     }
 
     /// Notes an append of `bytes` starting at `first_offset`, for

@@ -14,7 +14,7 @@ use crate::config::BrokerConfig;
 use crate::context::BrokerContext;
 use crate::error::BrokerError;
 use crate::group::{GroupConfig, GroupCoordinator};
-use crate::metadata::MetadataStore;
+use crate::metadata::{MetadataServices, MetadataStore};
 use crate::network::{self, ConnectionConfig, MemoryPool};
 use crate::partition::ReplicaManager;
 
@@ -27,6 +27,7 @@ const MAX_TIMER_MS: i64 = 86_400_000;
 /// A running broker.
 pub struct Broker {
     ctx: BrokerContext,
+    services: MetadataServices,
     bound: Vec<SocketAddr>,
     shutdown: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
@@ -77,7 +78,7 @@ impl Broker {
             listeners.push(listener);
         }
 
-        let (logs, metadata, replicas) = {
+        let (logs, metadata) = {
             let config = config.clone();
             let fs = fs.clone();
             let clock = clock.clone();
@@ -88,9 +89,7 @@ impl Broker {
                 // topic starts with the defaults they make.
                 crate::config::dynamic::install(&config, &metadata, fs.as_ref())?;
                 logs.set_producer_id_expiration_ms(config.producer_id_expiration_ms());
-                let replicas = ReplicaManager::new();
-                metadata.load_logs(&logs, &replicas, &config)?;
-                Ok((logs, metadata, replicas))
+                Ok((logs, metadata))
             })
             .await
             .map_err(|e| BrokerError::Io {
@@ -100,22 +99,37 @@ impl Broker {
         };
 
         let group_config = GroupConfig::from_broker(&config);
+        let config = Arc::new(config);
+        let logs = Arc::new(logs);
+        let replicas = Arc::new(ReplicaManager::new());
+        let groups = Arc::new(GroupCoordinator::new(group_config, clock.clone()));
+        let mut services = MetadataServices::new(
+            Arc::new(metadata),
+            config.clone(),
+            logs.clone(),
+            replicas.clone(),
+            groups.clone(),
+            fs.clone(),
+        );
+        // Publishes the metadata the files hold: opens every hosted
+        // partition's log, loads __consumer_offsets in the background,
+        // hands group configs to the coordinator.
+        services.run_loader().await.map_err(|e| BrokerError::Io {
+            op: "metadata load",
+            source: std::io::Error::other(e.to_string()),
+        })?;
         let ctx = BrokerContext {
-            config: Arc::new(config),
-            metadata: Arc::new(metadata),
-            replicas: Arc::new(replicas),
-            logs: Arc::new(logs),
+            config,
+            metadata: services.store.clone(),
+            image: services.cache.clone(),
+            controller: services.controller.clone(),
+            replicas,
+            logs,
             fs,
-            groups: Arc::new(GroupCoordinator::new(group_config, clock.clone())),
+            groups,
             clock,
         };
-        for (group_id, overrides) in ctx.metadata.all_group_configs() {
-            crate::handlers::incremental_alter_configs::push_group_overrides(
-                &ctx, &group_id, &overrides,
-            );
-        }
-        // Creates __consumer_offsets if needed and loads it in the background.
-        ctx.groups.start(&ctx).await?;
+        ctx.groups.start().await?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let connection_config = ConnectionConfig {
@@ -199,6 +213,7 @@ impl Broker {
         }
         Ok(Broker {
             ctx,
+            services,
             bound,
             shutdown,
             listeners: listener_tasks,
@@ -239,6 +254,7 @@ impl Broker {
         }
         // Lingered group writes of requests whose connection went away.
         self.ctx.groups.flush_writes();
+        self.services.shutdown().await;
         let logs = self.ctx.logs.clone();
         tokio::task::spawn_blocking(move || logs.shutdown())
             .await

@@ -128,8 +128,8 @@ async fn consumer_group_and_offsets_survive_a_restart() {
     let clock = Arc::new(ManualClock::new(now()));
     let broker = start(&fs, &clock).await;
     let ctx = broker.context().clone();
-    ctx.metadata
-        .create_topic(&ctx, "orders", 6, 1, BTreeMap::new())
+    ctx.controller
+        .create_topic("orders", 6, 1, BTreeMap::new())
         .unwrap();
     ready(&broker).await;
 
@@ -282,8 +282,8 @@ async fn classic_and_consumer_groups_of_the_same_id_exclude_each_other() {
     let clock = Arc::new(ManualClock::new(now()));
     let broker = start(&fs, &clock).await;
     let ctx = broker.context().clone();
-    ctx.metadata
-        .create_topic(&ctx, "orders", 2, 1, BTreeMap::new())
+    ctx.controller
+        .create_topic("orders", 2, 1, BTreeMap::new())
         .unwrap();
     ready(&broker).await;
     // A heartbeat with a non-zero epoch for a group that does not exist.
@@ -312,8 +312,8 @@ async fn new_partitions_are_assigned_without_anyone_losing_theirs() {
     let clock = Arc::new(ManualClock::new(now()));
     let broker = start(&fs, &clock).await;
     let ctx = broker.context().clone();
-    ctx.metadata
-        .create_topic(&ctx, "orders", 4, 1, BTreeMap::new())
+    ctx.controller
+        .create_topic("orders", 4, 1, BTreeMap::new())
         .unwrap();
     ready(&broker).await;
     let mut members: BTreeMap<String, Member> = ["m1", "m2"]
@@ -326,7 +326,7 @@ async fn new_partitions_are_assigned_without_anyone_losing_theirs() {
     converge(&broker, &mut members).await;
     let epoch = groups_epoch(&broker);
     let before = members.clone();
-    ctx.metadata.create_partitions(&ctx, "orders", 8).unwrap();
+    ctx.controller.create_partitions("orders", 8).unwrap();
     // Every heartbeat from now on: nobody's assignment shrinks.
     for _ in 0..5 {
         for id in ["m1", "m2"] {

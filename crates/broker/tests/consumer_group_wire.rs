@@ -66,8 +66,8 @@ async fn consumer_group_protocol_on_the_wire() {
     let b = TestBroker::start_default().await;
     let ctx = b.broker.context().clone();
     let topic = ctx
-        .metadata
-        .create_topic(&ctx, "orders", 4, 1, BTreeMap::new())
+        .controller
+        .create_topic("orders", 4, 1, BTreeMap::new())
         .unwrap();
     let mut c = b.client().await;
 

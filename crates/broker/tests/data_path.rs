@@ -288,7 +288,7 @@ async fn produce_errors_are_reported_per_partition() {
     tokio::task::spawn_blocking(move || {
         let configs: BTreeMap<String, String> =
             [("max.message.bytes".to_string(), "200".to_string())].into();
-        ctx.metadata.create_topic(&ctx, "small", 1, 1, configs)
+        ctx.controller.create_topic("small", 1, 1, configs)
     })
     .await
     .unwrap()
@@ -547,12 +547,10 @@ async fn flush_messages_one_topics_acknowledge_only_after_an_fsync() {
     let configs: BTreeMap<String, String> =
         [("flush.messages".to_string(), "1".to_string())].into();
     let ctx2 = ctx.clone();
-    tokio::task::spawn_blocking(move || {
-        ctx2.metadata.create_topic(&ctx2, "durable", 1, 1, configs)
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    tokio::task::spawn_blocking(move || ctx2.controller.create_topic("durable", 1, 1, configs))
+        .await
+        .unwrap()
+        .unwrap();
     let mut c = b.client().await;
     for i in 0..3i64 {
         let before = control.log_syncs.load(Ordering::SeqCst);
@@ -635,13 +633,10 @@ async fn incremental_fetch_sessions_answer_only_partitions_with_news() {
     let b = TestBroker::start_default().await;
     let ctx = b.broker.context().clone();
     let ctx2 = ctx.clone();
-    tokio::task::spawn_blocking(move || {
-        ctx2.metadata
-            .create_topic(&ctx2, "s", 2, 1, BTreeMap::new())
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    tokio::task::spawn_blocking(move || ctx2.controller.create_topic("s", 2, 1, BTreeMap::new()))
+        .await
+        .unwrap()
+        .unwrap();
     let mut c = b.client().await;
     produce(&mut c, 9, "s", 0, batch(&[b"p0"], 1_000), -1).await;
 

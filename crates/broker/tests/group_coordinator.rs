@@ -201,8 +201,8 @@ async fn offsets_of_a_deleted_topic_are_removed_for_good() {
     let clock = Arc::new(ManualClock::new(now()));
     let broker = start(&fs, &clock, &[]).await;
     let ctx = broker.context().clone();
-    ctx.metadata
-        .create_topic(&ctx, "t", 1, 1, Default::default())
+    ctx.controller
+        .create_topic("t", 1, 1, Default::default())
         .unwrap();
     let groups = ctx.groups.clone();
     for g in ["g1", "g2"] {
@@ -225,7 +225,7 @@ async fn offsets_of_a_deleted_topic_are_removed_for_good() {
         .unwrap();
     // DeleteTopics goes through the metadata store, which drops the
     // topic's committed offsets.
-    ctx.metadata.delete_topic(&ctx, "t").unwrap();
+    ctx.controller.delete_topic("t").unwrap();
     assert_eq!(committed(&groups, "g1"), None);
     assert_eq!(committed(&groups, "g2"), None);
     assert_eq!(groups.on_topic_deleted("t"), 0, "nothing left to remove");

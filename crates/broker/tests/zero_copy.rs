@@ -27,8 +27,8 @@ async fn create_topic(ctx: &BrokerContext, topic: &str, partitions: i32) -> Uuid
     let ctx2 = ctx.clone();
     let topic = topic.to_string();
     tokio::task::spawn_blocking(move || {
-        ctx2.metadata
-            .create_topic(&ctx2, &topic, partitions, 1, Default::default())
+        ctx2.controller
+            .create_topic(&topic, partitions, 1, Default::default())
             .unwrap()
             .topic_id
     })

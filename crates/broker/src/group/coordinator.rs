@@ -37,7 +37,8 @@ use super::offsets::OffsetStore;
 use super::records::{self, OffsetCommitValue, RecordKey};
 use super::{GroupConfig, GroupError, GroupState, OFFSETS_TOPIC};
 use crate::context::BrokerContext;
-use crate::partition::Partition;
+use crate::metadata::MetadataError;
+use crate::partition::{Partition, ReplicaManager};
 
 /// A group's membership and its committed offsets, under one lock.
 #[derive(Debug)]
@@ -183,18 +184,12 @@ impl GroupCoordinator {
         self.clock.now_ms()
     }
 
-    /// Loads an existing `__consumer_offsets` in the background and starts
-    /// the timers. Requests for groups of a partition not loaded yet get
-    /// COORDINATOR_LOAD_IN_PROGRESS. A missing topic is created on first use
+    /// Starts the timers. The `__consumer_offsets` partitions come from the
+    /// metadata publisher ([`GroupCoordinator::on_offsets_leadership`]);
+    /// until then requests for groups get COORDINATOR_LOAD_IN_PROGRESS or,
+    /// with no offsets topic, create it on first use
     /// ([`GroupCoordinator::ensure_offsets_topic`]).
-    pub async fn start(self: &Arc<Self>, ctx: &BrokerContext) -> Result<(), crate::BrokerError> {
-        // Like Kafka, the topic is created on first use (FindCoordinator or
-        // any group request); an existing one is loaded now.
-        if let Some(topic) = ctx.metadata.topic(OFFSETS_TOPIC) {
-            self.install_partitions(ctx, topic.partitions, false);
-            let me = self.clone();
-            tokio::task::spawn_blocking(move || me.load_all());
-        }
+    pub async fn start(self: &Arc<Self>) -> Result<(), crate::BrokerError> {
         let me = self.clone();
         let mut shutdown = self.shutdown.subscribe();
         tokio::spawn(async move {
@@ -216,7 +211,42 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    fn install_partitions(&self, ctx: &BrokerContext, count: i32, loaded: bool) {
+    /// This broker leads the `count` partitions of `__consumer_offsets`
+    /// (the metadata publisher calls this when it becomes their leader):
+    /// installs them and, if `load`, replays them on a background thread
+    /// (their groups answer COORDINATOR_LOAD_IN_PROGRESS until then).
+    pub fn on_offsets_leadership(
+        self: &Arc<Self>,
+        replicas: &ReplicaManager,
+        count: i32,
+        load: bool,
+    ) {
+        if self.partitions.get().is_some() {
+            return;
+        }
+        self.install_partitions(replicas, count, !load);
+        if load {
+            let me = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("group-load".into())
+                .spawn(move || me.load_all());
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start loading {OFFSETS_TOPIC}");
+            }
+        }
+    }
+
+    /// A KIP-848 group's config overrides changed (the metadata publisher).
+    pub fn apply_group_overrides(&self, group_id: &str, overrides: &BTreeMap<String, String>) {
+        let get = |k: &str| overrides.get(k).and_then(|v| v.trim().parse::<i32>().ok());
+        self.set_consumer_overrides(
+            group_id,
+            get("consumer.session.timeout.ms"),
+            get("consumer.heartbeat.interval.ms"),
+        );
+    }
+
+    fn install_partitions(&self, replicas: &ReplicaManager, count: i32, loaded: bool) {
         let parts: Vec<OffsetsPartition> = (0..count)
             .map(|p| {
                 let op = OffsetsPartition {
@@ -224,10 +254,7 @@ impl GroupCoordinator {
                     queue: OnceLock::new(),
                     groups: Mutex::new(HashMap::new()),
                 };
-                if let Some(part) = ctx
-                    .replicas
-                    .get_partition(&TopicPartition::new(OFFSETS_TOPIC, p))
-                {
+                if let Some(part) = replicas.get_partition(&TopicPartition::new(OFFSETS_TOPIC, p)) {
                     let _ = op.queue.set(Arc::new(AppendQueue::new(
                         part,
                         self.clock.clone(),
@@ -245,7 +272,10 @@ impl GroupCoordinator {
     /// handler calls this first; after the first success it is one load.
     /// `Ok(true)` when this call created the topic (FindCoordinator then
     /// answers COORDINATOR_NOT_AVAILABLE, as Kafka does).
-    pub async fn ensure_offsets_topic(&self, ctx: &BrokerContext) -> Result<bool, GroupError> {
+    pub async fn ensure_offsets_topic(
+        self: &Arc<Self>,
+        ctx: &BrokerContext,
+    ) -> Result<bool, GroupError> {
         if self.partitions.get().is_some() {
             return Ok(false);
         }
@@ -253,33 +283,37 @@ impl GroupCoordinator {
         if self.partitions.get().is_some() {
             return Ok(false);
         }
-        let ctx2 = ctx.clone();
+        let controller = ctx.controller.clone();
         let n = self.config.offsets_topic_num_partitions;
         let seg = self.config.offsets_topic_segment_bytes.to_string();
+        // The metadata publisher installs the partitions (as their leader)
+        // before the creation is answered.
         let created = tokio::task::spawn_blocking(move || {
             let configs = BTreeMap::from([
                 ("cleanup.policy".to_string(), "compact".to_string()),
                 ("segment.bytes".to_string(), seg),
             ]);
-            match ctx2
-                .metadata
-                .create_topic(&ctx2, OFFSETS_TOPIC, n, 1, configs)
-            {
-                Ok(t) => Ok(t.partitions),
-                // Raced with nothing else (we hold the lock), but be safe.
-                Err(e) => ctx2
-                    .metadata
-                    .topic(OFFSETS_TOPIC)
-                    .map(|t| t.partitions)
-                    .ok_or(e),
-            }
+            controller.create_topic(OFFSETS_TOPIC, n, 1, configs)
         })
         .await;
         match created {
-            Ok(Ok(count)) => {
-                tracing::info!(partitions = count, "created {OFFSETS_TOPIC}");
-                // A new topic is empty: nothing to load.
-                self.install_partitions(ctx, count, true);
+            Ok(Ok(t)) => {
+                tracing::info!(partitions = t.partitions, "created {OFFSETS_TOPIC}");
+                Ok(true)
+            }
+            // Created by someone else meanwhile (e.g. CreateTopics), or
+            // present with some partitions offline (a full disk at start):
+            // serve the partitions that are online.
+            Ok(Err(MetadataError::TopicAlreadyExists(_))) => {
+                self.install_existing(ctx);
+                Ok(false)
+            }
+            // Created, but not every log could be, and it could not be
+            // taken back either: served as far as it goes, and this request
+            // answered as the one that created it.
+            Ok(Err(e)) if ctx.image.topic(OFFSETS_TOPIC).is_some() => {
+                tracing::warn!(error = %e, "{OFFSETS_TOPIC} created with partitions offline");
+                self.install_existing(ctx);
                 Ok(true)
             }
             Ok(Err(e)) => {
@@ -290,6 +324,14 @@ impl GroupCoordinator {
                 tracing::error!(error = %e, "cannot create {OFFSETS_TOPIC}");
                 Err(GroupError::CoordinatorNotAvailable)
             }
+        }
+    }
+
+    /// Installs the offsets topic as the image has it, partitions whose
+    /// log is offline included (their groups cannot be served).
+    fn install_existing(self: &Arc<Self>, ctx: &BrokerContext) {
+        if let Some(t) = ctx.image.topic(OFFSETS_TOPIC) {
+            self.on_offsets_leadership(&ctx.replicas, t.partitions, true);
         }
     }
 

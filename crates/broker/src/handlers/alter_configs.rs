@@ -30,8 +30,8 @@ async fn apply_topic_configs(
     let ctx2 = ctx.clone();
     let name2 = name.to_string();
     match tokio::task::spawn_blocking(move || {
-        ctx2.metadata
-            .update_topic_config(&ctx2, &name2, validate_only, |_| Ok(configs))
+        ctx2.controller
+            .update_topic_config(&name2, validate_only, |_| Ok(configs))
     })
     .await
     {
@@ -63,7 +63,7 @@ pub(crate) fn broker_level(ctx: &BrokerContext, name: &str) -> Result<DynamicLev
 fn reconfigure_logs(ctx: &BrokerContext) {
     ctx.logs
         .set_producer_id_expiration_ms(ctx.config.producer_id_expiration_ms());
-    for topic in ctx.metadata.topics() {
+    for topic in ctx.image.topics() {
         match ctx.config.topic_log_config(&topic.configs) {
             Ok(log_config) => {
                 for tp in topic.topic_partitions() {
@@ -255,42 +255,20 @@ mod tests {
     use std::sync::Arc;
 
     use sluice_record::Offset;
-    use sluice_storage::{
-        Clock, Fault, FaultKind, Fs, LogManager, ManualClock, SimFs, TopicPartition,
-    };
+    use sluice_storage::{Fault, FaultKind, SimFs, TopicPartition};
 
     use super::*;
     use crate::config::BrokerConfig;
-    use crate::metadata::MetadataStore;
-    use crate::partition::ReplicaManager;
+    use crate::metadata::testing::{open_node, Node};
 
     /// A broker's state on `fs` as `Broker::start` builds it.
-    fn open(fs: &Arc<SimFs>) -> BrokerContext {
+    fn open(fs: &Arc<SimFs>) -> Node {
         let config = BrokerConfig::with_overrides(&[
             ("log.dirs", "/sim/data"),
             ("log.index.size.max.bytes", "4096"),
         ])
         .unwrap();
-        let fs_dyn: Arc<dyn Fs> = fs.clone();
-        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(1_700_000_000_000));
-        let logs =
-            LogManager::open(config.log_manager_config(), fs_dyn.clone(), clock.clone()).unwrap();
-        let metadata = MetadataStore::open(&config, fs_dyn.clone()).unwrap();
-        dynamic::install(&config, &metadata, fs_dyn.as_ref()).unwrap();
-        let replicas = ReplicaManager::new();
-        metadata.load_logs(&logs, &replicas, &config).unwrap();
-        BrokerContext {
-            config: Arc::new(config),
-            metadata: Arc::new(metadata),
-            replicas: Arc::new(replicas),
-            logs: Arc::new(logs),
-            fs: fs_dyn,
-            groups: Arc::new(crate::group::GroupCoordinator::new(
-                crate::group::GroupConfig::default(),
-                clock.clone(),
-            )),
-            clock,
-        }
+        open_node(config, fs).unwrap()
     }
 
     fn set(ctx: &BrokerContext, name: &str, key: &str, value: &str) -> Result<(), (i16, String)> {
@@ -320,8 +298,8 @@ mod tests {
         for seed in 0..8u64 {
             let fs = Arc::new(SimFs::new());
             let ctx = open(&fs);
-            ctx.metadata
-                .create_topic(&ctx, "t", 1, 1, BTreeMap::new())
+            ctx.controller
+                .create_topic("t", 1, 1, BTreeMap::new())
                 .unwrap();
             set(&ctx, "", "log.segment.bytes", "2000000").unwrap();
             set(&ctx, "1", "log.segment.bytes", "3000000").unwrap();
@@ -362,8 +340,8 @@ mod tests {
     fn a_failed_fsync_is_not_acknowledged_and_changes_nothing() {
         let fs = Arc::new(SimFs::new());
         let ctx = open(&fs);
-        ctx.metadata
-            .create_topic(&ctx, "t", 1, 1, BTreeMap::new())
+        ctx.controller
+            .create_topic("t", 1, 1, BTreeMap::new())
             .unwrap();
         set(&ctx, "", "log.segment.bytes", "2000000").unwrap();
         fs.inject(Fault::once(

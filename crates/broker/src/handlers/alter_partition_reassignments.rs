@@ -26,7 +26,7 @@ fn check(
     partition: i32,
     replicas: Option<&[BrokerId]>,
 ) -> (i16, Option<String>) {
-    let Some(meta) = ctx.metadata.topic(topic) else {
+    let Some(meta) = ctx.image.topic(topic) else {
         return (
             ResponseError::UnknownTopicOrPartition.code(),
             Some(format!("Unable to find a topic named {topic}.")),

@@ -24,7 +24,7 @@ fn wire(ctx: &BrokerContext, a: &Assignment) -> WireAssignment {
     WireAssignment::default().with_topic_partitions(
         a.iter()
             .filter_map(|(id, ps)| {
-                let t = ctx.metadata.topic_by_id(*id)?;
+                let t = ctx.image.topic_by_id(*id)?;
                 Some(
                     TopicPartitions::default()
                         .with_topic_id(*id)

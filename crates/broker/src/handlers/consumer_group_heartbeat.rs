@@ -23,7 +23,7 @@ use crate::metadata::uuid_to_base64;
 /// included: Kafka's coordinator resolves names and regexes against every
 /// topic (clients drop internal ones themselves if they want to).
 pub fn topics_view(ctx: &BrokerContext) -> TopicsView {
-    ctx.metadata
+    ctx.image
         .topics()
         .into_iter()
         .map(|t| {

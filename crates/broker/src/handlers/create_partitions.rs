@@ -41,7 +41,7 @@ pub async fn handle(
         {
             Err(e)
         } else if req.validate_only {
-            ctx.metadata
+            ctx.controller
                 .validate_create_partitions(name, topic.count)
                 .map(|_| ())
                 .map_err(|e| (e.kafka_error_code(), message(&e)))
@@ -50,7 +50,7 @@ pub async fn handle(
             let name2 = name.to_string();
             let count = topic.count;
             match tokio::task::spawn_blocking(move || {
-                ctx2.metadata.create_partitions(&ctx2, &name2, count)
+                ctx2.controller.create_partitions(&name2, count)
             })
             .await
             {
@@ -80,7 +80,7 @@ fn check_assignments(
     assignments: Option<&[CreatePartitionsAssignment]>,
 ) -> Result<(), (i16, String)> {
     let current = ctx
-        .metadata
+        .controller
         .validate_create_partitions(name, count)
         .map_err(|e| (e.kafka_error_code(), message(&e)))?;
     let Some(assignments) = assignments else {

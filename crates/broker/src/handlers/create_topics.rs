@@ -118,16 +118,16 @@ pub async fn handle(
         }
 
         let outcome = if req.validate_only {
-            ctx.metadata
-                .validate_create(&ctx.config, name, partitions, replication_factor, &configs)
+            ctx.controller
+                .validate_create(name, partitions, replication_factor, &configs)
                 .map(|p| (p, Uuid::nil()))
         } else {
             let ctx2 = ctx.clone();
             let name2 = name.to_string();
             let configs2 = configs.clone();
             match tokio::task::spawn_blocking(move || {
-                ctx2.metadata
-                    .create_topic(&ctx2, &name2, partitions, replication_factor, configs2)
+                ctx2.controller
+                    .create_topic(&name2, partitions, replication_factor, configs2)
             })
             .await
             {

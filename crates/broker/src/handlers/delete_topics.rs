@@ -44,8 +44,8 @@ pub async fn handle(
     let mut responses = Vec::with_capacity(targets.len());
     for target in targets {
         let (name, id) = match &target {
-            Target::Name(n) => (Some(n.clone()), ctx.metadata.topic(n).map(|t| t.topic_id)),
-            Target::Id(id) => (ctx.metadata.topic_by_id(*id).map(|t| t.name), Some(*id)),
+            Target::Name(n) => (Some(n.clone()), ctx.image.topic(n).map(|t| t.topic_id)),
+            Target::Id(id) => (ctx.image.topic_by_id(*id).map(|t| t.name), Some(*id)),
         };
         let result = match (&target, &name) {
             // A by-name target always has its name: only an unknown id lands here.
@@ -59,10 +59,8 @@ pub async fn handle(
                 } else {
                     let ctx2 = ctx.clone();
                     let n2 = n.clone();
-                    match tokio::task::spawn_blocking(move || {
-                        ctx2.metadata.delete_topic(&ctx2, &n2)
-                    })
-                    .await
+                    match tokio::task::spawn_blocking(move || ctx2.controller.delete_topic(&n2))
+                        .await
                     {
                         Ok(Ok(_)) => Ok(()),
                         Ok(Err(e @ MetadataError::UnknownTopic(_))) => Err((

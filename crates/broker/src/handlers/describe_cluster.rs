@@ -52,19 +52,31 @@ pub async fn handle(
             )))
             .with_controller_id(BrokerId(-1));
     }
-    let brokers = ctx
+    // Registered brokers (fenced ones flagged, as Kafka's v2+ answer
+    // has them) at their listener of the name this broker advertises first.
+    let listener = ctx
         .config
         .advertised_listeners
         .first()
-        .map(|l| {
-            vec![DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(node_id))
-                .with_host(StrBytes::from_string(l.host.clone()))
-                .with_port(i32::from(l.port))
-                .with_rack(None)
-                .with_is_fenced(false)]
+        .map_or("", |l| l.name.as_str());
+    let brokers = ctx
+        .image
+        .image()
+        .brokers()
+        .values()
+        .filter(|b| version >= 2 || !b.fenced)
+        .filter_map(|b| {
+            let l = b.listeners.iter().find(|l| l.name == listener)?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.id.0))
+                    .with_host(StrBytes::from_string(l.host.clone()))
+                    .with_port(i32::from(l.port))
+                    .with_rack(b.rack.clone().map(StrBytes::from_string))
+                    .with_is_fenced(b.fenced),
+            )
         })
-        .unwrap_or_default();
+        .collect();
     resp.with_error_code(0)
         .with_error_message(None)
         .with_brokers(brokers)

@@ -32,7 +32,7 @@ pub(crate) fn describe_resource(
         RESOURCE_TOPIC => {
             validate_topic_name(resource_name)
                 .map_err(|e| (e.kafka_error_code(), e.to_string()))?;
-            match ctx.metadata.topic(resource_name) {
+            match ctx.image.topic(resource_name) {
                 Some(t) => Ok(ctx.config.describe_topic(&t.configs)),
                 None => Err((
                     ResponseError::UnknownTopicOrPartition.code(),
@@ -53,7 +53,7 @@ pub(crate) fn describe_resource(
             check_group_name(resource_name)?;
             Ok(ctx
                 .config
-                .describe_group(&ctx.metadata.group_configs(resource_name)))
+                .describe_group(&ctx.image.group_configs(resource_name)))
         }
         other => Err((
             ResponseError::InvalidRequest.code(),

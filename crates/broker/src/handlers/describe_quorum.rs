@@ -1,7 +1,7 @@
 //! DescribeQuorum: the metadata quorum of `__cluster_metadata-0`. This node
 //! is its only voter and so always its leader; the high watermark and log
 //! end offset are the metadata store's durable metadata offset and the epoch
-//! is the one it elected itself in at start (`metadata.rs`).
+//! is the one it elected itself in at start (`metadata/store.rs`).
 //!
 //! As Kafka 4.1.2 answers (measured against the reference broker): a request
 //! that is not exactly one topic `__cluster_metadata` with exactly partition 0

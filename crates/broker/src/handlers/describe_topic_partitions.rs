@@ -1,5 +1,6 @@
-//! DescribeTopicPartitions (KIP-966): topics with their partitions (this
-//! broker leads every one), paged by `response_partition_limit` and a cursor.
+//! DescribeTopicPartitions (KIP-966): topics with their partitions as the
+//! metadata image registers them (leader, leader epoch, replicas, ISR,
+//! ELR), paged by `response_partition_limit` and a cursor.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_topic_partitions_response::{
@@ -12,9 +13,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
-use super::fetch::LEADER_EPOCH;
 use crate::context::BrokerContext;
-use crate::metadata::validate_topic_name;
+use crate::metadata::{is_internal_topic, validate_topic_name};
 
 /// Kafka's `max.request.partition.size.limit` default.
 const MAX_PARTITIONS_PER_RESPONSE: i32 = 2000;
@@ -29,14 +29,14 @@ pub async fn handle(
     _header: &RequestHeader,
     req: DescribeTopicPartitionsRequest,
 ) -> DescribeTopicPartitionsResponse {
-    let node = BrokerId(ctx.config.node_id);
+    let image = ctx.image.image();
     let limit = match req.response_partition_limit {
         l if l <= 0 => MAX_PARTITIONS_PER_RESPONSE,
         l => l.min(MAX_PARTITIONS_PER_RESPONSE),
     };
     // Requested names (sorted, deduplicated) or every topic.
     let mut names: Vec<String> = if req.topics.is_empty() {
-        ctx.metadata.topics().into_iter().map(|t| t.name).collect()
+        image.topic_names().keys().cloned().collect()
     } else {
         req.topics.iter().map(|t| t.name.0.to_string()).collect()
     };
@@ -60,9 +60,9 @@ pub async fn handle(
             0
         };
         let topic_name = TopicName(StrBytes::from_string(name.clone()));
-        let Some(meta) = validate_topic_name(&name)
+        let Some(topic) = validate_topic_name(&name)
             .ok()
-            .and_then(|_| ctx.metadata.topic(&name))
+            .and_then(|_| image.topic(&name))
         else {
             topics.push(
                 DescribeTopicPartitionsResponseTopic::default()
@@ -82,18 +82,24 @@ pub async fn handle(
             );
             break;
         }
-        let end = meta.partitions.min(start.saturating_add(budget));
-        let partitions: Vec<_> = (start..end)
-            .map(|p| {
+        let count = topic.partitions().len() as i32;
+        let end = count.min(start.saturating_add(budget));
+        let ids = |list: &[sluice_metadata::BrokerId]| -> Vec<BrokerId> {
+            list.iter().map(|b| BrokerId(b.0)).collect()
+        };
+        let partitions: Vec<_> = topic
+            .partitions()
+            .range(start..end)
+            .map(|(&p, reg)| {
                 DescribeTopicPartitionsResponsePartition::default()
                     .with_error_code(0)
                     .with_partition_index(p)
-                    .with_leader_id(node)
-                    .with_leader_epoch(LEADER_EPOCH)
-                    .with_replica_nodes(vec![node])
-                    .with_isr_nodes(vec![node])
-                    .with_eligible_leader_replicas(Some(Vec::new()))
-                    .with_last_known_elr(Some(Vec::new()))
+                    .with_leader_id(BrokerId(reg.leader.0))
+                    .with_leader_epoch(reg.leader_epoch.0)
+                    .with_replica_nodes(ids(&reg.replicas))
+                    .with_isr_nodes(ids(&reg.isr))
+                    .with_eligible_leader_replicas(Some(ids(&reg.elr)))
+                    .with_last_known_elr(Some(ids(&reg.last_known_elr)))
                     .with_offline_replicas(Vec::new())
             })
             .collect();
@@ -102,12 +108,12 @@ pub async fn handle(
             DescribeTopicPartitionsResponseTopic::default()
                 .with_error_code(0)
                 .with_name(Some(topic_name.clone()))
-                .with_topic_id(meta.topic_id)
-                .with_is_internal(meta.is_internal())
+                .with_topic_id(topic.id())
+                .with_is_internal(is_internal_topic(topic.name()))
                 .with_partitions(partitions)
                 .with_topic_authorized_operations(TOPIC_OPERATIONS),
         );
-        if end < meta.partitions {
+        if end < count {
             next_cursor = Some(
                 Cursor::default()
                     .with_topic_name(topic_name)

@@ -23,7 +23,7 @@ pub async fn handle(
         .into_iter()
         .map(|t| {
             let name = t.topic.0.to_string();
-            let topic = ctx.metadata.topic(&name);
+            let topic = ctx.image.topic(&name);
             let partition_result = t
                 .partitions
                 .iter()

@@ -26,14 +26,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, RequestHeader, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader, TopicName};
 use sluice_record::Offset;
-use sluice_storage::{FileSlice, StorageError, TopicPartition};
+use sluice_storage::{FileSlice, StorageError};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::fetch_session::{CachedPartition, FetchSession, SessionError, SessionKey};
+use super::leadership::{check_leader_epoch, leader_partition, NotServed};
 use crate::context::BrokerContext;
 use crate::error::storage_error_code;
 use crate::partition::Partition;
@@ -46,8 +49,6 @@ const FINAL_EPOCH: i32 = -1;
 /// Kafka's `fetch.max.bytes` default: the most one Fetch answer carries
 /// (still at least one batch, KIP-74).
 const FETCH_MAX_BYTES: usize = 57_671_680;
-/// The leader epoch of every partition on this single-node broker.
-pub const LEADER_EPOCH: i32 = 0;
 
 /// A Fetch response whose record bytes still live in segment files.
 ///
@@ -119,10 +120,12 @@ struct Wanted {
     key: SessionKey,
     /// The topic name as the client sent it (answers before v13 echo it).
     topic_name: TopicName,
-    target: Result<Arc<Partition>, i16>,
+    target: Result<Arc<Partition>, NotServed>,
     fetch_offset: i64,
     partition_max_bytes: i32,
     current_leader_epoch: i32,
+    /// This broker's id (the leader of every partition it reads).
+    me: i32,
 }
 
 /// How this request relates to fetch sessions.
@@ -237,11 +240,13 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
             s.partitions.clone()
         }
     };
+    let image = ctx.image.image();
+    let me = ctx.image.node();
     let mut wanted: Vec<Wanted> = to_read
         .into_iter()
         .map(|c| {
             let (name, unknown_code) = if uses_topic_ids {
-                match ctx.metadata.topic_by_id(c.key.topic_id) {
+                match ctx.image.topic_by_id(c.key.topic_id) {
                     Some(meta) => (
                         Some(meta.name),
                         ResponseError::UnknownTopicOrPartition.code(),
@@ -254,12 +259,10 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
                     ResponseError::UnknownTopicOrPartition.code(),
                 )
             };
-            let target = name
-                .and_then(|n| {
-                    ctx.replicas
-                        .get_partition(&TopicPartition::new(n, c.key.partition))
-                })
-                .ok_or(unknown_code);
+            let target = match name {
+                Some(n) => leader_partition(&image, &ctx.replicas, me, &n, c.key.partition),
+                None => Err(NotServed::code(unknown_code)),
+            };
             Wanted {
                 key: c.key,
                 topic_name: c.topic_name,
@@ -267,6 +270,7 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
                 fetch_offset: c.fetch_offset,
                 partition_max_bytes: c.partition_max_bytes,
                 current_leader_epoch: c.current_leader_epoch,
+                me: me.0,
             }
         })
         .collect();
@@ -468,10 +472,19 @@ fn read_all(wanted: &[Wanted], max_bytes: usize, read_committed: bool) -> Round 
                     .with_log_start_offset(log_start.value());
                 (data, slice)
             }
-            Err(code) => {
+            Err(ns) => {
                 round.has_error = true;
+                let mut data = data;
+                if let Some((leader_id, leader_epoch)) = ns.leader {
+                    // Fetch v12+ (tagged; older versions do not carry it).
+                    data = data.with_current_leader(
+                        LeaderIdAndEpoch::default()
+                            .with_leader_id(BrokerId(leader_id))
+                            .with_leader_epoch(leader_epoch),
+                    );
+                }
                 let data = data
-                    .with_error_code(code)
+                    .with_error_code(ns.code)
                     .with_high_watermark(-1)
                     .with_last_stable_offset(-1)
                     .with_log_start_offset(-1);
@@ -488,16 +501,20 @@ fn read_one(
     w: &Wanted,
     limit: usize,
     min_one: bool,
-) -> Result<(Offset, Offset, Option<FileSlice>), i16> {
-    let partition = w.target.as_ref().map_err(|code| *code)?;
-    check_leader_epoch(w.current_leader_epoch)?;
+) -> Result<(Offset, Offset, Option<FileSlice>), NotServed> {
+    let partition = w.target.as_ref().map_err(|ns| *ns)?;
+    let epoch = partition.leader_epoch().0;
+    check_leader_epoch(epoch, w.current_leader_epoch).map_err(|code| NotServed {
+        code,
+        leader: Some((w.me, epoch)),
+    })?;
     let log = partition.log();
     let hw = partition.high_watermark();
     let log_start = log.log_start_offset();
     let log_end = log.log_end_offset();
     let offset = Offset(w.fetch_offset);
     if offset < log_start || offset > log_end {
-        return Err(ResponseError::OffsetOutOfRange.code());
+        return Err(NotServed::code(ResponseError::OffsetOutOfRange.code()));
     }
     if offset >= hw {
         return Ok((hw, log_start, None));
@@ -509,19 +526,8 @@ fn read_one(
             if !matches!(e, StorageError::OffsetOutOfRange { .. }) {
                 tracing::warn!(partition = %partition.topic_partition(), error = %e, "fetch read failed");
             }
-            Err(storage_error_code(&e))
+            Err(NotServed::code(storage_error_code(&e)))
         }
-    }
-}
-
-/// Kafka's leader-epoch fencing for a single, never-changing epoch.
-pub(crate) fn check_leader_epoch(current_leader_epoch: i32) -> Result<(), i16> {
-    if current_leader_epoch < 0 || current_leader_epoch == LEADER_EPOCH {
-        Ok(())
-    } else if current_leader_epoch < LEADER_EPOCH {
-        Err(ResponseError::FencedLeaderEpoch.code())
-    } else {
-        Err(ResponseError::UnknownLeaderEpoch.code())
     }
 }
 
@@ -551,8 +557,10 @@ mod tests {
 
     #[test]
     fn leader_epoch_fencing_matches_kafka() {
-        assert_eq!(check_leader_epoch(-1), Ok(()));
-        assert_eq!(check_leader_epoch(0), Ok(()));
-        assert_eq!(check_leader_epoch(1), Err(75));
+        assert_eq!(check_leader_epoch(0, -1), Ok(()));
+        assert_eq!(check_leader_epoch(0, 0), Ok(()));
+        assert_eq!(check_leader_epoch(0, 1), Err(75));
+        assert_eq!(check_leader_epoch(3, 3), Ok(()));
+        assert_eq!(check_leader_epoch(3, 2), Err(74), "older: fenced");
     }
 }

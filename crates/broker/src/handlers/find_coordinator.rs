@@ -1,5 +1,6 @@
-//! FindCoordinator (v0–v4): this broker coordinates every group. Key type 0
-//! (group) answers with this node, except the request that creates
+//! FindCoordinator (v0–v4): a group's coordinator is the leader of its
+//! `__consumer_offsets` partition in the metadata image. Key type 0
+//! (group) answers with that broker's listener, except the request that creates
 //! `__consumer_offsets`, which gets COORDINATOR_NOT_AVAILABLE as on Kafka; key type 1 (transaction) answers
 //! COORDINATOR_NOT_AVAILABLE because this broker has no transaction
 //! coordinator yet; anything else is INVALID_REQUEST.
@@ -10,29 +11,56 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use crate::context::BrokerContext;
-use crate::group::GroupError;
+use sluice_metadata::MetadataImage;
 
-/// `(node id, host, port)` or an error for one key.
-async fn lookup(ctx: &BrokerContext, key_type: i8) -> Result<(i32, String, i32), GroupError> {
+use super::leadership::endpoint;
+use crate::context::BrokerContext;
+use crate::group::{GroupError, OFFSETS_TOPIC};
+
+type Found = Result<(i32, String, i32), GroupError>;
+
+/// Creates `__consumer_offsets` on the first group lookup, as Kafka does,
+/// answering that request COORDINATOR_NOT_AVAILABLE (clients retry); the
+/// topic serves the next one.
+async fn prepare(ctx: &BrokerContext, key_type: i8) -> Result<(), GroupError> {
     match key_type {
         0 => {
-            // Kafka creates the offsets topic on the first FindCoordinator
-            // and answers that request COORDINATOR_NOT_AVAILABLE (clients
-            // retry); the topic serves the next one.
             if ctx.groups.ensure_offsets_topic(ctx).await? {
                 return Err(GroupError::CoordinatorNotAvailable);
             }
-            let l = ctx
-                .config
-                .advertised_listeners
-                .first()
-                .ok_or(GroupError::CoordinatorNotAvailable)?;
-            Ok((ctx.config.node_id, l.host.clone(), i32::from(l.port)))
+            Ok(())
         }
         1 => Err(GroupError::CoordinatorNotAvailable),
         _ => Err(GroupError::InvalidRequest),
     }
+}
+
+/// `(node id, host, port)` of the leader of `group`'s offsets partition.
+fn coordinator(ctx: &BrokerContext, image: &MetadataImage, group: &str) -> Found {
+    let partition = ctx.groups.partition_for(group);
+    let reg = image
+        .topic(OFFSETS_TOPIC)
+        .and_then(|t| t.partition(partition))
+        .filter(|reg| reg.has_leader())
+        .ok_or(GroupError::CoordinatorNotAvailable)?;
+    let listener = ctx
+        .config
+        .advertised_listeners
+        .first()
+        .ok_or(GroupError::CoordinatorNotAvailable)?;
+    let (host, port) =
+        endpoint(image, reg.leader.0, &listener.name).ok_or(GroupError::CoordinatorNotAvailable)?;
+    Ok((reg.leader.0, host, i32::from(port)))
+}
+
+async fn lookup(ctx: &BrokerContext, key_type: i8, keys: &[StrBytes]) -> Vec<Found> {
+    if let Err(e) = prepare(ctx, key_type).await {
+        return vec![Err(e); keys.len()];
+    }
+    let image = ctx.image.image();
+    keys.iter()
+        .map(|k| coordinator(ctx, &image, k.as_str()))
+        .collect()
 }
 
 pub async fn handle(
@@ -42,11 +70,12 @@ pub async fn handle(
 ) -> FindCoordinatorResponse {
     let version = header.request_api_version;
     if version >= 4 {
-        let found = lookup(ctx, req.key_type).await;
+        let found = lookup(ctx, req.key_type, &req.coordinator_keys).await;
         let coordinators = req
             .coordinator_keys
             .into_iter()
-            .map(|key| match found.clone() {
+            .zip(found)
+            .map(|(key, found)| match found {
                 Ok((node, host, port)) => Coordinator::default()
                     .with_key(key)
                     .with_node_id(BrokerId(node))
@@ -64,7 +93,12 @@ pub async fn handle(
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
     let key_type = if version >= 1 { req.key_type } else { 0 };
-    match lookup(ctx, key_type).await {
+    let key = req.key.clone();
+    match lookup(ctx, key_type, std::slice::from_ref(&key))
+        .await
+        .pop()
+        .unwrap_or(Err(GroupError::CoordinatorNotAvailable))
+    {
         Ok((node, host, port)) => FindCoordinatorResponse::default()
             .with_node_id(BrokerId(node))
             .with_host(StrBytes::from_string(host))

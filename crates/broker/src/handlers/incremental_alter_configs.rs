@@ -128,8 +128,8 @@ async fn alter_topic(
     let name2 = name.to_string();
     let config: Arc<BrokerConfig> = ctx.config.clone();
     match tokio::task::spawn_blocking(move || {
-        ctx2.metadata
-            .update_topic_config(&ctx2, &name2, validate_only, |current| {
+        ctx2.controller
+            .update_topic_config(&name2, validate_only, |current| {
                 apply_ops(&config, current, &ops)
             })
     })
@@ -253,21 +253,6 @@ fn apply_broker_ops(
     Ok(configs)
 }
 
-/// Hands a group's session timeout / heartbeat interval overrides to the
-/// consumer group coordinator (after a change, and at startup).
-pub(crate) fn push_group_overrides(
-    ctx: &BrokerContext,
-    group_id: &str,
-    overrides: &BTreeMap<String, String>,
-) {
-    let get = |k: &str| overrides.get(k).and_then(|v| v.trim().parse::<i32>().ok());
-    ctx.groups.set_consumer_overrides(
-        group_id,
-        get("consumer.session.timeout.ms"),
-        get("consumer.heartbeat.interval.ms"),
-    );
-}
-
 async fn alter_group(
     ctx: &BrokerContext,
     name: &str,
@@ -295,17 +280,12 @@ pub(crate) async fn update_group(
     let name2 = name.to_string();
     let config: Arc<BrokerConfig> = ctx.config.clone();
     match tokio::task::spawn_blocking(move || {
-        ctx2.metadata.update_group_config(
-            &name2,
-            validate_only,
-            f,
-            |next| {
+        ctx2.controller
+            .update_group_config(&name2, validate_only, f, |next| {
                 config
                     .validate_group_configs(next)
                     .map_err(MetadataError::Config)
-            },
-            |next| push_group_overrides(&ctx2, &name2, next),
-        )
+            })
     })
     .await
     {

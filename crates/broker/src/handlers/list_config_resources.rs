@@ -41,7 +41,7 @@ pub async fn handle(
     }
     let mut resources = Vec::new();
     if types.contains(&TOPIC) {
-        let mut topics = ctx.metadata.topics();
+        let mut topics = ctx.image.topics();
         topics.sort_by(|a, b| a.name.cmp(&b.name));
         resources.extend(topics.into_iter().map(|t| {
             ConfigResource::default()

@@ -8,9 +8,8 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, RequestHeader};
 use sluice_record::{records, BatchHeader, Offset, Timestamp};
-use sluice_storage::TopicPartition;
 
-use super::fetch::{check_leader_epoch, LEADER_EPOCH};
+use super::leadership::{check_leader_epoch, leader_partition};
 use crate::context::BrokerContext;
 use crate::error::storage_error_code;
 use crate::partition::Partition;
@@ -32,25 +31,34 @@ pub async fn handle(
     // Resolve partitions here; do the lookups (index reads, and for
     // timestamps a batch read and decompression) on the blocking pool.
     let mut queries = Vec::new();
+    let image = ctx.image.image();
+    let me = ctx.image.node();
     for t in &req.topics {
         for p in &t.partitions {
-            let tp = TopicPartition::new(t.name.0.as_str(), p.partition_index);
+            let partition = leader_partition(
+                &image,
+                &ctx.replicas,
+                me,
+                t.name.0.as_str(),
+                p.partition_index,
+            )
+            .map_err(|ns| ns.code);
             let epoch = if version >= 4 {
                 p.current_leader_epoch
             } else {
                 -1
             };
-            queries.push((ctx.replicas.get_partition(&tp), epoch, p.timestamp));
+            queries.push((partition, epoch, p.timestamp));
         }
     }
     let answers = tokio::task::spawn_blocking(move || {
         queries
             .into_iter()
-            .map(|(partition, epoch, timestamp)| match partition {
-                None => Err(ResponseError::UnknownTopicOrPartition.code()),
-                Some(partition) => {
-                    check_leader_epoch(epoch).and_then(|()| lookup(&partition, timestamp))
-                }
+            .map(|(partition, epoch, timestamp)| {
+                let partition = partition?;
+                let leader_epoch = partition.leader_epoch().0;
+                check_leader_epoch(leader_epoch, epoch)?;
+                Ok(lookup(&partition, timestamp)?.map(|(o, ts)| (o, ts, leader_epoch)))
             })
             .collect::<Vec<_>>()
     })
@@ -71,11 +79,11 @@ pub async fn handle(
             let resp =
                 ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
             partitions.push(match answer {
-                Ok(Some((offset, ts))) => resp
+                Ok(Some((offset, ts, leader_epoch))) => resp
                     .with_offset(offset.value())
                     .with_timestamp(ts.millis())
                     // The field exists from v4; below it must keep its default.
-                    .with_leader_epoch(if version >= 4 { LEADER_EPOCH } else { -1 }),
+                    .with_leader_epoch(if version >= 4 { leader_epoch } else { -1 }),
                 Ok(None) => resp
                     .with_offset(-1)
                     .with_timestamp(-1)

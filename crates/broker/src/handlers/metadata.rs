@@ -1,6 +1,7 @@
-//! Metadata: this broker (at its advertised listener) as the only broker and
-//! controller, the topics with their ids, and every partition led by this
-//! node (leader epoch 0, replicas and ISR = this node). Unknown topics are
+//! Metadata: the registered brokers (this one at its advertised listener),
+//! this node as the controller, and the topics with their ids and
+//! partitions as the metadata image registers them (leader, leader epoch,
+//! replicas, ISR). Unknown topics are
 //! created when both the broker (`auto.create.topics.enable`) and the
 //! request (`allow_auto_topic_creation`, v4+) allow it; as in Kafka 4.1, the
 //! request that triggers the creation is answered UNKNOWN_TOPIC_OR_PARTITION
@@ -17,9 +18,12 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
-use super::fetch::LEADER_EPOCH;
+use std::sync::Arc;
+
+use sluice_metadata::{MetadataImage, TopicImage};
+
 use crate::context::BrokerContext;
-use crate::metadata::TopicMetadata;
+use crate::metadata::is_internal_topic;
 
 /// Kafka's bit field of the operations a client may perform on a topic when
 /// no authorizer is configured (READ, WRITE, CREATE, DELETE, ALTER,
@@ -40,6 +44,7 @@ pub async fn handle(
 ) -> MetadataResponse {
     let version = header.request_api_version;
     let node_id = ctx.config.node_id;
+    let image = ctx.image.image();
     let allow_auto_create =
         ctx.config.auto_create_topics_enable && (version < 4 || req.allow_auto_topic_creation);
     let include_topic_ops = version >= 8 && req.include_topic_authorized_operations;
@@ -51,10 +56,12 @@ pub async fn handle(
 
     let mut topics = Vec::new();
     if all_topics {
-        let mut all = ctx.metadata.topics();
-        all.sort_by(|a, b| a.name.cmp(&b.name));
-        for t in &all {
-            topics.push(topic_response(t, node_id, include_topic_ops));
+        for t in image
+            .topic_names()
+            .values()
+            .filter_map(|id| image.topic_by_id(*id))
+        {
+            topics.push(topic_response(t, include_topic_ops));
         }
     } else {
         for requested in req.topics.iter().flatten() {
@@ -62,9 +69,11 @@ pub async fn handle(
             // Java client sends name "" when it asks by id).
             let by_id = !requested.topic_id.is_nil();
             let resp = match &requested.name {
-                Some(name) if !by_id => by_name(ctx, name.0.as_str(), allow_auto_create).await,
-                _ => match ctx.metadata.topic_by_id(requested.topic_id) {
-                    Some(t) => Ok(t),
+                Some(name) if !by_id => {
+                    by_name(ctx, &image, name.0.as_str(), allow_auto_create).await
+                }
+                _ => match image.topic_by_id(requested.topic_id) {
+                    Some(t) => Ok(t.clone()),
                     None => Err((
                         ResponseError::UnknownTopicId.code(),
                         None,
@@ -73,7 +82,7 @@ pub async fn handle(
                 },
             };
             topics.push(match resp {
-                Ok(t) => topic_response(&t, node_id, include_topic_ops),
+                Ok(t) => topic_response(&t, include_topic_ops),
                 Err((code, name, id)) => MetadataResponseTopic::default()
                     .with_error_code(code)
                     .with_name(name.map(|n| TopicName(StrBytes::from_string(n))))
@@ -87,18 +96,28 @@ pub async fn handle(
         }
     }
 
-    let brokers = ctx
+    // Every registered, unfenced broker at its listener of the name this
+    // broker advertises first (clients connect through one listener name).
+    let listener = ctx
         .config
         .advertised_listeners
         .first()
-        .map(|l| {
-            vec![MetadataResponseBroker::default()
-                .with_node_id(BrokerId(node_id))
-                .with_host(StrBytes::from_string(l.host.clone()))
-                .with_port(i32::from(l.port))
-                .with_rack(None)]
+        .map_or("", |l| l.name.as_str());
+    let brokers = image
+        .brokers()
+        .values()
+        .filter(|b| !b.fenced)
+        .filter_map(|b| {
+            let l = b.listeners.iter().find(|l| l.name == listener)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.id.0))
+                    .with_host(StrBytes::from_string(l.host.clone()))
+                    .with_port(i32::from(l.port))
+                    .with_rack(b.rack.clone().map(StrBytes::from_string)),
+            )
         })
-        .unwrap_or_default();
+        .collect();
 
     MetadataResponse::default()
         .with_throttle_time_ms(0)
@@ -119,11 +138,12 @@ type TopicError = (i16, Option<String>, Uuid);
 
 async fn by_name(
     ctx: &BrokerContext,
+    image: &MetadataImage,
     name: &str,
     allow_auto_create: bool,
-) -> Result<TopicMetadata, TopicError> {
-    if let Some(t) = ctx.metadata.topic(name) {
-        return Ok(t);
+) -> Result<Arc<TopicImage>, TopicError> {
+    if let Some(t) = image.topic(name) {
+        return Ok(t.clone());
     }
     let fail = |code: i16| Err((code, Some(name.to_string()), Uuid::nil()));
     if crate::metadata::validate_topic_name(name).is_err() {
@@ -136,8 +156,7 @@ async fn by_name(
     // blocking work, kept off the network threads.
     let ctx2 = ctx.clone();
     let name2 = name.to_string();
-    match tokio::task::spawn_blocking(move || ctx2.metadata.auto_create_topic(&ctx2, &name2)).await
-    {
+    match tokio::task::spawn_blocking(move || ctx2.controller.auto_create_topic(&name2)).await {
         Ok(Ok(t)) => {
             tracing::info!(topic = %t.name, partitions = t.partitions, "auto-created topic");
             // Created (durably) now, but answered as Kafka answers the
@@ -155,24 +174,33 @@ async fn by_name(
     }
 }
 
-fn topic_response(t: &TopicMetadata, node_id: i32, include_ops: bool) -> MetadataResponseTopic {
-    let partitions = (0..t.partitions)
-        .map(|p| {
+fn topic_response(t: &TopicImage, include_ops: bool) -> MetadataResponseTopic {
+    let ids = |list: &[sluice_metadata::BrokerId]| -> Vec<BrokerId> {
+        list.iter().map(|b| BrokerId(b.0)).collect()
+    };
+    let partitions = t
+        .partitions()
+        .iter()
+        .map(|(&p, reg)| {
             MetadataResponsePartition::default()
-                .with_error_code(0)
+                .with_error_code(if reg.has_leader() {
+                    0
+                } else {
+                    ResponseError::LeaderNotAvailable.code()
+                })
                 .with_partition_index(p)
-                .with_leader_id(BrokerId(node_id))
-                .with_leader_epoch(LEADER_EPOCH)
-                .with_replica_nodes(vec![BrokerId(node_id)])
-                .with_isr_nodes(vec![BrokerId(node_id)])
+                .with_leader_id(BrokerId(reg.leader.0))
+                .with_leader_epoch(reg.leader_epoch.0)
+                .with_replica_nodes(ids(&reg.replicas))
+                .with_isr_nodes(ids(&reg.isr))
                 .with_offline_replicas(Vec::new())
         })
         .collect();
     MetadataResponseTopic::default()
         .with_error_code(0)
-        .with_name(Some(TopicName(StrBytes::from_string(t.name.clone()))))
-        .with_topic_id(t.topic_id)
-        .with_is_internal(t.is_internal())
+        .with_name(Some(TopicName(StrBytes::from_string(t.name().to_string()))))
+        .with_topic_id(t.id())
+        .with_is_internal(is_internal_topic(t.name()))
         .with_partitions(partitions)
         .with_topic_authorized_operations(if include_ops {
             TOPIC_OPERATIONS

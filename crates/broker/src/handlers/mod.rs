@@ -9,6 +9,7 @@ use crate::context::BrokerContext;
 pub mod api_versions;
 pub mod fetch;
 pub mod fetch_session;
+pub mod leadership;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;

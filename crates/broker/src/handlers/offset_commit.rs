@@ -23,7 +23,7 @@ pub async fn handle(
     let mut errors: Vec<Vec<Option<GroupError>>> = Vec::with_capacity(req.topics.len());
     let mut commits = Vec::new();
     for t in &req.topics {
-        let topic = ctx.metadata.topic(&t.name.0);
+        let topic = ctx.image.topic(&t.name.0);
         let mut errs = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
             let metadata = p.committed_metadata.as_deref().unwrap_or("");

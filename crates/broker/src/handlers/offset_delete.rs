@@ -21,7 +21,7 @@ pub async fn handle(
     let mut results: Vec<(String, i32, Option<GroupError>)> = Vec::new();
     let mut valid = Vec::new();
     for t in &req.topics {
-        let topic = ctx.metadata.topic(&t.name.0);
+        let topic = ctx.image.topic(&t.name.0);
         for p in &t.partitions {
             let known = topic
                 .as_ref()

@@ -18,16 +18,19 @@ use std::sync::Arc;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
-use sluice_record::{LeaderEpoch, RecordError};
+use sluice_record::RecordError;
 use sluice_storage::{AppendInfo, RecordRejection, RejectedRecord, StorageError, TopicPartition};
 
+use super::leadership::{endpoint, leader_partition, NotServed};
 use super::Response;
 use crate::context::BrokerContext;
 use crate::error::storage_error_code;
+use crate::metadata::is_internal_topic;
 use crate::partition::Partition;
 
 /// Requests whose record bytes add up to at most this are appended on the
@@ -42,6 +45,9 @@ struct PartitionResult {
     /// `(batch index, message)` of each refused record (Produce v8+).
     record_errors: Vec<(i32, String)>,
     info: Option<AppendInfo>,
+    /// The partition's current leader and epoch when this broker does not
+    /// lead it (Produce v10+ CurrentLeader, KIP-951).
+    leader: Option<(i32, i32)>,
 }
 
 impl PartitionResult {
@@ -51,6 +57,14 @@ impl PartitionResult {
             error_message: None,
             record_errors: Vec::new(),
             info,
+            leader: None,
+        }
+    }
+
+    fn not_served(ns: NotServed) -> Self {
+        PartitionResult {
+            leader: ns.leader,
+            ..PartitionResult::error(ns.code, None)
         }
     }
 
@@ -60,6 +74,7 @@ impl PartitionResult {
             error_message: message,
             record_errors: Vec::new(),
             info: None,
+            leader: None,
         }
     }
 }
@@ -75,6 +90,8 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
     let version = header.request_api_version;
     let acks = req.acks;
     let valid_acks = (-1..=1).contains(&acks);
+    let image = ctx.image.image();
+    let me = ctx.image.node();
 
     // Resolve every partition first; results are filled per slot, in
     // request order.
@@ -84,7 +101,7 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
     for (ti, topic) in req.topic_data.iter().enumerate() {
         layout.push((ti, results.len()));
         let (name, unknown_code) = if version >= 13 {
-            match ctx.metadata.topic_by_id(topic.topic_id) {
+            match ctx.image.topic_by_id(topic.topic_id) {
                 Some(t) => (Some(t.name), ResponseError::UnknownTopicOrPartition.code()),
                 None => (None, ResponseError::UnknownTopicId.code()),
             }
@@ -111,23 +128,23 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
                 )));
                 continue;
             }
-            let partition = name.as_ref().and_then(|n| {
-                ctx.replicas
-                    .get_partition(&TopicPartition::new(n.clone(), pd.index))
-            });
+            let partition = match &name {
+                Some(n) => leader_partition(&image, &ctx.replicas, me, n, pd.index),
+                None => Err(NotServed::code(unknown_code)),
+            };
             match (partition, &pd.records) {
-                (None, _) => results.push(Some(PartitionResult::error(unknown_code, None))),
-                (Some(_), None) => results.push(Some(PartitionResult::error(
+                (Err(ns), _) => results.push(Some(PartitionResult::not_served(ns))),
+                (Ok(_), None) => results.push(Some(PartitionResult::error(
                     ResponseError::CorruptMessage.code(),
                     Some("null records".into()),
                 ))),
-                (Some(_), Some(records)) if version < ZSTD_MIN_VERSION && has_zstd(records) => {
+                (Ok(_), Some(records)) if version < ZSTD_MIN_VERSION && has_zstd(records) => {
                     results.push(Some(PartitionResult::error(
                         ResponseError::UnsupportedCompressionType.code(),
                         None,
                     )))
                 }
-                (Some(partition), Some(records)) => {
+                (Ok(partition), Some(records)) => {
                     results.push(None);
                     jobs.push(Job {
                         slot,
@@ -245,6 +262,7 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
     }
 
     let mut responses = Vec::with_capacity(req.topic_data.len());
+    let mut leaders: Vec<i32> = Vec::new();
     for (ti, first_slot) in layout {
         let topic = &req.topic_data[ti];
         let mut partition_responses = Vec::with_capacity(topic.partition_data.len());
@@ -263,6 +281,16 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
                     .with_base_offset(info.first_offset.value())
                     .with_log_append_time_ms(info.log_append_time.millis())
                     .with_log_start_offset(info.log_start_offset.value());
+            }
+            if let Some((leader_id, leader_epoch)) = r.leader.filter(|_| version >= 10) {
+                resp = resp.with_current_leader(
+                    LeaderIdAndEpoch::default()
+                        .with_leader_id(BrokerId(leader_id))
+                        .with_leader_epoch(leader_epoch),
+                );
+                if leader_id >= 0 && !leaders.contains(&leader_id) {
+                    leaders.push(leader_id);
+                }
             }
             if let Some(msg) = r.error_message {
                 resp = resp.with_error_message(Some(StrBytes::from_string(msg)));
@@ -291,9 +319,26 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
         }
         responses.push(t);
     }
+    let listener = ctx
+        .config
+        .advertised_listeners
+        .first()
+        .map_or("", |l| l.name.as_str());
+    let node_endpoints = leaders
+        .into_iter()
+        .filter_map(|id| {
+            endpoint(&image, id, listener).map(|(host, port)| {
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(id))
+                    .with_host(StrBytes::from_string(host))
+                    .with_port(i32::from(port))
+            })
+        })
+        .collect();
     Response::Message(kafka_protocol::messages::ResponseKind::Produce(
         ProduceResponse::default()
             .with_responses(responses)
+            .with_node_endpoints(node_endpoints)
             .with_throttle_time_ms(0),
     ))
 }
@@ -310,10 +355,6 @@ fn has_zstd(records: &[u8]) -> bool {
     sluice_record::Batches::without_crc(records)
         .map_while(Result::ok)
         .any(|(_, h)| h.compression() == sluice_record::CompressionType::Zstd)
-}
-
-fn is_internal_topic(name: &str) -> bool {
-    matches!(name, "__consumer_offsets" | "__transaction_state")
 }
 
 /// Appends one partition's batches (on a blocking thread), waits for the
@@ -336,7 +377,7 @@ fn append_only(
         return Ok(None);
     }
     let log = partition.log();
-    let appended = log.append_as_leader_shared(records, LeaderEpoch(0));
+    let appended = log.append_as_leader_shared(records, partition.leader_epoch());
     match appended {
         Ok(info) => {
             partition.note_append(info.first_offset, info.bytes);
@@ -358,7 +399,7 @@ fn try_append_inline(
     }
     match partition
         .log()
-        .try_append_as_leader_shared(records, LeaderEpoch(0))
+        .try_append_as_leader_shared(records, partition.leader_epoch())
     {
         Ok(Some(info)) => {
             partition.note_append(info.first_offset, info.bytes);
@@ -453,5 +494,6 @@ fn rejected_records(
         error_message: Some(message),
         record_errors,
         info: None,
+        leader: None,
     }
 }

@@ -42,8 +42,8 @@ fn harness() -> &'static Harness {
             let broker = Broker::start(config, fs, clock).await.expect("broker");
             let ctx = broker.context().clone();
             tokio::task::spawn_blocking(move || {
-                ctx.metadata
-                    .create_topic(&ctx, "t", 2, 1, Default::default())
+                ctx.controller
+                    .create_topic("t", 2, 1, Default::default())
                     .expect("topic")
             })
             .await

@@ -69,7 +69,7 @@ pub fn startup_summary(
 ) {
     let ctx = broker.context();
     let partitions = ctx.replicas.partitions();
-    let topics = ctx.metadata.topics().len();
+    let topics = ctx.image.topics().len();
     let listeners: Vec<String> = broker.bound_addrs().iter().map(|a| a.to_string()).collect();
     let dirs: Vec<String> = log_dirs.iter().map(|d| d.display().to_string()).collect();
     let unclean: Vec<&std::path::PathBuf> = log_dirs

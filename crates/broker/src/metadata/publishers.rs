@@ -1,0 +1,369 @@
+//! The broker-side publishers: each applies one kind of metadata change
+//! to this broker's services, in the order the loader calls them.
+//!
+//! - [`PartitionsPublisher`]: the partitions this broker hosts. It
+//!   creates or opens the log of every partition it leads or follows,
+//!   sets the leader epoch and role from the `PartitionRegistration`,
+//!   applies topic config overrides to the logs, and deletes the logs of
+//!   replicas it no longer hosts. On the first image it also deletes the
+//!   partition directories the image does not know (a deletion persisted
+//!   but not finished before a crash).
+//! - [`GroupCoordinatorPublisher`]: loads the `__consumer_offsets`
+//!   partitions this broker leads into the group coordinator, and drops
+//!   the committed offsets of deleted topics.
+//! - [`GroupConfigPublisher`]: hands KIP-848 group config overrides (GROUP
+//!   `ConfigRecord`s) to the group coordinator.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use sluice_metadata::{BrokerId, ConfigResourceType, LocalPartition, MetadataChanges};
+use sluice_storage::{Fs, LogConfig, LogManager, StorageError, TopicPartition};
+
+use super::image_cache::topic_resource;
+use super::loader::MetadataPublisher;
+use crate::config::BrokerConfig;
+use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
+use crate::partition::ReplicaManager;
+
+/// Why a hosted partition has no log (it stays offline).
+#[derive(Clone, Debug)]
+pub struct PartitionFailure {
+    pub no_space: bool,
+    pub message: String,
+}
+
+/// Creates, opens, updates and deletes the logs of this broker's replicas.
+pub struct PartitionsPublisher {
+    node: BrokerId,
+    config: Arc<BrokerConfig>,
+    logs: Arc<LogManager>,
+    replicas: Arc<ReplicaManager>,
+    fs: Arc<dyn Fs>,
+    /// Partitions this broker hosts whose log could not be created.
+    failures: Mutex<HashMap<TopicPartition, PartitionFailure>>,
+}
+
+impl PartitionsPublisher {
+    pub fn new(
+        node: BrokerId,
+        config: Arc<BrokerConfig>,
+        logs: Arc<LogManager>,
+        replicas: Arc<ReplicaManager>,
+        fs: Arc<dyn Fs>,
+    ) -> Self {
+        PartitionsPublisher {
+            node,
+            config,
+            logs,
+            replicas,
+            fs,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Why `tp` (hosted here) has no log, if it failed.
+    pub fn failure(&self, tp: &TopicPartition) -> Option<PartitionFailure> {
+        self.failures.lock().get(tp).cloned()
+    }
+
+    /// The log config of a topic from its overrides in the image. A stored
+    /// override this build does not accept (written by a newer version)
+    /// is left out rather than keeping the partition offline.
+    fn log_config(&self, topic: &str, overrides: &BTreeMap<String, String>) -> Option<LogConfig> {
+        match self.config.topic_log_config(overrides) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                let valid: BTreeMap<String, String> = overrides
+                    .iter()
+                    .filter(|(k, v)| {
+                        let one = BTreeMap::from([((*k).clone(), (*v).clone())]);
+                        self.config.topic_log_config(&one).is_ok()
+                    })
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                tracing::warn!(topic, error = %e, "ignoring topic configs this broker does not accept");
+                self.config.topic_log_config(&valid).ok()
+            }
+        }
+    }
+
+    /// Deletes the partition directories of the log dirs that `changes`'
+    /// image does not place on this broker.
+    fn delete_strays(&self, changes: &MetadataChanges) {
+        let image = &changes.image;
+        for tp in self.logs.on_disk_partitions() {
+            let hosted = image
+                .topic(&tp.topic)
+                .and_then(|t| t.partition(tp.partition))
+                .is_some_and(|reg| reg.has_replica(self.node));
+            if hosted {
+                continue;
+            }
+            tracing::info!(partition = %tp, "deleting log of a partition that no longer exists");
+            // LogManager deletes loaded logs only: load it first. A stray
+            // log that cannot even be loaded is removed directly, so a
+            // topic re-created under the same name never sees its data.
+            let result = match self.logs.get_or_create_log(&tp, LogConfig::default()) {
+                Ok(_) => self.logs.delete_log(&tp).map_err(|e| e.to_string()),
+                Err(e) => {
+                    tracing::warn!(partition = %tp, error = %e, "stray log does not load; removing its directory");
+                    self.remove_dirs(&tp)
+                }
+            };
+            if let Err(e) = result {
+                tracing::warn!(partition = %tp, error = %e, "cannot delete a stray log");
+            }
+        }
+    }
+
+    fn remove_dirs(&self, tp: &TopicPartition) -> Result<(), String> {
+        for dir in &self.config.log_dirs {
+            let path = dir.join(tp.dir_name());
+            if self.fs.exists(&path) {
+                self.fs
+                    .remove_dir_all(&path)
+                    .map_err(|e| format!("remove {}: {e}", path.display()))?;
+                self.fs
+                    .sync_dir(Path::new(dir))
+                    .map_err(|e| format!("fsync {}: {e}", dir.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens (or creates) the log of a partition this broker leads or
+    /// follows and sets its role and leader epoch.
+    fn host(&self, changes: &MetadataChanges, p: &LocalPartition, progress: &mut LoadProgress) {
+        let tp = TopicPartition::new(p.topic.clone(), p.partition);
+        let leader = p.registration.leader == self.node;
+        let epoch = p.registration.leader_epoch;
+        if let Some(existing) = self.replicas.get_partition(&tp) {
+            existing.become_replica(leader, epoch);
+            return;
+        }
+        let overrides = changes.image.config(&topic_resource(&p.topic));
+        let Some(log_config) = self.log_config(&p.topic, overrides) else {
+            return;
+        };
+        match self.logs.get_or_create_log(&tp, log_config) {
+            Ok(log) => {
+                self.failures.lock().remove(&tp);
+                self.replicas
+                    .add_partition(log)
+                    .become_replica(leader, epoch);
+            }
+            Err(e) => self.record_failure(tp, &e),
+        }
+        progress.loaded_one();
+    }
+
+    fn record_failure(&self, tp: TopicPartition, e: &StorageError) {
+        let no_space = e.is_no_space();
+        if no_space {
+            tracing::warn!(partition = %tp, error = %e, "disk full: partition offline");
+        } else {
+            tracing::error!(partition = %tp, error = %e, "cannot open the log of a hosted partition; it stays offline");
+        }
+        self.failures.lock().insert(
+            tp,
+            PartitionFailure {
+                no_space,
+                message: e.to_string(),
+            },
+        );
+    }
+
+    fn unhost(&self, p: &LocalPartition) {
+        let tp = TopicPartition::new(p.topic.clone(), p.partition);
+        self.replicas.remove_partition(&tp);
+        self.failures.lock().remove(&tp);
+        if self.logs.get_log(&tp).is_some() {
+            if let Err(e) = self.logs.delete_log(&tp) {
+                tracing::warn!(partition = %tp, error = %e, "cannot delete the log of a replica no longer hosted");
+            }
+        }
+    }
+
+    /// Applies changed TOPIC overrides to the logs of topics that existed
+    /// before this change (new topics got theirs when created).
+    fn apply_topic_configs(&self, changes: &MetadataChanges) {
+        for res in &changes.configs_changed {
+            if res.resource_type != ConfigResourceType::Topic {
+                continue;
+            }
+            let created = changes
+                .image
+                .topic(&res.name)
+                .is_some_and(|t| changes.topics.get(&t.id()).is_some_and(|c| c.created));
+            if created {
+                continue;
+            }
+            let Some(log_config) = self.log_config(&res.name, changes.image.config(res)) else {
+                continue;
+            };
+            for p in self.replicas.partitions_of(&res.name) {
+                p.log().update_config(log_config.clone());
+            }
+        }
+    }
+}
+
+impl MetadataPublisher for PartitionsPublisher {
+    fn name(&self) -> &'static str {
+        "partitions"
+    }
+
+    fn publish(&self, changes: &MetadataChanges) {
+        let first = changes.previous.provenance().last_offset.0 < 0;
+        if first {
+            self.delete_strays(changes);
+        }
+        let local = changes.local_changes(self.node);
+        for p in &local.deletes {
+            self.unhost(p);
+        }
+        let mut progress = LoadProgress::new(local.leaders.len() + local.followers.len());
+        for p in local.leaders.iter().chain(&local.followers) {
+            self.host(changes, p, &mut progress);
+        }
+        self.apply_topic_configs(changes);
+    }
+}
+
+/// Loads the `__consumer_offsets` partitions this broker leads into the
+/// group coordinator, and drops committed offsets of deleted topics.
+pub struct GroupCoordinatorPublisher {
+    node: BrokerId,
+    groups: Arc<GroupCoordinator>,
+    replicas: Arc<ReplicaManager>,
+}
+
+impl GroupCoordinatorPublisher {
+    pub fn new(
+        node: BrokerId,
+        groups: Arc<GroupCoordinator>,
+        replicas: Arc<ReplicaManager>,
+    ) -> Self {
+        GroupCoordinatorPublisher {
+            node,
+            groups,
+            replicas,
+        }
+    }
+}
+
+impl MetadataPublisher for GroupCoordinatorPublisher {
+    fn name(&self) -> &'static str {
+        "group coordinator"
+    }
+
+    fn publish(&self, changes: &MetadataChanges) {
+        let local = changes.local_changes(self.node);
+        let led = local
+            .elected_leaders
+            .iter()
+            .any(|p| p.topic == OFFSETS_TOPIC);
+        if led {
+            if let Some(t) = changes.image.topic(OFFSETS_TOPIC) {
+                // A topic created while the broker runs is empty: nothing
+                // to replay. One found at start is replayed in the background.
+                let new = changes.previous.provenance().last_offset.0 >= 0
+                    && changes.topics.get(&t.id()).is_some_and(|c| c.created);
+                // Only once every partition's log is online: a topic whose
+                // logs could not all be created (a full disk) is taken back
+                // by the controller channel, and the next group request
+                // tries again.
+                let online = t.partitions().keys().all(|&p| {
+                    self.replicas
+                        .get_partition(&TopicPartition::new(OFFSETS_TOPIC, p))
+                        .is_some()
+                });
+                if online {
+                    self.groups.on_offsets_leadership(
+                        &self.replicas,
+                        t.partitions().len() as i32,
+                        !new,
+                    );
+                }
+            }
+        }
+        for t in changes.deleted_topics.values() {
+            // Committed offsets of a deleted topic go too (tombstoned in
+            // __consumer_offsets), so a re-created topic starts clean.
+            let dropped = self.groups.on_topic_deleted(t.name());
+            tracing::info!(topic = t.name(), offsets_dropped = dropped, "deleted topic");
+        }
+    }
+}
+
+/// Hands KIP-848 group config overrides to the group coordinator.
+pub struct GroupConfigPublisher {
+    groups: Arc<GroupCoordinator>,
+}
+
+impl GroupConfigPublisher {
+    pub fn new(groups: Arc<GroupCoordinator>) -> Self {
+        GroupConfigPublisher { groups }
+    }
+}
+
+impl MetadataPublisher for GroupConfigPublisher {
+    fn name(&self) -> &'static str {
+        "group configs"
+    }
+
+    fn publish(&self, changes: &MetadataChanges) {
+        for res in &changes.configs_changed {
+            if res.resource_type == ConfigResourceType::Group {
+                self.groups
+                    .apply_group_overrides(&res.name, changes.image.config(res));
+            }
+        }
+    }
+}
+
+/// Start-up progress of loading (and after an unclean shutdown, recovering)
+/// partition logs: a log line every [`LoadProgress::EVERY`] partitions or
+/// [`LoadProgress::INTERVAL`], so a long recovery shows it is moving.
+struct LoadProgress {
+    total: usize,
+    loaded: usize,
+    started: std::time::Instant,
+    last_report: std::time::Instant,
+}
+
+impl LoadProgress {
+    const EVERY: usize = 100;
+    const INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+    fn new(total: usize) -> Self {
+        let now = std::time::Instant::now();
+        LoadProgress {
+            total,
+            loaded: 0,
+            started: now,
+            last_report: now,
+        }
+    }
+
+    fn loaded_one(&mut self) {
+        self.loaded += 1;
+        if self.loaded == self.total {
+            return;
+        }
+        if self.loaded % Self::EVERY == 0 || self.last_report.elapsed() >= Self::INTERVAL {
+            self.last_report = std::time::Instant::now();
+            tracing::info!(
+                loaded = self.loaded,
+                total = self.total,
+                elapsed_ms = self.started.elapsed().as_millis() as u64,
+                "loading partition logs: {}/{} partitions",
+                self.loaded,
+                self.total
+            );
+        }
+    }
+}
