@@ -15,6 +15,7 @@ pub mod group;
 pub mod metrics;
 pub mod produce;
 pub mod raw;
+pub mod storage;
 pub mod topic;
 
 use std::sync::atomic::{AtomicBool, Ordering};
