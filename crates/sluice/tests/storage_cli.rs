@@ -175,6 +175,20 @@ fn random_uuid_format_info_and_the_start_up_check() {
         ),
     );
 
+    // A controller-only node validates but cannot be served before the wiring.
+    fails(
+        &[
+            "serve",
+            "-c",
+            &config,
+            "--override",
+            "process.roles=controller",
+            "--override",
+            "listeners=CONTROLLER://127.0.0.1:0",
+        ],
+        "a controller-only node cannot be served yet",
+    );
+
     // Formatted: it starts (as one node until the cluster wiring lands) and stops on SIGTERM.
     let mut child = Command::new(BIN)
         .args(["serve", "-c", &config])
