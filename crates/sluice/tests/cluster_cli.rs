@@ -298,6 +298,7 @@ fn cluster_info_against_three_node_reference_kafka() {
         "--bootstrap-server",
         &cluster.bootstrap(),
     ]);
+    eprintln!("{info}");
     for id in ReferenceKafkaCluster::NODE_IDS {
         let port = cluster.addr(id).port().to_string();
         assert!(

@@ -202,7 +202,11 @@ fn info(connect: &ConnectArgs, versions: bool) -> anyhow::Result<()> {
         "CLUSTER-ID  {}",
         cluster.cluster_id.as_deref().unwrap_or("-")
     )?;
-    writeln!(out, "CONTROLLER  {}", cluster.controller_id)?;
+    writeln!(
+        out,
+        "CONTROLLER  {} (as DescribeCluster names it)",
+        cluster.controller_id
+    )?;
     if let Ok(q) = &quorum {
         writeln!(
             out,
