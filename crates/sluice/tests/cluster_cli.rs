@@ -12,7 +12,8 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader};
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -98,6 +99,8 @@ impl Cluster {
             .args(["cluster", "start", "--nodes", &n.to_string(), "--dir"])
             .arg(dir)
             .args(["--base-port", &base.to_string()])
+            // Its own group, so the test can send a terminal's Ctrl-C to the group.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -237,6 +240,36 @@ fn cluster_start_formats_starts_reports_and_stops_every_node() {
     );
     for (id, pid) in pids {
         assert!(!alive(pid), "node {id} (pid {pid}) outlived cluster start");
+    }
+
+    let mut rest = String::new();
+    cluster.stdout.read_to_string(&mut rest).unwrap();
+    for id in [1, 3] {
+        assert!(
+            rest.contains(&format!("node {id} stopped (exit status: 0)")),
+            "{rest}"
+        );
+    }
+
+    // Ctrl-C at a terminal (SIGINT to the whole process group): every node
+    // is stopped once, cleanly (exit 0), not by two signals.
+    let mut ctrl_c = Cluster::start(tmp.path(), 3, base);
+    let pids = ctrl_c.pids();
+    let group = format!("-{}", ctrl_c.child.id());
+    let status = Command::new("kill")
+        .args(["-INT", "--", &group])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -INT -- {group}");
+    assert!(ctrl_c.wait().success());
+    let mut rest = String::new();
+    ctrl_c.stdout.read_to_string(&mut rest).unwrap();
+    for (id, pid) in pids {
+        assert!(
+            rest.contains(&format!("node {id} stopped (exit status: 0)")),
+            "{rest}"
+        );
+        assert!(!alive(pid));
     }
 
     // Starting again on the same dir reuses the cluster id.

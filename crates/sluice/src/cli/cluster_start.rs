@@ -264,7 +264,11 @@ fn spawn(id: u16, config: &Path, tx: mpsc::Sender<(u16, String)>) -> anyhow::Res
         .arg(config)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(log_file);
+        .stderr(log_file)
+        // Its own process group: a Ctrl-C at the terminal reaches only this
+        // process, which then stops each node once with SIGTERM (a node that
+        // got both signals would take the second as "exit now, uncleanly").
+        .process_group(0);
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     unsafe {
         cmd.pre_exec(|| {
