@@ -44,9 +44,9 @@ enum StorageCommand {
 /// The node's config, as `sluice serve` reads it.
 #[derive(Args, Debug)]
 struct NodeConfigArgs {
-    /// The node's server.properties.
+    /// The node's server.properties (optional: --override alone works too).
     #[arg(long, short = 'c', value_name = "FILE")]
-    config: PathBuf,
+    config: Option<PathBuf>,
     /// Set a config key, overriding the file (repeatable).
     #[arg(long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
@@ -59,8 +59,12 @@ impl NodeConfigArgs {
             .iter()
             .map(|o| BrokerConfig::parse_override(o))
             .collect::<Result<Vec<_>, _>>()?;
-        BrokerConfig::from_properties(Some(&self.config), &overrides)
-            .with_context(|| format!("invalid configuration in {}", self.config.display()))
+        BrokerConfig::from_properties(self.config.as_deref(), &overrides).with_context(|| {
+            match &self.config {
+                Some(file) => format!("invalid configuration in {}", file.display()),
+                None => "invalid configuration".to_string(),
+            }
+        })
     }
 }
 
