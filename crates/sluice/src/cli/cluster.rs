@@ -307,3 +307,55 @@ fn info(connect: &ConnectArgs, versions: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::BrokerId;
+
+    use super::*;
+
+    fn replica(id: i32, end: i64, fetched: i64) -> ReplicaState {
+        ReplicaState::default()
+            .with_replica_id(BrokerId(id))
+            .with_log_end_offset(end)
+            .with_last_fetch_timestamp(fetched)
+            .with_last_caught_up_timestamp(fetched)
+    }
+
+    #[test]
+    fn quorum_rows_show_status_and_lag_behind_the_leaders_end_offset() {
+        let q = QuorumView {
+            leader_id: 2,
+            leader_epoch: 7,
+            high_watermark: 95,
+            voters: vec![
+                replica(1, 90, 1_000),
+                replica(2, 100, 1_500),
+                replica(3, 100, -1),
+            ],
+            observers: vec![replica(4, 40, 1_900)],
+        };
+        let rows = quorum_rows(&q, 2_000);
+        let cells: Vec<Vec<&str>> = rows
+            .iter()
+            .map(|r| r.iter().map(String::as_str).collect())
+            .collect();
+        assert_eq!(cells[0][..4], ["NODE", "STATUS", "LOG-END-OFFSET", "LAG"]);
+        assert_eq!(
+            cells[1],
+            ["1", "Follower", "90", "10", "1000 ms ago", "1000 ms ago"]
+        );
+        assert_eq!(
+            cells[2],
+            ["2", "Leader", "100", "0", "500 ms ago", "500 ms ago"]
+        );
+        assert_eq!(cells[3], ["3", "Follower", "100", "0", "-", "-"]);
+        assert_eq!(
+            cells[4],
+            ["4", "Observer", "40", "60", "100 ms ago", "100 ms ago"]
+        );
+        // Without the leader among the voters (an election in progress) lag is unknown.
+        let q = QuorumView { leader_id: -1, ..q };
+        assert!(quorum_rows(&q, 2_000)[1..].iter().all(|r| r[3] == "-"));
+    }
+}
