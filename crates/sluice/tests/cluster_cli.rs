@@ -272,6 +272,41 @@ fn cluster_start_formats_starts_reports_and_stops_every_node() {
         assert!(!alive(pid));
     }
 
+    // A single node pointed at the cluster dir refuses rather than deleting
+    // node-N as stray partitions; cluster start refuses a node's log dir.
+    let out = sluice(&[
+        "serve",
+        "--override",
+        &format!("log.dir={}", tmp.path().display()),
+        "--override",
+        "listeners=PLAINTEXT://127.0.0.1:0",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("holds the nodes of `sluice cluster start`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(tmp.path().join("node-1/data/meta.properties").exists());
+    let single = tmp.path().join("node-1/data");
+    let out = sluice(&[
+        "cluster",
+        "start",
+        "--nodes",
+        "1",
+        "--dir",
+        single.to_str().unwrap(),
+        "--base-port",
+        &base.to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is the log dir of a Sluice or Kafka node"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!single.join("node-1").exists());
+
     // Starting again on the same dir reuses the cluster id.
     let mut again = Cluster::start(tmp.path(), 3, base);
     assert!(

@@ -108,6 +108,33 @@ pub fn node_properties(
     Ok(text)
 }
 
+/// The file that marks a `cluster start` dir, so no node is ever served
+/// with it as its log dir ([`super::storage::check_before_serve`]).
+pub const CLUSTER_DIR_MARKER: &str = ".sluice-cluster";
+
+/// A node's log dir takes every `name-N` entry for a partition of topic
+/// `name`, and deletes it as a stray: so `dir` must not be (or become) a
+/// log dir. Refuses a dir that already is one; marks `dir` as a cluster dir.
+fn guard_cluster_dir(dir: &Path) -> anyhow::Result<()> {
+    for file in [
+        meta_properties::META_PROPERTIES,
+        "recovery-point-offset-checkpoint",
+    ] {
+        if dir.join(file).exists() {
+            bail!(
+                "{} is the log dir of a Sluice or Kafka node (it has {file}); the cluster's node-N dirs there would be taken for partitions. Use --dir elsewhere, e.g. --dir {}",
+                dir.display(),
+                dir.join("cluster").display()
+            );
+        }
+    }
+    std::fs::write(
+        dir.join(CLUSTER_DIR_MARKER),
+        "Written by `sluice cluster start`: node-N/ hold its nodes. No node may use this dir as its log dir.\n",
+    )
+    .with_context(|| format!("writing {}", dir.join(CLUSTER_DIR_MARKER).display()))
+}
+
 fn node_dir(dir: &Path, id: u16) -> PathBuf {
     dir.join(format!("node-{id}"))
 }
@@ -131,6 +158,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let dir = args.dir.canonicalize()?;
+    guard_cluster_dir(&dir)?;
     let mut configs = Vec::new();
     for id in 1..=args.nodes {
         let path = node_dir(&dir, id).join("server.properties");

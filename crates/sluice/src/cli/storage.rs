@@ -189,8 +189,19 @@ fn info(config: &BrokerConfig) -> anyhow::Result<(String, bool)> {
 /// Before a node with `process.roles` serves: its dirs must have been
 /// formatted for this node (see `meta_properties::check_formatted`). A node
 /// without `process.roles` formats its data dir itself on first start, as
-/// before. Returns the cluster id when checked.
+/// before. No node serves from a `sluice cluster start` dir. Returns the
+/// cluster id when checked.
 pub fn check_before_serve(config: &BrokerConfig) -> anyhow::Result<Option<String>> {
+    // A log dir holding `sluice cluster start`'s node-N dirs would take them
+    // for partitions of a topic "node" and delete them as strays.
+    let marker = super::cluster_start::CLUSTER_DIR_MARKER;
+    if let Some(dir) = config.log_dirs.iter().find(|d| d.join(marker).exists()) {
+        anyhow::bail!(
+            "log dir {} holds the nodes of `sluice cluster start` ({marker}); serving from it would delete them as stray partitions. Use another log.dir, e.g. {}",
+            dir.display(),
+            dir.join("single").display()
+        );
+    }
     let Some(kraft) = &config.kraft else {
         return Ok(None);
     };
