@@ -1,9 +1,12 @@
 //! Deterministic simulation (turmoil) of the controller quorum: three
 //! voters, each running the real [`QuorumController`] on its real
 //! [`RaftMetadataLog`] (openraft, RPC, storage on SimFs), and three
-//! simulated brokers that register, heartbeat and send CreateTopics,
-//! DeleteTopics, CreatePartitions and IncrementalAlterConfigs to whichever
-//! voter is the active controller (following NOT_CONTROLLER answers).
+//! simulated brokers, each following the metadata log as an observer (a
+//! `RaftMetadataLog` outside the voter set) and reporting the offset it
+//! applied in its heartbeats, that register, heartbeat and send
+//! CreateTopics, DeleteTopics, CreatePartitions and
+//! IncrementalAlterConfigs to whichever voter is the active controller
+//! (following NOT_CONTROLLER answers).
 //!
 //! A seed draws the whole fault schedule: message loss, partitions (both
 //! ways and one way, between any two hosts, voters or brokers), isolation
@@ -16,8 +19,8 @@
 //! every node and incarnation, the controllers' own images included;
 //! broker epochs unique and increasing; no image naming an unusable or
 //! unregistered broker as leader). After the faults heal: every
-//! acknowledged operation's record is committed, every voter's image is
-//! byte-identical and at the end of the committed log, every broker is
+//! acknowledged operation's record is committed, every voter's and
+//! observer's image is byte-identical and at the end of the committed log, every broker is
 //! registered and unfenced, and the quorum made progress.
 //!
 //! `SLUICE_SIM_SEEDS=N` runs N seeds (default 4 in CI) from
@@ -86,13 +89,34 @@ struct Running {
     controller: Option<Arc<QuorumController>>,
 }
 
-struct Voter {
+/// A host's parts the checker reads (a voter, or a broker's observer).
+struct Node {
     fs: Arc<SimFs>,
     clock: SimClock,
     running: Arc<Mutex<Running>>,
     seen: Arc<Mutex<Seen>>,
     events_checked: usize,
     images_checked: usize,
+}
+
+/// What a host's software gets of its [`Node`] (again on every restart).
+#[derive(Clone)]
+struct NodeHandles {
+    fs: Arc<SimFs>,
+    clock: SimClock,
+    running: Arc<Mutex<Running>>,
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl Node {
+    fn handles(&self) -> NodeHandles {
+        NodeHandles {
+            fs: self.fs.clone(),
+            clock: self.clock.clone(),
+            running: self.running.clone(),
+            seen: self.seen.clone(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -104,17 +128,23 @@ struct Shared {
     stop_admin: AtomicBool,
 }
 
-async fn voter_main(
+/// Starts this host's metadata log (a voter, or an observer at
+/// `observer`) and a listener folding what it delivers into `seen`.
+async fn start_log(
     id: i32,
     fs: Arc<SimFs>,
-    clock: SimClock,
-    running: Arc<Mutex<Running>>,
+    clock: &SimClock,
+    observer: Option<String>,
     seen: Arc<Mutex<Seen>>,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<Arc<RaftMetadataLog>, Box<dyn std::error::Error>> {
     let mut config = RaftConfig::new(BrokerId(id), "sim", voters(), "/meta".into());
     config.snapshot_every_entries = 20;
     config.entries_kept_after_snapshot = 5;
-    let acceptor = SimTransport.bind(&voters()[&BrokerId(id)]).await?;
+    let addr = observer
+        .clone()
+        .unwrap_or_else(|| voters()[&BrokerId(id)].clone());
+    config.observer_address = observer;
+    let acceptor = SimTransport.bind(&addr).await?;
     let log = RaftMetadataLog::start(
         config,
         fs,
@@ -124,6 +154,30 @@ async fn voter_main(
     )
     .await?;
     let log = Arc::new(log);
+    let mut listener = log.listen();
+    tokio::spawn(async move {
+        while let Ok(ev) = listener.next().await {
+            let mut g = seen.lock();
+            let image = g.image.take().unwrap_or_else(MetadataImage::empty);
+            let image = fold(image, &ev);
+            if !matches!(ev, LogEvent::LeaderChange(_)) {
+                g.images.push(image.clone());
+            }
+            g.image = Some(image);
+            g.events.push(ev);
+        }
+    });
+    Ok(log)
+}
+
+async fn voter_main(
+    id: i32,
+    fs: Arc<SimFs>,
+    clock: SimClock,
+    running: Arc<Mutex<Running>>,
+    seen: Arc<Mutex<Seen>>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let log = start_log(id, fs, &clock, None, seen).await?;
     let controller = Arc::new(QuorumController::start(
         log.clone(),
         ControllerConfig {
@@ -138,19 +192,6 @@ async fn voter_main(
         r.log = Some(log.clone());
         r.controller = Some(controller.clone());
     }
-    let mut listener = log.listen();
-    tokio::spawn(async move {
-        while let Ok(ev) = listener.next().await {
-            let mut g = seen.lock();
-            let image = g.image.take().unwrap_or_else(MetadataImage::empty);
-            let image = fold(image, &ev);
-            if !matches!(ev, LogEvent::LeaderChange(_)) {
-                g.images.push(image.clone());
-            }
-            g.image = Some(image);
-            g.events.push(ev);
-        }
-    });
     let l = turmoil::net::TcpListener::bind(("0.0.0.0", CONTROLLER_PORT)).await?;
     loop {
         let (s, _) = l.accept().await?;
@@ -235,19 +276,33 @@ fn acked(req: &Req, body: &Body) -> Option<Acked> {
     }
 }
 
-/// A simulated broker: registers (again after a stale epoch), heartbeats
-/// with the metadata offset it learned, and forwards admin requests, to
-/// whichever voter is the active controller.
-async fn broker_main(id: i32, shared: Arc<Shared>) -> Result<(), Box<dyn std::error::Error>> {
+/// A simulated broker: follows the metadata log as an observer (its own
+/// `RaftMetadataLog` outside the voter set, on its own SimFs), registers
+/// (again after a stale epoch), heartbeats with the offset its observer
+/// applied, and forwards admin requests, to whichever voter is the active
+/// controller.
+async fn broker_main(
+    id: i32,
+    shared: Arc<Shared>,
+    node: NodeHandles,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let addr = format!("{}:{RAFT_PORT}", broker_host(id));
+    let seen = node.seen.clone();
+    let log = start_log(id, node.fs, &node.clock, Some(addr), node.seen).await?;
+    node.running.lock().log = Some(log);
     let start = shared.incarnations.fetch_add(1, Ordering::Relaxed);
     let mut rng = StdRng::seed_from_u64(shared.seed ^ (start << 20) ^ id as u64);
     let incarnation: u128 = rng.gen();
     let mut target = rng.gen_range(1..=VOTERS);
     let mut conn = None;
     let mut epoch: Option<i64> = None;
-    let mut hw = -1;
     loop {
         tokio::time::sleep(Duration::from_millis(60)).await;
+        let applied = seen
+            .lock()
+            .image
+            .as_ref()
+            .map_or(-1, |i| i.provenance().last_offset.0);
         let req = match epoch {
             None => Req::Register {
                 broker: id,
@@ -259,14 +314,13 @@ async fn broker_main(id: i32, shared: Arc<Shared>) -> Result<(), Box<dyn std::er
             Some(e) => Req::Heartbeat {
                 broker: id,
                 epoch: e,
-                offset: hw,
+                offset: applied,
             },
         };
         let Ok(resp) = call(&mut conn, target, &req).await else {
             target = target % VOTERS + 1;
             continue;
         };
-        hw = hw.max(resp.hw);
         if let Some(a) = acked(&req, &resp.body) {
             shared.acked.lock().push(a);
         }
@@ -288,7 +342,7 @@ async fn broker_main(id: i32, shared: Arc<Shared>) -> Result<(), Box<dyn std::er
 /// Runs the checker over everything new since the last step.
 fn check_step(
     checker: &mut Checker,
-    voters: &mut BTreeMap<i32, Voter>,
+    voters: &mut BTreeMap<i32, Node>,
     images_too: bool,
 ) -> Result<(), String> {
     for (&id, v) in voters.iter_mut() {
@@ -312,7 +366,7 @@ fn check_step(
         }
         v.events_checked = seen.events.len();
         for img in &seen.images[v.images_checked..] {
-            checker.image(&format!("listener of n{id}"), img)?;
+            checker.image(&format!("listener of node {id}"), img)?;
         }
         v.images_checked = seen.images.len();
         if let (true, Some(c)) = (images_too, controller) {
@@ -338,7 +392,7 @@ fn all_hosts() -> Vec<String> {
 fn inject(
     sim: &mut turmoil::Sim<'_>,
     rng: &mut StdRng,
-    voters: &mut BTreeMap<i32, Voter>,
+    voters: &mut BTreeMap<i32, Node>,
     f: &mut Faults,
 ) -> String {
     let hosts = all_hosts();
@@ -395,6 +449,9 @@ fn inject(
         8 if f.crashed_brokers.is_empty() => {
             let b = BROKERS[rng.gen_range(0..BROKERS.len())];
             sim.crash(broker_host(b));
+            let n = voters.get_mut(&b).expect("broker");
+            *n.running.lock() = Running::default();
+            n.fs.crash(rng.gen());
             f.crashed_brokers.push(b);
             format!("crash b{b}")
         }
@@ -451,8 +508,8 @@ fn run_seed(seed: u64, fault_phases: usize) -> Result<Vec<String>, String> {
         ..Shared::default()
     });
     let mut voters = BTreeMap::new();
-    for id in 1..=VOTERS {
-        let v = Voter {
+    for id in (1..=VOTERS).chain(BROKERS) {
+        let v = Node {
             fs: Arc::new(SimFs::new()),
             clock: SimClock::default(),
             running: Arc::default(),
@@ -460,20 +517,19 @@ fn run_seed(seed: u64, fault_phases: usize) -> Result<Vec<String>, String> {
             events_checked: 0,
             images_checked: 0,
         };
-        let (fs, clock, running, seen) = (
-            v.fs.clone(),
-            v.clock.clone(),
-            v.running.clone(),
-            v.seen.clone(),
-        );
-        sim.host(voter_host(id), move || {
-            voter_main(id, fs.clone(), clock.clone(), running.clone(), seen.clone())
-        });
+        let h = v.handles();
+        if id <= VOTERS {
+            sim.host(voter_host(id), move || {
+                let h = h.clone();
+                voter_main(id, h.fs, h.clock, h.running, h.seen)
+            });
+        } else {
+            let sh = shared.clone();
+            sim.host(broker_host(id), move || {
+                broker_main(id, sh.clone(), h.clone())
+            });
+        }
         voters.insert(id, v);
-    }
-    for &b in &BROKERS {
-        let sh = shared.clone();
-        sim.host(broker_host(b), move || broker_main(b, sh.clone()));
     }
     let mut trace = Vec::new();
     let mut checker = Checker::default();
@@ -483,7 +539,7 @@ fn run_seed(seed: u64, fault_phases: usize) -> Result<Vec<String>, String> {
     };
     let mut steps_run = 0usize;
     let mut step = |sim: &mut turmoil::Sim<'_>,
-                    voters: &mut BTreeMap<i32, Voter>,
+                    voters: &mut BTreeMap<i32, Node>,
                     checker: &mut Checker,
                     steps: usize|
      -> Result<(), String> {
@@ -540,7 +596,7 @@ fn run_seed(seed: u64, fault_phases: usize) -> Result<Vec<String>, String> {
 
 /// After healing: every voter's image is the same and at the end of the
 /// committed log, and every broker is registered and unfenced.
-fn final_checks(checker: &Checker, voters: &BTreeMap<i32, Voter>) -> Result<(), String> {
+fn final_checks(checker: &Checker, voters: &BTreeMap<i32, Node>) -> Result<(), String> {
     let last = checker.committed.keys().next_back().copied().unwrap_or(-1);
     let mut first: Option<(i32, Vec<u8>)> = None;
     for (&id, v) in voters {
