@@ -24,8 +24,9 @@
 //! registered and unfenced, and the quorum made progress.
 //!
 //! `SLUICE_SIM_SEEDS=N` runs N seeds (default 4 in CI) from
-//! `SLUICE_SIM_FIRST_SEED`; `SLUICE_SIM_SEED=S` replays one; failing seeds
-//! are printed with their fault schedule.
+//! `SLUICE_SIM_FIRST_SEED`; `SLUICE_SIM_SEED=S` replays one (with the same
+//! `SLUICE_SIM_PHASES`, default 10 fault phases); failing seeds are printed
+//! with their fault schedule.
 
 mod common;
 
@@ -126,6 +127,8 @@ struct Shared {
     /// Broker starts so far (each start is a new incarnation).
     incarnations: AtomicU64,
     stop_admin: AtomicBool,
+    /// Internal errors controllers answered (each is a bug).
+    internal: Mutex<Vec<String>>,
 }
 
 /// Starts this host's metadata log (a voter, or an observer at
@@ -334,6 +337,7 @@ async fn broker_main(
             }
             Body::Registered { epoch: e } => epoch = Some(e),
             Body::Stale => epoch = None,
+            Body::Internal(e) => shared.internal.lock().push(format!("{req:?}: {e}")),
             _ => {}
         }
     }
@@ -547,6 +551,9 @@ fn run_seed(seed: u64, fault_phases: usize) -> Result<Vec<String>, String> {
             sim.step().map_err(|e| format!("simulation error: {e}"))?;
             steps_run += 1;
             check_step(checker, voters, steps_run % 25 == 0)?;
+            if let Some(e) = shared.internal.lock().first() {
+                return Err(format!("a controller answered an internal error: {e}"));
+            }
         }
         Ok(())
     };
@@ -643,12 +650,33 @@ fn a_seed_replays_identically() {
     assert_eq!(a, b);
 }
 
+/// Seeds (with 40 fault phases) that failed before a fix: 5042 and 5074
+/// ("broker 11 registered at offset 250 with epoch 249") and 5128 (no
+/// progress after healing): a new leader's controller planned operations
+/// before applying the previous epoch's tail, which commits with the
+/// leader's first entry, so a broker epoch was not its record's offset (or
+/// a record no longer replayed and every controller stopped).
+#[test]
+fn regression_seeds() {
+    for seed in [5042, 5074, 5128] {
+        if let Err(e) = run_seed(seed, 40) {
+            panic!(
+                "seed {seed} FAILED: {e}\n  (replay: SLUICE_SIM_SEED={seed} SLUICE_SIM_PHASES=40)"
+            );
+        }
+    }
+}
+
 #[test]
 fn controller_quorum_keeps_its_invariants_under_faults() {
     let mut failed = Vec::new();
     let seeds = common::seeds(4);
+    let phases = std::env::var("SLUICE_SIM_PHASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
     for &seed in &seeds {
-        match run_seed(seed, 10) {
+        match run_seed(seed, phases) {
             Ok(trace) => eprintln!(
                 "seed {seed}: ok, {}",
                 trace.iter().find(|l| l.starts_with("acked")).unwrap()

@@ -78,6 +78,9 @@ pub enum Body {
     Retry(String),
     /// The operation was refused (exists, unknown topic, too few brokers...).
     Refused(String),
+    /// UNKNOWN_SERVER_ERROR: a condition that should not arise (a
+    /// controller bug; the simulation fails on it).
+    Internal(String),
 }
 
 /// An answer, with the controller's committed offset (which the broker
@@ -137,6 +140,7 @@ fn err_body(e: ControllerError) -> Body {
         }
         ControllerError::DuplicateBrokerRegistration(_) => Body::Duplicate,
         ControllerError::Log(e) => Body::Retry(e.to_string()),
+        ControllerError::Internal(e) => Body::Internal(e),
         other => Body::Refused(other.to_string()),
     }
 }
