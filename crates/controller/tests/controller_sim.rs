@@ -15,7 +15,7 @@
 //! voter's wall clock (which drives session expiry).
 //!
 //! Checked after every simulation step by `common::checker` (one leader
-//! per epoch; every record and every image at an offset identical on
+//! per epoch, never an observer, which stays an openraft learner; every record and every image at an offset identical on
 //! every node and incarnation, the controllers' own images included;
 //! broker epochs unique and increasing; no image naming an unusable or
 //! unregistered broker as leader). After the faults heal: every
@@ -359,11 +359,19 @@ fn check_step(
             if m.state == openraft::ServerState::Leader {
                 checker.leader(m.current_term as i64, id, "server state")?;
             }
+            if id > VOTERS && !matches!(m.state, openraft::ServerState::Learner) {
+                return Err(format!("observer {id} is {:?}, not a learner", m.state));
+            }
         }
         let seen = v.seen.lock();
         for ev in &seen.events[v.events_checked..] {
             match ev {
-                LogEvent::LeaderChange(le) => checker.leader_change(id, *le)?,
+                LogEvent::LeaderChange(le) => {
+                    if le.leader.is_some_and(|l| l.0 > VOTERS) {
+                        return Err(format!("node {id} delivered an observer as leader: {le:?}"));
+                    }
+                    checker.leader_change(id, *le)?
+                }
                 LogEvent::Batch(b) => checker.batch(id, b)?,
                 LogEvent::Snapshot(_) => {}
             }
