@@ -5,7 +5,10 @@
 //! openraft, serve the RPC on the given acceptor, and, on a node that has
 //! never been initialized, propose the static voter set (every voter does
 //! so with the same set, which openraft allows: the membership entry is
-//! identical at index 0 everywhere).
+//! identical at index 0 everywhere). A node outside the voter set with an
+//! `observer_address` starts as an observer instead: it never initializes
+//! the quorum and asks the leader to admit it as a learner
+//! ([`super::observer`]).
 //!
 //! Leadership: on election the new leader commits an empty batch naming
 //! itself (see [`announce_leadership`]).
