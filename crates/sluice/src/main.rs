@@ -2,9 +2,11 @@
 //! optional `server.properties` and repeatable `--override key=value`, as
 //! `kafka-server-start.sh` does. The client subcommands (topic, produce,
 //! consume, group, cluster) and `storage` (kafka-storage) hang off the same
-//! command line.
+//! command line. `process.roles=controller` runs the controller role
+//! ([`node`]).
 
 mod cli;
+mod node;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -99,7 +101,20 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .collect::<Result<Vec<_>, _>>()?;
     let config = BrokerConfig::from_properties(args.config.as_deref(), &overrides)
         .context("invalid configuration; the broker was not started")?;
-    if let Some(cluster_id) = cli::storage::check_before_serve(&config)? {
+    let checked = cli::storage::check_before_serve(&config)?;
+    if let (Some(cluster_id), Some(k)) = (&checked, &config.kraft) {
+        if !k.roles.broker {
+            // process.roles=controller: the controller role alone, no
+            // client listener and no partitions.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("sluice-controller")
+                .build()
+                .context("cannot start the async runtime")?;
+            return runtime.block_on(node::run_controller(config, cluster_id.clone()));
+        }
+    }
+    if let Some(cluster_id) = checked {
         if let Some(k) = &config.kraft {
             tracing::warn!(
                 cluster_id,

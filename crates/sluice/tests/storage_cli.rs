@@ -175,7 +175,8 @@ fn random_uuid_format_info_and_the_start_up_check() {
         ),
     );
 
-    // A controller-only node validates but cannot be served before the wiring.
+    // A controller-only node whose controller listener is not its voter
+    // address is refused: the other voters could not reach it.
     fails(
         &[
             "serve",
@@ -186,7 +187,7 @@ fn random_uuid_format_info_and_the_start_up_check() {
             "--override",
             "listeners=CONTROLLER://127.0.0.1:0",
         ],
-        "a controller-only node cannot be served yet",
+        "is not this node's voter address",
     );
 
     // Formatted: it starts (as one node until the cluster wiring lands) and stops on SIGTERM.

@@ -176,7 +176,12 @@ impl SluiceProcess {
         thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 out.lock().unwrap().push_str(&format!("{line}\n"));
-                if let Some(addr) = line.strip_prefix("listening on PLAINTEXT://") {
+                // A controller-only node (process.roles=controller) has
+                // no client listener: its controller listener is its address.
+                let addr = line
+                    .strip_prefix("listening on PLAINTEXT://")
+                    .or_else(|| line.strip_prefix("listening on CONTROLLER://"));
+                if let Some(addr) = addr {
                     let _ = tx.send(addr.trim().to_string());
                 }
             }

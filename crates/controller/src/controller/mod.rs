@@ -200,6 +200,16 @@ impl QuorumController {
         self.shared.log.leader_and_epoch()
     }
 
+    /// This node's id (`node.id`).
+    pub fn node_id(&self) -> BrokerId {
+        self.shared.log.node_id()
+    }
+
+    /// The metadata quorum as this node's log sees it (DescribeQuorum).
+    pub fn quorum_info(&self) -> crate::log::QuorumInfo {
+        self.shared.log.quorum_info()
+    }
+
     /// Whether this node is the active controller.
     pub fn is_active(&self) -> bool {
         self.shared.log.leader_and_epoch().leader == Some(self.shared.log.node_id())

@@ -205,11 +205,6 @@ pub fn check_before_serve(config: &BrokerConfig) -> anyhow::Result<Option<String
     let Some(kraft) = &config.kraft else {
         return Ok(None);
     };
-    if !kraft.roles.broker {
-        anyhow::bail!(
-            "process.roles=controller: a controller-only node cannot be served yet (the cluster wiring of issue 16 is pending); use process.roles=broker,controller"
-        );
-    }
     let cluster = check_dirs(&config.log_dirs, &kraft.metadata_log_dir, kraft.node_id)?;
     Ok(Some(cluster))
 }

@@ -89,11 +89,22 @@ top_level_error!(
     ElectLeadersRequest
 );
 
-impl ControllerApi for ApiVersionsRequest {
-    fn not_controller(_: &Self::Response) -> bool {
-        false
-    }
+macro_rules! any_voter {
+    ($($req:ty),*) => {$(
+        impl ControllerApi for $req {
+            fn not_controller(_: &Self::Response) -> bool {
+                false
+            }
+        }
+    )*};
 }
+// Answered by whichever voter is asked (DescribeQuorum's leader-only
+// answer is NOT_LEADER_OR_FOLLOWER, which the caller reads).
+any_voter!(
+    ApiVersionsRequest,
+    DescribeQuorumRequest,
+    DescribeClusterRequest
+);
 
 impl ControllerApi for CreateTopicsRequest {
     fn not_controller(resp: &Self::Response) -> bool {

@@ -10,6 +10,10 @@
 //! as its forwarded CreateTopics) and answered in request order, as Kafka
 //! requires.
 //!
+//! DescribeQuorum and DescribeCluster (endpoint type CONTROLLER) are
+//! answered here too, for `kafka-metadata-quorum --bootstrap-controller`
+//! (see `describe.rs`).
+//!
 //! Refusals: a frame that does not parse, an unknown API or an unsupported
 //! version closes the connection with a warning (ApiVersions of an
 //! unsupported version gets Kafka's v0 fallback answer); nothing reaches
@@ -21,6 +25,7 @@
 
 mod admin;
 mod broker_rpc;
+mod describe;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,6 +58,8 @@ pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::BrokerRegistration, 0, 4),
     (ApiKey::BrokerHeartbeat, 0, 1),
     (ApiKey::AllocateProducerIds, 0, 0),
+    (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::DescribeQuorum, 0, 2),
 ];
 
 /// Settings of the controller listener (Kafka's keys).
@@ -66,6 +73,12 @@ pub struct ServerConfig {
     /// Requests of one connection handled at once (Kafka handles one; the
     /// answers are written in request order either way).
     pub max_in_flight_per_connection: usize,
+    /// `controller.quorum.voters` at their controller listener addresses:
+    /// DescribeCluster (endpoint type CONTROLLER) lists them and
+    /// DescribeQuorum v2 names their listeners. `None` lists no nodes.
+    pub voters: Option<crate::QuorumVoters>,
+    /// The controller listener's name (`controller.listener.names`' first).
+    pub listener_name: String,
 }
 
 impl ServerConfig {
@@ -74,6 +87,8 @@ impl ServerConfig {
             cluster_id: cluster_id.into(),
             max_request_bytes: sluice_protocol::DEFAULT_MAX_REQUEST_BYTES,
             max_in_flight_per_connection: 16,
+            voters: None,
+            listener_name: "CONTROLLER".into(),
         }
     }
 }
@@ -328,6 +343,12 @@ async fn dispatch(inner: &Inner, req: DecodedRequest, peer: SocketAddr) -> Optio
         }
         RequestKind::ElectLeaders(r) => {
             ResponseKind::ElectLeaders(admin::elect_leaders(c, r, v).await)
+        }
+        RequestKind::DescribeQuorum(r) => {
+            ResponseKind::DescribeQuorum(describe::describe_quorum(c, &inner.config, r, v))
+        }
+        RequestKind::DescribeCluster(r) => {
+            ResponseKind::DescribeCluster(describe::describe_cluster(c, &inner.config, r, v))
         }
         // decode_request_with admits only CONTROLLER_APIS.
         _ => return None,

@@ -1,0 +1,274 @@
+//! Assembles a node of a Sluice cluster from its roles (issue 16). Today:
+//! the controller role of `process.roles=controller`.
+//!
+//! A controller node serves ONE address, its entry in
+//! `controller.quorum.voters`, bound from the matching controller listener
+//! of `listeners`; a [`SplitListener`] hands the metadata quorum's RPC to
+//! the [`RaftMetadataLog`] (in `metadata.log.dir`) and Kafka's protocol to
+//! the [`ControllerServer`] (broker registration and heartbeats, forwarded
+//! admin APIs, DescribeQuorum, DescribeCluster). The [`QuorumController`]
+//! on that log fences brokers whose session expired on its own while it is
+//! active (its operation task ticks every `broker.session.timeout.ms / 4`).
+//!
+//! Lifecycle: SIGTERM/SIGINT stops the server, then the log, then the
+//! controller (the order the crates document: the controller's shutdown
+//! waits for an in-flight append, which only the log's shutdown resolves
+//! when no majority is left). A fatal metadata-log error (storage failure,
+//! a committed record that does not replay) halts the process at once
+//! with a non-zero exit and an `error` line, rather than serve a state it
+//! cannot trust.
+//!
+//! Why a module of the binary and not a crate: `sluice serve` is its only
+//! user, it may use `anyhow`, and it owns the process (signals, exit
+//! codes). It becomes a crate when the broker role (a client of the
+//! controllers, being reshaped on another branch) joins it and tests need
+//! to start both roles in one process.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use sluice_broker::config::roles::KraftConfig;
+use sluice_broker::BrokerConfig;
+use sluice_controller::raft::{RaftConfig, RaftMetadataLog, TcpTransport};
+use sluice_controller::{
+    ControllerConfig, LogError, MetadataLog, PermissiveValidator, QuorumController,
+};
+use sluice_metadata::BrokerId;
+use sluice_storage::{Clock, Fs, RealFs, SystemClock};
+use sluice_transport::listener::{SplitConfig, SplitListener};
+use sluice_transport::{ControllerServer, QuorumVoter, QuorumVoters, ServerConfig};
+
+/// Exit code of a node halted by a fatal metadata-log error.
+pub const FATAL_EXIT: u8 = 70;
+
+/// The address this controller binds: its controller listener, which must
+/// be where the other voters reach it (its `controller.quorum.voters`
+/// entry).
+fn controller_bind_address(kraft: &KraftConfig) -> anyhow::Result<SocketAddr> {
+    let me = kraft.quorum.voter(kraft.node_id).with_context(|| {
+        format!(
+            "node.id={} is not in controller.quorum.voters ({}): a controller must be a voter",
+            kraft.node_id,
+            kraft
+                .quorum
+                .voters
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    })?;
+    let name = &kraft.controller_listener_names[0];
+    let listener = kraft
+        .controller_listeners
+        .iter()
+        .find(|l| &l.name == name)
+        .with_context(|| format!("listeners has no {name} listener (controller.listener.names)"))?;
+    if listener.port != me.port {
+        bail!(
+            "the {name} listener ({}:{}) is not this node's voter address {me}: the other voters could not reach it",
+            listener.host,
+            listener.port
+        );
+    }
+    let host = if listener.host.is_empty() {
+        "0.0.0.0"
+    } else {
+        &listener.host
+    };
+    let bind = format!("{}:{}", host_for_bind(host), listener.port);
+    bind.to_socket_addrs()
+        .with_context(|| format!("cannot resolve the {name} listener {bind}"))?
+        .next()
+        .with_context(|| format!("the {name} listener {bind} resolves to no address"))
+}
+
+fn host_for_bind(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+fn controller_config(config: &BrokerConfig, kraft: &KraftConfig) -> ControllerConfig {
+    ControllerConfig {
+        default_num_partitions: config.num_partitions,
+        default_replication_factor: kraft.default_replication_factor as i16,
+        broker_session_timeout_ms: i64::from(kraft.broker_session_timeout_ms),
+        ..ControllerConfig::default()
+    }
+}
+
+/// The running controller role.
+pub struct ControllerNode {
+    server: ControllerServer,
+    log: Arc<RaftMetadataLog>,
+    controller: Arc<QuorumController>,
+    addr: SocketAddr,
+}
+
+impl ControllerNode {
+    /// Starts the controller role of `config` for `cluster_id` (from the
+    /// node's meta.properties).
+    pub async fn start(config: &BrokerConfig, cluster_id: &str) -> anyhow::Result<ControllerNode> {
+        let kraft = config
+            .kraft
+            .as_ref()
+            .context("the controller role needs process.roles")?;
+        let bind = controller_bind_address(kraft)?;
+        let listener = SplitListener::bind(bind, SplitConfig::default())
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot bind the controller listener {bind} of node {}: is another node with node.id={} (or another process) using it?",
+                    kraft.node_id, kraft.node_id
+                )
+            })?;
+        let addr = listener.local_addr();
+        let (kafka, quorum) = listener.split();
+        let voters: BTreeMap<BrokerId, String> = kraft
+            .quorum
+            .voters
+            .iter()
+            .map(|v| (BrokerId(v.id), v.address()))
+            .collect();
+        let raft = RaftConfig::new(
+            BrokerId(kraft.node_id),
+            cluster_id,
+            voters,
+            kraft.metadata_log_dir.clone(),
+        );
+        let fs: Arc<dyn Fs> = Arc::new(RealFs);
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let log = RaftMetadataLog::start(
+            raft,
+            fs,
+            Arc::new(TcpTransport),
+            Box::new(quorum),
+            clock.clone(),
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "cannot start the metadata log in {}",
+                kraft.metadata_log_dir.display()
+            )
+        })?;
+        let log = Arc::new(log);
+        let controller = Arc::new(QuorumController::start(
+            log.clone() as Arc<dyn MetadataLog>,
+            controller_config(config, kraft),
+            Arc::new(PermissiveValidator),
+            clock,
+        ));
+        let voters = QuorumVoters::new(
+            kraft
+                .quorum
+                .voters
+                .iter()
+                .map(|v| QuorumVoter {
+                    id: v.id,
+                    host: v.host.clone(),
+                    port: v.port,
+                })
+                .collect(),
+        )?;
+        let server_config = ServerConfig {
+            max_request_bytes: config.socket_request_max_bytes,
+            voters: Some(voters),
+            listener_name: kraft.controller_listener_names[0].clone(),
+            ..ServerConfig::new(cluster_id)
+        };
+        let server = ControllerServer::start(Box::new(kafka), controller.clone(), server_config)?;
+        tracing::info!(
+            node_id = kraft.node_id,
+            cluster_id,
+            %addr,
+            metadata_log_dir = %kraft.metadata_log_dir.display(),
+            "controller started"
+        );
+        Ok(ControllerNode {
+            server,
+            log,
+            controller,
+            addr,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Resolves with the reason once the metadata log or the controller
+    /// failed fatally (never on a clean shutdown).
+    pub async fn fatal(&self) -> String {
+        let mut listener = self.log.listen();
+        loop {
+            match listener.next().await {
+                Ok(_) => {}
+                Err(LogError::Shutdown) => std::future::pending::<()>().await,
+                Err(e) => return e.to_string(),
+            }
+        }
+    }
+
+    /// Server, then log, then controller.
+    pub async fn shutdown(&self) {
+        self.server.shutdown().await;
+        self.log.shutdown().await;
+        self.controller.shutdown().await;
+        let image = self.controller.image();
+        tracing::info!(
+            last_offset = image.provenance().last_offset.0,
+            "controller stopped"
+        );
+    }
+}
+
+/// `sluice serve` with `process.roles=controller`: runs until a signal or
+/// a fatal metadata-log error.
+pub async fn run_controller(config: BrokerConfig, cluster_id: String) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let node = ControllerNode::start(&config, &cluster_id).await?;
+    let name = config.kraft.as_ref().map_or("CONTROLLER".to_string(), |k| {
+        k.controller_listener_names[0].clone()
+    });
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {name}://{}", node.local_addr())?;
+        out.flush()?;
+    }
+    let which = tokio::select! {
+        _ = sigterm.recv() => "SIGTERM",
+        _ = sigint.recv() => "SIGINT",
+        why = node.fatal() => {
+            tracing::error!(reason = %why, "FATAL: the metadata log failed; halting this controller (exit {FATAL_EXIT}) rather than serve a state it cannot trust");
+            eprintln!("error: fatal metadata log error: {why}");
+            std::process::exit(i32::from(FATAL_EXIT));
+        }
+    };
+    tracing::info!(signal = which, "shutting down the controller");
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = sigterm.recv() => {},
+            _ = sigint.recv() => {},
+        }
+        tracing::warn!("second signal: exiting without a clean shutdown");
+        std::process::exit(130);
+    });
+    // A quorum without a majority can hold the log's shutdown; bound it.
+    if tokio::time::timeout(Duration::from_secs(30), node.shutdown())
+        .await
+        .is_err()
+    {
+        bail!("the controller did not shut down within 30 s");
+    }
+    Ok(())
+}
