@@ -34,9 +34,10 @@ use sluice_broker::config::roles::KraftConfig;
 use sluice_broker::BrokerConfig;
 use sluice_controller::raft::{RaftConfig, RaftMetadataLog, TcpTransport};
 use sluice_controller::{
-    ControllerConfig, LogError, MetadataLog, PermissiveValidator, QuorumController,
+    ControllerConfig, ControllerError, LogError, MetadataLog, PermissiveValidator, QuorumController,
 };
 use sluice_metadata::BrokerId;
+use sluice_record::Offset;
 use sluice_storage::{Clock, Fs, RealFs, SystemClock};
 use sluice_transport::listener::{SplitConfig, SplitListener};
 use sluice_transport::{ControllerServer, QuorumVoter, QuorumVoters, ServerConfig};
@@ -206,13 +207,29 @@ impl ControllerNode {
     /// Resolves with the reason once the metadata log or the controller
     /// failed fatally (never on a clean shutdown).
     pub async fn fatal(&self) -> String {
-        let mut listener = self.log.listen();
-        loop {
-            match listener.next().await {
-                Ok(_) => {}
-                Err(LogError::Shutdown) => std::future::pending::<()>().await,
-                Err(e) => return e.to_string(),
+        let log = async {
+            let mut listener = self.log.listen();
+            loop {
+                match listener.next().await {
+                    Ok(_) => {}
+                    Err(LogError::Shutdown) => std::future::pending::<()>().await,
+                    Err(e) => return e.to_string(),
+                }
             }
+        };
+        // The controller's image never reaches this offset: the wait ends
+        // only when its follower stops (a record that does not replay).
+        let controller = async {
+            match self.controller.image_at(Offset(i64::MAX)).await {
+                Err(ControllerError::Log(LogError::Shutdown)) | Ok(_) => {
+                    std::future::pending::<String>().await
+                }
+                Err(e) => format!("quorum controller: {e}"),
+            }
+        };
+        tokio::select! {
+            why = log => why,
+            why = controller => why,
         }
     }
 

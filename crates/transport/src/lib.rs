@@ -6,7 +6,9 @@
 //!   decoding, and serves BrokerRegistration, BrokerHeartbeat, ApiVersions
 //!   and the admin APIs a broker forwards (CreateTopics, DeleteTopics,
 //!   CreatePartitions, IncrementalAlterConfigs, AlterConfigs, ElectLeaders,
-//!   AllocateProducerIds) by calling the
+//!   AllocateProducerIds), DescribeQuorum and DescribeCluster (endpoint
+//!   type CONTROLLER, for `kafka-metadata-quorum --bootstrap-controller`) by
+//!   calling the
 //!   [`QuorumController`](sluice_controller::QuorumController). A node that
 //!   is not the active controller answers NOT_CONTROLLER.
 //! - [`codes`]: the one place where a

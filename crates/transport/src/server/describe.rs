@@ -98,7 +98,7 @@ pub fn describe_quorum(
             .with_topic_name(TopicName(StrBytes::from_static_str(METADATA_TOPIC)))
             .with_partitions(vec![p])]
     };
-    if info.leader.leader != Some(c.node_id()) || info.voters.is_empty() {
+    if info.leader.leader != Some(c.node_id()) {
         return resp.with_topics(topic(partition_error(0, NOT_LEADER_OR_FOLLOWER)));
     }
     let partition = PartitionData::default()
