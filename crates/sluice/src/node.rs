@@ -116,6 +116,15 @@ impl ControllerNode {
     /// Starts the controller role of `config` for `cluster_id` (from the
     /// node's meta.properties).
     pub async fn start(config: &BrokerConfig, cluster_id: &str) -> anyhow::Result<ControllerNode> {
+        Self::start_with(config, cluster_id, Arc::new(RealFs)).await
+    }
+
+    /// [`ControllerNode::start`] with the metadata log on `fs`.
+    pub async fn start_with(
+        config: &BrokerConfig,
+        cluster_id: &str,
+        fs: Arc<dyn Fs>,
+    ) -> anyhow::Result<ControllerNode> {
         let kraft = config
             .kraft
             .as_ref()
@@ -143,7 +152,6 @@ impl ControllerNode {
             voters,
             kraft.metadata_log_dir.clone(),
         );
-        let fs: Arc<dyn Fs> = Arc::new(RealFs);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let log = RaftMetadataLog::start(
             raft,
@@ -238,9 +246,16 @@ impl ControllerNode {
         self.server.shutdown().await;
         self.log.shutdown().await;
         self.controller.shutdown().await;
+        // The applied offset and a digest of the image's canonical bytes:
+        // every voter that applied the same log prints the same pair.
         let image = self.controller.image();
+        let digest = image.canonical_bytes().map_or_else(
+            |e| format!("unavailable ({e})"),
+            |b| format!("{:08x}", crc32c::crc32c(&b)),
+        );
         tracing::info!(
             last_offset = image.provenance().last_offset.0,
+            image_crc32c = %digest,
             "controller stopped"
         );
     }
@@ -288,4 +303,63 @@ pub async fn run_controller(config: BrokerConfig, cluster_id: String) -> anyhow:
         bail!("the controller did not shut down within 30 s");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_storage::{Fault, FaultKind, SimFs};
+
+    /// A storage failure of the metadata log reaches [`ControllerNode::fatal`]
+    /// (which `run_controller` turns into exit 70).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_metadata_log_storage_error_is_fatal_to_the_node() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let overrides: Vec<(String, String)> = [
+            ("process.roles", "controller".to_string()),
+            ("node.id", "1".into()),
+            ("controller.quorum.voters", format!("1@127.0.0.1:{port}")),
+            ("controller.listener.names", "CONTROLLER".into()),
+            ("listeners", format!("CONTROLLER://127.0.0.1:{port}")),
+            ("log.dirs", "/sim/node-1".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let config = BrokerConfig::from_properties(None, &overrides).unwrap();
+        let sim = SimFs::new();
+        let node =
+            ControllerNode::start_with(&config, "MkU3OEVBNTcwNTJENDM2Qk", Arc::new(sim.clone()))
+                .await
+                .unwrap();
+        let bound = std::time::Instant::now() + Duration::from_secs(60);
+        while !node.controller.is_active() {
+            assert!(std::time::Instant::now() < bound, "never became active");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        const EIO: i32 = 5;
+        sim.inject(Fault::once("raft-log", FaultKind::SyncError(EIO)));
+        let c = node.controller.clone();
+        // Any append now hits the failed fsync.
+        tokio::spawn(async move {
+            let cluster_default = sluice_metadata::ConfigResource {
+                resource_type: sluice_metadata::ConfigResourceType::Broker,
+                name: String::new(),
+            };
+            let keys = vec![("log.retention.ms".to_string(), Some("1000".to_string()))];
+            let _ = c.alter_configs(vec![(cluster_default, keys)], false).await;
+        });
+        let why = tokio::time::timeout(Duration::from_secs(60), node.fatal())
+            .await
+            .expect("the storage error never surfaced");
+        assert!(
+            why.contains("fatal metadata log error") && why.contains("os error 5"),
+            "{why}"
+        );
+        node.shutdown().await;
+    }
 }

@@ -10,7 +10,7 @@
 //!   of every earlier topic answers TOPIC_ALREADY_EXISTS), and at the end
 //!   the leader's DescribeQuorum shows every voter at the high watermark
 //!   and a clean stop of each node reports the same applied metadata
-//!   offset. The failover times are printed (median, p99), not asserted;
+//!   offset and image digest (crc32c of its canonical bytes). The failover times are printed (median, p99), not asserted;
 //! - Kafka's own `kafka-metadata-quorum --bootstrap-controller` (4.1.2
 //!   jars) describes the quorum's status and replication, when java and
 //!   the jars are there;
@@ -379,7 +379,9 @@ async fn three_controllers_form_a_quorum_and_survive_20_kills_of_the_active_one(
     kafka_metadata_quorum(&q, &final_view);
 
     broker.stop().await;
-    // A clean stop reports the applied metadata offset: the same on all.
+    settle(&q).await;
+    // A clean stop reports the applied metadata offset and the image's
+    // digest: the same on all three.
     let mut applied = Vec::new();
     for n in &mut q.nodes {
         let status = n.terminate().unwrap();
@@ -391,15 +393,54 @@ async fn three_controllers_form_a_quorum_and_survive_20_kills_of_the_active_one(
             .find(|l| l.contains("controller stopped"))
             .unwrap_or_else(|| panic!("no stop line: {out}"))
             .to_string();
-        let offset = line
-            .split("last_offset=")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .unwrap()
-            .to_string();
-        applied.push(offset);
+        let field = |key: &str| {
+            line.split(key)
+                .nth(1)
+                .and_then(|s| s.split_whitespace().next())
+                .unwrap_or_else(|| panic!("no {key} in {line}"))
+                .to_string()
+        };
+        applied.push((field("last_offset="), field("image_crc32c=")));
     }
+    eprintln!("applied (last offset, image crc32c) per node at clean stop: {applied:?}");
     assert!(applied.windows(2).all(|w| w[0] == w[1]), "{applied:?}");
+}
+
+/// Waits until every voter holds the high watermark and has fetched
+/// twice more since (so each follower has heard the commit index that
+/// covers it, and applies everything before it is stopped).
+async fn settle(q: &Quorum) {
+    let bound = Instant::now() + LONG;
+    let caught_up_at = loop {
+        let (_, r) = wait_for_leader(q, &[1, 2, 3]).await;
+        if all_caught_up(&r) {
+            let p = &r.topics[0].partitions[0];
+            break p
+                .current_voters
+                .iter()
+                .map(|v| v.last_fetch_timestamp)
+                .max()
+                .unwrap();
+        }
+        assert!(Instant::now() < bound, "voters never caught up: {r:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut seen = 0;
+    while seen < 2 {
+        let (_, r) = wait_for_leader(q, &[1, 2, 3]).await;
+        let p = &r.topics[0].partitions[0];
+        let oldest = p
+            .current_voters
+            .iter()
+            .map(|v| v.last_fetch_timestamp)
+            .min()
+            .unwrap();
+        if oldest > caught_up_at {
+            seen += 1;
+        }
+        assert!(Instant::now() < bound, "followers stopped fetching: {r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn java_ready() -> bool {
