@@ -10,6 +10,11 @@
 //! on that log fences brokers whose session expired on its own while it is
 //! active (its operation task ticks every `broker.session.timeout.ms / 4`).
 //!
+//! Before it binds, a controller asks the other voters that answer for
+//! their cluster id (DescribeCluster) and refuses to start if one names
+//! another cluster; a second node with the same `node.id` cannot bind the
+//! voter address its twin holds, and is refused with that reason.
+//!
 //! Lifecycle: SIGTERM/SIGINT stops the server, then the log, then the
 //! controller (the order the crates document: the controller's shutdown
 //! waits for an in-flight append, which only the log's shutdown resolves
@@ -30,6 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
+use kafka_protocol::messages::DescribeClusterRequest;
 use sluice_broker::config::roles::KraftConfig;
 use sluice_broker::BrokerConfig;
 use sluice_controller::raft::{RaftConfig, RaftMetadataLog, TcpTransport};
@@ -40,7 +46,9 @@ use sluice_metadata::BrokerId;
 use sluice_record::Offset;
 use sluice_storage::{Clock, Fs, RealFs, SystemClock};
 use sluice_transport::listener::{SplitConfig, SplitListener};
-use sluice_transport::{ControllerServer, QuorumVoter, QuorumVoters, ServerConfig};
+use sluice_transport::{
+    ChannelConfig, ControllerChannel, ControllerServer, QuorumVoter, QuorumVoters, ServerConfig,
+};
 
 /// Exit code of a node halted by a fatal metadata-log error.
 pub const FATAL_EXIT: u8 = 70;
@@ -104,6 +112,39 @@ fn controller_config(config: &BrokerConfig, kraft: &KraftConfig) -> ControllerCo
     }
 }
 
+/// Asks every other voter that answers (DescribeCluster on its controller
+/// listener) for its cluster id, and refuses to start when one names
+/// another cluster: this node's dirs were formatted for the wrong cluster
+/// (or its voters list names another cluster's nodes). Voters that do not
+/// answer yet are skipped: on a cluster's first start nobody is up.
+async fn check_peers_cluster_id(kraft: &KraftConfig, cluster_id: &str) -> anyhow::Result<()> {
+    let config = ChannelConfig {
+        request_timeout_ms: 1000,
+        client_id: format!("sluice-controller-{}", kraft.node_id),
+        ..ChannelConfig::default()
+    };
+    for v in kraft.quorum.voters.iter().filter(|v| v.id != kraft.node_id) {
+        let voter = QuorumVoter {
+            id: v.id,
+            host: v.host.clone(),
+            port: v.port,
+        };
+        let channel = ControllerChannel::new(QuorumVoters::new(vec![voter])?, config.clone());
+        let req = DescribeClusterRequest::default().with_endpoint_type(2);
+        let Ok(resp) = channel.send(&req, Duration::from_secs(1)).await else {
+            continue;
+        };
+        if resp.error_code == 0 && resp.cluster_id.as_str() != cluster_id {
+            bail!(
+                "voter {v} belongs to cluster {}, but this node's meta.properties name cluster {cluster_id}: refusing to start node {} (format its dirs with the cluster's id)",
+                resp.cluster_id.as_str(),
+                kraft.node_id
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The running controller role.
 pub struct ControllerNode {
     server: ControllerServer,
@@ -130,6 +171,7 @@ impl ControllerNode {
             .as_ref()
             .context("the controller role needs process.roles")?;
         let bind = controller_bind_address(kraft)?;
+        check_peers_cluster_id(kraft, cluster_id).await?;
         let listener = SplitListener::bind(bind, SplitConfig::default())
             .await
             .with_context(|| {
