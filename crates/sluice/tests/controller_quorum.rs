@@ -464,12 +464,18 @@ fn java_ready() -> bool {
 }
 
 /// Kafka's MetadataQuorumCommand with `--bootstrap-controller` against the
-/// quorum: the status names the leader, epoch and high watermark the
-/// leader reported, and replication lists the three voters.
+/// quorum, bootstrapped at a follower: the status names the cluster, the
+/// leader and the voters, and replication lists the three voters, one of
+/// them the leader.
 fn kafka_metadata_quorum(q: &Quorum, view: &DescribeQuorumResponse) {
     if !java_ready() {
         return;
     }
+    // Bootstrap at a follower: the tool must find the active controller
+    // through DescribeCluster and ask it.
+    let leader = view.topics[0].partitions[0].leader_id.0;
+    let follower = (1..=3).find(|&i| i != leader).unwrap();
+    let bootstrap = format!("127.0.0.1:{}", q.ports[follower as usize - 1]);
     let run = |what: &str| {
         let out = Command::new("java")
             .args(["-Xmx256m", "-XX:TieredStopAtLevel=1"])
@@ -482,12 +488,7 @@ fn kafka_metadata_quorum(q: &Quorum, view: &DescribeQuorumResponse) {
             .arg("-cp")
             .arg(common::root().join(".cache/kafka/lib/*"))
             .arg("org.apache.kafka.tools.MetadataQuorumCommand")
-            .args([
-                "--bootstrap-controller",
-                &format!("127.0.0.1:{}", q.ports[0]),
-                "describe",
-                what,
-            ])
+            .args(["--bootstrap-controller", &bootstrap, "describe", what])
             .output()
             .expect("run java");
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
