@@ -18,7 +18,8 @@
 //!   with DescribeCluster), or started with a node id that is already
 //!   running (it cannot bind its twin's voter address), is refused with a
 //!   clear log line, and the quorum keeps every topic; the real node
-//!   rejoins and catches up.
+//!   rejoins and catches up; a broker that dies is fenced by the active
+//!   controller's session check (the time is printed).
 
 mod common;
 
@@ -47,9 +48,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 /// Generous bound for anything the quorum must do on a busy 2-core box.
 const LONG: Duration = Duration::from_secs(60);
 const TOPIC_ALREADY_EXISTS: i16 = 36;
+const INVALID_REPLICATION_FACTOR: i16 = 38;
+/// `broker.session.timeout.ms` of the refusal test, whose broker dies.
+const SESSION_MS: u32 = 6000;
 
 struct Quorum {
     _tmp: tempfile::TempDir,
+    session_ms: u32,
     cluster_id: String,
     voters: String,
     ports: Vec<u16>,
@@ -65,7 +70,13 @@ fn free_ports(n: usize) -> Vec<u16> {
         .collect()
 }
 
-fn node_overrides(id: i32, port: u16, voters: &str, dir: &Path) -> Vec<(String, String)> {
+fn node_overrides(
+    id: i32,
+    port: u16,
+    voters: &str,
+    dir: &Path,
+    session_ms: u32,
+) -> Vec<(String, String)> {
     vec![
         ("process.roles".into(), "controller".into()),
         ("node.id".into(), id.to_string()),
@@ -73,8 +84,7 @@ fn node_overrides(id: i32, port: u16, voters: &str, dir: &Path) -> Vec<(String, 
         ("controller.listener.names".into(), "CONTROLLER".into()),
         ("listeners".into(), format!("CONTROLLER://127.0.0.1:{port}")),
         ("log.dirs".into(), dir.display().to_string()),
-        // The test broker must stay unfenced through 20 failovers.
-        ("broker.session.timeout.ms".into(), "120000".into()),
+        ("broker.session.timeout.ms".into(), session_ms.to_string()),
     ]
 }
 
@@ -96,7 +106,7 @@ fn start(dir: &Path, overrides: &[(String, String)]) -> Result<SluiceProcess, St
 }
 
 impl Quorum {
-    fn start() -> Quorum {
+    fn start(session_ms: u32) -> Quorum {
         let tmp = tempfile::tempdir().unwrap();
         let out = Command::new(BIN)
             .args(["storage", "random-uuid"])
@@ -112,6 +122,7 @@ impl Quorum {
             .join(",");
         let mut q = Quorum {
             _tmp: tmp,
+            session_ms,
             cluster_id,
             voters,
             ports,
@@ -136,7 +147,13 @@ impl Quorum {
     }
 
     fn overrides(&self, id: i32) -> Vec<(String, String)> {
-        node_overrides(id, self.ports[id as usize - 1], &self.voters, &self.dir(id))
+        node_overrides(
+            id,
+            self.ports[id as usize - 1],
+            &self.voters,
+            &self.dir(id),
+            self.session_ms,
+        )
     }
 
     fn channel(&self) -> Arc<ControllerChannel> {
@@ -287,7 +304,8 @@ fn all_caught_up(r: &DescribeQuorumResponse) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_controllers_form_a_quorum_and_survive_20_kills_of_the_active_one() {
-    let mut q = Quorum::start();
+    // The test broker must stay unfenced through 20 failovers.
+    let mut q = Quorum::start(120_000);
     let channel = q.channel();
     let broker = test_broker(&q, channel.clone());
     broker.start();
@@ -530,7 +548,7 @@ fn kafka_metadata_quorum(q: &Quorum, view: &DescribeQuorumResponse) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_cluster_id_or_a_duplicate_node_id_is_refused() {
-    let mut q = Quorum::start();
+    let mut q = Quorum::start(SESSION_MS);
     let channel = q.channel();
     let broker = test_broker(&q, channel.clone());
     broker.start();
@@ -545,7 +563,7 @@ async fn a_wrong_cluster_id_or_a_duplicate_node_id_is_refused() {
     // A duplicate node id: a second node 2 (its own dirs, formatted for
     // node 2) while node 2 runs cannot take node 2's voter address.
     let dup_dir = q._tmp.path().join("dup-2");
-    let dup = node_overrides(2, q.ports[1], &q.voters, &dup_dir);
+    let dup = node_overrides(2, q.ports[1], &q.voters, &dup_dir, SESSION_MS);
     let f = format(&q.cluster_id, &dup);
     assert!(f.status.success(), "{f:?}");
     let err = start(&dup_dir, &dup)
@@ -562,7 +580,7 @@ async fn a_wrong_cluster_id_or_a_duplicate_node_id_is_refused() {
     // sends anything to the quorum.
     q.nodes[2].terminate().unwrap();
     let wrong_dir = q._tmp.path().join("wrong-3");
-    let wrong = node_overrides(3, q.ports[2], &q.voters, &wrong_dir);
+    let wrong = node_overrides(3, q.ports[2], &q.voters, &wrong_dir, SESSION_MS);
     let out = Command::new(BIN)
         .args(["storage", "random-uuid"])
         .output()
@@ -598,5 +616,28 @@ async fn a_wrong_cluster_id_or_a_duplicate_node_id_is_refused() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_all_exist(&channel, &created).await;
+
+    // The broker dies (no controlled shutdown): the active controller's
+    // periodic check fences it once its session expires, and with no
+    // unfenced broker left a new topic cannot be placed.
     broker.stop().await;
+    let died = Instant::now();
+    let bound = died + LONG;
+    loop {
+        let req = CreateTopicsRequest::default()
+            .with_topics(vec![topic("after-death")])
+            .with_validate_only(true)
+            .with_timeout_ms(30_000);
+        let r = channel.send(&req, LONG).await.unwrap();
+        if r.topics[0].error_code == INVALID_REPLICATION_FACTOR {
+            break;
+        }
+        assert_eq!(r.topics[0].error_code, 0, "{r:?}");
+        assert!(Instant::now() < bound, "the dead broker was never fenced");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "dead broker fenced {:?} after its last heartbeat (broker.session.timeout.ms={SESSION_MS})",
+        died.elapsed()
+    );
 }
