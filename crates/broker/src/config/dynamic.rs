@@ -597,20 +597,6 @@ pub fn load(fs: &dyn Fs, dir: &Path) -> Result<(DynamicBrokerConfigs, Offset), M
     Ok((configs, offset))
 }
 
-/// At start, before any log loads: reads the stored dynamic configs into
-/// `config` (shared by every clone of it) and raises the metadata high
-/// watermark to the offset of their last change.
-pub fn install(
-    config: &super::BrokerConfig,
-    metadata: &crate::metadata::MetadataStore,
-    fs: &dyn Fs,
-) -> Result<(), MetadataError> {
-    let (configs, offset) = load(fs, &metadata_dir(config))?;
-    *config.dynamic.write() = configs;
-    metadata.recover_offset(offset);
-    Ok(())
-}
-
 /// The directory holding the metadata files (the first of `log.dirs`).
 pub fn metadata_dir(config: &super::BrokerConfig) -> std::path::PathBuf {
     config

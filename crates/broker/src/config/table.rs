@@ -187,6 +187,10 @@ pub static CONFIG_TABLE: &[ConfigKey] = &[
         "Replication factor of auto-created topics. Sluice is a single broker: only 1 is valid."),
     broker("delete.topic.enable", T::Boolean, Some("true"), V::Any,
         "Whether DeleteTopics may delete topics."),
+    broker("broker.heartbeat.interval.ms", T::Int, Some("2000"), V::AtLeast(1),
+        "How often the broker heartbeats to its controller (BrokerHeartbeat; on one node the controller runs in the same process)."),
+    broker("broker.session.timeout.ms", T::Int, Some("9000"), V::AtLeast(1),
+        "How long the controller keeps a broker's registration alive without a heartbeat; after that the broker is fenced and its leaderships move."),
     // ---- broker: network ----
     broker("socket.request.max.bytes", T::Int, Some("104857600"), V::AtLeast(1),
         "The largest request (in bytes) a connection may send; bigger frames close the connection."),
