@@ -20,6 +20,7 @@ use sluice_record::Offset;
 use super::client::ControllerClient;
 use super::image_cache::ImageCache;
 use super::names::validate_topic_name;
+use super::producer_ids::ProducerIds;
 use super::publishers::PartitionsPublisher;
 use super::{MetadataError, TopicMetadata};
 use crate::config::BrokerConfig;
@@ -40,6 +41,7 @@ pub struct ControllerChannel {
     client: Arc<dyn ControllerClient>,
     cache: Arc<ImageCache>,
     partitions: Arc<PartitionsPublisher>,
+    producer_ids: ProducerIds,
 }
 
 impl std::fmt::Debug for ControllerChannel {
@@ -65,13 +67,26 @@ impl ControllerChannel {
         client: Arc<dyn ControllerClient>,
         cache: Arc<ImageCache>,
         partitions: Arc<PartitionsPublisher>,
+        broker_epoch: Arc<std::sync::atomic::AtomicI64>,
     ) -> Self {
+        let producer_ids = ProducerIds::new(
+            BrokerId(config.node_id),
+            broker_epoch,
+            client.clone(),
+            cache.clone(),
+        );
         ControllerChannel {
             config,
             client,
             cache,
             partitions,
+            producer_ids,
         }
+    }
+
+    /// Producer ids for InitProducerId (blocks from the controller).
+    pub fn producer_ids(&self) -> &ProducerIds {
+        &self.producer_ids
     }
 
     /// The controller seam (lifecycle, producer ids).

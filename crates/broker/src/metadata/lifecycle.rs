@@ -46,7 +46,9 @@ pub struct BrokerLifecycle {
     client: Arc<dyn ControllerClient>,
     cache: Arc<ImageCache>,
     registration: BrokerRegistrationRequest,
-    epoch: AtomicI64,
+    /// The broker epoch of the current registration (shared with the
+    /// producer-id blocks, which the controller hands out per epoch).
+    epoch: Arc<AtomicI64>,
     interval: Duration,
     stopping: AtomicBool,
     stop: watch::Sender<bool>,
@@ -62,6 +64,7 @@ impl BrokerLifecycle {
         directory_id: Uuid,
         client: Arc<dyn ControllerClient>,
         cache: Arc<ImageCache>,
+        epoch: Arc<AtomicI64>,
     ) -> Result<Arc<BrokerLifecycle>, MetadataError> {
         let registration = BrokerRegistrationRequest {
             broker_id: BrokerId(config.node_id),
@@ -93,7 +96,7 @@ impl BrokerLifecycle {
             client,
             cache,
             registration,
-            epoch: AtomicI64::new(-1),
+            epoch,
             interval: Duration::from_millis(config.broker_heartbeat_interval_ms.max(1) as u64),
             stopping: AtomicBool::new(false),
             stop: watch::channel(false).0,

@@ -42,6 +42,7 @@ pub mod lifecycle;
 pub mod loader;
 pub mod meta;
 pub mod names;
+pub mod producer_ids;
 pub mod publishers;
 pub mod records;
 #[cfg(test)]
@@ -242,14 +243,22 @@ impl MetadataServices {
             .await
             .map_err(|e| MetadataError::LoaderStopped(e.to_string()))?;
         let client: Arc<dyn ControllerClient> = Arc::new(quorum_controller.clone());
+        let broker_epoch = Arc::new(std::sync::atomic::AtomicI64::new(-1));
         let controller = Arc::new(ControllerChannel::new(
             config.clone(),
             client.clone(),
             cache.clone(),
             partitions,
+            broker_epoch.clone(),
         ));
-        let lifecycle =
-            BrokerLifecycle::start(&config, meta.directory_id, client, cache.clone()).await?;
+        let lifecycle = BrokerLifecycle::start(
+            &config,
+            meta.directory_id,
+            client,
+            cache.clone(),
+            broker_epoch,
+        )
+        .await?;
         Ok(MetadataServices {
             quorum: Arc::new(QuorumHandle { meta, log: dyn_log }),
             cache,

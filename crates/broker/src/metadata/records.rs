@@ -19,10 +19,12 @@ use std::collections::BTreeMap;
 
 use sluice_metadata::record::{
     BrokerEndpoint, BrokerFeature, ConfigRecord, FeatureLevelRecord, PartitionRecord,
-    RegisterBrokerRecord, TopicRecord,
+    ProducerIdsRecord, RegisterBrokerRecord, TopicRecord,
 };
 use sluice_metadata::{BrokerEpoch, BrokerId, ConfigResourceType, MetadataRecord, PartitionEpoch};
 use sluice_record::LeaderEpoch;
+use sluice_record::ProducerId;
+use sluice_storage::producer_id::PRODUCER_ID_BLOCK_FILE;
 use uuid::Uuid;
 
 use super::files::{
@@ -210,9 +212,14 @@ pub fn bootstrap_from_dir(
     dir: &std::path::Path,
     directory_id: Uuid,
 ) -> Result<(Vec<MetadataRecord>, bool), MetadataError> {
-    let legacy = [TOPICS_FILE, GROUP_CONFIGS_FILE, DYNAMIC_CONFIGS_FILE]
-        .iter()
-        .any(|f| fs.exists(&dir.join(f)));
+    let legacy = [
+        TOPICS_FILE,
+        GROUP_CONFIGS_FILE,
+        DYNAMIC_CONFIGS_FILE,
+        PRODUCER_ID_BLOCK_FILE,
+    ]
+    .iter()
+    .any(|f| fs.exists(&dir.join(f)));
     if !legacy {
         return Ok((fresh_bootstrap_records(), false));
     }
@@ -227,16 +234,50 @@ pub fn bootstrap_from_dir(
         None => BTreeMap::new(),
     };
     let (broker_configs, _) = dynamic::load(fs, dir)?;
-    Ok((
-        bootstrap_records(
-            config,
-            directory_id,
-            &topics,
-            &group_configs,
-            &broker_configs,
-        ),
-        true,
-    ))
+    let mut records = bootstrap_records(
+        config,
+        directory_id,
+        &topics,
+        &group_configs,
+        &broker_configs,
+    );
+    // Producer ids the old release handed out are never handed out again.
+    if let Some(next) = old_producer_id_mark(fs, dir)? {
+        records.push(MetadataRecord::ProducerIds(ProducerIdsRecord {
+            broker_id: BrokerId(config.node_id),
+            broker_epoch: BrokerEpoch(0),
+            next_producer_id: ProducerId(next),
+        }));
+    }
+    Ok((records, true))
+}
+
+/// The allocation high-water mark of the old release's producer ids
+/// (`producer-id-block`: a magic line, then the mark twice), if any id
+/// was allocated.
+fn old_producer_id_mark(
+    fs: &dyn sluice_storage::Fs,
+    dir: &std::path::Path,
+) -> Result<Option<i64>, MetadataError> {
+    let path = dir.join(PRODUCER_ID_BLOCK_FILE);
+    let Some(text) = read_file(fs, &path)? else {
+        return Ok(None);
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    match lines.as_slice() {
+        [_, a, b, ..] if a == b => a
+            .trim()
+            .parse::<i64>()
+            .map(|n| (n > 0).then_some(n))
+            .map_err(|_| MetadataError::Corrupt {
+                path,
+                reason: "bad producer id mark".into(),
+            }),
+        _ => Err(MetadataError::Corrupt {
+            path,
+            reason: "not a producer id block file".into(),
+        }),
+    }
 }
 
 #[cfg(test)]
