@@ -77,7 +77,7 @@ pub use publishers::{
 };
 pub use types::{MetadataError, TopicMetadata};
 
-pub(crate) use files::{percent_decode, percent_encode, read_file, write_durably};
+pub(crate) use files::{percent_decode, percent_encode, read_file};
 
 use crate::config::BrokerConfig;
 use crate::group::GroupCoordinator;

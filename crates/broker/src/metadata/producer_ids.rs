@@ -60,6 +60,12 @@ impl ProducerIds {
         if b.next >= b.end {
             let epoch = BrokerEpoch(self.broker_epoch.load(Ordering::Acquire));
             let answer = self.client.allocate_producer_ids(self.node, epoch).await?;
+            // Published before any id of it is handed out, so the image's
+            // next producer id (`was_allocated`) covers the block.
+            self.cache
+                .wait_for(answer.offset)
+                .await
+                .map_err(|e| MetadataError::LoaderStopped(e.to_string()))?;
             let block = answer.value;
             b.next = block.first_producer_id.0;
             b.end = block.first_producer_id.0 + i64::from(block.size);
@@ -107,5 +113,60 @@ impl ProducerIds {
             }
         }
         epochs.insert(id, epoch);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sluice_storage::{Fs, SimFs};
+
+    use super::*;
+    use crate::config::BrokerConfig;
+    use crate::metadata::testing::open_node;
+
+    fn config() -> BrokerConfig {
+        BrokerConfig::with_overrides(&[("log.dirs", "/sim/data")]).unwrap()
+    }
+
+    #[test]
+    fn ids_are_never_handed_out_twice_across_crashes_and_upgrades() {
+        let fs = Arc::new(SimFs::new());
+        // The single-node release had handed out ids below 5000.
+        let dir = std::path::Path::new("/sim/data");
+        fs.create_dir_all(dir).unwrap();
+        let f = fs
+            .open(
+                &dir.join(sluice_storage::producer_id::PRODUCER_ID_BLOCK_FILE),
+                &sluice_storage::OpenOptions::create_truncate(),
+            )
+            .unwrap();
+        sluice_storage::fs::write_all_at(&*f, b"sluice-producer-id-block v1\n5000\n5000\n", 0)
+            .unwrap();
+        f.sync_data().unwrap();
+        drop(f);
+        fs.sync_dir(dir).unwrap();
+
+        let mut seen = Vec::new();
+        for seed in 0..3 {
+            let node = open_node(config(), &fs).unwrap();
+            let ids = node.controller.producer_ids();
+            for _ in 0..3 {
+                let id = node.block_on(ids.generate()).unwrap();
+                assert!(id.0 >= 5000, "{id:?}");
+                assert!(ids.was_allocated(id));
+                assert!(!seen.contains(&id), "{id:?} twice (seed {seed})");
+                seen.push(id);
+            }
+            assert!(ids.was_allocated(ProducerId(4999)), "the old release's");
+            assert!(!ids.was_allocated(ProducerId(i64::MAX)));
+            // KIP-360: the epoch handed out moves on; an older one is fenced.
+            let id = *seen.last().unwrap();
+            assert_eq!(ids.bump_epoch(id, 0), Ok(1));
+            assert!(ids.bump_epoch(id, 0).is_err(), "a zombie");
+            drop(node);
+            fs.crash(seed);
+        }
     }
 }
