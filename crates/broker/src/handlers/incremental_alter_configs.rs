@@ -20,6 +20,7 @@ use crate::config::dynamic::dynamic_key_def;
 use crate::config::group::group_key;
 use crate::config::{lookup, BrokerConfig, ConfigError, ConfigType, Scope};
 use crate::context::BrokerContext;
+use crate::metadata::files::MAX_GROUPS_WITH_CONFIGS;
 use crate::metadata::image_cache::{group_resource, topic_resource};
 use crate::metadata::{validate_topic_name, ConfigChange, MetadataError};
 use sluice_controller::{AlterConfigOp, ConfigAlteration, ControllerError};
@@ -322,6 +323,15 @@ pub(crate) async fn update_group(
     check_group_name(name)?;
     let current = ctx.image.group_configs(name);
     let check = f(&current).and_then(|next| {
+        // Clients grow this set: it is bounded.
+        if current.is_empty()
+            && !next.is_empty()
+            && ctx.image.all_group_configs().len() >= MAX_GROUPS_WITH_CONFIGS
+        {
+            return Err(MetadataError::InvalidRequest(format!(
+                "at most {MAX_GROUPS_WITH_CONFIGS} groups may have config overrides"
+            )));
+        }
         ctx.config
             .validate_group_configs(&next)
             .map_err(MetadataError::Config)

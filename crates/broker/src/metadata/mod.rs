@@ -147,7 +147,7 @@ pub struct MetadataServices {
 impl MetadataServices {
     /// Opens the metadata log (bootstrapping it once if it is empty),
     /// starts the quorum controller on it, the loader with its publishers
-    /// (broker configs, partitions, group coordinator, group configs,
+    /// (broker configs, partitions, group configs, group coordinator,
     /// then the image cache), waits until everything committed is
     /// published (every hosted log open), then registers this broker and
     /// waits until it is unfenced.
@@ -228,12 +228,10 @@ impl MetadataServices {
                 replicas.clone(),
             )),
             partitions.clone(),
-            Arc::new(GroupCoordinatorPublisher::new(
-                node,
-                groups.clone(),
-                replicas,
-            )),
-            Arc::new(GroupConfigPublisher::new(groups)),
+            // Group overrides before the coordinator loads groups, so a
+            // loaded member's session already has its group's timeout.
+            Arc::new(GroupConfigPublisher::new(groups.clone())),
+            Arc::new(GroupCoordinatorPublisher::new(node, groups, replicas)),
         ];
         let end = Offset(dyn_log.quorum_info().high_watermark.0 - 1);
         let loader = MetadataLoader::new(publishers, cache.clone()).catch_up_to(end);
