@@ -37,6 +37,9 @@ pub const METADATA_VERSION_LEVEL: i16 = 27;
 /// KRaft-only level).
 pub const MIN_METADATA_VERSION_LEVEL: i16 = 7;
 
+/// The next heartbeat while fenced (or just re-registered).
+const FENCED_RETRY: Duration = Duration::from_millis(50);
+
 /// How long start-up waits to be unfenced before it gives up.
 const UNFENCE_PATIENCE: Duration = Duration::from_secs(120);
 
@@ -162,24 +165,34 @@ impl BrokerLifecycle {
         Ok(answer.value.is_fenced)
     }
 
+    /// Heartbeats every `broker.heartbeat.interval.ms`; while fenced (e.g.
+    /// the controller fenced this broker after the process was paused past
+    /// `broker.session.timeout.ms`), again after [`FENCED_RETRY`], so its
+    /// partitions get their leader back at once.
     async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(self.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut wait = self.interval;
         loop {
             tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => return,
-                _ = tick.tick() => {}
+                _ = tokio::time::sleep(wait) => {}
             }
+            wait = self.interval;
             match self.heartbeat(false).await {
-                Ok(_) => {}
+                Ok(fenced) => {
+                    if fenced {
+                        tracing::info!("broker is fenced; heartbeating until unfenced");
+                        wait = FENCED_RETRY;
+                    }
+                }
                 Err(MetadataError::Controller(
                     e @ (ControllerError::StaleBrokerEpoch { .. }
                     | ControllerError::BrokerIdNotRegistered(_)),
                 )) => {
                     tracing::warn!(error = %e, "controller lost this broker's registration; registering again");
-                    if let Err(e) = self.register().await {
-                        tracing::warn!(error = %e, "broker registration failed");
+                    match self.register().await {
+                        Ok(()) => wait = FENCED_RETRY,
+                        Err(e) => tracing::warn!(error = %e, "broker registration failed"),
                     }
                 }
                 Err(e) if self.stopping.load(Ordering::Acquire) => {
@@ -213,5 +226,82 @@ impl BrokerLifecycle {
         if let Some(t) = task {
             let _ = t.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Instant;
+
+    use sluice_storage::{ManualClock, SimFs};
+
+    use super::*;
+    use crate::metadata::testing::open_node_with_clock;
+
+    /// Runs the controller's clock `speedup` times faster than real time
+    /// for `real`, then returns.
+    fn run_clock(clock: &ManualClock, speedup: i64, real: Duration) {
+        let end = Instant::now() + real;
+        while Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+            clock.advance(10 * speedup);
+        }
+    }
+
+    fn node(heartbeat_ms: &str, clock: &Arc<ManualClock>) -> crate::metadata::testing::Node {
+        let config = BrokerConfig::with_overrides(&[
+            ("log.dirs", "/sim/data"),
+            ("broker.heartbeat.interval.ms", heartbeat_ms),
+            ("broker.session.timeout.ms", "9000"),
+        ])
+        .unwrap();
+        let node = open_node_with_clock(config, &Arc::new(SimFs::new()), clock.clone()).unwrap();
+        node.block_on(node.controller.create_topic("t", 1, 1, BTreeMap::new()))
+            .unwrap();
+        node
+    }
+
+    #[test]
+    fn heartbeats_keep_the_broker_unfenced() {
+        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        // 100 ms of real time between heartbeats is 1 s on the controller's
+        // clock; 3 s of real time is 30 s there, past the 9 s session.
+        let node = node("100", &clock);
+        run_clock(&clock, 10, Duration::from_secs(3));
+        let image = node.image.image();
+        assert!(!image.broker(BrokerId(1)).unwrap().fenced);
+        let p = node.image.partition("t", 0).unwrap();
+        assert_eq!(
+            (p.leader, p.leader_epoch.0),
+            (BrokerId(1), 0),
+            "never moved"
+        );
+    }
+
+    #[test]
+    fn a_fenced_broker_gets_unfenced_by_its_next_heartbeat() {
+        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        // Heartbeats every 2 s of real time are 20 s on the controller's
+        // clock: the session (9 s) expires between two of them.
+        let node = node("2000", &clock);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut fenced_seen = false;
+        while Instant::now() < deadline {
+            run_clock(&clock, 10, Duration::from_millis(100));
+            let image = node.image.image();
+            let fenced = image.broker(BrokerId(1)).unwrap().fenced;
+            let p = node.image.partition("t", 0).unwrap();
+            if fenced {
+                fenced_seen = true;
+                assert!(!p.has_leader(), "a fenced broker is never a leader");
+            } else if fenced_seen && p.has_leader() {
+                // Unfenced again and leader again, in a new epoch.
+                assert_eq!(p.leader, BrokerId(1));
+                assert!(p.leader_epoch.0 >= 2, "{p:?}");
+                return;
+            }
+        }
+        panic!("the broker was not fenced and unfenced again (fenced seen: {fenced_seen})");
     }
 }

@@ -57,8 +57,17 @@ impl Drop for Node {
 /// Opens storage and the metadata side and publishes the metadata, as
 /// `Broker::start` does.
 pub(crate) fn open_node(config: BrokerConfig, fs: &Arc<SimFs>) -> Result<Node, MetadataError> {
+    open_node_with_clock(config, fs, Arc::new(ManualClock::new(1_700_000_000_000)))
+}
+
+/// [`open_node`] with the clock the controller's sessions run on.
+pub(crate) fn open_node_with_clock(
+    config: BrokerConfig,
+    fs: &Arc<SimFs>,
+    clock: Arc<ManualClock>,
+) -> Result<Node, MetadataError> {
     let fs_dyn: Arc<dyn Fs> = fs.clone();
-    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(1_700_000_000_000));
+    let clock: Arc<dyn Clock> = clock;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
