@@ -3,8 +3,9 @@
 //! deleted, topic and dynamic broker configs altered through librdkafka's
 //! admin API are all there after `kill -9` and a restart, and no
 //! single-node metadata file is written. Kafka's own `DumpLogSegments
-//! --cluster-metadata-decoder` reads that log (when java and the pinned
-//! Kafka jars are present; skipped loudly otherwise).
+//! --cluster-metadata-decoder` reads that log, and shows SIGTERM's
+//! controlled shutdown in it (when java and the pinned Kafka jars are
+//! present; skipped loudly otherwise).
 
 mod common;
 
@@ -178,6 +179,16 @@ fn dump_with_kafkas_tool(log: &std::path::Path) {
     ] {
         assert!(stdout.contains(record), "{record} missing:\n{stdout}");
     }
+    // SIGTERM was a controlled shutdown: the broker asked to be fenced
+    // with its leaderships moved off before it exited.
+    assert!(
+        stdout.contains("\"inControlledShutdown\":1"),
+        "no controlled shutdown in the log:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("\"leader\":-1"),
+        "leaderships not moved:\n{stdout}"
+    );
     for bad in ["Exception", "corrupt"] {
         assert!(!stdout.contains(bad), "{bad} in the dump:\n{stdout}");
     }
