@@ -10,8 +10,10 @@
 //!   single-voter log (one node, its own controller, committed when
 //!   durable on its disk) and the openraft quorum (committed when durable
 //!   on a majority of voters). Code above the seam cannot tell them apart.
-//! - [`raft`]: the openraft quorum ([`raft::RaftMetadataLog`]): log storage
-//!   and state machine on the storage crate's `Fs` seam, the internal RPC
+//! - [`raft`]: the openraft quorum ([`raft::RaftMetadataLog`], as a voter
+//!   or as an observer that follows the log without voting, for
+//!   broker-only nodes): log storage and state machine on the storage
+//!   crate's `Fs` seam, the internal RPC
 //!   between voters on a transport seam (tokio TCP, or turmoil in
 //!   simulations).
 //! - [`single_voter`]: [`SingleVoterLog`], the seam for a node that is its

@@ -238,3 +238,63 @@ async fn a_storage_error_halts_the_node() {
         "{again:?}"
     );
 }
+
+/// AddObserver at the RPC boundary: a voter's id or another cluster is
+/// refused; an observer is admitted once (a repeat at the same address
+/// writes nothing) and the leader lists it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observers_are_admitted_once_and_voters_cannot_pose_as_observers() {
+    let (_dir, log, addr) = single_voter().await;
+    for _ in 0..2000 {
+        if log.is_ready_leader() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let req = |cluster: &str, from: u64, id: u64| RpcRequest {
+        cluster_id: cluster.into(),
+        from,
+        to: 1,
+        voters: vec![1],
+        id,
+        body: RpcBody::AddObserver {
+            addr: "127.0.0.1:9".into(),
+        },
+    };
+    let mut c = TcpTransport.connect(&addr).await.unwrap();
+    let r = ask(&mut c, &req("cluster-a", 1, 1)).await.unwrap();
+    assert!(
+        matches!(r.body, RpcResponse::Refused(ref w) if w.contains("is a voter")),
+        "{:?}",
+        r.body
+    );
+    let mut c = TcpTransport.connect(&addr).await.unwrap();
+    let r = ask(&mut c, &req("cluster-b", 9, 2)).await.unwrap();
+    assert!(matches!(r.body, RpcResponse::Refused(ref w) if w.contains("cluster")));
+    assert!(log.quorum_info().observers.is_empty());
+
+    let mut c = TcpTransport.connect(&addr).await.unwrap();
+    let r = ask(&mut c, &req("cluster-a", 9, 3)).await.unwrap();
+    assert!(
+        matches!(r.body, RpcResponse::AddObserver(Ok(()))),
+        "{:?}",
+        r.body
+    );
+    let entries = log.raft().metrics().borrow().last_log_index;
+    let r = ask(&mut c, &req("cluster-a", 9, 4)).await.unwrap();
+    assert!(
+        matches!(r.body, RpcResponse::AddObserver(Ok(()))),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(
+        log.raft().metrics().borrow().last_log_index,
+        entries,
+        "a repeated admission wrote to the log"
+    );
+    let observers = log.quorum_info().observers;
+    assert_eq!(observers.len(), 1);
+    assert_eq!(observers[0].node, BrokerId(9));
+    assert_eq!(observers[0].last_fetch_timestamp_ms, -1, "never reached");
+    log.shutdown().await;
+}

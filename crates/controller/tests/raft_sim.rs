@@ -25,9 +25,10 @@
 //! led again); and, before openraft's `single-term-leader`, most seeds
 //! showed two leaders in one term.
 
+mod common;
+
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::io;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -37,12 +38,14 @@ use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sluice_controller::raft::local::fold;
-use sluice_controller::raft::transport::{Acceptor, BoxConn, Transport};
+use sluice_controller::raft::transport::Transport;
 use sluice_controller::raft::{seed_thread_rng, RaftConfig, RaftMetadataLog};
-use sluice_controller::{BoxFuture, LogEvent, MetadataLog, NodeId};
+use sluice_controller::{LogEvent, MetadataLog, NodeId};
 use sluice_metadata::record::FeatureLevelRecord;
 use sluice_metadata::{BrokerId, MetadataImage, MetadataRecord};
-use sluice_storage::{Clock, SimFs};
+use sluice_storage::SimFs;
+
+use common::{SimClock, SimTransport};
 
 const NODES: i32 = 3;
 const PORT: u16 = 9000;
@@ -50,47 +53,6 @@ const TICK: Duration = Duration::from_millis(2);
 
 fn host(id: i32) -> String {
     format!("n{id}")
-}
-
-/// turmoil's TCP behind the transport seam.
-struct SimTransport;
-
-struct SimAcceptor(turmoil::net::TcpListener);
-
-impl Acceptor for SimAcceptor {
-    fn accept(&mut self) -> BoxFuture<'_, io::Result<(BoxConn, String)>> {
-        Box::pin(async move {
-            let (s, peer) = self.0.accept().await?;
-            Ok((Box::new(s) as BoxConn, peer.to_string()))
-        })
-    }
-}
-
-impl Transport for SimTransport {
-    fn connect<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, io::Result<BoxConn>> {
-        Box::pin(async move {
-            let (h, p) = addr.rsplit_once(':').expect("host:port");
-            let port: u16 = p.parse().expect("port");
-            let s = turmoil::net::TcpStream::connect((h, port)).await?;
-            Ok(Box::new(s) as BoxConn)
-        })
-    }
-    fn bind<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, io::Result<Box<dyn Acceptor>>> {
-        Box::pin(async move {
-            let (_, p) = addr.rsplit_once(':').expect("host:port");
-            let l = turmoil::net::TcpListener::bind(("0.0.0.0", p.parse().expect("port"))).await?;
-            Ok(Box::new(SimAcceptor(l)) as Box<dyn Acceptor>)
-        })
-    }
-}
-
-/// Simulated wall clock.
-struct SimClock;
-
-impl Clock for SimClock {
-    fn now_ms(&self) -> i64 {
-        turmoil::sim_elapsed().map_or(0, |d| d.as_millis() as i64)
-    }
 }
 
 /// What a node's listeners delivered (across its incarnations).
@@ -148,7 +110,7 @@ async fn node_main(
         fs,
         Arc::new(SimTransport),
         acceptor,
-        Arc::new(SimClock),
+        Arc::new(SimClock::default()),
     )
     .await?;
     let log = Arc::new(log);
@@ -453,16 +415,6 @@ fn describe(nodes: &BTreeMap<i32, Node>) -> String {
     out
 }
 
-fn seeds() -> Vec<u64> {
-    if let Ok(s) = std::env::var("SLUICE_SIM_SEED") {
-        return vec![s.parse().expect("SLUICE_SIM_SEED is a number")];
-    }
-    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
-    let first = var("SLUICE_SIM_FIRST_SEED").unwrap_or(0);
-    let n = var("SLUICE_SIM_SEEDS").unwrap_or(6);
-    (first..first + n).collect()
-}
-
 /// A seed determines the run: the fault schedule, the leaders of every
 /// term and the number of acknowledged appends are the same on replay.
 #[test]
@@ -475,7 +427,7 @@ fn a_seed_replays_identically() {
 #[test]
 fn quorum_keeps_its_invariants_under_faults() {
     let mut failed = Vec::new();
-    let seeds = seeds();
+    let seeds = common::seeds(6);
     for &seed in &seeds {
         match run_seed(seed, 12) {
             Ok(trace) => eprintln!("seed {seed}: ok, {}", trace.last().unwrap()),

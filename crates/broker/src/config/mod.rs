@@ -7,6 +7,7 @@ pub mod dynamic;
 pub mod group;
 pub mod kafka_keys;
 pub mod properties;
+pub mod roles;
 pub mod table;
 
 use std::collections::BTreeMap;
@@ -39,6 +40,8 @@ pub enum ConfigError {
     File { path: PathBuf, reason: String },
     #[error("malformed --override '{0}': expected key=value")]
     MalformedOverride(String),
+    #[error("missing required configuration '{key}': {reason}")]
+    Missing { key: String, reason: String },
 }
 
 impl ConfigError {
@@ -47,7 +50,8 @@ impl ConfigError {
         match self {
             ConfigError::UnknownKey { key }
             | ConfigError::InvalidValue { key, .. }
-            | ConfigError::Unsupported { key, .. } => Some(key),
+            | ConfigError::Unsupported { key, .. }
+            | ConfigError::Missing { key, .. } => Some(key),
             _ => None,
         }
     }
@@ -387,6 +391,9 @@ pub struct BrokerConfig {
     pub cleaner: sluice_storage::CleanerConfig,
     /// Topic defaults derived from the `log.*` broker keys.
     pub log_config: LogConfig,
+    /// The node's cluster roles and quorum (`process.roles` set), or `None`:
+    /// one node that is its own controller ([`roles`]).
+    pub kraft: Option<roles::KraftConfig>,
     /// Kafka keys given in the config that Sluice does not implement (warned about once).
     pub unimplemented_keys: Vec<String>,
     /// Every key given explicitly (file then overrides), raw values.
@@ -480,6 +487,24 @@ impl BrokerConfig {
         let long = |name: &str| get(name).map(|v| v.as_i64()).unwrap_or(0);
         let boolean = |name: &str| get(name).map(|v| v.as_bool()).unwrap_or(false);
 
+        let log_dirs: Vec<PathBuf> = match get("log.dirs") {
+            Some(Value::List(dirs)) => dirs.into_iter().map(PathBuf::from).collect(),
+            _ => match get("log.dir") {
+                Some(Value::Str(d)) if !d.is_empty() => vec![PathBuf::from(d)],
+                _ => {
+                    return Err(ConfigError::InvalidValue {
+                        key: "log.dir".into(),
+                        value: String::new(),
+                        reason: "a log directory is required".into(),
+                    })
+                }
+            },
+        };
+
+        let kraft = roles::KraftConfig::from_explicit(&explicit, &log_dirs)?;
+        // A controller-only node serves no client listener.
+        let controller_only = kraft.as_ref().is_some_and(|k| !k.roles.broker);
+
         // Listeners: drop controller listeners, keep only PLAINTEXT ones.
         let controller_names: Vec<String> = match get("controller.listener.names") {
             Some(Value::Str(s)) => s
@@ -519,7 +544,7 @@ impl BrokerConfig {
                 }
                 kept.push(l);
             }
-            if kept.is_empty() {
+            if kept.is_empty() && !controller_only {
                 return Err(invalid(def, raw, "no PLAINTEXT listener left to bind"));
             }
             Ok(kept)
@@ -547,20 +572,6 @@ impl BrokerConfig {
                 l.host = local_hostname();
             }
         }
-
-        let log_dirs: Vec<PathBuf> = match get("log.dirs") {
-            Some(Value::List(dirs)) => dirs.into_iter().map(PathBuf::from).collect(),
-            _ => match get("log.dir") {
-                Some(Value::Str(d)) if !d.is_empty() => vec![PathBuf::from(d)],
-                _ => {
-                    return Err(ConfigError::InvalidValue {
-                        key: "log.dir".into(),
-                        value: String::new(),
-                        reason: "a log directory is required".into(),
-                    })
-                }
-            },
-        };
 
         let mut config = BrokerConfig {
             node_id: long("node.id") as i32,
@@ -604,6 +615,7 @@ impl BrokerConfig {
                 },
             },
             log_config: LogConfig::default(),
+            kraft,
             unimplemented_keys: unimplemented,
             explicit,
             dynamic: Arc::default(),

@@ -9,7 +9,11 @@
 //!   does not replay makes the controller fail (every later operation
 //!   answers [`LogError::Fatal`]).
 //! - The *operation* task (`run.rs`) takes operations from a bounded queue
-//!   and commits them in groups: it checks that this node leads the log,
+//!   and commits them in groups: it checks that this node leads the log
+//!   and that the follower has applied this node's own leader change (so
+//!   the entries of earlier epochs that commit with a new leader's first
+//!   entry are in the image; Kafka's controller claims leadership from
+//!   `handleLeaderChange` likewise),
 //!   waits until the image holds everything committed so far (the high
 //!   watermark), then plans each queued operation in turn against a
 //!   speculative image (the committed one plus the records of the

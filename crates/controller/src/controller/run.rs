@@ -10,6 +10,7 @@
 //!   the image the follower applied, not against the speculation.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sluice_metadata::{MetadataDelta, MetadataImage, MetadataRecord};
 use sluice_record::Offset;
@@ -74,6 +75,15 @@ async fn run_group(shared: &Shared, sessions: &mut Sessions, ops: Vec<Op>) {
             .for_each(|op| refuse(op, ControllerError::NotController(le)));
         return;
     }
+    // Active only once the follower has applied this node's own leader
+    // change (Kafka's controller claims leadership from
+    // `handleLeaderChange`, delivered in log order): until then, entries of
+    // earlier epochs may still commit ahead of anything appended now (with
+    // a Raft leader's first entry) and the image would lack them.
+    if let Err(e) = wait_claimed(shared, le).await {
+        ops.into_iter().for_each(|op| refuse(op, e.duplicate()));
+        return;
+    }
     // Everything committed before this group must be in the image it is
     // planned against.
     let committed = Offset(log.quorum_info().high_watermark.0 - 1);
@@ -112,7 +122,7 @@ async fn run_group(shared: &Shared, sessions: &mut Sessions, ops: Vec<Op>) {
         if !pending.records.is_empty() && pending.records.len() + records.len() > limit {
             // Commit what is there; this operation was planned against
             // exactly what that commit makes true.
-            match commit(shared, le, &mut pending).await {
+            match commit(shared, le, &spec, &mut pending).await {
                 Ok(image) => spec = image,
                 Err(e) => {
                     finish(Err(e.duplicate()));
@@ -131,8 +141,30 @@ async fn run_group(shared: &Shared, sessions: &mut Sessions, ops: Vec<Op>) {
         }
     }
     if failed.is_none() && !pending.records.is_empty() {
-        let _ = commit(shared, le, &mut pending).await;
+        let _ = commit(shared, le, &spec, &mut pending).await;
     }
+}
+
+/// How long a new leader's operations wait for its leader change to be
+/// applied before they are refused (NOT_CONTROLLER, retried by brokers).
+const CLAIM_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Waits until the follower applied the leader change that made this node
+/// leader at `le`'s epoch.
+async fn wait_claimed(shared: &Shared, le: LeaderAndEpoch) -> Result<(), ControllerError> {
+    let mut rx = shared.applied.clone();
+    let reached =
+        |a: &super::Applied| a.failed.is_some() || a.leader.is_some_and(|l| l.epoch >= le.epoch);
+    let _ = tokio::time::timeout(CLAIM_TIMEOUT, rx.wait_for(reached)).await;
+    let a = shared.applied.borrow().clone();
+    if a.leader == Some(le) {
+        return Ok(());
+    }
+    Err(match a.failed {
+        Some(super::Stopped::Fatal(reason)) => ControllerError::Log(LogError::Fatal(reason)),
+        Some(super::Stopped::Shutdown) => ControllerError::Log(LogError::Shutdown),
+        None => ControllerError::NotController(shared.log.leader_and_epoch()),
+    })
 }
 
 /// Appends the pending records as one batch, waits until the follower
@@ -140,11 +172,31 @@ async fn run_group(shared: &Shared, sessions: &mut Sessions, ops: Vec<Op>) {
 async fn commit(
     shared: &Shared,
     le: LeaderAndEpoch,
+    planned: &MetadataImage,
     pending: &mut Pending,
 ) -> Result<MetadataImage, ControllerError> {
     let records = std::mem::take(&mut pending.records);
     let waiting = std::mem::take(&mut pending.waiting);
+    let planned_last = planned.provenance().last_offset;
     let result = match shared.log.append(le.epoch, records).await {
+        // The group was planned against an image that ended where the
+        // batch was to start; anything else means it was planned against a
+        // stale image (its broker epochs and checks may be wrong). The
+        // records are committed, but nobody is told they did what was
+        // planned.
+        Ok(last) if last != planned_last => {
+            tracing::error!(
+                planned = planned_last.0,
+                committed = last.0,
+                "a batch committed at other offsets than planned"
+            );
+            wait_applied(&shared.applied, last).await.and_then(|_| {
+                Err(ControllerError::Internal(format!(
+                    "batch planned to end at offset {} committed ending at {}",
+                    planned_last.0, last.0
+                )))
+            })
+        }
         Ok(last) => wait_applied(&shared.applied, last).await,
         Err(LogError::NotLeader(l)) => Err(ControllerError::NotController(l)),
         Err(e) => Err(ControllerError::Log(e)),

@@ -95,16 +95,25 @@ fn from_placement(e: MetadataError) -> ControllerError {
     }
 }
 
-/// A placement start: random (as Kafka's), from a fresh random id.
+/// A placement start: random (as Kafka's). Randomness comes from the
+/// runtime's RNG, which a simulation seeds so a seed replays exactly.
 fn random_start() -> u64 {
-    let b = Uuid::new_v4().into_bytes();
-    u64::from_le_bytes(b[..8].try_into().expect("8 bytes"))
+    use rand::RngCore;
+    crate::raft::runtime::SeededRng.next_u64()
+}
+
+/// A random (version 4) uuid from the runtime's seedable RNG.
+fn random_uuid() -> Uuid {
+    use rand::RngCore;
+    let mut b = [0u8; 16];
+    crate::raft::runtime::SeededRng.fill_bytes(&mut b);
+    uuid::Builder::from_random_bytes(b).into_uuid()
 }
 
 /// A topic id not in use (nor nil).
 fn new_topic_id(image: &MetadataImage, taken: &BTreeSet<Uuid>) -> Uuid {
     loop {
-        let id = Uuid::new_v4();
+        let id = random_uuid();
         if !id.is_nil() && image.topic_by_id(id).is_none() && !taken.contains(&id) {
             return id;
         }

@@ -55,6 +55,8 @@ pub struct LocalNode {
 pub struct LocalCluster {
     pub base: PathBuf,
     pub voters: BTreeMap<NodeId, String>,
+    /// Observers (ids after the voters'): their RPC addresses.
+    pub observers: BTreeMap<NodeId, String>,
     pub nodes: BTreeMap<NodeId, LocalNode>,
     pub tune: fn(&mut RaftConfig),
 }
@@ -62,19 +64,31 @@ pub struct LocalCluster {
 impl LocalCluster {
     /// Starts `n` voters with ids 1..=n under `base/node-N`.
     pub async fn start(n: i32, base: PathBuf, tune: fn(&mut RaftConfig)) -> Result<Self, LogError> {
+        Self::start_with_observers(n, 0, base, tune).await
+    }
+
+    /// Starts `n` voters with ids 1..=n and `m` observers with ids
+    /// n+1..=n+m under `base/node-N`.
+    pub async fn start_with_observers(
+        n: i32,
+        m: i32,
+        base: PathBuf,
+        tune: fn(&mut RaftConfig),
+    ) -> Result<Self, LogError> {
         let mut acceptors = BTreeMap::new();
         let mut voters = BTreeMap::new();
-        for id in 1..=n {
+        let mut observers = BTreeMap::new();
+        for id in 1..=n + m {
             let a = TcpAcceptor::bind("127.0.0.1:0").await.map_err(io_fatal)?;
-            voters.insert(
-                sluice_metadata::BrokerId(id),
-                a.local_addr().map_err(io_fatal)?.to_string(),
-            );
+            let addr = a.local_addr().map_err(io_fatal)?.to_string();
+            let set = if id <= n { &mut voters } else { &mut observers };
+            set.insert(sluice_metadata::BrokerId(id), addr);
             acceptors.insert(sluice_metadata::BrokerId(id), a);
         }
         let mut c = LocalCluster {
             base,
             voters,
+            observers,
             nodes: BTreeMap::new(),
             tune,
         };
@@ -87,6 +101,7 @@ impl LocalCluster {
     async fn start_node(&mut self, id: NodeId, acceptor: TcpAcceptor) -> Result<(), LogError> {
         let dir = self.base.join(format!("node-{}", id.0));
         let mut config = RaftConfig::new(id, "local-cluster", self.voters.clone(), dir);
+        config.observer_address = self.observers.get(&id).cloned();
         (self.tune)(&mut config);
         let fs: Arc<dyn Fs> = Arc::new(RealFs);
         let log = RaftMetadataLog::start(
@@ -137,9 +152,14 @@ impl LocalCluster {
         }
     }
 
-    /// Restarts every voter that was killed or shut down.
+    /// Restarts every node that was killed or shut down.
     pub async fn restart_stopped(&mut self) -> Result<(), LogError> {
-        let ids: Vec<NodeId> = self.voters.keys().copied().collect();
+        let ids: Vec<NodeId> = self
+            .voters
+            .keys()
+            .chain(self.observers.keys())
+            .copied()
+            .collect();
         for id in ids {
             if self.nodes.get(&id).is_some_and(|n| n.log.is_shut_down()) {
                 self.kill(id).await;
@@ -151,9 +171,14 @@ impl LocalCluster {
         Ok(())
     }
 
-    /// Restarts a killed voter on its directory and address.
+    /// Restarts a killed node on its directory and address.
     pub async fn restart(&mut self, id: NodeId) -> Result<(), LogError> {
-        let addr = self.voters[&id].clone();
+        let addr = self
+            .voters
+            .get(&id)
+            .or_else(|| self.observers.get(&id))
+            .expect("a node of this cluster")
+            .clone();
         let mut tries = 0;
         let acceptor = loop {
             match TcpAcceptor::bind(&addr).await {
@@ -177,8 +202,10 @@ impl LocalCluster {
             if le.leader == Some(id) && n.log.is_ready_leader() {
                 let agree = self
                     .nodes
-                    .values()
-                    .filter(|m| m.log.leader_and_epoch() == le)
+                    .iter()
+                    .filter(|(id, m)| {
+                        self.voters.contains_key(id) && m.log.leader_and_epoch() == le
+                    })
                     .count();
                 if agree * 2 > self.voters.len() {
                     return Some((id, le.epoch));

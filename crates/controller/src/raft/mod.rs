@@ -18,6 +18,8 @@
 //!   turmoil in simulations).
 //! - [`node`]: [`RaftMetadataLog`] itself: start, append, leadership,
 //!   quorum info, shutdown.
+//! - [`observer`]: a node outside the voter set (a broker) that follows
+//!   the log as an openraft learner, admitted by the leader on request.
 //!
 //! Invariants:
 //! - A Raft entry carries one batch of metadata records and the epoch the
@@ -38,6 +40,7 @@ pub mod local;
 pub mod log_store;
 pub mod network;
 pub mod node;
+pub mod observer;
 pub mod runtime;
 pub mod state_machine;
 pub mod transport;

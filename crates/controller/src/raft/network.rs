@@ -72,6 +72,11 @@ pub enum RpcBody {
     AppendEntries(AppendEntriesRequest<RaftTypes>),
     Vote(VoteRequest<u64>),
     InstallSnapshot(InstallSnapshotRequest<RaftTypes>),
+    /// An observer (a node outside the voter set) asks the leader to
+    /// replicate the log to it at `addr` (see [`super::observer`]).
+    AddObserver {
+        addr: String,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -79,6 +84,9 @@ pub enum RpcResponse {
     AppendEntries(Result<AppendEntriesResponse<u64>, RaftError<u64>>),
     Vote(Result<VoteResponse<u64>, RaftError<u64>>),
     InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
+    /// `Ok` once the leader replicates to the observer; otherwise the
+    /// leader this node knows of, if any.
+    AddObserver(Result<(), Option<u64>>),
     /// The server refused the request (wrong cluster or node, bad frame).
     Refused(String),
 }
@@ -294,6 +302,24 @@ impl Client {
         }
     }
 
+    /// Asks the target (a voter) to replicate the log to this observer at
+    /// `addr`: `Ok(Ok(()))` once it does, `Ok(Err(leader))` from a voter
+    /// that does not lead.
+    pub(crate) async fn add_observer(
+        &mut self,
+        addr: String,
+        option: &RPCOption,
+    ) -> io::Result<Result<(), Option<u64>>> {
+        match self.call(RpcBody::AddObserver { addr }, option).await {
+            Ok(RpcResponse::AddObserver(r)) => Ok(r),
+            Ok(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "mismatched RPC response",
+            )),
+            Err(CallError::Unreachable(e) | CallError::Network(e)) => Err(e),
+        }
+    }
+
     fn unexpected<E: std::error::Error>(&self) -> RpcErr<E> {
         let e = io::Error::new(io::ErrorKind::InvalidData, "mismatched RPC response");
         RPCError::Network(NetworkError::new(&e))
@@ -362,8 +388,9 @@ impl RaftNetwork<RaftTypes> for Client {
     }
 }
 
-/// Accepts connections and serves each on its own task until the
-/// acceptor fails.
+/// Accepts connections and serves each on its own task. The connection
+/// tasks belong to this future: when it is dropped or aborted (the node
+/// stops), they stop and their sockets close, as a dead process's would.
 pub async fn serve(
     mut acceptor: Box<dyn Acceptor>,
     raft: Raft<RaftTypes>,
@@ -372,7 +399,9 @@ pub async fn serve(
     voters: Vec<u64>,
 ) {
     let voters = Arc::new(voters);
+    let mut conns = tokio::task::JoinSet::new();
     loop {
+        while conns.try_join_next().is_some() {}
         let (conn, peer) = match acceptor.accept().await {
             Ok(c) => c,
             Err(e) => {
@@ -384,7 +413,7 @@ pub async fn serve(
         let raft = raft.clone();
         let cluster_id = cluster_id.clone();
         let voters = voters.clone();
-        tokio::spawn(async move {
+        conns.spawn(async move {
             if let Err(e) = serve_conn(conn, &raft, id, &cluster_id, &voters).await {
                 if e.kind() != io::ErrorKind::UnexpectedEof {
                     tracing::warn!("metadata quorum RPC from {peer} refused: {e}");
@@ -436,6 +465,13 @@ async fn serve_conn(
             RpcBody::Vote(r) => RpcResponse::Vote(raft.vote(r).await),
             RpcBody::InstallSnapshot(r) => {
                 RpcResponse::InstallSnapshot(raft.install_snapshot(r).await)
+            }
+            RpcBody::AddObserver { addr } => {
+                if voters.contains(&req.from) {
+                    let why = format!("node {} is a voter, not an observer", req.from);
+                    return refuse(&mut conn, id, why).await;
+                }
+                RpcResponse::AddObserver(super::observer::admit(raft, me, req.from, addr).await)
             }
         };
         let reply = RpcReply { id, body: resp };

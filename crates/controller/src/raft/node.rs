@@ -5,7 +5,10 @@
 //! openraft, serve the RPC on the given acceptor, and, on a node that has
 //! never been initialized, propose the static voter set (every voter does
 //! so with the same set, which openraft allows: the membership entry is
-//! identical at index 0 everywhere).
+//! identical at index 0 everywhere). A node outside the voter set with an
+//! `observer_address` starts as an observer instead: it never initializes
+//! the quorum and asks the leader to admit it as a learner
+//! ([`super::observer`]).
 //!
 //! Leadership: on election the new leader commits an empty batch naming
 //! itself (see [`announce_leadership`]).
@@ -33,6 +36,7 @@ use tokio::task::JoinHandle;
 use super::listener::RaftListener;
 use super::log_store::{LogEntries, LogStore};
 use super::network::{serve, NetworkFactory, PeerTimes, RPC_BACKOFF};
+use super::observer;
 use super::state_machine::{SmShared, StateMachine};
 use super::transport::{Acceptor, Transport};
 use super::{ApplyResult, FatalLatch, MetadataEntry, RaftTypes};
@@ -75,6 +79,10 @@ pub struct RaftConfig {
     pub max_records_per_append: usize,
     /// The largest batch one append accepts, in encoded record bytes.
     pub max_bytes_per_append: usize,
+    /// Set on a node outside `voters` (`process.roles=broker`): its RPC
+    /// address, where the leader replicates the log to it. Such a node is
+    /// an observer (see [`super::observer`]); a voter must leave it unset.
+    pub observer_address: Option<String>,
 }
 
 impl RaftConfig {
@@ -111,6 +119,7 @@ impl RaftConfig {
             entries_kept_after_snapshot: 500,
             max_records_per_append: 10_000,
             max_bytes_per_append: 1 << 20,
+            observer_address: None,
         }
     }
 
@@ -162,6 +171,8 @@ pub struct RaftMetadataLog {
     clock: Arc<dyn Clock>,
     server: JoinHandle<()>,
     announcer: JoinHandle<()>,
+    /// An observer's task asking the leader to admit it.
+    joiner: Option<JoinHandle<()>>,
     shut_down: AtomicBool,
 }
 
@@ -176,11 +187,24 @@ impl RaftMetadataLog {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, LogError> {
         let id = config.node_id;
-        if !config.voters.contains_key(&id) {
-            return Err(LogError::Fatal(format!(
-                "node {} is not in controller.quorum.voters",
-                id.0
-            )));
+        let observer = config.observer_address.clone();
+        match (config.voters.contains_key(&id), &observer) {
+            (false, None) => {
+                return Err(LogError::Fatal(format!(
+                    "node {} is not in controller.quorum.voters and has no observer address",
+                    id.0
+                )))
+            }
+            (true, Some(_)) => {
+                return Err(LogError::Fatal(format!(
+                    "node {} is in controller.quorum.voters and cannot be an observer",
+                    id.0
+                )))
+            }
+            _ => {}
+        }
+        if config.voters.is_empty() {
+            return Err(LogError::Fatal("controller.quorum.voters is empty".into()));
         }
         let fatal = Arc::new(FatalLatch::default());
         let mut store = LogStore::open(fs.clone(), &config.dir, fatal.clone())?;
@@ -201,6 +225,18 @@ impl RaftMetadataLog {
             times: times.clone(),
             log: log.clone(),
         };
+        let joiner = observer.as_ref().map(|addr| {
+            let factory = NetworkFactory {
+                id: raft_id(id),
+                cluster_id: config.cluster_id.clone(),
+                voters: voter_ids.clone(),
+                transport: network.transport.clone(),
+                clock: clock.clone(),
+                times: Arc::default(),
+                log: log.clone(),
+            };
+            tokio::spawn(observer::join(factory, config.voters.clone(), addr.clone()))
+        });
         let raft = Raft::new(raft_id(id), config.openraft_config()?, network, store, sm)
             .await
             .map_err(|e| LogError::Fatal(format!("starting the metadata quorum: {e}")))?;
@@ -226,9 +262,12 @@ impl RaftMetadataLog {
             clock,
             server,
             announcer,
+            joiner,
             shut_down: AtomicBool::new(false),
         };
-        node.initialize_once().await?;
+        if observer.is_none() {
+            node.initialize_once().await?;
+        }
         Ok(node)
     }
 
@@ -478,7 +517,9 @@ impl MetadataLog for RaftMetadataLog {
         let (leader, leading) = self.leader_and_epoch_now();
         let high_watermark = Offset(self.sm.state.lock().next_offset);
         let mut voters = Vec::new();
+        let mut observers = Vec::new();
         if leading {
+            observers = observer::observer_states(&m, &self.config.voters, &self.sm, &self.times);
             let now = self.clock.now_ms();
             let replication = m.replication.clone().unwrap_or_default();
             for &node in self.config.voters.keys() {
@@ -507,7 +548,7 @@ impl MetadataLog for RaftMetadataLog {
             leader,
             high_watermark,
             voters,
-            observers: Vec::new(),
+            observers,
         }
     }
 
@@ -516,6 +557,9 @@ impl MetadataLog for RaftMetadataLog {
             self.shut_down.store(true, Ordering::Release);
             self.server.abort();
             self.announcer.abort();
+            if let Some(j) = &self.joiner {
+                j.abort();
+            }
             let _ = self.raft.shutdown().await;
             self.sm.state.lock().shutdown = true;
             self.sm.notify();
@@ -527,5 +571,8 @@ impl Drop for RaftMetadataLog {
     fn drop(&mut self) {
         self.server.abort();
         self.announcer.abort();
+        if let Some(j) = &self.joiner {
+            j.abort();
+        }
     }
 }

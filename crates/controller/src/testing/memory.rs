@@ -21,6 +21,10 @@ struct State {
     shutdown: bool,
     /// Appends still to refuse with [`LogError::Uncertain`].
     refuse: usize,
+    /// A batch of the previous epoch that commits together with the new
+    /// leader's first entry, and that leader's change event (see
+    /// [`MemoryLog::set_leader_with_tail`]).
+    tail: Option<(CommittedBatch, LeaderAndEpoch)>,
 }
 
 /// An in-memory metadata log (see the module docs).
@@ -47,6 +51,7 @@ impl MemoryLog {
                 next_offset: 0,
                 shutdown: false,
                 refuse: 0,
+                tail: None,
             })),
             changed: watch::channel(0).0,
         })
@@ -63,6 +68,41 @@ impl MemoryLog {
         st.events.push(LogEvent::LeaderChange(l));
         drop(st);
         self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// Leadership passes to `leader` at the next epoch as a Raft election
+    /// does: the new leader leads at once, but `tail` (records the old
+    /// leader appended, not yet known committed) and the leader change
+    /// commit only with the new leader's first entry, i.e. at
+    /// [`MemoryLog::commit_tail`] or before the next append, whichever
+    /// comes first. Until then the high watermark does not count them.
+    pub fn set_leader_with_tail(&self, leader: NodeId, tail: Vec<MetadataRecord>) {
+        let mut st = self.state.lock();
+        let batch = CommittedBatch {
+            base_offset: Offset(st.next_offset),
+            epoch: st.leader.epoch,
+            append_time_ms: 0,
+            records: tail,
+        };
+        st.leader = LeaderAndEpoch {
+            leader: Some(leader),
+            epoch: LeaderEpoch(st.leader.epoch.0 + 1),
+        };
+        st.tail = Some((batch, st.leader));
+    }
+
+    /// Commits the tail of [`MemoryLog::set_leader_with_tail`].
+    pub fn commit_tail(&self) {
+        Self::commit_tail_locked(&mut self.state.lock());
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    fn commit_tail_locked(st: &mut State) {
+        if let Some((batch, leader)) = st.tail.take() {
+            st.next_offset = batch.last_offset().0 + 1;
+            st.events.push(LogEvent::Batch(batch));
+            st.events.push(LogEvent::LeaderChange(leader));
+        }
     }
 
     /// The next `n` appends fail with [`LogError::Uncertain`] (leadership
@@ -117,6 +157,7 @@ impl MetadataLog for MemoryLog {
                     bytes: 0,
                 });
             }
+            Self::commit_tail_locked(&mut st);
             let batch = CommittedBatch {
                 base_offset: Offset(st.next_offset),
                 epoch,

@@ -180,3 +180,47 @@ async fn a_restarted_node_reregisters_at_once_with_a_new_controller() {
     ));
     c2.shutdown().await;
 }
+
+/// A Raft leader leads before the entries of the previous epoch it holds
+/// are known committed: they commit with its first entry. Planning before
+/// the controller applied its own leader change would miss them (here:
+/// broker 2 re-registered by the old leader), giving broker 4 an epoch
+/// that is not its record's offset. Found by reasoning over what the
+/// controller simulation exercises; the simulation's checker flags such an
+/// epoch.
+#[tokio::test]
+async fn a_new_leader_plans_only_after_the_previous_epochs_tail() {
+    let f = fixture(&[], Arc::new(PermissiveValidator)).await;
+    let b2 = f.c.register_broker(registration(2, 20)).await.unwrap();
+    let hw = f.log.quorum_info().high_watermark.0;
+    let again = super::broker_record(2, hw, None, true);
+    f.log.set_leader_with_tail(BrokerId(1), vec![again]);
+    let c = f.c.clone();
+    let register = tokio::spawn(async move { c.register_broker(registration(4, 40)).await });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    f.log.commit_tail();
+    let b4 = register.await.unwrap().unwrap();
+    let at = f
+        .log
+        .batches()
+        .iter()
+        .flat_map(|b| (b.base_offset.0..).zip(b.records.clone()))
+        .find_map(|(o, r)| match r {
+            sluice_metadata::MetadataRecord::RegisterBroker(r) if r.broker_id == BrokerId(4) => {
+                Some(o)
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        b4.broker_epoch,
+        BrokerEpoch(at),
+        "epoch is the record's offset"
+    );
+    assert_eq!(at, hw + 1);
+    let stale = f.c.heartbeat(beat(2, b2.broker_epoch, hw)).await;
+    assert!(
+        matches!(stale, Err(ControllerError::StaleBrokerEpoch { .. })),
+        "{stale:?}"
+    );
+}
