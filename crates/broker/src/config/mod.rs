@@ -365,6 +365,10 @@ pub struct BrokerConfig {
     pub num_partitions: i32,
     pub default_replication_factor: i16,
     pub delete_topic_enable: bool,
+    /// `broker.heartbeat.interval.ms`.
+    pub broker_heartbeat_interval_ms: i64,
+    /// `broker.session.timeout.ms`.
+    pub broker_session_timeout_ms: i64,
     pub message_max_bytes: u32,
     pub socket_request_max_bytes: usize,
     /// `usize::MAX` when the key is -1 (unbounded).
@@ -578,6 +582,8 @@ impl BrokerConfig {
             num_partitions: long("num.partitions") as i32,
             default_replication_factor: long("default.replication.factor") as i16,
             delete_topic_enable: boolean("delete.topic.enable"),
+            broker_heartbeat_interval_ms: long("broker.heartbeat.interval.ms"),
+            broker_session_timeout_ms: long("broker.session.timeout.ms"),
             message_max_bytes: long("message.max.bytes") as u32,
             socket_request_max_bytes: long("socket.request.max.bytes") as usize,
             queued_max_request_bytes: match long("queued.max.request.bytes") {
