@@ -131,7 +131,7 @@ def main():
     w("The checker's own tests feed it histories with each anomaly injected (lost, duplicated and "
       "inconsistent writes, aborted reads, non-monotonic polls, skips, unseen and phantom values) "
       "and see each flagged (`crates/checker/tests/anomalies.rs`, `properties.rs`; rerun below). "
-      "`crates/checker/tests/workload.rs` also injects every kind into a real history.")
+      "`crates/nemesis/tests/sigkill_workload.rs` also injects every kind into a real history (the nemesis workload against a single Sluice killed with SIGKILL).")
     if unsafe is not None:
         if unsafe["valid"]:
             w("")

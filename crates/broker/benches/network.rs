@@ -158,13 +158,10 @@ fn round_trips(c: &mut Criterion) {
             .await
             .unwrap();
         let ctx = broker.context().clone();
-        tokio::task::spawn_blocking(move || {
-            ctx.controller
-                .create_topic("bench", 1, 1, Default::default())
-                .unwrap()
-        })
-        .await
-        .unwrap();
+        ctx.controller
+            .create_topic("bench", 1, 1, Default::default())
+            .await
+            .unwrap();
         let client = TcpStream::connect(broker.bound_addr()).await.unwrap();
         client.set_nodelay(true).unwrap();
         (broker, client)

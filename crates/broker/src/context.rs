@@ -6,7 +6,7 @@ use sluice_storage::{Clock, Fs, LogManager};
 
 use crate::config::BrokerConfig;
 use crate::group::GroupCoordinator;
-use crate::metadata::{ControllerChannel, ImageCache, MetadataStore};
+use crate::metadata::{ControllerChannel, ImageCache, QuorumHandle};
 use crate::partition::ReplicaManager;
 
 /// Everything a request handler may need. Cheap to clone (all `Arc`s).
@@ -14,9 +14,9 @@ use crate::partition::ReplicaManager;
 pub struct BrokerContext {
     /// Static broker config (the config table, resolved at start).
     pub config: Arc<BrokerConfig>,
-    /// The single node's metadata files: cluster id, the metadata
-    /// quorum's offsets and epoch, dynamic broker configs' offsets.
-    pub metadata: Arc<MetadataStore>,
+    /// Cluster id, directory id and the metadata quorum's state
+    /// (read-only; DescribeQuorum, Metadata, DescribeCluster).
+    pub metadata: Arc<QuorumHandle>,
     /// The current metadata image (topics, partitions with leaders and
     /// epochs, configs): what handlers answer from.
     pub image: Arc<ImageCache>,

@@ -64,9 +64,13 @@ pub fn storage_error_code(err: &StorageError) -> i16 {
             }
         }
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
-        StorageError::LogDirOffline { .. } | StorageError::Io { .. } => {
-            ResponseError::KafkaStorageError
-        }
+        StorageError::LogDirOffline { .. }
+        | StorageError::Io { .. }
+        | StorageError::InvalidClusterId { .. }
+        | StorageError::InvalidMetaProperties { .. }
+        | StorageError::MetaPropertiesMismatch { .. }
+        | StorageError::AlreadyFormatted { .. }
+        | StorageError::NotFormatted { .. } => ResponseError::KafkaStorageError,
         StorageError::LogDeleted(_) => ResponseError::UnknownTopicOrPartition,
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,

@@ -1,9 +1,10 @@
 //! Broker: the Kafka-facing server. Owns the config table, the network
 //! layer (framing, pipelining, zero-copy fetch), one handler module per API,
-//! the metadata path (`metadata`: the single node's controller side, the
-//! metadata log, the loader, the publishers that apply metadata changes to
-//! logs, partitions and the group coordinator, and the image cache
-//! handlers answer from), and the partitions (a `Log` plus its high
+//! the metadata path (`metadata`: the quorum controller on this node's
+//! metadata log behind the `ControllerClient` seam, the broker lifecycle,
+//! the loader, the publishers that apply metadata changes to broker
+//! configs, logs, partitions and the group coordinator, and the image
+//! cache handlers answer from), and the partitions (a `Log` plus its high
 //! watermark, leader epoch and fetch waiters).
 //!
 //! Storage errors and protocol errors become Kafka error codes here and

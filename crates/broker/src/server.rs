@@ -14,7 +14,7 @@ use crate::config::BrokerConfig;
 use crate::context::BrokerContext;
 use crate::error::BrokerError;
 use crate::group::{GroupConfig, GroupCoordinator};
-use crate::metadata::{MetadataServices, MetadataStore};
+use crate::metadata::MetadataServices;
 use crate::network::{self, ConnectionConfig, MemoryPool};
 use crate::partition::ReplicaManager;
 
@@ -78,18 +78,14 @@ impl Broker {
             listeners.push(listener);
         }
 
-        let (logs, metadata) = {
+        let logs = {
             let config = config.clone();
             let fs = fs.clone();
             let clock = clock.clone();
             tokio::task::spawn_blocking(move || -> Result<_, BrokerError> {
-                let logs = LogManager::open(config.log_manager_config(), fs.clone(), clock)?;
-                let metadata = MetadataStore::open(&config, fs.clone())?;
-                // Dynamic broker configs before any log is loaded, so every
-                // topic starts with the defaults they make.
-                crate::config::dynamic::install(&config, &metadata, fs.as_ref())?;
+                let logs = LogManager::open(config.log_manager_config(), fs, clock)?;
                 logs.set_producer_id_expiration_ms(config.producer_id_expiration_ms());
-                Ok((logs, metadata))
+                Ok(logs)
             })
             .await
             .map_err(|e| BrokerError::Io {
@@ -103,24 +99,25 @@ impl Broker {
         let logs = Arc::new(logs);
         let replicas = Arc::new(ReplicaManager::new());
         let groups = Arc::new(GroupCoordinator::new(group_config, clock.clone()));
-        let mut services = MetadataServices::new(
-            Arc::new(metadata),
+        // Opens the metadata log (bootstrapped once from the single-node
+        // files on upgrade), starts the controller and publishes the
+        // metadata: dynamic broker configs first, then every hosted
+        // partition's log, __consumer_offsets loading in the background,
+        // group configs; then registers this broker and waits until it
+        // is unfenced.
+        let services = MetadataServices::start(
             config.clone(),
             logs.clone(),
             replicas.clone(),
             groups.clone(),
             fs.clone(),
-        );
-        // Publishes the metadata the files hold: opens every hosted
-        // partition's log, loads __consumer_offsets in the background,
-        // hands group configs to the coordinator.
-        services.run_loader().await.map_err(|e| BrokerError::Io {
-            op: "metadata load",
-            source: std::io::Error::other(e.to_string()),
-        })?;
+            clock.clone(),
+        )
+        .await?;
+        logs.set_producer_id_expiration_ms(config.producer_id_expiration_ms());
         let ctx = BrokerContext {
             config,
-            metadata: services.store.clone(),
+            metadata: services.quorum.clone(),
             image: services.cache.clone(),
             controller: services.controller.clone(),
             replicas,
@@ -254,7 +251,10 @@ impl Broker {
         }
         // Lingered group writes of requests whose connection went away.
         self.ctx.groups.flush_writes();
-        self.services.shutdown().await;
+        // A controlled shutdown (leaderships move off this broker), then
+        // the metadata log before the controller.
+        let mut services = self.services;
+        services.shutdown(true).await;
         let logs = self.ctx.logs.clone();
         tokio::task::spawn_blocking(move || logs.shutdown())
             .await

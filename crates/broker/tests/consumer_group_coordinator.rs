@@ -130,6 +130,7 @@ async fn consumer_group_and_offsets_survive_a_restart() {
     let ctx = broker.context().clone();
     ctx.controller
         .create_topic("orders", 6, 1, BTreeMap::new())
+        .await
         .unwrap();
     ready(&broker).await;
 
@@ -284,6 +285,7 @@ async fn classic_and_consumer_groups_of_the_same_id_exclude_each_other() {
     let ctx = broker.context().clone();
     ctx.controller
         .create_topic("orders", 2, 1, BTreeMap::new())
+        .await
         .unwrap();
     ready(&broker).await;
     // A heartbeat with a non-zero epoch for a group that does not exist.
@@ -314,6 +316,7 @@ async fn new_partitions_are_assigned_without_anyone_losing_theirs() {
     let ctx = broker.context().clone();
     ctx.controller
         .create_topic("orders", 4, 1, BTreeMap::new())
+        .await
         .unwrap();
     ready(&broker).await;
     let mut members: BTreeMap<String, Member> = ["m1", "m2"]
@@ -326,7 +329,10 @@ async fn new_partitions_are_assigned_without_anyone_losing_theirs() {
     converge(&broker, &mut members).await;
     let epoch = groups_epoch(&broker);
     let before = members.clone();
-    ctx.controller.create_partitions("orders", 8).unwrap();
+    ctx.controller
+        .create_partitions("orders", 8, None, false)
+        .await
+        .unwrap();
     // Every heartbeat from now on: nobody's assignment shrinks.
     for _ in 0..5 {
         for id in ["m1", "m2"] {

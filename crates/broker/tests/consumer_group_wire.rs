@@ -68,6 +68,7 @@ async fn consumer_group_protocol_on_the_wire() {
     let topic = ctx
         .controller
         .create_topic("orders", 4, 1, BTreeMap::new())
+        .await
         .unwrap();
     let mut c = b.client().await;
 

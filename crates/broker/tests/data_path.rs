@@ -285,14 +285,12 @@ async fn produce_errors_are_reported_per_partition() {
 
     // A batch over the topic's max.message.bytes.
     let ctx = b.broker.context().clone();
-    tokio::task::spawn_blocking(move || {
-        let configs: BTreeMap<String, String> =
-            [("max.message.bytes".to_string(), "200".to_string())].into();
-        ctx.controller.create_topic("small", 1, 1, configs)
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let configs: BTreeMap<String, String> =
+        [("max.message.bytes".to_string(), "200".to_string())].into();
+    ctx.controller
+        .create_topic("small", 1, 1, configs)
+        .await
+        .unwrap();
     let p = produce(&mut c, 9, "small", 0, batch(&[&[7u8; 500]], 0), -1).await;
     assert_eq!(p.error_code, 10); // MESSAGE_TOO_LARGE
     let p = produce(&mut c, 9, "small", 0, batch(&[b"fits"], 0), -1).await;
@@ -547,9 +545,9 @@ async fn flush_messages_one_topics_acknowledge_only_after_an_fsync() {
     let configs: BTreeMap<String, String> =
         [("flush.messages".to_string(), "1".to_string())].into();
     let ctx2 = ctx.clone();
-    tokio::task::spawn_blocking(move || ctx2.controller.create_topic("durable", 1, 1, configs))
+    ctx2.controller
+        .create_topic("durable", 1, 1, configs)
         .await
-        .unwrap()
         .unwrap();
     let mut c = b.client().await;
     for i in 0..3i64 {
@@ -633,9 +631,9 @@ async fn incremental_fetch_sessions_answer_only_partitions_with_news() {
     let b = TestBroker::start_default().await;
     let ctx = b.broker.context().clone();
     let ctx2 = ctx.clone();
-    tokio::task::spawn_blocking(move || ctx2.controller.create_topic("s", 2, 1, BTreeMap::new()))
+    ctx2.controller
+        .create_topic("s", 2, 1, BTreeMap::new())
         .await
-        .unwrap()
         .unwrap();
     let mut c = b.client().await;
     produce(&mut c, 9, "s", 0, batch(&[b"p0"], 1_000), -1).await;

@@ -174,17 +174,13 @@ async fn offsets_topic_is_created_on_first_use_compacted_with_the_configured_par
     let clock = Arc::new(ManualClock::new(now()));
     let broker = start(&fs, &clock, &[]).await;
     assert!(
-        broker
-            .context()
-            .metadata
-            .topic("__consumer_offsets")
-            .is_none(),
+        broker.context().image.topic("__consumer_offsets").is_none(),
         "created on first use, like Kafka"
     );
     ready(&broker, "g").await;
     let topic = broker
         .context()
-        .metadata
+        .image
         .topic("__consumer_offsets")
         .expect("created by the first group request");
     assert_eq!(topic.partitions, 3);
@@ -203,6 +199,7 @@ async fn offsets_of_a_deleted_topic_are_removed_for_good() {
     let ctx = broker.context().clone();
     ctx.controller
         .create_topic("t", 1, 1, Default::default())
+        .await
         .unwrap();
     let groups = ctx.groups.clone();
     for g in ["g1", "g2"] {
@@ -225,7 +222,10 @@ async fn offsets_of_a_deleted_topic_are_removed_for_good() {
         .unwrap();
     // DeleteTopics goes through the metadata store, which drops the
     // topic's committed offsets.
-    ctx.controller.delete_topic("t").unwrap();
+    ctx.controller
+        .delete_topic(sluice_controller::TopicRef::Name("t".into()))
+        .await
+        .unwrap();
     assert_eq!(committed(&groups, "g1"), None);
     assert_eq!(committed(&groups, "g2"), None);
     assert_eq!(groups.on_topic_deleted("t"), 0, "nothing left to remove");

@@ -24,16 +24,11 @@ fn name(s: &str) -> TopicName {
 }
 
 async fn create_topic(ctx: &BrokerContext, topic: &str, partitions: i32) -> Uuid {
-    let ctx2 = ctx.clone();
-    let topic = topic.to_string();
-    tokio::task::spawn_blocking(move || {
-        ctx2.controller
-            .create_topic(&topic, partitions, 1, Default::default())
-            .unwrap()
-            .topic_id
-    })
-    .await
-    .unwrap()
+    ctx.controller
+        .create_topic(topic, partitions, 1, Default::default())
+        .await
+        .unwrap()
+        .topic_id
 }
 
 async fn produce(client: &mut Client, topic: &str, partition: i32, records: Vec<u8>) -> i64 {

@@ -122,6 +122,37 @@ async fn committed_state_survives_a_restart_and_epochs_are_record_offsets() {
     c.shutdown().await;
 }
 
+/// A node restarted after kill -9: its broker re-registers with a new
+/// incarnation at once, even after the restarted controller's fencing
+/// check started a session for the old registration (that is no contact).
+#[tokio::test]
+async fn a_restarted_node_re_registers_after_the_fencing_check() {
+    let fs = SimFs::new();
+    let clock = Arc::new(ManualClock::new(0));
+    let log = open_log(&fs, 1000);
+    let c = start(&log, &clock);
+    let reg = c.register_broker(registration(1, 7)).await.unwrap();
+    let hb = BrokerHeartbeat {
+        broker_id: BrokerId(1),
+        broker_epoch: reg.broker_epoch,
+        current_metadata_offset: Offset(i64::MAX),
+        want_fence: false,
+        want_shutdown: false,
+    };
+    assert!(!c.heartbeat(hb).await.unwrap().is_fenced);
+    c.shutdown().await;
+    log.shutdown().await;
+    drop(log);
+    fs.crash(2);
+
+    let log = open_log(&fs, 1000);
+    let c = start(&log, &clock);
+    assert!(c.fence_expired_brokers().await.unwrap().is_empty());
+    let again = c.register_broker(registration(1, 8)).await;
+    assert!(again.is_ok(), "{again:?}");
+    c.shutdown().await;
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Register(i32, u8),

@@ -111,14 +111,20 @@ pub fn kafka_properties(net: &TestNet, i: usize, data: &Path, safety: Safety) ->
 pub fn sluice_args(net: &TestNet, i: usize, data: &Path) -> Vec<String> {
     let addr = net.node_addr(i);
     let mut o = vec![
-        format!("listeners=PLAINTEXT://{addr}:{PORT}"),
         format!("log.dirs={}", data.display()),
         "sluice.metrics.listener=127.0.0.1:0".into(),
         format!("num.partitions={}", crate::workload::PARTITIONS),
         "group.initial.rebalance.delay.ms=0".into(),
     ];
-    if net.nodes() > 1 {
-        // The Kafka keys the Sluice cluster (issues 16/17) is to read.
+    if net.nodes() == 1 {
+        o.push(format!("listeners=PLAINTEXT://{addr}:{PORT}"));
+    } else {
+        // The Kafka keys the Sluice cluster (issues 16/17) reads; the
+        // config validator (broker config/roles.rs) checks them as Kafka does.
+        o.push(format!(
+            "listeners=PLAINTEXT://{addr}:{PORT},CONTROLLER://{addr}:{CONTROLLER_PORT}"
+        ));
+        o.push("controller.listener.names=CONTROLLER".into());
         o.push(format!("node.id={i}"));
         o.push("process.roles=broker,controller".into());
         o.push(format!("controller.quorum.voters={}", voters(net)));
@@ -183,8 +189,16 @@ impl Cluster {
     fn configure(&mut self, safety: Safety) -> Result<(), NemesisError> {
         match self.system.clone() {
             System::Sluice { binary, .. } => {
+                let cluster_id = kafka_cluster_id();
                 for node in &mut self.nodes {
                     let args = sluice_args(&self.net, node.id, &node.data_dir());
+                    if self.net.nodes() > 1 {
+                        // A node with process.roles starts only on storage
+                        // formatted for its cluster (`sluice storage format`).
+                        let mut format = vec!["storage", "format", "-t", &cluster_id];
+                        format.extend(args[1..].iter().map(String::as_str));
+                        crate::netns::run(&binary.to_string_lossy(), &format)?;
+                    }
                     node.set_launch(Launch {
                         program: binary.clone(),
                         args,

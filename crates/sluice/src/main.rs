@@ -1,7 +1,8 @@
 //! The `sluice` binary: starts a broker (`sluice` or `sluice serve`) from an
 //! optional `server.properties` and repeatable `--override key=value`, as
-//! `kafka-server-start.sh` does. Later subcommands (topic, produce, consume,
-//! group, cluster) hang off the same command line.
+//! `kafka-server-start.sh` does. The client subcommands (topic, produce,
+//! consume, group, cluster) and `storage` (kafka-storage) hang off the same
+//! command line.
 
 mod cli;
 
@@ -42,8 +43,10 @@ enum Command {
     Consume(cli::consume::ConsumeArgs),
     /// List, describe (with lag), reset offsets of and delete consumer groups.
     Group(cli::group::GroupArgs),
-    /// Cluster-wide information.
+    /// Cluster-wide information (`info`) and a local cluster in one command (`start`).
     Cluster(cli::cluster::ClusterArgs),
+    /// Format a node's storage for a cluster, like kafka-storage (random-uuid, format, info).
+    Storage(cli::storage::StorageArgs),
     /// Configuration reference (`sluice config docs` prints docs/configuration.md).
     #[command(hide = true)]
     Config(cli::config_docs::ConfigArgs),
@@ -76,6 +79,7 @@ fn main() -> std::process::ExitCode {
         Command::Consume(args) => cli::consume::run(args),
         Command::Group(args) => cli::group::run(args),
         Command::Cluster(args) => cli::cluster::run(args),
+        Command::Storage(args) => cli::storage::run(args),
         Command::Config(args) => cli::config_docs::run(args),
     };
     match result {
@@ -95,6 +99,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .collect::<Result<Vec<_>, _>>()?;
     let config = BrokerConfig::from_properties(args.config.as_deref(), &overrides)
         .context("invalid configuration; the broker was not started")?;
+    if let Some(cluster_id) = cli::storage::check_before_serve(&config)? {
+        if let Some(k) = &config.kraft {
+            tracing::warn!(
+                cluster_id,
+                node_id = k.node_id,
+                roles = %k.roles,
+                voters = k.quorum.voters.len(),
+                "process.roles is set, but the multi-node wiring of issue 16 is not in this build yet: this node serves as a one-node cluster and does not contact the other voters"
+            );
+        }
+    }
     sluice_broker::network::tune_allocator();
     raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()

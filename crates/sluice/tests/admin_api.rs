@@ -496,17 +496,14 @@ fn bad_config_refuses_start_naming_the_key() {
         }
     }
     // a known Kafka key Sluice does not implement: one warning, and it starts
-    let s = start(&[
-        ("num.io.threads", "8"),
-        ("process.roles", "broker,controller"),
-    ]);
+    let s = start(&[("num.io.threads", "8"), ("num.network.threads", "3")]);
     let out = s.output();
     let warnings: Vec<&str> = out
         .lines()
         .filter(|l| l.contains("does not implement"))
         .collect();
     assert_eq!(warnings.len(), 1, "{out}");
-    assert!(warnings[0].contains("num.io.threads") && warnings[0].contains("process.roles"));
+    assert!(warnings[0].contains("num.io.threads") && warnings[0].contains("num.network.threads"));
 }
 
 fn metadata_auto_create(c: &mut RawClient, name: &str) -> (i16, usize, uuid::Uuid) {

@@ -61,7 +61,7 @@ fn config_file_with_overrides_on_top() {
     std::fs::write(
         &file,
         "# a Kafka-style file\n\
-         process.roles=broker,controller\n\
+         num.io.threads=8\n\
          controller.listener.names=CONTROLLER\n\
          listeners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093\n\
          num.partitions=3\n\
@@ -91,7 +91,7 @@ fn config_file_with_overrides_on_top() {
         .map(str::to_string)
         .collect();
     assert_eq!(warned.len(), 1, "{}", s.output());
-    assert!(warned[0].contains("process.roles"));
+    assert!(warned[0].contains("num.io.threads"));
 }
 
 #[test]

@@ -161,6 +161,12 @@ fn sigterm_with_parked_long_polls_exits_promptly_and_cleanly() {
 
     // The next start needs no recovery and has every acknowledged record.
     s.restart().unwrap();
+    // The summary goes to stderr, read by another thread than the
+    // "listening on" line: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !s.output().contains("sluice started") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(
         s.output().contains("0 recovered after an unclean shutdown"),
         "{}",

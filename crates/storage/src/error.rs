@@ -100,6 +100,27 @@ pub enum StorageError {
     /// none is idle long enough to expire.
     #[error("partition {tp} already tracks {max} producers; a new producer id is refused until one expires (producer.id.expiration.ms)")]
     TooManyProducers { tp: TopicPartition, max: usize },
+    /// `sluice storage format` was given a cluster id that is not a valid,
+    /// unreserved UUID in Kafka's form.
+    #[error("invalid cluster id '{id}': {reason}")]
+    InvalidClusterId { id: String, reason: String },
+    /// A `meta.properties` that does not parse (or says what Sluice cannot read).
+    #[error("invalid {}: {reason}", path.display())]
+    InvalidMetaProperties { path: PathBuf, reason: String },
+    /// A formatted dir belongs to another cluster or node (Kafka's message).
+    #[error("Invalid {key} in: {}. Expected {expected}, but read {found}", path.display())]
+    MetaPropertiesMismatch {
+        path: PathBuf,
+        key: &'static str,
+        expected: String,
+        found: String,
+    },
+    /// `format` found a formatted dir and was not told to ignore it.
+    #[error("Log directory {} is already formatted. Use --ignore-formatted to ignore this directory and format the others.", dir.display())]
+    AlreadyFormatted { dir: PathBuf },
+    /// A node with process.roles starts on a dir nobody formatted.
+    #[error("No `meta.properties` found in {} (have you run `sluice storage format` to format the directory?)", dir.display())]
+    NotFormatted { dir: PathBuf },
 }
 
 impl From<SequenceError> for StorageError {

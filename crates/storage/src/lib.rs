@@ -27,6 +27,10 @@
 //!   `ProducerStateManager` (epoch + last five batches per producer id), the
 //!   sequence rules, `<offset>.snapshot` files; [`producer_id`] — producer
 //!   id allocation with a durable high-water mark (`producer-id-block`).
+//! * [`meta_properties`] — `meta.properties` of every log dir and the
+//!   metadata log dir (cluster id, node id, directory id), the
+//!   `kafka-storage format` step, Kafka's UUIDs, and the start-up check that
+//!   a node's dirs belong to its cluster and node id.
 //!
 //! On disk a Sluice log dir looks like Kafka's:
 //!
@@ -109,6 +113,7 @@ pub mod headroom;
 pub mod index;
 pub mod log;
 pub mod manager;
+pub mod meta_properties;
 pub mod producer_id;
 pub mod producer_state;
 mod recovery;

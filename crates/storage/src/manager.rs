@@ -22,6 +22,9 @@ use crate::segment::HandleCache;
 /// Kafka's clean-shutdown marker file name.
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 
+/// The topic of the cluster metadata log, which is never a data partition.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+
 struct LogDir {
     state: Arc<LogDirState>,
     had_clean_shutdown: bool,
@@ -207,7 +210,9 @@ impl LogManager {
         &self.cache
     }
 
-    /// Partition directories found in the online log dirs.
+    /// Partition directories found in the online log dirs. The metadata
+    /// log (`__cluster_metadata-0`, which lives in a log dir when
+    /// `metadata.log.dir` is one) is no data partition and is left out.
     pub fn on_disk_partitions(&self) -> Vec<TopicPartition> {
         let mut out = Vec::new();
         for d in self.dirs.iter().filter(|d| !d.state.is_offline()) {
@@ -220,6 +225,7 @@ impl LogManager {
                         .file_name()
                         .and_then(|n| n.to_str())
                         .and_then(TopicPartition::from_dir_name)
+                        .filter(|tp| tp.topic != METADATA_TOPIC)
                     {
                         out.push(tp);
                     }

@@ -857,6 +857,21 @@ fn unusable_log_dir_goes_offline_with_a_clear_error_and_others_work() {
 }
 
 #[test]
+fn the_metadata_log_is_no_data_partition() {
+    let env = Env::new();
+    let m = env.manager();
+    m.get_or_create_log(&tp(), LogConfig::default()).unwrap();
+    // `__cluster_metadata-0` lives in the log dir when metadata.log.dir is
+    // one of log.dirs; it is the metadata log's, never a data partition
+    // (a stray-partition sweep must not see, let alone delete, it).
+    use sluice_storage::Fs as _;
+    env.fs
+        .create_dir_all(Path::new("/data/a/__cluster_metadata-0"))
+        .unwrap();
+    assert_eq!(m.on_disk_partitions(), vec![tp()]);
+}
+
+#[test]
 fn deleted_log_is_gone_from_disk_and_refuses_work() {
     let env = Env::new();
     let m = env.manager();

@@ -20,6 +20,8 @@
 //!   with an incarnation id, heartbeats with the broker's metadata offset,
 //!   fenced/unfenced state, controlled shutdown, re-registration.
 //! - [`voters`]: the `controller.quorum.voters` value (`id@host:port,...`).
+//! - [`listener`]: [`SplitListener`](listener::SplitListener), one voter
+//!   address for both the metadata quorum's RPC and Kafka's protocol.
 //! - [`net`]: the socket seam (accepting and connecting), so tests and the
 //!   simulation can substitute in-memory streams.
 //!
@@ -38,6 +40,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod lifecycle;
+pub mod listener;
 pub mod net;
 pub mod server;
 pub mod voters;

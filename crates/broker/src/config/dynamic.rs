@@ -37,6 +37,10 @@
 //!   listener prefix, per-broker keys at the cluster-default level (Kafka's
 //!   messages), and [`STARTUP_ONLY_KEYS`]: keys Kafka changes at runtime but
 //!   Sluice reads only at start, so accepting them would change nothing.
+//!
+//! Where they live: BROKER `ConfigRecord`s in the metadata log, written by
+//! the controller; the broker-config publisher puts them into
+//! [`DynamicBrokerConfigs`] (shared by every clone of the config).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -47,11 +51,11 @@ use sluice_storage::Fs;
 
 use super::table::{lookup, ConfigKey, ConfigType, Scope, Validator};
 use super::{kafka_keys, parse_value, ConfigError, ConfigSource};
-use crate::metadata::{percent_decode, percent_encode, read_file, write_durably, MetadataError};
+use crate::metadata::{percent_decode, percent_encode, read_file, MetadataError};
 
-/// Durable dynamic broker configs, in the metadata directory.
+/// Where the single-node release stored dynamic broker configs (read
+/// once, to bootstrap the metadata log on an upgrade; never written).
 pub const DYNAMIC_CONFIGS_FILE: &str = "broker_configs.meta";
-const DYNAMIC_CONFIGS_TMP: &str = "broker_configs.meta.tmp";
 /// Most dynamic keys one level may hold (clients grow these maps).
 pub const MAX_DYNAMIC_CONFIGS_PER_LEVEL: usize = 1000;
 /// Largest the stored dynamic configs may grow (keys and values included).
@@ -597,20 +601,6 @@ pub fn load(fs: &dyn Fs, dir: &Path) -> Result<(DynamicBrokerConfigs, Offset), M
     Ok((configs, offset))
 }
 
-/// At start, before any log loads: reads the stored dynamic configs into
-/// `config` (shared by every clone of it) and raises the metadata high
-/// watermark to the offset of their last change.
-pub fn install(
-    config: &super::BrokerConfig,
-    metadata: &crate::metadata::MetadataStore,
-    fs: &dyn Fs,
-) -> Result<(), MetadataError> {
-    let (configs, offset) = load(fs, &metadata_dir(config))?;
-    *config.dynamic.write() = configs;
-    metadata.recover_offset(offset);
-    Ok(())
-}
-
 /// The directory holding the metadata files (the first of `log.dirs`).
 pub fn metadata_dir(config: &super::BrokerConfig) -> std::path::PathBuf {
     config
@@ -618,23 +608,6 @@ pub fn metadata_dir(config: &super::BrokerConfig) -> std::path::PathBuf {
         .first()
         .cloned()
         .unwrap_or_else(|| std::path::PathBuf::from("./data"))
-}
-
-/// Writes `configs` durably (temp file, fsync, rename, directory fsync)
-/// with the metadata offset of the change.
-pub fn store(
-    fs: &dyn Fs,
-    dir: &Path,
-    configs: &DynamicBrokerConfigs,
-    offset: Offset,
-) -> Result<(), MetadataError> {
-    write_durably(
-        fs,
-        dir,
-        DYNAMIC_CONFIGS_TMP,
-        DYNAMIC_CONFIGS_FILE,
-        encode(configs, offset).as_bytes(),
-    )
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod dynamic;
 pub mod group;
 pub mod kafka_keys;
 pub mod properties;
+pub mod roles;
 pub mod table;
 
 use std::collections::BTreeMap;
@@ -39,6 +40,8 @@ pub enum ConfigError {
     File { path: PathBuf, reason: String },
     #[error("malformed --override '{0}': expected key=value")]
     MalformedOverride(String),
+    #[error("missing required configuration '{key}': {reason}")]
+    Missing { key: String, reason: String },
 }
 
 impl ConfigError {
@@ -47,7 +50,8 @@ impl ConfigError {
         match self {
             ConfigError::UnknownKey { key }
             | ConfigError::InvalidValue { key, .. }
-            | ConfigError::Unsupported { key, .. } => Some(key),
+            | ConfigError::Unsupported { key, .. }
+            | ConfigError::Missing { key, .. } => Some(key),
             _ => None,
         }
     }
@@ -361,6 +365,10 @@ pub struct BrokerConfig {
     pub num_partitions: i32,
     pub default_replication_factor: i16,
     pub delete_topic_enable: bool,
+    /// `broker.heartbeat.interval.ms`.
+    pub broker_heartbeat_interval_ms: i64,
+    /// `broker.session.timeout.ms`.
+    pub broker_session_timeout_ms: i64,
     pub message_max_bytes: u32,
     pub socket_request_max_bytes: usize,
     /// `usize::MAX` when the key is -1 (unbounded).
@@ -383,6 +391,9 @@ pub struct BrokerConfig {
     pub cleaner: sluice_storage::CleanerConfig,
     /// Topic defaults derived from the `log.*` broker keys.
     pub log_config: LogConfig,
+    /// The node's cluster roles and quorum (`process.roles` set), or `None`:
+    /// one node that is its own controller ([`roles`]).
+    pub kraft: Option<roles::KraftConfig>,
     /// Kafka keys given in the config that Sluice does not implement (warned about once).
     pub unimplemented_keys: Vec<String>,
     /// Every key given explicitly (file then overrides), raw values.
@@ -476,6 +487,24 @@ impl BrokerConfig {
         let long = |name: &str| get(name).map(|v| v.as_i64()).unwrap_or(0);
         let boolean = |name: &str| get(name).map(|v| v.as_bool()).unwrap_or(false);
 
+        let log_dirs: Vec<PathBuf> = match get("log.dirs") {
+            Some(Value::List(dirs)) => dirs.into_iter().map(PathBuf::from).collect(),
+            _ => match get("log.dir") {
+                Some(Value::Str(d)) if !d.is_empty() => vec![PathBuf::from(d)],
+                _ => {
+                    return Err(ConfigError::InvalidValue {
+                        key: "log.dir".into(),
+                        value: String::new(),
+                        reason: "a log directory is required".into(),
+                    })
+                }
+            },
+        };
+
+        let kraft = roles::KraftConfig::from_explicit(&explicit, &log_dirs)?;
+        // A controller-only node serves no client listener.
+        let controller_only = kraft.as_ref().is_some_and(|k| !k.roles.broker);
+
         // Listeners: drop controller listeners, keep only PLAINTEXT ones.
         let controller_names: Vec<String> = match get("controller.listener.names") {
             Some(Value::Str(s)) => s
@@ -515,7 +544,7 @@ impl BrokerConfig {
                 }
                 kept.push(l);
             }
-            if kept.is_empty() {
+            if kept.is_empty() && !controller_only {
                 return Err(invalid(def, raw, "no PLAINTEXT listener left to bind"));
             }
             Ok(kept)
@@ -544,20 +573,6 @@ impl BrokerConfig {
             }
         }
 
-        let log_dirs: Vec<PathBuf> = match get("log.dirs") {
-            Some(Value::List(dirs)) => dirs.into_iter().map(PathBuf::from).collect(),
-            _ => match get("log.dir") {
-                Some(Value::Str(d)) if !d.is_empty() => vec![PathBuf::from(d)],
-                _ => {
-                    return Err(ConfigError::InvalidValue {
-                        key: "log.dir".into(),
-                        value: String::new(),
-                        reason: "a log directory is required".into(),
-                    })
-                }
-            },
-        };
-
         let mut config = BrokerConfig {
             node_id: long("node.id") as i32,
             listeners,
@@ -567,6 +582,8 @@ impl BrokerConfig {
             num_partitions: long("num.partitions") as i32,
             default_replication_factor: long("default.replication.factor") as i16,
             delete_topic_enable: boolean("delete.topic.enable"),
+            broker_heartbeat_interval_ms: long("broker.heartbeat.interval.ms"),
+            broker_session_timeout_ms: long("broker.session.timeout.ms"),
             message_max_bytes: long("message.max.bytes") as u32,
             socket_request_max_bytes: long("socket.request.max.bytes") as usize,
             queued_max_request_bytes: match long("queued.max.request.bytes") {
@@ -598,6 +615,7 @@ impl BrokerConfig {
                 },
             },
             log_config: LogConfig::default(),
+            kraft,
             unimplemented_keys: unimplemented,
             explicit,
             dynamic: Arc::default(),

@@ -39,6 +39,7 @@ use super::{GroupConfig, GroupError, GroupState, OFFSETS_TOPIC};
 use crate::context::BrokerContext;
 use crate::metadata::MetadataError;
 use crate::partition::{Partition, ReplicaManager};
+use sluice_controller::ControllerError;
 
 /// A group's membership and its committed offsets, under one lock.
 #[derive(Debug)]
@@ -283,42 +284,37 @@ impl GroupCoordinator {
         if self.partitions.get().is_some() {
             return Ok(false);
         }
-        let controller = ctx.controller.clone();
         let n = self.config.offsets_topic_num_partitions;
         let seg = self.config.offsets_topic_segment_bytes.to_string();
         // The metadata publisher installs the partitions (as their leader)
         // before the creation is answered.
-        let created = tokio::task::spawn_blocking(move || {
-            let configs = BTreeMap::from([
-                ("cleanup.policy".to_string(), "compact".to_string()),
-                ("segment.bytes".to_string(), seg),
-            ]);
-            controller.create_topic(OFFSETS_TOPIC, n, 1, configs)
-        })
-        .await;
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("segment.bytes".to_string(), seg),
+        ]);
+        let created = ctx
+            .controller
+            .create_topic(OFFSETS_TOPIC, n, 1, configs)
+            .await;
         match created {
-            Ok(Ok(t)) => {
+            Ok(t) => {
                 tracing::info!(partitions = t.partitions, "created {OFFSETS_TOPIC}");
                 Ok(true)
             }
             // Created by someone else meanwhile (e.g. CreateTopics), or
             // present with some partitions offline (a full disk at start):
             // serve the partitions that are online.
-            Ok(Err(MetadataError::TopicAlreadyExists(_))) => {
+            Err(MetadataError::Controller(ControllerError::TopicAlreadyExists(_))) => {
                 self.install_existing(ctx);
                 Ok(false)
             }
             // Created, but not every log could be, and it could not be
             // taken back either: served as far as it goes, and this request
             // answered as the one that created it.
-            Ok(Err(e)) if ctx.image.topic(OFFSETS_TOPIC).is_some() => {
+            Err(e) if ctx.image.topic(OFFSETS_TOPIC).is_some() => {
                 tracing::warn!(error = %e, "{OFFSETS_TOPIC} created with partitions offline");
                 self.install_existing(ctx);
                 Ok(true)
-            }
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot create {OFFSETS_TOPIC}");
-                Err(GroupError::CoordinatorNotAvailable)
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot create {OFFSETS_TOPIC}");

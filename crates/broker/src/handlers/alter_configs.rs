@@ -10,10 +10,12 @@ use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, Reques
 use kafka_protocol::protocol::StrBytes;
 
 use super::describe_configs::{check_broker_name, RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
-use super::incremental_alter_configs::update_group;
+use super::incremental_alter_configs::{update_group, update_topic};
 use crate::config::dynamic::{self, DynamicLevel};
 use crate::context::BrokerContext;
-use crate::metadata::{validate_topic_name, MetadataError};
+use crate::metadata::{validate_topic_name, ConfigChange};
+use sluice_controller::ConfigKeys;
+use sluice_metadata::{ConfigResource, ConfigResourceType};
 
 fn sb(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
@@ -27,22 +29,16 @@ async fn apply_topic_configs(
     validate_only: bool,
 ) -> Result<(), (i16, String)> {
     validate_topic_name(name).map_err(|e| (e.kafka_error_code(), e.to_string()))?;
-    let ctx2 = ctx.clone();
-    let name2 = name.to_string();
-    match tokio::task::spawn_blocking(move || {
-        ctx2.controller
-            .update_topic_config(&name2, validate_only, |_| Ok(configs))
-    })
-    .await
-    {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e @ MetadataError::UnknownTopic(_))) => Err((
-            e.kafka_error_code(),
-            format!("Topic '{name}' does not exist."),
-        )),
-        Ok(Err(e)) => Err((e.kafka_error_code(), e.to_string())),
-        Err(join) => Err((ResponseError::UnknownServerError.code(), join.to_string())),
-    }
+    let change = ConfigChange::Replace(replace_keys(&configs));
+    update_topic(ctx, name, validate_only, change, move |_| Ok(configs)).await
+}
+
+/// The legacy request's keys as the controller's whole new set.
+fn replace_keys(configs: &BTreeMap<String, String>) -> ConfigKeys {
+    configs
+        .iter()
+        .map(|(k, v)| (k.clone(), Some(v.clone())))
+        .collect()
 }
 
 /// The dynamic config level a BROKER resource name addresses: this node's
@@ -56,82 +52,35 @@ pub(crate) fn broker_level(ctx: &BrokerContext, name: &str) -> Result<DynamicLev
     })
 }
 
-/// Gives every partition of every topic the log config the current broker
-/// defaults and its topic's overrides make, and every log the current
-/// `producer.id.expiration.ms` (after a dynamic broker config change;
-/// topics with their own override of a key keep it).
-fn reconfigure_logs(ctx: &BrokerContext) {
-    ctx.logs
-        .set_producer_id_expiration_ms(ctx.config.producer_id_expiration_ms());
-    for topic in ctx.image.topics() {
-        match ctx.config.topic_log_config(&topic.configs) {
-            Ok(log_config) => {
-                for tp in topic.topic_partitions() {
-                    if let Some(p) = ctx.replicas.get_partition(&tp) {
-                        p.log().update_config(log_config.clone());
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(
-                topic = %topic.name,
-                error = %e,
-                "topic keeps its log config: its overrides are invalid"
-            ),
-        }
-    }
-}
-
 /// Replaces one level of dynamic broker configs with what `f` computes from
 /// the current ones: validated as Kafka does (INVALID_REQUEST with Kafka's
-/// message when refused) and, unless `validate_only`, stored durably as a
-/// metadata change, then applied to every log.
+/// message when refused) and, unless `validate_only`, committed by the
+/// controller as BROKER config records; the broker-config publisher
+/// applies them to this broker's config and every log before the answer.
 pub(crate) async fn update_broker(
     ctx: &BrokerContext,
     name: &str,
     validate_only: bool,
-    f: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, (i16, String)>
-        + Send
-        + 'static,
+    change: ConfigChange,
+    f: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, (i16, String)>,
 ) -> Result<(), (i16, String)> {
     let level = broker_level(ctx, name)?;
     let refused = |msg: String| (ResponseError::InvalidRequest.code(), msg);
-    if validate_only {
-        let current = ctx.config.dynamic.read().level(level).clone();
-        let next = f(&current)?;
-        return dynamic::validate(&next, level).map_err(refused);
+    let current = ctx.config.dynamic.read().level(level).clone();
+    let next = f(&current)?;
+    dynamic::validate(&next, level).map_err(refused)?;
+    let resource = ConfigResource {
+        resource_type: ConfigResourceType::Broker,
+        name: name.to_string(),
+    };
+    ctx.controller
+        .alter_config(resource, change, validate_only)
+        .await
+        .map_err(|e| (e.kafka_error_code(), e.to_string()))?;
+    if !validate_only {
+        tracing::info!(?level, "dynamic broker configs changed");
     }
-    let ctx2 = ctx.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let ctx = ctx2;
-        // Under the metadata write lock: no topic change interleaves, so
-        // every log gets the config that matches the committed state.
-        ctx.metadata.commit_external(|offset| {
-            let mut next = ctx.config.dynamic.read().clone();
-            let level_configs = f(next.level(level))?;
-            dynamic::validate(&level_configs, level).map_err(refused)?;
-            *next.level_mut(level) = level_configs;
-            let contents = dynamic::encode(&next, offset);
-            if contents.len() > dynamic::MAX_DYNAMIC_CONFIGS_BYTES {
-                return Err(refused(format!(
-                    "Dynamic broker configs would take {} bytes, more than the {} Sluice stores",
-                    contents.len(),
-                    dynamic::MAX_DYNAMIC_CONFIGS_BYTES
-                )));
-            }
-            let dir = dynamic::metadata_dir(&ctx.config);
-            dynamic::store(ctx.fs.as_ref(), &dir, &next, offset)
-                .map_err(|e| (e.kafka_error_code(), e.to_string()))?;
-            *ctx.config.dynamic.write() = next;
-            reconfigure_logs(&ctx);
-            tracing::info!(?level, "dynamic broker configs changed");
-            Ok(())
-        })
-    })
-    .await;
-    match outcome {
-        Ok(r) => r,
-        Err(join) => Err((ResponseError::UnknownServerError.code(), join.to_string())),
-    }
+    Ok(())
 }
 
 /// Resources named twice in one request are all rejected (as Kafka does).
@@ -211,7 +160,9 @@ pub async fn handle(
                                 Some((c.name.to_string(), c.value.as_ref()?.to_string()))
                             })
                             .collect();
-                        update_group(ctx, name, req.validate_only, move |_| Ok(configs)).await
+                        let change = ConfigChange::Replace(replace_keys(&configs));
+                        update_group(ctx, name, req.validate_only, change, move |_| Ok(configs))
+                            .await
                     }
                 },
                 // As Kafka: the request's configs replace this level's overrides.
@@ -228,7 +179,9 @@ pub async fn handle(
                                 Some((c.name.to_string(), c.value.as_ref()?.to_string()))
                             })
                             .collect();
-                        update_broker(ctx, name, req.validate_only, move |_| Ok(configs)).await
+                        let change = ConfigChange::Replace(replace_keys(&configs));
+                        update_broker(ctx, name, req.validate_only, change, move |_| Ok(configs))
+                            .await
                     }
                 },
                 other => Err((
@@ -254,8 +207,7 @@ pub async fn handle(
 mod tests {
     use std::sync::Arc;
 
-    use sluice_record::Offset;
-    use sluice_storage::{Fault, FaultKind, SimFs, TopicPartition};
+    use sluice_storage::{SimFs, TopicPartition};
 
     use super::*;
     use crate::config::BrokerConfig;
@@ -271,13 +223,14 @@ mod tests {
         open_node(config, fs).unwrap()
     }
 
-    fn set(ctx: &BrokerContext, name: &str, key: &str, value: &str) -> Result<(), (i16, String)> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+    fn set(node: &Node, name: &str, key: &str, value: &str) -> Result<(), (i16, String)> {
+        let change = ConfigChange::Incremental(vec![sluice_controller::ConfigAlteration {
+            name: key.to_string(),
+            op: sluice_controller::AlterConfigOp::Set,
+            value: Some(value.to_string()),
+        }]);
         let (key, value) = (key.to_string(), value.to_string());
-        rt.block_on(update_broker(ctx, name, false, move |current| {
+        node.block_on(update_broker(node, name, false, change, move |current| {
             let mut next = current.clone();
             next.insert(key, value);
             Ok(next)
@@ -295,70 +248,58 @@ mod tests {
 
     #[test]
     fn acknowledged_dynamic_configs_survive_a_power_cut() {
-        for seed in 0..8u64 {
+        for seed in 0..4u64 {
             let fs = Arc::new(SimFs::new());
-            let ctx = open(&fs);
-            ctx.controller
-                .create_topic("t", 1, 1, BTreeMap::new())
+            let node = open(&fs);
+            node.block_on(node.controller.create_topic("t", 1, 1, BTreeMap::new()))
                 .unwrap();
-            set(&ctx, "", "log.segment.bytes", "2000000").unwrap();
-            set(&ctx, "1", "log.segment.bytes", "3000000").unwrap();
-            set(&ctx, "1", "background.threads", "9").unwrap();
-            assert_eq!(segment_bytes(&ctx), 3_000_000);
-            assert_eq!(ctx.metadata.high_watermark(), Offset(4));
-            drop(ctx);
+            set(&node, "", "log.segment.bytes", "2000000").unwrap();
+            set(&node, "1", "log.segment.bytes", "3000000").unwrap();
+            set(&node, "1", "background.threads", "9").unwrap();
+            assert_eq!(segment_bytes(&node), 3_000_000, "applied before the answer");
+            let hw = node.metadata.high_watermark();
+            drop(node);
             fs.crash(seed);
 
-            let ctx = open(&fs);
-            let d = ctx.config.dynamic.read().clone();
+            let node = open(&fs);
+            let d = node.config.dynamic.read().clone();
             assert_eq!(
                 d.cluster_default["log.segment.bytes"], "2000000",
                 "seed {seed}"
             );
             assert_eq!(d.broker["log.segment.bytes"], "3000000", "seed {seed}");
             assert_eq!(d.broker["background.threads"], "9", "seed {seed}");
-            assert_eq!(segment_bytes(&ctx), 3_000_000, "the reloaded log uses it");
-            assert_eq!(ctx.metadata.high_watermark(), Offset(4), "seed {seed}");
+            assert_eq!(segment_bytes(&node), 3_000_000, "the reloaded log uses it");
+            assert!(node.metadata.high_watermark() > hw, "seed {seed}");
         }
     }
 
     #[test]
-    fn stored_configs_are_bounded() {
+    fn refused_broker_configs_change_nothing() {
         let fs = Arc::new(SimFs::new());
-        let ctx = open(&fs);
-        let big = "x".repeat(dynamic::MAX_DYNAMIC_CONFIGS_BYTES / 4);
-        for i in 0..3 {
-            set(&ctx, "1", &format!("custom.{i}"), &big).unwrap();
-        }
-        let (code, msg) = set(&ctx, "1", "custom.3", &big).unwrap_err();
+        let node = open(&fs);
+        let hw = node.metadata.high_watermark();
+        let (code, msg) = set(&node, "1", "log.segment.bytes", "not a number").unwrap_err();
         assert_eq!(code, ResponseError::InvalidRequest.code(), "{msg}");
-        assert_eq!(ctx.config.dynamic.read().broker.len(), 3);
-        assert_eq!(ctx.metadata.high_watermark(), Offset(3));
-    }
-
-    #[test]
-    fn a_failed_fsync_is_not_acknowledged_and_changes_nothing() {
-        let fs = Arc::new(SimFs::new());
-        let ctx = open(&fs);
-        ctx.controller
-            .create_topic("t", 1, 1, BTreeMap::new())
-            .unwrap();
-        set(&ctx, "", "log.segment.bytes", "2000000").unwrap();
-        fs.inject(Fault::once(
-            "broker_configs.meta.tmp",
-            FaultKind::SyncError(libc::EIO),
-        ));
-        let (code, _) = set(&ctx, "", "log.segment.bytes", "5000000").unwrap_err();
-        assert_eq!(code, ResponseError::KafkaStorageError.code());
+        let max = crate::metadata::validator::MAX_STRING_BYTES;
+        set(&node, "1", "custom.a", &"x".repeat(max)).unwrap();
+        let (code, msg) = set(&node, "1", "custom.b", &"x".repeat(max + 1)).unwrap_err();
+        assert_eq!(code, ResponseError::InvalidRequest.code(), "{msg}");
+        // The level as a whole is bounded too.
+        let n = dynamic::MAX_DYNAMIC_CONFIGS_BYTES / max;
+        let refused = (0..n + 2)
+            .map(|i| set(&node, "1", &format!("custom.{i}"), &"y".repeat(max)))
+            .find_map(Result::err)
+            .expect("the level's size is bounded");
         assert_eq!(
-            ctx.config.dynamic.read().cluster_default["log.segment.bytes"],
-            "2000000"
+            refused.0,
+            ResponseError::InvalidRequest.code(),
+            "{}",
+            refused.1
         );
-        assert_eq!(segment_bytes(&ctx), 2_000_000);
-        assert_eq!(ctx.metadata.high_watermark(), Offset(2));
-        drop(ctx);
-        fs.crash(3);
-        let ctx = open(&fs);
-        assert_eq!(segment_bytes(&ctx), 2_000_000);
+        let d = node.config.dynamic.read().clone();
+        assert!(!d.broker.contains_key("custom.b"));
+        assert!(d.broker.len() <= n + 1);
+        assert!(node.metadata.high_watermark() > hw);
     }
 }

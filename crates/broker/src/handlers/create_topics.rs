@@ -1,6 +1,7 @@
-//! CreateTopics: partitions (-1 = `num.partitions`), replication factor 1 or
-//! -1, topic configs, manual assignments naming this broker, validate_only.
-//! Each topic is created durably before the response is sent.
+//! CreateTopics: partitions (-1 = `num.partitions`), replication factor
+//! (-1 = the default), topic configs, manual assignments, validate_only.
+//! The request's topics go to the controller as one operation (committed
+//! as one batch); each is answered once committed and published.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -12,10 +13,11 @@ use kafka_protocol::messages::{
     CreateTopicsRequest, CreateTopicsResponse, RequestHeader, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use uuid::Uuid;
+use sluice_controller::{CreateTopic, CreatedTopic, ReplicaAssignment};
+use sluice_metadata::BrokerId;
 
 use crate::context::BrokerContext;
-use crate::metadata::MetadataError;
+use crate::metadata::{MetadataError, MAX_PARTITIONS_PER_TOPIC};
 
 fn sb(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
@@ -42,6 +44,8 @@ pub async fn handle(
         *counts.entry(t.name.0.as_str()).or_default() += 1;
     }
     let mut results = Vec::with_capacity(req.topics.len());
+    let mut requests = Vec::new();
+    let mut pending: Vec<(usize, BTreeMap<String, String>)> = Vec::new();
     for topic in &req.topics {
         let name = topic.name.0.as_str();
         if counts.get(name).copied().unwrap_or(0) > 1 {
@@ -83,94 +87,64 @@ pub async fn handle(
             ));
             continue;
         }
-        // Manual assignments: only this broker can hold replicas.
-        let mut partitions = topic.num_partitions;
-        let mut replication_factor = topic.replication_factor;
-        if !topic.assignments.is_empty() {
-            if topic.num_partitions != -1 || topic.replication_factor != -1 {
-                results.push(failure(
-                    &topic.name,
-                    ResponseError::InvalidRequest.code(),
-                    "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.",
-                ));
-                continue;
-            }
-            let mut ok = true;
-            for (i, a) in topic.assignments.iter().enumerate() {
-                let only_us = a.broker_ids.len() == 1 && a.broker_ids[0].0 == ctx.config.node_id;
-                if a.partition_index != i as i32 || !only_us {
-                    ok = false;
-                }
-            }
-            if !ok {
-                results.push(failure(
-                    &topic.name,
-                    ResponseError::InvalidReplicaAssignment.code(),
-                    format!(
-                        "Replica assignments must place partitions 0..n-1 on broker {} only.",
-                        ctx.config.node_id
-                    ),
-                ));
-                continue;
-            }
-            partitions = topic.assignments.len() as i32;
-            replication_factor = 1;
-        }
-
-        let outcome = if req.validate_only {
-            ctx.controller
-                .validate_create(name, partitions, replication_factor, &configs)
-                .map(|p| (p, Uuid::nil()))
+        let count = if topic.assignments.is_empty() {
+            topic.num_partitions
         } else {
-            let ctx2 = ctx.clone();
-            let name2 = name.to_string();
-            let configs2 = configs.clone();
-            match tokio::task::spawn_blocking(move || {
-                ctx2.controller
-                    .create_topic(&name2, partitions, replication_factor, configs2)
-            })
-            .await
-            {
-                Ok(r) => r.map(|t| (t.partitions, t.topic_id)),
-                Err(join) => {
-                    tracing::error!(error = %join, "create topic task failed");
-                    results.push(failure(
-                        &topic.name,
-                        ResponseError::UnknownServerError.code(),
-                        "internal error",
-                    ));
-                    continue;
-                }
-            }
+            topic.assignments.len() as i32
         };
-        match outcome {
-            Ok((partitions, topic_id)) => {
-                let mut r = CreatableTopicResult::default()
-                    .with_name(topic.name.clone())
-                    .with_error_code(0)
-                    .with_error_message(None)
-                    .with_topic_id(topic_id)
-                    .with_num_partitions(partitions)
-                    .with_replication_factor(1);
-                if version >= 5 {
-                    let described = ctx.config.describe_topic(&configs);
-                    r = r.with_configs(Some(
-                        described
-                            .into_iter()
-                            .map(|e| {
-                                CreatableTopicConfigs::default()
-                                    .with_name(sb(e.name))
-                                    .with_value(e.value.map(sb))
-                                    .with_read_only(e.read_only)
-                                    .with_config_source(e.source.id())
-                                    .with_is_sensitive(e.sensitive)
-                            })
-                            .collect(),
-                    ));
+        if count > MAX_PARTITIONS_PER_TOPIC {
+            results.push(failure(
+                &topic.name,
+                ResponseError::InvalidPartitions.code(),
+                format!(
+                    "Number of partitions {count} is larger than Sluice's limit of {MAX_PARTITIONS_PER_TOPIC}."
+                ),
+            ));
+            continue;
+        }
+        let create = CreateTopic {
+            name: name.to_string(),
+            num_partitions: topic.num_partitions,
+            replication_factor: topic.replication_factor,
+            assignments: topic
+                .assignments
+                .iter()
+                .map(|a| ReplicaAssignment {
+                    partition: a.partition_index,
+                    replicas: a.broker_ids.iter().map(|b| BrokerId(b.0)).collect(),
+                })
+                .collect(),
+            configs: configs
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.trim().to_string())))
+                .collect(),
+        };
+        pending.push((results.len(), configs));
+        requests.push(create);
+        // A placeholder, replaced by the controller's answer.
+        results.push(failure(&topic.name, 0, ""));
+    }
+    if !requests.is_empty() {
+        let answers = ctx
+            .controller
+            .create_topics(requests, req.validate_only)
+            .await;
+        match answers {
+            Ok(answers) => {
+                for ((slot, configs), answer) in pending.into_iter().zip(answers) {
+                    let name = results[slot].name.clone();
+                    results[slot] = match answer {
+                        Ok(t) => created(ctx, version, &name, &t, &configs),
+                        Err(e) => failure(&name, e.kafka_error_code(), message(&e)),
+                    };
                 }
-                results.push(r);
             }
-            Err(e) => results.push(failure(&topic.name, e.kafka_error_code(), message(&e))),
+            Err(e) => {
+                for (slot, _) in pending {
+                    let name = results[slot].name.clone();
+                    results[slot] = failure(&name, e.kafka_error_code(), message(&e));
+                }
+            }
         }
     }
     CreateTopicsResponse::default()
@@ -185,4 +159,38 @@ fn message(e: &MetadataError) -> String {
         MetadataError::InvalidTopic { reason, .. } => reason.clone(),
         other => other.to_string(),
     }
+}
+
+/// The answer for a created (or, validate-only, creatable) topic.
+fn created(
+    ctx: &BrokerContext,
+    version: i16,
+    name: &TopicName,
+    t: &CreatedTopic,
+    configs: &BTreeMap<String, String>,
+) -> CreatableTopicResult {
+    let mut r = CreatableTopicResult::default()
+        .with_name(name.clone())
+        .with_error_code(0)
+        .with_error_message(None)
+        .with_topic_id(t.topic_id)
+        .with_num_partitions(t.num_partitions)
+        .with_replication_factor(t.replication_factor);
+    if version >= 5 {
+        let described = ctx.config.describe_topic(configs);
+        r = r.with_configs(Some(
+            described
+                .into_iter()
+                .map(|e| {
+                    CreatableTopicConfigs::default()
+                        .with_name(sb(e.name))
+                        .with_value(e.value.map(sb))
+                        .with_read_only(e.read_only)
+                        .with_config_source(e.source.id())
+                        .with_is_sensitive(e.sensitive)
+                })
+                .collect(),
+        ));
+    }
+    r
 }

@@ -7,6 +7,7 @@ use kafka_protocol::messages::{
     DeleteTopicsRequest, DeleteTopicsResponse, RequestHeader, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use sluice_controller::{ControllerError, TopicRef};
 use uuid::Uuid;
 
 use crate::context::BrokerContext;
@@ -57,20 +58,21 @@ pub async fn handle(
                 if let Err(e) = validate_topic_name(n) {
                     Err((e.kafka_error_code(), e.to_string()))
                 } else {
-                    let ctx2 = ctx.clone();
-                    let n2 = n.clone();
-                    match tokio::task::spawn_blocking(move || ctx2.controller.delete_topic(&n2))
-                        .await
-                    {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err(e @ MetadataError::UnknownTopic(_))) => Err((
+                    let target = match &target {
+                        Target::Name(n) => TopicRef::Name(n.clone()),
+                        Target::Id(id) => TopicRef::Id(*id),
+                    };
+                    match ctx.controller.delete_topic(target).await {
+                        Ok(_) => Ok(()),
+                        Err(
+                            e @ MetadataError::Controller(ControllerError::UnknownTopicOrPartition(
+                                _,
+                            )),
+                        ) => Err((
                             e.kafka_error_code(),
                             "This server does not host this topic-partition.".to_string(),
                         )),
-                        Ok(Err(e)) => Err((e.kafka_error_code(), e.to_string())),
-                        Err(join) => {
-                            Err((ResponseError::UnknownServerError.code(), join.to_string()))
-                        }
+                        Err(e) => Err((e.kafka_error_code(), e.to_string())),
                     }
                 }
             }

@@ -1,6 +1,8 @@
 //! IncrementalAlterConfigs: SET / DELETE / APPEND / SUBTRACT on a topic's
-//! config overrides (APPEND and SUBTRACT only for list-typed keys), applied
-//! as one read-modify-write under the metadata lock.
+//! config overrides (APPEND and SUBTRACT only for list-typed keys), on
+//! GROUP overrides and on a level of dynamic broker configs. Checked here
+//! with this broker's messages, then applied by the controller to the
+//! committed overrides (validated again there) and answered once published.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -18,7 +20,10 @@ use crate::config::dynamic::dynamic_key_def;
 use crate::config::group::group_key;
 use crate::config::{lookup, BrokerConfig, ConfigError, ConfigType, Scope};
 use crate::context::BrokerContext;
-use crate::metadata::{validate_topic_name, MetadataError};
+use crate::metadata::files::MAX_GROUPS_WITH_CONFIGS;
+use crate::metadata::image_cache::{group_resource, topic_resource};
+use crate::metadata::{validate_topic_name, ConfigChange, MetadataError};
+use sluice_controller::{AlterConfigOp, ConfigAlteration, ControllerError};
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
@@ -117,6 +122,22 @@ fn apply_ops(
     Ok(configs)
 }
 
+/// The controller's form of the request's operations.
+fn alterations(ops: &[Op]) -> Vec<ConfigAlteration> {
+    ops.iter()
+        .map(|(name, op, value)| ConfigAlteration {
+            name: name.clone(),
+            op: match *op {
+                OP_DELETE => AlterConfigOp::Delete,
+                OP_APPEND => AlterConfigOp::Append,
+                OP_SUBTRACT => AlterConfigOp::Subtract,
+                _ => AlterConfigOp::Set,
+            },
+            value: value.clone(),
+        })
+        .collect()
+}
+
 async fn alter_topic(
     ctx: &BrokerContext,
     name: &str,
@@ -124,24 +145,47 @@ async fn alter_topic(
     validate_only: bool,
 ) -> Result<(), (i16, String)> {
     validate_topic_name(name).map_err(|e| (e.kafka_error_code(), e.to_string()))?;
-    let ctx2 = ctx.clone();
-    let name2 = name.to_string();
+    let change = ConfigChange::Incremental(alterations(&ops));
     let config: Arc<BrokerConfig> = ctx.config.clone();
-    match tokio::task::spawn_blocking(move || {
-        ctx2.controller
-            .update_topic_config(&name2, validate_only, |current| {
-                apply_ops(&config, current, &ops)
-            })
+    update_topic(ctx, name, validate_only, change, move |current| {
+        apply_ops(&config, current, &ops)
     })
     .await
+}
+
+/// Checks the topic overrides `f` computes from the current ones (with
+/// this broker's messages), then has the controller apply `change` to
+/// the committed overrides (it validates again with the same rules).
+pub(crate) async fn update_topic(
+    ctx: &BrokerContext,
+    name: &str,
+    validate_only: bool,
+    change: ConfigChange,
+    f: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, MetadataError>,
+) -> Result<(), (i16, String)> {
+    let unknown = |code: i16| (code, format!("Topic '{name}' does not exist."));
+    let Some(topic) = ctx.image.topic(name) else {
+        return Err(unknown(ResponseError::UnknownTopicOrPartition.code()));
+    };
+    let check = f(&topic.configs).and_then(|next| {
+        ctx.config
+            .topic_log_config(&next)
+            .map(|_| ())
+            .map_err(MetadataError::Config)
+    });
+    if let Err(e) = check {
+        return Err((e.kafka_error_code(), e.to_string()));
+    }
+    match ctx
+        .controller
+        .alter_config(topic_resource(name), change, validate_only)
+        .await
     {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e @ MetadataError::UnknownTopic(_))) => Err((
-            e.kafka_error_code(),
-            format!("Topic '{name}' does not exist."),
-        )),
-        Ok(Err(e)) => Err((e.kafka_error_code(), e.to_string())),
-        Err(join) => Err((ResponseError::UnknownServerError.code(), join.to_string())),
+        Ok(()) => Ok(()),
+        Err(e @ MetadataError::Controller(ControllerError::UnknownTopicOrPartition(_))) => {
+            Err(unknown(e.kafka_error_code()))
+        }
+        Err(e) => Err((e.kafka_error_code(), e.to_string())),
     }
 }
 
@@ -259,47 +303,50 @@ async fn alter_group(
     ops: Vec<Op>,
     validate_only: bool,
 ) -> Result<(), (i16, String)> {
-    update_group(ctx, name, validate_only, move |current| {
+    let change = ConfigChange::Incremental(alterations(&ops));
+    update_group(ctx, name, validate_only, change, move |current| {
         apply_group_ops(current, &ops)
     })
     .await
 }
 
 /// Validates the group overrides `f` computes from the current ones and,
-/// unless `validate_only`, stores them and hands them to the coordinator.
+/// unless `validate_only`, has the controller apply `change`; the group
+/// coordinator gets them from the group-config publisher.
 pub(crate) async fn update_group(
     ctx: &BrokerContext,
     name: &str,
     validate_only: bool,
-    f: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, MetadataError>
-        + Send
-        + 'static,
+    change: ConfigChange,
+    f: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, MetadataError>,
 ) -> Result<(), (i16, String)> {
     check_group_name(name)?;
-    let ctx2 = ctx.clone();
-    let name2 = name.to_string();
-    let config: Arc<BrokerConfig> = ctx.config.clone();
-    match tokio::task::spawn_blocking(move || {
-        ctx2.controller
-            .update_group_config(&name2, validate_only, f, |next| {
-                config
-                    .validate_group_configs(next)
-                    .map_err(MetadataError::Config)
-            })
-    })
-    .await
-    {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e @ MetadataError::Config(ConfigError::InvalidValue { .. }))) => {
-            let msg = match &e {
-                MetadataError::Config(ConfigError::InvalidValue { reason, .. }) => reason.clone(),
-                _ => e.to_string(),
-            };
-            Err((e.kafka_error_code(), msg))
+    let current = ctx.image.group_configs(name);
+    let check = f(&current).and_then(|next| {
+        // Clients grow this set: it is bounded.
+        if current.is_empty()
+            && !next.is_empty()
+            && ctx.image.all_group_configs().len() >= MAX_GROUPS_WITH_CONFIGS
+        {
+            return Err(MetadataError::InvalidRequest(format!(
+                "at most {MAX_GROUPS_WITH_CONFIGS} groups may have config overrides"
+            )));
         }
-        Ok(Err(e)) => Err((e.kafka_error_code(), e.to_string())),
-        Err(join) => Err((ResponseError::UnknownServerError.code(), join.to_string())),
+        ctx.config
+            .validate_group_configs(&next)
+            .map_err(MetadataError::Config)
+    });
+    match check {
+        Ok(()) => {}
+        Err(MetadataError::Config(ConfigError::InvalidValue { reason, .. })) => {
+            return Err((ResponseError::InvalidConfig.code(), reason))
+        }
+        Err(e) => return Err((e.kafka_error_code(), e.to_string())),
     }
+    ctx.controller
+        .alter_config(group_resource(name), change, validate_only)
+        .await
+        .map_err(|e| (e.kafka_error_code(), e.to_string()))
 }
 
 pub async fn handle(
@@ -349,7 +396,8 @@ pub async fn handle(
                 RESOURCE_BROKER => {
                     let config = ctx.config.clone();
                     let level_is_default = name.is_empty();
-                    update_broker(ctx, name, req.validate_only, move |current| {
+                    let change = ConfigChange::Incremental(alterations(&ops));
+                    update_broker(ctx, name, req.validate_only, change, move |current| {
                         apply_broker_ops(&config, level_is_default, current, &ops)
                     })
                     .await

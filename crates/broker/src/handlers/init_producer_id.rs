@@ -1,8 +1,9 @@
 //! InitProducerId (v0–v5) for idempotent, non-transactional producers.
 //!
 //! * No transactional id: a producer id that was never handed out before
-//!   (storage keeps a durable, fsynced allocation high-water mark in the first
-//!   log dir), epoch 0 — as Kafka's `TransactionCoordinator` answers.
+//!   (from this broker's block of ids, which the controller hands out and
+//!   commits in the metadata log: AllocateProducerIds), epoch 0 — as
+//!   Kafka's `TransactionCoordinator` answers.
 //! * KIP-360 (v3+): a producer that re-initialises with the id and epoch it
 //!   already holds keeps its id and gets the next epoch, so batches of its
 //!   old incarnation are fenced (INVALID_PRODUCER_EPOCH) and its sequences
@@ -14,7 +15,7 @@
 //! * A transactional id: this broker has no transaction coordinator, so it
 //!   answers COORDINATOR_NOT_AVAILABLE, consistent with FindCoordinator for
 //!   key type 1. An empty transactional id is INVALID_REQUEST (as Kafka).
-//! * Allocation failure (first log dir offline or its file unreadable):
+//! * Allocation failure (the controller cannot commit a new block):
 //!   COORDINATOR_NOT_AVAILABLE, which clients retry.
 
 use kafka_protocol::error::ResponseError;
@@ -45,36 +46,31 @@ pub async fn handle(
         };
     }
     // KIP-360 epoch bump for a producer that knows its id and epoch.
+    let ids = ctx.controller.producer_ids();
     let (pid, epoch) = (ProducerId(req.producer_id.0), req.producer_epoch);
     if header.request_api_version >= 3
         && (0..i16::MAX - 1).contains(&epoch)
-        && ctx.logs.producer_id_was_allocated(pid)
+        && ids.was_allocated(pid)
     {
-        match ctx.logs.bump_producer_epoch(pid, epoch) {
-            Some(Ok(next)) => {
+        return match ids.bump_epoch(pid, epoch) {
+            Ok(next) => {
                 tracing::debug!(producer_id = pid.0, epoch = next, "producer epoch bumped");
-                return InitProducerIdResponse::default()
+                InitProducerIdResponse::default()
                     .with_producer_id(WireProducerId(pid.0))
-                    .with_producer_epoch(next);
+                    .with_producer_epoch(next)
             }
-            Some(Err(fenced)) => {
+            Err(fenced) => {
                 tracing::info!(error = %fenced, "re-initialising producer fenced");
-                return error(ResponseError::ProducerFenced);
+                error(ResponseError::ProducerFenced)
             }
-            None => return error(ResponseError::CoordinatorNotAvailable),
-        }
+        };
     }
-    let logs = ctx.logs.clone();
-    match tokio::task::spawn_blocking(move || logs.generate_producer_id()).await {
-        Ok(Ok(id)) => InitProducerIdResponse::default()
+    match ids.generate().await {
+        Ok(id) => InitProducerIdResponse::default()
             .with_producer_id(WireProducerId(id.0))
             .with_producer_epoch(0),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "cannot allocate a producer id");
-            error(ResponseError::CoordinatorNotAvailable)
-        }
         Err(e) => {
-            tracing::error!(error = %e, "producer id allocation task failed");
+            tracing::error!(error = %e, "cannot allocate a producer id");
             error(ResponseError::CoordinatorNotAvailable)
         }
     }

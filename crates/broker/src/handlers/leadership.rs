@@ -113,15 +113,14 @@ mod tests {
         ])
         .unwrap();
         let node = open_node(config, &Arc::new(SimFs::new())).unwrap();
-        node.controller
-            .create_topic("t", 1, 1, BTreeMap::new())
+        node.block_on(node.controller.create_topic("t", 1, 1, BTreeMap::new()))
             .unwrap();
         node
     }
 
     /// Commits a leader change of `t`-0 (as the quorum controller will)
     /// and waits until it is published.
-    fn change_leader(node: &Node, leader: i32, replicas: &[i32]) {
+    async fn change_leader(node: &Node, leader: i32, replicas: &[i32]) {
         let topic_id = node.image.topic("t").unwrap().topic_id;
         let ids: Vec<sluice_metadata::BrokerId> = replicas
             .iter()
@@ -141,10 +140,9 @@ mod tests {
             last_known_elr: None,
         };
         let offset = node
-            .metadata
-            .metadata_log()
-            .append_committed(vec![MetadataRecord::PartitionChange(change)], 0);
-        node.image.wait_for_blocking(offset).unwrap();
+            .append(vec![MetadataRecord::PartitionChange(change)])
+            .await;
+        node.image.wait_for(offset).await.unwrap();
     }
 
     fn header(api_key: i16, version: i16) -> RequestHeader {
@@ -213,31 +211,35 @@ mod tests {
         )
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn leaders_and_epochs_come_from_the_image() {
+    #[test]
+    fn leaders_and_epochs_come_from_the_image() {
         let node = node();
-        assert_eq!(metadata_leader(&node).await, (1, 0, vec![1]));
-        assert_eq!(produce(&node).await, (0, -1, -1, 0));
+        node.block_on(leaders_and_epochs(&node));
+    }
+
+    async fn leaders_and_epochs(node: &Node) {
+        assert_eq!(metadata_leader(node).await, (1, 0, vec![1]));
+        assert_eq!(produce(node).await, (0, -1, -1, 0));
 
         // Re-elected (same leader): a new epoch, stamped on appends; a
         // client still on the old epoch is fenced.
-        change_leader(&node, 1, &[1]);
-        assert_eq!(metadata_leader(&node).await, (1, 1, vec![1]));
-        assert_eq!(produce(&node).await, (0, -1, -1, 1));
+        change_leader(node, 1, &[1]).await;
+        assert_eq!(metadata_leader(node).await, (1, 1, vec![1]));
+        assert_eq!(produce(node).await, (0, -1, -1, 1));
         let log = node.logs.get_log(&TopicPartition::new("t", 0)).unwrap();
         let stored = log.read_to_vec(Offset(1), 1 << 20).unwrap();
         // partitionLeaderEpoch: bytes 12..16 of the batch header.
         assert_eq!(i32::from_be_bytes(stored[12..16].try_into().unwrap()), 1);
-        assert_eq!(fetch(&node, 0).await.0, 74, "FENCED_LEADER_EPOCH");
-        assert_eq!(fetch(&node, 1).await.0, 0);
-        assert_eq!(fetch(&node, 2).await.0, 75, "UNKNOWN_LEADER_EPOCH");
+        assert_eq!(fetch(node, 0).await.0, 74, "FENCED_LEADER_EPOCH");
+        assert_eq!(fetch(node, 1).await.0, 0);
+        assert_eq!(fetch(node, 2).await.0, 75, "UNKNOWN_LEADER_EPOCH");
 
         // Another broker leads now: produce and fetch are refused with the
         // new leader in CurrentLeader, and the log stays as it was.
-        change_leader(&node, 2, &[1, 2]);
-        assert_eq!(metadata_leader(&node).await, (2, 2, vec![1, 2]));
-        assert_eq!(produce(&node).await, (6, 2, 2, -1));
-        assert_eq!(fetch(&node, -1).await, (6, 2, 2));
+        change_leader(node, 2, &[1, 2]).await;
+        assert_eq!(metadata_leader(node).await, (2, 2, vec![1, 2]));
+        assert_eq!(produce(node).await, (6, 2, 2, -1));
+        assert_eq!(fetch(node, -1).await, (6, 2, 2));
         assert_eq!(log.log_end_offset(), Offset(2));
         let p = node
             .replicas

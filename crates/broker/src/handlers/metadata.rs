@@ -152,24 +152,16 @@ async fn by_name(
     if !allow_auto_create {
         return fail(ResponseError::UnknownTopicOrPartition.code());
     }
-    // Creation writes and fsyncs the metadata file and creates the logs:
-    // blocking work, kept off the network threads.
-    let ctx2 = ctx.clone();
-    let name2 = name.to_string();
-    match tokio::task::spawn_blocking(move || ctx2.controller.auto_create_topic(&name2)).await {
-        Ok(Ok(t)) => {
+    match ctx.controller.auto_create_topic(name).await {
+        Ok(t) => {
             tracing::info!(topic = %t.name, partitions = t.partitions, "auto-created topic");
-            // Created (durably) now, but answered as Kafka answers the
+            // Created (committed) now, but answered as Kafka answers the
             // triggering request: unknown, no partitions, no id.
             fail(ResponseError::UnknownTopicOrPartition.code())
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             tracing::warn!(topic = name, error = %e, "auto topic creation failed");
             fail(e.kafka_error_code())
-        }
-        Err(e) => {
-            tracing::error!(topic = name, error = %e, "auto topic creation task failed");
-            fail(ResponseError::UnknownTopicOrPartition.code())
         }
     }
 }

@@ -1,60 +1,104 @@
 //! `ControllerChannel`: the one way handlers change cluster metadata.
 //!
-//! Each operation goes to the controller side (today the local
-//! [`MetadataStore`], which validates, persists and appends the records;
-//! later the quorum controller, on this node or forwarded to the active
-//! one) and returns only once the loader has *published* the committed
-//! change, so a CreateTopics answer is followed by Metadata that shows the
+//! Each operation goes to the controller through the [`ControllerClient`]
+//! seam (today the in-process `QuorumController` of this node; later the
+//! active controller of a quorum) and returns only once the controller
+//! committed it *and* this broker's loader has published the committed
+//! offset, so a CreateTopics answer is followed by Metadata that shows the
 //! topic and by produce requests that find its partitions online.
-//!
-//! Blocking: call it on the blocking pool (handlers use `spawn_blocking`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use sluice_controller::{
+    ConfigAlteration, ConfigKeys, ControllerError, CreatePartitions, CreateTopic, CreatedTopic,
+    DeletedTopic, ElectionResult, ElectionType, TopicRef,
+};
+use sluice_metadata::{BrokerId, ConfigResource};
 use sluice_record::Offset;
 
+use super::client::ControllerClient;
 use super::image_cache::ImageCache;
 use super::names::validate_topic_name;
+use super::producer_ids::ProducerIds;
 use super::publishers::PartitionsPublisher;
-use super::{MetadataError, MetadataStore, TopicMetadata};
+use super::{MetadataError, TopicMetadata};
 use crate::config::BrokerConfig;
+
+/// A config change of one resource, as the controller applies it to the
+/// committed overrides.
+#[derive(Clone, Debug)]
+pub enum ConfigChange {
+    /// IncrementalAlterConfigs: SET, DELETE, APPEND, SUBTRACT in order.
+    Incremental(Vec<ConfigAlteration>),
+    /// The legacy AlterConfigs: these keys become the whole set.
+    Replace(ConfigKeys),
+}
 
 /// Metadata changes, answered after they are committed and published.
 pub struct ControllerChannel {
     config: Arc<BrokerConfig>,
-    store: Arc<MetadataStore>,
+    client: Arc<dyn ControllerClient>,
     cache: Arc<ImageCache>,
     partitions: Arc<PartitionsPublisher>,
+    producer_ids: ProducerIds,
 }
 
 impl std::fmt::Debug for ControllerChannel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ControllerChannel")
-            .field("store", &self.store)
+            .field("cache", &self.cache)
             .finish()
+    }
+}
+
+fn one<T>(mut items: Vec<Result<T, ControllerError>>) -> Result<T, MetadataError> {
+    match items.pop() {
+        Some(r) if items.is_empty() => r.map_err(MetadataError::Controller),
+        _ => Err(MetadataError::Controller(ControllerError::Internal(
+            "the controller answered a different number of items".into(),
+        ))),
     }
 }
 
 impl ControllerChannel {
     pub fn new(
         config: Arc<BrokerConfig>,
-        store: Arc<MetadataStore>,
+        client: Arc<dyn ControllerClient>,
         cache: Arc<ImageCache>,
         partitions: Arc<PartitionsPublisher>,
+        broker_epoch: Arc<std::sync::atomic::AtomicI64>,
     ) -> Self {
+        let producer_ids = ProducerIds::new(
+            BrokerId(config.node_id),
+            broker_epoch,
+            client.clone(),
+            cache.clone(),
+        );
         ControllerChannel {
             config,
-            store,
+            client,
             cache,
             partitions,
+            producer_ids,
         }
     }
 
+    /// Producer ids for InitProducerId (blocks from the controller).
+    pub fn producer_ids(&self) -> &ProducerIds {
+        &self.producer_ids
+    }
+
+    /// The controller seam (lifecycle, producer ids).
+    pub fn client(&self) -> &Arc<dyn ControllerClient> {
+        &self.client
+    }
+
     /// Waits until the change at `offset` is published.
-    fn published(&self, offset: Offset) -> Result<(), MetadataError> {
+    async fn published(&self, offset: Offset) -> Result<(), MetadataError> {
         self.cache
-            .wait_for_blocking(offset)
+            .wait_for(offset)
+            .await
             .map(|_| ())
             .map_err(|e| MetadataError::LoaderStopped(e.to_string()))
     }
@@ -72,61 +116,91 @@ impl ControllerChannel {
         })
     }
 
-    /// Checks a CreateTopics request without changing anything; returns
-    /// the partition count that would be used.
-    pub fn validate_create(
+    /// CreateTopics: one result per topic, in order. Created topics are
+    /// published (logs open) when this returns. A topic whose logs cannot
+    /// be created on a full disk is taken back rather than published half
+    /// made; on other log errors it stays (the next start retries its
+    /// logs) and the error is returned.
+    pub async fn create_topics(
         &self,
-        name: &str,
-        partitions: i32,
-        replication_factor: i16,
-        configs: &BTreeMap<String, String>,
-    ) -> Result<i32, MetadataError> {
-        self.store
-            .validate_create(&self.config, name, partitions, replication_factor, configs)
+        topics: Vec<CreateTopic>,
+        validate_only: bool,
+    ) -> Result<Vec<Result<CreatedTopic, MetadataError>>, MetadataError> {
+        let answer = self.client.create_topics(topics, validate_only).await?;
+        self.published(answer.offset).await?;
+        let mut out = Vec::with_capacity(answer.value.len());
+        for r in answer.value {
+            let r = match r {
+                Err(e) => Err(MetadataError::Controller(e)),
+                Ok(t) if validate_only => Ok(t),
+                Ok(t) => match self.cache.topic(&t.name).and_then(|m| self.log_failure(&m)) {
+                    None => Ok(t),
+                    Some(e) if e.is_no_space() => {
+                        self.take_back(&t).await;
+                        Err(e)
+                    }
+                    Some(e) => Err(e),
+                },
+            };
+            out.push(r);
+        }
+        Ok(out)
     }
 
-    /// Creates a topic (`partitions` -1 = `num.partitions`). A topic whose
-    /// logs cannot be created on a full disk is taken back rather than
-    /// published half made; on other log errors it stays (the next start
-    /// retries its logs) and the error is returned.
-    pub fn create_topic(
+    /// Deletes a topic created a moment ago whose logs do not fit the disk.
+    async fn take_back(&self, t: &CreatedTopic) {
+        match self
+            .client
+            .delete_topics(vec![TopicRef::Id(t.topic_id)])
+            .await
+        {
+            Ok(answer) => {
+                let _ = self.published(answer.offset).await;
+                tracing::warn!(topic = %t.name, "disk full: topic not created");
+            }
+            Err(e) => {
+                tracing::warn!(topic = %t.name, error = %e, "cannot take back a partly created topic");
+            }
+        }
+    }
+
+    /// Creates one topic (`partitions` -1 = `num.partitions`, replication
+    /// factor -1 = the default) and returns it as published.
+    pub async fn create_topic(
         &self,
         name: &str,
         partitions: i32,
         replication_factor: i16,
         configs: BTreeMap<String, String>,
     ) -> Result<TopicMetadata, MetadataError> {
-        let (topic, offset) =
-            self.store
-                .create_topic(&self.config, name, partitions, replication_factor, configs)?;
-        self.published(offset)?;
-        match self.log_failure(&topic) {
-            None => Ok(topic),
-            Some(e) if e.is_no_space() => {
-                match self.store.delete_topic(&topic.name) {
-                    Ok((_, offset)) => {
-                        self.published(offset)?;
-                        tracing::warn!(topic = %topic.name, error = %e, "disk full: topic not created");
-                    }
-                    Err(undo) => {
-                        tracing::warn!(topic = %topic.name, error = %undo, "cannot take back a partly created topic");
-                    }
-                }
-                Err(e)
+        let topic = CreateTopic {
+            num_partitions: partitions,
+            replication_factor,
+            configs: configs.into_iter().map(|(k, v)| (k, Some(v))).collect(),
+            ..CreateTopic::named(name)
+        };
+        let created = match self.create_topics(vec![topic], false).await?.pop() {
+            Some(r) => r?,
+            None => {
+                return Err(MetadataError::Controller(ControllerError::Internal(
+                    "the controller answered no topic".into(),
+                )))
             }
-            Some(e) => Err(e),
-        }
+        };
+        self.cache
+            .topic(&created.name)
+            .ok_or_else(|| MetadataError::UnknownTopic(created.name.clone()))
     }
 
     /// Creates `name` with the broker defaults if it does not exist yet
     /// (auto-creation); returns the existing topic otherwise.
-    pub fn auto_create_topic(&self, name: &str) -> Result<TopicMetadata, MetadataError> {
+    pub async fn auto_create_topic(&self, name: &str) -> Result<TopicMetadata, MetadataError> {
         validate_topic_name(name)?;
         if let Some(t) = self.cache.topic(name) {
             return Ok(t);
         }
-        match self.create_topic(name, -1, -1, BTreeMap::new()) {
-            Err(MetadataError::TopicAlreadyExists(_)) => self
+        match self.create_topic(name, -1, -1, BTreeMap::new()).await {
+            Err(MetadataError::Controller(ControllerError::TopicAlreadyExists(_))) => self
                 .cache
                 .topic(name)
                 .ok_or_else(|| MetadataError::UnknownTopic(name.into())),
@@ -134,78 +208,79 @@ impl ControllerChannel {
         }
     }
 
-    /// Deletes a topic; its logs and committed offsets go when the change
-    /// is published.
-    pub fn delete_topic(&self, name: &str) -> Result<TopicMetadata, MetadataError> {
+    /// Deletes a topic (by name or id); its logs and committed offsets go
+    /// when the change is published.
+    pub async fn delete_topic(&self, target: TopicRef) -> Result<DeletedTopic, MetadataError> {
         if !self.config.delete_topic_enable {
             return Err(MetadataError::DeletionDisabled);
         }
-        let (topic, offset) = self.store.delete_topic(name)?;
-        self.published(offset)?;
-        Ok(topic)
+        let answer = self.client.delete_topics(vec![target]).await?;
+        self.published(answer.offset).await?;
+        one(answer.value)
     }
 
-    /// Checks a CreatePartitions request without changing anything.
-    pub fn validate_create_partitions(
+    /// Grows a topic to `count` partitions (`assignments`: replica lists
+    /// of the new partitions, or `None` to place them).
+    pub async fn create_partitions(
         &self,
         name: &str,
-        new_total: i32,
-    ) -> Result<TopicMetadata, MetadataError> {
-        self.store.validate_create_partitions(name, new_total)
-    }
-
-    /// Grows a topic to `new_total` partitions.
-    pub fn create_partitions(
-        &self,
-        name: &str,
-        new_total: i32,
-    ) -> Result<TopicMetadata, MetadataError> {
-        let (topic, offset) = self.store.create_partitions(name, new_total)?;
-        self.published(offset)?;
-        match self.log_failure(&topic) {
+        count: i32,
+        assignments: Option<Vec<Vec<BrokerId>>>,
+        validate_only: bool,
+    ) -> Result<(), MetadataError> {
+        let req = CreatePartitions {
+            topic: name.to_string(),
+            count,
+            assignments,
+        };
+        let answer = self
+            .client
+            .create_partitions(vec![req], validate_only)
+            .await?;
+        self.published(answer.offset).await?;
+        one(answer.value)?;
+        if validate_only {
+            return Ok(());
+        }
+        match self.cache.topic(name).and_then(|t| self.log_failure(&t)) {
             Some(e) => Err(e),
-            None => Ok(topic),
+            None => Ok(()),
         }
     }
 
-    /// Replaces a topic's config overrides.
-    pub fn alter_topic_config(
+    /// Changes one resource's config overrides (TOPIC, BROKER or GROUP);
+    /// publishers apply them to logs, the broker's dynamic configs and the
+    /// group coordinator before this returns.
+    pub async fn alter_config(
         &self,
-        name: &str,
-        configs: BTreeMap<String, String>,
-    ) -> Result<TopicMetadata, MetadataError> {
-        self.update_topic_config(name, false, |_| Ok(configs))
+        resource: ConfigResource,
+        change: ConfigChange,
+        validate_only: bool,
+    ) -> Result<(), MetadataError> {
+        let answer = match change {
+            ConfigChange::Incremental(ops) => {
+                self.client
+                    .incremental_alter_configs(vec![(resource, ops)], validate_only)
+                    .await?
+            }
+            ConfigChange::Replace(keys) => {
+                self.client
+                    .alter_configs(vec![(resource, keys)], validate_only)
+                    .await?
+            }
+        };
+        self.published(answer.offset).await?;
+        one(answer.value)
     }
 
-    /// Read-modify-write of a topic's overrides (see
-    /// [`MetadataStore::update_topic_config`]).
-    pub fn update_topic_config(
+    /// ElectLeaders.
+    pub async fn elect_leaders(
         &self,
-        name: &str,
-        validate_only: bool,
-        f: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, MetadataError>,
-    ) -> Result<TopicMetadata, MetadataError> {
-        let (topic, offset) =
-            self.store
-                .update_topic_config(&self.config, name, validate_only, f)?;
-        self.published(offset)?;
-        Ok(topic)
-    }
-
-    /// Read-modify-write of a group's overrides (see
-    /// [`MetadataStore::update_group_config`]); the group coordinator gets
-    /// them from the group-config publisher.
-    pub fn update_group_config(
-        &self,
-        group_id: &str,
-        validate_only: bool,
-        f: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, MetadataError>,
-        validate: impl FnOnce(&BTreeMap<String, String>) -> Result<(), MetadataError>,
-    ) -> Result<BTreeMap<String, String>, MetadataError> {
-        let (configs, offset) =
-            self.store
-                .update_group_config(group_id, validate_only, f, validate)?;
-        self.published(offset)?;
-        Ok(configs)
+        election: ElectionType,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> Result<Vec<ElectionResult>, MetadataError> {
+        let answer = self.client.elect_leaders(election, partitions).await?;
+        self.published(answer.offset).await?;
+        Ok(answer.value)
     }
 }

@@ -1,14 +1,13 @@
-//! The single-node metadata files (format version 1 and 2): `topics.meta`,
-//! `group_configs.meta`, `quorum-state` and `meta.properties`, plus the
-//! durable-write helper every metadata file (also `broker_configs.meta`)
-//! uses. `MetadataStore` still persists its changes in them; they are also
-//! what an in-place upgrade from the single-node release reads.
+//! The single-node release's metadata files (format version 1 and 2):
+//! `topics.meta` and `group_configs.meta`, read once to bootstrap the
+//! metadata log on an in-place upgrade and never written again; and
+//! `meta.properties` plus the durable-write helper it uses.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use sluice_record::{LeaderEpoch, Offset};
+use sluice_record::Offset;
 use sluice_storage::{Fs, OpenOptions};
 use uuid::Uuid;
 
@@ -18,12 +17,7 @@ use super::{MetadataError, TopicMetadata};
 /// File names inside the first log dir.
 pub(crate) const META_PROPERTIES: &str = "meta.properties";
 pub(crate) const TOPICS_FILE: &str = "topics.meta";
-pub(crate) const TOPICS_TMP: &str = "topics.meta.tmp";
 pub(crate) const GROUP_CONFIGS_FILE: &str = "group_configs.meta";
-pub(crate) const GROUP_CONFIGS_TMP: &str = "group_configs.meta.tmp";
-/// The metadata quorum's leader epoch (Kafka's file name for a KRaft voter's election state).
-pub(crate) const QUORUM_STATE_FILE: &str = "quorum-state";
-pub(crate) const QUORUM_STATE_TMP: &str = "quorum-state.tmp";
 /// Most groups that may have config overrides (clients grow this map).
 pub const MAX_GROUPS_WITH_CONFIGS: usize = 10_000;
 /// Our own metadata files are small; refuse absurd sizes instead of allocating them.
@@ -136,7 +130,8 @@ pub(crate) fn percent_decode(s: &str) -> Option<String> {
 }
 
 /// The first lines of a metadata file: `version=2` and the metadata offset
-/// of the last change written to it.
+/// of the last change written to it (tests write old files with it).
+#[cfg(test)]
 pub(crate) fn encode_header(offset: Offset) -> String {
     format!("version=2\noffset {offset}\n")
 }
@@ -162,6 +157,7 @@ pub(crate) fn decode_header<'a>(
 }
 
 /// Serializes the topic registry (one line per topic / config entry).
+#[cfg(test)]
 pub(crate) fn encode_topics(topics: &BTreeMap<String, TopicMetadata>, offset: Offset) -> String {
     let mut out = encode_header(offset);
     for t in topics.values() {
@@ -254,6 +250,7 @@ pub(crate) fn decode_topics(
 }
 
 /// Serializes the group config overrides (one line per group / entry).
+#[cfg(test)]
 pub(crate) fn encode_group_configs(
     groups: &BTreeMap<String, BTreeMap<String, String>>,
     offset: Offset,
@@ -316,65 +313,6 @@ pub(crate) fn decode_group_configs(
         return Err(corrupt("truncated (no end line)".into()));
     }
     Ok((groups, offset))
-}
-
-/// `quorum-state`: the leader epoch of the metadata quorum.
-pub(crate) fn encode_quorum_state(epoch: LeaderEpoch) -> String {
-    format!("version=1\nleader_epoch {}\nend\n", epoch.0)
-}
-
-pub(crate) fn decode_quorum_state(path: &Path, text: &str) -> Result<LeaderEpoch, MetadataError> {
-    let mut lines = text.lines();
-    match (lines.next(), lines.next(), lines.next(), lines.next()) {
-        (Some("version=1"), Some(epoch), Some("end"), None) => epoch
-            .strip_prefix("leader_epoch ")
-            .and_then(|e| e.parse::<i32>().ok())
-            .filter(|e| *e >= 0)
-            .map(LeaderEpoch),
-        _ => None,
-    }
-    .ok_or_else(|| MetadataError::Corrupt {
-        path: path.to_path_buf(),
-        reason: format!("not a quorum-state file: {text:?}"),
-    })
-}
-
-/// Makes this start's leader epoch durable in `quorum-state`. On a disk
-/// so full that even the metadata headroom is gone, the file is rewritten
-/// in place (its block is already allocated; the few bytes fit one
-/// sector), and if even that fails the broker starts anyway with a WARN:
-/// it must come up on a full disk to serve reads and delete topics.
-pub(crate) fn write_leader_epoch(
-    fs: &dyn Fs,
-    dir: &Path,
-    epoch: LeaderEpoch,
-) -> Result<(), MetadataError> {
-    let text = encode_quorum_state(epoch);
-    let err = match write_durably(
-        fs,
-        dir,
-        QUORUM_STATE_TMP,
-        QUORUM_STATE_FILE,
-        text.as_bytes(),
-    ) {
-        Err(e) if e.is_no_space() => e,
-        other => return other,
-    };
-    let path = dir.join(QUORUM_STATE_FILE);
-    let in_place = fs.open(&path, &OpenOptions::read_write()).and_then(|f| {
-        sluice_storage::fs::write_all_at(f.as_ref(), text.as_bytes(), 0).map_err(|(_, e)| e)?;
-        f.set_len(text.len() as u64)?;
-        f.sync_data()
-    });
-    match in_place {
-        Ok(()) => {
-            tracing::warn!(path = %path.display(), leader_epoch = epoch.0, error = %err, "disk full: leader epoch written in place");
-        }
-        Err(e) => {
-            tracing::warn!(path = %path.display(), leader_epoch = epoch.0, error = %e, "disk full: leader epoch not durable; serving anyway");
-        }
-    }
-    Ok(())
 }
 
 pub(crate) fn parse_meta_properties(text: &str) -> BTreeMap<String, String> {

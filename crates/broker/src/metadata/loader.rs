@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use sluice_controller::{LogError, LogEvent, LogListener};
 use sluice_metadata::{MetadataChanges, MetadataDelta, MetadataImage};
+use sluice_record::Offset;
 
 use super::image_cache::ImageCache;
 
@@ -42,6 +43,13 @@ pub struct MetadataLoader {
     image: MetadataImage,
     publishers: Vec<Arc<dyn MetadataPublisher>>,
     cache: Arc<ImageCache>,
+    /// Nothing is published before the image reaches this offset (the
+    /// log end at start): the first publish is the whole state at once,
+    /// as Kafka's loader waits to catch up. Publishing an early prefix
+    /// would let the partitions publisher delete as strays the logs of
+    /// topics created later in the log.
+    catch_up_to: Offset,
+    published_once: bool,
 }
 
 impl MetadataLoader {
@@ -52,7 +60,16 @@ impl MetadataLoader {
             image: MetadataImage::empty(),
             publishers,
             cache,
+            catch_up_to: Offset(-1),
+            published_once: false,
         }
+    }
+
+    /// Publishes nothing until the image includes `offset` (the last
+    /// committed offset when the node starts).
+    pub fn catch_up_to(mut self, offset: Offset) -> Self {
+        self.catch_up_to = offset;
+        self
     }
 
     /// Applies one event of the log.
@@ -71,8 +88,35 @@ impl MetadataLoader {
                 }
                 delta.apply().1
             }
-            LogEvent::Snapshot(image) => snapshot_changes(&self.image, &image)?,
+            LogEvent::Snapshot(image) => {
+                if self.published_once {
+                    snapshot_changes(&self.image, &image)?
+                } else {
+                    self.image = image;
+                    return self.maybe_first_publish();
+                }
+            }
         };
+        if !self.published_once {
+            self.image = changes.image;
+            return self.maybe_first_publish();
+        }
+        for p in &self.publishers {
+            p.publish(&changes);
+        }
+        self.image = changes.image.clone();
+        self.cache.publish(changes.image);
+        Ok(())
+    }
+
+    /// Before the first publish: publishes the caught-up image as one
+    /// change from the empty image once it reaches `catch_up_to`.
+    fn maybe_first_publish(&mut self) -> Result<(), LoaderError> {
+        if self.image.provenance().last_offset < self.catch_up_to {
+            return Ok(());
+        }
+        let changes = snapshot_changes(&MetadataImage::empty(), &self.image)?;
+        self.published_once = true;
         for p in &self.publishers {
             p.publish(&changes);
         }

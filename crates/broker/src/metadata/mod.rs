@@ -1,163 +1,298 @@
 //! Cluster metadata on the broker: the path a change takes from the
-//! controller side to the handlers.
+//! controller to the handlers.
 //!
 //! ```text
-//! ControllerChannel ─► MetadataStore ─► LocalMetadataLog ─► MetadataLoader ─► publishers ─► ImageCache ─► handlers
-//!  (handlers' writes)   (validate, persist   (the MetadataLog    (replay into a     (partitions,     (the current
-//!                        files, records)      seam, committed)    MetadataDelta)     groups, configs)  MetadataImage)
+//! handlers ─► ControllerChannel ─► ControllerClient ─► QuorumController ─► SingleVoterLog
+//!  (writes)    (answers after       (the seam; in       (validates, plans    (__cluster_metadata-0,
+//!               publication)         process today)      records, commits)    fsync = commit)
+//!                                                                                 │ LogListener
+//! handlers ◄── ImageCache ◄── publishers ◄── MetadataLoader ◄──────────────────────┘
+//!  (reads)     (the image)    (configs, partitions, groups)   (replay into a MetadataDelta)
 //! ```
 //!
-//! - [`names`]: Kafka's topic-name rules and the base64 form of ids.
-//! - [`files`]: the single-node metadata files (`topics.meta`,
-//!   `group_configs.meta`, `quorum-state`, `meta.properties`) and the
-//!   durable-write helper.
-//! - [`records`]: the store's state and changes as Kafka metadata records
-//!   (the bootstrap of the metadata log from the files).
-//! - [`store`]: [`MetadataStore`], the controller side of one node:
-//!   validates, persists, appends records. Never touches logs.
-//! - [`local_log`]: [`LocalMetadataLog`], the in-memory implementation of
-//!   the controller crate's `MetadataLog` seam for one voter.
-//! - [`loader`]: [`MetadataLoader`] and the [`MetadataPublisher`] trait.
-//! - [`publishers`]: partitions (logs, leader epochs, roles), the group
-//!   coordinator (`__consumer_offsets` leadership), group configs.
-//! - [`image_cache`]: [`ImageCache`], what handlers read.
+//! - [`client`]: [`ControllerClient`], the broker's seam to the active
+//!   controller, implemented by the in-process `QuorumController`.
 //! - [`controller`]: [`ControllerChannel`], what handlers write through;
-//!   answers after the change is published.
+//!   answers after the committed change is published.
+//! - [`lifecycle`]: [`BrokerLifecycle`]: registration, heartbeats,
+//!   controlled shutdown.
+//! - [`validator`]: the broker's config checks the controller calls.
+//! - [`loader`]: [`MetadataLoader`] and the [`MetadataPublisher`] trait.
+//! - [`publishers`]: broker configs, partitions (logs, leader epochs,
+//!   roles), the group coordinator (`__consumer_offsets` leadership),
+//!   group configs.
+//! - [`image_cache`]: [`ImageCache`], what handlers read.
+//! - [`meta`]: `meta.properties` (cluster id, directory id).
+//! - [`records`]: the metadata log's first batch, from a fresh directory
+//!   or (once, on upgrade) from the single-node release's files
+//!   ([`files`]), which are never written again.
+//! - [`names`]: Kafka's topic-name rules and the base64 form of ids.
 //!
-//! Invariants: a change is durable before it is appended to the log; it is
-//! applied by every publisher, in log order, before the image cache shows
-//! it and before its writer is answered; handlers read leaders, leader
-//! epochs, replicas and ISR from the image, never from the node id.
+//! Invariants: a change is committed (fsynced in the metadata log) before
+//! the loader sees it; it is applied by every publisher, in log order,
+//! before the image cache shows it and before its writer is answered;
+//! handlers read leaders, leader epochs, replicas and ISR from the image,
+//! never from the node id.
 
+pub mod client;
 pub mod controller;
 pub mod files;
 pub mod image_cache;
+pub mod lifecycle;
 pub mod loader;
-pub mod local_log;
+pub mod meta;
 pub mod names;
+pub mod producer_ids;
 pub mod publishers;
 pub mod records;
-pub mod store;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod types;
+pub mod validator;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use sluice_controller::MetadataLog;
+use sluice_controller::{
+    ControllerConfig, MetadataLog, QuorumController, QuorumInfo, SingleVoterConfig, SingleVoterLog,
+};
 use sluice_metadata::BrokerId;
-use sluice_record::Offset;
-use sluice_storage::{Fs, LogManager};
+use sluice_record::{LeaderEpoch, Offset};
+use sluice_storage::{Clock, Fs, LogManager};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
 
-pub use controller::ControllerChannel;
+pub use client::{Committed, ControllerClient};
+pub use controller::{ConfigChange, ControllerChannel};
 pub use image_cache::{ImageCache, LoaderStopped};
+pub use lifecycle::BrokerLifecycle;
 pub use loader::{MetadataLoader, MetadataPublisher};
-pub use local_log::LocalMetadataLog;
+pub use meta::MetaProperties;
 pub use names::{
     is_internal_topic, uuid_from_base64, uuid_to_base64, validate_topic_name,
     MAX_PARTITIONS_PER_TOPIC, MAX_TOPIC_NAME_LEN,
 };
-pub use publishers::{GroupConfigPublisher, GroupCoordinatorPublisher, PartitionsPublisher};
-pub use store::{MetadataError, MetadataStore, TopicMetadata, MAX_GROUPS_WITH_CONFIGS};
+pub use publishers::{
+    BrokerConfigPublisher, GroupConfigPublisher, GroupCoordinatorPublisher, PartitionsPublisher,
+};
+pub use types::{MetadataError, TopicMetadata};
 
-pub(crate) use files::{percent_decode, percent_encode, read_file, write_durably};
+pub(crate) use files::{percent_decode, percent_encode, read_file};
 
 use crate::config::BrokerConfig;
 use crate::group::GroupCoordinator;
 use crate::partition::ReplicaManager;
 
+/// The directory holding the metadata log (`__cluster_metadata-0`) and
+/// whose `meta.properties` gives the directory id: Kafka's
+/// `metadata.log.dir`, which defaults to the first of `log.dirs`.
+pub fn metadata_log_dir(config: &BrokerConfig) -> PathBuf {
+    crate::config::dynamic::metadata_dir(config)
+}
+
+/// What DescribeQuorum, Metadata and DescribeCluster read about the
+/// metadata quorum and this node's identity (read-only).
+pub struct QuorumHandle {
+    meta: MetaProperties,
+    log: Arc<dyn MetadataLog>,
+}
+
+impl std::fmt::Debug for QuorumHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuorumHandle")
+            .field("meta", &self.meta)
+            .finish()
+    }
+}
+
+impl QuorumHandle {
+    /// Kafka-style (base64) cluster id.
+    pub fn cluster_id(&self) -> String {
+        self.meta.cluster_id.clone()
+    }
+
+    /// `directory.id` of the metadata log dir (nil if unknown).
+    pub fn directory_id(&self) -> Uuid {
+        self.meta.directory_id
+    }
+
+    /// The quorum as this node sees it.
+    pub fn quorum_info(&self) -> QuorumInfo {
+        self.log.quorum_info()
+    }
+
+    /// The offset after the last committed metadata record.
+    pub fn high_watermark(&self) -> Offset {
+        self.log.quorum_info().high_watermark
+    }
+
+    /// The metadata log's leader epoch (one more on every start of a
+    /// single voter).
+    pub fn leader_epoch(&self) -> LeaderEpoch {
+        self.log.leader_and_epoch().epoch
+    }
+}
+
 /// The metadata side of a running broker, wired together.
 pub struct MetadataServices {
-    pub store: Arc<MetadataStore>,
+    pub quorum: Arc<QuorumHandle>,
     pub cache: Arc<ImageCache>,
     pub controller: Arc<ControllerChannel>,
-    loader: Option<MetadataLoader>,
+    pub lifecycle: Arc<BrokerLifecycle>,
+    log: Arc<SingleVoterLog>,
+    quorum_controller: Arc<QuorumController>,
+    loader: Option<JoinHandle<()>>,
 }
 
 impl MetadataServices {
-    /// Connects the store's metadata log, the loader, the publishers (in
-    /// their order: partitions, group coordinator, group configs, then
-    /// the image cache) and the controller channel. Nothing is published
-    /// until [`MetadataServices::run_loader`] or
-    /// [`MetadataServices::catch_up`].
-    pub fn new(
-        store: Arc<MetadataStore>,
+    /// Opens the metadata log (bootstrapping it once if it is empty),
+    /// starts the quorum controller on it, the loader with its publishers
+    /// (broker configs, partitions, group configs, group coordinator,
+    /// then the image cache), waits until everything committed is
+    /// published (every hosted log open), then registers this broker and
+    /// waits until it is unfenced.
+    pub async fn start(
         config: Arc<BrokerConfig>,
         logs: Arc<LogManager>,
         replicas: Arc<ReplicaManager>,
         groups: Arc<GroupCoordinator>,
         fs: Arc<dyn Fs>,
-    ) -> Self {
+        clock: Arc<dyn Clock>,
+    ) -> Result<MetadataServices, MetadataError> {
         let node = BrokerId(config.node_id);
+        let (meta, log, bootstrap) = {
+            let (config, fs, clock) = (config.clone(), fs.clone(), clock.clone());
+            tokio::task::spawn_blocking(move || -> Result<_, MetadataError> {
+                let meta = meta::open(&config, &fs)?;
+                let dir = metadata_log_dir(&config);
+                let log = SingleVoterLog::open(
+                    SingleVoterConfig::new(node, dir.clone()),
+                    fs.clone(),
+                    clock,
+                )
+                .map_err(|e| MetadataError::Controller(e.into()))?;
+                let empty = log.quorum_info().high_watermark == Offset::ZERO
+                    && log.latest_snapshot().is_none();
+                let bootstrap = if empty {
+                    Some(records::bootstrap_from_dir(
+                        &config,
+                        fs.as_ref(),
+                        &dir,
+                        meta.directory_id,
+                    )?)
+                } else {
+                    None
+                };
+                Ok((meta, Arc::new(log), bootstrap))
+            })
+            .await
+            .map_err(|e| MetadataError::LoaderStopped(e.to_string()))??
+        };
+        if let Some((records, upgrade)) = bootstrap {
+            let n = records.len();
+            log.bootstrap(records)
+                .await
+                .map_err(|e| MetadataError::Controller(e.into()))?;
+            if upgrade {
+                tracing::info!(
+                    records = n,
+                    "metadata log bootstrapped from the single-node metadata files; they are not used from now on"
+                );
+            }
+        }
+        let dyn_log: Arc<dyn MetadataLog> = log.clone();
+        let quorum_controller = Arc::new(QuorumController::start(
+            dyn_log.clone(),
+            ControllerConfig {
+                default_num_partitions: config.num_partitions,
+                default_replication_factor: config.default_replication_factor,
+                broker_session_timeout_ms: config.broker_session_timeout_ms,
+                ..ControllerConfig::default()
+            },
+            Arc::new(validator::BrokerConfigValidator::new(config.clone())),
+            clock,
+        ));
         let cache = ImageCache::new(node);
         let partitions = Arc::new(PartitionsPublisher::new(
             node,
             config.clone(),
-            logs,
+            logs.clone(),
             replicas.clone(),
             fs,
         ));
         let publishers: Vec<Arc<dyn MetadataPublisher>> = vec![
-            partitions.clone(),
-            Arc::new(GroupCoordinatorPublisher::new(
+            Arc::new(BrokerConfigPublisher::new(
                 node,
-                groups.clone(),
-                replicas,
+                config.clone(),
+                logs,
+                replicas.clone(),
             )),
-            Arc::new(GroupConfigPublisher::new(groups)),
+            partitions.clone(),
+            // Group overrides before the coordinator loads groups, so a
+            // loaded member's session already has its group's timeout.
+            Arc::new(GroupConfigPublisher::new(groups.clone())),
+            Arc::new(GroupCoordinatorPublisher::new(node, groups, replicas)),
         ];
-        let loader = MetadataLoader::new(publishers, cache.clone());
+        let end = Offset(dyn_log.quorum_info().high_watermark.0 - 1);
+        let loader = MetadataLoader::new(publishers, cache.clone()).catch_up_to(end);
+        let loader = tokio::spawn(loader.run(dyn_log.listen()));
+        cache
+            .wait_for(end)
+            .await
+            .map_err(|e| MetadataError::LoaderStopped(e.to_string()))?;
+        let client: Arc<dyn ControllerClient> = Arc::new(quorum_controller.clone());
+        let broker_epoch = Arc::new(std::sync::atomic::AtomicI64::new(-1));
         let controller = Arc::new(ControllerChannel::new(
-            config,
-            store.clone(),
+            config.clone(),
+            client.clone(),
             cache.clone(),
             partitions,
+            broker_epoch.clone(),
         ));
-        MetadataServices {
-            store,
+        let lifecycle = BrokerLifecycle::start(
+            &config,
+            meta.directory_id,
+            client,
+            cache.clone(),
+            broker_epoch,
+        )
+        .await?;
+        Ok(MetadataServices {
+            quorum: Arc::new(QuorumHandle { meta, log: dyn_log }),
             cache,
             controller,
+            lifecycle,
+            log,
+            quorum_controller,
             loader: Some(loader),
+        })
+    }
+
+    /// Appends `records` to the metadata log bypassing the controller
+    /// (tests: a change another controller made).
+    #[cfg(test)]
+    pub(crate) async fn append_for_test(
+        &self,
+        records: Vec<sluice_metadata::MetadataRecord>,
+    ) -> Offset {
+        let epoch = self.log.leader_and_epoch().epoch;
+        self.log.append(epoch, records).await.expect("append")
+    }
+
+    /// Stops the metadata side: with `controlled`, first a controlled
+    /// shutdown (leaderships move off this broker); then the metadata log
+    /// (so nothing waits on an append), then the controller; the loader
+    /// ends with the log.
+    pub async fn shutdown(&mut self, controlled: bool) {
+        if controlled {
+            self.lifecycle.controlled_shutdown().await;
+        } else {
+            self.lifecycle.stop().await;
         }
-    }
-
-    /// Starts the loader on the runtime and waits until everything
-    /// committed so far (the bootstrap from the files) is published: the
-    /// logs are open and the image is current.
-    pub async fn run_loader(&mut self) -> Result<(), LoaderStopped> {
-        let log = self.store.metadata_log();
-        let end = Offset(log.end_offset().0 - 1);
-        if let Some(loader) = self.loader.take() {
-            tokio::spawn(loader.run(log.listen()));
+        self.log.shutdown().await;
+        self.quorum_controller.shutdown().await;
+        if let Some(l) = self.loader.take() {
+            let _ = l.await;
         }
-        self.cache.wait_for(end).await.map(|_| ())
-    }
-
-    /// Runs the loader on a thread of its own (for code without a tokio
-    /// runtime, such as the store's tests) and waits for the bootstrap.
-    pub fn run_loader_on_thread(&mut self) -> Result<std::thread::JoinHandle<()>, LoaderStopped> {
-        let log = self.store.metadata_log();
-        let end = Offset(log.end_offset().0 - 1);
-        let loader = self
-            .loader
-            .take()
-            .ok_or_else(|| LoaderStopped("loader already running".into()))?;
-        let listener = log.listen();
-        let thread = std::thread::Builder::new()
-            .name("metadata-loader".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a current-thread runtime");
-                rt.block_on(loader.run(listener));
-            })
-            .map_err(|e| LoaderStopped(e.to_string()))?;
-        self.cache.wait_for_blocking(end)?;
-        Ok(thread)
-    }
-
-    /// Stops the metadata log; the loader ends.
-    pub async fn shutdown(&self) {
-        self.store.metadata_log().shutdown().await;
     }
 }

@@ -40,11 +40,6 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
     Ok(())
 }
 
-/// Kafka treats '.' and '_' as colliding (metric names).
-pub(crate) fn collision_key(name: &str) -> String {
-    name.replace('.', "_")
-}
-
 /// A Kafka-style id: random, not the zero/metadata id, base64 form not starting with '-'.
 pub(crate) fn new_kafka_uuid() -> Uuid {
     loop {

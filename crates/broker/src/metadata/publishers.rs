@@ -13,6 +13,10 @@
 //!   the committed offsets of deleted topics.
 //! - [`GroupConfigPublisher`]: hands KIP-848 group config overrides (GROUP
 //!   `ConfigRecord`s) to the group coordinator.
+//! - [`BrokerConfigPublisher`]: dynamic broker configs (BROKER
+//!   `ConfigRecord`s of the cluster default "" and of this node) into the
+//!   broker's config, then the log config of every hosted partition. It
+//!   runs first, so logs created by the same change get the new defaults.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -322,6 +326,99 @@ impl MetadataPublisher for GroupConfigPublisher {
                     .apply_group_overrides(&res.name, changes.image.config(res));
             }
         }
+    }
+}
+
+/// Applies dynamic broker configs (KIP-226 levels) from the image.
+pub struct BrokerConfigPublisher {
+    node: BrokerId,
+    config: Arc<BrokerConfig>,
+    logs: Arc<LogManager>,
+    replicas: Arc<ReplicaManager>,
+}
+
+impl BrokerConfigPublisher {
+    pub fn new(
+        node: BrokerId,
+        config: Arc<BrokerConfig>,
+        logs: Arc<LogManager>,
+        replicas: Arc<ReplicaManager>,
+    ) -> Self {
+        BrokerConfigPublisher {
+            node,
+            config,
+            logs,
+            replicas,
+        }
+    }
+
+    /// Gives every hosted partition the log config the current broker
+    /// defaults and its topic's overrides make, and every log the current
+    /// `producer.id.expiration.ms`.
+    fn reconfigure_logs(&self, changes: &MetadataChanges) {
+        self.logs
+            .set_producer_id_expiration_ms(self.config.producer_id_expiration_ms());
+        for t in changes.image.topics() {
+            let overrides = changes.image.config(&topic_resource(t.name()));
+            match self.config.topic_log_config(overrides) {
+                Ok(log_config) => {
+                    for p in self.replicas.partitions_of(t.name()) {
+                        p.log().update_config(log_config.clone());
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    topic = t.name(),
+                    error = %e,
+                    "topic keeps its log config: its overrides are invalid"
+                ),
+            }
+        }
+    }
+}
+
+impl MetadataPublisher for BrokerConfigPublisher {
+    fn name(&self) -> &'static str {
+        "broker configs"
+    }
+
+    fn publish(&self, changes: &MetadataChanges) {
+        let node = self.node.0.to_string();
+        let ours = |name: &str| name.is_empty() || name == node;
+        let changed = changes
+            .configs_changed
+            .iter()
+            .any(|r| r.resource_type == ConfigResourceType::Broker && ours(&r.name));
+        if !changed {
+            return;
+        }
+        let level = |name: &str| {
+            let res = sluice_metadata::ConfigResource {
+                resource_type: ConfigResourceType::Broker,
+                name: name.to_string(),
+            };
+            let mut map = changes.image.config(&res).clone();
+            let lvl = super::validator::broker_level(name);
+            // A stored override this build refuses is ignored, as Kafka
+            // ignores invalid stored dynamic configs.
+            map.retain(|k, v| {
+                let one = BTreeMap::from([(k.clone(), v.clone())]);
+                let ok = crate::config::dynamic::validate(&one, lvl).is_ok();
+                if !ok {
+                    tracing::warn!(key = %k, "ignoring a dynamic broker config this build refuses");
+                }
+                ok
+            });
+            map
+        };
+        let next = crate::config::dynamic::DynamicBrokerConfigs {
+            broker: level(&node),
+            cluster_default: level(""),
+        };
+        *self.config.dynamic.write() = next;
+        // Logs created by this change get the new defaults when the
+        // partitions publisher creates them; existing ones are updated.
+        self.reconfigure_logs(changes);
+        tracing::info!("dynamic broker configs changed");
     }
 }
 

@@ -1,6 +1,11 @@
-//! The single-node broker's metadata as Kafka's metadata records: what
-//! the store's files hold, bootstrapped into the metadata log at start,
-//! and the records of each change the store commits.
+//! The bootstrap of the metadata log (`__cluster_metadata-0`): on a fresh
+//! data directory, the finalized `metadata.version`; on a data directory
+//! of the single-node release (before the metadata log existed), the same
+//! plus everything its files hold (`topics.meta`, `group_configs.meta`,
+//! `broker_configs.meta`), written ONCE as the log's first batch. From
+//! then on the log is the only truth: those files are never read or
+//! written again (they stay in place, harmless; a downgrade would see the
+//! state of the upgrade moment).
 //!
 //! The mapping (see `sluice_metadata`'s crate docs): a topic is a
 //! `TopicRecord` plus one `PartitionRecord` per partition with this node
@@ -13,14 +18,21 @@
 use std::collections::BTreeMap;
 
 use sluice_metadata::record::{
-    BrokerEndpoint, ConfigRecord, PartitionRecord, RegisterBrokerRecord, RemoveTopicRecord,
-    TopicRecord,
+    BrokerEndpoint, BrokerFeature, ConfigRecord, FeatureLevelRecord, PartitionRecord,
+    ProducerIdsRecord, RegisterBrokerRecord, TopicRecord,
 };
 use sluice_metadata::{BrokerEpoch, BrokerId, ConfigResourceType, MetadataRecord, PartitionEpoch};
 use sluice_record::LeaderEpoch;
+use sluice_record::ProducerId;
+use sluice_storage::producer_id::PRODUCER_ID_BLOCK_FILE;
 use uuid::Uuid;
 
-use super::TopicMetadata;
+use super::files::{
+    decode_group_configs, decode_topics, read_file, GROUP_CONFIGS_FILE, TOPICS_FILE,
+};
+use super::lifecycle::{METADATA_VERSION_LEVEL, MIN_METADATA_VERSION_LEVEL};
+use super::{MetadataError, TopicMetadata};
+use crate::config::dynamic::{self, DynamicBrokerConfigs, DYNAMIC_CONFIGS_FILE};
 use crate::config::BrokerConfig;
 
 /// Kafka's `SecurityProtocol.PLAINTEXT` id (the only one Sluice serves).
@@ -43,7 +55,11 @@ pub fn register_broker(config: &BrokerConfig, directory_id: Uuid) -> MetadataRec
                 security_protocol: PLAINTEXT,
             })
             .collect(),
-        features: Vec::new(),
+        features: vec![BrokerFeature {
+            name: "metadata.version".into(),
+            min_supported_version: MIN_METADATA_VERSION_LEVEL,
+            max_supported_version: METADATA_VERSION_LEVEL,
+        }],
         rack: None,
         fenced: false,
         in_controlled_shutdown: false,
@@ -90,8 +106,35 @@ pub fn create_topic(topic: &TopicMetadata, node: BrokerId) -> Vec<MetadataRecord
     out
 }
 
-pub fn remove_topic(topic_id: Uuid) -> Vec<MetadataRecord> {
-    vec![MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id })]
+/// The BROKER config resource name of a dynamic level: "" for the
+/// cluster-wide default, the node id for this broker.
+pub fn broker_resource_name(config: &BrokerConfig, cluster_default: bool) -> String {
+    if cluster_default {
+        String::new()
+    } else {
+        config.node_id.to_string()
+    }
+}
+
+/// BROKER config records turning dynamic configs `before` into `after`.
+pub fn broker_config_changes(
+    config: &BrokerConfig,
+    before: &DynamicBrokerConfigs,
+    after: &DynamicBrokerConfigs,
+) -> Vec<MetadataRecord> {
+    let mut out = config_changes(
+        ConfigResourceType::Broker,
+        &broker_resource_name(config, true),
+        &before.cluster_default,
+        &after.cluster_default,
+    );
+    out.extend(config_changes(
+        ConfigResourceType::Broker,
+        &broker_resource_name(config, false),
+        &before.broker,
+        &after.broker,
+    ));
+    out
 }
 
 /// The records that turn the overrides `before` of a resource into `after`:
@@ -128,9 +171,16 @@ pub fn bootstrap_records(
     directory_id: Uuid,
     topics: &BTreeMap<String, TopicMetadata>,
     group_configs: &BTreeMap<String, BTreeMap<String, String>>,
+    broker_configs: &DynamicBrokerConfigs,
 ) -> Vec<MetadataRecord> {
     let node = BrokerId(config.node_id);
-    let mut out = vec![register_broker(config, directory_id)];
+    let mut out = fresh_bootstrap_records();
+    out.push(register_broker(config, directory_id));
+    out.extend(broker_config_changes(
+        config,
+        &DynamicBrokerConfigs::default(),
+        broker_configs,
+    ));
     for t in topics.values() {
         out.extend(create_topic(t, node));
     }
@@ -143,6 +193,91 @@ pub fn bootstrap_records(
         ));
     }
     out
+}
+
+/// The first batch of a new cluster's metadata log.
+pub fn fresh_bootstrap_records() -> Vec<MetadataRecord> {
+    vec![MetadataRecord::FeatureLevel(FeatureLevelRecord {
+        name: "metadata.version".into(),
+        feature_level: METADATA_VERSION_LEVEL,
+    })]
+}
+
+/// The first batch of the metadata log in `dir` (the metadata log dir):
+/// from the single-node release's files if any exists there, else the
+/// fresh bootstrap. Reads only; never writes those files.
+pub fn bootstrap_from_dir(
+    config: &BrokerConfig,
+    fs: &dyn sluice_storage::Fs,
+    dir: &std::path::Path,
+    directory_id: Uuid,
+) -> Result<(Vec<MetadataRecord>, bool), MetadataError> {
+    let legacy = [
+        TOPICS_FILE,
+        GROUP_CONFIGS_FILE,
+        DYNAMIC_CONFIGS_FILE,
+        PRODUCER_ID_BLOCK_FILE,
+    ]
+    .iter()
+    .any(|f| fs.exists(&dir.join(f)));
+    if !legacy {
+        return Ok((fresh_bootstrap_records(), false));
+    }
+    let topics_path = dir.join(TOPICS_FILE);
+    let topics = match read_file(fs, &topics_path)? {
+        Some(text) => decode_topics(&topics_path, &text)?.0,
+        None => BTreeMap::new(),
+    };
+    let groups_path = dir.join(GROUP_CONFIGS_FILE);
+    let group_configs = match read_file(fs, &groups_path)? {
+        Some(text) => decode_group_configs(&groups_path, &text)?.0,
+        None => BTreeMap::new(),
+    };
+    let (broker_configs, _) = dynamic::load(fs, dir)?;
+    let mut records = bootstrap_records(
+        config,
+        directory_id,
+        &topics,
+        &group_configs,
+        &broker_configs,
+    );
+    // Producer ids the old release handed out are never handed out again.
+    if let Some(next) = old_producer_id_mark(fs, dir)? {
+        records.push(MetadataRecord::ProducerIds(ProducerIdsRecord {
+            broker_id: BrokerId(config.node_id),
+            broker_epoch: BrokerEpoch(0),
+            next_producer_id: ProducerId(next),
+        }));
+    }
+    Ok((records, true))
+}
+
+/// The allocation high-water mark of the old release's producer ids
+/// (`producer-id-block`: a magic line, then the mark twice), if any id
+/// was allocated.
+fn old_producer_id_mark(
+    fs: &dyn sluice_storage::Fs,
+    dir: &std::path::Path,
+) -> Result<Option<i64>, MetadataError> {
+    let path = dir.join(PRODUCER_ID_BLOCK_FILE);
+    let Some(text) = read_file(fs, &path)? else {
+        return Ok(None);
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    match lines.as_slice() {
+        [_, a, b, ..] if a == b => a
+            .trim()
+            .parse::<i64>()
+            .map(|n| (n > 0).then_some(n))
+            .map_err(|_| MetadataError::Corrupt {
+                path,
+                reason: "bad producer id mark".into(),
+            }),
+        _ => Err(MetadataError::Corrupt {
+            path,
+            reason: "not a producer id block file".into(),
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -168,7 +303,11 @@ mod tests {
             "g".to_string(),
             BTreeMap::from([("consumer.session.timeout.ms".into(), "50000".into())]),
         )]);
-        let records = bootstrap_records(&config, Uuid::nil(), &topics, &groups);
+        let dynamic = DynamicBrokerConfigs {
+            broker: BTreeMap::from([("log.cleaner.backoff.ms".into(), "20000".into())]),
+            cluster_default: BTreeMap::from([("log.retention.ms".into(), "1000".into())]),
+        };
+        let records = bootstrap_records(&config, Uuid::nil(), &topics, &groups, &dynamic);
         let mut delta = MetadataDelta::new(MetadataImage::empty());
         for (i, r) in records.iter().enumerate() {
             delta.replay(Offset(i as i64), LeaderEpoch(1), r).unwrap();
@@ -189,6 +328,14 @@ mod tests {
         );
         assert_eq!(image.config(&res(ConfigResourceType::Group, "g")).len(), 1);
         assert!(image.broker(BrokerId(3)).is_some());
+        assert_eq!(
+            image.config(&res(ConfigResourceType::Broker, ""))["log.retention.ms"],
+            "1000"
+        );
+        assert_eq!(
+            image.config(&res(ConfigResourceType::Broker, "3"))["log.cleaner.backoff.ms"],
+            "20000"
+        );
     }
 
     #[test]
@@ -219,6 +366,93 @@ mod tests {
                 ("b".into(), Some("3".into())),
                 ("c".into(), Some("4".into()))
             ]
+        );
+    }
+
+    /// A data directory of the single-node release: its files bootstrap
+    /// the metadata log once; after that they are neither read nor
+    /// written, and a change made since survives a power cut.
+    #[test]
+    fn old_files_bootstrap_the_metadata_log_once() {
+        use std::sync::Arc;
+
+        use sluice_storage::{Fs, SimFs};
+
+        use super::super::files::{encode_group_configs, encode_topics, write_durably};
+        use super::super::testing::open_node;
+
+        let fs = Arc::new(SimFs::new());
+        let dir = std::path::Path::new("/sim/data");
+        fs.create_dir_all(dir).unwrap();
+        let id = Uuid::from_u128(0x1234_5678_9abc);
+        let topics = BTreeMap::from([(
+            "orders".to_string(),
+            TopicMetadata {
+                name: "orders".into(),
+                topic_id: id,
+                partitions: 2,
+                configs: BTreeMap::from([("retention.ms".into(), "1000".into())]),
+            },
+        )]);
+        let groups = BTreeMap::from([(
+            "g".to_string(),
+            BTreeMap::from([("consumer.session.timeout.ms".into(), "50000".into())]),
+        )]);
+        let dynamic = DynamicBrokerConfigs {
+            broker: BTreeMap::new(),
+            cluster_default: BTreeMap::from([("log.retention.ms".into(), "7000".into())]),
+        };
+        let topics_text = encode_topics(&topics, Offset(3));
+        write_durably(&*fs, dir, "t.tmp", TOPICS_FILE, topics_text.as_bytes()).unwrap();
+        let groups_text = encode_group_configs(&groups, Offset(4));
+        write_durably(
+            &*fs,
+            dir,
+            "g.tmp",
+            GROUP_CONFIGS_FILE,
+            groups_text.as_bytes(),
+        )
+        .unwrap();
+        let dyn_text = dynamic::encode(&dynamic, Offset(5));
+        write_durably(
+            &*fs,
+            dir,
+            "d.tmp",
+            DYNAMIC_CONFIGS_FILE,
+            dyn_text.as_bytes(),
+        )
+        .unwrap();
+        let config = || BrokerConfig::with_overrides(&[("log.dirs", "/sim/data")]).unwrap();
+
+        let node = open_node(config(), &fs).unwrap();
+        let t = node.image.topic("orders").unwrap();
+        assert_eq!((t.topic_id, t.partitions), (id, 2));
+        assert_eq!(t.configs["retention.ms"], "1000");
+        assert_eq!(node.image.group_configs("g").len(), 1);
+        assert_eq!(
+            node.config.dynamic.read().cluster_default["log.retention.ms"],
+            "7000"
+        );
+        // A change now lives in the metadata log only.
+        node.block_on(node.controller.create_topic("later", 1, 1, BTreeMap::new()))
+            .unwrap();
+        drop(node);
+        fs.crash(7);
+        let read = |name: &str| read_file(&*fs, &dir.join(name)).unwrap().unwrap();
+        assert_eq!(read(TOPICS_FILE), topics_text, "old file never rewritten");
+
+        // The files are not read again: removing them changes nothing.
+        fs.remove_file(&dir.join(TOPICS_FILE)).unwrap();
+        let node = open_node(config(), &fs).unwrap();
+        assert_eq!(node.image.topic("orders").unwrap().topic_id, id);
+        assert!(
+            node.image.topic("later").is_some(),
+            "acknowledged, so durable"
+        );
+        assert_eq!(node.image.group_configs("g").len(), 1);
+        assert_eq!(
+            node.config.dynamic.read().cluster_default["log.retention.ms"],
+            "7000"
         );
     }
 }

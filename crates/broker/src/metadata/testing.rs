@@ -1,20 +1,22 @@
 //! Test support: a broker's metadata side on a simulated file system.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use sluice_storage::{Clock, Fs, LogManager, ManualClock, SimFs};
 
-use super::{MetadataError, MetadataServices, MetadataStore};
+use super::{MetadataError, MetadataServices};
 use crate::config::BrokerConfig;
 use crate::context::BrokerContext;
 use crate::partition::ReplicaManager;
 
 /// A broker's state on a file system as `Broker::start` builds it (without
-/// listeners), with the metadata loader on a thread of its own. Dropping it
-/// stops the loader and releases the logs.
+/// listeners), on a runtime of its own. Dropping it stops the metadata
+/// log, the controller and the loader and releases the logs.
 pub(crate) struct Node {
     ctx: BrokerContext,
-    loader: Option<std::thread::JoinHandle<()>>,
+    services: Option<MetadataServices>,
+    rt: tokio::runtime::Runtime,
 }
 
 impl std::ops::Deref for Node {
@@ -24,49 +26,76 @@ impl std::ops::Deref for Node {
     }
 }
 
+impl Node {
+    /// Runs `f` to completion on the node's runtime.
+    pub(crate) fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// Appends `records` to the metadata log directly (as a controller
+    /// elsewhere would have) and returns their last offset.
+    pub(crate) async fn append(
+        &self,
+        records: Vec<sluice_metadata::MetadataRecord>,
+    ) -> sluice_record::Offset {
+        self.services
+            .as_ref()
+            .expect("running")
+            .append_for_test(records)
+            .await
+    }
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
-        self.ctx.metadata.metadata_log().close();
-        if let Some(t) = self.loader.take() {
-            let _ = t.join();
+        if let Some(mut s) = self.services.take() {
+            self.rt.block_on(s.shutdown(false));
         }
     }
 }
 
-/// Opens storage, the metadata store (and dynamic broker configs) and
-/// publishes the metadata, as `Broker::start` does.
+/// Opens storage and the metadata side and publishes the metadata, as
+/// `Broker::start` does.
 pub(crate) fn open_node(config: BrokerConfig, fs: &Arc<SimFs>) -> Result<Node, MetadataError> {
+    open_node_with_clock(config, fs, Arc::new(ManualClock::new(1_700_000_000_000)))
+}
+
+/// [`open_node`] with the clock the controller's sessions run on.
+pub(crate) fn open_node_with_clock(
+    config: BrokerConfig,
+    fs: &Arc<SimFs>,
+    clock: Arc<ManualClock>,
+) -> Result<Node, MetadataError> {
     let fs_dyn: Arc<dyn Fs> = fs.clone();
-    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(1_700_000_000_000));
+    let clock: Arc<dyn Clock> = clock;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
     let logs = Arc::new(LogManager::open(
         config.log_manager_config(),
         fs_dyn.clone(),
         clock.clone(),
     )?);
-    let metadata = Arc::new(MetadataStore::open(&config, fs_dyn.clone())?);
-    crate::config::dynamic::install(&config, &metadata, fs_dyn.as_ref())
-        .map_err(|e| MetadataError::InvalidRequest(e.to_string()))?;
     let config = Arc::new(config);
     let replicas = Arc::new(ReplicaManager::new());
     let groups = Arc::new(crate::group::GroupCoordinator::new(
         crate::group::GroupConfig::default(),
         clock.clone(),
     ));
-    let mut services = MetadataServices::new(
-        metadata.clone(),
+    let services = rt.block_on(MetadataServices::start(
         config.clone(),
         logs.clone(),
         replicas.clone(),
         groups.clone(),
         fs_dyn.clone(),
-    );
-    let loader = services
-        .run_loader_on_thread()
-        .map_err(|e| MetadataError::LoaderStopped(e.to_string()))?;
+        clock.clone(),
+    ))?;
     Ok(Node {
         ctx: BrokerContext {
             config,
-            metadata,
+            metadata: services.quorum.clone(),
             image: services.cache.clone(),
             controller: services.controller.clone(),
             replicas,
@@ -75,6 +104,7 @@ pub(crate) fn open_node(config: BrokerConfig, fs: &Arc<SimFs>) -> Result<Node, M
             groups,
             clock,
         },
-        loader: Some(loader),
+        services: Some(services),
+        rt,
     })
 }

@@ -41,13 +41,10 @@ fn harness() -> &'static Harness {
             let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(1_700_000_000_000));
             let broker = Broker::start(config, fs, clock).await.expect("broker");
             let ctx = broker.context().clone();
-            tokio::task::spawn_blocking(move || {
-                ctx.controller
-                    .create_topic("t", 2, 1, Default::default())
-                    .expect("topic")
-            })
-            .await
-            .expect("create task");
+            ctx.controller
+                .create_topic("t", 2, 1, Default::default())
+                .await
+                .expect("topic");
             broker
         });
         Harness { runtime, broker }

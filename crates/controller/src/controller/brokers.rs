@@ -80,23 +80,27 @@ pub struct HeartbeatReply {
     pub should_shutdown: bool,
 }
 
-/// The in-memory session of each broker: its epoch and last heartbeat.
+/// The in-memory session of each broker: its epoch, its last heartbeat,
+/// and whether this controller heard from it at that epoch at all.
 #[derive(Debug, Default)]
 pub(crate) struct Sessions {
-    last_seen: BTreeMap<BrokerId, (BrokerEpoch, i64)>,
+    last_seen: BTreeMap<BrokerId, (BrokerEpoch, i64, bool)>,
 }
 
 impl Sessions {
     fn touch(&mut self, broker: BrokerId, epoch: BrokerEpoch, now_ms: i64) {
-        self.last_seen.insert(broker, (epoch, now_ms));
+        self.last_seen.insert(broker, (epoch, now_ms, true));
     }
 
     /// Whether `broker` at `epoch` heard from within the timeout; a broker
-    /// without a session gets one starting now.
+    /// without a session gets one starting now (not counted as contact).
     fn alive(&mut self, broker: BrokerId, epoch: BrokerEpoch, now_ms: i64, timeout: i64) -> bool {
-        let e = self.last_seen.entry(broker).or_insert((epoch, now_ms));
+        let e = self
+            .last_seen
+            .entry(broker)
+            .or_insert((epoch, now_ms, false));
         if e.0 != epoch {
-            *e = (epoch, now_ms);
+            *e = (epoch, now_ms, false);
         }
         now_ms.saturating_sub(e.1) <= timeout
     }
@@ -104,12 +108,13 @@ impl Sessions {
     /// Whether this controller heard from `broker` at `epoch` within the
     /// timeout. Unlike [`Sessions::alive`], a broker it never heard from
     /// is not alive (Kafka's `hasValidSession`: a session starts at
-    /// contact), so after a controller restart or failover a restarted
-    /// broker re-registers at once.
+    /// contact; the session the fencing check starts for a broker it
+    /// never heard from is no contact), so after a controller restart or
+    /// failover a restarted broker re-registers at once.
     fn heard_from(&self, broker: BrokerId, epoch: BrokerEpoch, now_ms: i64, timeout: i64) -> bool {
-        self.last_seen
-            .get(&broker)
-            .is_some_and(|&(e, t)| e == epoch && now_ms.saturating_sub(t) <= timeout)
+        self.last_seen.get(&broker).is_some_and(|&(e, t, contact)| {
+            contact && e == epoch && now_ms.saturating_sub(t) <= timeout
+        })
     }
 }
 

@@ -8,6 +8,7 @@
 //! (clap), 3 the cluster could not be reached or did not answer in time.
 
 pub mod cluster;
+pub mod cluster_start;
 pub mod config_docs;
 pub mod consume;
 pub mod format;
@@ -15,6 +16,7 @@ pub mod group;
 pub mod metrics;
 pub mod produce;
 pub mod raw;
+pub mod storage;
 pub mod topic;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -133,6 +135,7 @@ pub struct ConnectArgs {
     #[arg(
         long,
         short = 'b',
+        visible_alias = "bootstrap-server",
         value_name = "HOST:PORT[,..]",
         default_value = "127.0.0.1:9092"
     )]

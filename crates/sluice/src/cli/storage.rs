@@ -1,0 +1,220 @@
+//! `sluice storage`, like `kafka-storage`: `random-uuid`, `format` (writes
+//! `meta.properties` into every log dir and the metadata log dir of a node)
+//! and `info`. The logic is `sluice_storage::meta_properties`; this module
+//! only reads the node's config and prints. Also the start-up check of a
+//! node with `process.roles` ([`check_before_serve`]).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use sluice_broker::BrokerConfig;
+use sluice_storage::meta_properties::{self, MetaProperties};
+use sluice_storage::{Clock as _, RealFs, SystemClock};
+
+#[derive(Args, Debug)]
+pub struct StorageArgs {
+    #[command(subcommand)]
+    command: StorageCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum StorageCommand {
+    /// Print a new random cluster id (Kafka's UUID form, never a reserved one).
+    RandomUuid,
+    /// Write meta.properties (cluster id, node id, directory id) into every log dir and the metadata log dir.
+    Format {
+        #[command(flatten)]
+        node: NodeConfigArgs,
+        /// The cluster id, e.g. from `sluice storage random-uuid`; every node of a cluster gets the same.
+        #[arg(long, short = 't', value_name = "ID")]
+        cluster_id: String,
+        /// Leave already formatted dirs alone and format the others (they must name the same cluster and node).
+        #[arg(long, short = 'g')]
+        ignore_formatted: bool,
+    },
+    /// Show what meta.properties the node's dirs hold.
+    Info {
+        #[command(flatten)]
+        node: NodeConfigArgs,
+    },
+}
+
+/// The node's config, as `sluice serve` reads it.
+#[derive(Args, Debug)]
+struct NodeConfigArgs {
+    /// The node's server.properties (optional: --override alone works too).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Set a config key, overriding the file (repeatable).
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+impl NodeConfigArgs {
+    fn load(&self) -> anyhow::Result<BrokerConfig> {
+        let overrides = self
+            .overrides
+            .iter()
+            .map(|o| BrokerConfig::parse_override(o))
+            .collect::<Result<Vec<_>, _>>()?;
+        BrokerConfig::from_properties(self.config.as_deref(), &overrides).with_context(|| {
+            match &self.config {
+                Some(file) => format!("invalid configuration in {}", file.display()),
+                None => "invalid configuration".to_string(),
+            }
+        })
+    }
+}
+
+/// The metadata log dir of a node: `metadata.log.dir`, else the first log dir.
+pub fn metadata_log_dir(config: &BrokerConfig) -> PathBuf {
+    match &config.kraft {
+        Some(k) => k.metadata_log_dir.clone(),
+        None => config.log_dirs.first().cloned().unwrap_or_default(),
+    }
+}
+
+pub fn run(args: StorageArgs) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match args.command {
+        StorageCommand::RandomUuid => {
+            let id = meta_properties::random_uuid();
+            writeln!(out, "{}", meta_properties::uuid_to_base64(id))?;
+        }
+        StorageCommand::Format {
+            node,
+            cluster_id,
+            ignore_formatted,
+        } => {
+            let config = node.load()?;
+            for line in format_node(&config, &cluster_id, ignore_formatted)? {
+                writeln!(out, "{line}")?;
+            }
+        }
+        StorageCommand::Info { node } => {
+            let config = node.load()?;
+            let (text, ok) = info(&config)?;
+            out.write_all(text.as_bytes())?;
+            if !ok {
+                anyhow::bail!(
+                    "the node's directories are not all formatted consistently (see above)"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Formats a node's dirs; returns the lines to print.
+pub fn format_node(
+    config: &BrokerConfig,
+    cluster_id: &str,
+    ignore_formatted: bool,
+) -> anyhow::Result<Vec<String>> {
+    let meta_dir = metadata_log_dir(config);
+    let dirs = meta_properties::node_dirs(&config.log_dirs, &meta_dir);
+    let outcome = meta_properties::format(
+        &RealFs,
+        &dirs,
+        cluster_id,
+        config.node_id,
+        ignore_formatted,
+        SystemClock.now_ms(),
+    )?;
+    if outcome.formatted.is_empty() {
+        return Ok(vec![
+            "All of the log directories are already formatted.".to_string()
+        ]);
+    }
+    Ok(outcome
+        .formatted
+        .iter()
+        .map(|(dir, id)| {
+            let kind = if *dir == meta_dir { "metadata" } else { "data" };
+            format!(
+                "Formatting {kind} directory {} (cluster id {cluster_id}, node id {}, directory id {}).",
+                dir.display(),
+                config.node_id,
+                meta_properties::uuid_to_base64(*id)
+            )
+        })
+        .collect())
+}
+
+/// `storage info`: one line per dir, then the start-up check's verdict.
+fn info(config: &BrokerConfig) -> anyhow::Result<(String, bool)> {
+    let meta_dir = metadata_log_dir(config);
+    let mut rows = vec![vec![
+        "DIRECTORY".to_string(),
+        "KIND".into(),
+        "CLUSTER-ID".into(),
+        "NODE-ID".into(),
+        "DIRECTORY-ID".into(),
+    ]];
+    for dir in meta_properties::node_dirs(&config.log_dirs, &meta_dir) {
+        let kind = if dir == meta_dir { "metadata" } else { "data" }.to_string();
+        let row = match meta_properties::read(&RealFs, &dir) {
+            Ok(Some(MetaProperties {
+                cluster_id,
+                node_id,
+                directory_id,
+            })) => vec![
+                cluster_id,
+                node_id.to_string(),
+                directory_id.map_or("-".into(), meta_properties::uuid_to_base64),
+            ],
+            Ok(None) => vec!["not formatted".to_string()],
+            Err(e) => vec![format!("error: {e}")],
+        };
+        rows.push([vec![dir.display().to_string(), kind], row].concat());
+    }
+    let mut buf = Vec::new();
+    super::print_table(&mut buf, &rows)?;
+    let verdict =
+        meta_properties::check_formatted(&RealFs, &config.log_dirs, &meta_dir, config.node_id);
+    let ok = verdict.is_ok();
+    match verdict {
+        Ok(cluster) => writeln!(
+            buf,
+            "\nnode {} of cluster {cluster}: ready to start",
+            config.node_id
+        )?,
+        Err(e) => writeln!(buf, "\nproblem: {e}")?,
+    }
+    Ok((String::from_utf8(buf)?, ok))
+}
+
+/// Before a node with `process.roles` serves: its dirs must have been
+/// formatted for this node (see `meta_properties::check_formatted`). A node
+/// without `process.roles` formats its data dir itself on first start, as
+/// before. No node serves from a `sluice cluster start` dir. Returns the
+/// cluster id when checked.
+pub fn check_before_serve(config: &BrokerConfig) -> anyhow::Result<Option<String>> {
+    // A log dir holding `sluice cluster start`'s node-N dirs would take them
+    // for partitions of a topic "node" and delete them as strays.
+    let marker = super::cluster_start::CLUSTER_DIR_MARKER;
+    if let Some(dir) = config.log_dirs.iter().find(|d| d.join(marker).exists()) {
+        anyhow::bail!(
+            "log dir {} holds the nodes of `sluice cluster start` ({marker}); serving from it would delete them as stray partitions. Use another log.dir, e.g. {}",
+            dir.display(),
+            dir.join("single").display()
+        );
+    }
+    let Some(kraft) = &config.kraft else {
+        return Ok(None);
+    };
+    if !kraft.roles.broker {
+        anyhow::bail!(
+            "process.roles=controller: a controller-only node cannot be served yet (the cluster wiring of issue 16 is pending); use process.roles=broker,controller"
+        );
+    }
+    let cluster = check_dirs(&config.log_dirs, &kraft.metadata_log_dir, kraft.node_id)?;
+    Ok(Some(cluster))
+}
+
+fn check_dirs(log_dirs: &[PathBuf], meta_dir: &Path, node_id: i32) -> anyhow::Result<String> {
+    meta_properties::check_formatted(&RealFs, log_dirs, meta_dir, node_id)
+        .context("the node's storage does not match its configuration; the node was not started")
+}

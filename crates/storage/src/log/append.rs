@@ -1,0 +1,498 @@
+//! Appends as leader: validation, offset and leader-epoch stamping (in
+//! place, or as patched heads over shared bytes), the one write, segment
+//! rolls and the producer snapshot a roll takes.
+
+use super::*;
+
+impl Log {
+    /// Validates every batch of `records`, then assigns offsets (rewriting
+    /// base offsets and leader epochs in place; LogAppendTime topics also get
+    /// their max timestamp stamped and CRC recomputed) and appends them with
+    /// one positional write. Nothing of a rejected call is written.
+    pub fn append_as_leader(
+        &self,
+        records: &mut [u8],
+        leader_epoch: LeaderEpoch,
+    ) -> Result<AppendInfo, StorageError> {
+        self.check()?;
+        let config = self.config.read().clone();
+        let now = self.env.clock.now_ms();
+        let headers = validate_batches(records, &config, now, &self.env.decompression)?;
+        if let Some((mut converted, headers, _held)) =
+            self.convert(records, &headers, &config, now)?
+        {
+            return self.append_validated(
+                Payload::InPlace(&mut converted),
+                headers,
+                &config,
+                now,
+                leader_epoch,
+            );
+        }
+        self.append_validated(
+            Payload::InPlace(records),
+            headers,
+            &config,
+            now,
+            leader_epoch,
+        )
+    }
+
+    /// [`Log::append_as_leader`] without touching `records`: the bytes are
+    /// written from the caller's buffer, and only the first 16 bytes of each
+    /// batch (base offset and leader epoch, outside the CRC) come from
+    /// patched copies, in one vectored write. The produce path uses it to
+    /// skip copying every request into a scratch buffer. LogAppendTime
+    /// topics and batches the topic's compression.type converts are copied
+    /// (they are rewritten under the CRC).
+    pub fn append_as_leader_shared(
+        &self,
+        records: &[u8],
+        leader_epoch: LeaderEpoch,
+    ) -> Result<AppendInfo, StorageError> {
+        self.check()?;
+        let config = self.config.read().clone();
+        let now = self.env.clock.now_ms();
+        let headers = validate_batches(records, &config, now, &self.env.decompression)?;
+        if let Some((mut converted, headers, _held)) =
+            self.convert(records, &headers, &config, now)?
+        {
+            return self.append_validated(
+                Payload::InPlace(&mut converted),
+                headers,
+                &config,
+                now,
+                leader_epoch,
+            );
+        }
+        if config.message_timestamp_type == TimestampType::LogAppendTime {
+            let mut owned = records.to_vec();
+            return self.append_validated(
+                Payload::InPlace(&mut owned),
+                headers,
+                &config,
+                now,
+                leader_epoch,
+            );
+        }
+        let heads = Vec::with_capacity(headers.len());
+        self.append_validated(
+            Payload::Shared { records, heads },
+            headers,
+            &config,
+            now,
+            leader_epoch,
+        )
+    }
+
+    /// [`Log::append_as_leader_shared`] for a caller that must not wait:
+    /// `Ok(None)` (nothing written) when another thread holds the log's
+    /// lock (a roll, a retention deletion, a cleaner swap, another append),
+    /// when the batches would need converting first (a `compression.type`
+    /// codec or LogAppendTime), when a batch is compressed (checking its
+    /// records decompresses it), or when the append would roll the segment
+    /// (file creation and a producer snapshot's fsyncs); the caller then
+    /// appends from a thread that may block. The network threads use this for small produce requests.
+    pub fn try_append_as_leader_shared(
+        &self,
+        records: &[u8],
+        leader_epoch: LeaderEpoch,
+    ) -> Result<Option<AppendInfo>, StorageError> {
+        self.check()?;
+        let config = self.config.read().clone();
+        if config.compression.is_some()
+            || config.message_timestamp_type == TimestampType::LogAppendTime
+        {
+            return Ok(None);
+        }
+        let now = self.env.clock.now_ms();
+        let headers = validate_headers(records, &config)?;
+        // Compressed records are checked by decompressing them: CPU that
+        // may be large, so not on a network thread.
+        if headers
+            .iter()
+            .any(|(_, h)| h.compression() != sluice_record::CompressionType::None)
+        {
+            return Ok(None);
+        }
+        check_batches(
+            records,
+            &headers,
+            &config,
+            now,
+            &self.env.decompression,
+            Framing::Check,
+        )?;
+        let Some(st) = self.state.try_write() else {
+            return Ok(None);
+        };
+        let heads = Vec::with_capacity(headers.len());
+        self.append_locked(
+            st,
+            Payload::Shared { records, heads },
+            headers,
+            &config,
+            now,
+            leader_epoch,
+            Roll::Defer,
+        )
+    }
+
+    /// The batches re-encoded in the topic's `compression.type` where it
+    /// asks for it, with their headers (sizes, counts and keys checked
+    /// again on what is stored) and the budget their bytes hold until
+    /// written; `None` when every batch is stored as received.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn convert(
+        &self,
+        records: &[u8],
+        headers: &[(usize, BatchHeader)],
+        config: &LogConfig,
+        now: i64,
+    ) -> Result<Option<(Vec<u8>, Vec<(usize, BatchHeader)>, Reservation)>, StorageError> {
+        let budget = &self.env.decompression;
+        let Some((converted, held)) = recompress_batches(records, headers, config, budget)? else {
+            return Ok(None);
+        };
+        let headers = validate_headers(&converted, config)?;
+        check_batches(&converted, &headers, config, now, budget, Framing::Trusted)?;
+        Ok(Some((converted, headers, held)))
+    }
+
+    /// The part of [`Log::append_as_leader`] after validation: offsets,
+    /// producer state, the write.
+    pub(super) fn append_validated(
+        &self,
+        records: Payload<'_>,
+        headers: Vec<(usize, BatchHeader)>,
+        config: &LogConfig,
+        now: i64,
+        leader_epoch: LeaderEpoch,
+    ) -> Result<AppendInfo, StorageError> {
+        let st = self.state.write();
+        let info =
+            self.append_locked(st, records, headers, config, now, leader_epoch, Roll::Allow)?;
+        Ok(info.expect("an append that may roll always appends"))
+    }
+
+    /// [`Log::append_validated`] with the log's lock already held. With
+    /// [`Roll::Defer`] an append that would roll the segment (new files,
+    /// index preallocation, a producer snapshot with two fsyncs) writes
+    /// nothing and answers `None`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn append_locked(
+        &self,
+        mut st: parking_lot::RwLockWriteGuard<'_, LogState>,
+        mut records: Payload<'_>,
+        headers: Vec<(usize, BatchHeader)>,
+        config: &LogConfig,
+        now: i64,
+        leader_epoch: LeaderEpoch,
+        roll: Roll,
+    ) -> Result<Option<AppendInfo>, StorageError> {
+        let log_append = config.message_timestamp_type == TimestampType::LogAppendTime;
+
+        self.check()?;
+        let first_offset = st.log_end_offset;
+        let mut next = first_offset;
+        let mut stamped = headers;
+        let mut record_count = 0i64;
+        for (pos, h) in stamped.iter_mut() {
+            let append_time = log_append.then_some(Timestamp(now));
+            records.stamp(*pos, h.size(), next, leader_epoch, append_time);
+            h.base_offset = next;
+            if log_append {
+                h.max_timestamp = Timestamp(now);
+            }
+            record_count += h.last_offset_delta as i64 + 1;
+            next = h.next_offset();
+        }
+        let last_offset = next.plus(-1);
+
+        // Idempotent producers: check every batch's sequence before a byte
+        // is written; an exact retry is answered with the original offsets.
+        if stamped.iter().any(|(_, h)| h.has_producer_id()) {
+            let mut pending: Vec<ProducerStateEntry> = Vec::new();
+            let mut new_producers = 0usize;
+            for (_, h) in stamped.iter() {
+                if !h.has_producer_id() {
+                    continue;
+                }
+                let pid = h.producer_id;
+                let idx = pending.iter().position(|e| e.producer_id == pid);
+                let entry = match idx {
+                    Some(i) => Some(&pending[i]),
+                    None => st.producers.last_entry(pid),
+                };
+                match check_batch(
+                    entry,
+                    pid,
+                    h.producer_epoch,
+                    h.base_sequence,
+                    h.last_sequence(),
+                )? {
+                    SequenceCheck::Duplicate(b) => {
+                        let log_start_offset = st.log_start_offset;
+                        drop(st);
+                        tracing::debug!(log = %self.tp, producer_id = pid.0, first_seq = b.first_seq, offset = b.first_offset.0, "duplicate batch not written");
+                        return Ok(Some(AppendInfo {
+                            first_offset: b.first_offset,
+                            last_offset: b.last_offset,
+                            log_append_time: if log_append {
+                                b.timestamp
+                            } else {
+                                Timestamp::NONE
+                            },
+                            log_start_offset,
+                            record_count: 0,
+                            bytes: 0,
+                            needs_flush: config.flush_messages <= 1
+                                && b.last_offset >= self.recovery_point(),
+                            duplicate: true,
+                        }));
+                    }
+                    SequenceCheck::Append => {
+                        let i = match idx {
+                            Some(i) => i,
+                            None => {
+                                let e = match st.producers.last_entry(pid) {
+                                    Some(e) => e.clone(),
+                                    None => {
+                                        new_producers += 1;
+                                        ProducerStateEntry::new(pid, h.producer_epoch)
+                                    }
+                                };
+                                pending.push(e);
+                                pending.len() - 1
+                            }
+                        };
+                        pending[i].add_batch(h.producer_epoch, batch_metadata(h));
+                    }
+                }
+            }
+            let max = self.env.producer_state.max_producers;
+            if new_producers > 0 && st.producers.len() + new_producers > max {
+                st.producers.remove_expired(
+                    now,
+                    self.env.producer_state_config().producer_id_expiration_ms,
+                );
+                if st.producers.len() + new_producers > max {
+                    return Err(StorageError::TooManyProducers {
+                        tp: self.tp.clone(),
+                        max,
+                    });
+                }
+            }
+        }
+
+        let mut pending_snapshot = None;
+        let active = st.active().clone();
+        if active.should_roll(
+            config.segment_bytes,
+            config.segment_ms,
+            records.len() as u64,
+            last_offset,
+            now,
+        )? {
+            if roll == Roll::Defer {
+                return Ok(None);
+            }
+            pending_snapshot = self.roll_locked(&mut st, config, now)?;
+        }
+        let active = st.active().clone();
+        let pieces = records.pieces(&stamped);
+        if let Err(f) = active.append(&pieces, &stamped, config.index_interval_bytes) {
+            if f.unrecoverable {
+                self.offline(&f.error);
+            }
+            return Err(f.error);
+        }
+        st.log_end_offset = next;
+        for (_, h) in stamped.iter().filter(|(_, h)| h.has_producer_id()) {
+            st.producers
+                .update(h.producer_id, h.producer_epoch, batch_metadata(h));
+        }
+        st.producers.set_map_end_offset(next);
+        self.log_end.store(next.0, Ordering::Release);
+        let log_start_offset = st.log_start_offset;
+        drop(st);
+        self.write_pending_snapshot(pending_snapshot);
+        let unflushed = next.distance_from(self.recovery_point());
+        Ok(Some(AppendInfo {
+            first_offset,
+            last_offset,
+            log_append_time: if log_append {
+                Timestamp(now)
+            } else {
+                Timestamp::NONE
+            },
+            log_start_offset,
+            record_count,
+            bytes: records.len(),
+            needs_flush: unflushed >= config.flush_messages,
+            duplicate: false,
+        }))
+    }
+
+    pub(super) fn roll_locked(
+        &self,
+        st: &mut LogState,
+        config: &LogConfig,
+        now: i64,
+    ) -> Result<Option<PendingSnapshot>, StorageError> {
+        let base = st.log_end_offset;
+        let active = st.active().clone();
+        if active.base_offset() == base {
+            return Ok(None); // empty active segment: nothing to roll
+        }
+        // The new segment first: if it cannot be created (a full disk),
+        // the active one stays active and the append is refused.
+        let seg = LogSegment::create(
+            self.env.fs.clone(),
+            &self.dir,
+            base,
+            seg_config(config),
+            self.env.cache.clone(),
+            now,
+        )?;
+        active.make_inactive()?;
+        st.segments.insert(base.0, seg);
+        self.dir_dirty.store(true, Ordering::Release);
+        // Kafka takes a producer state snapshot at every roll, so recovery
+        // replays at most the active segment. It is encoded here and
+        // written (two fsyncs) by the caller after the state lock is
+        // released, so appends and reads do not wait for those fsyncs.
+        st.producers.set_map_end_offset(base);
+        let bytes = encode_snapshot(&st.producers);
+        tracing::debug!(log = %self.tp, base = base.0, "rolled new segment");
+        Ok(Some(PendingSnapshot {
+            offset: base,
+            bytes,
+            truncations: self.truncations.load(Ordering::Acquire),
+        }))
+    }
+
+    /// Writes a snapshot taken by a roll, unless a truncation came between.
+    /// A missing snapshot only costs a longer replay on load.
+    pub(super) fn write_pending_snapshot(&self, pending: Option<PendingSnapshot>) {
+        let Some(p) = pending else { return };
+        let _g = self.snapshot_lock.lock();
+        if self.truncations.load(Ordering::Acquire) != p.truncations {
+            return;
+        }
+        if let Err(e) = write_snapshot_bytes(&*self.env.fs, &self.dir, p.offset, &p.bytes) {
+            tracing::warn!(log = %self.tp, error = %e, "cannot write producer state snapshot");
+        }
+    }
+
+    /// Starts a new segment at the log end offset (no-op if the active
+    /// segment is empty).
+    pub fn roll(&self) -> Result<(), StorageError> {
+        self.check()?;
+        let config = self.config.read().clone();
+        let mut st = self.state.write();
+        let pending = self.roll_locked(&mut st, &config, self.env.clock.now_ms())?;
+        drop(st);
+        self.write_pending_snapshot(pending);
+        Ok(())
+    }
+}
+
+/// Bytes at the start of a batch that the leader rewrites outside the CRC:
+/// base offset (0..8), batch length (8..12), partition leader epoch (12..16).
+pub(super) const BATCH_HEAD: usize = 16;
+
+/// The batches of one append and how they are stamped.
+pub(super) enum Payload<'a> {
+    /// Rewritten in place.
+    InPlace(&'a mut [u8]),
+    /// Left untouched; `heads` collects each batch's patched first
+    /// [`BATCH_HEAD`] bytes, in batch order.
+    Shared {
+        records: &'a [u8],
+        heads: Vec<[u8; BATCH_HEAD]>,
+    },
+}
+
+impl Payload<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Payload::InPlace(r) => r.len(),
+            Payload::Shared { records, .. } => records.len(),
+        }
+    }
+
+    /// Assigns `base` and `epoch` to the batch of `size` bytes at `pos`
+    /// (and, in place only, the LogAppendTime with a new CRC).
+    fn stamp(
+        &mut self,
+        pos: usize,
+        size: usize,
+        base: Offset,
+        epoch: LeaderEpoch,
+        append_time: Option<Timestamp>,
+    ) {
+        match self {
+            Payload::InPlace(records) => {
+                let batch = &mut records[pos..pos + size];
+                set_base_offset(batch, base);
+                set_partition_leader_epoch(batch, epoch);
+                if let Some(t) = append_time {
+                    set_log_append_time(batch, t);
+                }
+            }
+            Payload::Shared { records, heads } => {
+                debug_assert!(append_time.is_none(), "LogAppendTime is stamped in place");
+                let mut head = [0u8; BATCH_HEAD];
+                head.copy_from_slice(&records[pos..pos + BATCH_HEAD]);
+                set_base_offset(&mut head, base);
+                set_partition_leader_epoch(&mut head, epoch);
+                heads.push(head);
+            }
+        }
+    }
+
+    /// The bytes to write, in order, after every batch was stamped.
+    fn pieces(&self, stamped: &[(usize, BatchHeader)]) -> Vec<std::io::IoSlice<'_>> {
+        match self {
+            Payload::InPlace(records) => vec![std::io::IoSlice::new(records)],
+            Payload::Shared { records, heads } => {
+                let mut out = Vec::with_capacity(2 * heads.len());
+                for ((pos, h), head) in stamped.iter().zip(heads) {
+                    out.push(std::io::IoSlice::new(head));
+                    out.push(std::io::IoSlice::new(
+                        &records[pos + BATCH_HEAD..pos + h.size()],
+                    ));
+                }
+                out
+            }
+        }
+    }
+}
+
+pub(super) fn batch_metadata(h: &BatchHeader) -> BatchMetadata {
+    BatchMetadata {
+        first_seq: h.base_sequence,
+        last_seq: h.last_sequence(),
+        first_offset: h.base_offset,
+        last_offset: h.last_offset(),
+        timestamp: h.max_timestamp,
+    }
+}
+
+/// Whether an append may roll the active segment itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Roll {
+    Allow,
+    /// Leave a roll to a caller that may block: the append writes nothing.
+    Defer,
+}
+
+/// A producer snapshot encoded under the state lock at a roll, written
+/// after it is released.
+pub(super) struct PendingSnapshot {
+    pub(super) offset: Offset,
+    pub(super) bytes: Vec<u8>,
+    /// `Log::truncations` when it was taken.
+    pub(super) truncations: u64,
+}

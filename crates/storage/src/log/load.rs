@@ -1,0 +1,276 @@
+//! Loading a log from its directory (Kafka's `LogLoader`): leftovers of
+//! interrupted operations removed, segments recovered above the recovery
+//! point, producer state rebuilt from its snapshot and the batches after it.
+
+use super::*;
+
+impl Log {
+    /// Loads the log in `dir` (creating it if needed), recovering it when the
+    /// last shutdown was not clean.
+    pub fn open(
+        dir: PathBuf,
+        tp: TopicPartition,
+        config: LogConfig,
+        env: LogEnv,
+        opts: LoadOptions,
+    ) -> Result<Arc<Log>, StorageError> {
+        env.dir_state.check()?;
+        let fs = env.fs.clone();
+        let now = env.clock.now_ms();
+        let scfg = seg_config(&config);
+        let created = !fs.exists(&dir);
+        fs.create_dir_all(&dir)
+            .ctx("create partition directory", &dir)?;
+        if created {
+            if let Some(parent) = dir.parent() {
+                fs.sync_dir(parent).ctx("fsync directory", parent)?;
+            }
+        }
+        // An interrupted log cleaner swap is completed first (cleaner::swap).
+        crate::cleaner::swap::complete_swaps(&*fs, &dir)?;
+        // Leftovers: deleted segments, temp files, indexes without a log.
+        let entries = fs.read_dir(&dir).ctx("list partition directory", &dir)?;
+        let mut bases = Vec::new();
+        for p in &entries {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.ends_with(DELETED_FILE_SUFFIX)
+                || name.ends_with(".tmp")
+                || name.ends_with(".swap")
+                || name.ends_with(".cleaned")
+            {
+                fs.remove_file(p).ctx("remove leftover file", p)?;
+            } else if let Some(base) = parse_log_file_name(name) {
+                bases.push(base);
+            }
+        }
+        for p in &entries {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            for suffix in [INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
+                if let Some(stem) = name.strip_suffix(suffix) {
+                    let log = dir.join(format!("{stem}{LOG_FILE_SUFFIX}"));
+                    if !fs.exists(&log) {
+                        fs.remove_file(p).ctx("remove orphan index", p)?;
+                    }
+                }
+            }
+        }
+        bases.sort();
+        let mut segments = BTreeMap::new();
+        for (i, base) in bases.iter().enumerate() {
+            let next = bases.get(i + 1).copied();
+            let seg =
+                LogSegment::load(fs.clone(), &dir, *base, scfg, env.cache.clone(), next, now)?;
+            segments.insert(base.0, seg);
+        }
+
+        let gaps = offset_gaps(&*fs, &dir, &tp, &config);
+        let rules_for = |next_segment_base: Option<Offset>| OffsetRules {
+            gaps,
+            next_segment_base,
+        };
+        let mut recovered_any = false;
+        if !segments.is_empty() && !opts.had_clean_shutdown {
+            let rp = opts.recovery_point.unwrap_or(Offset::ZERO);
+            let start_base = segments
+                .range(..=rp.0)
+                .next_back()
+                .map(|(b, _)| *b)
+                .unwrap_or(i64::MIN);
+            let to_recover: Vec<Arc<LogSegment>> = segments
+                .range(start_base..)
+                .map(|(_, s)| s.clone())
+                .collect();
+            let total = to_recover.len();
+            let last_base = segments.keys().next_back().copied();
+            tracing::info!(log = %tp, segments = total, recovery_point = rp.0, "recovering log after unclean shutdown");
+            let mut cut_after: Option<i64> = None;
+            for (i, seg) in to_recover.iter().enumerate() {
+                let is_last = Some(seg.base_offset().0) == last_base;
+                let next_base = to_recover.get(i + 1).map(|s| s.base_offset());
+                let r = seg.recover(!is_last, &rules_for(next_base))?;
+                seg.flush()?;
+                recovered_any = true;
+                if env.recovery_progress_every > 0 && (i + 1) % env.recovery_progress_every == 0 {
+                    tracing::info!(log = %tp, done = i + 1, total, "recovery progress");
+                }
+                // Segments are created at the log end offset, so a segment
+                // that now ends before the next one starts lost its tail: the
+                // later segments hold data past a hole and must go too.
+                let hole = next_base.is_some_and(|nb| r.next_offset != nb);
+                if r.truncated_bytes > 0 || hole {
+                    tracing::warn!(log = %tp, segment = seg.base_offset().0, truncated = r.truncated_bytes, next_offset = r.next_offset.0, "truncated torn or corrupt tail");
+                    if !is_last {
+                        cut_after = Some(seg.base_offset().0);
+                    }
+                    break;
+                }
+            }
+            if let Some(cut) = cut_after {
+                let doomed: Vec<i64> = segments.range(cut + 1..).map(|(b, _)| *b).collect();
+                for b in doomed {
+                    let seg = segments.remove(&b).expect("listed");
+                    tracing::warn!(log = %tp, segment = b, "deleting segment after the truncation point");
+                    for p in seg.rename_to_deleted()? {
+                        fs.remove_file(&p).ctx("remove segment", &p)?;
+                    }
+                }
+                // The removals must be durable before the recovered log is
+                // used: otherwise a second crash resurrects them.
+                fs.sync_dir(&dir).ctx("fsync directory", &dir)?;
+            }
+        } else if let Some(last) = segments.values().next_back() {
+            // After a clean shutdown Kafka trusts every segment. The active
+            // one is validated anyway, as after a crash: it is small, its
+            // pages are usually cached, and damage to it would otherwise be
+            // served as it is (fetches are zero-copy: nothing checks a CRC
+            // on the way out).
+            let r = last.recover(false, &rules_for(None))?;
+            if r.truncated_bytes > 0 {
+                last.flush()?;
+                tracing::warn!(log = %tp, segment = last.base_offset().0, truncated = r.truncated_bytes, next_offset = r.next_offset.0, "truncated a corrupt active segment after a clean shutdown");
+            }
+        }
+
+        if segments.is_empty() {
+            let base = opts
+                .log_start_offset
+                .unwrap_or(Offset::ZERO)
+                .max(Offset::ZERO);
+            let seg = LogSegment::create(fs.clone(), &dir, base, scfg, env.cache.clone(), now)?;
+            segments.insert(base.0, seg);
+            fs.sync_dir(&dir).ctx("fsync directory", &dir)?;
+        } else {
+            let last = segments.values().next_back().expect("non-empty").clone();
+            // The last segment becomes active: indexes mapped at full size.
+            last.make_active()?;
+            last.load_tail_state()?;
+        }
+        let last = segments.values().next_back().expect("non-empty").clone();
+        let first_base = Offset(*segments.keys().next().expect("non-empty"));
+        let log_end = last.next_offset();
+        let log_start = opts
+            .log_start_offset
+            .unwrap_or(first_base)
+            .max(first_base)
+            .min(log_end);
+        // Recovery may have cut below the checkpointed recovery point (a
+        // corrupt batch it covered): a later crash must not trust the
+        // offsets rewritten from there.
+        env.dir_state.lower_recovery_point(&tp, log_end)?;
+        let recovery_point = if opts.had_clean_shutdown || recovered_any {
+            log_end
+        } else {
+            opts.recovery_point.unwrap_or(Offset::ZERO).min(log_end)
+        };
+        let producers = load_producer_state(
+            &*fs,
+            &dir,
+            &segments,
+            log_start,
+            log_end,
+            now,
+            &env.producer_state_config(),
+        )?;
+        tracing::debug!(log = %tp, log_start = log_start.0, log_end = log_end.0, producers = producers.len(), "log loaded");
+        Ok(Arc::new(Log {
+            tp,
+            dir,
+            config: RwLock::new(Arc::new(config)),
+            state: RwLock::new(LogState {
+                segments,
+                log_start_offset: log_start,
+                log_end_offset: log_end,
+                producers,
+            }),
+            flush_lock: Mutex::new(()),
+            snapshot_lock: Mutex::new(()),
+            truncations: std::sync::atomic::AtomicU64::new(0),
+            recovery_point: AtomicI64::new(recovery_point.0),
+            log_end: AtomicI64::new(log_end.0),
+            log_start: AtomicI64::new(log_start.0),
+            last_flush_ms: AtomicI64::new(now),
+            dir_dirty: AtomicBool::new(false),
+            deleted: AtomicBool::new(false),
+            env,
+        }))
+    }
+}
+
+/// Which offset rule recovery holds `tp`'s segments to (see
+/// [`crate::recovery`]): contiguous batches unless the log is compacted now
+/// or was cleaned before (it has an entry in its log dir's
+/// `cleaner-offset-checkpoint`: a topic switched from `compact` to
+/// `delete` keeps its gaps). A checkpoint file that cannot be read or
+/// holds nothing (`checkpoint::read` ignores a malformed one) counts as
+/// cleaned: the weaker rule never truncates valid data.
+pub(super) fn offset_gaps(
+    fs: &dyn Fs,
+    dir: &Path,
+    tp: &TopicPartition,
+    config: &LogConfig,
+) -> Gaps {
+    if config.compaction.cleanup_policy.compact() {
+        return Gaps::Possible;
+    }
+    let Some(log_dir) = dir.parent() else {
+        return Gaps::Possible;
+    };
+    if !fs.exists(&log_dir.join(CLEANER_OFFSET_CHECKPOINT)) {
+        return Gaps::Impossible;
+    }
+    match checkpoint::read(fs, log_dir, CLEANER_OFFSET_CHECKPOINT) {
+        Ok(cp) if !cp.is_empty() && !cp.contains_key(tp) => Gaps::Impossible,
+        Ok(_) => Gaps::Possible,
+        Err(e) => {
+            tracing::warn!(log = %tp, error = %e, "cannot read the cleaner checkpoint; recovery allows offset gaps");
+            Gaps::Possible
+        }
+    }
+}
+
+/// Producer state for a loaded log: the newest usable snapshot at or below
+/// the log end, plus a replay of the batch headers after it; snapshots
+/// above the log end (the log lost its tail) and unreadable ones are
+/// deleted. Producers whose data is all below the log start, or idle longer
+/// than `producer.id.expiration.ms`, are dropped.
+pub(super) fn load_producer_state(
+    fs: &dyn Fs,
+    dir: &Path,
+    segments: &BTreeMap<i64, Arc<LogSegment>>,
+    log_start: Offset,
+    log_end: Offset,
+    now: i64,
+    config: &ProducerStateConfig,
+) -> Result<ProducerStateManager, StorageError> {
+    let first_base = Offset(segments.keys().next().copied().unwrap_or(log_start.0));
+    let mut state = None;
+    for (off, path) in list_snapshots(fs, dir)?.into_iter().rev() {
+        if off <= log_end && off >= first_base {
+            if let Some(s) = read_snapshot(fs, &path)? {
+                if s.map_end_offset() == off {
+                    state = Some(s);
+                    break;
+                }
+            }
+        }
+        tracing::warn!(snapshot = %path.display(), log_end = log_end.0, "removing unusable producer state snapshot");
+        fs.remove_file(&path)
+            .ctx("remove producer snapshot", &path)?;
+    }
+    let mut state = state.unwrap_or_else(|| ProducerStateManager::new(first_base));
+    let from = state.map_end_offset().max(first_base);
+    for seg in segments.values() {
+        if seg.next_offset() <= from {
+            continue;
+        }
+        seg.for_each_header_from(from, |h| {
+            if h.has_producer_id() && !h.is_control() && h.last_offset() < log_end {
+                state.update(h.producer_id, h.producer_epoch, batch_metadata(h));
+            }
+        })?;
+    }
+    state.set_map_end_offset(log_end);
+    state.truncate_head(log_start);
+    state.remove_expired(now, config.producer_id_expiration_ms);
+    Ok(state)
+}

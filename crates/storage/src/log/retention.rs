@@ -1,0 +1,251 @@
+//! Retention (time and size), `delete_records_before` (the log start
+//! offset), and `truncate_to` (cutting the log back to an offset).
+
+use super::*;
+
+impl Log {
+    pub(super) fn delete_segments_locked(
+        &self,
+        st: &mut LogState,
+        bases: &[i64],
+    ) -> Result<usize, StorageError> {
+        let delay = self.config.read().file_delete_delay_ms;
+        let now = self.env.clock.now_ms();
+        let mut n = 0;
+        for b in bases {
+            if let Some(seg) = st.segments.remove(b) {
+                let paths = seg.rename_to_deleted()?;
+                self.env
+                    .deleter
+                    .schedule(paths, now.saturating_add(delay), now);
+                n += 1;
+            }
+        }
+        if n > 0 {
+            // Make the deletions durable so a crash cannot bring back
+            // segments below the log start offset.
+            if let Err(e) = self
+                .env
+                .fs
+                .sync_dir(&self.dir)
+                .ctx("fsync directory", &self.dir)
+            {
+                self.offline(&e);
+                return Err(e);
+            }
+            let first = Offset(*st.segments.keys().next().expect("active segment stays"));
+            if st.log_start_offset < first {
+                st.log_start_offset = first;
+                self.log_start.store(first.0, Ordering::Release);
+            }
+        }
+        let lso = st.log_start_offset;
+        st.producers.truncate_head(lso);
+        Ok(n)
+    }
+
+    /// DeleteRecords: moves the log start offset to `offset` and deletes the
+    /// segments wholly below it. Returns the new log start offset.
+    pub fn delete_records_before(&self, offset: Offset) -> Result<Offset, StorageError> {
+        self.check()?;
+        let mut st = self.state.write();
+        if offset > st.log_end_offset || offset.0 < 0 {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start: st.log_start_offset,
+                log_end: st.log_end_offset,
+            });
+        }
+        if offset > st.log_start_offset {
+            st.log_start_offset = offset;
+            self.log_start.store(offset.0, Ordering::Release);
+        }
+        let lso = st.log_start_offset;
+        let bases: Vec<i64> = st.segments.keys().copied().collect();
+        let doomed: Vec<i64> = bases
+            .windows(2)
+            .take_while(|w| w[1] <= lso.0)
+            .map(|w| w[0])
+            .collect();
+        self.delete_segments_locked(&mut st, &doomed)?;
+        Ok(lso)
+    }
+
+    /// Deletes old segments by `retention.ms` (segment's largest timestamp),
+    /// `retention.bytes` and the log start offset, oldest first, as Kafka
+    /// does: a non-empty active segment may go too, after rolling a new empty
+    /// one. Returns the number of segments deleted.
+    pub fn delete_old_segments(&self) -> Result<usize, StorageError> {
+        self.check()?;
+        let config = self.config.read().clone();
+        let now = self.env.clock.now_ms();
+        let mut st = self.state.write();
+        st.producers.remove_expired(
+            now,
+            self.env.producer_state_config().producer_id_expiration_ms,
+        );
+        let segs: Vec<Arc<LogSegment>> = st.segments.values().cloned().collect();
+        let lso = st.log_start_offset;
+        let mut doomed = Vec::new();
+        let mut total: i64 = segs.iter().map(|s| s.size() as i64).sum();
+        for (i, s) in segs.iter().enumerate() {
+            let next_base = segs.get(i + 1).map(|n| n.base_offset());
+            let is_last = next_base.is_none();
+            if is_last && s.size() == 0 {
+                break;
+            }
+            let by_start = next_base.is_some_and(|nb| nb <= lso);
+            // cleanup.policy=compact alone keeps data forever (no time or
+            // size retention), as in Kafka.
+            let delete_policy = config.compaction.cleanup_policy.delete();
+            let by_time = delete_policy
+                && config.retention_ms >= 0
+                && s.max_timestamp()?
+                    .is_some_and(|m| now.saturating_sub(m.timestamp.0) > config.retention_ms);
+            let by_size = delete_policy
+                && config.retention_bytes >= 0
+                && total - s.size() as i64 >= config.retention_bytes;
+            if !(by_start || by_time || by_size) {
+                break;
+            }
+            total -= s.size() as i64;
+            doomed.push(s.base_offset().0);
+        }
+        if doomed.len() == segs.len() {
+            // Written after the state lock (below) would be better; rolls
+            // for retention are rare, and this keeps the deletion atomic.
+            let pending = match self.roll_locked(&mut st, &config, now) {
+                Ok(p) => p,
+                // A full disk has no room for the new segment: delete the
+                // others now (freeing space), the active one next time.
+                Err(e) if e.is_no_space() => {
+                    tracing::warn!(log = %self.tp, error = %e, "disk full: retention keeps the active segment until a new one fits");
+                    doomed.pop();
+                    None
+                }
+                Err(e) => return Err(e),
+            };
+            if let Some(p) = pending {
+                if let Err(e) = write_snapshot_bytes(&*self.env.fs, &self.dir, p.offset, &p.bytes) {
+                    tracing::warn!(log = %self.tp, error = %e, "cannot write producer state snapshot");
+                }
+            }
+        }
+        let n = self.delete_segments_locked(&mut st, &doomed)?;
+        if n > 0 {
+            tracing::info!(log = %self.tp, deleted = n, log_start = st.log_start_offset.0, "deleted segments by retention");
+        }
+        Ok(n)
+    }
+
+    /// Removes every batch with an offset `>= offset` (a batch straddling it
+    /// goes whole). Truncating below the first segment empties the log and
+    /// restarts it at `offset`.
+    pub fn truncate_to(&self, offset: Offset) -> Result<(), StorageError> {
+        self.check()?;
+        let config = self.config.read().clone();
+        let now = self.env.clock.now_ms();
+        let _snapshots = self.snapshot_lock.lock();
+        let _flush = self.flush_lock.lock();
+        let mut st = self.state.write();
+        if offset >= st.log_end_offset {
+            return Ok(());
+        }
+        self.truncations.fetch_add(1, Ordering::AcqRel);
+        let first_base = Offset(*st.segments.keys().next().expect("non-empty"));
+        if offset <= first_base || offset < st.log_start_offset {
+            let all: Vec<i64> = st.segments.keys().copied().collect();
+            // Move the old segments away first: the new one may reuse a base.
+            for b in &all {
+                if let Some(s) = st.segments.remove(b) {
+                    let paths = s.rename_to_deleted()?;
+                    self.env.deleter.schedule(
+                        paths,
+                        now.saturating_add(config.file_delete_delay_ms),
+                        now,
+                    );
+                }
+            }
+            let seg = LogSegment::create(
+                self.env.fs.clone(),
+                &self.dir,
+                offset.max(Offset::ZERO),
+                seg_config(&config),
+                self.env.cache.clone(),
+                now,
+            )?;
+            st.segments.insert(offset.0, seg);
+            st.log_start_offset = offset;
+            st.log_end_offset = offset;
+        } else {
+            let doomed: Vec<i64> = st.segments.range(offset.0..).map(|(b, _)| *b).collect();
+            for b in &doomed {
+                if let Some(s) = st.segments.remove(b) {
+                    let paths = s.rename_to_deleted()?;
+                    self.env.deleter.schedule(
+                        paths,
+                        now.saturating_add(config.file_delete_delay_ms),
+                        now,
+                    );
+                }
+            }
+            let active = st.active().clone();
+            if !active.is_active() {
+                active.make_active()?;
+            }
+            active.truncate_to(offset)?;
+            st.log_end_offset = active.next_offset();
+            if st.log_start_offset > st.log_end_offset {
+                st.log_start_offset = st.log_end_offset;
+            }
+        }
+        // Truncation is made durable at once: a crash must not resurrect
+        // the removed batches (they would pass recovery's CRC checks).
+        let durable = st.active().flush().and_then(|_| {
+            self.env
+                .fs
+                .sync_dir(&self.dir)
+                .ctx("fsync directory", &self.dir)
+        });
+        if let Err(e) = durable {
+            self.offline(&e);
+            return Err(e);
+        }
+        self.log_end.store(st.log_end_offset.0, Ordering::Release);
+        self.log_start
+            .store(st.log_start_offset.0, Ordering::Release);
+        // Producer state: snapshots above the truncation point describe
+        // batches that are gone; rebuild from what remains.
+        let (ls, le) = (st.log_start_offset, st.log_end_offset);
+        let rebuilt = remove_snapshots_after(&*self.env.fs, &self.dir, le).and_then(|_| {
+            load_producer_state(
+                &*self.env.fs,
+                &self.dir,
+                &st.segments,
+                ls,
+                le,
+                now,
+                &self.env.producer_state_config(),
+            )
+        });
+        match rebuilt {
+            Ok(p) => st.producers = p,
+            Err(e) => {
+                self.offline(&e);
+                return Err(e);
+            }
+        }
+        let leo = st.log_end_offset.0;
+        self.recovery_point.fetch_min(leo, Ordering::AcqRel);
+        if let Err(e) = self
+            .env
+            .dir_state
+            .lower_recovery_point(&self.tp, Offset(leo))
+        {
+            self.offline(&e);
+            return Err(e);
+        }
+        tracing::info!(log = %self.tp, log_end = leo, "truncated log");
+        Ok(())
+    }
+}
