@@ -11,8 +11,11 @@
 //! A seed draws the whole fault schedule: message loss, partitions (both
 //! ways and one way, between any two hosts, voters or brokers), isolation
 //! of a host, voter crashes that lose unsynced bytes (SimFs), broker
-//! crashes (a new incarnation on restart), restarts, and jumps of a
-//! voter's wall clock (which drives session expiry).
+//! crashes (a new incarnation on restart), restarts, jumps of a voter's
+//! wall clock (which drives session expiry), and failing disks (an fsync
+//! of a voter fails with EIO: the node must halt, and it comes back at
+//! the next restart; drawn from a stream of their own, so
+//! `SLUICE_SIM_DISK_FAULTS=0` replays a seed's schedule without them).
 //!
 //! Checked after every simulation step by `common::checker` (one leader
 //! per epoch, never an observer, which stays an openraft learner; every record and every image at an offset identical on
@@ -45,7 +48,7 @@ use sluice_controller::{
     ControllerConfig, LogEvent, MetadataLog, NodeId, PermissiveValidator, QuorumController,
 };
 use sluice_metadata::{BrokerId, MetadataImage};
-use sluice_storage::SimFs;
+use sluice_storage::{Fault, FaultKind, SimFs};
 use uuid::Uuid;
 
 use common::checker::{Acked, Checker};
@@ -180,7 +183,16 @@ async fn voter_main(
     running: Arc<Mutex<Running>>,
     seen: Arc<Mutex<Seen>>,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let log = start_log(id, fs, &clock, None, seen).await?;
+    let log = match start_log(id, fs, &clock, None, seen).await {
+        Ok(log) => log,
+        // A failing disk stops the node as it starts: it stays down (a
+        // halted process) until the simulation restarts it.
+        Err(e) if e.to_string().contains("fatal") => {
+            std::future::pending::<()>().await;
+            unreachable!("{e}")
+        }
+        Err(e) => return Err(e),
+    };
     let controller = Arc::new(QuorumController::start(
         log.clone(),
         ControllerConfig {
@@ -391,6 +403,8 @@ fn check_step(
 struct Faults {
     crashed_voters: Vec<i32>,
     crashed_brokers: Vec<i32>,
+    /// Voters whose disk failed (halted until restarted).
+    failed_disks: Vec<i32>,
 }
 
 fn all_hosts() -> Vec<String> {
@@ -428,7 +442,7 @@ fn inject(
     }
     match choice {
         0 | 1 => {
-            heal(sim, f);
+            heal(sim, voters, f);
             "heal".into()
         }
         2 => {
@@ -473,13 +487,23 @@ fn inject(
             format!("clock of n{v} jumps {ms} ms")
         }
         _ => {
-            restart(sim, f);
+            restart(sim, voters, f);
             "restart".into()
         }
     }
 }
 
-fn restart(sim: &mut turmoil::Sim<'_>, f: &mut Faults) {
+fn restart(sim: &mut turmoil::Sim<'_>, voters: &mut BTreeMap<i32, Node>, f: &mut Faults) {
+    for c in f.failed_disks.drain(..) {
+        // A node whose disk failed has halted; it comes back as after a
+        // crash, its unsynced bytes lost, on a working disk.
+        sim.crash(voter_host(c));
+        let n = voters.get_mut(&c).expect("voter");
+        *n.running.lock() = Running::default();
+        n.fs.crash(c as u64);
+        n.fs.clear_faults();
+        sim.bounce(voter_host(c));
+    }
     for c in f.crashed_voters.drain(..) {
         sim.bounce(voter_host(c));
     }
@@ -488,7 +512,7 @@ fn restart(sim: &mut turmoil::Sim<'_>, f: &mut Faults) {
     }
 }
 
-fn heal(sim: &mut turmoil::Sim<'_>, f: &mut Faults) {
+fn heal(sim: &mut turmoil::Sim<'_>, voters: &mut BTreeMap<i32, Node>, f: &mut Faults) {
     sim.set_fail_rate(0.0);
     let hosts = all_hosts();
     for a in &hosts {
@@ -498,15 +522,16 @@ fn heal(sim: &mut turmoil::Sim<'_>, f: &mut Faults) {
             }
         }
     }
-    restart(sim, f);
+    restart(sim, voters, f);
 }
 
 /// Runs one seed; `Err` names the violated invariant with the schedule.
 /// `Ok` is the run's trace (schedule, leaders, acknowledged operations),
 /// which a replay must reproduce.
-fn run_seed(seed: u64, fault_phases: usize) -> Result<Vec<String>, String> {
+fn run_seed(seed: u64, fault_phases: usize, disk_faults: bool) -> Result<Vec<String>, String> {
     seed_thread_rng(seed);
     let mut rng = StdRng::seed_from_u64(seed);
+    let mut disk_rng = StdRng::seed_from_u64(seed ^ 0xd15c);
     let mut sim = turmoil::Builder::new()
         .rng_seed(seed)
         .tick_duration(TICK)
@@ -548,6 +573,7 @@ fn run_seed(seed: u64, fault_phases: usize) -> Result<Vec<String>, String> {
     let mut faults = Faults {
         crashed_voters: Vec::new(),
         crashed_brokers: Vec::new(),
+        failed_disks: Vec::new(),
     };
     let mut steps_run = 0usize;
     let mut step = |sim: &mut turmoil::Sim<'_>,
@@ -567,12 +593,24 @@ fn run_seed(seed: u64, fault_phases: usize) -> Result<Vec<String>, String> {
     };
     let fail = |e: String, trace: &[String]| format!("{e}\n  schedule: {trace:?}");
     for _ in 0..fault_phases {
-        let what = inject(&mut sim, &mut rng, &mut voters, &mut faults);
+        let mut what = inject(&mut sim, &mut rng, &mut voters, &mut faults);
+        // Disk failures come from their own stream, so the rest of a seed's
+        // schedule is the same with or without them.
+        if disk_faults && disk_rng.gen_bool(0.1) && faults.failed_disks.is_empty() {
+            let v = disk_rng.gen_range(1..=VOTERS);
+            voters[&v].fs.inject(Fault {
+                path_contains: String::new(),
+                kind: FaultKind::SyncError(5),
+                times: 1,
+            });
+            faults.failed_disks.push(v);
+            what.push_str(&format!(", disk of n{v} fails (EIO on fsync)"));
+        }
         trace.push(format!("{:?} {what}", sim.elapsed()));
         let phase = rng.gen_range(100..1500) / TICK.as_millis() as usize;
         step(&mut sim, &mut voters, &mut checker, phase).map_err(|e| fail(e, &trace))?;
     }
-    heal(&mut sim, &mut faults);
+    heal(&mut sim, &mut voters, &mut faults);
     trace.push(format!("{:?} heal", sim.elapsed()));
     let before = shared.acked.lock().len();
     step(
@@ -653,8 +691,8 @@ fn final_checks(checker: &Checker, voters: &BTreeMap<i32, Node>) -> Result<(), S
 /// every acknowledged operation are the same on replay.
 #[test]
 fn a_seed_replays_identically() {
-    let a = run_seed(3, 4).unwrap();
-    let b = run_seed(3, 4).unwrap();
+    let a = run_seed(3, 4, true).unwrap();
+    let b = run_seed(3, 4, true).unwrap();
     assert_eq!(a, b);
 }
 
@@ -667,7 +705,7 @@ fn a_seed_replays_identically() {
 #[test]
 fn regression_seeds() {
     for seed in [5042, 5074, 5128] {
-        if let Err(e) = run_seed(seed, 40) {
+        if let Err(e) = run_seed(seed, 40, false) {
             panic!(
                 "seed {seed} FAILED: {e}\n  (replay: SLUICE_SIM_SEED={seed} SLUICE_SIM_PHASES=40)"
             );
@@ -683,8 +721,10 @@ fn controller_quorum_keeps_its_invariants_under_faults() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
+    // SLUICE_SIM_DISK_FAULTS=0 leaves them out (seeds found without them).
+    let disk_faults = std::env::var("SLUICE_SIM_DISK_FAULTS").map_or(true, |v| v != "0");
     for &seed in &seeds {
-        match run_seed(seed, phases) {
+        match run_seed(seed, phases, disk_faults) {
             Ok(trace) => eprintln!(
                 "seed {seed}: ok, {}",
                 trace.iter().find(|l| l.starts_with("acked")).unwrap()

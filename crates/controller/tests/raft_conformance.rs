@@ -51,7 +51,8 @@ impl LogFactory for QuorumFactory {
         })
     }
 
-    /// Waits until the leader's latest snapshot has compacted its log.
+    /// Waits until the leader's latest snapshot has compacted its log and
+    /// no further one is due.
     fn settle(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let c = self.cluster.as_ref().unwrap();
@@ -59,7 +60,13 @@ impl LogFactory for QuorumFactory {
             while start.elapsed() < Duration::from_secs(60) {
                 if let Some((id, _)) = c.leader() {
                     let m = c.nodes[&id].log.raft().metrics().borrow().clone();
-                    if m.snapshot.is_some() && m.purged == m.snapshot {
+                    // Compacted, and no further snapshot is due (an older
+                    // snapshot, purged, is not yet the settled state).
+                    let due = match (m.snapshot, m.last_applied) {
+                        (Some(s), Some(a)) => a.index >= s.index + SNAPSHOT_EVERY,
+                        _ => true,
+                    };
+                    if m.snapshot.is_some() && m.purged == m.snapshot && !due {
                         return;
                     }
                 }

@@ -73,6 +73,12 @@ impl RaftListener {
             self.log.read().get(self.pos).cloned()
         };
         let Some(entry) = entry else {
+            // The snapshot read above may predate the one whose purge took
+            // the entry (a snapshot is stored before the log behind it is
+            // purged): read it again.
+            let snapshot = snapshot
+                .filter(|s| s.index().is_some_and(|i| i >= self.pos))
+                .or_else(|| self.sm.state.lock().snapshot.clone());
             let Some(snap) = snapshot.filter(|s| s.index().is_some_and(|i| i >= self.pos)) else {
                 return Err(LogError::Fatal(format!(
                     "committed metadata log entry {} (applied up to {applied}) is missing",

@@ -130,6 +130,20 @@ pub async fn run_read_side_conformance(side: &mut dyn ReadSide) {
         i += 10;
     }
     within("settle", side.settle_reader()).await;
+    let hw = |l: &Arc<dyn MetadataLog>| l.quorum_info().high_watermark.0;
+    let caught_up = tokio::time::timeout(PATIENCE, async {
+        while hw(&reader) <= last.0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(
+        caught_up.is_ok(),
+        "the reader's high watermark {} never passed {} (writer's: {})",
+        hw(&reader),
+        last.0,
+        hw(&writer)
+    );
     let mut fresh = reader.listen();
     let first = loop {
         match within("listener.next", fresh.next())
@@ -143,7 +157,12 @@ pub async fn run_read_side_conformance(side: &mut dyn ReadSide) {
     let LogEvent::Snapshot(image) = first else {
         panic!("a reader's listener from the start after compaction gets a snapshot first");
     };
-    let mut rest = collect_until(&mut *fresh, last).await;
+    // The snapshot may already hold the last append.
+    let mut rest = if image.provenance().last_offset >= last {
+        Seen::default()
+    } else {
+        collect_until(&mut *fresh, last).await
+    };
     if rest.snapshot.is_none() {
         rest.snapshot = Some(image);
     }
@@ -194,7 +213,6 @@ fn same_stream(w: &Seen, r: &Seen) {
             .collect()
     };
     assert_eq!(after(r), after(w), "the reader delivered other batches");
-    assert!(!after(w).is_empty(), "no batch to compare");
     if w.snapshot.is_none() && r.snapshot.is_none() {
         assert_eq!(w.leaders, r.leaders, "leader changes differ");
     }
