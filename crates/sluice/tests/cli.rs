@@ -79,7 +79,27 @@ fn high_watermarks(describe: &str) -> BTreeMap<i32, i64> {
 }
 
 /// The scripted session shared by the Sluice and the reference Kafka runs.
-fn session(b: &str, topic: &str) {
+/// `topic describe` until it shows every one of `want` (at most 30 s).
+/// Kafka answers DescribeConfigs from a broker's metadata image, which
+/// trails the controller's commit; Sluice answers an alter only once the
+/// change is published, so with `read_your_writes` the first describe must
+/// already show it.
+fn describe_showing(b: &str, topic: &str, want: &[&str], read_your_writes: bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let describe = ok(&["topic", "describe", "-b", b, topic], None);
+        if read_your_writes
+            || want.iter().all(|w| describe.contains(w))
+            || std::time::Instant::now() > deadline
+        {
+            return describe;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A scripted CLI session; `read_your_writes` when the broker is Sluice.
+fn session(b: &str, topic: &str, read_your_writes: bool) {
     // create, with a topic config
     let created = ok(
         &[
@@ -245,7 +265,12 @@ fn session(b: &str, topic: &str) {
         ],
         None,
     );
-    let describe = ok(&["topic", "describe", "-b", b, topic], None);
+    let describe = describe_showing(
+        b,
+        topic,
+        &["retention.ms=3600000", "retention.bytes=1073741824"],
+        read_your_writes,
+    );
     assert!(describe.contains("retention.ms=3600000"), "{describe}");
     assert!(
         describe.contains("retention.bytes=1073741824"),
@@ -416,7 +441,7 @@ fn supports_groups(b: &str) -> bool {
 fn scripted_session_against_sluice() {
     let broker = SluiceProcess::start(BIN, &[]).expect("start sluice");
     let b = broker.bootstrap().to_string();
-    session(&b, "cli-orders");
+    session(&b, "cli-orders", true);
 
     let info = ok(&["cluster", "info", "-b", &b], None);
     assert!(info.contains("CONTROLLER  1"), "{info}");
@@ -547,7 +572,7 @@ fn scripted_session_against_reference_kafka() {
             .any(|l| l.split_whitespace().nth(1) == Some(host)),
         "{info}"
     );
-    session(&b, "cli-orders");
+    session(&b, "cli-orders", false);
     group_session(&b, "cli-grouped", "cli-group");
     kafka.stop();
 }
