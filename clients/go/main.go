@@ -157,6 +157,13 @@ func produce(ctx context.Context) error {
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
 			kgo.ProducerLinger(20*time.Millisecond),
 			kgo.RecordDeliveryTimeout(*timeout),
+			// The tests SIGKILL the broker mid-produce. franz-go takes
+			// an EOF on a new connection's first read for a TLS or SASL
+			// misconfiguration and does not retry it, so a kill that lands
+			// on the first request after a restart (InitProducerId) would
+			// end the run; its docs prescribe this option for a known-good
+			// configuration.
+			kgo.AlwaysRetryEOF(),
 		)
 		if err != nil {
 			return err
