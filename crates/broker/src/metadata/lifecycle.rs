@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use sluice_controller::{BrokerHeartbeat, BrokerRegistrationRequest, ControllerError};
-use sluice_metadata::record::{BrokerEndpoint, BrokerFeature};
 use sluice_metadata::{BrokerEpoch, BrokerId};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -24,11 +23,9 @@ use uuid::Uuid;
 
 use super::client::ControllerClient;
 use super::image_cache::ImageCache;
+use super::records;
 use super::MetadataError;
 use crate::config::BrokerConfig;
-
-/// Kafka's `SecurityProtocol.PLAINTEXT` id (the only one Sluice serves).
-const PLAINTEXT: i16 = 0;
 
 /// The `metadata.version` this broker writes and supports (Kafka 4.1-IV1).
 pub const METADATA_VERSION_LEVEL: i16 = 27;
@@ -72,27 +69,10 @@ impl BrokerLifecycle {
         let registration = BrokerRegistrationRequest {
             broker_id: BrokerId(config.node_id),
             incarnation_id: Uuid::new_v4(),
-            listeners: config
-                .advertised_listeners
-                .iter()
-                .map(|l| BrokerEndpoint {
-                    name: l.name.clone(),
-                    host: l.host.clone(),
-                    port: l.port,
-                    security_protocol: PLAINTEXT,
-                })
-                .collect(),
-            features: vec![BrokerFeature {
-                name: "metadata.version".into(),
-                min_supported_version: MIN_METADATA_VERSION_LEVEL,
-                max_supported_version: METADATA_VERSION_LEVEL,
-            }],
-            rack: None,
-            log_dirs: if directory_id.is_nil() {
-                Vec::new()
-            } else {
-                vec![directory_id]
-            },
+            listeners: records::advertised_endpoints(config),
+            features: records::supported_features(),
+            rack: records::rack(config),
+            log_dirs: records::log_dir_ids(directory_id),
         };
         let me = Arc::new(BrokerLifecycle {
             node: BrokerId(config.node_id),

@@ -38,6 +38,43 @@ use crate::config::BrokerConfig;
 /// Kafka's `SecurityProtocol.PLAINTEXT` id (the only one Sluice serves).
 const PLAINTEXT: i16 = 0;
 
+/// This node's advertised listeners as registration endpoints.
+pub fn advertised_endpoints(config: &BrokerConfig) -> Vec<BrokerEndpoint> {
+    config
+        .advertised_listeners
+        .iter()
+        .map(|l| BrokerEndpoint {
+            name: l.name.clone(),
+            host: l.host.clone(),
+            port: l.port,
+            security_protocol: PLAINTEXT,
+        })
+        .collect()
+}
+
+/// The features this node supports (`metadata.version` only).
+pub fn supported_features() -> Vec<BrokerFeature> {
+    vec![BrokerFeature {
+        name: "metadata.version".into(),
+        min_supported_version: MIN_METADATA_VERSION_LEVEL,
+        max_supported_version: METADATA_VERSION_LEVEL,
+    }]
+}
+
+/// `broker.rack`, when the node runs with `process.roles`.
+pub fn rack(config: &BrokerConfig) -> Option<String> {
+    config.kraft.as_ref().and_then(|k| k.rack.clone())
+}
+
+/// The log dir ids of a registration (none when the dir has no id).
+pub fn log_dir_ids(directory_id: Uuid) -> Vec<Uuid> {
+    if directory_id.is_nil() {
+        Vec::new()
+    } else {
+        vec![directory_id]
+    }
+}
+
 /// This node's registration: its advertised listeners, unfenced.
 pub fn register_broker(config: &BrokerConfig, directory_id: Uuid) -> MetadataRecord {
     MetadataRecord::RegisterBroker(RegisterBrokerRecord {
@@ -45,29 +82,12 @@ pub fn register_broker(config: &BrokerConfig, directory_id: Uuid) -> MetadataRec
         is_migrating_zk_broker: false,
         incarnation_id: Uuid::new_v4(),
         broker_epoch: BrokerEpoch(0),
-        end_points: config
-            .advertised_listeners
-            .iter()
-            .map(|l| BrokerEndpoint {
-                name: l.name.clone(),
-                host: l.host.clone(),
-                port: l.port,
-                security_protocol: PLAINTEXT,
-            })
-            .collect(),
-        features: vec![BrokerFeature {
-            name: "metadata.version".into(),
-            min_supported_version: MIN_METADATA_VERSION_LEVEL,
-            max_supported_version: METADATA_VERSION_LEVEL,
-        }],
-        rack: None,
+        end_points: advertised_endpoints(config),
+        features: supported_features(),
+        rack: rack(config),
         fenced: false,
         in_controlled_shutdown: false,
-        log_dirs: if directory_id.is_nil() {
-            Vec::new()
-        } else {
-            vec![directory_id]
-        },
+        log_dirs: log_dir_ids(directory_id),
     })
 }
 
