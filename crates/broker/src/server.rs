@@ -14,7 +14,7 @@ use crate::config::BrokerConfig;
 use crate::context::BrokerContext;
 use crate::error::BrokerError;
 use crate::group::{GroupConfig, GroupCoordinator};
-use crate::metadata::MetadataServices;
+use crate::metadata::{MetadataServices, QuorumMode};
 use crate::network::{self, ConnectionConfig, MemoryPool};
 use crate::partition::ReplicaManager;
 
@@ -40,10 +40,23 @@ impl Broker {
     ///
     /// A listener with port 0 binds an ephemeral port; the advertised
     /// listener of the same name then advertises the bound port.
+    ///
+    /// One node that is its own controller ([`QuorumMode::SingleNode`]).
     pub async fn start(
         config: BrokerConfig,
         fs: Arc<dyn Fs>,
         clock: Arc<dyn Clock>,
+    ) -> Result<Broker, BrokerError> {
+        Self::start_in(config, fs, clock, QuorumMode::SingleNode).await
+    }
+
+    /// [`Broker::start`] as a node of `quorum` (a cluster's broker role:
+    /// its metadata log replica and its way to the active controller).
+    pub async fn start_in(
+        config: BrokerConfig,
+        fs: Arc<dyn Fs>,
+        clock: Arc<dyn Clock>,
+        quorum: QuorumMode,
     ) -> Result<Broker, BrokerError> {
         let mut config = config;
         if config.listeners.is_empty() {
@@ -112,6 +125,7 @@ impl Broker {
             groups.clone(),
             fs.clone(),
             clock.clone(),
+            quorum,
         )
         .await?;
         logs.set_producer_id_expiration_ms(config.producer_id_expiration_ms());

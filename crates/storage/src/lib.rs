@@ -133,7 +133,7 @@ pub use config::{
 pub use error::{RecordRejection, RejectedRecord, StorageError};
 pub use fs::{Clock, FileHandle, Fs, ManualClock, MappedRegion, OpenOptions, RealFs, SystemClock};
 pub use log::{AppendInfo, LoadOptions, Log, LogDirState, LogEnv};
-pub use manager::{LogManager, CLEAN_SHUTDOWN_FILE};
+pub use manager::{LogManager, CLEAN_SHUTDOWN_FILE, METADATA_TOPIC};
 pub use segment::{FileSlice, HandleCache, LogSegment};
 pub use sim::{Fault, FaultKind, SimFs};
 pub use sluice_record::{LeaderEpoch, Offset, Timestamp};

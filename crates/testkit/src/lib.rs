@@ -5,11 +5,13 @@
 //! raw Metadata request ([`metadata`]). Used by integration tests of every
 //! client driver and by fault tests.
 
+pub mod cluster;
 mod kafka;
 mod kafka_cluster;
 pub mod metadata;
 mod process;
 
+pub use cluster::{ClusterLayout, ClusterNode, SluiceCluster};
 pub use kafka::ReferenceKafka;
 pub use kafka_cluster::ReferenceKafkaCluster;
 pub use process::{locate_sluice_binary, SluiceProcess};

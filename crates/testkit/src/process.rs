@@ -173,14 +173,23 @@ impl SluiceProcess {
 
         let (tx, rx) = mpsc::channel::<String>();
         let out = self.output.clone();
+        // A controller-only node (process.roles=controller) has no client
+        // listener: its controller listener is its address. A node with
+        // the broker role is reachable once its client listener is (a
+        // combined node announces its controller listener first).
+        let controller_only = self
+            .overrides
+            .iter()
+            .any(|(k, v)| k == "process.roles" && !v.contains("broker"));
+        let wanted = if controller_only {
+            "listening on CONTROLLER://"
+        } else {
+            "listening on PLAINTEXT://"
+        };
         thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 out.lock().unwrap().push_str(&format!("{line}\n"));
-                // A controller-only node (process.roles=controller) has
-                // no client listener: its controller listener is its address.
-                let addr = line
-                    .strip_prefix("listening on PLAINTEXT://")
-                    .or_else(|| line.strip_prefix("listening on CONTROLLER://"));
+                let addr = line.strip_prefix(wanted);
                 if let Some(addr) = addr {
                     let _ = tx.send(addr.trim().to_string());
                 }

@@ -37,8 +37,25 @@ pub const MIN_METADATA_VERSION_LEVEL: i16 = 7;
 /// The next heartbeat while fenced (or just re-registered).
 const FENCED_RETRY: Duration = Duration::from_millis(50);
 
+/// The pause between two registration attempts at start.
+const REGISTER_RETRY: Duration = Duration::from_millis(200);
+
 /// How long start-up waits to be unfenced before it gives up.
 const UNFENCE_PATIENCE: Duration = Duration::from_secs(120);
+
+/// Whether a failed registration may pass when tried again: no active
+/// controller yet (or none reachable: the forwarding client's timeouts),
+/// leadership moving, or the previous incarnation's session not expired
+/// yet (DUPLICATE_BROKER_REGISTRATION until the controller fences it).
+fn registration_can_pass(e: &ControllerError) -> bool {
+    use sluice_controller::LogError;
+    matches!(
+        e,
+        ControllerError::NotController(_)
+            | ControllerError::DuplicateBrokerRegistration(_)
+            | ControllerError::Log(LogError::NotLeader(_) | LogError::Uncertain)
+    )
+}
 
 /// Registration, heartbeats and controlled shutdown of this broker.
 pub struct BrokerLifecycle {
@@ -85,8 +102,21 @@ impl BrokerLifecycle {
             stop: watch::channel(false).0,
             task: Mutex::new(None),
         });
-        me.register().await?;
         let deadline = tokio::time::Instant::now() + UNFENCE_PATIENCE;
+        // A cluster's controllers may not have a leader yet (they start
+        // together with the brokers): retry what can pass.
+        loop {
+            match me.register().await {
+                Ok(()) => break,
+                Err(MetadataError::Controller(e))
+                    if registration_can_pass(&e) && tokio::time::Instant::now() < deadline =>
+                {
+                    tracing::info!(error = %e, "broker registration: the controller is not ready; retrying");
+                    tokio::time::sleep(REGISTER_RETRY).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         loop {
             if !me.heartbeat(false).await? {
                 break;

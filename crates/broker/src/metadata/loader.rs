@@ -128,10 +128,30 @@ impl MetadataLoader {
     /// Follows the log until it shuts down. Each change is applied on the
     /// blocking pool. A record that does not apply stops the loader loudly
     /// (the image must not diverge from the log): waiters get an error.
-    pub async fn run(mut self, mut listener: Box<dyn LogListener>) {
+    pub async fn run(self, listener: Box<dyn LogListener>) {
+        self.run_until(listener, tokio::sync::watch::channel(false).1)
+            .await
+    }
+
+    /// [`MetadataLoader::run`], also stopping once `stop` turns true
+    /// (between two events, never inside a publish): a node of a cluster
+    /// stops its loader while the log it follows keeps running.
+    pub async fn run_until(
+        mut self,
+        mut listener: Box<dyn LogListener>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
         let cache = self.cache.clone();
         loop {
-            let event = match listener.next().await {
+            let next = tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => {
+                    cache.stop("metadata loader stopped".into());
+                    return;
+                }
+                next = listener.next() => next,
+            };
+            let event = match next {
                 Ok(e) => e,
                 Err(LogError::Shutdown) => {
                     cache.stop("metadata log shut down".into());

@@ -133,24 +133,107 @@ impl QuorumHandle {
     }
 }
 
+/// Where a broker's metadata comes from and where its writes go.
+pub enum QuorumMode {
+    /// One node that is its own only voter (no `process.roles`, the
+    /// default): a durable [`SingleVoterLog`] in the metadata log dir,
+    /// bootstrapped once, and an in-process [`QuorumController`] on it.
+    SingleNode,
+    /// A node of a multi-node cluster: `log` is this node's replica of the
+    /// quorum's metadata log (a voter's, on a combined node, or an
+    /// observer's), owned and shut down by the caller; `controller`
+    /// reaches the active controller wherever it runs.
+    Cluster {
+        log: Arc<dyn MetadataLog>,
+        controller: Arc<dyn ControllerClient>,
+    },
+}
+
+/// The single-node mode's own log and controller, which the services
+/// shut down.
+struct OwnedQuorum {
+    log: Arc<SingleVoterLog>,
+    controller: Arc<QuorumController>,
+}
+
 /// The metadata side of a running broker, wired together.
 pub struct MetadataServices {
     pub quorum: Arc<QuorumHandle>,
     pub cache: Arc<ImageCache>,
     pub controller: Arc<ControllerChannel>,
     pub lifecycle: Arc<BrokerLifecycle>,
-    log: Arc<SingleVoterLog>,
-    quorum_controller: Arc<QuorumController>,
+    owned: Option<OwnedQuorum>,
     loader: Option<JoinHandle<()>>,
+    stop_loader: tokio::sync::watch::Sender<bool>,
+}
+
+/// Opens the single-node metadata log (bootstrapping it once if it is
+/// empty) and starts the quorum controller on it.
+async fn open_single_node(
+    config: &Arc<BrokerConfig>,
+    fs: &Arc<dyn Fs>,
+    clock: &Arc<dyn Clock>,
+) -> Result<(MetaProperties, OwnedQuorum), MetadataError> {
+    let node = BrokerId(config.node_id);
+    let (meta, log, bootstrap) = {
+        let (config, fs, clock) = (config.clone(), fs.clone(), clock.clone());
+        tokio::task::spawn_blocking(move || -> Result<_, MetadataError> {
+            let meta = meta::open(&config, &fs)?;
+            let dir = metadata_log_dir(&config);
+            let log =
+                SingleVoterLog::open(SingleVoterConfig::new(node, dir.clone()), fs.clone(), clock)
+                    .map_err(|e| MetadataError::Controller(e.into()))?;
+            let empty =
+                log.quorum_info().high_watermark == Offset::ZERO && log.latest_snapshot().is_none();
+            let bootstrap = if empty {
+                Some(records::bootstrap_from_dir(
+                    &config,
+                    fs.as_ref(),
+                    &dir,
+                    meta.directory_id,
+                )?)
+            } else {
+                None
+            };
+            Ok((meta, Arc::new(log), bootstrap))
+        })
+        .await
+        .map_err(|e| MetadataError::LoaderStopped(e.to_string()))??
+    };
+    if let Some((records, upgrade)) = bootstrap {
+        let n = records.len();
+        log.bootstrap(records)
+            .await
+            .map_err(|e| MetadataError::Controller(e.into()))?;
+        if upgrade {
+            tracing::info!(
+                records = n,
+                "metadata log bootstrapped from the single-node metadata files; they are not used from now on"
+            );
+        }
+    }
+    let controller = Arc::new(QuorumController::start(
+        log.clone() as Arc<dyn MetadataLog>,
+        ControllerConfig {
+            default_num_partitions: config.num_partitions,
+            default_replication_factor: config.default_replication_factor,
+            broker_session_timeout_ms: config.broker_session_timeout_ms,
+            ..ControllerConfig::default()
+        },
+        Arc::new(validator::BrokerConfigValidator::new(config.clone())),
+        clock.clone(),
+    ));
+    Ok((meta, OwnedQuorum { log, controller }))
 }
 
 impl MetadataServices {
-    /// Opens the metadata log (bootstrapping it once if it is empty),
-    /// starts the quorum controller on it, the loader with its publishers
-    /// (broker configs, partitions, group configs, group coordinator,
-    /// then the image cache), waits until everything committed is
-    /// published (every hosted log open), then registers this broker and
-    /// waits until it is unfenced.
+    /// Starts the metadata side of a broker in `mode`: in single-node mode
+    /// opens the metadata log (bootstrapping it once if it is empty) and
+    /// starts the quorum controller on it; then the loader with its
+    /// publishers (broker configs, partitions, group configs, group
+    /// coordinator, then the image cache), waits until everything this
+    /// node's log has committed is published (every hosted log open), then
+    /// registers this broker and waits until the controller unfenced it.
     pub async fn start(
         config: Arc<BrokerConfig>,
         logs: Arc<LogManager>,
@@ -158,60 +241,26 @@ impl MetadataServices {
         groups: Arc<GroupCoordinator>,
         fs: Arc<dyn Fs>,
         clock: Arc<dyn Clock>,
+        mode: QuorumMode,
     ) -> Result<MetadataServices, MetadataError> {
         let node = BrokerId(config.node_id);
-        let (meta, log, bootstrap) = {
-            let (config, fs, clock) = (config.clone(), fs.clone(), clock.clone());
-            tokio::task::spawn_blocking(move || -> Result<_, MetadataError> {
-                let meta = meta::open(&config, &fs)?;
-                let dir = metadata_log_dir(&config);
-                let log = SingleVoterLog::open(
-                    SingleVoterConfig::new(node, dir.clone()),
-                    fs.clone(),
-                    clock,
-                )
-                .map_err(|e| MetadataError::Controller(e.into()))?;
-                let empty = log.quorum_info().high_watermark == Offset::ZERO
-                    && log.latest_snapshot().is_none();
-                let bootstrap = if empty {
-                    Some(records::bootstrap_from_dir(
-                        &config,
-                        fs.as_ref(),
-                        &dir,
-                        meta.directory_id,
-                    )?)
-                } else {
-                    None
-                };
-                Ok((meta, Arc::new(log), bootstrap))
-            })
-            .await
-            .map_err(|e| MetadataError::LoaderStopped(e.to_string()))??
-        };
-        if let Some((records, upgrade)) = bootstrap {
-            let n = records.len();
-            log.bootstrap(records)
-                .await
-                .map_err(|e| MetadataError::Controller(e.into()))?;
-            if upgrade {
-                tracing::info!(
-                    records = n,
-                    "metadata log bootstrapped from the single-node metadata files; they are not used from now on"
-                );
+        let (meta, log, client, owned) = match mode {
+            QuorumMode::SingleNode => {
+                let (meta, owned) = open_single_node(&config, &fs, &clock).await?;
+                let client: Arc<dyn ControllerClient> = Arc::new(owned.controller.clone());
+                let log: Arc<dyn MetadataLog> = owned.log.clone();
+                (meta, log, client, Some(owned))
             }
-        }
-        let dyn_log: Arc<dyn MetadataLog> = log.clone();
-        let quorum_controller = Arc::new(QuorumController::start(
-            dyn_log.clone(),
-            ControllerConfig {
-                default_num_partitions: config.num_partitions,
-                default_replication_factor: config.default_replication_factor,
-                broker_session_timeout_ms: config.broker_session_timeout_ms,
-                ..ControllerConfig::default()
-            },
-            Arc::new(validator::BrokerConfigValidator::new(config.clone())),
-            clock,
-        ));
+            QuorumMode::Cluster { log, controller } => {
+                let meta = {
+                    let (config, fs) = (config.clone(), fs.clone());
+                    tokio::task::spawn_blocking(move || meta::open(&config, &fs))
+                        .await
+                        .map_err(|e| MetadataError::LoaderStopped(e.to_string()))??
+                };
+                (meta, log, controller, None)
+            }
+        };
         let cache = ImageCache::new(node);
         let partitions = Arc::new(PartitionsPublisher::new(
             node,
@@ -233,14 +282,17 @@ impl MetadataServices {
             Arc::new(GroupConfigPublisher::new(groups.clone())),
             Arc::new(GroupCoordinatorPublisher::new(node, groups, replicas)),
         ];
-        let end = Offset(dyn_log.quorum_info().high_watermark.0 - 1);
+        // What this node's log has committed so far; a node of a cluster
+        // may know less than the quorum does, and catches up before the
+        // controller unfences it (its heartbeats carry what it published).
+        let end = Offset(log.quorum_info().high_watermark.0 - 1);
         let loader = MetadataLoader::new(publishers, cache.clone()).catch_up_to(end);
-        let loader = tokio::spawn(loader.run(dyn_log.listen()));
+        let stop_loader = tokio::sync::watch::channel(false).0;
+        let loader = tokio::spawn(loader.run_until(log.listen(), stop_loader.subscribe()));
         cache
             .wait_for(end)
             .await
             .map_err(|e| MetadataError::LoaderStopped(e.to_string()))?;
-        let client: Arc<dyn ControllerClient> = Arc::new(quorum_controller.clone());
         let broker_epoch = Arc::new(std::sync::atomic::AtomicI64::new(-1));
         let controller = Arc::new(ControllerChannel::new(
             config.clone(),
@@ -258,13 +310,13 @@ impl MetadataServices {
         )
         .await?;
         Ok(MetadataServices {
-            quorum: Arc::new(QuorumHandle { meta, log: dyn_log }),
+            quorum: Arc::new(QuorumHandle { meta, log }),
             cache,
             controller,
             lifecycle,
-            log,
-            quorum_controller,
+            owned,
             loader: Some(loader),
+            stop_loader,
         })
     }
 
@@ -275,24 +327,36 @@ impl MetadataServices {
         &self,
         records: Vec<sluice_metadata::MetadataRecord>,
     ) -> Offset {
-        let epoch = self.log.leader_and_epoch().epoch;
-        self.log.append(epoch, records).await.expect("append")
+        let log = &self.quorum.log;
+        let epoch = log.leader_and_epoch().epoch;
+        log.append(epoch, records).await.expect("append")
     }
 
     /// Stops the metadata side: with `controlled`, first a controlled
-    /// shutdown (leaderships move off this broker); then the metadata log
-    /// (so nothing waits on an append), then the controller; the loader
-    /// ends with the log.
+    /// shutdown (leaderships move off this broker). In single-node mode
+    /// then the metadata log (so nothing waits on an append), then the
+    /// controller; the loader ends with the log. In cluster mode the log
+    /// belongs to the caller: the loader is stopped here.
     pub async fn shutdown(&mut self, controlled: bool) {
         if controlled {
             self.lifecycle.controlled_shutdown().await;
         } else {
             self.lifecycle.stop().await;
         }
-        self.log.shutdown().await;
-        self.quorum_controller.shutdown().await;
-        if let Some(l) = self.loader.take() {
-            let _ = l.await;
+        match self.owned.take() {
+            Some(owned) => {
+                owned.log.shutdown().await;
+                owned.controller.shutdown().await;
+                if let Some(l) = self.loader.take() {
+                    let _ = l.await;
+                }
+            }
+            None => {
+                self.stop_loader.send_replace(true);
+                if let Some(l) = self.loader.take() {
+                    let _ = l.await;
+                }
+            }
         }
     }
 }

@@ -91,6 +91,7 @@ pub(crate) fn open_node_with_clock(
         groups.clone(),
         fs_dyn.clone(),
         clock.clone(),
+        super::QuorumMode::SingleNode,
     ))?;
     Ok(Node {
         ctx: BrokerContext {

@@ -86,6 +86,11 @@ pub struct ControllerConfig {
     /// Most records one group commit appends (keep it at or below the
     /// log's per-append limit; an operation larger than this goes alone).
     pub max_records_per_batch: usize,
+    /// What the first active controller of an empty log commits before
+    /// anything else (Kafka's `bootstrap.checkpoint`: `metadata.version`).
+    /// Empty: nothing (a log someone else bootstraps, as the single-node
+    /// broker does before it starts its controller).
+    pub bootstrap: Vec<MetadataRecord>,
 }
 
 impl Default for ControllerConfig {
@@ -96,6 +101,7 @@ impl Default for ControllerConfig {
             broker_session_timeout_ms: 9000,
             max_queued_operations: 1024,
             max_records_per_batch: 10_000,
+            bootstrap: Vec::new(),
         }
     }
 }

@@ -95,6 +95,26 @@ async fn run_group(shared: &Shared, sessions: &mut Sessions, ops: Vec<Op>) {
         }
     };
     let mut pending = Pending::default();
+    if spec.is_empty() && !shared.config.bootstrap.is_empty() {
+        // A new cluster's log: its bootstrap records go first, in the
+        // group's batch, so every operation is planned against them.
+        match speculate(&spec, le, &shared.config.bootstrap) {
+            Ok(next) => {
+                spec = next;
+                pending
+                    .records
+                    .extend(shared.config.bootstrap.iter().cloned());
+                tracing::info!(
+                    records = shared.config.bootstrap.len(),
+                    "bootstrapping the empty metadata log"
+                );
+            }
+            Err(e) => {
+                ops.into_iter().for_each(|op| refuse(op, e.duplicate()));
+                return;
+            }
+        }
+    }
     let mut failed: Option<ControllerError> = None;
     for op in ops {
         if let Some(e) = &failed {

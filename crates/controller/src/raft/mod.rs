@@ -51,7 +51,7 @@ use serde::{Deserialize, Serialize};
 
 pub use node::{RaftConfig, RaftMetadataLog};
 pub use runtime::{seed_thread_rng, SluiceRuntime};
-pub use transport::{Acceptor, BoxConn, TcpTransport, Transport};
+pub use transport::{Acceptor, BoxConn, TcpAcceptor, TcpTransport, Transport};
 
 /// The payload of one Raft entry: one batch of metadata records.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -514,3 +514,51 @@ fn duplicate_keeps_the_kind_and_message() {
         })
     ));
 }
+
+/// The first active controller of an empty log commits its bootstrap
+/// records ahead of the first operation, once; a log that is not empty is
+/// never bootstrapped again.
+#[tokio::test]
+async fn an_empty_log_is_bootstrapped_once_before_the_first_operation() {
+    use sluice_metadata::record::FeatureLevelRecord;
+    let bootstrap = vec![MetadataRecord::FeatureLevel(FeatureLevelRecord {
+        name: "metadata.version".into(),
+        feature_level: 27,
+    })];
+    let config = ControllerConfig {
+        bootstrap: bootstrap.clone(),
+        ..ControllerConfig::default()
+    };
+    let f = fixture_with(&[], Arc::new(PermissiveValidator), config.clone()).await;
+    let block =
+        f.c.allocate_producer_ids(BrokerId(1), BrokerEpoch(-1))
+            .await;
+    // Whatever the operation's own answer, the bootstrap went first.
+    let _ = block;
+    let image = f.c.image();
+    assert_eq!(image.feature_level("metadata.version"), Some(27));
+    let records = || -> Vec<MetadataRecord> {
+        f.log
+            .batches()
+            .into_iter()
+            .flat_map(|b| b.records)
+            .collect()
+    };
+    assert_eq!(records().first(), Some(&bootstrap[0]));
+    let n = records().len();
+    // A second controller on the same (now non-empty) log adds nothing.
+    f.c.shutdown().await;
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let c2 = Arc::new(QuorumController::start(
+        f.log.clone(),
+        config,
+        Arc::new(PermissiveValidator),
+        clock,
+    ));
+    let _ = c2.allocate_producer_ids(BrokerId(1), BrokerEpoch(-1)).await;
+    let features = records()
+        .iter()
+        .filter(|r| matches!(r, MetadataRecord::FeatureLevel(_)))
+        .count();
+    assert_eq!(features, 1, "bootstrapped twice ({n} records before)");
+}
