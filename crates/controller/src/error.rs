@@ -64,6 +64,11 @@ pub enum ControllerError {
     /// holds a live session.
     #[error("Another incarnation of broker {0} is registered and alive.")]
     DuplicateBrokerRegistration(BrokerId),
+    /// INCONSISTENT_CLUSTER_ID: the controller belongs to another cluster
+    /// than the broker's `meta.properties` names (a remote controller's
+    /// refusal of a registration; the in-process one cannot disagree).
+    #[error("{0}")]
+    InconsistentClusterId(String),
     /// ELECTION_NOT_NEEDED.
     #[error("Leader election not needed for topic partition.")]
     ElectionNotNeeded,
@@ -112,6 +117,7 @@ impl ControllerError {
                 current: *current,
             },
             E::DuplicateBrokerRegistration(b) => E::DuplicateBrokerRegistration(*b),
+            E::InconsistentClusterId(s) => E::InconsistentClusterId(s.clone()),
             E::ElectionNotNeeded => E::ElectionNotNeeded,
             E::PreferredLeaderNotAvailable(s) => E::PreferredLeaderNotAvailable(s.clone()),
             E::EligibleLeadersNotAvailable(s) => E::EligibleLeadersNotAvailable(s.clone()),

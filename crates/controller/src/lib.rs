@@ -24,6 +24,13 @@
 //!   broker registration, heartbeats and fencing) over any
 //!   [`MetadataLog`], answering only after commit; errors are
 //!   [`ControllerError`] ([`error`]).
+//! - [`client`]: [`client::ControllerClient`], the seam a broker calls the
+//!   active controller through (committed answers with the metadata offset
+//!   to wait for), implemented here for the in-process
+//!   `Arc<QuorumController>` and in sluice-transport for a remote one. Not
+//!   re-exported at the root: in scope, its methods would shadow
+//!   `QuorumController`'s own on an `Arc<QuorumController>` for code that
+//!   imports this crate with `*`.
 //! - [`testing`] (hidden): the seam's conformance suite
 //!   ([`testing::run_conformance`]) and [`testing::MemoryLog`] for tests
 //!   above the seam.
@@ -42,6 +49,7 @@
 //!   ([`LogError::Fatal`]): the node stops rather than serve a state it
 //!   cannot trust.
 
+pub mod client;
 pub mod controller;
 pub mod error;
 pub mod log;

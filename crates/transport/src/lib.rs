@@ -13,7 +13,17 @@
 //!   is not the active controller answers NOT_CONTROLLER.
 //! - [`codes`]: the one place where a
 //!   [`ControllerError`](sluice_controller::ControllerError) becomes a Kafka
-//!   error code (the broker's handlers reuse it).
+//!   error code (the broker's handlers reuse it), and back
+//!   ([`controller_error_from_code`]).
+//! - [`committed`]: the committed metadata offset every answer of the
+//!   broker's controller APIs carries in a tagged field
+//!   ([`committed::COMMITTED_OFFSET_TAG`]), since Kafka's responses have
+//!   none.
+//! - [`remote`]: [`RemoteController`], the broker's
+//!   [`ControllerClient`](sluice_controller::client::ControllerClient) when
+//!   the active controller is another node: the nine operations as Kafka
+//!   requests over the [`ControllerChannel`], the answers in domain types
+//!   with their committed offset.
 //! - [`channel`]: [`ControllerChannel`], a broker's connection to whichever
 //!   voter of `controller.quorum.voters` is the active controller: one
 //!   connection, bounded in-flight requests, request timeouts, and a move to
@@ -38,19 +48,22 @@
 
 pub mod channel;
 pub mod codes;
+pub mod committed;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod lifecycle;
 pub mod listener;
 pub mod net;
+pub mod remote;
 pub mod server;
 pub mod voters;
 
 pub use channel::{ChannelConfig, ControllerApi, ControllerChannel};
-pub use codes::{controller_error_code, ErrorCode};
+pub use codes::{controller_error_code, controller_error_from_code, ErrorCode, ErrorContext};
 pub use error::TransportError;
 pub use lifecycle::{BrokerLifecycleManager, BrokerState, LifecycleConfig, LifecycleStatus};
 pub use net::{Acceptor, BoxStream, Connector, TcpAcceptor, TcpConnector};
+pub use remote::RemoteController;
 pub use server::{ControllerServer, ServerConfig, CONTROLLER_APIS};
 pub use voters::{QuorumVoter, QuorumVoters};

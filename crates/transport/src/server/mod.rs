@@ -10,6 +10,11 @@
 //! as its forwarded CreateTopics) and answered in request order, as Kafka
 //! requires.
 //!
+//! Every answer of the nine APIs a broker's `ControllerClient` uses carries
+//! the metadata offset at which it is true, in the tagged field
+//! [`COMMITTED_OFFSET_TAG`](crate::committed::COMMITTED_OFFSET_TAG) (see
+//! [`committed`](crate::committed)).
+//!
 //! DescribeQuorum and DescribeCluster (endpoint type CONTROLLER) are
 //! answered here too, for `kafka-metadata-quorum --bootstrap-controller`
 //! (see `describe.rs`).
@@ -288,10 +293,13 @@ async fn handle_frame(inner: Arc<Inner>, frame: Bytes, peer: SocketAddr) -> Outc
     let api_key = req.api_key;
     let version = req.api_version();
     let cid = req.correlation_id();
-    let Some(body) = dispatch(&inner, req, peer).await else {
+    let Some(mut body) = dispatch(&inner, req, peer).await else {
         tracing::warn!(%peer, ?api_key, "controller listener: no handler, closing connection");
         return Outcome::Close;
     };
+    // After the call: the image includes whatever it committed (the
+    // in-process client reports the same offset).
+    crate::committed::attach(&mut body, inner.controller.image().provenance().last_offset);
     match encode_response(api_key, cid, version, &body) {
         Ok(b) => Outcome::Reply(b),
         Err(e) => {

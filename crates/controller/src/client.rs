@@ -1,0 +1,184 @@
+//! [`ControllerClient`]: a broker's one seam to the active controller.
+//!
+//! Every metadata write of a broker (topics, partitions, configs,
+//! producer-id blocks, elections, its own registration and heartbeats)
+//! goes through this trait. Each call resolves once the controller has
+//! *committed* the change, with the metadata offset the broker's loader
+//! must publish before the caller may answer ([`Committed::offset`]).
+//!
+//! It lives here, beside [`QuorumController`], so that both sides of the
+//! seam can implement it without depending on the broker (dependencies
+//! point one way: broker → transport → controller). Implementations:
+//! - `Arc<QuorumController>` (below): the in-process controller of a node
+//!   that is its own controller;
+//! - `sluice_transport::RemoteController`: Kafka's protocol over the
+//!   controller channel to the active controller of a quorum, which reads
+//!   the committed offset from a tagged field the controller listener adds
+//!   to its answers.
+//!
+//! Nothing above the seam can tell them apart.
+
+use std::sync::Arc;
+
+use sluice_metadata::{BrokerEpoch, BrokerId, ConfigResource};
+use sluice_record::Offset;
+
+use crate::controller::{
+    BrokerHeartbeat, BrokerRegistrationRequest, ConfigAlteration, ConfigKeys, CreatePartitions,
+    CreateTopic, CreatedTopic, DeletedTopic, ElectionResult, ElectionType, HeartbeatReply,
+    ProducerIdsBlock, QuorumController, RegisteredBroker, TopicRef,
+};
+use crate::error::ControllerError;
+use crate::log::BoxFuture;
+
+/// A controller answer, with the metadata offset that includes it.
+#[derive(Debug)]
+pub struct Committed<T> {
+    pub value: T,
+    /// The committed offset the answer is true at: wait until the loader
+    /// published it before telling a client.
+    pub offset: Offset,
+}
+
+/// One result per item of a request, in request order.
+pub type Items<T> = Vec<Result<T, ControllerError>>;
+
+/// Result of a whole controller call.
+pub type Answer<'a, T> = BoxFuture<'a, Result<Committed<T>, ControllerError>>;
+
+/// The controller operations a broker uses (Kafka's controller APIs, in
+/// domain types; see [`QuorumController`] for each).
+pub trait ControllerClient: Send + Sync + 'static {
+    fn create_topics(
+        &self,
+        topics: Vec<CreateTopic>,
+        validate_only: bool,
+    ) -> Answer<'_, Items<CreatedTopic>>;
+    fn delete_topics(&self, topics: Vec<TopicRef>) -> Answer<'_, Items<DeletedTopic>>;
+    fn create_partitions(
+        &self,
+        topics: Vec<CreatePartitions>,
+        validate_only: bool,
+    ) -> Answer<'_, Items<()>>;
+    fn incremental_alter_configs(
+        &self,
+        resources: Vec<(ConfigResource, Vec<ConfigAlteration>)>,
+        validate_only: bool,
+    ) -> Answer<'_, Items<()>>;
+    fn alter_configs(
+        &self,
+        resources: Vec<(ConfigResource, ConfigKeys)>,
+        validate_only: bool,
+    ) -> Answer<'_, Items<()>>;
+    fn elect_leaders(
+        &self,
+        election: ElectionType,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> Answer<'_, Vec<ElectionResult>>;
+    fn allocate_producer_ids(
+        &self,
+        broker: BrokerId,
+        epoch: BrokerEpoch,
+    ) -> Answer<'_, ProducerIdsBlock>;
+    fn register_broker(&self, req: BrokerRegistrationRequest) -> Answer<'_, RegisteredBroker>;
+    fn heartbeat(&self, hb: BrokerHeartbeat) -> Answer<'_, HeartbeatReply>;
+}
+
+/// The in-process controller: its answers come after commit and after
+/// its own image applied the change, so that image's last offset covers
+/// the change.
+fn committed<T>(
+    c: &QuorumController,
+    r: Result<T, ControllerError>,
+) -> Result<Committed<T>, ControllerError> {
+    r.map(|value| Committed {
+        value,
+        offset: c.image().provenance().last_offset,
+    })
+}
+
+impl ControllerClient for Arc<QuorumController> {
+    fn create_topics(
+        &self,
+        topics: Vec<CreateTopic>,
+        validate_only: bool,
+    ) -> Answer<'_, Items<CreatedTopic>> {
+        Box::pin(async move {
+            committed(
+                self,
+                self.as_ref().create_topics(topics, validate_only).await,
+            )
+        })
+    }
+    fn delete_topics(&self, topics: Vec<TopicRef>) -> Answer<'_, Items<DeletedTopic>> {
+        Box::pin(async move { committed(self, self.as_ref().delete_topics(topics).await) })
+    }
+    fn create_partitions(
+        &self,
+        topics: Vec<CreatePartitions>,
+        validate_only: bool,
+    ) -> Answer<'_, Items<()>> {
+        Box::pin(async move {
+            committed(
+                self,
+                self.as_ref().create_partitions(topics, validate_only).await,
+            )
+        })
+    }
+    fn incremental_alter_configs(
+        &self,
+        resources: Vec<(ConfigResource, Vec<ConfigAlteration>)>,
+        validate_only: bool,
+    ) -> Answer<'_, Items<()>> {
+        Box::pin(async move {
+            committed(
+                self,
+                self.as_ref()
+                    .incremental_alter_configs(resources, validate_only)
+                    .await,
+            )
+        })
+    }
+    fn alter_configs(
+        &self,
+        resources: Vec<(ConfigResource, ConfigKeys)>,
+        validate_only: bool,
+    ) -> Answer<'_, Items<()>> {
+        Box::pin(async move {
+            committed(
+                self,
+                self.as_ref().alter_configs(resources, validate_only).await,
+            )
+        })
+    }
+    fn elect_leaders(
+        &self,
+        election: ElectionType,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> Answer<'_, Vec<ElectionResult>> {
+        Box::pin(async move {
+            committed(
+                self,
+                self.as_ref().elect_leaders(election, partitions).await,
+            )
+        })
+    }
+    fn allocate_producer_ids(
+        &self,
+        broker: BrokerId,
+        epoch: BrokerEpoch,
+    ) -> Answer<'_, ProducerIdsBlock> {
+        Box::pin(async move {
+            committed(
+                self,
+                self.as_ref().allocate_producer_ids(broker, epoch).await,
+            )
+        })
+    }
+    fn register_broker(&self, req: BrokerRegistrationRequest) -> Answer<'_, RegisteredBroker> {
+        Box::pin(async move { committed(self, self.as_ref().register_broker(req).await) })
+    }
+    fn heartbeat(&self, hb: BrokerHeartbeat) -> Answer<'_, HeartbeatReply> {
+        Box::pin(async move { committed(self, self.as_ref().heartbeat(hb).await) })
+    }
+}

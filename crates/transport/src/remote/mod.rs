@@ -1,0 +1,421 @@
+//! [`RemoteController`]: the broker's [`ControllerClient`] when the active
+//! controller is another node (Kafka's `ForwardingManager` plus the
+//! broker-to-controller channel, as one client).
+//!
+//! Each operation becomes the Kafka request the controller listener serves
+//! (`server/`), sent over the [`ControllerChannel`] (which finds the active
+//! controller among `controller.quorum.voters` and retries NOT_CONTROLLER
+//! on the next voter until the call's timeout). Its answer comes back in
+//! domain types, one result per item in request order, the Kafka error
+//! codes turned back into [`ControllerError`] by
+//! [`controller_error_from_code`] with the controller's message kept
+//! (BrokerRegistration, BrokerHeartbeat, AllocateProducerIds and
+//! ElectLeaders' top level have no message field: their errors are
+//! rebuilt from the request, and STALE_BROKER_EPOCH's current epoch is -1).
+//!
+//! **The committed offset.** [`Committed::offset`] is read from the
+//! answer's tagged field
+//! [`COMMITTED_OFFSET_TAG`](crate::committed::COMMITTED_OFFSET_TAG), which
+//! a Sluice controller adds to every answer of these APIs. An answer
+//! without it, or with a field that is not 8 bytes or below -1, is refused
+//! with [`ControllerError::Internal`] (UNKNOWN_SERVER_ERROR), never taken
+//! as "do not wait": the broker answers its client only once its own
+//! loader published the change, and without the offset it cannot keep that
+//! promise. Such an answer comes only from a controller that is not Sluice
+//! (whose metadata quorum a Sluice broker cannot join anyway) or from a
+//! bug, so it fails loudly; the error says the change may have been
+//! applied. (An offset above the truth cannot be caught here: the broker
+//! then waits until its loader reaches it.)
+//!
+//! Failures of the channel: no active controller within the timeout is
+//! `Log(Uncertain)` (REQUEST_TIMED_OUT: an attempt may have been applied,
+//! as Kafka's forwarding broker answers), a closed channel is
+//! `Log(Shutdown)`, a request the controller cannot take (no common
+//! version) is the error of its code.
+
+mod convert;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::*;
+use sluice_controller::client::{Answer, Committed, ControllerClient, Items};
+use sluice_controller::{
+    BrokerHeartbeat, BrokerRegistrationRequest as Registration, ConfigAlteration, ConfigKeys,
+    ControllerError, CreatePartitions, CreateTopic, CreatedTopic, DeletedTopic, ElectionResult,
+    ElectionType, HeartbeatReply, LogError, ProducerIdsBlock, RegisteredBroker, TopicRef,
+};
+use sluice_metadata::{BrokerEpoch, BrokerId, ConfigResource};
+use sluice_protocol::kafka_protocol;
+
+use crate::channel::{ControllerApi, ControllerChannel};
+use crate::codes::controller_error_from_code;
+use crate::error::TransportError;
+
+/// How long one operation may take, retries on other voters included,
+/// unless [`RemoteController::with_timeout`] says otherwise (Kafka's
+/// `request.timeout.ms` default, the budget a forwarded request has).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The [`ControllerClient`] of a broker whose active controller is remote
+/// (see the module docs). Cheap to share behind an `Arc`.
+pub struct RemoteController {
+    channel: Arc<ControllerChannel>,
+    cluster_id: String,
+    timeout: Duration,
+}
+
+impl RemoteController {
+    /// A client over `channel`; `cluster_id` is this broker's
+    /// (`meta.properties`), sent with its registration.
+    pub fn new(channel: Arc<ControllerChannel>, cluster_id: impl Into<String>) -> RemoteController {
+        RemoteController {
+            channel,
+            cluster_id: cluster_id.into(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// The limit of one operation, retries included.
+    pub fn with_timeout(mut self, timeout: Duration) -> RemoteController {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The channel the client sends on (to point it at a known leader).
+    pub fn channel(&self) -> &Arc<ControllerChannel> {
+        &self.channel
+    }
+
+    fn timeout_ms(&self) -> i32 {
+        i32::try_from(self.timeout.as_millis()).unwrap_or(i32::MAX)
+    }
+
+    /// Sends `req` and reads the answer's committed offset.
+    async fn send<R>(&self, req: &R) -> Result<Committed<R::Response>, ControllerError>
+    where
+        R: ControllerApi,
+        R::Response: Tagged + Send + 'static,
+    {
+        let resp = self
+            .channel
+            .send(req, self.timeout)
+            .await
+            .map_err(channel_error)?;
+        let offset = crate::committed::read(resp.tagged()).map_err(|e| {
+            ControllerError::Internal(format!(
+                "{e}; the controller's answer cannot be waited for (the change may have been applied)"
+            ))
+        })?;
+        Ok(Committed {
+            value: resp,
+            offset,
+        })
+    }
+}
+
+/// A channel failure as the caller's error (see the module docs).
+fn channel_error(e: TransportError) -> ControllerError {
+    match e {
+        TransportError::ControllerUnavailable { .. } => {
+            tracing::debug!(error = %e, "no active controller answered");
+            ControllerError::Log(LogError::Uncertain)
+        }
+        TransportError::Shutdown => ControllerError::Log(LogError::Shutdown),
+        TransportError::Rejected { code, message } => {
+            controller_error_from_code(code, Some(&message), &Default::default())
+                .unwrap_or(ControllerError::Internal(message))
+        }
+        other => ControllerError::Internal(other.to_string()),
+    }
+}
+
+/// An answer whose item count is not the request's.
+fn count_mismatch(what: &str, got: usize, want: usize) -> ControllerError {
+    ControllerError::Internal(format!(
+        "{what}: the controller answered {got} items for {want}"
+    ))
+}
+
+/// Responses with tagged fields (the answers of the broker's APIs).
+pub(crate) trait Tagged {
+    fn tagged(&self) -> &BTreeMap<i32, Bytes>;
+}
+
+macro_rules! tagged {
+    ($($resp:ty),*) => {$(
+        impl Tagged for $resp {
+            fn tagged(&self) -> &BTreeMap<i32, Bytes> {
+                &self.unknown_tagged_fields
+            }
+        }
+    )*};
+}
+tagged!(
+    CreateTopicsResponse,
+    DeleteTopicsResponse,
+    CreatePartitionsResponse,
+    IncrementalAlterConfigsResponse,
+    AlterConfigsResponse,
+    ElectLeadersResponse,
+    AllocateProducerIdsResponse,
+    BrokerRegistrationResponse,
+    BrokerHeartbeatResponse
+);
+
+impl ControllerClient for RemoteController {
+    fn create_topics(
+        &self,
+        topics: Vec<CreateTopic>,
+        validate_only: bool,
+    ) -> Answer<'_, Items<CreatedTopic>> {
+        Box::pin(async move {
+            let req = convert::create_topics(&topics, validate_only, self.timeout_ms());
+            let answer = self.send(&req).await?;
+            let resp = answer.value;
+            if resp.topics.len() != topics.len() {
+                return Err(count_mismatch(
+                    "CreateTopics",
+                    resp.topics.len(),
+                    topics.len(),
+                ));
+            }
+            let items = resp
+                .topics
+                .into_iter()
+                .zip(&topics)
+                .map(|(r, asked)| convert::created_topic(r, &asked.name))
+                .collect::<Result<_, _>>()?;
+            Ok(Committed {
+                value: items,
+                offset: answer.offset,
+            })
+        })
+    }
+
+    fn delete_topics(&self, topics: Vec<TopicRef>) -> Answer<'_, Items<DeletedTopic>> {
+        Box::pin(async move {
+            let req = convert::delete_topics(&topics, self.timeout_ms());
+            let answer = self.send(&req).await?;
+            let resp = answer.value;
+            if resp.responses.len() != topics.len() {
+                return Err(count_mismatch(
+                    "DeleteTopics",
+                    resp.responses.len(),
+                    topics.len(),
+                ));
+            }
+            let items = resp
+                .responses
+                .into_iter()
+                .zip(&topics)
+                .map(|(r, asked)| convert::deleted_topic(r, asked))
+                .collect();
+            Ok(Committed {
+                value: items,
+                offset: answer.offset,
+            })
+        })
+    }
+
+    fn create_partitions(
+        &self,
+        topics: Vec<CreatePartitions>,
+        validate_only: bool,
+    ) -> Answer<'_, Items<()>> {
+        Box::pin(async move {
+            let req = convert::create_partitions(&topics, validate_only, self.timeout_ms());
+            let answer = self.send(&req).await?;
+            let resp = answer.value;
+            if resp.results.len() != topics.len() {
+                return Err(count_mismatch(
+                    "CreatePartitions",
+                    resp.results.len(),
+                    topics.len(),
+                ));
+            }
+            let items = resp
+                .results
+                .iter()
+                .zip(&topics)
+                .map(|(r, asked)| {
+                    convert::item(
+                        "CreatePartitions",
+                        &r.name.0,
+                        &asked.topic,
+                        r.error_code,
+                        r.error_message.as_deref(),
+                    )
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(Committed {
+                value: items,
+                offset: answer.offset,
+            })
+        })
+    }
+
+    fn incremental_alter_configs(
+        &self,
+        resources: Vec<(ConfigResource, Vec<ConfigAlteration>)>,
+        validate_only: bool,
+    ) -> Answer<'_, Items<()>> {
+        Box::pin(async move {
+            let req = convert::incremental_alter_configs(&resources, validate_only);
+            let answer = self.send(&req).await?;
+            let resp = answer.value;
+            if resp.responses.len() != resources.len() {
+                return Err(count_mismatch(
+                    "IncrementalAlterConfigs",
+                    resp.responses.len(),
+                    resources.len(),
+                ));
+            }
+            let items = resp
+                .responses
+                .iter()
+                .zip(&resources)
+                .map(|(r, (asked, _))| {
+                    convert::item(
+                        "IncrementalAlterConfigs",
+                        &r.resource_name,
+                        &asked.name,
+                        r.error_code,
+                        r.error_message.as_deref(),
+                    )
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(Committed {
+                value: items,
+                offset: answer.offset,
+            })
+        })
+    }
+
+    fn alter_configs(
+        &self,
+        resources: Vec<(ConfigResource, ConfigKeys)>,
+        validate_only: bool,
+    ) -> Answer<'_, Items<()>> {
+        Box::pin(async move {
+            let req = convert::alter_configs(&resources, validate_only);
+            let answer = self.send(&req).await?;
+            let resp = answer.value;
+            if resp.responses.len() != resources.len() {
+                return Err(count_mismatch(
+                    "AlterConfigs",
+                    resp.responses.len(),
+                    resources.len(),
+                ));
+            }
+            let items = resp
+                .responses
+                .iter()
+                .zip(&resources)
+                .map(|(r, (asked, _))| {
+                    convert::item(
+                        "AlterConfigs",
+                        &r.resource_name,
+                        &asked.name,
+                        r.error_code,
+                        r.error_message.as_deref(),
+                    )
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(Committed {
+                value: items,
+                offset: answer.offset,
+            })
+        })
+    }
+
+    fn elect_leaders(
+        &self,
+        election: ElectionType,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> Answer<'_, Vec<ElectionResult>> {
+        Box::pin(async move {
+            let req = convert::elect_leaders(election, partitions.as_deref(), self.timeout_ms());
+            let answer = self.send(&req).await?;
+            let resp = answer.value;
+            if let Some(e) = controller_error_from_code(resp.error_code, None, &Default::default())
+            {
+                return Err(e);
+            }
+            Ok(Committed {
+                value: convert::election_results(resp, partitions.as_deref()),
+                offset: answer.offset,
+            })
+        })
+    }
+
+    fn allocate_producer_ids(
+        &self,
+        broker: BrokerId,
+        epoch: BrokerEpoch,
+    ) -> Answer<'_, ProducerIdsBlock> {
+        Box::pin(async move {
+            let req = AllocateProducerIdsRequest::default()
+                .with_broker_id(broker.0.into())
+                .with_broker_epoch(epoch.0);
+            let answer = self.send(&req).await?;
+            let resp = answer.value;
+            convert::broker_error(resp.error_code, broker, epoch.0)?;
+            Ok(Committed {
+                value: ProducerIdsBlock {
+                    broker_id: broker,
+                    broker_epoch: epoch,
+                    first_producer_id: sluice_record::ProducerId(resp.producer_id_start.0),
+                    size: resp.producer_id_len,
+                },
+                offset: answer.offset,
+            })
+        })
+    }
+
+    fn register_broker(&self, req: Registration) -> Answer<'_, RegisteredBroker> {
+        Box::pin(async move {
+            let broker = req.broker_id;
+            let wire = convert::registration(&req, &self.cluster_id);
+            let answer = self.send(&wire).await?;
+            let resp = answer.value;
+            if resp.error_code == crate::codes::INCONSISTENT_CLUSTER_ID {
+                return Err(ControllerError::InconsistentClusterId(format!(
+                    "The controller's cluster id is not this broker's {} (meta.properties).",
+                    self.cluster_id
+                )));
+            }
+            convert::broker_error(resp.error_code, broker, -1)?;
+            Ok(Committed {
+                value: RegisteredBroker {
+                    broker_epoch: BrokerEpoch(resp.broker_epoch),
+                },
+                offset: answer.offset,
+            })
+        })
+    }
+
+    fn heartbeat(&self, hb: BrokerHeartbeat) -> Answer<'_, HeartbeatReply> {
+        Box::pin(async move {
+            let req = BrokerHeartbeatRequest::default()
+                .with_broker_id(hb.broker_id.0.into())
+                .with_broker_epoch(hb.broker_epoch.0)
+                .with_current_metadata_offset(hb.current_metadata_offset.0)
+                .with_want_fence(hb.want_fence)
+                .with_want_shut_down(hb.want_shutdown);
+            let answer = self.send(&req).await?;
+            let resp = answer.value;
+            convert::broker_error(resp.error_code, hb.broker_id, hb.broker_epoch.0)?;
+            Ok(Committed {
+                value: HeartbeatReply {
+                    is_caught_up: resp.is_caught_up,
+                    is_fenced: resp.is_fenced,
+                    should_shutdown: resp.should_shut_down,
+                },
+                offset: answer.offset,
+            })
+        })
+    }
+}
