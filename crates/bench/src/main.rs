@@ -146,7 +146,8 @@ enum Cmd {
     /// The cluster figures of issue 16 on a 3-node cluster: controller failover
     /// after kill -9, metadata propagation, bulk topic creation, idle RSS and CPU.
     Cluster {
-        /// `kafka` (the pinned Apache Kafka, three KRaft nodes on loopback).
+        /// `kafka` (the pinned Apache Kafka, three KRaft nodes on loopback) or
+        /// `sluice` (three combined Sluice nodes on loopback).
         #[arg(long, default_value = "kafka")]
         target: String,
         #[arg(long, default_value_t = 10)]

@@ -103,27 +103,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("invalid configuration; the broker was not started")?;
     let checked = cli::storage::check_before_serve(&config)?;
     if let (Some(cluster_id), Some(k)) = (&checked, &config.kraft) {
-        if !k.roles.broker {
-            // process.roles=controller: the controller role alone, no
-            // client listener and no partitions.
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .thread_name("sluice-controller")
-                .build()
-                .context("cannot start the async runtime")?;
-            return runtime.block_on(node::run_controller(config, cluster_id.clone()));
+        // A node of a multi-node cluster (process.roles).
+        if k.roles.broker {
+            sluice_broker::network::tune_allocator();
+            raise_open_file_limit();
         }
-    }
-    if let Some(cluster_id) = checked {
-        if let Some(k) = &config.kraft {
-            tracing::warn!(
-                cluster_id,
-                node_id = k.node_id,
-                roles = %k.roles,
-                voters = k.quorum.voters.len(),
-                "process.roles is set, but the multi-node wiring of issue 16 is not in this build yet: this node serves as a one-node cluster and does not contact the other voters"
-            );
-        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("sluice")
+            .build()
+            .context("cannot start the async runtime")?;
+        return runtime.block_on(node::run(config, cluster_id.clone()));
     }
     sluice_broker::network::tune_allocator();
     raise_open_file_limit();

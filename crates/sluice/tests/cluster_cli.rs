@@ -3,9 +3,9 @@
 //! `cluster start`: the generated configs pass the config validator with
 //! one voter set, every node's dirs are formatted with one cluster id, the
 //! children run, a child that dies is reported, and SIGTERM (or the death
-//! of the parent) stops every child: no pid outlives it. The nodes cannot
-//! form one cluster until the multi-node wiring of issue 16 lands, so each
-//! still serves as a one-node cluster here; the end-to-end test waits.
+//! of the parent) stops every child: no pid outlives it. The nodes form
+//! one cluster: `cluster info` on any node lists all three brokers and
+//! voters.
 //!
 //! `cluster info` against single-node Sluice, and (with `SLUICE_TEST_FULL=1`,
 //! it starts three JVMs) against the 3-node reference Kafka.
@@ -217,12 +217,22 @@ fn cluster_start_formats_starts_reports_and_stops_every_node() {
     }
     voters.dedup();
     assert_eq!(voters.len(), 1);
-    // Each node answers (as a one-node cluster until the wiring lands) with the formatted cluster id.
+    // The nodes form one cluster: any node lists all three brokers and
+    // the quorum of all three voters (DescribeQuorum forwarded to its
+    // leader), with the formatted cluster id.
     let info = ok(&["cluster", "info", "--bootstrap-server", &bootstrap[1]]);
     assert!(
         info.contains(&format!("CLUSTER-ID  {cluster_id}")),
         "{info}"
     );
+    for id in 1..=3 {
+        assert!(
+            info.lines()
+                .any(|l| l.starts_with(&format!("{id} ")) && l.contains("127.0.0.1")),
+            "broker {id} missing:\n{info}"
+        );
+    }
+    assert!(info.contains("voters [1,2,3]"), "{info}");
 
     // A node that dies is reported; the others keep running.
     let (_, victim) = pids[1];

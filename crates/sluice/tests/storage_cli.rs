@@ -190,20 +190,41 @@ fn random_uuid_format_info_and_the_start_up_check() {
         "is not this node's voter address",
     );
 
-    // Formatted: it starts (as one node until the cluster wiring lands) and stops on SIGTERM.
+    // Formatted: it starts as a one-voter cluster (its controller listener
+    // on a free port, announced first, then the client listener) and stops
+    // on SIGTERM.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = Command::new(BIN)
-        .args(["serve", "-c", &config])
+        .args(["serve", "-c", &config, "--override"])
+        .arg(format!("controller.quorum.voters=1@127.0.0.1:{port}"))
+        .arg("--override")
+        .arg(format!(
+            "listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{port}"
+        ))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let mut lines = Vec::new();
+    for _ in 0..2 {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        lines.push(line);
+    }
+    assert_eq!(
+        lines[0].trim(),
+        format!("listening on CONTROLLER://127.0.0.1:{port}"),
+        "{lines:?}"
+    );
     assert!(
-        line.starts_with("listening on PLAINTEXT://127.0.0.1:"),
-        "{line:?}"
+        lines[1].starts_with("listening on PLAINTEXT://127.0.0.1:"),
+        "{lines:?}"
     );
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -221,8 +242,10 @@ fn random_uuid_format_info_and_the_start_up_check() {
     assert!(status.success());
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    // It ran both roles: a voter of its own quorum, and a broker that
+    // registered with it.
     assert!(
-        err.contains("multi-node wiring of issue 16 is not in this build yet"),
+        err.contains("controller started") && err.contains("broker registered and unfenced"),
         "{err}"
     );
     // The cluster id it served with is the formatted one.

@@ -15,8 +15,9 @@
 //! - **idle**: resident memory and CPU of each node's process over a quiet
 //!   window.
 //!
-//! Only the reference Apache Kafka cluster is a target today: the Sluice
-//! cluster joins as a second [`ClusterTarget`] when it exists (issue 16).
+//! Targets: `kafka` (the reference Apache Kafka, [`KafkaTarget`]) and
+//! `sluice` (three combined Sluice nodes, [`SluiceTarget`]), each on
+//! loopback with its defaults; run both in one session to compare.
 
 mod client;
 mod scenarios;
@@ -77,6 +78,47 @@ impl ClusterTarget for KafkaTarget {
     }
 }
 
+/// Three combined Sluice nodes on loopback (testkit's `SluiceCluster`,
+/// formatted as an operator would; Sluice's default timeouts), from the
+/// release binary (`SLUICE_BIN`, else next to this one).
+pub struct SluiceTarget(sluice_testkit::SluiceCluster);
+
+impl SluiceTarget {
+    pub fn start() -> Result<SluiceTarget> {
+        let bin = sluice_testkit::locate_sluice_binary()?;
+        let c = sluice_testkit::SluiceCluster::start(
+            bin,
+            sluice_testkit::ClusterLayout::Combined(3),
+            &[],
+        )?;
+        Ok(SluiceTarget(c))
+    }
+}
+
+impl ClusterTarget for SluiceTarget {
+    fn name(&self) -> &'static str {
+        "sluice"
+    }
+    fn node_ids(&self) -> Vec<i32> {
+        self.0.broker_ids()
+    }
+    fn addr(&self, id: i32) -> SocketAddr {
+        self.0
+            .broker_addr(id)
+            .parse()
+            .expect("the node announced a socket address")
+    }
+    fn pid(&mut self, id: i32) -> Option<u32> {
+        self.0.node(id).process.pid()
+    }
+    fn kill(&mut self, id: i32) -> Result<()> {
+        Ok(self.0.node_mut(id).process.kill()?)
+    }
+    fn restart(&mut self, id: i32) -> Result<()> {
+        Ok(self.0.node_mut(id).process.restart()?)
+    }
+}
+
 /// What to run.
 pub struct ClusterOptions {
     pub target: String,
@@ -102,7 +144,8 @@ struct ClusterReport {
 pub fn run(opts: ClusterOptions) -> Result<()> {
     let mut target: Box<dyn ClusterTarget> = match opts.target.as_str() {
         "kafka" => Box::new(KafkaTarget::start()?),
-        other => bail!("unknown cluster target {other:?} (known: kafka)"),
+        "sluice" => Box::new(SluiceTarget::start()?),
+        other => bail!("unknown cluster target {other:?} (known: kafka, sluice)"),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

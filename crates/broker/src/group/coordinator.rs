@@ -292,9 +292,16 @@ impl GroupCoordinator {
             ("cleanup.policy".to_string(), "compact".to_string()),
             ("segment.bytes".to_string(), seg),
         ]);
+        // `offsets.topic.replication.factor` in a cluster (Kafka's default
+        // 3); a single node has one replica to give.
+        let rf = ctx
+            .config
+            .kraft
+            .as_ref()
+            .map_or(1, |k| k.offsets_topic_replication_factor);
         let created = ctx
             .controller
-            .create_topic(OFFSETS_TOPIC, n, 1, configs)
+            .create_topic(OFFSETS_TOPIC, n, rf, configs)
             .await;
         match created {
             Ok(t) => {

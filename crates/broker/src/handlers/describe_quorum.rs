@@ -1,5 +1,6 @@
-//! DescribeQuorum: the metadata quorum of `__cluster_metadata-0`. This node
-//! is its only voter and so always its leader; the high watermark and log
+//! DescribeQuorum: the metadata quorum of `__cluster_metadata-0`. A node of
+//! a multi-node cluster forwards it to the active controller ([`forward`]).
+//! A single node is its only voter and so always its leader; the high watermark and log
 //! end offset are the metadata store's durable metadata offset and the epoch
 //! is the one it elected itself in at start (`metadata/store.rs`).
 //!
@@ -30,6 +31,50 @@ pub const METADATA_PARTITION: i32 = 0;
 
 /// Kafka's message for UNKNOWN_TOPIC_OR_PARTITION.
 const UNKNOWN_PARTITION_MESSAGE: &str = "This server does not host this topic-partition.";
+
+/// How long a forwarded DescribeQuorum may take (Kafka's forwarding uses
+/// the request's own timeout; DescribeQuorum has none).
+const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A node of a cluster forwards DescribeQuorum to the active controller,
+/// as Kafka's brokers do: only the quorum's leader knows every voter's
+/// and observer's log end and lag. A voter that is not the leader answers
+/// NOT_LEADER_OR_FOLLOWER with the leader it knows; the channel is then
+/// pointed at that leader and asked once more.
+async fn forward(
+    channel: &sluice_transport::ControllerChannel,
+    req: DescribeQuorumRequest,
+) -> DescribeQuorumResponse {
+    let mut last = None;
+    for _ in 0..3 {
+        match channel.send(&req, FORWARD_TIMEOUT).await {
+            Ok(resp) => {
+                let p = resp.topics.first().and_then(|t| t.partitions.first());
+                match p {
+                    Some(p)
+                        if p.error_code == ResponseError::NotLeaderOrFollower.code()
+                            && p.leader_id.0 >= 0 =>
+                    {
+                        channel.set_active_controller(p.leader_id.0).await;
+                        last = Some(resp);
+                    }
+                    _ => return resp,
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "forwarding DescribeQuorum failed");
+                break;
+            }
+        }
+    }
+    last.unwrap_or_else(|| {
+        DescribeQuorumResponse::default()
+            .with_error_code(ResponseError::RequestTimedOut.code())
+            .with_error_message(Some(StrBytes::from_static_str(
+                "the active controller did not answer",
+            )))
+    })
+}
 
 pub async fn handle(
     ctx: &BrokerContext,
@@ -75,6 +120,9 @@ pub async fn handle(
         return resp.with_topics(topics);
     }
 
+    if let Some(channel) = ctx.metadata.controller_channel() {
+        return forward(channel, req).await;
+    }
     let node_id = ctx.config.node_id;
     let metadata = &ctx.metadata;
     let high_watermark = metadata.high_watermark().value();

@@ -67,6 +67,10 @@ pub struct BrokerLifecycle {
     /// producer-id blocks, which the controller hands out per epoch).
     epoch: Arc<AtomicI64>,
     interval: Duration,
+    /// How long a controlled shutdown waits for the controller's answer:
+    /// `broker.session.timeout.ms`, after which the controller fences a
+    /// silent broker anyway (Kafka waits up to 5 minutes).
+    shutdown_patience: Duration,
     stopping: AtomicBool,
     stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -98,6 +102,7 @@ impl BrokerLifecycle {
             registration,
             epoch,
             interval: Duration::from_millis(config.broker_heartbeat_interval_ms.max(1) as u64),
+            shutdown_patience: Duration::from_millis(config.broker_session_timeout_ms.max(1) as u64),
             stopping: AtomicBool::new(false),
             stop: watch::channel(false).0,
             task: Mutex::new(None),
@@ -223,9 +228,13 @@ impl BrokerLifecycle {
         if let Some(t) = task {
             let _ = t.await;
         }
-        match self.heartbeat(true).await {
-            Ok(_) => tracing::info!("controlled shutdown: leaderships moved off this broker"),
-            Err(e) => tracing::warn!(error = %e, "controlled shutdown request failed"),
+        match tokio::time::timeout(self.shutdown_patience, self.heartbeat(true)).await {
+            Ok(Ok(_)) => tracing::info!("controlled shutdown: leaderships moved off this broker"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "controlled shutdown request failed"),
+            Err(_) => tracing::warn!(
+                waited_ms = self.shutdown_patience.as_millis() as u64,
+                "controlled shutdown: no answer from the controller; stopping anyway (the controller fences this broker when its session expires)"
+            ),
         }
     }
 

@@ -95,7 +95,14 @@ pub fn metadata_log_dir(config: &BrokerConfig) -> PathBuf {
 pub struct QuorumHandle {
     meta: MetaProperties,
     log: Arc<dyn MetadataLog>,
+    /// A cluster node's channel to the active controller (DescribeQuorum
+    /// is forwarded there); `None` on a single node.
+    channel: Option<Arc<ControllerChannelToQuorum>>,
 }
+
+/// sluice-transport's channel to the active controller (not the broker's
+/// own [`ControllerChannel`], which handlers write metadata through).
+pub type ControllerChannelToQuorum = sluice_transport::ControllerChannel;
 
 impl std::fmt::Debug for QuorumHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -114,6 +121,11 @@ impl QuorumHandle {
     /// `directory.id` of the metadata log dir (nil if unknown).
     pub fn directory_id(&self) -> Uuid {
         self.meta.directory_id
+    }
+
+    /// A cluster node's channel to the active controller.
+    pub fn controller_channel(&self) -> Option<&ControllerChannelToQuorum> {
+        self.channel.as_deref()
     }
 
     /// The quorum as this node sees it.
@@ -146,6 +158,9 @@ pub enum QuorumMode {
     Cluster {
         log: Arc<dyn MetadataLog>,
         controller: Arc<dyn ControllerClient>,
+        /// The channel `controller` sends on (DescribeQuorum is forwarded
+        /// on it too).
+        channel: Arc<ControllerChannelToQuorum>,
     },
 }
 
@@ -244,21 +259,25 @@ impl MetadataServices {
         mode: QuorumMode,
     ) -> Result<MetadataServices, MetadataError> {
         let node = BrokerId(config.node_id);
-        let (meta, log, client, owned) = match mode {
+        let (meta, log, client, owned, channel) = match mode {
             QuorumMode::SingleNode => {
                 let (meta, owned) = open_single_node(&config, &fs, &clock).await?;
                 let client: Arc<dyn ControllerClient> = Arc::new(owned.controller.clone());
                 let log: Arc<dyn MetadataLog> = owned.log.clone();
-                (meta, log, client, Some(owned))
+                (meta, log, client, Some(owned), None)
             }
-            QuorumMode::Cluster { log, controller } => {
+            QuorumMode::Cluster {
+                log,
+                controller,
+                channel,
+            } => {
                 let meta = {
                     let (config, fs) = (config.clone(), fs.clone());
                     tokio::task::spawn_blocking(move || meta::open(&config, &fs))
                         .await
                         .map_err(|e| MetadataError::LoaderStopped(e.to_string()))??
                 };
-                (meta, log, controller, None)
+                (meta, log, controller, None, Some(channel))
             }
         };
         let cache = ImageCache::new(node);
@@ -310,7 +329,7 @@ impl MetadataServices {
         )
         .await?;
         Ok(MetadataServices {
-            quorum: Arc::new(QuorumHandle { meta, log }),
+            quorum: Arc::new(QuorumHandle { meta, log, channel }),
             cache,
             controller,
             lifecycle,

@@ -12,9 +12,8 @@
 //! `scripts/kafka-cluster`). Starting again on the same `--dir` reuses the
 //! cluster id the nodes were formatted with.
 //!
-//! Until the multi-node wiring of issue 16 lands, each node serves as a
-//! one-node cluster of its own (it logs so): the quorum is configured and
-//! formatted, not yet formed.
+//! The nodes form one cluster: three voters of one metadata quorum, each
+//! also a broker.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::process::CommandExt as _;
@@ -212,7 +211,9 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
     while !stop.load(Ordering::SeqCst) {
         while let Ok((id, line)) = rx.try_recv() {
             writeln!(out, "node {id}: {line}")?;
-            if line.starts_with("listening on ") {
+            // A node serves once its client listener is up (it announces
+            // its controller listener first, before the quorum forms).
+            if line.starts_with("listening on PLAINTEXT://") {
                 listening.insert(id);
             }
         }

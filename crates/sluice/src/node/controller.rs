@@ -1,33 +1,24 @@
-//! Assembles a node of a Sluice cluster from its roles (issue 16). Today:
-//! the controller role of `process.roles=controller`.
+//! The controller role: a voter of `controller.quorum.voters`.
 //!
-//! A controller node serves ONE address, its entry in
+//! A controller serves ONE address, its entry in
 //! `controller.quorum.voters`, bound from the matching controller listener
 //! of `listeners`; a [`SplitListener`] hands the metadata quorum's RPC to
-//! the [`RaftMetadataLog`] (in `metadata.log.dir`) and Kafka's protocol to
-//! the [`ControllerServer`] (broker registration and heartbeats, forwarded
-//! admin APIs, DescribeQuorum, DescribeCluster). The [`QuorumController`]
-//! on that log fences brokers whose session expired on its own while it is
-//! active (its operation task ticks every `broker.session.timeout.ms / 4`).
+//! the [`RaftMetadataLog`] (in `<metadata.log.dir>/__cluster_metadata-0`)
+//! and Kafka's protocol to the [`ControllerServer`] (broker registration
+//! and heartbeats, forwarded admin APIs, DescribeQuorum, DescribeCluster).
+//! The [`QuorumController`] on that log fences brokers whose session
+//! expired on its own while it is active (its operation task ticks every
+//! `broker.session.timeout.ms / 4`), and bootstraps an empty log with
+//! `metadata.version` when it first becomes active.
 //!
 //! Before it binds, a controller asks the other voters that answer for
 //! their cluster id (DescribeCluster) and refuses to start if one names
 //! another cluster; a second node with the same `node.id` cannot bind the
 //! voter address its twin holds, and is refused with that reason.
 //!
-//! Lifecycle: SIGTERM/SIGINT stops the server, then the log, then the
-//! controller (the order the crates document: the controller's shutdown
-//! waits for an in-flight append, which only the log's shutdown resolves
-//! when no majority is left). A fatal metadata-log error (storage failure,
-//! a committed record that does not replay) halts the process at once
-//! with a non-zero exit and an `error` line, rather than serve a state it
-//! cannot trust.
-//!
-//! Why a module of the binary and not a crate: `sluice serve` is its only
-//! user, it may use `anyhow`, and it owns the process (signals, exit
-//! codes). It becomes a crate when the broker role (a client of the
-//! controllers, being reshaped on another branch) joins it and tests need
-//! to start both roles in one process.
+//! Shutdown order: the server, then the log, then the controller (the
+//! controller's shutdown waits for an in-flight append, which only the
+//! log's shutdown resolves when no majority is left).
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -49,9 +40,6 @@ use sluice_transport::listener::{SplitConfig, SplitListener};
 use sluice_transport::{
     ChannelConfig, ControllerChannel, ControllerServer, QuorumVoter, QuorumVoters, ServerConfig,
 };
-
-/// Exit code of a node halted by a fatal metadata-log error.
-pub const FATAL_EXIT: u8 = 70;
 
 /// The address this controller binds: its controller listener, which must
 /// be where the other voters reach it (its `controller.quorum.voters`
@@ -108,6 +96,7 @@ fn controller_config(config: &BrokerConfig, kraft: &KraftConfig) -> ControllerCo
         default_num_partitions: config.num_partitions,
         default_replication_factor: kraft.default_replication_factor as i16,
         broker_session_timeout_ms: i64::from(kraft.broker_session_timeout_ms),
+        bootstrap: sluice_broker::metadata::records::fresh_bootstrap_records(),
         ..ControllerConfig::default()
     }
 }
@@ -192,7 +181,7 @@ impl ControllerNode {
             BrokerId(kraft.node_id),
             cluster_id,
             voters,
-            kraft.metadata_log_dir.clone(),
+            super::metadata_log_path(kraft),
         );
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let log = RaftMetadataLog::start(
@@ -254,19 +243,16 @@ impl ControllerNode {
         self.addr
     }
 
+    /// This voter's replica of the metadata log (a combined node's broker
+    /// follows it).
+    pub fn log(&self) -> Arc<RaftMetadataLog> {
+        self.log.clone()
+    }
+
     /// Resolves with the reason once the metadata log or the controller
     /// failed fatally (never on a clean shutdown).
     pub async fn fatal(&self) -> String {
-        let log = async {
-            let mut listener = self.log.listen();
-            loop {
-                match listener.next().await {
-                    Ok(_) => {}
-                    Err(LogError::Shutdown) => std::future::pending::<()>().await,
-                    Err(e) => return e.to_string(),
-                }
-            }
-        };
+        let log = super::log_fatal(&self.log);
         // The controller's image never reaches this offset: the wait ends
         // only when its follower stops (a record that does not replay).
         let controller = async {
@@ -301,50 +287,6 @@ impl ControllerNode {
             "controller stopped"
         );
     }
-}
-
-/// `sluice serve` with `process.roles=controller`: runs until a signal or
-/// a fatal metadata-log error.
-pub async fn run_controller(config: BrokerConfig, cluster_id: String) -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    let node = ControllerNode::start(&config, &cluster_id).await?;
-    let name = config.kraft.as_ref().map_or("CONTROLLER".to_string(), |k| {
-        k.controller_listener_names[0].clone()
-    });
-    {
-        use std::io::Write as _;
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on {name}://{}", node.local_addr())?;
-        out.flush()?;
-    }
-    let which = tokio::select! {
-        _ = sigterm.recv() => "SIGTERM",
-        _ = sigint.recv() => "SIGINT",
-        why = node.fatal() => {
-            tracing::error!(reason = %why, "FATAL: the metadata log failed; halting this controller (exit {FATAL_EXIT}) rather than serve a state it cannot trust");
-            eprintln!("error: fatal metadata log error: {why}");
-            std::process::exit(i32::from(FATAL_EXIT));
-        }
-    };
-    tracing::info!(signal = which, "shutting down the controller");
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = sigterm.recv() => {},
-            _ = sigint.recv() => {},
-        }
-        tracing::warn!("second signal: exiting without a clean shutdown");
-        std::process::exit(130);
-    });
-    // A quorum without a majority can hold the log's shutdown; bound it.
-    if tokio::time::timeout(Duration::from_secs(30), node.shutdown())
-        .await
-        .is_err()
-    {
-        bail!("the controller did not shut down within 30 s");
-    }
-    Ok(())
 }
 
 #[cfg(test)]
