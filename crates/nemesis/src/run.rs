@@ -11,6 +11,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use sluice_checker::history::write_jsonl;
+use sluice_checker::{Call, OpType};
 
 use crate::cluster::{Cluster, Safety, System};
 use crate::fault::{self, FaultKind};
@@ -82,6 +83,11 @@ pub struct RunReport {
     pub sends_ok: usize,
     pub sends_failed: usize,
     pub sends_indeterminate: usize,
+    /// Acknowledged sends whose offset the client did not learn
+    /// (librdkafka's -1001 for a retried idempotent batch the broker already
+    /// had, DUPLICATE_SEQUENCE_NUMBER): the checker counts them as written
+    /// at an unknown offset.
+    pub sends_ok_without_offset: usize,
     pub records_polled: usize,
     pub producer_fatal_errors: u64,
     pub anomalies: BTreeMap<String, usize>,
@@ -220,6 +226,10 @@ fn run_inside(config: RunConfig) -> Result<RunReport, NemesisError> {
     let complete = final_read(&cluster.bootstrap(), &history, Duration::from_secs(600));
     log.line(format!("final read complete: {complete}"));
     let ops = history.take();
+    let sends_ok_without_offset = ops
+        .iter()
+        .filter(|op| op.kind == OpType::Ok && matches!(op.call, Call::Send { offset: None, .. }))
+        .count();
     let checked = sluice_checker::check(&ops);
     // Keep the history when the checker finds anomalies or rejects it.
     if !checked.as_ref().is_ok_and(|r| r.is_valid()) {
@@ -258,6 +268,7 @@ fn run_inside(config: RunConfig) -> Result<RunReport, NemesisError> {
         sends_ok: s.sends_ok,
         sends_failed: s.sends_failed,
         sends_indeterminate: s.sends_indeterminate,
+        sends_ok_without_offset,
         records_polled: s.records_polled,
         producer_fatal_errors: counts
             .producer_fatal
