@@ -76,6 +76,28 @@ async fn forward(
     })
 }
 
+/// The forwarded answer comes from the active controller at the version
+/// the controller channel speaks (v2), so it may carry what the client's
+/// version cannot: v0 and v1 have no `nodes` and no replica directory ids
+/// (kafka-protocol refuses to encode them, and the client's connection
+/// was closed). Older versions get the answer without them, as Kafka's.
+pub fn fit_version(mut resp: DescribeQuorumResponse, version: i16) -> DescribeQuorumResponse {
+    if version >= 2 {
+        return resp;
+    }
+    resp.nodes.clear();
+    for p in resp.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+        for r in p.current_voters.iter_mut().chain(p.observers.iter_mut()) {
+            r.replica_directory_id = Default::default();
+            if version < 1 {
+                r.last_fetch_timestamp = -1;
+                r.last_caught_up_timestamp = -1;
+            }
+        }
+    }
+    resp
+}
+
 pub async fn handle(
     ctx: &BrokerContext,
     header: &RequestHeader,
@@ -121,7 +143,7 @@ pub async fn handle(
     }
 
     if let Some(channel) = ctx.metadata.controller_channel() {
-        return forward(channel, req).await;
+        return fit_version(forward(channel, req).await, version);
     }
     let node_id = ctx.config.node_id;
     let metadata = &ctx.metadata;
@@ -168,4 +190,54 @@ pub async fn handle(
     resp.with_nodes(vec![Node::default()
         .with_node_id(BrokerId(node_id))
         .with_listeners(listeners)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::protocol::Encodable;
+
+    /// A v2 answer such as the active controller gives a forwarding node.
+    fn v2_answer() -> DescribeQuorumResponse {
+        let replica = |id| {
+            ReplicaState::default()
+                .with_replica_id(BrokerId(id))
+                .with_replica_directory_id(uuid::Uuid::from_u128(id as u128 + 1))
+                .with_log_end_offset(7)
+                .with_last_fetch_timestamp(5)
+                .with_last_caught_up_timestamp(5)
+        };
+        let partition = PartitionData::default()
+            .with_leader_id(BrokerId(1))
+            .with_current_voters(vec![replica(1), replica(2)])
+            .with_observers(vec![replica(4)]);
+        DescribeQuorumResponse::default()
+            .with_topics(vec![TopicData::default()
+                .with_topic_name(TopicName(StrBytes::from_static_str(METADATA_TOPIC)))
+                .with_partitions(vec![partition])])
+            .with_nodes(vec![Node::default()
+                .with_node_id(BrokerId(1))
+                .with_listeners(vec![Listener::default()
+                    .with_name(StrBytes::from_static_str("CONTROLLER"))
+                    .with_host(StrBytes::from_static_str("10.0.0.1"))
+                    .with_port(9093)])])
+    }
+
+    #[test]
+    fn a_forwarded_v2_answer_encodes_at_every_version() {
+        let mut buf = bytes::BytesMut::new();
+        // The bug this guards: v0 and v1 clients of a cluster node had
+        // their connection closed ("cannot encode DescribeQuorum v0").
+        assert!(v2_answer().encode(&mut buf, 0).is_err());
+        for version in 0..=2 {
+            let resp = fit_version(v2_answer(), version);
+            buf.clear();
+            resp.encode(&mut buf, version)
+                .unwrap_or_else(|e| panic!("v{version}: {e}"));
+            let voters = &resp.topics[0].partitions[0].current_voters;
+            assert_eq!(voters.len(), 2, "v{version}");
+            assert_eq!(voters[0].log_end_offset, 7);
+            assert_eq!(resp.nodes.len(), usize::from(version >= 2));
+        }
+    }
 }
