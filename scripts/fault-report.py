@@ -2,7 +2,14 @@
 """Renders RELIABILITY.md from one scripts/fault run directory.
 
 usage: fault-report.py <run dir> <elapsed seconds> <full 0|1> [<command>]
+       fault-report.py --add <RELIABILITY.md> <run dir> <elapsed seconds> [<command>]
 <command> is the scripts/fault command line that reproduces the run.
+The first form renders the whole file from one run (Kafka, Sluice, unsafe
+Kafka, single-node tests). The second (scripts/fault --sluice-only) adds
+the run's Sluice row to an existing RELIABILITY.md, marked as a separate
+run with its own command, dates and seed in a section of its own (a row
+of the same system from an earlier --add is replaced), keeps every other
+row as it was, and rewrites "Not covered yet"; it prints the new file.
 Exits 3 when a safe run (not --unsafe) found anomalies or did not finish.
 """
 import json
@@ -92,6 +99,56 @@ def exit_of(run_dir, name):
     return "unknown"
 
 
+def sluice_label(r):
+    """The Sluice row's label, from the system the run reports."""
+    system = (r or {}).get("system", "Sluice")
+    if system.startswith("Sluice, 1 node") or r is None:
+        return system
+    return (f"{system} (combined broker+controller nodes, one metadata quorum; RF 3 placement, "
+            "ISR = the leader until issue 17 replicates; acks=all, idempotent producers)")
+
+
+def sends_total(r):
+    return r["sends_ok"] + r["sends_failed"] + r["sends_indeterminate"]
+
+
+def run_notes(w, label, r):
+    """The bullet (and its continuation lines) for one finished run."""
+    if r["valid"]:
+        w(f"- {label}: **no anomalies** in {r['ops']} operations.")
+    else:
+        w(f"- {label}: **anomalies**:")
+        w("")
+        w("```")
+        w(r["summary"].strip())
+        w("```")
+    heals = heal_times(r)
+    if heals:
+        w(f"  From a heal to a healthy cluster (every node up, every partition led with a full "
+          f"ISR): median {statistics.median(heals):.1f} s, max {max(heals):.1f} s over "
+          f"{len(heals)} heals; {r.get('slow_heals', 0)} took longer than 30 s (the next "
+          "fault came anyway).")
+    total = sends_total(r)
+    if total and (r["sends_failed"] or r["sends_indeterminate"]):
+        w(f"  Availability: {r['sends_ok']} of {total} sends acknowledged "
+          f"({100 * r['sends_ok'] / total:.2f}%); {r['sends_failed']} failed and "
+          f"{r['sends_indeterminate']} indeterminate (a timeout or error after which the write "
+          "may or may not have happened; the checker accepts either).")
+    if r.get("sends_ok_without_offset"):
+        w(f"  {r['sends_ok_without_offset']} sends were acknowledged without an offset "
+          "(librdkafka reports a retried idempotent batch the broker already had, "
+          "DUPLICATE_SEQUENCE_NUMBER, at offset -1001); the checker counts them as written at "
+          "an unknown offset, and each was read back (else it would show as Unseen).")
+    if r.get("producer_fatal_errors"):
+        w(f"  {r['producer_fatal_errors']} idempotent producers raised a fatal error and were "
+          "replaced (their open sends stay indeterminate).")
+    exits = r.get("node_exits", [])
+    if exits:
+        w(f"  {len(exits)} node exits the nemesis did not cause (each restarted by the heal):")
+        for e in exits:
+            w(f"  - `{e.splitlines()[0]}`")
+
+
 def run_row(label, r):
     if r is None:
         # Label, the verdict, and an empty cell for each of the other columns.
@@ -106,7 +163,100 @@ def run_row(label, r):
     return "| " + " | ".join(cells) + " |"
 
 
+def not_covered(w):
+    w("## Not covered yet")
+    w("")
+    w("- **Partition replication (issue 17).** Sluice's 3-node row runs a real metadata quorum "
+      "(openraft) with brokers that register, heartbeat, are fenced and forward writes to the "
+      "active controller, but a partition's data lives on its leader alone: its ISR is the leader, "
+      "so while the leader is down, paused or cut off the partition is unavailable (sends fail or "
+      "time out, which the checker counts as failed or indeterminate, not as anomalies) and it "
+      "comes back with that leader. So no election ever moves a partition to a replica that could "
+      "lack data, and the row says nothing yet about follower fetching, high watermarks, ISR "
+      "shrink/expand or leader failover of data; `min.insync.replicas` is stored but not "
+      "enforced. The Kafka row (RF 3, min ISR 2) covers those for the reference.")
+    w("- **Split controller and broker nodes.** The 3-node row runs combined nodes only; a cluster "
+      "of controller-only and broker-only nodes (brokers as quorum observers) is tested in "
+      "`crates/sluice/tests/cluster.rs` but not under the nemesis.")
+    w("- **Delay.** No fault delays or reorders packets: this kernel has no `tc netem`, so delay "
+      "needs a small TCP proxy between the nodes, which the nemesis does not have yet.")
+    w("- **Clock jumps and failing fsyncs (EIO)** are injected only in the deterministic simulation "
+      "of the controller quorum (`crates/controller/tests/controller_sim.rs`), not against real "
+      "processes; slow disks nowhere yet.")
+    w("- **Transactions.** The workload is idempotent but not transactional, so aborted reads of "
+      "transactional writes are not exercised.")
+    w("")
+
+
+SEPARATE = "### Sluice, 3 nodes: a separate run"
+
+
+def add_run(doc_path, run_dir, elapsed, command):
+    """--add: the Sluice run of `run_dir` merged into the existing document."""
+    with open(doc_path) as f:
+        doc = f.read()
+    r = load(run_dir, "sluice")
+    label = sluice_label(r) + " — **separate run, see below**"
+    row = run_row(label, r)
+    lines = doc.split("\n")
+    # The results table: replace an earlier separate-run row, else append.
+    header = next(i for i, l in enumerate(lines) if l.startswith("| System |"))
+    end = header + 2
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    rows = [i for i in range(header + 2, end) if "separate run, see below" in lines[i]]
+    if rows:
+        lines[rows[0]] = row
+    else:
+        lines.insert(end, row)
+    doc = "\n".join(lines)
+    # The separate run's own section, before "The checker must be able to fail".
+    began = datetime.strptime(os.path.basename(run_dir.rstrip("/")), "%Y%m%dT%H%M%SZ")
+    began = began.replace(tzinfo=timezone.utc)
+    ended = datetime.fromtimestamp(began.timestamp() + elapsed, timezone.utc)
+    out = []
+    w = out.append
+    w(SEPARATE)
+    w("")
+    w(f"The row marked *separate run* does not come from the run named at the top: it was "
+      f"generated by `{command}` (as root), run {began:%Y-%m-%d %H:%M} to {ended:%H:%M} UTC "
+      f"({minutes(elapsed)} of wall time, run directory "
+      f"`{os.path.basename(run_dir.rstrip('/'))}`), on {machine()}, shared with other work. That "
+      "command reproduces it (same seed, same schedule). Only Sluice ran in it: the other rows "
+      "were not rerun (only one Kafka may run on this machine at a time).")
+    w("")
+    if r is None:
+        w(f"- The run did not finish (exit {exit_of(run_dir, 'sluice')}); the end of `sluice.log`:")
+        w("")
+        w("```")
+        w(log_tail(run_dir, "sluice"))
+        w("```")
+        bad = True
+    else:
+        run_notes(w, "Sluice, 3 nodes", r)
+        bad = not r["valid"] or not r["final_read_complete"]
+    w("")
+    section = "\n".join(out)
+    start = doc.find(SEPARATE)
+    checker = doc.find("### The checker must be able to fail")
+    if start >= 0:
+        doc = doc[:start] + section + "\n" + doc[checker:]
+    else:
+        doc = doc[:checker] + section + "\n" + doc[checker:]
+    # "Not covered yet" to the end is rewritten.
+    cut = doc.find("## Not covered yet")
+    out = []
+    not_covered(out.append)
+    doc = doc[:cut] + "\n".join(out) + "\n"
+    print(doc, end="")
+    sys.exit(3 if bad else 0)
+
+
 def main():
+    if sys.argv[1] == "--add":
+        doc, run_dir, elapsed = sys.argv[2], sys.argv[3], int(sys.argv[4])
+        command = sys.argv[5] if len(sys.argv) > 5 else "scripts/fault --sluice-only"
+        add_run(doc, run_dir, elapsed, command)
     run_dir, elapsed, full = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
     command = sys.argv[4] if len(sys.argv) > 4 else "scripts/fault" + (" --full" if full else "")
     kafka, sluice, unsafe = (load(run_dir, n) for n in ("kafka", "sluice", "kafka-unsafe"))
@@ -170,7 +320,7 @@ def main():
     w("| " + " | ".join(cols) + " |")
     w("|" + "---|" * len(cols))
     w(run_row("Apache Kafka 4.1.2, 3 nodes (RF 3, min ISR 2, acks=all, idempotent producers)", kafka))
-    w(run_row("Sluice, 1 node", sluice))
+    w(run_row(sluice_label(sluice), sluice))
     if unsafe is not None:
         w(run_row("Kafka **unsafe**: acks=1, no idempotence, unclean election, min ISR 1; kill-leader only", unsafe))
     w("")
@@ -192,29 +342,7 @@ def main():
             w(log_tail(run_dir, name))
             w("```")
             continue
-        if r["valid"]:
-            w(f"- {label}: **no anomalies** in {r['ops']} operations.")
-        else:
-            bad = True
-            w(f"- {label}: **anomalies**:")
-            w("")
-            w("```")
-            w(r["summary"].strip())
-            w("```")
-        heals = heal_times(r)
-        if heals:
-            w(f"  From a heal to a healthy cluster (every node up, every partition led with a full "
-              f"ISR): median {statistics.median(heals):.1f} s, max {max(heals):.1f} s over "
-              f"{len(heals)} heals; {r.get('slow_heals', 0)} took longer than 30 s (the next "
-              "fault came anyway).")
-        if r.get("sends_ok_without_offset"):
-            w(f"  {r['sends_ok_without_offset']} sends were acknowledged without an offset "
-              "(librdkafka reports a retried idempotent batch the broker already had, "
-              "DUPLICATE_SEQUENCE_NUMBER, at offset -1001); the checker counts them as written at "
-              "an unknown offset, and each was read back (else it would show as Unseen).")
-        if r.get("producer_fatal_errors"):
-            w(f"  {r['producer_fatal_errors']} idempotent producers raised a fatal error and were "
-              "replaced (their open sends stay indeterminate).")
+        run_notes(w, label, r)
     w("")
     w("### The checker must be able to fail")
     w("")
@@ -250,29 +378,7 @@ def main():
                     pass
                 w(f"| {group} | `cargo test -p {crate} --test {test}` | {status} | {secs} s |")
         w("")
-    w("## Not covered yet")
-    w("")
-    w("- **Sluice on 3 nodes.** The Sluice row is one node, so it takes no leader or controller "
-      "kills and no partitions between nodes. A 3-node Sluice waits for the broker role on a "
-      "multi-node cluster (issue 16: forwarding to the active controller, brokers as quorum "
-      "observers) and for partition replication (issue 17); until both land, only the Kafka row "
-      "shows those faults.")
-    w("- **Delay.** No fault delays or reorders packets: this kernel has no `tc netem`, so delay "
-      "needs a small TCP proxy between the nodes, which the nemesis does not have yet.")
-    w("- **Clock jumps and failing fsyncs (EIO)** are injected only in the deterministic simulation "
-      "of the controller quorum (`crates/controller/tests/controller_sim.rs`), not against real "
-      "processes; slow disks nowhere yet.")
-    w("- **Transactions.** The workload is idempotent but not transactional, so aborted reads of "
-      "transactional writes are not exercised.")
-    w("")
-    w("## When the Sluice cluster lands")
-    w("")
-    w("Sluice runs as one node today, so its row takes only the faults a single node can have. "
-      "When the cluster of issues 16/17 lands, `SLUICE_NODES` in `crates/nemesis/src/cluster.rs` "
-      "becomes 3 (the node configuration already writes `node.id`, `process.roles` and "
-      "`controller.quorum.voters` for more than one node) and the same command runs every fault "
-      "above against it, leader and controller kills included.")
-    w("")
+    not_covered(w)
     print("\n".join(out))
     sys.exit(3 if bad else 0)
 

@@ -21,10 +21,14 @@ use crate::NemesisError;
 pub const PORT: u16 = 9092;
 /// The KRaft controller port.
 pub const CONTROLLER_PORT: u16 = 9093;
-/// Nodes of a Sluice cluster. Today Sluice is a single node; when the
-/// cluster of issues 16/17 lands, this becomes 3 (and [`sluice_args`]
-/// already writes the quorum keys for more than one node).
-pub const SLUICE_NODES: usize = 1;
+/// Nodes of a Sluice cluster: three combined (`broker,controller`) nodes,
+/// formatted with `sluice storage format`, one metadata quorum (issue 16).
+/// `--nodes 1` still runs the single-node Sluice (no `process.roles`).
+pub const SLUICE_NODES: usize = 3;
+/// Whether Sluice replicates partition data (issue 17). Until it does, a
+/// partition's ISR is its leader alone: that is a "full ISR" for the
+/// health check, and a partition is unavailable while its leader is down.
+pub const SLUICE_REPLICATES: bool = false;
 
 /// What runs on the nodes.
 #[derive(Clone, Debug)]
@@ -39,6 +43,18 @@ impl System {
     pub fn nodes(&self) -> usize {
         match self {
             System::Kafka { nodes, .. } | System::Sluice { nodes, .. } => *nodes,
+        }
+    }
+
+    /// True when `p`'s ISR is as full as this system makes it: every
+    /// replica for Kafka; for Sluice until it replicates (issue 17), the
+    /// leader alone.
+    pub fn full_isr(&self, p: &sluice_testkit::metadata::PartitionMetadata) -> bool {
+        match self {
+            System::Sluice { .. } if !SLUICE_REPLICATES => p.isr == [p.leader],
+            System::Kafka { nodes, .. } | System::Sluice { nodes, .. } => {
+                p.isr.len() == *nodes && p.replicas.len() == *nodes
+            }
         }
     }
 
@@ -126,12 +142,24 @@ pub fn sluice_args(net: &TestNet, i: usize, data: &Path) -> Vec<String> {
         ));
         o.push("controller.listener.names=CONTROLLER".into());
         o.push(format!("node.id={i}"));
+        o.push("inter.broker.listener.name=PLAINTEXT".into());
         o.push("process.roles=broker,controller".into());
         o.push(format!("controller.quorum.voters={}", voters(net)));
         o.push(format!("default.replication.factor={}", net.nodes()));
+        o.push(format!("offsets.topic.replication.factor={}", net.nodes()));
+        o.push("offsets.topic.num.partitions=3".into());
+        // Stored and shown, enforced once partitions replicate (issue 17).
         o.push("min.insync.replicas=2".into());
+        o.push("broker.session.timeout.ms=6000".into());
+        o.push("broker.heartbeat.interval.ms=1000".into());
     }
-    let mut args = vec!["serve".to_string()];
+    // openraft's INFO lines (every vote and heartbeat error) would bury the
+    // broker's own in the node logs.
+    let mut args = vec![
+        "serve".to_string(),
+        "--log-level".into(),
+        "info,openraft=warn".into(),
+    ];
     for kv in o {
         args.push("--override".into());
         args.push(kv);
@@ -147,6 +175,8 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     pub net: TestNet,
     pub dir: tempfile::TempDir,
+    /// Why the last [`Cluster::await_healthy`] was not healthy yet.
+    pub last_unhealthy: String,
 }
 
 impl Cluster {
@@ -178,6 +208,7 @@ impl Cluster {
             nodes,
             net,
             dir,
+            last_unhealthy: String::new(),
         };
         cluster.configure(safety)?;
         for node in &mut cluster.nodes {
@@ -196,7 +227,11 @@ impl Cluster {
                         // A node with process.roles starts only on storage
                         // formatted for its cluster (`sluice storage format`).
                         let mut format = vec!["storage", "format", "-t", &cluster_id];
-                        format.extend(args[1..].iter().map(String::as_str));
+                        format.extend(
+                            args.iter()
+                                .skip_while(|a| *a != "--override")
+                                .map(String::as_str),
+                        );
                         crate::netns::run(&binary.to_string_lossy(), &format)?;
                     }
                     node.set_launch(Launch {
@@ -309,39 +344,71 @@ impl Cluster {
         })
     }
 
-    /// True when every node runs, unpaused, every one lists all brokers, and
-    /// every workload partition has a leader and a full ISR.
+    /// True when every node runs, unpaused, every one lists all brokers
+    /// (registered and unfenced), every workload partition has a leader and
+    /// a full ISR ([`System::full_isr`]), and (more than one node) every
+    /// node names the same active controller.
     pub fn healthy(&mut self) -> bool {
+        self.health().is_ok()
+    }
+
+    /// [`Cluster::healthy`], with what is not healthy yet.
+    pub fn health(&mut self) -> Result<(), String> {
         let n = self.len();
+        let mut controller = None;
         for i in 1..=n {
             let node = &mut self.nodes[i - 1];
-            if !node.is_running() || node.is_paused() {
-                return false;
+            if !node.is_running() {
+                return Err(format!("node {i} is not running"));
             }
-            let Ok(md) = fetch_metadata(self.addr(i), Some(&[crate::workload::TOPIC])) else {
-                return false;
-            };
+            if node.is_paused() {
+                return Err(format!("node {i} is paused"));
+            }
+            let md = fetch_metadata(self.addr(i), Some(&[crate::workload::TOPIC]))
+                .map_err(|e| format!("node {i} does not answer Metadata: {e}"))?;
             if md.brokers.len() != n {
-                return false;
+                let ids: Vec<i32> = md.brokers.iter().map(|b| b.node_id).collect();
+                return Err(format!("node {i} lists brokers {ids:?}"));
             }
-            let Some(topic) = md.topics.iter().find(|t| t.name == crate::workload::TOPIC) else {
-                return false;
-            };
-            if topic.partitions.len() != crate::workload::PARTITIONS as usize
-                || topic
-                    .partitions
-                    .iter()
-                    .any(|p| p.leader < 0 || p.isr.len() != n)
+            let topic = md
+                .topics
+                .iter()
+                .find(|t| t.name == crate::workload::TOPIC)
+                .ok_or_else(|| format!("node {i} has no topic {}", crate::workload::TOPIC))?;
+            if topic.partitions.len() != crate::workload::PARTITIONS as usize {
+                return Err(format!(
+                    "node {i} shows {} partitions",
+                    topic.partitions.len()
+                ));
+            }
+            if let Some(p) = topic
+                .partitions
+                .iter()
+                .find(|p| p.leader < 0 || !self.system.full_isr(p))
             {
-                return false;
+                return Err(format!(
+                    "node {i}: partition {} has leader {}, replicas {:?}, ISR {:?}",
+                    p.partition, p.leader, p.replicas, p.isr
+                ));
+            }
+            if n > 1 {
+                match describe_quorum_leader(self.addr(i)) {
+                    Some(l) if l >= 1 && controller.is_none_or(|c| c == l) => controller = Some(l),
+                    other => {
+                        return Err(format!(
+                            "node {i} names controller {other:?} (others: {controller:?})"
+                        ))
+                    }
+                }
             }
         }
-        true
+        Ok(())
     }
 
     /// Waits up to `timeout` for [`Cluster::healthy`]; restarts nodes whose
-    /// process died meanwhile (a full disk, a crash). Returns whether it got
-    /// healthy and how long it took.
+    /// process died meanwhile (a full disk, a crash: each such exit is kept
+    /// in [`Node::exits`] for the report). Returns whether it got healthy
+    /// and how long it took; [`Cluster::last_unhealthy`] says why not.
     pub fn await_healthy(&mut self, timeout: Duration) -> (bool, Duration) {
         let start = Instant::now();
         loop {
@@ -350,8 +417,12 @@ impl Cluster {
                     let _ = node.start();
                 }
             }
-            if self.healthy() {
-                return (true, start.elapsed());
+            match self.health() {
+                Ok(()) => {
+                    self.last_unhealthy.clear();
+                    return (true, start.elapsed());
+                }
+                Err(why) => self.last_unhealthy = why,
             }
             if start.elapsed() > timeout {
                 return (false, start.elapsed());

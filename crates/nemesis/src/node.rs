@@ -31,6 +31,9 @@ pub struct Node {
     child: Option<Child>,
     paused: bool,
     mounted: bool,
+    /// Exits the nemesis did not cause (a crash, a storage halt), with
+    /// their status, since the last [`Node::take_exits`].
+    exits: Vec<String>,
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> NemesisError {
@@ -77,6 +80,7 @@ impl Node {
             child: None,
             paused: false,
             mounted: true,
+            exits: Vec::new(),
         })
     }
 
@@ -115,12 +119,27 @@ impl Node {
         Ok(())
     }
 
-    /// True while the process exists (paused counts as running).
+    /// True while the process exists (paused counts as running). A process
+    /// found gone by itself is reaped and its exit kept ([`Node::take_exits`]).
     pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
+        let Some(c) = self.child.as_mut() else {
+            return false;
+        };
+        match c.try_wait() {
+            Ok(None) => true,
+            Ok(Some(status)) => {
+                self.exits.push(status.to_string());
+                self.child = None;
+                self.paused = false;
+                false
+            }
+            Err(_) => false,
         }
+    }
+
+    /// The exits the nemesis did not cause since the last call.
+    pub fn take_exits(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.exits)
     }
 
     pub fn is_paused(&self) -> bool {
@@ -176,7 +195,12 @@ impl Node {
         }
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if !self.is_running() {
+            // Not is_running: this exit is the one asked for.
+            let exited = match self.child.as_mut() {
+                Some(c) => !matches!(c.try_wait(), Ok(None)),
+                None => true,
+            };
+            if exited {
                 self.child = None;
                 return true;
             }

@@ -78,6 +78,12 @@ pub struct RunReport {
     pub faults: BTreeMap<String, usize>,
     /// Heals after which the cluster was not healthy within `heal_wait`.
     pub slow_heals: usize,
+    /// Node processes that exited without the nemesis killing or stopping
+    /// them (a crash, a halt on a storage error), each with the fault in
+    /// force and the exit status. A full disk may end a node on purpose
+    /// (it halts rather than go on with a metadata log it cannot write);
+    /// any other exit is a bug to look at.
+    pub node_exits: Vec<String>,
     pub final_read_complete: bool,
     pub ops: usize,
     pub sends_ok: usize,
@@ -190,9 +196,16 @@ fn run_inside(config: RunConfig) -> Result<RunReport, NemesisError> {
     let start_timeout = Duration::from_secs(300);
     let (ok, took) = cluster.await_healthy(start_timeout);
     if !ok {
+        // Keep the nodes' configuration and output to look at.
+        cluster.dir.disable_cleanup(true);
         return Err(NemesisError::NotHealthy(
             start_timeout,
-            node_outputs(&cluster),
+            format!(
+                "{} (run dir {} kept)\n{}",
+                cluster.last_unhealthy,
+                cluster.dir.path().display(),
+                node_outputs(&cluster)
+            ),
         ));
     }
     log.line(format!(
@@ -214,12 +227,19 @@ fn run_inside(config: RunConfig) -> Result<RunReport, NemesisError> {
     let (cycles, faults, slow_heals) = fault_loop(&config, &mut cluster, &mut log);
 
     cluster.heal_all();
+    note_exits(&mut cluster, &mut log, "the final heal");
     log.line("healed everything");
     let (ok, took) = cluster.await_healthy(Duration::from_secs(300));
     log.line(format!(
-        "healthy after the final heal: {ok} ({:.1}s)",
-        took.as_secs_f64()
+        "healthy after the final heal: {ok} ({:.1}s){}",
+        took.as_secs_f64(),
+        if ok {
+            String::new()
+        } else {
+            format!(": {}", cluster.last_unhealthy)
+        }
     ));
+    note_exits(&mut cluster, &mut log, "the final heal");
     sleep_secs(3.0);
     let counts = workload.stop();
     log.line("workload stopped; final read");
@@ -263,6 +283,12 @@ fn run_inside(config: RunConfig) -> Result<RunReport, NemesisError> {
         cycles,
         faults,
         slow_heals,
+        node_exits: log
+            .lines
+            .iter()
+            .filter(|l| l.contains(EXITED))
+            .cloned()
+            .collect(),
         final_read_complete: complete,
         ops: s.ops,
         sends_ok: s.sends_ok,
@@ -282,6 +308,23 @@ fn run_inside(config: RunConfig) -> Result<RunReport, NemesisError> {
         summary: report.summary(3),
         schedule: log.lines,
     })
+}
+
+/// Marks the schedule lines of node exits the nemesis did not cause.
+const EXITED: &str = "exited by itself";
+
+/// Logs the node processes that exited by themselves since the last call.
+fn note_exits(cluster: &mut Cluster, log: &mut Log, during: &str) {
+    for node in &mut cluster.nodes {
+        node.is_running();
+        for status in node.take_exits() {
+            log.line(format!(
+                "node {} {EXITED} ({status}) during {during}; last output:\n{}",
+                node.id,
+                node.output_tail(1500)
+            ));
+        }
+    }
 }
 
 /// Alternates faults and healing until the duration and the cycle count are
@@ -314,17 +357,19 @@ fn fault_loop(
             cycles + 1
         ));
         sleep_secs(hold);
+        note_exits(cluster, log, kind.name());
         let healed = fault::heal(active, cluster);
         let (ok, took) = cluster.await_healthy(config.heal_wait);
         log.line(format!(
             "heal: {healed}; {} after {:.1}s",
             if ok {
-                "healthy"
+                "healthy".to_string()
             } else {
-                "NOT healthy (going on)"
+                format!("NOT healthy (going on): {}", cluster.last_unhealthy)
             },
             took.as_secs_f64()
         ));
+        note_exits(cluster, log, &format!("the heal of {kind}"));
         slow_heals += usize::from(!ok);
         cycles += 1;
         *faults.entry(kind.name().to_string()).or_default() += 1;

@@ -1,8 +1,9 @@
-//! The bounded nemesis run of CI: a single-node Sluice in network
-//! namespaces, about a minute of seeded faults (kill -9, SIGSTOP/SIGCONT,
-//! clean restarts, clients cut off by nftables, a full disk) under the
-//! idempotent acks=all workload, then a final read and the checker, which
-//! must find no anomaly. Skips (with a message) where namespaces are
+//! The bounded nemesis runs of CI: a single-node Sluice and a 3-node Sluice
+//! cluster in network namespaces, under seeded faults (kill -9 of any node,
+//! of a partition leader and of the active controller, SIGSTOP/SIGCONT,
+//! clean restarts, partitions between nodes and clients cut off by
+//! nftables, a full disk) and the idempotent acks=all workload, then a
+//! final read and the checker, which must find no anomaly. Skips (with a message) where namespaces are
 //! impossible (not root). Needs the `sluice` binary (`cargo build -p sluice`;
 //! `cargo test --workspace` builds it). `scripts/fault` runs the long ones.
 
@@ -11,8 +12,11 @@ use std::time::Duration;
 use sluice_nemesis::cluster::SLUICE_NODES;
 use sluice_nemesis::{netns, run, FaultKind, RunConfig, System};
 
-#[test]
-fn a_minute_of_faults_against_sluice_finds_no_anomaly() {
+/// One seeded run against a Sluice of `nodes` nodes: every applicable fault
+/// at least once, then the checker, which must find no anomaly; no node
+/// may have exited by itself except on a full disk (a halt on a storage
+/// error is allowed there).
+fn faults_against_sluice(nodes: usize, seconds: u64) {
     if let Some(why) = netns::unavailable() {
         eprintln!("SKIPPED: {why}");
         return;
@@ -27,27 +31,35 @@ fn a_minute_of_faults_against_sluice_finds_no_anomaly() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(rand::random);
-    eprintln!("nemesis CI run: seed {seed} (SLUICE_NEMESIS_SEED={seed} replays the schedule)");
+    eprintln!(
+        "nemesis CI run, {nodes} node(s): seed {seed} (SLUICE_NEMESIS_SEED={seed} replays the schedule)"
+    );
     let mut config = RunConfig::new(
-        System::Sluice {
-            binary,
-            nodes: SLUICE_NODES,
-        },
+        System::Sluice { binary, nodes },
         seed,
-        Duration::from_secs(60),
+        Duration::from_secs(seconds),
     );
     // Every applicable fault at least once, in a seeded order.
-    config.min_cycles = FaultKind::applicable(SLUICE_NODES, true).len();
-    let history = std::env::temp_dir().join(format!("sluice-nemesis-ci-{seed}.jsonl"));
+    config.min_cycles = FaultKind::applicable(nodes, true).len();
+    let history = std::env::temp_dir().join(format!("sluice-nemesis-ci-{nodes}-{seed}.jsonl"));
     config.history = Some(history.clone());
     let report = run(config).expect("the run");
     eprintln!("{}", report.schedule.join("\n"));
     eprintln!("{}", report.summary);
     assert!(report.cycles >= 1, "no fault cycle ran");
     assert!(report.sends_ok > 0, "nothing acknowledged");
+    let unexplained: Vec<&String> = report
+        .node_exits
+        .iter()
+        .filter(|e| !e.contains("during disk-full") && !e.contains("during the heal of disk-full"))
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "nodes exited by themselves (seed {seed}):\n{unexplained:#?}"
+    );
     assert!(
         report.final_read_complete,
-        "the final read did not reach the end"
+        "the final read did not reach the end (seed {seed})"
     );
     assert!(
         report.valid,
@@ -57,6 +69,30 @@ fn a_minute_of_faults_against_sluice_finds_no_anomaly() {
         report.summary
     );
     let _ = std::fs::remove_file(history);
+}
+
+/// The single-node Sluice (no `process.roles`): kill -9, SIGSTOP/SIGCONT,
+/// clean restarts, clients cut off, a full disk.
+#[test]
+fn faults_against_a_single_node_sluice_find_no_anomaly() {
+    faults_against_sluice(1, 30);
+}
+
+/// A 3-node Sluice cluster (combined nodes, one metadata quorum): every
+/// fault, leader and active-controller kills, pauses and partitions
+/// included. Until partitions replicate (issue 17) a partition whose
+/// leader is down is unavailable: its sends fail or time out, which the
+/// checker allows; an acknowledged write must still never be lost.
+///
+/// Ignored for now: it finds a real Sluice bug on nearly every run (a
+/// restarted node deletes its partition logs before its metadata catches
+/// up, so acknowledged records vanish: `tests/restart_keeps_data.rs`
+/// reproduces it without namespaces). It goes into CI when that is fixed:
+/// `cargo test -p sluice-nemesis --test ci -- --ignored` runs it.
+#[test]
+#[ignore = "finds the restart data-loss bug of tests/restart_keeps_data.rs; un-ignore once fixed"]
+fn a_minute_of_faults_against_a_three_node_sluice_finds_no_anomaly() {
+    faults_against_sluice(SLUICE_NODES, 60);
 }
 
 /// The same against the 3-node Apache Kafka (every fault, leader and
