@@ -70,7 +70,8 @@ def machine():
     return f"{os.cpu_count()} cores ({model}){mem}, Linux {platform.release()}"
 
 
-HEAL = re.compile(r"heal: .*; (healthy|NOT healthy \(going on\)) after ([0-9.]+)s")
+# "NOT healthy (going on)" may be followed by why (": node 2 lists brokers [1, 3]").
+HEAL = re.compile(r"heal: .*?; (healthy|NOT healthy \(going on\))(?:: .*)? after ([0-9.]+)s")
 
 
 def heal_times(r):
@@ -210,6 +211,14 @@ def add_run(doc_path, run_dir, elapsed, command):
     else:
         lines.insert(end, row)
     doc = "\n".join(lines)
+    doc = doc.replace(
+        "Every row below comes from this one run;",
+        "Every row below comes from this one run, except the one marked *separate run* (its "
+        "command, dates and seed are in its own section below);")
+    total = re.search(r"^Total: [^\n]*?\.(?= Duration counts)", doc, re.M)
+    if total and "separate Sluice run" not in total.group(0):
+        doc = doc.replace(total.group(0),
+                          total.group(0)[:-2] + "; the separate Sluice run is not counted here).")
     # The separate run's own section, before "The checker must be able to fail".
     began = datetime.strptime(os.path.basename(run_dir.rstrip("/")), "%Y%m%dT%H%M%SZ")
     began = began.replace(tzinfo=timezone.utc)
