@@ -143,6 +143,9 @@ def run_notes(w, label, r):
     if r.get("producer_fatal_errors"):
         w(f"  {r['producer_fatal_errors']} idempotent producers raised a fatal error and were "
           "replaced (their open sends stay indeterminate).")
+    if r.get("consumer_closes_stuck"):
+        w(f"  {r['consumer_closes_stuck']} consumers did not finish closing within 30 s "
+          "(librdkafka's close waits for the group coordinator) and were left behind.")
     exits = r.get("node_exits", [])
     if exits:
         w(f"  {len(exits)} node exits the nemesis did not cause (each restarted by the heal):")

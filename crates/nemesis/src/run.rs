@@ -96,6 +96,8 @@ pub struct RunReport {
     pub sends_ok_without_offset: usize,
     pub records_polled: usize,
     pub producer_fatal_errors: u64,
+    /// Consumers whose close did not return within 30 s (left behind).
+    pub consumer_closes_stuck: u64,
     pub anomalies: BTreeMap<String, usize>,
     pub valid: bool,
     /// The checker's summary with examples.
@@ -298,6 +300,9 @@ fn run_inside(config: RunConfig) -> Result<RunReport, NemesisError> {
         records_polled: s.records_polled,
         producer_fatal_errors: counts
             .producer_fatal
+            .load(std::sync::atomic::Ordering::Relaxed),
+        consumer_closes_stuck: counts
+            .consumer_closes_stuck
             .load(std::sync::atomic::Ordering::Relaxed),
         anomalies: report
             .counts()

@@ -87,6 +87,9 @@ pub struct ClientCounts {
     /// Idempotent producers that raised a fatal error (and were replaced).
     pub producer_fatal: AtomicU64,
     pub consumers_created: AtomicU64,
+    /// Consumers whose close (librdkafka's leave-group and shutdown) had
+    /// not returned after [`CLOSE_WAIT`]; left to finish on their own.
+    pub consumer_closes_stuck: AtomicU64,
 }
 
 fn tp(partition: i32) -> TopicPartition {
@@ -211,6 +214,25 @@ impl ConsumerContext for Recorder {
 }
 
 type Client = BaseConsumer<Recorder>;
+
+/// How long a consumer's close may take before the lane goes on without it.
+const CLOSE_WAIT: Duration = Duration::from_secs(30);
+
+/// Closes `c` on a thread of its own and waits up to [`CLOSE_WAIT`]: a
+/// group consumer's close waits for its coordinator, and one that never
+/// answers must not stop the run (it is counted instead).
+fn close_bounded(c: Client, counts: &ClientCounts) {
+    let (done, wait) = std::sync::mpsc::channel();
+    let closing = thread::Builder::new()
+        .name("nemesis-close".into())
+        .spawn(move || {
+            drop(c);
+            let _ = done.send(());
+        });
+    if closing.is_err() || wait.recv_timeout(CLOSE_WAIT).is_err() {
+        counts.consumer_closes_stuck.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// A consumer manually assigned every partition, at `start` (offsets some
 /// consumer polled) or else from the beginning.
@@ -481,7 +503,7 @@ fn consume(
                 }
             }
             let process = c.context().process;
-            drop(c);
+            close_bounded(c, &counts);
             history.push(Op::new(process, OpType::Info, Call::Crash));
         }
     }
