@@ -144,8 +144,9 @@ def run_notes(w, label, r):
         w(f"  {r['producer_fatal_errors']} idempotent producers raised a fatal error and were "
           "replaced (their open sends stay indeterminate).")
     if r.get("consumer_closes_stuck"):
-        w(f"  {r['consumer_closes_stuck']} consumers did not finish closing within 30 s "
-          "(librdkafka's close waits for the group coordinator) and were left behind.")
+        w(f"  Consumers whose close did not return within 30 s and were left behind: "
+          f"{r['consumer_closes_stuck']} (rust-rdkafka's consumer drop can hang in a rebalance "
+          "callback while the group coordinator churns).")
     exits = r.get("node_exits", [])
     if exits:
         w(f"  {len(exits)} node exits the nemesis did not cause (each restarted by the heal):")
