@@ -2,15 +2,23 @@
 //! table (the same table the decoder enforces, so what is advertised is
 //! exactly what is accepted). Unsupported ApiVersions versions never get
 //! here: the network layer answers them with the v0 fallback.
+//!
+//! From v3 on, as a KRaft broker does, the answer also carries this node's
+//! supported features and the image's finalized feature levels with the
+//! image's offset as their epoch (`kafka-features describe` and
+//! `Admin.describeFeatures` read these).
 
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::api_versions_response::{FinalizedFeatureKey, SupportedFeatureKey};
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
+use kafka_protocol::protocol::StrBytes;
 use sluice_protocol::{api_versions_response, SUPPORTED_APIS};
 
 use crate::context::BrokerContext;
+use crate::metadata::records::supported_features;
 
 pub async fn handle(
-    _ctx: &BrokerContext,
+    ctx: &BrokerContext,
     header: &RequestHeader,
     req: ApiVersionsRequest,
 ) -> ApiVersionsResponse {
@@ -21,7 +29,34 @@ pub async fn handle(
         // As Kafka: the error alone, no version list.
         return api_versions_response(&[], ResponseError::InvalidRequest.code());
     }
-    api_versions_response(SUPPORTED_APIS, 0)
+    let resp = api_versions_response(SUPPORTED_APIS, 0);
+    if header.request_api_version < 3 {
+        return resp;
+    }
+    let image = ctx.image.image();
+    let supported = supported_features()
+        .into_iter()
+        .map(|f| {
+            SupportedFeatureKey::default()
+                .with_name(StrBytes::from_string(f.name))
+                .with_min_version(f.min_supported_version)
+                .with_max_version(f.max_supported_version)
+        })
+        .collect();
+    // Kafka lists a finalized level as the range [level, level].
+    let finalized = image
+        .features()
+        .iter()
+        .map(|(name, &level)| {
+            FinalizedFeatureKey::default()
+                .with_name(StrBytes::from_string(name.clone()))
+                .with_min_version_level(level)
+                .with_max_version_level(level)
+        })
+        .collect();
+    resp.with_supported_features(supported)
+        .with_finalized_features_epoch(image.provenance().last_offset.0)
+        .with_finalized_features(finalized)
 }
 
 /// Kafka's rule for ClientSoftwareName/Version (KIP-511):
