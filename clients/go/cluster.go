@@ -32,6 +32,8 @@ type clusterAcks struct {
 	mu     sync.Mutex
 	acked  map[pOff]string
 	failed []string
+	// Offsets acknowledged for two different records: the first was lost.
+	reused []string
 }
 
 func (a *clusterAcks) send(ctx context.Context, cl *kgo.Client, p int32, value string, done func(error)) {
@@ -39,7 +41,11 @@ func (a *clusterAcks) send(ctx context.Context, cl *kgo.Client, p int32, value s
 	cl.Produce(ctx, r, func(r *kgo.Record, err error) {
 		a.mu.Lock()
 		if err == nil {
-			a.acked[pOff{r.Partition, r.Offset}] = value
+			k := pOff{r.Partition, r.Offset}
+			if old, ok := a.acked[k]; ok && old != value {
+				a.reused = append(a.reused, fmt.Sprintf("%d@%d: %s then %s", k.p, k.off, old, value))
+			}
+			a.acked[k] = value
 		} else {
 			a.failed = append(a.failed, fmt.Sprintf("%d %s: %v", p, value, err))
 		}
@@ -173,6 +179,46 @@ func clusterGroupRead(ctx context.Context, adm *kadm.Client, expected map[pOff]s
 	return nil
 }
 
+// clusterGroupResume: a new member of <topic>-group starts on every
+// partition exactly at the offset committed before the restart.
+func clusterGroupResume(ctx context.Context) error {
+	group := *topic + "-group"
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(*bootstrap),
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(*topic),
+		kgo.DisableAutoCommit(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	first := map[int32]int64{}
+	deadline := time.Now().Add(*timeout)
+	for len(first) < *clusterPartitions {
+		if time.Now().After(deadline) {
+			return fail("group %s after the restart: first offsets %v", group, first)
+		}
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			if _, ok := first[r.Partition]; !ok {
+				first[r.Partition] = r.Offset
+			}
+		})
+	}
+	for p, o := range first {
+		if o != clusterPerPartition {
+			return fail("group %s resumed partition %d at %d, not at the committed %d", group, p, o, clusterPerPartition)
+		}
+	}
+	cl.LeaveGroup()
+	fmt.Printf("GROUP_RESUMED %d\n", clusterPerPartition)
+	return nil
+}
+
 func runCluster() error {
 	ctx := context.Background()
 	adm, admCl, err := newAdmin()
@@ -266,6 +312,9 @@ func runCluster() error {
 		}
 	}
 	cl.Close()
+	if len(acks.reused) > 0 {
+		return fail("%d offsets acknowledged for two records (the first lost), e.g. %v", len(acks.reused), acks.reused[0])
+	}
 	acked, failedAll := acks.snapshot()
 	for p := int32(0); p < int32(*clusterPartitions); p++ {
 		n := 0
@@ -280,6 +329,9 @@ func runCluster() error {
 		step(fmt.Sprintf("%d sends failed while a leader was down, e.g. %s", len(failedAll), failedAll[0]))
 	}
 	if err := clusterReadAll(ctx, adm, acked, "after the restart"); err != nil {
+		return err
+	}
+	if err := clusterGroupResume(ctx); err != nil {
 		return err
 	}
 	fmt.Printf("OK %s acked=%d failed=%d\n", name, len(acked), len(failedAll))

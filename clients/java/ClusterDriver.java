@@ -30,11 +30,16 @@ public class ClusterDriver {
     // Acknowledged "partition/offset" -> value, and failures.
     static final Map<String, String> acked = new HashMap<>();
     static final List<String> failed = new ArrayList<>();
+    // Offsets acknowledged for two different records: the first was lost.
+    static final List<String> reused = new ArrayList<>();
 
     static Future<RecordMetadata> send(Producer<String, String> p, int partition, String value) {
         return p.send(new ProducerRecord<>(topic, partition, value, value), (md, e) -> {
             synchronized (acked) {
-                if (e == null) acked.put(md.partition() + "/" + md.offset(), value);
+                if (e == null) {
+                    String old = acked.put(md.partition() + "/" + md.offset(), value);
+                    if (old != null && !old.equals(value)) reused.add(md.partition() + "/" + md.offset() + ": " + old + " then " + value);
+                }
                 else failed.add(partition + " " + value + ": " + e);
             }
         });
@@ -114,6 +119,27 @@ public class ClusterDriver {
         }
     }
 
+    // A new member of <topic>-group starts on every partition exactly at the
+    // offset committed before the restart.
+    static void groupResume() throws Failure {
+        String group = topic + "-group";
+        try (KafkaConsumer<String, String> c = new KafkaConsumer<>(consumerProps(group))) {
+            c.subscribe(List.of(topic));
+            Map<Integer, Long> first = new HashMap<>();
+            long deadline = System.currentTimeMillis() + TIMEOUT_MS;
+            while (first.size() < partitions) {
+                if (System.currentTimeMillis() > deadline)
+                    throw new Failure("group " + group + " after the restart: first offsets " + first);
+                for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(500)))
+                    first.putIfAbsent(r.partition(), r.offset());
+            }
+            for (Map.Entry<Integer, Long> e : first.entrySet())
+                if (e.getValue() != PER_PARTITION)
+                    throw new Failure("group " + group + " resumed " + first + ", not at the committed " + PER_PARTITION);
+            System.out.println("GROUP_RESUMED " + PER_PARTITION);
+        }
+    }
+
     static void run() throws Exception {
         Properties pp = new Properties();
         pp.put("bootstrap.servers", bootstrap);
@@ -168,6 +194,10 @@ public class ClusterDriver {
                 }
             }
         }
+        synchronized (acked) {
+            if (!reused.isEmpty())
+                throw new Failure(reused.size() + " offsets acknowledged for two records (the first lost), e.g. " + reused.get(0));
+        }
         Map<String, String> all = snapshot();
         List<String> f;
         synchronized (acked) { f = new ArrayList<>(failed); }
@@ -178,6 +208,7 @@ public class ClusterDriver {
         }
         if (!f.isEmpty()) step(f.size() + " sends failed while a leader was down, e.g. " + f.get(0));
         readAll(all, "after the restart");
+        groupResume();
         System.out.println("OK " + NAME + " acked=" + all.size() + " failed=" + f.size());
     }
 

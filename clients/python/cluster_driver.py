@@ -12,7 +12,8 @@ clients/README.md), in one process.
    retries, 120 s delivery timeout) until --stop-file exists (the test restarts
    a broker meanwhile); failed sends are counted, not fatal;
 5. one more record per partition that must be acknowledged (the client
-   recovered), then every acknowledged record must be read back at its offset.
+   recovered), then every acknowledged record must be read back at its offset;
+6. a new member of <topic>-group starts at the committed offsets.
 Prints OK kafka-python acked=N failed=F or FAIL kafka-python: reason.
 """
 
@@ -44,12 +45,18 @@ class Acks:
         self.lock = threading.Lock()
         self.acked = {}
         self.failed = []
+        # Offsets acknowledged twice for different records: the first one
+        # was lost (e.g. the broker lost its log).
+        self.reused = []
 
     def send(self, producer, topic, p, value):
         fut = producer.send(topic, key=value, value=value, partition=p)
 
         def ok(md):
             with self.lock:
+                old = self.acked.get((md.partition, md.offset))
+                if old is not None and old != value:
+                    self.reused.append((md.partition, md.offset, old, value))
                 self.acked[(md.partition, md.offset)] = value
 
         def err(e):
@@ -129,6 +136,34 @@ def group_read(a, expected):
         consumer.close()
 
 
+def group_resume(a):
+    """A new member of <topic>-group starts on every partition exactly at the
+    offset committed before the restart (the coordinator may have moved)."""
+    group = f"{a.topic}-group"
+    consumer = KafkaConsumer(
+        a.topic,
+        bootstrap_servers=a.bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    try:
+        first = {}
+        deadline = time.time() + a.timeout
+        while len(first) < a.partitions:
+            if time.time() > deadline:
+                raise Failure(f"group {group} after the restart: first offsets {first}")
+            for tp, records in consumer.poll(timeout_ms=500).items():
+                if records:
+                    first.setdefault(tp.partition, records[0].offset)
+        wrong = {p: o for p, o in first.items() if o != PER_PARTITION}
+        if wrong:
+            raise Failure(f"group {group} resumed at {wrong}, not at the committed {PER_PARTITION}")
+        print(f"GROUP_RESUMED {PER_PARTITION}", flush=True)
+    finally:
+        consumer.close()
+
+
 def run(a):
     producer = KafkaProducer(
         bootstrap_servers=a.bootstrap,
@@ -177,6 +212,8 @@ def run(a):
         if not f.succeeded():
             raise Failure(f"final record to partition {p} not acknowledged: {f.exception!r}")
     producer.close()
+    if acks.reused:
+        raise Failure(f"{len(acks.reused)} offsets acknowledged for two records (the first lost), e.g. {acks.reused[:3]}")
     with acks.lock:
         acked, failed = dict(acks.acked), list(acks.failed)
     for p in range(a.partitions):
@@ -186,6 +223,7 @@ def run(a):
     if failed:
         step(f"{len(failed)} sends failed while a leader was down, e.g. {failed[0]}")
     read_all(a, acked, "after the restart")
+    group_resume(a)
     print(f"OK {NAME} acked={len(acked)} failed={len(failed)}", flush=True)
 
 

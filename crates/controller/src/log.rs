@@ -136,6 +136,18 @@ pub trait MetadataLog: Send + Sync + 'static {
     /// The quorum as this node sees it.
     fn quorum_info(&self) -> QuorumInfo;
 
+    /// Resolves once this node has applied every entry its local log held
+    /// when called, or after `limit`. A restarted member of a quorum knows
+    /// its commit point only once the leader tells it, so until then
+    /// [`quorum_info`](MetadataLog::quorum_info) understates what is
+    /// committed; a broker waits here before its first image, lest it take
+    /// logs of topics it has not replayed yet for strays. Logs that know
+    /// their commit point at open resolve at once.
+    fn catch_up_local(&self, limit: std::time::Duration) -> BoxFuture<'_, ()> {
+        let _ = limit;
+        Box::pin(async {})
+    }
+
     /// Stops the log: pending appends fail with [`LogError::Shutdown`] (or
     /// commit first), listeners end.
     fn shutdown(&self) -> BoxFuture<'_, ()>;

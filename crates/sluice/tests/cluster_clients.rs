@@ -9,12 +9,15 @@
 //! in a consumer group (FindCoordinator, JoinGroup, OffsetCommit reach
 //! whichever node leads the group's `__consumer_offsets` partition; the
 //! committed offsets must be the end offsets), then keeps producing while
-//! the test restarts node 2 (SIGTERM, start again on the same data and
-//! port). Until issue 17 replicates data, node 2's partitions are offline
-//! while it is down: sends to them may fail or wait, which is not a
+//! the test restarts the node coordinating that group (SIGTERM, start again
+//! on the same data and port; it also leads some of the topic's
+//! partitions). Until issue 17 replicates data, that node's partitions are
+//! offline while it is down: sends to them may fail or wait, which is not a
 //! failure. The scenario fails when the client's sends do not succeed once
-//! node 2 leads again (one more record per partition must be acknowledged),
-//! or when any acknowledged record is not read back at its offset.
+//! the node leads again (one more record per partition must be
+//! acknowledged), when any acknowledged record is not read back at its
+//! offset, or when a new member of the group does not start exactly at the
+//! offsets committed before the restart.
 //!
 //! **Tools** (Apache Kafka 4.1.2's classes from .cache/kafka/lib):
 //! `kafka-topics --describe` of a replication-factor-3 topic shows 3
@@ -43,7 +46,7 @@ use std::time::{Duration, Instant};
 
 use common::{env_on, root, sb, RawClient};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
+use kafka_protocol::messages::{CreateTopicsRequest, FindCoordinatorRequest, TopicName};
 use sluice_testkit::metadata::{fetch_metadata, ClusterMetadata};
 use sluice_testkit::{ClusterLayout, SluiceCluster};
 
@@ -52,8 +55,6 @@ mod rdkafka_scenario;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 const PARTITIONS: i32 = 6;
-/// The broker restarted under the clients (it leads some partitions).
-const VICTIM: i32 = 2;
 /// Hang guards only: every wait polls for its condition.
 const LONG: Duration = Duration::from_secs(180);
 const SCENARIO_LIMIT: Duration = Duration::from_secs(600);
@@ -148,6 +149,28 @@ fn create_spread_topic(c: &SluiceCluster, topic: &str) -> BTreeMap<i32, i32> {
         wait_metadata(c, id, "the same leaders", |m| leaders(m, topic) == placed);
     }
     placed
+}
+
+/// The node coordinating `group` (FindCoordinator asked of node 1).
+fn coordinator_of(c: &SluiceCluster, group: &str) -> i32 {
+    let bound = Instant::now() + LONG;
+    loop {
+        let mut raw = RawClient::connect(c.broker_addr(1));
+        let resp = raw.send(
+            3,
+            &FindCoordinatorRequest::default()
+                .with_key(sb(group))
+                .with_key_type(0),
+        );
+        if resp.error_code == 0 && (1..=3).contains(&resp.node_id.0) {
+            return resp.node_id.0;
+        }
+        assert!(
+            Instant::now() < bound,
+            "no coordinator for {group}: {resp:?}"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// A client scenario in progress: its output lines as they come, and
@@ -330,7 +353,8 @@ fn ready(name: &str, check: Result<(), String>) -> bool {
 }
 
 /// Runs one client's scenario against a fresh 3-node cluster, restarting
-/// [`VICTIM`] while the client keeps producing.
+/// the node that coordinates the client's group (it also leads some of the
+/// topic's partitions) while the client keeps producing.
 fn scenario(name: &str, start: impl FnOnce(&str, &str, &Path) -> Running) {
     let _one = one_at_a_time();
     let began = Instant::now();
@@ -349,7 +373,7 @@ fn scenario(name: &str, start: impl FnOnce(&str, &str, &Path) -> Running) {
                 let lines: Vec<&str> = out.lines().collect();
                 format!(
                     "--- node {id} (tail) ---\n{}",
-                    lines[lines.len().saturating_sub(30)..].join("\n")
+                    lines[lines.len().saturating_sub(60)..].join("\n")
                 )
             })
             .collect::<Vec<_>>()
@@ -360,32 +384,39 @@ fn scenario(name: &str, start: impl FnOnce(&str, &str, &Path) -> Running) {
         run.wait_line("LOOP_STARTED", name, &logs);
         run.wait_line("ACKED", name, &logs);
     }
+    // The group's offsets are committed: restart their coordinator, so the
+    // group must be found and loaded again after the restart.
+    let victim = coordinator_of(&c, &format!("{topic}-group"));
+    assert!(placed.values().any(|&l| l == victim), "{placed:?}");
 
     // Controlled shutdown of a leader, then back on the same data.
-    let status = c.node_mut(VICTIM).process.terminate().unwrap();
-    assert!(status.success(), "node {VICTIM} exits cleanly: {status:?}");
+    let status = c.node_mut(victim).process.terminate().unwrap();
+    assert!(status.success(), "node {victim} exits cleanly: {status:?}");
     let down = Instant::now();
     {
         let logs = || cluster_logs(&c);
         for _ in 0..2 {
             run.wait_line(
                 "ACKED",
-                &format!("{name} while node {VICTIM} is down"),
+                &format!("{name} while node {victim} is down"),
                 &logs,
             );
         }
     }
-    c.node_mut(VICTIM).process.restart().unwrap();
-    wait_metadata(&c, 1, "node 2 leads its partitions again", |m| {
-        leaders(m, &topic) == placed
-    });
+    c.node_mut(victim).process.restart().unwrap();
+    wait_metadata(
+        &c,
+        1,
+        "the restarted node leads its partitions again",
+        |m| leaders(m, &topic) == placed,
+    );
     let back = down.elapsed();
     {
         let logs = || cluster_logs(&c);
         for _ in 0..2 {
             run.wait_line(
                 "ACKED",
-                &format!("{name} after node {VICTIM} is back"),
+                &format!("{name} after node {victim} is back"),
                 &logs,
             );
         }
@@ -398,6 +429,10 @@ fn scenario(name: &str, start: impl FnOnce(&str, &str, &Path) -> Running) {
         Some(true),
         "{name} against 3 nodes failed\n--- client ---\n{out}\n{}",
         cluster_logs(&c)
+    );
+    assert!(
+        out.lines().any(|l| l == "GROUP_RESUMED 20"),
+        "{name}: no GROUP_RESUMED line\n{out}"
     );
     let verdict = out
         .lines()
@@ -423,7 +458,7 @@ fn scenario(name: &str, start: impl FnOnce(&str, &str, &Path) -> Running) {
         "{name}: every partition has acknowledged records beyond the first batch: {per_partition:?}\n{out}"
     );
     eprintln!(
-        "{name} against 3 nodes: {verdict}; node {VICTIM} down and back as leader after {:.1} s; whole scenario {:.1} s",
+        "{name} against 3 nodes: {verdict}; node {victim} down and back as leader after {:.1} s; whole scenario {:.1} s",
         back.as_secs_f64(),
         began.elapsed().as_secs_f64()
     );

@@ -25,6 +25,8 @@ const LOOP_LIMIT: Duration = Duration::from_secs(400);
 struct Acks {
     acked: BTreeMap<(i32, i64), String>,
     failed: Vec<String>,
+    /// Offsets acknowledged for two different records: the first was lost.
+    reused: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -39,7 +41,12 @@ impl ProducerContext for AckContext {
         match result {
             Ok(m) => {
                 let v = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
-                a.acked.insert((m.partition(), m.offset()), v);
+                let k = (m.partition(), m.offset());
+                if let Some(old) = a.acked.insert(k, v.clone()) {
+                    if old != v {
+                        a.reused.push(format!("{k:?}: {old} then {v}"));
+                    }
+                }
             }
             Err((e, m)) => {
                 let v = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
@@ -173,6 +180,33 @@ impl Scenario {
         Ok(())
     }
 
+    /// A new member of `<topic>-group` starts on every partition exactly at
+    /// the offset committed before the restart.
+    fn group_resume(&self) -> Result<(), String> {
+        let group = format!("{}-group", self.topic);
+        let c = self.consumer(&group);
+        c.subscribe(&[&self.topic]).map_err(|e| e.to_string())?;
+        let mut first = BTreeMap::new();
+        let bound = Instant::now() + TIMEOUT;
+        while first.len() < self.partitions as usize {
+            if Instant::now() > bound {
+                return Err(format!(
+                    "group {group} after the restart: first offsets {first:?}"
+                ));
+            }
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(500)) {
+                first.entry(m.partition()).or_insert(m.offset());
+            }
+        }
+        if first.values().any(|&o| o != PER_PARTITION as i64) {
+            return Err(format!(
+                "group {group} resumed at {first:?}, not at the committed {PER_PARTITION}"
+            ));
+        }
+        self.say(format!("GROUP_RESUMED {PER_PARTITION}"));
+        Ok(())
+    }
+
     fn run(&self) -> Result<String, String> {
         let acks = Arc::new(Mutex::new(Acks::default()));
         let producer: ThreadedProducer<AckContext> = ClientConfig::new()
@@ -248,6 +282,12 @@ impl Scenario {
             .map_err(|e| format!("flush after the stop file: {e}"))?;
         let (acked, failed) = {
             let a = acks.lock().unwrap();
+            if let Some(r) = a.reused.first() {
+                return Err(format!(
+                    "{} offsets acknowledged for two records (the first lost), e.g. {r}",
+                    a.reused.len()
+                ));
+            }
             (a.acked.clone(), a.failed.clone())
         };
         let acked_values: BTreeSet<&String> = acked.values().collect();
@@ -267,6 +307,7 @@ impl Scenario {
             ));
         }
         self.read_all(&acked, "after the restart")?;
+        self.group_resume()?;
         Ok(format!(
             "OK librdkafka acked={} failed={}",
             acked.len(),
