@@ -24,7 +24,8 @@
 //! replicas, a leader among them and the ISR (the leader alone until issue
 //! 17); `kafka-metadata-quorum describe --status/--replication` through a
 //! broker shows the three voters and one leader; `kafka-cluster cluster-id`
-//! prints the formatted id; `kafka-features describe` shows
+//! prints the formatted id; `kafka-features describe` (through a broker
+//! and through a controller) shows
 //! metadata.version finalized at 4.1-IV1 (level 27); and
 //! `kafka-broker-api-versions` lists all three brokers.
 //!

@@ -9,10 +9,8 @@
 //! `Admin.describeFeatures` read these).
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::api_versions_response::{FinalizedFeatureKey, SupportedFeatureKey};
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
-use kafka_protocol::protocol::StrBytes;
-use sluice_protocol::{api_versions_response, SUPPORTED_APIS};
+use sluice_protocol::{api_versions_response, with_features, SUPPORTED_APIS};
 
 use crate::context::BrokerContext;
 use crate::metadata::records::supported_features;
@@ -34,29 +32,19 @@ pub async fn handle(
         return resp;
     }
     let image = ctx.image.image();
-    let supported = supported_features()
-        .into_iter()
-        .map(|f| {
-            SupportedFeatureKey::default()
-                .with_name(StrBytes::from_string(f.name))
-                .with_min_version(f.min_supported_version)
-                .with_max_version(f.max_supported_version)
-        })
-        .collect();
-    // Kafka lists a finalized level as the range [level, level].
-    let finalized = image
-        .features()
-        .iter()
-        .map(|(name, &level)| {
-            FinalizedFeatureKey::default()
-                .with_name(StrBytes::from_string(name.clone()))
-                .with_min_version_level(level)
-                .with_max_version_level(level)
-        })
-        .collect();
-    resp.with_supported_features(supported)
-        .with_finalized_features_epoch(image.provenance().last_offset.0)
-        .with_finalized_features(finalized)
+    let supported = supported_features();
+    with_features(
+        resp,
+        supported.iter().map(|f| {
+            (
+                f.name.as_str(),
+                f.min_supported_version,
+                f.max_supported_version,
+            )
+        }),
+        image.features().iter().map(|(n, &l)| (n.as_str(), l)),
+        image.provenance().last_offset.0,
+    )
 }
 
 /// Kafka's rule for ClientSoftwareName/Version (KIP-511):

@@ -154,19 +154,29 @@ fn kafka_tools_describe_three_nodes() {
     );
     assert_eq!(id.trim(), format!("Cluster ID: {}", c.cluster_id()));
 
-    // kafka-features describe: metadata.version finalized at 4.1-IV1 (27).
-    let features = tool(
-        "org.apache.kafka.tools.FeatureCommand",
-        &["--bootstrap-server", b1, "describe"],
-    );
-    let mv = features
-        .lines()
-        .find(|l| l.starts_with("Feature: metadata.version\t"))
-        .unwrap_or_else(|| panic!("no metadata.version:\n{features}"));
-    assert_eq!(cell(mv, "SupportedMinVersion"), "3.3-IV3", "{mv}");
-    assert_eq!(cell(mv, "SupportedMaxVersion"), "4.1-IV1", "{mv}");
-    assert_eq!(cell(mv, "FinalizedVersionLevel"), "4.1-IV1", "{mv}");
-    assert!(cell(mv, "Epoch").parse::<i64>().unwrap() >= 0, "{mv}");
+    // kafka-features describe, through a broker and through a controller:
+    // metadata.version finalized at 4.1-IV1 (27).
+    let controller = c.controller_addr(3).expect("node 3 is a voter");
+    for (how, addr) in [
+        ("--bootstrap-server", b1),
+        ("--bootstrap-controller", &controller),
+    ] {
+        let features = tool(
+            "org.apache.kafka.tools.FeatureCommand",
+            &[how, addr, "describe"],
+        );
+        let mv = features
+            .lines()
+            .find(|l| l.starts_with("Feature: metadata.version\t"))
+            .unwrap_or_else(|| panic!("{how}: no metadata.version:\n{features}"));
+        assert_eq!(cell(mv, "SupportedMinVersion"), "3.3-IV3", "{how}: {mv}");
+        assert_eq!(cell(mv, "SupportedMaxVersion"), "4.1-IV1", "{how}: {mv}");
+        assert_eq!(cell(mv, "FinalizedVersionLevel"), "4.1-IV1", "{how}: {mv}");
+        assert!(
+            cell(mv, "Epoch").parse::<i64>().unwrap() >= 0,
+            "{how}: {mv}"
+        );
+    }
 
     // kafka-broker-api-versions: every broker, at its address.
     let apis = tool(
