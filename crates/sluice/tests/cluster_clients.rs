@@ -17,7 +17,9 @@
 //! the node leads again (one more record per partition must be
 //! acknowledged), when any acknowledged record is not read back at its
 //! offset, or when a new member of the group does not start exactly at the
-//! offsets committed before the restart.
+//! offsets committed before the restart. librdkafka also runs the scenario
+//! on 3 controller-only + 3 broker-only nodes (the restarted broker is an
+//! observer of the metadata log).
 //!
 //! **Tools** (Apache Kafka 4.1.2's classes from .cache/kafka/lib):
 //! `kafka-topics --describe` of a replication-factor-3 topic shows 3
@@ -67,9 +69,13 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
 }
 
 fn start_cluster() -> SluiceCluster {
+    start_layout(ClusterLayout::Combined(3))
+}
+
+fn start_layout(layout: ClusterLayout) -> SluiceCluster {
     SluiceCluster::start_pinned(
         BIN,
-        ClusterLayout::Combined(3),
+        layout,
         &[
             ("broker.session.timeout.ms", "6000"),
             ("broker.heartbeat.interval.ms", "500"),
@@ -114,16 +120,17 @@ fn wait_metadata(
     }
 }
 
-/// Creates `topic` (replication factor 1) through node 1 and returns its
-/// leaders once every node shows them, spread over the three brokers.
+/// Creates `topic` (replication factor 1) through the first broker and
+/// returns its leaders once every broker shows them, spread over all.
 fn create_spread_topic(c: &SluiceCluster, topic: &str) -> BTreeMap<i32, i32> {
-    let all: BTreeSet<i32> = [1, 2, 3].into();
-    for id in 1..=3 {
+    let all: BTreeSet<i32> = c.broker_ids().into_iter().collect();
+    let first = c.broker_ids()[0];
+    for &id in &all {
         wait_metadata(c, id, "three brokers", |m| {
             m.brokers.iter().map(|b| b.node_id).collect::<BTreeSet<_>>() == all
         });
     }
-    let mut raw = RawClient::connect(c.broker_addr(1));
+    let mut raw = RawClient::connect(c.broker_addr(first));
     let resp = raw.send(
         7,
         &CreateTopicsRequest::default()
@@ -135,7 +142,7 @@ fn create_spread_topic(c: &SluiceCluster, topic: &str) -> BTreeMap<i32, i32> {
     );
     assert_eq!(resp.topics[0].error_code, 0, "create {topic}: {resp:?}");
     let placed = leaders(
-        &wait_metadata(c, 1, "the new topic's leaders", |m| {
+        &wait_metadata(c, first, "the new topic's leaders", |m| {
             let l = leaders(m, topic);
             l.len() == PARTITIONS as usize && l.values().all(|&b| b > 0)
         }),
@@ -146,24 +153,26 @@ fn create_spread_topic(c: &SluiceCluster, topic: &str) -> BTreeMap<i32, i32> {
         all,
         "leaders spread over the three brokers: {placed:?}"
     );
-    for id in 2..=3 {
+    for &id in &all {
         wait_metadata(c, id, "the same leaders", |m| leaders(m, topic) == placed);
     }
     placed
 }
 
-/// The node coordinating `group` (FindCoordinator asked of node 1).
+/// The node coordinating `group` (FindCoordinator asked of the first
+/// broker).
 fn coordinator_of(c: &SluiceCluster, group: &str) -> i32 {
     let bound = Instant::now() + LONG;
+    let brokers = c.broker_ids();
     loop {
-        let mut raw = RawClient::connect(c.broker_addr(1));
+        let mut raw = RawClient::connect(c.broker_addr(brokers[0]));
         let resp = raw.send(
             3,
             &FindCoordinatorRequest::default()
                 .with_key(sb(group))
                 .with_key_type(0),
         );
-        if resp.error_code == 0 && (1..=3).contains(&resp.node_id.0) {
+        if resp.error_code == 0 && brokers.contains(&resp.node_id.0) {
             return resp.node_id.0;
         }
         assert!(
@@ -357,18 +366,28 @@ fn ready(name: &str, check: Result<(), String>) -> bool {
 /// the node that coordinates the client's group (it also leads some of the
 /// topic's partitions) while the client keeps producing.
 fn scenario(name: &str, start: impl FnOnce(&str, &str, &Path) -> Running) {
+    scenario_on(ClusterLayout::Combined(3), name, start)
+}
+
+fn scenario_on(
+    layout: ClusterLayout,
+    name: &str,
+    start: impl FnOnce(&str, &str, &Path) -> Running,
+) {
     let _one = one_at_a_time();
     let began = Instant::now();
-    let mut c = start_cluster();
+    let mut c = start_layout(layout);
+    let first = c.broker_ids()[0];
     let topic = format!("cluster-{name}");
     let placed = create_spread_topic(&c, &topic);
     let stop_dir = tempfile::tempdir().unwrap();
     let stop_file = stop_dir.path().join("stop");
-    let bootstrap = c.broker_addr(1).to_string();
+    let bootstrap = c.broker_addr(first).to_string();
     let mut run = start(&bootstrap, &topic, &stop_file);
 
     let cluster_logs = |c: &SluiceCluster| {
-        (1..=3)
+        c.broker_ids()
+            .into_iter()
             .map(|id| {
                 let out = c.node(id).process.output();
                 let lines: Vec<&str> = out.lines().collect();
@@ -407,7 +426,7 @@ fn scenario(name: &str, start: impl FnOnce(&str, &str, &Path) -> Running) {
     c.node_mut(victim).process.restart().unwrap();
     wait_metadata(
         &c,
-        1,
+        first,
         "the restarted node leads its partitions again",
         |m| leaders(m, &topic) == placed,
     );
@@ -486,6 +505,19 @@ fn driver_scenario(d: Driver) {
 #[test]
 fn librdkafka_against_three_nodes() {
     scenario("librdkafka", |bootstrap, topic, stop| {
+        rdkafka_scenario::start(bootstrap, topic, PARTITIONS, stop)
+    });
+}
+
+/// The same with 3 controller-only and 3 broker-only nodes: the restarted
+/// broker follows the metadata log as an observer.
+#[test]
+fn librdkafka_against_three_controllers_and_three_brokers() {
+    let layout = ClusterLayout::Split {
+        controllers: 3,
+        brokers: 3,
+    };
+    scenario_on(layout, "librdkafka", |bootstrap, topic, stop| {
         rdkafka_scenario::start(bootstrap, topic, PARTITIONS, stop)
     });
 }
