@@ -260,6 +260,18 @@ fn three_combined_nodes_are_one_cluster() {
         wait_metadata(&c, id, "all three brokers", |m| brokers_of(m) == all);
     }
 
+    // DescribeQuorum through any broker, in every version: forwarded to the
+    // active controller, which names itself among three voters.
+    for v in 0..=2 {
+        let mut raw = RawClient::connect(c.broker_addr(2));
+        let resp = raw.send(v, &describe_quorum_request());
+        let p = &resp.topics[0].partitions[0];
+        assert_eq!(p.error_code, 0, "v{v}: {resp:?}");
+        let voters: BTreeSet<i32> = p.current_voters.iter().map(|r| r.replica_id.0).collect();
+        assert_eq!(voters, all, "v{v}: {resp:?}");
+        assert!(voters.contains(&p.leader_id.0), "v{v}: {resp:?}");
+    }
+
     // Created through node 2, placed across the brokers, seen everywhere.
     create_topic(&c, 2, "spread", 6);
     let m = metadata(&c, 2).expect("node 2 answers");

@@ -82,6 +82,11 @@ fn run(binary: &Path, args: &[String], what: &str) -> Result<String, TestkitErro
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// How many times a cluster start is tried when a voter port it reserved
+/// was taken by another process meanwhile (ports are reserved by binding
+/// and releasing them; parallel tests bind ephemeral ports too).
+const START_ATTEMPTS: usize = 3;
+
 impl SluiceCluster {
     /// Formats and starts every node of `layout`, with `extra` config keys
     /// on every node, and waits until each has announced its address.
@@ -90,7 +95,7 @@ impl SluiceCluster {
         layout: ClusterLayout,
         extra: &[(&str, &str)],
     ) -> Result<SluiceCluster, TestkitError> {
-        Self::start_with(binary, layout, extra, false)
+        Self::start_with(binary.as_ref(), layout, extra, false)
     }
 
     /// As [`SluiceCluster::start`], with each broker's client listener on a
@@ -100,16 +105,34 @@ impl SluiceCluster {
         layout: ClusterLayout,
         extra: &[(&str, &str)],
     ) -> Result<SluiceCluster, TestkitError> {
-        Self::start_with(binary, layout, extra, true)
+        Self::start_with(binary.as_ref(), layout, extra, true)
     }
 
     fn start_with(
-        binary: impl AsRef<Path>,
+        binary: &Path,
         layout: ClusterLayout,
         extra: &[(&str, &str)],
         pin_client_ports: bool,
     ) -> Result<SluiceCluster, TestkitError> {
-        let binary = binary.as_ref().to_path_buf();
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(binary, layout, extra, pin_client_ports) {
+                Err(e) if attempt < START_ATTEMPTS && e.to_string().contains("cannot bind") => {
+                    eprintln!("cluster start: a reserved port was taken ({e}); starting again");
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn start_once(
+        binary: &Path,
+        layout: ClusterLayout,
+        extra: &[(&str, &str)],
+        pin_client_ports: bool,
+    ) -> Result<SluiceCluster, TestkitError> {
+        let binary = binary.to_path_buf();
         let tmp = tempfile::Builder::new()
             .prefix("sluice-cluster-")
             .tempdir()

@@ -76,6 +76,29 @@ async fn forward(
     })
 }
 
+/// `resp` (as the controller answered, at the channel's version) without
+/// the fields `version` does not have, which could not be encoded in it.
+fn for_version(mut resp: DescribeQuorumResponse, version: i16) -> DescribeQuorumResponse {
+    if version >= 2 {
+        return resp;
+    }
+    resp.error_message = None;
+    resp.nodes.clear();
+    for t in &mut resp.topics {
+        for p in &mut t.partitions {
+            p.error_message = None;
+            for r in p.current_voters.iter_mut().chain(p.observers.iter_mut()) {
+                r.replica_directory_id = uuid::Uuid::nil();
+                if version < 1 {
+                    r.last_fetch_timestamp = -1;
+                    r.last_caught_up_timestamp = -1;
+                }
+            }
+        }
+    }
+    resp
+}
+
 pub async fn handle(
     ctx: &BrokerContext,
     header: &RequestHeader,
@@ -121,7 +144,7 @@ pub async fn handle(
     }
 
     if let Some(channel) = ctx.metadata.controller_channel() {
-        return forward(channel, req).await;
+        return for_version(forward(channel, req).await, version);
     }
     let node_id = ctx.config.node_id;
     let metadata = &ctx.metadata;
