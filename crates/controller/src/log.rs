@@ -137,15 +137,16 @@ pub trait MetadataLog: Send + Sync + 'static {
     fn quorum_info(&self) -> QuorumInfo;
 
     /// Resolves once this node has applied every entry its local log held
-    /// when called, or after `limit`. A restarted member of a quorum knows
-    /// its commit point only once the leader tells it, so until then
-    /// [`quorum_info`](MetadataLog::quorum_info) understates what is
-    /// committed; a broker waits here before its first image, lest it take
-    /// logs of topics it has not replayed yet for strays. Logs that know
-    /// their commit point at open resolve at once.
-    fn catch_up_local(&self, limit: std::time::Duration) -> BoxFuture<'_, ()> {
+    /// when called (`true`), or after `limit` (`false`). A restarted member
+    /// of a quorum knows its commit point only once the leader tells it, so
+    /// until then [`quorum_info`](MetadataLog::quorum_info) understates
+    /// what is committed; a broker waits here before its first image, lest
+    /// it take logs of topics it has not replayed yet for strays, and
+    /// deletes no stray at all if this answers `false`. Logs that know
+    /// their commit point at open answer `true` at once.
+    fn catch_up_local(&self, limit: std::time::Duration) -> BoxFuture<'_, bool> {
         let _ = limit;
-        Box::pin(async {})
+        Box::pin(async { true })
     }
 
     /// Stops the log: pending appends fail with [`LogError::Shutdown`] (or

@@ -312,7 +312,9 @@ impl MetadataServices {
         // A restarted member first applies what its own log held: an
         // earlier first image would lack topics it still hosts, and the
         // partitions publisher would delete their logs as strays.
-        log.catch_up_local(LOCAL_CATCH_UP_LIMIT).await;
+        if !log.catch_up_local(LOCAL_CATCH_UP_LIMIT).await {
+            partitions.keep_strays();
+        }
         let end = Offset(log.quorum_info().high_watermark.0 - 1);
         let loader = MetadataLoader::new(publishers, cache.clone()).catch_up_to(end);
         let stop_loader = tokio::sync::watch::channel(false).0;

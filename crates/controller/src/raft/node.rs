@@ -512,14 +512,14 @@ impl MetadataLog for RaftMetadataLog {
         Box::new(RaftListener::new(self.log.clone(), self.sm.clone()))
     }
 
-    fn catch_up_local(&self, limit: Duration) -> BoxFuture<'_, ()> {
+    fn catch_up_local(&self, limit: Duration) -> BoxFuture<'_, bool> {
         Box::pin(async move {
             // openraft keeps no commit point across restarts: what this
             // node's log held is applied once a leader's append names it
             // committed. A tail the new leader truncates never is, hence
             // the bound.
             let Some(target) = self.raft.metrics().borrow().last_log_index else {
-                return;
+                return true;
             };
             let applied = self
                 .raft
@@ -529,8 +529,12 @@ impl MetadataLog for RaftMetadataLog {
                     "apply the local log",
                 )
                 .await;
-            if let Err(e) = applied {
-                tracing::warn!(target, error = %e, "metadata log: the local log was not applied in time; going on with what is applied");
+            match applied {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(target, error = %e, "metadata log: the local log was not applied in time; going on with what is applied (no stray log is deleted at this start)");
+                    false
+                }
             }
         })
     }
