@@ -25,7 +25,7 @@ const (
 var (
 	bootstrap = flag.String("bootstrap", "", "broker host:port")
 	topic     = flag.String("topic", "", "topic name")
-	phase     = flag.String("phase", "all", "all | produce | produce-consume | verify-only | group | auto-create")
+	phase     = flag.String("phase", "all", "all | produce | produce-consume | verify-only | group | auto-create | cluster")
 	codecsArg = flag.String("codecs", "none,gzip,snappy,lz4,zstd", "codecs to produce with")
 	timeoutS  = flag.Float64("timeout", 60, "seconds to wait per step")
 	timeout   = new(time.Duration)
@@ -344,6 +344,14 @@ func run() error {
 func main() {
 	flag.Parse()
 	*timeout = time.Duration(*timeoutS * float64(time.Second))
+	if *phase == "cluster" && *bootstrap != "" && *topic != "" && *stopFile != "" {
+		// Prints its own OK line (with counts).
+		if err := runCluster(); err != nil {
+			fmt.Printf("FAIL %s: %v\n", name, err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *phase == "group" && *bootstrap != "" && *topic != "" {
 		if err := groupMember(); err != nil {
 			fmt.Printf("FAIL %s: %v\n", name, err)

@@ -136,6 +136,19 @@ pub trait MetadataLog: Send + Sync + 'static {
     /// The quorum as this node sees it.
     fn quorum_info(&self) -> QuorumInfo;
 
+    /// Resolves once this node has applied every entry its local log held
+    /// when called (`true`), or after `limit` (`false`). A restarted member
+    /// of a quorum knows its commit point only once the leader tells it, so
+    /// until then [`quorum_info`](MetadataLog::quorum_info) understates
+    /// what is committed; a broker waits here before its first image, lest
+    /// it take logs of topics it has not replayed yet for strays, and
+    /// deletes no stray at all if this answers `false`. Logs that know
+    /// their commit point at open answer `true` at once.
+    fn catch_up_local(&self, limit: std::time::Duration) -> BoxFuture<'_, bool> {
+        let _ = limit;
+        Box::pin(async { true })
+    }
+
     /// Stops the log: pending appends fail with [`LogError::Shutdown`] (or
     /// commit first), listeners end.
     fn shutdown(&self) -> BoxFuture<'_, ()>;

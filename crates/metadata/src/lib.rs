@@ -55,6 +55,7 @@ mod arbitrary;
 mod codec;
 pub mod delta;
 pub mod error;
+pub mod features;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod image;

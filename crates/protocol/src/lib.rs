@@ -41,8 +41,8 @@ pub use request::{decode_request, decode_request_with, DecodedRequest};
 pub use response::encode_response;
 pub use validate::{validate_request_body, MAX_REQUEST_ELEMENTS};
 pub use versions::{
-    api_versions_fallback_frame, api_versions_response, supported_range, ANSWERED_WITH_ERROR,
-    SUPPORTED_APIS,
+    api_versions_fallback_frame, api_versions_response, supported_range, with_features,
+    ANSWERED_WITH_ERROR, SUPPORTED_APIS,
 };
 
 /// The kafka-protocol crate, re-exported so callers use the same version.

@@ -1,8 +1,11 @@
 //! The API versions this broker advertises in ApiVersions, and the ApiVersions answer.
 
 use bytes::Bytes;
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use crate::error::ProtocolError;
@@ -124,6 +127,40 @@ pub fn api_versions_response(
         .with_error_code(error_code)
         .with_api_keys(api_keys)
         .with_throttle_time_ms(0)
+}
+
+/// `resp` with the features of a KRaft node's ApiVersions v3+ answer:
+/// `supported` as (name, min, max), `finalized` as (name, level) (Kafka
+/// lists a finalized level as the range [level, level]) and `epoch`, the
+/// metadata offset they are true at (`kafka-features describe` reads them).
+/// Non-default values only, as Kafka writes them.
+pub fn with_features<'a>(
+    resp: ApiVersionsResponse,
+    supported: impl IntoIterator<Item = (&'a str, i16, i16)>,
+    finalized: impl IntoIterator<Item = (&'a str, i16)>,
+    epoch: i64,
+) -> ApiVersionsResponse {
+    let supported = supported
+        .into_iter()
+        .map(|(name, lo, hi)| {
+            SupportedFeatureKey::default()
+                .with_name(StrBytes::from_string(name.to_string()))
+                .with_min_version(lo)
+                .with_max_version(hi)
+        })
+        .collect();
+    let finalized = finalized
+        .into_iter()
+        .map(|(name, level)| {
+            FinalizedFeatureKey::default()
+                .with_name(StrBytes::from_string(name.to_string()))
+                .with_min_version_level(level)
+                .with_max_version_level(level)
+        })
+        .collect();
+    resp.with_supported_features(supported)
+        .with_finalized_features_epoch(epoch)
+        .with_finalized_features(finalized)
 }
 
 /// The complete frame (size prefix, header v0, v0 body) answering an ApiVersions request

@@ -4,6 +4,10 @@
 //! controller`, ids 1..=n, all voters) or `c` controllers (ids 1..=c) and
 //! `b` brokers (ids c+1..=c+b).
 //!
+//! [`SluiceCluster::start_pinned`] also fixes each broker's client port, so a
+//! restarted broker comes back at the address clients already know (as an
+//! operator's would); [`SluiceCluster::start`] lets every start pick a port.
+//!
 //! Every node starts at once (a node with the broker role announces its
 //! client listener only once the quorum has registered and unfenced it,
 //! so starting them one after another would wait forever).
@@ -78,6 +82,11 @@ fn run(binary: &Path, args: &[String], what: &str) -> Result<String, TestkitErro
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// How many times a cluster start is tried when a voter port it reserved
+/// was taken by another process meanwhile (ports are reserved by binding
+/// and releasing them; parallel tests bind ephemeral ports too).
+const START_ATTEMPTS: usize = 3;
+
 impl SluiceCluster {
     /// Formats and starts every node of `layout`, with `extra` config keys
     /// on every node, and waits until each has announced its address.
@@ -86,7 +95,44 @@ impl SluiceCluster {
         layout: ClusterLayout,
         extra: &[(&str, &str)],
     ) -> Result<SluiceCluster, TestkitError> {
-        let binary = binary.as_ref().to_path_buf();
+        Self::start_with(binary.as_ref(), layout, extra, false)
+    }
+
+    /// As [`SluiceCluster::start`], with each broker's client listener on a
+    /// port reserved once, kept across restarts.
+    pub fn start_pinned(
+        binary: impl AsRef<Path>,
+        layout: ClusterLayout,
+        extra: &[(&str, &str)],
+    ) -> Result<SluiceCluster, TestkitError> {
+        Self::start_with(binary.as_ref(), layout, extra, true)
+    }
+
+    fn start_with(
+        binary: &Path,
+        layout: ClusterLayout,
+        extra: &[(&str, &str)],
+        pin_client_ports: bool,
+    ) -> Result<SluiceCluster, TestkitError> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(binary, layout, extra, pin_client_ports) {
+                Err(e) if attempt < START_ATTEMPTS && e.to_string().contains("cannot bind") => {
+                    eprintln!("cluster start: a reserved port was taken ({e}); starting again");
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn start_once(
+        binary: &Path,
+        layout: ClusterLayout,
+        extra: &[(&str, &str)],
+        pin_client_ports: bool,
+    ) -> Result<SluiceCluster, TestkitError> {
+        let binary = binary.to_path_buf();
         let tmp = tempfile::Builder::new()
             .prefix("sluice-cluster-")
             .tempdir()
@@ -107,6 +153,11 @@ impl SluiceCluster {
             } => (controllers, brokers, false),
         };
         let ports = free_ports(voters_n)?;
+        let client_ports = if pin_client_ports {
+            free_ports(voters_n + brokers_n)?
+        } else {
+            Vec::new()
+        };
         let voters = ports
             .iter()
             .enumerate()
@@ -123,7 +174,9 @@ impl SluiceCluster {
         let mut handles = Vec::new();
         for (id, controller, broker, port) in specs {
             let dir = tmp.path().join(format!("node-{id}"));
-            let overrides = node_overrides(id, controller, broker, port, &voters, &dir, extra);
+            let client_port = client_ports.get(id as usize - 1).copied().unwrap_or(0);
+            let ports = (port, client_port);
+            let overrides = node_overrides(id, controller, broker, ports, &voters, &dir, extra);
             let mut args: Vec<String> = vec![
                 "storage".into(),
                 "format".into(),
@@ -246,7 +299,7 @@ fn node_overrides(
     id: i32,
     controller: bool,
     broker: bool,
-    port: Option<u16>,
+    (port, client_port): (Option<u16>, u16),
     voters: &str,
     dir: &Path,
     extra: &[(&str, &str)],
@@ -258,7 +311,7 @@ fn node_overrides(
     };
     let mut listeners = Vec::new();
     if broker {
-        listeners.push("PLAINTEXT://127.0.0.1:0".to_string());
+        listeners.push(format!("PLAINTEXT://127.0.0.1:{client_port}"));
     }
     if let Some(p) = port {
         listeners.push(format!("CONTROLLER://127.0.0.1:{p}"));

@@ -157,11 +157,17 @@ pub fn run(opts: ClusterOptions) -> Result<()> {
         opts.idle_secs
     );
     let idle = scenarios::idle(target.as_mut(), opts.idle_secs)?;
+    // Each scenario's figures as soon as it ends: a later failure keeps them.
+    eprintln!("[cluster] idle: {}", serde_json::to_string(&idle)?);
     eprintln!("[cluster] propagation: {} topics", opts.propagation_topics);
     let propagation = rt.block_on(scenarios::propagation(
         target.as_mut(),
         opts.propagation_topics,
     ))?;
+    eprintln!(
+        "[cluster] propagation: {}",
+        serde_json::to_string(&propagation)?
+    );
     eprintln!(
         "[cluster] bulk create: {} topics x {} partitions, rf {}",
         opts.bulk_topics, opts.bulk_partitions, opts.bulk_replication_factor
@@ -173,6 +179,10 @@ pub fn run(opts: ClusterOptions) -> Result<()> {
         opts.bulk_replication_factor,
         opts.bulk_in_flight,
     ))?;
+    eprintln!(
+        "[cluster] bulk create: {}",
+        serde_json::to_string(&bulk_create)?
+    );
     eprintln!("[cluster] failover: {} trials", opts.failover_trials);
     let failover = scenarios::failover(&rt, target.as_mut(), opts.failover_trials)?;
     let report = ClusterReport {

@@ -2,15 +2,21 @@
 //! table (the same table the decoder enforces, so what is advertised is
 //! exactly what is accepted). Unsupported ApiVersions versions never get
 //! here: the network layer answers them with the v0 fallback.
+//!
+//! From v3 on, as a KRaft broker does, the answer also carries this node's
+//! supported features and the image's finalized feature levels with the
+//! image's offset as their epoch (`kafka-features describe` and
+//! `Admin.describeFeatures` read these).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
-use sluice_protocol::{api_versions_response, SUPPORTED_APIS};
+use sluice_protocol::{api_versions_response, with_features, SUPPORTED_APIS};
 
 use crate::context::BrokerContext;
+use crate::metadata::records::supported_features;
 
 pub async fn handle(
-    _ctx: &BrokerContext,
+    ctx: &BrokerContext,
     header: &RequestHeader,
     req: ApiVersionsRequest,
 ) -> ApiVersionsResponse {
@@ -21,7 +27,24 @@ pub async fn handle(
         // As Kafka: the error alone, no version list.
         return api_versions_response(&[], ResponseError::InvalidRequest.code());
     }
-    api_versions_response(SUPPORTED_APIS, 0)
+    let resp = api_versions_response(SUPPORTED_APIS, 0);
+    if header.request_api_version < 3 {
+        return resp;
+    }
+    let image = ctx.image.image();
+    let supported = supported_features();
+    with_features(
+        resp,
+        supported.iter().map(|f| {
+            (
+                f.name.as_str(),
+                f.min_supported_version,
+                f.max_supported_version,
+            )
+        }),
+        image.features().iter().map(|(n, &l)| (n.as_str(), l)),
+        image.provenance().last_offset.0,
+    )
 }
 
 /// Kafka's rule for ClientSoftwareName/Version (KIP-511):

@@ -78,20 +78,24 @@ async fn forward(
 
 /// The forwarded answer comes from the active controller at the version
 /// the controller channel speaks (v2), so it may carry what the client's
-/// version cannot: v0 and v1 have no `nodes` and no replica directory ids
-/// (kafka-protocol refuses to encode them, and the client's connection
-/// was closed). Older versions get the answer without them, as Kafka's.
+/// version cannot: v0 and v1 have no `nodes`, error messages or replica
+/// directory ids (kafka-protocol refuses to encode them, and the client's
+/// connection was closed). Older versions get the answer without them.
 pub fn fit_version(mut resp: DescribeQuorumResponse, version: i16) -> DescribeQuorumResponse {
     if version >= 2 {
         return resp;
     }
+    resp.error_message = None;
     resp.nodes.clear();
-    for p in resp.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
-        for r in p.current_voters.iter_mut().chain(p.observers.iter_mut()) {
-            r.replica_directory_id = Default::default();
-            if version < 1 {
-                r.last_fetch_timestamp = -1;
-                r.last_caught_up_timestamp = -1;
+    for t in &mut resp.topics {
+        for p in &mut t.partitions {
+            p.error_message = None;
+            for r in p.current_voters.iter_mut().chain(p.observers.iter_mut()) {
+                r.replica_directory_id = uuid::Uuid::nil();
+                if version < 1 {
+                    r.last_fetch_timestamp = -1;
+                    r.last_caught_up_timestamp = -1;
+                }
             }
         }
     }

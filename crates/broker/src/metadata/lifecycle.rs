@@ -27,12 +27,7 @@ use super::records;
 use super::MetadataError;
 use crate::config::BrokerConfig;
 
-/// The `metadata.version` this broker writes and supports (Kafka 4.1-IV1).
-pub const METADATA_VERSION_LEVEL: i16 = 27;
-
-/// Lowest `metadata.version` this broker reads (Kafka 3.3-IV3, the first
-/// KRaft-only level).
-pub const MIN_METADATA_VERSION_LEVEL: i16 = 7;
+pub use sluice_metadata::features::{METADATA_VERSION_LEVEL, MIN_METADATA_VERSION_LEVEL};
 
 /// The next heartbeat while fenced (or just re-registered).
 const FENCED_RETRY: Duration = Duration::from_millis(50);

@@ -62,6 +62,11 @@ use sluice_storage::{Clock, Fs, LogManager};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+/// How long a restarted node waits to apply its own metadata log before
+/// its first image (normally one leader heartbeat; only a tail the new
+/// leader truncated is never applied).
+const LOCAL_CATCH_UP_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub use client::{Committed, ControllerClient};
 pub use controller::{ConfigChange, ControllerChannel};
 pub use image_cache::{ImageCache, LoaderStopped};
@@ -304,6 +309,12 @@ impl MetadataServices {
         // What this node's log has committed so far; a node of a cluster
         // may know less than the quorum does, and catches up before the
         // controller unfences it (its heartbeats carry what it published).
+        // A restarted member first applies what its own log held: an
+        // earlier first image would lack topics it still hosts, and the
+        // partitions publisher would delete their logs as strays.
+        if !log.catch_up_local(LOCAL_CATCH_UP_LIMIT).await {
+            partitions.keep_strays();
+        }
         let end = Offset(log.quorum_info().high_watermark.0 - 1);
         let loader = MetadataLoader::new(publishers, cache.clone()).catch_up_to(end);
         let stop_loader = tokio::sync::watch::channel(false).0;

@@ -48,6 +48,10 @@ pub struct PartitionsPublisher {
     fs: Arc<dyn Fs>,
     /// Partitions this broker hosts whose log could not be created.
     failures: Mutex<HashMap<TopicPartition, PartitionFailure>>,
+    /// Whether the first image may delete stray logs: only when it is
+    /// known to cover everything this node's metadata log held at start
+    /// (see [`PartitionsPublisher::keep_strays`]).
+    delete_strays: std::sync::atomic::AtomicBool,
 }
 
 impl PartitionsPublisher {
@@ -65,6 +69,7 @@ impl PartitionsPublisher {
             replicas,
             fs,
             failures: Mutex::new(HashMap::new()),
+            delete_strays: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -94,9 +99,25 @@ impl PartitionsPublisher {
         }
     }
 
+    /// Keeps every stray log at this start: the first image may lack
+    /// topics this node still hosts (its own metadata log was not applied
+    /// in time), and deleting their logs would lose acknowledged data. They
+    /// are judged again at the next start.
+    pub fn keep_strays(&self) {
+        self.delete_strays
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+
     /// Deletes the partition directories of the log dirs that `changes`'
     /// image does not place on this broker.
     fn delete_strays(&self, changes: &MetadataChanges) {
+        if !self
+            .delete_strays
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            tracing::warn!("keeping the logs of partitions the first metadata image does not name (it may be incomplete)");
+            return;
+        }
         let image = &changes.image;
         for tp in self.logs.on_disk_partitions() {
             let hosted = image
@@ -462,5 +483,53 @@ impl LoadProgress {
                 self.total
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_metadata::{MetadataDelta, MetadataImage};
+    use sluice_storage::{ManualClock, SimFs};
+
+    use super::*;
+
+    /// A log of `t-0` on disk that the first (empty) image does not name:
+    /// deleted as a stray, unless the node's metadata log was not known to
+    /// be applied ([`PartitionsPublisher::keep_strays`]).
+    fn first_publish_leaves_t0(keep: bool) -> bool {
+        let fs = Arc::new(SimFs::new());
+        let config = Arc::new(BrokerConfig::with_overrides(&[("log.dirs", "/sim/data")]).unwrap());
+        let logs = Arc::new(
+            LogManager::open(
+                config.log_manager_config(),
+                fs.clone(),
+                Arc::new(ManualClock::new(1_700_000_000_000)),
+            )
+            .unwrap(),
+        );
+        let tp = TopicPartition::new("t", 0);
+        logs.get_or_create_log(&tp, LogConfig::default()).unwrap();
+        let p = PartitionsPublisher::new(
+            BrokerId(1),
+            config,
+            logs.clone(),
+            Arc::new(ReplicaManager::new()),
+            fs,
+        );
+        if keep {
+            p.keep_strays();
+        }
+        let (_, changes) = MetadataDelta::new(MetadataImage::empty()).apply();
+        p.publish(&changes);
+        logs.on_disk_partitions().contains(&tp)
+    }
+
+    #[test]
+    fn strays_are_deleted_only_when_the_first_image_is_complete() {
+        assert!(!first_publish_leaves_t0(false), "a stray survived");
+        assert!(
+            first_publish_leaves_t0(true),
+            "a possibly hosted log was deleted"
+        );
     }
 }

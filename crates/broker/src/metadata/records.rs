@@ -18,8 +18,8 @@
 use std::collections::BTreeMap;
 
 use sluice_metadata::record::{
-    BrokerEndpoint, BrokerFeature, ConfigRecord, FeatureLevelRecord, PartitionRecord,
-    ProducerIdsRecord, RegisterBrokerRecord, TopicRecord,
+    BrokerEndpoint, ConfigRecord, FeatureLevelRecord, PartitionRecord, ProducerIdsRecord,
+    RegisterBrokerRecord, TopicRecord,
 };
 use sluice_metadata::{BrokerEpoch, BrokerId, ConfigResourceType, MetadataRecord, PartitionEpoch};
 use sluice_record::LeaderEpoch;
@@ -30,7 +30,7 @@ use uuid::Uuid;
 use super::files::{
     decode_group_configs, decode_topics, read_file, GROUP_CONFIGS_FILE, TOPICS_FILE,
 };
-use super::lifecycle::{METADATA_VERSION_LEVEL, MIN_METADATA_VERSION_LEVEL};
+use super::lifecycle::METADATA_VERSION_LEVEL;
 use super::{MetadataError, TopicMetadata};
 use crate::config::dynamic::{self, DynamicBrokerConfigs, DYNAMIC_CONFIGS_FILE};
 use crate::config::BrokerConfig;
@@ -52,14 +52,7 @@ pub fn advertised_endpoints(config: &BrokerConfig) -> Vec<BrokerEndpoint> {
         .collect()
 }
 
-/// The features this node supports (`metadata.version` only).
-pub fn supported_features() -> Vec<BrokerFeature> {
-    vec![BrokerFeature {
-        name: "metadata.version".into(),
-        min_supported_version: MIN_METADATA_VERSION_LEVEL,
-        max_supported_version: METADATA_VERSION_LEVEL,
-    }]
-}
+pub use sluice_metadata::features::supported_features;
 
 /// `broker.rack`, when the node runs with `process.roles`.
 pub fn rack(config: &BrokerConfig) -> Option<String> {

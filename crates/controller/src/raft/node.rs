@@ -512,6 +512,33 @@ impl MetadataLog for RaftMetadataLog {
         Box::new(RaftListener::new(self.log.clone(), self.sm.clone()))
     }
 
+    fn catch_up_local(&self, limit: Duration) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            // openraft keeps no commit point across restarts: what this
+            // node's log held is applied once a leader's append names it
+            // committed. A tail the new leader truncates never is, hence
+            // the bound.
+            let Some(target) = self.raft.metrics().borrow().last_log_index else {
+                return true;
+            };
+            let applied = self
+                .raft
+                .wait(Some(limit))
+                .metrics(
+                    |m| m.last_applied.is_some_and(|l| l.index >= target),
+                    "apply the local log",
+                )
+                .await;
+            match applied {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(target, error = %e, "metadata log: the local log was not applied in time; going on with what is applied (no stray log is deleted at this start)");
+                    false
+                }
+            }
+        })
+    }
+
     fn quorum_info(&self) -> QuorumInfo {
         let m = self.raft.metrics().borrow().clone();
         let (leader, leading) = self.leader_and_epoch_now();

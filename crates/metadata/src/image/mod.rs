@@ -27,6 +27,7 @@ use crate::record::{BrokerEndpoint, BrokerFeature, RegisterBrokerRecord};
 use crate::types::{BrokerEpoch, BrokerId, ConfigResource};
 
 pub use partition::PartitionRegistration;
+pub use snapshot::METADATA_VERSION;
 
 /// Where an image comes from: the offset and leader epoch of the last
 /// record applied (Kafka's `MetadataProvenance`; -1/-1 for the empty image).

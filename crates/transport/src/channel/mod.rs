@@ -10,8 +10,9 @@
 //! - On NOT_CONTROLLER, a broken or timed-out connection, or a voter that
 //!   cannot be reached, the connection is dropped and the next voter (or the
 //!   one [`ControllerChannel::set_active_controller`] names) is tried after
-//!   an exponential backoff (`controller.quorum.retry.backoff.ms` up to
-//!   [`ChannelConfig::retry_backoff_max_ms`]), until the request's deadline.
+//!   a backoff (`controller.quorum.retry.backoff.ms`, doubled after each
+//!   round over the voters up to [`ChannelConfig::retry_backoff_max_ms`]),
+//!   until the request's deadline.
 //! - Response frames are bounded by [`ChannelConfig::max_response_bytes`];
 //!   a frame with a correlation id nobody waits for closes the connection.
 
@@ -208,6 +209,12 @@ impl ControllerChannel {
     {
         let deadline = Instant::now() + timeout;
         let mut backoff = self.config.retry_backoff_ms;
+        // The backoff grows once per round over the voters, not per
+        // attempt: after a leader dies the others answer NOT_CONTROLLER
+        // until one wins the election (under a second), and doubling on
+        // each of those answers would wait out most of a second more.
+        let round = self.voters.voters().len().max(1);
+        let mut attempts = 0usize;
         loop {
             let last = match self.attempt(req, deadline).await {
                 Ok(resp) if !R::not_controller(&resp) => return Ok(resp),
@@ -237,7 +244,10 @@ impl ControllerChannel {
                 });
             }
             tokio::time::sleep(Duration::from_millis(backoff)).await;
-            backoff = (backoff * 2).min(self.config.retry_backoff_max_ms.max(1));
+            attempts += 1;
+            if attempts % round == 0 {
+                backoff = (backoff * 2).min(self.config.retry_backoff_max_ms.max(1));
+            }
         }
     }
 

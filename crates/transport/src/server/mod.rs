@@ -39,9 +39,10 @@ use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use parking_lot::Mutex;
 use sluice_controller::{ControllerError, QuorumController};
+use sluice_metadata::features::supported_features;
 use sluice_protocol::{
     api_versions_fallback_frame, api_versions_response, decode_request_with, encode_response,
-    kafka_protocol, DecodedRequest, ProtocolError,
+    kafka_protocol, with_features, DecodedRequest, ProtocolError,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
@@ -323,7 +324,27 @@ async fn dispatch(inner: &Inner, req: DecodedRequest, peer: SocketAddr) -> Optio
     let v = req.api_version();
     Some(match req.body {
         RequestKind::ApiVersions(_) => {
-            ResponseKind::ApiVersions(api_versions_response(CONTROLLER_APIS, 0))
+            let resp = api_versions_response(CONTROLLER_APIS, 0);
+            if v < 3 {
+                ResponseKind::ApiVersions(resp)
+            } else {
+                // As a KRaft controller: its supported and the finalized
+                // features (`kafka-features --bootstrap-controller`).
+                let image = c.image();
+                let supported = supported_features();
+                ResponseKind::ApiVersions(with_features(
+                    resp,
+                    supported.iter().map(|f| {
+                        (
+                            f.name.as_str(),
+                            f.min_supported_version,
+                            f.max_supported_version,
+                        )
+                    }),
+                    image.features().iter().map(|(n, &l)| (n.as_str(), l)),
+                    image.provenance().last_offset.0,
+                ))
+            }
         }
         RequestKind::BrokerRegistration(r) => ResponseKind::BrokerRegistration(
             broker_rpc::register(c, &inner.config.cluster_id, r, peer).await,
