@@ -84,13 +84,10 @@ fn faults_against_a_single_node_sluice_find_no_anomaly() {
 /// leader is down is unavailable: its sends fail or time out, which the
 /// checker allows; an acknowledged write must still never be lost.
 ///
-/// Ignored for now: it finds a real Sluice bug on nearly every run (a
-/// restarted node deletes its partition logs before its metadata catches
-/// up, so acknowledged records vanish: `tests/restart_keeps_data.rs`
-/// reproduces it without namespaces). It goes into CI when that is fixed:
-/// `cargo test -p sluice-nemesis --test ci -- --ignored` runs it.
+/// It found a real Sluice bug on nearly every run before that was fixed
+/// (a restarted node deleted its partition logs before its metadata caught
+/// up; `tests/restart_keeps_data.rs` reproduces it without namespaces).
 #[test]
-#[ignore = "finds the restart data-loss bug of tests/restart_keeps_data.rs; un-ignore once fixed"]
 fn a_minute_of_faults_against_a_three_node_sluice_finds_no_anomaly() {
     faults_against_sluice(SLUICE_NODES, 60);
 }
