@@ -41,6 +41,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
 use sluice_controller::client::{Answer, Committed, ControllerClient, Items};
 use sluice_controller::{
     BrokerHeartbeat, BrokerRegistrationRequest as Registration, ConfigAlteration, ConfigKeys,
@@ -130,6 +131,24 @@ fn channel_error(e: TransportError) -> ControllerError {
         }
         other => ControllerError::Internal(other.to_string()),
     }
+}
+
+/// One result per config resource asked, in request order, from the
+/// (name, error code, message) of each answered resource.
+fn config_items<'a, K>(
+    what: &str,
+    answered: impl ExactSizeIterator<Item = (&'a StrBytes, i16, Option<&'a str>)>,
+    asked: &[(ConfigResource, K)],
+) -> Result<Items<()>, ControllerError> {
+    if answered.len() != asked.len() {
+        return Err(count_mismatch(what, answered.len(), asked.len()));
+    }
+    answered
+        .zip(asked)
+        .map(|((name, code, message), (resource, _))| {
+            convert::item(what, name, &resource.name, code, message)
+        })
+        .collect()
 }
 
 /// An answer whose item count is not the request's.
@@ -265,30 +284,14 @@ impl ControllerClient for RemoteController {
         Box::pin(async move {
             let req = convert::incremental_alter_configs(&resources, validate_only);
             let answer = self.send(&req).await?;
-            let resp = answer.value;
-            if resp.responses.len() != resources.len() {
-                return Err(count_mismatch(
-                    "IncrementalAlterConfigs",
-                    resp.responses.len(),
-                    resources.len(),
-                ));
-            }
-            let items = resp
+            let answered = answer
+                .value
                 .responses
                 .iter()
-                .zip(&resources)
-                .map(|(r, (asked, _))| {
-                    convert::item(
-                        "IncrementalAlterConfigs",
-                        &r.resource_name,
-                        &asked.name,
-                        r.error_code,
-                        r.error_message.as_deref(),
-                    )
-                })
-                .collect::<Result<_, _>>()?;
+                .map(|r| (&r.resource_name, r.error_code, r.error_message.as_deref()));
+            let value = config_items("IncrementalAlterConfigs", answered, &resources)?;
             Ok(Committed {
-                value: items,
+                value,
                 offset: answer.offset,
             })
         })
@@ -302,30 +305,14 @@ impl ControllerClient for RemoteController {
         Box::pin(async move {
             let req = convert::alter_configs(&resources, validate_only);
             let answer = self.send(&req).await?;
-            let resp = answer.value;
-            if resp.responses.len() != resources.len() {
-                return Err(count_mismatch(
-                    "AlterConfigs",
-                    resp.responses.len(),
-                    resources.len(),
-                ));
-            }
-            let items = resp
+            let answered = answer
+                .value
                 .responses
                 .iter()
-                .zip(&resources)
-                .map(|(r, (asked, _))| {
-                    convert::item(
-                        "AlterConfigs",
-                        &r.resource_name,
-                        &asked.name,
-                        r.error_code,
-                        r.error_message.as_deref(),
-                    )
-                })
-                .collect::<Result<_, _>>()?;
+                .map(|r| (&r.resource_name, r.error_code, r.error_message.as_deref()));
+            let value = config_items("AlterConfigs", answered, &resources)?;
             Ok(Committed {
-                value: items,
+                value,
                 offset: answer.offset,
             })
         })
