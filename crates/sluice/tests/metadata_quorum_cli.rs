@@ -46,25 +46,10 @@ fn java_ready() -> bool {
 
 /// Runs MetadataQuorumCommand `describe <what>`; returns its stdout.
 fn metadata_quorum(bootstrap: &str, what: &str) -> String {
-    let out = Command::new("java")
-        .args(["-Xmx256m", "-XX:TieredStopAtLevel=1"])
-        .arg(format!(
-            "-Dlog4j2.configurationFile={}",
-            root().join("clients/java/log4j.properties").display()
-        ))
-        .arg("-cp")
-        .arg(root().join(".cache/kafka/lib/*"))
-        .arg("org.apache.kafka.tools.MetadataQuorumCommand")
-        .args(["--bootstrap-server", bootstrap, "describe", what])
-        .output()
-        .expect("run java");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "kafka-metadata-quorum describe {what} failed against {bootstrap}:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    common::kafka_tool(
+        "org.apache.kafka.tools.MetadataQuorumCommand",
+        &["--bootstrap-server", bootstrap, "describe", what],
+    )
 }
 
 /// `describe --status` as `Key: value` pairs.

@@ -1,31 +1,12 @@
 //! Kafka 4.1.2's own tools against a 3-node Sluice (see the crate doc).
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
-use super::{java_ready, one_at_a_time, ready, root, start_cluster};
+use super::{java_ready, one_at_a_time, ready, start_cluster};
 
 /// Runs a Kafka tool class; returns its stdout, panicking on failure.
 fn tool(class: &str, args: &[&str]) -> String {
-    let out = Command::new("java")
-        .args(["-Xmx256m", "-XX:TieredStopAtLevel=1"])
-        .arg(format!(
-            "-Dlog4j2.configurationFile={}",
-            root().join("clients/java/log4j.properties").display()
-        ))
-        .arg("-cp")
-        .arg(root().join(".cache/kafka/lib/*"))
-        .arg(class)
-        .args(args)
-        .output()
-        .expect("run java");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{class} {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    super::common::kafka_tool(class, args)
 }
 
 /// `Key: value` lines.

@@ -24,6 +24,30 @@ pub fn env_on(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
+/// Runs a class of the pinned Kafka 4.1.2 tools (`.cache/kafka/lib`) with
+/// `args`; returns its stdout, panicking with both outputs on failure.
+pub fn kafka_tool(class: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new("java")
+        .args(["-Xmx256m", "-XX:TieredStopAtLevel=1"])
+        .arg(format!(
+            "-Dlog4j2.configurationFile={}",
+            root().join("clients/java/log4j.properties").display()
+        ))
+        .arg("-cp")
+        .arg(root().join(".cache/kafka/lib/*"))
+        .arg(class)
+        .args(args)
+        .output()
+        .expect("run java");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{class} {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 pub fn start(overrides: &[(&str, &str)]) -> SluiceProcess {
     SluiceProcess::start(env!("CARGO_BIN_EXE_sluice"), overrides).expect("sluice starts")
 }
