@@ -307,7 +307,9 @@ fn move_leaderships_off(ctx: &OpContext<'_>, broker: BrokerId) -> Vec<MetadataRe
 /// Partition changes that take `gone` out of every leadership and ISR,
 /// each electing another usable leader if the rules allow one (see
 /// [`ChangeBuilder`]: without ELR an ISR never empties, its last member
-/// stays, leaderless; with ELR it may empty into the ELR).
+/// stays, leaderless; with ELR it may empty into the ELR). The brokers
+/// leave one after the other, as Kafka fences one broker at a time, so
+/// of an ISR whose members all go only the last one stays.
 fn move_leaderships_off_all(ctx: &OpContext<'_>, gone: &[BrokerId]) -> Vec<MetadataRecord> {
     if gone.is_empty() {
         return Vec::new();
@@ -316,22 +318,28 @@ fn move_leaderships_off_all(ctx: &OpContext<'_>, gone: &[BrokerId]) -> Vec<Metad
     let mut out = Vec::new();
     for t in image.topics() {
         for (&p, reg) in t.partitions() {
-            let leads = gone.contains(&reg.leader);
-            if !leads && !reg.isr.iter().any(|b| gone.contains(b)) {
-                continue;
-            }
-            let isr: Vec<BrokerId> = reg
-                .isr
-                .iter()
-                .copied()
-                .filter(|b| !gone.contains(b))
-                .collect();
             let rules = rules_for(image, ctx.config, t.name(), reg.replicas.len());
-            let change = ChangeBuilder::new(image, reg, t.id(), p, rules)
-                .target_isr(isr)
-                .not_leaders(gone)
-                .build();
-            out.extend(change.map(MetadataRecord::PartitionChange));
+            let mut current = sluice_metadata::PartitionRegistration::clone(reg);
+            for &g in gone {
+                if current.leader != g && !current.isr.contains(&g) {
+                    continue;
+                }
+                let isr: Vec<BrokerId> = current.isr.iter().copied().filter(|&b| b != g).collect();
+                let Some(change) = ChangeBuilder::new(image, &current, t.id(), p, rules)
+                    .target_isr(isr)
+                    .not_leaders(gone)
+                    .build()
+                else {
+                    continue;
+                };
+                match current.merge(&change) {
+                    Ok(next) => current = next,
+                    // Cannot happen (the builder keeps the rules merge
+                    // checks); the batch would be refused before the log.
+                    Err(e) => tracing::error!(error = %e, "a fencing change does not apply"),
+                }
+                out.push(MetadataRecord::PartitionChange(change));
+            }
         }
     }
     out

@@ -9,8 +9,8 @@
 //! domain types, one result per item in request order, the Kafka error
 //! codes turned back into [`ControllerError`] by
 //! [`controller_error_from_code`] with the controller's message kept
-//! (BrokerRegistration, BrokerHeartbeat, AllocateProducerIds and
-//! ElectLeaders' top level have no message field: their errors are
+//! (BrokerRegistration, BrokerHeartbeat, AllocateProducerIds,
+//! AlterPartition and ElectLeaders' top level have no message field: their errors are
 //! rebuilt from the request, and STALE_BROKER_EPOCH's current epoch is -1).
 //!
 //! **The committed offset.** [`Committed::offset`] is read from the
@@ -34,6 +34,7 @@
 //! version) is the error of its code.
 
 mod convert;
+mod isr;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -182,7 +183,8 @@ tagged!(
     ElectLeadersResponse,
     AllocateProducerIdsResponse,
     BrokerRegistrationResponse,
-    BrokerHeartbeatResponse
+    BrokerHeartbeatResponse,
+    AlterPartitionResponse
 );
 
 impl ControllerClient for RemoteController {
@@ -408,14 +410,12 @@ impl ControllerClient for RemoteController {
     }
 
     fn alter_partition(&self, req: AlterPartitionRequest) -> Answer<'_, AlterPartitionReply> {
-        // Not sent over the channel yet: the controller listener does not
-        // serve AlterPartition in this commit. Refused loudly rather than
-        // answered with a made-up state.
-        let _ = req;
-        Box::pin(async {
-            Err(ControllerError::Internal(
-                "AlterPartition is not yet sent to a remote controller".into(),
-            ))
+        Box::pin(async move {
+            let answer = self.send(&isr::request(&req)).await?;
+            Ok(Committed {
+                value: isr::reply(&req, answer.value)?,
+                offset: answer.offset,
+            })
         })
     }
 }

@@ -565,3 +565,28 @@ async fn fixture_without_brokers_refuses_everything_as_stale() {
     let res = f.c.alter_partition(request(1, Vec::new())).await;
     assert!(matches!(res, Err(ControllerError::StaleBrokerEpoch { .. })));
 }
+
+#[tokio::test]
+async fn brokers_expiring_together_leave_the_isr_one_by_one_and_only_the_last_stays() {
+    let (f, id) = setup(2, ControllerConfig::default()).await;
+    alter_one(&f, item(&f, id, 0, &[1, 2])).await.unwrap();
+    alter_one(&f, item(&f, id, 1, &[1, 2, 3])).await.unwrap();
+    // Sessions start now; 3 keeps heartbeating, 1 and 2 go silent.
+    f.c.fence_expired_brokers().await.unwrap();
+    let timeout = ControllerConfig::default().broker_session_timeout_ms;
+    f.clock.advance(timeout / 2);
+    f.c.heartbeat(heartbeat(3, false, false)).await.unwrap();
+    f.clock.advance(timeout / 2 + 1);
+    f.c.fence_expired_brokers().await.unwrap();
+    let image = f.c.image();
+    assert!(image.broker(BrokerId(1)).unwrap().fenced);
+    assert!(image.broker(BrokerId(2)).unwrap().fenced);
+    let r = reg(&f, 0);
+    assert_eq!(
+        (r.leader, r.isr.clone()),
+        (BrokerId::NO_LEADER, b(&[2])),
+        "one member stays, not both"
+    );
+    let r = reg(&f, 1);
+    assert_eq!((r.leader, r.isr.clone()), (BrokerId(3), b(&[3])));
+}
