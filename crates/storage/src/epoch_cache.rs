@@ -189,8 +189,12 @@ impl LeaderEpochCache {
         true
     }
 
-    /// Log truncation to `end`: drops every entry starting at or after it.
+    /// Log truncation to `end`: drops every entry starting at or after it
+    /// (a negative `end` is ignored, as in Kafka).
     pub fn truncate_from_end(&mut self, end: Offset) -> bool {
+        if end.0 < 0 {
+            return false;
+        }
         let before = self.entries.len();
         self.entries.retain(|(_, o)| *o < end);
         self.entries.len() != before
