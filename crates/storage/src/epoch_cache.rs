@@ -154,6 +154,19 @@ impl LeaderEpochCache {
         }
     }
 
+    /// This cache's file location with `entries` (which must be well
+    /// formed).
+    pub fn with_entries(&self, entries: &[(LeaderEpoch, Offset)]) -> Self {
+        assert!(
+            well_formed(entries),
+            "leader epoch entries out of order: {entries:?}"
+        );
+        LeaderEpochCache {
+            dir: self.dir.clone(),
+            entries: entries.to_vec(),
+        }
+    }
+
     pub fn entries(&self) -> &[(LeaderEpoch, Offset)] {
         &self.entries
     }

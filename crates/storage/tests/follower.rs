@@ -592,3 +592,33 @@ fn a_failed_leader_append_of_a_new_epoch_leaves_the_cache_as_it_was() {
         .unwrap();
     assert_eq!(log.epoch_entries(), vec![e(0, 0), e(4, 2)]);
 }
+
+#[test]
+fn a_crash_before_the_log_start_checkpoint_leaves_no_batch_without_an_epoch() {
+    let env = Env::new();
+    let m = env.manager();
+    let (log, s3) = leader_with_data(&m);
+    log.delete_records_before(Offset(s3 + 2)).unwrap();
+    assert_eq!(log.epoch_entries(), vec![e(3, s3 + 2)]);
+    log.flush().unwrap();
+    drop(log);
+    drop(m); // no checkpoint of the new log start
+    env.fs.crash(1);
+    let log = env.manager().get_or_create_log(&tp(), config()).unwrap();
+    let start = log.log_start_offset();
+    assert!(start < Offset(s3 + 2), "the old start came back: {start}");
+    let entries = log.epoch_entries();
+    assert_eq!(entries.first().map(|x| x.1), Some(start), "{entries:?}");
+    let bytes = log_bytes(&log);
+    for r in Batches::new(&bytes) {
+        let h = r.unwrap().1;
+        let at = h.base_offset.max(start);
+        let cached = entries.iter().rev().find(|(_, s)| *s <= at).map(|x| x.0);
+        assert_eq!(
+            cached,
+            Some(h.partition_leader_epoch),
+            "batch at {}",
+            h.base_offset
+        );
+    }
+}
