@@ -6,7 +6,9 @@
 //! applied in its heartbeats, that register, heartbeat and send
 //! CreateTopics, DeleteTopics, CreatePartitions and
 //! IncrementalAlterConfigs to whichever voter is the active controller
-//! (following NOT_CONTROLLER answers).
+//! (following NOT_CONTROLLER answers), and, for the partitions their
+//! observer image says they lead, AlterPartition with random ISRs
+//! (concurrent with fencing, controlled by session expiry on clock jumps).
 //!
 //! A seed draws the whole fault schedule: message loss, partitions (both
 //! ways and one way, between any two hosts, voters or brokers), isolation
@@ -21,7 +23,9 @@
 //! per epoch, never an observer, which stays an openraft learner; every record and every image at an offset identical on
 //! every node and incarnation, the controllers' own images included;
 //! broker epochs unique and increasing; no image naming an unusable or
-//! unregistered broker as leader). After the faults heal: every
+//! unregistered broker as leader, nor an ISR with a member that cannot
+//! serve unless it is the last member of a leaderless ISR, nor a leader
+//! outside its ISR). After the faults heal: every
 //! acknowledged operation's record is committed, every voter's and
 //! observer's image is byte-identical and at the end of the committed log, every broker is
 //! registered and unfenced, and the quorum made progress.
@@ -249,7 +253,7 @@ fn admin(rng: &mut StdRng) -> Req {
         0 | 1 => Req::CreateTopic {
             name,
             partitions: rng.gen_range(1..=3),
-            rf: rng.gen_range(1..=2),
+            rf: rng.gen_range(1..=3),
         },
         2 if rng.gen_bool(0.5) => Req::DeleteTopic { name },
         2 => Req::CreatePartitions {
@@ -282,6 +286,16 @@ fn acked(req: &Req, body: &Body) -> Option<Acked> {
             topic: name.clone(),
             count: *count,
         }),
+        (
+            Req::AlterIsr {
+                topic, partition, ..
+            },
+            Body::Isr { isr, .. },
+        ) => Some(Acked::IsrChanged {
+            topic: Uuid::from_u128(*topic),
+            partition: *partition,
+            isr: isr.clone(),
+        }),
         (Req::SetConfig { topic, key, value }, Body::Done) => Some(Acked::ConfigSet {
             topic: topic.clone(),
             key: key.clone(),
@@ -289,6 +303,46 @@ fn acked(req: &Req, body: &Body) -> Option<Acked> {
         }),
         _ => None,
     }
+}
+
+/// An ISR change for a partition `id` leads in `image` (as a partition
+/// leader proposes one: itself plus some of the other replicas, each at
+/// the broker epoch its image shows, or -1), or `None` if it leads none.
+fn isr_change(id: i32, epoch: i64, image: &MetadataImage, rng: &mut StdRng) -> Option<Req> {
+    let led: Vec<_> = image
+        .topics()
+        .flat_map(|t| {
+            t.partitions()
+                .iter()
+                .filter(|(_, r)| r.leader == BrokerId(id))
+                .map(|(&p, r)| (t.id(), p, r.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if led.is_empty() {
+        return None;
+    }
+    let (topic, partition, reg) = led[rng.gen_range(0..led.len())].clone();
+    let mut isr = Vec::new();
+    for &b in &reg.replicas {
+        if b != BrokerId(id) && !rng.gen_bool(0.6) {
+            continue;
+        }
+        let e = match image.broker(b) {
+            Some(r) if rng.gen_bool(0.9) => r.epoch.0,
+            _ => -1,
+        };
+        isr.push((b.0, e));
+    }
+    Some(Req::AlterIsr {
+        broker: id,
+        epoch,
+        topic: topic.as_u128(),
+        partition,
+        leader_epoch: reg.leader_epoch.0,
+        partition_epoch: reg.partition_epoch.0,
+        isr,
+    })
 }
 
 /// A simulated broker: follows the metadata log as an observer (its own
@@ -326,11 +380,20 @@ async fn broker_main(
             Some(_) if !shared.stop_admin.load(Ordering::Relaxed) && rng.gen_bool(0.3) => {
                 admin(&mut rng)
             }
-            Some(e) => Req::Heartbeat {
-                broker: id,
-                epoch: e,
-                offset: applied,
-            },
+            Some(e) => {
+                let quiet = shared.stop_admin.load(Ordering::Relaxed);
+                let change = if !quiet && rng.gen_bool(0.3) {
+                    let image = seen.lock().image.clone();
+                    image.and_then(|i| isr_change(id, e, &i, &mut rng))
+                } else {
+                    None
+                };
+                change.unwrap_or(Req::Heartbeat {
+                    broker: id,
+                    epoch: e,
+                    offset: applied,
+                })
+            }
         };
         let Ok(resp) = call(&mut conn, target, &req).await else {
             target = target % VOTERS + 1;
@@ -637,8 +700,12 @@ fn run_seed(seed: u64, fault_phases: usize, disk_faults: bool) -> Result<Vec<Str
     }
     let unsearchable = checker.check_acked(&acked).map_err(|e| fail(e, &trace))?;
     final_checks(&checker, &voters).map_err(|e| fail(e, &trace))?;
+    let isr_changes = acked
+        .iter()
+        .filter(|a| matches!(a, Acked::IsrChanged { .. }))
+        .count();
     trace.push(format!(
-        "acked {} ({unsearchable} unsearchable), last offset {}, leaders {:?}",
+        "acked {} ({unsearchable} unsearchable, {isr_changes} ISR changes), last offset {}, leaders {:?}",
         acked.len(),
         checker.committed.keys().next_back().copied().unwrap_or(-1),
         checker.leaders

@@ -590,3 +590,28 @@ async fn brokers_expiring_together_leave_the_isr_one_by_one_and_only_the_last_st
     let r = reg(&f, 1);
     assert_eq!((r.leader, r.isr.clone()), (BrokerId(3), b(&[3])));
 }
+
+#[tokio::test]
+async fn new_partitions_start_with_every_usable_replica_in_the_isr_when_replicated() {
+    let config = ControllerConfig {
+        new_partitions_isr_all_usable: true,
+        ..ControllerConfig::default()
+    };
+    let (f, _id) = setup(1, config).await;
+    assert_eq!(reg(&f, 0).isr, b(&[1, 2, 3]));
+    // A fenced replica is left out; the first usable one leads.
+    f.c.heartbeat(heartbeat(1, true, false)).await.unwrap();
+    let more = CreatePartitions {
+        topic: T.into(),
+        count: 2,
+        assignments: Some(vec![b(&[1, 2, 3])]),
+    };
+    f.c.create_partitions(vec![more], false).await.unwrap()[0]
+        .as_ref()
+        .unwrap();
+    let r = reg(&f, 1);
+    assert_eq!((r.leader, r.isr.clone()), (BrokerId(2), b(&[2, 3])));
+    // Without the setting, the leader alone (the default today).
+    let (f, _id) = three().await;
+    assert_eq!(reg(&f, 0).isr, b(&[1]));
+}
