@@ -763,18 +763,28 @@ fn a_seed_replays_identically() {
     assert_eq!(a, b);
 }
 
-/// Seeds (with 40 fault phases) that failed before a fix: 5042 and 5074
-/// ("broker 11 registered at offset 250 with epoch 249") and 5128 (no
-/// progress after healing): a new leader's controller planned operations
+/// Seeds that failed before a fix. 5042 and 5074 ("broker 11 registered
+/// at offset 250 with epoch 249") and 5128 (no progress after healing),
+/// with 40 fault phases: a new leader's controller planned operations
 /// before applying the previous epoch's tail, which commits with the
 /// leader's first entry, so a broker epoch was not its record's offset (or
-/// a record no longer replayed and every controller stopped).
+/// a record no longer replayed and every controller stopped). 109, with 20
+/// phases and disk faults ("t4-4 has ISR [11, 12] (leader -1 ...): 11 cannot serve"):
+/// brokers fenced in one session check all left an ISR at once, so an ISR
+/// kept several fenced members instead of only its last.
 #[test]
 fn regression_seeds() {
-    for seed in [5042, 5074, 5128] {
-        if let Err(e) = run_seed(seed, 40, false) {
+    let seeds = [
+        (5042, 40, false),
+        (5074, 40, false),
+        (5128, 40, false),
+        (109, 20, true),
+    ];
+    for (seed, phases, disk) in seeds {
+        if let Err(e) = run_seed(seed, phases, disk) {
             panic!(
-                "seed {seed} FAILED: {e}\n  (replay: SLUICE_SIM_SEED={seed} SLUICE_SIM_PHASES=40)"
+                "seed {seed} FAILED: {e}\n  (replay: SLUICE_SIM_SEED={seed} SLUICE_SIM_PHASES={phases} SLUICE_SIM_DISK_FAULTS={})",
+                disk as u8
             );
         }
     }

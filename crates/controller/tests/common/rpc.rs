@@ -189,6 +189,7 @@ async fn handle(c: &QuorumController, req: Req) -> Body {
                 features: Vec::new(),
                 rack: None,
                 log_dirs: Vec::new(),
+                previous_broker_epoch: None,
             })
             .await
             .map(|r| Body::Registered {

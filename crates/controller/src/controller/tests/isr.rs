@@ -288,6 +288,7 @@ async fn fixture_with_four() -> (Fixture, Uuid) {
             features: Vec::new(),
             rack: None,
             log_dirs: Vec::new(),
+            previous_broker_epoch: None,
         })
         .await
         .unwrap()
@@ -614,4 +615,44 @@ async fn new_partitions_start_with_every_usable_replica_in_the_isr_when_replicat
     // Without the setting, the leader alone (the default today).
     let (f, _id) = three().await;
     assert_eq!(reg(&f, 0).isr, b(&[1]));
+}
+
+fn new_incarnation(id: i32, previous: Option<BrokerEpoch>) -> BrokerRegistrationRequest {
+    BrokerRegistrationRequest {
+        broker_id: BrokerId(id),
+        incarnation_id: Uuid::from_u128(1000 + id as u128),
+        listeners: Vec::new(),
+        features: Vec::new(),
+        rack: None,
+        log_dirs: Vec::new(),
+        previous_broker_epoch: previous,
+    }
+}
+
+#[tokio::test]
+async fn with_elr_a_broker_back_from_an_unclean_shutdown_is_no_longer_eligible() {
+    for clean in [false, true] {
+        let (f, id) = setup(1, elr_config()).await;
+        min_isr_2(&f).await;
+        alter_one(&f, item(&f, id, 0, &[1, 2])).await.unwrap();
+        alter_one(&f, item(&f, id, 0, &[1])).await.unwrap();
+        assert_eq!(reg(&f, 0).elr, b(&[2]));
+        // Broker 2 stops (fenced) and a new process registers: after a
+        // crash it says no previous epoch, after a clean shutdown its last
+        // epoch (0 here).
+        f.c.heartbeat(heartbeat(2, true, false)).await.unwrap();
+        let previous = clean.then_some(BrokerEpoch(0));
+        f.c.register_broker(new_incarnation(2, previous))
+            .await
+            .unwrap();
+        let r = reg(&f, 0);
+        let want = if clean { b(&[2]) } else { b(&[]) };
+        assert_eq!(r.elr, want, "clean shutdown: {clean}");
+        // The leader fails: with 2 gone from the ELR only 1 is eligible.
+        f.c.heartbeat(heartbeat(1, true, false)).await.unwrap();
+        let r = reg(&f, 0);
+        assert!(r.isr.is_empty());
+        let want = if clean { b(&[1, 2]) } else { b(&[1]) };
+        assert_eq!(r.elr, want, "clean shutdown: {clean}");
+    }
 }
