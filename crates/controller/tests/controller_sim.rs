@@ -9,6 +9,8 @@
 //! (following NOT_CONTROLLER answers), and, for the partitions their
 //! observer image says they lead, AlterPartition with random ISRs
 //! (concurrent with fencing, controlled by session expiry on clock jumps).
+//! Odd seeds run the controllers with eligible leader replicas (KIP-966),
+//! and topics' `min.insync.replicas` changes under them.
 //!
 //! A seed draws the whole fault schedule: message loss, partitions (both
 //! ways and one way, between any two hosts, voters or brokers), isolation
@@ -51,7 +53,7 @@ use sluice_controller::raft::{seed_thread_rng, RaftConfig, RaftMetadataLog};
 use sluice_controller::{
     ControllerConfig, LogEvent, MetadataLog, NodeId, PermissiveValidator, QuorumController,
 };
-use sluice_metadata::{BrokerId, MetadataImage};
+use sluice_metadata::{BrokerId, MetadataImage, MetadataRecord};
 use sluice_storage::{Fault, FaultKind, SimFs};
 use uuid::Uuid;
 
@@ -182,6 +184,7 @@ async fn start_log(
 
 async fn voter_main(
     id: i32,
+    elr: bool,
     fs: Arc<SimFs>,
     clock: SimClock,
     running: Arc<Mutex<Running>>,
@@ -201,6 +204,7 @@ async fn voter_main(
         log.clone(),
         ControllerConfig {
             broker_session_timeout_ms: SESSION_TIMEOUT_MS,
+            eligible_leader_replicas_enabled: elr,
             ..ControllerConfig::default()
         },
         Arc::new(PermissiveValidator),
@@ -260,10 +264,16 @@ fn admin(rng: &mut StdRng) -> Req {
             name,
             count: rng.gen_range(2..=5),
         },
-        _ => Req::SetConfig {
+        _ if rng.gen_bool(0.5) => Req::SetConfig {
             topic: name,
             key: "retention.ms".into(),
             value: rng.gen_range(1000..100_000).to_string(),
+        },
+        // Shapes which ISR shrinks fill the ELR.
+        _ => Req::SetConfig {
+            topic: name,
+            key: "min.insync.replicas".into(),
+            value: rng.gen_range(1..=3).to_string(),
         },
     }
 }
@@ -593,6 +603,8 @@ fn heal(sim: &mut turmoil::Sim<'_>, voters: &mut BTreeMap<i32, Node>, f: &mut Fa
 /// which a replay must reproduce.
 fn run_seed(seed: u64, fault_phases: usize, disk_faults: bool) -> Result<Vec<String>, String> {
     seed_thread_rng(seed);
+    // Odd seeds run the controllers with eligible leader replicas.
+    let elr = seed % 2 == 1;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut disk_rng = StdRng::seed_from_u64(seed ^ 0xd15c);
     let mut sim = turmoil::Builder::new()
@@ -621,7 +633,7 @@ fn run_seed(seed: u64, fault_phases: usize, disk_faults: bool) -> Result<Vec<Str
         if id <= VOTERS {
             sim.host(voter_host(id), move || {
                 let h = h.clone();
-                voter_main(id, h.fs, h.clock, h.running, h.seen)
+                voter_main(id, elr, h.fs, h.clock, h.running, h.seen)
             });
         } else {
             let sh = shared.clone();
@@ -632,7 +644,7 @@ fn run_seed(seed: u64, fault_phases: usize, disk_faults: bool) -> Result<Vec<Str
         voters.insert(id, v);
     }
     let mut trace = Vec::new();
-    let mut checker = Checker::default();
+    let mut checker = Checker::with_elr(elr);
     let mut faults = Faults {
         crashed_voters: Vec::new(),
         crashed_brokers: Vec::new(),
@@ -704,8 +716,17 @@ fn run_seed(seed: u64, fault_phases: usize, disk_faults: bool) -> Result<Vec<Str
         .iter()
         .filter(|a| matches!(a, Acked::IsrChanged { .. }))
         .count();
+    // Committed changes that put brokers in an ELR (odd seeds).
+    let elr_changes = checker
+        .committed
+        .values()
+        .filter(|(_, r)| {
+            matches!(r, MetadataRecord::PartitionChange(c)
+                if c.eligible_leader_replicas.as_ref().is_some_and(|e| !e.is_empty()))
+        })
+        .count();
     trace.push(format!(
-        "acked {} ({unsearchable} unsearchable, {isr_changes} ISR changes), last offset {}, leaders {:?}",
+        "acked {} ({unsearchable} unsearchable, {isr_changes} ISR changes, {elr_changes} ELR changes), last offset {}, leaders {:?}",
         acked.len(),
         checker.committed.keys().next_back().copied().unwrap_or(-1),
         checker.leaders

@@ -311,3 +311,42 @@ fn a_lost_acknowledged_isr_change_is_flagged() {
         "is not in the committed log",
     );
 }
+
+#[test]
+fn with_elr_an_empty_leaderless_isr_passes_and_a_fenced_or_doubled_member_does_not() {
+    let elr = || Checker::with_elr(true);
+    let with_elr = |isr: &[i32], elr: &[i32], leader: i32| {
+        let mut c = PartitionChangeRecord::new(TOPIC, 0);
+        c.isr = Some(isr.iter().map(|&b| BrokerId(b)).collect());
+        c.eligible_leader_replicas = Some(elr.iter().map(|&b| BrokerId(b)).collect());
+        c.leader = BrokerId(leader);
+        MetadataRecord::PartitionChange(c)
+    };
+    // Both fenced, the ISR emptied into the ELR: sound with ELR only.
+    let mut recs = two_replicas();
+    recs.push(with_elr(&[0], &[1], 0));
+    recs.push(with_elr(&[], &[0, 1], -1));
+    recs.push(fence(1, 1));
+    recs.push(fence(0, 0));
+    elr().image("n1", &image(&recs)).unwrap();
+    flagged(Checker::default().image("n1", &image(&recs)), "empty");
+    // With ELR even the last leaderless member may not be fenced.
+    let mut recs = two_replicas();
+    recs.push(with_elr(&[0], &[1], 0));
+    recs.push(with_elr(&[0], &[1], -1));
+    recs.push(fence(0, 0));
+    flagged(elr().image("n1", &image(&recs)), "0 cannot serve");
+    // A broker in both lists; an ELR without ELR enabled.
+    let mut recs = two_replicas();
+    recs.push(with_elr(&[0], &[0], 0));
+    flagged(
+        elr().image("n1", &image(&recs)),
+        "in both the ISR and the ELR",
+    );
+    let mut recs = two_replicas();
+    recs.push(with_elr(&[0], &[1], 0));
+    flagged(
+        Checker::default().image("n1", &image(&recs)),
+        "an ELR without ELR enabled",
+    );
+}
