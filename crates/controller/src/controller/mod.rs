@@ -103,8 +103,13 @@ pub struct ControllerConfig {
     /// `unclean.leader.election.enable` of topics without an override.
     pub unclean_leader_election_enable: bool,
     /// KIP-966 eligible leader replicas (Kafka's
-    /// `eligible.leader.replicas.version` feature).
+    /// `eligible.leader.replicas.version` feature; Kafka 4.1 turns it on
+    /// for new clusters).
     pub eligible_leader_replicas_enabled: bool,
+    /// New partitions start with every usable replica in their ISR, as
+    /// Kafka's. Off: the leader alone, for nodes whose followers do not
+    /// replicate (a follower without the data must not be electable).
+    pub new_partitions_isr_all_usable: bool,
 }
 
 impl Default for ControllerConfig {
@@ -119,6 +124,7 @@ impl Default for ControllerConfig {
             default_min_insync_replicas: 1,
             unclean_leader_election_enable: false,
             eligible_leader_replicas_enabled: false,
+            new_partitions_isr_all_usable: false,
         }
     }
 }
