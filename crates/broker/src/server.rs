@@ -110,7 +110,7 @@ impl Broker {
         let group_config = GroupConfig::from_broker(&config);
         let config = Arc::new(config);
         let logs = Arc::new(logs);
-        let replicas = Arc::new(ReplicaManager::new());
+        let replicas = Arc::new(ReplicaManager::with_clock(clock.clone()));
         let groups = Arc::new(GroupCoordinator::new(group_config, clock.clone()));
         // Opens the metadata log (bootstrapped once from the single-node
         // files on upgrade), starts the controller and publishes the

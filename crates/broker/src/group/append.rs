@@ -18,12 +18,12 @@
 //! in memory but not in the log: the queue marks itself stale and the
 //! coordinator reloads the partition's groups from the log.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use sluice_record::{BatchBuilder, CompressionType, LeaderEpoch, Timestamp};
+use sluice_record::{BatchBuilder, CompressionType, Timestamp};
 use sluice_storage::Clock;
 use tokio::sync::oneshot;
 
@@ -38,25 +38,58 @@ pub type GroupRecord = (Vec<u8>, Option<Vec<u8>>);
 /// topic's default `max.message.bytes` of 1 MiB).
 pub const MAX_STAGED_BYTES: usize = 512 * 1024;
 
-/// What an answer waits for before it goes out.
+/// What an answer waits for before it goes out: its batch written, then
+/// the partition's high watermark past every write of the queue so far
+/// (the ISR has it, so it survives the coordinator's broker).
 #[must_use = "the answer must wait until its records are durable"]
-#[derive(Debug)]
-pub enum Durable {
+pub struct Durable {
+    written: Written,
+    queue: Arc<AppendQueue>,
+}
+
+enum Written {
     /// Already written (or nothing to wait for).
     Done(Result<(), GroupError>),
     /// Written with the queue's next batch.
     Waiting(oneshot::Receiver<Result<(), GroupError>>),
 }
 
+impl std::fmt::Debug for Durable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Durable").finish_non_exhaustive()
+    }
+}
+
 impl Durable {
-    /// Waits until the records are written; the write's error otherwise.
+    /// Whether the records' batch is written already (it may still wait for
+    /// the high watermark); `false` while it waits for the queue's next
+    /// batch.
+    pub fn is_written(&mut self) -> bool {
+        match &mut self.written {
+            Written::Done(_) => true,
+            Written::Waiting(rx) => match rx.try_recv() {
+                Ok(r) => {
+                    self.written = Written::Done(r);
+                    true
+                }
+                Err(_) => false,
+            },
+        }
+    }
+
+    /// Waits until the records are written and replicated to the ISR; the
+    /// write's error otherwise (COORDINATOR_NOT_AVAILABLE when the high
+    /// watermark does not get there within `offsets.commit.timeout.ms`).
     pub async fn wait(self) -> Result<(), GroupError> {
-        match self {
-            Durable::Done(r) => r,
+        match self.written {
+            Written::Done(r) => r?,
             // The queue never drops a waiter without answering it; a
             // dropped sender would mean the broker is going away.
-            Durable::Waiting(rx) => rx.await.unwrap_or(Err(GroupError::CoordinatorNotAvailable)),
+            Written::Waiting(rx) => rx
+                .await
+                .unwrap_or(Err(GroupError::CoordinatorNotAvailable))?,
         }
+        self.queue.committed().await
     }
 }
 
@@ -76,16 +109,57 @@ pub struct AppendQueue {
     linger: Duration,
     staged: Mutex<Staged>,
     stale: AtomicBool,
+    /// The end offset (last + 1) of the last batch written: answers wait
+    /// until the high watermark reaches it.
+    written_end: AtomicI64,
+    /// `offsets.commit.timeout.ms`: the longest an answer waits for it.
+    commit_timeout: Duration,
 }
 
 impl AppendQueue {
-    pub fn new(partition: Arc<Partition>, clock: Arc<dyn Clock>, linger_ms: u64) -> Self {
+    pub fn new(
+        partition: Arc<Partition>,
+        clock: Arc<dyn Clock>,
+        linger_ms: u64,
+        commit_timeout_ms: u64,
+    ) -> Self {
         AppendQueue {
             partition,
             clock,
             linger: Duration::from_millis(linger_ms),
             staged: Mutex::new(Staged::default()),
             stale: AtomicBool::new(false),
+            written_end: AtomicI64::new(0),
+            commit_timeout: Duration::from_millis(commit_timeout_ms),
+        }
+    }
+
+    /// Waits until the partition's high watermark covers every batch this
+    /// queue wrote so far (at once with an ISR of one: the append moved
+    /// it). COORDINATOR_NOT_AVAILABLE after `offsets.commit.timeout.ms`,
+    /// as Kafka maps a write that timed out or lacked replicas.
+    pub async fn committed(&self) -> Result<(), GroupError> {
+        let target = sluice_record::Offset(self.written_end.load(Ordering::Acquire));
+        if self.partition.high_watermark() >= target {
+            return Ok(());
+        }
+        let mut rx = self.partition.subscribe();
+        let wait = async {
+            loop {
+                if *rx.borrow_and_update() >= target {
+                    return Ok(());
+                }
+                if rx.changed().await.is_err() {
+                    return Err(GroupError::CoordinatorNotAvailable);
+                }
+            }
+        };
+        match tokio::time::timeout(self.commit_timeout, wait).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::warn!(partition = %self.partition.topic_partition(), "a __consumer_offsets write was not replicated within offsets.commit.timeout.ms");
+                Err(GroupError::CoordinatorNotAvailable)
+            }
         }
     }
 
@@ -106,13 +180,17 @@ impl AppendQueue {
     /// group's lock) for the next batch. With no linger, or nothing to wait
     /// for, the write happens now.
     pub fn stage(self: &Arc<Self>, recs: Vec<GroupRecord>) -> Durable {
+        let durable = |written| Durable {
+            written,
+            queue: self.clone(),
+        };
         let mut staged = self.staged.lock();
         if recs.is_empty() && staged.waiters.is_empty() {
-            return Durable::Done(Ok(()));
+            return durable(Written::Done(Ok(())));
         }
         let runtime = tokio::runtime::Handle::try_current();
         if self.linger.is_zero() || runtime.is_err() {
-            return Durable::Done(self.write_locked(&mut staged, recs));
+            return durable(Written::Done(self.write_locked(&mut staged, recs)));
         }
         let (tx, rx) = oneshot::channel();
         staged.bytes += recs
@@ -134,7 +212,7 @@ impl AppendQueue {
                 });
             }
         }
-        Durable::Waiting(rx)
+        durable(Written::Waiting(rx))
     }
 
     /// Writes whatever is staged (the linger timer, and shutdown).
@@ -199,7 +277,7 @@ impl AppendQueue {
         let mut batch = builder.build().map_err(|_| GroupError::StorageFailure)?;
         let log = self.partition.log();
         let info = log
-            .append_as_leader(&mut batch, LeaderEpoch(0))
+            .append_as_leader(&mut batch, self.partition.leader_epoch())
             .map_err(|e| {
                 tracing::error!(partition = ?self.partition.topic_partition(), error = %e, "cannot append to __consumer_offsets");
                 GroupError::StorageFailure
@@ -210,8 +288,10 @@ impl AppendQueue {
                 GroupError::StorageFailure
             })?;
         }
-        self.partition
-            .advance_high_watermark(info.last_offset.plus(1));
+        self.partition.note_append(info.first_offset, info.bytes);
+        self.written_end
+            .fetch_max(info.last_offset.plus(1).value(), Ordering::AcqRel);
+        self.partition.publish_append(info.last_offset.plus(1));
         Ok(())
     }
 }
