@@ -295,3 +295,86 @@ impl AppendQueue {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sluice_metadata::{BrokerId, PartitionEpoch};
+    use sluice_record::{LeaderEpoch, Offset};
+    use sluice_storage::{
+        LogConfig, LogManager, LogManagerConfig, SimFs, SystemClock, TopicPartition,
+    };
+
+    use super::*;
+    use crate::partition::ReplicaManager;
+    use crate::replica::isr::Assignment;
+    use crate::replica::ReplicaRole;
+
+    /// A `__consumer_offsets` partition led by 1 with replicas and ISR
+    /// [1, 2, 3], and its write queue (no linger, `timeout_ms` to commit).
+    fn replicated_queue(timeout_ms: u64) -> (Arc<Partition>, Arc<AppendQueue>) {
+        let logs = LogManager::open(
+            LogManagerConfig {
+                log_dirs: vec!["/d".into()],
+                ..Default::default()
+            },
+            Arc::new(SimFs::new()),
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        let log = logs
+            .get_or_create_log(
+                &TopicPartition::new("__consumer_offsets", 0),
+                LogConfig::default(),
+            )
+            .unwrap();
+        let p = ReplicaManager::new().add_partition(log);
+        let all = vec![BrokerId(1), BrokerId(2), BrokerId(3)];
+        p.become_replica(&ReplicaRole {
+            assignment: Assignment {
+                replicas: all.clone(),
+                isr: all,
+                leader_epoch: LeaderEpoch(3),
+                partition_epoch: PartitionEpoch(1),
+            },
+            ..ReplicaRole::alone(BrokerId(1), LeaderEpoch(3))
+        });
+        let queue = Arc::new(AppendQueue::new(
+            p.clone(),
+            Arc::new(SystemClock),
+            0,
+            timeout_ms,
+        ));
+        (p, queue)
+    }
+
+    #[tokio::test]
+    async fn a_coordinator_write_is_answered_once_the_isr_has_it() {
+        let (p, queue) = replicated_queue(600_000);
+        let durable = queue.stage(vec![(b"k".to_vec(), Some(b"v".to_vec()))]);
+        let answer = tokio::spawn(durable.wait());
+        // Written (stamped with the leader epoch), not yet replicated.
+        assert_eq!(p.log().log_end_offset(), Offset(1));
+        assert_eq!(
+            p.log().read_to_vec(Offset(0), 1 << 20).unwrap()[12..16],
+            3i32.to_be_bytes()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!answer.is_finished(), "answered before the ISR had it");
+        assert!(p.follower_fetch(BrokerId(2), Offset(1), Offset(0), -1, true));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!answer.is_finished(), "answered before 3 had it");
+        assert!(p.follower_fetch(BrokerId(3), Offset(1), Offset(0), -1, true));
+        let done = tokio::time::timeout(Duration::from_secs(60), answer).await;
+        assert_eq!(done.expect("answered").unwrap(), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn an_unreplicated_coordinator_write_fails_after_the_commit_timeout() {
+        let (_p, queue) = replicated_queue(100);
+        let durable = queue.stage(vec![(b"k".to_vec(), Some(b"v".to_vec()))]);
+        assert_eq!(
+            durable.wait().await,
+            Err(GroupError::CoordinatorNotAvailable)
+        );
+    }
+}
