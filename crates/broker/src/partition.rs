@@ -68,19 +68,28 @@ impl Partition {
     /// A partition whose high watermark starts at the log end offset: data
     /// that survived a restart (and its recovery) counts as committed.
     pub fn new(log: Arc<Log>) -> Self {
-        Self::with(log, Arc::new(SystemClock), Arc::default())
+        let leo = log.log_end_offset();
+        Self::with(log, Arc::new(SystemClock), Arc::default(), leo)
     }
 
-    pub(crate) fn with(log: Arc<Log>, clock: Arc<dyn Clock>, isr_queue: Arc<IsrQueue>) -> Self {
-        let hw = log.log_end_offset();
+    /// A partition whose high watermark starts at `hw` (the checkpointed
+    /// one: a new leader must not expose what the ISR may not have).
+    pub(crate) fn with(
+        log: Arc<Log>,
+        clock: Arc<dyn Clock>,
+        isr_queue: Arc<IsrQueue>,
+        hw: Offset,
+    ) -> Self {
+        let leo = log.log_end_offset();
+        let hw = hw.clamp(log.log_start_offset(), leo);
         let (high_watermark, _) = watch::channel(hw);
-        let (log_end, _) = watch::channel(hw);
+        let (log_end, _) = watch::channel(leo);
         Partition {
             log,
             high_watermark,
             log_end,
-            hot_from: AtomicI64::new(hw.0),
-            hot_mark: Mutex::new((hw, 0)),
+            hot_from: AtomicI64::new(leo.0),
+            hot_mark: Mutex::new((leo, 0)),
             leader_epoch: AtomicI32::new(0),
             leader: AtomicBool::new(true),
             replication: Mutex::new(None),
@@ -240,12 +249,24 @@ impl ReplicaManager {
         self.shutdown.subscribe()
     }
 
-    /// Puts `log` online (replacing a previous partition of the same name).
+    /// Puts `log` online (replacing a previous partition of the same name)
+    /// with its high watermark at the log end.
     pub fn add_partition(&self, log: Arc<Log>) -> Arc<Partition> {
+        let leo = log.log_end_offset();
+        self.add_partition_at(log, Some(leo))
+    }
+
+    /// Puts `log` online with the high watermark `checkpointed` (Kafka's
+    /// `replication-offset-checkpoint`; the log start when there is none),
+    /// kept within the log. A leader alone moves it to its log end when it
+    /// takes the lead; a leader with followers waits for them.
+    pub fn add_partition_at(&self, log: Arc<Log>, checkpointed: Option<Offset>) -> Arc<Partition> {
+        let hw = checkpointed.unwrap_or(log.log_start_offset());
         let partition = Arc::new(Partition::with(
             log,
             self.clock.clone(),
             self.isr_queue.clone(),
+            hw,
         ));
         self.partitions
             .write()
@@ -263,6 +284,15 @@ impl ReplicaManager {
 
     pub fn get_partition(&self, tp: &TopicPartition) -> Option<Arc<Partition>> {
         self.partitions.read().get(tp).cloned()
+    }
+
+    /// Every online partition's high watermark (the checkpoint).
+    pub fn high_watermarks(&self) -> Vec<(TopicPartition, Offset)> {
+        self.partitions
+            .read()
+            .iter()
+            .map(|(tp, p)| (tp.clone(), p.high_watermark()))
+            .collect()
     }
 
     /// Every online partition, in no particular order.

@@ -177,7 +177,10 @@ impl PartitionsPublisher {
         match self.logs.get_or_create_log(&tp, log_config) {
             Ok(log) => {
                 self.failures.lock().remove(&tp);
-                self.replicas.add_partition(log).become_replica(&role);
+                let hw = self.logs.checkpointed_high_watermark(&tp);
+                self.replicas
+                    .add_partition_at(log, hw)
+                    .become_replica(&role);
             }
             Err(e) => self.record_failure(tp, &e),
         }

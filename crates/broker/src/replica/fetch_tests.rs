@@ -32,14 +32,17 @@ use crate::partition::Partition;
 
 const LONG: Duration = Duration::from_secs(60);
 
-fn node_with(topic_configs: &[(&str, &str)]) -> (Node, Arc<ManualClock>) {
-    let config = BrokerConfig::with_overrides(&[
+fn config() -> BrokerConfig {
+    BrokerConfig::with_overrides(&[
         ("log.dirs", "/sim/data"),
         ("log.index.size.max.bytes", "4096"),
     ])
-    .unwrap();
+    .unwrap()
+}
+
+fn node_with(topic_configs: &[(&str, &str)]) -> (Node, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-    let node = open_node_with_clock(config, &Arc::new(SimFs::new()), clock.clone()).unwrap();
+    let node = open_node_with_clock(config(), &Arc::new(SimFs::new()), clock.clone()).unwrap();
     let configs: BTreeMap<String, String> = topic_configs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -106,15 +109,19 @@ fn header(api_key: i16, version: i16) -> RequestHeader {
         .with_request_api_version(version)
 }
 
-/// Produces one record; `(error code, base offset)`.
+/// Produces one record to `t`-0; `(error code, base offset)`.
 async fn produce(ctx: &BrokerContext, acks: i16, timeout_ms: i32) -> (i16, i64) {
+    produce_to(ctx, "t", acks, timeout_ms).await
+}
+
+async fn produce_to(ctx: &BrokerContext, topic: &str, acks: i16, timeout_ms: i32) -> (i16, i64) {
     let mut b = BatchBuilder::new(CompressionType::None);
     b.append(Timestamp(1), None, Some(&b"v"[..]), &[]).unwrap();
     let req = ProduceRequest::default()
         .with_acks(acks)
         .with_timeout_ms(timeout_ms)
         .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_static_str("t")))
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
                 .with_records(Some(Bytes::from(b.build().unwrap())))])]);
@@ -398,4 +405,99 @@ fn a_waiting_acks_all_fails_when_the_isr_shrinks_under_min_insync() {
         let (code, _) = tokio::time::timeout(LONG, answer).await.unwrap().unwrap();
         assert_eq!(code, 20, "NOT_ENOUGH_REPLICAS_AFTER_APPEND");
     });
+}
+
+#[test]
+fn a_diverging_follower_is_told_where_its_epoch_ends() {
+    let (node, _) = node_with(&[]);
+    let ctx: BrokerContext = (*node).clone();
+    node.block_on(async {
+        // Offset 0 in epoch 0; this broker leads epoch 1 from offset 1.
+        assert_eq!(produce(&ctx, 1, 1_000).await, (0, 0));
+        replicate(&node, &[1, 2, 3]).await;
+        let p = partition(&ctx);
+        assert_eq!(
+            p.log()
+                .end_offset_for_epoch(sluice_record::LeaderEpoch(0))
+                .map(|e| e.1),
+            Some(Offset(1))
+        );
+        assert_eq!(produce(&ctx, 1, 1_000).await, (0, 1));
+        assert_eq!(produce(&ctx, 1, 1_000).await, (0, 2));
+
+        // 2 wrote offsets 0..3 in epoch 0 (an old leader's): epoch 0 ends
+        // at 1 here, so it must truncate to 1. No records, no progress.
+        let f = fetch(&ctx, 2, 3, 1, 0, 600_000).await;
+        assert_eq!(f.error_code, 0);
+        assert_eq!(
+            (f.diverging_epoch.epoch, f.diverging_epoch.end_offset),
+            (0, 1)
+        );
+        assert_eq!(records(&f), 0);
+        let st = p.leader_state().unwrap();
+        assert_eq!(st.follower(BrokerId(2)).unwrap().log_end_offset, UNKNOWN);
+
+        // After truncating it fetches at 1 with epoch 0: in step.
+        let f = fetch(&ctx, 2, 1, 1, 0, 0).await;
+        assert_eq!(f.diverging_epoch.epoch, -1);
+        assert!(records(&f) > 0);
+        // Epoch 1 up to the end: in step too.
+        let f = fetch(&ctx, 2, 3, 1, 1, 0).await;
+        assert_eq!((f.error_code, f.diverging_epoch.epoch), (0, -1));
+        assert_eq!(
+            p.leader_state()
+                .unwrap()
+                .follower(BrokerId(2))
+                .unwrap()
+                .log_end_offset,
+            Offset(3)
+        );
+    });
+}
+
+#[test]
+fn a_restarted_leader_starts_from_the_checkpointed_high_watermark() {
+    let fs = Arc::new(SimFs::new());
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    {
+        let node = open_node_with_clock(config(), &fs, clock.clone()).unwrap();
+        let ctx: BrokerContext = (*node).clone();
+        node.block_on(async {
+            node.controller
+                .create_topic("t", 1, 1, BTreeMap::new())
+                .await
+                .unwrap();
+            node.controller
+                .create_topic("solo", 1, 1, BTreeMap::new())
+                .await
+                .unwrap();
+            replicate(&node, &[1, 2, 3]).await;
+            for _ in 0..3 {
+                assert_eq!(produce(&ctx, 1, 1_000).await.0, 0);
+            }
+            fetch(&ctx, 2, 2, 1, -1, 0).await;
+            fetch(&ctx, 3, 2, 1, -1, 0).await;
+            assert_eq!(partition(&ctx).high_watermark(), Offset(2));
+            ctx.logs
+                .write_high_watermarks(&ctx.replicas.high_watermarks())
+                .unwrap();
+            // Appended after the checkpoint (which says 0).
+            assert_eq!(produce_to(&ctx, "solo", 1, 1_000).await, (0, 0));
+            assert_eq!(produce_to(&ctx, "solo", 1, 1_000).await, (0, 1));
+        });
+    }
+    let node = open_node_with_clock(config(), &fs, clock).unwrap();
+    let ctx: BrokerContext = (*node).clone();
+    let p = partition(&ctx);
+    assert_eq!(p.log().log_end_offset(), Offset(3));
+    // Offset 2 may be on this broker alone: it stays invisible until the
+    // ISR has it.
+    assert_eq!(p.high_watermark(), Offset(2));
+    // A partition with no other replica is all committed at once.
+    let solo = ctx
+        .replicas
+        .get_partition(&TopicPartition::new("solo", 0))
+        .unwrap();
+    assert_eq!(solo.log().log_end_offset(), Offset(2));
+    assert_eq!(solo.high_watermark(), Offset(2));
 }

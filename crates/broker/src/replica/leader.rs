@@ -80,6 +80,13 @@ impl Partition {
         *self.topic_id.lock() = role.topic_id;
         let leo = self.log.log_end_offset();
         let now = self.clock.now_ms();
+        if rep.as_ref().is_none_or(|s| s.leader_epoch() != epoch) {
+            // Kafka's maybeAssignEpochStartOffset: the new epoch starts at
+            // the log end, before anything is appended in it.
+            if let Err(e) = self.log.assign_epoch_start_offset(epoch, leo) {
+                tracing::warn!(partition = %self.topic_partition(), error = %e, "cannot record the leader epoch's start offset");
+            }
+        }
         let hw = self.high_watermark();
         let st = match rep.as_mut() {
             Some(st) => {

@@ -8,9 +8,11 @@
 //!   appends, follower fetches, `acks=all` waits).
 //! - [`purgatory`]: the bounded `acks=all` waiters of a partition.
 //! - [`alter`]: the ISR changes sent to the controller (one in flight per
-//!   partition) and the periodic shrink check.
+//!   partition) and the periodic shrink check; [`controller`]: that seam on
+//!   `ControllerClient::alter_partition`.
 
 pub mod alter;
+pub mod controller;
 #[cfg(test)]
 mod fetch_tests;
 pub mod isr;
@@ -42,12 +44,9 @@ pub fn divergence(
     )
 }
 
-/// `Log::end_offset_for_epoch` (the `epochs` piece of issue 17).
-fn epoch_end(_log: &Log, _epoch: LeaderEpoch) -> Option<(LeaderEpoch, Offset)> {
-    // Until the leader-epoch cache lands the log cannot answer: no
-    // divergence is detected (followers then only truncate on
-    // OFFSET_OUT_OF_RANGE).
-    None
+/// Kafka's `LeaderEpochFileCache.endOffsetFor` on this log.
+fn epoch_end(log: &Log, epoch: LeaderEpoch) -> Option<(LeaderEpoch, Offset)> {
+    log.end_offset_for_epoch(epoch)
 }
 
 /// The rule of [`divergence`] on the epoch cache's answer `end`
