@@ -19,6 +19,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod network;
 pub mod partition;
+pub mod replica;
 pub mod server;
 
 pub use config::BrokerConfig;

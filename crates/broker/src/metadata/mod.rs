@@ -182,6 +182,10 @@ pub struct MetadataServices {
     pub cache: Arc<ImageCache>,
     pub controller: Arc<ControllerChannel>,
     pub lifecycle: Arc<BrokerLifecycle>,
+    /// The seam to the active controller (AlterPartition goes through it).
+    pub client: Arc<dyn ControllerClient>,
+    /// This broker's epoch from its registration (-1 before it).
+    pub broker_epoch: Arc<std::sync::atomic::AtomicI64>,
     owned: Option<OwnedQuorum>,
     loader: Option<JoinHandle<()>>,
     stop_loader: tokio::sync::watch::Sender<bool>,
@@ -334,9 +338,9 @@ impl MetadataServices {
         let lifecycle = BrokerLifecycle::start(
             &config,
             meta.directory_id,
-            client,
+            client.clone(),
             cache.clone(),
-            broker_epoch,
+            broker_epoch.clone(),
         )
         .await?;
         Ok(MetadataServices {
@@ -344,6 +348,8 @@ impl MetadataServices {
             cache,
             controller,
             lifecycle,
+            client,
+            broker_epoch,
             owned,
             loader: Some(loader),
             stop_loader,
