@@ -25,6 +25,7 @@ pub mod apply;
 pub mod config;
 pub mod conn;
 pub mod manager;
+pub mod publish;
 pub mod replica;
 pub mod request;
 pub mod session;
