@@ -112,10 +112,25 @@ pub fn create_topic(
     partitions: i32,
     configs: &[(&str, &str)],
 ) -> Result<()> {
+    create_replicated_topic(bootstrap, name, partitions, 1, configs)
+}
+
+/// [`create_topic`] with `replication_factor` replicas per partition.
+pub fn create_replicated_topic(
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    replication_factor: i32,
+    configs: &[(&str, &str)],
+) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = config(bootstrap, &BTreeMap::new())
         .create()
         .context("admin client")?;
-    let mut t = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let mut t = NewTopic::new(
+        name,
+        partitions,
+        TopicReplication::Fixed(replication_factor),
+    );
     for (k, v) in configs {
         t = t.set(k, v);
     }

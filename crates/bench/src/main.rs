@@ -168,6 +168,29 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The replication figures of issue 17 on a 3-node cluster: acks=all
+    /// produce (RF=3, min.insync.replicas=2) throughput and CPU per GB of
+    /// leader and followers, end-to-end latency at a fixed rate, and leader
+    /// failover (kill -9 -> first acks=all acknowledgement).
+    Replication {
+        /// `kafka` (three KRaft nodes on loopback) or `sluice` (three combined nodes).
+        #[arg(long, default_value = "kafka")]
+        target: String,
+        /// MiB produced in each throughput run.
+        #[arg(long, default_value_t = 1024)]
+        mib: u64,
+        #[arg(long, default_value_t = 1024)]
+        record_size: usize,
+        #[arg(long, default_value_t = 50.0)]
+        e2e_rate_mb_per_s: f64,
+        #[arg(long, default_value_t = 30)]
+        e2e_secs: u64,
+        #[arg(long, default_value_t = 5)]
+        failover_trials: usize,
+        /// Also write the figures as JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Run the benchmark.
     Run {
         /// Small sizes, one repetition: proves the harness works (≤ 2 minutes).
@@ -251,6 +274,23 @@ fn main() -> Result<()> {
             bulk_replication_factor,
             bulk_in_flight,
             idle_secs,
+            out,
+        }),
+        Cmd::Replication {
+            target,
+            mib,
+            record_size,
+            e2e_rate_mb_per_s,
+            e2e_secs,
+            failover_trials,
+            out,
+        } => cluster::run_replication(cluster::ReplicationOptions {
+            target,
+            mib,
+            record_size,
+            e2e_rate_mb_per_s,
+            e2e_secs,
+            failover_trials,
             out,
         }),
         Cmd::Ceilings { dir, mib } => {

@@ -64,6 +64,8 @@ pub fn storage_error_code(err: &StorageError) -> i16 {
             }
         }
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        // Only follower appends raise it; no client request can.
+        StorageError::UnexpectedAppendOffset { .. } => ResponseError::UnknownServerError,
         StorageError::LogDirOffline { .. }
         | StorageError::Io { .. }
         | StorageError::InvalidClusterId { .. }

@@ -1,7 +1,8 @@
 //! [`ControllerClient`]: a broker's one seam to the active controller.
 //!
 //! Every metadata write of a broker (topics, partitions, configs,
-//! producer-id blocks, elections, its own registration and heartbeats)
+//! producer-id blocks, elections, its own registration and heartbeats,
+//! the ISR changes of the partitions it leads)
 //! goes through this trait. Each call resolves once the controller has
 //! *committed* the change, with the metadata offset the broker's loader
 //! must publish before the caller may answer ([`Committed::offset`]).
@@ -24,9 +25,10 @@ use sluice_metadata::{BrokerEpoch, BrokerId, ConfigResource};
 use sluice_record::Offset;
 
 use crate::controller::{
-    BrokerHeartbeat, BrokerRegistrationRequest, ConfigAlteration, ConfigKeys, CreatePartitions,
-    CreateTopic, CreatedTopic, DeletedTopic, ElectionResult, ElectionType, HeartbeatReply,
-    ProducerIdsBlock, QuorumController, RegisteredBroker, TopicRef,
+    AlterPartitionReply, AlterPartitionRequest, BrokerHeartbeat, BrokerRegistrationRequest,
+    ConfigAlteration, ConfigKeys, CreatePartitions, CreateTopic, CreatedTopic, DeletedTopic,
+    ElectionResult, ElectionType, HeartbeatReply, ProducerIdsBlock, QuorumController,
+    RegisteredBroker, TopicRef,
 };
 use crate::error::ControllerError;
 use crate::log::BoxFuture;
@@ -82,6 +84,9 @@ pub trait ControllerClient: Send + Sync + 'static {
     ) -> Answer<'_, ProducerIdsBlock>;
     fn register_broker(&self, req: BrokerRegistrationRequest) -> Answer<'_, RegisteredBroker>;
     fn heartbeat(&self, hb: BrokerHeartbeat) -> Answer<'_, HeartbeatReply>;
+    /// AlterPartition: a partition leader's ISR changes (one result per
+    /// partition, in request order, each the committed state or why not).
+    fn alter_partition(&self, req: AlterPartitionRequest) -> Answer<'_, AlterPartitionReply>;
 }
 
 /// The in-process controller: its answers come after commit and after
@@ -180,5 +185,8 @@ impl ControllerClient for Arc<QuorumController> {
     }
     fn heartbeat(&self, hb: BrokerHeartbeat) -> Answer<'_, HeartbeatReply> {
         Box::pin(async move { committed(self, self.as_ref().heartbeat(hb).await) })
+    }
+    fn alter_partition(&self, req: AlterPartitionRequest) -> Answer<'_, AlterPartitionReply> {
+        Box::pin(async move { committed(self, self.as_ref().alter_partition(req).await) })
     }
 }

@@ -78,6 +78,22 @@ pub enum ControllerError {
     /// ELIGIBLE_LEADERS_NOT_AVAILABLE.
     #[error("{0}")]
     EligibleLeadersNotAvailable(String),
+    /// FENCED_LEADER_EPOCH: a request at an older leader epoch than the
+    /// partition's.
+    #[error("{0}")]
+    FencedLeaderEpoch(String),
+    /// INVALID_UPDATE_VERSION: an AlterPartition based on an older
+    /// partition epoch than the partition's.
+    #[error("{0}")]
+    InvalidUpdateVersion(String),
+    /// INELIGIBLE_REPLICA: an ISR member that is not registered, fenced,
+    /// shutting down or at another broker epoch.
+    #[error("{0}")]
+    IneligibleReplica(String),
+    /// NEW_LEADER_ELECTED: the change was committed but elected another
+    /// leader than the one asking.
+    #[error("{0}")]
+    NewLeaderElected(String),
     /// UNKNOWN_SERVER_ERROR: a condition that should not arise (producer
     /// ids exhausted, a generated record that does not replay).
     #[error("{0}")]
@@ -121,6 +137,10 @@ impl ControllerError {
             E::ElectionNotNeeded => E::ElectionNotNeeded,
             E::PreferredLeaderNotAvailable(s) => E::PreferredLeaderNotAvailable(s.clone()),
             E::EligibleLeadersNotAvailable(s) => E::EligibleLeadersNotAvailable(s.clone()),
+            E::FencedLeaderEpoch(s) => E::FencedLeaderEpoch(s.clone()),
+            E::InvalidUpdateVersion(s) => E::InvalidUpdateVersion(s.clone()),
+            E::IneligibleReplica(s) => E::IneligibleReplica(s.clone()),
+            E::NewLeaderElected(s) => E::NewLeaderElected(s.clone()),
             E::Internal(s) => E::Internal(s.clone()),
             E::Log(e) => E::Log(match e {
                 LogError::NotLeader(l) => LogError::NotLeader(*l),

@@ -59,10 +59,11 @@ pub mod single_voter;
 pub mod testing;
 
 pub use controller::{
-    AlterConfigOp, BrokerHeartbeat, BrokerRegistrationRequest, ConfigAlteration, ConfigKeys,
+    AlterConfigOp, AlterPartitionItem, AlterPartitionReply, AlterPartitionRequest,
+    AlterPartitionResult, BrokerHeartbeat, BrokerRegistrationRequest, ConfigAlteration, ConfigKeys,
     ConfigValidator, ControllerConfig, CreatePartitions, CreateTopic, CreatedTopic, DeletedTopic,
-    ElectionResult, ElectionType, HeartbeatReply, PermissiveValidator, ProducerIdsBlock,
-    QuorumController, RegisteredBroker, ReplicaAssignment, TopicRef,
+    ElectionResult, ElectionType, HeartbeatReply, PartitionState, PermissiveValidator,
+    ProducerIdsBlock, QuorumController, RegisteredBroker, ReplicaAssignment, TopicRef,
 };
 pub use error::ControllerError;
 pub use log::{

@@ -21,7 +21,7 @@ use crate::response::encode_response;
 /// the pinned reference broker) advertises: Produce 0–13 (it still lists v0–v2, which it
 /// cannot parse, because librdkafka's compressed produce checks for them, KAFKA-18659;
 /// neither kafka-protocol nor this crate's spec table decodes Produce below v3), Fetch
-/// 4–18, ListOffsets 1–10, Metadata 0–13, ApiVersions 0–4, CreateTopics 2–7,
+/// 4–18, ListOffsets 1–10, Metadata 0–13, OffsetForLeaderEpoch 2–4, ApiVersions 0–4, CreateTopics 2–7,
 /// DeleteTopics 1–6, DeleteRecords 0–2, DescribeConfigs 1–4, AlterConfigs 0–2,
 /// DescribeLogDirs 1–4, CreatePartitions 0–3, IncrementalAlterConfigs 0–1,
 /// DescribeCluster 0–2, DescribeQuorum 0–2, DescribeTopicPartitions 0. kafka-protocol 0.18 decodes all of
@@ -31,6 +31,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Fetch, 4, 18),
     (ApiKey::ListOffsets, 1, 10),
     (ApiKey::Metadata, 0, 13),
+    // Kafka 4.x removed v0-v1 (KIP-896); the leader answers from its
+    // leader-epoch cache (crates/broker/src/handlers/offset_for_leader_epoch.rs).
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),

@@ -1,5 +1,6 @@
 //! Offset checkpoint files in Kafka's text format
-//! (`recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`):
+//! (`recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`,
+//! `replication-offset-checkpoint`):
 //!
 //! ```text
 //! 0                 <- version
@@ -22,6 +23,8 @@ use crate::TopicPartition;
 
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
+/// The high watermark of every partition of the dir (Kafka's name).
+pub const REPLICATION_OFFSET_CHECKPOINT: &str = "replication-offset-checkpoint";
 const VERSION: i32 = 0;
 /// Checkpoint files bigger than this are rejected rather than read.
 const MAX_CHECKPOINT_BYTES: u64 = 64 << 20;
@@ -64,19 +67,9 @@ pub fn parse(text: &str) -> Option<Checkpoint> {
 /// one is logged and treated as empty (recovery then scans everything).
 pub fn read(fs: &dyn Fs, dir: &Path, name: &str) -> Result<Checkpoint, StorageError> {
     let path = dir.join(name);
-    if !fs.exists(&path) {
+    let Some(buf) = read_bytes(fs, dir, name, MAX_CHECKPOINT_BYTES)? else {
         return Ok(Checkpoint::new());
-    }
-    let f = fs
-        .open(&path, &OpenOptions::read())
-        .ctx("open checkpoint", &path)?;
-    let len = f.len().ctx("stat checkpoint", &path)?;
-    if len > MAX_CHECKPOINT_BYTES {
-        tracing::warn!(path = %path.display(), len, "checkpoint file too large, ignoring it");
-        return Ok(Checkpoint::new());
-    }
-    let mut buf = vec![0u8; len as usize];
-    read_exact_at(&*f, &mut buf, 0).ctx("read checkpoint", &path)?;
+    };
     match std::str::from_utf8(&buf).ok().and_then(parse) {
         Some(c) => Ok(c),
         None => {
@@ -86,6 +79,31 @@ pub fn read(fs: &dyn Fs, dir: &Path, name: &str) -> Result<Checkpoint, StorageEr
     }
 }
 
+/// The bytes of `<dir>/<name>`: `None` if it does not exist; a file over
+/// `max` bytes is logged and read as empty (its parser then refuses it).
+pub fn read_bytes(
+    fs: &dyn Fs,
+    dir: &Path,
+    name: &str,
+    max: u64,
+) -> Result<Option<Vec<u8>>, StorageError> {
+    let path = dir.join(name);
+    if !fs.exists(&path) {
+        return Ok(None);
+    }
+    let f = fs
+        .open(&path, &OpenOptions::read())
+        .ctx("open checkpoint", &path)?;
+    let len = f.len().ctx("stat checkpoint", &path)?;
+    if len > max {
+        tracing::warn!(path = %path.display(), len, "checkpoint file too large, ignoring it");
+        return Ok(Some(Vec::new()));
+    }
+    let mut buf = vec![0u8; len as usize];
+    read_exact_at(&*f, &mut buf, 0).ctx("read checkpoint", &path)?;
+    Ok(Some(buf))
+}
+
 /// Atomically replaces `<dir>/<name>` with `entries`.
 pub fn write(
     fs: &dyn Fs,
@@ -93,13 +111,18 @@ pub fn write(
     name: &str,
     entries: &Checkpoint,
 ) -> Result<(), StorageError> {
+    write_bytes(fs, dir, name, format(entries).as_bytes())
+}
+
+/// Atomically replaces `<dir>/<name>` with `bytes`: `<name>.tmp` written
+/// and fsynced, renamed over the old file, the directory fsynced.
+pub fn write_bytes(fs: &dyn Fs, dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
     let tmp = dir.join(format!("{name}.tmp"));
     let path = dir.join(name);
-    let text = format(entries);
     let f = fs
         .open(&tmp, &OpenOptions::create_truncate())
         .ctx("create checkpoint", &tmp)?;
-    write_all_at(&*f, text.as_bytes(), 0)
+    write_all_at(&*f, bytes, 0)
         .map_err(|(_, e)| e)
         .ctx("write checkpoint", &tmp)?;
     f.sync_data().ctx("fsync checkpoint", &tmp)?;

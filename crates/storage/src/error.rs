@@ -75,6 +75,19 @@ pub enum StorageError {
         #[source]
         source: io::Error,
     },
+    /// A follower append whose first batch starts below the log end offset
+    /// (Kafka's UnexpectedAppendOffsetException): the fetcher asked for
+    /// another offset than the log ends at, or the leader's log start lies
+    /// inside the batch (the caller then truncates fully and starts at
+    /// `first_offset`).
+    #[error(
+        "follower append to {tp} starts at {first_offset}, below the log end offset {log_end}"
+    )]
+    UnexpectedAppendOffset {
+        tp: TopicPartition,
+        first_offset: Offset,
+        log_end: Offset,
+    },
     #[error("log {0} has been deleted")]
     LogDeleted(TopicPartition),
     /// A batch's sequence does not follow the producer's last one, or a new

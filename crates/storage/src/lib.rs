@@ -19,7 +19,13 @@
 //!   the `.cleaned` / `.swap` / `.deleted` swap and its recovery,
 //!   [`cleaner::LogCleaner`].
 //! * [`manager`] — `LogManager`: log dirs, `recovery-point-offset-checkpoint`
-//!   / `log-start-offset-checkpoint`, the `.kafka_cleanshutdown` marker.
+//!   / `log-start-offset-checkpoint` / `replication-offset-checkpoint` (high
+//!   watermarks), the `.kafka_cleanshutdown` marker.
+//! * [`epoch_cache`] — the leader-epoch cache of each partition
+//!   (`leader-epoch-checkpoint`, Kafka's `LeaderEpochFileCache`), kept by
+//!   appends, truncation and log-start moves, rebuilt from batch headers
+//!   when missing or corrupt; `Log::append_as_follower` appends a leader's
+//!   batches as they are (`log/follower.rs`).
 //! * [`headroom`] — the preallocated `.metadata-headroom` file of each log
 //!   dir that only metadata writes may use, so a full disk can still
 //!   delete, checkpoint and restart.
@@ -38,6 +44,8 @@
 //! <log.dir>/.kafka_cleanshutdown                (after a clean shutdown)
 //! <log.dir>/recovery-point-offset-checkpoint
 //! <log.dir>/log-start-offset-checkpoint
+//! <log.dir>/replication-offset-checkpoint
+//! <log.dir>/orders-0/leader-epoch-checkpoint
 //! <log.dir>/orders-0/00000000000000000000.log
 //! <log.dir>/orders-0/00000000000000000000.index
 //! <log.dir>/orders-0/00000000000000000000.timeindex
@@ -107,8 +115,10 @@ pub mod checkpoint;
 pub mod cleaner;
 pub mod config;
 pub mod descriptors;
+pub mod epoch_cache;
 pub mod error;
 pub mod fs;
+pub mod fuzzing;
 pub mod headroom;
 pub mod index;
 pub mod log;

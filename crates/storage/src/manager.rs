@@ -1,5 +1,6 @@
-//! `LogManager`: the log directories, their checkpoints and clean-shutdown
-//! markers, and the set of loaded logs.
+//! `LogManager`: the log directories, their checkpoints (recovery points,
+//! log start offsets, high watermarks) and clean-shutdown markers, and the
+//! set of loaded logs.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,10 @@ use parking_lot::{Mutex, RwLock};
 use sluice_record::{Offset, ProducerId};
 
 use crate::budget::DecompressionBudget;
-use crate::checkpoint::{self, Checkpoint, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
+use crate::checkpoint::{
+    self, Checkpoint, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
+    REPLICATION_OFFSET_CHECKPOINT,
+};
 use crate::config::{LogConfig, LogManagerConfig, TopicPartition};
 use crate::error::{IoContext, StorageError};
 use crate::fs::{Clock, Fs, OpenOptions};
@@ -30,6 +34,8 @@ struct LogDir {
     had_clean_shutdown: bool,
     recovery_points: Checkpoint,
     log_starts: Checkpoint,
+    /// `replication-offset-checkpoint` as it was when the manager opened.
+    high_watermarks: Checkpoint,
 }
 
 pub struct LogManager {
@@ -70,6 +76,7 @@ impl LogManager {
                 let clean = fs.exists(&marker);
                 let recovery_points = checkpoint::read(&*fs, path, RECOVERY_POINT_CHECKPOINT)?;
                 let log_starts = checkpoint::read(&*fs, path, LOG_START_OFFSET_CHECKPOINT)?;
+                let high_watermarks = checkpoint::read(&*fs, path, REPLICATION_OFFSET_CHECKPOINT)?;
                 if clean {
                     fs.remove_file(&marker)
                         .ctx("remove clean shutdown marker", &marker)?;
@@ -85,6 +92,7 @@ impl LogManager {
                     had_clean_shutdown: clean,
                     recovery_points,
                     log_starts,
+                    high_watermarks,
                 })
             })();
             match res {
@@ -97,6 +105,7 @@ impl LogManager {
                         had_clean_shutdown: false,
                         recovery_points: Checkpoint::new(),
                         log_starts: Checkpoint::new(),
+                        high_watermarks: Checkpoint::new(),
                     });
                     first_err.get_or_insert(e);
                 }
@@ -519,6 +528,68 @@ impl LogManager {
         self.dirs
             .iter()
             .find_map(|d| d.recovery_points.get(tp).copied())
+    }
+
+    /// Replaces `replication-offset-checkpoint` of every online log dir
+    /// with the high watermarks of `hws` whose logs live there (a log not
+    /// loaded counts where its directory is), atomically per dir (Kafka's
+    /// `ReplicaManager.checkpointHighWatermarks`). Partitions without a log
+    /// are left out. A full disk uses the dir's metadata headroom; another
+    /// failure takes the dir offline. Returns the first error; every dir is
+    /// attempted.
+    pub fn write_high_watermarks(
+        &self,
+        hws: &[(TopicPartition, Offset)],
+    ) -> Result<(), StorageError> {
+        let _g = self.checkpoint_lock.lock();
+        let mut per_dir = vec![Checkpoint::new(); self.dirs.len()];
+        {
+            let logs = self.logs.read();
+            for (tp, hw) in hws {
+                let idx = logs.get(tp).map(|(_, i)| *i).or_else(|| {
+                    self.dirs
+                        .iter()
+                        .position(|d| self.fs.is_dir(&d.state.path().join(tp.dir_name())))
+                });
+                if let Some(i) = idx {
+                    assert!(hw.0 >= 0, "negative high watermark {hw} for {tp}");
+                    per_dir[i].insert(tp.clone(), *hw);
+                }
+            }
+        }
+        let mut first_err = None;
+        for (d, entries) in self.dirs.iter().zip(per_dir) {
+            if d.state.is_offline() {
+                continue;
+            }
+            let path = d.state.path();
+            let r = headroom::retry_on_no_space(
+                &*self.fs,
+                path,
+                || checkpoint::write(&*self.fs, path, REPLICATION_OFFSET_CHECKPOINT, &entries),
+                StorageError::is_no_space,
+            );
+            match r {
+                Err(e) if e.is_resource_exhausted() => {
+                    tracing::warn!(dir = %path.display(), error = %e, "high watermark checkpoint not written (disk full or out of descriptors)");
+                    first_err.get_or_insert(e);
+                }
+                Err(e) => {
+                    d.state.mark_offline(e.to_string());
+                    first_err.get_or_insert(e);
+                }
+                Ok(()) => {}
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// The high watermark `replication-offset-checkpoint` held for `tp`
+    /// when the manager opened (`None` if it had none).
+    pub fn checkpointed_high_watermark(&self, tp: &TopicPartition) -> Option<Offset> {
+        self.dirs
+            .iter()
+            .find_map(|d| d.high_watermarks.get(tp).copied())
     }
 
     /// Log directories, in configuration order.

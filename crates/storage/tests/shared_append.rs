@@ -119,6 +119,18 @@ fn a_non_waiting_append_appends_like_the_shared_one_or_leaves_conversions_to_the
     let (ma, mb) = (manager(), manager());
     let a = ma.get_or_create_log(&tp, LogConfig::default()).unwrap();
     let b = mb.get_or_create_log(&tp, LogConfig::default()).unwrap();
+    // A new leader epoch is left to a caller that may block (the epoch
+    // cache's file is fsynced); a leader assigns its epoch on election.
+    assert_eq!(
+        a.try_append_as_leader_shared(&batch_of(1, 10, NOW, 0), LeaderEpoch(0))
+            .unwrap(),
+        None
+    );
+    assert_eq!(a.log_end_offset(), Offset(0));
+    for log in [&a, &b] {
+        log.assign_epoch_start_offset(LeaderEpoch(0), Offset(0))
+            .unwrap();
+    }
     for seed in 0..5u8 {
         let records = batch_of(4, 100, NOW, seed);
         let tried = a
@@ -166,6 +178,8 @@ fn a_non_waiting_append_leaves_a_segment_roll_to_the_caller() {
     };
     let log = m
         .get_or_create_log(&TopicPartition::new("t", 0), config)
+        .unwrap();
+    log.assign_epoch_start_offset(LeaderEpoch(0), Offset(0))
         .unwrap();
     let mut deferred = 0;
     for seed in 0..20u8 {

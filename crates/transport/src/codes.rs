@@ -42,6 +42,10 @@ pub fn controller_error_code(e: &ControllerError) -> ErrorCode {
         E::ElectionNotNeeded => ResponseError::ElectionNotNeeded,
         E::PreferredLeaderNotAvailable(_) => ResponseError::PreferredLeaderNotAvailable,
         E::EligibleLeadersNotAvailable(_) => ResponseError::EligibleLeadersNotAvailable,
+        E::FencedLeaderEpoch(_) => ResponseError::FencedLeaderEpoch,
+        E::InvalidUpdateVersion(_) => ResponseError::InvalidUpdateVersion,
+        E::IneligibleReplica(_) => ResponseError::IneligibleReplica,
+        E::NewLeaderElected(_) => ResponseError::NewLeaderElected,
         E::Internal(_) => ResponseError::UnknownServerError,
         E::Log(l) => match l {
             LogError::NotLeader(_) | LogError::Shutdown => ResponseError::NotController,
@@ -121,6 +125,10 @@ pub fn controller_error_from_code(
         R::ElectionNotNeeded => E::ElectionNotNeeded,
         R::PreferredLeaderNotAvailable => E::PreferredLeaderNotAvailable(text()),
         R::EligibleLeadersNotAvailable => E::EligibleLeadersNotAvailable(text()),
+        R::FencedLeaderEpoch => E::FencedLeaderEpoch(text()),
+        R::InvalidUpdateVersion => E::InvalidUpdateVersion(text()),
+        R::IneligibleReplica => E::IneligibleReplica(text()),
+        R::NewLeaderElected => E::NewLeaderElected(text()),
         R::RequestTimedOut => E::Log(LogError::Uncertain),
         R::UnknownServerError => E::Internal(text()),
         other => E::Internal(match message {
@@ -162,6 +170,19 @@ mod tests {
         assert_eq!(controller_error_code(&nc), NOT_CONTROLLER);
         let dup = ControllerError::DuplicateBrokerRegistration(sluice_metadata::BrokerId(1));
         assert_eq!(controller_error_code(&dup), 101);
+        // AlterPartition's errors, by Kafka's numbers (Errors.java).
+        let s = String::new;
+        for (e, code) in [
+            (ControllerError::FencedLeaderEpoch(s()), 74),
+            (ControllerError::InvalidUpdateVersion(s()), 95),
+            (ControllerError::IneligibleReplica(s()), 107),
+            (ControllerError::NewLeaderElected(s()), 108),
+            (ControllerError::InvalidRequest(s()), 42),
+            (ControllerError::UnknownTopicId(Uuid::nil()), 100),
+            (ControllerError::UnknownTopicOrPartition(s()), 3),
+        ] {
+            assert_eq!(controller_error_code(&e), code, "{e:?}");
+        }
     }
 
     /// Every variant (and every metadata-log refusal), with the context an
@@ -210,6 +231,10 @@ mod tests {
             (E::ElectionNotNeeded, topic),
             (E::PreferredLeaderNotAvailable("down".into()), topic),
             (E::EligibleLeadersNotAvailable("none".into()), topic),
+            (E::FencedLeaderEpoch("epoch 3 < 4".into()), topic),
+            (E::InvalidUpdateVersion("epoch 3 < 4".into()), topic),
+            (E::IneligibleReplica("2 (fenced)".into()), topic),
+            (E::NewLeaderElected("leader 2".into()), topic),
             (E::Internal("exhausted".into()), none),
             (E::Log(LogError::NotLeader(leader)), none),
             (E::Log(LogError::Uncertain), none),

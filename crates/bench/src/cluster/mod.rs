@@ -20,6 +20,7 @@
 //! loopback with its defaults; run both in one session to compare.
 
 mod client;
+mod replicated;
 mod scenarios;
 
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
+pub use replicated::{run as run_replication, ReplicationOptions};
 pub use scenarios::{BulkCreate, Failover, Idle, Propagation};
 
 /// A running cluster the scenarios can measure and hurt.

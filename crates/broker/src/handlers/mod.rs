@@ -12,6 +12,7 @@ pub mod fetch_session;
 pub mod leadership;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 
 // Engineer A's modules (admin APIs).
@@ -103,6 +104,10 @@ pub async fn handle_from(
         RequestKind::ListOffsets(req) => {
             ResponseKind::ListOffsets(list_offsets::handle(ctx, header, req).await).into()
         }
+        RequestKind::OffsetForLeaderEpoch(req) => ResponseKind::OffsetForLeaderEpoch(
+            offset_for_leader_epoch::handle(ctx, header, req).await,
+        )
+        .into(),
         RequestKind::CreateTopics(req) => {
             ResponseKind::CreateTopics(create_topics::handle(ctx, header, req).await).into()
         }

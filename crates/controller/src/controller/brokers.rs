@@ -23,20 +23,22 @@
 //!   the duplicate-registration check (a restarted node's broker
 //!   re-registers at once with its restarted controller).
 //!
-//! Until replication exists the ISR is the leader alone, so moving a
-//! leadership off a broker makes the partition offline (leader -1, ISR
-//! kept as its last member), never elects a replica that lacks the data.
+//! Fencing and controlled shutdown take the broker out of every ISR and
+//! leadership, electing another usable ISR member; unfencing elects the
+//! broker for leaderless partitions it may lead. The rules of each change
+//! (an ISR never empties without ELR; ELR; unclean elections) are
+//! [`ChangeBuilder`]'s.
 
 use std::collections::BTreeMap;
 
 use sluice_metadata::record::{
-    BrokerEndpoint, BrokerFeature, BrokerRegistrationChangeRecord, PartitionChangeRecord,
-    RegisterBrokerRecord,
+    BrokerEndpoint, BrokerFeature, BrokerRegistrationChangeRecord, RegisterBrokerRecord,
 };
-use sluice_metadata::{BrokerEpoch, BrokerId, MetadataImage, MetadataRecord};
+use sluice_metadata::{BrokerEpoch, BrokerId, MetadataRecord};
 use sluice_record::Offset;
 use uuid::Uuid;
 
+use super::change::{rules_for, ChangeBuilder};
 use super::{check_broker_epoch, OpContext, QuorumController};
 use crate::error::ControllerError;
 
@@ -180,7 +182,7 @@ fn plan_register(
         {
             return Err(ControllerError::DuplicateBrokerRegistration(req.broker_id));
         }
-        records.extend(move_leaderships_off(ctx.image, req.broker_id));
+        records.extend(move_leaderships_off(ctx, req.broker_id));
     }
     let next_offset = ctx.image.provenance().last_offset.0 + 1 + records.len() as i64;
     let epoch =
@@ -246,7 +248,7 @@ fn plan_heartbeat(
         if fence != NO || shutdown != NO {
             records.push(change(hb.broker_id, hb.broker_epoch, fence, shutdown));
         }
-        records.extend(move_leaderships_off(ctx.image, hb.broker_id));
+        records.extend(move_leaderships_off(ctx, hb.broker_id));
         reply.is_fenced = true;
         reply.should_shutdown = true;
     } else if hb.want_fence {
@@ -257,7 +259,7 @@ fn plan_heartbeat(
                 BrokerRegistrationChangeRecord::FENCE,
                 NO,
             ));
-            records.extend(move_leaderships_off(ctx.image, hb.broker_id));
+            records.extend(move_leaderships_off(ctx, hb.broker_id));
         }
         reply.is_fenced = true;
     } else if reg.fenced && is_caught_up && !reg.in_controlled_shutdown {
@@ -267,7 +269,7 @@ fn plan_heartbeat(
             BrokerRegistrationChangeRecord::UNFENCE,
             NO,
         ));
-        records.extend(elect_onto(ctx.image, hb.broker_id));
+        records.extend(elect_onto(ctx, hb.broker_id));
         reply.is_fenced = false;
     }
     Ok((records, reply))
@@ -294,68 +296,71 @@ fn plan_fence_expired(
     }
     // Leaderships move off all of them at once: none is elected in place
     // of another one being fenced.
-    records.extend(move_leaderships_off_all(ctx.image, &fenced));
+    records.extend(move_leaderships_off_all(ctx, &fenced));
     Ok((records, fenced))
 }
 
-fn move_leaderships_off(image: &MetadataImage, broker: BrokerId) -> Vec<MetadataRecord> {
-    move_leaderships_off_all(image, &[broker])
+fn move_leaderships_off(ctx: &OpContext<'_>, broker: BrokerId) -> Vec<MetadataRecord> {
+    move_leaderships_off_all(ctx, &[broker])
 }
 
-/// Partition changes that take `gone` out of every leadership and ISR
-/// (an ISR never becomes empty: its last member stays, leaderless), each
-/// electing another usable ISR member if there is one.
-fn move_leaderships_off_all(image: &MetadataImage, gone: &[BrokerId]) -> Vec<MetadataRecord> {
+/// Partition changes that take `gone` out of every leadership and ISR,
+/// each electing another usable leader if the rules allow one (see
+/// [`ChangeBuilder`]: without ELR an ISR never empties, its last member
+/// stays, leaderless; with ELR it may empty into the ELR). The brokers
+/// leave one after the other, as Kafka fences one broker at a time, so
+/// of an ISR whose members all go only the last one stays.
+fn move_leaderships_off_all(ctx: &OpContext<'_>, gone: &[BrokerId]) -> Vec<MetadataRecord> {
     if gone.is_empty() {
         return Vec::new();
     }
-    let usable =
-        |b: &BrokerId| !gone.contains(b) && image.broker(*b).is_some_and(|r| r.is_usable());
+    let image = ctx.image;
     let mut out = Vec::new();
     for t in image.topics() {
         for (&p, reg) in t.partitions() {
-            let leads = gone.contains(&reg.leader);
-            if !leads && !reg.isr.iter().any(|b| gone.contains(b)) {
-                continue;
-            }
-            let mut isr: Vec<BrokerId> = reg
-                .isr
-                .iter()
-                .copied()
-                .filter(|b| !gone.contains(b))
-                .collect();
-            if isr.is_empty() {
-                isr = reg.isr.clone();
-            }
-            let mut rec = PartitionChangeRecord::new(t.id(), p);
-            if leads {
-                rec.leader = isr
-                    .iter()
-                    .copied()
-                    .find(usable)
-                    .unwrap_or(BrokerId::NO_LEADER);
-            }
-            if isr != reg.isr {
-                rec.isr = Some(isr);
-            }
-            if rec.isr.is_some() || rec.leader != BrokerId::NO_LEADER_CHANGE {
-                out.push(MetadataRecord::PartitionChange(rec));
+            let rules = rules_for(image, ctx.config, t.name(), reg.replicas.len());
+            let mut current = sluice_metadata::PartitionRegistration::clone(reg);
+            for &g in gone {
+                if current.leader != g && !current.isr.contains(&g) {
+                    continue;
+                }
+                let isr: Vec<BrokerId> = current.isr.iter().copied().filter(|&b| b != g).collect();
+                let Some(change) = ChangeBuilder::new(image, &current, t.id(), p, rules)
+                    .target_isr(isr)
+                    .not_leaders(gone)
+                    .build()
+                else {
+                    continue;
+                };
+                match current.merge(&change) {
+                    Ok(next) => current = next,
+                    // Cannot happen (the builder keeps the rules merge
+                    // checks); the batch would be refused before the log.
+                    Err(e) => tracing::error!(error = %e, "a fencing change does not apply"),
+                }
+                out.push(MetadataRecord::PartitionChange(change));
             }
         }
     }
     out
 }
 
-/// Elections of `broker` for the leaderless partitions whose ISR holds it.
-fn elect_onto(image: &MetadataImage, broker: BrokerId) -> Vec<MetadataRecord> {
+/// Elections for the leaderless partitions now that `broker` (being
+/// unfenced in the same batch) may lead again: from the ISR, else the ELR,
+/// else (if the topic allows it) uncleanly.
+fn elect_onto(ctx: &OpContext<'_>, broker: BrokerId) -> Vec<MetadataRecord> {
+    let image = ctx.image;
     let mut out = Vec::new();
     for t in image.topics() {
         for (&p, reg) in t.partitions() {
-            if !reg.has_leader() && reg.isr.contains(&broker) {
-                let mut rec = PartitionChangeRecord::new(t.id(), p);
-                rec.leader = broker;
-                out.push(MetadataRecord::PartitionChange(rec));
+            if reg.has_leader() || !reg.replicas.contains(&broker) {
+                continue;
             }
+            let rules = rules_for(image, ctx.config, t.name(), reg.replicas.len());
+            let change = ChangeBuilder::new(image, reg, t.id(), p, rules)
+                .may_lead(broker)
+                .build();
+            out.extend(change.map(MetadataRecord::PartitionChange));
         }
     }
     out

@@ -1,18 +1,20 @@
 //! ElectLeaders and AllocateProducerIds.
 //!
-//! Elections never pick a replica outside the ISR: until replication
-//! exists the ISR is the leader alone, so a partition whose leader is
-//! fenced stays offline (leader -1, ISR its last leader) until that broker
-//! is usable again, and "unclean" elections also choose only from the ISR.
+//! A preferred election moves leadership to the first replica when it is
+//! in the ISR and usable. An unclean one (for a leaderless partition)
+//! elects as [`ChangeBuilder`] with an unclean election does: the ISR, the
+//! ELR, then any usable replica, which becomes the ISR alone and marks the
+//! partition RECOVERING (KIP-704).
 
 use sluice_metadata::record::{PartitionChangeRecord, ProducerIdsRecord};
-use sluice_metadata::{
-    BrokerEpoch, BrokerId, MetadataImage, MetadataRecord, PartitionRegistration,
-};
+use sluice_metadata::{BrokerEpoch, BrokerId, MetadataRecord, PartitionRegistration};
 use sluice_record::ProducerId;
 use uuid::Uuid;
 
-use super::{check_broker_epoch, ElectionResult, ElectionType, ProducerIdsBlock, QuorumController};
+use super::change::{rules_for, ChangeBuilder, Election};
+use super::{
+    check_broker_epoch, ElectionResult, ElectionType, OpContext, ProducerIdsBlock, QuorumController,
+};
 use crate::error::ControllerError;
 
 /// Kafka's `ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE`.
@@ -27,7 +29,7 @@ impl QuorumController {
         election: ElectionType,
         partitions: Option<Vec<(String, i32)>>,
     ) -> Result<Vec<ElectionResult>, ControllerError> {
-        self.submit(move |ctx| Ok(plan_elections(ctx.image, election, partitions.as_deref())))
+        self.submit(move |ctx| Ok(plan_elections(ctx, election, partitions.as_deref())))
             .await
     }
 
@@ -63,10 +65,11 @@ impl QuorumController {
 }
 
 fn plan_elections(
-    image: &MetadataImage,
+    ctx: &OpContext<'_>,
     election: ElectionType,
     partitions: Option<&[(String, i32)]>,
 ) -> (Vec<MetadataRecord>, Vec<ElectionResult>) {
+    let image = ctx.image;
     let mut records = Vec::new();
     let mut results = Vec::new();
     let mut one = |topic: &str, id: Uuid, partition: i32, reg: Option<&PartitionRegistration>| {
@@ -74,9 +77,7 @@ fn plan_elections(
             None => Err(ControllerError::UnknownTopicOrPartition(format!(
                 "The partition {topic}-{partition} does not exist."
             ))),
-            Some(reg) => elect(image, election, reg, topic, partition).map(|leader| {
-                let mut change = PartitionChangeRecord::new(id, partition);
-                change.leader = leader;
+            Some(reg) => elect(ctx, election, reg, (topic, id, partition)).map(|change| {
                 records.push(MetadataRecord::PartitionChange(change));
             }),
         };
@@ -112,14 +113,14 @@ fn plan_elections(
     (records, results)
 }
 
-/// The new leader of one partition under `election`.
+/// The change that elects a new leader of one partition under `election`.
 fn elect(
-    image: &MetadataImage,
+    ctx: &OpContext<'_>,
     election: ElectionType,
     reg: &PartitionRegistration,
-    topic: &str,
-    partition: i32,
-) -> Result<BrokerId, ControllerError> {
+    (topic, id, partition): (&str, Uuid, i32),
+) -> Result<PartitionChangeRecord, ControllerError> {
+    let image = ctx.image;
     let usable = |b: BrokerId| image.broker(b).is_some_and(|r| r.is_usable());
     match election {
         ElectionType::Preferred => {
@@ -128,7 +129,9 @@ fn elect(
                 return Err(ControllerError::ElectionNotNeeded);
             }
             if reg.isr.contains(&preferred) && usable(preferred) {
-                return Ok(preferred);
+                let mut change = PartitionChangeRecord::new(id, partition);
+                change.leader = preferred;
+                return Ok(change);
             }
             Err(ControllerError::PreferredLeaderNotAvailable(format!(
                 "Failed to elect leader for partition {topic}-{partition} under strategy PreferredReplicaPartitionLeaderElectionStrategy"
@@ -138,11 +141,16 @@ fn elect(
             if reg.has_leader() {
                 return Err(ControllerError::ElectionNotNeeded);
             }
-            reg.isr.iter().copied().find(|&b| usable(b)).ok_or_else(|| {
-                ControllerError::EligibleLeadersNotAvailable(format!(
-                    "Failed to elect leader for partition {topic}-{partition}: no usable in-sync replica"
-                ))
-            })
+            let mut rules = rules_for(image, ctx.config, topic, reg.replicas.len());
+            rules.election = Election::Unclean;
+            ChangeBuilder::new(image, reg, id, partition, rules)
+                .build()
+                .filter(|c| c.leader.0 >= 0)
+                .ok_or_else(|| {
+                    ControllerError::EligibleLeadersNotAvailable(format!(
+                        "Failed to elect leader for partition {topic}-{partition}: no usable replica"
+                    ))
+                })
         }
     }
 }

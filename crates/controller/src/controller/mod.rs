@@ -46,7 +46,9 @@
 //! - Time comes only from the [`Clock`] given at start.
 
 mod brokers;
+mod change;
 mod configs;
+mod isr;
 mod misc;
 mod run;
 mod topics;
@@ -69,6 +71,10 @@ use crate::log::{LeaderAndEpoch, LogError, LogEvent, LogListener, MetadataLog};
 
 use brokers::Sessions;
 pub use brokers::{BrokerHeartbeat, BrokerRegistrationRequest, HeartbeatReply, RegisteredBroker};
+pub use isr::{
+    AlterPartitionItem, AlterPartitionReply, AlterPartitionRequest, AlterPartitionResult,
+    PartitionState,
+};
 pub use types::*;
 
 /// Settings of the quorum controller (Kafka's keys).
@@ -91,6 +97,14 @@ pub struct ControllerConfig {
     /// Empty: nothing (a log someone else bootstraps, as the single-node
     /// broker does before it starts its controller).
     pub bootstrap: Vec<MetadataRecord>,
+    /// `min.insync.replicas` of topics without an override (the cluster
+    /// default in the image comes first).
+    pub default_min_insync_replicas: i32,
+    /// `unclean.leader.election.enable` of topics without an override.
+    pub unclean_leader_election_enable: bool,
+    /// KIP-966 eligible leader replicas (Kafka's
+    /// `eligible.leader.replicas.version` feature).
+    pub eligible_leader_replicas_enabled: bool,
 }
 
 impl Default for ControllerConfig {
@@ -102,6 +116,9 @@ impl Default for ControllerConfig {
             max_queued_operations: 1024,
             max_records_per_batch: 10_000,
             bootstrap: Vec::new(),
+            default_min_insync_replicas: 1,
+            unclean_leader_election_enable: false,
+            eligible_leader_replicas_enabled: false,
         }
     }
 }

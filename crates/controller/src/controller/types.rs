@@ -111,9 +111,9 @@ pub struct ConfigAlteration {
 pub enum ElectionType {
     /// Move leadership to the first replica if it is in the ISR and usable.
     Preferred,
-    /// Elect a leader for a partition without one. Sluice elects only from
-    /// the ISR (never a replica that may lack data), so until replication
-    /// exists it succeeds only when the ISR's broker is usable again.
+    /// Elect a leader for a partition without one: from the ISR, the ELR,
+    /// else any usable replica (which may lack acknowledged data; the
+    /// partition is marked RECOVERING, KIP-704).
     Unclean,
 }
 

@@ -81,7 +81,7 @@ impl PartitionRegistration {
     /// `PartitionRegistration.merge`: absent fields are kept, a leader
     /// field (even naming the same leader) bumps the leader epoch, and the
     /// partition epoch always goes up by one.
-    pub(crate) fn merge(&self, change: &PartitionChangeRecord) -> Result<Self, MetadataError> {
+    pub fn merge(&self, change: &PartitionChangeRecord) -> Result<Self, MetadataError> {
         let (t, p) = (change.topic_id, change.partition_id);
         let pick = |new: &Option<Vec<BrokerId>>, old: &Vec<BrokerId>| {
             new.clone().unwrap_or_else(|| old.clone())

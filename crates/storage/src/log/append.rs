@@ -1,6 +1,7 @@
 //! Appends as leader: validation, offset and leader-epoch stamping (in
-//! place, or as patched heads over shared bytes), the one write, segment
-//! rolls and the producer snapshot a roll takes.
+//! place, or as patched heads over shared bytes), the leader-epoch cache
+//! entry of a new epoch, the one write, segment rolls and the producer
+//! snapshot a roll takes.
 
 use super::*;
 
@@ -91,7 +92,8 @@ impl Log {
     /// when the batches would need converting first (a `compression.type`
     /// codec or LogAppendTime), when a batch is compressed (checking its
     /// records decompresses it), or when the append would roll the segment
-    /// (file creation and a producer snapshot's fsyncs); the caller then
+    /// (file creation and a producer snapshot's fsyncs) or start a new
+    /// leader epoch (the epoch cache's file is fsynced); the caller then
     /// appends from a thread that may block. The network threads use this for small produce requests.
     pub fn try_append_as_leader_shared(
         &self,
@@ -299,11 +301,29 @@ impl Log {
             }
             pending_snapshot = self.roll_locked(&mut st, config, now)?;
         }
+        // A batch of a newer leader epoch starts an entry of the epoch
+        // cache, written before the data as in Kafka (a crash in between
+        // leaves an entry past the log end, dropped on load).
+        let new_epoch =
+            leader_epoch.0 >= 0 && st.epochs.latest_epoch().is_none_or(|l| leader_epoch > l);
+        if new_epoch {
+            if roll == Roll::Defer {
+                return Ok(None); // the file write fsyncs
+            }
+            st.epochs.assign(leader_epoch, first_offset);
+            if let Err(e) = self.persist_epochs(&st.epochs) {
+                st.epochs.truncate_from_end(first_offset);
+                return Err(e);
+            }
+        }
         let active = st.active().clone();
         let pieces = records.pieces(&stamped);
         if let Err(f) = active.append(&pieces, &stamped, config.index_interval_bytes) {
             if f.unrecoverable {
                 self.offline(&f.error);
+            }
+            if new_epoch && st.epochs.truncate_from_end(first_offset) {
+                let _ = self.persist_epochs(&st.epochs);
             }
             return Err(f.error);
         }

@@ -171,7 +171,8 @@ impl Log {
             now,
             &env.producer_state_config(),
         )?;
-        tracing::debug!(log = %tp, log_start = log_start.0, log_end = log_end.0, producers = producers.len(), "log loaded");
+        let epochs = load_epoch_cache(&*fs, &dir, &segments, log_start, log_end)?;
+        tracing::debug!(log = %tp, log_start = log_start.0, log_end = log_end.0, producers = producers.len(), epochs = epochs.entries().len(), "log loaded");
         Ok(Arc::new(Log {
             tp,
             dir,
@@ -181,6 +182,7 @@ impl Log {
                 log_start_offset: log_start,
                 log_end_offset: log_end,
                 producers,
+                epochs,
             }),
             flush_lock: Mutex::new(()),
             snapshot_lock: Mutex::new(()),
@@ -226,6 +228,46 @@ pub(super) fn offset_gaps(
             Gaps::Possible
         }
     }
+}
+
+/// The leader-epoch cache of a loaded log: its checkpoint file, or, when
+/// that is missing or corrupt, rebuilt from the batch headers of every
+/// segment (each batch with a newer epoch than the last starts an entry, as
+/// Kafka's recovery assigns them); then entries past the log end (written
+/// before data that a crash lost) are dropped and the one covering the log
+/// start is moved up to it. The file is rewritten when any of this changed
+/// it (a missing file of a log without data stays missing).
+pub(super) fn load_epoch_cache(
+    fs: &dyn Fs,
+    dir: &Path,
+    segments: &BTreeMap<i64, Arc<LogSegment>>,
+    log_start: Offset,
+    log_end: Offset,
+) -> Result<LeaderEpochCache, StorageError> {
+    use crate::epoch_cache::Loaded;
+    let has_data = segments.values().any(|s| s.size() > 0);
+    let (mut cache, mut dirty) = match LeaderEpochCache::load(fs, dir)? {
+        Loaded::Ok(c) => (c, false),
+        Loaded::Missing(c) if !has_data => (c, false),
+        Loaded::Missing(mut c) | Loaded::Corrupt(mut c) => {
+            for seg in segments.values() {
+                seg.for_each_header_from(seg.base_offset(), |h| {
+                    let epoch = h.partition_leader_epoch;
+                    if h.base_offset < log_end && c.latest_epoch().is_none_or(|l| epoch > l) {
+                        c.assign(epoch, h.base_offset);
+                    }
+                })?;
+            }
+            tracing::info!(dir = %dir.display(), entries = c.entries().len(), "rebuilt the leader epoch cache from the log");
+            (c, true)
+        }
+    };
+    dirty |= cache.truncate_from_end(log_end);
+    dirty |= cache.truncate_from_start(log_start);
+    if dirty {
+        cache.persist(fs)?;
+    }
+    Ok(cache)
 }
 
 /// Producer state for a loaded log: the newest usable snapshot at or below

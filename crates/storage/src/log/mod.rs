@@ -6,13 +6,16 @@
 //! - `load.rs`: loading and recovery (Kafka's `LogLoader`);
 //! - `append.rs`: appends as leader (validate, assign offsets and leader
 //!   epochs, one write), rolls and the producer snapshot a roll takes;
+//! - `follower.rs`: appends as follower (the leader's batches as they are),
+//!   the leader-epoch cache's accessors, `truncate_fully_and_start_at`;
 //! - `flush.rs`: group-commit flushing and the recovery point;
 //! - `read.rs`: file slices for fetches, lookups by timestamp;
 //! - `retention.rs`: retention, `delete_records_before`, `truncate_to`;
 //! - `snapshots.rs`: producer-state snapshot files;
 //! - `dir_state.rs`: the health of a log directory, deferred file deletion.
 //!
-//! Locks: `state` (segments, offsets, producer state) is written by
+//! Locks: `state` (segments, offsets, producer state, leader-epoch cache)
+//! is written by
 //! appends, rolls, truncation and retention and read by reads; `flush_lock`
 //! serializes flushes; `snapshot_lock` orders a roll's snapshot write
 //! against truncation. The log end, log start and recovery point are also
@@ -31,6 +34,7 @@ use crate::budget::{DecompressionBudget, Reservation};
 use crate::checkpoint::{self, Checkpoint, RECOVERY_POINT_CHECKPOINT};
 use crate::cleaner::CLEANER_OFFSET_CHECKPOINT;
 use crate::config::{LogConfig, TopicPartition};
+use crate::epoch_cache::LeaderEpochCache;
 use crate::error::{IoContext, StorageError};
 use crate::fs::{read_exact_at, write_all_at, Clock, Fs, OpenOptions};
 use crate::producer_state::{
@@ -49,6 +53,7 @@ use crate::validate::{
 mod append;
 mod dir_state;
 mod flush;
+mod follower;
 mod load;
 mod read;
 mod retention;
@@ -127,6 +132,8 @@ struct LogState {
     log_start_offset: Offset,
     log_end_offset: Offset,
     producers: ProducerStateManager,
+    /// Leader epoch -> first offset (`leader-epoch-checkpoint`).
+    epochs: LeaderEpochCache,
 }
 
 impl LogState {

@@ -1,5 +1,6 @@
 //! Retention (time and size), `delete_records_before` (the log start
-//! offset), and `truncate_to` (cutting the log back to an offset).
+//! offset), `truncate_to` (cutting the log back to an offset) and
+//! `truncate_fully_and_start_at`; each keeps the leader-epoch cache in step.
 
 use super::*;
 
@@ -41,6 +42,11 @@ impl Log {
         }
         let lso = st.log_start_offset;
         st.producers.truncate_head(lso);
+        // The leader-epoch entry covering the new log start moves up to it
+        // (Kafka's truncateFromStart).
+        if st.epochs.truncate_from_start(lso) {
+            self.persist_epochs(&st.epochs)?;
+        }
         Ok(n)
     }
 
@@ -139,21 +145,42 @@ impl Log {
     }
 
     /// Removes every batch with an offset `>= offset` (a batch straddling it
-    /// goes whole). Truncating below the first segment empties the log and
-    /// restarts it at `offset`.
+    /// goes whole) and the leader-epoch entries starting at or after it.
+    /// Truncating below the first segment empties the log and restarts it at
+    /// `offset` (as [`Log::truncate_fully_and_start_at`]).
     pub fn truncate_to(&self, offset: Offset) -> Result<(), StorageError> {
+        self.truncate(offset, false)
+    }
+
+    /// A follower whose fetch offset is out of the leader's range: every
+    /// segment goes, the log restarts empty at `offset` (log start = log
+    /// end = recovery point = `offset`), with no producer state and an
+    /// empty leader-epoch cache (Kafka's `truncateFullyAndStartAt`).
+    pub fn truncate_fully_and_start_at(&self, offset: Offset) -> Result<(), StorageError> {
+        if offset.0 < 0 {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start: self.log_start_offset(),
+                log_end: self.log_end_offset(),
+            });
+        }
+        self.truncate(offset, true)
+    }
+
+    fn truncate(&self, offset: Offset, fully: bool) -> Result<(), StorageError> {
         self.check()?;
         let config = self.config.read().clone();
         let now = self.env.clock.now_ms();
         let _snapshots = self.snapshot_lock.lock();
         let _flush = self.flush_lock.lock();
         let mut st = self.state.write();
-        if offset >= st.log_end_offset {
+        if !fully && offset >= st.log_end_offset {
             return Ok(());
         }
         self.truncations.fetch_add(1, Ordering::AcqRel);
         let first_base = Offset(*st.segments.keys().next().expect("non-empty"));
-        if offset <= first_base || offset < st.log_start_offset {
+        let fully = fully || offset <= first_base || offset < st.log_start_offset;
+        if fully {
             let all: Vec<i64> = st.segments.keys().copied().collect();
             // Move the old segments away first: the new one may reuse a base.
             for b in &all {
@@ -214,10 +241,24 @@ impl Log {
         self.log_end.store(st.log_end_offset.0, Ordering::Release);
         self.log_start
             .store(st.log_start_offset.0, Ordering::Release);
+        // Leader epochs: entries past the new end describe batches that are
+        // gone (a crash before this write is repaired on load, which drops
+        // entries past the log end).
+        let le = st.log_end_offset;
+        let epochs_changed = if fully {
+            st.epochs.clear()
+        } else {
+            st.epochs.truncate_from_end(le)
+        };
+        if epochs_changed {
+            self.persist_epochs(&st.epochs)?;
+        }
         // Producer state: snapshots above the truncation point describe
-        // batches that are gone; rebuild from what remains.
-        let (ls, le) = (st.log_start_offset, st.log_end_offset);
-        let rebuilt = remove_snapshots_after(&*self.env.fs, &self.dir, le).and_then(|_| {
+        // batches that are gone (after a full truncation, all of them);
+        // rebuild from what remains.
+        let ls = st.log_start_offset;
+        let keep_below = if fully { Offset(i64::MIN) } else { le };
+        let rebuilt = remove_snapshots_after(&*self.env.fs, &self.dir, keep_below).and_then(|_| {
             load_producer_state(
                 &*self.env.fs,
                 &self.dir,
@@ -236,7 +277,12 @@ impl Log {
             }
         }
         let leo = st.log_end_offset.0;
-        self.recovery_point.fetch_min(leo, Ordering::AcqRel);
+        if fully {
+            // Everything below the new start is gone, and the rest is empty.
+            self.recovery_point.store(leo, Ordering::Release);
+        } else {
+            self.recovery_point.fetch_min(leo, Ordering::AcqRel);
+        }
         if let Err(e) = self
             .env
             .dir_state
@@ -245,7 +291,7 @@ impl Log {
             self.offline(&e);
             return Err(e);
         }
-        tracing::info!(log = %self.tp, log_end = leo, "truncated log");
+        tracing::info!(log = %self.tp, log_end = leo, fully, "truncated log");
         Ok(())
     }
 }

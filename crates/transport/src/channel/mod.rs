@@ -72,6 +72,15 @@ where
     Self::Response: Send + 'static,
 {
     fn not_controller(resp: &Self::Response) -> bool;
+
+    /// The request as sent at `version`, when a field moved between the
+    /// versions the channel may negotiate (`None`: as it is).
+    fn at_version(&self, _version: i16) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 macro_rules! top_level_error {
@@ -89,6 +98,27 @@ top_level_error!(
     AllocateProducerIdsRequest,
     ElectLeadersRequest
 );
+
+/// Built with v3's NewIsrWithEpochs; v2 carries the ids alone (NewIsr).
+impl ControllerApi for AlterPartitionRequest {
+    fn not_controller(resp: &Self::Response) -> bool {
+        resp.error_code == NOT_CONTROLLER
+    }
+
+    fn at_version(&self, version: i16) -> Option<Self> {
+        if version >= 3 {
+            return None;
+        }
+        let mut req = self.clone();
+        for t in &mut req.topics {
+            for p in &mut t.partitions {
+                p.new_isr = p.new_isr_with_epochs.iter().map(|b| b.broker_id).collect();
+                p.new_isr_with_epochs.clear();
+            }
+        }
+        Some(req)
+    }
+}
 
 macro_rules! any_voter {
     ($($req:ty),*) => {$(
@@ -277,6 +307,8 @@ impl ControllerChannel {
             .map_err(|_| self.timed_out("connecting"))??;
         let key = ApiKey::try_from(R::KEY).map_err(|_| conn.bad("unknown api key"))?;
         let version = conn.version_for(key, R::VERSIONS.min, R::VERSIONS.max)?;
+        let adapted = req.at_version(version);
+        let req = adapted.as_ref().unwrap_or(req);
         let frame = encode_request(req, key, version, conn.next_correlation_id(), &self.config)?;
         let cid = i32::from_be_bytes([frame[8], frame[9], frame[10], frame[11]]);
         let answer = tokio::time::timeout_at(limit, conn.call(frame, cid))

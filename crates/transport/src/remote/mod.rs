@@ -9,8 +9,8 @@
 //! domain types, one result per item in request order, the Kafka error
 //! codes turned back into [`ControllerError`] by
 //! [`controller_error_from_code`] with the controller's message kept
-//! (BrokerRegistration, BrokerHeartbeat, AllocateProducerIds and
-//! ElectLeaders' top level have no message field: their errors are
+//! (BrokerRegistration, BrokerHeartbeat, AllocateProducerIds,
+//! AlterPartition and ElectLeaders' top level have no message field: their errors are
 //! rebuilt from the request, and STALE_BROKER_EPOCH's current epoch is -1).
 //!
 //! **The committed offset.** [`Committed::offset`] is read from the
@@ -34,6 +34,7 @@
 //! version) is the error of its code.
 
 mod convert;
+mod isr;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -44,9 +45,10 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use sluice_controller::client::{Answer, Committed, ControllerClient, Items};
 use sluice_controller::{
-    BrokerHeartbeat, BrokerRegistrationRequest as Registration, ConfigAlteration, ConfigKeys,
-    ControllerError, CreatePartitions, CreateTopic, CreatedTopic, DeletedTopic, ElectionResult,
-    ElectionType, HeartbeatReply, LogError, ProducerIdsBlock, RegisteredBroker, TopicRef,
+    AlterPartitionReply, AlterPartitionRequest, BrokerHeartbeat,
+    BrokerRegistrationRequest as Registration, ConfigAlteration, ConfigKeys, ControllerError,
+    CreatePartitions, CreateTopic, CreatedTopic, DeletedTopic, ElectionResult, ElectionType,
+    HeartbeatReply, LogError, ProducerIdsBlock, RegisteredBroker, TopicRef,
 };
 use sluice_metadata::{BrokerEpoch, BrokerId, ConfigResource};
 use sluice_protocol::kafka_protocol;
@@ -181,7 +183,8 @@ tagged!(
     ElectLeadersResponse,
     AllocateProducerIdsResponse,
     BrokerRegistrationResponse,
-    BrokerHeartbeatResponse
+    BrokerHeartbeatResponse,
+    AlterPartitionResponse
 );
 
 impl ControllerClient for RemoteController {
@@ -401,6 +404,16 @@ impl ControllerClient for RemoteController {
                     is_fenced: resp.is_fenced,
                     should_shutdown: resp.should_shut_down,
                 },
+                offset: answer.offset,
+            })
+        })
+    }
+
+    fn alter_partition(&self, req: AlterPartitionRequest) -> Answer<'_, AlterPartitionReply> {
+        Box::pin(async move {
+            let answer = self.send(&isr::request(&req)).await?;
+            Ok(Committed {
+                value: isr::reply(&req, answer.value)?,
                 offset: answer.offset,
             })
         })

@@ -10,7 +10,7 @@
 //! as its forwarded CreateTopics) and answered in request order, as Kafka
 //! requires.
 //!
-//! Every answer of the nine APIs a broker's `ControllerClient` uses carries
+//! Every answer of the ten APIs a broker's `ControllerClient` uses carries
 //! the metadata offset at which it is true, in the tagged field
 //! [`COMMITTED_OFFSET_TAG`](crate::committed::COMMITTED_OFFSET_TAG) (see
 //! [`committed`](crate::committed)).
@@ -31,6 +31,7 @@
 mod admin;
 mod broker_rpc;
 mod describe;
+mod isr;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,6 +65,7 @@ pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::BrokerRegistration, 0, 4),
     (ApiKey::BrokerHeartbeat, 0, 1),
     (ApiKey::AllocateProducerIds, 0, 0),
+    (ApiKey::AlterPartition, 2, 3),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeQuorum, 0, 2),
 ];
@@ -354,6 +356,9 @@ async fn dispatch(inner: &Inner, req: DecodedRequest, peer: SocketAddr) -> Optio
         }
         RequestKind::AllocateProducerIds(r) => {
             ResponseKind::AllocateProducerIds(broker_rpc::allocate_producer_ids(c, r).await)
+        }
+        RequestKind::AlterPartition(r) => {
+            ResponseKind::AlterPartition(isr::alter_partition(c, r, v).await)
         }
         RequestKind::CreateTopics(r) => {
             ResponseKind::CreateTopics(admin::create_topics(c, r, v).await)

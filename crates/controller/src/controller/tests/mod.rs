@@ -486,6 +486,7 @@ async fn preferred_election_moves_leadership_only_to_a_usable_isr_member() {
 mod brokers;
 mod configs;
 mod group;
+mod isr;
 
 #[tokio::test]
 async fn a_log_that_shuts_down_answers_shutdown_not_fatal() {

@@ -1,0 +1,392 @@
+//! `sluice-bench replication`: issue 17's figures for partition data
+//! replicated by the ISR protocol, measured the same way on a 3-node Apache
+//! Kafka and a 3-node Sluice (each with its own defaults):
+//!
+//! - **produce**: `acks=all`, idempotent, replication factor 3,
+//!   `min.insync.replicas=2`, 1 KiB records as fast as librdkafka goes:
+//!   MB/s over three partitions (one led by each node), and on a
+//!   one-partition topic the CPU seconds per GB of the leader's process and
+//!   of the followers' (the leader's figure is the replication cost issue 17
+//!   asks about: serving two followers plus its own appends).
+//! - **end to end**: p50/p99 from the produce call to a consumer's receipt
+//!   at a fixed rate (50 MB/s by default), `acks=all`, RF=3.
+//! - **leader failover**: an `acks=all` producer sends a record every 2 ms;
+//!   the leader of its partition is killed with SIGKILL; the time from the
+//!   kill to the first acknowledgement of a record sent after it. The
+//!   killed node is restarted and back in the ISR before the next trial.
+//! - **fencing check**: every node stays registered (in Metadata) while
+//!   the produce load runs, so no live broker was fenced by the load.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use serde::Serialize;
+
+use super::{quantile, ClusterTarget, KafkaTarget, SluiceTarget};
+use crate::load::{self, ClientSettings};
+use crate::procstat;
+
+/// What to run.
+pub struct ReplicationOptions {
+    pub target: String,
+    /// MiB produced in each throughput run.
+    pub mib: u64,
+    pub record_size: usize,
+    pub e2e_rate_mb_per_s: f64,
+    pub e2e_secs: u64,
+    pub failover_trials: usize,
+    pub out: Option<std::path::PathBuf>,
+}
+
+#[derive(Serialize)]
+pub struct ProduceFigures {
+    pub partitions: i32,
+    pub mb_per_s: f64,
+    pub records_per_s: f64,
+    /// CPU seconds per GB produced, of the leader's process (one-partition
+    /// run) or of all nodes together (several partitions).
+    pub leader_cpu_s_per_gb: f64,
+    pub follower_cpu_s_per_gb: Vec<f64>,
+}
+
+#[derive(Serialize)]
+pub struct ReplicationReport {
+    pub target: String,
+    pub one_partition: ProduceFigures,
+    pub three_partitions: ProduceFigures,
+    pub e2e: load::Latency,
+    pub failover_ms: Vec<f64>,
+    pub failover_median_ms: f64,
+    pub failover_max_ms: f64,
+    /// Nodes that left Metadata while the load ran (should be empty).
+    pub fenced_under_load: Vec<i32>,
+}
+
+fn settings() -> ClientSettings {
+    let mut s = ClientSettings::standard();
+    for p in [&mut s.throughput_producer, &mut s.latency_producer] {
+        p.insert("acks".into(), "all".into());
+        p.insert("enable.idempotence".into(), "true".into());
+    }
+    s
+}
+
+const TOPIC_CONFIGS: &[(&str, &str)] = &[("min.insync.replicas", "2")];
+
+/// Node ids in `target`'s Metadata, asked of every node until one answers.
+fn registered(target: &dyn ClusterTarget) -> Option<BTreeSet<i32>> {
+    target.node_ids().iter().find_map(|&id| {
+        sluice_testkit::metadata::fetch_metadata(target.addr(id), Some(&[]))
+            .ok()
+            .map(|m| m.brokers.iter().map(|b| b.node_id).collect())
+    })
+}
+
+/// The leader and ISR of `topic`/`partition`.
+fn leader_of(target: &dyn ClusterTarget, topic: &str, partition: i32) -> Option<(i32, Vec<i32>)> {
+    target.node_ids().iter().find_map(|&id| {
+        let m = sluice_testkit::metadata::fetch_metadata(target.addr(id), Some(&[topic])).ok()?;
+        let t = m.topics.iter().find(|t| t.name == topic)?;
+        let p = t.partitions.iter().find(|p| p.partition == partition)?;
+        (p.leader >= 0).then(|| (p.leader, p.isr.clone()))
+    })
+}
+
+/// Waits until every partition of `topic` is led with all nodes in sync.
+fn wait_full_isr(target: &dyn ClusterTarget, topic: &str, partitions: i32) -> Result<()> {
+    let n = target.node_ids().len();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if (0..partitions)
+            .all(|p| leader_of(target, topic, p).is_some_and(|(_, isr)| isr.len() == n))
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{topic}: ISR not full after 180 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Watches Metadata every 500 ms until stopped; the nodes it ever missed.
+struct FenceWatch {
+    stop: Arc<AtomicBool>,
+    missing: Arc<Mutex<BTreeSet<i32>>>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl FenceWatch {
+    fn start(target: &dyn ClusterTarget) -> FenceWatch {
+        let all: BTreeSet<i32> = target.node_ids().into_iter().collect();
+        let addrs: Vec<_> = target
+            .node_ids()
+            .iter()
+            .map(|&id| target.addr(id))
+            .collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let missing = Arc::new(Mutex::new(BTreeSet::new()));
+        let (s, m) = (stop.clone(), missing.clone());
+        let handle = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if let Some(seen) = addrs
+                    .iter()
+                    .find_map(|a| sluice_testkit::metadata::fetch_metadata(*a, Some(&[])).ok())
+                {
+                    let seen: BTreeSet<i32> = seen.brokers.iter().map(|b| b.node_id).collect();
+                    m.lock().unwrap().extend(all.difference(&seen));
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        });
+        FenceWatch {
+            stop,
+            missing,
+            handle,
+        }
+    }
+
+    fn stop(self) -> BTreeSet<i32> {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.handle.join();
+        let m = self.missing.lock().unwrap().clone();
+        m
+    }
+}
+
+fn produce(
+    target: &mut dyn ClusterTarget,
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    opts: &ReplicationOptions,
+) -> Result<ProduceFigures> {
+    load::create_replicated_topic(bootstrap, topic, partitions, 3, TOPIC_CONFIGS)?;
+    wait_full_isr(target, topic, partitions)?;
+    let leader = leader_of(target, topic, 0).context("a leader")?.0;
+    let ids = target.node_ids();
+    let cpu0: Vec<(i32, f64)> = ids
+        .iter()
+        .map(|&id| {
+            (
+                id,
+                target
+                    .pid(id)
+                    .and_then(procstat::process_cpu_s)
+                    .unwrap_or(0.0),
+            )
+        })
+        .collect();
+    let t = load::produce_throughput(
+        bootstrap,
+        &settings(),
+        topic,
+        partitions,
+        opts.record_size,
+        opts.mib << 20,
+    )?;
+    let gb = t.bytes as f64 / 1e9;
+    let mut leader_cpu = 0.0;
+    let mut followers = Vec::new();
+    for (id, c0) in cpu0 {
+        let used = target
+            .pid(id)
+            .and_then(procstat::process_cpu_s)
+            .unwrap_or(c0)
+            - c0;
+        if partitions == 1 && id != leader {
+            followers.push(used / gb);
+        } else {
+            leader_cpu += used / gb;
+        }
+    }
+    Ok(ProduceFigures {
+        partitions,
+        mb_per_s: t.mb_per_s(),
+        records_per_s: t.records_per_s(),
+        leader_cpu_s_per_gb: leader_cpu,
+        follower_cpu_s_per_gb: followers,
+    })
+}
+
+/// One failover trial on the one-partition `topic`: the time from the
+/// leader's SIGKILL to the first acknowledgement of a record sent after it.
+fn failover_trial(target: &mut dyn ClusterTarget, bootstrap: &str, topic: &str) -> Result<f64> {
+    wait_full_isr(target, topic, 1)?;
+    let (leader, _) = leader_of(target, topic, 0).context("a leader")?;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "0")
+        .set("message.timeout.ms", "120000")
+        .set("log_level", "3")
+        .create()
+        .context("producer")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let killed: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+    let first_ack = rt.block_on(async {
+        let mut pending = tokio::task::JoinSet::new();
+        let mut kill_sent = false;
+        let started = Instant::now();
+        loop {
+            // Warm up for a second, then kill the leader.
+            if !kill_sent && started.elapsed() > Duration::from_secs(1) {
+                target.kill(leader)?;
+                *killed.lock().unwrap() = Some(Instant::now());
+                kill_sent = true;
+            }
+            let sent_after_kill = kill_sent;
+            let record = FutureRecord::<(), [u8]>::to(topic)
+                .partition(0)
+                .payload(&[7u8; 1024][..]);
+            if let Ok(f) = producer.send_result(record) {
+                pending.spawn(async move {
+                    (
+                        sent_after_kill,
+                        matches!(f.await, Ok(Ok(_))),
+                        Instant::now(),
+                    )
+                });
+            }
+            while let Some(done) = pending.try_join_next() {
+                let (after, ok, at) = done?;
+                if after && ok {
+                    return Ok::<Instant, anyhow::Error>(at);
+                }
+            }
+            if started.elapsed() > Duration::from_secs(150) {
+                bail!("no acknowledgement after the leader's kill");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })?;
+    let killed_at = killed.lock().unwrap().context("killed")?;
+    let ms = first_ack.duration_since(killed_at).as_secs_f64() * 1e3;
+    eprintln!("[replication] leader {leader} killed: first acks=all ack after {ms:.0} ms");
+    target.restart(leader)?;
+    Ok(ms)
+}
+
+pub fn run(opts: ReplicationOptions) -> Result<()> {
+    let mut target: Box<dyn ClusterTarget> = match opts.target.as_str() {
+        "kafka" => Box::new(KafkaTarget::start()?),
+        "sluice" => Box::new(SluiceTarget::start()?),
+        other => bail!("unknown target {other:?} (known: kafka, sluice)"),
+    };
+    let bootstrap = target
+        .node_ids()
+        .iter()
+        .map(|&id| target.addr(id).to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let all = registered(target.as_ref()).context("no node answers Metadata")?;
+    eprintln!("[replication] {} is up: nodes {all:?}", target.name());
+    let tag = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+
+    let watch = FenceWatch::start(target.as_ref());
+    let one = produce(
+        target.as_mut(),
+        &bootstrap,
+        &format!("rep1-{tag}"),
+        1,
+        &opts,
+    )?;
+    eprintln!(
+        "[replication] one partition: {}",
+        serde_json::to_string(&one)?
+    );
+    let three = produce(
+        target.as_mut(),
+        &bootstrap,
+        &format!("rep3-{tag}"),
+        3,
+        &opts,
+    )?;
+    eprintln!(
+        "[replication] three partitions: {}",
+        serde_json::to_string(&three)?
+    );
+    let e2e_topic = format!("repe2e-{tag}");
+    load::create_replicated_topic(&bootstrap, &e2e_topic, 1, 3, TOPIC_CONFIGS)?;
+    wait_full_isr(target.as_ref(), &e2e_topic, 1)?;
+    let e2e = load::end_to_end_latency(
+        &bootstrap,
+        &settings(),
+        &e2e_topic,
+        opts.e2e_rate_mb_per_s * 1e6,
+        opts.record_size,
+        Duration::from_secs(opts.e2e_secs),
+    )?;
+    eprintln!("[replication] end to end: {}", serde_json::to_string(&e2e)?);
+    let fenced_under_load: Vec<i32> = watch.stop().into_iter().collect();
+
+    let fo_topic = format!("repfo-{tag}");
+    load::create_replicated_topic(&bootstrap, &fo_topic, 1, 3, TOPIC_CONFIGS)?;
+    let mut failover_ms = Vec::new();
+    for _ in 0..opts.failover_trials {
+        failover_ms.push(failover_trial(target.as_mut(), &bootstrap, &fo_topic)?);
+    }
+    let mut sorted = failover_ms.clone();
+    let report = ReplicationReport {
+        target: target.name().to_string(),
+        one_partition: one,
+        three_partitions: three,
+        e2e,
+        failover_median_ms: quantile(&mut sorted, 0.5),
+        failover_max_ms: quantile(&mut sorted, 1.0),
+        failover_ms,
+        fenced_under_load,
+    };
+    print_report(&report);
+    if let Some(out) = &opts.out {
+        std::fs::write(out, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {out:?}"))?;
+    }
+    Ok(())
+}
+
+fn print_report(r: &ReplicationReport) {
+    println!(
+        "replication figures: {} (acks=all, RF=3, min.insync.replicas=2)",
+        r.target
+    );
+    for f in [&r.one_partition, &r.three_partitions] {
+        println!(
+            "  produce, {} partition(s): {:.1} MB/s ({:.0} records/s); CPU-s/GB leader{} {:.2}, followers {:?}",
+            f.partitions,
+            f.mb_per_s,
+            f.records_per_s,
+            if f.partitions == 1 { "" } else { "s (all nodes)" },
+            f.leader_cpu_s_per_gb,
+            f.follower_cpu_s_per_gb
+                .iter()
+                .map(|c| (c * 100.0).round() / 100.0)
+                .collect::<Vec<_>>()
+        );
+    }
+    println!(
+        "  end to end at {:.1} MB/s offered: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms",
+        r.e2e.offered_mb_per_s, r.e2e.p50_ms, r.e2e.p99_ms, r.e2e.p999_ms
+    );
+    println!(
+        "  leader failover (kill -9 -> first acks=all ack), {} trials: median {:.0} ms, max {:.0} ms ({:?})",
+        r.failover_ms.len(),
+        r.failover_median_ms,
+        r.failover_max_ms,
+        r.failover_ms.iter().map(|t| t.round()).collect::<Vec<_>>()
+    );
+    println!(
+        "  nodes fenced while the load ran: {:?}",
+        r.fenced_under_load
+    );
+}
