@@ -24,6 +24,7 @@
 pub mod apply;
 pub mod config;
 pub mod conn;
+mod local;
 pub mod manager;
 pub mod publish;
 pub mod replica;
