@@ -94,3 +94,149 @@ pub fn start_fetchers(
         fetchers.remove_partitions(&unfetched);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sluice_metadata::record::{
+        BrokerEndpoint, PartitionChangeRecord, PartitionRecord, RegisterBrokerRecord, TopicRecord,
+    };
+    use sluice_metadata::{BrokerEpoch, MetadataDelta, MetadataRecord, PartitionEpoch};
+    use sluice_record::LeaderEpoch;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::replica_fetcher::{FollowerReplica, ReplicaFetcherConfig, ReplicaSource};
+
+    const T: Uuid = Uuid::from_u128(0xabc);
+    const ME: BrokerId = BrokerId(2);
+
+    struct NoReplicas;
+    impl ReplicaSource for NoReplicas {
+        fn follower(&self, _: &TopicPartition) -> Option<Arc<dyn FollowerReplica>> {
+            None
+        }
+    }
+
+    fn register(id: i32, epoch: i64, port: u16) -> MetadataRecord {
+        MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+            broker_id: BrokerId(id),
+            is_migrating_zk_broker: false,
+            incarnation_id: Uuid::from_u128(id as u128),
+            broker_epoch: BrokerEpoch(epoch),
+            end_points: vec![BrokerEndpoint {
+                name: "PLAINTEXT".into(),
+                host: "127.0.0.1".into(),
+                port,
+                security_protocol: 0,
+            }],
+            features: Vec::new(),
+            rack: None,
+            fenced: false,
+            in_controlled_shutdown: false,
+            log_dirs: Vec::new(),
+        })
+    }
+
+    fn partition(p: i32, leader: i32) -> MetadataRecord {
+        MetadataRecord::Partition(PartitionRecord {
+            partition_id: p,
+            topic_id: T,
+            replicas: vec![BrokerId(1), BrokerId(2)],
+            isr: vec![BrokerId(1), BrokerId(2)],
+            removing_replicas: Vec::new(),
+            adding_replicas: Vec::new(),
+            leader: BrokerId(leader),
+            leader_recovery_state: 0,
+            leader_epoch: LeaderEpoch(5),
+            partition_epoch: PartitionEpoch(5),
+            directories: Vec::new(),
+            eligible_leader_replicas: None,
+            last_known_elr: None,
+        })
+    }
+
+    fn apply(base: &MetadataImage, records: &[MetadataRecord]) -> MetadataChanges {
+        let mut delta = MetadataDelta::new(base.clone());
+        let start = base.provenance().last_offset.0 + 1;
+        for (i, r) in records.iter().enumerate() {
+            delta
+                .replay(Offset(start + i as i64), LeaderEpoch(1), r)
+                .unwrap();
+        }
+        delta.apply().1
+    }
+
+    fn publish(m: &ReplicaFetcherManager, changes: &MetadataChanges) {
+        let local = changes.local_changes(ME);
+        stop_fetchers(m, &local);
+        start_fetchers(m, ME, changes, &local, |_| Some(Offset(7)));
+    }
+
+    #[tokio::test]
+    async fn followers_are_fetched_from_their_leader_and_leaders_are_not() {
+        let m = ReplicaFetcherManager::new(
+            ReplicaFetcherConfig {
+                replica_id: ME.0,
+                ..ReplicaFetcherConfig::default()
+            },
+            Arc::new(NoReplicas),
+            Arc::new(sluice_transport::TcpConnector),
+            tokio::runtime::Handle::current(),
+        );
+        let changes = apply(
+            &MetadataImage::empty(),
+            &[
+                register(1, 10, 9001),
+                register(2, 20, 9002),
+                MetadataRecord::Topic(TopicRecord {
+                    name: "t".into(),
+                    topic_id: T,
+                }),
+                partition(0, 1),
+                partition(1, 2),
+                partition(2, -1),
+            ],
+        );
+        publish(&m, &changes);
+        let s = m
+            .fetch_state(&TopicPartition::new("t", 0))
+            .expect("followed");
+        assert_eq!(
+            (s.fetch_offset, s.leader_epoch, s.topic_id),
+            (Offset(7), LeaderEpoch(5), T)
+        );
+        assert!(
+            m.fetch_state(&TopicPartition::new("t", 1)).is_none(),
+            "led here"
+        );
+        assert!(
+            m.fetch_state(&TopicPartition::new("t", 2)).is_none(),
+            "no leader"
+        );
+        assert_eq!(m.fetchers(), vec![(BrokerId(1), 0)]);
+
+        // This broker is elected leader of t-0: it stops fetching it.
+        let changes = apply(
+            &changes.image,
+            &[MetadataRecord::PartitionChange(PartitionChangeRecord {
+                partition_id: 0,
+                topic_id: T,
+                isr: None,
+                leader: ME,
+                replicas: None,
+                removing_replicas: None,
+                adding_replicas: None,
+                leader_recovery_state: -1,
+                directories: None,
+                eligible_leader_replicas: None,
+                last_known_elr: None,
+            })],
+        );
+        publish(&m, &changes);
+        assert!(m.fetch_state(&TopicPartition::new("t", 0)).is_none());
+        assert!(m.fetchers().is_empty());
+        m.shutdown().await;
+    }
+}
