@@ -656,3 +656,41 @@ async fn with_elr_a_broker_back_from_an_unclean_shutdown_is_no_longer_eligible()
         assert_eq!(r.elr, want, "clean shutdown: {clean}");
     }
 }
+
+#[tokio::test]
+async fn an_offline_partition_gets_an_unclean_leader_once_its_topic_allows_it() {
+    let config = ControllerConfig {
+        unclean_leader_election_interval_ms: 20,
+        ..ControllerConfig::default()
+    };
+    let (f, _id) = setup(1, config).await;
+    f.c.heartbeat(heartbeat(1, true, false)).await.unwrap();
+    assert_eq!(reg(&f, 0).leader, BrokerId::NO_LEADER);
+    // Several periodic checks pass: not allowed, nothing happens.
+    let before = f.log.batches().len();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(reg(&f, 0).leader, BrokerId::NO_LEADER);
+    assert_eq!(f.log.batches().len(), before, "no election written");
+    let unclean = vec![(
+        ConfigResource {
+            resource_type: ConfigResourceType::Topic,
+            name: T.into(),
+        },
+        vec![ConfigAlteration {
+            name: "unclean.leader.election.enable".into(),
+            op: AlterConfigOp::Set,
+            value: Some("true".into()),
+        }],
+    )];
+    f.c.incremental_alter_configs(unclean, false).await.unwrap()[0]
+        .as_ref()
+        .unwrap();
+    let bound = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while reg(&f, 0).leader == BrokerId::NO_LEADER {
+        assert!(tokio::time::Instant::now() < bound, "never elected");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let r = reg(&f, 0);
+    assert_eq!((r.leader, r.isr.clone()), (BrokerId(2), b(&[2])));
+    assert_eq!(r.leader_recovery_state, LeaderRecoveryState::Recovering);
+}
