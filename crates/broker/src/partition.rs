@@ -62,6 +62,9 @@ pub struct Partition {
     pub(crate) isr_queue: Arc<IsrQueue>,
     /// Whether this partition is in `isr_queue` (so it is there once).
     pub(crate) isr_queued: AtomicBool,
+    /// Idempotent batches refused by a storage failure (see
+    /// `replica::refusals`).
+    pub(crate) storage_refusals: crate::replica::refusals::StorageRefusals,
 }
 
 impl Partition {
@@ -99,6 +102,7 @@ impl Partition {
             clock,
             isr_queue,
             isr_queued: AtomicBool::new(false),
+            storage_refusals: Default::default(),
         }
     }
 

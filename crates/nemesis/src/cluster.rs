@@ -25,10 +25,6 @@ pub const CONTROLLER_PORT: u16 = 9093;
 /// formatted with `sluice storage format`, one metadata quorum (issue 16).
 /// `--nodes 1` still runs the single-node Sluice (no `process.roles`).
 pub const SLUICE_NODES: usize = 3;
-/// Whether Sluice replicates partition data (issue 17). Until it does, a
-/// partition's ISR is its leader alone: that is a "full ISR" for the
-/// health check, and a partition is unavailable while its leader is down.
-pub const SLUICE_REPLICATES: bool = false;
 
 /// What runs on the nodes.
 #[derive(Clone, Debug)]
@@ -46,16 +42,11 @@ impl System {
         }
     }
 
-    /// True when `p`'s ISR is as full as this system makes it: every
-    /// replica for Kafka; for Sluice until it replicates (issue 17), the
-    /// leader alone.
+    /// True when `p` has a replica on every node and all of them are in
+    /// its ISR (both systems replicate partition data).
     pub fn full_isr(&self, p: &sluice_testkit::metadata::PartitionMetadata) -> bool {
-        match self {
-            System::Sluice { .. } if !SLUICE_REPLICATES => p.isr == [p.leader],
-            System::Kafka { nodes, .. } | System::Sluice { nodes, .. } => {
-                p.isr.len() == *nodes && p.replicas.len() == *nodes
-            }
-        }
+        let nodes = self.nodes();
+        p.isr.len() == nodes && p.replicas.len() == nodes
     }
 
     pub fn name(&self) -> String {
@@ -148,7 +139,6 @@ pub fn sluice_args(net: &TestNet, i: usize, data: &Path) -> Vec<String> {
         o.push(format!("default.replication.factor={}", net.nodes()));
         o.push(format!("offsets.topic.replication.factor={}", net.nodes()));
         o.push("offsets.topic.num.partitions=3".into());
-        // Stored and shown, enforced once partitions replicate (issue 17).
         o.push("min.insync.replicas=2".into());
         o.push("broker.session.timeout.ms=6000".into());
         o.push("broker.heartbeat.interval.ms=1000".into());
@@ -184,8 +174,12 @@ impl Cluster {
     /// (formatting Kafka's storage) and starts every node without waiting.
     pub fn create(system: System, safety: Safety, disk_size: &str) -> Result<Self, NemesisError> {
         let net = TestNet::create(system.nodes())?;
+        // SLUICE_NEMESIS_KEEP=1 keeps the run dir (node configs and output
+        // logs) for a post-mortem.
+        let keep = std::env::var("SLUICE_NEMESIS_KEEP").is_ok_and(|v| v == "1");
         let dir = tempfile::Builder::new()
             .prefix(&format!("{}-", net.stem()))
+            .disable_cleanup(keep)
             .tempdir()
             .map_err(|source| NemesisError::Io {
                 what: "creating the run dir".into(),

@@ -80,9 +80,9 @@ fn faults_against_a_single_node_sluice_find_no_anomaly() {
 
 /// A 3-node Sluice cluster (combined nodes, one metadata quorum): every
 /// fault, leader and active-controller kills, pauses and partitions
-/// included. Until partitions replicate (issue 17) a partition whose
-/// leader is down is unavailable: its sends fail or time out, which the
-/// checker allows; an acknowledged write must still never be lost.
+/// included. Partitions are replicated (RF 3, min.insync.replicas 2): a
+/// leader's death moves its partitions to an in-sync follower, and an
+/// acknowledged write must never be lost or duplicated.
 ///
 /// It found a real Sluice bug on nearly every run before that was fixed
 /// (a restarted node deleted its partition logs before its metadata caught

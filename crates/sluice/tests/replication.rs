@@ -477,3 +477,117 @@ fn acks_all_needs_min_insync_replicas() {
         assert!(!values.contains(v), "{v} was refused but is readable");
     }
 }
+
+fn signal(c: &SluiceCluster, id: i32, sig: &str) {
+    let pid = c.node(id).process.pid().expect("running");
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// A follower stopped with SIGSTOP holds the high watermark back until it
+/// leaves the ISR (`replica.lag.time.max.ms`); meanwhile the producer's
+/// requests time out and it retries them. Every retry must be answered as
+/// the duplicate it is: each acknowledged value is in the log once.
+#[test]
+fn retries_while_a_follower_is_paused_are_not_duplicated() {
+    const TOPIC: &str = "paused";
+    let mut c = SluiceCluster::start(
+        BIN,
+        ClusterLayout::Combined(3),
+        &[
+            ("broker.session.timeout.ms", "60000"),
+            ("broker.heartbeat.interval.ms", "500"),
+            ("replica.lag.time.max.ms", "8000"),
+        ],
+    )
+    .expect("the cluster starts");
+    let all: BTreeSet<i32> = [1, 2, 3].into();
+    create_topic(&c, 1, TOPIC, 1);
+    let m = wait_metadata(&c, 1, "all in sync", |m| full_isr(m, TOPIC, 1, &all));
+    let leader = partitions(&m, TOPIC)[&0].0;
+    let follower = *all.iter().find(|&&b| b != leader).unwrap();
+    let bootstrap = c.bootstrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks = Arc::new(Mutex::new(Acks::default()));
+    let producer = {
+        let (bootstrap, stop, acks) = (bootstrap.clone(), stop.clone(), acks.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let p: FutureProducer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("acks", "all")
+                .set("enable.idempotence", "true")
+                .set("message.timeout.ms", "90000")
+                .set("request.timeout.ms", "2000")
+                .set("linger.ms", "2")
+                .create()
+                .expect("producer");
+            rt.block_on(async {
+                let mut next = 0u64;
+                while !stop.load(Ordering::Acquire) {
+                    let mut window = Vec::new();
+                    for _ in 0..20 {
+                        let value = format!("p{next}");
+                        next += 1;
+                        let rec = FutureRecord::<str, str>::to(TOPIC)
+                            .partition(0)
+                            .payload(&value);
+                        window.push((value.clone(), p.send_result(rec).map_err(|(e, _)| e)));
+                    }
+                    for (value, f) in window {
+                        let r = match f {
+                            Ok(f) => f.await.ok(),
+                            Err(_) => None,
+                        };
+                        let mut a = acks.lock().unwrap();
+                        match r {
+                            Some(Ok(d)) => a.acked.push((0, d.offset, value)),
+                            _ => a.failed += 1,
+                        }
+                    }
+                }
+            });
+        })
+    };
+    wait_acked(&acks, 300, "before the pause");
+    signal(&c, follower, "-STOP");
+    let paused = acked_count(&acks);
+    wait_metadata(&c, leader, "the paused follower out of the ISR", |m| {
+        !partitions(m, TOPIC)[&0].1.contains(&follower)
+    });
+    wait_acked(&acks, paused + 300, "after the shrink");
+    signal(&c, follower, "-CONT");
+    wait_metadata(&c, leader, "the follower back in the ISR", |m| {
+        full_isr(m, TOPIC, 1, &all)
+    });
+    stop.store(true, Ordering::Release);
+    producer.join().unwrap();
+    let acks = acks.lock().unwrap();
+    let read = read_all(&bootstrap, TOPIC, 1);
+    let mut seen: BTreeMap<&str, i64> = BTreeMap::new();
+    for (&offset, value) in &read[&0] {
+        if let Some(first) = seen.insert(value, offset) {
+            panic!("duplicate: {value} at {first} and {offset}");
+        }
+    }
+    for (_, offset, value) in &acks.acked {
+        assert_eq!(
+            read[&0].get(offset),
+            Some(value),
+            "acknowledged {value} at {offset}"
+        );
+    }
+    println!(
+        "{} acknowledged, {} failed, {} read, no duplicate",
+        acks.acked.len(),
+        acks.failed,
+        seen.len()
+    );
+}

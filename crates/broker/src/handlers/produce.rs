@@ -424,9 +424,10 @@ fn append_only(
     match appended {
         Ok(info) => {
             partition.note_append(info.first_offset, info.bytes);
+            partition.storage_refusals.note_appended(records);
             Ok(Some(info))
         }
-        Err(e) => Err(storage_failure(partition, e)),
+        Err(e) => Err(append_failure(partition, records, e)),
     }
 }
 
@@ -446,10 +447,11 @@ fn try_append_inline(
     {
         Ok(Some(info)) => {
             partition.note_append(info.first_offset, info.bytes);
+            partition.storage_refusals.note_appended(records);
             Some(Ok(Some(info)))
         }
         Ok(None) => None,
-        Err(e) => Some(Err(storage_failure(partition, e))),
+        Err(e) => Some(Err(append_failure(partition, records, e))),
     }
 }
 
@@ -463,6 +465,37 @@ fn flush_and_publish(partition: &Partition, info: AppendInfo) -> PartitionResult
     }
     partition.publish_append(info.last_offset.plus(1));
     PartitionResult::appended(Some(info))
+}
+
+/// An append of `records` failed: Kafka's answer, with the gap that an
+/// earlier storage refusal left in a producer's sequence answered as that
+/// storage failure (see `replica::refusals` for why).
+fn append_failure(partition: &Partition, records: &[u8], e: StorageError) -> PartitionResult {
+    if let StorageError::OutOfOrderSequence {
+        producer_id,
+        expected,
+        ..
+    } = &e
+    {
+        if partition
+            .storage_refusals
+            .explains_gap(*producer_id, *expected)
+        {
+            tracing::debug!(partition = %partition.topic_partition(), producer_id = producer_id.0, expected, "batch behind one refused by storage: refused the same way");
+            return PartitionResult::error(
+                ResponseError::KafkaStorageError.code(),
+                Some(format!(
+                    "an earlier batch of producer {} (sequence {expected}) was refused by a storage failure",
+                    producer_id.0
+                )),
+            );
+        }
+    }
+    let result = storage_failure(partition, e);
+    if result.error_code == ResponseError::KafkaStorageError.code() {
+        partition.storage_refusals.note_refused(records);
+    }
+    result
 }
 
 fn storage_failure(partition: &Partition, e: StorageError) -> PartitionResult {

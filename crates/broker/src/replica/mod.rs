@@ -18,6 +18,7 @@ mod fetch_tests;
 pub mod isr;
 pub mod leader;
 pub mod purgatory;
+pub mod refusals;
 
 pub use leader::ReplicaRole;
 
