@@ -5,7 +5,8 @@
 //! the loader, the publishers that apply metadata changes to broker
 //! configs, logs, partitions and the group coordinator, and the image
 //! cache handlers answer from), and the partitions (a `Log` plus its high
-//! watermark, leader epoch and fetch waiters).
+//! watermark, leader epoch and fetch waiters), and the replica fetchers
+//! that make this broker a follower (`replica_fetcher`).
 //!
 //! Storage errors and protocol errors become Kafka error codes here and
 //! nowhere else.
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod network;
 pub mod partition;
 pub mod replica;
+pub mod replica_fetcher;
 pub mod server;
 
 pub use config::BrokerConfig;

@@ -13,6 +13,10 @@ pub enum ProtocolError {
     #[error("frame size {size} exceeds socket.request.max.bytes ({max})")]
     FrameTooLarge { size: usize, max: usize },
 
+    /// A response frame answers another request than the one outstanding.
+    #[error("response correlation id {got} does not match the request's {expected}")]
+    CorrelationMismatch { expected: i32, got: i32 },
+
     /// The frame is too short to hold api key, api version and correlation id.
     #[error("request header truncated: frame is {len} bytes")]
     HeaderTruncated { len: usize },
@@ -30,7 +34,7 @@ pub enum ProtocolError {
     },
 
     /// The header or body does not match Kafka's message spec for its version.
-    #[error("malformed {api} v{api_version} request at byte {offset} ({field}): {reason}")]
+    #[error("malformed {api} v{api_version} at byte {offset} ({field}): {reason}")]
     Malformed {
         api: &'static str,
         api_version: i16,

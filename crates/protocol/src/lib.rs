@@ -12,7 +12,9 @@
 //! `gen/gen_schema.py`) and rejects any count or length that does not fit in the bytes
 //! remaining, and caps a request at [`MAX_REQUEST_ELEMENTS`] array elements so that
 //! decoding cannot expand a request far beyond its wire size. [`decode_request`] always
-//! runs it first.
+//! runs it first. The same table covers responses ([`validate_response_body`], run by
+//! [`decode_response`]) for a node that is a client of another, such as a follower
+//! fetching from its leader.
 
 mod error;
 mod fetch;
@@ -38,8 +40,8 @@ pub use header::{
     response_header_bytes, response_header_len, response_header_version, ParsedHeader,
 };
 pub use request::{decode_request, decode_request_with, DecodedRequest};
-pub use response::encode_response;
-pub use validate::{validate_request_body, MAX_REQUEST_ELEMENTS};
+pub use response::{decode_response, encode_response};
+pub use validate::{validate_request_body, validate_response_body, MAX_REQUEST_ELEMENTS};
 pub use versions::{
     api_versions_fallback_frame, api_versions_response, supported_range, with_features,
     ANSWERED_WITH_ERROR, SUPPORTED_APIS,

@@ -194,6 +194,15 @@ fn decodable() -> Vec<(ApiKey, i16)> {
 
 fn generate(key: ApiKey, version: i16, seed: u64, tags: bool) -> (Bytes, bool) {
     let schema = crate::schema::request_schema(key as i16).unwrap();
+    generate_from(schema, version, seed, tags)
+}
+
+fn generate_from(
+    schema: &crate::schema::ApiSchema,
+    version: i16,
+    seed: u64,
+    tags: bool,
+) -> (Bytes, bool) {
     let mut g = Gen {
         rng: Rng(seed | 1),
         version,
@@ -416,4 +425,89 @@ fn tag_numbers_above_i32_max_are_rejected() {
     );
     let ok = [0x00, 0x01, 0xff, 0xff, 0xff, 0xff, 0x07, 0x00];
     validate_request_body(ApiKey::DescribeCluster as i16, 0, &ok).unwrap();
+}
+
+/// Every (api, version) of a response that both the spec table and kafka-protocol know.
+fn decodable_responses() -> Vec<(ApiKey, i16)> {
+    let mut out = Vec::new();
+    for key in ApiKey::iter() {
+        let Some(s) = crate::schema::response_schema(key as i16) else {
+            continue;
+        };
+        let kp = key.valid_versions();
+        for v in s.valid.lo.max(kp.min)..=s.valid.hi.min(kp.max) {
+            out.push((key, v));
+        }
+    }
+    out
+}
+
+/// The response half of the table agrees with kafka-protocol as the request half does:
+/// generated bodies pass the walker, decode, re-encode into bytes the walker accepts,
+/// and every strict prefix is refused.
+#[test]
+fn generated_response_bodies_round_trip_and_prefixes_are_refused() {
+    use crate::validate::validate_response_body;
+    use kafka_protocol::messages::ResponseKind;
+    let cases = decodable_responses();
+    assert!(cases.len() > 250, "only {} api versions", cases.len());
+    let mut checked = 0;
+    for (i, &(key, version)) in cases.iter().enumerate() {
+        let schema = crate::schema::response_schema(key as i16).unwrap();
+        for round in 0..10u64 {
+            let seed = (i as u64) << 20 | round;
+            let (body, tagged) = generate_from(schema, version, seed, round % 2 == 1);
+            validate_response_body(key as i16, version, &body).unwrap_or_else(|e| {
+                panic!("{key:?} v{version} seed {seed}: walker rejected generated body: {e}")
+            });
+            let Ok(decoded) = ResponseKind::decode(key, &mut body.clone(), version) else {
+                // kafka-protocol claims versions some message types cannot decode.
+                break;
+            };
+            let mut again = BytesMut::new();
+            decoded.encode(&mut again, version).expect("re-encode");
+            if !tagged {
+                assert_eq!(again.freeze(), body, "{key:?} v{version} seed {seed}");
+            }
+            checked += 1;
+            if round == 0 {
+                for cut in 0..body.len() {
+                    assert!(
+                        validate_response_body(key as i16, version, &body[..cut]).is_err(),
+                        "{key:?} v{version}: prefix {cut}/{} accepted",
+                        body.len()
+                    );
+                }
+            }
+        }
+    }
+    assert!(checked > 2000, "{checked}");
+}
+
+/// A Fetch response whose partition count claims far more than the bytes that follow
+/// is refused before kafka-protocol could reserve memory for it.
+#[test]
+fn fetch_response_huge_count_is_rejected_before_decoding() {
+    use crate::validate::validate_response_body;
+    // v17: throttle, error, session id, then Responses (compact array): one topic
+    // (id + partitions with a count of ~2^32).
+    let mut body = BytesMut::new();
+    body.put_i32(0);
+    body.put_i16(0);
+    body.put_i32(0);
+    put_uvarint(&mut body, 2);
+    body.put_slice(&[7u8; 16]);
+    body.put_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+    body.put_u8(0);
+    let err = validate_response_body(ApiKey::Fetch as i16, 17, &body).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ProtocolError::Malformed {
+                reason: MalformedReason::ArrayTooLong { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }

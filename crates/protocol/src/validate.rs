@@ -1,4 +1,6 @@
-//! The bounds-checking pass that runs before kafka-protocol decodes a request body.
+//! The bounds-checking pass that runs before kafka-protocol decodes a request body (and,
+//! for a node that is itself a client of another node, such as a follower fetching
+//! from its leader, a response body).
 //!
 //! kafka-protocol 0.18 reserves `Vec::with_capacity(count)` with the array count taken
 //! from the wire (its `Array` and `CompactArray` decoders), so a few bytes claiming a
@@ -14,7 +16,7 @@
 //! The walker allocates nothing.
 
 use crate::error::{MalformedReason, ProtocolError};
-use crate::schema::{request_schema, struct_def, Field, StructDef, Ty};
+use crate::schema::{request_schema, response_schema, struct_def, Field, StructDef, Ty};
 
 /// Kafka's limit on string lengths (Java readers reject longer ones).
 const MAX_STRING_LEN: u64 = 0x7fff;
@@ -60,6 +62,53 @@ pub fn validate_request_body(
     };
     w.walk_struct(schema.body())
         .map_err(|e| e.into_error(schema.name, api_version))
+}
+
+/// Check that `body` (the response after its header) is a well-formed `api_key`
+/// response at `api_version`, by the same rules as [`validate_request_body`]: a peer
+/// broker's answer is as untrusted as a client's request (a bad count would make
+/// kafka-protocol allocate from it).
+pub fn validate_response_body(
+    api_key: i16,
+    api_version: i16,
+    body: &[u8],
+) -> Result<(), ProtocolError> {
+    let schema = response_schema(api_key)
+        .filter(|s| s.valid.contains(api_version))
+        .ok_or(ProtocolError::Malformed {
+            api: "response",
+            api_version,
+            field: "",
+            offset: 0,
+            reason: MalformedReason::NoSchema {
+                api_key,
+                api_version,
+            },
+            correlation_id: None,
+        })?;
+    let mut w = Walker {
+        buf: body,
+        pos: 0,
+        version: api_version,
+        flexible: schema.flexible.contains(api_version),
+        elements: 0,
+    };
+    w.walk_struct(schema.body())
+        .map_err(|e| e.into_error(schema.name, api_version))
+}
+
+/// Walk a response header of `header_version` (0 or 1) at the start of `buf`,
+/// returning its length.
+pub(crate) fn walk_response_header(buf: &[u8], header_version: i16) -> Result<usize, WalkError> {
+    let mut w = Walker {
+        buf,
+        pos: 0,
+        version: header_version,
+        flexible: crate::schema_gen::RESPONSE_HEADER_FLEXIBLE.contains(header_version),
+        elements: 0,
+    };
+    w.walk_struct(struct_def(crate::schema_gen::RESPONSE_HEADER))?;
+    Ok(w.pos)
 }
 
 /// Walk a request header of `header_version` (1 or 2) at the start of `buf`, returning

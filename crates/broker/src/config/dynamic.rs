@@ -158,12 +158,14 @@ pub const KAFKA_DYNAMIC_BROKER_KEYS: &[&str] = &[
 ];
 
 /// Keys Kafka changes at runtime that Sluice implements but reads only at
-/// start (listeners are bound, the connection limit is set up): refused
+/// start (listeners are bound, the connection limit and the replica
+/// fetcher pool are set up): refused
 /// dynamically rather than stored without effect.
 pub const STARTUP_ONLY_KEYS: &[&str] = &[
     "listener.security.protocol.map",
     "listeners",
     "max.connections",
+    "num.replica.fetchers",
 ];
 
 const fn stored(name: &'static str, ty: ConfigType) -> ConfigKey {
@@ -203,7 +205,6 @@ pub static STORED_ONLY_KEYS: &[ConfigKey] = &[
     stored("metric.reporters", T::List),
     stored("num.io.threads", T::Int),
     stored("num.network.threads", T::Int),
-    stored("num.replica.fetchers", T::Int),
     stored("principal.builder.class", T::String),
     stored("remote.fetch.max.wait.ms", T::Int),
     stored("remote.list.offsets.request.timeout.ms", T::Long),

@@ -507,6 +507,7 @@ impl BrokerConfig {
         };
 
         let kraft = roles::KraftConfig::from_explicit(&explicit, &log_dirs)?;
+        crate::replica_fetcher::config::validate(&explicit)?;
         // A controller-only node serves no client listener.
         let controller_only = kraft.as_ref().is_some_and(|k| !k.roles.broker);
 

@@ -28,6 +28,10 @@ pub async fn handle(
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let version = header.request_api_version;
+    // A follower (Kafka: a replica id >= 0) asking for the latest offset gets
+    // the log end offset, not the high watermark: it decides how far an
+    // out-of-range follower truncates.
+    let from_replica = req.replica_id.0 >= 0;
     // Resolve partitions here; do the lookups (index reads, and for
     // timestamps a batch read and decompression) on the blocking pool.
     let mut queries = Vec::new();
@@ -58,7 +62,8 @@ pub async fn handle(
                 let partition = partition?;
                 let leader_epoch = partition.leader_epoch().0;
                 check_leader_epoch(leader_epoch, epoch)?;
-                Ok(lookup(&partition, timestamp)?.map(|(o, ts)| (o, ts, leader_epoch)))
+                Ok(lookup(&partition, timestamp, from_replica)?
+                    .map(|(o, ts)| (o, ts, leader_epoch)))
             })
             .collect::<Vec<_>>()
     })
@@ -108,12 +113,17 @@ pub async fn handle(
 
 /// The offset (and its timestamp) a ListOffsets query resolves to, `None`
 /// when there is no such offset.
-fn lookup(partition: &Partition, timestamp: i64) -> Result<Option<(Offset, Timestamp)>, i16> {
+fn lookup(
+    partition: &Partition,
+    timestamp: i64,
+    from_replica: bool,
+) -> Result<Option<(Offset, Timestamp)>, i16> {
     let log = partition.log();
     // Consumers never see past the high watermark (no transactions, so the
     // last stable offset equals it).
     let hw = partition.high_watermark();
     match timestamp {
+        LATEST_TIMESTAMP if from_replica => Ok(Some((log.log_end_offset(), Timestamp::NONE))),
         LATEST_TIMESTAMP => Ok(Some((hw, Timestamp::NONE))),
         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
             Ok(Some((log.log_start_offset(), Timestamp::NONE)))

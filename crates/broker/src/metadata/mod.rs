@@ -87,6 +87,7 @@ pub(crate) use files::{percent_decode, percent_encode, read_file};
 use crate::config::BrokerConfig;
 use crate::group::GroupCoordinator;
 use crate::partition::ReplicaManager;
+use crate::replica_fetcher::{ReplicaFetcherConfig, ReplicaFetcherManager};
 
 /// The directory holding the metadata log (`__cluster_metadata-0`) and
 /// whose `meta.properties` gives the directory id: Kafka's
@@ -186,6 +187,8 @@ pub struct MetadataServices {
     pub client: Arc<dyn ControllerClient>,
     /// This broker's epoch from its registration (-1 before it).
     pub broker_epoch: Arc<std::sync::atomic::AtomicI64>,
+    /// The replica fetchers of the partitions this broker follows.
+    pub fetchers: Arc<ReplicaFetcherManager>,
     owned: Option<OwnedQuorum>,
     loader: Option<JoinHandle<()>>,
     stop_loader: tokio::sync::watch::Sender<bool>,
@@ -290,13 +293,16 @@ impl MetadataServices {
             }
         };
         let cache = ImageCache::new(node);
-        let partitions = Arc::new(PartitionsPublisher::new(
-            node,
-            config.clone(),
-            logs.clone(),
+        let fetchers = Arc::new(ReplicaFetcherManager::new(
+            ReplicaFetcherConfig::from_broker(&config),
             replicas.clone(),
-            fs,
+            Arc::new(sluice_transport::TcpConnector),
+            tokio::runtime::Handle::current(),
         ));
+        let partitions = Arc::new(
+            PartitionsPublisher::new(node, config.clone(), logs.clone(), replicas.clone(), fs)
+                .with_fetchers(fetchers.clone()),
+        );
         let publishers: Vec<Arc<dyn MetadataPublisher>> = vec![
             Arc::new(BrokerConfigPublisher::new(
                 node,
@@ -350,6 +356,7 @@ impl MetadataServices {
             lifecycle,
             client,
             broker_epoch,
+            fetchers,
             owned,
             loader: Some(loader),
             stop_loader,
@@ -369,7 +376,8 @@ impl MetadataServices {
     }
 
     /// Stops the metadata side: with `controlled`, first a controlled
-    /// shutdown (leaderships move off this broker). In single-node mode
+    /// shutdown (leaderships move off this broker); then the replica
+    /// fetchers (no fetch is sent after that, appends in progress finish). In single-node mode
     /// then the metadata log (so nothing waits on an append), then the
     /// controller; the loader ends with the log. In cluster mode the log
     /// belongs to the caller: the loader is stopped here.
@@ -379,6 +387,9 @@ impl MetadataServices {
         } else {
             self.lifecycle.stop().await;
         }
+        // Followers fetch until the controlled shutdown moved leaderships
+        // off (as Kafka's), then stop before the loader could add more.
+        self.fetchers.shutdown().await;
         match self.owned.take() {
             Some(owned) => {
                 owned.log.shutdown().await;

@@ -7,7 +7,10 @@
 //!   applies topic config overrides to the logs, and deletes the logs of
 //!   replicas it no longer hosts. On the first image it also deletes the
 //!   partition directories the image does not know (a deletion persisted
-//!   but not finished before a crash).
+//!   but not finished before a crash). With replica fetchers, it stops
+//!   fetching what this broker now leads or drops before roles change, and
+//!   fetches what it follows from the leader afterwards
+//!   (`replica_fetcher::publish`).
 //! - [`GroupCoordinatorPublisher`]: loads the `__consumer_offsets`
 //!   partitions this broker leads into the group coordinator, and drops
 //!   the committed offsets of deleted topics.
@@ -23,7 +26,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use sluice_metadata::{BrokerId, ConfigResourceType, LocalPartition, MetadataChanges};
+use sluice_metadata::{
+    BrokerId, ConfigResourceType, LocalPartition, LocalReplicaChanges, MetadataChanges,
+};
 use sluice_storage::{Fs, LogConfig, LogManager, StorageError, TopicPartition};
 
 use super::image_cache::topic_resource;
@@ -33,6 +38,7 @@ use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::partition::ReplicaManager;
 use crate::replica::isr::Assignment;
 use crate::replica::ReplicaRole;
+use crate::replica_fetcher::ReplicaFetcherManager;
 
 /// Why a hosted partition has no log (it stays offline).
 #[derive(Clone, Debug)]
@@ -54,6 +60,9 @@ pub struct PartitionsPublisher {
     /// known to cover everything this node's metadata log held at start
     /// (see [`PartitionsPublisher::keep_strays`]).
     delete_strays: std::sync::atomic::AtomicBool,
+    /// The replica fetchers, when this broker can follow (see
+    /// [`PartitionsPublisher::with_fetchers`]).
+    fetchers: Option<Arc<ReplicaFetcherManager>>,
 }
 
 impl PartitionsPublisher {
@@ -72,6 +81,33 @@ impl PartitionsPublisher {
             fs,
             failures: Mutex::new(HashMap::new()),
             delete_strays: std::sync::atomic::AtomicBool::new(true),
+            fetchers: None,
+        }
+    }
+
+    /// Partitions this broker follows are fetched by `fetchers`.
+    pub fn with_fetchers(mut self, fetchers: Arc<ReplicaFetcherManager>) -> Self {
+        self.fetchers = Some(fetchers);
+        self
+    }
+
+    /// Before roles change: what this broker now leads or no longer hosts
+    /// stops being fetched (nothing fetched is appended after this).
+    fn stop_fetchers(&self, local: &LocalReplicaChanges) {
+        if let Some(f) = &self.fetchers {
+            crate::replica_fetcher::publish::stop_fetchers(f, local);
+        }
+    }
+
+    /// After roles change: what this broker follows is fetched from its
+    /// leader, from the log end offset (nothing is truncated here).
+    fn start_fetchers(&self, changes: &MetadataChanges, local: &LocalReplicaChanges) {
+        if let Some(f) = &self.fetchers {
+            crate::replica_fetcher::publish::start_fetchers(f, self.node, changes, local, |tp| {
+                self.replicas
+                    .get_partition(tp)
+                    .map(|p| p.log().log_end_offset())
+            });
         }
     }
 
@@ -273,6 +309,7 @@ impl MetadataPublisher for PartitionsPublisher {
             self.delete_strays(changes);
         }
         let local = changes.local_changes(self.node);
+        self.stop_fetchers(&local);
         for p in &local.deletes {
             self.unhost(p);
         }
@@ -280,6 +317,7 @@ impl MetadataPublisher for PartitionsPublisher {
         for p in local.leaders.iter().chain(&local.followers) {
             self.host(changes, p, &mut progress);
         }
+        self.start_fetchers(changes, &local);
         self.apply_topic_configs(changes);
     }
 }

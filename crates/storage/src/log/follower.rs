@@ -69,16 +69,19 @@ impl Log {
         )? {
             pending_snapshot = self.roll_locked(&mut st, &config, now)?;
         }
-        let mut assigned = false;
+        let newer = |h: &BatchHeader, latest: Option<LeaderEpoch>| {
+            h.partition_leader_epoch.0 >= 0 && latest.is_none_or(|l| h.partition_leader_epoch > l)
+        };
+        let mut epochs_before = None;
         for (_, h) in &headers {
-            let epoch = h.partition_leader_epoch;
-            if st.epochs.latest_epoch().is_none_or(|l| epoch > l) {
-                assigned |= st.epochs.assign(epoch, h.base_offset);
+            if newer(h, st.epochs.latest_epoch()) {
+                epochs_before.get_or_insert_with(|| st.epochs.clone());
+                st.epochs.assign(h.partition_leader_epoch, h.base_offset);
             }
         }
-        if assigned {
+        if let Some(before) = &epochs_before {
             if let Err(e) = self.persist_epochs(&st.epochs) {
-                st.epochs.truncate_from_end(leo);
+                st.epochs = before.clone();
                 return Err(e);
             }
         }
@@ -88,7 +91,8 @@ impl Log {
             if f.unrecoverable {
                 self.offline(&f.error);
             }
-            if assigned && st.epochs.truncate_from_end(leo) {
+            if let Some(before) = epochs_before {
+                st.epochs = before;
                 let _ = self.persist_epochs(&st.epochs);
             }
             return Err(f.error);
