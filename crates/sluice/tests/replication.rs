@@ -37,6 +37,7 @@ use sluice_testkit::{ClusterLayout, SluiceCluster};
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 /// Generous bound for anything the cluster must do on a busy 2-core box.
 const LONG: Duration = Duration::from_secs(120);
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const NOT_ENOUGH_REPLICAS: i16 = 19;
 const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
 const REQUEST_TIMED_OUT: i16 = 7;
@@ -412,7 +413,20 @@ fn acks_all_needs_min_insync_replicas() {
     });
     let leader = partitions(&m, TOPIC)[&0].0;
     let followers: Vec<i32> = brokers.iter().copied().filter(|&b| b != leader).collect();
-    assert_eq!(produce_acks_all(&c, leader, TOPIC, "all-up"), 0);
+    // The leader may not have published the new topic yet (as on Kafka,
+    // UNKNOWN_TOPIC_OR_PARTITION until it has).
+    let bound = Instant::now() + LONG;
+    loop {
+        let code = produce_acks_all(&c, leader, TOPIC, "all-up");
+        if code == 0 {
+            break;
+        }
+        assert!(
+            code == UNKNOWN_TOPIC_OR_PARTITION && Instant::now() < bound,
+            "acks=all with all three up: error {code}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // One follower down: once it has left the ISR, writes succeed again.
     c.node_mut(followers[0]).process.kill().unwrap();
