@@ -5,7 +5,9 @@
 //! the loader, the publishers that apply metadata changes to broker
 //! configs, logs, partitions and the group coordinator, and the image
 //! cache handlers answer from), and the partitions (a `Log` plus its high
-//! watermark, leader epoch and fetch waiters), and the replica fetchers
+//! watermark, leader epoch and fetch waiters), the leader side of
+//! replication (`replica`: followers' progress, the ISR and its changes,
+//! the high watermark, the `acks=all` purgatory), and the replica fetchers
 //! that make this broker a follower (`replica_fetcher`).
 //!
 //! Storage errors and protocol errors become Kafka error codes here and

@@ -159,8 +159,13 @@ impl Partition {
         }
     }
 
-    /// Publishes the log's end offset to followers' long polls.
+    /// Publishes the log's end offset to followers' long polls. Skipped
+    /// when no fetch waits (the one-node case): a fetch subscribes before
+    /// it reads the log, so one that subscribes later reads the append.
     pub fn publish_log_end(&self) {
+        if self.log_end.receiver_count() == 0 {
+            return;
+        }
         let leo = self.log.log_end_offset();
         self.log_end.send_if_modified(|end| {
             if *end != leo {

@@ -46,6 +46,19 @@ impl Node {
     }
 }
 
+impl Node {
+    /// The controller seam and this broker's epoch (AlterPartition tests).
+    pub(crate) fn controller_client(
+        &self,
+    ) -> (
+        Arc<dyn super::ControllerClient>,
+        Arc<std::sync::atomic::AtomicI64>,
+    ) {
+        let s = self.services.as_ref().expect("running");
+        (s.client.clone(), s.broker_epoch.clone())
+    }
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         if let Some(mut s) = self.services.take() {

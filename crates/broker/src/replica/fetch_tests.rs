@@ -427,7 +427,10 @@ fn a_diverging_follower_is_told_where_its_epoch_ends() {
 
         // 2 wrote offsets 0..3 in epoch 0 (an old leader's): epoch 0 ends
         // at 1 here, so it must truncate to 1. No records, no progress.
-        let f = fetch(&ctx, 2, 3, 1, 0, 600_000).await;
+        // Answered at once, not after the long poll.
+        let f = tokio::time::timeout(LONG, fetch(&ctx, 2, 3, 1, 0, 600_000))
+            .await
+            .expect("a diverging follower is answered at once");
         assert_eq!(f.error_code, 0);
         assert_eq!(
             (f.diverging_epoch.epoch, f.diverging_epoch.end_offset),
@@ -500,4 +503,62 @@ fn a_restarted_leader_starts_from_the_checkpointed_high_watermark() {
         .unwrap();
     assert_eq!(solo.log().log_end_offset(), Offset(2));
     assert_eq!(solo.high_watermark(), Offset(2));
+}
+
+#[test]
+fn isr_changes_commit_through_the_controller_and_the_image_agrees() {
+    // A short lag time, well inside the controller's broker session.
+    let config = BrokerConfig::with_overrides(&[
+        ("log.dirs", "/sim/data"),
+        ("replica.lag.time.max.ms", "2000"),
+    ])
+    .unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let node = open_node_with_clock(config, &Arc::new(SimFs::new()), clock.clone()).unwrap();
+    let ctx: BrokerContext = (*node).clone();
+    let (client, epoch) = node.controller_client();
+    let sender = super::controller::ControllerIsrSender::new(client, BrokerId(1), epoch);
+    node.block_on(async {
+        node.controller
+            .create_topic("t", 1, 1, BTreeMap::new())
+            .await
+            .unwrap();
+        replicate(&node, &[1, 2, 3]).await;
+        let p = partition(&ctx);
+        assert_eq!(produce(&ctx, 1, 1_000).await.0, 0);
+        fetch(&ctx, 2, 1, 1, -1, 0).await;
+        clock.advance(2_500);
+        fetch(&ctx, 2, 1, 1, -1, 0).await;
+        p.maybe_shrink_isr();
+        send_queued(ctx.replicas.isr_queue(), &sender).await;
+        assert_eq!(p.isr().unwrap(), vec![BrokerId(1), BrokerId(2)]);
+        assert_eq!(p.high_watermark(), Offset(1));
+        let in_image = |ctx: &BrokerContext| {
+            let reg = ctx
+                .image
+                .image()
+                .topic("t")
+                .unwrap()
+                .partition(0)
+                .unwrap()
+                .clone();
+            (reg.isr, reg.partition_epoch.0)
+        };
+        eventually("the image shows the shrink", || {
+            in_image(&ctx) == (vec![BrokerId(1), BrokerId(2)], 2)
+        })
+        .await;
+        assert_eq!(p.leader_state().unwrap().partition_epoch().0, 2);
+
+        // 3 catches up and joins through the controller.
+        fetch(&ctx, 3, 1, 1, -1, 0).await;
+        send_queued(ctx.replicas.isr_queue(), &sender).await;
+        assert_eq!(p.isr().unwrap().len(), 3);
+        eventually("the image shows the expansion", || in_image(&ctx).1 == 3).await;
+        assert_eq!(
+            in_image(&ctx).0,
+            vec![BrokerId(1), BrokerId(2), BrokerId(3)]
+        );
+        assert!(p.leader_state().unwrap().pending().is_none());
+    });
 }
