@@ -1,7 +1,8 @@
 //! Issue 17's follower side on real processes: 3 combined nodes, a topic at
 //! replication factor 3; records produced to each leader end up in every
 //! follower's segment files byte for byte (the followers' replica fetchers
-//! append the leader's batches as they are).
+//! append the leader's batches as they are), also after a follower was
+//! killed with kill -9 and restarted while records kept coming.
 
 mod common;
 
@@ -13,6 +14,7 @@ use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
+use sluice_testkit::metadata::fetch_metadata;
 use sluice_testkit::{ClusterLayout, SluiceCluster};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
@@ -49,22 +51,11 @@ fn segments(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-#[test]
-fn followers_hold_byte_identical_segments() {
-    let c = SluiceCluster::start(
-        BIN,
-        ClusterLayout::Combined(3),
-        &[
-            ("broker.session.timeout.ms", "6000"),
-            ("broker.heartbeat.interval.ms", "500"),
-        ],
-    )
-    .expect("the cluster starts");
-    create_topic(&c, "replicated", 2, 3);
-
+/// Produces `n` records (values numbered from `from`) over both partitions.
+fn produce(bootstrap: &str, acks: &str, from: usize, n: usize) {
     let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", c.broker_addr(1))
-        .set("acks", "all")
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", acks)
         .set("linger.ms", "5")
         .set("message.timeout.ms", "60000")
         .create()
@@ -73,7 +64,7 @@ fn followers_hold_byte_identical_segments() {
         .enable_all()
         .build()
         .unwrap();
-    let values: Vec<String> = (0..400)
+    let values: Vec<String> = (from..from + n)
         .map(|i| format!("value-{i}-{}", "x".repeat(i % 300)))
         .collect();
     rt.block_on(async {
@@ -89,8 +80,11 @@ fn followers_hold_byte_identical_segments() {
             f.await.expect("produce acknowledged");
         }
     });
+}
 
-    // Every node's copy of each partition converges to the same bytes.
+/// Waits until every node's copy of each partition holds the same bytes.
+fn converge(c: &SluiceCluster, what: &str) {
+    let started = Instant::now();
     for p in 0..2 {
         let bound = Instant::now() + LONG;
         loop {
@@ -101,12 +95,15 @@ fn followers_hold_byte_identical_segments() {
                 .collect();
             let total: usize = copies[0].iter().map(|(_, b)| b.len()).sum();
             if total > 0 && copies.iter().all(|copy| *copy == copies[0]) {
-                println!("partition {p}: {total} bytes identical on all 3 nodes");
+                println!(
+                    "{what}: partition {p}: {total} bytes identical on all 3 nodes after {:.2} s",
+                    started.elapsed().as_secs_f64()
+                );
                 break;
             }
             assert!(
                 Instant::now() < bound,
-                "partition {p}: copies differ: {:?}",
+                "{what}: partition {p}: copies differ: {:?}",
                 copies
                     .iter()
                     .map(|c| c
@@ -118,4 +115,37 @@ fn followers_hold_byte_identical_segments() {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+#[test]
+fn followers_hold_byte_identical_segments() {
+    let mut c = SluiceCluster::start(
+        BIN,
+        ClusterLayout::Combined(3),
+        &[
+            ("broker.session.timeout.ms", "6000"),
+            ("broker.heartbeat.interval.ms", "500"),
+        ],
+    )
+    .expect("the cluster starts");
+    create_topic(&c, "replicated", 2, 3);
+    produce(c.broker_addr(1), "all", 0, 400);
+    converge(&c, "after 400 records");
+
+    // A follower killed with kill -9 while records keep coming catches up
+    // from its own log end after a restart.
+    let m = fetch_metadata(c.broker_addr(1).parse().unwrap(), Some(&["replicated"])).unwrap();
+    let leaders: Vec<i32> = (0..2)
+        .map(|p| m.partition("replicated", p).expect("listed").leader)
+        .collect();
+    let victim = c
+        .broker_ids()
+        .into_iter()
+        .find(|id| !leaders.contains(id))
+        .expect("3 nodes, 2 leaders");
+    c.node_mut(victim).process.kill().unwrap();
+    let bootstrap = c.broker_addr(leaders[0]).to_string();
+    produce(&bootstrap, "1", 400, 400);
+    c.node_mut(victim).process.restart().unwrap();
+    converge(&c, "after a follower's kill -9 and restart");
 }
