@@ -20,6 +20,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod network;
 pub mod partition;
+pub mod replica;
 pub mod replica_fetcher;
 pub mod server;
 

@@ -1,21 +1,30 @@
-//! Online partitions: each is a [`Log`] plus its high watermark and the
-//! waiters of long-polling fetches.
+//! Online partitions: each is a [`Log`] plus its high watermark, the
+//! waiters of long-polling fetches and, while this broker leads it, its
+//! replication state (`crate::replica`: followers, ISR, `acks=all`
+//! purgatory).
 //!
-//! This broker is the only replica of every partition, so the high watermark
-//! is the log end offset once an append is acknowledged-ready: right after
-//! the append, or — for `flush.messages=1` topics — after the group-commit
-//! fsync that covers it. Consumers never see bytes past the high watermark.
+//! The high watermark is the smallest log end offset of the ISR (see
+//! [`crate::replica::isr`]); the leader counts its own end once an append is
+//! acknowledged-ready: right after the append, or — for `flush.messages=1`
+//! topics — after the group-commit fsync that covers it. A partition whose
+//! only replica is this broker keeps the one-node fast path: the high
+//! watermark moves with the append, without taking the replication lock.
+//! Consumers never see bytes past the high watermark; followers read up to
+//! the log end offset.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use sluice_record::{LeaderEpoch, Offset};
-use sluice_storage::{Log, TopicPartition};
+use sluice_record::Offset;
+use sluice_storage::{Clock, Log, SystemClock, TopicPartition};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use tokio::sync::watch;
 
 use crate::handlers::fetch_session::FetchSessionCache;
+use crate::replica::alter::IsrQueue;
+use crate::replica::isr::LeaderState;
+use crate::replica::purgatory::Purgatory;
 
 /// Appends of this many bytes make the older part of the recent window
 /// cold (see [`Partition::is_hot`]): offsets read as hot lie within the
@@ -24,56 +33,80 @@ const HOT_WINDOW_BYTES: u64 = 4 << 20;
 
 /// One online partition. Cheap to share (`Arc`).
 pub struct Partition {
-    log: Arc<Log>,
+    pub(crate) log: Arc<Log>,
     /// The high watermark; receivers are woken whenever it moves.
-    high_watermark: watch::Sender<Offset>,
+    pub(crate) high_watermark: watch::Sender<Offset>,
+    /// The log end offset as appends publish it; followers' long polls
+    /// wait on it.
+    pub(crate) log_end: watch::Sender<Offset>,
     /// Offsets at or above this were appended by this process recently.
     hot_from: AtomicI64,
     /// Where the next `hot_from` starts and the bytes appended since.
     hot_mark: Mutex<(Offset, u64)>,
     /// The partition's leader epoch from its registration in the metadata
     /// image (set by the partitions publisher).
-    leader_epoch: AtomicI32,
+    pub(crate) leader_epoch: AtomicI32,
     /// Whether this broker leads the partition (else it follows).
-    leader: AtomicBool,
+    pub(crate) leader: AtomicBool,
+    /// The leader's replication state (`None` while following).
+    pub(crate) replication: Mutex<Option<LeaderState>>,
+    /// This broker leads and is the only replica: the high watermark is
+    /// the leader's ready offset (no lock, no follower to wait for).
+    pub(crate) solo: AtomicBool,
+    /// `acks=all` answers waiting for the high watermark.
+    pub(crate) purgatory: Purgatory,
+    /// The topic's id (AlterPartition names partitions by it).
+    pub(crate) topic_id: Mutex<uuid::Uuid>,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Where ISR changes go to the controller.
+    pub(crate) isr_queue: Arc<IsrQueue>,
+    /// Whether this partition is in `isr_queue` (so it is there once).
+    pub(crate) isr_queued: AtomicBool,
 }
 
 impl Partition {
     /// A partition whose high watermark starts at the log end offset: data
     /// that survived a restart (and its recovery) counts as committed.
     pub fn new(log: Arc<Log>) -> Self {
-        let hw = log.log_end_offset();
+        let leo = log.log_end_offset();
+        Self::with(log, Arc::new(SystemClock), Arc::default(), leo)
+    }
+
+    /// A partition whose high watermark starts at `hw` (the checkpointed
+    /// one: a new leader must not expose what the ISR may not have).
+    pub(crate) fn with(
+        log: Arc<Log>,
+        clock: Arc<dyn Clock>,
+        isr_queue: Arc<IsrQueue>,
+        hw: Offset,
+    ) -> Self {
+        let leo = log.log_end_offset();
+        let hw = hw.clamp(log.log_start_offset(), leo);
         let (high_watermark, _) = watch::channel(hw);
+        let (log_end, _) = watch::channel(leo);
         Partition {
             log,
             high_watermark,
-            hot_from: AtomicI64::new(hw.0),
-            hot_mark: Mutex::new((hw, 0)),
+            log_end,
+            hot_from: AtomicI64::new(leo.0),
+            hot_mark: Mutex::new((leo, 0)),
             leader_epoch: AtomicI32::new(0),
             leader: AtomicBool::new(true),
+            replication: Mutex::new(None),
+            solo: AtomicBool::new(true),
+            purgatory: Purgatory::default(),
+            topic_id: Mutex::new(uuid::Uuid::nil()),
+            clock,
+            isr_queue,
+            isr_queued: AtomicBool::new(false),
         }
-    }
-
-    /// Makes this broker the partition's leader (or a follower) in
-    /// `leader_epoch`, as the metadata image says.
-    pub fn become_replica(&self, leader: bool, leader_epoch: LeaderEpoch) {
-        self.leader_epoch.store(leader_epoch.0, Ordering::Release);
-        self.leader.store(leader, Ordering::Release);
-    }
-
-    /// The leader epoch appends are stamped with and requests are checked against.
-    pub fn leader_epoch(&self) -> LeaderEpoch {
-        LeaderEpoch(self.leader_epoch.load(Ordering::Acquire))
-    }
-
-    /// Whether this broker leads the partition.
-    pub fn is_leader(&self) -> bool {
-        self.leader.load(Ordering::Acquire)
     }
 
     /// Notes an append of `bytes` starting at `first_offset`, for
     /// [`Partition::is_hot`].
+    /// Also wakes followers' long polls.
     pub fn note_append(&self, first_offset: Offset, bytes: usize) {
+        self.publish_log_end();
         let mut mark = self.hot_mark.lock();
         mark.1 += bytes as u64;
         if mark.1 >= HOT_WINDOW_BYTES {
@@ -105,9 +138,11 @@ impl Partition {
     }
 
     /// Moves the high watermark forward to `offset` (never backwards) and
-    /// wakes fetches waiting for data.
+    /// wakes fetches and `acks=all` answers waiting for it. A leader's
+    /// appends go through [`Partition::publish_append`] instead (which
+    /// applies the ISR rules); this is the raw move (followers).
     pub fn advance_high_watermark(&self, offset: Offset) {
-        self.high_watermark.send_if_modified(|hw| {
+        let moved = self.high_watermark.send_if_modified(|hw| {
             if offset > *hw {
                 *hw = offset;
                 true
@@ -115,6 +150,28 @@ impl Partition {
                 false
             }
         });
+        if moved {
+            self.purgatory.complete_upto(offset);
+        }
+    }
+
+    /// Publishes the log's end offset to followers' long polls.
+    pub fn publish_log_end(&self) {
+        let leo = self.log.log_end_offset();
+        self.log_end.send_if_modified(|end| {
+            if *end != leo {
+                *end = leo;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// A receiver of log-end changes (followers' long polls). Subscribe
+    /// before reading the log.
+    pub fn subscribe_log_end(&self) -> watch::Receiver<Offset> {
+        self.log_end.subscribe()
     }
 
     /// Sets the high watermark to the log end offset after a truncation or
@@ -122,6 +179,7 @@ impl Partition {
     pub fn reset_high_watermark(&self) {
         let leo = self.log.log_end_offset();
         self.high_watermark.send_replace(leo);
+        self.publish_log_end();
     }
 
     /// A receiver that sees every later high-watermark change. Subscribe
@@ -139,6 +197,10 @@ pub struct ReplicaManager {
     shutdown: watch::Sender<bool>,
     /// Incremental fetch sessions (KIP-227).
     fetch_sessions: FetchSessionCache,
+    /// The clock follower progress and ISR lag are measured on.
+    clock: Arc<dyn Clock>,
+    /// ISR changes waiting to go to the controller.
+    isr_queue: Arc<IsrQueue>,
 }
 
 impl Default for ReplicaManager {
@@ -149,11 +211,27 @@ impl Default for ReplicaManager {
 
 impl ReplicaManager {
     pub fn new() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
+
+    /// A manager whose partitions measure follower lag on `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
         ReplicaManager {
             partitions: RwLock::new(HashMap::new()),
             shutdown: watch::channel(false).0,
             fetch_sessions: FetchSessionCache::default(),
+            clock,
+            isr_queue: Arc::default(),
         }
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The queue of ISR changes for the controller.
+    pub fn isr_queue(&self) -> &Arc<IsrQueue> {
+        &self.isr_queue
     }
 
     /// Wakes every waiting fetch so that it answers now.
@@ -171,9 +249,25 @@ impl ReplicaManager {
         self.shutdown.subscribe()
     }
 
-    /// Puts `log` online (replacing a previous partition of the same name).
+    /// Puts `log` online (replacing a previous partition of the same name)
+    /// with its high watermark at the log end.
     pub fn add_partition(&self, log: Arc<Log>) -> Arc<Partition> {
-        let partition = Arc::new(Partition::new(log));
+        let leo = log.log_end_offset();
+        self.add_partition_at(log, Some(leo))
+    }
+
+    /// Puts `log` online with the high watermark `checkpointed` (Kafka's
+    /// `replication-offset-checkpoint`; the log start when there is none),
+    /// kept within the log. A leader alone moves it to its log end when it
+    /// takes the lead; a leader with followers waits for them.
+    pub fn add_partition_at(&self, log: Arc<Log>, checkpointed: Option<Offset>) -> Arc<Partition> {
+        let hw = checkpointed.unwrap_or(log.log_start_offset());
+        let partition = Arc::new(Partition::with(
+            log,
+            self.clock.clone(),
+            self.isr_queue.clone(),
+            hw,
+        ));
         self.partitions
             .write()
             .insert(partition.topic_partition().clone(), partition.clone());
@@ -181,11 +275,24 @@ impl ReplicaManager {
     }
 
     pub fn remove_partition(&self, tp: &TopicPartition) -> Option<Arc<Partition>> {
-        self.partitions.write().remove(tp)
+        let removed = self.partitions.write().remove(tp);
+        if let Some(p) = &removed {
+            p.stop_leading();
+        }
+        removed
     }
 
     pub fn get_partition(&self, tp: &TopicPartition) -> Option<Arc<Partition>> {
         self.partitions.read().get(tp).cloned()
+    }
+
+    /// Every online partition's high watermark (the checkpoint).
+    pub fn high_watermarks(&self) -> Vec<(TopicPartition, Offset)> {
+        self.partitions
+            .read()
+            .iter()
+            .map(|(tp, p)| (tp.clone(), p.high_watermark()))
+            .collect()
     }
 
     /// Every online partition, in no particular order.
@@ -219,8 +326,6 @@ mod tests {
         }
         b.build().unwrap()
     }
-
-    use sluice_storage::Clock as _;
 
     /// Reads of recently appended data are hot; data appended more than
     /// 8 MiB ago, or before the partition came online (a restart), is not,

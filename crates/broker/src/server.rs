@@ -110,7 +110,7 @@ impl Broker {
         let group_config = GroupConfig::from_broker(&config);
         let config = Arc::new(config);
         let logs = Arc::new(logs);
-        let replicas = Arc::new(ReplicaManager::new());
+        let replicas = Arc::new(ReplicaManager::with_clock(clock.clone()));
         let groups = Arc::new(GroupCoordinator::new(group_config, clock.clone()));
         // Opens the metadata log (bootstrapped once from the single-node
         // files on upgrade), starts the controller and publishes the
@@ -205,6 +205,25 @@ impl Broker {
                 },
             ));
         }
+        // The leader side of replication: ISR changes to the controller
+        // and the periodic shrink check; the high-watermark checkpoint.
+        timers.push(tokio::spawn(crate::replica::alter::run_isr_manager(
+            ctx.replicas.clone(),
+            Arc::new(crate::replica::controller::ControllerIsrSender::new(
+                services.client.clone(),
+                sluice_metadata::BrokerId(ctx.config.node_id),
+                services.broker_epoch.clone(),
+            )),
+            ctx.config.replica_lag_time_max_ms,
+            shutdown_rx.clone(),
+        )));
+        let (logs, replicas) = (ctx.logs.clone(), ctx.replicas.clone());
+        timers.push(spawn_timer(
+            "high_watermark_checkpoint",
+            ctx.config.replica_high_watermark_checkpoint_interval_ms,
+            shutdown_rx.clone(),
+            move || logs.write_high_watermarks(&replicas.high_watermarks()),
+        ));
         let logs = ctx.logs.clone();
         let retention_timer = spawn_timer(
             "enforce_retention",
@@ -270,12 +289,19 @@ impl Broker {
         let mut services = self.services;
         services.shutdown(true).await;
         let logs = self.ctx.logs.clone();
-        tokio::task::spawn_blocking(move || logs.shutdown())
-            .await
-            .map_err(|e| BrokerError::Io {
-                op: "shutdown",
-                source: std::io::Error::other(e.to_string()),
-            })??;
+        let replicas = self.ctx.replicas.clone();
+        tokio::task::spawn_blocking(move || {
+            // The last high watermarks, so a restart exposes nothing less.
+            if let Err(e) = logs.write_high_watermarks(&replicas.high_watermarks()) {
+                tracing::error!(error = %e, "cannot write the high-watermark checkpoint");
+            }
+            logs.shutdown()
+        })
+        .await
+        .map_err(|e| BrokerError::Io {
+            op: "shutdown",
+            source: std::io::Error::other(e.to_string()),
+        })??;
         tracing::info!("broker stopped");
         Ok(())
     }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_broker::group::append::{AppendQueue, Durable};
+use sluice_broker::group::append::AppendQueue;
 use sluice_broker::group::{CommitRequest, GroupCoordinator, GroupError, OFFSETS_TOPIC};
 use sluice_broker::{Broker, BrokerConfig};
 use sluice_record::Batches;
@@ -205,23 +205,26 @@ async fn an_answer_that_writes_nothing_waits_for_what_is_staged() {
         .replicas
         .get_partition(&TopicPartition::new(OFFSETS_TOPIC, 0))
         .unwrap();
-    let queue = Arc::new(AppendQueue::new(part, Arc::new(SystemClock), 60_000));
+    let queue = Arc::new(AppendQueue::new(part, Arc::new(SystemClock), 60_000, 5_000));
     // Nothing staged: nothing to wait for.
-    assert!(matches!(queue.stage(Vec::new()), Durable::Done(Ok(()))));
-    let first = queue.stage(vec![(b"k".to_vec(), Some(b"v".to_vec()))]);
-    let second = queue.stage(Vec::new());
-    let (Durable::Waiting(mut first), Durable::Waiting(mut second)) = (first, second) else {
-        panic!("both must wait for the staged record");
-    };
-    assert!(first.try_recv().is_err() && second.try_recv().is_err());
+    let mut nothing = queue.stage(Vec::new());
+    assert!(nothing.is_written());
+    assert_eq!(nothing.wait().await, Ok(()));
+    let mut first = queue.stage(vec![(b"k".to_vec(), Some(b"v".to_vec()))]);
+    let mut second = queue.stage(Vec::new());
+    assert!(
+        !first.is_written() && !second.is_written(),
+        "both must wait for the staged record"
+    );
     let (_, r0) = offsets_log(&broker);
     // A write-through carries the staged record before its own, and
     // answers both waiters.
     queue
         .write_through(vec![(b"k2".to_vec(), Some(b"v2".to_vec()))])
         .unwrap();
-    assert_eq!(first.await.unwrap(), Ok(()));
-    assert_eq!(second.await.unwrap(), Ok(()));
+    assert!(first.is_written() && second.is_written());
+    assert_eq!(first.wait().await, Ok(()));
+    assert_eq!(second.wait().await, Ok(()));
     let (_, r1) = offsets_log(&broker);
     assert_eq!(r1 - r0, 2);
     broker.shutdown().await.unwrap();

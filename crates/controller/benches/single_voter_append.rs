@@ -84,6 +84,7 @@ async fn controller(dir: &std::path::Path) -> (Arc<SingleVoterLog>, QuorumContro
             features: Vec::new(),
             rack: None,
             log_dirs: Vec::new(),
+            previous_broker_epoch: None,
         })
         .await
         .unwrap();

@@ -40,6 +40,7 @@ async fn main() {
             features: Vec::new(),
             rack: Some("r1".into()),
             log_dirs: Vec::new(),
+            previous_broker_epoch: None,
         })
         .await
         .unwrap();

@@ -46,6 +46,7 @@ fn registration(id: i32, incarnation: u128) -> BrokerRegistrationRequest {
         features: Vec::new(),
         rack: Some(format!("rack-{}", id % 2)),
         log_dirs: Vec::new(),
+        previous_broker_epoch: None,
     }
 }
 

@@ -6,7 +6,11 @@
 //! applied in its heartbeats, that register, heartbeat and send
 //! CreateTopics, DeleteTopics, CreatePartitions and
 //! IncrementalAlterConfigs to whichever voter is the active controller
-//! (following NOT_CONTROLLER answers).
+//! (following NOT_CONTROLLER answers), and, for the partitions their
+//! observer image says they lead, AlterPartition with random ISRs
+//! (concurrent with fencing, controlled by session expiry on clock jumps).
+//! Odd seeds run the controllers with eligible leader replicas (KIP-966),
+//! and topics' `min.insync.replicas` changes under them.
 //!
 //! A seed draws the whole fault schedule: message loss, partitions (both
 //! ways and one way, between any two hosts, voters or brokers), isolation
@@ -21,7 +25,9 @@
 //! per epoch, never an observer, which stays an openraft learner; every record and every image at an offset identical on
 //! every node and incarnation, the controllers' own images included;
 //! broker epochs unique and increasing; no image naming an unusable or
-//! unregistered broker as leader). After the faults heal: every
+//! unregistered broker as leader, nor an ISR with a member that cannot
+//! serve unless it is the last member of a leaderless ISR, nor a leader
+//! outside its ISR). After the faults heal: every
 //! acknowledged operation's record is committed, every voter's and
 //! observer's image is byte-identical and at the end of the committed log, every broker is
 //! registered and unfenced, and the quorum made progress.
@@ -47,7 +53,7 @@ use sluice_controller::raft::{seed_thread_rng, RaftConfig, RaftMetadataLog};
 use sluice_controller::{
     ControllerConfig, LogEvent, MetadataLog, NodeId, PermissiveValidator, QuorumController,
 };
-use sluice_metadata::{BrokerId, MetadataImage};
+use sluice_metadata::{BrokerId, MetadataImage, MetadataRecord};
 use sluice_storage::{Fault, FaultKind, SimFs};
 use uuid::Uuid;
 
@@ -178,6 +184,7 @@ async fn start_log(
 
 async fn voter_main(
     id: i32,
+    elr: bool,
     fs: Arc<SimFs>,
     clock: SimClock,
     running: Arc<Mutex<Running>>,
@@ -197,6 +204,7 @@ async fn voter_main(
         log.clone(),
         ControllerConfig {
             broker_session_timeout_ms: SESSION_TIMEOUT_MS,
+            eligible_leader_replicas_enabled: elr,
             ..ControllerConfig::default()
         },
         Arc::new(PermissiveValidator),
@@ -249,17 +257,23 @@ fn admin(rng: &mut StdRng) -> Req {
         0 | 1 => Req::CreateTopic {
             name,
             partitions: rng.gen_range(1..=3),
-            rf: rng.gen_range(1..=2),
+            rf: rng.gen_range(1..=3),
         },
         2 if rng.gen_bool(0.5) => Req::DeleteTopic { name },
         2 => Req::CreatePartitions {
             name,
             count: rng.gen_range(2..=5),
         },
-        _ => Req::SetConfig {
+        _ if rng.gen_bool(0.5) => Req::SetConfig {
             topic: name,
             key: "retention.ms".into(),
             value: rng.gen_range(1000..100_000).to_string(),
+        },
+        // Shapes which ISR shrinks fill the ELR.
+        _ => Req::SetConfig {
+            topic: name,
+            key: "min.insync.replicas".into(),
+            value: rng.gen_range(1..=3).to_string(),
         },
     }
 }
@@ -282,6 +296,16 @@ fn acked(req: &Req, body: &Body) -> Option<Acked> {
             topic: name.clone(),
             count: *count,
         }),
+        (
+            Req::AlterIsr {
+                topic, partition, ..
+            },
+            Body::Isr { isr, .. },
+        ) => Some(Acked::IsrChanged {
+            topic: Uuid::from_u128(*topic),
+            partition: *partition,
+            isr: isr.clone(),
+        }),
         (Req::SetConfig { topic, key, value }, Body::Done) => Some(Acked::ConfigSet {
             topic: topic.clone(),
             key: key.clone(),
@@ -289,6 +313,46 @@ fn acked(req: &Req, body: &Body) -> Option<Acked> {
         }),
         _ => None,
     }
+}
+
+/// An ISR change for a partition `id` leads in `image` (as a partition
+/// leader proposes one: itself plus some of the other replicas, each at
+/// the broker epoch its image shows, or -1), or `None` if it leads none.
+fn isr_change(id: i32, epoch: i64, image: &MetadataImage, rng: &mut StdRng) -> Option<Req> {
+    let led: Vec<_> = image
+        .topics()
+        .flat_map(|t| {
+            t.partitions()
+                .iter()
+                .filter(|(_, r)| r.leader == BrokerId(id))
+                .map(|(&p, r)| (t.id(), p, r.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if led.is_empty() {
+        return None;
+    }
+    let (topic, partition, reg) = led[rng.gen_range(0..led.len())].clone();
+    let mut isr = Vec::new();
+    for &b in &reg.replicas {
+        if b != BrokerId(id) && !rng.gen_bool(0.6) {
+            continue;
+        }
+        let e = match image.broker(b) {
+            Some(r) if rng.gen_bool(0.9) => r.epoch.0,
+            _ => -1,
+        };
+        isr.push((b.0, e));
+    }
+    Some(Req::AlterIsr {
+        broker: id,
+        epoch,
+        topic: topic.as_u128(),
+        partition,
+        leader_epoch: reg.leader_epoch.0,
+        partition_epoch: reg.partition_epoch.0,
+        isr,
+    })
 }
 
 /// A simulated broker: follows the metadata log as an observer (its own
@@ -326,11 +390,20 @@ async fn broker_main(
             Some(_) if !shared.stop_admin.load(Ordering::Relaxed) && rng.gen_bool(0.3) => {
                 admin(&mut rng)
             }
-            Some(e) => Req::Heartbeat {
-                broker: id,
-                epoch: e,
-                offset: applied,
-            },
+            Some(e) => {
+                let quiet = shared.stop_admin.load(Ordering::Relaxed);
+                let change = if !quiet && rng.gen_bool(0.3) {
+                    let image = seen.lock().image.clone();
+                    image.and_then(|i| isr_change(id, e, &i, &mut rng))
+                } else {
+                    None
+                };
+                change.unwrap_or(Req::Heartbeat {
+                    broker: id,
+                    epoch: e,
+                    offset: applied,
+                })
+            }
         };
         let Ok(resp) = call(&mut conn, target, &req).await else {
             target = target % VOTERS + 1;
@@ -530,6 +603,8 @@ fn heal(sim: &mut turmoil::Sim<'_>, voters: &mut BTreeMap<i32, Node>, f: &mut Fa
 /// which a replay must reproduce.
 fn run_seed(seed: u64, fault_phases: usize, disk_faults: bool) -> Result<Vec<String>, String> {
     seed_thread_rng(seed);
+    // Odd seeds run the controllers with eligible leader replicas.
+    let elr = seed % 2 == 1;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut disk_rng = StdRng::seed_from_u64(seed ^ 0xd15c);
     let mut sim = turmoil::Builder::new()
@@ -558,7 +633,7 @@ fn run_seed(seed: u64, fault_phases: usize, disk_faults: bool) -> Result<Vec<Str
         if id <= VOTERS {
             sim.host(voter_host(id), move || {
                 let h = h.clone();
-                voter_main(id, h.fs, h.clock, h.running, h.seen)
+                voter_main(id, elr, h.fs, h.clock, h.running, h.seen)
             });
         } else {
             let sh = shared.clone();
@@ -569,7 +644,7 @@ fn run_seed(seed: u64, fault_phases: usize, disk_faults: bool) -> Result<Vec<Str
         voters.insert(id, v);
     }
     let mut trace = Vec::new();
-    let mut checker = Checker::default();
+    let mut checker = Checker::with_elr(elr);
     let mut faults = Faults {
         crashed_voters: Vec::new(),
         crashed_brokers: Vec::new(),
@@ -637,8 +712,21 @@ fn run_seed(seed: u64, fault_phases: usize, disk_faults: bool) -> Result<Vec<Str
     }
     let unsearchable = checker.check_acked(&acked).map_err(|e| fail(e, &trace))?;
     final_checks(&checker, &voters).map_err(|e| fail(e, &trace))?;
+    let isr_changes = acked
+        .iter()
+        .filter(|a| matches!(a, Acked::IsrChanged { .. }))
+        .count();
+    // Committed changes that put brokers in an ELR (odd seeds).
+    let elr_changes = checker
+        .committed
+        .values()
+        .filter(|(_, r)| {
+            matches!(r, MetadataRecord::PartitionChange(c)
+                if c.eligible_leader_replicas.as_ref().is_some_and(|e| !e.is_empty()))
+        })
+        .count();
     trace.push(format!(
-        "acked {} ({unsearchable} unsearchable), last offset {}, leaders {:?}",
+        "acked {} ({unsearchable} unsearchable, {isr_changes} ISR changes, {elr_changes} ELR changes), last offset {}, leaders {:?}",
         acked.len(),
         checker.committed.keys().next_back().copied().unwrap_or(-1),
         checker.leaders
@@ -696,18 +784,28 @@ fn a_seed_replays_identically() {
     assert_eq!(a, b);
 }
 
-/// Seeds (with 40 fault phases) that failed before a fix: 5042 and 5074
-/// ("broker 11 registered at offset 250 with epoch 249") and 5128 (no
-/// progress after healing): a new leader's controller planned operations
+/// Seeds that failed before a fix. 5042 and 5074 ("broker 11 registered
+/// at offset 250 with epoch 249") and 5128 (no progress after healing),
+/// with 40 fault phases: a new leader's controller planned operations
 /// before applying the previous epoch's tail, which commits with the
 /// leader's first entry, so a broker epoch was not its record's offset (or
-/// a record no longer replayed and every controller stopped).
+/// a record no longer replayed and every controller stopped). 109, with 20
+/// phases and disk faults ("t4-4 has ISR [11, 12] (leader -1 ...): 11 cannot serve"):
+/// brokers fenced in one session check all left an ISR at once, so an ISR
+/// kept several fenced members instead of only its last.
 #[test]
 fn regression_seeds() {
-    for seed in [5042, 5074, 5128] {
-        if let Err(e) = run_seed(seed, 40, false) {
+    let seeds = [
+        (5042, 40, false),
+        (5074, 40, false),
+        (5128, 40, false),
+        (109, 20, true),
+    ];
+    for (seed, phases, disk) in seeds {
+        if let Err(e) = run_seed(seed, phases, disk) {
             panic!(
-                "seed {seed} FAILED: {e}\n  (replay: SLUICE_SIM_SEED={seed} SLUICE_SIM_PHASES=40)"
+                "seed {seed} FAILED: {e}\n  (replay: SLUICE_SIM_SEED={seed} SLUICE_SIM_PHASES={phases} SLUICE_SIM_DISK_FAULTS={})",
+                disk as u8
             );
         }
     }

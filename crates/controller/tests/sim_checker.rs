@@ -1,14 +1,16 @@
 //! The simulations' invariant checker (`common::checker`) can fail: fed
 //! histories with one corruption each (a fenced or unregistered leader, a
 //! diverging prefix, diverging images, a reused or misplaced broker epoch,
-//! two leaders in one epoch, a lost acknowledged operation), it flags
-//! each; the same history without the corruption passes.
+//! two leaders in one epoch, a lost acknowledged operation, a fenced
+//! member left in an ISR, a leader outside its ISR), it flags each; the
+//! same history without the corruption passes.
 
 mod common;
 
 use sluice_controller::{CommittedBatch, LeaderAndEpoch};
 use sluice_metadata::record::{
-    BrokerRegistrationChangeRecord, PartitionRecord, RegisterBrokerRecord, TopicRecord,
+    BrokerRegistrationChangeRecord, PartitionChangeRecord, PartitionRecord, RegisterBrokerRecord,
+    TopicRecord,
 };
 use sluice_metadata::{
     BrokerEpoch, BrokerId, MetadataDelta, MetadataImage, MetadataRecord, PartitionEpoch,
@@ -217,4 +219,134 @@ fn a_lost_acknowledged_operation_is_flagged() {
         epoch: 7,
     }];
     flagged(c.check_acked(&acked), "is not in the committed log");
+}
+
+/// Brokers 0 and 1, topic t-0 on replicas [0, 1] led by 0 with ISR [0, 1].
+fn two_replicas() -> Vec<MetadataRecord> {
+    let MetadataRecord::Partition(mut p) = partition(0) else {
+        unreachable!()
+    };
+    p.replicas = vec![BrokerId(0), BrokerId(1)];
+    p.isr = vec![BrokerId(0), BrokerId(1)];
+    vec![
+        register(0, 0),
+        register(1, 1),
+        topic(),
+        MetadataRecord::Partition(p),
+    ]
+}
+
+fn change(isr: &[i32], leader: Option<i32>) -> MetadataRecord {
+    let mut c = PartitionChangeRecord::new(TOPIC, 0);
+    c.isr = Some(isr.iter().map(|&b| BrokerId(b)).collect());
+    if let Some(l) = leader {
+        c.leader = BrokerId(l);
+    }
+    MetadataRecord::PartitionChange(c)
+}
+
+#[test]
+fn a_fenced_member_of_a_larger_isr_is_flagged_and_a_last_leaderless_one_is_not() {
+    // Fenced, but still in an ISR of two: what fencing must never leave.
+    let mut recs = two_replicas();
+    recs.push(fence(1, 1));
+    flagged(
+        Checker::default().image("n1", &image(&recs)),
+        "1 cannot serve",
+    );
+    // As the controller does it: out of the ISR first.
+    let mut recs = two_replicas();
+    recs.push(change(&[0], None));
+    recs.push(fence(1, 1));
+    Checker::default().image("n1", &image(&recs)).unwrap();
+    // Then the last member fenced: it stays, leaderless; that is sound.
+    recs.push(change(&[0], Some(-1)));
+    recs.push(fence(0, 0));
+    Checker::default().image("n1", &image(&recs)).unwrap();
+    // The same with a leader still named is not.
+    let mut recs = two_replicas();
+    recs.push(change(&[0], None));
+    recs.push(fence(0, 0));
+    flagged(
+        Checker::default().image("n1", &image(&recs)),
+        "names a fenced broker",
+    );
+}
+
+#[test]
+fn a_leader_outside_its_isr_and_a_broken_isr_are_flagged() {
+    let mut recs = two_replicas();
+    recs.push(change(&[1], None));
+    flagged(
+        Checker::default().image("n1", &image(&recs)),
+        "a broker outside its ISR",
+    );
+    let mut recs = two_replicas();
+    recs.push(change(&[], Some(-1)));
+    flagged(Checker::default().image("n1", &image(&recs)), "empty");
+}
+
+#[test]
+fn a_lost_acknowledged_isr_change_is_flagged() {
+    let checker = || {
+        let mut recs = two_replicas();
+        recs.push(change(&[0], None));
+        let mut c = Checker::default();
+        c.batch(1, &batch(0, recs)).unwrap();
+        c
+    };
+    let acked = |isr: &[i32]| {
+        vec![Acked::IsrChanged {
+            topic: TOPIC,
+            partition: 0,
+            isr: isr.to_vec(),
+        }]
+    };
+    // The change's ISR, and the creation's (an answer that changed
+    // nothing), are in the log; an ISR no record set is not.
+    assert_eq!(checker().check_acked(&acked(&[0])), Ok(0));
+    assert_eq!(checker().check_acked(&acked(&[0, 1])), Ok(0));
+    flagged(
+        checker().check_acked(&acked(&[1, 0])),
+        "is not in the committed log",
+    );
+}
+
+#[test]
+fn with_elr_an_empty_leaderless_isr_passes_and_a_fenced_or_doubled_member_does_not() {
+    let elr = || Checker::with_elr(true);
+    let with_elr = |isr: &[i32], elr: &[i32], leader: i32| {
+        let mut c = PartitionChangeRecord::new(TOPIC, 0);
+        c.isr = Some(isr.iter().map(|&b| BrokerId(b)).collect());
+        c.eligible_leader_replicas = Some(elr.iter().map(|&b| BrokerId(b)).collect());
+        c.leader = BrokerId(leader);
+        MetadataRecord::PartitionChange(c)
+    };
+    // Both fenced, the ISR emptied into the ELR: sound with ELR only.
+    let mut recs = two_replicas();
+    recs.push(with_elr(&[0], &[1], 0));
+    recs.push(with_elr(&[], &[0, 1], -1));
+    recs.push(fence(1, 1));
+    recs.push(fence(0, 0));
+    elr().image("n1", &image(&recs)).unwrap();
+    flagged(Checker::default().image("n1", &image(&recs)), "empty");
+    // With ELR even the last leaderless member may not be fenced.
+    let mut recs = two_replicas();
+    recs.push(with_elr(&[0], &[1], 0));
+    recs.push(with_elr(&[0], &[1], -1));
+    recs.push(fence(0, 0));
+    flagged(elr().image("n1", &image(&recs)), "0 cannot serve");
+    // A broker in both lists; an ELR without ELR enabled.
+    let mut recs = two_replicas();
+    recs.push(with_elr(&[0], &[0], 0));
+    flagged(
+        elr().image("n1", &image(&recs)),
+        "in both the ISR and the ELR",
+    );
+    let mut recs = two_replicas();
+    recs.push(with_elr(&[0], &[1], 0));
+    flagged(
+        Checker::default().image("n1", &image(&recs)),
+        "an ELR without ELR enabled",
+    );
 }

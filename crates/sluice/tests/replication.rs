@@ -1,151 +1,479 @@
-//! Issue 17's follower side on real processes: 3 combined nodes, a topic at
-//! replication factor 3; records produced to each leader end up in every
-//! follower's segment files byte for byte (the followers' replica fetchers
-//! append the leader's batches as they are), also after a follower was
-//! killed with kill -9 and restarted while records kept coming.
+//! Partition data replicated by Kafka's ISR protocol (issue 17), on real
+//! processes on loopback ([`SluiceCluster`]):
+//!
+//! - **Leader killed under acks=all** (3 combined nodes, RF=3,
+//!   `min.insync.replicas=2`): an idempotent librdkafka producer with
+//!   `acks=all` keeps sending while the leader of partition 0 is killed
+//!   with SIGKILL and later restarted. Every acknowledged value is read
+//!   back at the offset it was acknowledged with, no value is read twice,
+//!   the restarted node rejoins every ISR, and then the three replicas of
+//!   every partition hold byte-identical segment data.
+//! - **min.insync.replicas** (3 controllers + 3 brokers, so the metadata
+//!   quorum outlives two brokers): with one follower down, `acks=all`
+//!   writes succeed once it has left the ISR; with both followers down
+//!   they fail with NOT_ENOUGH_REPLICAS and are never acknowledged, and
+//!   the records are not readable.
 
 mod common;
 
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{sb, RawClient};
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{CreateTopicsRequest, ProduceRequest, TopicName};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
-use sluice_testkit::metadata::fetch_metadata;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use sluice_record::{BatchBuilder, CompressionType, Timestamp};
+use sluice_testkit::metadata::{fetch_metadata, ClusterMetadata};
 use sluice_testkit::{ClusterLayout, SluiceCluster};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
-/// Generous bound for a busy 2-core machine.
+/// Generous bound for anything the cluster must do on a busy 2-core box.
 const LONG: Duration = Duration::from_secs(120);
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const NOT_ENOUGH_REPLICAS: i16 = 19;
+const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
+const REQUEST_TIMED_OUT: i16 = 7;
 
-fn create_topic(c: &SluiceCluster, name: &str, partitions: i32, rf: i16) {
-    let mut raw = RawClient::connect(c.broker_addr(1));
+fn extra() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("broker.session.timeout.ms", "6000"),
+        ("broker.heartbeat.interval.ms", "500"),
+        ("replica.lag.time.max.ms", "6000"),
+    ]
+}
+
+fn start(layout: ClusterLayout) -> SluiceCluster {
+    SluiceCluster::start(BIN, layout, &extra()).expect("the cluster starts")
+}
+
+fn metadata(c: &SluiceCluster, via: i32) -> Option<ClusterMetadata> {
+    fetch_metadata(c.broker_addr(via).parse().unwrap(), None).ok()
+}
+
+/// Polls broker `via`'s Metadata until `check` holds.
+fn wait_metadata(
+    c: &SluiceCluster,
+    via: i32,
+    what: &str,
+    check: impl Fn(&ClusterMetadata) -> bool,
+) -> ClusterMetadata {
+    let bound = Instant::now() + LONG;
+    let mut last = None;
+    loop {
+        if let Some(m) = metadata(c, via) {
+            if check(&m) {
+                return m;
+            }
+            last = Some(m);
+        }
+        assert!(
+            Instant::now() < bound,
+            "{what}: broker {via} never showed it; last: {last:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// (leader, isr) of every partition of `topic`.
+fn partitions(m: &ClusterMetadata, topic: &str) -> BTreeMap<i32, (i32, BTreeSet<i32>)> {
+    m.topics
+        .iter()
+        .filter(|t| t.name == topic)
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (p.partition, (p.leader, p.isr.iter().copied().collect())))
+        })
+        .collect()
+}
+
+fn full_isr(m: &ClusterMetadata, topic: &str, count: usize, brokers: &BTreeSet<i32>) -> bool {
+    let parts = partitions(m, topic);
+    parts.len() == count
+        && parts
+            .values()
+            .all(|(leader, isr)| *leader >= 0 && isr == brokers)
+}
+
+fn create_topic(c: &SluiceCluster, via: i32, name: &str, partitions: i32) {
+    let mut raw = RawClient::connect(c.broker_addr(via));
     let req = CreateTopicsRequest::default()
         .with_topics(vec![CreatableTopic::default()
             .with_name(TopicName(sb(name)))
             .with_num_partitions(partitions)
-            .with_replication_factor(rf)])
+            .with_replication_factor(3)
+            .with_configs(vec![CreatableTopicConfig::default()
+                .with_name(sb("min.insync.replicas"))
+                .with_value(Some(sb("2")))])])
         .with_timeout_ms(30_000);
     let resp = raw.send(7, &req);
-    assert_eq!(resp.topics[0].error_code, 0, "create {name}: {resp:?}");
+    assert_eq!(
+        resp.topics[0].error_code, 0,
+        "create {name} via {via}: {resp:?}"
+    );
 }
 
-/// Every segment file (`*.log`) of a partition directory, by name.
-fn segments(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<(String, Vec<u8>)> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .map(|p| {
-            let bytes = std::fs::read(&p).unwrap_or_default();
-            (p.file_name().unwrap().to_string_lossy().into_owned(), bytes)
-        })
-        .collect();
-    out.sort();
+/// What the producer thread saw: (partition, offset, value) of every
+/// acknowledged send, and the number of sends that failed.
+#[derive(Default)]
+struct Acks {
+    acked: Vec<(i32, i64, String)>,
+    failed: usize,
+}
+
+/// Sends unique values round-robin to `partitions` partitions with an
+/// idempotent `acks=all` producer until `stop`, at most 64 in flight.
+fn produce_until(
+    bootstrap: String,
+    topic: &'static str,
+    partitions: i32,
+    stop: Arc<AtomicBool>,
+    acks: Arc<Mutex<Acks>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let p: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("message.timeout.ms", "90000")
+            .set("linger.ms", "2")
+            .create()
+            .expect("producer");
+        rt.block_on(async {
+            let mut next = 0u64;
+            while !stop.load(Ordering::Acquire) {
+                let mut window = Vec::new();
+                for _ in 0..64 {
+                    let part = (next % partitions as u64) as i32;
+                    let value = format!("v{next}");
+                    next += 1;
+                    let rec = FutureRecord::to(topic)
+                        .partition(part)
+                        .key("k")
+                        .payload(&value);
+                    let f = p.send_result(rec).map_err(|(e, _)| e);
+                    window.push((part, value.clone(), f));
+                }
+                for (part, value, f) in window {
+                    let result = match f {
+                        Ok(f) => f.await.ok(),
+                        Err(_) => None,
+                    };
+                    let mut a = acks.lock().unwrap();
+                    match result {
+                        Some(Ok(d)) => {
+                            assert_eq!(
+                                d.partition, part,
+                                "{value} acknowledged on another partition"
+                            );
+                            a.acked.push((part, d.offset, value));
+                        }
+                        _ => a.failed += 1,
+                    }
+                }
+            }
+        });
+    })
+}
+
+fn acked_count(acks: &Mutex<Acks>) -> usize {
+    acks.lock().unwrap().acked.len()
+}
+
+fn wait_acked(acks: &Mutex<Acks>, at_least: usize, what: &str) {
+    let bound = Instant::now() + LONG;
+    while acked_count(acks) < at_least {
+        assert!(
+            Instant::now() < bound,
+            "{what}: only {} acknowledged",
+            acked_count(acks)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Every record of `topic` below each partition's high watermark, as
+/// (partition → offset → value), read with librdkafka from the beginning.
+fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> BTreeMap<i32, BTreeMap<i64, String>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("replication-test-{topic}"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for part in 0..partitions {
+        tpl.add_partition_offset(topic, part, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut out: BTreeMap<i32, BTreeMap<i64, String>> = BTreeMap::new();
+    let mut at_end = BTreeSet::new();
+    let bound = Instant::now() + LONG;
+    while at_end.len() < partitions as usize {
+        assert!(
+            Instant::now() < bound,
+            "read never reached the end: {at_end:?}"
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let v = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
+                out.entry(m.partition()).or_default().insert(m.offset(), v);
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            _ => {}
+        }
+    }
     out
 }
 
-/// Produces `n` records (values numbered from `from`) over both partitions.
-fn produce(bootstrap: &str, acks: &str, from: usize, n: usize) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("acks", acks)
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "60000")
-        .create()
-        .expect("producer");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let values: Vec<String> = (from..from + n)
-        .map(|i| format!("value-{i}-{}", "x".repeat(i % 300)))
-        .collect();
-    rt.block_on(async {
-        let mut pending = Vec::new();
-        for (i, value) in values.iter().enumerate() {
-            let rec = FutureRecord::to("replicated")
-                .partition(i as i32 % 2)
-                .key("k")
-                .payload(value);
-            pending.push(producer.send(rec, Duration::from_secs(60)));
-        }
-        for f in pending {
-            f.await.expect("produce acknowledged");
-        }
-    });
+/// The concatenated `.log` bytes of `dir`'s segments, in offset order.
+fn segment_bytes(dir: &Path) -> Vec<u8> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| std::fs::read(f).unwrap_or_default())
+        .collect()
 }
 
-/// Waits until every node's copy of each partition holds the same bytes.
-fn converge(c: &SluiceCluster, what: &str) {
-    let started = Instant::now();
-    for p in 0..2 {
+/// The partition directory `topic-partition` under node `id`'s data dir.
+fn partition_dir(c: &SluiceCluster, id: i32, topic: &str, partition: i32) -> PathBuf {
+    let name = format!("{topic}-{partition}");
+    let base = c.dir(id);
+    walk_for(&base, &name).unwrap_or_else(|| base.join(name))
+}
+
+fn walk_for(dir: &Path, name: &str) -> Option<PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if p.file_name().is_some_and(|n| n == name) {
+                return Some(p);
+            }
+            if let Some(found) = walk_for(&p, name) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn acks_all_writes_survive_a_leader_kill_and_replicas_converge() {
+    const TOPIC: &str = "replicated";
+    const PARTS: i32 = 3;
+    let mut c = start(ClusterLayout::Combined(3));
+    let all: BTreeSet<i32> = [1, 2, 3].into();
+    create_topic(&c, 1, TOPIC, PARTS);
+    wait_metadata(&c, 1, "every partition led, with all three in sync", |m| {
+        full_isr(m, TOPIC, PARTS as usize, &all)
+    });
+    let bootstrap = c.bootstrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks = Arc::new(Mutex::new(Acks::default()));
+    let producer = produce_until(bootstrap.clone(), TOPIC, PARTS, stop.clone(), acks.clone());
+    wait_acked(&acks, 1500, "before the kill");
+
+    // SIGKILL the leader of partition 0 while the producer sends.
+    let m = metadata(&c, 1).expect("node 1 answers");
+    let victim = partitions(&m, TOPIC)[&0].0;
+    let survivor = *all.iter().find(|&&b| b != victim).unwrap();
+    let before_kill = acked_count(&acks);
+    c.node_mut(victim).process.kill().unwrap();
+    let killed = Instant::now();
+    wait_metadata(&c, survivor, "a new leader for partition 0", |m| {
+        let p = partitions(m, TOPIC);
+        p.len() == PARTS as usize && p.values().all(|(l, _)| *l >= 0 && *l != victim)
+    });
+    wait_acked(&acks, before_kill + 1500, "after the kill");
+    println!(
+        "leader {victim} killed: {} more acks=all writes acknowledged within {:.2} s",
+        acked_count(&acks) - before_kill,
+        killed.elapsed().as_secs_f64()
+    );
+
+    // Back again: it catches up and rejoins every ISR.
+    c.node_mut(victim).process.restart().unwrap();
+    wait_metadata(&c, survivor, "the restarted node back in every ISR", |m| {
+        full_isr(m, TOPIC, PARTS as usize, &all)
+    });
+    let before_stop = acked_count(&acks);
+    wait_acked(&acks, before_stop + 500, "after the restart");
+    stop.store(true, Ordering::Release);
+    producer.join().expect("producer thread");
+
+    let acks = acks.lock().unwrap();
+    let read = read_all(&bootstrap, TOPIC, PARTS);
+    let mut positions: BTreeMap<&str, (i32, i64)> = BTreeMap::new();
+    for (&part, records) in &read {
+        for (&offset, value) in records {
+            if let Some(first) = positions.insert(value, (part, offset)) {
+                panic!("duplicate: {value} at {first:?} and {:?}", (part, offset));
+            }
+        }
+    }
+    for (part, offset, value) in &acks.acked {
+        match read.get(part).and_then(|r| r.get(offset)) {
+            Some(v) if v == value => {}
+            Some(v) => {
+                panic!("inconsistent offset: {value} acknowledged at {part}/{offset}, read {v}")
+            }
+            None => panic!("lost: {value} acknowledged at {part}/{offset}, never read"),
+        }
+    }
+    println!(
+        "{} acknowledged, {} failed sends, {} records read, no loss, no duplicate",
+        acks.acked.len(),
+        acks.failed,
+        positions.len()
+    );
+
+    // Replicas converge: byte-identical segment data on all three nodes.
+    for part in 0..PARTS {
         let bound = Instant::now() + LONG;
         loop {
-            let copies: Vec<_> = c
-                .broker_ids()
-                .into_iter()
-                .map(|id| segments(&c.dir(id).join(format!("replicated-{p}"))))
+            let copies: Vec<Vec<u8>> = all
+                .iter()
+                .map(|&id| segment_bytes(&partition_dir(&c, id, TOPIC, part)))
                 .collect();
-            let total: usize = copies[0].iter().map(|(_, b)| b.len()).sum();
-            if total > 0 && copies.iter().all(|copy| *copy == copies[0]) {
-                println!(
-                    "{what}: partition {p}: {total} bytes identical on all 3 nodes after {:.2} s",
-                    started.elapsed().as_secs_f64()
-                );
+            if !copies[0].is_empty() && copies.iter().all(|b| *b == copies[0]) {
                 break;
             }
             assert!(
                 Instant::now() < bound,
-                "{what}: partition {p}: copies differ: {:?}",
-                copies
-                    .iter()
-                    .map(|c| c
-                        .iter()
-                        .map(|(n, b)| (n.clone(), b.len()))
-                        .collect::<Vec<_>>())
-                    .collect::<Vec<_>>()
+                "partition {part}: replicas differ: sizes {:?}",
+                copies.iter().map(Vec::len).collect::<Vec<_>>()
             );
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 }
 
-#[test]
-fn followers_hold_byte_identical_segments() {
-    let mut c = SluiceCluster::start(
-        BIN,
-        ClusterLayout::Combined(3),
-        &[
-            ("broker.session.timeout.ms", "6000"),
-            ("broker.heartbeat.interval.ms", "500"),
-        ],
-    )
-    .expect("the cluster starts");
-    create_topic(&c, "replicated", 2, 3);
-    produce(c.broker_addr(1), "all", 0, 400);
-    converge(&c, "after 400 records");
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
 
-    // A follower killed with kill -9 while records keep coming catches up
-    // from its own log end after a restart.
-    let m = fetch_metadata(c.broker_addr(1).parse().unwrap(), Some(&["replicated"])).unwrap();
-    let leaders: Vec<i32> = (0..2)
-        .map(|p| m.partition("replicated", p).expect("listed").leader)
-        .collect();
-    let victim = c
-        .broker_ids()
-        .into_iter()
-        .find(|id| !leaders.contains(id))
-        .expect("3 nodes, 2 leaders");
-    c.node_mut(victim).process.kill().unwrap();
-    let bootstrap = c.broker_addr(leaders[0]).to_string();
-    produce(&bootstrap, "1", 400, 400);
-    c.node_mut(victim).process.restart().unwrap();
-    converge(&c, "after a follower's kill -9 and restart");
+/// One acks=all Produce of `value` to partition 0, with a 10 s timeout;
+/// the error code.
+fn produce_acks_all(c: &SluiceCluster, via: i32, topic: &str, value: &str) -> i16 {
+    let mut b = BatchBuilder::new(CompressionType::None);
+    b.append(Timestamp(now_ms()), None, Some(value.as_bytes()), &[])
+        .unwrap();
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(sb(topic)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(bytes::Bytes::from(b.build().unwrap())))])]);
+    let mut raw = RawClient::connect(c.broker_addr(via));
+    let r = raw.send(9, &req);
+    r.responses[0].partition_responses[0].error_code
+}
+
+#[test]
+fn acks_all_needs_min_insync_replicas() {
+    const TOPIC: &str = "guarded";
+    let mut c = start(ClusterLayout::Split {
+        controllers: 3,
+        brokers: 3,
+    });
+    let brokers: BTreeSet<i32> = c.broker_ids().into_iter().collect();
+    let via = *brokers.iter().next().unwrap();
+    create_topic(&c, via, TOPIC, 1);
+    let m = wait_metadata(&c, via, "all three in sync", |m| {
+        full_isr(m, TOPIC, 1, &brokers)
+    });
+    let leader = partitions(&m, TOPIC)[&0].0;
+    let followers: Vec<i32> = brokers.iter().copied().filter(|&b| b != leader).collect();
+    // The leader may not have published the new topic yet (as on Kafka,
+    // UNKNOWN_TOPIC_OR_PARTITION until it has).
+    let bound = Instant::now() + LONG;
+    loop {
+        let code = produce_acks_all(&c, leader, TOPIC, "all-up");
+        if code == 0 {
+            break;
+        }
+        assert!(
+            code == UNKNOWN_TOPIC_OR_PARTITION && Instant::now() < bound,
+            "acks=all with all three up: error {code}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // One follower down: once it has left the ISR, writes succeed again.
+    c.node_mut(followers[0]).process.kill().unwrap();
+    wait_metadata(&c, leader, "the first follower out of the ISR", |m| {
+        !partitions(m, TOPIC)[&0].1.contains(&followers[0])
+    });
+    let bound = Instant::now() + LONG;
+    loop {
+        let code = produce_acks_all(&c, leader, TOPIC, "one-down");
+        if code == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < bound,
+            "acks=all with 2 of 3 up: error {code}"
+        );
+    }
+
+    // Both followers down: refused, never acknowledged.
+    c.node_mut(followers[1]).process.kill().unwrap();
+    let bound = Instant::now() + LONG;
+    let mut refused = Vec::new();
+    loop {
+        let value = format!("two-down-{}", refused.len());
+        let code = produce_acks_all(&c, leader, TOPIC, &value);
+        assert!(
+            [
+                NOT_ENOUGH_REPLICAS,
+                NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+                REQUEST_TIMED_OUT
+            ]
+            .contains(&code),
+            "acks=all with 1 of 3 up answered {code} for {value}"
+        );
+        refused.push(value);
+        if code == NOT_ENOUGH_REPLICAS {
+            break;
+        }
+        assert!(
+            Instant::now() < bound,
+            "never NOT_ENOUGH_REPLICAS once the ISR shrank"
+        );
+    }
+    let read = read_all(c.broker_addr(leader), TOPIC, 1);
+    let values: BTreeSet<&String> = read.values().flat_map(|r| r.values()).collect();
+    assert!(values.contains(&"all-up".to_string()), "{values:?}");
+    for v in &refused {
+        assert!(!values.contains(v), "{v} was refused but is readable");
+    }
 }

@@ -154,6 +154,19 @@ impl LeaderEpochCache {
         }
     }
 
+    /// This cache's file location with `entries` (which must be well
+    /// formed).
+    pub fn with_entries(&self, entries: &[(LeaderEpoch, Offset)]) -> Self {
+        assert!(
+            well_formed(entries),
+            "leader epoch entries out of order: {entries:?}"
+        );
+        LeaderEpochCache {
+            dir: self.dir.clone(),
+            entries: entries.to_vec(),
+        }
+    }
+
     pub fn entries(&self) -> &[(LeaderEpoch, Offset)] {
         &self.entries
     }
@@ -189,8 +202,12 @@ impl LeaderEpochCache {
         true
     }
 
-    /// Log truncation to `end`: drops every entry starting at or after it.
+    /// Log truncation to `end`: drops every entry starting at or after it
+    /// (a negative `end` is ignored, as in Kafka).
     pub fn truncate_from_end(&mut self, end: Offset) -> bool {
+        if end.0 < 0 {
+            return false;
+        }
         let before = self.entries.len();
         self.entries.retain(|(_, o)| *o < end);
         self.entries.len() != before

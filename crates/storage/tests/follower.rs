@@ -12,8 +12,8 @@ use sluice_record::{
 use sluice_storage::epoch_cache::LEADER_EPOCH_CHECKPOINT;
 use sluice_storage::fs::{read_exact_at, OpenOptions};
 use sluice_storage::{
-    Fs, Log, LogConfig, LogManager, LogManagerConfig, ManualClock, SimFs, StorageError,
-    TopicPartition,
+    Fault, FaultKind, Fs, Log, LogConfig, LogManager, LogManagerConfig, ManualClock, SimFs,
+    StorageError, TopicPartition,
 };
 
 const NOW: i64 = 1_700_000_000_000;
@@ -527,4 +527,98 @@ fn high_watermarks_are_checkpointed_per_log_dir() {
         m.checkpointed_high_watermark(&TopicPartition::new("hw", 2)),
         None
     );
+}
+
+/// A batch of `n` records stamped with `epoch`, at base offset `base`.
+fn batch_at(epoch: i32, base: i64, n: usize) -> Vec<u8> {
+    let mut b = batch(None, n, base as usize);
+    sluice_record::batch::set_base_offset(&mut b, Offset(base));
+    sluice_record::batch::set_partition_leader_epoch(&mut b, LeaderEpoch(epoch));
+    b
+}
+
+#[test]
+fn a_failed_follower_append_leaves_the_epoch_cache_as_it_was() {
+    let env = Env::new();
+    let m = env.manager();
+    let log = m.get_or_create_log(&tp(), config()).unwrap();
+    let file = log.dir().join(LEADER_EPOCH_CHECKPOINT);
+    log.append_as_follower(&batch_at(1, 0, 2)).unwrap();
+    assert_eq!(env.file(&file).unwrap(), b"0\n1\n1 0\n");
+
+    // The data write fails on a full disk: the new epoch's entry is undone
+    // in memory and on disk, and the dir stays online.
+    env.fs
+        .inject(Fault::once(".log", FaultKind::WriteError(libc::ENOSPC)));
+    let err = log.append_as_follower(&batch_at(2, 2, 2)).unwrap_err();
+    assert!(err.is_no_space(), "{err:?}");
+    assert_eq!(log.epoch_entries(), vec![e(1, 0)]);
+    assert_eq!(env.file(&file).unwrap(), b"0\n1\n1 0\n");
+    assert_eq!(log.log_end_offset(), Offset(2));
+    log.append_as_follower(&batch_at(2, 2, 2)).unwrap();
+    assert_eq!(log.epoch_entries(), vec![e(1, 0), e(2, 2)]);
+
+    // The checkpoint cannot be written (EIO): nothing is appended and the
+    // log directory goes offline, as for any failed metadata write.
+    env.fs.inject(Fault::once(
+        LEADER_EPOCH_CHECKPOINT,
+        FaultKind::WriteError(libc::EIO),
+    ));
+    assert!(log.append_as_follower(&batch_at(3, 4, 1)).is_err());
+    assert_eq!(log.log_end_offset(), Offset(4));
+    assert_eq!(log.epoch_entries(), vec![e(1, 0), e(2, 2)]);
+    assert!(matches!(
+        log.append_as_follower(&batch_at(2, 4, 1)),
+        Err(StorageError::LogDirOffline { .. })
+    ));
+}
+
+#[test]
+fn a_failed_leader_append_of_a_new_epoch_leaves_the_cache_as_it_was() {
+    let env = Env::new();
+    let m = env.manager();
+    let log = m.get_or_create_log(&tp(), config()).unwrap();
+    log.append_as_leader(&mut batch(None, 2, 0), LeaderEpoch(0))
+        .unwrap();
+    env.fs
+        .inject(Fault::once(".log", FaultKind::WriteError(libc::ENOSPC)));
+    assert!(log
+        .append_as_leader_shared(&batch(None, 2, 1), LeaderEpoch(4))
+        .is_err());
+    assert_eq!(log.epoch_entries(), vec![e(0, 0)]);
+    let text = env.file(&log.dir().join(LEADER_EPOCH_CHECKPOINT)).unwrap();
+    assert_eq!(text, b"0\n1\n0 0\n");
+    log.append_as_leader_shared(&batch(None, 2, 1), LeaderEpoch(4))
+        .unwrap();
+    assert_eq!(log.epoch_entries(), vec![e(0, 0), e(4, 2)]);
+}
+
+#[test]
+fn a_crash_before_the_log_start_checkpoint_leaves_no_batch_without_an_epoch() {
+    let env = Env::new();
+    let m = env.manager();
+    let (log, s3) = leader_with_data(&m);
+    log.delete_records_before(Offset(s3 + 2)).unwrap();
+    assert_eq!(log.epoch_entries(), vec![e(3, s3 + 2)]);
+    log.flush().unwrap();
+    drop(log);
+    drop(m); // no checkpoint of the new log start
+    env.fs.crash(1);
+    let log = env.manager().get_or_create_log(&tp(), config()).unwrap();
+    let start = log.log_start_offset();
+    assert!(start < Offset(s3 + 2), "the old start came back: {start}");
+    let entries = log.epoch_entries();
+    assert_eq!(entries.first().map(|x| x.1), Some(start), "{entries:?}");
+    let bytes = log_bytes(&log);
+    for r in Batches::new(&bytes) {
+        let h = r.unwrap().1;
+        let at = h.base_offset.max(start);
+        let cached = entries.iter().rev().find(|(_, s)| *s <= at).map(|x| x.0);
+        assert_eq!(
+            cached,
+            Some(h.partition_leader_epoch),
+            "batch at {}",
+            h.base_offset
+        );
+    }
 }

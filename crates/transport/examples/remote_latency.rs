@@ -113,6 +113,7 @@ async fn main() {
             features: Vec::new(),
             rack: None,
             log_dirs: vec![Uuid::new_v4()],
+            previous_broker_epoch: None,
         })
         .await
         .unwrap();

@@ -38,6 +38,7 @@ async fn three_brokers(c: &dyn ControllerClient, ctl: &Controller) -> Vec<Broker
                 features: Vec::new(),
                 rack: None,
                 log_dirs: Vec::new(),
+                previous_broker_epoch: None,
             })
             .await
             .unwrap();
@@ -431,4 +432,71 @@ fn the_channel_sends_v2_with_the_ids_alone() {
     let mut buf = BytesMut::new();
     v2.encode(&mut buf, 2).unwrap();
     assert!(v3.encode(&mut BytesMut::new(), 2).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_alter_partition_closes_the_connection_and_writes_nothing() {
+    let side = Side::start(false).await;
+    let ctl = &side.ctl;
+    let before = ctl.log.batches().len();
+    // v3 body: broker id, broker epoch, then a topics count of ~2^32
+    // (compact array) with nothing behind it; and a topic whose ISR count
+    // is huge.
+    let mut huge_topics = BytesMut::new();
+    huge_topics.put_i32(1);
+    huge_topics.put_i64(side.epochs[0].0);
+    huge_topics.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+    let mut huge_isr = BytesMut::new();
+    huge_isr.put_i32(1);
+    huge_isr.put_i64(side.epochs[0].0);
+    huge_isr.put_u8(2); // one topic
+    huge_isr.extend_from_slice(side.topic.as_bytes());
+    huge_isr.put_u8(2); // one partition
+    huge_isr.put_i32(0); // index
+    huge_isr.put_i32(0); // leader epoch
+    huge_isr.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]); // NewIsrWithEpochs
+    for body in [huge_topics, huge_isr] {
+        let mut frame = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(ApiKey::AlterPartition as i16)
+            .with_request_api_version(3)
+            .with_correlation_id(9)
+            .encode(&mut frame, 2)
+            .unwrap();
+        frame.extend_from_slice(&body);
+        sluice_transport::fuzzing::controller_frame(&frame);
+        let mut out = (frame.len() as i32).to_be_bytes().to_vec();
+        out.extend_from_slice(&frame);
+        let mut s = tokio::net::TcpStream::connect(ctl.server.local_addr())
+            .await
+            .unwrap();
+        s.write_all(&out).await.unwrap();
+        let mut rest = Vec::new();
+        tokio::time::timeout(LONG, s.read_to_end(&mut rest))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(rest.is_empty(), "answered a hostile frame");
+    }
+    assert_eq!(ctl.log.batches().len(), before, "a hostile frame wrote");
+    // The listener still serves AlterPartition.
+    let pe = ctl
+        .c
+        .image()
+        .topic("t")
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .partition_epoch
+        .0;
+    let ok = wire(
+        1,
+        side.epochs[0].0,
+        side.topic,
+        vec![with_epochs(part(0, pe), &[(1, -1), (2, -1)])],
+    );
+    assert_eq!(
+        alter_at(ctl, 3, &ok).await.topics[0].partitions[0].error_code,
+        0
+    );
 }

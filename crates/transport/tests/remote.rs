@@ -138,6 +138,7 @@ fn registration(id: i32, incarnation: Uuid) -> BrokerRegistrationRequest {
         features: Vec::new(),
         rack: Some("r1".into()),
         log_dirs: vec![Uuid::from_u128(id as u128)],
+        previous_broker_epoch: None,
     }
 }
 

@@ -85,6 +85,7 @@ async fn register_and_unfence(c: &LocalCluster, remote: &RemoteController) {
             features: Vec::new(),
             rack: None,
             log_dirs: vec![Uuid::new_v4()],
+            previous_broker_epoch: None,
         })
         .await
         .expect("registered");

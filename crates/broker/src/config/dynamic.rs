@@ -20,10 +20,13 @@
 //!   default, on its existing partitions and when created later. The
 //!   cleaner's `log.cleaner.backoff.ms`, `log.cleaner.dedupe.buffer.size` and
 //!   `log.cleaner.io.max.bytes.per.second` apply from its next run, and
-//!   `producer.id.expiration.ms` to every partition's idle producers.
+//!   `producer.id.expiration.ms` to every partition's idle producers;
+//!   `min.insync.replicas` to every led partition without an override;
+//!   the cluster default of `unclean.leader.election.enable` is read by the
+//!   controller from the image.
 //! - **Stored and described, no effect** (Kafka accepts them dynamically, Sluice
-//!   has no such behaviour): `min.insync.replicas`,
-//!   `unclean.leader.election.enable`, `log.roll.jitter.ms` (table keys marked
+//!   has no such behaviour):
+//!   `log.roll.jitter.ms` (table keys marked
 //!   no-effect), `num.recovery.threads.per.data.dir` (parsed, but nothing in
 //!   Sluice reads it, statically either) and every key of [`STORED_ONLY_KEYS`] (thread pools, SASL/SSL,
 //!   remote storage, connection rates, compression levels, metric reporters).

@@ -382,6 +382,11 @@ pub struct BrokerConfig {
     pub log_retention_check_interval_ms: i64,
     pub log_flush_scheduler_interval_ms: i64,
     pub log_flush_offset_checkpoint_interval_ms: i64,
+    /// `replica.lag.time.max.ms`: an ISR follower that has not caught up
+    /// for this long leaves the ISR.
+    pub replica_lag_time_max_ms: i64,
+    /// `replica.high.watermark.checkpoint.interval.ms`.
+    pub replica_high_watermark_checkpoint_interval_ms: i64,
     pub max_open_segment_files: usize,
     /// `log.cleaner.enable`
     pub log_cleaner_enable: bool,
@@ -604,6 +609,10 @@ impl BrokerConfig {
             log_flush_offset_checkpoint_interval_ms: long(
                 "log.flush.offset.checkpoint.interval.ms",
             ),
+            replica_lag_time_max_ms: long("replica.lag.time.max.ms"),
+            replica_high_watermark_checkpoint_interval_ms: long(
+                "replica.high.watermark.checkpoint.interval.ms",
+            ),
             max_open_segment_files: long("sluice.max.open.segment.files") as usize,
             log_cleaner_enable: boolean("log.cleaner.enable"),
             log_cleaner_backoff_ms: long("log.cleaner.backoff.ms"),
@@ -721,6 +730,23 @@ impl BrokerConfig {
             }
         }
         (def.default.map(str::to_string), ConfigSource::Default)
+    }
+
+    /// A topic's effective `min.insync.replicas`: its override, else the
+    /// broker's (dynamic over static), else 1.
+    pub fn topic_min_insync_replicas(&self, overrides: &BTreeMap<String, String>) -> i32 {
+        let key = "min.insync.replicas";
+        let raw = match overrides.get(key) {
+            Some(v) => Some(v.clone()),
+            None => {
+                let def = lookup(Scope::Topic, key).expect("topic key is in the table");
+                self.topic_default_in(&self.effective_broker_values(), def)
+                    .0
+            }
+        };
+        raw.and_then(|v| v.trim().parse::<i32>().ok())
+            .filter(|v| *v >= 1)
+            .unwrap_or(1)
     }
 
     /// Validates topic config overrides (CreateTopics / AlterConfigs) and returns the

@@ -231,6 +231,9 @@ pub struct KraftConfig {
     pub default_replication_factor: i32,
     pub offsets_topic_replication_factor: i16,
     pub min_insync_replicas: i32,
+    /// `unclean.leader.election.enable`: the default of topics without an
+    /// override, used by the controller.
+    pub unclean_leader_election_enable: bool,
     /// `metadata.log.dir`, else the first log dir.
     pub metadata_log_dir: PathBuf,
 }
@@ -445,6 +448,10 @@ impl KraftConfig {
             offsets_topic_replication_factor: long(explicit, "offsets.topic.replication.factor")
                 as i16,
             min_insync_replicas: long(explicit, "min.insync.replicas") as i32,
+            unclean_leader_election_enable: matches!(
+                value(explicit, "unclean.leader.election.enable"),
+                Some(Value::Bool(true))
+            ),
             metadata_log_dir,
         }))
     }

@@ -18,12 +18,12 @@
 //! in memory but not in the log: the queue marks itself stale and the
 //! coordinator reloads the partition's groups from the log.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use sluice_record::{BatchBuilder, CompressionType, LeaderEpoch, Timestamp};
+use sluice_record::{BatchBuilder, CompressionType, Timestamp};
 use sluice_storage::Clock;
 use tokio::sync::oneshot;
 
@@ -38,25 +38,58 @@ pub type GroupRecord = (Vec<u8>, Option<Vec<u8>>);
 /// topic's default `max.message.bytes` of 1 MiB).
 pub const MAX_STAGED_BYTES: usize = 512 * 1024;
 
-/// What an answer waits for before it goes out.
+/// What an answer waits for before it goes out: its batch written, then
+/// the partition's high watermark past every write of the queue so far
+/// (the ISR has it, so it survives the coordinator's broker).
 #[must_use = "the answer must wait until its records are durable"]
-#[derive(Debug)]
-pub enum Durable {
+pub struct Durable {
+    written: Written,
+    queue: Arc<AppendQueue>,
+}
+
+enum Written {
     /// Already written (or nothing to wait for).
     Done(Result<(), GroupError>),
     /// Written with the queue's next batch.
     Waiting(oneshot::Receiver<Result<(), GroupError>>),
 }
 
+impl std::fmt::Debug for Durable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Durable").finish_non_exhaustive()
+    }
+}
+
 impl Durable {
-    /// Waits until the records are written; the write's error otherwise.
+    /// Whether the records' batch is written already (it may still wait for
+    /// the high watermark); `false` while it waits for the queue's next
+    /// batch.
+    pub fn is_written(&mut self) -> bool {
+        match &mut self.written {
+            Written::Done(_) => true,
+            Written::Waiting(rx) => match rx.try_recv() {
+                Ok(r) => {
+                    self.written = Written::Done(r);
+                    true
+                }
+                Err(_) => false,
+            },
+        }
+    }
+
+    /// Waits until the records are written and replicated to the ISR; the
+    /// write's error otherwise (COORDINATOR_NOT_AVAILABLE when the high
+    /// watermark does not get there within `offsets.commit.timeout.ms`).
     pub async fn wait(self) -> Result<(), GroupError> {
-        match self {
-            Durable::Done(r) => r,
+        match self.written {
+            Written::Done(r) => r?,
             // The queue never drops a waiter without answering it; a
             // dropped sender would mean the broker is going away.
-            Durable::Waiting(rx) => rx.await.unwrap_or(Err(GroupError::CoordinatorNotAvailable)),
+            Written::Waiting(rx) => rx
+                .await
+                .unwrap_or(Err(GroupError::CoordinatorNotAvailable))?,
         }
+        self.queue.committed().await
     }
 }
 
@@ -76,16 +109,57 @@ pub struct AppendQueue {
     linger: Duration,
     staged: Mutex<Staged>,
     stale: AtomicBool,
+    /// The end offset (last + 1) of the last batch written: answers wait
+    /// until the high watermark reaches it.
+    written_end: AtomicI64,
+    /// `offsets.commit.timeout.ms`: the longest an answer waits for it.
+    commit_timeout: Duration,
 }
 
 impl AppendQueue {
-    pub fn new(partition: Arc<Partition>, clock: Arc<dyn Clock>, linger_ms: u64) -> Self {
+    pub fn new(
+        partition: Arc<Partition>,
+        clock: Arc<dyn Clock>,
+        linger_ms: u64,
+        commit_timeout_ms: u64,
+    ) -> Self {
         AppendQueue {
             partition,
             clock,
             linger: Duration::from_millis(linger_ms),
             staged: Mutex::new(Staged::default()),
             stale: AtomicBool::new(false),
+            written_end: AtomicI64::new(0),
+            commit_timeout: Duration::from_millis(commit_timeout_ms),
+        }
+    }
+
+    /// Waits until the partition's high watermark covers every batch this
+    /// queue wrote so far (at once with an ISR of one: the append moved
+    /// it). COORDINATOR_NOT_AVAILABLE after `offsets.commit.timeout.ms`,
+    /// as Kafka maps a write that timed out or lacked replicas.
+    pub async fn committed(&self) -> Result<(), GroupError> {
+        let target = sluice_record::Offset(self.written_end.load(Ordering::Acquire));
+        if self.partition.high_watermark() >= target {
+            return Ok(());
+        }
+        let mut rx = self.partition.subscribe();
+        let wait = async {
+            loop {
+                if *rx.borrow_and_update() >= target {
+                    return Ok(());
+                }
+                if rx.changed().await.is_err() {
+                    return Err(GroupError::CoordinatorNotAvailable);
+                }
+            }
+        };
+        match tokio::time::timeout(self.commit_timeout, wait).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::warn!(partition = %self.partition.topic_partition(), "a __consumer_offsets write was not replicated within offsets.commit.timeout.ms");
+                Err(GroupError::CoordinatorNotAvailable)
+            }
         }
     }
 
@@ -106,13 +180,17 @@ impl AppendQueue {
     /// group's lock) for the next batch. With no linger, or nothing to wait
     /// for, the write happens now.
     pub fn stage(self: &Arc<Self>, recs: Vec<GroupRecord>) -> Durable {
+        let durable = |written| Durable {
+            written,
+            queue: self.clone(),
+        };
         let mut staged = self.staged.lock();
         if recs.is_empty() && staged.waiters.is_empty() {
-            return Durable::Done(Ok(()));
+            return durable(Written::Done(Ok(())));
         }
         let runtime = tokio::runtime::Handle::try_current();
         if self.linger.is_zero() || runtime.is_err() {
-            return Durable::Done(self.write_locked(&mut staged, recs));
+            return durable(Written::Done(self.write_locked(&mut staged, recs)));
         }
         let (tx, rx) = oneshot::channel();
         staged.bytes += recs
@@ -134,7 +212,7 @@ impl AppendQueue {
                 });
             }
         }
-        Durable::Waiting(rx)
+        durable(Written::Waiting(rx))
     }
 
     /// Writes whatever is staged (the linger timer, and shutdown).
@@ -199,7 +277,7 @@ impl AppendQueue {
         let mut batch = builder.build().map_err(|_| GroupError::StorageFailure)?;
         let log = self.partition.log();
         let info = log
-            .append_as_leader(&mut batch, LeaderEpoch(0))
+            .append_as_leader(&mut batch, self.partition.leader_epoch())
             .map_err(|e| {
                 tracing::error!(partition = ?self.partition.topic_partition(), error = %e, "cannot append to __consumer_offsets");
                 GroupError::StorageFailure
@@ -210,8 +288,93 @@ impl AppendQueue {
                 GroupError::StorageFailure
             })?;
         }
-        self.partition
-            .advance_high_watermark(info.last_offset.plus(1));
+        self.partition.note_append(info.first_offset, info.bytes);
+        self.written_end
+            .fetch_max(info.last_offset.plus(1).value(), Ordering::AcqRel);
+        self.partition.publish_append(info.last_offset.plus(1));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_metadata::{BrokerId, PartitionEpoch};
+    use sluice_record::{LeaderEpoch, Offset};
+    use sluice_storage::{
+        LogConfig, LogManager, LogManagerConfig, SimFs, SystemClock, TopicPartition,
+    };
+
+    use super::*;
+    use crate::partition::ReplicaManager;
+    use crate::replica::isr::Assignment;
+    use crate::replica::ReplicaRole;
+
+    /// A `__consumer_offsets` partition led by 1 with replicas and ISR
+    /// [1, 2, 3], and its write queue (no linger, `timeout_ms` to commit).
+    fn replicated_queue(timeout_ms: u64) -> (Arc<Partition>, Arc<AppendQueue>) {
+        let logs = LogManager::open(
+            LogManagerConfig {
+                log_dirs: vec!["/d".into()],
+                ..Default::default()
+            },
+            Arc::new(SimFs::new()),
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        let log = logs
+            .get_or_create_log(
+                &TopicPartition::new("__consumer_offsets", 0),
+                LogConfig::default(),
+            )
+            .unwrap();
+        let p = ReplicaManager::new().add_partition(log);
+        let all = vec![BrokerId(1), BrokerId(2), BrokerId(3)];
+        p.become_replica(&ReplicaRole {
+            assignment: Assignment {
+                replicas: all.clone(),
+                isr: all,
+                leader_epoch: LeaderEpoch(3),
+                partition_epoch: PartitionEpoch(1),
+            },
+            ..ReplicaRole::alone(BrokerId(1), LeaderEpoch(3))
+        });
+        let queue = Arc::new(AppendQueue::new(
+            p.clone(),
+            Arc::new(SystemClock),
+            0,
+            timeout_ms,
+        ));
+        (p, queue)
+    }
+
+    #[tokio::test]
+    async fn a_coordinator_write_is_answered_once_the_isr_has_it() {
+        let (p, queue) = replicated_queue(600_000);
+        let durable = queue.stage(vec![(b"k".to_vec(), Some(b"v".to_vec()))]);
+        let answer = tokio::spawn(durable.wait());
+        // Written (stamped with the leader epoch), not yet replicated.
+        assert_eq!(p.log().log_end_offset(), Offset(1));
+        assert_eq!(
+            p.log().read_to_vec(Offset(0), 1 << 20).unwrap()[12..16],
+            3i32.to_be_bytes()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!answer.is_finished(), "answered before the ISR had it");
+        assert!(p.follower_fetch(BrokerId(2), Offset(1), Offset(0), -1, true));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!answer.is_finished(), "answered before 3 had it");
+        assert!(p.follower_fetch(BrokerId(3), Offset(1), Offset(0), -1, true));
+        let done = tokio::time::timeout(Duration::from_secs(60), answer).await;
+        assert_eq!(done.expect("answered").unwrap(), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn an_unreplicated_coordinator_write_fails_after_the_commit_timeout() {
+        let (_p, queue) = replicated_queue(100);
+        let durable = queue.stage(vec![(b"k".to_vec(), Some(b"v".to_vec()))]);
+        assert_eq!(
+            durable.wait().await,
+            Err(GroupError::CoordinatorNotAvailable)
+        );
     }
 }

@@ -260,6 +260,7 @@ impl GroupCoordinator {
                         part,
                         self.clock.clone(),
                         self.config.append_linger_ms,
+                        self.config.offsets_commit_timeout_ms.max(1) as u64,
                     )));
                 }
                 op
@@ -451,6 +452,14 @@ impl GroupCoordinator {
         self.queue(group_id)?.write_through(recs.to_vec())
     }
 
+    /// Waits until every write to the group's `__consumer_offsets`
+    /// partition so far is covered by its high watermark (replicated to the
+    /// ISR), at most `offsets.commit.timeout.ms`.
+    pub async fn committed(&self, group_id: &str) -> Result<(), GroupError> {
+        let queue = self.queue(group_id)?.clone();
+        queue.committed().await
+    }
+
     /// Stages records of a change the caller applies in memory now, under
     /// the group's lock (a lingered write, see [`super::append`]).
     fn stage(&self, group_id: &str, recs: Vec<GroupRecord>) -> Result<Durable, GroupError> {
@@ -622,10 +631,17 @@ impl GroupCoordinator {
             self.deliver(&entry, out);
             rx
         };
-        match rx.await {
+        let result = match rx.await {
             Ok(r) => r,
-            Err(_) => fail(GroupError::RebalanceInProgress),
+            Err(_) => return fail(GroupError::RebalanceInProgress),
+        };
+        if result.error.is_none() {
+            // The stored assignment must survive this coordinator.
+            if let Err(e) = self.committed(group_id).await {
+                return fail(e);
+            }
         }
+        result
     }
 
     /// Heartbeat.

@@ -11,15 +11,19 @@ pub async fn handle(
     _header: &RequestHeader,
     req: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
-    let results = req
-        .groups_names
-        .into_iter()
-        .map(|g| {
-            let code = ctx.groups.delete_group(&g.0).err().map_or(0, |e| e.code());
+    let mut results = Vec::with_capacity(req.groups_names.len());
+    for g in req.groups_names {
+        // Answered once the tombstones are replicated to the ISR.
+        let deleted = match ctx.groups.delete_group(&g.0) {
+            Ok(()) => ctx.groups.committed(&g.0).await,
+            Err(e) => Err(e),
+        };
+        let code = deleted.err().map_or(0, |e| e.code());
+        results.push(
             DeletableGroupResult::default()
                 .with_group_id(g)
-                .with_error_code(code)
-        })
-        .collect();
+                .with_error_code(code),
+        );
+    }
     DeleteGroupsResponse::default().with_results(results)
 }

@@ -10,6 +10,19 @@
 //! until an append moves a fetched partition's high watermark, or
 //! `max_wait_ms` passes, or the broker shuts down, then reads again.
 //!
+//! Followers (a ReplicaId >= 0 before v15, ReplicaState from v15): only a
+//! broker of the partition's replica set is served (else
+//! NOT_LEADER_OR_FOLLOWER, as Kafka's `followerReplicaOrThrow`); its
+//! CurrentLeaderEpoch is checked (FENCED_LEADER_EPOCH /
+//! UNKNOWN_LEADER_EPOCH); a LastFetchedEpoch whose end in this log is below
+//! the fetch offset, or an epoch this log does not have, is answered with
+//! DivergingEpoch (KIP-279) and no records. Otherwise the fetch records the
+//! follower's progress (it has everything below its fetch offset), which
+//! may move the high watermark and wake `acks=all` answers, and is read up
+//! to the log end offset (not the high watermark) through the same
+//! zero-copy path. A follower's long poll waits for appends (the log end),
+//! a consumer's for the high watermark.
+//!
 //! Sessions (KIP-227, see [`super::fetch_session`]): epoch -1 is a
 //! sessionless full fetch (answered with session id 0), epoch 0 a full fetch
 //! that opens a session (id 0 in the answer when the cache is full), epoch
@@ -27,7 +40,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{
-    FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
+    EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader, TopicName};
 use sluice_record::Offset;
@@ -126,6 +139,20 @@ struct Wanted {
     current_leader_epoch: i32,
     /// This broker's id (the leader of every partition it reads).
     me: i32,
+    /// Set for a follower's fetch: its progress and what it last fetched.
+    follower: Option<FollowerFetch>,
+    /// KIP-279: the epoch and end offset where the follower's log diverges
+    /// from this one.
+    diverging: Option<(i32, i64)>,
+}
+
+/// The follower side of one wanted partition.
+#[derive(Clone, Copy, Debug)]
+struct FollowerFetch {
+    replica: sluice_metadata::BrokerId,
+    broker_epoch: i64,
+    log_start_offset: i64,
+    last_fetched_epoch: i32,
 }
 
 /// How this request relates to fetch sessions.
@@ -188,29 +215,39 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
     let mut requested = Vec::new();
     for t in &req.topics {
         for p in &t.partitions {
-            requested.push(CachedPartition::new(
-                SessionKey {
-                    topic_id: if uses_topic_ids {
-                        t.topic_id
-                    } else {
-                        Uuid::nil()
+            requested.push(
+                CachedPartition::new(
+                    SessionKey {
+                        topic_id: if uses_topic_ids {
+                            t.topic_id
+                        } else {
+                            Uuid::nil()
+                        },
+                        topic: if uses_topic_ids {
+                            String::new()
+                        } else {
+                            t.topic.0.as_str().to_string()
+                        },
+                        partition: p.partition,
                     },
-                    topic: if uses_topic_ids {
-                        String::new()
+                    t.topic.clone(),
+                    p.fetch_offset,
+                    p.partition_max_bytes,
+                    if version >= 9 {
+                        p.current_leader_epoch
                     } else {
-                        t.topic.0.as_str().to_string()
+                        -1
                     },
-                    partition: p.partition,
-                },
-                t.topic.clone(),
-                p.fetch_offset,
-                p.partition_max_bytes,
-                if version >= 9 {
-                    p.current_leader_epoch
-                } else {
-                    -1
-                },
-            ));
+                )
+                .with_fetcher(
+                    if version >= 5 { p.log_start_offset } else { -1 },
+                    if version >= 12 {
+                        p.last_fetched_epoch
+                    } else {
+                        -1
+                    },
+                ),
+            );
         }
     }
     let to_read: Vec<CachedPartition> = match &mode {
@@ -242,6 +279,15 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
     };
     let image = ctx.image.image();
     let me = ctx.image.node();
+    let (replica_id, replica_epoch) = if version >= 15 {
+        (
+            req.replica_state.replica_id.0,
+            req.replica_state.replica_epoch,
+        )
+    } else {
+        (req.replica_id.0, -1)
+    };
+    let from_follower = replica_id >= 0;
     let mut wanted: Vec<Wanted> = to_read
         .into_iter()
         .map(|c| {
@@ -271,9 +317,28 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
                 partition_max_bytes: c.partition_max_bytes,
                 current_leader_epoch: c.current_leader_epoch,
                 me: me.0,
+                follower: from_follower.then_some(FollowerFetch {
+                    replica: sluice_metadata::BrokerId(replica_id),
+                    broker_epoch: replica_epoch,
+                    log_start_offset: c.fetcher_log_start_offset,
+                    last_fetched_epoch: c.last_fetched_epoch,
+                }),
+                diverging: None,
             }
         })
         .collect();
+    if from_follower {
+        let eligible = image
+            .broker(sluice_metadata::BrokerId(replica_id))
+            .is_some_and(|b| {
+                !b.fenced
+                    && !b.in_controlled_shutdown
+                    && (replica_epoch < 0 || replica_epoch == b.epoch.0)
+            });
+        for w in &mut wanted {
+            follower_progress(w, eligible);
+        }
+    }
 
     let read_committed = req.isolation_level == 1;
     let max_bytes = (req.max_bytes.max(0) as usize).min(FETCH_MAX_BYTES);
@@ -287,7 +352,15 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
         // wait still wakes us.
         let mut receivers: Vec<watch::Receiver<Offset>> = wanted
             .iter()
-            .filter_map(|w| w.target.as_ref().ok().map(|p| p.subscribe()))
+            .filter_map(|w| {
+                w.target.as_ref().ok().map(|p| {
+                    if w.follower.is_some() {
+                        p.subscribe_log_end()
+                    } else {
+                        p.subscribe()
+                    }
+                })
+            })
             .collect();
         // Index lookups and batch-header reads can fault on cold pages:
         // keep them off the network threads, unless every partition is read
@@ -377,7 +450,7 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
 fn observe(c: &mut CachedPartition, data: &PartitionData, has_records: bool) -> bool {
     c.observe(
         data.error_code,
-        has_records,
+        has_records || data.diverging_epoch.epoch >= 0,
         data.high_watermark,
         data.last_stable_offset,
         data.log_start_offset,
@@ -466,10 +539,19 @@ fn read_all(wanted: &[Wanted], max_bytes: usize, read_committed: bool) -> Round 
                     min_one = false;
                     round.bytes += len as u64;
                 }
-                let data = data
+                let mut data = data
                     .with_high_watermark(hw.value())
                     .with_last_stable_offset(hw.value())
                     .with_log_start_offset(log_start.value());
+                if let Some((epoch, end_offset)) = w.diverging {
+                    // Answered at once: the follower must truncate first.
+                    round.has_error = true;
+                    data = data.with_diverging_epoch(
+                        EpochEndOffset::default()
+                            .with_epoch(epoch)
+                            .with_end_offset(end_offset),
+                    );
+                }
                 (data, slice)
             }
             Err(ns) => {
@@ -516,11 +598,18 @@ fn read_one(
     if offset < log_start || offset > log_end {
         return Err(NotServed::code(ResponseError::OffsetOutOfRange.code()));
     }
-    if offset >= hw {
+    // Consumers read below the high watermark, followers up to the end.
+    let visible = match (&w.follower, w.diverging) {
+        (Some(_), Some(_)) => return Ok((hw, log_start, None)),
+        (Some(_), None) => log_end,
+        (None, _) => hw,
+    };
+    if offset >= visible {
         return Ok((hw, log_start, None));
     }
     let max = limit.min(w.partition_max_bytes.max(0) as usize);
-    match log.read(offset, max, Some(hw), min_one) {
+    let max_offset = if w.follower.is_some() { None } else { Some(hw) };
+    match log.read(offset, max, max_offset, min_one) {
         Ok(slice) => Ok((hw, log_start, slice.filter(|s| s.len > 0))),
         Err(e) => {
             if !matches!(e, StorageError::OffsetOutOfRange { .. }) {
@@ -529,6 +618,57 @@ fn read_one(
             Err(NotServed::code(storage_error_code(&e)))
         }
     }
+}
+
+/// The follower checks of one partition, before any read (Kafka's
+/// `Partition.fetchRecords` for a follower): leader epoch, replica set,
+/// divergence; then the follower's progress is recorded (which may move
+/// the high watermark). A failed check turns `w.target` into the error.
+fn follower_progress(w: &mut Wanted, eligible: bool) {
+    let (Some(f), Ok(partition)) = (w.follower, w.target.as_ref()) else {
+        return;
+    };
+    let partition = partition.clone();
+    let epoch = partition.leader_epoch().0;
+    let fail = |code| NotServed {
+        code,
+        leader: Some((w.me, epoch)),
+    };
+    if let Err(code) = check_leader_epoch(epoch, w.current_leader_epoch) {
+        w.target = Err(fail(code));
+        return;
+    }
+    if !partition.has_follower(f.replica) {
+        tracing::debug!(partition = %partition.topic_partition(), replica = f.replica.0, "fetch from a broker that is not a follower of this partition");
+        w.target = Err(fail(ResponseError::NotLeaderOrFollower.code()));
+        return;
+    }
+    let log = partition.log();
+    if f.last_fetched_epoch >= 0 {
+        match crate::replica::divergence(log, f.last_fetched_epoch, w.fetch_offset) {
+            Ok(None) => {}
+            Ok(Some(diverging)) => {
+                w.diverging = Some(diverging);
+                return;
+            }
+            Err(code) => {
+                w.target = Err(NotServed::code(code));
+                return;
+            }
+        }
+    }
+    let offset = Offset(w.fetch_offset);
+    if offset < log.log_start_offset() || offset > log.log_end_offset() {
+        // Answered with OFFSET_OUT_OF_RANGE by the read.
+        return;
+    }
+    partition.follower_fetch(
+        f.replica,
+        offset,
+        Offset(f.log_start_offset),
+        f.broker_epoch,
+        eligible,
+    );
 }
 
 /// Resolves when any receiver sees a change (or its sender is gone).

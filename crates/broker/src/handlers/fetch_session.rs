@@ -43,6 +43,10 @@ pub struct CachedPartition {
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// A follower's own log start offset (Fetch v5+), -1 from consumers.
+    pub fetcher_log_start_offset: i64,
+    /// A follower's last fetched epoch (Fetch v12+), -1 when not given.
+    pub last_fetched_epoch: i32,
 }
 
 impl CachedPartition {
@@ -62,7 +66,17 @@ impl CachedPartition {
             high_watermark: -1,
             last_stable_offset: -1,
             log_start_offset: -1,
+            fetcher_log_start_offset: -1,
+            last_fetched_epoch: -1,
         }
+    }
+
+    /// The follower fields of the request (Kafka's `fetcherLogStartOffset`
+    /// and `lastFetchedEpoch`).
+    pub fn with_fetcher(mut self, log_start_offset: i64, last_fetched_epoch: i32) -> Self {
+        self.fetcher_log_start_offset = log_start_offset;
+        self.last_fetched_epoch = last_fetched_epoch;
+        self
     }
 
     /// Records what an answer said; true if the partition must be in an
@@ -116,6 +130,8 @@ impl FetchSession {
                 p.fetch_offset = part.fetch_offset;
                 p.partition_max_bytes = part.partition_max_bytes;
                 p.current_leader_epoch = part.current_leader_epoch;
+                p.fetcher_log_start_offset = part.fetcher_log_start_offset;
+                p.last_fetched_epoch = part.last_fetched_epoch;
             }
             None => self.partitions.push(part),
         }

@@ -37,7 +37,12 @@ pub async fn handle(
             }
         }
     }
-    match ctx.groups.delete_offsets(&req.group_id.0, valid) {
+    let deleted = match ctx.groups.delete_offsets(&req.group_id.0, valid) {
+        // Answered once the tombstones are replicated to the ISR.
+        Ok(done) => ctx.groups.committed(&req.group_id.0).await.map(|()| done),
+        Err(e) => Err(e),
+    };
+    match deleted {
         Err(e) => OffsetDeleteResponse::default().with_error_code(e.code()),
         Ok(done) => {
             results.extend(done);

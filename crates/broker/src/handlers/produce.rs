@@ -98,6 +98,10 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
     let mut results: Vec<Option<PartitionResult>> = Vec::new();
     let mut layout: Vec<(usize, usize)> = Vec::new(); // (topic index, first slot)
     let mut jobs = Vec::new();
+    // acks=all slots: answered once the high watermark covers them.
+    let mut replicated: Vec<(usize, Arc<Partition>)> = Vec::new();
+    let deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_millis(req.timeout_ms.max(0) as u64);
     for (ti, topic) in req.topic_data.iter().enumerate() {
         layout.push((ti, results.len()));
         let (name, unknown_code) = if version >= 13 {
@@ -144,7 +148,22 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
                         None,
                     )))
                 }
+                (Ok(partition), Some(_))
+                    if acks == -1 && partition.check_enough_replicas().is_err() =>
+                {
+                    // Kafka refuses before appending (Partition.appendRecordsToLeader).
+                    results.push(Some(PartitionResult::error(
+                        ResponseError::NotEnoughReplicas.code(),
+                        Some(format!(
+                            "The size of the current ISR of {} is insufficient to satisfy the min.isr requirement",
+                            partition.topic_partition()
+                        )),
+                    )))
+                }
                 (Ok(partition), Some(records)) => {
+                    if acks == -1 {
+                        replicated.push((slot, partition.clone()));
+                    }
                     results.push(None);
                     jobs.push(Job {
                         slot,
@@ -184,8 +203,7 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
                 }
                 Some(Ok(info)) => {
                     if let Some(info) = &info {
-                        job.partition
-                            .advance_high_watermark(info.last_offset.plus(1));
+                        job.partition.publish_append(info.last_offset.plus(1));
                     }
                     results[job.slot] = Some(PartitionResult::appended(info));
                 }
@@ -247,6 +265,8 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
             }
         }
     }
+
+    await_replicated(&mut results, replicated, deadline).await;
 
     let any_error = results
         .iter()
@@ -343,6 +363,29 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
     ))
 }
 
+/// Waits (in the partitions' purgatories) until the high watermark covers
+/// each appended `acks=all` batch, and puts Kafka's error in its slot when
+/// that fails (NOT_ENOUGH_REPLICAS_AFTER_APPEND, NOT_LEADER_OR_FOLLOWER,
+/// REQUEST_TIMED_OUT at the request's timeout).
+async fn await_replicated(
+    results: &mut [Option<PartitionResult>],
+    replicated: Vec<(usize, Arc<Partition>)>,
+    deadline: tokio::time::Instant,
+) {
+    for (slot, partition) in replicated {
+        let required = match &results[slot] {
+            Some(r) if r.error_code == 0 => match &r.info {
+                Some(info) => info.last_offset.plus(1),
+                None => continue,
+            },
+            _ => continue,
+        };
+        if let Err(code) = partition.await_replicated(required, deadline).await {
+            results[slot] = Some(PartitionResult::error(code, None));
+        }
+    }
+}
+
 /// The first Produce version that may carry zstd batches (KIP-110). Kafka
 /// answers an older request holding one with UNSUPPORTED_COMPRESSION_TYPE
 /// for that partition (`ProduceRequest.validateRecords`), because a client
@@ -418,7 +461,7 @@ fn flush_and_publish(partition: &Partition, info: AppendInfo) -> PartitionResult
             return storage_failure(partition, e);
         }
     }
-    partition.advance_high_watermark(info.last_offset.plus(1));
+    partition.publish_append(info.last_offset.plus(1));
     PartitionResult::appended(Some(info))
 }
 

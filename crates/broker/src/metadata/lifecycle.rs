@@ -89,6 +89,7 @@ impl BrokerLifecycle {
             features: records::supported_features(),
             rack: records::rack(config),
             log_dirs: records::log_dir_ids(directory_id),
+            previous_broker_epoch: None,
         };
         let me = Arc::new(BrokerLifecycle {
             node: BrokerId(config.node_id),

@@ -183,6 +183,10 @@ pub struct MetadataServices {
     pub cache: Arc<ImageCache>,
     pub controller: Arc<ControllerChannel>,
     pub lifecycle: Arc<BrokerLifecycle>,
+    /// The seam to the active controller (AlterPartition goes through it).
+    pub client: Arc<dyn ControllerClient>,
+    /// This broker's epoch from its registration (-1 before it).
+    pub broker_epoch: Arc<std::sync::atomic::AtomicI64>,
     /// The replica fetchers of the partitions this broker follows.
     pub fetchers: Arc<ReplicaFetcherManager>,
     owned: Option<OwnedQuorum>,
@@ -340,9 +344,9 @@ impl MetadataServices {
         let lifecycle = BrokerLifecycle::start(
             &config,
             meta.directory_id,
-            client,
+            client.clone(),
             cache.clone(),
-            broker_epoch,
+            broker_epoch.clone(),
         )
         .await?;
         Ok(MetadataServices {
@@ -350,6 +354,8 @@ impl MetadataServices {
             cache,
             controller,
             lifecycle,
+            client,
+            broker_epoch,
             fetchers,
             owned,
             loader: Some(loader),

@@ -36,6 +36,8 @@ use super::loader::MetadataPublisher;
 use crate::config::BrokerConfig;
 use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::partition::ReplicaManager;
+use crate::replica::isr::Assignment;
+use crate::replica::ReplicaRole;
 use crate::replica_fetcher::ReplicaFetcherManager;
 
 /// Why a hosted partition has no log (it stays offline).
@@ -199,10 +201,9 @@ impl PartitionsPublisher {
     /// follows and sets its role and leader epoch.
     fn host(&self, changes: &MetadataChanges, p: &LocalPartition, progress: &mut LoadProgress) {
         let tp = TopicPartition::new(p.topic.clone(), p.partition);
-        let leader = p.registration.leader == self.node;
-        let epoch = p.registration.leader_epoch;
+        let role = self.replica_role(changes, p);
         if let Some(existing) = self.replicas.get_partition(&tp) {
-            existing.become_replica(leader, epoch);
+            existing.become_replica(&role);
             return;
         }
         let overrides = changes.image.config(&topic_resource(&p.topic));
@@ -212,13 +213,34 @@ impl PartitionsPublisher {
         match self.logs.get_or_create_log(&tp, log_config) {
             Ok(log) => {
                 self.failures.lock().remove(&tp);
+                let hw = self.logs.checkpointed_high_watermark(&tp);
                 self.replicas
-                    .add_partition(log)
-                    .become_replica(leader, epoch);
+                    .add_partition_at(log, hw)
+                    .become_replica(&role);
             }
             Err(e) => self.record_failure(tp, &e),
         }
         progress.loaded_one();
+    }
+
+    /// This broker's role for `p` (leader side of issue 17): replicas, ISR
+    /// and epochs from the registration, the topic's `min.insync.replicas`.
+    fn replica_role(&self, changes: &MetadataChanges, p: &LocalPartition) -> ReplicaRole {
+        let reg = &p.registration;
+        let overrides = changes.image.config(&topic_resource(&p.topic));
+        ReplicaRole {
+            me: self.node,
+            topic_id: p.topic_id,
+            leader: reg.leader,
+            assignment: Assignment {
+                replicas: reg.replicas.clone(),
+                isr: reg.isr.clone(),
+                leader_epoch: reg.leader_epoch,
+                partition_epoch: reg.partition_epoch,
+            },
+            min_insync: self.config.topic_min_insync_replicas(overrides),
+            max_lag_ms: self.config.replica_lag_time_max_ms,
+        }
     }
 
     fn record_failure(&self, tp: TopicPartition, e: &StorageError) {
@@ -265,8 +287,12 @@ impl PartitionsPublisher {
             let Some(log_config) = self.log_config(&res.name, changes.image.config(res)) else {
                 continue;
             };
+            let min_insync = self
+                .config
+                .topic_min_insync_replicas(changes.image.config(res));
             for p in self.replicas.partitions_of(&res.name) {
                 p.log().update_config(log_config.clone());
+                p.set_min_insync(min_insync);
             }
         }
     }
@@ -421,8 +447,10 @@ impl BrokerConfigPublisher {
             let overrides = changes.image.config(&topic_resource(t.name()));
             match self.config.topic_log_config(overrides) {
                 Ok(log_config) => {
+                    let min_insync = self.config.topic_min_insync_replicas(overrides);
                     for p in self.replicas.partitions_of(t.name()) {
                         p.log().update_config(log_config.clone());
+                        p.set_min_insync(min_insync);
                     }
                 }
                 Err(e) => tracing::warn!(

@@ -79,7 +79,7 @@ pub(crate) fn open_node_with_clock(
         clock.clone(),
     )?);
     let config = Arc::new(config);
-    let replicas = Arc::new(ReplicaManager::new());
+    let replicas = Arc::new(ReplicaManager::with_clock(clock.clone()));
     let groups = Arc::new(crate::group::GroupCoordinator::new(
         crate::group::GroupConfig::default(),
         clock.clone(),

@@ -120,6 +120,8 @@ mod tests {
     use sluice_storage::{LogConfig, LogManager, LogManagerConfig, ManualClock, SimFs};
 
     use super::*;
+    use crate::replica::ReplicaRole;
+    use sluice_metadata::BrokerId;
 
     fn batch(base: i64, count: usize, epoch: i32) -> Vec<u8> {
         let mut b = BatchBuilder::new(CompressionType::None)
@@ -146,7 +148,9 @@ mod tests {
         let tp = TopicPartition::new("t", 0);
         let log = logs.get_or_create_log(&tp, LogConfig::default()).unwrap();
         let p = Arc::new(Partition::new(log));
-        p.become_replica(false, LeaderEpoch(2));
+        let mut role = ReplicaRole::alone(BrokerId(1), LeaderEpoch(2));
+        role.leader = BrokerId(2);
+        p.become_replica(&role);
         (p, logs)
     }
 
@@ -182,7 +186,7 @@ mod tests {
         r.maybe_increment_log_start_offset(Offset(50)).unwrap();
         assert_eq!(r.log_start_offset(), Offset(2), "not past the HW");
         // A leader's batch for this broker as leader is not appended.
-        p.become_replica(true, LeaderEpoch(2));
+        p.become_replica(&ReplicaRole::alone(BrokerId(1), LeaderEpoch(2)));
         assert!(!r.is_follower_in(LeaderEpoch(2)));
     }
 

@@ -54,6 +54,10 @@ pub struct BrokerRegistrationRequest {
     pub rack: Option<String>,
     /// The broker's online log directories.
     pub log_dirs: Vec<Uuid>,
+    /// The epoch this broker had when it last shut down cleanly (Kafka's
+    /// PreviousBrokerEpoch, from its clean-shutdown marker); `None` after a
+    /// crash or when unknown.
+    pub previous_broker_epoch: Option<BrokerEpoch>,
 }
 
 /// The answer to a registration.
@@ -182,7 +186,19 @@ fn plan_register(
         {
             return Err(ControllerError::DuplicateBrokerRegistration(req.broker_id));
         }
-        records.extend(move_leaderships_off(ctx, req.broker_id));
+        // KIP-966: a new incarnation that did not shut down cleanly at its
+        // last epoch may have lost acknowledged data: with ELR it leaves
+        // every ISR and ELR and may not lead from them.
+        let clean = req.previous_broker_epoch == Some(old.epoch);
+        if old.incarnation_id != req.incarnation_id
+            && !clean
+            && ctx.config.eligible_leader_replicas_enabled
+        {
+            tracing::info!(broker = %req.broker_id, "registration after an unclean shutdown");
+            records.extend(unclean_shutdown(ctx, req.broker_id));
+        } else {
+            records.extend(move_leaderships_off(ctx, req.broker_id));
+        }
     }
     let next_offset = ctx.image.provenance().last_offset.0 + 1 + records.len() as i64;
     let epoch =
@@ -340,6 +356,30 @@ fn move_leaderships_off_all(ctx: &OpContext<'_>, gone: &[BrokerId]) -> Vec<Metad
                 }
                 out.push(MetadataRecord::PartitionChange(change));
             }
+        }
+    }
+    out
+}
+
+/// Changes that take `broker`, back from an unclean shutdown, out of
+/// every ISR and ELR (Kafka's `handleBrokerUncleanShutdown`).
+fn unclean_shutdown(ctx: &OpContext<'_>, broker: BrokerId) -> Vec<MetadataRecord> {
+    let image = ctx.image;
+    let gone = [broker];
+    let mut out = Vec::new();
+    for t in image.topics() {
+        for (&p, reg) in t.partitions() {
+            if reg.leader != broker && !reg.isr.contains(&broker) && !reg.elr.contains(&broker) {
+                continue;
+            }
+            let isr: Vec<BrokerId> = reg.isr.iter().copied().filter(|&b| b != broker).collect();
+            let rules = rules_for(image, ctx.config, t.name(), reg.replicas.len());
+            let change = ChangeBuilder::new(image, reg, t.id(), p, rules)
+                .target_isr(isr)
+                .not_leaders(&gone)
+                .unclean_shutdown(&gone)
+                .build();
+            out.extend(change.map(MetadataRecord::PartitionChange));
         }
     }
     out

@@ -59,6 +59,8 @@ pub(crate) struct ChangeBuilder<'a> {
     /// A broker that may lead although the image still shows it fenced
     /// (being unfenced in the same batch).
     may_lead: Option<BrokerId>,
+    /// Brokers back from an unclean shutdown: never eligible (KIP-966).
+    unclean_shutdown: &'a [BrokerId],
     target_isr: Vec<BrokerId>,
     target_elr: Vec<BrokerId>,
     target_recovery: LeaderRecoveryState,
@@ -80,6 +82,7 @@ impl<'a> ChangeBuilder<'a> {
             rules,
             not_leaders: &[],
             may_lead: None,
+            unclean_shutdown: &[],
             target_isr: reg.isr.clone(),
             target_elr: reg.elr.clone(),
             target_recovery: reg.leader_recovery_state,
@@ -98,6 +101,11 @@ impl<'a> ChangeBuilder<'a> {
 
     pub fn not_leaders(mut self, brokers: &'a [BrokerId]) -> Self {
         self.not_leaders = brokers;
+        self
+    }
+
+    pub fn unclean_shutdown(mut self, brokers: &'a [BrokerId]) -> Self {
+        self.unclean_shutdown = brokers;
         self
     }
 
@@ -157,7 +165,10 @@ impl<'a> ChangeBuilder<'a> {
         }
         let mut elr: Vec<BrokerId> = Vec::new();
         for &b in self.target_elr.iter().chain(self.reg.isr.iter()) {
-            if !self.target_isr.contains(&b) && !elr.contains(&b) {
+            if !self.target_isr.contains(&b)
+                && !elr.contains(&b)
+                && !self.unclean_shutdown.contains(&b)
+            {
                 elr.push(b);
             }
         }

@@ -154,3 +154,59 @@ fn elect(
         }
     }
 }
+
+/// Most unclean elections one periodic check commits (Kafka's
+/// `maxElectionsPerImbalance`); the next check takes the rest.
+const MAX_UNCLEAN_ELECTIONS: usize = 1000;
+
+/// The periodic unclean election (Kafka's `maybeElectUncleanLeaders`, every
+/// `unclean.leader.election.interval.ms`): leaderless partitions of topics
+/// with `unclean.leader.election.enable` get a leader as an unclean
+/// ElectLeaders would give them. Nobody awaits its answer.
+pub(super) fn elect_unclean_op() -> super::Op {
+    Box::new(|ctx| {
+        let records = match ctx {
+            Ok(ctx) => plan_unclean_elections(ctx),
+            Err(_) => Vec::new(),
+        };
+        let n = records.len();
+        super::Planned {
+            records,
+            finish: Box::new(move |res| match res {
+                Ok(()) if n > 0 => tracing::warn!(
+                    partitions = n,
+                    "unclean leader elections for offline partitions"
+                ),
+                Ok(()) => {}
+                Err(e) => tracing::warn!(error = %e, "unclean leader elections failed"),
+            }),
+        }
+    })
+}
+
+pub(super) fn plan_unclean_elections(ctx: &OpContext<'_>) -> Vec<MetadataRecord> {
+    let image = ctx.image;
+    let default = ctx.config.unclean_leader_election_enable;
+    let mut records = Vec::new();
+    for t in image.topics() {
+        if !super::change::unclean_enabled(image, t.name(), default) {
+            continue;
+        }
+        for (&p, reg) in t.partitions() {
+            if reg.has_leader() {
+                continue;
+            }
+            if records.len() >= MAX_UNCLEAN_ELECTIONS {
+                return records;
+            }
+            let rules = rules_for(image, ctx.config, t.name(), reg.replicas.len());
+            if let Some(change) = ChangeBuilder::new(image, reg, t.id(), p, rules)
+                .build()
+                .filter(|c| c.leader.0 >= 0)
+            {
+                records.push(MetadataRecord::PartitionChange(change));
+            }
+        }
+    }
+    records
+}

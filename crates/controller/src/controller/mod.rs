@@ -102,9 +102,17 @@ pub struct ControllerConfig {
     pub default_min_insync_replicas: i32,
     /// `unclean.leader.election.enable` of topics without an override.
     pub unclean_leader_election_enable: bool,
+    /// `unclean.leader.election.interval.ms`: how often offline partitions
+    /// of topics that allow it get an unclean election.
+    pub unclean_leader_election_interval_ms: i64,
     /// KIP-966 eligible leader replicas (Kafka's
-    /// `eligible.leader.replicas.version` feature).
+    /// `eligible.leader.replicas.version` feature; Kafka 4.1 turns it on
+    /// for new clusters).
     pub eligible_leader_replicas_enabled: bool,
+    /// New partitions start with every usable replica in their ISR, as
+    /// Kafka's. Off: the leader alone, for nodes whose followers do not
+    /// replicate (a follower without the data must not be electable).
+    pub new_partitions_isr_all_usable: bool,
 }
 
 impl Default for ControllerConfig {
@@ -118,7 +126,9 @@ impl Default for ControllerConfig {
             bootstrap: Vec::new(),
             default_min_insync_replicas: 1,
             unclean_leader_election_enable: false,
+            unclean_leader_election_interval_ms: 300_000,
             eligible_leader_replicas_enabled: false,
+            new_partitions_isr_all_usable: false,
         }
     }
 }

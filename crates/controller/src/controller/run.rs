@@ -28,12 +28,17 @@ type Finish = Box<dyn FnOnce(Result<(), ControllerError>) + Send>;
 
 /// Runs operations until the queue closes. Every
 /// `broker.session.timeout.ms / 4` it also fences expired brokers (the
-/// timer only wakes it; expiry is judged by the controller's clock).
+/// timer only wakes it; expiry is judged by the controller's clock), and
+/// every `unclean.leader.election.interval.ms` it elects leaders for
+/// offline partitions of topics that allow unclean elections.
 pub(super) async fn run_operations(shared: Arc<Shared>, mut ops: mpsc::Receiver<Op>) {
     let mut sessions = Sessions::default();
     let period = (shared.config.broker_session_timeout_ms / 4).max(10) as u64;
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(period));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let unclean_period = shared.config.unclean_leader_election_interval_ms.max(10) as u64;
+    let mut unclean = tokio::time::interval(std::time::Duration::from_millis(unclean_period));
+    unclean.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let first = tokio::select! {
             op = ops.recv() => match op {
@@ -41,6 +46,7 @@ pub(super) async fn run_operations(shared: Arc<Shared>, mut ops: mpsc::Receiver<
                 None => return,
             },
             _ = tick.tick() => brokers::fence_expired_op(),
+            _ = unclean.tick() => super::misc::elect_unclean_op(),
         };
         let mut group = vec![first];
         while group.len() < MAX_GROUP_OPERATIONS {

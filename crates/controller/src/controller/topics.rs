@@ -68,7 +68,11 @@ impl QuorumController {
         validate_only: bool,
     ) -> Result<ItemResults<()>, ControllerError> {
         self.submit(move |ctx| {
-            let (records, results) = plan_create_partitions(ctx.image, &topics);
+            let (records, results) = plan_create_partitions(
+                ctx.image,
+                ctx.config.new_partitions_isr_all_usable,
+                &topics,
+            );
             Ok((if validate_only { Vec::new() } else { records }, results))
         })
         .await
@@ -120,17 +124,30 @@ fn new_topic_id(image: &MetadataImage, taken: &BTreeSet<Uuid>) -> Uuid {
     }
 }
 
+/// A new partition led by `leader` (its first usable replica). Its ISR
+/// is, as Kafka's, every usable replica with `isr_all`; else the leader
+/// alone (a build whose followers do not replicate yet).
 fn partition_record(
-    topic_id: Uuid,
-    partition_id: i32,
+    image: &MetadataImage,
+    isr_all: bool,
+    (topic_id, partition_id): (Uuid, i32),
     replicas: Vec<BrokerId>,
     leader: BrokerId,
 ) -> MetadataRecord {
+    let isr = if isr_all {
+        replicas
+            .iter()
+            .copied()
+            .filter(|&b| image.broker(b).is_some_and(|r| r.is_usable()))
+            .collect()
+    } else {
+        vec![leader]
+    };
     MetadataRecord::Partition(PartitionRecord {
         partition_id,
         topic_id,
         replicas,
-        isr: vec![leader],
+        isr,
         removing_replicas: Vec::new(),
         adding_replicas: Vec::new(),
         leader,
@@ -180,8 +197,9 @@ pub(crate) fn plan_create_topics(
                 }
                 for (p, (replicas, leader)) in recs.into_iter().enumerate() {
                     records.push(partition_record(
-                        created.topic_id,
-                        p as i32,
+                        ctx.image,
+                        ctx.config.new_partitions_isr_all_usable,
+                        (created.topic_id, p as i32),
                         replicas,
                         leader,
                     ));
@@ -360,6 +378,7 @@ pub(crate) fn plan_delete_topics(
 
 pub(crate) fn plan_create_partitions(
     image: &MetadataImage,
+    isr_all: bool,
     topics: &[CreatePartitions],
 ) -> (Vec<MetadataRecord>, ItemResults<()>) {
     let dups = duplicates(topics.iter().map(|t| t.topic.as_str()));
@@ -374,7 +393,7 @@ pub(crate) fn plan_create_partitions(
             ))));
             continue;
         }
-        match plan_new_partitions(image, &placer, t) {
+        match plan_new_partitions(image, isr_all, &placer, t) {
             Ok(recs) => {
                 records.extend(recs);
                 results.push(Ok(()));
@@ -387,6 +406,7 @@ pub(crate) fn plan_create_partitions(
 
 fn plan_new_partitions(
     image: &MetadataImage,
+    isr_all: bool,
     placer: &ReplicaPlacer,
     t: &CreatePartitions,
 ) -> Result<Vec<MetadataRecord>, ControllerError> {
@@ -447,7 +467,13 @@ fn plan_new_partitions(
         .into_iter()
         .enumerate()
         .map(|(i, (replicas, leader))| {
-            partition_record(topic.id(), current + i as i32, replicas, leader)
+            partition_record(
+                image,
+                isr_all,
+                (topic.id(), current + i as i32),
+                replicas,
+                leader,
+            )
         })
         .collect())
 }

@@ -93,8 +93,7 @@ pub fn check_replicas(
 }
 
 /// The leader of a new partition: its first usable replica (Kafka puts
-/// the usable replicas in the ISR and elects the first; until replication
-/// exists the ISR is the leader alone).
+/// the usable replicas in the ISR and elects the first).
 pub fn first_usable(
     image: &MetadataImage,
     replicas: &[BrokerId],

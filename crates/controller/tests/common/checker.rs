@@ -17,6 +17,13 @@
 //! - **Usable leaders only**: no image names as a partition leader a broker
 //!   that is unregistered, fenced or in controlled shutdown, nor one
 //!   outside the partition's replicas and ISR.
+//! - **Sound ISRs**: every ISR is a list of distinct replicas holding the
+//!   leader. Without ELR it is never empty, and a member that cannot serve
+//!   (unregistered, fenced, shutting down) is only ever the last member of
+//!   a leaderless ISR (fencing takes a broker out of every ISR; the last
+//!   member stays). With ELR (KIP-966) no such member is in any ISR, an
+//!   empty ISR has no leader, and the eligible leader replicas are distinct
+//!   replicas outside the ISR.
 //! - **Nothing acknowledged is lost**: every acknowledged operation's
 //!   record is in the committed log ([`Checker::check_acked`]).
 
@@ -48,6 +55,14 @@ pub enum Acked {
         topic: String,
         count: i32,
     },
+    /// An AlterPartition answered with this ISR: some committed record of
+    /// the partition set it (the change, or an earlier one when the
+    /// request changed nothing).
+    IsrChanged {
+        topic: Uuid,
+        partition: i32,
+        isr: Vec<i32>,
+    },
     /// A topic config key set to a value.
     ConfigSet {
         topic: String,
@@ -70,6 +85,32 @@ impl Acked {
             (Acked::TopicDeleted { id }, MetadataRecord::RemoveTopic(x)) => x.topic_id == *id,
             (Acked::PartitionsCreated { topic, count }, MetadataRecord::Partition(x)) => {
                 x.partition_id == count - 1 && ids_of(topic).contains(&x.topic_id)
+            }
+            (
+                Acked::IsrChanged {
+                    topic,
+                    partition,
+                    isr,
+                },
+                MetadataRecord::PartitionChange(x),
+            ) => {
+                x.topic_id == *topic
+                    && x.partition_id == *partition
+                    && x.isr
+                        .as_ref()
+                        .is_some_and(|i| i.iter().map(|b| b.0).eq(isr.iter().copied()))
+            }
+            (
+                Acked::IsrChanged {
+                    topic,
+                    partition,
+                    isr,
+                },
+                MetadataRecord::Partition(x),
+            ) => {
+                x.topic_id == *topic
+                    && x.partition_id == *partition
+                    && x.isr.iter().map(|b| b.0).eq(isr.iter().copied())
             }
             (Acked::ConfigSet { topic, key, value }, MetadataRecord::Config(x)) => {
                 x.resource_type == 2
@@ -96,6 +137,8 @@ pub struct Checker {
     /// broker epoch → offset of the registration that gave it.
     epochs: BTreeMap<i64, i64>,
     acked_checked: usize,
+    /// The controllers run with eligible leader replicas (KIP-966).
+    pub elr: bool,
 }
 
 fn hash(bytes: &[u8]) -> u64 {
@@ -105,6 +148,14 @@ fn hash(bytes: &[u8]) -> u64 {
 }
 
 impl Checker {
+    /// A checker of controllers that run with (or without) ELR.
+    pub fn with_elr(elr: bool) -> Checker {
+        Checker {
+            elr,
+            ..Checker::default()
+        }
+    }
+
     /// `node` claims to lead `epoch` (`how`: where the claim was seen).
     pub fn leader(&mut self, epoch: i64, node: i32, how: &str) -> Result<(), String> {
         let prev = *self.leaders.entry(epoch).or_insert(node);
@@ -196,6 +247,7 @@ impl Checker {
     /// An image `who` built or loaded (after a whole batch or snapshot).
     pub fn image(&mut self, who: &str, image: &MetadataImage) -> Result<(), String> {
         leaders_usable(image).map_err(|e| format!("{who}: {e}"))?;
+        isrs_sound(image, self.elr).map_err(|e| format!("{who}: {e}"))?;
         let offset = image.provenance().last_offset.0;
         let bytes = image
             .canonical_bytes()
@@ -278,6 +330,61 @@ pub fn leaders_usable(image: &MetadataImage) -> Result<(), String> {
                     "image at offset {at} names {why} ({leader}) leader of {}-{p}",
                     t.name()
                 ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// See **Sound ISRs** in the module docs.
+pub fn isrs_sound(image: &MetadataImage, elr: bool) -> Result<(), String> {
+    let at = image.provenance().last_offset.0;
+    let distinct = |list: &[BrokerId]| {
+        let mut sorted = list.to_vec();
+        sorted.sort_unstable();
+        !sorted.windows(2).any(|w| w[0] == w[1])
+    };
+    for t in image.topics() {
+        for (p, reg) in t.partitions() {
+            let fail = |why: String| {
+                Err(format!(
+                    "image at offset {at}: {}-{p} has ISR {:?} (leader {}, replicas {:?}, ELR {:?}): {why}",
+                    t.name(),
+                    reg.isr,
+                    reg.leader,
+                    reg.replicas,
+                    reg.elr
+                ))
+            };
+            if reg.isr.is_empty() && (!elr || reg.has_leader()) {
+                return fail("empty".into());
+            }
+            if !distinct(&reg.isr) {
+                return fail("a member twice".into());
+            }
+            if let Some(b) = reg.isr.iter().find(|b| !reg.replicas.contains(b)) {
+                return fail(format!("{b} is not a replica"));
+            }
+            if reg.has_leader() && !reg.isr.contains(&reg.leader) {
+                return fail("the leader is outside it".into());
+            }
+            let unusable = |b: &BrokerId| !image.broker(*b).is_some_and(|r| r.is_usable());
+            if let Some(b) = reg.isr.iter().find(|b| unusable(b)) {
+                if elr || reg.isr.len() > 1 || reg.has_leader() {
+                    return fail(format!(
+                        "{b} cannot serve (unregistered, fenced or shutting down) yet is \
+                         not the last member of a leaderless ISR"
+                    ));
+                }
+            }
+            if !elr && !reg.elr.is_empty() {
+                return fail("an ELR without ELR enabled".into());
+            }
+            if !distinct(&reg.elr) || reg.elr.iter().any(|b| !reg.replicas.contains(b)) {
+                return fail("the ELR is not distinct replicas".into());
+            }
+            if let Some(b) = reg.elr.iter().find(|b| reg.isr.contains(b)) {
+                return fail(format!("{b} is in both the ISR and the ELR"));
             }
         }
     }

@@ -12,11 +12,14 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sluice_controller::{
-    AlterConfigOp, BrokerHeartbeat, BrokerRegistrationRequest, ConfigAlteration, ControllerError,
-    CreatePartitions, CreateTopic, QuorumController, TopicRef,
+    AlterConfigOp, AlterPartitionItem, AlterPartitionRequest, BrokerHeartbeat,
+    BrokerRegistrationRequest, ConfigAlteration, ControllerError, CreatePartitions, CreateTopic,
+    QuorumController, TopicRef,
 };
-use sluice_metadata::{BrokerEpoch, BrokerId, ConfigResource, ConfigResourceType};
-use sluice_record::Offset;
+use sluice_metadata::{
+    BrokerEpoch, BrokerId, ConfigResource, ConfigResourceType, LeaderRecoveryState, PartitionEpoch,
+};
+use sluice_record::{LeaderEpoch, Offset};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
@@ -44,6 +47,17 @@ pub enum Req {
         name: String,
         count: i32,
     },
+    /// AlterPartition of one partition the broker leads (as its observer
+    /// image shows it).
+    AlterIsr {
+        broker: i32,
+        epoch: i64,
+        topic: u128,
+        partition: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: Vec<(i32, i64)>,
+    },
     SetConfig {
         topic: String,
         key: String,
@@ -68,6 +82,12 @@ pub enum Body {
         id: u128,
     },
     Done,
+    /// AlterPartition's committed state.
+    Isr {
+        leader: i32,
+        isr: Vec<i32>,
+        partition_epoch: i32,
+    },
     NotController {
         leader: Option<i32>,
     },
@@ -169,6 +189,7 @@ async fn handle(c: &QuorumController, req: Req) -> Body {
                 features: Vec::new(),
                 rack: None,
                 log_dirs: Vec::new(),
+                previous_broker_epoch: None,
             })
             .await
             .map(|r| Body::Registered {
@@ -219,6 +240,37 @@ async fn handle(c: &QuorumController, req: Req) -> Body {
                 assignments: None,
             };
             item(c.create_partitions(vec![p], false).await).map(|()| Body::Done)
+        }
+        Req::AlterIsr {
+            broker,
+            epoch,
+            topic,
+            partition,
+            leader_epoch,
+            partition_epoch,
+            isr,
+        } => {
+            let req = AlterPartitionRequest {
+                broker_id: BrokerId(broker),
+                broker_epoch: BrokerEpoch(epoch),
+                partitions: vec![AlterPartitionItem {
+                    topic_id: Uuid::from_u128(topic),
+                    partition,
+                    leader_epoch: LeaderEpoch(leader_epoch),
+                    partition_epoch: PartitionEpoch(partition_epoch),
+                    new_isr: isr.into_iter().map(|(b, e)| (BrokerId(b), e)).collect(),
+                    leader_recovery_state: LeaderRecoveryState::Recovered,
+                }],
+            };
+            let answer = c
+                .alter_partition(req)
+                .await
+                .map(|r| r.partitions.into_iter().map(|p| p.result).collect());
+            item(answer).map(|s| Body::Isr {
+                leader: s.leader.0,
+                isr: s.isr.iter().map(|b| b.0).collect(),
+                partition_epoch: s.partition_epoch.0,
+            })
         }
         Req::SetConfig { topic, key, value } => {
             let resource = ConfigResource {

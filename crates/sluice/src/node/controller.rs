@@ -97,6 +97,12 @@ fn controller_config(config: &BrokerConfig, kraft: &KraftConfig) -> ControllerCo
         default_replication_factor: kraft.default_replication_factor as i16,
         broker_session_timeout_ms: i64::from(kraft.broker_session_timeout_ms),
         bootstrap: sluice_broker::metadata::records::fresh_bootstrap_records(),
+        default_min_insync_replicas: kraft.min_insync_replicas,
+        unclean_leader_election_enable: kraft.unclean_leader_election_enable,
+        // Followers replicate (issue 17): a new partition's ISR is every
+        // usable replica, as Kafka's, and the leader's high watermark
+        // waits for them.
+        new_partitions_isr_all_usable: true,
         ..ControllerConfig::default()
     }
 }

@@ -166,7 +166,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0i32..12, 0i64..60).prop_map(|(e, o)| Op::Assign(e, o)),
-        2 => (0i64..60).prop_map(Op::TruncateEnd),
+        2 => (-2i64..60).prop_map(Op::TruncateEnd),
         2 => (0i64..60).prop_map(Op::TruncateStart),
         1 => Just(Op::Clear),
     ]
@@ -182,7 +182,8 @@ fn model_apply(m: &mut Vec<(i32, i64)>, op: &Op) {
             m.retain(|&(e2, o2)| e2 < ep && o2 < o);
             m.push((ep, o));
         }
-        Op::TruncateEnd(o) => m.retain(|&(_, s)| s < o),
+        Op::TruncateEnd(o) if o >= 0 => m.retain(|&(_, s)| s < o),
+        Op::TruncateEnd(_) => {}
         Op::TruncateStart(o) => {
             let covering = m.iter().rev().find(|&&(_, s)| s <= o).copied();
             if let Some((ep, _)) = covering {

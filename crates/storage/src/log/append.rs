@@ -306,23 +306,28 @@ impl Log {
         // leaves an entry past the log end, dropped on load).
         let new_epoch =
             leader_epoch.0 >= 0 && st.epochs.latest_epoch().is_none_or(|l| leader_epoch > l);
-        if new_epoch {
+        let epochs_before = if new_epoch {
             if roll == Roll::Defer {
                 return Ok(None); // the file write fsyncs
             }
+            let before = st.epochs.clone();
             st.epochs.assign(leader_epoch, first_offset);
             if let Err(e) = self.persist_epochs(&st.epochs) {
-                st.epochs.truncate_from_end(first_offset);
+                st.epochs = before;
                 return Err(e);
             }
-        }
+            Some(before)
+        } else {
+            None
+        };
         let active = st.active().clone();
         let pieces = records.pieces(&stamped);
         if let Err(f) = active.append(&pieces, &stamped, config.index_interval_bytes) {
             if f.unrecoverable {
                 self.offline(&f.error);
             }
-            if new_epoch && st.epochs.truncate_from_end(first_offset) {
+            if let Some(before) = epochs_before {
+                st.epochs = before;
                 let _ = self.persist_epochs(&st.epochs);
             }
             return Err(f.error);

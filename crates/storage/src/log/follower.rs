@@ -69,26 +69,15 @@ impl Log {
         )? {
             pending_snapshot = self.roll_locked(&mut st, &config, now)?;
         }
-        let mut assigned = false;
-        for (_, h) in &headers {
-            let epoch = h.partition_leader_epoch;
-            if st.epochs.latest_epoch().is_none_or(|l| epoch > l) {
-                assigned |= st.epochs.assign(epoch, h.base_offset);
-            }
-        }
-        if assigned {
-            if let Err(e) = self.persist_epochs(&st.epochs) {
-                st.epochs.truncate_from_end(leo);
-                return Err(e);
-            }
-        }
+        let epochs_before = self.assign_batch_epochs(&mut st.epochs, &headers)?;
         let active = st.active().clone();
         let piece = [std::io::IoSlice::new(&records[..whole])];
         if let Err(f) = active.append(&piece, &headers, config.index_interval_bytes) {
             if f.unrecoverable {
                 self.offline(&f.error);
             }
-            if assigned && st.epochs.truncate_from_end(leo) {
+            if let Some(before) = epochs_before {
+                st.epochs = before;
                 let _ = self.persist_epochs(&st.epochs);
             }
             return Err(f.error);
@@ -180,6 +169,32 @@ impl Log {
             tracing::debug!(log = %self.tp, epoch = epoch.0, start = start.0, "assigned leader epoch start offset");
         }
         Ok(())
+    }
+
+    /// Starts an epoch entry for each batch of a newer leader epoch than
+    /// the latest, and writes the file. Returns the cache as it was when
+    /// anything changed (to restore if the data write fails); on a failed
+    /// file write the cache is restored and the error returned.
+    fn assign_batch_epochs(
+        &self,
+        epochs: &mut LeaderEpochCache,
+        headers: &[(usize, BatchHeader)],
+    ) -> Result<Option<LeaderEpochCache>, StorageError> {
+        let mut before = None;
+        for (_, h) in headers {
+            let epoch = h.partition_leader_epoch;
+            if epoch.0 >= 0 && epochs.latest_epoch().is_none_or(|l| epoch > l) {
+                before.get_or_insert_with(|| epochs.clone());
+                epochs.assign(epoch, h.base_offset);
+            }
+        }
+        if let Some(b) = &before {
+            if let Err(e) = self.persist_epochs(epochs) {
+                *epochs = b.clone();
+                return Err(e);
+            }
+        }
+        Ok(before)
     }
 
     /// Writes the epoch cache's file; a failure other than a full disk (or

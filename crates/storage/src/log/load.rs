@@ -263,11 +263,69 @@ pub(super) fn load_epoch_cache(
         }
     };
     dirty |= cache.truncate_from_end(log_end);
+    dirty |= cover_log_start(&mut cache, segments, log_start, log_end)?;
     dirty |= cache.truncate_from_start(log_start);
     if dirty {
         cache.persist(fs)?;
     }
     Ok(cache)
+}
+
+/// A crash can leave the log start offset checkpoint older than the epoch
+/// cache (DeleteRecords moved the first entry up, or a truncation below the
+/// new start emptied the cache, before the start offset was checkpointed):
+/// the batches from the log start to the first entry (or to the log end)
+/// then have no epoch. Their headers are read (only that range) and the
+/// entries they start are put in front. Returns whether anything changed.
+/// (Batches without an epoch, -1, which Sluice does not write, are read
+/// again at every load.)
+fn cover_log_start(
+    cache: &mut LeaderEpochCache,
+    segments: &BTreeMap<i64, Arc<LogSegment>>,
+    log_start: Offset,
+    log_end: Offset,
+) -> Result<bool, StorageError> {
+    let first_start = cache.earliest().map_or(log_end, |(_, s)| s);
+    if first_start <= log_start {
+        return Ok(false);
+    }
+    let mut head = LeaderEpochCache::new(PathBuf::new());
+    let from = segments
+        .range(..=log_start.0)
+        .next_back()
+        .map(|(b, _)| *b)
+        .unwrap_or(i64::MIN);
+    'scan: for seg in segments.range(from..).map(|(_, s)| s) {
+        if seg.base_offset() >= first_start {
+            break;
+        }
+        let mut done = false;
+        seg.for_each_header_from(log_start, |h| {
+            if done || h.base_offset >= first_start {
+                done = true;
+                return;
+            }
+            let epoch = h.partition_leader_epoch;
+            if head.latest_epoch().is_none_or(|l| epoch > l) {
+                head.assign(epoch, h.base_offset.max(log_start));
+            }
+        })?;
+        if done {
+            break 'scan;
+        }
+    }
+    if head.is_empty() {
+        return Ok(false);
+    }
+    for (epoch, start) in cache.entries().to_vec() {
+        if head.latest_epoch() != Some(epoch) {
+            head.assign(epoch, start);
+        }
+    }
+    let changed = head.entries() != cache.entries();
+    let dir = cache.clone();
+    *cache = dir.with_entries(head.entries());
+    Ok(changed)
 }
 
 /// Producer state for a loaded log: the newest usable snapshot at or below

@@ -387,5 +387,5 @@ pub(super) fn registration(r: &Registration, cluster_id: &str) -> BrokerRegistra
         )
         .with_rack(r.rack.clone().map(str_bytes))
         .with_log_dirs(r.log_dirs.clone())
-        .with_previous_broker_epoch(-1)
+        .with_previous_broker_epoch(r.previous_broker_epoch.map_or(-1, |e| e.0))
 }

@@ -66,6 +66,8 @@ pub(super) async fn register(
             .collect(),
         rack: r.rack.as_ref().map(|s| s.to_string()),
         log_dirs: r.log_dirs.clone(),
+        previous_broker_epoch: (r.previous_broker_epoch >= 0)
+            .then_some(BrokerEpoch(r.previous_broker_epoch)),
     };
     let result = match check_active(c) {
         Ok(()) => c.register_broker(req).await,

@@ -18,6 +18,7 @@ fn registration(id: i32, incarnation: u128) -> BrokerRegistrationRequest {
         features: Vec::new(),
         rack: None,
         log_dirs: Vec::new(),
+        previous_broker_epoch: None,
     }
 }
 

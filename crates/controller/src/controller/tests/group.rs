@@ -97,6 +97,7 @@ async fn an_operation_error_found_on_speculation_also_waits_for_the_commit() {
             features: Vec::new(),
             rack: None,
             log_dirs: Vec::new(),
+            previous_broker_epoch: None,
         })
         .await
     });

@@ -288,6 +288,7 @@ async fn fixture_with_four() -> (Fixture, Uuid) {
             features: Vec::new(),
             rack: None,
             log_dirs: Vec::new(),
+            previous_broker_epoch: None,
         })
         .await
         .unwrap()
@@ -589,4 +590,107 @@ async fn brokers_expiring_together_leave_the_isr_one_by_one_and_only_the_last_st
     );
     let r = reg(&f, 1);
     assert_eq!((r.leader, r.isr.clone()), (BrokerId(3), b(&[3])));
+}
+
+#[tokio::test]
+async fn new_partitions_start_with_every_usable_replica_in_the_isr_when_replicated() {
+    let config = ControllerConfig {
+        new_partitions_isr_all_usable: true,
+        ..ControllerConfig::default()
+    };
+    let (f, _id) = setup(1, config).await;
+    assert_eq!(reg(&f, 0).isr, b(&[1, 2, 3]));
+    // A fenced replica is left out; the first usable one leads.
+    f.c.heartbeat(heartbeat(1, true, false)).await.unwrap();
+    let more = CreatePartitions {
+        topic: T.into(),
+        count: 2,
+        assignments: Some(vec![b(&[1, 2, 3])]),
+    };
+    f.c.create_partitions(vec![more], false).await.unwrap()[0]
+        .as_ref()
+        .unwrap();
+    let r = reg(&f, 1);
+    assert_eq!((r.leader, r.isr.clone()), (BrokerId(2), b(&[2, 3])));
+    // Without the setting, the leader alone (the default today).
+    let (f, _id) = three().await;
+    assert_eq!(reg(&f, 0).isr, b(&[1]));
+}
+
+fn new_incarnation(id: i32, previous: Option<BrokerEpoch>) -> BrokerRegistrationRequest {
+    BrokerRegistrationRequest {
+        broker_id: BrokerId(id),
+        incarnation_id: Uuid::from_u128(1000 + id as u128),
+        listeners: Vec::new(),
+        features: Vec::new(),
+        rack: None,
+        log_dirs: Vec::new(),
+        previous_broker_epoch: previous,
+    }
+}
+
+#[tokio::test]
+async fn with_elr_a_broker_back_from_an_unclean_shutdown_is_no_longer_eligible() {
+    for clean in [false, true] {
+        let (f, id) = setup(1, elr_config()).await;
+        min_isr_2(&f).await;
+        alter_one(&f, item(&f, id, 0, &[1, 2])).await.unwrap();
+        alter_one(&f, item(&f, id, 0, &[1])).await.unwrap();
+        assert_eq!(reg(&f, 0).elr, b(&[2]));
+        // Broker 2 stops (fenced) and a new process registers: after a
+        // crash it says no previous epoch, after a clean shutdown its last
+        // epoch (0 here).
+        f.c.heartbeat(heartbeat(2, true, false)).await.unwrap();
+        let previous = clean.then_some(BrokerEpoch(0));
+        f.c.register_broker(new_incarnation(2, previous))
+            .await
+            .unwrap();
+        let r = reg(&f, 0);
+        let want = if clean { b(&[2]) } else { b(&[]) };
+        assert_eq!(r.elr, want, "clean shutdown: {clean}");
+        // The leader fails: with 2 gone from the ELR only 1 is eligible.
+        f.c.heartbeat(heartbeat(1, true, false)).await.unwrap();
+        let r = reg(&f, 0);
+        assert!(r.isr.is_empty());
+        let want = if clean { b(&[1, 2]) } else { b(&[1]) };
+        assert_eq!(r.elr, want, "clean shutdown: {clean}");
+    }
+}
+
+#[tokio::test]
+async fn an_offline_partition_gets_an_unclean_leader_once_its_topic_allows_it() {
+    let config = ControllerConfig {
+        unclean_leader_election_interval_ms: 20,
+        ..ControllerConfig::default()
+    };
+    let (f, _id) = setup(1, config).await;
+    f.c.heartbeat(heartbeat(1, true, false)).await.unwrap();
+    assert_eq!(reg(&f, 0).leader, BrokerId::NO_LEADER);
+    // Several periodic checks pass: not allowed, nothing happens.
+    let before = f.log.batches().len();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(reg(&f, 0).leader, BrokerId::NO_LEADER);
+    assert_eq!(f.log.batches().len(), before, "no election written");
+    let unclean = vec![(
+        ConfigResource {
+            resource_type: ConfigResourceType::Topic,
+            name: T.into(),
+        },
+        vec![ConfigAlteration {
+            name: "unclean.leader.election.enable".into(),
+            op: AlterConfigOp::Set,
+            value: Some("true".into()),
+        }],
+    )];
+    f.c.incremental_alter_configs(unclean, false).await.unwrap()[0]
+        .as_ref()
+        .unwrap();
+    let bound = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while reg(&f, 0).leader == BrokerId::NO_LEADER {
+        assert!(tokio::time::Instant::now() < bound, "never elected");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let r = reg(&f, 0);
+    assert_eq!((r.leader, r.isr.clone()), (BrokerId(2), b(&[2])));
+    assert_eq!(r.leader_recovery_state, LeaderRecoveryState::Recovering);
 }
