@@ -391,9 +391,15 @@ fn scenario_on(
             .map(|id| {
                 let out = c.node(id).process.output();
                 let lines: Vec<&str> = out.lines().collect();
+                // SLUICE_TEST_FULL_LOGS=1: every line (post-mortems).
+                let keep = if common::env_on("SLUICE_TEST_FULL_LOGS") {
+                    lines.len()
+                } else {
+                    60
+                };
                 format!(
                     "--- node {id} (tail) ---\n{}",
-                    lines[lines.len().saturating_sub(60)..].join("\n")
+                    lines[lines.len().saturating_sub(keep)..].join("\n")
                 )
             })
             .collect::<Vec<_>>()

@@ -276,12 +276,14 @@ impl AppendQueue {
         }
         let mut batch = builder.build().map_err(|_| GroupError::StorageFailure)?;
         let log = self.partition.log();
-        let info = log
-            .append_as_leader(&mut batch, self.partition.leader_epoch())
+        let info = self
+            .partition
+            .append_as_leader_checked(&mut batch)
             .map_err(|e| {
                 tracing::error!(partition = ?self.partition.topic_partition(), error = %e, "cannot append to __consumer_offsets");
                 GroupError::StorageFailure
-            })?;
+            })?
+            .ok_or(GroupError::CoordinatorNotAvailable)?;
         if info.needs_flush {
             log.flush_until(info.last_offset).map_err(|e| {
                 tracing::error!(partition = ?self.partition.topic_partition(), error = %e, "cannot flush __consumer_offsets");

@@ -216,13 +216,21 @@ impl GroupCoordinator {
     /// (the metadata publisher calls this when it becomes their leader):
     /// installs them and, if `load`, replays them on a background thread
     /// (their groups answer COORDINATOR_LOAD_IN_PROGRESS until then).
+    ///
+    /// Once installed, a later call reloads the partitions in `elected`
+    /// from their logs: in a cluster this broker becomes leader of a
+    /// partition another broker led (a failover, a controlled shutdown),
+    /// and its groups are what its replica of the log holds, not what this
+    /// broker knew when it last led it (or nothing).
     pub fn on_offsets_leadership(
         self: &Arc<Self>,
         replicas: &ReplicaManager,
         count: i32,
         load: bool,
+        elected: &[i32],
     ) {
         if self.partitions.get().is_some() {
+            self.reload_elected(elected);
             return;
         }
         self.install_partitions(replicas, count, !load);
@@ -335,7 +343,7 @@ impl GroupCoordinator {
     /// log is offline included (their groups cannot be served).
     fn install_existing(self: &Arc<Self>, ctx: &BrokerContext) {
         if let Some(t) = ctx.image.topic(OFFSETS_TOPIC) {
-            self.on_offsets_leadership(&ctx.replicas, t.partitions, true);
+            self.on_offsets_leadership(&ctx.replicas, t.partitions, true, &[]);
         }
     }
 
@@ -1344,6 +1352,38 @@ impl GroupCoordinator {
                 groups = n,
                 "loaded groups from __consumer_offsets"
             );
+        }
+    }
+
+    /// Replays each partition in `elected` (indexes) again on a background
+    /// thread; its groups answer COORDINATOR_LOAD_IN_PROGRESS meanwhile.
+    fn reload_elected(self: &Arc<Self>, elected: &[i32]) {
+        let Ok(parts) = self.parts() else { return };
+        let wanted: Vec<usize> = elected
+            .iter()
+            .filter_map(|&i| usize::try_from(i).ok())
+            .filter(|&i| i < parts.len() && parts[i].queue.get().is_some())
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        for &i in &wanted {
+            parts[i].loaded.store(false, Ordering::Release);
+        }
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("group-reload".into())
+            .spawn(move || {
+                let Ok(parts) = me.parts() else { return };
+                for i in wanted {
+                    let p = &parts[i];
+                    if me.load_one(i, p) {
+                        p.loaded.store(true, Ordering::Release);
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start reloading {OFFSETS_TOPIC}");
         }
     }
 

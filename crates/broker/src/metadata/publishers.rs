@@ -351,11 +351,13 @@ impl MetadataPublisher for GroupCoordinatorPublisher {
 
     fn publish(&self, changes: &MetadataChanges) {
         let local = changes.local_changes(self.node);
-        let led = local
+        let elected: Vec<i32> = local
             .elected_leaders
             .iter()
-            .any(|p| p.topic == OFFSETS_TOPIC);
-        if led {
+            .filter(|p| p.topic == OFFSETS_TOPIC)
+            .map(|p| p.partition)
+            .collect();
+        if !elected.is_empty() {
             if let Some(t) = changes.image.topic(OFFSETS_TOPIC) {
                 // A topic created while the broker runs is empty: nothing
                 // to replay. One found at start is replayed in the background.
@@ -375,6 +377,7 @@ impl MetadataPublisher for GroupCoordinatorPublisher {
                         &self.replicas,
                         t.partitions().len() as i32,
                         !new,
+                        &elected,
                     );
                 }
             }

@@ -130,6 +130,26 @@ impl Partition {
         LeaderEpoch(self.leader_epoch.load(Ordering::Acquire))
     }
 
+    /// Appends `batch` as this partition's leader, in its leader epoch;
+    /// `Ok(None)` when this broker no longer leads it. The role check and
+    /// the append happen under the lock [`Partition::become_replica`]
+    /// takes (Kafka's `leaderIsrUpdateLock`), so a log that turned
+    /// follower never gets a leader's batch after the fetcher started
+    /// appending the new leader's (the coordinator's writes go through
+    /// here: a stale write there made a follower's log diverge).
+    pub fn append_as_leader_checked(
+        &self,
+        batch: &mut [u8],
+    ) -> Result<Option<sluice_storage::AppendInfo>, sluice_storage::StorageError> {
+        let _role = self.replication.lock();
+        if !self.is_leader() {
+            return Ok(None);
+        }
+        self.log
+            .append_as_leader(batch, self.leader_epoch())
+            .map(Some)
+    }
+
     /// Whether this broker leads the partition.
     pub fn is_leader(&self) -> bool {
         self.leader.load(Ordering::Acquire)

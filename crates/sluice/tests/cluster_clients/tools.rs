@@ -84,8 +84,12 @@ fn kafka_tools_describe_three_nodes() {
             "three replicas: {row}"
         );
         assert_eq!(replicas[0], leader, "the preferred replica leads: {row}");
-        // Until issue 17 replicates data, the ISR is the leader alone.
-        assert_eq!(isr, vec![leader], "{row}");
+        // Replicated (issue 17): every replica is in sync.
+        assert_eq!(
+            isr.iter().copied().collect::<BTreeSet<_>>(),
+            all,
+            "all three in sync: {row}"
+        );
         leaders.insert(leader);
     }
     assert_eq!(
