@@ -245,6 +245,9 @@ impl ControllerChannel {
         // each of those answers would wait out most of a second more.
         let round = self.voters.voters().len().max(1);
         let mut attempts = 0usize;
+        // What the previous attempt learned: an attempt that the overall
+        // deadline cut short says less than the voter answers before it.
+        let mut previous: Option<String> = None;
         loop {
             let last = match self.attempt(req, deadline).await {
                 Ok(resp) if !R::not_controller(&resp) => return Ok(resp),
@@ -262,9 +265,13 @@ impl ControllerChannel {
                 }
                 Err(e) => {
                     tracing::debug!(voter = self.controller_hint(), error = %e, "controller request failed");
-                    e.to_string()
+                    match previous.take() {
+                        Some(p) if Instant::now() >= deadline => p,
+                        _ => e.to_string(),
+                    }
                 }
             };
+            previous = Some(last.clone());
             self.move_on().await;
             let now = Instant::now();
             if now + Duration::from_millis(backoff) >= deadline {
