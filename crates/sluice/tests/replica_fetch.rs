@@ -2,7 +2,10 @@
 //! replication factor 3; records produced to each leader end up in every
 //! follower's segment files byte for byte (the followers' replica fetchers
 //! append the leader's batches as they are), also after a follower was
-//! killed with kill -9 and restarted while records kept coming.
+//! killed with kill -9 and restarted while records kept coming; and a
+//! follower (leading nothing) killed while records keep coming catches up
+//! from its own log end after a restart, truncating by leader epoch where
+//! it diverged.
 
 mod common;
 
@@ -125,6 +128,40 @@ fn followers_hold_byte_identical_segments() {
         &[
             ("broker.session.timeout.ms", "6000"),
             ("broker.heartbeat.interval.ms", "500"),
+        ],
+    )
+    .expect("the cluster starts");
+    create_topic(&c, "replicated", 2, 3);
+    produce(c.broker_addr(1), "all", 0, 400);
+    converge(&c, "after 400 records");
+
+    // A follower killed with kill -9 while records keep coming catches up
+    // from its own log end after a restart.
+    let m = fetch_metadata(c.broker_addr(1).parse().unwrap(), Some(&["replicated"])).unwrap();
+    let leaders: Vec<i32> = (0..2)
+        .map(|p| m.partition("replicated", p).expect("listed").leader)
+        .collect();
+    let victim = c
+        .broker_ids()
+        .into_iter()
+        .find(|id| !leaders.contains(id))
+        .expect("3 nodes, 2 leaders");
+    c.node_mut(victim).process.kill().unwrap();
+    let bootstrap = c.broker_addr(leaders[0]).to_string();
+    produce(&bootstrap, "1", 400, 400);
+    c.node_mut(victim).process.restart().unwrap();
+    converge(&c, "after a follower's kill -9 and restart");
+}
+
+#[test]
+fn a_restarted_follower_catches_up_byte_for_byte() {
+    let mut c = SluiceCluster::start(
+        BIN,
+        ClusterLayout::Combined(3),
+        &[
+            ("broker.session.timeout.ms", "6000"),
+            ("broker.heartbeat.interval.ms", "500"),
+            ("replica.lag.time.max.ms", "6000"),
         ],
     )
     .expect("the cluster starts");

@@ -130,11 +130,13 @@ struct Acks {
 }
 
 /// Sends unique values round-robin to `partitions` partitions with an
-/// idempotent `acks=all` producer until `stop`, at most 64 in flight.
+/// idempotent `acks=all` producer until `stop`, at most 64 in flight, each
+/// request timing out on the client after `request_timeout_ms`.
 fn produce_until(
     bootstrap: String,
     topic: &'static str,
     partitions: i32,
+    request_timeout_ms: u32,
     stop: Arc<AtomicBool>,
     acks: Arc<Mutex<Acks>>,
 ) -> std::thread::JoinHandle<()> {
@@ -148,6 +150,7 @@ fn produce_until(
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("message.timeout.ms", "90000")
+            .set("request.timeout.ms", request_timeout_ms.to_string())
             .set("linger.ms", "2")
             .create()
             .expect("producer");
@@ -294,7 +297,14 @@ fn acks_all_writes_survive_a_leader_kill_and_replicas_converge() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let acks = Arc::new(Mutex::new(Acks::default()));
-    let producer = produce_until(bootstrap.clone(), TOPIC, PARTS, stop.clone(), acks.clone());
+    let producer = produce_until(
+        bootstrap.clone(),
+        TOPIC,
+        PARTS,
+        30_000,
+        stop.clone(),
+        acks.clone(),
+    );
     wait_acked(&acks, 1500, "before the kill");
 
     // SIGKILL the leader of partition 0 while the producer sends.
@@ -513,49 +523,14 @@ fn retries_while_a_follower_is_paused_are_not_duplicated() {
     let bootstrap = c.bootstrap();
     let stop = Arc::new(AtomicBool::new(false));
     let acks = Arc::new(Mutex::new(Acks::default()));
-    let producer = {
-        let (bootstrap, stop, acks) = (bootstrap.clone(), stop.clone(), acks.clone());
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let p: FutureProducer = ClientConfig::new()
-                .set("bootstrap.servers", &bootstrap)
-                .set("acks", "all")
-                .set("enable.idempotence", "true")
-                .set("message.timeout.ms", "90000")
-                .set("request.timeout.ms", "2000")
-                .set("linger.ms", "2")
-                .create()
-                .expect("producer");
-            rt.block_on(async {
-                let mut next = 0u64;
-                while !stop.load(Ordering::Acquire) {
-                    let mut window = Vec::new();
-                    for _ in 0..20 {
-                        let value = format!("p{next}");
-                        next += 1;
-                        let rec = FutureRecord::<str, str>::to(TOPIC)
-                            .partition(0)
-                            .payload(&value);
-                        window.push((value.clone(), p.send_result(rec).map_err(|(e, _)| e)));
-                    }
-                    for (value, f) in window {
-                        let r = match f {
-                            Ok(f) => f.await.ok(),
-                            Err(_) => None,
-                        };
-                        let mut a = acks.lock().unwrap();
-                        match r {
-                            Some(Ok(d)) => a.acked.push((0, d.offset, value)),
-                            _ => a.failed += 1,
-                        }
-                    }
-                }
-            });
-        })
-    };
+    let producer = produce_until(
+        bootstrap.clone(),
+        TOPIC,
+        1,
+        2_000,
+        stop.clone(),
+        acks.clone(),
+    );
     wait_acked(&acks, 300, "before the pause");
     signal(&c, follower, "-STOP");
     let paused = acked_count(&acks);

@@ -96,8 +96,6 @@ mod tests {
         FetchRequest, MetadataRequest, ProduceRequest, RequestHeader, ResponseKind, TopicName,
     };
     use kafka_protocol::protocol::StrBytes;
-    use sluice_metadata::record::PartitionChangeRecord;
-    use sluice_metadata::MetadataRecord;
     use sluice_record::{BatchBuilder, CompressionType, LeaderEpoch, Offset, Timestamp};
     use sluice_storage::SimFs;
 
@@ -116,33 +114,6 @@ mod tests {
         node.block_on(node.controller.create_topic("t", 1, 1, BTreeMap::new()))
             .unwrap();
         node
-    }
-
-    /// Commits a leader change of `t`-0 (as the quorum controller will)
-    /// and waits until it is published.
-    async fn change_leader(node: &Node, leader: i32, replicas: &[i32]) {
-        let topic_id = node.image.topic("t").unwrap().topic_id;
-        let ids: Vec<sluice_metadata::BrokerId> = replicas
-            .iter()
-            .map(|b| sluice_metadata::BrokerId(*b))
-            .collect();
-        let change = PartitionChangeRecord {
-            partition_id: 0,
-            topic_id,
-            isr: Some(ids.clone()),
-            leader: sluice_metadata::BrokerId(leader),
-            replicas: Some(ids),
-            removing_replicas: None,
-            adding_replicas: None,
-            leader_recovery_state: -1,
-            directories: None,
-            eligible_leader_replicas: None,
-            last_known_elr: None,
-        };
-        let offset = node
-            .append(vec![MetadataRecord::PartitionChange(change)])
-            .await;
-        node.image.wait_for(offset).await.unwrap();
     }
 
     fn header(api_key: i16, version: i16) -> RequestHeader {
@@ -223,7 +194,7 @@ mod tests {
 
         // Re-elected (same leader): a new epoch, stamped on appends; a
         // client still on the old epoch is fenced.
-        change_leader(node, 1, &[1]).await;
+        node.change_leader("t", 1, &[1]).await;
         assert_eq!(metadata_leader(node).await, (1, 1, vec![1]));
         assert_eq!(produce(node).await, (0, -1, -1, 1));
         let log = node.logs.get_log(&TopicPartition::new("t", 0)).unwrap();
@@ -236,7 +207,7 @@ mod tests {
 
         // Another broker leads now: produce and fetch are refused with the
         // new leader in CurrentLeader, and the log stays as it was.
-        change_leader(node, 2, &[1, 2]).await;
+        node.change_leader("t", 2, &[1, 2]).await;
         assert_eq!(metadata_leader(node).await, (2, 2, vec![1, 2]));
         assert_eq!(produce(node).await, (6, 2, 2, -1));
         assert_eq!(fetch(node, -1).await, (6, 2, 2));

@@ -136,8 +136,6 @@ mod tests {
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use kafka_protocol::messages::{ProduceRequest, ResponseKind, TopicName};
     use kafka_protocol::protocol::StrBytes;
-    use sluice_metadata::record::PartitionChangeRecord;
-    use sluice_metadata::MetadataRecord;
     use sluice_record::{BatchBuilder, CompressionType, Timestamp};
     use sluice_storage::SimFs;
 
@@ -162,29 +160,6 @@ mod tests {
         RequestHeader::default()
             .with_request_api_key(api_key)
             .with_request_api_version(version)
-    }
-
-    /// Commits a leader change of `t`-0 and waits until it is published.
-    async fn change_leader(node: &Node, leader: i32, replicas: &[i32]) {
-        let topic_id = node.image.topic("t").unwrap().topic_id;
-        let ids: Vec<BrokerId> = replicas.iter().map(|b| BrokerId(*b)).collect();
-        let change = PartitionChangeRecord {
-            partition_id: 0,
-            topic_id,
-            isr: Some(ids.clone()),
-            leader: BrokerId(leader),
-            replicas: Some(ids),
-            removing_replicas: None,
-            adding_replicas: None,
-            leader_recovery_state: -1,
-            directories: None,
-            eligible_leader_replicas: None,
-            last_known_elr: None,
-        };
-        let offset = node
-            .append(vec![MetadataRecord::PartitionChange(change)])
-            .await;
-        node.image.wait_for(offset).await.unwrap();
     }
 
     async fn produce(node: &Node, records: usize) {
@@ -241,7 +216,7 @@ mod tests {
         assert_eq!(ask(node, "t", 0, 0).await, (0, 0, 3), "latest: the LEO");
         assert_eq!(ask(node, "t", -1, 4).await, (0, -1, -1), "newer: UNDEFINED");
         // Re-elected: epoch 1 starts at offset 3.
-        change_leader(node, 1, &[1]).await;
+        node.change_leader("t", 1, &[1]).await;
         produce(node, 2).await;
         assert_eq!(ask(node, "t", 1, 0).await, (0, 0, 3));
         assert_eq!(ask(node, "t", 1, 1).await, (0, 1, 5));
@@ -256,7 +231,7 @@ mod tests {
         );
         // Another broker leads: a follower does not answer, but a stale
         // epoch is fenced first, as Kafka's getLocalLog checks.
-        change_leader(node, 2, &[1, 2]).await;
+        node.change_leader("t", 2, &[1, 2]).await;
         let not_leader = ResponseError::NotLeaderOrFollower.code();
         assert_eq!(ask(node, "t", -1, 1).await, (not_leader, -1, -1));
         assert_eq!(ask(node, "t", 2, 1).await.0, not_leader);

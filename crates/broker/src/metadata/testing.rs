@@ -44,6 +44,27 @@ impl Node {
             .append_for_test(records)
             .await
     }
+
+    /// Commits a leader (and replica set, all in sync) change of `topic`-0,
+    /// as the quorum controller would, and waits until it is published.
+    pub(crate) async fn change_leader(&self, topic: &str, leader: i32, replicas: &[i32]) {
+        use sluice_metadata::record::PartitionChangeRecord;
+        use sluice_metadata::BrokerId;
+        let topic_id = self.image.topic(topic).expect("the topic").topic_id;
+        let ids: Vec<BrokerId> = replicas.iter().map(|b| BrokerId(*b)).collect();
+        let change = PartitionChangeRecord {
+            isr: Some(ids.clone()),
+            leader: BrokerId(leader),
+            replicas: Some(ids),
+            ..PartitionChangeRecord::new(topic_id, 0)
+        };
+        let offset = self
+            .append(vec![sluice_metadata::MetadataRecord::PartitionChange(
+                change,
+            )])
+            .await;
+        self.image.wait_for(offset).await.unwrap();
+    }
 }
 
 impl Node {

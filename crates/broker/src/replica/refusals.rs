@@ -20,6 +20,7 @@
 //! batch at the refused sequence is appended.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 use sluice_record::{BatchHeader, ProducerId};
@@ -31,6 +32,9 @@ pub const MAX_PRODUCERS: usize = 1024;
 #[derive(Default)]
 pub struct StorageRefusals {
     refused: Mutex<HashMap<ProducerId, i32>>,
+    /// Whether `refused` may hold anything: every append asks, and almost
+    /// always the answer is no, without taking the lock.
+    any: AtomicBool,
 }
 
 impl StorageRefusals {
@@ -54,27 +58,31 @@ impl StorageRefusals {
                 .entry(h.producer_id)
                 .and_modify(|s| *s = (*s).min(h.base_sequence))
                 .or_insert(h.base_sequence);
+            self.any.store(true, Ordering::Release);
         }
     }
 
     /// Forgets the refusals of producers whose batches in `records` were
     /// appended.
     pub fn note_appended(&self, records: &[u8]) {
-        let mut refused = self.refused.lock();
-        if refused.is_empty() {
+        if !self.any.load(Ordering::Acquire) {
             return;
         }
+        let mut refused = self.refused.lock();
         for h in headers(records) {
             if h.has_producer_id() {
                 refused.remove(&h.producer_id);
             }
+        }
+        if refused.is_empty() {
+            self.any.store(false, Ordering::Release);
         }
     }
 
     /// True when the sequence `expected` of `producer_id` is missing
     /// because this leader refused it for a storage failure.
     pub fn explains_gap(&self, producer_id: ProducerId, expected: i32) -> bool {
-        self.refused.lock().get(&producer_id) == Some(&expected)
+        self.any.load(Ordering::Acquire) && self.refused.lock().get(&producer_id) == Some(&expected)
     }
 }
 
