@@ -16,7 +16,7 @@
 //! The walker allocates nothing.
 
 use crate::error::{MalformedReason, ProtocolError};
-use crate::schema::{request_schema, response_schema, struct_def, Field, StructDef, Ty};
+use crate::schema::{request_schema, response_schema, struct_def, ApiSchema, Field, StructDef, Ty};
 
 /// Kafka's limit on string lengths (Java readers reject longer ones).
 const MAX_STRING_LEN: u64 = 0x7fff;
@@ -40,28 +40,13 @@ pub fn validate_request_body(
     api_version: i16,
     body: &[u8],
 ) -> Result<(), ProtocolError> {
-    let schema = request_schema(api_key)
-        .filter(|s| s.valid.contains(api_version))
-        .ok_or(ProtocolError::Malformed {
-            api: "request",
-            api_version,
-            field: "",
-            offset: 0,
-            reason: MalformedReason::NoSchema {
-                api_key,
-                api_version,
-            },
-            correlation_id: None,
-        })?;
-    let mut w = Walker {
-        buf: body,
-        pos: 0,
-        version: api_version,
-        flexible: schema.flexible.contains(api_version),
-        elements: 0,
-    };
-    w.walk_struct(schema.body())
-        .map_err(|e| e.into_error(schema.name, api_version))
+    validate_body(
+        "request",
+        request_schema(api_key),
+        api_key,
+        api_version,
+        body,
+    )
 }
 
 /// Check that `body` (the response after its header) is a well-formed `api_key`
@@ -73,19 +58,37 @@ pub fn validate_response_body(
     api_version: i16,
     body: &[u8],
 ) -> Result<(), ProtocolError> {
-    let schema = response_schema(api_key)
-        .filter(|s| s.valid.contains(api_version))
-        .ok_or(ProtocolError::Malformed {
-            api: "response",
-            api_version,
-            field: "",
-            offset: 0,
-            reason: MalformedReason::NoSchema {
-                api_key,
+    validate_body(
+        "response",
+        response_schema(api_key),
+        api_key,
+        api_version,
+        body,
+    )
+}
+
+/// Walks `body` against `schema` (a request's or a response's: `api`).
+fn validate_body(
+    api: &'static str,
+    schema: Option<&'static ApiSchema>,
+    api_key: i16,
+    api_version: i16,
+    body: &[u8],
+) -> Result<(), ProtocolError> {
+    let schema =
+        schema
+            .filter(|s| s.valid.contains(api_version))
+            .ok_or(ProtocolError::Malformed {
+                api,
                 api_version,
-            },
-            correlation_id: None,
-        })?;
+                field: "",
+                offset: 0,
+                reason: MalformedReason::NoSchema {
+                    api_key,
+                    api_version,
+                },
+                correlation_id: None,
+            })?;
     let mut w = Walker {
         buf: body,
         pos: 0,
