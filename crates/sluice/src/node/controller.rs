@@ -7,8 +7,8 @@
 //! and Kafka's protocol to the [`ControllerServer`] (broker registration
 //! and heartbeats, forwarded admin APIs, DescribeQuorum, DescribeCluster).
 //! The [`QuorumController`] on that log fences brokers whose session
-//! expired on its own while it is active (its operation task ticks every
-//! `broker.session.timeout.ms / 4`), and bootstraps an empty log with
+//! expired on its own while it is active (its operation task checks every
+//! twentieth of `broker.session.timeout.ms`, at most 250 ms), and bootstraps an empty log with
 //! `metadata.version` when it first becomes active.
 //!
 //! Before it binds, a controller asks the other voters that answer for
