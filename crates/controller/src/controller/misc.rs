@@ -135,9 +135,10 @@ fn elect(
                 .build()
                 .filter(|c| c.leader.0 >= 0)
                 .ok_or_else(|| {
-                    ControllerError::EligibleLeadersNotAvailable(format!(
-                        "Failed to elect leader for partition {topic}-{partition}: no usable replica"
-                    ))
+                    // Kafka answers with the error's own message.
+                    ControllerError::EligibleLeadersNotAvailable(
+                        "Eligible topic partition leaders are not available.".to_owned(),
+                    )
                 })
         }
     }

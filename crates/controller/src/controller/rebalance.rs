@@ -42,6 +42,9 @@ use crate::error::ControllerError;
 /// `MAX_ELECTIONS_PER_IMBALANCE`); the next run, 10 ms later, takes the rest.
 pub const MAX_ELECTIONS_PER_BALANCE: usize = 1000;
 
+/// Kafka's message of PREFERRED_LEADER_NOT_AVAILABLE.
+const PREFERRED_NOT_AVAILABLE: &str = "The preferred leader was not available.";
+
 /// The delay of the next run when a run hit [`MAX_ELECTIONS_PER_BALANCE`].
 const AGAIN_DELAY: Duration = Duration::from_millis(10);
 
@@ -53,10 +56,11 @@ pub(crate) fn preferred_change(
     reg: &PartitionRegistration,
     (topic, id, partition): (&str, Uuid, i32),
 ) -> Result<PartitionChangeRecord, ControllerError> {
+    // Kafka answers with the error's own message.
+    let unavailable =
+        || ControllerError::PreferredLeaderNotAvailable(PREFERRED_NOT_AVAILABLE.to_owned());
     let Some(&preferred) = reg.replicas.first() else {
-        return Err(ControllerError::PreferredLeaderNotAvailable(format!(
-            "Partition {topic}-{partition} has no replicas"
-        )));
+        return Err(unavailable());
     };
     if reg.leader == preferred {
         return Err(ControllerError::ElectionNotNeeded);
@@ -67,9 +71,8 @@ pub(crate) fn preferred_change(
         change.leader = preferred;
         return Ok(change);
     }
-    Err(ControllerError::PreferredLeaderNotAvailable(format!(
-        "Failed to elect leader for partition {topic}-{partition} under strategy PreferredReplicaPartitionLeaderElectionStrategy"
-    )))
+    tracing::debug!(%topic, partition, "preferred replica not in the ISR or not usable");
+    Err(unavailable())
 }
 
 /// Whether any partition's leader is not its preferred replica (Kafka's
