@@ -18,6 +18,10 @@
 //!   back to the preferred replica; run again, a named partition answers
 //!   "Valid replica already elected" and all partitions print nothing.
 //!
+//! - `kafka-log-dirs --describe` (after records were produced): each
+//!   broker lists the replicas it holds, all three replicas of a partition
+//!   the same size, OffsetLag 0 and no future replica.
+//!
 //! A missing Java skips loudly unless `SLUICE_REQUIRE_CLIENTS` is set.
 
 mod common;
@@ -423,6 +427,131 @@ fn scenario(c: &mut dyn Nodes) {
     for kind in ["preferred", "unclean"] {
         let all = ok_elect(&[kind, "--all-topic-partitions"]);
         assert_eq!(all.trim(), "", "{}: {kind}", c.name());
+    }
+    log_dirs(c);
+}
+
+/// One replica in `kafka-log-dirs --describe` output.
+#[derive(Debug, PartialEq, Eq)]
+struct Replica {
+    broker: i32,
+    partition: String,
+    size: i64,
+    offset_lag: i64,
+    is_future: bool,
+}
+
+/// The replicas of the tool's JSON line (no JSON crate: the format is
+/// Kafka's fixed `{"brokers":[{"broker":N,"logDirs":[{"partitions":[{..}]..`).
+fn parse_log_dirs(out: &str) -> Vec<Replica> {
+    let json = out
+        .lines()
+        .find(|l| l.starts_with("{\"brokers\""))
+        .unwrap_or_else(|| panic!("no JSON in:\n{out}"));
+    let num = |s: &str, key: &str| -> i64 {
+        let at = s.find(key).unwrap_or_else(|| panic!("{key} in {s}")) + key.len();
+        let digits: String = s[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '-')
+            .collect();
+        digits.parse().unwrap()
+    };
+    let mut out = Vec::new();
+    for b in json.split("{\"broker\":").skip(1) {
+        let broker = num(&format!("\"broker\":{b}"), "\"broker\":") as i32;
+        for p in b.split("{\"partition\":\"").skip(1) {
+            let partition = p.split('"').next().unwrap().to_string();
+            out.push(Replica {
+                broker,
+                partition,
+                size: num(p, "\"size\":"),
+                offset_lag: num(p, "\"offsetLag\":"),
+                is_future: p.contains("\"isFuture\":true"),
+            });
+        }
+    }
+    out
+}
+
+fn produce(c: &dyn Nodes, topic: &str, partitions: i32, per_partition: usize) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
+    let p: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", c.addr(1))
+        .set("acks", "all")
+        .set("message.timeout.ms", "120000")
+        .create()
+        .expect("producer");
+    for part in 0..partitions {
+        for i in 0..per_partition {
+            let v = format!("value {i} of {part}");
+            p.send(BaseRecord::to(topic).partition(part).key("k").payload(&v))
+                .map_err(|(e, _)| e)
+                .expect("queued");
+        }
+    }
+    p.flush(LONG).expect("every record acknowledged");
+}
+
+/// `kafka-log-dirs --describe`: every broker lists each replica it holds
+/// once, in its one log dir; the three replicas of a `spread` partition
+/// have the same size (byte-identical logs) and OffsetLag 0 (Kafka's
+/// max(high watermark - log end, 0) of the replica); `single-0` only on
+/// node 2; nothing is a future replica.
+fn log_dirs(c: &dyn Nodes) {
+    produce(c, "spread", 6, 50);
+    let bound = Instant::now() + LONG;
+    loop {
+        let out = ok(
+            "org.apache.kafka.tools.LogDirsCommand",
+            &[
+                "--bootstrap-server",
+                &c.addr(2),
+                "--describe",
+                "--broker-list",
+                "1,2,3",
+                "--topic-list",
+                "spread,single",
+            ],
+        );
+        let replicas = parse_log_dirs(&out);
+        let mut by_partition: std::collections::BTreeMap<&str, Vec<&Replica>> = Default::default();
+        for r in &replicas {
+            by_partition.entry(&r.partition).or_default().push(r);
+        }
+        let single = by_partition.get("single-0").cloned().unwrap_or_default();
+        assert_eq!(
+            single.iter().map(|r| r.broker).collect::<Vec<_>>(),
+            vec![2],
+            "{}: {out}",
+            c.name()
+        );
+        assert!(
+            replicas.iter().all(|r| !r.is_future && r.offset_lag == 0),
+            "{}: {out}",
+            c.name()
+        );
+        let spread: Vec<_> = by_partition
+            .iter()
+            .filter(|(p, _)| p.starts_with("spread-"))
+            .collect();
+        assert_eq!(spread.len(), 6, "{}: {out}", c.name());
+        for (p, rs) in &spread {
+            let mut brokers: Vec<i32> = rs.iter().map(|r| r.broker).collect();
+            brokers.sort();
+            assert_eq!(brokers, vec![1, 2, 3], "{}: {p}: {out}", c.name());
+        }
+        let converged = spread
+            .iter()
+            .all(|(_, rs)| rs[0].size > 0 && rs.iter().all(|r| r.size == rs[0].size));
+        if converged {
+            return;
+        }
+        assert!(
+            Instant::now() < bound,
+            "{}: replica sizes never converged: {out}",
+            c.name()
+        );
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 
