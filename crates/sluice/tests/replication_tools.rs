@@ -30,6 +30,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::nodes::Nodes;
 use common::{env_on, root};
 use sluice_testkit::metadata::{fetch_metadata, ClusterMetadata};
 use sluice_testkit::{ClusterLayout, ReferenceKafkaCluster, SluiceCluster};
@@ -49,44 +50,6 @@ const EXTRA: &[(&str, &str)] = &[
     ("auto.leader.rebalance.enable", "false"),
     ("min.insync.replicas", "2"),
 ];
-
-/// A 3-node cluster of either system.
-trait Nodes {
-    fn name(&self) -> &'static str;
-    fn addr(&self, id: i32) -> String;
-    fn kill(&mut self, id: i32);
-    fn start_again(&mut self, id: i32);
-}
-
-impl Nodes for SluiceCluster {
-    fn name(&self) -> &'static str {
-        "sluice"
-    }
-    fn addr(&self, id: i32) -> String {
-        self.broker_addr(id).to_string()
-    }
-    fn kill(&mut self, id: i32) {
-        self.node_mut(id).process.kill().unwrap();
-    }
-    fn start_again(&mut self, id: i32) {
-        self.node_mut(id).process.restart().unwrap();
-    }
-}
-
-impl Nodes for ReferenceKafkaCluster {
-    fn name(&self) -> &'static str {
-        "kafka"
-    }
-    fn addr(&self, id: i32) -> String {
-        ReferenceKafkaCluster::addr(self, id).to_string()
-    }
-    fn kill(&mut self, id: i32) {
-        ReferenceKafkaCluster::kill(self, id).unwrap();
-    }
-    fn start_again(&mut self, id: i32) {
-        self.restart(id).unwrap();
-    }
-}
 
 struct Run {
     code: i32,
