@@ -102,7 +102,24 @@ fn combined_node_gives_the_typed_view_with_kafka_defaults() {
     assert_eq!(k.default_replication_factor, 1);
     assert_eq!(k.offsets_topic_replication_factor, 3);
     assert_eq!(k.min_insync_replicas, 1);
+    assert!(k.auto_leader_rebalance_enable);
+    assert_eq!(k.leader_imbalance_check_interval_seconds, 300);
     assert_eq!(k.metadata_log_dir, PathBuf::from("./data"));
+    let k = kraft(
+        COMBINED,
+        &[
+            ("auto.leader.rebalance.enable", "false"),
+            ("leader.imbalance.check.interval.seconds", "2"),
+        ],
+    );
+    assert!(!k.auto_leader_rebalance_enable);
+    assert_eq!(k.leader_imbalance_check_interval_seconds, 2);
+    refused(
+        COMBINED,
+        &[("leader.imbalance.check.interval.seconds", "0")],
+        "leader.imbalance.check.interval.seconds",
+        "",
+    );
     // The controller listener is neither bound by the broker nor advertised.
     let c = config(COMBINED, &[]).unwrap();
     assert_eq!(c.listeners.len(), 1);

@@ -84,6 +84,10 @@ pub struct PartitionFetchState {
     /// The log's latest epoch (LastFetchedEpoch).
     pub last_fetched_epoch: Option<LeaderEpoch>,
     pub status: FetchStatus,
+    /// The leader's high watermark minus the fetch offset after the last
+    /// answer with data for this partition, at least 0 (Kafka's fetcher
+    /// lag); 0 until the first.
+    pub lag: i64,
 }
 
 /// The partitions of one fetcher.
@@ -275,6 +279,7 @@ fn append(
         }
     }
     replica.update_high_watermark(Offset(p.high_watermark));
+    state.lag = (p.high_watermark - state.fetch_offset.0).max(0);
     if let Err(e) = replica.maybe_increment_log_start_offset(Offset(p.log_start_offset)) {
         tracing::warn!(partition = %tp, leader = leader.0, error = %e,
             "cannot move the log start offset to the leader's");

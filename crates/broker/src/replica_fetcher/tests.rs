@@ -1012,3 +1012,46 @@ async fn oversized_and_corrupt_answers_are_refused_before_decoding() {
     let addr = leader_answering(ok).await;
     assert_eq!(fetch_once(&addr, 11 << 20).await.unwrap().session_id, 9);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetcher_lag_is_the_leaders_high_watermark_minus_the_next_fetch_offset() {
+    // A leader whose high watermark is ahead of what one answer carries
+    // (as when a follower catches up over several fetches).
+    let leader = FakeLeader::start(BTreeMap::from([(0, leader_partition(&[(0, 3, 0)], 10))])).await;
+    let source = Arc::new(FakeSource::default());
+    let r0 = FakeReplica::new(Batches::default(), 1);
+    source.0.lock().insert(tp(0), r0.clone());
+    let m = manager(source);
+    follow(&m, &leader, 0, &r0, 1);
+    assert_eq!(
+        m.lags(),
+        vec![(tp(0), leader.endpoint().id, 0)],
+        "0 until the first answer"
+    );
+    eventually("the answer applied", || {
+        m.fetch_state(&tp(0))
+            .is_some_and(|s| s.fetch_offset == Offset(3))
+    })
+    .await;
+    eventually("lag 10 - 3", || {
+        m.lags() == vec![(tp(0), leader.endpoint().id, 7)]
+    })
+    .await;
+    // Caught up with the high watermark: no lag (never negative).
+    leader.state.lock().partitions.get_mut(&0).unwrap().hw = 2;
+    {
+        let mut st = leader.state.lock();
+        let p = st.partitions.get_mut(&0).unwrap();
+        p.batches.0.extend(Batches::of(&[(3, 1, 0)]).0);
+    }
+    eventually("lag 0", || {
+        m.lags() == vec![(tp(0), leader.endpoint().id, 0)]
+    })
+    .await;
+    m.remove_partitions(&[tp(0)]);
+    assert!(
+        m.lags().is_empty(),
+        "a partition no longer followed has no lag"
+    );
+    m.shutdown().await;
+}

@@ -30,7 +30,8 @@ type Finish = Box<dyn FnOnce(Result<(), ControllerError>) + Send>;
 /// it also fences expired brokers (the timer only wakes it; expiry is
 /// judged by the controller's clock), and every
 /// `unclean.leader.election.interval.ms` it elects leaders for offline
-/// partitions of topics that allow unclean elections.
+/// partitions of topics that allow unclean elections; preferred leader
+/// balances run when `rebalance.rs` schedules them.
 pub(super) async fn run_operations(shared: Arc<Shared>, mut ops: mpsc::Receiver<Op>) {
     let mut sessions = Sessions::default();
     let period = fencing_check_period(shared.config.broker_session_timeout_ms);
@@ -39,6 +40,7 @@ pub(super) async fn run_operations(shared: Arc<Shared>, mut ops: mpsc::Receiver<
     let unclean_period = shared.config.unclean_leader_election_interval_ms.max(10) as u64;
     let mut unclean = tokio::time::interval(std::time::Duration::from_millis(unclean_period));
     unclean.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut balance = super::rebalance::BalanceSchedule::new(&shared);
     loop {
         let first = tokio::select! {
             op = ops.recv() => match op {
@@ -47,6 +49,7 @@ pub(super) async fn run_operations(shared: Arc<Shared>, mut ops: mpsc::Receiver<
             },
             _ = tick.tick() => brokers::fence_expired_op(),
             _ = unclean.tick() => super::misc::elect_unclean_op(),
+            op = balance.due() => op,
         };
         let mut group = vec![first];
         while group.len() < MAX_GROUP_OPERATIONS {

@@ -99,6 +99,10 @@ fn controller_config(config: &BrokerConfig, kraft: &KraftConfig) -> ControllerCo
         bootstrap: sluice_broker::metadata::records::fresh_bootstrap_records(),
         default_min_insync_replicas: kraft.min_insync_replicas,
         unclean_leader_election_enable: kraft.unclean_leader_election_enable,
+        auto_leader_rebalance_enable: kraft.auto_leader_rebalance_enable,
+        leader_imbalance_check_interval_ms: kraft
+            .leader_imbalance_check_interval_seconds
+            .saturating_mul(1000),
         // Followers replicate (issue 17): a new partition's ISR is every
         // usable replica, as Kafka's, and the leader's high watermark
         // waits for them.
