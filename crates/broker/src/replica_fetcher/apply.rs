@@ -19,7 +19,11 @@
 //!   fetches, the new leader's high watermark and every `acks=all` answer
 //!   wait for it;
 //! - any other error: retried after `replica.fetch.backoff.ms`;
-//! - a storage error on append (a full disk, a failed directory): the
+//! - a full disk (or no descriptor left) on append: retried after
+//!   `replica.fetch.backoff.ms`, so the replica catches up (and rejoins the
+//!   ISR) once space is freed; the storage layer refuses such an append
+//!   whole and keeps the directory online;
+//! - any other storage error on append (a failed directory): the
 //!   partition stops fetching with an error line, until the image moves it.
 //!   Corrupt batches are retried instead (they may be a transient state).
 
@@ -165,7 +169,10 @@ pub fn apply_fetch_response(
                 0 if p.diverging_epoch.epoch >= 0 || p.diverging_epoch.end_offset >= 0 => {
                     truncate_on_divergence(tp, state, replica.as_ref(), p, leader);
                 }
-                0 => applied.appended_bytes += append(tp, state, replica.as_ref(), p, leader),
+                0 => {
+                    applied.appended_bytes +=
+                        append(tp, state, replica.as_ref(), p, leader, retry_at.backoff)
+                }
                 OFFSET_OUT_OF_RANGE => applied.out_of_range.push(OutOfRange {
                     tp: tp.clone(),
                     asked: asked.clone(),
@@ -246,6 +253,7 @@ fn append(
     replica: &dyn FollowerReplica,
     p: &PartitionData,
     leader: BrokerId,
+    backoff: Instant,
 ) -> u64 {
     let leo = replica.log_end_offset();
     if leo != state.fetch_offset {
@@ -270,6 +278,12 @@ fn append(
                 // Kafka retries these: the next fetch may read them whole.
                 tracing::error!(partition = %tp, leader = leader.0, offset = state.fetch_offset.0, error = %e,
                     "invalid batches fetched from the leader; retrying");
+                return 0;
+            }
+            Err(e) if e.is_resource_exhausted() => {
+                tracing::warn!(partition = %tp, leader = leader.0, offset = state.fetch_offset.0, error = %e,
+                    "follower append refused (disk full?); retrying after replica.fetch.backoff.ms");
+                state.status = FetchStatus::Delayed(backoff);
                 return 0;
             }
             Err(e) => {

@@ -89,8 +89,9 @@ struct FakeLog {
     batches: Batches,
     log_start: i64,
     hw: i64,
-    /// Appends fail with this (a full disk).
-    fail_appends: bool,
+    /// Appends fail with this errno (ENOSPC: a full disk; EIO: a failed
+    /// directory).
+    fail_appends: Option<i32>,
     /// Pretends the epoch cache is empty.
     no_epochs: bool,
 }
@@ -151,11 +152,11 @@ impl FollowerReplica for FakeReplica {
     }
     fn append_as_follower(&self, records: &[u8]) -> Result<FollowerAppend, StorageError> {
         let mut l = self.log.lock();
-        if l.fail_appends {
+        if let Some(errno) = l.fail_appends {
             return Err(StorageError::Io {
                 op: "write",
-                path: "/full".into(),
-                source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+                path: "/failing".into(),
+                source: std::io::Error::from_raw_os_error(errno),
             });
         }
         let mut rest = records;
@@ -778,8 +779,9 @@ async fn a_leader_behind_on_metadata_is_fetched_from_again_soon() {
     m.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_storage_error_stops_only_that_partition() {
+/// Follows partitions 0 and 1 of a fake leader, appends to partition 0
+/// failing with `errno`; partition 1 is copied regardless.
+async fn with_failing_appends(errno: i32) -> (FakeLeader, Arc<FakeReplica>, ReplicaFetcherManager) {
     let leader = FakeLeader::start(BTreeMap::from([
         (0, leader_partition(&[(0, 2, 0)], 2)),
         (1, leader_partition(&[(0, 2, 0)], 2)),
@@ -790,18 +792,44 @@ async fn a_storage_error_stops_only_that_partition() {
         FakeReplica::new(Batches::default(), 1),
         FakeReplica::new(Batches::default(), 1),
     );
-    r0.log.lock().fail_appends = true;
+    r0.log.lock().fail_appends = Some(errno);
     source.0.lock().insert(tp(0), r0.clone());
     source.0.lock().insert(tp(1), r1.clone());
     let m = manager(source);
     follow(&m, &leader, 0, &r0, 1);
     follow(&m, &leader, 1, &r1, 1);
     eventually("healthy partition copied", || !r1.bytes().is_empty()).await;
-    eventually("full disk stops its partition", || {
+    (leader, r0, m)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_directory_stops_only_that_partition() {
+    let (_leader, r0, m) = with_failing_appends(libc::EIO).await;
+    eventually("failed directory stops its partition", || {
         matches!(&m.fetch_state(&tp(0)).unwrap().status, FetchStatus::Stopped(why) if why.contains("append failed"))
     })
     .await;
     assert!(r0.bytes().is_empty());
+    m.shutdown().await;
+}
+
+/// A full disk is not a failed directory: the storage layer refuses the
+/// append whole, and once space is freed the follower must catch up (and
+/// can rejoin the ISR). Found by the nemesis: a follower whose disk had
+/// filled stayed behind for good after the disk was freed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_retried_until_space_is_freed() {
+    let (_leader, r0, m) = with_failing_appends(libc::ENOSPC).await;
+    eventually("full disk delays its partition", || {
+        matches!(
+            &m.fetch_state(&tp(0)).unwrap().status,
+            FetchStatus::Delayed(_)
+        )
+    })
+    .await;
+    assert!(r0.bytes().is_empty());
+    r0.log.lock().fail_appends = None;
+    eventually("copied once space is freed", || !r0.bytes().is_empty()).await;
     m.shutdown().await;
 }
 
