@@ -283,6 +283,15 @@ fn run_inside(config: RunConfig) -> Result<RunReport, NemesisError> {
             "ANOMALIES"
         }
     ));
+    if !report.is_valid() || replicas_identical == Some(false) {
+        // The nodes' output (their logs) stays to be read; their disks are
+        // gone with their mounts, but differing replicas were copied.
+        cluster.dir.disable_cleanup(true);
+        log.line(format!(
+            "kept the run directory (node configs and logs): {}",
+            cluster.dir.path().display()
+        ));
+    }
     let s = &report.stats;
     Ok(RunReport {
         system: config.system.name(),
