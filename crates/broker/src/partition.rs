@@ -48,6 +48,11 @@ pub struct Partition {
     pub(crate) leader_epoch: AtomicI32,
     /// Whether this broker leads the partition (else it follows).
     pub(crate) leader: AtomicBool,
+    /// Kafka's `leaderIsrUpdateLock`: a role change (`leader`,
+    /// `leader_epoch`) takes it exclusively; every append as leader holds
+    /// it shared from its leadership check to the end of its write, so no
+    /// leader's batch lands in a log that already turned follower.
+    pub(crate) role: RwLock<()>,
     /// The leader's replication state (`None` while following).
     pub(crate) replication: Mutex<Option<LeaderState>>,
     /// This broker leads and is the only replica: the high watermark is
@@ -95,6 +100,7 @@ impl Partition {
             hot_mark: Mutex::new((leo, 0)),
             leader_epoch: AtomicI32::new(0),
             leader: AtomicBool::new(true),
+            role: RwLock::new(()),
             replication: Mutex::new(None),
             solo: AtomicBool::new(true),
             purgatory: Purgatory::default(),
@@ -334,6 +340,70 @@ mod tests {
             b.append(Timestamp(now), None, Some(&value), &[]).unwrap();
         }
         b.build().unwrap()
+    }
+
+    /// No produce append lands after the role change that made this
+    /// broker a follower: the fetcher may already be truncating and
+    /// appending the new leader's batches. Appends race role changes here;
+    /// after each change returns, the log must not grow. Without the role
+    /// lock (the handler's check, then an unlocked append) it grew in
+    /// most runs.
+    #[test]
+    fn no_produce_append_lands_after_the_broker_turns_follower() {
+        use crate::replica::isr::Assignment;
+        use crate::replica::ReplicaRole;
+        use sluice_metadata::{BrokerId, PartitionEpoch};
+        let manager = LogManager::open(
+            LogManagerConfig {
+                log_dirs: vec!["/d".into()],
+                ..Default::default()
+            },
+            Arc::new(SimFs::new()),
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        let one = batch(1, 10);
+        for round in 0..20 {
+            let tp = TopicPartition::new("t", round);
+            let log = manager
+                .get_or_create_log(&tp, LogConfig::default())
+                .unwrap();
+            let p = Arc::new(Partition::new(log.clone()));
+            p.become_replica(&ReplicaRole::alone(BrokerId(1), LeaderEpoch(1)));
+            let stop = Arc::new(AtomicBool::new(false));
+            let appenders: Vec<_> = (0..2)
+                .map(|_| {
+                    let (p, stop, one) = (p.clone(), stop.clone(), one.clone());
+                    std::thread::spawn(move || {
+                        while !stop.load(Ordering::Relaxed) {
+                            let _ = p.append_produce(&one);
+                        }
+                    })
+                })
+                .collect();
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            let mut follower = ReplicaRole::alone(BrokerId(1), LeaderEpoch(2));
+            follower.leader = BrokerId(2);
+            follower.assignment = Assignment {
+                replicas: vec![BrokerId(2), BrokerId(1)],
+                isr: vec![BrokerId(2), BrokerId(1)],
+                leader_epoch: LeaderEpoch(2),
+                partition_epoch: PartitionEpoch(1),
+            };
+            p.become_replica(&follower);
+            let at_change = log.log_end_offset();
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            stop.store(true, Ordering::Relaxed);
+            for a in appenders {
+                a.join().unwrap();
+            }
+            assert_eq!(
+                log.log_end_offset(),
+                at_change,
+                "round {round}: a leader's append landed in a follower's log"
+            );
+            assert_eq!(p.append_produce(&one).unwrap(), None);
+        }
     }
 
     /// Reads of recently appended data are hot; data appended more than

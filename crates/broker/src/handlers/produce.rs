@@ -419,14 +419,17 @@ fn append_only(
         // Kafka appends nothing and answers base offset -1.
         return Ok(None);
     }
-    let log = partition.log();
-    let appended = log.append_as_leader_shared(records, partition.leader_epoch());
-    match appended {
-        Ok(info) => {
+    match partition.append_produce(records) {
+        Ok(Some(info)) => {
             partition.note_append(info.first_offset, info.bytes);
             partition.storage_refusals.note_appended(records);
             Ok(Some(info))
         }
+        // Leadership moved since the handler's check.
+        Ok(None) => Err(PartitionResult::error(
+            ResponseError::NotLeaderOrFollower.code(),
+            None,
+        )),
         Err(e) => Err(append_failure(partition, records, e)),
     }
 }
@@ -441,10 +444,7 @@ fn try_append_inline(
     if records.is_empty() {
         return Some(Ok(None));
     }
-    match partition
-        .log()
-        .try_append_as_leader_shared(records, partition.leader_epoch())
-    {
+    match partition.try_append_produce(records) {
         Ok(Some(info)) => {
             partition.note_append(info.first_offset, info.bytes);
             partition.storage_refusals.note_appended(records);

@@ -67,6 +67,8 @@ impl Partition {
     pub fn become_replica(&self, role: &ReplicaRole) {
         let leads = role.leader == role.me;
         let epoch = role.assignment.leader_epoch;
+        // Waits for appends in flight as leader; later ones see the new role.
+        let _role = self.role.write();
         let mut rep = self.replication.lock();
         self.leader_epoch.store(epoch.0, Ordering::Release);
         self.leader.store(leads, Ordering::Release);
@@ -120,6 +122,8 @@ impl Partition {
 
     /// Stops leading (the partition went offline or away).
     pub(crate) fn stop_leading(&self) {
+        let _role = self.role.write();
+        self.leader.store(false, Ordering::Release);
         *self.replication.lock() = None;
         self.solo.store(false, Ordering::Release);
         self.purgatory.fail_all(Completion::NotLeader);
@@ -132,22 +136,62 @@ impl Partition {
 
     /// Appends `batch` as this partition's leader, in its leader epoch;
     /// `Ok(None)` when this broker no longer leads it. The role check and
-    /// the append happen under the lock [`Partition::become_replica`]
-    /// takes (Kafka's `leaderIsrUpdateLock`), so a log that turned
-    /// follower never gets a leader's batch after the fetcher started
-    /// appending the new leader's (the coordinator's writes go through
-    /// here: a stale write there made a follower's log diverge).
+    /// the append happen under the role lock [`Partition::become_replica`]
+    /// takes exclusively (Kafka's `leaderIsrUpdateLock`), so a log that
+    /// turned follower never gets a leader's batch after the fetcher
+    /// started appending the new leader's (the coordinator's writes go
+    /// through here: a stale write there made a follower's log diverge).
     pub fn append_as_leader_checked(
         &self,
         batch: &mut [u8],
     ) -> Result<Option<sluice_storage::AppendInfo>, sluice_storage::StorageError> {
-        let _role = self.replication.lock();
+        let _role = self.role.read();
         if !self.is_leader() {
             return Ok(None);
         }
         self.log
             .append_as_leader(batch, self.leader_epoch())
             .map(Some)
+    }
+
+    /// A Produce request's batches, appended as [`Partition::append_as_leader_checked`]
+    /// appends (`Ok(None)`: this broker no longer leads the partition).
+    /// Without the role lock, a produce request that passed the handler's
+    /// leadership check just before the image made this broker a follower
+    /// appended after the fetcher's truncation, stamped with the new
+    /// leader's epoch: a batch the new leader never had, in an epoch no
+    /// divergence check could tell apart (found by the 5-node nemesis:
+    /// replicas differing under the high watermark, consumers reading
+    /// offsets that later held other records).
+    pub fn append_produce(
+        &self,
+        records: &[u8],
+    ) -> Result<Option<sluice_storage::AppendInfo>, sluice_storage::StorageError> {
+        let _role = self.role.read();
+        if !self.is_leader() {
+            return Ok(None);
+        }
+        self.log
+            .append_as_leader_shared(records, self.leader_epoch())
+            .map(Some)
+    }
+
+    /// [`Partition::append_produce`] if it needs no waiting: `Ok(None)`
+    /// when the role lock or the log's lock is held, or the batches need
+    /// converting (the caller then appends on the blocking pool, where a
+    /// lost leadership is found).
+    pub fn try_append_produce(
+        &self,
+        records: &[u8],
+    ) -> Result<Option<sluice_storage::AppendInfo>, sluice_storage::StorageError> {
+        let Some(_role) = self.role.try_read() else {
+            return Ok(None);
+        };
+        if !self.is_leader() {
+            return Ok(None);
+        }
+        self.log
+            .try_append_as_leader_shared(records, self.leader_epoch())
     }
 
     /// Whether this broker leads the partition.
