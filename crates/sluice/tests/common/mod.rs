@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -131,4 +133,46 @@ pub fn create_topic(c: &mut RawClient, name: &str, configs: &[(&str, &str)]) {
         .with_timeout_ms(30_000);
     let resp = c.send(7, &req);
     assert_eq!(resp.topics[0].error_code, 0, "{resp:?}");
+}
+
+/// GET `path` from an HTTP server at `addr`: (status line, body).
+pub fn http_get(addr: &str, path: &str) -> (String, String) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to metrics");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").expect("HTTP response");
+    (
+        head.lines().next().unwrap_or("").to_string(),
+        body.to_string(),
+    )
+}
+
+/// Sum of the samples of `metric` whose labels contain every `labels` entry.
+pub fn sample(body: &str, metric: &str, labels: &[&str]) -> Option<f64> {
+    let mut found = None;
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        let Some((name_labels, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let name = name_labels.split('{').next().unwrap();
+        if name == metric && labels.iter().all(|l| name_labels.contains(l)) {
+            *found.get_or_insert(0.0) += value.parse::<f64>().unwrap();
+        }
+    }
+    found
+}
+
+/// The metrics address (`host:port`) a started broker printed.
+pub fn metrics_addr(broker: &SluiceProcess) -> String {
+    let out = broker.output();
+    out.lines()
+        .find_map(|l| l.strip_prefix("metrics on http://"))
+        .and_then(|l| l.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics address printed:\n{out}"))
+        .to_string()
 }
