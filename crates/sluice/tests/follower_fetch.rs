@@ -14,6 +14,8 @@
 //!   goes back to the leader and goes on reading: every acknowledged
 //!   record, before and after the kill, exactly once.
 //!
+//! - The same with the Java consumer (Kafka 4.1.2's console consumer with
+//!   `client.rack`; skipped loudly without java and the jars).
 //! - Raw probes (PreferredReadReplica for each client rack, follower reads
 //!   at, below and beyond the follower's high watermark, epochs, old
 //!   versions, ListOffsets) answer as listed; with `SLUICE_TEST_FULL=1` the
@@ -492,4 +494,71 @@ fn raw_answers_match_kafkas() {
         "Sluice and Kafka answer differently"
     );
     kafka.stop();
+}
+
+/// The Java consumer (Kafka 4.1.2's console consumer) with `client.rack`
+/// reads every acknowledged record once, served by the follower in its rack.
+#[test]
+fn the_java_consumer_reads_from_the_follower_in_its_rack() {
+    const TOPIC: &str = "near-java";
+    if !common::kafka_tools_ready("Java consumer KIP-392") {
+        return;
+    }
+    let mut c = start();
+    let (_, follower, other) = replicated_topic(&c, TOPIC);
+    let bootstrap = c.bootstrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks = Arc::new(Mutex::new(Acks::default()));
+    let producer = produce_until(
+        bootstrap.clone(),
+        TOPIC,
+        1,
+        30_000,
+        stop.clone(),
+        acks.clone(),
+    );
+    wait_acked(&acks, 2000, "producing");
+    stop.store(true, Ordering::Release);
+    producer.join().expect("producer thread");
+    let acks = acks.lock().unwrap();
+    let n = acks.acked.len().to_string();
+    let out = common::kafka_tool(
+        "org.apache.kafka.tools.consumer.ConsoleConsumer",
+        &[
+            "--bootstrap-server",
+            &bootstrap,
+            "--topic",
+            TOPIC,
+            "--partition",
+            "0",
+            "--offset",
+            "earliest",
+            "--max-messages",
+            &n,
+            "--timeout-ms",
+            "120000",
+            "--consumer-property",
+            &format!("client.rack=rack-{follower}"),
+        ],
+    );
+    let read: Vec<&str> = out.lines().collect();
+    let mut acked: Vec<(i64, &str)> = acks
+        .acked
+        .iter()
+        .map(|(_, o, v)| (*o, v.as_str()))
+        .collect();
+    acked.sort();
+    let expected: Vec<&str> = acked.iter().map(|(_, v)| *v).collect();
+    assert_eq!(
+        read, expected,
+        "the Java consumer read every record once, in order"
+    );
+    let served = records_out(&c, follower, TOPIC);
+    println!(
+        "Java consumer: {} records read; served by follower {follower} (its rack) {served}, other follower {other} {}",
+        read.len(),
+        records_out(&c, other, TOPIC)
+    );
+    assert!(served >= acked.len() as f64, "the follower served {served}");
+    assert_eq!(records_out(&c, other, TOPIC), 0.0);
 }

@@ -139,8 +139,11 @@ fn only_followers_holding_the_offset_in_the_isr_and_unfenced_are_chosen() {
     let node = node(true);
     let ctx: BrokerContext = (*node).clone();
     node.block_on(async {
-        // 2 is a replica but not in the ISR.
+        // 2 is a replica but not in the ISR, even though its log has
+        // everything (its joining is only proposed, not committed).
         three_records_replicated(&node, &[1, 3]).await;
+        assert_eq!(fetch(&ctx, 2, 3, 1, -1, 0).await.error_code, 0);
+        assert!(!partition(&ctx).isr().unwrap().contains(&BrokerId(2)));
         assert_eq!(
             consume(&ctx, 12, "r2", 0, 1, 0)
                 .await

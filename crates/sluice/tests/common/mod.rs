@@ -50,6 +50,26 @@ pub fn kafka_tool(class: &str, args: &[&str]) -> String {
     stdout
 }
 
+/// Whether `java` and the pinned Kafka jars are here for [`kafka_tool`];
+/// `false` after a loud skip notice for the test of `what`, unless
+/// `SLUICE_REQUIRE_CLIENTS` is set (then a panic).
+pub fn kafka_tools_ready(what: &str) -> bool {
+    let jars = root().join(".cache/kafka/lib/.complete");
+    let java = std::process::Command::new("java")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if jars.exists() && java {
+        return true;
+    }
+    let missing = format!("java on PATH and {}", jars.display());
+    if env_on("SLUICE_REQUIRE_CLIENTS") {
+        panic!("{what}: {missing} required (SLUICE_REQUIRE_CLIENTS is set)");
+    }
+    eprintln!("\n\n!!! SKIPPED {what} test: needs {missing}; run scripts/setup !!!\n");
+    false
+}
+
 pub fn start(overrides: &[(&str, &str)]) -> SluiceProcess {
     SluiceProcess::start(env!("CARGO_BIN_EXE_sluice"), overrides).expect("sluice starts")
 }
