@@ -364,28 +364,8 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
         for w in &mut wanted {
             follower_progress(w, eligible);
         }
-    } else if let Some(selector) = ctx.config.replica_selector.filter(|_| follower_reads) {
-        let rack = req.rack_id.as_str();
-        if !selector.always_leader(rack) {
-            let listener = ctx
-                .config
-                .advertised_listeners
-                .first()
-                .map_or("", |l| l.name.as_str());
-            for w in wanted.iter_mut().filter(|w| w.leader == me.0) {
-                if let Ok(p) = &w.target {
-                    w.preferred = preferred_read_replica(
-                        selector,
-                        &image,
-                        listener,
-                        rack,
-                        me,
-                        p,
-                        w.fetch_offset,
-                    );
-                }
-            }
-        }
+    } else if follower_reads {
+        choose_read_replicas(ctx, &image, me, req.rack_id.as_str(), &mut wanted);
     }
 
     let read_committed = req.isolation_level == 1;
@@ -729,6 +709,36 @@ fn follower_progress(w: &mut Wanted, eligible: bool) {
         f.broker_epoch,
         eligible,
     );
+}
+
+/// KIP-392 on the leader: sets `preferred` of every wanted partition led
+/// here that `replica.selector.class` sends a consumer in `rack` elsewhere.
+fn choose_read_replicas(
+    ctx: &BrokerContext,
+    image: &sluice_metadata::MetadataImage,
+    me: sluice_metadata::BrokerId,
+    rack: &str,
+    wanted: &mut [Wanted],
+) {
+    let Some(selector) = ctx.config.replica_selector else {
+        return;
+    };
+    if selector.always_leader(rack) {
+        return;
+    }
+    // Clients connect through the listener this broker advertises first
+    // (as Metadata answers).
+    let listener = ctx
+        .config
+        .advertised_listeners
+        .first()
+        .map_or("", |l| l.name.as_str());
+    for w in wanted.iter_mut().filter(|w| w.leader == me.0) {
+        if let Ok(p) = &w.target {
+            w.preferred =
+                preferred_read_replica(selector, image, listener, rack, me, p, w.fetch_offset);
+        }
+    }
 }
 
 /// Kafka's `findPreferredReadReplica` for a consumer fetching `partition`

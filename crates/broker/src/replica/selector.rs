@@ -155,6 +155,22 @@ mod tests {
     }
 
     #[test]
+    fn the_config_key_takes_kafkas_class_name_only() {
+        use crate::config::BrokerConfig;
+        let set = |v: &str| BrokerConfig::with_overrides(&[("replica.selector.class", v)]);
+        assert_eq!(set(RACK_AWARE_CLASS).unwrap().replica_selector, Some(RACK));
+        assert_eq!(
+            BrokerConfig::default().replica_selector,
+            None,
+            "Kafka's default: none"
+        );
+        for bad in ["com.example.MySelector", "RackAwareReplicaSelector", ""] {
+            let e = set(bad).unwrap_err();
+            assert_eq!(e.key(), Some("replica.selector.class"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
     fn a_follower_in_the_clients_rack_is_preferred() {
         let leader = view(1, Some("r1"), 100, 0);
         let f = [view(2, Some("r2"), 100, 0), view(3, Some("r3"), 100, 0)];
