@@ -173,7 +173,9 @@ enum Cmd {
     /// leader and followers, end-to-end latency at a fixed rate, and leader
     /// failover (kill -9 -> first acks=all acknowledgement).
     Replication {
-        /// `kafka` (three KRaft nodes on loopback) or `sluice` (three combined nodes).
+        /// `kafka` (three KRaft nodes on loopback), `sluice` (three combined
+        /// nodes) or `sluice-kafka-timeouts` (Sluice with Kafka's
+        /// broker.session.timeout.ms and broker.heartbeat.interval.ms).
         #[arg(long, default_value = "kafka")]
         target: String,
         /// MiB produced in each throughput run.
@@ -187,6 +189,10 @@ enum Cmd {
         e2e_secs: u64,
         #[arg(long, default_value_t = 5)]
         failover_trials: usize,
+        /// `key=value` config for every Sluice node (repeatable), e.g. to
+        /// try other broker.session.timeout.ms values.
+        #[arg(long = "override")]
+        overrides: Vec<String>,
         /// Also write the figures as JSON here.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -283,6 +289,7 @@ fn main() -> Result<()> {
             e2e_rate_mb_per_s,
             e2e_secs,
             failover_trials,
+            overrides,
             out,
         } => cluster::run_replication(cluster::ReplicationOptions {
             target,
@@ -291,6 +298,7 @@ fn main() -> Result<()> {
             e2e_rate_mb_per_s,
             e2e_secs,
             failover_trials,
+            overrides,
             out,
         }),
         Cmd::Ceilings { dir, mib } => {

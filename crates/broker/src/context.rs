@@ -31,4 +31,6 @@ pub struct BrokerContext {
     pub clock: Arc<dyn Clock>,
     /// The group coordinator (classic groups, committed offsets).
     pub groups: Arc<GroupCoordinator>,
+    /// This broker's replica fetchers (the follower side; metrics).
+    pub fetchers: Arc<crate::replica_fetcher::ReplicaFetcherManager>,
 }

@@ -25,6 +25,9 @@ use sluice_storage::{FileHandle, Fs, MappedRegion, OpenOptions};
 use crate::context::BrokerContext;
 use crate::handlers::Response;
 
+mod replication;
+pub use replication::isr_updated;
+
 /// Upper bounds (seconds) of the request latency histogram buckets.
 pub const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -623,6 +626,7 @@ pub fn render(ctx: Option<&BrokerContext>) -> String {
             "# HELP sluice_producer_state_bytes Estimated memory held by idempotent producer state.\n# TYPE sluice_producer_state_bytes gauge\nsluice_producer_state_bytes {producer_bytes}"
         );
         render_groups(ctx, &mut s);
+        replication::render(ctx, &mut s);
     }
     s
 }

@@ -139,6 +139,7 @@ impl Broker {
             fs,
             groups,
             clock,
+            fetchers: services.fetchers.clone(),
         };
         ctx.groups.start().await?;
 

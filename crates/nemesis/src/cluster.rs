@@ -26,6 +26,15 @@ pub const CONTROLLER_PORT: u16 = 9093;
 /// `--nodes 1` still runs the single-node Sluice (no `process.roles`).
 pub const SLUICE_NODES: usize = 3;
 
+/// Every partition's replication factor (both systems): all nodes of a
+/// 3-node cluster, three of five.
+pub const REPLICATION_FACTOR: usize = 3;
+
+/// The replication factor on `nodes` nodes.
+pub fn replication_factor(nodes: usize) -> usize {
+    nodes.min(REPLICATION_FACTOR)
+}
+
 /// What runs on the nodes.
 #[derive(Clone, Debug)]
 pub enum System {
@@ -42,11 +51,11 @@ impl System {
         }
     }
 
-    /// True when `p` has a replica on every node and all of them are in
-    /// its ISR (both systems replicate partition data).
+    /// True when `p` has all its [`replication_factor`] replicas and all
+    /// of them are in its ISR (both systems replicate partition data).
     pub fn full_isr(&self, p: &sluice_testkit::metadata::PartitionMetadata) -> bool {
-        let nodes = self.nodes();
-        p.isr.len() == nodes && p.replicas.len() == nodes
+        let rf = replication_factor(self.nodes());
+        p.isr.len() == rf && p.replicas.len() == rf
     }
 
     pub fn name(&self) -> String {
@@ -75,7 +84,7 @@ fn voters(net: &TestNet) -> String {
 
 /// Node `i`'s Kafka `server.properties`.
 pub fn kafka_properties(net: &TestNet, i: usize, data: &Path, safety: Safety) -> String {
-    let n = net.nodes();
+    let n = replication_factor(net.nodes());
     let addr = net.node_addr(i);
     let min_isr = if safety.unsafe_broker { 1 } else { 2.min(n) };
     let mut p = format!(
@@ -136,12 +145,13 @@ pub fn sluice_args(net: &TestNet, i: usize, data: &Path) -> Vec<String> {
         o.push("inter.broker.listener.name=PLAINTEXT".into());
         o.push("process.roles=broker,controller".into());
         o.push(format!("controller.quorum.voters={}", voters(net)));
-        o.push(format!("default.replication.factor={}", net.nodes()));
-        o.push(format!("offsets.topic.replication.factor={}", net.nodes()));
+        let rf = replication_factor(net.nodes());
+        o.push(format!("default.replication.factor={rf}"));
+        o.push(format!("offsets.topic.replication.factor={rf}"));
         o.push("offsets.topic.num.partitions=3".into());
         o.push("min.insync.replicas=2".into());
-        o.push("broker.session.timeout.ms=6000".into());
-        o.push("broker.heartbeat.interval.ms=1000".into());
+        // Sluice's own broker.session.timeout.ms (1500) and heartbeat
+        // (250): the faults run against what an operator gets.
     }
     // openraft's INFO lines (every vote and heartbeat error) would bury the
     // broker's own in the node logs.

@@ -6,7 +6,8 @@
 //! partition leader or of the active controller, SIGSTOP/SIGCONT, clean
 //! restarts, partitions (majority/minority, leader isolation, one-way,
 //! clients cut off) and full disks) alternating with healing, and checks the
-//! history with `sluice-checker` ([`run`]).
+//! history with `sluice-checker` ([`run`]), then compares the partitions'
+//! replicas byte for byte ([`replicas`]).
 //!
 //! Network faults are nftables rules inside a node's own namespace; nothing
 //! touches the host's interfaces or ruleset. Needs root; [`netns::unavailable`]
@@ -17,6 +18,7 @@ mod error;
 pub mod fault;
 pub mod netns;
 pub mod node;
+pub mod replicas;
 pub mod run;
 pub mod workload;
 

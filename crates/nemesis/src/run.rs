@@ -15,8 +15,8 @@ use sluice_checker::{Call, OpType};
 
 use crate::cluster::{Cluster, Safety, System};
 use crate::fault::{self, FaultKind};
-use crate::workload::{final_read, History, Workload, WorkloadConfig};
-use crate::{interrupted, netns, NemesisError};
+use crate::workload::{final_read, History, Workload, WorkloadConfig, PARTITIONS, TOPIC};
+use crate::{interrupted, netns, replicas, NemesisError};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -85,6 +85,11 @@ pub struct RunReport {
     /// any other exit is a bug to look at.
     pub node_exits: Vec<String>,
     pub final_read_complete: bool,
+    /// After the final read: whether every workload partition's replicas
+    /// held the same log bytes ([`crate::replicas`]); `None` on one node.
+    pub replicas_identical: Option<bool>,
+    /// The partitions whose replicas still differed, with what differs.
+    pub replica_differences: Vec<String>,
     pub ops: usize,
     pub sends_ok: usize,
     pub sends_failed: usize,
@@ -247,6 +252,8 @@ fn run_inside(config: RunConfig) -> Result<RunReport, NemesisError> {
     log.line("workload stopped; final read");
     let complete = final_read(&cluster.bootstrap(), &history, Duration::from_secs(600));
     log.line(format!("final read complete: {complete}"));
+    let (replicas_identical, replica_differences) =
+        compare_replicas(&cluster, config.seed, &mut log);
     let ops = history.take();
     let sends_ok_without_offset = ops
         .iter()
@@ -292,6 +299,8 @@ fn run_inside(config: RunConfig) -> Result<RunReport, NemesisError> {
             .cloned()
             .collect(),
         final_read_complete: complete,
+        replicas_identical,
+        replica_differences,
         ops: s.ops,
         sends_ok: s.sends_ok,
         sends_failed: s.sends_failed,
@@ -313,6 +322,35 @@ fn run_inside(config: RunConfig) -> Result<RunReport, NemesisError> {
         summary: report.summary(3),
         schedule: log.lines,
     })
+}
+
+/// Compares the workload partitions' replicas on every node once the
+/// producers stopped and the cluster healed (followers get two minutes to
+/// fetch the last batches).
+fn compare_replicas(cluster: &Cluster, seed: u64, log: &mut Log) -> (Option<bool>, Vec<String>) {
+    if cluster.len() < 2 {
+        return (None, Vec::new());
+    }
+    let dirs: Vec<(usize, PathBuf)> = cluster.nodes.iter().map(|n| (n.id, n.data_dir())).collect();
+    let differing = replicas::await_identical(&dirs, TOPIC, PARTITIONS, Duration::from_secs(120));
+    if differing.is_empty() {
+        log.line("replicas byte-identical on every node");
+        return (Some(true), differing);
+    }
+    log.line(format!("replicas DIFFER: {}", differing.join(" | ")));
+    // The evidence outlives the run's disks.
+    let keep = std::env::temp_dir().join(format!("sluice-nemesis-replicas-{seed}"));
+    for p in 0..PARTITIONS {
+        let found = replicas::find(&dirs, TOPIC, p);
+        if replicas::differences(&found).is_some() {
+            let to = keep.join(format!("{TOPIC}-{p}"));
+            log.line(format!(
+                "{TOPIC}-{p} replicas:\n{}",
+                replicas::keep_evidence(&found, &to)
+            ));
+        }
+    }
+    (Some(false), differing)
 }
 
 /// Marks the schedule lines of node exits the nemesis did not cause.

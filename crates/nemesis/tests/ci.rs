@@ -3,7 +3,8 @@
 //! of a partition leader and of the active controller, SIGSTOP/SIGCONT,
 //! clean restarts, partitions between nodes and clients cut off by
 //! nftables, a full disk) and the idempotent acks=all workload, then a
-//! final read and the checker, which must find no anomaly. Skips (with a message) where namespaces are
+//! final read and the checker, which must find no anomaly, and replicas
+//! that must hold the same bytes on every node. Skips (with a message) where namespaces are
 //! impossible (not root). Needs the `sluice` binary (`cargo build -p sluice`;
 //! `cargo test --workspace` builds it). `scripts/fault` runs the long ones.
 
@@ -60,6 +61,12 @@ fn faults_against_sluice(nodes: usize, seconds: u64) {
     assert!(
         report.final_read_complete,
         "the final read did not reach the end (seed {seed})"
+    );
+    assert_ne!(
+        report.replicas_identical,
+        Some(false),
+        "replicas differ after healing (seed {seed}): {:?}",
+        report.replica_differences
     );
     assert!(
         report.valid,

@@ -45,6 +45,10 @@ enum Command {
     Consume(cli::consume::ConsumeArgs),
     /// List, describe (with lag), reset offsets of and delete consumer groups.
     Group(cli::group::GroupArgs),
+    /// Elect partition leaders, as kafka-leader-election: preferred, or unclean for leaderless ones.
+    ElectLeaders(cli::election::ElectArgs),
+    /// Move partitions between brokers, as kafka-reassign-partitions: generate, execute, verify, cancel, list.
+    Reassign(cli::reassign::ReassignArgs),
     /// Cluster-wide information (`info`) and a local cluster in one command (`start`).
     Cluster(cli::cluster::ClusterArgs),
     /// Format a node's storage for a cluster, like kafka-storage (random-uuid, format, info).
@@ -80,6 +84,8 @@ fn main() -> std::process::ExitCode {
         Command::Produce(args) => cli::produce::run(args),
         Command::Consume(args) => cli::consume::run(args),
         Command::Group(args) => cli::group::run(args),
+        Command::ElectLeaders(args) => cli::election::run(args),
+        Command::Reassign(args) => cli::reassign::run(args),
         Command::Cluster(args) => cli::cluster::run(args),
         Command::Storage(args) => cli::storage::run(args),
         Command::Config(args) => cli::config_docs::run(args),

@@ -491,6 +491,12 @@ fn usage_errors_exit_2_and_help_works() {
         &["produce"],
         &["consume"],
         &["group", "describe"],
+        &["elect-leaders"],
+        &["reassign", "generate"],
+        &["reassign", "execute"],
+        &["reassign", "verify"],
+        &["reassign", "cancel"],
+        &["reassign", "list"],
         &["cluster", "info"],
     ] {
         let mut args = sub.to_vec();

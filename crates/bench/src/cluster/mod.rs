@@ -44,6 +44,10 @@ pub trait ClusterTarget {
     fn kill(&mut self, id: i32) -> Result<()>;
     /// Starts node `id` again on its data and waits until it serves.
     fn restart(&mut self, id: i32) -> Result<()>;
+    /// What node `id` logged so far, when the target keeps it.
+    fn output(&self, _id: i32) -> Option<String> {
+        None
+    }
 }
 
 /// The pinned Apache Kafka 4.1.2, three combined nodes on loopback
@@ -81,25 +85,38 @@ impl ClusterTarget for KafkaTarget {
 }
 
 /// Three combined Sluice nodes on loopback (testkit's `SluiceCluster`,
-/// formatted as an operator would; Sluice's default timeouts), from the
-/// release binary (`SLUICE_BIN`, else next to this one).
-pub struct SluiceTarget(sluice_testkit::SluiceCluster);
+/// formatted as an operator would; Sluice's default timeouts unless
+/// given others), from the release binary
+/// (`SLUICE_BIN`, else next to this one).
+pub struct SluiceTarget(sluice_testkit::SluiceCluster, &'static str);
+
+/// Kafka 4.1's broker liveness defaults, for comparing failover on equal
+/// terms.
+pub const KAFKA_BROKER_TIMEOUTS: &[(&str, &str)] = &[
+    ("broker.session.timeout.ms", "9000"),
+    ("broker.heartbeat.interval.ms", "2000"),
+];
 
 impl SluiceTarget {
     pub fn start() -> Result<SluiceTarget> {
+        Self::start_with("sluice", &[])
+    }
+
+    /// Sluice named `name` with `extra` config on every node.
+    pub fn start_with(name: &'static str, extra: &[(&str, &str)]) -> Result<SluiceTarget> {
         let bin = sluice_testkit::locate_sluice_binary()?;
         let c = sluice_testkit::SluiceCluster::start(
             bin,
             sluice_testkit::ClusterLayout::Combined(3),
-            &[],
+            extra,
         )?;
-        Ok(SluiceTarget(c))
+        Ok(SluiceTarget(c, name))
     }
 }
 
 impl ClusterTarget for SluiceTarget {
     fn name(&self) -> &'static str {
-        "sluice"
+        self.1
     }
     fn node_ids(&self) -> Vec<i32> {
         self.0.broker_ids()
@@ -118,6 +135,9 @@ impl ClusterTarget for SluiceTarget {
     }
     fn restart(&mut self, id: i32) -> Result<()> {
         Ok(self.0.node_mut(id).process.restart()?)
+    }
+    fn output(&self, id: i32) -> Option<String> {
+        Some(self.0.node(id).process.output())
     }
 }
 

@@ -40,6 +40,8 @@ pub struct ReplicationOptions {
     pub e2e_rate_mb_per_s: f64,
     pub e2e_secs: u64,
     pub failover_trials: usize,
+    /// `key=value` config for every Sluice node.
+    pub overrides: Vec<String>,
     pub out: Option<std::path::PathBuf>,
 }
 
@@ -63,6 +65,10 @@ pub struct ReplicationReport {
     pub failover_ms: Vec<f64>,
     pub failover_median_ms: f64,
     pub failover_max_ms: f64,
+    /// Per trial, from the kill: when a survivor's Metadata first left the
+    /// killed node out (fenced) and first named another leader.
+    pub fenced_ms: Vec<Option<f64>>,
+    pub new_leader_ms: Vec<Option<f64>>,
     /// Nodes that left Metadata while the load ran (should be empty).
     pub fenced_under_load: Vec<i32>,
 }
@@ -159,6 +165,80 @@ impl FenceWatch {
     }
 }
 
+/// What survivors' Metadata says after a leader's kill: polled every 20 ms
+/// until stopped, so a trial's time splits into detection (fenced),
+/// election (new leader) and the rest (clients and replication).
+struct FailoverWatch {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<(Option<Instant>, Option<Instant>)>,
+}
+
+impl FailoverWatch {
+    fn start(target: &dyn ClusterTarget, topic: &str, killed: i32) -> FailoverWatch {
+        let survivors: Vec<_> = target
+            .node_ids()
+            .into_iter()
+            .filter(|&id| id != killed)
+            .map(|id| target.addr(id))
+            .collect();
+        let topic = topic.to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let (mut fenced, mut elected) = (None, None);
+            while !s.load(Ordering::Relaxed) && (fenced.is_none() || elected.is_none()) {
+                for a in &survivors {
+                    let Ok(m) = sluice_testkit::metadata::fetch_metadata(*a, Some(&[&topic]))
+                    else {
+                        continue;
+                    };
+                    let now = Instant::now();
+                    if fenced.is_none() && m.brokers.iter().all(|b| b.node_id != killed) {
+                        fenced = Some(now);
+                    }
+                    let leader = m
+                        .topics
+                        .iter()
+                        .find(|t| t.name == topic)
+                        .and_then(|t| t.partitions.iter().find(|p| p.partition == 0))
+                        .map(|p| p.leader);
+                    if elected.is_none() && leader.is_some_and(|l| l >= 0 && l != killed) {
+                        elected = Some(now);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (fenced, elected)
+        });
+        FailoverWatch { stop, handle }
+    }
+
+    fn stop(self) -> (Option<Instant>, Option<Instant>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().unwrap_or((None, None))
+    }
+}
+
+/// A number below `n` that differs between calls (no need for a good
+/// generator: it only spreads the kill's phase).
+fn random_below(n: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish() % n.max(1)
+}
+
+/// One failover trial's times from the kill, in ms.
+struct Trial {
+    ack: f64,
+    fenced: Option<f64>,
+    elected: Option<f64>,
+}
+
 fn produce(
     target: &mut dyn ClusterTarget,
     bootstrap: &str,
@@ -216,7 +296,7 @@ fn produce(
 
 /// One failover trial on the one-partition `topic`: the time from the
 /// leader's SIGKILL to the first acknowledgement of a record sent after it.
-fn failover_trial(target: &mut dyn ClusterTarget, bootstrap: &str, topic: &str) -> Result<f64> {
+fn failover_trial(target: &mut dyn ClusterTarget, bootstrap: &str, topic: &str) -> Result<Trial> {
     wait_full_isr(target, topic, 1)?;
     let (leader, _) = leader_of(target, topic, 0).context("a leader")?;
     let producer: FutureProducer = ClientConfig::new()
@@ -232,15 +312,22 @@ fn failover_trial(target: &mut dyn ClusterTarget, bootstrap: &str, topic: &str) 
         .enable_all()
         .build()?;
     let killed: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+    let mut watch = None;
+    // Clients look for a new leader on timers of their own (librdkafka
+    // scans for partitions without a live leader every second from its
+    // start), so the kill comes at a random point 1-2 s after the
+    // producer's start: a fixed delay would put every trial at the same
+    // phase of those timers and round every figure the same way.
+    let warm_up = Duration::from_secs(1) + Duration::from_nanos(random_below(1_000_000_000));
     let first_ack = rt.block_on(async {
         let mut pending = tokio::task::JoinSet::new();
         let mut kill_sent = false;
         let started = Instant::now();
         loop {
-            // Warm up for a second, then kill the leader.
-            if !kill_sent && started.elapsed() > Duration::from_secs(1) {
+            if !kill_sent && started.elapsed() > warm_up {
                 target.kill(leader)?;
                 *killed.lock().unwrap() = Some(Instant::now());
+                watch = Some(FailoverWatch::start(&*target, topic, leader));
                 kill_sent = true;
             }
             let sent_after_kill = kill_sent;
@@ -269,17 +356,49 @@ fn failover_trial(target: &mut dyn ClusterTarget, bootstrap: &str, topic: &str) 
         }
     })?;
     let killed_at = killed.lock().unwrap().context("killed")?;
-    let ms = first_ack.duration_since(killed_at).as_secs_f64() * 1e3;
-    eprintln!("[replication] leader {leader} killed: first acks=all ack after {ms:.0} ms");
+    let since = |t: Instant| t.duration_since(killed_at).as_secs_f64() * 1e3;
+    let (fenced, elected) = watch.map(FailoverWatch::stop).unwrap_or((None, None));
+    let trial = Trial {
+        ack: since(first_ack),
+        fenced: fenced.map(since),
+        elected: elected.map(since),
+    };
+    eprintln!(
+        "[replication] leader {leader} killed: fenced after {:?} ms, new leader after {:?} ms, first acks=all ack after {:.0} ms",
+        trial.fenced.map(f64::round),
+        trial.elected.map(f64::round),
+        trial.ack
+    );
+    if let Ok(dir) = std::env::var("SLUICE_BENCH_FAILOVER_LOGS") {
+        // Each node's log of the trial, to see where the time went.
+        for id in target.node_ids() {
+            if let Some(out) = target.output(id) {
+                let path = std::path::Path::new(&dir).join(format!("node-{id}-kill-{leader}.log"));
+                std::fs::write(&path, out).with_context(|| format!("writing {path:?}"))?;
+            }
+        }
+    }
     target.restart(leader)?;
-    Ok(ms)
+    Ok(trial)
 }
 
 pub fn run(opts: ReplicationOptions) -> Result<()> {
+    let overrides = opts
+        .overrides
+        .iter()
+        .map(|kv| kv.split_once('=').context("--override takes key=value"))
+        .collect::<Result<Vec<(&str, &str)>>>()?;
+    if !overrides.is_empty() && opts.target == "kafka" {
+        bail!("--override applies to Sluice targets only");
+    }
     let mut target: Box<dyn ClusterTarget> = match opts.target.as_str() {
         "kafka" => Box::new(KafkaTarget::start()?),
-        "sluice" => Box::new(SluiceTarget::start()?),
-        other => bail!("unknown target {other:?} (known: kafka, sluice)"),
+        "sluice" => Box::new(SluiceTarget::start_with("sluice", &overrides)?),
+        "sluice-kafka-timeouts" => Box::new(SluiceTarget::start_with(
+            "sluice (Kafka's broker timeouts)",
+            &[super::KAFKA_BROKER_TIMEOUTS, &overrides].concat(),
+        )?),
+        other => bail!("unknown target {other:?} (known: kafka, sluice, sluice-kafka-timeouts)"),
     };
     let bootstrap = target
         .node_ids()
@@ -332,10 +451,10 @@ pub fn run(opts: ReplicationOptions) -> Result<()> {
 
     let fo_topic = format!("repfo-{tag}");
     load::create_replicated_topic(&bootstrap, &fo_topic, 1, 3, TOPIC_CONFIGS)?;
-    let mut failover_ms = Vec::new();
-    for _ in 0..opts.failover_trials {
-        failover_ms.push(failover_trial(target.as_mut(), &bootstrap, &fo_topic)?);
-    }
+    let trials = (0..opts.failover_trials)
+        .map(|_| failover_trial(target.as_mut(), &bootstrap, &fo_topic))
+        .collect::<Result<Vec<Trial>>>()?;
+    let failover_ms: Vec<f64> = trials.iter().map(|t| t.ack).collect();
     let mut sorted = failover_ms.clone();
     let report = ReplicationReport {
         target: target.name().to_string(),
@@ -345,6 +464,8 @@ pub fn run(opts: ReplicationOptions) -> Result<()> {
         failover_median_ms: quantile(&mut sorted, 0.5),
         failover_max_ms: quantile(&mut sorted, 1.0),
         failover_ms,
+        fenced_ms: trials.iter().map(|t| t.fenced).collect(),
+        new_leader_ms: trials.iter().map(|t| t.elected).collect(),
         fenced_under_load,
     };
     print_report(&report);
@@ -384,6 +505,16 @@ fn print_report(r: &ReplicationReport) {
         r.failover_median_ms,
         r.failover_max_ms,
         r.failover_ms.iter().map(|t| t.round()).collect::<Vec<_>>()
+    );
+    let ms = |v: &[Option<f64>]| {
+        v.iter()
+            .map(|t| t.map(f64::round))
+            .collect::<Vec<Option<f64>>>()
+    };
+    println!(
+        "    of which: killed node out of Metadata after {:?} ms; new leader named after {:?} ms",
+        ms(&r.fenced_ms),
+        ms(&r.new_leader_ms)
     );
     println!(
         "  nodes fenced while the load ran: {:?}",

@@ -234,6 +234,10 @@ pub struct KraftConfig {
     /// `unclean.leader.election.enable`: the default of topics without an
     /// override, used by the controller.
     pub unclean_leader_election_enable: bool,
+    /// `auto.leader.rebalance.enable`, used by the controller.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`, used by the controller.
+    pub leader_imbalance_check_interval_seconds: i64,
     /// `metadata.log.dir`, else the first log dir.
     pub metadata_log_dir: PathBuf,
 }
@@ -451,6 +455,14 @@ impl KraftConfig {
             unclean_leader_election_enable: matches!(
                 value(explicit, "unclean.leader.election.enable"),
                 Some(Value::Bool(true))
+            ),
+            auto_leader_rebalance_enable: matches!(
+                value(explicit, "auto.leader.rebalance.enable"),
+                Some(Value::Bool(true))
+            ),
+            leader_imbalance_check_interval_seconds: long(
+                explicit,
+                "leader.imbalance.check.interval.seconds",
             ),
             metadata_log_dir,
         }))

@@ -97,12 +97,29 @@ fn combined_node_gives_the_typed_view_with_kafka_defaults() {
     );
     assert_eq!(k.inter_broker_listener_name.as_deref(), Some("PLAINTEXT"));
     assert_eq!(k.rack, None);
-    assert_eq!(k.broker_session_timeout_ms, 9000);
-    assert_eq!(k.broker_heartbeat_interval_ms, 2000);
+    assert_eq!(k.broker_session_timeout_ms, 1500);
+    assert_eq!(k.broker_heartbeat_interval_ms, 250);
     assert_eq!(k.default_replication_factor, 1);
     assert_eq!(k.offsets_topic_replication_factor, 3);
     assert_eq!(k.min_insync_replicas, 1);
+    assert!(k.auto_leader_rebalance_enable);
+    assert_eq!(k.leader_imbalance_check_interval_seconds, 300);
     assert_eq!(k.metadata_log_dir, PathBuf::from("./data"));
+    let k = kraft(
+        COMBINED,
+        &[
+            ("auto.leader.rebalance.enable", "false"),
+            ("leader.imbalance.check.interval.seconds", "2"),
+        ],
+    );
+    assert!(!k.auto_leader_rebalance_enable);
+    assert_eq!(k.leader_imbalance_check_interval_seconds, 2);
+    refused(
+        COMBINED,
+        &[("leader.imbalance.check.interval.seconds", "0")],
+        "leader.imbalance.check.interval.seconds",
+        "",
+    );
     // The controller listener is neither bound by the broker nor advertised.
     let c = config(COMBINED, &[]).unwrap();
     assert_eq!(c.listeners.len(), 1);
@@ -499,6 +516,6 @@ fn timeouts_and_factors() {
         COMBINED,
         &[("broker.heartbeat.interval.ms", "10000")],
         "broker.heartbeat.interval.ms",
-        "must not exceed broker.session.timeout.ms (9000)",
+        "must not exceed broker.session.timeout.ms (1500)",
     );
 }

@@ -325,9 +325,11 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
             let target = match name {
                 Some(n) if follower_reads => {
                     replica_partition(&image, &ctx.replicas, me, &n, c.key.partition)
+                        .map_err(|ns| behind_requester(ns, c.current_leader_epoch))
                 }
                 Some(n) => leader_partition(&image, &ctx.replicas, me, &n, c.key.partition)
-                    .map(|p| (p, me)),
+                    .map(|p| (p, me))
+                    .map_err(|ns| behind_requester(ns, c.current_leader_epoch)),
                 None => Err(NotServed::code(unknown_code)),
             };
             let (target, leader) = match target {
@@ -613,6 +615,27 @@ fn read_all(wanted: &[Wanted], max_bytes: usize, read_committed: bool) -> Round 
     round
 }
 
+/// A request naming a leader epoch newer than this broker's image knows
+/// gets UNKNOWN_LEADER_EPOCH, not NOT_LEADER_OR_FOLLOWER: the requester's
+/// metadata is ahead (as Kafka checks the epoch before leadership). Right
+/// after a failover that is the new leader not having applied its
+/// election yet, and a follower retries it soon (see
+/// `replica_fetcher::apply`).
+fn behind_requester(ns: NotServed, current_leader_epoch: i32) -> NotServed {
+    match ns.leader {
+        Some((_, epoch))
+            if ns.code == ResponseError::NotLeaderOrFollower.code()
+                && current_leader_epoch > epoch =>
+        {
+            NotServed {
+                code: ResponseError::UnknownLeaderEpoch.code(),
+                ..ns
+            }
+        }
+        _ => ns,
+    }
+}
+
 /// (high watermark, log start offset, records) or a Kafka error code.
 fn read_one(
     w: &Wanted,
@@ -815,5 +838,22 @@ mod tests {
         assert_eq!(check_leader_epoch(0, 1), Err(75));
         assert_eq!(check_leader_epoch(3, 3), Ok(()));
         assert_eq!(check_leader_epoch(3, 2), Err(74), "older: fenced");
+    }
+
+    #[test]
+    fn a_requester_ahead_of_this_broker_is_told_unknown_leader_epoch() {
+        let not_leader = |epoch| NotServed {
+            code: ResponseError::NotLeaderOrFollower.code(),
+            leader: Some((2, epoch)),
+        };
+        // The image still names the old leader in epoch 4; the follower
+        // asks in epoch 5, which elected this broker.
+        assert_eq!(behind_requester(not_leader(4), 5).code, 75);
+        // Same or older epoch, or no epoch given: really not the leader.
+        assert_eq!(behind_requester(not_leader(4), 4).code, 6);
+        assert_eq!(behind_requester(not_leader(4), 3).code, 6);
+        assert_eq!(behind_requester(not_leader(4), -1).code, 6);
+        let unknown = NotServed::code(ResponseError::UnknownTopicOrPartition.code());
+        assert_eq!(behind_requester(unknown, 9), unknown);
     }
 }

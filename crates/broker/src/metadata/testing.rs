@@ -138,6 +138,7 @@ pub(crate) fn open_node_with_clock(
             fs: fs_dyn,
             groups,
             clock,
+            fetchers: services.fetchers.clone(),
         },
         services: Some(services),
         rt,

@@ -10,7 +10,8 @@
 //! (`Partition::apply_isr_answer`) and re-queues those that ask for a
 //! retry after a backoff. Since the task awaits each request before the
 //! next, and a partition proposes nothing while its change is pending,
-//! at most one AlterPartition per partition is ever in flight.
+//! at most one AlterPartition per partition is ever in flight. Every
+//! committed change counts in `sluice_isr_{shrinks,expands}_total`.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -126,7 +127,9 @@ pub async fn send_queued(
                 partition: p.topic_partition().partition,
                 proposal: proposal.clone(),
             });
-            sent.push((p, proposal));
+            // The committed ISR the proposal changes (for the metrics).
+            let before = p.isr().unwrap_or_default();
+            sent.push((p, proposal, before));
         }
     }
     if items.is_empty() {
@@ -135,9 +138,14 @@ pub async fn send_queued(
     let answers = sender.alter_partition(items).await;
     let mut retry = Vec::new();
     let mut answers = answers.into_iter();
-    for (p, proposal) in sent {
+    for (p, proposal, before) in sent {
         // A missing answer is a failed request: try again.
         let answer = answers.next().unwrap_or(AlterAnswer::Retry);
+        if let AlterAnswer::Committed { isr, .. } = &answer {
+            // Committed by the controller, whether the image or this
+            // answer brings it to the partition first.
+            crate::metrics::isr_updated(&before, isr.iter().copied());
+        }
         match p.apply_isr_answer(&proposal, answer) {
             AnswerEffect::Resend => retry.push(p),
             AnswerEffect::Cleared => {

@@ -12,6 +12,12 @@
 //!   log start and end (see [`resolve_out_of_range`]);
 //! - FENCED_LEADER_EPOCH: this broker's epoch is older than the leader's; the
 //!   partition waits until the metadata image brings the new epoch;
+//! - UNKNOWN_LEADER_EPOCH: the leader has not yet applied the metadata that
+//!   made it leader (right after a failover, this broker's image is ahead of
+//!   the new leader's): retried after [`LEADER_BEHIND_RETRY`], not after the
+//!   full `replica.fetch.backoff.ms` Kafka waits, because until this follower
+//!   fetches, the new leader's high watermark and every `acks=all` answer
+//!   wait for it;
 //! - any other error: retried after `replica.fetch.backoff.ms`;
 //! - a storage error on append (a full disk, a failed directory): the
 //!   partition stops fetching with an error line, until the image moves it.
@@ -31,6 +37,31 @@ use super::session::SessionKey;
 
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 const FENCED_LEADER_EPOCH: i16 = 74;
+const UNKNOWN_LEADER_EPOCH: i16 = 75;
+
+/// How soon a partition is fetched again when the leader has not caught up
+/// with the metadata that made it leader. Metadata reaches every broker
+/// within milliseconds of its commit, so a few retries at most; never more
+/// often than this, and never later than `replica.fetch.backoff.ms`.
+pub const LEADER_BEHIND_RETRY: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// When failed partitions are fetched again.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryAt {
+    /// After `replica.fetch.backoff.ms`.
+    pub backoff: Instant,
+    /// After [`LEADER_BEHIND_RETRY`] (capped by `backoff`).
+    pub leader_behind: Instant,
+}
+
+impl RetryAt {
+    pub fn from(now: Instant, backoff: std::time::Duration) -> RetryAt {
+        RetryAt {
+            backoff: now + backoff,
+            leader_behind: now + backoff.min(LEADER_BEHIND_RETRY),
+        }
+    }
+}
 
 /// Whether a partition is fetched now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +84,10 @@ pub struct PartitionFetchState {
     /// The log's latest epoch (LastFetchedEpoch).
     pub last_fetched_epoch: Option<LeaderEpoch>,
     pub status: FetchStatus,
+    /// The leader's high watermark minus the fetch offset after the last
+    /// answer with data for this partition, at least 0 (Kafka's fetcher
+    /// lag); 0 until the first.
+    pub lag: i64,
 }
 
 /// The partitions of one fetcher.
@@ -114,7 +149,7 @@ pub fn apply_fetch_response(
     session: &HashMap<SessionKey, Asked>,
     topics: &[FetchableTopicResponse],
     leader: BrokerId,
-    retry_at: Instant,
+    retry_at: RetryAt,
 ) -> Applied {
     let mut applied = Applied::default();
     for topic in topics {
@@ -140,10 +175,15 @@ pub fn apply_fetch_response(
                         "the leader has a newer leader epoch than this replica; waiting for the metadata image before fetching again");
                     state.status = FetchStatus::Stopped("fenced leader epoch".into());
                 }
+                UNKNOWN_LEADER_EPOCH => {
+                    tracing::debug!(partition = %tp, leader = leader.0, epoch = state.leader_epoch.0,
+                        "the leader has not applied this leader epoch yet; fetching again shortly");
+                    state.status = FetchStatus::Delayed(retry_at.leader_behind);
+                }
                 code => {
                     tracing::info!(partition = %tp, leader = leader.0, error = code,
                         "fetch of a partition failed; retrying after replica.fetch.backoff.ms");
-                    state.status = FetchStatus::Delayed(retry_at);
+                    state.status = FetchStatus::Delayed(retry_at.backoff);
                 }
             }
         }
@@ -239,6 +279,7 @@ fn append(
         }
     }
     replica.update_high_watermark(Offset(p.high_watermark));
+    state.lag = (p.high_watermark - state.fetch_offset.0).max(0);
     if let Err(e) = replica.maybe_increment_log_start_offset(Offset(p.log_start_offset)) {
         tracing::warn!(partition = %tp, leader = leader.0, error = %e,
             "cannot move the log start offset to the leader's");

@@ -164,6 +164,7 @@ impl ReplicaFetcherManager {
                     leader_epoch: p.leader_epoch,
                     last_fetched_epoch,
                     status: FetchStatus::Fetching,
+                    lag: 0,
                 },
             );
             drop(states);
@@ -220,6 +221,21 @@ impl ReplicaFetcherManager {
             .lock()
             .values()
             .find_map(|f| f.shared.states.lock().get(tp).cloned())
+    }
+
+    /// Every followed partition with its leader and fetcher lag (metrics).
+    pub fn lags(&self) -> Vec<(TopicPartition, BrokerId, i64)> {
+        let fetchers = self.fetchers.lock();
+        let mut out = Vec::new();
+        for f in fetchers.values() {
+            let states = f.shared.states.lock();
+            out.extend(
+                states
+                    .iter()
+                    .map(|(tp, s)| (tp.clone(), f.shared.leader, s.lag)),
+            );
+        }
+        out
     }
 
     /// Running fetcher tasks, by (leader, fetcher id).

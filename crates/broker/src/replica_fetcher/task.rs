@@ -20,6 +20,7 @@ use tokio::sync::{watch, Notify};
 
 use super::apply::{
     apply_fetch_response, resolve_out_of_range, Asked, FetchStatus, OutOfRange, PartitionStates,
+    RetryAt,
 };
 use super::config::ReplicaFetcherConfig;
 use super::conn::LeaderConnection;
@@ -236,7 +237,7 @@ pub async fn run(shared: Arc<FetcherShared>, ctx: Arc<TaskContext>) {
         }
         let out_of_range = {
             let (shared, ctx) = (shared.clone(), ctx.clone());
-            let retry_at = Instant::now() + ctx.config.backoff;
+            let retry_at = RetryAt::from(Instant::now(), ctx.config.backoff);
             tokio::task::spawn_blocking(move || {
                 let mut states = shared.states.lock();
                 apply_fetch_response(

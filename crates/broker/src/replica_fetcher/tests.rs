@@ -731,6 +731,50 @@ async fn fenced_waits_for_a_new_epoch_and_other_errors_are_retried() {
     m.shutdown().await;
 }
 
+/// After a failover the follower may learn the new leader before the new
+/// leader does: UNKNOWN_LEADER_EPOCH is retried at once, not after
+/// `replica.fetch.backoff.ms` (here longer than `eventually` waits), while
+/// NOT_LEADER_OR_FOLLOWER still waits the backoff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_behind_on_metadata_is_fetched_from_again_soon() {
+    let mut p0 = leader_partition(&[(0, 2, 3)], 2);
+    p0.errors = vec![75, 75, 75];
+    let mut p1 = leader_partition(&[(0, 2, 3)], 2);
+    p1.errors = vec![6];
+    let leader = FakeLeader::start(BTreeMap::from([(0, p0), (1, p1)])).await;
+    let source = Arc::new(FakeSource::default());
+    let (r0, r1) = (
+        FakeReplica::new(Batches::default(), 2),
+        FakeReplica::new(Batches::default(), 2),
+    );
+    source.0.lock().insert(tp(0), r0.clone());
+    source.0.lock().insert(tp(1), r1.clone());
+    let m = ReplicaFetcherManager::new(
+        ReplicaFetcherConfig {
+            backoff: Duration::from_secs(600),
+            ..config()
+        },
+        source,
+        Arc::new(TcpConnector),
+        tokio::runtime::Handle::current(),
+    );
+    follow(&m, &leader, 0, &r0, 2);
+    follow(&m, &leader, 1, &r1, 2);
+    eventually("partition copied once the leader caught up", || {
+        !r0.bytes().is_empty()
+    })
+    .await;
+    assert!(
+        r1.bytes().is_empty(),
+        "NOT_LEADER_OR_FOLLOWER waits replica.fetch.backoff.ms"
+    );
+    assert!(matches!(
+        m.fetch_state(&tp(1)).unwrap().status,
+        FetchStatus::Delayed(_)
+    ));
+    m.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storage_error_stops_only_that_partition() {
     let leader = FakeLeader::start(BTreeMap::from([
@@ -964,4 +1008,47 @@ async fn oversized_and_corrupt_answers_are_refused_before_decoding() {
     .to_vec();
     let addr = leader_answering(ok).await;
     assert_eq!(fetch_once(&addr, 11 << 20).await.unwrap().session_id, 9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetcher_lag_is_the_leaders_high_watermark_minus_the_next_fetch_offset() {
+    // A leader whose high watermark is ahead of what one answer carries
+    // (as when a follower catches up over several fetches).
+    let leader = FakeLeader::start(BTreeMap::from([(0, leader_partition(&[(0, 3, 0)], 10))])).await;
+    let source = Arc::new(FakeSource::default());
+    let r0 = FakeReplica::new(Batches::default(), 1);
+    source.0.lock().insert(tp(0), r0.clone());
+    let m = manager(source);
+    follow(&m, &leader, 0, &r0, 1);
+    assert_eq!(
+        m.lags(),
+        vec![(tp(0), leader.endpoint().id, 0)],
+        "0 until the first answer"
+    );
+    eventually("the answer applied", || {
+        m.fetch_state(&tp(0))
+            .is_some_and(|s| s.fetch_offset == Offset(3))
+    })
+    .await;
+    eventually("lag 10 - 3", || {
+        m.lags() == vec![(tp(0), leader.endpoint().id, 7)]
+    })
+    .await;
+    // Caught up with the high watermark: no lag (never negative).
+    leader.state.lock().partitions.get_mut(&0).unwrap().hw = 2;
+    {
+        let mut st = leader.state.lock();
+        let p = st.partitions.get_mut(&0).unwrap();
+        p.batches.0.extend(Batches::of(&[(3, 1, 0)]).0);
+    }
+    eventually("lag 0", || {
+        m.lags() == vec![(tp(0), leader.endpoint().id, 0)]
+    })
+    .await;
+    m.remove_partitions(&[tp(0)]);
+    assert!(
+        m.lags().is_empty(),
+        "a partition no longer followed has no lag"
+    );
+    m.shutdown().await;
 }

@@ -141,7 +141,8 @@ impl QuorumController {
 
     /// Fences every unfenced broker whose session expired, moving its
     /// leaderships off; returns them. The controller calls it on its own
-    /// every `broker.session.timeout.ms / 4`; tests call it directly.
+    /// every twentieth of `broker.session.timeout.ms` (at most 250 ms);
+    /// tests call it directly.
     pub async fn fence_expired_brokers(&self) -> Result<Vec<BrokerId>, ControllerError> {
         self.submit(plan_fence_expired).await
     }

@@ -121,21 +121,9 @@ fn elect(
     (topic, id, partition): (&str, Uuid, i32),
 ) -> Result<PartitionChangeRecord, ControllerError> {
     let image = ctx.image;
-    let usable = |b: BrokerId| image.broker(b).is_some_and(|r| r.is_usable());
     match election {
         ElectionType::Preferred => {
-            let preferred = reg.replicas[0];
-            if reg.leader == preferred {
-                return Err(ControllerError::ElectionNotNeeded);
-            }
-            if reg.isr.contains(&preferred) && usable(preferred) {
-                let mut change = PartitionChangeRecord::new(id, partition);
-                change.leader = preferred;
-                return Ok(change);
-            }
-            Err(ControllerError::PreferredLeaderNotAvailable(format!(
-                "Failed to elect leader for partition {topic}-{partition} under strategy PreferredReplicaPartitionLeaderElectionStrategy"
-            )))
+            super::rebalance::preferred_change(image, reg, (topic, id, partition))
         }
         ElectionType::Unclean => {
             if reg.has_leader() {
@@ -147,9 +135,10 @@ fn elect(
                 .build()
                 .filter(|c| c.leader.0 >= 0)
                 .ok_or_else(|| {
-                    ControllerError::EligibleLeadersNotAvailable(format!(
-                        "Failed to elect leader for partition {topic}-{partition}: no usable replica"
-                    ))
+                    // Kafka answers with the error's own message.
+                    ControllerError::EligibleLeadersNotAvailable(
+                        "Eligible topic partition leaders are not available.".to_owned(),
+                    )
                 })
         }
     }

@@ -50,6 +50,7 @@ mod change;
 mod configs;
 mod isr;
 mod misc;
+mod rebalance;
 mod run;
 mod topics;
 mod types;
@@ -75,6 +76,7 @@ pub use isr::{
     AlterPartitionItem, AlterPartitionReply, AlterPartitionRequest, AlterPartitionResult,
     PartitionState,
 };
+pub use rebalance::MAX_ELECTIONS_PER_BALANCE;
 pub use types::*;
 
 /// Settings of the quorum controller (Kafka's keys).
@@ -113,6 +115,12 @@ pub struct ControllerConfig {
     /// Kafka's. Off: the leader alone, for nodes whose followers do not
     /// replicate (a follower without the data must not be electable).
     pub new_partitions_isr_all_usable: bool,
+    /// `auto.leader.rebalance.enable`: move leadership back to preferred
+    /// replicas (`rebalance.rs`).
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`, in ms: how long after an
+    /// imbalance is seen the balance runs.
+    pub leader_imbalance_check_interval_ms: i64,
 }
 
 impl Default for ControllerConfig {
@@ -120,7 +128,7 @@ impl Default for ControllerConfig {
         ControllerConfig {
             default_num_partitions: 1,
             default_replication_factor: 1,
-            broker_session_timeout_ms: 9000,
+            broker_session_timeout_ms: 1500,
             max_queued_operations: 1024,
             max_records_per_batch: 10_000,
             bootstrap: Vec::new(),
@@ -129,6 +137,8 @@ impl Default for ControllerConfig {
             unclean_leader_election_interval_ms: 300_000,
             eligible_leader_replicas_enabled: false,
             new_partitions_isr_all_usable: false,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_ms: 300_000,
         }
     }
 }

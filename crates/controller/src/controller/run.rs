@@ -26,19 +26,21 @@ const MAX_GROUP_OPERATIONS: usize = 512;
 
 type Finish = Box<dyn FnOnce(Result<(), ControllerError>) + Send>;
 
-/// Runs operations until the queue closes. Every
-/// `broker.session.timeout.ms / 4` it also fences expired brokers (the
-/// timer only wakes it; expiry is judged by the controller's clock), and
-/// every `unclean.leader.election.interval.ms` it elects leaders for
-/// offline partitions of topics that allow unclean elections.
+/// Runs operations until the queue closes. Every [`fencing_check_period`]
+/// it also fences expired brokers (the timer only wakes it; expiry is
+/// judged by the controller's clock), and every
+/// `unclean.leader.election.interval.ms` it elects leaders for offline
+/// partitions of topics that allow unclean elections; preferred leader
+/// balances run when `rebalance.rs` schedules them.
 pub(super) async fn run_operations(shared: Arc<Shared>, mut ops: mpsc::Receiver<Op>) {
     let mut sessions = Sessions::default();
-    let period = (shared.config.broker_session_timeout_ms / 4).max(10) as u64;
+    let period = fencing_check_period(shared.config.broker_session_timeout_ms);
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(period));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let unclean_period = shared.config.unclean_leader_election_interval_ms.max(10) as u64;
     let mut unclean = tokio::time::interval(std::time::Duration::from_millis(unclean_period));
     unclean.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut balance = super::rebalance::BalanceSchedule::new(&shared);
     loop {
         let first = tokio::select! {
             op = ops.recv() => match op {
@@ -47,6 +49,7 @@ pub(super) async fn run_operations(shared: Arc<Shared>, mut ops: mpsc::Receiver<
             },
             _ = tick.tick() => brokers::fence_expired_op(),
             _ = unclean.tick() => super::misc::elect_unclean_op(),
+            op = balance.due() => op,
         };
         let mut group = vec![first];
         while group.len() < MAX_GROUP_OPERATIONS {
@@ -57,6 +60,15 @@ pub(super) async fn run_operations(shared: Arc<Shared>, mut ops: mpsc::Receiver<
         }
         run_group(&shared, &mut sessions, group).await;
     }
+}
+
+/// How often the fencing check runs: a dead broker is fenced at most this
+/// long after its session expired, which is part of every leader failover.
+/// Kafka schedules the check at the next expiry; a twentieth of the
+/// session (10 ms to 250 ms) keeps that delay within 5% of the session,
+/// and a check that fences nobody appends nothing.
+fn fencing_check_period(session_timeout_ms: i64) -> u64 {
+    (session_timeout_ms / 20).clamp(10, 250) as u64
 }
 
 /// Records planned but not yet appended, and who waits for them.
@@ -255,4 +267,21 @@ fn speculate(
             })?;
     }
     Ok(delta.apply().0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fencing_check_period;
+
+    #[test]
+    fn a_dead_broker_is_fenced_within_a_twentieth_of_its_session() {
+        assert_eq!(fencing_check_period(9_000), 250, "Kafka's default session");
+        assert_eq!(fencing_check_period(2_000), 100);
+        assert_eq!(
+            fencing_check_period(60_000),
+            250,
+            "never slower than 250 ms"
+        );
+        assert_eq!(fencing_check_period(50), 10, "never a busy loop");
+    }
 }

@@ -15,7 +15,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::raw::RawConnection;
+use super::raw::{error_text, RawConnection};
 use super::{print_table, ConnectArgs};
 
 #[derive(Args, Debug)]
@@ -46,34 +46,31 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
 }
 
 /// One broker as DescribeCluster (or Metadata) lists it.
-struct BrokerRow {
-    id: i32,
-    host: String,
-    port: i32,
-    rack: Option<String>,
+pub(crate) struct BrokerRow {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
     /// `None` when the answer cannot say (DescribeCluster before v2, Metadata).
-    fenced: Option<bool>,
+    pub fenced: Option<bool>,
 }
 
 /// The cluster as the broker describes it.
-struct ClusterView {
-    cluster_id: Option<String>,
-    controller_id: i32,
-    brokers: Vec<BrokerRow>,
+pub(crate) struct ClusterView {
+    pub cluster_id: Option<String>,
+    pub controller_id: i32,
+    pub brokers: Vec<BrokerRow>,
 }
 
 /// DescribeCluster (v2 lists fenced brokers too), else Metadata.
-fn describe_cluster(raw: &mut RawConnection) -> anyhow::Result<ClusterView> {
+pub(crate) fn describe_cluster(raw: &mut RawConnection) -> anyhow::Result<ClusterView> {
     if let Some(v) = raw.version_for::<DescribeClusterRequest>(0) {
         let req = DescribeClusterRequest::default().with_include_fenced_brokers(v >= 2);
         let resp = raw.send_at(v, &req)?;
         if resp.error_code != 0 {
             anyhow::bail!(
-                "DescribeCluster failed with error code {}{}",
-                resp.error_code,
-                resp.error_message
-                    .as_ref()
-                    .map_or(String::new(), |m| format!(": {m}"))
+                "DescribeCluster failed: {}",
+                error_text(resp.error_code, resp.error_message.as_ref())
             );
         }
         return Ok(ClusterView {
@@ -125,7 +122,10 @@ fn describe_quorum(raw: &mut RawConnection) -> anyhow::Result<QuorumView> {
         .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
     let resp = raw.send(&req, 0)?;
     if resp.error_code != 0 {
-        anyhow::bail!("DescribeQuorum failed with error code {}", resp.error_code);
+        anyhow::bail!(
+            "DescribeQuorum failed: {}",
+            error_text(resp.error_code, None)
+        );
     }
     let p = resp
         .topics
@@ -133,7 +133,10 @@ fn describe_quorum(raw: &mut RawConnection) -> anyhow::Result<QuorumView> {
         .and_then(|t| t.partitions.first())
         .ok_or_else(|| anyhow::anyhow!("DescribeQuorum answered without a partition"))?;
     if p.error_code != 0 {
-        anyhow::bail!("DescribeQuorum failed with error code {}", p.error_code);
+        anyhow::bail!(
+            "DescribeQuorum failed: {}",
+            error_text(p.error_code, p.error_message.as_ref())
+        );
     }
     Ok(QuorumView {
         leader_id: p.leader_id.0,
@@ -189,8 +192,7 @@ fn quorum_rows(q: &QuorumView, now_ms: i64) -> Vec<Vec<String>> {
 }
 
 fn info(connect: &ConnectArgs, versions: bool) -> anyhow::Result<()> {
-    let mut raw = RawConnection::connect(&connect.brokers, connect.timeout())
-        .map_err(|e| connect.unreachable(format!("{e:#}")))?;
+    let mut raw = connect.raw()?;
     let cluster = describe_cluster(&mut raw)?;
     let quorum = describe_quorum(&mut raw);
     let now_ms = std::time::SystemTime::now()

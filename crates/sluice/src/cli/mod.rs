@@ -1,7 +1,8 @@
 //! Client subcommands of the `sluice` binary (`topic`, `produce`, `consume`,
-//! `group`, `cluster`, `config docs`). They speak the Kafka protocol through
-//! librdkafka (the `rdkafka` crate), so they work against any
-//! Kafka-compatible broker, not only Sluice.
+//! `group`, `elect-leaders`, `reassign`, `cluster`, `config docs`). They
+//! speak the Kafka protocol (through librdkafka, the `rdkafka` crate, or as
+//! raw requests in [`raw`] for the admin APIs librdkafka does not expose),
+//! so they work against any Kafka-compatible broker, not only Sluice.
 //!
 //! Exit codes a script can rely on: 0 success, 1 the operation failed (the
 //! broker refused it or something does not exist), 2 invalid command line
@@ -11,11 +12,13 @@ pub mod cluster;
 pub mod cluster_start;
 pub mod config_docs;
 pub mod consume;
+pub mod election;
 pub mod format;
 pub mod group;
 pub mod metrics;
 pub mod produce;
 pub mod raw;
+pub mod reassign;
 pub mod storage;
 pub mod topic;
 
@@ -148,6 +151,29 @@ pub struct ConnectArgs {
 impl ConnectArgs {
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout.max(1))
+    }
+
+    /// The timeout as a request's `timeout_ms` field.
+    pub fn timeout_ms(&self) -> i32 {
+        i32::try_from(self.timeout().as_millis()).unwrap_or(i32::MAX)
+    }
+
+    /// A raw protocol connection to the first bootstrap broker that answers
+    /// (exit code 3 when none does).
+    pub fn raw(&self) -> anyhow::Result<raw::RawConnection> {
+        raw::RawConnection::connect(&self.brokers, self.timeout())
+            .map_err(|e| self.unreachable(format!("{e:#}")))
+    }
+
+    /// A raw protocol connection to one broker of the cluster (`host:port`),
+    /// with this command's timeout.
+    pub fn raw_to(&self, broker: &str) -> anyhow::Result<raw::RawConnection> {
+        raw::RawConnection::connect(broker, self.timeout()).map_err(|e| {
+            anyhow::Error::new(Unreachable(format!(
+                "cannot reach broker {broker} within {} s: {e:#}",
+                self.timeout
+            )))
+        })
     }
 
     /// Client config shared by every client the CLI creates.

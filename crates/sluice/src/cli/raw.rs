@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
 use bytes::{Buf, BytesMut};
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
 };
@@ -17,6 +18,24 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, Str
 
 /// Responses bigger than this are refused (the buffer still grows only as bytes arrive).
 const MAX_RESPONSE_BYTES: u64 = 256 << 20;
+
+/// Kafka's name of an error code (`UnknownTopicOrPartition`), with the
+/// broker's message when it gave one.
+pub fn error_text(code: i16, message: Option<&StrBytes>) -> String {
+    let name = match ResponseError::try_from_code(code) {
+        None | Some(ResponseError::Unknown(_)) => format!("error {code}"),
+        Some(e) => format!("{e:?}"),
+    };
+    match message.map(|m| m.as_str()).filter(|m| !m.is_empty()) {
+        Some(m) => format!("{name}: {m}"),
+        None => name,
+    }
+}
+
+/// A string field of a request.
+pub fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
 
 pub struct RawConnection {
     stream: TcpStream,
@@ -144,5 +163,24 @@ impl RawConnection {
             tracing::debug!(left = bytes.remaining(), "trailing bytes in response");
         }
         Ok(resp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_read_as_kafkas_names() {
+        assert_eq!(
+            error_text(80, Some(&StrBytes::from_static_str("gone"))),
+            "PreferredLeaderNotAvailable: gone"
+        );
+        assert_eq!(error_text(3, None), "UnknownTopicOrPartition");
+        assert_eq!(
+            error_text(3, Some(&StrBytes::from_static_str(""))),
+            "UnknownTopicOrPartition"
+        );
+        assert_eq!(error_text(-2, None), "error -2");
     }
 }

@@ -7,8 +7,8 @@
 //! and Kafka's protocol to the [`ControllerServer`] (broker registration
 //! and heartbeats, forwarded admin APIs, DescribeQuorum, DescribeCluster).
 //! The [`QuorumController`] on that log fences brokers whose session
-//! expired on its own while it is active (its operation task ticks every
-//! `broker.session.timeout.ms / 4`), and bootstraps an empty log with
+//! expired on its own while it is active (its operation task checks every
+//! twentieth of `broker.session.timeout.ms`, at most 250 ms), and bootstraps an empty log with
 //! `metadata.version` when it first becomes active.
 //!
 //! Before it binds, a controller asks the other voters that answer for
@@ -100,6 +100,10 @@ fn controller_config(config: &BrokerConfig, kraft: &KraftConfig) -> ControllerCo
         bootstrap: sluice_broker::metadata::records::fresh_bootstrap_records(),
         default_min_insync_replicas: kraft.min_insync_replicas,
         unclean_leader_election_enable: kraft.unclean_leader_election_enable,
+        auto_leader_rebalance_enable: kraft.auto_leader_rebalance_enable,
+        leader_imbalance_check_interval_ms: kraft
+            .leader_imbalance_check_interval_seconds
+            .saturating_mul(1000),
         // Followers replicate (issue 17): a new partition's ISR is every
         // usable replica, as Kafka's, and the leader's high watermark
         // waits for them.

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod nodes;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
