@@ -165,6 +165,27 @@ impl Partition {
         }
     }
 
+    /// A follower's high watermark from its leader's: `leader_hw` capped
+    /// by this log's end and at least its start (Kafka's
+    /// `UnifiedLog.maybeUpdateHighWatermark`). It may move backwards: a
+    /// new leader's high watermark can trail the old one's until its
+    /// followers fetch, and consumers reading from this follower (KIP-392)
+    /// must not see more than the leader shows. Returns the new value.
+    pub fn follow_high_watermark(&self, leader_hw: Offset) -> Offset {
+        let hw = leader_hw
+            .min(self.log.log_end_offset())
+            .max(self.log.log_start_offset());
+        self.high_watermark.send_if_modified(|cur| {
+            if *cur != hw {
+                *cur = hw;
+                true
+            } else {
+                false
+            }
+        });
+        hw
+    }
+
     /// Publishes the log's end offset to followers' long polls. Skipped
     /// when no fetch waits (the one-node case): a fetch subscribes before
     /// it reads the log, so one that subscribes later reads the append.

@@ -7,7 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 
+use common::{http_get, metrics_addr, sample};
 use sluice_testkit::{ReferenceKafka, SluiceProcess};
+
+mod common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 
@@ -583,38 +586,6 @@ fn scripted_session_against_reference_kafka() {
     kafka.stop();
 }
 
-fn http_get(addr: &str, path: &str) -> (String, String) {
-    use std::io::Read as _;
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to metrics");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let (head, body) = resp.split_once("\r\n\r\n").expect("HTTP response");
-    (
-        head.lines().next().unwrap_or("").to_string(),
-        body.to_string(),
-    )
-}
-
-/// Sum of the samples of `metric` whose labels contain every `labels` entry.
-fn sample(body: &str, metric: &str, labels: &[&str]) -> Option<f64> {
-    let mut found = None;
-    for line in body.lines().filter(|l| !l.starts_with('#')) {
-        let Some((name_labels, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let name = name_labels.split('{').next().unwrap();
-        if name == metric && labels.iter().all(|l| name_labels.contains(l)) {
-            *found.get_or_insert(0.0) += value.parse::<f64>().unwrap();
-        }
-    }
-    found
-}
-
 #[test]
 fn metrics_match_known_traffic() {
     let broker = SluiceProcess::start(BIN, &[]).expect("start sluice");
@@ -788,16 +759,6 @@ fn metrics_match_known_traffic() {
 
     let (status, _) = http_get(&addr, "/nope");
     assert_eq!(status, "HTTP/1.1 404 Not Found");
-}
-
-/// The metrics address a started broker printed.
-fn metrics_addr(broker: &SluiceProcess) -> String {
-    let out = broker.output();
-    out.lines()
-        .find_map(|l| l.strip_prefix("metrics on http://"))
-        .and_then(|l| l.strip_suffix("/metrics"))
-        .unwrap_or_else(|| panic!("no metrics address printed:\n{out}"))
-        .to_string()
 }
 
 #[test]

@@ -29,6 +29,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::{sb, RawClient};
+use kafka_protocol::messages::alter_replica_log_dirs_request::{
+    AlterReplicaLogDir, AlterReplicaLogDirTopic,
+};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -38,8 +41,9 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
 };
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
-    BrokerId, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
-    DescribeQuorumRequest, IncrementalAlterConfigsRequest, ListOffsetsRequest, TopicName,
+    AlterReplicaLogDirsRequest, BrokerId, CreateTopicsRequest, DeleteTopicsRequest,
+    DescribeConfigsRequest, DescribeQuorumRequest, IncrementalAlterConfigsRequest,
+    ListOffsetsRequest, TopicName,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -460,4 +464,107 @@ fn kill_rounds() -> usize {
     } else {
         3
     }
+}
+
+/// CreateTopics' answer for one topic with `configs` (error code, message).
+fn create_with_configs(c: &SluiceCluster, name: &str, configs: &[(&str, &str)]) -> (i16, String) {
+    let mut raw = RawClient::connect(c.broker_addr(2));
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(sb(name)))
+            .with_num_partitions(1)
+            .with_replication_factor(3)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        kafka_protocol::messages::create_topics_request::CreatableTopicConfig::default()
+                            .with_name(sb(k))
+                            .with_value(Some(sb(v)))
+                    })
+                    .collect(),
+            )])
+        .with_timeout_ms(30_000);
+    let t = &raw.send(7, &req).topics[0];
+    let msg = t.error_message.as_ref().map(|m| m.to_string());
+    (t.error_code, msg.unwrap_or_default())
+}
+
+/// The cluster's controller checks topic configs as the single node does
+/// (librdkafka's 0081_admin CreateTopics on 3 nodes found it accepting
+/// anything): an unknown key and a bad value are INVALID_CONFIG and create
+/// nothing, and APPEND to a list key works (the validator knows list keys).
+#[test]
+fn a_clusters_controller_validates_topic_configs() {
+    const INVALID_CONFIG: i16 = 40;
+    let c = start(ClusterLayout::Combined(3));
+    // Replication factor 3 needs every broker registered and unfenced.
+    let all: BTreeSet<i32> = [1, 2, 3].into();
+    for id in 1..=3 {
+        wait_metadata(&c, id, "all three brokers", |m| brokers_of(m) == all);
+    }
+    for (name, configs) in [
+        ("unknown-key", [("dummy.doesntexist", "x")]),
+        ("bad-value", [("retention.ms", "soon")]),
+    ] {
+        let (code, msg) = create_with_configs(&c, name, &configs);
+        assert_eq!(code, INVALID_CONFIG, "{name}: {msg}");
+        let m = wait_metadata(&c, 1, "answers", |_| true);
+        assert!(!m.topics.iter().any(|t| t.name == name), "{name} created");
+    }
+    assert_eq!(
+        create_with_configs(&c, "fine", &[("retention.ms", "1000")]).0,
+        0
+    );
+    let mut raw = RawClient::connect(c.broker_addr(3));
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(sb("fine"))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(sb("cleanup.policy"))
+                .with_config_operation(2) // APPEND
+                .with_value(Some(sb("compact")))]),
+    ]);
+    let resp = raw.send(1, &req);
+    assert_eq!(resp.responses[0].error_code, 0, "{resp:?}");
+}
+
+/// AlterReplicaLogDirs names a partition the broker does not host as Kafka
+/// 4.1.2 does (kafka-python's test_alter_replica_log_dirs got it from a
+/// 3-node Kafka): REPLICA_NOT_AVAILABLE when the cluster has it elsewhere,
+/// UNKNOWN_TOPIC_OR_PARTITION when it does not exist; a hosted partition
+/// in its own log dir is a no-op (NONE).
+#[test]
+fn alter_replica_log_dirs_tells_a_partition_hosted_elsewhere_from_an_unknown_one() {
+    let c = start(ClusterLayout::Combined(3));
+    let all: BTreeSet<i32> = [1, 2, 3].into();
+    for id in 1..=3 {
+        wait_metadata(&c, id, "all three brokers", |m| brokers_of(m) == all);
+    }
+    create_topic(&c, 1, "placed", 3);
+    let m = wait_metadata(&c, 1, "placed", |m| leaders(m, "placed").len() == 3);
+    let lead = leaders(&m, "placed");
+    let hosted = |b: i32| lead.iter().find(|(_, &l)| l == b).map(|(&p, _)| p);
+    let broker = *lead.values().next().expect("a leader");
+    let elsewhere = lead.iter().find(|(_, &l)| l != broker).map(|(&p, _)| p);
+    let dir = c.node(broker).process.data_dir().display().to_string();
+    let ask = |topic: &str, partition: i32| -> i16 {
+        let mut raw = RawClient::connect(c.broker_addr(broker));
+        let req =
+            AlterReplicaLogDirsRequest::default().with_dirs(vec![AlterReplicaLogDir::default()
+                .with_path(sb(&dir))
+                .with_topics(vec![AlterReplicaLogDirTopic::default()
+                    .with_name(TopicName(sb(topic)))
+                    .with_partitions(vec![partition])])]);
+        raw.send(2, &req).results[0].partitions[0].error_code
+    };
+    assert_eq!(ask("placed", hosted(broker).expect("hosted")), 0);
+    // Replication factor 1 over 3 brokers: 3 partitions rarely all land on
+    // one broker, but the placement is not ours to choose.
+    if let Some(p) = elsewhere {
+        assert_eq!(ask("placed", p), 9, "REPLICA_NOT_AVAILABLE");
+    }
+    assert_eq!(ask("placed", 7), 3, "no partition 7");
+    assert_eq!(ask("nowhere", 0), 3, "no such topic");
 }

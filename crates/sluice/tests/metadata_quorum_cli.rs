@@ -13,10 +13,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
-use common::root;
 use rdkafka::admin::{
     AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier,
     TopicReplication,
@@ -24,25 +22,6 @@ use rdkafka::admin::{
 use rdkafka::client::DefaultClientContext;
 use rdkafka::ClientConfig;
 use sluice_testkit::SluiceProcess;
-
-fn java_ready() -> bool {
-    let jars = root().join(".cache/kafka/lib/.complete");
-    let java = Command::new("java")
-        .arg("-version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if jars.exists() && java {
-        return true;
-    }
-    let missing = format!("java on PATH and {}", jars.display());
-    if common::env_on("SLUICE_REQUIRE_CLIENTS") {
-        panic!("kafka-metadata-quorum: {missing} required (SLUICE_REQUIRE_CLIENTS is set)");
-    }
-    eprintln!(
-        "\n\n!!! SKIPPED kafka-metadata-quorum test: needs {missing}; run scripts/setup !!!\n"
-    );
-    false
-}
 
 /// Runs MetadataQuorumCommand `describe <what>`; returns its stdout.
 fn metadata_quorum(bootstrap: &str, what: &str) -> String {
@@ -91,7 +70,7 @@ fn options() -> AdminOptions {
 
 #[test]
 fn kafka_metadata_quorum_describes_sluice_as_a_single_voter_quorum() {
-    if !java_ready() {
+    if !common::kafka_tools_ready("kafka-metadata-quorum") {
         return;
     }
     let mut sluice = common::start(&[("node.id", "3")]);

@@ -90,6 +90,7 @@ const START_ATTEMPTS: usize = 3;
 impl SluiceCluster {
     /// Formats and starts every node of `layout`, with `extra` config keys
     /// on every node, and waits until each has announced its address.
+    /// `{id}` in a value becomes the node's id (e.g. `broker.rack=rack-{id}`).
     pub fn start(
         binary: impl AsRef<Path>,
         layout: ClusterLayout,
@@ -329,7 +330,7 @@ fn node_overrides(
     }
     for (k, v) in extra {
         o.retain(|(ok, _)| ok != k);
-        o.push((k.to_string(), v.to_string()));
+        o.push((k.to_string(), v.replace("{id}", &id.to_string())));
     }
     o
 }

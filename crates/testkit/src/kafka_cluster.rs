@@ -46,7 +46,8 @@ impl ReferenceKafkaCluster {
     }
 
     /// Like [`ReferenceKafkaCluster::start`] with extra `server.properties`
-    /// entries for every node (e.g. `broker.session.timeout.ms`).
+    /// entries for every node (e.g. `broker.session.timeout.ms`); `{id}` in
+    /// a value becomes the node's id (e.g. `broker.rack=rack-{id}`).
     pub fn start_with(extra: &[(&str, &str)]) -> Result<Option<Self>, TestkitError> {
         let Some(lib) = ReferenceKafka::lib_dir() else {
             eprintln!("reference Kafka cluster skipped: no jars in .cache/kafka/lib");
@@ -330,7 +331,7 @@ fn node_properties(
         dir.join("logs").display()
     );
     for (k, v) in extra {
-        props.push_str(&format!("{k}={v}\n"));
+        props.push_str(&format!("{k}={}\n", v.replace("{id}", &id.to_string())));
     }
     props
 }

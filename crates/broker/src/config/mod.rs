@@ -387,6 +387,8 @@ pub struct BrokerConfig {
     pub replica_lag_time_max_ms: i64,
     /// `replica.high.watermark.checkpoint.interval.ms`.
     pub replica_high_watermark_checkpoint_interval_ms: i64,
+    /// `replica.selector.class` (KIP-392; `None`: consumers read from leaders).
+    pub replica_selector: Option<crate::replica::selector::ReplicaSelector>,
     pub max_open_segment_files: usize,
     /// `log.cleaner.enable`
     pub log_cleaner_enable: bool,
@@ -613,6 +615,12 @@ impl BrokerConfig {
             replica_high_watermark_checkpoint_interval_ms: long(
                 "replica.high.watermark.checkpoint.interval.ms",
             ),
+            replica_selector: match get("replica.selector.class") {
+                Some(Value::Str(class)) => {
+                    crate::replica::selector::ReplicaSelector::from_class(&class)
+                }
+                _ => None,
+            },
             max_open_segment_files: long("sluice.max.open.segment.files") as usize,
             log_cleaner_enable: boolean("log.cleaner.enable"),
             log_cleaner_backoff_ms: long("log.cleaner.backoff.ms"),

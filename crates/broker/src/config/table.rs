@@ -301,6 +301,8 @@ pub static CONFIG_TABLE: &[ConfigKey] = &[
         "When a producer sets acks to \"all\" (or \"-1\"), min.insync.replicas specifies the minimum number of replicas that must acknowledge a write for the write to be considered successful. If this minimum cannot be met, then the producer will raise an exception (either NotEnoughReplicas or NotEnoughReplicasAfterAppend). Strict: the high watermark does not advance while the ISR is smaller (at most the replication factor counts)."),
     broker("replica.lag.time.max.ms", T::Long, Some("30000"), V::AtLeast(0),
         "If a follower hasn't sent any fetch requests or hasn't consumed up to the leaders log end offset for at least this time, the leader will remove the follower from isr"),
+    broker("replica.selector.class", T::String, None, V::OneOf(&["org.apache.kafka.common.replica.RackAwareReplicaSelector"]),
+        "The replica selector that picks the replica a consumer fetches from (KIP-392): the leader answers a consumer's Fetch (v11+, with the consumer's client.rack) with PreferredReadReplica when it picks a follower. Unset (the default): consumers fetch from the leader. Sluice implements Kafka's org.apache.kafka.common.replica.RackAwareReplicaSelector: an in-sync follower in the consumer's rack, unless the leader is in it. Followers serve consumer fetches up to their own high watermark whatever this is set to."),
     broker("replica.high.watermark.checkpoint.interval.ms", T::Long, Some("5000"), V::AtLeast(1),
         "The frequency with which the high watermark is saved out to disk"),
     broker("unclean.leader.election.enable", T::Boolean, Some("false"), V::Any,

@@ -2,8 +2,9 @@
 //! log directories. Sluice does not move partitions between directories, so
 //! it answers honestly per partition: NONE when the partition is already in
 //! the requested directory (a no-op, as in Kafka), LOG_DIR_NOT_FOUND for a
-//! path that is not one of `log.dirs`, UNKNOWN_TOPIC_OR_PARTITION for a
-//! partition this broker does not have, and INVALID_REQUEST for a move to a
+//! path that is not one of `log.dirs`, REPLICA_NOT_AVAILABLE for a partition
+//! of the cluster this broker does not host and UNKNOWN_TOPIC_OR_PARTITION
+//! for one the cluster does not have (as Kafka 4.1.2), and INVALID_REQUEST for a move to a
 //! different configured directory, which Kafka would start and Sluice does
 //! not do.
 
@@ -32,6 +33,22 @@ fn current_dir<'a>(ctx: &'a BrokerContext, tp: &TopicPartition) -> Option<&'a Pa
         .map(|d| d.as_path())
 }
 
+/// Kafka's code for a partition this broker does not have: a partition of
+/// the cluster hosted elsewhere is REPLICA_NOT_AVAILABLE (Kafka keeps that
+/// code for this API where others say NOT_LEADER_OR_FOLLOWER), one the
+/// cluster does not have is UNKNOWN_TOPIC_OR_PARTITION.
+fn not_here(ctx: &BrokerContext, tp: &TopicPartition) -> i16 {
+    let known = ctx
+        .image
+        .topic(&tp.topic)
+        .is_some_and(|t| (0..t.partitions).contains(&tp.partition));
+    if known {
+        ResponseError::ReplicaNotAvailable.code()
+    } else {
+        ResponseError::UnknownTopicOrPartition.code()
+    }
+}
+
 pub async fn handle(
     ctx: &BrokerContext,
     _header: &RequestHeader,
@@ -51,7 +68,7 @@ pub async fn handle(
                         ResponseError::LogDirNotFound.code()
                     } else {
                         match current_dir(ctx, &tp) {
-                            None => ResponseError::UnknownTopicOrPartition.code(),
+                            None => not_here(ctx, &tp),
                             Some(d) if d == target => 0,
                             Some(_) => ResponseError::InvalidRequest.code(),
                         }

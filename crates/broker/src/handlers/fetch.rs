@@ -23,6 +23,16 @@
 //! zero-copy path. A follower's long poll waits for appends (the log end),
 //! a consumer's for the high watermark.
 //!
+//! Consumers (KIP-392): a Fetch v11+ without ReplicaId may read a
+//! partition this broker follows, up to the follower's own high watermark
+//! (an offset above it but within the local log gets an empty answer, one
+//! beyond the local log OFFSET_OUT_OF_RANGE, a broker that is not a replica
+//! NOT_LEADER_OR_FOLLOWER); older versions read only from the leader. With
+//! `replica.selector.class` set, the leader answers a consumer that the
+//! selector sends elsewhere with that follower's id in
+//! PreferredReadReplica, no records and its own offsets, at once (see
+//! [`crate::replica::selector`]).
+//!
 //! Sessions (KIP-227, see [`super::fetch_session`]): epoch -1 is a
 //! sessionless full fetch (answered with session id 0), epoch 0 a full fetch
 //! that opens a session (id 0 in the answer when the cache is full), epoch
@@ -49,10 +59,11 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::fetch_session::{CachedPartition, FetchSession, SessionError, SessionKey};
-use super::leadership::{check_leader_epoch, leader_partition, NotServed};
+use super::leadership::{check_leader_epoch, leader_partition, replica_partition, NotServed};
 use crate::context::BrokerContext;
 use crate::error::storage_error_code;
 use crate::partition::Partition;
+use crate::replica::selector::{ReplicaSelector, ReplicaView};
 
 /// Kafka's `FetchMetadata.INVALID_SESSION_ID`.
 const INVALID_SESSION_ID: i32 = 0;
@@ -137,8 +148,11 @@ struct Wanted {
     fetch_offset: i64,
     partition_max_bytes: i32,
     current_leader_epoch: i32,
-    /// This broker's id (the leader of every partition it reads).
-    me: i32,
+    /// The partition's leader in the image (this broker, unless a
+    /// consumer reads a partition this broker follows).
+    leader: i32,
+    /// KIP-392: the follower the leader sends this consumer to.
+    preferred: Option<i32>,
     /// Set for a follower's fetch: its progress and what it last fetched.
     follower: Option<FollowerFetch>,
     /// KIP-279: the epoch and end offset where the follower's log diverges
@@ -288,6 +302,9 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
         (req.replica_id.0, -1)
     };
     let from_follower = replica_id >= 0;
+    // KIP-392: Fetch v11+ carries the consumer's rack; such a consumer may
+    // read from a follower (Kafka's `fetchOnlyFromLeader` is false for it).
+    let follower_reads = version >= 11 && !from_follower;
     let mut wanted: Vec<Wanted> = to_read
         .into_iter()
         .map(|c| {
@@ -306,9 +323,18 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
                 )
             };
             let target = match name {
+                Some(n) if follower_reads => {
+                    replica_partition(&image, &ctx.replicas, me, &n, c.key.partition)
+                        .map_err(|ns| behind_requester(ns, c.current_leader_epoch))
+                }
                 Some(n) => leader_partition(&image, &ctx.replicas, me, &n, c.key.partition)
+                    .map(|p| (p, me))
                     .map_err(|ns| behind_requester(ns, c.current_leader_epoch)),
                 None => Err(NotServed::code(unknown_code)),
+            };
+            let (target, leader) = match target {
+                Ok((p, leader)) => (Ok(p), leader.0),
+                Err(ns) => (Err(ns), me.0),
             };
             Wanted {
                 key: c.key,
@@ -317,7 +343,8 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
                 fetch_offset: c.fetch_offset,
                 partition_max_bytes: c.partition_max_bytes,
                 current_leader_epoch: c.current_leader_epoch,
-                me: me.0,
+                leader,
+                preferred: None,
                 follower: from_follower.then_some(FollowerFetch {
                     replica: sluice_metadata::BrokerId(replica_id),
                     broker_epoch: replica_epoch,
@@ -339,6 +366,8 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
         for w in &mut wanted {
             follower_progress(w, eligible);
         }
+    } else if follower_reads {
+        choose_read_replicas(ctx, &image, me, req.rack_id.as_str(), &mut wanted);
     }
 
     let read_committed = req.isolation_level == 1;
@@ -392,7 +421,7 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
             }
         };
         let done = round.bytes >= min_bytes
-            || round.has_error
+            || round.answer_now
             || wanted.is_empty()
             || req.max_wait_ms <= 0
             || *shutdown.borrow()
@@ -451,7 +480,7 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
 fn observe(c: &mut CachedPartition, data: &PartitionData, has_records: bool) -> bool {
     c.observe(
         data.error_code,
-        has_records || data.diverging_epoch.epoch >= 0,
+        has_records || data.diverging_epoch.epoch >= 0 || data.preferred_read_replica.0 >= 0,
         data.high_watermark,
         data.last_stable_offset,
         data.log_start_offset,
@@ -509,7 +538,9 @@ struct Round {
     /// One entry per wanted partition, in order.
     partitions: Vec<(PartitionData, Option<FileSlice>)>,
     bytes: u64,
-    has_error: bool,
+    /// An error, a DivergingEpoch or a PreferredReadReplica: answered
+    /// without waiting for `min_bytes`.
+    answer_now: bool,
 }
 
 /// Reads every wanted partition once, honouring `max_bytes` across the
@@ -519,7 +550,7 @@ fn read_all(wanted: &[Wanted], max_bytes: usize, read_committed: bool) -> Round 
     let mut round = Round {
         partitions: Vec::with_capacity(wanted.len()),
         bytes: 0,
-        has_error: false,
+        answer_now: false,
     };
     let mut limit = max_bytes;
     let mut min_one = true;
@@ -546,17 +577,22 @@ fn read_all(wanted: &[Wanted], max_bytes: usize, read_committed: bool) -> Round 
                     .with_log_start_offset(log_start.value());
                 if let Some((epoch, end_offset)) = w.diverging {
                     // Answered at once: the follower must truncate first.
-                    round.has_error = true;
+                    round.answer_now = true;
                     data = data.with_diverging_epoch(
                         EpochEndOffset::default()
                             .with_epoch(epoch)
                             .with_end_offset(end_offset),
                     );
                 }
+                if let Some(replica) = w.preferred {
+                    // Answered at once: the consumer goes to the follower.
+                    round.answer_now = true;
+                    data = data.with_preferred_read_replica(BrokerId(replica));
+                }
                 (data, slice)
             }
             Err(ns) => {
-                round.has_error = true;
+                round.answer_now = true;
                 let mut data = data;
                 if let Some((leader_id, leader_epoch)) = ns.leader {
                     // Fetch v12+ (tagged; older versions do not carry it).
@@ -610,7 +646,7 @@ fn read_one(
     let epoch = partition.leader_epoch().0;
     check_leader_epoch(epoch, w.current_leader_epoch).map_err(|code| NotServed {
         code,
-        leader: Some((w.me, epoch)),
+        leader: Some((w.leader, epoch)),
     })?;
     let log = partition.log();
     let hw = partition.high_watermark();
@@ -620,7 +656,12 @@ fn read_one(
     if offset < log_start || offset > log_end {
         return Err(NotServed::code(ResponseError::OffsetOutOfRange.code()));
     }
-    // Consumers read below the high watermark, followers up to the end.
+    if w.preferred.is_some() {
+        // Redirected: no read here (Kafka skips it too).
+        return Ok((hw, log_start, None));
+    }
+    // Consumers read below the high watermark (a follower's own, on a
+    // follower), followers up to the end.
     let visible = match (&w.follower, w.diverging) {
         (Some(_), Some(_)) => return Ok((hw, log_start, None)),
         (Some(_), None) => log_end,
@@ -654,7 +695,7 @@ fn follower_progress(w: &mut Wanted, eligible: bool) {
     let epoch = partition.leader_epoch().0;
     let fail = |code| NotServed {
         code,
-        leader: Some((w.me, epoch)),
+        leader: Some((w.leader, epoch)),
     };
     if let Err(code) = check_leader_epoch(epoch, w.current_leader_epoch) {
         w.target = Err(fail(code));
@@ -691,6 +732,79 @@ fn follower_progress(w: &mut Wanted, eligible: bool) {
         f.broker_epoch,
         eligible,
     );
+}
+
+/// KIP-392 on the leader: sets `preferred` of every wanted partition led
+/// here that `replica.selector.class` sends a consumer in `rack` elsewhere.
+fn choose_read_replicas(
+    ctx: &BrokerContext,
+    image: &sluice_metadata::MetadataImage,
+    me: sluice_metadata::BrokerId,
+    rack: &str,
+    wanted: &mut [Wanted],
+) {
+    let Some(selector) = ctx.config.replica_selector else {
+        return;
+    };
+    if selector.always_leader(rack) {
+        return;
+    }
+    // Clients connect through the listener this broker advertises first
+    // (as Metadata answers).
+    let listener = ctx
+        .config
+        .advertised_listeners
+        .first()
+        .map_or("", |l| l.name.as_str());
+    for w in wanted.iter_mut().filter(|w| w.leader == me.0) {
+        if let Ok(p) = &w.target {
+            w.preferred =
+                preferred_read_replica(selector, image, listener, rack, me, p, w.fetch_offset);
+        }
+    }
+}
+
+/// Kafka's `findPreferredReadReplica` for a consumer fetching `partition`
+/// (led here) at `fetch_offset`: the follower the selector picks, or `None`
+/// for the leader. Followers are candidates while in the ISR holding the
+/// offset and registered unfenced with an endpoint on `listener`.
+fn preferred_read_replica(
+    selector: ReplicaSelector,
+    image: &sluice_metadata::MetadataImage,
+    listener: &str,
+    client_rack: &str,
+    me: sluice_metadata::BrokerId,
+    partition: &Partition,
+    fetch_offset: i64,
+) -> Option<i32> {
+    let candidates = partition.read_replica_candidates(Offset(fetch_offset));
+    if candidates.is_empty() {
+        return None;
+    }
+    let followers: Vec<ReplicaView<'_>> = candidates
+        .iter()
+        .filter_map(|c| {
+            let b = image.broker(c.broker).filter(|b| !b.fenced)?;
+            b.listeners
+                .iter()
+                .any(|l| l.name == listener)
+                .then_some(ReplicaView {
+                    broker: c.broker,
+                    rack: b.rack.as_deref(),
+                    log_end_offset: c.log_end_offset,
+                    time_since_caught_up_ms: c.time_since_caught_up_ms,
+                })
+        })
+        .collect();
+    let leader = ReplicaView {
+        broker: me,
+        rack: image.broker(me).and_then(|b| b.rack.as_deref()),
+        log_end_offset: partition.log().log_end_offset(),
+        time_since_caught_up_ms: 0,
+    };
+    selector
+        .preferred_read_replica(client_rack, &leader, &followers)
+        .map(|b| b.0)
 }
 
 /// Resolves when any receiver sees a change (or its sender is gone).

@@ -61,6 +61,37 @@ pub fn leader_partition(
     Ok(online)
 }
 
+/// A partition a consumer's Fetch v11+ may read here (KIP-392): one this
+/// broker leads ([`leader_partition`]), or one it follows: a replica the
+/// image assigns to this broker and that is online here, read up to its
+/// own high watermark. Returns the partition and its leader in `image`.
+/// A broker that is not (or no longer) a replica answers as
+/// [`leader_partition`] does: NOT_LEADER_OR_FOLLOWER with the leader.
+pub fn replica_partition(
+    image: &MetadataImage,
+    replicas: &ReplicaManager,
+    me: BrokerId,
+    topic: &str,
+    partition: i32,
+) -> Result<(Arc<Partition>, BrokerId), NotServed> {
+    let refused = match leader_partition(image, replicas, me, topic, partition) {
+        Ok(p) => return Ok((p, me)),
+        Err(ns) if ns.code == ResponseError::NotLeaderOrFollower.code() => ns,
+        Err(ns) => return Err(ns),
+    };
+    let reg = image
+        .topic(topic)
+        .and_then(|t| t.partition(partition))
+        .ok_or(refused)?;
+    if !reg.replicas.contains(&me) {
+        return Err(refused);
+    }
+    let online = replicas
+        .get_partition(&TopicPartition::new(topic, partition))
+        .ok_or(refused)?;
+    Ok((online, reg.leader))
+}
+
 /// Kafka's leader-epoch fencing of a request's `current_leader_epoch`
 /// against the partition's: -1 (not given) or equal passes, older is
 /// FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH.
@@ -158,7 +189,8 @@ mod tests {
                     .with_fetch_offset(0)
                     .with_current_leader_epoch(current_leader_epoch)
                     .with_partition_max_bytes(1 << 20)])]);
-        let plan = crate::handlers::fetch::handle(node, &header(1, 12), req).await;
+        // v10: before KIP-392's v11, consumers read from leaders only.
+        let plan = crate::handlers::fetch::handle(node, &header(1, 10), req).await;
         let p = &plan.response.responses[0].partitions[0];
         (
             p.error_code,

@@ -33,16 +33,30 @@ use crate::partition::Partition;
 const LONG: Duration = Duration::from_secs(60);
 
 fn config() -> BrokerConfig {
-    BrokerConfig::with_overrides(&[
+    config_with(&[])
+}
+
+/// The test broker's config plus `extra` keys.
+pub(super) fn config_with(extra: &[(&str, &str)]) -> BrokerConfig {
+    let mut keys = vec![
         ("log.dirs", "/sim/data"),
         ("log.index.size.max.bytes", "4096"),
-    ])
-    .unwrap()
+    ];
+    keys.extend_from_slice(extra);
+    BrokerConfig::with_overrides(&keys).unwrap()
 }
 
 fn node_with(topic_configs: &[(&str, &str)]) -> (Node, Arc<ManualClock>) {
+    node_with_config(config(), topic_configs)
+}
+
+/// Node 1 on `config` with topic `t` (one partition, `topic_configs`).
+pub(super) fn node_with_config(
+    config: BrokerConfig,
+    topic_configs: &[(&str, &str)],
+) -> (Node, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-    let node = open_node_with_clock(config(), &Arc::new(SimFs::new()), clock.clone()).unwrap();
+    let node = open_node_with_clock(config, &Arc::new(SimFs::new()), clock.clone()).unwrap();
     let configs: BTreeMap<String, String> = topic_configs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -56,10 +70,16 @@ fn node_with(topic_configs: &[(&str, &str)]) -> (Node, Arc<ManualClock>) {
 /// [1, 2, 3], led by 1, with `isr` (leader epoch 1, partition epoch 1);
 /// waits until it is published.
 async fn replicate(node: &Node, isr: &[i32]) {
+    replicate_in_racks(node, isr, [None, None]).await
+}
+
+/// [`replicate`] with `broker.rack` of brokers 2 and 3.
+pub(super) async fn replicate_in_racks(node: &Node, isr: &[i32], racks: [Option<&str>; 2]) {
     let topic_id = node.image.topic("t").unwrap().topic_id;
     let mut records: Vec<MetadataRecord> = [2, 3]
         .into_iter()
-        .map(|id| {
+        .zip(racks)
+        .map(|(id, rack)| {
             MetadataRecord::RegisterBroker(RegisterBrokerRecord {
                 broker_id: BrokerId(id),
                 is_migrating_zk_broker: false,
@@ -72,7 +92,7 @@ async fn replicate(node: &Node, isr: &[i32]) {
                     security_protocol: 0,
                 }],
                 features: Vec::new(),
-                rack: None,
+                rack: rack.map(str::to_string),
                 fenced: false,
                 in_controlled_shutdown: false,
                 log_dirs: Vec::new(),
@@ -97,20 +117,20 @@ async fn replicate(node: &Node, isr: &[i32]) {
     node.image.wait_for(offset).await.unwrap();
 }
 
-fn partition(ctx: &BrokerContext) -> Arc<Partition> {
+pub(super) fn partition(ctx: &BrokerContext) -> Arc<Partition> {
     ctx.replicas
         .get_partition(&TopicPartition::new("t", 0))
         .unwrap()
 }
 
-fn header(api_key: i16, version: i16) -> RequestHeader {
+pub(super) fn header(api_key: i16, version: i16) -> RequestHeader {
     RequestHeader::default()
         .with_request_api_key(api_key)
         .with_request_api_version(version)
 }
 
 /// Produces one record to `t`-0; `(error code, base offset)`.
-async fn produce(ctx: &BrokerContext, acks: i16, timeout_ms: i32) -> (i16, i64) {
+pub(super) async fn produce(ctx: &BrokerContext, acks: i16, timeout_ms: i32) -> (i16, i64) {
     produce_to(ctx, "t", acks, timeout_ms).await
 }
 
@@ -145,7 +165,7 @@ fn spawn_produce(
 
 /// A Fetch v15 of `t`-0 at `offset`: from follower `replica` (ReplicaState)
 /// or, with `replica` -1, from a consumer.
-async fn fetch(
+pub(super) async fn fetch(
     ctx: &BrokerContext,
     replica: i32,
     offset: i64,
@@ -177,12 +197,12 @@ async fn fetch(
     response.responses[0].partitions[0].clone()
 }
 
-fn records(p: &PartitionData) -> usize {
+pub(super) fn records(p: &PartitionData) -> usize {
     p.records.as_ref().map_or(0, Bytes::len)
 }
 
 /// Polls `cond` every 10 ms for up to a minute.
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+pub(super) async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + LONG;
     while !cond() {
         assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");

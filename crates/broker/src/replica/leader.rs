@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use super::isr::{AlterAnswer, AnswerEffect, Assignment, IsrProposal, LeaderState};
 use super::purgatory::{Completion, Registered};
+use super::selector::{eligible, FollowerCandidate};
 use crate::partition::Partition;
 
 /// This broker's role for one partition, from its registration.
@@ -222,6 +223,33 @@ impl Partition {
             .lock()
             .as_ref()
             .is_some_and(|s| s.follower(broker).is_some())
+    }
+
+    /// The followers a consumer fetching at `fetch_offset` may be sent to
+    /// (KIP-392: ISR members whose log holds the offset, see
+    /// [`super::selector::eligible`]); empty while following.
+    pub fn read_replica_candidates(&self, fetch_offset: Offset) -> Vec<FollowerCandidate> {
+        let rep = self.replication.lock();
+        let Some(st) = rep.as_ref() else {
+            return Vec::new();
+        };
+        let now = self.clock.now_ms();
+        st.followers()
+            .iter()
+            .filter(|f| {
+                eligible(
+                    st.isr().contains(&f.broker),
+                    f.log_start_offset,
+                    f.log_end_offset,
+                    fetch_offset,
+                )
+            })
+            .map(|f| FollowerCandidate {
+                broker: f.broker,
+                log_end_offset: f.log_end_offset,
+                time_since_caught_up_ms: now - f.last_caught_up_ms,
+            })
+            .collect()
     }
 
     /// A copy of the leader's replication state (tests, metrics).

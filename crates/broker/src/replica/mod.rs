@@ -10,6 +10,8 @@
 //! - [`alter`]: the ISR changes sent to the controller (one in flight per
 //!   partition) and the periodic shrink check; [`controller`]: that seam on
 //!   `ControllerClient::alter_partition`.
+//! - [`selector`]: KIP-392, which replica a consumer is sent to
+//!   (`replica.selector.class`).
 
 pub mod alter;
 pub mod controller;
@@ -18,7 +20,10 @@ mod fetch_tests;
 pub mod isr;
 pub mod leader;
 pub mod purgatory;
+#[cfg(test)]
+mod read_replica_tests;
 pub mod refusals;
+pub mod selector;
 
 pub use leader::ReplicaRole;
 

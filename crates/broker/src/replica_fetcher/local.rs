@@ -89,9 +89,7 @@ impl FollowerReplica for Partition {
     }
 
     fn update_high_watermark(&self, leader_hw: Offset) -> Offset {
-        let hw = leader_hw.min(self.log().log_end_offset());
-        self.advance_high_watermark(hw);
-        Partition::high_watermark(self)
+        self.follow_high_watermark(leader_hw)
     }
 
     fn maybe_increment_log_start_offset(
@@ -175,6 +173,11 @@ mod tests {
         r.truncate_to(Offset(0)).unwrap();
         r.append_as_follower(&bytes).unwrap();
         assert_eq!(r.update_high_watermark(Offset(2)), Offset(2));
+        assert_eq!(r.update_high_watermark(Offset(100)), Offset(5));
+        // A new leader whose HW trails the old one's: followed down, so
+        // consumers reading here never see more than the leader shows.
+        assert_eq!(r.update_high_watermark(Offset(4)), Offset(4));
+        assert_eq!(r.high_watermark(), Offset(4));
         assert_eq!(r.update_high_watermark(Offset(100)), Offset(5));
         // Truncation below the HW brings it down.
         r.truncate_to(Offset(3)).unwrap();

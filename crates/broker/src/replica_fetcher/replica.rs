@@ -44,9 +44,10 @@ pub trait FollowerReplica: Send + Sync {
     /// Empties the log and restarts it at `offset` (the leader's log start
     /// is past everything this replica has).
     fn truncate_fully_and_start_at(&self, offset: Offset) -> Result<(), StorageError>;
-    /// The follower's high watermark moves to `min(leader_hw, own LEO)`
-    /// when that is higher (as Kafka's `maybeUpdateHighWatermark`); returns
-    /// the high watermark after.
+    /// The follower's high watermark becomes `min(leader_hw, own LEO)`
+    /// (at least the log start), also when that is lower: as Kafka's
+    /// `maybeUpdateHighWatermark`, it never shows consumers reading from
+    /// this follower more than the leader does; returns it.
     fn update_high_watermark(&self, leader_hw: Offset) -> Offset;
     /// The leader's log start offset moved (retention, DeleteRecords):
     /// follow it when it is within this replica's high watermark.

@@ -208,10 +208,7 @@ impl FollowerReplica for FakeReplica {
     fn update_high_watermark(&self, leader_hw: Offset) -> Offset {
         let mut l = self.log.lock();
         let leo = l.batches.end(l.log_start);
-        let hw = leader_hw.0.min(leo);
-        if hw > l.hw {
-            l.hw = hw;
-        }
+        l.hw = leader_hw.0.min(leo).max(l.log_start);
         Offset(l.hw)
     }
     fn maybe_increment_log_start_offset(

@@ -44,7 +44,8 @@ pub struct StartArgs {
     /// Client port of node 1; node N uses base+N-1, its controller base+100+N-1, its metrics base+200+N-1.
     #[arg(long, default_value_t = 19092)]
     base_port: u16,
-    /// Extra config for every node (repeatable), e.g. --override num.partitions=3.
+    /// Extra config for every node (repeatable), e.g. --override num.partitions=3;
+    /// `{id}` in a value becomes the node's id (--override broker.rack=rack-{id}).
     #[arg(long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
 }
@@ -102,6 +103,7 @@ pub fn node_properties(
         data = node_dir(dir, id).join("data").display(),
     );
     for (k, v) in overrides {
+        let v = v.replace("{id}", &id.to_string());
         text.push_str(&format!("{k}={v}\n"));
     }
     Ok(text)
@@ -378,7 +380,10 @@ mod tests {
     #[test]
     fn generated_configs_pass_the_validator_with_one_voter_set() {
         let dir = Path::new("/tmp/sluice-cluster");
-        let extra = vec![("num.partitions".to_string(), "3".to_string())];
+        let extra = vec![
+            ("num.partitions".to_string(), "3".to_string()),
+            ("broker.rack".to_string(), "RACK{id}".to_string()),
+        ];
         for n in [1u16, 3, 5] {
             let mut voter_sets = Vec::new();
             for id in 1..=n {
@@ -399,6 +404,7 @@ mod tests {
                 assert_eq!(c.log_dirs, vec![dir.join(format!("node-{id}/data"))]);
                 assert_eq!(k.default_replication_factor, i32::from(n.min(3)));
                 assert_eq!(c.num_partitions, 3);
+                assert_eq!(k.rack.as_deref(), Some(format!("RACK{id}").as_str()));
                 voter_sets.push(k.quorum.voters);
             }
             voter_sets.dedup();

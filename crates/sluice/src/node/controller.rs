@@ -28,10 +28,11 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use kafka_protocol::messages::DescribeClusterRequest;
 use sluice_broker::config::roles::KraftConfig;
+use sluice_broker::metadata::validator::BrokerConfigValidator;
 use sluice_broker::BrokerConfig;
 use sluice_controller::raft::{RaftConfig, RaftMetadataLog, TcpTransport};
 use sluice_controller::{
-    ControllerConfig, ControllerError, LogError, MetadataLog, PermissiveValidator, QuorumController,
+    ControllerConfig, ControllerError, LogError, MetadataLog, QuorumController,
 };
 use sluice_metadata::BrokerId;
 use sluice_record::Offset;
@@ -212,7 +213,9 @@ impl ControllerNode {
         let controller = Arc::new(QuorumController::start(
             log.clone() as Arc<dyn MetadataLog>,
             controller_config(config, kraft),
-            Arc::new(PermissiveValidator),
+            // Config changes are checked here as on a single node (the
+            // broker's config table: keys, types, ranges, list keys).
+            Arc::new(BrokerConfigValidator::new(Arc::new(config.clone()))),
             clock,
         ));
         let voters = QuorumVoters::new(

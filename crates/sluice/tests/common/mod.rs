@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod nodes;
 
 use std::io::{Read, Write};
@@ -48,6 +49,26 @@ pub fn kafka_tool(class: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// Whether `java` and the pinned Kafka jars are here for [`kafka_tool`];
+/// `false` after a loud skip notice for the test of `what`, unless
+/// `SLUICE_REQUIRE_CLIENTS` is set (then a panic).
+pub fn kafka_tools_ready(what: &str) -> bool {
+    let jars = root().join(".cache/kafka/lib/.complete");
+    let java = std::process::Command::new("java")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if jars.exists() && java {
+        return true;
+    }
+    let missing = format!("java on PATH and {}", jars.display());
+    if env_on("SLUICE_REQUIRE_CLIENTS") {
+        panic!("{what}: {missing} required (SLUICE_REQUIRE_CLIENTS is set)");
+    }
+    eprintln!("\n\n!!! SKIPPED {what} test: needs {missing}; run scripts/setup !!!\n");
+    false
 }
 
 pub fn start(overrides: &[(&str, &str)]) -> SluiceProcess {
@@ -133,4 +154,46 @@ pub fn create_topic(c: &mut RawClient, name: &str, configs: &[(&str, &str)]) {
         .with_timeout_ms(30_000);
     let resp = c.send(7, &req);
     assert_eq!(resp.topics[0].error_code, 0, "{resp:?}");
+}
+
+/// GET `path` from an HTTP server at `addr`: (status line, body).
+pub fn http_get(addr: &str, path: &str) -> (String, String) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to metrics");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").expect("HTTP response");
+    (
+        head.lines().next().unwrap_or("").to_string(),
+        body.to_string(),
+    )
+}
+
+/// Sum of the samples of `metric` whose labels contain every `labels` entry.
+pub fn sample(body: &str, metric: &str, labels: &[&str]) -> Option<f64> {
+    let mut found = None;
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        let Some((name_labels, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let name = name_labels.split('{').next().unwrap();
+        if name == metric && labels.iter().all(|l| name_labels.contains(l)) {
+            *found.get_or_insert(0.0) += value.parse::<f64>().unwrap();
+        }
+    }
+    found
+}
+
+/// The metrics address (`host:port`) a started broker printed.
+pub fn metrics_addr(broker: &SluiceProcess) -> String {
+    let out = broker.output();
+    out.lines()
+        .find_map(|l| l.strip_prefix("metrics on http://"))
+        .and_then(|l| l.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics address printed:\n{out}"))
+        .to_string()
 }
