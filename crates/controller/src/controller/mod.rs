@@ -50,6 +50,7 @@ mod change;
 mod configs;
 mod isr;
 mod misc;
+mod reassign;
 mod run;
 mod topics;
 mod types;
@@ -75,6 +76,7 @@ pub use isr::{
     AlterPartitionItem, AlterPartitionReply, AlterPartitionRequest, AlterPartitionResult,
     PartitionState,
 };
+pub use reassign::{OngoingReassignment, ReassignPartition, ReassignmentResult};
 pub use types::*;
 
 /// Settings of the quorum controller (Kafka's keys).

@@ -487,6 +487,7 @@ mod brokers;
 mod configs;
 mod group;
 mod isr;
+mod reassign;
 
 #[tokio::test]
 async fn a_log_that_shuts_down_answers_shutdown_not_fatal() {
