@@ -15,9 +15,9 @@
 //!   the records are not readable.
 
 mod common;
+mod replicated;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,17 +26,11 @@ use common::{sb, RawClient};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{CreateTopicsRequest, ProduceRequest, TopicName};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use replicated::*;
 use sluice_record::{BatchBuilder, CompressionType, Timestamp};
-use sluice_testkit::metadata::{fetch_metadata, ClusterMetadata};
 use sluice_testkit::{ClusterLayout, SluiceCluster};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
-/// Generous bound for anything the cluster must do on a busy 2-core box.
-const LONG: Duration = Duration::from_secs(120);
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const NOT_ENOUGH_REPLICAS: i16 = 19;
 const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
@@ -52,55 +46,6 @@ fn extra() -> Vec<(&'static str, &'static str)> {
 
 fn start(layout: ClusterLayout) -> SluiceCluster {
     SluiceCluster::start(BIN, layout, &extra()).expect("the cluster starts")
-}
-
-fn metadata(c: &SluiceCluster, via: i32) -> Option<ClusterMetadata> {
-    fetch_metadata(c.broker_addr(via).parse().unwrap(), None).ok()
-}
-
-/// Polls broker `via`'s Metadata until `check` holds.
-fn wait_metadata(
-    c: &SluiceCluster,
-    via: i32,
-    what: &str,
-    check: impl Fn(&ClusterMetadata) -> bool,
-) -> ClusterMetadata {
-    let bound = Instant::now() + LONG;
-    let mut last = None;
-    loop {
-        if let Some(m) = metadata(c, via) {
-            if check(&m) {
-                return m;
-            }
-            last = Some(m);
-        }
-        assert!(
-            Instant::now() < bound,
-            "{what}: broker {via} never showed it; last: {last:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// (leader, isr) of every partition of `topic`.
-fn partitions(m: &ClusterMetadata, topic: &str) -> BTreeMap<i32, (i32, BTreeSet<i32>)> {
-    m.topics
-        .iter()
-        .filter(|t| t.name == topic)
-        .flat_map(|t| {
-            t.partitions
-                .iter()
-                .map(|p| (p.partition, (p.leader, p.isr.iter().copied().collect())))
-        })
-        .collect()
-}
-
-fn full_isr(m: &ClusterMetadata, topic: &str, count: usize, brokers: &BTreeSet<i32>) -> bool {
-    let parts = partitions(m, topic);
-    parts.len() == count
-        && parts
-            .values()
-            .all(|(leader, isr)| *leader >= 0 && isr == brokers)
 }
 
 fn create_topic(c: &SluiceCluster, via: i32, name: &str, partitions: i32) {
@@ -119,168 +64,6 @@ fn create_topic(c: &SluiceCluster, via: i32, name: &str, partitions: i32) {
         resp.topics[0].error_code, 0,
         "create {name} via {via}: {resp:?}"
     );
-}
-
-/// What the producer thread saw: (partition, offset, value) of every
-/// acknowledged send, and the number of sends that failed.
-#[derive(Default)]
-struct Acks {
-    acked: Vec<(i32, i64, String)>,
-    failed: usize,
-}
-
-/// Sends unique values round-robin to `partitions` partitions with an
-/// idempotent `acks=all` producer until `stop`, at most 64 in flight, each
-/// request timing out on the client after `request_timeout_ms`.
-fn produce_until(
-    bootstrap: String,
-    topic: &'static str,
-    partitions: i32,
-    request_timeout_ms: u32,
-    stop: Arc<AtomicBool>,
-    acks: Arc<Mutex<Acks>>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let p: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("message.timeout.ms", "90000")
-            .set("request.timeout.ms", request_timeout_ms.to_string())
-            .set("linger.ms", "2")
-            .create()
-            .expect("producer");
-        rt.block_on(async {
-            let mut next = 0u64;
-            while !stop.load(Ordering::Acquire) {
-                let mut window = Vec::new();
-                for _ in 0..64 {
-                    let part = (next % partitions as u64) as i32;
-                    let value = format!("v{next}");
-                    next += 1;
-                    let rec = FutureRecord::to(topic)
-                        .partition(part)
-                        .key("k")
-                        .payload(&value);
-                    let f = p.send_result(rec).map_err(|(e, _)| e);
-                    window.push((part, value.clone(), f));
-                }
-                for (part, value, f) in window {
-                    let result = match f {
-                        Ok(f) => f.await.ok(),
-                        Err(_) => None,
-                    };
-                    let mut a = acks.lock().unwrap();
-                    match result {
-                        Some(Ok(d)) => {
-                            assert_eq!(
-                                d.partition, part,
-                                "{value} acknowledged on another partition"
-                            );
-                            a.acked.push((part, d.offset, value));
-                        }
-                        _ => a.failed += 1,
-                    }
-                }
-            }
-        });
-    })
-}
-
-fn acked_count(acks: &Mutex<Acks>) -> usize {
-    acks.lock().unwrap().acked.len()
-}
-
-fn wait_acked(acks: &Mutex<Acks>, at_least: usize, what: &str) {
-    let bound = Instant::now() + LONG;
-    while acked_count(acks) < at_least {
-        assert!(
-            Instant::now() < bound,
-            "{what}: only {} acknowledged",
-            acked_count(acks)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Every record of `topic` below each partition's high watermark, as
-/// (partition → offset → value), read with librdkafka from the beginning.
-fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> BTreeMap<i32, BTreeMap<i64, String>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("replication-test-{topic}"))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for part in 0..partitions {
-        tpl.add_partition_offset(topic, part, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let mut out: BTreeMap<i32, BTreeMap<i64, String>> = BTreeMap::new();
-    let mut at_end = BTreeSet::new();
-    let bound = Instant::now() + LONG;
-    while at_end.len() < partitions as usize {
-        assert!(
-            Instant::now() < bound,
-            "read never reached the end: {at_end:?}"
-        );
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                let v = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
-                out.entry(m.partition()).or_default().insert(m.offset(), v);
-            }
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
-                at_end.insert(p);
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-/// The concatenated `.log` bytes of `dir`'s segments, in offset order.
-fn segment_bytes(dir: &Path) -> Vec<u8> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "log"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| std::fs::read(f).unwrap_or_default())
-        .collect()
-}
-
-/// The partition directory `topic-partition` under node `id`'s data dir.
-fn partition_dir(c: &SluiceCluster, id: i32, topic: &str, partition: i32) -> PathBuf {
-    let name = format!("{topic}-{partition}");
-    let base = c.dir(id);
-    walk_for(&base, &name).unwrap_or_else(|| base.join(name))
-}
-
-fn walk_for(dir: &Path, name: &str) -> Option<PathBuf> {
-    for e in std::fs::read_dir(dir).ok()?.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            if p.file_name().is_some_and(|n| n == name) {
-                return Some(p);
-            }
-            if let Some(found) = walk_for(&p, name) {
-                return Some(found);
-            }
-        }
-    }
-    None
 }
 
 #[test]
@@ -337,48 +120,16 @@ fn acks_all_writes_survive_a_leader_kill_and_replicas_converge() {
 
     let acks = acks.lock().unwrap();
     let read = read_all(&bootstrap, TOPIC, PARTS);
-    let mut positions: BTreeMap<&str, (i32, i64)> = BTreeMap::new();
-    for (&part, records) in &read {
-        for (&offset, value) in records {
-            if let Some(first) = positions.insert(value, (part, offset)) {
-                panic!("duplicate: {value} at {first:?} and {:?}", (part, offset));
-            }
-        }
-    }
-    for (part, offset, value) in &acks.acked {
-        match read.get(part).and_then(|r| r.get(offset)) {
-            Some(v) if v == value => {}
-            Some(v) => {
-                panic!("inconsistent offset: {value} acknowledged at {part}/{offset}, read {v}")
-            }
-            None => panic!("lost: {value} acknowledged at {part}/{offset}, never read"),
-        }
-    }
+    let read_count = check_acked(&acks, &read);
     println!(
-        "{} acknowledged, {} failed sends, {} records read, no loss, no duplicate",
+        "{} acknowledged, {} failed sends, {read_count} records read, no loss, no duplicate",
         acks.acked.len(),
         acks.failed,
-        positions.len()
     );
 
     // Replicas converge: byte-identical segment data on all three nodes.
     for part in 0..PARTS {
-        let bound = Instant::now() + LONG;
-        loop {
-            let copies: Vec<Vec<u8>> = all
-                .iter()
-                .map(|&id| segment_bytes(&partition_dir(&c, id, TOPIC, part)))
-                .collect();
-            if !copies[0].is_empty() && copies.iter().all(|b| *b == copies[0]) {
-                break;
-            }
-            assert!(
-                Instant::now() < bound,
-                "partition {part}: replicas differ: sizes {:?}",
-                copies.iter().map(Vec::len).collect::<Vec<_>>()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        wait_identical(&c, &all, TOPIC, part);
     }
 }
 
@@ -488,16 +239,6 @@ fn acks_all_needs_min_insync_replicas() {
     }
 }
 
-fn signal(c: &SluiceCluster, id: i32, sig: &str) {
-    let pid = c.node(id).process.pid().expect("running");
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok, "kill {sig} {pid}");
-}
-
 /// A follower stopped with SIGSTOP holds the high watermark back until it
 /// leaves the ISR (`replica.lag.time.max.ms`); meanwhile the producer's
 /// requests time out and it retries them. Every retry must be answered as
@@ -546,23 +287,10 @@ fn retries_while_a_follower_is_paused_are_not_duplicated() {
     producer.join().unwrap();
     let acks = acks.lock().unwrap();
     let read = read_all(&bootstrap, TOPIC, 1);
-    let mut seen: BTreeMap<&str, i64> = BTreeMap::new();
-    for (&offset, value) in &read[&0] {
-        if let Some(first) = seen.insert(value, offset) {
-            panic!("duplicate: {value} at {first} and {offset}");
-        }
-    }
-    for (_, offset, value) in &acks.acked {
-        assert_eq!(
-            read[&0].get(offset),
-            Some(value),
-            "acknowledged {value} at {offset}"
-        );
-    }
+    let read_count = check_acked(&acks, &read);
     println!(
-        "{} acknowledged, {} failed, {} read, no duplicate",
+        "{} acknowledged, {} failed, {read_count} read, no duplicate",
         acks.acked.len(),
         acks.failed,
-        seen.len()
     );
 }

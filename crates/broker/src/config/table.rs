@@ -57,6 +57,9 @@ pub enum Validator {
     Listeners,
     /// Non-empty comma-separated list.
     NonEmptyList,
+    /// `*`, or `partition:broker` pairs (Kafka's
+    /// `ThrottledReplicaListValidator`).
+    ThrottledReplicas,
 }
 
 /// Whether a key configures the broker or a topic.
@@ -404,6 +407,10 @@ pub static CONFIG_TABLE: &[ConfigKey] = &[
     topic("unclean.leader.election.enable", T::Boolean, Some("false"), V::Any,
         &[("unclean.leader.election.enable", C::Same)],
         "Whether the controller may elect a live replica outside the ISR (and ELR) when none of them is left, at the risk of losing acknowledged records; the partition is marked RECOVERING until its new leader clears it (KIP-704). No effect on a single broker."),
+    no_effect(topic("leader.replication.throttled.replicas", T::List, Some(""), V::ThrottledReplicas, &[],
+        "Replicas whose replication the leader side throttles, as [PartitionId]:[BrokerId],... or '*' for every replica of the topic (kafka-reassign-partitions --throttle sets it). Accepted and stored; Sluice does not throttle replication yet.")),
+    no_effect(topic("follower.replication.throttled.replicas", T::List, Some(""), V::ThrottledReplicas, &[],
+        "Replicas whose replication the follower side throttles, as [PartitionId]:[BrokerId],... or '*' for every replica of the topic (kafka-reassign-partitions --throttle sets it). Accepted and stored; Sluice does not throttle replication yet.")),
     no_effect(topic("segment.jitter.ms", T::Long, Some("0"), V::AtLeast(0), &[("log.roll.jitter.ms", C::Same), ("log.roll.jitter.hours", C::HoursToMs)],
         "Random jitter subtracted from segment.ms. Accepted; Sluice rolls without jitter.")),
     topic("delete.retention.ms", T::Long, Some("86400000"), V::AtLeast(0), &[("log.cleaner.delete.retention.ms", C::Same)],
