@@ -17,6 +17,11 @@
 //!   naming a broker that does not exist is refused as Kafka refuses it, by
 //!   the tool and by the controller (INVALID_REPLICA_ASSIGNMENT with
 //!   Kafka's message).
+//! - **A new broker, then a decommission** (3 combined nodes and a 4th
+//!   broker added while an `acks=all` producer runs): every partition moves
+//!   onto the new broker, then everything moves off node 1, which is then
+//!   stopped; nothing acknowledged is lost or duplicated, the replicas are
+//!   byte-identical and node 1 kept no replica of the topic.
 //! - **The controller's answers as Kafka's**: the same AlterPartitionReassignments
 //!   and ListPartitionReassignments requests (unknown topic and partition,
 //!   empty, duplicate and unregistered replicas, a cancel with nothing in
@@ -601,4 +606,102 @@ fn the_controller_answers_as_a_three_node_kafka() {
         println!("kafka:  {k}\nsluice: {s}");
     }
     assert_eq!(sluice, kafka);
+}
+
+#[test]
+fn a_new_broker_takes_partitions_and_an_old_one_is_decommissioned() {
+    if !kafka_tools_ready() {
+        return;
+    }
+    const TOPIC: &str = "fleet";
+    let _one = one_at_a_time();
+    let mut c = start("6000");
+    create_topic(&c, TOPIC, &[&[1, 2], &[2, 3], &[3, 1]]);
+    let mut targets: BTreeMap<i32, Vec<i32>> =
+        [(0, vec![1, 2]), (1, vec![2, 3]), (2, vec![3, 1])].into();
+    wait_metadata(&c, 1, "the topic in sync", |m| settled(m, TOPIC, &targets));
+    let bootstrap = c.bootstrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks = Arc::new(Mutex::new(Acks::default()));
+    let producer = produce_until(
+        bootstrap.clone(),
+        TOPIC,
+        3,
+        30_000,
+        stop.clone(),
+        acks.clone(),
+    );
+    wait_acked(&acks, 1000, "before the new broker");
+
+    // A fourth broker joins the running cluster and leads every partition.
+    let new = c
+        .add_broker(
+            BIN,
+            &[
+                ("broker.session.timeout.ms", "6000"),
+                ("broker.heartbeat.interval.ms", "500"),
+                ("replica.lag.time.max.ms", "6000"),
+            ],
+        )
+        .expect("the fourth broker starts");
+    wait_metadata(&c, 1, "the new broker listed", |m| {
+        m.brokers.iter().any(|b| b.node_id == new)
+    });
+    for replicas in targets.values_mut() {
+        replicas[0] = new;
+    }
+    let onto = plan(tmp.path(), "onto-new.json", TOPIC, &targets);
+    let took = execute_and_verify(&bootstrap, &onto, &[(TOPIC, 0), (TOPIC, 1), (TOPIC, 2)]);
+    wait_metadata(&c, 1, "every partition on the new broker", |m| {
+        settled(m, TOPIC, &targets)
+    });
+    println!(
+        "onto broker {new}: completed in {:.2} s",
+        took.as_secs_f64()
+    );
+    wait_acked(
+        &acks,
+        acked_count(&acks) + 500,
+        "after the move onto the new broker",
+    );
+
+    // Decommission node 1: every replica it holds moves to a broker the
+    // partition does not have yet, then it stops.
+    for replicas in targets.values_mut() {
+        if let Some(i) = replicas.iter().position(|&b| b == 1) {
+            replicas[i] = [2, 3, new]
+                .into_iter()
+                .find(|b| !replicas.contains(b))
+                .expect("a broker to move to");
+        }
+    }
+    let off = plan(tmp.path(), "off-1.json", TOPIC, &targets);
+    execute_and_verify(&bootstrap, &off, &[(TOPIC, 0), (TOPIC, 1), (TOPIC, 2)]);
+    wait_metadata(&c, 2, "nothing left on node 1", |m| {
+        settled(m, TOPIC, &targets)
+            && placement(m, TOPIC)
+                .values()
+                .all(|(replicas, _, _)| !replicas.contains(&1))
+    });
+    for p in 0..3 {
+        wait_dir_gone(&c, 1, TOPIC, p);
+    }
+    c.node_mut(1).process.kill().unwrap();
+    let before = acked_count(&acks);
+    wait_acked(&acks, before + 500, "after node 1 stopped");
+    stop.store(true, Ordering::Release);
+    producer.join().expect("producer thread");
+
+    let acks = acks.lock().unwrap();
+    let read = read_all(&c.bootstrap(), TOPIC, 3);
+    let read_count = check_acked(&acks, &read);
+    println!(
+        "{} acknowledged, {} failed sends, {read_count} records read, no loss, no duplicate",
+        acks.acked.len(),
+        acks.failed
+    );
+    for (&p, target) in &targets {
+        wait_identical(&c, &target.iter().copied().collect(), TOPIC, p);
+    }
 }
