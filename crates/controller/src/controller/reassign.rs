@@ -27,8 +27,9 @@
 //! (KIP-860) its length is the replication factor the partition has or is
 //! heading for (INVALID_REPLICATION_FACTOR).
 //!
-//! A new target during a reassignment replaces it: adding and removing
-//! are recomputed from the current (merged) replicas.
+//! A new target during a reassignment is computed from the current
+//! (merged) replicas; as in Kafka, an empty adding or removing list keeps
+//! the one in progress (replicas still catching up stay "adding").
 //!
 //! Items are planned in order against the image plus the request's
 //! earlier changes; every change commits before the answer.
@@ -219,11 +220,16 @@ fn plan_one(
                 check_rf_unchanged(&reg, target.len())?;
             }
             let r = Replicas::of(&reg.replicas, target);
-            builder
-                .target_replicas(r.replicas)
-                .target_adding(r.adding)
-                .target_removing(r.removing)
-                .build()
+            // As Kafka: an empty list leaves the one in progress (its
+            // adding replicas are still catching up).
+            let mut builder = builder.target_replicas(r.replicas);
+            if !r.adding.is_empty() {
+                builder = builder.target_adding(r.adding);
+            }
+            if !r.removing.is_empty() {
+                builder = builder.target_removing(r.removing);
+            }
+            builder.build()
         }
     };
     if let Some(rec) = &rec {

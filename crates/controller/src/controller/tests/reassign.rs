@@ -267,18 +267,21 @@ async fn a_cancel_reverts_to_the_original_replicas_and_keeps_the_leader() {
 }
 
 #[tokio::test]
-async fn a_new_target_replaces_the_reassignment_in_progress() {
+async fn a_new_target_during_a_reassignment_keeps_replicas_still_being_added() {
     let (f, _) = setup(&[1, 2, 3]).await;
     reassign(&f, Some(&[2, 3, 4])).await.unwrap();
     // The current replicas are [2, 3, 4, 1]; to [1, 2, 4] drops 3 and
-    // adds nothing, with 1 and 2 in the ISR but 4 not.
+    // adds nothing new: 4, still catching up, stays adding (as in Kafka).
     reassign(&f, Some(&[1, 2, 4])).await.unwrap();
     let r = reg(&f);
     assert_eq!(r.replicas, b(&[1, 2, 4, 3]));
     assert_eq!(
         (r.adding_replicas.clone(), r.removing_replicas.clone()),
-        (b(&[]), b(&[3]))
+        (b(&[4]), b(&[3]))
     );
+    // Cancelling now goes back to the replicas without the adding one.
+    reassign(&f, None).await.unwrap();
+    assert_eq!(reg(&f).replicas, b(&[1, 2, 3]));
 }
 
 #[tokio::test]
