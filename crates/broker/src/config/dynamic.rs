@@ -22,6 +22,9 @@
 //!   `log.cleaner.io.max.bytes.per.second` apply from its next run, and
 //!   `producer.id.expiration.ms` to every partition's idle producers;
 //!   `min.insync.replicas` to every led partition without an override;
+//!   `leader.replication.throttled.rate` and
+//!   `follower.replication.throttled.rate` to the replication throttles
+//!   (`crate::replica::quota`) from the next fetch;
 //!   the cluster default of `unclean.leader.election.enable` is read by the
 //!   controller from the image.
 //! - **Stored and described, no effect** (Kafka accepts them dynamically, Sluice
@@ -72,6 +75,8 @@ pub const KAFKA_DYNAMIC_BROKER_KEYS: &[&str] = &[
     "compression.lz4.level",
     "compression.type",
     "compression.zstd.level",
+    "follower.replication.throttled.rate",
+    "leader.replication.throttled.rate",
     "listener.security.protocol.map",
     "listeners",
     "log.cleaner.backoff.ms",
@@ -122,6 +127,7 @@ pub const KAFKA_DYNAMIC_BROKER_KEYS: &[&str] = &[
     "remote.log.manager.expiration.thread.pool.size",
     "remote.log.manager.fetch.max.bytes.per.second",
     "remote.log.reader.threads",
+    "replica.alter.log.dirs.io.max.bytes.per.second",
     "sasl.enabled.mechanisms",
     "sasl.jaas.config",
     "sasl.kerberos.kinit.cmd",
@@ -187,6 +193,36 @@ const fn stored(name: &'static str, ty: ConfigType) -> ConfigKey {
 
 use ConfigType as T;
 
+const fn dynamic_only(
+    name: &'static str,
+    ty: ConfigType,
+    default: &'static str,
+    doc: &'static str,
+) -> ConfigKey {
+    ConfigKey {
+        name,
+        scope: Scope::Broker,
+        ty,
+        default: Some(default),
+        validator: Validator::AtLeast(0),
+        doc,
+        synonyms: &[],
+        read_only: false,
+        sensitive: false,
+        no_effect: false,
+    }
+}
+
+/// Kafka's dynamic-only broker keys (its `DynamicConfig.Broker` keys that
+/// `KafkaConfig` does not define, so they cannot be set statically and are
+/// described only once set), which Sluice implements.
+pub static DYNAMIC_ONLY_KEYS: &[ConfigKey] = &[
+    dynamic_only("leader.replication.throttled.rate", T::Long, "9223372036854775807",
+        "Bytes per second this broker, as leader, may send to followers of the replicas a topic's leader.replication.throttled.replicas names (followers outside the ISR are held back; in-sync ones only count). The default is no bound."),
+    dynamic_only("follower.replication.throttled.rate", T::Long, "9223372036854775807",
+        "Bytes per second this broker, as follower, may fetch for the replicas a topic's follower.replication.throttled.replicas names (held back while it has not caught up). The default is no bound."),
+];
+
 /// Kafka dynamic broker keys outside Sluice's config table: accepted (type
 /// checked as Kafka does), stored durably and described, but they change
 /// nothing in Sluice (it has no such thread pools, SASL/SSL, remote storage,
@@ -216,6 +252,7 @@ pub static STORED_ONLY_KEYS: &[ConfigKey] = &[
     stored("remote.log.manager.expiration.thread.pool.size", T::Int),
     stored("remote.log.manager.fetch.max.bytes.per.second", T::Long),
     stored("remote.log.reader.threads", T::Int),
+    stored("replica.alter.log.dirs.io.max.bytes.per.second", T::Long),
     stored("sasl.enabled.mechanisms", T::List),
     stored("sasl.jaas.config", T::Password),
     stored("sasl.kerberos.kinit.cmd", T::String),
@@ -360,9 +397,15 @@ pub fn broker_synonyms(key: &str) -> &'static [&'static str] {
 }
 
 /// The definition used to type-check and describe a dynamic broker key:
-/// its config table row, else its [`STORED_ONLY_KEYS`] row.
+/// its config table row, else its [`DYNAMIC_ONLY_KEYS`] or
+/// [`STORED_ONLY_KEYS`] row.
 pub fn dynamic_key_def(key: &str) -> Option<&'static ConfigKey> {
-    lookup(Scope::Broker, key).or_else(|| STORED_ONLY_KEYS.iter().find(|k| k.name == key))
+    lookup(Scope::Broker, key).or_else(|| {
+        DYNAMIC_ONLY_KEYS
+            .iter()
+            .chain(STORED_ONLY_KEYS)
+            .find(|k| k.name == key)
+    })
 }
 
 /// Whether Kafka knows `key` as a broker config.

@@ -10,6 +10,8 @@
 //! - [`alter`]: the ISR changes sent to the controller (one in flight per
 //!   partition) and the periodic shrink check; [`controller`]: that seam on
 //!   `ControllerClient::alter_partition`.
+//! - [`quota`]: replication throttles (`*.replication.throttled.rate` on
+//!   the replicas `*.replication.throttled.replicas` name).
 
 pub mod alter;
 pub mod controller;
@@ -18,6 +20,7 @@ mod fetch_tests;
 pub mod isr;
 pub mod leader;
 pub mod purgatory;
+pub mod quota;
 pub mod refusals;
 
 pub use leader::ReplicaRole;

@@ -53,6 +53,18 @@ pub struct PartitionFetchState {
     /// The log's latest epoch (LastFetchedEpoch).
     pub last_fetched_epoch: Option<LeaderEpoch>,
     pub status: FetchStatus,
+    /// How far the fetch offset is below the leader's high watermark after
+    /// the last answer (`None` before one, or after a truncation).
+    pub lag: Option<i64>,
+}
+
+impl PartitionFetchState {
+    /// Kafka's `isReplicaInSync`: the last answer found this replica caught
+    /// up with the leader's high watermark (a replica that is not is the one
+    /// the follower's replication throttle holds back).
+    pub fn is_in_sync(&self) -> bool {
+        self.lag.is_some_and(|lag| lag <= 0)
+    }
 }
 
 /// The partitions of one fetcher.
@@ -197,6 +209,7 @@ fn truncate_on_divergence(
     }
     state.fetch_offset = replica.log_end_offset();
     state.last_fetched_epoch = replica.latest_epoch();
+    state.lag = None;
 }
 
 /// Appends the records of `p`; returns the bytes written.
@@ -238,6 +251,7 @@ fn append(
             }
         }
     }
+    state.lag = Some((p.high_watermark - state.fetch_offset.0).max(0));
     replica.update_high_watermark(Offset(p.high_watermark));
     if let Err(e) = replica.maybe_increment_log_start_offset(Offset(p.log_start_offset)) {
         tracing::warn!(partition = %tp, leader = leader.0, error = %e,
@@ -293,6 +307,7 @@ pub fn resolve_out_of_range(
         Ok(_) => {
             state.fetch_offset = replica.log_end_offset();
             state.last_fetched_epoch = replica.latest_epoch();
+            state.lag = None;
         }
         Err(e) => stop(tp, state, leader, "truncation", &e),
     }

@@ -968,3 +968,5 @@ async fn oversized_and_corrupt_answers_are_refused_before_decoding() {
     let addr = leader_answering(ok).await;
     assert_eq!(fetch_once(&addr, 11 << 20).await.unwrap().session_id, 9);
 }
+
+mod throttle;
