@@ -28,9 +28,12 @@
 //!   progress, KIP-860's replication factor check, an internal topic, a
 //!   real move) against a 3-node Sluice and a 3-node Kafka 4.1.2 answer
 //!   the same codes and messages.
+//! - **Replication throttles** (`--throttle`): see [`throttle`].
 
 mod common;
 mod replicated;
+#[path = "reassignment/throttle.rs"]
+mod throttle;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
