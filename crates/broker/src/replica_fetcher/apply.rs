@@ -53,18 +53,10 @@ pub struct PartitionFetchState {
     /// The log's latest epoch (LastFetchedEpoch).
     pub last_fetched_epoch: Option<LeaderEpoch>,
     pub status: FetchStatus,
-    /// How far the fetch offset is below the leader's high watermark after
-    /// the last answer (`None` before one, or after a truncation).
-    pub lag: Option<i64>,
-}
-
-impl PartitionFetchState {
-    /// Kafka's `isReplicaInSync`: the last answer found this replica caught
-    /// up with the leader's high watermark (a replica that is not is the one
-    /// the follower's replication throttle holds back).
-    pub fn is_in_sync(&self) -> bool {
-        self.lag.is_some_and(|lag| lag <= 0)
-    }
+    /// The leader's high watermark minus the fetch offset after the last
+    /// answer with data for this partition, at least 0 (Kafka's fetcher
+    /// lag); 0 until the first.
+    pub lag: i64,
 }
 
 /// The partitions of one fetcher.
@@ -84,6 +76,17 @@ pub struct Asked {
 pub struct OutOfRange {
     pub tp: TopicPartition,
     pub asked: Asked,
+}
+
+impl PartitionFetchState {
+    /// Kafka's `isReplicaInSync`: the last answer found this replica caught
+    /// up with the leader's high watermark (one that is not is what the
+    /// follower's replication throttle holds back). Unlike Kafka, a
+    /// partition not answered yet counts as in sync (its lag starts at 0),
+    /// so its first fetch is never held.
+    pub fn is_in_sync(&self) -> bool {
+        self.lag <= 0
+    }
 }
 
 /// What applying one answer did.
@@ -209,7 +212,6 @@ fn truncate_on_divergence(
     }
     state.fetch_offset = replica.log_end_offset();
     state.last_fetched_epoch = replica.latest_epoch();
-    state.lag = None;
 }
 
 /// Appends the records of `p`; returns the bytes written.
@@ -251,8 +253,8 @@ fn append(
             }
         }
     }
-    state.lag = Some((p.high_watermark - state.fetch_offset.0).max(0));
     replica.update_high_watermark(Offset(p.high_watermark));
+    state.lag = (p.high_watermark - state.fetch_offset.0).max(0);
     if let Err(e) = replica.maybe_increment_log_start_offset(Offset(p.log_start_offset)) {
         tracing::warn!(partition = %tp, leader = leader.0, error = %e,
             "cannot move the log start offset to the leader's");
@@ -307,7 +309,6 @@ pub fn resolve_out_of_range(
         Ok(_) => {
             state.fetch_offset = replica.log_end_offset();
             state.last_fetched_epoch = replica.latest_epoch();
-            state.lag = None;
         }
         Err(e) => stop(tp, state, leader, "truncation", &e),
     }

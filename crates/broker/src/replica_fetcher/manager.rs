@@ -175,7 +175,7 @@ impl ReplicaFetcherManager {
                     leader_epoch: p.leader_epoch,
                     last_fetched_epoch,
                     status: FetchStatus::Fetching,
-                    lag: None,
+                    lag: 0,
                 },
             );
             drop(states);

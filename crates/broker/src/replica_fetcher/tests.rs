@@ -33,6 +33,8 @@ use super::apply::{truncation_offset, FetchStatus};
 use super::conn::LeaderConnection;
 use super::*;
 
+mod throttle;
+
 const TOPIC_ID: Uuid = Uuid::from_u128(0x5157);
 
 fn tp(p: i32) -> TopicPartition {
@@ -968,5 +970,3 @@ async fn oversized_and_corrupt_answers_are_refused_before_decoding() {
     let addr = leader_answering(ok).await;
     assert_eq!(fetch_once(&addr, 11 << 20).await.unwrap().session_id, 9);
 }
-
-mod throttle;
