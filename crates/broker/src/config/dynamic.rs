@@ -55,6 +55,7 @@ use std::path::Path;
 use sluice_record::Offset;
 use sluice_storage::Fs;
 
+pub use super::dynamic_only::DYNAMIC_ONLY_KEYS;
 use super::table::{lookup, ConfigKey, ConfigType, Scope, Validator};
 use super::{kafka_keys, parse_value, ConfigError, ConfigSource};
 use crate::metadata::{percent_decode, percent_encode, read_file, MetadataError};
@@ -192,36 +193,6 @@ const fn stored(name: &'static str, ty: ConfigType) -> ConfigKey {
 }
 
 use ConfigType as T;
-
-const fn dynamic_only(
-    name: &'static str,
-    ty: ConfigType,
-    default: &'static str,
-    doc: &'static str,
-) -> ConfigKey {
-    ConfigKey {
-        name,
-        scope: Scope::Broker,
-        ty,
-        default: Some(default),
-        validator: Validator::AtLeast(0),
-        doc,
-        synonyms: &[],
-        read_only: false,
-        sensitive: false,
-        no_effect: false,
-    }
-}
-
-/// Kafka's dynamic-only broker keys (its `DynamicConfig.Broker` keys that
-/// `KafkaConfig` does not define, so they cannot be set statically and are
-/// described only once set), which Sluice implements.
-pub static DYNAMIC_ONLY_KEYS: &[ConfigKey] = &[
-    dynamic_only("leader.replication.throttled.rate", T::Long, "9223372036854775807",
-        "Bytes per second this broker, as leader, may send to followers of the replicas a topic's leader.replication.throttled.replicas names (followers outside the ISR are held back; in-sync ones only count). The default is no bound."),
-    dynamic_only("follower.replication.throttled.rate", T::Long, "9223372036854775807",
-        "Bytes per second this broker, as follower, may fetch for the replicas a topic's follower.replication.throttled.replicas names (held back while it has not caught up). The default is no bound."),
-];
 
 /// Kafka dynamic broker keys outside Sluice's config table: accepted (type
 /// checked as Kafka does), stored durably and described, but they change

@@ -4,6 +4,7 @@
 //! DescribeConfigs reports (source, synonyms, read-only, sensitive, doc).
 
 pub mod dynamic;
+mod dynamic_only;
 pub mod group;
 pub mod kafka_keys;
 pub mod properties;
