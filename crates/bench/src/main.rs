@@ -197,6 +197,30 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The reassignment figure of issue 17 on a 3-node cluster: a one-partition
+    /// topic filled with --size-mib moves one replica to another broker with
+    /// kafka-reassign-partitions --throttle while an acks=all producer keeps
+    /// writing: the move's duration and rate against the throttle, and the
+    /// producer's longest error streak and longest time without an ack.
+    Reassign {
+        /// `kafka` (three KRaft nodes on loopback) or `sluice` (three combined nodes).
+        #[arg(long, default_value = "kafka")]
+        target: String,
+        /// MiB written to the partition before the move.
+        #[arg(long, default_value_t = 1024)]
+        size_mib: u64,
+        /// The replication throttle, MiB/s.
+        #[arg(long, default_value_t = 32.0)]
+        throttle_mib_per_s: f64,
+        /// The acks=all producer's rate during the move, MB/s.
+        #[arg(long, default_value_t = 4.0)]
+        produce_mb_per_s: f64,
+        #[arg(long, default_value_t = 1024)]
+        record_size: usize,
+        /// Also write the figures as JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Run the benchmark.
     Run {
         /// Small sizes, one repetition: proves the harness works (≤ 2 minutes).
@@ -299,6 +323,21 @@ fn main() -> Result<()> {
             e2e_secs,
             failover_trials,
             overrides,
+            out,
+        }),
+        Cmd::Reassign {
+            target,
+            size_mib,
+            throttle_mib_per_s,
+            produce_mb_per_s,
+            record_size,
+            out,
+        } => cluster::run_reassign(cluster::ReassignOptions {
+            target,
+            size_mib,
+            throttle_mib_per_s,
+            produce_mb_per_s,
+            record_size,
             out,
         }),
         Cmd::Ceilings { dir, mib } => {

@@ -237,6 +237,8 @@ pub struct ReplicaManager {
     clock: Arc<dyn Clock>,
     /// ISR changes waiting to go to the controller.
     isr_queue: Arc<IsrQueue>,
+    /// Replication throttles (leader and follower side).
+    quotas: crate::replica::quota::ReplicationQuotas,
 }
 
 impl Default for ReplicaManager {
@@ -258,11 +260,17 @@ impl ReplicaManager {
             fetch_sessions: FetchSessionCache::default(),
             clock,
             isr_queue: Arc::default(),
+            quotas: Default::default(),
         }
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// The replication throttles.
+    pub fn quotas(&self) -> &crate::replica::quota::ReplicationQuotas {
+        &self.quotas
     }
 
     /// The queue of ISR changes for the controller.

@@ -27,8 +27,8 @@ use sluice_record::Offset;
 use crate::controller::{
     AlterPartitionReply, AlterPartitionRequest, BrokerHeartbeat, BrokerRegistrationRequest,
     ConfigAlteration, ConfigKeys, CreatePartitions, CreateTopic, CreatedTopic, DeletedTopic,
-    ElectionResult, ElectionType, HeartbeatReply, ProducerIdsBlock, QuorumController,
-    RegisteredBroker, TopicRef,
+    ElectionResult, ElectionType, HeartbeatReply, OngoingReassignment, ProducerIdsBlock,
+    QuorumController, ReassignPartition, ReassignmentResult, RegisteredBroker, TopicRef,
 };
 use crate::error::ControllerError;
 use crate::log::BoxFuture;
@@ -87,6 +87,17 @@ pub trait ControllerClient: Send + Sync + 'static {
     /// AlterPartition: a partition leader's ISR changes (one result per
     /// partition, in request order, each the committed state or why not).
     fn alter_partition(&self, req: AlterPartitionRequest) -> Answer<'_, AlterPartitionReply>;
+    /// AlterPartitionReassignments (KIP-455): one result per partition.
+    fn alter_partition_reassignments(
+        &self,
+        partitions: Vec<ReassignPartition>,
+        allow_replication_factor_change: bool,
+    ) -> Answer<'_, Vec<ReassignmentResult>>;
+    /// ListPartitionReassignments: `None` lists every partition.
+    fn list_partition_reassignments(
+        &self,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Answer<'_, Vec<OngoingReassignment>>;
 }
 
 /// The in-process controller: its answers come after commit and after
@@ -188,5 +199,29 @@ impl ControllerClient for Arc<QuorumController> {
     }
     fn alter_partition(&self, req: AlterPartitionRequest) -> Answer<'_, AlterPartitionReply> {
         Box::pin(async move { committed(self, self.as_ref().alter_partition(req).await) })
+    }
+    fn alter_partition_reassignments(
+        &self,
+        partitions: Vec<ReassignPartition>,
+        allow_replication_factor_change: bool,
+    ) -> Answer<'_, Vec<ReassignmentResult>> {
+        Box::pin(async move {
+            let r = self
+                .as_ref()
+                .alter_partition_reassignments(partitions, allow_replication_factor_change)
+                .await;
+            committed(self, r)
+        })
+    }
+    fn list_partition_reassignments(
+        &self,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Answer<'_, Vec<OngoingReassignment>> {
+        Box::pin(async move {
+            committed(
+                self,
+                self.as_ref().list_partition_reassignments(topics).await,
+            )
+        })
     }
 }

@@ -94,6 +94,10 @@ pub enum ControllerError {
     /// leader than the one asking.
     #[error("{0}")]
     NewLeaderElected(String),
+    /// NO_REASSIGNMENT_IN_PROGRESS: a cancelled reassignment that is not
+    /// in progress.
+    #[error("No partition reassignment is in progress.")]
+    NoReassignmentInProgress,
     /// UNKNOWN_SERVER_ERROR: a condition that should not arise (producer
     /// ids exhausted, a generated record that does not replay).
     #[error("{0}")]
@@ -135,6 +139,7 @@ impl ControllerError {
             E::DuplicateBrokerRegistration(b) => E::DuplicateBrokerRegistration(*b),
             E::InconsistentClusterId(s) => E::InconsistentClusterId(s.clone()),
             E::ElectionNotNeeded => E::ElectionNotNeeded,
+            E::NoReassignmentInProgress => E::NoReassignmentInProgress,
             E::PreferredLeaderNotAvailable(s) => E::PreferredLeaderNotAvailable(s.clone()),
             E::EligibleLeadersNotAvailable(s) => E::EligibleLeadersNotAvailable(s.clone()),
             E::FencedLeaderEpoch(s) => E::FencedLeaderEpoch(s.clone()),

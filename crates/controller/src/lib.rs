@@ -62,8 +62,9 @@ pub use controller::{
     AlterConfigOp, AlterPartitionItem, AlterPartitionReply, AlterPartitionRequest,
     AlterPartitionResult, BrokerHeartbeat, BrokerRegistrationRequest, ConfigAlteration, ConfigKeys,
     ConfigValidator, ControllerConfig, CreatePartitions, CreateTopic, CreatedTopic, DeletedTopic,
-    ElectionResult, ElectionType, HeartbeatReply, PartitionState, PermissiveValidator,
-    ProducerIdsBlock, QuorumController, RegisteredBroker, ReplicaAssignment, TopicRef,
+    ElectionResult, ElectionType, HeartbeatReply, OngoingReassignment, PartitionState,
+    PermissiveValidator, ProducerIdsBlock, QuorumController, ReassignPartition, ReassignmentResult,
+    RegisteredBroker, ReplicaAssignment, TopicRef,
 };
 pub use error::ControllerError;
 pub use log::{

@@ -17,21 +17,17 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::cluster::{
-    acked_count, create_topic, full_isr, metadata, partitions, produce_until, signal, wait_acked,
-    wait_metadata, Acks, LONG,
+    acked_count, create_topic, full_isr, metadata, partition_dir, partitions, produce_until,
+    read_all, segment_bytes, signal, wait_acked, wait_metadata, Acks, LONG,
 };
 use common::{sb, RawClient};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ProduceRequest, TopicName};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use sluice_record::{BatchBuilder, CompressionType, Timestamp};
 use sluice_testkit::{ClusterLayout, SluiceCluster};
 
@@ -51,82 +47,6 @@ fn extra() -> Vec<(&'static str, &'static str)> {
 
 fn start(layout: ClusterLayout) -> SluiceCluster {
     SluiceCluster::start(BIN, layout, &extra()).expect("the cluster starts")
-}
-
-/// Every record of `topic` below each partition's high watermark, as
-/// (partition → offset → value), read with librdkafka from the beginning.
-fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> BTreeMap<i32, BTreeMap<i64, String>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("replication-test-{topic}"))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for part in 0..partitions {
-        tpl.add_partition_offset(topic, part, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let mut out: BTreeMap<i32, BTreeMap<i64, String>> = BTreeMap::new();
-    let mut at_end = BTreeSet::new();
-    let bound = Instant::now() + LONG;
-    while at_end.len() < partitions as usize {
-        assert!(
-            Instant::now() < bound,
-            "read never reached the end: {at_end:?}"
-        );
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                let v = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
-                out.entry(m.partition()).or_default().insert(m.offset(), v);
-            }
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
-                at_end.insert(p);
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-/// The concatenated `.log` bytes of `dir`'s segments, in offset order.
-fn segment_bytes(dir: &Path) -> Vec<u8> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "log"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| std::fs::read(f).unwrap_or_default())
-        .collect()
-}
-
-/// The partition directory `topic-partition` under node `id`'s data dir.
-fn partition_dir(c: &SluiceCluster, id: i32, topic: &str, partition: i32) -> PathBuf {
-    let name = format!("{topic}-{partition}");
-    let base = c.dir(id);
-    walk_for(&base, &name).unwrap_or_else(|| base.join(name))
-}
-
-fn walk_for(dir: &Path, name: &str) -> Option<PathBuf> {
-    for e in std::fs::read_dir(dir).ok()?.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            if p.file_name().is_some_and(|n| n == name) {
-                return Some(p);
-            }
-            if let Some(found) = walk_for(&p, name) {
-                return Some(found);
-            }
-        }
-    }
-    None
 }
 
 #[test]

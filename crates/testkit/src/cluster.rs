@@ -294,6 +294,48 @@ impl SluiceCluster {
     pub fn dir(&self, id: i32) -> PathBuf {
         self.nodes[&id].process.data_dir().to_path_buf()
     }
+
+    /// Formats and starts one more broker-only node (the next id) in the
+    /// running cluster, as an operator adds a broker: same cluster id and
+    /// voters, `extra` config keys. Returns its id once it announced its
+    /// address (registered and unfenced).
+    pub fn add_broker(
+        &mut self,
+        binary: impl AsRef<Path>,
+        extra: &[(&str, &str)],
+    ) -> Result<i32, TestkitError> {
+        let binary = binary.as_ref();
+        let id = self.nodes.keys().max().copied().unwrap_or(0) + 1;
+        let dir = self._tmp.path().join(format!("node-{id}"));
+        let overrides = node_overrides(id, false, true, (None, 0), &self.voters, &dir, extra);
+        let mut args: Vec<String> = vec![
+            "storage".into(),
+            "format".into(),
+            "-t".into(),
+            self.cluster_id.clone(),
+        ];
+        for (k, v) in &overrides {
+            args.push("--override".into());
+            args.push(format!("{k}={v}"));
+        }
+        run(binary, &args, "sluice storage format")?;
+        let o: Vec<(&str, &str)> = overrides
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let process = SluiceProcess::start_in(binary, &dir, &o)?;
+        self.nodes.insert(
+            id,
+            ClusterNode {
+                id,
+                controller: false,
+                broker: true,
+                controller_port: None,
+                process,
+            },
+        );
+        Ok(id)
+    }
 }
 
 fn node_overrides(

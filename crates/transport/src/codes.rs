@@ -40,6 +40,7 @@ pub fn controller_error_code(e: &ControllerError) -> ErrorCode {
         E::DuplicateBrokerRegistration(_) => ResponseError::DuplicateBrokerRegistration,
         E::InconsistentClusterId(_) => ResponseError::InconsistentClusterId,
         E::ElectionNotNeeded => ResponseError::ElectionNotNeeded,
+        E::NoReassignmentInProgress => ResponseError::NoReassignmentInProgress,
         E::PreferredLeaderNotAvailable(_) => ResponseError::PreferredLeaderNotAvailable,
         E::EligibleLeadersNotAvailable(_) => ResponseError::EligibleLeadersNotAvailable,
         E::FencedLeaderEpoch(_) => ResponseError::FencedLeaderEpoch,
@@ -123,6 +124,7 @@ pub fn controller_error_from_code(
         R::DuplicateBrokerRegistration => E::DuplicateBrokerRegistration(broker),
         R::InconsistentClusterId => E::InconsistentClusterId(text()),
         R::ElectionNotNeeded => E::ElectionNotNeeded,
+        R::NoReassignmentInProgress => E::NoReassignmentInProgress,
         R::PreferredLeaderNotAvailable => E::PreferredLeaderNotAvailable(text()),
         R::EligibleLeadersNotAvailable => E::EligibleLeadersNotAvailable(text()),
         R::FencedLeaderEpoch => E::FencedLeaderEpoch(text()),
@@ -229,6 +231,7 @@ mod tests {
             (E::DuplicateBrokerRegistration(BrokerId(3)), broker),
             (E::InconsistentClusterId("other cluster".into()), broker),
             (E::ElectionNotNeeded, topic),
+            (E::NoReassignmentInProgress, topic),
             (E::PreferredLeaderNotAvailable("down".into()), topic),
             (E::EligibleLeadersNotAvailable("none".into()), topic),
             (E::FencedLeaderEpoch("epoch 3 < 4".into()), topic),
@@ -298,6 +301,7 @@ mod tests {
                     | ControllerError::BrokerIdNotRegistered(_)
                     | ControllerError::DuplicateBrokerRegistration(_)
                     | ControllerError::ElectionNotNeeded
+                    | ControllerError::NoReassignmentInProgress
             ) {
                 assert_eq!(back.to_string(), e.to_string());
             }

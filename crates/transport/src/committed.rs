@@ -6,7 +6,7 @@
 //! followed by a Metadata that shows the topic, on the same broker). The
 //! in-process controller tells it the offset to wait for; Kafka's responses
 //! have no field for it. So the controller listener adds one to every
-//! answer of the ten APIs a broker's `ControllerClient` uses, as the
+//! answer of the twelve APIs a broker's `ControllerClient` uses, as the
 //! unknown tagged field [`COMMITTED_OFFSET_TAG`], and the remote client
 //! reads it. Kafka's clients skip tagged fields they do not know, so the
 //! answers stay valid Kafka for any reader. Tagged fields exist only in
@@ -14,7 +14,8 @@
 //! controller of these APIs is flexible (CreateTopics v7, DeleteTopics v6,
 //! CreatePartitions v3, IncrementalAlterConfigs v1, AlterConfigs v2,
 //! ElectLeaders v2, AllocateProducerIds, BrokerRegistration,
-//! BrokerHeartbeat and AlterPartition v0+).
+//! BrokerHeartbeat, AlterPartition, AlterPartitionReassignments and
+//! ListPartitionReassignments v0+).
 
 use std::collections::BTreeMap;
 
@@ -44,6 +45,8 @@ pub fn attach(body: &mut ResponseKind, offset: Offset) -> bool {
         ResponseKind::BrokerRegistration(r) => &mut r.unknown_tagged_fields,
         ResponseKind::BrokerHeartbeat(r) => &mut r.unknown_tagged_fields,
         ResponseKind::AlterPartition(r) => &mut r.unknown_tagged_fields,
+        ResponseKind::AlterPartitionReassignments(r) => &mut r.unknown_tagged_fields,
+        ResponseKind::ListPartitionReassignments(r) => &mut r.unknown_tagged_fields,
         _ => return false,
     };
     fields.insert(

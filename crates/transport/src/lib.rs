@@ -21,7 +21,7 @@
 //!   none.
 //! - [`remote`]: [`RemoteController`], the broker's
 //!   [`ControllerClient`](sluice_controller::client::ControllerClient) when
-//!   the active controller is another node: the ten operations as Kafka
+//!   the active controller is another node: the twelve operations as Kafka
 //!   requests over the [`ControllerChannel`], the answers in domain types
 //!   with their committed offset.
 //! - [`channel`]: [`ControllerChannel`], a broker's connection to whichever
@@ -60,7 +60,9 @@ pub mod server;
 pub mod voters;
 
 pub use channel::{ChannelConfig, ControllerApi, ControllerChannel};
-pub use codes::{controller_error_code, controller_error_from_code, ErrorCode, ErrorContext};
+pub use codes::{
+    controller_error_code, controller_error_from_code, item_error, ErrorCode, ErrorContext,
+};
 pub use error::TransportError;
 pub use lifecycle::{BrokerLifecycleManager, BrokerState, LifecycleConfig, LifecycleStatus};
 pub use net::{Acceptor, BoxStream, Connector, TcpAcceptor, TcpConnector};

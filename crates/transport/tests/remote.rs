@@ -16,8 +16,8 @@ use common::*;
 use sluice_controller::client::{Committed, ControllerClient, Items};
 use sluice_controller::{
     AlterConfigOp, BrokerHeartbeat, BrokerRegistrationRequest, ConfigAlteration, ControllerError,
-    CreatePartitions, CreateTopic, ElectionResult, ElectionType, LogError, ReplicaAssignment,
-    TopicRef,
+    CreatePartitions, CreateTopic, ElectionResult, ElectionType, LogError, ReassignPartition,
+    ReassignmentResult, ReplicaAssignment, TopicRef,
 };
 use sluice_metadata::record::BrokerEndpoint;
 use sluice_metadata::{BrokerEpoch, BrokerId, ConfigResource, ConfigResourceType};
@@ -445,6 +445,64 @@ async fn every_operation_answers_as_the_in_process_client() {
         "elect_leaders all",
         both!(t, |c| c.elect_leaders(ElectionType::Preferred, None)),
         |v| elections(v),
+    )
+    .unwrap();
+
+    // Reassignments: one left in progress (its ISR without the removed
+    // leader is empty), one completed at once, and the refusals.
+    let moves = || {
+        let one = |topic: &str, p: i32, replicas: Option<&[i32]>| ReassignPartition {
+            topic: topic.into(),
+            partition: p,
+            replicas: replicas.map(|r| r.iter().map(|&b| BrokerId(b)).collect()),
+        };
+        vec![
+            one("assigned", 0, Some(&[2])),
+            one("assigned", 1, Some(&[2])),
+            one("nope", 0, Some(&[1])),
+            one("assigned", 5, Some(&[1])),
+            one("assigned", 1, Some(&[9])),
+            one("assigned", 1, None),
+        ]
+    };
+    let reassigned = |v: &Vec<ReassignmentResult>| {
+        v.iter()
+            .map(|r| match &r.result {
+                Ok(()) => format!("{}-{} ok", r.topic, r.partition),
+                Err(e) => format!("{}-{} {:?}", r.topic, r.partition, err_key(e)),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let (l, _) = same(
+        "alter_partition_reassignments",
+        both!(t, |c| c.alter_partition_reassignments(moves(), true)),
+        reassigned,
+    )
+    .unwrap();
+    assert!(l[0].result.is_ok() && l[1].result.is_ok(), "{l:?}");
+    assert!(matches!(
+        l[5].result,
+        Err(ControllerError::NoReassignmentInProgress)
+    ));
+    let (l, _) = same(
+        "list_partition_reassignments all",
+        both!(t, |c| c.list_partition_reassignments(None)),
+        dbg,
+    )
+    .unwrap();
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert_eq!(
+        (l[0].partition, l[0].removing.clone()),
+        (0, vec![BrokerId(1)])
+    );
+    same(
+        "list_partition_reassignments named",
+        both!(t, |c| c.list_partition_reassignments(Some(vec![
+            ("assigned".into(), vec![1, 0]),
+            ("nope".into(), vec![0]),
+        ]))),
+        dbg,
     )
     .unwrap();
 

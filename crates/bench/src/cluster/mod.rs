@@ -20,6 +20,7 @@
 //! loopback with its defaults; run both in one session to compare.
 
 mod client;
+mod reassign;
 mod replicated;
 mod scenarios;
 
@@ -29,6 +30,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
+pub use reassign::{run as run_reassign, ReassignOptions};
 pub use replicated::{run as run_replication, ReplicationOptions};
 pub use scenarios::{BulkCreate, Failover, Idle, Propagation};
 

@@ -22,6 +22,9 @@
 //!   `log.cleaner.io.max.bytes.per.second` apply from its next run, and
 //!   `producer.id.expiration.ms` to every partition's idle producers;
 //!   `min.insync.replicas` to every led partition without an override;
+//!   `leader.replication.throttled.rate` and
+//!   `follower.replication.throttled.rate` to the replication throttles
+//!   (`crate::replica::quota`) from the next fetch;
 //!   the cluster default of `unclean.leader.election.enable` is read by the
 //!   controller from the image.
 //! - **Stored and described, no effect** (Kafka accepts them dynamically, Sluice
@@ -52,6 +55,7 @@ use std::path::Path;
 use sluice_record::Offset;
 use sluice_storage::Fs;
 
+pub use super::dynamic_only::DYNAMIC_ONLY_KEYS;
 use super::table::{lookup, ConfigKey, ConfigType, Scope, Validator};
 use super::{kafka_keys, parse_value, ConfigError, ConfigSource};
 use crate::metadata::{percent_decode, percent_encode, read_file, MetadataError};
@@ -72,6 +76,8 @@ pub const KAFKA_DYNAMIC_BROKER_KEYS: &[&str] = &[
     "compression.lz4.level",
     "compression.type",
     "compression.zstd.level",
+    "follower.replication.throttled.rate",
+    "leader.replication.throttled.rate",
     "listener.security.protocol.map",
     "listeners",
     "log.cleaner.backoff.ms",
@@ -122,6 +128,7 @@ pub const KAFKA_DYNAMIC_BROKER_KEYS: &[&str] = &[
     "remote.log.manager.expiration.thread.pool.size",
     "remote.log.manager.fetch.max.bytes.per.second",
     "remote.log.reader.threads",
+    "replica.alter.log.dirs.io.max.bytes.per.second",
     "sasl.enabled.mechanisms",
     "sasl.jaas.config",
     "sasl.kerberos.kinit.cmd",
@@ -216,6 +223,7 @@ pub static STORED_ONLY_KEYS: &[ConfigKey] = &[
     stored("remote.log.manager.expiration.thread.pool.size", T::Int),
     stored("remote.log.manager.fetch.max.bytes.per.second", T::Long),
     stored("remote.log.reader.threads", T::Int),
+    stored("replica.alter.log.dirs.io.max.bytes.per.second", T::Long),
     stored("sasl.enabled.mechanisms", T::List),
     stored("sasl.jaas.config", T::Password),
     stored("sasl.kerberos.kinit.cmd", T::String),
@@ -360,9 +368,15 @@ pub fn broker_synonyms(key: &str) -> &'static [&'static str] {
 }
 
 /// The definition used to type-check and describe a dynamic broker key:
-/// its config table row, else its [`STORED_ONLY_KEYS`] row.
+/// its config table row, else its [`DYNAMIC_ONLY_KEYS`] or
+/// [`STORED_ONLY_KEYS`] row.
 pub fn dynamic_key_def(key: &str) -> Option<&'static ConfigKey> {
-    lookup(Scope::Broker, key).or_else(|| STORED_ONLY_KEYS.iter().find(|k| k.name == key))
+    lookup(Scope::Broker, key).or_else(|| {
+        DYNAMIC_ONLY_KEYS
+            .iter()
+            .chain(STORED_ONLY_KEYS)
+            .find(|k| k.name == key)
+    })
 }
 
 /// Whether Kafka knows `key` as a broker config.

@@ -4,6 +4,7 @@
 //! DescribeConfigs reports (source, synonyms, read-only, sensitive, doc).
 
 pub mod dynamic;
+mod dynamic_only;
 pub mod group;
 pub mod kafka_keys;
 pub mod properties;
@@ -198,6 +199,29 @@ fn validate(key: &ConfigKey, raw: &str, value: &Value) -> Result<(), ConfigError
                 ))
             } else {
                 Ok(())
+            }
+        }
+        (Validator::ThrottledReplicas, Value::List(items)) => {
+            let pair = |i: &str| {
+                i.split_once(':').is_some_and(|(p, b)| {
+                    !p.is_empty()
+                        && !b.is_empty()
+                        && p.bytes().all(|c| c.is_ascii_digit())
+                        && b.bytes().all(|c| c.is_ascii_digit())
+                })
+            };
+            let wildcard = items.len() == 1 && items[0] == "*";
+            if wildcard || items.iter().all(|i| i.is_empty() || pair(i)) {
+                Ok(())
+            } else {
+                Err(invalid(
+                    key,
+                    raw,
+                    format!(
+                        "{} must be the literal '*' or a list of replicas in the following format: [partitionId]:[brokerId],[partitionId]:[brokerId],...",
+                        key.name
+                    ),
+                ))
             }
         }
         (Validator::Listeners, Value::Str(s)) => parse_listeners(s)

@@ -57,6 +57,9 @@ pub enum Validator {
     Listeners,
     /// Non-empty comma-separated list.
     NonEmptyList,
+    /// `*`, or `partition:broker` pairs (Kafka's
+    /// `ThrottledReplicaListValidator`).
+    ThrottledReplicas,
 }
 
 /// Whether a key configures the broker or a topic.
@@ -357,6 +360,12 @@ pub static CONFIG_TABLE: &[ConfigKey] = &[
         "Most members a consumer-protocol group may have (more: GROUP_MAX_SIZE_REACHED)."),
     broker("group.consumer.assignors", T::List, Some("uniform,range"), V::ListOf(&["uniform", "range", "org.apache.kafka.coordinator.group.assignor.UniformAssignor", "org.apache.kafka.coordinator.group.assignor.RangeAssignor"]),
         "Server assignors consumer-protocol members may ask for (group.remote.assignor); the first one is the default."),
+    // ---- replication throttles (kafka-reassign-partitions --throttle; the
+    // rates themselves are dynamic-only keys, `dynamic::DYNAMIC_ONLY_KEYS`) ----
+    broker("replication.quota.window.num", T::Int, Some("11"), V::AtLeast(1),
+        "Samples the replication throttles measure their rate over (at least all but one of them count as elapsed, so a quiet start allows a burst of (num - 1) windows at the rate)."),
+    broker("replication.quota.window.size.seconds", T::Int, Some("1"), V::AtLeast(1),
+        "Length of one sample of the replication throttles' rate."),
     // ---- broker: Sluice-only ----
     broker("sluice.max.open.segment.files", T::Int, Some("1024"), V::AtLeast(16),
         "Upper bound on segment files the broker keeps open at once (least recently used are closed)."),
@@ -410,6 +419,10 @@ pub static CONFIG_TABLE: &[ConfigKey] = &[
     topic("unclean.leader.election.enable", T::Boolean, Some("false"), V::Any,
         &[("unclean.leader.election.enable", C::Same)],
         "Whether the controller may elect a live replica outside the ISR (and ELR) when none of them is left, at the risk of losing acknowledged records; the partition is marked RECOVERING until its new leader clears it (KIP-704). No effect on a single broker."),
+    topic("leader.replication.throttled.replicas", T::List, Some(""), V::ThrottledReplicas, &[],
+        "Replicas whose replication the leader side throttles, as [PartitionId]:[BrokerId],... or '*' for every replica of the topic (kafka-reassign-partitions --throttle sets it): the leader broker named with a partition counts what it serves that partition's followers against its leader.replication.throttled.rate."),
+    topic("follower.replication.throttled.replicas", T::List, Some(""), V::ThrottledReplicas, &[],
+        "Replicas whose replication the follower side throttles, as [PartitionId]:[BrokerId],... or '*' for every replica of the topic (kafka-reassign-partitions --throttle sets it): the follower broker named with a partition counts what it fetches for it against its follower.replication.throttled.rate."),
     no_effect(topic("segment.jitter.ms", T::Long, Some("0"), V::AtLeast(0), &[("log.roll.jitter.ms", C::Same), ("log.roll.jitter.hours", C::HoursToMs)],
         "Random jitter subtracted from segment.ms. Accepted; Sluice rolls without jitter.")),
     topic("delete.retention.ms", T::Long, Some("86400000"), V::AtLeast(0), &[("log.cleaner.delete.retention.ms", C::Same)],

@@ -32,6 +32,13 @@
 //! selector sends elsewhere with that follower's id in
 //! PreferredReadReplica, no records and its own offsets, at once (see
 //! [`crate::replica::selector`]).
+//! Replication throttles (`leader.replication.throttled.rate` on the
+//! partitions `leader.replication.throttled.replicas` names here, see
+//! [`crate::replica::quota`]): the bytes served to followers of throttled
+//! partitions are counted; while they exceed the rate, a follower outside
+//! the ISR gets no records for them (and they do not count toward its
+//! `min_bytes`, so its long poll waits), as Kafka's
+//! `shouldLeaderThrottle`.
 //!
 //! Sessions (KIP-227, see [`super::fetch_session`]): epoch -1 is a
 //! sessionless full fetch (answered with session id 0), epoch 0 a full fetch
@@ -158,6 +165,20 @@ struct Wanted {
     /// KIP-279: the epoch and end offset where the follower's log diverges
     /// from this one.
     diverging: Option<(i32, i64)>,
+    /// How the leader's replication throttle applies to this read.
+    throttle: Throttle,
+}
+
+/// The leader-side replication throttle of one follower read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Throttle {
+    /// Not a throttled partition (or not a follower's read).
+    No,
+    /// A throttled partition read by an in-sync follower: counted, never held.
+    Counted,
+    /// A throttled partition read by a follower outside the ISR: counted,
+    /// and given no records while the quota is exceeded.
+    Limited,
 }
 
 /// The follower side of one wanted partition.
@@ -352,6 +373,7 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
                     last_fetched_epoch: c.last_fetched_epoch,
                 }),
                 diverging: None,
+                throttle: Throttle::No,
             }
         })
         .collect();
@@ -363,12 +385,16 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
                     && !b.in_controlled_shutdown
                     && (replica_epoch < 0 || replica_epoch == b.epoch.0)
             });
+        let quota = &ctx.replicas.quotas().leader;
         for w in &mut wanted {
             follower_progress(w, eligible);
+            w.throttle = leader_throttle(w, quota);
         }
     } else if follower_reads {
         choose_read_replicas(ctx, &image, me, req.rack_id.as_str(), &mut wanted);
     }
+    let quota = ctx.replicas.quotas().leader.clone();
+    let clock = ctx.replicas.clock().clone();
 
     let read_committed = req.isolation_level == 1;
     let max_bytes = (req.max_bytes.max(0) as usize).min(FETCH_MAX_BYTES);
@@ -401,11 +427,12 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
                 .as_ref()
                 .map_or(true, |p| p.is_hot(Offset(w.fetch_offset)))
         });
+        let hold = quota.is_exceeded(clock.now_ms());
         let round = if hot {
-            read_all(&wanted, max_bytes, read_committed)
+            read_all(&wanted, max_bytes, read_committed, hold)
         } else {
             let read = tokio::task::spawn_blocking(move || {
-                let round = read_all(&wanted, max_bytes, read_committed);
+                let round = read_all(&wanted, max_bytes, read_committed, hold);
                 (wanted, round)
             })
             .await;
@@ -427,6 +454,7 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
             || *shutdown.borrow()
             || tokio::time::Instant::now() >= deadline;
         if done {
+            record_throttled(&quota, clock.now_ms(), &wanted, &round);
             break round;
         }
         drop(round);
@@ -475,6 +503,45 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
         }
     };
     assemble(wanted, round, &include, uses_topic_ids, session_id)
+}
+
+/// How the leader's throttle applies to a follower's read of `w`
+/// (Kafka: throttled = the topic's leader list names this partition here;
+/// held only for a follower outside the ISR).
+fn leader_throttle(w: &Wanted, quota: &crate::replica::quota::ReplicationQuota) -> Throttle {
+    let (Some(f), Ok(partition)) = (w.follower, w.target.as_ref()) else {
+        return Throttle::No;
+    };
+    if !quota.is_enabled() {
+        return Throttle::No;
+    }
+    let tp = partition.topic_partition();
+    if !quota.is_throttled(&tp.topic, tp.partition) {
+        return Throttle::No;
+    }
+    let in_sync = partition.isr().is_some_and(|isr| isr.contains(&f.replica));
+    if in_sync {
+        Throttle::Counted
+    } else {
+        Throttle::Limited
+    }
+}
+
+/// Counts the bytes a round serves for throttled partitions (in-sync
+/// followers included, as Kafka's `sizeOfThrottledPartitions`).
+fn record_throttled(
+    quota: &crate::replica::quota::ReplicationQuota,
+    now_ms: i64,
+    wanted: &[Wanted],
+    round: &Round,
+) {
+    let bytes: u64 = wanted
+        .iter()
+        .zip(&round.partitions)
+        .filter(|(w, _)| w.throttle != Throttle::No)
+        .filter_map(|(_, (_, slice))| slice.as_ref().map(|s| s.len as u64))
+        .sum();
+    quota.record(bytes, now_ms);
 }
 
 fn observe(c: &mut CachedPartition, data: &PartitionData, has_records: bool) -> bool {
@@ -546,7 +613,8 @@ struct Round {
 /// Reads every wanted partition once, honouring `max_bytes` across the
 /// response and `partition_max_bytes` per partition; the first batch of the
 /// first non-empty partition is returned whole even if bigger (KIP-74).
-fn read_all(wanted: &[Wanted], max_bytes: usize, read_committed: bool) -> Round {
+/// With `hold`, partitions the leader's throttle limits get no records.
+fn read_all(wanted: &[Wanted], max_bytes: usize, read_committed: bool, hold: bool) -> Round {
     let mut round = Round {
         partitions: Vec::with_capacity(wanted.len()),
         bytes: 0,
@@ -563,7 +631,7 @@ fn read_all(wanted: &[Wanted], max_bytes: usize, read_committed: bool) -> Round 
                 None
             })
             .with_records(Some(Bytes::new()));
-        let entry = match read_one(w, limit, min_one) {
+        let entry = match read_one(w, limit, min_one, hold) {
             Ok((hw, log_start, slice)) => {
                 if let Some(slice) = &slice {
                     let len = slice.len as usize;
@@ -641,6 +709,7 @@ fn read_one(
     w: &Wanted,
     limit: usize,
     min_one: bool,
+    hold: bool,
 ) -> Result<(Offset, Offset, Option<FileSlice>), NotServed> {
     let partition = w.target.as_ref().map_err(|ns| *ns)?;
     let epoch = partition.leader_epoch().0;
@@ -667,7 +736,7 @@ fn read_one(
         (Some(_), None) => log_end,
         (None, _) => hw,
     };
-    if offset >= visible {
+    if offset >= visible || (hold && w.throttle == Throttle::Limited) {
         return Ok((hw, log_start, None));
     }
     let max = limit.min(w.partition_max_bytes.max(0) as usize);

@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use sluice_controller::{
     ConfigAlteration, ConfigKeys, ControllerError, CreatePartitions, CreateTopic, CreatedTopic,
-    DeletedTopic, ElectionResult, ElectionType, TopicRef,
+    DeletedTopic, ElectionResult, ElectionType, OngoingReassignment, ReassignPartition,
+    ReassignmentResult, TopicRef,
 };
 use sluice_metadata::{BrokerId, ConfigResource};
 use sluice_record::Offset;
@@ -280,6 +281,32 @@ impl ControllerChannel {
         partitions: Option<Vec<(String, i32)>>,
     ) -> Result<Vec<ElectionResult>, MetadataError> {
         let answer = self.client.elect_leaders(election, partitions).await?;
+        self.published(answer.offset).await?;
+        Ok(answer.value)
+    }
+
+    /// AlterPartitionReassignments (KIP-455): one result per partition, in
+    /// order; the changes are published (new replicas' logs created,
+    /// fetchers started) when this returns.
+    pub async fn alter_partition_reassignments(
+        &self,
+        partitions: Vec<ReassignPartition>,
+        allow_replication_factor_change: bool,
+    ) -> Result<Vec<ReassignmentResult>, MetadataError> {
+        let answer = self
+            .client
+            .alter_partition_reassignments(partitions, allow_replication_factor_change)
+            .await?;
+        self.published(answer.offset).await?;
+        Ok(answer.value)
+    }
+
+    /// ListPartitionReassignments (`None`: every partition).
+    pub async fn list_partition_reassignments(
+        &self,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Result<Vec<OngoingReassignment>, MetadataError> {
+        let answer = self.client.list_partition_reassignments(topics).await?;
         self.published(answer.offset).await?;
         Ok(answer.value)
     }

@@ -293,12 +293,15 @@ impl MetadataServices {
             }
         };
         let cache = ImageCache::new(node);
-        let fetchers = Arc::new(ReplicaFetcherManager::new(
-            ReplicaFetcherConfig::from_broker(&config),
-            replicas.clone(),
-            Arc::new(sluice_transport::TcpConnector),
-            tokio::runtime::Handle::current(),
-        ));
+        let fetchers = Arc::new(
+            ReplicaFetcherManager::new(
+                ReplicaFetcherConfig::from_broker(&config),
+                replicas.clone(),
+                Arc::new(sluice_transport::TcpConnector),
+                tokio::runtime::Handle::current(),
+            )
+            .with_follower_quota(replicas.quotas().follower.clone()),
+        );
         let partitions = Arc::new(
             PartitionsPublisher::new(node, config.clone(), logs.clone(), replicas.clone(), fs)
                 .with_fetchers(fetchers.clone()),

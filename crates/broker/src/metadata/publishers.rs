@@ -37,6 +37,7 @@ use crate::config::BrokerConfig;
 use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::partition::ReplicaManager;
 use crate::replica::isr::Assignment;
+use crate::replica::quota::QuotaSettings;
 use crate::replica::ReplicaRole;
 use crate::replica_fetcher::ReplicaFetcherManager;
 
@@ -277,6 +278,15 @@ impl PartitionsPublisher {
             if res.resource_type != ConfigResourceType::Topic {
                 continue;
             }
+            // Replication throttles, also of created and deleted topics.
+            let overrides = changes.image.config(res);
+            let list = |key: &str| overrides.get(key).map_or("", String::as_str);
+            self.replicas.quotas().set_topic(
+                &res.name,
+                list("leader.replication.throttled.replicas"),
+                list("follower.replication.throttled.replicas"),
+                self.node.0,
+            );
             let created = changes
                 .image
                 .topic(&res.name)
@@ -432,6 +442,9 @@ impl BrokerConfigPublisher {
         logs: Arc<LogManager>,
         replicas: Arc<ReplicaManager>,
     ) -> Self {
+        replicas
+            .quotas()
+            .configure(QuotaSettings::from_config(&config));
         BrokerConfigPublisher {
             node,
             config,
@@ -505,6 +518,9 @@ impl MetadataPublisher for BrokerConfigPublisher {
             cluster_default: level(""),
         };
         *self.config.dynamic.write() = next;
+        self.replicas
+            .quotas()
+            .configure(QuotaSettings::from_config(&self.config));
         // Logs created by this change get the new defaults when the
         // partitions publisher creates them; existing ones are updated.
         self.reconfigure_logs(changes);

@@ -24,6 +24,7 @@ use sluice_storage::{ManualClock, SimFs, TopicPartition};
 
 use super::alter::{send_queued, AlterItem, AlterPartitionSender};
 use super::isr::{AlterAnswer, UNKNOWN};
+use super::quota::{QuotaSettings, UNLIMITED};
 use crate::config::BrokerConfig;
 use crate::context::BrokerContext;
 use crate::handlers::Response;
@@ -589,5 +590,68 @@ fn isr_changes_commit_through_the_controller_and_the_image_agrees() {
             vec![BrokerId(1), BrokerId(2), BrokerId(3)]
         );
         assert!(p.leader_state().unwrap().pending().is_none());
+    });
+}
+
+#[test]
+fn the_leader_throttle_holds_only_followers_outside_the_isr() {
+    // `t`-0 throttled on this leader (1).
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let config = BrokerConfig::with_overrides(&[("log.dirs", "/sim/data")]).unwrap();
+    let node = open_node_with_clock(config, &Arc::new(SimFs::new()), clock.clone()).unwrap();
+    let configs = BTreeMap::from([(
+        "leader.replication.throttled.replicas".to_string(),
+        "0:1,0:2".to_string(),
+    )]);
+    node.block_on(node.controller.create_topic("t", 1, 1, configs))
+        .unwrap();
+    let ctx: BrokerContext = (*node).clone();
+    // 1000 B/s over two 1 s windows.
+    ctx.replicas.quotas().configure(QuotaSettings {
+        leader_rate: 1_000,
+        follower_rate: UNLIMITED,
+        windows: 2,
+        window_ms: 1_000,
+    });
+    node.block_on(async {
+        replicate(&node, &[1, 2]).await;
+        // One batch of 30 records of 100 bytes (one segment).
+        let mut b = BatchBuilder::new(CompressionType::None);
+        for _ in 0..30 {
+            b.append(
+                Timestamp(1_700_000_000_000),
+                None,
+                Some(&[7u8; 100][..]),
+                &[],
+            )
+            .unwrap();
+        }
+        let req = ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(1_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(b.build().unwrap())))])]);
+        crate::handlers::produce::handle(&ctx, &header(0, 11), req).await;
+        assert_eq!(partition(&ctx).log().log_end_offset(), Offset(30));
+        // The in-sync follower 2 has everything: the high watermark moves
+        // (so 3, far behind it, is no candidate for the ISR).
+        fetch(&ctx, 2, 30, 1, -1, 0).await;
+        assert_eq!(partition(&ctx).high_watermark(), Offset(30));
+        // Follower 3 (outside the ISR) reads everything: over 1000 bytes.
+        let first = fetch(&ctx, 3, 0, 1, -1, 0).await;
+        assert!(records(&first) > 1_000, "{}", records(&first));
+        // Now the quota is exceeded: 3 gets nothing, ...
+        let held = fetch(&ctx, 3, 0, 1, -1, 0).await;
+        assert_eq!((held.error_code, records(&held)), (0, 0));
+        // ... the in-sync follower 2 and consumers still read.
+        assert_eq!(records(&fetch(&ctx, 2, 0, 1, -1, 0).await), records(&first));
+        assert!(records(&fetch(&ctx, -1, 0, 1, -1, 0).await) > 0);
+        assert_eq!(records(&fetch(&ctx, 3, 0, 1, -1, 0).await), 0, "still held");
+        // Once the samples expire, 3 reads again.
+        clock.advance(3_000);
+        assert_eq!(records(&fetch(&ctx, 3, 0, 1, -1, 0).await), records(&first));
     });
 }

@@ -300,3 +300,57 @@ fn a_new_leader_epoch_restarts_the_epoch_start_and_keeps_follower_state() {
     assert_eq!(s.epoch_start_offset(), Offset(30));
     assert_eq!(s.follower(B2).unwrap().log_end_offset, Offset(10));
 }
+
+/// A reassignment as the leader sees it: the image adds replica 4 at the
+/// same leader epoch; 4 fetches, never lets the high watermark pass an ISR
+/// member's log end, joins once caught up; the completed reassignment
+/// (new leader epoch, without 3) leaves 3 no follower.
+#[test]
+fn a_reassignment_adds_a_follower_that_joins_and_drops_the_removed_one() {
+    let b4 = BrokerId(4);
+    let mut s = leader(&[1, 2, 3], 2);
+    s.leader_appended(Offset(20), Offset(20), t(1_000));
+    fetch(&mut s, B2, 20, 20, 1_001);
+    fetch(&mut s, B3, 20, 20, 1_002);
+    assert_eq!(s.high_watermark(), Offset(20));
+    // Started: replicas = target [1, 2, 4] + removing [3], ISR unchanged.
+    let started = Assignment {
+        replicas: vec![ME, B2, b4, B3],
+        isr: vec![ME, B2, B3],
+        leader_epoch: LeaderEpoch(5),
+        partition_epoch: PartitionEpoch(8),
+    };
+    assert!(s.update(&started, Offset(20), t(1_003)));
+    assert!(s.follower(b4).is_some(), "the adding replica may fetch");
+    assert_eq!(s.isr(), &[ME, B2, B3]);
+    s.leader_appended(Offset(30), Offset(30), t(1_004));
+    // 4 starts from nothing: no ISR change, no high watermark move.
+    assert_eq!(
+        fetch(&mut s, b4, 0, 30, 1_005),
+        FetchEffect {
+            high_watermark: None,
+            expand: None
+        }
+    );
+    fetch(&mut s, B3, 30, 30, 1_006);
+    // 4 at the end, 2 (ISR) at 25: the high watermark is 2's, not 4's.
+    fetch(&mut s, B2, 25, 30, 1_007);
+    let e = fetch(&mut s, b4, 30, 30, 1_008);
+    assert_eq!(s.high_watermark(), Offset(25));
+    let p = e.expand.expect("4 reached the high watermark: it joins");
+    assert_eq!(p.brokers().collect::<Vec<_>>(), vec![ME, B2, B3, b4]);
+    // Completed: replicas and ISR [1, 2, 4], the leader epoch bumped.
+    let done = Assignment {
+        replicas: vec![ME, B2, b4],
+        isr: vec![ME, B2, b4],
+        leader_epoch: LeaderEpoch(6),
+        partition_epoch: PartitionEpoch(10),
+    };
+    assert!(s.update(&done, Offset(30), t(1_009)));
+    assert!(s.follower(B3).is_none());
+    assert!(s
+        .follower_fetched(B3, Offset(30), Offset(0), 42, Offset(30), t(1_010), true)
+        .is_none());
+    fetch(&mut s, B2, 30, 30, 1_011);
+    assert_eq!(s.high_watermark(), Offset(30));
+}

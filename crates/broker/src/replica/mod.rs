@@ -12,6 +12,8 @@
 //!   `ControllerClient::alter_partition`.
 //! - [`selector`]: KIP-392, which replica a consumer is sent to
 //!   (`replica.selector.class`).
+//! - [`quota`]: replication throttles (`*.replication.throttled.rate` on
+//!   the replicas `*.replication.throttled.replicas` name).
 
 pub mod alter;
 pub mod controller;
@@ -20,6 +22,7 @@ mod fetch_tests;
 pub mod isr;
 pub mod leader;
 pub mod purgatory;
+pub mod quota;
 #[cfg(test)]
 mod read_replica_tests;
 pub mod refusals;

@@ -113,6 +113,17 @@ pub struct OutOfRange {
     pub asked: Asked,
 }
 
+impl PartitionFetchState {
+    /// Kafka's `isReplicaInSync`: the last answer found this replica caught
+    /// up with the leader's high watermark (one that is not is what the
+    /// follower's replication throttle holds back). Unlike Kafka, a
+    /// partition not answered yet counts as in sync (its lag starts at 0),
+    /// so its first fetch is never held.
+    pub fn is_in_sync(&self) -> bool {
+        self.lag <= 0
+    }
+}
+
 /// What applying one answer did.
 #[derive(Debug, Default)]
 pub struct Applied {

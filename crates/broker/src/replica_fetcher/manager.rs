@@ -21,6 +21,7 @@ use super::apply::{FetchStatus, PartitionFetchState};
 use super::config::ReplicaFetcherConfig;
 use super::replica::ReplicaSource;
 use super::task::{run, FetcherShared, TaskContext};
+use crate::replica::quota::ReplicationQuota;
 
 /// How long shutdown waits for a fetcher task (one in the middle of an
 /// append finishes it first) before abandoning it.
@@ -97,11 +98,21 @@ impl ReplicaFetcherManager {
                 source,
                 connector,
                 broker_epoch: Arc::new(AtomicI64::new(-1)),
+                quota: Arc::default(),
             }),
             fetchers: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
             runtime,
         }
+    }
+
+    /// Throttles fetches with this broker's follower quota
+    /// (`follower.replication.throttled.rate`); call before adding partitions.
+    pub fn with_follower_quota(mut self, quota: Arc<ReplicationQuota>) -> Self {
+        if let Some(ctx) = Arc::get_mut(&mut self.ctx) {
+            ctx.quota = quota;
+        }
+        self
     }
 
     pub fn config(&self) -> &ReplicaFetcherConfig {

@@ -4,6 +4,14 @@
 //! truncations run on the blocking pool with the partition states locked,
 //! so a partition removed by the metadata publisher is never written after
 //! its removal returns.
+//!
+//! Replication throttle (`follower.replication.throttled.rate` on the
+//! partitions `follower.replication.throttled.replicas` names here): the
+//! bytes fetched for throttled partitions are counted, and while they
+//! exceed the rate a throttled partition that has not caught up with the
+//! leader is left out of the next requests (Kafka's
+//! `shouldFollowerThrottle`); when that leaves nothing to fetch, the task
+//! waits `replica.fetch.backoff.ms`, as Kafka's fetcher does.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -31,6 +39,7 @@ use super::session::{
     INVALID_FETCH_SESSION_EPOCH,
 };
 use super::FetcherError;
+use crate::replica::quota::ReplicationQuota;
 
 /// Room for a response's framing and partition headers beyond its records.
 const FRAME_SLACK: usize = 1 << 20;
@@ -69,6 +78,15 @@ pub struct TaskContext {
     pub connector: Arc<dyn Connector>,
     /// This broker's epoch in the image (-1 unknown), for ReplicaState.
     pub broker_epoch: Arc<AtomicI64>,
+    /// The follower side's replication throttle.
+    pub quota: Arc<ReplicationQuota>,
+}
+
+/// Wall-clock milliseconds, the time base of the follower quota.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The next request's partitions: every partition being fetched (a delayed
@@ -84,6 +102,7 @@ struct Next {
 
 fn next_partitions(shared: &FetcherShared, ctx: &TaskContext) -> Next {
     let now = Instant::now();
+    let exceeded = ctx.quota.is_exceeded(now_ms());
     let mut next = Next {
         partitions: BTreeMap::new(),
         asked: HashMap::new(),
@@ -100,6 +119,12 @@ fn next_partitions(shared: &FetcherShared, ctx: &TaskContext) -> Next {
             }
             FetchStatus::Stopped(_) => continue,
             FetchStatus::Fetching => {}
+        }
+        if exceeded && !s.is_in_sync() && ctx.quota.is_throttled(&tp.topic, tp.partition) {
+            // Held back by the throttle: looked at again after the backoff.
+            let at = now + ctx.config.backoff;
+            next.wake_at = Some(next.wake_at.map_or(at, |w| w.min(at)));
+            continue;
         }
         let Some(replica) = ctx.source.follower(tp) else {
             continue;
@@ -235,6 +260,7 @@ pub async fn run(shared: Arc<FetcherShared>, ctx: Arc<TaskContext>) {
             }
             continue;
         }
+        record_throttled(&ctx.quota, &next.asked, &resp);
         let out_of_range = {
             let (shared, ctx) = (shared.clone(), ctx.clone());
             let retry_at = RetryAt::from(Instant::now(), ctx.config.backoff);
@@ -274,6 +300,29 @@ pub async fn run(shared: Arc<FetcherShared>, ctx: Arc<TaskContext>) {
         fetcher = shared.fetcher_id,
         "replica fetcher stopped"
     );
+}
+
+/// Counts the bytes fetched for throttled partitions (in-sync ones
+/// included, as Kafka's fetcher records every throttled partition's bytes).
+fn record_throttled(
+    quota: &ReplicationQuota,
+    asked: &HashMap<SessionKey, Asked>,
+    resp: &FetchResponse,
+) {
+    if !quota.is_enabled() {
+        return;
+    }
+    let bytes: u64 = resp
+        .responses
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, p)))
+        .filter_map(|(id, p)| {
+            let tp = &asked.get(&(id, p.partition_index))?.tp;
+            let len = p.records.as_ref().map_or(0, |r| r.len() as u64);
+            quota.is_throttled(&tp.topic, tp.partition).then_some(len)
+        })
+        .sum();
+    quota.record(bytes, now_ms());
 }
 
 /// Asks the leader's log start and end of each partition, then applies

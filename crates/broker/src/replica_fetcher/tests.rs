@@ -33,6 +33,8 @@ use super::apply::{truncation_offset, FetchStatus};
 use super::conn::LeaderConnection;
 use super::*;
 
+mod throttle;
+
 const TOPIC_ID: Uuid = Uuid::from_u128(0x5157);
 
 fn tp(p: i32) -> TopicPartition {

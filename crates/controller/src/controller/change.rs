@@ -19,8 +19,16 @@
 //!   usable replica only when ISR and ELR give no leader, makes it the ISR
 //!   alone and marks the partition RECOVERING (KIP-704).
 //!
-//! Not done (no reassignment yet): adding/removing replicas and their
-//! completion, directories.
+//! - reassignment (KIP-455, Kafka's `completeReassignmentIfNeeded`): the
+//!   target replicas, adding and removing lists default to the
+//!   registration's; once the target ISR without the removing replicas
+//!   still holds every replica that stays, the reassignment completes in
+//!   the same change: replicas = the target, ISR = ISR minus removing,
+//!   adding/removing cleared. Elections go through the target replicas in
+//!   order, and a change whose replicas drop a broker bumps the leader
+//!   epoch even when the leader stays.
+//!
+//! Not done: directories (KIP-858).
 
 use sluice_metadata::record::PartitionChangeRecord;
 use sluice_metadata::{BrokerId, LeaderRecoveryState, MetadataImage, PartitionRegistration};
@@ -64,6 +72,9 @@ pub(crate) struct ChangeBuilder<'a> {
     target_isr: Vec<BrokerId>,
     target_elr: Vec<BrokerId>,
     target_recovery: LeaderRecoveryState,
+    target_replicas: Vec<BrokerId>,
+    target_adding: Vec<BrokerId>,
+    target_removing: Vec<BrokerId>,
 }
 
 impl<'a> ChangeBuilder<'a> {
@@ -86,7 +97,28 @@ impl<'a> ChangeBuilder<'a> {
             target_isr: reg.isr.clone(),
             target_elr: reg.elr.clone(),
             target_recovery: reg.leader_recovery_state,
+            target_replicas: reg.replicas.clone(),
+            target_adding: reg.adding_replicas.clone(),
+            target_removing: reg.removing_replicas.clone(),
         }
+    }
+
+    /// The replica list (reassignment start or revert).
+    pub fn target_replicas(mut self, replicas: Vec<BrokerId>) -> Self {
+        self.target_replicas = replicas;
+        self
+    }
+
+    /// The replicas a reassignment adds (empty: none in progress).
+    pub fn target_adding(mut self, adding: Vec<BrokerId>) -> Self {
+        self.target_adding = adding;
+        self
+    }
+
+    /// The replicas a reassignment removes (empty: none in progress).
+    pub fn target_removing(mut self, removing: Vec<BrokerId>) -> Self {
+        self.target_removing = removing;
+        self
     }
 
     pub fn target_isr(mut self, isr: Vec<BrokerId>) -> Self {
@@ -133,7 +165,11 @@ impl<'a> ChangeBuilder<'a> {
         if reg.has_leader() && self.valid_new_leader(reg.leader) {
             return (reg.leader, false);
         }
-        if let Some(&b) = reg.replicas.iter().find(|&&b| self.valid_new_leader(b)) {
+        if let Some(&b) = self
+            .target_replicas
+            .iter()
+            .find(|&&b| self.valid_new_leader(b))
+        {
             return (b, false);
         }
         if self.rules.elr_enabled
@@ -147,7 +183,11 @@ impl<'a> ChangeBuilder<'a> {
             return (reg.last_known_elr[0], true);
         }
         if self.rules.election == Election::Unclean {
-            if let Some(&b) = reg.replicas.iter().find(|&&b| self.acceptable_leader(b)) {
+            if let Some(&b) = self
+                .target_replicas
+                .iter()
+                .find(|&&b| self.acceptable_leader(b))
+            {
                 return (b, true);
             }
         }
@@ -176,10 +216,40 @@ impl<'a> ChangeBuilder<'a> {
         self.target_elr = elr;
     }
 
+    /// Kafka's `maybeCompleteReassignment`: with a reassignment in
+    /// progress, the target ISR without the removing replicas, if it is
+    /// not empty and holds every replica that stays, completes it.
+    fn complete_reassignment(&mut self) {
+        if self.target_adding.is_empty() && self.target_removing.is_empty() {
+            return;
+        }
+        let removing = &self.target_removing;
+        let isr: Vec<BrokerId> = self
+            .target_isr
+            .iter()
+            .copied()
+            .filter(|b| !removing.contains(b))
+            .collect();
+        let replicas: Vec<BrokerId> = self
+            .target_replicas
+            .iter()
+            .copied()
+            .filter(|b| !removing.contains(b))
+            .collect();
+        if isr.is_empty() || replicas.is_empty() || !replicas.iter().all(|b| isr.contains(b)) {
+            return;
+        }
+        self.target_isr = isr;
+        self.target_replicas = replicas;
+        self.target_adding.clear();
+        self.target_removing.clear();
+    }
+
     /// The change, or `None` when nothing changes.
     pub fn build(mut self) -> Option<PartitionChangeRecord> {
         let reg = self.reg;
         let mut rec = PartitionChangeRecord::new(self.topic_id, self.partition);
+        self.complete_reassignment();
         self.populate_elr();
         let (leader, unclean) = self.elect();
         if leader != reg.leader {
@@ -195,6 +265,17 @@ impl<'a> ChangeBuilder<'a> {
                 }
                 self.target_recovery = LeaderRecoveryState::Recovering;
             }
+        }
+        // Kafka's triggerLeaderEpochBumpForReplicaReassignmentIfNeeded: a
+        // replica list that drops a broker bumps the leader epoch, so the
+        // dropped replica's fetches are fenced.
+        if rec.leader == BrokerId::NO_LEADER_CHANGE
+            && !reg
+                .replicas
+                .iter()
+                .all(|b| self.target_replicas.contains(b))
+        {
+            rec.leader = reg.leader;
         }
         // ELR only changes along a clean election (an unclean one clears
         // it), and only with ELR on.
@@ -228,7 +309,19 @@ impl<'a> ChangeBuilder<'a> {
         {
             rec.leader_recovery_state = self.target_recovery.value();
         }
+        if self.target_replicas != reg.replicas {
+            rec.replicas = Some(self.target_replicas.clone());
+        }
+        if self.target_removing != reg.removing_replicas {
+            rec.removing_replicas = Some(self.target_removing.clone());
+        }
+        if self.target_adding != reg.adding_replicas {
+            rec.adding_replicas = Some(self.target_adding.clone());
+        }
         let noop = rec.isr.is_none()
+            && rec.replicas.is_none()
+            && rec.removing_replicas.is_none()
+            && rec.adding_replicas.is_none()
             && rec.eligible_leader_replicas.is_none()
             && rec.last_known_elr.is_none()
             && rec.leader == BrokerId::NO_LEADER_CHANGE

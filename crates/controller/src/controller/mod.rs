@@ -50,6 +50,7 @@ mod change;
 mod configs;
 mod isr;
 mod misc;
+mod reassign;
 mod rebalance;
 mod run;
 mod topics;
@@ -76,6 +77,7 @@ pub use isr::{
     AlterPartitionItem, AlterPartitionReply, AlterPartitionRequest, AlterPartitionResult,
     PartitionState,
 };
+pub use reassign::{OngoingReassignment, ReassignPartition, ReassignmentResult};
 pub use rebalance::MAX_ELECTIONS_PER_BALANCE;
 pub use types::*;
 

@@ -101,6 +101,7 @@ fn valid(k: &ConfigKey) -> String {
         Validator::ListOf(v) => format!("list of: {}", v.join(", ")),
         Validator::Listeners => "NAME://host:port[,…]".into(),
         Validator::NonEmptyList => "non-empty list".into(),
+        Validator::ThrottledReplicas => "*, or partition:broker[,…]".into(),
     }
 }
 

@@ -1,16 +1,20 @@
 //! Helpers for tests on a replicating [`SluiceCluster`] (issue 17):
 //! Metadata polling, RF=3 topics, an idempotent `acks=all` producer that
-//! records what was acknowledged, and signals to nodes.
+//! records what was acknowledged, reading everything back, comparing
+//! replicas' segment files, and signals to nodes.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use sluice_testkit::metadata::{fetch_metadata, ClusterMetadata};
 use sluice_testkit::SluiceCluster;
 
@@ -184,4 +188,129 @@ pub fn signal(c: &SluiceCluster, id: i32, sig: &str) {
         .expect("kill")
         .success();
     assert!(ok, "kill {sig} {pid}");
+}
+
+/// Every record of `topic` below each partition's high watermark, as
+/// (partition → offset → value), read with librdkafka from the beginning.
+pub fn read_all(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+) -> BTreeMap<i32, BTreeMap<i64, String>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("replication-test-{topic}"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for part in 0..partitions {
+        tpl.add_partition_offset(topic, part, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut out: BTreeMap<i32, BTreeMap<i64, String>> = BTreeMap::new();
+    let mut at_end = BTreeSet::new();
+    let bound = Instant::now() + LONG;
+    while at_end.len() < partitions as usize {
+        assert!(
+            Instant::now() < bound,
+            "read never reached the end: {at_end:?}"
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let v = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
+                out.entry(m.partition()).or_default().insert(m.offset(), v);
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The concatenated `.log` bytes of `dir`'s segments, in offset order.
+pub fn segment_bytes(dir: &Path) -> Vec<u8> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| std::fs::read(f).unwrap_or_default())
+        .collect()
+}
+
+/// The partition directory `topic-partition` under node `id`'s data dir.
+pub fn partition_dir(c: &SluiceCluster, id: i32, topic: &str, partition: i32) -> PathBuf {
+    let name = format!("{topic}-{partition}");
+    let base = c.dir(id);
+    walk_for(&base, &name).unwrap_or_else(|| base.join(name))
+}
+
+pub fn walk_for(dir: &Path, name: &str) -> Option<PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if p.file_name().is_some_and(|n| n == name) {
+                return Some(p);
+            }
+            if let Some(found) = walk_for(&p, name) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
+/// Asserts that every acknowledged value was read at the offset it was
+/// acknowledged with (no loss, no offset with another value) and that no
+/// value was read twice; returns how many values were read.
+pub fn check_acked(acks: &Acks, read: &BTreeMap<i32, BTreeMap<i64, String>>) -> usize {
+    let mut positions: BTreeMap<&str, (i32, i64)> = BTreeMap::new();
+    for (&part, records) in read {
+        for (&offset, value) in records {
+            if let Some(first) = positions.insert(value, (part, offset)) {
+                panic!("duplicate: {value} at {first:?} and {:?}", (part, offset));
+            }
+        }
+    }
+    for (part, offset, value) in &acks.acked {
+        match read.get(part).and_then(|r| r.get(offset)) {
+            Some(v) if v == value => {}
+            Some(v) => {
+                panic!("inconsistent offset: {value} acknowledged at {part}/{offset}, read {v}")
+            }
+            None => panic!("lost: {value} acknowledged at {part}/{offset}, never read"),
+        }
+    }
+    positions.len()
+}
+
+/// Waits until the replicas of `topic`-`part` on `nodes` hold
+/// byte-identical, non-empty segment data.
+pub fn wait_identical(c: &SluiceCluster, nodes: &BTreeSet<i32>, topic: &str, part: i32) {
+    let bound = Instant::now() + LONG;
+    loop {
+        let copies: Vec<Vec<u8>> = nodes
+            .iter()
+            .map(|&id| segment_bytes(&partition_dir(c, id, topic, part)))
+            .collect();
+        if !copies[0].is_empty() && copies.iter().all(|b| *b == copies[0]) {
+            return;
+        }
+        assert!(
+            Instant::now() < bound,
+            "{topic}-{part}: replicas on {nodes:?} differ: sizes {:?}",
+            copies.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

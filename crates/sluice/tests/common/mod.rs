@@ -30,6 +30,13 @@ pub fn env_on(name: &str) -> bool {
 /// Runs a class of the pinned Kafka 4.1.2 tools (`.cache/kafka/lib`) with
 /// `args`; returns its stdout, panicking with both outputs on failure.
 pub fn kafka_tool(class: &str, args: &[&str]) -> String {
+    let (ok, stdout, stderr) = kafka_tool_output(class, args);
+    assert!(ok, "{class} {args:?} failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
+/// Runs a Kafka tool class; whether it exited 0, its stdout and stderr.
+pub fn kafka_tool_output(class: &str, args: &[&str]) -> (bool, String, String) {
     let out = std::process::Command::new("java")
         .args(["-Xmx256m", "-XX:TieredStopAtLevel=1"])
         .arg(format!(
@@ -42,13 +49,11 @@ pub fn kafka_tool(class: &str, args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("run java");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
+    (
         out.status.success(),
-        "{class} {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 /// Whether `java` and the pinned Kafka jars are here for [`kafka_tool`];

@@ -96,7 +96,9 @@ top_level_error!(
     BrokerRegistrationRequest,
     BrokerHeartbeatRequest,
     AllocateProducerIdsRequest,
-    ElectLeadersRequest
+    ElectLeadersRequest,
+    AlterPartitionReassignmentsRequest,
+    ListPartitionReassignmentsRequest
 );
 
 /// Built with v3's NewIsrWithEpochs; v2 carries the ids alone (NewIsr).

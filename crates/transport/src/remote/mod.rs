@@ -35,6 +35,7 @@
 
 mod convert;
 mod isr;
+mod reassign;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -48,7 +49,8 @@ use sluice_controller::{
     AlterPartitionReply, AlterPartitionRequest, BrokerHeartbeat,
     BrokerRegistrationRequest as Registration, ConfigAlteration, ConfigKeys, ControllerError,
     CreatePartitions, CreateTopic, CreatedTopic, DeletedTopic, ElectionResult, ElectionType,
-    HeartbeatReply, LogError, ProducerIdsBlock, RegisteredBroker, TopicRef,
+    HeartbeatReply, LogError, OngoingReassignment, ProducerIdsBlock, ReassignPartition,
+    ReassignmentResult, RegisteredBroker, TopicRef,
 };
 use sluice_metadata::{BrokerEpoch, BrokerId, ConfigResource};
 use sluice_protocol::kafka_protocol;
@@ -184,7 +186,9 @@ tagged!(
     AllocateProducerIdsResponse,
     BrokerRegistrationResponse,
     BrokerHeartbeatResponse,
-    AlterPartitionResponse
+    AlterPartitionResponse,
+    AlterPartitionReassignmentsResponse,
+    ListPartitionReassignmentsResponse
 );
 
 impl ControllerClient for RemoteController {
@@ -414,6 +418,39 @@ impl ControllerClient for RemoteController {
             let answer = self.send(&isr::request(&req)).await?;
             Ok(Committed {
                 value: isr::reply(&req, answer.value)?,
+                offset: answer.offset,
+            })
+        })
+    }
+
+    fn alter_partition_reassignments(
+        &self,
+        partitions: Vec<ReassignPartition>,
+        allow_replication_factor_change: bool,
+    ) -> Answer<'_, Vec<ReassignmentResult>> {
+        Box::pin(async move {
+            let req = reassign::alter_request(
+                &partitions,
+                allow_replication_factor_change,
+                self.timeout_ms(),
+            );
+            let answer = self.send(&req).await?;
+            Ok(Committed {
+                value: reassign::alter_reply(&partitions, answer.value)?,
+                offset: answer.offset,
+            })
+        })
+    }
+
+    fn list_partition_reassignments(
+        &self,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Answer<'_, Vec<OngoingReassignment>> {
+        Box::pin(async move {
+            let req = reassign::list_request(topics.as_deref(), self.timeout_ms());
+            let answer = self.send(&req).await?;
+            Ok(Committed {
+                value: reassign::list_reply(answer.value)?,
                 offset: answer.offset,
             })
         })

@@ -10,7 +10,7 @@
 //! as its forwarded CreateTopics) and answered in request order, as Kafka
 //! requires.
 //!
-//! Every answer of the ten APIs a broker's `ControllerClient` uses carries
+//! Every answer of the twelve APIs a broker's `ControllerClient` uses carries
 //! the metadata offset at which it is true, in the tagged field
 //! [`COMMITTED_OFFSET_TAG`](crate::committed::COMMITTED_OFFSET_TAG) (see
 //! [`committed`](crate::committed)).
@@ -32,6 +32,7 @@ mod admin;
 mod broker_rpc;
 mod describe;
 mod isr;
+mod reassign;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -66,6 +67,8 @@ pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::BrokerHeartbeat, 0, 1),
     (ApiKey::AllocateProducerIds, 0, 0),
     (ApiKey::AlterPartition, 2, 3),
+    (ApiKey::AlterPartitionReassignments, 0, 1),
+    (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeQuorum, 0, 2),
 ];
@@ -377,6 +380,12 @@ async fn dispatch(inner: &Inner, req: DecodedRequest, peer: SocketAddr) -> Optio
         }
         RequestKind::ElectLeaders(r) => {
             ResponseKind::ElectLeaders(admin::elect_leaders(c, r, v).await)
+        }
+        RequestKind::AlterPartitionReassignments(r) => {
+            ResponseKind::AlterPartitionReassignments(reassign::alter(c, r, v).await)
+        }
+        RequestKind::ListPartitionReassignments(r) => {
+            ResponseKind::ListPartitionReassignments(reassign::list(c, r).await)
         }
         RequestKind::DescribeQuorum(r) => {
             ResponseKind::DescribeQuorum(describe::describe_quorum(c, &inner.config, r, v))

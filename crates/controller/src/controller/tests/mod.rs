@@ -487,6 +487,7 @@ mod brokers;
 mod configs;
 mod group;
 mod isr;
+mod reassign;
 mod rebalance;
 
 #[tokio::test]
