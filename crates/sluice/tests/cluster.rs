@@ -516,6 +516,10 @@ fn a_clusters_controller_validates_topic_configs() {
         create_with_configs(&c, "fine", &[("retention.ms", "1000")]).0,
         0
     );
+    // Broker 3 answers for the topic once its image has it.
+    wait_metadata(&c, 3, "the new topic", |m| {
+        m.topics.iter().any(|t| t.name == "fine")
+    });
     let mut raw = RawClient::connect(c.broker_addr(3));
     let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
         AlterConfigsResource::default()
