@@ -99,6 +99,22 @@ fn a_minute_of_faults_against_a_three_node_sluice_finds_no_anomaly() {
     faults_against_sluice(SLUICE_NODES, 60);
 }
 
+/// Five combined nodes (five voters), RF 3 and min ISR 2: partitions
+/// whose replicas are a subset of the brokers, and quorum and ISR
+/// majorities that differ. It found a produce append landing in a log
+/// that had just turned follower (replicas differing under the high
+/// watermark) and a follower that stopped for good after a full disk.
+/// A minute and a half of faults; with `SLUICE_TEST_FULL=1` only (CI runs
+/// the 3-node one).
+#[test]
+fn faults_against_a_five_node_sluice_find_no_anomaly() {
+    if std::env::var("SLUICE_TEST_FULL").as_deref() != Ok("1") {
+        eprintln!("skipped: set SLUICE_TEST_FULL=1 to run the nemesis against 5 Sluice nodes");
+        return;
+    }
+    faults_against_sluice(5, 90);
+}
+
 /// The same against the 3-node Apache Kafka (every fault, leader and
 /// controller kills and partitions included). Its JVMs make it slow on a
 /// busy 2-core machine, so it runs with `SLUICE_TEST_FULL=1` only.
