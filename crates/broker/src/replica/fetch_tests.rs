@@ -39,9 +39,13 @@ fn config() -> BrokerConfig {
 
 /// The test broker's config plus `extra` keys.
 pub(super) fn config_with(extra: &[(&str, &str)]) -> BrokerConfig {
+    // The simulated brokers 2 and 3 never heartbeat, and the controller
+    // judges their sessions by the manual clock the tests advance: a
+    // session longer than any advance keeps them unfenced.
     let mut keys = vec![
         ("log.dirs", "/sim/data"),
         ("log.index.size.max.bytes", "4096"),
+        ("broker.session.timeout.ms", "600000"),
     ];
     keys.extend_from_slice(extra);
     BrokerConfig::with_overrides(&keys).unwrap()
@@ -592,7 +596,7 @@ fn isr_changes_commit_through_the_controller_and_the_image_agrees() {
 fn the_leader_throttle_holds_only_followers_outside_the_isr() {
     // `t`-0 throttled on this leader (1).
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-    let config = BrokerConfig::with_overrides(&[("log.dirs", "/sim/data")]).unwrap();
+    let config = config_with(&[]);
     let node = open_node_with_clock(config, &Arc::new(SimFs::new()), clock.clone()).unwrap();
     let configs = BTreeMap::from([(
         "leader.replication.throttled.replicas".to_string(),
