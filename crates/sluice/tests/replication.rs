@@ -22,8 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::cluster::{
-    acked_count, create_topic, full_isr, metadata, partition_dir, partitions, produce_until,
-    read_all, segment_bytes, signal, wait_acked, wait_metadata, Acks, LONG,
+    acked_count, check_acked, create_topic, full_isr, metadata, partitions, produce_until,
+    read_all, signal, wait_acked, wait_identical, wait_metadata, Acks, LONG,
 };
 use common::{sb, RawClient};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -103,48 +103,17 @@ fn acks_all_writes_survive_a_leader_kill_and_replicas_converge() {
 
     let acks = acks.lock().unwrap();
     let read = read_all(&bootstrap, TOPIC, PARTS);
-    let mut positions: BTreeMap<&str, (i32, i64)> = BTreeMap::new();
-    for (&part, records) in &read {
-        for (&offset, value) in records {
-            if let Some(first) = positions.insert(value, (part, offset)) {
-                panic!("duplicate: {value} at {first:?} and {:?}", (part, offset));
-            }
-        }
-    }
-    for (part, offset, value) in &acks.acked {
-        match read.get(part).and_then(|r| r.get(offset)) {
-            Some(v) if v == value => {}
-            Some(v) => {
-                panic!("inconsistent offset: {value} acknowledged at {part}/{offset}, read {v}")
-            }
-            None => panic!("lost: {value} acknowledged at {part}/{offset}, never read"),
-        }
-    }
+    let records = check_acked(&acks, &read);
     println!(
         "{} acknowledged, {} failed sends, {} records read, no loss, no duplicate",
         acks.acked.len(),
         acks.failed,
-        positions.len()
+        records
     );
 
     // Replicas converge: byte-identical segment data on all three nodes.
     for part in 0..PARTS {
-        let bound = Instant::now() + LONG;
-        loop {
-            let copies: Vec<Vec<u8>> = all
-                .iter()
-                .map(|&id| segment_bytes(&partition_dir(&c, id, TOPIC, part)))
-                .collect();
-            if !copies[0].is_empty() && copies.iter().all(|b| *b == copies[0]) {
-                break;
-            }
-            assert!(
-                Instant::now() < bound,
-                "partition {part}: replicas differ: sizes {:?}",
-                copies.iter().map(Vec::len).collect::<Vec<_>>()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        wait_identical(&c, &all, TOPIC, part);
     }
 }
 
