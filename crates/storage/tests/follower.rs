@@ -339,6 +339,35 @@ fn truncation_drops_epoch_entries_at_and_after_the_offset() {
 }
 
 #[test]
+fn truncation_to_the_log_end_drops_an_epoch_led_without_appends() {
+    // Kafka's `UnifiedLog.truncateTo` at or past the end still truncates the
+    // epoch cache: a broker that became leader (epoch 4 assigned at its log
+    // end) and lost the leadership before appending must not go on telling
+    // its next leader that epoch 4 is its latest.
+    let env = Env::new();
+    let m = env.manager();
+    let log = m.get_or_create_log(&tp(), config()).unwrap();
+    log.append_as_leader(&mut batch(None, 3, 2), LeaderEpoch(2))
+        .unwrap();
+    log.assign_epoch_start_offset(LeaderEpoch(4), Offset(3))
+        .unwrap();
+    assert_eq!(log.latest_epoch(), Some(LeaderEpoch(4)));
+    log.truncate_to(Offset(3)).unwrap();
+    assert_eq!(log.log_end_offset(), Offset(3));
+    assert_eq!(log.epoch_entries(), vec![e(2, 0)]);
+    // Past the end too, and the checkpoint says so after a restart.
+    log.assign_epoch_start_offset(LeaderEpoch(5), Offset(3))
+        .unwrap();
+    log.truncate_to(Offset(10)).unwrap();
+    assert_eq!(log.epoch_entries(), vec![e(2, 0)]);
+    drop(log);
+    m.shutdown().unwrap();
+    let m = env.manager();
+    let log = m.get_or_create_log(&tp(), config()).unwrap();
+    assert_eq!(log.epoch_entries(), vec![e(2, 0)]);
+}
+
+#[test]
 fn truncate_fully_starts_an_empty_log_at_the_offset() {
     let env = Env::new();
     let (lm, fm) = (env.manager_at("/leader"), env.manager_at("/follower"));

@@ -248,10 +248,13 @@ fn truncate_on_divergence(
     if to < leo {
         tracing::info!(partition = %tp, leader = leader.0, diverging_epoch = epoch.0, leader_end_offset = end.0,
             from = leo.0, to = to.0, "truncating a diverging follower log");
-        if let Err(e) = replica.truncate_to(to) {
-            stop(tp, state, leader, "truncation", &e);
-            return;
-        }
+    }
+    // Also at the log end: truncation drops epoch entries that start there
+    // (an epoch this broker led without appending), or the next fetch would
+    // send the same LastFetchedEpoch and diverge again, without end.
+    if let Err(e) = replica.truncate_to(to) {
+        stop(tp, state, leader, "truncation", &e);
+        return;
     }
     state.fetch_offset = replica.log_end_offset();
     state.last_fetched_epoch = replica.latest_epoch();

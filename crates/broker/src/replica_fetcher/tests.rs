@@ -96,6 +96,9 @@ struct FakeLog {
     fail_appends: Option<i32>,
     /// Pretends the epoch cache is empty.
     no_epochs: bool,
+    /// An epoch-cache entry at the log end with no batch in it: this broker
+    /// led that epoch and lost the leadership before appending.
+    empty_epoch: Option<i32>,
 }
 
 /// The follower's log.
@@ -136,6 +139,9 @@ impl FollowerReplica for FakeReplica {
         let l = self.log.lock();
         if l.no_epochs {
             return None;
+        }
+        if let Some(e) = l.empty_epoch {
+            return Some(LeaderEpoch(e));
         }
         l.batches.0.last().map(|b| LeaderEpoch(b.3))
     }
@@ -197,6 +203,10 @@ impl FollowerReplica for FakeReplica {
         let mut l = self.log.lock();
         l.batches.0.retain(|b| b.1 < offset.0);
         let leo = l.batches.end(l.log_start);
+        // As the real log: an entry at or past the new end goes.
+        if offset.0 <= leo {
+            l.empty_epoch = None;
+        }
         l.hw = l.hw.min(leo);
         Ok(())
     }
@@ -614,6 +624,33 @@ async fn diverging_epoch_truncates_the_follower_and_it_converges() {
     m.shutdown().await;
     let fetches = leader.state.lock().fetches.len();
     assert!(fetches >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_epoch_led_here_without_appends_is_dropped_and_fetching_goes_on() {
+    // This broker led epoch 2 without appending (its epoch cache says 2
+    // starts at 3, the log end); the leader (epoch 3) never knew epoch 2.
+    // It answers DivergingEpoch{1, 3}: truncation to the log end must drop
+    // the entry, or every later fetch diverges the same way and the
+    // follower never gets the leader's epoch 3 batches (seen in a nemesis
+    // run: the replica left the ISR for good).
+    let leader = FakeLeader::start(BTreeMap::from([(
+        0,
+        leader_partition(&[(0, 3, 1), (3, 2, 3)], 5),
+    )]))
+    .await;
+    let source = Arc::new(FakeSource::default());
+    let r = FakeReplica::new(Batches::of(&[(0, 3, 1)]), 3);
+    r.log.lock().empty_epoch = Some(2);
+    source.0.lock().insert(tp(0), r.clone());
+    let m = manager(source);
+    follow(&m, &leader, 0, &r, 3);
+    let want = leader.state.lock().partitions[&0].batches.bytes();
+    eventually("the follower has the leader's epoch 3 batches", || {
+        r.bytes() == want
+    })
+    .await;
+    m.shutdown().await;
 }
 
 #[test]

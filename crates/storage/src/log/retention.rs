@@ -175,6 +175,17 @@ impl Log {
         let _flush = self.flush_lock.lock();
         let mut st = self.state.write();
         if !fully && offset >= st.log_end_offset {
+            // Nothing to remove, but the epoch cache may still end with an
+            // entry at the log end: this broker led an epoch and lost the
+            // leadership before appending in it. A follower keeping that
+            // entry sends it as LastFetchedEpoch, the leader (which never
+            // saw the epoch) answers DivergingEpoch at this same offset
+            // forever, and the replica never fetches on or rejoins the ISR.
+            // Kafka's `UnifiedLog.truncateTo` drops it the same way.
+            let le = st.log_end_offset;
+            if st.epochs.truncate_from_end(le) {
+                self.persist_epochs(&st.epochs)?;
+            }
             return Ok(());
         }
         self.truncations.fetch_add(1, Ordering::AcqRel);
