@@ -270,10 +270,14 @@ impl Broker {
         &self.ctx
     }
 
-    /// Stops accepting, answers the requests already read (long-polling
+    /// A controlled shutdown while still serving (Kafka's order: the
+    /// leaderships move off first, so followers fetch the last records and
+    /// waiting `acks=all` requests end with NOT_LEADER_OR_FOLLOWER), then
+    /// stops accepting, answers the requests already read (long-polling
     /// fetches answer at once), then flushes every log and writes the
     /// clean-shutdown marker.
-    pub async fn shutdown(self) -> Result<(), BrokerError> {
+    pub async fn shutdown(mut self) -> Result<(), BrokerError> {
+        self.services.controlled_shutdown().await;
         self.shutdown.send_replace(true);
         self.ctx.replicas.begin_shutdown();
         self.ctx.groups.shutdown();
@@ -285,8 +289,8 @@ impl Broker {
         }
         // Lingered group writes of requests whose connection went away.
         self.ctx.groups.flush_writes();
-        // A controlled shutdown (leaderships move off this broker), then
-        // the metadata log before the controller.
+        // The fetchers, then the metadata log before the controller (the
+        // controlled shutdown ran first).
         let mut services = self.services;
         services.shutdown(true).await;
         let logs = self.ctx.logs.clone();

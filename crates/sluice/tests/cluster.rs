@@ -563,7 +563,16 @@ fn alter_replica_log_dirs_tells_a_partition_hosted_elsewhere_from_an_unknown_one
                     .with_partitions(vec![partition])])]);
         raw.send(2, &req).results[0].partitions[0].error_code
     };
-    assert_eq!(ask("placed", hosted(broker).expect("hosted")), 0);
+    // Node 1's metadata answered above; `broker` may publish the topic (and
+    // create its log) a moment later: UNKNOWN_TOPIC_OR_PARTITION until then.
+    let bound = Instant::now() + Duration::from_secs(60);
+    loop {
+        match ask("placed", hosted(broker).expect("hosted")) {
+            0 => break,
+            3 if Instant::now() < bound => std::thread::sleep(Duration::from_millis(100)),
+            code => panic!("AlterReplicaLogDirs of a hosted partition: error {code}"),
+        }
+    }
     // Replication factor 1 over 3 brokers: 3 partitions rarely all land on
     // one broker, but the placement is not ours to choose.
     if let Some(p) = elsewhere {

@@ -192,6 +192,8 @@ pub struct MetadataServices {
     owned: Option<OwnedQuorum>,
     loader: Option<JoinHandle<()>>,
     stop_loader: tokio::sync::watch::Sender<bool>,
+    /// Whether [`MetadataServices::controlled_shutdown`] already ran.
+    controlled_shutdown_done: bool,
 }
 
 /// Opens the single-node metadata log (bootstrapping it once if it is
@@ -363,6 +365,7 @@ impl MetadataServices {
             owned,
             loader: Some(loader),
             stop_loader,
+            controlled_shutdown_done: false,
         })
     }
 
@@ -378,6 +381,20 @@ impl MetadataServices {
         log.append(epoch, records).await.expect("append")
     }
 
+    /// Asks for a controlled shutdown (the controller fences this broker
+    /// and moves its leaderships off; returns once that is published
+    /// here). Only the first call asks. The broker calls it while its
+    /// listeners still serve, as Kafka's `BrokerServer.shutdown` does:
+    /// followers fetch their last records from it, and the produce requests
+    /// waiting on its leaderships end with NOT_LEADER_OR_FOLLOWER at once
+    /// instead of waiting out their timeouts on followers that can no
+    /// longer fetch.
+    pub async fn controlled_shutdown(&mut self) {
+        if !std::mem::replace(&mut self.controlled_shutdown_done, true) {
+            self.lifecycle.controlled_shutdown().await;
+        }
+    }
+
     /// Stops the metadata side: with `controlled`, first a controlled
     /// shutdown (leaderships move off this broker); then the replica
     /// fetchers (no fetch is sent after that, appends in progress finish). In single-node mode
@@ -386,7 +403,7 @@ impl MetadataServices {
     /// belongs to the caller: the loader is stopped here.
     pub async fn shutdown(&mut self, controlled: bool) {
         if controlled {
-            self.lifecycle.controlled_shutdown().await;
+            self.controlled_shutdown().await;
         } else {
             self.lifecycle.stop().await;
         }
