@@ -1,0 +1,193 @@
+//! An unclean leader election on real processes (3 controllers + 3
+//! brokers, so the metadata quorum outlives two brokers), with what Kafka
+//! promises and what it does not:
+//!
+//! - A partition on brokers A and B (`min.insync.replicas=1`) takes "a"
+//!   with both in sync; B is killed and leaves the ISR; "b" is
+//!   acknowledged by A alone; A is killed. B comes back, but it is not in
+//!   the ISR (nor, KIP-966, an eligible leader replica): the partition
+//!   stays leaderless, as Kafka keeps it with
+//!   `unclean.leader.election.enable=false`.
+//! - `sluice elect-leaders --election-type unclean` (Kafka's
+//!   `kafka-leader-election --election-type unclean`) makes B the leader;
+//!   the controller marks the partition RECOVERING (KIP-704) with B alone
+//!   in the ISR; "c" is acknowledged.
+//! - A restarts, diverges from B's log (it holds "b", which B never had),
+//!   truncates and rejoins. The ISR growing back to two is the leader's
+//!   RECOVERED report: the controller refuses a RECOVERING ISR of more
+//!   than one.
+//! - "a" and "c" are read at their acknowledged offsets; "b" is gone: the
+//!   unclean election lost it, which is what the operator accepted. The
+//!   replicas end byte-identical.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::cluster::{metadata, partitions, read_all, wait_identical, wait_metadata, LONG};
+use common::{sb, RawClient};
+use kafka_protocol::messages::create_topics_request::{
+    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{BrokerId, CreateTopicsRequest, ProduceRequest, TopicName};
+use sluice_record::{BatchBuilder, CompressionType, Timestamp};
+use sluice_testkit::{ClusterLayout, SluiceCluster};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+const TOPIC: &str = "unclean";
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const LEADER_NOT_AVAILABLE: i16 = 5;
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+
+/// One acks=all Produce of `value` to partition 0 through broker `via`,
+/// retried while the broker does not know the topic or its leader yet;
+/// the acknowledged offset.
+fn produce(c: &SluiceCluster, via: i32, value: &str) -> i64 {
+    let bound = Instant::now() + LONG;
+    loop {
+        let mut b = BatchBuilder::new(CompressionType::None);
+        b.append(
+            Timestamp(1_700_000_000_000),
+            None,
+            Some(value.as_bytes()),
+            &[],
+        )
+        .unwrap();
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(sb(TOPIC)))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(b.build().unwrap())))])]);
+        let r = RawClient::connect(c.broker_addr(via)).send(9, &req);
+        let p = &r.responses[0].partition_responses[0];
+        match p.error_code {
+            0 => return p.base_offset,
+            UNKNOWN_TOPIC_OR_PARTITION | LEADER_NOT_AVAILABLE | NOT_LEADER_OR_FOLLOWER
+                if Instant::now() < bound =>
+            {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            code => panic!("acks=all produce of {value} via {via}: error {code}"),
+        }
+    }
+}
+
+fn leader_and_isr(c: &SluiceCluster, via: i32) -> Option<(i32, BTreeSet<i32>)> {
+    partitions(&metadata(c, via)?, TOPIC).remove(&0)
+}
+
+#[test]
+fn an_unclean_election_elects_an_out_of_sync_replica_and_recovers() {
+    let mut c = SluiceCluster::start(
+        BIN,
+        ClusterLayout::Split {
+            controllers: 3,
+            brokers: 3,
+        },
+        &[
+            ("broker.session.timeout.ms", "3000"),
+            ("broker.heartbeat.interval.ms", "300"),
+            ("replica.lag.time.max.ms", "3000"),
+        ],
+    )
+    .expect("the cluster starts");
+    let brokers = c.broker_ids();
+    let (a, b, witness) = (brokers[0], brokers[1], brokers[2]);
+    let mut raw = RawClient::connect(c.broker_addr(witness));
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(sb(TOPIC)))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(vec![CreatableReplicaAssignment::default()
+                .with_partition_index(0)
+                .with_broker_ids(vec![BrokerId(a), BrokerId(b)])])
+            .with_configs(vec![CreatableTopicConfig::default()
+                .with_name(sb("min.insync.replicas"))
+                .with_value(Some(sb("1")))])])
+        .with_timeout_ms(30_000);
+    let resp = raw.send(7, &req);
+    assert_eq!(resp.topics[0].error_code, 0, "{resp:?}");
+    let both: BTreeSet<i32> = [a, b].into();
+    wait_metadata(&c, witness, "A leads with A and B in sync", |m| {
+        partitions(m, TOPIC).get(&0) == Some(&(a, both.clone()))
+    });
+    let at_a = produce(&c, a, "a");
+
+    // B down: it leaves the ISR; "b" is acknowledged by A alone.
+    c.node_mut(b).process.kill().unwrap();
+    wait_metadata(&c, witness, "B out of the ISR", |m| {
+        partitions(m, TOPIC).get(&0) == Some(&(a, [a].into()))
+    });
+    let at_b = produce(&c, a, "b");
+
+    // A down too; B back: not eligible, so no leader.
+    c.node_mut(a).process.kill().unwrap();
+    wait_metadata(&c, witness, "no leader once A is gone", |m| {
+        partitions(m, TOPIC).get(&0).is_some_and(|(l, _)| *l < 0)
+    });
+    c.node_mut(b).process.restart().unwrap();
+    wait_metadata(&c, witness, "B registered again", |m| {
+        m.brokers.iter().any(|x| x.node_id == b)
+    });
+    let b_back = Instant::now();
+    while b_back.elapsed() < Duration::from_secs(3) {
+        let (leader, _) = leader_and_isr(&c, witness).expect("the witness answers");
+        assert!(
+            leader < 0,
+            "out-of-sync B was elected without an unclean election"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The operator accepts the loss.
+    let out = Command::new(BIN)
+        .args(["elect-leaders", "-b", c.broker_addr(witness)])
+        .args([
+            "--election-type",
+            "unclean",
+            "--topic",
+            TOPIC,
+            "--partition",
+            "0",
+        ])
+        .output()
+        .expect("sluice elect-leaders");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("elect-leaders: {}", stdout.trim());
+    wait_metadata(&c, witness, "B leads alone", |m| {
+        partitions(m, TOPIC).get(&0) == Some(&(b, [b].into()))
+    });
+    let at_c = produce(&c, b, "c");
+
+    // A returns, truncates "b" away and rejoins: RECOVERED.
+    c.node_mut(a).process.restart().unwrap();
+    wait_metadata(
+        &c,
+        witness,
+        "A back in the ISR (the partition recovered)",
+        |m| partitions(m, TOPIC).get(&0) == Some(&(b, both.clone())),
+    );
+    let read = read_all(&c.bootstrap(), TOPIC, 1);
+    let p0 = read.get(&0).cloned().unwrap_or_default();
+    println!("read after the unclean election: {p0:?} (acknowledged a@{at_a}, b@{at_b}, c@{at_c})");
+    assert_eq!(p0.get(&at_a).map(String::as_str), Some("a"));
+    assert_eq!(p0.get(&at_c).map(String::as_str), Some("c"));
+    assert!(
+        !p0.values().any(|v| v == "b"),
+        "b was only on A; the unclean election chose B's log"
+    );
+    wait_identical(&c, &both, TOPIC, 0);
+}
