@@ -34,6 +34,9 @@ FAULTS = [
     ("partition-one-way", "one node receives nothing from the others; they still receive from it"),
     ("isolate-clients", "a node drops every packet from the workload's clients"),
     ("disk-full", "a node's data disk (a tmpfs of its own) filled to the last byte; healed by freeing it and starting the node if it stopped"),
+    ("reassign", "every workload partition reassigned (AlterPartitionReassignments, KIP-455) under the workload: "
+     "with more nodes than replicas one replica of each moves to a node that has none; with as many, "
+     "each drops a replica and healing adds it back, so it copies the whole log again"),
 ]
 
 
@@ -177,8 +180,6 @@ def run_row(label, r):
 def not_covered(w):
     w("## Not covered yet")
     w("")
-    w("- **Reassignment under faults.** No fault moves replicas (`kafka-reassign-partitions`); "
-      "reassignment is tested on loopback without faults (`crates/sluice/tests/reassignment.rs`).")
     w("- **Split controller and broker nodes.** The 3-node row runs combined nodes only; a cluster "
       "of controller-only and broker-only nodes (brokers as quorum observers) is tested in "
       "`crates/sluice/tests/cluster.rs` but not under the nemesis.")

@@ -38,10 +38,16 @@ pub enum FaultKind {
     /// A node's data disk fills up; healed by freeing it (and starting the
     /// node if it stopped).
     DiskFull,
+    /// Every workload partition reassigned (KIP-455) while the workload
+    /// runs. With more nodes than replicas, one replica of each moves to a
+    /// node that has none (the new one copies the log, then the old one is
+    /// deleted); with as many, each partition drops a replica, and healing
+    /// adds it back, so it copies the whole log from nothing.
+    Reassign,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 12] = [
         FaultKind::Kill,
         FaultKind::KillLeader,
         FaultKind::KillController,
@@ -53,6 +59,7 @@ impl FaultKind {
         FaultKind::PartitionOneWay,
         FaultKind::IsolateClients,
         FaultKind::DiskFull,
+        FaultKind::Reassign,
     ];
 
     /// The faults that mean something with `nodes` nodes and `nft` present.
@@ -73,6 +80,7 @@ impl FaultKind {
                 | FaultKind::PartitionHalves
                 | FaultKind::PartitionLeader
                 | FaultKind::PartitionOneWay
+                | FaultKind::Reassign
         )
     }
 
@@ -99,6 +107,7 @@ impl FaultKind {
             FaultKind::PartitionOneWay => "partition-one-way",
             FaultKind::IsolateClients => "isolate-clients",
             FaultKind::DiskFull => "disk-full",
+            FaultKind::Reassign => "reassign",
         }
     }
 
@@ -122,6 +131,11 @@ pub enum Active {
     /// Nodes with drop rules.
     Rules(Vec<usize>),
     DiskFull(usize),
+    /// Partitions shrunk by a reassignment: their replica lists before it,
+    /// to reassign back to.
+    Shrunk(Vec<(i32, Vec<i32>)>),
+    /// Nothing to undo (a reassignment that moved replicas, or failed).
+    Nothing,
 }
 
 /// A leader of a random workload partition, else a random node.
@@ -223,6 +237,64 @@ pub fn apply(kind: FaultKind, cluster: &mut Cluster, rng: &mut StdRng) -> (Activ
                 format!("fill node {random}'s disk ({} MiB)", bytes >> 20),
             )
         }
+        FaultKind::Reassign => reassign(cluster, rng),
+    }
+}
+
+/// The reassignment of every workload partition (see [`FaultKind::Reassign`]).
+fn reassign(cluster: &mut Cluster, rng: &mut StdRng) -> (Active, String) {
+    let topic = crate::workload::TOPIC;
+    let Some(md) = cluster.metadata(Some(&[topic])) else {
+        return (
+            Active::Nothing,
+            "reassign: no node answered Metadata".into(),
+        );
+    };
+    let n = cluster.len() as i32;
+    let mut before = Vec::new();
+    let mut plan = Vec::new();
+    for p in 0..crate::workload::PARTITIONS {
+        let Some(pm) = md.partition(topic, p) else {
+            continue;
+        };
+        let mut replicas = pm.replicas.clone();
+        if replicas.len() < 2 {
+            continue;
+        }
+        before.push((p, replicas.clone()));
+        let i = rng.gen_range(0..replicas.len());
+        let free: Vec<i32> = (1..=n).filter(|b| !replicas.contains(b)).collect();
+        match free.choose(rng) {
+            Some(&to) => replicas[i] = to,
+            None => {
+                replicas.remove(i);
+            }
+        }
+        plan.push((p, replicas));
+    }
+    let shown: Vec<String> = plan
+        .iter()
+        .zip(&before)
+        .map(|((p, new), (_, old))| format!("{topic}-{p} {old:?} -> {new:?}"))
+        .collect();
+    let shrinking = plan.iter().zip(&before).any(|(a, b)| a.1.len() < b.1.len());
+    let via = cluster.addr(1 + rng.gen_range(0..cluster.len()));
+    match crate::admin::reassign(via, topic, &plan) {
+        Ok(()) if shrinking => (
+            Active::Shrunk(before),
+            format!("reassign {}", shown.join(", ")),
+        ),
+        Ok(()) => (Active::Nothing, format!("reassign {}", shown.join(", "))),
+        // Refused as a whole or in part: what was refused stays as it was;
+        // a shrink that did happen still needs its replica back.
+        Err(e) if shrinking => (
+            Active::Shrunk(before),
+            format!("reassign {} (refused: {e})", shown.join(", ")),
+        ),
+        Err(e) => (
+            Active::Nothing,
+            format!("reassign {} (refused: {e})", shown.join(", ")),
+        ),
     }
 }
 
@@ -252,6 +324,18 @@ pub fn heal(active: Active, cluster: &mut Cluster) -> String {
                 let _ = cluster.net.drop_from(i, &[]);
             }
             format!("remove the rules of nodes {ids:?}")
+        }
+        Active::Nothing => "nothing to undo".into(),
+        Active::Shrunk(before) => {
+            // The controller may be elsewhere or just elected: try each node.
+            let mut last = String::new();
+            for i in 1..=cluster.len() {
+                match crate::admin::reassign(cluster.addr(i), crate::workload::TOPIC, &before) {
+                    Ok(()) => return format!("reassign back to {before:?}"),
+                    Err(e) => last = e,
+                }
+            }
+            format!("reassign back to {before:?} failed: {last}")
         }
         Active::DiskFull(i) => {
             let node = cluster.node(i);

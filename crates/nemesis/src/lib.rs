@@ -5,7 +5,8 @@
 //! a seeded schedule of faults ([`fault`]: kill -9 of any node, of a
 //! partition leader or of the active controller, SIGSTOP/SIGCONT, clean
 //! restarts, partitions (majority/minority, leader isolation, one-way,
-//! clients cut off) and full disks) alternating with healing, and checks the
+//! clients cut off), full disks and reassignments of every partition
+//! ([`admin`])) alternating with healing, and checks the
 //! history with `sluice-checker` ([`run`]), then compares the partitions'
 //! replicas byte for byte ([`replicas`]).
 //!
@@ -13,6 +14,7 @@
 //! touches the host's interfaces or ruleset. Needs root; [`netns::unavailable`]
 //! says why not otherwise.
 
+pub mod admin;
 pub mod cluster;
 mod error;
 pub mod fault;
