@@ -29,13 +29,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::cluster::{
-    acked_count, check_acked, create_topic, full_isr, metadata, partitions, produce_until,
-    read_all, signal, wait_acked, wait_identical, wait_metadata, Acks, LONG,
+    acked_count, check_acked, create_in_sync_topic, create_topic, full_isr, metadata, partitions,
+    produce_one, produce_until, read_all, signal, wait_acked, wait_identical, wait_metadata, Acks,
+    Producing, LONG,
 };
-use common::{sb, RawClient};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ProduceRequest, TopicName};
-use sluice_record::{BatchBuilder, CompressionType, Timestamp};
 use sluice_testkit::{ClusterLayout, SluiceCluster};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
@@ -62,22 +59,10 @@ fn acks_all_writes_survive_a_leader_kill_and_replicas_converge() {
     const PARTS: i32 = 3;
     let mut c = start(ClusterLayout::Combined(3));
     let all: BTreeSet<i32> = [1, 2, 3].into();
-    create_topic(&c, 1, TOPIC, PARTS);
-    wait_metadata(&c, 1, "every partition led, with all three in sync", |m| {
-        full_isr(m, TOPIC, PARTS as usize, &all)
-    });
+    create_in_sync_topic(&c, TOPIC, PARTS, &all);
     let bootstrap = c.bootstrap();
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let acks = Arc::new(Mutex::new(Acks::default()));
-    let producer = produce_until(
-        bootstrap.clone(),
-        TOPIC,
-        PARTS,
-        30_000,
-        stop.clone(),
-        acks.clone(),
-    );
+    let producing = Producing::start(bootstrap.clone(), TOPIC, PARTS);
+    let acks = producing.acks.clone();
     wait_acked(&acks, 1500, "before the kill");
 
     // SIGKILL the leader of partition 0 while the producer sends.
@@ -105,10 +90,8 @@ fn acks_all_writes_survive_a_leader_kill_and_replicas_converge() {
     });
     let before_stop = acked_count(&acks);
     wait_acked(&acks, before_stop + 500, "after the restart");
-    stop.store(true, Ordering::Release);
-    producer.join().expect("producer thread");
 
-    let acks = acks.lock().unwrap();
+    let acks = producing.finish();
     let read = read_all(&bootstrap, TOPIC, PARTS);
     let records = check_acked(&acks, &read);
     println!(
@@ -124,30 +107,10 @@ fn acks_all_writes_survive_a_leader_kill_and_replicas_converge() {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 /// One acks=all Produce of `value` to partition 0, with a 10 s timeout;
 /// the error code.
 fn produce_acks_all(c: &SluiceCluster, via: i32, topic: &str, value: &str) -> i16 {
-    let mut b = BatchBuilder::new(CompressionType::None);
-    b.append(Timestamp(now_ms()), None, Some(value.as_bytes()), &[])
-        .unwrap();
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(sb(topic)))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(bytes::Bytes::from(b.build().unwrap())))])]);
-    let mut raw = RawClient::connect(c.broker_addr(via));
-    let r = raw.send(9, &req);
-    r.responses[0].partition_responses[0].error_code
+    produce_one(c.broker_addr(via), topic, -1, 10_000, value).0
 }
 
 #[test]
@@ -310,21 +273,9 @@ fn a_rolling_restart_fails_no_send_and_loses_nothing() {
     let mut c =
         SluiceCluster::start(BIN, ClusterLayout::Combined(3), &config).expect("the cluster starts");
     let all: BTreeSet<i32> = [1, 2, 3].into();
-    create_topic(&c, 1, TOPIC, PARTS);
-    wait_metadata(&c, 1, "every partition led, with all three in sync", |m| {
-        full_isr(m, TOPIC, PARTS as usize, &all)
-    });
-    let bootstrap = c.bootstrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let acks = Arc::new(Mutex::new(Acks::default()));
-    let producer = produce_until(
-        bootstrap.clone(),
-        TOPIC,
-        PARTS,
-        30_000,
-        stop.clone(),
-        acks.clone(),
-    );
+    create_in_sync_topic(&c, TOPIC, PARTS, &all);
+    let producing = Producing::start(c.bootstrap(), TOPIC, PARTS);
+    let acks = producing.acks.clone();
     wait_acked(&acks, 500, "before the restarts");
     for id in 1..=3 {
         let other = *all.iter().find(|&&b| b != id).unwrap();
@@ -368,9 +319,7 @@ fn a_rolling_restart_fails_no_send_and_loses_nothing() {
             t.elapsed().as_secs_f64()
         );
     }
-    stop.store(true, Ordering::Release);
-    producer.join().expect("producer thread");
-    let acks = acks.lock().unwrap();
+    let acks = producing.finish();
     assert_eq!(acks.failed, 0, "sends failed during the rolling restart");
     // Every node restarted on a new port: the first bootstrap list is stale.
     let read = read_all(&c.bootstrap(), TOPIC, PARTS);

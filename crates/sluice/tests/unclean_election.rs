@@ -26,15 +26,14 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use common::cluster::{metadata, partitions, read_all, wait_identical, wait_metadata, LONG};
+use common::cluster::{
+    metadata, partitions, produce_one, read_all, wait_identical, wait_metadata, LONG,
+};
 use common::{sb, RawClient};
 use kafka_protocol::messages::create_topics_request::{
     CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
 };
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{BrokerId, CreateTopicsRequest, ProduceRequest, TopicName};
-use sluice_record::{BatchBuilder, CompressionType, Timestamp};
+use kafka_protocol::messages::{BrokerId, CreateTopicsRequest, TopicName};
 use sluice_testkit::{ClusterLayout, SluiceCluster};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
@@ -49,32 +48,22 @@ const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 fn produce(c: &SluiceCluster, via: i32, value: &str) -> i64 {
     let bound = Instant::now() + LONG;
     loop {
-        let mut b = BatchBuilder::new(CompressionType::None);
-        b.append(
-            Timestamp(1_700_000_000_000),
-            None,
-            Some(value.as_bytes()),
-            &[],
-        )
-        .unwrap();
-        let req = ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(10_000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(TopicName(sb(TOPIC)))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(Bytes::from(b.build().unwrap())))])]);
-        let r = RawClient::connect(c.broker_addr(via)).send(9, &req);
-        let p = &r.responses[0].partition_responses[0];
-        match p.error_code {
-            0 => return p.base_offset,
+        let (code, offset) = produce_one(c.broker_addr(via), TOPIC, -1, 10_000, value);
+        match code {
+            0 => return offset,
             UNKNOWN_TOPIC_OR_PARTITION | LEADER_NOT_AVAILABLE | NOT_LEADER_OR_FOLLOWER
                 if Instant::now() < bound =>
             {
                 std::thread::sleep(Duration::from_millis(100))
             }
-            code => panic!("acks=all produce of {value} via {via}: error {code}"),
+            _ => {
+                let out = c.node(via).process.output();
+                let lines: Vec<&str> = out.lines().collect();
+                panic!(
+                    "acks=all produce of {value} via {via}: error {code}\n{}",
+                    lines[lines.len().saturating_sub(60)..].join("\n")
+                )
+            }
         }
     }
 }

@@ -10,11 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{CreateTopicsRequest, ProduceRequest, TopicName};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use sluice_record::{BatchBuilder, CompressionType, Timestamp};
 use sluice_testkit::metadata::{fetch_metadata, ClusterMetadata};
 use sluice_testkit::SluiceCluster;
 
@@ -91,6 +93,70 @@ pub fn create_topic(c: &SluiceCluster, via: i32, name: &str, partitions: i32) {
         resp.topics[0].error_code, 0,
         "create {name} via {via}: {resp:?}"
     );
+}
+
+/// Creates `topic` (RF 3, `min.insync.replicas=2`) through node 1 and
+/// waits until node 1 shows every partition led with `all` in sync.
+pub fn create_in_sync_topic(c: &SluiceCluster, topic: &str, partitions: i32, all: &BTreeSet<i32>) {
+    create_topic(c, 1, topic, partitions);
+    wait_metadata(c, 1, "every partition led, with all three in sync", |m| {
+        full_isr(m, topic, partitions as usize, all)
+    });
+}
+
+/// One Produce of the single record `value` to `topic`-0 through the
+/// broker at `addr`, with `acks` and the broker-side `timeout_ms`: the
+/// partition's error code and base offset.
+pub fn produce_one(addr: &str, topic: &str, acks: i16, timeout_ms: i32, value: &str) -> (i16, i64) {
+    let mut b = BatchBuilder::new(CompressionType::None);
+    b.append(
+        Timestamp(1_700_000_000_000),
+        None,
+        Some(value.as_bytes()),
+        &[],
+    )
+    .unwrap();
+    let req = ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(timeout_ms)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(sb(topic)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(bytes::Bytes::from(b.build().unwrap())))])]);
+    let r = RawClient::connect(addr).send(9, &req);
+    let p = &r.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+/// An idempotent `acks=all` producer ([`produce_until`]) running.
+pub struct Producing {
+    pub acks: Arc<Mutex<Acks>>,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Producing {
+    pub fn start(bootstrap: String, topic: &'static str, partitions: i32) -> Producing {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acks = Arc::new(Mutex::new(Acks::default()));
+        let thread = produce_until(
+            bootstrap,
+            topic,
+            partitions,
+            30_000,
+            stop.clone(),
+            acks.clone(),
+        );
+        Producing { acks, stop, thread }
+    }
+
+    /// Stops it once its window is answered; what it saw.
+    pub fn finish(self) -> Acks {
+        self.stop.store(true, Ordering::Release);
+        self.thread.join().expect("producer thread");
+        std::mem::take(&mut *self.acks.lock().unwrap())
+    }
 }
 
 /// What the producer thread saw: (partition, offset, value) of every
