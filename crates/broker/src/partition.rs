@@ -418,6 +418,7 @@ mod tests {
                 isr: vec![BrokerId(2), BrokerId(1)],
                 leader_epoch: LeaderEpoch(2),
                 partition_epoch: PartitionEpoch(1),
+                unavailable: Vec::new(),
             };
             p.become_replica(&follower);
             let at_change = log.log_end_offset();

@@ -337,6 +337,7 @@ mod tests {
                 isr: all,
                 leader_epoch: LeaderEpoch(3),
                 partition_epoch: PartitionEpoch(1),
+                unavailable: Vec::new(),
             },
             ..ReplicaRole::alone(BrokerId(1), LeaderEpoch(3))
         });

@@ -238,6 +238,17 @@ impl PartitionsPublisher {
                 isr: reg.isr.clone(),
                 leader_epoch: reg.leader_epoch,
                 partition_epoch: reg.partition_epoch,
+                unavailable: reg
+                    .replicas
+                    .iter()
+                    .copied()
+                    .filter(|&b| {
+                        changes
+                            .image
+                            .broker(b)
+                            .is_none_or(|r| r.fenced || r.in_controlled_shutdown)
+                    })
+                    .collect(),
             },
             min_insync: self.config.topic_min_insync_replicas(overrides),
             max_lag_ms: self.config.replica_lag_time_max_ms,

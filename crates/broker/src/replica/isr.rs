@@ -41,13 +41,20 @@ pub struct FollowerState {
     pub last_fetch_leader_leo: Offset,
     /// Its broker epoch as its fetch gave it (Fetch v15+), else -1.
     pub broker_epoch: i64,
+    /// Kafka's `isReplicaIsrEligible`: registered, unfenced and not
+    /// shutting down, as the image says at its last fetch or the last
+    /// registration applied. A caught-up follower outside the ISR holds
+    /// the high watermark back only while it is eligible: a dead one that
+    /// the controller fenced and took out of the ISR must not stall
+    /// `acks=all` for `replica.lag.time.max.ms`.
+    pub eligible: bool,
 }
 
 impl FollowerState {
     /// A follower as a new leader sees it: nothing known, caught up "now"
     /// if the ISR names it (so it is not shrunk before it had a chance to
     /// fetch), never otherwise.
-    fn reset(broker: BrokerId, in_isr: bool, now: i64) -> Self {
+    fn reset(broker: BrokerId, in_isr: bool, eligible: bool, now: i64) -> Self {
         FollowerState {
             broker,
             log_end_offset: UNKNOWN,
@@ -56,6 +63,7 @@ impl FollowerState {
             last_caught_up_ms: if in_isr { now } else { 0 },
             last_fetch_leader_leo: UNKNOWN,
             broker_epoch: -1,
+            eligible,
         }
     }
 
@@ -98,6 +106,9 @@ pub struct Assignment {
     pub isr: Vec<BrokerId>,
     pub leader_epoch: LeaderEpoch,
     pub partition_epoch: PartitionEpoch,
+    /// Replicas the image shows fenced, shutting down or unregistered
+    /// (not ISR-eligible, Kafka's `isReplicaIsrEligible`).
+    pub unavailable: Vec<BrokerId>,
 }
 
 /// An ISR change for the controller (one AlterPartition item).
@@ -190,7 +201,7 @@ impl LeaderState {
             .replicas
             .iter()
             .filter(|b| **b != me)
-            .map(|b| FollowerState::reset(*b, a.isr.contains(b), now))
+            .map(|b| FollowerState::reset(*b, a.isr.contains(b), !a.unavailable.contains(b), now))
             .collect();
         LeaderState {
             me,
@@ -213,6 +224,11 @@ impl LeaderState {
     /// `leo`; an older partition epoch than the applied one is ignored.
     /// Returns whether anything changed.
     pub fn update(&mut self, a: &Assignment, leo: Offset, now: i64) -> bool {
+        // The image's view of the brokers is news even when the
+        // registration is not.
+        for f in &mut self.followers {
+            f.eligible = !a.unavailable.contains(&f.broker);
+        }
         let new_epoch = a.leader_epoch != self.leader_epoch;
         if !new_epoch && a.partition_epoch <= self.partition_epoch {
             // Our own committed AlterPartition got here first, or nothing
@@ -229,10 +245,14 @@ impl LeaderState {
             .iter()
             .filter(|b| **b != self.me)
             .map(|b| {
-                old.iter()
+                let eligible = !a.unavailable.contains(b);
+                let mut f = old
+                    .iter()
                     .find(|f| f.broker == *b)
                     .cloned()
-                    .unwrap_or_else(|| FollowerState::reset(*b, a.isr.contains(b), now))
+                    .unwrap_or_else(|| FollowerState::reset(*b, a.isr.contains(b), eligible, now));
+                f.eligible = eligible;
+                f
             })
             .collect();
         self.replicas = a.replicas.clone();
@@ -351,6 +371,7 @@ impl LeaderState {
     ) -> Option<FetchEffect> {
         let f = self.followers.iter_mut().find(|f| f.broker == broker)?;
         f.fetched(fetch_offset, log_start, now, leo, broker_epoch);
+        f.eligible = eligible;
         let high_watermark = self.maybe_advance(leo, now);
         let expand = if eligible {
             self.maybe_expand(broker)
@@ -469,8 +490,12 @@ impl LeaderState {
         let maximal = self.maximal_isr();
         let mut hw = self.leader_ready;
         for f in &self.followers {
+            // Kafka's `shouldWaitForReplicaToJoinIsr`: a caught-up,
+            // eligible follower about to join counts too.
             let counts = maximal.contains(&f.broker)
-                || f.is_caught_up(leo, now, self.max_lag_ms) && f.log_end_offset != UNKNOWN;
+                || f.eligible
+                    && f.is_caught_up(leo, now, self.max_lag_ms)
+                    && f.log_end_offset != UNKNOWN;
             if counts && f.log_end_offset < hw {
                 hw = f.log_end_offset;
             }

@@ -17,6 +17,7 @@ fn assignment(isr: &[i32], partition_epoch: i32) -> Assignment {
         isr: isr.iter().map(|b| BrokerId(*b)).collect(),
         leader_epoch: LeaderEpoch(5),
         partition_epoch: PartitionEpoch(partition_epoch),
+        unavailable: Vec::new(),
     }
 }
 
@@ -104,6 +105,7 @@ fn effective_min_isr_is_capped_by_the_replication_factor() {
         isr: vec![ME],
         leader_epoch: LeaderEpoch(0),
         partition_epoch: PartitionEpoch(0),
+        unavailable: Vec::new(),
     };
     let mut s = LeaderState::new(ME, &a, Offset(0), Offset(0), 2, LAG, 0);
     assert!(s.is_solo());
@@ -319,6 +321,7 @@ fn a_reassignment_adds_a_follower_that_joins_and_drops_the_removed_one() {
         isr: vec![ME, B2, B3],
         leader_epoch: LeaderEpoch(5),
         partition_epoch: PartitionEpoch(8),
+        unavailable: Vec::new(),
     };
     assert!(s.update(&started, Offset(20), t(1_003)));
     assert!(s.follower(b4).is_some(), "the adding replica may fetch");
@@ -345,6 +348,7 @@ fn a_reassignment_adds_a_follower_that_joins_and_drops_the_removed_one() {
         isr: vec![ME, B2, b4],
         leader_epoch: LeaderEpoch(6),
         partition_epoch: PartitionEpoch(10),
+        unavailable: Vec::new(),
     };
     assert!(s.update(&done, Offset(30), t(1_009)));
     assert!(s.follower(B3).is_none());
@@ -353,4 +357,32 @@ fn a_reassignment_adds_a_follower_that_joins_and_drops_the_removed_one() {
         .is_none());
     fetch(&mut s, B2, 30, 30, 1_011);
     assert_eq!(s.high_watermark(), Offset(30));
+}
+
+#[test]
+fn a_fenced_follower_taken_out_of_the_isr_does_not_hold_the_high_watermark() {
+    // Kafka's isReplicaIsrEligible: follower 3 died with everything; the
+    // controller fenced it and took it out of the ISR. Its caught-up time
+    // has not run out, but the leader must not wait for it.
+    let mut s = leader(&[1, 2, 3], 1);
+    fetch(&mut s, B2, 10, 10, 1_001);
+    fetch(&mut s, B3, 10, 10, 1_001);
+    let mut fenced = assignment(&[1, 2], 8);
+    fenced.unavailable = vec![B3];
+    assert!(s.update(&fenced, Offset(10), t(1_002)));
+    s.leader_appended(Offset(20), Offset(20), t(1_003));
+    fetch(&mut s, B2, 20, 20, 1_004);
+    assert_eq!(s.high_watermark(), Offset(20));
+    // An unfenced one outside the ISR that is caught up still counts (it
+    // is about to join), until its caught-up time runs out.
+    let mut s = leader(&[1, 2, 3], 1);
+    fetch(&mut s, B2, 10, 10, 1_001);
+    fetch(&mut s, B3, 10, 10, 1_001);
+    assert!(s.update(&assignment(&[1, 2], 8), Offset(10), t(1_002)));
+    s.leader_appended(Offset(20), Offset(20), t(1_003));
+    fetch(&mut s, B2, 20, 20, 1_004);
+    assert_eq!(s.high_watermark(), Offset(10));
+    // With nothing fetched or appended since, the periodic refresh moves
+    // it once 3 stopped counting.
+    assert_eq!(s.refresh(Offset(20), t(1_001 + LAG + 1)), Some(Offset(20)));
 }

@@ -54,6 +54,7 @@ impl ReplicaRole {
                 isr: vec![me],
                 leader_epoch,
                 partition_epoch: sluice_metadata::PartitionEpoch(0),
+                unavailable: Vec::new(),
             },
             min_insync: 1,
             max_lag_ms: 30_000,
@@ -316,15 +317,23 @@ impl Partition {
     }
 
     /// Proposes removing ISR followers that lag more than
-    /// `replica.lag.time.max.ms` (the periodic check).
+    /// `replica.lag.time.max.ms` (the periodic check). Also recomputes the
+    /// high watermark: a caught-up follower outside the ISR that stopped
+    /// fetching held it back only until its caught-up time ran out, and no
+    /// fetch or append may come to notice that.
     pub fn maybe_shrink_isr(self: &Arc<Self>) {
         let proposed = {
             let mut rep = self.replication.lock();
             let Some(st) = rep.as_mut() else {
                 return;
             };
+            st.observe_high_watermark(self.high_watermark());
             let leo = self.log.log_end_offset();
-            st.maybe_shrink(leo, self.clock.now_ms()).is_some()
+            let now = self.clock.now_ms();
+            if let Some(hw) = st.refresh(leo, now) {
+                self.advance_high_watermark(hw);
+            }
+            st.maybe_shrink(leo, now).is_some()
         };
         if proposed {
             self.queue_isr_change();
