@@ -170,8 +170,9 @@ enum Cmd {
     },
     /// The replication figures of issue 17 on a 3-node cluster: acks=all
     /// produce (RF=3, min.insync.replicas=2) throughput and CPU per GB of
-    /// leader and followers, end-to-end latency at a fixed rate, and leader
-    /// failover (kill -9 -> first acks=all acknowledgement).
+    /// leader and followers, end-to-end latency at a fixed rate, leader
+    /// failover (kill -9 -> first acks=all acknowledgement) and the same
+    /// after a follower's kill.
     Replication {
         /// `kafka` (three KRaft nodes on loopback), `sluice` (three combined
         /// nodes) or `sluice-kafka-timeouts` (Sluice with Kafka's
@@ -189,6 +190,10 @@ enum Cmd {
         e2e_secs: u64,
         #[arg(long, default_value_t = 5)]
         failover_trials: usize,
+        /// Only the leader and follower kill trials (no throughput or
+        /// latency runs).
+        #[arg(long)]
+        failover_only: bool,
         /// `key=value` config for every Sluice node (repeatable), e.g. to
         /// try other broker.session.timeout.ms values.
         #[arg(long = "override")]
@@ -313,6 +318,7 @@ fn main() -> Result<()> {
             e2e_rate_mb_per_s,
             e2e_secs,
             failover_trials,
+            failover_only,
             overrides,
             out,
         } => cluster::run_replication(cluster::ReplicationOptions {
@@ -322,6 +328,7 @@ fn main() -> Result<()> {
             e2e_rate_mb_per_s,
             e2e_secs,
             failover_trials,
+            failover_only,
             overrides,
             out,
         }),

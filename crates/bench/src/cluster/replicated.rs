@@ -40,6 +40,8 @@ pub struct ReplicationOptions {
     pub e2e_rate_mb_per_s: f64,
     pub e2e_secs: u64,
     pub failover_trials: usize,
+    /// Only the kill trials.
+    pub failover_only: bool,
     /// `key=value` config for every Sluice node.
     pub overrides: Vec<String>,
     pub out: Option<std::path::PathBuf>,
@@ -59,9 +61,13 @@ pub struct ProduceFigures {
 #[derive(Serialize)]
 pub struct ReplicationReport {
     pub target: String,
-    pub one_partition: ProduceFigures,
-    pub three_partitions: ProduceFigures,
-    pub e2e: load::Latency,
+    /// The load runs (absent with `--failover-only`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub one_partition: Option<ProduceFigures>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub three_partitions: Option<ProduceFigures>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub e2e: Option<load::Latency>,
     pub failover_ms: Vec<f64>,
     pub failover_median_ms: f64,
     pub failover_max_ms: f64,
@@ -71,6 +77,22 @@ pub struct ReplicationReport {
     pub new_leader_ms: Vec<Option<f64>>,
     /// Nodes that left Metadata while the load ran (should be empty).
     pub fenced_under_load: Vec<i32>,
+    /// A follower killed instead: from the kill to the first `acks=all`
+    /// acknowledgement of a record sent after it (the records wait until
+    /// the dead follower is out of the ISR).
+    pub follower_kill_ms: Vec<f64>,
+    pub follower_kill_median_ms: f64,
+    pub follower_kill_max_ms: f64,
+    /// Per trial: the killed follower out of Metadata, and out of the ISR.
+    pub follower_fenced_ms: Vec<Option<f64>>,
+    pub follower_out_of_isr_ms: Vec<Option<f64>>,
+}
+
+/// Which replica a kill trial kills.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Victim {
+    Leader,
+    Follower,
 }
 
 fn settings() -> ClientSettings {
@@ -165,16 +187,22 @@ impl FenceWatch {
     }
 }
 
-/// What survivors' Metadata says after a leader's kill: polled every 20 ms
-/// until stopped, so a trial's time splits into detection (fenced),
-/// election (new leader) and the rest (clients and replication).
+/// What survivors' Metadata says after a kill: polled every 20 ms until
+/// stopped, so a trial's time splits into detection (fenced), the
+/// partition's move (a leader's kill: another leader named; a follower's:
+/// the ISR without it) and the rest (clients and replication).
 struct FailoverWatch {
     stop: Arc<AtomicBool>,
     handle: std::thread::JoinHandle<(Option<Instant>, Option<Instant>)>,
 }
 
 impl FailoverWatch {
-    fn start(target: &dyn ClusterTarget, topic: &str, killed: i32) -> FailoverWatch {
+    fn start(
+        target: &dyn ClusterTarget,
+        topic: &str,
+        killed: i32,
+        victim: Victim,
+    ) -> FailoverWatch {
         let survivors: Vec<_> = target
             .node_ids()
             .into_iter()
@@ -196,13 +224,16 @@ impl FailoverWatch {
                     if fenced.is_none() && m.brokers.iter().all(|b| b.node_id != killed) {
                         fenced = Some(now);
                     }
-                    let leader = m
+                    let p0 = m
                         .topics
                         .iter()
                         .find(|t| t.name == topic)
-                        .and_then(|t| t.partitions.iter().find(|p| p.partition == 0))
-                        .map(|p| p.leader);
-                    if elected.is_none() && leader.is_some_and(|l| l >= 0 && l != killed) {
+                        .and_then(|t| t.partitions.iter().find(|p| p.partition == 0));
+                    let moved = p0.is_some_and(|p| match victim {
+                        Victim::Leader => p.leader >= 0 && p.leader != killed,
+                        Victim::Follower => !p.isr.is_empty() && !p.isr.contains(&killed),
+                    });
+                    if elected.is_none() && moved {
                         elected = Some(now);
                     }
                 }
@@ -294,11 +325,21 @@ fn produce(
     })
 }
 
-/// One failover trial on the one-partition `topic`: the time from the
-/// leader's SIGKILL to the first acknowledgement of a record sent after it.
-fn failover_trial(target: &mut dyn ClusterTarget, bootstrap: &str, topic: &str) -> Result<Trial> {
+/// One kill trial on the one-partition `topic`: the time from the SIGKILL
+/// of its leader or of a follower to the first acknowledgement of a record
+/// sent after it.
+fn failover_trial(
+    target: &mut dyn ClusterTarget,
+    bootstrap: &str,
+    topic: &str,
+    victim: Victim,
+) -> Result<Trial> {
     wait_full_isr(target, topic, 1)?;
-    let (leader, _) = leader_of(target, topic, 0).context("a leader")?;
+    let (leader, isr) = leader_of(target, topic, 0).context("a leader")?;
+    let killed_node = match victim {
+        Victim::Leader => leader,
+        Victim::Follower => *isr.iter().find(|&&b| b != leader).context("a follower")?,
+    };
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("acks", "all")
@@ -325,9 +366,9 @@ fn failover_trial(target: &mut dyn ClusterTarget, bootstrap: &str, topic: &str) 
         let started = Instant::now();
         loop {
             if !kill_sent && started.elapsed() > warm_up {
-                target.kill(leader)?;
+                target.kill(killed_node)?;
                 *killed.lock().unwrap() = Some(Instant::now());
-                watch = Some(FailoverWatch::start(&*target, topic, leader));
+                watch = Some(FailoverWatch::start(&*target, topic, killed_node, victim));
                 kill_sent = true;
             }
             let sent_after_kill = kill_sent;
@@ -350,7 +391,7 @@ fn failover_trial(target: &mut dyn ClusterTarget, bootstrap: &str, topic: &str) 
                 }
             }
             if started.elapsed() > Duration::from_secs(150) {
-                bail!("no acknowledgement after the leader's kill");
+                bail!("no acknowledgement after the {victim:?} kill");
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
@@ -364,8 +405,9 @@ fn failover_trial(target: &mut dyn ClusterTarget, bootstrap: &str, topic: &str) 
         elected: elected.map(since),
     };
     eprintln!(
-        "[replication] leader {leader} killed: fenced after {:?} ms, new leader after {:?} ms, first acks=all ack after {:.0} ms",
+        "[replication] {victim:?} {killed_node} killed: fenced after {:?} ms, {} after {:?} ms, first acks=all ack after {:.0} ms",
         trial.fenced.map(f64::round),
+        if victim == Victim::Leader { "new leader" } else { "out of the ISR" },
         trial.elected.map(f64::round),
         trial.ack
     );
@@ -373,13 +415,46 @@ fn failover_trial(target: &mut dyn ClusterTarget, bootstrap: &str, topic: &str) 
         // Each node's log of the trial, to see where the time went.
         for id in target.node_ids() {
             if let Some(out) = target.output(id) {
-                let path = std::path::Path::new(&dir).join(format!("node-{id}-kill-{leader}.log"));
+                let path =
+                    std::path::Path::new(&dir).join(format!("node-{id}-kill-{killed_node}.log"));
                 std::fs::write(&path, out).with_context(|| format!("writing {path:?}"))?;
             }
         }
     }
-    target.restart(leader)?;
+    target.restart(killed_node)?;
     Ok(trial)
+}
+
+/// The throughput runs (one and three partitions) and the end-to-end run.
+fn load_runs(
+    target: &mut dyn ClusterTarget,
+    bootstrap: &str,
+    tag: u128,
+    opts: &ReplicationOptions,
+) -> Result<(ProduceFigures, ProduceFigures, load::Latency)> {
+    let one = produce(target, bootstrap, &format!("rep1-{tag}"), 1, opts)?;
+    eprintln!(
+        "[replication] one partition: {}",
+        serde_json::to_string(&one)?
+    );
+    let three = produce(target, bootstrap, &format!("rep3-{tag}"), 3, opts)?;
+    eprintln!(
+        "[replication] three partitions: {}",
+        serde_json::to_string(&three)?
+    );
+    let e2e_topic = format!("repe2e-{tag}");
+    load::create_replicated_topic(bootstrap, &e2e_topic, 1, 3, TOPIC_CONFIGS)?;
+    wait_full_isr(target, &e2e_topic, 1)?;
+    let e2e = load::end_to_end_latency(
+        bootstrap,
+        &settings(),
+        &e2e_topic,
+        opts.e2e_rate_mb_per_s * 1e6,
+        opts.record_size,
+        Duration::from_secs(opts.e2e_secs),
+    )?;
+    eprintln!("[replication] end to end: {}", serde_json::to_string(&e2e)?);
+    Ok((one, three, e2e))
 }
 
 pub fn run(opts: ReplicationOptions) -> Result<()> {
@@ -413,49 +488,30 @@ pub fn run(opts: ReplicationOptions) -> Result<()> {
         .as_millis();
 
     let watch = FenceWatch::start(target.as_ref());
-    let one = produce(
-        target.as_mut(),
-        &bootstrap,
-        &format!("rep1-{tag}"),
-        1,
-        &opts,
-    )?;
-    eprintln!(
-        "[replication] one partition: {}",
-        serde_json::to_string(&one)?
-    );
-    let three = produce(
-        target.as_mut(),
-        &bootstrap,
-        &format!("rep3-{tag}"),
-        3,
-        &opts,
-    )?;
-    eprintln!(
-        "[replication] three partitions: {}",
-        serde_json::to_string(&three)?
-    );
-    let e2e_topic = format!("repe2e-{tag}");
-    load::create_replicated_topic(&bootstrap, &e2e_topic, 1, 3, TOPIC_CONFIGS)?;
-    wait_full_isr(target.as_ref(), &e2e_topic, 1)?;
-    let e2e = load::end_to_end_latency(
-        &bootstrap,
-        &settings(),
-        &e2e_topic,
-        opts.e2e_rate_mb_per_s * 1e6,
-        opts.record_size,
-        Duration::from_secs(opts.e2e_secs),
-    )?;
-    eprintln!("[replication] end to end: {}", serde_json::to_string(&e2e)?);
+    let load = if opts.failover_only {
+        None
+    } else {
+        Some(load_runs(target.as_mut(), &bootstrap, tag, &opts)?)
+    };
     let fenced_under_load: Vec<i32> = watch.stop().into_iter().collect();
 
     let fo_topic = format!("repfo-{tag}");
     load::create_replicated_topic(&bootstrap, &fo_topic, 1, 3, TOPIC_CONFIGS)?;
-    let trials = (0..opts.failover_trials)
-        .map(|_| failover_trial(target.as_mut(), &bootstrap, &fo_topic))
-        .collect::<Result<Vec<Trial>>>()?;
+    let kills = |target: &mut dyn ClusterTarget, victim| {
+        (0..opts.failover_trials)
+            .map(|_| failover_trial(target, &bootstrap, &fo_topic, victim))
+            .collect::<Result<Vec<Trial>>>()
+    };
+    let trials = kills(target.as_mut(), Victim::Leader)?;
+    let follower_trials = kills(target.as_mut(), Victim::Follower)?;
     let failover_ms: Vec<f64> = trials.iter().map(|t| t.ack).collect();
     let mut sorted = failover_ms.clone();
+    let follower_kill_ms: Vec<f64> = follower_trials.iter().map(|t| t.ack).collect();
+    let mut follower_sorted = follower_kill_ms.clone();
+    let (one, three, e2e) = match load {
+        Some((one, three, e2e)) => (Some(one), Some(three), Some(e2e)),
+        None => (None, None, None),
+    };
     let report = ReplicationReport {
         target: target.name().to_string(),
         one_partition: one,
@@ -467,6 +523,11 @@ pub fn run(opts: ReplicationOptions) -> Result<()> {
         fenced_ms: trials.iter().map(|t| t.fenced).collect(),
         new_leader_ms: trials.iter().map(|t| t.elected).collect(),
         fenced_under_load,
+        follower_kill_median_ms: quantile(&mut follower_sorted, 0.5),
+        follower_kill_max_ms: quantile(&mut follower_sorted, 1.0),
+        follower_kill_ms,
+        follower_fenced_ms: follower_trials.iter().map(|t| t.fenced).collect(),
+        follower_out_of_isr_ms: follower_trials.iter().map(|t| t.elected).collect(),
     };
     print_report(&report);
     if let Some(out) = &opts.out {
@@ -481,7 +542,10 @@ fn print_report(r: &ReplicationReport) {
         "replication figures: {} (acks=all, RF=3, min.insync.replicas=2)",
         r.target
     );
-    for f in [&r.one_partition, &r.three_partitions] {
+    for f in [&r.one_partition, &r.three_partitions]
+        .into_iter()
+        .flatten()
+    {
         println!(
             "  produce, {} partition(s): {:.1} MB/s ({:.0} records/s); CPU-s/GB leader{} {:.2}, followers {:?}",
             f.partitions,
@@ -495,10 +559,12 @@ fn print_report(r: &ReplicationReport) {
                 .collect::<Vec<_>>()
         );
     }
-    println!(
-        "  end to end at {:.1} MB/s offered: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms",
-        r.e2e.offered_mb_per_s, r.e2e.p50_ms, r.e2e.p99_ms, r.e2e.p999_ms
-    );
+    if let Some(e) = &r.e2e {
+        println!(
+            "  end to end at {:.1} MB/s offered: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms",
+            e.offered_mb_per_s, e.p50_ms, e.p99_ms, e.p999_ms
+        );
+    }
     println!(
         "  leader failover (kill -9 -> first acks=all ack), {} trials: median {:.0} ms, max {:.0} ms ({:?})",
         r.failover_ms.len(),
@@ -515,6 +581,18 @@ fn print_report(r: &ReplicationReport) {
         "    of which: killed node out of Metadata after {:?} ms; new leader named after {:?} ms",
         ms(&r.fenced_ms),
         ms(&r.new_leader_ms)
+    );
+    println!(
+        "  follower killed (kill -9 -> first acks=all ack of a record sent after it), {} trials: median {:.0} ms, max {:.0} ms ({:?})",
+        r.follower_kill_ms.len(),
+        r.follower_kill_median_ms,
+        r.follower_kill_max_ms,
+        r.follower_kill_ms.iter().map(|t| t.round()).collect::<Vec<_>>()
+    );
+    println!(
+        "    of which: killed follower out of Metadata after {:?} ms; out of the ISR after {:?} ms",
+        ms(&r.follower_fenced_ms),
+        ms(&r.follower_out_of_isr_ms)
     );
     println!(
         "  nodes fenced while the load ran: {:?}",
