@@ -25,6 +25,11 @@ async fn start(fs: &Arc<SimFs>, clock: &Arc<ManualClock>) -> Broker {
         ("listeners", "PLAINTEXT://127.0.0.1:0"),
         ("log.dirs", DIR),
         ("offsets.topic.num.partitions", "3"),
+        // The tests jump the manual clock by tens of seconds; the broker's
+        // heartbeats run on real time, so with the default session (1.5 s)
+        // the controller may fence the only broker in the gap under load
+        // (CoordinatorNotAvailable). A session longer than any jump.
+        ("broker.session.timeout.ms", "600000"),
     ])
     .unwrap();
     let fs: Arc<dyn Fs> = fs.clone();

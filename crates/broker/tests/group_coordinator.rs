@@ -17,6 +17,11 @@ async fn start(fs: &Arc<SimFs>, clock: &Arc<ManualClock>, extra: &[(&str, &str)]
         ("listeners", "PLAINTEXT://127.0.0.1:0"),
         ("log.dirs", DIR),
         ("offsets.topic.num.partitions", "3"),
+        // The tests jump the manual clock by tens of seconds; the broker's
+        // heartbeats run on real time, so with the default session (1.5 s)
+        // the controller may fence the only broker in the gap under load
+        // (CoordinatorNotAvailable). A session longer than any jump.
+        ("broker.session.timeout.ms", "600000"),
     ];
     all.extend_from_slice(extra);
     let config = BrokerConfig::with_overrides(&all).unwrap();
