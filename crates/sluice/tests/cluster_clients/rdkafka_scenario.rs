@@ -149,15 +149,19 @@ impl Scenario {
                 "{what}: acknowledged records not read back, e.g. {missing:?}"
             ));
         }
-        let read: BTreeSet<(i32, &String)> = seen.iter().map(|((p, _), v)| (*p, v)).collect();
+        // Values are unique: each must be read exactly once (idempotence).
+        let mut read: BTreeMap<(i32, &String), usize> = BTreeMap::new();
+        for ((p, _), v) in &seen {
+            *read.entry((*p, v)).or_default() += 1;
+        }
         let missing: Vec<_> = anywhere
             .iter()
-            .filter(|(p, v)| !read.contains(&(*p, v)))
+            .filter(|(p, v)| read.get(&(*p, v)) != Some(&1))
             .take(5)
             .collect();
         if !missing.is_empty() {
             return Err(format!(
-                "{what}: records acknowledged without an offset not read back, e.g. {missing:?}"
+                "{what}: records acknowledged without an offset not read back exactly once, e.g. {missing:?}"
             ));
         }
         self.say(format!(
@@ -362,9 +366,10 @@ impl Scenario {
         self.read_all(&acked, &no_offset, "after the restart")?;
         self.group_resume()?;
         Ok(format!(
-            "OK librdkafka acked={} failed={}",
+            "OK librdkafka acked={} failed={} (without an offset: {})",
             acked.len() + no_offset.len(),
-            failed.len()
+            failed.len(),
+            no_offset.len()
         ))
     }
 }
