@@ -3,14 +3,18 @@
 clients/README.md), in one process.
 
 --bootstrap names ONE broker; --topic exists with --partitions partitions
-(replication factor 1, leaders spread over the brokers). Steps:
-1. produce PER_PARTITION records to every partition (acks=1), all acknowledged;
+(replication factor 3, min.insync.replicas=2, leaders spread over the
+brokers). Every record is sent with acks=all and idempotence on (kafka-python
+3.0.12 has an idempotent producer; set explicitly, a conflicting setting
+raises instead of silently turning it off). Steps:
+1. produce PER_PARTITION records to every partition, all acknowledged;
 2. read everything back with assign (every acknowledged offset holds its value);
 3. read everything back in group <topic>-group and commit; the committed
    offsets equal the end offsets;
-4. print LOOP_STARTED, then one record per partition every 100 ms (acks=1,
-   retries, 120 s delivery timeout) until --stop-file exists (the test restarts
-   a broker meanwhile); failed sends are counted, not fatal;
+4. print LOOP_STARTED, then one record per partition every 100 ms (retries,
+   120 s delivery timeout) until --stop-file exists (the test kills a broker
+   with SIGKILL and later restarts it meanwhile); failed sends are counted, not
+   fatal;
 5. one more record per partition that must be acknowledged (the client
    recovered), then every acknowledged record must be read back at its offset;
 6. a new member of <topic>-group starts at the committed offsets.
@@ -138,7 +142,8 @@ def group_read(a, expected):
 
 def group_resume(a):
     """A new member of <topic>-group starts on every partition exactly at the
-    offset committed before the restart (the coordinator may have moved)."""
+    offset committed before its coordinator was killed (the group is now
+    coordinated by another node)."""
     group = f"{a.topic}-group"
     consumer = KafkaConsumer(
         a.topic,
@@ -165,9 +170,13 @@ def group_resume(a):
 
 
 def run(a):
+    # acks=all and idempotent: an acknowledged record is on every in-sync
+    # replica (at least 2), so it survives the SIGKILL of its leader, and
+    # retries are not written twice.
     producer = KafkaProducer(
         bootstrap_servers=a.bootstrap,
-        acks=1,
+        acks="all",
+        enable_idempotence=True,
         linger_ms=5,
         retry_backoff_ms=200,
         request_timeout_ms=10000,

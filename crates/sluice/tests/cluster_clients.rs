@@ -4,27 +4,40 @@
 //! **Clients** (librdkafka through the `rdkafka` crate in this process;
 //! kafka-python, franz-go and the Java client through their drivers'
 //! `cluster` scenario, see clients/README.md): bootstrapped from node 1
-//! only, each produces with acks=1 to a 6-partition topic whose leaders are
-//! spread over the three brokers, reads everything back by assignment and
-//! in a consumer group (FindCoordinator, JoinGroup, OffsetCommit reach
-//! whichever node leads the group's `__consumer_offsets` partition; the
-//! committed offsets must be the end offsets), then keeps producing while
-//! the test restarts the node coordinating that group (SIGTERM, start again
-//! on the same data and port; it also leads some of the topic's
-//! partitions). Until issue 17 replicates data, that node's partitions are
-//! offline while it is down: sends to them may fail or wait, which is not a
-//! failure. The scenario fails when the client's sends do not succeed once
-//! the node leads again (one more record per partition must be
-//! acknowledged), when any acknowledged record is not read back at its
-//! offset, or when a new member of the group does not start exactly at the
-//! offsets committed before the restart. librdkafka also runs the scenario
-//! on 3 controller-only + 3 broker-only nodes (the restarted broker is an
-//! observer of the metadata log).
+//! only, each produces with acks=all and idempotence on to a 6-partition
+//! topic of replication factor 3 with `min.insync.replicas=2`, whose
+//! leaders are spread over the three brokers; reads everything back by
+//! assignment and in a consumer group (FindCoordinator, JoinGroup,
+//! OffsetCommit reach whichever node leads the group's `__consumer_offsets`
+//! partition; the committed offsets must be the end offsets); then keeps
+//! producing while the test kills the node coordinating that group with
+//! SIGKILL (it also leads some of the topic's partitions; issue 17's "real
+//! clients keep producing and consuming through a leader kill").
+//!
+//! While that node is down, every partition must keep taking writes: each
+//! partition's log end offset is read right after the kill (ListOffsets
+//! asked of its leader per Metadata from a survivor; for the killed node's
+//! partitions, as soon as the controller has fenced it and elected another
+//! in-sync replica), and every partition's end offset (the high watermark)
+//! must grow past it, as the survivors report; the client must also report
+//! more acknowledged records (`ACKED` lines) before the node is started
+//! again. The node then restarts on the same data and port and must rejoin
+//! every partition's ISR (leadership does not move back by itself), after
+//! which more records must be acknowledged. The scenario fails when any of
+//! that does not happen within its bound, when one more record per
+//! partition is not acknowledged at the end, when any acknowledged record
+//! is not read back at its offset (with acks=all and RF=3 none may be lost
+//! to the SIGKILL), when an offset was acknowledged for two records, when a
+//! partition has no more than the first batch's 20 acknowledged records, or
+//! when a new member of the group does not start exactly at the offsets
+//! committed before the kill. librdkafka also runs the scenario on 3
+//! controller-only + 3 broker-only nodes (the killed broker is an observer
+//! of the metadata log).
 //!
 //! **Tools** (Apache Kafka 4.1.2's classes from .cache/kafka/lib):
 //! `kafka-topics --describe` of a replication-factor-3 topic shows 3
-//! replicas, a leader among them and the ISR (the leader alone until issue
-//! 17); `kafka-metadata-quorum describe --status/--replication` through a
+//! replicas, a leader among them and all three in the ISR;
+//! `kafka-metadata-quorum describe --status/--replication` through a
 //! broker shows the three voters and one leader; `kafka-cluster cluster-id`
 //! prints the formatted id; `kafka-features describe` (through a broker
 //! and through a controller) shows
@@ -47,9 +60,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::cluster::full_isr;
 use common::{env_on, root, sb, RawClient};
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::{CreateTopicsRequest, FindCoordinatorRequest, TopicName};
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    BrokerId, CreateTopicsRequest, FindCoordinatorRequest, ListOffsetsRequest, TopicName,
+};
 use sluice_testkit::metadata::{fetch_metadata, ClusterMetadata};
 use sluice_testkit::{ClusterLayout, SluiceCluster};
 
@@ -120,8 +137,10 @@ fn wait_metadata(
     }
 }
 
-/// Creates `topic` (replication factor 1) through the first broker and
-/// returns its leaders once every broker shows them, spread over all.
+/// Creates `topic` (replication factor 3, `min.insync.replicas=2`)
+/// through the first broker and returns its leaders once every broker
+/// shows them, spread over all, with all three replicas of every
+/// partition in sync.
 fn create_spread_topic(c: &SluiceCluster, topic: &str) -> BTreeMap<i32, i32> {
     let all: BTreeSet<i32> = c.broker_ids().into_iter().collect();
     let first = c.broker_ids()[0];
@@ -137,7 +156,10 @@ fn create_spread_topic(c: &SluiceCluster, topic: &str) -> BTreeMap<i32, i32> {
             .with_topics(vec![CreatableTopic::default()
                 .with_name(TopicName(sb(topic)))
                 .with_num_partitions(PARTITIONS)
-                .with_replication_factor(1)])
+                .with_replication_factor(3)
+                .with_configs(vec![CreatableTopicConfig::default()
+                    .with_name(sb("min.insync.replicas"))
+                    .with_value(Some(sb("2")))])])
             .with_timeout_ms(30_000),
     );
     assert_eq!(resp.topics[0].error_code, 0, "create {topic}: {resp:?}");
@@ -154,9 +176,127 @@ fn create_spread_topic(c: &SluiceCluster, topic: &str) -> BTreeMap<i32, i32> {
         "leaders spread over the three brokers: {placed:?}"
     );
     for &id in &all {
-        wait_metadata(c, id, "the same leaders", |m| leaders(m, topic) == placed);
+        wait_metadata(c, id, "the same leaders, every replica in sync", |m| {
+            leaders(m, topic) == placed && full_isr(m, topic, PARTITIONS as usize, &all)
+        });
     }
     placed
+}
+
+/// ListOffsets (latest) of `topic`/`partition` asked of broker `leader`:
+/// `None` when it does not answer with an offset (not the leader (any
+/// more), or the connection failed). As a client (`as_replica` false) the
+/// leader answers its high watermark, the end offset consumers see; asked
+/// with a replica id (true) it answers its log end offset, including
+/// records appended but not yet committed (as Kafka's ListOffsets does for
+/// a replica).
+fn end_offset(
+    c: &SluiceCluster,
+    leader: i32,
+    topic: &str,
+    partition: i32,
+    as_replica: bool,
+) -> Option<i64> {
+    let addr = c.broker_addr(leader).to_string();
+    let topic = topic.to_string();
+    // RawClient panics on I/O errors; a node that goes away is a `None`.
+    std::panic::catch_unwind(move || {
+        let mut raw = RawClient::connect(&addr);
+        raw.set_read_timeout(Duration::from_secs(10));
+        let resp = raw.send(
+            7,
+            &ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(if as_replica { leader } else { -1 }))
+                .with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(TopicName(sb(&topic)))
+                    .with_partitions(vec![ListOffsetsPartition::default()
+                        .with_partition_index(partition)
+                        .with_timestamp(-1)])]),
+        );
+        let p = resp.topics.first()?.partitions.first()?;
+        (p.error_code == 0 && p.offset >= 0).then_some(p.offset)
+    })
+    .ok()
+    .flatten()
+}
+
+/// Every partition's leader per Metadata from broker `via`, when each has
+/// one other than `down`.
+fn live_leaders(c: &SluiceCluster, via: i32, down: i32, topic: &str) -> Option<BTreeMap<i32, i32>> {
+    let m = fetch_metadata(addr(c.broker_addr(via)), None).ok()?;
+    let l = leaders(&m, topic);
+    (l.len() == PARTITIONS as usize && l.values().all(|&b| b > 0 && b != down)).then_some(l)
+}
+
+/// Right after node `down` was killed: each partition's log end offset,
+/// asked of its leader per Metadata from the survivor `via`, as soon as a
+/// live node leads it (at once for the partitions the survivors led; for
+/// the killed node's, once the controller fenced it and elected another
+/// in-sync replica). Returns the offsets and when the last was read.
+fn end_offsets_after_kill(
+    c: &SluiceCluster,
+    via: i32,
+    down: i32,
+    topic: &str,
+) -> (BTreeMap<i32, i64>, Instant) {
+    let bound = Instant::now() + LONG;
+    let mut marks = BTreeMap::new();
+    loop {
+        if let Ok(m) = fetch_metadata(addr(c.broker_addr(via)), None) {
+            for (p, leader) in leaders(&m, topic) {
+                if leader > 0 && leader != down && !marks.contains_key(&p) {
+                    if let Some(leo) = end_offset(c, leader, topic, p, true) {
+                        marks.insert(p, leo);
+                    }
+                }
+            }
+        }
+        if marks.len() == PARTITIONS as usize {
+            return (marks, Instant::now());
+        }
+        assert!(
+            Instant::now() < bound,
+            "node {down} killed: not every partition of {topic} has a live leader answering ListOffsets (per node {via}); end offsets so far {marks:?}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until every partition's end offset (the high watermark, asked of
+/// its current leader per Metadata from the survivor `via`) is past its
+/// mark: a record appended after the mark was committed by the surviving
+/// in-sync replicas. Returns the end offsets then.
+fn wait_end_offsets_past(
+    c: &SluiceCluster,
+    via: i32,
+    down: i32,
+    topic: &str,
+    marks: &BTreeMap<i32, i64>,
+) -> BTreeMap<i32, i64> {
+    let bound = Instant::now() + LONG;
+    let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
+    loop {
+        if let Some(l) = live_leaders(c, via, down, topic) {
+            for (p, leader) in l {
+                if let Some(end) = end_offset(c, leader, topic, p, false) {
+                    ends.insert(p, end);
+                }
+            }
+        }
+        if marks
+            .iter()
+            .all(|(p, mark)| ends.get(p).is_some_and(|e| e > mark))
+        {
+            return ends;
+        }
+        assert!(
+            Instant::now() < bound,
+            "node {down} killed: not every partition of {topic} took writes while it was down: \
+             end offsets {ends:?} (per the survivors) not all past the log end offsets {marks:?} \
+             read right after the kill"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// The node coordinating `group` (FindCoordinator asked of the first
@@ -183,10 +323,12 @@ fn coordinator_of(c: &SluiceCluster, group: &str) -> i32 {
     }
 }
 
-/// A client scenario in progress: its output lines as they come, and
-/// everything it printed so far.
+/// A client scenario in progress: its output lines as they come (with
+/// when each was received), and everything it printed so far.
 struct Running {
-    lines: Receiver<String>,
+    lines: Receiver<(Instant, String)>,
+    /// When the last line [`Running::wait_line`] returned was received.
+    last_at: Option<Instant>,
     output: Arc<Mutex<String>>,
     finished: Box<dyn FnMut(Duration) -> Option<bool>>,
 }
@@ -202,7 +344,10 @@ impl Running {
         let bound = Instant::now() + LONG;
         loop {
             match self.lines.recv_timeout(Duration::from_millis(200)) {
-                Ok(l) if l.starts_with(prefix) => return l,
+                Ok((at, l)) if l.starts_with(prefix) => {
+                    self.last_at = Some(at);
+                    return l;
+                }
                 Ok(_) => {}
                 Err(RecvTimeoutError::Disconnected) => panic!(
                     "{what}: the client ended before printing {prefix}\n--- client ---\n{}\n{}",
@@ -219,14 +364,56 @@ impl Running {
             );
         }
     }
+
+    /// Drops the lines received so far (what follows was printed after
+    /// this call); the count of the last `ACKED` line among them.
+    fn drain(&mut self) -> Option<u64> {
+        let mut last = None;
+        while let Ok((_, l)) = self.lines.try_recv() {
+            last = acked_count(&l).or(last);
+        }
+        last
+    }
+
+    /// Waits for an `ACKED n FAILED m` line with `n` above `above`; returns
+    /// `n`.
+    fn wait_acked_above(&mut self, above: u64, what: &str, logs: &dyn Fn() -> String) -> u64 {
+        let bound = Instant::now() + LONG;
+        loop {
+            let l = self.wait_line("ACKED", what, logs);
+            match acked_count(&l) {
+                Some(n) if n > above => return n,
+                _ => {}
+            }
+            assert!(
+                Instant::now() < bound,
+                "{what}: acknowledged count never above {above}\n--- client ---\n{}\n{}",
+                self.output(),
+                logs()
+            );
+        }
+    }
+}
+
+/// `n` of an `ACKED n FAILED m` line.
+fn acked_count(line: &str) -> Option<u64> {
+    line.strip_prefix("ACKED ")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Forwards `reader`'s lines to the channel and the shared output.
-fn pump(reader: impl std::io::Read + Send + 'static, tx: Sender<String>, out: Arc<Mutex<String>>) {
+fn pump(
+    reader: impl std::io::Read + Send + 'static,
+    tx: Sender<(Instant, String)>,
+    out: Arc<Mutex<String>>,
+) {
     thread::spawn(move || {
         for line in BufReader::new(reader).lines().map_while(Result::ok) {
             out.lock().unwrap().push_str(&format!("{line}\n"));
-            let _ = tx.send(line);
+            let _ = tx.send((Instant::now(), line));
         }
     });
 }
@@ -259,6 +446,7 @@ fn spawn_driver(mut cmd: Command) -> Running {
     });
     Running {
         lines: rx,
+        last_at: None,
         output,
         finished,
     }
@@ -362,9 +550,10 @@ fn ready(name: &str, check: Result<(), String>) -> bool {
     }
 }
 
-/// Runs one client's scenario against a fresh 3-node cluster, restarting
-/// the node that coordinates the client's group (it also leads some of the
-/// topic's partitions) while the client keeps producing.
+/// Runs one client's scenario against a fresh 3-node cluster, killing
+/// (SIGKILL) and later restarting the node that coordinates the client's
+/// group (it also leads some of the topic's partitions) while the client
+/// keeps producing.
 fn scenario(name: &str, start: impl FnOnce(&str, &str, &Path) -> Running) {
     scenario_on(ClusterLayout::Combined(3), name, start)
 }
@@ -406,47 +595,63 @@ fn scenario_on(
             .join("\n")
     };
     {
+        // The loop's records are being acknowledged (the first ACKED line
+        // may count only the first batch).
         let logs = || cluster_logs(&c);
         run.wait_line("LOOP_STARTED", name, &logs);
-        run.wait_line("ACKED", name, &logs);
+        let first = run.wait_acked_above(0, name, &logs);
+        run.wait_acked_above(first, name, &logs);
     }
-    // The group's offsets are committed: restart their coordinator, so the
-    // group must be found and loaded again after the restart.
+    // The group's offsets are committed: kill their coordinator, so the
+    // group must be found and loaded again on another node.
     let victim = coordinator_of(&c, &format!("{topic}-group"));
     assert!(placed.values().any(|&l| l == victim), "{placed:?}");
+    let all: BTreeSet<i32> = c.broker_ids().into_iter().collect();
+    let survivor = *all.iter().find(|&&b| b != victim).unwrap();
+    wait_metadata(&c, survivor, "every replica in sync before the kill", |m| {
+        full_isr(m, &topic, PARTITIONS as usize, &all)
+    });
 
-    // Controlled shutdown of a leader, then back on the same data.
-    let status = c.node_mut(victim).process.terminate().unwrap();
-    assert!(status.success(), "node {victim} exits cleanly: {status:?}");
-    let down = Instant::now();
-    {
+    // SIGKILL: no controlled shutdown, leadership moves only once the
+    // controller has fenced the node (broker.session.timeout.ms).
+    run.drain();
+    c.node_mut(victim).process.kill().unwrap();
+    let killed = Instant::now();
+    let (marks, marked) = end_offsets_after_kill(&c, survivor, victim, &topic);
+    let ends = wait_end_offsets_past(&c, survivor, victim, &topic, &marks);
+    let grown = killed.elapsed();
+    // The client sees its sends acknowledged while the node is down: the
+    // first ACKED line after the kill, then one with a larger count.
+    let (acked_at_kill, acked_down, acks_resumed) = {
         let logs = || cluster_logs(&c);
-        for _ in 0..2 {
-            run.wait_line(
-                "ACKED",
-                &format!("{name} while node {victim} is down"),
-                &logs,
-            );
-        }
-    }
+        let what = format!("{name} while node {victim} is down");
+        let at_kill = run.wait_acked_above(0, &what, &logs);
+        let later = run.wait_acked_above(at_kill, &what, &logs);
+        let resumed = run
+            .last_at
+            .map_or(Duration::ZERO, |t| t.saturating_duration_since(killed));
+        (at_kill, run.drain().unwrap_or(later).max(later), resumed)
+    };
+    let down = killed.elapsed();
+
+    // Back on the same data: it catches up from the new leaders and
+    // rejoins every ISR (it does not lead again by itself).
     c.node_mut(victim).process.restart().unwrap();
+    let restarted = Instant::now();
     wait_metadata(
         &c,
-        first,
-        "the restarted node leads its partitions again",
-        |m| leaders(m, &topic) == placed,
+        survivor,
+        "the restarted node back in every partition's ISR",
+        |m| full_isr(m, &topic, PARTITIONS as usize, &all),
     );
-    let back = down.elapsed();
-    {
+    let rejoined = restarted.elapsed();
+    let (acked_back, acked_after) = {
         let logs = || cluster_logs(&c);
-        for _ in 0..2 {
-            run.wait_line(
-                "ACKED",
-                &format!("{name} after node {victim} is back"),
-                &logs,
-            );
-        }
-    }
+        let what = format!("{name} after node {victim} is back");
+        run.drain();
+        let back = run.wait_acked_above(0, &what, &logs);
+        (back, run.wait_acked_above(back, &what, &logs))
+    };
     std::fs::write(&stop_file, b"stop").unwrap();
     let ok = (run.finished)(SCENARIO_LIMIT);
     let out = run.output();
@@ -484,8 +689,22 @@ fn scenario_on(
         "{name}: every partition has acknowledged records beyond the first batch: {per_partition:?}\n{out}"
     );
     eprintln!(
-        "{name} against 3 nodes: {verdict}; node {victim} down and back as leader after {:.1} s; whole scenario {:.1} s",
-        back.as_secs_f64(),
+        "{name} against 3 nodes: {verdict}; node {victim} (group coordinator, led partitions {:?}) \
+         SIGKILLed and down {:.1} s: every partition led by a live node {:.1} s after the kill, \
+         every end offset past its mark {:.1} s after it (marks {marks:?}, then {ends:?}), \
+         the client's ACKED count above {acked_at_kill} {:.1} s after it, {acked_down} before \
+         the restart; back in every ISR {:.1} s after the restart, ACKED {acked_back} -> \
+         {acked_after}; whole scenario {:.1} s",
+        placed
+            .iter()
+            .filter(|(_, &l)| l == victim)
+            .map(|(p, _)| *p)
+            .collect::<Vec<_>>(),
+        down.as_secs_f64(),
+        (marked - killed).as_secs_f64(),
+        grown.as_secs_f64(),
+        acks_resumed.as_secs_f64(),
+        rejoined.as_secs_f64(),
         began.elapsed().as_secs_f64()
     );
 }

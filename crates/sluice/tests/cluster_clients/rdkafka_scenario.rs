@@ -24,6 +24,13 @@ const LOOP_LIMIT: Duration = Duration::from_secs(400);
 #[derive(Default)]
 struct Acks {
     acked: BTreeMap<(i32, i64), String>,
+    /// (partition, value) of records acknowledged without an offset: the
+    /// idempotent producer learnt they were written without an answer
+    /// that says where (a request that failed with an unknown outcome,
+    /// e.g. on a killed leader, while a later one with higher sequence
+    /// numbers succeeded: librdkafka's implicit ack, or
+    /// DUPLICATE_SEQUENCE_NUMBER) and reports offset -1001.
+    no_offset: Vec<(i32, String)>,
     failed: Vec<String>,
     /// Offsets acknowledged for two different records: the first was lost.
     reused: Vec<String>,
@@ -39,6 +46,10 @@ impl ProducerContext for AckContext {
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         let mut a = self.0.lock().unwrap();
         match result {
+            Ok(m) if m.offset() < 0 => {
+                let v = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+                a.no_offset.push((m.partition(), v));
+            }
             Ok(m) => {
                 let v = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
                 let k = (m.partition(), m.offset());
@@ -64,6 +75,13 @@ struct Scenario {
     out: Sender<String>,
 }
 
+impl Acks {
+    /// Every acknowledged record, with or without its offset.
+    fn count(&self) -> usize {
+        self.acked.len() + self.no_offset.len()
+    }
+}
+
 impl Scenario {
     fn say(&self, line: String) {
         let _ = self.out.send(line);
@@ -80,8 +98,14 @@ impl Scenario {
     }
 
     /// Reads every partition up to its end offset by assignment; every
-    /// expected (partition, offset) must hold its value.
-    fn read_all(&self, expected: &BTreeMap<(i32, i64), String>, what: &str) -> Result<(), String> {
+    /// expected (partition, offset) must hold its value, and every
+    /// (partition, value) of `anywhere` must be in that partition.
+    fn read_all(
+        &self,
+        expected: &BTreeMap<(i32, i64), String>,
+        anywhere: &[(i32, String)],
+        what: &str,
+    ) -> Result<(), String> {
         let c = self.consumer(&format!("{}-assign", self.topic));
         let mut tpl = TopicPartitionList::new();
         let mut ends = BTreeMap::new();
@@ -125,9 +149,25 @@ impl Scenario {
                 "{what}: acknowledged records not read back, e.g. {missing:?}"
             ));
         }
+        // Values are unique: each must be read exactly once (idempotence).
+        let mut read: BTreeMap<(i32, &String), usize> = BTreeMap::new();
+        for ((p, _), v) in &seen {
+            *read.entry((*p, v)).or_default() += 1;
+        }
+        let missing: Vec<_> = anywhere
+            .iter()
+            .filter(|(p, v)| read.get(&(*p, v)) != Some(&1))
+            .take(5)
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "{what}: records acknowledged without an offset not read back exactly once, e.g. {missing:?}"
+            ));
+        }
         self.say(format!(
-            "{what}: read {} records, every acknowledged one at its offset",
-            seen.len()
+            "{what}: read {} records, every acknowledged one at its offset ({} found by value)",
+            seen.len(),
+            anywhere.len()
         ));
         Ok(())
     }
@@ -181,7 +221,7 @@ impl Scenario {
     }
 
     /// A new member of `<topic>-group` starts on every partition exactly at
-    /// the offset committed before the restart.
+    /// the offset committed before its coordinator was killed.
     fn group_resume(&self) -> Result<(), String> {
         let group = format!("{}-group", self.topic);
         let c = self.consumer(&group);
@@ -191,7 +231,7 @@ impl Scenario {
         while first.len() < self.partitions as usize {
             if Instant::now() > bound {
                 return Err(format!(
-                    "group {group} after the restart: first offsets {first:?}"
+                    "group {group} after the kill: first offsets {first:?}"
                 ));
             }
             if let Some(Ok(m)) = c.poll(Duration::from_millis(500)) {
@@ -209,10 +249,13 @@ impl Scenario {
 
     fn run(&self) -> Result<String, String> {
         let acks = Arc::new(Mutex::new(Acks::default()));
+        // acks=all, idempotent: an acknowledged record is on every in-sync
+        // replica (at least min.insync.replicas=2), so it survives the
+        // SIGKILL of its leader, and retries are not written twice.
         let producer: ThreadedProducer<AckContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
-            .set("acks", "1")
-            .set("enable.idempotence", "false")
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
             .set("linger.ms", "5")
             .set("message.timeout.ms", "120000")
             .set("topic.metadata.refresh.interval.ms", "5000")
@@ -240,17 +283,21 @@ impl Scenario {
         producer.flush(TIMEOUT).map_err(|e| format!("flush: {e}"))?;
         let first = {
             let a = acks.lock().unwrap();
-            if !a.failed.is_empty() || a.acked.len() != self.partitions as usize * PER_PARTITION {
+            if !a.failed.is_empty()
+                || !a.no_offset.is_empty()
+                || a.acked.len() != self.partitions as usize * PER_PARTITION
+            {
                 return Err(format!(
-                    "first batch: {} acknowledged, failures {:?}",
+                    "first batch: {} acknowledged at an offset, {} without, failures {:?}",
                     a.acked.len(),
+                    a.no_offset.len(),
                     a.failed
                 ));
             }
             a.acked.clone()
         };
         self.say(format!("PRODUCED {}", first.len()));
-        self.read_all(&first, "assign")?;
+        self.read_all(&first, &[], "assign")?;
         self.group_read(&first)?;
 
         self.say("LOOP_STARTED".into());
@@ -268,7 +315,7 @@ impl Scenario {
             if last_report.elapsed() >= Duration::from_secs(1) {
                 last_report = Instant::now();
                 let a = acks.lock().unwrap();
-                self.say(format!("ACKED {} FAILED {}", a.acked.len(), a.failed.len()));
+                self.say(format!("ACKED {} FAILED {}", a.count(), a.failed.len()));
             }
             thread::sleep(Duration::from_millis(100));
         }
@@ -280,7 +327,7 @@ impl Scenario {
         producer
             .flush(Duration::from_secs(150))
             .map_err(|e| format!("flush after the stop file: {e}"))?;
-        let (acked, failed) = {
+        let (acked, no_offset, failed) = {
             let a = acks.lock().unwrap();
             if let Some(r) = a.reused.first() {
                 return Err(format!(
@@ -288,37 +335,48 @@ impl Scenario {
                     a.reused.len()
                 ));
             }
-            (a.acked.clone(), a.failed.clone())
+            (a.acked.clone(), a.no_offset.clone(), a.failed.clone())
         };
-        let acked_values: BTreeSet<&String> = acked.values().collect();
+        let acked_values: BTreeSet<&String> = acked
+            .values()
+            .chain(no_offset.iter().map(|(_, v)| v))
+            .collect();
         for v in &finals {
             if !acked_values.contains(v) {
                 return Err(format!("{v} not acknowledged; failures: {failed:?}"));
             }
         }
         for p in 0..self.partitions {
-            let n = acked.keys().filter(|(q, _)| *q == p).count();
+            let n = acked.keys().filter(|(q, _)| *q == p).count()
+                + no_offset.iter().filter(|(q, _)| *q == p).count();
             self.say(format!("PARTITION {p} acked={n}"));
+        }
+        if let Some(r) = no_offset.first() {
+            self.say(format!(
+                "{} records acknowledged without an offset (checked by value), e.g. {r:?}",
+                no_offset.len()
+            ));
         }
         if let Some(f) = failed.first() {
             self.say(format!(
-                "{} sends failed while a leader was down, e.g. {f}",
+                "{} sends failed (a leader was killed), e.g. {f}",
                 failed.len()
             ));
         }
-        self.read_all(&acked, "after the restart")?;
+        self.read_all(&acked, &no_offset, "after the restart")?;
         self.group_resume()?;
         Ok(format!(
-            "OK librdkafka acked={} failed={}",
-            acked.len(),
-            failed.len()
+            "OK librdkafka acked={} failed={} (without an offset: {})",
+            acked.len() + no_offset.len(),
+            failed.len(),
+            no_offset.len()
         ))
     }
 }
 
 /// Starts the scenario in a thread.
 pub fn start(bootstrap: &str, topic: &str, partitions: i32, stop_file: &Path) -> Running {
-    let (tx, rx) = mpsc::channel::<String>();
+    let (tx, rx) = mpsc::channel::<(Instant, String)>();
     let output = Arc::new(Mutex::new(String::new()));
     let (line_tx, line_rx) = mpsc::channel::<String>();
     let out = output.clone();
@@ -326,7 +384,7 @@ pub fn start(bootstrap: &str, topic: &str, partitions: i32, stop_file: &Path) ->
     thread::spawn(move || {
         for l in line_rx {
             out.lock().unwrap().push_str(&format!("{l}\n"));
-            let _ = tx.send(l);
+            let _ = tx.send((Instant::now(), l));
         }
     });
     let s = Scenario {
@@ -358,6 +416,7 @@ pub fn start(bootstrap: &str, topic: &str, partitions: i32, stop_file: &Path) ->
     });
     Running {
         lines: rx,
+        last_at: None,
         output,
         finished,
     }
