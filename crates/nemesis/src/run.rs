@@ -40,8 +40,8 @@ pub struct RunConfig {
     /// the checker is expected to flag.
     pub unsafe_mode: bool,
     pub disk_size: String,
-    /// Where to keep the history (JSON lines) when the checker finds an
-    /// anomaly.
+    /// Where to write the history (JSON lines), valid or not (availability
+    /// is read from it too; `scripts/fault` deletes the valid ones).
     pub history: Option<PathBuf>,
 }
 
@@ -260,8 +260,8 @@ fn run_inside(config: RunConfig) -> Result<RunReport, NemesisError> {
         .filter(|op| op.kind == OpType::Ok && matches!(op.call, Call::Send { offset: None, .. }))
         .count();
     let checked = sluice_checker::check(&ops);
-    // Keep the history when the checker finds anomalies or rejects it.
-    if !checked.as_ref().is_ok_and(|r| r.is_valid()) {
+    // Written where asked, valid or not (scripts/fault deletes valid ones).
+    {
         if let Some(path) = &config.history {
             let mut file = std::fs::File::create(path).map_err(|source| NemesisError::Io {
                 what: format!("creating {}", path.display()),

@@ -41,7 +41,7 @@ struct Cli {
     /// min.insync.replicas=1: the checker is expected to find anomalies.
     #[arg(long = "unsafe")]
     unsafe_mode: bool,
-    /// Keep the history (JSON lines) here when the checker finds anomalies.
+    /// Write the history (JSON lines) here, valid or not.
     #[arg(long)]
     history: Option<PathBuf>,
     /// Write the JSON report here.
