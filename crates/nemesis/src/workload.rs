@@ -120,7 +120,17 @@ struct Deliveries {
     history: Arc<History>,
 }
 
-impl ClientContext for Deliveries {}
+impl ClientContext for Deliveries {
+    /// librdkafka's own log lines (errors only, unless
+    /// SLUICE_NEMESIS_RDKAFKA_DEBUG asks for more) to stderr, with the
+    /// producer's process id.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        eprintln!(
+            "rdkafka producer {} {level:?} {fac}: {log_message}",
+            self.process
+        );
+    }
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = ();
@@ -384,6 +394,11 @@ fn new_producer(
         .set("message.timeout.ms", "60000")
         .set("request.timeout.ms", "10000")
         .set("retry.backoff.ms", "100");
+    // SLUICE_NEMESIS_RDKAFKA_DEBUG=eos,... : librdkafka's debug contexts
+    // for the producers (to the run's stderr), for a post-mortem.
+    if let Ok(debug) = std::env::var("SLUICE_NEMESIS_RDKAFKA_DEBUG") {
+        c.set("debug", debug).set("log_level", "7");
+    }
     if config.unsafe_client {
         c.set("acks", "1").set("enable.idempotence", "false");
     } else {
