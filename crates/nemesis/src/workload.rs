@@ -397,7 +397,9 @@ fn new_producer(
     // SLUICE_NEMESIS_RDKAFKA_DEBUG=eos,... : librdkafka's debug contexts
     // for the producers (to the run's stderr), for a post-mortem.
     if let Ok(debug) = std::env::var("SLUICE_NEMESIS_RDKAFKA_DEBUG") {
-        c.set("debug", debug).set("log_level", "7");
+        c.set("debug", debug)
+            .set("log_level", "7")
+            .set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
     }
     if config.unsafe_client {
         c.set("acks", "1").set("enable.idempotence", "false");
