@@ -391,6 +391,7 @@ fn failover_trial(
                 }
             }
             if started.elapsed() > Duration::from_secs(150) {
+                dump_logs(&*target, &format!("stuck-{killed_node}"))?;
                 bail!("no acknowledgement after the {victim:?} kill");
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -411,16 +412,7 @@ fn failover_trial(
         trial.elected.map(f64::round),
         trial.ack
     );
-    if let Ok(dir) = std::env::var("SLUICE_BENCH_FAILOVER_LOGS") {
-        // Each node's log of the trial, to see where the time went.
-        for id in target.node_ids() {
-            if let Some(out) = target.output(id) {
-                let path =
-                    std::path::Path::new(&dir).join(format!("node-{id}-kill-{killed_node}.log"));
-                std::fs::write(&path, out).with_context(|| format!("writing {path:?}"))?;
-            }
-        }
-    }
+    dump_logs(target, &format!("kill-{killed_node}"))?;
     target.restart(killed_node)?;
     Ok(trial)
 }
@@ -455,6 +447,21 @@ fn load_runs(
     )?;
     eprintln!("[replication] end to end: {}", serde_json::to_string(&e2e)?);
     Ok((one, three, e2e))
+}
+
+/// With SLUICE_BENCH_FAILOVER_LOGS=dir: each node's log so far, to see
+/// where a trial's time went (or where it got stuck).
+fn dump_logs(target: &dyn ClusterTarget, tag: &str) -> Result<()> {
+    let Ok(dir) = std::env::var("SLUICE_BENCH_FAILOVER_LOGS") else {
+        return Ok(());
+    };
+    for id in target.node_ids() {
+        if let Some(out) = target.output(id) {
+            let path = std::path::Path::new(&dir).join(format!("node-{id}-{tag}.log"));
+            std::fs::write(&path, out).with_context(|| format!("writing {path:?}"))?;
+        }
+    }
+    Ok(())
 }
 
 pub fn run(opts: ReplicationOptions) -> Result<()> {
