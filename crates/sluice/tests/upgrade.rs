@@ -86,15 +86,27 @@ fn end_offset(c: &mut RawClient, topic: &str, partition: i32) -> i64 {
     p.offset
 }
 
+/// The group's committed offsets; retried while the coordinator is still
+/// loading `__consumer_offsets` (COORDINATOR_LOAD_IN_PROGRESS, 14), as
+/// clients retry it: on a busy machine the first request can come first.
 fn committed(c: &mut RawClient, group: &str, topic: &str) -> BTreeMap<i32, i64> {
-    let resp = c.send(
-        7,
-        &OffsetFetchRequest::default()
-            .with_group_id(GroupId(sb(group)))
-            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
-                .with_name(TopicName(sb(topic)))
-                .with_partition_indexes(vec![0, 1, 2])])),
-    );
+    const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+    let bound = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let resp = loop {
+        let resp = c.send(
+            7,
+            &OffsetFetchRequest::default()
+                .with_group_id(GroupId(sb(group)))
+                .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                    .with_name(TopicName(sb(topic)))
+                    .with_partition_indexes(vec![0, 1, 2])])),
+        );
+        if resp.error_code == COORDINATOR_LOAD_IN_PROGRESS && std::time::Instant::now() < bound {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            continue;
+        }
+        break resp;
+    };
     assert_eq!(resp.error_code, 0);
     resp.topics[0]
         .partitions
