@@ -276,7 +276,7 @@ impl Broker {
     /// stops accepting, answers the requests already read (long-polling
     /// fetches answer at once), then flushes every log and writes the
     /// clean-shutdown marker.
-    pub async fn shutdown(mut self) -> Result<(), BrokerError> {
+    pub async fn shutdown(self) -> Result<(), BrokerError> {
         self.services.controlled_shutdown().await;
         self.shutdown.send_replace(true);
         self.ctx.replicas.begin_shutdown();

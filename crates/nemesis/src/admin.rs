@@ -1,12 +1,13 @@
-//! The one admin request the faults need that librdkafka does not offer:
-//! AlterPartitionReassignments (KIP-455), sent to a broker, which hands it
-//! to the active controller, on Kafka and Sluice alike.
+//! Raw Kafka requests where librdkafka has no API ([`call`]): the
+//! AlterPartitionReassignments (KIP-455) the `reassign` fault sends to a
+//! broker, which hands it to the active controller, on Kafka and Sluice
+//! alike; and the single Produce and Fetch requests of the targeted tests.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
 };
@@ -16,8 +17,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 
 /// A response larger than this is not one asked for.
-const MAX_RESPONSE: usize = 1 << 20;
-const VERSION: i16 = 0;
+const MAX_RESPONSE: usize = 64 << 20;
 
 /// Asks the broker at `addr` to move each `(partition, replicas)` of
 /// `topic`. `Err` names what failed: the connection, or each partition the
@@ -36,8 +36,8 @@ pub fn reassign(addr: SocketAddr, topic: &str, plan: &[(i32, Vec<i32>)]) -> Resu
                     })
                     .collect(),
             )]);
-    let resp =
-        call(addr, &req).map_err(|e| format!("AlterPartitionReassignments to {addr}: {e}"))?;
+    let resp = call(addr, 0, &req, Duration::from_secs(15))
+        .map_err(|e| format!("AlterPartitionReassignments to {addr}: {e}"))?;
     if resp.error_code != 0 {
         return Err(format!(
             "AlterPartitionReassignments: error {} {:?}",
@@ -63,37 +63,67 @@ pub fn reassign(addr: SocketAddr, topic: &str, plan: &[(i32, Vec<i32>)]) -> Resu
     }
 }
 
-fn call<R: Request>(addr: SocketAddr, req: &R) -> Result<R::Response, String> {
-    let mut s =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(3)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(15)))
-        .map_err(|e| e.to_string())?;
+/// Why [`call`] has no answer.
+#[derive(Debug)]
+pub enum CallError {
+    /// No connection, or no answer within the timeout (a node cut off or
+    /// stopped): the request may or may not have been handled.
+    Io(std::io::Error),
+    /// An answer that is not a well-formed response to the request.
+    Protocol(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Io(e) => write!(f, "{e}"),
+            CallError::Protocol(m) => write!(f, "malformed answer: {m}"),
+        }
+    }
+}
+
+/// One request of API version `version` on a fresh connection to `addr`,
+/// its answer waited for at most `timeout`.
+pub fn call<R: Request>(
+    addr: SocketAddr,
+    version: i16,
+    req: &R,
+    timeout: Duration,
+) -> Result<R::Response, CallError> {
+    const CORRELATION_ID: i32 = 1;
+    let protocol = |e: &dyn std::fmt::Display| CallError::Protocol(e.to_string());
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).map_err(CallError::Io)?;
+    s.set_read_timeout(Some(timeout)).map_err(CallError::Io)?;
     let header = RequestHeader::default()
         .with_request_api_key(R::KEY)
-        .with_request_api_version(VERSION)
-        .with_correlation_id(1)
+        .with_request_api_version(version)
+        .with_correlation_id(CORRELATION_ID)
         .with_client_id(Some(StrBytes::from_static_str("sluice-nemesis")));
     let mut body = BytesMut::new();
     header
-        .encode(&mut body, R::header_version(VERSION))
-        .map_err(|e| e.to_string())?;
-    req.encode(&mut body, VERSION).map_err(|e| e.to_string())?;
+        .encode(&mut body, R::header_version(version))
+        .map_err(|e| protocol(&e))?;
+    req.encode(&mut body, version).map_err(|e| protocol(&e))?;
     let mut frame = (body.len() as i32).to_be_bytes().to_vec();
     frame.extend_from_slice(&body);
-    s.write_all(&frame).map_err(|e| e.to_string())?;
+    s.write_all(&frame).map_err(CallError::Io)?;
     let mut size = [0u8; 4];
-    s.read_exact(&mut size).map_err(|e| e.to_string())?;
+    s.read_exact(&mut size).map_err(CallError::Io)?;
     let size = usize::try_from(i32::from_be_bytes(size))
         .ok()
         .filter(|&n| n <= MAX_RESPONSE)
-        .ok_or("a response of an impossible size")?;
+        .ok_or_else(|| protocol(&"a response of an impossible size"))?;
     let mut buf = vec![0u8; size];
-    s.read_exact(&mut buf).map_err(|e| e.to_string())?;
+    s.read_exact(&mut buf).map_err(CallError::Io)?;
     let mut bytes = bytes::Bytes::from(buf);
-    let rh = ResponseHeader::decode(&mut bytes, R::Response::header_version(VERSION))
-        .map_err(|e| e.to_string())?;
-    if rh.correlation_id != 1 {
-        return Err(format!("correlation id {}", rh.correlation_id));
+    let rh = ResponseHeader::decode(&mut bytes, R::Response::header_version(version))
+        .map_err(|e| protocol(&e))?;
+    if rh.correlation_id != CORRELATION_ID {
+        return Err(protocol(&format!("correlation id {}", rh.correlation_id)));
     }
-    R::Response::decode(&mut bytes, VERSION).map_err(|e| e.to_string())
+    let resp = R::Response::decode(&mut bytes, version).map_err(|e| protocol(&e))?;
+    if bytes.has_remaining() {
+        return Err(protocol(&format!("{} trailing bytes", bytes.remaining())));
+    }
+    Ok(resp)
 }

@@ -279,23 +279,18 @@ fn reassign(cluster: &mut Cluster, rng: &mut StdRng) -> (Active, String) {
         .collect();
     let shrinking = plan.iter().zip(&before).any(|(a, b)| a.1.len() < b.1.len());
     let via = cluster.addr(1 + rng.gen_range(0..cluster.len()));
-    match crate::admin::reassign(via, topic, &plan) {
-        Ok(()) if shrinking => (
-            Active::Shrunk(before),
-            format!("reassign {}", shown.join(", ")),
-        ),
-        Ok(()) => (Active::Nothing, format!("reassign {}", shown.join(", "))),
-        // Refused as a whole or in part: what was refused stays as it was;
-        // a shrink that did happen still needs its replica back.
-        Err(e) if shrinking => (
-            Active::Shrunk(before),
-            format!("reassign {} (refused: {e})", shown.join(", ")),
-        ),
-        Err(e) => (
-            Active::Nothing,
-            format!("reassign {} (refused: {e})", shown.join(", ")),
-        ),
-    }
+    // Refused as a whole or in part, what was refused stays as it was; a
+    // shrink that did happen still needs its replica back.
+    let refused = match crate::admin::reassign(via, topic, &plan) {
+        Ok(()) => String::new(),
+        Err(e) => format!(" (refused: {e})"),
+    };
+    let active = if shrinking {
+        Active::Shrunk(before)
+    } else {
+        Active::Nothing
+    };
+    (active, format!("reassign {}{refused}", shown.join(", ")))
 }
 
 /// Both ways: nodes in `a` drop packets from `b` and vice versa.

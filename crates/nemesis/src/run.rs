@@ -261,17 +261,15 @@ fn run_inside(config: RunConfig) -> Result<RunReport, NemesisError> {
         .count();
     let checked = sluice_checker::check(&ops);
     // Written where asked, valid or not (scripts/fault deletes valid ones).
-    {
-        if let Some(path) = &config.history {
-            let mut file = std::fs::File::create(path).map_err(|source| NemesisError::Io {
-                what: format!("creating {}", path.display()),
-                source,
-            })?;
-            write_jsonl(&mut file, &ops).map_err(|source| NemesisError::Io {
-                what: format!("writing {}", path.display()),
-                source,
-            })?;
-        }
+    if let Some(path) = &config.history {
+        let mut file = std::fs::File::create(path).map_err(|source| NemesisError::Io {
+            what: format!("creating {}", path.display()),
+            source,
+        })?;
+        write_jsonl(&mut file, &ops).map_err(|source| NemesisError::Io {
+            what: format!("writing {}", path.display()),
+            source,
+        })?;
     }
     let report = checked?;
     log.line(format!(

@@ -16,18 +16,16 @@
 //! message) where namespaces are impossible (not root).
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
+use bytes::Buf;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    FetchRequest, ProduceRequest, RequestHeader, ResponseHeader, TopicName,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::messages::{FetchRequest, ProduceRequest, TopicName};
+use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::records::{RecordBatchDecoder, RecordSet};
+use sluice_nemesis::admin::{self, CallError};
 use sluice_nemesis::cluster::{Cluster, Safety};
 use sluice_nemesis::netns;
 use sluice_nemesis::workload::TOPIC;
@@ -43,38 +41,19 @@ const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
 const ISOLATION: Duration = Duration::from_secs(12);
 
 /// One request on a fresh connection; `None` when the broker does not
-/// answer within `timeout` (cut off) or the connection fails.
+/// answer within `timeout` (cut off) or the connection fails. A malformed
+/// answer fails the test.
 fn call<R: Request>(
     addr: SocketAddr,
     version: i16,
     req: &R,
     timeout: Duration,
 ) -> Option<R::Response> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(timeout)).ok()?;
-    let header = RequestHeader::default()
-        .with_request_api_key(R::KEY)
-        .with_request_api_version(version)
-        .with_correlation_id(7)
-        .with_client_id(Some(StrBytes::from_static_str("isolated-leader-test")));
-    let mut body = BytesMut::new();
-    header.encode(&mut body, R::header_version(version)).ok()?;
-    req.encode(&mut body, version).ok()?;
-    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&body);
-    s.write_all(&frame).ok()?;
-    let mut size = [0u8; 4];
-    s.read_exact(&mut size).ok()?;
-    let size = i32::from_be_bytes(size);
-    assert!((0..64 << 20).contains(&size), "response size {size}");
-    let mut buf = vec![0u8; size as usize];
-    s.read_exact(&mut buf).ok()?;
-    let mut bytes = bytes::Bytes::from(buf);
-    let rh = ResponseHeader::decode(&mut bytes, R::Response::header_version(version)).ok()?;
-    assert_eq!(rh.correlation_id, 7);
-    let resp = R::Response::decode(&mut bytes, version).expect("a well-formed response");
-    assert_eq!(bytes.remaining(), 0, "trailing bytes in the response");
-    Some(resp)
+    match admin::call(addr, version, req, timeout) {
+        Ok(resp) => Some(resp),
+        Err(CallError::Io(_)) => None,
+        Err(e @ CallError::Protocol(_)) => panic!("{addr}: {e}"),
+    }
 }
 
 /// Produces `value` to partition 0 with `acks`; the broker's error code and

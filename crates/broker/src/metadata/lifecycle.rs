@@ -216,9 +216,12 @@ impl BrokerLifecycle {
 
     /// Stops heartbeating and asks for a controlled shutdown: the
     /// controller fences this broker and moves its leaderships off; the
-    /// change is published before this returns.
+    /// change is published before this returns. Only the first call asks
+    /// (the broker asks while it still serves, then again on its way out).
     pub async fn controlled_shutdown(&self) {
-        self.stopping.store(true, Ordering::Release);
+        if self.stopping.swap(true, Ordering::AcqRel) {
+            return;
+        }
         self.stop.send_replace(true);
         let task = self.task.lock().take();
         if let Some(t) = task {

@@ -192,8 +192,6 @@ pub struct MetadataServices {
     owned: Option<OwnedQuorum>,
     loader: Option<JoinHandle<()>>,
     stop_loader: tokio::sync::watch::Sender<bool>,
-    /// Whether [`MetadataServices::controlled_shutdown`] already ran.
-    controlled_shutdown_done: bool,
 }
 
 /// Opens the single-node metadata log (bootstrapping it once if it is
@@ -365,7 +363,6 @@ impl MetadataServices {
             owned,
             loader: Some(loader),
             stop_loader,
-            controlled_shutdown_done: false,
         })
     }
 
@@ -389,10 +386,8 @@ impl MetadataServices {
     /// waiting on its leaderships end with NOT_LEADER_OR_FOLLOWER at once
     /// instead of waiting out their timeouts on followers that can no
     /// longer fetch.
-    pub async fn controlled_shutdown(&mut self) {
-        if !std::mem::replace(&mut self.controlled_shutdown_done, true) {
-            self.lifecycle.controlled_shutdown().await;
-        }
+    pub async fn controlled_shutdown(&self) {
+        self.lifecycle.controlled_shutdown().await;
     }
 
     /// Stops the metadata side: with `controlled`, first a controlled

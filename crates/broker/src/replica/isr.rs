@@ -245,14 +245,13 @@ impl LeaderState {
             .iter()
             .filter(|b| **b != self.me)
             .map(|b| {
-                let eligible = !a.unavailable.contains(b);
-                let mut f = old
-                    .iter()
+                // A kept follower's eligibility was set above.
+                old.iter()
                     .find(|f| f.broker == *b)
                     .cloned()
-                    .unwrap_or_else(|| FollowerState::reset(*b, a.isr.contains(b), eligible, now));
-                f.eligible = eligible;
-                f
+                    .unwrap_or_else(|| {
+                        FollowerState::reset(*b, a.isr.contains(b), !a.unavailable.contains(b), now)
+                    })
             })
             .collect();
         self.replicas = a.replicas.clone();
