@@ -8,7 +8,9 @@
 //!
 //! The same isolated leader does acknowledge `acks=1` writes, and those
 //! are gone after healing: the test sees an acknowledged write lost when
-//! the guarantee is not asked for, so it can see one under `acks=all` too.
+//! the guarantee is not asked for, so it can see one under `acks=all` too;
+//! and a broker that answered `acks=all` at the append fails it (tried
+//! once: "the isolated leader answered isolated-acks-all-0 with 0").
 //!
 //! 3 Sluice nodes in network namespaces (nftables drops the packets
 //! between the old leader and the rest); raw Produce requests, so every
