@@ -125,6 +125,16 @@ fn leader_of(target: &dyn ClusterTarget, topic: &str, partition: i32) -> Option<
     })
 }
 
+/// Every node's client listener as it is now, as `bootstrap.servers`.
+fn bootstrap_of(target: &dyn ClusterTarget) -> String {
+    target
+        .node_ids()
+        .iter()
+        .map(|&id| target.addr(id).to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Waits until every partition of `topic` is led with all nodes in sync.
 fn wait_full_isr(target: &dyn ClusterTarget, topic: &str, partitions: i32) -> Result<()> {
     let n = target.node_ids().len();
@@ -214,7 +224,11 @@ impl FailoverWatch {
         let s = stop.clone();
         let handle = std::thread::spawn(move || {
             let (mut fenced, mut elected) = (None, None);
-            while !s.load(Ordering::Relaxed) && (fenced.is_none() || elected.is_none()) {
+            while fenced.is_none() || elected.is_none() {
+                // Once stopped, one last look: a follower's kill is often
+                // acknowledged within a poll of the change that allowed it,
+                // and a change seen then is still worth its (late) time.
+                let last = s.load(Ordering::Relaxed);
                 for a in &survivors {
                     let Ok(m) = sluice_testkit::metadata::fetch_metadata(*a, Some(&[&topic]))
                     else {
@@ -236,6 +250,9 @@ impl FailoverWatch {
                     if elected.is_none() && moved {
                         elected = Some(now);
                     }
+                }
+                if last {
+                    break;
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -328,13 +345,12 @@ fn produce(
 /// One kill trial on the one-partition `topic`: the time from the SIGKILL
 /// of its leader or of a follower to the first acknowledgement of a record
 /// sent after it.
-fn failover_trial(
-    target: &mut dyn ClusterTarget,
-    bootstrap: &str,
-    topic: &str,
-    victim: Victim,
-) -> Result<Trial> {
+fn failover_trial(target: &mut dyn ClusterTarget, topic: &str, victim: Victim) -> Result<Trial> {
     wait_full_isr(target, topic, 1)?;
+    // The nodes' addresses as they are now: a restarted Sluice node
+    // listens on a new port, and a producer bootstrapped only from the
+    // dead addresses of the first trials would never find the cluster.
+    let bootstrap = &bootstrap_of(target);
     let (leader, isr) = leader_of(target, topic, 0).context("a leader")?;
     let killed_node = match victim {
         Victim::Leader => leader,
@@ -392,6 +408,7 @@ fn failover_trial(
             }
             if started.elapsed() > Duration::from_secs(150) {
                 dump_logs(&*target, &format!("stuck-{killed_node}"))?;
+                hold_stuck_cluster();
                 bail!("no acknowledgement after the {victim:?} kill");
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -449,6 +466,18 @@ fn load_runs(
     Ok((one, three, e2e))
 }
 
+/// With SLUICE_BENCH_FAILOVER_HOLD=seconds: keeps a stuck cluster up that
+/// long before stopping it, to look at it from outside (metrics, admin).
+fn hold_stuck_cluster() {
+    if let Some(secs) = std::env::var("SLUICE_BENCH_FAILOVER_HOLD")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        eprintln!("[replication] stuck: holding the cluster for {secs} s");
+        std::thread::sleep(Duration::from_secs(secs));
+    }
+}
+
 /// With SLUICE_BENCH_FAILOVER_LOGS=dir: each node's log so far, to see
 /// where a trial's time went (or where it got stuck).
 fn dump_logs(target: &dyn ClusterTarget, tag: &str) -> Result<()> {
@@ -482,12 +511,7 @@ pub fn run(opts: ReplicationOptions) -> Result<()> {
         )?),
         other => bail!("unknown target {other:?} (known: kafka, sluice, sluice-kafka-timeouts)"),
     };
-    let bootstrap = target
-        .node_ids()
-        .iter()
-        .map(|&id| target.addr(id).to_string())
-        .collect::<Vec<_>>()
-        .join(",");
+    let bootstrap = bootstrap_of(target.as_ref());
     let all = registered(target.as_ref()).context("no node answers Metadata")?;
     eprintln!("[replication] {} is up: nodes {all:?}", target.name());
     let tag = std::time::SystemTime::now()
@@ -506,7 +530,7 @@ pub fn run(opts: ReplicationOptions) -> Result<()> {
     load::create_replicated_topic(&bootstrap, &fo_topic, 1, 3, TOPIC_CONFIGS)?;
     let kills = |target: &mut dyn ClusterTarget, victim| {
         (0..opts.failover_trials)
-            .map(|_| failover_trial(target, &bootstrap, &fo_topic, victim))
+            .map(|_| failover_trial(target, &fo_topic, victim))
             .collect::<Result<Vec<Trial>>>()
     };
     let trials = kills(target.as_mut(), Victim::Leader)?;
