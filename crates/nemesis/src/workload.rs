@@ -112,6 +112,65 @@ fn base_config(bootstrap: &str) -> ClientConfig {
     c
 }
 
+/// The parts of librdkafka's statistics that say why a producer is stuck.
+fn stats_summary(v: &serde_json::Value) -> serde_json::Value {
+    let pick = |o: &serde_json::Value, keys: &[&str]| {
+        let m: serde_json::Map<String, serde_json::Value> = keys
+            .iter()
+            .filter_map(|k| Some((k.to_string(), o.get(*k)?.clone())))
+            .collect();
+        serde_json::Value::Object(m)
+    };
+    let brokers: Vec<_> = v["brokers"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .map(|b| {
+            pick(
+                b,
+                &[
+                    "nodeid",
+                    "state",
+                    "stateage",
+                    "outbuf_cnt",
+                    "waitresp_cnt",
+                    "req_timeouts",
+                    "disconnects",
+                    "toppars",
+                ],
+            )
+        })
+        .collect();
+    let partitions: Vec<_> = v["topics"][TOPIC]["partitions"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter(|p| p["partition"].as_i64().is_some_and(|n| n >= 0))
+        .map(|p| {
+            pick(
+                p,
+                &[
+                    "partition",
+                    "leader",
+                    "msgq_cnt",
+                    "xmit_msgq_cnt",
+                    "msgs_inflight",
+                    "next_ack_seq",
+                    "next_err_seq",
+                    "acked_msgid",
+                ],
+            )
+        })
+        .collect();
+    serde_json::json!({
+        "ts": v["ts"],
+        "msg_cnt": v["msg_cnt"],
+        "eos": v["eos"],
+        "brokers": brokers,
+        "partitions": partitions,
+    })
+}
+
 /// Records each delivery report as the send's completion. A failed delivery
 /// may still have been written (a timeout after the broker appended), so
 /// every failure is indeterminate (`info`).
@@ -129,6 +188,19 @@ impl ClientContext for Deliveries {
             "rdkafka producer {} {level:?} {fac}: {log_message}",
             self.process
         );
+    }
+
+    /// With SLUICE_NEMESIS_RDKAFKA_STATS=ms: the producer's idempotence
+    /// state, brokers and partitions every `ms`, one line each, to see
+    /// where a producer that stopped delivering is waiting.
+    fn stats_raw(&self, statistics: &[u8]) {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(statistics) {
+            eprintln!(
+                "rdkafka stats producer {} {}",
+                self.process,
+                stats_summary(&v)
+            );
+        }
     }
 }
 
@@ -396,6 +468,9 @@ fn new_producer(
         .set("retry.backoff.ms", "100");
     // SLUICE_NEMESIS_RDKAFKA_DEBUG=eos,... : librdkafka's debug contexts
     // for the producers (to the run's stderr), for a post-mortem.
+    if let Ok(ms) = std::env::var("SLUICE_NEMESIS_RDKAFKA_STATS") {
+        c.set("statistics.interval.ms", ms);
+    }
     if let Ok(debug) = std::env::var("SLUICE_NEMESIS_RDKAFKA_DEBUG") {
         c.set("debug", debug)
             .set("log_level", "7")

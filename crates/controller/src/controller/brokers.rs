@@ -18,7 +18,8 @@
 //!   leaderships moved off (to another usable ISR member, else -1) before
 //!   the answer says it may shut down.
 //! - Sessions: a broker that the image names but the session table does
-//!   not (after a restart or failover of the controller) gets a fresh
+//!   not (after a restart or failover of the controller, and whenever it
+//!   leads in a new epoch, see [`Sessions`]) gets a fresh
 //!   session at the first fencing check, but does not count as alive for
 //!   the duplicate-registration check (a restarted node's broker
 //!   re-registers at once with its restarted controller).
@@ -88,12 +89,32 @@ pub struct HeartbeatReply {
 
 /// The in-memory session of each broker: its epoch, its last heartbeat,
 /// and whether this controller heard from it at that epoch at all.
+///
+/// Sessions belong to one term of leadership ([`Sessions::activate`]): a
+/// controller that leads again after another one led heard no heartbeat
+/// meanwhile (they went to the other leader), so it starts every session
+/// afresh, as Kafka's `ClusterControlManager.activate` does. Kept from its
+/// earlier term they would all look expired, and its first check would
+/// fence every broker at once: every partition offline and Metadata
+/// listing no broker, after which librdkafka forgets every broker it knew
+/// and its producers stop for good (found by the nemesis).
 #[derive(Debug, Default)]
 pub(crate) struct Sessions {
     last_seen: BTreeMap<BrokerId, (BrokerEpoch, i64, bool)>,
+    /// The leader epoch these sessions were kept in.
+    term: Option<sluice_record::LeaderEpoch>,
 }
 
 impl Sessions {
+    /// This controller leads at `epoch`: sessions of another term are
+    /// dropped (each starts at its next check or heartbeat).
+    pub(crate) fn activate(&mut self, epoch: sluice_record::LeaderEpoch) {
+        if self.term != Some(epoch) {
+            self.last_seen.clear();
+            self.term = Some(epoch);
+        }
+    }
+
     fn touch(&mut self, broker: BrokerId, epoch: BrokerEpoch, now_ms: i64) {
         self.last_seen.insert(broker, (epoch, now_ms, true));
     }

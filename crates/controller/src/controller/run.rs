@@ -102,6 +102,7 @@ async fn run_group(shared: &Shared, sessions: &mut Sessions, ops: Vec<Op>) {
         ops.into_iter().for_each(|op| refuse(op, e.duplicate()));
         return;
     }
+    sessions.activate(le.epoch);
     // Everything committed before this group must be in the image it is
     // planned against.
     let committed = Offset(log.quorum_info().high_watermark.0 - 1);

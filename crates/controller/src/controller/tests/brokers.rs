@@ -225,3 +225,49 @@ async fn a_new_leader_plans_only_after_the_previous_epochs_tail() {
         "{stale:?}"
     );
 }
+
+/// A controller that leads again after another one led must not judge
+/// sessions by the heartbeats of its earlier term: the brokers heartbeat
+/// to the other leader meanwhile. Kept, the stale sessions fenced every
+/// broker at once when it came back (found by the nemesis: all partitions
+/// offline, Metadata with no broker, librdkafka producers stopped for
+/// good). A broker that stays silent is still fenced one session later.
+#[tokio::test]
+async fn leading_again_starts_every_session_afresh() {
+    let f = fixture(&[], Arc::new(PermissiveValidator)).await;
+    let e1 =
+        f.c.register_broker(registration(1, 1))
+            .await
+            .unwrap()
+            .broker_epoch;
+    let e2 =
+        f.c.register_broker(registration(2, 2))
+            .await
+            .unwrap()
+            .broker_epoch;
+    f.c.heartbeat(beat(1, e1, 100)).await.unwrap();
+    f.c.heartbeat(beat(2, e2, 100)).await.unwrap();
+    // Another controller leads for longer than a session; the brokers
+    // heartbeat to it, not here.
+    f.log.set_leader(Some(BrokerId(2)));
+    let timeout = ControllerConfig::default().broker_session_timeout_ms;
+    f.clock.advance(timeout * 3);
+    f.log.set_leader(Some(BrokerId(1)));
+    let fenced = f.c.fence_expired_brokers().await.unwrap();
+    assert_eq!(fenced, [], "fenced on the heartbeats of an earlier term");
+    let image = f.c.image();
+    assert!(!image.broker(BrokerId(1)).unwrap().fenced);
+    assert!(!image.broker(BrokerId(2)).unwrap().fenced);
+    // Broker 2 heartbeats to this leader, broker 1 stays silent.
+    f.clock.advance(timeout / 2);
+    f.c.heartbeat(beat(2, e2, 100)).await.unwrap();
+    f.clock.advance(timeout / 2 + 1);
+    let fenced = f.c.fence_expired_brokers().await.unwrap();
+    assert!(fenced.iter().all(|&b| b == BrokerId(1)), "{fenced:?}");
+    let image = f.c.image();
+    assert!(
+        image.broker(BrokerId(1)).unwrap().fenced,
+        "silent for a session"
+    );
+    assert!(!image.broker(BrokerId(2)).unwrap().fenced);
+}
