@@ -135,7 +135,9 @@ def run_notes(w, label, r):
           f"{len(heals)} heals; {r.get('slow_heals', 0)} took longer than 30 s (the next "
           "fault came anyway).")
     total = sends_total(r)
-    if total and (r["sends_failed"] or r["sends_indeterminate"]):
+    if total and not (r["sends_failed"] or r["sends_indeterminate"]):
+        w(f"  Availability: all {total} sends acknowledged (none failed, none indeterminate).")
+    elif total:
         w(f"  Availability: {r['sends_ok']} of {total} sends acknowledged "
           f"({100 * r['sends_ok'] / total:.2f}%); {r['sends_failed']} failed and "
           f"{r['sends_indeterminate']} indeterminate (a timeout or error after which the write "
