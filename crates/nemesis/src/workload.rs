@@ -466,11 +466,14 @@ fn new_producer(
         .set("message.timeout.ms", "60000")
         .set("request.timeout.ms", "10000")
         .set("retry.backoff.ms", "100");
-    // SLUICE_NEMESIS_RDKAFKA_DEBUG=eos,... : librdkafka's debug contexts
-    // for the producers (to the run's stderr), for a post-mortem.
+    // SLUICE_NEMESIS_RDKAFKA_STATS=ms: a summary of librdkafka's
+    // statistics every `ms` (see `Deliveries::stats_raw`); it does not
+    // change the timing as debug logs do.
     if let Ok(ms) = std::env::var("SLUICE_NEMESIS_RDKAFKA_STATS") {
         c.set("statistics.interval.ms", ms);
     }
+    // SLUICE_NEMESIS_RDKAFKA_DEBUG=eos,... : librdkafka's debug contexts
+    // for the producers (to the run's stderr), for a post-mortem.
     if let Ok(debug) = std::env::var("SLUICE_NEMESIS_RDKAFKA_DEBUG") {
         c.set("debug", debug)
             .set("log_level", "7")

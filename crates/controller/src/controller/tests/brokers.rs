@@ -32,6 +32,29 @@ fn beat(id: i32, epoch: BrokerEpoch, offset: i64) -> BrokerHeartbeat {
     }
 }
 
+/// Brokers 1 and 2 registered and caught up (unfenced): their epochs.
+async fn two_live_brokers(f: &super::Fixture) -> (BrokerEpoch, BrokerEpoch) {
+    let mut epochs = [BrokerEpoch(-1); 2];
+    for (id, e) in (1..).zip(&mut epochs) {
+        *e =
+            f.c.register_broker(registration(id, id as u128))
+                .await
+                .unwrap()
+                .broker_epoch;
+        f.c.heartbeat(beat(id, *e, 100)).await.unwrap();
+    }
+    (epochs[0], epochs[1])
+}
+
+/// A session and a millisecond pass in which only broker 2 (at `e2`)
+/// heartbeats, halfway through.
+async fn only_broker_2_beats_for_a_session(f: &super::Fixture, e2: BrokerEpoch) {
+    let timeout = ControllerConfig::default().broker_session_timeout_ms;
+    f.clock.advance(timeout / 2);
+    f.c.heartbeat(beat(2, e2, 100)).await.unwrap();
+    f.clock.advance(timeout / 2 + 1);
+}
+
 #[tokio::test]
 async fn brokers_register_fenced_and_unfence_once_caught_up() {
     let f = fixture(&[], Arc::new(PermissiveValidator)).await;
@@ -67,25 +90,11 @@ async fn brokers_register_fenced_and_unfence_once_caught_up() {
 #[tokio::test]
 async fn an_expired_session_fences_the_broker_and_takes_its_partitions_offline() {
     let f = fixture(&[], Arc::new(PermissiveValidator)).await;
-    let e1 =
-        f.c.register_broker(registration(1, 1))
-            .await
-            .unwrap()
-            .broker_epoch;
-    let e2 =
-        f.c.register_broker(registration(2, 2))
-            .await
-            .unwrap()
-            .broker_epoch;
-    f.c.heartbeat(beat(1, e1, 100)).await.unwrap();
-    f.c.heartbeat(beat(2, e2, 100)).await.unwrap();
+    let (e1, e2) = two_live_brokers(&f).await;
     f.c.create_topics(vec![topic("t", 4, 1)], false)
         .await
         .unwrap();
-    let timeout = ControllerConfig::default().broker_session_timeout_ms;
-    f.clock.advance(timeout / 2);
-    f.c.heartbeat(beat(2, e2, 100)).await.unwrap();
-    f.clock.advance(timeout / 2 + 1);
+    only_broker_2_beats_for_a_session(&f, e2).await;
     // The controller's own periodic check may have fenced it first.
     let fenced = f.c.fence_expired_brokers().await.unwrap();
     assert!(fenced.iter().all(|&b| b == BrokerId(1)), "{fenced:?}");
@@ -235,18 +244,7 @@ async fn a_new_leader_plans_only_after_the_previous_epochs_tail() {
 #[tokio::test]
 async fn leading_again_starts_every_session_afresh() {
     let f = fixture(&[], Arc::new(PermissiveValidator)).await;
-    let e1 =
-        f.c.register_broker(registration(1, 1))
-            .await
-            .unwrap()
-            .broker_epoch;
-    let e2 =
-        f.c.register_broker(registration(2, 2))
-            .await
-            .unwrap()
-            .broker_epoch;
-    f.c.heartbeat(beat(1, e1, 100)).await.unwrap();
-    f.c.heartbeat(beat(2, e2, 100)).await.unwrap();
+    let (_, e2) = two_live_brokers(&f).await;
     // Another controller leads for longer than a session; the brokers
     // heartbeat to it, not here.
     f.log.set_leader(Some(BrokerId(2)));
@@ -259,9 +257,7 @@ async fn leading_again_starts_every_session_afresh() {
     assert!(!image.broker(BrokerId(1)).unwrap().fenced);
     assert!(!image.broker(BrokerId(2)).unwrap().fenced);
     // Broker 2 heartbeats to this leader, broker 1 stays silent.
-    f.clock.advance(timeout / 2);
-    f.c.heartbeat(beat(2, e2, 100)).await.unwrap();
-    f.clock.advance(timeout / 2 + 1);
+    only_broker_2_beats_for_a_session(&f, e2).await;
     let fenced = f.c.fence_expired_brokers().await.unwrap();
     assert!(fenced.iter().all(|&b| b == BrokerId(1)), "{fenced:?}");
     let image = f.c.image();
