@@ -136,6 +136,16 @@ pub trait MetadataLog: Send + Sync + 'static {
     /// The quorum as this node sees it.
     fn quorum_info(&self) -> QuorumInfo;
 
+    /// How long ago this node last heard from a leader other than itself
+    /// (accepted its entries or heartbeat); `None` if it never did or
+    /// cannot tell (a single voter never waits for another leader). A
+    /// controller that has just won an election reads it as how long the
+    /// quorum had no leader it could hear: heartbeats brokers sent then
+    /// reached no active controller.
+    fn since_leader_contact(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Resolves once this node has applied every entry its local log held
     /// when called (`true`), or after `limit` (`false`). A restarted member
     /// of a quorum knows its commit point only once the leader tells it, so

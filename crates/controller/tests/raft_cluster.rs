@@ -71,6 +71,14 @@ async fn three_voters_survive_the_loss_of_the_leader() {
         .expect("a new leader");
     assert_ne!(second, first);
     assert!(epoch2 > epoch);
+    // The new leader stood only after its election timeout without
+    // hearing the old one (the controller counts that time against the
+    // brokers' fresh sessions); a follower hears the new leader.
+    let silence = c.nodes[&second].log.since_leader_contact();
+    assert!(
+        silence.is_some_and(|d| d >= Duration::from_millis(300)),
+        "{silence:?}"
+    );
     for b in 30..60 {
         let last = c.append(records(b, 1 + b % 4), PATIENCE).await.unwrap();
         acked.push((b, last.0));

@@ -356,14 +356,22 @@ fn failover_trial(target: &mut dyn ClusterTarget, topic: &str, victim: Victim) -
         Victim::Leader => leader,
         Victim::Follower => *isr.iter().find(|&&b| b != leader).context("a follower")?,
     };
-    let producer: FutureProducer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("linger.ms", "0")
         .set("message.timeout.ms", "120000")
-        .set("log_level", "3")
-        .create()
+        .set("log_level", "3");
+    let debug = std::env::var("SLUICE_BENCH_RDKAFKA_DEBUG").ok();
+    if let Some(contexts) = &debug {
+        config
+            .set("debug", contexts)
+            .set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
+    }
+    let producer: FutureProducer<WallClockLog> = config
+        .create_with_context(WallClockLog(debug.is_some()))
         .context("producer")?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -384,6 +392,9 @@ fn failover_trial(target: &mut dyn ClusterTarget, topic: &str, victim: Victim) -
             if !kill_sent && started.elapsed() > warm_up {
                 target.kill(killed_node)?;
                 *killed.lock().unwrap() = Some(Instant::now());
+                if debug.is_some() {
+                    eprintln!("{} [replication] node {killed_node} killed", wall_clock());
+                }
                 watch = Some(FailoverWatch::start(&*target, topic, killed_node, victim));
                 kill_sent = true;
             }
@@ -464,6 +475,31 @@ fn load_runs(
     )?;
     eprintln!("[replication] end to end: {}", serde_json::to_string(&e2e)?);
     Ok((one, three, e2e))
+}
+
+/// The failover producer's librdkafka log, stamped with the wall clock as
+/// the nodes' logs are, so a trial's client and server sides line up.
+/// With SLUICE_BENCH_RDKAFKA_DEBUG=contexts (librdkafka's `debug`, e.g.
+/// `metadata,topic,broker,msg,eos`), it shows where the client spent a
+/// failover: which metadata it saw when, and when it sent to whom.
+/// Without it, the log is dropped as before.
+struct WallClockLog(bool);
+
+impl rdkafka::ClientContext for WallClockLog {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        if self.0 {
+            eprintln!("{} rdkafka {level:?} {fac}: {log_message}", wall_clock());
+        }
+    }
+}
+
+/// Now as `seconds.millis` since the epoch (UTC); the nodes' logs stamp
+/// the same clock.
+fn wall_clock() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}.{:03}", now.as_secs(), now.subsec_millis())
 }
 
 /// With SLUICE_BENCH_FAILOVER_HOLD=seconds: keeps a stuck cluster up that

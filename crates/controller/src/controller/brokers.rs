@@ -19,8 +19,9 @@
 //!   the answer says it may shut down.
 //! - Sessions: a broker that the image names but the session table does
 //!   not (after a restart or failover of the controller, and whenever it
-//!   leads in a new epoch, see [`Sessions`]) gets a fresh
-//!   session at the first fencing check, but does not count as alive for
+//!   leads in a new epoch, see [`Sessions`]) gets a fresh session at the
+//!   first fencing check, dated from when the quorum last had a leader
+//!   (at most half a session back), but does not count as alive for
 //!   the duplicate-registration check (a restarted node's broker
 //!   re-registers at once with its restarted controller).
 //!
@@ -98,20 +99,45 @@ pub struct HeartbeatReply {
 /// fence every broker at once: every partition offline and Metadata
 /// listing no broker, after which librdkafka forgets every broker it knew
 /// and its producers stop for good (found by the nemesis).
+///
+/// Where Sluice differs from Kafka: a fresh session does not start at
+/// activation but when the quorum last had a leader this controller could
+/// hear ([`MetadataLog::since_leader_contact`](crate::log::MetadataLog)),
+/// because heartbeats sent while there was none reached no active
+/// controller. Kafka restarts the clock at activation, so a broker that
+/// died with the active controller's node is fenced an election plus a
+/// whole session after its death, not one session after it. A fresh
+/// session always has at least half a session left, time for a live
+/// broker to find the new controller (it learns of it with the election)
+/// and heartbeat there.
 #[derive(Debug, Default)]
 pub(crate) struct Sessions {
     last_seen: BTreeMap<BrokerId, (BrokerEpoch, i64, bool)>,
     /// The leader epoch these sessions were kept in.
     term: Option<sluice_record::LeaderEpoch>,
+    /// Where a fresh session of this term starts (controller clock, ms).
+    fresh_start_ms: i64,
 }
 
 impl Sessions {
-    /// This controller leads at `epoch`: sessions of another term are
-    /// dropped (each starts at its next check or heartbeat).
-    pub(crate) fn activate(&mut self, epoch: sluice_record::LeaderEpoch) {
+    /// This controller leads at `epoch` (at `now_ms`, the quorum having had
+    /// no leader it heard for `leaderless_ms`; sessions last `timeout_ms`):
+    /// sessions of another term are dropped. Every unfenced broker gets its
+    /// fresh session at the first fencing check of the term (a broker
+    /// unfenced later heartbeated first), so all fresh sessions start at
+    /// the same point, fixed here.
+    pub(crate) fn activate(
+        &mut self,
+        epoch: sluice_record::LeaderEpoch,
+        now_ms: i64,
+        leaderless_ms: i64,
+        timeout_ms: i64,
+    ) {
         if self.term != Some(epoch) {
             self.last_seen.clear();
             self.term = Some(epoch);
+            let credit = leaderless_ms.clamp(0, timeout_ms.max(0) / 2);
+            self.fresh_start_ms = now_ms.saturating_sub(credit);
         }
     }
 
@@ -120,12 +146,14 @@ impl Sessions {
     }
 
     /// Whether `broker` at `epoch` heard from within the timeout; a broker
-    /// without a session gets one starting now (not counted as contact).
+    /// without a session gets a fresh one (not counted as contact; see
+    /// the type's docs for where it starts).
     fn alive(&mut self, broker: BrokerId, epoch: BrokerEpoch, now_ms: i64, timeout: i64) -> bool {
+        let fresh = self.fresh_start_ms.min(now_ms);
         let e = self
             .last_seen
             .entry(broker)
-            .or_insert((epoch, now_ms, false));
+            .or_insert((epoch, fresh, false));
         if e.0 != epoch {
             *e = (epoch, now_ms, false);
         }

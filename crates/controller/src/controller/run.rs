@@ -102,7 +102,13 @@ async fn run_group(shared: &Shared, sessions: &mut Sessions, ops: Vec<Op>) {
         ops.into_iter().for_each(|op| refuse(op, e.duplicate()));
         return;
     }
-    sessions.activate(le.epoch);
+    let leaderless = log.since_leader_contact().unwrap_or_default();
+    sessions.activate(
+        le.epoch,
+        shared.clock.now_ms(),
+        i64::try_from(leaderless.as_millis()).unwrap_or(i64::MAX),
+        shared.config.broker_session_timeout_ms,
+    );
     // Everything committed before this group must be in the image it is
     // planned against.
     let committed = Offset(log.quorum_info().high_watermark.0 - 1);

@@ -133,6 +133,31 @@ pub async fn read_frame(conn: &mut BoxConn) -> io::Result<Vec<u8>> {
 /// default is 500 ms; a restarted voter should hear its leader sooner).
 pub const RPC_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// When this node last heard from a leader other than itself (an
+/// AppendEntries whose vote it accepted), on the node's clock; -1 if never.
+/// A node just elected reads it as how long the quorum was leaderless.
+#[derive(Debug)]
+pub struct LeaderContact(std::sync::atomic::AtomicI64);
+
+impl Default for LeaderContact {
+    fn default() -> Self {
+        LeaderContact(std::sync::atomic::AtomicI64::new(-1))
+    }
+}
+
+impl LeaderContact {
+    /// The clock's ms at the last contact, if any.
+    pub fn last_ms(&self) -> Option<i64> {
+        let t = self.0.load(std::sync::atomic::Ordering::Acquire);
+        (t >= 0).then_some(t)
+    }
+
+    fn record(&self, now_ms: i64) {
+        self.0
+            .fetch_max(now_ms, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// When the leader last heard from each peer, for DescribeQuorum.
 #[derive(Debug, Default)]
 pub struct PeerTimes(Mutex<BTreeMap<u64, PeerTime>>);
@@ -397,6 +422,8 @@ pub async fn serve(
     id: u64,
     cluster_id: String,
     voters: Vec<u64>,
+    contact: Arc<LeaderContact>,
+    clock: Arc<dyn Clock>,
 ) {
     let voters = Arc::new(voters);
     let mut conns = tokio::task::JoinSet::new();
@@ -413,14 +440,24 @@ pub async fn serve(
         let raft = raft.clone();
         let cluster_id = cluster_id.clone();
         let voters = voters.clone();
+        let heard = Heard {
+            contact: contact.clone(),
+            clock: clock.clone(),
+        };
         conns.spawn(async move {
-            if let Err(e) = serve_conn(conn, &raft, id, &cluster_id, &voters).await {
+            if let Err(e) = serve_conn(conn, &raft, id, &cluster_id, &voters, &heard).await {
                 if e.kind() != io::ErrorKind::UnexpectedEof {
                     tracing::warn!("metadata quorum RPC from {peer} refused: {e}");
                 }
             }
         });
     }
+}
+
+/// Where a connection notes that a leader was heard.
+struct Heard {
+    contact: Arc<LeaderContact>,
+    clock: Arc<dyn Clock>,
 }
 
 /// Serves one connection: request, answer, until the peer closes or
@@ -431,6 +468,7 @@ async fn serve_conn(
     me: u64,
     cluster_id: &str,
     voters: &[u64],
+    heard: &Heard,
 ) -> io::Result<()> {
     loop {
         let body = read_frame(&mut conn).await?;
@@ -461,7 +499,15 @@ async fn serve_conn(
             return refuse(&mut conn, id, why).await;
         }
         let resp = match req.body {
-            RpcBody::AppendEntries(r) => RpcResponse::AppendEntries(raft.append_entries(r).await),
+            RpcBody::AppendEntries(r) => {
+                let answer = raft.append_entries(r).await;
+                // Any answer but HigherVote means the sender leads at a
+                // vote this node accepts (a heartbeat is an empty append).
+                if matches!(&answer, Ok(a) if !matches!(a, AppendEntriesResponse::HigherVote(_))) {
+                    heard.contact.record(heard.clock.now_ms());
+                }
+                RpcResponse::AppendEntries(answer)
+            }
             RpcBody::Vote(r) => RpcResponse::Vote(raft.vote(r).await),
             RpcBody::InstallSnapshot(r) => {
                 RpcResponse::InstallSnapshot(raft.install_snapshot(r).await)

@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 
 use super::listener::RaftListener;
 use super::log_store::{LogEntries, LogStore};
-use super::network::{serve, NetworkFactory, PeerTimes, RPC_BACKOFF};
+use super::network::{serve, LeaderContact, NetworkFactory, PeerTimes, RPC_BACKOFF};
 use super::observer;
 use super::state_machine::{SmShared, StateMachine};
 use super::transport::{Acceptor, Transport};
@@ -168,6 +168,8 @@ pub struct RaftMetadataLog {
     sm: Arc<SmShared>,
     fatal: Arc<FatalLatch>,
     times: Arc<PeerTimes>,
+    /// When this node last heard from another leader.
+    contact: Arc<LeaderContact>,
     clock: Arc<dyn Clock>,
     server: JoinHandle<()>,
     announcer: JoinHandle<()>,
@@ -240,12 +242,15 @@ impl RaftMetadataLog {
         let raft = Raft::new(raft_id(id), config.openraft_config()?, network, store, sm)
             .await
             .map_err(|e| LogError::Fatal(format!("starting the metadata quorum: {e}")))?;
+        let contact = Arc::new(LeaderContact::default());
         let server = tokio::spawn(serve(
             acceptor,
             raft.clone(),
             raft_id(id),
             config.cluster_id.clone(),
             voter_ids,
+            contact.clone(),
+            clock.clone(),
         ));
         if resigned {
             hold_elections(&raft, &config);
@@ -259,6 +264,7 @@ impl RaftMetadataLog {
             sm: shared,
             fatal,
             times,
+            contact,
             clock,
             server,
             announcer,
@@ -537,6 +543,12 @@ impl MetadataLog for RaftMetadataLog {
                 }
             }
         })
+    }
+
+    fn since_leader_contact(&self) -> Option<Duration> {
+        let last = self.contact.last_ms()?;
+        let ago = self.clock.now_ms().saturating_sub(last).max(0);
+        Some(Duration::from_millis(ago as u64))
     }
 
     fn quorum_info(&self) -> QuorumInfo {

@@ -25,6 +25,8 @@ struct State {
     /// leader's first entry, and that leader's change event (see
     /// [`MemoryLog::set_leader_with_tail`]).
     tail: Option<(CommittedBatch, LeaderAndEpoch)>,
+    /// What [`MetadataLog::since_leader_contact`] answers.
+    since_leader_contact: Option<std::time::Duration>,
 }
 
 /// An in-memory metadata log (see the module docs).
@@ -52,6 +54,7 @@ impl MemoryLog {
                 shutdown: false,
                 refuse: 0,
                 tail: None,
+                since_leader_contact: None,
             })),
             changed: watch::channel(0).0,
         })
@@ -103,6 +106,13 @@ impl MemoryLog {
             st.events.push(LogEvent::Batch(batch));
             st.events.push(LogEvent::LeaderChange(leader));
         }
+    }
+
+    /// What [`MetadataLog::since_leader_contact`] answers from now on: as
+    /// if this node last heard from another leader `ago` before the call
+    /// (a test's controller clock, not this log, says how time passes).
+    pub fn set_since_leader_contact(&self, ago: Option<std::time::Duration>) {
+        self.state.lock().since_leader_contact = ago;
     }
 
     /// The next `n` appends fail with [`LogError::Uncertain`] (leadership
@@ -189,6 +199,10 @@ impl MetadataLog for MemoryLog {
             voters: Vec::new(),
             observers: Vec::new(),
         }
+    }
+
+    fn since_leader_contact(&self) -> Option<std::time::Duration> {
+        self.state.lock().since_leader_contact
     }
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {

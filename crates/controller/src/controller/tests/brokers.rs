@@ -1,6 +1,7 @@
 //! Broker registration, heartbeats, fencing and controlled shutdown.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sluice_metadata::{BrokerEpoch, BrokerId};
 use sluice_record::Offset;
@@ -266,4 +267,56 @@ async fn leading_again_starts_every_session_afresh() {
         "silent for a session"
     );
     assert!(!image.broker(BrokerId(2)).unwrap().fenced);
+}
+
+/// The time the quorum had no leader counts against the fresh sessions of
+/// the next one: a broker that died with the old leader's node is fenced
+/// one session after it was last heard of, not an election plus a session
+/// later (Kafka's wait). A broker heartbeating to the new leader stays.
+#[tokio::test]
+async fn the_time_without_a_leader_counts_against_fresh_sessions() {
+    let f = fixture(&[], Arc::new(PermissiveValidator)).await;
+    let (_, e2) = two_live_brokers(&f).await;
+    f.log.set_leader(Some(BrokerId(2)));
+    let timeout = ControllerConfig::default().broker_session_timeout_ms;
+    f.clock.advance(timeout * 3);
+    // This node wins the next election 0.4 sessions after it last heard
+    // the old leader; broker 2 finds it at once, broker 1 never does.
+    let leaderless = timeout * 2 / 5;
+    f.log
+        .set_since_leader_contact(Some(Duration::from_millis(leaderless as u64)));
+    f.log.set_leader(Some(BrokerId(1)));
+    f.c.heartbeat(beat(2, e2, 100)).await.unwrap();
+    f.clock.advance(timeout - leaderless);
+    assert_eq!(f.c.fence_expired_brokers().await.unwrap(), []);
+    f.clock.advance(1);
+    assert_eq!(
+        f.c.fence_expired_brokers().await.unwrap(),
+        [BrokerId(1)],
+        "one session after the last leader was heard"
+    );
+    assert!(!f.c.image().broker(BrokerId(2)).unwrap().fenced);
+}
+
+/// However long the quorum had no leader, a broker gets half a session
+/// from the new leader's activation to find it and heartbeat.
+#[tokio::test]
+async fn a_fresh_session_leaves_at_least_half_a_session() {
+    let f = fixture(&[], Arc::new(PermissiveValidator)).await;
+    let (_, e2) = two_live_brokers(&f).await;
+    f.log.set_leader(None);
+    let timeout = ControllerConfig::default().broker_session_timeout_ms;
+    f.clock.advance(timeout * 3);
+    f.log
+        .set_since_leader_contact(Some(Duration::from_millis(timeout as u64 * 3)));
+    f.log.set_leader(Some(BrokerId(1)));
+    f.c.heartbeat(beat(2, e2, 100)).await.unwrap();
+    f.clock.advance(timeout / 2);
+    assert_eq!(
+        f.c.fence_expired_brokers().await.unwrap(),
+        [],
+        "fenced before it had half a session to heartbeat"
+    );
+    f.clock.advance(1);
+    assert_eq!(f.c.fence_expired_brokers().await.unwrap(), [BrokerId(1)]);
 }
