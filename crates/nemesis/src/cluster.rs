@@ -150,8 +150,8 @@ pub fn sluice_args(net: &TestNet, i: usize, data: &Path) -> Vec<String> {
         o.push(format!("offsets.topic.replication.factor={rf}"));
         o.push("offsets.topic.num.partitions=3".into());
         o.push("min.insync.replicas=2".into());
-        // Sluice's own broker.session.timeout.ms (1500) and heartbeat
-        // (250): the faults run against what an operator gets.
+        // Sluice's own broker.session.timeout.ms (1200) and heartbeat
+        // (200): the faults run against what an operator gets.
     }
     // openraft's INFO lines (every vote and heartbeat error) would bury the
     // broker's own in the node logs.

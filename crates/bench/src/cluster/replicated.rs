@@ -77,6 +77,11 @@ pub struct ReplicationReport {
     pub new_leader_ms: Vec<Option<f64>>,
     /// Nodes that left Metadata while the load ran (should be empty).
     pub fenced_under_load: Vec<i32>,
+    /// Heartbeats that reached the active controller more than half a
+    /// session after the broker's previous one while the load ran (the
+    /// controller's "broker heartbeat late" warnings): the gaps in ms, the
+    /// closest a live broker came to being fenced. Sluice only.
+    pub late_heartbeats_under_load_ms: Vec<i64>,
     /// A follower killed instead: from the kill to the first `acks=all`
     /// acknowledgement of a record sent after it (the records wait until
     /// the dead follower is out of the ISR).
@@ -502,6 +507,41 @@ fn wall_clock() -> String {
     format!("{}.{:03}", now.as_secs(), now.subsec_millis())
 }
 
+/// How much each node has logged so far.
+fn log_lengths(target: &dyn ClusterTarget) -> Vec<(i32, usize)> {
+    target
+        .node_ids()
+        .into_iter()
+        .map(|id| (id, target.output(id).map_or(0, |o| o.len())))
+        .collect()
+}
+
+/// The gaps (ms) of the controller's "broker heartbeat late" warnings
+/// each node logged after `before`.
+fn late_heartbeats(target: &dyn ClusterTarget, before: &[(i32, usize)]) -> Vec<i64> {
+    let mut gaps = Vec::new();
+    for &(id, from) in before {
+        let Some(out) = target.output(id) else {
+            continue;
+        };
+        let since = out.get(from..).unwrap_or("");
+        gaps.extend(
+            since
+                .lines()
+                .filter(|l| l.contains("broker heartbeat late"))
+                .filter_map(|l| {
+                    l.split_once("gap_ms=")?
+                        .1
+                        .split(' ')
+                        .next()?
+                        .parse::<i64>()
+                        .ok()
+                }),
+        );
+    }
+    gaps
+}
+
 /// With SLUICE_BENCH_FAILOVER_HOLD=seconds: keeps a stuck cluster up that
 /// long before stopping it, to look at it from outside (metrics, admin).
 fn hold_stuck_cluster() {
@@ -555,12 +595,14 @@ pub fn run(opts: ReplicationOptions) -> Result<()> {
         .as_millis();
 
     let watch = FenceWatch::start(target.as_ref());
+    let logged_before = log_lengths(target.as_ref());
     let load = if opts.failover_only {
         None
     } else {
         Some(load_runs(target.as_mut(), &bootstrap, tag, &opts)?)
     };
     let fenced_under_load: Vec<i32> = watch.stop().into_iter().collect();
+    let late_heartbeats_under_load_ms = late_heartbeats(target.as_ref(), &logged_before);
 
     let fo_topic = format!("repfo-{tag}");
     load::create_replicated_topic(&bootstrap, &fo_topic, 1, 3, TOPIC_CONFIGS)?;
@@ -590,6 +632,7 @@ pub fn run(opts: ReplicationOptions) -> Result<()> {
         fenced_ms: trials.iter().map(|t| t.fenced).collect(),
         new_leader_ms: trials.iter().map(|t| t.elected).collect(),
         fenced_under_load,
+        late_heartbeats_under_load_ms,
         follower_kill_median_ms: quantile(&mut follower_sorted, 0.5),
         follower_kill_max_ms: quantile(&mut follower_sorted, 1.0),
         follower_kill_ms,
@@ -662,7 +705,7 @@ fn print_report(r: &ReplicationReport) {
         ms(&r.follower_out_of_isr_ms)
     );
     println!(
-        "  nodes fenced while the load ran: {:?}",
-        r.fenced_under_load
+        "  nodes fenced while the load ran: {:?}; heartbeats over half a session late: {:?} ms",
+        r.fenced_under_load, r.late_heartbeats_under_load_ms
     );
 }

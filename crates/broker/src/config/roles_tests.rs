@@ -97,8 +97,8 @@ fn combined_node_gives_the_typed_view_with_kafka_defaults() {
     );
     assert_eq!(k.inter_broker_listener_name.as_deref(), Some("PLAINTEXT"));
     assert_eq!(k.rack, None);
-    assert_eq!(k.broker_session_timeout_ms, 1500);
-    assert_eq!(k.broker_heartbeat_interval_ms, 250);
+    assert_eq!(k.broker_session_timeout_ms, 1200);
+    assert_eq!(k.broker_heartbeat_interval_ms, 200);
     assert_eq!(k.default_replication_factor, 1);
     assert_eq!(k.offsets_topic_replication_factor, 3);
     assert_eq!(k.min_insync_replicas, 1);
@@ -516,6 +516,6 @@ fn timeouts_and_factors() {
         COMBINED,
         &[("broker.heartbeat.interval.ms", "10000")],
         "broker.heartbeat.interval.ms",
-        "must not exceed broker.session.timeout.ms (1500)",
+        "must not exceed broker.session.timeout.ms (1200)",
     );
 }

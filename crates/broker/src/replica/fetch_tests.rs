@@ -534,7 +534,7 @@ fn a_restarted_leader_starts_from_the_checkpointed_high_watermark() {
 fn isr_changes_commit_through_the_controller_and_the_image_agrees() {
     // A short lag time, well inside the controller's broker session: the
     // simulated brokers 2 and 3 never heartbeat, and the controller judges
-    // sessions by the manual clock this test advances (with the 1.5 s
+    // sessions by the manual clock this test advances (with the
     // default session it fenced them, and the ISR moved on its own).
     let config = BrokerConfig::with_overrides(&[
         ("log.dirs", "/sim/data"),

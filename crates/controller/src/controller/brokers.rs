@@ -115,8 +115,9 @@ pub(crate) struct Sessions {
     last_seen: BTreeMap<BrokerId, (BrokerEpoch, i64, bool)>,
     /// The leader epoch these sessions were kept in.
     term: Option<sluice_record::LeaderEpoch>,
-    /// Where a fresh session of this term starts (controller clock, ms).
-    fresh_start_ms: i64,
+    /// Where a fresh session of this term starts (controller clock, ms);
+    /// before any activation, where it is created.
+    fresh_start_ms: Option<i64>,
 }
 
 impl Sessions {
@@ -137,7 +138,7 @@ impl Sessions {
             self.last_seen.clear();
             self.term = Some(epoch);
             let credit = leaderless_ms.clamp(0, timeout_ms.max(0) / 2);
-            self.fresh_start_ms = now_ms.saturating_sub(credit);
+            self.fresh_start_ms = Some(now_ms.saturating_sub(credit));
         }
     }
 
@@ -145,11 +146,40 @@ impl Sessions {
         self.last_seen.insert(broker, (epoch, now_ms, true));
     }
 
+    /// A heartbeat of `broker` at `epoch`: refreshes its session, and
+    /// warns when it came more than half a session after the previous
+    /// one (a live broker that close to being fenced: a busy machine, or
+    /// a session too short for it). Returns the gap since the previous
+    /// heartbeat of this session, if there was one.
+    fn heartbeat(
+        &mut self,
+        broker: BrokerId,
+        epoch: BrokerEpoch,
+        now_ms: i64,
+        timeout_ms: i64,
+    ) -> Option<i64> {
+        let gap = self
+            .last_seen
+            .get(&broker)
+            .filter(|&&(e, _, contact)| contact && e == epoch)
+            .map(|&(_, t, _)| now_ms.saturating_sub(t));
+        if let Some(gap) = gap.filter(|&g| g > timeout_ms / 2) {
+            tracing::warn!(
+                broker = broker.0,
+                gap_ms = gap,
+                session_timeout_ms = timeout_ms,
+                "broker heartbeat late: more than half of broker.session.timeout.ms since its previous one"
+            );
+        }
+        self.touch(broker, epoch, now_ms);
+        gap
+    }
+
     /// Whether `broker` at `epoch` heard from within the timeout; a broker
     /// without a session gets a fresh one (not counted as contact; see
     /// the type's docs for where it starts).
     fn alive(&mut self, broker: BrokerId, epoch: BrokerEpoch, now_ms: i64, timeout: i64) -> bool {
-        let fresh = self.fresh_start_ms.min(now_ms);
+        let fresh = self.fresh_start_ms.unwrap_or(now_ms).min(now_ms);
         let e = self
             .last_seen
             .entry(broker)
@@ -290,8 +320,9 @@ fn plan_heartbeat(
 ) -> Result<(Vec<MetadataRecord>, HeartbeatReply), ControllerError> {
     check_broker_epoch(ctx.image, hb.broker_id, hb.broker_epoch)?;
     let reg = ctx.image.broker(hb.broker_id).expect("checked above");
+    let timeout = ctx.config.broker_session_timeout_ms;
     ctx.sessions
-        .touch(hb.broker_id, hb.broker_epoch, ctx.now_ms);
+        .heartbeat(hb.broker_id, hb.broker_epoch, ctx.now_ms, timeout);
     let is_caught_up = hb.current_metadata_offset.0 >= reg.epoch.0;
     const NO: i8 = BrokerRegistrationChangeRecord::NO_CHANGE;
     let mut records = Vec::new();
@@ -454,4 +485,23 @@ fn elect_onto(ctx: &OpContext<'_>, broker: BrokerId) -> Vec<MetadataRecord> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod session_tests {
+    use super::*;
+
+    #[test]
+    fn a_heartbeat_measures_the_gap_within_one_session_only() {
+        let mut s = Sessions::default();
+        let (b, e) = (BrokerId(1), BrokerEpoch(7));
+        assert_eq!(s.heartbeat(b, e, 1_000, 1_500), None, "first contact");
+        assert_eq!(s.heartbeat(b, e, 1_900, 1_500), Some(900));
+        // A new incarnation's session starts afresh.
+        assert_eq!(s.heartbeat(b, BrokerEpoch(8), 2_000, 1_500), None);
+        // A session the fencing check started is no contact to measure
+        // from.
+        assert!(s.alive(BrokerId(2), e, 2_000, 1_500));
+        assert_eq!(s.heartbeat(BrokerId(2), e, 2_100, 1_500), None);
+    }
 }

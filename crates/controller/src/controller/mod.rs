@@ -130,7 +130,7 @@ impl Default for ControllerConfig {
         ControllerConfig {
             default_num_partitions: 1,
             default_replication_factor: 1,
-            broker_session_timeout_ms: 1500,
+            broker_session_timeout_ms: 1200,
             max_queued_operations: 1024,
             max_records_per_batch: 10_000,
             bootstrap: Vec::new(),
