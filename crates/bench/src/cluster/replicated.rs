@@ -71,8 +71,9 @@ pub struct ReplicationReport {
     pub failover_ms: Vec<f64>,
     pub failover_median_ms: f64,
     pub failover_max_ms: f64,
-    /// Per trial, from the kill: when a survivor's Metadata first left the
-    /// killed node out (fenced) and first named another leader.
+    /// Per trial, from the kill: when a survivor first left the killed
+    /// node out of DescribeCluster (fenced) and its Metadata first named
+    /// another leader.
     pub fenced_ms: Vec<Option<f64>>,
     pub new_leader_ms: Vec<Option<f64>>,
     /// Nodes that left Metadata while the load ran (should be empty).
@@ -88,7 +89,7 @@ pub struct ReplicationReport {
     pub follower_kill_ms: Vec<f64>,
     pub follower_kill_median_ms: f64,
     pub follower_kill_max_ms: f64,
-    /// Per trial: the killed follower out of Metadata, and out of the ISR.
+    /// Per trial: the killed follower fenced, and out of the ISR.
     pub follower_fenced_ms: Vec<Option<f64>>,
     pub follower_out_of_isr_ms: Vec<Option<f64>>,
 }
@@ -117,6 +118,28 @@ fn registered(target: &dyn ClusterTarget) -> Option<BTreeSet<i32>> {
         sluice_testkit::metadata::fetch_metadata(target.addr(id), Some(&[]))
             .ok()
             .map(|m| m.brokers.iter().map(|b| b.node_id).collect())
+    })
+}
+
+/// The unfenced brokers as the broker at `addr` knows them (DescribeCluster
+/// v0, which lists only those, on Kafka as on Sluice). Metadata is not the
+/// place to look: Sluice keeps a fenced broker in its list for a moment
+/// (`metadata::departures`).
+fn unfenced_brokers(addr: std::net::SocketAddr) -> Option<BTreeSet<i32>> {
+    use kafka_protocol::messages::DescribeClusterRequest;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    rt.block_on(async {
+        let mut conn = super::client::Conn::connect(addr, Duration::from_secs(3))
+            .await
+            .ok()?;
+        let r = conn
+            .call(0, &DescribeClusterRequest::default())
+            .await
+            .ok()?;
+        (r.error_code == 0).then(|| r.brokers.iter().map(|b| b.broker_id.0).collect())
     })
 }
 
@@ -157,7 +180,8 @@ fn wait_full_isr(target: &dyn ClusterTarget, topic: &str, partitions: i32) -> Re
     }
 }
 
-/// Watches Metadata every 500 ms until stopped; the nodes it ever missed.
+/// Watches the unfenced brokers every 500 ms until stopped; the nodes it
+/// ever missed.
 struct FenceWatch {
     stop: Arc<AtomicBool>,
     missing: Arc<Mutex<BTreeSet<i32>>>,
@@ -177,11 +201,7 @@ impl FenceWatch {
         let (s, m) = (stop.clone(), missing.clone());
         let handle = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
-                if let Some(seen) = addrs
-                    .iter()
-                    .find_map(|a| sluice_testkit::metadata::fetch_metadata(*a, Some(&[])).ok())
-                {
-                    let seen: BTreeSet<i32> = seen.brokers.iter().map(|b| b.node_id).collect();
+                if let Some(seen) = addrs.iter().find_map(|a| unfenced_brokers(*a)) {
                     m.lock().unwrap().extend(all.difference(&seen));
                 }
                 std::thread::sleep(Duration::from_millis(500));
@@ -202,7 +222,7 @@ impl FenceWatch {
     }
 }
 
-/// What survivors' Metadata says after a kill: polled every 20 ms until
+/// What survivors say after a kill (DescribeCluster and Metadata): polled every 20 ms until
 /// stopped, so a trial's time splits into detection (fenced), the
 /// partition's move (a leader's kill: another leader named; a follower's:
 /// the ISR without it) and the rest (clients and replication).
@@ -240,7 +260,9 @@ impl FailoverWatch {
                         continue;
                     };
                     let now = Instant::now();
-                    if fenced.is_none() && m.brokers.iter().all(|b| b.node_id != killed) {
+                    if fenced.is_none()
+                        && unfenced_brokers(*a).is_some_and(|u| !u.contains(&killed))
+                    {
                         fenced = Some(now);
                     }
                     let p0 = m
@@ -688,7 +710,7 @@ fn print_report(r: &ReplicationReport) {
             .collect::<Vec<Option<f64>>>()
     };
     println!(
-        "    of which: killed node out of Metadata after {:?} ms; new leader named after {:?} ms",
+        "    of which: killed node fenced after {:?} ms; new leader named after {:?} ms",
         ms(&r.fenced_ms),
         ms(&r.new_leader_ms)
     );
@@ -700,7 +722,7 @@ fn print_report(r: &ReplicationReport) {
         r.follower_kill_ms.iter().map(|t| t.round()).collect::<Vec<_>>()
     );
     println!(
-        "    of which: killed follower out of Metadata after {:?} ms; out of the ISR after {:?} ms",
+        "    of which: killed follower fenced after {:?} ms; out of the ISR after {:?} ms",
         ms(&r.follower_fenced_ms),
         ms(&r.follower_out_of_isr_ms)
     );
