@@ -122,9 +122,7 @@ fn registered(target: &dyn ClusterTarget) -> Option<BTreeSet<i32>> {
 }
 
 /// The unfenced brokers as the broker at `addr` knows them (DescribeCluster
-/// v0, which lists only those, on Kafka as on Sluice). Metadata is not the
-/// place to look: Sluice keeps a fenced broker in its list for a moment
-/// (`metadata::departures`).
+/// v0, which lists only those, on Kafka as on Sluice).
 fn unfenced_brokers(addr: std::net::SocketAddr) -> Option<BTreeSet<i32>> {
     use kafka_protocol::messages::DescribeClusterRequest;
     let rt = tokio::runtime::Builder::new_current_thread()

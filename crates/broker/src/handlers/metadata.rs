@@ -96,9 +96,8 @@ pub async fn handle(
         }
     }
 
-    // Every registered, unfenced broker (and one fenced a moment ago, see
-    // `metadata::departures`) at its listener of the name this broker
-    // advertises first (clients connect through one listener name).
+    // Every registered, unfenced broker at its listener of the name this
+    // broker advertises first (clients connect through one listener name).
     let listener = ctx
         .config
         .advertised_listeners
@@ -107,7 +106,7 @@ pub async fn handle(
     let brokers = image
         .brokers()
         .values()
-        .filter(|b| ctx.image.listed_in_metadata(b))
+        .filter(|b| !b.fenced)
         .filter_map(|b| {
             let l = b.listeners.iter().find(|l| l.name == listener)?;
             Some(

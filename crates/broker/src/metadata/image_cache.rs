@@ -8,15 +8,12 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 use sluice_metadata::{
-    BrokerId, BrokerRegistration, ConfigResource, ConfigResourceType, MetadataImage,
-    PartitionRegistration, TopicImage,
+    BrokerId, ConfigResource, ConfigResourceType, MetadataImage, PartitionRegistration, TopicImage,
 };
 use sluice_record::Offset;
-use sluice_storage::Clock;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::departures::Departures;
 use super::TopicMetadata;
 
 /// The loader stopped (a record it could not apply, or the log failed):
@@ -42,10 +39,6 @@ pub struct ImageCache {
     changed: Condvar,
     /// The published image's last offset, for async waiters.
     published: watch::Sender<Offset>,
-    /// Brokers fenced a moment ago, still listed by Metadata; only with a
-    /// clock (see [`ImageCache::with_clock`]).
-    departures: Departures,
-    clock: Option<Arc<dyn Clock>>,
 }
 
 impl std::fmt::Debug for ImageCache {
@@ -60,20 +53,8 @@ impl std::fmt::Debug for ImageCache {
 impl ImageCache {
     /// An empty cache for broker `node` (nothing published yet).
     pub fn new(node: BrokerId) -> Arc<Self> {
-        Arc::new(Self::build(node, None))
-    }
-
-    /// As [`ImageCache::new`], timing departures with `clock`: a broker the
-    /// published images fence stays listed by Metadata for a moment (see
-    /// [`super::departures`]). Without a clock it leaves at once, as in
-    /// Kafka.
-    pub fn with_clock(node: BrokerId, clock: Arc<dyn Clock>) -> Arc<Self> {
-        Arc::new(Self::build(node, Some(clock)))
-    }
-
-    fn build(node: BrokerId, clock: Option<Arc<dyn Clock>>) -> Self {
         let (published, _) = watch::channel(Offset(-1));
-        ImageCache {
+        Arc::new(ImageCache {
             node,
             state: RwLock::new(State {
                 image: MetadataImage::empty(),
@@ -82,9 +63,7 @@ impl ImageCache {
             waiters: Mutex::new(()),
             changed: Condvar::new(),
             published,
-            departures: Departures::default(),
-            clock,
-        }
+        })
     }
 
     /// This broker's id (the one `local_changes` and leadership are about).
@@ -101,24 +80,9 @@ impl ImageCache {
     /// publisher has applied it.
     pub(crate) fn publish(&self, image: MetadataImage) {
         let offset = image.provenance().last_offset;
-        let mut state = self.state.write();
-        if let Some(clock) = &self.clock {
-            self.departures.note(&state.image, &image, clock.now_ms());
-        }
-        state.image = image;
-        drop(state);
+        self.state.write().image = image;
         self.wake();
         self.published.send_replace(offset);
-    }
-
-    /// Whether Metadata lists `broker`: unfenced, or fenced a moment ago
-    /// (see [`super::departures`]).
-    pub fn listed_in_metadata(&self, broker: &BrokerRegistration) -> bool {
-        !broker.fenced
-            || self
-                .clock
-                .as_ref()
-                .is_some_and(|c| self.departures.lingers(broker.id, c.now_ms()))
     }
 
     /// Marks the loader stopped: every waiter (now and later) gets an error.

@@ -21,9 +21,7 @@
 //! - [`publishers`]: broker configs, partitions (logs, leader epochs,
 //!   roles), the group coordinator (`__consumer_offsets` leadership),
 //!   group configs.
-//! - [`image_cache`]: [`ImageCache`], what handlers read; with
-//!   [`departures`], the brokers fenced a moment ago that Metadata still
-//!   lists so clients move their partitions before dropping them.
+//! - [`image_cache`]: [`ImageCache`], what handlers read.
 //! - [`meta`]: `meta.properties` (cluster id, directory id).
 //! - [`records`]: the metadata log's first batch, from a fresh directory
 //!   or (once, on upgrade) from the single-node release's files
@@ -38,7 +36,6 @@
 
 pub mod client;
 pub mod controller;
-pub mod departures;
 pub mod files;
 pub mod image_cache;
 pub mod lifecycle;
@@ -295,7 +292,7 @@ impl MetadataServices {
                 (meta, log, controller, None, Some(channel))
             }
         };
-        let cache = ImageCache::with_clock(node, clock.clone());
+        let cache = ImageCache::new(node);
         let fetchers = Arc::new(
             ReplicaFetcherManager::new(
                 ReplicaFetcherConfig::from_broker(&config),
