@@ -71,9 +71,9 @@ pub struct ReplicationReport {
     pub failover_ms: Vec<f64>,
     pub failover_median_ms: f64,
     pub failover_max_ms: f64,
-    /// Per trial, from the kill: when a survivor first left the killed
-    /// node out of DescribeCluster (fenced) and its Metadata first named
-    /// another leader.
+    /// Per trial, from the kill: when a survivor's Metadata (which lists
+    /// exactly the unfenced brokers) first left the killed node out
+    /// (fenced) and first named another leader.
     pub fenced_ms: Vec<Option<f64>>,
     pub new_leader_ms: Vec<Option<f64>>,
     /// Nodes that left Metadata while the load ran (should be empty).
@@ -121,26 +121,6 @@ fn registered(target: &dyn ClusterTarget) -> Option<BTreeSet<i32>> {
     })
 }
 
-/// The unfenced brokers as the broker at `addr` knows them (DescribeCluster
-/// v0, which lists only those, on Kafka as on Sluice).
-fn unfenced_brokers(addr: std::net::SocketAddr) -> Option<BTreeSet<i32>> {
-    use kafka_protocol::messages::DescribeClusterRequest;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .ok()?;
-    rt.block_on(async {
-        let mut conn = super::client::Conn::connect(addr, Duration::from_secs(3))
-            .await
-            .ok()?;
-        let r = conn
-            .call(0, &DescribeClusterRequest::default())
-            .await
-            .ok()?;
-        (r.error_code == 0).then(|| r.brokers.iter().map(|b| b.broker_id.0).collect())
-    })
-}
-
 /// The leader and ISR of `topic`/`partition`.
 fn leader_of(target: &dyn ClusterTarget, topic: &str, partition: i32) -> Option<(i32, Vec<i32>)> {
     target.node_ids().iter().find_map(|&id| {
@@ -178,8 +158,7 @@ fn wait_full_isr(target: &dyn ClusterTarget, topic: &str, partitions: i32) -> Re
     }
 }
 
-/// Watches the unfenced brokers every 500 ms until stopped; the nodes it
-/// ever missed.
+/// Watches Metadata every 500 ms until stopped; the nodes it ever missed.
 struct FenceWatch {
     stop: Arc<AtomicBool>,
     missing: Arc<Mutex<BTreeSet<i32>>>,
@@ -199,7 +178,11 @@ impl FenceWatch {
         let (s, m) = (stop.clone(), missing.clone());
         let handle = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
-                if let Some(seen) = addrs.iter().find_map(|a| unfenced_brokers(*a)) {
+                if let Some(seen) = addrs
+                    .iter()
+                    .find_map(|a| sluice_testkit::metadata::fetch_metadata(*a, Some(&[])).ok())
+                {
+                    let seen: BTreeSet<i32> = seen.brokers.iter().map(|b| b.node_id).collect();
                     m.lock().unwrap().extend(all.difference(&seen));
                 }
                 std::thread::sleep(Duration::from_millis(500));
@@ -220,7 +203,7 @@ impl FenceWatch {
     }
 }
 
-/// What survivors say after a kill (DescribeCluster and Metadata): polled every 20 ms until
+/// What survivors' Metadata says after a kill: polled every 20 ms until
 /// stopped, so a trial's time splits into detection (fenced), the
 /// partition's move (a leader's kill: another leader named; a follower's:
 /// the ISR without it) and the rest (clients and replication).
@@ -258,9 +241,7 @@ impl FailoverWatch {
                         continue;
                     };
                     let now = Instant::now();
-                    if fenced.is_none()
-                        && unfenced_brokers(*a).is_some_and(|u| !u.contains(&killed))
-                    {
+                    if fenced.is_none() && m.brokers.iter().all(|b| b.node_id != killed) {
                         fenced = Some(now);
                     }
                     let p0 = m

@@ -56,6 +56,21 @@ async fn only_broker_2_beats_for_a_session(f: &super::Fixture, e2: BrokerEpoch) 
     f.clock.advance(timeout / 2 + 1);
 }
 
+/// `meanwhile` (another voter, or none) leads for three sessions, then
+/// this node leads again, having last heard a leader `leaderless` ago (the
+/// brokers' heartbeats went elsewhere or nowhere meanwhile).
+async fn lead_again_after(
+    f: &super::Fixture,
+    meanwhile: Option<BrokerId>,
+    leaderless: Option<Duration>,
+) {
+    f.log.set_leader(meanwhile);
+    let timeout = ControllerConfig::default().broker_session_timeout_ms;
+    f.clock.advance(timeout * 3);
+    f.log.set_since_leader_contact(leaderless);
+    f.log.set_leader(Some(BrokerId(1)));
+}
+
 #[tokio::test]
 async fn brokers_register_fenced_and_unfence_once_caught_up() {
     let f = fixture(&[], Arc::new(PermissiveValidator)).await;
@@ -248,10 +263,7 @@ async fn leading_again_starts_every_session_afresh() {
     let (_, e2) = two_live_brokers(&f).await;
     // Another controller leads for longer than a session; the brokers
     // heartbeat to it, not here.
-    f.log.set_leader(Some(BrokerId(2)));
-    let timeout = ControllerConfig::default().broker_session_timeout_ms;
-    f.clock.advance(timeout * 3);
-    f.log.set_leader(Some(BrokerId(1)));
+    lead_again_after(&f, Some(BrokerId(2)), None).await;
     let fenced = f.c.fence_expired_brokers().await.unwrap();
     assert_eq!(fenced, [], "fenced on the heartbeats of an earlier term");
     let image = f.c.image();
@@ -277,15 +289,12 @@ async fn leading_again_starts_every_session_afresh() {
 async fn the_time_without_a_leader_counts_against_fresh_sessions() {
     let f = fixture(&[], Arc::new(PermissiveValidator)).await;
     let (_, e2) = two_live_brokers(&f).await;
-    f.log.set_leader(Some(BrokerId(2)));
-    let timeout = ControllerConfig::default().broker_session_timeout_ms;
-    f.clock.advance(timeout * 3);
     // This node wins the next election 0.4 sessions after it last heard
     // the old leader; broker 2 finds it at once, broker 1 never does.
+    let timeout = ControllerConfig::default().broker_session_timeout_ms;
     let leaderless = timeout * 2 / 5;
-    f.log
-        .set_since_leader_contact(Some(Duration::from_millis(leaderless as u64)));
-    f.log.set_leader(Some(BrokerId(1)));
+    let ago = Duration::from_millis(leaderless as u64);
+    lead_again_after(&f, Some(BrokerId(2)), Some(ago)).await;
     f.c.heartbeat(beat(2, e2, 100)).await.unwrap();
     f.clock.advance(timeout - leaderless);
     assert_eq!(f.c.fence_expired_brokers().await.unwrap(), []);
@@ -304,12 +313,9 @@ async fn the_time_without_a_leader_counts_against_fresh_sessions() {
 async fn a_fresh_session_leaves_at_least_half_a_session() {
     let f = fixture(&[], Arc::new(PermissiveValidator)).await;
     let (_, e2) = two_live_brokers(&f).await;
-    f.log.set_leader(None);
     let timeout = ControllerConfig::default().broker_session_timeout_ms;
-    f.clock.advance(timeout * 3);
-    f.log
-        .set_since_leader_contact(Some(Duration::from_millis(timeout as u64 * 3)));
-    f.log.set_leader(Some(BrokerId(1)));
+    let ago = Duration::from_millis(timeout as u64 * 3);
+    lead_again_after(&f, None, Some(ago)).await;
     f.c.heartbeat(beat(2, e2, 100)).await.unwrap();
     f.clock.advance(timeout / 2);
     assert_eq!(
