@@ -15,7 +15,7 @@ use crate::context::BrokerContext;
 use crate::error::BrokerError;
 use crate::group::{GroupConfig, GroupCoordinator};
 use crate::metadata::{MetadataServices, QuorumMode};
-use crate::network::{self, ConnectionConfig, MemoryPool};
+use crate::network::{self, ConnectionConfig, Listener, MemoryPool};
 use crate::partition::ReplicaManager;
 
 /// Shortest period of the background storage timers, whatever the config
@@ -58,17 +58,14 @@ impl Broker {
         clock: Arc<dyn Clock>,
         quorum: QuorumMode,
     ) -> Result<Broker, BrokerError> {
-        let mut config = config;
         if config.listeners.is_empty() {
             return Err(BrokerError::InvalidListener(
                 "listeners is empty: nothing to serve on".into(),
             ));
         }
-
         // Bind first: a broker that cannot listen should not touch its data.
         let mut listeners = Vec::new();
-        let mut bound = Vec::new();
-        for l in config.listeners.clone() {
+        for l in &config.listeners {
             let listener =
                 TcpListener::bind(l.bind_addr())
                     .await
@@ -76,6 +73,30 @@ impl Broker {
                         listener: l.to_string(),
                         source,
                     })?;
+            listeners.push(Listener::Tcp(listener));
+        }
+        Self::start_on(config, fs, clock, quorum, listeners).await
+    }
+
+    /// [`Broker::start_in`] on listeners bound by the caller, one per
+    /// `listeners` entry and in its order (the simulation's network).
+    pub async fn start_on(
+        config: BrokerConfig,
+        fs: Arc<dyn Fs>,
+        clock: Arc<dyn Clock>,
+        quorum: QuorumMode,
+        listeners: Vec<Listener>,
+    ) -> Result<Broker, BrokerError> {
+        let mut config = config;
+        if listeners.len() != config.listeners.len() || listeners.is_empty() {
+            return Err(BrokerError::InvalidListener(format!(
+                "{} bound listeners for {} configured",
+                listeners.len(),
+                config.listeners.len()
+            )));
+        }
+        let mut bound = Vec::new();
+        for (l, listener) in config.listeners.clone().iter().zip(&listeners) {
             let addr = listener.local_addr().map_err(|source| BrokerError::Io {
                 op: "local_addr",
                 source,
@@ -88,7 +109,6 @@ impl Broker {
                 a.port = addr.port();
             }
             bound.push(addr);
-            listeners.push(listener);
         }
 
         let logs = {

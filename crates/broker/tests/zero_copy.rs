@@ -84,29 +84,29 @@ fn fetch_all(version: i16, topics: &[(&str, Uuid, i32)], isolation: i8) -> Fetch
         .with_topics(fetch_topics)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn zero_copy_fetch_is_byte_identical_to_kafka_protocol_encoding() {
-    let b = TestBroker::start(Arc::new(RealFs), &[]).await;
-    let ctx = b.broker.context().clone();
-    let a = create_topic(&ctx, "alpha", 2).await;
-    let bt = create_topic(&ctx, "beta", 1).await;
-    let empty = create_topic(&ctx, "gamma", 1).await;
-    let mut c = b.client().await;
+/// Produces to three topics (one left empty) and returns their ids.
+async fn produce_sample(ctx: &BrokerContext, c: &mut Client) -> [(&'static str, Uuid, i32); 3] {
+    let a = create_topic(ctx, "alpha", 2).await;
+    let bt = create_topic(ctx, "beta", 1).await;
+    let empty = create_topic(ctx, "gamma", 1).await;
     for i in 0..3 {
         let v = format!("alpha-0-{i}");
-        produce(
-            &mut c,
-            "alpha",
-            0,
-            batch(&[v.as_bytes(), b"second"], 1_000 + i),
-        )
-        .await;
+        produce(c, "alpha", 0, batch(&[v.as_bytes(), b"second"], 1_000 + i)).await;
         let v = format!("beta-{i}");
-        produce(&mut c, "beta", 0, batch(&[v.as_bytes()], 5_000 + i)).await;
+        produce(c, "beta", 0, batch(&[v.as_bytes()], 5_000 + i)).await;
     }
-    produce(&mut c, "alpha", 1, batch(&[b"only"], 9_000)).await;
+    produce(c, "alpha", 1, batch(&[b"only"], 9_000)).await;
+    [("alpha", a, 2), ("beta", bt, 1), ("gamma", empty, 1)]
+}
 
-    let topics = [("alpha", a, 2), ("beta", bt, 1), ("gamma", empty, 1)];
+/// Every Fetch version and isolation level: the bytes `c` receives equal
+/// kafka-protocol's encoding of the handler's answer read into memory, and
+/// decode to the records produced by [`produce_sample`].
+async fn assert_wire_equals_encoding(
+    ctx: &BrokerContext,
+    c: &mut Client,
+    topics: &[(&str, Uuid, i32)],
+) {
     let max = sluice_protocol::SUPPORTED_APIS
         .iter()
         .find(|(k, _, _)| *k == ApiKey::Fetch)
@@ -114,14 +114,14 @@ async fn zero_copy_fetch_is_byte_identical_to_kafka_protocol_encoding() {
         .2;
     for version in 4..=max {
         for isolation in [0, 1] {
-            let req = fetch_all(version, &topics, isolation);
+            let req = fetch_all(version, topics, isolation);
             let correlation = c.send(ApiKey::Fetch, version, &req).await;
             let wire = c.recv_frame().await.unwrap();
 
             // The same request through the handler, records read into memory
             // and encoded by kafka-protocol the ordinary way.
             let header = netkit::request_header(ApiKey::Fetch, version, correlation);
-            let plan = sluice_broker::handlers::fetch::handle(&ctx, &header, req).await;
+            let plan = sluice_broker::handlers::fetch::handle(ctx, &header, req).await;
             assert!(
                 !plan.files.is_empty()
                     && plan.files.iter().all(|f| f.slice.file.raw_fd().is_some()),
@@ -158,6 +158,28 @@ async fn zero_copy_fetch_is_byte_identical_to_kafka_protocol_encoding() {
             assert_eq!(r.responses[0].partitions[2].error_code, 3);
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_copy_fetch_is_byte_identical_to_kafka_protocol_encoding() {
+    let b = TestBroker::start(Arc::new(RealFs), &[]).await;
+    let ctx = b.broker.context().clone();
+    let mut c = b.client().await;
+    let topics = produce_sample(&ctx, &mut c).await;
+    assert_wire_equals_encoding(&ctx, &mut c, &topics).await;
+    b.broker.shutdown().await.unwrap();
+}
+
+/// The listener seam: a broker serving a stream that is not a TCP socket
+/// (the simulation's network) copies the same files it would `sendfile`,
+/// and the bytes are the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_is_not_tcp_copies_the_same_bytes() {
+    let (b, connector) = TestBroker::start_in_memory(Arc::new(RealFs)).await;
+    let ctx = b.broker.context().clone();
+    let mut c = connector.connect().await;
+    let topics = produce_sample(&ctx, &mut c).await;
+    assert_wire_equals_encoding(&ctx, &mut c, &topics).await;
     b.broker.shutdown().await.unwrap();
 }
 

@@ -167,6 +167,9 @@ pub enum QuorumMode {
         /// The channel `controller` sends on (DescribeQuorum is forwarded
         /// on it too).
         channel: Arc<ControllerChannelToQuorum>,
+        /// How the replica fetchers reach other brokers (TCP, or the
+        /// simulation's network).
+        connector: Arc<dyn sluice_transport::net::Connector>,
     },
 }
 
@@ -271,17 +274,20 @@ impl MetadataServices {
         mode: QuorumMode,
     ) -> Result<MetadataServices, MetadataError> {
         let node = BrokerId(config.node_id);
-        let (meta, log, client, owned, channel) = match mode {
+        let (meta, log, client, owned, channel, connector) = match mode {
             QuorumMode::SingleNode => {
                 let (meta, owned) = open_single_node(&config, &fs, &clock).await?;
                 let client: Arc<dyn ControllerClient> = Arc::new(owned.controller.clone());
                 let log: Arc<dyn MetadataLog> = owned.log.clone();
-                (meta, log, client, Some(owned), None)
+                let connector: Arc<dyn sluice_transport::net::Connector> =
+                    Arc::new(sluice_transport::TcpConnector);
+                (meta, log, client, Some(owned), None, connector)
             }
             QuorumMode::Cluster {
                 log,
                 controller,
                 channel,
+                connector,
             } => {
                 let meta = {
                     let (config, fs) = (config.clone(), fs.clone());
@@ -289,7 +295,7 @@ impl MetadataServices {
                         .await
                         .map_err(|e| MetadataError::LoaderStopped(e.to_string()))??
                 };
-                (meta, log, controller, None, Some(channel))
+                (meta, log, controller, None, Some(channel), connector)
             }
         };
         let cache = ImageCache::new(node);
@@ -297,7 +303,7 @@ impl MetadataServices {
             ReplicaFetcherManager::new(
                 ReplicaFetcherConfig::from_broker(&config),
                 replicas.clone(),
-                Arc::new(sluice_transport::TcpConnector),
+                connector,
                 tokio::runtime::Handle::current(),
             )
             .with_follower_quota(replicas.quotas().follower.clone()),

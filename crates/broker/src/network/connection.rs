@@ -22,15 +22,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::messages::RequestKind;
 use sluice_protocol::DecodedRequest;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use sluice_transport::net::BoxStream;
+use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::codec::{self, Decoded};
 use super::frame::{FrameError, FrameReader, MemoryPool, Reservation};
-use super::sendfile::write_chunks;
+use super::sendfile::{write_chunks, ResponseWriter};
 use crate::context::BrokerContext;
 use crate::handlers::{self, Response};
 
@@ -85,8 +85,9 @@ impl Activity {
     }
 }
 
-/// Serves one connection until the client leaves, a frame is malformed, or
-/// the broker shuts down (then requests already read are still answered).
+/// Serves one TCP connection until the client leaves, a frame is
+/// malformed, or the broker shuts down (then requests already read are
+/// still answered). Fetched records go out with `sendfile`.
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
@@ -94,11 +95,38 @@ pub async fn serve(
     config: ConnectionConfig,
     shutdown: watch::Receiver<bool>,
 ) {
-    let _active = crate::metrics::connection_opened();
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "set_nodelay failed");
     }
     let (read_half, write_half) = stream.into_split();
+    serve_halves(read_half, write_half, peer, ctx, config, shutdown).await;
+}
+
+/// [`serve`] on any other byte stream (the simulation's, a test's
+/// in-memory one): the same code, with fetched records copied.
+pub async fn serve_stream(
+    stream: BoxStream,
+    peer: SocketAddr,
+    ctx: BrokerContext,
+    config: ConnectionConfig,
+    shutdown: watch::Receiver<bool>,
+) {
+    let (read_half, write_half) = tokio::io::split(stream);
+    serve_halves(read_half, write_half, peer, ctx, config, shutdown).await;
+}
+
+async fn serve_halves<R, W>(
+    read_half: R,
+    write_half: W,
+    peer: SocketAddr,
+    ctx: BrokerContext,
+    config: ConnectionConfig,
+    shutdown: watch::Receiver<bool>,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: ResponseWriter,
+{
+    let _active = crate::metrics::connection_opened();
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
     let frames = FrameReader::new(read_half, config.max_request_bytes, config.pool.clone())
         .with_stall_timeout(config.stall_timeout);
@@ -120,8 +148,8 @@ pub async fn serve(
     tracing::debug!(%peer, "connection closed");
 }
 
-async fn read_loop(
-    mut frames: FrameReader<OwnedReadHalf>,
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut frames: FrameReader<R>,
     tx: mpsc::Sender<Inbound>,
     mut shutdown: watch::Receiver<bool>,
     peer: SocketAddr,
@@ -192,9 +220,9 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     }
 }
 
-async fn process_loop(
+async fn process_loop<W: ResponseWriter>(
     mut rx: mpsc::Receiver<Inbound>,
-    mut socket: OwnedWriteHalf,
+    mut socket: W,
     ctx: &BrokerContext,
     peer: SocketAddr,
     activity: &Activity,

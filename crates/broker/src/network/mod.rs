@@ -17,10 +17,13 @@ pub mod frame;
 pub mod fuzzing;
 pub mod sendfile;
 
+use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use sluice_transport::net::{Acceptor, BoxStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore, TryAcquireError};
 use tokio::task::JoinSet;
 
@@ -84,10 +87,41 @@ impl RefusalLog {
     }
 }
 
+/// Where a listener's connections come from: a TCP socket (fetched
+/// records go out with `sendfile`), or any other acceptor behind the
+/// transport crate's socket seam (the deterministic simulation's network;
+/// fetched records are copied).
+pub enum Listener {
+    Tcp(TcpListener),
+    Other(Box<dyn Acceptor>),
+}
+
+enum Accepted {
+    Tcp(TcpStream),
+    Other(BoxStream),
+}
+
+impl Listener {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Listener::Tcp(l) => l.local_addr(),
+            Listener::Other(a) => a.local_addr(),
+        }
+    }
+
+    async fn accept(&mut self) -> io::Result<(Accepted, SocketAddr)> {
+        match self {
+            Listener::Tcp(l) => l.accept().await.map(|(s, p)| (Accepted::Tcp(s), p)),
+            Listener::Other(a) => a.accept().await.map(|(s, p)| (Accepted::Other(s), p)),
+        }
+    }
+}
+
 /// Accepts connections on `listener` until `shutdown` becomes true, then
 /// waits for every connection to answer the requests it has already read.
 pub async fn accept_loop(
-    listener: TcpListener,
+    mut listener: Listener,
     ctx: BrokerContext,
     config: ConnectionConfig,
     connection_slots: Arc<Semaphore>,
@@ -132,7 +166,12 @@ pub async fn accept_loop(
         let config = config.clone();
         let shutdown = shutdown.clone();
         connections.spawn(async move {
-            connection::serve(stream, peer, ctx, config, shutdown).await;
+            match stream {
+                Accepted::Tcp(s) => connection::serve(s, peer, ctx, config, shutdown).await,
+                Accepted::Other(s) => {
+                    connection::serve_stream(s, peer, ctx, config, shutdown).await
+                }
+            }
             drop(slot);
         });
     }

@@ -1,6 +1,8 @@
 //! Writing a response made of byte chunks and file slices to a socket, the
 //! file slices with `sendfile(2)` so record bytes never pass through user
-//! space.
+//! space. A stream that is not a TCP socket (the simulation's, a test's
+//! in-memory one), or a file without a descriptor (a simulated one), gets
+//! the bytes through a bounded copy buffer instead.
 //!
 //! KAFKA-7504: `sendfile` of a range that is not in page cache blocks the
 //! calling thread on disk reads, which in Kafka stalls every connection of
@@ -13,11 +15,12 @@ use std::io;
 
 use bytes::{Bytes, BytesMut};
 use sluice_storage::FileSlice;
-use tokio::io::{AsyncWrite, AsyncWriteExt, Interest};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest, WriteHalf};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 
-/// Bytes of a file read per step when the file has no descriptor to
-/// `sendfile` from (simulated files).
+/// Bytes of a file read per step when there is no `sendfile` (no TCP
+/// socket, or a file without a descriptor).
 const COPY_STEP: usize = 64 * 1024;
 /// Linux transfers at most this many bytes per `sendfile` call.
 const SENDFILE_MAX: usize = 0x7fff_f000;
@@ -28,13 +31,29 @@ pub enum Chunk {
     File(FileSlice),
 }
 
+/// The write side of a connection.
+pub trait ResponseWriter: AsyncWrite + Unpin + Send {
+    /// The TCP socket underneath, which file slices are `sendfile`d into
+    /// (`None`: they are copied).
+    fn tcp_socket(&self) -> Option<&TcpStream>;
+}
+
+impl ResponseWriter for OwnedWriteHalf {
+    fn tcp_socket(&self) -> Option<&TcpStream> {
+        Some(self.as_ref())
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Send> ResponseWriter for WriteHalf<T> {
+    fn tcp_socket(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
 /// Writes `chunks` in order. Adjacent byte chunks are gathered into one
-/// write; file chunks go out with `sendfile` when the file has a
-/// descriptor, otherwise through a bounded copy buffer.
-pub async fn write_chunks<W>(socket: &mut W, chunks: Vec<Chunk>) -> io::Result<()>
-where
-    W: AsyncWrite + AsRef<TcpStream> + Unpin,
-{
+/// write; file chunks go out with `sendfile` when the socket is TCP and the
+/// file has a descriptor, otherwise through a bounded copy buffer.
+pub async fn write_chunks<W: ResponseWriter>(socket: &mut W, chunks: Vec<Chunk>) -> io::Result<()> {
     let mut pending = BytesMut::new();
     for chunk in chunks {
         match chunk {
@@ -54,17 +73,14 @@ where
     Ok(())
 }
 
-async fn write_file<W>(socket: &mut W, slice: &FileSlice) -> io::Result<()>
-where
-    W: AsyncWrite + AsRef<TcpStream> + Unpin,
-{
+async fn write_file<W: ResponseWriter>(socket: &mut W, slice: &FileSlice) -> io::Result<()> {
     if slice.len == 0 {
         return Ok(());
     }
     ensure_resident(slice).await;
-    match slice.file.raw_fd() {
-        Some(fd) => sendfile_all(socket.as_ref(), fd, slice.position, slice.len as usize).await,
-        None => copy_all(socket, slice).await,
+    match (socket.tcp_socket(), slice.file.raw_fd()) {
+        (Some(tcp), Some(fd)) => sendfile_all(tcp, fd, slice.position, slice.len as usize).await,
+        _ => copy_all(socket, slice).await,
     }
 }
 

@@ -14,11 +14,15 @@ use std::sync::{Arc, Condvar, Mutex};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseKind};
 use kafka_protocol::protocol::{Encodable, StrBytes};
+use sluice_broker::metadata::QuorumMode;
+use sluice_broker::network::Listener;
 use sluice_broker::{Broker, BrokerConfig};
 use sluice_record::{BatchBuilder, CompressionType, Timestamp};
 use sluice_storage::{Clock, FileHandle, Fs, MappedRegion, OpenOptions, RealFs, SystemClock};
+use sluice_transport::net::{Acceptor, BoxFuture, BoxStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 
 pub struct TestBroker {
     pub broker: Broker,
@@ -40,6 +44,34 @@ impl TestBroker {
         TestBroker { broker, dir }
     }
 
+    /// A broker whose only listener is an in-memory acceptor (the seam
+    /// the simulation uses): connect with [`MemoryConnector::connect`].
+    pub async fn start_in_memory(fs: Arc<dyn Fs>) -> (TestBroker, MemoryConnector) {
+        let dir = tempfile::tempdir().unwrap();
+        let log_dir = dir.path().to_str().unwrap().to_string();
+        let config = BrokerConfig::with_overrides(&[
+            ("listeners", "PLAINTEXT://127.0.0.1:9092"),
+            ("log.dirs", log_dir.as_str()),
+        ])
+        .unwrap();
+        let (tx, rx) = mpsc::channel(16);
+        let acceptor = MemoryAcceptor {
+            rx,
+            next_port: 40000,
+        };
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let broker = Broker::start_on(
+            config,
+            fs,
+            clock,
+            QuorumMode::SingleNode,
+            vec![Listener::Other(Box::new(acceptor))],
+        )
+        .await
+        .unwrap();
+        (TestBroker { broker, dir }, MemoryConnector(tx))
+    }
+
     pub async fn start_default() -> TestBroker {
         Self::start(Arc::new(RealFs), &[]).await
     }
@@ -53,9 +85,47 @@ impl TestBroker {
     }
 }
 
+/// In-memory connections to a broker started with
+/// [`TestBroker::start_in_memory`].
+#[derive(Clone)]
+pub struct MemoryConnector(mpsc::Sender<tokio::io::DuplexStream>);
+
+impl MemoryConnector {
+    pub async fn connect(&self) -> Client {
+        let (ours, theirs) = tokio::io::duplex(256 * 1024);
+        self.0
+            .send(theirs)
+            .await
+            .expect("the broker stopped accepting");
+        Client::over(Box::new(ours))
+    }
+}
+
+struct MemoryAcceptor {
+    rx: mpsc::Receiver<tokio::io::DuplexStream>,
+    next_port: u16,
+}
+
+impl Acceptor for MemoryAcceptor {
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<(BoxStream, std::net::SocketAddr)>> {
+        Box::pin(async move {
+            let s = self.rx.recv().await.ok_or_else(|| {
+                io::Error::new(io::ErrorKind::ConnectionAborted, "no more connections")
+            })?;
+            self.next_port += 1;
+            let peer = std::net::SocketAddr::from(([127, 0, 0, 2], self.next_port));
+            Ok((Box::new(s) as BoxStream, peer))
+        })
+    }
+
+    fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        Ok(std::net::SocketAddr::from(([127, 0, 0, 1], 9092)))
+    }
+}
+
 /// A raw Kafka client: encodes requests with kafka-protocol, reads frames.
 pub struct Client {
-    pub stream: TcpStream,
+    pub stream: BoxStream,
     next_correlation: i32,
 }
 
@@ -63,6 +133,11 @@ impl Client {
     pub async fn connect(addr: std::net::SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
+        Self::over(Box::new(stream))
+    }
+
+    /// A client on an already open stream.
+    pub fn over(stream: BoxStream) -> Client {
         Client {
             stream,
             next_correlation: 1,

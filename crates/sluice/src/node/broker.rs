@@ -158,6 +158,7 @@ impl BrokerNode {
             log: log.clone() as Arc<dyn MetadataLog>,
             controller,
             channel,
+            connector: Arc::new(sluice_transport::TcpConnector),
         };
         let broker = match Broker::start_in(config, fs, clock, quorum).await {
             Ok(b) => b,
