@@ -115,7 +115,7 @@ impl Broker {
             let config = config.clone();
             let fs = fs.clone();
             let clock = clock.clone();
-            tokio::task::spawn_blocking(move || -> Result<_, BrokerError> {
+            sluice_runtime::spawn_blocking(move || -> Result<_, BrokerError> {
                 let logs = LogManager::open(config.log_manager_config(), fs, clock)?;
                 logs.set_producer_id_expiration_ms(config.producer_id_expiration_ms());
                 Ok(logs)
@@ -315,7 +315,7 @@ impl Broker {
         services.shutdown(true).await;
         let logs = self.ctx.logs.clone();
         let replicas = self.ctx.replicas.clone();
-        tokio::task::spawn_blocking(move || {
+        sluice_runtime::spawn_blocking(move || {
             // The last high watermarks, so a restart exposes nothing less.
             if let Err(e) = logs.write_high_watermarks(&replicas.high_watermarks()) {
                 tracing::error!(error = %e, "cannot write the high-watermark checkpoint");
@@ -365,7 +365,7 @@ where
                 continue;
             }
             let work = work.clone();
-            match tokio::task::spawn_blocking(move || work()).await {
+            match sluice_runtime::spawn_blocking(move || work()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     tracing::error!(timer = name, error = %e, "background storage work failed")
@@ -398,7 +398,7 @@ where
                 _ = ticker.tick() => {}
             }
             let work = work.clone();
-            match tokio::task::spawn_blocking(move || work()).await {
+            match sluice_runtime::spawn_blocking(move || work()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     tracing::error!(timer = name, error = %e, "background storage work failed")

@@ -345,7 +345,7 @@ impl LogManager {
         log.mark_deleted();
         let dir = log.dir().to_path_buf();
         let parent = dir.parent().map(Path::to_path_buf).unwrap_or_default();
-        let uuid = uuid::Uuid::new_v4().simple().to_string();
+        let uuid = sluice_runtime::random_uuid().simple().to_string();
         let renamed = parent.join(format!("{}.{uuid}-delete", tp.dir_name()));
         // The longer name may need a new directory block on a full disk.
         headroom::retry_on_no_space(

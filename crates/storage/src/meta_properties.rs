@@ -81,7 +81,7 @@ pub fn uuid_from_base64(s: &str) -> Option<Uuid> {
 /// (zero, the metadata topic id), never printed with a leading `-`.
 pub fn random_uuid() -> Uuid {
     loop {
-        let id = Uuid::new_v4();
+        let id = sluice_runtime::random_uuid();
         if id != Uuid::nil() && id != METADATA_TOPIC_ID && !uuid_to_base64(id).starts_with('-') {
             return id;
         }

@@ -388,7 +388,7 @@ impl ClassicGroup {
     fn new_member_id(&mut self, client_id: &str, group_instance_id: Option<&str>) -> String {
         self.next_member_seq += 1;
         let prefix = group_instance_id.unwrap_or(client_id);
-        format!("{prefix}-{}", uuid::Uuid::new_v4())
+        format!("{prefix}-{}", sluice_runtime::random_uuid())
     }
 
     /// The protocols every member (other than `except`) supports.

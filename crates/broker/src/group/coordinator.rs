@@ -236,9 +236,7 @@ impl GroupCoordinator {
         self.install_partitions(replicas, count, !load);
         if load {
             let me = self.clone();
-            let spawned = std::thread::Builder::new()
-                .name("group-load".into())
-                .spawn(move || me.load_all());
+            let spawned = sluice_runtime::spawn_thread("group-load", move || me.load_all());
             if let Err(e) = spawned {
                 tracing::error!(error = %e, "cannot start loading {OFFSETS_TOPIC}");
             }
@@ -1371,17 +1369,15 @@ impl GroupCoordinator {
             parts[i].loaded.store(false, Ordering::Release);
         }
         let me = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name("group-reload".into())
-            .spawn(move || {
-                let Ok(parts) = me.parts() else { return };
-                for i in wanted {
-                    let p = &parts[i];
-                    if me.load_one(i, p) {
-                        p.loaded.store(true, Ordering::Release);
-                    }
+        let spawned = sluice_runtime::spawn_thread("group-reload", move || {
+            let Ok(parts) = me.parts() else { return };
+            for i in wanted {
+                let p = &parts[i];
+                if me.load_one(i, p) {
+                    p.loaded.store(true, Ordering::Release);
                 }
-            });
+            }
+        });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start reloading {OFFSETS_TOPIC}");
         }

@@ -108,7 +108,7 @@ pub async fn handle(
         return error_with(e, msg);
     }
     if hb.member_id.is_empty() {
-        hb.member_id = uuid_to_base64(uuid::Uuid::new_v4());
+        hb.member_id = uuid_to_base64(sluice_runtime::random_uuid());
     }
     if let Err(e) = ctx.groups.ensure_offsets_topic(ctx).await {
         return error(e);

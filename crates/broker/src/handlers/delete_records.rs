@@ -25,7 +25,7 @@ async fn delete_one(ctx: &BrokerContext, tp: TopicPartition, offset: i64) -> Res
         o => Offset(o),
     };
     let log = partition.log().clone();
-    match tokio::task::spawn_blocking(move || log.delete_records_before(target)).await {
+    match sluice_runtime::spawn_blocking(move || log.delete_records_before(target)).await {
         Ok(Ok(start)) => Ok(start.0),
         Ok(Err(e)) => {
             tracing::warn!(partition = %tp, error = %e, "delete records failed");

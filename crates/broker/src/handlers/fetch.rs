@@ -431,7 +431,7 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
         let round = if hot {
             read_all(&wanted, max_bytes, read_committed, hold)
         } else {
-            let read = tokio::task::spawn_blocking(move || {
+            let read = sluice_runtime::spawn_blocking(move || {
                 let round = read_all(&wanted, max_bytes, read_committed, hold);
                 (wanted, round)
             })

@@ -10,7 +10,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use kafka_protocol::messages::TopicName;
 use parking_lot::Mutex;
@@ -182,10 +184,7 @@ impl FetchSessionCache {
     pub fn new(max_sessions: usize) -> Self {
         // Ids start somewhere arbitrary so a restarted broker is unlikely to
         // reuse the id a client still holds.
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos() as i32 & 0x3fff_ffff)
-            .unwrap_or(1);
+        let seed = (sluice_runtime::random_u64() & 0x3fff_ffff) as i32;
         FetchSessionCache {
             sessions: Mutex::new(Sessions {
                 by_id: HashMap::new(),

@@ -55,7 +55,7 @@ pub async fn handle(
             queries.push((partition, epoch, p.timestamp));
         }
     }
-    let answers = tokio::task::spawn_blocking(move || {
+    let answers = sluice_runtime::spawn_blocking(move || {
         queries
             .into_iter()
             .map(|(partition, epoch, timestamp)| {

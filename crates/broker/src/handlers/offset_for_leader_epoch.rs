@@ -52,7 +52,7 @@ pub async fn handle(
         .collect();
     // The log's state lock may be held across an append's write: look up
     // off the network threads.
-    let answers = tokio::task::spawn_blocking(move || {
+    let answers = sluice_runtime::spawn_blocking(move || {
         queries
             .into_iter()
             .map(|(topic, partition, current, epoch)| {

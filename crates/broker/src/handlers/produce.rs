@@ -212,7 +212,7 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
         }
         if !to_flush.is_empty() {
             let slots: Vec<usize> = to_flush.iter().map(|(slot, _, _)| *slot).collect();
-            let flushed = tokio::task::spawn_blocking(move || {
+            let flushed = sluice_runtime::spawn_blocking(move || {
                 to_flush
                     .into_iter()
                     .map(|(slot, partition, info)| (slot, flush_and_publish(&partition, info)))
@@ -242,7 +242,7 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
     if !pool_jobs.is_empty() {
         let jobs = pool_jobs;
         let slots: Vec<usize> = jobs.iter().map(|j| j.slot).collect();
-        let outcome = tokio::task::spawn_blocking(move || {
+        let outcome = sluice_runtime::spawn_blocking(move || {
             jobs.into_iter()
                 .map(|job| (job.slot, append(&job.partition, &job.records)))
                 .collect::<Vec<_>>()

@@ -84,7 +84,7 @@ impl BrokerLifecycle {
     ) -> Result<Arc<BrokerLifecycle>, MetadataError> {
         let registration = BrokerRegistrationRequest {
             broker_id: BrokerId(config.node_id),
-            incarnation_id: Uuid::new_v4(),
+            incarnation_id: sluice_runtime::random_uuid(),
             listeners: records::advertised_endpoints(config),
             features: records::supported_features(),
             rack: records::rack(config),

@@ -163,7 +163,7 @@ impl MetadataLoader {
                     return;
                 }
             };
-            let joined = tokio::task::spawn_blocking(move || {
+            let joined = sluice_runtime::spawn_blocking(move || {
                 let result = self.handle(event);
                 (self, result)
             })

@@ -207,7 +207,7 @@ async fn open_single_node(
     let node = BrokerId(config.node_id);
     let (meta, log, bootstrap) = {
         let (config, fs, clock) = (config.clone(), fs.clone(), clock.clone());
-        tokio::task::spawn_blocking(move || -> Result<_, MetadataError> {
+        sluice_runtime::spawn_blocking(move || -> Result<_, MetadataError> {
             let meta = meta::open(&config, &fs)?;
             let dir = metadata_log_dir(&config);
             let log =
@@ -291,7 +291,7 @@ impl MetadataServices {
             } => {
                 let meta = {
                     let (config, fs) = (config.clone(), fs.clone());
-                    tokio::task::spawn_blocking(move || meta::open(&config, &fs))
+                    sluice_runtime::spawn_blocking(move || meta::open(&config, &fs))
                         .await
                         .map_err(|e| MetadataError::LoaderStopped(e.to_string()))??
                 };

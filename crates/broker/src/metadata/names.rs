@@ -43,7 +43,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
 /// A Kafka-style id: random, not the zero/metadata id, base64 form not starting with '-'.
 pub(crate) fn new_kafka_uuid() -> Uuid {
     loop {
-        let id = Uuid::new_v4();
+        let id = sluice_runtime::random_uuid();
         let first = id.as_bytes()[0];
         // URL-safe base64 of the first 6 bits: index 62 is '-'.
         if first >> 2 != 62 && id.as_u128() > 1 {

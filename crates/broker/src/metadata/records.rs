@@ -73,7 +73,7 @@ pub fn register_broker(config: &BrokerConfig, directory_id: Uuid) -> MetadataRec
     MetadataRecord::RegisterBroker(RegisterBrokerRecord {
         broker_id: BrokerId(config.node_id),
         is_migrating_zk_broker: false,
-        incarnation_id: Uuid::new_v4(),
+        incarnation_id: sluice_runtime::random_uuid(),
         broker_epoch: BrokerEpoch(0),
         end_points: advertised_endpoints(config),
         features: supported_features(),

@@ -71,7 +71,7 @@ where
     T: Send + 'static,
 {
     let Some(pool) = pool() else {
-        return tokio::task::spawn_blocking(f).await.ok();
+        return sluice_runtime::spawn_blocking(f).await.ok();
     };
     let (reply, answer) = oneshot::channel();
     let job: Job = Box::new(move || {

@@ -28,7 +28,7 @@
 //!   Corrupt batches are retried instead (they may be a transient state).
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
+use tokio::time::Instant;
 
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use sluice_metadata::BrokerId;

@@ -16,7 +16,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use kafka_protocol::messages::{ApiKey, FetchResponse, ListOffsetsResponse};
 use parking_lot::Mutex;
@@ -264,7 +266,7 @@ pub async fn run(shared: Arc<FetcherShared>, ctx: Arc<TaskContext>) {
         let out_of_range = {
             let (shared, ctx) = (shared.clone(), ctx.clone());
             let retry_at = RetryAt::from(Instant::now(), ctx.config.backoff);
-            tokio::task::spawn_blocking(move || {
+            sluice_runtime::spawn_blocking(move || {
                 let mut states = shared.states.lock();
                 apply_fetch_response(
                     &mut states,
@@ -339,7 +341,7 @@ async fn handle_out_of_range(
         let end = list_offset(ctx, conn, &oor.tp, epoch, LATEST_TIMESTAMP).await?;
         let start = list_offset(ctx, conn, &oor.tp, epoch, EARLIEST_TIMESTAMP).await?;
         let (shared, ctx) = (shared.clone(), ctx.clone());
-        tokio::task::spawn_blocking(move || {
+        sluice_runtime::spawn_blocking(move || {
             let mut states = shared.states.lock();
             match (start, end) {
                 (Ok(start), Ok(end)) => {

@@ -106,18 +106,10 @@ fn random_start() -> u64 {
     crate::raft::runtime::SeededRng.next_u64()
 }
 
-/// A random (version 4) uuid from the runtime's seedable RNG.
-fn random_uuid() -> Uuid {
-    use rand::RngCore;
-    let mut b = [0u8; 16];
-    crate::raft::runtime::SeededRng.fill_bytes(&mut b);
-    uuid::Builder::from_random_bytes(b).into_uuid()
-}
-
 /// A topic id not in use (nor nil).
 fn new_topic_id(image: &MetadataImage, taken: &BTreeSet<Uuid>) -> Uuid {
     loop {
-        let id = random_uuid();
+        let id = sluice_runtime::random_uuid();
         if !id.is_nil() && image.topic_by_id(id).is_none() && !taken.contains(&id) {
             return id;
         }

@@ -1,57 +1,26 @@
 //! The async runtime openraft runs on: tokio, with one difference that
 //! makes simulations replayable: openraft's only randomness (the election
 //! timeout drawn from `election_timeout_min..election_timeout_max`) comes
-//! from a thread-local RNG that a simulation seeds ([`seed_thread_rng`]).
-//! Outside a simulation it is seeded from the OS on first use, as
-//! `rand::thread_rng` is.
+//! from `sluice_runtime::Rng`, which a simulation seeds
+//! ([`seed_thread_rng`]). Outside a simulation it draws from the OS's
+//! entropy, as `rand::thread_rng` does.
 //!
 //! Invariant: every type but the RNG is tokio's, so timers follow tokio's
 //! clock (paused and driven by turmoil in simulations).
 
-use std::cell::RefCell;
 use std::future::Future;
 use std::time::Duration;
 
 use openraft::{AsyncRuntime, TokioInstant, TokioRuntime};
-use rand::rngs::StdRng;
-use rand::{RngCore, SeedableRng};
 
-thread_local! {
-    static RNG: RefCell<Option<StdRng>> = const { RefCell::new(None) };
-}
+/// The thread-local RNG openraft draws from.
+pub use sluice_runtime::Rng as SeededRng;
 
-/// Seeds this thread's election-timeout RNG (a simulation calls it before
-/// it starts nodes; all simulated hosts run on one thread).
+/// Seeds this thread's randomness and switches it to the simulation's
+/// runtime (`sluice_runtime::simulate_on_this_thread`); a simulation calls
+/// it before it starts nodes (all simulated hosts run on one thread).
 pub fn seed_thread_rng(seed: u64) {
-    RNG.with(|r| *r.borrow_mut() = Some(StdRng::seed_from_u64(seed)));
-}
-
-/// A handle on the thread-local RNG.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SeededRng;
-
-impl RngCore for SeededRng {
-    fn next_u32(&mut self) -> u32 {
-        self.next_u64() as u32
-    }
-    fn next_u64(&mut self) -> u64 {
-        RNG.with(|r| {
-            r.borrow_mut()
-                .get_or_insert_with(StdRng::from_entropy)
-                .next_u64()
-        })
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        RNG.with(|r| {
-            r.borrow_mut()
-                .get_or_insert_with(StdRng::from_entropy)
-                .fill_bytes(dest)
-        })
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
+    sluice_runtime::simulate_on_this_thread(seed);
 }
 
 /// Tokio with a seedable RNG (see the module docs).
