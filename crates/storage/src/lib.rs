@@ -112,6 +112,7 @@
 
 pub mod budget;
 pub mod checkpoint;
+pub mod clean_shutdown;
 pub mod cleaner;
 pub mod config;
 pub mod descriptors;

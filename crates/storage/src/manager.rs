@@ -32,6 +32,8 @@ pub const METADATA_TOPIC: &str = "__cluster_metadata";
 struct LogDir {
     state: Arc<LogDirState>,
     had_clean_shutdown: bool,
+    /// The broker epoch its clean-shutdown marker named.
+    marker_epoch: Option<i64>,
     recovery_points: Checkpoint,
     log_starts: Checkpoint,
     /// `replication-offset-checkpoint` as it was when the manager opened.
@@ -74,6 +76,17 @@ impl LogManager {
                 fs.create_dir_all(path).ctx("create log directory", path)?;
                 let marker = path.join(CLEAN_SHUTDOWN_FILE);
                 let clean = fs.exists(&marker);
+                let marker_epoch = if clean {
+                    checkpoint::read_bytes(
+                        &*fs,
+                        path,
+                        CLEAN_SHUTDOWN_FILE,
+                        crate::clean_shutdown::MAX_MARKER_BYTES,
+                    )?
+                    .and_then(|b| crate::clean_shutdown::decode(&b))
+                } else {
+                    None
+                };
                 let recovery_points = checkpoint::read(&*fs, path, RECOVERY_POINT_CHECKPOINT)?;
                 let log_starts = checkpoint::read(&*fs, path, LOG_START_OFFSET_CHECKPOINT)?;
                 let high_watermarks = checkpoint::read(&*fs, path, REPLICATION_OFFSET_CHECKPOINT)?;
@@ -90,6 +103,7 @@ impl LogManager {
                 Ok(LogDir {
                     state: state.clone(),
                     had_clean_shutdown: clean,
+                    marker_epoch,
                     recovery_points,
                     log_starts,
                     high_watermarks,
@@ -103,6 +117,7 @@ impl LogManager {
                     dirs.push(LogDir {
                         state,
                         had_clean_shutdown: false,
+                        marker_epoch: None,
                         recovery_points: Checkpoint::new(),
                         log_starts: Checkpoint::new(),
                         high_watermarks: Checkpoint::new(),
@@ -204,6 +219,18 @@ impl LogManager {
         self.dirs
             .iter()
             .any(|d| d.state.path() == dir && d.had_clean_shutdown)
+    }
+
+    /// The broker epoch this node had when it last shut down cleanly: the
+    /// one every online directory's clean-shutdown marker names (Kafka's
+    /// `readBrokerEpochFromCleanShutdownFiles`). `None` after a crash (a
+    /// directory without a marker) or when the markers disagree.
+    pub fn previous_broker_epoch(&self) -> Option<i64> {
+        let mut online = self.dirs.iter().filter(|d| !d.state.is_offline());
+        let first = online.next()?.marker_epoch?;
+        online
+            .all(|d| d.marker_epoch == Some(first))
+            .then_some(first)
     }
 
     /// `Some(reason)` if the directory is offline.
@@ -488,6 +515,12 @@ impl LogManager {
     /// Flushes and closes every log, writes the checkpoints and then the
     /// clean-shutdown marker of each directory that is still online.
     pub fn shutdown(&self) -> Result<(), StorageError> {
+        self.shutdown_at_epoch(None)
+    }
+
+    /// [`LogManager::shutdown`] with the broker epoch the markers name
+    /// (see [`crate::clean_shutdown`]).
+    pub fn shutdown_at_epoch(&self, broker_epoch: Option<i64>) -> Result<(), StorageError> {
         let mut first_err = close_all(&self.all_logs());
         if let Err(e) = self.write_checkpoints() {
             first_err.get_or_insert(e);
@@ -509,7 +542,23 @@ impl LogManager {
                 create,
                 StorageError::is_no_space,
             )
-            .and_then(|f| f.sync_data().ctx("fsync clean shutdown marker", &marker))
+            .and_then(|f| {
+                let bytes = crate::clean_shutdown::encode(broker_epoch);
+                let written = f
+                    .write_at(&bytes, 0)
+                    .ctx("write clean shutdown marker", &marker)?;
+                if written != bytes.len() {
+                    return Err(StorageError::Io {
+                        op: "write clean shutdown marker",
+                        path: marker.clone(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::WriteZero,
+                            "short write of the clean shutdown marker",
+                        ),
+                    });
+                }
+                f.sync_data().ctx("fsync clean shutdown marker", &marker)
+            })
             .and_then(|_| {
                 self.fs
                     .sync_dir(d.state.path())
@@ -620,7 +669,13 @@ fn close_all(logs: &[Arc<Log>]) -> Option<StorageError> {
             first_err.lock().get_or_insert(e);
         }
     };
-    let threads = CLOSE_THREADS.min(logs.len());
+    // One thread under a simulation: the order of file operations must
+    // be the seed's.
+    let threads = if sluice_runtime::is_simulated() {
+        1
+    } else {
+        CLOSE_THREADS.min(logs.len())
+    };
     if threads <= 1 {
         worker();
     } else {

@@ -314,6 +314,22 @@ impl SimFs {
         self.shared.state.lock().names.keys().cloned().collect()
     }
 
+    /// Simulates `kill -9` of the process: its handles are gone (they fail
+    /// from now on, as after [`SimFs::crash`]), but every byte it wrote and
+    /// every name it made stays, synced or not: the kernel's page cache
+    /// outlives a process. Only a later [`SimFs::crash`] (a power cut) can
+    /// still lose what was never synced.
+    pub fn kill(&self) {
+        let mut st = self.shared.state.lock();
+        st.generation += 1;
+        st.open_refs.clear();
+        st.gc();
+        st.faults.clear();
+        st.reads_released = true;
+        self.shared.cv.notify_all();
+        st.reads_released = false;
+    }
+
     /// Simulates a power cut, deterministic in `seed`. See the module docs.
     pub fn crash(&self, seed: u64) {
         let mut rng = StdRng::seed_from_u64(seed);
@@ -814,6 +830,21 @@ mod tests {
         drop(f);
         fs.crash(1);
         assert!(!fs.exists(&d.join("a")), "entry was never made durable");
+    }
+
+    #[test]
+    fn a_killed_process_keeps_its_unsynced_writes_until_the_power_goes() {
+        let (fs, d) = setup();
+        let p = d.join("a");
+        let f = fs.open(&p, &OpenOptions::read_write_create()).unwrap();
+        write_all_at(&*f, b"never synced", 0).unwrap();
+        fs.kill();
+        assert!(f.write_at(b"x", 0).is_err(), "the dead process's handle");
+        assert_eq!(fs.contents(&p).unwrap(), b"never synced");
+        // Still not durable: a power cut now loses the file (its name was
+        // never synced either).
+        fs.crash(1);
+        assert!(!fs.exists(&p));
     }
 
     #[test]

@@ -994,3 +994,31 @@ fn topic_codec_recompresses_batches_in_another_codec() {
     let stored = log.read_to_vec(Offset(10), 1 << 20).unwrap();
     assert_eq!(&stored[16..], &gzip[16..]);
 }
+
+/// KIP-966: the clean-shutdown marker names the broker epoch it was
+/// written at, in Kafka's form; the next start reads it back (the
+/// registration's PreviousBrokerEpoch), and a start after a crash (no
+/// marker: it is removed as the manager opens) has none.
+#[test]
+fn the_clean_shutdown_marker_carries_the_broker_epoch() {
+    let env = Env::new();
+    let m = env.manager();
+    assert_eq!(m.previous_broker_epoch(), None, "a fresh directory");
+    m.shutdown_at_epoch(Some(42)).unwrap();
+    let marker = Path::new("/data/a").join(CLEAN_SHUTDOWN_FILE);
+    assert_eq!(
+        env.fs.contents(&marker).unwrap(),
+        br#"{"version":0,"brokerEpoch":42}"#
+    );
+    let m = env.manager();
+    assert_eq!(m.previous_broker_epoch(), Some(42));
+    // Crash: nothing writes a marker, and the one read at open is gone.
+    drop(m);
+    let m = env.manager();
+    assert_eq!(m.previous_broker_epoch(), None);
+    // A clean shutdown without a known epoch still marks the logs clean.
+    m.shutdown().unwrap();
+    let m = env.manager();
+    assert_eq!(m.previous_broker_epoch(), None);
+    assert!(m.had_clean_shutdown(Path::new("/data/a")));
+}
