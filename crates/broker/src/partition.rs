@@ -332,26 +332,37 @@ impl ReplicaManager {
 
     /// Every online partition's high watermark (the checkpoint).
     pub fn high_watermarks(&self) -> Vec<(TopicPartition, Offset)> {
-        self.partitions
+        let mut hws: Vec<_> = self
+            .partitions
             .read()
             .iter()
             .map(|(tp, p)| (tp.clone(), p.high_watermark()))
-            .collect()
+            .collect();
+        hws.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        hws
     }
 
-    /// Every online partition, in no particular order.
+    /// Every online partition, ordered by name: whatever walks them (the
+    /// ISR checks, their AlterPartition requests) does so in an order
+    /// that does not depend on the hasher's random keys, so a simulation
+    /// seed replays.
     pub fn partitions(&self) -> Vec<Arc<Partition>> {
-        self.partitions.read().values().cloned().collect()
+        let mut all: Vec<_> = self.partitions.read().values().cloned().collect();
+        all.sort_unstable_by(|a, b| a.topic_partition().cmp(b.topic_partition()));
+        all
     }
 
-    /// The online partitions of `topic`.
+    /// The online partitions of `topic`, ordered by partition.
     pub fn partitions_of(&self, topic: &str) -> Vec<Arc<Partition>> {
-        self.partitions
+        let mut of: Vec<_> = self
+            .partitions
             .read()
             .values()
             .filter(|p| p.topic_partition().topic == topic)
             .cloned()
-            .collect()
+            .collect();
+        of.sort_unstable_by_key(|p| p.topic_partition().partition);
+        of
     }
 }
 

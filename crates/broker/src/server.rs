@@ -315,12 +315,17 @@ impl Broker {
         services.shutdown(true).await;
         let logs = self.ctx.logs.clone();
         let replicas = self.ctx.replicas.clone();
+        // The markers name the epoch this broker stops at (KIP-966): its
+        // next registration proves it shut down cleanly.
+        let epoch = services
+            .broker_epoch
+            .load(std::sync::atomic::Ordering::Acquire);
         sluice_runtime::spawn_blocking(move || {
             // The last high watermarks, so a restart exposes nothing less.
             if let Err(e) = logs.write_high_watermarks(&replicas.high_watermarks()) {
                 tracing::error!(error = %e, "cannot write the high-watermark checkpoint");
             }
-            logs.shutdown()
+            logs.shutdown_at_epoch((epoch >= 0).then_some(epoch))
         })
         .await
         .map_err(|e| BrokerError::Io {

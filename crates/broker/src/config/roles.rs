@@ -24,6 +24,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+use sluice_controller::ControllerConfig;
+
 use super::{lookup, parse_listeners, parse_value, ConfigError, Listener, Scope, Value};
 
 /// One role of `process.roles`.
@@ -303,6 +305,33 @@ fn protocol_of(
 }
 
 impl KraftConfig {
+    /// The controller role's settings: Kafka's keys of `config` and of this
+    /// cluster view.
+    pub fn controller_config(&self, config: &super::BrokerConfig) -> ControllerConfig {
+        ControllerConfig {
+            default_num_partitions: config.num_partitions,
+            default_replication_factor: self.default_replication_factor as i16,
+            broker_session_timeout_ms: i64::from(self.broker_session_timeout_ms),
+            bootstrap: crate::metadata::records::fresh_bootstrap_records(),
+            default_min_insync_replicas: self.min_insync_replicas,
+            unclean_leader_election_enable: self.unclean_leader_election_enable,
+            auto_leader_rebalance_enable: self.auto_leader_rebalance_enable,
+            leader_imbalance_check_interval_ms: self
+                .leader_imbalance_check_interval_seconds
+                .saturating_mul(1000),
+            // Followers replicate (issue 17): a new partition's ISR is every
+            // usable replica, as Kafka's, and the leader's high watermark
+            // waits for them.
+            new_partitions_isr_all_usable: true,
+            // KIP-966, on as in a new Kafka 4.1 cluster
+            // (eligible.leader.replicas.version=1): an ISR member that
+            // leaves below min ISR stays electable (ELR), and a broker back
+            // from an unclean shutdown leads from neither.
+            eligible_leader_replicas_enabled: true,
+            ..ControllerConfig::default()
+        }
+    }
+
     /// The cluster view of `explicit` keys (each already validated on its
     /// own): `None` without `process.roles` (one node), after checking that
     /// no quorum key asks for a cluster then.

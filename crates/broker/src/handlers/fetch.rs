@@ -480,6 +480,12 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
                         w.partition_max_bytes,
                         w.current_leader_epoch,
                     );
+                    // A follower's LastFetchedEpoch stays with the session:
+                    // later incremental fetches that do not name the
+                    // partition are checked for divergence against it.
+                    if let Some(f) = &w.follower {
+                        c = c.with_fetcher(f.log_start_offset, f.last_fetched_epoch);
+                    }
                     observe(&mut c, data, slice.is_some());
                     c
                 })

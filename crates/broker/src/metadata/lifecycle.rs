@@ -75,9 +75,12 @@ impl BrokerLifecycle {
     /// Registers this broker, waits until its loader caught up and the
     /// controller unfenced it (its partitions have leaders again), and
     /// starts heartbeating.
+    /// `previous_broker_epoch`: the epoch of this node's last clean
+    /// shutdown (KIP-966; `None` after a crash).
     pub async fn start(
         config: &BrokerConfig,
         directory_id: Uuid,
+        previous_broker_epoch: Option<i64>,
         client: Arc<dyn ControllerClient>,
         cache: Arc<ImageCache>,
         epoch: Arc<AtomicI64>,
@@ -89,7 +92,7 @@ impl BrokerLifecycle {
             features: records::supported_features(),
             rack: records::rack(config),
             log_dirs: records::log_dir_ids(directory_id),
-            previous_broker_epoch: None,
+            previous_broker_epoch: previous_broker_epoch.map(sluice_metadata::BrokerEpoch),
         };
         let me = Arc::new(BrokerLifecycle {
             node: BrokerId(config.node_id),

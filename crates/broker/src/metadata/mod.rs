@@ -274,6 +274,7 @@ impl MetadataServices {
         mode: QuorumMode,
     ) -> Result<MetadataServices, MetadataError> {
         let node = BrokerId(config.node_id);
+        let previous_broker_epoch = logs.previous_broker_epoch();
         let (meta, log, client, owned, channel, connector) = match mode {
             QuorumMode::SingleNode => {
                 let (meta, owned) = open_single_node(&config, &fs, &clock).await?;
@@ -353,6 +354,7 @@ impl MetadataServices {
         let lifecycle = BrokerLifecycle::start(
             &config,
             meta.directory_id,
+            previous_broker_epoch,
             client.clone(),
             cache.clone(),
             broker_epoch.clone(),

@@ -70,6 +70,11 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    // A simulation's disk never blocks, and a thread would finish at a
+    // moment its seed does not decide: inline (as the blocking seam does).
+    if sluice_runtime::is_simulated() {
+        return sluice_runtime::spawn_blocking(f).await.ok();
+    }
     let Some(pool) = pool() else {
         return sluice_runtime::spawn_blocking(f).await.ok();
     };

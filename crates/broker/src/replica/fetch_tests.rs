@@ -483,6 +483,84 @@ fn a_diverging_follower_is_told_where_its_epoch_ends() {
     });
 }
 
+/// A follower's fetch session remembers its LastFetchedEpoch (KIP-227 with
+/// KIP-279): an incremental fetch that does not name the partition again
+/// is checked against the epoch of the full fetch that opened the session.
+/// (Found by the cluster simulation, seed 20: a new session cached -1, the
+/// divergence check was skipped, and a follower kept an old leader's batch
+/// below the high watermark.)
+#[test]
+fn a_fetch_session_keeps_the_followers_last_fetched_epoch() {
+    let (node, _) = node_with(&[]);
+    let ctx: BrokerContext = (*node).clone();
+    node.block_on(async {
+        // Offset 0 in epoch 0; this broker leads epoch 1 from offset 1.
+        assert_eq!(produce(&ctx, 1, 1_000).await, (0, 0));
+        replicate(&node, &[1, 2, 3]).await;
+        assert_eq!(produce(&ctx, 1, 1_000).await, (0, 1));
+        assert_eq!(produce(&ctx, 1, 1_000).await, (0, 2));
+        let topic_id = ctx.image.topic("t").unwrap().topic_id;
+        let request = |session_id: i32, session_epoch: i32, partitions: Vec<FetchPartition>| {
+            FetchRequest::default()
+                .with_replica_state(
+                    ReplicaState::default()
+                        .with_replica_id(WireBrokerId(2))
+                        .with_replica_epoch(-1),
+                )
+                .with_max_wait_ms(0)
+                .with_min_bytes(1)
+                .with_max_bytes(1 << 20)
+                .with_session_id(session_id)
+                .with_session_epoch(session_epoch)
+                .with_topics(vec![FetchTopic::default()
+                    .with_topic_id(topic_id)
+                    .with_partitions(partitions)])
+        };
+        // Follower 2 holds 0..3 from an old leader's epoch 0, which ends at
+        // 1 here: it must truncate to 1.
+        let full = request(
+            0,
+            0,
+            vec![FetchPartition::default()
+                .with_fetch_offset(3)
+                .with_current_leader_epoch(1)
+                .with_last_fetched_epoch(0)
+                .with_log_start_offset(0)
+                .with_partition_max_bytes(1 << 20)],
+        );
+        let opened = crate::handlers::fetch::handle(&ctx, &header(1, 15), full)
+            .await
+            .into_materialized()
+            .unwrap();
+        assert_ne!(opened.session_id, 0, "the leader opened a session");
+        let p = &opened.responses[0].partitions[0];
+        assert_eq!(
+            (p.diverging_epoch.epoch, p.diverging_epoch.end_offset),
+            (0, 1)
+        );
+
+        // It asks again without naming the partition (nothing it sends
+        // changed): the session's epoch 0 still diverges, so no records.
+        let again = request(opened.session_id, 1, Vec::new());
+        let answer = crate::handlers::fetch::handle(&ctx, &header(1, 15), again)
+            .await
+            .into_materialized()
+            .unwrap();
+        assert_eq!(answer.error_code, 0);
+        let p = answer
+            .responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .next()
+            .expect("the diverging partition is in the incremental answer");
+        assert_eq!(
+            (p.diverging_epoch.epoch, p.diverging_epoch.end_offset),
+            (0, 1)
+        );
+        assert_eq!(records(p), 0);
+    });
+}
+
 #[test]
 fn a_restarted_leader_starts_from_the_checkpointed_high_watermark() {
     let fs = Arc::new(SimFs::new());

@@ -4,7 +4,7 @@
 //! partition), added and removed by the metadata publisher, and stopped with
 //! the broker.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,7 +65,7 @@ struct Fetcher {
 /// Every fetcher task of this broker.
 pub struct ReplicaFetcherManager {
     ctx: Arc<TaskContext>,
-    fetchers: Mutex<HashMap<(BrokerId, u32), Fetcher>>,
+    fetchers: Mutex<BTreeMap<(BrokerId, u32), Fetcher>>,
     shutting_down: AtomicBool,
     runtime: tokio::runtime::Handle,
 }
@@ -100,7 +100,7 @@ impl ReplicaFetcherManager {
                 broker_epoch: Arc::new(AtomicI64::new(-1)),
                 quota: Arc::default(),
             }),
-            fetchers: Mutex::new(HashMap::new()),
+            fetchers: Mutex::new(BTreeMap::new()),
             shutting_down: AtomicBool::new(false),
             runtime,
         }
@@ -216,7 +216,7 @@ impl ReplicaFetcherManager {
     }
 
     /// Fetchers left without partitions stop (their tasks end by themselves).
-    fn stop_idle(fetchers: &mut HashMap<(BrokerId, u32), Fetcher>) {
+    fn stop_idle(fetchers: &mut BTreeMap<(BrokerId, u32), Fetcher>) {
         fetchers.retain(|_, f| {
             let idle = f.shared.states.lock().is_empty();
             if idle {
@@ -260,7 +260,9 @@ impl ReplicaFetcherManager {
     /// joined (an append in progress finishes) for at most 10 s each.
     pub async fn shutdown(&self) {
         self.shutting_down.store(true, Ordering::Release);
-        let fetchers: Vec<Fetcher> = self.fetchers.lock().drain().map(|(_, f)| f).collect();
+        let fetchers: Vec<Fetcher> = std::mem::take(&mut *self.fetchers.lock())
+            .into_values()
+            .collect();
         for f in &fetchers {
             f.shared.stop.send_replace(true);
         }

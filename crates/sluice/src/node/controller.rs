@@ -31,9 +31,7 @@ use sluice_broker::config::roles::KraftConfig;
 use sluice_broker::metadata::validator::BrokerConfigValidator;
 use sluice_broker::BrokerConfig;
 use sluice_controller::raft::{RaftConfig, RaftMetadataLog, TcpTransport};
-use sluice_controller::{
-    ControllerConfig, ControllerError, LogError, MetadataLog, QuorumController,
-};
+use sluice_controller::{ControllerError, LogError, MetadataLog, QuorumController};
 use sluice_metadata::BrokerId;
 use sluice_record::Offset;
 use sluice_storage::{Clock, Fs, RealFs, SystemClock};
@@ -89,26 +87,6 @@ fn host_for_bind(host: &str) -> String {
         format!("[{host}]")
     } else {
         host.to_string()
-    }
-}
-
-fn controller_config(config: &BrokerConfig, kraft: &KraftConfig) -> ControllerConfig {
-    ControllerConfig {
-        default_num_partitions: config.num_partitions,
-        default_replication_factor: kraft.default_replication_factor as i16,
-        broker_session_timeout_ms: i64::from(kraft.broker_session_timeout_ms),
-        bootstrap: sluice_broker::metadata::records::fresh_bootstrap_records(),
-        default_min_insync_replicas: kraft.min_insync_replicas,
-        unclean_leader_election_enable: kraft.unclean_leader_election_enable,
-        auto_leader_rebalance_enable: kraft.auto_leader_rebalance_enable,
-        leader_imbalance_check_interval_ms: kraft
-            .leader_imbalance_check_interval_seconds
-            .saturating_mul(1000),
-        // Followers replicate (issue 17): a new partition's ISR is every
-        // usable replica, as Kafka's, and the leader's high watermark
-        // waits for them.
-        new_partitions_isr_all_usable: true,
-        ..ControllerConfig::default()
     }
 }
 
@@ -212,7 +190,7 @@ impl ControllerNode {
         let log = Arc::new(log);
         let controller = Arc::new(QuorumController::start(
             log.clone() as Arc<dyn MetadataLog>,
-            controller_config(config, kraft),
+            kraft.controller_config(config),
             // Config changes are checked here as on a single node (the
             // broker's config table: keys, types, ranges, list keys).
             Arc::new(BrokerConfigValidator::new(Arc::new(config.clone()))),
