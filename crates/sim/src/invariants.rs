@@ -1,0 +1,219 @@
+//! The invariants checked while a simulation runs, on the nodes' live
+//! state (their `ReplicaManager`s and logs on the simulated disks):
+//!
+//! - **one leader per epoch**: no two nodes ever lead a partition in the
+//!   same leader epoch;
+//! - **high watermark within the log**: a replica's high watermark never
+//!   passes its own log end;
+//! - **committed prefixes agree**: below their high watermarks, any two
+//!   replicas' logs are byte-identical (followers append the leader's
+//!   batches byte for byte, so this compares whole batches, epochs and
+//!   CRCs included).
+//!
+//! The workload's history is judged afterwards by `sluice_checker` (lost,
+//! duplicated, inconsistent writes, ...), and [`converged`] checks that
+//! after healing every replica holds the leader's committed log.
+
+use std::collections::BTreeMap;
+
+use sluice_broker::BrokerContext;
+use sluice_storage::{Log, Offset};
+
+use crate::node::NodeHandles;
+
+/// What the checks remember between steps.
+#[derive(Default)]
+pub struct Invariants {
+    /// (partition, leader epoch) → the node that led it.
+    leaders: BTreeMap<(String, i32), i32>,
+}
+
+fn running(nodes: &[NodeHandles]) -> Vec<(i32, BrokerContext)> {
+    nodes
+        .iter()
+        .filter_map(|n| n.running.lock().as_ref().map(|r| (n.id, r.broker.clone())))
+        .collect()
+}
+
+/// The whole batches of `log` below `hw`, end to end.
+pub fn committed_bytes(log: &Log, hw: Offset) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut at = log.log_start_offset();
+    while at < hw {
+        let Some(slice) = log
+            .read(at, 1 << 20, Some(hw), true)
+            .map_err(|e| format!("reading {} at {}: {e}", log.topic_partition(), at.0))?
+        else {
+            break;
+        };
+        let bytes = slice
+            .read_to_vec()
+            .map_err(|e| format!("reading {}: {e}", log.topic_partition()))?;
+        let mut pos = 0;
+        let mut next = at;
+        while pos < bytes.len() {
+            // Every stored batch is whole and its CRC holds.
+            let header = sluice_record::BatchHeader::validate_stored(&bytes[pos..])
+                .map_err(|e| format!("a stored batch of {}: {e}", log.topic_partition()))?;
+            next = header.next_offset();
+            pos += header.size();
+        }
+        if next <= at {
+            return Err(format!(
+                "{} made no progress reading at {}",
+                log.topic_partition(),
+                at.0
+            ));
+        }
+        out.extend_from_slice(&bytes[..pos]);
+        at = next;
+    }
+    Ok(out)
+}
+
+/// Every running replica of `tp`: high watermark, log end, leadership,
+/// leader-epoch cache and the first batches' headers (for failures).
+pub fn describe(nodes: &[NodeHandles], tp: &str) -> String {
+    let mut out = String::new();
+    for (id, ctx) in running(nodes) {
+        for p in ctx.replicas.partitions() {
+            if p.topic_partition().to_string() != tp {
+                continue;
+            }
+            let log = p.log();
+            out.push_str(&format!(
+                "\n    n{id}: hw {} leo {} leader {} epoch {} epochs {:?}\n      batches:",
+                p.high_watermark().0,
+                log.log_end_offset().0,
+                p.is_leader(),
+                p.leader_epoch().0,
+                log.epoch_entries()
+                    .iter()
+                    .map(|(e, o)| (e.0, o.0))
+                    .collect::<Vec<_>>()
+            ));
+            let bytes = committed_bytes(log, log.log_end_offset()).unwrap_or_default();
+            let mut shown = 0;
+            // The last batches (where replicas differ, if they do).
+            let mut starts = Vec::new();
+            let mut at = 0;
+            while at < bytes.len() {
+                let Ok(h) = sluice_record::BatchHeader::parse(&bytes[at..]) else {
+                    break;
+                };
+                starts.push(at);
+                at += h.size();
+            }
+            let skip = starts.len().saturating_sub(12);
+            let mut pos = starts.get(skip).copied().unwrap_or(0);
+            while pos < bytes.len() && shown < 12 {
+                let Ok(h) = sluice_record::BatchHeader::parse(&bytes[pos..]) else {
+                    break;
+                };
+                out.push_str(&format!(
+                    " [{}..={} e{} p{} s{}]",
+                    h.base_offset.0,
+                    h.last_offset().0,
+                    h.partition_leader_epoch.0,
+                    h.producer_id.0,
+                    h.base_sequence
+                ));
+                pos += h.size();
+                shown += 1;
+            }
+        }
+    }
+    out
+}
+
+impl Invariants {
+    /// The cheap checks, after every step.
+    pub fn check_step(&mut self, nodes: &[NodeHandles]) -> Result<(), String> {
+        for (id, ctx) in running(nodes) {
+            for p in ctx.replicas.partitions() {
+                let tp = p.topic_partition().to_string();
+                let hw = p.high_watermark();
+                let leo = p.log().log_end_offset();
+                if hw > leo {
+                    return Err(format!(
+                        "n{id}: the high watermark {} of {tp} is past its log end {}",
+                        hw.0, leo.0
+                    ));
+                }
+                if p.is_leader() {
+                    let epoch = p.leader_epoch().0;
+                    let first = *self.leaders.entry((tp.clone(), epoch)).or_insert(id);
+                    if first != id {
+                        return Err(format!(
+                            "two leaders of {tp} in leader epoch {epoch}: n{first} and n{id}"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The committed-prefix check (reads the logs; run every few steps).
+    pub fn check_prefixes(&self, nodes: &[NodeHandles]) -> Result<(), String> {
+        let mut seen: BTreeMap<String, (i32, Vec<u8>)> = BTreeMap::new();
+        for (id, ctx) in running(nodes) {
+            for p in ctx.replicas.partitions() {
+                let tp = p.topic_partition().to_string();
+                let bytes = committed_bytes(p.log(), p.high_watermark())?;
+                match seen.get(&tp) {
+                    None => {
+                        seen.insert(tp, (id, bytes));
+                    }
+                    Some((other, theirs)) => {
+                        let n = bytes.len().min(theirs.len());
+                        if bytes[..n] != theirs[..n] {
+                            let at = (0..n).find(|&i| bytes[i] != theirs[i]).unwrap_or(n);
+                            return Err(format!(
+                                "the committed logs of {tp} on n{id} and n{other} differ at byte {at}:{}",
+                                describe(nodes, &tp)
+                            ));
+                        }
+                        if bytes.len() > theirs.len() {
+                            seen.insert(tp, (id, bytes));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// After healing: whether every running replica of every partition has
+/// the same high watermark and the same log up to it (`Err` names the
+/// first difference).
+pub fn converged(nodes: &[NodeHandles]) -> Result<(), String> {
+    let mut by_tp: BTreeMap<String, Vec<(i32, Offset, Vec<u8>)>> = BTreeMap::new();
+    for (id, ctx) in running(nodes) {
+        for p in ctx.replicas.partitions() {
+            let hw = p.high_watermark();
+            let bytes = committed_bytes(p.log(), hw)?;
+            by_tp
+                .entry(p.topic_partition().to_string())
+                .or_default()
+                .push((id, hw, bytes));
+        }
+    }
+    for (tp, replicas) in by_tp {
+        let (first, hw, bytes) = &replicas[0];
+        for (id, h, b) in &replicas[1..] {
+            if h != hw || b != bytes {
+                return Err(format!(
+                    "{tp}: n{id} (high watermark {}, {} bytes) and n{first} ({}, {} bytes) differ:{}",
+                    h.0,
+                    b.len(),
+                    hw.0,
+                    bytes.len(),
+                    describe(nodes, &tp)
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,403 @@
+//! One seed's run: a cluster of real nodes and the workload's client on
+//! turmoil, a fault schedule drawn from the seed, the invariants after
+//! every step, and the history judged by the checker at the end.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::invariants::{converged, Invariants};
+use crate::node::{self, host, NodeHandles, SimClock};
+use crate::workload::{self, Workload};
+
+/// One simulated tick.
+const TICK: Duration = Duration::from_millis(1);
+/// The client's host name.
+const CLIENT: &str = "client";
+/// The committed-prefix check runs every this many steps.
+const PREFIX_EVERY: usize = 200;
+
+/// What a run is made of.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub nodes: i32,
+    pub partitions: i32,
+    /// Fault phases before healing (each 0.2-2 s of simulated time).
+    pub fault_phases: usize,
+    /// KIP-966 eligible leader replicas and unclean-shutdown handling in
+    /// the controllers (Kafka 4.1's default; off only in the test that
+    /// shows what the simulation finds without it).
+    pub eligible_leader_replicas: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            nodes: 3,
+            partitions: 3,
+            fault_phases: 8,
+            eligible_leader_replicas: true,
+        }
+    }
+}
+
+/// A run that kept every invariant: its trace (the schedule, then what
+/// the checker counted), which a replay of the seed reproduces exactly.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub trace: Vec<String>,
+    pub acked: usize,
+    pub simulated: Duration,
+}
+
+struct Faults {
+    crashed: Vec<i32>,
+    /// Whether this run's one power cut has happened.
+    power_cut: bool,
+}
+
+fn all_hosts(nodes: i32) -> Vec<String> {
+    (1..=nodes).map(host).chain([CLIENT.to_string()]).collect()
+}
+
+/// The node that leads the most partitions, as the nodes themselves say.
+fn busiest_leader(nodes: &[NodeHandles]) -> Option<i32> {
+    nodes
+        .iter()
+        .filter_map(|n| {
+            let r = n.running.lock();
+            let led = r
+                .as_ref()?
+                .broker
+                .replicas
+                .partitions()
+                .iter()
+                .filter(|p| p.is_leader())
+                .count();
+            Some((led, n.id))
+        })
+        .max()
+        .map(|(_, id)| id)
+}
+
+/// Stops node `n` at once: `kill -9` (its unsynced writes survive in the
+/// page cache), or with `power_cut` a power cut (they are lost).
+fn crash(
+    sim: &mut turmoil::Sim<'_>,
+    n: &NodeHandles,
+    power_cut: bool,
+    rng: &mut StdRng,
+    f: &mut Faults,
+) {
+    sim.crash(host(n.id));
+    *n.running.lock() = None;
+    if power_cut {
+        n.fs.crash(rng.gen());
+    } else {
+        n.fs.kill();
+    }
+    f.crashed.push(n.id);
+}
+
+fn restart(sim: &mut turmoil::Sim<'_>, f: &mut Faults) {
+    for id in f.crashed.drain(..) {
+        sim.bounce(host(id));
+    }
+}
+
+fn heal(sim: &mut turmoil::Sim<'_>, nodes: i32, f: &mut Faults) {
+    sim.set_fail_rate(0.0);
+    let hosts = all_hosts(nodes);
+    for a in &hosts {
+        for b in &hosts {
+            if a != b {
+                sim.repair(a.as_str(), b.as_str());
+            }
+        }
+    }
+    restart(sim, f);
+}
+
+/// Draws and applies one fault.
+fn inject(
+    sim: &mut turmoil::Sim<'_>,
+    rng: &mut StdRng,
+    nodes: &[NodeHandles],
+    f: &mut Faults,
+) -> String {
+    let n = nodes.len() as i32;
+    let hosts = all_hosts(n);
+    let a = hosts[rng.gen_range(0..hosts.len())].clone();
+    let b = loop {
+        let b = &hosts[rng.gen_range(0..hosts.len())];
+        if *b != a {
+            break b.clone();
+        }
+    };
+    let victim = rng.gen_range(1..=n);
+    match rng.gen_range(0..12) {
+        0 | 1 => {
+            heal(sim, n, f);
+            "heal".into()
+        }
+        2 => {
+            sim.partition(a.as_str(), b.as_str());
+            format!("partition {a} {b}")
+        }
+        3 => {
+            sim.partition_oneway(a.as_str(), b.as_str());
+            format!("partition {a} -> {b}")
+        }
+        4 => {
+            let a = host(victim);
+            for o in hosts.iter().filter(|o| **o != a) {
+                sim.partition(a.as_str(), o.as_str());
+            }
+            format!("isolate {a}")
+        }
+        5 => {
+            let rate = rng.gen_range(0.0..0.03);
+            sim.set_fail_rate(rate);
+            format!("message loss {rate:.3}")
+        }
+        6 | 7 if f.crashed.is_empty() => {
+            // One power cut per run at most: Kafka's replication (and so
+            // Sluice's) keeps acknowledged records through the loss of any
+            // one replica's unsynced bytes, not through such losses on
+            // every replica that holds them.
+            let power_cut = !f.power_cut && rng.gen_ratio(1, 3);
+            f.power_cut |= power_cut;
+            crash(sim, &nodes[victim as usize - 1], power_cut, rng, f);
+            if power_cut {
+                format!("power cut of n{victim}")
+            } else {
+                format!("kill -9 n{victim}")
+            }
+        }
+        8 if f.crashed.is_empty() => {
+            let id = busiest_leader(nodes).unwrap_or(victim);
+            crash(sim, &nodes[id as usize - 1], false, rng, f);
+            format!("kill -9 n{id} (the busiest leader)")
+        }
+        9 => {
+            let ms = rng.gen_range(-3000..6000);
+            nodes[victim as usize - 1].clock.jump(ms);
+            format!("clock of n{victim} jumps {ms} ms")
+        }
+        _ => {
+            restart(sim, f);
+            "restart".into()
+        }
+    }
+}
+
+/// Runs one seed: `Ok` with the run's trace, or `Err` naming the violated
+/// invariant or the checker's anomalies, with the schedule.
+pub fn run_seed(seed: u64, config: &SimConfig) -> Result<Outcome, String> {
+    sluice_runtime::simulate_on_this_thread(seed);
+    let result = run(seed, config);
+    sluice_runtime::stop_simulating_on_this_thread();
+    result
+}
+
+fn run(seed: u64, config: &SimConfig) -> Result<Outcome, String> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(seed)
+        .tick_duration(TICK)
+        .simulation_duration(Duration::from_secs(3600))
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(Duration::from_millis(rng.gen_range(2..10)))
+        .build();
+    let mut nodes = Vec::new();
+    for id in 1..=config.nodes {
+        let fs = Arc::new(sluice_storage::SimFs::new());
+        node::format(&fs, &node::config(id, config.nodes));
+        let h = NodeHandles {
+            id,
+            nodes: config.nodes,
+            fs,
+            clock: SimClock::default(),
+            running: Arc::default(),
+            eligible_leader_replicas: config.eligible_leader_replicas,
+        };
+        let hh = h.clone();
+        sim.host(host(id), move || node::node_main(hh.clone()));
+        nodes.push(h);
+    }
+    let w = Arc::new(Workload::new(config.nodes, config.partitions));
+    let client = w.clone();
+    sim.client(CLIENT, async move {
+        workload::create_topic(&client).await;
+        let producers: Vec<_> = (0..client.partitions)
+            .map(|p| tokio::spawn(workload::producer(client.clone(), p)))
+            .collect();
+        for p in producers {
+            p.await?;
+        }
+        workload::reader(client.clone()).await;
+        Ok(())
+    });
+
+    let mut trace = Vec::new();
+    let mut inv = Invariants::default();
+    let mut steps = 0usize;
+    let mut traced = String::new();
+    let fail = |e: String, trace: &[String]| format!("seed {seed}: {e}\n  schedule: {trace:#?}");
+    let mut run_for = |sim: &mut turmoil::Sim<'_>,
+                       inv: &mut Invariants,
+                       d: Duration,
+                       until: &dyn Fn() -> bool|
+     -> Result<bool, String> {
+        let end = sim.elapsed() + d;
+        while sim.elapsed() < end {
+            if until() {
+                return Ok(true);
+            }
+            // (Whether the client finished does not matter: the nodes
+            // keep running until the run's checks are done.)
+            sim.step().map_err(|e| format!("simulation error: {e}"))?;
+            steps += 1;
+            if let Ok(tp) = std::env::var("SLUICE_SIM_TRACE_PARTITION") {
+                trace_partition(&nodes, &tp, sim.elapsed(), &mut traced);
+            }
+            inv.check_step(&nodes)?;
+            if steps % PREFIX_EVERY == 0 {
+                inv.check_prefixes(&nodes)?;
+            }
+        }
+        Ok(until())
+    };
+    let never = || false;
+    // The cluster forms and the topic is created before faults begin.
+    let ready = w.clone();
+    let formed = run_for(&mut sim, &mut inv, Duration::from_secs(30), &|| {
+        ready.acked() > 0
+    })
+    .map_err(|e| fail(e, &trace))?;
+    if !formed {
+        return Err(fail(
+            "no write was acknowledged within 30 s of start".into(),
+            &trace,
+        ));
+    }
+    let mut faults = Faults {
+        crashed: Vec::new(),
+        power_cut: false,
+    };
+    for _ in 0..config.fault_phases {
+        let what = inject(&mut sim, &mut rng, &nodes, &mut faults);
+        trace.push(format!("{:?} {what}", sim.elapsed()));
+        let phase = Duration::from_millis(rng.gen_range(200..2000));
+        run_for(&mut sim, &mut inv, phase, &never).map_err(|e| fail(e, &trace))?;
+    }
+    heal(&mut sim, config.nodes, &mut faults);
+    trace.push(format!("{:?} heal", sim.elapsed()));
+    let healed_acks = w.acked();
+    run_for(&mut sim, &mut inv, Duration::from_secs(8), &never).map_err(|e| fail(e, &trace))?;
+    if w.acked() == healed_acks {
+        return Err(fail(
+            "no write was acknowledged in the 8 s after healing".into(),
+            &trace,
+        ));
+    }
+    w.stop.store(true, Ordering::Relaxed);
+    let done = w.clone();
+    let read = run_for(&mut sim, &mut inv, Duration::from_secs(60), &|| {
+        done.read_done.load(Ordering::Relaxed)
+    })
+    .map_err(|e| fail(e, &trace))?;
+    if !read {
+        return Err(fail(
+            "the producers and the reader did not finish within 60 s of healing".into(),
+            &trace,
+        ));
+    }
+    // Followers catch up with the leaders' last high watermarks.
+    let mut last = Err(String::new());
+    for _ in 0..50 {
+        last = converged(&nodes);
+        if last.is_ok() {
+            break;
+        }
+        run_for(&mut sim, &mut inv, Duration::from_millis(200), &never)
+            .map_err(|e| fail(e, &trace))?;
+    }
+    last.map_err(|e| {
+        fail(
+            format!("replicas did not converge after healing: {e}"),
+            &trace,
+        )
+    })?;
+    inv.check_prefixes(&nodes).map_err(|e| fail(e, &trace))?;
+
+    let history = w.history();
+    let report = sluice_checker::check(&history).map_err(|e| fail(e.to_string(), &trace))?;
+    if !report.is_valid() {
+        return Err(fail(
+            format!("the checker found anomalies:\n{report}"),
+            &trace,
+        ));
+    }
+    trace.push(format!("history digest {:016x}", digest(&history)));
+    let s = &report.stats;
+    trace.push(format!(
+        "{} sends ok, {} indeterminate, {} records read",
+        s.sends_ok, s.sends_indeterminate, s.records_polled
+    ));
+    Ok(Outcome {
+        trace,
+        acked: s.sends_ok,
+        simulated: sim.elapsed(),
+    })
+}
+
+/// FNV-1a over the history's text: two runs with the same digest made the
+/// same operations with the same outcomes at the same simulated times.
+fn digest(history: &[sluice_checker::Op]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for op in history {
+        for b in format!("{op:?}").bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// Prints `topic-partition`'s registration whenever the active
+/// controller's image changes it (`SLUICE_SIM_TRACE_PARTITION`, debugging).
+fn trace_partition(nodes: &[NodeHandles], tp: &str, at: Duration, last: &mut String) {
+    let Some((topic, p)) = tp.rsplit_once('-') else {
+        return;
+    };
+    let Ok(p) = p.parse::<i32>() else { return };
+    for n in nodes {
+        let r = n.running.lock();
+        let Some(r) = r.as_ref() else { continue };
+        if !r.controller.is_active() {
+            continue;
+        }
+        let image = r.controller.image();
+        let Some(reg) = image.topic(topic).and_then(|t| t.partition(p).cloned()) else {
+            return;
+        };
+        let now = format!(
+            "leader {} epoch {} isr {:?} elr {:?} last_known_elr {:?} recovery {:?}",
+            reg.leader.0,
+            reg.leader_epoch.0,
+            reg.isr.iter().map(|b| b.0).collect::<Vec<_>>(),
+            reg.elr.iter().map(|b| b.0).collect::<Vec<_>>(),
+            reg.last_known_elr.iter().map(|b| b.0).collect::<Vec<_>>(),
+            reg.leader_recovery_state
+        );
+        if now != *last {
+            eprintln!("{:>9.3}s {tp} (n{} active): {now}", at.as_secs_f64(), n.id);
+            *last = now;
+        }
+        return;
+    }
+}

@@ -1,0 +1,298 @@
+//! The workload, Jepsen's Kafka workload on the simulated network: one
+//! idempotent `acks=all` producer per partition sending unique values,
+//! retrying a batch with the same sequence until it is acknowledged (as a
+//! client does up to `delivery.timeout.ms`), then a reader that reads every
+//! partition from its leader after the faults healed. Every operation goes
+//! into a history in `sluice_checker`'s form, so the same checker that
+//! judges the process-level nemesis names what went wrong here.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use sluice_checker::{Call, Offset, Op, OpType, ProcessId, TopicPartition, Value};
+
+use crate::client::Client;
+
+pub const TOPIC: &str = "sim";
+/// The reader's process id in the history.
+const READER: u64 = 1_000;
+/// A send still unacknowledged after this long is given up (indeterminate).
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What the workload's tasks share with the simulation.
+pub struct Workload {
+    pub nodes: i32,
+    pub partitions: i32,
+    history: Mutex<Vec<Op>>,
+    next_value: AtomicU64,
+    /// Producers stop sending new values once set.
+    pub stop: AtomicBool,
+    /// Producers that have stopped.
+    pub stopped: AtomicU64,
+    /// Set when the reader has read every partition.
+    pub read_done: AtomicBool,
+}
+
+fn now_ms() -> u64 {
+    turmoil::sim_elapsed().map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Workload {
+    pub fn new(nodes: i32, partitions: i32) -> Workload {
+        Workload {
+            nodes,
+            partitions,
+            history: Mutex::new(Vec::new()),
+            next_value: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            stopped: AtomicU64::new(0),
+            read_done: AtomicBool::new(false),
+        }
+    }
+
+    fn record(&self, process: u64, kind: OpType, call: Call) {
+        self.history.lock().push(Op {
+            process: ProcessId(process),
+            kind,
+            call,
+            time: Some(now_ms()),
+        });
+    }
+
+    pub fn history(&self) -> Vec<Op> {
+        self.history.lock().clone()
+    }
+
+    /// Sends acknowledged so far.
+    pub fn acked(&self) -> usize {
+        self.history
+            .lock()
+            .iter()
+            .filter(|o| o.kind == OpType::Ok && matches!(o.call, Call::Send { .. }))
+            .count()
+    }
+}
+
+/// Connects to some node, trying each from `first` on.
+async fn any_node(w: &Workload, first: i32, client_id: &str) -> Client {
+    let mut n = first;
+    loop {
+        if let Ok(c) = Client::connect(n, client_id).await {
+            return c;
+        }
+        n = n % w.nodes + 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The leader of `partition` as some node's metadata says.
+async fn find_leader(w: &Workload, partition: i32, rotate: &mut i32) -> Option<i32> {
+    *rotate = *rotate % w.nodes + 1;
+    let mut c = Client::connect(*rotate, "sim-metadata").await.ok()?;
+    let leaders = c.leaders(TOPIC).await.ok()?;
+    leaders.get(partition as usize).copied().flatten()
+}
+
+/// Creates the topic (any node, until it exists).
+pub async fn create_topic(w: &Workload) {
+    let mut n = 1;
+    loop {
+        let mut c = any_node(w, n, "sim-admin").await;
+        let created = c
+            .create_topic(TOPIC, w.partitions, 3.min(w.nodes) as i16)
+            .await;
+        // 36: TOPIC_ALREADY_EXISTS (an earlier try that timed out).
+        if let Ok(0 | 36) = created {
+            return;
+        }
+        n = n % w.nodes + 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A producer's session: its id, epoch and next sequence.
+struct Session {
+    producer: (i64, i16),
+    sequence: i32,
+}
+
+async fn init_session(w: &Workload, rotate: &mut i32) -> Session {
+    loop {
+        *rotate = *rotate % w.nodes + 1;
+        if let Ok(mut c) = Client::connect(*rotate, "sim-producer").await {
+            match c.init_producer_id().await {
+                Ok(Ok(producer)) => {
+                    return Session {
+                        producer,
+                        sequence: 0,
+                    }
+                }
+                Ok(Err(code)) => tracing::debug!(code, "InitProducerId refused"),
+                Err(e) => tracing::debug!(error = %e.0, "InitProducerId failed"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// How one send ended.
+enum Sent {
+    Acked(i64),
+    /// Acknowledged as a duplicate of an earlier attempt, offset unknown.
+    AckedDuplicate,
+    /// Not acknowledged; it may have been written (the session is over).
+    GaveUp,
+}
+
+/// Retriable: the leader moved, or the ISR is too small for now.
+fn retriable(code: i16) -> bool {
+    matches!(code, 3 | 5 | 6 | 7 | 19 | 20 | 74 | 75 | 13 | 15)
+}
+
+async fn send_one(
+    w: &Workload,
+    partition: i32,
+    session: &Session,
+    value: u64,
+    rotate: &mut i32,
+    conn: &mut Option<Client>,
+) -> Sent {
+    let deadline = tokio::time::Instant::now() + DELIVERY_TIMEOUT;
+    while tokio::time::Instant::now() < deadline {
+        if conn.is_none() {
+            if let Some(leader) = find_leader(w, partition, rotate).await {
+                *conn = Client::connect(leader, "sim-producer").await.ok();
+            }
+        }
+        let Some(c) = conn.as_mut() else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let now = crate::node::SimClock::default();
+        let answer = c
+            .produce(
+                TOPIC,
+                partition,
+                session.producer,
+                session.sequence,
+                value,
+                sluice_storage::Clock::now_ms(&now),
+            )
+            .await;
+        match answer {
+            Ok((0, offset)) => return Sent::Acked(offset),
+            Ok((46, _)) => return Sent::AckedDuplicate,
+            Ok((code, _)) if retriable(code) => {
+                tracing::debug!(partition, code, "produce refused; retrying");
+                *conn = None;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok((code, _)) => {
+                tracing::debug!(partition, code, "produce failed; giving up");
+                return Sent::GaveUp;
+            }
+            Err(e) => {
+                tracing::debug!(partition, error = %e.0, "produce call failed; retrying");
+                *conn = None;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    Sent::GaveUp
+}
+
+/// One partition's producer, until the workload stops.
+pub async fn producer(w: Arc<Workload>, partition: i32) {
+    let tp = TopicPartition::new(TOPIC, partition);
+    let process = partition as u64;
+    let mut rotate = partition;
+    let mut session = init_session(&w, &mut rotate).await;
+    let mut conn = None;
+    while !w.stop.load(Ordering::Relaxed) {
+        let value = w.next_value.fetch_add(1, Ordering::Relaxed);
+        let send = |offset: Option<Offset>| Call::Send {
+            tp: tp.clone(),
+            key: None,
+            value: Value(value),
+            offset,
+        };
+        w.record(process, OpType::Invoke, send(None));
+        match send_one(&w, partition, &session, value, &mut rotate, &mut conn).await {
+            Sent::Acked(o) => {
+                w.record(process, OpType::Ok, send(Some(Offset(o))));
+                session.sequence += 1;
+            }
+            Sent::AckedDuplicate => {
+                w.record(process, OpType::Ok, send(None));
+                session.sequence += 1;
+            }
+            Sent::GaveUp => {
+                w.record(process, OpType::Info, send(None));
+                // The batch may still land under this session's sequence:
+                // a new session (producer id) keeps the next send apart.
+                session = init_session(&w, &mut rotate).await;
+                conn = None;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    w.stopped.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Reads every partition from its leader, from offset 0 to the high
+/// watermark, as one assigned consumer's polls.
+pub async fn reader(w: Arc<Workload>) {
+    let tps: Vec<TopicPartition> = (0..w.partitions)
+        .map(|p| TopicPartition::new(TOPIC, p))
+        .collect();
+    w.record(
+        READER,
+        OpType::Invoke,
+        Call::Assign {
+            partitions: tps.clone(),
+        },
+    );
+    w.record(READER, OpType::Ok, Call::Assign { partitions: tps });
+    let mut rotate = 0;
+    for p in 0..w.partitions {
+        let tp = TopicPartition::new(TOPIC, p);
+        let mut offset = 0;
+        loop {
+            let Some(leader) = find_leader(&w, p, &mut rotate).await else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let Ok(mut c) = Client::connect(leader, "sim-reader").await else {
+                continue;
+            };
+            let Ok((0, hw, records)) = c.fetch(TOPIC, p, offset).await else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let records: Vec<(Offset, Value)> = records
+                .into_iter()
+                .filter(|(o, _)| *o >= offset && *o < hw)
+                .map(|(o, v)| (Offset(o), Value(v)))
+                .collect();
+            if let Some((last, _)) = records.last() {
+                offset = last.0 + 1;
+                let mut polled = std::collections::BTreeMap::new();
+                polled.insert(tp.clone(), records);
+                w.record(
+                    READER,
+                    OpType::Invoke,
+                    Call::Poll {
+                        records: Default::default(),
+                    },
+                );
+                w.record(READER, OpType::Ok, Call::Poll { records: polled });
+            }
+            if offset >= hw {
+                break;
+            }
+        }
+    }
+    w.read_done.store(true, Ordering::Relaxed);
+}
