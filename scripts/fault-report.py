@@ -179,6 +179,25 @@ def run_row(label, r):
     return "| " + " | ".join(cells) + " |"
 
 
+SIM_HEADING = "## Deterministic simulation of the whole cluster"
+
+
+def sim_section():
+    """The section `scripts/sim --report` writes, carried over from the
+    current RELIABILITY.md (this script rewrites everything else)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RELIABILITY.md")
+    try:
+        with open(path) as f:
+            doc = f.read()
+    except OSError:
+        return None
+    start = doc.find(SIM_HEADING)
+    if start < 0:
+        return None
+    end = doc.find("\n## ", start + len(SIM_HEADING))
+    return doc[start:end if end >= 0 else len(doc)].rstrip("\n")
+
+
 def not_covered(w):
     w("## Not covered yet")
     w("")
@@ -187,9 +206,11 @@ def not_covered(w):
       "`crates/sluice/tests/cluster.rs` but not under the nemesis.")
     w("- **Delay.** No fault delays or reorders packets: this kernel has no `tc netem`, so delay "
       "needs a small TCP proxy between the nodes, which the nemesis does not have yet.")
-    w("- **Clock jumps and failing fsyncs (EIO)** are injected only in the deterministic simulation "
-      "of the controller quorum (`crates/controller/tests/controller_sim.rs`), not against real "
-      "processes; slow disks nowhere yet.")
+    w("- **Clock jumps and power cuts** are injected only in the deterministic simulations "
+      "(the whole cluster in `crates/sim`, the controller quorum in "
+      "`crates/controller/tests/controller_sim.rs`, which also fails fsyncs with EIO), not against "
+      "real processes; slow disks nowhere yet, and the cluster simulation does not yet fill disks, "
+      "pause nodes (SIGSTOP) or reassign partitions.")
     w("- **Transactions.** The workload is idempotent but not transactional, so aborted reads of "
       "transactional writes are not exercised.")
     w("")
@@ -432,6 +453,10 @@ def main():
                 if rc != "0" and crate != "sluice-checker":
                     pass
                 w(f"| {group} | `cargo test -p {crate} --test {test}` | {status} | {secs} s |")
+        w("")
+    sim = sim_section()
+    if sim:
+        w(sim)
         w("")
     not_covered(w)
     print("\n".join(out))

@@ -18,8 +18,7 @@ use sluice_controller::{MetadataLog, QuorumController};
 use sluice_metadata::BrokerId;
 use sluice_storage::{meta_properties, Clock, Fs, SimFs};
 use sluice_transport::{
-    ChannelConfig, ControllerChannel, ControllerServer, QuorumVoter, QuorumVoters,
-    RemoteController, ServerConfig,
+    ChannelConfig, ControllerChannel, ControllerServer, RemoteController, ServerConfig,
 };
 
 use crate::net::{SimListener, SimNet};
@@ -127,20 +126,10 @@ pub struct NodeHandles {
     pub eligible_leader_replicas: bool,
 }
 
-fn quorum_voters(kraft: &KraftConfig) -> QuorumVoters {
-    QuorumVoters::new(
-        kraft
-            .quorum
-            .voters
-            .iter()
-            .map(|v| QuorumVoter {
-                id: v.id,
-                host: v.host.clone(),
-                port: v.port,
-            })
-            .collect(),
-    )
-    .expect("the simulated voters are valid")
+fn quorum_voters(kraft: &KraftConfig) -> sluice_transport::QuorumVoters {
+    kraft
+        .quorum_voters()
+        .expect("the simulated voters are valid")
 }
 
 /// The node's software: the controller role, then the broker role, then

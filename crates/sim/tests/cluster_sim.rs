@@ -1,6 +1,6 @@
 //! The cluster simulation's seeds (see the crate docs).
 //!
-//! `SLUICE_SIM_SEEDS=N` runs N seeds (default 3, the bounded subset the
+//! `SLUICE_SIM_SEEDS=N` runs N seeds (default 6, the bounded subset the
 //! test suite runs) from `SLUICE_SIM_FIRST_SEED`; `SLUICE_SIM_SEED=S`
 //! replays one. A failure prints the seed, the violated invariant and the
 //! fault schedule. `SLUICE_SIM_PHASES=P` sets the fault phases per seed
@@ -82,7 +82,7 @@ fn the_cluster_keeps_its_invariants_under_faults() {
         ..SimConfig::default()
     };
     let mut failed = Vec::new();
-    for seed in seeds(3) {
+    for seed in seeds(6) {
         let started = std::time::Instant::now();
         match run_seed(seed, &config) {
             Ok(o) => eprintln!(

@@ -305,6 +305,24 @@ fn protocol_of(
 }
 
 impl KraftConfig {
+    /// `controller.quorum.voters` as the transport layer takes them (the
+    /// controller channel's targets, DescribeCluster's controller list).
+    pub fn quorum_voters(
+        &self,
+    ) -> Result<sluice_transport::QuorumVoters, sluice_transport::TransportError> {
+        sluice_transport::QuorumVoters::new(
+            self.quorum
+                .voters
+                .iter()
+                .map(|v| sluice_transport::QuorumVoter {
+                    id: v.id,
+                    host: v.host.clone(),
+                    port: v.port,
+                })
+                .collect(),
+        )
+    }
+
     /// The controller role's settings: Kafka's keys of `config` and of this
     /// cluster view.
     pub fn controller_config(&self, config: &super::BrokerConfig) -> ControllerConfig {

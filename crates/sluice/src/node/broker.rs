@@ -30,9 +30,7 @@ use sluice_controller::raft::{RaftConfig, RaftMetadataLog, TcpAcceptor, TcpTrans
 use sluice_controller::MetadataLog;
 use sluice_metadata::BrokerId;
 use sluice_storage::{Clock, Fs, RealFs, SystemClock};
-use sluice_transport::{
-    ChannelConfig, ControllerChannel, QuorumVoter, QuorumVoters, RemoteController,
-};
+use sluice_transport::{ChannelConfig, ControllerChannel, RemoteController};
 
 use crate::cli;
 
@@ -60,21 +58,6 @@ fn observer_host(config: &BrokerConfig, kraft: &KraftConfig) -> String {
     pick(&config.advertised_listeners)
         .or_else(|| pick(&config.listeners))
         .unwrap_or_else(|| "127.0.0.1".to_string())
-}
-
-fn voters(kraft: &KraftConfig) -> anyhow::Result<QuorumVoters> {
-    Ok(QuorumVoters::new(
-        kraft
-            .quorum
-            .voters
-            .iter()
-            .map(|v| QuorumVoter {
-                id: v.id,
-                host: v.host.clone(),
-                port: v.port,
-            })
-            .collect(),
-    )?)
 }
 
 /// Starts a broker-only node's observer of the metadata log.
@@ -142,7 +125,7 @@ impl BrokerNode {
             }
         };
         let channel = Arc::new(ControllerChannel::new(
-            voters(&kraft)?,
+            kraft.quorum_voters()?,
             ChannelConfig {
                 client_id: format!("broker-{}-to-controller", kraft.node_id),
                 ..ChannelConfig::default()

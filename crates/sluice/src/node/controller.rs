@@ -196,18 +196,7 @@ impl ControllerNode {
             Arc::new(BrokerConfigValidator::new(Arc::new(config.clone()))),
             clock,
         ));
-        let voters = QuorumVoters::new(
-            kraft
-                .quorum
-                .voters
-                .iter()
-                .map(|v| QuorumVoter {
-                    id: v.id,
-                    host: v.host.clone(),
-                    port: v.port,
-                })
-                .collect(),
-        )?;
+        let voters = kraft.quorum_voters()?;
         let server_config = ServerConfig {
             max_request_bytes: config.socket_request_max_bytes,
             voters: Some(voters),
