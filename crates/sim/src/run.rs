@@ -205,154 +205,190 @@ pub fn run_seed(seed: u64, config: &SimConfig) -> Result<Outcome, String> {
 
 fn run(seed: u64, config: &SimConfig) -> Result<Outcome, String> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(seed)
-        .tick_duration(TICK)
-        .simulation_duration(Duration::from_secs(3600))
-        .min_message_latency(Duration::from_millis(1))
-        .max_message_latency(Duration::from_millis(rng.gen_range(2..10)))
-        .build();
-    let mut nodes = Vec::new();
-    for id in 1..=config.nodes {
-        let fs = Arc::new(sluice_storage::SimFs::new());
-        node::format(&fs, &node::config(id, config.nodes));
-        let h = NodeHandles {
-            id,
-            nodes: config.nodes,
-            fs,
-            clock: SimClock::default(),
-            running: Arc::default(),
-            eligible_leader_replicas: config.eligible_leader_replicas,
-        };
-        let hh = h.clone();
-        sim.host(host(id), move || node::node_main(hh.clone()));
-        nodes.push(h);
-    }
-    let w = Arc::new(Workload::new(config.nodes, config.partitions));
-    let client = w.clone();
-    sim.client(CLIENT, async move {
-        workload::create_topic(&client).await;
-        let producers: Vec<_> = (0..client.partitions)
-            .map(|p| tokio::spawn(workload::producer(client.clone(), p)))
-            .collect();
-        for p in producers {
-            p.await?;
-        }
-        workload::reader(client.clone()).await;
-        Ok(())
-    });
+    let mut r = Run::start(seed, config, &mut rng);
+    r.form().map_err(|e| r.fail(e))?;
+    r.faults(config, &mut rng).map_err(|e| r.fail(e))?;
+    r.heal_and_read(config).map_err(|e| r.fail(e))?;
+    r.converge().map_err(|e| r.fail(e))?;
+    r.verdict().map_err(|e| r.fail(e))
+}
 
-    let mut trace = Vec::new();
-    let mut inv = Invariants::default();
-    let mut steps = 0usize;
-    let mut traced = String::new();
-    let fail = |e: String, trace: &[String]| format!("seed {seed}: {e}\n  schedule: {trace:#?}");
-    let mut run_for = |sim: &mut turmoil::Sim<'_>,
-                       inv: &mut Invariants,
-                       d: Duration,
-                       until: &dyn Fn() -> bool|
-     -> Result<bool, String> {
-        let end = sim.elapsed() + d;
-        while sim.elapsed() < end {
-            if until() {
+/// One seed's simulation in progress.
+struct Run {
+    seed: u64,
+    sim: turmoil::Sim<'static>,
+    nodes: Vec<NodeHandles>,
+    workload: Arc<Workload>,
+    inv: Invariants,
+    steps: usize,
+    /// The schedule so far (and, at the end, the checker's counts).
+    trace: Vec<String>,
+    /// `SLUICE_SIM_TRACE_PARTITION` and what it printed last.
+    traced: Option<(String, String)>,
+    faults: Faults,
+}
+
+impl Run {
+    /// The nodes (freshly formatted disks) and the client, not yet run.
+    fn start(seed: u64, config: &SimConfig, rng: &mut StdRng) -> Run {
+        let mut sim = turmoil::Builder::new()
+            .rng_seed(seed)
+            .tick_duration(TICK)
+            .simulation_duration(Duration::from_secs(3600))
+            .min_message_latency(Duration::from_millis(1))
+            .max_message_latency(Duration::from_millis(rng.gen_range(2..10)))
+            .build();
+        let mut nodes = Vec::new();
+        for id in 1..=config.nodes {
+            let fs = Arc::new(sluice_storage::SimFs::new());
+            node::format(&fs, &node::config(id, config.nodes));
+            let h = NodeHandles {
+                id,
+                nodes: config.nodes,
+                fs,
+                clock: SimClock::default(),
+                running: Arc::default(),
+                eligible_leader_replicas: config.eligible_leader_replicas,
+            };
+            let hh = h.clone();
+            sim.host(host(id), move || node::node_main(hh.clone()));
+            nodes.push(h);
+        }
+        let workload = Arc::new(Workload::new(config.nodes, config.partitions));
+        let client = workload.clone();
+        sim.client(CLIENT, async move {
+            workload::create_topic(&client).await;
+            let producers: Vec<_> = (0..client.partitions)
+                .map(|p| tokio::spawn(workload::producer(client.clone(), p)))
+                .collect();
+            for p in producers {
+                p.await?;
+            }
+            workload::reader(client.clone()).await;
+            Ok(())
+        });
+        Run {
+            seed,
+            sim,
+            nodes,
+            workload,
+            inv: Invariants::default(),
+            steps: 0,
+            trace: Vec::new(),
+            traced: std::env::var("SLUICE_SIM_TRACE_PARTITION")
+                .ok()
+                .map(|tp| (tp, String::new())),
+            faults: Faults {
+                crashed: Vec::new(),
+                power_cut: false,
+            },
+        }
+    }
+
+    fn fail(&self, e: String) -> String {
+        format!("seed {}: {e}\n  schedule: {:#?}", self.seed, self.trace)
+    }
+
+    /// Steps for up to `d` of simulated time, checking the invariants after
+    /// every step, until `until` holds (its value at the end).
+    fn run_for(&mut self, d: Duration, until: impl Fn(&Workload) -> bool) -> Result<bool, String> {
+        let end = self.sim.elapsed() + d;
+        while self.sim.elapsed() < end {
+            if until(&self.workload) {
                 return Ok(true);
             }
             // (Whether the client finished does not matter: the nodes
             // keep running until the run's checks are done.)
-            sim.step().map_err(|e| format!("simulation error: {e}"))?;
-            steps += 1;
-            if let Ok(tp) = std::env::var("SLUICE_SIM_TRACE_PARTITION") {
-                trace_partition(&nodes, &tp, sim.elapsed(), &mut traced);
+            self.sim
+                .step()
+                .map_err(|e| format!("simulation error: {e}"))?;
+            self.steps += 1;
+            if let Some((tp, last)) = &mut self.traced {
+                trace_partition(&self.nodes, tp, self.sim.elapsed(), last);
             }
-            inv.check_step(&nodes)?;
-            if steps % PREFIX_EVERY == 0 {
-                inv.check_prefixes(&nodes)?;
+            self.inv.check_step(&self.nodes)?;
+            if self.steps % PREFIX_EVERY == 0 {
+                self.inv.check_prefixes(&self.nodes)?;
             }
         }
-        Ok(until())
-    };
-    let never = || false;
-    // The cluster forms and the topic is created before faults begin.
-    let ready = w.clone();
-    let formed = run_for(&mut sim, &mut inv, Duration::from_secs(30), &|| {
-        ready.acked() > 0
-    })
-    .map_err(|e| fail(e, &trace))?;
-    if !formed {
-        return Err(fail(
-            "no write was acknowledged within 30 s of start".into(),
-            &trace,
-        ));
+        Ok(until(&self.workload))
     }
-    let mut faults = Faults {
-        crashed: Vec::new(),
-        power_cut: false,
-    };
-    for _ in 0..config.fault_phases {
-        let what = inject(&mut sim, &mut rng, &nodes, &mut faults);
-        trace.push(format!("{:?} {what}", sim.elapsed()));
-        let phase = Duration::from_millis(rng.gen_range(200..2000));
-        run_for(&mut sim, &mut inv, phase, &never).map_err(|e| fail(e, &trace))?;
-    }
-    heal(&mut sim, config.nodes, &mut faults);
-    trace.push(format!("{:?} heal", sim.elapsed()));
-    let healed_acks = w.acked();
-    run_for(&mut sim, &mut inv, Duration::from_secs(8), &never).map_err(|e| fail(e, &trace))?;
-    if w.acked() == healed_acks {
-        return Err(fail(
-            "no write was acknowledged in the 8 s after healing".into(),
-            &trace,
-        ));
-    }
-    w.stop.store(true, Ordering::Relaxed);
-    let done = w.clone();
-    let read = run_for(&mut sim, &mut inv, Duration::from_secs(60), &|| {
-        done.read_done.load(Ordering::Relaxed)
-    })
-    .map_err(|e| fail(e, &trace))?;
-    if !read {
-        return Err(fail(
-            "the producers and the reader did not finish within 60 s of healing".into(),
-            &trace,
-        ));
-    }
-    // Followers catch up with the leaders' last high watermarks.
-    let mut last = Err(String::new());
-    for _ in 0..50 {
-        last = converged(&nodes);
-        if last.is_ok() {
-            break;
-        }
-        run_for(&mut sim, &mut inv, Duration::from_millis(200), &never)
-            .map_err(|e| fail(e, &trace))?;
-    }
-    last.map_err(|e| {
-        fail(
-            format!("replicas did not converge after healing: {e}"),
-            &trace,
-        )
-    })?;
-    inv.check_prefixes(&nodes).map_err(|e| fail(e, &trace))?;
 
-    let history = w.history();
-    let report = sluice_checker::check(&history).map_err(|e| fail(e.to_string(), &trace))?;
-    if !report.is_valid() {
-        return Err(fail(
-            format!("the checker found anomalies:\n{report}"),
-            &trace,
-        ));
+    /// The cluster forms and acknowledges a first write before any fault.
+    fn form(&mut self) -> Result<(), String> {
+        if !self.run_for(Duration::from_secs(30), |w| w.acked() > 0)? {
+            return Err("no write was acknowledged within 30 s of start".into());
+        }
+        Ok(())
     }
-    trace.push(format!("history digest {:016x}", digest(&history)));
-    let s = &report.stats;
-    trace.push(format!(
-        "{} sends ok, {} indeterminate, {} records read",
-        s.sends_ok, s.sends_indeterminate, s.records_polled
-    ));
-    Ok(Outcome {
-        trace,
-        acked: s.sends_ok,
-        simulated: sim.elapsed(),
-    })
+
+    /// The seed's fault phases.
+    fn faults(&mut self, config: &SimConfig, rng: &mut StdRng) -> Result<(), String> {
+        for _ in 0..config.fault_phases {
+            let what = inject(&mut self.sim, rng, &self.nodes, &mut self.faults);
+            self.trace.push(format!("{:?} {what}", self.sim.elapsed()));
+            let phase = Duration::from_millis(rng.gen_range(200..2000));
+            self.run_for(phase, |_| false)?;
+        }
+        Ok(())
+    }
+
+    /// Heals everything; writes must be acknowledged again, then the
+    /// producers stop and the reader reads every partition.
+    fn heal_and_read(&mut self, config: &SimConfig) -> Result<(), String> {
+        heal(&mut self.sim, config.nodes, &mut self.faults);
+        self.trace.push(format!("{:?} heal", self.sim.elapsed()));
+        let healed_acks = self.workload.acked();
+        self.run_for(Duration::from_secs(8), |_| false)?;
+        if self.workload.acked() == healed_acks {
+            return Err("no write was acknowledged in the 8 s after healing".into());
+        }
+        self.workload.stop.store(true, Ordering::Relaxed);
+        let read = self.run_for(Duration::from_secs(60), |w| {
+            w.read_done.load(Ordering::Relaxed)
+        })?;
+        if !read {
+            return Err(
+                "the producers and the reader did not finish within 60 s of healing".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Followers catch up with the leaders' last high watermarks.
+    fn converge(&mut self) -> Result<(), String> {
+        let mut last = Err(String::new());
+        for _ in 0..50 {
+            last = converged(&self.nodes);
+            if last.is_ok() {
+                break;
+            }
+            self.run_for(Duration::from_millis(200), |_| false)?;
+        }
+        last.map_err(|e| format!("replicas did not converge after healing: {e}"))?;
+        self.inv.check_prefixes(&self.nodes)
+    }
+
+    /// The checker's verdict on the history, and the run's trace.
+    fn verdict(&mut self) -> Result<Outcome, String> {
+        let history = self.workload.history();
+        let report = sluice_checker::check(&history).map_err(|e| e.to_string())?;
+        if !report.is_valid() {
+            return Err(format!("the checker found anomalies:\n{report}"));
+        }
+        self.trace
+            .push(format!("history digest {:016x}", digest(&history)));
+        let s = &report.stats;
+        self.trace.push(format!(
+            "{} sends ok, {} indeterminate, {} records read",
+            s.sends_ok, s.sends_indeterminate, s.records_polled
+        ));
+        Ok(Outcome {
+            trace: self.trace.clone(),
+            acked: s.sends_ok,
+            simulated: self.sim.elapsed(),
+        })
+    }
 }
 
 /// FNV-1a over the history's text: two runs with the same digest made the

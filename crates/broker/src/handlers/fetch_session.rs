@@ -8,7 +8,7 @@
 //! sessions a new client simply gets session id 0 and keeps sending full
 //! fetches, as with Kafka.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -170,7 +170,7 @@ pub struct FetchSessionCache {
 }
 
 struct Sessions {
-    by_id: HashMap<i32, Arc<Mutex<FetchSession>>>,
+    by_id: BTreeMap<i32, Arc<Mutex<FetchSession>>>,
     next_id: i32,
 }
 
@@ -187,7 +187,7 @@ impl FetchSessionCache {
         let seed = (sluice_runtime::random_u64() & 0x3fff_ffff) as i32;
         FetchSessionCache {
             sessions: Mutex::new(Sessions {
-                by_id: HashMap::new(),
+                by_id: BTreeMap::new(),
                 next_id: seed.max(1),
             }),
             max_sessions,

@@ -122,8 +122,16 @@ impl BrokerLifecycle {
             }
         }
         loop {
-            if !me.heartbeat(false).await? {
-                break;
+            // A heartbeat the quorum could not settle (an election under
+            // way) is retried like the registration: only the deadline
+            // ends the wait (found by the cluster simulation, seed 370).
+            match me.heartbeat(false).await {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(MetadataError::Controller(e)) if registration_can_pass(&e) => {
+                    tracing::info!(error = %e, "broker heartbeat: the controller is not ready; retrying");
+                }
+                Err(e) => return Err(e),
             }
             if tokio::time::Instant::now() > deadline {
                 return Err(MetadataError::Controller(ControllerError::Internal(

@@ -8,7 +8,7 @@
 //! KIP-360 epoch bumps: the epoch last handed out per id is remembered in
 //! memory (bounded); an instance presenting an older one is fenced.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -34,7 +34,7 @@ pub struct ProducerIds {
     client: Arc<dyn ControllerClient>,
     cache: Arc<ImageCache>,
     block: tokio::sync::Mutex<Block>,
-    epochs: parking_lot::Mutex<HashMap<i64, i16>>,
+    epochs: parking_lot::Mutex<BTreeMap<i64, i16>>,
 }
 
 impl ProducerIds {
@@ -50,7 +50,7 @@ impl ProducerIds {
             client,
             cache,
             block: tokio::sync::Mutex::new(Block::default()),
-            epochs: parking_lot::Mutex::new(HashMap::new()),
+            epochs: parking_lot::Mutex::new(BTreeMap::new()),
         }
     }
 

@@ -21,7 +21,7 @@
 //!   broker's config, then the log config of every hosted partition. It
 //!   runs first, so logs created by the same change get the new defaults.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -56,7 +56,7 @@ pub struct PartitionsPublisher {
     replicas: Arc<ReplicaManager>,
     fs: Arc<dyn Fs>,
     /// Partitions this broker hosts whose log could not be created.
-    failures: Mutex<HashMap<TopicPartition, PartitionFailure>>,
+    failures: Mutex<BTreeMap<TopicPartition, PartitionFailure>>,
     /// Whether the first image may delete stray logs: only when it is
     /// known to cover everything this node's metadata log held at start
     /// (see [`PartitionsPublisher::keep_strays`]).
@@ -80,7 +80,7 @@ impl PartitionsPublisher {
             logs,
             replicas,
             fs,
-            failures: Mutex::new(HashMap::new()),
+            failures: Mutex::new(BTreeMap::new()),
             delete_strays: std::sync::atomic::AtomicBool::new(true),
             fetchers: None,
         }

@@ -19,7 +19,7 @@
 //! half is dropped when full); an entry is removed once that producer's
 //! batch at the refused sequence is appended.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
@@ -31,7 +31,7 @@ pub const MAX_PRODUCERS: usize = 1024;
 /// Producer id → the first sequence of its batch refused by storage.
 #[derive(Default)]
 pub struct StorageRefusals {
-    refused: Mutex<HashMap<ProducerId, i32>>,
+    refused: Mutex<BTreeMap<ProducerId, i32>>,
     /// Whether `refused` may hold anything: every append asks, and almost
     /// always the answer is no, without taking the lock.
     any: AtomicBool,

@@ -27,7 +27,7 @@
 //!   partition stops fetching with an error line, until the image moves it.
 //!   Corrupt batches are retried instead (they may be a transient state).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use tokio::time::Instant;
 
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -161,7 +161,7 @@ fn current<'a>(
 pub fn apply_fetch_response(
     states: &mut PartitionStates,
     source: &dyn ReplicaSource,
-    session: &HashMap<SessionKey, Asked>,
+    session: &BTreeMap<SessionKey, Asked>,
     topics: &[FetchableTopicResponse],
     leader: BrokerId,
     retry_at: RetryAt,

@@ -13,7 +13,7 @@
 //! `shouldFollowerThrottle`); when that leaves nothing to fetch, the task
 //! waits `replica.fetch.backoff.ms`, as Kafka's fetcher does.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,7 +97,7 @@ fn now_ms() -> i64 {
 /// a delayed partition becomes due.
 struct Next {
     partitions: BTreeMap<SessionKey, PartitionRequest>,
-    asked: HashMap<SessionKey, Asked>,
+    asked: BTreeMap<SessionKey, Asked>,
     max_batch: usize,
     wake_at: Option<Instant>,
 }
@@ -107,7 +107,7 @@ fn next_partitions(shared: &FetcherShared, ctx: &TaskContext) -> Next {
     let exceeded = ctx.quota.is_exceeded(now_ms());
     let mut next = Next {
         partitions: BTreeMap::new(),
-        asked: HashMap::new(),
+        asked: BTreeMap::new(),
         max_batch: 0,
         wake_at: None,
     };
@@ -308,7 +308,7 @@ pub async fn run(shared: Arc<FetcherShared>, ctx: Arc<TaskContext>) {
 /// included, as Kafka's fetcher records every throttled partition's bytes).
 fn record_throttled(
     quota: &ReplicationQuota,
-    asked: &HashMap<SessionKey, Asked>,
+    asked: &BTreeMap<SessionKey, Asked>,
     resp: &FetchResponse,
 ) {
     if !quota.is_enabled() {

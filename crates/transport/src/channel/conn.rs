@@ -2,7 +2,7 @@
 //! order, a reader task matching response frames to their callers by
 //! correlation id, and the API versions the peer announced.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 
@@ -20,7 +20,7 @@ use crate::error::TransportError;
 use crate::net::Connector;
 use crate::voters::QuorumVoter;
 
-type Pending = Arc<Mutex<HashMap<i32, oneshot::Sender<Bytes>>>>;
+type Pending = Arc<Mutex<BTreeMap<i32, oneshot::Sender<Bytes>>>>;
 
 /// The ApiVersions version the channel asks with (Kafka 2.4+).
 const API_VERSIONS_VERSION: i16 = 3;
