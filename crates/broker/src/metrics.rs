@@ -354,6 +354,9 @@ impl Fs for MeteredFs {
         observe_fsync("dir", started);
         r
     }
+    fn boot_id(&self) -> Option<String> {
+        self.0.boot_id()
+    }
 }
 
 impl FileHandle for MeteredFile {

@@ -22,6 +22,10 @@
 //! - "a" and "c" are read at their acknowledged offsets; "b" is gone: the
 //!   unclean election lost it, which is what the operator accepted. The
 //!   replicas end byte-identical.
+//!
+//! And where Sluice goes further than Kafka: a replica back from `kill -9`
+//! stays an eligible leader replica and leads without any unclean
+//! election (`a_replica_back_from_kill_9_stays_eligible_and_leads`).
 
 mod common;
 
@@ -48,10 +52,10 @@ const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 /// One acks=all Produce of `value` to partition 0 through broker `via`,
 /// retried while the broker does not know the topic or its leader yet;
 /// the acknowledged offset.
-fn produce(c: &SluiceCluster, via: i32, value: &str) -> i64 {
+fn produce(c: &SluiceCluster, via: i32, topic: &str, value: &str) -> i64 {
     let bound = Instant::now() + LONG;
     loop {
-        let (code, offset) = produce_one(c.broker_addr(via), TOPIC, -1, 10_000, value);
+        let (code, offset) = produce_one(c.broker_addr(via), topic, -1, 10_000, value);
         match code {
             0 => return offset,
             UNKNOWN_TOPIC_OR_PARTITION | LEADER_NOT_AVAILABLE | NOT_LEADER_OR_FOLLOWER
@@ -75,6 +79,33 @@ fn leader_and_isr(c: &SluiceCluster, via: i32) -> Option<(i32, BTreeSet<i32>)> {
     partitions(&metadata(c, via)?, TOPIC).remove(&0)
 }
 
+/// The settings both tests use: failures are noticed within seconds.
+const FAST_FAILURE: [(&str, &str); 3] = [
+    ("broker.session.timeout.ms", "3000"),
+    ("broker.heartbeat.interval.ms", "300"),
+    ("replica.lag.time.max.ms", "3000"),
+];
+
+/// Creates `topic` with one partition on `replicas` and the topic's
+/// `min.insync.replicas`, through broker `via`.
+fn create(c: &SluiceCluster, via: i32, topic: &str, replicas: [i32; 2], min_isr: &str) {
+    let mut raw = RawClient::connect(c.broker_addr(via));
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(sb(topic)))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(vec![CreatableReplicaAssignment::default()
+                .with_partition_index(0)
+                .with_broker_ids(replicas.map(BrokerId).to_vec())])
+            .with_configs(vec![CreatableTopicConfig::default()
+                .with_name(sb("min.insync.replicas"))
+                .with_value(Some(sb(min_isr)))])])
+        .with_timeout_ms(30_000);
+    let resp = raw.send(7, &req);
+    assert_eq!(resp.topics[0].error_code, 0, "{resp:?}");
+}
+
 #[test]
 fn an_unclean_election_elects_an_out_of_sync_replica_and_recovers() {
     let mut c = SluiceCluster::start(
@@ -83,42 +114,24 @@ fn an_unclean_election_elects_an_out_of_sync_replica_and_recovers() {
             controllers: 3,
             brokers: 3,
         },
-        &[
-            ("broker.session.timeout.ms", "3000"),
-            ("broker.heartbeat.interval.ms", "300"),
-            ("replica.lag.time.max.ms", "3000"),
-        ],
+        &FAST_FAILURE,
     )
     .expect("the cluster starts");
     let brokers = c.broker_ids();
     let (a, b, witness) = (brokers[0], brokers[1], brokers[2]);
-    let mut raw = RawClient::connect(c.broker_addr(witness));
-    let req = CreateTopicsRequest::default()
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(TopicName(sb(TOPIC)))
-            .with_num_partitions(-1)
-            .with_replication_factor(-1)
-            .with_assignments(vec![CreatableReplicaAssignment::default()
-                .with_partition_index(0)
-                .with_broker_ids(vec![BrokerId(a), BrokerId(b)])])
-            .with_configs(vec![CreatableTopicConfig::default()
-                .with_name(sb("min.insync.replicas"))
-                .with_value(Some(sb("1")))])])
-        .with_timeout_ms(30_000);
-    let resp = raw.send(7, &req);
-    assert_eq!(resp.topics[0].error_code, 0, "{resp:?}");
+    create(&c, witness, TOPIC, [a, b], "1");
     let both: BTreeSet<i32> = [a, b].into();
     wait_metadata(&c, witness, "A leads with A and B in sync", |m| {
         partitions(m, TOPIC).get(&0) == Some(&(a, both.clone()))
     });
-    let at_a = produce(&c, a, "a");
+    let at_a = produce(&c, a, TOPIC, "a");
 
     // B down: it leaves the ISR; "b" is acknowledged by A alone.
     c.node_mut(b).process.kill().unwrap();
     wait_metadata(&c, witness, "B out of the ISR", |m| {
         partitions(m, TOPIC).get(&0) == Some(&(a, [a].into()))
     });
-    let at_b = produce(&c, a, "b");
+    let at_b = produce(&c, a, TOPIC, "b");
 
     // A down too; B back: not eligible, so no leader.
     c.node_mut(a).process.kill().unwrap();
@@ -162,7 +175,7 @@ fn an_unclean_election_elects_an_out_of_sync_replica_and_recovers() {
     wait_metadata(&c, witness, "B leads alone", |m| {
         partitions(m, TOPIC).get(&0) == Some(&(b, [b].into()))
     });
-    let at_c = produce(&c, b, "c");
+    let at_c = produce(&c, b, TOPIC, "c");
 
     // A returns, truncates "b" away and rejoins.
     c.node_mut(a).process.restart().unwrap();
@@ -179,4 +192,70 @@ fn an_unclean_election_elects_an_out_of_sync_replica_and_recovers() {
         "b was only on A; the unclean election chose B's log"
     );
     wait_identical(&c, &both, TOPIC, 0);
+}
+
+/// KIP-966 with Sluice's running marker (storage's `clean_shutdown.rs`):
+/// a replica back from `kill -9` on the same boot of the machine lost none
+/// of its writes, so it keeps its place among the eligible leader replicas
+/// and leads again. Kafka 4.1 counts every crash as unclean and would keep
+/// this partition leaderless until A returns.
+///
+/// A and B hold the partition, `min.insync.replicas=2`. "x" is
+/// acknowledged by both. B is killed: the ISR falls below min ISR, B
+/// becomes eligible, and "y" is refused (NOT_ENOUGH_REPLICAS) so the high
+/// watermark stays where B has it. A is killed: no leader. B restarts
+/// and is elected from the ELR; "x" is there and "z" is acknowledged; A
+/// returns and both end identical.
+#[test]
+fn a_replica_back_from_kill_9_stays_eligible_and_leads() {
+    const ELIGIBLE: &str = "eligible";
+    const NOT_ENOUGH_REPLICAS: i16 = 19;
+    let mut c = SluiceCluster::start(
+        BIN,
+        ClusterLayout::Split {
+            controllers: 3,
+            brokers: 3,
+        },
+        &FAST_FAILURE,
+    )
+    .expect("the cluster starts");
+    let brokers = c.broker_ids();
+    let (a, b, witness) = (brokers[0], brokers[1], brokers[2]);
+    create(&c, witness, ELIGIBLE, [a, b], "2");
+    let both: BTreeSet<i32> = [a, b].into();
+    wait_metadata(&c, witness, "A leads with A and B in sync", |m| {
+        partitions(m, ELIGIBLE).get(&0) == Some(&(a, both.clone()))
+    });
+    let at_x = produce(&c, a, ELIGIBLE, "x");
+
+    c.node_mut(b).process.kill().unwrap();
+    wait_metadata(&c, witness, "B out of the ISR", |m| {
+        partitions(m, ELIGIBLE).get(&0) == Some(&(a, [a].into()))
+    });
+    let (code, _) = produce_one(c.broker_addr(a), ELIGIBLE, -1, 10_000, "y");
+    assert_eq!(
+        code, NOT_ENOUGH_REPLICAS,
+        "the ISR is below min.insync.replicas"
+    );
+
+    c.node_mut(a).process.kill().unwrap();
+    wait_metadata(&c, witness, "no leader once A is gone", |m| {
+        partitions(m, ELIGIBLE).get(&0).is_some_and(|(l, _)| *l < 0)
+    });
+    c.node_mut(b).process.restart().unwrap();
+    wait_metadata(&c, witness, "B, eligible, leads alone", |m| {
+        partitions(m, ELIGIBLE).get(&0) == Some(&(b, [b].into()))
+    });
+    c.node_mut(a).process.restart().unwrap();
+    wait_metadata(&c, witness, "A back in the ISR", |m| {
+        partitions(m, ELIGIBLE).get(&0) == Some(&(b, both.clone()))
+    });
+    let at_z = produce(&c, b, ELIGIBLE, "z");
+    let read = read_all(&c.bootstrap(), ELIGIBLE, 1);
+    let p0 = read.get(&0).cloned().unwrap_or_default();
+    println!("read after B led from the ELR: {p0:?} (acknowledged x@{at_x}, z@{at_z})");
+    assert_eq!(p0.get(&at_x).map(String::as_str), Some("x"));
+    assert_eq!(p0.get(&at_z).map(String::as_str), Some("z"));
+    assert!(!p0.values().any(|v| v == "y"), "y was refused");
+    wait_identical(&c, &both, ELIGIBLE, 0);
 }

@@ -71,6 +71,11 @@ pub trait Fs: Send + Sync + 'static {
     /// fsync of a directory: makes creations, renames and removals of its
     /// entries durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Which boot of the machine holds this file system's page cache
+    /// (Linux's `/proc/sys/kernel/random/boot_id`): the same across crashes
+    /// of the process, new after a reboot or a power cut. `None` when
+    /// unknown, which callers must treat as "maybe rebooted".
+    fn boot_id(&self) -> Option<String>;
 }
 
 /// An open file. All positional: no shared cursor, so one handle serves
@@ -612,6 +617,12 @@ impl Fs for RealFs {
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         std::fs::File::open(path)?.sync_all()
+    }
+    fn boot_id(&self) -> Option<String> {
+        let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let id = id.trim();
+        let plain = id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        (plain && !id.is_empty() && id.len() <= 64).then(|| id.to_owned())
     }
 }
 

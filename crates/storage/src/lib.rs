@@ -42,6 +42,7 @@
 //!
 //! ```text
 //! <log.dir>/.kafka_cleanshutdown                (after a clean shutdown)
+//! <log.dir>/.broker_running                     (Sluice's: epoch and boot id)
 //! <log.dir>/recovery-point-offset-checkpoint
 //! <log.dir>/log-start-offset-checkpoint
 //! <log.dir>/replication-offset-checkpoint

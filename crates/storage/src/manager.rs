@@ -32,7 +32,8 @@ pub const METADATA_TOPIC: &str = "__cluster_metadata";
 struct LogDir {
     state: Arc<LogDirState>,
     had_clean_shutdown: bool,
-    /// The broker epoch its clean-shutdown marker named.
+    /// The broker epoch its clean-shutdown marker named, or else its
+    /// running marker of this boot of the machine.
     marker_epoch: Option<i64>,
     recovery_points: Checkpoint,
     log_starts: Checkpoint,
@@ -85,7 +86,7 @@ impl LogManager {
                     )?
                     .and_then(|b| crate::clean_shutdown::decode(&b))
                 } else {
-                    None
+                    running_epoch(&*fs, path)
                 };
                 let recovery_points = checkpoint::read(&*fs, path, RECOVERY_POINT_CHECKPOINT)?;
                 let log_starts = checkpoint::read(&*fs, path, LOG_START_OFFSET_CHECKPOINT)?;
@@ -223,14 +224,48 @@ impl LogManager {
 
     /// The broker epoch this node had when it last shut down cleanly: the
     /// one every online directory's clean-shutdown marker names (Kafka's
-    /// `readBrokerEpochFromCleanShutdownFiles`). `None` after a crash (a
-    /// directory without a marker) or when the markers disagree.
+    /// `readBrokerEpochFromCleanShutdownFiles`), or after a crash of the
+    /// process alone, the one its running markers name. `None` after a
+    /// reboot or power cut, or when the markers disagree.
     pub fn previous_broker_epoch(&self) -> Option<i64> {
         let mut online = self.dirs.iter().filter(|d| !d.state.is_offline());
         let first = online.next()?.marker_epoch?;
         online
             .all(|d| d.marker_epoch == Some(first))
             .then_some(first)
+    }
+
+    /// Writes the running marker of `broker_epoch` into every online
+    /// directory (see [`crate::clean_shutdown`]): should this process die
+    /// while the machine lives on, its next start names this epoch as its
+    /// previous one. Not synced: a power cut makes the marker moot.
+    pub fn record_running_epoch(&self, broker_epoch: i64) -> Result<(), StorageError> {
+        assert!(
+            broker_epoch >= 0,
+            "a running marker names a registered epoch"
+        );
+        let Some(boot) = self.fs.boot_id() else {
+            return Ok(());
+        };
+        let bytes = crate::clean_shutdown::encode_running(broker_epoch, &boot);
+        let mut first_err = None;
+        for d in self.dirs.iter().filter(|d| !d.state.is_offline()) {
+            let path = d.state.path().join(crate::clean_shutdown::RUNNING_FILE);
+            let r = self
+                .fs
+                .open(&path, &OpenOptions::create_truncate())
+                .and_then(|f| f.write_at(&bytes, 0))
+                .and_then(|n| {
+                    (n == bytes.len()).then_some(()).ok_or_else(|| {
+                        std::io::Error::new(std::io::ErrorKind::WriteZero, "short write")
+                    })
+                })
+                .ctx("write running marker", &path);
+            if let Err(e) = r {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
     }
 
     /// `Some(reason)` if the directory is offline.
@@ -690,4 +725,30 @@ fn close_all(logs: &[Arc<Log>]) -> Option<StorageError> {
         });
     }
     first_err.into_inner()
+}
+
+/// The broker epoch of the directory's running marker if this boot of the
+/// machine wrote it: the process died, its writes did not. A marker that
+/// cannot be read names none (the crash counts as unclean).
+fn running_epoch(fs: &dyn Fs, dir: &Path) -> Option<i64> {
+    let boot = fs.boot_id()?;
+    let bytes = checkpoint::read_bytes(
+        fs,
+        dir,
+        crate::clean_shutdown::RUNNING_FILE,
+        crate::clean_shutdown::MAX_MARKER_BYTES,
+    )
+    .inspect_err(
+        |e| tracing::warn!(dir = %dir.display(), error = %e, "cannot read the running marker"),
+    )
+    .ok()??;
+    let epoch = crate::clean_shutdown::decode_running(&bytes, &boot);
+    if let Some(epoch) = epoch {
+        tracing::info!(
+            dir = %dir.display(),
+            broker_epoch = epoch,
+            "the previous process died but the machine did not: its writes are in the page cache"
+        );
+    }
+    epoch
 }

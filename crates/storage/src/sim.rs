@@ -107,6 +107,8 @@ struct State {
     dirs: BTreeSet<PathBuf>,
     next_id: u64,
     generation: u64,
+    /// Boots of the simulated machine: one more after every power cut.
+    boots: u64,
     faults: Vec<Fault>,
     reads_released: bool,
     stats: SimStats,
@@ -335,6 +337,7 @@ impl SimFs {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut st = self.shared.state.lock();
         st.generation += 1;
+        st.boots += 1;
         // The process that held the handles is gone.
         st.open_refs.clear();
         st.names = st.durable_names.clone();
@@ -804,6 +807,9 @@ impl Fs for SimFs {
         st.durable_names.extend(current);
         st.gc();
         Ok(())
+    }
+    fn boot_id(&self) -> Option<String> {
+        Some(format!("sim-boot-{}", self.shared.state.lock().boots))
     }
 }
 

@@ -1022,3 +1022,38 @@ fn the_clean_shutdown_marker_carries_the_broker_epoch() {
     assert_eq!(m.previous_broker_epoch(), None);
     assert!(m.had_clean_shutdown(Path::new("/data/a")));
 }
+
+/// A crash of the process alone (`kill -9`) loses none of its writes, so
+/// the next start still names the epoch of its running marker; a power
+/// cut (a new boot of the machine) does not, however the marker fared.
+#[test]
+fn a_running_marker_outlives_a_kill_but_not_a_power_cut() {
+    let env = Env::new();
+    let m = env.manager();
+    m.record_running_epoch(7).unwrap();
+    drop(m);
+    env.fs.kill();
+    let m = env.manager();
+    assert_eq!(m.previous_broker_epoch(), Some(7), "kill -9: same boot");
+    assert!(
+        !m.had_clean_shutdown(Path::new("/data/a")),
+        "the logs are still recovered"
+    );
+    // Registered again at 8; a clean shutdown at 8 takes precedence.
+    m.record_running_epoch(8).unwrap();
+    m.shutdown_at_epoch(Some(8)).unwrap();
+    let m = env.manager();
+    assert_eq!(m.previous_broker_epoch(), Some(8));
+    // At 9, synced (the next marker write is not): a power cut.
+    m.record_running_epoch(9).unwrap();
+    m.shutdown_at_epoch(Some(9)).unwrap();
+    let m = env.manager();
+    m.record_running_epoch(10).unwrap();
+    let running = Path::new("/data/a").join(".broker_running");
+    env.fs
+        .set_contents(&running, &env.fs.contents(&running).unwrap());
+    drop(m);
+    env.fs.crash(1);
+    let m = env.manager();
+    assert_eq!(m.previous_broker_epoch(), None, "a power cut: a new boot");
+}

@@ -317,7 +317,7 @@ impl MetadataServices {
             Arc::new(BrokerConfigPublisher::new(
                 node,
                 config.clone(),
-                logs,
+                logs.clone(),
                 replicas.clone(),
             )),
             partitions.clone(),
@@ -360,6 +360,16 @@ impl MetadataServices {
             broker_epoch.clone(),
         )
         .await?;
+        // Should this process die from here on while the machine lives,
+        // its next start keeps this epoch (see storage's clean_shutdown).
+        let epoch = lifecycle.epoch();
+        let marker_logs = logs.clone();
+        match sluice_runtime::spawn_blocking(move || marker_logs.record_running_epoch(epoch)).await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot write the running marker"),
+            Err(e) => tracing::warn!(error = %e, "cannot write the running marker"),
+        }
         Ok(MetadataServices {
             quorum: Arc::new(QuorumHandle { meta, log, channel }),
             cache,

@@ -378,6 +378,9 @@ impl Fs for SeamFs {
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         self.inner.sync_dir(path)
     }
+    fn boot_id(&self) -> Option<String> {
+        self.inner.boot_id()
+    }
 }
 
 struct SeamFile {
