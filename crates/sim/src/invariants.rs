@@ -5,27 +5,55 @@
 //!   same leader epoch;
 //! - **high watermark within the log**: a replica's high watermark never
 //!   passes its own log end;
-//! - **committed prefixes agree**: below their high watermarks, any two
-//!   replicas' logs are byte-identical (followers append the leader's
-//!   batches byte for byte, so this compares whole batches, epochs and
-//!   CRCs included).
+//! - **committed batches never change**: below its high watermark, every
+//!   replica holds the same batch at each offset as every other replica
+//!   held there, now or earlier in the run (followers append the leader's
+//!   batches byte for byte, so a batch is known by its offsets, leader
+//!   epoch, size and CRC). Checked incrementally: each replica's log is
+//!   read once from where the last check stopped (from its start again
+//!   after the node restarts), so a run of any length costs the same per
+//!   step. (Its reads warm the simulated page cache, as any reader's
+//!   would, so the check's cadence is part of what a seed decides.)
 //!
 //! The workload's history is judged afterwards by `sluice_checker` (lost,
 //! duplicated, inconsistent writes, ...), and [`converged`] checks that
 //! after healing every replica holds the leader's committed log.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Weak};
 
 use sluice_broker::BrokerContext;
 use sluice_storage::{Log, Offset};
 
 use crate::node::NodeHandles;
 
+/// A committed batch as every replica must hold it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct BatchId {
+    last_offset: i64,
+    leader_epoch: i32,
+    size: usize,
+    crc: u32,
+}
+
+/// How far one replica's log has been checked.
+struct Checked {
+    /// The log object checked (a restart or re-creation makes a new one;
+    /// a `Weak` keeps its address from being reused).
+    log: Weak<Log>,
+    /// Every batch below this offset was checked.
+    next: Offset,
+}
+
 /// What the checks remember between steps.
 #[derive(Default)]
 pub struct Invariants {
     /// (partition, leader epoch) → the node that led it.
     leaders: BTreeMap<(String, i32), i32>,
+    /// Partition → base offset → the committed batch there.
+    committed: BTreeMap<String, BTreeMap<i64, (BatchId, i32)>>,
+    /// (node, partition) → how far its replica was checked.
+    checked: BTreeMap<(i32, String), Checked>,
 }
 
 fn running(nodes: &[NodeHandles]) -> Vec<(i32, BrokerContext)> {
@@ -38,36 +66,9 @@ fn running(nodes: &[NodeHandles]) -> Vec<(i32, BrokerContext)> {
 /// The whole batches of `log` below `hw`, end to end.
 pub fn committed_bytes(log: &Log, hw: Offset) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
-    let mut at = log.log_start_offset();
-    while at < hw {
-        let Some(slice) = log
-            .read(at, 1 << 20, Some(hw), true)
-            .map_err(|e| format!("reading {} at {}: {e}", log.topic_partition(), at.0))?
-        else {
-            break;
-        };
-        let bytes = slice
-            .read_to_vec()
-            .map_err(|e| format!("reading {}: {e}", log.topic_partition()))?;
-        let mut pos = 0;
-        let mut next = at;
-        while pos < bytes.len() {
-            // Every stored batch is whole and its CRC holds.
-            let header = sluice_record::BatchHeader::validate_stored(&bytes[pos..])
-                .map_err(|e| format!("a stored batch of {}: {e}", log.topic_partition()))?;
-            next = header.next_offset();
-            pos += header.size();
-        }
-        if next <= at {
-            return Err(format!(
-                "{} made no progress reading at {}",
-                log.topic_partition(),
-                at.0
-            ));
-        }
-        out.extend_from_slice(&bytes[..pos]);
-        at = next;
-    }
+    for_each_batch(log, log.log_start_offset(), hw, |_, bytes| {
+        out.extend_from_slice(bytes)
+    })?;
     Ok(out)
 }
 
@@ -154,35 +155,102 @@ impl Invariants {
         Ok(())
     }
 
-    /// The committed-prefix check (reads the logs; run every few steps).
-    pub fn check_prefixes(&self, nodes: &[NodeHandles]) -> Result<(), String> {
-        let mut seen: BTreeMap<String, (i32, Vec<u8>)> = BTreeMap::new();
+    /// The committed-batch check: reads each replica's log from where the
+    /// last check stopped up to its high watermark.
+    pub fn check_prefixes(&mut self, nodes: &[NodeHandles]) -> Result<(), String> {
         for (id, ctx) in running(nodes) {
             for p in ctx.replicas.partitions() {
                 let tp = p.topic_partition().to_string();
-                let bytes = committed_bytes(p.log(), p.high_watermark())?;
-                match seen.get(&tp) {
-                    None => {
-                        seen.insert(tp, (id, bytes));
+                let log = p.log().clone();
+                let hw = p.high_watermark();
+                let from = match self.checked.get(&(id, tp.clone())) {
+                    Some(c) if std::ptr::eq(c.log.as_ptr(), Arc::as_ptr(&log)) => {
+                        // Never truncated below what was committed; if so,
+                        // what it holds there again is compared anew.
+                        c.next.min(log.log_end_offset())
                     }
-                    Some((other, theirs)) => {
-                        let n = bytes.len().min(theirs.len());
-                        if bytes[..n] != theirs[..n] {
-                            let at = (0..n).find(|&i| bytes[i] != theirs[i]).unwrap_or(n);
-                            return Err(format!(
-                                "the committed logs of {tp} on n{id} and n{other} differ at byte {at}:{}",
-                                describe(nodes, &tp)
+                    _ => log.log_start_offset(),
+                };
+                if from >= hw {
+                    continue;
+                }
+                let seen = self.committed.entry(tp.clone()).or_default();
+                let mut conflict = None;
+                let next = for_each_batch(&log, from, hw, |h, _| {
+                    let batch = BatchId {
+                        last_offset: h.last_offset().0,
+                        leader_epoch: h.partition_leader_epoch.0,
+                        size: h.size(),
+                        crc: h.crc,
+                    };
+                    match seen.get(&h.base_offset.0) {
+                        Some((known, by)) if *known != batch && conflict.is_none() => {
+                            conflict = Some(format!(
+                                "the committed batch of {tp} at offset {} differs: n{by} held {known:?}, n{id} holds {batch:?}",
+                                h.base_offset.0
                             ));
                         }
-                        if bytes.len() > theirs.len() {
-                            seen.insert(tp, (id, bytes));
+                        Some(_) => {}
+                        None => {
+                            seen.insert(h.base_offset.0, (batch, id));
                         }
                     }
+                })?;
+                if let Some(c) = conflict {
+                    return Err(format!("{c}:{}", describe(nodes, &tp)));
                 }
+                self.checked.insert(
+                    (id, tp),
+                    Checked {
+                        log: Arc::downgrade(&log),
+                        next,
+                    },
+                );
             }
         }
         Ok(())
     }
+}
+
+/// Calls `each` with the header and bytes of every whole batch of `log`
+/// from `from` (a batch boundary) below `hw`, checking each one's CRC;
+/// returns the offset after the last.
+fn for_each_batch(
+    log: &Log,
+    from: Offset,
+    hw: Offset,
+    mut each: impl FnMut(&sluice_record::BatchHeader, &[u8]),
+) -> Result<Offset, String> {
+    let mut at = from;
+    while at < hw {
+        let Some(slice) = log
+            .read(at, 1 << 20, Some(hw), true)
+            .map_err(|e| format!("reading {} at {}: {e}", log.topic_partition(), at.0))?
+        else {
+            break;
+        };
+        let bytes = slice
+            .read_to_vec()
+            .map_err(|e| format!("reading {}: {e}", log.topic_partition()))?;
+        let mut pos = 0;
+        let mut next = at;
+        while pos < bytes.len() {
+            let header = sluice_record::BatchHeader::validate_stored(&bytes[pos..])
+                .map_err(|e| format!("a stored batch of {}: {e}", log.topic_partition()))?;
+            each(&header, &bytes[pos..pos + header.size()]);
+            next = header.next_offset();
+            pos += header.size();
+        }
+        if next <= at {
+            return Err(format!(
+                "{} made no progress reading at {}",
+                log.topic_partition(),
+                at.0
+            ));
+        }
+        at = next;
+    }
+    Ok(at)
 }
 
 /// After healing: whether every running replica of every partition has

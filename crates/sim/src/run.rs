@@ -18,7 +18,7 @@ const TICK: Duration = Duration::from_millis(1);
 /// The client's host name.
 const CLIENT: &str = "client";
 /// The committed-prefix check runs every this many steps.
-const PREFIX_EVERY: usize = 200;
+const PREFIX_EVERY: usize = 20;
 
 /// What a run is made of.
 #[derive(Clone, Debug)]
