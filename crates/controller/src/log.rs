@@ -112,6 +112,20 @@ pub enum LogError {
     Fatal(String),
 }
 
+/// Resolves with the reason once `log` fails fatally (a disk error, a
+/// record that does not replay); never after a clean shutdown. A node
+/// halts then, as Kafka's does, rather than serve a state it cannot trust.
+pub async fn failure(log: &dyn MetadataLog) -> String {
+    let mut listener = log.listen();
+    loop {
+        match listener.next().await {
+            Ok(_) => {}
+            Err(LogError::Shutdown) => std::future::pending::<()>().await,
+            Err(e) => return e.to_string(),
+        }
+    }
+}
+
 /// The replicated metadata log, as one node sees it.
 pub trait MetadataLog: Send + Sync + 'static {
     /// This node's id.

@@ -121,6 +121,9 @@ pub struct NodeHandles {
     pub clock: SimClock,
     /// Set once the node serves; cleared by the simulation when it crashes.
     pub running: Arc<Mutex<Option<Running>>>,
+    /// Why the node's process halted or exited on its own, until the
+    /// simulation takes note (and restarts it later).
+    pub halted: Arc<Mutex<Option<String>>>,
     /// KIP-966 in the controllers (on, as in Kafka 4.1; off only to show
     /// what the simulation finds without it).
     pub eligible_leader_replicas: bool,
@@ -132,9 +135,29 @@ fn quorum_voters(kraft: &KraftConfig) -> sluice_transport::QuorumVoters {
         .expect("the simulated voters are valid")
 }
 
-/// The node's software: the controller role, then the broker role, then
-/// serving until the simulation crashes the host.
+/// The node's process. It halts, as `sluice serve` does, once its metadata
+/// log or controller fails fatally (a full disk, say), and exits when it
+/// cannot start on a full disk: both are noted in `halted` for the
+/// simulation, which restarts the node later. Any other error fails the
+/// run.
 pub async fn node_main(h: NodeHandles) -> Result<(), Box<dyn std::error::Error>> {
+    match serve(&h).await {
+        Ok(why) => {
+            *h.halted.lock() = Some(why);
+            Ok(())
+        }
+        Err(e) if h.fs.capacity().is_some() => {
+            *h.halted.lock() = Some(format!("exited on a full disk: {e}"));
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The node's software: the controller role, then the broker role, then
+/// serving until the simulation crashes the host or the node must halt
+/// (the reason).
+async fn serve(h: &NodeHandles) -> Result<String, Box<dyn std::error::Error>> {
     let config = config(h.id, h.nodes);
     let kraft = config.kraft.clone().expect("a cluster node");
     let fs: Arc<dyn Fs> = h.fs.clone();
@@ -201,13 +224,23 @@ pub async fn node_main(h: NodeHandles) -> Result<(), Box<dyn std::error::Error>>
     let listeners = vec![Listener::Other(Box::new(
         SimListener::bind(BROKER_PORT).await?,
     ))];
-    let broker = Broker::start_on(config, fs, clock, quorum, listeners).await?;
+    let failure = async {
+        tokio::select! {
+            why = sluice_controller::log::failure(&*log) => why,
+            why = controller.failure() => why,
+        }
+    };
+    tokio::pin!(failure);
+    let broker = tokio::select! {
+        b = Broker::start_on(config, fs, clock, quorum, listeners) => b?,
+        why = &mut failure => return Ok(why),
+    };
     *h.running.lock() = Some(Running {
         broker: broker.context().clone(),
-        log,
-        controller,
+        log: log.clone(),
+        controller: controller.clone(),
     });
-    std::future::pending::<()>().await;
+    let why = failure.await;
     drop(broker);
-    Ok(())
+    Ok(why)
 }

@@ -31,6 +31,10 @@ pub struct SimConfig {
     /// the controllers (Kafka 4.1's default; off only in the test that
     /// shows what the simulation finds without it).
     pub eligible_leader_replicas: bool,
+    /// Stalled nodes (traffic held, then delivered late) and full disks,
+    /// drawn from a stream of their own: off, a seed's schedule is what it
+    /// was before they were added.
+    pub slow_nodes: bool,
 }
 
 impl Default for SimConfig {
@@ -40,6 +44,7 @@ impl Default for SimConfig {
             partitions: 3,
             fault_phases: 8,
             eligible_leader_replicas: true,
+            slow_nodes: true,
         }
     }
 }
@@ -53,10 +58,16 @@ pub struct Outcome {
     pub simulated: Duration,
 }
 
+#[derive(Default)]
 struct Faults {
     crashed: Vec<i32>,
     /// Whether this run's one power cut has happened.
     power_cut: bool,
+    /// Nodes whose traffic is held (a stalled process, as under SIGSTOP):
+    /// what they send and what is sent to them arrives only on release.
+    stalled: Vec<i32>,
+    /// Nodes whose disk is full.
+    full_disks: Vec<i32>,
 }
 
 fn all_hosts(nodes: i32) -> Vec<String> {
@@ -108,9 +119,18 @@ fn restart(sim: &mut turmoil::Sim<'_>, f: &mut Faults) {
     }
 }
 
-fn heal(sim: &mut turmoil::Sim<'_>, nodes: i32, f: &mut Faults) {
+fn heal(sim: &mut turmoil::Sim<'_>, nodes: &[NodeHandles], f: &mut Faults) {
     sim.set_fail_rate(0.0);
-    let hosts = all_hosts(nodes);
+    let hosts = all_hosts(nodes.len() as i32);
+    for id in f.stalled.drain(..) {
+        // Held messages are delivered now, late.
+        for o in hosts.iter().filter(|o| **o != host(id)) {
+            sim.release(host(id), o.as_str());
+        }
+    }
+    for id in f.full_disks.drain(..) {
+        nodes[id as usize - 1].fs.set_capacity(None);
+    }
     for a in &hosts {
         for b in &hosts {
             if a != b {
@@ -140,7 +160,7 @@ fn inject(
     let victim = rng.gen_range(1..=n);
     match rng.gen_range(0..12) {
         0 | 1 => {
-            heal(sim, n, f);
+            heal(sim, nodes, f);
             "heal".into()
         }
         2 => {
@@ -194,6 +214,39 @@ fn inject(
     }
 }
 
+/// Draws from the second stream (so adding these kept the first stream's
+/// schedules): sometimes a stall of a node or a full disk.
+fn inject_slow_node(
+    sim: &mut turmoil::Sim<'_>,
+    rng: &mut StdRng,
+    nodes: &[NodeHandles],
+    f: &mut Faults,
+) -> Option<String> {
+    if !rng.gen_ratio(1, 6) {
+        return None;
+    }
+    let victim = rng.gen_range(1..=nodes.len() as i32);
+    if rng.gen_bool(0.5) {
+        if f.stalled.contains(&victim) {
+            return None;
+        }
+        let hosts = all_hosts(nodes.len() as i32);
+        for o in hosts.iter().filter(|o| **o != host(victim)) {
+            sim.hold(host(victim), o.as_str());
+        }
+        f.stalled.push(victim);
+        Some(format!("stall n{victim} (its traffic held until healing)"))
+    } else {
+        let fs = &nodes[victim as usize - 1].fs;
+        let room = rng.gen_range(0..8 << 10);
+        fs.set_capacity(Some(fs.used_bytes() + room));
+        if !f.full_disks.contains(&victim) {
+            f.full_disks.push(victim);
+        }
+        Some(format!("disk of n{victim} full ({room} bytes left)"))
+    }
+}
+
 /// Runs one seed: `Ok` with the run's trace, or `Err` naming the violated
 /// invariant or the checker's anomalies, with the schedule.
 pub fn run_seed(seed: u64, config: &SimConfig) -> Result<Outcome, String> {
@@ -208,7 +261,7 @@ fn run(seed: u64, config: &SimConfig) -> Result<Outcome, String> {
     let mut r = Run::start(seed, config, &mut rng);
     r.form().map_err(|e| r.fail(e))?;
     r.faults(config, &mut rng).map_err(|e| r.fail(e))?;
-    r.heal_and_read(config).map_err(|e| r.fail(e))?;
+    r.heal_and_read().map_err(|e| r.fail(e))?;
     r.converge().map_err(|e| r.fail(e))?;
     r.verdict().map_err(|e| r.fail(e))
 }
@@ -234,7 +287,9 @@ impl Run {
         let mut sim = turmoil::Builder::new()
             .rng_seed(seed)
             .tick_duration(TICK)
-            .simulation_duration(Duration::from_secs(3600))
+            // Phases last at most 2 s; forming, healing, reading and
+            // converging take at most 30 + 8 + 60 + 10 s.
+            .simulation_duration(Duration::from_secs(600 + 2 * config.fault_phases as u64))
             .min_message_latency(Duration::from_millis(1))
             .max_message_latency(Duration::from_millis(rng.gen_range(2..10)))
             .build();
@@ -248,6 +303,7 @@ impl Run {
                 fs,
                 clock: SimClock::default(),
                 running: Arc::default(),
+                halted: Arc::default(),
                 eligible_leader_replicas: config.eligible_leader_replicas,
             };
             let hh = h.clone();
@@ -278,10 +334,7 @@ impl Run {
             traced: std::env::var("SLUICE_SIM_TRACE_PARTITION")
                 .ok()
                 .map(|tp| (tp, String::new())),
-            faults: Faults {
-                crashed: Vec::new(),
-                power_cut: false,
-            },
+            faults: Faults::default(),
         }
     }
 
@@ -306,12 +359,31 @@ impl Run {
             if let Some((tp, last)) = &mut self.traced {
                 trace_partition(&self.nodes, tp, self.sim.elapsed(), last);
             }
+            self.note_halts();
             self.inv.check_step(&self.nodes)?;
             if self.steps % PREFIX_EVERY == 0 {
                 self.inv.check_prefixes(&self.nodes)?;
             }
         }
         Ok(until(&self.workload))
+    }
+
+    /// Nodes whose process halted on its own are down until restarted, as
+    /// after `kill -9` (their writes are in the page cache).
+    fn note_halts(&mut self) {
+        for n in &self.nodes {
+            let Some(why) = n.halted.lock().take() else {
+                continue;
+            };
+            self.trace
+                .push(format!("{:?} n{} halted: {why}", self.sim.elapsed(), n.id));
+            self.sim.crash(host(n.id));
+            *n.running.lock() = None;
+            n.fs.kill();
+            if !self.faults.crashed.contains(&n.id) {
+                self.faults.crashed.push(n.id);
+            }
+        }
     }
 
     /// The cluster forms and acknowledges a first write before any fault.
@@ -324,9 +396,17 @@ impl Run {
 
     /// The seed's fault phases.
     fn faults(&mut self, config: &SimConfig, rng: &mut StdRng) -> Result<(), String> {
+        let mut slow = StdRng::seed_from_u64(self.seed ^ 0x5107_d15c);
         for _ in 0..config.fault_phases {
             let what = inject(&mut self.sim, rng, &self.nodes, &mut self.faults);
             self.trace.push(format!("{:?} {what}", self.sim.elapsed()));
+            if config.slow_nodes {
+                if let Some(what) =
+                    inject_slow_node(&mut self.sim, &mut slow, &self.nodes, &mut self.faults)
+                {
+                    self.trace.push(format!("{:?} {what}", self.sim.elapsed()));
+                }
+            }
             let phase = Duration::from_millis(rng.gen_range(200..2000));
             self.run_for(phase, |_| false)?;
         }
@@ -335,8 +415,8 @@ impl Run {
 
     /// Heals everything; writes must be acknowledged again, then the
     /// producers stop and the reader reads every partition.
-    fn heal_and_read(&mut self, config: &SimConfig) -> Result<(), String> {
-        heal(&mut self.sim, config.nodes, &mut self.faults);
+    fn heal_and_read(&mut self) -> Result<(), String> {
+        heal(&mut self.sim, &self.nodes, &mut self.faults);
         self.trace.push(format!("{:?} heal", self.sim.elapsed()));
         let healed_acks = self.workload.acked();
         self.run_for(Duration::from_secs(8), |_| false)?;

@@ -5,6 +5,7 @@
 //! replays one. A failure prints the seed, the violated invariant and the
 //! fault schedule. `SLUICE_SIM_PHASES=P` sets the fault phases per seed
 //! (default 8), `SLUICE_SIM_ELR=0` runs the controllers without KIP-966,
+//! `SLUICE_SIM_SLOW_NODES=0` leaves out stalls and full disks,
 //! `SLUICE_SIM_LOG=<filter>` prints the nodes' logs stamped with simulated
 //! time, and `SLUICE_SIM_TRACE_PARTITION=topic-p` prints every change of
 //! that partition's registration. `scripts/sim` runs thousands of seeds.
@@ -23,6 +24,7 @@ fn the_cluster_keeps_its_invariants_under_faults() {
     let var = |name: &str| std::env::var(name).ok();
     let config = SimConfig {
         eligible_leader_replicas: var("SLUICE_SIM_ELR").is_none_or(|v| v != "0"),
+        slow_nodes: var("SLUICE_SIM_SLOW_NODES").is_none_or(|v| v != "0"),
         fault_phases: var("SLUICE_SIM_PHASES")
             .and_then(|v| v.parse().ok())
             .unwrap_or(SimConfig::default().fault_phases),

@@ -268,6 +268,11 @@ impl SimFs {
         self.shared.state.lock().capacity = bytes;
     }
 
+    /// The disk's bound, if any (see [`SimFs::set_capacity`]).
+    pub fn capacity(&self) -> Option<u64> {
+        self.shared.state.lock().capacity
+    }
+
     /// Bytes allocated by every live file.
     pub fn used_bytes(&self) -> u64 {
         self.shared.state.lock().used()

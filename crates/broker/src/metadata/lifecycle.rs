@@ -40,15 +40,22 @@ const UNFENCE_PATIENCE: Duration = Duration::from_secs(120);
 
 /// Whether a failed registration may pass when tried again: no active
 /// controller yet (or none reachable: the forwarding client's timeouts),
-/// leadership moving, or the previous incarnation's session not expired
-/// yet (DUPLICATE_BROKER_REGISTRATION until the controller fences it).
+/// leadership moving, the previous incarnation's session not expired yet
+/// (DUPLICATE_BROKER_REGISTRATION until the controller fences it), or a
+/// controller failing as it answered (UNKNOWN_SERVER_ERROR: its metadata
+/// log halted on a full disk, found by the cluster simulation, seed 9 of
+/// the slow-node faults; Kafka's `BrokerLifecycleManager` retries every
+/// error).
 fn registration_can_pass(e: &ControllerError) -> bool {
     use sluice_controller::LogError;
     matches!(
         e,
         ControllerError::NotController(_)
             | ControllerError::DuplicateBrokerRegistration(_)
-            | ControllerError::Log(LogError::NotLeader(_) | LogError::Uncertain)
+            | ControllerError::Internal(_)
+            | ControllerError::Log(
+                LogError::NotLeader(_) | LogError::Uncertain | LogError::Fatal(_)
+            )
     )
 }
 

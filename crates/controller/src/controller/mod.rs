@@ -240,6 +240,20 @@ impl QuorumController {
         wait_applied(&self.shared.applied, offset).await
     }
 
+    /// Resolves with the reason once this controller stopped following
+    /// its log (a record that does not replay, a failed log); never after
+    /// a clean shutdown.
+    pub async fn failure(&self) -> String {
+        // The image never reaches this offset: the wait ends only when the
+        // controller's follower stops.
+        match self.image_at(Offset(i64::MAX)).await {
+            Err(ControllerError::Log(LogError::Shutdown)) | Ok(_) => {
+                std::future::pending::<String>().await
+            }
+            Err(e) => format!("quorum controller: {e}"),
+        }
+    }
+
     /// The leader and epoch of the metadata log as this node knows them.
     pub fn leader_and_epoch(&self) -> LeaderAndEpoch {
         self.shared.log.leader_and_epoch()

@@ -176,7 +176,7 @@ impl BrokerNode {
     /// (never on a combined node: its controller role reports it).
     pub async fn fatal(&self) -> String {
         match &self.observer {
-            Some(log) => super::log_fatal(log).await,
+            Some(log) => sluice_controller::log::failure(&**log).await,
             None => std::future::pending().await,
         }
     }

@@ -31,9 +31,8 @@ use sluice_broker::config::roles::KraftConfig;
 use sluice_broker::metadata::validator::BrokerConfigValidator;
 use sluice_broker::BrokerConfig;
 use sluice_controller::raft::{RaftConfig, RaftMetadataLog, TcpTransport};
-use sluice_controller::{ControllerError, LogError, MetadataLog, QuorumController};
+use sluice_controller::{MetadataLog, QuorumController};
 use sluice_metadata::BrokerId;
-use sluice_record::Offset;
 use sluice_storage::{Clock, Fs, RealFs, SystemClock};
 use sluice_transport::listener::{SplitConfig, SplitListener};
 use sluice_transport::{
@@ -232,20 +231,9 @@ impl ControllerNode {
     /// Resolves with the reason once the metadata log or the controller
     /// failed fatally (never on a clean shutdown).
     pub async fn fatal(&self) -> String {
-        let log = super::log_fatal(&self.log);
-        // The controller's image never reaches this offset: the wait ends
-        // only when its follower stops (a record that does not replay).
-        let controller = async {
-            match self.controller.image_at(Offset(i64::MAX)).await {
-                Err(ControllerError::Log(LogError::Shutdown)) | Ok(_) => {
-                    std::future::pending::<String>().await
-                }
-                Err(e) => format!("quorum controller: {e}"),
-            }
-        };
         tokio::select! {
-            why = log => why,
-            why = controller => why,
+            why = sluice_controller::log::failure(&*self.log) => why,
+            why = self.controller.failure() => why,
         }
     }
 

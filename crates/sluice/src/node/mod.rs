@@ -37,8 +37,6 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use sluice_broker::config::roles::KraftConfig;
 use sluice_broker::BrokerConfig;
-use sluice_controller::raft::RaftMetadataLog;
-use sluice_controller::{LogError, MetadataLog};
 
 pub use broker::BrokerNode;
 pub use controller::ControllerNode;
@@ -57,17 +55,6 @@ pub fn metadata_log_path(kraft: &KraftConfig) -> PathBuf {
 
 /// Resolves with the reason once `log` failed fatally (never on a clean
 /// shutdown).
-async fn log_fatal(log: &RaftMetadataLog) -> String {
-    let mut listener = log.listen();
-    loop {
-        match listener.next().await {
-            Ok(_) => {}
-            Err(LogError::Shutdown) => std::future::pending::<()>().await,
-            Err(e) => return e.to_string(),
-        }
-    }
-}
-
 fn announce(lines: &[String]) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
