@@ -506,10 +506,11 @@ impl LogSegment {
         self.cache.remove(self.id);
         let mut slot = self.files.lock();
         self.open_files_locked(&mut slot)?;
-        self.active.store(true, Ordering::Release);
         let files = slot.as_mut().expect("opened");
+        // Active only once both indexes can grow (a full disk refuses).
         files.offset_index.resize(self.index_max_bytes)?;
         files.time_index.resize(self.index_max_bytes)?;
+        self.active.store(true, Ordering::Release);
         Ok(())
     }
 

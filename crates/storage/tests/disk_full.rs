@@ -233,3 +233,58 @@ fn a_partition_holds_one_descriptor_per_open_segment() {
         assert_eq!(count_records(&log), 4);
     }
 }
+
+/// A truncation that needs space (a new segment at an offset no segment
+/// starts at) and finds none fails with ENOSPC and leaves the log as it
+/// was, so a follower can try again once space is freed; the others need
+/// none and work on a full disk. Found by the cluster simulation: a
+/// follower's truncation on a full disk left a log without segments, which
+/// the retry then panicked on.
+#[test]
+fn a_truncation_on_a_full_disk_fails_whole_or_needs_no_space() {
+    let fs = SimFs::new();
+    let tp = TopicPartition::new("orders", 0);
+    let m = manager(&fs, 16);
+    let log = m.get_or_create_log(&tp, config()).unwrap();
+    for i in 0..6000u64 {
+        let mut b = batch_of(1, 200, NOW, i as u8);
+        log.append_as_leader(&mut b, LeaderEpoch(0)).unwrap();
+    }
+    let segments = log.num_segments();
+    assert!(segments >= 2);
+    let end = log.log_end_offset();
+    fs.set_capacity(Some(fs.used_bytes()));
+
+    let e = log.truncate_fully_and_start_at(Offset(10_000)).unwrap_err();
+    assert!(is_enospc(&e), "{e}");
+    assert_eq!((log.num_segments(), log.log_end_offset()), (segments, end));
+    assert_eq!(count_records(&log), 6000, "nothing was lost");
+
+    // Into the active segment, then into the first one, then to its base
+    // (the first segment is reused): no space needed.
+    log.truncate_to(Offset(end.0 - 5)).unwrap();
+    assert_eq!(log.log_end_offset(), Offset(end.0 - 5));
+    log.truncate_to(Offset(10)).unwrap();
+    assert_eq!((log.num_segments(), log.log_end_offset()), (1, Offset(10)));
+    assert_eq!(count_records(&log), 10);
+    log.truncate_fully_and_start_at(Offset(0)).unwrap();
+    assert_eq!(
+        (log.log_start_offset(), log.log_end_offset()),
+        (Offset(0), Offset(0))
+    );
+
+    // Once space is freed, the log takes appends again, and the
+    // truncation that failed works.
+    fs.set_capacity(None);
+    let mut b = batch_of(1, 10, NOW, 1);
+    log.append_as_leader(&mut b, LeaderEpoch(0)).unwrap();
+    assert_eq!(count_records(&log), 1);
+    log.truncate_fully_and_start_at(Offset(10_000)).unwrap();
+    assert_eq!(
+        (log.log_start_offset(), log.log_end_offset()),
+        (Offset(10_000), Offset(10_000))
+    );
+    drop(log);
+    drop(m);
+    assert_eq!(fs.stats().unbacked_map_writes, 0);
+}

@@ -23,8 +23,13 @@
 //!   `replica.fetch.backoff.ms`, so the replica catches up (and rejoins the
 //!   ISR) once space is freed; the storage layer refuses such an append
 //!   whole and keeps the directory online;
-//! - any other storage error on append (a failed directory): the
-//!   partition stops fetching with an error line, until the image moves it.
+//! - the same for a truncation that finds the disk full (it allocates
+//!   index space): the next fetch diverges again and truncation is tried
+//!   anew (found by the cluster simulation: the partition stopped fetching
+//!   for good and never caught up once space was freed, seed 55);
+//! - any other storage error on append or truncation (a failed directory):
+//!   the partition stops fetching with an error line, until the image
+//!   moves it.
 //!   Corrupt batches are retried instead (they may be a transient state).
 
 use std::collections::BTreeMap;
@@ -178,7 +183,14 @@ pub fn apply_fetch_response(
             let tp = &asked.tp;
             match p.error_code {
                 0 if p.diverging_epoch.epoch >= 0 || p.diverging_epoch.end_offset >= 0 => {
-                    truncate_on_divergence(tp, state, replica.as_ref(), p, leader);
+                    truncate_on_divergence(
+                        tp,
+                        state,
+                        replica.as_ref(),
+                        p,
+                        leader,
+                        retry_at.backoff,
+                    );
                 }
                 0 => {
                     applied.appended_bytes +=
@@ -240,6 +252,7 @@ fn truncate_on_divergence(
     replica: &dyn FollowerReplica,
     p: &PartitionData,
     leader: BrokerId,
+    backoff: Instant,
 ) {
     let epoch = LeaderEpoch(p.diverging_epoch.epoch);
     let end = Offset(p.diverging_epoch.end_offset);
@@ -253,7 +266,7 @@ fn truncate_on_divergence(
     // (an epoch this broker led without appending), or the next fetch would
     // send the same LastFetchedEpoch and diverge again, without end.
     if let Err(e) = replica.truncate_to(to) {
-        stop(tp, state, leader, "truncation", &e);
+        stop_or_retry(tp, state, leader, "truncation", &e, backoff);
         return;
     }
     state.fetch_offset = replica.log_end_offset();
@@ -294,14 +307,8 @@ fn append(
                     "invalid batches fetched from the leader; retrying");
                 return 0;
             }
-            Err(e) if e.is_resource_exhausted() => {
-                tracing::warn!(partition = %tp, leader = leader.0, offset = state.fetch_offset.0, error = %e,
-                    "follower append refused (disk full?); retrying after replica.fetch.backoff.ms");
-                state.status = FetchStatus::Delayed(backoff);
-                return 0;
-            }
             Err(e) => {
-                stop(tp, state, leader, "append", &e);
+                stop_or_retry(tp, state, leader, "append", &e, backoff);
                 return 0;
             }
         }
@@ -316,13 +323,24 @@ fn append(
     written
 }
 
-fn stop(
+/// After a failed `what` (append or truncation): retried after `backoff`
+/// when the disk is full or no descriptor is left (the storage layer
+/// refuses such a change whole and keeps the directory online); otherwise
+/// the partition stops fetching.
+fn stop_or_retry(
     tp: &TopicPartition,
     state: &mut PartitionFetchState,
     leader: BrokerId,
     what: &str,
     e: &StorageError,
+    backoff: Instant,
 ) {
+    if e.is_resource_exhausted() {
+        tracing::warn!(partition = %tp, leader = leader.0, offset = state.fetch_offset.0, error = %e,
+            "follower {what} refused (disk full?); retrying after replica.fetch.backoff.ms");
+        state.status = FetchStatus::Delayed(backoff);
+        return;
+    }
     tracing::error!(partition = %tp, leader = leader.0, offset = state.fetch_offset.0, error = %e,
         "follower {what} failed: the partition stops fetching (the leader will shrink it out of the ISR) until the metadata image moves it");
     state.status = FetchStatus::Stopped(format!("{what} failed: {e}"));
@@ -339,6 +357,7 @@ pub fn resolve_out_of_range(
     leader_start: Offset,
     leader_end: Offset,
     leader: BrokerId,
+    backoff: Instant,
 ) {
     let Some((state, replica)) = current(states, source, &oor.asked) else {
         return;
@@ -363,6 +382,6 @@ pub fn resolve_out_of_range(
             state.fetch_offset = replica.log_end_offset();
             state.last_fetched_epoch = replica.latest_epoch();
         }
-        Err(e) => stop(tp, state, leader, "truncation", &e),
+        Err(e) => stop_or_retry(tp, state, leader, "truncation", &e, backoff),
     }
 }

@@ -345,7 +345,8 @@ async fn handle_out_of_range(
             let mut states = shared.states.lock();
             match (start, end) {
                 (Ok(start), Ok(end)) => {
-                    resolve_out_of_range(&mut states, &*ctx.source, &oor, start, end, shared.leader)
+                    resolve_out_of_range(&mut states, &*ctx.source, &oor, start, end, shared.leader,
+                        Instant::now() + ctx.config.backoff)
                 }
                 (Err(code), _) | (_, Err(code)) => {
                     tracing::info!(partition = %oor.tp, leader = shared.leader.0, error = code,

@@ -94,6 +94,8 @@ struct FakeLog {
     /// Appends fail with this errno (ENOSPC: a full disk; EIO: a failed
     /// directory).
     fail_appends: Option<i32>,
+    /// Truncations fail with this errno.
+    fail_truncations: Option<i32>,
     /// Pretends the epoch cache is empty.
     no_epochs: bool,
     /// An epoch-cache entry at the log end with no batch in it: this broker
@@ -201,6 +203,13 @@ impl FollowerReplica for FakeReplica {
     }
     fn truncate_to(&self, offset: Offset) -> Result<(), StorageError> {
         let mut l = self.log.lock();
+        if let Some(errno) = l.fail_truncations {
+            return Err(StorageError::Io {
+                op: "allocate index",
+                path: "/failing".into(),
+                source: std::io::Error::from_raw_os_error(errno),
+            });
+        }
         l.batches.0.retain(|b| b.1 < offset.0);
         let leo = l.batches.end(l.log_start);
         // As the real log: an entry at or past the new end goes.
@@ -624,6 +633,37 @@ async fn diverging_epoch_truncates_the_follower_and_it_converges() {
     m.shutdown().await;
     let fetches = leader.state.lock().fetches.len();
     assert!(fetches >= 2);
+}
+
+/// A truncation that finds the disk full is retried, as an append is: once
+/// space is freed the follower truncates and converges. Found by the
+/// cluster simulation (seed 55 with full disks): the partition stopped
+/// fetching for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncation_on_a_full_disk_is_retried_until_space_is_freed() {
+    let leader = FakeLeader::start(BTreeMap::from([(
+        0,
+        leader_partition(&[(0, 3, 0), (3, 3, 2)], 6),
+    )]))
+    .await;
+    let source = Arc::new(FakeSource::default());
+    let r = FakeReplica::new(Batches::of(&[(0, 3, 0), (3, 1, 1), (4, 4, 1)]), 2);
+    r.log.lock().fail_truncations = Some(libc::ENOSPC);
+    source.0.lock().insert(tp(0), r.clone());
+    let m = manager(source);
+    follow(&m, &leader, 0, &r, 2);
+    eventually("the truncation is delayed, not stopped", || {
+        leader.state.lock().fetches.len() >= 2
+            && matches!(
+                m.fetch_state(&tp(0)).unwrap().status,
+                FetchStatus::Delayed(_)
+            )
+    })
+    .await;
+    r.log.lock().fail_truncations = None;
+    let want = leader.state.lock().partitions[&0].batches.bytes();
+    eventually("converged once space is freed", || r.bytes() == want).await;
+    m.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -167,6 +167,20 @@ impl Log {
         self.truncate(offset, true)
     }
 
+    /// Makes `seg`, which a truncation will make the log's last segment,
+    /// writable again. On a failure (a full disk cannot take its index)
+    /// it stays inactive and the log is unchanged.
+    fn reactivate(seg: &Arc<LogSegment>) -> Result<(), StorageError> {
+        if seg.is_active() {
+            return Ok(());
+        }
+        seg.make_active().inspect_err(|_| {
+            // Back among the cached inactive segments (best effort: its
+            // files are as they were).
+            let _ = seg.make_inactive();
+        })
+    }
+
     fn truncate(&self, offset: Offset, fully: bool) -> Result<(), StorageError> {
         self.check()?;
         let config = self.config.read().clone();
@@ -191,52 +205,77 @@ impl Log {
         self.truncations.fetch_add(1, Ordering::AcqRel);
         let first_base = Offset(*st.segments.keys().next().expect("non-empty"));
         let fully = fully || offset <= first_base || offset < st.log_start_offset;
-        if fully {
-            let all: Vec<i64> = st.segments.keys().copied().collect();
-            // Move the old segments away first: the new one may reuse a base.
-            for b in &all {
-                if let Some(s) = st.segments.remove(b) {
-                    let paths = s.rename_to_deleted()?;
-                    self.env.deleter.schedule(
-                        paths,
-                        now.saturating_add(config.file_delete_delay_ms),
-                        now,
-                    );
+        // What may fail for lack of space (a new segment, an index made
+        // writable again) comes first, so that a full disk leaves the log
+        // as it was and the truncation can be tried again (found by the
+        // cluster simulation: a follower's truncation on a full disk left
+        // a log without segments). Only then do segments go.
+        let active = if fully {
+            match st.segments.get(&offset.0).cloned() {
+                // The new start is a segment's base: that segment, emptied,
+                // is the new log (no file of the same name to create).
+                Some(seg) => {
+                    Self::reactivate(&seg)?;
+                    seg
                 }
+                None => LogSegment::create(
+                    self.env.fs.clone(),
+                    &self.dir,
+                    offset.max(Offset::ZERO),
+                    seg_config(&config),
+                    self.env.cache.clone(),
+                    now,
+                )?,
             }
-            let seg = LogSegment::create(
-                self.env.fs.clone(),
-                &self.dir,
-                offset.max(Offset::ZERO),
-                seg_config(&config),
-                self.env.cache.clone(),
-                now,
-            )?;
-            st.segments.insert(offset.0, seg);
-            st.log_start_offset = offset;
-            st.log_end_offset = offset;
         } else {
-            let doomed: Vec<i64> = st.segments.range(offset.0..).map(|(b, _)| *b).collect();
-            for b in &doomed {
-                if let Some(s) = st.segments.remove(b) {
-                    let paths = s.rename_to_deleted()?;
-                    self.env.deleter.schedule(
-                        paths,
-                        now.saturating_add(config.file_delete_delay_ms),
-                        now,
-                    );
+            let (_, seg) = st
+                .segments
+                .range(..offset.0)
+                .next_back()
+                .expect("a segment below an offset above the first base");
+            let seg = seg.clone();
+            Self::reactivate(&seg)?;
+            seg
+        };
+        let doomed: Vec<i64> = st
+            .segments
+            .keys()
+            .copied()
+            .filter(|&b| b != active.base_offset().0 && (fully || b >= offset.0))
+            .collect();
+        for b in &doomed {
+            let Some(s) = st.segments.remove(b) else {
+                continue;
+            };
+            match s.rename_to_deleted() {
+                Ok(paths) => self.env.deleter.schedule(
+                    paths,
+                    now.saturating_add(config.file_delete_delay_ms),
+                    now,
+                ),
+                Err(e) => {
+                    self.offline(&e);
+                    return Err(e);
                 }
-            }
-            let active = st.active().clone();
-            if !active.is_active() {
-                active.make_active()?;
-            }
-            active.truncate_to(offset)?;
-            st.log_end_offset = active.next_offset();
-            if st.log_start_offset > st.log_end_offset {
-                st.log_start_offset = st.log_end_offset;
             }
         }
+        if let Err(e) = active.truncate_to(offset) {
+            self.offline(&e);
+            return Err(e);
+        }
+        st.segments.insert(active.base_offset().0, active.clone());
+        st.log_end_offset = active.next_offset();
+        if fully {
+            st.log_start_offset = offset;
+            debug_assert_eq!(st.log_end_offset, offset.max(Offset::ZERO));
+        } else if st.log_start_offset > st.log_end_offset {
+            st.log_start_offset = st.log_end_offset;
+        }
+        assert_eq!(
+            st.segments.keys().next_back(),
+            Some(&active.base_offset().0),
+            "the truncated log ends with its active segment"
+        );
         // Truncation is made durable at once: a crash must not resurrect
         // the removed batches (they would pass recovery's CRC checks).
         let durable = st.active().flush().and_then(|_| {
