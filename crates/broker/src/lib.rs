@@ -39,6 +39,7 @@
 
 pub mod config;
 pub mod context;
+pub mod coordinator;
 pub mod error;
 pub mod group;
 pub mod handlers;

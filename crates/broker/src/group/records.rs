@@ -17,18 +17,8 @@
 
 use bytes::Bytes;
 
-/// A decoding failure of one stored record.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RecordFormatError {
-    #[error("record truncated")]
-    Truncated,
-    #[error("unsupported {what} version {version}")]
-    UnsupportedVersion { what: &'static str, version: i16 },
-    #[error("invalid UTF-8 in a string")]
-    Utf8,
-    #[error("negative length {0}")]
-    NegativeLength(i32),
-}
+pub use crate::coordinator::codec::RecordFormatError;
+use crate::coordinator::codec::{put_bytes, put_nullable_str, put_str, Reader};
 
 /// A decoded record key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,25 +72,6 @@ pub struct GroupMetadataValue {
 }
 
 // ---- encoding ----
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    let len = bytes.len().min(i16::MAX as usize);
-    out.extend_from_slice(&(len as i16).to_be_bytes());
-    out.extend_from_slice(&bytes[..len]);
-}
-
-fn put_nullable_str(out: &mut Vec<u8>, s: Option<&str>) {
-    match s {
-        Some(s) => put_str(out, s),
-        None => out.extend_from_slice(&(-1i16).to_be_bytes()),
-    }
-}
-
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&(b.len() as i32).to_be_bytes());
-    out.extend_from_slice(b);
-}
 
 /// OffsetCommitKey v1.
 pub fn offset_key(group: &str, topic: &str, partition: i32) -> Vec<u8> {
@@ -167,59 +138,9 @@ pub fn group_value(v: &GroupMetadataValue) -> Vec<u8> {
 
 // ---- decoding (bounded: every length is checked against what remains) ----
 
-struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], RecordFormatError> {
-        if self.buf.len() < n {
-            return Err(RecordFormatError::Truncated);
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Ok(head)
-    }
-    fn i16(&mut self) -> Result<i16, RecordFormatError> {
-        let b = self.take(2)?;
-        Ok(i16::from_be_bytes([b[0], b[1]]))
-    }
-    fn i32(&mut self) -> Result<i32, RecordFormatError> {
-        let b = self.take(4)?;
-        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn i64(&mut self) -> Result<i64, RecordFormatError> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(i64::from_be_bytes(a))
-    }
-    fn nullable_str(&mut self) -> Result<Option<String>, RecordFormatError> {
-        let len = self.i16()?;
-        if len < 0 {
-            return Ok(None);
-        }
-        let b = self.take(len as usize)?;
-        String::from_utf8(b.to_vec())
-            .map(Some)
-            .map_err(|_| RecordFormatError::Utf8)
-    }
-    fn str(&mut self) -> Result<String, RecordFormatError> {
-        self.nullable_str()?
-            .ok_or(RecordFormatError::NegativeLength(-1))
-    }
-    fn bytes(&mut self) -> Result<Bytes, RecordFormatError> {
-        let len = self.i32()?;
-        if len < 0 {
-            return Ok(Bytes::new());
-        }
-        Ok(Bytes::copy_from_slice(self.take(len as usize)?))
-    }
-}
-
 /// Decodes a record key.
 pub fn decode_key(buf: &[u8]) -> Result<RecordKey, RecordFormatError> {
-    let mut r = Reader { buf };
+    let mut r = Reader::new(buf);
     match r.i16()? {
         0 | 1 => Ok(RecordKey::Offset {
             group: r.str()?,
@@ -243,7 +164,7 @@ pub fn decode_key(buf: &[u8]) -> Result<RecordKey, RecordFormatError> {
 
 /// Decodes an OffsetCommitValue (versions 0–3).
 pub fn decode_offset_value(buf: &[u8]) -> Result<OffsetCommitValue, RecordFormatError> {
-    let mut r = Reader { buf };
+    let mut r = Reader::new(buf);
     let version = r.i16()?;
     match version {
         0 => Ok(OffsetCommitValue {
@@ -289,7 +210,7 @@ pub fn decode_offset_value(buf: &[u8]) -> Result<OffsetCommitValue, RecordFormat
 
 /// Decodes a GroupMetadataValue (versions 0–3).
 pub fn decode_group_value(buf: &[u8]) -> Result<GroupMetadataValue, RecordFormatError> {
-    let mut r = Reader { buf };
+    let mut r = Reader::new(buf);
     let version = r.i16()?;
     if !(0..=3).contains(&version) {
         return Err(RecordFormatError::UnsupportedVersion {
@@ -350,7 +271,7 @@ pub fn decode_group_value(buf: &[u8]) -> Result<GroupMetadataValue, RecordFormat
 /// (ConsumerProtocolSubscription, any version: version, then the topic
 /// array). `None` if it does not parse.
 pub fn subscription_topics(buf: &[u8]) -> Option<Vec<String>> {
-    let mut r = Reader { buf };
+    let mut r = Reader::new(buf);
     let _version = r.i16().ok()?;
     let count = r.i32().ok()?;
     if count < 0 {

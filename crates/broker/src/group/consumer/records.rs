@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::assignor::Assignment;
 use super::group::{ConsumerRecord, MemberAssignmentState, MemberState, MemberSubscription};
-use crate::group::records::RecordFormatError;
+use crate::coordinator::codec::{put_compact_str, put_str, put_uvarint, Reader, RecordFormatError};
 
 pub const METADATA: i16 = 3;
 pub const PARTITION_METADATA: i16 = 4;
@@ -40,52 +40,27 @@ pub struct ConsumerKey {
 
 // ---- encoding ----
 
-fn key_str(out: &mut Vec<u8>, s: &str) {
-    let b = s.as_bytes();
-    let n = b.len().min(i16::MAX as usize);
-    out.extend_from_slice(&(n as i16).to_be_bytes());
-    out.extend_from_slice(&b[..n]);
-}
-
 /// A key of `record_type` for `group` (and `member`).
 pub fn key(record_type: i16, group: &str, member: Option<&str>) -> Vec<u8> {
     let mut out = Vec::with_capacity(6 + group.len());
     out.extend_from_slice(&record_type.to_be_bytes());
-    key_str(&mut out, group);
+    put_str(&mut out, group);
     if let Some(m) = member {
-        key_str(&mut out, m);
+        put_str(&mut out, m);
     }
     out
 }
 
-fn uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn compact_str(out: &mut Vec<u8>, s: Option<&str>) {
-    match s {
-        None => uvarint(out, 0),
-        Some(s) => {
-            uvarint(out, s.len() as u64 + 1);
-            out.extend_from_slice(s.as_bytes());
-        }
-    }
-}
-
 fn topic_partitions(out: &mut Vec<u8>, a: &Assignment) {
     let entries: Vec<(&Uuid, &BTreeSet<i32>)> = a.iter().filter(|(_, p)| !p.is_empty()).collect();
-    uvarint(out, entries.len() as u64 + 1);
+    put_uvarint(out, entries.len() as u64 + 1);
     for (t, ps) in entries {
         out.extend_from_slice(t.as_bytes());
-        uvarint(out, ps.len() as u64 + 1);
+        put_uvarint(out, ps.len() as u64 + 1);
         for p in ps {
             out.extend_from_slice(&p.to_be_bytes());
         }
-        uvarint(out, 0);
+        put_uvarint(out, 0);
     }
 }
 
@@ -99,9 +74,9 @@ pub fn encode(group: &str, rec: &ConsumerRecord) -> Vec<(Vec<u8>, Option<Vec<u8>
         } => {
             v.extend_from_slice(&epoch.to_be_bytes());
             // One tagged field: MetadataHash (tag 0, int64).
-            uvarint(&mut v, 1);
-            uvarint(&mut v, 0);
-            uvarint(&mut v, 8);
+            put_uvarint(&mut v, 1);
+            put_uvarint(&mut v, 0);
+            put_uvarint(&mut v, 8);
             v.extend_from_slice(&metadata_hash.to_be_bytes());
             vec![(key(METADATA, group, None), Some(v))]
         }
@@ -109,18 +84,18 @@ pub fn encode(group: &str, rec: &ConsumerRecord) -> Vec<(Vec<u8>, Option<Vec<u8>
             member_id,
             subscription: s,
         } => {
-            compact_str(&mut v, s.instance_id.as_deref());
-            compact_str(&mut v, s.rack_id.as_deref());
-            compact_str(&mut v, Some(&s.client_id));
-            compact_str(&mut v, Some(&s.client_host));
-            uvarint(&mut v, s.subscribed_topic_names.len() as u64 + 1);
+            put_compact_str(&mut v, s.instance_id.as_deref());
+            put_compact_str(&mut v, s.rack_id.as_deref());
+            put_compact_str(&mut v, Some(&s.client_id));
+            put_compact_str(&mut v, Some(&s.client_host));
+            put_uvarint(&mut v, s.subscribed_topic_names.len() as u64 + 1);
             for t in &s.subscribed_topic_names {
-                compact_str(&mut v, Some(t));
+                put_compact_str(&mut v, Some(t));
             }
-            compact_str(&mut v, s.subscribed_topic_regex.as_deref());
+            put_compact_str(&mut v, s.subscribed_topic_regex.as_deref());
             v.extend_from_slice(&s.rebalance_timeout_ms.to_be_bytes());
-            compact_str(&mut v, s.server_assignor.as_deref());
-            uvarint(&mut v, 0);
+            put_compact_str(&mut v, s.server_assignor.as_deref());
+            put_uvarint(&mut v, 0);
             vec![(key(MEMBER_METADATA, group, Some(member_id)), Some(v))]
         }
         ConsumerRecord::MemberTombstone { member_id } => {
@@ -131,7 +106,7 @@ pub fn encode(group: &str, rec: &ConsumerRecord) -> Vec<(Vec<u8>, Option<Vec<u8>
             assignment,
         } => {
             topic_partitions(&mut v, assignment);
-            uvarint(&mut v, 0);
+            put_uvarint(&mut v, 0);
             vec![(
                 key(TARGET_ASSIGNMENT_MEMBER, group, Some(member_id)),
                 Some(v),
@@ -142,7 +117,7 @@ pub fn encode(group: &str, rec: &ConsumerRecord) -> Vec<(Vec<u8>, Option<Vec<u8>
         }
         ConsumerRecord::TargetEpoch { epoch } => {
             v.extend_from_slice(&epoch.to_be_bytes());
-            uvarint(&mut v, 0);
+            put_uvarint(&mut v, 0);
             vec![(key(TARGET_ASSIGNMENT_METADATA, group, None), Some(v))]
         }
         ConsumerRecord::CurrentAssignment {
@@ -154,7 +129,7 @@ pub fn encode(group: &str, rec: &ConsumerRecord) -> Vec<(Vec<u8>, Option<Vec<u8>
             v.push(a.state.value() as u8);
             topic_partitions(&mut v, &a.assigned);
             topic_partitions(&mut v, &a.pending_revocation);
-            uvarint(&mut v, 0);
+            put_uvarint(&mut v, 0);
             vec![(
                 key(CURRENT_MEMBER_ASSIGNMENT, group, Some(member_id)),
                 Some(v),
@@ -173,122 +148,37 @@ pub fn encode(group: &str, rec: &ConsumerRecord) -> Vec<(Vec<u8>, Option<Vec<u8>
 
 // ---- decoding ----
 
-struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], RecordFormatError> {
-        if self.buf.len() < n {
-            return Err(RecordFormatError::Truncated);
+/// Topic partitions as the assignment records store them.
+fn read_topic_partitions(r: &mut Reader<'_>) -> Result<Assignment, RecordFormatError> {
+    let n = r.count(18)?;
+    let mut a = Assignment::new();
+    for _ in 0..n {
+        let mut id = [0u8; 16];
+        id.copy_from_slice(r.take(16)?);
+        let k = r.count(4)?;
+        let mut ps = BTreeSet::new();
+        for _ in 0..k {
+            ps.insert(r.i32()?);
         }
-        let (h, r) = self.buf.split_at(n);
-        self.buf = r;
-        Ok(h)
-    }
-    fn i8(&mut self) -> Result<i8, RecordFormatError> {
-        Ok(self.take(1)?[0] as i8)
-    }
-    fn i16(&mut self) -> Result<i16, RecordFormatError> {
-        let b = self.take(2)?;
-        Ok(i16::from_be_bytes([b[0], b[1]]))
-    }
-    fn i32(&mut self) -> Result<i32, RecordFormatError> {
-        let b = self.take(4)?;
-        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn uvarint(&mut self) -> Result<u64, RecordFormatError> {
-        let mut v: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let b = self.take(1)?[0];
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
+        r.tags()?;
+        if !ps.is_empty() {
+            a.entry(Uuid::from_bytes(id)).or_default().extend(ps);
         }
-        Err(RecordFormatError::Truncated)
     }
-    fn key_str(&mut self) -> Result<String, RecordFormatError> {
-        let n = self.i16()?;
-        if n < 0 {
-            return Err(RecordFormatError::NegativeLength(i32::from(n)));
-        }
-        String::from_utf8(self.take(n as usize)?.to_vec()).map_err(|_| RecordFormatError::Utf8)
-    }
-    fn compact_str(&mut self) -> Result<Option<String>, RecordFormatError> {
-        let n = self.uvarint()?;
-        if n == 0 {
-            return Ok(None);
-        }
-        let len = usize::try_from(n - 1).map_err(|_| RecordFormatError::Truncated)?;
-        String::from_utf8(self.take(len)?.to_vec())
-            .map(Some)
-            .map_err(|_| RecordFormatError::Utf8)
-    }
-    /// A compact array count, checked against the bytes left (each element
-    /// takes at least `min_size` bytes).
-    fn count(&mut self, min_size: usize) -> Result<usize, RecordFormatError> {
-        let n = self.uvarint()?;
-        if n == 0 {
-            return Ok(0);
-        }
-        let n = usize::try_from(n - 1).map_err(|_| RecordFormatError::Truncated)?;
-        if n.saturating_mul(min_size) > self.buf.len() {
-            return Err(RecordFormatError::Truncated);
-        }
-        Ok(n)
-    }
-    /// Skips a tagged-field section; returns the fields `(tag, bytes)`.
-    fn tags(&mut self) -> Result<Vec<(u64, &'a [u8])>, RecordFormatError> {
-        // A plain (not compact) count.
-        let n = usize::try_from(self.uvarint()?).map_err(|_| RecordFormatError::Truncated)?;
-        if n.saturating_mul(2) > self.buf.len() {
-            return Err(RecordFormatError::Truncated);
-        }
-        let mut out = Vec::new();
-        for _ in 0..n {
-            let tag = self.uvarint()?;
-            let size =
-                usize::try_from(self.uvarint()?).map_err(|_| RecordFormatError::Truncated)?;
-            out.push((tag, self.take(size)?));
-        }
-        Ok(out)
-    }
-    fn topic_partitions(&mut self) -> Result<Assignment, RecordFormatError> {
-        let n = self.count(18)?;
-        let mut a = Assignment::new();
-        for _ in 0..n {
-            let mut id = [0u8; 16];
-            id.copy_from_slice(self.take(16)?);
-            let k = self.count(4)?;
-            let mut ps = BTreeSet::new();
-            for _ in 0..k {
-                ps.insert(self.i32()?);
-            }
-            self.tags()?;
-            if !ps.is_empty() {
-                a.entry(Uuid::from_bytes(id)).or_default().extend(ps);
-            }
-        }
-        Ok(a)
-    }
+    Ok(a)
 }
 
 /// Decodes a consumer group key whose type (already read) is `record_type`;
 /// `rest` is what follows the type. `None` if the type is not one of them.
 pub fn decode_key(record_type: i16, rest: &[u8]) -> Result<Option<ConsumerKey>, RecordFormatError> {
-    let mut r = Reader { buf: rest };
+    let mut r = Reader::new(rest);
     let with_member = match record_type {
         METADATA | PARTITION_METADATA | TARGET_ASSIGNMENT_METADATA => false,
         MEMBER_METADATA | TARGET_ASSIGNMENT_MEMBER | CURRENT_MEMBER_ASSIGNMENT => true,
         _ => return Ok(None),
     };
-    let group = r.key_str()?;
-    let member = if with_member {
-        Some(r.key_str()?)
-    } else {
-        None
-    };
+    let group = r.str()?;
+    let member = if with_member { Some(r.str()?) } else { None };
     Ok(Some(ConsumerKey {
         record_type,
         group,
@@ -319,7 +209,7 @@ pub fn decode(
             _ => None,
         });
     };
-    let mut r = Reader { buf: value };
+    let mut r = Reader::new(value);
     let version = r.i16()?;
     if version != 0 {
         return Err(RecordFormatError::UnsupportedVersion {
@@ -372,15 +262,15 @@ pub fn decode(
         }
         TARGET_ASSIGNMENT_MEMBER => Some(ConsumerRecord::TargetMember {
             member_id: member(),
-            assignment: r.topic_partitions()?,
+            assignment: read_topic_partitions(&mut r)?,
         }),
         TARGET_ASSIGNMENT_METADATA => Some(ConsumerRecord::TargetEpoch { epoch: r.i32()? }),
         CURRENT_MEMBER_ASSIGNMENT => {
             let member_epoch = r.i32()?;
             let previous_member_epoch = r.i32()?;
             let state = MemberState::from_value(r.i8()?);
-            let assigned = r.topic_partitions()?;
-            let pending_revocation = r.topic_partitions()?;
+            let assigned = read_topic_partitions(&mut r)?;
+            let pending_revocation = read_topic_partitions(&mut r)?;
             Some(ConsumerRecord::CurrentAssignment {
                 member_id: member(),
                 assignment: MemberAssignmentState {

@@ -1,0 +1,4 @@
+//! What the coordinators (groups in [`crate::group`], transactions)
+//! share: the byte layout of their records in internal topics.
+
+pub mod codec;
