@@ -179,23 +179,27 @@ def run_row(label, r):
     return "| " + " | ".join(cells) + " |"
 
 
-SIM_HEADING = "## Deterministic simulation of the whole cluster"
+SIM_HEADINGS = ["## Deterministic simulation of the whole cluster", "## A simulated hour"]
 
 
-def sim_section():
-    """The section `scripts/sim --report` writes, carried over from the
-    current RELIABILITY.md (this script rewrites everything else)."""
+def sim_sections():
+    """The sections `scripts/sim --report` and `scripts/sim --hour --report`
+    write, carried over from the current RELIABILITY.md (this script
+    rewrites everything else)."""
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RELIABILITY.md")
     try:
         with open(path) as f:
             doc = f.read()
     except OSError:
-        return None
-    start = doc.find(SIM_HEADING)
-    if start < 0:
-        return None
-    end = doc.find("\n## ", start + len(SIM_HEADING))
-    return doc[start:end if end >= 0 else len(doc)].rstrip("\n")
+        return []
+    sections = []
+    for heading in SIM_HEADINGS:
+        start = doc.find(heading + "\n")
+        if start < 0:
+            continue
+        end = doc.find("\n## ", start + len(heading))
+        sections.append(doc[start:end if end >= 0 else len(doc)].rstrip("\n"))
+    return sections
 
 
 def not_covered(w):
@@ -209,8 +213,8 @@ def not_covered(w):
     w("- **Clock jumps and power cuts** are injected only in the deterministic simulations "
       "(the whole cluster in `crates/sim`, the controller quorum in "
       "`crates/controller/tests/controller_sim.rs`, which also fails fsyncs with EIO), not against "
-      "real processes; slow disks nowhere yet, and the cluster simulation does not yet fill disks, "
-      "pause nodes (SIGSTOP) or reassign partitions.")
+      "real processes; slow disks nowhere yet. The cluster simulation stalls nodes (their traffic "
+      "held) and fills disks, but does not yet fail fsyncs or reassign partitions.")
     w("- **Transactions.** The workload is idempotent but not transactional, so aborted reads of "
       "transactional writes are not exercised.")
     w("")
@@ -454,8 +458,7 @@ def main():
                     pass
                 w(f"| {group} | `cargo test -p {crate} --test {test}` | {status} | {secs} s |")
         w("")
-    sim = sim_section()
-    if sim:
+    for sim in sim_sections():
         w(sim)
         w("")
     not_covered(w)

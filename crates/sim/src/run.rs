@@ -119,15 +119,21 @@ fn restart(sim: &mut turmoil::Sim<'_>, f: &mut Faults) {
     }
 }
 
-fn heal(sim: &mut turmoil::Sim<'_>, nodes: &[NodeHandles], f: &mut Faults) {
-    sim.set_fail_rate(0.0);
-    let hosts = all_hosts(nodes.len() as i32);
+/// Stalled nodes resume: what they and the others sent meanwhile is
+/// delivered now, late.
+fn release_stalls(sim: &mut turmoil::Sim<'_>, nodes: i32, f: &mut Faults) {
+    let hosts = all_hosts(nodes);
     for id in f.stalled.drain(..) {
-        // Held messages are delivered now, late.
         for o in hosts.iter().filter(|o| **o != host(id)) {
             sim.release(host(id), o.as_str());
         }
     }
+}
+
+fn heal(sim: &mut turmoil::Sim<'_>, nodes: &[NodeHandles], f: &mut Faults) {
+    sim.set_fail_rate(0.0);
+    let hosts = all_hosts(nodes.len() as i32);
+    release_stalls(sim, nodes.len() as i32, f);
     for id in f.full_disks.drain(..) {
         nodes[id as usize - 1].fs.set_capacity(None);
     }
@@ -235,7 +241,7 @@ fn inject_slow_node(
             sim.hold(host(victim), o.as_str());
         }
         f.stalled.push(victim);
-        Some(format!("stall n{victim} (its traffic held until healing)"))
+        Some(format!("stall n{victim} (its traffic held for the phase)"))
     } else {
         let fs = &nodes[victim as usize - 1].fs;
         let room = rng.gen_range(0..8 << 10);
@@ -251,7 +257,17 @@ fn inject_slow_node(
 /// invariant or the checker's anomalies, with the schedule.
 pub fn run_seed(seed: u64, config: &SimConfig) -> Result<Outcome, String> {
     sluice_runtime::simulate_on_this_thread(seed);
-    let result = run(seed, config);
+    // A panic (the simulator's or the nodes') fails this seed, not the
+    // seeds after it.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(seed, config)))
+        .unwrap_or_else(|p| {
+            let why = p
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| p.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            Err(format!("seed {seed}: panicked: {why}"))
+        });
     sluice_runtime::stop_simulating_on_this_thread();
     result
 }
@@ -290,6 +306,9 @@ impl Run {
             // Phases last at most 2 s; forming, healing, reading and
             // converging take at most 30 + 8 + 60 + 10 s.
             .simulation_duration(Duration::from_secs(600 + 2 * config.fault_phases as u64))
+            // Accept queues deep enough for the connection attempts a
+            // stall holds (turmoil panics where a kernel drops SYNs).
+            .tcp_capacity(4096)
             .min_message_latency(Duration::from_millis(1))
             .max_message_latency(Duration::from_millis(rng.gen_range(2..10)))
             .build();
@@ -409,6 +428,14 @@ impl Run {
             }
             let phase = Duration::from_millis(rng.gen_range(200..2000));
             self.run_for(phase, |_| false)?;
+            // A stall lasts one phase, as a SIGSTOP of up to 2 s would
+            // (longer, and turmoil's accept queues overflow with the
+            // connection attempts held meanwhile).
+            if !self.faults.stalled.is_empty() {
+                release_stalls(&mut self.sim, config.nodes, &mut self.faults);
+                self.trace
+                    .push(format!("{:?} stalled nodes resume", self.sim.elapsed()));
+            }
         }
         Ok(())
     }
