@@ -50,6 +50,7 @@ pub mod partition;
 pub mod replica;
 pub mod replica_fetcher;
 pub mod server;
+pub mod txn;
 
 pub use config::BrokerConfig;
 pub use context::BrokerContext;

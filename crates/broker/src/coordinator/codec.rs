@@ -23,6 +23,8 @@ pub enum RecordFormatError {
     Utf8,
     #[error("negative length {0}")]
     NegativeLength(i32),
+    #[error("invalid {what} {value}")]
+    Invalid { what: &'static str, value: i64 },
 }
 
 // ---- encoding ----

@@ -1,4 +1,4 @@
-//! What the coordinators (groups in [`crate::group`], transactions)
-//! share: the byte layout of their records in internal topics.
+//! What the coordinators (groups in [`crate::group`], transactions in
+//! [`crate::txn`]) share: the byte layout of their records in internal topics.
 
 pub mod codec;
