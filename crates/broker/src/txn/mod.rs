@@ -3,8 +3,10 @@
 //! coordinator itself (InitProducerId with a transactional id,
 //! AddPartitionsToTxn, EndTxn, the markers) builds on these.
 
+pub mod metadata;
 pub mod records;
 pub mod state;
 
+pub use metadata::{Refusal, TransactionMetadata, TransactionVersion, Transition};
 pub use records::TransactionLogValue;
 pub use state::TransactionState;
