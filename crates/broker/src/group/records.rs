@@ -284,18 +284,7 @@ pub fn subscription_topics(buf: &[u8]) -> Option<Vec<String>> {
     Some(topics)
 }
 
-/// The `__consumer_offsets` partition of `group_id`: Kafka's
-/// `Utils.abs(groupId.hashCode) % numPartitions` with Java's
-/// `String.hashCode` over UTF-16 code units.
-pub fn partition_for(group_id: &str, num_partitions: i32) -> i32 {
-    let mut h: i32 = 0;
-    for unit in group_id.encode_utf16() {
-        h = h.wrapping_mul(31).wrapping_add(i32::from(unit));
-    }
-    // Kafka's Utils.abs maps Integer.MIN_VALUE to 0 (h & 0x7fffffff).
-    let abs = h & 0x7fff_ffff;
-    abs % num_partitions.max(1)
-}
+pub use crate::coordinator::partition_for;
 
 #[cfg(test)]
 mod tests {
