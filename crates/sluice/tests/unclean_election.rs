@@ -106,9 +106,10 @@ fn create(c: &SluiceCluster, via: i32, topic: &str, replicas: [i32; 2], min_isr:
     assert_eq!(resp.topics[0].error_code, 0, "{resp:?}");
 }
 
-#[test]
-fn an_unclean_election_elects_an_out_of_sync_replica_and_recovers() {
-    let mut c = SluiceCluster::start(
+/// 3 controllers and 3 brokers A, B and a witness; `topic` has one
+/// partition on A and B with `min_isr`, led by A with both in sync.
+fn two_replicas_in_sync(topic: &str, min_isr: &str) -> (SluiceCluster, [i32; 3]) {
+    let c = SluiceCluster::start(
         BIN,
         ClusterLayout::Split {
             controllers: 3,
@@ -119,11 +120,18 @@ fn an_unclean_election_elects_an_out_of_sync_replica_and_recovers() {
     .expect("the cluster starts");
     let brokers = c.broker_ids();
     let (a, b, witness) = (brokers[0], brokers[1], brokers[2]);
-    create(&c, witness, TOPIC, [a, b], "1");
+    create(&c, witness, topic, [a, b], min_isr);
     let both: BTreeSet<i32> = [a, b].into();
     wait_metadata(&c, witness, "A leads with A and B in sync", |m| {
-        partitions(m, TOPIC).get(&0) == Some(&(a, both.clone()))
+        partitions(m, topic).get(&0) == Some(&(a, both.clone()))
     });
+    (c, [a, b, witness])
+}
+
+#[test]
+fn an_unclean_election_elects_an_out_of_sync_replica_and_recovers() {
+    let (mut c, [a, b, witness]) = two_replicas_in_sync(TOPIC, "1");
+    let both: BTreeSet<i32> = [a, b].into();
     let at_a = produce(&c, a, TOPIC, "a");
 
     // B down: it leaves the ISR; "b" is acknowledged by A alone.
@@ -210,22 +218,8 @@ fn an_unclean_election_elects_an_out_of_sync_replica_and_recovers() {
 fn a_replica_back_from_kill_9_stays_eligible_and_leads() {
     const ELIGIBLE: &str = "eligible";
     const NOT_ENOUGH_REPLICAS: i16 = 19;
-    let mut c = SluiceCluster::start(
-        BIN,
-        ClusterLayout::Split {
-            controllers: 3,
-            brokers: 3,
-        },
-        &FAST_FAILURE,
-    )
-    .expect("the cluster starts");
-    let brokers = c.broker_ids();
-    let (a, b, witness) = (brokers[0], brokers[1], brokers[2]);
-    create(&c, witness, ELIGIBLE, [a, b], "2");
+    let (mut c, [a, b, witness]) = two_replicas_in_sync(ELIGIBLE, "2");
     let both: BTreeSet<i32> = [a, b].into();
-    wait_metadata(&c, witness, "A leads with A and B in sync", |m| {
-        partitions(m, ELIGIBLE).get(&0) == Some(&(a, both.clone()))
-    });
     let at_x = produce(&c, a, ELIGIBLE, "x");
 
     c.node_mut(b).process.kill().unwrap();

@@ -70,6 +70,16 @@ pub struct Transition {
     pub last_producer_epoch: ProducerEpoch,
 }
 
+impl Transition {
+    /// No transaction in progress, with the producer's timeout.
+    fn no_transaction(&mut self, timeout_ms: i32, now_ms: i64) {
+        self.value.timeout_ms = timeout_ms;
+        self.value.partitions.clear();
+        self.value.start_ms = -1;
+        self.value.last_update_ms = now_ms;
+    }
+}
+
 /// One transactional id's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransactionMetadata {
@@ -237,10 +247,7 @@ impl TransactionMetadata {
             Some(e) if e == self.last_producer_epoch => {}
             Some(_) => return Err(Refusal::ProducerFenced),
         }
-        t.value.timeout_ms = timeout_ms;
-        t.value.partitions.clear();
-        t.value.start_ms = -1;
-        t.value.last_update_ms = now_ms;
+        t.no_transaction(timeout_ms, now_ms);
         self.prepare(t)
     }
 
@@ -267,10 +274,7 @@ impl TransactionMetadata {
         } else {
             NO_PRODUCER_EPOCH
         };
-        t.value.timeout_ms = timeout_ms;
-        t.value.partitions.clear();
-        t.value.start_ms = -1;
-        t.value.last_update_ms = now_ms;
+        t.no_transaction(timeout_ms, now_ms);
         self.prepare(t)
     }
 
