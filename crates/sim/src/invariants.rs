@@ -157,7 +157,7 @@ impl Invariants {
 
     /// The committed-batch check: reads each replica's log from where the
     /// last check stopped up to its high watermark.
-    pub fn check_prefixes(&mut self, nodes: &[NodeHandles]) -> Result<(), String> {
+    pub fn check_committed(&mut self, nodes: &[NodeHandles]) -> Result<(), String> {
         for (id, ctx) in running(nodes) {
             for p in ctx.replicas.partitions() {
                 let tp = p.topic_partition().to_string();

@@ -17,8 +17,8 @@ use crate::workload::{self, Workload};
 const TICK: Duration = Duration::from_millis(1);
 /// The client's host name.
 const CLIENT: &str = "client";
-/// The committed-prefix check runs every this many steps.
-const PREFIX_EVERY: usize = 20;
+/// The committed-batch check runs every this many steps.
+const COMMITTED_EVERY: usize = 20;
 
 /// What a run is made of.
 #[derive(Clone, Debug)]
@@ -380,8 +380,8 @@ impl Run {
             }
             self.note_halts();
             self.inv.check_step(&self.nodes)?;
-            if self.steps % PREFIX_EVERY == 0 {
-                self.inv.check_prefixes(&self.nodes)?;
+            if self.steps % COMMITTED_EVERY == 0 {
+                self.inv.check_committed(&self.nodes)?;
             }
         }
         Ok(until(&self.workload))
@@ -473,7 +473,7 @@ impl Run {
             self.run_for(Duration::from_millis(200), |_| false)?;
         }
         last.map_err(|e| format!("replicas did not converge after healing: {e}"))?;
-        self.inv.check_prefixes(&self.nodes)
+        self.inv.check_committed(&self.nodes)
     }
 
     /// The checker's verdict on the history, and the run's trace.

@@ -364,11 +364,14 @@ impl MetadataServices {
         // its next start keeps this epoch (see storage's clean_shutdown).
         let epoch = lifecycle.epoch();
         let marker_logs = logs.clone();
-        match sluice_runtime::spawn_blocking(move || marker_logs.record_running_epoch(epoch)).await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot write the running marker"),
-            Err(e) => tracing::warn!(error = %e, "cannot write the running marker"),
+        let written =
+            sluice_runtime::spawn_blocking(move || marker_logs.record_running_epoch(epoch))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            // The next crash then counts as unclean, as in Kafka.
+            tracing::warn!(error = %e, "cannot write the running marker");
         }
         Ok(MetadataServices {
             quorum: Arc::new(QuorumHandle { meta, log, channel }),

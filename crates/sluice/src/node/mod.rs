@@ -53,8 +53,6 @@ pub fn metadata_log_path(kraft: &KraftConfig) -> PathBuf {
         .join(format!("{}-0", sluice_storage::METADATA_TOPIC))
 }
 
-/// Resolves with the reason once `log` failed fatally (never on a clean
-/// shutdown).
 fn announce(lines: &[String]) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();

@@ -211,7 +211,9 @@ impl Log {
         // cluster simulation: a follower's truncation on a full disk left
         // a log without segments). Only then do segments go.
         let active = if fully {
-            match st.segments.get(&offset.0).cloned() {
+            // The new segment's base (a negative offset starts it at 0).
+            let base = offset.max(Offset::ZERO);
+            match st.segments.get(&base.0).cloned() {
                 // The new start is a segment's base: that segment, emptied,
                 // is the new log (no file of the same name to create).
                 Some(seg) => {
@@ -221,7 +223,7 @@ impl Log {
                 None => LogSegment::create(
                     self.env.fs.clone(),
                     &self.dir,
-                    offset.max(Offset::ZERO),
+                    base,
                     seg_config(&config),
                     self.env.cache.clone(),
                     now,
