@@ -8,6 +8,7 @@ use crate::config::BrokerConfig;
 use crate::group::GroupCoordinator;
 use crate::metadata::{ControllerChannel, ImageCache, QuorumHandle};
 use crate::partition::ReplicaManager;
+use crate::txn::TransactionCoordinator;
 
 /// Everything a request handler may need. Cheap to clone (all `Arc`s).
 #[derive(Clone)]
@@ -31,6 +32,8 @@ pub struct BrokerContext {
     pub clock: Arc<dyn Clock>,
     /// The group coordinator (classic groups, committed offsets).
     pub groups: Arc<GroupCoordinator>,
+    /// The transaction coordinator (transactional ids, markers).
+    pub txns: Arc<TransactionCoordinator>,
     /// This broker's replica fetchers (the follower side; metrics).
     pub fetchers: Arc<crate::replica_fetcher::ReplicaFetcherManager>,
 }

@@ -17,6 +17,8 @@ use crate::group::{GroupConfig, GroupCoordinator};
 use crate::metadata::{MetadataServices, QuorumMode};
 use crate::network::{self, ConnectionConfig, Listener, MemoryPool};
 use crate::partition::ReplicaManager;
+use crate::txn::state_manager::TransactionStateManager;
+use crate::txn::TransactionConfig;
 
 /// Shortest period of the background storage timers, whatever the config
 /// says (Kafka's defaults for some of them are "never").
@@ -132,6 +134,10 @@ impl Broker {
         let logs = Arc::new(logs);
         let replicas = Arc::new(ReplicaManager::with_clock(clock.clone()));
         let groups = Arc::new(GroupCoordinator::new(group_config, clock.clone()));
+        let txn_state = Arc::new(TransactionStateManager::new(
+            TransactionConfig::from_broker(&config),
+            clock.clone(),
+        ));
         // Opens the metadata log (bootstrapped once from the single-node
         // files on upgrade), starts the controller and publishes the
         // metadata: dynamic broker configs first, then every hosted
@@ -142,12 +148,16 @@ impl Broker {
             config.clone(),
             logs.clone(),
             replicas.clone(),
-            groups.clone(),
+            crate::metadata::Coordinators {
+                groups: groups.clone(),
+                txn_state: txn_state.clone(),
+            },
             fs.clone(),
             clock.clone(),
             quorum,
         )
         .await?;
+        let txns = crate::txn::build(&config, txn_state, &services, replicas.clone());
         logs.set_producer_id_expiration_ms(config.producer_id_expiration_ms());
         let ctx = BrokerContext {
             config,
@@ -158,10 +168,12 @@ impl Broker {
             logs,
             fs,
             groups,
+            txns,
             clock,
             fetchers: services.fetchers.clone(),
         };
         ctx.groups.start().await?;
+        ctx.txns.start();
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let connection_config = ConnectionConfig {
@@ -301,6 +313,7 @@ impl Broker {
         self.shutdown.send_replace(true);
         self.ctx.replicas.begin_shutdown();
         self.ctx.groups.shutdown();
+        self.ctx.txns.shutdown();
         for l in self.listeners {
             let _ = l.await;
         }

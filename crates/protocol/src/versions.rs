@@ -69,8 +69,13 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     // Consumer groups of the KIP-848 protocol.
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
-    // Idempotent producer (non-transactional).
+    // Idempotent and transactional producers (transaction version 1:
+    // AddPartitionsToTxn up to v3, the client versions; EndTxn v5 and the
+    // brokers' v4+ AddPartitionsToTxn belong to transaction version 2).
     (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 4),
 ];
 
 /// APIs that Apache Kafka 4.1.2's broker listener serves (with the version ranges it
@@ -95,8 +100,6 @@ pub const ANSWERED_WITH_ERROR: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterClientQuotas, 0, 1),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
-    (ApiKey::AddOffsetsToTxn, 0, 4),
-    (ApiKey::EndTxn, 0, 5),
     (ApiKey::ListTransactions, 0, 2),
     (ApiKey::UpdateFeatures, 0, 2),
 ];

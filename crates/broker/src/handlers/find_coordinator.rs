@@ -1,9 +1,9 @@
 //! FindCoordinator (v0–v4): a group's coordinator is the leader of its
-//! `__consumer_offsets` partition in the metadata image. Key type 0
-//! (group) answers with that broker's listener, except the request that creates
-//! `__consumer_offsets`, which gets COORDINATOR_NOT_AVAILABLE as on Kafka; key type 1 (transaction) answers
-//! COORDINATOR_NOT_AVAILABLE because this broker has no transaction
-//! coordinator yet; anything else is INVALID_REQUEST.
+//! `__consumer_offsets` partition in the metadata image, a transactional
+//! id's the leader of its `__transaction_state` partition. Key type 0
+//! (group) and 1 (transaction) answer with that broker's listener, except
+//! the request that creates the internal topic, which gets
+//! COORDINATOR_NOT_AVAILABLE as on Kafka; anything else is INVALID_REQUEST.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{
@@ -16,6 +16,7 @@ use sluice_metadata::MetadataImage;
 use super::leadership::endpoint;
 use crate::context::BrokerContext;
 use crate::group::{GroupError, OFFSETS_TOPIC};
+use crate::txn::TRANSACTION_STATE_TOPIC;
 
 type Found = Result<(i32, String, i32), GroupError>;
 
@@ -30,16 +31,33 @@ async fn prepare(ctx: &BrokerContext, key_type: i8) -> Result<(), GroupError> {
             }
             Ok(())
         }
-        1 => Err(GroupError::CoordinatorNotAvailable),
+        1 => match ctx
+            .txns
+            .ensure_state_topic(ctx.config.kraft.is_some())
+            .await
+        {
+            Ok(false) => Ok(()),
+            Ok(true) | Err(_) => Err(GroupError::CoordinatorNotAvailable),
+        },
         _ => Err(GroupError::InvalidRequest),
     }
 }
 
-/// `(node id, host, port)` of the leader of `group`'s offsets partition.
-fn coordinator(ctx: &BrokerContext, image: &MetadataImage, group: &str) -> Found {
-    let partition = ctx.groups.partition_for(group);
+/// `(node id, host, port)` of the leader of `key`'s partition of the
+/// internal topic of `key_type`.
+fn coordinator(ctx: &BrokerContext, image: &MetadataImage, key_type: i8, key: &str) -> Found {
+    let (topic, partition) = if key_type == 1 {
+        let partition = ctx
+            .txns
+            .state()
+            .partition_for(key)
+            .ok_or(GroupError::CoordinatorNotAvailable)?;
+        (TRANSACTION_STATE_TOPIC, partition)
+    } else {
+        (OFFSETS_TOPIC, ctx.groups.partition_for(key))
+    };
     let reg = image
-        .topic(OFFSETS_TOPIC)
+        .topic(topic)
         .and_then(|t| t.partition(partition))
         .filter(|reg| reg.has_leader())
         .ok_or(GroupError::CoordinatorNotAvailable)?;
@@ -59,7 +77,7 @@ async fn lookup(ctx: &BrokerContext, key_type: i8, keys: &[StrBytes]) -> Vec<Fou
     }
     let image = ctx.image.image();
     keys.iter()
-        .map(|k| coordinator(ctx, &image, k.as_str()))
+        .map(|k| coordinator(ctx, &image, key_type, k.as_str()))
         .collect()
 }
 

@@ -12,9 +12,10 @@
 //!   to a new id when the epoch is exhausted). An instance presenting an
 //!   epoch older than the one last handed out for its id (remembered in
 //!   memory for this run) is a zombie and gets PRODUCER_FENCED.
-//! * A transactional id: this broker has no transaction coordinator, so it
-//!   answers COORDINATOR_NOT_AVAILABLE, consistent with FindCoordinator for
-//!   key type 1. An empty transactional id is INVALID_REQUEST (as Kafka).
+//! * A transactional id: the transaction coordinator
+//!   ([`crate::txn::TransactionCoordinator::init_producer_id`]) answers,
+//!   if this broker is the id's coordinator. Before v4, PRODUCER_FENCED is
+//!   answered as INVALID_PRODUCER_EPOCH, as Kafka does for old clients.
 //! * Allocation failure (the controller cannot commit a new block):
 //!   COORDINATOR_NOT_AVAILABLE, which clients retry.
 
@@ -22,7 +23,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProducerId as WireProducerId, RequestHeader,
 };
-use sluice_record::ProducerId;
+use sluice_record::{ProducerEpoch, ProducerId};
 
 use crate::context::BrokerContext;
 
@@ -38,11 +39,24 @@ pub async fn handle(
     header: &RequestHeader,
     req: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
+    let version = header.request_api_version;
     if let Some(tid) = &req.transactional_id {
-        return if tid.0.is_empty() {
-            error(ResponseError::InvalidRequest)
-        } else {
-            error(ResponseError::CoordinatorNotAvailable)
+        let expected = (version >= 3 && req.producer_id.0 >= 0).then_some((
+            ProducerId(req.producer_id.0),
+            ProducerEpoch(req.producer_epoch),
+        ));
+        return match ctx
+            .txns
+            .init_producer_id(tid.as_str(), req.transaction_timeout_ms, expected)
+            .await
+        {
+            Ok((pid, epoch)) => InitProducerIdResponse::default()
+                .with_producer_id(WireProducerId(pid.0))
+                .with_producer_epoch(epoch.0),
+            Err(e) => InitProducerIdResponse::default()
+                .with_error_code(crate::txn::fenced_code(e, version, 4))
+                .with_producer_id(WireProducerId(-1))
+                .with_producer_epoch(-1),
         };
     }
     // KIP-360 epoch bump for a producer that knows its id and epoch.

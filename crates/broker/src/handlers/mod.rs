@@ -52,6 +52,9 @@ pub mod offset_fetch;
 pub mod sync_group;
 
 // Idempotent producers (issue 5).
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
+pub mod end_txn;
 pub mod init_producer_id;
 pub mod unsupported;
 
@@ -205,6 +208,16 @@ pub async fn handle_from(
         }
         RequestKind::InitProducerId(req) => {
             ResponseKind::InitProducerId(init_producer_id::handle(ctx, header, req).await).into()
+        }
+        RequestKind::AddPartitionsToTxn(req) => {
+            ResponseKind::AddPartitionsToTxn(add_partitions_to_txn::handle(ctx, header, req).await)
+                .into()
+        }
+        RequestKind::AddOffsetsToTxn(req) => {
+            ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(ctx, header, req).await).into()
+        }
+        RequestKind::EndTxn(req) => {
+            ResponseKind::EndTxn(end_txn::handle(ctx, header, req).await).into()
         }
         other => unsupported::answer(header, other),
     }

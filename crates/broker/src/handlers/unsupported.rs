@@ -19,11 +19,10 @@
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     alter_client_quotas_response, alter_user_scram_credentials_response, create_acls_response,
-    delete_acls_response, AddOffsetsToTxnResponse, AlterClientQuotasResponse,
-    AlterUserScramCredentialsResponse, CreateAclsResponse, CreateDelegationTokenResponse,
-    DeleteAclsResponse, DescribeAclsResponse, DescribeClientQuotasResponse,
-    DescribeDelegationTokenResponse, DescribeUserScramCredentialsResponse, EndTxnResponse,
-    ExpireDelegationTokenResponse, ListTransactionsResponse, ProducerId,
+    delete_acls_response, AlterClientQuotasResponse, AlterUserScramCredentialsResponse,
+    CreateAclsResponse, CreateDelegationTokenResponse, DeleteAclsResponse, DescribeAclsResponse,
+    DescribeClientQuotasResponse, DescribeDelegationTokenResponse,
+    DescribeUserScramCredentialsResponse, ExpireDelegationTokenResponse, ListTransactionsResponse,
     RenewDelegationTokenResponse, RequestHeader, RequestKind, ResponseKind,
     SaslAuthenticateResponse, SaslHandshakeResponse, UpdateFeaturesResponse,
 };
@@ -193,15 +192,6 @@ fn missing_feature(body: &RequestKind) -> Option<ResponseKind> {
                 ),
             )
         }
-        RequestKind::AddOffsetsToTxn(_) => ResponseKind::AddOffsetsToTxn(
-            AddOffsetsToTxnResponse::default().with_error_code(unsupported),
-        ),
-        RequestKind::EndTxn(_) => ResponseKind::EndTxn(
-            EndTxnResponse::default()
-                .with_error_code(unsupported)
-                .with_producer_id(ProducerId(-1))
-                .with_producer_epoch(-1),
-        ),
         RequestKind::ListTransactions(_) => ResponseKind::ListTransactions(
             ListTransactionsResponse::default().with_error_code(unsupported),
         ),

@@ -79,6 +79,7 @@ pub use names::{
 };
 pub use publishers::{
     BrokerConfigPublisher, GroupConfigPublisher, GroupCoordinatorPublisher, PartitionsPublisher,
+    TransactionCoordinatorPublisher,
 };
 pub use types::{MetadataError, TopicMetadata};
 
@@ -88,6 +89,7 @@ use crate::config::BrokerConfig;
 use crate::group::GroupCoordinator;
 use crate::partition::ReplicaManager;
 use crate::replica_fetcher::{ReplicaFetcherConfig, ReplicaFetcherManager};
+use crate::txn::state_manager::TransactionStateManager;
 
 /// The directory holding the metadata log (`__cluster_metadata-0`) and
 /// whose `meta.properties` gives the directory id: Kafka's
@@ -180,6 +182,12 @@ struct OwnedQuorum {
     controller: Arc<QuorumController>,
 }
 
+/// The coordinators whose internal topics the publishers load.
+pub struct Coordinators {
+    pub groups: Arc<GroupCoordinator>,
+    pub txn_state: Arc<TransactionStateManager>,
+}
+
 /// The metadata side of a running broker, wired together.
 pub struct MetadataServices {
     pub quorum: Arc<QuorumHandle>,
@@ -192,6 +200,9 @@ pub struct MetadataServices {
     pub broker_epoch: Arc<std::sync::atomic::AtomicI64>,
     /// The replica fetchers of the partitions this broker follows.
     pub fetchers: Arc<ReplicaFetcherManager>,
+    /// How this broker reaches other brokers (TCP, or the simulation's
+    /// network): the replica fetchers and the transaction markers.
+    pub connector: Arc<dyn sluice_transport::net::Connector>,
     owned: Option<OwnedQuorum>,
     loader: Option<JoinHandle<()>>,
     stop_loader: tokio::sync::watch::Sender<bool>,
@@ -268,12 +279,13 @@ impl MetadataServices {
         config: Arc<BrokerConfig>,
         logs: Arc<LogManager>,
         replicas: Arc<ReplicaManager>,
-        groups: Arc<GroupCoordinator>,
+        coordinators: Coordinators,
         fs: Arc<dyn Fs>,
         clock: Arc<dyn Clock>,
         mode: QuorumMode,
     ) -> Result<MetadataServices, MetadataError> {
         let node = BrokerId(config.node_id);
+        let Coordinators { groups, txn_state } = coordinators;
         let previous_broker_epoch = logs.previous_broker_epoch();
         let (meta, log, client, owned, channel, connector) = match mode {
             QuorumMode::SingleNode => {
@@ -304,7 +316,7 @@ impl MetadataServices {
             ReplicaFetcherManager::new(
                 ReplicaFetcherConfig::from_broker(&config),
                 replicas.clone(),
-                connector,
+                connector.clone(),
                 tokio::runtime::Handle::current(),
             )
             .with_follower_quota(replicas.quotas().follower.clone()),
@@ -324,7 +336,14 @@ impl MetadataServices {
             // Group overrides before the coordinator loads groups, so a
             // loaded member's session already has its group's timeout.
             Arc::new(GroupConfigPublisher::new(groups.clone())),
-            Arc::new(GroupCoordinatorPublisher::new(node, groups, replicas)),
+            Arc::new(GroupCoordinatorPublisher::new(
+                node,
+                groups,
+                replicas.clone(),
+            )),
+            Arc::new(TransactionCoordinatorPublisher::new(
+                node, txn_state, replicas,
+            )),
         ];
         // What this node's log has committed so far; a node of a cluster
         // may know less than the quorum does, and catches up before the
@@ -381,6 +400,7 @@ impl MetadataServices {
             client,
             broker_epoch,
             fetchers,
+            connector,
             owned,
             loader: Some(loader),
             stop_loader,

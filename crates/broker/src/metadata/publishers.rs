@@ -40,6 +40,8 @@ use crate::replica::isr::Assignment;
 use crate::replica::quota::QuotaSettings;
 use crate::replica::ReplicaRole;
 use crate::replica_fetcher::ReplicaFetcherManager;
+use crate::txn::state_manager::TransactionStateManager;
+use crate::txn::TRANSACTION_STATE_TOPIC;
 
 /// Why a hosted partition has no log (it stays offline).
 #[derive(Clone, Debug)]
@@ -408,6 +410,49 @@ impl MetadataPublisher for GroupCoordinatorPublisher {
             // __consumer_offsets), so a re-created topic starts clean.
             let dropped = self.groups.on_topic_deleted(t.name());
             tracing::info!(topic = t.name(), offsets_dropped = dropped, "deleted topic");
+        }
+    }
+}
+
+/// Loads the `__transaction_state` partitions this broker is elected to
+/// lead into the transaction coordinator, and unloads those it no longer
+/// leads.
+pub struct TransactionCoordinatorPublisher {
+    node: BrokerId,
+    state: Arc<TransactionStateManager>,
+    replicas: Arc<ReplicaManager>,
+}
+
+impl TransactionCoordinatorPublisher {
+    pub fn new(
+        node: BrokerId,
+        state: Arc<TransactionStateManager>,
+        replicas: Arc<ReplicaManager>,
+    ) -> Self {
+        TransactionCoordinatorPublisher {
+            node,
+            state,
+            replicas,
+        }
+    }
+}
+
+impl MetadataPublisher for TransactionCoordinatorPublisher {
+    fn name(&self) -> &'static str {
+        "transaction coordinator"
+    }
+
+    fn publish(&self, changes: &MetadataChanges) {
+        if let Some(t) = changes.image.topic(TRANSACTION_STATE_TOPIC) {
+            self.state.set_num_partitions(t.partitions().len() as i32);
+        }
+        let local = changes.local_changes(self.node);
+        let ours = |p: &&sluice_metadata::LocalPartition| p.topic == TRANSACTION_STATE_TOPIC;
+        for p in local.followers.iter().chain(&local.deletes).filter(ours) {
+            self.state.unload(p.partition);
+        }
+        for p in local.elected_leaders.iter().filter(ours) {
+            self.state.begin_load(&self.replicas, p.partition);
         }
     }
 }

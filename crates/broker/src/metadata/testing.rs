@@ -118,15 +118,23 @@ pub(crate) fn open_node_with_clock(
         crate::group::GroupConfig::default(),
         clock.clone(),
     ));
+    let txn_state = Arc::new(crate::txn::state_manager::TransactionStateManager::new(
+        crate::txn::TransactionConfig::default(),
+        clock.clone(),
+    ));
     let services = rt.block_on(MetadataServices::start(
         config.clone(),
         logs.clone(),
         replicas.clone(),
-        groups.clone(),
+        super::Coordinators {
+            groups: groups.clone(),
+            txn_state: txn_state.clone(),
+        },
         fs_dyn.clone(),
         clock.clone(),
         super::QuorumMode::SingleNode,
     ))?;
+    let txns = crate::txn::build(&config, txn_state, &services, replicas.clone());
     Ok(Node {
         ctx: BrokerContext {
             config,
@@ -137,6 +145,7 @@ pub(crate) fn open_node_with_clock(
             logs,
             fs: fs_dyn,
             groups,
+            txns,
             clock,
             fetchers: services.fetchers.clone(),
         },

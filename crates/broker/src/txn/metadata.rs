@@ -221,6 +221,38 @@ impl TransactionMetadata {
         self.prepare(t)
     }
 
+    /// The abort a fence goes on to (Kafka's `endTransaction` after
+    /// PrepareEpochFence, for InitProducerId of a newer producer or a
+    /// timed-out transaction): the fenced epoch becomes the current one in
+    /// memory (never handed out: the producer's next InitProducerId bumps
+    /// again), and PrepareAbort is prepared in it. If that write fails the
+    /// epoch stays bumped here, so the next fence does not bump twice.
+    pub fn prepare_fenced_abort(
+        &mut self,
+        fence: &Transition,
+        now_ms: i64,
+    ) -> Result<Transition, Refusal> {
+        if self.pending != Some(TransactionState::PrepareEpochFence)
+            || fence.value.state != TransactionState::PrepareEpochFence
+        {
+            return Err(Refusal::Unexpected(format!(
+                "{}: a fenced abort without a prepared fence",
+                self.transactional_id
+            )));
+        }
+        self.pending = None;
+        self.producer_epoch = fence.value.producer_epoch;
+        self.last_producer_epoch = NO_PRODUCER_EPOCH;
+        self.failed_epoch_fence = true;
+        self.prepare_abort_or_commit(
+            TransactionState::PrepareAbort,
+            self.client_version,
+            NO_PRODUCER_ID,
+            now_ms,
+            false,
+        )
+    }
+
     /// InitProducerId: the next epoch (or, for a retry of a call that
     /// succeeded, the same one); an older `expected` epoch is fenced.
     pub fn prepare_increment_producer_epoch(
