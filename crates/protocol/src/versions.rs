@@ -76,6 +76,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddPartitionsToTxn, 0, 3),
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 4),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 2),
 ];
 
 /// APIs that Apache Kafka 4.1.2's broker listener serves (with the version ranges it
@@ -100,7 +102,6 @@ pub const ANSWERED_WITH_ERROR: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterClientQuotas, 0, 1),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
-    (ApiKey::ListTransactions, 0, 2),
     (ApiKey::UpdateFeatures, 0, 2),
 ];
 

@@ -54,8 +54,10 @@ pub mod sync_group;
 // Idempotent producers (issue 5).
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod describe_transactions;
 pub mod end_txn;
 pub mod init_producer_id;
+pub mod list_transactions;
 pub mod unsupported;
 
 /// How the connection answers one request.
@@ -215,6 +217,13 @@ pub async fn handle_from(
         }
         RequestKind::AddOffsetsToTxn(req) => {
             ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(ctx, header, req).await).into()
+        }
+        RequestKind::DescribeTransactions(req) => ResponseKind::DescribeTransactions(
+            describe_transactions::handle(ctx, header, req).await,
+        )
+        .into(),
+        RequestKind::ListTransactions(req) => {
+            ResponseKind::ListTransactions(list_transactions::handle(ctx, header, req).await).into()
         }
         RequestKind::EndTxn(req) => {
             ResponseKind::EndTxn(end_txn::handle(ctx, header, req).await).into()

@@ -22,7 +22,7 @@ use kafka_protocol::messages::{
     delete_acls_response, AlterClientQuotasResponse, AlterUserScramCredentialsResponse,
     CreateAclsResponse, CreateDelegationTokenResponse, DeleteAclsResponse, DescribeAclsResponse,
     DescribeClientQuotasResponse, DescribeDelegationTokenResponse,
-    DescribeUserScramCredentialsResponse, ExpireDelegationTokenResponse, ListTransactionsResponse,
+    DescribeUserScramCredentialsResponse, ExpireDelegationTokenResponse,
     RenewDelegationTokenResponse, RequestHeader, RequestKind, ResponseKind,
     SaslAuthenticateResponse, SaslHandshakeResponse, UpdateFeaturesResponse,
 };
@@ -192,9 +192,6 @@ fn missing_feature(body: &RequestKind) -> Option<ResponseKind> {
                 ),
             )
         }
-        RequestKind::ListTransactions(_) => ResponseKind::ListTransactions(
-            ListTransactionsResponse::default().with_error_code(unsupported),
-        ),
         RequestKind::UpdateFeatures(_) => ResponseKind::UpdateFeatures(
             UpdateFeaturesResponse::default()
                 .with_error_code(unsupported)

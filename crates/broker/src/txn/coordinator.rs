@@ -114,6 +114,19 @@ impl TransactionCoordinator {
                 me.abort_timed_out().await;
             }
         });
+        let me = self.clone();
+        let mut stop = self.shutdown.subscribe();
+        let every =
+            Duration::from_millis(self.state.config().remove_expired_interval_ms.max(10) as u64);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.changed() => return,
+                }
+                me.expire_ids().await;
+            }
+        });
     }
 
     pub fn shutdown(&self) {
@@ -451,6 +464,40 @@ impl TransactionCoordinator {
                 let (id, t) = fence;
                 if let Err(e) = self.fenced_abort(&p, &id, &txn, &t).await {
                     tracing::warn!(transactional_id = %id, error = %e, "timed-out transaction not aborted yet");
+                }
+            }
+        }
+    }
+}
+
+impl TransactionCoordinator {
+    /// Removes transactional ids idle for `transactional.id.expiration.ms`
+    /// with no transaction in flight: a tombstone in `__transaction_state`
+    /// (so a reload forgets them too), then out of memory.
+    pub async fn expire_ids(&self) {
+        let now = self.state.now();
+        let expiration = self.state.config().id_expiration_ms;
+        for p in self.state.current() {
+            for txn in p.all() {
+                let id = {
+                    let mut m = txn.lock();
+                    let idle = m.state.expiration_allowed()
+                        && m.pending().is_none()
+                        && m.last_update_ms.saturating_add(expiration) <= now;
+                    if !idle || m.prepare_dead().is_err() {
+                        continue;
+                    }
+                    m.transactional_id.clone()
+                };
+                match self.state.write(&p, &id, None).await {
+                    Ok(()) => {
+                        tracing::info!(transactional_id = %id, "transactional id expired");
+                        self.state.remove(&p, &id, &txn);
+                    }
+                    Err(e) => {
+                        txn.lock().abandon();
+                        tracing::warn!(transactional_id = %id, error = %e, "expiry not written");
+                    }
                 }
             }
         }

@@ -105,3 +105,110 @@ fn an_exhausted_epoch_rotates_the_producer_id() {
     m.producer_epoch = ProducerEpoch(i16::MAX - 1);
     assert!(matches!(init(&mut m, None), InitStep::Rotate));
 }
+
+mod on_a_node {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use sluice_storage::SimFs;
+
+    use crate::config::BrokerConfig;
+    use crate::metadata::testing::{open_node, Node};
+    use crate::txn::admin;
+    use crate::txn::metadata::TxnPartitions;
+    use crate::txn::{TransactionState, TxnError};
+    use sluice_record::{ProducerEpoch, ProducerId};
+
+    fn node(fs: &Arc<SimFs>) -> Node {
+        open_node(
+            BrokerConfig::with_overrides(&[("log.dirs", "/sim/data")]).unwrap(),
+            fs,
+        )
+        .unwrap()
+    }
+
+    /// Retries `f` while the coordinator loads (or markers are written).
+    async fn eventually<T>(mut f: impl AsyncFnMut() -> Result<T, TxnError>) -> Result<T, TxnError> {
+        for _ in 0..600 {
+            match f().await {
+                Err(
+                    TxnError::CoordinatorLoadInProgress
+                    | TxnError::NotCoordinator
+                    | TxnError::ConcurrentTransactions,
+                ) => tokio::time::sleep(Duration::from_millis(20)).await,
+                other => return other,
+            }
+        }
+        f().await
+    }
+
+    fn describe(n: &Node, id: &str) -> crate::txn::TransactionMetadata {
+        admin::describe(n.txns.state(), id).expect("described")
+    }
+
+    #[test]
+    fn a_transaction_is_in_the_log_and_a_new_producer_aborts_it_before_its_epoch() {
+        let fs = Arc::new(SimFs::new());
+        let n = node(&fs);
+        n.block_on(async {
+            assert_eq!(n.txns.ensure_state_topic(false).await, Ok(true));
+            n.controller
+                .create_topic("t", 1, 1, Default::default())
+                .await
+                .unwrap();
+            let (pid, epoch) =
+                eventually(async || n.txns.init_producer_id("tx", 60_000, None).await)
+                    .await
+                    .unwrap();
+            assert_eq!(epoch, ProducerEpoch(0));
+            let added = TxnPartitions::from([("t".to_string(), [0].into())]);
+            n.txns
+                .add_partitions("tx", pid, epoch, &added)
+                .await
+                .unwrap();
+            // A new coordinator epoch reloads the id from the log alone.
+            let index = n.txns.state().partition_for("tx").unwrap();
+            n.txns.state().begin_load(&n.replicas, index);
+            let m = eventually(async || admin::describe(n.txns.state(), "tx"))
+                .await
+                .unwrap();
+            assert_eq!(
+                (m.state, m.partitions.clone()),
+                (TransactionState::Ongoing, added)
+            );
+            // A zombie's end is refused; a new instance fences and aborts.
+            assert_eq!(
+                n.txns
+                    .end_txn("tx", ProducerId(pid.0 + 1), epoch, true)
+                    .await,
+                Err(TxnError::InvalidProducerIdMapping)
+            );
+            assert_eq!(
+                n.txns.init_producer_id("tx", 60_000, None).await,
+                Err(TxnError::ConcurrentTransactions)
+            );
+            assert_eq!(
+                n.txns.end_txn("tx", pid, epoch, true).await,
+                Err(TxnError::ProducerFenced),
+                "the old epoch is fenced"
+            );
+            // Once the abort's markers are written the new instance gets
+            // the epoch after the fenced one.
+            let (pid2, epoch2) =
+                eventually(async || n.txns.init_producer_id("tx", 60_000, None).await)
+                    .await
+                    .unwrap();
+            assert_eq!((pid2, epoch2), (pid, ProducerEpoch(2)));
+            assert_eq!(describe(&n, "tx").state, TransactionState::Empty);
+            let log = n
+                .replicas
+                .get_partition(&sluice_storage::TopicPartition::new("t", 0))
+                .unwrap();
+            assert_eq!(
+                log.log().log_end_offset(),
+                sluice_record::Offset(1),
+                "the abort marker"
+            );
+        });
+    }
+}

@@ -12,6 +12,7 @@
 //! - [`coordinator`]: InitProducerId with a transactional id,
 //!   AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, and the aborts of
 //!   timed-out transactions;
+//! - [`admin`]: DescribeTransactions and ListTransactions;
 //! - [`markers`]: writing the commit/abort markers to every partition of
 //!   an ended transaction (this broker's partitions directly, other
 //!   brokers' with WriteTxnMarkers), then the transaction's completion.
@@ -20,6 +21,7 @@
 //! [`crate::coordinator::partition_for`] of `__transaction_state`, so
 //! Kafka and Sluice agree on every coordinator.
 
+pub mod admin;
 pub mod config;
 pub mod coordinator;
 pub mod load;
@@ -68,6 +70,10 @@ pub enum TxnError {
     OperationNotAttempted,
     #[error("the transaction state could not be written")]
     UnknownServerError,
+    #[error("no such transactional id")]
+    TransactionalIdNotFound,
+    #[error("the regular expression is not valid")]
+    InvalidRegularExpression,
 }
 
 impl TxnError {
@@ -86,6 +92,8 @@ impl TxnError {
             TxnError::ConcurrentTransactions => 51,
             TxnError::OperationNotAttempted => 55,
             TxnError::ProducerFenced => 90,
+            TxnError::TransactionalIdNotFound => 105,
+            TxnError::InvalidRegularExpression => 128,
         }
     }
 }

@@ -323,6 +323,14 @@ impl TransactionStateManager {
         }
     }
 
+    /// Whether a partition led here is still loading.
+    pub fn any_loading(&self) -> bool {
+        self.partitions
+            .read()
+            .values()
+            .any(|p| p.is_current() && !p.loaded.load(Ordering::Acquire))
+    }
+
     /// The partitions held now (loaded or not), by index.
     pub fn held(&self) -> Vec<i32> {
         self.partitions.read().keys().copied().collect()
