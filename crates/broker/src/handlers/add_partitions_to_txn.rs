@@ -1,15 +1,18 @@
-//! AddPartitionsToTxn v0–v3 (a transactional producer adds the partitions
-//! it is about to write to its transaction).
+//! AddPartitionsToTxn: v0–v3 from a transactional producer adding the
+//! partitions it is about to write to its transaction; v4 from a
+//! partition leader, batched over transactions, `verify_only` asking
+//! whether partitions are in their transactions before a first
+//! transactional append (KIP-890 part 1).
 //!
 //! As Kafka's `KafkaApis`: partitions of unknown topics (or beyond a
 //! topic's partition count) answer UNKNOWN_TOPIC_OR_PARTITION and every
 //! other partition of the request OPERATION_NOT_ATTEMPTED, without asking
 //! the coordinator; otherwise the coordinator's answer goes to every
-//! partition. Versions 4 and up (batched, sent by brokers to verify a
-//! produce, KIP-890) are not advertised.
+//! partition. A v4 transaction without `verify_only` adds its partitions
+//! like v3.
 
 use kafka_protocol::messages::add_partitions_to_txn_response::{
-    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
 };
 use kafka_protocol::messages::{
     AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, RequestHeader,
@@ -25,6 +28,9 @@ pub async fn handle(
     header: &RequestHeader,
     req: AddPartitionsToTxnRequest,
 ) -> AddPartitionsToTxnResponse {
+    if header.request_api_version >= 4 {
+        return batched(ctx, req).await;
+    }
     let image = ctx.image.image();
     let exists = |topic: &str, p: i32| image.topic(topic).is_some_and(|t| t.partition(p).is_some());
     let any_unknown = req
@@ -81,4 +87,70 @@ pub async fn handle(
         })
         .collect();
     AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results)
+}
+
+/// Version 4: one result per transaction.
+async fn batched(
+    ctx: &BrokerContext,
+    req: AddPartitionsToTxnRequest,
+) -> AddPartitionsToTxnResponse {
+    let mut results = Vec::with_capacity(req.transactions.len());
+    for t in req.transactions {
+        let partitions: Vec<(String, i32)> = t
+            .topics
+            .iter()
+            .flat_map(|tt| tt.partitions.iter().map(|&p| (tt.name.to_string(), p)))
+            .collect();
+        let (pid, epoch) = (ProducerId(t.producer_id.0), ProducerEpoch(t.producer_epoch));
+        let codes: Vec<i16> = if t.verify_only {
+            match ctx
+                .txns
+                .verify(t.transactional_id.as_str(), pid, epoch, &partitions)
+            {
+                Ok(inside) => inside
+                    .into_iter()
+                    .map(|ok| {
+                        if ok {
+                            0
+                        } else {
+                            TxnError::InvalidTxnState.code()
+                        }
+                    })
+                    .collect(),
+                Err(e) => vec![e.code(); partitions.len()],
+            }
+        } else {
+            let mut added = TxnPartitions::new();
+            for (topic, p) in &partitions {
+                added.entry(topic.clone()).or_default().insert(*p);
+            }
+            let code = crate::txn::error_code(
+                ctx.txns
+                    .add_partitions(t.transactional_id.as_str(), pid, epoch, &added)
+                    .await
+                    .err(),
+            );
+            vec![code; partitions.len()]
+        };
+        let mut by_topic: Vec<AddPartitionsToTxnTopicResult> = Vec::new();
+        for ((topic, p), code) in partitions.into_iter().zip(codes) {
+            let result = AddPartitionsToTxnPartitionResult::default()
+                .with_partition_index(p)
+                .with_partition_error_code(code);
+            match by_topic.iter_mut().find(|r| r.name.as_str() == topic) {
+                Some(r) => r.results_by_partition.push(result),
+                None => by_topic.push(
+                    AddPartitionsToTxnTopicResult::default()
+                        .with_name(kafka_protocol::protocol::StrBytes::from_string(topic).into())
+                        .with_results_by_partition(vec![result]),
+                ),
+            }
+        }
+        results.push(
+            AddPartitionsToTxnResult::default()
+                .with_transactional_id(t.transactional_id)
+                .with_topic_results(by_topic),
+        );
+    }
+    AddPartitionsToTxnResponse::default().with_results_by_transaction(results)
 }

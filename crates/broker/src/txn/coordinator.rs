@@ -383,6 +383,7 @@ impl TransactionCoordinator {
         let (p, txn) = self.ongoing(id, pid, epoch)?;
         let t = {
             let mut m = txn.lock();
+            // Checked again under this lock: the id may have moved on.
             if m.producer_id != pid {
                 return Err(TxnError::InvalidProducerIdMapping);
             }
@@ -410,6 +411,35 @@ impl TransactionCoordinator {
                 .map_err(|r| refused(r, id))?
         };
         self.write(&p, id, &txn, &t).await
+    }
+
+    /// KIP-890 part 1: whether each of `partitions` is in the ongoing
+    /// transaction of `id` (producer `pid` in `epoch`), asked by a
+    /// partition leader before the first transactional batch of a
+    /// transaction is appended there (AddPartitionsToTxn v4+ with
+    /// `verify_only`). Nothing is written.
+    pub fn verify(
+        &self,
+        id: &str,
+        pid: ProducerId,
+        epoch: ProducerEpoch,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<bool>, TxnError> {
+        let (_, txn) = self.ongoing(id, pid, epoch)?;
+        let m = txn.lock();
+        if m.pending().is_some()
+            || matches!(
+                m.state,
+                TransactionState::PrepareCommit | TransactionState::PrepareAbort
+            )
+        {
+            return Err(TxnError::ConcurrentTransactions);
+        }
+        let ongoing = m.state == TransactionState::Ongoing;
+        Ok(partitions
+            .iter()
+            .map(|(t, p)| ongoing && m.partitions.get(t).is_some_and(|ps| ps.contains(p)))
+            .collect())
     }
 
     /// EndTxn: PrepareCommit or PrepareAbort is written and answered; the
