@@ -26,6 +26,7 @@ mod report;
 mod run;
 mod schedstat;
 mod sink;
+mod txn;
 
 use std::path::PathBuf;
 
@@ -226,6 +227,31 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The transaction figures of issue 19 on one broker: transactional
+    /// produce (1 KiB records, 100 per transaction, 1 and 8 partitions),
+    /// commit-to-visible latency, read_committed consume, with the
+    /// broker's CPU per GB.
+    Transactions {
+        /// `sluice` or `kafka` (the pinned Apache Kafka, one KRaft node).
+        #[arg(long, default_value = "sluice")]
+        target: String,
+        /// Where the broker's data goes.
+        #[arg(long, default_value = "target/bench-txn")]
+        work_dir: PathBuf,
+        /// MiB produced in each throughput run.
+        #[arg(long, default_value_t = 256)]
+        mib: u64,
+        #[arg(long, default_value_t = 1024)]
+        record_size: usize,
+        #[arg(long, default_value_t = 100)]
+        records_per_txn: usize,
+        /// One-record transactions timed for the commit latency.
+        #[arg(long, default_value_t = 300)]
+        commit_samples: usize,
+        /// Also write the figures as JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Run the benchmark.
     Run {
         /// Small sizes, one repetition: proves the harness works (≤ 2 minutes).
@@ -345,6 +371,27 @@ fn main() -> Result<()> {
             throttle_mib_per_s,
             produce_mb_per_s,
             record_size,
+            out,
+        }),
+        Cmd::Transactions {
+            target,
+            work_dir,
+            mib,
+            record_size,
+            records_per_txn,
+            commit_samples,
+            out,
+        } => txn::run(txn::TxnOptions {
+            target: match target.as_str() {
+                "sluice" => Target::Sluice,
+                "kafka" => Target::Kafka,
+                other => bail!("--target sluice|kafka, not {other}"),
+            },
+            work_dir,
+            mib,
+            record_size,
+            records_per_txn,
+            commit_samples,
             out,
         }),
         Cmd::Ceilings { dir, mib } => {

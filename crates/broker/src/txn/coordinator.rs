@@ -10,6 +10,10 @@
 //! memory, or abandon it if the write failed. So an answer never reports a
 //! state that a new coordinator would not load.
 //!
+//! EndTxn answers once the markers are written and the transaction is
+//! complete (bounded by [`END_TXN_WAIT`]), where Kafka answers before the
+//! markers: see that constant for why.
+//!
 //! This version speaks transaction version 1 (Kafka's before KIP-890 part
 //! 2): clients add partitions explicitly and keep their epoch across
 //! transactions; the cluster does not finalize `transaction.version` 2.
@@ -32,6 +36,15 @@ use sluice_controller::ControllerError;
 
 /// The client's transaction version on this cluster (see the module doc).
 const CLIENT_VERSION: TransactionVersion = TransactionVersion(0);
+
+/// How long EndTxn waits for the markers and the completion before it
+/// answers anyway (they go on in the background). Kafka answers right
+/// after PrepareCommit/PrepareAbort, so a client's next transaction often
+/// meets CONCURRENT_TRANSACTIONS and backs off (librdkafka for
+/// `retry.backoff.ms`, 100 ms); answering once the transaction is complete
+/// spares it that, and costs only the marker writes, which are local or
+/// one round trip away.
+const END_TXN_WAIT: Duration = Duration::from_secs(5);
 
 /// What InitProducerId decided under the id's lock.
 enum InitStep {
@@ -203,7 +216,7 @@ impl TransactionCoordinator {
                 self.job(partition, &txn, &m)
             };
             if let Some(job) = job {
-                self.markers.send(job);
+                drop(self.markers.send(job));
             }
         }
     }
@@ -328,18 +341,21 @@ impl TransactionCoordinator {
             .prepare_fenced_abort(fence, self.state.now())
             .map_err(|r| refused(r, id))?;
         self.write(p, id, txn, &t).await?;
-        self.send_markers(p, txn);
+        // The fenced producer's client retries; it need not wait here.
+        drop(self.send_markers(p, txn));
         Ok(())
     }
 
-    fn send_markers(&self, p: &Arc<StatePartition>, txn: &TxnRef) {
+    fn send_markers(
+        &self,
+        p: &Arc<StatePartition>,
+        txn: &TxnRef,
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
         let job = {
             let m = txn.lock();
             self.job(p, txn, &m)
         };
-        if let Some(job) = job {
-            self.markers.send(job);
-        }
+        job.map(|job| self.markers.send(job))
     }
 
     /// The transaction of `id` (producer `pid` in `epoch`), checked as
@@ -467,7 +483,9 @@ impl TransactionCoordinator {
             }
         };
         self.write(&p, id, &txn, &t).await?;
-        self.send_markers(&p, &txn);
+        if let Some(done) = self.send_markers(&p, &txn) {
+            let _ = tokio::time::timeout(END_TXN_WAIT, done).await;
+        }
         Ok(())
     }
 

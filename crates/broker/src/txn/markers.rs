@@ -105,10 +105,16 @@ impl MarkerChannel {
         }
     }
 
-    /// Ends `job`'s transaction in the background.
-    pub fn send(self: &Arc<Self>, job: MarkerJob) {
+    /// Ends `job`'s transaction in the background; the receiver hears
+    /// once it is completed (or left to another coordinator).
+    pub fn send(self: &Arc<Self>, job: MarkerJob) -> tokio::sync::oneshot::Receiver<()> {
         let me = self.clone();
-        tokio::spawn(async move { me.run(job).await });
+        let (done, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            me.run(job).await;
+            let _ = done.send(());
+        });
+        rx
     }
 
     async fn run(&self, job: MarkerJob) {

@@ -1,0 +1,251 @@
+//! The transaction figures of issue 19, one broker (Sluice or the pinned
+//! Apache Kafka) on loopback, librdkafka as the client for both:
+//!
+//! - transactional produce throughput: 1 KiB records, 100 records per
+//!   transaction, over 1 and over 8 partitions (MB/s, transactions/s, the
+//!   broker's CPU seconds per GB);
+//! - commit latency: a transaction of one record, timed from the call to
+//!   `commit_transaction` until a `read_committed` ListOffsets shows the
+//!   last stable offset past the commit marker (the markers written and
+//!   visible), p50/p99;
+//! - `read_committed` consume throughput of the 8-partition topic, with the
+//!   broker's CPU seconds per GB.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+
+use crate::brokers::{RunningBroker, Target};
+use crate::load::{self, ClientSettings};
+use crate::procstat::CpuWindow;
+
+/// What to run.
+pub struct TxnOptions {
+    pub target: Target,
+    pub work_dir: PathBuf,
+    pub mib: u64,
+    pub record_size: usize,
+    pub records_per_txn: usize,
+    pub commit_samples: usize,
+    pub out: Option<PathBuf>,
+}
+
+/// The figures of one target.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct TxnFigures {
+    pub target: String,
+    /// (partitions, MB/s, transactions/s, broker CPU s per GB).
+    pub produce: Vec<(i32, f64, f64, f64)>,
+    pub commit_p50_ms: f64,
+    pub commit_p99_ms: f64,
+    pub read_committed_mb_per_s: f64,
+    pub read_committed_cpu_s_per_gb: f64,
+}
+
+fn client(bootstrap: &str, kv: &[(&str, &str)]) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    c.set("log_level", "3");
+    for (k, v) in kv {
+        c.set(*k, *v);
+    }
+    c
+}
+
+fn producer(bootstrap: &str, id: &str) -> Result<BaseProducer> {
+    let p: BaseProducer = client(
+        bootstrap,
+        &[
+            ("transactional.id", id),
+            ("linger.ms", "5"),
+            ("batch.size", "1000000"),
+            ("queue.buffering.max.kbytes", "1048576"),
+            ("compression.type", "none"),
+            ("transaction.timeout.ms", "60000"),
+        ],
+    )
+    .create()
+    .context("transactional producer")?;
+    p.init_transactions(Duration::from_secs(60))
+        .context("init_transactions")?;
+    Ok(p)
+}
+
+fn send(p: &BaseProducer, topic: &str, partition: i32, value: &[u8]) -> Result<()> {
+    let mut record = BaseRecord::<(), [u8]>::to(topic)
+        .partition(partition)
+        .payload(value);
+    loop {
+        match p.send(record) {
+            Ok(()) => return Ok(()),
+            Err((e, r)) => {
+                if !matches!(
+                    e.rdkafka_error_code(),
+                    Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
+                ) {
+                    bail!("send: {e}");
+                }
+                record = r;
+                p.poll(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+/// `total` bytes in transactions of `per_txn` records, round-robin over
+/// `partitions`; returns (seconds, transactions).
+fn produce(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    record_size: usize,
+    per_txn: usize,
+    total: u64,
+) -> Result<(f64, u64)> {
+    let p = producer(bootstrap, &format!("bench-{topic}"))?;
+    let value = vec![0x5au8; record_size];
+    let txns = (total / (record_size * per_txn) as u64).max(1);
+    let t = Instant::now();
+    let mut next = 0i32;
+    for _ in 0..txns {
+        p.begin_transaction().context("begin_transaction")?;
+        for _ in 0..per_txn {
+            send(&p, topic, next, &value)?;
+            next = (next + 1) % partitions;
+        }
+        p.commit_transaction(Duration::from_secs(60))
+            .context("commit_transaction")?;
+    }
+    Ok((t.elapsed().as_secs_f64(), txns))
+}
+
+/// Commit-to-visible latencies of `samples` one-record transactions, ms.
+fn commit_latency(bootstrap: &str, topic: &str, samples: usize) -> Result<Vec<f64>> {
+    let p = producer(bootstrap, &format!("bench-{topic}"))?;
+    let c: BaseConsumer = client(
+        bootstrap,
+        &[
+            ("group.id", "bench-lso"),
+            ("isolation.level", "read_committed"),
+        ],
+    )
+    .create()
+    .context("consumer")?;
+    let mut out = Vec::with_capacity(samples);
+    let mut end = 0i64;
+    for _ in 0..samples {
+        p.begin_transaction()?;
+        send(&p, topic, 0, b"latency")?;
+        p.flush(Duration::from_secs(30))?;
+        // The record, and (after the commit) its marker.
+        end += 2;
+        let t = Instant::now();
+        p.commit_transaction(Duration::from_secs(60))?;
+        loop {
+            let (_, high) = c.fetch_watermarks(topic, 0, Duration::from_secs(10))?;
+            if high >= end - 1 {
+                break;
+            }
+            if t.elapsed() > Duration::from_secs(30) {
+                bail!("the last stable offset stayed at {high} (want {})", end - 1);
+            }
+        }
+        out.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(out)
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
+}
+
+fn start(opts: &TxnOptions, dir: &Path) -> Result<RunningBroker> {
+    match opts.target {
+        Target::Sluice => {
+            RunningBroker::start_sluice(&sluice_testkit::locate_sluice_binary()?, dir, &[])
+        }
+        Target::Kafka => {
+            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+            RunningBroker::start_kafka(&root.join("clients/reference-kafka"), dir)
+        }
+        Target::Sink => bail!("the sink has no transactions"),
+    }
+}
+
+/// Runs every figure against one target and prints them.
+pub fn run(opts: TxnOptions) -> Result<()> {
+    let dir = opts.work_dir.join(format!("txn-{}", opts.target.name()));
+    let broker = start(&opts, &dir)?;
+    let bootstrap = broker.bootstrap.clone();
+    let total = opts.mib << 20;
+    let mut fig = TxnFigures {
+        target: opts.target.name().to_string(),
+        ..TxnFigures::default()
+    };
+    for partitions in [1, 8] {
+        let topic = format!("txn-produce-{partitions}");
+        load::create_topic(&bootstrap, &topic, partitions, &[])?;
+        let cpu = CpuWindow::start(Some(broker.pid));
+        let (secs, txns) = produce(
+            &bootstrap,
+            &topic,
+            partitions,
+            opts.record_size,
+            opts.records_per_txn,
+            total,
+        )?;
+        let used = cpu.stop();
+        let bytes = txns as f64 * (opts.records_per_txn * opts.record_size) as f64;
+        let mb_s = bytes / secs / 1e6;
+        let cpu_gb = used.broker_cpu_s / (bytes / 1e9);
+        println!(
+            "{}: transactional produce, {partitions} partition(s): {mb_s:.1} MB/s, {:.0} txn/s, broker {cpu_gb:.2} CPU s/GB",
+            fig.target,
+            txns as f64 / secs
+        );
+        fig.produce
+            .push((partitions, mb_s, txns as f64 / secs, cpu_gb));
+    }
+    load::create_topic(&bootstrap, "txn-latency", 1, &[])?;
+    let mut lat = commit_latency(&bootstrap, "txn-latency", opts.commit_samples)?;
+    lat.sort_by(f64::total_cmp);
+    fig.commit_p50_ms = percentile(&lat, 0.5);
+    fig.commit_p99_ms = percentile(&lat, 0.99);
+    println!(
+        "{}: commit to visible (LSO past the marker): p50 {:.2} ms, p99 {:.2} ms ({} samples)",
+        fig.target,
+        fig.commit_p50_ms,
+        fig.commit_p99_ms,
+        lat.len()
+    );
+    let mut settings = ClientSettings::standard();
+    settings
+        .consumer
+        .insert("isolation.level".into(), "read_committed".into());
+    let expected = {
+        let txns = (total / (opts.record_size * opts.records_per_txn) as u64).max(1);
+        txns * (opts.records_per_txn * opts.record_size) as u64
+    };
+    let cpu = CpuWindow::start(Some(broker.pid));
+    let tp = load::consume_throughput(&bootstrap, &settings, "txn-produce-8", 8, expected)?;
+    let used = cpu.stop();
+    fig.read_committed_mb_per_s = tp.mb_per_s();
+    fig.read_committed_cpu_s_per_gb = used.broker_cpu_s / (tp.bytes as f64 / 1e9);
+    println!(
+        "{}: read_committed consume: {:.1} MB/s, broker {:.2} CPU s/GB",
+        fig.target, fig.read_committed_mb_per_s, fig.read_committed_cpu_s_per_gb
+    );
+    broker.stop()?;
+    if let Some(out) = &opts.out {
+        std::fs::write(out, serde_json::to_vec_pretty(&fig)?)
+            .with_context(|| format!("write {out:?}"))?;
+    }
+    Ok(())
+}
