@@ -21,20 +21,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use sluice_record::{records, Batches};
 use sluice_storage::{Clock, TopicPartition};
 use tokio::sync::{oneshot, watch};
 
 use super::append::{AppendQueue, Durable, GroupRecord};
-use super::classic::{
-    ClassicGroup, Completion, JoinRequest, JoinResult, Member, Reply, SyncResult,
-};
+use super::classic::{ClassicGroup, Completion, JoinRequest, JoinResult, Reply, SyncResult};
 use super::consumer::{
     self, ConsumerGroup, ConsumerRecord, HeartbeatRequest, HeartbeatResponse, MemberState,
     TopicsView,
 };
 use super::offsets::OffsetStore;
-use super::records::{self, OffsetCommitValue, RecordKey};
+use super::records::{self, OffsetCommitValue};
 use super::{GroupConfig, GroupError, GroupState, OFFSETS_TOPIC};
 use crate::context::BrokerContext;
 use crate::metadata::MetadataError;
@@ -1333,7 +1330,7 @@ impl GroupCoordinator {
         &self,
         part: &Partition,
     ) -> Result<HashMap<String, GroupEntry>, sluice_storage::StorageError> {
-        load_partition(part, self.now(), &|g| {
+        super::load::load_partition(part, self.now(), &|g| {
             self.consumer_config_for(g).session_timeout_ms
         })
     }
@@ -1445,172 +1442,4 @@ fn consumer_records(
         recs.extend(consumer::records::encode(group_id, c));
     }
     recs
-}
-
-/// Replays one partition of `__consumer_offsets`.
-fn load_partition(
-    part: &Partition,
-    now: i64,
-    // A group's session timeout (its override, else the broker's).
-    session_timeout_ms: &dyn Fn(&str) -> i32,
-) -> Result<HashMap<String, GroupEntry>, sluice_storage::StorageError> {
-    let log = part.log();
-    let mut offset = log.log_start_offset();
-    let end = log.log_end_offset();
-    let mut metadata: HashMap<String, Option<records::GroupMetadataValue>> = HashMap::new();
-    let mut offsets: HashMap<String, OffsetStore> = HashMap::new();
-    // Consumer groups, replayed as their records come; `true` while the
-    // group exists (a ConsumerGroupMetadata record after the last tombstone).
-    let mut consumers: HashMap<String, (ConsumerGroup, bool)> = HashMap::new();
-    while offset < end {
-        let buf = log.read_to_vec(offset, 1 << 20)?;
-        if buf.is_empty() {
-            break;
-        }
-        let mut next = offset;
-        for item in Batches::without_crc(&buf) {
-            let Ok((pos, header)) = item else { break };
-            next = header.next_offset();
-            if header.is_control() {
-                continue;
-            }
-            let batch = &buf[pos..pos + header.size()];
-            let Ok(reader) = records(batch, 64 << 20) else {
-                continue;
-            };
-            for rec in reader.records() {
-                let Ok(rec) = rec else { break };
-                let Some(key) = rec.key else { continue };
-                match records::decode_key(key) {
-                    Ok(RecordKey::Offset {
-                        group,
-                        topic,
-                        partition,
-                    }) => {
-                        let store = offsets.entry(group).or_default();
-                        match rec.value.map(records::decode_offset_value) {
-                            None => {
-                                store.remove(&topic, partition);
-                            }
-                            Some(Ok(v)) => store.apply(topic, partition, v),
-                            Some(Err(e)) => {
-                                tracing::warn!(error = %e, "skipping undecodable offset commit record")
-                            }
-                        }
-                    }
-                    Ok(RecordKey::Group { group }) => {
-                        match rec.value.map(records::decode_group_value) {
-                            None => {
-                                metadata.insert(group, None);
-                            }
-                            Some(Ok(v)) => {
-                                metadata.insert(group, Some(v));
-                            }
-                            Some(Err(e)) => {
-                                tracing::warn!(error = %e, "skipping undecodable group metadata record")
-                            }
-                        }
-                    }
-                    Ok(RecordKey::Consumer(key)) => {
-                        match consumer::records::decode(&key, rec.value) {
-                            Ok(Some(r)) => {
-                                let (g, exists) =
-                                    consumers.entry(key.group.clone()).or_insert_with(|| {
-                                        (ConsumerGroup::new(&key.group, now), false)
-                                    });
-                                match &r {
-                                    ConsumerRecord::GroupMetadata { .. } => *exists = true,
-                                    ConsumerRecord::GroupTombstone => *exists = false,
-                                    _ => {}
-                                }
-                                g.replay(r, now, session_timeout_ms(&key.group));
-                            }
-                            Ok(None) => {}
-                            Err(e) => {
-                                tracing::warn!(error = %e, "skipping undecodable consumer group record")
-                            }
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "skipping record with unknown key"),
-                }
-            }
-        }
-        if next <= offset {
-            break;
-        }
-        offset = next;
-    }
-    let mut groups = HashMap::new();
-    let mut ids: Vec<String> = metadata.keys().cloned().collect();
-    ids.extend(offsets.keys().cloned());
-    ids.extend(
-        consumers
-            .iter()
-            .filter(|(_, (_, exists))| *exists)
-            .map(|(id, _)| id.clone()),
-    );
-    ids.sort();
-    ids.dedup();
-    for id in ids {
-        let store = offsets.remove(&id).unwrap_or_default();
-        let consumer = consumers
-            .remove(&id)
-            .filter(|(_, exists)| *exists)
-            .map(|(mut g, _)| {
-                g.finish_loading(now, session_timeout_ms(&id));
-                g
-            });
-        let group = match metadata.remove(&id).flatten() {
-            Some(v) => {
-                let protocol = v.protocol.clone();
-                let members = v
-                    .members
-                    .into_iter()
-                    .map(|m| Member {
-                        member_id: m.member_id,
-                        group_instance_id: m.group_instance_id,
-                        client_id: m.client_id,
-                        client_host: m.client_host,
-                        rebalance_timeout_ms: m.rebalance_timeout,
-                        session_timeout_ms: m.session_timeout,
-                        protocol_type: v.protocol_type.clone(),
-                        protocols: protocol
-                            .clone()
-                            .map(|p| vec![(p, m.subscription)])
-                            .unwrap_or_default(),
-                        assignment: m.assignment,
-                        awaiting_join: false,
-                        awaiting_sync: false,
-                        is_new: false,
-                        last_heartbeat_ms: now,
-                    })
-                    .collect();
-                ClassicGroup::restore(
-                    id.clone(),
-                    Some(v.protocol_type),
-                    v.generation,
-                    v.protocol,
-                    v.leader,
-                    if v.current_state_timestamp >= 0 {
-                        v.current_state_timestamp
-                    } else {
-                        now
-                    },
-                    members,
-                    now,
-                )
-            }
-            None if store.is_empty() && consumer.is_none() => continue,
-            None => ClassicGroup::new(id.clone(), now),
-        };
-        groups.insert(
-            id,
-            GroupEntry {
-                group,
-                offsets: store,
-                consumer,
-            },
-        );
-    }
-    Ok(groups)
 }

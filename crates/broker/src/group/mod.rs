@@ -7,7 +7,8 @@
 //! - [`append`]: the write queue of a `__consumer_offsets` partition
 //!   (`group.coordinator.append.linger.ms`).
 //! - [`coordinator`]: the async layer: group locks, waiting JoinGroup and
-//!   SyncGroup requests, timers, writes to and loading from the log.
+//!   SyncGroup requests, timers, writes to the log.
+//! - `load`: replaying a partition of `__consumer_offsets` into its groups.
 //!
 //! This broker coordinates every group (it is the only node); a group's
 //! records go to partition `abs(javaHashCode(group_id)) % partitions` like
@@ -17,6 +18,7 @@ pub mod append;
 pub mod classic;
 pub mod consumer;
 pub mod coordinator;
+mod load;
 pub mod offsets;
 pub mod records;
 
