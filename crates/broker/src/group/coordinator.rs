@@ -14,13 +14,14 @@
 //! start every partition is replayed from its log start; until a partition
 //! is loaded its groups answer COORDINATOR_LOAD_IN_PROGRESS.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+use sluice_record::ProducerId;
 use sluice_storage::{Clock, TopicPartition};
 use tokio::sync::{oneshot, watch};
 
@@ -32,17 +33,23 @@ use super::consumer::{
 };
 use super::offsets::OffsetStore;
 use super::records::{self, OffsetCommitValue};
+use super::txn_offsets::PendingTxnOffsets;
 use super::{GroupConfig, GroupError, GroupState, OFFSETS_TOPIC};
 use crate::context::BrokerContext;
 use crate::metadata::MetadataError;
 use crate::partition::{Partition, ReplicaManager};
 use sluice_controller::ControllerError;
 
+mod txn;
+pub use txn::TxnCommitter;
+
 /// A group's membership and its committed offsets, under one lock.
 #[derive(Debug)]
 pub struct GroupEntry {
     pub group: ClassicGroup,
     pub offsets: OffsetStore,
+    /// Transactional offsets waiting for their transaction's marker.
+    pub pending: PendingTxnOffsets,
     /// Set when the group is a consumer group (KIP-848); `group` is then
     /// an empty classic group that is not used.
     pub consumer: Option<ConsumerGroup>,
@@ -55,6 +62,12 @@ struct OffsetsPartition {
     loaded: AtomicBool,
     queue: OnceLock<Arc<AppendQueue>>,
     groups: Mutex<HashMap<String, GroupRef>>,
+    /// The groups each producer has (or had) pending transactional offsets
+    /// in, so a transaction's marker finds them without a scan
+    /// ([`GroupCoordinator::complete_transaction`]). A hint: the group's own
+    /// [`GroupEntry::pending`] decides. Taken after `groups`, never while a
+    /// group's lock is awaited.
+    txn_producers: Mutex<HashMap<ProducerId, HashSet<String>>>,
 }
 
 /// One offset to commit (already checked by the handler: the topic exists,
@@ -67,6 +80,10 @@ pub struct CommitRequest {
     pub leader_epoch: i32,
     pub metadata: String,
 }
+
+/// One partition's OffsetFetch answer: its committed offset (`None`: no
+/// commit), or why there is none to give (UNSTABLE_OFFSET_COMMIT).
+pub type FetchedOffset = (String, i32, Result<Option<OffsetCommitValue>, GroupError>);
 
 /// ListGroups entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -257,6 +274,7 @@ impl GroupCoordinator {
                     loaded: AtomicBool::new(loaded),
                     queue: OnceLock::new(),
                     groups: Mutex::new(HashMap::new()),
+                    txn_producers: Mutex::new(HashMap::new()),
                 };
                 if let Some(part) = replicas.get_partition(&TopicPartition::new(OFFSETS_TOPIC, p)) {
                     let _ = op.queue.set(Arc::new(AppendQueue::new(
@@ -421,6 +439,7 @@ impl GroupCoordinator {
             Arc::new(Mutex::new(GroupEntry {
                 group: ClassicGroup::new(group_id, now),
                 offsets: OffsetStore::default(),
+                pending: PendingTxnOffsets::default(),
                 consumer: None,
             }))
         });
@@ -429,6 +448,7 @@ impl GroupCoordinator {
             *g = Arc::new(Mutex::new(GroupEntry {
                 group: ClassicGroup::new(group_id, now),
                 offsets: OffsetStore::default(),
+                pending: PendingTxnOffsets::default(),
                 consumer: None,
             }));
         }
@@ -851,9 +871,12 @@ impl GroupCoordinator {
                     )
                 })
                 .collect();
+            // Orders these commits against the group's transactional ones
+            // (read under the group's lock, before the records are queued).
+            let at = self.queue(group_id)?.order_stamp();
             let durable = self.stage(group_id, recs)?;
             for (c, v) in values {
-                entry.offsets.apply(c.topic, c.partition, v);
+                entry.offsets.apply(c.topic, c.partition, v, at);
             }
             Ok(durable)
         };
@@ -861,28 +884,56 @@ impl GroupCoordinator {
     }
 
     /// OffsetFetch: `None` = every committed offset of the group.
-    /// Partitions without a commit are returned with `None`.
+    /// Partitions without a commit are returned with `None`. Pending
+    /// transactional offsets are never shown.
     #[allow(clippy::type_complexity)]
     pub fn fetch_offsets(
         &self,
         group_id: &str,
         partitions: Option<Vec<(String, i32)>>,
     ) -> Result<Vec<(String, i32, Option<OffsetCommitValue>)>, GroupError> {
+        Ok(self
+            .fetch_offsets_stable(group_id, partitions, false)?
+            .into_iter()
+            .map(|(t, p, v)| (t, p, v.ok().flatten()))
+            .collect())
+    }
+
+    /// OffsetFetch with KIP-447's `require_stable` (v7+): then a partition
+    /// some open transaction holds a pending offset of answers
+    /// UNSTABLE_OFFSET_COMMIT (the client retries until the transaction
+    /// ends), as Kafka does per partition; without it, the committed
+    /// offset. `None` lists the committed offsets only, as Kafka does (a
+    /// partition with nothing but a pending offset is not listed).
+    pub fn fetch_offsets_stable(
+        &self,
+        group_id: &str,
+        partitions: Option<Vec<(String, i32)>>,
+        require_stable: bool,
+    ) -> Result<Vec<FetchedOffset>, GroupError> {
         let group = self.get_group(group_id)?;
         let entry = group.as_ref().map(|g| g.lock());
-        let offsets = entry.as_ref().map(|e| &e.offsets);
+        let answer = |t: &str, p: i32| -> Result<Option<OffsetCommitValue>, GroupError> {
+            let Some(e) = &entry else { return Ok(None) };
+            if require_stable && e.pending.is_pending(t, p) {
+                return Err(GroupError::UnstableOffsetCommit);
+            }
+            Ok(e.offsets.get(t, p).cloned())
+        };
         Ok(match partitions {
             Some(list) => list
                 .into_iter()
                 .map(|(t, p)| {
-                    let v = offsets.and_then(|o| o.get(&t, p)).cloned();
+                    let v = answer(&t, p);
                     (t, p, v)
                 })
                 .collect(),
-            None => offsets
-                .map(|o| {
-                    o.all()
-                        .map(|((t, p), v)| (t.clone(), *p, Some(v.clone())))
+            None => entry
+                .as_ref()
+                .map(|e| {
+                    e.offsets
+                        .all()
+                        .map(|((t, p), _)| (t.clone(), *p, answer(t, *p)))
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -923,7 +974,9 @@ impl GroupCoordinator {
                 results.push((t, p, Some(GroupError::GroupSubscribedToTopic)));
                 continue;
             }
-            if entry.offsets.get(&t, p).is_some() {
+            // Kafka writes the tombstone for a pending transactional
+            // offset too; it removes the pending offsets of every producer.
+            if entry.offsets.get(&t, p).is_some() || entry.pending.is_pending(&t, p) {
                 recs.push((records::offset_key(group_id, &t, p), None));
             }
             results.push((t, p, None));
@@ -932,6 +985,7 @@ impl GroupCoordinator {
         for (t, p, e) in &results {
             if e.is_none() {
                 entry.offsets.remove(t, *p);
+                entry.pending.remove(t, *p);
             }
         }
         Ok(results)
@@ -966,18 +1020,22 @@ impl GroupCoordinator {
                     entry.group.subscribed_topics(),
                 ),
             };
-            let expired = entry.offsets.expired(
+            // Kafka keeps an offset a transaction has a pending offset of,
+            // and a group with an open transaction.
+            let mut expired = entry.offsets.expired(
                 now,
                 retention,
                 empty_since,
                 subscribed.as_deref(),
                 has_members,
             );
+            expired.retain(|(t, p)| !entry.pending.is_pending(t, *p));
             let mut recs: Vec<(Vec<u8>, Option<Vec<u8>>)> = expired
                 .iter()
                 .map(|(t, p)| (records::offset_key(&group_id, t, *p), None))
                 .collect();
             let all_gone = expired.len() == entry.offsets.len()
+                && entry.pending.is_empty()
                 && entry.group.state() == GroupState::Empty
                 && entry.group.is_empty()
                 && entry.consumer.as_ref().is_none_or(ConsumerGroup::is_empty);
@@ -1019,12 +1077,22 @@ impl GroupCoordinator {
         for g in self.all_groups() {
             let mut entry = g.lock();
             let group_id = entry.group.group_id().to_string();
-            let gone: Vec<i32> = entry
+            // Committed and pending (transactional) offsets alike, one
+            // tombstone per partition.
+            let mut gone: BTreeSet<i32> = entry
                 .offsets
                 .all()
                 .filter(|((t, _), _)| t == topic)
                 .map(|((_, p), _)| *p)
                 .collect();
+            gone.extend(
+                entry
+                    .pending
+                    .partitions()
+                    .into_iter()
+                    .filter(|(t, _)| t == topic)
+                    .map(|(_, p)| p),
+            );
             if gone.is_empty() {
                 continue;
             }
@@ -1038,6 +1106,7 @@ impl GroupCoordinator {
             }
             for p in gone {
                 entry.offsets.remove(topic, p);
+                entry.pending.remove(topic, p);
                 removed += 1;
             }
         }
@@ -1135,7 +1204,9 @@ impl GroupCoordinator {
     }
 
     /// DeleteGroups for one group: only groups without members; writes
-    /// tombstones for its offsets and its metadata.
+    /// tombstones for its offsets and its metadata. Open transactions do
+    /// not keep a group from being deleted (Kafka's rule): their pending
+    /// offsets get tombstones too, and their markers later find nothing.
     pub fn delete_group(&self, group_id: &str) -> Result<(), GroupError> {
         let group = self
             .get_group(group_id)?
@@ -1149,10 +1220,12 @@ impl GroupCoordinator {
         if entry.consumer.as_ref().is_some_and(|c| !c.is_empty()) {
             return Err(GroupError::NonEmptyGroup);
         }
-        let mut recs: Vec<(Vec<u8>, Option<Vec<u8>>)> = entry
-            .offsets
-            .all()
-            .map(|((t, p), _)| (records::offset_key(group_id, t, *p), None))
+        let mut keys: BTreeSet<(String, i32)> =
+            entry.offsets.all().map(|(k, _)| k.clone()).collect();
+        keys.extend(entry.pending.partitions());
+        let mut recs: Vec<(Vec<u8>, Option<Vec<u8>>)> = keys
+            .iter()
+            .map(|(t, p)| (records::offset_key(group_id, t, *p), None))
             .collect();
         if let Some(c) = &entry.consumer {
             for r in c.delete_records() {
@@ -1162,6 +1235,7 @@ impl GroupCoordinator {
         recs.push((records::group_key(group_id), None));
         self.append(group_id, &recs)?;
         entry.offsets = OffsetStore::default();
+        entry.pending = PendingTxnOffsets::default();
         entry.consumer = None;
         entry.group.mark_dead(self.now());
         drop(entry);
@@ -1337,10 +1411,19 @@ impl GroupCoordinator {
 
     fn install(i: usize, p: &OffsetsPartition, groups: HashMap<String, GroupEntry>) {
         let n = groups.len();
-        *p.groups.lock() = groups
+        let mut producers: HashMap<ProducerId, HashSet<String>> = HashMap::new();
+        for (id, e) in &groups {
+            for producer in e.pending.producers() {
+                producers.entry(producer).or_default().insert(id.clone());
+            }
+        }
+        let mut map = p.groups.lock();
+        *map = groups
             .into_iter()
             .map(|(id, e)| (id, Arc::new(Mutex::new(e))))
             .collect();
+        *p.txn_producers.lock() = producers;
+        drop(map);
         if n > 0 {
             tracing::info!(
                 partition = i,

@@ -2,16 +2,24 @@
 //! the log start into the groups it holds (classic group metadata,
 //! consumer group records, committed offsets), as Kafka's coordinator
 //! loader does when it becomes the partition's leader.
+//!
+//! Transactions: an offset commit in a transactional batch is pending for
+//! the batch's producer ([`PendingTxnOffsets`]) until a control batch of
+//! that producer (a COMMIT or ABORT marker) ends it; a transaction without
+//! its marker yet stays pending after the load, so a coordinator that
+//! takes over in the middle of a transaction neither loses its offsets nor
+//! shows them early.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use sluice_record::{records, Batches};
+use sluice_record::{records, Batches, ProducerId};
 
 use super::classic::{ClassicGroup, Member};
 use super::consumer::{self, ConsumerGroup, ConsumerRecord};
 use super::coordinator::GroupEntry;
 use super::offsets::OffsetStore;
-use super::records::{self as group_records, RecordKey};
+use super::records::{self as group_records, ControlRecord, RecordKey};
+use super::txn_offsets::PendingTxnOffsets;
 use crate::partition::Partition;
 
 /// Replays one partition of `__consumer_offsets`.
@@ -26,6 +34,10 @@ pub(super) fn load_partition(
     let end = log.log_end_offset();
     let mut metadata: HashMap<String, Option<group_records::GroupMetadataValue>> = HashMap::new();
     let mut offsets: HashMap<String, OffsetStore> = HashMap::new();
+    // Open transactions: pending offsets per group, and the groups each
+    // producer has pending offsets in (a marker ends them all).
+    let mut pending: HashMap<String, PendingTxnOffsets> = HashMap::new();
+    let mut open: HashMap<ProducerId, HashSet<String>> = HashMap::new();
     // Consumer groups, replayed as their records come; `true` while the
     // group exists (a ConsumerGroupMetadata record after the last tombstone).
     let mut consumers: HashMap<String, (ConsumerGroup, bool)> = HashMap::new();
@@ -38,13 +50,39 @@ pub(super) fn load_partition(
         for item in Batches::without_crc(&buf) {
             let Ok((pos, header)) = item else { break };
             next = header.next_offset();
-            if header.is_control() {
-                continue;
-            }
             let batch = &buf[pos..pos + header.size()];
             let Ok(reader) = records(batch, 64 << 20) else {
                 continue;
             };
+            if header.is_control() {
+                let producer = header.producer_id;
+                for rec in reader.records() {
+                    let Ok(rec) = rec else { break };
+                    let marker = rec.key.map(group_records::decode_control_key);
+                    let commit = match marker {
+                        Some(Ok(ControlRecord::Commit)) => true,
+                        Some(Ok(ControlRecord::Abort)) => false,
+                        Some(Ok(ControlRecord::Other(_))) => continue,
+                        None | Some(Err(_)) => {
+                            tracing::warn!(
+                                offset = rec.offset.value(),
+                                "skipping undecodable control record"
+                            );
+                            continue;
+                        }
+                    };
+                    for group in open.remove(&producer).into_iter().flatten() {
+                        let Some(p) = pending.get_mut(&group) else {
+                            continue;
+                        };
+                        p.complete(producer, commit, offsets.entry(group).or_default());
+                    }
+                }
+                continue;
+            }
+            // Offsets of a transactional batch wait for its marker.
+            let txn = (header.is_transactional() && header.has_producer_id())
+                .then_some(header.producer_id);
             for rec in reader.records() {
                 let Ok(rec) = rec else { break };
                 let Some(key) = rec.key else { continue };
@@ -54,12 +92,29 @@ pub(super) fn load_partition(
                         topic,
                         partition,
                     }) => {
-                        let store = offsets.entry(group).or_default();
+                        let at = rec.offset.value();
                         match rec.value.map(group_records::decode_offset_value) {
                             None => {
-                                store.remove(&topic, partition);
+                                // A tombstone removes the committed offset
+                                // and every pending one of the partition.
+                                if let Some(p) = pending.get_mut(&group) {
+                                    p.remove(&topic, partition);
+                                }
+                                offsets.entry(group).or_default().remove(&topic, partition);
                             }
-                            Some(Ok(v)) => store.apply(topic, partition, v),
+                            Some(Ok(v)) => match txn {
+                                Some(producer) => {
+                                    pending
+                                        .entry(group.clone())
+                                        .or_default()
+                                        .add(producer, topic, partition, v, at);
+                                    open.entry(producer).or_default().insert(group);
+                                }
+                                None => offsets
+                                    .entry(group)
+                                    .or_default()
+                                    .apply(topic, partition, v, at),
+                            },
                             Some(Err(e)) => {
                                 tracing::warn!(error = %e, "skipping undecodable offset commit record")
                             }
@@ -111,6 +166,12 @@ pub(super) fn load_partition(
     let mut ids: Vec<String> = metadata.keys().cloned().collect();
     ids.extend(offsets.keys().cloned());
     ids.extend(
+        pending
+            .iter()
+            .filter(|(_, p)| !p.is_empty())
+            .map(|(id, _)| id.clone()),
+    );
+    ids.extend(
         consumers
             .iter()
             .filter(|(_, (_, exists))| *exists)
@@ -120,6 +181,7 @@ pub(super) fn load_partition(
     ids.dedup();
     for id in ids {
         let store = offsets.remove(&id).unwrap_or_default();
+        let txn_offsets = pending.remove(&id).unwrap_or_default();
         let consumer = consumers
             .remove(&id)
             .filter(|(_, exists)| *exists)
@@ -167,7 +229,7 @@ pub(super) fn load_partition(
                     now,
                 )
             }
-            None if store.is_empty() && consumer.is_none() => continue,
+            None if store.is_empty() && txn_offsets.is_empty() && consumer.is_none() => continue,
             None => ClassicGroup::new(id.clone(), now),
         };
         groups.insert(
@@ -175,6 +237,7 @@ pub(super) fn load_partition(
             GroupEntry {
                 group,
                 offsets: store,
+                pending: txn_offsets,
                 consumer,
             },
         );
