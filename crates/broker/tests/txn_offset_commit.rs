@@ -25,7 +25,11 @@ use sluice_storage::{Clock, Fs, ManualClock, SimFs, TopicPartition};
 const DIR: &str = "/sim/data";
 
 async fn start(fs: &Arc<SimFs>, clock: &Arc<ManualClock>) -> Broker {
-    let config = BrokerConfig::with_overrides(&[
+    start_with(fs, clock, &[]).await
+}
+
+async fn start_with(fs: &Arc<SimFs>, clock: &Arc<ManualClock>, extra: &[(&str, &str)]) -> Broker {
+    let mut all = vec![
         ("listeners", "PLAINTEXT://127.0.0.1:0"),
         ("log.dirs", DIR),
         ("offsets.topic.num.partitions", "3"),
@@ -33,8 +37,9 @@ async fn start(fs: &Arc<SimFs>, clock: &Arc<ManualClock>) -> Broker {
         // The manual clock does not move with real time; see
         // group_coordinator.rs.
         ("broker.session.timeout.ms", "600000"),
-    ])
-    .unwrap();
+    ];
+    all.extend_from_slice(extra);
+    let config = BrokerConfig::with_overrides(&all).unwrap();
     let fs: Arc<dyn Fs> = fs.clone();
     let clock: Arc<dyn Clock> = clock.clone();
     Broker::start(config, fs, clock).await.unwrap()
@@ -230,6 +235,11 @@ async fn a_plain_commit_later_in_the_log_wins_over_a_committed_transaction() {
     ready(&broker, "g").await;
     let part = groups.partition_for("g");
 
+    // Something in the log first, so no record of the test is at offset 0.
+    groups
+        .commit_offsets("g", "", None, -1, None, offsets(&[("z", 0, 1)]))
+        .await
+        .unwrap();
     // Transactional first, then a plain commit of t-0: the plain one is
     // later in the log and stays; t-1 only the transaction wrote.
     groups
@@ -466,8 +476,14 @@ async fn a_restart_replays_transactions_from_the_log_with_their_markers() {
     let broker = start(&fs, &clock).await;
     let groups = broker.context().groups.clone();
     ready(&broker, "g").await;
+    ready(&broker, "h").await;
     let part = groups.partition_for("g");
 
+    // A group that only an open transaction made.
+    groups
+        .commit_transactional_offsets("h", &producer(5, 0), offsets(&[("e", 0, 50)]))
+        .await
+        .unwrap();
     // P1 commits (its marker written to the log, then the coordinator
     // told, as WriteTxnMarkers will), P2 aborts, P3 has no marker yet.
     for (pid, t, offset) in [(1, "a", 10), (2, "b", 20), (3, "c", 30)] {
@@ -510,6 +526,8 @@ async fn a_restart_replays_transactions_from_the_log_with_their_markers() {
         (seen, groups.pending_offsets("g").unwrap())
     };
     let before = state(&groups);
+    let only_pending = groups.pending_offsets("h").unwrap();
+    assert_eq!(only_pending.len(), 1);
     assert_eq!(
         before.0,
         vec![
@@ -528,7 +546,13 @@ async fn a_restart_replays_transactions_from_the_log_with_their_markers() {
     let broker = start(&fs, &clock).await;
     let groups = broker.context().groups.clone();
     ready(&broker, "g").await;
+    ready(&broker, "h").await;
     assert_eq!(state(&groups), before, "the log gives the same state");
+    assert_eq!(groups.pending_offsets("h").unwrap(), only_pending);
+    assert_eq!(
+        stable(&groups, "h", "e", 0),
+        Err(GroupError::UnstableOffsetCommit)
+    );
 
     // The still-open transaction ends after the failover.
     write_marker(&broker, "g", 3, 4, true);
@@ -536,5 +560,176 @@ async fn a_restart_replays_transactions_from_the_log_with_their_markers() {
         .complete_transaction(part, ProducerId(3), true)
         .unwrap();
     assert_eq!(committed(&groups, "g", "c", 0), Some(30));
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_commits_go_to_the_log_before_a_transactional_batch() {
+    let fs = Arc::new(SimFs::new());
+    let clock = Arc::new(ManualClock::new(now()));
+    // Lingered plain commits wait up to 2 s for their batch.
+    let broker = start_with(
+        &fs,
+        &clock,
+        &[("group.coordinator.append.linger.ms", "2000")],
+    )
+    .await;
+    let groups = broker.context().groups.clone();
+    ready(&broker, "g").await;
+    let before = batches(&broker, "g").len();
+
+    let plain = {
+        let groups = groups.clone();
+        tokio::spawn(async move {
+            groups
+                .commit_offsets("g", "", None, -1, None, offsets(&[("t", 0, 1)]))
+                .await
+        })
+    };
+    // Staged, not written yet.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while committed(&groups, "g", "t", 0).is_none() {
+        assert!(Instant::now() < deadline, "never staged");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(batches(&broker, "g").len(), before);
+    groups
+        .commit_transactional_offsets("g", &producer(600, 0), offsets(&[("t", 0, 2)]))
+        .await
+        .unwrap();
+    // The staged batch went first, and its answer did not wait for the linger.
+    let written = batches(&broker, "g");
+    assert_eq!(written.len(), before + 2);
+    assert!(!written[before].is_transactional());
+    assert!(written[before + 1].is_transactional());
+    let answered = tokio::time::timeout(Duration::from_millis(1500), plain).await;
+    assert_eq!(
+        answered
+            .expect("answered with the transactional write")
+            .unwrap(),
+        Ok(())
+    );
+    // The transaction is later in the log than the plain commit: it wins.
+    groups
+        .complete_transaction(groups.partition_for("g"), ProducerId(600), true)
+        .unwrap();
+    assert_eq!(committed(&groups, "g", "t", 0), Some(2));
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_and_deletions_treat_pending_offsets_as_kafka_does() {
+    let fs = Arc::new(SimFs::new());
+    let clock = Arc::new(ManualClock::new(now()));
+    let opts = [("offsets.retention.minutes", "1")];
+    let broker = start_with(&fs, &clock, &opts).await;
+    let groups = broker.context().groups.clone();
+    for g in ["ex", "open", "od", "dg", "tp"] {
+        ready(&broker, g).await;
+    }
+    let listed =
+        |groups: &GroupCoordinator, g: &str| groups.list_groups().iter().any(|l| l.group_id == g);
+
+    // Expiry keeps an offset a transaction holds a pending offset of, and
+    // a group with an open transaction.
+    groups
+        .commit_offsets(
+            "ex",
+            "",
+            None,
+            -1,
+            None,
+            offsets(&[("t", 0, 1), ("t", 1, 1)]),
+        )
+        .await
+        .unwrap();
+    groups
+        .commit_transactional_offsets("ex", &producer(700, 0), offsets(&[("t", 0, 2)]))
+        .await
+        .unwrap();
+    groups
+        .commit_transactional_offsets("open", &producer(701, 0), offsets(&[("t", 0, 2)]))
+        .await
+        .unwrap();
+    clock.advance(120_000);
+    groups.expire_offsets();
+    assert_eq!(committed(&groups, "ex", "t", 0), Some(1), "pending: kept");
+    assert_eq!(committed(&groups, "ex", "t", 1), None, "expired");
+    assert!(listed(&groups, "ex") && listed(&groups, "open"));
+    groups
+        .complete_transaction(groups.partition_for("open"), ProducerId(701), false)
+        .unwrap();
+    groups.expire_offsets();
+    assert!(
+        !listed(&groups, "open"),
+        "no offsets, no transaction: deleted"
+    );
+    assert!(listed(&groups, "ex"));
+
+    // OffsetDelete writes a tombstone for a pending offset; it goes.
+    groups
+        .commit_transactional_offsets("od", &producer(702, 0), offsets(&[("t", 0, 3)]))
+        .await
+        .unwrap();
+    let deleted = groups.delete_offsets("od", vec![("t".into(), 0)]).unwrap();
+    assert_eq!(deleted, vec![("t".to_string(), 0, None)]);
+    assert_eq!(stable(&groups, "od", "t", 0), Ok(None));
+
+    // An open transaction does not keep DeleteGroups from deleting.
+    groups
+        .commit_transactional_offsets("dg", &producer(703, 0), offsets(&[("t", 0, 4)]))
+        .await
+        .unwrap();
+    groups.delete_group("dg").unwrap();
+    assert!(!listed(&groups, "dg"));
+    assert!(groups.pending_offsets("dg").unwrap().is_empty());
+
+    // A deleted topic's pending offsets go with its committed ones.
+    groups
+        .commit_transactional_offsets(
+            "tp",
+            &producer(704, 0),
+            offsets(&[("t", 0, 5), ("u", 0, 5)]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        groups.on_topic_deleted("t"),
+        2,
+        "ex's t-0 and tp's pending t-0"
+    );
+    assert_eq!(stable(&groups, "tp", "t", 0), Ok(None));
+    assert_eq!(
+        stable(&groups, "tp", "u", 0),
+        Err(GroupError::UnstableOffsetCommit)
+    );
+
+    // Their markers find nothing to commit; a restart agrees.
+    for (g, pid) in [("od", 702), ("dg", 703), ("tp", 704)] {
+        write_marker(&broker, g, pid, 0, true);
+        groups
+            .complete_transaction(groups.partition_for(g), ProducerId(pid), true)
+            .unwrap();
+        assert_eq!(committed(&groups, g, "t", 0), None, "{g}");
+    }
+    assert_eq!(committed(&groups, "tp", "u", 0), Some(5));
+    broker.shutdown().await.unwrap();
+    let broker = start_with(&fs, &clock, &opts).await;
+    let groups = broker.context().groups.clone();
+    for g in ["ex", "od", "dg", "tp"] {
+        ready(&broker, g).await;
+    }
+    assert_eq!(groups.pending_offsets("od").unwrap().len(), 0);
+    assert_eq!(groups.pending_offsets("dg").unwrap().len(), 0);
+    assert_eq!(
+        committed(&groups, "dg", "t", 0),
+        None,
+        "its marker came after the tombstone"
+    );
+    assert!(!listed(&groups, "dg"));
+    assert_eq!(groups.pending_offsets("tp").unwrap().len(), 0);
+    assert_eq!(committed(&groups, "tp", "t", 0), None);
+    assert_eq!(committed(&groups, "tp", "u", 0), Some(5));
+    assert_eq!(stable(&groups, "ex", "t", 0), Ok(None), "tombstoned");
     broker.shutdown().await.unwrap();
 }
