@@ -10,9 +10,11 @@
 //! memory at once, written with the partition's next batch, answered when
 //! that batch is as durable as the topic's `flush.messages` policy makes it.
 //! Every other write goes through at once (with whatever is staged before
-//! it) and is applied in memory only after it was written. Loading: on
-//! start every partition is replayed from its log start; until a partition
-//! is loaded its groups answer COORDINATOR_LOAD_IN_PROGRESS.
+//! it) and is applied in memory only after it was written; a TxnOffsetCommit
+//! is such a write, as its own transactional batch, and its offsets wait
+//! for the transaction's marker (`txn`). Loading (`super::load`): on start
+//! every partition is replayed from its log start; until a partition is
+//! loaded its groups answer COORDINATOR_LOAD_IN_PROGRESS.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
