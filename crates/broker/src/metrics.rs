@@ -469,6 +469,11 @@ fn error_codes(message: &ResponseKind, out: &mut Vec<i16>) {
                 out.push(g.error_code);
             }
         }
+        ResponseKind::TxnOffsetCommit(r) => {
+            for t in &r.topics {
+                out.extend(t.partitions.iter().map(|p| p.error_code));
+            }
+        }
         ResponseKind::ApiVersions(r) => out.push(r.error_code),
         _ => {}
     }

@@ -63,6 +63,12 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetCommit, 2, 9),
     (ApiKey::OffsetFetch, 1, 9),
     (ApiKey::OffsetDelete, 0, 0),
+    // Transactional offset commits into the group coordinator. Kafka 4.1.2
+    // advertises 0–5 (measured with ApiVersions v3 against the pinned
+    // broker); v5 (transaction version 2, KIP-890) makes the group
+    // coordinator add the offsets partition to the transaction itself,
+    // which needs the transaction coordinator, so it is not advertised.
+    (ApiKey::TxnOffsetCommit, 0, 4),
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),

@@ -17,14 +17,20 @@
 //! If a batch holding staged changes cannot be written, those changes are
 //! in memory but not in the log: the queue marks itself stale and the
 //! coordinator reloads the partition's groups from the log.
+//!
+//! A transactional offset commit (TxnOffsetCommit) is never lingered: it is
+//! its own batch carrying the producer's id and epoch
+//! ([`AppendQueue::write_transactional`]), written after whatever is staged.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use sluice_record::{BatchBuilder, CompressionType, Timestamp};
-use sluice_storage::Clock;
+use sluice_record::{
+    BatchBuilder, CompressionType, Offset, ProducerEpoch, ProducerId, Timestamp, NO_SEQUENCE,
+};
+use sluice_storage::{Clock, StorageError};
 use tokio::sync::oneshot;
 
 use super::GroupError;
@@ -168,12 +174,47 @@ impl AppendQueue {
         &self.partition
     }
 
+    /// An offset that orders a change applied in memory now against every
+    /// record of the log: the log end offset. Every record written so far
+    /// is below it; the change's own record (staged or written next) and
+    /// every later one are at or above it. Read it under the group's lock:
+    /// that group's changes are then ordered exactly as in the log, which
+    /// is all [`super::offsets::OffsetStore::record_offset`] is compared
+    /// for (a transactional commit against a plain one of the same group).
+    pub fn order_stamp(&self) -> i64 {
+        self.partition.log().log_end_offset().value()
+    }
+
     /// Writes `recs` now, after everything staged, and answers the staged
     /// writes. Returns once `recs` are as durable as the topic's flush
     /// policy makes them.
     pub fn write_through(&self, recs: Vec<GroupRecord>) -> Result<(), GroupError> {
         let mut staged = self.staged.lock();
         self.write_locked(&mut staged, recs)
+    }
+
+    /// Writes `recs` as ONE transactional batch of `producer_id` at
+    /// `producer_epoch` (base sequence -1, NO_SEQUENCE, as Kafka's group
+    /// coordinator writes a TxnOffsetCommit), after everything staged, so
+    /// the log order stays the order of the in-memory changes. Returns the
+    /// batch's first offset (its records follow one by one) once it is as
+    /// durable as the topic's flush policy makes it; the caller then waits
+    /// for the high watermark ([`AppendQueue::committed`]).
+    ///
+    /// A producer epoch the log refuses is INVALID_PRODUCER_EPOCH
+    /// ([`storage_refusal`]).
+    pub fn write_transactional(
+        &self,
+        recs: Vec<GroupRecord>,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+    ) -> Result<Offset, GroupError> {
+        let mut staged = self.staged.lock();
+        self.write_locked(&mut staged, Vec::new())?;
+        if recs.is_empty() {
+            return Ok(Offset(self.order_stamp()));
+        }
+        self.append(&recs, Some((producer_id, producer_epoch)))
     }
 
     /// Queues `recs` (already applied in memory by the caller, under the
@@ -254,7 +295,7 @@ impl AppendQueue {
         let result = if all.is_empty() {
             Ok(())
         } else {
-            self.append(&all)
+            self.append(&all, None).map(|_| ())
         };
         if result.is_err() && had_staged {
             self.stale.store(true, Ordering::Release);
@@ -265,9 +306,26 @@ impl AppendQueue {
         result
     }
 
-    fn append(&self, recs: &[GroupRecord]) -> Result<(), GroupError> {
+    /// Appends `recs` as one batch (transactional for `Some((producer id,
+    /// epoch))`); returns its first offset.
+    ///
+    /// INTEGRATION: this is the one place the coordinator appends. The
+    /// integrator switches it to a coordinator-origin append (the log
+    /// engineer's append origin, with which a batch of base sequence -1
+    /// gets producer epoch checks only). Until then the log applies the
+    /// client's sequence rules to a transactional batch, and a second one of
+    /// the same producer and epoch in this partition looks like a duplicate
+    /// of the first: nothing is written, so it is refused here.
+    fn append(
+        &self,
+        recs: &[GroupRecord],
+        txn: Option<(ProducerId, ProducerEpoch)>,
+    ) -> Result<Offset, GroupError> {
         debug_assert!(!recs.is_empty());
         let mut builder = BatchBuilder::new(CompressionType::None);
+        if let Some((id, epoch)) = txn {
+            builder = builder.producer(id, epoch, NO_SEQUENCE).transactional(true);
+        }
         let now = Timestamp(self.clock.now_ms());
         for (k, v) in recs {
             builder
@@ -280,10 +338,20 @@ impl AppendQueue {
             .partition
             .append_as_leader_checked(&mut batch)
             .map_err(|e| {
-                tracing::error!(partition = ?self.partition.topic_partition(), error = %e, "cannot append to __consumer_offsets");
-                GroupError::StorageFailure
+                let refused = storage_refusal(&e);
+                if refused == GroupError::StorageFailure {
+                    tracing::error!(partition = ?self.partition.topic_partition(), error = %e, "cannot append to __consumer_offsets");
+                } else {
+                    tracing::info!(partition = ?self.partition.topic_partition(), error = %e, "__consumer_offsets append refused");
+                }
+                refused
             })?
             .ok_or(GroupError::CoordinatorNotAvailable)?;
+        if info.duplicate {
+            // Only a transactional batch can be taken for a retry (see above).
+            tracing::warn!(partition = ?self.partition.topic_partition(), ?txn, "a transactional offset commit was taken for a duplicate and not written");
+            return Err(GroupError::StorageFailure);
+        }
         if info.needs_flush {
             log.flush_until(info.last_offset).map_err(|e| {
                 tracing::error!(partition = ?self.partition.topic_partition(), error = %e, "cannot flush __consumer_offsets");
@@ -294,7 +362,26 @@ impl AppendQueue {
         self.written_end
             .fetch_max(info.last_offset.plus(1).value(), Ordering::AcqRel);
         self.partition.publish_append(info.last_offset.plus(1));
-        Ok(())
+        Ok(info.first_offset)
+    }
+}
+
+/// The group error for an append the log refused.
+pub fn storage_refusal(e: &StorageError) -> GroupError {
+    match e {
+        // The producer's epoch is older than the one the partition knows
+        // (a zombie of a transactional id that was initialised again).
+        StorageError::InvalidProducerEpoch { .. } => GroupError::InvalidProducerEpoch,
+        // INTEGRATION: refusals the coordinator-origin append adds (a
+        // fenced producer: PRODUCER_FENCED) are mapped here.
+        //
+        // Kafka answers a batch larger than the topic allows with
+        // UNKNOWN_SERVER_ERROR (the request cannot succeed by retrying).
+        StorageError::RecordTooLarge { .. } => GroupError::UnknownServerError,
+        // Everything else is the log failing (or, for a coordinator's own
+        // batch, cannot be the request's fault): retriable, as Kafka maps
+        // a failed coordinator write.
+        _ => GroupError::StorageFailure,
     }
 }
 

@@ -10,42 +10,48 @@
 //! memory at once, written with the partition's next batch, answered when
 //! that batch is as durable as the topic's `flush.messages` policy makes it.
 //! Every other write goes through at once (with whatever is staged before
-//! it) and is applied in memory only after it was written. Loading: on
-//! start every partition is replayed from its log start; until a partition
-//! is loaded its groups answer COORDINATOR_LOAD_IN_PROGRESS.
+//! it) and is applied in memory only after it was written; a TxnOffsetCommit
+//! is such a write, as its own transactional batch, and its offsets wait
+//! for the transaction's marker (`txn`). Loading (`super::load`): on start
+//! every partition is replayed from its log start; until a partition is
+//! loaded its groups answer COORDINATOR_LOAD_IN_PROGRESS.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use sluice_record::{records, Batches};
+use sluice_record::ProducerId;
 use sluice_storage::{Clock, TopicPartition};
 use tokio::sync::{oneshot, watch};
 
 use super::append::{AppendQueue, Durable, GroupRecord};
-use super::classic::{
-    ClassicGroup, Completion, JoinRequest, JoinResult, Member, Reply, SyncResult,
-};
+use super::classic::{ClassicGroup, Completion, JoinRequest, JoinResult, Reply, SyncResult};
 use super::consumer::{
     self, ConsumerGroup, ConsumerRecord, HeartbeatRequest, HeartbeatResponse, MemberState,
     TopicsView,
 };
 use super::offsets::OffsetStore;
-use super::records::{self, OffsetCommitValue, RecordKey};
+use super::records::{self, OffsetCommitValue};
+use super::txn_offsets::PendingTxnOffsets;
 use super::{GroupConfig, GroupError, GroupState, OFFSETS_TOPIC};
 use crate::context::BrokerContext;
 use crate::metadata::MetadataError;
 use crate::partition::{Partition, ReplicaManager};
 use sluice_controller::ControllerError;
 
+mod txn;
+pub use txn::TxnCommitter;
+
 /// A group's membership and its committed offsets, under one lock.
 #[derive(Debug)]
 pub struct GroupEntry {
     pub group: ClassicGroup,
     pub offsets: OffsetStore,
+    /// Transactional offsets waiting for their transaction's marker.
+    pub pending: PendingTxnOffsets,
     /// Set when the group is a consumer group (KIP-848); `group` is then
     /// an empty classic group that is not used.
     pub consumer: Option<ConsumerGroup>,
@@ -58,6 +64,12 @@ struct OffsetsPartition {
     loaded: AtomicBool,
     queue: OnceLock<Arc<AppendQueue>>,
     groups: Mutex<HashMap<String, GroupRef>>,
+    /// The groups each producer has (or had) pending transactional offsets
+    /// in, so a transaction's marker finds them without a scan
+    /// ([`GroupCoordinator::complete_transaction`]). A hint: the group's own
+    /// [`GroupEntry::pending`] decides. Taken after `groups`, never while a
+    /// group's lock is awaited.
+    txn_producers: Mutex<HashMap<ProducerId, HashSet<String>>>,
 }
 
 /// One offset to commit (already checked by the handler: the topic exists,
@@ -70,6 +82,10 @@ pub struct CommitRequest {
     pub leader_epoch: i32,
     pub metadata: String,
 }
+
+/// One partition's OffsetFetch answer: its committed offset (`None`: no
+/// commit), or why there is none to give (UNSTABLE_OFFSET_COMMIT).
+pub type FetchedOffset = (String, i32, Result<Option<OffsetCommitValue>, GroupError>);
 
 /// ListGroups entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -260,6 +276,7 @@ impl GroupCoordinator {
                     loaded: AtomicBool::new(loaded),
                     queue: OnceLock::new(),
                     groups: Mutex::new(HashMap::new()),
+                    txn_producers: Mutex::new(HashMap::new()),
                 };
                 if let Some(part) = replicas.get_partition(&TopicPartition::new(OFFSETS_TOPIC, p)) {
                     let _ = op.queue.set(Arc::new(AppendQueue::new(
@@ -424,6 +441,7 @@ impl GroupCoordinator {
             Arc::new(Mutex::new(GroupEntry {
                 group: ClassicGroup::new(group_id, now),
                 offsets: OffsetStore::default(),
+                pending: PendingTxnOffsets::default(),
                 consumer: None,
             }))
         });
@@ -432,6 +450,7 @@ impl GroupCoordinator {
             *g = Arc::new(Mutex::new(GroupEntry {
                 group: ClassicGroup::new(group_id, now),
                 offsets: OffsetStore::default(),
+                pending: PendingTxnOffsets::default(),
                 consumer: None,
             }));
         }
@@ -854,9 +873,12 @@ impl GroupCoordinator {
                     )
                 })
                 .collect();
+            // Orders these commits against the group's transactional ones
+            // (read under the group's lock, before the records are queued).
+            let at = self.queue(group_id)?.order_stamp();
             let durable = self.stage(group_id, recs)?;
             for (c, v) in values {
-                entry.offsets.apply(c.topic, c.partition, v);
+                entry.offsets.apply(c.topic, c.partition, v, at);
             }
             Ok(durable)
         };
@@ -864,28 +886,56 @@ impl GroupCoordinator {
     }
 
     /// OffsetFetch: `None` = every committed offset of the group.
-    /// Partitions without a commit are returned with `None`.
+    /// Partitions without a commit are returned with `None`. Pending
+    /// transactional offsets are never shown.
     #[allow(clippy::type_complexity)]
     pub fn fetch_offsets(
         &self,
         group_id: &str,
         partitions: Option<Vec<(String, i32)>>,
     ) -> Result<Vec<(String, i32, Option<OffsetCommitValue>)>, GroupError> {
+        Ok(self
+            .fetch_offsets_stable(group_id, partitions, false)?
+            .into_iter()
+            .map(|(t, p, v)| (t, p, v.ok().flatten()))
+            .collect())
+    }
+
+    /// OffsetFetch with KIP-447's `require_stable` (v7+): then a partition
+    /// some open transaction holds a pending offset of answers
+    /// UNSTABLE_OFFSET_COMMIT (the client retries until the transaction
+    /// ends), as Kafka does per partition; without it, the committed
+    /// offset. `None` lists the committed offsets only, as Kafka does (a
+    /// partition with nothing but a pending offset is not listed).
+    pub fn fetch_offsets_stable(
+        &self,
+        group_id: &str,
+        partitions: Option<Vec<(String, i32)>>,
+        require_stable: bool,
+    ) -> Result<Vec<FetchedOffset>, GroupError> {
         let group = self.get_group(group_id)?;
         let entry = group.as_ref().map(|g| g.lock());
-        let offsets = entry.as_ref().map(|e| &e.offsets);
+        let answer = |t: &str, p: i32| -> Result<Option<OffsetCommitValue>, GroupError> {
+            let Some(e) = &entry else { return Ok(None) };
+            if require_stable && e.pending.is_pending(t, p) {
+                return Err(GroupError::UnstableOffsetCommit);
+            }
+            Ok(e.offsets.get(t, p).cloned())
+        };
         Ok(match partitions {
             Some(list) => list
                 .into_iter()
                 .map(|(t, p)| {
-                    let v = offsets.and_then(|o| o.get(&t, p)).cloned();
+                    let v = answer(&t, p);
                     (t, p, v)
                 })
                 .collect(),
-            None => offsets
-                .map(|o| {
-                    o.all()
-                        .map(|((t, p), v)| (t.clone(), *p, Some(v.clone())))
+            None => entry
+                .as_ref()
+                .map(|e| {
+                    e.offsets
+                        .all()
+                        .map(|((t, p), _)| (t.clone(), *p, answer(t, *p)))
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -926,7 +976,9 @@ impl GroupCoordinator {
                 results.push((t, p, Some(GroupError::GroupSubscribedToTopic)));
                 continue;
             }
-            if entry.offsets.get(&t, p).is_some() {
+            // Kafka writes the tombstone for a pending transactional
+            // offset too; it removes the pending offsets of every producer.
+            if entry.offsets.get(&t, p).is_some() || entry.pending.is_pending(&t, p) {
                 recs.push((records::offset_key(group_id, &t, p), None));
             }
             results.push((t, p, None));
@@ -935,6 +987,7 @@ impl GroupCoordinator {
         for (t, p, e) in &results {
             if e.is_none() {
                 entry.offsets.remove(t, *p);
+                entry.pending.remove(t, *p);
             }
         }
         Ok(results)
@@ -969,18 +1022,22 @@ impl GroupCoordinator {
                     entry.group.subscribed_topics(),
                 ),
             };
-            let expired = entry.offsets.expired(
+            // Kafka keeps an offset a transaction has a pending offset of,
+            // and a group with an open transaction.
+            let mut expired = entry.offsets.expired(
                 now,
                 retention,
                 empty_since,
                 subscribed.as_deref(),
                 has_members,
             );
+            expired.retain(|(t, p)| !entry.pending.is_pending(t, *p));
             let mut recs: Vec<(Vec<u8>, Option<Vec<u8>>)> = expired
                 .iter()
                 .map(|(t, p)| (records::offset_key(&group_id, t, *p), None))
                 .collect();
             let all_gone = expired.len() == entry.offsets.len()
+                && entry.pending.is_empty()
                 && entry.group.state() == GroupState::Empty
                 && entry.group.is_empty()
                 && entry.consumer.as_ref().is_none_or(ConsumerGroup::is_empty);
@@ -1022,12 +1079,22 @@ impl GroupCoordinator {
         for g in self.all_groups() {
             let mut entry = g.lock();
             let group_id = entry.group.group_id().to_string();
-            let gone: Vec<i32> = entry
+            // Committed and pending (transactional) offsets alike, one
+            // tombstone per partition.
+            let mut gone: BTreeSet<i32> = entry
                 .offsets
                 .all()
                 .filter(|((t, _), _)| t == topic)
                 .map(|((_, p), _)| *p)
                 .collect();
+            gone.extend(
+                entry
+                    .pending
+                    .partitions()
+                    .into_iter()
+                    .filter(|(t, _)| t == topic)
+                    .map(|(_, p)| p),
+            );
             if gone.is_empty() {
                 continue;
             }
@@ -1041,6 +1108,7 @@ impl GroupCoordinator {
             }
             for p in gone {
                 entry.offsets.remove(topic, p);
+                entry.pending.remove(topic, p);
                 removed += 1;
             }
         }
@@ -1138,7 +1206,9 @@ impl GroupCoordinator {
     }
 
     /// DeleteGroups for one group: only groups without members; writes
-    /// tombstones for its offsets and its metadata.
+    /// tombstones for its offsets and its metadata. Open transactions do
+    /// not keep a group from being deleted (Kafka's rule): their pending
+    /// offsets get tombstones too, and their markers later find nothing.
     pub fn delete_group(&self, group_id: &str) -> Result<(), GroupError> {
         let group = self
             .get_group(group_id)?
@@ -1152,10 +1222,12 @@ impl GroupCoordinator {
         if entry.consumer.as_ref().is_some_and(|c| !c.is_empty()) {
             return Err(GroupError::NonEmptyGroup);
         }
-        let mut recs: Vec<(Vec<u8>, Option<Vec<u8>>)> = entry
-            .offsets
-            .all()
-            .map(|((t, p), _)| (records::offset_key(group_id, t, *p), None))
+        let mut keys: BTreeSet<(String, i32)> =
+            entry.offsets.all().map(|(k, _)| k.clone()).collect();
+        keys.extend(entry.pending.partitions());
+        let mut recs: Vec<(Vec<u8>, Option<Vec<u8>>)> = keys
+            .iter()
+            .map(|(t, p)| (records::offset_key(group_id, t, *p), None))
             .collect();
         if let Some(c) = &entry.consumer {
             for r in c.delete_records() {
@@ -1165,6 +1237,7 @@ impl GroupCoordinator {
         recs.push((records::group_key(group_id), None));
         self.append(group_id, &recs)?;
         entry.offsets = OffsetStore::default();
+        entry.pending = PendingTxnOffsets::default();
         entry.consumer = None;
         entry.group.mark_dead(self.now());
         drop(entry);
@@ -1333,17 +1406,26 @@ impl GroupCoordinator {
         &self,
         part: &Partition,
     ) -> Result<HashMap<String, GroupEntry>, sluice_storage::StorageError> {
-        load_partition(part, self.now(), &|g| {
+        super::load::load_partition(part, self.now(), &|g| {
             self.consumer_config_for(g).session_timeout_ms
         })
     }
 
     fn install(i: usize, p: &OffsetsPartition, groups: HashMap<String, GroupEntry>) {
         let n = groups.len();
-        *p.groups.lock() = groups
+        let mut producers: HashMap<ProducerId, HashSet<String>> = HashMap::new();
+        for (id, e) in &groups {
+            for producer in e.pending.producers() {
+                producers.entry(producer).or_default().insert(id.clone());
+            }
+        }
+        let mut map = p.groups.lock();
+        *map = groups
             .into_iter()
             .map(|(id, e)| (id, Arc::new(Mutex::new(e))))
             .collect();
+        *p.txn_producers.lock() = producers;
+        drop(map);
         if n > 0 {
             tracing::info!(
                 partition = i,
@@ -1445,172 +1527,4 @@ fn consumer_records(
         recs.extend(consumer::records::encode(group_id, c));
     }
     recs
-}
-
-/// Replays one partition of `__consumer_offsets`.
-fn load_partition(
-    part: &Partition,
-    now: i64,
-    // A group's session timeout (its override, else the broker's).
-    session_timeout_ms: &dyn Fn(&str) -> i32,
-) -> Result<HashMap<String, GroupEntry>, sluice_storage::StorageError> {
-    let log = part.log();
-    let mut offset = log.log_start_offset();
-    let end = log.log_end_offset();
-    let mut metadata: HashMap<String, Option<records::GroupMetadataValue>> = HashMap::new();
-    let mut offsets: HashMap<String, OffsetStore> = HashMap::new();
-    // Consumer groups, replayed as their records come; `true` while the
-    // group exists (a ConsumerGroupMetadata record after the last tombstone).
-    let mut consumers: HashMap<String, (ConsumerGroup, bool)> = HashMap::new();
-    while offset < end {
-        let buf = log.read_to_vec(offset, 1 << 20)?;
-        if buf.is_empty() {
-            break;
-        }
-        let mut next = offset;
-        for item in Batches::without_crc(&buf) {
-            let Ok((pos, header)) = item else { break };
-            next = header.next_offset();
-            if header.is_control() {
-                continue;
-            }
-            let batch = &buf[pos..pos + header.size()];
-            let Ok(reader) = records(batch, 64 << 20) else {
-                continue;
-            };
-            for rec in reader.records() {
-                let Ok(rec) = rec else { break };
-                let Some(key) = rec.key else { continue };
-                match records::decode_key(key) {
-                    Ok(RecordKey::Offset {
-                        group,
-                        topic,
-                        partition,
-                    }) => {
-                        let store = offsets.entry(group).or_default();
-                        match rec.value.map(records::decode_offset_value) {
-                            None => {
-                                store.remove(&topic, partition);
-                            }
-                            Some(Ok(v)) => store.apply(topic, partition, v),
-                            Some(Err(e)) => {
-                                tracing::warn!(error = %e, "skipping undecodable offset commit record")
-                            }
-                        }
-                    }
-                    Ok(RecordKey::Group { group }) => {
-                        match rec.value.map(records::decode_group_value) {
-                            None => {
-                                metadata.insert(group, None);
-                            }
-                            Some(Ok(v)) => {
-                                metadata.insert(group, Some(v));
-                            }
-                            Some(Err(e)) => {
-                                tracing::warn!(error = %e, "skipping undecodable group metadata record")
-                            }
-                        }
-                    }
-                    Ok(RecordKey::Consumer(key)) => {
-                        match consumer::records::decode(&key, rec.value) {
-                            Ok(Some(r)) => {
-                                let (g, exists) =
-                                    consumers.entry(key.group.clone()).or_insert_with(|| {
-                                        (ConsumerGroup::new(&key.group, now), false)
-                                    });
-                                match &r {
-                                    ConsumerRecord::GroupMetadata { .. } => *exists = true,
-                                    ConsumerRecord::GroupTombstone => *exists = false,
-                                    _ => {}
-                                }
-                                g.replay(r, now, session_timeout_ms(&key.group));
-                            }
-                            Ok(None) => {}
-                            Err(e) => {
-                                tracing::warn!(error = %e, "skipping undecodable consumer group record")
-                            }
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "skipping record with unknown key"),
-                }
-            }
-        }
-        if next <= offset {
-            break;
-        }
-        offset = next;
-    }
-    let mut groups = HashMap::new();
-    let mut ids: Vec<String> = metadata.keys().cloned().collect();
-    ids.extend(offsets.keys().cloned());
-    ids.extend(
-        consumers
-            .iter()
-            .filter(|(_, (_, exists))| *exists)
-            .map(|(id, _)| id.clone()),
-    );
-    ids.sort();
-    ids.dedup();
-    for id in ids {
-        let store = offsets.remove(&id).unwrap_or_default();
-        let consumer = consumers
-            .remove(&id)
-            .filter(|(_, exists)| *exists)
-            .map(|(mut g, _)| {
-                g.finish_loading(now, session_timeout_ms(&id));
-                g
-            });
-        let group = match metadata.remove(&id).flatten() {
-            Some(v) => {
-                let protocol = v.protocol.clone();
-                let members = v
-                    .members
-                    .into_iter()
-                    .map(|m| Member {
-                        member_id: m.member_id,
-                        group_instance_id: m.group_instance_id,
-                        client_id: m.client_id,
-                        client_host: m.client_host,
-                        rebalance_timeout_ms: m.rebalance_timeout,
-                        session_timeout_ms: m.session_timeout,
-                        protocol_type: v.protocol_type.clone(),
-                        protocols: protocol
-                            .clone()
-                            .map(|p| vec![(p, m.subscription)])
-                            .unwrap_or_default(),
-                        assignment: m.assignment,
-                        awaiting_join: false,
-                        awaiting_sync: false,
-                        is_new: false,
-                        last_heartbeat_ms: now,
-                    })
-                    .collect();
-                ClassicGroup::restore(
-                    id.clone(),
-                    Some(v.protocol_type),
-                    v.generation,
-                    v.protocol,
-                    v.leader,
-                    if v.current_state_timestamp >= 0 {
-                        v.current_state_timestamp
-                    } else {
-                        now
-                    },
-                    members,
-                    now,
-                )
-            }
-            None if store.is_empty() && consumer.is_none() => continue,
-            None => ClassicGroup::new(id.clone(), now),
-        };
-        groups.insert(
-            id,
-            GroupEntry {
-                group,
-                offsets: store,
-                consumer,
-            },
-        );
-    }
-    Ok(groups)
 }

@@ -4,10 +4,14 @@
 //! - [`classic`]: the membership state machine (pure, clock injected).
 //! - [`offsets`]: committed offsets of a group and their expiry (pure).
 //! - [`records`]: Kafka's record formats of `__consumer_offsets`.
+//! - [`txn_offsets`]: transactional offsets pending until their
+//!   transaction's marker (pure); TxnOffsetCommit and the end of a
+//!   transaction are in [`coordinator`] (`coordinator/txn.rs`).
 //! - [`append`]: the write queue of a `__consumer_offsets` partition
 //!   (`group.coordinator.append.linger.ms`).
 //! - [`coordinator`]: the async layer: group locks, waiting JoinGroup and
-//!   SyncGroup requests, timers, writes to and loading from the log.
+//!   SyncGroup requests, timers, writes to the log.
+//! - `load`: replaying a partition of `__consumer_offsets` into its groups.
 //!
 //! This broker coordinates every group (it is the only node); a group's
 //! records go to partition `abs(javaHashCode(group_id)) % partitions` like
@@ -17,12 +21,15 @@ pub mod append;
 pub mod classic;
 pub mod consumer;
 pub mod coordinator;
+mod load;
 pub mod offsets;
 pub mod records;
+pub mod txn_offsets;
 
 pub use classic::{ClassicGroup, GroupLimits, GroupState, JoinRequest, JoinResult, SyncResult};
 pub use coordinator::{
-    CommitRequest, GroupCoordinator, GroupDescription, GroupListing, MemberDescription,
+    CommitRequest, FetchedOffset, GroupCoordinator, GroupDescription, GroupListing,
+    MemberDescription, TxnCommitter,
 };
 
 use crate::config::{lookup, BrokerConfig, Scope};
@@ -82,6 +89,14 @@ pub enum GroupError {
     InvalidRegularExpression,
     #[error("OffsetCommit version 9 or above must be used by consumer protocol members")]
     UnsupportedVersion,
+    #[error("the partition has transactional offsets that are not committed or aborted yet")]
+    UnstableOffsetCommit,
+    #[error("the producer's epoch is older than the one the log knows")]
+    InvalidProducerEpoch,
+    #[error("a newer producer with the same transactional id fenced this one")]
+    ProducerFenced,
+    #[error("the offsets cannot be written (a batch larger than the topic allows)")]
+    UnknownServerError,
 }
 
 impl GroupError {
@@ -114,6 +129,10 @@ impl GroupError {
             GroupError::UnsupportedAssignor => 112,
             GroupError::StaleMemberEpoch => 113,
             GroupError::InvalidRegularExpression => 128,
+            GroupError::UnstableOffsetCommit => 88,
+            GroupError::InvalidProducerEpoch => 47,
+            GroupError::ProducerFenced => 90,
+            GroupError::UnknownServerError => -1,
         }
     }
 }

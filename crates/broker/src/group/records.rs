@@ -267,6 +267,37 @@ pub fn decode_group_value(buf: &[u8]) -> Result<GroupMetadataValue, RecordFormat
     })
 }
 
+/// A control record's type (Kafka's `ControlRecordType`): what a control
+/// batch in `__consumer_offsets` says about the transaction of its producer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlRecord {
+    /// Type 0: the transaction aborted.
+    Abort,
+    /// Type 1: the transaction committed.
+    Commit,
+    /// Any other type (leader change, snapshot records): nothing for groups.
+    Other(i16),
+}
+
+/// Decodes a control record's key: INT16 version, INT16 type. A version
+/// above 0 is read as version 0, as Kafka does; a negative one, or a key
+/// shorter than four bytes, is an error.
+pub fn decode_control_key(buf: &[u8]) -> Result<ControlRecord, RecordFormatError> {
+    let mut r = Reader::new(buf);
+    let version = r.i16()?;
+    if version < 0 {
+        return Err(RecordFormatError::UnsupportedVersion {
+            what: "control record key",
+            version,
+        });
+    }
+    Ok(match r.i16()? {
+        0 => ControlRecord::Abort,
+        1 => ControlRecord::Commit,
+        other => ControlRecord::Other(other),
+    })
+}
+
 /// The topics of a `consumer` protocol subscription
 /// (ConsumerProtocolSubscription, any version: version, then the topic
 /// array). `None` if it does not parse.
@@ -307,6 +338,23 @@ mod tests {
     fn offset_key_layout_is_kafkas() {
         let k = offset_key("g", "t", 7);
         assert_eq!(k, [0, 1, 0, 1, b'g', 0, 1, b't', 0, 0, 0, 7]);
+    }
+
+    #[test]
+    fn control_keys_decode_as_kafka_writes_them() {
+        assert_eq!(decode_control_key(&[0, 0, 0, 0]), Ok(ControlRecord::Abort));
+        assert_eq!(decode_control_key(&[0, 0, 0, 1]), Ok(ControlRecord::Commit));
+        assert_eq!(
+            decode_control_key(&[0, 0, 0, 2]),
+            Ok(ControlRecord::Other(2))
+        );
+        // A newer key version is read as version 0.
+        assert_eq!(decode_control_key(&[0, 1, 0, 1]), Ok(ControlRecord::Commit));
+        assert_eq!(
+            decode_control_key(&[0, 0, 0]),
+            Err(RecordFormatError::Truncated)
+        );
+        assert!(decode_control_key(&[0xff, 0xff, 0, 1]).is_err());
     }
 
     #[test]
@@ -367,6 +415,7 @@ mod tests {
             let _ = decode_offset_value(&bytes);
             let _ = decode_group_value(&bytes);
             let _ = subscription_topics(&bytes);
+            let _ = decode_control_key(&bytes);
         }
     }
 }

@@ -777,6 +777,10 @@ fn error_codes_match_kafka() {
             K::GroupSubscribedToTopic,
         ),
         (GroupError::InvalidRequest, K::InvalidRequest),
+        (GroupError::UnstableOffsetCommit, K::UnstableOffsetCommit),
+        (GroupError::InvalidProducerEpoch, K::InvalidProducerEpoch),
+        (GroupError::ProducerFenced, K::ProducerFenced),
+        (GroupError::UnknownServerError, K::UnknownServerError),
     ];
     for (ours, kafka) in pairs {
         assert_eq!(ours.code(), kafka.code(), "{ours:?}");

@@ -50,6 +50,7 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod sync_group;
+pub mod txn_offset_commit;
 
 // Idempotent producers (issue 5).
 pub mod add_offsets_to_txn;
@@ -195,6 +196,9 @@ pub async fn handle_from(
         }
         RequestKind::OffsetFetch(req) => {
             ResponseKind::OffsetFetch(offset_fetch::handle(ctx, header, req).await).into()
+        }
+        RequestKind::TxnOffsetCommit(req) => {
+            ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(ctx, header, req).await).into()
         }
         RequestKind::OffsetDelete(req) => {
             ResponseKind::OffsetDelete(offset_delete::handle(ctx, header, req).await).into()

@@ -1,6 +1,10 @@
 //! OffsetFetch (v1–v9): v1–v7 one group, v8+ several groups per request.
 //! A partition without a committed offset answers offset -1; `topics` null
-//! (v2+) answers every committed offset of the group.
+//! (v2+) answers every committed offset of the group. Pending
+//! transactional offsets are never shown; with `require_stable` (v7+,
+//! KIP-447) a partition that has one answers UNSTABLE_OFFSET_COMMIT (with
+//! offset -1), per partition in every version as Kafka does, and the
+//! client retries until the transaction ends.
 
 use std::collections::BTreeMap;
 
@@ -17,20 +21,23 @@ use crate::context::BrokerContext;
 use crate::group::records::OffsetCommitValue;
 use crate::group::GroupError;
 
-/// `(offset, leader epoch, metadata)` per partition, grouped by topic.
-type Fetched = BTreeMap<String, Vec<(i32, Option<OffsetCommitValue>)>>;
+/// One partition's committed offset (or why there is none), by topic.
+type Fetched = BTreeMap<String, Vec<(i32, Result<Option<OffsetCommitValue>, GroupError>)>>;
 
 fn fetch(
     ctx: &BrokerContext,
     group: &str,
     wanted: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
 ) -> Result<Fetched, GroupError> {
     let list = wanted.map(|ts| {
         ts.into_iter()
             .flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p)))
             .collect()
     });
-    let rows = ctx.groups.fetch_offsets(group, list)?;
+    let rows = ctx
+        .groups
+        .fetch_offsets_stable(group, list, require_stable)?;
     let mut out: Fetched = BTreeMap::new();
     for (t, p, v) in rows {
         out.entry(t).or_default().push((p, v));
@@ -38,14 +45,20 @@ fn fetch(
     Ok(out)
 }
 
-fn values(v: &Option<OffsetCommitValue>, version: i16) -> (i64, i32, StrBytes) {
+/// `(offset, leader epoch, metadata, error code)` of one partition.
+fn values(
+    v: &Result<Option<OffsetCommitValue>, GroupError>,
+    version: i16,
+) -> (i64, i32, StrBytes, i16) {
     match v {
-        Some(v) => (
+        Ok(Some(v)) => (
             v.offset,
             if version >= 5 { v.leader_epoch } else { -1 },
             StrBytes::from_string(v.metadata.clone()),
+            0,
         ),
-        None => (-1, -1, StrBytes::from_static_str("")),
+        Ok(None) => (-1, -1, StrBytes::from_static_str(""), 0),
+        Err(e) => (-1, -1, StrBytes::from_static_str(""), e.code()),
     }
 }
 
@@ -55,6 +68,7 @@ pub async fn handle(
     req: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
     let version = header.request_api_version;
+    let require_stable = version >= 7 && req.require_stable;
     if version >= 8 {
         let groups = req
             .groups
@@ -75,7 +89,7 @@ pub async fn handle(
                 } else {
                     Ok(())
                 };
-                match checked.and_then(|()| fetch(ctx, &g.group_id.0, wanted)) {
+                match checked.and_then(|()| fetch(ctx, &g.group_id.0, wanted, require_stable)) {
                     Err(e) => OffsetFetchResponseGroup::default()
                         .with_group_id(g.group_id)
                         .with_error_code(e.code()),
@@ -89,12 +103,13 @@ pub async fn handle(
                                         .with_partitions(
                                             ps.iter()
                                                 .map(|(p, v)| {
-                                                    let (o, e, m) = values(v, version);
+                                                    let (o, e, m, code) = values(v, version);
                                                     OffsetFetchResponsePartitions::default()
                                                         .with_partition_index(*p)
                                                         .with_committed_offset(o)
                                                         .with_committed_leader_epoch(e)
                                                         .with_metadata(Some(m))
+                                                        .with_error_code(code)
                                                 })
                                                 .collect(),
                                         )
@@ -112,7 +127,7 @@ pub async fn handle(
             .collect()
     });
     let group = req.group_id;
-    match fetch(ctx, &group.0, wanted.clone()) {
+    match fetch(ctx, &group.0, wanted.clone(), require_stable) {
         Ok(rows) => OffsetFetchResponse::default().with_topics(
             rows.into_iter()
                 .map(|(t, ps)| {
@@ -121,12 +136,13 @@ pub async fn handle(
                         .with_partitions(
                             ps.iter()
                                 .map(|(p, v)| {
-                                    let (o, e, m) = values(v, version);
+                                    let (o, e, m, code) = values(v, version);
                                     OffsetFetchResponsePartition::default()
                                         .with_partition_index(*p)
                                         .with_committed_offset(o)
                                         .with_committed_leader_epoch(e)
                                         .with_metadata(Some(m))
+                                        .with_error_code(code)
                                 })
                                 .collect(),
                         )

@@ -1,0 +1,142 @@
+//! TxnOffsetCommit (v0–v4): a transactional producer commits a consumer
+//! group's offsets as part of its transaction (KIP-98; v3 adds the member's
+//! generation, id and instance id for KIP-447 fencing). Per partition:
+//! unknown topics or partitions get UNKNOWN_TOPIC_OR_PARTITION, metadata
+//! longer than `offset.metadata.max.bytes` OFFSET_METADATA_TOO_LARGE; the
+//! rest goes to the group coordinator, which checks the committer against
+//! the group and writes the offsets as a transactional batch of the
+//! producer. They are pending (invisible to OffsetFetch) until the
+//! transaction's marker.
+//!
+//! v5 (transaction version 2, KIP-890: the group coordinator adds the
+//! offsets partition to the transaction itself) is not advertised.
+
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{RequestHeader, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+use sluice_record::{ProducerEpoch, ProducerId};
+
+use crate::context::BrokerContext;
+use crate::group::{CommitRequest, GroupError, TxnCommitter};
+
+/// What the handler decided for one partition before the coordinator.
+#[derive(Clone, Copy)]
+enum Checked {
+    /// Goes to the coordinator; gets its answer.
+    Valid,
+    /// Refused here (unknown topic or partition).
+    Refused(GroupError),
+    /// Metadata too long: OFFSET_METADATA_TOO_LARGE unless the coordinator
+    /// refuses the whole request (Kafka checks the group first).
+    TooLarge,
+}
+
+pub async fn handle(
+    ctx: &BrokerContext,
+    header: &RequestHeader,
+    req: TxnOffsetCommitRequest,
+) -> TxnOffsetCommitResponse {
+    let version = header.request_api_version;
+    let max_metadata = ctx.groups.config().offset_metadata_max_bytes;
+    let mut checked: Vec<Vec<Checked>> = Vec::with_capacity(req.topics.len());
+    let mut commits = Vec::new();
+    let mut to_coordinator = false;
+    for t in &req.topics {
+        let topic = ctx.image.topic(&t.name.0);
+        let mut row = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            let metadata = p.committed_metadata.as_deref().unwrap_or("");
+            let c = match &topic {
+                Some(tm) if p.partition_index >= 0 && p.partition_index < tm.partitions => {
+                    to_coordinator = true;
+                    if metadata.len() > max_metadata {
+                        Checked::TooLarge
+                    } else {
+                        commits.push(CommitRequest {
+                            topic: t.name.0.to_string(),
+                            partition: p.partition_index,
+                            offset: p.committed_offset,
+                            leader_epoch: if version >= 2 {
+                                p.committed_leader_epoch
+                            } else {
+                                -1
+                            },
+                            metadata: metadata.to_string(),
+                        });
+                        Checked::Valid
+                    }
+                }
+                _ => Checked::Refused(GroupError::UnknownTopicOrPartition),
+            };
+            row.push(c);
+        }
+        checked.push(row);
+    }
+    let group_err = if !to_coordinator {
+        None
+    } else if req.group_id.0.is_empty() {
+        Some(GroupError::InvalidGroupId)
+    } else {
+        let committer = TxnCommitter {
+            transactional_id: req.transactional_id.0.to_string(),
+            producer_id: ProducerId(req.producer_id.0),
+            producer_epoch: ProducerEpoch(req.producer_epoch),
+            generation_id: if version >= 3 { req.generation_id } else { -1 },
+            member_id: if version >= 3 {
+                req.member_id.to_string()
+            } else {
+                String::new()
+            },
+            group_instance_id: if version >= 3 {
+                req.group_instance_id.as_ref().map(|s| s.to_string())
+            } else {
+                None
+            },
+        };
+        match ctx.groups.ensure_offsets_topic(ctx).await {
+            Err(e) => Some(e),
+            Ok(_) => ctx
+                .groups
+                .commit_transactional_offsets(&req.group_id.0, &committer, commits)
+                .await
+                .err(),
+        }
+    };
+    // Clients before 2.0 (v0–v1) do not retry COORDINATOR_LOAD_IN_PROGRESS
+    // (KAFKA-7296); Kafka answers them COORDINATOR_NOT_AVAILABLE.
+    let group_err = match group_err {
+        Some(GroupError::CoordinatorLoadInProgress) if version < 2 => {
+            Some(GroupError::CoordinatorNotAvailable)
+        }
+        e => e,
+    };
+    let topics = req
+        .topics
+        .into_iter()
+        .zip(checked)
+        .map(|(t, row)| {
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .zip(row)
+                        .map(|(p, c)| {
+                            let e = match c {
+                                Checked::Valid => group_err,
+                                Checked::Refused(e) => Some(e),
+                                Checked::TooLarge => {
+                                    group_err.or(Some(GroupError::OffsetMetadataTooLarge))
+                                }
+                            };
+                            TxnOffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(e.map_or(0, GroupError::code))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}
