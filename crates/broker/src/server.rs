@@ -157,7 +157,13 @@ impl Broker {
             quorum,
         )
         .await?;
-        let txns = crate::txn::build(&config, txn_state, &services, replicas.clone());
+        let txns = crate::txn::build(
+            &config,
+            txn_state,
+            &services,
+            replicas.clone(),
+            groups.clone(),
+        );
         logs.set_producer_id_expiration_ms(config.producer_id_expiration_ms());
         let ctx = BrokerContext {
             config,

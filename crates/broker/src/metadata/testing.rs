@@ -134,7 +134,13 @@ pub(crate) fn open_node_with_clock(
         clock.clone(),
         super::QuorumMode::SingleNode,
     ))?;
-    let txns = crate::txn::build(&config, txn_state, &services, replicas.clone());
+    let txns = crate::txn::build(
+        &config,
+        txn_state,
+        &services,
+        replicas.clone(),
+        groups.clone(),
+    );
     Ok(Node {
         ctx: BrokerContext {
             config,

@@ -12,6 +12,7 @@ use sluice_storage::TopicPartition;
 
 use super::marker_writer::LocalMarkers;
 use super::markers::{MarkerFuture, MarkerOutcome, TxnMarker};
+use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::partition::ReplicaManager;
 
 /// The control record of `marker`: `(key, value)`.
@@ -23,15 +24,26 @@ pub fn control_record(marker: &TxnMarker) -> ([u8; 4], [u8; 6]) {
     (key, value)
 }
 
-/// Markers appended through this broker's partitions.
+/// Markers appended through this broker's partitions; a marker in
+/// `__consumer_offsets` also ends the transaction's offset commits in the
+/// group coordinator.
 pub struct ReplicaMarkers {
     replicas: Arc<ReplicaManager>,
+    groups: Arc<GroupCoordinator>,
     timeout: Duration,
 }
 
 impl ReplicaMarkers {
-    pub fn new(replicas: Arc<ReplicaManager>, timeout: Duration) -> Self {
-        ReplicaMarkers { replicas, timeout }
+    pub fn new(
+        replicas: Arc<ReplicaManager>,
+        groups: Arc<GroupCoordinator>,
+        timeout: Duration,
+    ) -> Self {
+        ReplicaMarkers {
+            replicas,
+            groups,
+            timeout,
+        }
     }
 
     async fn one(&self, marker: &TxnMarker, tp: &TopicPartition) -> MarkerOutcome {
@@ -61,13 +73,26 @@ impl ReplicaMarkers {
         part.note_append(info.first_offset, info.bytes);
         part.publish_append(info.last_offset.plus(1));
         let deadline = tokio::time::Instant::now() + self.timeout;
-        match part
+        if part
             .await_replicated(info.last_offset.plus(1), deadline)
             .await
+            .is_err()
         {
-            Ok(()) => MarkerOutcome::Written,
-            Err(_) => MarkerOutcome::Retry,
+            return MarkerOutcome::Retry;
         }
+        if tp.topic == OFFSETS_TOPIC {
+            // A partition (re)loading cannot take the completion; the
+            // marker is written again once it can (the loader applies the
+            // markers it reads itself).
+            if let Err(e) =
+                self.groups
+                    .complete_transaction(tp.partition, marker.producer_id, marker.commit)
+            {
+                tracing::debug!(partition = %tp, error = %e, "offsets marker to be written again");
+                return MarkerOutcome::Retry;
+            }
+        }
+        MarkerOutcome::Written
     }
 }
 

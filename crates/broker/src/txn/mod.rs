@@ -121,12 +121,15 @@ pub fn build(
     state: std::sync::Arc<state_manager::TransactionStateManager>,
     services: &crate::metadata::MetadataServices,
     replicas: std::sync::Arc<crate::partition::ReplicaManager>,
+    groups: std::sync::Arc<crate::group::GroupCoordinator>,
 ) -> std::sync::Arc<TransactionCoordinator> {
     use std::sync::Arc;
     use std::time::Duration;
     let timeout = Duration::from_millis(state.config().request_timeout_ms.max(1) as u64);
     let listener = crate::replica_fetcher::ReplicaFetcherConfig::from_broker(config).listener_name;
-    let local = Arc::new(local_markers::ReplicaMarkers::new(replicas, timeout));
+    let local = Arc::new(local_markers::ReplicaMarkers::new(
+        replicas, groups, timeout,
+    ));
     let writer = Arc::new(marker_writer::BrokerMarkerWriter::new(
         sluice_metadata::BrokerId(config.node_id),
         services.cache.clone(),
