@@ -29,6 +29,7 @@ use super::metadata::{
     is_epoch_exhausted, TransactionMetadata, TransactionVersion, Transition, TxnPartitions,
     NO_PRODUCER_EPOCH,
 };
+use super::peer::Peers;
 use super::state_manager::{StatePartition, TransactionStateManager, TxnRef};
 use super::{Refusal, TransactionState, TxnError, TRANSACTION_STATE_TOPIC};
 use crate::metadata::{ControllerChannel, MetadataError};
@@ -61,6 +62,8 @@ pub struct TransactionCoordinator {
     state: Arc<TransactionStateManager>,
     markers: Arc<MarkerChannel>,
     controller: Arc<ControllerChannel>,
+    /// Other brokers (the coordinators a partition leader asks).
+    peers: Arc<Peers>,
     /// Serializes the creation of `__transaction_state`.
     creating: tokio::sync::Mutex<()>,
     shutdown: watch::Sender<bool>,
@@ -83,11 +86,13 @@ impl TransactionCoordinator {
         state: Arc<TransactionStateManager>,
         markers: Arc<MarkerChannel>,
         controller: Arc<ControllerChannel>,
+        peers: Arc<Peers>,
     ) -> Self {
         TransactionCoordinator {
             state,
             markers,
             controller,
+            peers,
             creating: tokio::sync::Mutex::new(()),
             shutdown: watch::channel(false).0,
         }
@@ -456,6 +461,125 @@ impl TransactionCoordinator {
             .iter()
             .map(|(t, p)| ongoing && m.partitions.get(t).is_some_and(|ps| ps.contains(p)))
             .collect())
+    }
+
+    /// The partition leader's side of KIP-890 part 1: asks the
+    /// coordinator of `id` (this broker's, or another's with
+    /// AddPartitionsToTxn v4 `verify_only`) whether `partitions` are in
+    /// the producer's ongoing transaction. Per partition: `Ok(())`, or the
+    /// error a produce answers with (INVALID_TXN_STATE when it is not in
+    /// the transaction; coordinator troubles are retriable).
+    pub async fn verify_for_produce(
+        &self,
+        id: &str,
+        pid: ProducerId,
+        epoch: ProducerEpoch,
+        partitions: &[(String, i32)],
+    ) -> Vec<Result<(), TxnError>> {
+        let image = self.peers.image().image();
+        let coordinator = self.state.partition_for(id).and_then(|p| {
+            image
+                .topic(TRANSACTION_STATE_TOPIC)
+                .and_then(|t| t.partition(p))
+                .filter(|r| r.has_leader())
+                .map(|r| r.leader)
+        });
+        drop(image);
+        let inside = |verdicts: Vec<bool>| {
+            verdicts
+                .into_iter()
+                .map(|ok| {
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err(TxnError::InvalidTxnState)
+                    }
+                })
+                .collect()
+        };
+        match coordinator {
+            None => vec![Err(TxnError::CoordinatorNotAvailable); partitions.len()],
+            Some(c) if c == self.peers.node() => match self.verify(id, pid, epoch, partitions) {
+                Ok(v) => inside(v),
+                Err(e) => vec![Err(e); partitions.len()],
+            },
+            Some(c) => self.verify_remote(c, id, pid, epoch, partitions).await,
+        }
+    }
+
+    async fn verify_remote(
+        &self,
+        coordinator: sluice_metadata::BrokerId,
+        id: &str,
+        pid: ProducerId,
+        epoch: ProducerEpoch,
+        partitions: &[(String, i32)],
+    ) -> Vec<Result<(), TxnError>> {
+        use kafka_protocol::messages::add_partitions_to_txn_request::{
+            AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+        };
+        use kafka_protocol::messages::{
+            AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey,
+            ProducerId as WireProducerId,
+        };
+        use kafka_protocol::protocol::StrBytes;
+        let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
+        for (t, p) in partitions {
+            match topics.iter_mut().find(|x| x.name.as_str() == t) {
+                Some(x) => x.partitions.push(*p),
+                None => topics.push(
+                    AddPartitionsToTxnTopic::default()
+                        .with_name(StrBytes::from_string(t.clone()).into())
+                        .with_partitions(vec![*p]),
+                ),
+            }
+        }
+        let req = AddPartitionsToTxnRequest::default().with_transactions(vec![
+            AddPartitionsToTxnTransaction::default()
+                .with_transactional_id(StrBytes::from_string(id.to_string()).into())
+                .with_producer_id(WireProducerId(pid.0))
+                .with_producer_epoch(epoch.0)
+                .with_verify_only(true)
+                .with_topics(topics),
+        ]);
+        let answer: Result<AddPartitionsToTxnResponse, _> = self
+            .peers
+            .call(coordinator, ApiKey::AddPartitionsToTxn, 4, &req)
+            .await;
+        let answer = match answer {
+            Ok(a) if a.error_code == 0 => a,
+            Ok(a) => {
+                tracing::debug!(code = a.error_code, "verification refused");
+                return vec![Err(TxnError::CoordinatorNotAvailable); partitions.len()];
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "verification not answered");
+                return vec![Err(TxnError::CoordinatorNotAvailable); partitions.len()];
+            }
+        };
+        let mut codes = std::collections::HashMap::new();
+        for r in answer.results_by_transaction {
+            for t in r.topic_results {
+                for p in t.results_by_partition {
+                    codes.insert(
+                        (t.name.to_string(), p.partition_index),
+                        p.partition_error_code,
+                    );
+                }
+            }
+        }
+        partitions
+            .iter()
+            .map(|tp| match codes.get(tp).copied() {
+                Some(0) => Ok(()),
+                Some(c) if c == TxnError::InvalidTxnState.code() => Err(TxnError::InvalidTxnState),
+                Some(c) if c == TxnError::ProducerFenced.code() => Err(TxnError::ProducerFenced),
+                Some(c) if c == TxnError::InvalidProducerIdMapping.code() => {
+                    Err(TxnError::InvalidProducerIdMapping)
+                }
+                _ => Err(TxnError::CoordinatorNotAvailable),
+            })
+            .collect()
     }
 
     /// EndTxn: PrepareCommit or PrepareAbort is written and answered; the

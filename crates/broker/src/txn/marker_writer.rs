@@ -1,11 +1,9 @@
 //! The broker's [`MarkerWriter`]: markers for partitions this broker
 //! leads are appended here; those another broker leads go to it as
-//! WriteTxnMarkers over its inter-broker listener (one cached connection
-//! per broker, replaced after any error).
+//! WriteTxnMarkers over its inter-broker listener ([`Peers`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
@@ -16,27 +14,17 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use sluice_metadata::BrokerId;
 use sluice_storage::TopicPartition;
-use sluice_transport::net::Connector;
 
 use super::markers::{MarkerFuture, MarkerOutcome, MarkerWriter, TxnMarker};
-use crate::metadata::ImageCache;
-use crate::replica_fetcher::conn::LeaderConnection;
+use super::peer::Peers;
 
 /// WriteTxnMarkers version sent to other brokers (flexible; Kafka 4.1
 /// speaks 1 and 2).
 const WRITE_TXN_MARKERS_VERSION: i16 = 1;
-/// Largest WriteTxnMarkers answer read.
-const MAX_ANSWER: usize = 1 << 20;
 
 /// Writes markers locally or through the partition's leader.
 pub struct BrokerMarkerWriter {
-    node: BrokerId,
-    image: Arc<ImageCache>,
-    connector: Arc<dyn Connector>,
-    /// The inter-broker listener's name.
-    listener: String,
-    timeout: Duration,
-    conns: tokio::sync::Mutex<HashMap<BrokerId, LeaderConnection>>,
+    peers: Arc<Peers>,
     local: Arc<dyn LocalMarkers>,
 }
 
@@ -50,23 +38,8 @@ pub trait LocalMarkers: Send + Sync + 'static {
 }
 
 impl BrokerMarkerWriter {
-    pub fn new(
-        node: BrokerId,
-        image: Arc<ImageCache>,
-        connector: Arc<dyn Connector>,
-        listener: String,
-        timeout: Duration,
-        local: Arc<dyn LocalMarkers>,
-    ) -> Self {
-        BrokerMarkerWriter {
-            node,
-            image,
-            connector,
-            listener,
-            timeout,
-            conns: tokio::sync::Mutex::new(HashMap::new()),
-            local,
-        }
+    pub fn new(peers: Arc<Peers>, local: Arc<dyn LocalMarkers>) -> Self {
+        BrokerMarkerWriter { peers, local }
     }
 
     async fn remote(
@@ -75,16 +48,6 @@ impl BrokerMarkerWriter {
         marker: &TxnMarker,
         partitions: Vec<TopicPartition>,
     ) -> Vec<(TopicPartition, MarkerOutcome)> {
-        let retry_all = |ps: Vec<TopicPartition>| {
-            ps.into_iter()
-                .map(|tp| (tp, MarkerOutcome::Retry))
-                .collect::<Vec<_>>()
-        };
-        let Some((host, port)) =
-            crate::handlers::leadership::endpoint(&self.image.image(), leader.0, &self.listener)
-        else {
-            return retry_all(partitions);
-        };
         let mut topics: HashMap<&str, Vec<i32>> = HashMap::new();
         for tp in &partitions {
             topics.entry(&tp.topic).or_default().push(tp.partition);
@@ -105,45 +68,25 @@ impl BrokerMarkerWriter {
                         })
                         .collect(),
                 )]);
-        let mut conns = self.conns.lock().await;
-        let conn = match conns.remove(&leader) {
-            Some(c) => c,
-            None => match LeaderConnection::open(
-                self.connector.as_ref(),
-                &format!("{host}:{port}"),
-                format!("txn-markers-{}", self.node.0),
-                self.timeout,
-            )
-            .await
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::debug!(leader = leader.0, error = %e, "cannot reach a partition leader for markers");
-                    return retry_all(partitions);
-                }
-            },
-        };
-        let mut conn = conn;
-        let answer: Result<WriteTxnMarkersResponse, _> = conn
+        let answer: WriteTxnMarkersResponse = match self
+            .peers
             .call(
+                leader,
                 ApiKey::WriteTxnMarkers,
                 WRITE_TXN_MARKERS_VERSION,
                 &req,
-                MAX_ANSWER,
-                self.timeout,
             )
-            .await;
-        let answer = match answer {
-            Ok(a) => {
-                conns.insert(leader, conn);
-                a
-            }
+            .await
+        {
+            Ok(a) => a,
             Err(e) => {
-                tracing::debug!(leader = leader.0, error = %e, "WriteTxnMarkers failed");
-                return retry_all(partitions);
+                tracing::debug!(error = %e, "WriteTxnMarkers failed");
+                return partitions
+                    .into_iter()
+                    .map(|tp| (tp, MarkerOutcome::Retry))
+                    .collect();
             }
         };
-        drop(conns);
         let mut codes: HashMap<TopicPartition, i16> = HashMap::new();
         for m in answer.markers {
             for t in m.topics {
@@ -190,7 +133,7 @@ impl MarkerWriter for BrokerMarkerWriter {
         partitions: Vec<TopicPartition>,
     ) -> MarkerFuture<'a> {
         Box::pin(async move {
-            if leader == self.node {
+            if leader == self.peers.node() {
                 self.local.write(marker, partitions).await
             } else {
                 self.remote(leader, marker, partitions).await

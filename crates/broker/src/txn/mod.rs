@@ -29,6 +29,7 @@ pub mod local_markers;
 pub mod marker_writer;
 pub mod markers;
 pub mod metadata;
+pub mod peer;
 pub mod records;
 pub mod state;
 pub mod state_manager;
@@ -130,14 +131,14 @@ pub fn build(
     let local = Arc::new(local_markers::ReplicaMarkers::new(
         replicas, groups, timeout,
     ));
-    let writer = Arc::new(marker_writer::BrokerMarkerWriter::new(
+    let peers = Arc::new(peer::Peers::new(
         sluice_metadata::BrokerId(config.node_id),
         services.cache.clone(),
         services.connector.clone(),
         listener,
         timeout,
-        local,
     ));
+    let writer = Arc::new(marker_writer::BrokerMarkerWriter::new(peers.clone(), local));
     let markers = Arc::new(markers::MarkerChannel::new(
         writer,
         services.cache.clone(),
@@ -147,5 +148,6 @@ pub fn build(
         state,
         markers,
         services.controller.clone(),
+        peers,
     ))
 }
