@@ -45,6 +45,8 @@ enum Command {
     Consume(cli::consume::ConsumeArgs),
     /// List, describe (with lag), reset offsets of and delete consumer groups.
     Group(cli::group::GroupArgs),
+    /// List and describe transactions (any Kafka-compatible cluster).
+    Transactions(cli::txn::TxnArgs),
     /// Elect partition leaders, as kafka-leader-election: preferred, or unclean for leaderless ones.
     ElectLeaders(cli::election::ElectArgs),
     /// Move partitions between brokers, as kafka-reassign-partitions: generate, execute, verify, cancel, list.
@@ -84,6 +86,7 @@ fn main() -> std::process::ExitCode {
         Command::Produce(args) => cli::produce::run(args),
         Command::Consume(args) => cli::consume::run(args),
         Command::Group(args) => cli::group::run(args),
+        Command::Transactions(args) => cli::txn::run(args),
         Command::ElectLeaders(args) => cli::election::run(args),
         Command::Reassign(args) => cli::reassign::run(args),
         Command::Cluster(args) => cli::cluster::run(args),

@@ -55,6 +55,29 @@ fn drive(bootstrap: &str, topic: &str) {
     );
 }
 
+/// `sluice transactions list` and `describe` see the driver's id after
+/// its last (committed) transaction.
+fn cli_sees_the_id(bootstrap: &str) {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(args)
+            .args(["-b", bootstrap])
+            .output()
+            .expect("sluice runs");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let listed = run(&["transactions", "list"]);
+    assert!(listed.contains("txn-java"), "{listed}");
+    let described = run(&["transactions", "describe", "txn-java"]);
+    assert!(described.contains("CompleteCommit"), "{described}");
+}
+
 #[test]
 fn java_transactions_against_sluice() {
     if !ready() {
@@ -68,6 +91,7 @@ fn java_transactions_against_sluice() {
     // the coordinator reloaded __transaction_state and fences, commits
     // and aborts as before.
     drive(sluice.bootstrap(), "txn-java-after-restart");
+    cli_sees_the_id(sluice.bootstrap());
 }
 
 #[test]
@@ -79,4 +103,5 @@ fn java_transactions_against_reference_kafka() {
         return;
     };
     drive(&kafka.bootstrap(), "txn-java");
+    cli_sees_the_id(&kafka.bootstrap());
 }

@@ -21,6 +21,7 @@ pub mod raw;
 pub mod reassign;
 pub mod storage;
 pub mod topic;
+pub mod txn;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
