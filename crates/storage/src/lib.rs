@@ -131,6 +131,7 @@ pub mod producer_state;
 mod recovery;
 pub mod segment;
 pub mod sim;
+pub mod txn_index;
 pub mod validate;
 
 #[cfg(test)]

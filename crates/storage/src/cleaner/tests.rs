@@ -202,7 +202,13 @@ fn compaction_keeps_latest_per_key_with_offsets_codecs_and_producer_fields() {
         &[],
     )
     .unwrap();
-    append(&log, ctl.build().unwrap());
+    // Only a coordinator writes control batches (a client may not).
+    log.append_as_leader_from(
+        &mut ctl.build().unwrap(),
+        LeaderEpoch(3),
+        crate::log::AppendOrigin::Coordinator,
+    )
+    .unwrap();
     append(
         &log,
         batch(CompressionType::Zstd, &[("k4", Some("last"))], NOW),
