@@ -315,6 +315,15 @@ impl TxnIndex {
         Ok(())
     }
 
+    /// Calls `f` with every entry, in order, until it returns false
+    /// (entries are checked as they are read; a chunk at a time in memory).
+    pub(crate) fn for_each_entry(
+        &self,
+        mut f: impl FnMut(AbortedTxn) -> bool,
+    ) -> Result<(), StorageError> {
+        self.walk(self.len_bytes(), |_, t| f(t))
+    }
+
     /// Every entry (tests and tools).
     pub fn entries(&self) -> Result<Vec<AbortedTxn>, StorageError> {
         let mut out = Vec::new();

@@ -304,6 +304,7 @@ impl Log {
                 }
             }
             fs.sync_dir(&self.dir).ctx("fsync directory", &self.dir)?;
+            crate::cleaner::swap::install_txn_index(&*fs, &self.dir, base)?;
             let target = crate::cleaner::swap::log_path(&self.dir, base);
             fs.rename(swap, &target)
                 .ctx("install cleaned segment", swap)?;
