@@ -6,6 +6,13 @@
 //! network layer writes them from the segment file with `sendfile` (see
 //! [`FetchPlan`]).
 //!
+//! Isolation (KIP-98): a consumer in read_committed (`isolation_level` 1)
+//! reads below the partition's last stable offset instead of its high
+//! watermark (still zero copy), and is told the aborted transactions that
+//! overlap what it gets, from the segments' transaction indexes
+//! (`Log::collect_aborted_transactions`, no record is read); every answer
+//! carries the last stable offset, as Kafka's does.
+//!
 //! Long poll: when fewer than `min_bytes` are available the handler waits
 //! until an append moves a fetched partition's high watermark, or
 //! `max_wait_ms` passes, or the broker shuts down, then reads again.
@@ -57,7 +64,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{
-    EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader, TopicName};
 use sluice_record::Offset;
@@ -637,8 +644,14 @@ fn read_all(wanted: &[Wanted], max_bytes: usize, read_committed: bool, hold: boo
                 None
             })
             .with_records(Some(Bytes::new()));
-        let entry = match read_one(w, limit, min_one, hold) {
-            Ok((hw, log_start, slice)) => {
+        let entry = match read_one(w, limit, min_one, hold, read_committed) {
+            Ok(Read {
+                high_watermark: hw,
+                last_stable: lso,
+                log_start,
+                slice,
+                aborted,
+            }) => {
                 if let Some(slice) = &slice {
                     let len = slice.len as usize;
                     limit = limit.saturating_sub(len);
@@ -647,8 +660,22 @@ fn read_all(wanted: &[Wanted], max_bytes: usize, read_committed: bool, hold: boo
                 }
                 let mut data = data
                     .with_high_watermark(hw.value())
-                    .with_last_stable_offset(hw.value())
+                    .with_last_stable_offset(lso.value())
                     .with_log_start_offset(log_start.value());
+                if read_committed {
+                    data = data.with_aborted_transactions(Some(
+                        aborted
+                            .into_iter()
+                            .map(|t| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(kafka_protocol::messages::ProducerId(
+                                        t.producer_id.0,
+                                    ))
+                                    .with_first_offset(t.first_offset.value())
+                            })
+                            .collect(),
+                    ));
+                }
                 if let Some((epoch, end_offset)) = w.diverging {
                     // Answered at once: the follower must truncate first.
                     round.answer_now = true;
@@ -710,13 +737,24 @@ fn behind_requester(ns: NotServed, current_leader_epoch: i32) -> NotServed {
     }
 }
 
-/// (high watermark, log start offset, records) or a Kafka error code.
+/// What one partition's read found.
+struct Read {
+    high_watermark: Offset,
+    last_stable: Offset,
+    log_start: Offset,
+    slice: Option<FileSlice>,
+    /// For read_committed: the aborted transactions overlapping `slice`.
+    aborted: Vec<sluice_storage::txn_index::AbortedTxn>,
+}
+
+/// The offsets and records of one partition, or a Kafka error code.
 fn read_one(
     w: &Wanted,
     limit: usize,
     min_one: bool,
     hold: bool,
-) -> Result<(Offset, Offset, Option<FileSlice>), NotServed> {
+    read_committed: bool,
+) -> Result<Read, NotServed> {
     let partition = w.target.as_ref().map_err(|ns| *ns)?;
     let epoch = partition.leader_epoch().0;
     check_leader_epoch(epoch, w.current_leader_epoch).map_err(|code| NotServed {
@@ -725,37 +763,63 @@ fn read_one(
     })?;
     let log = partition.log();
     let hw = partition.high_watermark();
+    let lso = log.last_stable_offset(hw);
     let log_start = log.log_start_offset();
     let log_end = log.log_end_offset();
     let offset = Offset(w.fetch_offset);
     if offset < log_start || offset > log_end {
         return Err(NotServed::code(ResponseError::OffsetOutOfRange.code()));
     }
+    let nothing = Read {
+        high_watermark: hw,
+        last_stable: lso,
+        log_start,
+        slice: None,
+        aborted: Vec::new(),
+    };
     if w.preferred.is_some() {
         // Redirected: no read here (Kafka skips it too).
-        return Ok((hw, log_start, None));
+        return Ok(nothing);
     }
     // Consumers read below the high watermark (a follower's own, on a
-    // follower), followers up to the end.
+    // follower) or, in read_committed, the last stable offset; followers
+    // up to the end.
     let visible = match (&w.follower, w.diverging) {
-        (Some(_), Some(_)) => return Ok((hw, log_start, None)),
+        (Some(_), Some(_)) => return Ok(nothing),
         (Some(_), None) => log_end,
+        (None, _) if read_committed => lso,
         (None, _) => hw,
     };
     if offset >= visible || (hold && w.throttle == Throttle::Limited) {
-        return Ok((hw, log_start, None));
+        return Ok(nothing);
     }
     let max = limit.min(w.partition_max_bytes.max(0) as usize);
-    let max_offset = if w.follower.is_some() { None } else { Some(hw) };
-    match log.read(offset, max, max_offset, min_one) {
-        Ok(slice) => Ok((hw, log_start, slice.filter(|s| s.len > 0))),
-        Err(e) => {
-            if !matches!(e, StorageError::OffsetOutOfRange { .. }) {
-                tracing::warn!(partition = %partition.topic_partition(), error = %e, "fetch read failed");
-            }
-            Err(NotServed::code(storage_error_code(&e)))
+    let max_offset = if w.follower.is_some() {
+        None
+    } else {
+        Some(visible)
+    };
+    let failed = |e: StorageError| {
+        if !matches!(e, StorageError::OffsetOutOfRange { .. }) {
+            tracing::warn!(partition = %partition.topic_partition(), error = %e, "fetch read failed");
         }
-    }
+        NotServed::code(storage_error_code(&e))
+    };
+    let slice = log
+        .read(offset, max, max_offset, min_one)
+        .map_err(failed)?
+        .filter(|s| s.len > 0);
+    let aborted = match &slice {
+        Some(s) if read_committed && w.follower.is_none() => log
+            .collect_aborted_transactions(offset, s.next_offset)
+            .map_err(failed)?,
+        _ => Vec::new(),
+    };
+    Ok(Read {
+        slice,
+        aborted,
+        ..nothing
+    })
 }
 
 /// The follower checks of one partition, before any read (Kafka's
