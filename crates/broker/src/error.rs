@@ -76,6 +76,13 @@ pub fn storage_error_code(err: &StorageError) -> i16 {
         StorageError::LogDeleted(_) => ResponseError::UnknownTopicOrPartition,
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        StorageError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        StorageError::TransactionCoordinatorFenced { .. } => {
+            ResponseError::TransactionCoordinatorFenced
+        }
+        // A transaction index that does not read back (rebuilt on the next
+        // load): the read fails as a storage failure does.
+        StorageError::CorruptTxnIndex { .. } => ResponseError::KafkaStorageError,
         // Kafka has no per-partition producer limit; a retriable code makes
         // the producer back off and try again once idle producers expire.
         StorageError::TooManyProducers { .. } => ResponseError::ThrottlingQuotaExceeded,
@@ -128,6 +135,30 @@ mod tests {
                 89,
             ),
             (StorageError::RecordTooLarge { size: 10, max: 5 }, 10),
+            (
+                StorageError::InvalidTxnState {
+                    producer_id: sluice_record::ProducerId(1),
+                    offset: Offset(5),
+                    txn_first_offset: Offset(2),
+                },
+                48,
+            ),
+            (
+                StorageError::InvalidProducerEpoch {
+                    producer_id: sluice_record::ProducerId(1),
+                    epoch: sluice_record::ProducerEpoch(1),
+                    current: sluice_record::ProducerEpoch(2),
+                },
+                47,
+            ),
+            (
+                StorageError::TransactionCoordinatorFenced {
+                    producer_id: sluice_record::ProducerId(1),
+                    coordinator_epoch: 1,
+                    current: 2,
+                },
+                52,
+            ),
             (
                 StorageError::InvalidTimestamp {
                     timestamp: Timestamp(0),

@@ -9,8 +9,13 @@
 //! topics — after the group-commit fsync that covers it. A partition whose
 //! only replica is this broker keeps the one-node fast path: the high
 //! watermark moves with the append, without taking the replication lock.
-//! Consumers never see bytes past the high watermark; followers read up to
-//! the log end offset.
+//! Consumers never see bytes past the high watermark (in read_committed,
+//! past the last stable offset: min(high watermark, the log's first
+//! unstable offset)); followers read up to the log end offset. Whoever
+//! moves the high watermark tells the log first
+//! (`Log::on_high_watermark_updated`), so a completed transaction whose
+//! marker the new high watermark covers is stable before any reader sees
+//! that high watermark.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -90,6 +95,7 @@ impl Partition {
     ) -> Self {
         let leo = log.log_end_offset();
         let hw = hw.clamp(log.log_start_offset(), leo);
+        log.on_high_watermark_updated(hw);
         let (high_watermark, _) = watch::channel(hw);
         let (log_end, _) = watch::channel(leo);
         Partition {
@@ -147,11 +153,22 @@ impl Partition {
         *self.high_watermark.borrow()
     }
 
+    /// Offsets below this are visible to consumers in read_committed:
+    /// min(high watermark, first unstable offset), where a completed
+    /// transaction stays unstable until the high watermark passes its
+    /// marker (Kafka's `lastStableOffset`).
+    pub fn last_stable_offset(&self) -> Offset {
+        self.log.last_stable_offset(self.high_watermark())
+    }
+
     /// Moves the high watermark forward to `offset` (never backwards) and
     /// wakes fetches and `acks=all` answers waiting for it. A leader's
     /// appends go through [`Partition::publish_append`] instead (which
     /// applies the ISR rules); this is the raw move (followers).
     pub fn advance_high_watermark(&self, offset: Offset) {
+        if offset > self.high_watermark() {
+            self.log.on_high_watermark_updated(offset);
+        }
         let moved = self.high_watermark.send_if_modified(|hw| {
             if offset > *hw {
                 *hw = offset;
@@ -175,6 +192,7 @@ impl Partition {
         let hw = leader_hw
             .min(self.log.log_end_offset())
             .max(self.log.log_start_offset());
+        self.log.on_high_watermark_updated(hw);
         self.high_watermark.send_if_modified(|cur| {
             if *cur != hw {
                 *cur = hw;
@@ -214,6 +232,7 @@ impl Partition {
     /// a DeleteRecords (may move it backwards) and wakes waiters.
     pub fn reset_high_watermark(&self) {
         let leo = self.log.log_end_offset();
+        self.log.on_high_watermark_updated(leo);
         self.high_watermark.send_replace(leo);
         self.publish_log_end();
     }

@@ -24,7 +24,7 @@ use crate::response::encode_response;
 /// 4–18, ListOffsets 1–10, Metadata 0–13, OffsetForLeaderEpoch 2–4, ApiVersions 0–4, CreateTopics 2–7,
 /// DeleteTopics 1–6, DeleteRecords 0–2, DescribeConfigs 1–4, AlterConfigs 0–2,
 /// DescribeLogDirs 1–4, CreatePartitions 0–3, IncrementalAlterConfigs 0–1,
-/// DescribeCluster 0–2, DescribeQuorum 0–2, DescribeTopicPartitions 0. kafka-protocol 0.18 decodes all of
+/// DescribeCluster 0–2, DescribeQuorum 0–2, DescribeTopicPartitions 0, WriteTxnMarkers 1. kafka-protocol 0.18 decodes all of
 /// these except Produce v0–v2. The broker raises or lowers entries as handlers land.
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 13),
@@ -84,6 +84,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::EndTxn, 0, 4),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 2),
+    // Transaction markers on a partition leader (KIP-98). Kafka 4.1.2's
+    // broker listener advertises v1 only (v0 went in 4.0, KIP-896; its
+    // spec in the pinned kafka-clients jar: validVersions "1").
+    (ApiKey::WriteTxnMarkers, 1, 1),
 ];
 
 /// APIs that Apache Kafka 4.1.2's broker listener serves (with the version ranges it

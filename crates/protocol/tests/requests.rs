@@ -9,8 +9,12 @@ use sluice_protocol::kafka_protocol::messages::metadata_request::MetadataRequest
 use sluice_protocol::kafka_protocol::messages::produce_request::{
     PartitionProduceData, TopicProduceData,
 };
+use sluice_protocol::kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
 use sluice_protocol::kafka_protocol::messages::{
-    ApiKey, FetchRequest, MetadataRequest, ProduceRequest, RequestHeader, RequestKind, TopicName,
+    ApiKey, FetchRequest, MetadataRequest, ProduceRequest, ProducerId, RequestHeader, RequestKind,
+    TopicName, WriteTxnMarkersRequest,
 };
 use sluice_protocol::kafka_protocol::protocol::{Encodable, StrBytes};
 use sluice_protocol::{
@@ -457,4 +461,54 @@ fn element_count_is_capped_per_request() {
         matches!(err, ProtocolError::Malformed { reason: MalformedReason::TooManyElements(n), .. } if n == MAX_REQUEST_ELEMENTS + 2),
         "{err:?}"
     );
+}
+
+/// WriteTxnMarkers v1 (advertised as Kafka 4.1.2 does): a request decodes
+/// back to itself; a marker count or a partition count larger than the
+/// bytes that follow is refused before kafka-protocol allocates for it; v0
+/// and v2 are not served.
+#[test]
+fn write_txn_markers_is_bounds_checked() {
+    assert_eq!(
+        sluice_protocol::supported_range(SUPPORTED_APIS, ApiKey::WriteTxnMarkers),
+        Some((1, 1))
+    );
+    let req = WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+        .with_producer_id(ProducerId(42))
+        .with_producer_epoch(3)
+        .with_transaction_result(true)
+        .with_coordinator_epoch(7)
+        .with_topics(vec![WritableTxnMarkerTopic::default()
+            .with_name(topic_name("orders"))
+            .with_partition_indexes(vec![0, 2, 5])])]);
+    let d = decode_request(frame(ApiKey::WriteTxnMarkers, 1, 9, &req)).unwrap();
+    assert_eq!(d.body, RequestKind::WriteTxnMarkers(req));
+    // Flexible v1: compact array of markers, count + 1 as an unsigned varint.
+    // A claimed 2^28 markers in a 7-byte body.
+    let reason = expect_malformed(
+        ApiKey::WriteTxnMarkers,
+        1,
+        &[0x80, 0x80, 0x80, 0x80, 0x01, 0, 0],
+    );
+    assert!(
+        matches!(reason, MalformedReason::ArrayTooLong { .. }),
+        "{reason:?}"
+    );
+    // One marker whose partition list claims far more entries than remain.
+    let mut body = vec![0x02]; // one marker
+    body.extend(42i64.to_be_bytes()); // producer id
+    body.extend(3i16.to_be_bytes()); // epoch
+    body.push(1); // commit
+    body.push(0x02); // one topic
+    body.push(0x02); // name "o" (compact string)
+    body.push(b'o');
+    body.extend([0xff, 0xff, 0xff, 0x0f]); // partition count ~ 2^32
+    let reason = expect_malformed(ApiKey::WriteTxnMarkers, 1, &body);
+    assert!(
+        matches!(reason, MalformedReason::ArrayTooLong { .. }),
+        "{reason:?}"
+    );
+    for v in [0, 2] {
+        assert!(decode_request(raw_frame(ApiKey::WriteTxnMarkers, v, 1, &[1, 0])).is_err());
+    }
 }

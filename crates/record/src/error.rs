@@ -31,6 +31,9 @@ pub enum RecordError {
     Decompression { codec: &'static str, reason: String },
     #[error("compression failed ({codec}): {reason}")]
     Compression { codec: &'static str, reason: String },
+    /// A control record (transaction marker) that does not decode.
+    #[error("invalid control record: {0}")]
+    InvalidControlRecord(&'static str),
     #[error("cannot build batch: {0}")]
     Build(&'static str),
 }

@@ -22,6 +22,9 @@
 //!   (the broker's decompression budget).
 //! - [`builder`]: [`BatchBuilder`] makes valid batches (any codec,
 //!   idempotent/transactional/control flags, compaction gaps).
+//! - [`control`]: control records (KIP-98 transaction markers):
+//!   [`ControlRecordType`], [`EndTransactionMarker`], the one-record
+//!   marker batch a partition leader writes, and reading it back.
 //! - [`reader`]: [`BatchReader`] / [`records`] validate a batch, decompress
 //!   it within a limit and iterate its records.
 //! - [`recompress`]: re-encodes a batch in another codec, every field and
@@ -36,6 +39,7 @@ pub mod batch;
 pub mod budget;
 pub mod builder;
 pub mod compression;
+pub mod control;
 pub mod crc;
 pub mod error;
 #[doc(hidden)]
@@ -56,6 +60,10 @@ pub use batch::{
 pub use budget::{Budget, Unbounded};
 pub use builder::BatchBuilder;
 pub use compression::{compress, decompress};
+pub use control::{
+    build_end_txn_marker_batch, read_control_batch, ControlBatch, ControlRecordType,
+    EndTransactionMarker,
+};
 pub use crc::crc32c;
 pub use error::RecordError;
 pub use reader::{records, BatchReader};

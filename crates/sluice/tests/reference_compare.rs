@@ -501,6 +501,7 @@ fn advertised_versions_match_reference_kafka() {
         ApiKey::AlterReplicaLogDirs,
         ApiKey::ListConfigResources,
         ApiKey::DescribeQuorum,
+        ApiKey::WriteTxnMarkers,
     ];
     let mut problems = Vec::new();
     for (key, (lo, hi)) in &actual {

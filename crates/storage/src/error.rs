@@ -109,6 +109,26 @@ pub enum StorageError {
         epoch: ProducerEpoch,
         current: ProducerEpoch,
     },
+    /// A non-transactional batch from a producer whose transaction is open
+    /// on the partition (INVALID_TXN_STATE).
+    #[error("producer {producer_id:?} wrote a non-transactional batch at offset {offset} while its transaction from offset {txn_first_offset} is open")]
+    InvalidTxnState {
+        producer_id: ProducerId,
+        offset: Offset,
+        txn_first_offset: Offset,
+    },
+    /// A transaction marker from a coordinator epoch older than the one
+    /// that wrote the producer's last marker (TRANSACTION_COORDINATOR_FENCED).
+    #[error("marker for producer {producer_id:?} from coordinator epoch {coordinator_epoch}, older than the current {current}")]
+    TransactionCoordinatorFenced {
+        producer_id: ProducerId,
+        coordinator_epoch: i32,
+        current: i32,
+    },
+    /// A segment's `.txnindex` holds what this log never writes (the log
+    /// rebuilds it on load; met later, the read fails).
+    #[error("corrupt transaction index {}: {reason}", path.display())]
+    CorruptTxnIndex { path: PathBuf, reason: &'static str },
     /// The partition already tracks the maximum number of producers and
     /// none is idle long enough to expire.
     #[error("partition {tp} already tracks {max} producers; a new producer id is refused until one expires (producer.id.expiration.ms)")]
@@ -158,6 +178,24 @@ impl From<SequenceError> for StorageError {
                 epoch: ProducerEpoch(epoch),
                 first_seq,
                 expected,
+            },
+            SequenceError::InvalidTxnState {
+                producer_id,
+                offset,
+                txn_first_offset,
+            } => StorageError::InvalidTxnState {
+                producer_id,
+                offset,
+                txn_first_offset,
+            },
+            SequenceError::TransactionCoordinatorFenced {
+                producer_id,
+                coordinator_epoch,
+                current,
+            } => StorageError::TransactionCoordinatorFenced {
+                producer_id,
+                coordinator_epoch,
+                current,
             },
         }
     }

@@ -29,10 +29,16 @@
 //! * [`headroom`] — the preallocated `.metadata-headroom` file of each log
 //!   dir that only metadata writes may use, so a full disk can still
 //!   delete, checkpoint and restart.
-//! * [`producer_state`] — idempotent producers: per-partition
-//!   `ProducerStateManager` (epoch + last five batches per producer id), the
-//!   sequence rules, `<offset>.snapshot` files; [`producer_id`] — producer
-//!   id allocation with a durable high-water mark (`producer-id-block`).
+//! * [`producer_state`] — idempotent and transactional producers:
+//!   per-partition `ProducerStateManager` (epoch + last five batches per
+//!   producer id, its open transaction, the coordinator epoch), the
+//!   sequence rules, the transaction rules by append origin and the first
+//!   unstable offset (`producer_state/txn.rs`), `<offset>.snapshot` files;
+//!   [`producer_id`] — producer id allocation with a durable high-water
+//!   mark (`producer-id-block`).
+//! * [`txn_index`] — the aborted-transaction index of each segment
+//!   (`.txnindex`, Kafka's format), written when an ABORT marker is
+//!   appended, read by read_committed fetches (`Log::collect_aborted_transactions`).
 //! * [`meta_properties`] — `meta.properties` of every log dir and the
 //!   metadata log dir (cluster id, node id, directory id), the
 //!   `kafka-storage format` step, Kafka's UUIDs, and the start-up check that
@@ -50,6 +56,7 @@
 //! <log.dir>/orders-0/00000000000000000000.log
 //! <log.dir>/orders-0/00000000000000000000.index
 //! <log.dir>/orders-0/00000000000000000000.timeindex
+//! <log.dir>/orders-0/00000000000000000000.txnindex   (once an ABORT is in the segment)
 //! ```
 //!
 //! Behaviour worth knowing:
@@ -60,6 +67,16 @@
 //!   offsets (`AppendInfo::duplicate`); a gap or a bad epoch rejects the
 //!   call. The state is snapshotted at every roll and at shutdown and rebuilt
 //!   on load from the newest snapshot plus the batch headers after it.
+//! * **Transactions** (KIP-98): a transactional batch opens its producer's
+//!   transaction; [`Log::append_txn_marker`] ends it (the coordinator's
+//!   rules: epochs by transaction version, coordinator fencing); the first
+//!   unstable offset covers open transactions and completed ones whose
+//!   marker the high watermark has not passed
+//!   ([`Log::on_high_watermark_updated`]); ABORTs are indexed per segment,
+//!   and the index is truncated, retained, cleaned and recovered with its
+//!   segment. Appends carry an origin ([`log::AppendOrigin`]): clients get
+//!   sequence checks and may not write control batches, coordinators get
+//!   epoch checks, replication none.
 //! * **Append** validates every batch of a call (framing, magic 2, CRC-32C,
 //!   count vs last offset delta, `max.message.bytes`, timestamps against
 //!   `message.timestamp.{before,after}.max.ms` for CreateTime topics) before
@@ -131,6 +148,7 @@ pub mod producer_state;
 mod recovery;
 pub mod segment;
 pub mod sim;
+pub mod txn_index;
 pub mod validate;
 
 #[cfg(test)]

@@ -1,6 +1,10 @@
 //! ListOffsets (v1+): earliest (-2), latest (-1), max timestamp (-3),
 //! earliest local (-4, the same as earliest without tiered storage), and
 //! the first offset at or after a timestamp (through the time index).
+//! A consumer in read_committed (`isolation_level` 1, v2+) sees up to the
+//! last stable offset instead of the high watermark: LATEST is the last
+//! stable offset, and lookups find nothing at or past it (Kafka's
+//! `lastFetchableOffset`).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
@@ -32,6 +36,7 @@ pub async fn handle(
     // the log end offset, not the high watermark: it decides how far an
     // out-of-range follower truncates.
     let from_replica = req.replica_id.0 >= 0;
+    let read_committed = version >= 2 && req.isolation_level == 1;
     // Resolve partitions here; do the lookups (index reads, and for
     // timestamps a batch read and decompression) on the blocking pool.
     let mut queries = Vec::new();
@@ -62,7 +67,7 @@ pub async fn handle(
                 let partition = partition?;
                 let leader_epoch = partition.leader_epoch().0;
                 check_leader_epoch(leader_epoch, epoch)?;
-                Ok(lookup(&partition, timestamp, from_replica)?
+                Ok(lookup(&partition, timestamp, from_replica, read_committed)?
                     .map(|(o, ts)| (o, ts, leader_epoch)))
             })
             .collect::<Vec<_>>()
@@ -117,11 +122,16 @@ fn lookup(
     partition: &Partition,
     timestamp: i64,
     from_replica: bool,
+    read_committed: bool,
 ) -> Result<Option<(Offset, Timestamp)>, i16> {
     let log = partition.log();
-    // Consumers never see past the high watermark (no transactions, so the
-    // last stable offset equals it).
-    let hw = partition.high_watermark();
+    // Consumers never see past the high watermark, nor in read_committed
+    // past the last stable offset.
+    let hw = if read_committed {
+        partition.last_stable_offset()
+    } else {
+        partition.high_watermark()
+    };
     match timestamp {
         LATEST_TIMESTAMP if from_replica => Ok(Some((log.log_end_offset(), Timestamp::NONE))),
         LATEST_TIMESTAMP => Ok(Some((hw, Timestamp::NONE))),
@@ -136,7 +146,7 @@ fn lookup(
         ts => match log.offset_for_timestamp(Timestamp(ts)) {
             Ok(found) => Ok(found
                 .map(|(offset, batch_ts)| {
-                    exact_record(partition, offset, Timestamp(ts)).unwrap_or((offset, batch_ts))
+                    exact_record(partition, offset, Timestamp(ts), hw).unwrap_or((offset, batch_ts))
                 })
                 .filter(|(offset, _)| *offset < hw)),
             Err(e) => Err(storage_error_code(&e)),
@@ -150,8 +160,12 @@ const MAX_DECOMPRESSED: usize = 256 << 20;
 /// The first record at or after `from` whose timestamp is `>= ts`, looked up
 /// inside the batch that holds `from` (the time index only finds batches;
 /// Kafka answers with the record, as consumers' `offsetsForTimes` expect).
-fn exact_record(partition: &Partition, from: Offset, ts: Timestamp) -> Option<(Offset, Timestamp)> {
-    let hw = partition.high_watermark();
+fn exact_record(
+    partition: &Partition,
+    from: Offset,
+    ts: Timestamp,
+    hw: Offset,
+) -> Option<(Offset, Timestamp)> {
     let slice = partition.log().read(from, 1, Some(hw), true).ok()??;
     let bytes = slice.read_to_vec().ok()?;
     let size = BatchHeader::peek_size(&bytes).ok()?;

@@ -61,6 +61,9 @@ pub mod init_producer_id;
 pub mod list_transactions;
 pub mod unsupported;
 
+// Transactions: the partition leader's side.
+pub mod write_txn_markers;
+
 /// How the connection answers one request.
 #[derive(Debug)]
 pub enum Response {
@@ -231,6 +234,11 @@ pub async fn handle_from(
         }
         RequestKind::EndTxn(req) => {
             ResponseKind::EndTxn(end_txn::handle(ctx, header, req).await).into()
+        }
+        RequestKind::WriteTxnMarkers(req) => {
+            let hook = write_txn_markers::offsets_marker_hook(ctx);
+            ResponseKind::WriteTxnMarkers(write_txn_markers::handle(ctx, header, req, &hook).await)
+                .into()
         }
         other => unsupported::answer(header, other),
     }

@@ -28,6 +28,33 @@ use super::purgatory::{Completion, Registered};
 use super::selector::{eligible, FollowerCandidate};
 use crate::partition::Partition;
 
+/// Why an `acks=all` wait ended without the high watermark covering the
+/// append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReplicationWait {
+    /// The ISR fell under `min.insync.replicas` meanwhile.
+    #[error("the ISR fell under min.insync.replicas")]
+    NotEnoughReplicasAfterAppend,
+    /// Leadership moved.
+    #[error("this broker no longer leads the partition")]
+    NotLeader,
+    #[error("timed out waiting for the followers")]
+    TimedOut,
+}
+
+impl ReplicationWait {
+    /// Kafka's code for it.
+    pub fn code(self) -> i16 {
+        match self {
+            ReplicationWait::NotEnoughReplicasAfterAppend => {
+                ResponseError::NotEnoughReplicasAfterAppend.code()
+            }
+            ReplicationWait::NotLeader => ResponseError::NotLeaderOrFollower.code(),
+            ReplicationWait::TimedOut => ResponseError::RequestTimedOut.code(),
+        }
+    }
+}
+
 /// This broker's role for one partition, from its registration.
 #[derive(Clone, Debug)]
 pub struct ReplicaRole {
@@ -143,6 +170,10 @@ impl Partition {
     /// turned follower never gets a leader's batch after the fetcher
     /// started appending the new leader's (the coordinator's writes go
     /// through here: a stale write there made a follower's log diverge).
+    /// The append's origin is the coordinator's
+    /// ([`sluice_storage::log::AppendOrigin::Coordinator`]): producer
+    /// batches are checked for their epoch only (TxnOffsetCommit batches
+    /// carry base sequence -1) and may not break a transaction's rules.
     pub fn append_as_leader_checked(
         &self,
         batch: &mut [u8],
@@ -152,7 +183,11 @@ impl Partition {
             return Ok(None);
         }
         self.log
-            .append_as_leader(batch, self.leader_epoch())
+            .append_as_leader_from(
+                batch,
+                self.leader_epoch(),
+                sluice_storage::log::AppendOrigin::Coordinator,
+            )
             .map(Some)
     }
 
@@ -412,6 +447,17 @@ impl Partition {
         required: Offset,
         deadline: tokio::time::Instant,
     ) -> Result<(), i16> {
+        self.wait_replicated(required, deadline)
+            .await
+            .map_err(ReplicationWait::code)
+    }
+
+    /// [`Partition::await_replicated`] with the reason it did not end well.
+    pub async fn wait_replicated(
+        &self,
+        required: Offset,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), ReplicationWait> {
         let completion = match self.purgatory.register(required, || self.high_watermark()) {
             Registered::Covered => Completion::Replicated,
             Registered::Waiting(reg) => {
@@ -438,7 +484,7 @@ impl Partition {
                     }
                     None => {
                         self.purgatory.remove(reg.key);
-                        return Err(ResponseError::RequestTimedOut.code());
+                        return Err(ReplicationWait::TimedOut);
                     }
                 }
             }
@@ -447,16 +493,16 @@ impl Partition {
         match completion {
             Completion::Replicated if self.high_watermark() >= required => {
                 if self.under_min_isr() {
-                    Err(ResponseError::NotEnoughReplicasAfterAppend.code())
+                    Err(ReplicationWait::NotEnoughReplicasAfterAppend)
                 } else {
                     Ok(())
                 }
             }
-            Completion::Replicated => Err(ResponseError::NotLeaderOrFollower.code()),
+            Completion::Replicated => Err(ReplicationWait::NotLeader),
             Completion::NotEnoughReplicasAfterAppend => {
-                Err(ResponseError::NotEnoughReplicasAfterAppend.code())
+                Err(ReplicationWait::NotEnoughReplicasAfterAppend)
             }
-            Completion::NotLeader => Err(ResponseError::NotLeaderOrFollower.code()),
+            Completion::NotLeader => Err(ReplicationWait::NotLeader),
         }
     }
 
@@ -465,7 +511,7 @@ impl Partition {
         &self,
         required: Offset,
         deadline: tokio::time::Instant,
-    ) -> Result<Completion, i16> {
+    ) -> Result<Completion, ReplicationWait> {
         let mut rx = self.subscribe();
         loop {
             if *rx.borrow_and_update() >= required {
@@ -480,7 +526,7 @@ impl Partition {
             match tokio::time::timeout_at(deadline, rx.changed()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return Ok(Completion::NotLeader),
-                Err(_) => return Err(ResponseError::RequestTimedOut.code()),
+                Err(_) => return Err(ReplicationWait::TimedOut),
             }
         }
     }

@@ -7,6 +7,8 @@
 //! - [`leader`]: the `Partition` methods around them (role from the image,
 //!   appends, follower fetches, `acks=all` waits).
 //! - [`purgatory`]: the bounded `acks=all` waiters of a partition.
+//! - [`markers`]: WriteTxnMarkers on a leader: transaction markers
+//!   appended and waited for like `acks=all`.
 //! - [`alter`]: the ISR changes sent to the controller (one in flight per
 //!   partition) and the periodic shrink check; [`controller`]: that seam on
 //!   `ControllerClient::alter_partition`.
@@ -21,12 +23,15 @@ pub mod controller;
 mod fetch_tests;
 pub mod isr;
 pub mod leader;
+pub mod markers;
 pub mod purgatory;
 pub mod quota;
 #[cfg(test)]
 mod read_replica_tests;
 pub mod refusals;
 pub mod selector;
+#[cfg(test)]
+mod txn_tests;
 
 pub use leader::ReplicaRole;
 

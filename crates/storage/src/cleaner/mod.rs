@@ -25,7 +25,17 @@
 //!    range, producer id/epoch/base sequence, leader epoch, codec and
 //!    timestamp type; control batches stay as they are; a batch whose
 //!    records all stay is copied byte for byte.
-//! 4. Tombstones are removed once `delete.retention.ms` has passed since the
+//! 4. Transactions (KIP-98): the dirty range never reaches the log's first
+//!    unstable offset (an open transaction, or one whose marker is not
+//!    replicated yet, is not decided); records of aborted transactions
+//!    (from the transaction index) never enter the offset map, so they
+//!    cannot make a committed record look superseded; markers stay as they
+//!    are and a rewritten transactional batch keeps its attributes; the
+//!    cleaned segment's transaction index is its old segments' (the swap
+//!    carries it). Not done: removing aborted records and markers past
+//!    `delete.retention.ms`, as Kafka does (they are kept, which costs
+//!    space, never correctness).
+//! 5. Tombstones are removed once `delete.retention.ms` has passed since the
 //!    newest record of their batch (the batch's max timestamp). This is a
 //!    per-batch delete horizon that needs no extra state; Kafka (KIP-534)
 //!    stamps the horizon into the batch on the first pass instead.
@@ -225,10 +235,16 @@ pub(crate) fn clean_log_with(
         ..Default::default()
     };
 
-    // 1. The offset map over the dirty range.
+    // 1. The offset map over the dirty range, which stops at the first
+    //    unstable offset; aborted transactions' records stay out of it.
     let mut map = OffsetMap::new(config.dedupe_buffer_size);
-    let mut dirty_end = *ends.last().expect("non-empty");
+    let unstable = log.first_unstable_offset().unwrap_or(Offset(i64::MAX));
+    let mut dirty_end = (*ends.last().expect("non-empty")).min(unstable);
+    let aborted = AbortedRanges::of(log, first_dirty, dirty_end)?;
     'segments: for (i, s) in segs.iter().enumerate() {
+        if s.base_offset() >= dirty_end {
+            break;
+        }
         if ends[i] <= first_dirty {
             continue;
         }
@@ -238,6 +254,12 @@ pub(crate) fn clean_log_with(
             let h = BatchHeader::validate_stored(b)?;
             read += b.len() as u64;
             if h.last_offset() < first_dirty {
+                return Ok(true);
+            }
+            if h.base_offset >= dirty_end {
+                return Ok(false);
+            }
+            if aborted.contains(&h) {
                 return Ok(true);
             }
             let mut reservation = budget.reservation();
@@ -365,8 +387,14 @@ pub(crate) fn clean_log_with(
         }
         out.sync_data().ctx("fsync cleaned segment", &cleaned)?;
         drop(out);
+        let txn_cleaned = write_group_txn_index(&*fs, &dir, base, g.iter().map(|&i| &segs[i]))?;
         if stop(SwapStep::CleanedWritten) {
             return Ok(None);
+        }
+        if let Some(t) = txn_cleaned {
+            let to = swap::txn_index_swap_path(&dir, base);
+            fs.rename(&t, &to)
+                .ctx("rename cleaned transaction index to .swap", &t)?;
         }
         let swap_p = swap::swap_path(&dir, base);
         fs.rename(&cleaned, &swap_p)
@@ -391,6 +419,84 @@ pub(crate) fn clean_log_with(
     }
     stats.segments_after = after;
     Ok(Some(stats))
+}
+
+/// The aborted transactions of a range, by producer: whether a stored
+/// transactional batch belongs to one (its producer aborted a transaction
+/// spanning its offset).
+struct AbortedRanges(HashMap<i64, Vec<(Offset, Offset)>>);
+
+impl AbortedRanges {
+    fn of(log: &Log, from: Offset, to: Offset) -> Result<Self, StorageError> {
+        let mut by = HashMap::new();
+        if from < to {
+            for t in log.collect_aborted_transactions(from, to)? {
+                by.entry(t.producer_id.0)
+                    .or_insert_with(Vec::new)
+                    .push((t.first_offset, t.last_offset));
+            }
+        }
+        Ok(AbortedRanges(by))
+    }
+
+    fn contains(&self, h: &BatchHeader) -> bool {
+        h.is_transactional()
+            && !h.is_control()
+            && self.0.get(&h.producer_id.0).is_some_and(|ranges| {
+                ranges
+                    .iter()
+                    .any(|(first, last)| h.base_offset >= *first && h.base_offset < *last)
+            })
+    }
+}
+
+/// Step 1 for the transaction index: the group's indexes, one after the
+/// other, copied to `<base>.txnindex.cleaned` and fsynced. `None` when no
+/// segment of the group has an entry.
+fn write_group_txn_index<'a>(
+    fs: &dyn crate::fs::Fs,
+    dir: &Path,
+    base: Offset,
+    group: impl Iterator<Item = &'a Arc<LogSegment>>,
+) -> Result<Option<PathBuf>, StorageError> {
+    let sources: Vec<&Arc<LogSegment>> = group.filter(|s| !s.txn_index().is_empty()).collect();
+    if sources.is_empty() {
+        return Ok(None);
+    }
+    let path = swap::txn_index_cleaned_path(dir, base);
+    let out = fs
+        .open(&path, &OpenOptions::create_truncate())
+        .ctx("create cleaned transaction index", &path)?;
+    let mut pos = 0u64;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut failed = None;
+    let flush = |buf: &mut Vec<u8>, pos: &mut u64| -> Result<(), StorageError> {
+        write_all_at(&*out, buf, *pos)
+            .map_err(|(_, e)| StorageError::io("write cleaned transaction index", &path, e))?;
+        *pos += buf.len() as u64;
+        buf.clear();
+        Ok(())
+    };
+    for s in sources {
+        // Checked as read, copied a bounded chunk at a time.
+        s.txn_index().for_each_entry(|t| {
+            buf.extend_from_slice(&t.encode());
+            if buf.len() >= 64 << 10 {
+                if let Err(e) = flush(&mut buf, &mut pos) {
+                    failed = Some(e);
+                    return false;
+                }
+            }
+            true
+        })?;
+        if let Some(e) = failed.take() {
+            return Err(e);
+        }
+    }
+    flush(&mut buf, &mut pos)?;
+    out.sync_data()
+        .ctx("fsync cleaned transaction index", &path)?;
+    Ok(Some(path))
 }
 
 /// Result of [`Log::replace_segments`].

@@ -3,13 +3,18 @@
 //! Kafka's suffix protocol, per group of old segments `[B, E)` replaced by
 //! one cleaned segment with base offset `B`:
 //!
-//! 1. the cleaned batches are written to `<B>.log.cleaned` and fsynced;
-//! 2. it is renamed `<B>.log.swap` and the directory fsynced — the commit
-//!    point: from here on recovery installs the new segment;
+//! 1. the cleaned batches are written to `<B>.log.cleaned` and fsynced,
+//!    and the old segments' transaction indexes, one after the other, to
+//!    `<B>.txnindex.cleaned` (when any has entries; the cleaner keeps every
+//!    marker, so every entry stays true);
+//! 2. that is renamed `<B>.txnindex.swap`, then the log `<B>.log.swap`, and
+//!    the directory fsynced — the commit point: from here on recovery
+//!    installs the new segment;
 //! 3. the old segments' files are renamed `*.deleted` and the directory
 //!    fsynced;
-//! 4. `<B>.log.swap` is renamed `<B>.log` and the directory fsynced; its
-//!    indexes are rebuilt when the segment is first opened.
+//! 4. `<B>.txnindex.swap` is renamed `<B>.txnindex`, then `<B>.log.swap`
+//!    `<B>.log`, and the directory fsynced; the offset and time indexes are
+//!    rebuilt when the segment is first opened.
 //!
 //! The cleaned segment keeps the offset range of the group: its last batch
 //! is kept (empty if all its records went), so it ends at `E`, the next
@@ -30,6 +35,7 @@ use crate::segment::{
     file_name_prefix, parse_log_file_name, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX,
     TIME_INDEX_FILE_SUFFIX,
 };
+use crate::txn_index::TXN_INDEX_FILE_SUFFIX;
 
 pub const CLEANED_SUFFIX: &str = ".cleaned";
 pub const SWAP_SUFFIX: &str = ".swap";
@@ -61,6 +67,34 @@ pub fn swap_path(dir: &Path, base: Offset) -> PathBuf {
 }
 pub fn log_path(dir: &Path, base: Offset) -> PathBuf {
     dir.join(format!("{}{LOG_FILE_SUFFIX}", file_name_prefix(base)))
+}
+pub fn txn_index_cleaned_path(dir: &Path, base: Offset) -> PathBuf {
+    dir.join(format!(
+        "{}{TXN_INDEX_FILE_SUFFIX}{CLEANED_SUFFIX}",
+        file_name_prefix(base)
+    ))
+}
+pub fn txn_index_swap_path(dir: &Path, base: Offset) -> PathBuf {
+    dir.join(format!(
+        "{}{TXN_INDEX_FILE_SUFFIX}{SWAP_SUFFIX}",
+        file_name_prefix(base)
+    ))
+}
+pub fn txn_index_path(dir: &Path, base: Offset) -> PathBuf {
+    dir.join(format!("{}{TXN_INDEX_FILE_SUFFIX}", file_name_prefix(base)))
+}
+
+/// Installs `<B>.txnindex.swap` as `<B>.txnindex` if it exists (step 4
+/// and its recovery); without one, the new segment's index is the one
+/// already installed, or none.
+pub(crate) fn install_txn_index(fs: &dyn Fs, dir: &Path, base: Offset) -> Result<(), StorageError> {
+    let swap = txn_index_swap_path(dir, base);
+    if fs.exists(&swap) {
+        let target = txn_index_path(dir, base);
+        fs.rename(&swap, &target)
+            .ctx("install swapped transaction index", &swap)?;
+    }
+    Ok(())
 }
 
 /// Calls `f(position, batch)` for each whole batch of a segment file, in
@@ -135,7 +169,12 @@ pub fn complete_swaps(fs: &dyn Fs, dir: &Path) -> Result<usize, StorageError> {
             if let Some(b) = parse_log_file_name(n) {
                 if b >= base && b < end {
                     let prefix = file_name_prefix(b);
-                    for suffix in [LOG_FILE_SUFFIX, INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
+                    for suffix in [
+                        LOG_FILE_SUFFIX,
+                        INDEX_FILE_SUFFIX,
+                        TIME_INDEX_FILE_SUFFIX,
+                        TXN_INDEX_FILE_SUFFIX,
+                    ] {
                         let f = dir.join(format!("{prefix}{suffix}"));
                         if fs.exists(&f) {
                             fs.remove_file(&f).ctx("remove replaced segment", &f)?;
@@ -152,6 +191,7 @@ pub fn complete_swaps(fs: &dyn Fs, dir: &Path) -> Result<usize, StorageError> {
             }
         }
         fs.sync_dir(dir).ctx("fsync directory", dir)?;
+        install_txn_index(fs, dir, base)?;
         let target = log_path(dir, base);
         fs.rename(p, &target).ctx("install swapped segment", p)?;
         fs.sync_dir(dir).ctx("fsync directory", dir)?;

@@ -202,7 +202,13 @@ fn compaction_keeps_latest_per_key_with_offsets_codecs_and_producer_fields() {
         &[],
     )
     .unwrap();
-    append(&log, ctl.build().unwrap());
+    // Only a coordinator writes control batches (a client may not).
+    log.append_as_leader_from(
+        &mut ctl.build().unwrap(),
+        LeaderEpoch(3),
+        crate::log::AppendOrigin::Coordinator,
+    )
+    .unwrap();
     append(
         &log,
         batch(CompressionType::Zstd, &[("k4", Some("last"))], NOW),
@@ -785,5 +791,87 @@ proptest! {
             }
         }
         prop_assert_eq!(log.log_end_offset(), Offset(writes.len() as i64));
+    }
+}
+
+/// A swap interrupted at every step, by a power cut: the log comes back
+/// with the old segments or the cleaned one, each with the transaction
+/// index that belongs to it (entries for every ABORT marker, once).
+#[test]
+fn an_interrupted_swap_keeps_the_transaction_index() {
+    use crate::log::AppendOrigin;
+    use sluice_record::{build_end_txn_marker_batch, ControlRecordType, EndTransactionMarker};
+    let steps = [
+        SwapStep::CleanedWritten,
+        SwapStep::SwapRenamed,
+        SwapStep::OldRenamed(0),
+        SwapStep::OldRenamed(1),
+        SwapStep::Installed,
+    ];
+    let pid = ProducerId(3);
+    for (n, step) in steps.iter().enumerate() {
+        let env = Env::new();
+        let m = env.manager();
+        let log = m.get_or_create_log(&tp(), compacted(250)).unwrap();
+        for r in 0..8i32 {
+            let mut b = BatchBuilder::new(CompressionType::None)
+                .producer(pid, ProducerEpoch(0), r)
+                .transactional(true);
+            b.append(
+                Timestamp(NOW),
+                Some(b"k"),
+                Some(format!("v{r}").as_bytes()),
+                &[],
+            )
+            .unwrap();
+            append(&log, b.build().unwrap());
+            let marker =
+                EndTransactionMarker::new(ControlRecordType::from_commit(r % 2 == 0), 0).unwrap();
+            let mut c =
+                build_end_txn_marker_batch(pid, ProducerEpoch(0), marker, Timestamp(NOW)).unwrap();
+            log.append_as_leader_from(&mut c, LeaderEpoch(3), AppendOrigin::Coordinator)
+                .unwrap();
+            append(&log, batch(CompressionType::None, &[("f", Some("x"))], NOW));
+        }
+        log.roll().unwrap();
+        log.on_high_watermark_updated(log.log_end_offset());
+        log.flush().unwrap();
+        m.write_checkpoints().unwrap();
+        log.update_config(compacted(4000));
+        let index = |log: &Log| -> Vec<crate::txn_index::AbortedTxn> {
+            log.segments()
+                .iter()
+                .flat_map(|s| s.txn_index().entries().unwrap())
+                .collect()
+        };
+        let expected = index(&log);
+        assert_eq!(expected.len(), 4);
+        assert!(log.num_segments() >= 4, "need a group of 3+ segments");
+        let mut hit = false;
+        clean_log_with(
+            &log,
+            Offset::ZERO,
+            &CleanerConfig::default(),
+            &mut Throttle::new(f64::MAX),
+            &mut |s| {
+                hit |= s == *step;
+                s == *step
+            },
+        )
+        .unwrap();
+        assert!(hit, "step {step:?} not reached");
+        drop(log);
+        drop(m);
+        env.fs.crash(n as u64);
+        let m = env.manager();
+        let log = m.get_or_create_log(&tp(), compacted(4000)).unwrap();
+        assert_eq!(index(&log), expected, "step {step:?}");
+        assert!(
+            env.fs
+                .list_files()
+                .iter()
+                .all(|p| !p.to_string_lossy().ends_with(".swap")),
+            "step {step:?}"
+        );
     }
 }

@@ -9,12 +9,31 @@ impl Log {
     /// Validates every batch of `records`, then assigns offsets (rewriting
     /// base offsets and leader epochs in place; LogAppendTime topics also get
     /// their max timestamp stamped and CRC recomputed) and appends them with
-    /// one positional write. Nothing of a rejected call is written.
+    /// one positional write. Nothing of a rejected call is written. A
+    /// client's append ([`AppendOrigin::Client`]): see
+    /// [`Log::append_as_leader_from`].
     pub fn append_as_leader(
         &self,
         records: &mut [u8],
         leader_epoch: LeaderEpoch,
     ) -> Result<AppendInfo, StorageError> {
+        self.append_as_leader_from(records, leader_epoch, AppendOrigin::Client)
+    }
+
+    /// [`Log::append_as_leader`] for an append of `origin`, which decides
+    /// the producer checks (`producer_state::txn`): a client's batches get
+    /// the sequence rules and may not be control batches; a coordinator's
+    /// (TxnOffsetCommit batches carry base sequence -1) only the epoch rule.
+    pub fn append_as_leader_from(
+        &self,
+        records: &mut [u8],
+        leader_epoch: LeaderEpoch,
+        origin: AppendOrigin,
+    ) -> Result<AppendInfo, StorageError> {
+        let source = Source {
+            origin,
+            transaction_version: None,
+        };
         self.check()?;
         let config = self.config.read().clone();
         let now = self.env.clock.now_ms();
@@ -28,6 +47,7 @@ impl Log {
                 &config,
                 now,
                 leader_epoch,
+                source,
             );
         }
         self.append_validated(
@@ -36,6 +56,7 @@ impl Log {
             &config,
             now,
             leader_epoch,
+            source,
         )
     }
 
@@ -64,6 +85,7 @@ impl Log {
                 &config,
                 now,
                 leader_epoch,
+                Source::CLIENT,
             );
         }
         if config.message_timestamp_type == TimestampType::LogAppendTime {
@@ -74,6 +96,7 @@ impl Log {
                 &config,
                 now,
                 leader_epoch,
+                Source::CLIENT,
             );
         }
         let heads = Vec::with_capacity(headers.len());
@@ -83,6 +106,7 @@ impl Log {
             &config,
             now,
             leader_epoch,
+            Source::CLIENT,
         )
     }
 
@@ -136,6 +160,7 @@ impl Log {
             &config,
             now,
             leader_epoch,
+            Source::CLIENT,
             Roll::Defer,
         )
     }
@@ -170,10 +195,19 @@ impl Log {
         config: &LogConfig,
         now: i64,
         leader_epoch: LeaderEpoch,
+        source: Source,
     ) -> Result<AppendInfo, StorageError> {
         let st = self.state.write();
-        let info =
-            self.append_locked(st, records, headers, config, now, leader_epoch, Roll::Allow)?;
+        let info = self.append_locked(
+            st,
+            records,
+            headers,
+            config,
+            now,
+            leader_epoch,
+            source,
+            Roll::Allow,
+        )?;
         Ok(info.expect("an append that may roll always appends"))
     }
 
@@ -190,6 +224,7 @@ impl Log {
         config: &LogConfig,
         now: i64,
         leader_epoch: LeaderEpoch,
+        source: Source,
         roll: Roll,
     ) -> Result<Option<AppendInfo>, StorageError> {
         let log_append = config.message_timestamp_type == TimestampType::LogAppendTime;
@@ -211,81 +246,64 @@ impl Log {
         }
         let last_offset = next.plus(-1);
 
-        // Idempotent producers: check every batch's sequence before a byte
-        // is written; an exact retry is answered with the original offsets.
-        if stamped.iter().any(|(_, h)| h.has_producer_id()) {
-            let mut pending: Vec<ProducerStateEntry> = Vec::new();
-            let mut new_producers = 0usize;
-            for (_, h) in stamped.iter() {
-                if !h.has_producer_id() {
-                    continue;
+        // Producer state: every batch is checked (sequences, epochs,
+        // transactions, markers) before a byte is written; an exact retry of
+        // a client's batch is answered with the original offsets.
+        let prepared = if stamped
+            .iter()
+            .any(|(_, h)| h.has_producer_id() || h.is_control())
+        {
+            let batches = producer_batches(
+                &stamped,
+                |pos, size| records.batch(pos, size),
+                source.origin,
+            )?;
+            match st.producers.prepare_append(
+                &batches,
+                source.origin,
+                source.transaction_version,
+            )? {
+                Prepared::Duplicate(b) => {
+                    let log_start_offset = st.log_start_offset;
+                    drop(st);
+                    tracing::debug!(log = %self.tp, first_seq = b.first_seq, offset = b.first_offset.0, "duplicate batch not written");
+                    return Ok(Some(AppendInfo {
+                        first_offset: b.first_offset,
+                        last_offset: b.last_offset,
+                        log_append_time: if log_append {
+                            b.timestamp
+                        } else {
+                            Timestamp::NONE
+                        },
+                        log_start_offset,
+                        record_count: 0,
+                        bytes: 0,
+                        needs_flush: config.flush_messages <= 1
+                            && b.last_offset >= self.recovery_point(),
+                        duplicate: true,
+                    }));
                 }
-                let pid = h.producer_id;
-                let idx = pending.iter().position(|e| e.producer_id == pid);
-                let entry = match idx {
-                    Some(i) => Some(&pending[i]),
-                    None => st.producers.last_entry(pid),
-                };
-                match check_batch(
-                    entry,
-                    pid,
-                    h.producer_epoch,
-                    h.base_sequence,
-                    h.last_sequence(),
-                )? {
-                    SequenceCheck::Duplicate(b) => {
-                        let log_start_offset = st.log_start_offset;
-                        drop(st);
-                        tracing::debug!(log = %self.tp, producer_id = pid.0, first_seq = b.first_seq, offset = b.first_offset.0, "duplicate batch not written");
-                        return Ok(Some(AppendInfo {
-                            first_offset: b.first_offset,
-                            last_offset: b.last_offset,
-                            log_append_time: if log_append {
-                                b.timestamp
-                            } else {
-                                Timestamp::NONE
-                            },
-                            log_start_offset,
-                            record_count: 0,
-                            bytes: 0,
-                            needs_flush: config.flush_messages <= 1
-                                && b.last_offset >= self.recovery_point(),
-                            duplicate: true,
-                        }));
+                Prepared::Append(p) => {
+                    let new_producers = p.new_producers();
+                    let max = self.env.producer_state.max_producers;
+                    if new_producers > 0 && st.producers.len() + new_producers > max {
+                        st.producers.remove_expired(
+                            now,
+                            self.env.producer_state_config().producer_id_expiration_ms,
+                        );
+                        if st.producers.len() + new_producers > max {
+                            return Err(StorageError::TooManyProducers {
+                                tp: self.tp.clone(),
+                                max,
+                            });
+                        }
                     }
-                    SequenceCheck::Append => {
-                        let i = match idx {
-                            Some(i) => i,
-                            None => {
-                                let e = match st.producers.last_entry(pid) {
-                                    Some(e) => e.clone(),
-                                    None => {
-                                        new_producers += 1;
-                                        ProducerStateEntry::new(pid, h.producer_epoch)
-                                    }
-                                };
-                                pending.push(e);
-                                pending.len() - 1
-                            }
-                        };
-                        pending[i].add_batch(h.producer_epoch, batch_metadata(h));
-                    }
+                    Some(p)
                 }
             }
-            let max = self.env.producer_state.max_producers;
-            if new_producers > 0 && st.producers.len() + new_producers > max {
-                st.producers.remove_expired(
-                    now,
-                    self.env.producer_state_config().producer_id_expiration_ms,
-                );
-                if st.producers.len() + new_producers > max {
-                    return Err(StorageError::TooManyProducers {
-                        tp: self.tp.clone(),
-                        max,
-                    });
-                }
-            }
-        }
+        } else {
+            None
+        };
 
         let mut pending_snapshot = None;
         let active = st.active().clone();
@@ -321,11 +339,25 @@ impl Log {
             None
         };
         let active = st.active().clone();
+        // Aborted transactions go to the index before their markers go to
+        // the log (undone if the log write fails; a crash in between leaves
+        // an entry past the log end, and recovery rebuilds the index).
+        let txn_mark = match self.index_aborted(&active, prepared.as_ref()) {
+            Ok(mark) => mark,
+            Err(e) => {
+                if let Some(before) = epochs_before {
+                    st.epochs = before;
+                    let _ = self.persist_epochs(&st.epochs);
+                }
+                return Err(e);
+            }
+        };
         let pieces = records.pieces(&stamped);
         if let Err(f) = active.append(&pieces, &stamped, config.index_interval_bytes) {
             if f.unrecoverable {
                 self.offline(&f.error);
             }
+            self.unindex_aborted(&active, txn_mark);
             if let Some(before) = epochs_before {
                 st.epochs = before;
                 let _ = self.persist_epochs(&st.epochs);
@@ -333,11 +365,11 @@ impl Log {
             return Err(f.error);
         }
         st.log_end_offset = next;
-        for (_, h) in stamped.iter().filter(|(_, h)| h.has_producer_id()) {
-            st.producers
-                .update(h.producer_id, h.producer_epoch, batch_metadata(h));
+        if let Some(p) = prepared {
+            st.producers.apply(p);
         }
         st.producers.set_map_end_offset(next);
+        self.publish_txn_state(&st.producers);
         self.log_end.store(next.0, Ordering::Release);
         let log_start_offset = st.log_start_offset;
         drop(st);
@@ -447,6 +479,15 @@ impl Payload<'_> {
         }
     }
 
+    /// The bytes of the batch of `size` bytes at `pos` (in the shared case
+    /// without its stamped head, which lies outside the CRC).
+    fn batch(&self, pos: usize, size: usize) -> &[u8] {
+        match self {
+            Payload::InPlace(r) => &r[pos..pos + size],
+            Payload::Shared { records, .. } => &records[pos..pos + size],
+        }
+    }
+
     /// Assigns `base` and `epoch` to the batch of `size` bytes at `pos`
     /// (and, in place only, the LogAppendTime with a new CRC).
     fn stamp(
@@ -495,14 +536,19 @@ impl Payload<'_> {
     }
 }
 
-pub(super) fn batch_metadata(h: &BatchHeader) -> BatchMetadata {
-    BatchMetadata {
-        first_seq: h.base_sequence,
-        last_seq: h.last_sequence(),
-        first_offset: h.base_offset,
-        last_offset: h.last_offset(),
-        timestamp: h.max_timestamp,
-    }
+/// Where an append comes from and, for a coordinator's marker, its
+/// transaction version.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Source {
+    pub(super) origin: AppendOrigin,
+    pub(super) transaction_version: Option<i16>,
+}
+
+impl Source {
+    pub(super) const CLIENT: Source = Source {
+        origin: AppendOrigin::Client,
+        transaction_version: None,
+    };
 }
 
 /// Whether an append may roll the active segment itself.

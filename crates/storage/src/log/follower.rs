@@ -18,7 +18,9 @@ impl Log {
     ///
     /// Producer state is updated from the batches (no sequence check, as
     /// Kafka's replication origin), so a follower that becomes leader
-    /// recognizes an idempotent producer's retries; a batch whose leader
+    /// recognizes an idempotent producer's retries and knows the open
+    /// transactions; the leader's ABORT markers add entries to the
+    /// transaction index as the leader's did; a batch whose leader
     /// epoch is newer than the cache's latest starts an epoch entry
     /// (written before the data, as Kafka does). Flushing and rolling follow
     /// the same policy as leader appends.
@@ -58,6 +60,24 @@ impl Log {
             )));
         }
         let record_count: i64 = headers.iter().map(|(_, h)| i64::from(h.record_count)).sum();
+        let batches = producer_batches(
+            &headers,
+            |pos, size| &records[pos..pos + size],
+            AppendOrigin::Replication,
+        )?;
+        let prepared = if batches.is_empty() {
+            None
+        } else {
+            match st
+                .producers
+                .prepare_append(&batches, AppendOrigin::Replication, None)?
+            {
+                Prepared::Append(p) => Some(p),
+                // Only a client's batch can be a duplicate.
+                Prepared::Duplicate(_) => None,
+            }
+        };
+        let new_producers = prepared.as_ref().is_some_and(|p| p.new_producers() > 0);
 
         let mut pending_snapshot = None;
         if st.active().should_roll(
@@ -71,11 +91,22 @@ impl Log {
         }
         let epochs_before = self.assign_batch_epochs(&mut st.epochs, &headers)?;
         let active = st.active().clone();
+        let txn_mark = match self.index_aborted(&active, prepared.as_ref()) {
+            Ok(mark) => mark,
+            Err(e) => {
+                if let Some(before) = epochs_before {
+                    st.epochs = before;
+                    let _ = self.persist_epochs(&st.epochs);
+                }
+                return Err(e);
+            }
+        };
         let piece = [std::io::IoSlice::new(&records[..whole])];
         if let Err(f) = active.append(&piece, &headers, config.index_interval_bytes) {
             if f.unrecoverable {
                 self.offline(&f.error);
             }
+            self.unindex_aborted(&active, txn_mark);
             if let Some(before) = epochs_before {
                 st.epochs = before;
                 let _ = self.persist_epochs(&st.epochs);
@@ -83,15 +114,11 @@ impl Log {
             return Err(f.error);
         }
         st.log_end_offset = next;
-        let mut new_producers = false;
-        for (_, h) in &headers {
-            if h.has_producer_id() && !h.is_control() {
-                new_producers |= st.producers.last_entry(h.producer_id).is_none();
-                st.producers
-                    .update(h.producer_id, h.producer_epoch, batch_metadata(h));
-            }
+        if let Some(p) = prepared {
+            st.producers.apply(p);
         }
         st.producers.set_map_end_offset(next);
+        self.publish_txn_state(&st.producers);
         // Never refused on a follower; idle producers go when over the bound.
         if new_producers && st.producers.len() > self.env.producer_state.max_producers {
             st.producers.remove_expired(

@@ -1,6 +1,8 @@
 //! Loading a log from its directory (Kafka's `LogLoader`): leftovers of
 //! interrupted operations removed, segments recovered above the recovery
-//! point, producer state rebuilt from its snapshot and the batches after it.
+//! point, producer state rebuilt from its snapshot and the batches after it,
+//! and with it the aborted-transaction index of every recovered segment
+//! (and of any whose index does not read back).
 
 use super::*;
 
@@ -45,7 +47,11 @@ impl Log {
         }
         for p in &entries {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            for suffix in [INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
+            for suffix in [
+                INDEX_FILE_SUFFIX,
+                TIME_INDEX_FILE_SUFFIX,
+                TXN_INDEX_FILE_SUFFIX,
+            ] {
                 if let Some(stem) = name.strip_suffix(suffix) {
                     let log = dir.join(format!("{stem}{LOG_FILE_SUFFIX}"));
                     if !fs.exists(&log) {
@@ -69,6 +75,8 @@ impl Log {
             next_segment_base,
         };
         let mut recovered_any = false;
+        // The first segment whose transaction index is rebuilt.
+        let mut rebuild_txn_from: Option<Offset> = None;
         if !segments.is_empty() && !opts.had_clean_shutdown {
             let rp = opts.recovery_point.unwrap_or(Offset::ZERO);
             let start_base = segments
@@ -81,6 +89,7 @@ impl Log {
                 .map(|(_, s)| s.clone())
                 .collect();
             let total = to_recover.len();
+            rebuild_txn_from = to_recover.first().map(|s| s.base_offset());
             let last_base = segments.keys().next_back().copied();
             tracing::info!(log = %tp, segments = total, recovery_point = rp.0, "recovering log after unclean shutdown");
             let mut cut_after: Option<i64> = None;
@@ -126,6 +135,7 @@ impl Log {
             // on the way out).
             let r = last.recover(false, &rules_for(None))?;
             if r.truncated_bytes > 0 {
+                rebuild_txn_from = Some(last.base_offset());
                 last.flush()?;
                 tracing::warn!(log = %tp, segment = last.base_offset().0, truncated = r.truncated_bytes, next_offset = r.next_offset.0, "truncated a corrupt active segment after a clean shutdown");
             }
@@ -162,6 +172,20 @@ impl Log {
         } else {
             opts.recovery_point.unwrap_or(Offset::ZERO).min(log_end)
         };
+        for seg in segments.values() {
+            if seg.txn_index().is_empty() {
+                continue;
+            }
+            match seg.txn_index().validate() {
+                Ok(()) => {}
+                Err(e @ StorageError::CorruptTxnIndex { .. }) => {
+                    tracing::warn!(log = %tp, segment = seg.base_offset().0, error = %e, "transaction index does not read back; rebuilding it");
+                    let b = seg.base_offset();
+                    rebuild_txn_from = Some(rebuild_txn_from.map_or(b, |r| r.min(b)));
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let producers = load_producer_state(
             &*fs,
             &dir,
@@ -170,9 +194,14 @@ impl Log {
             log_end,
             now,
             &env.producer_state_config(),
+            rebuild_txn_from,
         )?;
         let epochs = load_epoch_cache(&*fs, &dir, &segments, log_start, log_end)?;
         tracing::debug!(log = %tp, log_start = log_start.0, log_end = log_end.0, producers = producers.len(), epochs = epochs.entries().len(), "log loaded");
+        let first_unstable = producers.first_unstable_offset().map_or(i64::MAX, |o| o.0);
+        let unreplicated_min = producers
+            .min_unreplicated_marker()
+            .map_or(i64::MAX, |o| o.0);
         Ok(Arc::new(Log {
             tp,
             dir,
@@ -193,6 +222,8 @@ impl Log {
             last_flush_ms: AtomicI64::new(now),
             dir_dirty: AtomicBool::new(false),
             deleted: AtomicBool::new(false),
+            first_unstable: AtomicI64::new(first_unstable),
+            unreplicated_min: AtomicI64::new(unreplicated_min),
             env,
         }))
     }
@@ -329,10 +360,17 @@ fn cover_log_start(
 }
 
 /// Producer state for a loaded log: the newest usable snapshot at or below
-/// the log end, plus a replay of the batch headers after it; snapshots
-/// above the log end (the log lost its tail) and unreadable ones are
-/// deleted. Producers whose data is all below the log start, or idle longer
-/// than `producer.id.expiration.ms`, are dropped.
+/// the log end, plus a replay of the batches after it (headers, and the
+/// record of each marker); snapshots above the log end (the log lost its
+/// tail) and unreadable ones are deleted. Producers whose data is all below
+/// the log start, or idle longer than `producer.id.expiration.ms` without a
+/// transaction open, are dropped.
+///
+/// With `rebuild_txn_from`, the transaction indexes of the segments from
+/// that base on are rebuilt by the replay (Kafka's recovery of a segment
+/// replays its markers): the snapshot is then taken at or below it, so the
+/// transactions open there are known, and the rebuilt indexes are fsynced.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn load_producer_state(
     fs: &dyn Fs,
     dir: &Path,
@@ -341,11 +379,17 @@ pub(super) fn load_producer_state(
     log_end: Offset,
     now: i64,
     config: &ProducerStateConfig,
+    rebuild_txn_from: Option<Offset>,
 ) -> Result<ProducerStateManager, StorageError> {
     let first_base = Offset(segments.keys().next().copied().unwrap_or(log_start.0));
+    let limit = rebuild_txn_from.map_or(log_end, |b| b.min(log_end));
     let mut state = None;
     for (off, path) in list_snapshots(fs, dir)?.into_iter().rev() {
         if off <= log_end && off >= first_base {
+            if off > limit {
+                // Usable, but after the indexes to rebuild: kept.
+                continue;
+            }
             if let Some(s) = read_snapshot(fs, &path)? {
                 if s.map_end_offset() == off {
                     state = Some(s);
@@ -359,15 +403,45 @@ pub(super) fn load_producer_state(
     }
     let mut state = state.unwrap_or_else(|| ProducerStateManager::new(first_base));
     let from = state.map_end_offset().max(first_base);
+    let rebuilt: Vec<&Arc<LogSegment>> = match rebuild_txn_from {
+        Some(b) => segments.range(b.0..).map(|(_, s)| s).collect(),
+        None => Vec::new(),
+    };
+    for seg in &rebuilt {
+        seg.txn_index().reset()?;
+    }
+    let mut created = false;
     for seg in segments.values() {
         if seg.next_offset() <= from {
             continue;
         }
-        seg.for_each_header_from(from, |h| {
-            if h.has_producer_id() && !h.is_control() && h.last_offset() < log_end {
-                state.update(h.producer_id, h.producer_epoch, batch_metadata(h));
+        let rebuild = rebuild_txn_from.is_some_and(|b| seg.base_offset() >= b);
+        let mut aborted = Vec::new();
+        seg.for_each_producer_batch_from(from, |b| {
+            if b.header.last_offset() >= log_end {
+                return;
+            }
+            if let Some((c, lso)) = state.replay(&b) {
+                if rebuild && c.is_aborted {
+                    aborted.push(crate::txn_index::AbortedTxn {
+                        producer_id: c.producer_id,
+                        first_offset: c.first_offset,
+                        last_offset: c.last_offset,
+                        last_stable_offset: lso,
+                    });
+                }
             }
         })?;
+        created |= seg.txn_index().append(&aborted)?;
+    }
+    for seg in &rebuilt {
+        seg.txn_index().sync()?;
+    }
+    if created {
+        fs.sync_dir(dir).ctx("fsync directory", dir)?;
+    }
+    if !rebuilt.is_empty() {
+        tracing::debug!(dir = %dir.display(), segments = rebuilt.len(), from = from.0, "rebuilt transaction indexes");
     }
     state.set_map_end_offset(log_end);
     state.truncate_head(log_start);

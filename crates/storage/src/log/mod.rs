@@ -12,6 +12,8 @@
 //! - `read.rs`: file slices for fetches, lookups by timestamp;
 //! - `retention.rs`: retention, `delete_records_before`, `truncate_to`;
 //! - `snapshots.rs`: producer-state snapshot files;
+//! - `txn.rs`: transactions: markers, the aborted-transaction index, the
+//!   first unstable offset;
 //! - `dir_state.rs`: the health of a log directory, deferred file deletion.
 //!
 //! Locks: `state` (segments, offsets, producer state, leader-epoch cache)
@@ -37,15 +39,18 @@ use crate::config::{LogConfig, TopicPartition};
 use crate::epoch_cache::LeaderEpochCache;
 use crate::error::{IoContext, StorageError};
 use crate::fs::{read_exact_at, write_all_at, Clock, Fs, OpenOptions};
+use crate::producer_state::txn::Prepared;
+pub use crate::producer_state::AppendOrigin;
 use crate::producer_state::{
-    check_batch, decode_snapshot, encode_snapshot, parse_snapshot_file_name, snapshot_file_name,
-    BatchMetadata, ProducerStateConfig, ProducerStateEntry, ProducerStateManager, SequenceCheck,
+    decode_snapshot, encode_snapshot, parse_snapshot_file_name, snapshot_file_name,
+    ProducerStateConfig, ProducerStateEntry, ProducerStateManager,
 };
 use crate::segment::{
     parse_log_file_name, FileSlice, HandleCache, LogSegment, SegmentConfig, DELETED_FILE_SUFFIX,
     INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX,
 };
 use crate::segment::{Gaps, OffsetRules};
+use crate::txn_index::TXN_INDEX_FILE_SUFFIX;
 use crate::validate::{
     check_batches, recompress_batches, validate_batches, validate_headers, Framing,
 };
@@ -58,13 +63,14 @@ mod load;
 mod read;
 mod retention;
 mod snapshots;
+mod txn;
 
-use append::batch_metadata;
 pub use dir_state::{FileDeleter, LogDirState};
 use load::load_producer_state;
 use snapshots::{
     list_snapshots, read_snapshot, remove_snapshots_after, write_snapshot, write_snapshot_bytes,
 };
+use txn::producer_batches;
 
 /// What a log needs from its surroundings.
 #[derive(Clone)]
@@ -164,6 +170,11 @@ pub struct Log {
     last_flush_ms: AtomicI64,
     dir_dirty: AtomicBool,
     deleted: AtomicBool,
+    /// The producer state's first unstable offset (`i64::MAX`: none).
+    first_unstable: AtomicI64,
+    /// The smallest marker of the completed transactions waiting for the
+    /// high watermark (`i64::MAX`: none).
+    unreplicated_min: AtomicI64,
 }
 
 impl std::fmt::Debug for Log {
@@ -293,6 +304,7 @@ impl Log {
                 }
             }
             fs.sync_dir(&self.dir).ctx("fsync directory", &self.dir)?;
+            crate::cleaner::swap::install_txn_index(&*fs, &self.dir, base)?;
             let target = crate::cleaner::swap::log_path(&self.dir, base);
             fs.rename(swap, &target)
                 .ctx("install cleaned segment", swap)?;

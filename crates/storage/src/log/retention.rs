@@ -1,6 +1,8 @@
 //! Retention (time and size), `delete_records_before` (the log start
 //! offset), `truncate_to` (cutting the log back to an offset) and
-//! `truncate_fully_and_start_at`; each keeps the leader-epoch cache in step.
+//! `truncate_fully_and_start_at`; each keeps the leader-epoch cache, the
+//! producer state and the transaction indexes (which go with their
+//! segments, or are cut with the log) in step.
 
 use super::*;
 
@@ -42,6 +44,7 @@ impl Log {
         }
         let lso = st.log_start_offset;
         st.producers.truncate_head(lso);
+        self.publish_txn_state(&st.producers);
         // The leader-epoch entry covering the new log start moves up to it
         // (Kafka's truncateFromStart).
         if st.epochs.truncate_from_start(lso) {
@@ -319,10 +322,14 @@ impl Log {
                 le,
                 now,
                 &self.env.producer_state_config(),
+                None,
             )
         });
         match rebuilt {
-            Ok(p) => st.producers = p,
+            Ok(p) => {
+                st.producers = p;
+                self.publish_txn_state(&st.producers);
+            }
             Err(e) => {
                 self.offline(&e);
                 return Err(e);

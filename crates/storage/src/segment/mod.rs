@@ -1,5 +1,6 @@
-//! `LogSegment`: one `.log` file with its `.index` and `.timeindex`, plus
-//! the bounded cache of open segment files.
+//! `LogSegment`: one `.log` file with its `.index`, `.timeindex` and
+//! `.txnindex` (aborted transactions, `txn.rs`), plus the bounded cache of
+//! open segment files.
 //!
 //! The active segment keeps its log open and its indexes mapped at
 //! `segment.index.bytes` (an index holds no descriptor: one per segment).
@@ -21,6 +22,9 @@ use crate::fs::{read_exact_at, write_all_vectored_at, FileHandle, Fs, OpenOption
 use crate::index::{OffsetIndex, OffsetPosition, TimeIndex, TimestampOffset};
 use crate::recovery::{self, Cut};
 pub(crate) use crate::recovery::{Gaps, OffsetRules};
+use crate::txn_index::{TxnIndex, TXN_INDEX_FILE_SUFFIX};
+
+mod txn;
 
 pub const LOG_FILE_SUFFIX: &str = ".log";
 pub const INDEX_FILE_SUFFIX: &str = ".index";
@@ -108,6 +112,7 @@ struct SegmentPaths {
     log: PathBuf,
     index: PathBuf,
     time_index: PathBuf,
+    txn_index: PathBuf,
 }
 
 impl SegmentPaths {
@@ -117,6 +122,7 @@ impl SegmentPaths {
             log: dir.join(format!("{prefix}{LOG_FILE_SUFFIX}")),
             index: dir.join(format!("{prefix}{INDEX_FILE_SUFFIX}")),
             time_index: dir.join(format!("{prefix}{TIME_INDEX_FILE_SUFFIX}")),
+            txn_index: dir.join(format!("{prefix}{TXN_INDEX_FILE_SUFFIX}")),
         }
     }
 }
@@ -148,6 +154,8 @@ pub struct LogSegment {
     meta: Mutex<SegmentMeta>,
     active: AtomicBool,
     cache: Arc<HandleCache>,
+    /// The aborted transactions whose markers are in this segment.
+    txn_index: TxnIndex,
 }
 
 /// Result of scanning a segment's batches.
@@ -199,10 +207,12 @@ impl LogSegment {
         cache: Arc<HandleCache>,
         now_ms: i64,
     ) -> Result<Arc<Self>, StorageError> {
+        let paths = SegmentPaths::new(dir, base_offset);
+        let txn_index = TxnIndex::create(fs.clone(), paths.txn_index.clone(), base_offset)?;
         let seg = Arc::new(LogSegment {
             id: NEXT_SEGMENT_ID.fetch_add(1, Ordering::Relaxed),
             base_offset,
-            paths: SegmentPaths::new(dir, base_offset),
+            paths,
             fs,
             index_max_bytes: cfg.index_max_bytes,
             index_interval_bytes: AtomicU32::new(cfg.index_interval_bytes),
@@ -219,6 +229,7 @@ impl LogSegment {
             }),
             active: AtomicBool::new(true),
             cache,
+            txn_index,
         });
         let paths = [seg.log_path(), seg.index_path(), seg.time_index_path()];
         let created = paths.iter().try_for_each(|p| {
@@ -250,10 +261,12 @@ impl LogSegment {
         next_offset_bound: Option<Offset>,
         now_ms: i64,
     ) -> Result<Arc<Self>, StorageError> {
+        let paths = SegmentPaths::new(dir, base_offset);
+        let txn_index = TxnIndex::open(fs.clone(), paths.txn_index.clone(), base_offset)?;
         let seg = Arc::new(LogSegment {
             id: NEXT_SEGMENT_ID.fetch_add(1, Ordering::Relaxed),
             base_offset,
-            paths: SegmentPaths::new(dir, base_offset),
+            paths,
             fs,
             index_max_bytes: cfg.index_max_bytes,
             index_interval_bytes: AtomicU32::new(cfg.index_interval_bytes),
@@ -270,6 +283,7 @@ impl LogSegment {
             }),
             active: AtomicBool::new(false),
             cache,
+            txn_index,
         });
         let lp = seg.log_path();
         let f = seg
@@ -522,7 +536,8 @@ impl LogSegment {
     /// sequence of exactly its file's length is rebuilt when opened.
     pub(crate) fn flush(self: &Arc<Self>) -> Result<(), StorageError> {
         let lp = self.log_path();
-        self.with_files(|f| f.log.sync_data().ctx("fsync segment", &lp))
+        self.with_files(|f| f.log.sync_data().ctx("fsync segment", &lp))?;
+        self.txn_index.sync()
     }
 
     /// Trims indexes and drops the files (clean close).
@@ -541,13 +556,19 @@ impl LogSegment {
         Ok(())
     }
 
-    /// Renames the three files to `*.deleted`; returns the new paths.
+    /// Renames the segment's files to `*.deleted`; returns the new paths.
     pub(crate) fn rename_to_deleted(&self) -> Result<Vec<PathBuf>, StorageError> {
         self.cache.remove(self.id);
         self.active.store(false, Ordering::Release);
         *self.files.lock() = None;
         let mut out = Vec::new();
-        for p in [self.log_path(), self.index_path(), self.time_index_path()] {
+        let files = [
+            self.log_path(),
+            self.index_path(),
+            self.time_index_path(),
+            self.txn_index_path(),
+        ];
+        for p in files {
             if self.fs.exists(&p) {
                 let mut to = p.clone().into_os_string();
                 to.push(DELETED_FILE_SUFFIX);
@@ -910,7 +931,7 @@ impl LogSegment {
     /// Removes every batch whose last offset is `>= offset`: the batch
     /// containing `offset` goes too. Returns bytes removed.
     pub(crate) fn truncate_to(self: &Arc<Self>, offset: Offset) -> Result<u64, StorageError> {
-        let Some((pos, _, _)) = self.translate_offset(offset)? else {
+        let Some((pos, first_gone, _)) = self.translate_offset(offset)? else {
             return Ok(0);
         };
         let size = self.size();
@@ -920,6 +941,10 @@ impl LogSegment {
             f.time_index.truncate_to(offset);
             f.log.set_len(pos).ctx("truncate segment", &lp)
         })?;
+        // Markers are one-record batches: those in the removed batches are
+        // at or after the first removed batch's base.
+        self.txn_index
+            .truncate_to(first_gone.base_offset.min(offset))?;
         self.size.store(pos, Ordering::Release);
         self.load_tail_state()?;
         Ok(size - pos)

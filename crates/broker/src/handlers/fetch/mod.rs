@@ -6,6 +6,15 @@
 //! network layer writes them from the segment file with `sendfile` (see
 //! [`FetchPlan`]).
 //!
+//! The reads of one round are in `read.rs`.
+//!
+//! Isolation (KIP-98): a consumer in read_committed (`isolation_level` 1)
+//! reads below the partition's last stable offset instead of its high
+//! watermark (still zero copy), and is told the aborted transactions that
+//! overlap what it gets, from the segments' transaction indexes
+//! (`Log::collect_aborted_transactions`, no record is read); every answer
+//! carries the last stable offset, as Kafka's does.
+//!
 //! Long poll: when fewer than `min_bytes` are available the handler waits
 //! until an append moves a fetched partition's high watermark, or
 //! `max_wait_ms` passes, or the broker shuts down, then reads again.
@@ -56,19 +65,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{
-    EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
-};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader, TopicName};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, RequestHeader, TopicName};
 use sluice_record::Offset;
 use sluice_storage::{FileSlice, StorageError};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+mod read;
+
+use read::{read_all, Round};
+
 use super::fetch_session::{CachedPartition, FetchSession, SessionError, SessionKey};
 use super::leadership::{check_leader_epoch, leader_partition, replica_partition, NotServed};
 use crate::context::BrokerContext;
-use crate::error::storage_error_code;
 use crate::partition::Partition;
 use crate::replica::selector::{ReplicaSelector, ReplicaView};
 
@@ -607,88 +617,6 @@ fn assemble(
     }
 }
 
-struct Round {
-    /// One entry per wanted partition, in order.
-    partitions: Vec<(PartitionData, Option<FileSlice>)>,
-    bytes: u64,
-    /// An error, a DivergingEpoch or a PreferredReadReplica: answered
-    /// without waiting for `min_bytes`.
-    answer_now: bool,
-}
-
-/// Reads every wanted partition once, honouring `max_bytes` across the
-/// response and `partition_max_bytes` per partition; the first batch of the
-/// first non-empty partition is returned whole even if bigger (KIP-74).
-/// With `hold`, partitions the leader's throttle limits get no records.
-fn read_all(wanted: &[Wanted], max_bytes: usize, read_committed: bool, hold: bool) -> Round {
-    let mut round = Round {
-        partitions: Vec::with_capacity(wanted.len()),
-        bytes: 0,
-        answer_now: false,
-    };
-    let mut limit = max_bytes;
-    let mut min_one = true;
-    for w in wanted {
-        let data = PartitionData::default()
-            .with_partition_index(w.key.partition)
-            .with_aborted_transactions(if read_committed {
-                Some(Vec::new())
-            } else {
-                None
-            })
-            .with_records(Some(Bytes::new()));
-        let entry = match read_one(w, limit, min_one, hold) {
-            Ok((hw, log_start, slice)) => {
-                if let Some(slice) = &slice {
-                    let len = slice.len as usize;
-                    limit = limit.saturating_sub(len);
-                    min_one = false;
-                    round.bytes += len as u64;
-                }
-                let mut data = data
-                    .with_high_watermark(hw.value())
-                    .with_last_stable_offset(hw.value())
-                    .with_log_start_offset(log_start.value());
-                if let Some((epoch, end_offset)) = w.diverging {
-                    // Answered at once: the follower must truncate first.
-                    round.answer_now = true;
-                    data = data.with_diverging_epoch(
-                        EpochEndOffset::default()
-                            .with_epoch(epoch)
-                            .with_end_offset(end_offset),
-                    );
-                }
-                if let Some(replica) = w.preferred {
-                    // Answered at once: the consumer goes to the follower.
-                    round.answer_now = true;
-                    data = data.with_preferred_read_replica(BrokerId(replica));
-                }
-                (data, slice)
-            }
-            Err(ns) => {
-                round.answer_now = true;
-                let mut data = data;
-                if let Some((leader_id, leader_epoch)) = ns.leader {
-                    // Fetch v12+ (tagged; older versions do not carry it).
-                    data = data.with_current_leader(
-                        LeaderIdAndEpoch::default()
-                            .with_leader_id(BrokerId(leader_id))
-                            .with_leader_epoch(leader_epoch),
-                    );
-                }
-                let data = data
-                    .with_error_code(ns.code)
-                    .with_high_watermark(-1)
-                    .with_last_stable_offset(-1)
-                    .with_log_start_offset(-1);
-                (data, None)
-            }
-        };
-        round.partitions.push(entry);
-    }
-    round
-}
-
 /// A request naming a leader epoch newer than this broker's image knows
 /// gets UNKNOWN_LEADER_EPOCH, not NOT_LEADER_OR_FOLLOWER: the requester's
 /// metadata is ahead (as Kafka checks the epoch before leadership). Right
@@ -707,54 +635,6 @@ fn behind_requester(ns: NotServed, current_leader_epoch: i32) -> NotServed {
             }
         }
         _ => ns,
-    }
-}
-
-/// (high watermark, log start offset, records) or a Kafka error code.
-fn read_one(
-    w: &Wanted,
-    limit: usize,
-    min_one: bool,
-    hold: bool,
-) -> Result<(Offset, Offset, Option<FileSlice>), NotServed> {
-    let partition = w.target.as_ref().map_err(|ns| *ns)?;
-    let epoch = partition.leader_epoch().0;
-    check_leader_epoch(epoch, w.current_leader_epoch).map_err(|code| NotServed {
-        code,
-        leader: Some((w.leader, epoch)),
-    })?;
-    let log = partition.log();
-    let hw = partition.high_watermark();
-    let log_start = log.log_start_offset();
-    let log_end = log.log_end_offset();
-    let offset = Offset(w.fetch_offset);
-    if offset < log_start || offset > log_end {
-        return Err(NotServed::code(ResponseError::OffsetOutOfRange.code()));
-    }
-    if w.preferred.is_some() {
-        // Redirected: no read here (Kafka skips it too).
-        return Ok((hw, log_start, None));
-    }
-    // Consumers read below the high watermark (a follower's own, on a
-    // follower), followers up to the end.
-    let visible = match (&w.follower, w.diverging) {
-        (Some(_), Some(_)) => return Ok((hw, log_start, None)),
-        (Some(_), None) => log_end,
-        (None, _) => hw,
-    };
-    if offset >= visible || (hold && w.throttle == Throttle::Limited) {
-        return Ok((hw, log_start, None));
-    }
-    let max = limit.min(w.partition_max_bytes.max(0) as usize);
-    let max_offset = if w.follower.is_some() { None } else { Some(hw) };
-    match log.read(offset, max, max_offset, min_one) {
-        Ok(slice) => Ok((hw, log_start, slice.filter(|s| s.len > 0))),
-        Err(e) => {
-            if !matches!(e, StorageError::OffsetOutOfRange { .. }) {
-                tracing::warn!(partition = %partition.topic_partition(), error = %e, "fetch read failed");
-            }
-            Err(NotServed::code(storage_error_code(&e)))
-        }
     }
 }
 
