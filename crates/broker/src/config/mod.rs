@@ -700,6 +700,18 @@ impl BrokerConfig {
         self.dynamic.read().effective(&self.explicit)
     }
 
+    /// A whole-number setting read once at start: the explicit value, else
+    /// the config table's default, else `fallback` (a value that does not
+    /// parse counts as absent). The coordinators read their settings so.
+    pub fn long_setting(&self, name: &str, fallback: i64) -> i64 {
+        self.explicit
+            .get(name)
+            .map(String::as_str)
+            .or_else(|| lookup(Scope::Broker, name).and_then(|k| k.default))
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(fallback)
+    }
+
     /// `producer.id.expiration.ms` as in effect now (dynamic over static).
     pub fn producer_id_expiration_ms(&self) -> i64 {
         let key = "producer.id.expiration.ms";

@@ -32,7 +32,7 @@ pub use coordinator::{
     MemberDescription, TxnCommitter,
 };
 
-use crate::config::{lookup, BrokerConfig, Scope};
+use crate::config::BrokerConfig;
 
 /// The name of the internal offsets topic.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -183,15 +183,7 @@ impl Default for GroupConfig {
 impl GroupConfig {
     /// Reads the keys from the broker config (explicit value, else the table default).
     pub fn from_broker(config: &BrokerConfig) -> Self {
-        let get = |name: &str, fallback: i64| -> i64 {
-            config
-                .explicit
-                .get(name)
-                .map(String::as_str)
-                .or_else(|| lookup(Scope::Broker, name).and_then(|k| k.default))
-                .and_then(|v| v.trim().parse::<i64>().ok())
-                .unwrap_or(fallback)
-        };
+        let get = |name: &str, fallback: i64| config.long_setting(name, fallback);
         let d = GroupConfig::default();
         let clamp_i32 = |v: i64| v.clamp(0, i64::from(i32::MAX)) as i32;
         GroupConfig {

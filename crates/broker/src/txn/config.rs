@@ -1,7 +1,7 @@
 //! The `transaction.*` broker settings the coordinator runs with, read
 //! from the broker config with Kafka's defaults.
 
-use crate::config::{lookup, BrokerConfig, Scope};
+use crate::config::BrokerConfig;
 
 /// The transaction coordinator's settings (Kafka's keys and defaults).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,15 +55,7 @@ impl TransactionConfig {
     /// Reads the keys from the broker config (explicit value, else the
     /// table default, else Kafka's).
     pub fn from_broker(config: &BrokerConfig) -> Self {
-        let get = |name: &str, fallback: i64| -> i64 {
-            config
-                .explicit
-                .get(name)
-                .map(String::as_str)
-                .or_else(|| lookup(Scope::Broker, name).and_then(|k| k.default))
-                .and_then(|v| v.trim().parse::<i64>().ok())
-                .unwrap_or(fallback)
-        };
+        let get = |name: &str, fallback: i64| config.long_setting(name, fallback);
         let d = TransactionConfig::default();
         let int = |v: i64| v.clamp(1, i64::from(i32::MAX)) as i32;
         TransactionConfig {
