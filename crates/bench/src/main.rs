@@ -248,6 +248,9 @@ enum Cmd {
         /// One-record transactions timed for the commit latency.
         #[arg(long, default_value_t = 300)]
         commit_samples: usize,
+        /// Transactional producers at once in the throughput runs.
+        #[arg(long, default_value_t = 8)]
+        producers: usize,
         /// Also write the figures as JSON here.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -380,6 +383,7 @@ fn main() -> Result<()> {
             record_size,
             records_per_txn,
             commit_samples,
+            producers,
             out,
         } => txn::run(txn::TxnOptions {
             target: match target.as_str() {
@@ -392,6 +396,7 @@ fn main() -> Result<()> {
             record_size,
             records_per_txn,
             commit_samples,
+            producers,
             out,
         }),
         Cmd::Ceilings { dir, mib } => {
