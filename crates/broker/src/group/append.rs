@@ -309,13 +309,12 @@ impl AppendQueue {
     /// Appends `recs` as one batch (transactional for `Some((producer id,
     /// epoch))`); returns its first offset.
     ///
-    /// INTEGRATION: this is the one place the coordinator appends. The
-    /// integrator switches it to a coordinator-origin append (the log
-    /// engineer's append origin, with which a batch of base sequence -1
-    /// gets producer epoch checks only). Until then the log applies the
-    /// client's sequence rules to a transactional batch, and a second one of
-    /// the same producer and epoch in this partition looks like a duplicate
-    /// of the first: nothing is written, so it is refused here.
+    /// This is the one place the coordinator appends, through
+    /// `Partition::append_as_leader_checked`: a coordinator-origin append,
+    /// so a transactional batch of base sequence -1 gets the producer
+    /// epoch check only. An append the log answers as a duplicate (nothing
+    /// written) is still refused here, so no offset is applied that is not
+    /// in the log.
     fn append(
         &self,
         recs: &[GroupRecord],
@@ -372,9 +371,6 @@ pub fn storage_refusal(e: &StorageError) -> GroupError {
         // The producer's epoch is older than the one the partition knows
         // (a zombie of a transactional id that was initialised again).
         StorageError::InvalidProducerEpoch { .. } => GroupError::InvalidProducerEpoch,
-        // INTEGRATION: refusals the coordinator-origin append adds (a
-        // fenced producer: PRODUCER_FENCED) are mapped here.
-        //
         // Kafka answers a batch larger than the topic allows with
         // UNKNOWN_SERVER_ERROR (the request cannot succeed by retrying).
         StorageError::RecordTooLarge { .. } => GroupError::UnknownServerError,
