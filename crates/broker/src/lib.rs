@@ -32,8 +32,9 @@
 //!   publishers, the image cache, producer ids.
 //! - `group/`: the group coordinator (classic and KIP-848 groups as pure
 //!   state machines, their `__consumer_offsets` records, the async layer).
-//! - `txn/`: the transaction coordinator's pure parts so far
-//!   (`__transaction_state` records, states and transitions, loading);
+//! - `txn/`: the transaction coordinator (`__transaction_state` records,
+//!   states and transitions as pure code; the state partitions, the
+//!   requests, markers to every partition of an ended transaction);
 //!   `coordinator/`: what both coordinators share (the bounded record
 //!   codec, the partition a key maps to).
 //! - `metrics.rs`: Prometheus `/metrics` and `/health`.

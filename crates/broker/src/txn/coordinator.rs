@@ -363,14 +363,10 @@ impl TransactionCoordinator {
         job.map(|job| self.markers.send(job))
     }
 
-    /// The transaction of `id` (producer `pid` in `epoch`), checked as
-    /// AddPartitionsToTxn and AddOffsetsToTxn check it.
-    fn ongoing(
-        &self,
-        id: &str,
-        pid: ProducerId,
-        epoch: ProducerEpoch,
-    ) -> Result<(Arc<StatePartition>, TxnRef), TxnError> {
+    /// `id`'s state and partition (INVALID_PRODUCER_ID_MAPPING for an id
+    /// without state); its producer is checked under its lock
+    /// ([`check_producer`]).
+    fn existing(&self, id: &str) -> Result<(Arc<StatePartition>, TxnRef), TxnError> {
         if id.is_empty() {
             return Err(TxnError::InvalidRequest);
         }
@@ -378,17 +374,6 @@ impl TransactionCoordinator {
             (p, Some(txn)) => Ok((p, txn)),
             (_, None) => Err(TxnError::InvalidProducerIdMapping),
         }
-        .and_then(|(p, txn)| {
-            let m = txn.lock();
-            if m.producer_id != pid {
-                return Err(TxnError::InvalidProducerIdMapping);
-            }
-            if m.producer_epoch != epoch {
-                return Err(TxnError::ProducerFenced);
-            }
-            drop(m);
-            Ok((p, txn))
-        })
     }
 
     /// AddPartitionsToTxn (and AddOffsetsToTxn's offsets partition): the
@@ -401,16 +386,10 @@ impl TransactionCoordinator {
         epoch: ProducerEpoch,
         added: &TxnPartitions,
     ) -> Result<(), TxnError> {
-        let (p, txn) = self.ongoing(id, pid, epoch)?;
+        let (p, txn) = self.existing(id)?;
         let t = {
             let mut m = txn.lock();
-            // Checked again under this lock: the id may have moved on.
-            if m.producer_id != pid {
-                return Err(TxnError::InvalidProducerIdMapping);
-            }
-            if m.producer_epoch != epoch {
-                return Err(TxnError::ProducerFenced);
-            }
+            check_producer(&m, pid, epoch)?;
             if m.pending().is_some()
                 || matches!(
                     m.state,
@@ -446,8 +425,9 @@ impl TransactionCoordinator {
         epoch: ProducerEpoch,
         partitions: &[(String, i32)],
     ) -> Result<Vec<bool>, TxnError> {
-        let (_, txn) = self.ongoing(id, pid, epoch)?;
+        let (_, txn) = self.existing(id)?;
         let m = txn.lock();
+        check_producer(&m, pid, epoch)?;
         if m.pending().is_some()
             || matches!(
                 m.state,
@@ -592,13 +572,7 @@ impl TransactionCoordinator {
         epoch: ProducerEpoch,
         commit: bool,
     ) -> Result<(), TxnError> {
-        if id.is_empty() {
-            return Err(TxnError::InvalidRequest);
-        }
-        let (p, txn) = match self.state.get(id)? {
-            (p, Some(txn)) => (p, txn),
-            (_, None) => return Err(TxnError::InvalidProducerIdMapping),
-        };
+        let (p, txn) = self.existing(id)?;
         let t = {
             let mut m = txn.lock();
             match end_step(&mut m, pid, epoch, commit, self.state.now())? {
@@ -714,6 +688,22 @@ fn init_step(
     }
 }
 
+/// The request's producer is the id's current one: another producer id is
+/// INVALID_PRODUCER_ID_MAPPING, another epoch PRODUCER_FENCED (version 1).
+fn check_producer(
+    m: &TransactionMetadata,
+    pid: ProducerId,
+    epoch: ProducerEpoch,
+) -> Result<(), TxnError> {
+    if m.producer_id != pid {
+        return Err(TxnError::InvalidProducerIdMapping);
+    }
+    if m.producer_epoch != epoch {
+        return Err(TxnError::ProducerFenced);
+    }
+    Ok(())
+}
+
 /// Kafka's `endTransaction` checks (version 1): `None` for a retry of an
 /// end that already happened.
 fn end_step(
@@ -724,12 +714,7 @@ fn end_step(
     now_ms: i64,
 ) -> Result<Option<Transition>, TxnError> {
     use TransactionState::*;
-    if m.producer_id != pid {
-        return Err(TxnError::InvalidProducerIdMapping);
-    }
-    if m.producer_epoch != epoch {
-        return Err(TxnError::ProducerFenced);
-    }
+    check_producer(m, pid, epoch)?;
     if m.pending().is_some() {
         return Err(TxnError::ConcurrentTransactions);
     }

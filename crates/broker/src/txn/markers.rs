@@ -54,8 +54,6 @@ pub enum MarkerOutcome {
     /// The leader refused this coordinator's epoch or the producer epoch:
     /// a newer coordinator owns the transaction.
     Fenced,
-    /// The partition does not exist any more.
-    Gone,
 }
 
 /// Boxed future of a marker write.
@@ -146,7 +144,7 @@ impl MarkerChannel {
             for (leader, tps) in by_leader {
                 for (tp, outcome) in self.writer.write(leader, &job.marker, tps).await {
                     match outcome {
-                        MarkerOutcome::Written | MarkerOutcome::Gone => {}
+                        MarkerOutcome::Written => {}
                         MarkerOutcome::Retry => retry.push(tp),
                         MarkerOutcome::Fenced => {
                             tracing::warn!(transactional_id = %job.transactional_id, partition = %tp, "marker fenced: a newer coordinator owns the transaction");

@@ -330,11 +330,6 @@ impl TransactionStateManager {
             .values()
             .any(|p| p.is_current() && !p.loaded.load(Ordering::Acquire))
     }
-
-    /// The partitions held now (loaded or not), by index.
-    pub fn held(&self) -> Vec<i32> {
-        self.partitions.read().keys().copied().collect()
-    }
 }
 
 /// Replays one partition's log: its records in order, then
