@@ -50,35 +50,55 @@ pub struct LoadError {
 pub fn load<'a>(
     records: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
 ) -> Result<Loaded, LoadError> {
-    let mut out = Loaded::default();
-    for (index, (key, value)) in records.into_iter().enumerate() {
+    let mut replay = Replay::default();
+    for (key, value) in records {
+        replay.apply(key, value)?;
+    }
+    Ok(replay.finish())
+}
+
+/// [`load`] one record at a time, so a partition is replayed as it is
+/// read (memory: the ids it holds, not its records).
+#[derive(Debug, Default)]
+pub struct Replay {
+    out: Loaded,
+    index: usize,
+}
+
+impl Replay {
+    /// The next record in log order (`None` value: a tombstone).
+    pub fn apply(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), LoadError> {
+        let index = self.index;
+        self.index += 1;
         let id = match records::decode_key(key) {
             Ok(id) => id,
             Err(e) => {
                 tracing::warn!(index, error = %e, "skipping a __transaction_state record with an unknown key");
-                out.skipped += 1;
-                continue;
+                self.out.skipped += 1;
+                return Ok(());
             }
         };
         let Some(value) = value else {
-            out.transactions.remove(&id);
-            continue;
+            self.out.transactions.remove(&id);
+            return Ok(());
         };
         match records::decode_value(value) {
             Ok(v) => {
                 let m = TransactionMetadata::from_log(&id, &v);
-                out.transactions.insert(id, m);
+                self.out.transactions.insert(id, m);
+                Ok(())
             }
-            Err(error) => {
-                return Err(LoadError {
-                    index,
-                    transactional_id: id,
-                    error,
-                })
-            }
+            Err(error) => Err(LoadError {
+                index,
+                transactional_id: id,
+                error,
+            }),
         }
     }
-    Ok(out)
+
+    pub fn finish(self) -> Loaded {
+        self.out
+    }
 }
 
 #[cfg(test)]

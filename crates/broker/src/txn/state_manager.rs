@@ -332,13 +332,13 @@ impl TransactionStateManager {
     }
 }
 
-/// Replays one partition's log: its records in order, then
-/// [`load::load`].
+/// Replays one partition's log, record by record, as it is read
+/// ([`load::Replay`]).
 fn read_partition(part: &Partition) -> Result<Loaded, String> {
     let log = part.log();
     let mut offset = log.log_start_offset();
     let end = log.log_end_offset();
-    let mut recs: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    let mut replay = load::Replay::default();
     while offset < end {
         let buf = log
             .read_to_vec(offset, LOAD_READ_BYTES)
@@ -358,7 +358,7 @@ fn read_partition(part: &Partition) -> Result<Loaded, String> {
             for rec in reader.records() {
                 let rec = rec.map_err(|e| e.to_string())?;
                 if let Some(key) = rec.key {
-                    recs.push((key.to_vec(), rec.value.map(<[u8]>::to_vec)));
+                    replay.apply(key, rec.value).map_err(|e| format!("{e:?}"))?;
                 }
             }
         }
@@ -367,5 +367,5 @@ fn read_partition(part: &Partition) -> Result<Loaded, String> {
         }
         offset = next;
     }
-    load::load(recs.iter().map(|(k, v)| (k.as_slice(), v.as_deref()))).map_err(|e| format!("{e:?}"))
+    Ok(replay.finish())
 }
