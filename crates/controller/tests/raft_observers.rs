@@ -219,3 +219,33 @@ async fn observers_follow_a_new_leader_after_the_leader_dies() {
     c.restart(leader).await.unwrap();
     c.shutdown().await;
 }
+
+/// A restarted observer says it has applied its own log
+/// (`MetadataLog::catch_up_local`) only when it has: with every voter
+/// down nothing can be committed, so it must answer "not in time", and a
+/// broker then keeps its stray logs. It once read its target from
+/// openraft's metrics, which right after a start may still say "empty
+/// log": it answered "caught up" at once, and a restarted broker of the
+/// unclean-election test deleted a hosted partition's log as a stray.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_observer_is_caught_up_only_with_its_log_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = LocalCluster::start_with_observers(3, 1, dir.path().to_path_buf(), |_| {})
+        .await
+        .unwrap();
+    let observer = BrokerId(4);
+    let last = append(&c, 0).await;
+    assert!(c.wait_seen(last.0, PATIENCE).await, "every node sees it");
+    for id in [observer, BrokerId(1), BrokerId(2), BrokerId(3)] {
+        c.kill(id).await;
+    }
+    c.restart(observer).await.unwrap();
+    let log = c.nodes[&observer].log.clone();
+    let applied = log.catch_up_local(Duration::from_millis(500)).await;
+    let hw = log.quorum_info().high_watermark;
+    assert!(
+        !applied,
+        "no leader, yet the observer says its log is applied (applied up to {hw:?}, its log ends after {last:?})"
+    );
+    c.shutdown().await;
+}

@@ -193,6 +193,18 @@ fn an_unclean_election_elects_an_out_of_sync_replica_and_recovers() {
     let read = read_all(&c.bootstrap(), TOPIC, 1);
     let p0 = read.get(&0).cloned().unwrap_or_default();
     println!("read after the unclean election: {p0:?} (acknowledged a@{at_a}, b@{at_b}, c@{at_c})");
+    if p0.get(&at_a).map(String::as_str) != Some("a") {
+        // B lost "a" (once: deleted as a stray at its restart): its log
+        // and A's say how.
+        for n in [b, a] {
+            let out = c.node(n).process.output();
+            let lines: Vec<&str> = out.lines().collect();
+            println!(
+                "--- broker {n}\n{}",
+                lines[lines.len().saturating_sub(200)..].join("\n")
+            );
+        }
+    }
     assert_eq!(p0.get(&at_a).map(String::as_str), Some("a"));
     assert_eq!(p0.get(&at_c).map(String::as_str), Some("c"));
     assert!(

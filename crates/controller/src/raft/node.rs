@@ -523,8 +523,12 @@ impl MetadataLog for RaftMetadataLog {
             // openraft keeps no commit point across restarts: what this
             // node's log held is applied once a leader's append names it
             // committed. A tail the new leader truncates never is, hence
-            // the bound.
-            let Some(target) = self.raft.metrics().borrow().last_log_index else {
+            // the bound. The target comes from the log store itself: right
+            // after a start openraft's metrics may not have loaded it yet
+            // (they said "empty log", this returned at once, and the first
+            // image of a restarted broker lacked its topics: their logs
+            // were deleted as strays).
+            let Some(target) = self.log.read().last_log_id().map(|l| l.index) else {
                 return true;
             };
             let applied = self
