@@ -76,7 +76,12 @@ pub fn storage_error_code(err: &StorageError) -> i16 {
         StorageError::LogDeleted(_) => ResponseError::UnknownTopicOrPartition,
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
-        StorageError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        StorageError::InvalidTxnState { .. } | StorageError::TransactionNotVerified { .. } => {
+            ResponseError::InvalidTxnState
+        }
+        // Kafka's answer when verification cannot be done now: retriable,
+        // and without a metadata refresh.
+        StorageError::TooManyVerifications { .. } => ResponseError::NotEnoughReplicas,
         StorageError::TransactionCoordinatorFenced { .. } => {
             ResponseError::TransactionCoordinatorFenced
         }
@@ -142,6 +147,19 @@ mod tests {
                     txn_first_offset: Offset(2),
                 },
                 48,
+            ),
+            (
+                StorageError::TransactionNotVerified {
+                    producer_id: sluice_record::ProducerId(1),
+                    offset: Offset(5),
+                },
+                48,
+            ),
+            (
+                StorageError::TooManyVerifications {
+                    producer_id: sluice_record::ProducerId(1),
+                },
+                19,
             ),
             (
                 StorageError::InvalidProducerEpoch {

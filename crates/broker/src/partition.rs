@@ -435,7 +435,10 @@ mod tests {
                     let (p, stop, one) = (p.clone(), stop.clone(), one.clone());
                     std::thread::spawn(move || {
                         while !stop.load(Ordering::Relaxed) {
-                            let _ = p.append_produce(&one);
+                            let _ = p.append_produce(
+                                &one,
+                                sluice_storage::producer_state::Verification::NotRequired,
+                            );
                         }
                     })
                 })
@@ -462,7 +465,14 @@ mod tests {
                 at_change,
                 "round {round}: a leader's append landed in a follower's log"
             );
-            assert_eq!(p.append_produce(&one).unwrap(), None);
+            assert_eq!(
+                p.append_produce(
+                    &one,
+                    sluice_storage::producer_state::Verification::NotRequired
+                )
+                .unwrap(),
+                None
+            );
         }
     }
 

@@ -59,10 +59,15 @@ fn txn_batch(pid: i64, epoch: i16, seq: i32, values: &[&str], txn: bool) -> Vec<
 
 /// (error code, base offset)
 async fn produce(client: &mut Client, records: Vec<u8>) -> (i16, i64) {
+    produce_as(client, Some("t"), records).await
+}
+
+/// [`produce`] with the request's transactional id.
+async fn produce_as(client: &mut Client, id: Option<&str>, records: Vec<u8>) -> (i16, i64) {
     let req = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(30_000)
-        .with_transactional_id(Some(StrBytes::from_static_str("t").into()))
+        .with_transactional_id(id.map(|id| StrBytes::from_string(id.to_string()).into()))
         .with_topic_data(vec![TopicProduceData::default()
             .with_name(name(TOPIC))
             .with_partition_data(vec![PartitionProduceData::default()
@@ -169,7 +174,14 @@ fn values(p: &PartitionData) -> Vec<(i64, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn markers_end_transactions_and_read_committed_sees_only_what_is_decided() {
-    let broker = TestBroker::start_default().await;
+    // The leader's side alone, with no transaction coordinator behind the
+    // batches: as in Kafka's own leader-side tests, without KIP-890's
+    // verification (which would ask the coordinator first).
+    let broker = TestBroker::start(
+        std::sync::Arc::new(sluice_storage::RealFs),
+        &[("transaction.partition.verification.enable", "false")],
+    )
+    .await;
     let mut c = broker.client().await;
     create(&mut c).await;
     // WriteTxnMarkers is advertised at v1, as Kafka 4.1.2 does.
@@ -287,4 +299,32 @@ async fn markers_end_transactions_and_read_committed_sees_only_what_is_decided()
         markers(&mut c, 1, 1, true, 5, &[(TOPIC, &[7]), ("nope", &[0])]).await,
         vec![3, 3]
     );
+}
+
+/// With `transaction.partition.verification.enable` (the default), a
+/// transactional batch may start a transaction only once its coordinator
+/// said the partition is in it (KIP-890 part 1): without a transactional
+/// id nothing is asked and the log refuses it (INVALID_TXN_STATE); with an
+/// id whose coordinator is not there yet, the retriable NOT_ENOUGH_REPLICAS.
+/// Nothing is written either way, and the last stable offset stays free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unverified_transactional_batch_opens_no_transaction() {
+    let broker = TestBroker::start_default().await;
+    let mut c = broker.client().await;
+    create(&mut c).await;
+    assert_eq!(
+        produce_as(&mut c, None, txn_batch(1, 0, 0, &["a"], true)).await,
+        (48, -1)
+    );
+    assert_eq!(
+        produce_as(&mut c, Some("t"), txn_batch(1, 0, 0, &["a"], true))
+            .await
+            .0,
+        19
+    );
+    assert_eq!(
+        produce_as(&mut c, None, txn_batch(9, 0, 0, &["plain"], false)).await,
+        (0, 0)
+    );
+    assert_eq!(latest(&mut c, 1).await, 1, "no transaction holds the LSO");
 }

@@ -75,11 +75,13 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     // Consumer groups of the KIP-848 protocol.
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
-    // Idempotent and transactional producers (transaction version 1:
-    // AddPartitionsToTxn up to v3, the client versions; EndTxn v5 and the
-    // brokers' v4+ AddPartitionsToTxn belong to transaction version 2).
+    // Idempotent and transactional producers (transaction version 1).
+    // AddPartitionsToTxn v0-v3 are the clients' versions; v4 is the
+    // partition leaders' batched `verify_only` question of KIP-890 part 1,
+    // which Sluice's leaders ask each other. v5 (TRANSACTION_ABORTABLE)
+    // and EndTxn v5 belong to transaction version 2.
     (ApiKey::InitProducerId, 0, 5),
-    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddPartitionsToTxn, 0, 4),
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 4),
     (ApiKey::DescribeTransactions, 0, 0),

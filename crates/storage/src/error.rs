@@ -117,6 +117,18 @@ pub enum StorageError {
         offset: Offset,
         txn_first_offset: Offset,
     },
+    /// A client's transactional batch that would start a transaction
+    /// without verification with the coordinator (KIP-890 part 1):
+    /// INVALID_TXN_STATE.
+    #[error("transactional batch of producer {producer_id:?} at offset {offset} was not verified with its transaction coordinator (the partition is not in its ongoing transaction)")]
+    TransactionNotVerified {
+        producer_id: ProducerId,
+        offset: Offset,
+    },
+    /// Too many transaction verifications at once on one partition
+    /// (retriable).
+    #[error("too many transaction verifications in progress; producer {producer_id:?} must retry")]
+    TooManyVerifications { producer_id: ProducerId },
     /// A transaction marker from a coordinator epoch older than the one
     /// that wrote the producer's last marker (TRANSACTION_COORDINATOR_FENCED).
     #[error("marker for producer {producer_id:?} from coordinator epoch {coordinator_epoch}, older than the current {current}")]
@@ -188,6 +200,16 @@ impl From<SequenceError> for StorageError {
                 offset,
                 txn_first_offset,
             },
+            SequenceError::TransactionNotVerified {
+                producer_id,
+                offset,
+            } => StorageError::TransactionNotVerified {
+                producer_id,
+                offset,
+            },
+            SequenceError::TooManyVerifications { producer_id } => {
+                StorageError::TooManyVerifications { producer_id }
+            }
             SequenceError::TransactionCoordinatorFenced {
                 producer_id,
                 coordinator_epoch,

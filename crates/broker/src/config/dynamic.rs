@@ -257,7 +257,6 @@ pub static STORED_ONLY_KEYS: &[ConfigKey] = &[
     stored("ssl.truststore.location", T::String),
     stored("ssl.truststore.password", T::Password),
     stored("ssl.truststore.type", T::String),
-    stored("transaction.partition.verification.enable", T::Boolean),
 ];
 
 /// SSL store configs Kafka changes only per listener (`listener.name.<l>.<key>`).

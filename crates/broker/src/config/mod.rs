@@ -712,6 +712,21 @@ impl BrokerConfig {
             .unwrap_or(fallback)
     }
 
+    /// `transaction.partition.verification.enable` as in effect now
+    /// (dynamic over static; read on every Produce request, so without
+    /// building the effective map).
+    pub fn transaction_partition_verification(&self) -> bool {
+        const KEY: &str = "transaction.partition.verification.enable";
+        let dynamic = self.dynamic.read();
+        let raw = dynamic
+            .broker
+            .get(KEY)
+            .or_else(|| dynamic.cluster_default.get(KEY))
+            .or_else(|| self.explicit.get(KEY))
+            .map(String::as_str);
+        raw.is_none_or(|v| !v.trim().eq_ignore_ascii_case("false"))
+    }
+
     /// `producer.id.expiration.ms` as in effect now (dynamic over static).
     pub fn producer_id_expiration_ms(&self) -> i64 {
         let key = "producer.id.expiration.ms";

@@ -376,6 +376,9 @@ pub static CONFIG_TABLE: &[ConfigKey] = &[
         "Time a partition keeps an idle idempotent producer's state (its last sequence numbers) after the producer's last write."),
     broker("sluice.max.producers.per.partition", T::Int, Some("10000"), V::AtLeast(1),
         "Most idempotent producers a partition tracks; a new producer beyond it is refused with THROTTLING_QUOTA_EXCEEDED until idle producers expire (producer.id.expiration.ms)."),
+    // ---- transactions (issue 19) ----
+    broker("transaction.partition.verification.enable", T::Boolean, Some("true"), V::Any,
+        "KIP-890 part 1: before a client's transactional batch may start a transaction on a partition, its leader asks the transaction coordinator whether the partition is in the producer's ongoing transaction; a late batch of an aborted transaction is then refused (INVALID_TXN_STATE) instead of opening a transaction no coordinator knows (a hanging transaction that stops the last stable offset)."),
     broker("sluice.metrics.listener", T::String, Some("127.0.0.1:9644"), V::Any,
         "host:port of the HTTP endpoint serving Prometheus metrics at /metrics and readiness at /health (200 once log recovery finished). A bare port means that port on 127.0.0.1; port 0 (`0` or `host:0`) binds an ephemeral port (printed at start); empty disables it. If the address cannot be bound the broker logs an error and runs without metrics."),
     // ---- topic keys ----

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use kafka_protocol::error::ResponseError;
 use sluice_metadata::BrokerId;
 use sluice_record::{LeaderEpoch, Offset};
+use sluice_storage::producer_state::Verification;
 use uuid::Uuid;
 
 use super::isr::{AlterAnswer, AnswerEffect, Assignment, IsrProposal, LeaderState};
@@ -200,16 +201,20 @@ impl Partition {
     /// divergence check could tell apart (found by the 5-node nemesis:
     /// replicas differing under the high watermark, consumers reading
     /// offsets that later held other records).
+    ///
+    /// `verification`: the request's KIP-890 part 1 guard (see
+    /// `sluice_storage::producer_state::verification`).
     pub fn append_produce(
         &self,
         records: &[u8],
+        verification: Verification,
     ) -> Result<Option<sluice_storage::AppendInfo>, sluice_storage::StorageError> {
         let _role = self.role.read();
         if !self.is_leader() {
             return Ok(None);
         }
         self.log
-            .append_as_leader_shared(records, self.leader_epoch())
+            .append_as_leader_shared_verified(records, self.leader_epoch(), verification)
             .map(Some)
     }
 
@@ -220,6 +225,7 @@ impl Partition {
     pub fn try_append_produce(
         &self,
         records: &[u8],
+        verification: Verification,
     ) -> Result<Option<sluice_storage::AppendInfo>, sluice_storage::StorageError> {
         let Some(_role) = self.role.try_read() else {
             return Ok(None);
@@ -228,7 +234,7 @@ impl Partition {
             return Ok(None);
         }
         self.log
-            .try_append_as_leader_shared(records, self.leader_epoch())
+            .try_append_as_leader_shared_verified(records, self.leader_epoch(), verification)
     }
 
     /// Whether this broker leads the partition.

@@ -318,7 +318,13 @@ mod tests {
         let p = lead(&replicas, &logs, &data);
         let o = lead(&replicas, &logs, &offsets);
         for part in [&p, &o] {
-            let info = part.append_produce(&txn_batch(7)).unwrap().unwrap();
+            let info = part
+                .append_produce(
+                    &txn_batch(7),
+                    sluice_storage::producer_state::Verification::NotRequired,
+                )
+                .unwrap()
+                .unwrap();
             part.publish_append(info.last_offset.plus(1));
         }
         assert_eq!(p.last_stable_offset(), Offset(0));
@@ -399,7 +405,13 @@ mod tests {
         let replicas = ReplicaManager::new();
         let tp = TopicPartition::new("t", 0);
         let p = lead(&replicas, &logs, &tp);
-        let info = p.append_produce(&txn_batch(7)).unwrap().unwrap();
+        let info = p
+            .append_produce(
+                &txn_batch(7),
+                sluice_storage::producer_state::Verification::NotRequired,
+            )
+            .unwrap()
+            .unwrap();
         p.publish_append(info.last_offset.plus(1));
         let mut role = ReplicaRole::alone(BrokerId(1), LeaderEpoch(2));
         role.assignment = Assignment {

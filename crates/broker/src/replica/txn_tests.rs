@@ -56,7 +56,13 @@ fn the_last_stable_offset_follows_the_followers_and_read_committed_reads_zero_co
         let p = partition(&ctx);
         // Producer 7 writes two transactional batches; both followers catch up.
         for seq in 0..2 {
-            let info = p.append_produce(&txn_batch(7, seq)).unwrap().unwrap();
+            let info = p
+                .append_produce(
+                    &txn_batch(7, seq),
+                    sluice_storage::producer_state::Verification::NotRequired,
+                )
+                .unwrap()
+                .unwrap();
             p.publish_append(info.last_offset.plus(1));
         }
         for f in [2, 3] {
@@ -232,7 +238,14 @@ fn a_coordinators_transactional_batch_without_sequence_is_accepted() {
     let p = Partition::new(log);
     p.become_replica(&ReplicaRole::alone(BrokerId(1), LeaderEpoch(1)));
     let offsets = txn_batch(9, -1);
-    assert!(p.append_produce(&offsets).is_err(), "a client may not");
+    assert!(
+        p.append_produce(
+            &offsets,
+            sluice_storage::producer_state::Verification::NotRequired
+        )
+        .is_err(),
+        "a client may not"
+    );
     let info = p
         .append_as_leader_checked(&mut offsets.clone())
         .unwrap()

@@ -553,7 +553,11 @@ impl TransactionCoordinator {
             .map(|tp| match codes.get(tp).copied() {
                 Some(0) => Ok(()),
                 Some(c) if c == TxnError::InvalidTxnState.code() => Err(TxnError::InvalidTxnState),
-                Some(c) if c == TxnError::ProducerFenced.code() => Err(TxnError::ProducerFenced),
+                // INVALID_PRODUCER_EPOCH from a coordinator that answers
+                // with it for an old epoch: the produce says the same.
+                Some(c) if c == TxnError::ProducerFenced.code() || c == 47 => {
+                    Err(TxnError::ProducerFenced)
+                }
                 Some(c) if c == TxnError::InvalidProducerIdMapping.code() => {
                     Err(TxnError::InvalidProducerIdMapping)
                 }

@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use clap::{Args, Subcommand};
+use sluice_broker::config::dynamic::is_dynamic_in_sluice;
 use sluice_broker::config::{ConfigKey, Scope, Validator, CONFIG_TABLE};
 
 #[derive(Args, Debug)]
@@ -79,10 +80,14 @@ fn description(k: &ConfigKey) -> String {
         let names: Vec<String> = k.synonyms.iter().map(|(n, _)| format!("`{n}`")).collect();
         let _ = write!(d, " Broker default from: {}.", names.join(", "));
     }
-    if k.scope == Scope::Topic && !k.read_only {
-        // topic keys can be changed at runtime
-    } else if k.scope == Scope::Broker && k.read_only {
-        d.push_str(" Read-only (restart to change).");
+    if k.scope == Scope::Broker {
+        // What DescribeConfigs reports: a broker key is read-only unless
+        // AlterConfigs accepts it at runtime.
+        if is_dynamic_in_sluice(k.name) {
+            d.push_str(" Dynamic (per broker or cluster-wide).");
+        } else {
+            d.push_str(" Read-only (restart to change).");
+        }
     }
     if k.sensitive {
         d.push_str(" Sensitive: never shown.");

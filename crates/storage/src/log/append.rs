@@ -32,7 +32,7 @@ impl Log {
     ) -> Result<AppendInfo, StorageError> {
         let source = Source {
             origin,
-            transaction_version: None,
+            ..Source::CLIENT
         };
         self.check()?;
         let config = self.config.read().clone();
@@ -72,6 +72,23 @@ impl Log {
         records: &[u8],
         leader_epoch: LeaderEpoch,
     ) -> Result<AppendInfo, StorageError> {
+        self.append_as_leader_shared_verified(records, leader_epoch, Verification::NotRequired)
+    }
+
+    /// [`Log::append_as_leader_shared`] for a Produce request that brings
+    /// a transaction `verification` (KIP-890 part 1): a client's
+    /// transactional batch that would start a transaction needs the guard
+    /// of [`Log::maybe_start_transaction_verification`].
+    pub fn append_as_leader_shared_verified(
+        &self,
+        records: &[u8],
+        leader_epoch: LeaderEpoch,
+        verification: Verification,
+    ) -> Result<AppendInfo, StorageError> {
+        let source = Source {
+            verification,
+            ..Source::CLIENT
+        };
         self.check()?;
         let config = self.config.read().clone();
         let now = self.env.clock.now_ms();
@@ -85,7 +102,7 @@ impl Log {
                 &config,
                 now,
                 leader_epoch,
-                Source::CLIENT,
+                source,
             );
         }
         if config.message_timestamp_type == TimestampType::LogAppendTime {
@@ -96,7 +113,7 @@ impl Log {
                 &config,
                 now,
                 leader_epoch,
-                Source::CLIENT,
+                source,
             );
         }
         let heads = Vec::with_capacity(headers.len());
@@ -106,7 +123,7 @@ impl Log {
             &config,
             now,
             leader_epoch,
-            Source::CLIENT,
+            source,
         )
     }
 
@@ -123,6 +140,17 @@ impl Log {
         &self,
         records: &[u8],
         leader_epoch: LeaderEpoch,
+    ) -> Result<Option<AppendInfo>, StorageError> {
+        self.try_append_as_leader_shared_verified(records, leader_epoch, Verification::NotRequired)
+    }
+
+    /// [`Log::try_append_as_leader_shared`] with a transaction
+    /// `verification` (see [`Log::append_as_leader_shared_verified`]).
+    pub fn try_append_as_leader_shared_verified(
+        &self,
+        records: &[u8],
+        leader_epoch: LeaderEpoch,
+        verification: Verification,
     ) -> Result<Option<AppendInfo>, StorageError> {
         self.check()?;
         let config = self.config.read().clone();
@@ -160,7 +188,10 @@ impl Log {
             &config,
             now,
             leader_epoch,
-            Source::CLIENT,
+            Source {
+                verification,
+                ..Source::CLIENT
+            },
             Roll::Defer,
         )
     }
@@ -258,10 +289,11 @@ impl Log {
                 |pos, size| records.batch(pos, size),
                 source.origin,
             )?;
-            match st.producers.prepare_append(
+            match st.producers.prepare_append_verified(
                 &batches,
                 source.origin,
                 source.transaction_version,
+                source.verification,
             )? {
                 Prepared::Duplicate(b) => {
                     let log_start_offset = st.log_start_offset;
@@ -542,12 +574,14 @@ impl Payload<'_> {
 pub(super) struct Source {
     pub(super) origin: AppendOrigin,
     pub(super) transaction_version: Option<i16>,
+    pub(super) verification: Verification,
 }
 
 impl Source {
     pub(super) const CLIENT: Source = Source {
         origin: AppendOrigin::Client,
         transaction_version: None,
+        verification: Verification::NotRequired,
     };
 }
 

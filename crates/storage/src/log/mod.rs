@@ -43,7 +43,7 @@ use crate::producer_state::txn::Prepared;
 pub use crate::producer_state::AppendOrigin;
 use crate::producer_state::{
     decode_snapshot, encode_snapshot, parse_snapshot_file_name, snapshot_file_name,
-    ProducerStateConfig, ProducerStateEntry, ProducerStateManager,
+    ProducerStateConfig, ProducerStateEntry, ProducerStateManager, Verification,
 };
 use crate::segment::{
     parse_log_file_name, FileSlice, HandleCache, LogSegment, SegmentConfig, DELETED_FILE_SUFFIX,

@@ -28,7 +28,9 @@ use sluice_record::{
 };
 
 use super::*;
-use crate::producer_state::{AppendOrigin, PreparedAppend, ProducerBatch};
+use crate::producer_state::{
+    AppendOrigin, PreparedAppend, ProducerBatch, Verification, VerificationGuard,
+};
 use crate::txn_index::AbortedTxn;
 
 /// Decompression bound when a control batch of an append is read (a
@@ -123,8 +125,36 @@ impl Log {
             append::Source {
                 origin: AppendOrigin::Coordinator,
                 transaction_version: Some(transaction_version),
+                verification: Verification::NotRequired,
             },
         )
+    }
+
+    /// Starts KIP-890 part 1 for a Produce request of `pid` whose first
+    /// transactional batch has `sequence` and `epoch`: the guard its append
+    /// must carry once the coordinator confirmed the partition is in the
+    /// transaction, or `None` when the producer has a transaction open here
+    /// already (nothing to ask). See `producer_state::verification`.
+    pub fn maybe_start_transaction_verification(
+        &self,
+        pid: ProducerId,
+        sequence: i32,
+        epoch: ProducerEpoch,
+    ) -> Result<Option<VerificationGuard>, StorageError> {
+        let now = self.env.clock.now_ms();
+        let limits = (
+            self.env.producer_state.max_producers,
+            self.env.producer_state_config().producer_id_expiration_ms,
+        );
+        let mut st = self.state.write();
+        Ok(st
+            .producers
+            .maybe_start_verification(pid, sequence, epoch, now, limits)?)
+    }
+
+    /// Whether `pid` has a transaction open on this partition.
+    pub fn has_ongoing_transaction(&self, pid: ProducerId) -> bool {
+        self.state.read().producers.has_ongoing_transaction(pid)
     }
 
     /// The first offset that is not stable yet (the earliest open

@@ -41,12 +41,16 @@ mod tests;
 pub mod txn;
 #[cfg(test)]
 mod txn_tests;
+pub mod verification;
+#[cfg(test)]
+mod verification_tests;
 
 pub use snapshot::{
     decode_snapshot, encode_snapshot, parse_snapshot_file_name, snapshot_file_name, SnapshotError,
     SNAPSHOT_FILE_SUFFIX,
 };
 pub use txn::{AppendOrigin, CompletedTxn, PreparedAppend, ProducerBatch, MAX_UNREPLICATED_TXNS};
+pub use verification::{Verification, VerificationGuard, VerificationStateEntry};
 
 /// Kafka's `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`.
 pub const NUM_BATCHES_TO_RETAIN: usize = 5;
@@ -183,6 +187,19 @@ pub enum SequenceError {
         offset: Offset,
         txn_first_offset: Offset,
     },
+    /// A client's transactional batch that would start a transaction here
+    /// without the coordinator having said it may (KIP-890 part 1, see
+    /// [`verification`]): INVALID_TXN_STATE.
+    #[error("transactional batch of producer {producer_id:?} at offset {offset} was not verified with its transaction coordinator")]
+    TransactionNotVerified {
+        producer_id: ProducerId,
+        offset: Offset,
+    },
+    /// Too many producers are being verified on this partition at once
+    /// (retriable: NOT_ENOUGH_REPLICAS, as Kafka answers when verification
+    /// cannot be done).
+    #[error("too many transaction verifications in progress; producer {producer_id:?} must retry")]
+    TooManyVerifications { producer_id: ProducerId },
     /// A marker from a transaction coordinator older than the one that
     /// wrote the producer's last marker (TRANSACTION_COORDINATOR_FENCED).
     #[error("marker of producer {producer_id:?} from coordinator epoch {coordinator_epoch}, older than the current {current}")]
@@ -287,6 +304,9 @@ pub struct ProducerStateManager {
     /// passed yet: first offset -> marker offset (Kafka's
     /// `unreplicatedTxns`).
     unreplicated: BTreeMap<Offset, Offset>,
+    /// Transaction verifications in progress (KIP-890 part 1, in memory
+    /// only; see [`verification`]).
+    verifications: HashMap<ProducerId, VerificationStateEntry>,
 }
 
 impl ProducerStateManager {
@@ -296,6 +316,7 @@ impl ProducerStateManager {
             map_end_offset,
             ongoing: BTreeMap::new(),
             unreplicated: BTreeMap::new(),
+            verifications: HashMap::new(),
         }
     }
 
@@ -321,7 +342,9 @@ impl ProducerStateManager {
 
     /// Approximate bytes used by the tracked state.
     pub fn memory_bytes(&self) -> usize {
-        let txns = (self.ongoing.len() + self.unreplicated.len()) * 48;
+        let txns = (self.ongoing.len() + self.unreplicated.len()) * 48
+            + self.verifications.len()
+                * std::mem::size_of::<(ProducerId, VerificationStateEntry)>();
         self.producers
             .values()
             .map(ProducerStateEntry::memory_bytes)
@@ -349,9 +372,10 @@ impl ProducerStateManager {
     }
 
     /// Drops producers whose last batch is older than the expiration,
-    /// except those with a transaction open (Kafka's `isProducerExpired`).
-    /// Returns how many were removed.
+    /// except those with a transaction open (Kafka's `isProducerExpired`),
+    /// and verifications as old. Returns how many producers were removed.
     pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.remove_expired_verifications(now_ms, expiration_ms);
         let before = self.producers.len();
         self.producers.retain(|_, e| {
             e.current_txn_first_offset.is_some()

@@ -36,7 +36,7 @@ use sluice_record::{BatchHeader, ControlBatch, EndTransactionMarker, Offset, Pro
 
 use super::{
     check_batch, BatchMetadata, ProducerStateEntry, ProducerStateManager, SequenceCheck,
-    SequenceError,
+    SequenceError, Verification,
 };
 
 /// Completed transactions kept waiting for the high watermark before
@@ -88,6 +88,9 @@ pub struct PreparedAppend {
     /// Transactions ended by its markers, each with the last stable
     /// offset at its marker (for the transaction index).
     completed: Vec<(CompletedTxn, Offset)>,
+    /// Producers with a transactional batch or marker in the append: their
+    /// verification in progress ends with it (KIP-890 part 1).
+    transactional: Vec<ProducerId>,
 }
 
 impl PreparedAppend {
@@ -279,6 +282,23 @@ impl ProducerStateManager {
         origin: AppendOrigin,
         transaction_version: Option<i16>,
     ) -> Result<Prepared, SequenceError> {
+        self.prepare_append_verified(
+            batches,
+            origin,
+            transaction_version,
+            Verification::NotRequired,
+        )
+    }
+
+    /// [`ProducerStateManager::prepare_append`] of a Produce request that
+    /// brings `verification` (KIP-890 part 1, see [`super::verification`]).
+    pub fn prepare_append_verified(
+        &self,
+        batches: &[ProducerBatch],
+        origin: AppendOrigin,
+        transaction_version: Option<i16>,
+        verification: Verification,
+    ) -> Result<Prepared, SequenceError> {
         let mut p = PreparedAppend::default();
         // Transactions this append has ended so far (their first offsets).
         let mut ended: Vec<Offset> = Vec::new();
@@ -307,6 +327,9 @@ impl ProducerStateManager {
             // Known: state before this append, or an earlier batch of it.
             let known = !p.entries[i].1 || touched[i];
             touched[i] = true;
+            if h.is_transactional() && !p.transactional.contains(&pid) {
+                p.transactional.push(pid);
+            }
             let entry = &mut p.entries[i].0;
             if h.is_control() {
                 let Some(ControlBatch::EndTxn(marker)) = b.control else {
@@ -321,9 +344,11 @@ impl ProducerStateManager {
                 }
                 continue;
             }
+            let ongoing = entry.current_txn_first_offset.is_some();
             match append_data(entry, known, origin, h)? {
                 DataOutcome::Duplicate(b) => return Ok(Prepared::Duplicate(b)),
                 DataOutcome::Appended { started } => {
+                    self.check_verified(h, origin, ongoing, verification)?;
                     if let Some(first) = started {
                         p.started.push((first, pid));
                     }
@@ -333,9 +358,47 @@ impl ProducerStateManager {
         Ok(Prepared::Append(p))
     }
 
+    /// KIP-890 part 1 for a client's data batch that was not a duplicate
+    /// (`ongoing`: its producer had a transaction open here before it): a
+    /// sequence above the lowest one seen while verifying is out of order,
+    /// and a transactional batch that starts a transaction needs the
+    /// verification's guard.
+    fn check_verified(
+        &self,
+        h: &BatchHeader,
+        origin: AppendOrigin,
+        ongoing: bool,
+        verification: Verification,
+    ) -> Result<(), SequenceError> {
+        if origin != AppendOrigin::Client {
+            return Ok(());
+        }
+        let pid = h.producer_id;
+        if let Some(v) = self.verification(pid) {
+            if h.base_sequence > v.lowest_sequence {
+                return Err(SequenceError::OutOfOrderSequence {
+                    producer_id: pid,
+                    epoch: h.producer_epoch.0,
+                    first_seq: h.base_sequence,
+                    expected: v.lowest_sequence,
+                });
+            }
+        }
+        if h.is_transactional() && !ongoing && !self.is_verified(pid, verification) {
+            return Err(SequenceError::TransactionNotVerified {
+                producer_id: pid,
+                offset: h.base_offset,
+            });
+        }
+        Ok(())
+    }
+
     /// Applies what [`ProducerStateManager::prepare_append`] checked, after
     /// the append was written.
     pub fn apply(&mut self, p: PreparedAppend) {
+        for pid in &p.transactional {
+            self.clear_verification(*pid);
+        }
         for (e, _) in p.entries {
             self.producers.insert(e.producer_id, e);
         }
@@ -357,6 +420,9 @@ impl ProducerStateManager {
         }
         let pid = h.producer_id;
         let known = self.producers.contains_key(&pid);
+        if h.is_transactional() {
+            self.clear_verification(pid);
+        }
         if h.is_control() {
             let Some(ControlBatch::EndTxn(marker)) = b.control else {
                 return None;

@@ -12,6 +12,10 @@
 //! topics the answer waits for the
 //! group-commit fsync (`Log::flush_until`), and only then does the high
 //! watermark move, so consumers never see unflushed data there.
+//!
+//! Before any append, a transactional producer's first batch on a
+//! partition is verified with its transaction coordinator (KIP-890 part 1,
+//! [`verify`]).
 
 use std::sync::Arc;
 
@@ -24,6 +28,7 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 use sluice_record::RecordError;
+use sluice_storage::producer_state::Verification;
 use sluice_storage::{AppendInfo, RecordRejection, RejectedRecord, StorageError, TopicPartition};
 
 use super::leadership::{endpoint, leader_partition, NotServed};
@@ -32,6 +37,8 @@ use crate::context::BrokerContext;
 use crate::error::storage_error_code;
 use crate::metadata::is_internal_topic;
 use crate::partition::Partition;
+
+mod verify;
 
 /// Requests whose record bytes add up to at most this are appended on the
 /// network thread (a pwrite into the page cache); bigger ones go to the
@@ -84,6 +91,8 @@ struct Job {
     slot: usize,
     partition: Arc<Partition>,
     records: Bytes,
+    /// KIP-890 part 1 ([`verify`]).
+    verification: Verification,
 }
 
 pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceRequest) -> Response {
@@ -169,11 +178,15 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
                         slot,
                         partition,
                         records: records.clone(),
+                        verification: Verification::NotRequired,
                     });
                 }
             }
         }
     }
+
+    let transactional_id = req.transactional_id.as_ref().map(|id| id.0.as_str());
+    verify::verify(ctx, transactional_id, &mut jobs, &mut results).await;
 
     // Compacted logs are excluded: their records are decoded to check keys,
     // CPU work that belongs on the pool.
@@ -196,7 +209,7 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
         // so a network thread never waits; so does every group-commit fsync.
         let mut to_flush = Vec::new();
         for job in jobs {
-            match try_append_inline(&job.partition, &job.records) {
+            match try_append_inline(&job.partition, &job.records, job.verification) {
                 None => pool_jobs.push(job),
                 Some(Ok(Some(info))) if info.needs_flush => {
                     to_flush.push((job.slot, job.partition, info))
@@ -244,7 +257,10 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
         let slots: Vec<usize> = jobs.iter().map(|j| j.slot).collect();
         let outcome = sluice_runtime::spawn_blocking(move || {
             jobs.into_iter()
-                .map(|job| (job.slot, append(&job.partition, &job.records)))
+                .map(|job| {
+                    let r = append(&job.partition, &job.records, job.verification);
+                    (job.slot, r)
+                })
                 .collect::<Vec<_>>()
         })
         .await;
@@ -402,8 +418,8 @@ fn has_zstd(records: &[u8]) -> bool {
 
 /// Appends one partition's batches (on a blocking thread), waits for the
 /// fsync where the topic asks for it, then moves the high watermark.
-fn append(partition: &Partition, records: &[u8]) -> PartitionResult {
-    match append_only(partition, records) {
+fn append(partition: &Partition, records: &[u8], verification: Verification) -> PartitionResult {
+    match append_only(partition, records, verification) {
         Ok(Some(info)) => flush_and_publish(partition, info),
         Ok(None) => PartitionResult::appended(None),
         Err(failed) => failed,
@@ -414,12 +430,13 @@ fn append(partition: &Partition, records: &[u8]) -> PartitionResult {
 fn append_only(
     partition: &Partition,
     records: &[u8],
+    verification: Verification,
 ) -> Result<Option<AppendInfo>, PartitionResult> {
     if records.is_empty() {
         // Kafka appends nothing and answers base offset -1.
         return Ok(None);
     }
-    match partition.append_produce(records) {
+    match partition.append_produce(records, verification) {
         Ok(Some(info)) => {
             partition.note_append(info.first_offset, info.bytes);
             partition.storage_refusals.note_appended(records);
@@ -440,11 +457,12 @@ fn append_only(
 fn try_append_inline(
     partition: &Partition,
     records: &[u8],
+    verification: Verification,
 ) -> Option<Result<Option<AppendInfo>, PartitionResult>> {
     if records.is_empty() {
         return Some(Ok(None));
     }
-    match partition.try_append_produce(records) {
+    match partition.try_append_produce(records, verification) {
         Ok(Some(info)) => {
             partition.note_append(info.first_offset, info.bytes);
             partition.storage_refusals.note_appended(records);

@@ -1,0 +1,194 @@
+//! KIP-890 part 1 on the Produce path, before any append (Kafka's
+//! `ReplicaManager.handleProduceAppend` with
+//! `transaction.partition.verification.enable`).
+//!
+//! For each partition whose batches include a transactional one, the log
+//! starts a verification for the producer unless it already has a
+//! transaction open there (`Log::maybe_start_transaction_verification`);
+//! the partitions that need it are put to the producer's transaction
+//! coordinator in one question per request (this broker's own, or another
+//! one's with AddPartitionsToTxn v4 `verify_only`). A partition the
+//! coordinator confirms is appended with the verification's guard; one it
+//! does not is answered INVALID_TXN_STATE, and coordinator troubles
+//! answer NOT_ENOUGH_REPLICAS, which every client retries without a
+//! metadata refresh (Kafka's choice). With verification on, every append
+//! of the request carries `Verification::Required`, so a transactional
+//! batch that would start a transaction without a guard — in a request
+//! without a transactional id, or parsed differently from here — is
+//! refused by the log itself.
+//!
+//! Invariant: the guard is taken before the question is sent. A marker
+//! written while the question is out voids it (see
+//! `sluice_storage::producer_state::verification`).
+
+use sluice_record::{ProducerEpoch, ProducerId};
+use sluice_storage::producer_state::Verification;
+
+use super::{Job, PartitionResult};
+use crate::context::BrokerContext;
+use crate::error::storage_error_code;
+use crate::txn::TxnError;
+
+/// Kafka's INVALID_PRODUCER_ID_MAPPING: one request's transactional
+/// batches name two producers.
+const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
+const NOT_ENOUGH_REPLICAS: i16 = 19;
+const INVALID_PRODUCER_EPOCH: i16 = 47;
+
+/// Sets each job's [`Verification`] and answers (in `results`, removing
+/// the job) every partition that may not be appended.
+pub(super) async fn verify(
+    ctx: &BrokerContext,
+    transactional_id: Option<&str>,
+    jobs: &mut Vec<Job>,
+    results: &mut [Option<PartitionResult>],
+) {
+    if !ctx.config.transaction_partition_verification() {
+        return;
+    }
+    for job in jobs.iter_mut() {
+        job.verification = Verification::Required(None);
+    }
+    let Some(id) = transactional_id.filter(|id| !id.is_empty()) else {
+        return;
+    };
+    let firsts: Vec<Option<(ProducerId, ProducerEpoch, i32)>> = jobs
+        .iter()
+        .map(|j| first_transactional(&j.records))
+        .collect();
+    let mut producers: Vec<(ProducerId, ProducerEpoch)> = Vec::new();
+    for &(pid, epoch, _) in firsts.iter().flatten() {
+        if !producers.contains(&(pid, epoch)) {
+            producers.push((pid, epoch));
+        }
+    }
+    let (pid, epoch) = match producers.as_slice() {
+        [] => return,
+        [one] => *one,
+        _ => {
+            fail(
+                jobs,
+                results,
+                |i| firsts[i].is_some(),
+                INVALID_PRODUCER_ID_MAPPING,
+            );
+            return;
+        }
+    };
+    // Step 1: guards, before the question.
+    let mut asked: Vec<(usize, sluice_storage::producer_state::VerificationGuard)> = Vec::new();
+    let mut refused: Vec<(usize, i16)> = Vec::new();
+    for (i, first) in firsts.iter().enumerate() {
+        let Some((_, _, sequence)) = *first else {
+            continue;
+        };
+        let log = jobs[i].partition.log();
+        match log.maybe_start_transaction_verification(pid, sequence, epoch) {
+            Ok(Some(guard)) => asked.push((i, guard)),
+            Ok(None) => {}
+            Err(e) => refused.push((i, storage_error_code(&e))),
+        }
+    }
+    if !asked.is_empty() {
+        let partitions: Vec<(String, i32)> = asked
+            .iter()
+            .map(|(i, _)| {
+                let tp = jobs[*i].partition.topic_partition();
+                (tp.topic.to_string(), tp.partition)
+            })
+            .collect();
+        let verdicts = ctx
+            .txns
+            .verify_for_produce(id, pid, epoch, &partitions)
+            .await;
+        for ((i, guard), verdict) in asked.into_iter().zip(verdicts) {
+            match verdict {
+                Ok(()) => jobs[i].verification = Verification::Required(Some(guard)),
+                Err(e) => refused.push((i, produce_code(e))),
+            }
+        }
+    }
+    for &(i, code) in &refused {
+        results[jobs[i].slot] = Some(PartitionResult::error(
+            code,
+            Some(refusal_message(code).to_string()),
+        ));
+    }
+    let refused: Vec<usize> = refused.into_iter().map(|(i, _)| i).collect();
+    let mut i = 0;
+    jobs.retain(|_| {
+        let keep = !refused.contains(&i);
+        i += 1;
+        keep
+    });
+}
+
+/// Answers `code` for the jobs `which` selects (by index) and drops them.
+fn fail(
+    jobs: &mut Vec<Job>,
+    results: &mut [Option<PartitionResult>],
+    which: impl Fn(usize) -> bool,
+    code: i16,
+) {
+    let mut i = 0;
+    jobs.retain(|job| {
+        let drop = which(i);
+        i += 1;
+        if drop {
+            results[job.slot] = Some(PartitionResult::error(code, None));
+        }
+        !drop
+    });
+}
+
+/// The producer, epoch and base sequence of the first transactional batch
+/// of `records` (headers only: framing errors are the append's to find).
+fn first_transactional(records: &[u8]) -> Option<(ProducerId, ProducerEpoch, i32)> {
+    sluice_record::Batches::without_crc(records)
+        .map_while(Result::ok)
+        .find(|(_, h)| h.has_producer_id() && h.is_transactional() && !h.is_control())
+        .map(|(_, h)| (h.producer_id, h.producer_epoch, h.base_sequence))
+}
+
+/// What a Produce answers for a verification the coordinator refused or
+/// could not give (Kafka's translation in `handleProduceAppend` and
+/// `AddPartitionsToTxnManager`).
+fn produce_code(e: TxnError) -> i16 {
+    match e {
+        TxnError::InvalidTxnState => e.code(),
+        TxnError::ConcurrentTransactions
+        | TxnError::CoordinatorLoadInProgress
+        | TxnError::CoordinatorNotAvailable
+        | TxnError::NotCoordinator => NOT_ENOUGH_REPLICAS,
+        TxnError::ProducerFenced => INVALID_PRODUCER_EPOCH,
+        other => other.code(),
+    }
+}
+
+fn refusal_message(code: i16) -> &'static str {
+    match code {
+        48 => "Partition was not added to the transaction",
+        NOT_ENOUGH_REPLICAS => "Unable to verify the partition has been added to the transaction",
+        _ => "Transaction verification failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coordinator_troubles_are_retriable_for_every_client() {
+        for e in [
+            TxnError::ConcurrentTransactions,
+            TxnError::CoordinatorLoadInProgress,
+            TxnError::CoordinatorNotAvailable,
+            TxnError::NotCoordinator,
+        ] {
+            assert_eq!(produce_code(e), NOT_ENOUGH_REPLICAS, "{e:?}");
+        }
+        assert_eq!(produce_code(TxnError::InvalidTxnState), 48);
+        assert_eq!(produce_code(TxnError::ProducerFenced), 47);
+        assert_eq!(produce_code(TxnError::InvalidProducerIdMapping), 49);
+    }
+}

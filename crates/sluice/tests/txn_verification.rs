@@ -1,0 +1,260 @@
+//! KIP-890 part 1 against real `sluice` processes, with raw Kafka
+//! requests playing a transactional producer and its zombie:
+//!
+//! 1. A transactional batch for a partition the producer never added to
+//!    its transaction is refused (INVALID_TXN_STATE): the leader asked the
+//!    coordinator first.
+//! 2. Added, the same batch is written.
+//! 3. The transaction is aborted (EndTxn, markers written).
+//! 4. A late batch of the aborted transaction (the same producer epoch,
+//!    the next sequence: a retry that was stuck in the network) arrives.
+//!    With verification it is refused, and the last stable offset reaches
+//!    the high watermark. Without it
+//!    (`transaction.partition.verification.enable=false`) it is written
+//!    and opens a transaction no coordinator knows: the last stable offset
+//!    stops below the high watermark for good — the hanging transaction
+//!    the check exists for, shown so this test can fail.
+//!
+//! On one node the coordinator answers the question itself; in a 3-node
+//! cluster the partition's leader is not the coordinator, so the question
+//! goes over the inter-broker listener (AddPartitionsToTxn v4
+//! `verify_only`).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::cluster::{create_topic, metadata, partitions, wait_metadata};
+use common::{sb, start, RawClient};
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    AddPartitionsToTxnRequest, BrokerId, EndTxnRequest, FindCoordinatorRequest,
+    InitProducerIdRequest, ListOffsetsRequest, ProduceRequest, ProducerId as WirePid, TopicName,
+};
+use sluice_record::{BatchBuilder, CompressionType, ProducerEpoch, ProducerId, Timestamp};
+use sluice_testkit::{ClusterLayout, SluiceCluster};
+
+const TOPIC: &str = "verified";
+const TXN: &str = "verified-txn";
+const WAIT: Duration = Duration::from_secs(120);
+const INVALID_TXN_STATE: i16 = 48;
+/// Codes a transactional client retries while the coordinator or the
+/// partition settles (NOT_ENOUGH_REPLICAS is what a verification the
+/// coordinator cannot give yet answers).
+const RETRIABLE: [i16; 6] = [5, 6, 14, 15, 16, 19];
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Retries `call` while it answers a retriable code; its last answer.
+fn retried(what: &str, mut call: impl FnMut() -> i16) -> i16 {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let code = call();
+        if !RETRIABLE.contains(&code) && code != 51 {
+            return code;
+        }
+        assert!(Instant::now() < deadline, "{what}: still {code}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The transaction coordinator of [`TXN`]: (node id, address).
+fn coordinator(bootstrap: &str) -> (i32, String) {
+    let mut c = RawClient::connect(bootstrap);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = c.send(
+            3,
+            &FindCoordinatorRequest::default()
+                .with_key(sb(TXN))
+                .with_key_type(1),
+        );
+        if r.error_code == 0 {
+            return (r.node_id.0, format!("{}:{}", r.host.as_str(), r.port));
+        }
+        assert!(Instant::now() < deadline, "no coordinator: {r:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn init_producer_id(c: &mut RawClient) -> (i64, i16) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let req = InitProducerIdRequest::default()
+            .with_transactional_id(Some(sb(TXN).into()))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(WirePid(-1))
+            .with_producer_epoch(-1);
+        let r = c.send(4, &req);
+        if r.error_code == 0 {
+            return (r.producer_id.0, r.producer_epoch);
+        }
+        assert!(
+            Instant::now() < deadline && RETRIABLE.contains(&r.error_code),
+            "InitProducerId: {r:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn txn_batch(pid: i64, epoch: i16, seq: i32, value: &str) -> Vec<u8> {
+    let mut b = BatchBuilder::new(CompressionType::None)
+        .producer(ProducerId(pid), ProducerEpoch(epoch), seq)
+        .transactional(true);
+    b.append(Timestamp(now_ms()), None, Some(value.as_bytes()), &[])
+        .unwrap();
+    b.build().unwrap()
+}
+
+/// A transactional Produce (acks=all) to `partition`: (code, base offset).
+fn produce(c: &mut RawClient, partition: i32, records: Vec<u8>) -> (i16, i64) {
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_transactional_id(Some(sb(TXN).into()))
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(sb(TOPIC)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(bytes::Bytes::from(records)))])]);
+    let r = c.send(9, &req);
+    let p = &r.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+fn add_partition(c: &mut RawClient, pid: i64, epoch: i16, partition: i32) -> i16 {
+    let req = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(sb(TXN).into())
+        .with_v3_and_below_producer_id(WirePid(pid))
+        .with_v3_and_below_producer_epoch(epoch)
+        .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+            .with_name(TopicName(sb(TOPIC)))
+            .with_partitions(vec![partition])]);
+    let r = c.send(3, &req);
+    r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
+}
+
+fn end_txn(c: &mut RawClient, pid: i64, epoch: i16, commit: bool) -> i16 {
+    let req = EndTxnRequest::default()
+        .with_transactional_id(sb(TXN).into())
+        .with_producer_id(WirePid(pid))
+        .with_producer_epoch(epoch)
+        .with_committed(commit);
+    c.send(3, &req).error_code
+}
+
+/// The partition's latest offset: the high watermark, or in read_committed
+/// the last stable offset.
+fn latest(c: &mut RawClient, partition: i32, read_committed: bool) -> i64 {
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_isolation_level(i8::from(read_committed))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(sb(TOPIC)))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(partition)
+                .with_timestamp(-1)])]);
+    let r = c.send(5, &req);
+    let p = &r.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0, "{p:?}");
+    p.offset
+}
+
+/// Steps 1–4 of the module docs against `coordinator` and `leader` (the
+/// leader of `partition`); returns the late batch's code and the
+/// partition's (high watermark, last stable offset) after it.
+fn zombie_after_abort(coordinator: &str, leader: &str, partition: i32) -> (i16, i64, i64) {
+    let mut coord = RawClient::connect(coordinator);
+    let mut lead = RawClient::connect(leader);
+    let (pid, epoch) = init_producer_id(&mut coord);
+    let unadded = retried("unadded produce", || {
+        produce(&mut lead, partition, txn_batch(pid, epoch, 0, "unadded")).0
+    });
+    assert_eq!(
+        unadded, INVALID_TXN_STATE,
+        "a partition not in the transaction"
+    );
+    let added = retried("AddPartitionsToTxn", || {
+        add_partition(&mut coord, pid, epoch, partition)
+    });
+    assert_eq!(added, 0);
+    let written = retried("added produce", || {
+        produce(&mut lead, partition, txn_batch(pid, epoch, 0, "aborted")).0
+    });
+    assert_eq!(written, 0, "a partition in the transaction");
+    assert_eq!(end_txn(&mut coord, pid, epoch, false), 0);
+    let late = produce(&mut lead, partition, txn_batch(pid, epoch, 1, "late")).0;
+    let hw = latest(&mut lead, partition, false);
+    let lso = latest(&mut lead, partition, true);
+    (late, hw, lso)
+}
+
+#[test]
+fn a_late_batch_of_an_aborted_transaction_is_refused_on_one_node() {
+    let sluice = start(&[]);
+    common::create_topic(&mut RawClient::connect(sluice.bootstrap()), TOPIC, &[]);
+    let (_, coordinator) = coordinator(sluice.bootstrap());
+    let (late, hw, lso) = zombie_after_abort(&coordinator, sluice.bootstrap(), 0);
+    println!("verification on: late batch {late}, high watermark {hw}, last stable offset {lso}");
+    assert_eq!(late, INVALID_TXN_STATE, "the late batch was written");
+    assert_eq!(lso, hw, "a transaction holds the last stable offset");
+}
+
+#[test]
+fn without_verification_the_late_batch_hangs_the_partition() {
+    let sluice = start(&[("transaction.partition.verification.enable", "false")]);
+    common::create_topic(&mut RawClient::connect(sluice.bootstrap()), TOPIC, &[]);
+    let (_, coordinator) = coordinator(sluice.bootstrap());
+    let mut coord = RawClient::connect(&coordinator);
+    let mut lead = RawClient::connect(sluice.bootstrap());
+    let (pid, epoch) = init_producer_id(&mut coord);
+    // Without verification nothing is asked: even a partition never added
+    // takes the batch (Kafka before 3.6 behaved so).
+    assert_eq!(
+        produce(&mut lead, 0, txn_batch(pid, epoch, 0, "unadded")).0,
+        0
+    );
+    assert_eq!(add_partition(&mut coord, pid, epoch, 0), 0);
+    assert_eq!(end_txn(&mut coord, pid, epoch, false), 0);
+    let late = produce(&mut lead, 0, txn_batch(pid, epoch, 1, "late")).0;
+    let hw = latest(&mut lead, 0, false);
+    let lso = latest(&mut lead, 0, true);
+    println!("verification off: late batch {late}, high watermark {hw}, last stable offset {lso}");
+    assert_eq!(late, 0);
+    assert!(lso < hw, "the late batch opened a hanging transaction");
+}
+
+#[test]
+fn a_leader_asks_the_coordinator_on_another_broker() {
+    let c = SluiceCluster::start(
+        env!("CARGO_BIN_EXE_sluice"),
+        ClusterLayout::Combined(3),
+        &[],
+    )
+    .expect("the cluster starts");
+    let brokers = c.broker_ids();
+    create_topic(&c, brokers[0], TOPIC, 3);
+    let m = wait_metadata(&c, brokers[0], "every partition led", |m| {
+        let p = partitions(m, TOPIC);
+        p.len() == 3 && p.values().all(|(l, _)| *l >= 0)
+    });
+    let (coord_id, coord_addr) = coordinator(c.broker_addr(brokers[0]));
+    let led = partitions(&m, TOPIC);
+    let (&partition, &(leader, _)) = led
+        .iter()
+        .find(|(_, (l, _))| *l != coord_id)
+        .expect("a partition led away from the coordinator");
+    println!("coordinator {coord_id}, partition {partition} led by {leader}");
+    let (late, hw, lso) = zombie_after_abort(&coord_addr, c.broker_addr(leader), partition);
+    println!("verification on: late batch {late}, high watermark {hw}, last stable offset {lso}");
+    assert_eq!(late, INVALID_TXN_STATE, "the late batch was written");
+    assert_eq!(lso, hw, "a transaction holds the last stable offset");
+    assert!(metadata(&c, leader).is_some());
+}
