@@ -26,6 +26,9 @@ import org.apache.kafka.common.serialization.StringSerializer;
  * 4. the group's committed offset is the one of the last committed
  *    transaction; DescribeTransactions and ListTransactions see the id.
  *
+ * It prints the producer epoch after step 1: with transaction version 2
+ * (KIP-890, what Kafka 4.x clusters finalize) every end bumps it.
+ *
  * Prints its steps and ends with "OK java-txn" or "FAIL java-txn: reason".
  */
 public class TxnDriver {
@@ -103,6 +106,12 @@ public class TxnDriver {
                 }
             }
             System.out.println("transactions " + transactions);
+            // Transaction version 2 (KIP-890) bumps the epoch at every
+            // commit and abort; version 1 keeps it.
+            TransactionDescription afterRun = admin.describeTransactions(List.of(txnId))
+                .description(txnId).get(60, TimeUnit.SECONDS);
+            System.out.println("producer epoch after " + transactions + " transactions: "
+                + afterRun.producerEpoch());
 
             // A second instance fences the first.
             try (KafkaProducer<String, String> second = new KafkaProducer<>(pp)) {

@@ -506,8 +506,8 @@ async fn api_versions_advertises_the_table_and_falls_back_to_v0() {
         .map(|&(k, lo, hi)| (k as i16, lo, hi))
         .collect();
     assert_eq!(advertised, table);
-    // As a KRaft broker: the supported metadata.version range and the
-    // finalized level, with the image's offset as the epoch
+    // As a KRaft broker: the supported metadata.version and
+    // transaction.version ranges and their finalized levels, with the image's offset as the epoch
     // (`kafka-features describe`). Default-valued tagged fields stay
     // unwritten (old librdkafka), which the encoder does.
     let supported: Vec<(&str, i16, i16)> = r
@@ -515,13 +515,19 @@ async fn api_versions_advertises_the_table_and_falls_back_to_v0() {
         .iter()
         .map(|f| (f.name.as_str(), f.min_version, f.max_version))
         .collect();
-    assert_eq!(supported, vec![("metadata.version", 7, 27)]);
+    assert_eq!(
+        supported,
+        vec![("metadata.version", 7, 27), ("transaction.version", 0, 2)]
+    );
     let finalized: Vec<(&str, i16, i16)> = r
         .finalized_features
         .iter()
         .map(|f| (f.name.as_str(), f.min_version_level, f.max_version_level))
         .collect();
-    assert_eq!(finalized, vec![("metadata.version", 27, 27)]);
+    assert_eq!(
+        finalized,
+        vec![("metadata.version", 27, 27), ("transaction.version", 2, 2)]
+    );
     assert!(r.finalized_features_epoch >= 0);
     assert!(!r.zk_migration_ready);
 

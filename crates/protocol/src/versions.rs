@@ -63,27 +63,25 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetCommit, 2, 9),
     (ApiKey::OffsetFetch, 1, 9),
     (ApiKey::OffsetDelete, 0, 0),
-    // Transactional offset commits into the group coordinator. Kafka 4.1.2
-    // advertises 0–5 (measured with ApiVersions v3 against the pinned
-    // broker); v5 (transaction version 2, KIP-890) makes the group
-    // coordinator add the offsets partition to the transaction itself,
-    // which needs the transaction coordinator, so it is not advertised.
-    (ApiKey::TxnOffsetCommit, 0, 4),
+    // Transactional offset commits into the group coordinator, as Kafka
+    // 4.1.2 advertises them (0–5); v5 is transaction version 2 (KIP-890):
+    // the group coordinator adds the offsets partition itself.
+    (ApiKey::TxnOffsetCommit, 0, 5),
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     // Consumer groups of the KIP-848 protocol.
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
-    // Idempotent and transactional producers (transaction version 1).
-    // AddPartitionsToTxn v0-v3 are the clients' versions; v4 is the
-    // partition leaders' batched `verify_only` question of KIP-890 part 1,
-    // which Sluice's leaders ask each other. v5 (TRANSACTION_ABORTABLE)
-    // and EndTxn v5 belong to transaction version 2.
+    // Idempotent and transactional producers, as Kafka 4.1.2 advertises
+    // them. AddPartitionsToTxn v0-v3 are the clients' versions (transaction
+    // version 1); v4 (`verify_only`, KIP-890 part 1) and v5 (add, for a
+    // transaction version 2 producer) are the partition leaders'. EndTxn
+    // v5 is transaction version 2: an epoch bump in every answer.
     (ApiKey::InitProducerId, 0, 5),
-    (ApiKey::AddPartitionsToTxn, 0, 4),
+    (ApiKey::AddPartitionsToTxn, 0, 5),
     (ApiKey::AddOffsetsToTxn, 0, 4),
-    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 5),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 2),
     // Transaction markers on a partition leader (KIP-98). Kafka 4.1.2's

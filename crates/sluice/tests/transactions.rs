@@ -6,7 +6,10 @@
 //! DescribeTransactions and ListTransactions. Then a kill -9 and restart
 //! of Sluice, after which a read_committed consumer still reads exactly
 //! the committed records. Skipped without `java`/the pinned jars unless
-//! SLUICE_REQUIRE_CLIENTS is set.
+//! SLUICE_REQUIRE_CLIENTS is set. Both brokers finalize transaction
+//! version 2 (KIP-890), so the client bumps its epoch at every end
+//! (EndTxn v5), lets the leaders add partitions (Produce v12) and commits
+//! offsets without AddOffsetsToTxn (TxnOffsetCommit v5).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -52,6 +55,19 @@ fn drive(bootstrap: &str, topic: &str) {
     assert!(
         out.status.success() && text.contains("OK java-txn"),
         "driver against {bootstrap} failed:\n{text}"
+    );
+    // Transaction version 2 (KIP-890 part 2) is finalized on both brokers,
+    // so the 4.1.2 client uses it: each of the 12 ends bumped the epoch
+    // (with version 1 it would still be where InitProducerId left it).
+    let epoch: i32 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("producer epoch after 12 transactions: "))
+        .and_then(|e| e.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no producer epoch printed:\n{text}"));
+    println!("{bootstrap}: producer epoch {epoch} after 12 transactions");
+    assert!(
+        epoch >= 12,
+        "epoch {epoch} after 12 transactions: not transaction version 2\n{text}"
     );
 }
 

@@ -174,7 +174,8 @@ fn a_txn_offset_commit_is_pending_and_unstable_for_require_stable() {
         .iter()
         .find(|k| k.api_key == ApiKey::TxnOffsetCommit as i16)
         .expect("TxnOffsetCommit advertised");
-    assert_eq!((txn.min_version, txn.max_version), (0, 4));
+    // As Kafka 4.1.2 (v5: transaction version 2).
+    assert_eq!((txn.min_version, txn.max_version), (0, 5));
 
     find_coordinator(&mut c, GROUP, 0);
     // Per partition: the committed one, an unknown topic, one past the

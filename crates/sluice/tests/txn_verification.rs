@@ -15,10 +15,14 @@
 //!    stops below the high watermark for good — the hanging transaction
 //!    the check exists for, shown so this test can fail.
 //!
+//! With transaction version 2 (KIP-890 part 2) the producer does not add
+//! partitions itself: its Produce v12 makes the leader add them, and EndTxn
+//! v5 bumps the epoch, so the late batch is fenced by its epoch.
+//!
 //! On one node the coordinator answers the question itself; in a 3-node
 //! cluster the partition's leader is not the coordinator, so the question
 //! goes over the inter-broker listener (AddPartitionsToTxn v4
-//! `verify_only`).
+//! `verify_only`, v5 to add).
 
 mod common;
 
@@ -115,6 +119,11 @@ fn txn_batch(pid: i64, epoch: i16, seq: i32, value: &str) -> Vec<u8> {
 
 /// A transactional Produce (acks=all) to `partition`: (code, base offset).
 fn produce(c: &mut RawClient, partition: i32, records: Vec<u8>) -> (i16, i64) {
+    produce_v(c, 9, partition, records)
+}
+
+/// [`produce`] in Produce `version` (12+: a transaction version 2 producer).
+fn produce_v(c: &mut RawClient, version: i16, partition: i32, records: Vec<u8>) -> (i16, i64) {
     let req = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(30_000)
@@ -124,7 +133,7 @@ fn produce(c: &mut RawClient, partition: i32, records: Vec<u8>) -> (i16, i64) {
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(partition)
                 .with_records(Some(bytes::Bytes::from(records)))])]);
-    let r = c.send(9, &req);
+    let r = c.send(version, &req);
     let p = &r.responses[0].partition_responses[0];
     (p.error_code, p.base_offset)
 }
@@ -142,12 +151,18 @@ fn add_partition(c: &mut RawClient, pid: i64, epoch: i16, partition: i32) -> i16
 }
 
 fn end_txn(c: &mut RawClient, pid: i64, epoch: i16, commit: bool) -> i16 {
+    end_txn_v(c, 3, pid, epoch, commit).0
+}
+
+/// EndTxn in `version`: (code, the epoch the answer says to go on with).
+fn end_txn_v(c: &mut RawClient, version: i16, pid: i64, epoch: i16, commit: bool) -> (i16, i16) {
     let req = EndTxnRequest::default()
         .with_transactional_id(sb(TXN).into())
         .with_producer_id(WirePid(pid))
         .with_producer_epoch(epoch)
         .with_committed(commit);
-    c.send(3, &req).error_code
+    let r = c.send(version, &req);
+    (r.error_code, r.producer_epoch)
 }
 
 /// The partition's latest offset: the high watermark, or in read_committed
@@ -194,6 +209,64 @@ fn zombie_after_abort(coordinator: &str, leader: &str, partition: i32) -> (i16, 
     let hw = latest(&mut lead, partition, false);
     let lso = latest(&mut lead, partition, true);
     (late, hw, lso)
+}
+
+/// Transaction version 2 (KIP-890 part 2): the producer sends no
+/// AddPartitionsToTxn; its Produce v12 makes the leader add the partition.
+/// EndTxn v5 bumps the epoch, so the late batch of the aborted
+/// transaction, in the old epoch, is fenced (INVALID_PRODUCER_EPOCH), and
+/// the next transaction goes on in the new one. Returns the partition's
+/// (high watermark, last stable offset) at the end.
+fn version_2_transactions(coordinator: &str, leader: &str, partition: i32) -> (i64, i64) {
+    const INVALID_PRODUCER_EPOCH: i16 = 47;
+    let mut coord = RawClient::connect(coordinator);
+    let mut lead = RawClient::connect(leader);
+    let (pid, epoch) = init_producer_id(&mut coord);
+    let added = retried("implicit add", || {
+        produce_v(
+            &mut lead,
+            12,
+            partition,
+            txn_batch(pid, epoch, 0, "aborted"),
+        )
+        .0
+    });
+    assert_eq!(added, 0, "the leader adds the partition");
+    let (code, bumped) = end_txn_v(&mut coord, 5, pid, epoch, false);
+    assert_eq!((code, bumped), (0, epoch + 1), "EndTxn v5 bumps the epoch");
+    let late = produce_v(&mut lead, 12, partition, txn_batch(pid, epoch, 1, "late")).0;
+    assert_eq!(late, INVALID_PRODUCER_EPOCH, "the late batch");
+    let next = retried("next transaction", || {
+        produce_v(
+            &mut lead,
+            12,
+            partition,
+            txn_batch(pid, bumped, 0, "committed"),
+        )
+        .0
+    });
+    assert_eq!(next, 0);
+    assert_eq!(end_txn_v(&mut coord, 5, pid, bumped, true), (0, bumped + 1));
+    // A retry of that commit (its answer lost) is answered the same.
+    assert_eq!(end_txn_v(&mut coord, 5, pid, bumped, true), (0, bumped + 1));
+    (
+        latest(&mut lead, partition, false),
+        latest(&mut lead, partition, true),
+    )
+}
+
+#[test]
+fn version_2_producers_leave_the_add_to_the_leader() {
+    let sluice = start(&[]);
+    common::create_topic(&mut RawClient::connect(sluice.bootstrap()), TOPIC, &[]);
+    let (_, coordinator) = coordinator(sluice.bootstrap());
+    let (hw, lso) = version_2_transactions(&coordinator, sluice.bootstrap(), 0);
+    println!("version 2: high watermark {hw}, last stable offset {lso}");
+    assert_eq!(
+        (hw, lso),
+        (4, 4),
+        "aborted, its marker, committed, its marker"
+    );
 }
 
 #[test]
@@ -256,5 +329,9 @@ fn a_leader_asks_the_coordinator_on_another_broker() {
     println!("verification on: late batch {late}, high watermark {hw}, last stable offset {lso}");
     assert_eq!(late, INVALID_TXN_STATE, "the late batch was written");
     assert_eq!(lso, hw, "a transaction holds the last stable offset");
+    // Version 2: the leader adds the partition at the remote coordinator.
+    let (hw2, lso2) = version_2_transactions(&coord_addr, c.broker_addr(leader), partition);
+    println!("version 2: high watermark {hw2}, last stable offset {lso2}");
+    assert_eq!((hw2, lso2), (hw + 4, hw + 4));
     assert!(metadata(&c, leader).is_some());
 }

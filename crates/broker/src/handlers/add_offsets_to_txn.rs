@@ -36,6 +36,7 @@ pub async fn handle(
             ProducerId(req.producer_id.0),
             ProducerEpoch(req.producer_epoch),
             &added,
+            crate::txn::TransactionVersion(0),
         )
         .await;
     answer(outcome.err().map_or(0, |e| {

@@ -21,7 +21,7 @@ use sluice_record::{ProducerEpoch, ProducerId};
 
 use crate::context::BrokerContext;
 use crate::txn::metadata::TxnPartitions;
-use crate::txn::TxnError;
+use crate::txn::{TransactionVersion, TxnError};
 
 pub async fn handle(
     ctx: &BrokerContext,
@@ -29,7 +29,13 @@ pub async fn handle(
     req: AddPartitionsToTxnRequest,
 ) -> AddPartitionsToTxnResponse {
     if header.request_api_version >= 4 {
-        return batched(ctx, req).await;
+        // v5 adds for a transaction version 2 producer (KIP-890 part 2).
+        let version = TransactionVersion(if header.request_api_version >= 5 {
+            2
+        } else {
+            0
+        });
+        return batched(ctx, req, version).await;
     }
     let image = ctx.image.image();
     let exists = |topic: &str, p: i32| image.topic(topic).is_some_and(|t| t.partition(p).is_some());
@@ -54,6 +60,7 @@ pub async fn handle(
                 ProducerId(req.v3_and_below_producer_id.0),
                 ProducerEpoch(req.v3_and_below_producer_epoch),
                 &added,
+                TransactionVersion(0),
             )
             .await
     };
@@ -93,6 +100,7 @@ pub async fn handle(
 async fn batched(
     ctx: &BrokerContext,
     req: AddPartitionsToTxnRequest,
+    version: TransactionVersion,
 ) -> AddPartitionsToTxnResponse {
     let mut results = Vec::with_capacity(req.transactions.len());
     for t in req.transactions {
@@ -126,7 +134,7 @@ async fn batched(
             }
             let code = crate::txn::error_code(
                 ctx.txns
-                    .add_partitions(t.transactional_id.as_str(), pid, epoch, &added)
+                    .add_partitions(t.transactional_id.as_str(), pid, epoch, &added, version)
                     .await
                     .err(),
             );

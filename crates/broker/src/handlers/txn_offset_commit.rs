@@ -8,8 +8,10 @@
 //! producer. They are pending (invisible to OffsetFetch) until the
 //! transaction's marker.
 //!
-//! v5 (transaction version 2, KIP-890: the group coordinator adds the
-//! offsets partition to the transaction itself) is not advertised.
+//! v5 is transaction version 2 (KIP-890 part 2): the client sends no
+//! AddOffsetsToTxn, so the group coordinator adds the group's offsets
+//! partition to the transaction itself before it writes, as a partition
+//! leader does for a Produce (`TransactionCoordinator::ask_for_produce`).
 
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
@@ -18,7 +20,11 @@ use kafka_protocol::messages::{RequestHeader, TxnOffsetCommitRequest, TxnOffsetC
 use sluice_record::{ProducerEpoch, ProducerId};
 
 use crate::context::BrokerContext;
-use crate::group::{CommitRequest, GroupError, TxnCommitter};
+use crate::group::{CommitRequest, GroupError, TxnCommitter, OFFSETS_TOPIC};
+use crate::txn::{LeaderAsk, TxnError};
+
+/// The first TxnOffsetCommit version of transaction version 2.
+const V2_SINCE: i16 = 5;
 
 /// What the handler decided for one partition before the coordinator.
 #[derive(Clone, Copy)]
@@ -96,6 +102,16 @@ pub async fn handle(
         };
         match ctx.groups.ensure_offsets_topic(ctx).await {
             Err(e) => Some(e),
+            Ok(_) if version >= V2_SINCE => match add_offsets_partition(ctx, &req).await {
+                Err(code) => {
+                    return refused_all(req, &checked, code);
+                }
+                Ok(()) => ctx
+                    .groups
+                    .commit_transactional_offsets(&req.group_id.0, &committer, commits)
+                    .await
+                    .err(),
+            },
             Ok(_) => ctx
                 .groups
                 .commit_transactional_offsets(&req.group_id.0, &committer, commits)
@@ -133,6 +149,69 @@ pub async fn handle(
                             TxnOffsetCommitResponsePartition::default()
                                 .with_partition_index(p.partition_index)
                                 .with_error_code(e.map_or(0, GroupError::code))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
+/// Transaction version 2: adds the group's `__consumer_offsets` partition
+/// to the producer's transaction; the error code for every partition if
+/// that fails (retriable coordinator troubles as COORDINATOR_NOT_AVAILABLE,
+/// as Kafka's group coordinator normalizes them).
+async fn add_offsets_partition(
+    ctx: &BrokerContext,
+    req: &TxnOffsetCommitRequest,
+) -> Result<(), i16> {
+    let partition = ctx.groups.partition_for(req.group_id.as_str());
+    let verdict = ctx
+        .txns
+        .ask_for_produce(
+            LeaderAsk::Add,
+            req.transactional_id.as_str(),
+            (
+                ProducerId(req.producer_id.0),
+                ProducerEpoch(req.producer_epoch),
+            ),
+            &[(OFFSETS_TOPIC.to_string(), partition)],
+        )
+        .await;
+    match verdict.into_iter().next().unwrap_or(Ok(())) {
+        Ok(()) => Ok(()),
+        Err(e @ (TxnError::InvalidTxnState | TxnError::InvalidProducerIdMapping)) => Err(e.code()),
+        Err(TxnError::ProducerFenced) => Err(GroupError::InvalidProducerEpoch.code()),
+        Err(_) => Err(GroupError::CoordinatorNotAvailable.code()),
+    }
+}
+
+/// The answer when nothing was written: `code` for each partition that
+/// went to the coordinator, its own refusal for the others.
+fn refused_all(
+    req: TxnOffsetCommitRequest,
+    checked: &[Vec<Checked>],
+    code: i16,
+) -> TxnOffsetCommitResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .zip(checked)
+        .map(|(t, row)| {
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .zip(row)
+                        .map(|(p, c)| {
+                            let e = match c {
+                                Checked::Refused(e) => e.code(),
+                                Checked::Valid | Checked::TooLarge => code,
+                            };
+                            TxnOffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(e)
                         })
                         .collect(),
                 )

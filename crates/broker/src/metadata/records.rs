@@ -208,12 +208,19 @@ pub fn bootstrap_records(
     out
 }
 
-/// The first batch of a new cluster's metadata log.
+/// The first batch of a new cluster's metadata log: the finalized
+/// feature levels (Kafka 4.x's `kafka-storage format` defaults).
 pub fn fresh_bootstrap_records() -> Vec<MetadataRecord> {
-    vec![MetadataRecord::FeatureLevel(FeatureLevelRecord {
-        name: "metadata.version".into(),
-        feature_level: METADATA_VERSION_LEVEL,
-    })]
+    vec![
+        MetadataRecord::FeatureLevel(FeatureLevelRecord {
+            name: "metadata.version".into(),
+            feature_level: METADATA_VERSION_LEVEL,
+        }),
+        MetadataRecord::FeatureLevel(FeatureLevelRecord {
+            name: sluice_metadata::features::TRANSACTION_VERSION.into(),
+            feature_level: sluice_metadata::features::TRANSACTION_VERSION_LEVEL,
+        }),
+    ]
 }
 
 /// The first batch of the metadata log in `dir` (the metadata log dir):

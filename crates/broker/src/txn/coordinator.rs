@@ -14,9 +14,11 @@
 //! complete (bounded by [`END_TXN_WAIT`]), where Kafka answers before the
 //! markers: see that constant for why.
 //!
-//! This version speaks transaction version 1 (Kafka's before KIP-890 part
-//! 2): clients add partitions explicitly and keep their epoch across
-//! transactions; the cluster does not finalize `transaction.version` 2.
+//! Both transaction versions are spoken, as each request says
+//! (`TransactionVersion`): version 1 clients add partitions explicitly and
+//! keep their epoch across transactions; with version 2 (KIP-890 part 2)
+//! partition leaders add partitions as the first batch arrives, and every
+//! end bumps the epoch (`end.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,9 +37,6 @@ use super::{Refusal, TransactionState, TxnError, TRANSACTION_STATE_TOPIC};
 use crate::metadata::{ControllerChannel, MetadataError};
 use sluice_controller::ControllerError;
 
-/// The client's transaction version on this cluster (see the module doc).
-const CLIENT_VERSION: TransactionVersion = TransactionVersion(0);
-
 /// How long EndTxn waits for the markers and the completion before it
 /// answers anyway (they go on in the background). Kafka answers right
 /// after PrepareCommit/PrepareAbort, so a client's next transaction often
@@ -45,7 +44,7 @@ const CLIENT_VERSION: TransactionVersion = TransactionVersion(0);
 /// `retry.backoff.ms`, 100 ms); answering once the transaction is complete
 /// spares it that, and costs only the marker writes, which are local or
 /// one round trip away.
-const END_TXN_WAIT: Duration = Duration::from_secs(5);
+pub(super) const END_TXN_WAIT: Duration = Duration::from_secs(5);
 
 /// What InitProducerId decided under the id's lock.
 enum InitStep {
@@ -59,17 +58,17 @@ enum InitStep {
 
 /// The transaction coordinator of this broker.
 pub struct TransactionCoordinator {
-    state: Arc<TransactionStateManager>,
+    pub(super) state: Arc<TransactionStateManager>,
     markers: Arc<MarkerChannel>,
     controller: Arc<ControllerChannel>,
     /// Other brokers (the coordinators a partition leader asks).
-    peers: Arc<Peers>,
+    pub(super) peers: Arc<Peers>,
     /// Serializes the creation of `__transaction_state`.
     creating: tokio::sync::Mutex<()>,
     shutdown: watch::Sender<bool>,
 }
 
-fn refused(r: Refusal, id: &str) -> TxnError {
+pub(super) fn refused(r: Refusal, id: &str) -> TxnError {
     match r {
         Refusal::Pending(_) => TxnError::ConcurrentTransactions,
         Refusal::ProducerFenced | Refusal::EpochExhausted => TxnError::ProducerFenced,
@@ -252,7 +251,7 @@ impl TransactionCoordinator {
         })
     }
 
-    async fn new_producer_id(&self) -> Result<ProducerId, TxnError> {
+    pub(super) async fn new_producer_id(&self) -> Result<ProducerId, TxnError> {
         self.controller
             .producer_ids()
             .generate()
@@ -264,7 +263,7 @@ impl TransactionCoordinator {
     }
 
     /// Writes a prepared change and completes it, or abandons it.
-    async fn write(
+    pub(super) async fn write(
         &self,
         p: &StatePartition,
         id: &str,
@@ -351,7 +350,7 @@ impl TransactionCoordinator {
         Ok(())
     }
 
-    fn send_markers(
+    pub(super) fn send_markers(
         &self,
         p: &Arc<StatePartition>,
         txn: &TxnRef,
@@ -366,7 +365,7 @@ impl TransactionCoordinator {
     /// `id`'s state and partition (INVALID_PRODUCER_ID_MAPPING for an id
     /// without state); its producer is checked under its lock
     /// ([`check_producer`]).
-    fn existing(&self, id: &str) -> Result<(Arc<StatePartition>, TxnRef), TxnError> {
+    pub(super) fn existing(&self, id: &str) -> Result<(Arc<StatePartition>, TxnRef), TxnError> {
         if id.is_empty() {
             return Err(TxnError::InvalidRequest);
         }
@@ -385,6 +384,7 @@ impl TransactionCoordinator {
         pid: ProducerId,
         epoch: ProducerEpoch,
         added: &TxnPartitions,
+        version: TransactionVersion,
     ) -> Result<(), TxnError> {
         let (p, txn) = self.existing(id)?;
         let t = {
@@ -407,188 +407,10 @@ impl TransactionCoordinator {
             if known {
                 return Ok(());
             }
-            m.prepare_add_partitions(added, self.state.now(), CLIENT_VERSION)
+            m.prepare_add_partitions(added, self.state.now(), version)
                 .map_err(|r| refused(r, id))?
         };
         self.write(&p, id, &txn, &t).await
-    }
-
-    /// KIP-890 part 1: whether each of `partitions` is in the ongoing
-    /// transaction of `id` (producer `pid` in `epoch`), asked by a
-    /// partition leader before the first transactional batch of a
-    /// transaction is appended there (AddPartitionsToTxn v4+ with
-    /// `verify_only`). Nothing is written.
-    pub fn verify(
-        &self,
-        id: &str,
-        pid: ProducerId,
-        epoch: ProducerEpoch,
-        partitions: &[(String, i32)],
-    ) -> Result<Vec<bool>, TxnError> {
-        let (_, txn) = self.existing(id)?;
-        let m = txn.lock();
-        check_producer(&m, pid, epoch)?;
-        if m.pending().is_some()
-            || matches!(
-                m.state,
-                TransactionState::PrepareCommit | TransactionState::PrepareAbort
-            )
-        {
-            return Err(TxnError::ConcurrentTransactions);
-        }
-        let ongoing = m.state == TransactionState::Ongoing;
-        Ok(partitions
-            .iter()
-            .map(|(t, p)| ongoing && m.partitions.get(t).is_some_and(|ps| ps.contains(p)))
-            .collect())
-    }
-
-    /// The partition leader's side of KIP-890 part 1: asks the
-    /// coordinator of `id` (this broker's, or another's with
-    /// AddPartitionsToTxn v4 `verify_only`) whether `partitions` are in
-    /// the producer's ongoing transaction. Per partition: `Ok(())`, or the
-    /// error a produce answers with (INVALID_TXN_STATE when it is not in
-    /// the transaction; coordinator troubles are retriable).
-    pub async fn verify_for_produce(
-        &self,
-        id: &str,
-        pid: ProducerId,
-        epoch: ProducerEpoch,
-        partitions: &[(String, i32)],
-    ) -> Vec<Result<(), TxnError>> {
-        let image = self.peers.image().image();
-        let coordinator = self.state.partition_for(id).and_then(|p| {
-            image
-                .topic(TRANSACTION_STATE_TOPIC)
-                .and_then(|t| t.partition(p))
-                .filter(|r| r.has_leader())
-                .map(|r| r.leader)
-        });
-        drop(image);
-        let inside = |verdicts: Vec<bool>| {
-            verdicts
-                .into_iter()
-                .map(|ok| {
-                    if ok {
-                        Ok(())
-                    } else {
-                        Err(TxnError::InvalidTxnState)
-                    }
-                })
-                .collect()
-        };
-        match coordinator {
-            None => vec![Err(TxnError::CoordinatorNotAvailable); partitions.len()],
-            Some(c) if c == self.peers.node() => match self.verify(id, pid, epoch, partitions) {
-                Ok(v) => inside(v),
-                Err(e) => vec![Err(e); partitions.len()],
-            },
-            Some(c) => self.verify_remote(c, id, pid, epoch, partitions).await,
-        }
-    }
-
-    async fn verify_remote(
-        &self,
-        coordinator: sluice_metadata::BrokerId,
-        id: &str,
-        pid: ProducerId,
-        epoch: ProducerEpoch,
-        partitions: &[(String, i32)],
-    ) -> Vec<Result<(), TxnError>> {
-        use kafka_protocol::messages::add_partitions_to_txn_request::{
-            AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
-        };
-        use kafka_protocol::messages::{
-            AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey,
-            ProducerId as WireProducerId,
-        };
-        use kafka_protocol::protocol::StrBytes;
-        let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
-        for (t, p) in partitions {
-            match topics.iter_mut().find(|x| x.name.as_str() == t) {
-                Some(x) => x.partitions.push(*p),
-                None => topics.push(
-                    AddPartitionsToTxnTopic::default()
-                        .with_name(StrBytes::from_string(t.clone()).into())
-                        .with_partitions(vec![*p]),
-                ),
-            }
-        }
-        let req = AddPartitionsToTxnRequest::default().with_transactions(vec![
-            AddPartitionsToTxnTransaction::default()
-                .with_transactional_id(StrBytes::from_string(id.to_string()).into())
-                .with_producer_id(WireProducerId(pid.0))
-                .with_producer_epoch(epoch.0)
-                .with_verify_only(true)
-                .with_topics(topics),
-        ]);
-        let answer: Result<AddPartitionsToTxnResponse, _> = self
-            .peers
-            .call(coordinator, ApiKey::AddPartitionsToTxn, 4, &req)
-            .await;
-        let answer = match answer {
-            Ok(a) if a.error_code == 0 => a,
-            Ok(a) => {
-                tracing::debug!(code = a.error_code, "verification refused");
-                return vec![Err(TxnError::CoordinatorNotAvailable); partitions.len()];
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "verification not answered");
-                return vec![Err(TxnError::CoordinatorNotAvailable); partitions.len()];
-            }
-        };
-        let mut codes = std::collections::HashMap::new();
-        for r in answer.results_by_transaction {
-            for t in r.topic_results {
-                for p in t.results_by_partition {
-                    codes.insert(
-                        (t.name.to_string(), p.partition_index),
-                        p.partition_error_code,
-                    );
-                }
-            }
-        }
-        partitions
-            .iter()
-            .map(|tp| match codes.get(tp).copied() {
-                Some(0) => Ok(()),
-                Some(c) if c == TxnError::InvalidTxnState.code() => Err(TxnError::InvalidTxnState),
-                // INVALID_PRODUCER_EPOCH from a coordinator that answers
-                // with it for an old epoch: the produce says the same.
-                Some(c) if c == TxnError::ProducerFenced.code() || c == 47 => {
-                    Err(TxnError::ProducerFenced)
-                }
-                Some(c) if c == TxnError::InvalidProducerIdMapping.code() => {
-                    Err(TxnError::InvalidProducerIdMapping)
-                }
-                _ => Err(TxnError::CoordinatorNotAvailable),
-            })
-            .collect()
-    }
-
-    /// EndTxn: PrepareCommit or PrepareAbort is written and answered; the
-    /// markers and the completion follow in the background. A retry of
-    /// an end that already happened answers success.
-    pub async fn end_txn(
-        &self,
-        id: &str,
-        pid: ProducerId,
-        epoch: ProducerEpoch,
-        commit: bool,
-    ) -> Result<(), TxnError> {
-        let (p, txn) = self.existing(id)?;
-        let t = {
-            let mut m = txn.lock();
-            match end_step(&mut m, pid, epoch, commit, self.state.now())? {
-                Some(t) => t,
-                None => return Ok(()),
-            }
-        };
-        self.write(&p, id, &txn, &t).await?;
-        if let Some(done) = self.send_markers(&p, &txn) {
-            let _ = tokio::time::timeout(END_TXN_WAIT, done).await;
-        }
-        Ok(())
     }
 
     /// Aborts every Ongoing transaction older than its timeout (fencing
@@ -694,7 +516,7 @@ fn init_step(
 
 /// The request's producer is the id's current one: another producer id is
 /// INVALID_PRODUCER_ID_MAPPING, another epoch PRODUCER_FENCED (version 1).
-fn check_producer(
+pub(super) fn check_producer(
     m: &TransactionMetadata,
     pid: ProducerId,
     epoch: ProducerEpoch,
@@ -706,33 +528,6 @@ fn check_producer(
         return Err(TxnError::ProducerFenced);
     }
     Ok(())
-}
-
-/// Kafka's `endTransaction` checks (version 1): `None` for a retry of an
-/// end that already happened.
-fn end_step(
-    m: &mut TransactionMetadata,
-    pid: ProducerId,
-    epoch: ProducerEpoch,
-    commit: bool,
-    now_ms: i64,
-) -> Result<Option<Transition>, TxnError> {
-    use TransactionState::*;
-    check_producer(m, pid, epoch)?;
-    if m.pending().is_some() {
-        return Err(TxnError::ConcurrentTransactions);
-    }
-    match (m.state, commit) {
-        (Ongoing, _) => {
-            let to = if commit { PrepareCommit } else { PrepareAbort };
-            m.prepare_abort_or_commit(to, CLIENT_VERSION, m.next_producer_id, now_ms, false)
-                .map(Some)
-                .map_err(|r| refused(r, &m.transactional_id))
-        }
-        (CompleteCommit, true) | (CompleteAbort, false) => Ok(None),
-        (PrepareCommit, true) | (PrepareAbort, false) => Err(TxnError::ConcurrentTransactions),
-        _ => Err(TxnError::InvalidTxnState),
-    }
 }
 
 #[cfg(test)]

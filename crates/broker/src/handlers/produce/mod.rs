@@ -186,7 +186,7 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
     }
 
     let transactional_id = req.transactional_id.as_ref().map(|id| id.0.as_str());
-    verify::verify(ctx, transactional_id, &mut jobs, &mut results).await;
+    verify::verify(ctx, version, transactional_id, &mut jobs, &mut results).await;
 
     // Compacted logs are excluded: their records are decoded to check keys,
     // CPU work that belongs on the pool.

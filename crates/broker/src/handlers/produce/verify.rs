@@ -27,7 +27,10 @@ use sluice_storage::producer_state::Verification;
 use super::{Job, PartitionResult};
 use crate::context::BrokerContext;
 use crate::error::storage_error_code;
-use crate::txn::TxnError;
+use crate::txn::{LeaderAsk, TxnError};
+
+/// The first Produce version of a transaction version 2 producer.
+const V2_PRODUCE: i16 = 12;
 
 /// Kafka's INVALID_PRODUCER_ID_MAPPING: one request's transactional
 /// batches name two producers.
@@ -39,6 +42,7 @@ const INVALID_PRODUCER_EPOCH: i16 = 47;
 /// the job) every partition that may not be appended.
 pub(super) async fn verify(
     ctx: &BrokerContext,
+    version: i16,
     transactional_id: Option<&str>,
     jobs: &mut Vec<Job>,
     results: &mut [Option<PartitionResult>],
@@ -97,9 +101,16 @@ pub(super) async fn verify(
                 (tp.topic.to_string(), tp.partition)
             })
             .collect();
+        // Produce v12+ comes from a transaction version 2 producer, which
+        // leaves the add to the leader (KIP-890 part 2).
+        let ask = if version >= V2_PRODUCE {
+            LeaderAsk::Add
+        } else {
+            LeaderAsk::Verify
+        };
         let verdicts = ctx
             .txns
-            .verify_for_produce(id, pid, epoch, &partitions)
+            .ask_for_produce(ask, id, (pid, epoch), &partitions)
             .await;
         for ((i, guard), verdict) in asked.into_iter().zip(verdicts) {
             match verdict {
