@@ -928,3 +928,43 @@ fn recovery_after_kill_is_logged_and_health_turns_ready() {
         "{out}"
     );
 }
+
+/// `consume` rides out librdkafka's moments without a connection (it
+/// reconnects by itself), but a cluster that stays silent for the whole
+/// `--timeout` is unreachable: exit 3, not a hang. (A consume once failed
+/// in CI on a transient AllBrokersDown right after it connected.)
+#[test]
+fn consume_exits_3_when_the_cluster_goes_away_for_the_timeout() {
+    let mut broker = SluiceProcess::start(BIN, &[]).expect("start sluice");
+    let b = broker.bootstrap().to_string();
+    ok(
+        &["topic", "create", "-b", &b, "gone", "--partitions", "1"],
+        None,
+    );
+    ok(&["produce", "-b", &b, "gone"], Some(b"one\n"));
+    let child = Command::new(BIN)
+        .args([
+            "consume",
+            "-b",
+            &b,
+            "gone",
+            "--from-beginning",
+            "--timeout",
+            "5",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn consume");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    broker.kill().expect("kill sluice");
+    let killed = std::time::Instant::now();
+    let out = child.wait_with_output().expect("consume ends");
+    let took = killed.elapsed();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("one"), "{}", text(&out.stdout));
+    assert!(
+        took < std::time::Duration::from_secs(60),
+        "took {took:?} to give up"
+    );
+}

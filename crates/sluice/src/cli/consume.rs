@@ -139,8 +139,17 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let mut pending = false;
     let mut failure: Option<anyhow::Error> = None;
     let mut broken_pipe = false;
+    // When the cluster last answered (a record or an end of partition).
+    let mut last_heard = std::time::Instant::now();
+    // A transport error since then, fatal if nothing is heard in time.
+    let mut outage: Option<KafkaError> = None;
     'outer: while !stop.load(Ordering::Relaxed) {
         if args.count.is_some_and(|c| printed >= c) {
+            break;
+        }
+        if outage.is_some() && last_heard.elapsed() >= connect.timeout() {
+            let e = outage.take().expect("checked");
+            failure = Some(connect.map_err("consuming", e));
             break;
         }
         match consumer.poll(Duration::from_millis(100)) {
@@ -154,6 +163,8 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
                 }
             }
             Some(Ok(m)) => {
+                last_heard = std::time::Instant::now();
+                outage = None;
                 eofs.remove(&m.partition());
                 let mut headers = Vec::new();
                 if let Some(h) = m.headers() {
@@ -185,6 +196,8 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
                 printed += 1;
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
+                last_heard = std::time::Instant::now();
+                outage = None;
                 eofs.insert(p);
                 if args.exit_at_end {
                     let assigned = if args.group.is_some() {
@@ -196,6 +209,14 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
                         break;
                     }
                 }
+            }
+            // librdkafka reports a moment with no connection (its
+            // bootstrap connection handed over to the broker it learned,
+            // a reconnect) and goes on by itself: only a cluster silent
+            // for the whole timeout is unreachable.
+            Some(Err(e)) if super::is_transport(&e) && last_heard.elapsed() < connect.timeout() => {
+                tracing::debug!(error = %e, "transient transport error while consuming");
+                outage = Some(e);
             }
             Some(Err(e)) => {
                 failure = Some(connect.map_err("consuming", e));

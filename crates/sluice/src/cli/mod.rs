@@ -63,7 +63,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
     EXIT_FAILED
 }
 
-fn is_transport(e: &KafkaError) -> bool {
+pub(crate) fn is_transport(e: &KafkaError) -> bool {
     let code = match e {
         KafkaError::AdminOp(c) => Some(*c),
         other => other.rdkafka_error_code(),
