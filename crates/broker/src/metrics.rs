@@ -26,6 +26,7 @@ use crate::context::BrokerContext;
 use crate::handlers::Response;
 
 mod replication;
+mod transactions;
 pub use replication::isr_updated;
 
 /// Upper bounds (seconds) of the request latency histogram buckets.
@@ -635,6 +636,7 @@ pub fn render(ctx: Option<&BrokerContext>) -> String {
         );
         render_groups(ctx, &mut s);
         replication::render(ctx, &mut s);
+        transactions::render(ctx, &mut s);
     }
     s
 }

@@ -29,7 +29,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::cluster::{create_topic, metadata, partitions, wait_metadata};
-use common::{sb, start, RawClient};
+use common::{http_get, metrics_addr, sample, sb, start, RawClient};
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -334,4 +334,44 @@ fn a_leader_asks_the_coordinator_on_another_broker() {
     println!("version 2: high watermark {hw2}, last stable offset {lso2}");
     assert_eq!((hw2, lso2), (hw + 4, hw + 4));
     assert!(metadata(&c, leader).is_some());
+}
+
+/// The transaction metrics follow one transaction: while it is open the
+/// partition has one open transaction and its last stable offset lags the
+/// high watermark by the transaction's record, the coordinator counts an
+/// Ongoing id; once committed, nothing is open, the lag is 0 and the id is
+/// CompleteCommit.
+#[test]
+fn metrics_show_an_open_transaction_until_it_ends() {
+    let sluice = start(&[]);
+    common::create_topic(&mut RawClient::connect(sluice.bootstrap()), TOPIC, &[]);
+    let metrics = metrics_addr(&sluice);
+    let (_, coordinator) = coordinator(sluice.bootstrap());
+    let mut coord = RawClient::connect(&coordinator);
+    let mut lead = RawClient::connect(sluice.bootstrap());
+    let (pid, epoch) = init_producer_id(&mut coord);
+    assert_eq!(add_partition(&mut coord, pid, epoch, 0), 0);
+    assert_eq!(produce(&mut lead, 0, txn_batch(pid, epoch, 0, "open")).0, 0);
+    let partition = [&format!("topic=\"{TOPIC}\""), "partition=\"0\""];
+    let read = |metric: &str, labels: &[&str]| {
+        let (_, body) = http_get(&metrics, "/metrics");
+        sample(&body, metric, labels).unwrap_or(-1.0)
+    };
+    assert_eq!(read("sluice_open_transactions", &partition), 1.0);
+    assert_eq!(read("sluice_last_stable_offset_lag", &partition), 1.0);
+    assert_eq!(
+        read("sluice_transactional_ids", &["state=\"Ongoing\""]),
+        1.0
+    );
+    assert_eq!(end_txn(&mut coord, pid, epoch, true), 0);
+    assert_eq!(read("sluice_open_transactions", &partition), 0.0);
+    assert_eq!(read("sluice_last_stable_offset_lag", &partition), 0.0);
+    assert_eq!(
+        read("sluice_transactional_ids", &["state=\"Ongoing\""]),
+        -1.0
+    );
+    assert_eq!(
+        read("sluice_transactional_ids", &["state=\"CompleteCommit\""]),
+        1.0
+    );
 }

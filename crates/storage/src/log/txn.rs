@@ -152,6 +152,11 @@ impl Log {
             .maybe_start_verification(pid, sequence, epoch, now, limits)?)
     }
 
+    /// Transactions open on this partition (any producer).
+    pub fn open_transactions(&self) -> usize {
+        self.state.read().producers.ongoing_txns().count()
+    }
+
     /// Whether `pid` has a transaction open on this partition.
     pub fn has_ongoing_transaction(&self, pid: ProducerId) -> bool {
         self.state.read().producers.has_ongoing_transaction(pid)
