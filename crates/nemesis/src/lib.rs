@@ -22,6 +22,7 @@ pub mod netns;
 pub mod node;
 pub mod replicas;
 pub mod run;
+pub mod transactional;
 pub mod workload;
 
 pub use cluster::{Cluster, Safety, System};

@@ -15,7 +15,7 @@ use sluice_checker::{Call, OpType};
 
 use crate::cluster::{Cluster, Safety, System};
 use crate::fault::{self, FaultKind};
-use crate::workload::{final_read, History, Workload, WorkloadConfig, PARTITIONS, TOPIC};
+use crate::workload::{final_read_with, History, Workload, WorkloadConfig, PARTITIONS, TOPIC};
 use crate::{interrupted, netns, replicas, NemesisError};
 
 /// What to run.
@@ -39,6 +39,9 @@ pub struct RunConfig {
     /// acks=1, no idempotence and (Kafka) unclean leader election: a run
     /// the checker is expected to flag.
     pub unsafe_mode: bool,
+    /// Transactional producers and read_committed consumers
+    /// (`crate::transactional`).
+    pub transactional: bool,
     pub disk_size: String,
     /// Where to write the history (JSON lines), valid or not (availability
     /// is read from it too; `scripts/fault` deletes the valid ones).
@@ -61,6 +64,7 @@ impl RunConfig {
             producers: 2,
             rate: 100,
             unsafe_mode: false,
+            transactional: false,
             disk_size: "512m".into(),
             history: None,
         }
@@ -228,6 +232,8 @@ fn run_inside(config: RunConfig) -> Result<RunReport, NemesisError> {
             producers: config.producers,
             rate: config.rate,
             unsafe_client: config.unsafe_mode,
+            transactional: config.transactional,
+            read_committed: config.transactional,
         },
         history.clone(),
     );
@@ -250,7 +256,12 @@ fn run_inside(config: RunConfig) -> Result<RunReport, NemesisError> {
     sleep_secs(3.0);
     let counts = workload.stop();
     log.line("workload stopped; final read");
-    let complete = final_read(&cluster.bootstrap(), &history, Duration::from_secs(600));
+    let complete = final_read_with(
+        &cluster.bootstrap(),
+        &history,
+        Duration::from_secs(600),
+        config.transactional,
+    );
     log.line(format!("final read complete: {complete}"));
     let (replicas_identical, replica_differences) =
         compare_replicas(&cluster, config.seed, &mut log);

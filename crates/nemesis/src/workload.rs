@@ -3,7 +3,9 @@
 //! assigned every partition and two in a group poll them, each recreated
 //! every few seconds (a new assignment epoch); every call and completion goes
 //! into the checker's history with its time. [`final_read`] reads every
-//! partition to its end after the faults heal.
+//! partition to its end after the faults heal. With
+//! [`WorkloadConfig::transactional`] the producers send in transactions
+//! instead ([`crate::transactional`]) and the consumers read committed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -78,6 +80,24 @@ pub struct WorkloadConfig {
     pub rate: u32,
     /// acks=1 without idempotence: the unsafe client of the must-fail runs.
     pub unsafe_client: bool,
+    /// Transactional producers ([`crate::transactional`]).
+    pub transactional: bool,
+    /// Consumers (the final read included) in `isolation.level=read_committed`.
+    pub read_committed: bool,
+}
+
+impl WorkloadConfig {
+    /// The idempotent workload: acks=all, read_uncommitted consumers.
+    pub fn idempotent(bootstrap: String, producers: usize, rate: u32) -> Self {
+        WorkloadConfig {
+            bootstrap,
+            producers,
+            rate,
+            unsafe_client: false,
+            transactional: false,
+            read_committed: false,
+        }
+    }
 }
 
 /// What the clients met, besides the history.
@@ -92,15 +112,15 @@ pub struct ClientCounts {
     pub consumer_closes_stuck: AtomicU64,
 }
 
-fn tp(partition: i32) -> TopicPartition {
+pub(crate) fn tp(partition: i32) -> TopicPartition {
     TopicPartition::new(TOPIC, partition)
 }
 
-fn value_of(payload: Option<&[u8]>) -> Option<u64> {
+pub(crate) fn value_of(payload: Option<&[u8]>) -> Option<u64> {
     std::str::from_utf8(payload?).ok()?.parse().ok()
 }
 
-fn base_config(bootstrap: &str) -> ClientConfig {
+pub(crate) fn base_config(bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap)
         .set("reconnect.backoff.ms", "50")
@@ -113,7 +133,7 @@ fn base_config(bootstrap: &str) -> ClientConfig {
 }
 
 /// The parts of librdkafka's statistics that say why a producer is stuck.
-fn stats_summary(v: &serde_json::Value) -> serde_json::Value {
+pub(crate) fn stats_summary(v: &serde_json::Value) -> serde_json::Value {
     let pick = |o: &serde_json::Value, keys: &[&str]| {
         let m: serde_json::Map<String, serde_json::Value> = keys
             .iter()
@@ -229,16 +249,19 @@ impl ProducerContext for Deliveries {
 struct Recorder {
     process: u64,
     history: Arc<History>,
+    /// Whether its consumer reads committed records only.
+    read_committed: bool,
     buffer: Mutex<BTreeMap<TopicPartition, Vec<(Offset, Value)>>>,
     /// The last offset polled from each partition.
     last: Mutex<BTreeMap<i32, i64>>,
 }
 
 impl Recorder {
-    fn new(process: u64, history: &Arc<History>) -> Self {
+    fn new(process: u64, history: &Arc<History>, read_committed: bool) -> Self {
         Recorder {
             process,
             history: history.clone(),
+            read_committed,
             buffer: Mutex::default(),
             last: Mutex::default(),
         }
@@ -297,6 +320,14 @@ impl ConsumerContext for Recorder {
 
 type Client = BaseConsumer<Recorder>;
 
+fn isolation(read_committed: bool) -> &'static str {
+    if read_committed {
+        "read_committed"
+    } else {
+        "read_uncommitted"
+    }
+}
+
 /// How long a consumer's close may take before the lane goes on without it.
 const CLOSE_WAIT: Duration = Duration::from_secs(30);
 
@@ -325,6 +356,7 @@ fn assigned_consumer(
     start: &BTreeMap<i32, i64>,
 ) -> Option<Client> {
     let consumer: Client = base_config(bootstrap)
+        .set("isolation.level", isolation(recorder.read_committed))
         .set("group.id", "nemesis-assigned")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", if eof { "true" } else { "false" })
@@ -353,6 +385,7 @@ fn assigned_consumer(
 /// A consumer in a group: auto-committed offsets, earliest when none.
 fn group_consumer(bootstrap: &str, recorder: Recorder) -> Option<Client> {
     let consumer: Client = base_config(bootstrap)
+        .set("isolation.level", isolation(recorder.read_committed))
         .set("group.id", "nemesis-group")
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "500")
@@ -405,7 +438,7 @@ pub struct Workload {
 
 static NEXT_PROCESS: AtomicU64 = AtomicU64::new(0);
 
-fn next_process() -> u64 {
+pub(crate) fn next_process() -> u64 {
     NEXT_PROCESS.fetch_add(1, Ordering::Relaxed)
 }
 
@@ -425,7 +458,13 @@ impl Workload {
                 counts.clone(),
                 values.clone(),
             );
-            threads.push(thread::spawn(move || produce(c, s, h, k, v)));
+            if c.transactional {
+                threads.push(thread::spawn(move || {
+                    crate::transactional::produce(c, s, h, k, v)
+                }));
+            } else {
+                threads.push(thread::spawn(move || produce(c, s, h, k, v)));
+            }
         }
         for grouped in [false, true] {
             let (b, s, h, k) = (
@@ -434,7 +473,8 @@ impl Workload {
                 history.clone(),
                 counts.clone(),
             );
-            threads.push(thread::spawn(move || consume(b, grouped, s, h, k)));
+            let rc = config.read_committed;
+            threads.push(thread::spawn(move || consume(b, grouped, rc, s, h, k)));
         }
         Workload {
             stop,
@@ -551,6 +591,7 @@ fn produce(
 fn consume(
     bootstrap: String,
     grouped: bool,
+    read_committed: bool,
     stop: Arc<AtomicBool>,
     history: Arc<History>,
     counts: Arc<ClientCounts>,
@@ -566,13 +607,16 @@ fn consume(
             .collect();
         let clients: Vec<Client> = if grouped {
             (0..2)
-                .filter_map(|_| group_consumer(&bootstrap, Recorder::new(next_process(), &history)))
+                .filter_map(|_| {
+                    let r = Recorder::new(next_process(), &history, read_committed);
+                    group_consumer(&bootstrap, r)
+                })
                 .collect()
         } else {
             assigned_consumer(
                 &bootstrap,
                 false,
-                Recorder::new(next_process(), &history),
+                Recorder::new(next_process(), &history, read_committed),
                 &start,
             )
             .into_iter()
@@ -608,9 +652,19 @@ fn consume(
 /// beginning until it reports the end of each and has passed the highest
 /// acknowledged offset of each. False when `timeout` passed first.
 pub fn final_read(bootstrap: &str, history: &Arc<History>, timeout: Duration) -> bool {
+    final_read_with(bootstrap, history, timeout, false)
+}
+
+/// [`final_read`] in read_committed when `read_committed`.
+pub fn final_read_with(
+    bootstrap: &str,
+    history: &Arc<History>,
+    timeout: Duration,
+    read_committed: bool,
+) -> bool {
     let ends = history.acked_ends();
     let deadline = Instant::now() + timeout;
-    let recorder = Recorder::new(next_process(), history);
+    let recorder = Recorder::new(next_process(), history, read_committed);
     let Some(reader) = assigned_consumer(bootstrap, true, recorder, &BTreeMap::new()) else {
         return false;
     };

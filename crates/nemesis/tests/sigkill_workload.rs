@@ -64,12 +64,7 @@ fn sluice_through_sigkill_restarts_has_no_anomalies() {
 
     let history = History::new();
     let workload = Workload::start(
-        WorkloadConfig {
-            bootstrap: bootstrap.clone(),
-            producers: 1,
-            rate: 1000,
-            unsafe_client: false,
-        },
+        WorkloadConfig::idempotent(bootstrap.clone(), 1, 1000),
         history.clone(),
     );
     for _ in 0..KILLS {

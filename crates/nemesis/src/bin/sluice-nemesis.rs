@@ -41,6 +41,10 @@ struct Cli {
     /// min.insync.replicas=1: the checker is expected to find anomalies.
     #[arg(long = "unsafe")]
     unsafe_mode: bool,
+    /// Transactional producers (3 of 4 transactions committed, 1 aborted)
+    /// and read_committed consumers.
+    #[arg(long)]
+    transactional: bool,
     /// Write the history (JSON lines) here, valid or not.
     #[arg(long)]
     history: Option<PathBuf>,
@@ -80,6 +84,7 @@ fn main() -> anyhow::Result<()> {
     config.min_cycles = cli.min_cycles;
     config.rate = cli.rate;
     config.unsafe_mode = cli.unsafe_mode;
+    config.transactional = cli.transactional;
     config.history = cli.history;
     if !cli.faults.is_empty() {
         config.faults = cli
