@@ -241,7 +241,9 @@ mod tests {
             .replicas
             .get_partition(&TopicPartition::new("t", 0))
             .unwrap();
-        p.append_produce(&b.build().unwrap()).unwrap().unwrap();
+        p.log()
+            .append_as_leader(&mut b.build().unwrap(), p.leader_epoch())
+            .unwrap();
     }
 
     fn open_producer() -> ProducerState {
