@@ -495,6 +495,7 @@ fn advertised_versions_match_reference_kafka() {
         ApiKey::ListOffsets,
         ApiKey::Metadata,
         ApiKey::DescribeCluster,
+        ApiKey::DescribeProducers,
         ApiKey::ElectLeaders,
         ApiKey::AlterPartitionReassignments,
         ApiKey::ListPartitionReassignments,
@@ -502,7 +503,6 @@ fn advertised_versions_match_reference_kafka() {
         ApiKey::ListConfigResources,
         ApiKey::DescribeQuorum,
         ApiKey::WriteTxnMarkers,
-        ApiKey::DescribeProducers,
     ];
     let mut problems = Vec::new();
     for (key, (lo, hi)) in &actual {
