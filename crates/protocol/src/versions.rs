@@ -88,6 +88,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     // broker listener advertises v1 only (v0 went in 4.0, KIP-896; its
     // spec in the pinned kafka-clients jar: validVersions "1").
     (ApiKey::WriteTxnMarkers, 1, 1),
+    // The producers of a partition's log (KIP-664; the broker's
+    // handlers/describe_producers.rs). Kafka 4.1.2 has only v0.
+    (ApiKey::DescribeProducers, 0, 0),
 ];
 
 /// APIs that Apache Kafka 4.1.2's broker listener serves (with the version ranges it

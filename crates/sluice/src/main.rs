@@ -45,7 +45,7 @@ enum Command {
     Consume(cli::consume::ConsumeArgs),
     /// List, describe (with lag), reset offsets of and delete consumer groups.
     Group(cli::group::GroupArgs),
-    /// List and describe transactions (any Kafka-compatible cluster).
+    /// List and describe transactions, describe a partition's producers, find and abort hanging transactions (any Kafka-compatible cluster).
     Transactions(cli::txn::TxnArgs),
     /// Elect partition leaders, as kafka-leader-election: preferred, or unclean for leaderless ones.
     ElectLeaders(cli::election::ElectArgs),

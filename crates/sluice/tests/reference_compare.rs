@@ -495,6 +495,7 @@ fn advertised_versions_match_reference_kafka() {
         ApiKey::ListOffsets,
         ApiKey::Metadata,
         ApiKey::DescribeCluster,
+        ApiKey::DescribeProducers,
         ApiKey::ElectLeaders,
         ApiKey::AlterPartitionReassignments,
         ApiKey::ListPartitionReassignments,

@@ -472,6 +472,53 @@ fn a_follower_indexes_the_leaders_aborts() {
     );
 }
 
+/// What DescribeProducers reports: every producer, ordered by id, with its
+/// epoch, last sequence and timestamp, the coordinator epoch of its last
+/// marker and its open transaction's first offset; a follower that copied
+/// the leader's batches reports the same.
+#[test]
+fn active_producers_are_one_consistent_copy_on_leader_and_follower() {
+    let env = Env::new();
+    let mgr = env.manager();
+    let leader = mgr.get_or_create_log(&tp(), config()).unwrap();
+    produce(&leader, ProducerId(9), 2, false); // 0..2, idempotent only
+    produce(&leader, P2, 1, true); // 2, left open
+    produce(&leader, P1, 3, true); // 3..6
+    env.clock.advance(5);
+    leader
+        .append_txn_marker(P1, E0, 7, ControlRecordType::Abort, 1, LE)
+        .unwrap();
+    let view = |log: &Log| -> Vec<(i64, i16, i32, i64, i32, Option<i64>)> {
+        log.active_producers()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e.producer_id.0,
+                    e.producer_epoch.0,
+                    e.last_seq(),
+                    e.last_timestamp.0,
+                    e.coordinator_epoch,
+                    e.current_txn_first_offset.map(|o| o.0),
+                )
+            })
+            .collect()
+    };
+    let expected = vec![
+        (1, 0, 2, NOW + 5, 7, None),
+        (2, 0, 0, NOW, -1, Some(2)),
+        (9, 0, 1, NOW, -1, None),
+    ];
+    assert_eq!(view(&leader), expected);
+
+    let follower = mgr
+        .get_or_create_log(&TopicPartition::new("txn", 1), config())
+        .unwrap();
+    let bytes = leader.read_to_vec(Offset::ZERO, 1 << 20).unwrap();
+    follower.append_as_follower(&bytes).unwrap();
+    assert_eq!(view(&follower), expected);
+}
+
 #[test]
 fn an_open_transaction_survives_a_clean_restart_through_the_snapshot() {
     let env = Env::new();

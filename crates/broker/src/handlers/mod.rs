@@ -61,7 +61,9 @@ pub mod init_producer_id;
 pub mod list_transactions;
 pub mod unsupported;
 
-// Transactions: the partition leader's side.
+// Transactions: the partition leader's side, and what the admin tools
+// read of a partition's producers.
+pub mod describe_producers;
 pub mod write_txn_markers;
 
 /// How the connection answers one request.
@@ -234,6 +236,10 @@ pub async fn handle_from(
         }
         RequestKind::EndTxn(req) => {
             ResponseKind::EndTxn(end_txn::handle(ctx, header, req).await).into()
+        }
+        RequestKind::DescribeProducers(req) => {
+            ResponseKind::DescribeProducers(describe_producers::handle(ctx, header, req).await)
+                .into()
         }
         RequestKind::WriteTxnMarkers(req) => {
             let hook = write_txn_markers::offsets_marker_hook(ctx);

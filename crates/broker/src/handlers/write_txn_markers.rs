@@ -10,6 +10,15 @@
 //! Kafka 4.1 leader does); the coordinator on this broker calls the domain
 //! function with its own version.
 //!
+//! The admin client's abort of a hanging transaction (`kafka-transactions
+//! abort`, `Admin.abortTransaction`, `sluice transactions abort`) is the
+//! same request, sent straight to the partition's leader with one ABORT
+//! marker: the producer id and epoch DescribeProducers reported and its
+//! coordinator epoch (0 when the producer never had a marker). It is
+//! handled exactly as a coordinator's; as in Kafka, the errors it can get
+//! are partition errors only (a `__consumer_offsets` partition still
+//! loading answers NOT_LEADER_OR_FOLLOWER, which the admin client retries).
+//!
 //! The hook that completes pending transactional offset commits when a
 //! marker lands on `__consumer_offsets` is [`offsets_marker_hook`]: the
 //! one place that points at the group coordinator.
@@ -135,7 +144,11 @@ fn marker_error_code(e: Option<&MarkerError>) -> i16 {
         Some(MarkerError::NotLeaderOrFollower) => ResponseError::NotLeaderOrFollower.code(),
         Some(MarkerError::NotEnoughReplicas) => ResponseError::NotEnoughReplicas.code(),
         Some(MarkerError::Replication(w)) => w.code(),
-        Some(MarkerError::OffsetsNotCompleted) => ResponseError::CoordinatorLoadInProgress.code(),
+        // As Kafka's handler translates the group coordinator's
+        // COORDINATOR_LOAD_IN_PROGRESS / NOT_COORDINATOR: senders (a
+        // transaction coordinator, the admin client's abort) expect only
+        // partition errors and retry this one after a leader lookup.
+        Some(MarkerError::OffsetsNotCompleted) => ResponseError::NotLeaderOrFollower.code(),
         Some(MarkerError::Storage(e)) => storage_error_code(e),
     }
 }
@@ -154,6 +167,7 @@ mod tests {
             (Some(MarkerError::UnknownTopicOrPartition), 3),
             (Some(MarkerError::NotLeaderOrFollower), 6),
             (Some(MarkerError::NotEnoughReplicas), 19),
+            (Some(MarkerError::OffsetsNotCompleted), 6),
             (Some(MarkerError::Replication(ReplicationWait::TimedOut)), 7),
             (
                 Some(MarkerError::Replication(

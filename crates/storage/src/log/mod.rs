@@ -390,6 +390,18 @@ impl Log {
         self.state.read().producers.last_entry(producer_id).cloned()
     }
 
+    /// Every producer this partition tracks, ordered by producer id: one
+    /// consistent copy taken under the state lock (Kafka's
+    /// `UnifiedLog.activeProducers`, what DescribeProducers reports). On a
+    /// follower it is the state rebuilt from the leader's batches.
+    pub fn active_producers(&self) -> Result<Vec<ProducerStateEntry>, StorageError> {
+        self.check()?;
+        let mut out: Vec<ProducerStateEntry> =
+            self.state.read().producers.producers().cloned().collect();
+        out.sort_by_key(|e| e.producer_id);
+        Ok(out)
+    }
+
     /// Drops producers idle longer than `producer.id.expiration.ms`.
     /// Returns how many were removed.
     pub fn remove_expired_producers(&self) -> usize {
