@@ -304,18 +304,22 @@ async fn markers_end_transactions_and_read_committed_sees_only_what_is_decided()
 /// With `transaction.partition.verification.enable` (the default), a
 /// transactional batch may start a transaction only once its coordinator
 /// said the partition is in it (KIP-890 part 1): without a transactional
-/// id nothing is asked and the log refuses it (INVALID_TXN_STATE); with an
-/// id whose coordinator is not there yet, the retriable NOT_ENOUGH_REPLICAS.
+/// id the request is refused as Kafka refuses it; with an id whose
+/// coordinator is not there yet, the retriable NOT_ENOUGH_REPLICAS.
 /// Nothing is written either way, and the last stable offset stays free.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unverified_transactional_batch_opens_no_transaction() {
     let broker = TestBroker::start_default().await;
     let mut c = broker.client().await;
     create(&mut c).await;
+    // Kafka refuses transactional batches without a transactional id
+    // before anything else (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
     assert_eq!(
         produce_as(&mut c, None, txn_batch(1, 0, 0, &["a"], true)).await,
-        (48, -1)
+        (53, -1)
     );
+    // An id whose coordinator does not exist yet (no __transaction_state):
+    // the retriable NOT_ENOUGH_REPLICAS, nothing written.
     assert_eq!(
         produce_as(&mut c, Some("t"), txn_batch(1, 0, 0, &["a"], true))
             .await

@@ -69,6 +69,7 @@ fn produce(c: &mut RawClient, records: Vec<u8>) -> (i16, i64) {
     let req = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(30_000)
+        .with_transactional_id(Some(sb("txn-markers").into()))
         .with_topic_data(vec![TopicProduceData::default()
             .with_name(TopicName(sb(TOPIC)))
             .with_partition_data(vec![PartitionProduceData::default()

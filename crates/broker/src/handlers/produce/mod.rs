@@ -96,6 +96,11 @@ struct Job {
 }
 
 pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceRequest) -> Response {
+    if req.transactional_id.is_none() && verify::has_transactional_records(&req) {
+        // Kafka's check before anything else: transactional batches need
+        // a transactional id (the one the authorizer would check).
+        return every_partition_refused(&req, TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    }
     let version = header.request_api_version;
     let acks = req.acks;
     let valid_acks = (-1..=1).contains(&acks);
@@ -376,6 +381,39 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
             .with_responses(responses)
             .with_node_endpoints(node_endpoints)
             .with_throttle_time_ms(0),
+    ))
+}
+
+/// Kafka's TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+
+/// The answer to a request refused as a whole: `code` for every
+/// partition (Kafka's `ProduceRequest.getErrorResponse`).
+fn every_partition_refused(req: &ProduceRequest, code: i16) -> Response {
+    let responses = req
+        .topic_data
+        .iter()
+        .map(|t| {
+            TopicProduceResponse::default()
+                .with_name(t.name.clone())
+                .with_topic_id(t.topic_id)
+                .with_partition_responses(
+                    t.partition_data
+                        .iter()
+                        .map(|p| {
+                            PartitionProduceResponse::default()
+                                .with_index(p.index)
+                                .with_error_code(code)
+                                .with_base_offset(-1)
+                                .with_log_append_time_ms(-1)
+                                .with_log_start_offset(-1)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    Response::Message(kafka_protocol::messages::ResponseKind::Produce(
+        ProduceResponse::default().with_responses(responses),
     ))
 }
 

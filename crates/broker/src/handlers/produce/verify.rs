@@ -152,6 +152,21 @@ fn fail(
     });
 }
 
+/// Whether the first batch of any partition's records is transactional
+/// (Kafka's `RequestUtils.hasTransactionalRecords`).
+pub(super) fn has_transactional_records(req: &kafka_protocol::messages::ProduceRequest) -> bool {
+    req.topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .filter_map(|p| p.records.as_deref())
+        .any(|records| {
+            sluice_record::Batches::without_crc(records)
+                .next()
+                .and_then(Result::ok)
+                .is_some_and(|(_, h)| h.is_transactional())
+        })
+}
+
 /// The producer, epoch and base sequence of the first transactional batch
 /// of `records` (headers only: framing errors are the append's to find).
 fn first_transactional(records: &[u8]) -> Option<(ProducerId, ProducerEpoch, i32)> {
