@@ -755,3 +755,101 @@ fn recovery_drops_an_entry_whose_marker_was_lost() {
     );
     assert_eq!(log.first_unstable_offset(), Some(first));
 }
+
+/// Markers (control batches) of the log, by producer id.
+fn markers(log: &Log) -> Vec<i64> {
+    let mut out = Vec::new();
+    let mut at = log.log_start_offset();
+    while at < log.log_end_offset() {
+        let bytes = log.read_to_vec(at, 1 << 20).unwrap();
+        if bytes.is_empty() {
+            break;
+        }
+        for r in Batches::new(&bytes) {
+            let (_, h) = r.unwrap();
+            if h.is_control() {
+                out.push(h.producer_id.0);
+            }
+            at = h.next_offset();
+        }
+    }
+    out
+}
+
+/// As Kafka's cleaner: the records of aborted transactions go at once; a
+/// marker goes once its transaction kept no batch and `delete.retention.ms`
+/// has passed; a producer's last batch and last marker stay. Afterwards
+/// nothing is unstable, also after a restart (no transaction reopens).
+#[test]
+fn the_cleaner_removes_aborted_records_and_empty_markers_after_delete_retention() {
+    let env = Env::new();
+    let mgr = env.manager();
+    let mut cfg = compacted();
+    cfg.compaction.delete_retention_ms = 60_000;
+    let log = mgr.get_or_create_log(&tp(), cfg.clone()).unwrap();
+    let append = |b: Vec<u8>| log.append_as_leader(&mut b.clone(), LE).unwrap();
+    let fillers = |from: i32, to: i32| {
+        for i in from..to {
+            let k = format!("f{}", i % 4);
+            log.append_as_leader(&mut keyed(ProducerId(9), i, &k, "filler", false), LE)
+                .unwrap();
+        }
+    };
+    // P1: aborted "a", committed "c" twice (the second supersedes the first).
+    append(keyed(P1, 0, "a", "aborted-1", true));
+    end_txn(&log, P1, false);
+    append(keyed(P1, 1, "c", "committed-1", true));
+    end_txn(&log, P1, true);
+    // P2: aborted "b", committed "d" (never superseded), then a plain
+    // write (its last batch).
+    append(keyed(P2, 0, "b", "aborted-2", true));
+    end_txn(&log, P2, false);
+    append(keyed(P2, 1, "d", "kept", true));
+    end_txn(&log, P2, true);
+    append(keyed(P2, 2, "p2", "plain", false));
+    fillers(0, 30);
+    append(keyed(P1, 2, "c", "committed-2", true));
+    end_txn(&log, P1, true);
+    fillers(30, 60);
+    log.roll().unwrap();
+    log.on_high_watermark_updated(log.log_end_offset());
+    assert_eq!(markers(&log), vec![1, 1, 2, 2, 1]);
+
+    let cleaner = LogCleaner::new(Default::default());
+    let stats = cleaner.clean_now(&log).unwrap().expect("cleaned");
+    assert_eq!(stats.filter.aborted_dropped, 2, "{stats:?}");
+    let after = records(&log);
+    assert!(
+        !after.iter().any(|(_, _, v)| v.starts_with("aborted")),
+        "{after:?}"
+    );
+    assert_eq!(
+        markers(&log),
+        vec![1, 1, 2, 2, 1],
+        "within delete.retention.ms"
+    );
+
+    // Past the horizon, a later pass removes the markers whose
+    // transactions kept nothing: P1's abort, P1's superseded commit, P2's
+    // abort. P2's commit of "d" (its record stays) and P1's last marker
+    // stay.
+    env.clock.advance(120_000);
+    fillers(60, 90);
+    log.roll().unwrap();
+    log.on_high_watermark_updated(log.log_end_offset());
+    let stats = cleaner.clean_now(&log).unwrap().expect("cleaned again");
+    assert_eq!(stats.filter.markers_dropped, 3, "{stats:?}");
+    assert_eq!(markers(&log), vec![2, 1]);
+    let after = records(&log);
+    let has = |k: &str, v: &str| after.iter().any(|(_, kk, vv)| kk == k && vv == v);
+    assert!(has("c", "committed-2") && !has("c", "committed-1") && has("p2", "plain"));
+    assert!(has("d", "kept"));
+    let hw = log.log_end_offset();
+    assert_eq!(log.last_stable_offset(hw), hw);
+    mgr.shutdown().unwrap();
+    let mgr = env.manager();
+    let log = mgr.get_or_create_log(&tp(), cfg).unwrap();
+    let hw = log.log_end_offset();
+    assert_eq!(log.last_stable_offset(hw), hw, "a transaction reopened");
+    assert_eq!(records(&log), after);
+}

@@ -117,23 +117,40 @@ pub struct FilterStats {
     pub records_read: u64,
     pub records_kept: u64,
     pub tombstones_dropped: u64,
+    /// Records of aborted transactions removed.
+    pub aborted_dropped: u64,
+    /// Transaction markers removed (their transaction left no record).
+    pub markers_dropped: u64,
+}
+
+/// What the filter keeps of a batch's records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// The latest record per key (and every keyless record).
+    Latest,
+    /// None: the batch belongs to an aborted transaction.
+    Nothing,
 }
 
 /// Decides the fate of one stored batch.
 ///
-/// A record stays when it has no key, lies at or past `dirty_end` (the map
-/// does not cover it), or is the latest for its key per `map`. A tombstone
+/// With [`Keep::Latest`] a record stays when it has no key, lies at or
+/// past `dirty_end` (the map does not cover it), or is the latest for its
+/// key per `map`; with [`Keep::Nothing`] (an aborted transaction's batch
+/// below `dirty_end`) none does. A tombstone
 /// (null value) that would stay is dropped when `drop_tombstones` (its delete
 /// horizon has passed). Control batches stay as they are. `keep_empty`
 /// keeps a batch whose records all went as an empty batch with the same
 /// offset range (used for a segment's last batch, so the segment still ends
 /// where the next one starts).
+#[allow(clippy::too_many_arguments)]
 pub fn filter_batch(
     batch: &[u8],
     map: &OffsetMap,
     dirty_end: Offset,
     drop_tombstones: bool,
     keep_empty: bool,
+    keep: Keep,
     stats: &mut FilterStats,
     budget: &mut dyn Budget,
 ) -> Result<Filtered, StorageError> {
@@ -149,6 +166,10 @@ pub fn filter_batch(
     for r in reader.records() {
         let r = r?;
         total += 1;
+        if keep == Keep::Nothing {
+            stats.aborted_dropped += 1;
+            continue;
+        }
         let latest = match r.key {
             None => true,
             Some(_) if r.offset >= dirty_end => true,

@@ -29,12 +29,16 @@
 //!    unstable offset (an open transaction, or one whose marker is not
 //!    replicated yet, is not decided); records of aborted transactions
 //!    (from the transaction index) never enter the offset map, so they
-//!    cannot make a committed record look superseded; markers stay as they
-//!    are and a rewritten transactional batch keeps its attributes; the
-//!    cleaned segment's transaction index is its old segments' (the swap
-//!    carries it). Not done: removing aborted records and markers past
-//!    `delete.retention.ms`, as Kafka does (they are kept, which costs
-//!    space, never correctness).
+//!    cannot make a committed record look superseded; a rewritten
+//!    transactional batch keeps its attributes; the cleaned segment's
+//!    transaction index is its old segments' (the swap carries it). As
+//!    Kafka: the records of aborted transactions are removed, and a marker
+//!    goes once its transaction kept no batch and `delete.retention.ms`
+//!    has passed since it was written (so a consumer that read the
+//!    transaction's data has had time to read the marker). A producer's
+//!    last batch stays (an aborted one as an empty batch) and so does its
+//!    last marker, so the producer state reloaded from the log keeps its
+//!    epochs and no transaction reopens.
 //! 5. Tombstones are removed once `delete.retention.ms` has passed since the
 //!    newest record of their batch (the batch's max timestamp). This is a
 //!    per-batch delete horizon that needs no extra state; Kafka (KIP-534)
@@ -65,7 +69,7 @@ use crate::log::Log;
 use crate::manager::LogManager;
 use crate::segment::LogSegment;
 
-pub use self::core::{filter_batch, FilterStats, Filtered, OffsetMap};
+pub use self::core::{filter_batch, FilterStats, Filtered, Keep, OffsetMap};
 pub use self::swap::SwapStep;
 
 /// Name of the per-log-dir file holding each log's first dirty offset.
@@ -308,16 +312,27 @@ pub(crate) fn clean_log_with(
     // The last batch of each idempotent producer in the rewritten range is
     // kept (empty if need be), as Kafka does, so its sequence state can be
     // rebuilt from the log.
+    // A producer's last batch of any kind (a marker included) is never
+    // removed either: the producer state reloaded from the log needs it.
     let mut producer_last: HashMap<i64, Offset> = HashMap::new();
+    let mut producer_last_any: HashMap<i64, Offset> = HashMap::new();
     for g in &groups {
         for &i in g {
             segs[i].for_each_header_from(segs[i].base_offset(), |h| {
                 if h.has_producer_id() && !h.is_control() {
                     producer_last.insert(h.producer_id.0, h.base_offset);
                 }
+                if h.has_producer_id() {
+                    producer_last_any.insert(h.producer_id.0, h.base_offset);
+                }
             })?;
         }
     }
+    // Aborted transactions over everything rewritten (from the log start),
+    // and the transactions seen so far, in offset order: producer ->
+    // whether any batch of its open transaction was kept.
+    let aborted_rewrite = AbortedRanges::of(log, log.log_start_offset(), dirty_end)?;
+    let mut txns = TxnRetention::default();
 
     // 3. Rewrite and swap each group.
     let dir = log.dir().to_path_buf();
@@ -343,20 +358,41 @@ pub(crate) fn clean_log_with(
             swap::for_each_batch(&*fs, &segs[i].log_path(), |p, b| {
                 let h = BatchHeader::validate_stored(b)?;
                 read += b.len() as u64;
-                let drop_tombstones = core::tombstones_expired(h.max_timestamp, now, retention);
+                let expired = core::tombstones_expired(h.max_timestamp, now, retention);
                 let keep_empty = (last_seg && Some(p) == last_pos)
                     || (h.has_producer_id()
                         && producer_last.get(&h.producer_id.0) == Some(&h.base_offset));
-                let mut reservation = budget.reservation();
-                let f = filter_batch(
-                    b,
-                    &map,
-                    dirty_end,
-                    drop_tombstones,
-                    keep_empty,
-                    &mut stats.filter,
-                    &mut reservation,
-                )?;
+                let f = if h.is_control() && h.is_transactional() && h.base_offset < dirty_end {
+                    let last = producer_last_any.get(&h.producer_id.0) == Some(&h.base_offset);
+                    let empty_txn = !txns.end(h.producer_id.0);
+                    if empty_txn && expired && !last && !(last_seg && Some(p) == last_pos) {
+                        stats.filter.markers_dropped += 1;
+                        Filtered::Dropped
+                    } else {
+                        Filtered::Unchanged
+                    }
+                } else {
+                    let keep = if h.base_offset < dirty_end && aborted_rewrite.contains(&h) {
+                        Keep::Nothing
+                    } else {
+                        Keep::Latest
+                    };
+                    let mut reservation = budget.reservation();
+                    let f = filter_batch(
+                        b,
+                        &map,
+                        dirty_end,
+                        expired,
+                        keep_empty,
+                        keep,
+                        &mut stats.filter,
+                        &mut reservation,
+                    )?;
+                    if h.is_transactional() && !h.is_control() {
+                        txns.saw(h.producer_id.0, !matches!(f, Filtered::Dropped));
+                    }
+                    f
+                };
                 let bytes: &[u8] = match &f {
                     Filtered::Unchanged => b,
                     Filtered::Dropped => {
@@ -419,6 +455,28 @@ pub(crate) fn clean_log_with(
     }
     stats.segments_after = after;
     Ok(Some(stats))
+}
+
+/// The transactions a rewrite is inside of, in offset order: whether any
+/// batch of each producer's open transaction stays in the log. A marker
+/// whose transaction kept nothing can go once past `delete.retention.ms`
+/// (Kafka's `CleanedTransactionMetadata`).
+#[derive(Default)]
+struct TxnRetention(HashMap<i64, bool>);
+
+impl TxnRetention {
+    /// A transactional data batch of `producer`; `kept`: it stays (even
+    /// as an empty batch).
+    fn saw(&mut self, producer: i64, kept: bool) {
+        *self.0.entry(producer).or_insert(false) |= kept;
+    }
+
+    /// `producer`'s marker: whether its transaction kept anything. A
+    /// marker whose transaction began before the rewritten range (its data
+    /// gone with the log start) kept nothing here.
+    fn end(&mut self, producer: i64) -> bool {
+        self.0.remove(&producer).unwrap_or(false)
+    }
 }
 
 /// The aborted transactions of a range, by producer: whether a stored
