@@ -26,143 +26,46 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::cluster::{create_topic, metadata, partitions, wait_metadata};
+use common::txn::{self as raw, retried, txn_batch};
 use common::{http_get, metrics_addr, sample, sb, start, RawClient};
-use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    AddPartitionsToTxnRequest, BrokerId, EndTxnRequest, FindCoordinatorRequest,
-    InitProducerIdRequest, ListOffsetsRequest, ProduceRequest, ProducerId as WirePid, TopicName,
-};
-use sluice_record::{BatchBuilder, CompressionType, ProducerEpoch, ProducerId, Timestamp};
+use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, TopicName};
 use sluice_testkit::{ClusterLayout, SluiceCluster};
 
 const TOPIC: &str = "verified";
 const TXN: &str = "verified-txn";
-const WAIT: Duration = Duration::from_secs(120);
 const INVALID_TXN_STATE: i16 = 48;
-/// Codes a transactional client retries while the coordinator or the
-/// partition settles (NOT_ENOUGH_REPLICAS is what a verification the
-/// coordinator cannot give yet answers).
-const RETRIABLE: [i16; 6] = [5, 6, 14, 15, 16, 19];
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-/// Retries `call` while it answers a retriable code; its last answer.
-fn retried(what: &str, mut call: impl FnMut() -> i16) -> i16 {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let code = call();
-        if !RETRIABLE.contains(&code) && code != 51 {
-            return code;
-        }
-        assert!(Instant::now() < deadline, "{what}: still {code}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// The transaction coordinator of [`TXN`]: (node id, address).
 fn coordinator(bootstrap: &str) -> (i32, String) {
-    let mut c = RawClient::connect(bootstrap);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let r = c.send(
-            3,
-            &FindCoordinatorRequest::default()
-                .with_key(sb(TXN))
-                .with_key_type(1),
-        );
-        if r.error_code == 0 {
-            return (r.node_id.0, format!("{}:{}", r.host.as_str(), r.port));
-        }
-        assert!(Instant::now() < deadline, "no coordinator: {r:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    raw::coordinator(bootstrap, TXN)
 }
 
 fn init_producer_id(c: &mut RawClient) -> (i64, i16) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let req = InitProducerIdRequest::default()
-            .with_transactional_id(Some(sb(TXN).into()))
-            .with_transaction_timeout_ms(60_000)
-            .with_producer_id(WirePid(-1))
-            .with_producer_epoch(-1);
-        let r = c.send(4, &req);
-        if r.error_code == 0 {
-            return (r.producer_id.0, r.producer_epoch);
-        }
-        assert!(
-            Instant::now() < deadline && RETRIABLE.contains(&r.error_code),
-            "InitProducerId: {r:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    raw::init_producer_id(c, TXN)
 }
 
-fn txn_batch(pid: i64, epoch: i16, seq: i32, value: &str) -> Vec<u8> {
-    let mut b = BatchBuilder::new(CompressionType::None)
-        .producer(ProducerId(pid), ProducerEpoch(epoch), seq)
-        .transactional(true);
-    b.append(Timestamp(now_ms()), None, Some(value.as_bytes()), &[])
-        .unwrap();
-    b.build().unwrap()
-}
-
-/// A transactional Produce (acks=all) to `partition`: (code, base offset).
+/// A transactional Produce (v9) to `partition`: (code, base offset).
 fn produce(c: &mut RawClient, partition: i32, records: Vec<u8>) -> (i16, i64) {
     produce_v(c, 9, partition, records)
 }
 
 /// [`produce`] in Produce `version` (12+: a transaction version 2 producer).
 fn produce_v(c: &mut RawClient, version: i16, partition: i32, records: Vec<u8>) -> (i16, i64) {
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(30_000)
-        .with_transactional_id(Some(sb(TXN).into()))
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(sb(TOPIC)))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(bytes::Bytes::from(records)))])]);
-    let r = c.send(version, &req);
-    let p = &r.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
+    raw::produce(c, version, (TXN, TOPIC, partition), records)
 }
 
 fn add_partition(c: &mut RawClient, pid: i64, epoch: i16, partition: i32) -> i16 {
-    let req = AddPartitionsToTxnRequest::default()
-        .with_v3_and_below_transactional_id(sb(TXN).into())
-        .with_v3_and_below_producer_id(WirePid(pid))
-        .with_v3_and_below_producer_epoch(epoch)
-        .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
-            .with_name(TopicName(sb(TOPIC)))
-            .with_partitions(vec![partition])]);
-    let r = c.send(3, &req);
-    r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
+    raw::add_partitions(c, TXN, (pid, epoch), &[(TOPIC, partition)])[0]
 }
 
 fn end_txn(c: &mut RawClient, pid: i64, epoch: i16, commit: bool) -> i16 {
-    end_txn_v(c, 3, pid, epoch, commit).0
+    raw::end_txn(c, 3, TXN, (pid, epoch), commit).0
 }
 
 /// EndTxn in `version`: (code, the epoch the answer says to go on with).
 fn end_txn_v(c: &mut RawClient, version: i16, pid: i64, epoch: i16, commit: bool) -> (i16, i16) {
-    let req = EndTxnRequest::default()
-        .with_transactional_id(sb(TXN).into())
-        .with_producer_id(WirePid(pid))
-        .with_producer_epoch(epoch)
-        .with_committed(commit);
-    let r = c.send(version, &req);
-    (r.error_code, r.producer_epoch)
+    raw::end_txn(c, version, TXN, (pid, epoch), commit)
 }
 
 /// The partition's latest offset: the high watermark, or in read_committed
