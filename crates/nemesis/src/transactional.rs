@@ -29,13 +29,13 @@ use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaError};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use sluice_checker::{Call, Op, OpType};
 
 use crate::workload::{
-    base_config, next_process, tp, value_of, ClientCounts, History, WorkloadConfig, PARTITIONS,
-    TOPIC,
+    base_config, next_process, send_next, tp, value_of, ClientCounts, History, WorkloadConfig,
+    PARTITIONS,
 };
 
 /// Sends per transaction.
@@ -213,28 +213,8 @@ fn one_transaction(
     if p.begin_transaction().is_err() {
         return (Outcome::Unknown, Vec::new());
     }
-    let mut sent = Vec::new();
-    for _ in 0..TXN_SIZE {
-        let value = values.fetch_add(1, Ordering::Relaxed);
-        let partition = (value % PARTITIONS as u64) as i32;
-        let text = value.to_string();
-        history.push(Op::send(
-            process,
-            OpType::Invoke,
-            &tp(partition),
-            value,
-            None,
-        ));
-        let record = BaseRecord::<str, str>::to(TOPIC)
-            .partition(partition)
-            .key(&text)
-            .payload(&text);
-        if p.send(record).is_err() {
-            // Never handed to librdkafka: not written.
-            history.push(Op::send(process, OpType::Fail, &tp(partition), value, None));
-        } else {
-            sent.push(value);
-        }
-    }
+    let sent = (0..TXN_SIZE)
+        .filter_map(|_| send_next(p, process, history, values))
+        .collect();
     (finish(p, n % ABORT_EVERY == 0), sent)
 }

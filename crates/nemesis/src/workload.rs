@@ -560,28 +560,41 @@ fn produce(
             }
         }
         for _ in 0..batch {
-            let value = values.fetch_add(1, Ordering::Relaxed);
-            let partition = (value % PARTITIONS as u64) as i32;
-            let text = value.to_string();
-            history.push(Op::send(
-                process,
-                OpType::Invoke,
-                &tp(partition),
-                value,
-                None,
-            ));
-            let record = BaseRecord::<str, str>::to(TOPIC)
-                .partition(partition)
-                .key(&text)
-                .payload(&text);
-            if producer.send(record).is_err() {
-                // Never handed to librdkafka: definitely not written.
-                history.push(Op::send(process, OpType::Fail, &tp(partition), value, None));
-            }
+            send_next(&producer, process, &history, &values);
         }
         thread::sleep(pause);
     }
     let _ = producer.flush(Duration::from_secs(120));
+}
+
+/// Sends the next unique value (invoked in the history) to its partition;
+/// the value if librdkafka took it (one it refused is definitely not
+/// written: completed `fail`).
+pub(crate) fn send_next<C: ProducerContext<DeliveryOpaque = ()>>(
+    producer: &ThreadedProducer<C>,
+    process: u64,
+    history: &History,
+    values: &AtomicU64,
+) -> Option<u64> {
+    let value = values.fetch_add(1, Ordering::Relaxed);
+    let partition = (value % PARTITIONS as u64) as i32;
+    let text = value.to_string();
+    history.push(Op::send(
+        process,
+        OpType::Invoke,
+        &tp(partition),
+        value,
+        None,
+    ));
+    let record = BaseRecord::<str, str>::to(TOPIC)
+        .partition(partition)
+        .key(&text)
+        .payload(&text);
+    if producer.send(record).is_err() {
+        history.push(Op::send(process, OpType::Fail, &tp(partition), value, None));
+        return None;
+    }
+    Some(value)
 }
 
 /// One lane of consumers, recreated every [`EPOCH`]. An assigned consumer

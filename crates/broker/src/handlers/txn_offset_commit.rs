@@ -127,34 +127,14 @@ pub async fn handle(
         }
         e => e,
     };
-    let topics = req
-        .topics
-        .into_iter()
-        .zip(checked)
-        .map(|(t, row)| {
-            TxnOffsetCommitResponseTopic::default()
-                .with_name(t.name)
-                .with_partitions(
-                    t.partitions
-                        .iter()
-                        .zip(row)
-                        .map(|(p, c)| {
-                            let e = match c {
-                                Checked::Valid => group_err,
-                                Checked::Refused(e) => Some(e),
-                                Checked::TooLarge => {
-                                    group_err.or(Some(GroupError::OffsetMetadataTooLarge))
-                                }
-                            };
-                            TxnOffsetCommitResponsePartition::default()
-                                .with_partition_index(p.partition_index)
-                                .with_error_code(e.map_or(0, GroupError::code))
-                        })
-                        .collect(),
-                )
-        })
-        .collect();
-    TxnOffsetCommitResponse::default().with_topics(topics)
+    respond(req, &checked, |c| {
+        let e = match c {
+            Checked::Valid => group_err,
+            Checked::Refused(e) => Some(e),
+            Checked::TooLarge => group_err.or(Some(GroupError::OffsetMetadataTooLarge)),
+        };
+        e.map_or(0, GroupError::code)
+    })
 }
 
 /// Transaction version 2: adds the group's `__consumer_offsets` partition
@@ -193,6 +173,18 @@ fn refused_all(
     checked: &[Vec<Checked>],
     code: i16,
 ) -> TxnOffsetCommitResponse {
+    respond(req, checked, |c| match c {
+        Checked::Refused(e) => e.code(),
+        Checked::Valid | Checked::TooLarge => code,
+    })
+}
+
+/// The response: `code_of` each partition's check, in request order.
+fn respond(
+    req: TxnOffsetCommitRequest,
+    checked: &[Vec<Checked>],
+    code_of: impl Fn(Checked) -> i16,
+) -> TxnOffsetCommitResponse {
     let topics = req
         .topics
         .into_iter()
@@ -204,14 +196,10 @@ fn refused_all(
                     t.partitions
                         .iter()
                         .zip(row)
-                        .map(|(p, c)| {
-                            let e = match c {
-                                Checked::Refused(e) => e.code(),
-                                Checked::Valid | Checked::TooLarge => code,
-                            };
+                        .map(|(p, &c)| {
                             TxnOffsetCommitResponsePartition::default()
                                 .with_partition_index(p.partition_index)
-                                .with_error_code(e)
+                                .with_error_code(code_of(c))
                         })
                         .collect(),
                 )
