@@ -81,6 +81,7 @@ mod on_a_node {
     use sluice_record::{ProducerEpoch, ProducerId};
 
     const V1: TransactionVersion = TransactionVersion(0);
+    const V2: TransactionVersion = TransactionVersion(2);
 
     fn node(fs: &Arc<SimFs>) -> Node {
         open_node(
@@ -172,6 +173,113 @@ mod on_a_node {
                 sluice_record::Offset(1),
                 "the abort marker"
             );
+        });
+    }
+
+    /// A version 2 transaction whose producer died (Kafka Streams with
+    /// exactly_once_v2 after a kill -9): the timeout aborts it, its
+    /// markers are written, and the id takes a new producer. Before the
+    /// fix the abort's completion was refused after its write ("the
+    /// prepared change no longer fits") and the id stayed pending: never
+    /// aborted, the partitions' last stable offset stuck for good.
+    #[test]
+    fn a_timed_out_version_2_transaction_is_aborted() {
+        let fs = Arc::new(SimFs::new());
+        let clock = Arc::new(sluice_storage::ManualClock::new(1_700_000_000_000));
+        let n = crate::metadata::testing::open_node_with_clock(
+            BrokerConfig::with_overrides(&[("log.dirs", "/sim/data")]).unwrap(),
+            &fs,
+            clock.clone(),
+        )
+        .unwrap();
+        n.block_on(async {
+            assert_eq!(n.txns.ensure_state_topic(false).await, Ok(true));
+            n.controller
+                .create_topic("t", 1, 1, Default::default())
+                .await
+                .unwrap();
+            let (pid, epoch) =
+                eventually(async || n.txns.init_producer_id("tx", 10_000, None).await)
+                    .await
+                    .unwrap();
+            let added = TxnPartitions::from([("t".to_string(), [0].into())]);
+            n.txns
+                .add_partitions("tx", pid, epoch, &added, V2)
+                .await
+                .unwrap();
+            n.txns.abort_timed_out().await;
+            assert_eq!(
+                describe(&n, "tx").state,
+                TransactionState::Ongoing,
+                "not yet"
+            );
+            clock.advance(10_001);
+            n.txns.abort_timed_out().await;
+            let m = describe(&n, "tx");
+            assert!(
+                matches!(
+                    m.state,
+                    TransactionState::PrepareAbort | TransactionState::CompleteAbort
+                ),
+                "{m:?}"
+            );
+            assert_eq!(m.producer_epoch, ProducerEpoch(epoch.0 + 1), "one bump");
+            assert_eq!(m.pending(), None);
+            // The fenced producer's late commit is refused; a new instance
+            // gets the next epoch once the abort marker is written.
+            assert_eq!(
+                eventually(async || n.txns.end_txn("tx", pid, epoch, true, V2).await).await,
+                Err(TxnError::InvalidTxnState)
+            );
+            let (pid2, epoch2) =
+                eventually(async || n.txns.init_producer_id("tx", 10_000, None).await)
+                    .await
+                    .unwrap();
+            assert_eq!((pid2, epoch2), (pid, ProducerEpoch(epoch.0 + 2)));
+            let log = n
+                .replicas
+                .get_partition(&sluice_storage::TopicPartition::new("t", 0))
+                .unwrap();
+            assert_eq!(
+                log.log().log_end_offset(),
+                sluice_record::Offset(1),
+                "the abort marker"
+            );
+        });
+    }
+
+    /// A new instance of a version 2 producer fences and aborts the
+    /// ongoing transaction of the one before (a Java producer restarted
+    /// after a crash with the same transactional.id).
+    #[test]
+    fn a_new_producer_aborts_an_ongoing_version_2_transaction() {
+        let fs = Arc::new(SimFs::new());
+        let n = node(&fs);
+        n.block_on(async {
+            assert_eq!(n.txns.ensure_state_topic(false).await, Ok(true));
+            n.controller
+                .create_topic("t", 1, 1, Default::default())
+                .await
+                .unwrap();
+            let (pid, epoch) =
+                eventually(async || n.txns.init_producer_id("tx", 60_000, None).await)
+                    .await
+                    .unwrap();
+            let added = TxnPartitions::from([("t".to_string(), [0].into())]);
+            n.txns
+                .add_partitions("tx", pid, epoch, &added, V2)
+                .await
+                .unwrap();
+            assert_eq!(
+                n.txns.init_producer_id("tx", 60_000, None).await,
+                Err(TxnError::ConcurrentTransactions)
+            );
+            let (pid2, epoch2) =
+                eventually(async || n.txns.init_producer_id("tx", 60_000, None).await)
+                    .await
+                    .unwrap();
+            assert_eq!((pid2, epoch2), (pid, ProducerEpoch(epoch.0 + 2)));
+            assert_eq!(describe(&n, "tx").state, TransactionState::Empty);
         });
     }
 }

@@ -178,4 +178,48 @@ fn a_fenced_version_2_transaction_is_aborted_in_the_fenced_epoch_without_a_secon
         "KAFKA-19367: one bump"
     );
     assert_eq!(abort.value.client_transaction_version, V2.0);
+    // The abort completes (it used to be refused here, after its write,
+    // which left the id pending for good), and records the fenced epoch
+    // as the last one, as a client's own abort would.
+    complete(&mut m, abort);
+    assert_eq!(
+        (m.state, m.producer_epoch, m.last_producer_epoch),
+        (
+            TransactionState::PrepareAbort,
+            ProducerEpoch(1),
+            ProducerEpoch(0)
+        )
+    );
+    let t = m.prepare_complete(4).unwrap();
+    complete(&mut m, t);
+    assert_eq!(
+        (m.state, m.producer_epoch, m.pending()),
+        (TransactionState::CompleteAbort, ProducerEpoch(1), None)
+    );
+    // The fenced producer's own abort is a retry of the one that happened;
+    // its commit is not.
+    assert_eq!(end(&mut m, 0, false, V2), Ok(EndStep::Done));
+    assert_eq!(
+        end(&mut m, 0, true, V2).err(),
+        Some(TxnError::InvalidTxnState)
+    );
+    // A new instance gets the epoch after the fenced one.
+    let t = m.prepare_increment_producer_epoch(60_000, None, 7).unwrap();
+    assert_eq!(t.value.producer_epoch, ProducerEpoch(2));
+}
+
+#[test]
+fn a_fenced_version_1_transaction_is_aborted_in_the_fenced_epoch() {
+    let mut m = ongoing(V1);
+    let fence = m.prepare_fence_producer_epoch().unwrap();
+    let abort = m.prepare_fenced_abort(&fence, 3).unwrap();
+    complete(&mut m, abort);
+    assert_eq!(
+        (m.state, m.producer_epoch, m.last_producer_epoch),
+        (
+            TransactionState::PrepareAbort,
+            ProducerEpoch(1),
+            ProducerEpoch(-1)
+        )
+    );
 }

@@ -223,10 +223,19 @@ impl TransactionMetadata {
 
     /// The abort a fence goes on to (Kafka's `endTransaction` after
     /// PrepareEpochFence, for InitProducerId of a newer producer or a
-    /// timed-out transaction): the fenced epoch becomes the current one in
-    /// memory (never handed out: the producer's next InitProducerId bumps
-    /// again), and PrepareAbort is prepared in it. If that write fails the
-    /// epoch stays bumped here, so the next fence does not bump twice.
+    /// timed-out transaction), in the id's transaction version:
+    ///
+    /// - version 2 (Kafka 4.1's `endTransaction` in transaction version 2):
+    ///   the fence's epoch is never applied; the abort bumps the epoch once
+    ///   and records the fenced one as the last epoch, as the producer's
+    ///   own abort would (KAFKA-19367: one bump, not two). So the fenced
+    ///   producer's own abort is a retry of this one, and its commit is
+    ///   refused.
+    /// - version 1 (Kafka's `endTransactionWithTV1`): the fenced epoch
+    ///   becomes the current one in memory (never handed out: the
+    ///   producer's next InitProducerId bumps again), and PrepareAbort is
+    ///   prepared in it; if that write fails the epoch stays bumped here,
+    ///   so the next fence does not bump twice.
     pub fn prepare_fenced_abort(
         &mut self,
         fence: &Transition,
@@ -241,11 +250,18 @@ impl TransactionMetadata {
             )));
         }
         self.pending = None;
+        if self.client_version.supports_epoch_bump() {
+            return self.prepare_abort_or_commit(
+                TransactionState::PrepareAbort,
+                self.client_version,
+                NO_PRODUCER_ID,
+                now_ms,
+                false,
+            );
+        }
         self.producer_epoch = fence.value.producer_epoch;
         self.last_producer_epoch = NO_PRODUCER_EPOCH;
         self.failed_epoch_fence = true;
-        // The fence bumped the epoch already: a version 2 abort must not
-        // bump it again (KAFKA-19367), but it keeps its version.
         let mut t = self.prepare_abort_or_commit(
             TransactionState::PrepareAbort,
             TransactionVersion(0),
