@@ -199,7 +199,7 @@ mod on_a_node {
                 .await
                 .unwrap();
             let (pid, epoch) =
-                eventually(async || n.txns.init_producer_id("tx", 10_000, None).await)
+                eventually(async || n.txns.init_producer_id("tx", 1_000, None).await)
                     .await
                     .unwrap();
             let added = TxnPartitions::from([("t".to_string(), [0].into())]);
@@ -213,7 +213,10 @@ mod on_a_node {
                 TransactionState::Ongoing,
                 "not yet"
             );
-            clock.advance(10_001);
+            // The controller's broker sessions run on this clock too: a
+            // jump short of broker.session.timeout.ms keeps the broker
+            // (and so the coordinator's partitions) where they are.
+            clock.advance(1_001);
             n.txns.abort_timed_out().await;
             let m = describe(&n, "tx");
             assert!(
@@ -232,7 +235,7 @@ mod on_a_node {
                 Err(TxnError::InvalidTxnState)
             );
             let (pid2, epoch2) =
-                eventually(async || n.txns.init_producer_id("tx", 10_000, None).await)
+                eventually(async || n.txns.init_producer_id("tx", 1_000, None).await)
                     .await
                     .unwrap();
             assert_eq!((pid2, epoch2), (pid, ProducerEpoch(epoch.0 + 2)));
