@@ -115,7 +115,7 @@ pub(super) async fn verify(
         for ((i, guard), verdict) in asked.into_iter().zip(verdicts) {
             match verdict {
                 Ok(()) => jobs[i].verification = Verification::Required(Some(guard)),
-                Err(e) => refused.push((i, produce_code(e))),
+                Err(e) => refused.push((i, produce_code(e, ask))),
             }
         }
     }
@@ -178,10 +178,13 @@ fn first_transactional(records: &[u8]) -> Option<(ProducerId, ProducerEpoch, i32
 
 /// What a Produce answers for a verification the coordinator refused or
 /// could not give (Kafka's translation in `handleProduceAppend` and
-/// `AddPartitionsToTxnManager`).
-fn produce_code(e: TxnError) -> i16 {
+/// `AddPartitionsToTxnManager`). A transaction version 2 producer (whose
+/// partition the leader adds) gets CONCURRENT_TRANSACTIONS as it is, as
+/// Kafka 4.1 answers it; older clients may not retry it.
+fn produce_code(e: TxnError, ask: LeaderAsk) -> i16 {
     match e {
         TxnError::InvalidTxnState => e.code(),
+        TxnError::ConcurrentTransactions if ask == LeaderAsk::Add => e.code(),
         TxnError::ConcurrentTransactions
         | TxnError::CoordinatorLoadInProgress
         | TxnError::CoordinatorNotAvailable
@@ -211,10 +214,32 @@ mod tests {
             TxnError::CoordinatorNotAvailable,
             TxnError::NotCoordinator,
         ] {
-            assert_eq!(produce_code(e), NOT_ENOUGH_REPLICAS, "{e:?}");
+            assert_eq!(
+                produce_code(e, LeaderAsk::Verify),
+                NOT_ENOUGH_REPLICAS,
+                "{e:?}"
+            );
         }
-        assert_eq!(produce_code(TxnError::InvalidTxnState), 48);
-        assert_eq!(produce_code(TxnError::ProducerFenced), 47);
-        assert_eq!(produce_code(TxnError::InvalidProducerIdMapping), 49);
+        assert_eq!(
+            produce_code(TxnError::InvalidTxnState, LeaderAsk::Verify),
+            48
+        );
+        assert_eq!(
+            produce_code(TxnError::ProducerFenced, LeaderAsk::Verify),
+            47
+        );
+        assert_eq!(
+            produce_code(TxnError::InvalidProducerIdMapping, LeaderAsk::Verify),
+            49
+        );
+        // A version 2 producer hears CONCURRENT_TRANSACTIONS itself.
+        assert_eq!(
+            produce_code(TxnError::ConcurrentTransactions, LeaderAsk::Add),
+            51
+        );
+        assert_eq!(
+            produce_code(TxnError::NotCoordinator, LeaderAsk::Add),
+            NOT_ENOUGH_REPLICAS
+        );
     }
 }
