@@ -79,10 +79,10 @@ fn kafka_metadata_quorum_describes_sluice_as_a_single_voter_quorum() {
     let s = status(&bootstrap);
     assert_eq!(number(&s, "LeaderId"), 3, "{s:?}");
     assert_eq!(number(&s, "LeaderEpoch"), 1, "first start: {s:?}");
-    // Committed so far: the bootstrap (metadata.version), this broker's
-    // registration and its unfencing.
+    // Committed so far: the bootstrap (metadata.version and
+    // transaction.version), this broker's registration and its unfencing.
     let h0 = number(&s, "HighWatermark");
-    assert_eq!(h0, 3, "bootstrap, registration, unfencing: {s:?}");
+    assert_eq!(h0, 4, "bootstrap, registration, unfencing: {s:?}");
     assert_eq!(number(&s, "MaxFollowerLag"), 0);
     assert_eq!(s["ClusterId"].len(), 22, "{s:?}");
     assert_eq!(
