@@ -34,7 +34,8 @@
 //!
 //! Skipped without `java` or the jars of `tools/kafka-streams/fetch` (and,
 //! for the parity run, `tools/kafka/fetch`) unless SLUICE_REQUIRE_CLIENTS
-//! is set. Bounded by default (20 words × 500, 3 kills; about 50 s per
+//! is set. The Kafka parity run is part of the full suite only
+//! (`SLUICE_TEST_FULL=1`). Bounded by default (20 words × 500, 3 kills; about 50 s per
 //! broker); longer runs: SLUICE_STREAMS_RECORDS_PER_KEY,
 //! SLUICE_STREAMS_KEYS, SLUICE_STREAMS_KILLS; SLUICE_STREAMS_SEED replays
 //! the kill points of an earlier run. The application's output is kept in
@@ -833,6 +834,11 @@ fn exactly_once_v2_survives_kill9_on_sluice() {
 
 #[test]
 fn exactly_once_v2_survives_kill9_on_reference_kafka() {
+    // The parity run costs a minute of CI; it runs in the full suite.
+    if !common::env_on("SLUICE_TEST_FULL") {
+        eprintln!("skipped: set SLUICE_TEST_FULL=1 for the Kafka parity run");
+        return;
+    }
     if !ready(true) {
         return;
     }
