@@ -166,28 +166,17 @@ fn wire(e: &ProducerStateEntry) -> ProducerState {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use kafka_protocol::messages::describe_producers_request::TopicRequest;
     use kafka_protocol::messages::TopicName;
     use sluice_record::{BatchBuilder, CompressionType, ProducerEpoch, ProducerId, Timestamp};
-    use sluice_storage::SimFs;
 
     use super::*;
-    use crate::config::BrokerConfig;
-    use crate::metadata::testing::{open_node, Node};
+    use crate::metadata::testing::{node_with_topic, Node};
 
     /// Topic `t` with one partition, led by this broker (node 1).
     fn node() -> Node {
-        let config = BrokerConfig::with_overrides(&[
-            ("log.dirs", "/sim/data"),
-            ("log.index.size.max.bytes", "4096"),
-        ])
-        .unwrap();
-        let node = open_node(config, &Arc::new(SimFs::new())).unwrap();
-        node.block_on(node.controller.create_topic("t", 1, 1, BTreeMap::new()))
-            .unwrap();
-        node
+        node_with_topic("t")
     }
 
     fn request(topics: &[(&str, &[i32])]) -> DescribeProducersRequest {

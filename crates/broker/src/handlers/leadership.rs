@@ -118,7 +118,6 @@ pub fn endpoint(image: &MetadataImage, broker: i32, listener: &str) -> Option<(S
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use bytes::Bytes;
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -128,23 +127,14 @@ mod tests {
     };
     use kafka_protocol::protocol::StrBytes;
     use sluice_record::{BatchBuilder, CompressionType, LeaderEpoch, Offset, Timestamp};
-    use sluice_storage::SimFs;
 
     use super::*;
-    use crate::config::BrokerConfig;
     use crate::handlers::Response;
-    use crate::metadata::testing::{open_node, Node};
+    use crate::metadata::testing::{node_with_topic, Node};
 
+    /// Topic `t` with one partition, led by this broker (node 1).
     fn node() -> Node {
-        let config = BrokerConfig::with_overrides(&[
-            ("log.dirs", "/sim/data"),
-            ("log.index.size.max.bytes", "4096"),
-        ])
-        .unwrap();
-        let node = open_node(config, &Arc::new(SimFs::new())).unwrap();
-        node.block_on(node.controller.create_topic("t", 1, 1, BTreeMap::new()))
-            .unwrap();
-        node
+        node_with_topic("t")
     }
 
     fn header(api_key: i16, version: i16) -> RequestHeader {

@@ -126,8 +126,6 @@ fn end_offset(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-    use std::sync::Arc;
 
     use bytes::Bytes;
     use kafka_protocol::messages::offset_for_leader_epoch_request::{
@@ -137,23 +135,14 @@ mod tests {
     use kafka_protocol::messages::{ProduceRequest, ResponseKind, TopicName};
     use kafka_protocol::protocol::StrBytes;
     use sluice_record::{BatchBuilder, CompressionType, Timestamp};
-    use sluice_storage::SimFs;
 
     use super::*;
-    use crate::config::BrokerConfig;
     use crate::handlers::Response;
-    use crate::metadata::testing::{open_node, Node};
+    use crate::metadata::testing::{node_with_topic, Node};
 
+    /// Topic `t` with one partition, led by this broker (node 1).
     fn node() -> Node {
-        let config = BrokerConfig::with_overrides(&[
-            ("log.dirs", "/sim/data"),
-            ("log.index.size.max.bytes", "4096"),
-        ])
-        .unwrap();
-        let node = open_node(config, &Arc::new(SimFs::new())).unwrap();
-        node.block_on(node.controller.create_topic("t", 1, 1, BTreeMap::new()))
-            .unwrap();
-        node
+        node_with_topic("t")
     }
 
     fn header(api_key: i16, version: i16) -> RequestHeader {

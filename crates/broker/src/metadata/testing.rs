@@ -90,6 +90,24 @@ impl Drop for Node {
 
 /// Opens storage and the metadata side and publishes the metadata, as
 /// `Broker::start` does.
+/// A node on a fresh simulated disk (small indexes) with topic `topic`
+/// of one partition, led by this node: the handlers' unit tests' usual
+/// start.
+pub(crate) fn node_with_topic(topic: &str) -> Node {
+    let config = BrokerConfig::with_overrides(&[
+        ("log.dirs", "/sim/data"),
+        ("log.index.size.max.bytes", "4096"),
+    ])
+    .expect("test config");
+    let node = open_node(config, &Arc::new(SimFs::new())).expect("node opens");
+    node.block_on(
+        node.controller
+            .create_topic(topic, 1, 1, Default::default()),
+    )
+    .expect("topic created");
+    node
+}
+
 pub(crate) fn open_node(config: BrokerConfig, fs: &Arc<SimFs>) -> Result<Node, MetadataError> {
     open_node_with_clock(config, fs, Arc::new(ManualClock::new(1_700_000_000_000)))
 }

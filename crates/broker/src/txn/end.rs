@@ -68,7 +68,10 @@ impl TransactionCoordinator {
         };
         let t = match step {
             EndStep::Write(t) => t,
-            EndStep::Done => return Ok(answer(&txn.lock())),
+            EndStep::Done => {
+                let m = txn.lock();
+                return Ok((m.producer_id, m.producer_epoch));
+            }
         };
         self.write(&p, id, &txn, &t).await?;
         // What the client continues with, fixed at the prepare: the next
@@ -84,11 +87,6 @@ impl TransactionCoordinator {
         }
         Ok(next)
     }
-}
-
-/// The producer a retried (already done) end answers with.
-fn answer(m: &TransactionMetadata) -> (ProducerId, ProducerEpoch) {
-    (m.producer_id, m.producer_epoch)
 }
 
 /// What an end is asked with: the client's transaction version and the
@@ -195,19 +193,13 @@ fn prepare(m: &mut TransactionMetadata, ask: Ask, empty: bool) -> Result<EndStep
     } else {
         PrepareAbort
     };
-    let next = if ask.version.supports_epoch_bump() && m.is_producer_epoch_exhausted() {
-        ask.next_id
-    } else {
-        NO_PRODUCER_ID
-    };
-    if ask.version.supports_epoch_bump()
-        && m.is_producer_epoch_exhausted()
-        && next == NO_PRODUCER_ID
-    {
+    let rotate = ask.version.supports_epoch_bump() && m.is_producer_epoch_exhausted();
+    if rotate && ask.next_id == NO_PRODUCER_ID {
         // The epoch ran out between the allocation and the lock; the
         // client retries and gets one.
         return Err(TxnError::ConcurrentTransactions);
     }
+    let next = if rotate { ask.next_id } else { NO_PRODUCER_ID };
     m.prepare_abort_or_commit(to, ask.version, next, ask.now_ms, empty)
         .map(EndStep::Write)
         .map_err(|r| refused(r, &m.transactional_id))

@@ -262,15 +262,13 @@ impl TransactionMetadata {
         self.producer_epoch = fence.value.producer_epoch;
         self.last_producer_epoch = NO_PRODUCER_EPOCH;
         self.failed_epoch_fence = true;
-        let mut t = self.prepare_abort_or_commit(
+        self.prepare_abort_or_commit(
             TransactionState::PrepareAbort,
-            TransactionVersion(0),
+            self.client_version,
             NO_PRODUCER_ID,
             now_ms,
             false,
-        )?;
-        t.value.client_transaction_version = self.client_version.0;
-        Ok(t)
+        )
     }
 
     /// InitProducerId: the next epoch (or, for a retry of a call that

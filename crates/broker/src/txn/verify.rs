@@ -12,7 +12,7 @@
 //! the answer is `Ok(())` or the error the produce turns into its own
 //! code (`handlers/produce/verify.rs`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use kafka_protocol::messages::add_partitions_to_txn_request::{
     AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
@@ -25,7 +25,7 @@ use sluice_metadata::BrokerId;
 use sluice_record::{ProducerEpoch, ProducerId};
 
 use super::coordinator::{check_producer, TransactionCoordinator};
-use super::metadata::TransactionVersion;
+use super::metadata::{TransactionVersion, TxnPartitions};
 use super::{TransactionState, TxnError, TRANSACTION_STATE_TOPIC};
 
 /// What a partition leader asks the coordinator.
@@ -95,7 +95,7 @@ impl TransactionCoordinator {
                     Err(e) => all(Err(e)),
                 },
                 LeaderAsk::Add => {
-                    let mut added: BTreeMap<String, BTreeSet<i32>> = BTreeMap::new();
+                    let mut added = TxnPartitions::new();
                     for (t, p) in partitions {
                         added.entry(t.clone()).or_default().insert(*p);
                     }

@@ -157,11 +157,6 @@ impl Log {
         self.state.read().producers.ongoing_txns().count()
     }
 
-    /// Whether `pid` has a transaction open on this partition.
-    pub fn has_ongoing_transaction(&self, pid: ProducerId) -> bool {
-        self.state.read().producers.has_ongoing_transaction(pid)
-    }
-
     /// The first offset that is not stable yet (the earliest open
     /// transaction, or completed one whose marker the high watermark has
     /// not passed), at least the log start; `None` when everything is
