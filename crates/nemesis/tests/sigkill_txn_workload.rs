@@ -13,60 +13,25 @@
 //! Needs the `sluice` binary (`cargo build -p sluice`; `cargo test
 //! --workspace` builds it). A failing history is kept in a file.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sluice_checker::history::write_jsonl;
 use sluice_checker::{check, AnomalyKind, Call, OpType};
-use sluice_nemesis::workload::{
-    final_read_with, History, Workload, WorkloadConfig, PARTITIONS, TOPIC,
-};
-use sluice_testkit::metadata::fetch_metadata;
-use sluice_testkit::{locate_sluice_binary, SluiceProcess};
+use sluice_nemesis::workload::{final_read_with, History, Workload, WorkloadConfig};
+use sluice_testkit::SluiceProcess;
+
+mod common;
 
 const KILLS: usize = 3;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start_sluice() -> (SluiceProcess, String) {
-    let binary = locate_sluice_binary().expect("the sluice binary (cargo build -p sluice)");
-    // A fixed port, so clients reconnect to the restarted broker.
-    let listener = format!("PLAINTEXT://127.0.0.1:{}", free_port());
-    let partitions = PARTITIONS.to_string();
-    let sluice = SluiceProcess::start(
-        &binary,
-        &[
-            ("listeners", listener.as_str()),
-            ("num.partitions", partitions.as_str()),
-            ("group.initial.rebalance.delay.ms", "0"),
-            // Timed-out transactions of killed producers end sooner.
-            (
-                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
-                "1000",
-            ),
-        ],
-    )
-    .expect("start sluice");
-    let bootstrap = sluice.bootstrap().to_string();
-    let addr = bootstrap.parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !fetch_metadata(addr, Some(&[TOPIC])).is_ok_and(|md| {
-        md.topics
-            .iter()
-            .any(|t| t.partitions.len() == PARTITIONS as usize)
-    }) {
-        assert!(Instant::now() < deadline, "topic {TOPIC} not created");
-        thread::sleep(Duration::from_millis(100));
-    }
-    (sluice, bootstrap)
+    // Timed-out transactions of killed producers end sooner.
+    common::start_sluice(&[(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "1000",
+    )])
 }
 
 /// Runs the transactional producers with consumers in `read_committed`
@@ -121,7 +86,8 @@ fn transactions_through_sigkill_restarts_read_committed_has_no_anomalies() {
     );
     assert!(committed > 0 && aborted > 0, "both outcomes occur");
     if !report.is_valid() {
-        let path = std::env::temp_dir().join(format!("sluice-txn-workload-{}.jsonl", free_port()));
+        let path =
+            std::env::temp_dir().join(format!("sluice-txn-workload-{}.jsonl", common::free_port()));
         write_jsonl(&mut std::fs::File::create(&path).unwrap(), &ops).unwrap();
         panic!(
             "anomalies after {KILLS} kills (history kept in {}):\n{report}",

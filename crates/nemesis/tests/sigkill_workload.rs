@@ -9,58 +9,23 @@
 //! fails, and always written to `$SLUICE_WORKLOAD_HISTORY` when set.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sluice_checker::faults::{inject, Fault};
 use sluice_checker::history::write_jsonl;
 use sluice_checker::{check, Call};
-use sluice_nemesis::workload::{final_read, History, Workload, WorkloadConfig, PARTITIONS, TOPIC};
-use sluice_testkit::metadata::fetch_metadata;
-use sluice_testkit::{locate_sluice_binary, SluiceProcess};
+use sluice_nemesis::workload::{final_read, History, Workload, WorkloadConfig};
+
+mod common;
 
 const KILLS: usize = 3;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn sluice_through_sigkill_restarts_has_no_anomalies() {
-    let binary = locate_sluice_binary().expect("the sluice binary (cargo build -p sluice)");
-    // A fixed port, so clients reconnect to the restarted broker.
-    let port = free_port();
-    let listener = format!("PLAINTEXT://127.0.0.1:{port}");
-    let partitions = PARTITIONS.to_string();
-    let mut sluice = SluiceProcess::start(
-        &binary,
-        &[
-            ("listeners", listener.as_str()),
-            ("num.partitions", partitions.as_str()),
-            // Acknowledge after fsync: widens the window in which a kill lands
-            // between the write and its acknowledgement.
-            ("log.flush.interval.messages", "1"),
-            ("group.initial.rebalance.delay.ms", "0"),
-        ],
-    )
-    .expect("start sluice");
-    let bootstrap = sluice.bootstrap().to_string();
-    // Auto-create the topic before any client needs it.
-    let addr = bootstrap.parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !fetch_metadata(addr, Some(&[TOPIC])).is_ok_and(|md| {
-        md.topics
-            .iter()
-            .any(|t| t.partitions.len() == PARTITIONS as usize)
-    }) {
-        assert!(Instant::now() < deadline, "topic {TOPIC} not created");
-        thread::sleep(Duration::from_millis(100));
-    }
+    // Acknowledge after fsync: widens the window in which a kill lands
+    // between the write and its acknowledgement.
+    let (mut sluice, bootstrap) = common::start_sluice(&[("log.flush.interval.messages", "1")]);
 
     let history = History::new();
     let workload = Workload::start(
@@ -96,7 +61,8 @@ fn sluice_through_sigkill_restarts_has_no_anomalies() {
     eprintln!("records polled per consumer process: {per_consumer:?}; clients: {counts:?}");
     assert!(report.stats.sends_ok > 0, "nothing acknowledged");
     if !report.is_valid() {
-        let path = std::env::temp_dir().join(format!("sluice-workload-{port}.jsonl"));
+        let path =
+            std::env::temp_dir().join(format!("sluice-workload-{}.jsonl", common::free_port()));
         let mut file = std::fs::File::create(&path).unwrap();
         write_jsonl(&mut file, &ops).unwrap();
         panic!(
