@@ -54,6 +54,7 @@ pub mod network;
 pub mod partition;
 pub mod replica;
 pub mod replica_fetcher;
+pub mod request;
 pub mod server;
 pub mod txn;
 

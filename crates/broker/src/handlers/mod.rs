@@ -5,6 +5,7 @@
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
 
 use crate::context::BrokerContext;
+use crate::request::RequestContext;
 
 pub mod api_versions;
 pub mod fetch;
@@ -90,19 +91,22 @@ impl From<ResponseKind> for Response {
 
 /// Calls the handler for `body`'s API. The header carries the version the
 /// handler must answer in (`header.request_api_version`).
+/// It runs as an unauthenticated local request (tests, fuzzing).
 pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, body: RequestKind) -> Response {
-    handle_from(ctx, header, body, None).await
+    handle_from(ctx, &RequestContext::plaintext(None), header, body).await
 }
 
-/// [`handle`] for a request that arrived from `peer` (the connection's
-/// remote address; JoinGroup records it as the member's host, which
-/// DescribeGroups and `kafka-consumer-groups --describe` show).
+/// [`handle`] for a request from the sender `request` describes (its
+/// principal, listener and address; JoinGroup records the address as the
+/// member's host, which DescribeGroups and `kafka-consumer-groups
+/// --describe` show).
 pub async fn handle_from(
     ctx: &BrokerContext,
+    request: &RequestContext,
     header: &RequestHeader,
     body: RequestKind,
-    peer: Option<std::net::SocketAddr>,
 ) -> Response {
+    let peer = request.client_address;
     match body {
         RequestKind::ApiVersions(req) => {
             ResponseKind::ApiVersions(api_versions::handle(ctx, header, req).await).into()

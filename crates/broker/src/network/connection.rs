@@ -33,6 +33,7 @@ use super::frame::{FrameError, FrameReader, MemoryPool, Reservation};
 use super::sendfile::{write_chunks, ResponseWriter};
 use crate::context::BrokerContext;
 use crate::handlers::{self, Response};
+use crate::request::RequestContext;
 
 /// Decoded requests a connection may hold before it stops reading.
 const QUEUE_DEPTH: usize = 16;
@@ -228,6 +229,7 @@ async fn process_loop<W: ResponseWriter>(
     activity: &Activity,
 ) {
     let mut client_id: Option<String> = None;
+    let request_context = RequestContext::plaintext(Some(peer));
     while let Some(item) = rx.recv().await {
         let (header, body, reservation) = match item {
             Inbound::Request {
@@ -265,7 +267,7 @@ async fn process_loop<W: ResponseWriter>(
             }
         }
         let observation = crate::metrics::Observation::start(&header, &body);
-        let response = handlers::handle_from(ctx, &header, body, Some(peer)).await;
+        let response = handlers::handle_from(ctx, &request_context, &header, body).await;
         observation.finish(ctx, &response);
         drop(reservation);
         let written = match response {

@@ -1,0 +1,27 @@
+//! Who is asking, and over what: the security vocabulary every layer above
+//! the wire shares (issue 20).
+//!
+//! Owns [`KafkaPrincipal`] (Kafka's `type:name` principal, `User:ANONYMOUS`
+//! for an unauthenticated connection), [`SecurityProtocol`] (what a
+//! listener speaks: `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`) and
+//! [`ListenerName`]. Authentication mechanisms and the ACL authorizer
+//! belong here too, as pure code: no sockets, no clock, no files. The
+//! broker's network layer decides a connection's principal and carries it,
+//! with the listener, in each request's context.
+
+mod principal;
+
+pub use principal::{KafkaPrincipal, ListenerName, SecurityProtocol};
+
+/// The errors of this crate.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    /// A principal string is not `type:name` with both parts non-empty.
+    #[error("invalid principal {0:?}: expected <type>:<name>, such as User:alice")]
+    InvalidPrincipal(String),
+    /// A security protocol name Kafka does not define.
+    #[error(
+        "unknown security protocol {0:?}: expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+    )]
+    UnknownSecurityProtocol(String),
+}
