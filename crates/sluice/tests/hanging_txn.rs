@@ -30,6 +30,14 @@
 //! hanging transaction with both tools; the broker without a replica
 //! answers NOT_LEADER_OR_FOLLOWER (both tools fail) and finds nothing;
 //! Sluice's abort ends it at the leader.
+//!
+//! Kafka's transcripts are recorded in `tests/fixtures/hanging_txn.*.txt`
+//! and Sluice's must equal them. Running Kafka's half too (a JVM broker, or
+//! three, and another dozen JVM tools: over a minute) is for the full
+//! suite (`SLUICE_TEST_FULL=1`), which checks that Kafka still gives the
+//! recorded transcript; `SLUICE_RECORD_TRANSCRIPTS=1` rewrites the files
+//! from Kafka's run. Every step of Sluice's half still runs Kafka's own
+//! tool beside Sluice's against Sluice.
 
 mod common;
 
@@ -517,11 +525,58 @@ fn hanging_transactions_found_and_aborted_on_sluice_and_kafka() {
     let ours = scenario(sluice.bootstrap(), 1);
     drop(sluice);
 
-    let kafka = ReferenceKafka::start_with(&[VERIFICATION_OFF])
-        .expect("Kafka starts")
-        .expect("the jars are here (checked above)");
-    let kafkas = scenario(&kafka.bootstrap(), 1);
-    assert_eq!(ours, kafkas, "Sluice and Kafka 4.1.2 differ");
+    same_as_kafka("single", &ours, || {
+        let kafka = ReferenceKafka::start_with(&[VERIFICATION_OFF])
+            .expect("Kafka starts")
+            .expect("the jars are here (checked above)");
+        scenario(&kafka.bootstrap(), 1)
+    });
+}
+
+/// Kafka 4.1.2's transcript of scenario `name`, as recorded.
+fn recorded_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(format!("hanging_txn.{name}.txt"))
+}
+
+/// A transcript as text: a `## step` line, then one tab-separated line
+/// per row (the header first).
+fn render(t: &Transcript) -> String {
+    let mut out = String::new();
+    for (label, rows) in t {
+        out.push_str(&format!("## {label}\n"));
+        for row in rows {
+            out.push_str(&row.join("\t"));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Asserts that Sluice's transcript `ours` is the one Kafka 4.1.2 gave
+/// (recorded). In the full suite, or to record, Kafka runs the scenario
+/// (`kafka`) as well and must give the recorded transcript.
+fn same_as_kafka(name: &str, ours: &Transcript, kafka: impl FnOnce() -> Transcript) {
+    let path = recorded_path(name);
+    if common::env_on("SLUICE_RECORD_TRANSCRIPTS") {
+        std::fs::write(&path, render(&kafka())).expect("write the recorded transcript");
+    } else if common::env_on("SLUICE_TEST_FULL") {
+        let recorded = std::fs::read_to_string(&path).expect("a recorded transcript");
+        assert_eq!(
+            render(&kafka()),
+            recorded,
+            "Kafka 4.1.2 no longer gives the transcript recorded in {}",
+            path.display()
+        );
+    }
+    let recorded = std::fs::read_to_string(&path).expect("a recorded transcript");
+    assert_eq!(
+        render(ours),
+        recorded,
+        "Sluice differs from Kafka 4.1.2's transcript ({})",
+        path.display()
+    );
 }
 
 /// Leader, follower and the broker without a replica of the RF-2 topic
@@ -646,10 +701,11 @@ fn every_replica_describes_its_producers_on_sluice_and_kafka() {
     let ours = replica_scenario(&addrs);
     drop(cluster);
 
-    let kafka = ReferenceKafkaCluster::start_with(&[VERIFICATION_OFF])
-        .expect("the Kafka cluster starts")
-        .expect("the jars are here (checked above)");
-    let addrs = (1..=3).map(|id| (id, kafka.addr(id).to_string())).collect();
-    let kafkas = replica_scenario(&addrs);
-    assert_eq!(ours, kafkas, "Sluice and Kafka 4.1.2 differ");
+    same_as_kafka("cluster", &ours, || {
+        let kafka = ReferenceKafkaCluster::start_with(&[VERIFICATION_OFF])
+            .expect("the Kafka cluster starts")
+            .expect("the jars are here (checked above)");
+        let addrs = (1..=3).map(|id| (id, kafka.addr(id).to_string())).collect();
+        replica_scenario(&addrs)
+    });
 }
