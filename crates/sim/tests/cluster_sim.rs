@@ -1,11 +1,13 @@
 //! The cluster simulation's seeds (see the crate docs).
 //!
-//! `SLUICE_SIM_SEEDS=N` runs N seeds (default 6, the bounded subset the
-//! test suite runs) from `SLUICE_SIM_FIRST_SEED`; `SLUICE_SIM_SEED=S`
+//! `SLUICE_SIM_SEEDS=N` runs N seeds (default 6 on 3 nodes and 2 on 5, the
+//! bounded subset the test suite runs) from `SLUICE_SIM_FIRST_SEED`; `SLUICE_SIM_SEED=S`
 //! replays one. A failure prints the seed, the violated invariant and the
 //! fault schedule. `SLUICE_SIM_PHASES=P` sets the fault phases per seed
 //! (default 8), `SLUICE_SIM_ELR=0` runs the controllers without KIP-966,
 //! `SLUICE_SIM_SLOW_NODES=0` leaves out stalls and full disks,
+//! `SLUICE_SIM_NODES=N` runs N combined nodes instead of 3 (each a voter;
+//! replication factor 3 whatever N),
 //! `SLUICE_SIM_LOG=<filter>` prints the nodes' logs stamped with simulated
 //! time, and `SLUICE_SIM_TRACE_PARTITION=topic-p` prints every change of
 //! that partition's registration. `scripts/sim` runs thousands of seeds.
@@ -25,27 +27,43 @@ fn the_cluster_keeps_its_invariants_under_faults() {
     let config = SimConfig {
         eligible_leader_replicas: var("SLUICE_SIM_ELR").is_none_or(|v| v != "0"),
         slow_nodes: var("SLUICE_SIM_SLOW_NODES").is_none_or(|v| v != "0"),
+        nodes: var("SLUICE_SIM_NODES")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(SimConfig::default().nodes),
         fault_phases: var("SLUICE_SIM_PHASES")
             .and_then(|v| v.parse().ok())
             .unwrap_or(SimConfig::default().fault_phases),
         ..SimConfig::default()
     };
+    // The bounded default also runs two seeds on 5 nodes; a chosen node
+    // count or seed runs only what was chosen.
+    let mut runs: Vec<(u64, SimConfig)> =
+        seeds(6).into_iter().map(|s| (s, config.clone())).collect();
+    let chosen = ["SLUICE_SIM_NODES", "SLUICE_SIM_SEED", "SLUICE_SIM_SEEDS"];
+    if chosen.iter().all(|v| var(v).is_none()) {
+        let five = SimConfig {
+            nodes: 5,
+            ..config.clone()
+        };
+        runs.extend((0..2).map(|s| (s, five.clone())));
+    }
     let mut failed = Vec::new();
-    for seed in seeds(6) {
+    for (seed, config) in runs {
         let started = std::time::Instant::now();
+        let nodes = config.nodes;
         match run_seed(seed, &config) {
             Ok(o) => eprintln!(
-                "seed {seed}: ok, {} acked, {:?} simulated in {:?}\n  {}",
+                "seed {seed}: ok, {} acked, {:?} simulated in {:?} on {nodes} nodes\n  {}",
                 o.acked,
                 o.simulated,
                 started.elapsed(),
                 o.trace.join("\n  ")
             ),
             Err(e) => {
-                eprintln!("{e}");
-                failed.push(seed);
+                eprintln!("{e}\n(replay: SLUICE_SIM_NODES={nodes} SLUICE_SIM_SEED={seed})");
+                failed.push((seed, nodes));
             }
         }
     }
-    assert!(failed.is_empty(), "failing seeds: {failed:?}");
+    assert!(failed.is_empty(), "failing (seed, nodes): {failed:?}");
 }
