@@ -7,14 +7,18 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use kafka_protocol::messages::alter_partition_reassignments_request::{
+    ReassignablePartition, ReassignableTopic,
+};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse,
-    InitProducerIdRequest, InitProducerIdResponse, MetadataRequest, MetadataResponse,
-    ProduceRequest, ProduceResponse, TopicName,
+    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ApiKey, BrokerId,
+    CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse, InitProducerIdRequest,
+    InitProducerIdResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use sluice_broker::replica_fetcher::conn::LeaderConnection;
@@ -89,6 +93,38 @@ impl Client {
             }
         }
         Ok(leaders)
+    }
+
+    /// AlterPartitionReassignments of one partition of `topic` to
+    /// `replicas`; the first error code, top level then partition.
+    pub async fn reassign(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        replicas: &[i32],
+    ) -> Result<i16, CallFailed> {
+        let req = AlterPartitionReassignmentsRequest::default()
+            .with_timeout_ms(5_000)
+            .with_topics(vec![ReassignableTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(vec![ReassignablePartition::default()
+                    .with_partition_index(partition)
+                    .with_replicas(Some(
+                        replicas.iter().map(|&b| BrokerId(b)).collect(),
+                    ))])]);
+        let resp: AlterPartitionReassignmentsResponse = self
+            .call(ApiKey::AlterPartitionReassignments, 0, &req)
+            .await?;
+        let partition_code = resp
+            .responses
+            .first()
+            .and_then(|t| t.partitions.first())
+            .map_or(-1, |p| p.error_code);
+        Ok(if resp.error_code != 0 {
+            resp.error_code
+        } else {
+            partition_code
+        })
     }
 
     /// CreateTopics; the error code (36: it already exists).

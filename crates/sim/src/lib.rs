@@ -10,9 +10,11 @@
 //! - [`net`]: turmoil's TCP behind the nodes' socket seams;
 //! - [`node`]: one combined node, wired as `sluice serve` wires it;
 //! - [`client`], [`workload`]: idempotent `acks=all` producers and a
-//!   reader, recorded as a `sluice_checker` history;
+//!   reader, recorded as a `sluice_checker` history, and an admin task
+//!   that sends the schedule's reassignments;
 //! - [`invariants`]: what is checked while the run goes on;
-//! - [`run`]: one seed's fault schedule and verdict.
+//! - [`run`]: one seed's fault schedule (network, crashes, clocks; stalls
+//!   and full disks; reassignments: three streams) and verdict.
 //!
 //! `tests/cluster_sim.rs` runs a bounded number of seeds in CI;
 //! `scripts/sim` runs thousands and lists the failing seeds.

@@ -35,6 +35,10 @@ pub struct SimConfig {
     /// drawn from a stream of their own: off, a seed's schedule is what it
     /// was before they were added.
     pub slow_nodes: bool,
+    /// Reassignments of the workload's partitions (AlterPartitionReassignments)
+    /// while the faults run, drawn from a third stream of their own (off, a
+    /// seed's schedule is what it was before they were added).
+    pub reassignments: bool,
 }
 
 impl Default for SimConfig {
@@ -45,6 +49,7 @@ impl Default for SimConfig {
             fault_phases: 8,
             eligible_leader_replicas: true,
             slow_nodes: true,
+            reassignments: true,
         }
     }
 }
@@ -253,6 +258,54 @@ fn inject_slow_node(
     }
 }
 
+/// Draws from the third stream: sometimes a reassignment of one workload
+/// partition, planned from the current registration (the active
+/// controller's image, else any running node's): with fewer than 3
+/// replicas a node is added back; with more nodes than replicas one
+/// replica moves to a node that has none; otherwise one is dropped (3
+/// nodes: RF 3 to 2, still above `min.insync.replicas`).
+fn plan_reassignment(rng: &mut StdRng, nodes: &[NodeHandles], w: &Workload) -> Option<String> {
+    if !rng.gen_ratio(1, 5) {
+        return None;
+    }
+    let p = rng.gen_range(0..w.partitions);
+    // Drawn before looking at the nodes, so the stream's draws do not
+    // depend on what the nodes hold.
+    let (which, to) = (rng.gen::<u64>(), rng.gen::<u64>());
+    let registration = nodes
+        .iter()
+        .filter_map(|n| {
+            let r = n.running.lock();
+            let r = r.as_ref()?;
+            let image = r.controller.image();
+            let reg = image.topic(workload::TOPIC)?.partition(p)?.clone();
+            Some((!r.controller.is_active(), reg))
+        })
+        .min_by_key(|(inactive, _)| *inactive)?
+        .1;
+    let mut replicas: Vec<i32> = registration.replicas.iter().map(|b| b.0).collect();
+    let before = replicas.clone();
+    let free: Vec<i32> = (1..=nodes.len() as i32)
+        .filter(|b| !replicas.contains(b))
+        .collect();
+    let pick = |draw: u64, len: usize| (draw % len as u64) as usize;
+    if replicas.len() < 3 && !free.is_empty() {
+        replicas.push(free[pick(to, free.len())]);
+    } else if !free.is_empty() {
+        let i = pick(which, replicas.len());
+        replicas[i] = free[pick(to, free.len())];
+    } else if replicas.len() > 1 {
+        replicas.remove(pick(which, replicas.len()));
+    } else {
+        return None;
+    }
+    w.request_reassignment(p, replicas.clone());
+    Some(format!(
+        "reassign {}-{p} from {before:?} to {replicas:?}",
+        workload::TOPIC
+    ))
+}
+
 /// Runs one seed: `Ok` with the run's trace, or `Err` naming the violated
 /// invariant or the checker's anomalies, with the schedule.
 pub fn run_seed(seed: u64, config: &SimConfig) -> Result<Outcome, String> {
@@ -333,6 +386,7 @@ impl Run {
         let client = workload.clone();
         sim.client(CLIENT, async move {
             workload::create_topic(&client).await;
+            tokio::spawn(workload::admin(client.clone()));
             let producers: Vec<_> = (0..client.partitions)
                 .map(|p| tokio::spawn(workload::producer(client.clone(), p)))
                 .collect();
@@ -416,6 +470,7 @@ impl Run {
     /// The seed's fault phases.
     fn faults(&mut self, config: &SimConfig, rng: &mut StdRng) -> Result<(), String> {
         let mut slow = StdRng::seed_from_u64(self.seed ^ 0x5107_d15c);
+        let mut moves = StdRng::seed_from_u64(self.seed ^ 0x4ea5_5167);
         for _ in 0..config.fault_phases {
             let what = inject(&mut self.sim, rng, &self.nodes, &mut self.faults);
             self.trace.push(format!("{:?} {what}", self.sim.elapsed()));
@@ -423,6 +478,11 @@ impl Run {
                 if let Some(what) =
                     inject_slow_node(&mut self.sim, &mut slow, &self.nodes, &mut self.faults)
                 {
+                    self.trace.push(format!("{:?} {what}", self.sim.elapsed()));
+                }
+            }
+            if config.reassignments {
+                if let Some(what) = plan_reassignment(&mut moves, &self.nodes, &self.workload) {
                     self.trace.push(format!("{:?} {what}", self.sim.elapsed()));
                 }
             }
@@ -482,6 +542,17 @@ impl Run {
         let report = sluice_checker::check(&history).map_err(|e| e.to_string())?;
         if !report.is_valid() {
             return Err(format!("the checker found anomalies:\n{report}"));
+        }
+        for (p, replicas, code) in self.workload.reassigned() {
+            self.trace.push(format!(
+                "reassignment of {}-{p} to {replicas:?}: {}",
+                workload::TOPIC,
+                match code {
+                    0 => "accepted".to_string(),
+                    -1 => "superseded before any node answered".to_string(),
+                    c => format!("error {c}"),
+                }
+            ));
         }
         self.trace
             .push(format!("history digest {:016x}", digest(&history)));

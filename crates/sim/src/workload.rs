@@ -6,6 +6,7 @@
 //! into a history in `sluice_checker`'s form, so the same checker that
 //! judges the process-level nemesis names what went wrong here.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,12 @@ pub struct Workload {
     pub stopped: AtomicU64,
     /// Set when the reader has read every partition.
     pub read_done: AtomicBool,
+    /// Reassignments the fault schedule asked for (partition, replicas),
+    /// sent by the client's admin task in order.
+    reassignments: Mutex<VecDeque<(i32, Vec<i32>)>>,
+    /// What became of each: (partition, replicas, error code or -1 when no
+    /// node answered before the next one was asked for).
+    reassigned: Mutex<Vec<(i32, Vec<i32>, i16)>>,
 }
 
 fn now_ms() -> u64 {
@@ -49,7 +56,19 @@ impl Workload {
             stop: AtomicBool::new(false),
             stopped: AtomicU64::new(0),
             read_done: AtomicBool::new(false),
+            reassignments: Mutex::new(VecDeque::new()),
+            reassigned: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Asks the admin task to move `partition` to `replicas`.
+    pub fn request_reassignment(&self, partition: i32, replicas: Vec<i32>) {
+        self.reassignments.lock().push_back((partition, replicas));
+    }
+
+    /// The reassignments sent so far and their answers.
+    pub fn reassigned(&self) -> Vec<(i32, Vec<i32>, i16)> {
+        self.reassigned.lock().clone()
     }
 
     fn record(&self, process: u64, kind: OpType, call: Call) {
@@ -295,4 +314,38 @@ pub async fn reader(w: Arc<Workload>) {
         }
     }
     w.read_done.store(true, Ordering::Relaxed);
+}
+
+/// The admin task: sends each requested reassignment (AlterPartitionReassignments,
+/// KIP-455) to some node, which forwards it to the active controller,
+/// retrying on other nodes while none answers or the answer is retriable
+/// (NOT_CONTROLLER, REQUEST_TIMED_OUT), until a newer request supersedes it.
+pub async fn admin(w: Arc<Workload>) {
+    let mut n = 1;
+    loop {
+        let Some((partition, replicas)) = w.reassignments.lock().pop_front() else {
+            if w.read_done.load(Ordering::Relaxed) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let mut code = -1;
+        while w.reassignments.lock().is_empty() {
+            n = n % w.nodes + 1;
+            let Ok(mut c) = Client::connect(n, "sim-admin").await else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            match c.reassign(TOPIC, partition, &replicas).await {
+                // 41 NOT_CONTROLLER, 7 REQUEST_TIMED_OUT: another try.
+                Ok(41 | 7) | Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Ok(answer) => {
+                    code = answer;
+                    break;
+                }
+            }
+        }
+        w.reassigned.lock().push((partition, replicas, code));
+    }
 }

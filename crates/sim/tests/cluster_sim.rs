@@ -6,6 +6,7 @@
 //! fault schedule. `SLUICE_SIM_PHASES=P` sets the fault phases per seed
 //! (default 8), `SLUICE_SIM_ELR=0` runs the controllers without KIP-966,
 //! `SLUICE_SIM_SLOW_NODES=0` leaves out stalls and full disks,
+//! `SLUICE_SIM_REASSIGN=0` leaves out reassignments,
 //! `SLUICE_SIM_NODES=N` runs N combined nodes instead of 3 (each a voter;
 //! replication factor 3 whatever N),
 //! `SLUICE_SIM_LOG=<filter>` prints the nodes' logs stamped with simulated
@@ -27,6 +28,7 @@ fn the_cluster_keeps_its_invariants_under_faults() {
     let config = SimConfig {
         eligible_leader_replicas: var("SLUICE_SIM_ELR").is_none_or(|v| v != "0"),
         slow_nodes: var("SLUICE_SIM_SLOW_NODES").is_none_or(|v| v != "0"),
+        reassignments: var("SLUICE_SIM_REASSIGN").is_none_or(|v| v != "0"),
         nodes: var("SLUICE_SIM_NODES")
             .and_then(|v| v.parse().ok())
             .unwrap_or(SimConfig::default().nodes),
