@@ -98,7 +98,8 @@ top_level_error!(
     AllocateProducerIdsRequest,
     ElectLeadersRequest,
     AlterPartitionReassignmentsRequest,
-    ListPartitionReassignmentsRequest
+    ListPartitionReassignmentsRequest,
+    UpdateFeaturesRequest
 );
 
 /// Built with v3's NewIsrWithEpochs; v2 carries the ids alone (NewIsr).
