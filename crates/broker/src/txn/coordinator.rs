@@ -263,6 +263,13 @@ impl TransactionCoordinator {
     }
 
     /// Writes a prepared change and completes it, or abandons it.
+    ///
+    /// A completion refused after the write succeeded (a change that no
+    /// longer fits the id's state: a bug, as `4384bd4`'s was) releases the
+    /// id instead of leaving it pending for good, which would refuse every
+    /// later request of the id with CONCURRENT_TRANSACTIONS and never abort
+    /// its transaction. The client gets COORDINATOR_NOT_AVAILABLE, which
+    /// every client retries; the retry starts from the state in memory.
     pub(super) async fn write(
         &self,
         p: &StatePartition,
@@ -271,7 +278,18 @@ impl TransactionCoordinator {
         t: &Transition,
     ) -> Result<(), TxnError> {
         match self.state.write(p, id, Some(t)).await {
-            Ok(()) => txn.lock().complete(t).map_err(|r| refused(r, id)),
+            Ok(()) => {
+                let mut m = txn.lock();
+                m.complete(t).map_err(|r| {
+                    tracing::error!(
+                        transactional_id = id,
+                        refusal = ?r,
+                        "a written transaction change was refused; the id is released for the client's retry"
+                    );
+                    m.abandon();
+                    TxnError::CoordinatorNotAvailable
+                })
+            }
             Err(e) => {
                 txn.lock().abandon();
                 Err(e)

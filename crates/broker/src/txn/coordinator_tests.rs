@@ -285,4 +285,42 @@ mod on_a_node {
             assert_eq!(describe(&n, "tx").state, TransactionState::Empty);
         });
     }
+
+    /// A change whose completion is refused after its write (the bug of
+    /// `4384bd4` made one) must not leave the id pending for good: the
+    /// client's retry goes through.
+    #[test]
+    fn a_written_change_that_no_longer_fits_releases_the_id() {
+        let fs = Arc::new(SimFs::new());
+        let n = node(&fs);
+        n.block_on(async {
+            assert_eq!(n.txns.ensure_state_topic(false).await, Ok(true));
+            n.controller
+                .create_topic("t", 1, 1, Default::default())
+                .await
+                .unwrap();
+            let (pid, epoch) =
+                eventually(async || n.txns.init_producer_id("tx", 60_000, None).await)
+                    .await
+                    .unwrap();
+            let added = TxnPartitions::from([("t".to_string(), [0].into())]);
+            let (p, txn) = n.txns.existing("tx").unwrap();
+            let mut t = txn
+                .lock()
+                .prepare_add_partitions(&added, n.txns.state.now(), V1)
+                .unwrap();
+            // Written as prepared, then no longer the change the id expects.
+            t.value.timeout_ms += 1;
+            assert_eq!(
+                n.txns.write(&p, "tx", &txn, &t).await,
+                Err(TxnError::CoordinatorNotAvailable)
+            );
+            assert_eq!(describe(&n, "tx").pending(), None, "released");
+            n.txns
+                .add_partitions("tx", pid, epoch, &added, V1)
+                .await
+                .expect("the client's retry");
+            assert_eq!(describe(&n, "tx").state, TransactionState::Ongoing);
+        });
+    }
 }
