@@ -18,7 +18,10 @@
 //! (`TransactionVersion`): version 1 clients add partitions explicitly and
 //! keep their epoch across transactions; with version 2 (KIP-890 part 2)
 //! partition leaders add partitions as the first batch arrives, and every
-//! end bumps the epoch (`end.rs`).
+//! end bumps the epoch (`end.rs`). The coordinator's own abort of a fenced
+//! or timed-out transaction is not a client's request: it takes the
+//! cluster's finalized `transaction.version` from the image, as Kafka's
+//! `transactionVersionLevel()`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -350,7 +353,19 @@ impl TransactionCoordinator {
         Ok((m.producer_id, m.producer_epoch))
     }
 
-    /// Aborts an ongoing transaction in the epoch `fence` bumped to.
+    /// The cluster's finalized `transaction.version` in this broker's
+    /// image (0 when not finalized), as UpdateFeatures last set it.
+    fn cluster_transaction_version(&self) -> TransactionVersion {
+        let image = self.peers.image().image();
+        TransactionVersion(
+            image
+                .feature_level(sluice_metadata::features::TRANSACTION_VERSION)
+                .unwrap_or(0),
+        )
+    }
+
+    /// Aborts an ongoing transaction in the epoch `fence` bumped to, in
+    /// the style of the cluster's transaction version.
     async fn fenced_abort(
         &self,
         p: &Arc<StatePartition>,
@@ -358,9 +373,10 @@ impl TransactionCoordinator {
         txn: &TxnRef,
         fence: &Transition,
     ) -> Result<(), TxnError> {
+        let cluster = self.cluster_transaction_version();
         let t = txn
             .lock()
-            .prepare_fenced_abort(fence, self.state.now())
+            .prepare_fenced_abort(fence, self.state.now(), cluster)
             .map_err(|r| refused(r, id))?;
         self.write(p, id, txn, &t).await?;
         // The fenced producer's client retries; it need not wait here.
