@@ -158,12 +158,17 @@ pub fn api_versions_response(
 /// Non-default values only, as Kafka writes them.
 pub fn with_features<'a>(
     resp: ApiVersionsResponse,
+    request_version: i16,
     supported: impl IntoIterator<Item = (&'a str, i16, i16)>,
     finalized: impl IntoIterator<Item = (&'a str, i16)>,
     epoch: i64,
 ) -> ApiVersionsResponse {
     let supported = supported
         .into_iter()
+        // KIP-1022: before v4 a supported range starting at 0 is left out
+        // (clients before it refuse a minimum of 0), as Kafka 4.1.2's
+        // `maybeFilterSupportedFeatureKeys` does; v4 lists every feature.
+        .filter(|&(_, lo, _)| request_version >= 4 || lo != 0)
         .map(|(name, lo, hi)| {
             SupportedFeatureKey::default()
                 .with_name(StrBytes::from_string(name.to_string()))

@@ -84,6 +84,31 @@ mod tests {
         );
     }
 
+    /// What the controller channel sends at each version encodes (a
+    /// field outside its versions does not).
+    #[test]
+    fn requests_encode_at_every_version() {
+        use crate::channel::ControllerApi;
+        use kafka_protocol::protocol::Encodable;
+        let req =
+            UpdateFeaturesRequest::default().with_feature_updates(vec![FeatureUpdateKey::default(
+            )
+            .with_feature(StrBytes::from_static_str("transaction.version"))
+            .with_max_version_level(0)
+            .with_upgrade_type(UpgradeType::SafeDowngrade.code())]);
+        for v in 0..=2 {
+            let sent = req.at_version(v).unwrap_or_else(|| req.clone());
+            let mut buf = bytes::BytesMut::new();
+            sent.encode(&mut buf, v)
+                .unwrap_or_else(|e| panic!("v{v}: {e}"));
+            assert_eq!(
+                updates(&sent, v)[0].upgrade_type,
+                UpgradeType::SafeDowngrade,
+                "v{v}"
+            );
+        }
+    }
+
     #[test]
     fn answers_are_kafkas() {
         let refused = response(

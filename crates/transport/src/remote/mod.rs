@@ -50,7 +50,7 @@ use sluice_controller::{
     BrokerRegistrationRequest as Registration, ConfigAlteration, ConfigKeys, ControllerError,
     CreatePartitions, CreateTopic, CreatedTopic, DeletedTopic, ElectionResult, ElectionType,
     FeatureUpdate, HeartbeatReply, LogError, OngoingReassignment, ProducerIdsBlock,
-    ReassignPartition, ReassignmentResult, RegisteredBroker, TopicRef, UpgradeType,
+    ReassignPartition, ReassignmentResult, RegisteredBroker, TopicRef,
 };
 use sluice_metadata::{BrokerEpoch, BrokerId, ConfigResource};
 use sluice_protocol::kafka_protocol;
@@ -465,7 +465,6 @@ impl ControllerClient for RemoteController {
                     update_features_request::FeatureUpdateKey::default()
                         .with_feature(StrBytes::from_string(u.feature.clone()))
                         .with_max_version_level(u.max_version_level)
-                        .with_allow_downgrade(u.upgrade_type != UpgradeType::Upgrade)
                         .with_upgrade_type(u.upgrade_type.code())
                 })
                 .collect();

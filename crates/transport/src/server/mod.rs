@@ -340,6 +340,7 @@ async fn dispatch(inner: &Inner, req: DecodedRequest, peer: SocketAddr) -> Optio
                 let supported = supported_features();
                 ResponseKind::ApiVersions(with_features(
                     resp,
+                    v,
                     supported.iter().map(|f| {
                         (
                             f.name.as_str(),
