@@ -65,6 +65,34 @@ pub fn metadata_changed_between(a: i16, b: i16) -> bool {
     })
 }
 
+/// Kafka's names of the `metadata.version` levels this build supports
+/// (`MetadataVersion.version()`), from 7 on.
+const METADATA_VERSION_NAMES: [&str;
+    (METADATA_VERSION_LEVEL - MIN_METADATA_VERSION_LEVEL + 1) as usize] = [
+    "3.3-IV3", "3.4-IV0", "3.5-IV0", "3.5-IV1", "3.5-IV2", "3.6-IV0", "3.6-IV1", "3.6-IV2",
+    "3.7-IV0", "3.7-IV1", "3.7-IV2", "3.7-IV3", "3.7-IV4", "3.8-IV0", "3.9-IV0", "4.0-IV0",
+    "4.0-IV1", "4.0-IV2", "4.0-IV3", "4.1-IV0", "4.1-IV1",
+];
+
+/// Kafka's name of `metadata.version` `level` ("4.1-IV1"), if this build
+/// knows it.
+pub fn metadata_version_name(level: i16) -> Option<&'static str> {
+    let i = usize::try_from(level.checked_sub(MIN_METADATA_VERSION_LEVEL)?).ok()?;
+    METADATA_VERSION_NAMES.get(i).copied()
+}
+
+/// The `metadata.version` level of Kafka's name `name`: a full one
+/// ("3.7-IV2"), or a release ("3.7": its last level), as `kafka-features
+/// --metadata` reads it.
+pub fn metadata_version_level(name: &str) -> Option<i16> {
+    let found = METADATA_VERSION_NAMES
+        .iter()
+        .rposition(|n| *n == name || n.split('-').next() == Some(name))?;
+    i16::try_from(found)
+        .ok()
+        .map(|i| i + MIN_METADATA_VERSION_LEVEL)
+}
+
 /// The features of Kafka 4.1.2 (`Feature` and `metadata.version`), known
 /// by name even where this build does not support them.
 const KNOWN_FEATURES: &[&str] = &[
@@ -114,6 +142,17 @@ mod tests {
         assert!(metadata_changed_between(27, 22));
         assert!(!metadata_changed_between(27, 27));
         assert!(metadata_changed_between(8, 7) == METADATA_CHANGED[1]);
+    }
+
+    #[test]
+    fn metadata_versions_have_kafkas_names() {
+        assert_eq!(metadata_version_name(7), Some("3.3-IV3"));
+        assert_eq!(metadata_version_name(27), Some("4.1-IV1"));
+        assert_eq!(metadata_version_name(6), None);
+        assert_eq!(metadata_version_level("3.3"), Some(7));
+        assert_eq!(metadata_version_level("3.7"), Some(19));
+        assert_eq!(metadata_version_level("4.0-IV1"), Some(23));
+        assert_eq!(metadata_version_level("9.9"), None);
     }
 
     #[test]

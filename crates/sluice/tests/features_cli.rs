@@ -51,6 +51,36 @@ fn features(bootstrap: &str, args: &[&str]) -> String {
     entry
 }
 
+/// The same entry from `sluice features` (which works against any
+/// Kafka-compatible cluster): it must read as Kafka's tool's.
+fn sluice_features(bootstrap: &str, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("features")
+        .args(args)
+        .args(["--bootstrap-server", bootstrap])
+        .output()
+        .expect("sluice runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let shown: Vec<String> = stdout
+        .lines()
+        .filter(|l| {
+            !l.starts_with("Feature: ")
+                || l.starts_with("Feature: metadata.version\t")
+                || l.starts_with("Feature: transaction.version\t")
+        })
+        .map(|l| match l.split_once("\tEpoch: ") {
+            Some((head, _)) => format!("{head}\tEpoch: _"),
+            None => l.to_string(),
+        })
+        .collect();
+    format!(
+        "$ {}\n{}\nok={}\n",
+        args.join(" "),
+        shown.join("\n"),
+        out.status.success()
+    )
+}
+
 /// The producer epoch after the Java driver's 12 transactions.
 fn driver_epoch(bootstrap: &str, topic: &str, txn_id: &str) -> i32 {
     let out = Command::new(common::root().join("clients/java/txn.sh"))
@@ -110,6 +140,20 @@ fn script(bootstrap: &str) -> String {
     );
     t += &features(bootstrap, &["downgrade", "--metadata", "3.3"]);
     t += &features(bootstrap, &["describe"]);
+    // `sluice features` says what Kafka's tool says, on either broker.
+    for args in [
+        &["describe"][..],
+        &["upgrade", "--feature", "transaction.version=1"],
+        &["upgrade", "--feature", "transaction.version=2", "--dry-run"],
+        &["downgrade", "--metadata", "3.3"],
+    ] {
+        let kafkas = features(bootstrap, args).replace(
+            " `metadata` flag is deprecated and may be removed in a future release.\n",
+            "",
+        );
+        let ours = sluice_features(bootstrap, args);
+        assert_eq!(ours, kafkas, "sluice features {args:?} against {bootstrap}");
+    }
     let v2 = driver_epoch(bootstrap, "features-v2", "features-v2");
     assert!(v2 >= 12, "{bootstrap}: epoch {v2} after the upgrade");
     println!("{bootstrap}: driver epochs {v1} at level 0, {v2} at level 2");
