@@ -7,7 +7,8 @@
 //! commit without any transaction, one inside a transaction that never
 //! added the offsets (v4: TRANSACTION_ABORTABLE; v3, whose clients do not
 //! know that code: INVALID_TXN_STATE), one of another producer id, and
-//! the commit after AddOffsetsToTxn. (Not a commit after EndTxn: Kafka
+//! the commit after AddOffsetsToTxn. The same rule for a Produce to a
+//! partition never added: v10 INVALID_TXN_STATE, v11 TRANSACTION_ABORTABLE. (Not a commit after EndTxn: Kafka
 //! answers EndTxn before its markers, and until the marker reaches the
 //! offsets partition it skips the verification, so its answer there
 //! depends on timing.)
@@ -29,6 +30,7 @@ use sluice_testkit::ReferenceKafka;
 
 const TOPIC: &str = "offsets-verify";
 const TXN: &str = "offsets-verify-txn";
+const OTHER: &str = "offsets-verify-other";
 const GROUP: &str = "offsets-verify-group";
 const SETTINGS: [(&str, &str); 2] = [
     ("num.partitions", "1"),
@@ -95,6 +97,7 @@ fn group_coordinator(bootstrap: &str) -> RawClient {
 fn script(bootstrap: &str) -> Vec<(&'static str, i16)> {
     let mut out = Vec::new();
     common::create_topic(&mut RawClient::connect(bootstrap), TOPIC, &[]);
+    common::create_topic(&mut RawClient::connect(bootstrap), OTHER, &[]);
     let (_, coordinator) = raw::coordinator(bootstrap, TXN);
     let mut coord = RawClient::connect(&coordinator);
     let mut lead = RawClient::connect(bootstrap);
@@ -112,6 +115,21 @@ fn script(bootstrap: &str) -> Vec<(&'static str, i16)> {
         raw::produce(&mut lead, 9, (TXN, TOPIC, 0), txn_batch(pid, epoch, 0, "a")).0
     });
     out.push(("Produce in the transaction", written));
+    // The same rule for a batch to a partition never added (Produce v11
+    // knows TRANSACTION_ABORTABLE, v10 does not).
+    for (step, version) in [
+        ("Produce v10 to a partition not added", 10),
+        ("Produce v11 to a partition not added", 11),
+    ] {
+        let code = raw::produce(
+            &mut lead,
+            version,
+            (TXN, OTHER, 0),
+            txn_batch(pid, epoch, 1, "b"),
+        )
+        .0;
+        out.push((step, code));
+    }
     out.push((
         "TxnOffsetCommit v4 without AddOffsetsToTxn",
         commit(&mut group, 4, (pid, epoch), 2),
