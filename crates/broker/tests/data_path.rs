@@ -515,10 +515,8 @@ async fn api_versions_advertises_the_table_and_falls_back_to_v0() {
         .iter()
         .map(|f| (f.name.as_str(), f.min_version, f.max_version))
         .collect();
-    assert_eq!(
-        supported,
-        vec![("metadata.version", 7, 27), ("transaction.version", 0, 2)]
-    );
+    // v3 leaves out ranges that start at 0 (KIP-1022), as Kafka does.
+    assert_eq!(supported, vec![("metadata.version", 7, 27)]);
     let finalized: Vec<(&str, i16, i16)> = r
         .finalized_features
         .iter()
@@ -530,6 +528,22 @@ async fn api_versions_advertises_the_table_and_falls_back_to_v0() {
     );
     assert!(r.finalized_features_epoch >= 0);
     assert!(!r.zk_migration_ready);
+    // v4 lists them all.
+    let ResponseKind::ApiVersions(r4) = c
+        .call(ApiKey::ApiVersions, 4, &api_versions_request())
+        .await
+    else {
+        panic!()
+    };
+    let supported: Vec<(&str, i16, i16)> = r4
+        .supported_features
+        .iter()
+        .map(|f| (f.name.as_str(), f.min_version, f.max_version))
+        .collect();
+    assert_eq!(
+        supported,
+        vec![("metadata.version", 7, 27), ("transaction.version", 0, 2)]
+    );
 
     // A version from the future: v0 answer, UNSUPPORTED_VERSION, the ranges.
     // (Encoded as v3 with the header claiming v99: kafka-protocol cannot

@@ -308,15 +308,21 @@ async fn unimplemented_apis_get_kafkas_error_answers() {
         ResponseKind::EndTxn(r) => assert_eq!(r.error_code, 16),
         other => panic!("{other:?}"),
     }
+    // UpdateFeatures goes to the controller: a feature nobody supports is
+    // INVALID_UPDATE_VERSION, as Kafka answers it.
+    let update = update_features_request::FeatureUpdateKey::default()
+        .with_feature(s("no.such.feature"))
+        .with_max_version_level(1)
+        .with_upgrade_type(1);
     match answered(
         &mut c,
         ApiKey::UpdateFeatures,
         1,
-        &UpdateFeaturesRequest::default(),
+        &UpdateFeaturesRequest::default().with_feature_updates(vec![update]),
     )
     .await
     {
-        ResponseKind::UpdateFeatures(r) => assert_eq!(r.error_code, 35),
+        ResponseKind::UpdateFeatures(r) => assert_eq!(r.error_code, 95),
         other => panic!("{other:?}"),
     }
 

@@ -27,8 +27,9 @@ use sluice_record::Offset;
 use crate::controller::{
     AlterPartitionReply, AlterPartitionRequest, BrokerHeartbeat, BrokerRegistrationRequest,
     ConfigAlteration, ConfigKeys, CreatePartitions, CreateTopic, CreatedTopic, DeletedTopic,
-    ElectionResult, ElectionType, HeartbeatReply, OngoingReassignment, ProducerIdsBlock,
-    QuorumController, ReassignPartition, ReassignmentResult, RegisteredBroker, TopicRef,
+    ElectionResult, ElectionType, FeatureUpdate, HeartbeatReply, OngoingReassignment,
+    ProducerIdsBlock, QuorumController, ReassignPartition, ReassignmentResult, RegisteredBroker,
+    TopicRef,
 };
 use crate::error::ControllerError;
 use crate::log::BoxFuture;
@@ -98,6 +99,9 @@ pub trait ControllerClient: Send + Sync + 'static {
         &self,
         topics: Option<Vec<(String, Vec<i32>)>>,
     ) -> Answer<'_, Vec<OngoingReassignment>>;
+    /// UpdateFeatures: the whole request commits or is refused with the
+    /// first update's error.
+    fn update_features(&self, updates: Vec<FeatureUpdate>, validate_only: bool) -> Answer<'_, ()>;
 }
 
 /// The in-process controller: its answers come after commit and after
@@ -221,6 +225,14 @@ impl ControllerClient for Arc<QuorumController> {
             committed(
                 self,
                 self.as_ref().list_partition_reassignments(topics).await,
+            )
+        })
+    }
+    fn update_features(&self, updates: Vec<FeatureUpdate>, validate_only: bool) -> Answer<'_, ()> {
+        Box::pin(async move {
+            committed(
+                self,
+                self.as_ref().update_features(updates, validate_only).await,
             )
         })
     }

@@ -62,9 +62,9 @@ pub use controller::{
     AlterConfigOp, AlterPartitionItem, AlterPartitionReply, AlterPartitionRequest,
     AlterPartitionResult, BrokerHeartbeat, BrokerRegistrationRequest, ConfigAlteration, ConfigKeys,
     ConfigValidator, ControllerConfig, CreatePartitions, CreateTopic, CreatedTopic, DeletedTopic,
-    ElectionResult, ElectionType, HeartbeatReply, OngoingReassignment, PartitionState,
-    PermissiveValidator, ProducerIdsBlock, QuorumController, ReassignPartition, ReassignmentResult,
-    RegisteredBroker, ReplicaAssignment, TopicRef,
+    ElectionResult, ElectionType, FeatureUpdate, HeartbeatReply, OngoingReassignment,
+    PartitionState, PermissiveValidator, ProducerIdsBlock, QuorumController, ReassignPartition,
+    ReassignmentResult, RegisteredBroker, ReplicaAssignment, TopicRef, UpgradeType,
 };
 pub use error::ControllerError;
 pub use log::{

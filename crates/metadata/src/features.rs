@@ -4,8 +4,8 @@
 //! - `transaction.version` 0 to 2 (2: KIP-890 part 2, every transaction
 //!   ends with an epoch bump and partition leaders add partitions). A new
 //!   cluster is bootstrapped at 2, as Kafka 4.x's `kafka-storage format`
-//!   does; a cluster without the record stays at 0 and clients use
-//!   version 1.
+//!   does; a cluster without the record is at 0 (clients use version 1)
+//!   until UpdateFeatures raises it (the controller's `features.rs`).
 //!
 //! Brokers register them, and every ApiVersions answer (broker and
 //! controller listeners) lists them.
@@ -41,4 +41,130 @@ pub fn supported_features() -> Vec<BrokerFeature> {
             max_supported_version: TRANSACTION_VERSION_LEVEL,
         },
     ]
+}
+
+/// Kafka's `MetadataVersion.didMetadataChange` of the levels this build
+/// supports ([`MIN_METADATA_VERSION_LEVEL`]..=[`METADATA_VERSION_LEVEL`]),
+/// read from the 4.1.2 release: a downgrade across a level that changed
+/// the metadata format might lose information.
+const METADATA_CHANGED: [bool; (METADATA_VERSION_LEVEL - MIN_METADATA_VERSION_LEVEL + 1) as usize] = [
+    true, true, false, false, true, false, true, true, true, false, true, // 7..=17
+    false, false, false, false, false, true, false, false, false, false, // 18..=27
+];
+
+/// Kafka's `MetadataVersion.checkIfMetadataChanged`: whether any level in
+/// `(low, high]` changed the metadata format (levels outside this build's
+/// range count as changed).
+pub fn metadata_changed_between(a: i16, b: i16) -> bool {
+    let (low, high) = if a <= b { (a, b) } else { (b, a) };
+    (low + 1..=high).any(|l| {
+        l.checked_sub(MIN_METADATA_VERSION_LEVEL)
+            .and_then(|i| METADATA_CHANGED.get(usize::try_from(i).ok()?))
+            .copied()
+            .unwrap_or(true)
+    })
+}
+
+/// Kafka's names of the `metadata.version` levels this build supports
+/// (`MetadataVersion.version()`), from 7 on.
+const METADATA_VERSION_NAMES: [&str;
+    (METADATA_VERSION_LEVEL - MIN_METADATA_VERSION_LEVEL + 1) as usize] = [
+    "3.3-IV3", "3.4-IV0", "3.5-IV0", "3.5-IV1", "3.5-IV2", "3.6-IV0", "3.6-IV1", "3.6-IV2",
+    "3.7-IV0", "3.7-IV1", "3.7-IV2", "3.7-IV3", "3.7-IV4", "3.8-IV0", "3.9-IV0", "4.0-IV0",
+    "4.0-IV1", "4.0-IV2", "4.0-IV3", "4.1-IV0", "4.1-IV1",
+];
+
+/// Kafka's name of `metadata.version` `level` ("4.1-IV1"), if this build
+/// knows it.
+pub fn metadata_version_name(level: i16) -> Option<&'static str> {
+    let i = usize::try_from(level.checked_sub(MIN_METADATA_VERSION_LEVEL)?).ok()?;
+    METADATA_VERSION_NAMES.get(i).copied()
+}
+
+/// The `metadata.version` level of Kafka's name `name`: a full one
+/// ("3.7-IV2"), or a release ("3.7": its last level), as `kafka-features
+/// --metadata` reads it.
+pub fn metadata_version_level(name: &str) -> Option<i16> {
+    let found = METADATA_VERSION_NAMES
+        .iter()
+        .rposition(|n| *n == name || n.split('-').next() == Some(name))?;
+    i16::try_from(found)
+        .ok()
+        .map(|i| i + MIN_METADATA_VERSION_LEVEL)
+}
+
+/// The features of Kafka 4.1.2 (`Feature` and `metadata.version`), known
+/// by name even where this build does not support them.
+const KNOWN_FEATURES: &[&str] = &[
+    METADATA_VERSION,
+    "kraft.version",
+    TRANSACTION_VERSION,
+    "group.version",
+    "eligible.leader.replicas.version",
+    "share.version",
+    "streams.version",
+];
+
+/// Kafka's `Feature.validateVersion` for a feature other than
+/// `metadata.version` at `level`, given the levels the cluster would have
+/// (`proposed`, `metadata.version` included): a level of 1 or more needs
+/// `metadata.version` 3.3-IV3 or later; the features this build supports
+/// have no other dependencies in Kafka 4.1.2 (`TransactionVersion`'s
+/// dependency maps are empty). `Err` is Kafka's message.
+pub fn validate_level(
+    name: &str,
+    level: i16,
+    proposed: &std::collections::BTreeMap<String, i16>,
+) -> Result<(), String> {
+    if !KNOWN_FEATURES.contains(&name) {
+        return Err(format!("Feature {name} not found."));
+    }
+    let mv = proposed.get(METADATA_VERSION).copied();
+    if level >= 1 && mv.is_none_or(|mv| mv < MIN_METADATA_VERSION_LEVEL) {
+        let mv = mv.map_or_else(|| "null".to_owned(), |l| l.to_string());
+        return Err(format!(
+            "{name} could not be set to {level} because it depends on metadata.version={mv} (3.3-IV3)"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_changes_follow_kafkas_table() {
+        // 4.1-IV1 down to 4.0-IV1: no level in between changed the format.
+        assert!(!metadata_changed_between(27, 23));
+        assert!(!metadata_changed_between(23, 27));
+        // 4.0-IV0 is below 4.0-IV1, which did.
+        assert!(metadata_changed_between(27, 22));
+        assert!(!metadata_changed_between(27, 27));
+        assert!(metadata_changed_between(8, 7) == METADATA_CHANGED[1]);
+    }
+
+    #[test]
+    fn metadata_versions_have_kafkas_names() {
+        assert_eq!(metadata_version_name(7), Some("3.3-IV3"));
+        assert_eq!(metadata_version_name(27), Some("4.1-IV1"));
+        assert_eq!(metadata_version_name(6), None);
+        assert_eq!(metadata_version_level("3.3"), Some(7));
+        assert_eq!(metadata_version_level("3.7"), Some(19));
+        assert_eq!(metadata_version_level("4.0-IV1"), Some(23));
+        assert_eq!(metadata_version_level("9.9"), None);
+    }
+
+    #[test]
+    fn levels_above_zero_need_a_metadata_version() {
+        let mut proposed = std::collections::BTreeMap::new();
+        assert!(validate_level(TRANSACTION_VERSION, 2, &proposed).is_err());
+        assert!(validate_level(TRANSACTION_VERSION, 0, &proposed).is_ok());
+        proposed.insert(METADATA_VERSION.to_owned(), METADATA_VERSION_LEVEL);
+        assert!(validate_level(TRANSACTION_VERSION, 2, &proposed).is_ok());
+        assert_eq!(
+            validate_level("no.such.feature", 0, &proposed),
+            Err("Feature no.such.feature not found.".to_owned())
+        );
+    }
 }

@@ -91,6 +91,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     // The producers of a partition's log (KIP-664; the broker's
     // handlers/describe_producers.rs). Kafka 4.1.2 has only v0.
     (ApiKey::DescribeProducers, 0, 0),
+    // Finalized feature levels (KIP-584), forwarded to the controller
+    // (crates/broker/src/handlers/update_features.rs); 4.1.2 has 0–2.
+    (ApiKey::UpdateFeatures, 0, 2),
 ];
 
 /// APIs that Apache Kafka 4.1.2's broker listener serves (with the version ranges it
@@ -115,7 +118,6 @@ pub const ANSWERED_WITH_ERROR: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterClientQuotas, 0, 1),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
-    (ApiKey::UpdateFeatures, 0, 2),
 ];
 
 /// The advertised `(min, max)` of `api_key` in `supported`, if any.
@@ -156,12 +158,17 @@ pub fn api_versions_response(
 /// Non-default values only, as Kafka writes them.
 pub fn with_features<'a>(
     resp: ApiVersionsResponse,
+    request_version: i16,
     supported: impl IntoIterator<Item = (&'a str, i16, i16)>,
     finalized: impl IntoIterator<Item = (&'a str, i16)>,
     epoch: i64,
 ) -> ApiVersionsResponse {
     let supported = supported
         .into_iter()
+        // KIP-1022: before v4 a supported range starting at 0 is left out
+        // (clients before it refuse a minimum of 0), as Kafka 4.1.2's
+        // `maybeFilterSupportedFeatureKeys` does; v4 lists every feature.
+        .filter(|&(_, lo, _)| request_version >= 4 || lo != 0)
         .map(|(name, lo, hi)| {
             SupportedFeatureKey::default()
                 .with_name(StrBytes::from_string(name.to_string()))

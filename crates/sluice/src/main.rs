@@ -47,6 +47,8 @@ enum Command {
     Group(cli::group::GroupArgs),
     /// List and describe transactions, describe a partition's producers, find and abort hanging transactions (any Kafka-compatible cluster).
     Transactions(cli::txn::TxnArgs),
+    /// Describe, upgrade and downgrade the cluster's finalized feature levels, as kafka-features (any Kafka-compatible cluster).
+    Features(cli::features::FeaturesArgs),
     /// Elect partition leaders, as kafka-leader-election: preferred, or unclean for leaderless ones.
     ElectLeaders(cli::election::ElectArgs),
     /// Move partitions between brokers, as kafka-reassign-partitions: generate, execute, verify, cancel, list.
@@ -87,6 +89,7 @@ fn main() -> std::process::ExitCode {
         Command::Consume(args) => cli::consume::run(args),
         Command::Group(args) => cli::group::run(args),
         Command::Transactions(args) => cli::txn::run(args),
+        Command::Features(args) => cli::features::run(args),
         Command::ElectLeaders(args) => cli::election::run(args),
         Command::Reassign(args) => cli::reassign::run(args),
         Command::Cluster(args) => cli::cluster::run(args),

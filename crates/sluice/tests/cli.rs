@@ -498,6 +498,9 @@ fn usage_errors_exit_2_and_help_works() {
         &["reassign", "cancel"],
         &["reassign", "list"],
         &["cluster", "info"],
+        &["features", "describe"],
+        &["features", "upgrade"],
+        &["features", "downgrade"],
     ] {
         let mut args = sub.to_vec();
         args.push("--help");

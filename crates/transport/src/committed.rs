@@ -47,6 +47,7 @@ pub fn attach(body: &mut ResponseKind, offset: Offset) -> bool {
         ResponseKind::AlterPartition(r) => &mut r.unknown_tagged_fields,
         ResponseKind::AlterPartitionReassignments(r) => &mut r.unknown_tagged_fields,
         ResponseKind::ListPartitionReassignments(r) => &mut r.unknown_tagged_fields,
+        ResponseKind::UpdateFeatures(r) => &mut r.unknown_tagged_fields,
         _ => return false,
     };
     fields.insert(

@@ -50,6 +50,7 @@ pub mod channel;
 pub mod codes;
 pub mod committed;
 pub mod error;
+pub mod features;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod lifecycle;

@@ -35,6 +35,7 @@ pub async fn handle(
     let supported = supported_features();
     with_features(
         resp,
+        header.request_api_version,
         supported.iter().map(|f| {
             (
                 f.name.as_str(),

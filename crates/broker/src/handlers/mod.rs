@@ -52,6 +52,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod update_features;
 
 // Idempotent producers (issue 5).
 pub mod add_offsets_to_txn;
@@ -153,6 +154,9 @@ pub async fn handle_from(
         }
         RequestKind::DescribeLogDirs(req) => {
             ResponseKind::DescribeLogDirs(describe_log_dirs::handle(ctx, header, req).await).into()
+        }
+        RequestKind::UpdateFeatures(req) => {
+            ResponseKind::UpdateFeatures(update_features::handle(ctx, header, req).await).into()
         }
         RequestKind::ElectLeaders(req) => {
             ResponseKind::ElectLeaders(elect_leaders::handle(ctx, header, req).await).into()

@@ -12,6 +12,9 @@
 //! AddOffsetsToTxn, so the group coordinator adds the group's offsets
 //! partition to the transaction itself before it writes, as a partition
 //! leader does for a Produce (`TransactionCoordinator::ask_for_produce`).
+//! Before v5 (KIP-890 part 1), with `transaction.partition.verification.enable`,
+//! it first verifies that AddOffsetsToTxn put the partition in the
+//! transaction, and writes nothing if not.
 
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
@@ -25,6 +28,9 @@ use crate::txn::{LeaderAsk, TxnError};
 
 /// The first TxnOffsetCommit version of transaction version 2.
 const V2_SINCE: i16 = 5;
+
+/// Kafka's TRANSACTION_ABORTABLE (KIP-890).
+const TRANSACTION_ABORTABLE: i16 = 120;
 
 /// What the handler decided for one partition before the coordinator.
 #[derive(Clone, Copy)]
@@ -102,21 +108,17 @@ pub async fn handle(
         };
         match ctx.groups.ensure_offsets_topic(ctx).await {
             Err(e) => Some(e),
-            Ok(_) if version >= V2_SINCE => match add_offsets_partition(ctx, &req).await {
-                Err(code) => {
-                    return refused_all(req, &checked, code);
+            Ok(_) => {
+                if let Some(ask) = ask_coordinator(ctx, version) {
+                    if let Err(code) = offsets_partition_in_txn(ctx, (ask, version), &req).await {
+                        return refused_all(req, &checked, code);
+                    }
                 }
-                Ok(()) => ctx
-                    .groups
+                ctx.groups
                     .commit_transactional_offsets(&req.group_id.0, &committer, commits)
                     .await
-                    .err(),
-            },
-            Ok(_) => ctx
-                .groups
-                .commit_transactional_offsets(&req.group_id.0, &committer, commits)
-                .await
-                .err(),
+                    .err()
+            }
         }
     };
     // Clients before 2.0 (v0–v1) do not retry COORDINATOR_LOAD_IN_PROGRESS
@@ -137,19 +139,36 @@ pub async fn handle(
     })
 }
 
-/// Transaction version 2: adds the group's `__consumer_offsets` partition
-/// to the producer's transaction; the error code for every partition if
-/// that fails (retriable coordinator troubles as COORDINATOR_NOT_AVAILABLE,
-/// as Kafka's group coordinator normalizes them).
-async fn add_offsets_partition(
+/// What the group coordinator asks the transaction coordinator before it
+/// writes (Kafka's `CoordinatorRuntime.scheduleTransactionalWriteOperation`):
+/// v5 adds the offsets partition; v0–v4 verify that AddOffsetsToTxn added
+/// it (KIP-890 part 1), when `transaction.partition.verification.enable`
+/// is on, as for a Produce.
+fn ask_coordinator(ctx: &BrokerContext, version: i16) -> Option<LeaderAsk> {
+    if version >= V2_SINCE {
+        Some(LeaderAsk::Add)
+    } else if ctx.config.transaction_partition_verification() {
+        Some(LeaderAsk::Verify)
+    } else {
+        None
+    }
+}
+
+/// Adds (transaction version 2) or verifies (version 1) the group's
+/// `__consumer_offsets` partition in the producer's transaction; the error
+/// code for every partition if that fails (retriable coordinator troubles
+/// as COORDINATOR_NOT_AVAILABLE, as Kafka's group coordinator normalizes
+/// them).
+async fn offsets_partition_in_txn(
     ctx: &BrokerContext,
+    (ask, version): (LeaderAsk, i16),
     req: &TxnOffsetCommitRequest,
 ) -> Result<(), i16> {
     let partition = ctx.groups.partition_for(req.group_id.as_str());
     let verdict = ctx
         .txns
         .ask_for_produce(
-            LeaderAsk::Add,
+            ask,
             req.transactional_id.as_str(),
             (
                 ProducerId(req.producer_id.0),
@@ -160,6 +179,13 @@ async fn add_offsets_partition(
         .await;
     match verdict.into_iter().next().unwrap_or(Ok(())) {
         Ok(()) => Ok(()),
+        // Not in the transaction: Kafka's coordinator says
+        // TRANSACTION_ABORTABLE, which its AddPartitionsToTxnManager leaves
+        // to v4 (`genericErrorSupported`) and turns into INVALID_TXN_STATE
+        // for v0–v3, whose clients do not know it.
+        Err(TxnError::InvalidTxnState) if ask == LeaderAsk::Verify && version >= 4 => {
+            Err(TRANSACTION_ABORTABLE)
+        }
         Err(e @ (TxnError::InvalidTxnState | TxnError::InvalidProducerIdMapping)) => Err(e.code()),
         Err(TxnError::ProducerFenced) => Err(GroupError::InvalidProducerEpoch.code()),
         Err(_) => Err(GroupError::CoordinatorNotAvailable.code()),

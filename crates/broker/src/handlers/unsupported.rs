@@ -24,7 +24,7 @@ use kafka_protocol::messages::{
     DescribeClientQuotasResponse, DescribeDelegationTokenResponse,
     DescribeUserScramCredentialsResponse, ExpireDelegationTokenResponse,
     RenewDelegationTokenResponse, RequestHeader, RequestKind, ResponseKind,
-    SaslAuthenticateResponse, SaslHandshakeResponse, UpdateFeaturesResponse,
+    SaslAuthenticateResponse, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -192,11 +192,6 @@ fn missing_feature(body: &RequestKind) -> Option<ResponseKind> {
                 ),
             )
         }
-        RequestKind::UpdateFeatures(_) => ResponseKind::UpdateFeatures(
-            UpdateFeaturesResponse::default()
-                .with_error_code(unsupported)
-                .with_error_message(not_in_sluice("feature updates")),
-        ),
         _ => return None,
     };
     Some(response)

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use sluice_controller::{
     ConfigAlteration, ConfigKeys, ControllerError, CreatePartitions, CreateTopic, CreatedTopic,
-    DeletedTopic, ElectionResult, ElectionType, OngoingReassignment, ReassignPartition,
-    ReassignmentResult, TopicRef,
+    DeletedTopic, ElectionResult, ElectionType, FeatureUpdate, OngoingReassignment,
+    ReassignPartition, ReassignmentResult, TopicRef,
 };
 use sluice_metadata::{BrokerId, ConfigResource};
 use sluice_record::Offset;
@@ -272,6 +272,16 @@ impl ControllerChannel {
         };
         self.published(answer.offset).await?;
         one(answer.value)
+    }
+
+    /// UpdateFeatures: committed and published when this returns.
+    pub async fn update_features(
+        &self,
+        updates: Vec<FeatureUpdate>,
+        validate_only: bool,
+    ) -> Result<(), MetadataError> {
+        let answer = self.client.update_features(updates, validate_only).await?;
+        self.published(answer.offset).await
     }
 
     /// ElectLeaders.

@@ -18,7 +18,10 @@
 //! (`TransactionVersion`): version 1 clients add partitions explicitly and
 //! keep their epoch across transactions; with version 2 (KIP-890 part 2)
 //! partition leaders add partitions as the first batch arrives, and every
-//! end bumps the epoch (`end.rs`).
+//! end bumps the epoch (`end.rs`). The coordinator's own abort of a fenced
+//! or timed-out transaction is not a client's request: it takes the
+//! cluster's finalized `transaction.version` from the image, as Kafka's
+//! `transactionVersionLevel()`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -263,6 +266,13 @@ impl TransactionCoordinator {
     }
 
     /// Writes a prepared change and completes it, or abandons it.
+    ///
+    /// A completion refused after the write succeeded (a change that no
+    /// longer fits the id's state: a bug, as `4384bd4`'s was) releases the
+    /// id instead of leaving it pending for good, which would refuse every
+    /// later request of the id with CONCURRENT_TRANSACTIONS and never abort
+    /// its transaction. The client gets COORDINATOR_NOT_AVAILABLE, which
+    /// every client retries; the retry starts from the state in memory.
     pub(super) async fn write(
         &self,
         p: &StatePartition,
@@ -271,7 +281,18 @@ impl TransactionCoordinator {
         t: &Transition,
     ) -> Result<(), TxnError> {
         match self.state.write(p, id, Some(t)).await {
-            Ok(()) => txn.lock().complete(t).map_err(|r| refused(r, id)),
+            Ok(()) => {
+                let mut m = txn.lock();
+                m.complete(t).map_err(|r| {
+                    tracing::error!(
+                        transactional_id = id,
+                        refusal = ?r,
+                        "a written transaction change was refused; the id is released for the client's retry"
+                    );
+                    m.abandon();
+                    TxnError::CoordinatorNotAvailable
+                })
+            }
             Err(e) => {
                 txn.lock().abandon();
                 Err(e)
@@ -332,7 +353,19 @@ impl TransactionCoordinator {
         Ok((m.producer_id, m.producer_epoch))
     }
 
-    /// Aborts an ongoing transaction in the epoch `fence` bumped to.
+    /// The cluster's finalized `transaction.version` in this broker's
+    /// image (0 when not finalized), as UpdateFeatures last set it.
+    fn cluster_transaction_version(&self) -> TransactionVersion {
+        let image = self.peers.image().image();
+        TransactionVersion(
+            image
+                .feature_level(sluice_metadata::features::TRANSACTION_VERSION)
+                .unwrap_or(0),
+        )
+    }
+
+    /// Aborts an ongoing transaction in the epoch `fence` bumped to, in
+    /// the style of the cluster's transaction version.
     async fn fenced_abort(
         &self,
         p: &Arc<StatePartition>,
@@ -340,9 +373,10 @@ impl TransactionCoordinator {
         txn: &TxnRef,
         fence: &Transition,
     ) -> Result<(), TxnError> {
+        let cluster = self.cluster_transaction_version();
         let t = txn
             .lock()
-            .prepare_fenced_abort(fence, self.state.now())
+            .prepare_fenced_abort(fence, self.state.now(), cluster)
             .map_err(|r| refused(r, id))?;
         self.write(p, id, txn, &t).await?;
         // The fenced producer's client retries; it need not wait here.

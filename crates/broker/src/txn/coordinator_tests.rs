@@ -40,7 +40,9 @@ fn init_bumps_the_epoch_and_fences_an_ongoing_transaction_first() {
         panic!("an ongoing transaction is fenced")
     };
     assert_eq!(fence.value.producer_epoch, ProducerEpoch(1));
-    let abort = m.prepare_fenced_abort(&fence, 3).expect("the abort");
+    let abort = m
+        .prepare_fenced_abort(&fence, 3, TransactionVersion(0))
+        .expect("the abort");
     assert_eq!(abort.value.state, TransactionState::PrepareAbort);
     assert_eq!(abort.value.producer_epoch, ProducerEpoch(1));
     m.complete(&abort).unwrap();
@@ -151,10 +153,14 @@ mod on_a_node {
                 n.txns.init_producer_id("tx", 60_000, None).await,
                 Err(TxnError::ConcurrentTransactions)
             );
+            // The cluster is at transaction version 2, so the fence's
+            // abort was a version 2 abort (Kafka's coordinator takes the
+            // cluster's level): the old epoch is the one before its bump,
+            // and its commit is refused as Kafka 4.1 refuses it.
             assert_eq!(
                 n.txns.end_txn("tx", pid, epoch, true, V1).await,
-                Err(TxnError::ProducerFenced),
-                "the old epoch is fenced"
+                Err(TxnError::InvalidTxnState),
+                "the old epoch's commit"
             );
             // Once the abort's markers are written the new instance gets
             // the epoch after the fenced one.
@@ -283,6 +289,91 @@ mod on_a_node {
                     .unwrap();
             assert_eq!((pid2, epoch2), (pid, ProducerEpoch(epoch.0 + 2)));
             assert_eq!(describe(&n, "tx").state, TransactionState::Empty);
+        });
+    }
+
+    /// A change whose completion is refused after its write (the bug of
+    /// `4384bd4` made one) must not leave the id pending for good: the
+    /// client's retry goes through.
+    #[test]
+    fn a_written_change_that_no_longer_fits_releases_the_id() {
+        let fs = Arc::new(SimFs::new());
+        let n = node(&fs);
+        n.block_on(async {
+            assert_eq!(n.txns.ensure_state_topic(false).await, Ok(true));
+            n.controller
+                .create_topic("t", 1, 1, Default::default())
+                .await
+                .unwrap();
+            let (pid, epoch) =
+                eventually(async || n.txns.init_producer_id("tx", 60_000, None).await)
+                    .await
+                    .unwrap();
+            let added = TxnPartitions::from([("t".to_string(), [0].into())]);
+            let (p, txn) = n.txns.existing("tx").unwrap();
+            let mut t = txn
+                .lock()
+                .prepare_add_partitions(&added, n.txns.state.now(), V1)
+                .unwrap();
+            // Written as prepared, then no longer the change the id expects.
+            t.value.timeout_ms += 1;
+            assert_eq!(
+                n.txns.write(&p, "tx", &txn, &t).await,
+                Err(TxnError::CoordinatorNotAvailable)
+            );
+            assert_eq!(describe(&n, "tx").pending(), None, "released");
+            n.txns
+                .add_partitions("tx", pid, epoch, &added, V1)
+                .await
+                .expect("the client's retry");
+            assert_eq!(describe(&n, "tx").state, TransactionState::Ongoing);
+        });
+    }
+
+    /// The coordinator reads the cluster's `transaction.version` from its
+    /// image for a fenced abort: after UpdateFeatures takes the cluster
+    /// back to 0, a version 2 client's transaction is aborted as version 1
+    /// aborts (the id's version becomes 1).
+    #[test]
+    fn a_fenced_abort_takes_the_clusters_transaction_version_from_the_image() {
+        use sluice_controller::{FeatureUpdate, UpgradeType};
+        let fs = Arc::new(SimFs::new());
+        let n = node(&fs);
+        n.block_on(async {
+            assert_eq!(n.txns.ensure_state_topic(false).await, Ok(true));
+            n.controller
+                .create_topic("t", 1, 1, Default::default())
+                .await
+                .unwrap();
+            let down = FeatureUpdate {
+                feature: sluice_metadata::features::TRANSACTION_VERSION.into(),
+                max_version_level: 0,
+                upgrade_type: UpgradeType::SafeDowngrade,
+            };
+            n.controller
+                .update_features(vec![down], false)
+                .await
+                .unwrap();
+            let (pid, epoch) =
+                eventually(async || n.txns.init_producer_id("tx", 60_000, None).await)
+                    .await
+                    .unwrap();
+            let added = TxnPartitions::from([("t".to_string(), [0].into())]);
+            n.txns
+                .add_partitions("tx", pid, epoch, &added, V2)
+                .await
+                .unwrap();
+            assert_eq!(describe(&n, "tx").client_version, V2);
+            assert_eq!(
+                n.txns.init_producer_id("tx", 60_000, None).await,
+                Err(TxnError::ConcurrentTransactions)
+            );
+            let m = describe(&n, "tx");
+            assert_eq!(
+                (m.client_version, m.last_producer_epoch),
+                (V1, ProducerEpoch(-1)),
+                "aborted as version 1 aborts: {m:?}"
+            );
         });
     }
 }

@@ -171,7 +171,7 @@ fn a_fenced_version_2_transaction_is_aborted_in_the_fenced_epoch_without_a_secon
     let mut m = ongoing(V2);
     let fence = m.prepare_fence_producer_epoch().unwrap();
     assert_eq!(fence.value.producer_epoch, ProducerEpoch(1));
-    let abort = m.prepare_fenced_abort(&fence, 3).unwrap();
+    let abort = m.prepare_fenced_abort(&fence, 3, V2).unwrap();
     assert_eq!(
         (abort.value.state, abort.value.producer_epoch),
         (TransactionState::PrepareAbort, ProducerEpoch(1)),
@@ -212,7 +212,7 @@ fn a_fenced_version_2_transaction_is_aborted_in_the_fenced_epoch_without_a_secon
 fn a_fenced_version_1_transaction_is_aborted_in_the_fenced_epoch() {
     let mut m = ongoing(V1);
     let fence = m.prepare_fence_producer_epoch().unwrap();
-    let abort = m.prepare_fenced_abort(&fence, 3).unwrap();
+    let abort = m.prepare_fenced_abort(&fence, 3, V1).unwrap();
     complete(&mut m, abort);
     assert_eq!(
         (m.state, m.producer_epoch, m.last_producer_epoch),
@@ -221,5 +221,34 @@ fn a_fenced_version_1_transaction_is_aborted_in_the_fenced_epoch() {
             ProducerEpoch(1),
             ProducerEpoch(-1)
         )
+    );
+}
+
+/// The fenced abort's style is the cluster's transaction version, as
+/// Kafka's coordinator picks it (`transactionVersionLevel()`), not the
+/// id's: a version 1 client's transaction on a version 2 cluster is
+/// aborted as version 2 aborts (the fenced epoch recorded as the last
+/// one), and a version 2 client's on a cluster back at version 0 as
+/// version 1 aborts.
+#[test]
+fn a_fenced_abort_follows_the_clusters_transaction_version() {
+    let mut m = ongoing(V1);
+    let fence = m.prepare_fence_producer_epoch().unwrap();
+    let abort = m.prepare_fenced_abort(&fence, 3, V2).unwrap();
+    assert_eq!(abort.value.client_transaction_version, V2.0);
+    complete(&mut m, abort);
+    assert_eq!(
+        (m.producer_epoch, m.last_producer_epoch, m.client_version),
+        (ProducerEpoch(1), ProducerEpoch(0), V2)
+    );
+
+    let mut m = ongoing(V2);
+    let fence = m.prepare_fence_producer_epoch().unwrap();
+    let abort = m.prepare_fenced_abort(&fence, 3, V1).unwrap();
+    assert_eq!(abort.value.client_transaction_version, V1.0);
+    complete(&mut m, abort);
+    assert_eq!(
+        (m.producer_epoch, m.last_producer_epoch, m.client_version),
+        (ProducerEpoch(1), ProducerEpoch(-1), V1)
     );
 }

@@ -223,7 +223,11 @@ impl TransactionMetadata {
 
     /// The abort a fence goes on to (Kafka's `endTransaction` after
     /// PrepareEpochFence, for InitProducerId of a newer producer or a
-    /// timed-out transaction), in the id's transaction version:
+    /// timed-out transaction), in `cluster`, the cluster's finalized
+    /// transaction version (not from a client, so Kafka's coordinator uses
+    /// its `transactionVersionLevel()`, not the id's client version; they
+    /// differ for an old client on a version 2 cluster, or after
+    /// UpdateFeatures changed the level):
     ///
     /// - version 2 (Kafka 4.1's `endTransaction` in transaction version 2):
     ///   the fence's epoch is never applied; the abort bumps the epoch once
@@ -240,6 +244,7 @@ impl TransactionMetadata {
         &mut self,
         fence: &Transition,
         now_ms: i64,
+        cluster: TransactionVersion,
     ) -> Result<Transition, Refusal> {
         if self.pending != Some(TransactionState::PrepareEpochFence)
             || fence.value.state != TransactionState::PrepareEpochFence
@@ -250,10 +255,10 @@ impl TransactionMetadata {
             )));
         }
         self.pending = None;
-        if self.client_version.supports_epoch_bump() {
+        if cluster.supports_epoch_bump() {
             return self.prepare_abort_or_commit(
                 TransactionState::PrepareAbort,
-                self.client_version,
+                cluster,
                 NO_PRODUCER_ID,
                 now_ms,
                 false,
@@ -264,7 +269,7 @@ impl TransactionMetadata {
         self.failed_epoch_fence = true;
         self.prepare_abort_or_commit(
             TransactionState::PrepareAbort,
-            self.client_version,
+            cluster,
             NO_PRODUCER_ID,
             now_ms,
             false,

@@ -48,6 +48,7 @@
 mod brokers;
 mod change;
 mod configs;
+mod features;
 mod isr;
 mod misc;
 mod reassign;
@@ -73,6 +74,7 @@ use crate::log::{LeaderAndEpoch, LogError, LogEvent, LogListener, MetadataLog};
 
 use brokers::Sessions;
 pub use brokers::{BrokerHeartbeat, BrokerRegistrationRequest, HeartbeatReply, RegisteredBroker};
+pub use features::{FeatureUpdate, UpgradeType};
 pub use isr::{
     AlterPartitionItem, AlterPartitionReply, AlterPartitionRequest, AlterPartitionResult,
     PartitionState,

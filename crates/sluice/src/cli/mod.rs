@@ -13,6 +13,7 @@ pub mod cluster_start;
 pub mod config_docs;
 pub mod consume;
 pub mod election;
+pub mod features;
 pub mod format;
 pub mod group;
 pub mod metrics;

@@ -75,14 +75,19 @@ impl RawConnection {
             versions: BTreeMap::new(),
             api_versions: ApiVersionsResponse::default(),
         };
-        // v3 is flexible and carries features; a broker that only knows older
-        // versions answers with error 35 (UNSUPPORTED_VERSION) in v0 format.
+        // v3+ is flexible and carries features (v4 all of them: before it a
+        // range starting at 0 is left out, KIP-1022); a broker that does not
+        // know the version answers error 35 (UNSUPPORTED_VERSION) in v0
+        // format, which does not decode as v3+.
         let req = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("sluice-cli"))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-        let resp = match c.send_at(3, &req) {
+        let resp = match c.send_at(4, &req) {
             Ok(r) if r.error_code == 0 => r,
-            _ => c.send_at(0, &ApiVersionsRequest::default())?,
+            _ => match c.send_at(3, &req) {
+                Ok(r) if r.error_code == 0 => r,
+                _ => c.send_at(0, &ApiVersionsRequest::default())?,
+            },
         };
         if resp.error_code != 0 {
             bail!("ApiVersions failed with error code {}", resp.error_code);

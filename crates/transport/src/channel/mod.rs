@@ -101,6 +101,27 @@ top_level_error!(
     ListPartitionReassignmentsRequest
 );
 
+/// Built with v1+'s UpgradeType; v0 has AllowDowngrade instead (a field
+/// set outside its versions does not encode: so a validate-only request
+/// fails at v0 rather than being applied).
+impl ControllerApi for UpdateFeaturesRequest {
+    fn not_controller(resp: &Self::Response) -> bool {
+        resp.error_code == NOT_CONTROLLER
+    }
+
+    fn at_version(&self, version: i16) -> Option<Self> {
+        if version >= 1 {
+            return None;
+        }
+        let mut req = self.clone();
+        for u in &mut req.feature_updates {
+            u.allow_downgrade = u.upgrade_type != 1;
+            u.upgrade_type = 1;
+        }
+        Some(req)
+    }
+}
+
 /// Built with v3's NewIsrWithEpochs; v2 carries the ids alone (NewIsr).
 impl ControllerApi for AlterPartitionRequest {
     fn not_controller(resp: &Self::Response) -> bool {

@@ -49,8 +49,8 @@ use sluice_controller::{
     AlterPartitionReply, AlterPartitionRequest, BrokerHeartbeat,
     BrokerRegistrationRequest as Registration, ConfigAlteration, ConfigKeys, ControllerError,
     CreatePartitions, CreateTopic, CreatedTopic, DeletedTopic, ElectionResult, ElectionType,
-    HeartbeatReply, LogError, OngoingReassignment, ProducerIdsBlock, ReassignPartition,
-    ReassignmentResult, RegisteredBroker, TopicRef,
+    FeatureUpdate, HeartbeatReply, LogError, OngoingReassignment, ProducerIdsBlock,
+    ReassignPartition, ReassignmentResult, RegisteredBroker, TopicRef,
 };
 use sluice_metadata::{BrokerEpoch, BrokerId, ConfigResource};
 use sluice_protocol::kafka_protocol;
@@ -188,7 +188,8 @@ tagged!(
     BrokerHeartbeatResponse,
     AlterPartitionResponse,
     AlterPartitionReassignmentsResponse,
-    ListPartitionReassignmentsResponse
+    ListPartitionReassignmentsResponse,
+    UpdateFeaturesResponse
 );
 
 impl ControllerClient for RemoteController {
@@ -451,6 +452,41 @@ impl ControllerClient for RemoteController {
             let answer = self.send(&req).await?;
             Ok(Committed {
                 value: reassign::list_reply(answer.value)?,
+                offset: answer.offset,
+            })
+        })
+    }
+
+    fn update_features(&self, updates: Vec<FeatureUpdate>, validate_only: bool) -> Answer<'_, ()> {
+        Box::pin(async move {
+            let keys = updates
+                .iter()
+                .map(|u| {
+                    update_features_request::FeatureUpdateKey::default()
+                        .with_feature(StrBytes::from_string(u.feature.clone()))
+                        .with_max_version_level(u.max_version_level)
+                        .with_upgrade_type(u.upgrade_type.code())
+                })
+                .collect();
+            let req = UpdateFeaturesRequest::default()
+                .with_timeout_ms(self.timeout_ms())
+                .with_feature_updates(keys)
+                .with_validate_only(validate_only);
+            let answer = self.send(&req).await?;
+            let resp = answer.value;
+            // The controller's message carries Kafka's prefix; the error's
+            // own text is what follows it.
+            let message = resp
+                .error_message
+                .as_deref()
+                .map(|m| m.strip_prefix(crate::features::FAILED_FOR_ALL).unwrap_or(m));
+            if let Some(e) =
+                controller_error_from_code(resp.error_code, message, &Default::default())
+            {
+                return Err(e);
+            }
+            Ok(Committed {
+                value: (),
                 offset: answer.offset,
             })
         })

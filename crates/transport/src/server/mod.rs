@@ -71,6 +71,7 @@ pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeQuorum, 0, 2),
+    (ApiKey::UpdateFeatures, 0, 2),
 ];
 
 /// Settings of the controller listener (Kafka's keys).
@@ -339,6 +340,7 @@ async fn dispatch(inner: &Inner, req: DecodedRequest, peer: SocketAddr) -> Optio
                 let supported = supported_features();
                 ResponseKind::ApiVersions(with_features(
                     resp,
+                    v,
                     supported.iter().map(|f| {
                         (
                             f.name.as_str(),
@@ -386,6 +388,19 @@ async fn dispatch(inner: &Inner, req: DecodedRequest, peer: SocketAddr) -> Optio
         }
         RequestKind::ListPartitionReassignments(r) => {
             ResponseKind::ListPartitionReassignments(reassign::list(c, r).await)
+        }
+        RequestKind::UpdateFeatures(r) => {
+            let result = match check_active(c) {
+                Ok(()) => {
+                    c.update_features(crate::features::updates(&r, v), r.validate_only)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = &result {
+                log_refusal("UpdateFeatures", e);
+            }
+            ResponseKind::UpdateFeatures(crate::features::response(&r, v, &result))
         }
         RequestKind::DescribeQuorum(r) => {
             ResponseKind::DescribeQuorum(describe::describe_quorum(c, &inner.config, r, v))

@@ -37,6 +37,12 @@ const V2_PRODUCE: i16 = 12;
 const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
 const NOT_ENOUGH_REPLICAS: i16 = 19;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
+const INVALID_TXN_STATE: i16 = 48;
+/// KIP-890's TRANSACTION_ABORTABLE, which Produce v11+ clients know.
+const TRANSACTION_ABORTABLE: i16 = 120;
+/// The first Produce version whose clients know TRANSACTION_ABORTABLE
+/// (Kafka's `genericErrorSupported`).
+const ABORTABLE_PRODUCE: i16 = 11;
 
 /// Sets each job's [`Verification`] and answers (in `results`, removing
 /// the job) every partition that may not be appended.
@@ -115,7 +121,7 @@ pub(super) async fn verify(
         for ((i, guard), verdict) in asked.into_iter().zip(verdicts) {
             match verdict {
                 Ok(()) => jobs[i].verification = Verification::Required(Some(guard)),
-                Err(e) => refused.push((i, produce_code(e, ask))),
+                Err(e) => refused.push((i, produce_code(e, ask, version))),
             }
         }
     }
@@ -180,9 +186,16 @@ fn first_transactional(records: &[u8]) -> Option<(ProducerId, ProducerEpoch, i32
 /// could not give (Kafka's translation in `handleProduceAppend` and
 /// `AddPartitionsToTxnManager`). A transaction version 2 producer (whose
 /// partition the leader adds) gets CONCURRENT_TRANSACTIONS as it is, as
-/// Kafka 4.1 answers it; older clients may not retry it.
-fn produce_code(e: TxnError, ask: LeaderAsk) -> i16 {
+/// Kafka 4.1 answers it; older clients may not retry it. A partition not
+/// in the transaction is TRANSACTION_ABORTABLE (Kafka's coordinator's word)
+/// from Produce v11 on, INVALID_TXN_STATE before, as Kafka's
+/// `AddPartitionsToTxnManager` translates it for clients that do not know
+/// the code.
+fn produce_code(e: TxnError, ask: LeaderAsk, version: i16) -> i16 {
     match e {
+        TxnError::InvalidTxnState if ask == LeaderAsk::Verify && version >= ABORTABLE_PRODUCE => {
+            TRANSACTION_ABORTABLE
+        }
         TxnError::InvalidTxnState => e.code(),
         TxnError::ConcurrentTransactions if ask == LeaderAsk::Add => e.code(),
         TxnError::ConcurrentTransactions
@@ -196,7 +209,7 @@ fn produce_code(e: TxnError, ask: LeaderAsk) -> i16 {
 
 fn refusal_message(code: i16) -> &'static str {
     match code {
-        48 => "Partition was not added to the transaction",
+        INVALID_TXN_STATE | TRANSACTION_ABORTABLE => "Partition was not added to the transaction",
         NOT_ENOUGH_REPLICAS => "Unable to verify the partition has been added to the transaction",
         _ => "Transaction verification failed",
     }
@@ -215,30 +228,35 @@ mod tests {
             TxnError::NotCoordinator,
         ] {
             assert_eq!(
-                produce_code(e, LeaderAsk::Verify),
+                produce_code(e, LeaderAsk::Verify, 9),
                 NOT_ENOUGH_REPLICAS,
                 "{e:?}"
             );
         }
         assert_eq!(
-            produce_code(TxnError::InvalidTxnState, LeaderAsk::Verify),
+            produce_code(TxnError::InvalidTxnState, LeaderAsk::Verify, 10),
             48
         );
         assert_eq!(
-            produce_code(TxnError::ProducerFenced, LeaderAsk::Verify),
+            produce_code(TxnError::InvalidTxnState, LeaderAsk::Verify, 11),
+            120,
+            "v11 clients know TRANSACTION_ABORTABLE"
+        );
+        assert_eq!(
+            produce_code(TxnError::ProducerFenced, LeaderAsk::Verify, 9),
             47
         );
         assert_eq!(
-            produce_code(TxnError::InvalidProducerIdMapping, LeaderAsk::Verify),
+            produce_code(TxnError::InvalidProducerIdMapping, LeaderAsk::Verify, 9),
             49
         );
         // A version 2 producer hears CONCURRENT_TRANSACTIONS itself.
         assert_eq!(
-            produce_code(TxnError::ConcurrentTransactions, LeaderAsk::Add),
+            produce_code(TxnError::ConcurrentTransactions, LeaderAsk::Add, 12),
             51
         );
         assert_eq!(
-            produce_code(TxnError::NotCoordinator, LeaderAsk::Add),
+            produce_code(TxnError::NotCoordinator, LeaderAsk::Add, 12),
             NOT_ENOUGH_REPLICAS
         );
     }

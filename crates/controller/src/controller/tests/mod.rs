@@ -485,6 +485,7 @@ async fn preferred_election_moves_leadership_only_to_a_usable_isr_member() {
 
 mod brokers;
 mod configs;
+mod features;
 mod group;
 mod isr;
 mod reassign;
