@@ -28,7 +28,8 @@ use crate::controller::{
     AlterPartitionReply, AlterPartitionRequest, BrokerHeartbeat, BrokerRegistrationRequest,
     ConfigAlteration, ConfigKeys, CreatePartitions, CreateTopic, CreatedTopic, DeletedTopic,
     ElectionResult, ElectionType, HeartbeatReply, OngoingReassignment, ProducerIdsBlock,
-    QuorumController, ReassignPartition, ReassignmentResult, RegisteredBroker, TopicRef,
+    QuorumController, ReassignPartition, ReassignmentResult, RegisteredBroker, ScramDeletion,
+    ScramResults, ScramUpsertion, TopicRef,
 };
 use crate::error::ControllerError;
 use crate::log::BoxFuture;
@@ -98,6 +99,12 @@ pub trait ControllerClient: Send + Sync + 'static {
         &self,
         topics: Option<Vec<(String, Vec<i32>)>>,
     ) -> Answer<'_, Vec<OngoingReassignment>>;
+    /// AlterUserScramCredentials: one result per user named.
+    fn alter_user_scram_credentials(
+        &self,
+        upsertions: Vec<ScramUpsertion>,
+        deletions: Vec<ScramDeletion>,
+    ) -> Answer<'_, ScramResults>;
 }
 
 /// The in-process controller: its answers come after commit and after
@@ -188,6 +195,20 @@ impl ControllerClient for Arc<QuorumController> {
             committed(
                 self,
                 self.as_ref().allocate_producer_ids(broker, epoch).await,
+            )
+        })
+    }
+    fn alter_user_scram_credentials(
+        &self,
+        upsertions: Vec<ScramUpsertion>,
+        deletions: Vec<ScramDeletion>,
+    ) -> Answer<'_, ScramResults> {
+        Box::pin(async move {
+            committed(
+                self,
+                self.as_ref()
+                    .alter_user_scram_credentials(upsertions, deletions)
+                    .await,
             )
         })
     }

@@ -64,7 +64,8 @@ pub use controller::{
     ConfigValidator, ControllerConfig, CreatePartitions, CreateTopic, CreatedTopic, DeletedTopic,
     ElectionResult, ElectionType, HeartbeatReply, OngoingReassignment, PartitionState,
     PermissiveValidator, ProducerIdsBlock, QuorumController, ReassignPartition, ReassignmentResult,
-    RegisteredBroker, ReplicaAssignment, TopicRef,
+    RegisteredBroker, ReplicaAssignment, ScramDeletion, ScramResults, ScramUpsertion, TopicRef,
+    MAX_SCRAM_ITERATIONS,
 };
 pub use error::ControllerError;
 pub use log::{

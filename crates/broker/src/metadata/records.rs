@@ -35,8 +35,9 @@ use super::{MetadataError, TopicMetadata};
 use crate::config::dynamic::{self, DynamicBrokerConfigs, DYNAMIC_CONFIGS_FILE};
 use crate::config::BrokerConfig;
 
-/// Kafka's `SecurityProtocol.PLAINTEXT` id (the only one Sluice serves).
+/// Kafka's `SecurityProtocol` ids of the protocols Sluice serves.
 const PLAINTEXT: i16 = 0;
+const SASL_PLAINTEXT: i16 = 2;
 
 /// This node's advertised listeners as registration endpoints.
 pub fn advertised_endpoints(config: &BrokerConfig) -> Vec<BrokerEndpoint> {
@@ -47,7 +48,11 @@ pub fn advertised_endpoints(config: &BrokerConfig) -> Vec<BrokerEndpoint> {
             name: l.name.clone(),
             host: l.host.clone(),
             port: l.port,
-            security_protocol: PLAINTEXT,
+            security_protocol: if config.sasl_listeners.contains_key(&l.name) {
+                SASL_PLAINTEXT
+            } else {
+                PLAINTEXT
+            },
         })
         .collect()
 }
