@@ -615,6 +615,17 @@ impl BrokerConfig {
                 sasl_listeners.insert(l.name.clone(), c);
             }
         }
+        sasl::check_unauthenticated_paths(
+            kraft
+                .as_ref()
+                .and_then(|k| k.inter_broker_listener_name.as_deref()),
+            &sasl_listeners,
+            // A controller listener missing from the map is PLAINTEXT, as in Kafka.
+            controller_names.iter().map(|n| {
+                let protocol = protocol_map.get(n).cloned();
+                (n.as_str(), protocol.unwrap_or_else(|| "PLAINTEXT".into()))
+            }),
+        )?;
         let mut advertised_listeners = match explicit.get("advertised.listeners") {
             Some(raw) => select("advertised.listeners", raw)?,
             None => listeners.clone(),
