@@ -1,8 +1,10 @@
 //! SCRAM-SHA-256/512 credentials in the cluster metadata through real
 //! processes: users created and deleted with Kafka's `kafka-configs` log in
 //! (or stop logging in) over SASL_PLAINTEXT at once, with confluent-kafka
-//! and the Java tools; and `kafka-configs` against the pinned Kafka 4.1.2
-//! gives the same answers. Helpers: `common/sasl.rs`.
+//! and the Java tools; `kafka-configs` against the pinned Kafka 4.1.2
+//! gives the same answers; and `sluice storage format --add-scram` bootstraps
+//! a user, as `kafka-storage format --add-scram` does. Helpers:
+//! `common/sasl.rs`.
 
 mod common;
 
@@ -286,4 +288,73 @@ fn kafka_configs_describe_matches_reference_kafka() {
     let theirs = run_all(&kafka.bootstrap());
     let ours = run_all(sluice.bootstrap());
     assert_eq!(ours, theirs);
+}
+
+fn sluice_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .output()
+        .expect("run sluice")
+}
+
+#[test]
+fn storage_format_add_scram_bootstraps_a_user() {
+    let Some(python) = venv_python("sasl storage_format_add_scram_bootstraps_a_user") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let dirs = format!("log.dirs={}", data.display());
+    let id = String::from_utf8(sluice_cli(&["storage", "random-uuid"]).stdout).unwrap();
+    // Outside Kafka's iteration bounds: refused.
+    let refused = sluice_cli(&[
+        "storage",
+        "format",
+        "-t",
+        id.trim(),
+        "--override",
+        &dirs,
+        "--add-scram",
+        "SCRAM-SHA-256=[name=admin,password=admin-secret,iterations=100]",
+    ]);
+    assert!(!refused.status.success());
+    let out = sluice_cli(&[
+        "storage",
+        "format",
+        "-t",
+        id.trim(),
+        "--override",
+        &dirs,
+        "--add-scram",
+        "SCRAM-SHA-256=[name=admin,password=admin-secret]",
+        "--add-scram",
+        "SCRAM-SHA-512=[name=admin,password=admin-secret,iterations=8192]",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (sluice, addr) = start_sasl_in(&data);
+    let mut admin = RawClient::connect(sluice.bootstrap());
+    create_topic(&mut admin, "boot", &[]);
+    python_round_trip(
+        &python,
+        &addr,
+        "SCRAM-SHA-256",
+        "admin",
+        "admin-secret",
+        "boot",
+    );
+    python_round_trip(
+        &python,
+        &addr,
+        "SCRAM-SHA-512",
+        "admin",
+        "admin-secret",
+        "boot",
+    );
+    let err = python_refused(&python, &addr, "SCRAM-SHA-256", "admin", "wrong");
+    assert!(err.contains("invalid credentials"), "{err}");
 }

@@ -50,7 +50,17 @@ pub fn sasl_overrides() -> Vec<(&'static str, &'static str)> {
 pub fn start_sasl(extra: &[(&'static str, &'static str)]) -> (SluiceProcess, String) {
     let mut overrides = sasl_overrides();
     overrides.extend_from_slice(extra);
-    let sluice = start(&overrides);
+    sasl_address(start(&overrides))
+}
+
+/// [`start_sasl`] on an existing data dir.
+pub fn start_sasl_in(data_dir: &std::path::Path) -> (SluiceProcess, String) {
+    let sluice = SluiceProcess::start_in(env!("CARGO_BIN_EXE_sluice"), data_dir, &sasl_overrides())
+        .expect("sluice starts");
+    sasl_address(sluice)
+}
+
+fn sasl_address(sluice: SluiceProcess) -> (SluiceProcess, String) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let out = sluice.output();
