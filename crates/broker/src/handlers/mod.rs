@@ -107,13 +107,16 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, body: RequestKi
 /// --describe` show).
 /// The listener whose endpoints a client is given: the one its connection
 /// came in on when this broker advertises it, else the first advertised.
+/// (A PLAINTEXT connection's context does not name its listener yet, see
+/// `RequestContext::plaintext`: those keep the first advertised one.)
 fn client_listener(ctx: &BrokerContext, request: &RequestContext) -> String {
     let name = request.listener.as_str();
-    if ctx
-        .config
-        .advertised_listeners
-        .iter()
-        .any(|l| l.name == name)
+    if request.security_protocol != sluice_auth::SecurityProtocol::Plaintext
+        && ctx
+            .config
+            .advertised_listeners
+            .iter()
+            .any(|l| l.name == name)
     {
         name.to_string()
     } else {
