@@ -9,7 +9,11 @@
 //! broker's network layer decides a connection's principal and carries it,
 //! with the listener, in each request's context.
 
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod jaas;
 mod principal;
+pub mod sasl;
 
 pub use principal::{KafkaPrincipal, ListenerName, SecurityProtocol};
 
@@ -24,4 +28,18 @@ pub enum AuthError {
         "unknown security protocol {0:?}: expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
     )]
     UnknownSecurityProtocol(String),
+    /// A JAAS config string Kafka's `JaasConfig` would refuse.
+    #[error("invalid JAAS config: {0}")]
+    InvalidJaasConfig(String),
+    /// A SASL mechanism this broker does not implement.
+    #[error("unsupported SASL mechanism {0:?}")]
+    UnsupportedMechanism(String),
+    /// Authentication failed with a message the client may see (Kafka's
+    /// `SaslAuthenticationException`).
+    #[error("{0}")]
+    SaslAuthentication(String),
+    /// Authentication failed; the detail is for the broker's log only (Kafka's
+    /// `SaslException`: the client gets a generic message).
+    #[error("{0}")]
+    SaslInvalid(String),
 }

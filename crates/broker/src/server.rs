@@ -190,16 +190,20 @@ impl Broker {
             ),
             idle_timeout: ctx.config.connections_max_idle,
             stall_timeout: Some(ctx.config.request_stall_timeout),
+            sasl: None,
         };
         let max_connections = ctx.config.max_connections.clamp(1, Semaphore::MAX_PERMITS);
         let slots = Arc::new(Semaphore::new(max_connections));
         let listener_tasks = listeners
             .into_iter()
-            .map(|l| {
+            .zip(&ctx.config.listeners)
+            .map(|(l, configured)| {
+                let mut connection_config = connection_config.clone();
+                connection_config.sasl = network::sasl::gate_for(&ctx.config, &configured.name);
                 tokio::spawn(network::accept_loop(
                     l,
                     ctx.clone(),
-                    connection_config.clone(),
+                    connection_config,
                     slots.clone(),
                     max_connections,
                     shutdown_rx.clone(),

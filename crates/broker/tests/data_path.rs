@@ -868,6 +868,7 @@ async fn idle_connections_are_closed_but_not_while_a_request_waits() {
                 pool: MemoryPool::new(usize::MAX),
                 idle_timeout: Some(std::time::Duration::from_millis(200)),
                 stall_timeout: None,
+                sasl: None,
             };
             tokio::spawn(connection::serve(
                 stream,

@@ -29,7 +29,7 @@ use crate::controller::{
     ConfigAlteration, ConfigKeys, CreatePartitions, CreateTopic, CreatedTopic, DeletedTopic,
     ElectionResult, ElectionType, FeatureUpdate, HeartbeatReply, OngoingReassignment,
     ProducerIdsBlock, QuorumController, ReassignPartition, ReassignmentResult, RegisteredBroker,
-    TopicRef,
+    ScramDeletion, ScramResults, ScramUpsertion, TopicRef,
 };
 use crate::error::ControllerError;
 use crate::log::BoxFuture;
@@ -102,6 +102,12 @@ pub trait ControllerClient: Send + Sync + 'static {
     /// UpdateFeatures: the whole request commits or is refused with the
     /// first update's error.
     fn update_features(&self, updates: Vec<FeatureUpdate>, validate_only: bool) -> Answer<'_, ()>;
+    /// AlterUserScramCredentials: one result per user named.
+    fn alter_user_scram_credentials(
+        &self,
+        upsertions: Vec<ScramUpsertion>,
+        deletions: Vec<ScramDeletion>,
+    ) -> Answer<'_, ScramResults>;
 }
 
 /// The in-process controller: its answers come after commit and after
@@ -192,6 +198,20 @@ impl ControllerClient for Arc<QuorumController> {
             committed(
                 self,
                 self.as_ref().allocate_producer_ids(broker, epoch).await,
+            )
+        })
+    }
+    fn alter_user_scram_credentials(
+        &self,
+        upsertions: Vec<ScramUpsertion>,
+        deletions: Vec<ScramDeletion>,
+    ) -> Answer<'_, ScramResults> {
+        Box::pin(async move {
+            committed(
+                self,
+                self.as_ref()
+                    .alter_user_scram_credentials(upsertions, deletions)
+                    .await,
             )
         })
     }

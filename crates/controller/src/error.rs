@@ -100,6 +100,18 @@ pub enum ControllerError {
     NoReassignmentInProgress,
     /// UNKNOWN_SERVER_ERROR: a condition that should not arise (producer
     /// ids exhausted, a generated record that does not replay).
+    /// A SCRAM credential Kafka would not accept (UNACCEPTABLE_CREDENTIAL).
+    #[error("{0}")]
+    UnacceptableCredential(String),
+    /// An unknown SCRAM mechanism (UNSUPPORTED_SASL_MECHANISM).
+    #[error("{0}")]
+    UnsupportedSaslMechanism(String),
+    /// A credential to delete that does not exist (RESOURCE_NOT_FOUND).
+    #[error("{0}")]
+    ResourceNotFound(String),
+    /// A user altered twice in one request (DUPLICATE_RESOURCE).
+    #[error("{0}")]
+    DuplicateResource(String),
     #[error("{0}")]
     Internal(String),
     /// The metadata log refused or failed the append (NotLeader maps to
@@ -146,6 +158,10 @@ impl ControllerError {
             E::InvalidUpdateVersion(s) => E::InvalidUpdateVersion(s.clone()),
             E::IneligibleReplica(s) => E::IneligibleReplica(s.clone()),
             E::NewLeaderElected(s) => E::NewLeaderElected(s.clone()),
+            E::UnacceptableCredential(s) => E::UnacceptableCredential(s.clone()),
+            E::UnsupportedSaslMechanism(s) => E::UnsupportedSaslMechanism(s.clone()),
+            E::ResourceNotFound(s) => E::ResourceNotFound(s.clone()),
+            E::DuplicateResource(s) => E::DuplicateResource(s.clone()),
             E::Internal(s) => E::Internal(s.clone()),
             E::Log(e) => E::Log(match e {
                 LogError::NotLeader(l) => LogError::NotLeader(*l),

@@ -64,7 +64,8 @@ pub use controller::{
     ConfigValidator, ControllerConfig, CreatePartitions, CreateTopic, CreatedTopic, DeletedTopic,
     ElectionResult, ElectionType, FeatureUpdate, HeartbeatReply, OngoingReassignment,
     PartitionState, PermissiveValidator, ProducerIdsBlock, QuorumController, ReassignPartition,
-    ReassignmentResult, RegisteredBroker, ReplicaAssignment, TopicRef, UpgradeType,
+    ReassignmentResult, RegisteredBroker, ReplicaAssignment, ScramDeletion, ScramResults,
+    ScramUpsertion, TopicRef, UpgradeType, MAX_SCRAM_ITERATIONS,
 };
 pub use error::ControllerError;
 pub use log::{

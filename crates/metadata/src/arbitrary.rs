@@ -181,5 +181,28 @@ pub(crate) fn record() -> impl Strategy<Value = MetadataRecord> {
                 }
             )),
         Just(M::NoOp(NoOpRecord)),
+        (
+            text(),
+            any::<i8>(),
+            vec(any::<u8>(), 0..70),
+            vec(any::<u8>(), 0..70),
+            vec(any::<u8>(), 0..70),
+            any::<i32>()
+        )
+            .prop_map(
+                |(name, mechanism, salt, stored_key, server_key, iterations)| {
+                    M::UserScramCredential(UserScramCredentialRecord {
+                        name,
+                        mechanism,
+                        salt,
+                        stored_key,
+                        server_key,
+                        iterations,
+                    })
+                }
+            ),
+        (text(), any::<i8>()).prop_map(|(name, mechanism)| M::RemoveUserScramCredential(
+            RemoveUserScramCredentialRecord { name, mechanism }
+        )),
     ]
 }

@@ -116,6 +116,14 @@ impl<'a> Reader<'a> {
         Ok(Some(s.to_owned()))
     }
 
+    /// Non-null compact bytes, bounded by the bytes remaining.
+    pub(crate) fn bytes(&mut self, what: &'static str) -> Result<Vec<u8>, MetadataError> {
+        let n = self
+            .compact_len(1, what)?
+            .ok_or(MetadataError::Malformed("null in non-nullable bytes"))?;
+        Ok(self.take(n, what)?.to_vec())
+    }
+
     pub(crate) fn string(&mut self, what: &'static str) -> Result<String, MetadataError> {
         self.nullable_string(what)?
             .ok_or(MetadataError::Malformed("null in a non-nullable string"))
@@ -268,6 +276,16 @@ pub(crate) fn put_nullable_string(
     if let Some(s) = v {
         out.extend_from_slice(s.as_bytes());
     }
+    Ok(())
+}
+
+pub(crate) fn put_bytes(
+    out: &mut Vec<u8>,
+    v: &[u8],
+    what: &'static str,
+) -> Result<(), MetadataError> {
+    put_compact_len(out, Some(v.len()), what)?;
+    out.extend_from_slice(v);
     Ok(())
 }
 

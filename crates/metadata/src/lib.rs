@@ -68,7 +68,8 @@ pub mod types;
 pub use delta::{LocalPartition, LocalReplicaChanges, MetadataChanges, MetadataDelta};
 pub use error::MetadataError;
 pub use image::{
-    BrokerRegistration, MetadataImage, MetadataProvenance, PartitionRegistration, TopicImage,
+    BrokerRegistration, MetadataImage, MetadataProvenance, PartitionRegistration,
+    ScramCredentialData, ScramCredentials, TopicImage,
 };
 pub use record::MetadataRecord;
 pub use types::{

@@ -94,6 +94,19 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     // Finalized feature levels (KIP-584), forwarded to the controller
     // (crates/broker/src/handlers/update_features.rs); 4.1.2 has 0–2.
     (ApiKey::UpdateFeatures, 0, 2),
+    // SASL (issue 20), as Kafka 4.1.2 advertises it on every listener: a
+    // SASL_PLAINTEXT connection's gate (the broker's network/sasl.rs)
+    // answers them before authentication; afterwards, and on a PLAINTEXT
+    // listener, they are answered with ILLEGAL_SASL_STATE
+    // (handlers/unsupported.rs), as Kafka's KafkaApis answers them.
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    // SCRAM credentials in the cluster metadata (handlers/user_scram_credentials.rs).
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
+    // No client quotas exist: every filter matches nothing
+    // (handlers/describe_client_quotas.rs).
+    (ApiKey::DescribeClientQuotas, 0, 1),
 ];
 
 /// APIs that Apache Kafka 4.1.2's broker listener serves (with the version ranges it
@@ -103,9 +116,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
 /// (the broker's `handlers/unsupported.rs`), instead of closing the connection. Kafka
 /// closes the connection for a version outside its range, and so does Sluice.
 pub const ANSWERED_WITH_ERROR: &[(ApiKey, i16, i16)] = &[
-    // A PLAINTEXT listener: no SASL, no delegation tokens, no authorizer.
-    (ApiKey::SaslHandshake, 0, 1),
-    (ApiKey::SaslAuthenticate, 0, 2),
+    // No delegation tokens, no authorizer.
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::CreateAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
@@ -114,10 +125,7 @@ pub const ANSWERED_WITH_ERROR: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ExpireDelegationToken, 1, 2),
     (ApiKey::DescribeDelegationToken, 1, 3),
     // Features Sluice does not have: UNSUPPORTED_VERSION.
-    (ApiKey::DescribeClientQuotas, 0, 1),
     (ApiKey::AlterClientQuotas, 0, 1),
-    (ApiKey::DescribeUserScramCredentials, 0, 0),
-    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// The advertised `(min, max)` of `api_key` in `supported`, if any.

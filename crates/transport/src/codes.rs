@@ -47,6 +47,10 @@ pub fn controller_error_code(e: &ControllerError) -> ErrorCode {
         E::InvalidUpdateVersion(_) => ResponseError::InvalidUpdateVersion,
         E::IneligibleReplica(_) => ResponseError::IneligibleReplica,
         E::NewLeaderElected(_) => ResponseError::NewLeaderElected,
+        E::UnacceptableCredential(_) => ResponseError::UnacceptableCredential,
+        E::UnsupportedSaslMechanism(_) => ResponseError::UnsupportedSaslMechanism,
+        E::ResourceNotFound(_) => ResponseError::ResourceNotFound,
+        E::DuplicateResource(_) => ResponseError::DuplicateResource,
         E::Internal(_) => ResponseError::UnknownServerError,
         E::Log(l) => match l {
             LogError::NotLeader(_) | LogError::Shutdown => ResponseError::NotController,
@@ -133,6 +137,10 @@ pub fn controller_error_from_code(
         R::NewLeaderElected => E::NewLeaderElected(text()),
         R::RequestTimedOut => E::Log(LogError::Uncertain),
         R::UnknownServerError => E::Internal(text()),
+        R::UnacceptableCredential => E::UnacceptableCredential(text()),
+        R::UnsupportedSaslMechanism => E::UnsupportedSaslMechanism(text()),
+        R::ResourceNotFound => E::ResourceNotFound(text()),
+        R::DuplicateResource => E::DuplicateResource(text()),
         other => E::Internal(match message {
             Some(m) => format!("{other} ({code}): {m}"),
             None => format!("{other} ({code})"),
@@ -239,6 +247,13 @@ mod tests {
             (E::IneligibleReplica("2 (fenced)".into()), topic),
             (E::NewLeaderElected("leader 2".into()), topic),
             (E::Internal("exhausted".into()), none),
+            (E::UnacceptableCredential("Too few iterations".into()), none),
+            (
+                E::UnsupportedSaslMechanism("Unknown SCRAM mechanism".into()),
+                none,
+            ),
+            (E::ResourceNotFound("no such credential".into()), none),
+            (E::DuplicateResource("twice".into()), none),
             (E::Log(LogError::NotLeader(leader)), none),
             (E::Log(LogError::Uncertain), none),
             (

@@ -6,7 +6,7 @@
 //! followed by a Metadata that shows the topic, on the same broker). The
 //! in-process controller tells it the offset to wait for; Kafka's responses
 //! have no field for it. So the controller listener adds one to every
-//! answer of the twelve APIs a broker's `ControllerClient` uses, as the
+//! answer of the thirteen APIs a broker's `ControllerClient` uses, as the
 //! unknown tagged field [`COMMITTED_OFFSET_TAG`], and the remote client
 //! reads it. Kafka's clients skip tagged fields they do not know, so the
 //! answers stay valid Kafka for any reader. Tagged fields exist only in
@@ -15,7 +15,7 @@
 //! CreatePartitions v3, IncrementalAlterConfigs v1, AlterConfigs v2,
 //! ElectLeaders v2, AllocateProducerIds, BrokerRegistration,
 //! BrokerHeartbeat, AlterPartition, AlterPartitionReassignments and
-//! ListPartitionReassignments v0+).
+//! ListPartitionReassignments, AlterUserScramCredentials v0+).
 
 use std::collections::BTreeMap;
 
@@ -48,6 +48,7 @@ pub fn attach(body: &mut ResponseKind, offset: Offset) -> bool {
         ResponseKind::AlterPartitionReassignments(r) => &mut r.unknown_tagged_fields,
         ResponseKind::ListPartitionReassignments(r) => &mut r.unknown_tagged_fields,
         ResponseKind::UpdateFeatures(r) => &mut r.unknown_tagged_fields,
+        ResponseKind::AlterUserScramCredentials(r) => &mut r.unknown_tagged_fields,
         _ => return false,
     };
     fields.insert(

@@ -21,7 +21,7 @@
 //!   none.
 //! - [`remote`]: [`RemoteController`], the broker's
 //!   [`ControllerClient`](sluice_controller::client::ControllerClient) when
-//!   the active controller is another node: the twelve operations as Kafka
+//!   the active controller is another node: the thirteen operations as Kafka
 //!   requests over the [`ControllerChannel`], the answers in domain types
 //!   with their committed offset.
 //! - [`channel`]: [`ControllerChannel`], a broker's connection to whichever

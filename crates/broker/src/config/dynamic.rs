@@ -175,6 +175,7 @@ pub const STARTUP_ONLY_KEYS: &[&str] = &[
     "listeners",
     "max.connections",
     "num.replica.fetchers",
+    "sasl.enabled.mechanisms",
 ];
 
 const fn stored(name: &'static str, ty: ConfigType) -> ConfigKey {
@@ -224,7 +225,6 @@ pub static STORED_ONLY_KEYS: &[ConfigKey] = &[
     stored("remote.log.manager.fetch.max.bytes.per.second", T::Long),
     stored("remote.log.reader.threads", T::Int),
     stored("replica.alter.log.dirs.io.max.bytes.per.second", T::Long),
-    stored("sasl.enabled.mechanisms", T::List),
     stored("sasl.jaas.config", T::Password),
     stored("sasl.kerberos.kinit.cmd", T::String),
     stored("sasl.kerberos.min.time.before.relogin", T::Long),

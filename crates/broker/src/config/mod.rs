@@ -9,6 +9,7 @@ pub mod group;
 pub mod kafka_keys;
 pub mod properties;
 pub mod roles;
+pub mod sasl;
 pub mod table;
 
 use std::collections::BTreeMap;
@@ -402,6 +403,13 @@ pub struct BrokerConfig {
     pub connections_max_idle: Option<std::time::Duration>,
     /// `sluice.request.stall.timeout.ms`.
     pub request_stall_timeout: std::time::Duration,
+    /// The SASL settings of each `SASL_PLAINTEXT` listener, by name.
+    pub sasl_listeners: BTreeMap<String, sasl::SaslListenerConfig>,
+    /// `sasl.server.max.receive.size`: the largest request a connection
+    /// may send before it has authenticated.
+    pub sasl_server_max_receive_size: usize,
+    /// `connection.failed.authentication.delay.ms`.
+    pub connection_failed_authentication_delay: std::time::Duration,
     pub num_recovery_threads_per_data_dir: u32,
     pub log_retention_check_interval_ms: i64,
     pub log_flush_scheduler_interval_ms: i64,
@@ -500,6 +508,8 @@ impl BrokerConfig {
                 if !unimplemented.contains(&key) {
                     unimplemented.push(key.clone());
                 }
+            } else if sasl::is_listener_key(&key) {
+                // Read per listener below (config/sasl.rs).
             } else {
                 return Err(ConfigError::UnknownKey { key });
             }
@@ -537,7 +547,8 @@ impl BrokerConfig {
         // A controller-only node serves no client listener.
         let controller_only = kraft.as_ref().is_some_and(|k| !k.roles.broker);
 
-        // Listeners: drop controller listeners, keep only PLAINTEXT ones.
+        // Listeners: drop controller listeners, keep PLAINTEXT and
+        // SASL_PLAINTEXT ones.
         let controller_names: Vec<String> = match get("controller.listener.names") {
             Some(Value::Str(s)) => s
                 .split(',')
@@ -554,6 +565,12 @@ impl BrokerConfig {
                 .collect(),
             _ => BTreeMap::new(),
         };
+        let protocol_of = |name: &str| -> String {
+            protocol_map
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| name.to_string())
+        };
         let select = |key: &str, raw: &str| -> Result<Vec<Listener>, ConfigError> {
             let def = lookup(Scope::Broker, key).expect("listeners keys are in the table");
             let all = parse_listeners(raw).map_err(|r| invalid(def, raw, r))?;
@@ -562,22 +579,23 @@ impl BrokerConfig {
                 if controller_names.contains(&l.name) {
                     continue;
                 }
-                let protocol = protocol_map
-                    .get(&l.name)
-                    .cloned()
-                    .unwrap_or_else(|| l.name.clone());
-                if protocol != "PLAINTEXT" {
+                let protocol = protocol_of(&l.name);
+                if !matches!(protocol.as_str(), "PLAINTEXT" | "SASL_PLAINTEXT") {
                     return Err(ConfigError::Unsupported {
                         key: key.to_string(),
                         reason: format!(
-                            "listener {l} uses security protocol {protocol}; only PLAINTEXT is supported"
+                            "listener {l} uses security protocol {protocol}; only PLAINTEXT and SASL_PLAINTEXT are supported"
                         ),
                     });
                 }
                 kept.push(l);
             }
             if kept.is_empty() && !controller_only {
-                return Err(invalid(def, raw, "no PLAINTEXT listener left to bind"));
+                return Err(invalid(
+                    def,
+                    raw,
+                    "no PLAINTEXT or SASL_PLAINTEXT listener left to bind",
+                ));
             }
             Ok(kept)
         };
@@ -586,6 +604,28 @@ impl BrokerConfig {
             _ => String::new(),
         };
         let listeners = select("listeners", &listeners_raw)?;
+        let global_mechanisms = match get("sasl.enabled.mechanisms") {
+            Some(Value::List(m)) => m,
+            _ => Vec::new(),
+        };
+        let mut sasl_listeners = BTreeMap::new();
+        for l in &listeners {
+            if protocol_of(&l.name) == "SASL_PLAINTEXT" {
+                let c = sasl::listener_config(&l.name, &explicit, &global_mechanisms)?;
+                sasl_listeners.insert(l.name.clone(), c);
+            }
+        }
+        sasl::check_unauthenticated_paths(
+            kraft
+                .as_ref()
+                .and_then(|k| k.inter_broker_listener_name.as_deref()),
+            &sasl_listeners,
+            // A controller listener missing from the map is PLAINTEXT, as in Kafka.
+            controller_names.iter().map(|n| {
+                let protocol = protocol_map.get(n).cloned();
+                (n.as_str(), protocol.unwrap_or_else(|| "PLAINTEXT".into()))
+            }),
+        )?;
         let mut advertised_listeners = match explicit.get("advertised.listeners") {
             Some(raw) => select("advertised.listeners", raw)?,
             None => listeners.clone(),
@@ -628,6 +668,11 @@ impl BrokerConfig {
                 .map(std::time::Duration::from_millis),
             request_stall_timeout: std::time::Duration::from_millis(
                 long("sluice.request.stall.timeout.ms").max(1) as u64,
+            ),
+            sasl_listeners,
+            sasl_server_max_receive_size: long("sasl.server.max.receive.size").max(4) as usize,
+            connection_failed_authentication_delay: std::time::Duration::from_millis(
+                long("connection.failed.authentication.delay.ms").max(0) as u64,
             ),
             num_recovery_threads_per_data_dir: long("num.recovery.threads.per.data.dir") as u32,
             log_retention_check_interval_ms: long("log.retention.check.interval.ms"),

@@ -177,7 +177,14 @@ pub static CONFIG_TABLE: &[ConfigKey] = &[
         "Comma-separated names of the listeners the KRaft controller uses. A node with the controller role must name at least one listener of `listeners` here; a broker-only node must not list them in `listeners` (it uses the first name to reach the controllers). Listeners named here are never returned to clients. Until the cluster wiring lands, Sluice does not bind them."),
     broker("listener.security.protocol.map", T::String,
         Some("SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT"), V::Any,
-        "Listener name to security protocol. Sluice serves only listeners whose protocol is PLAINTEXT."),
+        "Listener name to security protocol. Sluice serves listeners whose protocol is PLAINTEXT or SASL_PLAINTEXT."),
+    // ---- broker: SASL authentication (config/sasl.rs, network/sasl.rs) ----
+    broker("sasl.enabled.mechanisms", T::List, Some("GSSAPI"), V::Any,
+        "SASL mechanisms a SASL_PLAINTEXT listener accepts, unless listener.name.<listener>.sasl.enabled.mechanisms says otherwise. Sluice implements PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512; each enabled mechanism needs listener.name.<listener>.<mechanism>.sasl.jaas.config (PLAIN's users are its user_<name>=\"<password>\" options; SCRAM credentials live in the cluster metadata). Kafka's default GSSAPI is not implemented: a SASL listener must name its mechanisms."),
+    broker("sasl.server.max.receive.size", T::Int, Some("524288"), V::AtLeast(4),
+        "The largest request a client may send before it has authenticated; a larger size prefix closes the connection before any of it is buffered."),
+    broker("connection.failed.authentication.delay.ms", T::Int, Some("100"), V::AtLeast(0),
+        "How long a connection that failed authentication waits, after its error response, before it is closed."),
     // ---- broker: cluster roles and the metadata quorum (config/roles.rs) ----
     broker("process.roles", T::List, None, V::Any,
         "The roles of this node: `broker`, `controller`, or `broker,controller` (combined). Unset: Sluice runs as a one-node cluster that is its own controller and needs none of the keys below (Kafka 4 requires this key). Set: node.id, controller.quorum.voters and the listener rules of KRaft apply, and the log dirs must have been formatted with `sluice storage format`."),

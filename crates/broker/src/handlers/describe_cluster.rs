@@ -27,8 +27,10 @@ const CLUSTER_OPERATIONS: i32 = (1 << 5)
     | (1 << 13)
     | (1 << 14);
 
+/// Answers with the brokers' endpoints of `listener` (the request's).
 pub async fn handle(
     ctx: &BrokerContext,
+    listener: &str,
     header: &RequestHeader,
     req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
@@ -53,12 +55,7 @@ pub async fn handle(
             .with_controller_id(BrokerId(-1));
     }
     // Registered brokers (fenced ones flagged, as Kafka's v2+ answer
-    // has them) at their listener of the name this broker advertises first.
-    let listener = ctx
-        .config
-        .advertised_listeners
-        .first()
-        .map_or("", |l| l.name.as_str());
+    // has them) at their listener of that name.
     let brokers = ctx
         .image
         .image()

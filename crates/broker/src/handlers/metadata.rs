@@ -37,8 +37,21 @@ const CLUSTER_OPERATIONS: i32 =
 /// "Not requested" in the authorized-operations fields.
 const OPERATIONS_OMITTED: i32 = i32::MIN;
 
+/// [`handle_on`] the listener this broker advertises first.
 pub async fn handle(
     ctx: &BrokerContext,
+    header: &RequestHeader,
+    req: MetadataRequest,
+) -> MetadataResponse {
+    let listener = super::first_listener(ctx);
+    handle_on(ctx, &listener, header, req).await
+}
+
+/// Answers with every broker's endpoint of `listener` (the listener the
+/// request came in on, as Kafka answers: clients stay on one listener).
+pub async fn handle_on(
+    ctx: &BrokerContext,
+    listener: &str,
     header: &RequestHeader,
     req: MetadataRequest,
 ) -> MetadataResponse {
@@ -96,13 +109,7 @@ pub async fn handle(
         }
     }
 
-    // Every registered, unfenced broker at its listener of the name this
-    // broker advertises first (clients connect through one listener name).
-    let listener = ctx
-        .config
-        .advertised_listeners
-        .first()
-        .map_or("", |l| l.name.as_str());
+    // Every registered, unfenced broker at its listener of that name.
     let brokers = image
         .brokers()
         .values()

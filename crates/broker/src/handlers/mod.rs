@@ -68,6 +68,11 @@ pub mod unsupported;
 pub mod describe_producers;
 pub mod write_txn_markers;
 
+// SASL/SCRAM credentials in the cluster metadata (issue 20).
+pub mod user_scram_credentials;
+// No client quotas: DescribeClientQuotas finds none (kafka-configs asks).
+pub mod describe_client_quotas;
+
 /// How the connection answers one request.
 #[derive(Debug)]
 pub enum Response {
@@ -101,6 +106,33 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, body: RequestKi
 /// principal, listener and address; JoinGroup records the address as the
 /// member's host, which DescribeGroups and `kafka-consumer-groups
 /// --describe` show).
+/// The listener whose endpoints a client is given: the one its connection
+/// came in on when this broker advertises it, else the first advertised.
+/// (A PLAINTEXT connection's context does not name its listener yet, see
+/// `RequestContext::plaintext`: those keep the first advertised one.)
+fn client_listener(ctx: &BrokerContext, request: &RequestContext) -> String {
+    let name = request.listener.as_str();
+    if request.security_protocol != sluice_auth::SecurityProtocol::Plaintext
+        && ctx
+            .config
+            .advertised_listeners
+            .iter()
+            .any(|l| l.name == name)
+    {
+        name.to_string()
+    } else {
+        first_listener(ctx)
+    }
+}
+
+/// The listener this broker advertises first.
+pub(crate) fn first_listener(ctx: &BrokerContext) -> String {
+    ctx.config
+        .advertised_listeners
+        .first()
+        .map_or_else(String::new, |l| l.name.clone())
+}
+
 pub async fn handle_from(
     ctx: &BrokerContext,
     request: &RequestContext,
@@ -112,9 +144,10 @@ pub async fn handle_from(
         RequestKind::ApiVersions(req) => {
             ResponseKind::ApiVersions(api_versions::handle(ctx, header, req).await).into()
         }
-        RequestKind::Metadata(req) => {
-            ResponseKind::Metadata(metadata::handle(ctx, header, req).await).into()
-        }
+        RequestKind::Metadata(req) => ResponseKind::Metadata(
+            metadata::handle_on(ctx, &client_listener(ctx, request), header, req).await,
+        )
+        .into(),
         RequestKind::Produce(req) => produce::handle(ctx, header, req).await,
         RequestKind::Fetch(req) => Response::Fetch(fetch::handle(ctx, header, req).await),
         RequestKind::ListOffsets(req) => {
@@ -146,9 +179,10 @@ pub async fn handle_from(
         RequestKind::DeleteRecords(req) => {
             ResponseKind::DeleteRecords(delete_records::handle(ctx, header, req).await).into()
         }
-        RequestKind::DescribeCluster(req) => {
-            ResponseKind::DescribeCluster(describe_cluster::handle(ctx, header, req).await).into()
-        }
+        RequestKind::DescribeCluster(req) => ResponseKind::DescribeCluster(
+            describe_cluster::handle(ctx, &client_listener(ctx, request), header, req).await,
+        )
+        .into(),
         RequestKind::DescribeQuorum(req) => {
             ResponseKind::DescribeQuorum(describe_quorum::handle(ctx, header, req).await).into()
         }
@@ -181,9 +215,10 @@ pub async fn handle_from(
             describe_topic_partitions::handle(ctx, header, req).await,
         )
         .into(),
-        RequestKind::FindCoordinator(req) => {
-            ResponseKind::FindCoordinator(find_coordinator::handle(ctx, header, req).await).into()
-        }
+        RequestKind::FindCoordinator(req) => ResponseKind::FindCoordinator(
+            find_coordinator::handle(ctx, &client_listener(ctx, request), header, req).await,
+        )
+        .into(),
         RequestKind::JoinGroup(req) => {
             ResponseKind::JoinGroup(join_group::handle(ctx, header, req, peer).await).into()
         }
@@ -244,6 +279,19 @@ pub async fn handle_from(
         }
         RequestKind::EndTxn(req) => {
             ResponseKind::EndTxn(end_txn::handle(ctx, header, req).await).into()
+        }
+        RequestKind::DescribeClientQuotas(req) => {
+            ResponseKind::DescribeClientQuotas(describe_client_quotas::handle(req)).into()
+        }
+        RequestKind::DescribeUserScramCredentials(req) => {
+            ResponseKind::DescribeUserScramCredentials(
+                user_scram_credentials::describe(ctx, req).await,
+            )
+            .into()
+        }
+        RequestKind::AlterUserScramCredentials(req) => {
+            ResponseKind::AlterUserScramCredentials(user_scram_credentials::alter(ctx, req).await)
+                .into()
         }
         RequestKind::DescribeProducers(req) => {
             ResponseKind::DescribeProducers(describe_producers::handle(ctx, header, req).await)

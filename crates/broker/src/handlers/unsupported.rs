@@ -18,13 +18,11 @@
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    alter_client_quotas_response, alter_user_scram_credentials_response, create_acls_response,
-    delete_acls_response, AlterClientQuotasResponse, AlterUserScramCredentialsResponse,
-    CreateAclsResponse, CreateDelegationTokenResponse, DeleteAclsResponse, DescribeAclsResponse,
-    DescribeClientQuotasResponse, DescribeDelegationTokenResponse,
-    DescribeUserScramCredentialsResponse, ExpireDelegationTokenResponse,
-    RenewDelegationTokenResponse, RequestHeader, RequestKind, ResponseKind,
-    SaslAuthenticateResponse, SaslHandshakeResponse,
+    alter_client_quotas_response, create_acls_response, delete_acls_response,
+    AlterClientQuotasResponse, CreateAclsResponse, CreateDelegationTokenResponse,
+    DeleteAclsResponse, DescribeAclsResponse, DescribeDelegationTokenResponse,
+    ExpireDelegationTokenResponse, RenewDelegationTokenResponse, RequestHeader, RequestKind,
+    ResponseKind, SaslAuthenticateResponse, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -136,12 +134,6 @@ fn no_sasl_no_authorizer(body: &RequestKind) -> Option<ResponseKind> {
 fn missing_feature(body: &RequestKind) -> Option<ResponseKind> {
     let unsupported = ResponseError::UnsupportedVersion.code();
     let response = match body {
-        RequestKind::DescribeClientQuotas(_) => ResponseKind::DescribeClientQuotas(
-            DescribeClientQuotasResponse::default()
-                .with_error_code(unsupported)
-                .with_error_message(not_in_sluice("client quotas"))
-                .with_entries(None),
-        ),
         RequestKind::AlterClientQuotas(req) => ResponseKind::AlterClientQuotas(
             AlterClientQuotasResponse::default().with_entries(
                 req.entries
@@ -164,34 +156,6 @@ fn missing_feature(body: &RequestKind) -> Option<ResponseKind> {
                     .collect(),
             ),
         ),
-        RequestKind::DescribeUserScramCredentials(_) => ResponseKind::DescribeUserScramCredentials(
-            DescribeUserScramCredentialsResponse::default()
-                .with_error_code(unsupported)
-                .with_error_message(not_in_sluice("SCRAM credentials")),
-        ),
-        RequestKind::AlterUserScramCredentials(req) => {
-            // One result per user named, in first-seen order.
-            let mut users: Vec<StrBytes> = Vec::new();
-            let named = req.deletions.iter().map(|d| &d.name);
-            for name in named.chain(req.upsertions.iter().map(|u| &u.name)) {
-                if !users.contains(name) {
-                    users.push(name.clone());
-                }
-            }
-            ResponseKind::AlterUserScramCredentials(
-                AlterUserScramCredentialsResponse::default().with_results(
-                    users
-                        .into_iter()
-                        .map(|user| {
-                            alter_user_scram_credentials_response::AlterUserScramCredentialsResult::default()
-                                .with_user(user)
-                                .with_error_code(unsupported)
-                                .with_error_message(not_in_sluice("SCRAM credentials"))
-                        })
-                        .collect(),
-                ),
-            )
-        }
         _ => return None,
     };
     Some(response)

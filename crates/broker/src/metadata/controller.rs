@@ -311,6 +311,21 @@ impl ControllerChannel {
         Ok(answer.value)
     }
 
+    /// AlterUserScramCredentials: one result per user named; the changes
+    /// are in this broker's image when this returns.
+    pub async fn alter_user_scram_credentials(
+        &self,
+        upsertions: Vec<sluice_controller::ScramUpsertion>,
+        deletions: Vec<sluice_controller::ScramDeletion>,
+    ) -> Result<sluice_controller::ScramResults, MetadataError> {
+        let answer = self
+            .client
+            .alter_user_scram_credentials(upsertions, deletions)
+            .await?;
+        self.published(answer.offset).await?;
+        Ok(answer.value)
+    }
+
     /// ListPartitionReassignments (`None`: every partition).
     pub async fn list_partition_reassignments(
         &self,

@@ -35,8 +35,9 @@ use super::{MetadataError, TopicMetadata};
 use crate::config::dynamic::{self, DynamicBrokerConfigs, DYNAMIC_CONFIGS_FILE};
 use crate::config::BrokerConfig;
 
-/// Kafka's `SecurityProtocol.PLAINTEXT` id (the only one Sluice serves).
+/// Kafka's `SecurityProtocol` ids of the protocols Sluice serves.
 const PLAINTEXT: i16 = 0;
+const SASL_PLAINTEXT: i16 = 2;
 
 /// This node's advertised listeners as registration endpoints.
 pub fn advertised_endpoints(config: &BrokerConfig) -> Vec<BrokerEndpoint> {
@@ -47,7 +48,11 @@ pub fn advertised_endpoints(config: &BrokerConfig) -> Vec<BrokerEndpoint> {
             name: l.name.clone(),
             host: l.host.clone(),
             port: l.port,
-            security_protocol: PLAINTEXT,
+            security_protocol: if config.sasl_listeners.contains_key(&l.name) {
+                SASL_PLAINTEXT
+            } else {
+                PLAINTEXT
+            },
         })
         .collect()
 }
@@ -223,6 +228,60 @@ pub fn fresh_bootstrap_records() -> Vec<MetadataRecord> {
     ]
 }
 
+/// SCRAM credentials `sluice storage format --add-scram` leaves in the
+/// metadata log dir for the first start to commit with the bootstrap batch
+/// (Kafka's `kafka-storage format --add-scram` puts them in its bootstrap
+/// checkpoint): one framed `UserScramCredentialRecord` per line, base64.
+pub const BOOTSTRAP_SCRAM_FILE: &str = "bootstrap-scram.records";
+
+/// The text of a [`BOOTSTRAP_SCRAM_FILE`] holding `records`.
+pub fn encode_bootstrap_scram(
+    records: &[sluice_metadata::record::UserScramCredentialRecord],
+) -> Result<String, MetadataError> {
+    use base64::Engine;
+    let mut out = String::new();
+    for r in records {
+        let bytes = MetadataRecord::UserScramCredential(r.clone())
+            .to_bytes()
+            .map_err(|e| MetadataError::InvalidRequest(e.to_string()))?;
+        out.push_str(&base64::engine::general_purpose::STANDARD.encode(bytes));
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// The records of `dir`'s [`BOOTSTRAP_SCRAM_FILE`] (none without one).
+/// Anything but SCRAM credentials there is corruption.
+pub fn read_bootstrap_scram(
+    fs: &dyn sluice_storage::Fs,
+    dir: &std::path::Path,
+) -> Result<Vec<MetadataRecord>, MetadataError> {
+    use base64::Engine;
+    let path = dir.join(BOOTSTRAP_SCRAM_FILE);
+    let Some(text) = read_file(fs, &path)? else {
+        return Ok(Vec::new());
+    };
+    let corrupt = |reason: String| MetadataError::Corrupt {
+        path: path.clone(),
+        reason,
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(line.trim())
+                .map_err(|e| corrupt(e.to_string()))?;
+            match MetadataRecord::decode(&bytes).map_err(|e| corrupt(e.to_string()))? {
+                r @ MetadataRecord::UserScramCredential(_) => Ok(r),
+                other => Err(corrupt(format!(
+                    "not a SCRAM credential record (api key {})",
+                    other.api_key()
+                ))),
+            }
+        })
+        .collect()
+}
+
 /// The first batch of the metadata log in `dir` (the metadata log dir):
 /// from the single-node release's files if any exists there, else the
 /// fresh bootstrap. Reads only; never writes those files.
@@ -240,8 +299,11 @@ pub fn bootstrap_from_dir(
     ]
     .iter()
     .any(|f| fs.exists(&dir.join(f)));
+    let scram = read_bootstrap_scram(fs, dir)?;
     if !legacy {
-        return Ok((fresh_bootstrap_records(), false));
+        let mut records = fresh_bootstrap_records();
+        records.extend(scram);
+        return Ok((records, false));
     }
     let topics_path = dir.join(TOPICS_FILE);
     let topics = match read_file(fs, &topics_path)? {
@@ -269,6 +331,7 @@ pub fn bootstrap_from_dir(
             next_producer_id: ProducerId(next),
         }));
     }
+    records.extend(scram);
     Ok((records, true))
 }
 

@@ -58,6 +58,9 @@ pub struct ConnectionConfig {
     pub idle_timeout: Option<Duration>,
     /// Abandon a frame that gets no byte for this long (`None`: never).
     pub stall_timeout: Option<Duration>,
+    /// A `SASL_PLAINTEXT` listener's authentication gate (`None`: the
+    /// connection is `User:ANONYMOUS` on PLAINTEXT).
+    pub sasl: Option<Arc<super::SaslGate>>,
 }
 
 /// What the reader needs to know about the processor to decide whether the
@@ -129,8 +132,28 @@ async fn serve_halves<R, W>(
 {
     let _active = crate::metrics::connection_opened();
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-    let frames = FrameReader::new(read_half, config.max_request_bytes, config.pool.clone())
+    let mut frames = FrameReader::new(read_half, config.max_request_bytes, config.pool.clone())
         .with_stall_timeout(config.stall_timeout);
+    let mut write_half = write_half;
+    let request_context = match &config.sasl {
+        None => RequestContext::plaintext(Some(peer)),
+        Some(gate) => {
+            let authenticated = super::sasl::authenticate(
+                &mut frames,
+                &mut write_half,
+                &ctx,
+                gate,
+                peer,
+                config.idle_timeout,
+                shutdown.clone(),
+            )
+            .await;
+            match authenticated {
+                Some(context) => context,
+                None => return,
+            }
+        }
+    };
     let activity = Arc::new(Activity {
         start: Instant::now(),
         in_flight: AtomicUsize::new(0),
@@ -144,7 +167,7 @@ async fn serve_halves<R, W>(
         config.idle_timeout,
         activity.clone(),
     ));
-    process_loop(rx, write_half, &ctx, peer, &activity).await;
+    process_loop(rx, write_half, &ctx, &request_context, peer, &activity).await;
     reader.abort();
     tracing::debug!(%peer, "connection closed");
 }
@@ -225,11 +248,11 @@ async fn process_loop<W: ResponseWriter>(
     mut rx: mpsc::Receiver<Inbound>,
     mut socket: W,
     ctx: &BrokerContext,
+    request_context: &RequestContext,
     peer: SocketAddr,
     activity: &Activity,
 ) {
     let mut client_id: Option<String> = None;
-    let request_context = RequestContext::plaintext(Some(peer));
     while let Some(item) = rx.recv().await {
         let (header, body, reservation) = match item {
             Inbound::Request {
@@ -267,7 +290,7 @@ async fn process_loop<W: ResponseWriter>(
             }
         }
         let observation = crate::metrics::Observation::start(&header, &body);
-        let response = handlers::handle_from(ctx, &request_context, &header, body).await;
+        let response = handlers::handle_from(ctx, request_context, &header, body).await;
         observation.finish(ctx, &response);
         drop(reservation);
         let written = match response {

@@ -226,6 +226,17 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         self
     }
 
+    /// The largest frame this reader accepts.
+    pub fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
+    /// Changes the largest frame accepted from the next size prefix on (a
+    /// connection accepts less before it has authenticated).
+    pub fn set_max_frame(&mut self, max_frame: usize) {
+        self.max_frame = max_frame;
+    }
+
     /// When the last byte arrived (`None`: none yet).
     pub fn last_progress(&self) -> Option<Instant> {
         self.last_progress

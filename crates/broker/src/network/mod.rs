@@ -15,6 +15,7 @@ pub mod connection;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod sasl;
 pub mod sendfile;
 
 use std::io;
@@ -29,6 +30,7 @@ use tokio::task::JoinSet;
 
 pub use connection::ConnectionConfig;
 pub use frame::MemoryPool;
+pub use sasl::SaslGate;
 
 use crate::context::BrokerContext;
 

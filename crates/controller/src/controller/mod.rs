@@ -54,6 +54,7 @@ mod misc;
 mod reassign;
 mod rebalance;
 mod run;
+mod scram;
 mod topics;
 mod types;
 mod validate;
@@ -81,6 +82,7 @@ pub use isr::{
 };
 pub use reassign::{OngoingReassignment, ReassignPartition, ReassignmentResult};
 pub use rebalance::MAX_ELECTIONS_PER_BALANCE;
+pub use scram::{ScramDeletion, ScramResults, ScramUpsertion, MAX_SCRAM_ITERATIONS};
 pub use types::*;
 
 /// Settings of the quorum controller (Kafka's keys).

@@ -36,6 +36,8 @@ pub struct MetadataChanges {
     pub deleted_topics: BTreeMap<Uuid, Arc<TopicImage>>,
     pub configs_changed: BTreeSet<ConfigResource>,
     pub producer_ids_changed: bool,
+    /// SCRAM credentials were set or removed.
+    pub scram_changed: bool,
 }
 
 /// One partition as a broker-side publisher needs it.
@@ -83,6 +85,7 @@ impl MetadataChanges {
             deleted_topics: delta.deleted_topics,
             configs_changed: delta.configs.into_keys().collect(),
             producer_ids_changed: delta.next_producer_id.is_some(),
+            scram_changed: delta.scram.is_some(),
             previous: delta.base,
             image,
         }

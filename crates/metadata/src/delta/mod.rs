@@ -25,6 +25,9 @@
 //! - `FeatureLevelRecord`: a level of at least 0 (0 removes the feature).
 //! - `ProducerIdsRecord`: the next producer id goes up, so an id is never
 //!   handed out twice.
+//! - `UserScramCredentialRecord`: a non-empty user name, a mechanism id of
+//!   Kafka's (1 or 2). `RemoveUserScramCredentialRecord`: the credential
+//!   exists.
 //!
 //! A consistent registration has a non-negative partition id, at least one
 //! replica, no replica twice, non-negative replica ids, ISR, adding and
@@ -42,7 +45,7 @@ use uuid::Uuid;
 use crate::error::MetadataError;
 use crate::image::{
     shard_of, BrokerRegistration, MetadataImage, MetadataProvenance, PartitionRegistration,
-    TopicImage,
+    ScramCredentialData, ScramCredentials, TopicImage,
 };
 use crate::record::*;
 use crate::types::{BrokerId, ConfigResource, ConfigResourceType};
@@ -75,6 +78,8 @@ pub struct MetadataDelta {
     /// Whole new key maps of the config resources the delta touched.
     configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
     next_producer_id: Option<ProducerId>,
+    /// The whole new credential map, once a SCRAM record was replayed.
+    scram: Option<ScramCredentials>,
 }
 
 impl MetadataDelta {
@@ -90,6 +95,7 @@ impl MetadataDelta {
             deleted_topics: BTreeMap::new(),
             configs: BTreeMap::new(),
             next_producer_id: None,
+            scram: None,
         }
     }
 
@@ -147,6 +153,8 @@ impl MetadataDelta {
             M::FeatureLevel(r) => self.feature_level(r),
             M::ProducerIds(r) => self.producer_ids(r),
             M::NoOp(_) => Ok(()),
+            M::UserScramCredential(r) => self.scram_credential(r),
+            M::RemoveUserScramCredential(r) => self.remove_scram_credential(r),
         }
     }
 
@@ -404,6 +412,49 @@ impl MetadataDelta {
         Ok(())
     }
 
+    fn scram_credential(&mut self, r: &UserScramCredentialRecord) -> Result<(), MetadataError> {
+        if r.name.is_empty() {
+            return Err(MetadataError::Malformed("empty SCRAM user name"));
+        }
+        if !matches!(r.mechanism, 1 | 2) {
+            return Err(bad("Mechanism", r.mechanism.into()));
+        }
+        let base = &self.base;
+        self.scram
+            .get_or_insert_with(|| (*base.scram).clone())
+            .insert(
+                (r.name.clone(), r.mechanism),
+                ScramCredentialData {
+                    salt: r.salt.clone(),
+                    stored_key: r.stored_key.clone(),
+                    server_key: r.server_key.clone(),
+                    iterations: r.iterations,
+                },
+            );
+        Ok(())
+    }
+
+    fn remove_scram_credential(
+        &mut self,
+        r: &RemoveUserScramCredentialRecord,
+    ) -> Result<(), MetadataError> {
+        let key = (r.name.clone(), r.mechanism);
+        let exists = match &self.scram {
+            Some(s) => s.contains_key(&key),
+            None => self.base.scram.contains_key(&key),
+        };
+        if !exists {
+            return Err(MetadataError::Malformed(
+                "RemoveUserScramCredentialRecord of a credential that does not exist",
+            ));
+        }
+        let base = &self.base;
+        self.scram
+            .get_or_insert_with(|| (*base.scram).clone())
+            .remove(&key);
+        Ok(())
+    }
+
     // ---- the next image ----
 
     /// The next image, and what changed from the base to it.
@@ -423,6 +474,10 @@ impl MetadataDelta {
             topics_by_name: base.topics_by_name.clone(),
             configs: base.configs.clone(),
             next_producer_id: self.next_producer_id.unwrap_or(base.next_producer_id),
+            scram: self
+                .scram
+                .clone()
+                .map_or_else(|| base.scram.clone(), Arc::new),
         };
         if !self.topics.is_empty() || !self.deleted_topics.is_empty() {
             let shards = Arc::make_mut(&mut image.topics_by_id);

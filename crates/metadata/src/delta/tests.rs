@@ -451,3 +451,57 @@ fn the_single_node_brokers_state_maps_onto_records() {
         .configs()
         .contains_key(&res(ConfigResourceType::Group, "g1")));
 }
+
+fn scram(name: &str, mechanism: i8, iterations: i32) -> MetadataRecord {
+    MetadataRecord::UserScramCredential(UserScramCredentialRecord {
+        name: name.into(),
+        mechanism,
+        salt: vec![1, 2, 3],
+        stored_key: vec![4; 32],
+        server_key: vec![5; 32],
+        iterations,
+    })
+}
+
+#[test]
+fn scram_credentials_are_set_replaced_removed_and_snapshotted() {
+    let mut d = MetadataDelta::new(MetadataImage::empty());
+    d.replay_record(&scram("alice", 1, 4096)).unwrap();
+    d.replay_record(&scram("alice", 2, 8192)).unwrap();
+    d.replay_record(&scram("bob", 1, 4096)).unwrap();
+    // Invalid ones change nothing.
+    assert!(d.replay_record(&scram("", 1, 4096)).is_err());
+    assert!(d.replay_record(&scram("carol", 3, 4096)).is_err());
+    let (image, changes) = d.apply();
+    assert!(changes.scram_changed);
+    assert_eq!(image.scram_credentials().len(), 3);
+    assert_eq!(image.scram_credential("alice", 2).unwrap().iterations, 8192);
+
+    let mut d = MetadataDelta::new(image.clone());
+    d.replay_record(&scram("alice", 1, 5000)).unwrap();
+    d.replay_record(&MetadataRecord::RemoveUserScramCredential(
+        RemoveUserScramCredentialRecord {
+            name: "bob".into(),
+            mechanism: 1,
+        },
+    ))
+    .unwrap();
+    assert!(d
+        .replay_record(&MetadataRecord::RemoveUserScramCredential(
+            RemoveUserScramCredentialRecord {
+                name: "bob".into(),
+                mechanism: 2,
+            },
+        ))
+        .is_err());
+    let (next, _) = d.apply();
+    assert_eq!(next.scram_credential("alice", 1).unwrap().iterations, 5000);
+    assert!(next.scram_credential("bob", 1).is_none());
+    // The base image is untouched, and a snapshot recreates the image.
+    assert!(image.scram_credential("bob", 1).is_some());
+    let again = MetadataImage::from_snapshot(&next.write_snapshot(), next.provenance()).unwrap();
+    assert_eq!(again, next);
+    assert!(!MetadataImage::empty()
+        .scram_credentials()
+        .contains_key(&("x".into(), 1)));
+}

@@ -97,6 +97,28 @@ impl BrokerRegistration {
     }
 }
 
+/// A user's SCRAM credential for one mechanism, as the image keeps it
+/// (Kafka's `ScramCredentialData`): what a server needs, never the
+/// password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramCredentialData {
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
+}
+
+impl std::fmt::Debug for ScramCredentialData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramCredentialData")
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
+/// SCRAM credentials by (user name, Kafka's mechanism id).
+pub type ScramCredentials = BTreeMap<(String, i8), ScramCredentialData>;
+
 /// One topic: its name, id and partitions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicImage {
@@ -149,6 +171,8 @@ pub struct MetadataImage {
     pub(crate) configs: Arc<BTreeMap<ConfigResource, Arc<BTreeMap<String, String>>>>,
     /// The first producer id not yet handed out in a block (0 initially).
     pub(crate) next_producer_id: ProducerId,
+    /// SCRAM credentials (`UserScramCredentialRecord`s).
+    pub(crate) scram: Arc<ScramCredentials>,
 }
 
 impl Default for MetadataImage {
@@ -181,6 +205,7 @@ impl MetadataImage {
             topics_by_name: Arc::default(),
             configs: Arc::default(),
             next_producer_id: ProducerId(0),
+            scram: Arc::default(),
         }
     }
 
@@ -193,6 +218,7 @@ impl MetadataImage {
             && self.topics_by_name.is_empty()
             && self.configs.is_empty()
             && self.next_producer_id == ProducerId(0)
+            && self.scram.is_empty()
     }
     pub fn features(&self) -> &BTreeMap<String, i16> {
         &self.features
@@ -233,6 +259,14 @@ impl MetadataImage {
     }
     pub fn next_producer_id(&self) -> ProducerId {
         self.next_producer_id
+    }
+    /// Every SCRAM credential, by (user, mechanism id).
+    pub fn scram_credentials(&self) -> &ScramCredentials {
+        &self.scram
+    }
+    /// `user`'s credential for the mechanism with Kafka's id `mechanism`.
+    pub fn scram_credential(&self, user: &str, mechanism: i8) -> Option<&ScramCredentialData> {
+        self.scram.get(&(user.to_owned(), mechanism))
     }
 }
 

@@ -8,7 +8,8 @@
 //! registrations by id; topics by name, each a `TopicRecord` followed by its
 //! `PartitionRecord`s by partition id; config keys by (resource type id,
 //! resource name, key); a `ProducerIdsRecord` (broker id and epoch -1, as in
-//! Kafka) when a block was ever handed out.
+//! Kafka) when a block was ever handed out; SCRAM credentials by (user,
+//! mechanism id).
 
 use sluice_record::ProducerId;
 
@@ -75,6 +76,16 @@ impl MetadataImage {
                 next_producer_id: self.next_producer_id,
             }));
         }
+        out.extend(self.scram.iter().map(|((name, mechanism), c)| {
+            MetadataRecord::UserScramCredential(UserScramCredentialRecord {
+                name: name.clone(),
+                mechanism: *mechanism,
+                salt: c.salt.clone(),
+                stored_key: c.stored_key.clone(),
+                server_key: c.server_key.clone(),
+                iterations: c.iterations,
+            })
+        }));
         out
     }
 

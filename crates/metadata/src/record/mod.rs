@@ -22,7 +22,7 @@
 //! - Unknown tagged fields are skipped on decode, not kept for re-encoding.
 //! - Tagged fields must come in strictly increasing tag order (Kafka's
 //!   writers always do this; its readers let a repeated tag win).
-//! - Only the record types below; other api keys (ACLs, quotas, SCRAM,
+//! - Only the record types below; other api keys (ACLs, quotas,
 //!   delegation tokens, transactions markers, the deprecated
 //!   Fence/UnfenceBrokerRecord, ZK migration) are [`MetadataError::UnknownApiKey`].
 //!
@@ -32,6 +32,7 @@
 
 mod broker;
 mod misc;
+mod scram;
 mod topic;
 
 pub use broker::{
@@ -39,6 +40,7 @@ pub use broker::{
     UnregisterBrokerRecord,
 };
 pub use misc::{ConfigRecord, FeatureLevelRecord, NoOpRecord, ProducerIdsRecord};
+pub use scram::{RemoveUserScramCredentialRecord, UserScramCredentialRecord};
 pub use topic::{PartitionChangeRecord, PartitionRecord, RemoveTopicRecord, TopicRecord};
 
 use crate::codec::{put_uvarint, Reader};
@@ -61,6 +63,8 @@ pub enum MetadataRecord {
     ProducerIds(ProducerIdsRecord),
     BrokerRegistrationChange(BrokerRegistrationChangeRecord),
     NoOp(NoOpRecord),
+    UserScramCredential(UserScramCredentialRecord),
+    RemoveUserScramCredential(RemoveUserScramCredentialRecord),
 }
 
 macro_rules! each_record {
@@ -77,6 +81,8 @@ macro_rules! each_record {
             MetadataRecord::ProducerIds($r) => $body,
             MetadataRecord::BrokerRegistrationChange($r) => $body,
             MetadataRecord::NoOp($r) => $body,
+            MetadataRecord::UserScramCredential($r) => $body,
+            MetadataRecord::RemoveUserScramCredential($r) => $body,
         }
     };
 }
@@ -106,7 +112,9 @@ versions!(
     FeatureLevelRecord,
     ProducerIdsRecord,
     BrokerRegistrationChangeRecord,
-    NoOpRecord
+    NoOpRecord,
+    UserScramCredentialRecord,
+    RemoveUserScramCredentialRecord
 );
 
 fn key_and_version<T: Versions>(_: &T) -> (i16, i16) {
@@ -210,6 +218,18 @@ impl MetadataRecord {
                 &mut r,
                 check(NoOpRecord::HIGHEST_VERSION)?,
             )?),
+            UserScramCredentialRecord::API_KEY => {
+                M::UserScramCredential(UserScramCredentialRecord::read(
+                    &mut r,
+                    check(UserScramCredentialRecord::HIGHEST_VERSION)?,
+                )?)
+            }
+            RemoveUserScramCredentialRecord::API_KEY => {
+                M::RemoveUserScramCredential(RemoveUserScramCredentialRecord::read(
+                    &mut r,
+                    check(RemoveUserScramCredentialRecord::HIGHEST_VERSION)?,
+                )?)
+            }
             _ => return Err(MetadataError::UnknownApiKey(key)),
         };
         r.finish(api_key)?;

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
+use sluice_auth::sasl::{ScramCredential, ScramMechanism};
 use sluice_broker::BrokerConfig;
+use sluice_metadata::record::UserScramCredentialRecord;
 use sluice_storage::meta_properties::{self, MetaProperties};
 use sluice_storage::{Clock as _, RealFs, SystemClock};
 
@@ -33,6 +35,10 @@ enum StorageCommand {
         /// Leave already formatted dirs alone and format the others (they must name the same cluster and node).
         #[arg(long, short = 'g')]
         ignore_formatted: bool,
+        /// A SCRAM credential the cluster starts with, as Kafka's:
+        /// 'SCRAM-SHA-256=[name=admin,password=admin-secret]' (also iterations=N); repeatable.
+        #[arg(long = "add-scram", short = 'S', value_name = "CREDENTIAL")]
+        add_scram: Vec<String>,
     },
     /// Show what meta.properties the node's dirs hold.
     Info {
@@ -87,10 +93,18 @@ pub fn run(args: StorageArgs) -> anyhow::Result<()> {
             node,
             cluster_id,
             ignore_formatted,
+            add_scram,
         } => {
             let config = node.load()?;
+            let scram = add_scram
+                .iter()
+                .map(|a| parse_add_scram(a))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             for line in format_node(&config, &cluster_id, ignore_formatted)? {
                 writeln!(out, "{line}")?;
+            }
+            if !scram.is_empty() {
+                write_bootstrap_scram(&config, &scram)?;
             }
         }
         StorageCommand::Info { node } => {
@@ -141,6 +155,77 @@ pub fn format_node(
             )
         })
         .collect())
+}
+
+/// One `--add-scram` argument, Kafka's `MECHANISM=[name=N,password=P]`
+/// (optionally `iterations=I`, default 4096, within Kafka's 4096..=16384),
+/// as the credential record with a fresh random salt.
+fn parse_add_scram(arg: &str) -> anyhow::Result<UserScramCredentialRecord> {
+    let bad = || {
+        anyhow::anyhow!(
+            "--add-scram {arg:?}: expected e.g. 'SCRAM-SHA-256=[name=alice,password=alice-secret]'"
+        )
+    };
+    let (mechanism, rest) = arg.split_once('=').ok_or_else(bad)?;
+    let mechanism = ScramMechanism::from_mechanism_name(mechanism.trim()).ok_or_else(|| {
+        anyhow::anyhow!("--add-scram {arg:?}: unknown SCRAM mechanism {mechanism:?}")
+    })?;
+    let body = rest
+        .trim()
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .ok_or_else(bad)?;
+    let (mut name, mut password, mut iterations) = (None, None, 4096i32);
+    for kv in body.split(',') {
+        match kv.split_once('=').ok_or_else(bad)? {
+            ("name", v) => name = Some(v.trim_matches('"').to_string()),
+            ("password", v) => password = Some(v.trim_matches('"').to_string()),
+            ("iterations", v) => iterations = v.parse().map_err(|_| bad())?,
+            _ => return Err(bad()),
+        }
+    }
+    let (Some(name), Some(password)) = (name, password) else {
+        return Err(bad());
+    };
+    if name.is_empty() {
+        anyhow::bail!("--add-scram {arg:?}: Username must not be empty");
+    }
+    if !(mechanism.min_iterations() as i32..=sluice_controller::MAX_SCRAM_ITERATIONS)
+        .contains(&iterations)
+    {
+        anyhow::bail!(
+            "--add-scram {arg:?}: iterations must be between {} and {}",
+            mechanism.min_iterations(),
+            sluice_controller::MAX_SCRAM_ITERATIONS
+        );
+    }
+    let mut salt = Vec::with_capacity(32);
+    for _ in 0..4 {
+        salt.extend_from_slice(&sluice_runtime::random_u64().to_le_bytes());
+    }
+    let c =
+        ScramCredential::from_password(mechanism, password.as_bytes(), &salt, iterations as u32);
+    Ok(UserScramCredentialRecord {
+        name,
+        mechanism: mechanism.type_id(),
+        salt: c.salt,
+        stored_key: c.stored_key,
+        server_key: c.server_key,
+        iterations,
+    })
+}
+
+/// Leaves the credentials in the metadata log dir for the first start
+/// (`sluice_broker::metadata::records::BOOTSTRAP_SCRAM_FILE`).
+fn write_bootstrap_scram(
+    config: &BrokerConfig,
+    records: &[UserScramCredentialRecord],
+) -> anyhow::Result<()> {
+    use sluice_broker::metadata::records::{encode_bootstrap_scram, BOOTSTRAP_SCRAM_FILE};
+    let path = metadata_log_dir(config).join(BOOTSTRAP_SCRAM_FILE);
+    let text = encode_bootstrap_scram(records)?;
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 /// `storage info`: one line per dir, then the start-up check's verdict.

@@ -189,7 +189,17 @@ impl ControllerNode {
         let log = Arc::new(log);
         let controller = Arc::new(QuorumController::start(
             log.clone() as Arc<dyn MetadataLog>,
-            kraft.controller_config(config),
+            {
+                // Credentials of `storage format --add-scram` join the
+                // bootstrap batch of a new cluster.
+                let mut cc = kraft.controller_config(config);
+                cc.bootstrap
+                    .extend(sluice_broker::metadata::records::read_bootstrap_scram(
+                        &sluice_storage::RealFs,
+                        &kraft.metadata_log_dir,
+                    )?);
+                cc
+            },
             // Config changes are checked here as on a single node (the
             // broker's config table: keys, types, ranges, list keys).
             Arc::new(BrokerConfigValidator::new(Arc::new(config.clone()))),

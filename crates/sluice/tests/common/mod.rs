@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod nodes;
+pub mod sasl;
 pub mod txn;
 
 use std::io::{Read, Write};

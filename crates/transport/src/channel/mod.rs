@@ -188,6 +188,12 @@ impl ControllerApi for IncrementalAlterConfigsRequest {
     }
 }
 
+impl ControllerApi for AlterUserScramCredentialsRequest {
+    fn not_controller(resp: &Self::Response) -> bool {
+        resp.results.iter().any(|r| r.error_code == NOT_CONTROLLER)
+    }
+}
+
 impl ControllerApi for AlterConfigsRequest {
     fn not_controller(resp: &Self::Response) -> bool {
         resp.responses

@@ -50,7 +50,8 @@ use sluice_controller::{
     BrokerRegistrationRequest as Registration, ConfigAlteration, ConfigKeys, ControllerError,
     CreatePartitions, CreateTopic, CreatedTopic, DeletedTopic, ElectionResult, ElectionType,
     FeatureUpdate, HeartbeatReply, LogError, OngoingReassignment, ProducerIdsBlock,
-    ReassignPartition, ReassignmentResult, RegisteredBroker, TopicRef,
+    ReassignPartition, ReassignmentResult, RegisteredBroker, ScramDeletion, ScramResults,
+    ScramUpsertion, TopicRef,
 };
 use sluice_metadata::{BrokerEpoch, BrokerId, ConfigResource};
 use sluice_protocol::kafka_protocol;
@@ -189,7 +190,8 @@ tagged!(
     AlterPartitionResponse,
     AlterPartitionReassignmentsResponse,
     ListPartitionReassignmentsResponse,
-    UpdateFeaturesResponse
+    UpdateFeaturesResponse,
+    AlterUserScramCredentialsResponse
 );
 
 impl ControllerClient for RemoteController {
@@ -341,6 +343,21 @@ impl ControllerClient for RemoteController {
             }
             Ok(Committed {
                 value: convert::election_results(resp, partitions.as_deref()),
+                offset: answer.offset,
+            })
+        })
+    }
+
+    fn alter_user_scram_credentials(
+        &self,
+        upsertions: Vec<ScramUpsertion>,
+        deletions: Vec<ScramDeletion>,
+    ) -> Answer<'_, ScramResults> {
+        Box::pin(async move {
+            let req = crate::server::scram::to_request(&upsertions, &deletions);
+            let answer = self.send(&req).await?;
+            Ok(Committed {
+                value: crate::server::scram::from_response(&answer.value),
                 offset: answer.offset,
             })
         })

@@ -10,7 +10,7 @@
 //! as its forwarded CreateTopics) and answered in request order, as Kafka
 //! requires.
 //!
-//! Every answer of the twelve APIs a broker's `ControllerClient` uses carries
+//! Every answer of the thirteen APIs a broker's `ControllerClient` uses carries
 //! the metadata offset at which it is true, in the tagged field
 //! [`COMMITTED_OFFSET_TAG`](crate::committed::COMMITTED_OFFSET_TAG) (see
 //! [`committed`](crate::committed)).
@@ -33,6 +33,7 @@ mod broker_rpc;
 mod describe;
 mod isr;
 mod reassign;
+pub mod scram;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -72,6 +73,7 @@ pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::UpdateFeatures, 0, 2),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// Settings of the controller listener (Kafka's keys).
@@ -407,6 +409,9 @@ async fn dispatch(inner: &Inner, req: DecodedRequest, peer: SocketAddr) -> Optio
         }
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(describe::describe_cluster(c, &inner.config, r, v))
+        }
+        RequestKind::AlterUserScramCredentials(r) => {
+            ResponseKind::AlterUserScramCredentials(scram::alter(c, r).await)
         }
         // decode_request_with admits only CONTROLLER_APIS.
         _ => return None,
