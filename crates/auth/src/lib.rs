@@ -9,9 +9,12 @@
 //! broker's network layer decides a connection's principal and carries it,
 //! with the listener, in each request's context.
 
+pub mod dn;
 mod principal;
+mod ssl_mapping;
 
 pub use principal::{KafkaPrincipal, ListenerName, SecurityProtocol};
+pub use ssl_mapping::SslPrincipalMapper;
 
 /// The errors of this crate.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -24,4 +27,10 @@ pub enum AuthError {
         "unknown security protocol {0:?}: expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
     )]
     UnknownSecurityProtocol(String),
+    /// An `ssl.principal.mapping.rules` value that does not parse.
+    #[error("invalid ssl.principal.mapping.rules {rules:?}: {reason}")]
+    InvalidMappingRule { rules: String, reason: String },
+    /// A certificate whose subject cannot be read.
+    #[error("cannot read the certificate's subject: {0}")]
+    InvalidCertificate(String),
 }
