@@ -9,6 +9,7 @@ pub mod group;
 pub mod kafka_keys;
 pub mod properties;
 pub mod roles;
+pub mod ssl;
 pub mod table;
 
 use std::collections::BTreeMap;
@@ -382,6 +383,9 @@ pub struct BrokerConfig {
     pub node_id: i32,
     /// Listeners to bind (controller listeners removed).
     pub listeners: Vec<Listener>,
+    /// Each listener's security protocol and TLS settings, by listener
+    /// name (every entry of `listeners` has one).
+    pub security: BTreeMap<String, ssl::ListenerSecurity>,
     /// What Metadata/FindCoordinator return; defaults to `listeners`.
     pub advertised_listeners: Vec<Listener>,
     pub log_dirs: Vec<PathBuf>,
@@ -468,6 +472,14 @@ impl BrokerConfig {
         Ok(config)
     }
 
+    /// The security of the listener named `name` (PLAINTEXT when unknown).
+    pub fn listener_security(&self, name: &str) -> ssl::ListenerSecurity {
+        self.security
+            .get(name)
+            .cloned()
+            .unwrap_or_else(ssl::ListenerSecurity::plaintext)
+    }
+
     /// Parses one `--override` argument `key=value`.
     pub fn parse_override(arg: &str) -> Result<(String, String), ConfigError> {
         match arg.split_once('=') {
@@ -499,6 +511,24 @@ impl BrokerConfig {
             {
                 if !unimplemented.contains(&key) {
                     unimplemented.push(key.clone());
+                }
+            } else if let Some(base) = ssl::listener_key(&key) {
+                // listener.name.<listener>.ssl.*: checked as its broker key.
+                match lookup(Scope::Broker, base) {
+                    Some(def) => {
+                        parse_value(def, &value).map_err(|e| match e {
+                            ConfigError::InvalidValue { value, reason, .. } => {
+                                ConfigError::InvalidValue {
+                                    key: key.clone(),
+                                    value,
+                                    reason,
+                                }
+                            }
+                            e => e,
+                        })?;
+                    }
+                    None if !unimplemented.contains(&key) => unimplemented.push(key.clone()),
+                    None => {}
                 }
             } else {
                 return Err(ConfigError::UnknownKey { key });
@@ -537,7 +567,7 @@ impl BrokerConfig {
         // A controller-only node serves no client listener.
         let controller_only = kraft.as_ref().is_some_and(|k| !k.roles.broker);
 
-        // Listeners: drop controller listeners, keep only PLAINTEXT ones.
+        // Listeners: drop controller listeners, keep PLAINTEXT and SSL ones.
         let controller_names: Vec<String> = match get("controller.listener.names") {
             Some(Value::Str(s)) => s
                 .split(',')
@@ -566,18 +596,20 @@ impl BrokerConfig {
                     .get(&l.name)
                     .cloned()
                     .unwrap_or_else(|| l.name.clone());
-                if protocol != "PLAINTEXT" {
+                if protocol != "PLAINTEXT" && protocol != "SSL" {
                     return Err(ConfigError::Unsupported {
                         key: key.to_string(),
-                        reason: format!(
-                            "listener {l} uses security protocol {protocol}; only PLAINTEXT is supported"
-                        ),
+                        reason: ssl::unsupported_protocol(&l, &protocol, false),
                     });
                 }
                 kept.push(l);
             }
             if kept.is_empty() && !controller_only {
-                return Err(invalid(def, raw, "no PLAINTEXT listener left to bind"));
+                return Err(invalid(
+                    def,
+                    raw,
+                    "no PLAINTEXT or SSL listener left to bind",
+                ));
             }
             Ok(kept)
         };
@@ -586,6 +618,15 @@ impl BrokerConfig {
             _ => String::new(),
         };
         let listeners = select("listeners", &listeners_raw)?;
+        let mut security = BTreeMap::new();
+        for l in &listeners {
+            let protocol = match protocol_map.get(&l.name).map(String::as_str) {
+                Some("SSL") => sluice_auth::SecurityProtocol::Ssl,
+                None if l.name == "SSL" => sluice_auth::SecurityProtocol::Ssl,
+                _ => sluice_auth::SecurityProtocol::Plaintext,
+            };
+            security.insert(l.name.clone(), ssl::resolve(&explicit, &l.name, protocol)?);
+        }
         let mut advertised_listeners = match explicit.get("advertised.listeners") {
             Some(raw) => select("advertised.listeners", raw)?,
             None => listeners.clone(),
@@ -608,6 +649,7 @@ impl BrokerConfig {
         let mut config = BrokerConfig {
             node_id: long("node.id") as i32,
             listeners,
+            security,
             advertised_listeners,
             log_dirs,
             auto_create_topics_enable: boolean("auto.create.topics.enable"),

@@ -32,6 +32,16 @@ pub async fn handle(
     header: &RequestHeader,
     req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
+    handle_on(ctx, super::first_advertised(ctx), header, req).await
+}
+
+/// [`handle`] for a request that came in on `listener`.
+pub async fn handle_on(
+    ctx: &BrokerContext,
+    listener: &str,
+    header: &RequestHeader,
+    req: DescribeClusterRequest,
+) -> DescribeClusterResponse {
     let version = header.request_api_version;
     let node_id = ctx.config.node_id;
     let endpoint_type = if version >= 1 {
@@ -53,12 +63,7 @@ pub async fn handle(
             .with_controller_id(BrokerId(-1));
     }
     // Registered brokers (fenced ones flagged, as Kafka's v2+ answer
-    // has them) at their listener of the name this broker advertises first.
-    let listener = ctx
-        .config
-        .advertised_listeners
-        .first()
-        .map_or("", |l| l.name.as_str());
+    // has them) at their endpoint of the request's listener.
     let brokers = ctx
         .image
         .image()

@@ -45,7 +45,13 @@ async fn prepare(ctx: &BrokerContext, key_type: i8) -> Result<(), GroupError> {
 
 /// `(node id, host, port)` of the leader of `key`'s partition of the
 /// internal topic of `key_type`.
-fn coordinator(ctx: &BrokerContext, image: &MetadataImage, key_type: i8, key: &str) -> Found {
+fn coordinator(
+    ctx: &BrokerContext,
+    listener: &str,
+    image: &MetadataImage,
+    key_type: i8,
+    key: &str,
+) -> Found {
     let (topic, partition) = if key_type == 1 {
         let partition = ctx
             .txns
@@ -61,23 +67,23 @@ fn coordinator(ctx: &BrokerContext, image: &MetadataImage, key_type: i8, key: &s
         .and_then(|t| t.partition(partition))
         .filter(|reg| reg.has_leader())
         .ok_or(GroupError::CoordinatorNotAvailable)?;
-    let listener = ctx
-        .config
-        .advertised_listeners
-        .first()
-        .ok_or(GroupError::CoordinatorNotAvailable)?;
     let (host, port) =
-        endpoint(image, reg.leader.0, &listener.name).ok_or(GroupError::CoordinatorNotAvailable)?;
+        endpoint(image, reg.leader.0, listener).ok_or(GroupError::CoordinatorNotAvailable)?;
     Ok((reg.leader.0, host, i32::from(port)))
 }
 
-async fn lookup(ctx: &BrokerContext, key_type: i8, keys: &[StrBytes]) -> Vec<Found> {
+async fn lookup(
+    ctx: &BrokerContext,
+    listener: &str,
+    key_type: i8,
+    keys: &[StrBytes],
+) -> Vec<Found> {
     if let Err(e) = prepare(ctx, key_type).await {
         return vec![Err(e); keys.len()];
     }
     let image = ctx.image.image();
     keys.iter()
-        .map(|k| coordinator(ctx, &image, key_type, k.as_str()))
+        .map(|k| coordinator(ctx, listener, &image, key_type, k.as_str()))
         .collect()
 }
 
@@ -86,9 +92,20 @@ pub async fn handle(
     header: &RequestHeader,
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
+    handle_on(ctx, super::first_advertised(ctx), header, req).await
+}
+
+/// [`handle`] for a request that came in on `listener`: the coordinator
+/// at its endpoint of that listener name.
+pub async fn handle_on(
+    ctx: &BrokerContext,
+    listener: &str,
+    header: &RequestHeader,
+    req: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
     let version = header.request_api_version;
     if version >= 4 {
-        let found = lookup(ctx, req.key_type, &req.coordinator_keys).await;
+        let found = lookup(ctx, listener, req.key_type, &req.coordinator_keys).await;
         let coordinators = req
             .coordinator_keys
             .into_iter()
@@ -112,7 +129,7 @@ pub async fn handle(
     }
     let key_type = if version >= 1 { req.key_type } else { 0 };
     let key = req.key.clone();
-    match lookup(ctx, key_type, std::slice::from_ref(&key))
+    match lookup(ctx, listener, key_type, std::slice::from_ref(&key))
         .await
         .pop()
         .unwrap_or(Err(GroupError::CoordinatorNotAvailable))

@@ -42,6 +42,17 @@ pub async fn handle(
     header: &RequestHeader,
     req: MetadataRequest,
 ) -> MetadataResponse {
+    handle_on(ctx, super::first_advertised(ctx), header, req).await
+}
+
+/// [`handle`] for a request that came in on `listener`: brokers are
+/// returned at their endpoint of that listener name, as Kafka does.
+pub async fn handle_on(
+    ctx: &BrokerContext,
+    listener: &str,
+    header: &RequestHeader,
+    req: MetadataRequest,
+) -> MetadataResponse {
     let version = header.request_api_version;
     let node_id = ctx.config.node_id;
     let image = ctx.image.image();
@@ -96,13 +107,8 @@ pub async fn handle(
         }
     }
 
-    // Every registered, unfenced broker at its listener of the name this
-    // broker advertises first (clients connect through one listener name).
-    let listener = ctx
-        .config
-        .advertised_listeners
-        .first()
-        .map_or("", |l| l.name.as_str());
+    // Every registered, unfenced broker at its endpoint of the listener
+    // the request came in on (clients connect through one listener name).
     let brokers = image
         .brokers()
         .values()

@@ -100,6 +100,16 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, body: RequestKi
 /// principal, listener and address; JoinGroup records the address as the
 /// member's host, which DescribeGroups and `kafka-consumer-groups
 /// --describe` show).
+/// The name of the listener this broker advertises first: the endpoints
+/// answered to a request made without a connection (tests, the broker's
+/// own requests).
+pub fn first_advertised(ctx: &BrokerContext) -> &str {
+    ctx.config
+        .advertised_listeners
+        .first()
+        .map_or("", |l| l.name.as_str())
+}
+
 pub async fn handle_from(
     ctx: &BrokerContext,
     request: &RequestContext,
@@ -111,9 +121,10 @@ pub async fn handle_from(
         RequestKind::ApiVersions(req) => {
             ResponseKind::ApiVersions(api_versions::handle(ctx, header, req).await).into()
         }
-        RequestKind::Metadata(req) => {
-            ResponseKind::Metadata(metadata::handle(ctx, header, req).await).into()
-        }
+        RequestKind::Metadata(req) => ResponseKind::Metadata(
+            metadata::handle_on(ctx, request.listener.as_str(), header, req).await,
+        )
+        .into(),
         RequestKind::Produce(req) => produce::handle(ctx, header, req).await,
         RequestKind::Fetch(req) => Response::Fetch(fetch::handle(ctx, header, req).await),
         RequestKind::ListOffsets(req) => {
@@ -145,9 +156,10 @@ pub async fn handle_from(
         RequestKind::DeleteRecords(req) => {
             ResponseKind::DeleteRecords(delete_records::handle(ctx, header, req).await).into()
         }
-        RequestKind::DescribeCluster(req) => {
-            ResponseKind::DescribeCluster(describe_cluster::handle(ctx, header, req).await).into()
-        }
+        RequestKind::DescribeCluster(req) => ResponseKind::DescribeCluster(
+            describe_cluster::handle_on(ctx, request.listener.as_str(), header, req).await,
+        )
+        .into(),
         RequestKind::DescribeQuorum(req) => {
             ResponseKind::DescribeQuorum(describe_quorum::handle(ctx, header, req).await).into()
         }
@@ -177,9 +189,10 @@ pub async fn handle_from(
             describe_topic_partitions::handle(ctx, header, req).await,
         )
         .into(),
-        RequestKind::FindCoordinator(req) => {
-            ResponseKind::FindCoordinator(find_coordinator::handle(ctx, header, req).await).into()
-        }
+        RequestKind::FindCoordinator(req) => ResponseKind::FindCoordinator(
+            find_coordinator::handle_on(ctx, request.listener.as_str(), header, req).await,
+        )
+        .into(),
         RequestKind::JoinGroup(req) => {
             ResponseKind::JoinGroup(join_group::handle(ctx, header, req, peer).await).into()
         }

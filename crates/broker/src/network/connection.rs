@@ -92,6 +92,7 @@ impl Activity {
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
+    request: RequestContext,
     ctx: BrokerContext,
     config: ConnectionConfig,
     shutdown: watch::Receiver<bool>,
@@ -100,7 +101,7 @@ pub async fn serve(
         tracing::debug!(%peer, error = %e, "set_nodelay failed");
     }
     let (read_half, write_half) = stream.into_split();
-    serve_halves(read_half, write_half, peer, ctx, config, shutdown).await;
+    serve_halves(read_half, write_half, peer, request, ctx, config, shutdown).await;
 }
 
 /// [`serve`] on any other byte stream (the simulation's, a test's
@@ -108,18 +109,20 @@ pub async fn serve(
 pub async fn serve_stream(
     stream: BoxStream,
     peer: SocketAddr,
+    request: RequestContext,
     ctx: BrokerContext,
     config: ConnectionConfig,
     shutdown: watch::Receiver<bool>,
 ) {
     let (read_half, write_half) = tokio::io::split(stream);
-    serve_halves(read_half, write_half, peer, ctx, config, shutdown).await;
+    serve_halves(read_half, write_half, peer, request, ctx, config, shutdown).await;
 }
 
 async fn serve_halves<R, W>(
     read_half: R,
     write_half: W,
     peer: SocketAddr,
+    request: RequestContext,
     ctx: BrokerContext,
     config: ConnectionConfig,
     shutdown: watch::Receiver<bool>,
@@ -144,7 +147,7 @@ async fn serve_halves<R, W>(
         config.idle_timeout,
         activity.clone(),
     ));
-    process_loop(rx, write_half, &ctx, peer, &activity).await;
+    process_loop(rx, write_half, &ctx, &request, &activity).await;
     reader.abort();
     tracing::debug!(%peer, "connection closed");
 }
@@ -225,11 +228,13 @@ async fn process_loop<W: ResponseWriter>(
     mut rx: mpsc::Receiver<Inbound>,
     mut socket: W,
     ctx: &BrokerContext,
-    peer: SocketAddr,
+    request_context: &RequestContext,
     activity: &Activity,
 ) {
+    let peer = request_context
+        .client_address
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     let mut client_id: Option<String> = None;
-    let request_context = RequestContext::plaintext(Some(peer));
     while let Some(item) = rx.recv().await {
         let (header, body, reservation) = match item {
             Inbound::Request {
@@ -240,7 +245,7 @@ async fn process_loop<W: ResponseWriter>(
                 (header, body, reservation)
             }
             Inbound::Answer(bytes) => {
-                if socket.write_all(&bytes).await.is_err() {
+                if socket.write_all(&bytes).await.is_err() || socket.flush().await.is_err() {
                     return;
                 }
                 activity.touch();
@@ -267,7 +272,7 @@ async fn process_loop<W: ResponseWriter>(
             }
         }
         let observation = crate::metrics::Observation::start(&header, &body);
-        let response = handlers::handle_from(ctx, &request_context, &header, body).await;
+        let response = handlers::handle_from(ctx, request_context, &header, body).await;
         observation.finish(ctx, &response);
         drop(reservation);
         let written = match response {
@@ -291,7 +296,8 @@ async fn process_loop<W: ResponseWriter>(
                 return;
             }
         };
-        if let Err(e) = written {
+        // A TLS stream holds the last records until flushed (a no-op on TCP).
+        if let Err(e) = written.and(socket.flush().await) {
             tracing::debug!(%peer, error = %e, "write failed");
             return;
         }

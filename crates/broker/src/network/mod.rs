@@ -15,7 +15,9 @@ pub mod connection;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod security;
 pub mod sendfile;
+pub mod tls;
 
 use std::io;
 use std::net::SocketAddr;
@@ -29,6 +31,7 @@ use tokio::task::JoinSet;
 
 pub use connection::ConnectionConfig;
 pub use frame::MemoryPool;
+pub use security::ListenerTransport;
 
 use crate::context::BrokerContext;
 
@@ -122,6 +125,7 @@ impl Listener {
 /// waits for every connection to answer the requests it has already read.
 pub async fn accept_loop(
     mut listener: Listener,
+    transport: Arc<ListenerTransport>,
     ctx: BrokerContext,
     config: ConnectionConfig,
     connection_slots: Arc<Semaphore>,
@@ -165,12 +169,11 @@ pub async fn accept_loop(
         let ctx = ctx.clone();
         let config = config.clone();
         let shutdown = shutdown.clone();
+        let transport = transport.clone();
         connections.spawn(async move {
             match stream {
-                Accepted::Tcp(s) => connection::serve(s, peer, ctx, config, shutdown).await,
-                Accepted::Other(s) => {
-                    connection::serve_stream(s, peer, ctx, config, shutdown).await
-                }
+                Accepted::Tcp(s) => transport.serve_tcp(s, peer, ctx, config, shutdown).await,
+                Accepted::Other(s) => transport.serve_other(s, peer, ctx, config, shutdown).await,
             }
             drop(slot);
         });

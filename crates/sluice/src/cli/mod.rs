@@ -20,6 +20,7 @@ pub mod produce;
 pub mod raw;
 pub mod reassign;
 pub mod storage;
+pub mod tls;
 pub mod topic;
 pub mod txn;
 
