@@ -147,7 +147,7 @@ async fn serve_halves<R, W>(
         config.idle_timeout,
         activity.clone(),
     ));
-    process_loop(rx, write_half, &ctx, &request, &activity).await;
+    process_loop(rx, write_half, &ctx, peer, request, &activity).await;
     reader.abort();
     tracing::debug!(%peer, "connection closed");
 }
@@ -228,12 +228,10 @@ async fn process_loop<W: ResponseWriter>(
     mut rx: mpsc::Receiver<Inbound>,
     mut socket: W,
     ctx: &BrokerContext,
-    request_context: &RequestContext,
+    peer: SocketAddr,
+    request_context: RequestContext,
     activity: &Activity,
 ) {
-    let peer = request_context
-        .client_address
-        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     let mut client_id: Option<String> = None;
     while let Some(item) = rx.recv().await {
         let (header, body, reservation) = match item {
@@ -272,7 +270,7 @@ async fn process_loop<W: ResponseWriter>(
             }
         }
         let observation = crate::metrics::Observation::start(&header, &body);
-        let response = handlers::handle_from(ctx, request_context, &header, body).await;
+        let response = handlers::handle_from(ctx, &request_context, &header, body).await;
         observation.finish(ctx, &response);
         drop(reservation);
         let written = match response {
@@ -296,8 +294,12 @@ async fn process_loop<W: ResponseWriter>(
                 return;
             }
         };
-        // A TLS stream holds the last records until flushed (a no-op on TCP).
-        if let Err(e) = written.and(socket.flush().await) {
+        // A TLS stream may hold the last records until flushed (a no-op on TCP).
+        let written = match written {
+            Ok(()) => socket.flush().await,
+            failed => failed,
+        };
+        if let Err(e) = written {
             tracing::debug!(%peer, error = %e, "write failed");
             return;
         }

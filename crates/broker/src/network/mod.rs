@@ -1,5 +1,7 @@
 //! The tokio network layer: listeners, connections, request framing,
-//! response writing (with `sendfile` for fetched records).
+//! response writing (with `sendfile` for fetched records on PLAINTEXT
+//! listeners; through rustls on SSL ones, [`tls`]). [`security`] builds each
+//! connection's stream and request context from its listener.
 //!
 //! Bounds: `max.connections` connections (a connection beyond it is closed
 //! as soon as it is accepted, with a rate-limited WARN naming the limit),
