@@ -9,13 +9,16 @@
 //! broker's network layer decides a connection's principal and carries it,
 //! with the listener, in each request's context.
 
+pub mod dn;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod jaas;
 mod principal;
 pub mod sasl;
+mod ssl_mapping;
 
 pub use principal::{KafkaPrincipal, ListenerName, SecurityProtocol};
+pub use ssl_mapping::SslPrincipalMapper;
 
 /// The errors of this crate.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -42,4 +45,10 @@ pub enum AuthError {
     /// `SaslException`: the client gets a generic message).
     #[error("{0}")]
     SaslInvalid(String),
+    /// An `ssl.principal.mapping.rules` value that does not parse.
+    #[error("invalid ssl.principal.mapping.rules {rules:?}: {reason}")]
+    InvalidMappingRule { rules: String, reason: String },
+    /// A certificate whose subject cannot be read.
+    #[error("cannot read the certificate's subject: {0}")]
+    InvalidCertificate(String),
 }

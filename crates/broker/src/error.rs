@@ -19,6 +19,12 @@ pub enum BrokerError {
     },
     #[error("invalid listener {0:?} (expected PLAINTEXT://host:port)")]
     InvalidListener(String),
+    #[error("cannot set up TLS for listener {listener}: {key}: {reason}")]
+    Tls {
+        listener: String,
+        key: String,
+        reason: String,
+    },
     #[error("metadata: {0}")]
     Metadata(#[from] crate::metadata::MetadataError),
     #[error("{op}: {source}")]

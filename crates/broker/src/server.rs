@@ -15,7 +15,7 @@ use crate::context::BrokerContext;
 use crate::error::BrokerError;
 use crate::group::{GroupConfig, GroupCoordinator};
 use crate::metadata::{MetadataServices, QuorumMode};
-use crate::network::{self, ConnectionConfig, Listener, MemoryPool};
+use crate::network::{self, ConnectionConfig, Listener, ListenerTransport, MemoryPool};
 use crate::partition::ReplicaManager;
 use crate::txn::state_manager::TransactionStateManager;
 use crate::txn::TransactionConfig;
@@ -90,6 +90,16 @@ impl Broker {
         listeners: Vec<Listener>,
     ) -> Result<Broker, BrokerError> {
         let mut config = config;
+        // TLS material is read first: a bad keystore fails the start,
+        // naming its key, before the data is touched.
+        let mut transports = Vec::new();
+        for l in &config.listeners {
+            transports.push(Arc::new(ListenerTransport::new(
+                &l.name,
+                &config.listener_security(&l.name),
+                config.request_stall_timeout,
+            )?));
+        }
         if listeners.len() != config.listeners.len() || listeners.is_empty() {
             return Err(BrokerError::InvalidListener(format!(
                 "{} bound listeners for {} configured",
@@ -196,12 +206,14 @@ impl Broker {
         let slots = Arc::new(Semaphore::new(max_connections));
         let listener_tasks = listeners
             .into_iter()
-            .zip(&ctx.config.listeners)
-            .map(|(l, configured)| {
+            .zip(transports)
+            .map(|(l, transport)| {
                 let mut connection_config = connection_config.clone();
-                connection_config.sasl = network::sasl::gate_for(&ctx.config, &configured.name);
+                connection_config.sasl =
+                    network::sasl::gate_for(&ctx.config, transport.name.as_str());
                 tokio::spawn(network::accept_loop(
                     l,
+                    transport,
                     ctx.clone(),
                     connection_config,
                     slots.clone(),

@@ -873,6 +873,7 @@ async fn idle_connections_are_closed_but_not_while_a_request_waits() {
             tokio::spawn(connection::serve(
                 stream,
                 peer,
+                sluice_broker::request::RequestContext::plaintext(Some(peer)),
                 ctx.clone(),
                 config,
                 stop_rx.clone(),

@@ -57,6 +57,8 @@ enum Command {
     Cluster(cli::cluster::ClusterArgs),
     /// Format a node's storage for a cluster, like kafka-storage (random-uuid, format, info).
     Storage(cli::storage::StorageArgs),
+    /// Test certificates for TLS listeners (`init`: a CA, a broker and a client certificate, in PEM).
+    Tls(cli::tls::TlsArgs),
     /// Configuration reference (`sluice config docs` prints docs/configuration.md).
     #[command(hide = true)]
     Config(cli::config_docs::ConfigArgs),
@@ -94,6 +96,7 @@ fn main() -> std::process::ExitCode {
         Command::Reassign(args) => cli::reassign::run(args),
         Command::Cluster(args) => cli::cluster::run(args),
         Command::Storage(args) => cli::storage::run(args),
+        Command::Tls(args) => cli::tls::run(args),
         Command::Config(args) => cli::config_docs::run(args),
     };
     match result {

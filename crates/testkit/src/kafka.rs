@@ -19,6 +19,8 @@ pub struct ReferenceKafka {
     dir: tempfile::TempDir,
     child: Option<Child>,
     port: u16,
+    /// The port of the extra listener of [`ReferenceKafka::start_with_listener`].
+    extra_port: Option<u16>,
     output: Arc<Mutex<String>>,
 }
 
@@ -174,6 +176,29 @@ impl ReferenceKafka {
 
     /// Like [`ReferenceKafka::start`] with extra `server.properties` entries.
     pub fn start_with(extra: &[(&str, &str)]) -> Result<Option<Self>, TestkitError> {
+        Self::start_inner(None, extra)
+    }
+
+    /// Like [`ReferenceKafka::start_with`] with one more listener named
+    /// `protocol` (`SSL`, ...; mapped to that security protocol and
+    /// advertised) on a free port: [`ReferenceKafka::listener_port`].
+    /// `extra` supplies what the listener needs (`ssl.*` keys).
+    pub fn start_with_listener(
+        protocol: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<Option<Self>, TestkitError> {
+        Self::start_inner(Some(protocol), extra)
+    }
+
+    /// The port of the listener added by [`ReferenceKafka::start_with_listener`].
+    pub fn listener_port(&self) -> Option<u16> {
+        self.extra_port
+    }
+
+    fn start_inner(
+        extra_listener: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> Result<Option<Self>, TestkitError> {
         let Some(lib) = Self::lib_dir() else {
             eprintln!(
                 "reference Kafka skipped: no jars in .cache/kafka/lib (set SLUICE_KAFKA_LIB)"
@@ -190,16 +215,24 @@ impl ReferenceKafka {
             .map_err(io("creating the Kafka dir"))?;
         let port = free_port()?;
         let controller_port = free_port()?;
+        let extra_port = extra_listener.map(|_| free_port()).transpose()?;
+        let (more, more_map) = match (extra_listener, extra_port) {
+            (Some(name), Some(p)) => (
+                format!(",{name}://127.0.0.1:{p}"),
+                format!(",{name}:{name}"),
+            ),
+            _ => (String::new(), String::new()),
+        };
         let logs = dir.path().join("logs");
         let mut props = format!(
             "process.roles=broker,controller\n\
              node.id=1\n\
              controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}\n\
-             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}\n\
-             advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}{more}\n\
+             advertised.listeners=PLAINTEXT://127.0.0.1:{port}{more}\n\
              controller.listener.names=CONTROLLER\n\
              inter.broker.listener.name=PLAINTEXT\n\
-             listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n\
+             listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT{more_map}\n\
              log.dirs={}\n\
              num.partitions=1\n\
              offsets.topic.replication.factor=1\n\
@@ -238,6 +271,7 @@ impl ReferenceKafka {
             dir,
             child: Some(child),
             port,
+            extra_port,
             output,
         };
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();

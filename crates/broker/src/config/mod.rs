@@ -10,6 +10,7 @@ pub mod kafka_keys;
 pub mod properties;
 pub mod roles;
 pub mod sasl;
+pub mod ssl;
 pub mod table;
 
 use std::collections::BTreeMap;
@@ -383,6 +384,9 @@ pub struct BrokerConfig {
     pub node_id: i32,
     /// Listeners to bind (controller listeners removed).
     pub listeners: Vec<Listener>,
+    /// Each listener's security protocol and TLS settings, by listener
+    /// name (every entry of `listeners` has one).
+    pub security: BTreeMap<String, ssl::ListenerSecurity>,
     /// What Metadata/FindCoordinator return; defaults to `listeners`.
     pub advertised_listeners: Vec<Listener>,
     pub log_dirs: Vec<PathBuf>,
@@ -476,6 +480,14 @@ impl BrokerConfig {
         Ok(config)
     }
 
+    /// The security of the listener named `name` (PLAINTEXT when unknown).
+    pub fn listener_security(&self, name: &str) -> ssl::ListenerSecurity {
+        self.security
+            .get(name)
+            .cloned()
+            .unwrap_or_else(ssl::ListenerSecurity::plaintext)
+    }
+
     /// Parses one `--override` argument `key=value`.
     pub fn parse_override(arg: &str) -> Result<(String, String), ConfigError> {
         match arg.split_once('=') {
@@ -510,6 +522,24 @@ impl BrokerConfig {
                 }
             } else if sasl::is_listener_key(&key) {
                 // Read per listener below (config/sasl.rs).
+            } else if let Some(base) = ssl::listener_key(&key) {
+                // listener.name.<listener>.ssl.*: checked as its broker key.
+                match lookup(Scope::Broker, base) {
+                    Some(def) => {
+                        parse_value(def, &value).map_err(|e| match e {
+                            ConfigError::InvalidValue { value, reason, .. } => {
+                                ConfigError::InvalidValue {
+                                    key: key.clone(),
+                                    value,
+                                    reason,
+                                }
+                            }
+                            e => e,
+                        })?;
+                    }
+                    None if !unimplemented.contains(&key) => unimplemented.push(key.clone()),
+                    None => {}
+                }
             } else {
                 return Err(ConfigError::UnknownKey { key });
             }
@@ -547,7 +577,7 @@ impl BrokerConfig {
         // A controller-only node serves no client listener.
         let controller_only = kraft.as_ref().is_some_and(|k| !k.roles.broker);
 
-        // Listeners: drop controller listeners, keep PLAINTEXT and
+        // Listeners: drop controller listeners, keep PLAINTEXT, SSL and
         // SASL_PLAINTEXT ones.
         let controller_names: Vec<String> = match get("controller.listener.names") {
             Some(Value::Str(s)) => s
@@ -580,12 +610,10 @@ impl BrokerConfig {
                     continue;
                 }
                 let protocol = protocol_of(&l.name);
-                if !matches!(protocol.as_str(), "PLAINTEXT" | "SASL_PLAINTEXT") {
+                if !matches!(protocol.as_str(), "PLAINTEXT" | "SSL" | "SASL_PLAINTEXT") {
                     return Err(ConfigError::Unsupported {
                         key: key.to_string(),
-                        reason: format!(
-                            "listener {l} uses security protocol {protocol}; only PLAINTEXT and SASL_PLAINTEXT are supported"
-                        ),
+                        reason: ssl::unsupported_protocol(&l, &protocol, false),
                     });
                 }
                 kept.push(l);
@@ -594,7 +622,7 @@ impl BrokerConfig {
                 return Err(invalid(
                     def,
                     raw,
-                    "no PLAINTEXT or SASL_PLAINTEXT listener left to bind",
+                    "no PLAINTEXT, SSL or SASL_PLAINTEXT listener left to bind",
                 ));
             }
             Ok(kept)
@@ -626,6 +654,15 @@ impl BrokerConfig {
                 (n.as_str(), protocol.unwrap_or_else(|| "PLAINTEXT".into()))
             }),
         )?;
+        let mut security = BTreeMap::new();
+        for l in &listeners {
+            let protocol = match protocol_of(&l.name).as_str() {
+                "SSL" => sluice_auth::SecurityProtocol::Ssl,
+                "SASL_PLAINTEXT" => sluice_auth::SecurityProtocol::SaslPlaintext,
+                _ => sluice_auth::SecurityProtocol::Plaintext,
+            };
+            security.insert(l.name.clone(), ssl::resolve(&explicit, &l.name, protocol)?);
+        }
         let mut advertised_listeners = match explicit.get("advertised.listeners") {
             Some(raw) => select("advertised.listeners", raw)?,
             None => listeners.clone(),
@@ -648,6 +685,7 @@ impl BrokerConfig {
         let mut config = BrokerConfig {
             node_id: long("node.id") as i32,
             listeners,
+            security,
             advertised_listeners,
             log_dirs,
             auto_create_topics_enable: boolean("auto.create.topics.enable"),

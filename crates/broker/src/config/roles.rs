@@ -404,12 +404,12 @@ impl KraftConfig {
                         format!("no security protocol defined for listener {}", l.name),
                     ))
                 }
-                Some(p) if p != "PLAINTEXT" => {
+                // Client listeners may speak SSL; the controller and
+                // inter-broker paths are PLAINTEXT until node-to-node TLS.
+                Some(p) if p != "PLAINTEXT" && (p != "SSL" || is_controller(l)) => {
                     return Err(ConfigError::Unsupported {
                         key: "listeners".into(),
-                        reason: format!(
-                            "listener {l} uses security protocol {p}; only PLAINTEXT is supported"
-                        ),
+                        reason: super::ssl::unsupported_protocol(l, &p, is_controller(l)),
                     })
                 }
                 Some(_) => {}
@@ -469,6 +469,18 @@ impl KraftConfig {
         } else {
             None
         };
+        if let Some(name) = &inter_broker_listener_name {
+            if let Some(p) =
+                protocol_of(explicit, &controller_names, name).filter(|p| p != "PLAINTEXT")
+            {
+                return Err(ConfigError::Unsupported {
+                    key: "inter.broker.listener.name".into(),
+                    reason: format!(
+                        "the inter-broker listener {name} speaks {p}; replication between brokers is PLAINTEXT only for now: name a PLAINTEXT listener in inter.broker.listener.name"
+                    ),
+                });
+            }
+        }
         if roles.broker {
             advertised_checks(explicit, &listeners, &controller_names, roles)?;
         }

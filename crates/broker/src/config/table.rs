@@ -153,6 +153,13 @@ const fn topic(
     }
 }
 
+/// A key whose value is a secret: never shown in errors, logs or
+/// DescribeConfigs.
+const fn sensitive(mut key: ConfigKey) -> ConfigKey {
+    key.sensitive = true;
+    key
+}
+
 const fn no_effect(mut key: ConfigKey) -> ConfigKey {
     key.no_effect = true;
     key
@@ -177,7 +184,7 @@ pub static CONFIG_TABLE: &[ConfigKey] = &[
         "Comma-separated names of the listeners the KRaft controller uses. A node with the controller role must name at least one listener of `listeners` here; a broker-only node must not list them in `listeners` (it uses the first name to reach the controllers). Listeners named here are never returned to clients. Until the cluster wiring lands, Sluice does not bind them."),
     broker("listener.security.protocol.map", T::String,
         Some("SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT"), V::Any,
-        "Listener name to security protocol. Sluice serves listeners whose protocol is PLAINTEXT or SASL_PLAINTEXT."),
+        "Listener name to security protocol. Sluice serves PLAINTEXT, SSL (TLS with the ssl.* keys below) and SASL_PLAINTEXT (SASL with the sasl.* keys below) listeners; SASL_SSL is refused at start. Controller listeners and the inter-broker listener must be PLAINTEXT."),
     // ---- broker: SASL authentication (config/sasl.rs, network/sasl.rs) ----
     broker("sasl.enabled.mechanisms", T::List, Some("GSSAPI"), V::Any,
         "SASL mechanisms a SASL_PLAINTEXT listener accepts, unless listener.name.<listener>.sasl.enabled.mechanisms says otherwise. Sluice implements PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512; each enabled mechanism needs listener.name.<listener>.<mechanism>.sasl.jaas.config (PLAIN's users are its user_<name>=\"<password>\" options; SCRAM credentials live in the cluster metadata). Kafka's default GSSAPI is not implemented: a SASL listener must name its mechanisms."),
@@ -185,6 +192,30 @@ pub static CONFIG_TABLE: &[ConfigKey] = &[
         "The largest request a client may send before it has authenticated; a larger size prefix closes the connection before any of it is buffered."),
     broker("connection.failed.authentication.delay.ms", T::Int, Some("100"), V::AtLeast(0),
         "How long a connection that failed authentication waits, after its error response, before it is closed."),
+    // ---- broker: TLS of SSL listeners (config/ssl.rs, network/tls.rs) ----
+    // Each ssl.* key may be given per listener as listener.name.<listener>.ssl.*, which wins over the broker-wide key.
+    broker("ssl.keystore.type", T::String, Some("JKS"), V::Any,
+        "Format of the keystore of SSL listeners. Sluice reads only PEM (set ssl.keystore.type=PEM); JKS and PKCS12 are refused at start. Kafka's default, JKS, is kept so that a keystore given without a type is refused as Kafka would read it."),
+    broker("ssl.keystore.location", T::String, None, V::Any,
+        "Path of the keystore of SSL listeners: with ssl.keystore.type=PEM, one PEM file holding the private key (unencrypted PKCS#8, PKCS#1 or SEC1) and the certificate chain, the broker's certificate first. Read at start. Per listener: listener.name.<listener>.ssl.keystore.location."),
+    sensitive(broker("ssl.keystore.key", T::Password, None, V::Any,
+        "The private key of SSL listeners as PEM text (with ssl.keystore.type=PEM and ssl.keystore.certificate.chain), instead of ssl.keystore.location. Encrypted keys are refused at start.")),
+    sensitive(broker("ssl.keystore.certificate.chain", T::Password, None, V::Any,
+        "The certificate chain of SSL listeners as PEM text, the broker's certificate first (with ssl.keystore.key).")),
+    sensitive(broker("ssl.key.password", T::Password, None, V::Any,
+        "Password of an encrypted private key. Sluice reads unencrypted keys only: an encrypted key is refused at start with an error naming this key.")),
+    broker("ssl.truststore.type", T::String, Some("JKS"), V::Any,
+        "Format of the truststore of SSL listeners; only PEM is supported (JKS and PKCS12 are refused at start)."),
+    broker("ssl.truststore.location", T::String, None, V::Any,
+        "Path of a PEM file of the CA certificates that verify client certificates (ssl.client.auth=required or requested). Read at start."),
+    sensitive(broker("ssl.truststore.certificates", T::Password, None, V::Any,
+        "The CA certificates that verify client certificates, as PEM text, instead of ssl.truststore.location.")),
+    broker("ssl.client.auth", T::String, Some("none"), V::Any,
+        "Whether SSL listeners ask clients for a certificate: required (mutual TLS: a client without a certificate the truststore verifies is refused in the handshake), requested (verified if sent) or none. A verified certificate's subject, in RFC 2253 form and mapped by ssl.principal.mapping.rules, names the connection's User principal; without one it is User:ANONYMOUS."),
+    broker("ssl.enabled.protocols", T::List, Some("TLSv1.2,TLSv1.3"), V::Any,
+        "TLS versions SSL listeners accept. Sluice speaks TLSv1.2 and TLSv1.3; older names are ignored with a warning, and a list without either is refused."),
+    broker("ssl.principal.mapping.rules", T::String, Some("DEFAULT"), V::Any,
+        "Rules that map a client certificate's subject (RFC 2253, as Java prints it: CN=alice,OU=eng,O=acme) to a principal name, as Kafka's: a comma-separated list of DEFAULT (the subject itself) and RULE:pattern/replacement/ with an optional L or U to lower- or upper-case the result. The first rule whose pattern matches the whole subject decides; when none does, the connection is closed."),
     // ---- broker: cluster roles and the metadata quorum (config/roles.rs) ----
     broker("process.roles", T::List, None, V::Any,
         "The roles of this node: `broker`, `controller`, or `broker,controller` (combined). Unset: Sluice runs as a one-node cluster that is its own controller and needs none of the keys below (Kafka 4 requires this key). Set: node.id, controller.quorum.voters and the listener rules of KRaft apply, and the log dirs must have been formatted with `sluice storage format`."),
@@ -243,7 +274,7 @@ pub static CONFIG_TABLE: &[ConfigKey] = &[
     broker("connections.max.idle.ms", T::Long, Some("600000"), V::Any,
         "Close a connection that has no request in flight and has read or written no byte for this long. A negative value never closes idle connections."),
     broker("sluice.request.stall.timeout.ms", T::Long, Some("30000"), V::AtLeast(1),
-        "Close a connection whose request has begun to arrive but gets no further byte for this long (time spent waiting for queued.max.request.bytes budget does not count), freeing the request bytes it holds, with a WARN. Kafka has no such key (there a stalled request holds its bytes until connections.max.idle.ms); the default matches Kafka clients' request.timeout.ms (30000), after which the client has given up on that request anyway."),
+        "Close a connection whose request has begun to arrive but gets no further byte for this long (time spent waiting for queued.max.request.bytes budget does not count), freeing the request bytes it holds, with a WARN. Kafka has no such key (there a stalled request holds its bytes until connections.max.idle.ms); the default matches Kafka clients' request.timeout.ms (30000), after which the client has given up on that request anyway. On an SSL listener the TLS handshake must also finish within this time."),
     broker("message.max.bytes", T::Int, Some("1048588"), V::AtLeast(0),
         "Largest record batch size allowed, the default of the topic config max.message.bytes."),
     // ---- broker: log defaults (topic synonyms) ----

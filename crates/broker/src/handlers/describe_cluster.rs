@@ -27,8 +27,18 @@ const CLUSTER_OPERATIONS: i32 = (1 << 5)
     | (1 << 13)
     | (1 << 14);
 
-/// Answers with the brokers' endpoints of `listener` (the request's).
+/// Answers with the brokers' endpoints of the first advertised listener
+/// (a request made without a connection).
 pub async fn handle(
+    ctx: &BrokerContext,
+    header: &RequestHeader,
+    req: DescribeClusterRequest,
+) -> DescribeClusterResponse {
+    handle_on(ctx, super::first_advertised(ctx), header, req).await
+}
+
+/// [`handle`] for a request that came in on `listener`.
+pub async fn handle_on(
     ctx: &BrokerContext,
     listener: &str,
     header: &RequestHeader,
@@ -55,7 +65,7 @@ pub async fn handle(
             .with_controller_id(BrokerId(-1));
     }
     // Registered brokers (fenced ones flagged, as Kafka's v2+ answer
-    // has them) at their listener of that name.
+    // has them) at their endpoint of the request's listener.
     let brokers = ctx
         .image
         .image()

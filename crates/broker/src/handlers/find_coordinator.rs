@@ -47,8 +47,8 @@ async fn prepare(ctx: &BrokerContext, key_type: i8) -> Result<(), GroupError> {
 /// internal topic of `key_type`.
 fn coordinator(
     ctx: &BrokerContext,
-    image: &MetadataImage,
     listener: &str,
+    image: &MetadataImage,
     key_type: i8,
     key: &str,
 ) -> Found {
@@ -83,13 +83,23 @@ async fn lookup(
     }
     let image = ctx.image.image();
     keys.iter()
-        .map(|k| coordinator(ctx, &image, listener, key_type, k.as_str()))
+        .map(|k| coordinator(ctx, listener, &image, key_type, k.as_str()))
         .collect()
 }
 
 /// Answers with the coordinators' endpoints of `listener` (the listener
 /// the request came in on, as Kafka answers).
 pub async fn handle(
+    ctx: &BrokerContext,
+    header: &RequestHeader,
+    req: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    handle_on(ctx, super::first_advertised(ctx), header, req).await
+}
+
+/// [`handle`] for a request that came in on `listener`: the coordinator
+/// at its endpoint of that listener name.
+pub async fn handle_on(
     ctx: &BrokerContext,
     listener: &str,
     header: &RequestHeader,

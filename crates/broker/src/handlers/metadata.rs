@@ -43,12 +43,11 @@ pub async fn handle(
     header: &RequestHeader,
     req: MetadataRequest,
 ) -> MetadataResponse {
-    let listener = super::first_listener(ctx);
-    handle_on(ctx, &listener, header, req).await
+    handle_on(ctx, super::first_advertised(ctx), header, req).await
 }
 
-/// Answers with every broker's endpoint of `listener` (the listener the
-/// request came in on, as Kafka answers: clients stay on one listener).
+/// [`handle`] for a request that came in on `listener`: brokers are
+/// returned at their endpoint of that listener name, as Kafka does.
 pub async fn handle_on(
     ctx: &BrokerContext,
     listener: &str,
@@ -109,7 +108,8 @@ pub async fn handle_on(
         }
     }
 
-    // Every registered, unfenced broker at its listener of that name.
+    // Every registered, unfenced broker at its endpoint of the listener
+    // the request came in on (clients connect through one listener name).
     let brokers = image
         .brokers()
         .values()

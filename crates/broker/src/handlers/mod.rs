@@ -106,31 +106,14 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, body: RequestKi
 /// principal, listener and address; JoinGroup records the address as the
 /// member's host, which DescribeGroups and `kafka-consumer-groups
 /// --describe` show).
-/// The listener whose endpoints a client is given: the one its connection
-/// came in on when this broker advertises it, else the first advertised.
-/// (A PLAINTEXT connection's context does not name its listener yet, see
-/// `RequestContext::plaintext`: those keep the first advertised one.)
-fn client_listener(ctx: &BrokerContext, request: &RequestContext) -> String {
-    let name = request.listener.as_str();
-    if request.security_protocol != sluice_auth::SecurityProtocol::Plaintext
-        && ctx
-            .config
-            .advertised_listeners
-            .iter()
-            .any(|l| l.name == name)
-    {
-        name.to_string()
-    } else {
-        first_listener(ctx)
-    }
-}
-
-/// The listener this broker advertises first.
-pub(crate) fn first_listener(ctx: &BrokerContext) -> String {
+/// The name of the listener this broker advertises first: the endpoints
+/// answered to a request made without a connection (tests, the broker's
+/// own requests).
+pub fn first_advertised(ctx: &BrokerContext) -> &str {
     ctx.config
         .advertised_listeners
         .first()
-        .map_or_else(String::new, |l| l.name.clone())
+        .map_or("", |l| l.name.as_str())
 }
 
 pub async fn handle_from(
@@ -145,7 +128,7 @@ pub async fn handle_from(
             ResponseKind::ApiVersions(api_versions::handle(ctx, header, req).await).into()
         }
         RequestKind::Metadata(req) => ResponseKind::Metadata(
-            metadata::handle_on(ctx, &client_listener(ctx, request), header, req).await,
+            metadata::handle_on(ctx, request.listener.as_str(), header, req).await,
         )
         .into(),
         RequestKind::Produce(req) => produce::handle(ctx, header, req).await,
@@ -180,7 +163,7 @@ pub async fn handle_from(
             ResponseKind::DeleteRecords(delete_records::handle(ctx, header, req).await).into()
         }
         RequestKind::DescribeCluster(req) => ResponseKind::DescribeCluster(
-            describe_cluster::handle(ctx, &client_listener(ctx, request), header, req).await,
+            describe_cluster::handle_on(ctx, request.listener.as_str(), header, req).await,
         )
         .into(),
         RequestKind::DescribeQuorum(req) => {
@@ -216,7 +199,7 @@ pub async fn handle_from(
         )
         .into(),
         RequestKind::FindCoordinator(req) => ResponseKind::FindCoordinator(
-            find_coordinator::handle(ctx, &client_listener(ctx, request), header, req).await,
+            find_coordinator::handle_on(ctx, request.listener.as_str(), header, req).await,
         )
         .into(),
         RequestKind::JoinGroup(req) => {

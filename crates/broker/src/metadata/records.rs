@@ -35,9 +35,16 @@ use super::{MetadataError, TopicMetadata};
 use crate::config::dynamic::{self, DynamicBrokerConfigs, DYNAMIC_CONFIGS_FILE};
 use crate::config::BrokerConfig;
 
-/// Kafka's `SecurityProtocol` ids of the protocols Sluice serves.
-const PLAINTEXT: i16 = 0;
-const SASL_PLAINTEXT: i16 = 2;
+/// Kafka's `SecurityProtocol` id of a protocol.
+fn protocol_id(protocol: sluice_auth::SecurityProtocol) -> i16 {
+    use sluice_auth::SecurityProtocol as P;
+    match protocol {
+        P::Plaintext => 0,
+        P::Ssl => 1,
+        P::SaslPlaintext => 2,
+        P::SaslSsl => 3,
+    }
+}
 
 /// This node's advertised listeners as registration endpoints.
 pub fn advertised_endpoints(config: &BrokerConfig) -> Vec<BrokerEndpoint> {
@@ -48,11 +55,7 @@ pub fn advertised_endpoints(config: &BrokerConfig) -> Vec<BrokerEndpoint> {
             name: l.name.clone(),
             host: l.host.clone(),
             port: l.port,
-            security_protocol: if config.sasl_listeners.contains_key(&l.name) {
-                SASL_PLAINTEXT
-            } else {
-                PLAINTEXT
-            },
+            security_protocol: protocol_id(config.listener_security(&l.name).protocol),
         })
         .collect()
 }

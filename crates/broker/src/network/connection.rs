@@ -95,6 +95,7 @@ impl Activity {
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
+    request: RequestContext,
     ctx: BrokerContext,
     config: ConnectionConfig,
     shutdown: watch::Receiver<bool>,
@@ -103,7 +104,7 @@ pub async fn serve(
         tracing::debug!(%peer, error = %e, "set_nodelay failed");
     }
     let (read_half, write_half) = stream.into_split();
-    serve_halves(read_half, write_half, peer, ctx, config, shutdown).await;
+    serve_halves(read_half, write_half, peer, request, ctx, config, shutdown).await;
 }
 
 /// [`serve`] on any other byte stream (the simulation's, a test's
@@ -111,18 +112,20 @@ pub async fn serve(
 pub async fn serve_stream(
     stream: BoxStream,
     peer: SocketAddr,
+    request: RequestContext,
     ctx: BrokerContext,
     config: ConnectionConfig,
     shutdown: watch::Receiver<bool>,
 ) {
     let (read_half, write_half) = tokio::io::split(stream);
-    serve_halves(read_half, write_half, peer, ctx, config, shutdown).await;
+    serve_halves(read_half, write_half, peer, request, ctx, config, shutdown).await;
 }
 
 async fn serve_halves<R, W>(
     read_half: R,
     write_half: W,
     peer: SocketAddr,
+    request: RequestContext,
     ctx: BrokerContext,
     config: ConnectionConfig,
     shutdown: watch::Receiver<bool>,
@@ -135,15 +138,18 @@ async fn serve_halves<R, W>(
     let mut frames = FrameReader::new(read_half, config.max_request_bytes, config.pool.clone())
         .with_stall_timeout(config.stall_timeout);
     let mut write_half = write_half;
-    let request_context = match &config.sasl {
-        None => RequestContext::plaintext(Some(peer)),
+    // A SASL listener's connection authenticates before anything else;
+    // its principal replaces the transport's (ANONYMOUS, or a TLS
+    // client certificate's).
+    let request = match &config.sasl {
+        None => request,
         Some(gate) => {
             let authenticated = super::sasl::authenticate(
                 &mut frames,
                 &mut write_half,
                 &ctx,
                 gate,
-                peer,
+                request,
                 config.idle_timeout,
                 shutdown.clone(),
             )
@@ -167,7 +173,7 @@ async fn serve_halves<R, W>(
         config.idle_timeout,
         activity.clone(),
     ));
-    process_loop(rx, write_half, &ctx, &request_context, peer, &activity).await;
+    process_loop(rx, write_half, &ctx, peer, request, &activity).await;
     reader.abort();
     tracing::debug!(%peer, "connection closed");
 }
@@ -248,8 +254,8 @@ async fn process_loop<W: ResponseWriter>(
     mut rx: mpsc::Receiver<Inbound>,
     mut socket: W,
     ctx: &BrokerContext,
-    request_context: &RequestContext,
     peer: SocketAddr,
+    request_context: RequestContext,
     activity: &Activity,
 ) {
     let mut client_id: Option<String> = None;
@@ -263,7 +269,7 @@ async fn process_loop<W: ResponseWriter>(
                 (header, body, reservation)
             }
             Inbound::Answer(bytes) => {
-                if socket.write_all(&bytes).await.is_err() {
+                if socket.write_all(&bytes).await.is_err() || socket.flush().await.is_err() {
                     return;
                 }
                 activity.touch();
@@ -290,7 +296,7 @@ async fn process_loop<W: ResponseWriter>(
             }
         }
         let observation = crate::metrics::Observation::start(&header, &body);
-        let response = handlers::handle_from(ctx, request_context, &header, body).await;
+        let response = handlers::handle_from(ctx, &request_context, &header, body).await;
         observation.finish(ctx, &response);
         drop(reservation);
         let written = match response {
@@ -313,6 +319,11 @@ async fn process_loop<W: ResponseWriter>(
                 tracing::warn!(%peer, client_id = client_id.as_deref().unwrap_or(""), "closing connection: {reason}");
                 return;
             }
+        };
+        // A TLS stream may hold the last records until flushed (a no-op on TCP).
+        let written = match written {
+            Ok(()) => socket.flush().await,
+            failed => failed,
         };
         if let Err(e) = written {
             tracing::debug!(%peer, error = %e, "write failed");

@@ -1,5 +1,7 @@
 //! The tokio network layer: listeners, connections, request framing,
-//! response writing (with `sendfile` for fetched records).
+//! response writing (with `sendfile` for fetched records on PLAINTEXT
+//! listeners; through rustls on SSL ones, [`tls`]). [`security`] builds each
+//! connection's stream and request context from its listener.
 //!
 //! Bounds: `max.connections` connections (a connection beyond it is closed
 //! as soon as it is accepted, with a rate-limited WARN naming the limit),
@@ -16,7 +18,9 @@ pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod sasl;
+pub mod security;
 pub mod sendfile;
+pub mod tls;
 
 use std::io;
 use std::net::SocketAddr;
@@ -31,6 +35,7 @@ use tokio::task::JoinSet;
 pub use connection::ConnectionConfig;
 pub use frame::MemoryPool;
 pub use sasl::SaslGate;
+pub use security::ListenerTransport;
 
 use crate::context::BrokerContext;
 
@@ -124,6 +129,7 @@ impl Listener {
 /// waits for every connection to answer the requests it has already read.
 pub async fn accept_loop(
     mut listener: Listener,
+    transport: Arc<ListenerTransport>,
     ctx: BrokerContext,
     config: ConnectionConfig,
     connection_slots: Arc<Semaphore>,
@@ -167,12 +173,11 @@ pub async fn accept_loop(
         let ctx = ctx.clone();
         let config = config.clone();
         let shutdown = shutdown.clone();
+        let transport = transport.clone();
         connections.spawn(async move {
             match stream {
-                Accepted::Tcp(s) => connection::serve(s, peer, ctx, config, shutdown).await,
-                Accepted::Other(s) => {
-                    connection::serve_stream(s, peer, ctx, config, shutdown).await
-                }
+                Accepted::Tcp(s) => transport.serve_tcp(s, peer, ctx, config, shutdown).await,
+                Accepted::Other(s) => transport.serve_other(s, peer, ctx, config, shutdown).await,
             }
             drop(slot);
         });

@@ -34,7 +34,7 @@ use kafka_protocol::ResponseError;
 use sluice_auth::sasl::{
     Credentials, SaslMechanism, SaslServer, SaslStep, ScramCredential, ScramMechanism, ScramServer,
 };
-use sluice_auth::{AuthError, KafkaPrincipal, ListenerName, SecurityProtocol};
+use sluice_auth::{AuthError, KafkaPrincipal, ListenerName};
 use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -166,8 +166,9 @@ enum Refusal {
     Failed,
 }
 
-/// Runs the exchange on a new connection. Returns the request context of
-/// the authenticated principal, or `None` when the connection must close.
+/// Runs the exchange on a new connection, whose transport gave it
+/// `transport` (listener, protocol, address). Returns the request context
+/// of the authenticated principal, or `None` when the connection must close.
 /// Frames are read with `sasl.server.max.receive.size` as their bound and
 /// the reader's own bound is restored after.
 pub async fn authenticate<R, W>(
@@ -175,7 +176,7 @@ pub async fn authenticate<R, W>(
     socket: &mut W,
     ctx: &BrokerContext,
     gate: &SaslGate,
-    peer: SocketAddr,
+    transport: RequestContext,
     idle_timeout: Option<Duration>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Option<RequestContext>
@@ -183,12 +184,12 @@ where
     R: AsyncRead + Unpin,
     W: ResponseWriter,
 {
-    let context = RequestContext {
-        principal: KafkaPrincipal::anonymous(),
-        listener: gate.listener.clone(),
-        security_protocol: SecurityProtocol::SaslPlaintext,
-        client_address: Some(peer),
-    };
+    // The transport's context (listener, protocol, address); only the
+    // principal changes once the client has authenticated.
+    let context = transport;
+    let peer = context
+        .client_address
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     let bound = frames.max_frame();
     frames.set_max_frame(bound.min(gate.max_receive_size));
     let mut state = State::HandshakeOrVersions;

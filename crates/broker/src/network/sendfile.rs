@@ -54,6 +54,9 @@ impl<T: AsyncRead + AsyncWrite + Send> ResponseWriter for WriteHalf<T> {
 /// write; file chunks go out with `sendfile` when the socket is TCP and the
 /// file has a descriptor, otherwise through a bounded copy buffer.
 pub async fn write_chunks<W: ResponseWriter>(socket: &mut W, chunks: Vec<Chunk>) -> io::Result<()> {
+    if socket.tcp_socket().is_none() {
+        return copy_chunks(socket, chunks).await;
+    }
     let mut pending = BytesMut::new();
     for chunk in chunks {
         match chunk {
@@ -69,6 +72,62 @@ pub async fn write_chunks<W: ResponseWriter>(socket: &mut W, chunks: Vec<Chunk>)
     }
     if !pending.is_empty() {
         socket.write_all(&pending).await?;
+    }
+    Ok(())
+}
+
+/// Without `sendfile` (a TLS stream, the simulation's): the whole
+/// response goes through one buffer of [`COPY_STEP`] bytes, the file bytes
+/// read straight into it (after the cold-read check, so the read finds
+/// resident pages), so the stream gets large writes: over TLS each is cut
+/// into full 16 KiB records, the fetch header sharing the first one with
+/// the records, and each byte is copied once, into rustls's record buffer
+/// where it is encrypted in place.
+async fn copy_chunks<W: AsyncWrite + Unpin>(socket: &mut W, chunks: Vec<Chunk>) -> io::Result<()> {
+    let mut buf = vec![0u8; COPY_STEP];
+    let mut filled = 0;
+    for chunk in chunks {
+        match chunk {
+            Chunk::Bytes(b) => {
+                if filled + b.len() > COPY_STEP && filled > 0 {
+                    socket.write_all(&buf[..filled]).await?;
+                    filled = 0;
+                }
+                if b.len() >= COPY_STEP {
+                    socket.write_all(&b).await?;
+                } else {
+                    buf[filled..filled + b.len()].copy_from_slice(&b);
+                    filled += b.len();
+                }
+            }
+            Chunk::File(slice) => {
+                if slice.len == 0 {
+                    continue;
+                }
+                ensure_resident(&slice).await;
+                let mut pos = slice.position;
+                let end = slice.position + u64::from(slice.len);
+                while pos < end {
+                    if filled == COPY_STEP {
+                        socket.write_all(&buf).await?;
+                        filled = 0;
+                    }
+                    let want = ((end - pos) as usize).min(COPY_STEP - filled);
+                    let n = slice.file.read_at(&mut buf[filled..filled + want], pos)?;
+                    if n == 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "segment file ended before the fetched slice",
+                        ));
+                    }
+                    filled += n;
+                    pos += n as u64;
+                }
+            }
+        }
+    }
+    if filled > 0 {
+        socket.write_all(&buf[..filled]).await?;
     }
     Ok(())
 }

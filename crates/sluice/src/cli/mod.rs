@@ -21,6 +21,7 @@ pub mod produce;
 pub mod raw;
 pub mod reassign;
 pub mod storage;
+pub mod tls;
 pub mod topic;
 pub mod txn;
 

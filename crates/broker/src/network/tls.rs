@@ -1,0 +1,436 @@
+//! TLS for `SSL` listeners, in user space with rustls (ring provider: no
+//! OpenSSL, no kernel TLS on this class of machine).
+//!
+//! Owns turning a listener's [`SslSettings`] into a rustls server
+//! configuration at start (PEM keystore and truststore, from files or
+//! inline text; client-certificate verification per `ssl.client.auth`; the
+//! enabled TLS versions), and the handshake of each accepted connection:
+//! bounded in time (the whole handshake must finish within the listener's
+//! handshake timeout) and in memory (rustls bounds handshake messages and
+//! its buffers), on the connection's own task, so a client that stalls or
+//! sends garbage costs only its own connection slot. After the handshake
+//! the connection's principal is `User:<subject DN, mapped>` for a
+//! verified client certificate, else `User:ANONYMOUS`.
+//!
+//! Records leave in full 16 KiB TLS records: rustls fragments plaintext at
+//! its maximum, and the response writer hands it large writes
+//! ([`super::sendfile`]'s copy path).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use sluice_auth::{KafkaPrincipal, SslPrincipalMapper};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::ssl::{ClientAuth, KeyStore, SslSettings, TlsProtocol, TrustStore};
+use crate::error::BrokerError;
+
+/// A listener's TLS server side.
+pub struct TlsServer {
+    acceptor: TlsAcceptor,
+    mapper: SslPrincipalMapper,
+    handshake_timeout: Duration,
+}
+
+/// Why a connection did not get past the handshake.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("TLS handshake did not finish within {0:?}")]
+    Timeout(Duration),
+    #[error("TLS handshake failed: {0}")]
+    Failed(#[source] io::Error),
+    #[error("client certificate: {0}")]
+    Principal(String),
+}
+
+fn tls_error(listener: &str, key: &str, reason: impl Into<String>) -> BrokerError {
+    BrokerError::Tls {
+        listener: listener.to_string(),
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+impl TlsServer {
+    /// Reads the listener's PEM material and builds its rustls
+    /// configuration; any problem is an error naming the key.
+    pub fn new(
+        listener: &str,
+        ssl: &SslSettings,
+        handshake_timeout: Duration,
+    ) -> Result<Self, BrokerError> {
+        let config = server_config(listener, ssl)?;
+        Ok(Self {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            mapper: ssl.principal_mapper.clone(),
+            handshake_timeout,
+        })
+    }
+
+    /// Runs the server side of the handshake on `tcp` and names the
+    /// connection's principal.
+    pub async fn accept(
+        &self,
+        tcp: TcpStream,
+    ) -> Result<(TlsStream<TcpStream>, KafkaPrincipal), HandshakeError> {
+        let stream = tokio::time::timeout(self.handshake_timeout, self.acceptor.accept(tcp))
+            .await
+            .map_err(|_| HandshakeError::Timeout(self.handshake_timeout))?
+            .map_err(HandshakeError::Failed)?;
+        let principal = {
+            let (_, connection) = stream.get_ref();
+            match connection.peer_certificates().and_then(|c| c.first()) {
+                None => KafkaPrincipal::anonymous(),
+                Some(cert) => {
+                    let dn = sluice_auth::dn::subject_dn(cert)
+                        .map_err(|e| HandshakeError::Principal(e.to_string()))?;
+                    let name = self.mapper.map(&dn).ok_or_else(|| {
+                        HandshakeError::Principal(format!(
+                            "no ssl.principal.mapping.rules rule applies to {dn}"
+                        ))
+                    })?;
+                    KafkaPrincipal::user(name)
+                }
+            }
+        };
+        Ok((stream, principal))
+    }
+}
+
+/// Logs a failed handshake (INFO, as Kafka logs failed authentication: a
+/// client's mistake, not the broker's).
+pub fn log_failed_handshake(listener: &str, peer: SocketAddr, error: &HandshakeError) {
+    tracing::info!(%peer, listener, "closing connection: {error}");
+}
+
+/// Kafka's PEM values may come with their line breaks folded into spaces
+/// (a `server.properties` value continued with `\`): rebuilds each
+/// `-----BEGIN X----- … -----END X-----` block with its base64 body on a
+/// line of its own, whitespace removed.
+pub fn normalize_pem(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let after = &rest[start + 11..];
+        let Some(label_end) = after.find("-----") else {
+            break;
+        };
+        let label = &after[..label_end];
+        let body_and_rest = &after[label_end + 5..];
+        let end_marker = format!("-----END {label}-----");
+        let Some(body_end) = body_and_rest.find(&end_marker) else {
+            break;
+        };
+        let body: String = body_and_rest[..body_end]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        out.push_str(&format!("-----BEGIN {label}-----\n{body}\n{end_marker}\n"));
+        rest = &body_and_rest[body_end + end_marker.len()..];
+    }
+    out
+}
+
+fn read_pem(listener: &str, key: &str, path: &std::path::Path) -> Result<String, BrokerError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        tls_error(
+            listener,
+            key,
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })
+}
+
+fn certificates(
+    listener: &str,
+    key: &str,
+    pem: &str,
+) -> Result<Vec<CertificateDer<'static>>, BrokerError> {
+    let certs = CertificateDer::pem_slice_iter(normalize_pem(pem).as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls_error(listener, key, format!("bad PEM certificate: {e}")))?;
+    if certs.is_empty() {
+        return Err(tls_error(listener, key, "no PEM certificate found"));
+    }
+    Ok(certs)
+}
+
+fn private_key(
+    listener: &str,
+    key: &str,
+    pem: &str,
+    password_set: bool,
+) -> Result<PrivateKeyDer<'static>, BrokerError> {
+    if pem.contains("ENCRYPTED PRIVATE KEY") || pem.contains("Proc-Type: 4,ENCRYPTED") {
+        return Err(tls_error(
+            listener,
+            key,
+            format!(
+                "the private key is encrypted{}; Sluice reads unencrypted keys only (PKCS#8, PKCS#1 or SEC1): decrypt it, e.g. `openssl pkcs8 -in key.pem -out plain.pem`, and drop ssl.key.password",
+                if password_set { " (ssl.key.password)" } else { "" }
+            ),
+        ));
+    }
+    PrivateKeyDer::from_pem_slice(normalize_pem(pem).as_bytes()).map_err(|e| {
+        tls_error(
+            listener,
+            key,
+            format!("no usable PEM private key (PKCS#8, PKCS#1 or SEC1): {e}"),
+        )
+    })
+}
+
+fn server_config(listener: &str, ssl: &SslSettings) -> Result<ServerConfig, BrokerError> {
+    let (store_key, chain, key) = match &ssl.keystore {
+        KeyStore::File { key, path } => {
+            let pem = read_pem(listener, key, path)?;
+            let private = private_key(listener, key, &pem, ssl.key_password_set)?;
+            (key.as_str(), certificates(listener, key, &pem)?, private)
+        }
+        KeyStore::Inline {
+            key,
+            private_key: pk,
+            chain,
+        } => {
+            let private = private_key(listener, key, &pk.0, ssl.key_password_set)?;
+            let chain = certificates(listener, "ssl.keystore.certificate.chain", &chain.0)?;
+            (key.as_str(), chain, private)
+        }
+    };
+    // ring, not aws-lc-rs: the broker must build with gcc alone (no cmake
+    // or OpenSSL headers needed). rustls deprecates this only because ring
+    // has no post-quantum key exchange; the classical suites (AES-GCM with
+    // the CPU's instructions, ChaCha20) are all there.
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = ssl
+        .protocols
+        .iter()
+        .map(|p| match p {
+            TlsProtocol::Tls12 => &rustls::version::TLS12,
+            TlsProtocol::Tls13 => &rustls::version::TLS13,
+        })
+        .collect();
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)
+        .map_err(|e| tls_error(listener, "ssl.enabled.protocols", e.to_string()))?;
+    let verifier = match (&ssl.truststore, ssl.client_auth) {
+        (_, ClientAuth::None) | (None, _) => WebPkiClientVerifier::no_client_auth(),
+        (Some(trust), auth) => {
+            let (trust_key, pem) = match trust {
+                TrustStore::File { key, path } => (key.as_str(), read_pem(listener, key, path)?),
+                TrustStore::Inline { key, certificates } => (key.as_str(), certificates.0.clone()),
+            };
+            let mut roots = RootCertStore::empty();
+            for cert in certificates(listener, trust_key, &pem)? {
+                roots.add(cert).map_err(|e| {
+                    tls_error(listener, trust_key, format!("bad CA certificate: {e}"))
+                })?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider);
+            let verifier = if auth == ClientAuth::Requested {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            verifier
+                .build()
+                .map_err(|e| tls_error(listener, trust_key, e.to_string()))?
+        }
+    };
+    builder
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| {
+            tls_error(
+                listener,
+                store_key,
+                format!("the key does not fit the certificate chain: {e}"),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ssl::Secret;
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    use tokio::net::TcpListener;
+
+    struct Pki {
+        ca: String,
+        server_key: String,
+        server_chain: String,
+        client_chain: Vec<CertificateDer<'static>>,
+        client_key: PrivateKeyDer<'static>,
+    }
+
+    fn pki() -> Pki {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name.push(DnType::CommonName, "test CA");
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let server_key = KeyPair::generate().unwrap();
+        let server = CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&server_key, &ca_cert, &ca_key)
+            .unwrap();
+        let client_key = KeyPair::generate().unwrap();
+        let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
+        client.distinguished_name = rcgen::DistinguishedName::new();
+        client
+            .distinguished_name
+            .push(DnType::OrganizationName, "Acme, Inc.");
+        client.distinguished_name.push(DnType::CommonName, "alice");
+        let client = client.signed_by(&client_key, &ca_cert, &ca_key).unwrap();
+        Pki {
+            ca: ca_cert.pem(),
+            server_key: server_key.serialize_pem(),
+            server_chain: server.pem(),
+            client_chain: vec![client.der().clone()],
+            client_key: PrivateKeyDer::from_pem_slice(client_key.serialize_pem().as_bytes())
+                .unwrap(),
+        }
+    }
+
+    fn settings(pki: &Pki, client_auth: ClientAuth, rules: &str) -> SslSettings {
+        SslSettings {
+            keystore: KeyStore::Inline {
+                key: "ssl.keystore.key".into(),
+                private_key: Secret(pki.server_key.clone()),
+                chain: Secret(pki.server_chain.clone()),
+            },
+            truststore: Some(TrustStore::Inline {
+                key: "ssl.truststore.certificates".into(),
+                certificates: Secret(pki.ca.clone()),
+            }),
+            client_auth,
+            protocols: vec![TlsProtocol::Tls12, TlsProtocol::Tls13],
+            principal_mapper: SslPrincipalMapper::from_rules(rules).unwrap(),
+            key_password_set: false,
+        }
+    }
+
+    /// Handshakes a rustls client (with the client certificate when
+    /// `with_cert`) against `server`; the server's answer.
+    async fn handshake(
+        pki: &Pki,
+        server: &TlsServer,
+        with_cert: bool,
+    ) -> Result<KafkaPrincipal, HandshakeError> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut roots = RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(pki.ca.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        let config = if with_cert {
+            builder
+                .with_client_auth_cert(pki.client_chain.clone(), pki.client_key.clone_key())
+                .unwrap()
+        } else {
+            builder.with_no_client_auth()
+        };
+        let client = tokio::spawn(async move {
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+            let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+            let mut stream = connector.connect(name, tcp).await?;
+            // Holds the connection open until the server has decided.
+            let mut buf = [0u8; 1];
+            let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await;
+            Ok::<_, io::Error>(())
+        });
+        let (tcp, _) = listener.accept().await.unwrap();
+        let answer = server.accept(tcp).await.map(|(_, p)| p);
+        client.abort();
+        answer
+    }
+
+    #[tokio::test]
+    async fn a_client_certificate_names_the_principal_through_the_mapping_rules() {
+        let pki = pki();
+        let timeout = Duration::from_secs(60);
+        let server = TlsServer::new(
+            "SSL",
+            &settings(&pki, ClientAuth::Required, "DEFAULT"),
+            timeout,
+        )
+        .unwrap();
+        let p = handshake(&pki, &server, true).await.unwrap();
+        assert_eq!(p.to_string(), "User:CN=alice,O=Acme\\, Inc.");
+        assert!(handshake(&pki, &server, false).await.is_err());
+
+        let mapped = settings(&pki, ClientAuth::Requested, "RULE:^CN=([^,]*),.*$/$1/U");
+        let server = TlsServer::new("SSL", &mapped, timeout).unwrap();
+        let p = handshake(&pki, &server, true).await.unwrap();
+        assert_eq!(p.to_string(), "User:ALICE");
+        let p = handshake(&pki, &server, false).await.unwrap();
+        assert!(p.is_anonymous());
+
+        let unmatched = settings(&pki, ClientAuth::Required, "RULE:^OU=(.*)$/$1/");
+        let server = TlsServer::new("SSL", &unmatched, timeout).unwrap();
+        assert!(matches!(
+            handshake(&pki, &server, true).await,
+            Err(HandshakeError::Principal(_))
+        ));
+    }
+
+    #[test]
+    fn bad_material_is_an_error_naming_the_key() {
+        let pki = pki();
+        let mut s = settings(&pki, ClientAuth::None, "DEFAULT");
+        s.keystore = KeyStore::Inline {
+            key: "ssl.keystore.key".into(),
+            private_key: Secret(
+                "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAA==\n-----END ENCRYPTED PRIVATE KEY-----"
+                    .into(),
+            ),
+            chain: Secret(pki.server_chain.clone()),
+        };
+        let Err(e) = TlsServer::new("SSL", &s, Duration::from_secs(1)) else {
+            panic!("an encrypted key must be refused");
+        };
+        assert!(
+            e.to_string().contains("ssl.keystore.key") && e.to_string().contains("encrypted"),
+            "{e}"
+        );
+        s.keystore = KeyStore::File {
+            key: "listener.name.ssl.ssl.keystore.location".into(),
+            path: "/nonexistent/k.pem".into(),
+        };
+        let Err(e) = TlsServer::new("SSL", &s, Duration::from_secs(1)) else {
+            panic!("a missing file must be refused");
+        };
+        assert!(
+            e.to_string()
+                .contains("listener.name.ssl.ssl.keystore.location"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn folded_pem_is_rebuilt_and_text_around_it_dropped() {
+        let folded = "junk -----BEGIN CERTIFICATE----- QUJD REVG -----END CERTIFICATE----- more";
+        assert_eq!(
+            normalize_pem(folded),
+            "-----BEGIN CERTIFICATE-----\nQUJDREVG\n-----END CERTIFICATE-----\n"
+        );
+        assert_eq!(normalize_pem("no pem here"), "");
+    }
+}
