@@ -440,10 +440,57 @@ pub struct BrokerConfig {
     /// Kafka keys given in the config that Sluice does not implement (warned about once).
     pub unimplemented_keys: Vec<String>,
     /// Every key given explicitly (file then overrides), raw values.
-    pub explicit: BTreeMap<String, String>,
+    /// `Debug` hides the values of secret keys.
+    pub explicit: ExplicitConfigs,
     /// Dynamic broker configs ([`dynamic`]); shared by clones, so every
     /// holder of this config sees a change at once.
     pub dynamic: Arc<RwLock<dynamic::DynamicBrokerConfigs>>,
+}
+
+/// The keys a broker was given explicitly, with their raw values. It reads
+/// as the map it wraps; its `Debug` prints secret values (passwords, keys,
+/// JAAS configs, which hold passwords) as `[hidden]`, so a logged config
+/// never leaks them.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ExplicitConfigs(pub BTreeMap<String, String>);
+
+impl ExplicitConfigs {
+    /// Whether `key`'s value is secret: a key the table marks sensitive
+    /// (Kafka's PASSWORD type), per listener too, or a JAAS config.
+    pub fn is_secret(key: &str) -> bool {
+        let base = ssl::listener_key(key).unwrap_or(key);
+        base.ends_with("sasl.jaas.config")
+            || base.contains("password")
+            || lookup(Scope::Broker, base).is_some_and(|d| d.sensitive)
+    }
+}
+
+impl std::ops::Deref for ExplicitConfigs {
+    type Target = BTreeMap<String, String>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ExplicitConfigs {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl std::fmt::Debug for ExplicitConfigs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, v)| {
+                let shown = if Self::is_secret(k) {
+                    "[hidden]"
+                } else {
+                    v.as_str()
+                };
+                (k, shown)
+            }))
+            .finish()
+    }
 }
 
 impl Default for BrokerConfig {
@@ -742,7 +789,7 @@ impl BrokerConfig {
             log_config: LogConfig::default(),
             kraft,
             unimplemented_keys: unimplemented,
-            explicit,
+            explicit: ExplicitConfigs(explicit),
             dynamic: Arc::default(),
         };
         config.log_config = config.topic_log_config(&BTreeMap::new())?;

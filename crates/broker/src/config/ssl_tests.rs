@@ -149,9 +149,22 @@ fn secrets_never_appear_in_errors_or_debug_output() {
         ("ssl.keystore.type", "PEM"),
         ("ssl.keystore.key", "TOPSECRET"),
         ("ssl.keystore.certificate.chain", "CHAIN"),
+        ("listener.name.ssl.ssl.key.password", "KEYSECRET"),
+        (
+            "listener.name.client.plain.sasl.jaas.config",
+            "org.apache.kafka.common.security.plain.PlainLoginModule required user_a=\"JAASSECRET\";",
+        ),
     ])
     .unwrap();
-    assert!(!format!("{:?}", c.security).contains("TOPSECRET"));
+    // The whole config, as a log line would print it.
+    let shown = format!("{c:?}");
+    for secret in ["TOPSECRET", "KEYSECRET", "JAASSECRET"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    assert!(
+        shown.contains("ssl.keystore.type"),
+        "non-secret keys are shown"
+    );
 }
 
 #[test]
