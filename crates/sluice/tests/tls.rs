@@ -646,6 +646,9 @@ fn bad_tls_configs_refuse_to_start_with_a_clear_error() {
         Ok(_) => panic!("SASL_SSL must be refused"),
         Err(e) => e.to_string(),
     };
-    assert!(sasl.contains("SASL over TLS is not supported yet"), "{sasl}");
+    assert!(
+        sasl.contains("SASL over TLS is not supported yet"),
+        "{sasl}"
+    );
     assert!(!jks.contains("panicked") && !enc.contains("panicked"));
 }
