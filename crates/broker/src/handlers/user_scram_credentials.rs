@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
 use kafka_protocol::messages::describe_user_scram_credentials_response::{
     CredentialInfo, DescribeUserScramCredentialsResult,
 };
@@ -19,7 +18,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use sluice_transport::server::scram::{from_request, to_response};
+use sluice_transport::server::scram::{self, from_request, to_response};
 
 use crate::context::BrokerContext;
 
@@ -90,7 +89,7 @@ pub async fn alter(
     req: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
     let (upsertions, deletions) = from_request(&req);
-    let mut names: Vec<String> = upsertions
+    let names: Vec<String> = upsertions
         .iter()
         .map(|u| u.name.clone())
         .chain(deletions.iter().map(|d| d.name.clone()))
@@ -101,22 +100,6 @@ pub async fn alter(
         .await
     {
         Ok(results) => to_response(&results),
-        Err(e) => {
-            names.sort();
-            names.dedup();
-            let code = e.kafka_error_code();
-            let message = e.to_string();
-            AlterUserScramCredentialsResponse::default().with_results(
-                names
-                    .into_iter()
-                    .map(|n| {
-                        AlterUserScramCredentialsResult::default()
-                            .with_user(StrBytes::from_string(n))
-                            .with_error_code(code)
-                            .with_error_message(Some(StrBytes::from_string(message.clone())))
-                    })
-                    .collect(),
-            )
-        }
+        Err(e) => scram::refused(names, e.kafka_error_code(), &e.to_string()),
     }
 }

@@ -129,23 +129,28 @@ pub(super) async fn alter(
     };
     match result {
         Ok(results) => to_response(&results),
-        Err(e) => {
-            let mut names = names;
-            names.sort();
-            names.dedup();
-            let code = controller_error_code(&e);
-            let message = e.to_string();
-            AlterUserScramCredentialsResponse::default().with_results(
-                names
-                    .into_iter()
-                    .map(|n| {
-                        AlterUserScramCredentialsResult::default()
-                            .with_user(StrBytes::from_string(n))
-                            .with_error_code(code)
-                            .with_error_message(Some(StrBytes::from_string(message.clone())))
-                    })
-                    .collect(),
-            )
-        }
+        Err(e) => refused(names, controller_error_code(&e), &e.to_string()),
     }
+}
+
+/// The answer when the controller refused the whole request: `code` and
+/// `message` for every user named (each once, sorted).
+pub fn refused(
+    mut names: Vec<String>,
+    code: i16,
+    message: &str,
+) -> AlterUserScramCredentialsResponse {
+    names.sort();
+    names.dedup();
+    AlterUserScramCredentialsResponse::default().with_results(
+        names
+            .into_iter()
+            .map(|n| {
+                AlterUserScramCredentialsResult::default()
+                    .with_user(StrBytes::from_string(n))
+                    .with_error_code(code)
+                    .with_error_message(Some(StrBytes::from_string(message.to_string())))
+            })
+            .collect(),
+    )
 }
