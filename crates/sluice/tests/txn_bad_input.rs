@@ -13,7 +13,7 @@ mod common;
 use std::time::Duration;
 
 use common::txn::{self as raw, retried, txn_batch};
-use common::{sb, start, RawClient};
+use common::{sb, RawClient};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
@@ -21,7 +21,6 @@ use kafka_protocol::messages::write_txn_markers_request::{
 use kafka_protocol::messages::{
     BrokerId, ListOffsetsRequest, ProducerId as WirePid, TopicName, WriteTxnMarkersRequest,
 };
-use sluice_testkit::ReferenceKafka;
 
 const TOPIC: &str = "bad-input";
 const TXN: &str = "bad-input-txn";
@@ -141,17 +140,5 @@ fn script(bootstrap: &str) -> Vec<(&'static str, i16)> {
 
 #[test]
 fn bad_transactional_input_gets_kafkas_codes() {
-    let sluice = start(&SETTINGS);
-    let ours = script(sluice.bootstrap());
-    drop(sluice);
-    let Some(kafka) = ReferenceKafka::start_with(&SETTINGS).expect("reference Kafka starts") else {
-        eprintln!("reference Kafka not available; Sluice's answers: {ours:?}");
-        return;
-    };
-    let theirs = script(&kafka.bootstrap());
-    kafka.stop();
-    for ((step, a), (_, b)) in ours.iter().zip(&theirs) {
-        println!("{step:<45} sluice {a:>3}  kafka {b:>3}");
-    }
-    assert_eq!(ours, theirs);
+    raw::same_codes_as_kafka(&SETTINGS, script);
 }

@@ -18,7 +18,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::txn::{self as raw, retried, txn_batch};
-use common::{sb, start, RawClient};
+use common::{sb, RawClient};
 use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
@@ -26,7 +26,6 @@ use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, FindCoordinatorRequest, GroupId, ProducerId as WirePid, TopicName,
     TxnOffsetCommitRequest,
 };
-use sluice_testkit::ReferenceKafka;
 
 const TOPIC: &str = "offsets-verify";
 const TXN: &str = "offsets-verify-txn";
@@ -155,17 +154,5 @@ fn script(bootstrap: &str) -> Vec<(&'static str, i16)> {
 
 #[test]
 fn txn_offset_commits_before_v5_are_verified_as_kafka_verifies_them() {
-    let sluice = start(&SETTINGS);
-    let ours = script(sluice.bootstrap());
-    drop(sluice);
-    let Some(kafka) = ReferenceKafka::start_with(&SETTINGS).expect("reference Kafka starts") else {
-        eprintln!("reference Kafka not available; Sluice's answers: {ours:?}");
-        return;
-    };
-    let theirs = script(&kafka.bootstrap());
-    kafka.stop();
-    for ((step, a), (_, b)) in ours.iter().zip(&theirs) {
-        println!("{step:<45} sluice {a:>3}  kafka {b:>3}");
-    }
-    assert_eq!(ours, theirs);
+    raw::same_codes_as_kafka(&SETTINGS, script);
 }

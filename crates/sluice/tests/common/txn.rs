@@ -169,3 +169,28 @@ pub fn end_txn(
     let r = c.send(version, &req);
     (r.error_code, r.producer_epoch)
 }
+
+/// Runs `script` (named steps and the error code each got) on a Sluice
+/// node and on the reference Kafka 4.1.2, both with `settings`, prints the
+/// two side by side and requires them equal. Without the Kafka jars only
+/// Sluice runs (and its answers are printed).
+pub fn same_codes_as_kafka(
+    settings: &[(&str, &str)],
+    script: impl Fn(&str) -> Vec<(&'static str, i16)>,
+) {
+    let sluice = super::start(settings);
+    let ours = script(sluice.bootstrap());
+    drop(sluice);
+    let Some(kafka) =
+        sluice_testkit::ReferenceKafka::start_with(settings).expect("reference Kafka starts")
+    else {
+        eprintln!("reference Kafka not available; Sluice's answers: {ours:?}");
+        return;
+    };
+    let theirs = script(&kafka.bootstrap());
+    kafka.stop();
+    for ((step, a), (_, b)) in ours.iter().zip(&theirs) {
+        println!("{step:<45} sluice {a:>3}  kafka {b:>3}");
+    }
+    assert_eq!(ours, theirs);
+}
