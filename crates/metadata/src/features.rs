@@ -129,6 +129,85 @@ pub fn validate_level(
     Ok(())
 }
 
+/// The first `metadata.version` at which Kafka bootstraps
+/// `transaction.version` 1 and 2 (`TransactionVersion.TV_1`/`TV_2`:
+/// 4.0-IV2).
+const TRANSACTION_VERSION_BOOTSTRAP_MV: i16 = 24;
+
+/// The first `metadata.version` with SCRAM credentials in the metadata
+/// (3.5-IV2).
+pub const SCRAM_METADATA_VERSION_LEVEL: i16 = 11;
+
+/// Kafka's `Feature.defaultValue` of `transaction.version` for a cluster
+/// formatted at `metadata_version`: the highest level whose bootstrap
+/// `metadata.version` is at or below it.
+pub fn default_transaction_version(metadata_version: i16) -> i16 {
+    if metadata_version >= TRANSACTION_VERSION_BOOTSTRAP_MV {
+        TRANSACTION_VERSION_LEVEL
+    } else {
+        0
+    }
+}
+
+/// The finalized levels a new cluster starts with, as Kafka's
+/// `kafka-storage format` computes them (`Formatter`'s effective release
+/// version and feature levels) from `--release-version` and `--feature`
+/// (name, level) pairs, for the features this build supports: the
+/// release (or `metadata.version` given as a feature) sets
+/// `metadata.version`, unspecified features take their default for it,
+/// and every level is checked. Levels of 0 are kept in the map; they are
+/// not written as records. `Err` is Kafka's message (with this build's
+/// range of `metadata.version`).
+pub fn bootstrap_levels(
+    release: Option<&str>,
+    features: &[(String, i16)],
+) -> Result<std::collections::BTreeMap<String, i16>, String> {
+    let (min_name, max_name) = (
+        METADATA_VERSION_NAMES[0],
+        METADATA_VERSION_NAMES[METADATA_VERSION_NAMES.len() - 1],
+    );
+    let given_mv = features.iter().find(|(n, _)| n == METADATA_VERSION);
+    let mv = match (given_mv, release) {
+        (Some(_), Some(_)) => return Err(format!(
+            "Use --release-version instead of --feature {METADATA_VERSION}=X to avoid ambiguity."
+        )),
+        (Some((_, level)), None) => {
+            if metadata_version_name(*level).is_none() {
+                return Err(format!(
+                    "No MetadataVersion with feature level {level}. Valid feature levels are from {MIN_METADATA_VERSION_LEVEL} to {METADATA_VERSION_LEVEL}."
+                ));
+            }
+            *level
+        }
+        (None, Some(name)) => metadata_version_level(name)
+            .ok_or_else(|| {
+            format!(
+                "Version {name} is not a valid version. The minimum version is {min_name} and the maximum version is {max_name}"
+            )
+        })?,
+        (None, None) => METADATA_VERSION_LEVEL,
+    };
+    let mut levels = std::collections::BTreeMap::from([(METADATA_VERSION.to_owned(), mv)]);
+    for (name, level) in features.iter().filter(|(n, _)| n != METADATA_VERSION) {
+        if name != TRANSACTION_VERSION {
+            return Err(format!(
+                "Unsupported feature: {name}. Supported features are: {TRANSACTION_VERSION}"
+            ));
+        }
+        levels.insert(name.clone(), *level);
+    }
+    levels
+        .entry(TRANSACTION_VERSION.to_owned())
+        .or_insert_with(|| default_transaction_version(mv));
+    for (name, &level) in levels.iter().filter(|(n, _)| *n != METADATA_VERSION) {
+        if !(0..=TRANSACTION_VERSION_LEVEL).contains(&level) {
+            return Err(format!("No feature:{name} with feature level {level}"));
+        }
+        validate_level(name, level, &levels)?;
+    }
+    Ok(levels)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +245,67 @@ mod tests {
             validate_level("no.such.feature", 0, &proposed),
             Err("Feature no.such.feature not found.".to_owned())
         );
+    }
+
+    fn levels(
+        release: Option<&str>,
+        features: &[(&str, i16)],
+    ) -> Result<Vec<(String, i16)>, String> {
+        let features: Vec<_> = features.iter().map(|(n, l)| (n.to_string(), *l)).collect();
+        bootstrap_levels(release, &features).map(|m| m.into_iter().collect())
+    }
+
+    #[test]
+    fn format_levels_default_to_the_latest_release() {
+        assert_eq!(
+            levels(None, &[]).unwrap(),
+            [
+                (METADATA_VERSION.into(), 27),
+                (TRANSACTION_VERSION.into(), 2)
+            ]
+        );
+        // An older release brings its own default transaction.version.
+        assert_eq!(
+            levels(Some("3.9"), &[]).unwrap(),
+            [
+                (METADATA_VERSION.into(), 21),
+                (TRANSACTION_VERSION.into(), 0)
+            ]
+        );
+        assert_eq!(levels(Some("4.0-IV2"), &[]).unwrap()[1].1, 2);
+        assert_eq!(levels(Some("4.0-IV1"), &[]).unwrap()[1].1, 0);
+        // An explicit level wins over the default.
+        assert_eq!(
+            levels(None, &[(TRANSACTION_VERSION, 0)]).unwrap()[1],
+            (TRANSACTION_VERSION.into(), 0)
+        );
+        assert_eq!(
+            levels(None, &[(METADATA_VERSION, 22)]).unwrap(),
+            [
+                (METADATA_VERSION.into(), 22),
+                (TRANSACTION_VERSION.into(), 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn format_levels_are_refused_as_kafka_refuses_them() {
+        let err = |r, f: &[(&str, i16)]| levels(r, f).unwrap_err();
+        assert_eq!(
+            err(Some("4.1"), &[(METADATA_VERSION, 27)]),
+            "Use --release-version instead of --feature metadata.version=X to avoid ambiguity."
+        );
+        assert!(err(Some("2.8"), &[]).starts_with("Version 2.8 is not a valid version"));
+        assert!(err(None, &[(METADATA_VERSION, 3)])
+            .starts_with("No MetadataVersion with feature level 3"));
+        assert_eq!(
+            err(None, &[("group.version", 1)]),
+            "Unsupported feature: group.version. Supported features are: transaction.version"
+        );
+        assert_eq!(
+            err(None, &[(TRANSACTION_VERSION, 3)]),
+            "No feature:transaction.version with feature level 3"
+        );
+        assert!(err(None, &[(TRANSACTION_VERSION, -1)]).contains("feature level -1"));
     }
 }

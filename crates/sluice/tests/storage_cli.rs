@@ -105,7 +105,13 @@ fn random_uuid_format_info_and_the_start_up_check() {
     fails(&["storage", "info", "-c", &config], "not all formatted");
 
     let out = ok(&["storage", "format", "--cluster-id", id, "--config", &config]);
-    assert_eq!(out.lines().count(), 3, "{out}");
+    assert_eq!(out.lines().count(), 4, "{out}");
+    assert!(
+        out.ends_with(
+            "The new cluster starts at metadata.version 4.1-IV1, transaction.version 2.\n"
+        ),
+        "{out}"
+    );
     assert!(
         out.contains(&format!(
             "Formatting metadata directory {}/meta",
@@ -335,4 +341,106 @@ fn kafka_and_sluice_read_each_others_format() {
         shape(&kafka.path().join("a/meta.properties")),
         shape(&tmp.path().join("a/meta.properties"))
     );
+}
+
+/// `--release-version` and `--feature` as `kafka-storage format` takes
+/// them: Kafka's refusals (checked against Kafka's own tool when its jars
+/// are here), and the levels a new node then serves: a single node
+/// formatted at 3.9 finalizes metadata.version 3.9-IV0 and leaves
+/// transaction.version at 0; one formatted with transaction.version=1 at
+/// the latest release finalizes 27 and 1.
+#[test]
+fn format_feature_levels_as_kafka() {
+    let id = ok(&["storage", "random-uuid"]);
+    let id = id.trim();
+    let refusals: [(&[&str], &str); 6] = [
+        (
+            &[
+                "--release-version",
+                "4.1",
+                "--feature",
+                "metadata.version=27",
+            ],
+            "Use --release-version instead of --feature metadata.version=X to avoid ambiguity.",
+        ),
+        (
+            &["--feature", "transaction.version=3"],
+            "No feature:transaction.version with feature level 3",
+        ),
+        (
+            &["--feature", "no.such=1"],
+            "Unsupported feature: no.such. Supported features are: ",
+        ),
+        (
+            &["--release-version", "3.2"],
+            "Version 3.2 is not a valid version. The minimum version is 3.3-IV3",
+        ),
+        (
+            &["--feature", "transaction.version"],
+            "Can't parse feature=level string transaction.version: equals sign not found.",
+        ),
+        (
+            &[
+                "--release-version",
+                "3.4",
+                "--add-scram",
+                "SCRAM-SHA-256=[name=a,password=b]",
+            ],
+            "SCRAM is only supported in metadata.version 3.5-IV2 or later.",
+        ),
+    ];
+    let lib = kafka_lib();
+    for (extra, fragment) in refusals {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = write_config(tmp.path(), 1, 0);
+        let args = [&["storage", "format", "-t", id, "-c", &config], extra].concat();
+        fails(&args, fragment);
+        // Nothing was formatted.
+        assert!(!tmp.path().join("meta/meta.properties").exists());
+        if let Some(lib) = &lib {
+            let out = storage_tool(lib, &[&["format", "-t", id, "-c", &config], extra].concat());
+            let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+            assert!(all.contains(fragment), "Kafka {extra:?}: {all}");
+        }
+    }
+
+    for (extra, mv, tv) in [
+        (&["--release-version", "3.9"][..], 21, 0),
+        (&["--feature", "transaction.version=1"][..], 27, 1),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let dirs = format!("log.dirs={}", data.display());
+        let args = [&["storage", "format", "-t", id, "--override", &dirs], extra].concat();
+        let out = ok(&args);
+        assert!(out.contains("metadata.version"), "{out}");
+        let broker = sluice_testkit::SluiceProcess::start_in(BIN, &data, &[]).unwrap();
+        let described = ok(&[
+            "features",
+            "describe",
+            "--bootstrap-server",
+            broker.bootstrap(),
+        ]);
+        let finalized = |name: &str| -> i64 {
+            let line = described
+                .lines()
+                .find(|l| l.starts_with(&format!("Feature: {name}\t")))
+                .unwrap_or_else(|| panic!("{name} missing:\n{described}"));
+            let level = line
+                .split('\t')
+                .find_map(|f| f.strip_prefix("FinalizedVersionLevel: "))
+                .unwrap_or_else(|| panic!("{line}"));
+            match level {
+                "3.9-IV0" => 21,
+                "4.1-IV1" => 27,
+                n => n.parse().unwrap_or_else(|_| panic!("{line}")),
+            }
+        };
+        assert_eq!(finalized("metadata.version"), mv, "{extra:?}: {described}");
+        assert_eq!(
+            finalized("transaction.version"),
+            tv,
+            "{extra:?}: {described}"
+        );
+    }
 }

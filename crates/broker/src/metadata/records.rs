@@ -231,20 +231,35 @@ pub fn fresh_bootstrap_records() -> Vec<MetadataRecord> {
     ]
 }
 
-/// SCRAM credentials `sluice storage format --add-scram` leaves in the
-/// metadata log dir for the first start to commit with the bootstrap batch
-/// (Kafka's `kafka-storage format --add-scram` puts them in its bootstrap
-/// checkpoint): one framed `UserScramCredentialRecord` per line, base64.
-pub const BOOTSTRAP_SCRAM_FILE: &str = "bootstrap-scram.records";
+/// What `sluice storage format` leaves in the metadata log dir for a new
+/// cluster's first start to commit as its bootstrap batch, as Kafka's
+/// `kafka-storage format` leaves `bootstrap.checkpoint`: the finalized
+/// feature levels of `--release-version`/`--feature` (`metadata.version`
+/// first) and the credentials of `--add-scram`. One framed record per
+/// line, base64. Read only while the metadata log is empty.
+pub const BOOTSTRAP_FILE: &str = "bootstrap.records";
 
-/// The text of a [`BOOTSTRAP_SCRAM_FILE`] holding `records`.
-pub fn encode_bootstrap_scram(
-    records: &[sluice_metadata::record::UserScramCredentialRecord],
-) -> Result<String, MetadataError> {
+/// Whether `record` may stand in a [`BOOTSTRAP_FILE`].
+fn is_bootstrap_record(record: &MetadataRecord) -> bool {
+    matches!(
+        record,
+        MetadataRecord::FeatureLevel(_) | MetadataRecord::UserScramCredential(_)
+    )
+}
+
+/// The text of a [`BOOTSTRAP_FILE`] holding `records` (feature levels and
+/// SCRAM credentials only).
+pub fn encode_bootstrap_file(records: &[MetadataRecord]) -> Result<String, MetadataError> {
     use base64::Engine;
     let mut out = String::new();
     for r in records {
-        let bytes = MetadataRecord::UserScramCredential(r.clone())
+        if !is_bootstrap_record(r) {
+            return Err(MetadataError::InvalidRequest(format!(
+                "record type {} does not belong in {BOOTSTRAP_FILE}",
+                r.api_key()
+            )));
+        }
+        let bytes = r
             .to_bytes()
             .map_err(|e| MetadataError::InvalidRequest(e.to_string()))?;
         out.push_str(&base64::engine::general_purpose::STANDARD.encode(bytes));
@@ -253,14 +268,14 @@ pub fn encode_bootstrap_scram(
     Ok(out)
 }
 
-/// The records of `dir`'s [`BOOTSTRAP_SCRAM_FILE`] (none without one).
-/// Anything but SCRAM credentials there is corruption.
-pub fn read_bootstrap_scram(
+/// The records of `dir`'s [`BOOTSTRAP_FILE`] (none without one). Anything
+/// but feature levels and SCRAM credentials there is corruption.
+pub fn read_bootstrap_file(
     fs: &dyn sluice_storage::Fs,
     dir: &std::path::Path,
 ) -> Result<Vec<MetadataRecord>, MetadataError> {
     use base64::Engine;
-    let path = dir.join(BOOTSTRAP_SCRAM_FILE);
+    let path = dir.join(BOOTSTRAP_FILE);
     let Some(text) = read_file(fs, &path)? else {
         return Ok(Vec::new());
     };
@@ -275,13 +290,38 @@ pub fn read_bootstrap_scram(
                 .decode(line.trim())
                 .map_err(|e| corrupt(e.to_string()))?;
             match MetadataRecord::decode(&bytes).map_err(|e| corrupt(e.to_string()))? {
-                r @ MetadataRecord::UserScramCredential(_) => Ok(r),
+                r if is_bootstrap_record(&r) => Ok(r),
                 other => Err(corrupt(format!(
-                    "not a SCRAM credential record (api key {})",
+                    "not a feature level or SCRAM credential record (api key {})",
                     other.api_key()
                 ))),
             }
         })
+        .collect()
+}
+
+/// `defaults` (a bootstrap batch) with a [`BOOTSTRAP_FILE`]'s `records`:
+/// when the file names feature levels they are the complete set (a level
+/// of 0 is written as no record, so the defaults' levels cannot be kept)
+/// and lead the batch, `metadata.version` first; its credentials follow
+/// the defaults' other records.
+pub fn with_bootstrap_file(
+    defaults: Vec<MetadataRecord>,
+    records: Vec<MetadataRecord>,
+) -> Vec<MetadataRecord> {
+    let is_level = |r: &MetadataRecord| matches!(r, MetadataRecord::FeatureLevel(_));
+    let (mut levels, others): (Vec<_>, Vec<_>) = records.into_iter().partition(is_level);
+    if levels.is_empty() {
+        return defaults.into_iter().chain(others).collect();
+    }
+    levels.sort_by_key(|r| match r {
+        MetadataRecord::FeatureLevel(f) => f.name != sluice_metadata::features::METADATA_VERSION,
+        _ => true,
+    });
+    levels
+        .into_iter()
+        .chain(defaults.into_iter().filter(|r| !is_level(r)))
+        .chain(others)
         .collect()
 }
 
@@ -302,11 +342,9 @@ pub fn bootstrap_from_dir(
     ]
     .iter()
     .any(|f| fs.exists(&dir.join(f)));
-    let scram = read_bootstrap_scram(fs, dir)?;
+    let file = read_bootstrap_file(fs, dir)?;
     if !legacy {
-        let mut records = fresh_bootstrap_records();
-        records.extend(scram);
-        return Ok((records, false));
+        return Ok((with_bootstrap_file(fresh_bootstrap_records(), file), false));
     }
     let topics_path = dir.join(TOPICS_FILE);
     let topics = match read_file(fs, &topics_path)? {
@@ -334,8 +372,7 @@ pub fn bootstrap_from_dir(
             next_producer_id: ProducerId(next),
         }));
     }
-    records.extend(scram);
-    Ok((records, true))
+    Ok((with_bootstrap_file(records, file), true))
 }
 
 /// The allocation high-water mark of the old release's producer ids
@@ -371,6 +408,54 @@ mod tests {
     use super::*;
     use sluice_metadata::{ConfigResource, MetadataDelta, MetadataImage};
     use sluice_record::Offset;
+
+    fn level(name: &str, feature_level: i16) -> MetadataRecord {
+        MetadataRecord::FeatureLevel(FeatureLevelRecord {
+            name: name.into(),
+            feature_level,
+        })
+    }
+
+    /// A bootstrap file's levels replace the defaults' (a level of 0 is no
+    /// record, so a default left in would undo it), `metadata.version`
+    /// first; a file of credentials alone keeps the defaults.
+    #[test]
+    fn a_bootstrap_file_replaces_the_default_levels() {
+        let scram = MetadataRecord::UserScramCredential(
+            sluice_metadata::record::UserScramCredentialRecord {
+                name: "admin".into(),
+                mechanism: 1,
+                salt: vec![1; 16],
+                stored_key: vec![2; 32],
+                server_key: vec![3; 32],
+                iterations: 4096,
+            },
+        );
+        let file = vec![
+            scram.clone(),
+            level(sluice_metadata::features::TRANSACTION_VERSION, 1),
+            level("metadata.version", 21),
+        ];
+        let merged = with_bootstrap_file(fresh_bootstrap_records(), file);
+        assert_eq!(
+            merged,
+            vec![
+                level("metadata.version", 21),
+                level(sluice_metadata::features::TRANSACTION_VERSION, 1),
+                scram.clone()
+            ]
+        );
+        let merged = with_bootstrap_file(
+            fresh_bootstrap_records(),
+            vec![level("metadata.version", 21)],
+        );
+        assert_eq!(merged, vec![level("metadata.version", 21)]);
+        let merged = with_bootstrap_file(fresh_bootstrap_records(), vec![scram.clone()]);
+        assert_eq!(merged[..2], fresh_bootstrap_records()[..]);
+        assert_eq!(merged[2], scram);
+        assert!(encode_bootstrap_file(&merged).is_ok());
+        assert!(encode_bootstrap_file(&[MetadataRecord::NoOp(Default::default())]).is_err());
+    }
 
     #[test]
     fn bootstrap_records_rebuild_the_stores_state() {

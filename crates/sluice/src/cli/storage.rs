@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use sluice_auth::sasl::{ScramCredential, ScramMechanism};
 use sluice_broker::BrokerConfig;
-use sluice_metadata::record::UserScramCredentialRecord;
+use sluice_metadata::record::{FeatureLevelRecord, MetadataRecord, UserScramCredentialRecord};
 use sluice_storage::meta_properties::{self, MetaProperties};
 use sluice_storage::{Clock as _, RealFs, SystemClock};
 
@@ -39,6 +39,13 @@ enum StorageCommand {
         /// 'SCRAM-SHA-256=[name=admin,password=admin-secret]' (also iterations=N); repeatable.
         #[arg(long = "add-scram", short = 'S', value_name = "CREDENTIAL")]
         add_scram: Vec<String>,
+        /// The release the new cluster starts at, e.g. 3.9 or 4.0-IV3 (its
+        /// `metadata.version` and the default levels of the other features).
+        #[arg(long = "release-version", short = 'r', value_name = "VERSION")]
+        release_version: Option<String>,
+        /// A feature's level for the new cluster, e.g. transaction.version=0; repeatable.
+        #[arg(long = "feature", short = 'f', value_name = "NAME=LEVEL")]
+        features: Vec<String>,
     },
     /// Show what meta.properties the node's dirs hold.
     Info {
@@ -94,17 +101,19 @@ pub fn run(args: StorageArgs) -> anyhow::Result<()> {
             cluster_id,
             ignore_formatted,
             add_scram,
+            release_version,
+            features,
         } => {
             let config = node.load()?;
-            let scram = add_scram
-                .iter()
-                .map(|a| parse_add_scram(a))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            for line in format_node(&config, &cluster_id, ignore_formatted)? {
+            let bootstrap = bootstrap_records(release_version.as_deref(), &features, &add_scram)?;
+            let (lines, metadata_dir_formatted) =
+                format_node(&config, &cluster_id, ignore_formatted)?;
+            for line in lines {
                 writeln!(out, "{line}")?;
             }
-            if !scram.is_empty() {
-                write_bootstrap_scram(&config, &scram)?;
+            if metadata_dir_formatted {
+                write_bootstrap_file(&config, &bootstrap)?;
+                writeln!(out, "{}", describe_levels(&bootstrap))?;
             }
         }
         StorageCommand::Info { node } => {
@@ -121,12 +130,13 @@ pub fn run(args: StorageArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Formats a node's dirs; returns the lines to print.
+/// Formats a node's dirs; returns the lines to print and whether the
+/// metadata log dir was among the dirs formatted now.
 pub fn format_node(
     config: &BrokerConfig,
     cluster_id: &str,
     ignore_formatted: bool,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<(Vec<String>, bool)> {
     let meta_dir = metadata_log_dir(config);
     let dirs = meta_properties::node_dirs(&config.log_dirs, &meta_dir);
     let outcome = meta_properties::format(
@@ -138,11 +148,13 @@ pub fn format_node(
         SystemClock.now_ms(),
     )?;
     if outcome.formatted.is_empty() {
-        return Ok(vec![
-            "All of the log directories are already formatted.".to_string()
-        ]);
+        return Ok((
+            vec!["All of the log directories are already formatted.".to_string()],
+            false,
+        ));
     }
-    Ok(outcome
+    let metadata_dir_formatted = outcome.formatted.iter().any(|(dir, _)| *dir == meta_dir);
+    let lines = outcome
         .formatted
         .iter()
         .map(|(dir, id)| {
@@ -154,7 +166,79 @@ pub fn format_node(
                 meta_properties::uuid_to_base64(*id)
             )
         })
-        .collect())
+        .collect();
+    Ok((lines, metadata_dir_formatted))
+}
+
+/// The bootstrap batch `storage format` leaves for a new cluster: the
+/// finalized levels of `--release-version` and `--feature` (Kafka's
+/// `Formatter` rules, `sluice_metadata::features::bootstrap_levels`; a
+/// level of 0 is no record) and the `--add-scram` credentials.
+fn bootstrap_records(
+    release: Option<&str>,
+    features: &[String],
+    add_scram: &[String],
+) -> anyhow::Result<Vec<MetadataRecord>> {
+    use sluice_metadata::features::{bootstrap_levels, SCRAM_METADATA_VERSION_LEVEL};
+    let features = features
+        .iter()
+        .map(|f| parse_feature(f))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let levels = bootstrap_levels(release, &features).map_err(anyhow::Error::msg)?;
+    let mv = levels[sluice_metadata::features::METADATA_VERSION];
+    if !add_scram.is_empty() && mv < SCRAM_METADATA_VERSION_LEVEL {
+        anyhow::bail!("SCRAM is only supported in metadata.version 3.5-IV2 or later.");
+    }
+    // metadata.version first: the controller reads it before the others.
+    let mut levels: Vec<_> = levels.into_iter().filter(|(_, l)| *l > 0).collect();
+    levels.sort_by_key(|(name, _)| name != sluice_metadata::features::METADATA_VERSION);
+    let mut records: Vec<MetadataRecord> = levels
+        .into_iter()
+        .map(|(name, feature_level)| {
+            MetadataRecord::FeatureLevel(FeatureLevelRecord {
+                name,
+                feature_level,
+            })
+        })
+        .collect();
+    for a in add_scram {
+        records.push(MetadataRecord::UserScramCredential(parse_add_scram(a)?));
+    }
+    Ok(records)
+}
+
+/// "The new cluster starts at metadata.version 3.9-IV0, transaction.version 0."
+fn describe_levels(bootstrap: &[MetadataRecord]) -> String {
+    use sluice_metadata::features::{metadata_version_name, METADATA_VERSION, TRANSACTION_VERSION};
+    let level = |name: &str| {
+        bootstrap
+            .iter()
+            .find_map(|r| match r {
+                MetadataRecord::FeatureLevel(f) if f.name == name => Some(f.feature_level),
+                _ => None,
+            })
+            .unwrap_or(0)
+    };
+    let mv = level(METADATA_VERSION);
+    format!(
+        "The new cluster starts at {METADATA_VERSION} {}, {TRANSACTION_VERSION} {}.",
+        metadata_version_name(mv).unwrap_or("?"),
+        level(TRANSACTION_VERSION)
+    )
+}
+
+/// One `--feature NAME=LEVEL` argument (Kafka's messages when it is not).
+fn parse_feature(arg: &str) -> anyhow::Result<(String, i16)> {
+    let Some((name, level)) = arg.split_once('=') else {
+        anyhow::bail!("Can't parse feature=level string {arg}: equals sign not found.");
+    };
+    let level = level.trim().parse::<i16>().map_err(|_| {
+        anyhow::anyhow!(
+            "Can't parse feature=level string {arg}: unable to parse {} as a short.",
+            level.trim()
+        )
+    })?;
+    Ok((name.trim().to_owned(), level))
 }
 
 /// One `--add-scram` argument, Kafka's `MECHANISM=[name=N,password=P]`
@@ -215,15 +299,12 @@ fn parse_add_scram(arg: &str) -> anyhow::Result<UserScramCredentialRecord> {
     })
 }
 
-/// Leaves the credentials in the metadata log dir for the first start
-/// (`sluice_broker::metadata::records::BOOTSTRAP_SCRAM_FILE`).
-fn write_bootstrap_scram(
-    config: &BrokerConfig,
-    records: &[UserScramCredentialRecord],
-) -> anyhow::Result<()> {
-    use sluice_broker::metadata::records::{encode_bootstrap_scram, BOOTSTRAP_SCRAM_FILE};
-    let path = metadata_log_dir(config).join(BOOTSTRAP_SCRAM_FILE);
-    let text = encode_bootstrap_scram(records)?;
+/// Leaves the bootstrap batch in the metadata log dir for the first start
+/// (`sluice_broker::metadata::records::BOOTSTRAP_FILE`).
+fn write_bootstrap_file(config: &BrokerConfig, records: &[MetadataRecord]) -> anyhow::Result<()> {
+    use sluice_broker::metadata::records::{encode_bootstrap_file, BOOTSTRAP_FILE};
+    let path = metadata_log_dir(config).join(BOOTSTRAP_FILE);
+    let text = encode_bootstrap_file(records)?;
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

@@ -190,14 +190,16 @@ impl ControllerNode {
         let controller = Arc::new(QuorumController::start(
             log.clone() as Arc<dyn MetadataLog>,
             {
-                // Credentials of `storage format --add-scram` join the
-                // bootstrap batch of a new cluster.
+                // `storage format`'s feature levels and credentials make
+                // the bootstrap batch of a new cluster.
                 let mut cc = kraft.controller_config(config);
-                cc.bootstrap
-                    .extend(sluice_broker::metadata::records::read_bootstrap_scram(
+                cc.bootstrap = sluice_broker::metadata::records::with_bootstrap_file(
+                    cc.bootstrap,
+                    sluice_broker::metadata::records::read_bootstrap_file(
                         &sluice_storage::RealFs,
                         &kraft.metadata_log_dir,
-                    )?);
+                    )?,
+                );
                 cc
             },
             // Config changes are checked here as on a single node (the
