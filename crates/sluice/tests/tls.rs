@@ -16,28 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::tls::{p, tls_init};
 use common::{kafka_tool_output, kafka_tools_ready, root};
-use sluice_testkit::{locate_sluice_binary, ReferenceKafka, SluiceProcess};
-
-/// Runs `sluice tls init --dir <dir>`.
-fn tls_init(dir: &Path) {
-    let out = Command::new(locate_sluice_binary().unwrap())
-        .args(["tls", "init", "--dir"])
-        .arg(dir)
-        .output()
-        .expect("run sluice tls init");
-    assert!(
-        out.status.success(),
-        "tls init failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(printed.contains("ssl.keystore.type=PEM"), "{printed}");
-}
-
-fn p(dir: &Path, name: &str) -> String {
-    dir.join(name).display().to_string()
-}
+use sluice_testkit::{ReferenceKafka, SluiceProcess};
 
 /// A Sluice with a PLAINTEXT and an SSL listener; the SSL address.
 fn start_ssl(dir: &Path, client_auth: &str, truststore: &str) -> (SluiceProcess, String) {
@@ -639,15 +620,23 @@ fn bad_tls_configs_refuse_to_start_with_a_clear_error() {
         missing.contains("/nonexistent.pem") && missing.contains("ssl.keystore.location"),
         "{missing}"
     );
-    let sasl = match SluiceProcess::start_default(&[(
-        "listeners",
-        "PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
-    )]) {
-        Ok(_) => panic!("SASL_SSL must be refused"),
+    // A SASL_SSL listener needs a keystore like an SSL one.
+    let sasl = match SluiceProcess::start_default(&[
+        (
+            "listeners",
+            "PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
+        ),
+        ("sasl.enabled.mechanisms", "PLAIN"),
+        (
+            "listener.name.sasl_ssl.plain.sasl.jaas.config",
+            common::sasl::JAAS_PLAIN,
+        ),
+    ]) {
+        Ok(_) => panic!("SASL_SSL without a keystore must be refused"),
         Err(e) => e.to_string(),
     };
     assert!(
-        sasl.contains("SASL over TLS is not supported yet"),
+        sasl.contains("SASL_SSL") && sasl.contains("keystore"),
         "{sasl}"
     );
     assert!(!jks.contains("panicked") && !enc.contains("panicked"));

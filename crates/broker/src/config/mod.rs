@@ -657,7 +657,10 @@ impl BrokerConfig {
                     continue;
                 }
                 let protocol = protocol_of(&l.name);
-                if !matches!(protocol.as_str(), "PLAINTEXT" | "SSL" | "SASL_PLAINTEXT") {
+                if !matches!(
+                    protocol.as_str(),
+                    "PLAINTEXT" | "SSL" | "SASL_PLAINTEXT" | "SASL_SSL"
+                ) {
                     return Err(ConfigError::Unsupported {
                         key: key.to_string(),
                         reason: ssl::unsupported_protocol(&l, &protocol, false),
@@ -669,7 +672,7 @@ impl BrokerConfig {
                 return Err(invalid(
                     def,
                     raw,
-                    "no PLAINTEXT, SSL or SASL_PLAINTEXT listener left to bind",
+                    "no PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL listener left to bind",
                 ));
             }
             Ok(kept)
@@ -685,7 +688,7 @@ impl BrokerConfig {
         };
         let mut sasl_listeners = BTreeMap::new();
         for l in &listeners {
-            if protocol_of(&l.name) == "SASL_PLAINTEXT" {
+            if protocol_of(&l.name).starts_with("SASL_") {
                 let c = sasl::listener_config(&l.name, &explicit, &global_mechanisms)?;
                 sasl_listeners.insert(l.name.clone(), c);
             }
@@ -706,6 +709,7 @@ impl BrokerConfig {
             let protocol = match protocol_of(&l.name).as_str() {
                 "SSL" => sluice_auth::SecurityProtocol::Ssl,
                 "SASL_PLAINTEXT" => sluice_auth::SecurityProtocol::SaslPlaintext,
+                "SASL_SSL" => sluice_auth::SecurityProtocol::SaslSsl,
                 _ => sluice_auth::SecurityProtocol::Plaintext,
             };
             security.insert(l.name.clone(), ssl::resolve(&explicit, &l.name, protocol)?);

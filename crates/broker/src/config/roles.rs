@@ -404,9 +404,14 @@ impl KraftConfig {
                         format!("no security protocol defined for listener {}", l.name),
                     ))
                 }
-                // Client listeners may speak SSL; the controller and
-                // inter-broker paths are PLAINTEXT until node-to-node TLS.
-                Some(p) if p != "PLAINTEXT" && (p != "SSL" || is_controller(l)) => {
+                // Client listeners may speak TLS and SASL; the controller
+                // and inter-broker paths are PLAINTEXT until node-to-node
+                // TLS and SASL (the inter-broker check is below).
+                Some(p)
+                    if p != "PLAINTEXT"
+                        && (is_controller(l)
+                            || !matches!(p.as_str(), "SSL" | "SASL_PLAINTEXT" | "SASL_SSL")) =>
+                {
                     return Err(ConfigError::Unsupported {
                         key: "listeners".into(),
                         reason: super::ssl::unsupported_protocol(l, &p, is_controller(l)),

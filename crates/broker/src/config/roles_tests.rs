@@ -519,3 +519,33 @@ fn timeouts_and_factors() {
         "must not exceed broker.session.timeout.ms (1200)",
     );
 }
+
+/// A cluster node's client listeners may use SASL (over TLS too); the
+/// inter-broker and controller paths stay PLAINTEXT.
+#[test]
+fn sasl_client_listeners_in_a_cluster() {
+    let jaas = r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret";"#;
+    let sasl = [
+        (
+            "listeners",
+            "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093,SASL_PLAINTEXT://127.0.0.1:9094,SASL_SSL://127.0.0.1:9095",
+        ),
+        ("sasl.enabled.mechanisms", "PLAIN"),
+        ("listener.name.sasl_plaintext.plain.sasl.jaas.config", jaas),
+        ("listener.name.sasl_ssl.plain.sasl.jaas.config", jaas),
+        ("ssl.keystore.type", "PEM"),
+        ("ssl.keystore.location", "/k.pem"),
+        ("inter.broker.listener.name", "PLAINTEXT"),
+    ];
+    let c = config(COMBINED, &sasl).unwrap();
+    assert!(c.sasl_listeners.contains_key("SASL_PLAINTEXT"));
+    assert!(c.sasl_listeners.contains_key("SASL_SSL"));
+    let k = c.kraft.unwrap();
+    assert_eq!(k.inter_broker_listener_name.as_deref(), Some("PLAINTEXT"));
+    refused(
+        COMBINED,
+        &[&sasl[..], &[("inter.broker.listener.name", "SASL_SSL")]].concat(),
+        "inter.broker.listener.name",
+        "PLAINTEXT only",
+    );
+}

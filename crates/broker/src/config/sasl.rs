@@ -1,4 +1,4 @@
-//! SASL settings of `SASL_PLAINTEXT` listeners, read with Kafka's keys:
+//! SASL settings of `SASL_PLAINTEXT` and `SASL_SSL` listeners, read with Kafka's keys:
 //! `sasl.enabled.mechanisms` and its per-listener form
 //! `listener.name.<listener>.sasl.enabled.mechanisms`, and each enabled
 //! mechanism's `listener.name.<listener>.<mechanism>.sasl.jaas.config`
@@ -20,7 +20,7 @@ use sluice_auth::sasl::SaslMechanism;
 
 use super::ConfigError;
 
-/// What a `SASL_PLAINTEXT` listener accepts.
+/// What a SASL listener (`SASL_PLAINTEXT`, `SASL_SSL`) accepts.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SaslListenerConfig {
     /// Enabled mechanisms, in the configured order (SaslHandshake lists
@@ -73,7 +73,7 @@ fn listener_value<'a>(
     })
 }
 
-/// The SASL settings of the `SASL_PLAINTEXT` listener `listener`;
+/// The SASL settings of the SASL listener `listener`;
 /// `global_mechanisms` is `sasl.enabled.mechanisms` (Kafka's default is
 /// `GSSAPI`, which Sluice does not implement).
 pub fn listener_config(
@@ -101,7 +101,7 @@ pub fn listener_config(
     };
     if names.is_empty() {
         return Err(unsupported(format!(
-            "listener {listener} is SASL_PLAINTEXT but enables no SASL mechanism"
+            "listener {listener} is a SASL listener but enables no SASL mechanism"
         )));
     }
     let mut mechanisms = Vec::new();
@@ -156,7 +156,7 @@ pub fn check_unauthenticated_paths<'a>(
         return Err(ConfigError::Unsupported {
             key: "inter.broker.listener.name".into(),
             reason: format!(
-                "listener {name} is SASL_PLAINTEXT, and Sluice's brokers do not authenticate to each other yet (sasl.mechanism.inter.broker.protocol is not implemented); use a PLAINTEXT listener for inter-broker traffic"
+                "listener {name} is a SASL listener, and Sluice's brokers do not authenticate to each other yet (sasl.mechanism.inter.broker.protocol is not implemented); use a PLAINTEXT listener for inter-broker traffic"
             ),
         });
     }

@@ -128,13 +128,9 @@ pub fn unsupported_protocol(listener: &Listener, protocol: &str, controller: boo
         format!(
             "listener {listener} is a controller listener and uses security protocol {protocol}; only PLAINTEXT is supported between nodes for now"
         )
-    } else if protocol.starts_with("SASL_") {
-        format!(
-            "listener {listener} uses security protocol {protocol}; SASL over TLS is not supported yet (PLAINTEXT, SSL and SASL_PLAINTEXT listeners are)"
-        )
     } else {
         format!(
-            "listener {listener} uses security protocol {protocol}; only PLAINTEXT, SSL and SASL_PLAINTEXT are supported"
+            "listener {listener} uses security protocol {protocol}; only PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL are supported"
         )
     }
 }
@@ -191,7 +187,8 @@ pub fn resolve(
     protocol: SecurityProtocol,
 ) -> Result<ListenerSecurity, ConfigError> {
     let ssl = match protocol {
-        SecurityProtocol::Ssl => Some(resolve_ssl(explicit, listener)?),
+        SecurityProtocol::Ssl => Some(resolve_ssl(explicit, listener, false)?),
+        SecurityProtocol::SaslSsl => Some(resolve_ssl(explicit, listener, true)?),
         _ => None,
     };
     Ok(ListenerSecurity { protocol, ssl })
@@ -217,13 +214,20 @@ fn require_pem(
     })
 }
 
+/// `sasl`: a SASL_SSL listener, which takes `ssl.client.auth` only from its
+/// `listener.name.<l>.ssl.client.auth`, as Kafka's `ChannelBuilders` does
+/// (SASL authenticates its clients; a broker-wide `required` meant for SSL
+/// listeners must not demand certificates of them too).
 fn resolve_ssl(
     explicit: &BTreeMap<String, String>,
     listener: &str,
+    sasl: bool,
 ) -> Result<SslSettings, ConfigError> {
     let keystore = keystore(explicit, listener)?;
     let truststore = truststore(explicit, listener)?;
-    let client_auth = match given(explicit, listener, "ssl.client.auth") {
+    let client_auth_key = given(explicit, listener, "ssl.client.auth")
+        .filter(|(key, _)| !sasl || key != "ssl.client.auth");
+    let client_auth = match client_auth_key {
         None => ClientAuth::None,
         Some((key, v)) => match v.trim().to_ascii_lowercase().as_str() {
             "required" => ClientAuth::Required,

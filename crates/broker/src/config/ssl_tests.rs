@@ -167,14 +167,59 @@ fn secrets_never_appear_in_errors_or_debug_output() {
     );
 }
 
+/// A SASL_SSL listener gets TLS settings like an SSL one, but takes
+/// `ssl.client.auth` only from its own prefixed key (Kafka's
+/// `ChannelBuilders`): the broker-wide `required` of the SSL listener does
+/// not ask SASL clients for certificates.
 #[test]
-fn sasl_over_tls_is_refused_and_unknown_prefixed_keys_too() {
-    let err = config(&[("listeners", "SASL_SSL://127.0.0.1:0")]).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("SASL over TLS is not supported yet"),
-        "{err}"
+fn sasl_ssl_listeners_take_client_auth_only_from_their_prefix() {
+    let jaas = r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret";"#;
+    let base = [
+        (
+            "listeners",
+            "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
+        ),
+        ("sasl.enabled.mechanisms", "PLAIN"),
+        ("listener.name.sasl_ssl.plain.sasl.jaas.config", jaas),
+        ("ssl.keystore.type", "PEM"),
+        ("ssl.keystore.location", "/k.pem"),
+        ("ssl.truststore.type", "PEM"),
+        ("ssl.truststore.location", "/t.pem"),
+        ("ssl.client.auth", "required"),
+    ];
+    let c = config(&base).unwrap();
+    assert_eq!(
+        c.listener_security("SSL").ssl.unwrap().client_auth,
+        ClientAuth::Required
     );
+    let sasl_ssl = c.listener_security("SASL_SSL");
+    assert_eq!(sasl_ssl.protocol, SecurityProtocol::SaslSsl);
+    assert_eq!(sasl_ssl.ssl.unwrap().client_auth, ClientAuth::None);
+    assert!(c.sasl_listeners.contains_key("SASL_SSL"));
+    let c = config(
+        &[
+            &base[..],
+            &[("listener.name.sasl_ssl.ssl.client.auth", "requested")],
+        ]
+        .concat(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.listener_security("SASL_SSL").ssl.unwrap().client_auth,
+        ClientAuth::Requested
+    );
+    // Without a keystore it cannot serve TLS: refused at start.
+    let err = config(&[
+        ("listeners", "SASL_SSL://127.0.0.1:0"),
+        ("sasl.enabled.mechanisms", "PLAIN"),
+        ("listener.name.sasl_ssl.plain.sasl.jaas.config", jaas),
+    ])
+    .unwrap_err();
+    assert!(err.to_string().contains("keystore"), "{err}");
+}
+
+#[test]
+fn unknown_prefixed_keys_are_refused() {
     assert!(config(&[("listener.name.ssl.no.such.key", "1")]).is_err());
     // A Kafka ssl key Sluice does not implement is accepted with a warning, per listener too.
     let c = config(&[("listener.name.ssl.ssl.cipher.suites", "x")]).unwrap();

@@ -162,7 +162,7 @@ fn invalid_values_refuse_start_naming_the_key() {
         ("log.message.timestamp.type", "Whenever"),
         ("listeners", "localhost:9092"),
         ("listeners", "PLAINTEXT://:99999"),
-        ("listeners", "SASL_SSL://:9093"),
+        ("listeners", "GSSAPI_TLS://:9093"),
         ("socket.request.max.bytes", "3000000000"),
         ("log.cleanup.policy", "shred"),
     ] {

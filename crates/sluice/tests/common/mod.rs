@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod nodes;
 pub mod sasl;
+pub mod tls;
 pub mod txn;
 
 use std::io::{Read, Write};

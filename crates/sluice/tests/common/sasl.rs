@@ -1,8 +1,9 @@
-//! Helpers of the SASL process tests (`tests/sasl.rs`, `tests/sasl_scram.rs`):
-//! a broker with a SASL_PLAINTEXT listener beside the testkit's PLAINTEXT
-//! one, a raw protocol connection that also speaks bare SASL frames, and
-//! the clients: kcat (PLAIN only in Debian's build), confluent-kafka
-//! (PLAIN and SCRAM), Kafka's Java tools.
+//! Helpers of the SASL process tests (`tests/sasl.rs`, `tests/sasl_scram.rs`,
+//! `tests/sasl_ssl.rs`): a broker with a SASL_PLAINTEXT listener beside the
+//! testkit's PLAINTEXT one, a raw protocol connection that also speaks bare
+//! SASL frames, and the clients, in plaintext or over TLS ([`Transport`]):
+//! kcat (PLAIN only in Debian's build), confluent-kafka (PLAIN and SCRAM),
+//! Kafka's Java tools.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -182,6 +183,32 @@ pub fn metadata_ok(conn: &mut Conn) -> bool {
         .is_some_and(|m| !m.brokers.is_empty())
 }
 
+/// How a SASL client reaches the listener: in plaintext, or over TLS
+/// trusting a CA's PEM file (a SASL_SSL listener).
+#[derive(Clone, Copy)]
+pub enum Transport<'a> {
+    Plaintext,
+    Tls { ca: &'a str },
+}
+
+impl Transport<'_> {
+    fn protocol(self) -> &'static str {
+        match self {
+            Transport::Plaintext => "SASL_PLAINTEXT",
+            Transport::Tls { .. } => "SASL_SSL",
+        }
+    }
+
+    /// librdkafka's settings for it.
+    fn rdkafka(self) -> Vec<String> {
+        let mut s = vec![format!("security.protocol={}", self.protocol())];
+        if let Transport::Tls { ca } = self {
+            s.push(format!("ssl.ca.location={ca}"));
+        }
+        s
+    }
+}
+
 /// kcat with SASL options; whether it exited 0, stdout, stderr.
 pub fn kcat(
     addr: &str,
@@ -191,8 +218,35 @@ pub fn kcat(
     args: &[&str],
     stdin: &str,
 ) -> (bool, String, String) {
-    let mut child = Command::new("kcat")
-        .args(["-b", addr, "-X", "security.protocol=SASL_PLAINTEXT"])
+    kcat_over(
+        Transport::Plaintext,
+        addr,
+        mechanism,
+        user,
+        password,
+        args,
+        stdin,
+    )
+}
+
+/// [`kcat`] over `transport`.
+pub fn kcat_over(
+    transport: Transport<'_>,
+    addr: &str,
+    mechanism: &str,
+    user: &str,
+    password: &str,
+    args: &[&str],
+    stdin: &str,
+) -> (bool, String, String) {
+    let mut cmd = Command::new("kcat");
+    // Cargo's LD_LIBRARY_PATH holds rdkafka-sys's own librdkafka.so, built
+    // without OpenSSL; kcat must load Debian's.
+    cmd.env_remove("LD_LIBRARY_PATH").args(["-b", addr]);
+    for s in transport.rdkafka() {
+        cmd.arg("-X").arg(s);
+    }
+    let mut child = cmd
         .args(["-X", &format!("sasl.mechanisms={mechanism}")])
         .args(["-X", &format!("sasl.username={user}")])
         .args(["-X", &format!("sasl.password={password}")])
@@ -217,8 +271,21 @@ pub fn kcat(
 }
 
 pub fn kcat_round_trip(addr: &str, mechanism: &str, user: &str, password: &str, topic: &str) {
+    kcat_round_trip_over(Transport::Plaintext, addr, mechanism, user, password, topic)
+}
+
+/// [`kcat_round_trip`] over `transport`.
+pub fn kcat_round_trip_over(
+    transport: Transport<'_>,
+    addr: &str,
+    mechanism: &str,
+    user: &str,
+    password: &str,
+    topic: &str,
+) {
     let records: String = (0..20).map(|i| format!("{mechanism}-{i}\n")).collect();
-    let (ok, out, err) = kcat(
+    let (ok, out, err) = kcat_over(
+        transport,
         addr,
         mechanism,
         user,
@@ -227,7 +294,8 @@ pub fn kcat_round_trip(addr: &str, mechanism: &str, user: &str, password: &str, 
         &records,
     );
     assert!(ok, "kcat produce with {mechanism} as {user}: {out}\n{err}");
-    let (ok, out, err) = kcat(
+    let (ok, out, err) = kcat_over(
+        transport,
         addr,
         mechanism,
         user,
@@ -242,7 +310,26 @@ pub fn kcat_round_trip(addr: &str, mechanism: &str, user: &str, password: &str, 
 }
 
 pub fn kcat_refused(addr: &str, mechanism: &str, user: &str, password: &str) -> String {
-    let (ok, out, err) = kcat(addr, mechanism, user, password, &["-L", "-m", "10"], "");
+    kcat_refused_over(Transport::Plaintext, addr, mechanism, user, password)
+}
+
+/// [`kcat_refused`] over `transport`.
+pub fn kcat_refused_over(
+    transport: Transport<'_>,
+    addr: &str,
+    mechanism: &str,
+    user: &str,
+    password: &str,
+) -> String {
+    let (ok, out, err) = kcat_over(
+        transport,
+        addr,
+        mechanism,
+        user,
+        password,
+        &["-L", "-m", "10"],
+        "",
+    );
     assert!(!ok, "kcat -L with a wrong password succeeded: {out}");
     err
 }
@@ -253,20 +340,37 @@ pub fn command_config(
     user: &str,
     password: &str,
 ) -> String {
+    command_config_over(Transport::Plaintext, dir, mechanism, user, password)
+}
+
+/// [`command_config`] over `transport` (a PEM truststore for TLS).
+pub fn command_config_over(
+    transport: Transport<'_>,
+    dir: &std::path::Path,
+    mechanism: &str,
+    user: &str,
+    password: &str,
+) -> String {
     let module = if mechanism == "PLAIN" {
         "org.apache.kafka.common.security.plain.PlainLoginModule"
     } else {
         "org.apache.kafka.common.security.scram.ScramLoginModule"
     };
-    let path = dir.join(format!("{mechanism}-{user}.properties"));
-    std::fs::write(
-        &path,
-        format!(
-            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism={mechanism}\n\
-             sasl.jaas.config={module} required username=\"{user}\" password=\"{password}\";\n"
-        ),
-    )
-    .unwrap();
+    let path = dir.join(format!(
+        "{mechanism}-{user}-{}.properties",
+        transport.protocol()
+    ));
+    let mut text = format!(
+        "security.protocol={}\nsasl.mechanism={mechanism}\n\
+         sasl.jaas.config={module} required username=\"{user}\" password=\"{password}\";\n",
+        transport.protocol()
+    );
+    if let Transport::Tls { ca } = transport {
+        text.push_str(&format!(
+            "ssl.truststore.type=PEM\nssl.truststore.location={ca}\n"
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
     path.display().to_string()
 }
 
@@ -297,6 +401,8 @@ errors = []
 conf = {"bootstrap.servers": addr, "security.protocol": "SASL_PLAINTEXT",
         "sasl.mechanism": mech, "sasl.username": user, "sasl.password": pw,
         "error_cb": lambda e: errors.append(str(e))}
+if len(sys.argv) > 7:
+    conf.update({"security.protocol": "SASL_SSL", "ssl.ca.location": sys.argv[7]})
 if mode == "refused":
     p = Producer(conf)
     try:
@@ -315,7 +421,7 @@ assert p.flush(60) == 0, errors
 c = Consumer(dict(conf, **{"group.id": "py-" + mech, "auto.offset.reset": "earliest"}))
 c.subscribe([topic])
 got = []
-deadline = time.time() + 60
+deadline = time.time() + 120
 while len(got) < 10 and time.time() < deadline:
     m = c.poll(1.0)
     if m is not None and m.error() is None and m.value().decode().startswith(mech + "-"):
@@ -350,10 +456,26 @@ pub fn python_round_trip(
     password: &str,
     topic: &str,
 ) {
-    let out = python_client(
+    python_round_trip_over(
+        Transport::Plaintext,
         python,
-        &["round-trip", addr, mechanism, user, password, topic],
+        [addr, mechanism, user, password, topic],
     );
+}
+
+/// [`python_round_trip`] over `transport`; `login` is the address,
+/// mechanism, user, password and topic.
+pub fn python_round_trip_over(
+    transport: Transport<'_>,
+    python: &std::path::Path,
+    login: [&str; 5],
+) {
+    let mut args = vec!["round-trip"];
+    args.extend(login);
+    if let Transport::Tls { ca } = transport {
+        args.push(ca);
+    }
+    let out = python_client(python, &args);
     assert!(out.contains("ok"), "{out}");
 }
 
