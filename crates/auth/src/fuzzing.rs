@@ -1,11 +1,13 @@
 //! Fuzz bodies over the untrusted-byte parsers of this crate (the SASL
-//! messages a client sends before it has authenticated, and JAAS strings);
+//! messages a client sends before it has authenticated, bearer tokens,
+//! JWKS documents, and JAAS strings);
 //! `fuzz/fuzz_targets/sasl.rs` calls [`sasl_messages`], and the unit test
 //! below runs it over a few seeds.
 
+use crate::oauth::{JsonWebKeySet, TokenError, UnsecuredValidator, ValidatedToken};
 use crate::sasl::{
-    ClientFinalMessage, ClientFirstMessage, Credentials, SaslMechanism, SaslServer, SaslStep,
-    ScramCredential, ScramMechanism,
+    ClientFinalMessage, ClientFirstMessage, ClientInitialResponse, Credentials, SaslMechanism,
+    SaslServer, SaslStep, ScramCredential, ScramMechanism,
 };
 
 struct FuzzUsers;
@@ -18,6 +20,9 @@ impl Credentials for FuzzUsers {
         // Salted password given directly: no 4096 PBKDF2 rounds per input.
         (user == "u").then(|| ScramCredential::from_salted_password(m, b"s", &[1; 64], 4096))
     }
+    fn validate_bearer(&self, token: &str) -> Result<ValidatedToken, TokenError> {
+        UnsecuredValidator::default().validate(token, 1_800_000_000_000)
+    }
 }
 
 /// Every parser and every mechanism's exchange on `data`; the first byte
@@ -27,8 +32,11 @@ impl Credentials for FuzzUsers {
 pub fn sasl_messages(data: &[u8]) {
     let _ = ClientFirstMessage::parse(data);
     let _ = ClientFinalMessage::parse(data);
+    let _ = ClientInitialResponse::parse(data);
+    let _ = JsonWebKeySet::parse(data);
     if let Ok(s) = std::str::from_utf8(data) {
         let _ = crate::jaas::parse_jaas_config(s);
+        let _ = UnsecuredValidator::default().validate(s, 0);
     }
     let Some((&pick, rest)) = data.split_first() else {
         return;
@@ -58,6 +66,8 @@ mod tests {
             b"\x01n,,n=u,r=abc\nc=biws,r=abcfuzz,p=AAAA",
             b"\x02n,,n=u,r=abc\nc=biws,r=abcfuzz,p=",
             b"m required user_u=\"p\";",
+            b"\x03n,,\x01auth=Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1IiwiZXhwIjoxfQ.\x01\x01\n\x01",
+            br#"{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]}"#,
         ] {
             super::sasl_messages(seed);
         }

@@ -13,6 +13,7 @@ pub mod dn;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod jaas;
+pub mod oauth;
 mod principal;
 pub mod sasl;
 mod ssl_mapping;

@@ -25,6 +25,12 @@ pub enum BrokerError {
         key: String,
         reason: String,
     },
+    #[error("cannot set up SASL for listener {listener}: {key}: {reason}")]
+    Sasl {
+        listener: String,
+        key: String,
+        reason: String,
+    },
     #[error("metadata: {0}")]
     Metadata(#[from] crate::metadata::MetadataError),
     #[error("{op}: {source}")]

@@ -204,13 +204,17 @@ impl Broker {
         };
         let max_connections = ctx.config.max_connections.clamp(1, Semaphore::MAX_PERMITS);
         let slots = Arc::new(Semaphore::new(max_connections));
+        let gates = transports
+            .iter()
+            .map(|t| network::sasl::gate_for(&ctx.config, t.name.as_str()))
+            .collect::<Result<Vec<_>, _>>()?;
         let listener_tasks = listeners
             .into_iter()
             .zip(transports)
-            .map(|(l, transport)| {
+            .zip(gates)
+            .map(|((l, transport), gate)| {
                 let mut connection_config = connection_config.clone();
-                connection_config.sasl =
-                    network::sasl::gate_for(&ctx.config, transport.name.as_str());
+                connection_config.sasl = gate;
                 tokio::spawn(network::accept_loop(
                     l,
                     transport,

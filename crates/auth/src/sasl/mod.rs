@@ -1,11 +1,12 @@
 //! SASL server mechanisms as Kafka's broker runs them: PLAIN (RFC 4616,
-//! Kafka's `PlainSaslServer`) and SCRAM-SHA-256/512 (RFC 5802/7677,
-//! Kafka's `ScramSaslServer`).
+//! Kafka's `PlainSaslServer`), SCRAM-SHA-256/512 (RFC 5802/7677,
+//! Kafka's `ScramSaslServer`) and OAUTHBEARER (RFC 7628, Kafka's
+//! `OAuthBearerSaslServer`; tokens checked by [`crate::oauth`]).
 //!
 //! Owns the mechanism names, the exchange state machine ([`SaslServer`])
 //! and the [`Credentials`] seam through which a mechanism asks for a
 //! user's secret (PLAIN: the listener's JAAS users; SCRAM: the cluster
-//! metadata). Pure: the caller supplies randomness (the SCRAM server nonce)
+//! metadata) or validates a bearer token (the listener's validator). Pure: the caller supplies randomness (the SCRAM server nonce)
 //! and the credentials.
 //!
 //! Invariants: no input panics; every message is bounded
@@ -13,6 +14,7 @@
 //! `sasl.server.max.receive.size`); secrets are compared in constant time;
 //! a failed or finished exchange accepts no further token.
 
+mod oauthbearer;
 mod plain;
 mod scram;
 mod scram_messages;
@@ -20,10 +22,12 @@ mod scram_messages;
 use std::fmt;
 use std::str::FromStr;
 
+pub use oauthbearer::{ClientInitialResponse, OAuthBearerServer};
 pub use plain::PlainServer;
 pub use scram::{ScramCredential, ScramMechanism, ScramServer};
 pub use scram_messages::{ClientFinalMessage, ClientFirstMessage, MAX_SCRAM_MESSAGE_BYTES};
 
+use crate::oauth::{TokenError, ValidatedToken};
 use crate::AuthError;
 
 /// A SASL mechanism this crate implements.
@@ -31,14 +35,16 @@ use crate::AuthError;
 pub enum SaslMechanism {
     Plain,
     Scram(ScramMechanism),
+    OAuthBearer,
 }
 
 impl SaslMechanism {
     /// Every mechanism, in Kafka's spelling.
-    pub const ALL: [SaslMechanism; 3] = [
+    pub const ALL: [SaslMechanism; 4] = [
         SaslMechanism::Plain,
         SaslMechanism::Scram(ScramMechanism::Sha256),
         SaslMechanism::Scram(ScramMechanism::Sha512),
+        SaslMechanism::OAuthBearer,
     ];
 
     /// Kafka's name, e.g. `SCRAM-SHA-256`.
@@ -46,6 +52,7 @@ impl SaslMechanism {
         match self {
             SaslMechanism::Plain => "PLAIN",
             SaslMechanism::Scram(m) => m.mechanism_name(),
+            SaslMechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 }
@@ -74,6 +81,10 @@ pub trait Credentials {
     fn plain_password(&self, user: &str) -> Option<String>;
     /// SCRAM: `user`'s credential for `mechanism`.
     fn scram_credential(&self, mechanism: ScramMechanism, user: &str) -> Option<ScramCredential>;
+    /// OAUTHBEARER: the listener's verdict on `token`, now.
+    fn validate_bearer(&self, _token: &str) -> Result<ValidatedToken, TokenError> {
+        Err(TokenError::invalid("OAUTHBEARER is not configured"))
+    }
 }
 
 /// What the server says after one client token.
@@ -93,6 +104,7 @@ pub enum SaslStep {
 pub enum SaslServer {
     Plain(PlainServer),
     Scram(Box<ScramServer>),
+    OAuthBearer(OAuthBearerServer),
 }
 
 impl SaslServer {
@@ -104,6 +116,7 @@ impl SaslServer {
             SaslMechanism::Scram(m) => {
                 SaslServer::Scram(Box::new(ScramServer::new(m, server_nonce)))
             }
+            SaslMechanism::OAuthBearer => SaslServer::OAuthBearer(OAuthBearerServer::new()),
         }
     }
 
@@ -111,6 +124,7 @@ impl SaslServer {
         match self {
             SaslServer::Plain(_) => SaslMechanism::Plain,
             SaslServer::Scram(s) => SaslMechanism::Scram(s.mechanism()),
+            SaslServer::OAuthBearer(_) => SaslMechanism::OAuthBearer,
         }
     }
 
@@ -125,6 +139,7 @@ impl SaslServer {
         match self {
             SaslServer::Plain(p) => p.evaluate(token, credentials),
             SaslServer::Scram(s) => s.evaluate(token, credentials),
+            SaslServer::OAuthBearer(o) => o.evaluate(token, credentials),
         }
     }
 }

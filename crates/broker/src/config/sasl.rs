@@ -6,7 +6,13 @@
 //! here without regard to case). PLAIN's users are the JAAS entry's
 //! `user_<name>="<password>"` options; SCRAM's credentials live in the
 //! cluster metadata, but Kafka still requires a JAAS entry for it
-//! (`ScramLoginModule`), and so does Sluice.
+//! (`ScramLoginModule`), and so does Sluice. OAUTHBEARER checks tokens
+//! with Kafka's unsecured validator (its `unsecuredValidator*` JAAS
+//! options) unless `listener.name.<l>.oauthbearer.sasl.server.callback.
+//! handler.class` names Kafka's `OAuthBearerValidatorCallbackHandler`: then
+//! signed JWTs against the JWKS of `sasl.oauthbearer.jwks.endpoint.url`
+//! (a `file:` URL, read when the listener starts) and the other
+//! `sasl.oauthbearer.*` keys.
 //!
 //! Invariants: a SASL listener has at least one mechanism, every one of
 //! them implemented and with a valid JAAS entry; passwords never appear in
@@ -15,10 +21,33 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use std::path::PathBuf;
+
 use sluice_auth::jaas::parse_single_entry;
+use sluice_auth::oauth::{JwksValidatorConfig, UnsecuredValidator};
 use sluice_auth::sasl::SaslMechanism;
 
+use super::table::{lookup, Scope};
 use super::ConfigError;
+
+/// Kafka's secured validator (`OAuthBearerValidatorCallbackHandler`), by
+/// its Kafka 4 name and its earlier `secured` package name.
+const VALIDATOR_HANDLERS: [&str; 2] = [
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+    "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerValidatorCallbackHandler",
+];
+
+/// How a listener validates OAUTHBEARER tokens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OAuthSettings {
+    /// Kafka's default: unsigned tokens (development only).
+    Unsecured(UnsecuredValidator),
+    /// Signed JWTs verified with the keys of the JWKS file.
+    Jwks {
+        jwks_path: PathBuf,
+        config: JwksValidatorConfig,
+    },
+}
 
 /// What a SASL listener (`SASL_PLAINTEXT`, `SASL_SSL`) accepts.
 #[derive(Clone, PartialEq, Eq)]
@@ -28,6 +57,8 @@ pub struct SaslListenerConfig {
     pub mechanisms: Vec<SaslMechanism>,
     /// PLAIN's users and passwords.
     pub plain_users: BTreeMap<String, String>,
+    /// OAUTHBEARER's validation, when enabled.
+    pub oauth: Option<OAuthSettings>,
 }
 
 impl fmt::Debug for SaslListenerConfig {
@@ -35,6 +66,7 @@ impl fmt::Debug for SaslListenerConfig {
         f.debug_struct("SaslListenerConfig")
             .field("mechanisms", &self.mechanisms)
             .field("plain_users", &self.plain_users.keys().collect::<Vec<_>>())
+            .field("oauth", &self.oauth)
             .finish()
     }
 }
@@ -47,9 +79,12 @@ const LISTENER_PREFIX: &str = "listener.name.";
 pub fn is_listener_key(key: &str) -> bool {
     split_listener_key(key).is_some_and(|(_, rest)| {
         rest == "sasl.enabled.mechanisms"
-            || rest
-                .strip_suffix(".sasl.jaas.config")
-                .is_some_and(|m| !m.is_empty() && !m.contains('.'))
+            || [".sasl.jaas.config", ".sasl.server.callback.handler.class"]
+                .iter()
+                .any(|suffix| {
+                    rest.strip_suffix(suffix)
+                        .is_some_and(|m| !m.is_empty() && !m.contains('.'))
+                })
     })
 }
 
@@ -108,7 +143,7 @@ pub fn listener_config(
     for name in &names {
         let m: SaslMechanism = name.parse().map_err(|_| {
             unsupported(format!(
-                "SASL mechanism {name} of listener {listener} is not implemented; Sluice implements PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512"
+                "SASL mechanism {name} of listener {listener} is not implemented; Sluice implements PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER"
             ))
         })?;
         if !mechanisms.contains(&m) {
@@ -116,6 +151,7 @@ pub fn listener_config(
         }
     }
     let mut plain_users = BTreeMap::new();
+    let mut oauth = None;
     for m in &mechanisms {
         let rest = format!("{}.sasl.jaas.config", m.name().to_ascii_lowercase());
         let Some((key, jaas)) = listener_value(explicit, listener, &rest) else {
@@ -131,13 +167,107 @@ pub fn listener_config(
             value: "[hidden]".into(),
             reason: e.to_string(),
         })?;
-        if *m == SaslMechanism::Plain {
-            plain_users = entry.plain_users();
+        match m {
+            SaslMechanism::Plain => plain_users = entry.plain_users(),
+            SaslMechanism::OAuthBearer => {
+                oauth = Some(oauth_settings(listener, explicit, key, &entry.options)?)
+            }
+            SaslMechanism::Scram(_) => {}
         }
     }
     Ok(SaslListenerConfig {
         mechanisms,
         plain_users,
+        oauth,
+    })
+}
+
+/// OAUTHBEARER's validator for `listener`: the unsecured one with the
+/// JAAS entry's options, or Kafka's secured one with the broker's
+/// `sasl.oauthbearer.*` keys.
+fn oauth_settings(
+    listener: &str,
+    explicit: &BTreeMap<String, String>,
+    jaas_key: &str,
+    jaas_options: &BTreeMap<String, String>,
+) -> Result<OAuthSettings, ConfigError> {
+    let handler = listener_value(
+        explicit,
+        listener,
+        "oauthbearer.sasl.server.callback.handler.class",
+    );
+    let Some((handler_key, class)) = handler else {
+        return UnsecuredValidator::from_jaas_options(jaas_options)
+            .map(OAuthSettings::Unsecured)
+            .map_err(|reason| ConfigError::InvalidValue {
+                key: jaas_key.to_string(),
+                value: "[hidden]".into(),
+                reason,
+            });
+    };
+    if !VALIDATOR_HANDLERS.contains(&class.trim()) {
+        return Err(ConfigError::Unsupported {
+            key: handler_key.clone(),
+            reason: format!(
+                "server callback handler {class} is not implemented; Sluice implements Kafka's {} (signed JWTs against sasl.oauthbearer.jwks.endpoint.url), or the unsecured validator when the key is unset",
+                VALIDATOR_HANDLERS[0]
+            ),
+        });
+    }
+    let value = |key: &str| -> Option<String> {
+        explicit
+            .get(key)
+            .cloned()
+            .or_else(|| lookup(Scope::Broker, key)?.default.map(str::to_string))
+            .filter(|v| !v.trim().is_empty())
+    };
+    const URL_KEY: &str = "sasl.oauthbearer.jwks.endpoint.url";
+    let url = value(URL_KEY).ok_or_else(|| ConfigError::Missing {
+        key: URL_KEY.into(),
+        reason: format!(
+            "listener {listener} validates OAUTHBEARER tokens with Kafka's OAuthBearerValidatorCallbackHandler, which needs the JWKS of {URL_KEY}"
+        ),
+    })?;
+    let jwks_path = url
+        .trim()
+        .strip_prefix("file://")
+        .map(PathBuf::from)
+        .ok_or_else(|| ConfigError::Unsupported {
+            key: URL_KEY.into(),
+            reason: format!(
+                "{url} is not a file: URL; Sluice reads the JWKS from a file (file:///path/jwks.json) for now"
+            ),
+        })?;
+    const SKEW_KEY: &str = "sasl.oauthbearer.clock.skew.seconds";
+    let skew = value(SKEW_KEY).unwrap_or_default();
+    let clock_skew_seconds = skew
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|s| *s >= 0)
+        .ok_or_else(|| ConfigError::InvalidValue {
+            key: SKEW_KEY.into(),
+            value: skew.clone(),
+            reason: "expected a non-negative number of seconds".into(),
+        })?;
+    Ok(OAuthSettings::Jwks {
+        jwks_path,
+        config: JwksValidatorConfig {
+            expected_audience: value("sasl.oauthbearer.expected.audience")
+                .map(|a| {
+                    a.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            expected_issuer: value("sasl.oauthbearer.expected.issuer"),
+            sub_claim_name: value("sasl.oauthbearer.sub.claim.name")
+                .unwrap_or_else(|| "sub".into()),
+            scope_claim_name: value("sasl.oauthbearer.scope.claim.name")
+                .unwrap_or_else(|| "scope".into()),
+            clock_skew_ms: clock_skew_seconds.saturating_mul(1000),
+        },
     })
 }
 
@@ -216,6 +346,66 @@ mod tests {
         assert!(!format!("{c:?}").contains("secret"));
     }
 
+    const OAUTH_JAAS: &str = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredValidatorRequiredScope=\"kafka\";";
+    const HANDLER_KEY: &str =
+        "listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class";
+
+    /// Kafka's unsecured validator by default (its JAAS options), the
+    /// secured one when the handler class names it (the sasl.oauthbearer.*
+    /// keys), anything else refused.
+    #[test]
+    fn oauthbearer_validators_from_kafkas_keys() {
+        let jaas = (
+            "listener.name.sasl_ssl.oauthbearer.sasl.jaas.config",
+            OAUTH_JAAS,
+        );
+        assert!(is_listener_key(HANDLER_KEY));
+        let c = listener_config("SASL_SSL", &explicit(&[jaas]), &["OAUTHBEARER".into()]).unwrap();
+        let Some(OAuthSettings::Unsecured(v)) = c.oauth else {
+            panic!("{:?}", c.oauth)
+        };
+        assert_eq!(v.required_scope, ["kafka"]);
+        let secured = [
+            jaas,
+            (HANDLER_KEY, VALIDATOR_HANDLERS[0]),
+            (
+                "sasl.oauthbearer.jwks.endpoint.url",
+                "file:///etc/kafka/jwks.json",
+            ),
+            ("sasl.oauthbearer.expected.audience", "kafka, sluice"),
+            ("sasl.oauthbearer.clock.skew.seconds", "5"),
+        ];
+        let c = listener_config("SASL_SSL", &explicit(&secured), &["OAUTHBEARER".into()]).unwrap();
+        let Some(OAuthSettings::Jwks { jwks_path, config }) = c.oauth else {
+            panic!("{:?}", c.oauth)
+        };
+        assert_eq!(jwks_path, PathBuf::from("/etc/kafka/jwks.json"));
+        assert_eq!(config.expected_audience, ["kafka", "sluice"]);
+        assert_eq!(config.clock_skew_ms, 5_000);
+        assert_eq!(config.sub_claim_name, "sub");
+        let refused = |pairs: &[(&str, &str)], key: &str| {
+            let err =
+                listener_config("SASL_SSL", &explicit(pairs), &["OAUTHBEARER".into()]).unwrap_err();
+            assert_eq!(err.key(), Some(key), "{err}");
+        };
+        refused(&[jaas, (HANDLER_KEY, "com.example.Handler")], HANDLER_KEY);
+        refused(
+            &[jaas, (HANDLER_KEY, VALIDATOR_HANDLERS[1])],
+            "sasl.oauthbearer.jwks.endpoint.url",
+        );
+        refused(
+            &[
+                jaas,
+                (HANDLER_KEY, VALIDATOR_HANDLERS[0]),
+                (
+                    "sasl.oauthbearer.jwks.endpoint.url",
+                    "https://idp.example/jwks",
+                ),
+            ],
+            "sasl.oauthbearer.jwks.endpoint.url",
+        );
+    }
+
     #[test]
     fn per_listener_mechanisms_win_and_each_needs_jaas() {
         let e = explicit(&[
@@ -250,6 +440,7 @@ mod tests {
             SaslListenerConfig {
                 mechanisms: vec![SaslMechanism::Plain],
                 plain_users: BTreeMap::new(),
+                oauth: None,
             },
         );
         let none = || std::iter::empty::<(&str, String)>();

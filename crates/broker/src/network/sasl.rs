@@ -31,6 +31,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use sluice_auth::oauth::jwks::MAX_JWKS_BYTES;
+use sluice_auth::oauth::{
+    BearerValidator, JsonWebKeySet, JwksValidator, TokenError, ValidatedToken,
+};
 use sluice_auth::sasl::{
     Credentials, SaslMechanism, SaslServer, SaslStep, ScramCredential, ScramMechanism, ScramServer,
 };
@@ -42,32 +46,72 @@ use tokio::time::Instant;
 use super::codec::{self, Decoded};
 use super::frame::FrameReader;
 use super::sendfile::ResponseWriter;
-use crate::config::sasl::SaslListenerConfig;
+use crate::config::sasl::{OAuthSettings, SaslListenerConfig};
 use crate::config::BrokerConfig;
 use crate::context::BrokerContext;
+use crate::error::BrokerError;
 use crate::handlers::{self, Response};
 use crate::request::RequestContext;
 
-/// A `SASL_PLAINTEXT` listener's settings, shared by its connections.
+/// A SASL listener's settings, shared by its connections.
 #[derive(Debug)]
 pub struct SaslGate {
     pub listener: ListenerName,
     pub config: SaslListenerConfig,
+    /// OAUTHBEARER's validator (its JWKS read when the listener started).
+    pub bearer: Option<BearerValidator>,
     /// `sasl.server.max.receive.size`.
     pub max_receive_size: usize,
     /// `connection.failed.authentication.delay.ms`.
     pub failure_delay: Duration,
 }
 
-/// The gate of listener `name`, if it is a `SASL_PLAINTEXT` listener.
-pub fn gate_for(config: &BrokerConfig, name: &str) -> Option<Arc<SaslGate>> {
-    let sasl = config.sasl_listeners.get(name)?;
-    Some(Arc::new(SaslGate {
+/// The gate of listener `name`, if it is a SASL listener. Reads the JWKS
+/// of a listener that verifies signed OAUTHBEARER tokens.
+pub fn gate_for(config: &BrokerConfig, name: &str) -> Result<Option<Arc<SaslGate>>, BrokerError> {
+    let Some(sasl) = config.sasl_listeners.get(name) else {
+        return Ok(None);
+    };
+    let bearer = match &sasl.oauth {
+        None => None,
+        Some(OAuthSettings::Unsecured(v)) => Some(BearerValidator::Unsecured(v.clone())),
+        Some(OAuthSettings::Jwks { jwks_path, config }) => {
+            let refused = |reason: String| BrokerError::Sasl {
+                listener: name.to_string(),
+                key: "sasl.oauthbearer.jwks.endpoint.url".into(),
+                reason,
+            };
+            let bytes = read_bounded(jwks_path, MAX_JWKS_BYTES)
+                .map_err(|e| refused(format!("cannot read {}: {e}", jwks_path.display())))?;
+            let keys = JsonWebKeySet::parse(&bytes)
+                .map_err(|e| refused(format!("{}: {e}", jwks_path.display())))?;
+            tracing::info!(listener = name, keys = keys.len(), jwks = %jwks_path.display(), "OAUTHBEARER verifies signed tokens");
+            Some(BearerValidator::Jwks(JwksValidator {
+                keys,
+                config: config.clone(),
+            }))
+        }
+    };
+    Ok(Some(Arc::new(SaslGate {
         listener: ListenerName::new(name),
         config: sasl.clone(),
+        bearer,
         max_receive_size: config.sasl_server_max_receive_size,
         failure_delay: config.connection_failed_authentication_delay,
-    }))
+    })))
+}
+
+/// A file of at most `limit` bytes.
+fn read_bounded(path: &std::path::Path, limit: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() > limit {
+        return Err(std::io::Error::other(format!("over {limit} bytes")));
+    }
+    Ok(bytes)
 }
 
 /// At most this many failure lines per [`FAILURE_LOG_WINDOW`].
@@ -119,6 +163,7 @@ fn log_failure(peer: SocketAddr, mechanism: &str, reason: &str) {
 struct BrokerCredentials<'a> {
     gate: &'a SaslGate,
     ctx: &'a BrokerContext,
+    peer: SocketAddr,
 }
 
 impl Credentials for BrokerCredentials<'_> {
@@ -136,6 +181,20 @@ impl Credentials for BrokerCredentials<'_> {
             // A negative count is below the minimum: refused like one.
             iterations: u32::try_from(c.iterations).unwrap_or(0),
         })
+    }
+
+    fn validate_bearer(&self, token: &str) -> Result<ValidatedToken, TokenError> {
+        let Some(validator) = &self.gate.bearer else {
+            return Err(TokenError::invalid(
+                "OAUTHBEARER is not enabled on this listener",
+            ));
+        };
+        let verdict = validator.validate(token, self.ctx.clock.now_ms());
+        if let Err(e) = &verdict {
+            // The client sees only Kafka's JSON status; the reason is logged.
+            log_failure(self.peer, "OAUTHBEARER", &e.reason);
+        }
+        verdict
     }
 }
 
@@ -256,7 +315,7 @@ async fn step<W: ResponseWriter>(
         // SaslHandshake v0: the token is the whole frame, and so is the
         // answer (size-prefixed, no Kafka header).
         let mechanism = server.mechanism();
-        let outcome = server.evaluate(&frame, &BrokerCredentials { gate, ctx });
+        let outcome = server.evaluate(&frame, &BrokerCredentials { gate, ctx, peer });
         return match outcome {
             Ok(SaslStep::Continue(token)) => {
                 write_raw(socket, &token).await?;
@@ -377,7 +436,7 @@ async fn authenticate_token<W: ResponseWriter>(
     peer: SocketAddr,
 ) -> Result<Option<KafkaPrincipal>, Refusal> {
     let mechanism = server.mechanism();
-    let (answer, principal) = match server.evaluate(token, &BrokerCredentials { gate, ctx }) {
+    let (answer, principal) = match server.evaluate(token, &BrokerCredentials { gate, ctx, peer }) {
         Ok(SaslStep::Continue(token)) => (
             SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(token)),
             None,
