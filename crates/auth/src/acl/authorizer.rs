@@ -100,6 +100,12 @@ impl StandardAuthorizer {
         }
     }
 
+    /// An authorizer over shared parts (a broker builds one per request
+    /// from its config and its current image's index).
+    pub fn from_shared(config: Arc<AuthorizerConfig>, acls: Arc<AclIndex>) -> Self {
+        Self { config, acls }
+    }
+
     pub fn config(&self) -> &AuthorizerConfig {
         &self.config
     }
@@ -162,6 +168,75 @@ impl StandardAuthorizer {
             (AuthorizationResult::Denied, MatchingRule::DefaultDeny)
         };
         Decision { result, rule }
+    }
+
+    /// Kafka's `Authorizer.authorizeByResourceType`: may the principal
+    /// perform `op` on *some* resource of `resource_type`? True if it may
+    /// on a resource no ACL names (the name `hardcode`, as Kafka checks:
+    /// super users, `allow.everyone.if.no.acl.found`), or if an ALLOW ACL
+    /// of the principal (or `User:*`) for `op` (or ALL) from this host is a
+    /// LITERAL `*`, or is not cancelled by a DENY of the same LITERAL name
+    /// or of a PREFIXED prefix of it; a DENY on the LITERAL `*` denies.
+    pub fn authorize_by_resource_type(
+        &self,
+        principal: &KafkaPrincipal,
+        host: &str,
+        op: AclOperation,
+        resource_type: ResourceType,
+    ) -> bool {
+        if self
+            .authorize(principal, host, op, resource_type, "hardcode")
+            .allowed()
+        {
+            return true;
+        }
+        let who = principal.to_string();
+        let mut deny_literal = BTreeSet::new();
+        let mut deny_prefixed = BTreeSet::new();
+        let mut allows: Vec<&StandardAcl> = Vec::new();
+        for acl in self
+            .acls
+            .iter()
+            .filter(|a| a.resource_type == resource_type)
+        {
+            let applies = (acl.host == host || acl.host == WILDCARD_HOST)
+                && (acl.principal == who || acl.principal == WILDCARD_PRINCIPAL)
+                && (acl.operation == op || acl.operation == AclOperation::All);
+            if !applies {
+                continue;
+            }
+            match (acl.permission_type, acl.pattern_type) {
+                (AclPermissionType::Deny, PatternType::Literal) => {
+                    if acl.resource_name == WILDCARD_RESOURCE {
+                        return false;
+                    }
+                    deny_literal.insert(acl.resource_name.as_str());
+                }
+                (AclPermissionType::Deny, PatternType::Prefixed) => {
+                    deny_prefixed.insert(acl.resource_name.as_str());
+                }
+                (AclPermissionType::Allow, _) => allows.push(acl),
+                _ => {}
+            }
+        }
+        if allows
+            .iter()
+            .any(|a| a.pattern_type == PatternType::Literal && a.resource_name == WILDCARD_RESOURCE)
+        {
+            return true;
+        }
+        allows.iter().any(|a| {
+            if a.pattern_type == PatternType::Literal
+                && deny_literal.contains(a.resource_name.as_str())
+            {
+                return false;
+            }
+            let name = a.resource_name.as_str();
+            !name
+                .char_indices()
+                .map(|(i, c)| &name[..i + c.len_utf8()])
+                .any(|prefix| deny_prefixed.contains(prefix))
+        })
     }
 
     /// The operations of `resource_type` the principal may perform on the

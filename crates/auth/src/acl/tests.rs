@@ -350,3 +350,33 @@ proptest! {
         prop_assert_eq!(seen, want);
     }
 }
+
+#[test]
+fn authorize_by_resource_type_as_kafka() {
+    let p = KafkaPrincipal::user("u");
+    let by_type = |acls: Vec<StandardAcl>| {
+        authorizer(acls, &[], false).authorize_by_resource_type(&p, "h", Write, ResourceType::Topic)
+    };
+    assert!(!by_type(vec![]));
+    assert!(by_type(vec![topic_acl(
+        "t", Literal, "User:u", Write, true
+    )]));
+    assert!(!by_type(vec![
+        topic_acl("t", Literal, "User:u", Write, true),
+        topic_acl("t", Literal, "User:u", Write, false),
+    ]));
+    assert!(!by_type(vec![
+        topic_acl("tx", Prefixed, "User:u", Write, true),
+        topic_acl("t", Prefixed, "User:*", All, false),
+    ]));
+    assert!(by_type(vec![topic_acl(
+        "*", Literal, "User:*", Write, true
+    )]));
+    assert!(!by_type(vec![
+        topic_acl("a", Literal, "User:u", Write, true),
+        topic_acl("*", Literal, "User:u", Write, false),
+    ]));
+    assert!(!by_type(vec![topic_acl(
+        "t", Literal, "User:u", Read, true
+    )]));
+}
