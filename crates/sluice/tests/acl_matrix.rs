@@ -415,6 +415,43 @@ fn probes(c: &mut Conn, s: &str) -> Vec<String> {
         ct.topics.iter().map(|t| t.error_code).collect(),
     );
 
+    let dtp = c
+        .send(
+            0,
+            &DescribeTopicPartitionsRequest::default()
+                .with_topics(vec![
+                    describe_topic_partitions_request::TopicRequest::default().with_name(topic(&t)),
+                ])
+                .with_response_partition_limit(2000),
+        )
+        .unwrap();
+    row(
+        "DescribeTopicPartitions",
+        dtp.topics.iter().map(|t| t.error_code).collect(),
+    );
+
+    let dr = c
+        .send(
+            2,
+            &DeleteRecordsRequest::default()
+                .with_topics(vec![delete_records_request::DeleteRecordsTopic::default()
+                    .with_name(topic(&t))
+                    .with_partitions(vec![
+                        delete_records_request::DeleteRecordsPartition::default()
+                            .with_partition_index(0)
+                            .with_offset(0),
+                    ])])
+                .with_timeout_ms(30_000),
+        )
+        .unwrap();
+    row(
+        "DeleteRecords",
+        dr.topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+            .collect(),
+    );
+
     let dt = c
         .send(
             6,

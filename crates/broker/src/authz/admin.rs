@@ -67,6 +67,44 @@ pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) 
             DescribeAclsResponse::default().with_error_code(CLUSTER_DENIED),
         )),
         R::CreateTopics(r) => create_topics(a, r),
+        R::DescribeTopicPartitions(r) => describe_topic_partitions(a, r),
+        R::DeleteRecords(mut r) => {
+            use kafka_protocol::messages::delete_records_response::{
+                DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+            };
+            let mut denied = Vec::new();
+            r.topics.retain(|t| {
+                let ok = a.allow(Op::Delete, Rt::Topic, t.name.as_str());
+                if !ok {
+                    denied.push(
+                        DeleteRecordsTopicResult::default()
+                            .with_name(t.name.clone())
+                            .with_partitions(
+                                t.partitions
+                                    .iter()
+                                    .map(|p| {
+                                        DeleteRecordsPartitionResult::default()
+                                            .with_partition_index(p.partition_index)
+                                            .with_low_watermark(-1)
+                                            .with_error_code(TOPIC_DENIED)
+                                    })
+                                    .collect(),
+                            ),
+                    );
+                }
+                ok
+            });
+            Gate::Pass(
+                R::DeleteRecords(r),
+                Fixups::new(move |resp| match resp {
+                    Response::Message(ResponseKind::DeleteRecords(mut d)) => {
+                        d.topics.extend(denied);
+                        message(ResponseKind::DeleteRecords(d))
+                    }
+                    other => other,
+                }),
+            )
+        }
         R::DeleteTopics(r) => delete_topics(a, image, r),
         R::CreatePartitions(mut r) => {
             let mut denied = Vec::new();
@@ -333,6 +371,57 @@ fn delete_topics(a: &Authz, image: &MetadataImage, mut r: DeleteTopicsRequest) -
             Response::Message(ResponseKind::DeleteTopics(mut d)) => {
                 d.responses.extend(denied);
                 message(ResponseKind::DeleteTopics(d))
+            }
+            other => other,
+        }),
+    )
+}
+
+/// DescribeTopicPartitions: DESCRIBE on each named topic
+/// (TOPIC_AUTHORIZATION_FAILED), every topic the principal may describe
+/// when none is named; each topic's authorized operations filled in.
+fn describe_topic_partitions(a: &Authz, mut r: DescribeTopicPartitionsRequest) -> Gate {
+    use kafka_protocol::messages::describe_topic_partitions_response::DescribeTopicPartitionsResponseTopic;
+    let mut denied = Vec::new();
+    r.topics.retain(|t| {
+        let ok = a.allow(Op::Describe, Rt::Topic, t.name.as_str());
+        if !ok {
+            denied.push(
+                DescribeTopicPartitionsResponseTopic::default()
+                    .with_error_code(TOPIC_DENIED)
+                    .with_name(Some(t.name.clone()))
+                    .with_topic_authorized_operations(
+                        sluice_auth::acl::AUTHORIZED_OPERATIONS_OMITTED,
+                    ),
+            );
+        }
+        ok
+    });
+    // Every named topic denied: nothing to ask the handler (an empty list
+    // would mean every topic).
+    let asked_none = r.topics.is_empty() && !denied.is_empty();
+    if asked_none {
+        return Gate::Answer(message(ResponseKind::DescribeTopicPartitions(
+            DescribeTopicPartitionsResponse::default().with_topics(denied),
+        )));
+    }
+    let authz = a.clone();
+    Gate::Pass(
+        RequestKind::DescribeTopicPartitions(r),
+        Fixups::new(move |resp| match resp {
+            Response::Message(ResponseKind::DescribeTopicPartitions(mut d)) => {
+                d.topics.retain(|t| {
+                    t.name
+                        .as_ref()
+                        .is_none_or(|n| authz.allow_quietly(Op::Describe, Rt::Topic, n.as_str()))
+                });
+                for t in &mut d.topics {
+                    if let Some(n) = &t.name {
+                        t.topic_authorized_operations = authz.operations(Rt::Topic, n.as_str());
+                    }
+                }
+                d.topics.extend(denied);
+                message(ResponseKind::DescribeTopicPartitions(d))
             }
             other => other,
         }),
