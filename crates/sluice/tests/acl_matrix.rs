@@ -364,6 +364,41 @@ fn probes(c: &mut Conn, s: &str) -> Vec<String> {
         .unwrap();
     row("InitProducerId(txn)", vec![ip.error_code]);
 
+    let dt = c
+        .send(
+            0,
+            &DescribeTransactionsRequest::default()
+                .with_transactional_ids(vec![TransactionalId(sb(&x))]),
+        )
+        .unwrap();
+    row(
+        "DescribeTransactions",
+        dt.transaction_states.iter().map(|t| t.error_code).collect(),
+    );
+
+    let od = c
+        .send(
+            0,
+            &OffsetDeleteRequest::default()
+                .with_group_id(GroupId(sb(&g)))
+                .with_topics(vec![
+                    offset_delete_request::OffsetDeleteRequestTopic::default()
+                        .with_name(topic(&t))
+                        .with_partitions(vec![
+                            offset_delete_request::OffsetDeleteRequestPartition::default()
+                                .with_partition_index(0),
+                        ]),
+                ]),
+        )
+        .unwrap();
+    let mut codes = vec![od.error_code];
+    codes.extend(
+        od.topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+    );
+    row("OffsetDelete", codes);
+
     let dc = c
         .send(
             4,

@@ -19,6 +19,7 @@
 mod admin;
 mod clients;
 mod groups;
+mod inspect;
 mod ops;
 
 use std::net::IpAddr;
@@ -160,7 +161,7 @@ pub fn gate(
         RequestKind::Metadata(r) => clients::metadata(&authz, ctx, &image, v, r),
         RequestKind::OffsetForLeaderEpoch(r) => clients::offset_for_leader_epoch(&authz, r),
         other => groups::gate(&authz, v, other, |rest| {
-            admin::gate(&authz, &image, v, rest)
+            inspect::gate(&authz, rest, |rest| admin::gate(&authz, &image, v, rest))
         }),
     }
 }
