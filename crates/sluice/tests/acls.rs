@@ -332,3 +332,111 @@ fn kafka_acls_and_real_clients() {
     );
     assert!(ok, "{out}\n{err}");
 }
+
+/// `sluice acl create|list|delete` on a PLAINTEXT listener whose
+/// User:ANONYMOUS is a super user; the transcript of the same steps.
+fn acl_cli_steps(bootstrap: &str) -> Vec<String> {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("acl")
+            .args(args)
+            .args(["--brokers", bootstrap])
+            .output()
+            .unwrap();
+        format!(
+            "{} {}{}",
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    vec![
+        run(&[
+            "create",
+            "--resource-type",
+            "topic",
+            "--name",
+            "pay",
+            "--pattern",
+            "prefixed",
+            "--principal",
+            "User:alice",
+            "--operation",
+            "read",
+        ]),
+        run(&[
+            "create",
+            "--resource-type",
+            "group",
+            "--name",
+            "g",
+            "--principal",
+            "User:bob",
+            "--operation",
+            "read",
+            "--permission",
+            "deny",
+        ]),
+        run(&[
+            "create",
+            "--resource-type",
+            "cluster",
+            "--name",
+            "foo",
+            "--principal",
+            "User:bob",
+            "--operation",
+            "alter",
+        ]),
+        run(&["list"]),
+        run(&[
+            "list",
+            "--resource-type",
+            "topic",
+            "--name",
+            "pay-1",
+            "--pattern",
+            "match",
+        ]),
+        run(&[
+            "delete",
+            "--resource-type",
+            "topic",
+            "--name",
+            "pay-1",
+            "--pattern",
+            "match",
+        ]),
+        run(&["list"]),
+    ]
+}
+
+#[test]
+fn sluice_acl_cli_as_against_kafka() {
+    let sluice = common::start(&[
+        ("authorizer.class.name", STANDARD_AUTHORIZER),
+        ("super.users", "User:ANONYMOUS"),
+    ]);
+    let ours = acl_cli_steps(sluice.bootstrap());
+    assert!(ours[0].starts_with("true"), "{ours:?}");
+    assert!(
+        ours[2].contains("The only valid name for the CLUSTER resource is kafka-cluster"),
+        "{ours:?}"
+    );
+    assert_eq!(
+        ours[3],
+        "true GROUP\tg\tLITERAL\tUser:bob\t*\tREAD\tDENY\nTOPIC\tpay\tPREFIXED\tUser:alice\t*\tREAD\tALLOW\n",
+        "{ours:?}"
+    );
+    assert_eq!(ours[6], "true GROUP\tg\tLITERAL\tUser:bob\t*\tREAD\tDENY\n");
+    // The same steps against Kafka 4.1.2 (a JVM broker: the full suite).
+    if common::env_on("SLUICE_TEST_FULL") {
+        let kafka = sluice_testkit::ReferenceKafka::start_with(&[
+            ("authorizer.class.name", STANDARD_AUTHORIZER),
+            ("super.users", "User:ANONYMOUS"),
+        ])
+        .expect("Kafka starts")
+        .expect("the jars are here");
+        assert_eq!(acl_cli_steps(&kafka.bootstrap()), ours);
+    }
+}
