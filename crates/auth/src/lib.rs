@@ -4,11 +4,12 @@
 //! Owns [`KafkaPrincipal`] (Kafka's `type:name` principal, `User:ANONYMOUS`
 //! for an unauthenticated connection), [`SecurityProtocol`] (what a
 //! listener speaks: `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`) and
-//! [`ListenerName`]. Authentication mechanisms and the ACL authorizer
-//! belong here too, as pure code: no sockets, no clock, no files. The
+//! [`ListenerName`]. Authentication mechanisms (`sasl`) and the ACL
+//! authorizer (`acl`) belong here too, as pure code: no sockets, no clock, no files. The
 //! broker's network layer decides a connection's principal and carries it,
 //! with the listener, in each request's context.
 
+pub mod acl;
 pub mod dn;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -49,6 +50,10 @@ pub enum AuthError {
     /// An `ssl.principal.mapping.rules` value that does not parse.
     #[error("invalid ssl.principal.mapping.rules {rules:?}: {reason}")]
     InvalidMappingRule { rules: String, reason: String },
+    /// An ACL binding or filter Kafka would refuse (INVALID_REQUEST), or an
+    /// ACL name that does not parse.
+    #[error("{0}")]
+    InvalidAcl(String),
     /// A certificate whose subject cannot be read.
     #[error("cannot read the certificate's subject: {0}")]
     InvalidCertificate(String),

@@ -42,6 +42,7 @@
 //! Storage errors and protocol errors become Kafka error codes here and
 //! nowhere else.
 
+pub mod authz;
 pub mod config;
 pub mod context;
 pub mod coordinator;

@@ -24,12 +24,14 @@ use std::sync::Arc;
 use sluice_metadata::{BrokerEpoch, BrokerId, ConfigResource};
 use sluice_record::Offset;
 
+use sluice_auth::acl::{AclBinding, AclBindingFilter};
+
 use crate::controller::{
-    AlterPartitionReply, AlterPartitionRequest, BrokerHeartbeat, BrokerRegistrationRequest,
-    ConfigAlteration, ConfigKeys, CreatePartitions, CreateTopic, CreatedTopic, DeletedTopic,
-    ElectionResult, ElectionType, FeatureUpdate, HeartbeatReply, OngoingReassignment,
-    ProducerIdsBlock, QuorumController, ReassignPartition, ReassignmentResult, RegisteredBroker,
-    ScramDeletion, ScramResults, ScramUpsertion, TopicRef,
+    AclCreateResults, AclDeleteResults, AlterPartitionReply, AlterPartitionRequest,
+    BrokerHeartbeat, BrokerRegistrationRequest, ConfigAlteration, ConfigKeys, CreatePartitions,
+    CreateTopic, CreatedTopic, DeletedTopic, ElectionResult, ElectionType, FeatureUpdate,
+    HeartbeatReply, OngoingReassignment, ProducerIdsBlock, QuorumController, ReassignPartition,
+    ReassignmentResult, RegisteredBroker, ScramDeletion, ScramResults, ScramUpsertion, TopicRef,
 };
 use crate::error::ControllerError;
 use crate::log::BoxFuture;
@@ -108,6 +110,10 @@ pub trait ControllerClient: Send + Sync + 'static {
         upsertions: Vec<ScramUpsertion>,
         deletions: Vec<ScramDeletion>,
     ) -> Answer<'_, ScramResults>;
+    /// CreateAcls: one result per binding, in request order.
+    fn create_acls(&self, bindings: Vec<AclBinding>) -> Answer<'_, AclCreateResults>;
+    /// DeleteAcls: the bindings each filter removed, in request order.
+    fn delete_acls(&self, filters: Vec<AclBindingFilter>) -> Answer<'_, AclDeleteResults>;
 }
 
 /// The in-process controller: its answers come after commit and after
@@ -214,6 +220,12 @@ impl ControllerClient for Arc<QuorumController> {
                     .await,
             )
         })
+    }
+    fn create_acls(&self, bindings: Vec<AclBinding>) -> Answer<'_, AclCreateResults> {
+        Box::pin(async move { committed(self, self.as_ref().create_acls(bindings).await) })
+    }
+    fn delete_acls(&self, filters: Vec<AclBindingFilter>) -> Answer<'_, AclDeleteResults> {
+        Box::pin(async move { committed(self, self.as_ref().delete_acls(filters).await) })
     }
     fn register_broker(&self, req: BrokerRegistrationRequest) -> Answer<'_, RegisteredBroker> {
         Box::pin(async move { committed(self, self.as_ref().register_broker(req).await) })

@@ -59,13 +59,14 @@ pub mod single_voter;
 pub mod testing;
 
 pub use controller::{
-    AlterConfigOp, AlterPartitionItem, AlterPartitionReply, AlterPartitionRequest,
-    AlterPartitionResult, BrokerHeartbeat, BrokerRegistrationRequest, ConfigAlteration, ConfigKeys,
-    ConfigValidator, ControllerConfig, CreatePartitions, CreateTopic, CreatedTopic, DeletedTopic,
-    ElectionResult, ElectionType, FeatureUpdate, HeartbeatReply, OngoingReassignment,
-    PartitionState, PermissiveValidator, ProducerIdsBlock, QuorumController, ReassignPartition,
-    ReassignmentResult, RegisteredBroker, ReplicaAssignment, ScramDeletion, ScramResults,
-    ScramUpsertion, TopicRef, UpgradeType, MAX_SCRAM_ITERATIONS,
+    AclCreateResults, AclDeleteResults, AlterConfigOp, AlterPartitionItem, AlterPartitionReply,
+    AlterPartitionRequest, AlterPartitionResult, BrokerHeartbeat, BrokerRegistrationRequest,
+    ConfigAlteration, ConfigKeys, ConfigValidator, ControllerConfig, CreatePartitions, CreateTopic,
+    CreatedTopic, DeletedTopic, ElectionResult, ElectionType, FeatureUpdate, HeartbeatReply,
+    OngoingReassignment, PartitionState, PermissiveValidator, ProducerIdsBlock, QuorumController,
+    ReassignPartition, ReassignmentResult, RegisteredBroker, ReplicaAssignment, ScramDeletion,
+    ScramResults, ScramUpsertion, TopicRef, UpgradeType, MAX_ACL_RECORDS_PER_REQUEST,
+    MAX_SCRAM_ITERATIONS,
 };
 pub use error::ControllerError;
 pub use log::{

@@ -204,5 +204,25 @@ pub(crate) fn record() -> impl Strategy<Value = MetadataRecord> {
         (text(), any::<i8>()).prop_map(|(name, mechanism)| M::RemoveUserScramCredential(
             RemoveUserScramCredentialRecord { name, mechanism }
         )),
+        (
+            uuid(),
+            (any::<i8>(), any::<i8>(), any::<i8>(), any::<i8>()),
+            text(),
+            text(),
+            text()
+        )
+            .prop_map(|(id, (rt, pt, op, perm), resource_name, principal, host)| {
+                M::AccessControlEntry(AccessControlEntryRecord {
+                    id,
+                    resource_type: rt,
+                    resource_name,
+                    pattern_type: pt,
+                    principal,
+                    host,
+                    operation: op,
+                    permission_type: perm,
+                })
+            }),
+        uuid().prop_map(|id| M::RemoveAccessControlEntry(RemoveAccessControlEntryRecord { id })),
     ]
 }

@@ -60,6 +60,12 @@ pub enum MetadataError {
     UnknownConfigResourceType(i8),
     #[error("next producer id {next} does not advance past {current}")]
     ProducerIdNotIncreasing { current: i64, next: i64 },
+    #[error("invalid ACL: {0}")]
+    InvalidAcl(String),
+    #[error("ACL id {0} already exists")]
+    AclIdAlreadyExists(Uuid),
+    #[error("ACL id {0} does not exist")]
+    UnknownAclId(Uuid),
 
     // ---- replica placement ----
     #[error("invalid replication factor {requested}: {available} usable broker(s)")]

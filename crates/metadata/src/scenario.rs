@@ -54,6 +54,12 @@ pub(crate) enum Op {
         value: Option<u8>,
     },
     ProducerIds,
+    CreateAcl {
+        name: u8,
+        prefixed: bool,
+        allow: bool,
+    },
+    RemoveAcl(prop::sample::Index),
     Nothing,
 }
 
@@ -73,6 +79,8 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
         1 => idx().prop_map(Op::DeleteTopic),
         2 => (0..4u8, 0..3u8, proptest::option::of(0..3u8)).prop_map(|(kind, key, value)| Op::Config { kind, key, value }),
         1 => Just(Op::ProducerIds),
+        1 => (0..4u8, any::<bool>(), any::<bool>()).prop_map(|(name, prefixed, allow)| Op::CreateAcl { name, prefixed, allow }),
+        1 => idx().prop_map(Op::RemoveAcl),
         1 => Just(Op::Nothing),
     ]
 }
@@ -205,6 +213,33 @@ impl Model {
                 broker_epoch: BrokerEpoch(1),
                 next_producer_id: ProducerId(img.next_producer_id().0 + 1000),
             })],
+            Op::CreateAcl {
+                name,
+                prefixed,
+                allow,
+            } => {
+                self.next_id += 1;
+                vec![M::AccessControlEntry(AccessControlEntryRecord {
+                    id: Uuid::from_u128(self.next_id.wrapping_mul(SPREAD)),
+                    resource_type: 2,
+                    resource_name: format!("t{name}"),
+                    pattern_type: if *prefixed { 4 } else { 3 },
+                    principal: "User:alice".into(),
+                    host: "*".into(),
+                    operation: 3,
+                    permission_type: if *allow { 3 } else { 2 },
+                })]
+            }
+            Op::RemoveAcl(i) => {
+                let ids = img.acls().by_id();
+                if ids.is_empty() {
+                    return Vec::new();
+                }
+                let id = *ids.keys().nth(i.index(ids.len())).expect("index in range");
+                vec![M::RemoveAccessControlEntry(
+                    RemoveAccessControlEntryRecord { id },
+                )]
+            }
             Op::Nothing => vec![M::NoOp(NoOpRecord)],
         }
     }

@@ -104,6 +104,11 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     // SCRAM credentials in the cluster metadata (handlers/user_scram_credentials.rs).
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    // ACLs (handlers/acls.rs); SECURITY_DISABLED without an authorizer,
+    // as Kafka 4.1.2 answers (it advertises them either way).
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
     // No client quotas exist: every filter matches nothing
     // (handlers/describe_client_quotas.rs).
     (ApiKey::DescribeClientQuotas, 0, 1),
@@ -116,10 +121,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
 /// (the broker's `handlers/unsupported.rs`), instead of closing the connection. Kafka
 /// closes the connection for a version outside its range, and so does Sluice.
 pub const ANSWERED_WITH_ERROR: &[(ApiKey, i16, i16)] = &[
-    // No delegation tokens, no authorizer.
-    (ApiKey::DescribeAcls, 1, 3),
-    (ApiKey::CreateAcls, 1, 3),
-    (ApiKey::DeleteAcls, 1, 3),
+    // No delegation tokens.
     (ApiKey::CreateDelegationToken, 1, 3),
     (ApiKey::RenewDelegationToken, 1, 2),
     (ApiKey::ExpireDelegationToken, 1, 2),

@@ -49,6 +49,8 @@ enum Command {
     Transactions(cli::txn::TxnArgs),
     /// Describe, upgrade and downgrade the cluster's finalized feature levels, as kafka-features (any Kafka-compatible cluster).
     Features(cli::features::FeaturesArgs),
+    /// Create, list and delete ACLs, as kafka-acls (any Kafka-compatible cluster with an authorizer).
+    Acl(cli::acl::AclArgs),
     /// Elect partition leaders, as kafka-leader-election: preferred, or unclean for leaderless ones.
     ElectLeaders(cli::election::ElectArgs),
     /// Move partitions between brokers, as kafka-reassign-partitions: generate, execute, verify, cancel, list.
@@ -92,6 +94,7 @@ fn main() -> std::process::ExitCode {
         Command::Group(args) => cli::group::run(args),
         Command::Transactions(args) => cli::txn::run(args),
         Command::Features(args) => cli::features::run(args),
+        Command::Acl(args) => cli::acl::run(args),
         Command::ElectLeaders(args) => cli::election::run(args),
         Command::Reassign(args) => cli::reassign::run(args),
         Command::Cluster(args) => cli::cluster::run(args),

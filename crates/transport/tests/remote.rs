@@ -581,6 +581,58 @@ async fn every_operation_answers_as_the_in_process_client() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acls_are_created_and_deleted_alike() {
+    use sluice_auth::acl::*;
+    let t = Twin::start().await;
+    let binding = |name: &str, pattern_type| AclBinding {
+        pattern: ResourcePattern {
+            resource_type: ResourceType::Topic,
+            name: name.into(),
+            pattern_type,
+        },
+        entry: AccessControlEntry {
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: AclOperation::Read,
+            permission_type: AclPermissionType::Allow,
+        },
+    };
+    let creations = vec![
+        binding("t", PatternType::Literal),
+        binding("pre", PatternType::Prefixed),
+        binding("bad", PatternType::Match),
+    ];
+    let (l, _) = same(
+        "create_acls",
+        both!(t, |c| c.create_acls(creations.clone())),
+        |v| items(v, dbg),
+    )
+    .unwrap();
+    assert_eq!(
+        l[2].as_ref().unwrap_err().to_string(),
+        "Invalid patternType MATCH"
+    );
+    assert_eq!(t.far.c.image().acls().len(), 2);
+    let mut filter = AclBindingFilter::any();
+    filter.pattern.name = Some("pre-x".into());
+    filter.pattern.pattern_type = PatternType::Match;
+    let mut unknown = AclBindingFilter::any();
+    unknown.pattern.pattern_type = PatternType::Unknown;
+    let (l, _) = same(
+        "delete_acls",
+        both!(t, |c| c.delete_acls(vec![filter.clone(), unknown.clone()])),
+        |v| items(v, dbg),
+    )
+    .unwrap();
+    assert_eq!(
+        l[0].as_ref().unwrap(),
+        &vec![binding("pre", PatternType::Prefixed)]
+    );
+    assert!(matches!(l[1], Err(ControllerError::InvalidRequest(_))));
+    assert_eq!(t.far.c.image().acls().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_committed_offset_is_the_one_the_answer_is_true_at() {
     let t = Twin::start().await;
     brokers(&t).await;

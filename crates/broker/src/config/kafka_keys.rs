@@ -7,6 +7,8 @@ pub const KAFKA_BROKER_KEYS: &[&str] = &[
     "add.partitions.to.txn.retry.backoff.max.ms",
     "add.partitions.to.txn.retry.backoff.ms",
     "advertised.listeners",
+    // Read by Kafka's StandardAuthorizer from the broker's properties.
+    "allow.everyone.if.no.acl.found",
     "alter.config.policy.class.name",
     "alter.log.dirs.replication.quota.window.num",
     "alter.log.dirs.replication.quota.window.size.seconds",
@@ -324,6 +326,8 @@ pub const KAFKA_BROKER_KEYS: &[&str] = &[
     "ssl.truststore.location",
     "ssl.truststore.password",
     "ssl.truststore.type",
+    // Read by Kafka's StandardAuthorizer.
+    "super.users",
     "telemetry.max.bytes",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "transaction.max.timeout.ms",

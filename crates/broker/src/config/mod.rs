@@ -3,6 +3,7 @@
 //! config validation into a storage [`LogConfig`], and the metadata
 //! DescribeConfigs reports (source, synonyms, read-only, sensitive, doc).
 
+pub mod authorizer;
 pub mod dynamic;
 mod dynamic_only;
 pub mod group;
@@ -407,6 +408,10 @@ pub struct BrokerConfig {
     pub connections_max_idle: Option<std::time::Duration>,
     /// `sluice.request.stall.timeout.ms`.
     pub request_stall_timeout: std::time::Duration,
+    /// The ACL authorizer's settings (`authorizer.class.name`,
+    /// `super.users`, `allow.everyone.if.no.acl.found`); `None`: no
+    /// authorization.
+    pub authorizer: Option<Arc<sluice_auth::acl::AuthorizerConfig>>,
     /// The SASL settings of each `SASL_PLAINTEXT` listener, by name.
     pub sasl_listeners: BTreeMap<String, sasl::SaslListenerConfig>,
     /// `sasl.server.max.receive.size`: the largest request a connection
@@ -758,6 +763,7 @@ impl BrokerConfig {
             request_stall_timeout: std::time::Duration::from_millis(
                 long("sluice.request.stall.timeout.ms").max(1) as u64,
             ),
+            authorizer: authorizer::resolve(&explicit)?,
             sasl_listeners,
             sasl_server_max_receive_size: long("sasl.server.max.receive.size").max(4) as usize,
             connection_failed_authentication_delay: std::time::Duration::from_millis(

@@ -204,6 +204,13 @@ pub static CONFIG_TABLE: &[ConfigKey] = &[
         "The largest request a client may send before it has authenticated; a larger size prefix closes the connection before any of it is buffered."),
     broker("connection.failed.authentication.delay.ms", T::Int, Some("100"), V::AtLeast(0),
         "How long a connection that failed authentication waits, after its error response, before it is closed."),
+    // ---- broker: ACL authorization (config/authorizer.rs, authz/) ----
+    broker("authorizer.class.name", T::String, Some(""), V::Any,
+        "The authorizer. Empty (the default): no authorization, and CreateAcls/DescribeAcls/DeleteAcls answer SECURITY_DISABLED. org.apache.kafka.metadata.authorizer.StandardAuthorizer turns on Kafka's ACL authorization, with the ACLs stored in the cluster metadata. Any other class is refused at start."),
+    broker("super.users", T::String, None, V::Any,
+        "Principals allowed every operation whatever the ACLs say, separated by ';' (User:admin;User:broker). Read only with authorizer.class.name set."),
+    broker("allow.everyone.if.no.acl.found", T::Boolean, Some("false"), V::Any,
+        "With the authorizer on: whether an operation on a resource that no ACL covers is allowed to everyone."),
     // ---- broker: TLS of SSL listeners (config/ssl.rs, network/tls.rs) ----
     // Each ssl.* key may be given per listener as listener.name.<listener>.ssl.*, which wins over the broker-wide key.
     broker("ssl.keystore.type", T::String, Some("JKS"), V::Any,

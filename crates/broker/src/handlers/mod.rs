@@ -68,7 +68,8 @@ pub mod unsupported;
 pub mod describe_producers;
 pub mod write_txn_markers;
 
-// SASL/SCRAM credentials in the cluster metadata (issue 20).
+// SASL/SCRAM credentials and ACLs in the cluster metadata (issue 20).
+pub mod acls;
 pub mod user_scram_credentials;
 // No client quotas: DescribeClientQuotas finds none (kafka-configs asks).
 pub mod describe_client_quotas;
@@ -117,6 +118,23 @@ pub fn first_advertised(ctx: &BrokerContext) -> &str {
 }
 
 pub async fn handle_from(
+    ctx: &BrokerContext,
+    request: &RequestContext,
+    header: &RequestHeader,
+    body: RequestKind,
+) -> Response {
+    // Authorization first (crate::authz): a denied request is answered
+    // there, a partly denied one reaches its handler without the denied
+    // items, which come back with their error codes.
+    match crate::authz::gate(ctx, request, header, body) {
+        crate::authz::Gate::Answer(response) => response,
+        crate::authz::Gate::Pass(body, fixups) => {
+            fixups.apply(dispatch(ctx, request, header, body).await)
+        }
+    }
+}
+
+async fn dispatch(
     ctx: &BrokerContext,
     request: &RequestContext,
     header: &RequestHeader,
@@ -285,6 +303,9 @@ pub async fn handle_from(
             ResponseKind::WriteTxnMarkers(write_txn_markers::handle(ctx, header, req, &hook).await)
                 .into()
         }
+        RequestKind::CreateAcls(req) => acls::create(ctx, header, req).await,
+        RequestKind::DescribeAcls(req) => acls::describe(ctx, header, req).await,
+        RequestKind::DeleteAcls(req) => acls::delete(ctx, header, req).await,
         other => unsupported::answer(header, other),
     }
 }

@@ -326,6 +326,26 @@ impl ControllerChannel {
         Ok(answer.value)
     }
 
+    /// CreateAcls: one result per binding, once published here.
+    pub async fn create_acls(
+        &self,
+        bindings: Vec<sluice_auth::acl::AclBinding>,
+    ) -> Result<sluice_controller::AclCreateResults, MetadataError> {
+        let answer = self.client.create_acls(bindings).await?;
+        self.published(answer.offset).await?;
+        Ok(answer.value)
+    }
+
+    /// DeleteAcls: the bindings each filter removed, once published here.
+    pub async fn delete_acls(
+        &self,
+        filters: Vec<sluice_auth::acl::AclBindingFilter>,
+    ) -> Result<sluice_controller::AclDeleteResults, MetadataError> {
+        let answer = self.client.delete_acls(filters).await?;
+        self.published(answer.offset).await?;
+        Ok(answer.value)
+    }
+
     /// ListPartitionReassignments (`None`: every partition).
     pub async fn list_partition_reassignments(
         &self,

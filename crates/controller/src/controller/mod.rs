@@ -45,6 +45,7 @@
 //!   record that would fail replay on every node reaches the log).
 //! - Time comes only from the [`Clock`] given at start.
 
+mod acls;
 mod brokers;
 mod change;
 mod configs;
@@ -73,6 +74,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::error::ControllerError;
 use crate::log::{LeaderAndEpoch, LogError, LogEvent, LogListener, MetadataLog};
 
+pub use acls::{AclCreateResults, AclDeleteResults, MAX_ACL_RECORDS_PER_REQUEST};
 use brokers::Sessions;
 pub use brokers::{BrokerHeartbeat, BrokerRegistrationRequest, HeartbeatReply, RegisteredBroker};
 pub use features::{FeatureUpdate, UpgradeType};

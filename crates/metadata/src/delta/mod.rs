@@ -28,12 +28,16 @@
 //! - `UserScramCredentialRecord`: a non-empty user name, a mechanism id of
 //!   Kafka's (1 or 2). `RemoveUserScramCredentialRecord`: the credential
 //!   exists.
+//! - `AccessControlEntryRecord`: codes a binding may hold, a principal
+//!   `type:name`, a non-empty name, and an id not in use;
+//!   `RemoveAccessControlEntryRecord`: the id exists (`acls.rs`).
 //!
 //! A consistent registration has a non-negative partition id, at least one
 //! replica, no replica twice, non-negative replica ids, ISR, adding and
 //! removing replicas among the replicas, no ISR member twice, a leader that
 //! is -1 or a replica, and no directories or one per replica.
 
+mod acls;
 mod changes;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -80,6 +84,8 @@ pub struct MetadataDelta {
     next_producer_id: Option<ProducerId>,
     /// The whole new credential map, once a SCRAM record was replayed.
     scram: Option<ScramCredentials>,
+    /// The whole new ACL map by id, once an ACL record was replayed.
+    acls: Option<BTreeMap<Uuid, sluice_auth::acl::StandardAcl>>,
 }
 
 impl MetadataDelta {
@@ -96,6 +102,7 @@ impl MetadataDelta {
             configs: BTreeMap::new(),
             next_producer_id: None,
             scram: None,
+            acls: None,
         }
     }
 
@@ -155,6 +162,8 @@ impl MetadataDelta {
             M::NoOp(_) => Ok(()),
             M::UserScramCredential(r) => self.scram_credential(r),
             M::RemoveUserScramCredential(r) => self.remove_scram_credential(r),
+            M::AccessControlEntry(r) => self.access_control_entry(r),
+            M::RemoveAccessControlEntry(r) => self.remove_access_control_entry(r),
         }
     }
 
@@ -478,6 +487,10 @@ impl MetadataDelta {
                 .scram
                 .clone()
                 .map_or_else(|| base.scram.clone(), Arc::new),
+            acls: self.acls.clone().map_or_else(
+                || base.acls.clone(),
+                |by_id| Arc::new(crate::image::AclsImage::new(by_id)),
+            ),
         };
         if !self.topics.is_empty() || !self.deleted_topics.is_empty() {
             let shards = Arc::make_mut(&mut image.topics_by_id);

@@ -505,3 +505,55 @@ fn scram_credentials_are_set_replaced_removed_and_snapshotted() {
         .scram_credentials()
         .contains_key(&("x".into(), 1)));
 }
+
+fn acl(id: u128, name: &str, pattern_type: i8, operation: i8) -> MetadataRecord {
+    MetadataRecord::AccessControlEntry(AccessControlEntryRecord {
+        id: Uuid::from_u128(id),
+        resource_type: 2,
+        resource_name: name.into(),
+        pattern_type,
+        principal: "User:alice".into(),
+        host: "*".into(),
+        operation,
+        permission_type: 3,
+    })
+}
+
+#[test]
+fn acls_are_created_removed_indexed_and_snapshotted() {
+    let mut d = MetadataDelta::new(MetadataImage::empty());
+    d.replay_record(&acl(1, "t", 3, 3)).unwrap();
+    d.replay_record(&acl(2, "pre", 4, 4)).unwrap();
+    // A used id, a MATCH pattern, an ANY operation, an empty name: refused.
+    assert!(d.replay_record(&acl(1, "u", 3, 3)).is_err());
+    assert!(d.replay_record(&acl(3, "u", 2, 3)).is_err());
+    assert!(d.replay_record(&acl(3, "u", 3, 1)).is_err());
+    assert!(d.replay_record(&acl(3, "", 3, 3)).is_err());
+    let (image, changes) = d.apply();
+    assert!(changes.acls_changed);
+    assert_eq!(image.acls().len(), 2);
+    assert_eq!(image.acls().index().len(), 2);
+
+    let mut d = MetadataDelta::new(image.clone());
+    d.replay_record(&MetadataRecord::RemoveAccessControlEntry(
+        RemoveAccessControlEntryRecord {
+            id: Uuid::from_u128(1),
+        },
+    ))
+    .unwrap();
+    assert!(d
+        .replay_record(&MetadataRecord::RemoveAccessControlEntry(
+            RemoveAccessControlEntryRecord {
+                id: Uuid::from_u128(9),
+            },
+        ))
+        .is_err());
+    let (next, _) = d.apply();
+    assert_eq!(next.acls().len(), 1);
+    assert_eq!(next.acls().index().len(), 1);
+    assert_eq!(image.acls().len(), 2, "the base image is untouched");
+    let again = MetadataImage::from_snapshot(&next.write_snapshot(), next.provenance()).unwrap();
+    assert_eq!(again, next);
+    let (_, no_acl_change) = MetadataDelta::new(next).apply();
+    assert!(!no_acl_change.acls_changed);
+}

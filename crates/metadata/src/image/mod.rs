@@ -14,6 +14,7 @@
 //! update O(log n); this two-level layout gets most of that with plain
 //! `BTreeMap`s, keeps iteration order canonical and adds no dependency.
 
+mod acls;
 mod partition;
 mod snapshot;
 
@@ -26,6 +27,7 @@ use uuid::Uuid;
 use crate::record::{BrokerEndpoint, BrokerFeature, RegisterBrokerRecord};
 use crate::types::{BrokerEpoch, BrokerId, ConfigResource};
 
+pub use acls::{acl_from_record, acl_to_record, AclsImage};
 pub use partition::PartitionRegistration;
 pub use snapshot::METADATA_VERSION;
 
@@ -173,6 +175,8 @@ pub struct MetadataImage {
     pub(crate) next_producer_id: ProducerId,
     /// SCRAM credentials (`UserScramCredentialRecord`s).
     pub(crate) scram: Arc<ScramCredentials>,
+    /// ACLs (`AccessControlEntryRecord`s).
+    pub(crate) acls: Arc<AclsImage>,
 }
 
 impl Default for MetadataImage {
@@ -206,6 +210,7 @@ impl MetadataImage {
             configs: Arc::default(),
             next_producer_id: ProducerId(0),
             scram: Arc::default(),
+            acls: Arc::default(),
         }
     }
 
@@ -219,6 +224,7 @@ impl MetadataImage {
             && self.configs.is_empty()
             && self.next_producer_id == ProducerId(0)
             && self.scram.is_empty()
+            && self.acls.is_empty()
     }
     pub fn features(&self) -> &BTreeMap<String, i16> {
         &self.features
@@ -267,6 +273,10 @@ impl MetadataImage {
     /// `user`'s credential for the mechanism with Kafka's id `mechanism`.
     pub fn scram_credential(&self, user: &str, mechanism: i8) -> Option<&ScramCredentialData> {
         self.scram.get(&(user.to_owned(), mechanism))
+    }
+    /// Every ACL, by id and in the authorizer's order.
+    pub fn acls(&self) -> &AclsImage {
+        &self.acls
     }
 }
 

@@ -9,7 +9,7 @@
 //! `PartitionRecord`s by partition id; config keys by (resource type id,
 //! resource name, key); a `ProducerIdsRecord` (broker id and epoch -1, as in
 //! Kafka) when a block was ever handed out; SCRAM credentials by (user,
-//! mechanism id).
+//! mechanism id); ACLs by id.
 
 use sluice_record::ProducerId;
 
@@ -86,6 +86,11 @@ impl MetadataImage {
                 iterations: c.iterations,
             })
         }));
+        out.extend(
+            self.acls.by_id().iter().map(|(&id, acl)| {
+                MetadataRecord::AccessControlEntry(super::acl_to_record(id, acl))
+            }),
+        );
         out
     }
 

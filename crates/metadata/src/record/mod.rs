@@ -22,7 +22,7 @@
 //! - Unknown tagged fields are skipped on decode, not kept for re-encoding.
 //! - Tagged fields must come in strictly increasing tag order (Kafka's
 //!   writers always do this; its readers let a repeated tag win).
-//! - Only the record types below; other api keys (ACLs, quotas,
+//! - Only the record types below; other api keys (quotas,
 //!   delegation tokens, transactions markers, the deprecated
 //!   Fence/UnfenceBrokerRecord, ZK migration) are [`MetadataError::UnknownApiKey`].
 //!
@@ -30,11 +30,13 @@
 //! remain before anything is allocated, strings by Kafka's 32767 bytes, and
 //! trailing bytes after a record are an error (as in Kafka).
 
+mod acl;
 mod broker;
 mod misc;
 mod scram;
 mod topic;
 
+pub use acl::{AccessControlEntryRecord, RemoveAccessControlEntryRecord};
 pub use broker::{
     BrokerEndpoint, BrokerFeature, BrokerRegistrationChangeRecord, RegisterBrokerRecord,
     UnregisterBrokerRecord,
@@ -65,6 +67,8 @@ pub enum MetadataRecord {
     NoOp(NoOpRecord),
     UserScramCredential(UserScramCredentialRecord),
     RemoveUserScramCredential(RemoveUserScramCredentialRecord),
+    AccessControlEntry(AccessControlEntryRecord),
+    RemoveAccessControlEntry(RemoveAccessControlEntryRecord),
 }
 
 macro_rules! each_record {
@@ -83,6 +87,8 @@ macro_rules! each_record {
             MetadataRecord::NoOp($r) => $body,
             MetadataRecord::UserScramCredential($r) => $body,
             MetadataRecord::RemoveUserScramCredential($r) => $body,
+            MetadataRecord::AccessControlEntry($r) => $body,
+            MetadataRecord::RemoveAccessControlEntry($r) => $body,
         }
     };
 }
@@ -114,7 +120,9 @@ versions!(
     BrokerRegistrationChangeRecord,
     NoOpRecord,
     UserScramCredentialRecord,
-    RemoveUserScramCredentialRecord
+    RemoveUserScramCredentialRecord,
+    AccessControlEntryRecord,
+    RemoveAccessControlEntryRecord
 );
 
 fn key_and_version<T: Versions>(_: &T) -> (i16, i16) {
@@ -228,6 +236,18 @@ impl MetadataRecord {
                 M::RemoveUserScramCredential(RemoveUserScramCredentialRecord::read(
                     &mut r,
                     check(RemoveUserScramCredentialRecord::HIGHEST_VERSION)?,
+                )?)
+            }
+            AccessControlEntryRecord::API_KEY => {
+                M::AccessControlEntry(AccessControlEntryRecord::read(
+                    &mut r,
+                    check(AccessControlEntryRecord::HIGHEST_VERSION)?,
+                )?)
+            }
+            RemoveAccessControlEntryRecord::API_KEY => {
+                M::RemoveAccessControlEntry(RemoveAccessControlEntryRecord::read(
+                    &mut r,
+                    check(RemoveAccessControlEntryRecord::HIGHEST_VERSION)?,
                 )?)
             }
             _ => return Err(MetadataError::UnknownApiKey(key)),

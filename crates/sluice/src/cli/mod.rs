@@ -8,6 +8,7 @@
 //! broker refused it or something does not exist), 2 invalid command line
 //! (clap), 3 the cluster could not be reached or did not answer in time.
 
+pub mod acl;
 pub mod cluster;
 pub mod cluster_start;
 pub mod config_docs;

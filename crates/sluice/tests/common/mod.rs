@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod acls;
 pub mod cluster;
 pub mod nodes;
 pub mod sasl;

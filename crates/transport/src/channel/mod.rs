@@ -194,6 +194,20 @@ impl ControllerApi for AlterUserScramCredentialsRequest {
     }
 }
 
+impl ControllerApi for CreateAclsRequest {
+    fn not_controller(resp: &Self::Response) -> bool {
+        resp.results.iter().any(|r| r.error_code == NOT_CONTROLLER)
+    }
+}
+
+impl ControllerApi for DeleteAclsRequest {
+    fn not_controller(resp: &Self::Response) -> bool {
+        resp.filter_results
+            .iter()
+            .any(|r| r.error_code == NOT_CONTROLLER)
+    }
+}
+
 impl ControllerApi for AlterConfigsRequest {
     fn not_controller(resp: &Self::Response) -> bool {
         resp.responses

@@ -191,7 +191,9 @@ tagged!(
     AlterPartitionReassignmentsResponse,
     ListPartitionReassignmentsResponse,
     UpdateFeaturesResponse,
-    AlterUserScramCredentialsResponse
+    AlterUserScramCredentialsResponse,
+    CreateAclsResponse,
+    DeleteAclsResponse
 );
 
 impl ControllerClient for RemoteController {
@@ -358,6 +360,46 @@ impl ControllerClient for RemoteController {
             let answer = self.send(&req).await?;
             Ok(Committed {
                 value: crate::server::scram::from_response(&answer.value),
+                offset: answer.offset,
+            })
+        })
+    }
+
+    fn create_acls(
+        &self,
+        bindings: Vec<sluice_auth::acl::AclBinding>,
+    ) -> Answer<'_, sluice_controller::AclCreateResults> {
+        Box::pin(async move {
+            use crate::server::acls;
+            let req = CreateAclsRequest::default()
+                .with_creations(bindings.iter().map(acls::creation_of).collect());
+            let answer = self.send(&req).await?;
+            let results = acls::create_results(&answer.value);
+            if results.len() != bindings.len() {
+                return Err(count_mismatch("CreateAcls", results.len(), bindings.len()));
+            }
+            Ok(Committed {
+                value: results,
+                offset: answer.offset,
+            })
+        })
+    }
+
+    fn delete_acls(
+        &self,
+        filters: Vec<sluice_auth::acl::AclBindingFilter>,
+    ) -> Answer<'_, sluice_controller::AclDeleteResults> {
+        Box::pin(async move {
+            use crate::server::acls;
+            let req = DeleteAclsRequest::default()
+                .with_filters(filters.iter().map(acls::wire_delete_filter).collect());
+            let answer = self.send(&req).await?;
+            let results = acls::delete_results(&answer.value);
+            if results.len() != filters.len() {
+                return Err(count_mismatch("DeleteAcls", results.len(), filters.len()));
+            }
+            Ok(Committed {
+                value: results,
                 offset: answer.offset,
             })
         })

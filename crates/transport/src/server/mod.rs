@@ -28,6 +28,7 @@
 //! cluster, and the controller's own errors through
 //! [`controller_error_code`](crate::codes::controller_error_code).
 
+pub mod acls;
 mod admin;
 mod broker_rpc;
 mod describe;
@@ -74,6 +75,8 @@ pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::UpdateFeatures, 0, 2),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::CreateAcls, 2, 3),
+    (ApiKey::DeleteAcls, 2, 3),
 ];
 
 /// Settings of the controller listener (Kafka's keys).
@@ -413,6 +416,8 @@ async fn dispatch(inner: &Inner, req: DecodedRequest, peer: SocketAddr) -> Optio
         RequestKind::AlterUserScramCredentials(r) => {
             ResponseKind::AlterUserScramCredentials(scram::alter(c, r).await)
         }
+        RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(acls::create(c, r).await),
+        RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(acls::delete(c, r).await),
         // decode_request_with admits only CONTROLLER_APIS.
         _ => return None,
     })

@@ -1,0 +1,429 @@
+//! Admin APIs: topics (CREATE on the cluster or each topic, DELETE, ALTER
+//! for new partitions), configs (DESCRIBE_CONFIGS / ALTER_CONFIGS on the
+//! topic, the cluster for brokers, the group), ACLs and SCRAM credentials
+//! (ALTER / DESCRIBE on the cluster), the cluster-wide operations
+//! (ElectLeaders, reassignments, features: ALTER / DESCRIBE on the
+//! cluster), and DescribeCluster's authorized operations.
+
+use kafka_protocol::messages::create_acls_response::AclCreationResult;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_acls_response::DeleteAclsFilterResult;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use sluice_auth::acl::{AclOperation as Op, ResourceType as Rt};
+use sluice_metadata::MetadataImage;
+
+use super::ops::{message, Fixups};
+use super::{Authz, Gate, CLUSTER_NAME};
+use crate::handlers::Response;
+
+const TOPIC_DENIED: i16 = 29;
+const GROUP_DENIED: i16 = 30;
+const CLUSTER_DENIED: i16 = 31;
+
+fn answer(r: ResponseKind) -> Gate {
+    Gate::Answer(message(r))
+}
+
+/// The Kafka config resource types: 2 TOPIC, 4 BROKER, 8 BROKER_LOGGER,
+/// 32 GROUP, 16 CLIENT_METRICS.
+fn config_allowed(a: &Authz, op: Op, resource_type: i8, name: &str) -> Result<(), i16> {
+    let (rt, rname, code) = match resource_type {
+        2 => (Rt::Topic, name, TOPIC_DENIED),
+        32 => (Rt::Group, name, GROUP_DENIED),
+        _ => (Rt::Cluster, CLUSTER_NAME, CLUSTER_DENIED),
+    };
+    if a.allow(op, rt, rname) {
+        Ok(())
+    } else {
+        Err(code)
+    }
+}
+
+pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) -> Gate {
+    use RequestKind as R;
+    let pass = |r| Gate::Pass(r, Fixups::none());
+    match body {
+        R::CreateAcls(r) if !a.allow_cluster(Op::Alter) => answer(ResponseKind::CreateAcls(
+            CreateAclsResponse::default().with_results(
+                r.creations
+                    .iter()
+                    .map(|_| AclCreationResult::default().with_error_code(CLUSTER_DENIED))
+                    .collect(),
+            ),
+        )),
+        R::DeleteAcls(r) if !a.allow_cluster(Op::Alter) => answer(ResponseKind::DeleteAcls(
+            DeleteAclsResponse::default().with_filter_results(
+                r.filters
+                    .iter()
+                    .map(|_| DeleteAclsFilterResult::default().with_error_code(CLUSTER_DENIED))
+                    .collect(),
+            ),
+        )),
+        R::DescribeAcls(_) if !a.allow_cluster(Op::Describe) => answer(ResponseKind::DescribeAcls(
+            DescribeAclsResponse::default().with_error_code(CLUSTER_DENIED),
+        )),
+        R::CreateTopics(r) => create_topics(a, r),
+        R::DescribeTopicPartitions(r) => describe_topic_partitions(a, r),
+        R::DeleteRecords(mut r) => {
+            use kafka_protocol::messages::delete_records_response::{
+                DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+            };
+            let mut denied = Vec::new();
+            r.topics.retain(|t| {
+                let ok = a.allow(Op::Delete, Rt::Topic, t.name.as_str());
+                if !ok {
+                    denied.push(
+                        DeleteRecordsTopicResult::default()
+                            .with_name(t.name.clone())
+                            .with_partitions(
+                                t.partitions
+                                    .iter()
+                                    .map(|p| {
+                                        DeleteRecordsPartitionResult::default()
+                                            .with_partition_index(p.partition_index)
+                                            .with_low_watermark(-1)
+                                            .with_error_code(TOPIC_DENIED)
+                                    })
+                                    .collect(),
+                            ),
+                    );
+                }
+                ok
+            });
+            Gate::Pass(
+                R::DeleteRecords(r),
+                Fixups::new(move |resp| match resp {
+                    Response::Message(ResponseKind::DeleteRecords(mut d)) => {
+                        d.topics.extend(denied);
+                        message(ResponseKind::DeleteRecords(d))
+                    }
+                    other => other,
+                }),
+            )
+        }
+        R::DeleteTopics(r) => delete_topics(a, image, r),
+        R::CreatePartitions(mut r) => {
+            let mut denied = Vec::new();
+            r.topics.retain(|t| {
+                let ok = a.allow(Op::Alter, Rt::Topic, t.name.as_str());
+                if !ok {
+                    denied.push(
+                        CreatePartitionsTopicResult::default()
+                            .with_name(t.name.clone())
+                            .with_error_code(TOPIC_DENIED),
+                    );
+                }
+                ok
+            });
+            Gate::Pass(
+                R::CreatePartitions(r),
+                Fixups::new(move |resp| match resp {
+                    Response::Message(ResponseKind::CreatePartitions(mut c)) => {
+                        c.results.extend(denied);
+                        message(ResponseKind::CreatePartitions(c))
+                    }
+                    other => other,
+                }),
+            )
+        }
+        R::DescribeConfigs(mut r) => {
+            let mut denied = Vec::new();
+            r.resources.retain(|res| {
+                match config_allowed(
+                    a,
+                    Op::DescribeConfigs,
+                    res.resource_type,
+                    res.resource_name.as_str(),
+                ) {
+                    Ok(()) => true,
+                    Err(code) => {
+                        denied.push(
+                            DescribeConfigsResult::default()
+                                .with_error_code(code)
+                                .with_resource_type(res.resource_type)
+                                .with_resource_name(res.resource_name.clone()),
+                        );
+                        false
+                    }
+                }
+            });
+            Gate::Pass(
+                R::DescribeConfigs(r),
+                Fixups::new(move |resp| match resp {
+                    Response::Message(ResponseKind::DescribeConfigs(mut d)) => {
+                        d.results.extend(denied);
+                        message(ResponseKind::DescribeConfigs(d))
+                    }
+                    other => other,
+                }),
+            )
+        }
+        R::AlterConfigs(mut r) => {
+            use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse as Res;
+            let mut denied = Vec::new();
+            r.resources.retain(|res| {
+                match config_allowed(
+                    a,
+                    Op::AlterConfigs,
+                    res.resource_type,
+                    res.resource_name.as_str(),
+                ) {
+                    Ok(()) => true,
+                    Err(code) => {
+                        denied.push(
+                            Res::default()
+                                .with_error_code(code)
+                                .with_resource_type(res.resource_type)
+                                .with_resource_name(res.resource_name.clone()),
+                        );
+                        false
+                    }
+                }
+            });
+            Gate::Pass(
+                R::AlterConfigs(r),
+                Fixups::new(move |resp| match resp {
+                    Response::Message(ResponseKind::AlterConfigs(mut d)) => {
+                        d.responses.extend(denied);
+                        message(ResponseKind::AlterConfigs(d))
+                    }
+                    other => other,
+                }),
+            )
+        }
+        R::IncrementalAlterConfigs(mut r) => {
+            use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse as Res;
+            let mut denied = Vec::new();
+            r.resources.retain(|res| {
+                match config_allowed(
+                    a,
+                    Op::AlterConfigs,
+                    res.resource_type,
+                    res.resource_name.as_str(),
+                ) {
+                    Ok(()) => true,
+                    Err(code) => {
+                        denied.push(
+                            Res::default()
+                                .with_error_code(code)
+                                .with_resource_type(res.resource_type)
+                                .with_resource_name(res.resource_name.clone()),
+                        );
+                        false
+                    }
+                }
+            });
+            Gate::Pass(
+                R::IncrementalAlterConfigs(r),
+                Fixups::new(move |resp| match resp {
+                    Response::Message(ResponseKind::IncrementalAlterConfigs(mut d)) => {
+                        d.responses.extend(denied);
+                        message(ResponseKind::IncrementalAlterConfigs(d))
+                    }
+                    other => other,
+                }),
+            )
+        }
+        R::DescribeCluster(r) => {
+            let ops = r
+                .include_cluster_authorized_operations
+                .then(|| a.operations(Rt::Cluster, CLUSTER_NAME));
+            Gate::Pass(
+                R::DescribeCluster(r),
+                Fixups::new(move |resp| match (resp, ops) {
+                    (Response::Message(ResponseKind::DescribeCluster(mut d)), Some(ops)) => {
+                        d.cluster_authorized_operations = ops;
+                        message(ResponseKind::DescribeCluster(d))
+                    }
+                    (other, _) => other,
+                }),
+            )
+        }
+        R::AlterUserScramCredentials(r) if !a.allow_cluster(Op::Alter) => {
+            let names = r
+                .upsertions
+                .iter()
+                .map(|u| u.name.to_string())
+                .chain(r.deletions.iter().map(|d| d.name.to_string()))
+                .collect();
+            answer(ResponseKind::AlterUserScramCredentials(
+                sluice_transport::server::scram::refused(
+                    names,
+                    CLUSTER_DENIED,
+                    "Cluster authorization failed.",
+                ),
+            ))
+        }
+        R::DescribeUserScramCredentials(_) if !a.allow_cluster(Op::Describe) => {
+            answer(ResponseKind::DescribeUserScramCredentials(
+                DescribeUserScramCredentialsResponse::default().with_error_code(CLUSTER_DENIED),
+            ))
+        }
+        R::ElectLeaders(_) if !a.allow_cluster(Op::Alter) => answer(ResponseKind::ElectLeaders(
+            ElectLeadersResponse::default().with_error_code(CLUSTER_DENIED),
+        )),
+        R::AlterPartitionReassignments(_) if !a.allow_cluster(Op::Alter) => {
+            answer(ResponseKind::AlterPartitionReassignments(
+                AlterPartitionReassignmentsResponse::default().with_error_code(CLUSTER_DENIED),
+            ))
+        }
+        R::ListPartitionReassignments(_) if !a.allow_cluster(Op::Describe) => {
+            answer(ResponseKind::ListPartitionReassignments(
+                ListPartitionReassignmentsResponse::default().with_error_code(CLUSTER_DENIED),
+            ))
+        }
+        R::UpdateFeatures(_) if !a.allow_cluster(Op::Alter) => {
+            answer(ResponseKind::UpdateFeatures(
+                UpdateFeaturesResponse::default().with_error_code(CLUSTER_DENIED),
+            ))
+        }
+        R::DescribeLogDirs(_) if !a.allow_cluster(Op::Describe) => {
+            answer(ResponseKind::DescribeLogDirs(
+                DescribeLogDirsResponse::default().with_error_code(if v >= 3 {
+                    CLUSTER_DENIED
+                } else {
+                    0
+                }),
+            ))
+        }
+        other => pass(other),
+    }
+}
+
+/// CreateTopics: CREATE on the cluster allows every topic; otherwise CREATE
+/// on each topic.
+fn create_topics(a: &Authz, mut r: CreateTopicsRequest) -> Gate {
+    if a.allow_quietly(Op::Create, Rt::Cluster, CLUSTER_NAME) {
+        return Gate::Pass(RequestKind::CreateTopics(r), Fixups::none());
+    }
+    let mut denied = Vec::new();
+    r.topics.retain(|t| {
+        let ok = a.allow(Op::Create, Rt::Topic, t.name.as_str());
+        if !ok {
+            denied.push(
+                CreatableTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_error_code(TOPIC_DENIED)
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1)
+                    .with_topic_config_error_code(TOPIC_DENIED),
+            );
+        }
+        ok
+    });
+    Gate::Pass(
+        RequestKind::CreateTopics(r),
+        Fixups::new(move |resp| match resp {
+            Response::Message(ResponseKind::CreateTopics(mut c)) => {
+                c.topics.extend(denied);
+                message(ResponseKind::CreateTopics(c))
+            }
+            other => other,
+        }),
+    )
+}
+
+/// DeleteTopics: DELETE on each topic; a topic named by id needs DESCRIBE
+/// too, and an unknown id passes (the handler answers UNKNOWN_TOPIC_ID).
+fn delete_topics(a: &Authz, image: &MetadataImage, mut r: DeleteTopicsRequest) -> Gate {
+    let mut denied = Vec::new();
+    r.topic_names.retain(|n| {
+        let ok = a.allow(Op::Delete, Rt::Topic, n.as_str());
+        if !ok {
+            denied.push(
+                DeletableTopicResult::default()
+                    .with_name(Some(n.clone()))
+                    .with_error_code(TOPIC_DENIED),
+            );
+        }
+        ok
+    });
+    r.topics.retain(|t| {
+        let (name, by_id) = match &t.name {
+            Some(n) => (n.as_str().to_string(), false),
+            None => match image.topic_by_id(t.topic_id) {
+                Some(topic) => (topic.name().to_string(), true),
+                None => return true,
+            },
+        };
+        let ok = (!by_id || a.allow(Op::Describe, Rt::Topic, &name))
+            && a.allow(Op::Delete, Rt::Topic, &name);
+        if !ok {
+            denied.push(
+                DeletableTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_topic_id(t.topic_id)
+                    .with_error_code(TOPIC_DENIED)
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "Topic authorization failed.",
+                    ))),
+            );
+        }
+        ok
+    });
+    Gate::Pass(
+        RequestKind::DeleteTopics(r),
+        Fixups::new(move |resp| match resp {
+            Response::Message(ResponseKind::DeleteTopics(mut d)) => {
+                d.responses.extend(denied);
+                message(ResponseKind::DeleteTopics(d))
+            }
+            other => other,
+        }),
+    )
+}
+
+/// DescribeTopicPartitions: DESCRIBE on each named topic
+/// (TOPIC_AUTHORIZATION_FAILED), every topic the principal may describe
+/// when none is named; each topic's authorized operations filled in.
+fn describe_topic_partitions(a: &Authz, mut r: DescribeTopicPartitionsRequest) -> Gate {
+    use kafka_protocol::messages::describe_topic_partitions_response::DescribeTopicPartitionsResponseTopic;
+    let mut denied = Vec::new();
+    r.topics.retain(|t| {
+        let ok = a.allow(Op::Describe, Rt::Topic, t.name.as_str());
+        if !ok {
+            denied.push(
+                DescribeTopicPartitionsResponseTopic::default()
+                    .with_error_code(TOPIC_DENIED)
+                    .with_name(Some(t.name.clone()))
+                    .with_topic_authorized_operations(
+                        sluice_auth::acl::AUTHORIZED_OPERATIONS_OMITTED,
+                    ),
+            );
+        }
+        ok
+    });
+    // Every named topic denied: nothing to ask the handler (an empty list
+    // would mean every topic).
+    let asked_none = r.topics.is_empty() && !denied.is_empty();
+    if asked_none {
+        return Gate::Answer(message(ResponseKind::DescribeTopicPartitions(
+            DescribeTopicPartitionsResponse::default().with_topics(denied),
+        )));
+    }
+    let authz = a.clone();
+    Gate::Pass(
+        RequestKind::DescribeTopicPartitions(r),
+        Fixups::new(move |resp| match resp {
+            Response::Message(ResponseKind::DescribeTopicPartitions(mut d)) => {
+                d.topics.retain(|t| {
+                    t.name
+                        .as_ref()
+                        .is_none_or(|n| authz.allow_quietly(Op::Describe, Rt::Topic, n.as_str()))
+                });
+                for t in &mut d.topics {
+                    if let Some(n) = &t.name {
+                        t.topic_authorized_operations = authz.operations(Rt::Topic, n.as_str());
+                    }
+                }
+                d.topics.extend(denied);
+                message(ResponseKind::DescribeTopicPartitions(d))
+            }
+            other => other,
+        }),
+    )
+}

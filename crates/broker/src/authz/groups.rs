@@ -1,0 +1,552 @@
+//! Groups and transactions: READ on the group for the members' APIs and
+//! offset commits, DESCRIBE for FindCoordinator, DescribeGroups and
+//! OffsetFetch, DELETE for DeleteGroups; WRITE on the transactional id for
+//! a transactional producer's APIs; IDEMPOTENT_WRITE on the cluster (or
+//! WRITE on some topic) for an idempotent InitProducerId; CLUSTER_ACTION
+//! for the brokers' own WriteTxnMarkers and AddPartitionsToTxn v4+.
+
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::DescribedGroup;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use sluice_auth::acl::{AclOperation as Op, ResourceType as Rt, AUTHORIZED_OPERATIONS_OMITTED};
+
+use super::ops::{message, Fixups};
+use super::{Authz, Gate};
+use crate::handlers::Response;
+
+const TOPIC_DENIED: i16 = 29;
+const GROUP_DENIED: i16 = 30;
+const CLUSTER_DENIED: i16 = 31;
+const TXN_DENIED: i16 = 53;
+const NOT_ATTEMPTED: i16 = 55;
+
+fn answer(r: ResponseKind) -> Gate {
+    Gate::Answer(message(r))
+}
+
+fn pass(r: RequestKind) -> Gate {
+    Gate::Pass(r, Fixups::none())
+}
+
+/// The group and transaction APIs; `rest` decides any other.
+pub(super) fn gate(
+    a: &Authz,
+    v: i16,
+    body: RequestKind,
+    rest: impl FnOnce(RequestKind) -> Gate,
+) -> Gate {
+    use RequestKind as R;
+    let group = |g: &GroupId| a.allow(Op::Read, Rt::Group, g.0.as_str());
+    let txn = |t: &TransactionalId| a.allow(Op::Write, Rt::TransactionalId, t.0.as_str());
+    match body {
+        R::JoinGroup(r) if !group(&r.group_id) => answer(ResponseKind::JoinGroup(
+            JoinGroupResponse::default()
+                .with_error_code(GROUP_DENIED)
+                .with_generation_id(-1)
+                .with_protocol_name((v < 7).then(StrBytes::default)),
+        )),
+        R::SyncGroup(r) if !group(&r.group_id) => answer(ResponseKind::SyncGroup(
+            SyncGroupResponse::default().with_error_code(GROUP_DENIED),
+        )),
+        R::Heartbeat(r) if !group(&r.group_id) => answer(ResponseKind::Heartbeat(
+            HeartbeatResponse::default().with_error_code(GROUP_DENIED),
+        )),
+        R::LeaveGroup(r) if !group(&r.group_id) => answer(ResponseKind::LeaveGroup(
+            LeaveGroupResponse::default().with_error_code(GROUP_DENIED),
+        )),
+        R::ConsumerGroupHeartbeat(r) if !group(&r.group_id) => {
+            answer(ResponseKind::ConsumerGroupHeartbeat(
+                ConsumerGroupHeartbeatResponse::default()
+                    .with_error_code(GROUP_DENIED)
+                    .with_heartbeat_interval_ms(0),
+            ))
+        }
+        R::OffsetCommit(r) => offset_commit(a, r),
+        R::OffsetFetch(r) => offset_fetch(a, v, r),
+        R::FindCoordinator(r) => find_coordinator(a, v, r),
+        R::DescribeGroups(r) => describe_groups(a, r),
+        R::ListGroups(r) => list_groups(a, r),
+        R::DeleteGroups(mut r) => {
+            let mut denied = Vec::new();
+            r.groups_names.retain(|g| {
+                let ok = a.allow(Op::Delete, Rt::Group, g.0.as_str());
+                if !ok {
+                    denied.push(
+                        DeletableGroupResult::default()
+                            .with_group_id(g.clone())
+                            .with_error_code(GROUP_DENIED),
+                    );
+                }
+                ok
+            });
+            Gate::Pass(
+                R::DeleteGroups(r),
+                Fixups::new(move |resp| match resp {
+                    Response::Message(ResponseKind::DeleteGroups(mut d)) => {
+                        d.results.extend(denied);
+                        message(ResponseKind::DeleteGroups(d))
+                    }
+                    other => other,
+                }),
+            )
+        }
+        R::InitProducerId(r) => {
+            let ok = match &r.transactional_id {
+                Some(t) => txn(t),
+                None => {
+                    a.allow_quietly(Op::IdempotentWrite, Rt::Cluster, super::CLUSTER_NAME)
+                        || a.allow_any_of_type(Op::Write, Rt::Topic)
+                        || a.allow_cluster(Op::IdempotentWrite)
+                }
+            };
+            if ok {
+                return pass(R::InitProducerId(r));
+            }
+            let code = if r.transactional_id.is_some() {
+                TXN_DENIED
+            } else {
+                CLUSTER_DENIED
+            };
+            answer(ResponseKind::InitProducerId(
+                InitProducerIdResponse::default()
+                    .with_error_code(code)
+                    .with_producer_id((-1).into())
+                    .with_producer_epoch(-1),
+            ))
+        }
+        R::AddPartitionsToTxn(r) => add_partitions_to_txn(a, v, r),
+        R::AddOffsetsToTxn(r) => {
+            let code = if !txn(&r.transactional_id) {
+                TXN_DENIED
+            } else if !group(&r.group_id) {
+                GROUP_DENIED
+            } else {
+                return pass(R::AddOffsetsToTxn(r));
+            };
+            answer(ResponseKind::AddOffsetsToTxn(
+                AddOffsetsToTxnResponse::default().with_error_code(code),
+            ))
+        }
+        R::EndTxn(r) if !txn(&r.transactional_id) => answer(ResponseKind::EndTxn(
+            EndTxnResponse::default()
+                .with_error_code(TXN_DENIED)
+                .with_producer_id((-1).into())
+                .with_producer_epoch(-1),
+        )),
+        R::TxnOffsetCommit(r) => txn_offset_commit(a, r),
+        R::WriteTxnMarkers(r) if !a.allow_cluster(Op::ClusterAction) => {
+            answer(ResponseKind::WriteTxnMarkers(write_txn_markers_denied(&r)))
+        }
+        other => rest(other),
+    }
+}
+
+fn offset_commit(a: &Authz, mut r: OffsetCommitRequest) -> Gate {
+    let group_ok = a.allow(Op::Read, Rt::Group, r.group_id.0.as_str());
+    let mut denied = Vec::new();
+    r.topics.retain(|t| {
+        let code = if !group_ok {
+            GROUP_DENIED
+        } else if a.allow(Op::Read, Rt::Topic, t.name.as_str()) {
+            return true;
+        } else {
+            TOPIC_DENIED
+        };
+        denied.push(
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_topic_id(t.topic_id)
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                ),
+        );
+        false
+    });
+    if !group_ok {
+        return Gate::Answer(message(ResponseKind::OffsetCommit(
+            OffsetCommitResponse::default().with_topics(denied),
+        )));
+    }
+    Gate::Pass(
+        RequestKind::OffsetCommit(r),
+        Fixups::new(move |resp| match resp {
+            Response::Message(ResponseKind::OffsetCommit(mut o)) => {
+                o.topics.extend(denied);
+                message(ResponseKind::OffsetCommit(o))
+            }
+            other => other,
+        }),
+    )
+}
+
+fn txn_offset_commit(a: &Authz, mut r: TxnOffsetCommitRequest) -> Gate {
+    let whole = if !a.allow(
+        Op::Write,
+        Rt::TransactionalId,
+        r.transactional_id.0.as_str(),
+    ) {
+        Some(TXN_DENIED)
+    } else if !a.allow(Op::Read, Rt::Group, r.group_id.0.as_str()) {
+        Some(GROUP_DENIED)
+    } else {
+        None
+    };
+    let mut denied = Vec::new();
+    r.topics.retain(|t| {
+        let code = match whole {
+            Some(c) => c,
+            None if a.allow(Op::Read, Rt::Topic, t.name.as_str()) => return true,
+            None => TOPIC_DENIED,
+        };
+        denied.push(
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            TxnOffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                ),
+        );
+        false
+    });
+    if whole.is_some() {
+        return Gate::Answer(message(ResponseKind::TxnOffsetCommit(
+            TxnOffsetCommitResponse::default().with_topics(denied),
+        )));
+    }
+    Gate::Pass(
+        RequestKind::TxnOffsetCommit(r),
+        Fixups::new(move |resp| match resp {
+            Response::Message(ResponseKind::TxnOffsetCommit(mut o)) => {
+                o.topics.extend(denied);
+                message(ResponseKind::TxnOffsetCommit(o))
+            }
+            other => other,
+        }),
+    )
+}
+
+/// OffsetFetch: DESCRIBE on each group (GROUP_AUTHORIZATION_FAILED), then
+/// DESCRIBE on each named topic (TOPIC_AUTHORIZATION_FAILED); asked for
+/// every topic, the unauthorized ones are left out.
+fn offset_fetch(a: &Authz, v: i16, mut r: OffsetFetchRequest) -> Gate {
+    let authz = a.clone();
+    if v < 8 {
+        if !a.allow(Op::Describe, Rt::Group, r.group_id.0.as_str()) {
+            return Gate::Answer(message(ResponseKind::OffsetFetch(
+                OffsetFetchResponse::default().with_error_code(GROUP_DENIED),
+            )));
+        }
+        let mut denied = Vec::new();
+        if let Some(topics) = r.topics.as_mut() {
+            topics.retain(|t| {
+                let ok = a.allow(Op::Describe, Rt::Topic, t.name.as_str());
+                if !ok {
+                    denied.push(
+                        OffsetFetchResponseTopic::default()
+                            .with_name(t.name.clone())
+                            .with_partitions(
+                                t.partition_indexes
+                                    .iter()
+                                    .map(|&p| {
+                                        OffsetFetchResponsePartition::default()
+                                            .with_partition_index(p)
+                                            .with_committed_offset(-1)
+                                            .with_committed_leader_epoch(-1)
+                                            .with_error_code(TOPIC_DENIED)
+                                    })
+                                    .collect(),
+                            ),
+                    );
+                }
+                ok
+            });
+        }
+        return Gate::Pass(
+            RequestKind::OffsetFetch(r),
+            Fixups::new(move |resp| match resp {
+                Response::Message(ResponseKind::OffsetFetch(mut o)) => {
+                    o.topics
+                        .retain(|t| authz.allow_quietly(Op::Describe, Rt::Topic, t.name.as_str()));
+                    o.topics.extend(denied);
+                    message(ResponseKind::OffsetFetch(o))
+                }
+                other => other,
+            }),
+        );
+    }
+    let mut denied_groups = Vec::new();
+    let mut denied_topics: Vec<(GroupId, OffsetFetchResponseTopics)> = Vec::new();
+    r.groups.retain_mut(|g| {
+        if !a.allow(Op::Describe, Rt::Group, g.group_id.0.as_str()) {
+            denied_groups.push(
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id.clone())
+                    .with_error_code(GROUP_DENIED),
+            );
+            return false;
+        }
+        if let Some(topics) = g.topics.as_mut() {
+            topics.retain(|t| {
+                let ok = a.allow(Op::Describe, Rt::Topic, t.name.as_str());
+                if !ok {
+                    denied_topics.push((
+                        g.group_id.clone(),
+                        OffsetFetchResponseTopics::default()
+                            .with_name(t.name.clone())
+                            .with_topic_id(t.topic_id)
+                            .with_partitions(
+                                t.partition_indexes
+                                    .iter()
+                                    .map(|&p| {
+                                        OffsetFetchResponsePartitions::default()
+                                            .with_partition_index(p)
+                                            .with_committed_offset(-1)
+                                            .with_committed_leader_epoch(-1)
+                                            .with_error_code(TOPIC_DENIED)
+                                    })
+                                    .collect(),
+                            ),
+                    ));
+                }
+                ok
+            });
+        }
+        true
+    });
+    Gate::Pass(
+        RequestKind::OffsetFetch(r),
+        Fixups::new(move |resp| match resp {
+            Response::Message(ResponseKind::OffsetFetch(mut o)) => {
+                for g in &mut o.groups {
+                    g.topics
+                        .retain(|t| authz.allow_quietly(Op::Describe, Rt::Topic, t.name.as_str()));
+                    for (group, t) in &denied_topics {
+                        if *group == g.group_id {
+                            g.topics.push(t.clone());
+                        }
+                    }
+                }
+                o.groups.extend(denied_groups);
+                message(ResponseKind::OffsetFetch(o))
+            }
+            other => other,
+        }),
+    )
+}
+
+fn find_coordinator(a: &Authz, v: i16, mut r: FindCoordinatorRequest) -> Gate {
+    let (rt, code) = if r.key_type == 1 {
+        (Rt::TransactionalId, TXN_DENIED)
+    } else {
+        (Rt::Group, GROUP_DENIED)
+    };
+    if v < 4 {
+        if a.allow(Op::Describe, rt, r.key.as_str()) {
+            return Gate::Pass(RequestKind::FindCoordinator(r), Fixups::none());
+        }
+        return Gate::Answer(message(ResponseKind::FindCoordinator(
+            FindCoordinatorResponse::default()
+                .with_error_code(code)
+                .with_node_id((-1).into())
+                .with_port(-1),
+        )));
+    }
+    let mut denied = Vec::new();
+    r.coordinator_keys.retain(|k| {
+        let ok = a.allow(Op::Describe, rt, k.as_str());
+        if !ok {
+            denied.push(
+                Coordinator::default()
+                    .with_key(k.clone())
+                    .with_node_id((-1).into())
+                    .with_port(-1)
+                    .with_error_code(code),
+            );
+        }
+        ok
+    });
+    Gate::Pass(
+        RequestKind::FindCoordinator(r),
+        Fixups::new(move |resp| match resp {
+            Response::Message(ResponseKind::FindCoordinator(mut f)) => {
+                f.coordinators.extend(denied);
+                message(ResponseKind::FindCoordinator(f))
+            }
+            other => other,
+        }),
+    )
+}
+
+fn describe_groups(a: &Authz, mut r: DescribeGroupsRequest) -> Gate {
+    let with_ops = r.include_authorized_operations;
+    let mut denied = Vec::new();
+    r.groups.retain(|g| {
+        let ok = a.allow(Op::Describe, Rt::Group, g.0.as_str());
+        if !ok {
+            denied.push(
+                DescribedGroup::default()
+                    .with_group_id(g.clone())
+                    .with_error_code(GROUP_DENIED)
+                    .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED),
+            );
+        }
+        ok
+    });
+    let authz = a.clone();
+    Gate::Pass(
+        RequestKind::DescribeGroups(r),
+        Fixups::new(move |resp| match resp {
+            Response::Message(ResponseKind::DescribeGroups(mut d)) => {
+                if with_ops {
+                    for g in &mut d.groups {
+                        g.authorized_operations =
+                            authz.operations(Rt::Group, g.group_id.0.as_str());
+                    }
+                }
+                d.groups.extend(denied);
+                message(ResponseKind::DescribeGroups(d))
+            }
+            other => other,
+        }),
+    )
+}
+
+fn list_groups(a: &Authz, r: ListGroupsRequest) -> Gate {
+    if a.allow_quietly(Op::Describe, Rt::Cluster, super::CLUSTER_NAME) {
+        return Gate::Pass(RequestKind::ListGroups(r), Fixups::none());
+    }
+    let authz = a.clone();
+    Gate::Pass(
+        RequestKind::ListGroups(r),
+        Fixups::new(move |resp| match resp {
+            Response::Message(ResponseKind::ListGroups(mut l)) => {
+                l.groups.retain(|g| {
+                    authz.allow_quietly(Op::Describe, Rt::Group, g.group_id.0.as_str())
+                });
+                message(ResponseKind::ListGroups(l))
+            }
+            other => other,
+        }),
+    )
+}
+
+/// AddPartitionsToTxn: v4+ come from partition leaders (CLUSTER_ACTION);
+/// v0-3 need WRITE on the transactional id, then WRITE on every topic:
+/// if any topic is denied nothing is added (the others are
+/// OPERATION_NOT_ATTEMPTED), as in Kafka.
+fn add_partitions_to_txn(a: &Authz, v: i16, r: AddPartitionsToTxnRequest) -> Gate {
+    if v >= 4 {
+        if a.allow_cluster(Op::ClusterAction) {
+            return Gate::Pass(RequestKind::AddPartitionsToTxn(r), Fixups::none());
+        }
+        return Gate::Answer(message(ResponseKind::AddPartitionsToTxn(
+            AddPartitionsToTxnResponse::default().with_error_code(CLUSTER_DENIED),
+        )));
+    }
+    let txn_ok = a.allow(
+        Op::Write,
+        Rt::TransactionalId,
+        r.v3_and_below_transactional_id.0.as_str(),
+    );
+    let codes: Vec<i16> = r
+        .v3_and_below_topics
+        .iter()
+        .map(|t| {
+            if !txn_ok {
+                TXN_DENIED
+            } else if a.allow(Op::Write, Rt::Topic, t.name.as_str()) {
+                0
+            } else {
+                TOPIC_DENIED
+            }
+        })
+        .collect();
+    if codes.iter().all(|&c| c == 0) {
+        return Gate::Pass(RequestKind::AddPartitionsToTxn(r), Fixups::none());
+    }
+    let results = r
+        .v3_and_below_topics
+        .iter()
+        .zip(codes)
+        .map(|(t, code)| {
+            let code = if code == 0 { NOT_ATTEMPTED } else { code };
+            AddPartitionsToTxnTopicResult::default()
+                .with_name(t.name.clone())
+                .with_results_by_partition(
+                    t.partitions
+                        .iter()
+                        .map(|&p| {
+                            AddPartitionsToTxnPartitionResult::default()
+                                .with_partition_index(p)
+                                .with_partition_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    Gate::Answer(message(ResponseKind::AddPartitionsToTxn(
+        AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results),
+    )))
+}
+
+fn write_txn_markers_denied(r: &WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
+    use kafka_protocol::messages::write_txn_markers_response::{
+        WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+    };
+    WriteTxnMarkersResponse::default().with_markers(
+        r.markers
+            .iter()
+            .map(|m| {
+                WritableTxnMarkerResult::default()
+                    .with_producer_id(m.producer_id)
+                    .with_topics(
+                        m.topics
+                            .iter()
+                            .map(|t| {
+                                WritableTxnMarkerTopicResult::default()
+                                    .with_name(t.name.clone())
+                                    .with_partitions(
+                                        t.partition_indexes
+                                            .iter()
+                                            .map(|&p| {
+                                                WritableTxnMarkerPartitionResult::default()
+                                                    .with_partition_index(p)
+                                                    .with_error_code(CLUSTER_DENIED)
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
+}

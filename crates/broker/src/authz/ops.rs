@@ -1,0 +1,34 @@
+//! [`Fixups`]: what [`super::gate`] does to a handler's answer after the
+//! handler ran (the denied items put back with their error codes, the
+//! authorized-operations fields filled in).
+
+use kafka_protocol::messages::ResponseKind;
+
+use crate::handlers::Response;
+
+type Fixup = Box<dyn FnOnce(Response) -> Response + Send>;
+
+/// Changes to a handler's answer; none for a request that passed whole.
+pub struct Fixups(Option<Fixup>);
+
+impl Fixups {
+    pub fn none() -> Self {
+        Fixups(None)
+    }
+
+    pub fn new(f: impl FnOnce(Response) -> Response + Send + 'static) -> Self {
+        Fixups(Some(Box::new(f)))
+    }
+
+    pub fn apply(self, resp: Response) -> Response {
+        match self.0 {
+            Some(f) => f(resp),
+            None => resp,
+        }
+    }
+}
+
+/// An ordinary response.
+pub(super) fn message(r: ResponseKind) -> Response {
+    Response::Message(r)
+}
