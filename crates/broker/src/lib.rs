@@ -52,6 +52,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod network;
 pub mod partition;
+pub mod quota;
 pub mod replica;
 pub mod replica_fetcher;
 pub mod request;

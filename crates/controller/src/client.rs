@@ -28,8 +28,8 @@ use crate::controller::{
     AlterPartitionReply, AlterPartitionRequest, BrokerHeartbeat, BrokerRegistrationRequest,
     ConfigAlteration, ConfigKeys, CreatePartitions, CreateTopic, CreatedTopic, DeletedTopic,
     ElectionResult, ElectionType, FeatureUpdate, HeartbeatReply, OngoingReassignment,
-    ProducerIdsBlock, QuorumController, ReassignPartition, ReassignmentResult, RegisteredBroker,
-    ScramDeletion, ScramResults, ScramUpsertion, TopicRef,
+    ProducerIdsBlock, QuorumController, QuotaAlteration, QuotaResults, ReassignPartition,
+    ReassignmentResult, RegisteredBroker, ScramDeletion, ScramResults, ScramUpsertion, TopicRef,
 };
 use crate::error::ControllerError;
 use crate::log::BoxFuture;
@@ -108,6 +108,12 @@ pub trait ControllerClient: Send + Sync + 'static {
         upsertions: Vec<ScramUpsertion>,
         deletions: Vec<ScramDeletion>,
     ) -> Answer<'_, ScramResults>;
+    /// AlterClientQuotas: one result per distinct entity.
+    fn alter_client_quotas(
+        &self,
+        alterations: Vec<QuotaAlteration>,
+        validate_only: bool,
+    ) -> Answer<'_, QuotaResults>;
 }
 
 /// The in-process controller: its answers come after commit and after
@@ -211,6 +217,20 @@ impl ControllerClient for Arc<QuorumController> {
                 self,
                 self.as_ref()
                     .alter_user_scram_credentials(upsertions, deletions)
+                    .await,
+            )
+        })
+    }
+    fn alter_client_quotas(
+        &self,
+        alterations: Vec<QuotaAlteration>,
+        validate_only: bool,
+    ) -> Answer<'_, QuotaResults> {
+        Box::pin(async move {
+            committed(
+                self,
+                self.as_ref()
+                    .alter_client_quotas(alterations, validate_only)
                     .await,
             )
         })

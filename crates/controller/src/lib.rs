@@ -67,6 +67,7 @@ pub use controller::{
     ReassignmentResult, RegisteredBroker, ReplicaAssignment, ScramDeletion, ScramResults,
     ScramUpsertion, TopicRef, UpgradeType, MAX_SCRAM_ITERATIONS,
 };
+pub use controller::{QuotaAlteration, QuotaEntityPairs, QuotaResults};
 pub use error::ControllerError;
 pub use log::{
     BoxFuture, CommittedBatch, LeaderAndEpoch, LogError, LogEvent, LogListener, MetadataLog,

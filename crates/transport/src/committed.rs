@@ -15,7 +15,7 @@
 //! CreatePartitions v3, IncrementalAlterConfigs v1, AlterConfigs v2,
 //! ElectLeaders v2, AllocateProducerIds, BrokerRegistration,
 //! BrokerHeartbeat, AlterPartition, AlterPartitionReassignments and
-//! ListPartitionReassignments, AlterUserScramCredentials v0+).
+//! ListPartitionReassignments, AlterUserScramCredentials v0+, AlterClientQuotas v1).
 
 use std::collections::BTreeMap;
 
@@ -49,6 +49,7 @@ pub fn attach(body: &mut ResponseKind, offset: Offset) -> bool {
         ResponseKind::ListPartitionReassignments(r) => &mut r.unknown_tagged_fields,
         ResponseKind::UpdateFeatures(r) => &mut r.unknown_tagged_fields,
         ResponseKind::AlterUserScramCredentials(r) => &mut r.unknown_tagged_fields,
+        ResponseKind::AlterClientQuotas(r) => &mut r.unknown_tagged_fields,
         _ => return false,
     };
     fields.insert(

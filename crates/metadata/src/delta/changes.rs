@@ -38,6 +38,8 @@ pub struct MetadataChanges {
     pub producer_ids_changed: bool,
     /// SCRAM credentials were set or removed.
     pub scram_changed: bool,
+    /// Client quotas were set or removed.
+    pub quotas_changed: bool,
 }
 
 /// One partition as a broker-side publisher needs it.
@@ -86,6 +88,7 @@ impl MetadataChanges {
             configs_changed: delta.configs.into_keys().collect(),
             producer_ids_changed: delta.next_producer_id.is_some(),
             scram_changed: delta.scram.is_some(),
+            quotas_changed: delta.quotas.is_some(),
             previous: delta.base,
             image,
         }

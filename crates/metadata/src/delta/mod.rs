@@ -28,6 +28,8 @@
 //! - `UserScramCredentialRecord`: a non-empty user name, a mechanism id of
 //!   Kafka's (1 or 2). `RemoveUserScramCredentialRecord`: the credential
 //!   exists.
+//! - `ClientQuotaRecord`: an entity Kafka's controller accepts, a non-empty
+//!   key (`quotas.rs`).
 //!
 //! A consistent registration has a non-negative partition id, at least one
 //! replica, no replica twice, non-negative replica ids, ISR, adding and
@@ -35,6 +37,7 @@
 //! is -1 or a replica, and no directories or one per replica.
 
 mod changes;
+mod quotas;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -44,8 +47,8 @@ use uuid::Uuid;
 
 use crate::error::MetadataError;
 use crate::image::{
-    shard_of, BrokerRegistration, MetadataImage, MetadataProvenance, PartitionRegistration,
-    ScramCredentialData, ScramCredentials, TopicImage,
+    shard_of, BrokerRegistration, ClientQuotas, MetadataImage, MetadataProvenance,
+    PartitionRegistration, ScramCredentialData, ScramCredentials, TopicImage,
 };
 use crate::record::*;
 use crate::types::{BrokerId, ConfigResource, ConfigResourceType};
@@ -80,6 +83,8 @@ pub struct MetadataDelta {
     next_producer_id: Option<ProducerId>,
     /// The whole new credential map, once a SCRAM record was replayed.
     scram: Option<ScramCredentials>,
+    /// The whole new quota map, once a `ClientQuotaRecord` was replayed.
+    quotas: Option<ClientQuotas>,
 }
 
 impl MetadataDelta {
@@ -96,6 +101,7 @@ impl MetadataDelta {
             configs: BTreeMap::new(),
             next_producer_id: None,
             scram: None,
+            quotas: None,
         }
     }
 
@@ -155,6 +161,7 @@ impl MetadataDelta {
             M::NoOp(_) => Ok(()),
             M::UserScramCredential(r) => self.scram_credential(r),
             M::RemoveUserScramCredential(r) => self.remove_scram_credential(r),
+            M::ClientQuota(r) => self.client_quota(r),
         }
     }
 
@@ -478,6 +485,10 @@ impl MetadataDelta {
                 .scram
                 .clone()
                 .map_or_else(|| base.scram.clone(), Arc::new),
+            quotas: self
+                .quotas
+                .clone()
+                .map_or_else(|| base.quotas.clone(), Arc::new),
         };
         if !self.topics.is_empty() || !self.deleted_topics.is_empty() {
             let shards = Arc::make_mut(&mut image.topics_by_id);

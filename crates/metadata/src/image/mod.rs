@@ -15,6 +15,7 @@
 //! `BTreeMap`s, keeps iteration order canonical and adds no dependency.
 
 mod partition;
+pub mod quotas;
 mod snapshot;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ use crate::record::{BrokerEndpoint, BrokerFeature, RegisterBrokerRecord};
 use crate::types::{BrokerEpoch, BrokerId, ConfigResource};
 
 pub use partition::PartitionRegistration;
+pub use quotas::{ClientQuotaEntity, ClientQuotas, EntityName, QuotaValues};
 pub use snapshot::METADATA_VERSION;
 
 /// Where an image comes from: the offset and leader epoch of the last
@@ -173,6 +175,8 @@ pub struct MetadataImage {
     pub(crate) next_producer_id: ProducerId,
     /// SCRAM credentials (`UserScramCredentialRecord`s).
     pub(crate) scram: Arc<ScramCredentials>,
+    /// Client quotas (`ClientQuotaRecord`s).
+    pub(crate) quotas: Arc<ClientQuotas>,
 }
 
 impl Default for MetadataImage {
@@ -206,6 +210,7 @@ impl MetadataImage {
             configs: Arc::default(),
             next_producer_id: ProducerId(0),
             scram: Arc::default(),
+            quotas: Arc::default(),
         }
     }
 
@@ -219,6 +224,7 @@ impl MetadataImage {
             && self.configs.is_empty()
             && self.next_producer_id == ProducerId(0)
             && self.scram.is_empty()
+            && self.quotas.is_empty()
     }
     pub fn features(&self) -> &BTreeMap<String, i16> {
         &self.features
@@ -267,6 +273,10 @@ impl MetadataImage {
     /// `user`'s credential for the mechanism with Kafka's id `mechanism`.
     pub fn scram_credential(&self, user: &str, mechanism: i8) -> Option<&ScramCredentialData> {
         self.scram.get(&(user.to_owned(), mechanism))
+    }
+    /// Client quotas by entity.
+    pub fn client_quotas(&self) -> &ClientQuotas {
+        &self.quotas
     }
 }
 

@@ -9,7 +9,7 @@
 //! `PartitionRecord`s by partition id; config keys by (resource type id,
 //! resource name, key); a `ProducerIdsRecord` (broker id and epoch -1, as in
 //! Kafka) when a block was ever handed out; SCRAM credentials by (user,
-//! mechanism id).
+//! mechanism id); client quotas by (entity, key).
 
 use sluice_record::ProducerId;
 
@@ -86,6 +86,7 @@ impl MetadataImage {
                 iterations: c.iterations,
             })
         }));
+        out.extend(self.quotas.to_records().map(MetadataRecord::ClientQuota));
         out
     }
 

@@ -22,7 +22,7 @@
 //! - Unknown tagged fields are skipped on decode, not kept for re-encoding.
 //! - Tagged fields must come in strictly increasing tag order (Kafka's
 //!   writers always do this; its readers let a repeated tag win).
-//! - Only the record types below; other api keys (ACLs, quotas,
+//! - Only the record types below; other api keys (ACLs,
 //!   delegation tokens, transactions markers, the deprecated
 //!   Fence/UnfenceBrokerRecord, ZK migration) are [`MetadataError::UnknownApiKey`].
 //!
@@ -31,6 +31,7 @@
 //! trailing bytes after a record are an error (as in Kafka).
 
 mod broker;
+mod client_quota;
 mod misc;
 mod scram;
 mod topic;
@@ -39,6 +40,7 @@ pub use broker::{
     BrokerEndpoint, BrokerFeature, BrokerRegistrationChangeRecord, RegisterBrokerRecord,
     UnregisterBrokerRecord,
 };
+pub use client_quota::{ClientQuotaRecord, EntityData};
 pub use misc::{ConfigRecord, FeatureLevelRecord, NoOpRecord, ProducerIdsRecord};
 pub use scram::{RemoveUserScramCredentialRecord, UserScramCredentialRecord};
 pub use topic::{PartitionChangeRecord, PartitionRecord, RemoveTopicRecord, TopicRecord};
@@ -65,6 +67,7 @@ pub enum MetadataRecord {
     NoOp(NoOpRecord),
     UserScramCredential(UserScramCredentialRecord),
     RemoveUserScramCredential(RemoveUserScramCredentialRecord),
+    ClientQuota(ClientQuotaRecord),
 }
 
 macro_rules! each_record {
@@ -83,6 +86,7 @@ macro_rules! each_record {
             MetadataRecord::NoOp($r) => $body,
             MetadataRecord::UserScramCredential($r) => $body,
             MetadataRecord::RemoveUserScramCredential($r) => $body,
+            MetadataRecord::ClientQuota($r) => $body,
         }
     };
 }
@@ -114,7 +118,8 @@ versions!(
     BrokerRegistrationChangeRecord,
     NoOpRecord,
     UserScramCredentialRecord,
-    RemoveUserScramCredentialRecord
+    RemoveUserScramCredentialRecord,
+    ClientQuotaRecord
 );
 
 fn key_and_version<T: Versions>(_: &T) -> (i16, i16) {
@@ -230,6 +235,10 @@ impl MetadataRecord {
                     check(RemoveUserScramCredentialRecord::HIGHEST_VERSION)?,
                 )?)
             }
+            ClientQuotaRecord::API_KEY => M::ClientQuota(ClientQuotaRecord::read(
+                &mut r,
+                check(ClientQuotaRecord::HIGHEST_VERSION)?,
+            )?),
             _ => return Err(MetadataError::UnknownApiKey(key)),
         };
         r.finish(api_key)?;

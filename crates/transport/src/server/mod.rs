@@ -32,6 +32,7 @@ mod admin;
 mod broker_rpc;
 mod describe;
 mod isr;
+pub mod quotas;
 mod reassign;
 pub mod scram;
 
@@ -74,6 +75,7 @@ pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::UpdateFeatures, 0, 2),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::AlterClientQuotas, 0, 1),
 ];
 
 /// Settings of the controller listener (Kafka's keys).
@@ -412,6 +414,9 @@ async fn dispatch(inner: &Inner, req: DecodedRequest, peer: SocketAddr) -> Optio
         }
         RequestKind::AlterUserScramCredentials(r) => {
             ResponseKind::AlterUserScramCredentials(scram::alter(c, r).await)
+        }
+        RequestKind::AlterClientQuotas(r) => {
+            ResponseKind::AlterClientQuotas(quotas::alter(c, r).await)
         }
         // decode_request_with admits only CONTROLLER_APIS.
         _ => return None,
