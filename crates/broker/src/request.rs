@@ -4,7 +4,7 @@
 //! and never reach back into the connection.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +42,9 @@ pub struct ConnectionThrottle(Arc<ThrottleState>);
 struct ThrottleState {
     /// Asked for by the request being answered (ms; 0 = none).
     pending_ms: AtomicI64,
+    /// Whether `muted_until` may be in the future (the reader's fast path:
+    /// one load per frame while the client was never throttled).
+    muted: AtomicBool,
     muted_until: Mutex<Option<Instant>>,
 }
 
@@ -60,13 +63,24 @@ impl ConnectionThrottle {
         }
         let d = Duration::from_millis(ms as u64);
         *self.0.muted_until.lock() = Some(Instant::now() + d);
+        self.0.muted.store(true, Ordering::Release);
         Some(d)
     }
 
     /// The end of the current mute, if one is in force.
     pub fn muted_until(&self) -> Option<Instant> {
-        let until = *self.0.muted_until.lock();
-        until.filter(|t| *t > Instant::now())
+        if !self.0.muted.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut until = self.0.muted_until.lock();
+        match *until {
+            Some(t) if t > Instant::now() => Some(t),
+            _ => {
+                *until = None;
+                self.0.muted.store(false, Ordering::Release);
+                None
+            }
+        }
     }
 }
 

@@ -3,8 +3,9 @@
 //! the request is handled; over a quota, the response carries Kafka's
 //! throttle time and the connection is muted for it after the response
 //! is sent (KIP-219). A throttled fetch is answered empty and its bytes
-//! taken back, as Kafka's `getThrottledResponse`; follower fetches are
-//! never counted.
+//! taken back, as Kafka's `getThrottledResponse`; a consumer's fetch size
+//! is bounded by what its quota allows in the quota windows
+//! (`getMaxValueInQuotaWindow`); follower fetches are never counted.
 
 use std::time::Instant;
 
@@ -112,7 +113,7 @@ pub async fn fetch(
     ctx: &BrokerContext,
     request: &RequestContext,
     header: &RequestHeader,
-    req: FetchRequest,
+    mut req: FetchRequest,
 ) -> Response {
     let from_follower = req.replica_id.0 >= 0 || req.replica_state.replica_id.0 >= 0;
     if from_follower || !ctx.image.has_client_quotas() {
@@ -120,10 +121,22 @@ pub async fn fetch(
     }
     let started = Instant::now();
     let asked_session = (req.session_id, req.session_epoch);
+    let (user, client) = (request.principal.name(), client_id(header));
+    // Kafka's fetch size bound: no more than the quota allows in the
+    // (num - 1) windows a rate counts at least.
+    if let Some(max) = ctx.quotas.max_value_in_window(
+        ctx.image.image().client_quotas(),
+        QuotaType::Fetch,
+        user,
+        client,
+    ) {
+        req.max_bytes = req
+            .max_bytes
+            .min(max.clamp(1.0, f64::from(i32::MAX)) as i32);
+    }
     let plan = fetch::handle(ctx, header, req).await;
     let bytes = plan.file_bytes() + inline_bytes(&plan.response);
     let image = ctx.image.image();
-    let (user, client) = (request.principal.name(), client_id(header));
     let now = ctx.clock.now_ms();
     let q = image.client_quotas();
     let used = percent_of_thread(started);

@@ -133,6 +133,20 @@ impl ClientQuotaManager {
         })
     }
 
+    /// Kafka's `getMaxValueInQuotaWindow`: the most a request of `kind`
+    /// may carry without being throttled for sure (`None`: no quota).
+    pub fn max_value_in_window(
+        &self,
+        quotas: &ClientQuotas,
+        kind: QuotaType,
+        user: &str,
+        client_id: &str,
+    ) -> Option<f64> {
+        let r = resolve(quotas, kind.key(), user, client_id)?;
+        let windows = self.windows.samples.saturating_sub(1) as f64;
+        Some(r.limit * windows * self.windows.window_ms as f64 / 1000.0)
+    }
+
     /// Kafka's `unrecordQuotaSensor`: takes back `value` (a throttled
     /// fetch is answered empty, so its bytes were never sent).
     pub fn unrecord(&self, kind: QuotaType, group: &QuotaGroup, value: f64, now_ms: i64) {
