@@ -7,6 +7,7 @@
 //!   without a quota on the same broker is never throttled;
 //! - the same for fetches under `consumer_byte_rate` (throttled fetches
 //!   are answered empty);
+//! - a `request_percentage` quota throttles by at most one window;
 //! - the per-group metrics show the throttle.
 //!
 //! No timing assertion is tight: the bounds hold on a slow, busy machine
@@ -244,6 +245,15 @@ fn producers_and_consumers_over_their_quota_are_throttled_and_others_are_not() {
         "an unlimited consumer got {bytes} B"
     );
 
+    // A request-time quota far below any request's cost: throttled, and
+    // by at most one window (Kafka's bound for request quotas).
+    set_client_quota(&addr, "busy", "request_percentage", 0.0001);
+    let (_, _, throttle) = produce(&addr, "busy", 3);
+    assert!(
+        (1..=1000).contains(&throttle),
+        "request quota throttle {throttle} ms"
+    );
+
     // The metrics show who was throttled.
     let (_, body) = http_get(&metrics_addr(&broker), "/metrics");
     let throttled = |client: &str, kind: &str| {
@@ -265,6 +275,7 @@ fn producers_and_consumers_over_their_quota_are_throttled_and_others_are_not() {
         "{body}"
     );
     assert_eq!(throttled("fast-producer", "Produce"), None);
+    assert!(throttled("busy", "Request").unwrap_or(0.0) > 0.0, "{body}");
 }
 
 /// `kafka-configs --bootstrap-server B <args>`: whether it exited 0, and
