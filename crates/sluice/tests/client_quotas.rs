@@ -438,3 +438,68 @@ fn kafka_configs_alters_describes_and_deletes_quotas() {
     let out = kafka_configs(&b, &["--describe", "--entity-type", "clients"]);
     assert!(!out.contains("'app'"), "{out}");
 }
+
+/// Kafka's own Java producer (`kafka-producer-perf-test`) under a quota: it
+/// reads the throttle times (its `produce-throttle-time-max` metric) and
+/// its rate stays within the same generous bound.
+#[test]
+fn the_java_producer_honours_the_throttle() {
+    if !common::kafka_tools_ready("Java producer under a quota") {
+        return;
+    }
+    let broker = common::start(&[
+        ("quota.window.num", "3"),
+        ("quota.window.size.seconds", "1"),
+    ]);
+    let addr = broker.bootstrap().to_string();
+    common::create_topic(&mut RawClient::connect(&addr), TOPIC, &[]);
+    set_client_quota(&addr, "java-slow", "producer_byte_rate", QUOTA);
+    let records = 192; // × 16 KiB = 3 MiB
+    let out = common::kafka_tool(
+        "org.apache.kafka.tools.ProducerPerformance",
+        &[
+            "--topic",
+            TOPIC,
+            "--num-records",
+            &records.to_string(),
+            "--record-size",
+            "16384",
+            "--throughput",
+            "-1",
+            "--print-metrics",
+            "--producer-props",
+            &format!("bootstrap.servers={addr}"),
+            "client.id=java-slow",
+            "acks=1",
+            "linger.ms=5",
+        ],
+    );
+    // "192 records sent, 150.2 records/sec (2.35 MB/sec), ..."
+    let summary = out
+        .lines()
+        .find(|l| l.starts_with(&format!("{records} records sent")))
+        .unwrap_or_else(|| panic!("no summary:\n{out}"));
+    let per_sec: f64 = summary
+        .split(", ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bytes = records * 16384;
+    let secs = records as f64 / per_sec;
+    eprintln!("java producer: {summary}");
+    assert!(
+        within_quota(bytes, secs),
+        "Java producer sent {bytes} B in {secs:.2} s, quota {QUOTA} B/s"
+    );
+    let throttle_max: f64 = out
+        .lines()
+        .find(|l| l.contains("produce-throttle-time-max"))
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no produce-throttle-time-max metric:\n{out}"));
+    assert!(throttle_max > 0.0, "the Java producer saw no throttle time");
+}
