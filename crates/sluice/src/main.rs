@@ -49,6 +49,8 @@ enum Command {
     Transactions(cli::txn::TxnArgs),
     /// Describe, upgrade and downgrade the cluster's finalized feature levels, as kafka-features (any Kafka-compatible cluster).
     Features(cli::features::FeaturesArgs),
+    /// Describe and alter client quotas, as kafka-configs --entity-type users|clients|ips (any Kafka-compatible cluster).
+    Quotas(cli::quotas::QuotasArgs),
     /// Elect partition leaders, as kafka-leader-election: preferred, or unclean for leaderless ones.
     ElectLeaders(cli::election::ElectArgs),
     /// Move partitions between brokers, as kafka-reassign-partitions: generate, execute, verify, cancel, list.
@@ -92,6 +94,7 @@ fn main() -> std::process::ExitCode {
         Command::Group(args) => cli::group::run(args),
         Command::Transactions(args) => cli::txn::run(args),
         Command::Features(args) => cli::features::run(args),
+        Command::Quotas(args) => cli::quotas::run(args),
         Command::ElectLeaders(args) => cli::election::run(args),
         Command::Reassign(args) => cli::reassign::run(args),
         Command::Cluster(args) => cli::cluster::run(args),

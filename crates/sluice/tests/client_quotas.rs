@@ -362,6 +362,10 @@ fn kafka_configs_alters_describes_and_deletes_quotas() {
     assert!(out.contains("client-id 'app'"), "{out}");
     assert!(out.contains("producer_byte_rate=1048576.0"), "{out}");
     assert!(out.contains("consumer_byte_rate=2097152.0"), "{out}");
+    // `sluice quotas describe` prints what kafka-configs prints.
+    let (ok, ours) = sluice_quotas(&b, &["describe", "--client-id", "app"]);
+    assert!(ok, "{ours}");
+    assert_eq!(ours.trim(), out.trim());
     let out = kafka_configs(&b, &["--describe", "--entity-type", "users"]);
     assert!(
         out.contains("user-principal 'alice'") && out.contains("request_percentage=50.0"),
@@ -502,4 +506,87 @@ fn the_java_producer_honours_the_throttle() {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no produce-throttle-time-max metric:\n{out}"));
     assert!(throttle_max > 0.0, "the Java producer saw no throttle time");
+}
+
+/// `sluice quotas ...` against `broker`: whether it exited 0, and stdout.
+fn sluice_quotas(bootstrap: &str, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("quotas")
+        .args(&args[..1])
+        .args(["--bootstrap-server", bootstrap])
+        .args(&args[1..])
+        .output()
+        .expect("run sluice");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn the_sluice_cli_alters_and_describes_quotas() {
+    let broker = common::start(&[]);
+    let b = broker.bootstrap().to_string();
+    let (ok, out) = sluice_quotas(
+        &b,
+        &[
+            "alter",
+            "--user",
+            "alice",
+            "--client-id-default",
+            "--add",
+            "producer_byte_rate=10485760",
+            "--add",
+            "request_percentage=12.5",
+        ],
+    );
+    assert!(
+        ok && out.contains(
+            "Completed updating quotas for user-principal 'alice', the default client-id."
+        ),
+        "{out}"
+    );
+    let (ok, out) = sluice_quotas(&b, &["describe", "--user", "alice", "--client-id-default"]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.trim(),
+        "Quota configs for user-principal 'alice', the default client-id are producer_byte_rate=1.048576E7, request_percentage=12.5"
+    );
+    // Dry run, refusal, delete.
+    let (ok, out) = sluice_quotas(
+        &b,
+        &[
+            "alter",
+            "--ip",
+            "10.0.0.1",
+            "--add",
+            "connection_creation_rate=5",
+            "--dry-run",
+        ],
+    );
+    assert!(ok && out.contains("can be updated"), "{out}");
+    let (ok, out) = sluice_quotas(
+        &b,
+        &["alter", "--ip", "10.0.0.1", "--add", "producer_byte_rate=5"],
+    );
+    assert!(
+        !ok && out.contains("Invalid configuration key producer_byte_rate"),
+        "{out}"
+    );
+    let (ok, out) = sluice_quotas(
+        &b,
+        &[
+            "alter",
+            "--user",
+            "alice",
+            "--client-id-default",
+            "--delete",
+            "producer_byte_rate",
+            "--delete",
+            "request_percentage",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = sluice_quotas(&b, &["describe"]);
+    assert!(ok && out.trim().is_empty(), "{out}");
 }
