@@ -1,6 +1,6 @@
-//! Produce and Fetch under client quotas (`crate::quota`): the bytes and
-//! handling time of a request are recorded against its quota group after
-//! the request is handled; over a quota, the response carries Kafka's
+//! Produce and Fetch under client quotas (`crate::quota`): the bytes (and,
+//! for acks=1 produces, the handling time) of a request are recorded
+//! against its quota group after the request is handled; over a quota, the response carries Kafka's
 //! throttle time and the connection is muted for it after the response
 //! is sent (KIP-219). A throttled fetch is answered empty and its bytes
 //! taken back, as Kafka's `getThrottledResponse`; a consumer's fetch size
@@ -89,8 +89,11 @@ pub async fn produce(
         bytes: ctx
             .quotas
             .record(q, QuotaType::Produce, user, client, bytes as f64, now),
-        // Kafka does not apply the request quota to acks=0 produces.
-        request: (acks != 0)
+        // Kafka does not apply the request quota to acks=0 produces. Its
+        // measure is thread time, without the wait for replication; the
+        // handler's elapsed time includes that wait under acks=all, so
+        // only acks=1 produces are measured here.
+        request: (acks == 1)
             .then(|| {
                 let used = percent_of_thread(started);
                 ctx.quotas
@@ -119,7 +122,6 @@ pub async fn fetch(
     if from_follower || !ctx.image.has_client_quotas() {
         return Response::Fetch(fetch::handle(ctx, header, req).await);
     }
-    let started = Instant::now();
     let asked_session = (req.session_id, req.session_epoch);
     let (user, client) = (request.principal.name(), client_id(header));
     // Kafka's fetch size bound: no more than the quota allows in the
@@ -139,11 +141,10 @@ pub async fn fetch(
     let image = ctx.image.image();
     let now = ctx.clock.now_ms();
     let q = image.client_quotas();
-    let used = percent_of_thread(started);
     let throttles = Throttles {
-        request: ctx
-            .quotas
-            .record(q, QuotaType::Request, user, client, used, now),
+        // Not measured: the handler's elapsed time includes the long poll
+        // (max_wait_ms), which Kafka's thread time leaves out.
+        request: None,
         bytes: ctx
             .quotas
             .record(q, QuotaType::Fetch, user, client, bytes as f64, now),

@@ -15,8 +15,10 @@
 //! - Fetch: the response's record bytes are recorded; a throttled fetch is
 //!   answered empty and its bytes taken back, as Kafka answers it.
 //!   Follower (replication) fetches are never counted.
-//! - Request (`request_percentage`): the time spent handling a Produce or
-//!   Fetch, as a percentage of one thread, bounded by one window.
+//! - Request (`request_percentage`): the time spent handling an acks=1
+//!   Produce, as a percentage of one thread, throttled by at most one
+//!   window (other APIs, and waits Kafka's thread time leaves out such as
+//!   replication and long polls, are not measured).
 //!
 //! While the image holds no client quota at all, the hot paths check one
 //! atomic flag (`ImageCache::has_client_quotas`) and do nothing else.
