@@ -11,6 +11,8 @@
 //!   what was produced back to consumers (the client's consume ceiling).
 //! - `sluice-bench run --quick|--full ...`: the whole benchmark.
 //! - `sluice-bench ceilings --dir DIR`: only the loopback and disk ceilings.
+//! - `sluice-bench quotas [--secs 30] [--quota-mb 10]`: client quotas (issue 21), limited
+//!   vs unlimited producers and consumers on one Sluice (`scripts/bench-quotas`).
 //! - `sluice-bench produce|consume|latency|kafka7504 --bootstrap HOST:PORT ...`: one
 //!   scenario against a running broker (see BENCHMARKS.md "One scenario by hand").
 
@@ -22,6 +24,7 @@ mod fetchstats;
 mod k7504;
 mod load;
 mod procstat;
+mod quotas;
 mod report;
 mod run;
 mod schedstat;
@@ -78,6 +81,18 @@ enum Cmd {
         mib: u64,
         #[arg(long)]
         stats: bool,
+    },
+    /// Client quotas (issue 21): two producers, one limited to `--quota-mb`
+    /// MB/s, for `--secs`; then two consumers the same way. Prints rates.
+    Quotas {
+        #[arg(long, default_value = "target/bench-quotas")]
+        work_dir: PathBuf,
+        #[arg(long, default_value_t = 30.0)]
+        secs: f64,
+        #[arg(long, default_value_t = 10.0)]
+        quota_mb: f64,
+        #[arg(long, default_value_t = 16384)]
+        record_size: usize,
     },
     /// Measure the loopback TCP and disk write ceilings only.
     Ceilings {
@@ -398,6 +413,17 @@ fn main() -> Result<()> {
             commit_samples,
             producers,
             out,
+        }),
+        Cmd::Quotas {
+            work_dir,
+            secs,
+            quota_mb,
+            record_size,
+        } => quotas::run(quotas::QuotaOptions {
+            work_dir,
+            secs,
+            quota_mb,
+            record_size,
         }),
         Cmd::Ceilings { dir, mib } => {
             let bytes = mib << 20;

@@ -36,4 +36,6 @@ pub struct BrokerContext {
     pub txns: Arc<TransactionCoordinator>,
     /// This broker's replica fetchers (the follower side; metrics).
     pub fetchers: Arc<crate::replica_fetcher::ReplicaFetcherManager>,
+    /// Client quota sensors (`crate::quota`).
+    pub quotas: Arc<crate::quota::ClientQuotaManager>,
 }

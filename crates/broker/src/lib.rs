@@ -53,6 +53,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod network;
 pub mod partition;
+pub mod quota;
 pub mod replica;
 pub mod replica_fetcher;
 pub mod request;

@@ -637,6 +637,8 @@ pub fn render(ctx: Option<&BrokerContext>) -> String {
         render_groups(ctx, &mut s);
         replication::render(ctx, &mut s);
         transactions::render(ctx, &mut s);
+        // Per quota group: rate, limit, throttle time (crate::quota).
+        ctx.quotas.render(ctx.clock.now_ms(), &mut s);
     }
     s
 }

@@ -4,6 +4,12 @@
 //! and never reach back into the connection.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::time::Instant;
 
 use sluice_auth::{KafkaPrincipal, ListenerName, SecurityProtocol};
 
@@ -21,6 +27,61 @@ pub struct RequestContext {
     /// makes of itself (tests, fuzzing). JoinGroup records it as a
     /// member's host.
     pub client_address: Option<SocketAddr>,
+    /// The connection's client-quota throttle (KIP-219), shared by the
+    /// connection's reader and processor and the handlers.
+    pub throttle: ConnectionThrottle,
+}
+
+/// A quota throttle of one connection: a handler asks for it while
+/// answering; once the response is written the connection is muted (reads
+/// and handles no request) until it ends.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionThrottle(Arc<ThrottleState>);
+
+#[derive(Debug, Default)]
+struct ThrottleState {
+    /// Asked for by the request being answered (ms; 0 = none).
+    pending_ms: AtomicI64,
+    /// Whether `muted_until` may be in the future (the reader's fast path:
+    /// one load per frame while the client was never throttled).
+    muted: AtomicBool,
+    muted_until: Mutex<Option<Instant>>,
+}
+
+impl ConnectionThrottle {
+    /// Mutes the connection for `ms` once the current response is sent.
+    pub fn mute_after_response(&self, ms: i64) {
+        self.0.pending_ms.fetch_max(ms, Ordering::AcqRel);
+    }
+
+    /// Called when a response was written: starts the mute it asked for
+    /// and returns how long it lasts.
+    pub fn response_sent(&self) -> Option<Duration> {
+        let ms = self.0.pending_ms.swap(0, Ordering::AcqRel);
+        if ms <= 0 {
+            return None;
+        }
+        let d = Duration::from_millis(ms as u64);
+        *self.0.muted_until.lock() = Some(Instant::now() + d);
+        self.0.muted.store(true, Ordering::Release);
+        Some(d)
+    }
+
+    /// The end of the current mute, if one is in force.
+    pub fn muted_until(&self) -> Option<Instant> {
+        if !self.0.muted.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut until = self.0.muted_until.lock();
+        match *until {
+            Some(t) if t > Instant::now() => Some(t),
+            _ => {
+                *until = None;
+                self.0.muted.store(false, Ordering::Release);
+                None
+            }
+        }
+    }
 }
 
 impl RequestContext {
@@ -31,6 +92,7 @@ impl RequestContext {
             listener: ListenerName::new("PLAINTEXT"),
             security_protocol: SecurityProtocol::Plaintext,
             client_address,
+            throttle: ConnectionThrottle::default(),
         }
     }
 }

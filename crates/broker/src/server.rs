@@ -175,6 +175,7 @@ impl Broker {
             groups.clone(),
         );
         logs.set_producer_id_expiration_ms(config.producer_id_expiration_ms());
+        let quota_windows = config.quota_windows;
         let ctx = BrokerContext {
             config,
             metadata: services.quorum.clone(),
@@ -187,6 +188,7 @@ impl Broker {
             txns,
             clock,
             fetchers: services.fetchers.clone(),
+            quotas: Arc::new(crate::quota::ClientQuotaManager::new(quota_windows)),
         };
         ctx.groups.start().await?;
         ctx.txns.start();

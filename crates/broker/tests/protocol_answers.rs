@@ -234,34 +234,69 @@ async fn unimplemented_apis_get_kafkas_error_answers() {
         let entity = alter_client_quotas_request::EntityData::default()
             .with_entity_type(s("user"))
             .with_entity_name(Some(s("alice")));
-        let req = AlterClientQuotasRequest::default().with_entries(vec![
-            alter_client_quotas_request::EntryData::default()
-                .with_entity(vec![entity])
-                .with_ops(vec![alter_client_quotas_request::OpData::default()
-                    .with_key(s("producer_byte_rate"))
-                    .with_value(1024.0)]),
+        let alter = |validate_only: bool, rate: f64| {
+            AlterClientQuotasRequest::default()
+                .with_validate_only(validate_only)
+                .with_entries(vec![alter_client_quotas_request::EntryData::default()
+                    .with_entity(vec![entity.clone()])
+                    .with_ops(vec![alter_client_quotas_request::OpData::default()
+                        .with_key(s("producer_byte_rate"))
+                        .with_value(rate)])])
+        };
+        let describe = DescribeClientQuotasRequest::default().with_components(vec![
+            describe_client_quotas_request::ComponentData::default()
+                .with_entity_type(s("user"))
+                .with_match_type(0)
+                .with_match(Some(s("alice"))),
         ]);
-        match answered(&mut c, ApiKey::AlterClientQuotas, v, &req).await {
-            ResponseKind::AlterClientQuotas(r) => {
-                assert_eq!(r.entries.len(), 1);
-                assert_eq!(r.entries[0].error_code, 35); // UNSUPPORTED_VERSION
-                assert_eq!(r.entries[0].entity[0].entity_name.as_deref(), Some("alice"));
+        // Validate-only: accepted, nothing stored; then stored and described.
+        let rate = 1024.0 * f64::from(v + 1);
+        let before = (v == 1).then_some(1024.0);
+        for (validate_only, want) in [(true, before), (false, Some(rate))] {
+            match answered(
+                &mut c,
+                ApiKey::AlterClientQuotas,
+                v,
+                &alter(validate_only, rate),
+            )
+            .await
+            {
+                ResponseKind::AlterClientQuotas(r) => {
+                    assert_eq!(r.entries.len(), 1);
+                    assert_eq!(r.entries[0].error_code, 0, "{r:?}");
+                    assert_eq!(r.entries[0].entity[0].entity_name.as_deref(), Some("alice"));
+                }
+                other => panic!("{other:?}"),
             }
-            other => panic!("{other:?}"),
+            match answered(&mut c, ApiKey::DescribeClientQuotas, v, &describe).await {
+                ResponseKind::DescribeClientQuotas(r) => {
+                    assert_eq!(r.error_code, 0);
+                    let values: Vec<f64> = r
+                        .entries
+                        .iter()
+                        .flatten()
+                        .flat_map(|e| e.values.iter().map(|x| x.value))
+                        .collect();
+                    assert_eq!(values, want.into_iter().collect::<Vec<_>>());
+                }
+                other => panic!("{other:?}"),
+            }
         }
-        match answered(
-            &mut c,
-            ApiKey::DescribeClientQuotas,
-            v,
-            &DescribeClientQuotasRequest::default(),
-        )
-        .await
-        {
-            // No quotas exist: an empty answer (kafka-configs asks before
-            // it describes SCRAM credentials).
-            ResponseKind::DescribeClientQuotas(r) => {
-                assert_eq!(r.error_code, 0);
-                assert_eq!(r.entries.as_deref().map(<[_]>::len), Some(0));
+        // An unknown key: INVALID_REQUEST with Kafka's message.
+        let bad = AlterClientQuotasRequest::default().with_entries(vec![
+            alter_client_quotas_request::EntryData::default()
+                .with_entity(vec![entity.clone()])
+                .with_ops(vec![alter_client_quotas_request::OpData::default()
+                    .with_key(s("bogus"))
+                    .with_value(1.0)]),
+        ]);
+        match answered(&mut c, ApiKey::AlterClientQuotas, v, &bad).await {
+            ResponseKind::AlterClientQuotas(r) => {
+                assert_eq!(r.entries[0].error_code, 42);
+                assert_eq!(
+                    r.entries[0].error_message.as_deref(),
+                    Some("Invalid configuration key bogus")
+                );
             }
             other => panic!("{other:?}"),
         }

@@ -30,8 +30,9 @@ use crate::controller::{
     AclCreateResults, AclDeleteResults, AlterPartitionReply, AlterPartitionRequest,
     BrokerHeartbeat, BrokerRegistrationRequest, ConfigAlteration, ConfigKeys, CreatePartitions,
     CreateTopic, CreatedTopic, DeletedTopic, ElectionResult, ElectionType, FeatureUpdate,
-    HeartbeatReply, OngoingReassignment, ProducerIdsBlock, QuorumController, ReassignPartition,
-    ReassignmentResult, RegisteredBroker, ScramDeletion, ScramResults, ScramUpsertion, TopicRef,
+    HeartbeatReply, OngoingReassignment, ProducerIdsBlock, QuorumController, QuotaAlteration,
+    QuotaResults, ReassignPartition, ReassignmentResult, RegisteredBroker, ScramDeletion,
+    ScramResults, ScramUpsertion, TopicRef,
 };
 use crate::error::ControllerError;
 use crate::log::BoxFuture;
@@ -114,6 +115,12 @@ pub trait ControllerClient: Send + Sync + 'static {
     fn create_acls(&self, bindings: Vec<AclBinding>) -> Answer<'_, AclCreateResults>;
     /// DeleteAcls: the bindings each filter removed, in request order.
     fn delete_acls(&self, filters: Vec<AclBindingFilter>) -> Answer<'_, AclDeleteResults>;
+    /// AlterClientQuotas: one result per distinct entity.
+    fn alter_client_quotas(
+        &self,
+        alterations: Vec<QuotaAlteration>,
+        validate_only: bool,
+    ) -> Answer<'_, QuotaResults>;
 }
 
 /// The in-process controller: its answers come after commit and after
@@ -226,6 +233,20 @@ impl ControllerClient for Arc<QuorumController> {
     }
     fn delete_acls(&self, filters: Vec<AclBindingFilter>) -> Answer<'_, AclDeleteResults> {
         Box::pin(async move { committed(self, self.as_ref().delete_acls(filters).await) })
+    }
+    fn alter_client_quotas(
+        &self,
+        alterations: Vec<QuotaAlteration>,
+        validate_only: bool,
+    ) -> Answer<'_, QuotaResults> {
+        Box::pin(async move {
+            committed(
+                self,
+                self.as_ref()
+                    .alter_client_quotas(alterations, validate_only)
+                    .await,
+            )
+        })
     }
     fn register_broker(&self, req: BrokerRegistrationRequest) -> Answer<'_, RegisteredBroker> {
         Box::pin(async move { committed(self, self.as_ref().register_broker(req).await) })

@@ -68,6 +68,7 @@ pub use controller::{
     ScramResults, ScramUpsertion, TopicRef, UpgradeType, MAX_ACL_RECORDS_PER_REQUEST,
     MAX_SCRAM_ITERATIONS,
 };
+pub use controller::{QuotaAlteration, QuotaEntityPairs, QuotaResults};
 pub use error::ControllerError;
 pub use log::{
     BoxFuture, CommittedBatch, LeaderAndEpoch, LogError, LogEvent, LogListener, MetadataLog,

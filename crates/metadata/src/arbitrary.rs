@@ -224,5 +224,26 @@ pub(crate) fn record() -> impl Strategy<Value = MetadataRecord> {
                 })
             }),
         uuid().prop_map(|id| M::RemoveAccessControlEntry(RemoveAccessControlEntryRecord { id })),
+        (
+            vec((text(), option::of(text())), 0..4),
+            text(),
+            any::<u64>(),
+            any::<bool>()
+        )
+            .prop_map(
+                |(entity, key, bits, remove)| M::ClientQuota(ClientQuotaRecord {
+                    entity: entity
+                        .into_iter()
+                        .map(|(entity_type, entity_name)| EntityData {
+                            entity_type,
+                            entity_name
+                        })
+                        .collect(),
+                    key,
+                    // Every bit pattern, NaNs included.
+                    value: f64::from_bits(bits),
+                    remove,
+                })
+            ),
     ]
 }

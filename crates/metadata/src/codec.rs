@@ -61,6 +61,9 @@ impl<'a> Reader<'a> {
     pub(crate) fn i64(&mut self, what: &'static str) -> Result<i64, MetadataError> {
         Ok(i64::from_be_bytes(self.array(what)?))
     }
+    pub(crate) fn f64(&mut self, what: &'static str) -> Result<f64, MetadataError> {
+        Ok(f64::from_be_bytes(self.array(what)?))
+    }
     pub(crate) fn uuid(&mut self, what: &'static str) -> Result<Uuid, MetadataError> {
         Ok(Uuid::from_bytes(self.array(what)?))
     }
@@ -240,11 +243,14 @@ pub(crate) fn put_i32(out: &mut Vec<u8>, v: i32) {
 pub(crate) fn put_i64(out: &mut Vec<u8>, v: i64) {
     out.extend_from_slice(&v.to_be_bytes());
 }
+pub(crate) fn put_f64(out: &mut Vec<u8>, v: f64) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
 pub(crate) fn put_uuid(out: &mut Vec<u8>, v: Uuid) {
     out.extend_from_slice(v.as_bytes());
 }
 
-fn put_compact_len(
+pub(crate) fn put_compact_len(
     out: &mut Vec<u8>,
     n: Option<usize>,
     what: &'static str,

@@ -56,6 +56,9 @@ pub enum MetadataError {
     },
     #[error("invalid value {value} of {field}")]
     InvalidValue { field: &'static str, value: i64 },
+    /// A client quota entity Kafka would not accept (its message).
+    #[error("invalid client quota entity: {0}")]
+    InvalidQuotaEntity(String),
     #[error("unknown config resource type {0}")]
     UnknownConfigResourceType(i8),
     #[error("next producer id {next} does not advance past {current}")]

@@ -60,6 +60,12 @@ pub(crate) enum Op {
         allow: bool,
     },
     RemoveAcl(prop::sample::Index),
+    /// A client quota set (`Some`) or removed: entity shape, key, value.
+    Quota {
+        entity: u8,
+        key: u8,
+        value: Option<u16>,
+    },
     Nothing,
 }
 
@@ -81,6 +87,7 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::ProducerIds),
         1 => (0..4u8, any::<bool>(), any::<bool>()).prop_map(|(name, prefixed, allow)| Op::CreateAcl { name, prefixed, allow }),
         1 => idx().prop_map(Op::RemoveAcl),
+        2 => (0..6u8, 0..3u8, proptest::option::of(any::<u16>())).prop_map(|(entity, key, value)| Op::Quota { entity, key, value }),
         1 => Just(Op::Nothing),
     ]
 }
@@ -191,6 +198,42 @@ impl Model {
             | Op::ShrinkIsr { .. }
             | Op::Reassign { .. }
             | Op::DeleteTopic(_) => self.topic_records_for(op),
+            Op::Quota { entity, key, value } => {
+                let (t, name) = match entity {
+                    0 => ("user", Some("alice")),
+                    1 => ("user", None),
+                    2 => ("client-id", Some("app")),
+                    3 => ("client-id", None),
+                    _ => ("ip", Some("10.0.0.1")),
+                };
+                let mut data = vec![EntityData {
+                    entity_type: t.into(),
+                    entity_name: name.map(Into::into),
+                }];
+                if *entity == 5 {
+                    data = vec![
+                        EntityData {
+                            entity_type: "user".into(),
+                            entity_name: Some("bob".into()),
+                        },
+                        EntityData {
+                            entity_type: "client-id".into(),
+                            entity_name: None,
+                        },
+                    ];
+                }
+                vec![M::ClientQuota(ClientQuotaRecord {
+                    entity: data,
+                    key: [
+                        "producer_byte_rate",
+                        "consumer_byte_rate",
+                        "request_percentage",
+                    ][usize::from(*key)]
+                    .into(),
+                    value: value.map_or(0.0, f64::from),
+                    remove: value.is_none(),
+                })]
+            }
             Op::Config { kind, key, value } => {
                 let (resource_type, resource_name) = match kind {
                     0 => match img.topic_names().keys().next() {

@@ -109,9 +109,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::CreateAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
-    // No client quotas exist: every filter matches nothing
-    // (handlers/describe_client_quotas.rs).
+    // Client quotas in the cluster metadata (handlers/alter_client_quotas.rs,
+    // describe_client_quotas.rs).
     (ApiKey::DescribeClientQuotas, 0, 1),
+    (ApiKey::AlterClientQuotas, 0, 1),
 ];
 
 /// APIs that Apache Kafka 4.1.2's broker listener serves (with the version ranges it
@@ -126,8 +127,6 @@ pub const ANSWERED_WITH_ERROR: &[(ApiKey, i16, i16)] = &[
     (ApiKey::RenewDelegationToken, 1, 2),
     (ApiKey::ExpireDelegationToken, 1, 2),
     (ApiKey::DescribeDelegationToken, 1, 3),
-    // Features Sluice does not have: UNSUPPORTED_VERSION.
-    (ApiKey::AlterClientQuotas, 0, 1),
 ];
 
 /// The advertised `(min, max)` of `api_key` in `supported`, if any.

@@ -51,6 +51,8 @@ enum Command {
     Features(cli::features::FeaturesArgs),
     /// Create, list and delete ACLs, as kafka-acls (any Kafka-compatible cluster with an authorizer).
     Acl(cli::acl::AclArgs),
+    /// Describe and alter client quotas, as kafka-configs --entity-type users|clients|ips (any Kafka-compatible cluster).
+    Quotas(cli::quotas::QuotasArgs),
     /// Elect partition leaders, as kafka-leader-election: preferred, or unclean for leaderless ones.
     ElectLeaders(cli::election::ElectArgs),
     /// Move partitions between brokers, as kafka-reassign-partitions: generate, execute, verify, cancel, list.
@@ -95,6 +97,7 @@ fn main() -> std::process::ExitCode {
         Command::Transactions(args) => cli::txn::run(args),
         Command::Features(args) => cli::features::run(args),
         Command::Acl(args) => cli::acl::run(args),
+        Command::Quotas(args) => cli::quotas::run(args),
         Command::ElectLeaders(args) => cli::election::run(args),
         Command::Reassign(args) => cli::reassign::run(args),
         Command::Cluster(args) => cli::cluster::run(args),

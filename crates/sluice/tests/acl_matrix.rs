@@ -560,6 +560,29 @@ fn cluster_probes(c: &mut Conn) -> Vec<String> {
         "DescribeConfigs(broker)\tcluster\t{:?}",
         dc.results.iter().map(|r| r.error_code).collect::<Vec<_>>()
     ));
+    // Client quotas: ALTER_CONFIGS / DESCRIBE_CONFIGS on the cluster.
+    use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
+    let aq = c
+        .send(
+            1,
+            &AlterClientQuotasRequest::default().with_entries(vec![EntryData::default()
+                .with_entity(vec![EntityData::default()
+                    .with_entity_type(sb("user"))
+                    .with_entity_name(Some(sb("alice")))])
+                .with_ops(vec![OpData::default()
+                    .with_key(sb("producer_byte_rate"))
+                    .with_value(1_048_576.0)])]),
+        )
+        .unwrap();
+    out.push(format!(
+        "AlterClientQuotas\tcluster\t{:?}",
+        aq.entries.iter().map(|e| e.error_code).collect::<Vec<_>>()
+    ));
+    let dq = c.send(1, &DescribeClientQuotasRequest::default()).unwrap();
+    out.push(format!(
+        "DescribeClientQuotas\tcluster\t[{}]",
+        dq.error_code
+    ));
     out
 }
 

@@ -17,6 +17,7 @@
 //! BrokerHeartbeat, AlterPartition, AlterPartitionReassignments and
 //! ListPartitionReassignments, AlterUserScramCredentials v0+, CreateAcls and
 //! DeleteAcls v2+).
+//! ListPartitionReassignments, AlterUserScramCredentials v0+, AlterClientQuotas v1).
 
 use std::collections::BTreeMap;
 
@@ -52,6 +53,7 @@ pub fn attach(body: &mut ResponseKind, offset: Offset) -> bool {
         ResponseKind::AlterUserScramCredentials(r) => &mut r.unknown_tagged_fields,
         ResponseKind::CreateAcls(r) => &mut r.unknown_tagged_fields,
         ResponseKind::DeleteAcls(r) => &mut r.unknown_tagged_fields,
+        ResponseKind::AlterClientQuotas(r) => &mut r.unknown_tagged_fields,
         _ => return false,
     };
     fields.insert(

@@ -1,7 +1,8 @@
 //! Admin APIs: topics (CREATE on the cluster or each topic, DELETE, ALTER
 //! for new partitions), configs (DESCRIBE_CONFIGS / ALTER_CONFIGS on the
 //! topic, the cluster for brokers, the group), ACLs and SCRAM credentials
-//! (ALTER / DESCRIBE on the cluster), the cluster-wide operations
+//! (ALTER / DESCRIBE on the cluster), client quotas (ALTER_CONFIGS /
+//! DESCRIBE_CONFIGS on the cluster), the cluster-wide operations
 //! (ElectLeaders, reassignments, features: ALTER / DESCRIBE on the
 //! cluster), and DescribeCluster's authorized operations.
 
@@ -263,6 +264,20 @@ pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) 
                 DescribeUserScramCredentialsResponse::default().with_error_code(CLUSTER_DENIED),
             ))
         }
+        // Client quotas: ALTER_CONFIGS / DESCRIBE_CONFIGS on the cluster
+        // (Kafka's ControllerApis and KafkaApis).
+        R::AlterClientQuotas(r) if !a.allow_cluster(Op::AlterConfigs) => {
+            answer(ResponseKind::AlterClientQuotas(alter_quotas_refused(&r)))
+        }
+        R::DescribeClientQuotas(_) if !a.allow_cluster(Op::DescribeConfigs) => {
+            answer(ResponseKind::DescribeClientQuotas(
+                DescribeClientQuotasResponse::default()
+                    .with_error_code(CLUSTER_DENIED)
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "Cluster authorization failed.",
+                    ))),
+            ))
+        }
         R::ElectLeaders(_) if !a.allow_cluster(Op::Alter) => answer(ResponseKind::ElectLeaders(
             ElectLeadersResponse::default().with_error_code(CLUSTER_DENIED),
         )),
@@ -292,6 +307,34 @@ pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) 
         }
         other => pass(other),
     }
+}
+
+/// AlterClientQuotas refused as a whole: every entry gets the error, as
+/// Kafka's `AlterClientQuotasRequest.getErrorResponse`.
+fn alter_quotas_refused(r: &AlterClientQuotasRequest) -> AlterClientQuotasResponse {
+    use kafka_protocol::messages::alter_client_quotas_response::{EntityData, EntryData};
+    AlterClientQuotasResponse::default().with_entries(
+        r.entries
+            .iter()
+            .map(|e| {
+                EntryData::default()
+                    .with_error_code(CLUSTER_DENIED)
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "Cluster authorization failed.",
+                    )))
+                    .with_entity(
+                        e.entity
+                            .iter()
+                            .map(|d| {
+                                EntityData::default()
+                                    .with_entity_type(d.entity_type.clone())
+                                    .with_entity_name(d.entity_name.clone())
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
 }
 
 /// CreateTopics: CREATE on the cluster allows every topic; otherwise CREATE

@@ -404,6 +404,8 @@ pub struct BrokerConfig {
     /// `usize::MAX` when the key is -1 (unbounded).
     pub queued_max_request_bytes: usize,
     pub max_connections: usize,
+    /// `quota.window.num` and `quota.window.size.seconds` (client quotas).
+    pub quota_windows: crate::quota::QuotaWindows,
     /// `connections.max.idle.ms` (`None` when negative: never).
     pub connections_max_idle: Option<std::time::Duration>,
     /// `sluice.request.stall.timeout.ms`.
@@ -757,6 +759,10 @@ impl BrokerConfig {
                 v => usize::try_from(v).unwrap_or(usize::MAX),
             },
             max_connections: long("max.connections") as usize,
+            quota_windows: crate::quota::QuotaWindows {
+                samples: long("quota.window.num").max(1) as usize,
+                window_ms: long("quota.window.size.seconds").max(1) * 1000,
+            },
             connections_max_idle: u64::try_from(long("connections.max.idle.ms"))
                 .ok()
                 .map(std::time::Duration::from_millis),

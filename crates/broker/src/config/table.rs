@@ -423,6 +423,11 @@ pub static CONFIG_TABLE: &[ConfigKey] = &[
         "Samples the replication throttles measure their rate over (at least all but one of them count as elapsed, so a quiet start allows a burst of (num - 1) windows at the rate)."),
     broker("replication.quota.window.size.seconds", T::Int, Some("1"), V::AtLeast(1),
         "Length of one sample of the replication throttles' rate."),
+    // ---- client quotas (AlterClientQuotas; crate::quota) ----
+    broker("quota.window.num", T::Int, Some("11"), V::AtLeast(1),
+        "Samples a client quota's rate is measured over (produce, fetch and request quotas); at least all but one count as elapsed, so a quiet client may send a burst of (num - 1) windows at its quota before it is throttled."),
+    broker("quota.window.size.seconds", T::Int, Some("1"), V::AtLeast(1),
+        "Length of one sample of a client quota's rate."),
     // ---- broker: Sluice-only ----
     broker("sluice.max.open.segment.files", T::Int, Some("1024"), V::AtLeast(16),
         "Upper bound on segment files the broker keeps open at once (least recently used are closed)."),

@@ -15,6 +15,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod throttled;
 
 // Engineer A's modules (admin APIs).
 pub mod alter_configs;
@@ -71,7 +72,8 @@ pub mod write_txn_markers;
 // SASL/SCRAM credentials and ACLs in the cluster metadata (issue 20).
 pub mod acls;
 pub mod user_scram_credentials;
-// No client quotas: DescribeClientQuotas finds none (kafka-configs asks).
+// Client quotas in the cluster metadata (issue 21).
+pub mod alter_client_quotas;
 pub mod describe_client_quotas;
 
 /// How the connection answers one request.
@@ -149,8 +151,8 @@ async fn dispatch(
             metadata::handle_on(ctx, request.listener.as_str(), header, req).await,
         )
         .into(),
-        RequestKind::Produce(req) => produce::handle(ctx, header, req).await,
-        RequestKind::Fetch(req) => Response::Fetch(fetch::handle(ctx, header, req).await),
+        RequestKind::Produce(req) => throttled::produce(ctx, request, header, req).await,
+        RequestKind::Fetch(req) => throttled::fetch(ctx, request, header, req).await,
         RequestKind::ListOffsets(req) => {
             ResponseKind::ListOffsets(list_offsets::handle(ctx, header, req).await).into()
         }
@@ -282,7 +284,10 @@ async fn dispatch(
             ResponseKind::EndTxn(end_txn::handle(ctx, header, req).await).into()
         }
         RequestKind::DescribeClientQuotas(req) => {
-            ResponseKind::DescribeClientQuotas(describe_client_quotas::handle(req)).into()
+            ResponseKind::DescribeClientQuotas(describe_client_quotas::handle(ctx, req)).into()
+        }
+        RequestKind::AlterClientQuotas(req) => {
+            ResponseKind::AlterClientQuotas(alter_client_quotas::handle(ctx, req).await).into()
         }
         RequestKind::DescribeUserScramCredentials(req) => {
             ResponseKind::DescribeUserScramCredentials(

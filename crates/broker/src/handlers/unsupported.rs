@@ -8,18 +8,13 @@
 //!   gives on a PLAINTEXT listener without an authorizer (measured):
 //!   ILLEGAL_SASL_STATE, SECURITY_DISABLED ("No Authorizer is configured."),
 //!   DELEGATION_TOKEN_REQUEST_NOT_ALLOWED.
-//! - Client quotas, SCRAM credentials, transactions and feature updates do
-//!   not exist in Sluice: UNSUPPORTED_VERSION, in the shape of Kafka's
-//!   `AbstractRequest.getErrorResponse` (one result per item of the request
-//!   where the response has one, so a client can match them up).
 //!
 //! Anything else (an API Kafka's broker does not serve either) closes the
 //! connection with a WARN, as Kafka does.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    alter_client_quotas_response, create_acls_response, delete_acls_response,
-    AlterClientQuotasResponse, CreateAclsResponse, CreateDelegationTokenResponse,
+    create_acls_response, delete_acls_response, CreateAclsResponse, CreateDelegationTokenResponse,
     DeleteAclsResponse, DescribeAclsResponse, DescribeDelegationTokenResponse,
     ExpireDelegationTokenResponse, RenewDelegationTokenResponse, RequestHeader, RequestKind,
     ResponseKind, SaslAuthenticateResponse, SaslHandshakeResponse,
@@ -38,15 +33,9 @@ fn text(s: &'static str) -> Option<StrBytes> {
     Some(StrBytes::from_static_str(s))
 }
 
-fn not_in_sluice(feature: &str) -> Option<StrBytes> {
-    Some(StrBytes::from_string(format!(
-        "Sluice does not support {feature}"
-    )))
-}
-
 /// The answer to a request no handler implements.
 pub fn answer(header: &RequestHeader, body: RequestKind) -> Response {
-    match no_sasl_no_authorizer(&body).or_else(|| missing_feature(&body)) {
+    match no_sasl_no_authorizer(&body) {
         Some(response) => Response::Message(response),
         None => Response::Close(format!(
             "no handler for API key {} v{} ({:?})",
@@ -123,38 +112,6 @@ fn no_sasl_no_authorizer(body: &RequestKind) -> Option<ResponseKind> {
         ),
         RequestKind::DescribeDelegationToken(_) => ResponseKind::DescribeDelegationToken(
             DescribeDelegationTokenResponse::default().with_error_code(token_not_allowed),
-        ),
-        _ => return None,
-    };
-    Some(response)
-}
-
-/// UNSUPPORTED_VERSION for features Sluice does not have; `None` for any
-/// other request.
-fn missing_feature(body: &RequestKind) -> Option<ResponseKind> {
-    let unsupported = ResponseError::UnsupportedVersion.code();
-    let response = match body {
-        RequestKind::AlterClientQuotas(req) => ResponseKind::AlterClientQuotas(
-            AlterClientQuotasResponse::default().with_entries(
-                req.entries
-                    .iter()
-                    .map(|e| {
-                        alter_client_quotas_response::EntryData::default()
-                            .with_error_code(unsupported)
-                            .with_error_message(not_in_sluice("client quotas"))
-                            .with_entity(
-                                e.entity
-                                    .iter()
-                                    .map(|d| {
-                                        alter_client_quotas_response::EntityData::default()
-                                            .with_entity_type(d.entity_type.clone())
-                                            .with_entity_name(d.entity_name.clone())
-                                    })
-                                    .collect(),
-                            )
-                    })
-                    .collect(),
-            ),
         ),
         _ => return None,
     };

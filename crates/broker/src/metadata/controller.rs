@@ -346,6 +346,21 @@ impl ControllerChannel {
         Ok(answer.value)
     }
 
+    /// AlterClientQuotas: one result per entity; the changes are in this
+    /// broker's image when this returns.
+    pub async fn alter_client_quotas(
+        &self,
+        alterations: Vec<sluice_controller::QuotaAlteration>,
+        validate_only: bool,
+    ) -> Result<sluice_controller::QuotaResults, MetadataError> {
+        let answer = self
+            .client
+            .alter_client_quotas(alterations, validate_only)
+            .await?;
+        self.published(answer.offset).await?;
+        Ok(answer.value)
+    }
+
     /// ListPartitionReassignments (`None`: every partition).
     pub async fn list_partition_reassignments(
         &self,

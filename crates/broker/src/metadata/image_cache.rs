@@ -4,6 +4,7 @@
 //! on it until their committed change is published.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -39,6 +40,9 @@ pub struct ImageCache {
     changed: Condvar,
     /// The published image's last offset, for async waiters.
     published: watch::Sender<Offset>,
+    /// Whether the published image holds any client quota (the one check
+    /// the produce and fetch paths make when none is configured).
+    has_client_quotas: AtomicBool,
 }
 
 impl std::fmt::Debug for ImageCache {
@@ -63,12 +67,18 @@ impl ImageCache {
             waiters: Mutex::new(()),
             changed: Condvar::new(),
             published,
+            has_client_quotas: AtomicBool::new(false),
         })
     }
 
     /// This broker's id (the one `local_changes` and leadership are about).
     pub fn node(&self) -> BrokerId {
         self.node
+    }
+
+    /// Whether the current image holds any client quota.
+    pub fn has_client_quotas(&self) -> bool {
+        self.has_client_quotas.load(Ordering::Acquire)
     }
 
     /// The current image.
@@ -80,6 +90,8 @@ impl ImageCache {
     /// publisher has applied it.
     pub(crate) fn publish(&self, image: MetadataImage) {
         let offset = image.provenance().last_offset;
+        self.has_client_quotas
+            .store(!image.client_quotas().is_empty(), Ordering::Release);
         self.state.write().image = image;
         self.wake();
         self.published.send_replace(offset);

@@ -159,6 +159,7 @@ pub(crate) fn open_node_with_clock(
         replicas.clone(),
         groups.clone(),
     );
+    let quota_windows = config.quota_windows;
     Ok(Node {
         ctx: BrokerContext {
             config,
@@ -172,6 +173,7 @@ pub(crate) fn open_node_with_clock(
             txns,
             clock,
             fetchers: services.fetchers.clone(),
+            quotas: Arc::new(crate::quota::ClientQuotaManager::new(quota_windows)),
         },
         services: Some(services),
         rt,

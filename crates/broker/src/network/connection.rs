@@ -8,6 +8,11 @@
 //! being read (pipelining), and a produce followed by a fetch on the same
 //! connection sees its own write, as with Kafka.
 //!
+//! A client over a quota is muted after its throttled response is written
+//! (KIP-219, Kafka's channel muting): the processor handles nothing and
+//! the reader reads nothing until the throttle time has passed
+//! (`RequestContext::throttle`, set by `handlers/throttled.rs`).
+//!
 //! A connection with no request in progress and no bytes read or written
 //! for `connections.max.idle.ms` is closed (Kafka's idle reaper), and so is
 //! one whose frame in progress gets no byte for
@@ -33,7 +38,7 @@ use super::frame::{FrameError, FrameReader, MemoryPool, Reservation};
 use super::sendfile::{write_chunks, ResponseWriter};
 use crate::context::BrokerContext;
 use crate::handlers::{self, Response};
-use crate::request::RequestContext;
+use crate::request::{ConnectionThrottle, RequestContext};
 
 /// Decoded requests a connection may hold before it stops reading.
 const QUEUE_DEPTH: usize = 16;
@@ -172,6 +177,7 @@ async fn serve_halves<R, W>(
         peer,
         config.idle_timeout,
         activity.clone(),
+        request.throttle.clone(),
     ));
     process_loop(rx, write_half, &ctx, peer, request, &activity).await;
     reader.abort();
@@ -185,11 +191,20 @@ async fn read_loop<R: AsyncRead + Unpin>(
     peer: SocketAddr,
     idle_timeout: Option<Duration>,
     activity: Arc<Activity>,
+    throttle: ConnectionThrottle,
 ) {
     // No idle check before this (set while a request is in flight, whose
     // answer will count as activity), so a long wait does not spin.
     let mut not_before = Instant::now();
     loop {
+        if let Some(until) = throttle.muted_until() {
+            tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stop| *stop) => return,
+                _ = tokio::time::sleep_until(until) => {}
+            }
+            continue;
+        }
         let idle_at = idle_timeout.map(|t| activity.idle_deadline(t).max(not_before));
         let next = tokio::select! {
             biased;
@@ -331,5 +346,8 @@ async fn process_loop<W: ResponseWriter>(
         }
         activity.touch();
         activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if let Some(muted) = request_context.throttle.response_sent() {
+            tokio::time::sleep(muted).await;
+        }
     }
 }

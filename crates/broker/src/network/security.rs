@@ -66,6 +66,7 @@ impl ListenerTransport {
             listener: self.name.clone(),
             security_protocol: self.protocol,
             client_address: Some(peer),
+            throttle: Default::default(),
         }
     }
 

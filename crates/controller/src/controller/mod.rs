@@ -52,6 +52,7 @@ mod configs;
 mod features;
 mod isr;
 mod misc;
+mod quotas;
 mod reassign;
 mod rebalance;
 mod run;
@@ -82,6 +83,7 @@ pub use isr::{
     AlterPartitionItem, AlterPartitionReply, AlterPartitionRequest, AlterPartitionResult,
     PartitionState,
 };
+pub use quotas::{QuotaAlteration, QuotaEntityPairs, QuotaResults};
 pub use reassign::{OngoingReassignment, ReassignPartition, ReassignmentResult};
 pub use rebalance::MAX_ELECTIONS_PER_BALANCE;
 pub use scram::{ScramDeletion, ScramResults, ScramUpsertion, MAX_SCRAM_ITERATIONS};

@@ -40,6 +40,8 @@ pub struct MetadataChanges {
     pub scram_changed: bool,
     /// ACLs were created or removed.
     pub acls_changed: bool,
+    /// Client quotas were set or removed.
+    pub quotas_changed: bool,
 }
 
 /// One partition as a broker-side publisher needs it.
@@ -89,6 +91,7 @@ impl MetadataChanges {
             producer_ids_changed: delta.next_producer_id.is_some(),
             scram_changed: delta.scram.is_some(),
             acls_changed: delta.acls.is_some(),
+            quotas_changed: delta.quotas.is_some(),
             previous: delta.base,
             image,
         }

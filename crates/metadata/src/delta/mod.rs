@@ -31,6 +31,8 @@
 //! - `AccessControlEntryRecord`: codes a binding may hold, a principal
 //!   `type:name`, a non-empty name, and an id not in use;
 //!   `RemoveAccessControlEntryRecord`: the id exists (`acls.rs`).
+//! - `ClientQuotaRecord`: an entity Kafka's controller accepts, a non-empty
+//!   key (`quotas.rs`).
 //!
 //! A consistent registration has a non-negative partition id, at least one
 //! replica, no replica twice, non-negative replica ids, ISR, adding and
@@ -39,6 +41,7 @@
 
 mod acls;
 mod changes;
+mod quotas;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -48,8 +51,8 @@ use uuid::Uuid;
 
 use crate::error::MetadataError;
 use crate::image::{
-    shard_of, BrokerRegistration, MetadataImage, MetadataProvenance, PartitionRegistration,
-    ScramCredentialData, ScramCredentials, TopicImage,
+    shard_of, BrokerRegistration, ClientQuotas, MetadataImage, MetadataProvenance,
+    PartitionRegistration, ScramCredentialData, ScramCredentials, TopicImage,
 };
 use crate::record::*;
 use crate::types::{BrokerId, ConfigResource, ConfigResourceType};
@@ -86,6 +89,8 @@ pub struct MetadataDelta {
     scram: Option<ScramCredentials>,
     /// The whole new ACL map by id, once an ACL record was replayed.
     acls: Option<BTreeMap<Uuid, sluice_auth::acl::StandardAcl>>,
+    /// The whole new quota map, once a `ClientQuotaRecord` was replayed.
+    quotas: Option<ClientQuotas>,
 }
 
 impl MetadataDelta {
@@ -103,6 +108,7 @@ impl MetadataDelta {
             next_producer_id: None,
             scram: None,
             acls: None,
+            quotas: None,
         }
     }
 
@@ -164,6 +170,7 @@ impl MetadataDelta {
             M::RemoveUserScramCredential(r) => self.remove_scram_credential(r),
             M::AccessControlEntry(r) => self.access_control_entry(r),
             M::RemoveAccessControlEntry(r) => self.remove_access_control_entry(r),
+            M::ClientQuota(r) => self.client_quota(r),
         }
     }
 
@@ -491,6 +498,10 @@ impl MetadataDelta {
                 || base.acls.clone(),
                 |by_id| Arc::new(crate::image::AclsImage::new(by_id)),
             ),
+            quotas: self
+                .quotas
+                .clone()
+                .map_or_else(|| base.quotas.clone(), Arc::new),
         };
         if !self.topics.is_empty() || !self.deleted_topics.is_empty() {
             let shards = Arc::make_mut(&mut image.topics_by_id);

@@ -16,6 +16,7 @@
 
 mod acls;
 mod partition;
+pub mod quotas;
 mod snapshot;
 
 use std::collections::BTreeMap;
@@ -29,6 +30,7 @@ use crate::types::{BrokerEpoch, BrokerId, ConfigResource};
 
 pub use acls::{acl_from_record, acl_to_record, AclsImage};
 pub use partition::PartitionRegistration;
+pub use quotas::{ClientQuotaEntity, ClientQuotas, EntityName, QuotaValues};
 pub use snapshot::METADATA_VERSION;
 
 /// Where an image comes from: the offset and leader epoch of the last
@@ -177,6 +179,8 @@ pub struct MetadataImage {
     pub(crate) scram: Arc<ScramCredentials>,
     /// ACLs (`AccessControlEntryRecord`s).
     pub(crate) acls: Arc<AclsImage>,
+    /// Client quotas (`ClientQuotaRecord`s).
+    pub(crate) quotas: Arc<ClientQuotas>,
 }
 
 impl Default for MetadataImage {
@@ -211,6 +215,7 @@ impl MetadataImage {
             next_producer_id: ProducerId(0),
             scram: Arc::default(),
             acls: Arc::default(),
+            quotas: Arc::default(),
         }
     }
 
@@ -225,6 +230,7 @@ impl MetadataImage {
             && self.next_producer_id == ProducerId(0)
             && self.scram.is_empty()
             && self.acls.is_empty()
+            && self.quotas.is_empty()
     }
     pub fn features(&self) -> &BTreeMap<String, i16> {
         &self.features
@@ -277,6 +283,10 @@ impl MetadataImage {
     /// Every ACL, by id and in the authorizer's order.
     pub fn acls(&self) -> &AclsImage {
         &self.acls
+    }
+    /// Client quotas by entity.
+    pub fn client_quotas(&self) -> &ClientQuotas {
+        &self.quotas
     }
 }
 

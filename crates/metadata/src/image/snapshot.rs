@@ -9,7 +9,7 @@
 //! `PartitionRecord`s by partition id; config keys by (resource type id,
 //! resource name, key); a `ProducerIdsRecord` (broker id and epoch -1, as in
 //! Kafka) when a block was ever handed out; SCRAM credentials by (user,
-//! mechanism id); ACLs by id.
+//! mechanism id); ACLs by id; client quotas by (entity, key).
 
 use sluice_record::ProducerId;
 
@@ -91,6 +91,7 @@ impl MetadataImage {
                 MetadataRecord::AccessControlEntry(super::acl_to_record(id, acl))
             }),
         );
+        out.extend(self.quotas.to_records().map(MetadataRecord::ClientQuota));
         out
     }
 

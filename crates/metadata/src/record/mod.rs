@@ -22,9 +22,8 @@
 //! - Unknown tagged fields are skipped on decode, not kept for re-encoding.
 //! - Tagged fields must come in strictly increasing tag order (Kafka's
 //!   writers always do this; its readers let a repeated tag win).
-//! - Only the record types below; other api keys (quotas,
-//!   delegation tokens, transactions markers, the deprecated
-//!   Fence/UnfenceBrokerRecord, ZK migration) are [`MetadataError::UnknownApiKey`].
+//! - Only the record types below; other api keys (delegation tokens,
+//!   transactions markers, the deprecated Fence/UnfenceBrokerRecord, ZK migration) are [`MetadataError::UnknownApiKey`].
 //!
 //! Decoding reads untrusted bytes: every count is bounded by the bytes that
 //! remain before anything is allocated, strings by Kafka's 32767 bytes, and
@@ -32,6 +31,7 @@
 
 mod acl;
 mod broker;
+mod client_quota;
 mod misc;
 mod scram;
 mod topic;
@@ -41,6 +41,7 @@ pub use broker::{
     BrokerEndpoint, BrokerFeature, BrokerRegistrationChangeRecord, RegisterBrokerRecord,
     UnregisterBrokerRecord,
 };
+pub use client_quota::{ClientQuotaRecord, EntityData};
 pub use misc::{ConfigRecord, FeatureLevelRecord, NoOpRecord, ProducerIdsRecord};
 pub use scram::{RemoveUserScramCredentialRecord, UserScramCredentialRecord};
 pub use topic::{PartitionChangeRecord, PartitionRecord, RemoveTopicRecord, TopicRecord};
@@ -69,6 +70,7 @@ pub enum MetadataRecord {
     RemoveUserScramCredential(RemoveUserScramCredentialRecord),
     AccessControlEntry(AccessControlEntryRecord),
     RemoveAccessControlEntry(RemoveAccessControlEntryRecord),
+    ClientQuota(ClientQuotaRecord),
 }
 
 macro_rules! each_record {
@@ -89,6 +91,7 @@ macro_rules! each_record {
             MetadataRecord::RemoveUserScramCredential($r) => $body,
             MetadataRecord::AccessControlEntry($r) => $body,
             MetadataRecord::RemoveAccessControlEntry($r) => $body,
+            MetadataRecord::ClientQuota($r) => $body,
         }
     };
 }
@@ -122,7 +125,8 @@ versions!(
     UserScramCredentialRecord,
     RemoveUserScramCredentialRecord,
     AccessControlEntryRecord,
-    RemoveAccessControlEntryRecord
+    RemoveAccessControlEntryRecord,
+    ClientQuotaRecord
 );
 
 fn key_and_version<T: Versions>(_: &T) -> (i16, i16) {
@@ -250,6 +254,10 @@ impl MetadataRecord {
                     check(RemoveAccessControlEntryRecord::HIGHEST_VERSION)?,
                 )?)
             }
+            ClientQuotaRecord::API_KEY => M::ClientQuota(ClientQuotaRecord::read(
+                &mut r,
+                check(ClientQuotaRecord::HIGHEST_VERSION)?,
+            )?),
             _ => return Err(MetadataError::UnknownApiKey(key)),
         };
         r.finish(api_key)?;

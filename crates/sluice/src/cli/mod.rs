@@ -19,6 +19,7 @@ pub mod format;
 pub mod group;
 pub mod metrics;
 pub mod produce;
+pub mod quotas;
 pub mod raw;
 pub mod reassign;
 pub mod storage;

@@ -208,6 +208,12 @@ impl ControllerApi for DeleteAclsRequest {
     }
 }
 
+impl ControllerApi for AlterClientQuotasRequest {
+    fn not_controller(resp: &Self::Response) -> bool {
+        resp.entries.iter().any(|e| e.error_code == NOT_CONTROLLER)
+    }
+}
+
 impl ControllerApi for AlterConfigsRequest {
     fn not_controller(resp: &Self::Response) -> bool {
         resp.responses

@@ -50,8 +50,8 @@ use sluice_controller::{
     BrokerRegistrationRequest as Registration, ConfigAlteration, ConfigKeys, ControllerError,
     CreatePartitions, CreateTopic, CreatedTopic, DeletedTopic, ElectionResult, ElectionType,
     FeatureUpdate, HeartbeatReply, LogError, OngoingReassignment, ProducerIdsBlock,
-    ReassignPartition, ReassignmentResult, RegisteredBroker, ScramDeletion, ScramResults,
-    ScramUpsertion, TopicRef,
+    QuotaAlteration, QuotaResults, ReassignPartition, ReassignmentResult, RegisteredBroker,
+    ScramDeletion, ScramResults, ScramUpsertion, TopicRef,
 };
 use sluice_metadata::{BrokerEpoch, BrokerId, ConfigResource};
 use sluice_protocol::kafka_protocol;
@@ -193,7 +193,8 @@ tagged!(
     UpdateFeaturesResponse,
     AlterUserScramCredentialsResponse,
     CreateAclsResponse,
-    DeleteAclsResponse
+    DeleteAclsResponse,
+    AlterClientQuotasResponse
 );
 
 impl ControllerClient for RemoteController {
@@ -400,6 +401,21 @@ impl ControllerClient for RemoteController {
             }
             Ok(Committed {
                 value: results,
+                offset: answer.offset,
+            })
+        })
+    }
+
+    fn alter_client_quotas(
+        &self,
+        alterations: Vec<QuotaAlteration>,
+        validate_only: bool,
+    ) -> Answer<'_, QuotaResults> {
+        Box::pin(async move {
+            let req = crate::server::quotas::to_request(&alterations, validate_only);
+            let answer = self.send(&req).await?;
+            Ok(Committed {
+                value: crate::server::quotas::from_response(&answer.value),
                 offset: answer.offset,
             })
         })

@@ -33,6 +33,7 @@ mod admin;
 mod broker_rpc;
 mod describe;
 mod isr;
+pub mod quotas;
 mod reassign;
 pub mod scram;
 
@@ -77,6 +78,7 @@ pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterUserScramCredentials, 0, 0),
     (ApiKey::CreateAcls, 2, 3),
     (ApiKey::DeleteAcls, 2, 3),
+    (ApiKey::AlterClientQuotas, 0, 1),
 ];
 
 /// Settings of the controller listener (Kafka's keys).
@@ -418,6 +420,9 @@ async fn dispatch(inner: &Inner, req: DecodedRequest, peer: SocketAddr) -> Optio
         }
         RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(acls::create(c, r).await),
         RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(acls::delete(c, r).await),
+        RequestKind::AlterClientQuotas(r) => {
+            ResponseKind::AlterClientQuotas(quotas::alter(c, r).await)
+        }
         // decode_request_with admits only CONTROLLER_APIS.
         _ => return None,
     })

@@ -488,6 +488,7 @@ mod configs;
 mod features;
 mod group;
 mod isr;
+mod quotas;
 mod reassign;
 mod rebalance;
 

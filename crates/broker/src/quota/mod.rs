@@ -1,0 +1,30 @@
+//! Client quotas (issue 21), enforced as Kafka's `ClientQuotaManager`
+//! and KIP-219 do: a quota in the metadata image (`ClientQuotaRecord`s,
+//! set with AlterClientQuotas) limits the produce bytes, consumer fetch
+//! bytes or request-handling time of a user, client id or both
+//! ([`resolve`], Kafka's precedence); the traffic of each quota group is
+//! measured with Kafka's sampled rate ([`rate`]) over `quota.window.num`
+//! windows of `quota.window.size.seconds`; a group above its quota gets
+//! Kafka's throttle time in `throttle_time_ms`, and its connection is muted
+//! for that long after the response is sent (the connection reads and
+//! handles nothing more; `network/connection.rs`). The Produce and Fetch
+//! handlers apply them (`handlers/throttled.rs`); this module is the
+//! measurement and resolution, free of handler and context types.
+//!
+//! - Produce: the request's record bytes are recorded after the append.
+//! - Fetch: the response's record bytes are recorded; a throttled fetch is
+//!   answered empty and its bytes taken back, as Kafka answers it.
+//!   Follower (replication) fetches are never counted.
+//! - Request (`request_percentage`): the time spent handling an acks=1
+//!   Produce, as a percentage of one thread, throttled by at most one
+//!   window (other APIs, and waits Kafka's thread time leaves out such as
+//!   replication and long polls, are not measured).
+//!
+//! While the image holds no client quota at all, the hot paths check one
+//! atomic flag (`ImageCache::has_client_quotas`) and do nothing else.
+
+pub mod manager;
+pub mod rate;
+pub mod resolve;
+
+pub use manager::{ClientQuotaManager, QuotaType, QuotaWindows};
