@@ -56,10 +56,19 @@ pub struct Invariants {
     checked: BTreeMap<(i32, String), Checked>,
 }
 
+/// The brokers running with every log directory online: one whose
+/// directory failed serves nothing from it and halts at its next check
+/// (`log_dir_failure`), so it counts as down, as a crashed one.
 fn running(nodes: &[NodeHandles]) -> Vec<(i32, BrokerContext)> {
     nodes
         .iter()
-        .filter_map(|n| n.running.lock().as_ref().map(|r| (n.id, r.broker.clone())))
+        .filter_map(|n| Some((n.id, n.running.lock().as_ref()?.broker.clone()?)))
+        .filter(|(_, ctx)| {
+            ctx.logs
+                .log_dirs()
+                .iter()
+                .all(|d| ctx.logs.offline_reason(d).is_none())
+        })
         .collect()
 }
 

@@ -12,6 +12,8 @@
 //! - [`client`], [`workload`]: idempotent `acks=all` producers and a
 //!   reader, recorded as a `sluice_checker` history, and an admin task
 //!   that sends the schedule's reassignments;
+//! - [`group`]: consumers in a group (KIP-848) that commit offsets and
+//!   resume from them;
 //! - [`invariants`]: what is checked while the run goes on;
 //! - [`run`]: one seed's fault schedule (network, crashes, clocks; stalls
 //!   and full disks; reassignments: three streams) and verdict.
@@ -20,6 +22,7 @@
 //! `scripts/sim` runs thousands and lists the failing seeds.
 
 pub mod client;
+pub mod group;
 pub mod invariants;
 pub mod net;
 pub mod node;

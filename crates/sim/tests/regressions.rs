@@ -34,10 +34,14 @@ fn seeds_that_found_bugs_pass() {
     let before = SimConfig {
         slow_nodes: false,
         reassignments: false,
+        io_errors: false,
+        consumer_groups: false,
         ..SimConfig::default()
     };
     let with_slow_nodes = SimConfig {
         reassignments: false,
+        io_errors: false,
+        consumer_groups: false,
         ..SimConfig::default()
     };
     let failed: Vec<String> = [
