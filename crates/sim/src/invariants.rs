@@ -262,6 +262,30 @@ fn for_each_batch(
     Ok(at)
 }
 
+/// After healing: whether every node runs, and every broker with its log
+/// directories online (one whose directory failed must have halted, and
+/// restarted since).
+pub fn all_up(nodes: &[NodeHandles]) -> Result<(), String> {
+    for n in nodes {
+        let r = n.running.lock();
+        let Some(r) = r.as_ref() else {
+            return Err(format!("n{} is not running", n.id));
+        };
+        if let Some(ctx) = &r.broker {
+            for d in ctx.logs.log_dirs() {
+                if let Some(why) = ctx.logs.offline_reason(&d) {
+                    return Err(format!(
+                        "n{}'s log directory {} is offline: {why}",
+                        n.id,
+                        d.display()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// After healing: whether every running replica of every partition has
 /// the same high watermark and the same log up to it (`Err` names the
 /// first difference).

@@ -9,7 +9,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::invariants::{converged, Invariants};
+use crate::invariants::{all_up, converged, Invariants};
 use crate::node::{self, host, NodeHandles, SimClock};
 use crate::workload::{self, Workload};
 use sluice_storage::{Fault, FaultKind};
@@ -421,6 +421,8 @@ struct Run {
     /// `SLUICE_SIM_TRACE_PARTITION` and what it printed last.
     traced: Option<(String, String)>,
     faults: Faults,
+    /// The faults have healed: a node that halts now restarts at once.
+    healed: bool,
 }
 
 impl Run {
@@ -502,6 +504,7 @@ impl Run {
                 .ok()
                 .map(|tp| (tp, String::new())),
             faults: Faults::default(),
+            healed: false,
         }
     }
 
@@ -547,7 +550,10 @@ impl Run {
             self.sim.crash(host(n.id));
             *n.running.lock() = None;
             n.fs.kill();
-            if !self.faults.crashed.contains(&n.id) {
+            if self.healed {
+                // No restart comes after healing: as a supervisor would.
+                self.sim.bounce(host(n.id));
+            } else if !self.faults.crashed.contains(&n.id) {
                 self.faults.crashed.push(n.id);
             }
         }
@@ -604,6 +610,7 @@ impl Run {
     /// producers stop and the reader reads every partition.
     fn heal_and_read(&mut self) -> Result<(), String> {
         heal(&mut self.sim, &self.nodes, &mut self.faults);
+        self.healed = true;
         self.trace.push(format!("{:?} heal", self.sim.elapsed()));
         let healed_acks = self.workload.acked();
         let healed_commits = self.workload.commits_acked.load(Ordering::Relaxed);
@@ -636,11 +643,12 @@ impl Run {
         Ok(())
     }
 
-    /// Followers catch up with the leaders' last high watermarks.
+    /// Every node is up again with its log directories online, and the
+    /// followers catch up with the leaders' last high watermarks.
     fn converge(&mut self) -> Result<(), String> {
         let mut last = Err(String::new());
         for _ in 0..50 {
-            last = converged(&self.nodes);
+            last = all_up(&self.nodes).and_then(|_| converged(&self.nodes));
             if last.is_ok() {
                 break;
             }
