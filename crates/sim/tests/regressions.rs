@@ -25,6 +25,13 @@ use sluice_sim::{run_seed, SimConfig};
 ///   restarting broker's registration with UNKNOWN_SERVER_ERROR, and the
 ///   broker gave up its start instead of retrying
 ///   (`metadata/lifecycle.rs`).
+///
+/// With failing fsyncs (`io_errors`, consumers in a group off):
+/// - 3: a broker whose one log directory went offline on a failed fsync
+///   kept running (and leading) without it, every partition there
+///   answering KAFKA_STORAGE_ERROR until a restart; it now halts, as
+///   Kafka's does when the metadata log's directory fails
+///   (`broker/src/log_dir_failure.rs`).
 #[test]
 fn seeds_that_found_bugs_pass() {
     if !deterministic() {
@@ -44,6 +51,10 @@ fn seeds_that_found_bugs_pass() {
         consumer_groups: false,
         ..SimConfig::default()
     };
+    let with_io_errors = SimConfig {
+        consumer_groups: false,
+        ..SimConfig::default()
+    };
     let failed: Vec<String> = [
         (20, &before),
         (370, &before),
@@ -51,7 +62,7 @@ fn seeds_that_found_bugs_pass() {
         (938, &before),
     ]
     .into_iter()
-    .chain([(9, &with_slow_nodes)])
+    .chain([(9, &with_slow_nodes), (3, &with_io_errors)])
     .filter_map(|(seed, config)| run_seed(seed, config).err())
     .collect();
     assert!(failed.is_empty(), "{}", failed.join("\n"));
