@@ -216,6 +216,9 @@ pub struct Checker {
     gaps: Vec<Gap>,
     /// Per (group, partition): the highest acknowledged commit and its op.
     commits: BTreeMap<(String, Tp), (i64, usize)>,
+    /// Commits that completed indeterminate: each may still land, later
+    /// than any other (a request the client gave up on).
+    maybe_commits: BTreeSet<(String, Tp, i64)>,
     /// Per process: the group offsets acknowledged when its read of them
     /// began (what that read must return at least).
     commit_reads: FastMap<u64, Vec<(Tp, i64, usize)>>,
@@ -278,6 +281,12 @@ impl Checker {
                     }
                 }
             }
+            Call::Commit { group, offsets } if op.kind == OpType::Info => {
+                for (tp, offset) in offsets {
+                    let tp = self.intern(tp);
+                    self.maybe_commits.insert((group.clone(), tp, offset.0));
+                }
+            }
             Call::Commit { .. } => {}
             Call::Committed {
                 group,
@@ -319,7 +328,16 @@ impl Checker {
                     self.commit_reads.remove(&process).unwrap_or_default()
                 {
                     let read = offsets.get(&self.tps[tp as usize]).copied();
-                    if read.is_none_or(|r| r.0 < committed) {
+                    let lost = match read {
+                        None => true,
+                        // An indeterminate commit of that offset may
+                        // have landed after the acknowledged one.
+                        Some(r) => {
+                            r.0 < committed
+                                && !self.maybe_commits.contains(&(group.to_string(), tp, r.0))
+                        }
+                    };
+                    if lost {
                         self.found.push(Anomaly::LostCommit {
                             group: group.to_string(),
                             tp: self.tps[tp as usize].clone(),

@@ -50,7 +50,8 @@
 //! - **LostCommit**: a group's offset `c` for a partition was acknowledged
 //!   (`commit` completed `ok`) before some read of the group's offset for
 //!   that partition (`committed`) was invoked, and that read returned
-//!   less than `c`, or none. A consumer resumes where the read says: its position in each
+//!   less than `c` (and not the offset of a commit that completed `info`,
+//!   which may land at any time later), or none. A consumer resumes where the read says: its position in each
 //!   partition is then just below that offset, so a first poll that jumps
 //!   past a record there is an **InternalSkip**.
 //!

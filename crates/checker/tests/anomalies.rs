@@ -599,6 +599,17 @@ fn lost_commit_is_a_read_of_group_offsets_below_an_acknowledged_commit() {
         committed(D, OpType::Ok, Some(1)),
     ]);
     assert!(run(&concurrent).is_valid(), "{}", run(&concurrent));
+    // An indeterminate commit may land after an acknowledged one.
+    let mut late = clean();
+    late.extend([
+        commit(C, OpType::Invoke, 1),
+        commit(C, OpType::Info, 1),
+        commit(C, OpType::Invoke, 3),
+        commit(C, OpType::Ok, 3),
+        committed(D, OpType::Invoke, None),
+        committed(D, OpType::Ok, Some(1)),
+    ]);
+    assert!(run(&late).is_valid(), "{}", run(&late));
 }
 
 #[test]

@@ -369,6 +369,7 @@ impl Consumer {
         let answer = c.commit_offsets(GROUP, &m.id, m.epoch, offsets).await;
         let kind = match answer {
             Ok(0) => {
+                tracing::debug!(member = %m.id, ?offsets, "commit acknowledged");
                 w.commits_acked.fetch_add(1, Ordering::Relaxed);
                 OpType::Ok
             }

@@ -32,6 +32,16 @@ use sluice_sim::{run_seed, SimConfig};
 ///   answering KAFKA_STORAGE_ERROR until a restart; it now halts, as
 ///   Kafka's does when the metadata log's directory fails
 ///   (`broker/src/log_dir_failure.rs`).
+///
+/// With everything on (the defaults: failing I/O, consumers in a group):
+/// - 380: the group coordinator of a broker that had lost the leadership
+///   of the group's `__consumer_offsets` partition kept answering from its
+///   stale memory: an OffsetFetch there returned no offsets although a
+///   commit had been acknowledged by the new leader (LostCommit). It now
+///   answers NOT_COORDINATOR (`group/coordinator.rs`, `loaded_partition`).
+/// - 381: a follower whose append failed with EIO (undone: the directory
+///   stayed online) stopped fetching the partition for good; it now
+///   retries (`replica_fetcher/apply.rs`, `stop_or_retry`).
 #[test]
 fn seeds_that_found_bugs_pass() {
     if !deterministic() {
@@ -55,6 +65,7 @@ fn seeds_that_found_bugs_pass() {
         consumer_groups: false,
         ..SimConfig::default()
     };
+    let everything = SimConfig::default();
     let failed: Vec<String> = [
         (20, &before),
         (370, &before),
@@ -63,6 +74,7 @@ fn seeds_that_found_bugs_pass() {
     ]
     .into_iter()
     .chain([(9, &with_slow_nodes), (3, &with_io_errors)])
+    .chain([(380, &everything), (381, &everything)])
     .filter_map(|(seed, config)| run_seed(seed, config).err())
     .collect();
     assert!(failed.is_empty(), "{}", failed.join("\n"));
