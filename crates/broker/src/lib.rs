@@ -49,6 +49,7 @@ pub mod coordinator;
 pub mod error;
 pub mod group;
 pub mod handlers;
+pub mod log_dir_failure;
 pub mod metadata;
 pub mod metrics;
 pub mod network;

@@ -330,6 +330,13 @@ impl Broker {
         &self.ctx
     }
 
+    /// Resolves with the reason once a failed log directory must halt the
+    /// broker (the metadata log's, or the last one online; see
+    /// [`crate::log_dir_failure`]); never otherwise.
+    pub async fn log_dir_failure(&self) -> String {
+        crate::log_dir_failure::fatal(&self.ctx).await
+    }
+
     /// A controlled shutdown while still serving (Kafka's order: the
     /// leaderships move off first, so followers fetch the last records and
     /// waiting `acks=all` requests end with NOT_LEADER_OR_FOLLOWER), then

@@ -18,10 +18,11 @@ pub enum AnomalyKind {
     InternalSkip,
     Unseen,
     Phantom,
+    LostCommit,
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 8] = [
+    pub const ALL: [AnomalyKind; 9] = [
         AnomalyKind::LostWrite,
         AnomalyKind::Duplicate,
         AnomalyKind::InconsistentOffset,
@@ -30,6 +31,7 @@ impl AnomalyKind {
         AnomalyKind::InternalSkip,
         AnomalyKind::Unseen,
         AnomalyKind::Phantom,
+        AnomalyKind::LostCommit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +44,7 @@ impl AnomalyKind {
             AnomalyKind::InternalSkip => "InternalSkip",
             AnomalyKind::Unseen => "Unseen",
             AnomalyKind::Phantom => "Phantom",
+            AnomalyKind::LostCommit => "LostCommit",
         }
     }
 }
@@ -126,6 +129,17 @@ pub enum Anomaly {
         read: Position,
         process: ProcessId,
     },
+    /// `group`'s offset `committed` for `tp` was acknowledged (op
+    /// `commit_op`) before a read of the group's offsets began, and that
+    /// read (op `read_op`) returned less (`read`; `None`: no offset).
+    LostCommit {
+        group: String,
+        tp: TopicPartition,
+        committed: Offset,
+        commit_op: usize,
+        read: Option<Offset>,
+        read_op: usize,
+    },
 }
 
 impl Anomaly {
@@ -139,6 +153,7 @@ impl Anomaly {
             Anomaly::InternalSkip { .. } => AnomalyKind::InternalSkip,
             Anomaly::Unseen { .. } => AnomalyKind::Unseen,
             Anomaly::Phantom { .. } => AnomalyKind::Phantom,
+            Anomaly::LostCommit { .. } => AnomalyKind::LostCommit,
         }
     }
 
@@ -154,6 +169,7 @@ impl Anomaly {
             }
             Anomaly::AbortedRead { read, .. } | Anomaly::Phantom { read, .. } => read.op,
             Anomaly::NonMonotonicPoll { op, .. } | Anomaly::InternalSkip { op, .. } => *op,
+            Anomaly::LostCommit { read_op, .. } => *read_op,
         }
     }
 }
@@ -241,6 +257,23 @@ impl fmt::Display for Anomaly {
                 "value {value}, never sent, was polled by process {process} at {}@{} (op {})",
                 read.tp, read.offset, read.op
             ),
+            Anomaly::LostCommit {
+                group,
+                tp,
+                committed,
+                commit_op,
+                read,
+                read_op,
+            } => {
+                write!(
+                    f,
+                    "group {group} committed {tp}@{committed} (op {commit_op}), yet a later read of its offsets (op {read_op}) returned "
+                )?;
+                match read {
+                    Some(o) => write!(f, "{o}"),
+                    None => f.write_str("none"),
+                }
+            }
         }
     }
 }

@@ -214,6 +214,14 @@ pub struct Checker {
     /// current assignment epoch.
     positions: FastMap<u64, FastMap<Tp, i64>>,
     gaps: Vec<Gap>,
+    /// Per (group, partition): the highest acknowledged commit and its op.
+    commits: BTreeMap<(String, Tp), (i64, usize)>,
+    /// Commits that completed indeterminate: each may still land, later
+    /// than any other (a request the client gave up on).
+    maybe_commits: BTreeSet<(String, Tp, i64)>,
+    /// Per process: the group offsets acknowledged when its read of them
+    /// began (what that read must return at least).
+    commit_reads: FastMap<u64, Vec<(Tp, i64, usize)>>,
     found: Vec<Anomaly>,
     stats: Stats,
 }
@@ -261,8 +269,99 @@ impl Checker {
             Call::Assign { .. } | Call::Subscribe { .. } | Call::Rebalance { .. } | Call::Crash => {
                 self.new_epoch(process)
             }
+            Call::Commit { group, offsets } if op.kind == OpType::Ok => {
+                for (tp, offset) in offsets {
+                    let tp = self.intern(tp);
+                    let best = self
+                        .commits
+                        .entry((group.clone(), tp))
+                        .or_insert((i64::MIN, index));
+                    if offset.0 > best.0 {
+                        *best = (offset.0, index);
+                    }
+                }
+            }
+            Call::Commit { group, offsets } if op.kind == OpType::Info => {
+                for (tp, offset) in offsets {
+                    let tp = self.intern(tp);
+                    self.maybe_commits.insert((group.clone(), tp, offset.0));
+                }
+            }
+            Call::Commit { .. } => {}
+            Call::Committed {
+                group,
+                partitions,
+                offsets,
+            } => self.committed(index, process, op.kind, group, partitions, offsets),
         }
         Ok(())
+    }
+
+    /// A read of `group`'s committed offsets of `partitions`: at its
+    /// invocation, what it must return at least; at its completion, that
+    /// it did (else [`Anomaly::LostCommit`]), and the consumer's position
+    /// in each partition is just below the offset it resumes from, so a
+    /// first poll past records there is a skip.
+    fn committed(
+        &mut self,
+        index: usize,
+        process: u64,
+        kind: OpType,
+        group: &str,
+        partitions: &[TopicPartition],
+        offsets: &BTreeMap<TopicPartition, Offset>,
+    ) {
+        match kind {
+            OpType::Invoke => {
+                let asked: Vec<Tp> = partitions.iter().map(|tp| self.intern(tp)).collect();
+                let floor = asked
+                    .into_iter()
+                    .filter_map(|tp| {
+                        let &(o, op) = self.commits.get(&(group.to_string(), tp))?;
+                        Some((tp, o, op))
+                    })
+                    .collect();
+                self.commit_reads.insert(process, floor);
+            }
+            OpType::Ok => {
+                for (tp, committed, commit_op) in
+                    self.commit_reads.remove(&process).unwrap_or_default()
+                {
+                    let read = offsets.get(&self.tps[tp as usize]).copied();
+                    let lost = match read {
+                        None => true,
+                        // An indeterminate commit of that offset may
+                        // have landed after the acknowledged one.
+                        Some(r) => {
+                            r.0 < committed
+                                && !self.maybe_commits.contains(&(group.to_string(), tp, r.0))
+                        }
+                    };
+                    if lost {
+                        self.found.push(Anomaly::LostCommit {
+                            group: group.to_string(),
+                            tp: self.tps[tp as usize].clone(),
+                            committed: Offset(committed),
+                            commit_op,
+                            read,
+                            read_op: index,
+                        });
+                    }
+                }
+                for (tp, offset) in offsets {
+                    let tp = self.intern(tp);
+                    if offset.0 > 0 {
+                        self.positions
+                            .entry(process)
+                            .or_default()
+                            .insert(tp, offset.0 - 1);
+                    }
+                }
+            }
+            OpType::Fail | OpType::Info => {
+                self.commit_reads.remove(&process);
+            }
+        }
     }
 
     fn intern(&mut self, tp: &TopicPartition) -> Tp {

@@ -10,6 +10,8 @@
 //! {"process":6,"type":"ok","f":"subscribe","topics":["t"]}
 //! {"process":6,"type":"info","f":"rebalance","assigned":["t-1"],"revoked":["t-0"]}
 //! {"process":1,"type":"info","f":"crash"}
+//! {"process":6,"type":"ok","f":"commit","group":"g","offsets":{"t-1":18}}
+//! {"process":6,"type":"ok","f":"committed","group":"g","partitions":["t-1"],"offsets":{"t-1":18}}
 //! ```
 //!
 //! A partition is written as Kafka prints a `TopicPartition`: `topic-partition`.
@@ -154,6 +156,21 @@ pub enum Call {
     },
     /// The client was destroyed (kill, restart); its open sends stay indeterminate.
     Crash,
+    /// A consumer commits `offsets` (per partition, the next offset it
+    /// will read) for `group`; `ok` once the coordinator acknowledged it.
+    Commit {
+        group: String,
+        offsets: BTreeMap<TopicPartition, Offset>,
+    },
+    /// A consumer reads `group`'s committed offsets of `partitions`
+    /// (OffsetFetch) to resume reading them there; the `ok` completion
+    /// carries the offsets (a partition without one is absent).
+    Committed {
+        group: String,
+        partitions: Vec<TopicPartition>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        offsets: BTreeMap<TopicPartition, Offset>,
+    },
 }
 
 /// One line of a history.
@@ -187,6 +204,8 @@ struct RawOp {
     topics: Option<Vec<String>>,
     assigned: Option<Vec<TopicPartition>>,
     revoked: Option<Vec<TopicPartition>>,
+    group: Option<String>,
+    offsets: Option<BTreeMap<TopicPartition, Offset>>,
     time: Option<u64>,
 }
 
@@ -199,6 +218,8 @@ enum Function {
     Subscribe,
     Rebalance,
     Crash,
+    Commit,
+    Committed,
 }
 
 impl TryFrom<RawOp> for Op {
@@ -226,6 +247,17 @@ impl TryFrom<RawOp> for Op {
                 revoked: r.revoked.unwrap_or_default(),
             },
             Function::Crash => Call::Crash,
+            Function::Commit => Call::Commit {
+                group: r.group.ok_or("a commit needs `group`")?,
+                offsets: r.offsets.ok_or("a commit needs `offsets`")?,
+            },
+            Function::Committed => Call::Committed {
+                group: r.group.ok_or("a committed-offsets read needs `group`")?,
+                partitions: r
+                    .partitions
+                    .ok_or("a committed-offsets read needs `partitions`")?,
+                offsets: r.offsets.unwrap_or_default(),
+            },
         };
         Ok(Op {
             process: r.process,
@@ -350,6 +382,23 @@ mod tests {
                 },
             ),
             Op::new(1, OpType::Info, Call::Crash),
+            Op::new(
+                6,
+                OpType::Ok,
+                Call::Commit {
+                    group: "g".into(),
+                    offsets: [(tp.clone(), Offset(18))].into_iter().collect(),
+                },
+            ),
+            Op::new(
+                6,
+                OpType::Ok,
+                Call::Committed {
+                    group: "g".into(),
+                    partitions: vec![tp.clone()],
+                    offsets: [(tp.clone(), Offset(18))].into_iter().collect(),
+                },
+            ),
         ];
         let mut buf = Vec::new();
         write_jsonl(&mut buf, &ops).unwrap();

@@ -47,13 +47,22 @@
 //!   position of some value). Gaps no record is known at (transaction
 //!   markers, aborted batches) are not skips.
 //! - **Phantom**: a polled value that no producer ever sent.
+//! - **LostCommit**: a group's offset `c` for a partition was acknowledged
+//!   (`commit` completed `ok`) before some read of the group's offset for
+//!   that partition (`committed`) was invoked, and that read returned
+//!   less than `c` (and not the offset of a commit that completed `info`,
+//!   which may land at any time later), or none. A consumer resumes where the read says: its position in each
+//!   partition is then just below that offset, so a first poll that jumps
+//!   past a record there is an **InternalSkip**.
 //!
 //! Assumptions a driver must keep: values are unique per history (a
 //! second send of one is an error, as is a negative offset); each
 //! consumer epoch starts at or below an offset some consumer already
 //! polled (committed offsets or `auto.offset.reset=earliest`), else unread
 //! records it jumps over count as lost; a poll that may have delivered
-//! records it did not record completes `info`.
+//! records it did not record completes `info`; a group's committed
+//! offsets only move forward (consumers commit what they read past, and the
+//! coordinator refuses commits of fenced members).
 //!
 //! # Cost
 //!

@@ -509,3 +509,121 @@ fn malformed_histories_are_errors_not_verdicts() {
         Err(CheckerError::SendPartitionMismatch { op: 1, .. })
     ));
 }
+
+fn commit(process: u64, kind: OpType, offset: i64) -> Op {
+    Op::new(
+        process,
+        kind,
+        Call::Commit {
+            group: "g".into(),
+            offsets: [(tp0(), Offset(offset))].into_iter().collect(),
+        },
+    )
+}
+
+fn committed(process: u64, kind: OpType, offset: Option<i64>) -> Op {
+    Op::new(
+        process,
+        kind,
+        Call::Committed {
+            group: "g".into(),
+            partitions: vec![tp0()],
+            offsets: offset.map(|o| (tp0(), Offset(o))).into_iter().collect(),
+        },
+    )
+}
+
+fn subscribe(process: u64) -> Op {
+    Op::new(
+        process,
+        OpType::Ok,
+        Call::Subscribe {
+            topics: vec!["t".into()],
+        },
+    )
+}
+
+#[test]
+fn a_group_consumer_resuming_from_its_commit_passes() {
+    let mut h = clean();
+    h.extend([
+        commit(C, OpType::Invoke, 2),
+        commit(C, OpType::Ok, 2),
+        Op::new(C, OpType::Info, Call::Crash),
+        subscribe(D),
+        committed(D, OpType::Invoke, None),
+        committed(D, OpType::Ok, Some(2)),
+        poll(D, &[(2, 3)]),
+    ]);
+    assert!(run(&h).is_valid(), "{}", run(&h));
+}
+
+#[test]
+fn lost_commit_is_a_read_of_group_offsets_below_an_acknowledged_commit() {
+    let mut h = clean();
+    h.extend([
+        commit(C, OpType::Invoke, 3),
+        commit(C, OpType::Ok, 3),
+        subscribe(D),
+        committed(D, OpType::Invoke, None),
+        committed(D, OpType::Ok, Some(1)),
+        poll(D, &[(1, 2), (2, 3)]),
+    ]);
+    match only(run(&h), AnomalyKind::LostCommit) {
+        Anomaly::LostCommit {
+            committed, read, ..
+        } => {
+            assert_eq!(committed, Offset(3));
+            assert_eq!(read, Some(Offset(1)));
+        }
+        other => panic!("{other:?}"),
+    }
+    // No offset at all is lost too; a commit still in flight when the read
+    // began, or one not acknowledged, is not.
+    let mut none = clean();
+    none.extend([
+        commit(C, OpType::Ok, 3),
+        committed(D, OpType::Invoke, None),
+        committed(D, OpType::Ok, None),
+    ]);
+    assert_eq!(
+        kinds(&run(&none)),
+        BTreeSet::from([AnomalyKind::LostCommit])
+    );
+    let mut concurrent = clean();
+    concurrent.extend([
+        commit(C, OpType::Invoke, 3),
+        committed(D, OpType::Invoke, None),
+        commit(C, OpType::Ok, 3),
+        commit(D, OpType::Info, 4),
+        committed(D, OpType::Ok, Some(1)),
+    ]);
+    assert!(run(&concurrent).is_valid(), "{}", run(&concurrent));
+    // An indeterminate commit may land after an acknowledged one.
+    let mut late = clean();
+    late.extend([
+        commit(C, OpType::Invoke, 1),
+        commit(C, OpType::Info, 1),
+        commit(C, OpType::Invoke, 3),
+        commit(C, OpType::Ok, 3),
+        committed(D, OpType::Invoke, None),
+        committed(D, OpType::Ok, Some(1)),
+    ]);
+    assert!(run(&late).is_valid(), "{}", run(&late));
+}
+
+#[test]
+fn a_consumer_that_resumes_past_its_committed_offset_skips() {
+    let mut h = clean();
+    h.extend([
+        commit(C, OpType::Ok, 1),
+        subscribe(D),
+        committed(D, OpType::Invoke, None),
+        committed(D, OpType::Ok, Some(1)),
+        poll(D, &[(2, 3)]),
+    ]);
+    match only(run(&h), AnomalyKind::InternalSkip) {
+        Anomaly::InternalSkip { skipped, .. } => assert_eq!(skipped, Offset(1)),
+        other => panic!("{other:?}"),
+    }
+}

@@ -92,5 +92,5 @@ fn the_simulation_covers_indeterminate_and_late_outcomes() {
         s.sends_ok > 1000 && s.sends_failed > 50 && s.sends_indeterminate > 50,
         "{s:?}"
     );
-    assert_eq!(AnomalyKind::ALL.len(), 8);
+    assert_eq!(AnomalyKind::ALL.len(), 9);
 }

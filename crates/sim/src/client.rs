@@ -56,7 +56,7 @@ impl Client {
         Ok(Client { node, conn })
     }
 
-    async fn call<Req, Resp>(
+    pub(crate) async fn call<Req, Resp>(
         &mut self,
         key: ApiKey,
         version: i16,

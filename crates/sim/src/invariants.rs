@@ -56,10 +56,19 @@ pub struct Invariants {
     checked: BTreeMap<(i32, String), Checked>,
 }
 
+/// The brokers running with every log directory online: one whose
+/// directory failed serves nothing from it and halts at its next check
+/// (`log_dir_failure`), so it counts as down, as a crashed one.
 fn running(nodes: &[NodeHandles]) -> Vec<(i32, BrokerContext)> {
     nodes
         .iter()
-        .filter_map(|n| n.running.lock().as_ref().map(|r| (n.id, r.broker.clone())))
+        .filter_map(|n| Some((n.id, n.running.lock().as_ref()?.broker.clone()?)))
+        .filter(|(_, ctx)| {
+            ctx.logs
+                .log_dirs()
+                .iter()
+                .all(|d| ctx.logs.offline_reason(d).is_none())
+        })
         .collect()
 }
 
@@ -251,6 +260,30 @@ fn for_each_batch(
         at = next;
     }
     Ok(at)
+}
+
+/// After healing: whether every node runs, and every broker with its log
+/// directories online (one whose directory failed must have halted, and
+/// restarted since).
+pub fn all_up(nodes: &[NodeHandles]) -> Result<(), String> {
+    for n in nodes {
+        let r = n.running.lock();
+        let Some(r) = r.as_ref() else {
+            return Err(format!("n{} is not running", n.id));
+        };
+        if let Some(ctx) = &r.broker {
+            for d in ctx.logs.log_dirs() {
+                if let Some(why) = ctx.logs.offline_reason(&d) {
+                    return Err(format!(
+                        "n{}'s log directory {} is offline: {why}",
+                        n.id,
+                        d.display()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// After healing: whether every running replica of every partition has

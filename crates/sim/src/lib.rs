@@ -8,18 +8,23 @@
 //! inline), so a failing seed replays the same schedule.
 //!
 //! - [`net`]: turmoil's TCP behind the nodes' socket seams;
-//! - [`node`]: one combined node, wired as `sluice serve` wires it;
+//! - [`node`]: one node (combined, or one role of a split layout), wired
+//!   as `sluice serve` wires it;
 //! - [`client`], [`workload`]: idempotent `acks=all` producers and a
 //!   reader, recorded as a `sluice_checker` history, and an admin task
 //!   that sends the schedule's reassignments;
+//! - [`group`]: consumers in a group (KIP-848) that commit offsets and
+//!   resume from them;
 //! - [`invariants`]: what is checked while the run goes on;
 //! - [`run`]: one seed's fault schedule (network, crashes, clocks; stalls
-//!   and full disks; reassignments: three streams) and verdict.
+//!   and full disks; reassignments; failing fsyncs and writes: four
+//!   streams) and verdict.
 //!
 //! `tests/cluster_sim.rs` runs a bounded number of seeds in CI;
 //! `scripts/sim` runs thousands and lists the failing seeds.
 
 pub mod client;
+pub mod group;
 pub mod invariants;
 pub mod net;
 pub mod node;

@@ -9,9 +9,10 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::invariants::{converged, Invariants};
+use crate::invariants::{all_up, converged, Invariants};
 use crate::node::{self, host, NodeHandles, SimClock};
 use crate::workload::{self, Workload};
+use sluice_storage::{Fault, FaultKind};
 
 /// One simulated tick.
 const TICK: Duration = Duration::from_millis(1);
@@ -39,6 +40,27 @@ pub struct SimConfig {
     /// while the faults run, drawn from a third stream of their own (off, a
     /// seed's schedule is what it was before they were added).
     pub reassignments: bool,
+    /// Failing fsyncs and writes (EIO) on a node's disk, drawn from a
+    /// fourth stream of their own (off, a seed's schedule is what it was
+    /// before they were added).
+    pub io_errors: bool,
+    /// Consumers in a group ([`crate::group`]) beside the producers (off,
+    /// the network carries what it carried before they were added).
+    pub consumer_groups: bool,
+    /// Split roles: nodes 1-3 controller-only voters, the others
+    /// broker-only (`process.roles`); needs 5 nodes (2 brokers, each
+    /// partition on both). Off: every node is combined.
+    pub split_roles: bool,
+}
+
+impl SimConfig {
+    /// Which nodes play which roles.
+    pub fn layout(&self) -> node::Layout {
+        node::Layout {
+            nodes: self.nodes,
+            controllers: if self.split_roles { 3 } else { 0 },
+        }
+    }
 }
 
 impl Default for SimConfig {
@@ -50,6 +72,9 @@ impl Default for SimConfig {
             eligible_leader_replicas: true,
             slow_nodes: true,
             reassignments: true,
+            io_errors: true,
+            consumer_groups: true,
+            split_roles: false,
         }
     }
 }
@@ -88,6 +113,7 @@ fn busiest_leader(nodes: &[NodeHandles]) -> Option<i32> {
             let led = r
                 .as_ref()?
                 .broker
+                .as_ref()?
                 .replicas
                 .partitions()
                 .iter()
@@ -141,6 +167,9 @@ fn heal(sim: &mut turmoil::Sim<'_>, nodes: &[NodeHandles], f: &mut Faults) {
     release_stalls(sim, nodes.len() as i32, f);
     for id in f.full_disks.drain(..) {
         nodes[id as usize - 1].fs.set_capacity(None);
+    }
+    for n in nodes {
+        n.fs.clear_faults();
     }
     for a in &hosts {
         for b in &hosts {
@@ -258,12 +287,50 @@ fn inject_slow_node(
     }
 }
 
+/// Draws from the fourth stream: sometimes the next fsync (or, less
+/// often, the next write) of some files of one node fails with EIO: the
+/// workload's partitions, `__consumer_offsets`, the metadata log, or any
+/// file of its data directory (checkpoints, producer-state snapshots,
+/// indexes). The node takes the directory offline and halts (the metadata
+/// log's directory fails), or its metadata log fails fatally; either way it
+/// is down until the next restart. Faults that have not fired by healing
+/// are withdrawn.
+fn inject_io_error(rng: &mut StdRng, nodes: &[NodeHandles]) -> Option<String> {
+    if !rng.gen_ratio(1, 6) {
+        return None;
+    }
+    let victim = rng.gen_range(1..=nodes.len() as i32);
+    let files = ["sim-", "__consumer_offsets-", "__cluster_metadata-", ""][rng.gen_range(0..4)];
+    let sync = rng.gen_ratio(3, 4);
+    let kind = if sync {
+        FaultKind::SyncError(EIO)
+    } else {
+        FaultKind::WriteError(EIO)
+    };
+    nodes[victim as usize - 1]
+        .fs
+        .inject(Fault::once(format!("/{}/data/{files}", host(victim)), kind));
+    Some(format!(
+        "the next {} of n{victim}'s {} fails with EIO",
+        if sync { "fsync" } else { "write" },
+        if files.is_empty() {
+            "data directory".to_string()
+        } else {
+            format!("{files}* files")
+        }
+    ))
+}
+
+/// EIO's number on Linux (the simulated disk only carries the number).
+const EIO: i32 = 5;
+
 /// Draws from the third stream: sometimes a reassignment of one workload
 /// partition, planned from the current registration (the active
 /// controller's image, else any running node's): with fewer than 3
-/// replicas a node is added back; with more nodes than replicas one
-/// replica moves to a node that has none; otherwise one is dropped (3
-/// nodes: RF 3 to 2, still above `min.insync.replicas`).
+/// replicas a node is added back; with more brokers than replicas one
+/// replica moves to a broker that has none; otherwise one is dropped (3
+/// nodes: RF 3 to 2, still at `min.insync.replicas`), or with two
+/// brokers the two swap places (the preferred leader moves).
 fn plan_reassignment(rng: &mut StdRng, nodes: &[NodeHandles], w: &Workload) -> Option<String> {
     if !rng.gen_ratio(1, 5) {
         return None;
@@ -276,16 +343,19 @@ fn plan_reassignment(rng: &mut StdRng, nodes: &[NodeHandles], w: &Workload) -> O
         .iter()
         .filter_map(|n| {
             let r = n.running.lock();
-            let r = r.as_ref()?;
-            let image = r.controller.image();
+            let c = r.as_ref()?.controller.as_ref()?;
+            let image = c.image();
             let reg = image.topic(workload::TOPIC)?.partition(p)?.clone();
-            Some((!r.controller.is_active(), reg))
+            Some((!c.is_active(), reg))
         })
         .min_by_key(|(inactive, _)| *inactive)?
         .1;
     let mut replicas: Vec<i32> = registration.replicas.iter().map(|b| b.0).collect();
     let before = replicas.clone();
-    let free: Vec<i32> = (1..=nodes.len() as i32)
+    let free: Vec<i32> = nodes[0]
+        .layout
+        .brokers()
+        .into_iter()
         .filter(|b| !replicas.contains(b))
         .collect();
     let pick = |draw: u64, len: usize| (draw % len as u64) as usize;
@@ -294,8 +364,11 @@ fn plan_reassignment(rng: &mut StdRng, nodes: &[NodeHandles], w: &Workload) -> O
     } else if !free.is_empty() {
         let i = pick(which, replicas.len());
         replicas[i] = free[pick(to, free.len())];
-    } else if replicas.len() > 1 {
+    } else if replicas.len() > 2 {
         replicas.remove(pick(which, replicas.len()));
+    } else if replicas.len() == 2 {
+        // Two brokers (split roles): the preferred leader moves.
+        replicas.reverse();
     } else {
         return None;
     }
@@ -348,6 +421,8 @@ struct Run {
     /// `SLUICE_SIM_TRACE_PARTITION` and what it printed last.
     traced: Option<(String, String)>,
     faults: Faults,
+    /// The faults have healed: a node that halts now restarts at once.
+    healed: bool,
 }
 
 impl Run {
@@ -365,13 +440,18 @@ impl Run {
             .min_message_latency(Duration::from_millis(1))
             .max_message_latency(Duration::from_millis(rng.gen_range(2..10)))
             .build();
+        let layout = config.layout();
+        assert!(
+            layout.controllers < layout.nodes,
+            "split roles need more nodes than the 3 controllers"
+        );
         let mut nodes = Vec::new();
         for id in 1..=config.nodes {
             let fs = Arc::new(sluice_storage::SimFs::new());
-            node::format(&fs, &node::config(id, config.nodes));
+            node::format(&fs, &node::config(id, layout));
             let h = NodeHandles {
                 id,
-                nodes: config.nodes,
+                layout,
                 fs,
                 clock: SimClock::default(),
                 running: Arc::default(),
@@ -382,11 +462,23 @@ impl Run {
             sim.host(host(id), move || node::node_main(hh.clone()));
             nodes.push(h);
         }
-        let workload = Arc::new(Workload::new(config.nodes, config.partitions));
+        let consumers = if config.consumer_groups {
+            crate::group::CONSUMERS
+        } else {
+            0
+        };
+        let workload = Arc::new(Workload::new(
+            layout.brokers(),
+            config.partitions,
+            consumers,
+        ));
         let client = workload.clone();
         sim.client(CLIENT, async move {
             workload::create_topic(&client).await;
             tokio::spawn(workload::admin(client.clone()));
+            let consumers: Vec<_> = (0..client.consumers)
+                .map(|i| tokio::spawn(crate::group::group_consumer(client.clone(), i)))
+                .collect();
             let producers: Vec<_> = (0..client.partitions)
                 .map(|p| tokio::spawn(workload::producer(client.clone(), p)))
                 .collect();
@@ -394,6 +486,10 @@ impl Run {
                 p.await?;
             }
             workload::reader(client.clone()).await;
+            // (The client host's tasks end with this future.)
+            for c in consumers {
+                c.await?;
+            }
             Ok(())
         });
         Run {
@@ -408,6 +504,7 @@ impl Run {
                 .ok()
                 .map(|tp| (tp, String::new())),
             faults: Faults::default(),
+            healed: false,
         }
     }
 
@@ -453,7 +550,10 @@ impl Run {
             self.sim.crash(host(n.id));
             *n.running.lock() = None;
             n.fs.kill();
-            if !self.faults.crashed.contains(&n.id) {
+            if self.healed {
+                // No restart comes after healing: as a supervisor would.
+                self.sim.bounce(host(n.id));
+            } else if !self.faults.crashed.contains(&n.id) {
                 self.faults.crashed.push(n.id);
             }
         }
@@ -471,6 +571,7 @@ impl Run {
     fn faults(&mut self, config: &SimConfig, rng: &mut StdRng) -> Result<(), String> {
         let mut slow = StdRng::seed_from_u64(self.seed ^ 0x5107_d15c);
         let mut moves = StdRng::seed_from_u64(self.seed ^ 0x4ea5_5167);
+        let mut io = StdRng::seed_from_u64(self.seed ^ 0x0e10_fa11);
         for _ in 0..config.fault_phases {
             let what = inject(&mut self.sim, rng, &self.nodes, &mut self.faults);
             self.trace.push(format!("{:?} {what}", self.sim.elapsed()));
@@ -483,6 +584,11 @@ impl Run {
             }
             if config.reassignments {
                 if let Some(what) = plan_reassignment(&mut moves, &self.nodes, &self.workload) {
+                    self.trace.push(format!("{:?} {what}", self.sim.elapsed()));
+                }
+            }
+            if config.io_errors {
+                if let Some(what) = inject_io_error(&mut io, &self.nodes) {
                     self.trace.push(format!("{:?} {what}", self.sim.elapsed()));
                 }
             }
@@ -504,8 +610,10 @@ impl Run {
     /// producers stop and the reader reads every partition.
     fn heal_and_read(&mut self) -> Result<(), String> {
         heal(&mut self.sim, &self.nodes, &mut self.faults);
+        self.healed = true;
         self.trace.push(format!("{:?} heal", self.sim.elapsed()));
         let healed_acks = self.workload.acked();
+        let healed_commits = self.workload.commits_acked.load(Ordering::Relaxed);
         self.run_for(Duration::from_secs(8), |_| false)?;
         if self.workload.acked() == healed_acks {
             return Err("no write was acknowledged in the 8 s after healing".into());
@@ -513,20 +621,34 @@ impl Run {
         self.workload.stop.store(true, Ordering::Relaxed);
         let read = self.run_for(Duration::from_secs(60), |w| {
             w.read_done.load(Ordering::Relaxed)
+                && w.consumers_done.load(Ordering::Relaxed) == w.consumers
         })?;
         if !read {
-            return Err(
-                "the producers and the reader did not finish within 60 s of healing".into(),
-            );
+            let w = &self.workload;
+            return Err(format!(
+                "the producers, the reader and the group's consumers did not finish within 60 s of healing \
+                 ({} of {} producers stopped, reader done: {}, {} of {} consumers done)",
+                w.stopped.load(Ordering::Relaxed),
+                w.partitions,
+                w.read_done.load(Ordering::Relaxed),
+                w.consumers_done.load(Ordering::Relaxed),
+                w.consumers
+            ));
+        }
+        if self.workload.consumers > 0
+            && self.workload.commits_acked.load(Ordering::Relaxed) == healed_commits
+        {
+            return Err("the group coordinator acknowledged no commit after healing".into());
         }
         Ok(())
     }
 
-    /// Followers catch up with the leaders' last high watermarks.
+    /// Every node is up again with its log directories online, and the
+    /// followers catch up with the leaders' last high watermarks.
     fn converge(&mut self) -> Result<(), String> {
         let mut last = Err(String::new());
         for _ in 0..50 {
-            last = converged(&self.nodes);
+            last = all_up(&self.nodes).and_then(|_| converged(&self.nodes));
             if last.is_ok() {
                 break;
             }
@@ -558,8 +680,11 @@ impl Run {
             .push(format!("history digest {:016x}", digest(&history)));
         let s = &report.stats;
         self.trace.push(format!(
-            "{} sends ok, {} indeterminate, {} records read",
-            s.sends_ok, s.sends_indeterminate, s.records_polled
+            "{} sends ok, {} indeterminate, {} records read, {} commits acknowledged",
+            s.sends_ok,
+            s.sends_indeterminate,
+            s.records_polled,
+            self.workload.commits_acked.load(Ordering::Relaxed)
         ));
         Ok(Outcome {
             trace: self.trace.clone(),
@@ -591,11 +716,13 @@ fn trace_partition(nodes: &[NodeHandles], tp: &str, at: Duration, last: &mut Str
     let Ok(p) = p.parse::<i32>() else { return };
     for n in nodes {
         let r = n.running.lock();
-        let Some(r) = r.as_ref() else { continue };
-        if !r.controller.is_active() {
+        let Some(c) = r.as_ref().and_then(|r| r.controller.as_ref()) else {
+            continue;
+        };
+        if !c.is_active() {
             continue;
         }
-        let image = r.controller.image();
+        let image = c.image();
         let Some(reg) = image.topic(topic).and_then(|t| t.partition(p).cloned()) else {
             return;
         };

@@ -24,7 +24,8 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What the workload's tasks share with the simulation.
 pub struct Workload {
-    pub nodes: i32,
+    /// The nodes with the broker role, which the clients connect to.
+    pub brokers: Vec<i32>,
     pub partitions: i32,
     history: Mutex<Vec<Op>>,
     next_value: AtomicU64,
@@ -34,6 +35,11 @@ pub struct Workload {
     pub stopped: AtomicU64,
     /// Set when the reader has read every partition.
     pub read_done: AtomicBool,
+    /// Consumers in the group (`group`), and how many have stopped.
+    pub consumers: u64,
+    pub consumers_done: AtomicU64,
+    /// Offset commits the group coordinator acknowledged.
+    pub commits_acked: AtomicU64,
     /// Reassignments the fault schedule asked for (partition, replicas),
     /// sent by the client's admin task in order.
     reassignments: Mutex<VecDeque<(i32, Vec<i32>)>>,
@@ -47,10 +53,13 @@ fn now_ms() -> u64 {
 }
 
 impl Workload {
-    pub fn new(nodes: i32, partitions: i32) -> Workload {
+    pub fn new(brokers: Vec<i32>, partitions: i32, consumers: u64) -> Workload {
         Workload {
-            nodes,
+            brokers,
             partitions,
+            consumers,
+            consumers_done: AtomicU64::new(0),
+            commits_acked: AtomicU64::new(0),
             history: Mutex::new(Vec::new()),
             next_value: AtomicU64::new(0),
             stop: AtomicBool::new(false),
@@ -59,6 +68,14 @@ impl Workload {
             reassignments: Mutex::new(VecDeque::new()),
             reassigned: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The broker after `n` in `brokers` (the first if `n` is none).
+    pub fn next_broker(&self, n: i32) -> i32 {
+        let b = &self.brokers;
+        b[b.iter()
+            .position(|&x| x == n)
+            .map_or(0, |i| (i + 1) % b.len())]
     }
 
     /// Asks the admin task to move `partition` to `replicas`.
@@ -71,7 +88,7 @@ impl Workload {
         self.reassigned.lock().clone()
     }
 
-    fn record(&self, process: u64, kind: OpType, call: Call) {
+    pub(crate) fn record(&self, process: u64, kind: OpType, call: Call) {
         self.history.lock().push(Op {
             process: ProcessId(process),
             kind,
@@ -101,14 +118,14 @@ async fn any_node(w: &Workload, first: i32, client_id: &str) -> Client {
         if let Ok(c) = Client::connect(n, client_id).await {
             return c;
         }
-        n = n % w.nodes + 1;
+        n = w.next_broker(n);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 /// The leader of `partition` as some node's metadata says.
-async fn find_leader(w: &Workload, partition: i32, rotate: &mut i32) -> Option<i32> {
-    *rotate = *rotate % w.nodes + 1;
+pub(crate) async fn find_leader(w: &Workload, partition: i32, rotate: &mut i32) -> Option<i32> {
+    *rotate = w.next_broker(*rotate);
     let mut c = Client::connect(*rotate, "sim-metadata").await.ok()?;
     let leaders = c.leaders(TOPIC).await.ok()?;
     leaders.get(partition as usize).copied().flatten()
@@ -116,17 +133,17 @@ async fn find_leader(w: &Workload, partition: i32, rotate: &mut i32) -> Option<i
 
 /// Creates the topic (any node, until it exists).
 pub async fn create_topic(w: &Workload) {
-    let mut n = 1;
+    let mut n = w.brokers[0];
     loop {
         let mut c = any_node(w, n, "sim-admin").await;
         let created = c
-            .create_topic(TOPIC, w.partitions, 3.min(w.nodes) as i16)
+            .create_topic(TOPIC, w.partitions, 3.min(w.brokers.len()) as i16)
             .await;
         // 36: TOPIC_ALREADY_EXISTS (an earlier try that timed out).
         if let Ok(0 | 36) = created {
             return;
         }
-        n = n % w.nodes + 1;
+        n = w.next_broker(n);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -139,7 +156,7 @@ struct Session {
 
 async fn init_session(w: &Workload, rotate: &mut i32) -> Session {
     loop {
-        *rotate = *rotate % w.nodes + 1;
+        *rotate = w.next_broker(*rotate);
         if let Ok(mut c) = Client::connect(*rotate, "sim-producer").await {
             match c.init_producer_id().await {
                 Ok(Ok(producer)) => {
@@ -321,7 +338,7 @@ pub async fn reader(w: Arc<Workload>) {
 /// retrying on other nodes while none answers or the answer is retriable
 /// (NOT_CONTROLLER, REQUEST_TIMED_OUT), until a newer request supersedes it.
 pub async fn admin(w: Arc<Workload>) {
-    let mut n = 1;
+    let mut n = w.brokers[0];
     loop {
         let Some((partition, replicas)) = w.reassignments.lock().pop_front() else {
             if w.read_done.load(Ordering::Relaxed) {
@@ -332,7 +349,7 @@ pub async fn admin(w: Arc<Workload>) {
         };
         let mut code = -1;
         while w.reassignments.lock().is_empty() {
-            n = n % w.nodes + 1;
+            n = w.next_broker(n);
             let Ok(mut c) = Client::connect(n, "sim-admin").await else {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;

@@ -25,6 +25,23 @@ use sluice_sim::{run_seed, SimConfig};
 ///   restarting broker's registration with UNKNOWN_SERVER_ERROR, and the
 ///   broker gave up its start instead of retrying
 ///   (`metadata/lifecycle.rs`).
+///
+/// With failing fsyncs (`io_errors`, consumers in a group off):
+/// - 3: a broker whose one log directory went offline on a failed fsync
+///   kept running (and leading) without it, every partition there
+///   answering KAFKA_STORAGE_ERROR until a restart; it now halts, as
+///   Kafka's does when the metadata log's directory fails
+///   (`broker/src/log_dir_failure.rs`).
+///
+/// With everything on (the defaults: failing I/O, consumers in a group):
+/// - 380: the group coordinator of a broker that had lost the leadership
+///   of the group's `__consumer_offsets` partition kept answering from its
+///   stale memory: an OffsetFetch there returned no offsets although a
+///   commit had been acknowledged by the new leader (LostCommit). It now
+///   answers NOT_COORDINATOR (`group/coordinator.rs`, `loaded_partition`).
+/// - 381: a follower whose append failed with EIO (undone: the directory
+///   stayed online) stopped fetching the partition for good; it now
+///   retries (`replica_fetcher/apply.rs`, `stop_or_retry`).
 #[test]
 fn seeds_that_found_bugs_pass() {
     if !deterministic() {
@@ -34,12 +51,21 @@ fn seeds_that_found_bugs_pass() {
     let before = SimConfig {
         slow_nodes: false,
         reassignments: false,
+        io_errors: false,
+        consumer_groups: false,
         ..SimConfig::default()
     };
     let with_slow_nodes = SimConfig {
         reassignments: false,
+        io_errors: false,
+        consumer_groups: false,
         ..SimConfig::default()
     };
+    let with_io_errors = SimConfig {
+        consumer_groups: false,
+        ..SimConfig::default()
+    };
+    let everything = SimConfig::default();
     let failed: Vec<String> = [
         (20, &before),
         (370, &before),
@@ -47,7 +73,8 @@ fn seeds_that_found_bugs_pass() {
         (938, &before),
     ]
     .into_iter()
-    .chain([(9, &with_slow_nodes)])
+    .chain([(9, &with_slow_nodes), (3, &with_io_errors)])
+    .chain([(380, &everything), (381, &everything)])
     .filter_map(|(seed, config)| run_seed(seed, config).err())
     .collect();
     assert!(failed.is_empty(), "{}", failed.join("\n"));

@@ -88,6 +88,8 @@ pub struct SimStats {
     /// Map writes into unallocated space on a full disk (a SIGBUS on a
     /// real file system): must stay 0.
     pub unbacked_map_writes: u64,
+    /// Injected faults that have fired (see [`SimFs::inject`]).
+    pub faults_fired: u64,
 }
 
 #[derive(Default)]
@@ -134,6 +136,7 @@ impl State {
         if f.times == 0 {
             self.faults.remove(idx);
         }
+        self.stats.faults_fired += 1;
         Some(kind)
     }
 

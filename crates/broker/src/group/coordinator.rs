@@ -62,6 +62,7 @@ type GroupRef = Arc<Mutex<GroupEntry>>;
 /// One partition of `__consumer_offsets` and the groups that map to it.
 struct OffsetsPartition {
     loaded: AtomicBool,
+    /// The partition's writes, once this broker holds a replica of it.
     queue: OnceLock<Arc<AppendQueue>>,
     groups: Mutex<HashMap<String, GroupRef>>,
     /// The groups each producer has (or had) pending transactional offsets
@@ -70,6 +71,13 @@ struct OffsetsPartition {
     /// [`GroupEntry::pending`] decides. Taken after `groups`, never while a
     /// group's lock is awaited.
     txn_producers: Mutex<HashMap<ProducerId, HashSet<String>>>,
+}
+
+impl OffsetsPartition {
+    /// This broker holds a replica of the partition and does not lead it.
+    fn follows(&self) -> bool {
+        self.queue.get().is_some_and(|q| !q.partition().is_leader())
+    }
 }
 
 /// One offset to commit (already checked by the handler: the topic exists,
@@ -409,6 +417,13 @@ impl GroupCoordinator {
         let p = parts
             .get(self.partition_for(group_id) as usize)
             .ok_or(GroupError::CoordinatorNotAvailable)?;
+        // A broker that follows the partition (it lost the leadership, or
+        // never had it) is not the group's coordinator: what it holds in
+        // memory is stale, and it must not answer from it (Kafka's
+        // resignation unloads the groups; requests get NOT_COORDINATOR).
+        if p.follows() {
+            return Err(GroupError::NotCoordinator);
+        }
         if !p.loaded.load(Ordering::Acquire) {
             return Err(GroupError::CoordinatorLoadInProgress);
         }
@@ -725,7 +740,7 @@ impl GroupCoordinator {
         };
         parts
             .iter()
-            .filter(|p| p.loaded.load(Ordering::Acquire))
+            .filter(|p| p.loaded.load(Ordering::Acquire) && !p.follows())
             .flat_map(|p| p.groups.lock().values().cloned().collect::<Vec<_>>())
             .collect()
     }

@@ -45,6 +45,8 @@ pub enum GroupError {
     CoordinatorNotAvailable,
     #[error("the coordinator is loading the group's partition of __consumer_offsets")]
     CoordinatorLoadInProgress,
+    #[error("this broker does not lead the group's partition of __consumer_offsets")]
+    NotCoordinator,
     #[error("invalid group id")]
     InvalidGroupId,
     #[error("unknown member id")]
@@ -107,6 +109,7 @@ impl GroupError {
             GroupError::OffsetMetadataTooLarge => 12,
             GroupError::CoordinatorLoadInProgress => 14,
             GroupError::CoordinatorNotAvailable => 15,
+            GroupError::NotCoordinator => 16,
             GroupError::IllegalGeneration => 22,
             GroupError::InconsistentGroupProtocol => 23,
             GroupError::InvalidGroupId => 24,

@@ -325,8 +325,12 @@ fn append(
 
 /// After a failed `what` (append or truncation): retried after `backoff`
 /// when the disk is full or no descriptor is left (the storage layer
-/// refuses such a change whole and keeps the directory online); otherwise
-/// the partition stops fetching.
+/// refuses such a change whole and keeps the directory online), or after
+/// an I/O error the storage layer undid (a failed write cut back to the
+/// last whole batch: the directory stays online, and the next fetch
+/// writes the batch again; one it could not undo takes the directory
+/// offline, the next try fails with `LogDirOffline` and the broker halts).
+/// Otherwise the partition stops fetching.
 fn stop_or_retry(
     tp: &TopicPartition,
     state: &mut PartitionFetchState,
@@ -338,6 +342,12 @@ fn stop_or_retry(
     if e.is_resource_exhausted() {
         tracing::warn!(partition = %tp, leader = leader.0, offset = state.fetch_offset.0, error = %e,
             "follower {what} refused (disk full?); retrying after replica.fetch.backoff.ms");
+        state.status = FetchStatus::Delayed(backoff);
+        return;
+    }
+    if matches!(e, StorageError::Io { .. }) {
+        tracing::error!(partition = %tp, leader = leader.0, offset = state.fetch_offset.0, error = %e,
+            "follower {what} failed and was undone; retrying after replica.fetch.backoff.ms");
         state.status = FetchStatus::Delayed(backoff);
         return;
     }

@@ -92,8 +92,10 @@ struct FakeLog {
     log_start: i64,
     hw: i64,
     /// Appends fail with this errno (ENOSPC: a full disk; EIO: a failed
-    /// directory).
+    /// write the storage layer undid).
     fail_appends: Option<i32>,
+    /// The log directory is offline: appends fail with `LogDirOffline`.
+    offline: bool,
     /// Truncations fail with this errno.
     fail_truncations: Option<i32>,
     /// Pretends the epoch cache is empty.
@@ -162,6 +164,12 @@ impl FollowerReplica for FakeReplica {
     }
     fn append_as_follower(&self, records: &[u8]) -> Result<FollowerAppend, StorageError> {
         let mut l = self.log.lock();
+        if l.offline {
+            return Err(StorageError::LogDirOffline {
+                dir: "/failing".into(),
+                reason: "an fsync failed".into(),
+            });
+        }
         if let Some(errno) = l.fail_appends {
             return Err(StorageError::Io {
                 op: "write",
@@ -881,11 +889,32 @@ async fn with_failing_appends(errno: i32) -> (FakeLeader, Arc<FakeReplica>, Repl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_directory_stops_only_that_partition() {
     let (_leader, r0, m) = with_failing_appends(libc::EIO).await;
+    r0.log.lock().offline = true;
     eventually("failed directory stops its partition", || {
         matches!(&m.fetch_state(&tp(0)).unwrap().status, FetchStatus::Stopped(why) if why.contains("append failed"))
     })
     .await;
     assert!(r0.bytes().is_empty());
+    m.shutdown().await;
+}
+
+/// A write that failed with EIO and was undone (the directory stays
+/// online) is retried, and the follower catches up once writes succeed.
+/// Found by the cluster simulation (seed 381): the follower stopped
+/// fetching the partition for good and stayed behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undone_write_error_is_retried() {
+    let (_leader, r0, m) = with_failing_appends(libc::EIO).await;
+    eventually("the failed append is retried", || {
+        matches!(
+            &m.fetch_state(&tp(0)).unwrap().status,
+            FetchStatus::Delayed(_)
+        )
+    })
+    .await;
+    assert!(r0.bytes().is_empty());
+    r0.log.lock().fail_appends = None;
+    eventually("copied once writes succeed", || !r0.bytes().is_empty()).await;
     m.shutdown().await;
 }
 

@@ -173,11 +173,18 @@ impl BrokerNode {
     }
 
     /// Resolves with the reason once the observer's log failed fatally
-    /// (never on a combined node: its controller role reports it).
+    /// (on a combined node its controller role reports that), or a failed
+    /// log directory must halt the broker (`log_dir_failure`).
     pub async fn fatal(&self) -> String {
-        match &self.observer {
-            Some(log) => sluice_controller::log::failure(&**log).await,
-            None => std::future::pending().await,
+        let observer = async {
+            match &self.observer {
+                Some(log) => sluice_controller::log::failure(&**log).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            why = observer => why,
+            why = self.broker.log_dir_failure() => why,
         }
     }
 
