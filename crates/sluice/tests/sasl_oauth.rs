@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use common::sasl::venv_python;
+use common::sasl::{python_client, venv_python};
 use common::{create_topic, kafka_tool_output, kafka_tools_ready, RawClient};
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
@@ -164,58 +164,9 @@ fn sign(key: &EcdsaKeyPair, kid: &str, claims: serde_json::Value) -> String {
     format!("{input}.{}", b64(sig.as_ref()))
 }
 
-const OAUTH_PYTHON: &str = r#"
-import sys, time
-from confluent_kafka import Producer, Consumer
-mode, addr, token, topic = sys.argv[1:5]
-errors = []
-def oauth_cb(_config):
-    return token, time.time() + 300
-conf = {"bootstrap.servers": addr, "security.protocol": "SASL_PLAINTEXT",
-        "sasl.mechanism": "OAUTHBEARER", "oauth_cb": oauth_cb,
-        "error_cb": lambda e: errors.append(str(e))}
-if mode == "refused":
-    p = Producer(conf)
-    try:
-        p.list_topics(timeout=10)
-        print("listed")
-    except Exception as e:
-        print("failed", e)
-    for _ in range(5):
-        p.poll(0.5)
-    print("\n".join(errors))
-    sys.exit(0)
-p = Producer(conf)
-for i in range(10):
-    p.produce(topic, value=f"signed-{i}".encode())
-assert p.flush(60) == 0, errors
-c = Consumer(dict(conf, **{"group.id": "oauth", "auto.offset.reset": "earliest"}))
-c.subscribe([topic])
-got = []
-deadline = time.time() + 120
-while len(got) < 10 and time.time() < deadline:
-    m = c.poll(1.0)
-    if m is not None and m.error() is None:
-        got.append(m.value().decode())
-c.close()
-assert sorted(got) == sorted(f"signed-{i}" for i in range(10)), (got, errors)
-print("ok")
-"#;
-
+/// confluent-kafka (`common/sasl.rs`'s client) with `token` as its bearer.
 fn python_oauth(python: &std::path::Path, mode: &str, addr: &str, token: &str) -> String {
-    let out = Command::new(python)
-        .arg("-c")
-        .arg(OAUTH_PYTHON)
-        .args([mode, addr, token, "signed"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "python {mode}: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    python_client(python, &[mode, addr, "OAUTHBEARER", "-", token, "signed"])
 }
 
 #[test]

@@ -25,7 +25,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use sluice_auth::acl::{AclOperation as Op, ResourceType as Rt, AUTHORIZED_OPERATIONS_OMITTED};
 
-use super::ops::{message, Fixups};
+use super::ops::{message, split_denied, Fixups};
 use super::{Authz, Gate};
 use crate::handlers::Response;
 
@@ -407,19 +407,16 @@ fn find_coordinator(a: &Authz, v: i16, mut r: FindCoordinatorRequest) -> Gate {
 
 fn describe_groups(a: &Authz, mut r: DescribeGroupsRequest) -> Gate {
     let with_ops = r.include_authorized_operations;
-    let mut denied = Vec::new();
-    r.groups.retain(|g| {
-        let ok = a.allow(Op::Describe, Rt::Group, g.0.as_str());
-        if !ok {
-            denied.push(
-                DescribedGroup::default()
-                    .with_group_id(g.clone())
-                    .with_error_code(GROUP_DENIED)
-                    .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED),
-            );
-        }
-        ok
-    });
+    let denied = split_denied(
+        &mut r.groups,
+        |g| a.allow(Op::Describe, Rt::Group, g.0.as_str()),
+        |g| {
+            DescribedGroup::default()
+                .with_group_id(g.clone())
+                .with_error_code(GROUP_DENIED)
+                .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+        },
+    );
     let authz = a.clone();
     Gate::Pass(
         RequestKind::DescribeGroups(r),

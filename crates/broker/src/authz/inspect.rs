@@ -12,7 +12,7 @@ use kafka_protocol::messages::offset_delete_response::{
 use kafka_protocol::messages::*;
 use sluice_auth::acl::{AclOperation as Op, ResourceType as Rt, AUTHORIZED_OPERATIONS_OMITTED};
 
-use super::ops::{message, Fixups};
+use super::ops::{message, split_denied, Fixups};
 use super::{Authz, Gate};
 use crate::handlers::Response;
 
@@ -90,19 +90,16 @@ fn offset_delete(a: &Authz, mut r: OffsetDeleteRequest) -> Gate {
 
 fn consumer_group_describe(a: &Authz, mut r: ConsumerGroupDescribeRequest) -> Gate {
     let with_ops = r.include_authorized_operations;
-    let mut denied = Vec::new();
-    r.group_ids.retain(|g| {
-        let ok = a.allow(Op::Describe, Rt::Group, g.0.as_str());
-        if !ok {
-            denied.push(
-                DescribedGroup::default()
-                    .with_group_id(g.clone())
-                    .with_error_code(GROUP_DENIED)
-                    .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED),
-            );
-        }
-        ok
-    });
+    let denied = split_denied(
+        &mut r.group_ids,
+        |g| a.allow(Op::Describe, Rt::Group, g.0.as_str()),
+        |g| {
+            DescribedGroup::default()
+                .with_group_id(g.clone())
+                .with_error_code(GROUP_DENIED)
+                .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+        },
+    );
     let authz = a.clone();
     Gate::Pass(
         RequestKind::ConsumerGroupDescribe(r),

@@ -32,3 +32,22 @@ impl Fixups {
 pub(super) fn message(r: ResponseKind) -> Response {
     Response::Message(r)
 }
+
+/// Keeps in `items`, in order, those `allowed` accepts; returns the
+/// answer entry `denied` makes for each one removed, for the fix-up to
+/// put back into the handler's response.
+pub(super) fn split_denied<T, D>(
+    items: &mut Vec<T>,
+    mut allowed: impl FnMut(&T) -> bool,
+    mut denied: impl FnMut(&T) -> D,
+) -> Vec<D> {
+    let mut out = Vec::new();
+    items.retain(|item| {
+        let ok = allowed(item);
+        if !ok {
+            out.push(denied(item));
+        }
+        ok
+    });
+    out
+}

@@ -403,6 +403,10 @@ conf = {"bootstrap.servers": addr, "security.protocol": "SASL_PLAINTEXT",
         "error_cb": lambda e: errors.append(str(e))}
 if len(sys.argv) > 7:
     conf.update({"security.protocol": "SASL_SSL", "ssl.ca.location": sys.argv[7]})
+if mech == "OAUTHBEARER":
+    # The password is the bearer token, handed over as it is.
+    del conf["sasl.username"], conf["sasl.password"]
+    conf["oauth_cb"] = lambda _config: (pw, time.time() + 300)
 if mode == "refused":
     p = Producer(conf)
     try:
