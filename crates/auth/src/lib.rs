@@ -4,10 +4,11 @@
 //! Owns [`KafkaPrincipal`] (Kafka's `type:name` principal, `User:ANONYMOUS`
 //! for an unauthenticated connection), [`SecurityProtocol`] (what a
 //! listener speaks: `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`) and
-//! [`ListenerName`]. Authentication mechanisms (`sasl`) and the ACL
-//! authorizer (`acl`) belong here too, as pure code: no sockets, no clock, no files. The
-//! broker's network layer decides a connection's principal and carries it,
-//! with the listener, in each request's context.
+//! [`ListenerName`]; the SASL mechanisms (`sasl`), bearer-token
+//! validation for OAUTHBEARER (`oauth`) and the ACL authorizer (`acl`), as
+//! pure code: no sockets, no clock, no files (callers pass the time and
+//! the key set). The broker's network layer decides a connection's
+//! principal and carries it, with the listener, in each request's context.
 
 pub mod acl;
 pub mod dn;
