@@ -95,6 +95,29 @@ impl Client {
         Ok(leaders)
     }
 
+    /// Whether `partition` of `topic` is led by `leader` with every
+    /// replica in its ISR, as this node's metadata says.
+    pub async fn fully_replicated(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        leader: i32,
+    ) -> Result<bool, CallFailed> {
+        let req = MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic_name(topic))),
+        ]));
+        let resp: MetadataResponse = self.call(ApiKey::Metadata, 12, &req).await?;
+        let Some(t) = resp.topics.first().filter(|t| t.error_code == 0) else {
+            return Ok(false);
+        };
+        Ok(t.partitions.iter().any(|p| {
+            p.partition_index == partition
+                && p.error_code == 0
+                && p.leader_id.0 == leader
+                && p.replica_nodes.iter().all(|r| p.isr_nodes.contains(r))
+        }))
+    }
+
     /// AlterPartitionReassignments of one partition of `topic` to
     /// `replicas`; the first error code, top level then partition.
     pub async fn reassign(

@@ -286,6 +286,31 @@ pub fn all_up(nodes: &[NodeHandles]) -> Result<(), String> {
     Ok(())
 }
 
+/// The partitions of `topic` without a leader in the active controller's
+/// image (empty when no controller is active: nothing to judge by).
+pub fn leaderless(nodes: &[NodeHandles], topic: &str) -> Vec<i32> {
+    for n in nodes {
+        let r = n.running.lock();
+        let Some(c) = r.as_ref().and_then(|r| r.controller.as_ref()) else {
+            continue;
+        };
+        if !c.is_active() {
+            continue;
+        }
+        let image = c.image();
+        let Some(t) = image.topic(topic) else {
+            return Vec::new();
+        };
+        return t
+            .partitions()
+            .iter()
+            .filter(|(_, reg)| !reg.has_leader())
+            .map(|(p, _)| *p)
+            .collect();
+    }
+    Vec::new()
+}
+
 /// After healing: whether every running replica of every partition has
 /// the same high watermark and the same log up to it (`Err` names the
 /// first difference).

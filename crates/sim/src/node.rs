@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use sluice_broker::config::roles::KraftConfig;
@@ -312,7 +313,11 @@ async fn serve(h: &NodeHandles) -> Result<String, Box<dyn std::error::Error>> {
     ));
     let quorum = QuorumMode::Cluster {
         log: log.clone() as Arc<dyn MetadataLog>,
-        controller: Arc::new(RemoteController::new(channel.clone(), CLUSTER_ID)),
+        controller: Arc::new(
+            RemoteController::new(channel.clone(), CLUSTER_ID).with_heartbeat_timeout(
+                Duration::from_millis((config.broker_session_timeout_ms / 2).max(1) as u64),
+            ),
+        ),
         channel,
         connector: Arc::new(SimNet),
     };

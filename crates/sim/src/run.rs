@@ -9,7 +9,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::invariants::{all_up, converged, Invariants};
+use crate::invariants::{self, all_up, converged, Invariants};
 use crate::node::{self, host, NodeHandles, SimClock};
 use crate::workload::{self, Workload};
 use sluice_storage::{Fault, FaultKind};
@@ -617,6 +617,16 @@ impl Run {
         self.run_for(Duration::from_secs(8), |_| false)?;
         if self.workload.acked() == healed_acks {
             return Err("no write was acknowledged in the 8 s after healing".into());
+        }
+        // Liveness: every node is up, so every partition has a leader again
+        // (seed 1517 had one leaderless for 26 s after healing: its only
+        // eligible replica stayed fenced while its heartbeat was stuck).
+        let leaderless = invariants::leaderless(&self.nodes, workload::TOPIC);
+        if !leaderless.is_empty() {
+            return Err(format!(
+                "partitions {leaderless:?} of {} still have no leader 8 s after healing",
+                workload::TOPIC
+            ));
         }
         self.workload.stop.store(true, Ordering::Relaxed);
         let read = self.run_for(Duration::from_secs(60), |w| {

@@ -278,7 +278,8 @@ pub async fn producer(w: Arc<Workload>, partition: i32) {
 }
 
 /// Reads every partition from its leader, from offset 0 to the high
-/// watermark, as one assigned consumer's polls.
+/// watermark of a leader with its full ISR, as one assigned consumer's
+/// polls.
 pub async fn reader(w: Arc<Workload>) {
     let tps: Vec<TopicPartition> = (0..w.partitions)
         .map(|p| TopicPartition::new(TOPIC, p))
@@ -325,8 +326,23 @@ pub async fn reader(w: Arc<Workload>) {
                 );
                 w.record(READER, OpType::Ok, Call::Poll { records: polled });
             }
+            // Done at the high watermark of a leader with its full ISR: a
+            // leader elected moments ago may not have raised its high
+            // watermark to what its predecessor acknowledged yet (it does
+            // once its followers fetch), and a read that stopped there
+            // would count acknowledged records as lost.
+            // (A second past that, the followers have fetched again.)
+            if offset >= hw && matches!(c.fully_replicated(TOPIC, p, leader).await, Ok(true)) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let Ok((0, again, _)) = c.fetch(TOPIC, p, offset).await else {
+                    continue;
+                };
+                if again <= offset {
+                    break;
+                }
+            }
             if offset >= hw {
-                break;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }

@@ -42,6 +42,12 @@ use sluice_sim::{run_seed, SimConfig};
 /// - 381: a follower whose append failed with EIO (undone: the directory
 ///   stayed online) stopped fetching the partition for good; it now
 ///   retries (`replica_fetcher/apply.rs`, `stop_or_retry`).
+/// - 1517: a broker's heartbeat was stuck for 28 s in the channel to the
+///   controller: three requests refused together with NOT_CONTROLLER each
+///   moved the channel on by one voter, back to the refusing one, every
+///   round (`transport/src/channel/mod.rs`, `move_on`); and nothing bounded
+///   the heartbeat (now half the session, `metadata/lifecycle.rs`). The
+///   broker stayed fenced and its partition leaderless long after healing.
 #[test]
 fn seeds_that_found_bugs_pass() {
     if !deterministic() {
@@ -74,7 +80,7 @@ fn seeds_that_found_bugs_pass() {
     ]
     .into_iter()
     .chain([(9, &with_slow_nodes), (3, &with_io_errors)])
-    .chain([(380, &everything), (381, &everything)])
+    .chain([(380, &everything), (381, &everything), (1517, &everything)])
     .filter_map(|(seed, config)| run_seed(seed, config).err())
     .collect();
     assert!(failed.is_empty(), "{}", failed.join("\n"));

@@ -804,3 +804,38 @@ async fn an_answer_about_other_items_is_refused() {
         other => panic!("a short answer was taken: {other:?}"),
     }
 }
+
+/// A heartbeat gives up within the heartbeat timeout (half the broker's
+/// session), not the admin requests' budget: a voter that accepted the
+/// connection and went silent would otherwise hold it until the session
+/// expired (the cluster simulation's seed 1517).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_gives_up_within_its_own_timeout() {
+    // Accepts connections and never answers.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let hold = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            conns.push(s);
+        }
+    });
+    let ch = std::sync::Arc::new(sluice_transport::ControllerChannel::new(
+        sluice_transport::QuorumVoters::parse(&format!("1@{addr}")).unwrap(),
+        channel_config(),
+    ));
+    let client = RemoteController::new(ch, CLUSTER_ID)
+        .with_timeout(Duration::from_secs(3600))
+        .with_heartbeat_timeout(Duration::from_millis(300));
+    let r = tokio::time::timeout(
+        Duration::from_secs(60),
+        client.heartbeat(heartbeat(1, 1, Offset(0))),
+    )
+    .await
+    .expect("the heartbeat waited as long as an admin request may");
+    assert!(
+        matches!(r, Err(ControllerError::Log(LogError::Uncertain))),
+        "{r:?}"
+    );
+    hold.abort();
+}

@@ -236,6 +236,106 @@ async fn not_controller_and_dead_voters_move_the_channel_on() {
     assert!(inactive.c.image().topic("x").is_none());
 }
 
+/// A voter that answers ApiVersions, then holds CreateTopics requests
+/// until `together` are in flight on its connection and refuses them all
+/// at once with NOT_CONTROLLER.
+async fn refusing_voter(together: usize) -> std::net::SocketAddr {
+    use bytes::Bytes;
+    use sluice_protocol::{api_versions_response, decode_request_with, encode_response};
+    use sluice_transport::CONTROLLER_APIS;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut held = Vec::new();
+                loop {
+                    let mut len = [0u8; 4];
+                    if s.read_exact(&mut len).await.is_err() {
+                        return;
+                    }
+                    let mut frame = vec![0; i32::from_be_bytes(len) as usize];
+                    if s.read_exact(&mut frame).await.is_err() {
+                        return;
+                    }
+                    let req = decode_request_with(Bytes::from(frame), CONTROLLER_APIS).unwrap();
+                    let (key, cid, v) = (req.api_key, req.correlation_id(), req.api_version());
+                    match req.body {
+                        RequestKind::ApiVersions(_) => {
+                            let body = ResponseKind::ApiVersions(api_versions_response(
+                                CONTROLLER_APIS,
+                                0,
+                            ));
+                            let out = encode_response(key, cid, v, &body).unwrap();
+                            s.write_all(&out).await.unwrap();
+                        }
+                        RequestKind::CreateTopics(r) => {
+                            held.push((key, cid, v, r));
+                            if held.len() < together {
+                                continue;
+                            }
+                            for (key, cid, v, r) in held.drain(..) {
+                                let topics = r
+                                    .topics
+                                    .iter()
+                                    .map(|t| {
+                                        create_topics_response::CreatableTopicResult::default()
+                                            .with_name(t.name.clone())
+                                            .with_error_code(41)
+                                    })
+                                    .collect();
+                                let body = ResponseKind::CreateTopics(
+                                    CreateTopicsResponse::default().with_topics(topics),
+                                );
+                                let out = encode_response(key, cid, v, &body).unwrap();
+                                if s.write_all(&out).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// As many requests in flight as there are voters, all refused with
+/// NOT_CONTROLLER by the same voter, move the channel on once, not once
+/// each: else they bring it back to that voter every round and never reach
+/// the active one (the cluster simulation's seed 1517).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_refused_together_move_the_channel_on_once() {
+    let active = Controller::start(2).await;
+    let b = active.broker(1);
+    b.register().await.unwrap();
+    b.heartbeat().await.unwrap();
+    let refusing = refusing_voter(3).await;
+    // Voters 1 and 3 are the same refusing voter; 2 is active.
+    let voters = format!("1@{refusing},{},3@{refusing}", active.voter(2));
+    let ch = active.channel(&voters);
+    let sends: Vec<_> = (0..3)
+        .map(|i| {
+            let ch = ch.clone();
+            tokio::spawn(async move {
+                let req = CreateTopicsRequest::default()
+                    .with_topics(vec![topic(&format!("t{i}"), 1)])
+                    .with_timeout_ms(30_000);
+                ch.send(&req, Duration::from_secs(10)).await
+            })
+        })
+        .collect();
+    for (i, send) in sends.into_iter().enumerate() {
+        let resp = send.await.unwrap();
+        let resp =
+            resp.unwrap_or_else(|e| panic!("request {i} never reached the active voter: {e}"));
+        assert_eq!(resp.topics[0].error_code, 0, "{:?}", resp.topics[0]);
+    }
+    assert_eq!(ch.controller_hint(), 2);
+}
+
 /// Writes `bytes` on a fresh connection and reads until the server closes.
 async fn raw(ctl: &Controller, bytes: &[u8], half_close: bool) -> Vec<u8> {
     let mut s = tokio::net::TcpStream::connect(ctl.server.local_addr())

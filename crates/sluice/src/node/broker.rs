@@ -131,8 +131,13 @@ impl BrokerNode {
                 ..ChannelConfig::default()
             },
         ));
-        let controller: Arc<dyn ControllerClient> =
-            Arc::new(RemoteController::new(channel.clone(), cluster_id));
+        let controller: Arc<dyn ControllerClient> = Arc::new(
+            RemoteController::new(channel.clone(), cluster_id).with_heartbeat_timeout(
+                std::time::Duration::from_millis(
+                    (config.broker_session_timeout_ms / 2).max(1) as u64
+                ),
+            ),
+        );
         let names: Vec<String> = config.listeners.iter().map(|l| l.name.clone()).collect();
         let metrics = cli::metrics::start(&config).await?;
         let log_dirs = config.log_dirs.clone();

@@ -298,6 +298,9 @@ impl ControllerChannel {
         // deadline cut short says less than the voter answers before it.
         let mut previous: Option<String> = None;
         loop {
+            // The voter this attempt goes to: only the first of the
+            // requests that fail on it moves the channel on.
+            let tried = self.current.load(Ordering::SeqCst);
             let last = match self.attempt(req, deadline).await {
                 Ok(resp) if !R::not_controller(&resp) => return Ok(resp),
                 Ok(_) => {
@@ -321,7 +324,7 @@ impl ControllerChannel {
                 }
             };
             previous = Some(last.clone());
-            self.move_on().await;
+            self.move_on(tried).await;
             let now = Instant::now();
             if now + Duration::from_millis(backoff) >= deadline {
                 return Err(TransportError::ControllerUnavailable {
@@ -337,11 +340,24 @@ impl ControllerChannel {
         }
     }
 
-    /// Drops the connection and moves to the next voter.
-    async fn move_on(&self) {
+    /// Drops the connection and moves to the voter after `tried`, unless
+    /// another request already moved on from it (or the channel was
+    /// pointed elsewhere). Requests in flight together fail together: had
+    /// each of them moved on, as many requests as there are voters would
+    /// bring the channel back to the voter that failed them, again and
+    /// again until their deadline (found by the cluster simulation, seed
+    /// 1517: a broker's heartbeat stuck for 28 s on a voter that answered
+    /// NOT_CONTROLLER, so the broker was fenced for as long).
+    async fn move_on(&self, tried: usize) {
         let mut conn = self.conn.lock().await;
-        *conn = None;
-        self.current.fetch_add(1, Ordering::SeqCst);
+        let next = tried.wrapping_add(1);
+        if self
+            .current
+            .compare_exchange(tried, next, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            *conn = None;
+        }
     }
 
     async fn attempt<R: ControllerApi>(

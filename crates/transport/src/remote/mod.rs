@@ -65,12 +65,19 @@ use crate::error::TransportError;
 /// `request.timeout.ms` default, the budget a forwarded request has).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long one heartbeat may take, retries included, unless
+/// [`RemoteController::with_heartbeat_timeout`] says otherwise: half of
+/// Kafka's default `broker.session.timeout.ms`, as Kafka's heartbeat
+/// channel has (KAFKA-14392).
+pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(4500);
+
 /// The [`ControllerClient`] of a broker whose active controller is remote
 /// (see the module docs). Cheap to share behind an `Arc`.
 pub struct RemoteController {
     channel: Arc<ControllerChannel>,
     cluster_id: String,
     timeout: Duration,
+    heartbeat_timeout: Duration,
 }
 
 impl RemoteController {
@@ -81,7 +88,20 @@ impl RemoteController {
             channel,
             cluster_id: cluster_id.into(),
             timeout: DEFAULT_TIMEOUT,
+            heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
         }
+    }
+
+    /// The limit of one heartbeat, retries included: a broker passes half
+    /// its `broker.session.timeout.ms`. A heartbeat answered later could
+    /// not keep the session anyway; the channel gives up on the voter it
+    /// waited for (moving on to the next) and the broker's next heartbeat
+    /// may reach a controller elected meanwhile, where a heartbeat waited
+    /// for as long as an admin request could sit on a voter that no
+    /// longer answers, its broker fenced meanwhile.
+    pub fn with_heartbeat_timeout(mut self, timeout: Duration) -> RemoteController {
+        self.heartbeat_timeout = timeout;
+        self
     }
 
     /// The limit of one operation, retries included.
@@ -105,9 +125,22 @@ impl RemoteController {
         R: ControllerApi,
         R::Response: Tagged + Send + 'static,
     {
+        self.send_within(req, self.timeout).await
+    }
+
+    /// [`RemoteController::send`] within `timeout`.
+    async fn send_within<R>(
+        &self,
+        req: &R,
+        timeout: Duration,
+    ) -> Result<Committed<R::Response>, ControllerError>
+    where
+        R: ControllerApi,
+        R::Response: Tagged + Send + 'static,
+    {
         let resp = self
             .channel
-            .send(req, self.timeout)
+            .send(req, timeout)
             .await
             .map_err(channel_error)?;
         let offset = crate::committed::read(resp.tagged()).map_err(|e| {
@@ -475,7 +508,7 @@ impl ControllerClient for RemoteController {
                 .with_current_metadata_offset(hb.current_metadata_offset.0)
                 .with_want_fence(hb.want_fence)
                 .with_want_shut_down(hb.want_shutdown);
-            let answer = self.send(&req).await?;
+            let answer = self.send_within(&req, self.heartbeat_timeout).await?;
             let resp = answer.value;
             convert::broker_error(resp.error_code, hb.broker_id, hb.broker_epoch.0)?;
             Ok(Committed {
