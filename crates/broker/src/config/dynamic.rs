@@ -174,6 +174,8 @@ pub const STARTUP_ONLY_KEYS: &[&str] = &[
     "listener.security.protocol.map",
     "listeners",
     "max.connections",
+    "max.connections.per.ip",
+    "max.connections.per.ip.overrides",
     "num.replica.fetchers",
     "sasl.enabled.mechanisms",
 ];
@@ -198,7 +200,7 @@ use ConfigType as T;
 /// Kafka dynamic broker keys outside Sluice's config table: accepted (type
 /// checked as Kafka does), stored durably and described, but they change
 /// nothing in Sluice (it has no such thread pools, SASL/SSL, remote storage,
-/// per-IP connection limits, compression levels or metric reporters).
+/// connection creation rates, compression levels or metric reporters).
 pub static STORED_ONLY_KEYS: &[ConfigKey] = &[
     stored("background.threads", T::Int),
     stored("compression.gzip.level", T::Int),
@@ -210,8 +212,6 @@ pub static STORED_ONLY_KEYS: &[ConfigKey] = &[
     stored("log.local.retention.bytes", T::Long),
     stored("log.local.retention.ms", T::Long),
     stored("max.connection.creation.rate", T::Int),
-    stored("max.connections.per.ip", T::Int),
-    stored("max.connections.per.ip.overrides", T::String),
     stored("metric.reporters", T::List),
     stored("num.io.threads", T::Int),
     stored("num.network.threads", T::Int),

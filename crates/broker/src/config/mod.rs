@@ -406,6 +406,10 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     /// `quota.window.num` and `quota.window.size.seconds` (client quotas).
     pub quota_windows: crate::quota::QuotaWindows,
+    /// `max.connections.per.ip` and `max.connections.per.ip.overrides`.
+    pub per_ip_limits: crate::quota::connections::PerIpLimits,
+    /// `controller.quota.window.num` and `.size.seconds` (KIP-599 buckets).
+    pub controller_quota_windows: crate::quota::QuotaWindows,
     /// `connections.max.idle.ms` (`None` when negative: never).
     pub connections_max_idle: Option<std::time::Duration>,
     /// `sluice.request.stall.timeout.ms`.
@@ -740,6 +744,7 @@ impl BrokerConfig {
             }
         }
 
+        let per_ip_overrides = per_ip_overrides(&explicit, long("max.connections.per.ip"))?;
         let mut config = BrokerConfig {
             node_id: long("node.id") as i32,
             listeners,
@@ -762,6 +767,14 @@ impl BrokerConfig {
             quota_windows: crate::quota::QuotaWindows {
                 samples: long("quota.window.num").max(1) as usize,
                 window_ms: long("quota.window.size.seconds").max(1) * 1000,
+            },
+            per_ip_limits: crate::quota::connections::PerIpLimits {
+                default: usize::try_from(long("max.connections.per.ip")).unwrap_or(0),
+                overrides: per_ip_overrides,
+            },
+            controller_quota_windows: crate::quota::QuotaWindows {
+                samples: long("controller.quota.window.num").max(1) as usize,
+                window_ms: long("controller.quota.window.size.seconds").max(1) * 1000,
             },
             connections_max_idle: u64::try_from(long("connections.max.idle.ms"))
                 .ok()
@@ -1247,3 +1260,29 @@ fn described(
 
 #[cfg(test)]
 mod tests;
+
+/// `max.connections.per.ip.overrides`, checked as Kafka checks it (a zero
+/// `max.connections.per.ip` needs overrides).
+fn per_ip_overrides(
+    explicit: &BTreeMap<String, String>,
+    per_ip: i64,
+) -> Result<std::collections::HashMap<std::net::IpAddr, usize>, ConfigError> {
+    let key = "max.connections.per.ip.overrides";
+    let raw = explicit.get(key).map(String::as_str).unwrap_or("");
+    let overrides =
+        crate::quota::connections::PerIpLimits::parse_overrides(raw).map_err(|reason| {
+            ConfigError::InvalidValue {
+                key: key.into(),
+                value: raw.into(),
+                reason,
+            }
+        })?;
+    if per_ip == 0 && overrides.is_empty() {
+        return Err(ConfigError::InvalidValue {
+            key: "max.connections.per.ip".into(),
+            value: "0".into(),
+            reason: "max.connections.per.ip can be set to zero only if max.connections.per.ip.overrides property is set.".into(),
+        });
+    }
+    Ok(overrides)
+}

@@ -8,6 +8,7 @@ use crate::context::BrokerContext;
 use crate::request::RequestContext;
 
 pub mod api_versions;
+pub mod controller_mutation;
 pub mod fetch;
 pub mod fetch_session;
 pub mod leadership;
@@ -15,6 +16,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod request_quota;
 pub mod throttled;
 
 // Engineer A's modules (admin APIs).
@@ -125,6 +127,19 @@ pub async fn handle_from(
     header: &RequestHeader,
     body: RequestKind,
 ) -> Response {
+    if ctx.image.has_client_quotas() && request_quota::measured_here(&body) {
+        let handling = gated(ctx, request, header, body);
+        return request_quota::apply(ctx, request, header, handling).await;
+    }
+    gated(ctx, request, header, body).await
+}
+
+async fn gated(
+    ctx: &BrokerContext,
+    request: &RequestContext,
+    header: &RequestHeader,
+    body: RequestKind,
+) -> Response {
     // Authorization first (crate::authz): a denied request is answered
     // there, a partly denied one reaches its handler without the denied
     // items, which come back with their error codes.
@@ -161,14 +176,17 @@ async fn dispatch(
         )
         .into(),
         RequestKind::CreateTopics(req) => {
-            ResponseKind::CreateTopics(create_topics::handle(ctx, header, req).await).into()
+            ResponseKind::CreateTopics(create_topics::handle(ctx, request, header, req).await)
+                .into()
         }
         RequestKind::DeleteTopics(req) => {
-            ResponseKind::DeleteTopics(delete_topics::handle(ctx, header, req).await).into()
+            ResponseKind::DeleteTopics(delete_topics::handle(ctx, request, header, req).await)
+                .into()
         }
-        RequestKind::CreatePartitions(req) => {
-            ResponseKind::CreatePartitions(create_partitions::handle(ctx, header, req).await).into()
-        }
+        RequestKind::CreatePartitions(req) => ResponseKind::CreatePartitions(
+            create_partitions::handle(ctx, request, header, req).await,
+        )
+        .into(),
         RequestKind::DescribeConfigs(req) => {
             ResponseKind::DescribeConfigs(describe_configs::handle(ctx, header, req).await).into()
         }

@@ -5,6 +5,8 @@
 //!
 //! Bounds: `max.connections` connections (a connection beyond it is closed
 //! as soon as it is accepted, with a rate-limited WARN naming the limit),
+//! `max.connections.per.ip` and the `ip` quotas' connection creation rate
+//! (`crate::quota::connections`: closed at once, or after the throttle),
 //! `socket.request.max.bytes` per request, and `queued.max.request.bytes`
 //! over the request bytes all connections hold, taken as the bytes arrive
 //! (readers stop reading their sockets while it is used up; see
@@ -38,6 +40,7 @@ pub use sasl::SaslGate;
 pub use security::ListenerTransport;
 
 use crate::context::BrokerContext;
+use crate::quota::connections::{ConnectionPermit, Refusal};
 
 /// glibc's allocator: serve allocations below 4 MiB from its arenas and
 /// give memory back to the kernel only when more than 32 MiB sit free at
@@ -125,6 +128,15 @@ impl Listener {
     }
 }
 
+/// The per-IP limits of a new connection (`crate::quota::connections`).
+fn admit(ctx: &BrokerContext, peer: SocketAddr) -> Result<ConnectionPermit, Refusal> {
+    let image = ctx.image.has_client_quotas().then(|| ctx.image.image());
+    let quotas = image.as_ref().map(|i| i.client_quotas());
+    ctx.quotas
+        .connections
+        .admit(peer.ip(), quotas, ctx.clock.now_ms())
+}
+
 /// Accepts connections on `listener` until `shutdown` becomes true, then
 /// waits for every connection to answer the requests it has already read.
 pub async fn accept_loop(
@@ -169,6 +181,27 @@ pub async fn accept_loop(
             }
             Err(TryAcquireError::Closed) => break,
         };
+        let permit = match admit(&ctx, peer) {
+            Ok(permit) => permit,
+            Err(Refusal::TooMany { limit }) => {
+                tracing::info!(
+                    %peer,
+                    "rejected connection from {}, address already has the configured maximum of {limit} connections",
+                    peer.ip()
+                );
+                continue;
+            }
+            Err(Refusal::Throttled { ms }) => {
+                // Kafka delays closing it; the wait holds the connection's
+                // slot, so throttled sockets are bounded by max.connections.
+                tracing::debug!(%peer, "delaying closing of connection for {ms} ms");
+                connections.spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(ms.max(0) as u64)).await;
+                    drop((stream, slot));
+                });
+                continue;
+            }
+        };
         tracing::debug!(%peer, "connection accepted");
         let ctx = ctx.clone();
         let config = config.clone();
@@ -179,7 +212,7 @@ pub async fn accept_loop(
                 Accepted::Tcp(s) => transport.serve_tcp(s, peer, ctx, config, shutdown).await,
                 Accepted::Other(s) => transport.serve_other(s, peer, ctx, config, shutdown).await,
             }
-            drop(slot);
+            drop((permit, slot));
         });
     }
     drop(listener);
