@@ -178,6 +178,7 @@ impl Broker {
         let quota_windows = config.quota_windows;
         let controller_quota_windows = config.controller_quota_windows;
         let per_ip_limits = config.per_ip_limits.clone();
+        let creation_rates = config.connection_creation_rates.clone();
         let ctx = BrokerContext {
             config,
             metadata: services.quorum.clone(),
@@ -194,6 +195,7 @@ impl Broker {
                 quota_windows,
                 controller_quota_windows,
                 per_ip_limits,
+                creation_rates,
             )),
         };
         ctx.groups.start().await?;

@@ -6,9 +6,12 @@
 //! - an `ip` entity's `connection_creation_rate` quota (set with
 //!   AlterClientQuotas; `kafka-configs --entity-type ips` describes it when
 //!   java and the jars are here): connections over the rate are closed
-//!   unanswered, and once the quota is removed every connection is served.
+//!   unanswered, and once the quota is removed every connection is served;
+//! - `listener.name.<l>.max.connection.creation.rate` (KIP-612): the
+//!   listener waits before serving connections over the rate (only a lower
+//!   bound on the time taken is checked, which slowness cannot break).
 //!
-//! No timing assertion: waits are bounded retries.
+//! No timing assertion beyond that lower bound: waits are bounded retries.
 
 mod common;
 
@@ -147,4 +150,28 @@ fn connections_over_an_ip_creation_rate_are_closed() {
     set_ip_rate(&mut admin, "127.0.0.1", None);
     let refused = (0..20).filter(|_| served(&addr).is_none()).count();
     assert_eq!(refused, 0, "connections refused without a quota");
+}
+
+#[test]
+fn a_listener_over_its_creation_rate_waits_before_serving() {
+    let broker = common::start(&[
+        ("quota.window.num", "2"),
+        ("quota.window.size.seconds", "1"),
+        ("listener.name.plaintext.max.connection.creation.rate", "2"),
+    ]);
+    let addr = broker.bootstrap().to_string();
+    // 12 connections at 2 per second: every one is served (Kafka delays
+    // accepting, it does not close), and they cannot all be served in
+    // under 2 s however fast the machine (a lower bound: slowness only
+    // makes it longer).
+    let started = std::time::Instant::now();
+    for i in 0..12 {
+        assert!(served(&addr).is_some(), "connection {i} was closed");
+    }
+    let took = started.elapsed();
+    eprintln!("12 connections at 2/s took {took:?}");
+    assert!(
+        took >= Duration::from_secs(2),
+        "12 connections were accepted in {took:?}"
+    );
 }

@@ -428,6 +428,8 @@ pub static CONFIG_TABLE: &[ConfigKey] = &[
         "Samples a client quota's rate is measured over (produce, fetch and request quotas); at least all but one count as elapsed, so a quiet client may send a burst of (num - 1) windows at its quota before it is throttled."),
     broker("quota.window.size.seconds", T::Int, Some("1"), V::AtLeast(1),
         "Length of one sample of a client quota's rate."),
+    broker("max.connection.creation.rate", T::Int, Some("2147483647"), V::AtLeast(0),
+        "New connections per second the broker accepts over its listeners (not the inter-broker listener when there are others; KIP-612). Over it, a listener waits before serving its next connection (at most one quota window). listener.name.<listener>.max.connection.creation.rate limits one listener."),
     broker("max.connections.per.ip", T::Int, Some("2147483647"), V::AtLeast(0),
         "Connections one client IP may have open at once, over every listener; one more is closed as soon as it is accepted (Kafka's ConnectionQuotas). 0 is allowed only with max.connections.per.ip.overrides."),
     broker("max.connections.per.ip.overrides", T::String, Some(""), V::Any,

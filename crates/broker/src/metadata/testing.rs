@@ -162,6 +162,7 @@ pub(crate) fn open_node_with_clock(
     let quota_windows = config.quota_windows;
     let controller_quota_windows = config.controller_quota_windows;
     let per_ip_limits = config.per_ip_limits.clone();
+    let creation_rates = config.connection_creation_rates.clone();
     Ok(Node {
         ctx: BrokerContext {
             config,
@@ -179,6 +180,7 @@ pub(crate) fn open_node_with_clock(
                 quota_windows,
                 controller_quota_windows,
                 per_ip_limits,
+                creation_rates,
             )),
         },
         services: Some(services),

@@ -137,6 +137,17 @@ fn admit(ctx: &BrokerContext, peer: SocketAddr) -> Result<ConnectionPermit, Refu
         .admit(peer.ip(), quotas, ctx.clock.now_ms())
 }
 
+/// Kafka's `protectedListener`: the inter-broker listener of a broker
+/// with several listeners is outside the broker-wide connection limits.
+fn is_protected(ctx: &BrokerContext, listener: &str) -> bool {
+    let inter_broker = ctx
+        .config
+        .kraft
+        .as_ref()
+        .and_then(|k| k.inter_broker_listener_name.as_deref());
+    inter_broker.is_some_and(|l| l.eq_ignore_ascii_case(listener)) && ctx.config.listeners.len() > 1
+}
+
 /// Accepts connections on `listener` until `shutdown` becomes true, then
 /// waits for every connection to answer the requests it has already read.
 pub async fn accept_loop(
@@ -153,6 +164,8 @@ pub async fn accept_loop(
         last: None,
         unlogged: 0,
     };
+    let listener_name = transport.name.as_str().to_string();
+    let protected = is_protected(&ctx, &listener_name);
     loop {
         while connections.try_join_next().is_some() {}
         let accepted = tokio::select! {
@@ -169,6 +182,21 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        // Connection creation rates (KIP-612): over one, this listener
+        // accepts nothing more until the throttle ends, then serves this
+        // connection, as Kafka's acceptor waits.
+        let delay =
+            ctx.quotas
+                .connections
+                .accept_delay_ms(&listener_name, protected, ctx.clock.now_ms());
+        if delay > 0 {
+            tracing::debug!(%peer, listener = %listener_name, "connection creation rate exceeded; accepting after {delay} ms");
+            tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stop| *stop) => break,
+                _ = tokio::time::sleep(Duration::from_millis(delay as u64)) => {}
+            }
+        }
         let slot = match connection_slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
             Err(TryAcquireError::NoPermits) => {

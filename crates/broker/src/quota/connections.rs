@@ -8,6 +8,13 @@
 //!   window), as Kafka's acceptor delays closing it; it is not counted in
 //!   the rate.
 //!
+//! - `max.connection.creation.rate` (broker-wide, not on the inter-broker
+//!   listener when there are others) and
+//!   `listener.name.<l>.max.connection.creation.rate` (KIP-612): over the
+//!   rate, the listener stops accepting for the throttle time (at most one
+//!   quota window), and the connection waiting is then served, as Kafka's
+//!   acceptor waits in `waitForConnectionSlot`.
+//!
 //! The counts are of live connections across every listener; each
 //! admitted connection holds a [`ConnectionPermit`] that gives its count
 //! back when dropped. The rate sensors use the client quota windows and
@@ -78,6 +85,15 @@ impl PerIpLimits {
     }
 }
 
+/// `max.connection.creation.rate` and its per-listener overrides
+/// (`None`/absent: unlimited, Kafka's `Int.MaxValue`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CreationRateLimits {
+    pub broker: Option<f64>,
+    /// (listener name, rate); names match without regard to case.
+    pub listeners: Vec<(String, f64)>,
+}
+
 /// Why a new connection is not served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
@@ -99,22 +115,70 @@ struct State {
     counts: HashMap<IpAddr, usize>,
     rates: HashMap<IpAddr, RateSensor>,
     last_sweep_ms: i64,
+    /// The broker-wide creation rate, then one per limited listener.
+    broker_rate: Option<SampledRate>,
+    listener_rates: HashMap<String, SampledRate>,
 }
 
 /// Live connections and creation rates per client IP.
 pub struct ConnectionQuotas {
     limits: PerIpLimits,
+    creation: CreationRateLimits,
     windows: QuotaWindows,
     state: Mutex<State>,
 }
 
 impl ConnectionQuotas {
-    pub fn new(limits: PerIpLimits, windows: QuotaWindows) -> ConnectionQuotas {
+    pub fn new(
+        limits: PerIpLimits,
+        creation: CreationRateLimits,
+        windows: QuotaWindows,
+    ) -> ConnectionQuotas {
+        let rate = || SampledRate::new(windows.samples, windows.window_ms);
+        let state = State {
+            broker_rate: creation.broker.map(|_| rate()),
+            listener_rates: creation
+                .listeners
+                .iter()
+                .map(|(l, _)| (l.to_ascii_uppercase(), rate()))
+                .collect(),
+            ..State::default()
+        };
         ConnectionQuotas {
             limits,
+            creation,
             windows,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
         }
+    }
+
+    /// Kafka's `recordConnectionAndGetThrottleTimeMs`: records a connection
+    /// accepted on `listener` and returns how long the listener waits
+    /// before serving it (0: at once). `protected`: the inter-broker
+    /// listener of a broker with several, which the broker-wide rate
+    /// leaves out.
+    pub fn accept_delay_ms(&self, listener: &str, protected: bool, now_ms: i64) -> i64 {
+        let key = listener.to_ascii_uppercase();
+        let listener_limit = self
+            .creation
+            .listeners
+            .iter()
+            .find(|(l, _)| l.eq_ignore_ascii_case(listener))
+            .map(|(_, r)| *r);
+        let bound = self.windows.window_ms;
+        let mut state = self.state.lock();
+        let mut ms = 0;
+        if let (false, Some(limit), Some(rate)) =
+            (protected, self.creation.broker, state.broker_rate.as_mut())
+        {
+            rate.record(1.0, now_ms);
+            ms = rate.throttle_time_ms(limit, now_ms).min(bound);
+        }
+        if let (Some(limit), Some(rate)) = (listener_limit, state.listener_rates.get_mut(&key)) {
+            rate.record(1.0, now_ms);
+            ms = ms.max(rate.throttle_time_ms(limit, now_ms).min(bound));
+        }
+        ms
     }
 
     /// Kafka's `ConnectionQuotas.inc` for a connection from `ip`: the rate
@@ -247,7 +311,11 @@ mod tests {
             default: 1,
             overrides: PerIpLimits::parse_overrides("127.0.0.1:2, [::1]:0").unwrap(),
         };
-        let q = Arc::new(ConnectionQuotas::new(limits, QuotaWindows::default()));
+        let q = Arc::new(ConnectionQuotas::new(
+            limits,
+            CreationRateLimits::default(),
+            QuotaWindows::default(),
+        ));
         let a = q.admit(ip("127.0.0.1"), None, 0).unwrap();
         let _b = q.admit(ip("127.0.0.1"), None, 0).unwrap();
         assert_eq!(
@@ -290,7 +358,11 @@ mod tests {
             samples: 2,
             window_ms: 1000,
         };
-        let q = Arc::new(ConnectionQuotas::new(PerIpLimits::default(), windows));
+        let q = Arc::new(ConnectionQuotas::new(
+            PerIpLimits::default(),
+            CreationRateLimits::default(),
+            windows,
+        ));
         let quotas = Some(img.client_quotas());
         let _first = q.admit(ip("127.0.0.1"), quotas, 0).unwrap();
         match q.admit(ip("127.0.0.1"), quotas, 0) {
@@ -300,5 +372,29 @@ mod tests {
         assert_eq!(q.count(&ip("127.0.0.1")), 1);
         // Without quotas in the image, only the count applies.
         assert!(q.admit(ip("127.0.0.1"), None, 0).is_ok());
+    }
+
+    #[test]
+    fn listener_and_broker_creation_rates_delay_accepting() {
+        let windows = QuotaWindows {
+            samples: 2,
+            window_ms: 1000,
+        };
+        let limits = CreationRateLimits {
+            broker: Some(100.0),
+            listeners: vec![("client".into(), 1.0)],
+        };
+        let q = ConnectionQuotas::new(PerIpLimits::default(), limits, windows);
+        assert_eq!(q.accept_delay_ms("CLIENT", false, 0), 0);
+        let ms = q.accept_delay_ms("CLIENT", false, 0);
+        assert!((1..=1000).contains(&ms), "{ms}");
+        // Another listener: only the broker-wide rate, far from its limit.
+        assert_eq!(q.accept_delay_ms("OTHER", false, 0), 0);
+        for _ in 0..300 {
+            q.accept_delay_ms("OTHER", false, 10);
+        }
+        assert!(q.accept_delay_ms("OTHER", false, 10) > 0);
+        // The protected inter-broker listener skips the broker-wide rate.
+        assert_eq!(q.accept_delay_ms("REPLICATION", true, 10), 0);
     }
 }

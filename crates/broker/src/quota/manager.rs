@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use parking_lot::Mutex;
 use sluice_metadata::image::ClientQuotas;
 
-use super::connections::{ConnectionQuotas, PerIpLimits};
+use super::connections::{ConnectionQuotas, CreationRateLimits, PerIpLimits};
 use super::mutation::ControllerMutationQuotas;
 use super::rate::SampledRate;
 use super::resolve::{resolve, QuotaGroup};
@@ -103,7 +103,12 @@ struct State {
 
 impl ClientQuotaManager {
     pub fn new(windows: QuotaWindows) -> ClientQuotaManager {
-        ClientQuotaManager::with_settings(windows, QuotaWindows::default(), PerIpLimits::default())
+        ClientQuotaManager::with_settings(
+            windows,
+            QuotaWindows::default(),
+            PerIpLimits::default(),
+            CreationRateLimits::default(),
+        )
     }
 
     /// With `controller.quota.window.*` for the controller mutation quota
@@ -112,12 +117,13 @@ impl ClientQuotaManager {
         windows: QuotaWindows,
         controller: QuotaWindows,
         per_ip: PerIpLimits,
+        creation: CreationRateLimits,
     ) -> ClientQuotaManager {
         ClientQuotaManager {
             windows,
             state: Mutex::new(State::default()),
             mutations: ControllerMutationQuotas::new(controller),
-            connections: std::sync::Arc::new(ConnectionQuotas::new(per_ip, windows)),
+            connections: std::sync::Arc::new(ConnectionQuotas::new(per_ip, creation, windows)),
         }
     }
 
