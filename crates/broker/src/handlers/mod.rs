@@ -107,10 +107,6 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, body: RequestKi
     handle_from(ctx, &RequestContext::plaintext(None), header, body).await
 }
 
-/// [`handle`] for a request from the sender `request` describes (its
-/// principal, listener and address; JoinGroup records the address as the
-/// member's host, which DescribeGroups and `kafka-consumer-groups
-/// --describe` show).
 /// The name of the listener this broker advertises first: the endpoints
 /// answered to a request made without a connection (tests, the broker's
 /// own requests).
@@ -121,6 +117,11 @@ pub fn first_advertised(ctx: &BrokerContext) -> &str {
         .map_or("", |l| l.name.as_str())
 }
 
+/// [`handle`] for a request from the sender `request` describes (its
+/// principal, listener and address; JoinGroup records the address as the
+/// member's host, which DescribeGroups and `kafka-consumer-groups
+/// --describe` show). While the image holds client quotas, the request's
+/// time counts against its `request_percentage` quota ([`request_quota`]).
 pub async fn handle_from(
     ctx: &BrokerContext,
     request: &RequestContext,
