@@ -239,6 +239,17 @@ fn controller_mutations_over_the_quota_are_refused_or_throttled_as_kafka_does() 
     expect(8, &[0], true);
     expect(9, &[36], false);
     expect(10, &[0], false);
+    // The metrics show the debt and the throttles answered.
+    let (_, body) = http_get(&metrics_addr(&broker), "/metrics");
+    let metric = |name| sample(&body, name, &["client_id=\"mutator\""]);
+    assert!(
+        metric("sluice_controller_mutation_tokens").unwrap() < 0.0,
+        "{body}"
+    );
+    assert!(
+        metric("sluice_controller_mutation_throttles_total").unwrap() >= 8.0,
+        "{body}"
+    );
 
     if !common::kafka_tools_ready("controller mutation quota vs Kafka") {
         return;

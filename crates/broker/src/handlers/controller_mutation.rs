@@ -59,6 +59,7 @@ pub fn throttle(
     let Some(q) = quota else { return 0 };
     let ms = q.throttle_time_ms(ctx.clock.now_ms());
     if ms > 0 {
+        ctx.quotas.mutations.throttled(&q.group, ms);
         request.throttle.mute_after_response(ms);
     }
     ms.min(i64::from(i32::MAX)) as i32

@@ -195,6 +195,7 @@ impl ClientQuotaManager {
     /// Prometheus lines per quota group: the measured rate, the limit, and
     /// the throttle time imposed.
     pub fn render(&self, now_ms: i64, out: &mut String) {
+        self.mutations.render(now_ms, out);
         let mut state = self.state.lock();
         if state.sensors.is_empty() {
             return;
@@ -236,7 +237,7 @@ impl ClientQuotaManager {
     }
 }
 
-fn escape(s: &str) -> String {
+pub(super) fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

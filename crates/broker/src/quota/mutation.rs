@@ -20,6 +20,7 @@
 //! controller, so each broker keeps its own buckets.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use parking_lot::Mutex;
 use sluice_metadata::image::ClientQuotas;
@@ -79,6 +80,9 @@ fn throttle_ms(tokens: f64, quota: f64) -> i64 {
 struct Bucket {
     bucket: TokenBucket,
     last_ms: i64,
+    limit: f64,
+    throttles: u64,
+    throttle_ms_total: u64,
 }
 
 /// The token buckets of every quota group on this broker.
@@ -158,14 +162,62 @@ impl ControllerMutationQuotas {
             .or_insert_with(|| Bucket {
                 bucket: TokenBucket::full(burst, now_ms),
                 last_ms: now_ms,
+                limit,
+                throttles: 0,
+                throttle_ms_total: 0,
             });
         b.last_ms = now_ms;
+        b.limit = limit;
         f(&mut b.bucket, burst)
     }
 
     /// How many buckets exist.
     pub fn bucket_count(&self) -> usize {
         self.state.lock().buckets.len()
+    }
+
+    /// Counts a throttle of `ms` answered to `group`.
+    pub fn throttled(&self, group: &QuotaGroup, ms: i64) {
+        if let Some(b) = self.state.lock().buckets.get_mut(group) {
+            b.throttles += 1;
+            b.throttle_ms_total += ms.max(0) as u64;
+        }
+    }
+
+    /// Prometheus lines per group: tokens left (Kafka's `tokens` metric of
+    /// the `ControllerMutation` group) and the throttles answered.
+    pub fn render(&self, now_ms: i64, out: &mut String) {
+        let mut state = self.state.lock();
+        if state.buckets.is_empty() {
+            return;
+        }
+        let burst = |limit: f64| self.burst(limit);
+        let mut rows: Vec<_> = state.buckets.iter_mut().collect();
+        rows.sort_by(|a, b| a.0.cmp(b.0));
+        let (mut tokens, mut count, mut total) = (String::new(), String::new(), String::new());
+        for (g, b) in rows {
+            let l = format!(
+                "user=\"{}\",client_id=\"{}\"",
+                super::manager::escape(&g.user),
+                super::manager::escape(&g.client_id)
+            );
+            let left = b.bucket.measure(b.limit, burst(b.limit), now_ms);
+            let _ = writeln!(tokens, "sluice_controller_mutation_tokens{{{l}}} {left}");
+            let _ = writeln!(
+                count,
+                "sluice_controller_mutation_throttles_total{{{l}}} {}",
+                b.throttles
+            );
+            let _ = writeln!(
+                total,
+                "sluice_controller_mutation_throttle_time_ms_total{{{l}}} {}",
+                b.throttle_ms_total
+            );
+        }
+        let _ = write!(
+            out,
+            "# HELP sluice_controller_mutation_tokens Tokens left in a controller_mutation_rate bucket (negative: in debt).\n# TYPE sluice_controller_mutation_tokens gauge\n{tokens}# TYPE sluice_controller_mutation_throttles_total counter\n{count}# TYPE sluice_controller_mutation_throttle_time_ms_total counter\n{total}"
+        );
     }
 }
 
