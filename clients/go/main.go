@@ -25,7 +25,7 @@ const (
 var (
 	bootstrap = flag.String("bootstrap", "", "broker host:port")
 	topic     = flag.String("topic", "", "topic name")
-	phase     = flag.String("phase", "all", "all | produce | produce-consume | verify-only | group | auto-create | cluster")
+	phase     = flag.String("phase", "all", "all | produce | produce-consume | verify-only | group | auto-create | cluster | throttle")
 	codecsArg = flag.String("codecs", "none,gzip,snappy,lz4,zstd", "codecs to produce with")
 	timeoutS  = flag.Float64("timeout", 60, "seconds to wait per step")
 	timeout   = new(time.Duration)
@@ -350,6 +350,14 @@ func main() {
 			fmt.Printf("FAIL %s: %v\n", name, err)
 			os.Exit(1)
 		}
+		return
+	}
+	if *phase == "throttle" && *bootstrap != "" && *topic != "" {
+		if err := runThrottle(); err != nil {
+			fmt.Printf("FAIL %s: %v\n", name, err)
+			os.Exit(1)
+		}
+		fmt.Printf("OK %s\n", name)
 		return
 	}
 	if *phase == "group" && *bootstrap != "" && *topic != "" {

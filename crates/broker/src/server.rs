@@ -176,6 +176,9 @@ impl Broker {
         );
         logs.set_producer_id_expiration_ms(config.producer_id_expiration_ms());
         let quota_windows = config.quota_windows;
+        let controller_quota_windows = config.controller_quota_windows;
+        let per_ip_limits = config.per_ip_limits.clone();
+        let creation_rates = config.connection_creation_rates.clone();
         let ctx = BrokerContext {
             config,
             metadata: services.quorum.clone(),
@@ -188,7 +191,12 @@ impl Broker {
             txns,
             clock,
             fetchers: services.fetchers.clone(),
-            quotas: Arc::new(crate::quota::ClientQuotaManager::new(quota_windows)),
+            quotas: Arc::new(crate::quota::ClientQuotaManager::with_settings(
+                quota_windows,
+                controller_quota_windows,
+                per_ip_limits,
+                creation_rates,
+            )),
         };
         ctx.groups.start().await?;
         ctx.txns.start();

@@ -406,6 +406,12 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     /// `quota.window.num` and `quota.window.size.seconds` (client quotas).
     pub quota_windows: crate::quota::QuotaWindows,
+    /// `max.connection.creation.rate`, broker-wide and per listener.
+    pub connection_creation_rates: crate::quota::connections::CreationRateLimits,
+    /// `max.connections.per.ip` and `max.connections.per.ip.overrides`.
+    pub per_ip_limits: crate::quota::connections::PerIpLimits,
+    /// `controller.quota.window.num` and `.size.seconds` (KIP-599 buckets).
+    pub controller_quota_windows: crate::quota::QuotaWindows,
     /// `connections.max.idle.ms` (`None` when negative: never).
     pub connections_max_idle: Option<std::time::Duration>,
     /// `sluice.request.stall.timeout.ms`.
@@ -576,6 +582,17 @@ impl BrokerConfig {
                 }
             } else if sasl::is_listener_key(&key) {
                 // Read per listener below (config/sasl.rs).
+            } else if let Some(base) = listener_connection_key(&key) {
+                // listener.name.<listener>.max.connection.creation.rate.
+                let def = lookup(Scope::Broker, base).expect("key is in the table");
+                parse_value(def, &value).map_err(|e| match e {
+                    ConfigError::InvalidValue { value, reason, .. } => ConfigError::InvalidValue {
+                        key: key.clone(),
+                        value,
+                        reason,
+                    },
+                    e => e,
+                })?;
             } else if let Some(base) = ssl::listener_key(&key) {
                 // listener.name.<listener>.ssl.*: checked as its broker key.
                 match lookup(Scope::Broker, base) {
@@ -740,6 +757,7 @@ impl BrokerConfig {
             }
         }
 
+        let per_ip_overrides = per_ip_overrides(&explicit, long("max.connections.per.ip"))?;
         let mut config = BrokerConfig {
             node_id: long("node.id") as i32,
             listeners,
@@ -762,6 +780,18 @@ impl BrokerConfig {
             quota_windows: crate::quota::QuotaWindows {
                 samples: long("quota.window.num").max(1) as usize,
                 window_ms: long("quota.window.size.seconds").max(1) * 1000,
+            },
+            connection_creation_rates: creation_rates(
+                &explicit,
+                long("max.connection.creation.rate"),
+            ),
+            per_ip_limits: crate::quota::connections::PerIpLimits {
+                default: usize::try_from(long("max.connections.per.ip")).unwrap_or(0),
+                overrides: per_ip_overrides,
+            },
+            controller_quota_windows: crate::quota::QuotaWindows {
+                samples: long("controller.quota.window.num").max(1) as usize,
+                window_ms: long("controller.quota.window.size.seconds").max(1) * 1000,
             },
             connections_max_idle: u64::try_from(long("connections.max.idle.ms"))
                 .ok()
@@ -1247,3 +1277,61 @@ fn described(
 
 #[cfg(test)]
 mod tests;
+
+/// `max.connections.per.ip.overrides`, checked as Kafka checks it (a zero
+/// `max.connections.per.ip` needs overrides).
+fn per_ip_overrides(
+    explicit: &BTreeMap<String, String>,
+    per_ip: i64,
+) -> Result<std::collections::HashMap<std::net::IpAddr, usize>, ConfigError> {
+    let key = "max.connections.per.ip.overrides";
+    let raw = explicit.get(key).map(String::as_str).unwrap_or("");
+    let overrides =
+        crate::quota::connections::PerIpLimits::parse_overrides(raw).map_err(|reason| {
+            ConfigError::InvalidValue {
+                key: key.into(),
+                value: raw.into(),
+                reason,
+            }
+        })?;
+    if per_ip == 0 && overrides.is_empty() {
+        return Err(ConfigError::InvalidValue {
+            key: "max.connections.per.ip".into(),
+            value: "0".into(),
+            reason: "max.connections.per.ip can be set to zero only if max.connections.per.ip.overrides property is set.".into(),
+        });
+    }
+    Ok(overrides)
+}
+
+/// Listener-prefixed connection keys Sluice reads: the base key of
+/// `listener.name.<listener>.<base>`.
+fn listener_connection_key(key: &str) -> Option<&'static str> {
+    const BASES: &[&str] = &["max.connection.creation.rate"];
+    let rest = key.strip_prefix("listener.name.")?;
+    let (listener, base) = rest.split_once('.')?;
+    (!listener.is_empty())
+        .then(|| BASES.iter().find(|b| **b == base).copied())
+        .flatten()
+}
+
+/// `max.connection.creation.rate` and its listener overrides
+/// (`i32::MAX`, Kafka's default, is unlimited).
+fn creation_rates(
+    explicit: &BTreeMap<String, String>,
+    broker: i64,
+) -> crate::quota::connections::CreationRateLimits {
+    let limited = |v: i64| (v < i64::from(i32::MAX)).then_some(v as f64);
+    crate::quota::connections::CreationRateLimits {
+        broker: limited(broker),
+        listeners: explicit
+            .iter()
+            .filter(|(k, _)| listener_connection_key(k).is_some())
+            .filter_map(|(k, v)| {
+                let listener = k.strip_prefix("listener.name.")?.split_once('.')?.0;
+                let rate = limited(v.trim().parse().ok()?)?;
+                Some((listener.to_string(), rate))
+            })
+            .collect(),
+    }
+}

@@ -11,8 +11,13 @@ use kafka_protocol::protocol::StrBytes;
 
 use sluice_metadata::BrokerId;
 
+use super::controller_mutation::{
+    self as mutation, CREATE_PARTITIONS_STRICT_SINCE, THROTTLING_QUOTA_EXCEEDED,
+    THROTTLING_QUOTA_EXCEEDED_MESSAGE,
+};
 use crate::context::BrokerContext;
 use crate::metadata::{validate_topic_name, MAX_PARTITIONS_PER_TOPIC};
+use crate::request::RequestContext;
 
 fn sb(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
@@ -20,9 +25,11 @@ fn sb(s: impl Into<String>) -> StrBytes {
 
 pub async fn handle(
     ctx: &BrokerContext,
-    _header: &RequestHeader,
+    request: &RequestContext,
+    header: &RequestHeader,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
+    let mut quota = mutation::quota_for(ctx, request, header, CREATE_PARTITIONS_STRICT_SINCE);
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for t in &req.topics {
         *counts.entry(t.name.0.as_str()).or_default() += 1;
@@ -45,6 +52,11 @@ pub async fn handle(
                     topic.count
                 ),
             ))
+        } else if !admit_growth(ctx, &mut quota, name, topic.count) {
+            Err((
+                THROTTLING_QUOTA_EXCEEDED,
+                THROTTLING_QUOTA_EXCEEDED_MESSAGE.to_string(),
+            ))
         } else {
             let assignments = topic.assignments.as_ref().map(|a| {
                 a.iter()
@@ -63,6 +75,21 @@ pub async fn handle(
         });
     }
     CreatePartitionsResponse::default()
-        .with_throttle_time_ms(0)
+        .with_throttle_time_ms(mutation::throttle(ctx, request, &quota))
         .with_results(results)
+}
+
+/// The controller mutation quota counts the partitions a topic would
+/// gain (none for an unknown topic or no growth: the controller refuses
+/// those at no cost, as Kafka's checks come first).
+fn admit_growth(
+    ctx: &BrokerContext,
+    quota: &mut Option<crate::quota::mutation::MutationQuota<'_>>,
+    name: &str,
+    count: i32,
+) -> bool {
+    match ctx.image.topic(name) {
+        Some(t) if count > t.partitions => mutation::admit(ctx, quota, count - t.partitions),
+        _ => true,
+    }
 }

@@ -16,8 +16,13 @@ use kafka_protocol::protocol::StrBytes;
 use sluice_controller::{CreateTopic, CreatedTopic, ReplicaAssignment};
 use sluice_metadata::BrokerId;
 
+use super::controller_mutation::{
+    self as mutation, CREATE_TOPICS_STRICT_SINCE, THROTTLING_QUOTA_EXCEEDED,
+    THROTTLING_QUOTA_EXCEEDED_MESSAGE,
+};
 use crate::context::BrokerContext;
 use crate::metadata::{MetadataError, MAX_PARTITIONS_PER_TOPIC};
+use crate::request::RequestContext;
 
 fn sb(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
@@ -35,10 +40,12 @@ fn failure(name: &TopicName, code: i16, message: impl Into<String>) -> Creatable
 
 pub async fn handle(
     ctx: &BrokerContext,
+    request: &RequestContext,
     header: &RequestHeader,
     req: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
     let version = header.request_api_version;
+    let mut quota = mutation::quota_for(ctx, request, header, CREATE_TOPICS_STRICT_SINCE);
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for t in &req.topics {
         *counts.entry(t.name.0.as_str()).or_default() += 1;
@@ -102,6 +109,21 @@ pub async fn handle(
             ));
             continue;
         }
+        // The controller mutation quota (KIP-599) counts the partitions of
+        // a topic that would be created (an existing name is refused by
+        // the controller, at no cost, as Kafka's checks come first).
+        let partitions = match count {
+            -1 => ctx.config.num_partitions,
+            n => n,
+        };
+        if ctx.image.topic(name).is_none() && !mutation::admit(ctx, &mut quota, partitions) {
+            results.push(failure(
+                &topic.name,
+                THROTTLING_QUOTA_EXCEEDED,
+                THROTTLING_QUOTA_EXCEEDED_MESSAGE,
+            ));
+            continue;
+        }
         let create = CreateTopic {
             name: name.to_string(),
             num_partitions: topic.num_partitions,
@@ -148,7 +170,7 @@ pub async fn handle(
         }
     }
     CreateTopicsResponse::default()
-        .with_throttle_time_ms(0)
+        .with_throttle_time_ms(mutation::throttle(ctx, request, &quota))
         .with_topics(results)
 }
 

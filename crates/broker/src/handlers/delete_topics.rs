@@ -10,8 +10,13 @@ use kafka_protocol::protocol::StrBytes;
 use sluice_controller::{ControllerError, TopicRef};
 use uuid::Uuid;
 
+use super::controller_mutation::{
+    self as mutation, DELETE_TOPICS_STRICT_SINCE, THROTTLING_QUOTA_EXCEEDED,
+    THROTTLING_QUOTA_EXCEEDED_MESSAGE,
+};
 use crate::context::BrokerContext;
 use crate::metadata::{validate_topic_name, MetadataError};
+use crate::request::RequestContext;
 
 fn sb(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
@@ -24,10 +29,12 @@ enum Target {
 
 pub async fn handle(
     ctx: &BrokerContext,
+    request: &RequestContext,
     header: &RequestHeader,
     req: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
     let version = header.request_api_version;
+    let mut quota = mutation::quota_for(ctx, request, header, DELETE_TOPICS_STRICT_SINCE);
     let targets: Vec<Target> = if version >= 6 {
         req.topics
             .iter()
@@ -44,15 +51,25 @@ pub async fn handle(
     };
     let mut responses = Vec::with_capacity(targets.len());
     for target in targets {
-        let (name, id) = match &target {
-            Target::Name(n) => (Some(n.clone()), ctx.image.topic(n).map(|t| t.topic_id)),
-            Target::Id(id) => (ctx.image.topic_by_id(*id).map(|t| t.name), Some(*id)),
+        let existing = match &target {
+            Target::Name(n) => ctx.image.topic(n),
+            Target::Id(id) => ctx.image.topic_by_id(*id),
         };
+        let (name, id) = match &target {
+            Target::Name(n) => (Some(n.clone()), existing.as_ref().map(|t| t.topic_id)),
+            Target::Id(id) => (existing.as_ref().map(|t| t.name.clone()), Some(*id)),
+        };
+        // The controller mutation quota counts an existing topic's partitions.
+        let admitted = existing.is_none_or(|t| mutation::admit(ctx, &mut quota, t.partitions));
         let result = match (&target, &name) {
             // A by-name target always has its name: only an unknown id lands here.
             (_, None) => Err((
                 ResponseError::UnknownTopicId.code(),
                 format!("Topic id {} does not exist.", id.unwrap_or_default()),
+            )),
+            (_, Some(_)) if !admitted => Err((
+                THROTTLING_QUOTA_EXCEEDED,
+                THROTTLING_QUOTA_EXCEEDED_MESSAGE.to_string(),
             )),
             (_, Some(n)) => {
                 if let Err(e) = validate_topic_name(n) {
@@ -92,6 +109,6 @@ pub async fn handle(
         responses.push(r);
     }
     DeleteTopicsResponse::default()
-        .with_throttle_time_ms(0)
+        .with_throttle_time_ms(mutation::throttle(ctx, request, &quota))
         .with_responses(responses)
 }

@@ -8,6 +8,7 @@ use crate::context::BrokerContext;
 use crate::request::RequestContext;
 
 pub mod api_versions;
+pub mod controller_mutation;
 pub mod fetch;
 pub mod fetch_session;
 pub mod leadership;
@@ -15,6 +16,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod request_quota;
 pub mod throttled;
 
 // Engineer A's modules (admin APIs).
@@ -105,10 +107,6 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, body: RequestKi
     handle_from(ctx, &RequestContext::plaintext(None), header, body).await
 }
 
-/// [`handle`] for a request from the sender `request` describes (its
-/// principal, listener and address; JoinGroup records the address as the
-/// member's host, which DescribeGroups and `kafka-consumer-groups
-/// --describe` show).
 /// The name of the listener this broker advertises first: the endpoints
 /// answered to a request made without a connection (tests, the broker's
 /// own requests).
@@ -119,7 +117,25 @@ pub fn first_advertised(ctx: &BrokerContext) -> &str {
         .map_or("", |l| l.name.as_str())
 }
 
+/// [`handle`] for a request from the sender `request` describes (its
+/// principal, listener and address; JoinGroup records the address as the
+/// member's host, which DescribeGroups and `kafka-consumer-groups
+/// --describe` show). While the image holds client quotas, the request's
+/// time counts against its `request_percentage` quota ([`request_quota`]).
 pub async fn handle_from(
+    ctx: &BrokerContext,
+    request: &RequestContext,
+    header: &RequestHeader,
+    body: RequestKind,
+) -> Response {
+    if ctx.image.has_client_quotas() && request_quota::measured_here(&body) {
+        let handling = gated(ctx, request, header, body);
+        return request_quota::apply(ctx, request, header, handling).await;
+    }
+    gated(ctx, request, header, body).await
+}
+
+async fn gated(
     ctx: &BrokerContext,
     request: &RequestContext,
     header: &RequestHeader,
@@ -161,14 +177,17 @@ async fn dispatch(
         )
         .into(),
         RequestKind::CreateTopics(req) => {
-            ResponseKind::CreateTopics(create_topics::handle(ctx, header, req).await).into()
+            ResponseKind::CreateTopics(create_topics::handle(ctx, request, header, req).await)
+                .into()
         }
         RequestKind::DeleteTopics(req) => {
-            ResponseKind::DeleteTopics(delete_topics::handle(ctx, header, req).await).into()
+            ResponseKind::DeleteTopics(delete_topics::handle(ctx, request, header, req).await)
+                .into()
         }
-        RequestKind::CreatePartitions(req) => {
-            ResponseKind::CreatePartitions(create_partitions::handle(ctx, header, req).await).into()
-        }
+        RequestKind::CreatePartitions(req) => ResponseKind::CreatePartitions(
+            create_partitions::handle(ctx, request, header, req).await,
+        )
+        .into(),
         RequestKind::DescribeConfigs(req) => {
             ResponseKind::DescribeConfigs(describe_configs::handle(ctx, header, req).await).into()
         }

@@ -1,13 +1,12 @@
-//! Produce and Fetch under client quotas (`crate::quota`): the bytes (and,
-//! for acks=1 produces, the handling time) of a request are recorded
-//! against its quota group after the request is handled; over a quota, the response carries Kafka's
+//! Produce and Fetch under client quotas (`crate::quota`): the bytes and
+//! the thread time (`quota::thread_time`; not for acks=0 produces, as in
+//! Kafka) of a request are recorded against its quota group after the
+//! request is handled; over a quota, the response carries Kafka's
 //! throttle time and the connection is muted for it after the response
 //! is sent (KIP-219). A throttled fetch is answered empty and its bytes
 //! taken back, as Kafka's `getThrottledResponse`; a consumer's fetch size
 //! is bounded by what its quota allows in the quota windows
 //! (`getMaxValueInQuotaWindow`); follower fetches are never counted.
-
-use std::time::Instant;
 
 use kafka_protocol::messages::{
     FetchRequest, FetchResponse, ProduceRequest, RequestHeader, ResponseKind,
@@ -17,6 +16,7 @@ use super::fetch::{self, FetchPlan};
 use super::{produce, Response};
 use crate::context::BrokerContext;
 use crate::quota::manager::Recorded;
+use crate::quota::thread_time::{as_percentage, ThreadTimed};
 use crate::quota::QuotaType;
 use crate::request::RequestContext;
 
@@ -25,11 +25,6 @@ const INVALID_SESSION_ID: i32 = 0;
 
 fn client_id(header: &RequestHeader) -> &str {
     header.client_id.as_deref().unwrap_or("")
-}
-
-/// Kafka's `nanosToPercentage`: thread time as percent-seconds.
-fn percent_of_thread(started: Instant) -> f64 {
-    started.elapsed().as_nanos() as f64 * 100.0 / 1e9
 }
 
 /// Byte and request throttles of one request, recorded; the larger wins
@@ -72,7 +67,6 @@ pub async fn produce(
     if !ctx.image.has_client_quotas() {
         return produce::handle(ctx, header, req).await;
     }
-    let started = Instant::now();
     let bytes: usize = req
         .topic_data
         .iter()
@@ -80,7 +74,7 @@ pub async fn produce(
         .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
         .sum();
     let acks = req.acks;
-    let mut response = produce::handle(ctx, header, req).await;
+    let (mut response, spent) = ThreadTimed::new(produce::handle(ctx, header, req)).await;
     let image = ctx.image.image();
     let (user, client) = (request.principal.name(), client_id(header));
     let now = ctx.clock.now_ms();
@@ -89,13 +83,10 @@ pub async fn produce(
         bytes: ctx
             .quotas
             .record(q, QuotaType::Produce, user, client, bytes as f64, now),
-        // Kafka does not apply the request quota to acks=0 produces. Its
-        // measure is thread time, without the wait for replication; the
-        // handler's elapsed time includes that wait under acks=all, so
-        // only acks=1 produces are measured here.
-        request: (acks == 1)
+        // Kafka does not apply the request quota to acks=0 produces.
+        request: (acks != 0)
             .then(|| {
-                let used = percent_of_thread(started);
+                let used = as_percentage(spent);
                 ctx.quotas
                     .record(q, QuotaType::Request, user, client, used, now)
             })
@@ -111,7 +102,8 @@ pub async fn produce(
     response
 }
 
-/// Fetch, under the consumer byte-rate and request quotas (consumers only).
+/// Fetch, under the consumer byte-rate and request quotas (consumers only;
+/// follower fetches are exempt from both, as in Kafka).
 pub async fn fetch(
     ctx: &BrokerContext,
     request: &RequestContext,
@@ -136,15 +128,21 @@ pub async fn fetch(
             .max_bytes
             .min(max.clamp(1.0, f64::from(i32::MAX)) as i32);
     }
-    let plan = fetch::handle(ctx, header, req).await;
+    let (plan, spent) = ThreadTimed::new(fetch::handle(ctx, header, req)).await;
     let bytes = plan.file_bytes() + inline_bytes(&plan.response);
     let image = ctx.image.image();
     let now = ctx.clock.now_ms();
     let q = image.client_quotas();
     let throttles = Throttles {
-        // Not measured: the handler's elapsed time includes the long poll
-        // (max_wait_ms), which Kafka's thread time leaves out.
-        request: None,
+        // The long poll (max_wait_ms) is not polling, so not counted.
+        request: ctx.quotas.record(
+            q,
+            QuotaType::Request,
+            user,
+            client,
+            as_percentage(spent),
+            now,
+        ),
         bytes: ctx
             .quotas
             .record(q, QuotaType::Fetch, user, client, bytes as f64, now),

@@ -160,6 +160,9 @@ pub(crate) fn open_node_with_clock(
         groups.clone(),
     );
     let quota_windows = config.quota_windows;
+    let controller_quota_windows = config.controller_quota_windows;
+    let per_ip_limits = config.per_ip_limits.clone();
+    let creation_rates = config.connection_creation_rates.clone();
     Ok(Node {
         ctx: BrokerContext {
             config,
@@ -173,7 +176,12 @@ pub(crate) fn open_node_with_clock(
             txns,
             clock,
             fetchers: services.fetchers.clone(),
-            quotas: Arc::new(crate::quota::ClientQuotaManager::new(quota_windows)),
+            quotas: Arc::new(crate::quota::ClientQuotaManager::with_settings(
+                quota_windows,
+                controller_quota_windows,
+                per_ip_limits,
+                creation_rates,
+            )),
         },
         services: Some(services),
         rt,

@@ -5,6 +5,8 @@
 //!
 //! Bounds: `max.connections` connections (a connection beyond it is closed
 //! as soon as it is accepted, with a rate-limited WARN naming the limit),
+//! `max.connections.per.ip` and the `ip` quotas' connection creation rate
+//! (`crate::quota::connections`: closed at once, or after the throttle),
 //! `socket.request.max.bytes` per request, and `queued.max.request.bytes`
 //! over the request bytes all connections hold, taken as the bytes arrive
 //! (readers stop reading their sockets while it is used up; see
@@ -38,6 +40,7 @@ pub use sasl::SaslGate;
 pub use security::ListenerTransport;
 
 use crate::context::BrokerContext;
+use crate::quota::connections::{ConnectionPermit, Refusal};
 
 /// glibc's allocator: serve allocations below 4 MiB from its arenas and
 /// give memory back to the kernel only when more than 32 MiB sit free at
@@ -125,6 +128,26 @@ impl Listener {
     }
 }
 
+/// The per-IP limits of a new connection (`crate::quota::connections`).
+fn admit(ctx: &BrokerContext, peer: SocketAddr) -> Result<ConnectionPermit, Refusal> {
+    let image = ctx.image.has_client_quotas().then(|| ctx.image.image());
+    let quotas = image.as_ref().map(|i| i.client_quotas());
+    ctx.quotas
+        .connections
+        .admit(peer.ip(), quotas, ctx.clock.now_ms())
+}
+
+/// Kafka's `protectedListener`: the inter-broker listener of a broker
+/// with several listeners is outside the broker-wide connection limits.
+fn is_protected(ctx: &BrokerContext, listener: &str) -> bool {
+    let inter_broker = ctx
+        .config
+        .kraft
+        .as_ref()
+        .and_then(|k| k.inter_broker_listener_name.as_deref());
+    inter_broker.is_some_and(|l| l.eq_ignore_ascii_case(listener)) && ctx.config.listeners.len() > 1
+}
+
 /// Accepts connections on `listener` until `shutdown` becomes true, then
 /// waits for every connection to answer the requests it has already read.
 pub async fn accept_loop(
@@ -141,6 +164,8 @@ pub async fn accept_loop(
         last: None,
         unlogged: 0,
     };
+    let listener_name = transport.name.as_str().to_string();
+    let protected = is_protected(&ctx, &listener_name);
     loop {
         while connections.try_join_next().is_some() {}
         let accepted = tokio::select! {
@@ -157,6 +182,21 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        // Connection creation rates (KIP-612): over one, this listener
+        // accepts nothing more until the throttle ends, then serves this
+        // connection, as Kafka's acceptor waits.
+        let delay =
+            ctx.quotas
+                .connections
+                .accept_delay_ms(&listener_name, protected, ctx.clock.now_ms());
+        if delay > 0 {
+            tracing::debug!(%peer, listener = %listener_name, "connection creation rate exceeded; accepting after {delay} ms");
+            tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stop| *stop) => break,
+                _ = tokio::time::sleep(Duration::from_millis(delay as u64)) => {}
+            }
+        }
         let slot = match connection_slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
             Err(TryAcquireError::NoPermits) => {
@@ -169,6 +209,27 @@ pub async fn accept_loop(
             }
             Err(TryAcquireError::Closed) => break,
         };
+        let permit = match admit(&ctx, peer) {
+            Ok(permit) => permit,
+            Err(Refusal::TooMany { limit }) => {
+                tracing::info!(
+                    %peer,
+                    "rejected connection from {}, address already has the configured maximum of {limit} connections",
+                    peer.ip()
+                );
+                continue;
+            }
+            Err(Refusal::Throttled { ms }) => {
+                // Kafka delays closing it; the wait holds the connection's
+                // slot, so throttled sockets are bounded by max.connections.
+                tracing::debug!(%peer, "delaying closing of connection for {ms} ms");
+                connections.spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(ms.max(0) as u64)).await;
+                    drop((stream, slot));
+                });
+                continue;
+            }
+        };
         tracing::debug!(%peer, "connection accepted");
         let ctx = ctx.clone();
         let config = config.clone();
@@ -179,7 +240,7 @@ pub async fn accept_loop(
                 Accepted::Tcp(s) => transport.serve_tcp(s, peer, ctx, config, shutdown).await,
                 Accepted::Other(s) => transport.serve_other(s, peer, ctx, config, shutdown).await,
             }
-            drop(slot);
+            drop((permit, slot));
         });
     }
     drop(listener);

@@ -11,6 +11,8 @@ use std::fmt::Write as _;
 use parking_lot::Mutex;
 use sluice_metadata::image::ClientQuotas;
 
+use super::connections::{ConnectionQuotas, CreationRateLimits, PerIpLimits};
+use super::mutation::ControllerMutationQuotas;
 use super::rate::SampledRate;
 use super::resolve::{resolve, QuotaGroup};
 
@@ -87,6 +89,10 @@ impl Default for QuotaWindows {
 pub struct ClientQuotaManager {
     windows: QuotaWindows,
     state: Mutex<State>,
+    /// `controller_mutation_rate` buckets (their own windows).
+    pub mutations: ControllerMutationQuotas,
+    /// Connections per client IP (`max.connections.per.ip`, `ip` quotas).
+    pub connections: std::sync::Arc<ConnectionQuotas>,
 }
 
 #[derive(Default)]
@@ -97,9 +103,27 @@ struct State {
 
 impl ClientQuotaManager {
     pub fn new(windows: QuotaWindows) -> ClientQuotaManager {
+        ClientQuotaManager::with_settings(
+            windows,
+            QuotaWindows::default(),
+            PerIpLimits::default(),
+            CreationRateLimits::default(),
+        )
+    }
+
+    /// With `controller.quota.window.*` for the controller mutation quota
+    /// and the per-IP connection limits.
+    pub fn with_settings(
+        windows: QuotaWindows,
+        controller: QuotaWindows,
+        per_ip: PerIpLimits,
+        creation: CreationRateLimits,
+    ) -> ClientQuotaManager {
         ClientQuotaManager {
             windows,
             state: Mutex::new(State::default()),
+            mutations: ControllerMutationQuotas::new(controller),
+            connections: std::sync::Arc::new(ConnectionQuotas::new(per_ip, creation, windows)),
         }
     }
 
@@ -171,6 +195,7 @@ impl ClientQuotaManager {
     /// Prometheus lines per quota group: the measured rate, the limit, and
     /// the throttle time imposed.
     pub fn render(&self, now_ms: i64, out: &mut String) {
+        self.mutations.render(now_ms, out);
         let mut state = self.state.lock();
         if state.sensors.is_empty() {
             return;
@@ -212,7 +237,7 @@ impl ClientQuotaManager {
     }
 }
 
-fn escape(s: &str) -> String {
+pub(super) fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

@@ -15,16 +15,26 @@
 //! - Fetch: the response's record bytes are recorded; a throttled fetch is
 //!   answered empty and its bytes taken back, as Kafka answers it.
 //!   Follower (replication) fetches are never counted.
-//! - Request (`request_percentage`): the time spent handling an acks=1
-//!   Produce, as a percentage of one thread, throttled by at most one
-//!   window (other APIs, and waits Kafka's thread time leaves out such as
-//!   replication and long polls, are not measured).
+//! - Request (`request_percentage`): the time spent handling any request
+//!   (the time its handler future is polled, [`thread_time`]; Kafka's
+//!   request thread time), as a percentage of one thread, throttled by at
+//!   most one window (`handlers/request_quota.rs`); inter-broker requests
+//!   are exempt, as in Kafka.
+//! - Controller mutations (`controller_mutation_rate`, KIP-599): partitions
+//!   created or deleted per second, a token bucket per group ([`mutation`]),
+//!   applied by CreateTopics, CreatePartitions and DeleteTopics.
+//! - Connections: `max.connections.per.ip` (and overrides) and the `ip`
+//!   entities' `connection_creation_rate` ([`connections`]), applied by the
+//!   network layer's accept loop.
 //!
 //! While the image holds no client quota at all, the hot paths check one
 //! atomic flag (`ImageCache::has_client_quotas`) and do nothing else.
 
+pub mod connections;
 pub mod manager;
+pub mod mutation;
 pub mod rate;
 pub mod resolve;
+pub mod thread_time;
 
 pub use manager::{ClientQuotaManager, QuotaType, QuotaWindows};

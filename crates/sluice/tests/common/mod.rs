@@ -87,10 +87,16 @@ pub fn start(overrides: &[(&str, &str)]) -> SluiceProcess {
 pub struct RawClient {
     stream: TcpStream,
     correlation: i32,
+    client_id: String,
 }
 
 impl RawClient {
     pub fn connect(bootstrap: &str) -> RawClient {
+        RawClient::connect_as(bootstrap, "sluice-tests")
+    }
+
+    /// A connection whose requests carry `client_id`.
+    pub fn connect_as(bootstrap: &str, client_id: &str) -> RawClient {
         let stream = TcpStream::connect(bootstrap).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(60)))
@@ -98,6 +104,7 @@ impl RawClient {
         RawClient {
             stream,
             correlation: 0,
+            client_id: client_id.to_string(),
         }
     }
 
@@ -113,7 +120,7 @@ impl RawClient {
             .with_request_api_key(R::KEY)
             .with_request_api_version(version)
             .with_correlation_id(self.correlation)
-            .with_client_id(Some(StrBytes::from_static_str("sluice-tests")));
+            .with_client_id(Some(StrBytes::from_string(self.client_id.clone())));
         let mut body = BytesMut::new();
         header
             .encode(&mut body, R::header_version(version))
