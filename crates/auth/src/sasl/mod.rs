@@ -17,6 +17,7 @@
 mod oauthbearer;
 mod plain;
 mod scram;
+mod scram_client;
 mod scram_messages;
 
 use std::fmt;
@@ -25,6 +26,7 @@ use std::str::FromStr;
 pub use oauthbearer::{ClientInitialResponse, OAuthBearerServer};
 pub use plain::PlainServer;
 pub use scram::{ScramCredential, ScramMechanism, ScramServer};
+pub use scram_client::ScramClient;
 pub use scram_messages::{ClientFinalMessage, ClientFirstMessage, MAX_SCRAM_MESSAGE_BYTES};
 
 use crate::oauth::{TokenError, ValidatedToken};
