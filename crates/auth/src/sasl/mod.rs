@@ -99,6 +99,11 @@ pub enum SaslStep {
     Complete {
         response: Vec<u8>,
         authorization_id: String,
+        /// When the credential stops being valid, in ms since the epoch:
+        /// an OAUTHBEARER token's `exp` (Kafka's negotiated property
+        /// `CREDENTIAL.LIFETIME.MS`), which bounds the session (KIP-368);
+        /// `None` for passwords.
+        credential_expires_at_ms: Option<i64>,
     },
 }
 

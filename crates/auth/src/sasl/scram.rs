@@ -240,6 +240,7 @@ impl ScramServer {
                 Ok(SaslStep::Complete {
                     response: server_final(&server_signature).into_bytes(),
                     authorization_id: username,
+                    credential_expires_at_ms: None,
                 })
             }
             State::Finished => Err(AuthError::SaslInvalid(format!(
@@ -373,7 +374,8 @@ mod tests {
             last,
             SaslStep::Complete {
                 response: b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=".to_vec(),
-                authorization_id: "user".into()
+                authorization_id: "user".into(),
+                credential_expires_at_ms: None,
             }
         );
     }

@@ -147,6 +147,7 @@ mod tests {
                     Ok(SaslStep::Complete {
                         response,
                         authorization_id,
+                        ..
                     }) => {
                         assert!(ok);
                         assert_eq!(authorization_id, "al,ice");

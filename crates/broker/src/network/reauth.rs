@@ -3,7 +3,8 @@
 //!
 //! When `connections.max.reauth.ms` (per listener and mechanism:
 //! `listener.name.<l>.<mechanism>.connections.max.reauth.ms`) is positive,
-//! the last SaslAuthenticate answer (v1+) carries it as
+//! or the credential expires (an OAUTHBEARER token's `exp`), the last
+//! SaslAuthenticate answer (v1+) carries the shorter of the two as
 //! `session_lifetime_ms` and the session ends that long after
 //! authentication. A client (librdkafka, Java) re-authenticates before
 //! then on the same connection: SaslHandshake v1, then SaslAuthenticate
@@ -50,10 +51,13 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session that began now and lasts `lifetime_ms` (0: for ever).
-    pub fn starting_now(mechanism: SaslMechanism, lifetime_ms: i64) -> Session {
-        let expires_at = (lifetime_ms > 0)
-            .then(|| Instant::now() + std::time::Duration::from_millis(lifetime_ms as u64));
+    /// A session that began now and lasts `lifetime_ms` (`None`: for ever;
+    /// `Some(0)`: it has ended already, as with a token that expired within
+    /// the clock skew).
+    pub fn starting_now(mechanism: SaslMechanism, lifetime_ms: Option<i64>) -> Session {
+        let expires_at = lifetime_ms.map(|ms| {
+            Instant::now() + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+        });
         Session {
             mechanism,
             expires_at,
@@ -214,7 +218,7 @@ impl Reauth {
             self.session = Session::starting_now(self.session.mechanism, lifetime_ms);
             self.exchange = None;
             crate::metrics::reauthenticated();
-            tracing::debug!(%peer, principal = %context.principal, lifetime_ms, "re-authenticated");
+            tracing::debug!(%peer, principal = %context.principal, ?lifetime_ms, "re-authenticated");
         }
         Ok(())
     }

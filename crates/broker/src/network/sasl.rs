@@ -68,16 +68,31 @@ pub struct SaslGate {
 }
 
 impl SaslGate {
-    /// Kafka's session lifetime for `mechanism`: its
-    /// `connections.max.reauth.ms` when positive, else 0 (no
-    /// re-authentication, the session never ends).
-    pub fn session_lifetime_ms(&self, mechanism: SaslMechanism) -> i64 {
-        self.config
+    /// Kafka's session lifetime (`SaslServerAuthenticator`'s
+    /// `calcCompletionTimesAndReturnSessionLifetimeMs`): the shorter of
+    /// `mechanism`'s `connections.max.reauth.ms` (when positive) and the
+    /// time left until the credential expires (an OAUTHBEARER token's
+    /// `exp`), never negative; `None` when neither applies (the session
+    /// never ends, and the client is told 0).
+    pub fn session_lifetime_ms(
+        &self,
+        mechanism: SaslMechanism,
+        credential_expires_at_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Option<i64> {
+        let max_reauth = self
+            .config
             .reauth_ms
             .get(&mechanism)
             .copied()
-            .filter(|ms| *ms > 0)
-            .unwrap_or(0)
+            .filter(|ms| *ms > 0);
+        let left = credential_expires_at_ms.map(|exp| exp.saturating_sub(now_ms));
+        match (max_reauth, left) {
+            (None, None) => None,
+            (Some(m), None) => Some(m),
+            (None, Some(l)) => Some(l.max(0)),
+            (Some(m), Some(l)) => Some(m.min(l).max(0)),
+        }
     }
 }
 
@@ -342,11 +357,16 @@ async fn step<W: ResponseWriter>(
             Ok(SaslStep::Complete {
                 response,
                 authorization_id,
+                credential_expires_at_ms,
             }) => {
                 write_raw(socket, &response).await?;
                 // No SaslAuthenticate answer to carry the lifetime: such a
                 // client cannot re-authenticate, and is cut off at the end.
-                let lifetime = gate.session_lifetime_ms(mechanism);
+                let lifetime = gate.session_lifetime_ms(
+                    mechanism,
+                    credential_expires_at_ms,
+                    ctx.clock.now_ms(),
+                );
                 Ok(Some((
                     KafkaPrincipal::user(authorization_id),
                     Session::starting_now(mechanism, lifetime),
@@ -479,7 +499,7 @@ pub(super) fn failed_answer(message: String) -> ResponseKind {
 
 /// One SaslAuthenticate token. At the end: the principal (which must be
 /// `previous` when re-authenticating) and the session lifetime the answer
-/// told the client (0: none).
+/// told the client (`None`: the session never ends).
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn authenticate_token<W: ResponseWriter>(
     server: &mut SaslServer,
@@ -490,7 +510,7 @@ pub(super) async fn authenticate_token<W: ResponseWriter>(
     gate: &SaslGate,
     peer: SocketAddr,
     previous: Option<&KafkaPrincipal>,
-) -> Result<Option<(KafkaPrincipal, i64)>, Refusal> {
+) -> Result<Option<(KafkaPrincipal, Option<i64>)>, Refusal> {
     let mechanism = server.mechanism();
     let step = server
         .evaluate(token, &BrokerCredentials { gate, ctx, peer })
@@ -514,12 +534,14 @@ pub(super) async fn authenticate_token<W: ResponseWriter>(
         Ok(SaslStep::Complete {
             response,
             authorization_id,
+            credential_expires_at_ms,
         }) => {
-            let lifetime = gate.session_lifetime_ms(mechanism);
+            let lifetime =
+                gate.session_lifetime_ms(mechanism, credential_expires_at_ms, ctx.clock.now_ms());
             (
                 SaslAuthenticateResponse::default()
                     .with_auth_bytes(Bytes::from(response))
-                    .with_session_lifetime_ms(lifetime),
+                    .with_session_lifetime_ms(lifetime.unwrap_or(0)),
                 Some((KafkaPrincipal::user(authorization_id), lifetime)),
             )
         }
