@@ -232,7 +232,7 @@ pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) 
         R::DescribeCluster(r) => {
             let ops = r
                 .include_cluster_authorized_operations
-                .then(|| a.operations(Rt::Cluster, CLUSTER_NAME));
+                .then(|| a.cluster_operations());
             Gate::Pass(
                 R::DescribeCluster(r),
                 Fixups::new(move |resp| match (resp, ops) {

@@ -245,7 +245,7 @@ pub(super) fn metadata(
     let topic_ops = r.include_topic_authorized_operations;
     let cluster_ops = r
         .include_cluster_authorized_operations
-        .then(|| a.operations(Rt::Cluster, CLUSTER_NAME));
+        .then(|| a.cluster_operations());
     let auto_create =
         ctx.config.auto_create_topics_enable && (version < 4 || r.allow_auto_topic_creation);
     // The names the handler may answer (None: every topic it lists that

@@ -187,7 +187,8 @@ fn open_transaction(admin: &mut Conn, txn: &str, topic_name: &str) -> (ProducerI
     (ip.producer_id, ip.producer_epoch)
 }
 
-/// The cluster operations alice has no ACL for.
+/// The cluster operations alice has no ACL for, and the cluster's
+/// authorized operations she sees.
 pub fn cluster_probes(c: &mut Conn) -> Vec<String> {
     let mut out = Vec::new();
     let dq = c
@@ -226,5 +227,28 @@ pub fn cluster_probes(c: &mut Conn) -> Vec<String> {
     ));
     let lc = c.send(1, &ListConfigResourcesRequest::default()).unwrap();
     out.push(format!("ListConfigResources\tcluster\t[{}]", lc.error_code));
+    // The cluster's authorized operations: 0 without DESCRIBE on it.
+    let dc = c
+        .send(
+            1,
+            &DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
+        )
+        .unwrap();
+    out.push(format!(
+        "DescribeCluster(operations)\tcluster\t[{}, {}]",
+        dc.error_code, dc.cluster_authorized_operations
+    ));
+    let m = c
+        .send(
+            10,
+            &MetadataRequest::default()
+                .with_topics(Some(vec![]))
+                .with_include_cluster_authorized_operations(true),
+        )
+        .unwrap();
+    out.push(format!(
+        "Metadata(cluster operations)\tcluster\t[{}]",
+        m.cluster_authorized_operations
+    ));
     out
 }
