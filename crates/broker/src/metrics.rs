@@ -66,6 +66,20 @@ struct Registry {
 static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
 static ACTIVE_CONNECTIONS: AtomicI64 = AtomicI64::new(0);
 static CONNECTIONS_TOTAL: AtomicU64 = AtomicU64::new(0);
+static REAUTHENTICATIONS: AtomicU64 = AtomicU64::new(0);
+static EXPIRED_SESSIONS_KILLED: AtomicU64 = AtomicU64::new(0);
+
+/// A SASL connection re-authenticated (KIP-368; Kafka's
+/// `successful-reauthentication-total`).
+pub fn reauthenticated() {
+    REAUTHENTICATIONS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A SASL connection was closed because its session ended (Kafka's
+/// `expired-connections-killed-count`).
+pub fn expired_session_killed() {
+    EXPIRED_SESSIONS_KILLED.fetch_add(1, Ordering::Relaxed);
+}
 
 /// Counts a connection as active until dropped.
 pub struct ConnectionGuard(());
@@ -572,6 +586,18 @@ pub fn render(ctx: Option<&BrokerContext>) -> String {
         s,
         "sluice_connections_total {}",
         CONNECTIONS_TOTAL.load(Ordering::Relaxed)
+    );
+    s.push_str("# HELP sluice_successful_reauthentications_total SASL re-authentications (KIP-368) that succeeded.\n# TYPE sluice_successful_reauthentications_total counter\n");
+    let _ = writeln!(
+        s,
+        "sluice_successful_reauthentications_total {}",
+        REAUTHENTICATIONS.load(Ordering::Relaxed)
+    );
+    s.push_str("# HELP sluice_expired_sessions_killed_total SASL connections closed because their session ended (connections.max.reauth.ms) without re-authentication.\n# TYPE sluice_expired_sessions_killed_total counter\n");
+    let _ = writeln!(
+        s,
+        "sluice_expired_sessions_killed_total {}",
+        EXPIRED_SESSIONS_KILLED.load(Ordering::Relaxed)
     );
     if let Some(ctx) = ctx {
         let mut parts: Vec<_> = ctx

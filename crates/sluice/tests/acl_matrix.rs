@@ -7,8 +7,11 @@
 //! ALLOW ALL), `*-deny` (PREFIXED ALLOW ALL and PREFIXED DENY ALL: DENY
 //! wins) and `*-lit` (LITERAL ALLOW WRITE: DESCRIBE is implied, READ is
 //! not), for topics (`m-`), groups (`g-`) and transactional ids (`t-`);
-//! the cluster has no ACL for alice. Each probe is one API on one
+//! on the cluster alice may only IDEMPOTENT_WRITE. Each probe is one API on one
 //! resource; the transcript holds its error codes.
+//!
+//! `more.rs` holds the probes of the APIs authorized later
+//! (DescribeProducers, DescribeQuorum, ... and the acks=0 Produce).
 //!
 //! Kafka's transcript is recorded in `tests/fixtures/acl_matrix.txt`
 //! (`SLUICE_RECORD_TRANSCRIPTS=1` rewrites it from a live Kafka;
@@ -16,6 +19,8 @@
 //! must equal it.
 
 mod common;
+#[path = "acl_matrix/more.rs"]
+mod more;
 
 use bytes::Bytes;
 use kafka_protocol::messages::create_acls_request::AclCreation;
@@ -96,6 +101,9 @@ fn set_up(addr: &str) {
         creations.push(acl(rt, &format!("{prefix}-deny"), 4, 2, 2));
         creations.push(acl(rt, &format!("{prefix}-lit"), 3, 4, 3));
     }
+    // On the cluster only IDEMPOTENT_WRITE (12), which does not imply
+    // DESCRIBE: the cluster's authorized operations are then 0.
+    creations.push(acl(4, "kafka-cluster", 3, 12, 3));
     let resp = admin
         .send(3, &CreateAclsRequest::default().with_creations(creations))
         .unwrap();
@@ -504,7 +512,7 @@ fn probes(c: &mut Conn, s: &str) -> Vec<String> {
     out
 }
 
-/// The cluster-level probes (alice has no cluster ACL).
+/// The cluster-level probes (alice may only IDEMPOTENT_WRITE the cluster).
 fn cluster_probes(c: &mut Conn) -> Vec<String> {
     let mut out = Vec::new();
     let ca = c
@@ -591,9 +599,12 @@ fn scenario(addr: &str) -> String {
     let mut alice = login(addr, "alice");
     let mut lines = Vec::new();
     for s in STATES {
+        // The second set first: the first ends by deleting the topic.
+        lines.extend(more::probes(addr, &mut alice, s));
         lines.extend(probes(&mut alice, s));
     }
     lines.extend(cluster_probes(&mut alice));
+    lines.extend(more::cluster_probes(&mut alice));
     lines.join("\n") + "\n"
 }
 

@@ -7,6 +7,8 @@
 //!   file accepts confluent-kafka with a token this test signs (ES256) and
 //!   refuses an expired token, a token signed by another key and an
 //!   unsigned one, while it keeps serving.
+//! - KIP-368: a token's `exp` bounds its session (`session_lifetime_ms`);
+//!   once it passed, the connection is closed at its next request.
 
 mod common;
 
@@ -14,7 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use common::sasl::{python_client, venv_python};
+use common::sasl::{metadata_ok, python_client, venv_python, Conn};
 use common::{create_topic, kafka_tool_output, kafka_tools_ready, RawClient};
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
@@ -263,4 +265,65 @@ fn a_broken_jwks_refuses_to_start() {
             "{err}"
         );
     }
+}
+
+#[test]
+fn a_tokens_expiry_ends_its_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = es256_key();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(
+        &jwks,
+        serde_json::json!({ "keys": [jwk(&key, "k1")] }).to_string(),
+    )
+    .unwrap();
+    let url = format!("file://{}", jwks.display());
+    let (_sluice, addr) = start_oauth(&[
+        (
+            "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class",
+            VALIDATOR,
+        ),
+        ("sasl.oauthbearer.jwks.endpoint.url", &url),
+    ]);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let token = sign(
+        &key,
+        "k1",
+        serde_json::json!({"sub": "alice", "iat": now - 5, "exp": now + 4}),
+    );
+    let mut c = Conn::connect(&addr);
+    let hs = c
+        .send(
+            1,
+            &kafka_protocol::messages::SaslHandshakeRequest::default()
+                .with_mechanism(common::sb("OAUTHBEARER")),
+        )
+        .unwrap();
+    assert_eq!(hs.error_code, 0);
+    let auth = c
+        .send(
+            2,
+            &kafka_protocol::messages::SaslAuthenticateRequest::default().with_auth_bytes(
+                bytes::Bytes::from(format!("n,,\x01auth=Bearer {token}\x01\x01")),
+            ),
+        )
+        .unwrap();
+    assert_eq!(auth.error_code, 0, "{auth:?}");
+    // No connections.max.reauth.ms: the token's exp alone sets the end.
+    assert!(
+        (1..=4000).contains(&auth.session_lifetime_ms),
+        "{}",
+        auth.session_lifetime_ms
+    );
+    assert!(metadata_ok(&mut c));
+    std::thread::sleep(Duration::from_millis(
+        auth.session_lifetime_ms as u64 + 1000,
+    ));
+    assert!(
+        !metadata_ok(&mut c),
+        "a session past its token's exp was answered"
+    );
 }

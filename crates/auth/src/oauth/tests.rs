@@ -337,7 +337,8 @@ fn the_sasl_exchange_completes_or_fails_as_kafkas() {
         s.evaluate(first("", &token).as_bytes(), &creds).unwrap(),
         SaslStep::Complete {
             response: Vec::new(),
-            authorization_id: "alice".into()
+            authorization_id: "alice".into(),
+            credential_expires_at_ms: Some((NOW / 1000 + 60) * 1000),
         }
     );
     assert!(

@@ -17,6 +17,7 @@
 mod oauthbearer;
 mod plain;
 mod scram;
+mod scram_client;
 mod scram_messages;
 
 use std::fmt;
@@ -25,6 +26,7 @@ use std::str::FromStr;
 pub use oauthbearer::{ClientInitialResponse, OAuthBearerServer};
 pub use plain::PlainServer;
 pub use scram::{ScramCredential, ScramMechanism, ScramServer};
+pub use scram_client::ScramClient;
 pub use scram_messages::{ClientFinalMessage, ClientFirstMessage, MAX_SCRAM_MESSAGE_BYTES};
 
 use crate::oauth::{TokenError, ValidatedToken};
@@ -97,6 +99,11 @@ pub enum SaslStep {
     Complete {
         response: Vec<u8>,
         authorization_id: String,
+        /// When the credential stops being valid, in ms since the epoch:
+        /// an OAUTHBEARER token's `exp` (Kafka's negotiated property
+        /// `CREDENTIAL.LIFETIME.MS`), which bounds the session (KIP-368);
+        /// `None` for passwords.
+        credential_expires_at_ms: Option<i64>,
     },
 }
 

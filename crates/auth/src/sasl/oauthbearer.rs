@@ -141,6 +141,7 @@ impl OAuthBearerServer {
                 Ok(SaslStep::Complete {
                     response: Vec::new(),
                     authorization_id: token.principal,
+                    credential_expires_at_ms: Some(token.expires_at_ms),
                 })
             }
         }

@@ -93,6 +93,7 @@ impl PlainServer {
         Ok(SaslStep::Complete {
             response: Vec::new(),
             authorization_id: message.username,
+            credential_expires_at_ms: None,
         })
     }
 }
@@ -124,7 +125,8 @@ mod tests {
                 run(token).unwrap(),
                 SaslStep::Complete {
                     response: vec![],
-                    authorization_id: "alice".into()
+                    authorization_id: "alice".into(),
+                    credential_expires_at_ms: None,
                 }
             );
         }

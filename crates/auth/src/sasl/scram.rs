@@ -68,14 +68,14 @@ impl ScramMechanism {
         }
     }
 
-    fn hash(self, data: &[u8]) -> Vec<u8> {
+    pub(crate) fn hash(self, data: &[u8]) -> Vec<u8> {
         match self {
             ScramMechanism::Sha256 => Sha256::digest(data).to_vec(),
             ScramMechanism::Sha512 => Sha512::digest(data).to_vec(),
         }
     }
 
-    fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
+    pub(crate) fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
         match self {
             ScramMechanism::Sha256 => {
                 let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
@@ -240,6 +240,7 @@ impl ScramServer {
                 Ok(SaslStep::Complete {
                     response: server_final(&server_signature).into_bytes(),
                     authorization_id: username,
+                    credential_expires_at_ms: None,
                 })
             }
             State::Finished => Err(AuthError::SaslInvalid(format!(
@@ -373,7 +374,8 @@ mod tests {
             last,
             SaslStep::Complete {
                 response: b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=".to_vec(),
-                authorization_id: "user".into()
+                authorization_id: "user".into(),
+                credential_expires_at_ms: None,
             }
         );
     }

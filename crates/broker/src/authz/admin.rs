@@ -4,6 +4,8 @@
 //! (ALTER / DESCRIBE on the cluster), client quotas (ALTER_CONFIGS /
 //! DESCRIBE_CONFIGS on the cluster), the cluster-wide operations
 //! (ElectLeaders, reassignments, features: ALTER / DESCRIBE on the
+//! cluster), DescribeQuorum (DESCRIBE on the cluster), AlterReplicaLogDirs
+//! (ALTER on the cluster), ListConfigResources (DESCRIBE_CONFIGS on the
 //! cluster), and DescribeCluster's authorized operations.
 
 use kafka_protocol::messages::create_acls_response::AclCreationResult;
@@ -17,7 +19,7 @@ use kafka_protocol::protocol::StrBytes;
 use sluice_auth::acl::{AclOperation as Op, ResourceType as Rt};
 use sluice_metadata::MetadataImage;
 
-use super::ops::{message, Fixups};
+use super::ops::{message, split_denied, Fixups};
 use super::{Authz, Gate, CLUSTER_NAME};
 use crate::handlers::Response;
 
@@ -42,6 +44,34 @@ fn config_allowed(a: &Authz, op: Op, resource_type: i8, name: &str) -> Result<()
     } else {
         Err(code)
     }
+}
+
+/// [`split_denied`] for config resources: the ones `op` is denied on come
+/// back as `denied(resource, error code)`.
+fn split_config_denied<T, D>(
+    a: &Authz,
+    op: Op,
+    items: &mut Vec<T>,
+    key: impl Fn(&T) -> (i8, &str),
+    denied: impl Fn(&T, i16) -> D,
+) -> Vec<D> {
+    // `split_denied` calls `denied` right after `allowed` refused the
+    // same item: the code is handed over in between.
+    let code = std::cell::Cell::new(0);
+    split_denied(
+        items,
+        |res| {
+            let (rt, name) = key(res);
+            match config_allowed(a, op, rt, name) {
+                Ok(()) => true,
+                Err(c) => {
+                    code.set(c);
+                    false
+                }
+            }
+        },
+        |res| denied(res, code.get()),
+    )
 }
 
 pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) -> Gate {
@@ -73,28 +103,25 @@ pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) 
             use kafka_protocol::messages::delete_records_response::{
                 DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
             };
-            let mut denied = Vec::new();
-            r.topics.retain(|t| {
-                let ok = a.allow(Op::Delete, Rt::Topic, t.name.as_str());
-                if !ok {
-                    denied.push(
-                        DeleteRecordsTopicResult::default()
-                            .with_name(t.name.clone())
-                            .with_partitions(
-                                t.partitions
-                                    .iter()
-                                    .map(|p| {
-                                        DeleteRecordsPartitionResult::default()
-                                            .with_partition_index(p.partition_index)
-                                            .with_low_watermark(-1)
-                                            .with_error_code(TOPIC_DENIED)
-                                    })
-                                    .collect(),
-                            ),
-                    );
-                }
-                ok
-            });
+            let denied = split_denied(
+                &mut r.topics,
+                |t| a.allow(Op::Delete, Rt::Topic, t.name.as_str()),
+                |t| {
+                    DeleteRecordsTopicResult::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    DeleteRecordsPartitionResult::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_low_watermark(-1)
+                                        .with_error_code(TOPIC_DENIED)
+                                })
+                                .collect(),
+                        )
+                },
+            );
             Gate::Pass(
                 R::DeleteRecords(r),
                 Fixups::new(move |resp| match resp {
@@ -108,18 +135,15 @@ pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) 
         }
         R::DeleteTopics(r) => delete_topics(a, image, r),
         R::CreatePartitions(mut r) => {
-            let mut denied = Vec::new();
-            r.topics.retain(|t| {
-                let ok = a.allow(Op::Alter, Rt::Topic, t.name.as_str());
-                if !ok {
-                    denied.push(
-                        CreatePartitionsTopicResult::default()
-                            .with_name(t.name.clone())
-                            .with_error_code(TOPIC_DENIED),
-                    );
-                }
-                ok
-            });
+            let denied = split_denied(
+                &mut r.topics,
+                |t| a.allow(Op::Alter, Rt::Topic, t.name.as_str()),
+                |t| {
+                    CreatePartitionsTopicResult::default()
+                        .with_name(t.name.clone())
+                        .with_error_code(TOPIC_DENIED)
+                },
+            );
             Gate::Pass(
                 R::CreatePartitions(r),
                 Fixups::new(move |resp| match resp {
@@ -132,26 +156,18 @@ pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) 
             )
         }
         R::DescribeConfigs(mut r) => {
-            let mut denied = Vec::new();
-            r.resources.retain(|res| {
-                match config_allowed(
-                    a,
-                    Op::DescribeConfigs,
-                    res.resource_type,
-                    res.resource_name.as_str(),
-                ) {
-                    Ok(()) => true,
-                    Err(code) => {
-                        denied.push(
-                            DescribeConfigsResult::default()
-                                .with_error_code(code)
-                                .with_resource_type(res.resource_type)
-                                .with_resource_name(res.resource_name.clone()),
-                        );
-                        false
-                    }
-                }
-            });
+            let denied = split_config_denied(
+                a,
+                Op::DescribeConfigs,
+                &mut r.resources,
+                |res| (res.resource_type, res.resource_name.as_str()),
+                |res, code| {
+                    DescribeConfigsResult::default()
+                        .with_error_code(code)
+                        .with_resource_type(res.resource_type)
+                        .with_resource_name(res.resource_name.clone())
+                },
+            );
             Gate::Pass(
                 R::DescribeConfigs(r),
                 Fixups::new(move |resp| match resp {
@@ -165,26 +181,18 @@ pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) 
         }
         R::AlterConfigs(mut r) => {
             use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse as Res;
-            let mut denied = Vec::new();
-            r.resources.retain(|res| {
-                match config_allowed(
-                    a,
-                    Op::AlterConfigs,
-                    res.resource_type,
-                    res.resource_name.as_str(),
-                ) {
-                    Ok(()) => true,
-                    Err(code) => {
-                        denied.push(
-                            Res::default()
-                                .with_error_code(code)
-                                .with_resource_type(res.resource_type)
-                                .with_resource_name(res.resource_name.clone()),
-                        );
-                        false
-                    }
-                }
-            });
+            let denied = split_config_denied(
+                a,
+                Op::AlterConfigs,
+                &mut r.resources,
+                |res| (res.resource_type, res.resource_name.as_str()),
+                |res, code| {
+                    Res::default()
+                        .with_error_code(code)
+                        .with_resource_type(res.resource_type)
+                        .with_resource_name(res.resource_name.clone())
+                },
+            );
             Gate::Pass(
                 R::AlterConfigs(r),
                 Fixups::new(move |resp| match resp {
@@ -198,26 +206,18 @@ pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) 
         }
         R::IncrementalAlterConfigs(mut r) => {
             use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse as Res;
-            let mut denied = Vec::new();
-            r.resources.retain(|res| {
-                match config_allowed(
-                    a,
-                    Op::AlterConfigs,
-                    res.resource_type,
-                    res.resource_name.as_str(),
-                ) {
-                    Ok(()) => true,
-                    Err(code) => {
-                        denied.push(
-                            Res::default()
-                                .with_error_code(code)
-                                .with_resource_type(res.resource_type)
-                                .with_resource_name(res.resource_name.clone()),
-                        );
-                        false
-                    }
-                }
-            });
+            let denied = split_config_denied(
+                a,
+                Op::AlterConfigs,
+                &mut r.resources,
+                |res| (res.resource_type, res.resource_name.as_str()),
+                |res, code| {
+                    Res::default()
+                        .with_error_code(code)
+                        .with_resource_type(res.resource_type)
+                        .with_resource_name(res.resource_name.clone())
+                },
+            );
             Gate::Pass(
                 R::IncrementalAlterConfigs(r),
                 Fixups::new(move |resp| match resp {
@@ -232,7 +232,7 @@ pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) 
         R::DescribeCluster(r) => {
             let ops = r
                 .include_cluster_authorized_operations
-                .then(|| a.operations(Rt::Cluster, CLUSTER_NAME));
+                .then(|| a.cluster_operations());
             Gate::Pass(
                 R::DescribeCluster(r),
                 Fixups::new(move |resp| match (resp, ops) {
@@ -296,6 +296,23 @@ pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) 
                 UpdateFeaturesResponse::default().with_error_code(CLUSTER_DENIED),
             ))
         }
+        R::DescribeQuorum(_) if !a.allow_cluster(Op::Describe) => {
+            answer(ResponseKind::DescribeQuorum(
+                DescribeQuorumResponse::default()
+                    .with_error_code(CLUSTER_DENIED)
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "Cluster authorization failed.",
+                    ))),
+            ))
+        }
+        R::AlterReplicaLogDirs(r) if !a.allow_cluster(Op::Alter) => answer(
+            ResponseKind::AlterReplicaLogDirs(alter_log_dirs_refused(&r)),
+        ),
+        R::ListConfigResources(_) if !a.allow_cluster(Op::DescribeConfigs) => {
+            answer(ResponseKind::ListConfigResources(
+                ListConfigResourcesResponse::default().with_error_code(CLUSTER_DENIED),
+            ))
+        }
         R::DescribeLogDirs(_) if !a.allow_cluster(Op::Describe) => {
             answer(ResponseKind::DescribeLogDirs(
                 DescribeLogDirsResponse::default().with_error_code(if v >= 3 {
@@ -307,6 +324,35 @@ pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) 
         }
         other => pass(other),
     }
+}
+
+/// AlterReplicaLogDirs refused: every partition of every directory gets
+/// CLUSTER_AUTHORIZATION_FAILED, as Kafka's
+/// `AlterReplicaLogDirsRequest.getErrorResponse`.
+fn alter_log_dirs_refused(r: &AlterReplicaLogDirsRequest) -> AlterReplicaLogDirsResponse {
+    use kafka_protocol::messages::alter_replica_log_dirs_response::{
+        AlterReplicaLogDirPartitionResult, AlterReplicaLogDirTopicResult,
+    };
+    AlterReplicaLogDirsResponse::default().with_results(
+        r.dirs
+            .iter()
+            .flat_map(|d| &d.topics)
+            .map(|t| {
+                AlterReplicaLogDirTopicResult::default()
+                    .with_topic_name(t.name.clone())
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .map(|&p| {
+                                AlterReplicaLogDirPartitionResult::default()
+                                    .with_partition_index(p)
+                                    .with_error_code(CLUSTER_DENIED)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
 }
 
 /// AlterClientQuotas refused as a whole: every entry gets the error, as
@@ -343,21 +389,18 @@ fn create_topics(a: &Authz, mut r: CreateTopicsRequest) -> Gate {
     if a.allow_quietly(Op::Create, Rt::Cluster, CLUSTER_NAME) {
         return Gate::Pass(RequestKind::CreateTopics(r), Fixups::none());
     }
-    let mut denied = Vec::new();
-    r.topics.retain(|t| {
-        let ok = a.allow(Op::Create, Rt::Topic, t.name.as_str());
-        if !ok {
-            denied.push(
-                CreatableTopicResult::default()
-                    .with_name(t.name.clone())
-                    .with_error_code(TOPIC_DENIED)
-                    .with_num_partitions(-1)
-                    .with_replication_factor(-1)
-                    .with_topic_config_error_code(TOPIC_DENIED),
-            );
-        }
-        ok
-    });
+    let denied = split_denied(
+        &mut r.topics,
+        |t| a.allow(Op::Create, Rt::Topic, t.name.as_str()),
+        |t| {
+            CreatableTopicResult::default()
+                .with_name(t.name.clone())
+                .with_error_code(TOPIC_DENIED)
+                .with_num_partitions(-1)
+                .with_replication_factor(-1)
+                .with_topic_config_error_code(TOPIC_DENIED)
+        },
+    );
     Gate::Pass(
         RequestKind::CreateTopics(r),
         Fixups::new(move |resp| match resp {
@@ -373,41 +416,38 @@ fn create_topics(a: &Authz, mut r: CreateTopicsRequest) -> Gate {
 /// DeleteTopics: DELETE on each topic; a topic named by id needs DESCRIBE
 /// too, and an unknown id passes (the handler answers UNKNOWN_TOPIC_ID).
 fn delete_topics(a: &Authz, image: &MetadataImage, mut r: DeleteTopicsRequest) -> Gate {
-    let mut denied = Vec::new();
-    r.topic_names.retain(|n| {
-        let ok = a.allow(Op::Delete, Rt::Topic, n.as_str());
-        if !ok {
-            denied.push(
-                DeletableTopicResult::default()
-                    .with_name(Some(n.clone()))
-                    .with_error_code(TOPIC_DENIED),
-            );
-        }
-        ok
-    });
-    r.topics.retain(|t| {
-        let (name, by_id) = match &t.name {
-            Some(n) => (n.as_str().to_string(), false),
-            None => match image.topic_by_id(t.topic_id) {
-                Some(topic) => (topic.name().to_string(), true),
-                None => return true,
-            },
-        };
-        let ok = (!by_id || a.allow(Op::Describe, Rt::Topic, &name))
-            && a.allow(Op::Delete, Rt::Topic, &name);
-        if !ok {
-            denied.push(
-                DeletableTopicResult::default()
-                    .with_name(t.name.clone())
-                    .with_topic_id(t.topic_id)
-                    .with_error_code(TOPIC_DENIED)
-                    .with_error_message(Some(StrBytes::from_static_str(
-                        "Topic authorization failed.",
-                    ))),
-            );
-        }
-        ok
-    });
+    let mut denied = split_denied(
+        &mut r.topic_names,
+        |n| a.allow(Op::Delete, Rt::Topic, n.as_str()),
+        |n| {
+            DeletableTopicResult::default()
+                .with_name(Some(n.clone()))
+                .with_error_code(TOPIC_DENIED)
+        },
+    );
+    denied.extend(split_denied(
+        &mut r.topics,
+        |t| {
+            let (name, by_id) = match &t.name {
+                Some(n) => (n.as_str().to_string(), false),
+                None => match image.topic_by_id(t.topic_id) {
+                    Some(topic) => (topic.name().to_string(), true),
+                    None => return true,
+                },
+            };
+            (!by_id || a.allow(Op::Describe, Rt::Topic, &name))
+                && a.allow(Op::Delete, Rt::Topic, &name)
+        },
+        |t| {
+            DeletableTopicResult::default()
+                .with_name(t.name.clone())
+                .with_topic_id(t.topic_id)
+                .with_error_code(TOPIC_DENIED)
+                .with_error_message(Some(StrBytes::from_static_str(
+                    "Topic authorization failed.",
+                )))
+        },
+    ));
     Gate::Pass(
         RequestKind::DeleteTopics(r),
         Fixups::new(move |resp| match resp {
@@ -425,21 +465,16 @@ fn delete_topics(a: &Authz, image: &MetadataImage, mut r: DeleteTopicsRequest) -
 /// when none is named; each topic's authorized operations filled in.
 fn describe_topic_partitions(a: &Authz, mut r: DescribeTopicPartitionsRequest) -> Gate {
     use kafka_protocol::messages::describe_topic_partitions_response::DescribeTopicPartitionsResponseTopic;
-    let mut denied = Vec::new();
-    r.topics.retain(|t| {
-        let ok = a.allow(Op::Describe, Rt::Topic, t.name.as_str());
-        if !ok {
-            denied.push(
-                DescribeTopicPartitionsResponseTopic::default()
-                    .with_error_code(TOPIC_DENIED)
-                    .with_name(Some(t.name.clone()))
-                    .with_topic_authorized_operations(
-                        sluice_auth::acl::AUTHORIZED_OPERATIONS_OMITTED,
-                    ),
-            );
-        }
-        ok
-    });
+    let denied = split_denied(
+        &mut r.topics,
+        |t| a.allow(Op::Describe, Rt::Topic, t.name.as_str()),
+        |t| {
+            DescribeTopicPartitionsResponseTopic::default()
+                .with_error_code(TOPIC_DENIED)
+                .with_name(Some(t.name.clone()))
+                .with_topic_authorized_operations(sluice_auth::acl::AUTHORIZED_OPERATIONS_OMITTED)
+        },
+    );
     // Every named topic denied: nothing to ask the handler (an empty list
     // would mean every topic).
     let asked_none = r.topics.is_empty() && !denied.is_empty();

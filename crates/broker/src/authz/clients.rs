@@ -20,13 +20,12 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use sluice_auth::acl::{AclOperation as Op, ResourceType as Rt, AUTHORIZED_OPERATIONS_OMITTED};
 use sluice_metadata::MetadataImage;
 use uuid::Uuid;
 
-use super::ops::{message, Fixups};
+use super::ops::{message, split_denied, Fixups};
 use super::{Authz, Gate, CLUSTER_NAME};
 use crate::context::BrokerContext;
 use crate::handlers::Response;
@@ -46,20 +45,25 @@ pub(super) fn produce(a: &Authz, image: &MetadataImage, mut r: ProduceRequest) -
         .transactional_id
         .as_ref()
         .is_some_and(|id| !a.allow(Op::Write, Rt::TransactionalId, id.0.as_str()));
-    let mut denied: Vec<(TopicName, Uuid, Vec<i32>, i16)> = Vec::new();
-    r.topic_data.retain(|t| {
-        let code = if txn_denied {
-            ResponseError::TransactionalIdAuthorizationFailed.code()
-        } else {
-            match topic_name(image, t.name.as_str(), t.topic_id) {
-                Some(n) if !a.allow(Op::Write, Rt::Topic, &n) => TOPIC_DENIED,
-                _ => return true,
-            }
-        };
-        let parts = t.partition_data.iter().map(|p| p.index).collect();
-        denied.push((t.name.clone(), t.topic_id, parts, code));
-        false
-    });
+    let code = if txn_denied {
+        ResponseError::TransactionalIdAuthorizationFailed.code()
+    } else {
+        TOPIC_DENIED
+    };
+    let denied = split_denied(
+        &mut r.topic_data,
+        |t| {
+            !txn_denied
+                && match topic_name(image, t.name.as_str(), t.topic_id) {
+                    Some(n) => a.allow(Op::Write, Rt::Topic, &n),
+                    None => true,
+                }
+        },
+        |t| {
+            let parts: Vec<i32> = t.partition_data.iter().map(|p| p.index).collect();
+            (t.name.clone(), t.topic_id, parts)
+        },
+    );
     if denied.is_empty() {
         return Gate::Pass(RequestKind::Produce(r), Fixups::none());
     }
@@ -67,7 +71,7 @@ pub(super) fn produce(a: &Authz, image: &MetadataImage, mut r: ProduceRequest) -
         RequestKind::Produce(r),
         Fixups::new(move |resp| match resp {
             Response::Message(ResponseKind::Produce(mut p)) => {
-                for (name, id, parts, code) in denied {
+                for (name, id, parts) in denied {
                     p.responses.push(
                         TopicProduceResponse::default()
                             .with_name(name)
@@ -89,6 +93,9 @@ pub(super) fn produce(a: &Authz, image: &MetadataImage, mut r: ProduceRequest) -
                 }
                 message(ResponseKind::Produce(p))
             }
+            // acks=0: the producer expects no answer, so Kafka closes the
+            // connection to tell it that something was refused.
+            Response::NoResponse => Response::Close("produce with acks=0 was denied".into()),
             other => other,
         }),
     )
@@ -117,26 +124,21 @@ fn fetch_error(name: TopicName, id: Uuid, parts: Vec<i32>, code: i16) -> Fetchab
 pub(super) fn fetch(a: &Authz, image: &MetadataImage, mut r: FetchRequest) -> Gate {
     let follower = r.replica_id.0 >= 0 || r.replica_state.replica_id.0 >= 0;
     let cluster_denied = follower && !a.allow_cluster(Op::ClusterAction);
-    let mut denied = Vec::new();
-    r.topics.retain(|t| {
-        if !cluster_denied {
-            if follower {
-                return true;
-            }
-            match topic_name(image, t.topic.as_str(), t.topic_id) {
-                Some(n) if !a.allow(Op::Read, Rt::Topic, &n) => {}
-                _ => return true,
-            }
-        }
-        let parts = t.partitions.iter().map(|p| p.partition).collect();
-        denied.push(fetch_error(
-            t.topic.clone(),
-            t.topic_id,
-            parts,
-            TOPIC_DENIED,
-        ));
-        false
-    });
+    let denied = split_denied(
+        &mut r.topics,
+        |t| {
+            !cluster_denied
+                && (follower
+                    || match topic_name(image, t.topic.as_str(), t.topic_id) {
+                        Some(n) => a.allow(Op::Read, Rt::Topic, &n),
+                        None => true,
+                    })
+        },
+        |t| {
+            let parts = t.partitions.iter().map(|p| p.partition).collect();
+            fetch_error(t.topic.clone(), t.topic_id, parts, TOPIC_DENIED)
+        },
+    );
     if denied.is_empty() {
         return Gate::Pass(RequestKind::Fetch(r), Fixups::none());
     }
@@ -155,12 +157,10 @@ pub(super) fn fetch(a: &Authz, image: &MetadataImage, mut r: FetchRequest) -> Ga
 }
 
 pub(super) fn list_offsets(a: &Authz, mut r: ListOffsetsRequest) -> Gate {
-    let mut denied = Vec::new();
-    r.topics.retain(|t| {
-        if a.allow(Op::Describe, Rt::Topic, t.name.as_str()) {
-            return true;
-        }
-        denied.push(
+    let denied = split_denied(
+        &mut r.topics,
+        |t| a.allow(Op::Describe, Rt::Topic, t.name.as_str()),
+        |t| {
             ListOffsetsTopicResponse::default()
                 .with_name(t.name.clone())
                 .with_partitions(
@@ -175,10 +175,9 @@ pub(super) fn list_offsets(a: &Authz, mut r: ListOffsetsRequest) -> Gate {
                                 .with_leader_epoch(-1)
                         })
                         .collect(),
-                ),
-        );
-        false
-    });
+                )
+        },
+    );
     Gate::Pass(
         RequestKind::ListOffsets(r),
         Fixups::new(move |resp| match resp {
@@ -194,16 +193,15 @@ pub(super) fn list_offsets(a: &Authz, mut r: ListOffsetsRequest) -> Gate {
 pub(super) fn offset_for_leader_epoch(a: &Authz, mut r: OffsetForLeaderEpochRequest) -> Gate {
     let follower = r.replica_id.0 >= 0;
     let cluster_denied = follower && !a.allow_cluster(Op::ClusterAction);
-    let mut denied = Vec::new();
-    r.topics.retain(|t| {
-        let code = if cluster_denied {
-            ResponseError::ClusterAuthorizationFailed.code()
-        } else if follower || a.allow(Op::Describe, Rt::Topic, t.topic.as_str()) {
-            return true;
-        } else {
-            TOPIC_DENIED
-        };
-        denied.push(
+    let code = if cluster_denied {
+        ResponseError::ClusterAuthorizationFailed.code()
+    } else {
+        TOPIC_DENIED
+    };
+    let denied = split_denied(
+        &mut r.topics,
+        |t| !cluster_denied && (follower || a.allow(Op::Describe, Rt::Topic, t.topic.as_str())),
+        |t| {
             OffsetForLeaderTopicResult::default()
                 .with_topic(t.topic.clone())
                 .with_partitions(
@@ -217,10 +215,9 @@ pub(super) fn offset_for_leader_epoch(a: &Authz, mut r: OffsetForLeaderEpochRequ
                                 .with_end_offset(-1)
                         })
                         .collect(),
-                ),
-        );
-        false
-    });
+                )
+        },
+    );
     Gate::Pass(
         RequestKind::OffsetForLeaderEpoch(r),
         Fixups::new(move |resp| match resp {
@@ -248,7 +245,7 @@ pub(super) fn metadata(
     let topic_ops = r.include_topic_authorized_operations;
     let cluster_ops = r
         .include_cluster_authorized_operations
-        .then(|| a.operations(Rt::Cluster, CLUSTER_NAME));
+        .then(|| a.cluster_operations());
     let auto_create =
         ctx.config.auto_create_topics_enable && (version < 4 || r.allow_auto_topic_creation);
     // The names the handler may answer (None: every topic it lists that
@@ -258,36 +255,37 @@ pub(super) fn metadata(
     if !all_topics {
         let mut keep = BTreeSet::new();
         let mut create_cluster: Option<bool> = None;
+        // A named topic's name; `None` for an unknown id (it passes).
+        let name_of = |t: &metadata_request::MetadataRequestTopic| match &t.name {
+            Some(n) => Some(n.as_str().to_string()),
+            None => image.topic_by_id(t.topic_id).map(|t| t.name().to_string()),
+        };
         if let Some(topics) = r.topics.as_mut() {
-            topics.retain(|t| {
-                let by_id = t.name.is_none() && !t.topic_id.is_nil();
-                let name = match &t.name {
-                    Some(n) => n.as_str().to_string(),
-                    None => match image.topic_by_id(t.topic_id) {
-                        Some(topic) => topic.name().to_string(),
-                        None => return true,
-                    },
-                };
-                let mut ok = a.allow(Op::Describe, Rt::Topic, &name);
-                if ok && auto_create && image.topic(&name).is_none() {
-                    let cluster = *create_cluster.get_or_insert_with(|| {
-                        a.allow_quietly(Op::Create, Rt::Cluster, CLUSTER_NAME)
-                    });
-                    ok = cluster || a.allow(Op::Create, Rt::Topic, &name);
-                }
-                if ok {
-                    keep.insert(name);
-                    return true;
-                }
-                denied.push(
+            denied = split_denied(
+                topics,
+                |t| {
+                    let Some(name) = name_of(t) else { return true };
+                    let mut ok = a.allow(Op::Describe, Rt::Topic, &name);
+                    if ok && auto_create && image.topic(&name).is_none() {
+                        let cluster = *create_cluster.get_or_insert_with(|| {
+                            a.allow_quietly(Op::Create, Rt::Cluster, CLUSTER_NAME)
+                        });
+                        ok = cluster || a.allow(Op::Create, Rt::Topic, &name);
+                    }
+                    if ok {
+                        keep.insert(name);
+                    }
+                    ok
+                },
+                |t| {
+                    let by_id = t.name.is_none() && !t.topic_id.is_nil();
                     MetadataResponseTopic::default()
                         .with_error_code(TOPIC_DENIED)
-                        .with_name((!by_id).then(|| TopicName(StrBytes::from_string(name.clone()))))
+                        .with_name(t.name.clone())
                         .with_topic_id(if by_id { t.topic_id } else { Uuid::nil() })
-                        .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED),
-                );
-                false
-            });
+                        .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+                },
+            );
         }
         allowed = Some(keep);
     }

@@ -69,10 +69,17 @@ pub(super) fn gate(
         R::LeaveGroup(r) if !group(&r.group_id) => answer(ResponseKind::LeaveGroup(
             LeaveGroupResponse::default().with_error_code(GROUP_DENIED),
         )),
-        R::ConsumerGroupHeartbeat(r) if !group(&r.group_id) => {
+        R::ConsumerGroupHeartbeat(r) => {
+            let code = if !group(&r.group_id) {
+                GROUP_DENIED
+            } else if !subscription_allowed(a, &r) {
+                TOPIC_DENIED
+            } else {
+                return pass(R::ConsumerGroupHeartbeat(r));
+            };
             answer(ResponseKind::ConsumerGroupHeartbeat(
                 ConsumerGroupHeartbeatResponse::default()
-                    .with_error_code(GROUP_DENIED)
+                    .with_error_code(code)
                     .with_heartbeat_interval_ms(0),
             ))
         }
@@ -82,18 +89,15 @@ pub(super) fn gate(
         R::DescribeGroups(r) => describe_groups(a, r),
         R::ListGroups(r) => list_groups(a, r),
         R::DeleteGroups(mut r) => {
-            let mut denied = Vec::new();
-            r.groups_names.retain(|g| {
-                let ok = a.allow(Op::Delete, Rt::Group, g.0.as_str());
-                if !ok {
-                    denied.push(
-                        DeletableGroupResult::default()
-                            .with_group_id(g.clone())
-                            .with_error_code(GROUP_DENIED),
-                    );
-                }
-                ok
-            });
+            let denied = split_denied(
+                &mut r.groups_names,
+                |g| a.allow(Op::Delete, Rt::Group, g.0.as_str()),
+                |g| {
+                    DeletableGroupResult::default()
+                        .with_group_id(g.clone())
+                        .with_error_code(GROUP_DENIED)
+                },
+            );
             Gate::Pass(
                 R::DeleteGroups(r),
                 Fixups::new(move |resp| match resp {
@@ -156,18 +160,29 @@ pub(super) fn gate(
     }
 }
 
+/// Kafka 4.1: a consumer may subscribe (by name) only to topics it may
+/// describe, else the heartbeat is TOPIC_AUTHORIZATION_FAILED; each
+/// distinct name is checked and audited once.
+fn subscription_allowed(a: &Authz, r: &ConsumerGroupHeartbeatRequest) -> bool {
+    let Some(names) = &r.subscribed_topic_names else {
+        return true;
+    };
+    let distinct: std::collections::BTreeSet<&str> = names.iter().map(|n| n.as_str()).collect();
+    // Every name is checked (no short cut), so each denial is audited.
+    distinct
+        .into_iter()
+        .filter(|n| !a.allow(Op::Describe, Rt::Topic, n))
+        .count()
+        == 0
+}
+
 fn offset_commit(a: &Authz, mut r: OffsetCommitRequest) -> Gate {
     let group_ok = a.allow(Op::Read, Rt::Group, r.group_id.0.as_str());
-    let mut denied = Vec::new();
-    r.topics.retain(|t| {
-        let code = if !group_ok {
-            GROUP_DENIED
-        } else if a.allow(Op::Read, Rt::Topic, t.name.as_str()) {
-            return true;
-        } else {
-            TOPIC_DENIED
-        };
-        denied.push(
+    let code = if group_ok { TOPIC_DENIED } else { GROUP_DENIED };
+    let denied = split_denied(
+        &mut r.topics,
+        |t| group_ok && a.allow(Op::Read, Rt::Topic, t.name.as_str()),
+        |t| {
             OffsetCommitResponseTopic::default()
                 .with_name(t.name.clone())
                 .with_topic_id(t.topic_id)
@@ -180,10 +195,9 @@ fn offset_commit(a: &Authz, mut r: OffsetCommitRequest) -> Gate {
                                 .with_error_code(code)
                         })
                         .collect(),
-                ),
-        );
-        false
-    });
+                )
+        },
+    );
     if !group_ok {
         return Gate::Answer(message(ResponseKind::OffsetCommit(
             OffsetCommitResponse::default().with_topics(denied),
@@ -213,14 +227,11 @@ fn txn_offset_commit(a: &Authz, mut r: TxnOffsetCommitRequest) -> Gate {
     } else {
         None
     };
-    let mut denied = Vec::new();
-    r.topics.retain(|t| {
-        let code = match whole {
-            Some(c) => c,
-            None if a.allow(Op::Read, Rt::Topic, t.name.as_str()) => return true,
-            None => TOPIC_DENIED,
-        };
-        denied.push(
+    let code = whole.unwrap_or(TOPIC_DENIED);
+    let denied = split_denied(
+        &mut r.topics,
+        |t| whole.is_none() && a.allow(Op::Read, Rt::Topic, t.name.as_str()),
+        |t| {
             TxnOffsetCommitResponseTopic::default()
                 .with_name(t.name.clone())
                 .with_partitions(
@@ -232,10 +243,9 @@ fn txn_offset_commit(a: &Authz, mut r: TxnOffsetCommitRequest) -> Gate {
                                 .with_error_code(code)
                         })
                         .collect(),
-                ),
-        );
-        false
-    });
+                )
+        },
+    );
     if whole.is_some() {
         return Gate::Answer(message(ResponseKind::TxnOffsetCommit(
             TxnOffsetCommitResponse::default().with_topics(denied),
@@ -264,31 +274,29 @@ fn offset_fetch(a: &Authz, v: i16, mut r: OffsetFetchRequest) -> Gate {
                 OffsetFetchResponse::default().with_error_code(GROUP_DENIED),
             )));
         }
-        let mut denied = Vec::new();
-        if let Some(topics) = r.topics.as_mut() {
-            topics.retain(|t| {
-                let ok = a.allow(Op::Describe, Rt::Topic, t.name.as_str());
-                if !ok {
-                    denied.push(
-                        OffsetFetchResponseTopic::default()
-                            .with_name(t.name.clone())
-                            .with_partitions(
-                                t.partition_indexes
-                                    .iter()
-                                    .map(|&p| {
-                                        OffsetFetchResponsePartition::default()
-                                            .with_partition_index(p)
-                                            .with_committed_offset(-1)
-                                            .with_committed_leader_epoch(-1)
-                                            .with_error_code(TOPIC_DENIED)
-                                    })
-                                    .collect(),
-                            ),
-                    );
-                }
-                ok
-            });
-        }
+        let denied = match r.topics.as_mut() {
+            Some(topics) => split_denied(
+                topics,
+                |t| a.allow(Op::Describe, Rt::Topic, t.name.as_str()),
+                |t| {
+                    OffsetFetchResponseTopic::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(
+                            t.partition_indexes
+                                .iter()
+                                .map(|&p| {
+                                    OffsetFetchResponsePartition::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(-1)
+                                        .with_committed_leader_epoch(-1)
+                                        .with_error_code(TOPIC_DENIED)
+                                })
+                                .collect(),
+                        )
+                },
+            ),
+            None => Vec::new(),
+        };
         return Gate::Pass(
             RequestKind::OffsetFetch(r),
             Fixups::new(move |resp| match resp {
@@ -302,45 +310,43 @@ fn offset_fetch(a: &Authz, v: i16, mut r: OffsetFetchRequest) -> Gate {
             }),
         );
     }
-    let mut denied_groups = Vec::new();
+    let denied_groups = split_denied(
+        &mut r.groups,
+        |g| a.allow(Op::Describe, Rt::Group, g.group_id.0.as_str()),
+        |g| {
+            OffsetFetchResponseGroup::default()
+                .with_group_id(g.group_id.clone())
+                .with_error_code(GROUP_DENIED)
+        },
+    );
     let mut denied_topics: Vec<(GroupId, OffsetFetchResponseTopics)> = Vec::new();
-    r.groups.retain_mut(|g| {
-        if !a.allow(Op::Describe, Rt::Group, g.group_id.0.as_str()) {
-            denied_groups.push(
-                OffsetFetchResponseGroup::default()
-                    .with_group_id(g.group_id.clone())
-                    .with_error_code(GROUP_DENIED),
-            );
-            return false;
-        }
-        if let Some(topics) = g.topics.as_mut() {
-            topics.retain(|t| {
-                let ok = a.allow(Op::Describe, Rt::Topic, t.name.as_str());
-                if !ok {
-                    denied_topics.push((
-                        g.group_id.clone(),
-                        OffsetFetchResponseTopics::default()
-                            .with_name(t.name.clone())
-                            .with_topic_id(t.topic_id)
-                            .with_partitions(
-                                t.partition_indexes
-                                    .iter()
-                                    .map(|&p| {
-                                        OffsetFetchResponsePartitions::default()
-                                            .with_partition_index(p)
-                                            .with_committed_offset(-1)
-                                            .with_committed_leader_epoch(-1)
-                                            .with_error_code(TOPIC_DENIED)
-                                    })
-                                    .collect(),
-                            ),
-                    ));
-                }
-                ok
-            });
-        }
-        true
-    });
+    for g in &mut r.groups {
+        let Some(topics) = g.topics.as_mut() else {
+            continue;
+        };
+        let denied = split_denied(
+            topics,
+            |t| a.allow(Op::Describe, Rt::Topic, t.name.as_str()),
+            |t| {
+                OffsetFetchResponseTopics::default()
+                    .with_name(t.name.clone())
+                    .with_topic_id(t.topic_id)
+                    .with_partitions(
+                        t.partition_indexes
+                            .iter()
+                            .map(|&p| {
+                                OffsetFetchResponsePartitions::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(-1)
+                                    .with_committed_leader_epoch(-1)
+                                    .with_error_code(TOPIC_DENIED)
+                            })
+                            .collect(),
+                    )
+            },
+        );
+        denied_topics.extend(denied.into_iter().map(|t| (g.group_id.clone(), t)));
+    }
     Gate::Pass(
         RequestKind::OffsetFetch(r),
         Fixups::new(move |resp| match resp {
@@ -379,20 +385,17 @@ fn find_coordinator(a: &Authz, v: i16, mut r: FindCoordinatorRequest) -> Gate {
                 .with_port(-1),
         )));
     }
-    let mut denied = Vec::new();
-    r.coordinator_keys.retain(|k| {
-        let ok = a.allow(Op::Describe, rt, k.as_str());
-        if !ok {
-            denied.push(
-                Coordinator::default()
-                    .with_key(k.clone())
-                    .with_node_id((-1).into())
-                    .with_port(-1)
-                    .with_error_code(code),
-            );
-        }
-        ok
-    });
+    let denied = split_denied(
+        &mut r.coordinator_keys,
+        |k| a.allow(Op::Describe, rt, k.as_str()),
+        |k| {
+            Coordinator::default()
+                .with_key(k.clone())
+                .with_node_id((-1).into())
+                .with_port(-1)
+                .with_error_code(code)
+        },
+    );
     Gate::Pass(
         RequestKind::FindCoordinator(r),
         Fixups::new(move |resp| match resp {

@@ -10,6 +10,7 @@ use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
 use sluice_auth::acl::{AclOperation as Op, ResourceType as Rt, AUTHORIZED_OPERATIONS_OMITTED};
 
 use super::ops::{message, split_denied, Fixups};
@@ -26,6 +27,7 @@ pub(super) fn gate(a: &Authz, body: RequestKind, rest: impl FnOnce(RequestKind) 
         RequestKind::OffsetDelete(r) => offset_delete(a, r),
         RequestKind::ConsumerGroupDescribe(r) => consumer_group_describe(a, r),
         RequestKind::DescribeTransactions(r) => describe_transactions(a, r),
+        RequestKind::DescribeProducers(r) => describe_producers(a, r),
         RequestKind::ListTransactions(r) => {
             let authz = a.clone();
             Gate::Pass(
@@ -55,27 +57,24 @@ fn offset_delete(a: &Authz, mut r: OffsetDeleteRequest) -> Gate {
             OffsetDeleteResponse::default().with_error_code(GROUP_DENIED),
         )));
     }
-    let mut denied = Vec::new();
-    r.topics.retain(|t| {
-        let ok = a.allow(Op::Read, Rt::Topic, t.name.as_str());
-        if !ok {
-            denied.push(
-                OffsetDeleteResponseTopic::default()
-                    .with_name(t.name.clone())
-                    .with_partitions(
-                        t.partitions
-                            .iter()
-                            .map(|p| {
-                                OffsetDeleteResponsePartition::default()
-                                    .with_partition_index(p.partition_index)
-                                    .with_error_code(TOPIC_DENIED)
-                            })
-                            .collect(),
-                    ),
-            );
-        }
-        ok
-    });
+    let denied = split_denied(
+        &mut r.topics,
+        |t| a.allow(Op::Read, Rt::Topic, t.name.as_str()),
+        |t| {
+            OffsetDeleteResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            OffsetDeleteResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(TOPIC_DENIED)
+                        })
+                        .collect(),
+                )
+        },
+    );
     Gate::Pass(
         RequestKind::OffsetDelete(r),
         Fixups::new(move |resp| match resp {
@@ -86,6 +85,45 @@ fn offset_delete(a: &Authz, mut r: OffsetDeleteRequest) -> Gate {
             other => other,
         }),
     )
+}
+
+/// Kafka 4.1's rule: a described group whose members' assignments name a
+/// topic the principal may not describe is answered as
+/// TOPIC_AUTHORIZATION_FAILED without its members, so that no topic name
+/// leaks (each topic is checked, and audited, once).
+fn hide_unauthorized_topics(a: &Authz, groups: &mut [DescribedGroup]) {
+    let topics: std::collections::BTreeSet<&str> = groups
+        .iter()
+        .filter(|g| g.error_code == 0)
+        .flat_map(|g| &g.members)
+        .flat_map(|m| [&m.assignment, &m.target_assignment])
+        .flat_map(|asg| &asg.topic_partitions)
+        .map(|tp| tp.topic_name.as_str())
+        .collect();
+    let denied: std::collections::BTreeSet<String> = topics
+        .into_iter()
+        .filter(|t| !a.allow(Op::Describe, Rt::Topic, t))
+        .map(str::to_string)
+        .collect();
+    if denied.is_empty() {
+        return;
+    }
+    for g in groups.iter_mut().filter(|g| g.error_code == 0) {
+        let hides = g
+            .members
+            .iter()
+            .flat_map(|m| [&m.assignment, &m.target_assignment])
+            .flat_map(|asg| &asg.topic_partitions)
+            .any(|tp| denied.contains(tp.topic_name.as_str()));
+        if hides {
+            *g = DescribedGroup::default()
+                .with_group_id(g.group_id.clone())
+                .with_error_code(TOPIC_DENIED)
+                .with_error_message(Some(StrBytes::from_static_str(
+                    "The group has described topic(s) that the client is not authorized to describe.",
+                )));
+        }
+    }
 }
 
 fn consumer_group_describe(a: &Authz, mut r: ConsumerGroupDescribeRequest) -> Gate {
@@ -106,11 +144,12 @@ fn consumer_group_describe(a: &Authz, mut r: ConsumerGroupDescribeRequest) -> Ga
         Fixups::new(move |resp| match resp {
             Response::Message(ResponseKind::ConsumerGroupDescribe(mut d)) => {
                 if with_ops {
-                    for g in &mut d.groups {
+                    for g in d.groups.iter_mut().filter(|g| g.error_code == 0) {
                         g.authorized_operations =
                             authz.operations(Rt::Group, g.group_id.0.as_str());
                     }
                 }
+                hide_unauthorized_topics(&authz, &mut d.groups);
                 d.groups.extend(denied);
                 message(ResponseKind::ConsumerGroupDescribe(d))
             }
@@ -119,28 +158,73 @@ fn consumer_group_describe(a: &Authz, mut r: ConsumerGroupDescribeRequest) -> Ga
     )
 }
 
+/// DescribeTransactions: DESCRIBE on each transactional id; a described
+/// transaction lists only the topics the principal may describe.
 fn describe_transactions(a: &Authz, mut r: DescribeTransactionsRequest) -> Gate {
-    let mut denied = Vec::new();
-    r.transactional_ids.retain(|t| {
-        let ok = a.allow(Op::Describe, Rt::TransactionalId, t.0.as_str());
-        if !ok {
-            denied.push(
-                TransactionState::default()
-                    .with_transactional_id(t.clone())
-                    .with_error_code(TXN_DENIED)
-                    .with_producer_id((-1).into())
-                    .with_producer_epoch(-1)
-                    .with_transaction_start_time_ms(-1),
-            );
-        }
-        ok
-    });
+    let denied = split_denied(
+        &mut r.transactional_ids,
+        |t| a.allow(Op::Describe, Rt::TransactionalId, t.0.as_str()),
+        |t| {
+            TransactionState::default()
+                .with_transactional_id(t.clone())
+                .with_error_code(TXN_DENIED)
+                .with_producer_id((-1).into())
+                .with_producer_epoch(-1)
+                .with_transaction_start_time_ms(-1)
+        },
+    );
+    let authz = a.clone();
     Gate::Pass(
         RequestKind::DescribeTransactions(r),
         Fixups::new(move |resp| match resp {
             Response::Message(ResponseKind::DescribeTransactions(mut d)) => {
+                for t in &mut d.transaction_states {
+                    t.topics
+                        .retain(|t| authz.allow(Op::Describe, Rt::Topic, t.topic.as_str()));
+                }
                 d.transaction_states.extend(denied);
                 message(ResponseKind::DescribeTransactions(d))
+            }
+            other => other,
+        }),
+    )
+}
+
+/// DescribeProducers: READ on each topic, else TOPIC_AUTHORIZATION_FAILED
+/// on each of its partitions (an invalid name is left to the handler, as
+/// Kafka validates the name first).
+fn describe_producers(a: &Authz, mut r: DescribeProducersRequest) -> Gate {
+    use kafka_protocol::messages::describe_producers_response::{PartitionResponse, TopicResponse};
+    let denied = split_denied(
+        &mut r.topics,
+        |t| {
+            crate::metadata::validate_topic_name(t.name.as_str()).is_err()
+                || a.allow(Op::Read, Rt::Topic, t.name.as_str())
+        },
+        |t| {
+            TopicResponse::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partition_indexes
+                        .iter()
+                        .map(|&p| {
+                            PartitionResponse::default()
+                                .with_partition_index(p)
+                                .with_error_code(TOPIC_DENIED)
+                                .with_error_message(Some(StrBytes::from_static_str(
+                                    "Topic authorization failed.",
+                                )))
+                        })
+                        .collect(),
+                )
+        },
+    );
+    Gate::Pass(
+        RequestKind::DescribeProducers(r),
+        Fixups::new(move |resp| match resp {
+            Response::Message(ResponseKind::DescribeProducers(mut d)) => {
+                d.topics.extend(denied);
+                message(ResponseKind::DescribeProducers(d))
             }
             other => other,
         }),

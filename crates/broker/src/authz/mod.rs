@@ -112,6 +112,18 @@ impl Authz {
         self.allow(op, ResourceType::Cluster, CLUSTER_NAME)
     }
 
+    /// The cluster's authorized-operations bit field as Metadata and
+    /// DescribeCluster answer it: 0 unless the principal may DESCRIBE the
+    /// cluster (checked, and audited, first), as Kafka's `KafkaApis` and
+    /// `AuthHelper.computeDescribeClusterResponse` do.
+    pub fn cluster_operations(&self) -> i32 {
+        if self.allow_cluster(AclOperation::Describe) {
+            self.operations(ResourceType::Cluster, CLUSTER_NAME)
+        } else {
+            0
+        }
+    }
+
     /// Kafka's authorized-operations bit field of a resource.
     pub fn operations(&self, rt: ResourceType, name: &str) -> i32 {
         sluice_auth::acl::operations_bit_field(self.authorizer.authorized_operations(

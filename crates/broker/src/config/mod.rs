@@ -713,7 +713,12 @@ impl BrokerConfig {
         let mut sasl_listeners = BTreeMap::new();
         for l in &listeners {
             if protocol_of(&l.name).starts_with("SASL_") {
-                let c = sasl::listener_config(&l.name, &explicit, &global_mechanisms)?;
+                let c = sasl::listener_config(
+                    &l.name,
+                    &explicit,
+                    &global_mechanisms,
+                    long(sasl::REAUTH_KEY),
+                )?;
                 sasl_listeners.insert(l.name.clone(), c);
             }
         }

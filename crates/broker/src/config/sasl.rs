@@ -59,6 +59,10 @@ pub struct SaslListenerConfig {
     pub plain_users: BTreeMap<String, String>,
     /// OAUTHBEARER's validation, when enabled.
     pub oauth: Option<OAuthSettings>,
+    /// `connections.max.reauth.ms` of each enabled mechanism (KIP-368):
+    /// `listener.name.<l>.<mechanism>.connections.max.reauth.ms`, else
+    /// `listener.name.<l>.connections.max.reauth.ms`, else the broker's.
+    pub reauth_ms: BTreeMap<SaslMechanism, i64>,
 }
 
 impl fmt::Debug for SaslListenerConfig {
@@ -67,24 +71,34 @@ impl fmt::Debug for SaslListenerConfig {
             .field("mechanisms", &self.mechanisms)
             .field("plain_users", &self.plain_users.keys().collect::<Vec<_>>())
             .field("oauth", &self.oauth)
+            .field("reauth_ms", &self.reauth_ms)
             .finish()
     }
 }
 
 const LISTENER_PREFIX: &str = "listener.name.";
 
+/// Kafka's key of the session lifetime (KIP-368).
+pub const REAUTH_KEY: &str = "connections.max.reauth.ms";
+
 /// Whether `key` is a per-listener SASL key this module reads
-/// (`listener.name.<l>.sasl.enabled.mechanisms` or
-/// `listener.name.<l>.<mechanism>.sasl.jaas.config`).
+/// (`listener.name.<l>.sasl.enabled.mechanisms`,
+/// `listener.name.<l>.<mechanism>.sasl.jaas.config`, or
+/// `connections.max.reauth.ms` for the listener or one of its mechanisms).
 pub fn is_listener_key(key: &str) -> bool {
     split_listener_key(key).is_some_and(|(_, rest)| {
         rest == "sasl.enabled.mechanisms"
-            || [".sasl.jaas.config", ".sasl.server.callback.handler.class"]
-                .iter()
-                .any(|suffix| {
-                    rest.strip_suffix(suffix)
-                        .is_some_and(|m| !m.is_empty() && !m.contains('.'))
-                })
+            || rest == REAUTH_KEY
+            || [
+                ".sasl.jaas.config",
+                ".sasl.server.callback.handler.class",
+                ".connections.max.reauth.ms",
+            ]
+            .iter()
+            .any(|suffix| {
+                rest.strip_suffix(suffix)
+                    .is_some_and(|m| !m.is_empty() && !m.contains('.'))
+            })
     })
 }
 
@@ -115,6 +129,7 @@ pub fn listener_config(
     listener: &str,
     explicit: &BTreeMap<String, String>,
     global_mechanisms: &[String],
+    global_reauth_ms: i64,
 ) -> Result<SaslListenerConfig, ConfigError> {
     let (mechanisms_key, names): (String, Vec<String>) =
         match listener_value(explicit, listener, "sasl.enabled.mechanisms") {
@@ -175,10 +190,31 @@ pub fn listener_config(
             SaslMechanism::Scram(_) => {}
         }
     }
+    let mut reauth_ms = BTreeMap::new();
+    for m in &mechanisms {
+        let per_mechanism = format!("{}.{REAUTH_KEY}", m.name().to_ascii_lowercase());
+        let ms = match listener_value(explicit, listener, &per_mechanism)
+            .or_else(|| listener_value(explicit, listener, REAUTH_KEY))
+        {
+            Some((key, value)) => {
+                value
+                    .trim()
+                    .parse::<i64>()
+                    .map_err(|e| ConfigError::InvalidValue {
+                        key: key.clone(),
+                        value: value.clone(),
+                        reason: e.to_string(),
+                    })?
+            }
+            None => global_reauth_ms,
+        };
+        reauth_ms.insert(*m, ms);
+    }
     Ok(SaslListenerConfig {
         mechanisms,
         plain_users,
         oauth,
+        reauth_ms,
     })
 }
 
@@ -340,7 +376,7 @@ mod tests {
             "listener.name.sasl_plaintext.plain.sasl.jaas.config",
             PLAIN_JAAS,
         )]);
-        let c = listener_config("SASL_PLAINTEXT", &e, &["PLAIN".into()]).unwrap();
+        let c = listener_config("SASL_PLAINTEXT", &e, &["PLAIN".into()], 0).unwrap();
         assert_eq!(c.mechanisms, vec![SaslMechanism::Plain]);
         assert_eq!(c.plain_users["alice"], "alice-secret");
         assert!(!format!("{c:?}").contains("secret"));
@@ -360,7 +396,8 @@ mod tests {
             OAUTH_JAAS,
         );
         assert!(is_listener_key(HANDLER_KEY));
-        let c = listener_config("SASL_SSL", &explicit(&[jaas]), &["OAUTHBEARER".into()]).unwrap();
+        let c =
+            listener_config("SASL_SSL", &explicit(&[jaas]), &["OAUTHBEARER".into()], 0).unwrap();
         let Some(OAuthSettings::Unsecured(v)) = c.oauth else {
             panic!("{:?}", c.oauth)
         };
@@ -375,7 +412,8 @@ mod tests {
             ("sasl.oauthbearer.expected.audience", "kafka, sluice"),
             ("sasl.oauthbearer.clock.skew.seconds", "5"),
         ];
-        let c = listener_config("SASL_SSL", &explicit(&secured), &["OAUTHBEARER".into()]).unwrap();
+        let c =
+            listener_config("SASL_SSL", &explicit(&secured), &["OAUTHBEARER".into()], 0).unwrap();
         let Some(OAuthSettings::Jwks { jwks_path, config }) = c.oauth else {
             panic!("{:?}", c.oauth)
         };
@@ -384,8 +422,8 @@ mod tests {
         assert_eq!(config.clock_skew_ms, 5_000);
         assert_eq!(config.sub_claim_name, "sub");
         let refused = |pairs: &[(&str, &str)], key: &str| {
-            let err =
-                listener_config("SASL_SSL", &explicit(pairs), &["OAUTHBEARER".into()]).unwrap_err();
+            let err = listener_config("SASL_SSL", &explicit(pairs), &["OAUTHBEARER".into()], 0)
+                .unwrap_err();
             assert_eq!(err.key(), Some(key), "{err}");
         };
         refused(&[jaas, (HANDLER_KEY, "com.example.Handler")], HANDLER_KEY);
@@ -418,18 +456,49 @@ mod tests {
                 "org.apache.kafka.common.security.scram.ScramLoginModule required;",
             ),
         ]);
-        let c = listener_config("CLIENT", &e, &["PLAIN".into()]).unwrap();
+        let c = listener_config("CLIENT", &e, &["PLAIN".into()], 0).unwrap();
         assert_eq!(c.mechanisms.len(), 1);
-        assert!(listener_config("CLIENT", &explicit(&[]), &["PLAIN".into()]).is_err());
-        assert!(listener_config("CLIENT", &e, &[]).is_ok());
-        let gssapi = listener_config("X", &explicit(&[]), &["GSSAPI".into()]).unwrap_err();
+        assert!(listener_config("CLIENT", &explicit(&[]), &["PLAIN".into()], 0).is_err());
+        assert!(listener_config("CLIENT", &e, &[], 0).is_ok());
+        let gssapi = listener_config("X", &explicit(&[]), &["GSSAPI".into()], 0).unwrap_err();
         assert!(gssapi.to_string().contains("GSSAPI"), "{gssapi}");
         let bad_jaas = explicit(&[(
             "listener.name.x.plain.sasl.jaas.config",
             "m required user_a=\"p\"",
         )]);
-        let err = listener_config("X", &bad_jaas, &["PLAIN".into()]).unwrap_err();
+        let err = listener_config("X", &bad_jaas, &["PLAIN".into()], 0).unwrap_err();
         assert!(!err.to_string().contains("\"p\""), "{err}");
+    }
+
+    #[test]
+    fn reauth_ms_per_listener_and_mechanism() {
+        let jaas = (
+            "listener.name.client.plain.sasl.jaas.config",
+            r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_a="p";"#,
+        );
+        let scram = (
+            "listener.name.client.scram-sha-256.sasl.jaas.config",
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        );
+        let both = ["PLAIN".to_string(), "SCRAM-SHA-256".to_string()];
+        let ms = |pairs: &[(&str, &str)]| {
+            listener_config("CLIENT", &explicit(pairs), &both, 7)
+                .unwrap()
+                .reauth_ms
+                .into_values()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ms(&[jaas, scram]), vec![7, 7]);
+        let listener = ("listener.name.client.connections.max.reauth.ms", "5");
+        assert_eq!(ms(&[jaas, scram, listener]), vec![5, 5]);
+        let plain = ("listener.name.client.plain.connections.max.reauth.ms", "3");
+        assert_eq!(ms(&[jaas, scram, listener, plain]), vec![3, 5]);
+        assert!(is_listener_key(listener.0) && is_listener_key(plain.0));
+        let bad = (
+            "listener.name.client.plain.connections.max.reauth.ms",
+            "soon",
+        );
+        assert!(listener_config("CLIENT", &explicit(&[jaas, scram, bad]), &both, 0).is_err());
     }
 
     #[test]
@@ -441,6 +510,7 @@ mod tests {
                 mechanisms: vec![SaslMechanism::Plain],
                 plain_users: BTreeMap::new(),
                 oauth: None,
+                reauth_ms: BTreeMap::new(),
             },
         );
         let none = || std::iter::empty::<(&str, String)>();

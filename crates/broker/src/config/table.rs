@@ -202,6 +202,8 @@ pub static CONFIG_TABLE: &[ConfigKey] = &[
         "Clock difference tolerated when checking a signed OAUTHBEARER token's exp, iat and nbf."),
     broker("sasl.server.max.receive.size", T::Int, Some("524288"), V::AtLeast(4),
         "The largest request a client may send before it has authenticated; a larger size prefix closes the connection before any of it is buffered."),
+    broker("connections.max.reauth.ms", T::Long, Some("0"), V::Any,
+        "KIP-368: the longest a SASL session lasts before the client must re-authenticate on its connection (SaslAuthenticate tells the client as session_lifetime_ms); a connection whose session ended is closed at its next request other than re-authentication. 0 or less: sessions never end. Per listener and mechanism: listener.name.<listener>.<mechanism>.connections.max.reauth.ms (mechanism in lower case), or listener.name.<listener>.connections.max.reauth.ms."),
     broker("connection.failed.authentication.delay.ms", T::Int, Some("100"), V::AtLeast(0),
         "How long a connection that failed authentication waits, after its error response, before it is closed."),
     // ---- broker: ACL authorization (config/authorizer.rs, authz/) ----

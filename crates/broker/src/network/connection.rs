@@ -35,6 +35,7 @@ use tokio::time::Instant;
 
 use super::codec::{self, Decoded};
 use super::frame::{FrameError, FrameReader, MemoryPool, Reservation};
+use super::reauth::Intercept;
 use super::sendfile::{write_chunks, ResponseWriter};
 use crate::context::BrokerContext;
 use crate::handlers::{self, Response};
@@ -146,8 +147,8 @@ async fn serve_halves<R, W>(
     // A SASL listener's connection authenticates before anything else;
     // its principal replaces the transport's (ANONYMOUS, or a TLS
     // client certificate's).
-    let request = match &config.sasl {
-        None => request,
+    let (request, reauth) = match &config.sasl {
+        None => (request, None),
         Some(gate) => {
             let authenticated = super::sasl::authenticate(
                 &mut frames,
@@ -160,7 +161,10 @@ async fn serve_halves<R, W>(
             )
             .await;
             match authenticated {
-                Some(context) => context,
+                Some((context, session)) => (
+                    context,
+                    Some(super::reauth::Reauth::new(gate.clone(), session)),
+                ),
                 None => return,
             }
         }
@@ -179,7 +183,7 @@ async fn serve_halves<R, W>(
         activity.clone(),
         request.throttle.clone(),
     ));
-    process_loop(rx, write_half, &ctx, peer, request, &activity).await;
+    process_loop(rx, write_half, &ctx, peer, request, reauth, &activity).await;
     reader.abort();
     tracing::debug!(%peer, "connection closed");
 }
@@ -271,6 +275,7 @@ async fn process_loop<W: ResponseWriter>(
     ctx: &BrokerContext,
     peer: SocketAddr,
     request_context: RequestContext,
+    mut reauth: Option<super::reauth::Reauth>,
     activity: &Activity,
 ) {
     let mut client_id: Option<String> = None;
@@ -298,6 +303,29 @@ async fn process_loop<W: ResponseWriter>(
         };
         if client_id.is_none() {
             client_id = header.client_id.as_ref().map(|c| c.as_str().to_string());
+        }
+        // A SASL connection: re-authentication requests are answered
+        // there, and an expired session ends the connection (KIP-368).
+        if let Some(r) = reauth.as_mut() {
+            match r
+                .intercept(&header, &body, &mut socket, ctx, &request_context, peer)
+                .await
+            {
+                Intercept::Pass => {}
+                Intercept::Answered => {
+                    drop(reservation);
+                    if socket.flush().await.is_err() {
+                        return;
+                    }
+                    activity.touch();
+                    activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+                    continue;
+                }
+                Intercept::Close(reason) => {
+                    tracing::info!(%peer, client_id = client_id.as_deref().unwrap_or(""), "closing connection: {reason}");
+                    return;
+                }
+            }
         }
         if let RequestKind::ApiVersions(req) = &body {
             if header.request_api_version >= 3 {

@@ -19,6 +19,7 @@ pub mod connection;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+mod reauth;
 pub mod sasl;
 pub mod security;
 pub mod sendfile;

@@ -45,6 +45,7 @@ use tokio::time::Instant;
 
 use super::codec::{self, Decoded};
 use super::frame::FrameReader;
+use super::reauth::Session;
 use super::sendfile::ResponseWriter;
 use crate::config::sasl::{OAuthSettings, SaslListenerConfig};
 use crate::config::BrokerConfig;
@@ -64,6 +65,35 @@ pub struct SaslGate {
     pub max_receive_size: usize,
     /// `connection.failed.authentication.delay.ms`.
     pub failure_delay: Duration,
+}
+
+impl SaslGate {
+    /// Kafka's session lifetime (`SaslServerAuthenticator`'s
+    /// `calcCompletionTimesAndReturnSessionLifetimeMs`): the shorter of
+    /// `mechanism`'s `connections.max.reauth.ms` (when positive) and the
+    /// time left until the credential expires (an OAUTHBEARER token's
+    /// `exp`), never negative; `None` when neither applies (the session
+    /// never ends, and the client is told 0).
+    pub fn session_lifetime_ms(
+        &self,
+        mechanism: SaslMechanism,
+        credential_expires_at_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Option<i64> {
+        let max_reauth = self
+            .config
+            .reauth_ms
+            .get(&mechanism)
+            .copied()
+            .filter(|ms| *ms > 0);
+        let left = credential_expires_at_ms.map(|exp| exp.saturating_sub(now_ms));
+        match (max_reauth, left) {
+            (None, None) => None,
+            (Some(m), None) => Some(m),
+            (None, Some(l)) => Some(l.max(0)),
+            (Some(m), Some(l)) => Some(m.min(l).max(0)),
+        }
+    }
 }
 
 /// The gate of listener `name`, if it is a SASL listener. Reads the JWKS
@@ -130,7 +160,7 @@ static FAILURES: Mutex<FailureLog> = Mutex::new(FailureLog {
     suppressed: 0,
 });
 
-fn log_failure(peer: SocketAddr, mechanism: &str, reason: &str) {
+pub(super) fn log_failure(peer: SocketAddr, mechanism: &str, reason: &str) {
     let mut log = FAILURES.lock().unwrap_or_else(|p| p.into_inner());
     let now = Instant::now();
     if log
@@ -198,7 +228,7 @@ impl Credentials for BrokerCredentials<'_> {
     }
 }
 
-fn server_nonce() -> String {
+pub(super) fn server_nonce() -> String {
     let mut bytes = [0u8; 24];
     for chunk in bytes.chunks_mut(8) {
         chunk.copy_from_slice(&sluice_runtime::random_u64().to_le_bytes());
@@ -217,7 +247,7 @@ enum State {
 }
 
 /// Why the gate closes the connection.
-enum Refusal {
+pub(super) enum Refusal {
     /// Close at once (protocol violation or I/O).
     Close(String),
     /// Authentication failed: the answer (if any) was sent; close after
@@ -238,7 +268,7 @@ pub async fn authenticate<R, W>(
     transport: RequestContext,
     idle_timeout: Option<Duration>,
     mut shutdown: watch::Receiver<bool>,
-) -> Option<RequestContext>
+) -> Option<(RequestContext, Session)>
 where
     R: AsyncRead + Unpin,
     W: ResponseWriter,
@@ -265,19 +295,22 @@ where
             Err(e) => break Err(Refusal::Close(format!("before authentication: {e}"))),
         };
         match step(&mut state, frame.bytes, socket, ctx, gate, &context, peer).await {
-            Ok(Some(principal)) => break Ok(principal),
+            Ok(Some(done)) => break Ok(done),
             Ok(None) => {}
             Err(r) => break Err(r),
         }
     };
     frames.set_max_frame(bound);
     match outcome {
-        Ok(principal) => {
-            tracing::debug!(%peer, %principal, "authenticated");
-            Some(RequestContext {
-                principal,
-                ..context
-            })
+        Ok((principal, session)) => {
+            tracing::debug!(%peer, %principal, ?session, "authenticated");
+            Some((
+                RequestContext {
+                    principal,
+                    ..context
+                },
+                session,
+            ))
         }
         Err(Refusal::Close(reason)) => {
             tracing::debug!(%peer, "closing unauthenticated connection: {reason}");
@@ -297,7 +330,7 @@ async fn sleep_opt(d: Option<Duration>) {
     }
 }
 
-/// Handles one frame; `Some(principal)` once authenticated.
+/// Handles one frame; the principal and its session once authenticated.
 async fn step<W: ResponseWriter>(
     state: &mut State,
     frame: Bytes,
@@ -306,7 +339,7 @@ async fn step<W: ResponseWriter>(
     gate: &SaslGate,
     context: &RequestContext,
     peer: SocketAddr,
-) -> Result<Option<KafkaPrincipal>, Refusal> {
+) -> Result<Option<(KafkaPrincipal, Session)>, Refusal> {
     if let State::Authenticate {
         server,
         framed: false,
@@ -324,9 +357,20 @@ async fn step<W: ResponseWriter>(
             Ok(SaslStep::Complete {
                 response,
                 authorization_id,
+                credential_expires_at_ms,
             }) => {
                 write_raw(socket, &response).await?;
-                Ok(Some(KafkaPrincipal::user(authorization_id)))
+                // No SaslAuthenticate answer to carry the lifetime: such a
+                // client cannot re-authenticate, and is cut off at the end.
+                let lifetime = gate.session_lifetime_ms(
+                    mechanism,
+                    credential_expires_at_ms,
+                    ctx.clock.now_ms(),
+                );
+                Ok(Some((
+                    KafkaPrincipal::user(authorization_id),
+                    Session::starting_now(mechanism, lifetime),
+                )))
             }
             Err(e) => {
                 log_failure(peer, mechanism.name(), &e.to_string());
@@ -371,7 +415,13 @@ async fn step<W: ResponseWriter>(
             Ok(None)
         }
         RequestKind::SaslHandshake(req) => {
-            handshake(state, &header, req.mechanism.as_str(), socket, gate, peer).await
+            let mechanism =
+                answer_handshake(&header, req.mechanism.as_str(), socket, gate, peer).await?;
+            *state = State::Authenticate {
+                server: SaslServer::new(mechanism, server_nonce()),
+                framed: header.request_api_version >= 1,
+            };
+            Ok(None)
         }
         RequestKind::SaslAuthenticate(req) => {
             let State::Authenticate { server, .. } = state else {
@@ -379,7 +429,21 @@ async fn step<W: ResponseWriter>(
                     "SaslAuthenticate before SaslHandshake".into(),
                 ));
             };
-            authenticate_token(server, &header, &req.auth_bytes, socket, ctx, gate, peer).await
+            let mechanism = server.mechanism();
+            let done = authenticate_token(
+                server,
+                &header,
+                &req.auth_bytes,
+                socket,
+                ctx,
+                gate,
+                peer,
+                None,
+            )
+            .await?;
+            Ok(done.map(|(principal, lifetime)| {
+                (principal, Session::starting_now(mechanism, lifetime))
+            }))
         }
         _ => Err(Refusal::Close(
             "unexpected request during SASL authentication".into(),
@@ -387,14 +451,16 @@ async fn step<W: ResponseWriter>(
     }
 }
 
-async fn handshake<W: ResponseWriter>(
-    state: &mut State,
+/// Answers a SaslHandshake: the enabled mechanisms, and the one the client
+/// asked for if it is one of them; else UNSUPPORTED_SASL_MECHANISM and a
+/// failure.
+pub(super) async fn answer_handshake<W: ResponseWriter>(
     header: &RequestHeader,
     requested: &str,
     socket: &mut W,
     gate: &SaslGate,
     peer: SocketAddr,
-) -> Result<Option<KafkaPrincipal>, Refusal> {
+) -> Result<SaslMechanism, Refusal> {
     let enabled: Vec<StrBytes> = gate
         .config
         .mechanisms
@@ -419,14 +485,23 @@ async fn handshake<W: ResponseWriter>(
     };
     let answer = SaslHandshakeResponse::default().with_mechanisms(enabled);
     respond(socket, header, &ResponseKind::SaslHandshake(answer)).await?;
-    *state = State::Authenticate {
-        server: SaslServer::new(mechanism, server_nonce()),
-        framed: header.request_api_version >= 1,
-    };
-    Ok(None)
+    Ok(mechanism)
 }
 
-async fn authenticate_token<W: ResponseWriter>(
+/// A SaslAuthenticate answer of SASL_AUTHENTICATION_FAILED.
+pub(super) fn failed_answer(message: String) -> ResponseKind {
+    ResponseKind::SaslAuthenticate(
+        SaslAuthenticateResponse::default()
+            .with_error_code(ResponseError::SaslAuthenticationFailed.code())
+            .with_error_message(Some(StrBytes::from_string(message))),
+    )
+}
+
+/// One SaslAuthenticate token. At the end: the principal (which must be
+/// `previous` when re-authenticating) and the session lifetime the answer
+/// told the client (`None`: the session never ends).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn authenticate_token<W: ResponseWriter>(
     server: &mut SaslServer,
     header: &RequestHeader,
     token: &[u8],
@@ -434,9 +509,24 @@ async fn authenticate_token<W: ResponseWriter>(
     ctx: &BrokerContext,
     gate: &SaslGate,
     peer: SocketAddr,
-) -> Result<Option<KafkaPrincipal>, Refusal> {
+    previous: Option<&KafkaPrincipal>,
+) -> Result<Option<(KafkaPrincipal, Option<i64>)>, Refusal> {
     let mechanism = server.mechanism();
-    let (answer, principal) = match server.evaluate(token, &BrokerCredentials { gate, ctx, peer }) {
+    let step = server
+        .evaluate(token, &BrokerCredentials { gate, ctx, peer })
+        .and_then(|step| match (step, previous) {
+            (SaslStep::Complete { authorization_id, .. }, Some(p))
+                if KafkaPrincipal::user(authorization_id.clone()) != *p =>
+            {
+                Err(AuthError::SaslAuthentication(format!(
+                    "Cannot change principals during re-authentication from {}.{}: User.{authorization_id}",
+                    p.principal_type(),
+                    p.name()
+                )))
+            }
+            (step, _) => Ok(step),
+        });
+    let (answer, principal) = match step {
         Ok(SaslStep::Continue(token)) => (
             SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(token)),
             None,
@@ -444,10 +534,17 @@ async fn authenticate_token<W: ResponseWriter>(
         Ok(SaslStep::Complete {
             response,
             authorization_id,
-        }) => (
-            SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(response)),
-            Some(KafkaPrincipal::user(authorization_id)),
-        ),
+            credential_expires_at_ms,
+        }) => {
+            let lifetime =
+                gate.session_lifetime_ms(mechanism, credential_expires_at_ms, ctx.clock.now_ms());
+            (
+                SaslAuthenticateResponse::default()
+                    .with_auth_bytes(Bytes::from(response))
+                    .with_session_lifetime_ms(lifetime.unwrap_or(0)),
+                Some((KafkaPrincipal::user(authorization_id), lifetime)),
+            )
+        }
         Err(e) => {
             log_failure(peer, mechanism.name(), &e.to_string());
             let message = match e {
@@ -458,10 +555,7 @@ async fn authenticate_token<W: ResponseWriter>(
                     "Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}"
                 ),
             };
-            let answer = SaslAuthenticateResponse::default()
-                .with_error_code(ResponseError::SaslAuthenticationFailed.code())
-                .with_error_message(Some(StrBytes::from_string(message)));
-            respond(socket, header, &ResponseKind::SaslAuthenticate(answer)).await?;
+            respond(socket, header, &failed_answer(message)).await?;
             return Err(Refusal::Failed);
         }
     };
@@ -469,7 +563,7 @@ async fn authenticate_token<W: ResponseWriter>(
     Ok(principal)
 }
 
-async fn respond<W: ResponseWriter>(
+pub(super) async fn respond<W: ResponseWriter>(
     socket: &mut W,
     header: &RequestHeader,
     message: &ResponseKind,

@@ -9,6 +9,7 @@
 //! (clap), 3 the cluster could not be reached or did not answer in time.
 
 pub mod acl;
+pub mod client_security;
 pub mod cluster;
 pub mod cluster_start;
 pub mod config_docs;
@@ -151,6 +152,13 @@ pub struct ConnectArgs {
     /// How long to wait for the cluster to answer a request, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub timeout: u64,
+    /// Kafka client properties for a TLS or SASL listener, as Kafka's
+    /// tools take them: security.protocol, sasl.mechanism (PLAIN,
+    /// SCRAM-SHA-256, SCRAM-SHA-512), sasl.jaas.config, and
+    /// ssl.truststore.type=PEM with ssl.truststore.location or
+    /// ssl.truststore.certificates.
+    #[arg(long, value_name = "FILE")]
+    pub command_config: Option<std::path::PathBuf>,
 }
 
 impl ConnectArgs {
@@ -166,14 +174,24 @@ impl ConnectArgs {
     /// A raw protocol connection to the first bootstrap broker that answers
     /// (exit code 3 when none does).
     pub fn raw(&self) -> anyhow::Result<raw::RawConnection> {
-        raw::RawConnection::connect(&self.brokers, self.timeout())
+        let security = self.security()?;
+        raw::RawConnection::connect(&self.brokers, self.timeout(), &security)
             .map_err(|e| self.unreachable(format!("{e:#}")))
+    }
+
+    /// The `--command-config` settings (PLAINTEXT without one).
+    pub fn security(&self) -> anyhow::Result<client_security::ClientSecurity> {
+        match &self.command_config {
+            Some(path) => client_security::ClientSecurity::load(path),
+            None => Ok(Default::default()),
+        }
     }
 
     /// A raw protocol connection to one broker of the cluster (`host:port`),
     /// with this command's timeout.
     pub fn raw_to(&self, broker: &str) -> anyhow::Result<raw::RawConnection> {
-        raw::RawConnection::connect(broker, self.timeout()).map_err(|e| {
+        let security = self.security()?;
+        raw::RawConnection::connect(broker, self.timeout(), &security).map_err(|e| {
             anyhow::Error::new(Unreachable(format!(
                 "cannot reach broker {broker} within {} s: {e:#}",
                 self.timeout
@@ -188,6 +206,15 @@ impl ConnectArgs {
             .set("client.id", "sluice-cli")
             .set("socket.timeout.ms", self.timeout().as_millis().to_string())
             .set("log_level", "3");
+        match self.security() {
+            Ok(security) => {
+                for (k, v) in security.librdkafka() {
+                    c.set(k, v);
+                }
+            }
+            // The raw connection reports it; librdkafka then fails to connect.
+            Err(e) => tracing::warn!("--command-config: {e:#}"),
+        }
         c
     }
 

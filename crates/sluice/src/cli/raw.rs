@@ -2,6 +2,10 @@
 //! librdkafka does not expose (ApiVersions with features, Metadata's
 //! controller id, DescribeLogDirs sizes). Versions are negotiated with
 //! ApiVersions first, so it works with any broker that speaks them.
+//! With `--command-config` it speaks TLS and SASL first
+//! ([`super::client_security`]): TLS with rustls, then SaslHandshake v1
+//! and SaslAuthenticate (PLAIN, or SCRAM with the server's signature
+//! checked) before ApiVersions, in the order Kafka's gate allows.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -13,6 +17,7 @@ use bytes::{Buf, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 
@@ -37,8 +42,14 @@ pub fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 
+use super::client_security::{ClientSecurity, SaslLogin};
+
+/// A byte stream to a broker: TCP, or TLS over TCP.
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
 pub struct RawConnection {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     correlation: i32,
     /// api key -> (min, max) the broker supports.
     pub versions: BTreeMap<i16, (i16, i16)>,
@@ -47,10 +58,14 @@ pub struct RawConnection {
 
 impl RawConnection {
     /// Connects to the first reachable bootstrap broker and runs ApiVersions.
-    pub fn connect(brokers: &str, timeout: Duration) -> anyhow::Result<RawConnection> {
+    pub fn connect(
+        brokers: &str,
+        timeout: Duration,
+        security: &ClientSecurity,
+    ) -> anyhow::Result<RawConnection> {
         let mut last = None;
         for addr in brokers.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-            match Self::connect_one(addr, timeout) {
+            match Self::connect_one(addr, timeout, security) {
                 Ok(c) => return Ok(c),
                 Err(e) => last = Some(e),
             }
@@ -58,7 +73,11 @@ impl RawConnection {
         Err(last.unwrap_or_else(|| anyhow!("no brokers given")))
     }
 
-    fn connect_one(addr: &str, timeout: Duration) -> anyhow::Result<RawConnection> {
+    fn connect_one(
+        addr: &str,
+        timeout: Duration,
+        security: &ClientSecurity,
+    ) -> anyhow::Result<RawConnection> {
         let sock = addr
             .to_socket_addrs()
             .with_context(|| format!("resolving {addr}"))?
@@ -69,12 +88,25 @@ impl RawConnection {
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
         let _ = stream.set_nodelay(true);
+        let stream: Box<dyn Stream> = match &security.tls {
+            None => Box::new(stream),
+            Some(config) => {
+                let name = server_name(addr)?;
+                let tls = rustls::ClientConnection::new(config.clone(), name)
+                    .with_context(|| format!("TLS to {addr}"))?;
+                Box::new(rustls::StreamOwned::new(tls, stream))
+            }
+        };
         let mut c = RawConnection {
             stream,
             correlation: 0,
             versions: BTreeMap::new(),
             api_versions: ApiVersionsResponse::default(),
         };
+        if let Some(login) = &security.sasl {
+            c.sasl_login(login)
+                .with_context(|| format!("SASL {login:?} at {addr}"))?;
+        }
         // v3+ is flexible and carries features (v4 all of them: before it a
         // range starting at 0 is left out, KIP-1022); a broker that does not
         // know the version answers error 35 (UNSUPPORTED_VERSION) in v0
@@ -97,6 +129,64 @@ impl RawConnection {
         }
         c.api_versions = resp;
         Ok(c)
+    }
+
+    /// SaslHandshake v1, then SaslAuthenticate v2 tokens until the
+    /// mechanism completes.
+    fn sasl_login(&mut self, login: &SaslLogin) -> anyhow::Result<()> {
+        let mechanism = match login {
+            SaslLogin::Plain { .. } => "PLAIN",
+            SaslLogin::Scram { mechanism, .. } => mechanism.mechanism_name(),
+        };
+        let hs = self.send_at(
+            1,
+            &SaslHandshakeRequest::default().with_mechanism(str_bytes(mechanism)),
+        )?;
+        if hs.error_code != 0 {
+            let enabled: Vec<&str> = hs.mechanisms.iter().map(|m| m.as_str()).collect();
+            bail!(
+                "{}; the listener enables {enabled:?}",
+                error_text(hs.error_code, None)
+            );
+        }
+        match login {
+            SaslLogin::Plain { user, password } => {
+                self.authenticate(format!("\0{user}\0{password}").into_bytes())?;
+            }
+            SaslLogin::Scram {
+                mechanism,
+                user,
+                password,
+            } => {
+                let mut random = [0u8; 24];
+                for chunk in random.chunks_mut(8) {
+                    chunk.copy_from_slice(&sluice_runtime::random_u64().to_le_bytes());
+                }
+                let nonce = sluice_auth::sasl::ScramServer::nonce(&random);
+                let mut client =
+                    sluice_auth::sasl::ScramClient::new(*mechanism, user, password, nonce);
+                let server_first = self.authenticate(client.first())?;
+                let last = client.final_message(&server_first)?;
+                let server_final = self.authenticate(last)?;
+                client.verify(&server_final)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One SaslAuthenticate token; the server's answer token.
+    fn authenticate(&mut self, token: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+        let resp = self.send_at(
+            2,
+            &SaslAuthenticateRequest::default().with_auth_bytes(bytes::Bytes::from(token)),
+        )?;
+        if resp.error_code != 0 {
+            bail!(
+                "{}",
+                error_text(resp.error_code, resp.error_message.as_ref())
+            );
+        }
+        Ok(resp.auth_bytes.to_vec())
     }
 
     /// The highest version both sides support, if any.
@@ -169,6 +259,17 @@ impl RawConnection {
         }
         Ok(resp)
     }
+}
+
+/// The TLS server name of `host:port` (an IP address or a DNS name).
+fn server_name(addr: &str) -> anyhow::Result<rustls_pki_types::ServerName<'static>> {
+    let host = addr
+        .rsplit_once(':')
+        .map_or(addr, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    rustls_pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| anyhow!("{host} is not a TLS server name: {e}"))
 }
 
 #[cfg(test)]

@@ -208,7 +208,8 @@ fn list(connect: &ConnectArgs, internal: bool) -> anyhow::Result<()> {
 /// Bytes on disk per (topic, partition), from DescribeLogDirs (best effort:
 /// `None` when the broker does not answer it).
 pub(crate) fn partition_sizes(connect: &ConnectArgs) -> Option<BTreeMap<(String, i32), u64>> {
-    let mut conn = RawConnection::connect(&connect.brokers, connect.timeout()).ok()?;
+    let security = connect.security().ok()?;
+    let mut conn = RawConnection::connect(&connect.brokers, connect.timeout(), &security).ok()?;
     let resp = conn
         .send(&DescribeLogDirsRequest::default().with_topics(None), 1)
         .ok()?;

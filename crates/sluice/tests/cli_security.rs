@@ -1,0 +1,152 @@
+//! `sluice acl` and `sluice quotas` with `--command-config` (issue 20):
+//! the same Kafka client properties file as `kafka-acls --command-config`
+//! takes the CLI through TLS (a PEM trust store) and SASL (PLAIN,
+//! SCRAM-SHA-512) to a SASL_SSL listener, where the authorizer sees the
+//! logged-in principal: the super user may manage ACLs and quotas, alice
+//! may not, a wrong password and a missing config are refused.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::sasl::{command_config_over, configs_ok, Transport};
+use common::tls::{p, tls_init};
+use common::{kafka_tools_ready, sasl::JAAS_SCRAM};
+use sluice_testkit::SluiceProcess;
+
+use common::acls::{JAAS_USERS, STANDARD_AUTHORIZER};
+
+/// A broker with PLAINTEXT and SASL_SSL listeners and the authorizer on;
+/// the SASL_SSL address.
+fn start(dir: &std::path::Path) -> (SluiceProcess, String) {
+    let keystore = p(dir, "broker.pem");
+    let broker = SluiceProcess::start_default(&[
+        (
+            "listeners",
+            "PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
+        ),
+        ("ssl.keystore.type", "PEM"),
+        ("ssl.keystore.location", &keystore),
+        ("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-512"),
+        ("listener.name.sasl_ssl.plain.sasl.jaas.config", JAAS_USERS),
+        (
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config",
+            JAAS_SCRAM,
+        ),
+        ("authorizer.class.name", STANDARD_AUTHORIZER),
+        ("super.users", "User:admin;User:carol;User:ANONYMOUS"),
+    ])
+    .expect("start sluice with a SASL_SSL listener");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = broker.output();
+        if let Some(addr) = out
+            .lines()
+            .find_map(|l| l.strip_prefix("listening on SASL_SSL://"))
+        {
+            return (broker, addr.trim().to_string());
+        }
+        assert!(Instant::now() < deadline, "no SASL_SSL listener:\n{out}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `sluice <args> --brokers addr [--command-config config]`: success and
+/// both outputs.
+fn sluice(addr: &str, config: Option<&str>, args: &[&str]) -> (bool, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.args(args).args(["--brokers", addr, "--timeout", "5"]);
+    if let Some(c) = config {
+        cmd.args(["--command-config", c]);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+const CREATE: &[&str] = &[
+    "acl",
+    "create",
+    "--resource-type",
+    "topic",
+    "--name",
+    "pay",
+    "--principal",
+    "User:alice",
+    "--operation",
+    "read",
+];
+const LINE: &str = "TOPIC\tpay\tLITERAL\tUser:alice\t*\tREAD\tALLOW";
+
+#[test]
+fn acl_and_quotas_over_sasl_ssl() {
+    let tmp = tempfile::tempdir().unwrap();
+    tls_init(tmp.path());
+    let ca = p(tmp.path(), "ca.pem");
+    let tls = Transport::Tls { ca: &ca };
+    let (broker, addr) = start(tmp.path());
+    let admin = command_config_over(tls, tmp.path(), "PLAIN", "admin", "admin-secret");
+    let alice = command_config_over(tls, tmp.path(), "PLAIN", "alice", "alice-secret");
+    // The file is named after mechanism and user: another directory.
+    let other = tempfile::tempdir().unwrap();
+    let wrong = command_config_over(tls, other.path(), "PLAIN", "admin", "wrong");
+
+    let (ok, out) = sluice(&addr, Some(&admin), CREATE);
+    assert!(ok, "{out}");
+    let (ok, out) = sluice(&addr, Some(&admin), &["acl", "list"]);
+    assert!(ok && out.contains(LINE), "{out}");
+    // Quotas as the super user.
+    let (ok, out) = sluice(
+        &addr,
+        Some(&admin),
+        &[
+            "quotas",
+            "alter",
+            "--user",
+            "alice",
+            "--add",
+            "producer_byte_rate=1024",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = sluice(&addr, Some(&admin), &["quotas", "describe"]);
+    assert!(ok && out.contains("producer_byte_rate=1024"), "{out}");
+
+    // alice logs in, and the authorizer refuses her.
+    let (ok, out) = sluice(&addr, Some(&alice), &["acl", "list"]);
+    assert!(!ok && out.contains("ClusterAuthorizationFailed"), "{out}");
+    let (ok, out) = sluice(&addr, Some(&alice), &["quotas", "describe"]);
+    assert!(!ok && out.contains("ClusterAuthorizationFailed"), "{out}");
+    // A wrong password, and no config at all, do not get in.
+    let (ok, out) = sluice(&addr, Some(&wrong), &["acl", "list"]);
+    assert!(!ok && out.contains("Invalid username or password"), "{out}");
+    let (ok, out) = sluice(&addr, None, &["acl", "list"]);
+    assert!(!ok, "{out}");
+
+    // SCRAM-SHA-512 as a user kafka-configs adds while the broker runs.
+    if kafka_tools_ready("cli_security scram") {
+        configs_ok(&[
+            "--bootstrap-server",
+            broker.bootstrap(),
+            "--alter",
+            "--add-config",
+            "SCRAM-SHA-512=[iterations=4096,password=carol-secret]",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            "carol",
+        ]);
+        let carol = command_config_over(tls, tmp.path(), "SCRAM-SHA-512", "carol", "carol-secret");
+        let (ok, out) = sluice(&addr, Some(&carol), &["acl", "list"]);
+        assert!(ok && out.contains(LINE), "{out}");
+        let bad = command_config_over(tls, other.path(), "SCRAM-SHA-512", "carol", "nope");
+        let (ok, out) = sluice(&addr, Some(&bad), &["acl", "list"]);
+        assert!(!ok && out.contains("SaslAuthenticationFailed"), "{out}");
+    }
+}
