@@ -12,6 +12,7 @@ pub mod acl;
 pub mod cluster;
 pub mod cluster_start;
 pub mod config_docs;
+pub mod console;
 pub mod consume;
 pub mod election;
 pub mod features;
