@@ -37,6 +37,9 @@ def main():
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     ap.add_argument("--screenshots", help="directory for the 1440x900 screenshots")
     ap.add_argument("--timing-only", action="store_true", help="only time the topics page")
+    ap.add_argument("--topic", default="orders", help="3 partitions, a JSON record with a <script> key in partition 1")
+    ap.add_argument("--group", default="billing", help="a group with committed offsets on --topic")
+    ap.add_argument("--new-topic", default="browser-made", help="the topic the browser creates")
     args = ap.parse_args()
     if args.screenshots:
         os.makedirs(args.screenshots, exist_ok=True)
@@ -99,19 +102,19 @@ def main():
         visit("topics", "/topics")
         page.keyboard.press("/")
         check(page.evaluate("document.activeElement.id") == "search", "'/' focuses the search box")
-        page.keyboard.type("ord")
+        page.keyboard.type(args.topic[:3])
         visible = page.locator("#topics-table tbody tr:visible").count()
         check(visible >= 1, f"typing filters the topics table ({visible} shown)")
         page.keyboard.press("Escape")
         page.goto(args.url + "/topics", wait_until="load")
         shot("topics")
 
-        visit("topic", "/topics/orders")
+        visit("topic", f"/topics/{args.topic}")
         check(page.locator("#partitions-table tbody tr").count() == 3, "topic page shows 3 partitions")
         page.check("#overrides-only")
         shot("topic")
 
-        visit("messages", "/topics/orders/messages?partition=1")
+        visit("messages", f"/topics/{args.topic}/messages?partition=1")
         value = page.locator("pre.value").first.inner_text()
         check('"name": "widget"' in value, f"message browser shows the JSON pretty ({value!r})")
         key = page.locator("pre.key").first.inner_text()
@@ -120,36 +123,36 @@ def main():
         shot("messages")
 
         visit("groups", "/groups")
-        check(page.locator("a[href='/groups/billing']").count() == 1, "groups list shows billing")
+        check(page.locator(f"a[href='/groups/{args.group}']").count() == 1, f"groups list shows {args.group}")
         shot("groups")
 
-        visit("group", "/groups/billing")
+        visit("group", f"/groups/{args.group}")
         lag = page.locator("#total-lag").inner_text()
         check(lag.strip() != "", f"group page shows total lag {lag}")
         shot("group")
 
         # Writes, through the forms.
         visit("create topic form", "/topics/new")
-        page.fill("input[name=name]", "browser-made")
+        page.fill("input[name=name]", args.new_topic)
         page.fill("input[name=partitions]", "2")
         page.fill("textarea[name=configs]", "retention.ms=7200000")
         shot("create-topic")
         submit("#create")
         check(
-            page.url.endswith("/topics/browser-made"),
+            page.url.endswith(f"/topics/{args.new_topic}"),
             f"create topic lands on the topic ({page.url}: {page.locator('h1').first.inner_text()})",
         )
         check(page.locator("#partitions-table tbody tr").count() == 2, "the new topic has 2 partitions")
 
-        visit("produce form", "/topics/browser-made/messages?partition=0")
+        visit("produce form", f"/topics/{args.new_topic}/messages?partition=0")
         page.fill("input[name=key]", "from-browser")
         page.fill("textarea[name=value]", '{"hello":"browser"}')
         submit("#produce")
         check(page.locator("#produced").count() == 1, "produce shows its offset")
         check('"hello": "browser"' in page.locator("pre.value").first.inner_text(), "the produced message is listed")
 
-        visit("reset form", "/groups/billing/reset")
-        page.fill("input[name=topic]", "orders")
+        visit("reset form", f"/groups/{args.group}/reset")
+        page.fill("input[name=topic]", args.topic)
         page.select_option("select[name=target]", "earliest")
         submit("#preview")
         check(page.locator("#dry-run").count() == 1, "reset preview says it is a dry run")

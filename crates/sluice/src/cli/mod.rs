@@ -1,5 +1,5 @@
 //! Client subcommands of the `sluice` binary (`topic`, `produce`, `consume`,
-//! `group`, `elect-leaders`, `reassign`, `cluster`, `config docs`). They
+//! `group`, `elect-leaders`, `reassign`, `cluster`, `console`, `config docs`). They
 //! speak the Kafka protocol (through librdkafka, the `rdkafka` crate, or as
 //! raw requests in [`raw`] for the admin APIs librdkafka does not expose),
 //! so they work against any Kafka-compatible broker, not only Sluice.
