@@ -121,6 +121,38 @@ pub fn timestamp(ms: i64) -> String {
     )
 }
 
+/// Milliseconds since the epoch of `YYYY-MM-DDTHH:MM[:SS]` (or with a
+/// space, read as UTC), or of a plain millisecond count.
+pub fn parse_time(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(ms) = s.parse::<i64>() {
+        return (ms >= 0).then_some(ms);
+    }
+    let (date, time) = s.split_once(['T', ' '])?;
+    let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time
+        .trim_end_matches('Z')
+        .splitn(3, ':')
+        .map(|x| x.parse::<f64>().ok());
+    let (hh, mm) = (t.next()??, t.next()??);
+    let ss = t.next().flatten().unwrap_or(0.0);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh >= 24.0 || mm >= 60.0 || ss >= 61.0
+    {
+        return None;
+    }
+    // Howard Hinnant's civil date -> days.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let ms = days * 86_400_000 + ((hh * 3600.0 + mm * 60.0 + ss) * 1000.0).round() as i64;
+    (ms >= 0).then_some(ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +170,18 @@ mod tests {
         assert!(s.trim_end().ends_with("..A"), "{s}");
         assert_eq!(show(b"not json", View::Json).0, "text");
         assert_eq!(show(b"{}", View::Text), ("text", "{}".into()));
+    }
+
+    #[test]
+    fn times_parse_back() {
+        for ms in [0, 1_700_000_000_000, 951_782_400_000] {
+            let shown = timestamp(ms).replace(' ', "T");
+            assert_eq!(parse_time(&shown), Some(ms), "{shown}");
+        }
+        assert_eq!(parse_time("2023-11-14T22:13"), Some(1_699_999_980_000));
+        assert_eq!(parse_time("12345"), Some(12345));
+        assert_eq!(parse_time("2023-13-01T00:00"), None);
+        assert_eq!(parse_time("soon"), None);
     }
 
     #[test]

@@ -117,6 +117,7 @@ fn check_read_pages(c: &ConsoleProcess) {
     assert_eq!(rows(&topic, "partitions-table").len(), 3, "{topic}");
     assert!(topic.contains("retention.ms"), "configs shown:\n{topic}");
     assert!(topic.contains("DEFAULT_CONFIG") || topic.contains("STATIC_BROKER_CONFIG"));
+    assert!(topic.contains(" on disk"), "sizes from DescribeLogDirs:\n{topic}");
 
     // The message browser: the key is shown escaped, never as markup.
     let msgs = c.page("/topics/orders/messages?partition=1");
@@ -153,6 +154,17 @@ fn check_read_pages(c: &ConsoleProcess) {
     let from = c.page("/topics/orders/messages?partition=0&order=oldest&offset=2&limit=2");
     assert!(from.contains("data-offset=\"2\"") && from.contains("data-offset=\"3\""));
     assert!(!from.contains("data-offset=\"4\""), "{from}");
+    // By time: the first record at or after it, oldest first.
+    let offsets_of = |page: &str| -> Vec<String> {
+        page.split("data-offset=\"")
+            .skip(1)
+            .map(|s| s.split('"').next().unwrap().to_string())
+            .collect()
+    };
+    let since = c.page("/topics/orders/messages?partition=0&time=1970-01-01T00:00&limit=2");
+    assert_eq!(offsets_of(&since), vec!["0", "1"], "{since}");
+    let future = c.page("/topics/orders/messages?partition=0&time=2100-01-01T00:00:00");
+    assert!(offsets_of(&future).is_empty(), "{future}");
 
     let groups = c.page("/groups");
     assert!(groups.contains("href=\"/groups/billing\""), "{groups}");

@@ -39,6 +39,9 @@ pub struct PageQuery {
     pub offset: Option<i64>,
     pub limit: usize,
     pub newest_first: bool,
+    /// Start at the first record at or after this time (ms), oldest first;
+    /// overrides `offset`.
+    pub timestamp: Option<i64>,
 }
 
 /// The offsets `[from, to)` a page covers, and where the next page starts.
@@ -106,6 +109,18 @@ pub fn page(
             what: format!("offsets of {topic}-{}", q.partition),
             error: "the leader did not answer them".into(),
         })?;
+    let mut q = *q;
+    if let Some(ts) = q.timestamp {
+        let found = offsets::for_timestamp(session, &led, ts)?;
+        q.offset = Some(
+            found
+                .get(&(topic.to_string(), p.partition))
+                .copied()
+                .unwrap_or(range.end),
+        );
+        q.newest_first = false;
+    }
+    let q = &q;
     let w = window(range, q);
     let mut messages = fetch_window(session, p.leader, topic, p.partition, &w, q.limit)?;
     if q.newest_first {
@@ -253,6 +268,7 @@ mod tests {
             offset,
             limit,
             newest_first,
+            timestamp: None,
         }
     }
 

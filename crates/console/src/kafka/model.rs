@@ -90,6 +90,9 @@ pub struct TopicDetail {
     pub internal: bool,
     pub topic_id: String,
     pub partitions: Vec<(PartitionInfo, Option<OffsetRange>)>,
+    /// Bytes on disk per partition (the leader's replica), from
+    /// DescribeLogDirs; empty when the cluster does not answer it.
+    pub sizes: std::collections::BTreeMap<i32, i64>,
     pub configs: Vec<ConfigEntry>,
     /// Why configs could not be read, if they could not.
     pub configs_error: Option<String>,

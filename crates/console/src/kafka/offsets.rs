@@ -42,6 +42,16 @@ pub fn ends(
     list(session, partitions, LATEST)
 }
 
+/// The earliest offset whose timestamp is at or after `timestamp` (ms) in
+/// each partition; partitions with no such record are left out.
+pub fn for_timestamp(
+    session: &mut Session,
+    partitions: &[Led],
+    timestamp: i64,
+) -> Result<BTreeMap<(String, i32), i64>, ConsoleError> {
+    list(session, partitions, timestamp.max(0))
+}
+
 fn list(
     session: &mut Session,
     partitions: &[Led],

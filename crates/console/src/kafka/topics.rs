@@ -1,7 +1,10 @@
 //! The topics list and one topic's partitions, offsets and configs.
 
+use std::collections::BTreeMap;
+
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::DescribeConfigsRequest;
+use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeLogDirsRequest};
 use sluice_client::str_bytes;
 
 use super::cluster::partitions;
@@ -16,6 +19,7 @@ const UNKNOWN_TOPIC: i16 = 3;
 const TOPIC_RESOURCE: i8 = 2;
 /// DescribeConfigs v1 (config sources) and later.
 const DESCRIBE_CONFIGS_VERSIONS: (i16, i16) = (1, 4);
+const DESCRIBE_LOG_DIRS_VERSIONS: (i16, i16) = (1, 4);
 
 /// Every topic whose name contains `search` (case-insensitive), by name,
 /// with message counts (one ListOffsets pair per leader).
@@ -77,6 +81,9 @@ pub fn detail(session: &mut Session, name: &str) -> Result<TopicDetail, ConsoleE
         .map(|p| ((name.to_string(), p.partition), p.leader))
         .collect();
     let ranges = offsets::ranges(session, &led)?;
+    let leaders: Vec<(i32, i32)> = ps.iter().map(|p| (p.partition, p.leader)).collect();
+    // Sizes are best effort: a cluster may refuse DescribeLogDirs (ACLs).
+    let sizes = sizes(session, name, &leaders).unwrap_or_default();
     let (configs, configs_error) = match configs(session, name) {
         Ok(c) => (c, None),
         Err(e) => (Vec::new(), Some(e.to_string())),
@@ -92,9 +99,40 @@ pub fn detail(session: &mut Session, name: &str) -> Result<TopicDetail, ConsoleE
                 (p, r)
             })
             .collect(),
+        sizes,
         configs,
         configs_error,
     })
+}
+
+/// Bytes on disk of each partition's leader replica: one DescribeLogDirs
+/// for this topic on each leader.
+pub fn sizes(
+    session: &mut Session,
+    name: &str,
+    leaders: &[(i32, i32)],
+) -> Result<BTreeMap<i32, i64>, ConsoleError> {
+    let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+    for &(p, leader) in leaders.iter().filter(|(_, l)| *l >= 0) {
+        by_leader.entry(leader).or_default().push(p);
+    }
+    let mut out = BTreeMap::new();
+    for (leader, partitions) in by_leader {
+        let req = DescribeLogDirsRequest::default().with_topics(Some(vec![
+            DescribableLogDirTopic::default()
+                .with_topic(str_bytes(name).into())
+                .with_partitions(partitions.clone()),
+        ]));
+        let (_, resp) = session.send_to(leader, &req, DESCRIBE_LOG_DIRS_VERSIONS)?;
+        for dir in resp.results.iter().filter(|d| d.error_code == 0) {
+            for p in dir.topics.iter().flat_map(|t| t.partitions.iter()) {
+                if partitions.contains(&p.partition_index) && !p.is_future_key {
+                    *out.entry(p.partition_index).or_insert(0) += p.partition_size.max(0);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A topic's configs, by name.

@@ -99,6 +99,7 @@ fn controls(b: &mut String, p: &MessagePage, s: &Settings) {
     let _ = write!(
         b,
         "</select></label><label>Offset <input type=\"number\" name=\"offset\" min=\"0\" placeholder=\"end\"></label>\
+<label>or from time (UTC) <input type=\"datetime-local\" name=\"time\" step=\"1\"></label>\
 <label>Page size <input type=\"number\" name=\"limit\" min=\"1\" max=\"{MAX_PAGE}\" value=\"{}\"></label><label>Show as <select name=\"view\">",
         s.limit
     );

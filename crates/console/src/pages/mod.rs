@@ -33,6 +33,22 @@ pub(crate) fn num(n: i64) -> String {
     out
 }
 
+/// A byte count in binary units.
+pub(crate) fn bytes(n: i64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v.abs() >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -41,5 +57,7 @@ mod tests {
         assert_eq!(super::num(1234567), "1,234,567");
         assert_eq!(super::num(-1000), "-1,000");
         assert_eq!(super::ids(&[1, 2]), "1, 2");
+        assert_eq!(super::bytes(1000), "1000 B");
+        assert_eq!(super::bytes(1536), "1.5 KiB");
     }
 }

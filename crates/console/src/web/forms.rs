@@ -29,6 +29,9 @@ pub struct MessagesQuery {
     pub view: String,
     #[serde(default)]
     pub produced: String,
+    /// `YYYY-MM-DDTHH:MM[:SS]` (UTC) or milliseconds since the epoch.
+    #[serde(default)]
+    pub time: String,
 }
 
 impl MessagesQuery {
@@ -40,6 +43,14 @@ impl MessagesQuery {
                 .unwrap_or(DEFAULT_PAGE)
                 .clamp(1, MAX_PAGE),
             newest_first: self.order != "oldest",
+            timestamp: match self.time.trim() {
+                "" => None,
+                t => Some(crate::render::parse_time(t).ok_or_else(|| {
+                    ConsoleError::BadRequest(format!(
+                        "time: {t:?} is neither YYYY-MM-DDTHH:MM[:SS] (UTC) nor milliseconds"
+                    ))
+                })?),
+            },
         })
     }
 
@@ -189,6 +200,17 @@ mod tests {
             (q.limit, q.offset, q.newest_first),
             (MAX_PAGE, Some(7), false)
         );
+        let t = MessagesQuery {
+            time: "1970-01-01T00:01".into(),
+            ..Default::default()
+        };
+        assert_eq!(t.page().unwrap().timestamp, Some(60_000));
+        assert!(MessagesQuery {
+            time: "yesterday".into(),
+            ..Default::default()
+        }
+        .page()
+        .is_err());
         assert!(MessagesQuery {
             partition: "x".into(),
             ..Default::default()
