@@ -99,6 +99,11 @@ def main():
         check(page.locator("#brokers-table tbody tr").count() >= 1, "overview lists brokers")
         shot("overview")
 
+        first = page.locator("#brokers-table tbody tr a").first.get_attribute("href")
+        visit("broker", first)
+        check(page.locator("#configs-table tbody tr").count() > 10, "broker page lists its configs")
+        shot("broker")
+
         visit("topics", "/topics")
         page.keyboard.press("/")
         check(page.evaluate("document.activeElement.id") == "search", "'/' focuses the search box")
@@ -111,8 +116,11 @@ def main():
 
         visit("topic", f"/topics/{args.topic}")
         check(page.locator("#partitions-table tbody tr").count() == 3, "topic page shows 3 partitions")
-        page.check("#overrides-only")
         shot("topic")
+        page.check("#overrides-only")
+        shown = page.locator("#configs-table tbody tr:visible").count()
+        overrides = page.locator("#configs-table tbody tr.override").count()
+        check(shown == overrides >= 1, f"the toggle shows only the topic's own configs ({shown} of them)")
 
         visit("messages", f"/topics/{args.topic}/messages?partition=1")
         value = page.locator("pre.value").first.inner_text()

@@ -98,6 +98,16 @@ fn check_read_pages(c: &ConsoleProcess) {
     assert!(overview.contains("Cluster overview"), "{overview}");
     assert!(overview.contains("id=\"brokers-table\""), "{overview}");
     assert!(overview.contains("id=\"offline\">0<"), "{overview}");
+    // A broker: its load and its configs, asked of the broker itself.
+    let id = overview
+        .split("href=\"/brokers/")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("brokers are linked");
+    let broker = c.page(&format!("/brokers/{id}"));
+    assert!(broker.contains("id=\"configs-table\""), "{broker}");
+    assert!(broker.contains("num.partitions"), "{broker}");
+    assert_eq!(c.get("/brokers/987654").0, 404);
 
     let topics = c.page("/topics");
     assert!(topics.contains("href=\"/topics/orders\""), "{topics}");
@@ -117,7 +127,10 @@ fn check_read_pages(c: &ConsoleProcess) {
     assert_eq!(rows(&topic, "partitions-table").len(), 3, "{topic}");
     assert!(topic.contains("retention.ms"), "configs shown:\n{topic}");
     assert!(topic.contains("DEFAULT_CONFIG") || topic.contains("STATIC_BROKER_CONFIG"));
-    assert!(topic.contains(" on disk"), "sizes from DescribeLogDirs:\n{topic}");
+    assert!(
+        topic.contains(" on disk"),
+        "sizes from DescribeLogDirs:\n{topic}"
+    );
 
     // The message browser: the key is shown escaped, never as markup.
     let msgs = c.page("/topics/orders/messages?partition=1");

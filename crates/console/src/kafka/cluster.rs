@@ -2,12 +2,15 @@
 
 use kafka_protocol::messages::MetadataResponse;
 
-use super::model::{Broker, ClusterOverview, PartitionInfo};
+use super::model::{Broker, BrokerDetail, ClusterOverview, PartitionInfo};
+use super::topics::describe_configs;
 use super::Session;
 use crate::ConsoleError;
 
 /// LEADER_NOT_AVAILABLE: a partition without a leader is offline.
 const LEADER_NOT_AVAILABLE: i16 = 5;
+/// DescribeConfigs' resource type of a broker.
+const BROKER_RESOURCE: i8 = 4;
 
 /// The cluster overview from one Metadata request.
 pub fn overview(session: &mut Session) -> Result<ClusterOverview, ConsoleError> {
@@ -21,6 +24,7 @@ pub fn summarize(md: &MetadataResponse) -> ClusterOverview {
         cluster_id: md.cluster_id.as_ref().map(|c| c.to_string()),
         controller_id: md.controller_id.0,
         brokers: brokers(md),
+        load: Default::default(),
         topics: 0,
         internal_topics: 0,
         partitions: 0,
@@ -40,9 +44,33 @@ pub fn summarize(md: &MetadataResponse) -> ClusterOverview {
             o.partitions += 1;
             o.under_replicated += usize::from(p.is_under_replicated());
             o.offline += usize::from(p.is_offline());
+            o.load.entry(p.leader).or_default().leaders += 1;
+            for r in &p.replicas {
+                o.load.entry(*r).or_default().replicas += 1;
+            }
         }
     }
     o
+}
+
+/// One broker: where it is, what it holds, and its configs (asked of the
+/// broker itself, as Kafka answers a broker's non-default configs only there).
+pub fn broker(session: &mut Session, id: i32) -> Result<BrokerDetail, ConsoleError> {
+    let md = session.metadata(None)?;
+    let o = summarize(&md);
+    let broker = o
+        .brokers
+        .iter()
+        .find(|b| b.id == id)
+        .cloned()
+        .ok_or_else(|| ConsoleError::NotFound(format!("no broker {id} in the cluster")))?;
+    let configs = describe_configs(session, Some(id), BROKER_RESOURCE, &id.to_string())?;
+    Ok(BrokerDetail {
+        broker,
+        controller: o.controller_id == id,
+        load: o.load.get(&id).copied().unwrap_or_default(),
+        configs,
+    })
 }
 
 /// The brokers of a Metadata response, by id.

@@ -9,12 +9,30 @@ pub struct Broker {
     pub rack: Option<String>,
 }
 
+/// Partitions a broker leads and holds replicas of.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BrokerLoad {
+    pub leaders: usize,
+    pub replicas: usize,
+}
+
+/// The broker page's data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerDetail {
+    pub broker: Broker,
+    pub controller: bool,
+    pub load: BrokerLoad,
+    pub configs: Vec<ConfigEntry>,
+}
+
 /// The cluster overview.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterOverview {
     pub cluster_id: Option<String>,
     pub controller_id: i32,
     pub brokers: Vec<Broker>,
+    /// By broker id.
+    pub load: std::collections::BTreeMap<i32, BrokerLoad>,
     pub topics: usize,
     pub internal_topics: usize,
     pub partitions: usize,

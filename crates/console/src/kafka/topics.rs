@@ -137,17 +137,31 @@ pub fn sizes(
 
 /// A topic's configs, by name.
 pub fn configs(session: &mut Session, name: &str) -> Result<Vec<ConfigEntry>, ConsoleError> {
+    describe_configs(session, None, TOPIC_RESOURCE, name)
+}
+
+/// The configs of a resource (`resource_type` as DescribeConfigs numbers
+/// them), asked of node `node` or of the bootstrap broker.
+pub fn describe_configs(
+    session: &mut Session,
+    node: Option<i32>,
+    resource_type: i8,
+    name: &str,
+) -> Result<Vec<ConfigEntry>, ConsoleError> {
     let req =
         DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
-            .with_resource_type(TOPIC_RESOURCE)
+            .with_resource_type(resource_type)
             .with_resource_name(str_bytes(name))
             .with_configuration_keys(None)]);
-    let (_, resp) = session.send(&req, DESCRIBE_CONFIGS_VERSIONS)?;
+    let (_, resp) = match node {
+        Some(id) => session.send_to(id, &req, DESCRIBE_CONFIGS_VERSIONS)?,
+        None => session.send(&req, DESCRIBE_CONFIGS_VERSIONS)?,
+    };
     let mut out = Vec::new();
     for r in resp.results {
         if r.error_code != 0 {
             return Err(kafka_error(
-                format!("configs of topic {name:?}"),
+                format!("configs of {name:?}"),
                 r.error_code,
                 r.error_message.as_ref(),
             ));

@@ -2,6 +2,8 @@
 //! HTML document out. Every string that came from the cluster or the user
 //! goes through [`crate::html::E`] (text) or [`crate::html::U`] (URLs).
 
+pub mod broker;
+pub mod configs;
 pub mod error;
 pub mod group;
 pub mod groups;

@@ -49,8 +49,9 @@ pub fn render(shell: &Shell, o: &ClusterOverview) -> String {
             "<div class=\"card {class}\"><div class=\"label\">{label}</div><div class=\"value\" id=\"{id}\">{value}</div></div>"
         );
     }
-    b.push_str("</div><h2>Brokers</h2><table id=\"brokers-table\"><thead><tr><th>Id</th><th>Host</th><th>Port</th><th>Rack</th><th>Role</th></tr></thead><tbody>");
+    b.push_str("</div><h2>Brokers</h2><table id=\"brokers-table\"><thead><tr><th>Id</th><th>Host</th><th>Port</th><th>Rack</th><th class=\"num\">Leaders</th><th class=\"num\">Replicas</th><th>Role</th></tr></thead><tbody>");
     for br in &o.brokers {
+        let load = o.load.get(&br.id).copied().unwrap_or_default();
         let role = if br.id == o.controller_id {
             "controller"
         } else {
@@ -58,11 +59,15 @@ pub fn render(shell: &Shell, o: &ClusterOverview) -> String {
         };
         let _ = write!(
             b,
-            "<tr><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{role}</td></tr>",
+            "<tr data-id=\"{}\"><td class=\"num\"><a href=\"/brokers/{}\">{}</a></td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{role}</td></tr>",
+            br.id,
+            br.id,
             br.id,
             E(&br.host),
             br.port,
-            E(br.rack.as_deref().unwrap_or("-"))
+            E(br.rack.as_deref().unwrap_or("-")),
+            num(load.leaders as i64),
+            num(load.replicas as i64)
         );
     }
     b.push_str("</tbody></table>");

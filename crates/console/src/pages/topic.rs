@@ -65,27 +65,11 @@ pub fn render(shell: &Shell, t: &TopicDetail) -> String {
             E(e)
         );
     }
-    b.push_str("<label class=\"toggle\"><input type=\"checkbox\" id=\"overrides-only\"> only values set on the topic</label>");
-    b.push_str("<table id=\"configs-table\"><thead><tr><th>Name</th><th>Value</th><th>Source</th></tr></thead><tbody>");
-    for c in &t.configs {
-        let value = if c.sensitive {
-            "(sensitive)".to_string()
-        } else {
-            E(c.value.as_deref().unwrap_or("null")).to_string()
-        };
-        let cls = if c.source == "DYNAMIC_TOPIC_CONFIG" {
-            " class=\"override\""
-        } else {
-            ""
-        };
-        let _ = write!(
-            b,
-            "<tr{cls}><td><code>{}</code></td><td><code>{value}</code></td><td>{}{}</td></tr>",
-            E(&c.name),
-            c.source,
-            if c.read_only { " (read-only)" } else { "" }
-        );
-    }
-    b.push_str("</tbody></table>");
+    super::configs::table(
+        &mut b,
+        &t.configs,
+        "DYNAMIC_TOPIC_CONFIG",
+        "only values set on the topic",
+    );
     document(shell, &t.name, "/topics", &b)
 }

@@ -76,6 +76,11 @@ pub async fn messages(
     st.page(r.map(|p| pages::messages::render(&st.shell, &p, &settings)))
 }
 
+pub async fn broker(AxState(st): S, Path(id): Path<i32>) -> Response {
+    let r = st.kafka(move |s| cluster::broker(s, id)).await;
+    st.page(r.map(|d| pages::broker::render(&st.shell, &d)))
+}
+
 pub async fn groups(AxState(st): S) -> Response {
     let r = st.kafka(kgroups::list).await;
     st.page(r.map(|g| pages::groups::render(&st.shell, &g)))

@@ -96,6 +96,7 @@ fn router(state: Arc<State>) -> Router {
         .route("/topics/{name}", get(topic))
         .route("/topics/{name}/messages", get(messages))
         .route("/topics/{name}/produce", axum::routing::post(produce))
+        .route("/brokers/{id}", get(broker))
         .route("/groups", get(groups))
         .route("/groups/{id}", get(group))
         .route("/groups/{id}/reset", get(reset_form).post(reset))
