@@ -5,8 +5,10 @@
 //! prints, the read-only guard, the unreachable-cluster page, and with
 //! `--allow-writes` creating a topic (seen by librdkafka), producing (read
 //! back by kcat) and an offset reset (dry run first, then what the CLI
-//! shows). The same read pages against the reference Apache Kafka when its
-//! jars are here. The real-browser checks are in scripts/console-browser.
+//! shows), a KIP-848 group's live member and assignment (librdkafka with
+//! group.protocol=consumer), and the broker's own console
+//! (`sluice.console.listener`). The same read pages against the reference
+//! Apache Kafka when its jars are here. The real-browser checks are in scripts/console-browser.
 
 mod common;
 
@@ -452,4 +454,60 @@ fn console_writes_create_produce_and_reset_offsets() {
     let (lag, total) = console_lag(&c, "g1");
     assert_eq!(lag[&("made-here".to_string(), "0".to_string())], "3");
     assert_eq!(total, "3");
+}
+
+#[test]
+fn console_describes_a_kip848_consumer_group() {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::ClientConfig;
+
+    let broker = SluiceProcess::start(env!("CARGO_BIN_EXE_sluice"), &[]).expect("sluice starts");
+    let bootstrap = broker.bootstrap().to_string();
+    sluice(&[
+        "topic", "create", "-b", &bootstrap, "events", "-p", "2", "-r", "1",
+    ]);
+    let lines: String = (0..5).map(|i| format!("e{i}\n")).collect();
+    for p in ["0", "1"] {
+        kcat(&["-b", &bootstrap, "-P", "-t", "events", "-p", p], &lines);
+    }
+    // A live member of a KIP-848 group (librdkafka 2.12, group.protocol=consumer).
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "modern")
+        .set("group.protocol", "consumer")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&["events"]).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut read = 0;
+    while read < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no records for the group"
+        );
+        if let Some(Ok(_)) = consumer.poll(std::time::Duration::from_millis(200)) {
+            read += 1;
+        }
+    }
+    consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+
+    let c = ConsoleProcess::start(&bootstrap, &["--timeout", "10"]);
+    let page = c.page("/groups/modern");
+    assert!(page.contains("id=\"group-state\">Stable<"), "{page}");
+    assert!(
+        page.contains("· consumer</small>"),
+        "KIP-848 kind shown:\n{page}"
+    );
+    assert!(page.contains("id=\"members-table\""), "{page}");
+    assert!(
+        page.contains("events: 0, 1"),
+        "the member's assignment:\n{page}"
+    );
+    let (lag, total) = console_lag(&c, "modern");
+    let committed_lag: i64 = lag.values().filter_map(|l| l.parse::<i64>().ok()).sum();
+    assert_eq!(total, committed_lag.to_string());
+    assert!(committed_lag <= 10 - read, "{lag:?} after reading {read}");
+    drop(consumer);
 }

@@ -6,9 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::messages::{
-    DescribeGroupsRequest, FindCoordinatorRequest, ListGroupsRequest, OffsetFetchRequest,
+    ConsumerGroupDescribeRequest, DescribeGroupsRequest, FindCoordinatorRequest, ListGroupsRequest,
+    OffsetFetchRequest,
 };
-use sluice_client::str_bytes;
+use sluice_client::{str_bytes, ClientError};
 
 use super::cluster::partitions;
 use super::model::{GroupDetail, GroupMember, GroupSummary, PartitionLag};
@@ -22,6 +23,7 @@ const LIST_GROUPS_VERSIONS: (i16, i16) = (0, 5);
 const DESCRIBE_GROUPS_VERSIONS: (i16, i16) = (0, 5);
 /// OffsetFetch v2 (null topics = all) to v7 (v8 batches groups).
 pub(crate) const OFFSET_FETCH_VERSIONS: (i16, i16) = (2, 7);
+const CONSUMER_GROUP_DESCRIBE_VERSIONS: (i16, i16) = (0, 1);
 /// GROUP_ID_NOT_FOUND: a group that does not exist.
 const GROUP_ID_NOT_FOUND: i16 = 69;
 
@@ -104,8 +106,21 @@ pub fn describe(session: &mut Session, group: &str) -> Result<GroupDetail, Conso
             },
         })
         .collect::<Vec<_>>();
+    let mut state = g.group_state.to_string();
+    let mut protocol_type = g.protocol_type.to_string();
+    let mut protocol = g.protocol_data.to_string();
+    let mut members = members;
+    let mut kind = "classic";
+    // DescribeGroups knows only classic groups: a KIP-848 group reads as
+    // Dead there, so ask ConsumerGroupDescribe.
+    if state == "Dead" {
+        if let Some((s, assignor, m)) = describe_modern(session, coordinator, group)? {
+            (state, protocol_type, protocol, members, kind) =
+                (s, "consumer".into(), assignor, m, "consumer");
+        }
+    }
     let committed = committed(session, coordinator, group)?;
-    if g.group_state.as_str() == "Dead" && committed.is_empty() {
+    if state == "Dead" && committed.is_empty() {
         return Err(ConsoleError::NotFound(format!(
             "unknown group {group:?} (no members and no committed offsets)"
         )));
@@ -115,13 +130,71 @@ pub fn describe(session: &mut Session, group: &str) -> Result<GroupDetail, Conso
     Ok(GroupDetail {
         group_id: group.to_string(),
         coordinator,
-        state: g.group_state.to_string(),
-        protocol_type: g.protocol_type.to_string(),
-        protocol: g.protocol_data.to_string(),
+        state,
+        kind,
+        protocol_type,
+        protocol,
         members,
         offsets,
         total_lag,
     })
+}
+
+/// A KIP-848 consumer group's state, assignor and members (with their
+/// current assignments), or `None` when the coordinator does not know it as
+/// one or does not speak ConsumerGroupDescribe.
+fn describe_modern(
+    session: &mut Session,
+    coordinator: i32,
+    group: &str,
+) -> Result<Option<(String, String, Vec<GroupMember>)>, ConsoleError> {
+    let req = ConsumerGroupDescribeRequest::default().with_group_ids(vec![str_bytes(group).into()]);
+    let resp = match session.send_to(coordinator, &req, CONSUMER_GROUP_DESCRIBE_VERSIONS) {
+        Ok((_, r)) => r,
+        Err(ConsoleError::Client {
+            source: ClientError::UnsupportedApi { .. },
+            ..
+        }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Some(g) = resp
+        .groups
+        .into_iter()
+        .find(|g| g.group_id.as_str() == group)
+    else {
+        return Ok(None);
+    };
+    if g.error_code == GROUP_ID_NOT_FOUND || g.group_state.as_str() == "Dead" {
+        return Ok(None);
+    }
+    if g.error_code != 0 {
+        return Err(kafka_error(
+            format!("group {group:?}"),
+            g.error_code,
+            g.error_message.as_ref(),
+        ));
+    }
+    let members = g
+        .members
+        .iter()
+        .map(|m| GroupMember {
+            member_id: m.member_id.to_string(),
+            instance_id: m.instance_id.as_ref().map(|i| i.to_string()),
+            client_id: m.client_id.to_string(),
+            host: m.client_host.to_string(),
+            assignment: m
+                .assignment
+                .topic_partitions
+                .iter()
+                .map(|tp| (tp.topic_name.to_string(), tp.partitions.clone()))
+                .collect(),
+        })
+        .collect();
+    Ok(Some((
+        g.group_state.to_string(),
+        g.assignor_name.to_string(),
+        members,
+    )))
 }
 
 /// The committed offsets of `group`, from its coordinator.

@@ -184,6 +184,8 @@ pub struct GroupDetail {
     pub group_id: String,
     pub coordinator: i32,
     pub state: String,
+    /// `classic` or `consumer` (KIP-848).
+    pub kind: &'static str,
     pub protocol_type: String,
     pub protocol: String,
     pub members: Vec<GroupMember>,

@@ -25,13 +25,14 @@ pub fn render(shell: &Shell, g: &GroupDetail) -> String {
         b,
         "</div><div class=\"cards\">\
 <div class=\"card\"><div class=\"label\">State</div><div class=\"value\" id=\"group-state\">{}</div></div>\
-<div class=\"card\"><div class=\"label\">Protocol</div><div class=\"value\">{} <small>{}</small></div></div>\
+<div class=\"card\"><div class=\"label\">Protocol</div><div class=\"value\" id=\"group-protocol\">{} <small>{} · {}</small></div></div>\
 <div class=\"card\"><div class=\"label\">Coordinator</div><div class=\"value\">{}</div></div>\
 <div class=\"card\"><div class=\"label\">Members</div><div class=\"value\">{}</div></div>\
 <div class=\"card\"><div class=\"label\">Total lag</div><div class=\"value\" id=\"total-lag\">{}</div></div></div>",
         E(&g.state),
         E(if g.protocol_type.is_empty() { "-" } else { &g.protocol_type }),
         E(&g.protocol),
+        g.kind,
         g.coordinator,
         g.members.len(),
         num(g.total_lag)
