@@ -8,7 +8,8 @@
 //! shows), a KIP-848 group's live member and assignment (librdkafka with
 //! group.protocol=consumer), and the broker's own console
 //! (`sluice.console.listener`). The same read pages against the reference
-//! Apache Kafka when its jars are here. The real-browser checks are in scripts/console-browser.
+//! Apache Kafka when its jars are here. The real-browser checks are in
+//! scripts/console-browser.
 
 mod common;
 
