@@ -74,6 +74,9 @@ pub struct TopicSummary {
     pub offline: usize,
     /// Sum over partitions of end minus start offset, when known.
     pub messages: Option<i64>,
+    /// Kafka's error for the topic (e.g. LeaderNotAvailable while it is
+    /// being created), if any.
+    pub error: Option<String>,
 }
 
 /// Log start and end offsets of one partition.

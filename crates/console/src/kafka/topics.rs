@@ -32,7 +32,7 @@ pub fn list(session: &mut Session, search: &str) -> Result<Vec<TopicSummary>, Co
         let Some(name) = t.name.as_ref().map(|n| n.to_string()) else {
             continue;
         };
-        if t.error_code != 0 || !name.to_lowercase().contains(&needle) {
+        if t.error_code == UNKNOWN_TOPIC || !name.to_lowercase().contains(&needle) {
             continue;
         }
         let ps = partitions(t);
@@ -44,6 +44,7 @@ pub fn list(session: &mut Session, search: &str) -> Result<Vec<TopicSummary>, Co
             under_replicated: ps.iter().filter(|p| p.is_under_replicated()).count(),
             offline: ps.iter().filter(|p| p.is_offline()).count(),
             messages: None,
+            error: (t.error_code != 0).then(|| sluice_client::error_text(t.error_code, None)),
             name,
         });
     }

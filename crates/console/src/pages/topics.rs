@@ -29,11 +29,14 @@ pub fn render(shell: &Shell, search: &str, topics: &[TopicSummary]) -> String {
     );
     b.push_str("<table id=\"topics-table\" class=\"filterable\"><thead><tr><th>Topic</th><th class=\"num\">Partitions</th><th class=\"num\">Replication</th><th class=\"num\">Messages</th><th class=\"num\">Under-replicated</th><th class=\"num\">Offline</th></tr></thead><tbody>");
     for t in topics {
-        let internal = if t.internal {
-            " <span class=\"tag\">internal</span>"
+        let mut internal = if t.internal {
+            " <span class=\"tag\">internal</span>".to_string()
         } else {
-            ""
+            String::new()
         };
+        if let Some(e) = &t.error {
+            internal.push_str(&format!(" <span class=\"tag bad\">{}</span>", E(e)));
+        }
         let bad = |n: usize| if n > 0 { " bad" } else { "" };
         let _ = write!(
             b,
@@ -55,4 +58,34 @@ pub fn render(shell: &Shell, search: &str, topics: &[TopicSummary]) -> String {
         b.push_str("<p class=\"empty\">No topics match.</p>");
     }
     document(shell, "Topics", "/topics", &b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_topic_with_an_error_is_listed_with_it() {
+        let shell = Shell {
+            brokers: "b:9092".into(),
+            allow_writes: false,
+        };
+        let t = TopicSummary {
+            name: "being-made".into(),
+            internal: false,
+            partitions: 0,
+            replication_factor: 0,
+            under_replicated: 0,
+            offline: 0,
+            messages: None,
+            error: Some("LeaderNotAvailable".into()),
+        };
+        let html = render(&shell, "", &[t]);
+        assert!(html.contains("href=\"/topics/being-made\""), "{html}");
+        assert!(
+            html.contains("<span class=\"tag bad\">LeaderNotAvailable</span>"),
+            "{html}"
+        );
+        assert!(!html.contains("/topics/new"), "read-only: no create button");
+    }
 }
