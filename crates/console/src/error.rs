@@ -31,6 +31,9 @@ pub enum ConsoleError {
     /// A write was asked for but the console is read-only.
     #[error("this console is read-only; start it with --allow-writes to change the cluster")]
     WritesDisabled,
+    /// A request to a loopback console named another host (DNS rebinding).
+    #[error("this console answers only requests to localhost, not to host {0:?}")]
+    ForeignHost(String),
     /// A form was posted from another origin.
     #[error("cross-origin form post refused")]
     CrossOrigin,
@@ -50,7 +53,9 @@ impl ConsoleError {
             ConsoleError::Kafka { .. } => 502,
             ConsoleError::NotFound(_) => 404,
             ConsoleError::BadRequest(_) | ConsoleError::Record(_) => 400,
-            ConsoleError::WritesDisabled | ConsoleError::CrossOrigin => 403,
+            ConsoleError::WritesDisabled
+            | ConsoleError::CrossOrigin
+            | ConsoleError::ForeignHost(_) => 403,
             ConsoleError::Internal(_) => 500,
         }
     }
@@ -64,7 +69,7 @@ impl ConsoleError {
             ConsoleError::NotFound(_) => "Not found",
             ConsoleError::BadRequest(_) | ConsoleError::Record(_) => "Invalid request",
             ConsoleError::WritesDisabled => "Read-only console",
-            ConsoleError::CrossOrigin => "Refused",
+            ConsoleError::CrossOrigin | ConsoleError::ForeignHost(_) => "Refused",
             ConsoleError::Internal(_) => "Internal error",
         }
     }

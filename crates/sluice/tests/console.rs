@@ -364,6 +364,18 @@ fn console_writes_create_produce_and_reset_offsets() {
     let (status, _) = c.post_from("/topics/new", &[("name", "csrf")], "http://evil.example");
     assert_eq!(status, 403);
 
+    // A page of another site rebinding its name to 127.0.0.1 is refused,
+    // reads included.
+    let (status, body) = common::console::request(
+        &c.addr,
+        "GET",
+        "/topics",
+        None,
+        &[("Host", "evil.example:80")],
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(!body.contains("made-here"), "{body}");
+
     // Produce; kcat reads it back.
     let (status, location) = c.post(
         "/topics/made-here/produce",

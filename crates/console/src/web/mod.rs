@@ -11,7 +11,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::{Request, State as AxState};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -101,7 +103,41 @@ fn router(state: Arc<State>) -> Router {
         .route("/groups/{id}", get(group))
         .route("/groups/{id}/reset", get(reset_form).post(reset))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            host_guard,
+        ))
         .with_state(state)
+}
+
+/// On a loopback listener, answers only requests addressed to a loopback
+/// name: a page of another site that rebinds its DNS name to 127.0.0.1
+/// sends its own name as Host and is refused (it could otherwise read the
+/// pages, and post forms whose Origin matches that Host).
+async fn host_guard(AxState(st): AxState<Arc<State>>, req: Request, next: Next) -> Response {
+    if st.config.listen.ip().is_loopback() {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        if !is_loopback_host(host) {
+            return st.page(Err(ConsoleError::ForeignHost(host.to_string())));
+        }
+    }
+    next.run(req).await
+}
+
+/// `localhost`, `127.x.y.z` or `[::1]`, with or without a port (pure).
+pub fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(n, _)| n),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl State {
@@ -194,4 +230,31 @@ fn html_response(status: StatusCode, html: String) -> Response {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn only_loopback_names_pass() {
+        for ok in [
+            "127.0.0.1:9080",
+            "localhost:9080",
+            "LOCALHOST",
+            "[::1]:9080",
+            "127.1.2.3",
+        ] {
+            assert!(is_loopback_host(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:9080",
+            "10.0.0.1:9080",
+            "",
+            "[::2]:1",
+            "localhost.evil.example",
+        ] {
+            assert!(!is_loopback_host(bad), "{bad}");
+        }
+    }
 }
