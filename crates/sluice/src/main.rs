@@ -57,6 +57,8 @@ enum Command {
     ElectLeaders(cli::election::ElectArgs),
     /// Move partitions between brokers, as kafka-reassign-partitions: generate, execute, verify, cancel, list.
     Reassign(cli::reassign::ReassignArgs),
+    /// Serve the web console for a cluster: overview, topics, messages, consumer groups (any Kafka-compatible cluster).
+    Console(cli::console::ConsoleArgs),
     /// Cluster-wide information (`info`) and a local cluster in one command (`start`).
     Cluster(cli::cluster::ClusterArgs),
     /// Format a node's storage for a cluster, like kafka-storage (random-uuid, format, info).
@@ -100,6 +102,7 @@ fn main() -> std::process::ExitCode {
         Command::Quotas(args) => cli::quotas::run(args),
         Command::ElectLeaders(args) => cli::election::run(args),
         Command::Reassign(args) => cli::reassign::run(args),
+        Command::Console(args) => cli::console::run(args),
         Command::Cluster(args) => cli::cluster::run(args),
         Command::Storage(args) => cli::storage::run(args),
         Command::Tls(args) => cli::tls::run(args),
@@ -172,6 +175,7 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let names: Vec<String> = config.listeners.iter().map(|l| l.name.clone()).collect();
     // Metrics and /health come up before recovery, so /health can say "recovering".
     let metrics = cli::metrics::start(&config).await?;
+    let console = cli::console::embedded(&config)?;
     let log_dirs = config.log_dirs.clone();
     let started = std::time::Instant::now();
     let fs = Arc::new(sluice_broker::metrics::MeteredFs(Arc::new(RealFs)));
@@ -190,6 +194,9 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
             writeln!(out, "listening on {name}://{addr}")?;
         }
         out.flush()?;
+    }
+    if let Some(c) = console {
+        cli::console::start_embedded(c, broker.bound_addrs()).await?;
     }
     let which = tokio::select! {
         _ = sigterm.recv() => "SIGTERM",

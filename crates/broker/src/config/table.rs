@@ -455,6 +455,10 @@ pub static CONFIG_TABLE: &[ConfigKey] = &[
         "KIP-890 part 1: before a client's transactional batch may start a transaction on a partition, its leader asks the transaction coordinator whether the partition is in the producer's ongoing transaction; a late batch of an aborted transaction is then refused (INVALID_TXN_STATE) instead of opening a transaction no coordinator knows (a hanging transaction that stops the last stable offset)."),
     broker("sluice.metrics.listener", T::String, Some("127.0.0.1:9644"), V::Any,
         "host:port of the HTTP endpoint serving Prometheus metrics at /metrics and readiness at /health (200 once log recovery finished). A bare port means that port on 127.0.0.1; port 0 (`0` or `host:0`) binds an ephemeral port (printed at start); empty disables it. If the address cannot be bound the broker logs an error and runs without metrics."),
+    broker("sluice.console.listener", T::String, Some(""), V::Any,
+        "host:port of the built-in web console (the pages of `sluice console`, served by the broker itself and speaking the Kafka protocol to its first PLAINTEXT listener). Empty (the default) disables it; a bare port means that port on 127.0.0.1; port 0 binds an ephemeral port (printed at start). It has no authentication: keep it on loopback. If the address cannot be bound the broker logs an error and runs without it."),
+    broker("sluice.console.allow.writes", T::Boolean, Some("false"), V::Any,
+        "Whether the broker's built-in web console (sluice.console.listener) may change the cluster: create topics, produce messages, reset consumer group offsets. Read-only by default."),
     // ---- topic keys ----
     topic("segment.bytes", T::Int, Some("1073741824"), V::AtLeast(1048576), &[("log.segment.bytes", C::Same)],
         "Maximum size of a single segment file of this topic."),

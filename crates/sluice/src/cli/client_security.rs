@@ -21,30 +21,7 @@ pub enum Protocol {
     SaslSsl,
 }
 
-/// `sasl.mechanism` with the JAAS entry's login.
-#[derive(Clone)]
-pub enum SaslLogin {
-    Plain {
-        user: String,
-        password: String,
-    },
-    Scram {
-        mechanism: ScramMechanism,
-        user: String,
-        password: String,
-    },
-}
-
-impl std::fmt::Debug for SaslLogin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SaslLogin::Plain { user, .. } => write!(f, "PLAIN as {user}"),
-            SaslLogin::Scram {
-                mechanism, user, ..
-            } => write!(f, "{} as {user}", mechanism.mechanism_name()),
-        }
-    }
-}
+pub use sluice_client::SaslLogin;
 
 /// How the CLI's raw connections secure themselves.
 #[derive(Clone, Debug)]
@@ -71,6 +48,14 @@ impl Default for ClientSecurity {
 }
 
 impl ClientSecurity {
+    /// What the raw connection (`sluice-client`) needs of it.
+    pub fn raw(&self) -> sluice_client::Security {
+        sluice_client::Security {
+            tls: self.tls.clone(),
+            sasl: self.sasl.clone(),
+        }
+    }
+
     /// Reads a `--command-config` file.
     pub fn load(path: &Path) -> anyhow::Result<ClientSecurity> {
         let text = std::fs::read_to_string(path)

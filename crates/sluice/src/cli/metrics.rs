@@ -15,11 +15,17 @@ pub const KEY: &str = "sluice.metrics.listener";
 /// The configured address; `None` when the key is empty (disabled). A bare
 /// port (`0` for an ephemeral one) means that port on 127.0.0.1.
 pub fn listener_addr(config: &BrokerConfig) -> anyhow::Result<Option<SocketAddr>> {
+    address_of(config, KEY)
+}
+
+/// The address a listener key (`KEY`, `sluice.console.listener`) names,
+/// by the rules of [`listener_addr`].
+pub fn address_of(config: &BrokerConfig, key: &str) -> anyhow::Result<Option<SocketAddr>> {
     let raw = config
         .explicit
-        .get(KEY)
+        .get(key)
         .map(String::as_str)
-        .or_else(|| lookup(Scope::Broker, KEY).and_then(|k| k.default))
+        .or_else(|| lookup(Scope::Broker, key).and_then(|k| k.default))
         .unwrap_or("")
         .trim();
     if raw.is_empty() {
@@ -30,7 +36,7 @@ pub fn listener_addr(config: &BrokerConfig) -> anyhow::Result<Option<SocketAddr>
     }
     let addr = raw
         .parse::<SocketAddr>()
-        .map_err(|e| anyhow!("invalid configuration; the broker was not started: {KEY}={raw:?} is not host:port or a port ({e})"))?;
+        .map_err(|e| anyhow!("invalid configuration; the broker was not started: {key}={raw:?} is not host:port or a port ({e})"))?;
     Ok(Some(addr))
 }
 

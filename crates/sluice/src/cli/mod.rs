@@ -1,5 +1,5 @@
 //! Client subcommands of the `sluice` binary (`topic`, `produce`, `consume`,
-//! `group`, `elect-leaders`, `reassign`, `cluster`, `config docs`). They
+//! `group`, `elect-leaders`, `reassign`, `cluster`, `console`, `config docs`). They
 //! speak the Kafka protocol (through librdkafka, the `rdkafka` crate, or as
 //! raw requests in [`raw`] for the admin APIs librdkafka does not expose),
 //! so they work against any Kafka-compatible broker, not only Sluice.
@@ -13,6 +13,7 @@ pub mod client_security;
 pub mod cluster;
 pub mod cluster_start;
 pub mod config_docs;
+pub mod console;
 pub mod consume;
 pub mod election;
 pub mod features;
@@ -175,7 +176,7 @@ impl ConnectArgs {
     /// (exit code 3 when none does).
     pub fn raw(&self) -> anyhow::Result<raw::RawConnection> {
         let security = self.security()?;
-        raw::RawConnection::connect(&self.brokers, self.timeout(), &security)
+        raw::RawConnection::connect_with(&self.brokers, self.timeout(), &security.raw())
             .map_err(|e| self.unreachable(format!("{e:#}")))
     }
 
@@ -191,7 +192,7 @@ impl ConnectArgs {
     /// with this command's timeout.
     pub fn raw_to(&self, broker: &str) -> anyhow::Result<raw::RawConnection> {
         let security = self.security()?;
-        raw::RawConnection::connect(broker, self.timeout(), &security).map_err(|e| {
+        raw::RawConnection::connect_with(broker, self.timeout(), &security.raw()).map_err(|e| {
             anyhow::Error::new(Unreachable(format!(
                 "cannot reach broker {broker} within {} s: {e:#}",
                 self.timeout

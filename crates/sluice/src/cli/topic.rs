@@ -209,7 +209,8 @@ fn list(connect: &ConnectArgs, internal: bool) -> anyhow::Result<()> {
 /// `None` when the broker does not answer it).
 pub(crate) fn partition_sizes(connect: &ConnectArgs) -> Option<BTreeMap<(String, i32), u64>> {
     let security = connect.security().ok()?;
-    let mut conn = RawConnection::connect(&connect.brokers, connect.timeout(), &security).ok()?;
+    let mut conn =
+        RawConnection::connect_with(&connect.brokers, connect.timeout(), &security.raw()).ok()?;
     let resp = conn
         .send(&DescribeLogDirsRequest::default().with_topics(None), 1)
         .ok()?;

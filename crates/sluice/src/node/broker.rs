@@ -140,6 +140,7 @@ impl BrokerNode {
         );
         let names: Vec<String> = config.listeners.iter().map(|l| l.name.clone()).collect();
         let metrics = cli::metrics::start(&config).await?;
+        let console = cli::console::embedded(&config)?;
         let log_dirs = config.log_dirs.clone();
         let started = std::time::Instant::now();
         let quorum = QuorumMode::Cluster {
@@ -161,6 +162,9 @@ impl BrokerNode {
             state.set_ready(broker.context().clone());
         }
         cli::metrics::startup_summary(&broker, &log_dirs, started.elapsed(), metrics.is_some());
+        if let Some(c) = console {
+            cli::console::start_embedded(c, broker.bound_addrs()).await?;
+        }
         Ok(BrokerNode {
             broker,
             observer,

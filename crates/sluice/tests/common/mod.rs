@@ -6,6 +6,7 @@
 
 pub mod acls;
 pub mod cluster;
+pub mod console;
 pub mod nodes;
 pub mod sasl;
 pub mod tls;

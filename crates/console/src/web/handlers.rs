@@ -1,0 +1,192 @@
+//! One handler per route: parse the request, run the Kafka layer, render.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+
+use super::forms::{CreateTopicForm, MessagesQuery, ProduceForm, ResetFormData, TopicsQuery};
+use super::State;
+use crate::html::U;
+use crate::kafka::{cluster, groups as kgroups, messages as kmessages, topics as ktopics, writes};
+use crate::pages;
+use crate::ConsoleError;
+
+type S = AxState<Arc<State>>;
+
+const CSS: &str = include_str!("../../assets/console.css");
+const JS: &str = include_str!("../../assets/console.js");
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut r = body.into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=300"),
+    );
+    r
+}
+
+pub async fn css() -> Response {
+    asset("text/css; charset=utf-8", CSS)
+}
+
+pub async fn js() -> Response {
+    asset("text/javascript; charset=utf-8", JS)
+}
+
+pub async fn not_found(AxState(st): S) -> Response {
+    st.page(Err(ConsoleError::NotFound("no such page".into())))
+}
+
+pub async fn overview(AxState(st): S) -> Response {
+    let r = st.kafka(cluster::overview).await;
+    st.page(r.map(|o| pages::overview::render(&st.shell, &o)))
+}
+
+pub async fn topics(AxState(st): S, Query(q): Query<TopicsQuery>) -> Response {
+    let search = q.q.clone();
+    let r = st.kafka(move |s| ktopics::list(s, &search)).await;
+    st.page(r.map(|t| pages::topics::render(&st.shell, &q.q, &t)))
+}
+
+pub async fn topic(AxState(st): S, Path(name): Path<String>) -> Response {
+    let r = st.kafka(move |s| ktopics::detail(s, &name)).await;
+    st.page(r.map(|t| pages::topic::render(&st.shell, &t)))
+}
+
+pub async fn messages(
+    AxState(st): S,
+    Path(name): Path<String>,
+    Query(q): Query<MessagesQuery>,
+) -> Response {
+    let page = match q.page() {
+        Ok(p) => p,
+        Err(e) => return st.page(Err(e)),
+    };
+    let settings = pages::messages::Settings {
+        limit: page.limit,
+        view: q.view(),
+        produced: q.produced.trim().parse().ok(),
+    };
+    let r = st.kafka(move |s| kmessages::page(s, &name, &page)).await;
+    st.page(r.map(|p| pages::messages::render(&st.shell, &p, &settings)))
+}
+
+pub async fn broker(AxState(st): S, Path(id): Path<i32>) -> Response {
+    let r = st.kafka(move |s| cluster::broker(s, id)).await;
+    st.page(r.map(|d| pages::broker::render(&st.shell, &d)))
+}
+
+pub async fn groups(AxState(st): S) -> Response {
+    let r = st.kafka(kgroups::list).await;
+    st.page(r.map(|g| pages::groups::render(&st.shell, &g)))
+}
+
+pub async fn group(AxState(st): S, Path(id): Path<String>) -> Response {
+    let r = st.kafka(move |s| kgroups::describe(s, &id)).await;
+    st.page(r.map(|g| pages::group::render(&st.shell, &g)))
+}
+
+pub async fn topic_new_form(AxState(st): S, headers: HeaderMap) -> Response {
+    let r = st
+        .check_write(&headers)
+        .map(|()| pages::topic_new::render(&st.shell));
+    st.page(r)
+}
+
+pub async fn topic_create(
+    AxState(st): S,
+    headers: HeaderMap,
+    Form(f): Form<CreateTopicForm>,
+) -> Response {
+    let t = match st.check_write(&headers).and_then(|()| f.topic()) {
+        Ok(t) => t,
+        Err(e) => return st.page(Err(e)),
+    };
+    let name = t.name.clone();
+    match st.kafka(move |s| writes::create_topic(s, &t)).await {
+        Ok(()) => Redirect::to(&format!("/topics/{}", U(&name))).into_response(),
+        Err(e) => st.page(Err(e)),
+    }
+}
+
+pub async fn produce(
+    AxState(st): S,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<ProduceForm>,
+) -> Response {
+    let rec = match st.check_write(&headers).and_then(|()| f.record()) {
+        Ok(r) => r,
+        Err(e) => return st.page(Err(e)),
+    };
+    let partition = rec.partition;
+    let topic = name.clone();
+    match st.kafka(move |s| writes::produce(s, &topic, &rec)).await {
+        Ok(offset) => Redirect::to(&format!(
+            "/topics/{}/messages?partition={partition}&produced={offset}",
+            U(&name)
+        ))
+        .into_response(),
+        Err(e) => st.page(Err(e)),
+    }
+}
+
+pub async fn reset_form(AxState(st): S, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    if let Err(e) = st.check_write(&headers) {
+        return st.page(Err(e));
+    }
+    let group = id.clone();
+    // Offer the topics the group has offsets on (best effort).
+    let topics = st
+        .kafka(move |s| {
+            let c = kgroups::coordinator(s, &group)?;
+            s.metadata(Some(&[]))?;
+            kgroups::committed(s, c, &group)
+        })
+        .await
+        .map(|m| {
+            let mut t: Vec<String> = m.into_keys().map(|(t, _)| t).collect();
+            t.dedup();
+            t
+        })
+        .unwrap_or_default();
+    st.page(Ok(pages::reset::form(&st.shell, &id, &topics)))
+}
+
+pub async fn reset(
+    AxState(st): S,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<ResetFormData>,
+) -> Response {
+    let parsed = st
+        .check_write(&headers)
+        .and_then(|()| Ok((f.target()?, f.partition()?)));
+    let (target, partition) = match parsed {
+        Ok(p) => p,
+        Err(e) => return st.page(Err(e)),
+    };
+    let execute = f.execute();
+    let (group, topic) = (id.clone(), f.topic.trim().to_string());
+    let r = st
+        .kafka(move |s| {
+            let rows = writes::plan_reset(s, &group, &topic, partition, target)?;
+            if execute {
+                writes::commit_reset(s, &group, &topic, &rows)?;
+            }
+            Ok(rows)
+        })
+        .await;
+    let form = pages::reset::ResetForm {
+        topic: f.topic.trim().to_string(),
+        partition: f.partition.clone(),
+        target: f.target.clone(),
+        offset: f.offset.clone(),
+    };
+    st.page(r.map(|rows| pages::reset::plan(&st.shell, &id, &form, &rows, execute)))
+}
