@@ -154,10 +154,21 @@ fn mb(bytes: u64, secs: f64) -> f64 {
 }
 
 pub fn run(opts: QuotaOptions) -> Result<()> {
+    // The unlimited producer writes some 400 MB/s: a minute of it filled
+    // this machine's disk once. Retention keeps the log to a few GB (the
+    // consumers read whatever is left from its start).
+    let bounded_log = [
+        ("log.retention.bytes".to_string(), (1u64 << 30).to_string()),
+        ("log.segment.bytes".to_string(), (128u64 << 20).to_string()),
+        (
+            "log.retention.check.interval.ms".to_string(),
+            "1000".to_string(),
+        ),
+    ];
     let broker = RunningBroker::start_sluice(
         &sluice_testkit::locate_sluice_binary()?,
         &opts.work_dir,
-        &[],
+        &bounded_log,
     )?;
     let b = broker.bootstrap.clone();
     let quota = opts.quota_mb * 1e6;

@@ -671,6 +671,9 @@ impl Run {
     /// The checker's verdict on the history, and the run's trace.
     fn verdict(&mut self) -> Result<Outcome, String> {
         let history = self.workload.history();
+        if let Ok(path) = std::env::var("SLUICE_SIM_HISTORY") {
+            write_history(&path, &history);
+        }
         let report = sluice_checker::check(&history).map_err(|e| e.to_string())?;
         if !report.is_valid() {
             return Err(format!("the checker found anomalies:\n{report}"));
@@ -701,6 +704,22 @@ impl Run {
             acked: s.sends_ok,
             simulated: self.sim.elapsed(),
         })
+    }
+}
+
+/// Writes the history as JSON lines (`SLUICE_SIM_HISTORY=path`, debugging:
+/// `sluice-check path` checks it again, and each op carries its simulated
+/// time in ms).
+fn write_history(path: &str, history: &[sluice_checker::Op]) {
+    let mut out = String::new();
+    for op in history {
+        if let Ok(line) = serde_json::to_string(op) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    if let Err(e) = std::fs::write(path, out) {
+        eprintln!("SLUICE_SIM_HISTORY: cannot write {path}: {e}");
     }
 }
 

@@ -14,6 +14,7 @@
 //! replication factor 3 whatever N), `SLUICE_SIM_SPLIT=1` with 5 nodes
 //! runs 3 controller-only nodes and 2 broker-only ones (the bounded
 //! default runs its second 5-node seed so),
+//! `SLUICE_SIM_HISTORY=path` writes the history (JSON lines, simulated ms),
 //! `SLUICE_SIM_LOG=<filter>` prints the nodes' logs stamped with simulated
 //! time, and `SLUICE_SIM_TRACE_PARTITION=topic-p` prints every change of
 //! that partition's registration. `scripts/sim` runs thousands of seeds.

@@ -48,6 +48,11 @@ use sluice_sim::{run_seed, SimConfig};
 ///   round (`transport/src/channel/mod.rs`, `move_on`); and nothing bounded
 ///   the heartbeat (now half the session, `metadata/lifecycle.rs`). The
 ///   broker stayed fenced and its partition leaderless long after healing.
+/// - 570: a group coordinator cut off from its followers answered an
+///   offset commit it had just lost: it became a follower, its batch was
+///   truncated, and the high watermark it then followed (the new
+///   leader's, over other records) passed the commit's offset
+///   (`group/append.rs`, `committed`: LostCommit).
 #[test]
 fn seeds_that_found_bugs_pass() {
     if !deterministic() {
@@ -80,7 +85,12 @@ fn seeds_that_found_bugs_pass() {
     ]
     .into_iter()
     .chain([(9, &with_slow_nodes), (3, &with_io_errors)])
-    .chain([(380, &everything), (381, &everything), (1517, &everything)])
+    .chain([
+        (380, &everything),
+        (381, &everything),
+        (1517, &everything),
+        (570, &everything),
+    ])
     .filter_map(|(seed, config)| run_seed(seed, config).err())
     .collect();
     assert!(failed.is_empty(), "{}", failed.join("\n"));

@@ -22,7 +22,7 @@
 //! its own batch carrying the producer's id and epoch
 //! ([`AppendQueue::write_transactional`]), written after whatever is staged.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -118,6 +118,9 @@ pub struct AppendQueue {
     /// The end offset (last + 1) of the last batch written: answers wait
     /// until the high watermark reaches it.
     written_end: AtomicI64,
+    /// The leader epoch the last batch was written in: an answer waits for
+    /// the high watermark only while this broker still leads in it.
+    written_epoch: AtomicI32,
     /// `offsets.commit.timeout.ms`: the longest an answer waits for it.
     commit_timeout: Duration,
 }
@@ -136,6 +139,7 @@ impl AppendQueue {
             staged: Mutex::new(Staged::default()),
             stale: AtomicBool::new(false),
             written_end: AtomicI64::new(0),
+            written_epoch: AtomicI32::new(-1),
             commit_timeout: Duration::from_millis(commit_timeout_ms),
         }
     }
@@ -144,16 +148,39 @@ impl AppendQueue {
     /// queue wrote so far (at once with an ISR of one: the append moved
     /// it). COORDINATOR_NOT_AVAILABLE after `offsets.commit.timeout.ms`,
     /// as Kafka maps a write that timed out or lacked replicas.
+    ///
+    /// Only while this broker still leads the partition in the epoch the
+    /// last batch was written in: once it follows, its log may have been
+    /// truncated below that batch and the high watermark it follows is the
+    /// new leader's, over other records (the cluster simulation's seed
+    /// 570: a coordinator cut off from its followers answered a commit it
+    /// had just lost, as the new leader's high watermark passed that
+    /// offset). Then NOT_COORDINATOR, as Kafka fails the writes of a
+    /// coordinator that resigns. (A batch staged before a leadership moved
+    /// away and back is not told apart from one written after it, if its
+    /// waiter only starts waiting after both: that waiter was not polled
+    /// through a whole election and a reload.)
     pub async fn committed(&self) -> Result<(), GroupError> {
         let target = sluice_record::Offset(self.written_end.load(Ordering::Acquire));
-        if self.partition.high_watermark() >= target {
-            return Ok(());
+        let epoch = self.written_epoch.load(Ordering::Acquire);
+        let leads = || {
+            epoch < 0 || (self.partition.is_leader() && self.partition.leader_epoch().0 == epoch)
+        };
+        let covered = |hw: Offset| -> Option<Result<(), GroupError>> {
+            if !leads() {
+                return Some(Err(GroupError::NotCoordinator));
+            }
+            (hw >= target).then_some(Ok(()))
+        };
+        if let Some(r) = covered(self.partition.high_watermark()) {
+            return r;
         }
         let mut rx = self.partition.subscribe();
         let wait = async {
             loop {
-                if *rx.borrow_and_update() >= target {
-                    return Ok(());
+                let hw = *rx.borrow_and_update();
+                if let Some(r) = covered(hw) {
+                    return r;
                 }
                 if rx.changed().await.is_err() {
                     return Err(GroupError::CoordinatorNotAvailable);
@@ -333,6 +360,10 @@ impl AppendQueue {
         }
         let mut batch = builder.build().map_err(|_| GroupError::StorageFailure)?;
         let log = self.partition.log();
+        // Read before the append: if the epoch moves meanwhile, the answer
+        // waits on an older epoch than the batch's and fails (safe); it
+        // never waits on a newer one.
+        let epoch = self.partition.leader_epoch();
         let info = self
             .partition
             .append_as_leader_checked(&mut batch)
@@ -360,6 +391,7 @@ impl AppendQueue {
         self.partition.note_append(info.first_offset, info.bytes);
         self.written_end
             .fetch_max(info.last_offset.plus(1).value(), Ordering::AcqRel);
+        self.written_epoch.store(epoch.0, Ordering::Release);
         self.partition.publish_append(info.last_offset.plus(1));
         Ok(info.first_offset)
     }
@@ -461,6 +493,39 @@ mod tests {
         assert_eq!(
             durable.wait().await,
             Err(GroupError::CoordinatorNotAvailable)
+        );
+    }
+
+    /// A coordinator that loses the partition while its write waits must
+    /// not answer it once the high watermark it now follows (the new
+    /// leader's, over other records) passes the write's offset (the
+    /// cluster simulation's seed 570: a LostCommit).
+    #[tokio::test]
+    async fn a_write_waiting_when_the_partition_moves_away_fails() {
+        let (p, queue) = replicated_queue(600_000);
+        let durable = queue.stage(vec![(b"k".to_vec(), Some(b"v".to_vec()))]);
+        let answer = tokio::spawn(durable.wait());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!answer.is_finished(), "answered before the ISR had it");
+        let all = vec![BrokerId(1), BrokerId(2), BrokerId(3)];
+        p.become_replica(&ReplicaRole {
+            leader: BrokerId(2),
+            assignment: Assignment {
+                replicas: all.clone(),
+                isr: all,
+                leader_epoch: LeaderEpoch(4),
+                partition_epoch: PartitionEpoch(2),
+                unavailable: Vec::new(),
+            },
+            ..ReplicaRole::alone(BrokerId(1), LeaderEpoch(4))
+        });
+        // The new leader's high watermark passes offset 0, whatever record
+        // it holds there.
+        p.follow_high_watermark(Offset(1));
+        let done = tokio::time::timeout(Duration::from_secs(60), answer).await;
+        assert_eq!(
+            done.expect("answered").unwrap(),
+            Err(GroupError::NotCoordinator)
         );
     }
 }
