@@ -12,7 +12,8 @@
 //!   one [`ControllerChannel::set_active_controller`] names) is tried after
 //!   a backoff (`controller.quorum.retry.backoff.ms`, doubled after each
 //!   round over the voters up to [`ChannelConfig::retry_backoff_max_ms`]),
-//!   until the request's deadline.
+//!   until the request's deadline. Requests that fail on the same voter
+//!   together move the channel on once, not once each.
 //! - Response frames are bounded by [`ChannelConfig::max_response_bytes`];
 //!   a frame with a correlation id nobody waits for closes the connection.
 
