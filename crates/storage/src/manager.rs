@@ -377,11 +377,21 @@ impl LogManager {
         };
         let path = d.state.path().join(&name);
         let log = Log::open(path.clone(), tp.clone(), config, self.env(dir_idx), opts)
-            .inspect_err(|_| {
+            .inspect_err(|e| {
                 // A new log that could not be made (a full disk) leaves no
                 // empty directory behind for the next start to load.
                 if existing.is_none() {
                     let _ = self.fs.remove_dir_all(&path);
+                }
+                // Any other I/O error takes the directory offline, as
+                // Kafka's LogManager does when it cannot load or create a
+                // log: a broker never serves on with a directory it cannot
+                // trust (one that is its last goes on to halt), where it
+                // would otherwise run for good without that replica (the
+                // cluster simulation's seed 81: an fsync failing while a
+                // restarted broker recovered a log).
+                if matches!(e, StorageError::Io { .. }) && !e.is_resource_exhausted() {
+                    d.state.mark_offline(e.to_string());
                 }
             })?;
         self.logs.write().insert(tp.clone(), (log.clone(), dir_idx));

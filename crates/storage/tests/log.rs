@@ -1057,3 +1057,34 @@ fn a_running_marker_outlives_a_kill_but_not_a_power_cut() {
     let m = env.manager();
     assert_eq!(m.previous_broker_epoch(), None, "a power cut: a new boot");
 }
+
+/// A log the manager cannot open for an I/O error (here an fsync failing
+/// while it recovers after a crash) takes its directory offline, as
+/// Kafka's LogManager does, instead of leaving the broker running without
+/// that replica for good (the cluster simulation's seed 81).
+#[test]
+fn a_log_that_fails_to_open_takes_its_dir_offline() {
+    let env = Env::new();
+    let tp = TopicPartition::new("t", 0);
+    {
+        let m = env.manager();
+        let log = m.get_or_create_log(&tp, LogConfig::default()).unwrap();
+        let mut b = batch_of(1, 10, NOW, 0);
+        log.append_as_leader(&mut b, LeaderEpoch(0)).unwrap();
+        log.flush().unwrap();
+        // Dropped without a clean shutdown: the next open recovers.
+    }
+    let m = env.manager();
+    env.fs
+        .inject(Fault::once(".log", FaultKind::SyncError(libc::EIO)));
+    let dir = Path::new("/data/a");
+    match m.get_or_create_log(&tp, LogConfig::default()) {
+        Err(StorageError::Io { .. }) => {
+            let why = m.offline_reason(dir).expect("the directory went offline");
+            assert!(why.contains("fsync"), "{why}");
+        }
+        // The recovery did not fsync: nothing was injected into, so the
+        // test proves nothing; fail loudly rather than pass.
+        other => panic!("expected the open to fail with an I/O error: {other:?}"),
+    }
+}
