@@ -94,30 +94,15 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// A millisecond timestamp as UTC `YYYY-MM-DD HH:MM:SS.mmm` (civil-from-days).
+/// A millisecond timestamp as UTC `YYYY-MM-DD HH:MM:SS.mmm`.
 pub fn timestamp(ms: i64) -> String {
     if ms < 0 {
         return "-".into();
     }
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    // Howard Hinnant's days -> civil date.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let t = sluice_record::UtcDateTime::from_unix_ms(ms);
     format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60,
-        ms.rem_euclid(1000)
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}",
+        t.year, t.month, t.day, t.hour, t.minute, t.second, t.millis
     )
 }
 

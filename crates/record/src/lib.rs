@@ -72,5 +72,5 @@ pub use record::{
     decode_record, Header, HeaderIter, Headers, OwnedHeader, OwnedRecord, Record, RecordIter,
 };
 pub use stream::decompress_budgeted;
-pub use types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId, Timestamp};
+pub use types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId, Timestamp, UtcDateTime};
 pub use validate::check_batch_records;

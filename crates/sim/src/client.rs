@@ -75,24 +75,12 @@ impl Client {
     /// The leader of each partition of `topic` (index = partition), as
     /// this node's metadata says (`None`: no leader, or unknown).
     pub async fn leaders(&mut self, topic: &str) -> Result<Vec<Option<i32>>, CallFailed> {
-        let req = MetadataRequest::default().with_topics(Some(vec![
-            MetadataRequestTopic::default().with_name(Some(topic_name(topic))),
-        ]));
-        let resp: MetadataResponse = self.call(ApiKey::Metadata, 12, &req).await?;
-        let Some(t) = resp.topics.first() else {
-            return Ok(Vec::new());
-        };
-        if t.error_code != 0 {
-            return Ok(Vec::new());
-        }
-        let mut leaders = vec![None; t.partitions.len()];
-        for p in &t.partitions {
-            let i = p.partition_index as usize;
-            if i < leaders.len() && p.error_code == 0 && p.leader_id.0 >= 0 {
-                leaders[i] = Some(p.leader_id.0);
-            }
-        }
-        Ok(leaders)
+        Ok(self
+            .partitions(topic)
+            .await?
+            .into_iter()
+            .map(|p| p.map(|(leader, _)| leader))
+            .collect())
     }
 
     /// Whether `partition` of `topic` is led by `leader` with every
@@ -103,19 +91,29 @@ impl Client {
         partition: i32,
         leader: i32,
     ) -> Result<bool, CallFailed> {
+        let partitions = self.partitions(topic).await?;
+        Ok(partitions.get(partition as usize).copied().flatten() == Some((leader, true)))
+    }
+
+    /// Each partition of `topic` (index = partition): its leader and
+    /// whether every replica is in its ISR (`None`: no leader, or unknown).
+    async fn partitions(&mut self, topic: &str) -> Result<Vec<Option<(i32, bool)>>, CallFailed> {
         let req = MetadataRequest::default().with_topics(Some(vec![
             MetadataRequestTopic::default().with_name(Some(topic_name(topic))),
         ]));
         let resp: MetadataResponse = self.call(ApiKey::Metadata, 12, &req).await?;
         let Some(t) = resp.topics.first().filter(|t| t.error_code == 0) else {
-            return Ok(false);
+            return Ok(Vec::new());
         };
-        Ok(t.partitions.iter().any(|p| {
-            p.partition_index == partition
-                && p.error_code == 0
-                && p.leader_id.0 == leader
-                && p.replica_nodes.iter().all(|r| p.isr_nodes.contains(r))
-        }))
+        let mut out = vec![None; t.partitions.len()];
+        for p in &t.partitions {
+            let i = p.partition_index as usize;
+            if i < out.len() && p.error_code == 0 && p.leader_id.0 >= 0 {
+                let full = p.replica_nodes.iter().all(|r| p.isr_nodes.contains(r));
+                out[i] = Some((p.leader_id.0, full));
+            }
+        }
+        Ok(out)
     }
 
     /// AlterPartitionReassignments of one partition of `topic` to

@@ -16,6 +16,8 @@
 
 mod common;
 
+use common::quotas::set_client_quota;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -24,8 +26,7 @@ use bytes::{Buf, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    AlterClientQuotasRequest, FetchRequest, ProduceRequest, RequestHeader, ResponseHeader,
-    TopicName,
+    FetchRequest, ProduceRequest, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use sluice_record::{BatchBuilder, CompressionType, Timestamp};
@@ -163,21 +164,6 @@ fn fetch(addr: &str, client_id: &'static str, count: usize) -> (usize, f64, i32,
         max_throttle = max_throttle.max(resp.throttle_time_ms);
     }
     (bytes, start.elapsed().as_secs_f64(), max_throttle, empty)
-}
-
-/// Sets client-id quotas with AlterClientQuotas (what kafka-configs sends).
-fn set_client_quota(addr: &str, client_id: &str, key: &str, value: f64) {
-    use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
-    let mut c = RawClient::connect(addr);
-    let resp = c.send(
-        1,
-        &AlterClientQuotasRequest::default().with_entries(vec![EntryData::default()
-            .with_entity(vec![EntityData::default()
-                .with_entity_type(sb("client-id"))
-                .with_entity_name(Some(sb(client_id)))])
-            .with_ops(vec![OpData::default().with_key(sb(key)).with_value(value)])]),
-    );
-    assert_eq!(resp.entries[0].error_code, 0, "{resp:?}");
 }
 
 /// 512 KiB/s; 3 windows of 1 s, so a quiet client's burst is 2 windows.

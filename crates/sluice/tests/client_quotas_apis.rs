@@ -16,33 +16,19 @@
 
 mod common;
 
-use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
+use common::quotas::set_client_quota;
+
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::{
-    AlterClientQuotasRequest, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteTopicsRequest, DescribeConfigsRequest, FindCoordinatorRequest, ListGroupsRequest,
-    MetadataRequest, TopicName,
+    ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
+    DescribeConfigsRequest, FindCoordinatorRequest, ListGroupsRequest, MetadataRequest, TopicName,
 };
 use sluice_testkit::ReferenceKafka;
 
 use common::{http_get, metrics_addr, sample, sb, RawClient};
-
-/// Sets a client-id quota with AlterClientQuotas (what kafka-configs sends).
-fn set_client_quota(addr: &str, client_id: &str, key: &str, value: f64) {
-    let mut c = RawClient::connect(addr);
-    let resp = c.send(
-        1,
-        &AlterClientQuotasRequest::default().with_entries(vec![EntryData::default()
-            .with_entity(vec![EntityData::default()
-                .with_entity_type(sb("client-id"))
-                .with_entity_name(Some(sb(client_id)))])
-            .with_ops(vec![OpData::default().with_key(sb(key)).with_value(value)])]),
-    );
-    assert_eq!(resp.entries[0].error_code, 0, "{resp:?}");
-}
 
 /// The throttle_time_ms of one request of each of several APIs.
 fn throttles_of_apis(addr: &str, client_id: &str) -> Vec<(&'static str, i32)> {

@@ -12,31 +12,17 @@
 
 mod common;
 
+use common::quotas::set_client_quota;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 
-use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
-use kafka_protocol::messages::AlterClientQuotasRequest;
-
-use common::{sb, RawClient};
+use common::RawClient;
 
 const TOPIC: &str = "quota-clients";
 /// 512 KiB/s over 3 windows of 1 s.
 const QUOTA: f64 = 512.0 * 1024.0;
-
-fn set_client_quota(addr: &str, client_id: &str, key: &str, value: f64) {
-    let mut c = RawClient::connect(addr);
-    let resp = c.send(
-        1,
-        &AlterClientQuotasRequest::default().with_entries(vec![EntryData::default()
-            .with_entity(vec![EntityData::default()
-                .with_entity_type(sb("client-id"))
-                .with_entity_name(Some(sb(client_id)))])
-            .with_ops(vec![OpData::default().with_key(sb(key)).with_value(value)])]),
-    );
-    assert_eq!(resp.entries[0].error_code, 0, "{resp:?}");
-}
 
 /// The `KEY=value` fields of a driver's summary line.
 fn summary(out: &str) -> HashMap<String, f64> {

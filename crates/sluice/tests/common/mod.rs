@@ -8,6 +8,7 @@ pub mod acls;
 pub mod cluster;
 pub mod console;
 pub mod nodes;
+pub mod quotas;
 pub mod sasl;
 pub mod tls;
 pub mod txn;
