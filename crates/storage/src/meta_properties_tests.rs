@@ -224,5 +224,8 @@ fn start_up_check() {
 fn the_header_date_reads_as_javas_date_to_string() {
     assert_eq!(java_date_utc(0), "Thu Jan 01 00:00:00 UTC 1970");
     // 2024-02-29T23:59:58.500Z, a Thursday.
-    assert_eq!(java_date_utc(1_709_251_198_500), "Thu Feb 29 23:59:58 UTC 2024");
+    assert_eq!(
+        java_date_utc(1_709_251_198_500),
+        "Thu Feb 29 23:59:58 UTC 2024"
+    );
 }
