@@ -121,7 +121,7 @@ pub struct JoinResult {
 }
 
 impl JoinResult {
-    fn error(member_id: &str, error: GroupError) -> Self {
+    pub(crate) fn error(member_id: &str, error: GroupError) -> Self {
         JoinResult {
             error: Some(error),
             generation_id: -1,
@@ -145,7 +145,7 @@ pub struct SyncResult {
 }
 
 impl SyncResult {
-    fn error(error: GroupError) -> Self {
+    pub(crate) fn error(error: GroupError) -> Self {
         SyncResult {
             error: Some(error),
             protocol_type: None,

@@ -25,7 +25,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use sluice_record::ProducerId;
 use sluice_storage::{Clock, TopicPartition};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 use super::append::{AppendQueue, Durable, GroupRecord};
 use super::classic::{ClassicGroup, Completion, JoinRequest, JoinResult, Reply, SyncResult};
@@ -43,7 +43,11 @@ use crate::partition::{Partition, ReplicaManager};
 use sluice_controller::ControllerError;
 
 mod txn;
+#[cfg(test)]
+mod unload_tests;
+mod waiters;
 pub use txn::TxnCommitter;
+use waiters::Waiters;
 
 /// A group's membership and its committed offsets, under one lock.
 #[derive(Debug)]
@@ -139,8 +143,8 @@ pub struct GroupCoordinator {
     partitions: OnceLock<Vec<OffsetsPartition>>,
     /// Serializes the creation of `__consumer_offsets`.
     creating: tokio::sync::Mutex<()>,
-    joins: Mutex<HashMap<(String, String), oneshot::Sender<JoinResult>>>,
-    syncs: Mutex<HashMap<(String, String), oneshot::Sender<SyncResult>>>,
+    /// JoinGroup and SyncGroup requests waiting for a rebalance.
+    waiters: Waiters,
     shutdown: watch::Sender<bool>,
     /// Per-group `consumer.session.timeout.ms` / `consumer.heartbeat.interval.ms`
     /// overrides (KIP-848 group configs; bounded by the metadata store's limit).
@@ -154,8 +158,7 @@ impl GroupCoordinator {
             clock,
             partitions: OnceLock::new(),
             creating: tokio::sync::Mutex::new(()),
-            joins: Mutex::new(HashMap::new()),
-            syncs: Mutex::new(HashMap::new()),
+            waiters: Waiters::default(),
             shutdown: watch::channel(false).0,
             consumer_overrides: Mutex::new(HashMap::new()),
         }
@@ -374,26 +377,8 @@ impl GroupCoordinator {
     pub fn shutdown(&self) {
         self.shutdown.send_replace(true);
         self.flush_writes();
-        for (_, tx) in self.joins.lock().drain() {
-            let _ = tx.send(JoinResult {
-                error: Some(GroupError::CoordinatorNotAvailable),
-                generation_id: -1,
-                protocol_type: None,
-                protocol_name: None,
-                leader: String::new(),
-                skip_assignment: false,
-                member_id: String::new(),
-                members: Vec::new(),
-            });
-        }
-        for (_, tx) in self.syncs.lock().drain() {
-            let _ = tx.send(SyncResult {
-                error: Some(GroupError::CoordinatorNotAvailable),
-                protocol_type: None,
-                protocol_name: None,
-                assignment: Bytes::new(),
-            });
-        }
+        self.waiters
+            .fail(|_| true, GroupError::CoordinatorNotAvailable);
     }
 
     fn parts(&self) -> Result<&[OffsetsPartition], GroupError> {
@@ -526,9 +511,7 @@ impl GroupCoordinator {
             match c {
                 Completion::Persist => {}
                 Completion::Join { member_id, result } => {
-                    if let Some(tx) = self.joins.lock().remove(&(group_id.clone(), member_id)) {
-                        let _ = tx.send(result);
-                    }
+                    self.waiters.answer_join(&group_id, member_id, result);
                 }
                 Completion::Sync {
                     member_id,
@@ -542,9 +525,7 @@ impl GroupCoordinator {
                             assignment: Bytes::new(),
                         };
                     }
-                    if let Some(tx) = self.syncs.lock().remove(&(group_id.clone(), member_id)) {
-                        let _ = tx.send(result);
-                    }
+                    self.waiters.answer_sync(&group_id, member_id, result);
                 }
             }
         }
@@ -599,15 +580,9 @@ impl GroupCoordinator {
                     self.deliver(&entry, out);
                     return r;
                 }
-                Reply::Later(member_id) => {
-                    let (tx, rx) = oneshot::channel();
-                    // A newer join of the same member replaces an older one
-                    // (the older request's answer is dropped).
-                    self.joins
-                        .lock()
-                        .insert((group_id.to_string(), member_id), tx);
-                    rx
-                }
+                // A newer join of the same member replaces an older one
+                // (the older request's answer is dropped).
+                Reply::Later(member_id) => self.waiters.join(group_id, member_id),
             };
             self.deliver(&entry, out);
             rx
@@ -662,11 +637,7 @@ impl GroupCoordinator {
                     self.deliver(&entry, out);
                     return r;
                 }
-                Reply::Later(id) => {
-                    let (tx, rx) = oneshot::channel();
-                    self.syncs.lock().insert((group_id.to_string(), id), tx);
-                    rx
-                }
+                Reply::Later(id) => self.waiters.sync(group_id, id),
             };
             self.deliver(&entry, out);
             rx
@@ -748,6 +719,7 @@ impl GroupCoordinator {
     /// Runs the engine's timers for every group.
     pub fn tick_all(&self) {
         self.reload_stale();
+        self.answer_resigned();
         let now = self.now();
         for g in self.all_groups() {
             let mut entry = g.lock();
@@ -1407,7 +1379,7 @@ impl GroupCoordinator {
         };
         match self.replay(part) {
             Ok(groups) => {
-                Self::install(i, p, groups);
+                self.install(i, p, groups);
                 true
             }
             Err(e) => {
@@ -1426,7 +1398,11 @@ impl GroupCoordinator {
         })
     }
 
-    fn install(i: usize, p: &OffsetsPartition, groups: HashMap<String, GroupEntry>) {
+    /// Puts `groups`, replayed from partition `i`'s log, in place of what
+    /// memory held for it; the replaced groups are unloaded
+    /// ([`GroupCoordinator::unload`]) while the map's lock keeps requests
+    /// from finding the new ones.
+    fn install(&self, i: usize, p: &OffsetsPartition, groups: HashMap<String, GroupEntry>) {
         let n = groups.len();
         let mut producers: HashMap<ProducerId, HashSet<String>> = HashMap::new();
         for (id, e) in &groups {
@@ -1435,17 +1411,69 @@ impl GroupCoordinator {
             }
         }
         let mut map = p.groups.lock();
-        *map = groups
-            .into_iter()
-            .map(|(id, e)| (id, Arc::new(Mutex::new(e))))
-            .collect();
+        let replaced = std::mem::replace(
+            &mut *map,
+            groups
+                .into_iter()
+                .map(|(id, e)| (id, Arc::new(Mutex::new(e))))
+                .collect(),
+        );
         *p.txn_producers.lock() = producers;
+        self.unload(replaced.into_values());
         drop(map);
         if n > 0 {
             tracing::info!(
                 partition = i,
                 groups = n,
                 "loaded groups from __consumer_offsets"
+            );
+        }
+    }
+
+    /// Groups leaving memory: each is marked Dead under its lock and its
+    /// waiting JoinGroup and SyncGroup requests are answered
+    /// NOT_COORDINATOR, as Kafka's `onGroupUnloaded` does (see
+    /// [`waiters`]). Without it a JoinGroup waiting in a group that a reload
+    /// replaced waited until the client gave up (minutes): no timer runs for
+    /// a group that is not in the map.
+    fn unload(&self, groups: impl IntoIterator<Item = GroupRef>) {
+        let now = self.now();
+        let mut gone = HashSet::new();
+        for g in groups {
+            let mut entry = g.lock();
+            entry.group.mark_dead(now);
+            gone.insert(entry.group.group_id().to_owned());
+        }
+        if !gone.is_empty() {
+            self.waiters
+                .fail(|g| gone.contains(g), GroupError::NotCoordinator);
+        }
+    }
+
+    /// Answers NOT_COORDINATOR to the requests waiting in groups of
+    /// partitions this broker no longer leads (Kafka's resignation): their
+    /// groups' timers no longer run here, and the new coordinator has the
+    /// members rejoin. The groups stay in memory, unused, until a reload.
+    fn answer_resigned(&self) {
+        if self.waiters.is_empty() {
+            return;
+        }
+        let Ok(parts) = self.parts() else { return };
+        if !parts.iter().any(OffsetsPartition::follows) {
+            return;
+        }
+        let n = self.waiters.fail(
+            |g| {
+                parts
+                    .get(self.partition_for(g) as usize)
+                    .is_some_and(OffsetsPartition::follows)
+            },
+            GroupError::NotCoordinator,
+        );
+        if n > 0 {
+            tracing::info!(
+                requests = n,
+                "answered NOT_COORDINATOR to requests waiting in groups led elsewhere now"
             );
         }
     }
@@ -1504,7 +1532,7 @@ impl GroupCoordinator {
             for attempt in 1..=8 {
                 let (read, end) = q.exclusive(|| (self.replay(part), part.log().log_end_offset()));
                 match read {
-                    Ok(groups) => Self::install(i, p, groups),
+                    Ok(groups) => self.install(i, p, groups),
                     Err(e) => {
                         // A log that cannot be read (its directory goes
                         // offline after an I/O error, until restart) leaves
