@@ -1,10 +1,8 @@
 //! What the simulation's test binaries share: the determinism check, the
 //! seed list from the environment, and logs stamped with simulated time.
-//! Each test binary holds one test, so each runs in a process of its own:
-//! a seed replays exactly in a fresh process (as `scripts/sim` and its
-//! replay commands run them); simulations run one after another in one
-//! process do not yet always stay identical (some state of the process,
-//! not yet found, carries over).
+//! A seed replays exactly whether it runs in a fresh process or after
+//! other seeds in the same one (`run_seed` aligns tokio's process-wide
+//! task ids; `replay.rs` checks it).
 #![allow(dead_code)]
 
 /// Without `--cfg tokio_unstable` (`.cargo/config.toml`, replaced by any
