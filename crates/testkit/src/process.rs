@@ -329,8 +329,26 @@ impl SluiceProcess {
     }
 }
 
+/// How much of a broker's output a failing test prints (its end).
+const OUTPUT_ON_FAILURE: usize = 64 * 1024;
+
 impl Drop for SluiceProcess {
     fn drop(&mut self) {
+        if thread::panicking() {
+            // A failing test shows what the broker said last (its log of a
+            // fence, a reload or an error), under the test's own output.
+            let out = self.output();
+            let mut from = out.len().saturating_sub(OUTPUT_ON_FAILURE);
+            while !out.is_char_boundary(from) {
+                from += 1;
+            }
+            eprintln!(
+                "---- the end of the broker's output ({} of {} bytes) ----\n{}",
+                out.len() - from,
+                out.len(),
+                &out[from..]
+            );
+        }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
