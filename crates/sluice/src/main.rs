@@ -201,6 +201,14 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let which = tokio::select! {
         _ = sigterm.recv() => "SIGTERM",
         _ = sigint.recv() => "SIGINT",
+        why = broker.log_dir_failure() => {
+            // As a cluster node halts (node::run): the failed directory
+            // holds the metadata log, or none is left online; a restart
+            // recovers from what is on disk.
+            tracing::error!(reason = %why, "FATAL: a log directory failed; halting (exit {}) rather than serve a state it cannot trust", node::FATAL_EXIT);
+            eprintln!("error: log directory failure: {why}");
+            std::process::exit(i32::from(node::FATAL_EXIT));
+        }
     };
     tracing::info!(signal = which, "shutting down");
     // A second signal while shutting down stops at once.
