@@ -5,6 +5,8 @@
 //! - One append in flight; a group's records are one batch.
 //! - An operation planned after the group wrote something is answered
 //!   only after that group commits (with the commit's error if it fails).
+//! - A timer's operation (the fencing check, unclean elections, a
+//!   balance) is planned after every request queued when it fired.
 //! - Each group starts from the committed image at the high watermark;
 //!   after a commit in the middle of a group the rest is planned against
 //!   the image the follower applied, not against the speculation.
@@ -42,22 +44,27 @@ pub(super) async fn run_operations(shared: Arc<Shared>, mut ops: mpsc::Receiver<
     unclean.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut balance = super::rebalance::BalanceSchedule::new(&shared);
     loop {
-        let first = tokio::select! {
+        let (request, timer) = tokio::select! {
             op = ops.recv() => match op {
-                Some(op) => op,
+                Some(op) => (Some(op), None),
                 None => return,
             },
-            _ = tick.tick() => brokers::fence_expired_op(),
-            _ = unclean.tick() => super::misc::elect_unclean_op(),
-            op = balance.due() => op,
+            _ = tick.tick() => (None, Some(brokers::fence_expired_op())),
+            _ = unclean.tick() => (None, Some(super::misc::elect_unclean_op())),
+            op = balance.due() => (None, Some(op)),
         };
-        let mut group = vec![first];
+        let mut group: Vec<Op> = request.into_iter().collect();
         while group.len() < MAX_GROUP_OPERATIONS {
             match ops.try_recv() {
                 Ok(op) => group.push(op),
                 Err(_) => break,
             }
         }
+        // A timer's operation comes after the requests already queued: a
+        // heartbeat that waited behind a slow commit (a metadata fsync of
+        // seconds on a busy disk) counts before the fencing check judges
+        // its broker's session, as in Kafka's FIFO event queue.
+        group.extend(timer);
         run_group(&shared, &mut sessions, group).await;
     }
 }

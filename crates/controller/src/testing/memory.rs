@@ -35,6 +35,8 @@ pub struct MemoryLog {
     max_records: usize,
     state: Arc<Mutex<State>>,
     changed: watch::Sender<u64>,
+    /// While true, appends wait (a slow disk: [`MemoryLog::hold_appends`]).
+    held: watch::Sender<bool>,
 }
 
 impl MemoryLog {
@@ -57,7 +59,18 @@ impl MemoryLog {
                 since_leader_contact: None,
             })),
             changed: watch::channel(0).0,
+            held: watch::channel(false).0,
         })
+    }
+
+    /// Appends wait from now until [`MemoryLog::release_appends`], as on
+    /// a disk whose fsyncs take seconds.
+    pub fn hold_appends(&self) {
+        self.held.send_replace(true);
+    }
+
+    pub fn release_appends(&self) {
+        self.held.send_replace(false);
     }
 
     /// A new leader (or none) at the next epoch.
@@ -150,6 +163,8 @@ impl MetadataLog for MemoryLog {
         records: Vec<MetadataRecord>,
     ) -> BoxFuture<'_, Result<Offset, LogError>> {
         Box::pin(async move {
+            let mut held = self.held.subscribe();
+            let _ = held.wait_for(|h| !h).await;
             let mut st = self.state.lock();
             if st.shutdown {
                 return Err(LogError::Shutdown);

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_metadata::{BrokerEpoch, BrokerId};
+use sluice_metadata::record::BrokerRegistrationChangeRecord;
+use sluice_metadata::{BrokerEpoch, BrokerId, MetadataRecord};
 use sluice_record::Offset;
 use uuid::Uuid;
 
@@ -325,4 +326,59 @@ async fn a_fresh_session_leaves_at_least_half_a_session() {
     );
     f.clock.advance(1);
     assert_eq!(f.c.fence_expired_brokers().await.unwrap(), [BrokerId(1)]);
+}
+
+/// A heartbeat that waited behind a slow commit (a metadata fsync taking
+/// longer than a session on a busy disk) is counted before the fencing
+/// check judges its broker: otherwise a single node under load fenced
+/// itself, and every partition went offline (CI's compat runs saw "0
+/// brokers"). The check's timer fires while the commit holds the loop;
+/// without the ordering it runs first about half the time, so the
+/// scenario is repeated.
+#[tokio::test]
+async fn heartbeats_queued_behind_a_slow_commit_count_before_the_fencing_check() {
+    let timeout = ControllerConfig::default().broker_session_timeout_ms;
+    for round in 0..12 {
+        let f = fixture(&[], Arc::new(PermissiveValidator)).await;
+        let (e1, e2) = two_live_brokers(&f).await;
+        f.log.hold_appends();
+        let c = f.c.clone();
+        let slow = tokio::spawn(async move {
+            c.create_topics(vec![topic("t", 1, 1), topic("u", 1, 1)], false)
+                .await
+        });
+        // The create is planned and waits on its append.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        f.clock.advance(timeout * 2);
+        let beats: Vec<_> = [(1, e1), (2, e2)]
+            .into_iter()
+            .map(|(id, e)| {
+                let c = f.c.clone();
+                tokio::spawn(async move { c.heartbeat(beat(id, e, 100)).await })
+            })
+            .collect();
+        // Let the heartbeats queue and the fencing timer fire.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        f.log.release_appends();
+        slow.await.unwrap().unwrap();
+        for b in beats {
+            b.await.unwrap().unwrap();
+        }
+        // Not even for a moment (a heartbeat in the same batch would
+        // unfence it again, after its partitions went offline).
+        let fences: Vec<_> = f
+            .log
+            .batches()
+            .into_iter()
+            .flat_map(|b| b.records)
+            .filter(|r| {
+                matches!(r, MetadataRecord::BrokerRegistrationChange(c)
+                    if c.fenced == BrokerRegistrationChangeRecord::FENCE)
+            })
+            .collect();
+        assert!(
+            fences.is_empty(),
+            "round {round}: fenced though its heartbeat had arrived: {fences:?}"
+        );
+    }
 }
