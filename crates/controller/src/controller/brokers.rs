@@ -110,9 +110,19 @@ pub struct HeartbeatReply {
 /// session always has at least half a session left, time for a live
 /// broker to find the new controller (it learns of it with the election)
 /// and heartbeat there.
+///
+/// A heartbeat also counts as of its answer ([`Sessions::answered`]): a
+/// broker sends its next heartbeat only once the previous one is answered,
+/// and an answer waits for its group's commit (an unfence commits a
+/// record for the broker and each of its partitions). A commit held longer
+/// than a session by a slow disk made a single node under load fence
+/// itself as soon as its unfence committed, again and again (CI's compat
+/// run: heartbeat gaps of 1.6-3.2 s against a 1.2 s session).
 #[derive(Debug, Default)]
 pub(crate) struct Sessions {
     last_seen: BTreeMap<BrokerId, (BrokerEpoch, i64, bool)>,
+    /// Heartbeats planned in the group being committed.
+    answering: Vec<(BrokerId, BrokerEpoch)>,
     /// The leader epoch these sessions were kept in.
     term: Option<sluice_record::LeaderEpoch>,
     /// Where a fresh session of this term starts (controller clock, ms);
@@ -172,7 +182,21 @@ impl Sessions {
             );
         }
         self.touch(broker, epoch, now_ms);
+        self.answering.push((broker, epoch));
         gap
+    }
+
+    /// The group of operations planned since the last call was committed
+    /// (or failed) and answered at `now_ms`: the sessions of the brokers
+    /// whose heartbeats it held count from now.
+    pub(crate) fn answered(&mut self, now_ms: i64) {
+        for (broker, epoch) in self.answering.drain(..) {
+            if let Some(s) = self.last_seen.get_mut(&broker) {
+                if s.0 == epoch {
+                    s.1 = s.1.max(now_ms);
+                }
+            }
+        }
     }
 
     /// Whether `broker` at `epoch` heard from within the timeout; a broker

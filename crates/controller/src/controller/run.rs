@@ -66,6 +66,7 @@ pub(super) async fn run_operations(shared: Arc<Shared>, mut ops: mpsc::Receiver<
         // its broker's session, as in Kafka's FIFO event queue.
         group.extend(timer);
         run_group(&shared, &mut sessions, group).await;
+        sessions.answered(shared.clock.now_ms());
     }
 }
 

@@ -382,3 +382,29 @@ async fn heartbeats_queued_behind_a_slow_commit_count_before_the_fencing_check()
         );
     }
 }
+
+/// A heartbeat whose answer waited for a slow commit (here the broker's
+/// own unfence) counts as of its answer: the broker could not heartbeat
+/// again before it. Counted as of its planning, the next fencing check
+/// fenced the broker it had just unfenced.
+#[tokio::test]
+async fn a_heartbeat_held_by_its_commit_counts_as_of_its_answer() {
+    let timeout = ControllerConfig::default().broker_session_timeout_ms;
+    let f = fixture(&[], Arc::new(PermissiveValidator)).await;
+    let e3 =
+        f.c.register_broker(registration(3, 3))
+            .await
+            .unwrap()
+            .broker_epoch;
+    f.log.hold_appends();
+    let c = f.c.clone();
+    let unfence = tokio::spawn(async move { c.heartbeat(beat(3, e3, 100)).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    f.clock.advance(timeout * 2);
+    f.log.release_appends();
+    let reply = unfence.await.unwrap().unwrap();
+    assert!(!reply.is_fenced);
+    let fenced = f.c.fence_expired_brokers().await.unwrap();
+    assert!(!fenced.contains(&BrokerId(3)), "fenced at once: {fenced:?}");
+    assert!(!f.c.image().broker(BrokerId(3)).unwrap().fenced);
+}
