@@ -21,6 +21,8 @@ pub const SUBNET: &str = "10.77.0";
 pub const CLIENT_ADDR: &str = "10.77.0.100";
 /// The nftables table the faults add inside a node's namespace.
 const TABLE: &str = "nemesis";
+/// The nftables table of the delay proxy's redirect inside a node's namespace.
+const PROXY_TABLE: &str = "nemesis_proxy";
 
 static NEXT_NET: AtomicU32 = AtomicU32::new(0);
 
@@ -342,6 +344,32 @@ impl TestNet {
         run_with_input(
             "ip",
             &["netns", "exec", &ns, "nft", "-f", "-"],
+            Some(&rules),
+        )?;
+        Ok(())
+    }
+
+    /// Sends node `i`'s own connections to the other nodes' `ports` to
+    /// `127.0.0.1:proxy_port` in its namespace (the delay proxy,
+    /// [`crate::proxy`]), except those of sockets marked `mark` (the
+    /// proxy's own). A table of its own: [`TestNet::drop_from`] replaces
+    /// only the fault table.
+    pub fn redirect_to_proxy(
+        &self,
+        i: usize,
+        ports: &[u16],
+        proxy_port: u16,
+        mark: u32,
+    ) -> Result<(), NemesisError> {
+        let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+        let rules = format!(
+            "table ip {PROXY_TABLE} {{\n  chain output {{\n    type nat hook output priority -100; policy accept;\n    ip daddr {SUBNET}.0/24 ip daddr != {} tcp dport {{ {} }} meta mark != {mark:#x} redirect to :{proxy_port}\n  }}\n}}\n",
+            self.node_addr(i),
+            ports.join(", "),
+        );
+        run_with_input(
+            "ip",
+            &["netns", "exec", &self.node_ns(i), "nft", "-f", "-"],
             Some(&rules),
         )?;
         Ok(())
