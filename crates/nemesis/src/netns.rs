@@ -349,28 +349,34 @@ impl TestNet {
         Ok(())
     }
 
-    /// Sends node `i`'s own connections to the other nodes' `ports` to
-    /// `127.0.0.1:proxy_port` in its namespace (the delay proxy,
-    /// [`crate::proxy`]), except those of sockets marked `mark` (the
-    /// proxy's own). A table of its own: [`TestNet::drop_from`] replaces
-    /// only the fault table.
+    /// Sends node `i`'s own connections to each `(destination, port)` to
+    /// `127.0.0.1:port` in its namespace (the delay proxy's listener of
+    /// that route, [`crate::proxy`]), except those of sockets marked `mark`
+    /// (the proxy's own). A table of its own: [`TestNet::drop_from`]
+    /// replaces only the fault table.
     pub fn redirect_to_proxy(
         &self,
         i: usize,
-        ports: &[u16],
-        proxy_port: u16,
+        routes: &[(std::net::SocketAddrV4, u16)],
         mark: u32,
     ) -> Result<(), NemesisError> {
-        let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
-        let rules = format!(
-            "table ip {PROXY_TABLE} {{\n  chain output {{\n    type nat hook output priority -100; policy accept;\n    ip daddr {SUBNET}.0/24 ip daddr != {} tcp dport {{ {} }} meta mark != {mark:#x} redirect to :{proxy_port}\n  }}\n}}\n",
-            self.node_addr(i),
-            ports.join(", "),
+        let rules: String = routes
+            .iter()
+            .map(|(dest, port)| {
+                format!(
+                    "    ip daddr {} tcp dport {} meta mark != {mark:#x} redirect to :{port}\n",
+                    dest.ip(),
+                    dest.port()
+                )
+            })
+            .collect();
+        let table = format!(
+            "table ip {PROXY_TABLE} {{\n  chain output {{\n    type nat hook output priority -100; policy accept;\n{rules}  }}\n}}\n"
         );
         run_with_input(
             "ip",
             &["netns", "exec", &self.node_ns(i), "nft", "-f", "-"],
-            Some(&rules),
+            Some(&table),
         )?;
         Ok(())
     }

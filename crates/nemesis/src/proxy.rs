@@ -1,17 +1,26 @@
 //! The delay proxy: latency, jitter and held traffic between nodes, since
-//! this kernel has no `tc netem`. It owns one TCP listener per node
-//! namespace (on `127.0.0.1:`[`PROXY_PORT`]) and a small tokio runtime that
-//! forwards every node-to-node connection through it.
+//! this kernel has no `tc netem`. It owns a small tokio runtime and, in
+//! every node's namespace, one TCP listener per route (another node's
+//! client or controller port) on `127.0.0.1`, from [`PROXY_PORT`] on.
 //!
 //! How traffic gets here: inside each node's namespace (never the host's),
-//! an nftables `nat` rule redirects the node's own outgoing connections to
-//! another node's client or controller port to the local listener
-//! ([`crate::netns::TestNet::redirect_to_proxy`]). The proxy reads the
-//! original destination (`SO_ORIGINAL_DST`) and connects there from the
-//! same namespace, with a socket mark the rule lets through, so the
-//! forwarded connection still comes from the node's own address and the
-//! nftables drop rules of the partition faults apply to it as before. The
-//! workload's clients are not redirected: delay is between nodes only.
+//! nftables `nat` rules redirect the node's own outgoing connections to a
+//! route's destination to the route's listener
+//! ([`crate::netns::TestNet::redirect_to_proxy`]). The proxy connects to
+//! the destination from the same namespace, with a socket mark the rules
+//! let through, so the forwarded connection still comes from the node's
+//! own address and the nftables drop rules of the partition faults apply
+//! to it as before. The workload's clients are not redirected: delay is
+//! between nodes only.
+//!
+//! A proxy accepts before it knows whether the destination will, so a
+//! node whose peer is down would see connections accepted and closed at
+//! once, which some clients retry without backoff (openraft backs off only
+//! from an unreachable peer). So when the destination refuses, the route's
+//! listener closes (new connections are refused, as the peer's would be)
+//! and opens again once a probe connects; a destination that does not
+//! answer (dropped packets) keeps the route's next connection waiting, as
+//! a connect would.
 //!
 //! What a fault sets ([`Link`], per ordered pair of nodes): each chunk read
 //! from node `from` towards node `to` is written on after `delay` plus a
@@ -30,7 +39,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::FromRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,8 +54,12 @@ use tokio::time::Instant;
 use crate::netns::TestNet;
 use crate::NemesisError;
 
-/// The port of the proxy's listener in every node namespace.
+/// The first port of the proxy's listeners in every node namespace (route
+/// `(to, k)`, the `k`-th proxied port of node `to`, listens on
+/// `PROXY_PORT + 10 * to + k`).
 pub const PROXY_PORT: u16 = 19_000;
+/// How often a route whose destination refused probes it.
+const PROBE_EVERY: Duration = Duration::from_millis(100);
 /// The socket mark of the proxy's own connections ("NEM"): the redirect
 /// rule skips them.
 pub const MARK: u32 = 0x4e_45_4d;
@@ -87,11 +100,17 @@ pub struct DelayProxy {
     stats: Arc<Stats>,
 }
 
-/// Node ids by address, and each node's namespace.
-#[derive(Clone)]
-struct Nodes {
-    by_addr: HashMap<Ipv4Addr, usize>,
-    ns: Vec<String>,
+/// One proxied destination as seen from one node.
+#[derive(Clone, Debug)]
+struct Route {
+    from: usize,
+    to: usize,
+    /// The source node's namespace (both legs' sockets live there).
+    ns: String,
+    /// Where the node's connection was going.
+    dest: SocketAddrV4,
+    /// The route's listener port (on 127.0.0.1 in `ns`).
+    port: u16,
 }
 
 fn io_err(what: &str) -> impl FnOnce(io::Error) -> NemesisError + '_ {
@@ -105,42 +124,42 @@ impl DelayProxy {
     /// Starts a listener in every node namespace of `net` and redirects
     /// each node's connections to the other nodes' `ports` through it.
     pub fn start(net: &TestNet, ports: &[u16]) -> Result<Self, NemesisError> {
+        assert!(ports.len() <= 10, "at most 10 proxied ports");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("nemesis-proxy")
             .enable_all()
             .build()
             .map_err(io_err("starting the proxy's runtime"))?;
-        let mut nodes = Nodes {
-            by_addr: HashMap::new(),
-            ns: Vec::new(),
-        };
-        for i in 1..=net.nodes() {
-            let addr: Ipv4Addr = net.node_addr(i).parse().expect("a node address");
-            nodes.by_addr.insert(addr, i);
-            nodes.ns.push(net.node_ns(i));
-        }
         let (links, _) = watch::channel(Links::new());
         let stats = Arc::new(Stats::default());
-        for i in 1..=net.nodes() {
-            let listener = in_namespace(&net.node_ns(i), || {
-                let l = std::net::TcpListener::bind(("127.0.0.1", PROXY_PORT))?;
-                l.set_nonblocking(true)?;
-                Ok(l)
-            })
-            .map_err(io_err("binding the proxy's listener"))?;
-            let listener = {
-                let _guard = runtime.enter();
-                TcpListener::from_std(listener).map_err(io_err("registering a listener"))?
-            };
-            runtime.spawn(accept_loop(
-                i,
-                listener,
-                nodes.clone(),
-                links.subscribe(),
-                stats.clone(),
-            ));
-            net.redirect_to_proxy(i, ports, PROXY_PORT, MARK)?;
+        for from in 1..=net.nodes() {
+            let mut routes = Vec::new();
+            for to in (1..=net.nodes()).filter(|&to| to != from) {
+                let ip: Ipv4Addr = net.node_addr(to).parse().expect("a node address");
+                for (k, &p) in ports.iter().enumerate() {
+                    let route = Route {
+                        from,
+                        to,
+                        ns: net.node_ns(from),
+                        dest: SocketAddrV4::new(ip, p),
+                        port: PROXY_PORT + 10 * to as u16 + k as u16,
+                    };
+                    let listener = {
+                        let std = bind(&route).map_err(io_err("binding a proxy listener"))?;
+                        let _guard = runtime.enter();
+                        TcpListener::from_std(std).map_err(io_err("registering a listener"))?
+                    };
+                    routes.push((route.dest, route.port));
+                    runtime.spawn(serve_route(
+                        route,
+                        listener,
+                        links.subscribe(),
+                        stats.clone(),
+                    ));
+                }
+            }
+            net.redirect_to_proxy(from, &routes, MARK)?;
         }
         Ok(DelayProxy {
             runtime: Some(runtime),
@@ -234,80 +253,87 @@ fn marked_socket(ns: &str) -> io::Result<std::net::TcpStream> {
     })
 }
 
-/// Where a redirected connection was going (netfilter's `SO_ORIGINAL_DST`).
-fn original_destination(stream: &TcpStream) -> io::Result<SocketAddrV4> {
-    const SO_ORIGINAL_DST: libc::c_int = 80;
-    // SAFETY: getsockopt into a zeroed sockaddr_in of the size passed.
-    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    let rc = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_IP,
-            SO_ORIGINAL_DST,
-            &mut addr as *mut libc::sockaddr_in as *mut libc::c_void,
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(SocketAddrV4::new(
-        Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)),
-        u16::from_be(addr.sin_port),
-    ))
+/// The route's listener, in its node's namespace.
+fn bind(route: &Route) -> io::Result<std::net::TcpListener> {
+    let port = route.port;
+    in_namespace(&route.ns, move || {
+        let l = std::net::TcpListener::bind(("127.0.0.1", port))?;
+        l.set_nonblocking(true)?;
+        Ok(l)
+    })
 }
 
-async fn accept_loop(
-    from: usize,
-    listener: TcpListener,
-    nodes: Nodes,
-    links: watch::Receiver<Links>,
-    stats: Arc<Stats>,
-) {
-    loop {
-        let Ok((local, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let (nodes, links, stats) = (nodes.clone(), links.clone(), stats.clone());
-        tokio::spawn(async move {
-            let _ = forward(from, local, &nodes, links, &stats).await;
-        });
-    }
-}
-
-/// One redirected connection from node `from`: connect to where it was
-/// going, then pump both ways until both ends closed or one failed.
-async fn forward(
-    from: usize,
-    local: TcpStream,
-    nodes: &Nodes,
-    links: watch::Receiver<Links>,
-    stats: &Stats,
-) -> io::Result<()> {
-    let dest = original_destination(&local)?;
-    let Some(&to) = nodes.by_addr.get(dest.ip()) else {
-        return Err(io::Error::other(format!("{dest} is no node")));
-    };
-    let ns = nodes.ns[from - 1].clone();
+/// A connection to the route's destination from its node's namespace.
+async fn connect(route: &Route) -> io::Result<TcpStream> {
+    let ns = route.ns.clone();
     let socket = tokio::task::spawn_blocking(move || marked_socket(&ns))
         .await
         .map_err(io::Error::other)??;
     let socket = TcpSocket::from_std_stream(socket);
-    let remote =
-        match tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(SocketAddr::V4(dest))).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                stats.failed_connects.fetch_add(1, Ordering::Relaxed);
-                return Err(e);
+    tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(SocketAddr::V4(route.dest)))
+        .await
+        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
+}
+
+/// Accepts the route's connections and forwards each. One connection is
+/// set up at a time (a destination that does not answer keeps the next
+/// waiting, as its connect would); while the destination refuses, the
+/// listener is closed (see the module doc).
+async fn serve_route(
+    route: Route,
+    listener: TcpListener,
+    links: watch::Receiver<Links>,
+    stats: Arc<Stats>,
+) {
+    let mut listener = Some(listener);
+    loop {
+        let Some(l) = listener.as_ref() else {
+            // Refused: probe until the destination answers, then listen again.
+            tokio::time::sleep(PROBE_EVERY).await;
+            if connect(&route).await.is_ok() {
+                let rebound = tokio::task::spawn_blocking({
+                    let route = route.clone();
+                    move || bind(&route)
+                })
+                .await;
+                if let Ok(Ok(std)) = rebound {
+                    listener = TcpListener::from_std(std).ok();
+                }
             }
-            Err(_) => {
-                stats.failed_connects.fetch_add(1, Ordering::Relaxed);
-                return Err(io::ErrorKind::TimedOut.into());
-            }
+            continue;
         };
-    stats.connections.fetch_add(1, Ordering::Relaxed);
+        let Ok((local, _)) = l.accept().await else {
+            tokio::time::sleep(PROBE_EVERY).await;
+            continue;
+        };
+        match connect(&route).await {
+            Ok(remote) => {
+                stats.connections.fetch_add(1, Ordering::Relaxed);
+                let (links, stats) = (links.clone(), stats.clone());
+                let (from, to) = (route.from, route.to);
+                tokio::spawn(async move {
+                    let _ = forward(local, remote, (from, to), links, &stats).await;
+                });
+            }
+            Err(e) => {
+                stats.failed_connects.fetch_add(1, Ordering::Relaxed);
+                if e.kind() == io::ErrorKind::ConnectionRefused {
+                    listener = None;
+                }
+            }
+        }
+    }
+}
+
+/// Pumps both ways between a node's connection and the destination until
+/// both ends closed or one failed.
+async fn forward(
+    local: TcpStream,
+    remote: TcpStream,
+    (from, to): (usize, usize),
+    links: watch::Receiver<Links>,
+    stats: &Stats,
+) -> io::Result<()> {
     let _ = local.set_nodelay(true);
     let _ = remote.set_nodelay(true);
     let (local_read, local_write) = local.into_split();

@@ -3,7 +3,8 @@
 //! counters move), a delay set on a link really lengthens the round trip
 //! (measured against an echo server in node 2's namespace, asserted only
 //! from below: a slow machine cannot make a delay shorter), held traffic
-//! does not arrive until released, and bytes under jitter stay in order.
+//! does not arrive until released, bytes under jitter stay in order, and a
+//! destination that refuses is refused through the proxy too.
 //! Skips (with a message) where namespaces are impossible (not root).
 
 use std::io::{ErrorKind, Read, Write};
@@ -16,6 +17,8 @@ use sluice_nemesis::netns::{self, TestNet};
 use sluice_nemesis::proxy::{DelayProxy, Link};
 
 const PORT: u16 = 9092;
+/// A port nothing listens on at first (refused through the proxy too).
+const CLOSED_PORT: u16 = 9093;
 
 /// An echo server on node `i`'s client port, in its namespace.
 fn echo_server(net: &TestNet, i: usize) {
@@ -89,7 +92,7 @@ fn the_proxy_delays_holds_and_keeps_order_between_nodes() {
     );
     netns::cleanup_stale();
     let net = TestNet::create(2).expect("the test network");
-    let proxy = DelayProxy::start(&net, &[PORT]).expect("the proxy");
+    let proxy = DelayProxy::start(&net, &[PORT, CLOSED_PORT]).expect("the proxy");
     echo_server(&net, 2);
 
     let direct = round_trip(&net);
@@ -168,5 +171,48 @@ fn delay(ms: u64, jitter_ms: u64) -> Link {
         delay: Duration::from_millis(ms),
         jitter: Duration::from_millis(jitter_ms),
         hold: false,
+    }
+}
+
+#[test]
+fn a_refusing_destination_is_refused_through_the_proxy_until_it_listens() {
+    if let Some(why) = netns::unavailable() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    assert!(netns::nft_available(), "the `nft` tool is missing");
+    netns::cleanup_stale();
+    let net = TestNet::create(2).expect("the test network");
+    let _proxy = DelayProxy::start(&net, &[PORT]).expect("the proxy");
+    let (ns, addr) = (net.node_ns(1), net.node_addr(2));
+    let connect = move || {
+        let (ns, addr) = (ns.clone(), addr.clone());
+        thread::spawn(move || {
+            netns::enter(&ns).unwrap();
+            TcpStream::connect((addr.as_str(), PORT)).map(|mut s| {
+                // Accepted: by the proxy (then closed) or by the server.
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let _ = s.write_all(b"ping");
+                let mut b = [0u8; 4];
+                s.read_exact(&mut b).is_ok()
+            })
+        })
+        .join()
+        .unwrap()
+    };
+    // Nothing listens on node 2: after at most the first connection (which
+    // the proxy accepted before it knew), connects are refused.
+    let refused = (0..20).any(|_| {
+        let r = connect();
+        thread::sleep(Duration::from_millis(20));
+        matches!(&r, Err(e) if e.kind() == ErrorKind::ConnectionRefused)
+    });
+    assert!(refused, "connects to a closed port were not refused");
+    // Once node 2 listens, the route opens again and echoes.
+    echo_server(&net, 2);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !matches!(connect(), Ok(true)) {
+        assert!(Instant::now() < deadline, "the route never opened again");
+        thread::sleep(Duration::from_millis(100));
     }
 }
