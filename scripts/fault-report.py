@@ -372,6 +372,17 @@ def add_run(doc_path, run_dir, elapsed, command, nodes, faults=""):
               "as strays the logs of every topic that image lacks yet (\"deleting log of a "
               "partition that no longer exists\" in its log); when it leads those partitions again "
               "they restart empty at offset 0, and `__consumer_offsets` loses the groups' offsets.")
+    if faults:
+        w("")
+        w(f"Only these faults were drawn: {faults.replace(',', ', ')}.")
+    if r is not None and r.get("proxy_connections") is not None:
+        w("")
+        w("Every node-to-node connection (client and controller ports) went through the "
+          "nemesis's delay proxy (`crates/nemesis/src/proxy.rs`) for the whole run, faults or "
+          "not; `crates/nemesis/tests/delay_proxy.rs` shows that the delay it sets is real (a "
+          "round trip between two node namespaces through it takes at least the delays set on "
+          "its two directions), that held bytes arrive only when released, and that a refused "
+          "connect stays refused through it.")
     w("")
     section = "\n".join(out)
     start = doc.find(separate_heading(system))
