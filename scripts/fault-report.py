@@ -43,6 +43,8 @@ FAULTS = [
      "send every node-to-node connection through it); jitter reorders messages across "
      "connections, never within one"),
     ("delay-leader", "the same for a partition leader"),
+    ("pause-controller", "SIGSTOP of the active controller"),
+    ("partition-controller", "the active controller cut off from the other nodes, both ways"),
     ("hold", "the proxy holds all traffic between a random node and the others (the node keeps "
      "running), then releases it at once"),
 ]

@@ -25,6 +25,8 @@ pub enum FaultKind {
     Pause,
     /// SIGSTOP of a partition leader.
     PauseLeader,
+    /// SIGSTOP of the active controller (by DescribeQuorum).
+    PauseController,
     /// A clean stop (SIGTERM, waited for); healed by starting it again.
     Restart,
     /// The nodes split into a minority and a majority that cannot reach
@@ -34,6 +36,8 @@ pub enum FaultKind {
     PartitionLeader,
     /// One node receives nothing from the others; they still receive from it.
     PartitionOneWay,
+    /// The active controller cut off from every other node (both ways).
+    PartitionController,
     /// Nodes drop every packet from the workload's clients.
     IsolateClients,
     /// A node's data disk fills up; healed by freeing it (and starting the
@@ -57,7 +61,7 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 15] = [
+    pub const ALL: [FaultKind; 17] = [
         FaultKind::Kill,
         FaultKind::KillLeader,
         FaultKind::KillController,
@@ -73,6 +77,8 @@ impl FaultKind {
         FaultKind::Delay,
         FaultKind::DelayLeader,
         FaultKind::Hold,
+        FaultKind::PauseController,
+        FaultKind::PartitionController,
     ];
 
     /// The faults that mean something with `nodes` nodes and `nft` present.
@@ -90,6 +96,8 @@ impl FaultKind {
             FaultKind::KillLeader
                 | FaultKind::KillController
                 | FaultKind::PauseLeader
+                | FaultKind::PauseController
+                | FaultKind::PartitionController
                 | FaultKind::PartitionHalves
                 | FaultKind::PartitionLeader
                 | FaultKind::PartitionOneWay
@@ -114,6 +122,7 @@ impl FaultKind {
             FaultKind::PartitionHalves
                 | FaultKind::PartitionLeader
                 | FaultKind::PartitionOneWay
+                | FaultKind::PartitionController
                 | FaultKind::IsolateClients
                 | FaultKind::Delay
                 | FaultKind::DelayLeader
@@ -138,6 +147,8 @@ impl FaultKind {
             FaultKind::Delay => "delay",
             FaultKind::DelayLeader => "delay-leader",
             FaultKind::Hold => "hold",
+            FaultKind::PauseController => "pause-controller",
+            FaultKind::PartitionController => "partition-controller",
         }
     }
 
@@ -185,6 +196,14 @@ fn leader_or_random(cluster: &mut Cluster, rng: &mut StdRng) -> (usize, String) 
     }
 }
 
+/// The active controller, else node `random`.
+fn controller_or_random(cluster: &mut Cluster, random: usize) -> (usize, String) {
+    match cluster.controller() {
+        Some(c) => (c, "active controller".to_string()),
+        None => (random, "no controller known: a random node".into()),
+    }
+}
+
 /// Applies a fault of `kind`; returns what to heal and a description.
 pub fn apply(kind: FaultKind, cluster: &mut Cluster, rng: &mut StdRng) -> (Active, String) {
     let n = cluster.len();
@@ -200,10 +219,7 @@ pub fn apply(kind: FaultKind, cluster: &mut Cluster, rng: &mut StdRng) -> (Activ
             (Active::Killed(id), format!("kill -9 node {id} ({why})"))
         }
         FaultKind::KillController => {
-            let (id, why) = match cluster.controller() {
-                Some(c) => (c, "active controller".to_string()),
-                None => (random, "no controller known: a random node".into()),
-            };
+            let (id, why) = controller_or_random(cluster, random);
             cluster.node(id).kill();
             (Active::Killed(id), format!("kill -9 node {id} ({why})"))
         }
@@ -215,6 +231,20 @@ pub fn apply(kind: FaultKind, cluster: &mut Cluster, rng: &mut StdRng) -> (Activ
             let (id, why) = leader_or_random(cluster, rng);
             cluster.node(id).pause();
             (Active::Paused(id), format!("SIGSTOP node {id} ({why})"))
+        }
+        FaultKind::PauseController => {
+            let (id, why) = controller_or_random(cluster, random);
+            cluster.node(id).pause();
+            (Active::Paused(id), format!("SIGSTOP node {id} ({why})"))
+        }
+        FaultKind::PartitionController => {
+            let (id, why) = controller_or_random(cluster, random);
+            let others: Vec<usize> = (1..=n).filter(|&j| j != id).collect();
+            cut(cluster, &[id], &others);
+            (
+                Active::Rules((1..=n).collect()),
+                format!("partition [{id}] ({why}) | {others:?}"),
+            )
         }
         FaultKind::Restart => {
             let clean = cluster.node(random).stop(Duration::from_secs(60));
