@@ -2,7 +2,7 @@
 """Renders RELIABILITY.md from one scripts/fault run directory.
 
 usage: fault-report.py <run dir> <elapsed seconds> <full 0|1> [<command>]
-       fault-report.py --add <RELIABILITY.md> <run dir> <elapsed seconds> [<command> [<nodes>]]
+       fault-report.py --add <RELIABILITY.md> <run dir> <elapsed seconds> [<command> [<nodes> [<faults>]]]
 <command> is the scripts/fault command line that reproduces the run.
 The first form renders the whole file from one run (Kafka, Sluice, unsafe
 Kafka, single-node tests). The second (scripts/fault --sluice-only) adds
@@ -37,6 +37,16 @@ FAULTS = [
     ("reassign", "every workload partition reassigned (AlterPartitionReassignments, KIP-455) under the workload: "
      "with more nodes than replicas one replica of each moves to a node that has none; with as many, "
      "each drops a replica and healing adds it back, so it copies the whole log again"),
+    ("delay", "the traffic between a random node and every other node delayed by 50-500 ms plus up to "
+     "half as much jitter, to the node, from it or both ways, by the nemesis's TCP proxy between "
+     "the nodes (`crates/nemesis/src/proxy.rs`; nftables redirects inside the nodes' namespaces "
+     "send every node-to-node connection through it); jitter reorders messages across "
+     "connections, never within one"),
+    ("delay-leader", "the same for a partition leader"),
+    ("pause-controller", "SIGSTOP of the active controller"),
+    ("partition-controller", "the active controller cut off from the other nodes, both ways"),
+    ("hold", "the proxy holds all traffic between a random node and the others (the node keeps "
+     "running), then releases it at once"),
 ]
 
 
@@ -108,6 +118,12 @@ def sluice_label(r):
     system = (r or {}).get("system", "Sluice")
     if system.startswith("Sluice, 1 node") or r is None:
         return system
+    split = re.search(r"(\d+) controllers \+ (\d+) brokers", system)
+    if split:
+        brokers = int(split.group(2))
+        return (f"{system} (controller-only quorum voters, broker-only observers; RF "
+                f"{min(brokers, 3)}, min ISR 2, ISR replication; Sluice's default broker timeouts; "
+                "acks=all, idempotent producers)")
     nodes = int(re.search(r"(\d+) nodes", system).group(1))
     return (f"{system} (combined broker+controller nodes, one metadata quorum; RF {min(nodes, 3)}, "
             "min ISR 2, ISR replication; Sluice's default broker timeouts; acks=all, idempotent "
@@ -154,6 +170,9 @@ def run_notes(w, label, r):
         w(f"  Consumers whose close did not return within 30 s and were left behind: "
           f"{r['consumer_closes_stuck']} (rust-rdkafka's consumer drop can hang in a rebalance "
           "callback while the group coordinator churns).")
+    if r.get("proxy_connections") is not None:
+        w(f"  Delay proxy: {r['proxy_connections']} node-to-node connections through it, "
+          f"{r['proxy_bytes'] / 1e6:.1f} MB forwarded.")
     for d in r.get("replica_differences", []):
         w(f"  Replicas differ after healing: `{d}`")
     exits = r.get("node_exits", [])
@@ -178,6 +197,15 @@ def run_row(label, r):
     cells.append({True: "yes", False: "**no**", None: "n/a (1 node)"}.get(same, "not checked"))
     return "| " + " | ".join(cells) + " |"
 
+
+OLD_DELAY_NOTE = ("A single node takes the faults that need no peers (kill, pause, restart, "
+                  "isolate-clients, disk-full). Delay is not injected yet (this kernel has no "
+                  "`tc netem`; it needs a proxy).")
+DELAY_NOTE = ("A single node takes the faults that need no peers (kill, pause, restart, "
+              "isolate-clients, disk-full). This kernel has no `tc netem`, so delay comes from the "
+              "nemesis's own proxy; a run whose faults include `delay`, `delay-leader` or `hold` "
+              "sends every node-to-node connection through it for the whole run (the clients "
+              "connect directly).")
 
 SIM_HEADINGS = ["## Deterministic simulation of the whole cluster", "## A simulated hour"]
 
@@ -205,16 +233,22 @@ def sim_sections():
 def not_covered(w):
     w("## Not covered yet")
     w("")
-    w("- **Split controller and broker nodes.** The 3-node row runs combined nodes only; a cluster "
-      "of controller-only and broker-only nodes (brokers as quorum observers) is tested in "
-      "`crates/sluice/tests/cluster.rs` but not under the nemesis.")
-    w("- **Delay.** No fault delays or reorders packets: this kernel has no `tc netem`, so delay "
-      "needs a small TCP proxy between the nodes, which the nemesis does not have yet.")
+    w("- **Split roles in a long run.** Controller-only and broker-only nodes run under the "
+      "nemesis (`sluice-nemesis --split`, `scripts/fault --split`) in shorter runs (see their "
+      "section), not yet for the 30 minutes of the combined rows.")
+    w("- **The newer faults against Kafka and in the long runs.** `delay`, `delay-leader`, `hold`, "
+      "`pause-controller` and `partition-controller` came after the run named at the top and "
+      "after the 30-minute Sluice runs: only the separate runs that list them in their row had "
+      "them.")
+    w("- **Delay of the clients' traffic, and packet-level reordering or loss.** The proxy delays "
+      "and holds traffic between nodes only, per TCP connection (bytes in order within one); "
+      "lost or reordered packets exist only in the deterministic simulation.")
     w("- **Clock jumps and power cuts** are injected only in the deterministic simulations "
       "(the whole cluster in `crates/sim`, the controller quorum in "
-      "`crates/controller/tests/controller_sim.rs`, which also fails fsyncs with EIO), not against "
-      "real processes; slow disks nowhere yet. The cluster simulation stalls nodes (their traffic "
-      "held), fills disks and reassigns partitions, but does not yet fail fsyncs.")
+      "`crates/controller/tests/controller_sim.rs`), not against real processes; slow disks "
+      "nowhere yet. The cluster simulation stalls nodes (their traffic held), fills disks, fails "
+      "fsyncs and writes with EIO and reassigns partitions; a failed directory while another "
+      "stays online (KIP-858's report to the controller) is not built or simulated.")
     w("- **Transactions in the long runs.** The tables above come from the idempotent workload. "
       "The transactional one (`sluice-nemesis --transactional`: transactional producers, "
       "read_committed consumers, the checker's AbortedRead) runs in the tests "
@@ -227,13 +261,20 @@ def separate_heading(system):
     return f"### {system}: a separate run"
 
 
-def add_run(doc_path, run_dir, elapsed, command, nodes):
+def add_run(doc_path, run_dir, elapsed, command, nodes, faults=""):
     """--add: the Sluice run of `run_dir` merged into the existing document."""
     with open(doc_path) as f:
         doc = f.read()
     r = load(run_dir, "sluice")
-    system = f"Sluice, {nodes} nodes"
-    label = sluice_label(r) + " — **separate run, see below**"
+    system = r["system"] if r else f"Sluice, {nodes} nodes"
+    split = re.search(r"(\d+) controllers \+ (\d+) brokers", system)
+    if faults:
+        # A run of some faults only is a row (and section) of its own.
+        system += f" under {faults.replace(',', ', ')} only"
+    label = sluice_label(r)
+    if r:
+        label = label.replace(r["system"], system, 1)
+    label += " — **separate run, see below**"
     row = run_row(label, r)
     lines = doc.split("\n")
     # The results table: replace an earlier separate-run row, else append.
@@ -242,12 +283,20 @@ def add_run(doc_path, run_dir, elapsed, command, nodes):
     while end < len(lines) and lines[end].startswith("|"):
         end += 1
     rows = [i for i in range(header + 2, end)
-            if "separate run, see below" in lines[i] and lines[i].startswith(f"| {system} ")]
+            if "separate run, see below" in lines[i] and lines[i].startswith(f"| {system} (")]
     if rows:
         lines[rows[0]] = row
     else:
         lines.insert(end, row)
+    # Faults added since the document was generated join its list.
+    bullets = [i for i, l in enumerate(lines) if re.match(r"- `[a-z-]+`: ", l)]
+    if bullets:
+        listed = {re.match(r"- `([a-z-]+)`", lines[i]).group(1) for i in bullets}
+        new = [f"- `{name}`: {what}. (New since the run named at the top: only the separate runs "
+               "below that name it have it.)" for name, what in FAULTS if name not in listed]
+        lines[bullets[-1] + 1:bullets[-1] + 1] = new
     doc = "\n".join(lines)
+    doc = doc.replace(OLD_DELAY_NOTE, DELAY_NOTE)
     doc = doc.replace(
         "Every row below comes from this one run;",
         "Every row below comes from this one run, except the one marked *separate run* (its "
@@ -278,6 +327,25 @@ def add_run(doc_path, run_dir, elapsed, command, nodes):
         w(log_tail(run_dir, "sluice"))
         w("```")
         bad = True
+    elif split:
+        controllers, brokers = int(split.group(1)), int(split.group(2))
+        w(f"{controllers} controller-only nodes (`process.roles=controller`, the voters of the "
+          f"metadata quorum) and {brokers} broker-only nodes (`process.roles=broker`, observers of "
+          "the metadata log that reach the active controller over the controller listener), each "
+          "formatted with `sluice storage format` and in its own namespace; "
+          f"`default.replication.factor` {min(brokers, 3)} and `min.insync.replicas` 2. Faults "
+          "pick any node, controller or broker (`kill-controller`, `pause-controller` and "
+          "`partition-controller` the active controller, the leader faults a broker that leads a "
+          "partition, `isolate-clients` a broker). Healthy means every node up (each controller answering on "
+          "its controller listener), every broker answering and listing every broker (registered "
+          "and unfenced), all brokers naming the same active controller, which answers "
+          "DescribeQuorum as the leader, and every workload partition led with its full ISR. "
+          "After the final read, the replicas' segment files must be byte-identical.")
+        w("")
+        run_notes(w, system, r)
+        bad = (not r["valid"] or not r["final_read_complete"]
+               or r.get("replicas_identical") is False)
+        open_bug = False
     else:
         w(f"{nodes} combined `broker,controller` nodes (all of them voters of one metadata "
           "quorum), each formatted with `sluice storage format` and in its own namespace, the "
@@ -311,6 +379,17 @@ def add_run(doc_path, run_dir, elapsed, command, nodes):
               "as strays the logs of every topic that image lacks yet (\"deleting log of a "
               "partition that no longer exists\" in its log); when it leads those partitions again "
               "they restart empty at offset 0, and `__consumer_offsets` loses the groups' offsets.")
+    if faults:
+        w("")
+        w(f"Only these faults were drawn: {faults.replace(',', ', ')}.")
+    if r is not None and r.get("proxy_connections") is not None:
+        w("")
+        w("Every node-to-node connection (client and controller ports) went through the "
+          "nemesis's delay proxy (`crates/nemesis/src/proxy.rs`) for the whole run, faults or "
+          "not; `crates/nemesis/tests/delay_proxy.rs` shows that the delay it sets is real (a "
+          "round trip between two node namespaces through it takes at least the delays set on "
+          "its two directions), that held bytes arrive only when released, and that a refused "
+          "connect stays refused through it.")
     w("")
     section = "\n".join(out)
     start = doc.find(separate_heading(system))
@@ -338,7 +417,8 @@ def main():
         doc, run_dir, elapsed = sys.argv[2], sys.argv[3], int(sys.argv[4])
         command = sys.argv[5] if len(sys.argv) > 5 else "scripts/fault --sluice-only"
         nodes = int(sys.argv[6]) if len(sys.argv) > 6 else 3
-        add_run(doc, run_dir, elapsed, command, nodes)
+        faults = sys.argv[7] if len(sys.argv) > 7 else ""
+        add_run(doc, run_dir, elapsed, command, nodes, faults)
     run_dir, elapsed, full = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
     command = sys.argv[4] if len(sys.argv) > 4 else "scripts/fault" + (" --full" if full else "")
     kafka, sluice, unsafe = (load(run_dir, n) for n in ("kafka", "sluice", "kafka-unsafe"))
@@ -392,8 +472,7 @@ def main():
     for name, what in FAULTS:
         w(f"- `{name}`: {what}.")
     w("")
-    w("A single node takes the faults that need no peers (kill, pause, restart, isolate-clients, "
-      "disk-full). Delay is not injected yet (this kernel has no `tc netem`; it needs a proxy).")
+    w(DELAY_NOTE)
     w("")
     w("## Results")
     w("")

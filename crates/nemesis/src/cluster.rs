@@ -15,6 +15,7 @@ use sluice_testkit::metadata::{fetch_metadata, ClusterMetadata};
 
 use crate::netns::TestNet;
 use crate::node::{Launch, Node};
+use crate::proxy::DelayProxy;
 use crate::NemesisError;
 
 /// The client port every node listens on (each node has its own address).
@@ -40,27 +41,68 @@ pub fn replication_factor(nodes: usize) -> usize {
 pub enum System {
     /// The pinned Apache Kafka (jars in `lib`), KRaft, combined roles.
     Kafka { lib: PathBuf, nodes: usize },
-    /// The `sluice` binary.
-    Sluice { binary: PathBuf, nodes: usize },
+    /// The `sluice` binary on `nodes` nodes. With `controllers` 0 every
+    /// node is combined (`broker,controller`; one node runs without
+    /// `process.roles`); else nodes `1..=controllers` are controller-only
+    /// (the quorum's voters) and the rest broker-only (its observers).
+    Sluice {
+        binary: PathBuf,
+        nodes: usize,
+        controllers: usize,
+    },
 }
 
 impl System {
+    /// Every node, brokers and controllers.
     pub fn nodes(&self) -> usize {
         match self {
             System::Kafka { nodes, .. } | System::Sluice { nodes, .. } => *nodes,
         }
     }
 
+    /// How many nodes are controller-only (0: every node is combined).
+    pub fn controller_only(&self) -> usize {
+        match self {
+            System::Kafka { .. } => 0,
+            System::Sluice { controllers, .. } => *controllers,
+        }
+    }
+
+    /// The nodes with the broker role (the clients' bootstrap list).
+    pub fn brokers(&self) -> Vec<usize> {
+        (self.controller_only() + 1..=self.nodes()).collect()
+    }
+
+    /// The voters of the metadata quorum.
+    pub fn voters(&self) -> Vec<usize> {
+        match self.controller_only() {
+            0 => (1..=self.nodes()).collect(),
+            c => (1..=c).collect(),
+        }
+    }
+
+    pub fn is_broker(&self, id: usize) -> bool {
+        id > self.controller_only()
+    }
+
     /// True when `p` has all its [`replication_factor`] replicas and all
     /// of them are in its ISR (both systems replicate partition data).
     pub fn full_isr(&self, p: &sluice_testkit::metadata::PartitionMetadata) -> bool {
-        let rf = replication_factor(self.nodes());
+        let rf = replication_factor(self.brokers().len());
         p.isr.len() == rf && p.replicas.len() == rf
     }
 
     pub fn name(&self) -> String {
         match self {
             System::Kafka { nodes, .. } => format!("Apache Kafka 4.1.2, {nodes} nodes"),
+            System::Sluice {
+                nodes, controllers, ..
+            } if *controllers > 0 => {
+                format!(
+                    "Sluice, {controllers} controllers + {} brokers",
+                    nodes - controllers
+                )
+            }
             System::Sluice { nodes, .. } => {
                 format!("Sluice, {nodes} node{}", if *nodes == 1 { "" } else { "s" })
             }
@@ -75,9 +117,9 @@ pub struct Safety {
     pub unsafe_broker: bool,
 }
 
-fn voters(net: &TestNet) -> String {
-    (1..=net.nodes())
-        .map(|i| format!("{i}@{}:{CONTROLLER_PORT}", net.node_addr(i)))
+fn voters(net: &TestNet, ids: &[usize]) -> String {
+    ids.iter()
+        .map(|&i| format!("{i}@{}:{CONTROLLER_PORT}", net.node_addr(i)))
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -111,7 +153,7 @@ pub fn kafka_properties(net: &TestNet, i: usize, data: &Path, safety: Safety) ->
          broker.heartbeat.interval.ms=1000\n\
          replica.lag.time.max.ms=10000\n\
          log.segment.bytes=16777216\n",
-        voters(net),
+        voters(net, &(1..=net.nodes()).collect::<Vec<_>>()),
         data.display(),
         crate::workload::PARTITIONS,
         2.min(n),
@@ -124,7 +166,7 @@ pub fn kafka_properties(net: &TestNet, i: usize, data: &Path, safety: Safety) ->
 }
 
 /// Node `i`'s `sluice serve` arguments (Kafka config keys as overrides).
-pub fn sluice_args(net: &TestNet, i: usize, data: &Path) -> Vec<String> {
+pub fn sluice_args(system: &System, net: &TestNet, i: usize, data: &Path) -> Vec<String> {
     let addr = net.node_addr(i);
     let mut o = vec![
         format!("log.dirs={}", data.display()),
@@ -137,15 +179,32 @@ pub fn sluice_args(net: &TestNet, i: usize, data: &Path) -> Vec<String> {
     } else {
         // The Kafka keys the Sluice cluster (issues 16/17) reads; the
         // config validator (broker config/roles.rs) checks them as Kafka does.
-        o.push(format!(
-            "listeners=PLAINTEXT://{addr}:{PORT},CONTROLLER://{addr}:{CONTROLLER_PORT}"
-        ));
+        let voter_ids = system.voters();
+        let (broker, controller) = (system.is_broker(i), voter_ids.contains(&i));
+        let mut listeners = Vec::new();
+        if broker {
+            listeners.push(format!("PLAINTEXT://{addr}:{PORT}"));
+        }
+        if controller {
+            listeners.push(format!("CONTROLLER://{addr}:{CONTROLLER_PORT}"));
+        }
+        o.push(format!("listeners={}", listeners.join(",")));
         o.push("controller.listener.names=CONTROLLER".into());
         o.push(format!("node.id={i}"));
-        o.push("inter.broker.listener.name=PLAINTEXT".into());
-        o.push("process.roles=broker,controller".into());
-        o.push(format!("controller.quorum.voters={}", voters(net)));
-        let rf = replication_factor(net.nodes());
+        if broker {
+            o.push("inter.broker.listener.name=PLAINTEXT".into());
+        }
+        let roles = match (broker, controller) {
+            (true, true) => "broker,controller",
+            (true, false) => "broker",
+            _ => "controller",
+        };
+        o.push(format!("process.roles={roles}"));
+        o.push(format!(
+            "controller.quorum.voters={}",
+            voters(net, &voter_ids)
+        ));
+        let rf = replication_factor(system.brokers().len());
         o.push(format!("default.replication.factor={rf}"));
         o.push(format!("offsets.topic.replication.factor={rf}"));
         o.push("offsets.topic.num.partitions=3".into());
@@ -171,8 +230,11 @@ pub fn sluice_args(net: &TestNet, i: usize, data: &Path) -> Vec<String> {
 /// process, unmounts the disks and deletes the namespaces.
 pub struct Cluster {
     pub system: System,
-    // Field order: nodes (processes, mounts) go before the network.
+    // Field order: nodes (processes, mounts) and the proxy go before the
+    // network.
     pub nodes: Vec<Node>,
+    /// The delay proxy between the nodes, when the run has delay faults.
+    pub proxy: Option<DelayProxy>,
     pub net: TestNet,
     pub dir: tempfile::TempDir,
     /// Why the last [`Cluster::await_healthy`] was not healthy yet.
@@ -183,7 +245,23 @@ impl Cluster {
     /// Creates the network and the nodes' disks, writes their configuration
     /// (formatting Kafka's storage) and starts every node without waiting.
     pub fn create(system: System, safety: Safety, disk_size: &str) -> Result<Self, NemesisError> {
+        Self::create_with(system, safety, disk_size, false)
+    }
+
+    /// [`Cluster::create`], with every node-to-node connection through the
+    /// delay proxy ([`crate::proxy`]) when `proxied` (and more than one node).
+    pub fn create_with(
+        system: System,
+        safety: Safety,
+        disk_size: &str,
+        proxied: bool,
+    ) -> Result<Self, NemesisError> {
         let net = TestNet::create(system.nodes())?;
+        let proxy = if proxied && system.nodes() > 1 {
+            Some(DelayProxy::start(&net, &[PORT, CONTROLLER_PORT])?)
+        } else {
+            None
+        };
         // SLUICE_NEMESIS_KEEP=1 keeps the run dir (node configs and output
         // logs) for a post-mortem.
         let keep = std::env::var("SLUICE_NEMESIS_KEEP").is_ok_and(|v| v == "1");
@@ -210,6 +288,7 @@ impl Cluster {
         let mut cluster = Cluster {
             system,
             nodes,
+            proxy,
             net,
             dir,
             last_unhealthy: String::new(),
@@ -226,7 +305,7 @@ impl Cluster {
             System::Sluice { binary, .. } => {
                 let cluster_id = kafka_cluster_id();
                 for node in &mut self.nodes {
-                    let args = sluice_args(&self.net, node.id, &node.data_dir());
+                    let args = sluice_args(&self.system, &self.net, node.id, &node.data_dir());
                     if self.net.nodes() > 1 {
                         // A node with process.roles starts only on storage
                         // formatted for its cluster (`sluice storage format`).
@@ -303,23 +382,33 @@ impl Cluster {
         &mut self.nodes[id - 1]
     }
 
+    /// Broker `id`'s client listener.
     pub fn addr(&self, id: usize) -> SocketAddr {
         format!("{}:{PORT}", self.net.node_addr(id))
             .parse()
             .expect("an address")
     }
 
-    /// Every node's client listener (a bootstrap list).
+    /// Node `id`'s controller listener.
+    pub fn controller_addr(&self, id: usize) -> SocketAddr {
+        format!("{}:{CONTROLLER_PORT}", self.net.node_addr(id))
+            .parse()
+            .expect("an address")
+    }
+
+    /// Every broker's client listener (a bootstrap list).
     pub fn bootstrap(&self) -> String {
-        (1..=self.len())
+        self.system
+            .brokers()
+            .into_iter()
             .map(|i| format!("{}:{PORT}", self.net.node_addr(i)))
             .collect::<Vec<_>>()
             .join(",")
     }
 
-    /// Metadata for `topics` from the first node that answers.
+    /// Metadata for `topics` from the first broker that answers.
     pub fn metadata(&mut self, topics: Option<&[&str]>) -> Option<ClusterMetadata> {
-        (1..=self.len()).find_map(|i| {
+        self.system.brokers().into_iter().find_map(|i| {
             let node = &mut self.nodes[i - 1];
             if !node.is_running() || node.is_paused() {
                 return None;
@@ -335,9 +424,10 @@ impl Cluster {
         (leader >= 1 && leader as usize <= self.len()).then_some(leader as usize)
     }
 
-    /// The active controller (the metadata quorum's leader), by DescribeQuorum.
+    /// The active controller (the metadata quorum's leader), by
+    /// DescribeQuorum to a broker (which forwards it to the controller).
     pub fn controller(&mut self) -> Option<usize> {
-        (1..=self.len()).find_map(|i| {
+        self.system.brokers().into_iter().find_map(|i| {
             let node = &mut self.nodes[i - 1];
             if !node.is_running() || node.is_paused() {
                 return None;
@@ -359,6 +449,7 @@ impl Cluster {
     /// [`Cluster::healthy`], with what is not healthy yet.
     pub fn health(&mut self) -> Result<(), String> {
         let n = self.len();
+        let brokers = self.system.brokers().len();
         let mut controller = None;
         for i in 1..=n {
             let node = &mut self.nodes[i - 1];
@@ -368,9 +459,15 @@ impl Cluster {
             if node.is_paused() {
                 return Err(format!("node {i} is paused"));
             }
+            if !self.system.is_broker(i) {
+                // A controller-only node: its controller listener answers.
+                TcpStream::connect_timeout(&self.controller_addr(i), Duration::from_secs(2))
+                    .map_err(|e| format!("controller {i} does not answer: {e}"))?;
+                continue;
+            }
             let md = fetch_metadata(self.addr(i), Some(&[crate::workload::TOPIC]))
                 .map_err(|e| format!("node {i} does not answer Metadata: {e}"))?;
-            if md.brokers.len() != n {
+            if md.brokers.len() != brokers {
                 let ids: Vec<i32> = md.brokers.iter().map(|b| b.node_id).collect();
                 return Err(format!("node {i} lists brokers {ids:?}"));
             }
@@ -406,6 +503,18 @@ impl Cluster {
                 }
             }
         }
+        if let Some(c) = controller.filter(|_| self.system.controller_only() > 0) {
+            // Split roles: the brokers' controller is a voter that knows it
+            // leads (asked on its own controller listener).
+            let c = c as usize;
+            if !self.system.voters().contains(&c)
+                || describe_quorum_leader(self.controller_addr(c)) != Some(c as i32)
+            {
+                return Err(format!(
+                    "the brokers name controller {c}, which does not answer as the leader"
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -438,6 +547,9 @@ impl Cluster {
     /// Heals every fault: no rules, every node resumed, disks freed, dead
     /// nodes started.
     pub fn heal_all(&mut self) {
+        if let Some(p) = &self.proxy {
+            p.clear();
+        }
         for i in 1..=self.len() {
             let _ = self.net.drop_from(i, &[]);
             let node = &mut self.nodes[i - 1];

@@ -9,6 +9,7 @@ use rand::Rng;
 use serde::Serialize;
 
 use crate::cluster::Cluster;
+use crate::proxy::Link;
 
 /// One kind of fault.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize)]
@@ -24,6 +25,8 @@ pub enum FaultKind {
     Pause,
     /// SIGSTOP of a partition leader.
     PauseLeader,
+    /// SIGSTOP of the active controller (by DescribeQuorum).
+    PauseController,
     /// A clean stop (SIGTERM, waited for); healed by starting it again.
     Restart,
     /// The nodes split into a minority and a majority that cannot reach
@@ -33,6 +36,8 @@ pub enum FaultKind {
     PartitionLeader,
     /// One node receives nothing from the others; they still receive from it.
     PartitionOneWay,
+    /// The active controller cut off from every other node (both ways).
+    PartitionController,
     /// Nodes drop every packet from the workload's clients.
     IsolateClients,
     /// A node's data disk fills up; healed by freeing it (and starting the
@@ -44,10 +49,19 @@ pub enum FaultKind {
     /// deleted); with as many, each partition drops a replica, and healing
     /// adds it back, so it copies the whole log from nothing.
     Reassign,
+    /// Traffic between a random node and the others delayed (through the
+    /// delay proxy, [`crate::proxy`]): 50-500 ms with up to half as much
+    /// jitter, to the node, from it, or both ways.
+    Delay,
+    /// The same for a partition leader.
+    DelayLeader,
+    /// Traffic from and to a random node held by the proxy (the node keeps
+    /// running), then released all at once when healed.
+    Hold,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 12] = [
+    pub const ALL: [FaultKind; 17] = [
         FaultKind::Kill,
         FaultKind::KillLeader,
         FaultKind::KillController,
@@ -60,6 +74,11 @@ impl FaultKind {
         FaultKind::IsolateClients,
         FaultKind::DiskFull,
         FaultKind::Reassign,
+        FaultKind::Delay,
+        FaultKind::DelayLeader,
+        FaultKind::Hold,
+        FaultKind::PauseController,
+        FaultKind::PartitionController,
     ];
 
     /// The faults that mean something with `nodes` nodes and `nft` present.
@@ -77,10 +96,23 @@ impl FaultKind {
             FaultKind::KillLeader
                 | FaultKind::KillController
                 | FaultKind::PauseLeader
+                | FaultKind::PauseController
+                | FaultKind::PartitionController
                 | FaultKind::PartitionHalves
                 | FaultKind::PartitionLeader
                 | FaultKind::PartitionOneWay
                 | FaultKind::Reassign
+                | FaultKind::Delay
+                | FaultKind::DelayLeader
+                | FaultKind::Hold
+        )
+    }
+
+    /// The faults that need the delay proxy between the nodes.
+    pub fn needs_proxy(self) -> bool {
+        matches!(
+            self,
+            FaultKind::Delay | FaultKind::DelayLeader | FaultKind::Hold
         )
     }
 
@@ -90,7 +122,11 @@ impl FaultKind {
             FaultKind::PartitionHalves
                 | FaultKind::PartitionLeader
                 | FaultKind::PartitionOneWay
+                | FaultKind::PartitionController
                 | FaultKind::IsolateClients
+                | FaultKind::Delay
+                | FaultKind::DelayLeader
+                | FaultKind::Hold
         )
     }
 
@@ -108,6 +144,11 @@ impl FaultKind {
             FaultKind::IsolateClients => "isolate-clients",
             FaultKind::DiskFull => "disk-full",
             FaultKind::Reassign => "reassign",
+            FaultKind::Delay => "delay",
+            FaultKind::DelayLeader => "delay-leader",
+            FaultKind::Hold => "hold",
+            FaultKind::PauseController => "pause-controller",
+            FaultKind::PartitionController => "partition-controller",
         }
     }
 
@@ -134,6 +175,8 @@ pub enum Active {
     /// Partitions shrunk by a reassignment: their replica lists before it,
     /// to reassign back to.
     Shrunk(Vec<(i32, Vec<i32>)>),
+    /// Links of the delay proxy with a fault in force.
+    Delayed,
     /// Nothing to undo (a reassignment that moved replicas, or failed).
     Nothing,
 }
@@ -153,6 +196,14 @@ fn leader_or_random(cluster: &mut Cluster, rng: &mut StdRng) -> (usize, String) 
     }
 }
 
+/// The active controller, else node `random`.
+fn controller_or_random(cluster: &mut Cluster, random: usize) -> (usize, String) {
+    match cluster.controller() {
+        Some(c) => (c, "active controller".to_string()),
+        None => (random, "no controller known: a random node".into()),
+    }
+}
+
 /// Applies a fault of `kind`; returns what to heal and a description.
 pub fn apply(kind: FaultKind, cluster: &mut Cluster, rng: &mut StdRng) -> (Active, String) {
     let n = cluster.len();
@@ -168,10 +219,7 @@ pub fn apply(kind: FaultKind, cluster: &mut Cluster, rng: &mut StdRng) -> (Activ
             (Active::Killed(id), format!("kill -9 node {id} ({why})"))
         }
         FaultKind::KillController => {
-            let (id, why) = match cluster.controller() {
-                Some(c) => (c, "active controller".to_string()),
-                None => (random, "no controller known: a random node".into()),
-            };
+            let (id, why) = controller_or_random(cluster, random);
             cluster.node(id).kill();
             (Active::Killed(id), format!("kill -9 node {id} ({why})"))
         }
@@ -183,6 +231,20 @@ pub fn apply(kind: FaultKind, cluster: &mut Cluster, rng: &mut StdRng) -> (Activ
             let (id, why) = leader_or_random(cluster, rng);
             cluster.node(id).pause();
             (Active::Paused(id), format!("SIGSTOP node {id} ({why})"))
+        }
+        FaultKind::PauseController => {
+            let (id, why) = controller_or_random(cluster, random);
+            cluster.node(id).pause();
+            (Active::Paused(id), format!("SIGSTOP node {id} ({why})"))
+        }
+        FaultKind::PartitionController => {
+            let (id, why) = controller_or_random(cluster, random);
+            let others: Vec<usize> = (1..=n).filter(|&j| j != id).collect();
+            cut(cluster, &[id], &others);
+            (
+                Active::Rules((1..=n).collect()),
+                format!("partition [{id}] ({why}) | {others:?}"),
+            )
         }
         FaultKind::Restart => {
             let clean = cluster.node(random).stop(Duration::from_secs(60));
@@ -221,7 +283,9 @@ pub fn apply(kind: FaultKind, cluster: &mut Cluster, rng: &mut StdRng) -> (Activ
             )
         }
         FaultKind::IsolateClients => {
-            let ids: Vec<usize> = if n == 1 { vec![1] } else { vec![random] };
+            // A broker (with split roles, clients reach only those).
+            let brokers = cluster.system.brokers();
+            let ids = vec![brokers[(random - 1) % brokers.len()]];
             for &i in &ids {
                 let _ = cluster.net.drop_from(i, &[0]);
             }
@@ -238,7 +302,69 @@ pub fn apply(kind: FaultKind, cluster: &mut Cluster, rng: &mut StdRng) -> (Activ
             )
         }
         FaultKind::Reassign => reassign(cluster, rng),
+        FaultKind::Delay => delay(cluster, random, String::new(), rng),
+        FaultKind::DelayLeader => {
+            let (id, why) = leader_or_random(cluster, rng);
+            delay(cluster, id, format!(" ({why})"), rng)
+        }
+        FaultKind::Hold => {
+            let Some(proxy) = cluster.proxy.as_ref() else {
+                return (Active::Nothing, "hold: no delay proxy".into());
+            };
+            let hold = Link {
+                hold: true,
+                ..Link::default()
+            };
+            for j in (1..=n).filter(|&j| j != random) {
+                proxy.set(random, j, hold);
+                proxy.set(j, random, hold);
+            }
+            (
+                Active::Delayed,
+                format!("hold the traffic between node {random} and the others"),
+            )
+        }
     }
+}
+
+/// Delays the traffic between node `id` and every other node, one way or
+/// both (see [`FaultKind::Delay`]).
+fn delay(cluster: &mut Cluster, id: usize, why: String, rng: &mut StdRng) -> (Active, String) {
+    let n = cluster.len();
+    let Some(proxy) = cluster.proxy.as_ref() else {
+        return (Active::Nothing, "delay: no delay proxy".into());
+    };
+    let ms = rng.gen_range(50..=500u64);
+    let link = Link {
+        delay: Duration::from_millis(ms),
+        jitter: Duration::from_millis(rng.gen_range(0..=ms / 2)),
+        hold: false,
+    };
+    let (to, from) = match rng.gen_range(0..3) {
+        0 => (true, false),
+        1 => (false, true),
+        _ => (true, true),
+    };
+    for j in (1..=n).filter(|&j| j != id) {
+        if to {
+            proxy.set(j, id, link);
+        }
+        if from {
+            proxy.set(id, j, link);
+        }
+    }
+    let way = match (to, from) {
+        (true, false) => "to",
+        (false, true) => "from",
+        _ => "to and from",
+    };
+    (
+        Active::Delayed,
+        format!(
+            "delay the traffic {way} node {id}{why}: {ms} ms + up to {} ms jitter",
+            link.jitter.as_millis()
+        ),
+    )
 }
 
 /// The reassignment of every workload partition (see [`FaultKind::Reassign`]).
@@ -250,7 +376,7 @@ fn reassign(cluster: &mut Cluster, rng: &mut StdRng) -> (Active, String) {
             "reassign: no node answered Metadata".into(),
         );
     };
-    let n = cluster.len() as i32;
+    let brokers: Vec<i32> = cluster.system.brokers().iter().map(|&b| b as i32).collect();
     let mut before = Vec::new();
     let mut plan = Vec::new();
     for p in 0..crate::workload::PARTITIONS {
@@ -263,7 +389,11 @@ fn reassign(cluster: &mut Cluster, rng: &mut StdRng) -> (Active, String) {
         }
         before.push((p, replicas.clone()));
         let i = rng.gen_range(0..replicas.len());
-        let free: Vec<i32> = (1..=n).filter(|b| !replicas.contains(b)).collect();
+        let free: Vec<i32> = brokers
+            .iter()
+            .copied()
+            .filter(|b| !replicas.contains(b))
+            .collect();
         match free.choose(rng) {
             Some(&to) => replicas[i] = to,
             None => {
@@ -278,7 +408,7 @@ fn reassign(cluster: &mut Cluster, rng: &mut StdRng) -> (Active, String) {
         .map(|((p, new), (_, old))| format!("{topic}-{p} {old:?} -> {new:?}"))
         .collect();
     let shrinking = plan.iter().zip(&before).any(|(a, b)| a.1.len() < b.1.len());
-    let via = cluster.addr(1 + rng.gen_range(0..cluster.len()));
+    let via = cluster.addr(brokers[rng.gen_range(0..brokers.len())] as usize);
     // Refused as a whole or in part, what was refused stays as it was; a
     // shrink that did happen still needs its replica back.
     let refused = match crate::admin::reassign(via, topic, &plan) {
@@ -321,10 +451,16 @@ pub fn heal(active: Active, cluster: &mut Cluster) -> String {
             format!("remove the rules of nodes {ids:?}")
         }
         Active::Nothing => "nothing to undo".into(),
+        Active::Delayed => {
+            if let Some(p) = cluster.proxy.as_ref() {
+                p.clear();
+            }
+            "release the delayed and held traffic".into()
+        }
         Active::Shrunk(before) => {
             // The controller may be elsewhere or just elected: try each node.
             let mut last = String::new();
-            for i in 1..=cluster.len() {
+            for i in cluster.system.brokers() {
                 match crate::admin::reassign(cluster.addr(i), crate::workload::TOPIC, &before) {
                     Ok(()) => return format!("reassign back to {before:?}"),
                     Err(e) => last = e,

@@ -2,11 +2,12 @@
 //! issue 18. It runs a broker cluster (a 3-node Apache Kafka, or Sluice) in
 //! Linux network namespaces that it creates and removes ([`netns`]), drives
 //! Jepsen's Kafka workload against it with librdkafka ([`workload`]), injects
-//! a seeded schedule of faults ([`fault`]: kill -9 of any node, of a
-//! partition leader or of the active controller, SIGSTOP/SIGCONT, clean
-//! restarts, partitions (majority/minority, leader isolation, one-way,
-//! clients cut off), full disks and reassignments of every partition
-//! ([`admin`])) alternating with healing, and checks the
+//! a seeded schedule of faults ([`fault`]: kill -9 and SIGSTOP/SIGCONT of
+//! any node, of a partition leader or of the active controller, clean
+//! restarts, partitions (majority/minority, leader or controller isolation,
+//! one-way, clients cut off), full disks, reassignments of every partition
+//! ([`admin`]), and delay, jitter or held traffic between nodes through an
+//! in-repo TCP proxy ([`proxy`])) alternating with healing, and checks the
 //! history with `sluice-checker` ([`run`]), then compares the partitions'
 //! replicas byte for byte ([`replicas`]).
 //!
@@ -20,6 +21,7 @@ mod error;
 pub mod fault;
 pub mod netns;
 pub mod node;
+pub mod proxy;
 pub mod replicas;
 pub mod run;
 pub mod transactional;

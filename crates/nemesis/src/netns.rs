@@ -21,6 +21,8 @@ pub const SUBNET: &str = "10.77.0";
 pub const CLIENT_ADDR: &str = "10.77.0.100";
 /// The nftables table the faults add inside a node's namespace.
 const TABLE: &str = "nemesis";
+/// The nftables table of the delay proxy's redirect inside a node's namespace.
+const PROXY_TABLE: &str = "nemesis_proxy";
 
 static NEXT_NET: AtomicU32 = AtomicU32::new(0);
 
@@ -343,6 +345,38 @@ impl TestNet {
             "ip",
             &["netns", "exec", &ns, "nft", "-f", "-"],
             Some(&rules),
+        )?;
+        Ok(())
+    }
+
+    /// Sends node `i`'s own connections to each `(destination, port)` to
+    /// `127.0.0.1:port` in its namespace (the delay proxy's listener of
+    /// that route, [`crate::proxy`]), except those of sockets marked `mark`
+    /// (the proxy's own). A table of its own: [`TestNet::drop_from`]
+    /// replaces only the fault table.
+    pub fn redirect_to_proxy(
+        &self,
+        i: usize,
+        routes: &[(std::net::SocketAddrV4, u16)],
+        mark: u32,
+    ) -> Result<(), NemesisError> {
+        let rules: String = routes
+            .iter()
+            .map(|(dest, port)| {
+                format!(
+                    "    ip daddr {} tcp dport {} meta mark != {mark:#x} redirect to :{port}\n",
+                    dest.ip(),
+                    dest.port()
+                )
+            })
+            .collect();
+        let table = format!(
+            "table ip {PROXY_TABLE} {{\n  chain output {{\n    type nat hook output priority -100; policy accept;\n{rules}  }}\n}}\n"
+        );
+        run_with_input(
+            "ip",
+            &["netns", "exec", &self.node_ns(i), "nft", "-f", "-"],
+            Some(&table),
         )?;
         Ok(())
     }

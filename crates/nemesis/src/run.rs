@@ -108,6 +108,10 @@ pub struct RunReport {
     /// Consumers whose close did not return within 30 s (left behind).
     pub consumer_closes_stuck: u64,
     pub anomalies: BTreeMap<String, usize>,
+    /// Node-to-node connections and bytes through the delay proxy (runs
+    /// with delay faults).
+    pub proxy_connections: Option<u64>,
+    pub proxy_bytes: Option<u64>,
     pub valid: bool,
     /// The checker's summary with examples.
     pub summary: String,
@@ -202,7 +206,9 @@ fn run_inside(config: RunConfig) -> Result<RunReport, NemesisError> {
         config.duration,
         config.faults.iter().map(|f| f.name()).collect::<Vec<_>>()
     ));
-    let mut cluster = Cluster::create(config.system.clone(), safety, &config.disk_size)?;
+    let proxied = config.faults.iter().any(|f| f.needs_proxy());
+    let mut cluster =
+        Cluster::create_with(config.system.clone(), safety, &config.disk_size, proxied)?;
     cluster.net.enter_client()?;
     let start_timeout = Duration::from_secs(300);
     let (ok, took) = cluster.await_healthy(start_timeout);
@@ -263,6 +269,21 @@ fn run_inside(config: RunConfig) -> Result<RunReport, NemesisError> {
         config.transactional,
     );
     log.line(format!("final read complete: {complete}"));
+    let (proxy_connections, proxy_bytes) = match &cluster.proxy {
+        Some(p) => {
+            let s = p.stats();
+            let read =
+                |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+            log.line(format!(
+                "delay proxy: {} connections between nodes ({} failed to connect), {} bytes forwarded",
+                read(&s.connections),
+                read(&s.failed_connects),
+                read(&s.bytes)
+            ));
+            (Some(read(&s.connections)), Some(read(&s.bytes)))
+        }
+        None => (None, None),
+    };
     let (replicas_identical, replica_differences) =
         compare_replicas(&cluster, config.seed, &mut log);
     let ops = history.take();
@@ -336,6 +357,8 @@ fn run_inside(config: RunConfig) -> Result<RunReport, NemesisError> {
             .into_iter()
             .map(|(k, n)| (k.name().to_string(), n))
             .collect(),
+        proxy_connections,
+        proxy_bytes,
         valid: report.is_valid(),
         summary: report.summary(3),
         schedule: log.lines,

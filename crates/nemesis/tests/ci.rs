@@ -2,7 +2,8 @@
 //! cluster in network namespaces, under seeded faults (kill -9 of any node,
 //! of a partition leader and of the active controller, SIGSTOP/SIGCONT,
 //! clean restarts, partitions between nodes and clients cut off by
-//! nftables, a full disk) and the idempotent acks=all workload, then a
+//! nftables, a full disk, delayed and held traffic between nodes through
+//! the nemesis's proxy) and the idempotent acks=all workload, then a
 //! final read and the checker, which must find no anomaly, and replicas
 //! that must hold the same bytes on every node. Skips (with a message) where namespaces are
 //! impossible (not root). Needs the `sluice` binary (`cargo build -p sluice`;
@@ -18,12 +19,13 @@ use sluice_nemesis::{netns, run, FaultKind, RunConfig, System};
 /// may have exited by itself except on a full disk (a halt on a storage
 /// error is allowed there).
 fn faults_against_sluice(nodes: usize, seconds: u64) {
-    faults_against_sluice_with(nodes, seconds, false)
+    faults_against_sluice_with(nodes, 0, seconds, false)
 }
 
-/// [`faults_against_sluice`], with the transactional workload when
+/// [`faults_against_sluice`], the first `controllers` nodes controller-only
+/// (0: combined nodes), with the transactional workload when
 /// `transactional`.
-fn faults_against_sluice_with(nodes: usize, seconds: u64, transactional: bool) {
+fn faults_against_sluice_with(nodes: usize, controllers: usize, seconds: u64, transactional: bool) {
     if let Some(why) = netns::unavailable() {
         eprintln!("SKIPPED: {why}");
         return;
@@ -42,7 +44,11 @@ fn faults_against_sluice_with(nodes: usize, seconds: u64, transactional: bool) {
         "nemesis CI run, {nodes} node(s): seed {seed} (SLUICE_NEMESIS_SEED={seed} replays the schedule)"
     );
     let mut config = RunConfig::new(
-        System::Sluice { binary, nodes },
+        System::Sluice {
+            binary,
+            nodes,
+            controllers,
+        },
         seed,
         Duration::from_secs(seconds),
     );
@@ -119,7 +125,7 @@ fn transactions_under_faults_against_a_three_node_sluice_find_no_anomaly() {
         eprintln!("skipped: set SLUICE_TEST_FULL=1 to run the transactional nemesis against 3 Sluice nodes");
         return;
     }
-    faults_against_sluice_with(SLUICE_NODES, 60, true);
+    faults_against_sluice_with(SLUICE_NODES, 0, 60, true);
 }
 
 /// Five combined nodes (five voters), RF 3 and min ISR 2: partitions
@@ -136,6 +142,19 @@ fn faults_against_a_five_node_sluice_find_no_anomaly() {
         return;
     }
     faults_against_sluice(5, 90);
+}
+
+/// Split roles: 3 controller-only nodes (the quorum's voters) and 2
+/// broker-only ones (observers), every fault on any of them (the active
+/// controller's kill included) and delays through the proxy. A minute of
+/// faults; with `SLUICE_TEST_FULL=1` only (CI runs the combined one).
+#[test]
+fn faults_against_split_roles_find_no_anomaly() {
+    if std::env::var("SLUICE_TEST_FULL").as_deref() != Ok("1") {
+        eprintln!("skipped: set SLUICE_TEST_FULL=1 to run the nemesis against split roles");
+        return;
+    }
+    faults_against_sluice_with(5, 3, 60, false);
 }
 
 /// The same against the 3-node Apache Kafka (every fault, leader and

@@ -154,7 +154,11 @@ fn an_isolated_sluice_leader_acknowledges_no_acks_all_write() {
     }
     let binary =
         sluice_testkit::locate_sluice_binary().expect("the sluice binary (cargo build -p sluice)");
-    isolated_leader(System::Sluice { binary, nodes: 3 });
+    isolated_leader(System::Sluice {
+        binary,
+        nodes: 3,
+        controllers: 0,
+    });
 }
 
 /// The same against the 3-node Apache Kafka: its JVMs make it slow on a

@@ -54,9 +54,15 @@ struct Cli {
     /// The `sluice` binary (default: next to this one).
     #[arg(long)]
     sluice: Option<PathBuf>,
-    /// Nodes (Kafka: 3; Sluice: the cluster's default).
+    /// Nodes (Kafka: 3; Sluice: the cluster's default). With --split, the
+    /// broker-only nodes.
     #[arg(long)]
     nodes: Option<usize>,
+    /// Sluice with split roles: this many controller-only nodes (the
+    /// metadata quorum's voters, ids 1..=N) next to the --nodes broker-only
+    /// ones (3 and 3 when given without a number).
+    #[arg(long, num_args = 0..=1, default_missing_value = "3")]
+    split: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -71,13 +77,21 @@ fn main() -> anyhow::Result<()> {
                 .context("no Kafka jars in .cache/kafka/lib (scripts/setup)")?,
             nodes: cli.nodes.unwrap_or(3),
         },
-        Target::Sluice => System::Sluice {
-            binary: match cli.sluice {
-                Some(p) => p,
-                None => sluice_testkit::locate_sluice_binary()?,
-            },
-            nodes: cli.nodes.unwrap_or(SLUICE_NODES),
-        },
+        Target::Sluice => {
+            let controllers = cli.split.unwrap_or(0);
+            let brokers = cli.nodes.unwrap_or(SLUICE_NODES);
+            if cli.split.is_some() && (controllers == 0 || brokers == 0) {
+                bail!("--split needs at least one controller and one broker");
+            }
+            System::Sluice {
+                binary: match cli.sluice {
+                    Some(p) => p,
+                    None => sluice_testkit::locate_sluice_binary()?,
+                },
+                nodes: controllers + brokers,
+                controllers,
+            }
+        }
     };
     let seed = cli.seed.unwrap_or_else(rand::random);
     let mut config = RunConfig::new(system, seed, Duration::from_secs(cli.seconds));
