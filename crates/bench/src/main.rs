@@ -247,7 +247,8 @@ enum Cmd {
     /// commit-to-visible latency, read_committed consume, with the
     /// broker's CPU per GB.
     Transactions {
-        /// `sluice` or `kafka` (the pinned Apache Kafka, one KRaft node).
+        /// `sluice`, `kafka` (the pinned Apache Kafka, one KRaft node) or
+        /// `both` (Kafka, then Sluice, in one run, side by side).
         #[arg(long, default_value = "sluice")]
         target: String,
         /// Where the broker's data goes.
@@ -401,10 +402,11 @@ fn main() -> Result<()> {
             producers,
             out,
         } => txn::run(txn::TxnOptions {
-            target: match target.as_str() {
-                "sluice" => Target::Sluice,
-                "kafka" => Target::Kafka,
-                other => bail!("--target sluice|kafka, not {other}"),
+            targets: match target.as_str() {
+                "sluice" => vec![Target::Sluice],
+                "kafka" => vec![Target::Kafka],
+                "both" => vec![Target::Kafka, Target::Sluice],
+                other => bail!("--target sluice|kafka|both, not {other}"),
             },
             work_dir,
             mib,

@@ -5,11 +5,15 @@
 //!   transaction, over 1 and over 8 partitions (MB/s, transactions/s, the
 //!   broker's CPU seconds per GB);
 //! - commit latency: a transaction of one record, timed from the call to
-//!   `commit_transaction` until a `read_committed` ListOffsets shows the
-//!   last stable offset past the commit marker (the markers written and
-//!   visible), p50/p99;
+//!   `commit_transaction` until it returns (the EndTxn round trip) and until
+//!   a `read_committed` ListOffsets shows the last stable offset past the
+//!   commit marker (the markers written and visible), p50/p99;
 //! - `read_committed` consume throughput of the 8-partition topic, with the
 //!   broker's CPU seconds per GB.
+//!
+//! `--target both` runs Kafka, then Sluice, in one run and prints them side
+//! by side with the ratios and the machine's load average (`scripts/bench
+//! --transactions`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -25,7 +29,7 @@ use crate::procstat::CpuWindow;
 
 /// What to run.
 pub struct TxnOptions {
-    pub target: Target,
+    pub targets: Vec<Target>,
     pub work_dir: PathBuf,
     pub mib: u64,
     pub record_size: usize,
@@ -41,6 +45,10 @@ pub struct TxnFigures {
     pub target: String,
     /// (partitions, MB/s, transactions/s, broker CPU s per GB).
     pub produce: Vec<(i32, f64, f64, f64)>,
+    /// `commit_transaction` returned (the EndTxn round trip).
+    pub end_txn_p50_ms: f64,
+    pub end_txn_p99_ms: f64,
+    /// The last stable offset passed the commit marker.
     pub commit_p50_ms: f64,
     pub commit_p99_ms: f64,
     pub read_committed_mb_per_s: f64,
@@ -76,6 +84,22 @@ fn producer(bootstrap: &str, id: &str) -> Result<BaseProducer> {
     Ok(p)
 }
 
+/// Waits for every delivery report. rust-rdkafka's `flush` (which
+/// `commit_transaction` calls first) polls in slices of a whole 100 ms, so a
+/// producer that leaves it the delivery reports runs at most ten
+/// transactions a second against any broker; polling in 1 ms slices here
+/// leaves `commit_transaction` nothing to wait for.
+fn drain(p: &BaseProducer) -> Result<()> {
+    let t = Instant::now();
+    while p.in_flight_count() > 0 {
+        if t.elapsed() > Duration::from_secs(60) {
+            bail!("{} records undelivered after 60 s", p.in_flight_count());
+        }
+        p.poll(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
 fn send(p: &BaseProducer, topic: &str, partition: i32, value: &[u8]) -> Result<()> {
     let mut record = BaseRecord::<(), [u8]>::to(topic)
         .partition(partition)
@@ -100,10 +124,6 @@ fn send(p: &BaseProducer, topic: &str, partition: i32, value: &[u8]) -> Result<(
 /// `total` bytes in transactions of `per_txn` records, round-robin over
 /// `partitions`, from `producers` transactional producers at once (each
 /// its own transactional id and share); returns (seconds, transactions).
-/// One librdkafka producer manages about ten transactions a second
-/// against either broker (measured: the client's own pacing between
-/// transactions, ~100 ms), so a single one measures the client, not the
-/// broker.
 fn produce(
     bootstrap: &str,
     topic: &str,
@@ -133,6 +153,7 @@ fn produce(
                             send(p, topic, next, &value)?;
                             next = (next + 1) % partitions;
                         }
+                        drain(p)?;
                         p.commit_transaction(Duration::from_secs(60))
                             .context("commit_transaction")?;
                     }
@@ -151,8 +172,9 @@ fn produce(
     Ok((t.elapsed().as_secs_f64(), done?.iter().sum()))
 }
 
-/// Commit-to-visible latencies of `samples` one-record transactions, ms.
-fn commit_latency(bootstrap: &str, topic: &str, samples: usize) -> Result<Vec<f64>> {
+/// (EndTxn, commit-to-visible) latencies of `samples` one-record
+/// transactions, ms.
+fn commit_latency(bootstrap: &str, topic: &str, samples: usize) -> Result<(Vec<f64>, Vec<f64>)> {
     let p = producer(bootstrap, &format!("bench-{topic}"))?;
     let c: BaseConsumer = client(
         bootstrap,
@@ -164,15 +186,17 @@ fn commit_latency(bootstrap: &str, topic: &str, samples: usize) -> Result<Vec<f6
     .create()
     .context("consumer")?;
     let mut out = Vec::with_capacity(samples);
+    let mut end_txn = Vec::with_capacity(samples);
     let mut end = 0i64;
     for _ in 0..samples {
         p.begin_transaction()?;
         send(&p, topic, 0, b"latency")?;
-        p.flush(Duration::from_secs(30))?;
+        drain(&p)?;
         // The record, and (after the commit) its marker.
         end += 2;
         let t = Instant::now();
         p.commit_transaction(Duration::from_secs(60))?;
+        end_txn.push(t.elapsed().as_secs_f64() * 1e3);
         loop {
             let (_, high) = c.fetch_watermarks(topic, 0, Duration::from_secs(10))?;
             if high >= end - 1 {
@@ -184,7 +208,7 @@ fn commit_latency(bootstrap: &str, topic: &str, samples: usize) -> Result<Vec<f6
         }
         out.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    Ok(out)
+    Ok((end_txn, out))
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -194,8 +218,8 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
 }
 
-fn start(opts: &TxnOptions, dir: &Path) -> Result<RunningBroker> {
-    match opts.target {
+fn start(target: Target, dir: &Path) -> Result<RunningBroker> {
+    match target {
         Target::Sluice => {
             RunningBroker::start_sluice(&sluice_testkit::locate_sluice_binary()?, dir, &[])
         }
@@ -207,14 +231,103 @@ fn start(opts: &TxnOptions, dir: &Path) -> Result<RunningBroker> {
     }
 }
 
-/// Runs every figure against one target and prints them.
+/// Runs every figure against each target in turn, prints them, and side by
+/// side when there are two.
 pub fn run(opts: TxnOptions) -> Result<()> {
-    let dir = opts.work_dir.join(format!("txn-{}", opts.target.name()));
-    let broker = start(&opts, &dir)?;
+    let load_before = load_average();
+    let figures = opts
+        .targets
+        .iter()
+        .map(|&t| run_one(&opts, t))
+        .collect::<Result<Vec<_>>>()?;
+    let report = TxnReport {
+        load_average_before: load_before,
+        load_average_after: load_average(),
+        mib: opts.mib,
+        producers: opts.producers,
+        commit_samples: opts.commit_samples,
+        figures,
+    };
+    if let [kafka, sluice] = &report.figures[..] {
+        println!("{}", side_by_side(sluice, kafka, &report));
+    }
+    if let Some(out) = &opts.out {
+        std::fs::write(out, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("write {out:?}"))?;
+    }
+    Ok(())
+}
+
+/// One run's figures and the conditions they were measured under.
+#[derive(Debug, serde::Serialize)]
+pub struct TxnReport {
+    /// /proc/loadavg (1, 5, 15 minutes) before the first broker started and
+    /// after the last stopped: the machine is shared.
+    pub load_average_before: String,
+    pub load_average_after: String,
+    pub mib: u64,
+    pub producers: usize,
+    pub commit_samples: usize,
+    pub figures: Vec<TxnFigures>,
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// The Markdown table of BENCHMARKS.md: Sluice, Kafka, Sluice / Kafka.
+fn side_by_side(s: &TxnFigures, k: &TxnFigures, r: &TxnReport) -> String {
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+    let mut t =
+        String::from("| figure | Sluice | Kafka 4.1.2 | Sluice / Kafka |\n|---|---|---|---|\n");
+    for ((parts, smb, stx, scpu), (_, kmb, ktx, kcpu)) in s.produce.iter().zip(&k.produce) {
+        t += &format!(
+            "| transactional produce, {} partition(s), {} producers | {smb:.1} MB/s, {stx:.0} txn/s | {kmb:.1} MB/s, {ktx:.0} txn/s | {:.2}× |\n",
+            parts, r.producers, ratio(*smb, *kmb)
+        );
+        t += &format!(
+            "| broker CPU per GB of it | {scpu:.2} s | {kcpu:.2} s | {:.2}× |\n",
+            ratio(*scpu, *kcpu)
+        );
+    }
+    t += &format!(
+        "| commit_transaction (EndTxn) p50 / p99 | {:.2} / {:.2} ms | {:.2} / {:.2} ms | p99 {:.2}× |\n",
+        s.end_txn_p50_ms, s.end_txn_p99_ms, k.end_txn_p50_ms, k.end_txn_p99_ms,
+        ratio(s.end_txn_p99_ms, k.end_txn_p99_ms)
+    );
+    t += &format!(
+        "| commit to markers visible (LSO past the marker) p50 / p99 | {:.2} / {:.2} ms | {:.2} / {:.2} ms | p99 {:.2}× |\n",
+        s.commit_p50_ms, s.commit_p99_ms, k.commit_p50_ms, k.commit_p99_ms,
+        ratio(s.commit_p99_ms, k.commit_p99_ms)
+    );
+    t += &format!(
+        "| read_committed consume, 8 partitions | {:.1} MB/s | {:.1} MB/s | {:.2}× |\n",
+        s.read_committed_mb_per_s,
+        k.read_committed_mb_per_s,
+        ratio(s.read_committed_mb_per_s, k.read_committed_mb_per_s)
+    );
+    t += &format!(
+        "| broker CPU per GB of read_committed consume | {:.2} s | {:.2} s | {:.2}× |\n",
+        s.read_committed_cpu_s_per_gb,
+        k.read_committed_cpu_s_per_gb,
+        ratio(s.read_committed_cpu_s_per_gb, k.read_committed_cpu_s_per_gb)
+    );
+    t + &format!(
+        "\nload average before / after: {} / {}\n",
+        r.load_average_before, r.load_average_after
+    )
+}
+
+/// Every figure against one target.
+fn run_one(opts: &TxnOptions, target: Target) -> Result<TxnFigures> {
+    let dir = opts.work_dir.join(format!("txn-{}", target.name()));
+    let broker = start(target, &dir)?;
     let bootstrap = broker.bootstrap.clone();
     let total = opts.mib << 20;
     let mut fig = TxnFigures {
-        target: opts.target.name().to_string(),
+        target: target.name().to_string(),
         ..TxnFigures::default()
     };
     for partitions in [1, 8] {
@@ -244,13 +357,18 @@ pub fn run(opts: TxnOptions) -> Result<()> {
             .push((partitions, mb_s, txns as f64 / secs, cpu_gb));
     }
     load::create_topic(&bootstrap, "txn-latency", 1, &[])?;
-    let mut lat = commit_latency(&bootstrap, "txn-latency", opts.commit_samples)?;
+    let (mut end_txn, mut lat) = commit_latency(&bootstrap, "txn-latency", opts.commit_samples)?;
+    end_txn.sort_by(f64::total_cmp);
     lat.sort_by(f64::total_cmp);
+    fig.end_txn_p50_ms = percentile(&end_txn, 0.5);
+    fig.end_txn_p99_ms = percentile(&end_txn, 0.99);
     fig.commit_p50_ms = percentile(&lat, 0.5);
     fig.commit_p99_ms = percentile(&lat, 0.99);
     println!(
-        "{}: commit to visible (LSO past the marker): p50 {:.2} ms, p99 {:.2} ms ({} samples)",
+        "{}: commit_transaction: p50 {:.2} ms, p99 {:.2} ms; to visible (LSO past the marker): p50 {:.2} ms, p99 {:.2} ms ({} samples)",
         fig.target,
+        fig.end_txn_p50_ms,
+        fig.end_txn_p99_ms,
         fig.commit_p50_ms,
         fig.commit_p99_ms,
         lat.len()
@@ -274,9 +392,5 @@ pub fn run(opts: TxnOptions) -> Result<()> {
         fig.target, fig.read_committed_mb_per_s, fig.read_committed_cpu_s_per_gb
     );
     broker.stop()?;
-    if let Some(out) = &opts.out {
-        std::fs::write(out, serde_json::to_vec_pretty(&fig)?)
-            .with_context(|| format!("write {out:?}"))?;
-    }
-    Ok(())
+    Ok(fig)
 }

@@ -11,14 +11,15 @@
 //! partition never added: v10 INVALID_TXN_STATE, v11 TRANSACTION_ABORTABLE. (Not a commit after EndTxn: Kafka
 //! answers EndTxn before its markers, and until the marker reaches the
 //! offsets partition it skips the verification, so its answer there
-//! depends on timing.)
+//! depends on timing.) That skip, Sluice-only: a second commit of the same
+//! transaction finds it open in the offsets partition and asks nobody.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::txn::{self as raw, retried, txn_batch};
-use common::{sb, RawClient};
+use common::{http_get, metrics_addr, sample, sb, RawClient};
 use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
@@ -155,4 +156,55 @@ fn script(bootstrap: &str) -> Vec<(&'static str, i16)> {
 #[test]
 fn txn_offset_commits_before_v5_are_verified_as_kafka_verifies_them() {
     raw::same_codes_as_kafka(&SETTINGS, script);
+}
+
+/// (asked, skipped) KIP-890 questions of the broker so far.
+fn verifications(broker: &sluice_testkit::SluiceProcess) -> (f64, f64) {
+    let (_, body) = http_get(&metrics_addr(broker), "/metrics");
+    let n = |outcome: &str| {
+        sample(
+            &body,
+            "sluice_transaction_verifications_total",
+            &[&format!("outcome=\"{outcome}\"")],
+        )
+        .expect("sluice_transaction_verifications_total")
+    };
+    (n("asked"), n("skipped"))
+}
+
+/// Kafka's shortcut (`UnifiedLog.maybeStartTransactionVerification`
+/// answering `VerificationGuard.SENTINEL`): once a TxnOffsetCommit of the
+/// transaction is in the offsets partition, the next one of the same
+/// transaction is written without asking the transaction coordinator.
+#[test]
+fn a_second_offset_commit_of_a_transaction_skips_the_verification() {
+    let broker = common::start(&SETTINGS);
+    let bootstrap = broker.bootstrap().to_string();
+    common::create_topic(&mut RawClient::connect(&bootstrap), TOPIC, &[]);
+    let (_, coordinator) = raw::coordinator(&bootstrap, TXN);
+    let mut coord = RawClient::connect(&coordinator);
+    let mut group = group_coordinator(&bootstrap);
+    let (pid, epoch) = raw::init_producer_id(&mut coord, TXN);
+    let offsets = retried("AddOffsetsToTxn", || add_offsets(&mut coord, (pid, epoch)));
+    assert_eq!(offsets, 0);
+    let before = verifications(&broker);
+    assert_eq!(commit(&mut group, 4, (pid, epoch), 1), 0);
+    let first = verifications(&broker);
+    assert_eq!(first, (before.0 + 1.0, before.1), "the first commit asks");
+    assert_eq!(commit(&mut group, 4, (pid, epoch), 2), 0);
+    let second = verifications(&broker);
+    assert_eq!(second, (first.0, first.1 + 1.0), "the second commit skips");
+    let ended = retried("EndTxn", || {
+        raw::end_txn(&mut coord, 3, TXN, (pid, epoch), true).0
+    });
+    assert_eq!(ended, 0);
+    // The transaction is over: the next one's first commit asks again.
+    let offsets = retried("AddOffsetsToTxn", || add_offsets(&mut coord, (pid, epoch)));
+    assert_eq!(offsets, 0);
+    assert_eq!(commit(&mut group, 4, (pid, epoch), 3), 0);
+    assert_eq!(
+        verifications(&broker).0,
+        second.0 + 1.0,
+        "a new transaction asks"
+    );
 }

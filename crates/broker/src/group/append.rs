@@ -126,6 +126,11 @@ pub struct AppendQueue {
 }
 
 impl AppendQueue {
+    /// Whether `pid` has a transaction open in this partition's log.
+    pub fn has_ongoing_transaction(&self, pid: ProducerId) -> bool {
+        self.partition.log().has_ongoing_transaction(pid)
+    }
+
     pub fn new(
         partition: Arc<Partition>,
         clock: Arc<dyn Clock>,

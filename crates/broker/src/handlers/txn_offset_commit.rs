@@ -14,7 +14,9 @@
 //! leader does for a Produce (`TransactionCoordinator::ask_for_produce`).
 //! Before v5 (KIP-890 part 1), with `transaction.partition.verification.enable`,
 //! it first verifies that AddOffsetsToTxn put the partition in the
-//! transaction, and writes nothing if not.
+//! transaction, and writes nothing if not. Either question is skipped when
+//! the producer's transaction is open in the offsets partition's log
+//! already (an earlier commit of the same transaction), as Kafka skips it.
 
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
@@ -109,10 +111,18 @@ pub async fn handle(
         match ctx.groups.ensure_offsets_topic(ctx).await {
             Err(e) => Some(e),
             Ok(_) => {
-                if let Some(ask) = ask_coordinator(ctx, version) {
-                    if let Err(code) = offsets_partition_in_txn(ctx, (ask, version), &req).await {
-                        return refused_all(req, &checked, code);
+                let known = ctx
+                    .groups
+                    .offsets_partition_in_transaction(&req.group_id.0, committer.producer_id);
+                match ask_coordinator(ctx, version) {
+                    Some(ask) if !known => {
+                        if let Err(code) = offsets_partition_in_txn(ctx, (ask, version), &req).await
+                        {
+                            return refused_all(req, &checked, code);
+                        }
                     }
+                    Some(_) => ctx.txns.note_verification_skipped(),
+                    None => {}
                 }
                 ctx.groups
                     .commit_transactional_offsets(&req.group_id.0, &committer, commits)

@@ -5,6 +5,7 @@
 //! | `sluice_last_stable_offset_lag{topic,partition}` | `Partition` `LastStableOffsetLag` |
 //! | `sluice_open_transactions{topic,partition}` | — (the ongoing transactions of the partition's producer state) |
 //! | `sluice_transactional_ids{state}` | — (the coordinator's ids, by state) |
+//! | `sluice_transaction_verifications_total{outcome}` | — (KIP-890 questions asked or skipped; Kafka times them: `AddPartitionsToTxnManager` `VerificationTimeMs`) |
 //!
 //! The partition figures are of the partitions this broker leads: the
 //! high watermark minus the last stable offset (what read_committed
@@ -64,6 +65,16 @@ pub fn render(ctx: &BrokerContext, s: &mut String) {
                 .or_default() += 1;
         }
     }
+    let (asked, skipped) = ctx.txns.verification_counts();
+    s.push_str("# HELP sluice_transaction_verifications_total Partitions this broker's leaders and group coordinator put to a transaction coordinator before a transactional write (KIP-890: verify or add), and those skipped because the producer's transaction was open in the partition already.\n# TYPE sluice_transaction_verifications_total counter\n");
+    let _ = writeln!(
+        s,
+        "sluice_transaction_verifications_total{{outcome=\"asked\"}} {asked}"
+    );
+    let _ = writeln!(
+        s,
+        "sluice_transaction_verifications_total{{outcome=\"skipped\"}} {skipped}"
+    );
     s.push_str("# HELP sluice_transactional_ids Transactional ids of the __transaction_state partitions loaded here, by state.\n# TYPE sluice_transactional_ids gauge\n");
     for (state, n) in &by_state {
         let _ = writeln!(s, "sluice_transactional_ids{{state=\"{state}\"}} {n}");

@@ -69,6 +69,8 @@ pub struct TransactionCoordinator {
     /// Serializes the creation of `__transaction_state`.
     creating: tokio::sync::Mutex<()>,
     shutdown: watch::Sender<bool>,
+    /// KIP-890 questions of this broker's leaders and group coordinator.
+    pub(super) verifications: super::verify::VerificationCounts,
 }
 
 pub(super) fn refused(r: Refusal, id: &str) -> TxnError {
@@ -97,6 +99,7 @@ impl TransactionCoordinator {
             peers,
             creating: tokio::sync::Mutex::new(()),
             shutdown: watch::channel(false).0,
+            verifications: Default::default(),
         }
     }
 

@@ -13,6 +13,7 @@
 //! code (`handlers/produce/verify.rs`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use kafka_protocol::messages::add_partitions_to_txn_request::{
     AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
@@ -37,7 +38,30 @@ pub enum LeaderAsk {
     Add,
 }
 
+/// How many partitions this broker's leaders and group coordinator put to
+/// a transaction coordinator (KIP-890), and how many they did not need
+/// to because the producer's transaction was open in the partition's log
+/// already. Metrics only.
+#[derive(Debug, Default)]
+pub struct VerificationCounts {
+    asked: AtomicU64,
+    skipped: AtomicU64,
+}
+
 impl TransactionCoordinator {
+    /// A partition's question was skipped: the transaction is open there.
+    pub fn note_verification_skipped(&self) {
+        self.verifications.skipped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (asked, skipped) partition questions so far.
+    pub fn verification_counts(&self) -> (u64, u64) {
+        (
+            self.verifications.asked.load(Ordering::Relaxed),
+            self.verifications.skipped.load(Ordering::Relaxed),
+        )
+    }
+
     /// Verify: whether each of `partitions` is in the ongoing transaction
     /// of `id` (producer `pid` in `epoch`). Nothing is written.
     pub fn verify(
@@ -74,6 +98,9 @@ impl TransactionCoordinator {
         (pid, epoch): (ProducerId, ProducerEpoch),
         partitions: &[(String, i32)],
     ) -> Vec<Result<(), TxnError>> {
+        self.verifications
+            .asked
+            .fetch_add(partitions.len() as u64, Ordering::Relaxed);
         let image = self.peers.image().image();
         let coordinator = self.state.partition_for(id).and_then(|p| {
             image

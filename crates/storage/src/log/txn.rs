@@ -152,6 +152,13 @@ impl Log {
             .maybe_start_verification(pid, sequence, epoch, now, limits)?)
     }
 
+    /// Whether `pid` has a transaction open on this partition (Kafka's
+    /// `UnifiedLog.hasOngoingTransaction`): a coordinator that finds its
+    /// partition in the producer's transaction here need not ask again.
+    pub fn has_ongoing_transaction(&self, pid: ProducerId) -> bool {
+        self.state.read().producers.has_ongoing_transaction(pid)
+    }
+
     /// Transactions open on this partition (any producer).
     pub fn open_transactions(&self) -> usize {
         self.state.read().producers.ongoing_txns().count()

@@ -110,6 +110,24 @@ impl GroupCoordinator {
         queue.committed().await
     }
 
+    /// Whether `producer_id`'s transaction is open in the group's offsets
+    /// partition already: an earlier TxnOffsetCommit of the same
+    /// transaction was written there, so the partition is in the
+    /// transaction and KIP-890's question to the transaction coordinator
+    /// can be skipped (Kafka's `maybeStartTransactionVerification` answers
+    /// `VerificationGuard.SENTINEL` then). False when the partition is not
+    /// loaded here: the write will refuse it anyway.
+    pub fn offsets_partition_in_transaction(
+        &self,
+        group_id: &str,
+        producer_id: ProducerId,
+    ) -> bool {
+        self.loaded_partition(group_id)
+            .ok()
+            .and_then(|p| p.queue.get())
+            .is_some_and(|q| q.has_ongoing_transaction(producer_id))
+    }
+
     /// The group's pending transactional offsets (a copy; empty when the
     /// group does not exist).
     pub fn pending_offsets(&self, group_id: &str) -> Result<PendingTxnOffsets, GroupError> {

@@ -95,7 +95,7 @@ pub(super) async fn verify(
         let log = jobs[i].partition.log();
         match log.maybe_start_transaction_verification(pid, sequence, epoch) {
             Ok(Some(guard)) => asked.push((i, guard)),
-            Ok(None) => {}
+            Ok(None) => ctx.txns.note_verification_skipped(),
             Err(e) => refused.push((i, storage_error_code(&e))),
         }
     }
