@@ -90,7 +90,10 @@ const START_ATTEMPTS: usize = 3;
 impl SluiceCluster {
     /// Formats and starts every node of `layout`, with `extra` config keys
     /// on every node, and waits until each has announced its address.
-    /// `{id}` in a value becomes the node's id (e.g. `broker.rack=rack-{id}`).
+    /// `{id}` in a value becomes the node's id (e.g. `broker.rack=rack-{id}`),
+    /// `{client_port}` and `{controller_port}` its client port (0: any) and
+    /// voter port, so a test can name its own `listeners` (e.g.
+    /// `SASL_SSL://127.0.0.1:{client_port},CONTROLLER://127.0.0.1:{controller_port}`).
     pub fn start(
         binary: impl AsRef<Path>,
         layout: ClusterLayout,
@@ -372,7 +375,14 @@ fn node_overrides(
     }
     for (k, v) in extra {
         o.retain(|(ok, _)| ok != k);
-        o.push((k.to_string(), v.replace("{id}", &id.to_string())));
+        let v = v
+            .replace("{id}", &id.to_string())
+            .replace("{client_port}", &client_port.to_string())
+            .replace(
+                "{controller_port}",
+                &port.map_or(String::new(), |p| p.to_string()),
+            );
+        o.push((k.to_string(), v));
     }
     o
 }
