@@ -29,6 +29,21 @@ use sluice_testkit::{locate_sluice_binary, ClusterLayout, SluiceCluster};
 
 const JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="broker" password="broker-secret" user_broker="broker-secret" user_alice="alice-secret";"#;
 const WRONG_JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="broker" password="not-the-secret" user_broker="broker-secret" user_alice="alice-secret";"#;
+/// Opens mutual TLS to a voter with the client certificate and sends the
+/// start of a metadata quorum RPC frame (`len: u32 | version 1 | ...`).
+const RAFT_PROBE: &str = r#"
+import socket, ssl, sys
+host, port, ca, cert, key = sys.argv[1:6]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.load_cert_chain(cert, key)
+s = ctx.wrap_socket(socket.create_connection((host, int(port)), timeout=20), server_hostname=host)
+s.sendall(b"\x00\x00\x00\x09\x01" + b"\x00" * 9)
+try:
+    print("answered" if s.recv(100) else "closed")
+except Exception as e:
+    print("closed", e)
+"#;
+
 const NODE_PRINCIPAL: &str = "User:CN=localhost,OU=brokers,O=Sluice test";
 
 fn start_secured(dir: &std::path::Path) -> SluiceCluster {
@@ -251,6 +266,31 @@ fn a_cluster_secured_between_nodes_replicates_fails_over_and_refuses_a_wrong_pas
         !ok && format!("{out}{err}").contains("ClusterAuthorization"),
         "as User:CN=sluice-client: {out}\n{err}"
     );
+
+    // The metadata quorum's RPC needs CLUSTER_ACTION too: a raft frame
+    // over mutual TLS with the client certificate is closed unanswered.
+    let (host, port) = voter.rsplit_once(':').unwrap();
+    let out = std::process::Command::new("python3")
+        .args(["-c", RAFT_PROBE, host, port, &ca])
+        .arg(p(tmp.path(), "client-cert.pem"))
+        .arg(p(tmp.path(), "client-key.pem"))
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.starts_with("closed"),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for("the quorum RPC denial in the log", || {
+        cluster
+            .node(1)
+            .process
+            .output()
+            .lines()
+            .any(|l| l.contains("CN=sluice-client") && l.contains("metadata quorum RPC"))
+            .then_some(())
+    });
 
     // ACLs are on: alice may not write a topic she has no ACL for.
     let (ok, _, err) = kcat_over(
