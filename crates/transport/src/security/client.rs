@@ -327,7 +327,14 @@ impl RaftTransport for SecureConnector {
     ) -> sluice_controller::BoxFuture<'a, io::Result<BoxConn>> {
         Box::pin(async move {
             let s = tcp(addr).await?;
-            self.security.secure(s, addr).await
+            let secured = self.security.secure(s, addr).await;
+            if let Err(e) = &secured {
+                // openraft retries quietly: say why a voter is unreachable.
+                if e.kind() == io::ErrorKind::PermissionDenied {
+                    tracing::warn!("metadata quorum RPC to {addr}: {e}");
+                }
+            }
+            secured
         })
     }
 
