@@ -103,12 +103,23 @@ pub fn resolve(
         })
     };
     let inter_broker = match &kraft.inter_broker_listener_name {
-        Some(name) => Some(client(
-            explicit,
-            name,
-            protocol(name)?,
-            INTER_BROKER_MECHANISM,
-        )?),
+        Some(name) => {
+            let c = client(explicit, name, protocol(name)?, INTER_BROKER_MECHANISM)?;
+            if let Some(login) = &c.sasl {
+                // Kafka's KafkaConfig rule: the brokers must accept the
+                // mechanism they log in to each other with.
+                let enabled =
+                    sasl::listener_config(name, explicit, global_mechanisms, global_reauth_ms)?;
+                if !enabled.mechanisms.contains(&login.mechanism) {
+                    return Err(ConfigError::InvalidValue {
+                        key: INTER_BROKER_MECHANISM.into(),
+                        value: login.mechanism.to_string(),
+                        reason: format!("{INTER_BROKER_MECHANISM} must be included in sasl.enabled.mechanisms when SASL is used for inter-broker communication"),
+                    });
+                }
+            }
+            Some(c)
+        }
         None => None,
     };
     let controller_name = &kraft.controller_listener_names[0];

@@ -629,6 +629,24 @@ fn sasl_client_listeners_in_a_cluster() {
     let inter = c.node_security.unwrap().inter_broker.unwrap();
     assert_eq!(inter.listener, "SASL_SSL");
     assert_eq!(inter.sasl.unwrap().user, "admin");
+    // Kafka: the mechanism must be one the listener enables.
+    let scram = r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="admin-secret";"#;
+    refused(
+        COMBINED,
+        &[
+            &with_trust[..],
+            &[
+                ("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-512"),
+                (
+                    "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config",
+                    scram,
+                ),
+            ],
+        ]
+        .concat(),
+        "sasl.mechanism.inter.broker.protocol",
+        "must be included in sasl.enabled.mechanisms",
+    );
     // security.inter.broker.protocol names the listener called after it;
     // with inter.broker.listener.name too it is refused, as in Kafka.
     let c = config(COMBINED, &[("security.inter.broker.protocol", "PLAINTEXT")]).unwrap();

@@ -24,3 +24,6 @@ pub mod prefixed;
 pub use client::{ClientSecurity, SaslLogin, SecureConnector};
 pub use gate::{SaslAccept, ServerSecurity, SharedCredentials, TlsAccept};
 pub use prefixed::Prefixed;
+
+#[cfg(test)]
+mod tests;
