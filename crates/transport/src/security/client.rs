@@ -9,6 +9,7 @@
 //! server's signature checked). The stream is handed back at a frame
 //! boundary, so whoever uses it next starts with its own first request.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use sluice_auth::sasl::{ScramClient, ScramMechanism, ScramServer};
 use sluice_controller::raft::{Acceptor as RaftAcceptor, BoxConn, Transport as RaftTransport};
 use sluice_protocol::{kafka_protocol, FrameReader};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::task::JoinHandle;
 
 use crate::net::{BoxFuture, BoxStream, Connector};
 
@@ -293,13 +295,77 @@ where
 
 /// A [`Connector`] (and the metadata quorum's raft [`RaftTransport`]) that
 /// secures every connection it opens with a [`ClientSecurity`].
+///
+/// The raft RPC bounds each connect by one heartbeat, which a TLS
+/// handshake and a SASL exchange can outlast on a busy machine; cut short,
+/// every attempt would start over and never finish. So a raft connect runs
+/// on its own task, and a call cut short leaves it there for the next call
+/// to the same address to pick up (one at a time per address).
 pub struct SecureConnector {
     security: ClientSecurity,
+    pending: parking_lot::Mutex<BTreeMap<String, PendingConnect>>,
+    /// When a refused login was last logged, per address.
+    warned: Arc<parking_lot::Mutex<BTreeMap<String, std::time::Instant>>>,
 }
+
+/// At most one line per address in this long about a refused login.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Logs `e` when it is a refused TLS handshake or SASL login (WARN, at most
+/// once per [`REFUSAL_LOG_INTERVAL`] per address): a node with a wrong
+/// password or certificate says why it cannot reach its peers.
+fn log_refusal(
+    warned: &parking_lot::Mutex<BTreeMap<String, std::time::Instant>>,
+    what: &str,
+    addr: &str,
+    e: &io::Error,
+) {
+    if e.kind() != io::ErrorKind::PermissionDenied {
+        return;
+    }
+    let now = std::time::Instant::now();
+    let mut warned = warned.lock();
+    if warned
+        .get(addr)
+        .is_some_and(|t| now.duration_since(*t) < REFUSAL_LOG_INTERVAL)
+    {
+        return;
+    }
+    warned.insert(addr.to_string(), now);
+    tracing::warn!("{what} to {addr}: {e}");
+}
+
+type PendingConnect = Arc<tokio::sync::Mutex<Option<JoinHandle<io::Result<BoxConn>>>>>;
 
 impl SecureConnector {
     pub fn new(security: ClientSecurity) -> Self {
-        Self { security }
+        Self {
+            security,
+            pending: Default::default(),
+            warned: Default::default(),
+        }
+    }
+
+    /// The connection being made to `addr` (started if none is), awaited
+    /// until it is done or this call is dropped.
+    async fn raft_connect(&self, addr: &str) -> io::Result<BoxConn> {
+        let slot = self
+            .pending
+            .lock()
+            .entry(addr.to_string())
+            .or_default()
+            .clone();
+        let mut pending = slot.lock().await;
+        let handle = pending.get_or_insert_with(|| {
+            let (security, addr) = (self.security.clone(), addr.to_string());
+            tokio::spawn(async move {
+                let s = tcp(&addr).await?;
+                security.secure(s, &addr).await
+            })
+        });
+        let done = handle.await;
+        *pending = None;
+        done.map_err(|e| io::Error::other(format!("connecting to {addr}: {e}")))?
     }
 }
 
@@ -311,11 +377,14 @@ async fn tcp(address: &str) -> io::Result<tokio::net::TcpStream> {
 
 impl Connector for SecureConnector {
     fn connect(&self, address: String) -> BoxFuture<'static, io::Result<BoxStream>> {
-        let security = self.security.clone();
+        let (security, warned) = (self.security.clone(), self.warned.clone());
         Box::pin(async move {
             let s = tcp(&address).await?;
-            let conn = security.secure(s, &address).await?;
-            Ok(Box::new(conn) as BoxStream)
+            let conn = security.secure(s, &address).await;
+            if let Err(e) = &conn {
+                log_refusal(&warned, "connection", &address, e);
+            }
+            Ok(Box::new(conn?) as BoxStream)
         })
     }
 }
@@ -326,13 +395,10 @@ impl RaftTransport for SecureConnector {
         addr: &'a str,
     ) -> sluice_controller::BoxFuture<'a, io::Result<BoxConn>> {
         Box::pin(async move {
-            let s = tcp(addr).await?;
-            let secured = self.security.secure(s, addr).await;
+            let secured = self.raft_connect(addr).await;
             if let Err(e) = &secured {
                 // openraft retries quietly: say why a voter is unreachable.
-                if e.kind() == io::ErrorKind::PermissionDenied {
-                    tracing::warn!("metadata quorum RPC to {addr}: {e}");
-                }
+                log_refusal(&self.warned, "metadata quorum RPC", addr, e);
             }
             secured
         })
