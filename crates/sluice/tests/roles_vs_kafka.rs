@@ -43,6 +43,22 @@ fn config(changes: &str) -> String {
     lines.join("\n") + "\n"
 }
 
+/// SASL_SSL (PLAIN) between brokers and an SSL controller listener, plus
+/// `changes` (same syntax as [`config`]'s).
+fn secured(changes: &str) -> String {
+    let base = "listeners=SASL_SSL://127.0.0.1:29092,CONTROLLER://127.0.0.1:29193\n\
+listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SSL\n\
+inter.broker.listener.name=SASL_SSL\n\
+sasl.enabled.mechanisms=PLAIN\n\
+sasl.mechanism.inter.broker.protocol=PLAIN\n\
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"broker\" password=\"s\" user_broker=\"s\";\n\
+ssl.keystore.type=PEM\n\
+ssl.keystore.location=/nonexistent/broker.pem\n\
+ssl.truststore.type=PEM\n\
+ssl.truststore.location=/nonexistent/ca.pem\n";
+    format!("{base}{changes}")
+}
+
 fn cases() -> Vec<(&'static str, String, Expect)> {
     use Expect::*;
     vec![
@@ -73,6 +89,14 @@ fn cases() -> Vec<(&'static str, String, Expect)> {
         ("broker without a broker listener", config("listeners=CONTROLLER://127.0.0.1:29193"), BothRefuse),
         ("explicit map without the controller listener", config("listeners=PLAINTEXT://127.0.0.1:29092,CTRL://127.0.0.1:29193\ncontroller.listener.names=CTRL\nlistener.security.protocol.map=PLAINTEXT:PLAINTEXT"), BothRefuse),
         ("inter.broker.listener.name a controller listener", config("inter.broker.listener.name=CONTROLLER"), BothRefuse),
+        // Security between nodes (issue 20).
+        ("SASL_SSL between brokers, SSL controller listener", config(&secured("")), BothAccept),
+        ("security.inter.broker.protocol names the listener", config(&secured("inter.broker.listener.name=\nsecurity.inter.broker.protocol=SASL_SSL")), BothAccept),
+        ("both inter-broker keys", config(&secured("security.inter.broker.protocol=SASL_SSL")), BothRefuse),
+        ("inter-broker mechanism not enabled", config(&secured("sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512\nlistener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"broker\" password=\"s\";")), BothRefuse),
+        ("inter-broker mechanism left at GSSAPI", config(&secured("sasl.mechanism.inter.broker.protocol=")), BothRefuse),
+        // Kafka reads the JAAS login only when the broker starts.
+        ("inter-broker JAAS entry without a password", config(&secured("listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"broker\" user_broker=\"s\";")), SluiceStricter),
         ("inter.broker.listener.name unknown", config("inter.broker.listener.name=INTERNAL"), BothRefuse),
         ("advertised listener not in listeners", config("listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT\nadvertised.listeners=PLAINTEXT://127.0.0.1:29092,OTHER://127.0.0.1:29194"), BothRefuse),
         ("offsets.topic.replication.factor 0", config("offsets.topic.replication.factor=0"), BothRefuse),

@@ -90,13 +90,28 @@ const START_ATTEMPTS: usize = 3;
 impl SluiceCluster {
     /// Formats and starts every node of `layout`, with `extra` config keys
     /// on every node, and waits until each has announced its address.
-    /// `{id}` in a value becomes the node's id (e.g. `broker.rack=rack-{id}`).
+    /// `{id}` in a value becomes the node's id (e.g. `broker.rack=rack-{id}`),
+    /// `{client_port}` and `{controller_port}` its client port (0: any) and
+    /// voter port, so a test can name its own `listeners` (e.g.
+    /// `SASL_SSL://127.0.0.1:{client_port},CONTROLLER://127.0.0.1:{controller_port}`);
+    /// an empty value removes the key.
     pub fn start(
         binary: impl AsRef<Path>,
         layout: ClusterLayout,
         extra: &[(&str, &str)],
     ) -> Result<SluiceCluster, TestkitError> {
-        Self::start_with(binary.as_ref(), layout, extra, false)
+        Self::start_with(binary.as_ref(), layout, extra, false, &[])
+    }
+
+    /// [`SluiceCluster::start`] with more `sluice storage format` arguments
+    /// for every node (e.g. `--add-scram SCRAM-SHA-512=[name=broker,password=…]`).
+    pub fn start_formatted(
+        binary: impl AsRef<Path>,
+        layout: ClusterLayout,
+        extra: &[(&str, &str)],
+        format_args: &[&str],
+    ) -> Result<SluiceCluster, TestkitError> {
+        Self::start_with(binary.as_ref(), layout, extra, false, format_args)
     }
 
     /// As [`SluiceCluster::start`], with each broker's client listener on a
@@ -106,7 +121,7 @@ impl SluiceCluster {
         layout: ClusterLayout,
         extra: &[(&str, &str)],
     ) -> Result<SluiceCluster, TestkitError> {
-        Self::start_with(binary.as_ref(), layout, extra, true)
+        Self::start_with(binary.as_ref(), layout, extra, true, &[])
     }
 
     fn start_with(
@@ -114,10 +129,11 @@ impl SluiceCluster {
         layout: ClusterLayout,
         extra: &[(&str, &str)],
         pin_client_ports: bool,
+        format_args: &[&str],
     ) -> Result<SluiceCluster, TestkitError> {
         let mut attempt = 1;
         loop {
-            match Self::start_once(binary, layout, extra, pin_client_ports) {
+            match Self::start_once(binary, layout, extra, pin_client_ports, format_args) {
                 Err(e) if attempt < START_ATTEMPTS && e.to_string().contains("cannot bind") => {
                     eprintln!("cluster start: a reserved port was taken ({e}); starting again");
                     attempt += 1;
@@ -132,6 +148,7 @@ impl SluiceCluster {
         layout: ClusterLayout,
         extra: &[(&str, &str)],
         pin_client_ports: bool,
+        format_args: &[&str],
     ) -> Result<SluiceCluster, TestkitError> {
         let binary = binary.to_path_buf();
         let tmp = tempfile::Builder::new()
@@ -184,6 +201,7 @@ impl SluiceCluster {
                 "-t".into(),
                 cluster_id.clone(),
             ];
+            args.extend(format_args.iter().map(|a| a.to_string()));
             for (k, v) in &overrides {
                 args.push("--override".into());
                 args.push(format!("{k}={v}"));
@@ -372,7 +390,19 @@ fn node_overrides(
     }
     for (k, v) in extra {
         o.retain(|(ok, _)| ok != k);
-        o.push((k.to_string(), v.replace("{id}", &id.to_string())));
+        if v.is_empty() {
+            // An empty value removes the key (e.g. the default
+            // inter.broker.listener.name, for security.inter.broker.protocol).
+            continue;
+        }
+        let v = v
+            .replace("{id}", &id.to_string())
+            .replace("{client_port}", &client_port.to_string())
+            .replace(
+                "{controller_port}",
+                &port.map_or(String::new(), |p| p.to_string()),
+            );
+        o.push((k.to_string(), v));
     }
     o
 }

@@ -181,15 +181,35 @@ impl SluiceProcess {
             .overrides
             .iter()
             .any(|(k, v)| k == "process.roles" && !v.contains("broker"));
+        // The first client listener of `listeners` (PLAINTEXT unless a
+        // test names its own, e.g. a cluster whose only listener is SASL_SSL).
+        let controller_names = self
+            .overrides
+            .iter()
+            .find(|(k, _)| k == "controller.listener.names")
+            .map_or("CONTROLLER".to_string(), |(_, v)| v.to_ascii_uppercase());
+        let client_listener = self
+            .overrides
+            .iter()
+            .find(|(k, _)| k == "listeners")
+            .and_then(|(_, v)| {
+                v.split(',')
+                    .filter_map(|l| {
+                        l.split_once("://")
+                            .map(|(n, _)| n.trim().to_ascii_uppercase())
+                    })
+                    .find(|n| !controller_names.split(',').any(|c| c.trim() == n))
+            })
+            .unwrap_or_else(|| "PLAINTEXT".to_string());
         let wanted = if controller_only {
-            "listening on CONTROLLER://"
+            "listening on CONTROLLER://".to_string()
         } else {
-            "listening on PLAINTEXT://"
+            format!("listening on {client_listener}://")
         };
         thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 out.lock().unwrap().push_str(&format!("{line}\n"));
-                let addr = line.strip_prefix(wanted);
+                let addr = line.strip_prefix(wanted.as_str());
                 if let Some(addr) = addr {
                     let _ = tx.send(addr.trim().to_string());
                 }
@@ -317,6 +337,16 @@ impl SluiceProcess {
             }
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// [`SluiceProcess::restart`] with `changes` to its config keys (each
+    /// replaces the key's old value).
+    pub fn restart_with(&mut self, changes: &[(&str, &str)]) -> Result<(), TestkitError> {
+        for (k, v) in changes {
+            self.overrides.retain(|(ok, _)| ok != k);
+            self.overrides.push((k.to_string(), v.to_string()));
+        }
+        self.restart()
     }
 
     /// Starts the broker again on the same data dir (a new ephemeral port:

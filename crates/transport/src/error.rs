@@ -30,6 +30,10 @@ pub enum TransportError {
     /// The request or the channel was closed.
     #[error("the controller channel is shut down")]
     Shutdown,
+    /// A connection that did not pass a secured listener's TLS handshake
+    /// or SASL authentication.
+    #[error("connection from {peer} refused: {reason}")]
+    Authentication { peer: SocketAddr, reason: String },
     /// The controller answered with an error the caller must handle.
     #[error("controller answered error code {code}: {message}")]
     Rejected { code: i16, message: String },

@@ -34,6 +34,9 @@
 //! - [`voters`]: the `controller.quorum.voters` value (`id@host:port,...`).
 //! - [`listener`]: [`SplitListener`](listener::SplitListener), one voter
 //!   address for both the metadata quorum's RPC and Kafka's protocol.
+//! - [`security`]: TLS and SASL between nodes: [`security::SecureConnector`]
+//!   for the connections a node opens, [`security::ServerSecurity`] for the
+//!   controller listener's gate.
 //! - [`net`]: the socket seam (accepting and connecting), so tests and the
 //!   simulation can substitute in-memory streams.
 //!
@@ -57,6 +60,7 @@ pub mod lifecycle;
 pub mod listener;
 pub mod net;
 pub mod remote;
+pub mod security;
 pub mod server;
 pub mod voters;
 

@@ -12,6 +12,15 @@
 //! never 0. [`SplitListener`] peeks those five bytes of each new connection
 //! (consuming nothing) and hands the connection to the matching side.
 //!
+//! On a secured controller listener (SSL, SASL_SSL, SASL_PLAINTEXT) each
+//! connection first passes the [`ServerSecurity`] gate (TLS, then Kafka's
+//! SASL exchange); the five bytes are then read from the decrypted stream
+//! and replayed ([`Prefixed`]). Every connection carries its principal:
+//! the Kafka side's requests are authorized by the controller server, and
+//! a quorum connection whose principal may not speak the quorum RPC
+//! ([`Admission::quorum_allowed`]: Kafka's CLUSTER_ACTION) is closed with
+//! a log line before raft sees a byte.
+//!
 //! Bounds: at most [`SplitConfig::max_pending`] connections are being
 //! classified at once (more wait in the kernel's accept queue); one that
 //! has not sent five bytes within [`SplitConfig::classify_timeout`] is
@@ -24,13 +33,32 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sluice_auth::KafkaPrincipal;
+use tokio::io::AsyncReadExt;
+
 use sluice_controller::raft::network::RPC_VERSION;
 use sluice_controller::raft::{Acceptor as RaftAcceptor, BoxConn};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::net::{Acceptor, BoxFuture, BoxStream};
+use crate::net::{Accepted, Acceptor, BoxFuture, BoxStream};
+use crate::security::{Prefixed, ServerSecurity};
+
+/// A classified connection: its stream, peer and principal.
+type Conn = (BoxConn, SocketAddr, KafkaPrincipal);
+
+/// Whether a principal connected from an address may speak the metadata
+/// quorum's RPC.
+pub type QuorumAllowed = Arc<dyn Fn(&KafkaPrincipal, SocketAddr) -> bool + Send + Sync>;
+
+/// Who gets past the controller listener (see the module docs); the
+/// default admits everyone as `User:ANONYMOUS` over PLAINTEXT.
+#[derive(Clone, Default)]
+pub struct Admission {
+    pub security: Option<Arc<ServerSecurity>>,
+    pub quorum_allowed: Option<QuorumAllowed>,
+}
 
 /// The fifth byte of a Kafka request connection (high byte of an API key).
 const KAFKA_FIFTH_BYTE: u8 = 0;
@@ -74,8 +102,8 @@ impl Default for SplitConfig {
 /// A bound controller listener split into its two sides.
 pub struct SplitListener {
     local_addr: SocketAddr,
-    kafka: mpsc::Receiver<(TcpStream, SocketAddr)>,
-    quorum: mpsc::Receiver<(TcpStream, SocketAddr)>,
+    kafka: mpsc::Receiver<Conn>,
+    quorum: mpsc::Receiver<Conn>,
     task: JoinHandle<()>,
 }
 
@@ -83,11 +111,22 @@ impl SplitListener {
     /// Binds `addr` and starts classifying its connections on the current
     /// tokio runtime.
     pub async fn bind(addr: SocketAddr, config: SplitConfig) -> io::Result<SplitListener> {
+        Self::bind_admitting(addr, config, Admission::default()).await
+    }
+
+    /// [`SplitListener::bind`], each connection admitted by `admission`.
+    pub async fn bind_admitting(
+        addr: SocketAddr,
+        config: SplitConfig,
+        admission: Admission,
+    ) -> io::Result<SplitListener> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let (kafka_tx, kafka) = mpsc::channel(config.queue.max(1));
         let (quorum_tx, quorum) = mpsc::channel(config.queue.max(1));
-        let task = tokio::spawn(accept_loop(listener, config, kafka_tx, quorum_tx));
+        let task = tokio::spawn(accept_loop(
+            listener, config, admission, kafka_tx, quorum_tx,
+        ));
         Ok(SplitListener {
             local_addr,
             kafka,
@@ -132,8 +171,9 @@ impl Drop for StopOnDrop {
 async fn accept_loop(
     listener: TcpListener,
     config: SplitConfig,
-    kafka: mpsc::Sender<(TcpStream, SocketAddr)>,
-    quorum: mpsc::Sender<(TcpStream, SocketAddr)>,
+    admission: Admission,
+    kafka: mpsc::Sender<Conn>,
+    quorum: mpsc::Sender<Conn>,
 ) {
     let pending = Arc::new(Semaphore::new(config.max_pending.max(1)));
     loop {
@@ -150,11 +190,14 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let (kafka, quorum, timeout) = (kafka.clone(), quorum.clone(), config.classify_timeout);
+        let admission = admission.clone();
         tokio::spawn(async move {
-            let protocol = match tokio::time::timeout(timeout, peek_head(&stream)).await {
-                Ok(Ok(head)) => classify(&head),
+            let classified =
+                tokio::time::timeout(timeout, admit_and_classify(stream, peer, &admission)).await;
+            let (protocol, conn) = match classified {
+                Ok(Ok(c)) => c,
                 Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "controller listener: connection closed before its first request");
+                    log_refusal(peer, &e);
                     return;
                 }
                 Err(_) => {
@@ -165,7 +208,15 @@ async fn accept_loop(
             drop(permit);
             let side = match protocol {
                 Some(Protocol::Kafka) => kafka,
-                Some(Protocol::Quorum) => quorum,
+                Some(Protocol::Quorum) => {
+                    if let Some(allowed) = &admission.quorum_allowed {
+                        if !allowed(&conn.2, peer) {
+                            tracing::info!(target: "kafka.authorizer.logger", %peer, principal = %conn.2, "Principal = {} is Denied operation = CLUSTER_ACTION from host = {} on resource = Cluster:LITERAL:kafka-cluster (metadata quorum RPC); closing", conn.2, peer.ip());
+                            return;
+                        }
+                    }
+                    quorum
+                }
                 None => {
                     tracing::warn!(%peer, "controller listener: neither a Kafka request nor a metadata quorum RPC; closing");
                     return;
@@ -173,9 +224,43 @@ async fn accept_loop(
             };
             // A side that was dropped (its server stopped) closes the
             // connection by dropping it here.
-            let _ = side.send((stream, peer)).await;
+            let _ = side.send(conn).await;
         });
     }
+}
+
+fn log_refusal(peer: SocketAddr, e: &io::Error) {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => {
+            tracing::debug!(%peer, error = %e, "controller listener: connection closed before its first request")
+        }
+        io::ErrorKind::PermissionDenied => {
+            tracing::info!(%peer, "controller listener: closing connection: {e}")
+        }
+        _ => tracing::debug!(%peer, error = %e, "controller listener: closing connection"),
+    }
+}
+
+/// The gate (when secured), then the first five bytes: which side the
+/// connection goes to.
+async fn admit_and_classify(
+    stream: TcpStream,
+    peer: SocketAddr,
+    admission: &Admission,
+) -> io::Result<(Option<Protocol>, Conn)> {
+    let Some(security) = &admission.security else {
+        let head = peek_head(&stream).await?;
+        let conn: BoxConn = Box::new(stream);
+        return Ok((classify(&head), (conn, peer, KafkaPrincipal::anonymous())));
+    };
+    let (mut conn, principal) = security
+        .admit(stream, peer)
+        .await
+        .map_err(|e| io::Error::new(io::ErrorKind::PermissionDenied, e.to_string()))?;
+    let mut head = [0u8; 5];
+    conn.read_exact(&mut head).await?;
+    let conn: BoxConn = Box::new(Prefixed::new(head.to_vec(), conn));
+    Ok((classify(&head), (conn, peer, principal)))
 }
 
 /// Waits until the first five bytes have arrived and returns them,
@@ -197,7 +282,7 @@ async fn peek_head(stream: &TcpStream) -> io::Result<[u8; 5]> {
 
 /// The Kafka-protocol side of a [`SplitListener`].
 pub struct KafkaSide {
-    rx: mpsc::Receiver<(TcpStream, SocketAddr)>,
+    rx: mpsc::Receiver<Conn>,
     local_addr: SocketAddr,
     _stop: Arc<StopOnDrop>,
 }
@@ -205,8 +290,19 @@ pub struct KafkaSide {
 impl Acceptor for KafkaSide {
     fn accept(&mut self) -> BoxFuture<'_, io::Result<(BoxStream, SocketAddr)>> {
         Box::pin(async move {
+            let a = self.accept_admitted().await?;
+            Ok((a.stream, a.peer))
+        })
+    }
+
+    fn accept_admitted(&mut self) -> BoxFuture<'_, io::Result<Accepted>> {
+        Box::pin(async move {
             match self.rx.recv().await {
-                Some((s, peer)) => Ok((Box::new(s) as BoxStream, peer)),
+                Some((s, peer, principal)) => Ok(Accepted {
+                    stream: Box::new(s) as BoxStream,
+                    peer,
+                    principal,
+                }),
                 None => Err(io::Error::new(
                     io::ErrorKind::BrokenPipe,
                     "controller listener stopped",
@@ -222,7 +318,7 @@ impl Acceptor for KafkaSide {
 
 /// The metadata-quorum side of a [`SplitListener`].
 pub struct QuorumSide {
-    rx: mpsc::Receiver<(TcpStream, SocketAddr)>,
+    rx: mpsc::Receiver<Conn>,
     _stop: Arc<StopOnDrop>,
 }
 
@@ -230,7 +326,7 @@ impl RaftAcceptor for QuorumSide {
     fn accept(&mut self) -> sluice_controller::BoxFuture<'_, io::Result<(BoxConn, String)>> {
         Box::pin(async move {
             match self.rx.recv().await {
-                Some((s, peer)) => Ok((Box::new(s) as BoxConn, peer.to_string())),
+                Some((s, peer, _)) => Ok((s, peer.to_string())),
                 None => Err(io::Error::new(
                     io::ErrorKind::BrokenPipe,
                     "controller listener stopped",

@@ -8,6 +8,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 
+use sluice_auth::KafkaPrincipal;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -21,10 +22,30 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
 /// A boxed byte stream.
 pub type BoxStream = Box<dyn Stream>;
 
+/// An accepted connection and who is on the other end.
+pub struct Accepted {
+    pub stream: BoxStream,
+    pub peer: SocketAddr,
+    /// `User:ANONYMOUS` unless the acceptor authenticated the peer.
+    pub principal: KafkaPrincipal,
+}
+
 /// Where the controller server gets its connections.
 pub trait Acceptor: Send + 'static {
     /// The next connection and its peer address.
     fn accept(&mut self) -> BoxFuture<'_, io::Result<(BoxStream, SocketAddr)>>;
+    /// The next connection with its principal (an acceptor that
+    /// authenticates overrides this).
+    fn accept_admitted(&mut self) -> BoxFuture<'_, io::Result<Accepted>> {
+        Box::pin(async move {
+            let (stream, peer) = self.accept().await?;
+            Ok(Accepted {
+                stream,
+                peer,
+                principal: KafkaPrincipal::anonymous(),
+            })
+        })
+    }
     /// The address it listens on.
     fn local_addr(&self) -> io::Result<SocketAddr>;
 }

@@ -179,6 +179,8 @@ pub const STARTUP_ONLY_KEYS: &[&str] = &[
     "max.connections.per.ip.overrides",
     "num.replica.fetchers",
     "sasl.enabled.mechanisms",
+    "sasl.jaas.config",
+    "sasl.mechanism.inter.broker.protocol",
 ];
 
 const fn stored(name: &'static str, ty: ConfigType) -> ConfigKey {
@@ -225,7 +227,6 @@ pub static STORED_ONLY_KEYS: &[ConfigKey] = &[
     stored("remote.log.manager.fetch.max.bytes.per.second", T::Long),
     stored("remote.log.reader.threads", T::Int),
     stored("replica.alter.log.dirs.io.max.bytes.per.second", T::Long),
-    stored("sasl.jaas.config", T::Password),
     stored("sasl.kerberos.kinit.cmd", T::String),
     stored("sasl.kerberos.min.time.before.relogin", T::Long),
     stored("sasl.kerberos.principal.to.local.rules", T::List),
@@ -236,7 +237,6 @@ pub static STORED_ONLY_KEYS: &[ConfigKey] = &[
     stored("sasl.login.refresh.min.period.seconds", T::Short),
     stored("sasl.login.refresh.window.factor", T::Double),
     stored("sasl.login.refresh.window.jitter", T::Double),
-    stored("sasl.mechanism.inter.broker.protocol", T::String),
     stored("ssl.cipher.suites", T::List),
     stored("ssl.endpoint.identification.algorithm", T::String),
     stored("ssl.engine.factory.class", T::String),

@@ -8,6 +8,7 @@ pub mod dynamic;
 mod dynamic_only;
 pub mod group;
 pub mod kafka_keys;
+pub mod node_security;
 pub mod properties;
 pub mod roles;
 pub mod sasl;
@@ -450,6 +451,9 @@ pub struct BrokerConfig {
     /// The node's cluster roles and quorum (`process.roles` set), or `None`:
     /// one node that is its own controller ([`roles`]).
     pub kraft: Option<roles::KraftConfig>,
+    /// How a cluster node secures its traffic with the other nodes
+    /// (inter-broker, to the controllers, its controller listener).
+    pub node_security: Option<node_security::NodeSecurity>,
     /// Kafka keys given in the config that Sluice does not implement (warned about once).
     pub unimplemented_keys: Vec<String>,
     /// Every key given explicitly (file then overrides), raw values.
@@ -722,17 +726,16 @@ impl BrokerConfig {
                 sasl_listeners.insert(l.name.clone(), c);
             }
         }
-        sasl::check_unauthenticated_paths(
-            kraft
-                .as_ref()
-                .and_then(|k| k.inter_broker_listener_name.as_deref()),
-            &sasl_listeners,
-            // A controller listener missing from the map is PLAINTEXT, as in Kafka.
-            controller_names.iter().map(|n| {
-                let protocol = protocol_map.get(n).cloned();
-                (n.as_str(), protocol.unwrap_or_else(|| "PLAINTEXT".into()))
-            }),
-        )?;
+        let node_security = match &kraft {
+            Some(k) => Some(node_security::resolve(
+                &explicit,
+                k,
+                |name| roles::protocol_of(&explicit, &controller_names, name),
+                &global_mechanisms,
+                long(sasl::REAUTH_KEY),
+            )?),
+            None => None,
+        };
         let mut security = BTreeMap::new();
         for l in &listeners {
             let protocol = match protocol_of(&l.name).as_str() {
@@ -839,6 +842,7 @@ impl BrokerConfig {
             },
             log_config: LogConfig::default(),
             kraft,
+            node_security,
             unimplemented_keys: unimplemented,
             explicit: ExplicitConfigs(explicit),
             dynamic: Arc::default(),

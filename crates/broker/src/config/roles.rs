@@ -279,7 +279,7 @@ fn rule(key: &str, explicit: &BTreeMap<String, String>, reason: String) -> Confi
 
 /// The security protocol of each listener name: `listener.security.protocol.map`,
 /// where a controller listener missing from the default map is PLAINTEXT (as Kafka).
-fn protocol_of(
+pub(super) fn protocol_of(
     explicit: &BTreeMap<String, String>,
     controller_names: &[String],
     name: &str,
@@ -404,13 +404,11 @@ impl KraftConfig {
                         format!("no security protocol defined for listener {}", l.name),
                     ))
                 }
-                // Client listeners may speak TLS and SASL; the controller
-                // and inter-broker paths are PLAINTEXT until node-to-node
-                // TLS and SASL (the inter-broker check is below).
                 Some(p)
-                    if p != "PLAINTEXT"
-                        && (is_controller(l)
-                            || !matches!(p.as_str(), "SSL" | "SASL_PLAINTEXT" | "SASL_SSL")) =>
+                    if !matches!(
+                        p.as_str(),
+                        "PLAINTEXT" | "SSL" | "SASL_PLAINTEXT" | "SASL_SSL"
+                    ) =>
                 {
                     return Err(ConfigError::Unsupported {
                         key: "listeners".into(),
@@ -474,18 +472,6 @@ impl KraftConfig {
         } else {
             None
         };
-        if let Some(name) = &inter_broker_listener_name {
-            if let Some(p) =
-                protocol_of(explicit, &controller_names, name).filter(|p| p != "PLAINTEXT")
-            {
-                return Err(ConfigError::Unsupported {
-                    key: "inter.broker.listener.name".into(),
-                    reason: format!(
-                        "the inter-broker listener {name} speaks {p}; replication between brokers is PLAINTEXT only for now: name a PLAINTEXT listener in inter.broker.listener.name"
-                    ),
-                });
-            }
-        }
         if roles.broker {
             advertised_checks(explicit, &listeners, &controller_names, roles)?;
         }
@@ -575,10 +561,21 @@ fn inter_broker_listener(
             "there must be at least one broker listener. Perhaps all listeners appear in controller.listener.names?".into(),
         ));
     };
-    let Some(name) = given(explicit, "inter.broker.listener.name") else {
-        return Ok(first.to_string());
+    let by_protocol = given(explicit, "security.inter.broker.protocol");
+    let name = match (given(explicit, "inter.broker.listener.name"), by_protocol) {
+        (Some(_), Some(_)) => {
+            return Err(rule(
+                "security.inter.broker.protocol",
+                explicit,
+                "only one of inter.broker.listener.name and security.inter.broker.protocol should be set".into(),
+            ))
+        }
+        // As Kafka's `ListenerName.forSecurityProtocol`: the listener
+        // named after the protocol.
+        (None, Some(p)) => p.to_ascii_uppercase(),
+        (Some(n), None) => n.to_ascii_uppercase(),
+        (None, None) => return Ok(first.to_string()),
     };
-    let name = name.to_ascii_uppercase();
     if !broker_listeners.contains(&name.as_str()) {
         return Err(rule(
             "inter.broker.listener.name",

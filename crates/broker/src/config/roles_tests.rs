@@ -396,14 +396,53 @@ fn security_protocol_of_every_listener() {
         "listener.security.protocol.map",
         "no security protocol defined for listener CTRL",
     );
+    // A secured controller listener (issue 20): the node dials the other
+    // voters there, so it needs a truststore, and serves it with a keystore.
+    let ssl = (
+        "listener.security.protocol.map",
+        "PLAINTEXT:PLAINTEXT,CONTROLLER:SSL",
+    );
+    refused(
+        COMBINED,
+        &[ssl],
+        "ssl.truststore.location",
+        "needs a truststore",
+    );
+    let stores = [
+        ssl,
+        ("ssl.keystore.type", "PEM"),
+        ("ssl.keystore.location", "/k.pem"),
+        ("ssl.truststore.type", "PEM"),
+        ("ssl.truststore.location", "/ca.pem"),
+    ];
+    let c = config(COMBINED, &stores).unwrap();
+    let security = c.node_security.unwrap();
+    assert!(security.controller_client.ssl.is_some());
+    assert!(security.controller_server.unwrap().security.ssl.is_some());
+    // A broker-only node cannot reach secured controllers yet (its
+    // metadata observer's listener is plaintext).
+    refused(
+        COMBINED,
+        &[
+            &stores[..],
+            &[
+                ("process.roles", "broker"),
+                ("node.id", "4"),
+                ("listeners", "PLAINTEXT://127.0.0.1:9092"),
+            ],
+        ]
+        .concat(),
+        "listener.security.protocol.map",
+        "broker-only node",
+    );
     refused(
         COMBINED,
         &[(
             "listener.security.protocol.map",
-            "PLAINTEXT:PLAINTEXT,CONTROLLER:SSL",
+            "PLAINTEXT:PLAINTEXT,CONTROLLER:KERBEROS",
         )],
         "listeners",
-        "only PLAINTEXT is supported",
+        "only PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL are supported",
     );
 }
 
@@ -542,10 +581,86 @@ fn sasl_client_listeners_in_a_cluster() {
     assert!(c.sasl_listeners.contains_key("SASL_SSL"));
     let k = c.kraft.unwrap();
     assert_eq!(k.inter_broker_listener_name.as_deref(), Some("PLAINTEXT"));
+    // Inter-broker traffic over SASL_SSL (issue 20) needs the mechanism
+    // (Kafka's default GSSAPI is not implemented), a truststore and the
+    // node's own username and password in the listener's JAAS entry.
+    let over_sasl_ssl = [&sasl[..], &[("inter.broker.listener.name", "SASL_SSL")]].concat();
     refused(
         COMBINED,
-        &[&sasl[..], &[("inter.broker.listener.name", "SASL_SSL")]].concat(),
-        "inter.broker.listener.name",
-        "PLAINTEXT only",
+        &over_sasl_ssl,
+        "ssl.truststore.location",
+        "truststore",
+    );
+    let with_trust = [
+        &over_sasl_ssl[..],
+        &[
+            ("ssl.truststore.type", "PEM"),
+            ("ssl.truststore.location", "/ca.pem"),
+        ],
+    ]
+    .concat();
+    refused(
+        COMBINED,
+        &with_trust,
+        "sasl.mechanism.inter.broker.protocol",
+        "GSSAPI",
+    );
+    let with_mechanism = [
+        &with_trust[..],
+        &[("sasl.mechanism.inter.broker.protocol", "PLAIN")],
+    ]
+    .concat();
+    refused(
+        COMBINED,
+        &with_mechanism,
+        "listener.name.sasl_ssl.plain.sasl.jaas.config",
+        "username",
+    );
+    let login = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret";"#;
+    let c = config(
+        COMBINED,
+        &[
+            &with_mechanism[..],
+            &[("listener.name.sasl_ssl.plain.sasl.jaas.config", login)],
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let inter = c.node_security.unwrap().inter_broker.unwrap();
+    assert_eq!(inter.listener, "SASL_SSL");
+    assert_eq!(inter.sasl.unwrap().user, "admin");
+    // Kafka: the mechanism must be one the listener enables.
+    let scram = r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="admin-secret";"#;
+    refused(
+        COMBINED,
+        &[
+            &with_trust[..],
+            &[
+                ("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-512"),
+                (
+                    "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config",
+                    scram,
+                ),
+            ],
+        ]
+        .concat(),
+        "sasl.mechanism.inter.broker.protocol",
+        "must be included in sasl.enabled.mechanisms",
+    );
+    // security.inter.broker.protocol names the listener called after it;
+    // with inter.broker.listener.name too it is refused, as in Kafka.
+    let c = config(COMBINED, &[("security.inter.broker.protocol", "PLAINTEXT")]).unwrap();
+    assert_eq!(
+        c.kraft.unwrap().inter_broker_listener_name.as_deref(),
+        Some("PLAINTEXT")
+    );
+    refused(
+        COMBINED,
+        &[
+            ("security.inter.broker.protocol", "PLAINTEXT"),
+            ("inter.broker.listener.name", "PLAINTEXT"),
+        ],
+        "security.inter.broker.protocol",
+        "only one of",
     );
 }

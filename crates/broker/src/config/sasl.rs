@@ -307,38 +307,6 @@ fn oauth_settings(
     })
 }
 
-/// Refuses the configurations where a SASL protocol would be named but
-/// not enforced or not spoken: inter-broker traffic over a SASL listener
-/// (the replica fetcher and the brokers' channels do not authenticate yet:
-/// `sasl.mechanism.inter.broker.protocol` is not implemented), and a
-/// controller listener mapped to anything but PLAINTEXT (the controller
-/// listener has no authentication gate).
-pub fn check_unauthenticated_paths<'a>(
-    inter_broker_listener: Option<&str>,
-    sasl_listeners: &BTreeMap<String, SaslListenerConfig>,
-    controller_listeners: impl Iterator<Item = (&'a str, String)>,
-) -> Result<(), ConfigError> {
-    if let Some(name) = inter_broker_listener.filter(|n| sasl_listeners.contains_key(*n)) {
-        return Err(ConfigError::Unsupported {
-            key: "inter.broker.listener.name".into(),
-            reason: format!(
-                "listener {name} is a SASL listener, and Sluice's brokers do not authenticate to each other yet (sasl.mechanism.inter.broker.protocol is not implemented); use a PLAINTEXT listener for inter-broker traffic"
-            ),
-        });
-    }
-    for (name, protocol) in controller_listeners {
-        if protocol != "PLAINTEXT" {
-            return Err(ConfigError::Unsupported {
-                key: "listener.security.protocol.map".into(),
-                reason: format!(
-                    "controller listener {name} uses {protocol}; Sluice's controller listener speaks PLAINTEXT only"
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,28 +467,5 @@ mod tests {
             "soon",
         );
         assert!(listener_config("CLIENT", &explicit(&[jaas, scram, bad]), &both, 0).is_err());
-    }
-
-    #[test]
-    fn unauthenticated_paths_are_refused() {
-        let mut sasl = BTreeMap::new();
-        sasl.insert(
-            "SASL_PLAINTEXT".to_string(),
-            SaslListenerConfig {
-                mechanisms: vec![SaslMechanism::Plain],
-                plain_users: BTreeMap::new(),
-                oauth: None,
-                reauth_ms: BTreeMap::new(),
-            },
-        );
-        let none = || std::iter::empty::<(&str, String)>();
-        assert!(check_unauthenticated_paths(Some("PLAINTEXT"), &sasl, none()).is_ok());
-        assert!(check_unauthenticated_paths(None, &sasl, none()).is_ok());
-        let err = check_unauthenticated_paths(Some("SASL_PLAINTEXT"), &sasl, none()).unwrap_err();
-        assert_eq!(err.key(), Some("inter.broker.listener.name"));
-        let controller = [("CONTROLLER", "SASL_PLAINTEXT".to_string())];
-        assert!(check_unauthenticated_paths(None, &sasl, controller.into_iter()).is_err());
-        let controller = [("CONTROLLER", "PLAINTEXT".to_string())];
-        assert!(check_unauthenticated_paths(None, &sasl, controller.into_iter()).is_ok());
     }
 }

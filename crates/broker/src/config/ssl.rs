@@ -126,7 +126,7 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 pub fn unsupported_protocol(listener: &Listener, protocol: &str, controller: bool) -> String {
     if controller {
         format!(
-            "listener {listener} is a controller listener and uses security protocol {protocol}; only PLAINTEXT is supported between nodes for now"
+            "listener {listener} is a controller listener and uses security protocol {protocol}; only PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL are supported"
         )
     } else {
         format!(
@@ -262,7 +262,22 @@ fn resolve_ssl(
     })
 }
 
-fn keystore(explicit: &BTreeMap<String, String>, listener: &str) -> Result<KeyStore, ConfigError> {
+/// Whether any keystore key is set for `listener` (a node dialling its
+/// peers shows a certificate only then).
+pub(super) fn has_keystore(explicit: &BTreeMap<String, String>, listener: &str) -> bool {
+    [
+        "ssl.keystore.location",
+        "ssl.keystore.key",
+        "ssl.keystore.certificate.chain",
+    ]
+    .iter()
+    .any(|k| given(explicit, listener, k).is_some())
+}
+
+pub(super) fn keystore(
+    explicit: &BTreeMap<String, String>,
+    listener: &str,
+) -> Result<KeyStore, ConfigError> {
     let location = given(explicit, listener, "ssl.keystore.location");
     let key = given(explicit, listener, "ssl.keystore.key");
     let chain = given(explicit, listener, "ssl.keystore.certificate.chain");
@@ -302,7 +317,7 @@ fn keystore(explicit: &BTreeMap<String, String>, listener: &str) -> Result<KeySt
     }
 }
 
-fn truststore(
+pub(super) fn truststore(
     explicit: &BTreeMap<String, String>,
     listener: &str,
 ) -> Result<Option<TrustStore>, ConfigError> {
@@ -331,7 +346,7 @@ fn truststore(
     }
 }
 
-fn protocols(
+pub(super) fn protocols(
     explicit: &BTreeMap<String, String>,
     listener: &str,
 ) -> Result<Vec<TlsProtocol>, ConfigError> {

@@ -19,6 +19,7 @@ pub mod connection;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod node_security;
 mod reauth;
 pub mod sasl;
 pub mod security;

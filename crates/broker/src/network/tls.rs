@@ -188,53 +188,103 @@ fn private_key(
     })
 }
 
-fn server_config(listener: &str, ssl: &SslSettings) -> Result<ServerConfig, BrokerError> {
-    let (store_key, chain, key) = match &ssl.keystore {
+/// The key and certificate chain of `keystore`, with the key that supplied them.
+fn load_keystore(
+    listener: &str,
+    keystore: &KeyStore,
+    password_set: bool,
+) -> Result<(String, Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), BrokerError> {
+    Ok(match keystore {
         KeyStore::File { key, path } => {
             let pem = read_pem(listener, key, path)?;
-            let private = private_key(listener, key, &pem, ssl.key_password_set)?;
-            (key.as_str(), certificates(listener, key, &pem)?, private)
+            let private = private_key(listener, key, &pem, password_set)?;
+            (key.clone(), certificates(listener, key, &pem)?, private)
         }
         KeyStore::Inline {
             key,
             private_key: pk,
             chain,
         } => {
-            let private = private_key(listener, key, &pk.0, ssl.key_password_set)?;
+            let private = private_key(listener, key, &pk.0, password_set)?;
             let chain = certificates(listener, "ssl.keystore.certificate.chain", &chain.0)?;
-            (key.as_str(), chain, private)
+            (key.clone(), chain, private)
         }
+    })
+}
+
+/// The CA certificates of `trust`, with the key that supplied them.
+fn load_roots(listener: &str, trust: &TrustStore) -> Result<(String, RootCertStore), BrokerError> {
+    let (trust_key, pem) = match trust {
+        TrustStore::File { key, path } => (key.as_str(), read_pem(listener, key, path)?),
+        TrustStore::Inline { key, certificates } => (key.as_str(), certificates.0.clone()),
     };
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(listener, trust_key, &pem)? {
+        roots
+            .add(cert)
+            .map_err(|e| tls_error(listener, trust_key, format!("bad CA certificate: {e}")))?;
+    }
+    Ok((trust_key.to_string(), roots))
+}
+
+fn rustls_versions(protocols: &[TlsProtocol]) -> Vec<&'static rustls::SupportedProtocolVersion> {
+    protocols
+        .iter()
+        .map(|p| match p {
+            TlsProtocol::Tls12 => &rustls::version::TLS12,
+            TlsProtocol::Tls13 => &rustls::version::TLS13,
+        })
+        .collect()
+}
+
+/// The TLS client of a node dialling its peers on `listener` (issue 20):
+/// the listener's truststore verifies them (and their names), its keystore,
+/// if any, answers a request for a certificate.
+pub fn client_config(
+    listener: &str,
+    ssl: &crate::config::node_security::ClientSsl,
+) -> Result<rustls::ClientConfig, BrokerError> {
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let (_, roots) = load_roots(listener, &ssl.truststore)?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&rustls_versions(&ssl.protocols))
+        .map_err(|e| tls_error(listener, "ssl.enabled.protocols", e.to_string()))?
+        .with_root_certificates(roots);
+    match &ssl.keystore {
+        None => Ok(builder.with_no_client_auth()),
+        Some(keystore) => {
+            let (store_key, chain, key) = load_keystore(listener, keystore, false)?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| {
+                tls_error(
+                    listener,
+                    &store_key,
+                    format!("the key does not fit the certificate chain: {e}"),
+                )
+            })
+        }
+    }
+}
+
+/// The rustls server configuration of an `SSL`/`SASL_SSL` listener.
+pub fn server_config(listener: &str, ssl: &SslSettings) -> Result<ServerConfig, BrokerError> {
+    let (store_key, chain, key) = load_keystore(listener, &ssl.keystore, ssl.key_password_set)?;
+    let store_key = store_key.as_str();
     // ring, not aws-lc-rs: the broker must build with gcc alone (no cmake
     // or OpenSSL headers needed). rustls deprecates this only because ring
     // has no post-quantum key exchange; the classical suites (AES-GCM with
     // the CPU's instructions, ChaCha20) are all there.
     #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let versions: Vec<&'static rustls::SupportedProtocolVersion> = ssl
-        .protocols
-        .iter()
-        .map(|p| match p {
-            TlsProtocol::Tls12 => &rustls::version::TLS12,
-            TlsProtocol::Tls13 => &rustls::version::TLS13,
-        })
-        .collect();
+    let versions = rustls_versions(&ssl.protocols);
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| tls_error(listener, "ssl.enabled.protocols", e.to_string()))?;
     let verifier = match (&ssl.truststore, ssl.client_auth) {
         (_, ClientAuth::None) | (None, _) => WebPkiClientVerifier::no_client_auth(),
         (Some(trust), auth) => {
-            let (trust_key, pem) = match trust {
-                TrustStore::File { key, path } => (key.as_str(), read_pem(listener, key, path)?),
-                TrustStore::Inline { key, certificates } => (key.as_str(), certificates.0.clone()),
-            };
-            let mut roots = RootCertStore::empty();
-            for cert in certificates(listener, trust_key, &pem)? {
-                roots.add(cert).map_err(|e| {
-                    tls_error(listener, trust_key, format!("bad CA certificate: {e}"))
-                })?;
-            }
+            let (trust_key, roots) = load_roots(listener, trust)?;
+            let trust_key = trust_key.as_str();
             let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider);
             let verifier = if auth == ClientAuth::Requested {
                 verifier.allow_unauthenticated()

@@ -124,12 +124,22 @@ impl BrokerNode {
                 (log.clone(), Some(log))
             }
         };
-        let channel = Arc::new(ControllerChannel::new(
+        let security = config
+            .node_security
+            .as_ref()
+            .context("the broker role of a cluster needs process.roles")?;
+        let to_controllers = super::secured(&security.controller_client)?;
+        let inter_broker = match &security.inter_broker {
+            Some(c) => super::secured(c)?,
+            None => anyhow::bail!("the broker role needs an inter-broker listener"),
+        };
+        let channel = Arc::new(ControllerChannel::with_connector(
             kraft.quorum_voters()?,
             ChannelConfig {
                 client_id: format!("broker-{}-to-controller", kraft.node_id),
                 ..ChannelConfig::default()
             },
+            to_controllers.connector.clone(),
         ));
         let controller: Arc<dyn ControllerClient> = Arc::new(
             RemoteController::new(channel.clone(), cluster_id).with_heartbeat_timeout(
@@ -147,7 +157,7 @@ impl BrokerNode {
             log: log.clone() as Arc<dyn MetadataLog>,
             controller,
             channel,
-            connector: Arc::new(sluice_transport::TcpConnector),
+            connector: inter_broker.connector.clone(),
         };
         let broker = match Broker::start_in(config, fs, clock, quorum).await {
             Ok(b) => b,

@@ -29,8 +29,9 @@ use anyhow::{bail, Context as _};
 use kafka_protocol::messages::DescribeClusterRequest;
 use sluice_broker::config::roles::KraftConfig;
 use sluice_broker::metadata::validator::BrokerConfigValidator;
+use sluice_broker::network::node_security::{controller_admission, ControllerSlot};
 use sluice_broker::BrokerConfig;
-use sluice_controller::raft::{RaftConfig, RaftMetadataLog, TcpTransport};
+use sluice_controller::raft::{RaftConfig, RaftMetadataLog};
 use sluice_controller::{MetadataLog, QuorumController};
 use sluice_metadata::BrokerId;
 use sluice_storage::{Clock, Fs, RealFs, SystemClock};
@@ -94,7 +95,11 @@ fn host_for_bind(host: &str) -> String {
 /// another cluster: this node's dirs were formatted for the wrong cluster
 /// (or its voters list names another cluster's nodes). Voters that do not
 /// answer yet are skipped: on a cluster's first start nobody is up.
-async fn check_peers_cluster_id(kraft: &KraftConfig, cluster_id: &str) -> anyhow::Result<()> {
+async fn check_peers_cluster_id(
+    kraft: &KraftConfig,
+    cluster_id: &str,
+    connector: Arc<dyn sluice_transport::Connector>,
+) -> anyhow::Result<()> {
     let config = ChannelConfig {
         request_timeout_ms: 1000,
         client_id: format!("sluice-controller-{}", kraft.node_id),
@@ -106,7 +111,11 @@ async fn check_peers_cluster_id(kraft: &KraftConfig, cluster_id: &str) -> anyhow
             host: v.host.clone(),
             port: v.port,
         };
-        let channel = ControllerChannel::new(QuorumVoters::new(vec![voter])?, config.clone());
+        let channel = ControllerChannel::with_connector(
+            QuorumVoters::new(vec![voter])?,
+            config.clone(),
+            connector.clone(),
+        );
         let req = DescribeClusterRequest::default().with_endpoint_type(2);
         let Ok(resp) = channel.send(&req, Duration::from_secs(1)).await else {
             continue;
@@ -148,8 +157,15 @@ impl ControllerNode {
             .as_ref()
             .context("the controller role needs process.roles")?;
         let bind = controller_bind_address(kraft)?;
-        check_peers_cluster_id(kraft, cluster_id).await?;
-        let listener = SplitListener::bind(bind, SplitConfig::default())
+        let security = config
+            .node_security
+            .as_ref()
+            .context("a controller needs process.roles")?;
+        let client = super::secured(&security.controller_client)?;
+        check_peers_cluster_id(kraft, cluster_id, client.connector.clone()).await?;
+        let slot = ControllerSlot::default();
+        let admission = controller_admission(security, config.authorizer.clone(), slot.clone())?;
+        let listener = SplitListener::bind_admitting(bind, SplitConfig::default(), admission)
             .await
             .with_context(|| {
                 format!(
@@ -175,7 +191,7 @@ impl ControllerNode {
         let log = RaftMetadataLog::start(
             raft,
             fs,
-            Arc::new(TcpTransport),
+            client.raft.clone(),
             Box::new(quorum),
             clock.clone(),
         )
@@ -207,11 +223,13 @@ impl ControllerNode {
             Arc::new(BrokerConfigValidator::new(Arc::new(config.clone()))),
             clock,
         ));
+        slot.set(controller.clone());
         let voters = kraft.quorum_voters()?;
         let server_config = ServerConfig {
             max_request_bytes: config.socket_request_max_bytes,
             voters: Some(voters),
             listener_name: kraft.controller_listener_names[0].clone(),
+            authorizer: config.authorizer.clone(),
             ..ServerConfig::new(cluster_id)
         };
         let server = ControllerServer::start(Box::new(kafka), controller.clone(), server_config)?;

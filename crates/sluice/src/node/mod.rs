@@ -62,6 +62,33 @@ fn announce(lines: &[String]) -> std::io::Result<()> {
     out.flush()
 }
 
+/// The connections a node opens on one path (to the controllers, or to
+/// the other brokers), secured as its config says: for Kafka's protocol
+/// and for the metadata quorum's RPC. PLAINTEXT paths use plain TCP.
+pub struct Secured {
+    pub connector: std::sync::Arc<dyn sluice_transport::Connector>,
+    pub raft: std::sync::Arc<dyn sluice_controller::raft::Transport>,
+}
+
+pub fn secured(
+    c: &sluice_broker::config::node_security::NodeClientConfig,
+) -> anyhow::Result<Secured> {
+    use std::sync::Arc;
+    let security = sluice_broker::network::node_security::client_security(c)?;
+    if security.is_plaintext() {
+        return Ok(Secured {
+            connector: Arc::new(sluice_transport::TcpConnector),
+            raft: Arc::new(sluice_controller::raft::TcpTransport),
+        });
+    }
+    tracing::info!(listener = %c.listener, protocol = %c.protocol, sasl = ?security.sasl, "connections to peers on this listener are secured");
+    let secure = Arc::new(sluice_transport::security::SecureConnector::new(security));
+    Ok(Secured {
+        connector: secure.clone(),
+        raft: secure,
+    })
+}
+
 /// `sluice serve` with `process.roles`: runs this node's roles until a
 /// signal or a fatal metadata-log error.
 pub async fn run(config: BrokerConfig, cluster_id: String) -> anyhow::Result<()> {

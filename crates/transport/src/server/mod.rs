@@ -30,6 +30,7 @@
 
 pub mod acls;
 mod admin;
+pub mod authz;
 mod broker_rpc;
 mod describe;
 mod isr;
@@ -98,6 +99,10 @@ pub struct ServerConfig {
     pub voters: Option<crate::QuorumVoters>,
     /// The controller listener's name (`controller.listener.names`' first).
     pub listener_name: String,
+    /// `authorizer.class.name` (Kafka's StandardAuthorizer) with
+    /// `super.users`: every request is authorized as Kafka's
+    /// `ControllerApis` does (`authz.rs`); `None` allows everything.
+    pub authorizer: Option<Arc<sluice_auth::acl::AuthorizerConfig>>,
 }
 
 impl ServerConfig {
@@ -108,6 +113,7 @@ impl ServerConfig {
             max_in_flight_per_connection: 16,
             voters: None,
             listener_name: "CONTROLLER".into(),
+            authorizer: None,
         }
     }
 }
@@ -172,7 +178,8 @@ impl ControllerServer {
     /// Serves one connection until it closes (for substituted streams).
     pub async fn serve_connection(&self, stream: BoxStream, peer: SocketAddr) {
         let (_tx, stopped) = watch::channel(false);
-        serve(self.inner.clone(), stream, peer, stopped).await
+        let anonymous = sluice_auth::KafkaPrincipal::anonymous();
+        serve(self.inner.clone(), stream, peer, anonymous, stopped).await
     }
 
     /// Stops accepting and closes every connection.
@@ -201,9 +208,9 @@ async fn accept_loop(
     loop {
         tokio::select! {
             _ = stopped_signal(&mut stop) => break,
-            r = acceptor.accept() => match r {
-                Ok((stream, peer)) => {
-                    conns.spawn(serve(inner.clone(), stream, peer, stopped.clone()));
+            r = acceptor.accept_admitted() => match r {
+                Ok(a) => {
+                    conns.spawn(serve(inner.clone(), a.stream, a.peer, a.principal, stopped.clone()));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "controller listener: accept failed");
@@ -231,8 +238,10 @@ async fn serve(
     inner: Arc<Inner>,
     stream: BoxStream,
     peer: SocketAddr,
+    principal: sluice_auth::KafkaPrincipal,
     mut stopped: watch::Receiver<bool>,
 ) {
+    let principal = Arc::new(principal);
     let (mut rd, mut wr) = tokio::io::split(stream);
     let depth = inner.config.max_in_flight_per_connection.max(1);
     let (tx, mut rx) = mpsc::channel::<JoinHandle<Outcome>>(depth);
@@ -256,7 +265,8 @@ async fn serve(
         loop {
             match frames.next_frame() {
                 Ok(Some(frame)) => {
-                    let h = tokio::spawn(handle_frame(inner.clone(), frame, peer));
+                    let h =
+                        tokio::spawn(handle_frame(inner.clone(), frame, peer, principal.clone()));
                     if tx.send(h).await.is_err() {
                         break 'conn;
                     }
@@ -286,7 +296,12 @@ async fn serve(
     let _ = writer.await;
 }
 
-async fn handle_frame(inner: Arc<Inner>, frame: Bytes, peer: SocketAddr) -> Outcome {
+async fn handle_frame(
+    inner: Arc<Inner>,
+    frame: Bytes,
+    peer: SocketAddr,
+    principal: Arc<sluice_auth::KafkaPrincipal>,
+) -> Outcome {
     let req = match decode_request_with(frame, CONTROLLER_APIS) {
         Ok(r) => r,
         Err(ProtocolError::UnsupportedVersion {
@@ -307,6 +322,19 @@ async fn handle_frame(inner: Arc<Inner>, frame: Bytes, peer: SocketAddr) -> Outc
     let api_key = req.api_key;
     let version = req.api_version();
     let cid = req.correlation_id();
+    if let Some(config) = &inner.config.authorizer {
+        let authz =
+            authz::ControllerAuthz::new(config.clone(), &inner.controller, &principal, peer);
+        if !authz.check(api_key, &req.body) {
+            let Some(denied) = authz::denied_response(api_key) else {
+                return Outcome::Close;
+            };
+            return match encode_response(api_key, cid, version, &denied) {
+                Ok(b) => Outcome::Reply(b),
+                Err(_) => Outcome::Close,
+            };
+        }
+    }
     let Some(mut body) = dispatch(&inner, req, peer).await else {
         tracing::warn!(%peer, ?api_key, "controller listener: no handler, closing connection");
         return Outcome::Close;
