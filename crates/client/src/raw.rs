@@ -176,28 +176,13 @@ impl RawConnection {
                 error_text(hs.error_code, None)
             ));
         }
-        match login {
-            SaslLogin::Plain { user, password } => {
-                self.authenticate(format!("\0{user}\0{password}").into_bytes())?;
-            }
-            SaslLogin::Scram {
-                mechanism,
-                user,
-                password,
-            } => {
-                let mut random = [0u8; 24];
-                for chunk in random.chunks_mut(8) {
-                    chunk.copy_from_slice(&sluice_runtime::random_u64().to_le_bytes());
-                }
-                let nonce = sluice_auth::sasl::ScramServer::nonce(&random);
-                let mut client =
-                    sluice_auth::sasl::ScramClient::new(*mechanism, user, password, nonce);
-                let server_first = self.authenticate(client.first())?;
-                let last = client
-                    .final_message(&server_first)
-                    .map_err(|e| e.to_string())?;
-                let server_final = self.authenticate(last)?;
-                client.verify(&server_final).map_err(|e| e.to_string())?;
+        let mut exchange = login.exchange(&sluice_runtime::random_bytes());
+        let mut token = exchange.first();
+        loop {
+            let answer = self.authenticate(token)?;
+            match exchange.next(&answer).map_err(|e| e.to_string())? {
+                Some(next) => token = next,
+                None => break,
             }
         }
         Ok(())

@@ -5,43 +5,8 @@
 
 use std::sync::Arc;
 
-use sluice_auth::sasl::ScramMechanism;
-
 /// `sasl.mechanism` with the JAAS entry's login.
-#[derive(Clone)]
-pub enum SaslLogin {
-    Plain {
-        user: String,
-        password: String,
-    },
-    Scram {
-        mechanism: ScramMechanism,
-        user: String,
-        password: String,
-    },
-}
-
-impl SaslLogin {
-    /// The mechanism's name in SaslHandshake.
-    pub fn mechanism(&self) -> &'static str {
-        match self {
-            SaslLogin::Plain { .. } => "PLAIN",
-            SaslLogin::Scram { mechanism, .. } => mechanism.mechanism_name(),
-        }
-    }
-}
-
-/// Never prints the password.
-impl std::fmt::Debug for SaslLogin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SaslLogin::Plain { user, .. } => write!(f, "PLAIN as {user}"),
-            SaslLogin::Scram {
-                mechanism, user, ..
-            } => write!(f, "{} as {user}", mechanism.mechanism_name()),
-        }
-    }
-}
+pub use sluice_auth::sasl::SaslLogin;
 
 /// TLS (with the trusted CAs), SASL, both or neither (the default:
 /// PLAINTEXT).

@@ -142,6 +142,13 @@ pub fn random_u64() -> u64 {
     Rng.next_u64()
 }
 
+/// `N` random bytes (a nonce): from the OS, or from the simulation's seed.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    Rng.fill_bytes(&mut bytes);
+    bytes
+}
+
 /// Random draws: from the simulation's seeded generator on a simulating
 /// thread, else from `rand::thread_rng` (the OS's entropy).
 #[derive(Clone, Copy, Debug, Default)]

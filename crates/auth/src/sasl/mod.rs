@@ -14,6 +14,7 @@
 //! `sasl.server.max.receive.size`); secrets are compared in constant time;
 //! a failed or finished exchange accepts no further token.
 
+mod login;
 mod oauthbearer;
 mod plain;
 mod scram;
@@ -23,6 +24,7 @@ mod scram_messages;
 use std::fmt;
 use std::str::FromStr;
 
+pub use login::{LoginExchange, SaslLogin};
 pub use oauthbearer::{ClientInitialResponse, OAuthBearerServer};
 pub use plain::PlainServer;
 pub use scram::{ScramCredential, ScramMechanism, ScramServer};

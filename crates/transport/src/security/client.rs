@@ -21,7 +21,6 @@ use kafka_protocol::messages::{
     SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use sluice_auth::sasl::{ScramClient, ScramMechanism, ScramServer};
 use sluice_controller::raft::{Acceptor as RaftAcceptor, BoxConn, Transport as RaftTransport};
 use sluice_protocol::{kafka_protocol, FrameReader};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -35,41 +34,7 @@ const MAX_SASL_RESPONSE_BYTES: usize = 64 << 10;
 /// The node's own SASL login (`sasl.mechanism.inter.broker.protocol` or
 /// `sasl.mechanism.controller.protocol`, with the `username` and
 /// `password` of the listener's JAAS entry).
-#[derive(Clone, PartialEq, Eq)]
-pub enum SaslLogin {
-    Plain {
-        user: String,
-        password: String,
-    },
-    Scram {
-        mechanism: ScramMechanism,
-        user: String,
-        password: String,
-    },
-}
-
-impl SaslLogin {
-    /// The mechanism's name in SaslHandshake.
-    pub fn mechanism(&self) -> &'static str {
-        match self {
-            SaslLogin::Plain { .. } => "PLAIN",
-            SaslLogin::Scram { mechanism, .. } => mechanism.mechanism_name(),
-        }
-    }
-
-    pub fn user(&self) -> &str {
-        match self {
-            SaslLogin::Plain { user, .. } | SaslLogin::Scram { user, .. } => user,
-        }
-    }
-}
-
-/// Never prints the password.
-impl fmt::Debug for SaslLogin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} as {}", self.mechanism(), self.user())
-    }
-}
+pub use sluice_auth::sasl::SaslLogin;
 
 /// How a node secures the connections it opens to one kind of peer.
 /// The default is PLAINTEXT.
@@ -182,33 +147,13 @@ async fn sasl_login(conn: &mut BoxConn, login: &SaslLogin) -> Result<(), String>
             hs.error_code
         ));
     }
-    match login {
-        SaslLogin::Plain { user, password } => {
-            authenticate(
-                conn,
-                &mut frames,
-                1,
-                format!("\0{user}\0{password}").into_bytes(),
-            )
-            .await?;
-        }
-        SaslLogin::Scram {
-            mechanism,
-            user,
-            password,
-        } => {
-            let mut random = [0u8; 24];
-            for chunk in random.chunks_mut(8) {
-                chunk.copy_from_slice(&sluice_runtime::random_u64().to_le_bytes());
-            }
-            let mut client =
-                ScramClient::new(*mechanism, user, password, ScramServer::nonce(&random));
-            let server_first = authenticate(conn, &mut frames, 1, client.first()).await?;
-            let last = client
-                .final_message(&server_first)
-                .map_err(|e| e.to_string())?;
-            let server_final = authenticate(conn, &mut frames, 2, last).await?;
-            client.verify(&server_final).map_err(|e| e.to_string())?;
+    let mut exchange = login.exchange(&sluice_runtime::random_bytes());
+    let mut token = exchange.first();
+    for correlation_id in 1.. {
+        let answer = authenticate(conn, &mut frames, correlation_id, token).await?;
+        match exchange.next(&answer).map_err(|e| e.to_string())? {
+            Some(next) => token = next,
+            None => break,
         }
     }
     Ok(())
