@@ -13,6 +13,9 @@
 //! - `sluice-bench ceilings --dir DIR`: only the loopback and disk ceilings.
 //! - `sluice-bench quotas [--secs 30] [--quota-mb 10]`: client quotas (issue 21), limited
 //!   vs unlimited producers and consumers on one Sluice (`scripts/bench-quotas`).
+//! - `sluice-bench noisy [--secs 20] [--request-percentage 10]`: a steady producer's
+//!   latency alone and beside a client flooding small requests, without and with a
+//!   request quota (issue 21, `scripts/bench-noisy`).
 //! - `sluice-bench produce|consume|latency|kafka7504 --bootstrap HOST:PORT ...`: one
 //!   scenario against a running broker (see BENCHMARKS.md "One scenario by hand").
 
@@ -23,6 +26,7 @@ mod evict;
 mod fetchstats;
 mod k7504;
 mod load;
+mod noisy;
 mod procstat;
 mod quotas;
 mod report;
@@ -93,6 +97,27 @@ enum Cmd {
         quota_mb: f64,
         #[arg(long, default_value_t = 16384)]
         record_size: usize,
+    },
+    /// Noisy neighbour (issue 21): a steady producer's latency alone, beside a
+    /// client flooding small Metadata requests, and with a request_percentage
+    /// quota on that client.
+    Noisy {
+        #[arg(long, default_value = "target/bench-noisy")]
+        work_dir: PathBuf,
+        #[arg(long, default_value_t = 20.0)]
+        secs: f64,
+        #[arg(long, default_value_t = 1.0)]
+        rate_mb_s: f64,
+        #[arg(long, default_value_t = 1024)]
+        record_size: usize,
+        /// Connections of the flooding client.
+        #[arg(long, default_value_t = 8)]
+        conns: usize,
+        /// Requests each flooding connection keeps pipelined.
+        #[arg(long, default_value_t = 8)]
+        inflight: usize,
+        #[arg(long, default_value_t = 10.0)]
+        request_percentage: f64,
     },
     /// Measure the loopback TCP and disk write ceilings only.
     Ceilings {
@@ -426,6 +451,23 @@ fn main() -> Result<()> {
             secs,
             quota_mb,
             record_size,
+        }),
+        Cmd::Noisy {
+            work_dir,
+            secs,
+            rate_mb_s,
+            record_size,
+            conns,
+            inflight,
+            request_percentage,
+        } => noisy::run(noisy::NoisyOptions {
+            work_dir,
+            secs,
+            rate_mb_s,
+            record_size,
+            conns,
+            inflight,
+            request_percentage,
         }),
         Cmd::Ceilings { dir, mib } => {
             let bytes = mib << 20;

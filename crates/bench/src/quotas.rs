@@ -47,7 +47,7 @@ fn s(v: &str) -> StrBytes {
 }
 
 /// AlterClientQuotas for one client id, over a raw connection.
-fn set_quota(bootstrap: &str, client_id: &str, key: &str, value: f64) -> Result<()> {
+pub(crate) fn set_quota(bootstrap: &str, client_id: &str, key: &str, value: f64) -> Result<()> {
     let req = AlterClientQuotasRequest::default().with_entries(vec![EntryData::default()
         .with_entity(vec![EntityData::default()
             .with_entity_type(s("client-id"))

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sluice_storage::{Clock, Fs, LogManager};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::BrokerConfig;
@@ -148,6 +148,18 @@ impl Broker {
             TransactionConfig::from_broker(&config),
             clock.clone(),
         ));
+        // Built before the metadata publishers: the broker-config publisher
+        // changes the per-IP connection limits.
+        let quotas = Arc::new(crate::quota::ClientQuotaManager::with_settings(
+            config.quota_windows,
+            config.controller_quota_windows,
+            config.per_ip_limits.clone(),
+            config.connection_creation_rates.clone(),
+        ));
+        quotas
+            .connections
+            .slots
+            .set_limit(config.max_connections_now());
         // Opens the metadata log (bootstrapped once from the single-node
         // files on upgrade), starts the controller and publishes the
         // metadata: dynamic broker configs first, then every hosted
@@ -161,6 +173,7 @@ impl Broker {
             crate::metadata::Coordinators {
                 groups: groups.clone(),
                 txn_state: txn_state.clone(),
+                connections: quotas.connections.clone(),
             },
             fs.clone(),
             clock.clone(),
@@ -175,10 +188,6 @@ impl Broker {
             groups.clone(),
         );
         logs.set_producer_id_expiration_ms(config.producer_id_expiration_ms());
-        let quota_windows = config.quota_windows;
-        let controller_quota_windows = config.controller_quota_windows;
-        let per_ip_limits = config.per_ip_limits.clone();
-        let creation_rates = config.connection_creation_rates.clone();
         let ctx = BrokerContext {
             config,
             metadata: services.quorum.clone(),
@@ -191,12 +200,7 @@ impl Broker {
             txns,
             clock,
             fetchers: services.fetchers.clone(),
-            quotas: Arc::new(crate::quota::ClientQuotaManager::with_settings(
-                quota_windows,
-                controller_quota_windows,
-                per_ip_limits,
-                creation_rates,
-            )),
+            quotas,
         };
         ctx.groups.start().await?;
         ctx.txns.start();
@@ -212,8 +216,6 @@ impl Broker {
             stall_timeout: Some(ctx.config.request_stall_timeout),
             sasl: None,
         };
-        let max_connections = ctx.config.max_connections.clamp(1, Semaphore::MAX_PERMITS);
-        let slots = Arc::new(Semaphore::new(max_connections));
         let gates = transports
             .iter()
             .map(|t| network::sasl::gate_for(&ctx.config, t.name.as_str()))
@@ -230,8 +232,6 @@ impl Broker {
                     transport,
                     ctx.clone(),
                     connection_config,
-                    slots.clone(),
-                    max_connections,
                     shutdown_rx.clone(),
                 ))
             })

@@ -263,7 +263,7 @@ async fn kafkas_refusals_and_what_each_level_reports() {
         &mut c,
         BROKER,
         "7",
-        &[("max.connections", SET, Some("4"))],
+        &[("num.replica.fetchers", SET, Some("4"))],
         false,
     )
     .await;

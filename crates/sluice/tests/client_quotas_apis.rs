@@ -9,7 +9,9 @@
 //!   THROTTLING_QUOTA_EXCEEDED while the client's bucket is in debt, older
 //!   versions are let through and only throttled; the same scenario gives
 //!   the same codes on Kafka 4.1.2 (skipped loudly without java or the
-//!   jars unless `SLUICE_REQUIRE_CLIENTS=1`).
+//!   jars unless `SLUICE_REQUIRE_CLIENTS=1`); topics auto-created through
+//!   Metadata count against the asking client's quota and are refused
+//!   while it is in debt, as on Kafka.
 //!
 //! No timing assertion: the debts are tens of seconds, far longer than the
 //! scenario takes on a slow machine.
@@ -22,6 +24,7 @@ use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
     DescribeConfigsRequest, FindCoordinatorRequest, ListGroupsRequest, MetadataRequest, TopicName,
@@ -162,17 +165,38 @@ fn create_partitions(addr: &str, client: &str, version: i16, name: &str, count: 
     (label, codes, resp.throttle_time_ms > 0)
 }
 
+/// Metadata v12 for `name`, auto-creating it or not; the topic's error code.
+fn metadata(addr: &str, client: &str, name: &str, auto_create: bool) -> Step {
+    let mut c = RawClient::connect_as(addr, client);
+    let resp = c.send(
+        12,
+        &MetadataRequest::default()
+            .with_allow_auto_topic_creation(auto_create)
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(TopicName(sb(name))))
+            ])),
+    );
+    let label = format!("{client} Metadata v12 {name} auto-create {auto_create}");
+    let codes = resp.topics.iter().map(|t| t.error_code).collect();
+    (label, codes, resp.throttle_time_ms > 0)
+}
+
 /// Under `controller_mutation_rate` = 1 partition/s with a 2-window bucket
 /// (2 tokens), a 40-partition topic puts the client ~38 s in debt. Every
 /// step uses a new connection, so the mutes do not slow the scenario.
+/// Auto-created topics (`num.partitions` = 40) count against the client
+/// that asked for them and are refused while it is in debt: Kafka 4.1
+/// forwards them to the controller as a CreateTopics in an envelope with
+/// the client's principal and client id.
 fn mutation_scenario(addr: &str) -> Vec<Step> {
     set_client_quota(addr, "mutator", "controller_mutation_rate", 1.0);
+    set_client_quota(addr, "auto-mutator", "controller_mutation_rate", 1.0);
     // Kafka's controller takes the quota from its metadata a little after
     // answering; let it settle (Sluice answers after publishing).
     std::thread::sleep(std::time::Duration::from_secs(2));
     let setup = create_topics(addr, "setup", 7, &[("m-old", 1), ("m-grow", 1)]);
     assert_eq!(setup.1, vec![0, 0], "{setup:?}");
-    vec![
+    let mut steps = vec![
         // Starts within the bucket: created.
         create_topics(addr, "mutator", 7, &[("m-big", 40)]),
         // In debt: strict versions refuse every topic...
@@ -189,7 +213,17 @@ fn mutation_scenario(addr: &str) -> Vec<Step> {
         create_topics(addr, "mutator", 7, &[("m-big", 1)]),
         // Other clients are not limited.
         create_topics(addr, "other", 7, &[("m-e", 5)]),
-    ]
+    ];
+    // Auto-creation: refused in debt (answered as any first request for a
+    // new topic), and counted: the 40 partitions put the client in debt.
+    steps.push(metadata(addr, "mutator", "m-auto", true));
+    steps.push(metadata(addr, "auto-mutator", "m-auto-big", true));
+    // Kafka's broker forwards the creation without waiting for it.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    steps.push(metadata(addr, "other", "m-auto", false));
+    steps.push(metadata(addr, "other", "m-auto-big", false));
+    steps.push(create_topics(addr, "auto-mutator", 7, &[("m-f", 1)]));
+    steps
 }
 
 #[test]
@@ -197,6 +231,7 @@ fn controller_mutations_over_the_quota_are_refused_or_throttled_as_kafka_does() 
     let windows = [
         ("controller.quota.window.num", "2"),
         ("controller.quota.window.size.seconds", "1"),
+        ("num.partitions", "40"),
     ];
     let broker = common::start(&windows);
     let actual = mutation_scenario(broker.bootstrap());
@@ -225,6 +260,11 @@ fn controller_mutations_over_the_quota_are_refused_or_throttled_as_kafka_does() 
     expect(8, &[0], true);
     expect(9, &[36], false);
     expect(10, &[0], false);
+    expect(11, &[3], false);
+    expect(12, &[3], false);
+    expect(13, &[3], false);
+    expect(14, &[0], false);
+    expect(15, &[89], true);
     // The metrics show the debt and the throttles answered.
     let (_, body) = http_get(&metrics_addr(&broker), "/metrics");
     let metric = |name| sample(&body, name, &["client_id=\"mutator\""]);

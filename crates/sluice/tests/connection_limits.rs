@@ -7,6 +7,9 @@
 //!   AlterClientQuotas; `kafka-configs --entity-type ips` describes it when
 //!   java and the jars are here): connections over the rate are closed
 //!   unanswered, and once the quota is removed every connection is served;
+//! - both changed at runtime with `kafka-configs --entity-type brokers`
+//!   (cluster default and per broker): new connections get the new limits,
+//!   live ones stay open;
 //! - `listener.name.<l>.max.connection.creation.rate` (KIP-612): the
 //!   listener waits before serving connections over the rate (only a lower
 //!   bound on the time taken is checked, which slowness cannot break).
@@ -46,8 +49,13 @@ fn api_versions_frame() -> Vec<u8> {
 /// Opens a connection and sends ApiVersions: the open connection when it
 /// is answered, `None` when the broker closes it unanswered.
 fn served(addr: &str) -> Option<TcpStream> {
-    let mut s = TcpStream::connect(addr).expect("connect");
+    let s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    answers(s)
+}
+
+/// Sends ApiVersions on `s`: `s` when it is answered, `None` when closed.
+fn answers(mut s: TcpStream) -> Option<TcpStream> {
     if s.write_all(&api_versions_frame()).is_err() {
         return None;
     }
@@ -173,5 +181,116 @@ fn a_listener_over_its_creation_rate_waits_before_serving() {
     assert!(
         took >= Duration::from_secs(2),
         "12 connections were accepted in {took:?}"
+    );
+}
+
+/// Opens connections until `n` are held, retrying refused ones (a dynamic
+/// config applies a little after kafka-configs returns); bounded.
+fn hold(addr: &str, n: usize) -> Vec<TcpStream> {
+    let mut held = Vec::new();
+    for _ in 0..600 {
+        if held.len() == n {
+            return held;
+        }
+        match served(addr) {
+            Some(s) => held.push(s),
+            None => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    panic!("only {} of {n} connections were served", held.len());
+}
+
+/// Waits until a new connection is refused; bounded.
+fn until_refused(addr: &str, what: &str) {
+    for _ in 0..600 {
+        if served(addr).is_none() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what}: connections are still served");
+}
+
+#[test]
+fn per_ip_limits_change_at_runtime_with_kafka_configs() {
+    if !common::kafka_tools_ready("dynamic max.connections.per.ip with kafka-configs") {
+        return;
+    }
+    let broker = common::start(&[]);
+    let addr = broker.bootstrap().to_string();
+    let held = hold(&addr, 3);
+    // The cluster default: from now on 3 per IP; the 3 held stay open.
+    common::sasl::configs_ok(&[
+        "--bootstrap-server",
+        &addr,
+        "--alter",
+        "--entity-type",
+        "brokers",
+        "--entity-default",
+        "--add-config",
+        "max.connections.per.ip=3",
+    ]);
+    until_refused(&addr, "after max.connections.per.ip=3");
+    // As in Kafka, a lowered limit closes no live connection.
+    let held: Vec<_> = held.into_iter().filter_map(answers).collect();
+    assert_eq!(held.len(), 3, "a live connection was closed");
+    drop(held);
+    // Slots given back: kafka-configs needs two connections.
+    drop(hold(&addr, 2));
+    std::thread::sleep(Duration::from_secs(1));
+    // This broker's override for 127.0.0.1: 5.
+    common::sasl::configs_ok(&[
+        "--bootstrap-server",
+        &addr,
+        "--alter",
+        "--entity-type",
+        "brokers",
+        "--entity-name",
+        "1",
+        "--add-config",
+        "max.connections.per.ip.overrides=127.0.0.1:5",
+    ]);
+    let held = hold(&addr, 5);
+    assert!(served(&addr).is_none(), "a 6th connection was served");
+    drop(held);
+    assert!(
+        broker
+            .output()
+            .contains("address already has the configured maximum of 5 connections"),
+        "{}",
+        broker.output()
+    );
+}
+
+#[test]
+fn max_connections_changes_at_runtime_with_kafka_configs() {
+    if !common::kafka_tools_ready("dynamic max.connections with kafka-configs") {
+        return;
+    }
+    let broker = common::start(&[]);
+    let addr = broker.bootstrap().to_string();
+    let held = hold(&addr, 3);
+    common::sasl::configs_ok(&[
+        "--bootstrap-server",
+        &addr,
+        "--alter",
+        "--entity-type",
+        "brokers",
+        "--entity-default",
+        "--add-config",
+        "max.connections=3",
+    ]);
+    until_refused(&addr, "after max.connections=3");
+    let held: Vec<_> = held.into_iter().filter_map(answers).collect();
+    assert_eq!(held.len(), 3, "a live connection was closed");
+    drop(held);
+    // The slots come back: exactly 3 again.
+    let held = hold(&addr, 3);
+    assert!(served(&addr).is_none(), "a 4th connection was served");
+    drop(held);
+    assert!(
+        broker.output().contains("max.connections (3) reached"),
+        "{}",
+        broker.output()
     );
 }

@@ -26,7 +26,9 @@
 //!   `follower.replication.throttled.rate` to the replication throttles
 //!   (`crate::replica::quota`) from the next fetch;
 //!   the cluster default of `unclean.leader.election.enable` is read by the
-//!   controller from the image.
+//!   controller from the image; `max.connections`, `max.connections.per.ip`
+//!   and `max.connections.per.ip.overrides` to connections accepted from
+//!   then on (`crate::quota::connections`, `crate::quota::slots`).
 //! - **Stored and described, no effect** (Kafka accepts them dynamically, Sluice
 //!   has no such behaviour):
 //!   `log.roll.jitter.ms` (table keys marked
@@ -174,9 +176,6 @@ pub const STARTUP_ONLY_KEYS: &[&str] = &[
     "listener.security.protocol.map",
     "listeners",
     "max.connection.creation.rate",
-    "max.connections",
-    "max.connections.per.ip",
-    "max.connections.per.ip.overrides",
     "num.replica.fetchers",
     "sasl.enabled.mechanisms",
     "sasl.jaas.config",
@@ -478,6 +477,13 @@ pub fn validate(configs: &BTreeMap<String, String>, level: DynamicLevel) -> Resu
             }
         }
     }
+    if let Some(raw) = configs.get("max.connections.per.ip.overrides") {
+        if let Err(reason) = crate::quota::connections::PerIpLimits::parse_overrides(raw) {
+            return Err(format!(
+                "Invalid value {raw} for configuration max.connections.per.ip.overrides: {reason}"
+            ));
+        }
+    }
     if level == DynamicLevel::ClusterDefault {
         let per_broker: Vec<&str> = configs
             .keys()
@@ -686,9 +692,16 @@ mod tests {
         assert!(validate(&map(&[("log.retention.ms", "3600000")]), d).is_ok());
         // Kafka keeps keys it does not know.
         assert!(validate(&map(&[("foo.bar", "1")]), b).is_ok());
-        assert!(validate(&map(&[("max.connections", "4")]), d)
+        assert!(validate(&map(&[("max.connection.creation.rate", "4")]), d)
             .unwrap_err()
             .contains("only at start"));
+        assert!(validate(&map(&[("max.connections", "4")]), d).is_ok());
+        assert!(validate(
+            &map(&[("max.connections.per.ip.overrides", "1.2.3.4:x")]),
+            b
+        )
+        .unwrap_err()
+        .contains("max.connections.per.ip.overrides"));
         assert!(validate(&map(&[("producer.id.expiration.ms", "100")]), d).is_ok());
         assert!(validate(&map(&[("log.cleaner.backoff.ms", "100")]), d).is_ok());
     }

@@ -885,6 +885,45 @@ impl BrokerConfig {
         self.dynamic.read().effective(&self.explicit)
     }
 
+    /// `max.connections.per.ip` and its overrides as in effect now (dynamic
+    /// over static). A combination Kafka would refuse (a zero limit without
+    /// overrides, an override that does not parse) leaves the static limits.
+    pub fn per_ip_limits_now(&self) -> crate::quota::connections::PerIpLimits {
+        const KEYS: [&str; 2] = ["max.connections.per.ip", "max.connections.per.ip.overrides"];
+        let effective = self.effective_broker_values();
+        let values: BTreeMap<String, String> = KEYS
+            .iter()
+            .filter_map(|k| effective.get(*k).map(|(v, _)| (k.to_string(), v.clone())))
+            .collect();
+        let per_ip = values
+            .get(KEYS[0])
+            .map(String::as_str)
+            .or_else(|| lookup(Scope::Broker, KEYS[0]).and_then(|k| k.default))
+            .and_then(|v| v.trim().parse::<i64>().ok());
+        let Some(per_ip) = per_ip.filter(|n| *n >= 0) else {
+            return self.per_ip_limits.clone();
+        };
+        match per_ip_overrides(&values, per_ip) {
+            Ok(overrides) => crate::quota::connections::PerIpLimits {
+                default: usize::try_from(per_ip).unwrap_or(usize::MAX),
+                overrides,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "keeping the static max.connections.per.ip limits");
+                self.per_ip_limits.clone()
+            }
+        }
+    }
+
+    /// `max.connections` as in effect now (dynamic over static).
+    pub fn max_connections_now(&self) -> usize {
+        self.effective_broker_values()
+            .get("max.connections")
+            .and_then(|(v, _)| v.trim().parse::<i64>().ok())
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(self.max_connections)
+    }
+
     /// A whole-number setting read once at start: the explicit value, else
     /// the config table's default, else `fallback` (a value that does not
     /// parse counts as absent). The coordinators read their settings so.

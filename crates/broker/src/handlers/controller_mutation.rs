@@ -27,16 +27,40 @@ pub fn quota_for<'a>(
     header: &RequestHeader,
     strict_since: i16,
 ) -> Option<MutationQuota<'a>> {
-    if !ctx.image.has_client_quotas() {
-        return None;
-    }
-    let image = ctx.image.image();
-    ctx.quotas.mutations.for_request(
-        image.client_quotas(),
+    quota_of(
+        ctx,
         request.principal.name(),
         header.client_id.as_deref().unwrap_or(""),
         header.request_api_version >= strict_since,
     )
+}
+
+/// The quota of `user` and `client_id`, strict or not (`None`: unbounded).
+pub fn quota_of<'a>(
+    ctx: &'a BrokerContext,
+    user: &str,
+    client_id: &str,
+    strict: bool,
+) -> Option<MutationQuota<'a>> {
+    if !ctx.image.has_client_quotas() {
+        return None;
+    }
+    let image = ctx.image.image();
+    ctx.quotas
+        .mutations
+        .for_request(image.client_quotas(), user, client_id, strict)
+}
+
+/// The quota of a topic auto-created for a client (Metadata). Kafka 4.1's
+/// broker forwards the creation to the controller as the newest
+/// CreateTopics in an envelope carrying the client's principal and client
+/// id, so it is counted against that client's quota, strictly.
+pub fn auto_creation_quota<'a>(
+    ctx: &'a BrokerContext,
+    user: &str,
+    header: &RequestHeader,
+) -> Option<MutationQuota<'a>> {
+    quota_of(ctx, user, header.client_id.as_deref().unwrap_or(""), true)
 }
 
 /// Records `partitions` mutations; `false` when a strict quota refuses them.

@@ -22,8 +22,10 @@ use std::sync::Arc;
 
 use sluice_metadata::{MetadataImage, TopicImage};
 
+use super::controller_mutation as mutation;
 use crate::context::BrokerContext;
 use crate::metadata::is_internal_topic;
+use crate::quota::mutation::MutationQuota;
 
 /// Kafka's bit field of the operations a client may perform on a topic when
 /// no authorizer is configured (READ, WRITE, CREATE, DELETE, ALTER,
@@ -37,20 +39,32 @@ const CLUSTER_OPERATIONS: i32 =
 /// "Not requested" in the authorized-operations fields.
 const OPERATIONS_OMITTED: i32 = i32::MIN;
 
-/// [`handle_on`] the listener this broker advertises first.
+/// [`handle_on`] the listener this broker advertises first, for the
+/// anonymous principal.
 pub async fn handle(
     ctx: &BrokerContext,
     header: &RequestHeader,
     req: MetadataRequest,
 ) -> MetadataResponse {
-    handle_on(ctx, super::first_advertised(ctx), header, req).await
+    let anonymous = sluice_auth::KafkaPrincipal::anonymous();
+    handle_on(
+        ctx,
+        super::first_advertised(ctx),
+        anonymous.name(),
+        header,
+        req,
+    )
+    .await
 }
 
-/// [`handle`] for a request that came in on `listener`: brokers are
-/// returned at their endpoint of that listener name, as Kafka does.
+/// [`handle`] for a request that came in on `listener` from `principal`:
+/// brokers are returned at their endpoint of that listener name, as Kafka
+/// does; topics auto-created count against the principal's and client's
+/// controller mutation quota.
 pub async fn handle_on(
     ctx: &BrokerContext,
     listener: &str,
+    principal: &str,
     header: &RequestHeader,
     req: MetadataRequest,
 ) -> MetadataResponse {
@@ -67,6 +81,10 @@ pub async fn handle_on(
     };
 
     let mut topics = Vec::new();
+    let mut quota = None;
+    if allow_auto_create && !all_topics {
+        quota = mutation::auto_creation_quota(ctx, principal, header);
+    }
     if all_topics {
         for t in image
             .topic_names()
@@ -82,7 +100,7 @@ pub async fn handle_on(
             let by_id = !requested.topic_id.is_nil();
             let resp = match &requested.name {
                 Some(name) if !by_id => {
-                    by_name(ctx, &image, name.0.as_str(), allow_auto_create).await
+                    by_name(ctx, &image, name.0.as_str(), allow_auto_create, &mut quota).await
                 }
                 _ => match image.topic_by_id(requested.topic_id) {
                     Some(t) => Ok(t.clone()),
@@ -148,6 +166,7 @@ async fn by_name(
     image: &MetadataImage,
     name: &str,
     allow_auto_create: bool,
+    quota: &mut Option<MutationQuota<'_>>,
 ) -> Result<Arc<TopicImage>, TopicError> {
     if let Some(t) = image.topic(name) {
         return Ok(t.clone());
@@ -157,6 +176,16 @@ async fn by_name(
         return fail(ResponseError::InvalidTopicException.code());
     }
     if !allow_auto_create {
+        return fail(ResponseError::UnknownTopicOrPartition.code());
+    }
+    // Kafka's controller refuses the forwarded creation while the client's
+    // mutation quota is in debt; the broker ignores that answer, so the
+    // client sees the same UNKNOWN_TOPIC_OR_PARTITION and retries later.
+    if !mutation::admit(ctx, quota, ctx.config.num_partitions) {
+        tracing::debug!(
+            topic = name,
+            "auto topic creation refused by the mutation quota"
+        );
         return fail(ResponseError::UnknownTopicOrPartition.code());
     }
     match ctx.controller.auto_create_topic(name).await {

@@ -164,7 +164,14 @@ async fn dispatch(
             ResponseKind::ApiVersions(api_versions::handle(ctx, header, req).await).into()
         }
         RequestKind::Metadata(req) => ResponseKind::Metadata(
-            metadata::handle_on(ctx, request.listener.as_str(), header, req).await,
+            metadata::handle_on(
+                ctx,
+                request.listener.as_str(),
+                request.principal.name(),
+                header,
+                req,
+            )
+            .await,
         )
         .into(),
         RequestKind::Produce(req) => throttled::produce(ctx, request, header, req).await,

@@ -182,10 +182,12 @@ struct OwnedQuorum {
     controller: Arc<QuorumController>,
 }
 
-/// The coordinators whose internal topics the publishers load.
+/// The coordinators whose internal topics the publishers load, and the
+/// connection limits the dynamic broker configs change.
 pub struct Coordinators {
     pub groups: Arc<GroupCoordinator>,
     pub txn_state: Arc<TransactionStateManager>,
+    pub connections: Arc<crate::quota::connections::ConnectionQuotas>,
 }
 
 /// The metadata side of a running broker, wired together.
@@ -285,7 +287,11 @@ impl MetadataServices {
         mode: QuorumMode,
     ) -> Result<MetadataServices, MetadataError> {
         let node = BrokerId(config.node_id);
-        let Coordinators { groups, txn_state } = coordinators;
+        let Coordinators {
+            groups,
+            txn_state,
+            connections,
+        } = coordinators;
         let previous_broker_epoch = logs.previous_broker_epoch();
         let (meta, log, client, owned, channel, connector) = match mode {
             QuorumMode::SingleNode => {
@@ -331,6 +337,7 @@ impl MetadataServices {
                 config.clone(),
                 logs.clone(),
                 replicas.clone(),
+                connections,
             )),
             partitions.clone(),
             // Group overrides before the coordinator loads groups, so a

@@ -36,6 +36,7 @@ use super::loader::MetadataPublisher;
 use crate::config::BrokerConfig;
 use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::partition::ReplicaManager;
+use crate::quota::connections::ConnectionQuotas;
 use crate::replica::isr::Assignment;
 use crate::replica::quota::QuotaSettings;
 use crate::replica::ReplicaRole;
@@ -489,6 +490,7 @@ pub struct BrokerConfigPublisher {
     config: Arc<BrokerConfig>,
     logs: Arc<LogManager>,
     replicas: Arc<ReplicaManager>,
+    connections: Arc<ConnectionQuotas>,
 }
 
 impl BrokerConfigPublisher {
@@ -497,6 +499,7 @@ impl BrokerConfigPublisher {
         config: Arc<BrokerConfig>,
         logs: Arc<LogManager>,
         replicas: Arc<ReplicaManager>,
+        connections: Arc<ConnectionQuotas>,
     ) -> Self {
         replicas
             .quotas()
@@ -506,6 +509,7 @@ impl BrokerConfigPublisher {
             config,
             logs,
             replicas,
+            connections,
         }
     }
 
@@ -577,6 +581,13 @@ impl MetadataPublisher for BrokerConfigPublisher {
         self.replicas
             .quotas()
             .configure(QuotaSettings::from_config(&self.config));
+        self.connections
+            .set_per_ip_limits(self.config.per_ip_limits_now());
+        let max_connections = self.config.max_connections_now();
+        if max_connections != self.connections.slots.limit() {
+            tracing::info!(max_connections, "max.connections changed");
+            self.connections.slots.set_limit(max_connections);
+        }
         // Logs created by this change get the new defaults when the
         // partitions publisher creates them; existing ones are updated.
         self.reconfigure_logs(changes);

@@ -140,6 +140,12 @@ pub(crate) fn open_node_with_clock(
         crate::txn::TransactionConfig::default(),
         clock.clone(),
     ));
+    let quotas = Arc::new(crate::quota::ClientQuotaManager::with_settings(
+        config.quota_windows,
+        config.controller_quota_windows,
+        config.per_ip_limits.clone(),
+        config.connection_creation_rates.clone(),
+    ));
     let services = rt.block_on(MetadataServices::start(
         config.clone(),
         logs.clone(),
@@ -147,6 +153,7 @@ pub(crate) fn open_node_with_clock(
         super::Coordinators {
             groups: groups.clone(),
             txn_state: txn_state.clone(),
+            connections: quotas.connections.clone(),
         },
         fs_dyn.clone(),
         clock.clone(),
@@ -159,10 +166,6 @@ pub(crate) fn open_node_with_clock(
         replicas.clone(),
         groups.clone(),
     );
-    let quota_windows = config.quota_windows;
-    let controller_quota_windows = config.controller_quota_windows;
-    let per_ip_limits = config.per_ip_limits.clone();
-    let creation_rates = config.connection_creation_rates.clone();
     Ok(Node {
         ctx: BrokerContext {
             config,
@@ -176,12 +179,7 @@ pub(crate) fn open_node_with_clock(
             txns,
             clock,
             fetchers: services.fetchers.clone(),
-            quotas: Arc::new(crate::quota::ClientQuotaManager::with_settings(
-                quota_windows,
-                controller_quota_windows,
-                per_ip_limits,
-                creation_rates,
-            )),
+            quotas,
         },
         services: Some(services),
         rt,

@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use sluice_transport::net::{Acceptor, BoxStream};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore, TryAcquireError};
+use tokio::sync::{watch, TryAcquireError};
 use tokio::task::JoinSet;
 
 pub use connection::ConnectionConfig;
@@ -157,8 +157,6 @@ pub async fn accept_loop(
     transport: Arc<ListenerTransport>,
     ctx: BrokerContext,
     config: ConnectionConfig,
-    connection_slots: Arc<Semaphore>,
-    max_connections: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
@@ -199,13 +197,13 @@ pub async fn accept_loop(
                 _ = tokio::time::sleep(Duration::from_millis(delay as u64)) => {}
             }
         }
-        let slot = match connection_slots.clone().try_acquire_owned() {
+        let slot = match ctx.quotas.connections.slots.try_acquire() {
             Ok(slot) => slot,
             Err(TryAcquireError::NoPermits) => {
                 // Closed at once rather than left waiting in the backlog
                 // without a word (what Kafka does); the client sees the
                 // connection end and retries after its backoff.
-                refusals.refused(peer, max_connections);
+                refusals.refused(peer, ctx.quotas.connections.slots.limit());
                 drop(stream);
                 continue;
             }

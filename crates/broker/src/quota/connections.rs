@@ -122,7 +122,10 @@ struct State {
 
 /// Live connections and creation rates per client IP.
 pub struct ConnectionQuotas {
-    limits: PerIpLimits,
+    /// `max.connections`, over every listener.
+    pub slots: super::slots::ConnectionSlots,
+    /// Replaced when the dynamic broker configs change ([`Self::set_per_ip_limits`]).
+    limits: parking_lot::RwLock<PerIpLimits>,
     creation: CreationRateLimits,
     windows: QuotaWindows,
     state: Mutex<State>,
@@ -133,6 +136,16 @@ impl ConnectionQuotas {
         limits: PerIpLimits,
         creation: CreationRateLimits,
         windows: QuotaWindows,
+    ) -> ConnectionQuotas {
+        ConnectionQuotas::with_max_connections(limits, creation, windows, i32::MAX as usize)
+    }
+
+    /// [`Self::new`] with `max.connections`.
+    pub fn with_max_connections(
+        limits: PerIpLimits,
+        creation: CreationRateLimits,
+        windows: QuotaWindows,
+        max_connections: usize,
     ) -> ConnectionQuotas {
         let rate = || SampledRate::new(windows.samples, windows.window_ms);
         let state = State {
@@ -145,7 +158,8 @@ impl ConnectionQuotas {
             ..State::default()
         };
         ConnectionQuotas {
-            limits,
+            slots: super::slots::ConnectionSlots::new(max_connections),
+            limits: parking_lot::RwLock::new(limits),
             creation,
             windows,
             state: Mutex::new(state),
@@ -198,7 +212,7 @@ impl ConnectionQuotas {
                 return Err(Refusal::Throttled { ms });
             }
         }
-        let limit = self.limits.limit(&ip);
+        let limit = self.limits.read().limit(&ip);
         let count = state.counts.entry(ip).or_default();
         if *count >= limit {
             if *count == 0 {
@@ -211,6 +225,21 @@ impl ConnectionQuotas {
             quotas: self.clone(),
             ip,
         })
+    }
+
+    /// New `max.connections.per.ip` and overrides (dynamic broker configs):
+    /// they apply to connections accepted from now on; as in Kafka, live
+    /// connections over a lowered limit are not closed.
+    pub fn set_per_ip_limits(&self, limits: PerIpLimits) {
+        let mut current = self.limits.write();
+        if *current != limits {
+            tracing::info!(
+                default = limits.default,
+                overrides = limits.overrides.len(),
+                "max.connections.per.ip changed"
+            );
+            *current = limits;
+        }
     }
 
     /// Live connections from `ip`.

@@ -25,7 +25,8 @@
 //!   applied by CreateTopics, CreatePartitions and DeleteTopics.
 //! - Connections: `max.connections.per.ip` (and overrides) and the `ip`
 //!   entities' `connection_creation_rate` ([`connections`]), applied by the
-//!   network layer's accept loop.
+//!   network layer's accept loop; `max.connections` ([`slots`]), resizable
+//!   at runtime.
 //!
 //! While the image holds no client quota at all, the hot paths check one
 //! atomic flag (`ImageCache::has_client_quotas`) and do nothing else.
@@ -35,6 +36,7 @@ pub mod manager;
 pub mod mutation;
 pub mod rate;
 pub mod resolve;
+pub mod slots;
 pub mod thread_time;
 
 pub use manager::{ClientQuotaManager, QuotaType, QuotaWindows};
