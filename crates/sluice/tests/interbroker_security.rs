@@ -445,6 +445,11 @@ fn sasl_ssl_controller_listener_and_scram_between_brokers() {
 
     // Node 3 comes back with a wrong controller password: neither its
     // registration nor its quorum RPC gets past the other voters' gates.
+    // Its first login fails at once; no need for the whole start timeout.
+    cluster
+        .node_mut(3)
+        .process
+        .set_start_timeout(Duration::from_secs(30));
     let err = cluster
         .node_mut(3)
         .process

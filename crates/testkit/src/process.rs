@@ -61,6 +61,8 @@ pub struct SluiceProcess {
     child: Option<Child>,
     bootstrap: String,
     output: Arc<Mutex<String>>,
+    /// How long a start may take before it is given up ([`START_TIMEOUT`]).
+    start_timeout: Duration,
 }
 
 impl SluiceProcess {
@@ -130,7 +132,14 @@ impl SluiceProcess {
             child: None,
             bootstrap: String::new(),
             output: Arc::new(Mutex::new(String::new())),
+            start_timeout: START_TIMEOUT,
         }
+    }
+
+    /// Later (re)starts give up after `timeout` instead of
+    /// [`START_TIMEOUT`]: for a start the test expects to fail.
+    pub fn set_start_timeout(&mut self, timeout: Duration) {
+        self.start_timeout = timeout;
     }
 
     fn start_inner(
@@ -229,7 +238,7 @@ impl SluiceProcess {
             }
         });
 
-        let deadline = Instant::now() + START_TIMEOUT;
+        let deadline = Instant::now() + self.start_timeout;
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(addr) => {
@@ -253,7 +262,7 @@ impl SluiceProcess {
                         let _ = child.wait();
                         return Err(TestkitError::NotReady {
                             what: "sluice",
-                            timeout: START_TIMEOUT,
+                            timeout: self.start_timeout,
                             output: self.output(),
                         });
                     }
