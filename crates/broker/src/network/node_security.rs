@@ -85,14 +85,7 @@ impl Credentials for ControllerCredentials {
     }
 
     fn scram_credential(&self, mechanism: ScramMechanism, user: &str) -> Option<ScramCredential> {
-        let image = self.controller.get()?.image();
-        let c = image.scram_credential(user, mechanism.type_id())?;
-        Some(ScramCredential {
-            salt: c.salt.clone(),
-            stored_key: c.stored_key.clone(),
-            server_key: c.server_key.clone(),
-            iterations: u32::try_from(c.iterations).unwrap_or(0),
-        })
+        super::sasl::scram_credential(&self.controller.get()?.image(), mechanism, user)
     }
 }
 

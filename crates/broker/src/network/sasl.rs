@@ -188,6 +188,24 @@ pub(super) fn log_failure(peer: SocketAddr, mechanism: &str, reason: &str) {
     }
 }
 
+/// `user`'s SCRAM credential for `mechanism` in the cluster metadata, as
+/// the SCRAM server takes it (client listeners and the controller
+/// listener alike).
+pub(crate) fn scram_credential(
+    image: &sluice_metadata::MetadataImage,
+    mechanism: ScramMechanism,
+    user: &str,
+) -> Option<ScramCredential> {
+    let c = image.scram_credential(user, mechanism.type_id())?;
+    Some(ScramCredential {
+        salt: c.salt.clone(),
+        stored_key: c.stored_key.clone(),
+        server_key: c.server_key.clone(),
+        // A negative count is below the minimum: refused like one.
+        iterations: u32::try_from(c.iterations).unwrap_or(0),
+    })
+}
+
 /// Users' secrets as the mechanisms ask for them: PLAIN's from the
 /// listener's JAAS entry, SCRAM's from the current metadata image.
 struct BrokerCredentials<'a> {
@@ -202,15 +220,7 @@ impl Credentials for BrokerCredentials<'_> {
     }
 
     fn scram_credential(&self, mechanism: ScramMechanism, user: &str) -> Option<ScramCredential> {
-        let image = self.ctx.image.image();
-        let c = image.scram_credential(user, mechanism.type_id())?;
-        Some(ScramCredential {
-            salt: c.salt.clone(),
-            stored_key: c.stored_key.clone(),
-            server_key: c.server_key.clone(),
-            // A negative count is below the minimum: refused like one.
-            iterations: u32::try_from(c.iterations).unwrap_or(0),
-        })
+        scram_credential(&self.ctx.image.image(), mechanism, user)
     }
 
     fn validate_bearer(&self, token: &str) -> Result<ValidatedToken, TokenError> {

@@ -175,14 +175,14 @@ impl ServerSecurity {
                 Err(e) => return Err(refused(peer, format!("before authentication: {e}"))),
             };
             let (key, version, cid) = (req.api_key, req.api_version(), req.correlation_id());
-            let (answer, done) = match req.body {
+            let (answer, after) = match req.body {
                 RequestKind::ApiVersions(_) if !answered_api_versions && server.is_none() => {
                     answered_api_versions = true;
                     let mut apis = self.apis.clone();
                     apis.extend(GATE_APIS.iter().filter(|(k, ..)| *k != ApiKey::ApiVersions));
                     apis.sort_by_key(|(k, ..)| *k as i16);
                     let resp = api_versions_response(&apis, 0);
-                    (ResponseKind::ApiVersions(resp), None)
+                    (ResponseKind::ApiVersions(resp), After::Next)
                 }
                 RequestKind::SaslHandshake(r) if server.is_none() => {
                     let wanted = r.mechanism.as_str();
@@ -195,22 +195,15 @@ impl ServerSecurity {
                     match sasl.mechanisms.iter().find(|m| m.name() == wanted) {
                         Some(m) => {
                             server = Some(SaslServer::new(*m, server_nonce()));
-                            (ResponseKind::SaslHandshake(resp), None)
+                            (ResponseKind::SaslHandshake(resp), After::Next)
                         }
                         None => {
-                            let resp = resp
-                                .with_error_code(ResponseError::UnsupportedSaslMechanism.code());
-                            let b = encode_response(
-                                key,
-                                cid,
-                                version,
-                                &ResponseKind::SaslHandshake(resp),
-                            )?;
-                            write(conn, &b, peer).await?;
-                            return Err(refused(
-                                peer,
-                                format!("SASL mechanism {wanted} is not enabled"),
-                            ));
+                            (
+                                ResponseKind::SaslHandshake(resp.with_error_code(
+                                    ResponseError::UnsupportedSaslMechanism.code(),
+                                )),
+                                After::Refuse(format!("SASL mechanism {wanted} is not enabled")),
+                            )
                         }
                     }
                 }
@@ -222,7 +215,7 @@ impl ServerSecurity {
                                 SaslAuthenticateResponse::default()
                                     .with_auth_bytes(challenge.into()),
                             ),
-                            None,
+                            After::Next,
                         ),
                         Ok(SaslStep::Complete {
                             response,
@@ -233,26 +226,21 @@ impl ServerSecurity {
                                 SaslAuthenticateResponse::default()
                                     .with_auth_bytes(response.into()),
                             ),
-                            Some(KafkaPrincipal::user(authorization_id)),
+                            After::Admit(KafkaPrincipal::user(authorization_id)),
                         ),
-                        Err(e) => {
-                            let resp = SaslAuthenticateResponse::default()
-                                .with_error_code(ResponseError::SaslAuthenticationFailed.code())
-                                .with_error_message(Some(StrBytes::from_static_str(
-                                    "Authentication failed: Invalid username or password",
-                                )));
-                            let b = encode_response(
-                                key,
-                                cid,
-                                version,
-                                &ResponseKind::SaslAuthenticate(resp),
-                            )?;
-                            write(conn, &b, peer).await?;
-                            return Err(refused(
-                                peer,
-                                format!("SASL {} authentication failed: {e}", s.mechanism()),
-                            ));
-                        }
+                        Err(e) => (
+                            ResponseKind::SaslAuthenticate(
+                                SaslAuthenticateResponse::default()
+                                    .with_error_code(ResponseError::SaslAuthenticationFailed.code())
+                                    .with_error_message(Some(StrBytes::from_static_str(
+                                        "Authentication failed: Invalid username or password",
+                                    ))),
+                            ),
+                            After::Refuse(format!(
+                                "SASL {} authentication failed: {e}",
+                                s.mechanism()
+                            )),
+                        ),
                     }
                 }
                 _ => {
@@ -264,26 +252,34 @@ impl ServerSecurity {
             };
             let b = encode_response(key, cid, version, &answer)?;
             write(conn, &b, peer).await?;
-            if let Some(principal) = done {
-                if frames.buffered() > 0 {
+            match after {
+                After::Next => {}
+                After::Refuse(why) => return Err(refused(peer, why)),
+                After::Admit(_) if frames.buffered() > 0 => {
                     return Err(refused(
                         peer,
                         "sent a request before its SASL authentication was answered",
-                    ));
+                    ))
                 }
-                return Ok(principal);
+                After::Admit(principal) => return Ok(principal),
             }
         }
     }
 }
 
+/// What the gate does once a request's answer is written.
+enum After {
+    /// Read the next request.
+    Next,
+    /// Authenticated: the connection goes on as this principal.
+    Admit(KafkaPrincipal),
+    /// Close the connection, logging why.
+    Refuse(String),
+}
+
 /// A fresh SCRAM server nonce.
 fn server_nonce() -> String {
-    let mut random = [0u8; 24];
-    for chunk in random.chunks_mut(8) {
-        chunk.copy_from_slice(&sluice_runtime::random_u64().to_le_bytes());
-    }
-    ScramServer::nonce(&random)
+    ScramServer::nonce(&sluice_runtime::random_bytes::<24>())
 }
 
 async fn read_frame(
