@@ -211,6 +211,24 @@ fn until_refused(addr: &str, what: &str) {
     panic!("{what}: connections are still served");
 }
 
+/// `kafka-configs --alter --entity-type brokers` with `config`, for
+/// broker `broker` or (`None`) the cluster default.
+fn alter_broker_config(addr: &str, broker: Option<&str>, config: &str) {
+    let mut args = vec![
+        "--bootstrap-server",
+        addr,
+        "--alter",
+        "--entity-type",
+        "brokers",
+    ];
+    match broker {
+        Some(id) => args.extend(["--entity-name", id]),
+        None => args.push("--entity-default"),
+    }
+    args.extend(["--add-config", config]);
+    common::sasl::configs_ok(&args);
+}
+
 #[test]
 fn per_ip_limits_change_at_runtime_with_kafka_configs() {
     if !common::kafka_tools_ready("dynamic max.connections.per.ip with kafka-configs") {
@@ -220,16 +238,7 @@ fn per_ip_limits_change_at_runtime_with_kafka_configs() {
     let addr = broker.bootstrap().to_string();
     let held = hold(&addr, 3);
     // The cluster default: from now on 3 per IP; the 3 held stay open.
-    common::sasl::configs_ok(&[
-        "--bootstrap-server",
-        &addr,
-        "--alter",
-        "--entity-type",
-        "brokers",
-        "--entity-default",
-        "--add-config",
-        "max.connections.per.ip=3",
-    ]);
+    alter_broker_config(&addr, None, "max.connections.per.ip=3");
     until_refused(&addr, "after max.connections.per.ip=3");
     // As in Kafka, a lowered limit closes no live connection.
     let held: Vec<_> = held.into_iter().filter_map(answers).collect();
@@ -239,17 +248,11 @@ fn per_ip_limits_change_at_runtime_with_kafka_configs() {
     drop(hold(&addr, 2));
     std::thread::sleep(Duration::from_secs(1));
     // This broker's override for 127.0.0.1: 5.
-    common::sasl::configs_ok(&[
-        "--bootstrap-server",
+    alter_broker_config(
         &addr,
-        "--alter",
-        "--entity-type",
-        "brokers",
-        "--entity-name",
-        "1",
-        "--add-config",
+        Some("1"),
         "max.connections.per.ip.overrides=127.0.0.1:5",
-    ]);
+    );
     let held = hold(&addr, 5);
     assert!(served(&addr).is_none(), "a 6th connection was served");
     drop(held);
@@ -270,16 +273,7 @@ fn max_connections_changes_at_runtime_with_kafka_configs() {
     let broker = common::start(&[]);
     let addr = broker.bootstrap().to_string();
     let held = hold(&addr, 3);
-    common::sasl::configs_ok(&[
-        "--bootstrap-server",
-        &addr,
-        "--alter",
-        "--entity-type",
-        "brokers",
-        "--entity-default",
-        "--add-config",
-        "max.connections=3",
-    ]);
+    alter_broker_config(&addr, None, "max.connections=3");
     until_refused(&addr, "after max.connections=3");
     let held: Vec<_> = held.into_iter().filter_map(answers).collect();
     assert_eq!(held.len(), 3, "a live connection was closed");
