@@ -172,6 +172,28 @@ fn consume_all(ca: &str, bootstrap: &str, topic: &str, n: usize) {
     }
 }
 
+/// Creates `topic` (1 partition, RF 3) with Kafka's kafka-topics as the
+/// super user of `admin` (a --command-config file).
+fn create_replicated_topic(bootstrap: &str, admin: &str, topic: &str) {
+    let (ok, out, err) = kafka_tool_output(
+        "org.apache.kafka.tools.TopicCommand",
+        &[
+            "--bootstrap-server",
+            bootstrap,
+            "--command-config",
+            admin,
+            "--create",
+            "--topic",
+            topic,
+            "--partitions",
+            "1",
+            "--replication-factor",
+            "3",
+        ],
+    );
+    assert!(ok, "create topic {topic}: {out}\n{err}");
+}
+
 #[test]
 fn a_cluster_secured_between_nodes_replicates_fails_over_and_refuses_a_wrong_password() {
     if !kafka_tools_ready("interbroker_security") {
@@ -192,23 +214,7 @@ fn a_cluster_secured_between_nodes_replicates_fails_over_and_refuses_a_wrong_pas
         "broker",
         "broker-secret",
     );
-    let (ok, out, err) = kafka_tool_output(
-        "org.apache.kafka.tools.TopicCommand",
-        &[
-            "--bootstrap-server",
-            &first,
-            "--command-config",
-            &admin,
-            "--create",
-            "--topic",
-            "secured",
-            "--partitions",
-            "1",
-            "--replication-factor",
-            "3",
-        ],
-    );
-    assert!(ok, "create topic: {out}\n{err}");
+    create_replicated_topic(&first, &admin, "secured");
     kafka_acls_ok(
         &first,
         &admin,
@@ -420,23 +426,7 @@ fn sasl_ssl_controller_listener_and_scram_between_brokers() {
         "broker",
         "broker-secret",
     );
-    let (ok, out, err) = kafka_tool_output(
-        "org.apache.kafka.tools.TopicCommand",
-        &[
-            "--bootstrap-server",
-            &first,
-            "--command-config",
-            &admin,
-            "--create",
-            "--topic",
-            "scram",
-            "--partitions",
-            "1",
-            "--replication-factor",
-            "3",
-        ],
-    );
-    assert!(ok, "create topic: {out}\n{err}");
+    create_replicated_topic(&first, &admin, "scram");
     // The followers fetch with their SCRAM-SHA-512 login: the ISR fills.
     wait_for("a full ISR", || {
         leader_and_isr(&ca, &first, "scram").filter(|(_, isr)| isr.len() == 3)
