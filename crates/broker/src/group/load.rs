@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sluice_record::{records, Batches, ProducerId};
+use sluice_record::{records, Batches, ProducerId, Record};
 
 use super::classic::{ClassicGroup, Member};
 use super::consumer::{self, ConsumerGroup, ConsumerRecord};
@@ -32,15 +32,7 @@ pub(super) fn load_partition(
     let log = part.log();
     let mut offset = log.log_start_offset();
     let end = log.log_end_offset();
-    let mut metadata: HashMap<String, Option<group_records::GroupMetadataValue>> = HashMap::new();
-    let mut offsets: HashMap<String, OffsetStore> = HashMap::new();
-    // Open transactions: pending offsets per group, and the groups each
-    // producer has pending offsets in (a marker ends them all).
-    let mut pending: HashMap<String, PendingTxnOffsets> = HashMap::new();
-    let mut open: HashMap<ProducerId, HashSet<String>> = HashMap::new();
-    // Consumer groups, replayed as their records come; `true` while the
-    // group exists (a ConsumerGroupMetadata record after the last tombstone).
-    let mut consumers: HashMap<String, (ConsumerGroup, bool)> = HashMap::new();
+    let mut replay = Replay::default();
     while offset < end {
         let buf = log.read_to_vec(offset, 1 << 20)?;
         if buf.is_empty() {
@@ -55,28 +47,9 @@ pub(super) fn load_partition(
                 continue;
             };
             if header.is_control() {
-                let producer = header.producer_id;
                 for rec in reader.records() {
                     let Ok(rec) = rec else { break };
-                    let marker = rec.key.map(group_records::decode_control_key);
-                    let commit = match marker {
-                        Some(Ok(ControlRecord::Commit)) => true,
-                        Some(Ok(ControlRecord::Abort)) => false,
-                        Some(Ok(ControlRecord::Other(_))) => continue,
-                        None | Some(Err(_)) => {
-                            tracing::warn!(
-                                offset = rec.offset.value(),
-                                "skipping undecodable control record"
-                            );
-                            continue;
-                        }
-                    };
-                    for group in open.remove(&producer).into_iter().flatten() {
-                        let Some(p) = pending.get_mut(&group) else {
-                            continue;
-                        };
-                        p.complete(producer, commit, offsets.entry(group).or_default());
-                    }
+                    replay.control(header.producer_id, &rec);
                 }
                 continue;
             }
@@ -85,76 +58,7 @@ pub(super) fn load_partition(
                 .then_some(header.producer_id);
             for rec in reader.records() {
                 let Ok(rec) = rec else { break };
-                let Some(key) = rec.key else { continue };
-                match group_records::decode_key(key) {
-                    Ok(RecordKey::Offset {
-                        group,
-                        topic,
-                        partition,
-                    }) => {
-                        let at = rec.offset.value();
-                        match rec.value.map(group_records::decode_offset_value) {
-                            None => {
-                                // A tombstone removes the committed offset
-                                // and every pending one of the partition.
-                                if let Some(p) = pending.get_mut(&group) {
-                                    p.remove(&topic, partition);
-                                }
-                                offsets.entry(group).or_default().remove(&topic, partition);
-                            }
-                            Some(Ok(v)) => match txn {
-                                Some(producer) => {
-                                    pending
-                                        .entry(group.clone())
-                                        .or_default()
-                                        .add(producer, topic, partition, v, at);
-                                    open.entry(producer).or_default().insert(group);
-                                }
-                                None => offsets
-                                    .entry(group)
-                                    .or_default()
-                                    .apply(topic, partition, v, at),
-                            },
-                            Some(Err(e)) => {
-                                tracing::warn!(error = %e, "skipping undecodable offset commit record")
-                            }
-                        }
-                    }
-                    Ok(RecordKey::Group { group }) => {
-                        match rec.value.map(group_records::decode_group_value) {
-                            None => {
-                                metadata.insert(group, None);
-                            }
-                            Some(Ok(v)) => {
-                                metadata.insert(group, Some(v));
-                            }
-                            Some(Err(e)) => {
-                                tracing::warn!(error = %e, "skipping undecodable group metadata record")
-                            }
-                        }
-                    }
-                    Ok(RecordKey::Consumer(key)) => {
-                        match consumer::records::decode(&key, rec.value) {
-                            Ok(Some(r)) => {
-                                let (g, exists) =
-                                    consumers.entry(key.group.clone()).or_insert_with(|| {
-                                        (ConsumerGroup::new(&key.group, now), false)
-                                    });
-                                match &r {
-                                    ConsumerRecord::GroupMetadata { .. } => *exists = true,
-                                    ConsumerRecord::GroupTombstone => *exists = false,
-                                    _ => {}
-                                }
-                                g.replay(r, now, session_timeout_ms(&key.group));
-                            }
-                            Ok(None) => {}
-                            Err(e) => {
-                                tracing::warn!(error = %e, "skipping undecodable consumer group record")
-                            }
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "skipping record with unknown key"),
-                }
+                replay.record(&rec, txn, now, session_timeout_ms);
             }
         }
         if next <= offset {
@@ -162,85 +66,232 @@ pub(super) fn load_partition(
         }
         offset = next;
     }
-    let mut groups = HashMap::new();
-    let mut ids: Vec<String> = metadata.keys().cloned().collect();
-    ids.extend(offsets.keys().cloned());
-    ids.extend(
-        pending
-            .iter()
-            .filter(|(_, p)| !p.is_empty())
-            .map(|(id, _)| id.clone()),
-    );
-    ids.extend(
-        consumers
-            .iter()
-            .filter(|(_, (_, exists))| *exists)
-            .map(|(id, _)| id.clone()),
-    );
-    ids.sort();
-    ids.dedup();
-    for id in ids {
-        let store = offsets.remove(&id).unwrap_or_default();
-        let txn_offsets = pending.remove(&id).unwrap_or_default();
-        let consumer = consumers
-            .remove(&id)
-            .filter(|(_, exists)| *exists)
-            .map(|(mut g, _)| {
-                g.finish_loading(now, session_timeout_ms(&id));
-                g
-            });
-        let group = match metadata.remove(&id).flatten() {
-            Some(v) => {
-                let protocol = v.protocol.clone();
-                let members = v
-                    .members
-                    .into_iter()
-                    .map(|m| Member {
-                        member_id: m.member_id,
-                        group_instance_id: m.group_instance_id,
-                        client_id: m.client_id,
-                        client_host: m.client_host,
-                        rebalance_timeout_ms: m.rebalance_timeout,
-                        session_timeout_ms: m.session_timeout,
-                        protocol_type: v.protocol_type.clone(),
-                        protocols: protocol
-                            .clone()
-                            .map(|p| vec![(p, m.subscription)])
-                            .unwrap_or_default(),
-                        assignment: m.assignment,
-                        awaiting_join: false,
-                        awaiting_sync: false,
-                        is_new: false,
-                        last_heartbeat_ms: now,
-                    })
-                    .collect();
-                ClassicGroup::restore(
-                    id.clone(),
-                    Some(v.protocol_type),
-                    v.generation,
-                    v.protocol,
-                    v.leader,
-                    if v.current_state_timestamp >= 0 {
-                        v.current_state_timestamp
-                    } else {
-                        now
-                    },
-                    members,
-                    now,
-                )
+    Ok(replay.finish(now, session_timeout_ms))
+}
+
+/// What the records replayed so far say, group by group.
+#[derive(Default)]
+struct Replay {
+    /// The last classic group metadata of each group (`None`: tombstone).
+    metadata: HashMap<String, Option<group_records::GroupMetadataValue>>,
+    offsets: HashMap<String, OffsetStore>,
+    /// Open transactions: pending offsets per group, and the groups each
+    /// producer has pending offsets in (a marker ends them all).
+    pending: HashMap<String, PendingTxnOffsets>,
+    open: HashMap<ProducerId, HashSet<String>>,
+    /// Consumer groups, replayed as their records come; `true` while the
+    /// group exists (a ConsumerGroupMetadata record after the last tombstone).
+    consumers: HashMap<String, (ConsumerGroup, bool)>,
+}
+
+impl Replay {
+    /// A control record of `producer`: a COMMIT or ABORT marker ends its
+    /// pending offsets in every group.
+    fn control(&mut self, producer: ProducerId, rec: &Record<'_>) {
+        let commit = match rec.key.map(group_records::decode_control_key) {
+            Some(Ok(ControlRecord::Commit)) => true,
+            Some(Ok(ControlRecord::Abort)) => false,
+            Some(Ok(ControlRecord::Other(_))) => return,
+            None | Some(Err(_)) => {
+                tracing::warn!(
+                    offset = rec.offset.value(),
+                    "skipping undecodable control record"
+                );
+                return;
             }
-            None if store.is_empty() && txn_offsets.is_empty() && consumer.is_none() => continue,
-            None => ClassicGroup::new(id.clone(), now),
         };
-        groups.insert(
-            id,
-            GroupEntry {
+        for group in self.open.remove(&producer).into_iter().flatten() {
+            let Some(p) = self.pending.get_mut(&group) else {
+                continue;
+            };
+            p.complete(producer, commit, self.offsets.entry(group).or_default());
+        }
+    }
+
+    /// A data record; `txn` is the producer of a transactional batch.
+    fn record(
+        &mut self,
+        rec: &Record<'_>,
+        txn: Option<ProducerId>,
+        now: i64,
+        session_timeout_ms: &dyn Fn(&str) -> i32,
+    ) {
+        let Some(key) = rec.key else { return };
+        match group_records::decode_key(key) {
+            Ok(RecordKey::Offset {
+                group,
+                topic,
+                partition,
+            }) => self.offset(rec, txn, group, topic, partition),
+            Ok(RecordKey::Group { group }) => {
+                match rec.value.map(group_records::decode_group_value) {
+                    None => {
+                        self.metadata.insert(group, None);
+                    }
+                    Some(Ok(v)) => {
+                        self.metadata.insert(group, Some(v));
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "skipping undecodable group metadata record")
+                    }
+                }
+            }
+            Ok(RecordKey::Consumer(key)) => match consumer::records::decode(&key, rec.value) {
+                Ok(Some(r)) => {
+                    let (g, exists) = self
+                        .consumers
+                        .entry(key.group.clone())
+                        .or_insert_with(|| (ConsumerGroup::new(&key.group, now), false));
+                    match &r {
+                        ConsumerRecord::GroupMetadata { .. } => *exists = true,
+                        ConsumerRecord::GroupTombstone => *exists = false,
+                        _ => {}
+                    }
+                    g.replay(r, now, session_timeout_ms(&key.group));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "skipping undecodable consumer group record")
+                }
+            },
+            Err(e) => tracing::warn!(error = %e, "skipping record with unknown key"),
+        }
+    }
+
+    /// An offset commit record (a tombstone removes the committed offset
+    /// and every pending one of the partition).
+    fn offset(
+        &mut self,
+        rec: &Record<'_>,
+        txn: Option<ProducerId>,
+        group: String,
+        topic: String,
+        partition: i32,
+    ) {
+        let at = rec.offset.value();
+        match rec.value.map(group_records::decode_offset_value) {
+            None => {
+                if let Some(p) = self.pending.get_mut(&group) {
+                    p.remove(&topic, partition);
+                }
+                self.offsets
+                    .entry(group)
+                    .or_default()
+                    .remove(&topic, partition);
+            }
+            Some(Ok(v)) => match txn {
+                Some(producer) => {
+                    self.pending
+                        .entry(group.clone())
+                        .or_default()
+                        .add(producer, topic, partition, v, at);
+                    self.open.entry(producer).or_default().insert(group);
+                }
+                None => self
+                    .offsets
+                    .entry(group)
+                    .or_default()
+                    .apply(topic, partition, v, at),
+            },
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "skipping undecodable offset commit record")
+            }
+        }
+    }
+
+    /// The groups the log holds: every group with metadata, offsets,
+    /// pending offsets or a live consumer group.
+    fn finish(
+        mut self,
+        now: i64,
+        session_timeout_ms: &dyn Fn(&str) -> i32,
+    ) -> HashMap<String, GroupEntry> {
+        let mut ids: Vec<String> = self.metadata.keys().cloned().collect();
+        ids.extend(self.offsets.keys().cloned());
+        ids.extend(
+            self.pending
+                .iter()
+                .filter(|(_, p)| !p.is_empty())
+                .map(|(id, _)| id.clone()),
+        );
+        ids.extend(
+            self.consumers
+                .iter()
+                .filter(|(_, (_, exists))| *exists)
+                .map(|(id, _)| id.clone()),
+        );
+        ids.sort();
+        ids.dedup();
+        let mut groups = HashMap::new();
+        for id in ids {
+            let store = self.offsets.remove(&id).unwrap_or_default();
+            let txn_offsets = self.pending.remove(&id).unwrap_or_default();
+            let consumer = self
+                .consumers
+                .remove(&id)
+                .filter(|(_, exists)| *exists)
+                .map(|(mut g, _)| {
+                    g.finish_loading(now, session_timeout_ms(&id));
+                    g
+                });
+            let group = match self.metadata.remove(&id).flatten() {
+                Some(v) => restore_classic(&id, v, now),
+                None if store.is_empty() && txn_offsets.is_empty() && consumer.is_none() => {
+                    continue
+                }
+                None => ClassicGroup::new(id.clone(), now),
+            };
+            let entry = GroupEntry {
                 group,
                 offsets: store,
                 pending: txn_offsets,
                 consumer,
-            },
-        );
+            };
+            groups.insert(id, entry);
+        }
+        groups
     }
-    Ok(groups)
+}
+
+/// A classic group as its last metadata record left it; its members count
+/// as heard from at `now`.
+fn restore_classic(id: &str, v: group_records::GroupMetadataValue, now: i64) -> ClassicGroup {
+    let protocol = v.protocol.clone();
+    let members = v
+        .members
+        .into_iter()
+        .map(|m| Member {
+            member_id: m.member_id,
+            group_instance_id: m.group_instance_id,
+            client_id: m.client_id,
+            client_host: m.client_host,
+            rebalance_timeout_ms: m.rebalance_timeout,
+            session_timeout_ms: m.session_timeout,
+            protocol_type: v.protocol_type.clone(),
+            protocols: protocol
+                .clone()
+                .map(|p| vec![(p, m.subscription)])
+                .unwrap_or_default(),
+            assignment: m.assignment,
+            awaiting_join: false,
+            awaiting_sync: false,
+            is_new: false,
+            last_heartbeat_ms: now,
+        })
+        .collect();
+    let state_timestamp = if v.current_state_timestamp >= 0 {
+        v.current_state_timestamp
+    } else {
+        now
+    };
+    ClassicGroup::restore(
+        id.to_string(),
+        Some(v.protocol_type),
+        v.generation,
+        v.protocol,
+        v.leader,
+        state_timestamp,
+        members,
+        now,
+    )
 }
