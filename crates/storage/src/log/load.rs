@@ -20,47 +20,10 @@ impl Log {
         let fs = env.fs.clone();
         let now = env.clock.now_ms();
         let scfg = seg_config(&config);
-        let created = !fs.exists(&dir);
-        fs.create_dir_all(&dir)
-            .ctx("create partition directory", &dir)?;
-        if created {
-            if let Some(parent) = dir.parent() {
-                fs.sync_dir(parent).ctx("fsync directory", parent)?;
-            }
-        }
+        create_partition_dir(&*fs, &dir)?;
         // An interrupted log cleaner swap is completed first (cleaner::swap).
         crate::cleaner::swap::complete_swaps(&*fs, &dir)?;
-        // Leftovers: deleted segments, temp files, indexes without a log.
-        let entries = fs.read_dir(&dir).ctx("list partition directory", &dir)?;
-        let mut bases = Vec::new();
-        for p in &entries {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if name.ends_with(DELETED_FILE_SUFFIX)
-                || name.ends_with(".tmp")
-                || name.ends_with(".swap")
-                || name.ends_with(".cleaned")
-            {
-                fs.remove_file(p).ctx("remove leftover file", p)?;
-            } else if let Some(base) = parse_log_file_name(name) {
-                bases.push(base);
-            }
-        }
-        for p in &entries {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            for suffix in [
-                INDEX_FILE_SUFFIX,
-                TIME_INDEX_FILE_SUFFIX,
-                TXN_INDEX_FILE_SUFFIX,
-            ] {
-                if let Some(stem) = name.strip_suffix(suffix) {
-                    let log = dir.join(format!("{stem}{LOG_FILE_SUFFIX}"));
-                    if !fs.exists(&log) {
-                        fs.remove_file(p).ctx("remove orphan index", p)?;
-                    }
-                }
-            }
-        }
-        bases.sort();
+        let bases = remove_leftovers(&*fs, &dir)?;
         let mut segments = BTreeMap::new();
         for (i, base) in bases.iter().enumerate() {
             let next = bases.get(i + 1).copied();
@@ -70,76 +33,12 @@ impl Log {
         }
 
         let gaps = offset_gaps(&*fs, &dir, &tp, &config);
-        let rules_for = |next_segment_base: Option<Offset>| OffsetRules {
-            gaps,
-            next_segment_base,
-        };
-        let mut recovered_any = false;
-        // The first segment whose transaction index is rebuilt.
-        let mut rebuild_txn_from: Option<Offset> = None;
-        if !segments.is_empty() && !opts.had_clean_shutdown {
+        let recovery = if !segments.is_empty() && !opts.had_clean_shutdown {
             let rp = opts.recovery_point.unwrap_or(Offset::ZERO);
-            let start_base = segments
-                .range(..=rp.0)
-                .next_back()
-                .map(|(b, _)| *b)
-                .unwrap_or(i64::MIN);
-            let to_recover: Vec<Arc<LogSegment>> = segments
-                .range(start_base..)
-                .map(|(_, s)| s.clone())
-                .collect();
-            let total = to_recover.len();
-            rebuild_txn_from = to_recover.first().map(|s| s.base_offset());
-            let last_base = segments.keys().next_back().copied();
-            tracing::info!(log = %tp, segments = total, recovery_point = rp.0, "recovering log after unclean shutdown");
-            let mut cut_after: Option<i64> = None;
-            for (i, seg) in to_recover.iter().enumerate() {
-                let is_last = Some(seg.base_offset().0) == last_base;
-                let next_base = to_recover.get(i + 1).map(|s| s.base_offset());
-                let r = seg.recover(!is_last, &rules_for(next_base))?;
-                seg.flush()?;
-                recovered_any = true;
-                if env.recovery_progress_every > 0 && (i + 1) % env.recovery_progress_every == 0 {
-                    tracing::info!(log = %tp, done = i + 1, total, "recovery progress");
-                }
-                // Segments are created at the log end offset, so a segment
-                // that now ends before the next one starts lost its tail: the
-                // later segments hold data past a hole and must go too.
-                let hole = next_base.is_some_and(|nb| r.next_offset != nb);
-                if r.truncated_bytes > 0 || hole {
-                    tracing::warn!(log = %tp, segment = seg.base_offset().0, truncated = r.truncated_bytes, next_offset = r.next_offset.0, "truncated torn or corrupt tail");
-                    if !is_last {
-                        cut_after = Some(seg.base_offset().0);
-                    }
-                    break;
-                }
-            }
-            if let Some(cut) = cut_after {
-                let doomed: Vec<i64> = segments.range(cut + 1..).map(|(b, _)| *b).collect();
-                for b in doomed {
-                    let seg = segments.remove(&b).expect("listed");
-                    tracing::warn!(log = %tp, segment = b, "deleting segment after the truncation point");
-                    for p in seg.rename_to_deleted()? {
-                        fs.remove_file(&p).ctx("remove segment", &p)?;
-                    }
-                }
-                // The removals must be durable before the recovered log is
-                // used: otherwise a second crash resurrects them.
-                fs.sync_dir(&dir).ctx("fsync directory", &dir)?;
-            }
-        } else if let Some(last) = segments.values().next_back() {
-            // After a clean shutdown Kafka trusts every segment. The active
-            // one is validated anyway, as after a crash: it is small, its
-            // pages are usually cached, and damage to it would otherwise be
-            // served as it is (fetches are zero-copy: nothing checks a CRC
-            // on the way out).
-            let r = last.recover(false, &rules_for(None))?;
-            if r.truncated_bytes > 0 {
-                rebuild_txn_from = Some(last.base_offset());
-                last.flush()?;
-                tracing::warn!(log = %tp, segment = last.base_offset().0, truncated = r.truncated_bytes, next_offset = r.next_offset.0, "truncated a corrupt active segment after a clean shutdown");
-            }
-        }
+            recover_after_crash(&dir, &tp, &env, &mut segments, rp, gaps)?
+        } else {
+            check_active_segment(&tp, &segments, gaps)?
+        };
 
         if segments.is_empty() {
             let base = opts
@@ -167,25 +66,12 @@ impl Log {
         // corrupt batch it covered): a later crash must not trust the
         // offsets rewritten from there.
         env.dir_state.lower_recovery_point(&tp, log_end)?;
-        let recovery_point = if opts.had_clean_shutdown || recovered_any {
+        let recovery_point = if opts.had_clean_shutdown || recovery.recovered_any {
             log_end
         } else {
             opts.recovery_point.unwrap_or(Offset::ZERO).min(log_end)
         };
-        for seg in segments.values() {
-            if seg.txn_index().is_empty() {
-                continue;
-            }
-            match seg.txn_index().validate() {
-                Ok(()) => {}
-                Err(e @ StorageError::CorruptTxnIndex { .. }) => {
-                    tracing::warn!(log = %tp, segment = seg.base_offset().0, error = %e, "transaction index does not read back; rebuilding it");
-                    let b = seg.base_offset();
-                    rebuild_txn_from = Some(rebuild_txn_from.map_or(b, |r| r.min(b)));
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let rebuild_txn_from = check_txn_indexes(&tp, &segments, recovery.rebuild_txn_from)?;
         let producers = load_producer_state(
             &*fs,
             &dir,
@@ -227,6 +113,185 @@ impl Log {
             env,
         }))
     }
+}
+
+/// What recovery did: whether it recovered any segment, and the first
+/// segment whose aborted-transaction index must be rebuilt.
+#[derive(Default)]
+struct Recovery {
+    recovered_any: bool,
+    rebuild_txn_from: Option<Offset>,
+}
+
+/// Creates the partition's directory if needed, durably (the parent
+/// directory is synced when the entry is new).
+fn create_partition_dir(fs: &dyn Fs, dir: &Path) -> Result<(), StorageError> {
+    let created = !fs.exists(dir);
+    fs.create_dir_all(dir)
+        .ctx("create partition directory", dir)?;
+    if created {
+        if let Some(parent) = dir.parent() {
+            fs.sync_dir(parent).ctx("fsync directory", parent)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the leftovers of interrupted operations (deleted segments, temp,
+/// swap and cleaned files, indexes without their log) and returns the base
+/// offsets of the segments found, in order.
+fn remove_leftovers(fs: &dyn Fs, dir: &Path) -> Result<Vec<Offset>, StorageError> {
+    let entries = fs.read_dir(dir).ctx("list partition directory", dir)?;
+    let mut bases = Vec::new();
+    for p in &entries {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.ends_with(DELETED_FILE_SUFFIX)
+            || name.ends_with(".tmp")
+            || name.ends_with(".swap")
+            || name.ends_with(".cleaned")
+        {
+            fs.remove_file(p).ctx("remove leftover file", p)?;
+        } else if let Some(base) = parse_log_file_name(name) {
+            bases.push(base);
+        }
+    }
+    for p in &entries {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        for suffix in [
+            INDEX_FILE_SUFFIX,
+            TIME_INDEX_FILE_SUFFIX,
+            TXN_INDEX_FILE_SUFFIX,
+        ] {
+            if let Some(stem) = name.strip_suffix(suffix) {
+                let log = dir.join(format!("{stem}{LOG_FILE_SUFFIX}"));
+                if !fs.exists(&log) {
+                    fs.remove_file(p).ctx("remove orphan index", p)?;
+                }
+            }
+        }
+    }
+    bases.sort();
+    Ok(bases)
+}
+
+/// After an unclean shutdown: recovers every segment from the one holding
+/// the recovery point on, stopping at the first torn or corrupt tail, and
+/// deletes the segments after it (they would hold data past a hole).
+fn recover_after_crash(
+    dir: &Path,
+    tp: &TopicPartition,
+    env: &LogEnv,
+    segments: &mut BTreeMap<i64, Arc<LogSegment>>,
+    rp: Offset,
+    gaps: Gaps,
+) -> Result<Recovery, StorageError> {
+    let start_base = segments
+        .range(..=rp.0)
+        .next_back()
+        .map(|(b, _)| *b)
+        .unwrap_or(i64::MIN);
+    let to_recover: Vec<Arc<LogSegment>> = segments
+        .range(start_base..)
+        .map(|(_, s)| s.clone())
+        .collect();
+    let total = to_recover.len();
+    let mut recovery = Recovery {
+        recovered_any: false,
+        rebuild_txn_from: to_recover.first().map(|s| s.base_offset()),
+    };
+    let last_base = segments.keys().next_back().copied();
+    tracing::info!(log = %tp, segments = total, recovery_point = rp.0, "recovering log after unclean shutdown");
+    let mut cut_after: Option<i64> = None;
+    for (i, seg) in to_recover.iter().enumerate() {
+        let is_last = Some(seg.base_offset().0) == last_base;
+        let next_base = to_recover.get(i + 1).map(|s| s.base_offset());
+        let rules = OffsetRules {
+            gaps,
+            next_segment_base: next_base,
+        };
+        let r = seg.recover(!is_last, &rules)?;
+        seg.flush()?;
+        recovery.recovered_any = true;
+        if env.recovery_progress_every > 0 && (i + 1) % env.recovery_progress_every == 0 {
+            tracing::info!(log = %tp, done = i + 1, total, "recovery progress");
+        }
+        // Segments are created at the log end offset, so a segment that
+        // now ends before the next one starts lost its tail: the later
+        // segments hold data past a hole and must go too.
+        let hole = next_base.is_some_and(|nb| r.next_offset != nb);
+        if r.truncated_bytes > 0 || hole {
+            tracing::warn!(log = %tp, segment = seg.base_offset().0, truncated = r.truncated_bytes, next_offset = r.next_offset.0, "truncated torn or corrupt tail");
+            if !is_last {
+                cut_after = Some(seg.base_offset().0);
+            }
+            break;
+        }
+    }
+    if let Some(cut) = cut_after {
+        let fs = &env.fs;
+        let doomed: Vec<i64> = segments.range(cut + 1..).map(|(b, _)| *b).collect();
+        for b in doomed {
+            let seg = segments.remove(&b).expect("listed");
+            tracing::warn!(log = %tp, segment = b, "deleting segment after the truncation point");
+            for p in seg.rename_to_deleted()? {
+                fs.remove_file(&p).ctx("remove segment", &p)?;
+            }
+        }
+        // The removals must be durable before the recovered log is used:
+        // otherwise a second crash resurrects them.
+        fs.sync_dir(dir).ctx("fsync directory", dir)?;
+    }
+    Ok(recovery)
+}
+
+/// After a clean shutdown Kafka trusts every segment. The active one is
+/// validated anyway, as after a crash: it is small, its pages are usually
+/// cached, and damage to it would otherwise be served as it is (fetches are
+/// zero-copy: nothing checks a CRC on the way out).
+fn check_active_segment(
+    tp: &TopicPartition,
+    segments: &BTreeMap<i64, Arc<LogSegment>>,
+    gaps: Gaps,
+) -> Result<Recovery, StorageError> {
+    let mut recovery = Recovery::default();
+    let Some(last) = segments.values().next_back() else {
+        return Ok(recovery);
+    };
+    let rules = OffsetRules {
+        gaps,
+        next_segment_base: None,
+    };
+    let r = last.recover(false, &rules)?;
+    if r.truncated_bytes > 0 {
+        recovery.rebuild_txn_from = Some(last.base_offset());
+        last.flush()?;
+        tracing::warn!(log = %tp, segment = last.base_offset().0, truncated = r.truncated_bytes, next_offset = r.next_offset.0, "truncated a corrupt active segment after a clean shutdown");
+    }
+    Ok(recovery)
+}
+
+/// The first segment whose aborted-transaction index must be rebuilt:
+/// `rebuild_from`, or an earlier one whose index does not read back.
+fn check_txn_indexes(
+    tp: &TopicPartition,
+    segments: &BTreeMap<i64, Arc<LogSegment>>,
+    mut rebuild_from: Option<Offset>,
+) -> Result<Option<Offset>, StorageError> {
+    for seg in segments.values() {
+        if seg.txn_index().is_empty() {
+            continue;
+        }
+        match seg.txn_index().validate() {
+            Ok(()) => {}
+            Err(e @ StorageError::CorruptTxnIndex { .. }) => {
+                tracing::warn!(log = %tp, segment = seg.base_offset().0, error = %e, "transaction index does not read back; rebuilding it");
+                let b = seg.base_offset();
+                rebuild_from = Some(rebuild_from.map_or(b, |r| r.min(b)));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(rebuild_from)
 }
 
 /// Which offset rule recovery holds `tp`'s segments to (see
