@@ -19,7 +19,7 @@ use kafka_protocol::protocol::StrBytes;
 use sluice_auth::acl::{AclOperation as Op, ResourceType as Rt};
 use sluice_metadata::MetadataImage;
 
-use super::ops::{message, split_denied, Fixups};
+use super::ops::{message, pass_and_edit, split_denied, Fixups};
 use super::{Authz, Gate, CLUSTER_NAME};
 use crate::handlers::Response;
 
@@ -74,29 +74,16 @@ fn split_config_denied<T, D>(
     )
 }
 
+/// Checks one admin request: refused whole when the principal lacks the
+/// cluster permission its API needs ([`cluster_refusal`]), else passed on
+/// with the resources it may not touch answered here.
 pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) -> Gate {
     use RequestKind as R;
+    if let Some(refused) = cluster_refusal(a, v, &body) {
+        return answer(refused);
+    }
     let pass = |r| Gate::Pass(r, Fixups::none());
     match body {
-        R::CreateAcls(r) if !a.allow_cluster(Op::Alter) => answer(ResponseKind::CreateAcls(
-            CreateAclsResponse::default().with_results(
-                r.creations
-                    .iter()
-                    .map(|_| AclCreationResult::default().with_error_code(CLUSTER_DENIED))
-                    .collect(),
-            ),
-        )),
-        R::DeleteAcls(r) if !a.allow_cluster(Op::Alter) => answer(ResponseKind::DeleteAcls(
-            DeleteAclsResponse::default().with_filter_results(
-                r.filters
-                    .iter()
-                    .map(|_| DeleteAclsFilterResult::default().with_error_code(CLUSTER_DENIED))
-                    .collect(),
-            ),
-        )),
-        R::DescribeAcls(_) if !a.allow_cluster(Op::Describe) => answer(ResponseKind::DescribeAcls(
-            DescribeAclsResponse::default().with_error_code(CLUSTER_DENIED),
-        )),
         R::CreateTopics(r) => create_topics(a, r),
         R::DescribeTopicPartitions(r) => describe_topic_partitions(a, r),
         R::DeleteRecords(mut r) => {
@@ -122,16 +109,9 @@ pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) 
                         )
                 },
             );
-            Gate::Pass(
-                R::DeleteRecords(r),
-                Fixups::new(move |resp| match resp {
-                    Response::Message(ResponseKind::DeleteRecords(mut d)) => {
-                        d.topics.extend(denied);
-                        message(ResponseKind::DeleteRecords(d))
-                    }
-                    other => other,
-                }),
-            )
+            pass_and_edit!(DeleteRecords, r, |d| {
+                d.topics.extend(denied);
+            })
         }
         R::DeleteTopics(r) => delete_topics(a, image, r),
         R::CreatePartitions(mut r) => {
@@ -144,16 +124,9 @@ pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) 
                         .with_error_code(TOPIC_DENIED)
                 },
             );
-            Gate::Pass(
-                R::CreatePartitions(r),
-                Fixups::new(move |resp| match resp {
-                    Response::Message(ResponseKind::CreatePartitions(mut c)) => {
-                        c.results.extend(denied);
-                        message(ResponseKind::CreatePartitions(c))
-                    }
-                    other => other,
-                }),
-            )
+            pass_and_edit!(CreatePartitions, r, |c| {
+                c.results.extend(denied);
+            })
         }
         R::DescribeConfigs(mut r) => {
             let denied = split_config_denied(
@@ -168,16 +141,9 @@ pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) 
                         .with_resource_name(res.resource_name.clone())
                 },
             );
-            Gate::Pass(
-                R::DescribeConfigs(r),
-                Fixups::new(move |resp| match resp {
-                    Response::Message(ResponseKind::DescribeConfigs(mut d)) => {
-                        d.results.extend(denied);
-                        message(ResponseKind::DescribeConfigs(d))
-                    }
-                    other => other,
-                }),
-            )
+            pass_and_edit!(DescribeConfigs, r, |d| {
+                d.results.extend(denied);
+            })
         }
         R::AlterConfigs(mut r) => {
             use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse as Res;
@@ -193,16 +159,9 @@ pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) 
                         .with_resource_name(res.resource_name.clone())
                 },
             );
-            Gate::Pass(
-                R::AlterConfigs(r),
-                Fixups::new(move |resp| match resp {
-                    Response::Message(ResponseKind::AlterConfigs(mut d)) => {
-                        d.responses.extend(denied);
-                        message(ResponseKind::AlterConfigs(d))
-                    }
-                    other => other,
-                }),
-            )
+            pass_and_edit!(AlterConfigs, r, |d| {
+                d.responses.extend(denied);
+            })
         }
         R::IncrementalAlterConfigs(mut r) => {
             use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse as Res;
@@ -218,16 +177,9 @@ pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) 
                         .with_resource_name(res.resource_name.clone())
                 },
             );
-            Gate::Pass(
-                R::IncrementalAlterConfigs(r),
-                Fixups::new(move |resp| match resp {
-                    Response::Message(ResponseKind::IncrementalAlterConfigs(mut d)) => {
-                        d.responses.extend(denied);
-                        message(ResponseKind::IncrementalAlterConfigs(d))
-                    }
-                    other => other,
-                }),
-            )
+            pass_and_edit!(IncrementalAlterConfigs, r, |d| {
+                d.responses.extend(denied);
+            })
         }
         R::DescribeCluster(r) => {
             let ops = r
@@ -244,6 +196,34 @@ pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) 
                 }),
             )
         }
+        other => pass(other),
+    }
+}
+
+/// The answer to an API that needs a permission on the cluster the
+/// principal does not have (each API's error shape as Kafka gives it).
+fn cluster_refusal(a: &Authz, v: i16, body: &RequestKind) -> Option<ResponseKind> {
+    use RequestKind as R;
+    match body {
+        R::CreateAcls(r) if !a.allow_cluster(Op::Alter) => Some(ResponseKind::CreateAcls(
+            CreateAclsResponse::default().with_results(
+                r.creations
+                    .iter()
+                    .map(|_| AclCreationResult::default().with_error_code(CLUSTER_DENIED))
+                    .collect(),
+            ),
+        )),
+        R::DeleteAcls(r) if !a.allow_cluster(Op::Alter) => Some(ResponseKind::DeleteAcls(
+            DeleteAclsResponse::default().with_filter_results(
+                r.filters
+                    .iter()
+                    .map(|_| DeleteAclsFilterResult::default().with_error_code(CLUSTER_DENIED))
+                    .collect(),
+            ),
+        )),
+        R::DescribeAcls(_) if !a.allow_cluster(Op::Describe) => Some(ResponseKind::DescribeAcls(
+            DescribeAclsResponse::default().with_error_code(CLUSTER_DENIED),
+        )),
         R::AlterUserScramCredentials(r) if !a.allow_cluster(Op::Alter) => {
             let names = r
                 .upsertions
@@ -251,7 +231,7 @@ pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) 
                 .map(|u| u.name.to_string())
                 .chain(r.deletions.iter().map(|d| d.name.to_string()))
                 .collect();
-            answer(ResponseKind::AlterUserScramCredentials(
+            Some(ResponseKind::AlterUserScramCredentials(
                 sluice_transport::server::scram::refused(
                     names,
                     CLUSTER_DENIED,
@@ -260,17 +240,17 @@ pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) 
             ))
         }
         R::DescribeUserScramCredentials(_) if !a.allow_cluster(Op::Describe) => {
-            answer(ResponseKind::DescribeUserScramCredentials(
+            Some(ResponseKind::DescribeUserScramCredentials(
                 DescribeUserScramCredentialsResponse::default().with_error_code(CLUSTER_DENIED),
             ))
         }
         // Client quotas: ALTER_CONFIGS / DESCRIBE_CONFIGS on the cluster
         // (Kafka's ControllerApis and KafkaApis).
         R::AlterClientQuotas(r) if !a.allow_cluster(Op::AlterConfigs) => {
-            answer(ResponseKind::AlterClientQuotas(alter_quotas_refused(&r)))
+            Some(ResponseKind::AlterClientQuotas(alter_quotas_refused(r)))
         }
         R::DescribeClientQuotas(_) if !a.allow_cluster(Op::DescribeConfigs) => {
-            answer(ResponseKind::DescribeClientQuotas(
+            Some(ResponseKind::DescribeClientQuotas(
                 DescribeClientQuotasResponse::default()
                     .with_error_code(CLUSTER_DENIED)
                     .with_error_message(Some(StrBytes::from_static_str(
@@ -278,26 +258,24 @@ pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) 
                     ))),
             ))
         }
-        R::ElectLeaders(_) if !a.allow_cluster(Op::Alter) => answer(ResponseKind::ElectLeaders(
+        R::ElectLeaders(_) if !a.allow_cluster(Op::Alter) => Some(ResponseKind::ElectLeaders(
             ElectLeadersResponse::default().with_error_code(CLUSTER_DENIED),
         )),
         R::AlterPartitionReassignments(_) if !a.allow_cluster(Op::Alter) => {
-            answer(ResponseKind::AlterPartitionReassignments(
+            Some(ResponseKind::AlterPartitionReassignments(
                 AlterPartitionReassignmentsResponse::default().with_error_code(CLUSTER_DENIED),
             ))
         }
         R::ListPartitionReassignments(_) if !a.allow_cluster(Op::Describe) => {
-            answer(ResponseKind::ListPartitionReassignments(
+            Some(ResponseKind::ListPartitionReassignments(
                 ListPartitionReassignmentsResponse::default().with_error_code(CLUSTER_DENIED),
             ))
         }
-        R::UpdateFeatures(_) if !a.allow_cluster(Op::Alter) => {
-            answer(ResponseKind::UpdateFeatures(
-                UpdateFeaturesResponse::default().with_error_code(CLUSTER_DENIED),
-            ))
-        }
+        R::UpdateFeatures(_) if !a.allow_cluster(Op::Alter) => Some(ResponseKind::UpdateFeatures(
+            UpdateFeaturesResponse::default().with_error_code(CLUSTER_DENIED),
+        )),
         R::DescribeQuorum(_) if !a.allow_cluster(Op::Describe) => {
-            answer(ResponseKind::DescribeQuorum(
+            Some(ResponseKind::DescribeQuorum(
                 DescribeQuorumResponse::default()
                     .with_error_code(CLUSTER_DENIED)
                     .with_error_message(Some(StrBytes::from_static_str(
@@ -305,16 +283,16 @@ pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) 
                     ))),
             ))
         }
-        R::AlterReplicaLogDirs(r) if !a.allow_cluster(Op::Alter) => answer(
-            ResponseKind::AlterReplicaLogDirs(alter_log_dirs_refused(&r)),
-        ),
+        R::AlterReplicaLogDirs(r) if !a.allow_cluster(Op::Alter) => {
+            Some(ResponseKind::AlterReplicaLogDirs(alter_log_dirs_refused(r)))
+        }
         R::ListConfigResources(_) if !a.allow_cluster(Op::DescribeConfigs) => {
-            answer(ResponseKind::ListConfigResources(
+            Some(ResponseKind::ListConfigResources(
                 ListConfigResourcesResponse::default().with_error_code(CLUSTER_DENIED),
             ))
         }
         R::DescribeLogDirs(_) if !a.allow_cluster(Op::Describe) => {
-            answer(ResponseKind::DescribeLogDirs(
+            Some(ResponseKind::DescribeLogDirs(
                 DescribeLogDirsResponse::default().with_error_code(if v >= 3 {
                     CLUSTER_DENIED
                 } else {
@@ -322,7 +300,7 @@ pub(super) fn gate(a: &Authz, image: &MetadataImage, v: i16, body: RequestKind) 
                 }),
             ))
         }
-        other => pass(other),
+        _ => None,
     }
 }
 
@@ -401,16 +379,9 @@ fn create_topics(a: &Authz, mut r: CreateTopicsRequest) -> Gate {
                 .with_topic_config_error_code(TOPIC_DENIED)
         },
     );
-    Gate::Pass(
-        RequestKind::CreateTopics(r),
-        Fixups::new(move |resp| match resp {
-            Response::Message(ResponseKind::CreateTopics(mut c)) => {
-                c.topics.extend(denied);
-                message(ResponseKind::CreateTopics(c))
-            }
-            other => other,
-        }),
-    )
+    pass_and_edit!(CreateTopics, r, |c| {
+        c.topics.extend(denied);
+    })
 }
 
 /// DeleteTopics: DELETE on each topic; a topic named by id needs DESCRIBE
@@ -448,16 +419,9 @@ fn delete_topics(a: &Authz, image: &MetadataImage, mut r: DeleteTopicsRequest) -
                 )))
         },
     ));
-    Gate::Pass(
-        RequestKind::DeleteTopics(r),
-        Fixups::new(move |resp| match resp {
-            Response::Message(ResponseKind::DeleteTopics(mut d)) => {
-                d.responses.extend(denied);
-                message(ResponseKind::DeleteTopics(d))
-            }
-            other => other,
-        }),
-    )
+    pass_and_edit!(DeleteTopics, r, |d| {
+        d.responses.extend(denied);
+    })
 }
 
 /// DescribeTopicPartitions: DESCRIBE on each named topic
@@ -484,24 +448,17 @@ fn describe_topic_partitions(a: &Authz, mut r: DescribeTopicPartitionsRequest) -
         )));
     }
     let authz = a.clone();
-    Gate::Pass(
-        RequestKind::DescribeTopicPartitions(r),
-        Fixups::new(move |resp| match resp {
-            Response::Message(ResponseKind::DescribeTopicPartitions(mut d)) => {
-                d.topics.retain(|t| {
-                    t.name
-                        .as_ref()
-                        .is_none_or(|n| authz.allow_quietly(Op::Describe, Rt::Topic, n.as_str()))
-                });
-                for t in &mut d.topics {
-                    if let Some(n) = &t.name {
-                        t.topic_authorized_operations = authz.operations(Rt::Topic, n.as_str());
-                    }
-                }
-                d.topics.extend(denied);
-                message(ResponseKind::DescribeTopicPartitions(d))
+    pass_and_edit!(DescribeTopicPartitions, r, |d| {
+        d.topics.retain(|t| {
+            t.name
+                .as_ref()
+                .is_none_or(|n| authz.allow_quietly(Op::Describe, Rt::Topic, n.as_str()))
+        });
+        for t in &mut d.topics {
+            if let Some(n) = &t.name {
+                t.topic_authorized_operations = authz.operations(Rt::Topic, n.as_str());
             }
-            other => other,
-        }),
-    )
+        }
+        d.topics.extend(denied);
+    })
 }

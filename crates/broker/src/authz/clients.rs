@@ -25,7 +25,7 @@ use sluice_auth::acl::{AclOperation as Op, ResourceType as Rt, AUTHORIZED_OPERAT
 use sluice_metadata::MetadataImage;
 use uuid::Uuid;
 
-use super::ops::{message, split_denied, Fixups};
+use super::ops::{message, pass_and_edit, split_denied, Fixups};
 use super::{Authz, Gate, CLUSTER_NAME};
 use crate::context::BrokerContext;
 use crate::handlers::Response;
@@ -178,16 +178,9 @@ pub(super) fn list_offsets(a: &Authz, mut r: ListOffsetsRequest) -> Gate {
                 )
         },
     );
-    Gate::Pass(
-        RequestKind::ListOffsets(r),
-        Fixups::new(move |resp| match resp {
-            Response::Message(ResponseKind::ListOffsets(mut l)) => {
-                l.topics.extend(denied);
-                message(ResponseKind::ListOffsets(l))
-            }
-            other => other,
-        }),
-    )
+    pass_and_edit!(ListOffsets, r, |l| {
+        l.topics.extend(denied);
+    })
 }
 
 pub(super) fn offset_for_leader_epoch(a: &Authz, mut r: OffsetForLeaderEpochRequest) -> Gate {
@@ -218,16 +211,9 @@ pub(super) fn offset_for_leader_epoch(a: &Authz, mut r: OffsetForLeaderEpochRequ
                 )
         },
     );
-    Gate::Pass(
-        RequestKind::OffsetForLeaderEpoch(r),
-        Fixups::new(move |resp| match resp {
-            Response::Message(ResponseKind::OffsetForLeaderEpoch(mut l)) => {
-                l.topics.extend(denied);
-                message(ResponseKind::OffsetForLeaderEpoch(l))
-            }
-            other => other,
-        }),
-    )
+    pass_and_edit!(OffsetForLeaderEpoch, r, |l| {
+        l.topics.extend(denied);
+    })
 }
 
 /// Kafka's `handleTopicMetadataRequest` rules (see the module docs).
@@ -291,33 +277,25 @@ pub(super) fn metadata(
     }
     let principal_view = (topic_ops, cluster_ops);
     let authz = a.clone();
-    Gate::Pass(
-        RequestKind::Metadata(r),
-        Fixups::new(move |resp| match resp {
-            Response::Message(ResponseKind::Metadata(mut m)) => {
-                m.topics.retain(|t| {
-                    let Some(name) = &t.name else { return true };
-                    match &allowed {
-                        Some(keep) => keep.contains(name.as_str()),
-                        None => authz.allow_quietly(Op::Describe, Rt::Topic, name.as_str()),
-                    }
-                });
-                let (topic_ops, cluster_ops) = principal_view;
-                if topic_ops {
-                    for t in &mut m.topics {
-                        if let Some(name) = &t.name {
-                            t.topic_authorized_operations =
-                                authz.operations(Rt::Topic, name.as_str());
-                        }
-                    }
-                }
-                if let Some(ops) = cluster_ops {
-                    m.cluster_authorized_operations = ops;
-                }
-                m.topics.extend(denied);
-                message(ResponseKind::Metadata(m))
+    pass_and_edit!(Metadata, r, |m| {
+        m.topics.retain(|t| {
+            let Some(name) = &t.name else { return true };
+            match &allowed {
+                Some(keep) => keep.contains(name.as_str()),
+                None => authz.allow_quietly(Op::Describe, Rt::Topic, name.as_str()),
             }
-            other => other,
-        }),
-    )
+        });
+        let (topic_ops, cluster_ops) = principal_view;
+        if topic_ops {
+            for t in &mut m.topics {
+                if let Some(name) = &t.name {
+                    t.topic_authorized_operations = authz.operations(Rt::Topic, name.as_str());
+                }
+            }
+        }
+        if let Some(ops) = cluster_ops {
+            m.cluster_authorized_operations = ops;
+        }
+        m.topics.extend(denied);
+    })
 }

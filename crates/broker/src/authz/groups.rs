@@ -25,9 +25,8 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use sluice_auth::acl::{AclOperation as Op, ResourceType as Rt, AUTHORIZED_OPERATIONS_OMITTED};
 
-use super::ops::{message, split_denied, Fixups};
+use super::ops::{message, pass_and_edit, split_denied, Fixups};
 use super::{Authz, Gate};
-use crate::handlers::Response;
 
 const TOPIC_DENIED: i16 = 29;
 const GROUP_DENIED: i16 = 30;
@@ -98,16 +97,9 @@ pub(super) fn gate(
                         .with_error_code(GROUP_DENIED)
                 },
             );
-            Gate::Pass(
-                R::DeleteGroups(r),
-                Fixups::new(move |resp| match resp {
-                    Response::Message(ResponseKind::DeleteGroups(mut d)) => {
-                        d.results.extend(denied);
-                        message(ResponseKind::DeleteGroups(d))
-                    }
-                    other => other,
-                }),
-            )
+            pass_and_edit!(DeleteGroups, r, |d| {
+                d.results.extend(denied);
+            })
         }
         R::InitProducerId(r) => {
             let ok = match &r.transactional_id {
@@ -203,16 +195,9 @@ fn offset_commit(a: &Authz, mut r: OffsetCommitRequest) -> Gate {
             OffsetCommitResponse::default().with_topics(denied),
         )));
     }
-    Gate::Pass(
-        RequestKind::OffsetCommit(r),
-        Fixups::new(move |resp| match resp {
-            Response::Message(ResponseKind::OffsetCommit(mut o)) => {
-                o.topics.extend(denied);
-                message(ResponseKind::OffsetCommit(o))
-            }
-            other => other,
-        }),
-    )
+    pass_and_edit!(OffsetCommit, r, |o| {
+        o.topics.extend(denied);
+    })
 }
 
 fn txn_offset_commit(a: &Authz, mut r: TxnOffsetCommitRequest) -> Gate {
@@ -251,16 +236,9 @@ fn txn_offset_commit(a: &Authz, mut r: TxnOffsetCommitRequest) -> Gate {
             TxnOffsetCommitResponse::default().with_topics(denied),
         )));
     }
-    Gate::Pass(
-        RequestKind::TxnOffsetCommit(r),
-        Fixups::new(move |resp| match resp {
-            Response::Message(ResponseKind::TxnOffsetCommit(mut o)) => {
-                o.topics.extend(denied);
-                message(ResponseKind::TxnOffsetCommit(o))
-            }
-            other => other,
-        }),
-    )
+    pass_and_edit!(TxnOffsetCommit, r, |o| {
+        o.topics.extend(denied);
+    })
 }
 
 /// OffsetFetch: DESCRIBE on each group (GROUP_AUTHORIZATION_FAILED), then
@@ -297,18 +275,11 @@ fn offset_fetch(a: &Authz, v: i16, mut r: OffsetFetchRequest) -> Gate {
             ),
             None => Vec::new(),
         };
-        return Gate::Pass(
-            RequestKind::OffsetFetch(r),
-            Fixups::new(move |resp| match resp {
-                Response::Message(ResponseKind::OffsetFetch(mut o)) => {
-                    o.topics
-                        .retain(|t| authz.allow_quietly(Op::Describe, Rt::Topic, t.name.as_str()));
-                    o.topics.extend(denied);
-                    message(ResponseKind::OffsetFetch(o))
-                }
-                other => other,
-            }),
-        );
+        return pass_and_edit!(OffsetFetch, r, |o| {
+            o.topics
+                .retain(|t| authz.allow_quietly(Op::Describe, Rt::Topic, t.name.as_str()));
+            o.topics.extend(denied);
+        });
     }
     let denied_groups = split_denied(
         &mut r.groups,
@@ -347,25 +318,18 @@ fn offset_fetch(a: &Authz, v: i16, mut r: OffsetFetchRequest) -> Gate {
         );
         denied_topics.extend(denied.into_iter().map(|t| (g.group_id.clone(), t)));
     }
-    Gate::Pass(
-        RequestKind::OffsetFetch(r),
-        Fixups::new(move |resp| match resp {
-            Response::Message(ResponseKind::OffsetFetch(mut o)) => {
-                for g in &mut o.groups {
-                    g.topics
-                        .retain(|t| authz.allow_quietly(Op::Describe, Rt::Topic, t.name.as_str()));
-                    for (group, t) in &denied_topics {
-                        if *group == g.group_id {
-                            g.topics.push(t.clone());
-                        }
-                    }
+    pass_and_edit!(OffsetFetch, r, |o| {
+        for g in &mut o.groups {
+            g.topics
+                .retain(|t| authz.allow_quietly(Op::Describe, Rt::Topic, t.name.as_str()));
+            for (group, t) in &denied_topics {
+                if *group == g.group_id {
+                    g.topics.push(t.clone());
                 }
-                o.groups.extend(denied_groups);
-                message(ResponseKind::OffsetFetch(o))
             }
-            other => other,
-        }),
-    )
+        }
+        o.groups.extend(denied_groups);
+    })
 }
 
 fn find_coordinator(a: &Authz, v: i16, mut r: FindCoordinatorRequest) -> Gate {
@@ -396,16 +360,9 @@ fn find_coordinator(a: &Authz, v: i16, mut r: FindCoordinatorRequest) -> Gate {
                 .with_error_code(code)
         },
     );
-    Gate::Pass(
-        RequestKind::FindCoordinator(r),
-        Fixups::new(move |resp| match resp {
-            Response::Message(ResponseKind::FindCoordinator(mut f)) => {
-                f.coordinators.extend(denied);
-                message(ResponseKind::FindCoordinator(f))
-            }
-            other => other,
-        }),
-    )
+    pass_and_edit!(FindCoordinator, r, |f| {
+        f.coordinators.extend(denied);
+    })
 }
 
 fn describe_groups(a: &Authz, mut r: DescribeGroupsRequest) -> Gate {
@@ -421,22 +378,14 @@ fn describe_groups(a: &Authz, mut r: DescribeGroupsRequest) -> Gate {
         },
     );
     let authz = a.clone();
-    Gate::Pass(
-        RequestKind::DescribeGroups(r),
-        Fixups::new(move |resp| match resp {
-            Response::Message(ResponseKind::DescribeGroups(mut d)) => {
-                if with_ops {
-                    for g in &mut d.groups {
-                        g.authorized_operations =
-                            authz.operations(Rt::Group, g.group_id.0.as_str());
-                    }
-                }
-                d.groups.extend(denied);
-                message(ResponseKind::DescribeGroups(d))
+    pass_and_edit!(DescribeGroups, r, |d| {
+        if with_ops {
+            for g in &mut d.groups {
+                g.authorized_operations = authz.operations(Rt::Group, g.group_id.0.as_str());
             }
-            other => other,
-        }),
-    )
+        }
+        d.groups.extend(denied);
+    })
 }
 
 fn list_groups(a: &Authz, r: ListGroupsRequest) -> Gate {
@@ -444,18 +393,10 @@ fn list_groups(a: &Authz, r: ListGroupsRequest) -> Gate {
         return Gate::Pass(RequestKind::ListGroups(r), Fixups::none());
     }
     let authz = a.clone();
-    Gate::Pass(
-        RequestKind::ListGroups(r),
-        Fixups::new(move |resp| match resp {
-            Response::Message(ResponseKind::ListGroups(mut l)) => {
-                l.groups.retain(|g| {
-                    authz.allow_quietly(Op::Describe, Rt::Group, g.group_id.0.as_str())
-                });
-                message(ResponseKind::ListGroups(l))
-            }
-            other => other,
-        }),
-    )
+    pass_and_edit!(ListGroups, r, |l| {
+        l.groups
+            .retain(|g| authz.allow_quietly(Op::Describe, Rt::Group, g.group_id.0.as_str()));
+    })
 }
 
 /// AddPartitionsToTxn: v4+ come from partition leaders (CLUSTER_ACTION);

@@ -13,9 +13,8 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use sluice_auth::acl::{AclOperation as Op, ResourceType as Rt, AUTHORIZED_OPERATIONS_OMITTED};
 
-use super::ops::{message, split_denied, Fixups};
+use super::ops::{message, pass_and_edit, split_denied};
 use super::{Authz, Gate};
-use crate::handlers::Response;
 
 const TOPIC_DENIED: i16 = 29;
 const GROUP_DENIED: i16 = 30;
@@ -30,22 +29,15 @@ pub(super) fn gate(a: &Authz, body: RequestKind, rest: impl FnOnce(RequestKind) 
         RequestKind::DescribeProducers(r) => describe_producers(a, r),
         RequestKind::ListTransactions(r) => {
             let authz = a.clone();
-            Gate::Pass(
-                RequestKind::ListTransactions(r),
-                Fixups::new(move |resp| match resp {
-                    Response::Message(ResponseKind::ListTransactions(mut l)) => {
-                        l.transaction_states.retain(|t| {
-                            authz.allow_quietly(
-                                Op::Describe,
-                                Rt::TransactionalId,
-                                t.transactional_id.0.as_str(),
-                            )
-                        });
-                        message(ResponseKind::ListTransactions(l))
-                    }
-                    other => other,
-                }),
-            )
+            pass_and_edit!(ListTransactions, r, |l| {
+                l.transaction_states.retain(|t| {
+                    authz.allow_quietly(
+                        Op::Describe,
+                        Rt::TransactionalId,
+                        t.transactional_id.0.as_str(),
+                    )
+                });
+            })
         }
         other => rest(other),
     }
@@ -75,16 +67,9 @@ fn offset_delete(a: &Authz, mut r: OffsetDeleteRequest) -> Gate {
                 )
         },
     );
-    Gate::Pass(
-        RequestKind::OffsetDelete(r),
-        Fixups::new(move |resp| match resp {
-            Response::Message(ResponseKind::OffsetDelete(mut o)) => {
-                o.topics.extend(denied);
-                message(ResponseKind::OffsetDelete(o))
-            }
-            other => other,
-        }),
-    )
+    pass_and_edit!(OffsetDelete, r, |o| {
+        o.topics.extend(denied);
+    })
 }
 
 /// Kafka 4.1's rule: a described group whose members' assignments name a
@@ -139,23 +124,15 @@ fn consumer_group_describe(a: &Authz, mut r: ConsumerGroupDescribeRequest) -> Ga
         },
     );
     let authz = a.clone();
-    Gate::Pass(
-        RequestKind::ConsumerGroupDescribe(r),
-        Fixups::new(move |resp| match resp {
-            Response::Message(ResponseKind::ConsumerGroupDescribe(mut d)) => {
-                if with_ops {
-                    for g in d.groups.iter_mut().filter(|g| g.error_code == 0) {
-                        g.authorized_operations =
-                            authz.operations(Rt::Group, g.group_id.0.as_str());
-                    }
-                }
-                hide_unauthorized_topics(&authz, &mut d.groups);
-                d.groups.extend(denied);
-                message(ResponseKind::ConsumerGroupDescribe(d))
+    pass_and_edit!(ConsumerGroupDescribe, r, |d| {
+        if with_ops {
+            for g in d.groups.iter_mut().filter(|g| g.error_code == 0) {
+                g.authorized_operations = authz.operations(Rt::Group, g.group_id.0.as_str());
             }
-            other => other,
-        }),
-    )
+        }
+        hide_unauthorized_topics(&authz, &mut d.groups);
+        d.groups.extend(denied);
+    })
 }
 
 /// DescribeTransactions: DESCRIBE on each transactional id; a described
@@ -174,20 +151,13 @@ fn describe_transactions(a: &Authz, mut r: DescribeTransactionsRequest) -> Gate 
         },
     );
     let authz = a.clone();
-    Gate::Pass(
-        RequestKind::DescribeTransactions(r),
-        Fixups::new(move |resp| match resp {
-            Response::Message(ResponseKind::DescribeTransactions(mut d)) => {
-                for t in &mut d.transaction_states {
-                    t.topics
-                        .retain(|t| authz.allow(Op::Describe, Rt::Topic, t.topic.as_str()));
-                }
-                d.transaction_states.extend(denied);
-                message(ResponseKind::DescribeTransactions(d))
-            }
-            other => other,
-        }),
-    )
+    pass_and_edit!(DescribeTransactions, r, |d| {
+        for t in &mut d.transaction_states {
+            t.topics
+                .retain(|t| authz.allow(Op::Describe, Rt::Topic, t.topic.as_str()));
+        }
+        d.transaction_states.extend(denied);
+    })
 }
 
 /// DescribeProducers: READ on each topic, else TOPIC_AUTHORIZATION_FAILED
@@ -219,14 +189,7 @@ fn describe_producers(a: &Authz, mut r: DescribeProducersRequest) -> Gate {
                 )
         },
     );
-    Gate::Pass(
-        RequestKind::DescribeProducers(r),
-        Fixups::new(move |resp| match resp {
-            Response::Message(ResponseKind::DescribeProducers(mut d)) => {
-                d.topics.extend(denied);
-                message(ResponseKind::DescribeProducers(d))
-            }
-            other => other,
-        }),
-    )
+    pass_and_edit!(DescribeProducers, r, |d| {
+        d.topics.extend(denied);
+    })
 }

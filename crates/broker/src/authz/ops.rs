@@ -29,6 +29,29 @@ impl Fixups {
 }
 
 /// An ordinary response.
+/// Passes a request on to its handler (`RequestKind::$kind`), then edits
+/// the handler's `ResponseKind::$kind` answer in `$body`, where `$d` is the
+/// response: the denied items go back into it, authorized operations are
+/// filled in. Any other answer (an error of the whole request) passes
+/// unchanged.
+macro_rules! pass_and_edit {
+    ($kind:ident, $req:expr, |$d:ident| $body:block) => {
+        $crate::authz::Gate::Pass(
+            kafka_protocol::messages::RequestKind::$kind($req),
+            $crate::authz::ops::Fixups::new(move |resp| match resp {
+                $crate::handlers::Response::Message(
+                    kafka_protocol::messages::ResponseKind::$kind(mut $d),
+                ) => {
+                    $body
+                    $crate::authz::ops::message(kafka_protocol::messages::ResponseKind::$kind($d))
+                }
+                other => other,
+            }),
+        )
+    };
+}
+pub(super) use pass_and_edit;
+
 pub(super) fn message(r: ResponseKind) -> Response {
     Response::Message(r)
 }
