@@ -3,8 +3,10 @@
 //! coordinators by node id); the submodules turn Kafka requests into the
 //! plain data of [`model`]. Nothing here knows about HTTP or HTML.
 
+pub mod admin;
 pub mod assignment;
 pub mod cluster;
+pub mod filter;
 pub mod groups;
 pub mod messages;
 pub mod model;

@@ -6,11 +6,15 @@ pub mod broker;
 pub mod configs;
 pub mod error;
 pub mod group;
+pub mod group_delete;
 pub mod groups;
 pub mod messages;
+pub mod messages_jsonl;
 pub mod overview;
 pub mod reset;
 pub mod topic;
+pub mod topic_delete;
+pub mod topic_edit;
 pub mod topic_new;
 pub mod topics;
 

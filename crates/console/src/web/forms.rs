@@ -4,8 +4,11 @@
 
 use serde::Deserialize;
 
+use crate::kafka::admin::TopicEdit;
+use crate::kafka::filter::Filter;
 use crate::kafka::messages::{PageQuery, DEFAULT_PAGE, MAX_PAGE};
 use crate::kafka::writes::{NewRecord, NewTopic, ResetTarget};
+use crate::pages::topic_edit::EditForm;
 use crate::render::View;
 use crate::ConsoleError;
 
@@ -32,6 +35,9 @@ pub struct MessagesQuery {
     /// `YYYY-MM-DDTHH:MM[:SS]` (UTC) or milliseconds since the epoch.
     #[serde(default)]
     pub time: String,
+    /// Text the key, value or a header must hold.
+    #[serde(default)]
+    pub filter: String,
 }
 
 impl MessagesQuery {
@@ -51,6 +57,7 @@ impl MessagesQuery {
                     ))
                 })?),
             },
+            filter: Filter::new(&self.filter)?,
         })
     }
 
@@ -152,6 +159,66 @@ impl ResetFormData {
     }
 }
 
+#[derive(Debug, Default, Deserialize)]
+pub struct TopicEditFormData {
+    #[serde(default)]
+    pub step: String,
+    #[serde(default)]
+    pub set: String,
+    #[serde(default)]
+    pub remove: String,
+    #[serde(default)]
+    pub partitions: String,
+}
+
+impl TopicEditFormData {
+    pub fn edit(&self) -> Result<TopicEdit, ConsoleError> {
+        let edit = TopicEdit {
+            set: key_values("set configs", &self.set)?,
+            remove: self
+                .remove
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect(),
+            partitions: opt_num("partitions", &self.partitions)?,
+        };
+        if let Some((name, _)) = edit.set.iter().find(|(k, _)| edit.remove.contains(k)) {
+            return Err(ConsoleError::BadRequest(format!(
+                "config {name:?} is both set and removed"
+            )));
+        }
+        Ok(edit)
+    }
+
+    pub fn execute(&self) -> bool {
+        self.step == "execute"
+    }
+
+    pub fn echo(&self) -> EditForm {
+        EditForm {
+            set: self.set.clone(),
+            remove: self.remove.clone(),
+            partitions: self.partitions.clone(),
+        }
+    }
+}
+
+/// A typed confirmation (the name of what is deleted).
+#[derive(Debug, Default, Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    pub confirm: String,
+}
+
+/// A topic, in a query string or a form.
+#[derive(Debug, Default, Deserialize)]
+pub struct TopicParam {
+    #[serde(default)]
+    pub topic: String,
+}
+
 /// An optional number: empty means `None`.
 fn opt_num<T: std::str::FromStr>(what: &str, s: &str) -> Result<Option<T>, ConsoleError> {
     let s = s.trim();
@@ -211,6 +278,17 @@ mod tests {
         }
         .page()
         .is_err());
+        let f = MessagesQuery {
+            filter: "Widget ".into(),
+            ..Default::default()
+        };
+        assert_eq!(f.page().unwrap().filter.unwrap().text(), "Widget ");
+        assert!(MessagesQuery {
+            filter: "x".repeat(1000),
+            ..Default::default()
+        }
+        .page()
+        .is_err());
         assert!(MessagesQuery {
             partition: "x".into(),
             ..Default::default()
@@ -244,6 +322,26 @@ mod tests {
         }
         .topic()
         .is_err());
+    }
+
+    #[test]
+    fn topic_edits_parse() {
+        let f = TopicEditFormData {
+            set: "retention.ms=1000\n".into(),
+            remove: " cleanup.policy \n\n".into(),
+            partitions: "6".into(),
+            ..Default::default()
+        };
+        let e = f.edit().unwrap();
+        assert_eq!(e.set, vec![("retention.ms".into(), "1000".into())]);
+        assert_eq!(e.remove, vec!["cleanup.policy".to_string()]);
+        assert_eq!(e.partitions, Some(6));
+        let both = TopicEditFormData {
+            set: "a=1".into(),
+            remove: "a".into(),
+            ..Default::default()
+        };
+        assert!(both.edit().is_err());
     }
 
     #[test]

@@ -7,10 +7,15 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 
-use super::forms::{CreateTopicForm, MessagesQuery, ProduceForm, ResetFormData, TopicsQuery};
+use super::forms::{
+    ConfirmForm, CreateTopicForm, MessagesQuery, ProduceForm, ResetFormData, TopicEditFormData,
+    TopicParam, TopicsQuery,
+};
 use super::State;
 use crate::html::U;
-use crate::kafka::{cluster, groups as kgroups, messages as kmessages, topics as ktopics, writes};
+use crate::kafka::{
+    admin, cluster, groups as kgroups, messages as kmessages, topics as ktopics, writes,
+};
 use crate::pages;
 use crate::ConsoleError;
 
@@ -74,6 +79,46 @@ pub async fn messages(
     };
     let r = st.kafka(move |s| kmessages::page(s, &name, &page)).await;
     st.page(r.map(|p| pages::messages::render(&st.shell, &p, &settings)))
+}
+
+/// The page `messages` would show, as a JSON-lines file.
+pub async fn messages_download(
+    AxState(st): S,
+    Path(name): Path<String>,
+    Query(q): Query<MessagesQuery>,
+) -> Response {
+    let page = match q.page() {
+        Ok(p) => p,
+        Err(e) => return st.page(Err(e)),
+    };
+    match st.kafka(move |s| kmessages::page(s, &name, &page)).await {
+        Ok(p) => {
+            let disposition = format!(
+                "attachment; filename=\"{}\"",
+                pages::messages_jsonl::file_name(&p)
+            );
+            let mut r = pages::messages_jsonl::render(&p).into_response();
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-ndjson; charset=utf-8"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&disposition) {
+                h.insert(header::CONTENT_DISPOSITION, v);
+            }
+            h.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            h.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; sandbox"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(e) => st.page(Err(e)),
+    }
 }
 
 pub async fn broker(AxState(st): S, Path(id): Path<i32>) -> Response {
@@ -189,4 +234,143 @@ pub async fn reset(
         offset: f.offset.clone(),
     };
     st.page(r.map(|rows| pages::reset::plan(&st.shell, &id, &form, &rows, execute)))
+}
+
+pub async fn topic_edit_form(
+    AxState(st): S,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = st.check_write(&headers) {
+        return st.page(Err(e));
+    }
+    let r = st.kafka(move |s| ktopics::detail(s, &name)).await;
+    st.page(r.map(|t| pages::topic_edit::form(&st.shell, &t)))
+}
+
+pub async fn topic_edit(
+    AxState(st): S,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<TopicEditFormData>,
+) -> Response {
+    let edit = match st.check_write(&headers).and_then(|()| f.edit()) {
+        Ok(e) => e,
+        Err(e) => return st.page(Err(e)),
+    };
+    let execute = f.execute();
+    let topic = name.clone();
+    let r = st
+        .kafka(move |s| {
+            let plan = admin::plan_topic_edit(s, &topic, &edit)?;
+            if execute {
+                admin::apply_topic_edit(s, &topic, &plan)?;
+            }
+            Ok(plan)
+        })
+        .await;
+    st.page(r.map(|p| pages::topic_edit::plan(&st.shell, &name, &f.echo(), &p, execute)))
+}
+
+pub async fn topic_delete_form(
+    AxState(st): S,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = st.check_write(&headers) {
+        return st.page(Err(e));
+    }
+    let r = st.kafka(move |s| ktopics::detail(s, &name)).await;
+    st.page(r.map(|t| pages::topic_delete::confirm(&st.shell, &t)))
+}
+
+pub async fn topic_delete(
+    AxState(st): S,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<ConfirmForm>,
+) -> Response {
+    let checked = st.check_write(&headers).and_then(|()| {
+        if f.confirm.trim() == name {
+            Ok(())
+        } else {
+            Err(ConsoleError::BadRequest(format!(
+                "type the topic's name, {name:?}, to confirm its deletion; nothing was deleted"
+            )))
+        }
+    });
+    if let Err(e) = checked {
+        return st.page(Err(e));
+    }
+    match st.kafka(move |s| admin::delete_topic(s, &name)).await {
+        Ok(()) => Redirect::to("/topics").into_response(),
+        Err(e) => st.page(Err(e)),
+    }
+}
+
+pub async fn group_delete_form(
+    AxState(st): S,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = st.check_write(&headers) {
+        return st.page(Err(e));
+    }
+    let r = st.kafka(move |s| kgroups::describe(s, &id)).await;
+    st.page(r.map(|g| pages::group_delete::confirm_group(&st.shell, &g)))
+}
+
+pub async fn group_delete(AxState(st): S, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    if let Err(e) = st.check_write(&headers) {
+        return st.page(Err(e));
+    }
+    match st.kafka(move |s| admin::delete_group(s, &id)).await {
+        Ok(()) => Redirect::to("/groups").into_response(),
+        Err(e) => st.page(Err(e)),
+    }
+}
+
+pub async fn offsets_delete_form(
+    AxState(st): S,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<TopicParam>,
+) -> Response {
+    if let Err(e) = st.check_write(&headers) {
+        return st.page(Err(e));
+    }
+    let (group, topic) = (id.clone(), q.topic.clone());
+    let r = st
+        .kafka(move |s| admin::offsets_on(s, &group, &topic))
+        .await;
+    st.page(r.map(|rows| pages::group_delete::confirm_offsets(&st.shell, &id, &q.topic, &rows)))
+}
+
+pub async fn offsets_delete(
+    AxState(st): S,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<TopicParam>,
+) -> Response {
+    if let Err(e) = st.check_write(&headers) {
+        return st.page(Err(e));
+    }
+    let group = id.clone();
+    let r = st
+        .kafka(move |s| {
+            let rows = admin::offsets_on(s, &group, &f.topic)?;
+            if rows.is_empty() {
+                return Err(ConsoleError::NotFound(format!(
+                    "group {group:?} has no committed offsets on topic {:?}",
+                    f.topic
+                )));
+            }
+            let ps: Vec<i32> = rows.iter().map(|&(p, _)| p).collect();
+            admin::delete_offsets(s, &group, &f.topic, &ps)
+        })
+        .await;
+    match r {
+        Ok(()) => Redirect::to(&format!("/groups/{}", U(&id))).into_response(),
+        Err(e) => st.page(Err(e)),
+    }
 }

@@ -97,11 +97,25 @@ fn router(state: Arc<State>) -> Router {
         .route("/topics/new", get(topic_new_form).post(topic_create))
         .route("/topics/{name}", get(topic))
         .route("/topics/{name}/messages", get(messages))
+        .route("/topics/{name}/messages/download", get(messages_download))
         .route("/topics/{name}/produce", axum::routing::post(produce))
+        .route("/topics/{name}/edit", get(topic_edit_form).post(topic_edit))
+        .route(
+            "/topics/{name}/delete",
+            get(topic_delete_form).post(topic_delete),
+        )
         .route("/brokers/{id}", get(broker))
         .route("/groups", get(groups))
         .route("/groups/{id}", get(group))
         .route("/groups/{id}/reset", get(reset_form).post(reset))
+        .route(
+            "/groups/{id}/delete",
+            get(group_delete_form).post(group_delete),
+        )
+        .route(
+            "/groups/{id}/offsets/delete",
+            get(offsets_delete_form).post(offsets_delete),
+        )
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
