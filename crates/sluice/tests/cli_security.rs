@@ -3,7 +3,8 @@
 //! takes the CLI through TLS (a PEM trust store) and SASL (PLAIN,
 //! SCRAM-SHA-512) to a SASL_SSL listener, where the authorizer sees the
 //! logged-in principal: the super user may manage ACLs and quotas, alice
-//! may not, a wrong password and a missing config are refused.
+//! may not, a wrong password and a missing config are refused. The web
+//! console (`sluice console --command-config`) reaches the same listener.
 
 mod common;
 
@@ -149,4 +150,43 @@ fn acl_and_quotas_over_sasl_ssl() {
         let (ok, out) = sluice(&addr, Some(&bad), &["acl", "list"]);
         assert!(!ok && out.contains("SaslAuthenticationFailed"), "{out}");
     }
+}
+
+/// `sluice console --command-config` over TLS and SASL PLAIN: the pages
+/// that ask the bootstrap broker and those that ask the partition leader
+/// work; a wrong password shows the unreachable page with Kafka's reason.
+#[test]
+fn console_over_sasl_ssl() {
+    use common::console::ConsoleProcess;
+    let tmp = tempfile::tempdir().unwrap();
+    tls_init(tmp.path());
+    let ca = p(tmp.path(), "ca.pem");
+    let tls = Transport::Tls { ca: &ca };
+    let (broker, addr) = start(tmp.path());
+    let admin = command_config_over(tls, tmp.path(), "PLAIN", "admin", "admin-secret");
+    let other = tempfile::tempdir().unwrap();
+    let wrong = command_config_over(tls, other.path(), "PLAIN", "admin", "wrong");
+    // Created over PLAINTEXT: this build of librdkafka has no TLS.
+    let (ok, out) = sluice(
+        broker.bootstrap(),
+        None,
+        &["topic", "create", "secured", "-p", "2", "-r", "1"],
+    );
+    assert!(ok, "{out}");
+
+    let c = ConsoleProcess::start(&addr, &["--command-config", &admin, "--timeout", "10"]);
+    let topics = c.page("/topics");
+    assert!(topics.contains("href=\"/topics/secured\""), "{topics}");
+    let topic = c.page("/topics/secured");
+    assert!(topic.contains("id=\"partitions-table\""), "{topic}");
+    let messages = c.page("/topics/secured/messages?partition=1");
+    assert!(messages.contains("id=\"messages-summary\""), "{messages}");
+
+    let refused = ConsoleProcess::start(&addr, &["--command-config", &wrong, "--timeout", "5"]);
+    let (status, body) = refused.get("/topics");
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("Invalid username or password"), "{body}");
+    // Without any config the TLS listener cannot be spoken to at all.
+    let plain = ConsoleProcess::start(&addr, &["--timeout", "3"]);
+    assert_eq!(plain.get("/topics").0, 502);
 }

@@ -38,6 +38,9 @@ pub struct ConsoleConfig {
     pub allow_writes: bool,
     /// How long to wait for a broker.
     pub timeout: Duration,
+    /// TLS and SASL to the cluster (Kafka's client security keys, as the
+    /// CLI's `--command-config` reads them); PLAINTEXT by default.
+    pub security: sluice_client::Security,
 }
 
 pub(crate) struct State {
@@ -168,8 +171,9 @@ impl State {
             .map_err(|e| ConsoleError::Internal(e.to_string()))?;
         let brokers = self.config.brokers.clone();
         let timeout = self.config.timeout;
+        let security = self.config.security.clone();
         tokio::task::spawn_blocking(move || {
-            let mut s = Session::connect(&brokers, timeout)?;
+            let mut s = Session::connect(&brokers, timeout, security)?;
             f(&mut s)
         })
         .await

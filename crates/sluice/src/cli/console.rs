@@ -23,6 +23,7 @@ pub struct ConsoleArgs {
 }
 
 pub fn run(args: ConsoleArgs) -> anyhow::Result<()> {
+    let security = args.connect.security()?.raw();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -33,6 +34,7 @@ pub fn run(args: ConsoleArgs) -> anyhow::Result<()> {
             listen: args.listen,
             allow_writes: args.allow_writes,
             timeout: args.connect.timeout(),
+            security,
         })
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -111,6 +113,7 @@ pub async fn start_embedded(e: Embedded, bound: &[SocketAddr]) -> anyhow::Result
         listen: e.listen,
         allow_writes: e.allow_writes,
         timeout: std::time::Duration::from_secs(10),
+        security: Default::default(),
     };
     let console = match Console::bind(config).await {
         Ok(c) => c,
