@@ -9,6 +9,7 @@ page's load time as measured by the browser (a figure, not an assertion).
 Run by scripts/console-browser, which starts the broker and the console."""
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -40,6 +41,7 @@ def main():
     ap.add_argument("--topic", default="orders", help="3 partitions, a JSON record with a <script> key in partition 1")
     ap.add_argument("--group", default="billing", help="a group with committed offsets on --topic")
     ap.add_argument("--new-topic", default="browser-made", help="the topic the browser creates")
+    ap.add_argument("--old-group", help="a group without members the browser deletes (offsets, then the group)")
     args = ap.parse_args()
     if args.screenshots:
         os.makedirs(args.screenshots, exist_ok=True)
@@ -130,6 +132,22 @@ def main():
         check(page.locator("main script").count() == 0, "no script element came from the message")
         shot("messages")
 
+        # The filter, then the shown page downloaded as JSON lines.
+        page.fill("input[name=filter]", "WIDGET")
+        submit("form.controls button[type=submit]")
+        check(page.locator("article.message").count() == 1, "the filter finds the widget message")
+        check("matching" in page.locator("#filter-summary").inner_text(), "the summary names the searched offsets")
+        shot("messages-filter")
+        with page.expect_download() as dl:
+            page.click("#download")
+        path = dl.value.path()
+        with open(path, encoding="utf-8") as fh:
+            lines = [json.loads(l) for l in fh if l.strip()]
+        check(
+            len(lines) == 1 and lines[0]["key"] == "<script>alert(1)</script>",
+            f"the download holds the shown message ({dl.value.suggested_filename}: {lines!r})",
+        )
+
         visit("groups", "/groups")
         check(page.locator(f"a[href='/groups/{args.group}']").count() == 1, f"groups list shows {args.group}")
         shot("groups")
@@ -159,6 +177,31 @@ def main():
         check(page.locator("#produced").count() == 1, "produce shows its offset")
         check('"hello": "browser"' in page.locator("pre.value").first.inner_text(), "the produced message is listed")
 
+        # Edit the new topic: a dry run the cluster validated, then confirm.
+        visit("topic page with write controls", f"/topics/{args.new_topic}")
+        submit("#edit-topic")
+        page.fill("textarea[name=set]", "retention.ms=3600000")
+        page.fill("input[name=partitions]", "3")
+        submit("#preview")
+        check(page.locator("#dry-run").count() == 1, "topic edit preview says it is a dry run")
+        check(page.locator("#edit-table tbody tr").count() == 2, "the preview lists the config and the partitions")
+        shot("topic-edit")
+        submit("#confirm")
+        check(page.locator("#edit-done").count() == 1, "topic edit confirmed")
+
+        # Delete a topic: its name must be typed.
+        gone = args.new_topic + "-gone"
+        visit("create another topic", "/topics/new")
+        page.fill("input[name=name]", gone)
+        submit("#create")
+        submit("#delete-topic")
+        check(page.locator("#delete-plan").count() == 1, "the delete page says what goes")
+        page.fill("input[name=confirm]", gone)
+        shot("topic-delete")
+        submit("#confirm")
+        check(page.url.endswith("/topics"), f"delete lands on the topics list ({page.url})")
+        check(page.locator(f"a[href='/topics/{gone}']").count() == 0, "the deleted topic is gone from the list")
+
         visit("reset form", f"/groups/{args.group}/reset")
         page.fill("input[name=topic]", args.topic)
         page.select_option("select[name=target]", "earliest")
@@ -168,7 +211,22 @@ def main():
         shot("reset-offsets")
         submit("#confirm")
         check(page.locator("#reset-done").count() == 1, "reset confirmed")
+        check(not errors, f"no console errors on the pages the forms led to {errors if errors else ''}")
         errors.clear()
+
+        if args.old_group:
+            visit("group to delete", f"/groups/{args.old_group}")
+            submit("a.delete-offsets")
+            check(page.locator("#offsets-table tbody tr").count() >= 1, "the offsets to delete are listed")
+            shot("delete-offsets")
+            submit("#confirm")
+            check(page.url.endswith(f"/groups/{args.old_group}"), "offset delete lands on the group")
+            submit("#delete-group")
+            check(page.locator("#delete-plan").count() == 1, "the group delete page says what goes")
+            shot("group-delete")
+            submit("#confirm")
+            check(page.locator(f"a[href='/groups/{args.old_group}']").count() == 0, "the deleted group is gone from the list")
+            check(not errors, f"no console errors on the delete pages {errors if errors else ''}")
 
         if args.unreachable_url:
             resp = page.goto(args.unreachable_url + "/", wait_until="load")
