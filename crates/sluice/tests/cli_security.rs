@@ -174,7 +174,55 @@ fn console_over_sasl_ssl() {
     );
     assert!(ok, "{out}");
 
+    // An ACL, a quota and (with Kafka's tools) a SCRAM user for the
+    // security pages.
+    for args in [
+        CREATE,
+        &[
+            "quotas",
+            "alter",
+            "--user",
+            "alice",
+            "--add",
+            "producer_byte_rate=1024",
+        ],
+    ] {
+        let (ok, out) = sluice(&addr, Some(&admin), args);
+        assert!(ok, "{out}");
+    }
+    let scram = kafka_tools_ready("console SCRAM users page");
+    if scram {
+        configs_ok(&[
+            "--bootstrap-server",
+            broker.bootstrap(),
+            "--alter",
+            "--add-config",
+            "SCRAM-SHA-512=[iterations=4096,password=carol-secret]",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            "carol",
+        ]);
+    }
+
     let c = ConsoleProcess::start(&addr, &["--command-config", &admin, "--timeout", "10"]);
+    let acls = c.page("/acls");
+    assert!(
+        acls.contains("<td>TOPIC</td><td><code>pay</code></td><td>LITERAL</td><td><code>User:alice</code></td><td>*</td><td>READ</td>"),
+        "{acls}"
+    );
+    let quotas = c.page("/quotas");
+    assert!(
+        quotas.contains("<code>user=alice</code></td><td><code>producer_byte_rate=1024</code>"),
+        "{quotas}"
+    );
+    let users = c.page("/users");
+    if scram {
+        assert!(
+            users.contains("<code>carol</code></td><td>SCRAM-SHA-512 (4096)</td>"),
+            "{users}"
+        );
+    }
     let topics = c.page("/topics");
     assert!(topics.contains("href=\"/topics/secured\""), "{topics}");
     let topic = c.page("/topics/secured");

@@ -178,6 +178,14 @@ fn check_read_pages(c: &ConsoleProcess) {
 
     check_filter_and_download(c);
 
+    // No authorizer here: the ACL page says so; no SCRAM users or quotas.
+    let acls = c.page("/acls");
+    assert!(acls.contains("id=\"acls-disabled\""), "{acls}");
+    let users = c.page("/users");
+    assert!(users.contains("id=\"users-summary\">0 users"), "{users}");
+    let quotas = c.page("/quotas");
+    assert!(quotas.contains("id=\"quotas-summary\""), "{quotas}");
+
     let groups = c.page("/groups");
     assert!(groups.contains("href=\"/groups/billing\""), "{groups}");
     let (status, _) = c.get("/topics/no-such-topic");

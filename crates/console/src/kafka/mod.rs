@@ -11,6 +11,7 @@ pub mod groups;
 pub mod messages;
 pub mod model;
 pub mod offsets;
+pub mod security;
 pub mod topics;
 pub mod writes;
 

@@ -2,6 +2,7 @@
 //! HTML document out. Every string that came from the cluster or the user
 //! goes through [`crate::html::E`] (text) or [`crate::html::U`] (URLs).
 
+pub mod acls;
 pub mod broker;
 pub mod configs;
 pub mod error;
@@ -11,12 +12,14 @@ pub mod groups;
 pub mod messages;
 pub mod messages_jsonl;
 pub mod overview;
+pub mod quotas;
 pub mod reset;
 pub mod topic;
 pub mod topic_delete;
 pub mod topic_edit;
 pub mod topic_new;
 pub mod topics;
+pub mod users;
 
 /// A list of node ids as `1, 2, 3`.
 pub(crate) fn ids(v: &[i32]) -> String {

@@ -14,7 +14,7 @@ use super::forms::{
 use super::State;
 use crate::html::U;
 use crate::kafka::{
-    admin, cluster, groups as kgroups, messages as kmessages, topics as ktopics, writes,
+    admin, cluster, groups as kgroups, messages as kmessages, security, topics as ktopics, writes,
 };
 use crate::pages;
 use crate::ConsoleError;
@@ -129,6 +129,21 @@ pub async fn broker(AxState(st): S, Path(id): Path<i32>) -> Response {
 pub async fn groups(AxState(st): S) -> Response {
     let r = st.kafka(kgroups::list).await;
     st.page(r.map(|g| pages::groups::render(&st.shell, &g)))
+}
+
+pub async fn acls(AxState(st): S) -> Response {
+    let r = st.kafka(security::acls).await;
+    st.page(r.map(|a| pages::acls::render(&st.shell, &a)))
+}
+
+pub async fn users(AxState(st): S) -> Response {
+    let r = st.kafka(security::scram_users).await;
+    st.page(r.map(|u| pages::users::render(&st.shell, &u)))
+}
+
+pub async fn quotas(AxState(st): S) -> Response {
+    let r = st.kafka(security::quotas).await;
+    st.page(r.map(|q| pages::quotas::render(&st.shell, &q)))
 }
 
 pub async fn group(AxState(st): S, Path(id): Path<String>) -> Response {

@@ -109,6 +109,9 @@ fn router(state: Arc<State>) -> Router {
         )
         .route("/brokers/{id}", get(broker))
         .route("/groups", get(groups))
+        .route("/acls", get(acls))
+        .route("/users", get(users))
+        .route("/quotas", get(quotas))
         .route("/groups/{id}", get(group))
         .route("/groups/{id}/reset", get(reset_form).post(reset))
         .route(
