@@ -157,6 +157,16 @@ def main():
         check(lag.strip() != "", f"group page shows total lag {lag}")
         shot("group")
 
+        # Security pages: this broker has no authorizer.
+        visit("acls", "/acls")
+        check(page.locator("#acls-disabled").count() + page.locator("#acls-table").count() == 1, "the ACL page shows ACLs or says they are off")
+        shot("acls")
+        visit("users", "/users")
+        check(page.locator("#users-table").count() == 1, "the SCRAM users page lists users")
+        visit("quotas", "/quotas")
+        check(page.locator("#quotas-table").count() == 1, "the quotas page lists quotas")
+        shot("quotas")
+
         # Writes, through the forms.
         visit("create topic form", "/topics/new")
         page.fill("input[name=name]", args.new_topic)
