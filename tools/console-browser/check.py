@@ -41,6 +41,7 @@ def main():
     ap.add_argument("--topic", default="orders", help="3 partitions, a JSON record with a <script> key in partition 1")
     ap.add_argument("--group", default="billing", help="a group with committed offsets on --topic")
     ap.add_argument("--new-topic", default="browser-made", help="the topic the browser creates")
+    ap.add_argument("--live-topic", help="a topic produced to while the throughput page samples")
     ap.add_argument("--old-group", help="a group without members the browser deletes (offsets, then the group)")
     args = ap.parse_args()
     if args.screenshots:
@@ -156,6 +157,22 @@ def main():
         lag = page.locator("#total-lag").inner_text()
         check(lag.strip() != "", f"group page shows total lag {lag}")
         shot("group")
+
+        # Live throughput: the script samples every 5 s and draws once it has two.
+        visit("throughput", "/throughput")
+        try:
+            page.wait_for_selector("#chart-topics polyline", timeout=30000)
+            if args.live_topic:
+                page.wait_for_timeout(11000)
+        except Exception as e:  # noqa: BLE001 - reported as a check
+            fail(f"no throughput chart drawn: {e}")
+        check(page.locator("#chart-brokers polyline").count() >= 1, "the per-broker chart has a line")
+        check(page.locator("#rates-table tbody tr").count() >= 1, "the rates table lists topics")
+        if args.live_topic:
+            rate = page.locator(f"#rates-table tbody tr[data-name='{args.live_topic}'] td").nth(1).inner_text()
+            check(float(rate) > 0, f"{args.live_topic}, produced to meanwhile, has a rate ({rate}/s)")
+        check(not errors, f"throughput: no console errors {errors if errors else ''}")
+        shot("throughput")
 
         # Security pages: this broker has no authorizer.
         visit("acls", "/acls")

@@ -178,6 +178,36 @@ fn check_read_pages(c: &ConsoleProcess) {
 
     check_filter_and_download(c);
 
+    // Live throughput: the page is a frame for the script; its samples are
+    // end offsets summed per topic and per leader.
+    let frame = c.page("/throughput");
+    assert!(
+        frame.contains("data-source=\"/throughput.json\""),
+        "{frame}"
+    );
+    let (head, body) = common::console::get_with_head(&c.addr, "/throughput.json");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    let sample: serde_json::Value = serde_json::from_str(&body).expect("a JSON sample");
+    assert_eq!(sample["topics"]["orders"], 11, "{body}");
+    let by_broker: i64 = sample["brokers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_i64().unwrap())
+        .sum();
+    let by_topic: i64 = sample["topics"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_i64().unwrap())
+        .sum();
+    assert_eq!(by_broker, by_topic, "{body}");
+    assert!(sample["at_ms"].as_i64().unwrap() > 0);
+
     // No authorizer here: the ACL page says so; no SCRAM users or quotas.
     let acls = c.page("/acls");
     assert!(acls.contains("id=\"acls-disabled\""), "{acls}");
@@ -437,12 +467,18 @@ fn console_says_when_the_cluster_is_unreachable() {
     let addr = free.local_addr().unwrap().to_string();
     drop(free);
     let c = ConsoleProcess::start(&addr, &["--timeout", "2"]);
-    for path in ["/", "/topics", "/groups"] {
+    for path in ["/", "/topics", "/groups", "/acls"] {
         let (status, body) = c.get(path);
         assert_eq!(status, 502, "{path}: {body}");
         assert!(body.contains("Cluster unreachable"), "{body}");
         assert!(body.contains(&addr), "{body}");
     }
+    let (status, body) = c.get("/throughput.json");
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body.contains("\"error\":\"cannot reach the cluster"),
+        "{body}"
+    );
     // Static pages still load.
     assert_eq!(c.get("/assets/console.css").0, 200);
     assert_eq!(c.get("/health").0, 200);

@@ -12,6 +12,7 @@ pub mod messages;
 pub mod model;
 pub mod offsets;
 pub mod security;
+pub mod throughput;
 pub mod topics;
 pub mod writes;
 

@@ -14,6 +14,7 @@ pub mod messages_jsonl;
 pub mod overview;
 pub mod quotas;
 pub mod reset;
+pub mod throughput;
 pub mod topic;
 pub mod topic_delete;
 pub mod topic_edit;

@@ -14,7 +14,8 @@ use super::forms::{
 use super::State;
 use crate::html::U;
 use crate::kafka::{
-    admin, cluster, groups as kgroups, messages as kmessages, security, topics as ktopics, writes,
+    admin, cluster, groups as kgroups, messages as kmessages, security, throughput as kthroughput,
+    topics as ktopics, writes,
 };
 use crate::pages;
 use crate::ConsoleError;
@@ -129,6 +130,35 @@ pub async fn broker(AxState(st): S, Path(id): Path<i32>) -> Response {
 pub async fn groups(AxState(st): S) -> Response {
     let r = st.kafka(kgroups::list).await;
     st.page(r.map(|g| pages::groups::render(&st.shell, &g)))
+}
+
+pub async fn throughput(AxState(st): S) -> Response {
+    st.page(Ok(pages::throughput::render(&st.shell)))
+}
+
+/// One sample of end offsets as JSON, for the throughput page's script.
+pub async fn throughput_sample(AxState(st): S) -> Response {
+    let (status, body) = match st.kafka(kthroughput::sample).await {
+        Ok(s) => (200, serde_json::to_string(&s).unwrap_or_default()),
+        Err(e) => (
+            e.status(),
+            serde_json::json!({ "error": e.to_string() }).to_string(),
+        ),
+    };
+    let status = axum::http::StatusCode::from_u16(status)
+        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    r
 }
 
 pub async fn acls(AxState(st): S) -> Response {

@@ -109,6 +109,8 @@ fn router(state: Arc<State>) -> Router {
         )
         .route("/brokers/{id}", get(broker))
         .route("/groups", get(groups))
+        .route("/throughput", get(throughput))
+        .route("/throughput.json", get(throughput_sample))
         .route("/acls", get(acls))
         .route("/users", get(users))
         .route("/quotas", get(quotas))
