@@ -23,7 +23,7 @@ pub fn confirm(shell: &Shell, t: &TopicDetail) -> String {
     let _ = write!(
         b,
         "<h1>Delete topic <a href=\"/topics/{}\">{}</a></h1>\
-<p class=\"warn\" id=\"delete-plan\">Deleting topic <strong>{}</strong> removes its {} partitions and their {} messages{size}, for good. \
+<p class=\"warn\" id=\"delete-plan\">Deleting topic <strong>{}</strong> removes its {} partition{} and their {} messages{size}, for good. \
 Producers and consumers of it get errors (or re-create it, when the cluster auto-creates topics); groups' committed offsets on it are dropped.</p>\
 <form class=\"stacked\" method=\"post\" action=\"/topics/{}/delete\">\
 <label>Type the topic's name to confirm <input type=\"text\" name=\"confirm\" autocomplete=\"off\" required></label>\
@@ -32,6 +32,7 @@ Producers and consumers of it get errors (or re-create it, when the cluster auto
         E(&t.name),
         E(&t.name),
         t.partitions.len(),
+        if t.partitions.len() == 1 { "" } else { "s" },
         num(messages),
         U(&t.name),
         U(&t.name)

@@ -17,7 +17,8 @@ pub struct ConsoleArgs {
     /// Address to serve the console on (port 0: any free port).
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9080")]
     listen: SocketAddr,
-    /// Let the console change the cluster (create topics, produce, reset offsets).
+    /// Let the console change the cluster (create, edit and delete topics, produce,
+    /// reset or delete offsets, delete groups), each after a confirmation.
     #[arg(long)]
     allow_writes: bool,
 }
