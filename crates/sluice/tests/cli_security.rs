@@ -205,7 +205,16 @@ fn console_over_sasl_ssl() {
         ]);
     }
 
-    let c = ConsoleProcess::start(&addr, &["--command-config", &admin, "--timeout", "10"]);
+    let c = ConsoleProcess::start(
+        &addr,
+        &[
+            "--command-config",
+            &admin,
+            "--timeout",
+            "10",
+            "--allow-writes",
+        ],
+    );
     let acls = c.page("/acls");
     assert!(
         acls.contains("<td>TOPIC</td><td><code>pay</code></td><td>LITERAL</td><td><code>User:alice</code></td><td>*</td><td>READ</td>"),
@@ -230,6 +239,8 @@ fn console_over_sasl_ssl() {
     let messages = c.page("/topics/secured/messages?partition=1");
     assert!(messages.contains("id=\"messages-summary\""), "{messages}");
 
+    check_acl_writes(&c, &addr, &admin);
+
     let refused = ConsoleProcess::start(&addr, &["--command-config", &wrong, "--timeout", "5"]);
     let (status, body) = refused.get("/topics");
     assert_eq!(status, 502, "{body}");
@@ -237,4 +248,57 @@ fn console_over_sasl_ssl() {
     // Without any config the TLS listener cannot be spoken to at all.
     let plain = ConsoleProcess::start(&addr, &["--timeout", "3"]);
     assert_eq!(plain.get("/topics").0, 502);
+}
+
+/// Add an ACL from the console (a preview first), see it with the CLI,
+/// then delete it from its row's link (a confirmation first).
+fn check_acl_writes(c: &common::console::ConsoleProcess, addr: &str, admin: &str) {
+    let acls = c.page("/acls");
+    assert!(acls.contains("action=\"/acls/create\""), "{acls}");
+    let form = [
+        ("resource_type", "group"),
+        ("resource_name", "billing"),
+        ("pattern_type", "prefixed"),
+        ("principal", "User:bob"),
+        ("host", "*"),
+        ("operation", "read"),
+        ("permission", "allow"),
+    ];
+    let with_step = |step: &'static str| {
+        let mut f = vec![("step", step)];
+        f.extend(form);
+        f
+    };
+    const BOB: &str = "GROUP\tbilling\tPREFIXED\tUser:bob\t*\tREAD\tALLOW";
+    let listed = || sluice(addr, Some(admin), &["acl", "list"]).1;
+    let (status, plan) = c.post("/acls/create", &with_step("preview"));
+    assert_eq!(status, 200, "{plan}");
+    assert!(
+        plan.contains("id=\"acl-plan\"") && plan.contains("User:bob"),
+        "{plan}"
+    );
+    assert!(!listed().contains(BOB), "the preview created nothing");
+    let (status, location) = c.post("/acls/create", &with_step("execute"));
+    assert_eq!((status, location.as_str()), (303, "/acls"));
+    assert!(listed().contains(BOB), "{}", listed());
+
+    // Its row links to a confirmation of exactly this binding.
+    let acls = c.page("/acls");
+    let link = acls
+        .split("href=\"/acls/delete?")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap().replace("&amp;", "&"))
+        .find(|q| q.contains("User%3Abob"))
+        .expect("a delete link for bob's ACL");
+    let confirm = c.page(&format!("/acls/delete?{link}"));
+    assert!(confirm.contains("id=\"acl-plan\""), "{confirm}");
+    assert!(
+        listed().contains(BOB),
+        "the confirmation page deleted nothing"
+    );
+    let (status, location) = c.post("/acls/delete", &with_step("execute"));
+    assert_eq!((status, location.as_str()), (303, "/acls"));
+    assert!(!listed().contains(BOB), "{}", listed());
+    assert!(listed().contains(LINE), "the other ACL stays");
+    assert_eq!(c.post("/acls/delete", &with_step("execute")).0, 404);
 }

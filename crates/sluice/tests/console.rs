@@ -405,6 +405,17 @@ fn console_shows_the_cluster_read_only() {
         assert_eq!(c.get(path).0, 403, "{path}");
     }
     assert!(sluice(&["topic", "list", "-b", &bootstrap]).contains("orders"));
+    let acl = [
+        ("step", "execute"),
+        ("resource_type", "topic"),
+        ("resource_name", "orders"),
+        ("pattern_type", "literal"),
+        ("principal", "User:x"),
+        ("operation", "read"),
+        ("permission", "allow"),
+    ];
+    assert_eq!(c.post("/acls/create", &acl).0, 403);
+    assert_eq!(c.post("/acls/delete", &acl).0, 403);
 }
 
 #[test]

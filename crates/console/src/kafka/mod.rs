@@ -3,6 +3,7 @@
 //! coordinators by node id); the submodules turn Kafka requests into the
 //! plain data of [`model`]. Nothing here knows about HTTP or HTML.
 
+pub mod acl_admin;
 pub mod admin;
 pub mod assignment;
 pub mod cluster;

@@ -2,6 +2,7 @@
 //! HTML document out. Every string that came from the cluster or the user
 //! goes through [`crate::html::E`] (text) or [`crate::html::U`] (URLs).
 
+pub mod acl_edit;
 pub mod acls;
 pub mod broker;
 pub mod configs;

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use crate::kafka::admin::TopicEdit;
 use crate::kafka::filter::Filter;
 use crate::kafka::messages::{PageQuery, DEFAULT_PAGE, MAX_PAGE};
+use crate::kafka::security::AclRow;
 use crate::kafka::writes::{NewRecord, NewTopic, ResetTarget};
 use crate::pages::topic_edit::EditForm;
 use crate::render::View;
@@ -202,6 +203,45 @@ impl TopicEditFormData {
             remove: self.remove.clone(),
             partitions: self.partitions.clone(),
         }
+    }
+}
+
+/// One ACL binding, by Kafka's names.
+#[derive(Debug, Default, Deserialize)]
+pub struct AclForm {
+    #[serde(default)]
+    pub step: String,
+    #[serde(default)]
+    pub resource_type: String,
+    #[serde(default)]
+    pub resource_name: String,
+    #[serde(default)]
+    pub pattern_type: String,
+    #[serde(default)]
+    pub principal: String,
+    #[serde(default)]
+    pub host: String,
+    #[serde(default)]
+    pub operation: String,
+    #[serde(default)]
+    pub permission: String,
+}
+
+impl AclForm {
+    pub fn binding(&self) -> Result<AclRow, ConsoleError> {
+        crate::kafka::acl_admin::binding(
+            &self.resource_type,
+            &self.resource_name,
+            &self.pattern_type,
+            &self.principal,
+            &self.host,
+            &self.operation,
+            &self.permission,
+        )
+    }
+
+    pub fn execute(&self) -> bool {
+        self.step == "execute"
     }
 }
 

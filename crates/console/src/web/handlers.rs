@@ -8,14 +8,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 
 use super::forms::{
-    ConfirmForm, CreateTopicForm, MessagesQuery, ProduceForm, ResetFormData, TopicEditFormData,
-    TopicParam, TopicsQuery,
+    AclForm, ConfirmForm, CreateTopicForm, MessagesQuery, ProduceForm, ResetFormData,
+    TopicEditFormData, TopicParam, TopicsQuery,
 };
 use super::State;
 use crate::html::U;
 use crate::kafka::{
-    admin, cluster, groups as kgroups, messages as kmessages, security, throughput as kthroughput,
-    topics as ktopics, writes,
+    acl_admin, admin, cluster, groups as kgroups, messages as kmessages, security,
+    throughput as kthroughput, topics as ktopics, writes,
 };
 use crate::pages;
 use crate::ConsoleError;
@@ -416,6 +416,47 @@ pub async fn offsets_delete(
         .await;
     match r {
         Ok(()) => Redirect::to(&format!("/groups/{}", U(&id))).into_response(),
+        Err(e) => st.page(Err(e)),
+    }
+}
+
+/// Adding an ACL: the preview, then (step=execute) the creation.
+pub async fn acl_create(AxState(st): S, headers: HeaderMap, Form(f): Form<AclForm>) -> Response {
+    let b = match st.check_write(&headers).and_then(|()| f.binding()) {
+        Ok(b) => b,
+        Err(e) => return st.page(Err(e)),
+    };
+    if !f.execute() {
+        return st.page(Ok(pages::acl_edit::confirm(&st.shell, &b, true)));
+    }
+    match st.kafka(move |s| acl_admin::create(s, &b)).await {
+        Ok(()) => Redirect::to("/acls").into_response(),
+        Err(e) => st.page(Err(e)),
+    }
+}
+
+pub async fn acl_delete_form(
+    AxState(st): S,
+    headers: HeaderMap,
+    Query(f): Query<AclForm>,
+) -> Response {
+    let r = st
+        .check_write(&headers)
+        .and_then(|()| f.binding())
+        .map(|b| pages::acl_edit::confirm(&st.shell, &b, false));
+    st.page(r)
+}
+
+pub async fn acl_delete(AxState(st): S, headers: HeaderMap, Form(f): Form<AclForm>) -> Response {
+    let b = match st.check_write(&headers).and_then(|()| f.binding()) {
+        Ok(b) => b,
+        Err(e) => return st.page(Err(e)),
+    };
+    match st.kafka(move |s| acl_admin::delete(s, &b)).await {
+        Ok(0) => st.page(Err(ConsoleError::NotFound(
+            "no such ACL: nothing was deleted".into(),
+        ))),
+        Ok(_) => Redirect::to("/acls").into_response(),
         Err(e) => st.page(Err(e)),
     }
 }

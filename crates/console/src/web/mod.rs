@@ -112,6 +112,8 @@ fn router(state: Arc<State>) -> Router {
         .route("/throughput", get(throughput))
         .route("/throughput.json", get(throughput_sample))
         .route("/acls", get(acls))
+        .route("/acls/create", axum::routing::post(acl_create))
+        .route("/acls/delete", get(acl_delete_form).post(acl_delete))
         .route("/users", get(users))
         .route("/quotas", get(quotas))
         .route("/groups/{id}", get(group))
