@@ -416,6 +416,19 @@ fn console_shows_the_cluster_read_only() {
     ];
     assert_eq!(c.post("/acls/create", &acl).0, 403);
     assert_eq!(c.post("/acls/delete", &acl).0, 403);
+    assert_eq!(
+        c.post(
+            "/quotas/alter",
+            &[
+                ("step", "execute"),
+                ("entity_type", "user"),
+                ("key", "producer_byte_rate"),
+                ("value", "1")
+            ]
+        )
+        .0,
+        403
+    );
 }
 
 #[test]
@@ -627,6 +640,53 @@ fn console_writes_create_produce_and_reset_offsets() {
 
     check_topic_edit_and_delete(&c, &bootstrap);
     check_group_deletes(&c, &bootstrap);
+    check_quota_alter(&c, &bootstrap);
+}
+
+/// Set a client quota and remove it again, each previewed (validated by
+/// the cluster) before it is confirmed; the CLI sees the result.
+fn check_quota_alter(c: &ConsoleProcess, bootstrap: &str) {
+    assert!(c.page("/quotas").contains("action=\"/quotas/alter\""));
+    let form = |step: &'static str, value: &'static str| {
+        vec![
+            ("step", step),
+            ("entity_type", "user"),
+            ("entity_name", "alice"),
+            ("key", "producer_byte_rate"),
+            ("value", value),
+        ]
+    };
+    let described = || sluice(&["quotas", "describe", "-b", bootstrap]);
+    let (status, plan) = c.post("/quotas/alter", &form("preview", "2048"));
+    assert_eq!(status, 200, "{plan}");
+    assert!(
+        plan.contains("from <strong>not set</strong> to <strong>2048</strong>"),
+        "{plan}"
+    );
+    assert!(
+        !described().contains("producer_byte_rate"),
+        "the preview set nothing"
+    );
+    let (status, location) = c.post("/quotas/alter", &form("execute", "2048"));
+    assert_eq!((status, location.as_str()), (303, "/quotas"));
+    assert!(
+        described().contains("producer_byte_rate=2048"),
+        "{}",
+        described()
+    );
+    let (status, plan) = c.post("/quotas/alter", &form("preview", ""));
+    assert_eq!(status, 200, "{plan}");
+    assert!(
+        plan.contains("from <strong>2048</strong> to <strong>removed</strong>"),
+        "{plan}"
+    );
+    let (status, _) = c.post("/quotas/alter", &form("execute", ""));
+    assert_eq!(status, 303);
+    assert!(
+        !described().contains("producer_byte_rate"),
+        "{}",
+        described()
+    );
 }
 
 /// Edit a topic (configs, partitions: a validated dry run first, then

@@ -12,6 +12,7 @@ pub mod groups;
 pub mod messages;
 pub mod model;
 pub mod offsets;
+pub mod quota_admin;
 pub mod security;
 pub mod throughput;
 pub mod topics;

@@ -13,6 +13,7 @@ pub mod groups;
 pub mod messages;
 pub mod messages_jsonl;
 pub mod overview;
+pub mod quota_edit;
 pub mod quotas;
 pub mod reset;
 pub mod throughput;

@@ -37,5 +37,8 @@ pub fn render(shell: &Shell, rows: &[QuotaRow]) -> String {
     if rows.is_empty() {
         b.push_str("<p class=\"empty\">No client quotas are set.</p>");
     }
+    if shell.allow_writes {
+        super::quota_edit::form(&mut b);
+    }
     document(shell, "Client quotas", "/quotas", &b)
 }

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use crate::kafka::admin::TopicEdit;
 use crate::kafka::filter::Filter;
 use crate::kafka::messages::{PageQuery, DEFAULT_PAGE, MAX_PAGE};
+use crate::kafka::quota_admin::{QuotaChange, ENTITY_TYPES};
 use crate::kafka::security::AclRow;
 use crate::kafka::writes::{NewRecord, NewTopic, ResetTarget};
 use crate::pages::topic_edit::EditForm;
@@ -238,6 +239,51 @@ impl AclForm {
             &self.operation,
             &self.permission,
         )
+    }
+
+    pub fn execute(&self) -> bool {
+        self.step == "execute"
+    }
+}
+
+/// One quota value to set (or remove, when the value is empty).
+#[derive(Debug, Default, Deserialize)]
+pub struct QuotaForm {
+    #[serde(default)]
+    pub step: String,
+    #[serde(default)]
+    pub entity_type: String,
+    #[serde(default)]
+    pub entity_name: String,
+    #[serde(default)]
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+impl QuotaForm {
+    pub fn change(&self) -> Result<QuotaChange, ConsoleError> {
+        if !ENTITY_TYPES.contains(&self.entity_type.as_str()) {
+            return Err(ConsoleError::BadRequest(format!(
+                "entity type: {:?} is not one of {ENTITY_TYPES:?}",
+                self.entity_type
+            )));
+        }
+        let key = self.key.trim();
+        if key.is_empty() {
+            return Err(ConsoleError::BadRequest("which quota?".into()));
+        }
+        let value: Option<f64> = opt_num("value", &self.value)?;
+        if value.is_some_and(|v| !v.is_finite() || v < 0.0) {
+            return Err(ConsoleError::BadRequest("value: 0 or more".into()));
+        }
+        let name = self.entity_name.trim();
+        Ok(QuotaChange {
+            entity_type: self.entity_type.clone(),
+            entity_name: (!name.is_empty()).then(|| name.to_string()),
+            key: key.to_string(),
+            value,
+        })
     }
 
     pub fn execute(&self) -> bool {

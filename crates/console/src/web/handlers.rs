@@ -8,13 +8,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 
 use super::forms::{
-    AclForm, ConfirmForm, CreateTopicForm, MessagesQuery, ProduceForm, ResetFormData,
+    AclForm, ConfirmForm, CreateTopicForm, MessagesQuery, ProduceForm, QuotaForm, ResetFormData,
     TopicEditFormData, TopicParam, TopicsQuery,
 };
 use super::State;
 use crate::html::U;
 use crate::kafka::{
-    acl_admin, admin, cluster, groups as kgroups, messages as kmessages, security,
+    acl_admin, admin, cluster, groups as kgroups, messages as kmessages, quota_admin, security,
     throughput as kthroughput, topics as ktopics, writes,
 };
 use crate::pages;
@@ -459,4 +459,21 @@ pub async fn acl_delete(AxState(st): S, headers: HeaderMap, Form(f): Form<AclFor
         Ok(_) => Redirect::to("/acls").into_response(),
         Err(e) => st.page(Err(e)),
     }
+}
+
+/// Setting or removing a quota: the validated plan, then (step=execute) the change.
+pub async fn quota_alter(AxState(st): S, headers: HeaderMap, Form(f): Form<QuotaForm>) -> Response {
+    let c = match st.check_write(&headers).and_then(|()| f.change()) {
+        Ok(c) => c,
+        Err(e) => return st.page(Err(e)),
+    };
+    if f.execute() {
+        return match st.kafka(move |s| quota_admin::apply(s, &c)).await {
+            Ok(()) => Redirect::to("/quotas").into_response(),
+            Err(e) => st.page(Err(e)),
+        };
+    }
+    let planned = c.clone();
+    let r = st.kafka(move |s| quota_admin::plan(s, &planned)).await;
+    st.page(r.map(|now| pages::quota_edit::plan(&st.shell, &c, now)))
 }

@@ -116,6 +116,7 @@ fn router(state: Arc<State>) -> Router {
         .route("/acls/delete", get(acl_delete_form).post(acl_delete))
         .route("/users", get(users))
         .route("/quotas", get(quotas))
+        .route("/quotas/alter", axum::routing::post(quota_alter))
         .route("/groups/{id}", get(group))
         .route("/groups/{id}/reset", get(reset_form).post(reset))
         .route(
