@@ -228,7 +228,7 @@ fn console_over_sasl_ssl() {
     let users = c.page("/users");
     if scram {
         assert!(
-            users.contains("<code>carol</code></td><td>SCRAM-SHA-512 (4096)</td>"),
+            users.contains("<code>carol</code></td><td>SCRAM-SHA-512 (4096)"),
             "{users}"
         );
     }
@@ -240,6 +240,48 @@ fn console_over_sasl_ssl() {
     assert!(messages.contains("id=\"messages-summary\""), "{messages}");
 
     check_acl_writes(&c, &addr, &admin);
+
+    // A SCRAM credential set in the console logs in (the authorizer then
+    // refuses dave, who is no super user); deleted, it no longer does.
+    let (status, location) = c.post(
+        "/users/alter",
+        &[
+            ("user", "dave"),
+            ("mechanism", "SCRAM-SHA-512"),
+            ("iterations", "4096"),
+            ("password", "dave-secret"),
+        ],
+    );
+    assert_eq!((status, location.as_str()), (303, "/users"));
+    let dave_dir = tempfile::tempdir().unwrap();
+    let dave = command_config_over(tls, dave_dir.path(), "SCRAM-SHA-512", "dave", "dave-secret");
+    let (ok, out) = sluice(&addr, Some(&dave), &["acl", "list"]);
+    assert!(
+        !ok && out.contains("ClusterAuthorizationFailed"),
+        "dave logs in: {out}"
+    );
+    let users = c.page("/users");
+    assert!(
+        users.contains("<code>dave</code></td><td>SCRAM-SHA-512 (4096)"),
+        "{users}"
+    );
+    let confirm = c.page("/users/delete?user=dave&mechanism=SCRAM-SHA-512");
+    assert!(confirm.contains("id=\"user-plan\""), "{confirm}");
+    let (ok, out) = sluice(&addr, Some(&dave), &["acl", "list"]);
+    assert!(
+        out.contains("ClusterAuthorizationFailed") && !ok,
+        "the confirmation deleted nothing: {out}"
+    );
+    let (status, location) = c.post(
+        "/users/delete",
+        &[("user", "dave"), ("mechanism", "SCRAM-SHA-512")],
+    );
+    assert_eq!((status, location.as_str()), (303, "/users"));
+    let (ok, out) = sluice(&addr, Some(&dave), &["acl", "list"]);
+    assert!(
+        !ok && out.contains("SaslAuthenticationFailed"),
+        "dave is gone: {out}"
+    );
 
     let refused = ConsoleProcess::start(&addr, &["--command-config", &wrong, "--timeout", "5"]);
     let (status, body) = refused.get("/topics");

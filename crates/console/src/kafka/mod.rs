@@ -13,6 +13,7 @@ pub mod messages;
 pub mod model;
 pub mod offsets;
 pub mod quota_admin;
+pub mod scram_admin;
 pub mod security;
 pub mod throughput;
 pub mod topics;

@@ -22,6 +22,7 @@ pub mod topic_delete;
 pub mod topic_edit;
 pub mod topic_new;
 pub mod topics;
+pub mod user_edit;
 pub mod users;
 
 /// A list of node ids as `1, 2, 3`.

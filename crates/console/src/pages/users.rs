@@ -18,19 +18,29 @@ pub fn render(shell: &Shell, users: &[ScramUser]) -> String {
         let creds: Vec<String> = u
             .credentials
             .iter()
-            .map(|(m, i)| format!("{m} ({i})"))
+            .map(|(m, i)| {
+                let delete = if shell.allow_writes {
+                    format!(" {}", super::user_edit::delete_link(&u.name, m))
+                } else {
+                    String::new()
+                };
+                format!("{} ({i}){delete}", E(m))
+            })
             .collect();
         let _ = write!(
             b,
             "<tr data-name=\"{}\"><td><code>{}</code></td><td>{}</td></tr>",
             E(&u.name),
             E(&u.name),
-            E(&creds.join(", "))
+            creds.join(", ")
         );
     }
     b.push_str("</tbody></table>");
     if users.is_empty() {
         b.push_str("<p class=\"empty\">No SCRAM users. Users of SASL PLAIN or of other mechanisms are configured on the brokers, not here.</p>");
+    }
+    if shell.allow_writes {
+        super::user_edit::form(&mut b);
     }
     document(shell, "SCRAM users", "/users", &b)
 }

@@ -8,6 +8,7 @@ use crate::kafka::admin::TopicEdit;
 use crate::kafka::filter::Filter;
 use crate::kafka::messages::{PageQuery, DEFAULT_PAGE, MAX_PAGE};
 use crate::kafka::quota_admin::{QuotaChange, ENTITY_TYPES};
+use crate::kafka::scram_admin::DEFAULT_ITERATIONS;
 use crate::kafka::security::AclRow;
 use crate::kafka::writes::{NewRecord, NewTopic, ResetTarget};
 use crate::pages::topic_edit::EditForm;
@@ -288,6 +289,33 @@ impl QuotaForm {
 
     pub fn execute(&self) -> bool {
         self.step == "execute"
+    }
+}
+
+/// A SCRAM credential to set or delete (the password only to set).
+#[derive(Debug, Default, Deserialize)]
+pub struct UserForm {
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub mechanism: String,
+    #[serde(default)]
+    pub iterations: String,
+    #[serde(default)]
+    pub password: String,
+}
+
+impl UserForm {
+    pub fn user(&self) -> Result<String, ConsoleError> {
+        let u = self.user.trim();
+        if u.is_empty() {
+            return Err(ConsoleError::BadRequest("which user?".into()));
+        }
+        Ok(u.to_string())
+    }
+
+    pub fn iterations(&self) -> Result<u32, ConsoleError> {
+        Ok(opt_num("iterations", &self.iterations)?.unwrap_or(DEFAULT_ITERATIONS))
     }
 }
 

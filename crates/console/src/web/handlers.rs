@@ -9,13 +9,13 @@ use axum::Form;
 
 use super::forms::{
     AclForm, ConfirmForm, CreateTopicForm, MessagesQuery, ProduceForm, QuotaForm, ResetFormData,
-    TopicEditFormData, TopicParam, TopicsQuery,
+    TopicEditFormData, TopicParam, TopicsQuery, UserForm,
 };
 use super::State;
 use crate::html::U;
 use crate::kafka::{
-    acl_admin, admin, cluster, groups as kgroups, messages as kmessages, quota_admin, security,
-    throughput as kthroughput, topics as ktopics, writes,
+    acl_admin, admin, cluster, groups as kgroups, messages as kmessages, quota_admin, scram_admin,
+    security, throughput as kthroughput, topics as ktopics, writes,
 };
 use crate::pages;
 use crate::ConsoleError;
@@ -476,4 +476,60 @@ pub async fn quota_alter(AxState(st): S, headers: HeaderMap, Form(f): Form<Quota
     let planned = c.clone();
     let r = st.kafka(move |s| quota_admin::plan(s, &planned)).await;
     st.page(r.map(|now| pages::quota_edit::plan(&st.shell, &c, now)))
+}
+
+/// Sets a SCRAM credential (the form says it replaces an existing one).
+pub async fn user_alter(AxState(st): S, headers: HeaderMap, Form(f): Form<UserForm>) -> Response {
+    let parsed = st.check_write(&headers).and_then(|()| {
+        if f.password.is_empty() {
+            return Err(ConsoleError::BadRequest("a password is needed".into()));
+        }
+        Ok((
+            f.user()?,
+            scram_admin::mechanism(&f.mechanism)?,
+            f.iterations()?,
+        ))
+    });
+    let (user, m, iterations) = match parsed {
+        Ok(p) => p,
+        Err(e) => return st.page(Err(e)),
+    };
+    let password = f.password;
+    match st
+        .kafka(move |s| scram_admin::upsert(s, &user, m, &password, iterations))
+        .await
+    {
+        Ok(()) => Redirect::to("/users").into_response(),
+        Err(e) => st.page(Err(e)),
+    }
+}
+
+pub async fn user_delete_form(
+    AxState(st): S,
+    headers: HeaderMap,
+    Query(f): Query<UserForm>,
+) -> Response {
+    let r = st.check_write(&headers).and_then(|()| {
+        let m = scram_admin::mechanism(&f.mechanism)?;
+        Ok(pages::user_edit::confirm_delete(
+            &st.shell,
+            &f.user()?,
+            m.mechanism_name(),
+        ))
+    });
+    st.page(r)
+}
+
+pub async fn user_delete(AxState(st): S, headers: HeaderMap, Form(f): Form<UserForm>) -> Response {
+    let parsed = st
+        .check_write(&headers)
+        .and_then(|()| Ok((f.user()?, scram_admin::mechanism(&f.mechanism)?)));
+    let (user, m) = match parsed {
+        Ok(p) => p,
+        Err(e) => return st.page(Err(e)),
+    };
+    match st.kafka(move |s| scram_admin::delete(s, &user, m)).await {
+        Ok(()) => Redirect::to("/users").into_response(),
+        Err(e) => st.page(Err(e)),
+    }
 }

@@ -115,6 +115,8 @@ fn router(state: Arc<State>) -> Router {
         .route("/acls/create", axum::routing::post(acl_create))
         .route("/acls/delete", get(acl_delete_form).post(acl_delete))
         .route("/users", get(users))
+        .route("/users/alter", axum::routing::post(user_alter))
+        .route("/users/delete", get(user_delete_form).post(user_delete))
         .route("/quotas", get(quotas))
         .route("/quotas/alter", axum::routing::post(quota_alter))
         .route("/groups/{id}", get(group))
