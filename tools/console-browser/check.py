@@ -161,15 +161,20 @@ def main():
         # Live throughput: the script samples every 5 s and draws once it has two.
         visit("throughput", "/throughput")
         try:
-            page.wait_for_selector("#chart-topics polyline", timeout=30000)
-            if args.live_topic:
-                page.wait_for_timeout(11000)
+            page.wait_for_selector("#chart-topics polyline", timeout=60000)
         except Exception as e:  # noqa: BLE001 - reported as a check
             fail(f"no throughput chart drawn: {e}")
         check(page.locator("#chart-brokers polyline").count() >= 1, "the per-broker chart has a line")
         check(page.locator("#rates-table tbody tr").count() >= 1, "the rates table lists topics")
         if args.live_topic:
-            rate = page.locator(f"#rates-table tbody tr[data-name='{args.live_topic}'] td").nth(1).inner_text()
+            # Some interval shows the trickle (the producer batches, so not every one).
+            cell = page.locator(f"#rates-table tbody tr[data-name='{args.live_topic}'] td").nth(1)
+            rate = "0"
+            for _ in range(60):
+                rate = cell.inner_text() if cell.count() else "0"
+                if float(rate) > 0:
+                    break
+                page.wait_for_timeout(1000)
             check(float(rate) > 0, f"{args.live_topic}, produced to meanwhile, has a rate ({rate}/s)")
         check(not errors, f"throughput: no console errors {errors if errors else ''}")
         shot("throughput")
@@ -182,7 +187,30 @@ def main():
         check(page.locator("#users-table").count() == 1, "the SCRAM users page lists users")
         visit("quotas", "/quotas")
         check(page.locator("#quotas-table").count() == 1, "the quotas page lists quotas")
+        # A quota and a SCRAM credential, through the forms.
+        quota_user = f"browser-{args.new_topic}"
+        page.fill("input[name=entity_name]", quota_user)
+        page.fill("input[name=value]", "1048576")
+        submit("#quota-preview")
+        check(page.locator("#quota-plan").count() == 1, "the quota preview says what changes")
+        shot("quota-edit")
+        submit("#confirm")
+        # Kafka's brokers apply a quota a moment after the controller commits it.
+        listed = page.locator(f"#quotas-table tr[data-name='user={quota_user}']")
+        for _ in range(30):
+            if listed.count() == 1:
+                break
+            page.wait_for_timeout(1000)
+            page.goto(args.url + "/quotas", wait_until="load")
+        check(listed.count() == 1, "the quota is listed")
         shot("quotas")
+        visit("users", "/users")
+        page.fill("input[name=user]", quota_user)
+        page.fill("input[name=password]", "browser-secret")
+        submit("#user-set")
+        check(page.locator(f"#users-table tr[data-name='{quota_user}']").count() == 1, "the SCRAM user is listed")
+        shot("users")
+        check(not errors, f"security forms: no console errors {errors if errors else ''}")
 
         # Writes, through the forms.
         visit("create topic form", "/topics/new")

@@ -444,6 +444,24 @@ fn console_against_the_reference_kafka() {
     let c = ConsoleProcess::start(&bootstrap, &["--timeout", "10"]);
     check_read_pages(&c);
     check_lag_matches_the_tool(&c, &bootstrap);
+    // Writes Kafka takes without an authorizer: a quota, a SCRAM credential.
+    let w = ConsoleProcess::start(&bootstrap, &["--timeout", "10", "--allow-writes"]);
+    check_quota_alter(&w, &bootstrap);
+    let (status, location) = w.post(
+        "/users/alter",
+        &[
+            ("user", "dave"),
+            ("mechanism", "SCRAM-SHA-256"),
+            ("iterations", "8192"),
+            ("password", "dave-secret"),
+        ],
+    );
+    assert_eq!((status, location.as_str()), (303, "/users"));
+    let users = w.page("/users");
+    assert!(
+        users.contains("<code>dave</code></td><td>SCRAM-SHA-256 (8192)"),
+        "{users}"
+    );
 }
 
 #[test]
@@ -669,8 +687,10 @@ fn check_quota_alter(c: &ConsoleProcess, bootstrap: &str) {
     );
     let (status, location) = c.post("/quotas/alter", &form("execute", "2048"));
     assert_eq!((status, location.as_str()), (303, "/quotas"));
+    // Kafka's brokers learn a quota from the metadata log a moment after
+    // the controller commits it.
     assert!(
-        described().contains("producer_byte_rate=2048"),
+        eventually(|| described().contains("producer_byte_rate=2048")),
         "{}",
         described()
     );
@@ -683,10 +703,24 @@ fn check_quota_alter(c: &ConsoleProcess, bootstrap: &str) {
     let (status, _) = c.post("/quotas/alter", &form("execute", ""));
     assert_eq!(status, 303);
     assert!(
-        !described().contains("producer_byte_rate"),
+        eventually(|| !described().contains("producer_byte_rate")),
         "{}",
         described()
     );
+}
+
+/// Whether `cond` holds within 30 s (checked every 200 ms).
+fn eventually(cond: impl Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 /// Edit a topic (configs, partitions: a validated dry run first, then

@@ -243,6 +243,20 @@ mod tests {
         assert!(Filter::new(&"x".repeat(MAX_FILTER_LEN + 1)).is_err());
     }
 
+    proptest::proptest! {
+        /// The byte search agrees with lowercasing both sides (ASCII).
+        #[test]
+        fn contains_is_ascii_case_insensitive_substring(
+            hay in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            needle in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..4),
+        ) {
+            let lower = |b: &[u8]| b.to_ascii_lowercase();
+            let (h, n) = (lower(&hay), lower(&needle));
+            let naive = h.windows(n.len()).any(|w| w == n.as_slice());
+            proptest::prop_assert_eq!(contains(&hay, &needle), naive);
+        }
+    }
+
     #[test]
     fn decoding_with_a_filter_keeps_only_matches_and_resumes_exactly() {
         use sluice_record::{BatchBuilder, CompressionType, Offset, Timestamp};
