@@ -57,10 +57,14 @@ pub struct Shell {
 }
 
 /// The navigation entries: (path, label, key shortcut).
-const NAV: [(&str, &str, &str); 3] = [
+const NAV: [(&str, &str, &str); 7] = [
     ("/", "Overview", "o"),
     ("/topics", "Topics", "t"),
     ("/groups", "Consumer groups", "g"),
+    ("/throughput", "Throughput", "l"),
+    ("/acls", "ACLs", "a"),
+    ("/users", "Users", "u"),
+    ("/quotas", "Quotas", "q"),
 ];
 
 /// The whole document: `body` is trusted HTML built by a page module.
@@ -96,7 +100,7 @@ pub fn document(shell: &Shell, title: &str, active: &str, body: &str) -> String 
     let _ = writeln!(
         s,
         "</nav><span class=\"cluster\">{} {mode}</span></header><main>{body}</main>\
-<footer>Sluice console · keys: <kbd>/</kbd> search, <kbd>g</kbd> <kbd>o</kbd>/<kbd>t</kbd>/<kbd>g</kbd> go to a page</footer>\
+<footer>Sluice console · keys: <kbd>/</kbd> search, <kbd>g</kbd> <kbd>o</kbd>/<kbd>t</kbd>/<kbd>g</kbd>/<kbd>l</kbd>/<kbd>a</kbd>/<kbd>u</kbd>/<kbd>q</kbd> go to a page</footer>\
 </body></html>",
         E(&shell.brokers)
     );

@@ -21,7 +21,9 @@
 //!   bounded number of bytes at a time); nothing loads a whole topic.
 //!
 //! Safe by default: it binds to loopback unless told otherwise and is
-//! read-only unless [`ConsoleConfig::allow_writes`] is set.
+//! read-only unless [`ConsoleConfig::allow_writes`] is set; every
+//! destructive write is planned (validated by the cluster where Kafka can:
+//! `validate_only`) and shown on a confirmation page before it is made.
 
 pub mod error;
 #[doc(hidden)]

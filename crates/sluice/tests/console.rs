@@ -11,12 +11,18 @@
 //! Apache Kafka when its jars are here. The real-browser checks are in
 //! scripts/console-browser.
 
+#[path = "console_checks/mod.rs"]
+mod checks;
 mod common;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
+use checks::{
+    check_filter_and_download, check_group_deletes, check_quota_alter,
+    check_throughput_and_security, check_topic_edit_and_delete, offsets_of,
+};
 use common::console::{rows, ConsoleProcess};
 use common::{kafka_tool, kafka_tools_ready};
 use sluice_testkit::{ReferenceKafka, SluiceProcess};
@@ -171,16 +177,14 @@ fn check_read_pages(c: &ConsoleProcess) {
     assert!(from.contains("data-offset=\"2\"") && from.contains("data-offset=\"3\""));
     assert!(!from.contains("data-offset=\"4\""), "{from}");
     // By time: the first record at or after it, oldest first.
-    let offsets_of = |page: &str| -> Vec<String> {
-        page.split("data-offset=\"")
-            .skip(1)
-            .map(|s| s.split('"').next().unwrap().to_string())
-            .collect()
-    };
     let since = c.page("/topics/orders/messages?partition=0&time=1970-01-01T00:00&limit=2");
     assert_eq!(offsets_of(&since), vec!["0", "1"], "{since}");
     let future = c.page("/topics/orders/messages?partition=0&time=2100-01-01T00:00:00");
     assert!(offsets_of(&future).is_empty(), "{future}");
+
+    check_filter_and_download(c);
+
+    check_throughput_and_security(c);
 
     let groups = c.page("/groups");
     assert!(groups.contains("href=\"/groups/billing\""), "{groups}");
@@ -265,6 +269,45 @@ fn console_shows_the_cluster_read_only() {
     );
     assert_eq!(status, 403);
     assert!(!sluice(&["topic", "list", "-b", &bootstrap]).contains("nope"));
+    // No edit or delete controls, and every destructive route refused.
+    assert!(!c.page("/topics/orders").contains("/topics/orders/delete"));
+    for (path, form) in [
+        ("/topics/orders/delete", vec![("confirm", "orders")]),
+        (
+            "/topics/orders/edit",
+            vec![("step", "execute"), ("partitions", "5")],
+        ),
+        ("/groups/billing/delete", vec![]),
+        ("/groups/billing/offsets/delete", vec![("topic", "orders")]),
+    ] {
+        assert_eq!(c.post(path, &form).0, 403, "{path}");
+        assert_eq!(c.get(path).0, 403, "{path}");
+    }
+    assert!(sluice(&["topic", "list", "-b", &bootstrap]).contains("orders"));
+    let acl = [
+        ("step", "execute"),
+        ("resource_type", "topic"),
+        ("resource_name", "orders"),
+        ("pattern_type", "literal"),
+        ("principal", "User:x"),
+        ("operation", "read"),
+        ("permission", "allow"),
+    ];
+    assert_eq!(c.post("/acls/create", &acl).0, 403);
+    assert_eq!(c.post("/acls/delete", &acl).0, 403);
+    assert_eq!(
+        c.post(
+            "/quotas/alter",
+            &[
+                ("step", "execute"),
+                ("entity_type", "user"),
+                ("key", "producer_byte_rate"),
+                ("value", "1")
+            ]
+        )
+        .0,
+        403
+    );
 }
 
 #[test]
@@ -280,6 +323,24 @@ fn console_against_the_reference_kafka() {
     let c = ConsoleProcess::start(&bootstrap, &["--timeout", "10"]);
     check_read_pages(&c);
     check_lag_matches_the_tool(&c, &bootstrap);
+    // Writes Kafka takes without an authorizer: a quota, a SCRAM credential.
+    let w = ConsoleProcess::start(&bootstrap, &["--timeout", "10", "--allow-writes"]);
+    check_quota_alter(&w, &bootstrap);
+    let (status, location) = w.post(
+        "/users/alter",
+        &[
+            ("user", "dave"),
+            ("mechanism", "SCRAM-SHA-256"),
+            ("iterations", "8192"),
+            ("password", "dave-secret"),
+        ],
+    );
+    assert_eq!((status, location.as_str()), (303, "/users"));
+    let users = w.page("/users");
+    assert!(
+        users.contains("<code>dave</code></td><td>SCRAM-SHA-256 (8192)"),
+        "{users}"
+    );
 }
 
 #[test]
@@ -327,12 +388,18 @@ fn console_says_when_the_cluster_is_unreachable() {
     let addr = free.local_addr().unwrap().to_string();
     drop(free);
     let c = ConsoleProcess::start(&addr, &["--timeout", "2"]);
-    for path in ["/", "/topics", "/groups"] {
+    for path in ["/", "/topics", "/groups", "/acls"] {
         let (status, body) = c.get(path);
         assert_eq!(status, 502, "{path}: {body}");
         assert!(body.contains("Cluster unreachable"), "{body}");
         assert!(body.contains(&addr), "{body}");
     }
+    let (status, body) = c.get("/throughput.json");
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body.contains("\"error\":\"cannot reach the cluster"),
+        "{body}"
+    );
     // Static pages still load.
     assert_eq!(c.get("/assets/console.css").0, 200);
     assert_eq!(c.get("/health").0, 200);
@@ -467,6 +534,10 @@ fn console_writes_create_produce_and_reset_offsets() {
     let (lag, total) = console_lag(&c, "g1");
     assert_eq!(lag[&("made-here".to_string(), "0".to_string())], "3");
     assert_eq!(total, "3");
+
+    check_topic_edit_and_delete(&c, &bootstrap);
+    check_group_deletes(&c, &bootstrap);
+    check_quota_alter(&c, &bootstrap);
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! first or from an offset. At most [`MAX_PAGE`] records are kept, each
 //! Fetch asks for [`FETCH_BYTES`], at most [`MAX_FETCHES`] are made per
 //! page, and only the first [`MAX_SHOWN_BYTES`] of a key or value are kept.
+//! A filtered page scans a bounded window instead ([`super::filter`]).
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest};
@@ -9,6 +10,7 @@ use sluice_client::str_bytes;
 use sluice_record::{BatchReader, Batches};
 
 use super::cluster::partitions;
+use super::filter::{self, Filter};
 use super::model::{Message, MessagePage, OffsetRange};
 use super::offsets::{self, Led};
 use super::{kafka_error, Session};
@@ -31,7 +33,7 @@ const MAX_DECOMPRESSED: usize = 32 << 20;
 const FETCH_VERSIONS: (i16, i16) = (4, 12);
 
 /// What page to show.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PageQuery {
     pub partition: i32,
     /// Newest first: show the records before this offset (default: the
@@ -42,6 +44,8 @@ pub struct PageQuery {
     /// Start at the first record at or after this time (ms), oldest first;
     /// overrides `offset`.
     pub timestamp: Option<i64>,
+    /// Only records whose key, value or header text holds this.
+    pub filter: Option<Filter>,
 }
 
 /// The offsets `[from, to)` a page covers, and where the next page starts.
@@ -109,7 +113,7 @@ pub fn page(
             what: format!("offsets of {topic}-{}", q.partition),
             error: "the leader did not answer them".into(),
         })?;
-    let mut q = *q;
+    let mut q = q.clone();
     if let Some(ts) = q.timestamp {
         let found = offsets::for_timestamp(session, &led, ts)?;
         q.offset = Some(
@@ -120,12 +124,30 @@ pub fn page(
         );
         q.newest_first = false;
     }
-    let q = &q;
-    let w = window(range, q);
-    let mut messages = fetch_window(session, p.leader, topic, p.partition, &w, q.limit)?;
-    if q.newest_first {
-        messages.reverse();
-    }
+    let w = window(range, &q);
+    let anchor = if q.newest_first { w.to } else { w.from };
+    let at = Partition {
+        leader: p.leader,
+        topic,
+        partition: p.partition,
+    };
+    let (messages, next, scanned) = match &q.filter {
+        None => {
+            let mut messages = fetch_window(session, &at, &w, q.limit)?;
+            if q.newest_first {
+                messages.reverse();
+            }
+            (messages, w.next, None)
+        }
+        Some(f) => {
+            let s = if q.newest_first {
+                filter::backward(session, &at, range.start, anchor, q.limit, f)?
+            } else {
+                filter::forward(session, &at, anchor, range.end, q.limit, f)?
+            };
+            (s.messages, s.next, Some(s.scanned))
+        }
+    };
     Ok(MessagePage {
         topic: topic.to_string(),
         partition: p.partition,
@@ -133,50 +155,71 @@ pub fn page(
         range,
         messages,
         newest_first: q.newest_first,
-        next: w.next,
+        next,
+        anchor,
+        filter: q.filter.as_ref().map(|f| f.text().to_string()),
+        scanned,
     })
+}
+
+/// Where a page's records are fetched from.
+pub struct Partition<'a> {
+    pub leader: i32,
+    pub topic: &'a str,
+    pub partition: i32,
 }
 
 /// The records with offsets in `[w.from, w.to)`, at most `limit`, in offset order.
 fn fetch_window(
     session: &mut Session,
-    leader: i32,
-    topic: &str,
-    partition: i32,
+    at: &Partition<'_>,
     w: &Window,
     limit: usize,
 ) -> Result<Vec<Message>, ConsoleError> {
     let limit = limit.clamp(1, MAX_PAGE);
     let mut out = Vec::new();
-    let mut at = w.from;
+    let mut offset = w.from;
     for _ in 0..MAX_FETCHES {
-        if at >= w.to || out.len() >= limit {
+        if offset >= w.to || out.len() >= limit {
             break;
         }
-        let req = fetch_request(topic, partition, at);
-        let (_, resp) = session.send_to(leader, &req, FETCH_VERSIONS)?;
-        let Some(pd) = resp
-            .responses
-            .iter()
-            .flat_map(|t| t.partitions.iter())
-            .find(|p| p.partition_index == partition)
-        else {
+        let Some(records) = fetch_at(session, at, offset)? else {
             break;
         };
-        if pd.error_code != 0 {
-            return Err(kafka_error(
-                format!("fetching {topic}-{partition} at offset {at}"),
-                pd.error_code,
-                None,
-            ));
-        }
-        let records = pd.records.clone().unwrap_or_default();
-        match decode_into(&records, at, w.to, limit, partition, &mut out) {
-            Some(next) if next > at => at = next,
+        match decode_into(&records, offset, w.to, limit, at.partition, None, &mut out) {
+            Some(next) if next > offset => offset = next,
             _ => break,
         }
     }
     Ok(out)
+}
+
+/// One Fetch of the partition's records from `offset` (at most about
+/// [`FETCH_BYTES`]); `None` when the answer has no such partition.
+pub fn fetch_at(
+    session: &mut Session,
+    at: &Partition<'_>,
+    offset: i64,
+) -> Result<Option<bytes::Bytes>, ConsoleError> {
+    let (topic, partition) = (at.topic, at.partition);
+    let req = fetch_request(topic, partition, offset);
+    let (_, resp) = session.send_to(at.leader, &req, FETCH_VERSIONS)?;
+    let Some(pd) = resp
+        .responses
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .find(|p| p.partition_index == partition)
+    else {
+        return Ok(None);
+    };
+    if pd.error_code != 0 {
+        return Err(kafka_error(
+            format!("fetching {topic}-{partition} at offset {offset}"),
+            pd.error_code,
+            None,
+        ));
+    }
+    Ok(Some(pd.records.clone().unwrap_or_default()))
 }
 
 fn fetch_request(topic: &str, partition: i32, offset: i64) -> FetchRequest {
@@ -199,16 +242,18 @@ fn fetch_request(topic: &str, partition: i32, offset: i64) -> FetchRequest {
 }
 
 /// Decodes the batches in `records` into `out`: records with offsets in
-/// `[from, to)` until `out` holds `limit`. Returns the offset after the last
-/// batch read (where the next fetch starts), or `None` when no whole batch
-/// was there. Control batches (transaction markers) are skipped; a corrupt
-/// batch ends the page.
+/// `[from, to)` (and matching `filter`, when there is one) until `out` holds
+/// `limit`. Returns where the next fetch starts: the offset of the first
+/// record left out for the limit, else the offset after the last batch
+/// read; `None` when no whole batch was there. Control batches
+/// (transaction markers) are skipped; a corrupt batch ends the page.
 pub fn decode_into(
     records: &[u8],
     from: i64,
     to: i64,
     limit: usize,
     partition: i32,
+    filter: Option<&Filter>,
     out: &mut Vec<Message>,
 ) -> Option<i64> {
     let mut next = None;
@@ -226,8 +271,14 @@ pub fn decode_into(
             if r.offset.0 < from {
                 continue;
             }
-            if r.offset.0 >= to || out.len() >= limit {
+            if r.offset.0 >= to {
                 return next;
+            }
+            if filter.is_some_and(|f| !f.matches(r.key, r.value, r.headers)) {
+                continue;
+            }
+            if out.len() >= limit {
+                return Some(r.offset.0);
             }
             out.push(Message {
                 partition,
@@ -269,6 +320,7 @@ mod tests {
             limit,
             newest_first,
             timestamp: None,
+            filter: None,
         }
     }
 
@@ -349,23 +401,23 @@ mod tests {
         let mut bytes = batch(0, 5);
         bytes.extend(batch(5, 5));
         let mut out = Vec::new();
-        assert_eq!(decode_into(&bytes, 3, 8, 100, 0, &mut out), Some(10));
+        assert_eq!(decode_into(&bytes, 3, 8, 100, 0, None, &mut out), Some(10));
         let offs: Vec<i64> = out.iter().map(|m| m.offset).collect();
         assert_eq!(offs, vec![3, 4, 5, 6, 7]);
         assert_eq!(out[0].value.as_deref(), Some(&b"v3"[..]));
         let mut out = Vec::new();
-        decode_into(&bytes, 0, 10, 2, 0, &mut out);
+        assert_eq!(decode_into(&bytes, 0, 10, 2, 0, None, &mut out), Some(2));
         assert_eq!(out.len(), 2);
         // A torn last batch is left for the next fetch.
         let mut torn = batch(0, 3);
         let second = batch(3, 3);
         torn.extend_from_slice(&second[..second.len() - 1]);
         let mut out = Vec::new();
-        assert_eq!(decode_into(&torn, 0, 10, 100, 0, &mut out), Some(3));
+        assert_eq!(decode_into(&torn, 0, 10, 100, 0, None, &mut out), Some(3));
         assert_eq!(out.len(), 3);
         // Garbage decodes to nothing, without panicking.
         assert_eq!(
-            decode_into(&[0xff; 100], 0, 10, 100, 0, &mut Vec::new()),
+            decode_into(&[0xff; 100], 0, 10, 100, 0, None, &mut Vec::new()),
             None
         );
     }

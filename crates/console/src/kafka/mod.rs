@@ -3,12 +3,19 @@
 //! coordinators by node id); the submodules turn Kafka requests into the
 //! plain data of [`model`]. Nothing here knows about HTTP or HTML.
 
+pub mod acl_admin;
+pub mod admin;
 pub mod assignment;
 pub mod cluster;
+pub mod filter;
 pub mod groups;
 pub mod messages;
 pub mod model;
 pub mod offsets;
+pub mod quota_admin;
+pub mod scram_admin;
+pub mod security;
+pub mod throughput;
 pub mod topics;
 pub mod writes;
 
@@ -18,7 +25,7 @@ use std::time::Duration;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
 use kafka_protocol::protocol::Request;
-use sluice_client::{error_text, str_bytes, RawConnection};
+use sluice_client::{error_text, str_bytes, RawConnection, Security};
 
 use crate::ConsoleError;
 
@@ -30,6 +37,8 @@ const METADATA_VERSIONS: (i16, i16) = (1, 12);
 pub struct Session {
     bootstrap_addrs: String,
     timeout: Duration,
+    /// TLS and SASL of every connection (the bootstrap's and the nodes').
+    security: Security,
     bootstrap: RawConnection,
     /// node id -> `host:port`, from the last Metadata response.
     addrs: BTreeMap<i32, String>,
@@ -37,17 +46,24 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connects to the first bootstrap broker that answers.
-    pub fn connect(brokers: &str, timeout: Duration) -> Result<Session, ConsoleError> {
-        let bootstrap = RawConnection::connect(brokers, timeout).map_err(|source| {
-            ConsoleError::Unreachable {
-                brokers: brokers.to_string(),
-                source,
-            }
-        })?;
+    /// Connects to the first bootstrap broker that answers, secured as
+    /// `security` says.
+    pub fn connect(
+        brokers: &str,
+        timeout: Duration,
+        security: Security,
+    ) -> Result<Session, ConsoleError> {
+        let bootstrap =
+            RawConnection::connect_with(brokers, timeout, &security).map_err(|source| {
+                ConsoleError::Unreachable {
+                    brokers: brokers.to_string(),
+                    source,
+                }
+            })?;
         Ok(Session {
             bootstrap_addrs: brokers.to_string(),
             timeout,
+            security,
             bootstrap,
             addrs: BTreeMap::new(),
             conns: BTreeMap::new(),
@@ -112,12 +128,12 @@ impl Session {
                     what: format!("broker {id}"),
                     error: "not in the cluster metadata".into(),
                 })?;
-            let conn = RawConnection::connect(&addr, self.timeout).map_err(|source| {
-                ConsoleError::Client {
+            let conn = RawConnection::connect_with(&addr, self.timeout, &self.security).map_err(
+                |source| ConsoleError::Client {
                     broker: format!("{id} ({addr})"),
                     source,
-                }
-            })?;
+                },
+            )?;
             self.conns.insert(id, conn);
         }
         Ok(self.conns.get_mut(&id).expect("inserted above"))

@@ -147,6 +147,14 @@ pub struct MessagePage {
     /// The offset the next page (older ones when newest first, later ones
     /// otherwise) starts from, if there is one.
     pub next: Option<i64>,
+    /// Where this page was read from: the offset before which it ends when
+    /// newest first, its first offset otherwise. The same query with this
+    /// offset shows the same page (its download link uses it).
+    pub anchor: i64,
+    /// The filter text, when the page is filtered.
+    pub filter: Option<String>,
+    /// The offsets a filtered page searched.
+    pub scanned: Option<OffsetRange>,
 }
 
 /// A group as listed.

@@ -17,7 +17,9 @@ pub fn render(shell: &Shell, g: &GroupDetail) -> String {
     if shell.allow_writes {
         let _ = write!(
             b,
-            "<a class=\"button\" href=\"/groups/{}/reset\">Reset offsets</a>",
+            "<a class=\"button\" href=\"/groups/{}/reset\">Reset offsets</a>\
+<a class=\"button danger\" id=\"delete-group\" href=\"/groups/{}/delete\">Delete group</a>",
+            U(&g.group_id),
             U(&g.group_id)
         );
     }
@@ -78,5 +80,22 @@ pub fn render(shell: &Shell, g: &GroupDetail) -> String {
         );
     }
     b.push_str("</tbody></table>");
+    if shell.allow_writes {
+        let mut topics: Vec<&str> = g.offsets.iter().map(|o| o.topic.as_str()).collect();
+        topics.dedup();
+        if !topics.is_empty() {
+            b.push_str("<p class=\"actions\">Delete committed offsets on: ");
+            for t in topics {
+                let _ = write!(
+                    b,
+                    "<a class=\"delete-offsets\" href=\"/groups/{}/offsets/delete?topic={}\">{}</a> ",
+                    U(&g.group_id),
+                    U(t),
+                    E(t)
+                );
+            }
+            b.push_str("</p>");
+        }
+    }
     document(shell, &g.group_id, "/groups", &b)
 }

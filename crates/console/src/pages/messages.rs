@@ -1,11 +1,14 @@
 //! The message browser of one topic: a page of one partition's records
 //! (newest first or from an offset), each key, value and header shown as
-//! text, pretty JSON or hex; with writes enabled, a form to produce one.
+//! text, pretty JSON or hex; a filter on their text (searching a bounded
+//! window, which the summary names), a link that downloads the page as JSON
+//! lines; with writes enabled, a form to produce one.
 
 use std::fmt::Write as _;
 
 use super::num;
 use crate::html::{document, Shell, E, U};
+use crate::kafka::filter::{MAX_FILTER_LEN, MAX_SCAN_OFFSETS};
 use crate::kafka::messages::{MAX_PAGE, MAX_SHOWN_BYTES};
 use crate::kafka::model::{Message, MessagePage};
 use crate::render::{self, View};
@@ -34,15 +37,7 @@ pub fn render(shell: &Shell, p: &MessagePage, s: &Settings) -> String {
         );
     }
     controls(&mut b, p, s);
-    let _ = write!(
-        b,
-        "<p class=\"summary\" id=\"messages-summary\">Partition {} holds offsets {} to {} · showing {} ({})</p>",
-        p.partition,
-        num(p.range.start),
-        num(p.range.end),
-        p.messages.len(),
-        if p.newest_first { "newest first" } else { "oldest first" }
-    );
+    summary(&mut b, p);
     b.push_str("<div id=\"messages\">");
     for m in &p.messages {
         message(&mut b, m, s.view);
@@ -51,26 +46,78 @@ pub fn render(shell: &Shell, p: &MessagePage, s: &Settings) -> String {
     if p.messages.is_empty() {
         b.push_str("<p class=\"empty\">No messages in this range.</p>");
     }
+    b.push_str("<p class=\"actions\">");
     if let Some(next) = p.next {
-        let label = if p.newest_first {
-            "Older messages"
-        } else {
-            "Later messages"
+        let label = match (p.newest_first, p.filter.is_some()) {
+            (true, false) => "Older messages",
+            (false, false) => "Later messages",
+            (true, true) => "Search older messages",
+            (false, true) => "Search later messages",
         };
         let _ = write!(
             b,
-            "<p><a class=\"button\" id=\"next-page\" href=\"/topics/{}/messages?partition={}&amp;offset={next}&amp;order={}&amp;limit={}&amp;view={}\">{label} →</a></p>",
+            "<a class=\"button\" id=\"next-page\" href=\"/topics/{}/messages?{}\">{label} →</a> ",
             U(&p.topic),
-            p.partition,
-            if p.newest_first { "newest" } else { "oldest" },
-            s.limit,
-            s.view.name()
+            query(p, s, next)
         );
     }
+    let _ = write!(
+        b,
+        "<a class=\"button\" id=\"download\" href=\"/topics/{}/messages/download?{}\" download>Download this page (JSON lines)</a></p>",
+        U(&p.topic),
+        query(p, s, p.anchor)
+    );
     if shell.allow_writes {
         produce_form(&mut b, p);
     }
     document(shell, &format!("Messages of {}", p.topic), "/topics", &b)
+}
+
+/// The query string of this page's settings from `offset` (escaped for an
+/// attribute).
+fn query(p: &MessagePage, s: &Settings, offset: i64) -> String {
+    let mut q = format!(
+        "partition={}&amp;offset={offset}&amp;order={}&amp;limit={}&amp;view={}",
+        p.partition,
+        if p.newest_first { "newest" } else { "oldest" },
+        s.limit,
+        s.view.name()
+    );
+    if let Some(f) = &p.filter {
+        let _ = write!(q, "&amp;filter={}", U(f));
+    }
+    q
+}
+
+fn summary(b: &mut String, p: &MessagePage) {
+    let order = if p.newest_first {
+        "newest first"
+    } else {
+        "oldest first"
+    };
+    let _ = write!(
+        b,
+        "<p class=\"summary\" id=\"messages-summary\">Partition {} holds offsets {} to {} · ",
+        p.partition,
+        num(p.range.start),
+        num(p.range.end),
+    );
+    match (&p.filter, p.scanned) {
+        (Some(f), Some(r)) => {
+            let _ = write!(
+                b,
+                "<span id=\"filter-summary\">{} matching “{}” in offsets {} to {}</span> ({order}; a page searches at most {} offsets)</p>",
+                p.messages.len(),
+                E(f),
+                num(r.start),
+                num(r.end),
+                num(MAX_SCAN_OFFSETS)
+            );
+        }
+        _ => {
+            let _ = write!(b, "showing {} ({order})</p>", p.messages.len());
+        }
+    }
 }
 
 fn controls(b: &mut String, p: &MessagePage, s: &Settings) {
@@ -100,7 +147,9 @@ fn controls(b: &mut String, p: &MessagePage, s: &Settings) {
         b,
         "</select></label><label>Offset <input type=\"number\" name=\"offset\" min=\"0\" placeholder=\"end\"></label>\
 <label>or from time (UTC) <input type=\"datetime-local\" name=\"time\" step=\"1\"></label>\
+<label>Filter <input type=\"search\" name=\"filter\" maxlength=\"{MAX_FILTER_LEN}\" value=\"{}\" placeholder=\"text in key, value or headers\"></label>\
 <label>Page size <input type=\"number\" name=\"limit\" min=\"1\" max=\"{MAX_PAGE}\" value=\"{}\"></label><label>Show as <select name=\"view\">",
+        E(p.filter.as_deref().unwrap_or("")),
         s.limit
     );
     for v in [View::Auto, View::Text, View::Json, View::Hex] {

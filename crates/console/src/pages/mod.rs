@@ -2,17 +2,28 @@
 //! HTML document out. Every string that came from the cluster or the user
 //! goes through [`crate::html::E`] (text) or [`crate::html::U`] (URLs).
 
+pub mod acl_edit;
+pub mod acls;
 pub mod broker;
 pub mod configs;
 pub mod error;
 pub mod group;
+pub mod group_delete;
 pub mod groups;
 pub mod messages;
+pub mod messages_jsonl;
 pub mod overview;
+pub mod quota_edit;
+pub mod quotas;
 pub mod reset;
+pub mod throughput;
 pub mod topic;
+pub mod topic_delete;
+pub mod topic_edit;
 pub mod topic_new;
 pub mod topics;
+pub mod user_edit;
+pub mod users;
 
 /// A list of node ids as `1, 2, 3`.
 pub(crate) fn ids(v: &[i32]) -> String {

@@ -17,10 +17,19 @@ pub fn render(shell: &Shell, t: &TopicDetail) -> String {
     let _ = write!(
         b,
         "<div class=\"titlebar\"><h1>Topic <span id=\"topic-name\">{}</span></h1>\
-<a class=\"button\" href=\"/topics/{}/messages\">Browse messages</a></div>\
+<a class=\"button\" href=\"/topics/{}/messages\">Browse messages</a>{}</div>\
 <p class=\"summary\">Topic id <code>{}</code> · {} partitions · <span id=\"topic-messages\">{}</span> messages{}{}</p>",
         E(&t.name),
         U(&t.name),
+        if shell.allow_writes {
+            format!(
+                "<a class=\"button\" id=\"edit-topic\" href=\"/topics/{0}/edit\">Edit</a>\
+<a class=\"button danger\" id=\"delete-topic\" href=\"/topics/{0}/delete\">Delete</a>",
+                U(&t.name)
+            )
+        } else {
+            String::new()
+        },
         E(&t.topic_id),
         t.partitions.len(),
         num(total),

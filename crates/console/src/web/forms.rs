@@ -4,8 +4,14 @@
 
 use serde::Deserialize;
 
+use crate::kafka::admin::TopicEdit;
+use crate::kafka::filter::Filter;
 use crate::kafka::messages::{PageQuery, DEFAULT_PAGE, MAX_PAGE};
+use crate::kafka::quota_admin::{QuotaChange, ENTITY_TYPES};
+use crate::kafka::scram_admin::DEFAULT_ITERATIONS;
+use crate::kafka::security::AclRow;
 use crate::kafka::writes::{NewRecord, NewTopic, ResetTarget};
+use crate::pages::topic_edit::EditForm;
 use crate::render::View;
 use crate::ConsoleError;
 
@@ -32,6 +38,9 @@ pub struct MessagesQuery {
     /// `YYYY-MM-DDTHH:MM[:SS]` (UTC) or milliseconds since the epoch.
     #[serde(default)]
     pub time: String,
+    /// Text the key, value or a header must hold.
+    #[serde(default)]
+    pub filter: String,
 }
 
 impl MessagesQuery {
@@ -51,6 +60,7 @@ impl MessagesQuery {
                     ))
                 })?),
             },
+            filter: Filter::new(&self.filter)?,
         })
     }
 
@@ -152,6 +162,177 @@ impl ResetFormData {
     }
 }
 
+#[derive(Debug, Default, Deserialize)]
+pub struct TopicEditFormData {
+    #[serde(default)]
+    pub step: String,
+    #[serde(default)]
+    pub set: String,
+    #[serde(default)]
+    pub remove: String,
+    #[serde(default)]
+    pub partitions: String,
+}
+
+impl TopicEditFormData {
+    pub fn edit(&self) -> Result<TopicEdit, ConsoleError> {
+        let edit = TopicEdit {
+            set: key_values("set configs", &self.set)?,
+            remove: self
+                .remove
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect(),
+            partitions: opt_num("partitions", &self.partitions)?,
+        };
+        if let Some((name, _)) = edit.set.iter().find(|(k, _)| edit.remove.contains(k)) {
+            return Err(ConsoleError::BadRequest(format!(
+                "config {name:?} is both set and removed"
+            )));
+        }
+        Ok(edit)
+    }
+
+    pub fn execute(&self) -> bool {
+        self.step == "execute"
+    }
+
+    pub fn echo(&self) -> EditForm {
+        EditForm {
+            set: self.set.clone(),
+            remove: self.remove.clone(),
+            partitions: self.partitions.clone(),
+        }
+    }
+}
+
+/// One ACL binding, by Kafka's names.
+#[derive(Debug, Default, Deserialize)]
+pub struct AclForm {
+    #[serde(default)]
+    pub step: String,
+    #[serde(default)]
+    pub resource_type: String,
+    #[serde(default)]
+    pub resource_name: String,
+    #[serde(default)]
+    pub pattern_type: String,
+    #[serde(default)]
+    pub principal: String,
+    #[serde(default)]
+    pub host: String,
+    #[serde(default)]
+    pub operation: String,
+    #[serde(default)]
+    pub permission: String,
+}
+
+impl AclForm {
+    pub fn binding(&self) -> Result<AclRow, ConsoleError> {
+        crate::kafka::acl_admin::binding(
+            &self.resource_type,
+            &self.resource_name,
+            &self.pattern_type,
+            &self.principal,
+            &self.host,
+            &self.operation,
+            &self.permission,
+        )
+    }
+
+    pub fn execute(&self) -> bool {
+        self.step == "execute"
+    }
+}
+
+/// One quota value to set (or remove, when the value is empty).
+#[derive(Debug, Default, Deserialize)]
+pub struct QuotaForm {
+    #[serde(default)]
+    pub step: String,
+    #[serde(default)]
+    pub entity_type: String,
+    #[serde(default)]
+    pub entity_name: String,
+    #[serde(default)]
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+impl QuotaForm {
+    pub fn change(&self) -> Result<QuotaChange, ConsoleError> {
+        if !ENTITY_TYPES.contains(&self.entity_type.as_str()) {
+            return Err(ConsoleError::BadRequest(format!(
+                "entity type: {:?} is not one of {ENTITY_TYPES:?}",
+                self.entity_type
+            )));
+        }
+        let key = self.key.trim();
+        if key.is_empty() {
+            return Err(ConsoleError::BadRequest("which quota?".into()));
+        }
+        let value: Option<f64> = opt_num("value", &self.value)?;
+        if value.is_some_and(|v| !v.is_finite() || v < 0.0) {
+            return Err(ConsoleError::BadRequest("value: 0 or more".into()));
+        }
+        let name = self.entity_name.trim();
+        Ok(QuotaChange {
+            entity_type: self.entity_type.clone(),
+            entity_name: (!name.is_empty()).then(|| name.to_string()),
+            key: key.to_string(),
+            value,
+        })
+    }
+
+    pub fn execute(&self) -> bool {
+        self.step == "execute"
+    }
+}
+
+/// A SCRAM credential to set or delete (the password only to set).
+#[derive(Debug, Default, Deserialize)]
+pub struct UserForm {
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub mechanism: String,
+    #[serde(default)]
+    pub iterations: String,
+    #[serde(default)]
+    pub password: String,
+}
+
+impl UserForm {
+    pub fn user(&self) -> Result<String, ConsoleError> {
+        let u = self.user.trim();
+        if u.is_empty() {
+            return Err(ConsoleError::BadRequest("which user?".into()));
+        }
+        Ok(u.to_string())
+    }
+
+    pub fn iterations(&self) -> Result<u32, ConsoleError> {
+        Ok(opt_num("iterations", &self.iterations)?.unwrap_or(DEFAULT_ITERATIONS))
+    }
+}
+
+/// A typed confirmation (the name of what is deleted).
+#[derive(Debug, Default, Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    pub confirm: String,
+}
+
+/// A topic, in a query string or a form.
+#[derive(Debug, Default, Deserialize)]
+pub struct TopicParam {
+    #[serde(default)]
+    pub topic: String,
+}
+
 /// An optional number: empty means `None`.
 fn opt_num<T: std::str::FromStr>(what: &str, s: &str) -> Result<Option<T>, ConsoleError> {
     let s = s.trim();
@@ -211,6 +392,17 @@ mod tests {
         }
         .page()
         .is_err());
+        let f = MessagesQuery {
+            filter: "Widget ".into(),
+            ..Default::default()
+        };
+        assert_eq!(f.page().unwrap().filter.unwrap().text(), "Widget ");
+        assert!(MessagesQuery {
+            filter: "x".repeat(1000),
+            ..Default::default()
+        }
+        .page()
+        .is_err());
         assert!(MessagesQuery {
             partition: "x".into(),
             ..Default::default()
@@ -244,6 +436,26 @@ mod tests {
         }
         .topic()
         .is_err());
+    }
+
+    #[test]
+    fn topic_edits_parse() {
+        let f = TopicEditFormData {
+            set: "retention.ms=1000\n".into(),
+            remove: " cleanup.policy \n\n".into(),
+            partitions: "6".into(),
+            ..Default::default()
+        };
+        let e = f.edit().unwrap();
+        assert_eq!(e.set, vec![("retention.ms".into(), "1000".into())]);
+        assert_eq!(e.remove, vec!["cleanup.policy".to_string()]);
+        assert_eq!(e.partitions, Some(6));
+        let both = TopicEditFormData {
+            set: "a=1".into(),
+            remove: "a".into(),
+            ..Default::default()
+        };
+        assert!(both.edit().is_err());
     }
 
     #[test]

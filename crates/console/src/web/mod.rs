@@ -38,6 +38,9 @@ pub struct ConsoleConfig {
     pub allow_writes: bool,
     /// How long to wait for a broker.
     pub timeout: Duration,
+    /// TLS and SASL to the cluster (Kafka's client security keys, as the
+    /// CLI's `--command-config` reads them); PLAINTEXT by default.
+    pub security: sluice_client::Security,
 }
 
 pub(crate) struct State {
@@ -97,11 +100,35 @@ fn router(state: Arc<State>) -> Router {
         .route("/topics/new", get(topic_new_form).post(topic_create))
         .route("/topics/{name}", get(topic))
         .route("/topics/{name}/messages", get(messages))
+        .route("/topics/{name}/messages/download", get(messages_download))
         .route("/topics/{name}/produce", axum::routing::post(produce))
+        .route("/topics/{name}/edit", get(topic_edit_form).post(topic_edit))
+        .route(
+            "/topics/{name}/delete",
+            get(topic_delete_form).post(topic_delete),
+        )
         .route("/brokers/{id}", get(broker))
         .route("/groups", get(groups))
+        .route("/throughput", get(throughput))
+        .route("/throughput.json", get(throughput_sample))
+        .route("/acls", get(acls))
+        .route("/acls/create", axum::routing::post(acl_create))
+        .route("/acls/delete", get(acl_delete_form).post(acl_delete))
+        .route("/users", get(users))
+        .route("/users/alter", axum::routing::post(user_alter))
+        .route("/users/delete", get(user_delete_form).post(user_delete))
+        .route("/quotas", get(quotas))
+        .route("/quotas/alter", axum::routing::post(quota_alter))
         .route("/groups/{id}", get(group))
         .route("/groups/{id}/reset", get(reset_form).post(reset))
+        .route(
+            "/groups/{id}/delete",
+            get(group_delete_form).post(group_delete),
+        )
+        .route(
+            "/groups/{id}/offsets/delete",
+            get(offsets_delete_form).post(offsets_delete),
+        )
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -154,8 +181,9 @@ impl State {
             .map_err(|e| ConsoleError::Internal(e.to_string()))?;
         let brokers = self.config.brokers.clone();
         let timeout = self.config.timeout;
+        let security = self.config.security.clone();
         tokio::task::spawn_blocking(move || {
-            let mut s = Session::connect(&brokers, timeout)?;
+            let mut s = Session::connect(&brokers, timeout, security)?;
             f(&mut s)
         })
         .await

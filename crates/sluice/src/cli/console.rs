@@ -17,12 +17,14 @@ pub struct ConsoleArgs {
     /// Address to serve the console on (port 0: any free port).
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9080")]
     listen: SocketAddr,
-    /// Let the console change the cluster (create topics, produce, reset offsets).
+    /// Let the console change the cluster (create, edit and delete topics, produce,
+    /// reset or delete offsets, delete groups), each after a confirmation.
     #[arg(long)]
     allow_writes: bool,
 }
 
 pub fn run(args: ConsoleArgs) -> anyhow::Result<()> {
+    let security = args.connect.security()?.raw();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -33,6 +35,7 @@ pub fn run(args: ConsoleArgs) -> anyhow::Result<()> {
             listen: args.listen,
             allow_writes: args.allow_writes,
             timeout: args.connect.timeout(),
+            security,
         })
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -111,6 +114,7 @@ pub async fn start_embedded(e: Embedded, bound: &[SocketAddr]) -> anyhow::Result
         listen: e.listen,
         allow_writes: e.allow_writes,
         timeout: std::time::Duration::from_secs(10),
+        security: Default::default(),
     };
     let console = match Console::bind(config).await {
         Ok(c) => c,

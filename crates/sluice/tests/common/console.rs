@@ -96,6 +96,19 @@ pub fn get(addr: &str, path: &str) -> (u16, String) {
     request(addr, "GET", path, None, &[])
 }
 
+/// A GET's status line and headers, and its body.
+pub fn get_with_head(addr: &str, path: &str) -> (String, String) {
+    let mut s = TcpStream::connect(addr).expect("connect to the console");
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nConnection: close\r\nHost: {addr}\r\n\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let resp = String::from_utf8_lossy(&resp).to_string();
+    let (head, body) = resp.split_once("\r\n\r\n").expect("an HTTP response");
+    (head.to_string(), body.to_string())
+}
+
 /// One request; for a redirect the body returned is its Location.
 pub fn request(
     addr: &str,
