@@ -14,7 +14,8 @@
 //!
 //! Records leave in full 16 KiB TLS records: rustls fragments plaintext at
 //! its maximum, and the response writer hands it large writes
-//! ([`super::sendfile`]'s copy path).
+//! ([`super::sendfile`]'s copy path) which rustls encrypts and the socket
+//! gets in one `writev` each (up to [`SEND_BUFFER`]).
 
 use std::io;
 use std::net::SocketAddr;
@@ -32,6 +33,13 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::ssl::{ClientAuth, KeyStore, SslSettings, TlsProtocol, TrustStore};
 use crate::error::BrokerError;
+
+/// Bytes of TLS records rustls holds for a connection before it must write
+/// them to the socket (its default is 64 KiB): one copy step of a response
+/// ([`super::sendfile::COPY_STEP`]) and its record overhead, so each step
+/// leaves in one `writev`. Bounded, and held only while a response is
+/// being written.
+pub const SEND_BUFFER: usize = super::sendfile::COPY_STEP + 16 * 1024;
 
 /// A listener's TLS server side.
 pub struct TlsServer {
@@ -85,6 +93,8 @@ impl TlsServer {
             .await
             .map_err(|_| HandshakeError::Timeout(self.handshake_timeout))?
             .map_err(HandshakeError::Failed)?;
+        let mut stream = stream;
+        stream.get_mut().1.set_buffer_limit(Some(SEND_BUFFER));
         let principal = {
             let (_, connection) = stream.get_ref();
             match connection.peer_certificates().and_then(|c| c.first()) {
