@@ -287,7 +287,7 @@ enum Cmd {
         #[arg(long, default_value_t = 100)]
         records_per_txn: usize,
         /// One-record transactions timed for the commit latency.
-        #[arg(long, default_value_t = 300)]
+        #[arg(long, default_value_t = 1000)]
         commit_samples: usize,
         /// Transactional producers at once in the throughput runs.
         #[arg(long, default_value_t = 8)]

@@ -9,7 +9,10 @@
 //!   a `read_committed` ListOffsets shows the last stable offset past the
 //!   commit marker (the markers written and visible), p50/p99;
 //! - `read_committed` consume throughput of the 8-partition topic, with the
-//!   broker's CPU seconds per GB.
+//!   broker's CPU seconds per GB, and `read_uncommitted` of the same topic
+//!   for reference: [`CONSUME_REPS`] reads each, alternating, medians (one
+//!   read of 256 MiB takes well under a second, so a single one mostly
+//!   measured the machine's noise).
 //!
 //! `--target both` runs Kafka, then Sluice, in one run and prints them side
 //! by side with the ratios and the machine's load average (`scripts/bench
@@ -53,7 +56,15 @@ pub struct TxnFigures {
     pub commit_p99_ms: f64,
     pub read_committed_mb_per_s: f64,
     pub read_committed_cpu_s_per_gb: f64,
+    /// The same topic read in read_uncommitted (medians as above).
+    pub read_uncommitted_mb_per_s: f64,
+    pub read_uncommitted_cpu_s_per_gb: f64,
+    /// Every read: (read_committed, MB/s, CPU s per GB).
+    pub consume_runs: Vec<(bool, f64, f64)>,
 }
+
+/// Reads of the 8-partition topic in each isolation level.
+pub const CONSUME_REPS: usize = 3;
 
 fn client(bootstrap: &str, kv: &[(&str, &str)]) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -303,7 +314,7 @@ fn side_by_side(s: &TxnFigures, k: &TxnFigures, r: &TxnReport) -> String {
         ratio(s.commit_p99_ms, k.commit_p99_ms)
     );
     t += &format!(
-        "| read_committed consume, 8 partitions | {:.1} MB/s | {:.1} MB/s | {:.2}× |\n",
+        "| read_committed consume, 8 partitions (median of {CONSUME_REPS}) | {:.1} MB/s | {:.1} MB/s | {:.2}× |\n",
         s.read_committed_mb_per_s,
         k.read_committed_mb_per_s,
         ratio(s.read_committed_mb_per_s, k.read_committed_mb_per_s)
@@ -313,6 +324,12 @@ fn side_by_side(s: &TxnFigures, k: &TxnFigures, r: &TxnReport) -> String {
         s.read_committed_cpu_s_per_gb,
         k.read_committed_cpu_s_per_gb,
         ratio(s.read_committed_cpu_s_per_gb, k.read_committed_cpu_s_per_gb)
+    );
+    t += &format!(
+        "| read_uncommitted consume of the same topic (reference) | {:.1} MB/s | {:.1} MB/s | {:.2}× |\n",
+        s.read_uncommitted_mb_per_s,
+        k.read_uncommitted_mb_per_s,
+        ratio(s.read_uncommitted_mb_per_s, k.read_uncommitted_mb_per_s)
     );
     t + &format!(
         "\nload average before / after: {} / {}\n",
@@ -373,24 +390,56 @@ fn run_one(opts: &TxnOptions, target: Target) -> Result<TxnFigures> {
         fig.commit_p99_ms,
         lat.len()
     );
-    let mut settings = ClientSettings::standard();
-    settings
-        .consumer
-        .insert("isolation.level".into(), "read_committed".into());
     let expected = {
         let txns = (total / (opts.record_size * opts.records_per_txn) as u64).max(1);
         let p = opts.producers.max(1) as u64;
         txns.div_ceil(p) * p * (opts.records_per_txn * opts.record_size) as u64
     };
-    let cpu = CpuWindow::start(Some(broker.pid));
-    let tp = load::consume_throughput(&bootstrap, &settings, "txn-produce-8", 8, expected)?;
-    let used = cpu.stop();
-    fig.read_committed_mb_per_s = tp.mb_per_s();
-    fig.read_committed_cpu_s_per_gb = used.broker_cpu_s / (tp.bytes as f64 / 1e9);
-    println!(
-        "{}: read_committed consume: {:.1} MB/s, broker {:.2} CPU s/GB",
-        fig.target, fig.read_committed_mb_per_s, fig.read_committed_cpu_s_per_gb
-    );
+    for _ in 0..CONSUME_REPS {
+        for committed in [true, false] {
+            let (mb_s, cpu_gb) = consume(&bootstrap, broker.pid, committed, expected)?;
+            println!(
+                "{}: {} consume: {mb_s:.1} MB/s, broker {cpu_gb:.2} CPU s/GB",
+                fig.target,
+                isolation(committed)
+            );
+            fig.consume_runs.push((committed, mb_s, cpu_gb));
+        }
+    }
+    let median = |committed: bool, pick: fn(&(bool, f64, f64)) -> f64| {
+        let mut v: Vec<f64> = fig
+            .consume_runs
+            .iter()
+            .filter(|r| r.0 == committed)
+            .map(pick)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        percentile(&v, 0.5)
+    };
+    fig.read_committed_mb_per_s = median(true, |r| r.1);
+    fig.read_committed_cpu_s_per_gb = median(true, |r| r.2);
+    fig.read_uncommitted_mb_per_s = median(false, |r| r.1);
+    fig.read_uncommitted_cpu_s_per_gb = median(false, |r| r.2);
     broker.stop()?;
     Ok(fig)
+}
+
+fn isolation(committed: bool) -> &'static str {
+    if committed {
+        "read_committed"
+    } else {
+        "read_uncommitted"
+    }
+}
+
+/// One read of the whole 8-partition topic: (MB/s, broker CPU s per GB).
+fn consume(bootstrap: &str, pid: u32, committed: bool, expected: u64) -> Result<(f64, f64)> {
+    let mut settings = ClientSettings::standard();
+    settings
+        .consumer
+        .insert("isolation.level".into(), isolation(committed).into());
+    let cpu = CpuWindow::start(Some(pid));
+    let tp = load::consume_throughput(bootstrap, &settings, "txn-produce-8", 8, expected)?;
+    let used = cpu.stop();
+    Ok((tp.mb_per_s(), used.broker_cpu_s / (tp.bytes as f64 / 1e9)))
 }

@@ -853,3 +853,56 @@ fn the_cleaner_removes_aborted_records_and_empty_markers_after_delete_retention(
     assert_eq!(log.last_stable_offset(hw), hw, "a transaction reopened");
     assert_eq!(records(&log), after);
 }
+
+/// The network thread's marker append: it writes what the blocking one
+/// writes, and leaves whatever could block (a roll, a new leader epoch's
+/// cache write) to it, writing nothing.
+#[test]
+fn a_marker_that_would_roll_or_start_an_epoch_is_left_to_the_blocking_append() {
+    let env = Env::new();
+    let mgr = env.manager();
+    let log = mgr.get_or_create_log(&tp(), config()).unwrap();
+    let try_end = |log: &Log, pid, commit: bool, epoch| {
+        log.try_append_txn_marker(pid, E0, 0, ControlRecordType::from_commit(commit), 1, epoch)
+    };
+    let first = produce(&log, P1, 2, true);
+    let info = try_end(&log, P1, false, LE)
+        .unwrap()
+        .expect("appended inline");
+    assert_eq!(info.first_offset, Offset(2));
+    assert_eq!(
+        index_entries(&log),
+        vec![AbortedTxn {
+            producer_id: P1,
+            first_offset: first,
+            last_offset: Offset(2),
+            last_stable_offset: Offset(3),
+        }]
+    );
+    // A newer leader epoch would write the epoch cache (an fsync).
+    produce(&log, P2, 1, true);
+    let end = log.log_end_offset();
+    assert!(try_end(&log, P2, true, LeaderEpoch(1)).unwrap().is_none());
+    assert_eq!(log.log_end_offset(), end, "nothing written");
+    // Fill the active segment (1 KiB) until a marker (~80 bytes) would
+    // roll it.
+    while log.segments().last().unwrap().size() <= 950 {
+        produce(&log, ProducerId(9), 1, false);
+    }
+    let end = log.log_end_offset();
+    let segments = log.segments().len();
+    assert!(try_end(&log, P2, true, LE).unwrap().is_none());
+    assert_eq!(
+        (log.log_end_offset(), log.segments().len()),
+        (end, segments),
+        "nothing written, no roll"
+    );
+    // The blocking append rolls and writes it; the transaction is over.
+    let commit = log
+        .append_txn_marker(P2, E0, 0, ControlRecordType::Commit, 1, LE)
+        .unwrap();
+    assert_eq!(commit.first_offset, end);
+    assert_eq!(log.segments().len(), segments + 1);
+    log.on_high_watermark_updated(log.log_end_offset());
+    assert_eq!(log.first_unstable_offset(), None);
+}

@@ -60,23 +60,26 @@ pub async fn handle(
             queries.push((partition, epoch, p.timestamp));
         }
     }
-    let answers = sluice_runtime::spawn_blocking(move || {
-        queries
-            .into_iter()
-            .map(|(partition, epoch, timestamp)| {
-                let partition = partition?;
-                let leader_epoch = partition.leader_epoch().0;
-                check_leader_epoch(leader_epoch, epoch)?;
-                Ok(lookup(&partition, timestamp, from_replica, read_committed)?
-                    .map(|(o, ts)| (o, ts, leader_epoch)))
+    let answer = move |(partition, epoch, timestamp): Query| {
+        let partition = partition?;
+        let leader_epoch = partition.leader_epoch().0;
+        check_leader_epoch(leader_epoch, epoch)?;
+        Ok(lookup(&partition, timestamp, from_replica, read_committed)?
+            .map(|(o, ts)| (o, ts, leader_epoch)))
+    };
+    // The offsets kept in memory (latest, earliest: what consumers and
+    // lag monitors ask most) are answered here; a hand-off to the blocking
+    // pool would cost more than the lookup.
+    let answers: Vec<_> = if queries.iter().all(|q| in_memory(q.2)) {
+        queries.into_iter().map(answer).collect()
+    } else {
+        sluice_runtime::spawn_blocking(move || queries.into_iter().map(answer).collect())
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "list offsets task failed");
+                Vec::new()
             })
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap_or_else(|e| {
-        tracing::error!(error = %e, "list offsets task failed");
-        Vec::new()
-    });
+    };
     let mut answers = answers.into_iter();
 
     let mut topics = Vec::with_capacity(req.topics.len());
@@ -114,6 +117,23 @@ pub async fn handle(
     ListOffsetsResponse::default()
         .with_throttle_time_ms(0)
         .with_topics(topics)
+}
+
+/// One partition's query: the partition (or the error code it is
+/// answered with), the client's current leader epoch, the timestamp.
+type Query = (Result<std::sync::Arc<Partition>, i16>, i32, i64);
+
+/// Whether [`lookup`] answers `timestamp` from memory (no index or batch
+/// read).
+fn in_memory(timestamp: i64) -> bool {
+    matches!(
+        timestamp,
+        LATEST_TIMESTAMP
+            | EARLIEST_TIMESTAMP
+            | EARLIEST_LOCAL_TIMESTAMP
+            | EARLIEST_PENDING_UPLOAD_TIMESTAMP
+            | LATEST_TIERED_TIMESTAMP
+    )
 }
 
 /// The offset (and its timestamp) a ListOffsets query resolves to, `None`

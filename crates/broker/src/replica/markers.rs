@@ -107,6 +107,37 @@ impl Partition {
     }
 }
 
+impl Partition {
+    /// [`Partition::append_txn_marker`] if it needs no waiting: `Ok(None)`,
+    /// with nothing written, when the role lock or the log's lock is held,
+    /// when the marker would roll the segment or start a leader epoch, or
+    /// when this broker no longer leads (the blocking append then finds
+    /// that out).
+    pub fn try_append_txn_marker(
+        &self,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+        coordinator_epoch: i32,
+        result: ControlRecordType,
+        transaction_version: i16,
+    ) -> Result<Option<AppendInfo>, StorageError> {
+        let Some(_role) = self.role.try_read() else {
+            return Ok(None);
+        };
+        if !self.is_leader() {
+            return Ok(None);
+        }
+        self.log.try_append_txn_marker(
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            result,
+            transaction_version,
+            self.leader_epoch(),
+        )
+    }
+}
+
 /// One partition's marker to write: its place in the outcome.
 struct Job {
     entry: usize,
@@ -158,9 +189,7 @@ pub async fn write_txn_markers(
         return outcomes;
     }
 
-    // The appends (and the fsyncs `flush.messages` asks for) block: one
-    // trip to the blocking pool for all of them.
-    let markers: Vec<(ProducerId, ProducerEpoch, i32, ControlRecordType, i16)> = entries
+    let markers: Vec<Marker> = entries
         .iter()
         .map(|e| {
             (
@@ -172,30 +201,56 @@ pub async fn write_txn_markers(
             )
         })
         .collect();
-    let appended = sluice_runtime::spawn_blocking(move || {
-        jobs.into_iter()
-            .map(|job| {
-                let (pid, epoch, coordinator_epoch, result, tv) = markers[job.entry];
-                let r = append_one(&job.partition, pid, epoch, coordinator_epoch, result, tv);
-                (job, r)
-            })
-            .collect::<Vec<_>>()
-    })
-    .await;
-    let appended = match appended {
-        Ok(a) => a,
-        Err(join_error) => {
-            tracing::error!(error = %join_error, "transaction marker append task failed");
-            for o in &mut outcomes {
-                for (_, r) in o.partitions.iter_mut().filter(|(_, r)| r.is_ok()) {
-                    *r = Err(MarkerError::Storage(StorageError::InvalidRecord(
-                        "the append task failed".into(),
-                    )));
+    // A marker whose append needs no waiting (see
+    // `Partition::try_append_txn_marker`) is appended here, on the network
+    // thread, as a small produce is: a hand-off to the blocking pool and
+    // back would cost more than the append, and sits in every commit's
+    // latency. The others, and the fsyncs `flush.messages` asks for, go to
+    // the blocking pool in one trip.
+    let mut appended = Vec::with_capacity(jobs.len());
+    let mut blocking = Vec::new();
+    for job in jobs {
+        let (pid, epoch, coordinator_epoch, result, tv) = markers[job.entry];
+        match job
+            .partition
+            .try_append_txn_marker(pid, epoch, coordinator_epoch, result, tv)
+        {
+            Ok(Some(info)) => {
+                job.partition.note_append(info.first_offset, info.bytes);
+                if info.needs_flush {
+                    blocking.push((job, Some(info)));
+                } else {
+                    job.partition.publish_append(info.last_offset.plus(1));
+                    appended.push((job, Ok(info)));
                 }
             }
-            return outcomes;
+            Ok(None) => blocking.push((job, None)),
+            Err(e) => appended.push((job, Err(MarkerError::Storage(e)))),
         }
-    };
+    }
+    let inline = appended.len();
+    if !blocking.is_empty() {
+        match append_blocking(blocking, markers).await {
+            Ok(more) => appended.extend(more),
+            Err(join_error) => {
+                tracing::error!(error = %join_error, "transaction marker append task failed");
+                for o in &mut outcomes {
+                    for (_, r) in o.partitions.iter_mut().filter(|(_, r)| r.is_ok()) {
+                        *r = Err(MarkerError::Storage(StorageError::InvalidRecord(
+                            "the append task failed".into(),
+                        )));
+                    }
+                }
+                return outcomes;
+            }
+        }
+    }
+    tracing::debug!(
+        target: crate::txn::STAGES,
+        partitions = appended.len(),
+        inline,
+        "markers appended"
+    );
 
     // Then wait for each, as acks=all produce does (one deadline for all).
     for (job, r) in appended {
@@ -227,17 +282,49 @@ pub async fn write_txn_markers(
     outcomes
 }
 
+/// A marker's producer id, producer epoch, coordinator epoch, type and
+/// transaction version.
+type Marker = (ProducerId, ProducerEpoch, i32, ControlRecordType, i16);
+
+/// On the blocking pool: appends the markers not appended yet (`None`) and
+/// fsyncs those `flush.messages` asks for, each then published.
+async fn append_blocking(
+    jobs: Vec<(Job, Option<AppendInfo>)>,
+    markers: Vec<Marker>,
+) -> Result<Vec<(Job, Result<AppendInfo, MarkerError>)>, sluice_runtime::RuntimeError> {
+    let handed = std::time::Instant::now();
+    let done = sluice_runtime::spawn_blocking(move || {
+        let started = handed.elapsed();
+        let done = jobs
+            .into_iter()
+            .map(|(job, info)| {
+                let r = match info {
+                    Some(info) => flush_and_publish(&job.partition, info),
+                    None => append_one(&job.partition, markers[job.entry]),
+                };
+                (job, r)
+            })
+            .collect::<Vec<_>>();
+        (done, started, handed.elapsed())
+    })
+    .await?;
+    let (done, started, ended) = done;
+    tracing::debug!(
+        target: crate::txn::STAGES,
+        partitions = done.len(),
+        to_pool_us = started.as_micros() as u64,
+        appended_us = ended.as_micros() as u64,
+        back_us = handed.elapsed().as_micros() as u64,
+        "markers appended on the blocking pool"
+    );
+    Ok(done)
+}
+
 /// Appends one marker (on a blocking thread), fsyncs it if the topic's
 /// `flush.messages` asks for it, and moves the high watermark as far as
 /// the ISR allows.
-fn append_one(
-    partition: &Partition,
-    producer_id: ProducerId,
-    producer_epoch: ProducerEpoch,
-    coordinator_epoch: i32,
-    result: ControlRecordType,
-    transaction_version: i16,
-) -> Result<AppendInfo, MarkerError> {
+fn append_one(partition: &Partition, marker: Marker) -> Result<AppendInfo, MarkerError> {
+    let (producer_id, producer_epoch, coordinator_epoch, result, transaction_version) = marker;
     let info = partition
         .append_txn_marker(
             producer_id,
@@ -248,6 +335,13 @@ fn append_one(
         )?
         .ok_or(MarkerError::NotLeaderOrFollower)?;
     partition.note_append(info.first_offset, info.bytes);
+    flush_and_publish(partition, info)
+}
+
+/// Fsyncs an appended marker if the topic's `flush.messages` asks for it,
+/// then moves the high watermark as far as the ISR allows (never before
+/// the fsync: consumers see no unflushed marker).
+fn flush_and_publish(partition: &Partition, info: AppendInfo) -> Result<AppendInfo, MarkerError> {
     if info.needs_flush {
         partition.log().flush_until(info.last_offset)?;
     }

@@ -46,6 +46,7 @@ impl TransactionCoordinator {
         commit: bool,
         version: TransactionVersion,
     ) -> Result<(ProducerId, ProducerEpoch), TxnError> {
+        let started = std::time::Instant::now();
         let (p, txn) = self.existing(id)?;
         // A version 2 end at an exhausted epoch moves the producer to a
         // new id; it is allocated before the id's lock is taken.
@@ -74,6 +75,7 @@ impl TransactionCoordinator {
             }
         };
         self.write(&p, id, &txn, &t).await?;
+        let prepared = started.elapsed();
         // What the client continues with, fixed at the prepare: the next
         // producer id (epoch 0) when the epoch ran out, else the epoch the
         // prepare bumped to.
@@ -85,6 +87,14 @@ impl TransactionCoordinator {
         if let Some(done) = self.send_markers(&p, &txn) {
             let _ = tokio::time::timeout(END_TXN_WAIT, done).await;
         }
+        tracing::debug!(
+            target: super::STAGES,
+            transactional_id = id,
+            commit,
+            prepare_us = prepared.as_micros() as u64,
+            end_us = started.elapsed().as_micros() as u64,
+            "EndTxn answered"
+        );
         Ok(next)
     }
 }

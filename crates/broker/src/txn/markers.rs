@@ -108,14 +108,17 @@ impl MarkerChannel {
     pub fn send(self: &Arc<Self>, job: MarkerJob) -> tokio::sync::oneshot::Receiver<()> {
         let me = self.clone();
         let (done, rx) = tokio::sync::oneshot::channel();
+        let sent = std::time::Instant::now();
         tokio::spawn(async move {
-            me.run(job).await;
+            me.run(job, sent).await;
             let _ = done.send(());
         });
         rx
     }
 
-    async fn run(&self, job: MarkerJob) {
+    async fn run(&self, job: MarkerJob, sent: std::time::Instant) {
+        let queued = sent.elapsed();
+        let mut rounds = 0u32;
         let mut remaining: Vec<TopicPartition> = job
             .partitions
             .iter()
@@ -141,6 +144,7 @@ impl MarkerChannel {
                 }
             }
             drop(image);
+            rounds += 1;
             for (leader, tps) in by_leader {
                 for (tp, outcome) in self.writer.write(leader, &job.marker, tps).await {
                     match outcome {
@@ -159,7 +163,18 @@ impl MarkerChannel {
             remaining = retry;
             tokio::time::sleep(self.backoff).await;
         }
+        let written = sent.elapsed();
         self.complete(&job).await;
+        tracing::debug!(
+            target: super::STAGES,
+            transactional_id = %job.transactional_id,
+            commit = job.marker.commit,
+            rounds,
+            queued_us = queued.as_micros() as u64,
+            markers_us = written.as_micros() as u64,
+            completed_us = sent.elapsed().as_micros() as u64,
+            "transaction markers written and completion written"
+        );
     }
 
     /// Writes CompleteCommit/CompleteAbort once every marker is in

@@ -43,6 +43,12 @@ pub use records::TransactionLogValue;
 pub use state::TransactionState;
 pub use verify::LeaderAsk;
 
+/// The `tracing` target of the per-stage timings of a transaction's end
+/// (debug events: `RUST_LOG=sluice_broker::txn::stages=debug`): EndTxn's
+/// prepare write and answer, the marker job's queueing, marker writes and
+/// completion, and a local marker append's hand-offs.
+pub const STAGES: &str = "sluice_broker::txn::stages";
+
 /// The internal topic of transaction states.
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 

@@ -82,6 +82,16 @@ pub(super) fn producer_batches<'a>(
     Ok(out)
 }
 
+/// A marker's append, as [`Log::append_txn_marker`] takes it.
+struct MarkerAppend {
+    producer_id: ProducerId,
+    producer_epoch: ProducerEpoch,
+    coordinator_epoch: i32,
+    control_type: ControlRecordType,
+    transaction_version: i16,
+    leader_epoch: LeaderEpoch,
+}
+
 impl Log {
     /// Writes the COMMIT or ABORT marker of `producer_id`'s transaction as
     /// this partition's leader (what WriteTxnMarkers asks of a leader), in
@@ -103,30 +113,81 @@ impl Log {
         transaction_version: i16,
         leader_epoch: LeaderEpoch,
     ) -> Result<AppendInfo, StorageError> {
+        let marker = MarkerAppend {
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            control_type,
+            transaction_version,
+            leader_epoch,
+        };
+        let info = self.append_marker(marker, || Some(self.state.write()), append::Roll::Allow)?;
+        Ok(info.expect("an append that may roll always appends"))
+    }
+
+    /// [`Log::append_txn_marker`] if it needs no waiting, for a network
+    /// thread: `Ok(None)`, with nothing written, when the log's lock is
+    /// held or the marker would roll the segment (or start a leader epoch,
+    /// whose cache write fsyncs); the caller then appends where it may
+    /// block.
+    pub fn try_append_txn_marker(
+        &self,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+        coordinator_epoch: i32,
+        control_type: ControlRecordType,
+        transaction_version: i16,
+        leader_epoch: LeaderEpoch,
+    ) -> Result<Option<AppendInfo>, StorageError> {
+        let marker = MarkerAppend {
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            control_type,
+            transaction_version,
+            leader_epoch,
+        };
+        self.append_marker(marker, || self.state.try_write(), append::Roll::Defer)
+    }
+
+    /// Checks `m` and appends its marker batch under `lock` (which takes
+    /// the log's lock, or answers `None` when it would wait). The batch is
+    /// built before the lock is taken, as every append's is.
+    fn append_marker<'a>(
+        &'a self,
+        m: MarkerAppend,
+        lock: impl FnOnce() -> Option<parking_lot::RwLockWriteGuard<'a, LogState>>,
+        roll: append::Roll,
+    ) -> Result<Option<AppendInfo>, StorageError> {
         self.check()?;
-        if producer_id.0 < 0 || producer_epoch.0 < 0 {
+        if m.producer_id.0 < 0 || m.producer_epoch.0 < 0 {
             return Err(StorageError::InvalidRecord(format!(
                 "a transaction marker needs a producer id and epoch, got {} and {}",
-                producer_id.0, producer_epoch.0
+                m.producer_id.0, m.producer_epoch.0
             )));
         }
-        let marker = EndTransactionMarker::new(control_type, coordinator_epoch)?;
+        let marker = EndTransactionMarker::new(m.control_type, m.coordinator_epoch)?;
         let config = self.config.read().clone();
         let now = self.env.clock.now_ms();
         let mut batch =
-            build_end_txn_marker_batch(producer_id, producer_epoch, marker, Timestamp(now))?;
+            build_end_txn_marker_batch(m.producer_id, m.producer_epoch, marker, Timestamp(now))?;
         let headers = validate_headers(&batch, &config)?;
-        self.append_validated(
+        let Some(st) = lock() else {
+            return Ok(None);
+        };
+        self.append_locked(
+            st,
             append::Payload::InPlace(&mut batch),
             headers,
             &config,
             now,
-            leader_epoch,
+            m.leader_epoch,
             append::Source {
                 origin: AppendOrigin::Coordinator,
-                transaction_version: Some(transaction_version),
+                transaction_version: Some(m.transaction_version),
                 verification: Verification::NotRequired,
             },
+            roll,
         )
     }
 
