@@ -11,6 +11,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::invariants::{self, all_up, converged, Invariants};
 use crate::node::{self, host, NodeHandles, SimClock};
+use crate::slow_disk::{self, FenceWatch, SlowDisks, Trial};
 use crate::workload::{self, Workload};
 use sluice_storage::{Fault, FaultKind};
 
@@ -44,6 +45,10 @@ pub struct SimConfig {
     /// fourth stream of their own (off, a seed's schedule is what it was
     /// before they were added).
     pub io_errors: bool,
+    /// Slow and stalled disks ([`crate::slow_disk`]), in the fault phases
+    /// and in a trial after healing, drawn from a fifth stream of their
+    /// own (off, a seed's schedule is what it was before they were added).
+    pub slow_disks: bool,
     /// Consumers in a group ([`crate::group`]) beside the producers (off,
     /// the network carries what it carried before they were added).
     pub consumer_groups: bool,
@@ -73,6 +78,7 @@ impl Default for SimConfig {
             slow_nodes: true,
             reassignments: true,
             io_errors: true,
+            slow_disks: true,
             consumer_groups: true,
             split_roles: false,
         }
@@ -98,6 +104,8 @@ struct Faults {
     stalled: Vec<i32>,
     /// Nodes whose disk is full.
     full_disks: Vec<i32>,
+    /// Nodes whose disk is slow or stalled, and for how many more phases.
+    slow_disks: SlowDisks,
 }
 
 fn all_hosts(nodes: i32) -> Vec<String> {
@@ -168,6 +176,7 @@ fn heal(sim: &mut turmoil::Sim<'_>, nodes: &[NodeHandles], f: &mut Faults) {
     for id in f.full_disks.drain(..) {
         nodes[id as usize - 1].fs.set_capacity(None);
     }
+    slow_disk::heal(nodes, &mut f.slow_disks);
     for n in nodes {
         n.fs.clear_faults();
     }
@@ -435,8 +444,12 @@ fn run(seed: u64, config: &SimConfig) -> Result<Outcome, String> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut r = Run::start(seed, config, &mut rng);
     r.form().map_err(|e| r.fail(e))?;
-    r.faults(config, &mut rng).map_err(|e| r.fail(e))?;
-    r.heal_and_read().map_err(|e| r.fail(e))?;
+    // The fifth stream: slow and stalled disks.
+    let mut disks = StdRng::seed_from_u64(seed ^ 0x51_0d15_c0);
+    r.faults(config, &mut rng, &mut disks)
+        .map_err(|e| r.fail(e))?;
+    r.heal_and_read(config.slow_disks.then_some(&mut disks))
+        .map_err(|e| r.fail(e))?;
     r.converge().map_err(|e| r.fail(e))?;
     r.verdict().map_err(|e| r.fail(e))
 }
@@ -456,6 +469,8 @@ struct Run {
     faults: Faults,
     /// The faults have healed: a node that halts now restarts at once.
     healed: bool,
+    /// The slow-disk trial's fencing check, while it runs.
+    fence_watch: Option<FenceWatch>,
 }
 
 impl Run {
@@ -538,6 +553,7 @@ impl Run {
                 .map(|tp| (tp, String::new())),
             faults: Faults::default(),
             healed: false,
+            fence_watch: None,
         }
     }
 
@@ -566,6 +582,9 @@ impl Run {
             self.inv.check_step(&self.nodes)?;
             if self.steps % COMMITTED_EVERY == 0 {
                 self.inv.check_committed(&self.nodes)?;
+                if let Some(w) = &mut self.fence_watch {
+                    w.sample(&self.nodes, self.sim.elapsed())?;
+                }
             }
         }
         Ok(until(&self.workload))
@@ -583,6 +602,9 @@ impl Run {
             self.sim.crash(host(n.id));
             *n.running.lock() = None;
             n.fs.kill();
+            if let Some(w) = &mut self.fence_watch {
+                w.forget(n.id);
+            }
             if self.healed {
                 // No restart comes after healing: as a supervisor would.
                 self.sim.bounce(host(n.id));
@@ -601,11 +623,23 @@ impl Run {
     }
 
     /// The seed's fault phases.
-    fn faults(&mut self, config: &SimConfig, rng: &mut StdRng) -> Result<(), String> {
+    fn faults(
+        &mut self,
+        config: &SimConfig,
+        rng: &mut StdRng,
+        disks: &mut StdRng,
+    ) -> Result<(), String> {
         let mut slow = StdRng::seed_from_u64(self.seed ^ 0x5107_d15c);
         let mut moves = StdRng::seed_from_u64(self.seed ^ 0x4ea5_5167);
         let mut io = StdRng::seed_from_u64(self.seed ^ 0x0e10_fa11);
         for _ in 0..config.fault_phases {
+            if config.slow_disks {
+                if let Some(what) =
+                    slow_disk::inject(disks, &self.nodes, &mut self.faults.slow_disks)
+                {
+                    self.trace.push(format!("{:?} {what}", self.sim.elapsed()));
+                }
+            }
             let what = inject(&mut self.sim, rng, &self.nodes, &mut self.faults);
             self.trace.push(format!("{:?} {what}", self.sim.elapsed()));
             if config.slow_nodes {
@@ -635,13 +669,16 @@ impl Run {
                 self.trace
                     .push(format!("{:?} stalled nodes resume", self.sim.elapsed()));
             }
+            for what in slow_disk::end_phase(&self.nodes, &mut self.faults.slow_disks) {
+                self.trace.push(format!("{:?} {what}", self.sim.elapsed()));
+            }
         }
         Ok(())
     }
 
     /// Heals everything; writes must be acknowledged again, then the
     /// producers stop and the reader reads every partition.
-    fn heal_and_read(&mut self) -> Result<(), String> {
+    fn heal_and_read(&mut self, disks: Option<&mut StdRng>) -> Result<(), String> {
         heal(&mut self.sim, &self.nodes, &mut self.faults);
         self.healed = true;
         self.trace.push(format!("{:?} heal", self.sim.elapsed()));
@@ -660,6 +697,9 @@ impl Run {
                 "partitions {leaderless:?} of {} still have no leader 8 s after healing",
                 workload::TOPIC
             ));
+        }
+        if let Some(trial) = disks.and_then(|rng| Trial::draw(rng, &self.nodes)) {
+            self.slow_disk_trial(trial)?;
         }
         self.workload.stop.store(true, Ordering::Relaxed);
         let read = self.run_for(Duration::from_secs(60), |w| {
@@ -684,6 +724,45 @@ impl Run {
             return Err("the group coordinator acknowledged no commit after healing".into());
         }
         Ok(())
+    }
+
+    /// Slow disks on the healed cluster while the producers write (see
+    /// [`crate::slow_disk`]): no broker may lose its session unless its
+    /// own disk stalled longer than one, and once the disks heal, writes
+    /// are acknowledged and every broker is unfenced within 10 s each.
+    fn slow_disk_trial(&mut self, trial: Trial) -> Result<(), String> {
+        let session = Duration::from_millis(
+            node::config(1, self.nodes[0].layout).broker_session_timeout_ms as u64,
+        );
+        self.trace.push(format!("{:?} {trial}", self.sim.elapsed()));
+        self.fence_watch = Some(FenceWatch::new(trial.exempt(session)));
+        trial.apply(&self.nodes);
+        self.run_for(trial.lasts, |_| false)?;
+        trial.heal(&self.nodes);
+        self.trace.push(format!(
+            "{:?} the trial's disks are fast again",
+            self.sim.elapsed()
+        ));
+        let acked = self.workload.acked();
+        if !self.run_for(Duration::from_secs(10), |w| w.acked() > acked)? {
+            return Err("no write was acknowledged in the 10 s after the slow disks healed".into());
+        }
+        let mut fenced = None;
+        for _ in 0..50 {
+            fenced = slow_disk::fenced_brokers(&self.nodes);
+            if fenced.as_ref().is_some_and(|f| f.is_empty()) {
+                break;
+            }
+            self.run_for(Duration::from_millis(200), |_| false)?;
+        }
+        self.fence_watch = None;
+        match fenced {
+            Some(f) if f.is_empty() => Ok(()),
+            Some(f) => Err(format!(
+                "brokers {f:?} still fenced 10 s after the slow disks healed"
+            )),
+            None => Err("no active controller 10 s after the slow disks healed".into()),
+        }
     }
 
     /// Every node is up again with its log directories online, and the
