@@ -26,6 +26,7 @@
 //! `scripts/sim` runs thousands and lists the failing seeds.
 
 pub mod client;
+mod faults;
 pub mod group;
 pub mod invariants;
 pub mod net;
