@@ -152,7 +152,7 @@ fn run(seed: u64, config: &SimConfig) -> Result<Outcome, String> {
     let mut r = Run::start(seed, config, &mut rng);
     r.form().map_err(|e| r.fail(e))?;
     // The fifth stream: slow and stalled disks.
-    let mut disks = StdRng::seed_from_u64(seed ^ 0x51_0d15_c0);
+    let mut disks = StdRng::seed_from_u64(seed ^ 0x510d_15c0);
     r.faults(config, &mut rng, &mut disks)
         .map_err(|e| r.fail(e))?;
     r.heal_and_read(config.slow_disks.then_some(&mut disks))
