@@ -53,6 +53,13 @@ use sluice_sim::{run_seed, SimConfig};
 ///   truncated, and the high watermark it then followed (the new
 ///   leader's, over other records) passed the commit's offset
 ///   (`group/append.rs`, `committed`: LostCommit).
+/// - 7223 (slow disks off, found before they were simulated): a follower
+///   added by a reassignment while its disk was full could not create the
+///   partition's log and kept it offline after the disk had room again (no
+///   later metadata change touched the partition), so the reassignment
+///   never completed and the reader never saw a full ISR; partitions
+///   offline on a full disk are now tried again every second
+///   (`metadata/publishers.rs`, `retry_full_disk`).
 #[test]
 fn seeds_that_found_bugs_pass() {
     if !deterministic() {
@@ -82,6 +89,10 @@ fn seeds_that_found_bugs_pass() {
         ..SimConfig::default()
     };
     let everything = SimConfig::default();
+    let all_but_slow_disks = SimConfig {
+        slow_disks: false,
+        ..SimConfig::default()
+    };
     let failed: Vec<String> = [
         (20, &before),
         (370, &before),
@@ -95,6 +106,7 @@ fn seeds_that_found_bugs_pass() {
         (381, &everything),
         (1517, &everything),
         (570, &everything),
+        (7223, &all_but_slow_disks),
     ])
     .filter_map(|(seed, config)| run_seed(seed, config).err())
     .collect();

@@ -210,6 +210,28 @@ pub struct MetadataServices {
     stop_loader: tokio::sync::watch::Sender<bool>,
 }
 
+/// Tries the partitions offline on a full disk again every
+/// [`publishers::FULL_DISK_RETRY`] until the loader stops.
+async fn retry_full_disk(
+    partitions: Arc<PartitionsPublisher>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(publishers::FULL_DISK_RETRY) => {}
+            _ = stop.changed() => return,
+        }
+        let p = partitions.clone();
+        // Creating a log writes files: off the async threads.
+        if sluice_runtime::spawn_blocking(move || p.retry_full_disk())
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
 /// Opens the single-node metadata log (bootstrapping it once if it is
 /// empty) and starts the quorum controller on it.
 async fn open_single_node(
@@ -365,6 +387,7 @@ impl MetadataServices {
         let loader = MetadataLoader::new(publishers, cache.clone()).catch_up_to(end);
         let stop_loader = tokio::sync::watch::channel(false).0;
         let loader = tokio::spawn(loader.run_until(log.listen(), stop_loader.subscribe()));
+        tokio::spawn(retry_full_disk(partitions.clone(), stop_loader.subscribe()));
         cache
             .wait_for(end)
             .await

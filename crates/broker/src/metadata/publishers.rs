@@ -28,6 +28,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use sluice_metadata::{
     BrokerId, ConfigResourceType, LocalPartition, LocalReplicaChanges, MetadataChanges,
+    MetadataDelta, MetadataImage,
 };
 use sluice_storage::{Fs, LogConfig, LogManager, StorageError, TopicPartition};
 
@@ -67,6 +68,10 @@ pub struct PartitionsPublisher {
     /// The replica fetchers, when this broker can follow (see
     /// [`PartitionsPublisher::with_fetchers`]).
     fetchers: Option<Arc<ReplicaFetcherManager>>,
+    /// The image last published, and the lock that keeps a retry
+    /// ([`PartitionsPublisher::retry_full_disk`]) from running inside a
+    /// publish.
+    published: Mutex<Option<MetadataImage>>,
 }
 
 impl PartitionsPublisher {
@@ -86,6 +91,7 @@ impl PartitionsPublisher {
             failures: Mutex::new(BTreeMap::new()),
             delete_strays: std::sync::atomic::AtomicBool::new(true),
             fetchers: None,
+            published: Mutex::new(None),
         }
     }
 
@@ -260,18 +266,78 @@ impl PartitionsPublisher {
 
     fn record_failure(&self, tp: TopicPartition, e: &StorageError) {
         let no_space = e.is_no_space();
+        let failure = PartitionFailure {
+            no_space,
+            message: e.to_string(),
+        };
+        // Said once per failure, not at every retry.
+        if self.failures.lock().insert(tp.clone(), failure).is_some() {
+            return;
+        }
         if no_space {
-            tracing::warn!(partition = %tp, error = %e, "disk full: partition offline");
+            tracing::warn!(partition = %tp, error = %e, "disk full: partition offline until the disk has room");
         } else {
             tracing::error!(partition = %tp, error = %e, "cannot open the log of a hosted partition; it stays offline");
         }
-        self.failures.lock().insert(
-            tp,
-            PartitionFailure {
-                no_space,
-                message: e.to_string(),
-            },
-        );
+    }
+
+    /// Hosts again the partitions whose log could not be created because
+    /// the disk was full, as the last published image places them, and
+    /// starts fetching those it follows. Kafka takes the whole log
+    /// directory offline on such an error (and a broker with one directory
+    /// halts); Sluice keeps the broker up with only those partitions
+    /// offline, so it must bring them back once the disk has room: without
+    /// this, a partition no later change touches (a follower added by a
+    /// reassignment) would stay offline, and out of the ISR, until a
+    /// restart. Called on a timer ([`FULL_DISK_RETRY`]).
+    pub fn retry_full_disk(&self) {
+        let published = self.published.lock();
+        let Some(image) = published.clone() else {
+            return;
+        };
+        let failed: Vec<TopicPartition> = self
+            .failures
+            .lock()
+            .iter()
+            .filter(|(_, f)| f.no_space)
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        if failed.is_empty() {
+            return;
+        }
+        let (_, changes) = MetadataDelta::new(image).apply();
+        let mut local = LocalReplicaChanges::default();
+        for tp in failed {
+            let Some(topic) = changes.image.topic(&tp.topic) else {
+                continue;
+            };
+            let Some(reg) = topic.partition(tp.partition) else {
+                continue;
+            };
+            if !reg.has_replica(self.node) {
+                continue;
+            }
+            let p = LocalPartition {
+                topic_id: topic.id(),
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                registration: reg.clone(),
+            };
+            if reg.leader == self.node {
+                local.leaders.push(p);
+            } else {
+                local.followers.push(p);
+            }
+        }
+        let mut progress = LoadProgress::new(local.leaders.len() + local.followers.len());
+        for p in local.leaders.iter().chain(&local.followers) {
+            self.host(&changes, p, &mut progress);
+            let tp = TopicPartition::new(p.topic.clone(), p.partition);
+            if self.replicas.get_partition(&tp).is_some() {
+                tracing::info!(partition = %tp, "the disk has room again: partition online");
+            }
+        }
+        self.start_fetchers(&changes, &local);
     }
 
     fn unhost(&self, p: &LocalPartition) {
@@ -328,6 +394,7 @@ impl MetadataPublisher for PartitionsPublisher {
     }
 
     fn publish(&self, changes: &MetadataChanges) {
+        let mut published = self.published.lock();
         let first = changes.previous.provenance().last_offset.0 < 0;
         if first {
             self.delete_strays(changes);
@@ -343,8 +410,12 @@ impl MetadataPublisher for PartitionsPublisher {
         }
         self.start_fetchers(changes, &local);
         self.apply_topic_configs(changes);
+        *published = Some(changes.image.clone());
     }
 }
+
+/// How often partitions offline on a full disk are tried again.
+pub const FULL_DISK_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Loads the `__consumer_offsets` partitions this broker leads into the
 /// group coordinator, and drops committed offsets of deleted topics.
@@ -641,49 +712,5 @@ impl LoadProgress {
 }
 
 #[cfg(test)]
-mod tests {
-    use sluice_metadata::{MetadataDelta, MetadataImage};
-    use sluice_storage::{ManualClock, SimFs};
-
-    use super::*;
-
-    /// A log of `t-0` on disk that the first (empty) image does not name:
-    /// deleted as a stray, unless the node's metadata log was not known to
-    /// be applied ([`PartitionsPublisher::keep_strays`]).
-    fn first_publish_leaves_t0(keep: bool) -> bool {
-        let fs = Arc::new(SimFs::new());
-        let config = Arc::new(BrokerConfig::with_overrides(&[("log.dirs", "/sim/data")]).unwrap());
-        let logs = Arc::new(
-            LogManager::open(
-                config.log_manager_config(),
-                fs.clone(),
-                Arc::new(ManualClock::new(1_700_000_000_000)),
-            )
-            .unwrap(),
-        );
-        let tp = TopicPartition::new("t", 0);
-        logs.get_or_create_log(&tp, LogConfig::default()).unwrap();
-        let p = PartitionsPublisher::new(
-            BrokerId(1),
-            config,
-            logs.clone(),
-            Arc::new(ReplicaManager::new()),
-            fs,
-        );
-        if keep {
-            p.keep_strays();
-        }
-        let (_, changes) = MetadataDelta::new(MetadataImage::empty()).apply();
-        p.publish(&changes);
-        logs.on_disk_partitions().contains(&tp)
-    }
-
-    #[test]
-    fn strays_are_deleted_only_when_the_first_image_is_complete() {
-        assert!(!first_publish_leaves_t0(false), "a stray survived");
-        assert!(
-            first_publish_leaves_t0(true),
-            "a possibly hosted log was deleted"
-        );
-    }
-}
+#[path = "publishers_tests.rs"]
+mod tests;
