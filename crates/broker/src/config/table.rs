@@ -218,7 +218,7 @@ pub static CONFIG_TABLE: &[ConfigKey] = &[
     broker("ssl.keystore.type", T::String, Some("JKS"), V::Any,
         "Format of the keystore of SSL listeners. Sluice reads only PEM (set ssl.keystore.type=PEM); JKS and PKCS12 are refused at start. Kafka's default, JKS, is kept so that a keystore given without a type is refused as Kafka would read it."),
     broker("ssl.keystore.location", T::String, None, V::Any,
-        "Path of the keystore of SSL listeners: with ssl.keystore.type=PEM, one PEM file holding the private key (unencrypted PKCS#8, PKCS#1 or SEC1) and the certificate chain, the broker's certificate first. Read at start. Per listener: listener.name.<listener>.ssl.keystore.location."),
+        "Path of the keystore of SSL listeners: with ssl.keystore.type=PEM, one PEM file holding the private key (unencrypted PKCS#8, PKCS#1 or SEC1) and the certificate chain, the broker's certificate first. Read at start. Per listener: listener.name.<listener>.ssl.keystore.location; changed at runtime (per broker, with that prefix) it is reloaded, also when the same path is named again after the file was rewritten."),
     sensitive(broker("ssl.keystore.key", T::Password, None, V::Any,
         "The private key of SSL listeners as PEM text (with ssl.keystore.type=PEM and ssl.keystore.certificate.chain), instead of ssl.keystore.location. Encrypted keys are refused at start.")),
     sensitive(broker("ssl.keystore.certificate.chain", T::Password, None, V::Any,

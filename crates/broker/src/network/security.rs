@@ -28,7 +28,7 @@ use crate::request::RequestContext;
 pub struct ListenerTransport {
     pub name: ListenerName,
     pub protocol: SecurityProtocol,
-    tls: Option<TlsServer>,
+    tls: Option<Arc<TlsServer>>,
 }
 
 impl ListenerTransport {
@@ -49,7 +49,7 @@ impl ListenerTransport {
         handshake_timeout: Duration,
     ) -> Result<Self, BrokerError> {
         let tls = match &security.ssl {
-            Some(ssl) => Some(TlsServer::new(name, ssl, handshake_timeout)?),
+            Some(ssl) => Some(Arc::new(TlsServer::new(name, ssl, handshake_timeout)?)),
             None => None,
         };
         Ok(Self {
@@ -57,6 +57,11 @@ impl ListenerTransport {
             protocol: security.protocol,
             tls,
         })
+    }
+
+    /// The TLS server of an `SSL`/`SASL_SSL` listener (reloaded at runtime).
+    pub fn tls_server(&self) -> Option<Arc<TlsServer>> {
+        self.tls.clone()
     }
 
     /// The context of every request of a connection from `peer`.
