@@ -5,7 +5,7 @@
 //! connection opened before keeps working, and kcat produces and
 //! consumes over SSL. Naming the same path again after the file was
 //! rewritten reloads it; a broken file is refused with Kafka's message
-//! and the certificate in use stays.
+//! and the certificate in use stays; a restart keeps the stored one.
 //!
 //! Skips loudly without java or the jars unless `SLUICE_REQUIRE_CLIENTS=1`.
 
@@ -318,4 +318,14 @@ fn kafka_configs_reloads_the_keystore_without_a_restart() {
     drop(stdin);
     assert!(held.wait().unwrap().success());
     kcat_round_trip(&ssl, &ca, "end", 20);
+
+    // The stored dynamic keystore wins over the static one after a
+    // restart (here the static file holds the old certificate again).
+    alter_ok(&plain, &format!("{key}={}", new_pem.display()));
+    copy(&old_pem, &live);
+    assert_eq!(served(&ssl, &ca), new_fp);
+    let mut broker = broker;
+    broker.restart().expect("restart");
+    let ssl = ssl_address(&broker);
+    assert_eq!(served(&ssl, &ca), new_fp);
 }
