@@ -116,8 +116,8 @@ impl TlsServer {
     /// A configuration built from `ssl` when its keystore or truststore
     /// differs from the current one's (source or file text); `None` when
     /// nothing changed. Refused, as Kafka refuses it, when the new leaf
-    /// certificate names another subject: clients and peers verify this
-    /// broker by that name.
+    /// certificate names another subject and `ssl.allow.dn.changes` is
+    /// off: clients and peers verify this broker by that name.
     pub fn prepare(&self, ssl: &SslSettings) -> Result<Option<ActiveTls>, BrokerError> {
         let current = self.current.read().clone();
         let stores = stores(&self.listener, ssl)?;
@@ -125,7 +125,7 @@ impl TlsServer {
             return Ok(None);
         }
         let next = build(&self.listener, ssl)?;
-        if next.subject != current.subject {
+        if next.subject != current.subject && !ssl.allow_dn_changes {
             return Err(tls_error(
                 &self.listener,
                 keystore_key(&ssl.keystore),
@@ -491,6 +491,7 @@ mod tests {
             client_auth,
             protocols: vec![TlsProtocol::Tls12, TlsProtocol::Tls13],
             principal_mapper: SslPrincipalMapper::from_rules(rules).unwrap(),
+            allow_dn_changes: false,
             key_password_set: false,
         }
     }
@@ -643,6 +644,10 @@ mod tests {
         };
         assert!(server.prepare(&other).is_err());
         assert_eq!(server.settings().keystore, s.keystore, "the old one stays");
+        // ssl.allow.dn.changes=true lets another subject in.
+        other.keystore = keystore_for("someone else");
+        other.allow_dn_changes = true;
+        assert!(server.prepare(&other).unwrap().is_some());
     }
 
     #[test]
