@@ -10,8 +10,9 @@
 //! 4. alone again (how far the machine drifted during the run).
 //!
 //! Prints each phase's p50/p99/p99.9, the p99 ratio against the first phase
-//! (the goal is at most 1.2 with the quota) and the neighbour's request
-//! rate. Asserts nothing: the flooder runs on the same cores as the broker,
+//! (the goal is at most 1.2 with the quota), the broker's CPU (cores), the
+//! whole machine's busy cores (other tenants included) and the neighbour's
+//! request rate. Asserts nothing: the flooder runs on the same cores as the broker,
 //! so on a shared 2-core machine part of any rise is plain CPU contention.
 
 use std::io::{Read, Write};
@@ -30,6 +31,7 @@ use kafka_protocol::protocol::{Encodable, HeaderVersion, Request, StrBytes};
 
 use crate::brokers::RunningBroker;
 use crate::load::{self, Latency};
+use crate::procstat;
 use crate::quotas::set_quota;
 
 /// The flooding client's id (the one the quota is set on).
@@ -145,14 +147,40 @@ impl Flood {
     }
 }
 
-fn line(phase: &str, l: &Latency, alone: &Latency, flood_rate: Option<f64>) {
+/// What the broker and the machine spent during one phase.
+struct PhaseCpu {
+    /// Broker CPU seconds per second (cores).
+    broker_cores: f64,
+    /// The whole machine's busy cores (this bench, the broker, anything else).
+    machine_cores: f64,
+}
+
+/// Runs `phase` and measures the broker's and the machine's CPU meanwhile.
+fn measured<T>(pid: u32, phase: impl FnOnce() -> Result<T>) -> Result<(T, PhaseCpu)> {
+    let (broker0, machine0, t0) = (
+        procstat::process_cpu_s(pid).unwrap_or(0.0),
+        procstat::machine_busy_s(),
+        Instant::now(),
+    );
+    let out = phase()?;
+    let secs = t0.elapsed().as_secs_f64().max(1e-9);
+    let cpu = PhaseCpu {
+        broker_cores: (procstat::process_cpu_s(pid).unwrap_or(0.0) - broker0) / secs,
+        machine_cores: (procstat::machine_busy_s() - machine0) / secs,
+    };
+    Ok((out, cpu))
+}
+
+fn line(phase: &str, l: &Latency, alone: &Latency, cpu: &PhaseCpu, flood_rate: Option<f64>) {
     println!(
-        "{phase:<22} p50 {:7.3} ms  p99 {:7.3} ms  p99.9 {:7.3} ms  p99 ratio {:5.2}  records {:6}  neighbour {}",
+        "{phase:<22} p50 {:7.3} ms  p99 {:7.3} ms  p99.9 {:7.3} ms  p99 ratio {:5.2}  records {:6}  broker {:4.2} cores  machine {:4.2} cores  neighbour {}",
         l.p50_ms,
         l.p99_ms,
         l.p999_ms,
         l.p99_ms / alone.p99_ms,
         l.count,
+        cpu.broker_cores,
+        cpu.machine_cores,
         flood_rate.map_or("-".to_owned(), |r| format!("{r:.0} req/s")),
     );
 }
@@ -174,23 +202,35 @@ pub fn run(opts: NoisyOptions) -> Result<()> {
         opts.rate_mb_s, opts.record_size, opts.conns, opts.inflight, opts.secs
     );
 
-    let alone = steady()?;
-    line("alone", &alone, &alone, None);
+    let pid = broker.pid;
+    let (alone, cpu) = measured(pid, steady)?;
+    line("alone", &alone, &alone, &cpu, None);
 
-    let flood = Flood::start(&b, opts.conns, opts.inflight);
-    let crowded = steady()?;
-    line("flood, no quota", &crowded, &alone, Some(flood.stop()?));
+    let (crowded, cpu, rate) = flooded(pid, &b, &opts, steady)?;
+    line("flood, no quota", &crowded, &alone, &cpu, Some(rate));
 
     set_quota(&b, NEIGHBOUR, "request_percentage", opts.request_percentage)?;
-    let flood = Flood::start(&b, opts.conns, opts.inflight);
-    let limited = steady()?;
+    let (limited, cpu, rate) = flooded(pid, &b, &opts, steady)?;
     let label = format!("flood, quota {}%", opts.request_percentage);
-    line(&label, &limited, &alone, Some(flood.stop()?));
+    line(&label, &limited, &alone, &cpu, Some(rate));
 
-    let again = steady()?;
-    line("alone again", &again, &alone, None);
+    let (again, cpu) = measured(pid, steady)?;
+    line("alone again", &again, &alone, &cpu, None);
 
     broker.stop()?;
     let _ = std::fs::remove_dir_all(&opts.work_dir);
     Ok(())
+}
+
+/// One phase with the neighbour flooding: the steady producer's latency,
+/// the CPU used, and the neighbour's answered requests per second.
+fn flooded(
+    pid: u32,
+    bootstrap: &str,
+    opts: &NoisyOptions,
+    steady: impl FnOnce() -> Result<Latency>,
+) -> Result<(Latency, PhaseCpu, f64)> {
+    let flood = Flood::start(bootstrap, opts.conns, opts.inflight);
+    let (latency, cpu) = measured(pid, steady)?;
+    Ok((latency, cpu, flood.stop()?))
 }

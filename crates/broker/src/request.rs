@@ -4,7 +4,7 @@
 //! and never reach back into the connection.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +34,8 @@ pub struct RequestContext {
 
 /// A quota throttle of one connection: a handler asks for it while
 /// answering; once the response is written the connection is muted (reads
-/// and handles no request) until it ends.
+/// and handles no request) until it ends. It also holds the connection's
+/// network time not yet charged to a request quota.
 #[derive(Clone, Debug, Default)]
 pub struct ConnectionThrottle(Arc<ThrottleState>);
 
@@ -46,6 +47,9 @@ struct ThrottleState {
     /// one load per frame while the client was never throttled).
     muted: AtomicBool,
     muted_until: Mutex<Option<Instant>>,
+    /// Network time (ns) spent on this connection and not yet charged to
+    /// a request quota (`network/net_time.rs`).
+    network_ns: AtomicU64,
 }
 
 impl ConnectionThrottle {
@@ -65,6 +69,18 @@ impl ConnectionThrottle {
         *self.0.muted_until.lock() = Some(Instant::now() + d);
         self.0.muted.store(true, Ordering::Release);
         Some(d)
+    }
+
+    /// Adds network time (reading, decoding, encoding, writing, TLS) to
+    /// what the connection's next measured request is charged.
+    pub fn charge_network_time(&self, spent: Duration) {
+        let ns = u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX);
+        self.0.network_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// The network time charged since the last call, taken.
+    pub fn take_network_time(&self) -> Duration {
+        Duration::from_nanos(self.0.network_ns.swap(0, Ordering::Relaxed))
     }
 
     /// The end of the current mute, if one is in force.

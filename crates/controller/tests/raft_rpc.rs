@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bincode::Options;
+use openraft::error::RPCError;
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{VoteRequest, VoteResponse};
 use openraft::{BasicNode, Vote};
@@ -180,6 +181,30 @@ async fn an_abandoned_call_never_reads_a_late_answer() {
         second.vote.leader_id.term, 2,
         "read the answer to the abandoned call"
     );
+}
+
+/// A peer that refuses a call (here: it belongs to another cluster) will
+/// refuse the next one too until it changes: the client reports it
+/// Unreachable, which openraft backs off from, not as a network error,
+/// which it retries at once (about 400 retries a second were seen).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_call_is_unreachable_so_openraft_backs_off() {
+    let (_dir, log, addr) = single_voter().await;
+    let mut factory = NetworkFactory::new(
+        9,
+        "cluster-b",
+        vec![1, 9],
+        Arc::new(TcpTransport),
+        Arc::new(SystemClock),
+    );
+    let mut client = factory.new_client(1, &BasicNode::new(&addr)).await;
+    let option = RPCOption::new(Duration::from_secs(5));
+    let refused = client.vote(vote_request(1), option).await;
+    assert!(
+        matches!(refused, Err(RPCError::Unreachable(_))),
+        "{refused:?}"
+    );
+    log.shutdown().await;
 }
 
 /// A storage error on the metadata log halts the node loudly: the append

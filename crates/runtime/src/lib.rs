@@ -11,7 +11,9 @@
 //!
 //! - blocking work runs inline, at the call (simulated disks never block,
 //!   and a pool thread would finish at a moment the seed does not decide);
-//! - ids and random draws come from one generator seeded by the seed.
+//! - ids and random draws come from one generator seeded by the seed;
+//! - a slow simulated disk's latency is paid in simulated time by the
+//!   work that touched it ([`disk`]).
 //!
 //! Invariant: with the simulation switched on, nothing here starts an OS
 //! thread or reads the OS's entropy, so a seed replays the same run.
@@ -26,6 +28,9 @@ use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
+
+pub mod disk;
+pub use disk::{disk_io, DiskStall};
 
 thread_local! {
     /// The seeded generator while this thread runs a simulation.
@@ -72,6 +77,9 @@ pub struct Blocking<T> {
 
 enum BlockingInner<T> {
     Done(Option<Result<T, RuntimeError>>),
+    /// Done under a simulation, on a slow disk: the result once the
+    /// disk's latency has passed.
+    Slow(disk::Wait, Option<Result<T, RuntimeError>>),
     Pool(JoinHandle<T>),
 }
 
@@ -86,6 +94,10 @@ impl<T> Future for Blocking<T> {
             BlockingInner::Done(result) => {
                 Poll::Ready(result.take().expect("Blocking polled after completion"))
             }
+            BlockingInner::Slow(wait, result) => wait
+                .as_mut()
+                .poll(cx)
+                .map(|()| result.take().expect("Blocking polled after completion")),
             BlockingInner::Pool(handle) => Pin::new(handle).poll(cx).map(|r| {
                 r.map_err(|e| match e.try_into_panic() {
                     Ok(p) => RuntimeError::Panicked(panic_message(p)),
@@ -104,10 +116,14 @@ where
     T: Send + 'static,
 {
     let inner = if is_simulated() {
-        BlockingInner::Done(Some(
+        let (result, wait) = disk::measured(|| {
             std::panic::catch_unwind(AssertUnwindSafe(f))
-                .map_err(|p| RuntimeError::Panicked(panic_message(p))),
-        ))
+                .map_err(|p| RuntimeError::Panicked(panic_message(p)))
+        });
+        match wait {
+            None => BlockingInner::Done(Some(result)),
+            Some(wait) => BlockingInner::Slow(wait, Some(result)),
+        }
     } else {
         BlockingInner::Pool(tokio::task::spawn_blocking(f))
     };

@@ -17,18 +17,22 @@
 //!   resume from them;
 //! - [`invariants`]: what is checked while the run goes on;
 //! - [`run`]: one seed's fault schedule (network, crashes, clocks; stalls
-//!   and full disks; reassignments; failing fsyncs and writes: four
-//!   streams) and verdict.
+//!   and full disks; reassignments; failing fsyncs and writes; slow and
+//!   stalled disks: five streams) and verdict;
+//! - `slow_disk`: the fifth stream, and the trial after healing that
+//!   checks no broker whose heartbeats arrive loses its session.
 //!
 //! `tests/cluster_sim.rs` runs a bounded number of seeds in CI;
 //! `scripts/sim` runs thousands and lists the failing seeds.
 
 pub mod client;
+mod faults;
 pub mod group;
 pub mod invariants;
 pub mod net;
 pub mod node;
 pub mod run;
+mod slow_disk;
 pub mod workload;
 
 pub use run::{run_seed, Outcome, SimConfig};

@@ -9,15 +9,17 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::faults::{
+    heal, inject, inject_io_error, inject_slow_node, plan_reassignment, release_stalls, Faults,
+    CLIENT,
+};
 use crate::invariants::{self, all_up, converged, Invariants};
 use crate::node::{self, host, NodeHandles, SimClock};
+use crate::slow_disk::{self, FenceWatch, Trial};
 use crate::workload::{self, Workload};
-use sluice_storage::{Fault, FaultKind};
 
 /// One simulated tick.
 const TICK: Duration = Duration::from_millis(1);
-/// The client's host name.
-const CLIENT: &str = "client";
 /// The committed-batch check runs every this many steps.
 const COMMITTED_EVERY: usize = 20;
 
@@ -44,6 +46,10 @@ pub struct SimConfig {
     /// fourth stream of their own (off, a seed's schedule is what it was
     /// before they were added).
     pub io_errors: bool,
+    /// Slow and stalled disks ([`crate::slow_disk`]), in the fault phases
+    /// and in a trial after healing, drawn from a fifth stream of their
+    /// own (off, a seed's schedule is what it was before they were added).
+    pub slow_disks: bool,
     /// Consumers in a group ([`crate::group`]) beside the producers (off,
     /// the network carries what it carried before they were added).
     pub consumer_groups: bool,
@@ -73,6 +79,7 @@ impl Default for SimConfig {
             slow_nodes: true,
             reassignments: true,
             io_errors: true,
+            slow_disks: true,
             consumer_groups: true,
             split_roles: false,
         }
@@ -86,297 +93,6 @@ pub struct Outcome {
     pub trace: Vec<String>,
     pub acked: usize,
     pub simulated: Duration,
-}
-
-#[derive(Default)]
-struct Faults {
-    crashed: Vec<i32>,
-    /// Whether this run's one power cut has happened.
-    power_cut: bool,
-    /// Nodes whose traffic is held (a stalled process, as under SIGSTOP):
-    /// what they send and what is sent to them arrives only on release.
-    stalled: Vec<i32>,
-    /// Nodes whose disk is full.
-    full_disks: Vec<i32>,
-}
-
-fn all_hosts(nodes: i32) -> Vec<String> {
-    (1..=nodes).map(host).chain([CLIENT.to_string()]).collect()
-}
-
-/// The node that leads the most partitions, as the nodes themselves say.
-fn busiest_leader(nodes: &[NodeHandles]) -> Option<i32> {
-    nodes
-        .iter()
-        .filter_map(|n| {
-            let r = n.running.lock();
-            let led = r
-                .as_ref()?
-                .broker
-                .as_ref()?
-                .replicas
-                .partitions()
-                .iter()
-                .filter(|p| p.is_leader())
-                .count();
-            Some((led, n.id))
-        })
-        .max()
-        .map(|(_, id)| id)
-}
-
-/// Stops node `n` at once: `kill -9` (its unsynced writes survive in the
-/// page cache), or with `power_cut` a power cut (they are lost).
-fn crash(
-    sim: &mut turmoil::Sim<'_>,
-    n: &NodeHandles,
-    power_cut: bool,
-    rng: &mut StdRng,
-    f: &mut Faults,
-) {
-    sim.crash(host(n.id));
-    *n.running.lock() = None;
-    if power_cut {
-        n.fs.crash(rng.gen());
-    } else {
-        n.fs.kill();
-    }
-    f.crashed.push(n.id);
-}
-
-fn restart(sim: &mut turmoil::Sim<'_>, f: &mut Faults) {
-    for id in f.crashed.drain(..) {
-        sim.bounce(host(id));
-    }
-}
-
-/// Stalled nodes resume: what they and the others sent meanwhile is
-/// delivered now, late.
-fn release_stalls(sim: &mut turmoil::Sim<'_>, nodes: i32, f: &mut Faults) {
-    let hosts = all_hosts(nodes);
-    for id in f.stalled.drain(..) {
-        for o in hosts.iter().filter(|o| **o != host(id)) {
-            sim.release(host(id), o.as_str());
-        }
-    }
-}
-
-fn heal(sim: &mut turmoil::Sim<'_>, nodes: &[NodeHandles], f: &mut Faults) {
-    sim.set_fail_rate(0.0);
-    let hosts = all_hosts(nodes.len() as i32);
-    release_stalls(sim, nodes.len() as i32, f);
-    for id in f.full_disks.drain(..) {
-        nodes[id as usize - 1].fs.set_capacity(None);
-    }
-    for n in nodes {
-        n.fs.clear_faults();
-    }
-    for a in &hosts {
-        for b in &hosts {
-            if a != b {
-                sim.repair(a.as_str(), b.as_str());
-            }
-        }
-    }
-    restart(sim, f);
-}
-
-/// Draws and applies one fault.
-fn inject(
-    sim: &mut turmoil::Sim<'_>,
-    rng: &mut StdRng,
-    nodes: &[NodeHandles],
-    f: &mut Faults,
-) -> String {
-    let n = nodes.len() as i32;
-    let hosts = all_hosts(n);
-    let a = hosts[rng.gen_range(0..hosts.len())].clone();
-    let b = loop {
-        let b = &hosts[rng.gen_range(0..hosts.len())];
-        if *b != a {
-            break b.clone();
-        }
-    };
-    let victim = rng.gen_range(1..=n);
-    match rng.gen_range(0..12) {
-        0 | 1 => {
-            heal(sim, nodes, f);
-            "heal".into()
-        }
-        2 => {
-            sim.partition(a.as_str(), b.as_str());
-            format!("partition {a} {b}")
-        }
-        3 => {
-            sim.partition_oneway(a.as_str(), b.as_str());
-            format!("partition {a} -> {b}")
-        }
-        4 => {
-            let a = host(victim);
-            for o in hosts.iter().filter(|o| **o != a) {
-                sim.partition(a.as_str(), o.as_str());
-            }
-            format!("isolate {a}")
-        }
-        5 => {
-            let rate = rng.gen_range(0.0..0.03);
-            sim.set_fail_rate(rate);
-            format!("message loss {rate:.3}")
-        }
-        6 | 7 if f.crashed.is_empty() => {
-            // One power cut per run at most: Kafka's replication (and so
-            // Sluice's) keeps acknowledged records through the loss of any
-            // one replica's unsynced bytes, not through such losses on
-            // every replica that holds them.
-            let power_cut = !f.power_cut && rng.gen_ratio(1, 3);
-            f.power_cut |= power_cut;
-            crash(sim, &nodes[victim as usize - 1], power_cut, rng, f);
-            if power_cut {
-                format!("power cut of n{victim}")
-            } else {
-                format!("kill -9 n{victim}")
-            }
-        }
-        8 if f.crashed.is_empty() => {
-            let id = busiest_leader(nodes).unwrap_or(victim);
-            crash(sim, &nodes[id as usize - 1], false, rng, f);
-            format!("kill -9 n{id} (the busiest leader)")
-        }
-        9 => {
-            let ms = rng.gen_range(-3000..6000);
-            nodes[victim as usize - 1].clock.jump(ms);
-            format!("clock of n{victim} jumps {ms} ms")
-        }
-        _ => {
-            restart(sim, f);
-            "restart".into()
-        }
-    }
-}
-
-/// Draws from the second stream (so adding these kept the first stream's
-/// schedules): sometimes a stall of a node or a full disk.
-fn inject_slow_node(
-    sim: &mut turmoil::Sim<'_>,
-    rng: &mut StdRng,
-    nodes: &[NodeHandles],
-    f: &mut Faults,
-) -> Option<String> {
-    if !rng.gen_ratio(1, 6) {
-        return None;
-    }
-    let victim = rng.gen_range(1..=nodes.len() as i32);
-    if rng.gen_bool(0.5) {
-        if f.stalled.contains(&victim) {
-            return None;
-        }
-        let hosts = all_hosts(nodes.len() as i32);
-        for o in hosts.iter().filter(|o| **o != host(victim)) {
-            sim.hold(host(victim), o.as_str());
-        }
-        f.stalled.push(victim);
-        Some(format!("stall n{victim} (its traffic held for the phase)"))
-    } else {
-        let fs = &nodes[victim as usize - 1].fs;
-        let room = rng.gen_range(0..8 << 10);
-        fs.set_capacity(Some(fs.used_bytes() + room));
-        if !f.full_disks.contains(&victim) {
-            f.full_disks.push(victim);
-        }
-        Some(format!("disk of n{victim} full ({room} bytes left)"))
-    }
-}
-
-/// Draws from the fourth stream: sometimes the next fsync (or, less
-/// often, the next write) of some files of one node fails with EIO: the
-/// workload's partitions, `__consumer_offsets`, the metadata log, or any
-/// file of its data directory (checkpoints, producer-state snapshots,
-/// indexes). The node takes the directory offline and halts (the metadata
-/// log's directory fails), or its metadata log fails fatally; either way it
-/// is down until the next restart. Faults that have not fired by healing
-/// are withdrawn.
-fn inject_io_error(rng: &mut StdRng, nodes: &[NodeHandles]) -> Option<String> {
-    if !rng.gen_ratio(1, 6) {
-        return None;
-    }
-    let victim = rng.gen_range(1..=nodes.len() as i32);
-    let files = ["sim-", "__consumer_offsets-", "__cluster_metadata-", ""][rng.gen_range(0..4)];
-    let sync = rng.gen_ratio(3, 4);
-    let kind = if sync {
-        FaultKind::SyncError(EIO)
-    } else {
-        FaultKind::WriteError(EIO)
-    };
-    nodes[victim as usize - 1]
-        .fs
-        .inject(Fault::once(format!("/{}/data/{files}", host(victim)), kind));
-    Some(format!(
-        "the next {} of n{victim}'s {} fails with EIO",
-        if sync { "fsync" } else { "write" },
-        if files.is_empty() {
-            "data directory".to_string()
-        } else {
-            format!("{files}* files")
-        }
-    ))
-}
-
-/// EIO's number on Linux (the simulated disk only carries the number).
-const EIO: i32 = 5;
-
-/// Draws from the third stream: sometimes a reassignment of one workload
-/// partition, planned from the current registration (the active
-/// controller's image, else any running node's): with fewer than 3
-/// replicas a node is added back; with more brokers than replicas one
-/// replica moves to a broker that has none; otherwise one is dropped (3
-/// nodes: RF 3 to 2, still at `min.insync.replicas`), or with two
-/// brokers the two swap places (the preferred leader moves).
-fn plan_reassignment(rng: &mut StdRng, nodes: &[NodeHandles], w: &Workload) -> Option<String> {
-    if !rng.gen_ratio(1, 5) {
-        return None;
-    }
-    let p = rng.gen_range(0..w.partitions);
-    // Drawn before looking at the nodes, so the stream's draws do not
-    // depend on what the nodes hold.
-    let (which, to) = (rng.gen::<u64>(), rng.gen::<u64>());
-    let registration = nodes
-        .iter()
-        .filter_map(|n| {
-            let r = n.running.lock();
-            let c = r.as_ref()?.controller.as_ref()?;
-            let image = c.image();
-            let reg = image.topic(workload::TOPIC)?.partition(p)?.clone();
-            Some((!c.is_active(), reg))
-        })
-        .min_by_key(|(inactive, _)| *inactive)?
-        .1;
-    let mut replicas: Vec<i32> = registration.replicas.iter().map(|b| b.0).collect();
-    let before = replicas.clone();
-    let free: Vec<i32> = nodes[0]
-        .layout
-        .brokers()
-        .into_iter()
-        .filter(|b| !replicas.contains(b))
-        .collect();
-    let pick = |draw: u64, len: usize| (draw % len as u64) as usize;
-    if replicas.len() < 3 && !free.is_empty() {
-        replicas.push(free[pick(to, free.len())]);
-    } else if !free.is_empty() {
-        let i = pick(which, replicas.len());
-        replicas[i] = free[pick(to, free.len())];
-    } else if replicas.len() > 2 {
-        replicas.remove(pick(which, replicas.len()));
-    } else if replicas.len() == 2 {
-        // Two brokers (split roles): the preferred leader moves.
-        replicas.reverse();
-    } else {
-        return None;
-    }
-    w.request_reassignment(p, replicas.clone());
-    Some(format!(
-        "reassign {}-{p} from {before:?} to {replicas:?}",
-        workload::TOPIC
-    ))
 }
 
 /// How many shards a tokio runtime's task list has at most; a task's
@@ -435,8 +151,12 @@ fn run(seed: u64, config: &SimConfig) -> Result<Outcome, String> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut r = Run::start(seed, config, &mut rng);
     r.form().map_err(|e| r.fail(e))?;
-    r.faults(config, &mut rng).map_err(|e| r.fail(e))?;
-    r.heal_and_read().map_err(|e| r.fail(e))?;
+    // The fifth stream: slow and stalled disks.
+    let mut disks = StdRng::seed_from_u64(seed ^ 0x510d_15c0);
+    r.faults(config, &mut rng, &mut disks)
+        .map_err(|e| r.fail(e))?;
+    r.heal_and_read(config.slow_disks.then_some(&mut disks))
+        .map_err(|e| r.fail(e))?;
     r.converge().map_err(|e| r.fail(e))?;
     r.verdict().map_err(|e| r.fail(e))
 }
@@ -456,6 +176,8 @@ struct Run {
     faults: Faults,
     /// The faults have healed: a node that halts now restarts at once.
     healed: bool,
+    /// The slow-disk trial's fencing check, while it runs.
+    fence_watch: Option<FenceWatch>,
 }
 
 impl Run {
@@ -538,6 +260,7 @@ impl Run {
                 .map(|tp| (tp, String::new())),
             faults: Faults::default(),
             healed: false,
+            fence_watch: None,
         }
     }
 
@@ -566,6 +289,9 @@ impl Run {
             self.inv.check_step(&self.nodes)?;
             if self.steps % COMMITTED_EVERY == 0 {
                 self.inv.check_committed(&self.nodes)?;
+                if let Some(w) = &mut self.fence_watch {
+                    w.sample(&self.nodes, self.sim.elapsed())?;
+                }
             }
         }
         Ok(until(&self.workload))
@@ -583,6 +309,9 @@ impl Run {
             self.sim.crash(host(n.id));
             *n.running.lock() = None;
             n.fs.kill();
+            if let Some(w) = &mut self.fence_watch {
+                w.forget(n.id);
+            }
             if self.healed {
                 // No restart comes after healing: as a supervisor would.
                 self.sim.bounce(host(n.id));
@@ -601,11 +330,23 @@ impl Run {
     }
 
     /// The seed's fault phases.
-    fn faults(&mut self, config: &SimConfig, rng: &mut StdRng) -> Result<(), String> {
+    fn faults(
+        &mut self,
+        config: &SimConfig,
+        rng: &mut StdRng,
+        disks: &mut StdRng,
+    ) -> Result<(), String> {
         let mut slow = StdRng::seed_from_u64(self.seed ^ 0x5107_d15c);
         let mut moves = StdRng::seed_from_u64(self.seed ^ 0x4ea5_5167);
         let mut io = StdRng::seed_from_u64(self.seed ^ 0x0e10_fa11);
         for _ in 0..config.fault_phases {
+            if config.slow_disks {
+                if let Some(what) =
+                    slow_disk::inject(disks, &self.nodes, &mut self.faults.slow_disks)
+                {
+                    self.trace.push(format!("{:?} {what}", self.sim.elapsed()));
+                }
+            }
             let what = inject(&mut self.sim, rng, &self.nodes, &mut self.faults);
             self.trace.push(format!("{:?} {what}", self.sim.elapsed()));
             if config.slow_nodes {
@@ -635,13 +376,16 @@ impl Run {
                 self.trace
                     .push(format!("{:?} stalled nodes resume", self.sim.elapsed()));
             }
+            for what in slow_disk::end_phase(&self.nodes, &mut self.faults.slow_disks) {
+                self.trace.push(format!("{:?} {what}", self.sim.elapsed()));
+            }
         }
         Ok(())
     }
 
     /// Heals everything; writes must be acknowledged again, then the
     /// producers stop and the reader reads every partition.
-    fn heal_and_read(&mut self) -> Result<(), String> {
+    fn heal_and_read(&mut self, disks: Option<&mut StdRng>) -> Result<(), String> {
         heal(&mut self.sim, &self.nodes, &mut self.faults);
         self.healed = true;
         self.trace.push(format!("{:?} heal", self.sim.elapsed()));
@@ -660,6 +404,9 @@ impl Run {
                 "partitions {leaderless:?} of {} still have no leader 8 s after healing",
                 workload::TOPIC
             ));
+        }
+        if let Some(trial) = disks.and_then(|rng| Trial::draw(rng, &self.nodes)) {
+            self.slow_disk_trial(trial)?;
         }
         self.workload.stop.store(true, Ordering::Relaxed);
         let read = self.run_for(Duration::from_secs(60), |w| {
@@ -684,6 +431,45 @@ impl Run {
             return Err("the group coordinator acknowledged no commit after healing".into());
         }
         Ok(())
+    }
+
+    /// Slow disks on the healed cluster while the producers write (see
+    /// [`crate::slow_disk`]): no broker may lose its session unless its
+    /// own disk stalled longer than one, and once the disks heal, writes
+    /// are acknowledged and every broker is unfenced within 10 s each.
+    fn slow_disk_trial(&mut self, trial: Trial) -> Result<(), String> {
+        let session = Duration::from_millis(
+            node::config(1, self.nodes[0].layout).broker_session_timeout_ms as u64,
+        );
+        self.trace.push(format!("{:?} {trial}", self.sim.elapsed()));
+        self.fence_watch = Some(FenceWatch::new(trial.exempt(session)));
+        trial.apply(&self.nodes);
+        self.run_for(trial.lasts, |_| false)?;
+        trial.heal(&self.nodes);
+        self.trace.push(format!(
+            "{:?} the trial's disks are fast again",
+            self.sim.elapsed()
+        ));
+        let acked = self.workload.acked();
+        if !self.run_for(Duration::from_secs(10), |w| w.acked() > acked)? {
+            return Err("no write was acknowledged in the 10 s after the slow disks healed".into());
+        }
+        let mut fenced = None;
+        for _ in 0..50 {
+            fenced = slow_disk::fenced_brokers(&self.nodes);
+            if fenced.as_ref().is_some_and(|f| f.is_empty()) {
+                break;
+            }
+            self.run_for(Duration::from_millis(200), |_| false)?;
+        }
+        self.fence_watch = None;
+        match fenced {
+            Some(f) if f.is_empty() => Ok(()),
+            Some(f) => Err(format!(
+                "brokers {f:?} still fenced 10 s after the slow disks healed"
+            )),
+            None => Err("no active controller 10 s after the slow disks healed".into()),
+        }
     }
 
     /// Every node is up again with its log directories online, and the

@@ -8,6 +8,8 @@
 //! `SLUICE_SIM_SLOW_NODES=0` leaves out stalls and full disks,
 //! `SLUICE_SIM_REASSIGN=0` leaves out reassignments,
 //! `SLUICE_SIM_IO_ERRORS=0` leaves out failing fsyncs and writes,
+//! `SLUICE_SIM_SLOW_DISKS=0` leaves out slow and stalled disks (and the
+//! slow-disk trial after healing),
 //! `SLUICE_SIM_GROUPS=0` leaves out the consumers in a group (the bounded
 //! default runs them on even seeds only),
 //! `SLUICE_SIM_NODES=N` runs N combined nodes instead of 3 (each a voter;
@@ -36,6 +38,7 @@ fn the_cluster_keeps_its_invariants_under_faults() {
         slow_nodes: var("SLUICE_SIM_SLOW_NODES").is_none_or(|v| v != "0"),
         reassignments: var("SLUICE_SIM_REASSIGN").is_none_or(|v| v != "0"),
         io_errors: var("SLUICE_SIM_IO_ERRORS").is_none_or(|v| v != "0"),
+        slow_disks: var("SLUICE_SIM_SLOW_DISKS").is_none_or(|v| v != "0"),
         consumer_groups: var("SLUICE_SIM_GROUPS").is_none_or(|v| v != "0"),
         split_roles: var("SLUICE_SIM_SPLIT").is_some_and(|v| v == "1"),
         nodes: var("SLUICE_SIM_NODES")

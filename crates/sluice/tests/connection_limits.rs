@@ -12,7 +12,8 @@
 //!   live ones stay open;
 //! - `listener.name.<l>.max.connection.creation.rate` (KIP-612): the
 //!   listener waits before serving connections over the rate (only a lower
-//!   bound on the time taken is checked, which slowness cannot break).
+//!   bound on the time taken is checked, which slowness cannot break), set
+//!   at start or at runtime with `kafka-configs --entity-type brokers`.
 //!
 //! No timing assertion beyond that lower bound: waits are bounded retries.
 
@@ -287,4 +288,53 @@ fn max_connections_changes_at_runtime_with_kafka_configs() {
         "{}",
         broker.output()
     );
+}
+
+#[test]
+fn a_listener_creation_rate_set_at_runtime_with_kafka_configs_delays_accepting() {
+    if !common::kafka_tools_ready("dynamic max.connection.creation.rate with kafka-configs") {
+        return;
+    }
+    let broker = common::start(&[
+        ("quota.window.num", "2"),
+        ("quota.window.size.seconds", "1"),
+    ]);
+    let addr = broker.bootstrap().to_string();
+    // Per-listener keys are per broker in Kafka.
+    alter_broker_config(
+        &addr,
+        Some("1"),
+        "listener.name.plaintext.max.connection.creation.rate=2",
+    );
+    for _ in 0..600 {
+        if broker
+            .output()
+            .contains("max.connection.creation.rate changed")
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        broker
+            .output()
+            .contains("max.connection.creation.rate changed"),
+        "{}",
+        broker.output()
+    );
+    // As with the static key: every connection is served, 12 of them at 2
+    // per second not in under 2 s (a lower bound only).
+    let started = std::time::Instant::now();
+    for i in 0..12 {
+        assert!(served(&addr).is_some(), "connection {i} was closed");
+    }
+    let took = started.elapsed();
+    eprintln!("12 connections at a dynamic 2/s took {took:?}");
+    assert!(
+        took >= Duration::from_secs(2),
+        "12 connections were accepted in {took:?}"
+    );
+    // And the broker-wide key at the cluster default is accepted too
+    // (Kafka's dynamic key; refused before as read at start only).
+    alter_broker_config(&addr, None, "max.connection.creation.rate=1000");
 }

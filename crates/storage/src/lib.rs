@@ -165,6 +165,6 @@ pub use fs::{Clock, FileHandle, Fs, ManualClock, MappedRegion, OpenOptions, Real
 pub use log::{AppendInfo, LoadOptions, Log, LogDirState, LogEnv};
 pub use manager::{LogManager, CLEAN_SHUTDOWN_FILE, METADATA_TOPIC};
 pub use segment::{FileSlice, HandleCache, LogSegment};
-pub use sim::{Fault, FaultKind, SimFs};
+pub use sim::{DiskSpeed, Fault, FaultKind, SimFs};
 pub use sluice_record::{LeaderEpoch, Offset, Timestamp};
 pub use validate::{validate_batches, validate_headers};

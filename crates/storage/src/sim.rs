@@ -27,6 +27,10 @@
 //! system: the simulator counts it ([`SimStats::unbacked_map_writes`]) and
 //! fails the flush. Handles opened before a crash fail afterwards, as the process
 //! that owned them is gone.
+//!
+//! A speed ([`SimFs::set_speed`], [`DiskSpeed`]) makes the disk slow or
+//! stalled in simulated time: writes and fsyncs charge their latency to
+//! the work that made them (see `speed.rs`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
@@ -39,6 +43,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::fs::{FileHandle, Fs, MappedRegion, OpenOptions};
+
+mod speed;
+pub use speed::DiskSpeed;
 
 /// What an injected fault does.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,6 +128,8 @@ struct State {
     /// is dropped, so a reader holding a segment the cleaner replaced can
     /// finish.
     open_refs: HashMap<u64, u64>,
+    /// How fast writes and fsyncs are (the disk's, so it outlives crashes).
+    speed: DiskSpeed,
 }
 
 impl State {
@@ -269,6 +278,13 @@ impl SimFs {
     /// it keep their bytes; nothing more can be allocated until enough is freed.
     pub fn set_capacity(&self, bytes: Option<u64>) {
         self.shared.state.lock().capacity = bytes;
+    }
+
+    /// Makes the disk slow, stalled or instant again; a stall it replaces
+    /// is released.
+    pub fn set_speed(&self, speed: DiskSpeed) {
+        let old = std::mem::replace(&mut self.shared.state.lock().speed, speed);
+        old.release();
     }
 
     /// The disk's bound, if any (see [`SimFs::set_capacity`]).
@@ -470,6 +486,7 @@ impl FileHandle for SimHandle {
         let mut st = self.shared.state.lock();
         self.check(&st)?;
         st.stats.writes += 1;
+        st.speed.charge_write();
         let fault = st.take_fault(&self.path, |k| {
             matches!(k, FaultKind::WriteError(_) | FaultKind::ShortWrite(_))
         });
@@ -530,6 +547,7 @@ impl FileHandle for SimHandle {
         }
         let mut st = self.shared.state.lock();
         self.check(&st)?;
+        st.speed.charge_write();
         let avail = st.available();
         let f = st
             .files
@@ -550,6 +568,7 @@ impl FileHandle for SimHandle {
         let mut st = self.shared.state.lock();
         self.check(&st)?;
         st.stats.syncs += 1;
+        st.speed.charge_sync();
         if let Some(FaultKind::SyncError(code)) =
             st.take_fault(&self.path, |k| matches!(k, FaultKind::SyncError(_)))
         {
@@ -638,6 +657,7 @@ impl MappedRegion for SimMap {
         if st.generation != self.generation {
             return Err(io::Error::other("stale map: the simulated machine crashed"));
         }
+        st.speed.charge_sync();
         if !st.back_map_write(self.id, &self.buf) {
             return Err(io::Error::other(
                 "map write into unallocated space on a full disk (SIGBUS on a real file system)",
@@ -805,6 +825,7 @@ impl Fs for SimFs {
             return Err(not_found(path));
         }
         st.stats.dir_syncs += 1;
+        st.speed.charge_sync();
         st.durable_names.retain(|p, _| p.parent() != Some(path));
         let current: Vec<(PathBuf, u64)> = st
             .names

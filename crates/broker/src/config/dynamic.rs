@@ -26,9 +26,10 @@
 //!   `follower.replication.throttled.rate` to the replication throttles
 //!   (`crate::replica::quota`) from the next fetch;
 //!   the cluster default of `unclean.leader.election.enable` is read by the
-//!   controller from the image; `max.connections`, `max.connections.per.ip`
-//!   and `max.connections.per.ip.overrides` to connections accepted from
-//!   then on (`crate::quota::connections`, `crate::quota::slots`);
+//!   controller from the image; `max.connections`, `max.connections.per.ip`,
+//!   `max.connections.per.ip.overrides`, `max.connection.creation.rate` and
+//!   `listener.name.<listener>.max.connection.creation.rate` to connections
+//!   accepted from then on (`crate::quota::connections`, `crate::quota::slots`);
 //!   a listener's store keys (`listener.name.<l>.ssl.keystore.location` and
 //!   the other keystore/truststore keys) reload its TLS server, also when
 //!   named again with the same value (`crate::network::tls_reload`).
@@ -178,7 +179,6 @@ pub const KAFKA_DYNAMIC_BROKER_KEYS: &[&str] = &[
 pub const STARTUP_ONLY_KEYS: &[&str] = &[
     "listener.security.protocol.map",
     "listeners",
-    "max.connection.creation.rate",
     "num.replica.fetchers",
     "sasl.enabled.mechanisms",
     "sasl.jaas.config",
@@ -695,9 +695,10 @@ mod tests {
         assert!(validate(&map(&[("log.retention.ms", "3600000")]), d).is_ok());
         // Kafka keeps keys it does not know.
         assert!(validate(&map(&[("foo.bar", "1")]), b).is_ok());
-        assert!(validate(&map(&[("max.connection.creation.rate", "4")]), d)
+        assert!(validate(&map(&[("num.replica.fetchers", "4")]), d)
             .unwrap_err()
             .contains("only at start"));
+        assert!(validate(&map(&[("max.connection.creation.rate", "4")]), d).is_ok());
         assert!(validate(&map(&[("max.connections", "4")]), d).is_ok());
         assert!(validate(
             &map(&[("max.connections.per.ip.overrides", "1.2.3.4:x")]),

@@ -915,6 +915,22 @@ impl BrokerConfig {
         }
     }
 
+    /// `max.connection.creation.rate` and its listener overrides as in
+    /// effect now (dynamic over static; a value that does not parse counts
+    /// as absent).
+    pub fn creation_rates_now(&self) -> crate::quota::connections::CreationRateLimits {
+        let effective: BTreeMap<String, String> = self
+            .effective_broker_values()
+            .into_iter()
+            .map(|(k, (v, _))| (k, v))
+            .collect();
+        let broker = effective
+            .get("max.connection.creation.rate")
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(i64::from(i32::MAX));
+        creation_rates(&effective, broker)
+    }
+
     /// `max.connections` as in effect now (dynamic over static).
     pub fn max_connections_now(&self) -> usize {
         self.effective_broker_values()

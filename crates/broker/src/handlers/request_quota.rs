@@ -3,7 +3,12 @@
 //! time of a request (`quota::thread_time`) is recorded against its quota
 //! group after it is handled; over the quota, the response carries the
 //! throttle time (bounded by one quota window) and the connection is muted
-//! for it after the response is sent.
+//! for it after the response is sent. The connection's network time
+//! (`network/net_time.rs`) is charged with the handler time: what it spent
+//! since the last measured request, so a request's response write counts
+//! with the connection's next one (Kafka records it right after the write;
+//! the sum over the quota window is the same, and it costs no second
+//! lookup of the quota group).
 //!
 //! As in Kafka, these are exempt (`sendResponseExemptThrottle`): follower
 //! fetches and WriteTxnMarkers (inter-broker traffic); acks=0 produces are
@@ -36,7 +41,10 @@ pub async fn apply(
     header: &RequestHeader,
     handling: impl Future<Output = Response>,
 ) -> Response {
-    let (mut response, spent) = ThreadTimed::new(handling).await;
+    let (mut response, spent) = ThreadTimed::new(std::pin::pin!(handling)).await;
+    // The network time of this connection's earlier requests and of
+    // reading this one (Kafka's `recordNetworkThreadTimeCallback`).
+    let spent = spent + request.throttle.take_network_time();
     let image = ctx.image.image();
     let client = header.client_id.as_deref().unwrap_or("");
     let Some(recorded) = ctx.quotas.record(

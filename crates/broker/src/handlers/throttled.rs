@@ -74,7 +74,8 @@ pub async fn produce(
         .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
         .sum();
     let acks = req.acks;
-    let (mut response, spent) = ThreadTimed::new(produce::handle(ctx, header, req)).await;
+    let (mut response, spent) =
+        ThreadTimed::new(std::pin::pin!(produce::handle(ctx, header, req))).await;
     let image = ctx.image.image();
     let (user, client) = (request.principal.name(), client_id(header));
     let now = ctx.clock.now_ms();
@@ -86,7 +87,7 @@ pub async fn produce(
         // Kafka does not apply the request quota to acks=0 produces.
         request: (acks != 0)
             .then(|| {
-                let used = as_percentage(spent);
+                let used = as_percentage(spent + request.throttle.take_network_time());
                 ctx.quotas
                     .record(q, QuotaType::Request, user, client, used, now)
             })
@@ -128,7 +129,8 @@ pub async fn fetch(
             .max_bytes
             .min(max.clamp(1.0, f64::from(i32::MAX)) as i32);
     }
-    let (plan, spent) = ThreadTimed::new(fetch::handle(ctx, header, req)).await;
+    let (plan, spent) = ThreadTimed::new(std::pin::pin!(fetch::handle(ctx, header, req))).await;
+    let spent = spent + request.throttle.take_network_time();
     let bytes = plan.file_bytes() + inline_bytes(&plan.response);
     let image = ctx.image.image();
     let now = ctx.clock.now_ms();

@@ -609,6 +609,8 @@ impl MetadataPublisher for BrokerConfigPublisher {
             .configure(QuotaSettings::from_config(&self.config));
         self.connections
             .set_per_ip_limits(self.config.per_ip_limits_now());
+        self.connections
+            .set_creation_rates(self.config.creation_rates_now());
         let max_connections = self.config.max_connections_now();
         if max_connections != self.connections.slots.limit() {
             tracing::info!(max_connections, "max.connections changed");

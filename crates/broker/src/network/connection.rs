@@ -11,7 +11,11 @@
 //! A client over a quota is muted after its throttled response is written
 //! (KIP-219, Kafka's channel muting): the processor handles nothing and
 //! the reader reads nothing until the throttle time has passed
-//! (`RequestContext::throttle`, set by `handlers/throttled.rs`).
+//! (`RequestContext::throttle`, set by `handlers/throttled.rs`); a frame
+//! the reader was already in the middle of is finished, nothing after it.
+//! While the image holds client quotas, the reader's work and the
+//! processor's work around each handler are the connection's network time,
+//! charged to its request quota ([`super::net_time`]).
 //!
 //! A connection with no request in progress and no bytes read or written
 //! for `connections.max.idle.ms` is closed (Kafka's idle reaper), and so is
@@ -25,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::RequestKind;
+use kafka_protocol::messages::{RequestHeader, RequestKind};
 use sluice_protocol::DecodedRequest;
 use sluice_transport::net::BoxStream;
 use tokio::io::{AsyncRead, AsyncWriteExt};
@@ -35,10 +39,12 @@ use tokio::time::Instant;
 
 use super::codec::{self, Decoded};
 use super::frame::{FrameError, FrameReader, MemoryPool, Reservation};
+use super::net_time::{Charged, NetTimeSwitch, Tally};
 use super::reauth::Intercept;
 use super::sendfile::{write_chunks, ResponseWriter};
 use crate::context::BrokerContext;
 use crate::handlers::{self, Response};
+use crate::quota::thread_time::PollTimed;
 use crate::request::{ConnectionThrottle, RequestContext};
 
 /// Decoded requests a connection may hold before it stops reading.
@@ -144,20 +150,26 @@ async fn serve_halves<R, W>(
     let mut frames = FrameReader::new(read_half, config.max_request_bytes, config.pool.clone())
         .with_stall_timeout(config.stall_timeout);
     let mut write_half = write_half;
+    let switch = NetTimeSwitch::new(ctx.image.clone());
     // A SASL listener's connection authenticates before anything else;
     // its principal replaces the transport's (ANONYMOUS, or a TLS
     // client certificate's).
     let (request, reauth) = match &config.sasl {
         None => (request, None),
         Some(gate) => {
-            let authenticated = super::sasl::authenticate(
-                &mut frames,
-                &mut write_half,
-                &ctx,
-                gate,
-                request,
-                config.idle_timeout,
-                shutdown.clone(),
+            let throttle = request.throttle.clone();
+            let authenticated = Charged::new(
+                super::sasl::authenticate(
+                    &mut frames,
+                    &mut write_half,
+                    &ctx,
+                    gate,
+                    request,
+                    config.idle_timeout,
+                    shutdown.clone(),
+                ),
+                switch.clone(),
+                throttle,
             )
             .await;
             match authenticated {
@@ -174,16 +186,29 @@ async fn serve_halves<R, W>(
         in_flight: AtomicUsize::new(0),
         last_ms: AtomicU64::new(0),
     });
-    let reader = tokio::spawn(read_loop(
-        frames,
-        tx,
-        shutdown,
-        peer,
-        config.idle_timeout,
-        activity.clone(),
+    // All the reader's work (reads, TLS decryption, framing, decoding) is
+    // network time of this connection.
+    let reader = tokio::spawn(Charged::new(
+        read_loop(
+            frames,
+            tx,
+            shutdown,
+            peer,
+            config.idle_timeout,
+            activity.clone(),
+            request.throttle.clone(),
+        ),
+        switch.clone(),
         request.throttle.clone(),
     ));
-    process_loop(rx, write_half, &ctx, peer, request, reauth, &activity).await;
+    let processor = Processor {
+        ctx: &ctx,
+        peer,
+        request_context: request,
+        switch,
+        activity: &activity,
+    };
+    processor.run(rx, write_half, reauth).await;
     reader.abort();
     tracing::debug!(%peer, "connection closed");
 }
@@ -269,98 +294,130 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     }
 }
 
-async fn process_loop<W: ResponseWriter>(
-    mut rx: mpsc::Receiver<Inbound>,
-    mut socket: W,
-    ctx: &BrokerContext,
+/// The processor of one connection: handles its requests in order and
+/// writes each response before taking the next.
+struct Processor<'a> {
+    ctx: &'a BrokerContext,
     peer: SocketAddr,
     request_context: RequestContext,
-    mut reauth: Option<super::reauth::Reauth>,
-    activity: &Activity,
-) {
-    let mut client_id: Option<String> = None;
-    while let Some(item) = rx.recv().await {
-        let (header, body, reservation) = match item {
-            Inbound::Request {
-                request,
-                reservation,
-            } => {
-                let DecodedRequest { header, body, .. } = *request;
-                (header, body, reservation)
-            }
-            Inbound::Answer(bytes) => {
-                if socket.write_all(&bytes).await.is_err() || socket.flush().await.is_err() {
-                    return;
+    switch: NetTimeSwitch,
+    activity: &'a Activity,
+}
+
+impl Processor<'_> {
+    async fn run<W: ResponseWriter>(
+        &self,
+        mut rx: mpsc::Receiver<Inbound>,
+        mut socket: W,
+        mut reauth: Option<super::reauth::Reauth>,
+    ) {
+        let (ctx, peer, activity) = (self.ctx, self.peer, self.activity);
+        let request_context = &self.request_context;
+        let mut client_id: Option<String> = None;
+        while let Some(item) = rx.recv().await {
+            let (header, body, reservation) = match item {
+                Inbound::Request {
+                    request,
+                    reservation,
+                } => {
+                    let DecodedRequest { header, body, .. } = *request;
+                    (header, body, reservation)
                 }
-                activity.touch();
-                activity.in_flight.fetch_sub(1, Ordering::AcqRel);
-                continue;
-            }
-            Inbound::Close(reason) => {
-                tracing::warn!(%peer, client_id = client_id.as_deref().unwrap_or(""), "closing connection: {reason}");
-                return;
-            }
-        };
-        if client_id.is_none() {
-            client_id = header.client_id.as_ref().map(|c| c.as_str().to_string());
-        }
-        // A SASL connection: re-authentication requests are answered
-        // there, and an expired session ends the connection (KIP-368).
-        if let Some(r) = reauth.as_mut() {
-            match r
-                .intercept(&header, &body, &mut socket, ctx, &request_context, peer)
-                .await
-            {
-                Intercept::Pass => {}
-                Intercept::Answered => {
-                    drop(reservation);
-                    if socket.flush().await.is_err() {
+                Inbound::Answer(bytes) => {
+                    if socket.write_all(&bytes).await.is_err() || socket.flush().await.is_err() {
                         return;
                     }
                     activity.touch();
                     activity.in_flight.fetch_sub(1, Ordering::AcqRel);
                     continue;
                 }
-                Intercept::Close(reason) => {
-                    tracing::info!(%peer, client_id = client_id.as_deref().unwrap_or(""), "closing connection: {reason}");
+                Inbound::Close(reason) => {
+                    tracing::warn!(%peer, client_id = client_id.as_deref().unwrap_or(""), "closing connection: {reason}");
                     return;
                 }
+            };
+            if client_id.is_none() {
+                client_id = header.client_id.as_ref().map(|c| c.as_str().to_string());
+            }
+            // A SASL connection: re-authentication requests are answered
+            // there, and an expired session ends the connection (KIP-368).
+            if let Some(r) = reauth.as_mut() {
+                match r
+                    .intercept(&header, &body, &mut socket, ctx, request_context, peer)
+                    .await
+                {
+                    Intercept::Pass => {}
+                    Intercept::Answered => {
+                        drop(reservation);
+                        if socket.flush().await.is_err() {
+                            return;
+                        }
+                        activity.touch();
+                        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+                        continue;
+                    }
+                    Intercept::Close(reason) => {
+                        tracing::info!(%peer, client_id = client_id.as_deref().unwrap_or(""), "closing connection: {reason}");
+                        return;
+                    }
+                }
+            }
+            log_client_software(peer, client_id.as_deref(), &header, &body);
+            let observation = crate::metrics::Observation::start(&header, &body);
+            let response = handlers::handle_from(ctx, request_context, &header, body).await;
+            // Everything after the handler is network time of the connection.
+            let mut tally = Tally::new(&self.switch);
+            let sent = PollTimed::new(
+                std::pin::pin!(async {
+                    observation.finish(ctx, &response);
+                    drop(reservation);
+                    self.send(&mut socket, &header, response, client_id.as_deref())
+                        .await
+                }),
+                tally.sink(),
+            )
+            .await;
+            tally.charge(&request_context.throttle);
+            if !sent {
+                return;
+            }
+            activity.touch();
+            activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+            if let Some(muted) = request_context.throttle.response_sent() {
+                tokio::time::sleep(muted).await;
             }
         }
-        if let RequestKind::ApiVersions(req) = &body {
-            if header.request_api_version >= 3 {
-                tracing::info!(
-                    %peer,
-                    client_id = client_id.as_deref().unwrap_or(""),
-                    client_software_name = req.client_software_name.as_str(),
-                    client_software_version = req.client_software_version.as_str(),
-                    "client connected"
-                );
-            }
-        }
-        let observation = crate::metrics::Observation::start(&header, &body);
-        let response = handlers::handle_from(ctx, &request_context, &header, body).await;
-        observation.finish(ctx, &response);
-        drop(reservation);
+    }
+
+    /// Encodes and writes one response; `false` when the connection must
+    /// close.
+    async fn send<W: ResponseWriter>(
+        &self,
+        socket: &mut W,
+        header: &RequestHeader,
+        response: Response,
+        client_id: Option<&str>,
+    ) -> bool {
+        let peer = self.peer;
         let written = match response {
-            Response::Message(message) => match codec::encode_response(&header, &message) {
+            Response::Message(message) => match codec::encode_response(header, &message) {
                 Ok(bytes) => socket.write_all(&bytes).await,
                 Err(e) => {
                     tracing::error!(%peer, api_key = header.request_api_key, error = %e, "cannot encode response; closing connection");
-                    return;
+                    return false;
                 }
             },
-            Response::Fetch(plan) => match codec::fetch_chunks(&header, plan) {
-                Ok(chunks) => write_chunks(&mut socket, chunks).await,
+            Response::Fetch(plan) => match codec::fetch_chunks(header, plan) {
+                Ok(chunks) => write_chunks(socket, chunks).await,
                 Err(e) => {
                     tracing::error!(%peer, error = %e, "cannot encode fetch response; closing connection");
-                    return;
+                    return false;
                 }
             },
             Response::NoResponse => Ok(()),
             Response::Close(reason) => {
-                tracing::warn!(%peer, client_id = client_id.as_deref().unwrap_or(""), "closing connection: {reason}");
-                return;
+                tracing::warn!(%peer, client_id = client_id.unwrap_or(""), "closing connection: {reason}");
+                return false;
             }
         };
         // A TLS stream may hold the last records until flushed (a no-op on TCP).
@@ -370,12 +427,28 @@ async fn process_loop<W: ResponseWriter>(
         };
         if let Err(e) = written {
             tracing::debug!(%peer, error = %e, "write failed");
-            return;
+            return false;
         }
-        activity.touch();
-        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
-        if let Some(muted) = request_context.throttle.response_sent() {
-            tokio::time::sleep(muted).await;
+        true
+    }
+}
+
+/// The INFO line of a client that names its software (ApiVersions v3+).
+fn log_client_software(
+    peer: SocketAddr,
+    client_id: Option<&str>,
+    header: &RequestHeader,
+    body: &RequestKind,
+) {
+    if let RequestKind::ApiVersions(req) = body {
+        if header.request_api_version >= 3 {
+            tracing::info!(
+                %peer,
+                client_id = client_id.unwrap_or(""),
+                client_software_name = req.client_software_name.as_str(),
+                client_software_version = req.client_software_version.as_str(),
+                "client connected"
+            );
         }
     }
 }

@@ -12,6 +12,8 @@
 //! (readers stop reading their sockets while it is used up; see
 //! [`frame`]). Idle connections close after `connections.max.idle.ms`, and
 //! a request that stops arriving after `sluice.request.stall.timeout.ms`.
+//! A connection's network time counts against its client's request quota
+//! ([`net_time`]).
 
 pub mod codec;
 mod cold;
@@ -19,6 +21,7 @@ pub mod connection;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod net_time;
 pub mod node_security;
 mod reauth;
 pub mod sasl;

@@ -18,11 +18,12 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::connection::{self, ConnectionConfig};
+use super::net_time::{Charged, NetTimeSwitch};
 use super::tls::{self, TlsServer};
 use crate::config::ssl::ListenerSecurity;
 use crate::context::BrokerContext;
 use crate::error::BrokerError;
-use crate::request::RequestContext;
+use crate::request::{ConnectionThrottle, RequestContext};
 
 /// One listener's protocol and, for `SSL`, its TLS server.
 pub struct ListenerTransport {
@@ -91,10 +92,17 @@ impl ListenerTransport {
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(%peer, error = %e, "set_nodelay failed");
         }
-        match tls.accept(stream).await {
+        // The handshake is network time of the connection's client (Kafka
+        // charges it with the first request).
+        let throttle = ConnectionThrottle::default();
+        let switch = NetTimeSwitch::new(ctx.image.clone());
+        match Charged::new(tls.accept(stream), switch, throttle.clone()).await {
             Ok((stream, principal)) => {
                 tracing::debug!(%peer, listener = %self.name, %principal, "TLS handshake done");
-                let request = self.context(principal, peer);
+                let request = RequestContext {
+                    throttle,
+                    ..self.context(principal, peer)
+                };
                 connection::serve_stream(Box::new(stream), peer, request, ctx, config, shutdown)
                     .await
             }

@@ -115,6 +115,9 @@ struct State {
     counts: HashMap<IpAddr, usize>,
     rates: HashMap<IpAddr, RateSensor>,
     last_sweep_ms: i64,
+    /// `max.connection.creation.rate` and its listener overrides now
+    /// (replaced by [`ConnectionQuotas::set_creation_rates`]).
+    creation: CreationRateLimits,
     /// The broker-wide creation rate, then one per limited listener.
     broker_rate: Option<SampledRate>,
     listener_rates: HashMap<String, SampledRate>,
@@ -126,7 +129,6 @@ pub struct ConnectionQuotas {
     pub slots: super::slots::ConnectionSlots,
     /// Replaced when the dynamic broker configs change ([`Self::set_per_ip_limits`]).
     limits: parking_lot::RwLock<PerIpLimits>,
-    creation: CreationRateLimits,
     windows: QuotaWindows,
     state: Mutex<State>,
 }
@@ -147,22 +149,29 @@ impl ConnectionQuotas {
         windows: QuotaWindows,
         max_connections: usize,
     ) -> ConnectionQuotas {
-        let rate = || SampledRate::new(windows.samples, windows.window_ms);
-        let state = State {
-            broker_rate: creation.broker.map(|_| rate()),
-            listener_rates: creation
-                .listeners
-                .iter()
-                .map(|(l, _)| (l.to_ascii_uppercase(), rate()))
-                .collect(),
-            ..State::default()
-        };
+        let mut state = State::default();
+        state.set_creation(creation, windows);
         ConnectionQuotas {
             slots: super::slots::ConnectionSlots::new(max_connections),
             limits: parking_lot::RwLock::new(limits),
-            creation,
             windows,
             state: Mutex::new(state),
+        }
+    }
+
+    /// New `max.connection.creation.rate` and listener overrides (dynamic
+    /// broker configs): a rate that stays keeps its measurements, a new one
+    /// starts empty, a removed one is dropped. A connection already waiting
+    /// keeps its delay, as in Kafka.
+    pub fn set_creation_rates(&self, creation: CreationRateLimits) {
+        let mut state = self.state.lock();
+        if state.creation != creation {
+            tracing::info!(
+                broker = ?creation.broker,
+                listeners = ?creation.listeners,
+                "max.connection.creation.rate changed"
+            );
+            state.set_creation(creation, self.windows);
         }
     }
 
@@ -173,17 +182,18 @@ impl ConnectionQuotas {
     /// leaves out.
     pub fn accept_delay_ms(&self, listener: &str, protected: bool, now_ms: i64) -> i64 {
         let key = listener.to_ascii_uppercase();
-        let listener_limit = self
+        let bound = self.windows.window_ms;
+        let mut state = self.state.lock();
+        let listener_limit = state
             .creation
             .listeners
             .iter()
             .find(|(l, _)| l.eq_ignore_ascii_case(listener))
             .map(|(_, r)| *r);
-        let bound = self.windows.window_ms;
-        let mut state = self.state.lock();
+        let broker_limit = state.creation.broker;
         let mut ms = 0;
         if let (false, Some(limit), Some(rate)) =
-            (protected, self.creation.broker, state.broker_rate.as_mut())
+            (protected, broker_limit, state.broker_rate.as_mut())
         {
             rate.record(1.0, now_ms);
             ms = rate.throttle_time_ms(limit, now_ms).min(bound);
@@ -275,6 +285,22 @@ fn ip_rate_quota(quotas: &ClientQuotas, ip: &IpAddr) -> Option<f64> {
 }
 
 impl State {
+    /// Puts `creation` in force, keeping the sensors of rates that stay.
+    fn set_creation(&mut self, creation: CreationRateLimits, windows: QuotaWindows) {
+        let rate = || SampledRate::new(windows.samples, windows.window_ms);
+        self.broker_rate = match creation.broker {
+            Some(_) => Some(self.broker_rate.take().unwrap_or_else(rate)),
+            None => None,
+        };
+        let mut old = std::mem::take(&mut self.listener_rates);
+        for (l, _) in &creation.listeners {
+            let key = l.to_ascii_uppercase();
+            let sensor = old.remove(&key).unwrap_or_else(rate);
+            self.listener_rates.insert(key, sensor);
+        }
+        self.creation = creation;
+    }
+
     /// Records one connection; over the rate it is taken back and the
     /// throttle (bounded by one window, as Kafka's) returned.
     fn record_rate(&mut self, ip: IpAddr, limit: f64, windows: QuotaWindows, now_ms: i64) -> i64 {
@@ -425,5 +451,35 @@ mod tests {
         assert!(q.accept_delay_ms("OTHER", false, 10) > 0);
         // The protected inter-broker listener skips the broker-wide rate.
         assert_eq!(q.accept_delay_ms("REPLICATION", true, 10), 0);
+    }
+
+    #[test]
+    fn creation_rates_change_at_runtime() {
+        let windows = QuotaWindows {
+            samples: 2,
+            window_ms: 1000,
+        };
+        let q = ConnectionQuotas::new(PerIpLimits::default(), Default::default(), windows);
+        for _ in 0..50 {
+            assert_eq!(q.accept_delay_ms("CLIENT", false, 0), 0, "unlimited");
+        }
+        q.set_creation_rates(CreationRateLimits {
+            broker: None,
+            listeners: vec![("client".into(), 1.0)],
+        });
+        assert_eq!(q.accept_delay_ms("CLIENT", false, 0), 0);
+        assert!(q.accept_delay_ms("CLIENT", false, 0) > 0, "1 per second");
+        // The same limit again keeps what was measured.
+        q.set_creation_rates(CreationRateLimits {
+            broker: None,
+            listeners: vec![("CLIENT".into(), 1.0)],
+        });
+        q.set_creation_rates(CreationRateLimits {
+            broker: None,
+            listeners: vec![("client".into(), 1.0)],
+        });
+        assert!(q.accept_delay_ms("CLIENT", false, 0) > 0, "kept its sensor");
+        q.set_creation_rates(CreationRateLimits::default());
+        assert_eq!(q.accept_delay_ms("CLIENT", false, 0), 0, "unlimited again");
     }
 }

@@ -17,7 +17,9 @@
 //!   Follower (replication) fetches are never counted.
 //! - Request (`request_percentage`): the time spent handling any request
 //!   (the time its handler future is polled, [`thread_time`]; Kafka's
-//!   request thread time), as a percentage of one thread, throttled by at
+//!   request thread time) plus its connection's network time (reading,
+//!   decoding, encoding, writing, TLS: `network/net_time.rs`, Kafka's
+//!   network thread time), as a percentage of one thread, throttled by at
 //!   most one window (`handlers/request_quota.rs`); inter-broker requests
 //!   are exempt, as in Kafka.
 //! - Controller mutations (`controller_mutation_rate`, KIP-599): partitions

@@ -309,7 +309,7 @@ impl RaftLogStorage<RaftTypes> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
         let old = self.state.vote.replace(*vote);
-        if let Err(e) = self.save_state() {
+        if let Err(e) = sluice_runtime::disk_io(|| self.save_state()).await {
             self.state.vote = old;
             return Err(self.err("saving the vote", e));
         }
@@ -330,7 +330,10 @@ impl RaftLogStorage<RaftTypes> for LogStore {
         I::IntoIter: Send,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
-        match self.write_frames(&entries) {
+        // (A slow simulated disk holds the append here, as a slow fsync
+        // would: see `sluice_runtime::disk`.)
+        let written = sluice_runtime::disk_io(|| self.write_frames(&entries)).await;
+        match written {
             Ok(positions) => {
                 self.positions.extend(positions);
                 let mut g = self.shared.write();
@@ -353,7 +356,10 @@ impl RaftLogStorage<RaftTypes> for LogStore {
         let Some(&pos) = self.positions.get(&log_id.index) else {
             return Ok(()); // nothing at or after it
         };
-        if let Err(e) = self.file.set_len(pos).and_then(|_| self.file.sync_data()) {
+        let file = &self.file;
+        if let Err(e) =
+            sluice_runtime::disk_io(|| file.set_len(pos).and_then(|_| file.sync_data())).await
+        {
             return Err(self.err("truncating the metadata log", e));
         }
         self.end = pos;

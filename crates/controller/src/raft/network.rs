@@ -315,9 +315,13 @@ impl Client {
             Err(_) => Err(CallError::Network(timed_out())),
         };
         match result {
+            // A refusal (another cluster or node, a voter set that
+            // differs) lasts until the peer changes: openraft backs off
+            // from Unreachable, where a network error is retried at once
+            // (about 400 times a second were seen).
             Ok(RpcResponse::Refused(why)) => {
                 let e = io::Error::new(io::ErrorKind::ConnectionRefused, why);
-                Err(CallError::Network(e))
+                Err(CallError::Unreachable(e))
             }
             Ok(r) => {
                 self.conn = Some(conn);

@@ -1,0 +1,281 @@
+//! Slow and stalled disks in the cluster simulation, and the liveness
+//! check they need.
+//!
+//! A fifth stream of the seed draws them, so the other streams' schedules
+//! stay what they were: during the fault phases, a node's disk turns slow
+//! (each write costs 1-20 ms, each fsync 10 ms to 2 s of simulated time)
+//! or stalls (every write and fsync waits) for one to three phases
+//! ([`inject`]); after healing, while the producers still write, a
+//! [`Trial`] slows or stalls the disks of one node or of a majority of
+//! the voters for up to 15 s with no other fault in the cluster. The
+//! latency is paid where the nodes wait for disk work (see
+//! `sluice_runtime::disk`): the metadata log's appends and votes, and the
+//! brokers' blocking work (appends, flushes, fetches, checkpoints).
+//!
+//! What a slow disk legitimately causes: metadata commits and produce
+//! acknowledgements wait, leaders of the metadata quorum change when
+//! their appends block longer than an election timeout, and a broker
+//! whose own disk stalls longer than its session may be fenced. What it
+//! must not cause ([`FenceWatch`]): a broker whose node is up and whose
+//! heartbeats keep reaching the controller, with the network healed, loses
+//! its session. That is the class of bug that fenced a single node under
+//! load (a heartbeat counted from its planning rather than its answer; a
+//! fencing check that ran ahead of heartbeats queued behind a slow
+//! commit). After the disks heal the trial also asks for progress:
+//! writes acknowledged, and every broker unfenced, each within 10 s.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::Rng;
+use sluice_metadata::{BrokerId, MetadataImage};
+use sluice_runtime::DiskStall;
+use sluice_storage::DiskSpeed;
+
+use crate::node::NodeHandles;
+
+/// Draws a speed: a stall a third of the time, else a slow disk.
+fn draw_speed(rng: &mut StdRng) -> DiskSpeed {
+    if rng.gen_ratio(1, 3) {
+        return DiskSpeed::Stalled(DiskStall::new());
+    }
+    let write = Duration::from_millis(rng.gen_range(1..=20));
+    // Log-uniform from 10 ms to 2 s: mostly tens and hundreds of ms.
+    let sync_ms = 10f64 * 200f64.powf(rng.gen_range(0.0..=1.0));
+    DiskSpeed::Slow {
+        write,
+        sync: Duration::from_millis(sync_ms as u64),
+    }
+}
+
+fn describe(speed: &DiskSpeed) -> String {
+    match speed {
+        DiskSpeed::Instant => "instant".into(),
+        DiskSpeed::Slow { write, sync } => format!(
+            "slow (writes {} ms, fsyncs {} ms)",
+            write.as_millis(),
+            sync.as_millis()
+        ),
+        DiskSpeed::Stalled(_) => "stalled".into(),
+    }
+}
+
+/// Disks slowed by [`inject`] and how many phases each has left.
+pub(crate) type SlowDisks = Vec<(i32, usize)>;
+
+/// Draws from the fifth stream: sometimes one node's disk turns slow or
+/// stalls for one to three phases (a node whose disk is already slow
+/// keeps its speed).
+pub(crate) fn inject(
+    rng: &mut StdRng,
+    nodes: &[NodeHandles],
+    slow: &mut SlowDisks,
+) -> Option<String> {
+    if !rng.gen_ratio(1, 5) {
+        return None;
+    }
+    let victim = rng.gen_range(1..=nodes.len() as i32);
+    let phases = rng.gen_range(1..=3);
+    let speed = draw_speed(rng);
+    if slow.iter().any(|(id, _)| *id == victim) {
+        return None;
+    }
+    let what = format!("disk of n{victim} {} for {phases} phases", describe(&speed));
+    nodes[victim as usize - 1].fs.set_speed(speed);
+    slow.push((victim, phases));
+    Some(what)
+}
+
+/// A phase ended: disks whose time is up are fast again (and what the
+/// schedule says of them).
+pub(crate) fn end_phase(nodes: &[NodeHandles], slow: &mut SlowDisks) -> Vec<String> {
+    let mut healed = Vec::new();
+    slow.retain_mut(|(id, left)| {
+        *left -= 1;
+        if *left > 0 {
+            return true;
+        }
+        nodes[*id as usize - 1].fs.set_speed(DiskSpeed::Instant);
+        healed.push(format!("disk of n{id} fast again"));
+        false
+    });
+    healed
+}
+
+/// Every slowed disk is fast again.
+pub(crate) fn heal(nodes: &[NodeHandles], slow: &mut SlowDisks) {
+    for (id, _) in slow.drain(..) {
+        nodes[id as usize - 1].fs.set_speed(DiskSpeed::Instant);
+    }
+}
+
+/// Slow disks on a healed cluster with the producers writing.
+pub(crate) struct Trial {
+    victims: Vec<i32>,
+    speed: DiskSpeed,
+    /// How long the disks stay slow.
+    pub lasts: Duration,
+}
+
+impl Trial {
+    /// Draws a trial half the time: the disks of one node (any) or of a
+    /// majority of the voters (so that metadata commits wait for them
+    /// while the leader may keep its leadership), stalled for 1-15 s or
+    /// slow for 2-12 s.
+    ///
+    /// `SLUICE_SIM_TRIAL_STALL_MS=N` (debugging) makes every seed's trial
+    /// stall a majority of the voters for N ms.
+    pub fn draw(rng: &mut StdRng, nodes: &[NodeHandles]) -> Option<Trial> {
+        let forced = std::env::var("SLUICE_SIM_TRIAL_STALL_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis);
+        if forced.is_none() && !rng.gen_bool(0.5) {
+            return None;
+        }
+        let voters = nodes[0].layout.voters();
+        let mut victims = if forced.is_none() && rng.gen_bool(0.5) {
+            vec![rng.gen_range(1..=nodes.len() as i32)]
+        } else {
+            let mut pool = voters.clone();
+            let mut picked = Vec::new();
+            while picked.len() < voters.len() / 2 + 1 {
+                picked.push(pool.remove(rng.gen_range(0..pool.len())));
+            }
+            picked
+        };
+        victims.sort_unstable();
+        if let Some(lasts) = forced {
+            return Some(Trial {
+                victims,
+                speed: DiskSpeed::Stalled(DiskStall::new()),
+                lasts,
+            });
+        }
+        let speed = draw_speed(rng);
+        let lasts = match speed {
+            DiskSpeed::Stalled(_) => Duration::from_millis(rng.gen_range(1000..15_000)),
+            _ => Duration::from_millis(rng.gen_range(2000..12_000)),
+        };
+        Some(Trial {
+            victims,
+            speed,
+            lasts,
+        })
+    }
+
+    /// The brokers the trial may legitimately fence: those whose own disk
+    /// stalls longer than a session.
+    pub fn exempt(&self, session: Duration) -> Vec<i32> {
+        match self.speed {
+            DiskSpeed::Stalled(_) if self.lasts > session => self.victims.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn apply(&self, nodes: &[NodeHandles]) {
+        for id in &self.victims {
+            // One stall per disk (a shared one would release them as one).
+            let speed = match &self.speed {
+                DiskSpeed::Stalled(_) => DiskSpeed::Stalled(DiskStall::new()),
+                s => s.clone(),
+            };
+            nodes[*id as usize - 1].fs.set_speed(speed);
+        }
+    }
+
+    pub fn heal(&self, nodes: &[NodeHandles]) {
+        for id in &self.victims {
+            nodes[*id as usize - 1].fs.set_speed(DiskSpeed::Instant);
+        }
+    }
+}
+
+impl std::fmt::Display for Trial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let who: Vec<String> = self.victims.iter().map(|id| format!("n{id}")).collect();
+        write!(
+            f,
+            "slow-disk trial: disks of {} {} for {} ms",
+            who.join(", "),
+            describe(&self.speed),
+            self.lasts.as_millis()
+        )
+    }
+}
+
+/// The active controller's image, if a controller is active.
+fn active_image(nodes: &[NodeHandles]) -> Option<MetadataImage> {
+    nodes.iter().find_map(|n| {
+        let r = n.running.lock();
+        let c = r.as_ref()?.controller.as_ref()?;
+        c.is_active().then(|| c.image())
+    })
+}
+
+/// The brokers the active controller holds fenced (`None`: no controller
+/// is active).
+pub(crate) fn fenced_brokers(nodes: &[NodeHandles]) -> Option<Vec<i32>> {
+    let image = active_image(nodes)?;
+    Some(
+        nodes[0]
+            .layout
+            .brokers()
+            .into_iter()
+            .filter(|b| image.broker(BrokerId(*b)).is_none_or(|r| r.fenced))
+            .collect(),
+    )
+}
+
+/// Watches a trial: a broker the active controller held unfenced must not
+/// be fenced again in the same broker epoch while its node stays up (a
+/// node that halts is forgotten until it registers again), unless the
+/// trial exempts it.
+pub(crate) struct FenceWatch {
+    exempt: Vec<i32>,
+    /// Brokers seen unfenced, with their broker epoch.
+    unfenced: BTreeMap<i32, i64>,
+}
+
+impl FenceWatch {
+    pub fn new(exempt: Vec<i32>) -> Self {
+        FenceWatch {
+            exempt,
+            unfenced: BTreeMap::new(),
+        }
+    }
+
+    /// Node `id` halted or crashed: its registration may be fenced.
+    pub fn forget(&mut self, id: i32) {
+        self.unfenced.remove(&id);
+    }
+
+    pub fn sample(&mut self, nodes: &[NodeHandles], at: Duration) -> Result<(), String> {
+        let Some(image) = active_image(nodes) else {
+            return Ok(());
+        };
+        for b in nodes[0].layout.brokers() {
+            if nodes[b as usize - 1].running.lock().is_none() {
+                self.forget(b);
+                continue;
+            }
+            if self.exempt.contains(&b) {
+                continue;
+            }
+            let Some(reg) = image.broker(BrokerId(b)) else {
+                continue;
+            };
+            let epoch = reg.epoch.0;
+            if !reg.fenced {
+                self.unfenced.insert(b, epoch);
+            } else if self.unfenced.get(&b) == Some(&epoch) {
+                return Err(format!(
+                    "n{b} (broker epoch {epoch}) fenced at {at:?} with only slow disks as a fault: \
+                     its node is up and was unfenced in this epoch, so its heartbeats reach the controller"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
