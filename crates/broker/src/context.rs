@@ -38,4 +38,7 @@ pub struct BrokerContext {
     pub fetchers: Arc<crate::replica_fetcher::ReplicaFetcherManager>,
     /// Client quota sensors (`crate::quota`).
     pub quotas: Arc<crate::quota::ClientQuotaManager>,
+    /// The TLS servers of the SSL listeners, reloaded by dynamic configs
+    /// (`crate::network::tls_reload`).
+    pub tls: Arc<crate::network::tls_reload::TlsListeners>,
 }

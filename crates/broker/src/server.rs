@@ -139,6 +139,14 @@ impl Broker {
             })??
         };
 
+        let tls = Arc::new(crate::network::tls_reload::TlsListeners::new(
+            config
+                .listeners
+                .iter()
+                .zip(&transports)
+                .filter_map(|(l, t)| Some((l.name.clone(), t.protocol, t.tls_server()?)))
+                .collect(),
+        ));
         let group_config = GroupConfig::from_broker(&config);
         let config = Arc::new(config);
         let logs = Arc::new(logs);
@@ -174,6 +182,7 @@ impl Broker {
                 groups: groups.clone(),
                 txn_state: txn_state.clone(),
                 connections: quotas.connections.clone(),
+                tls: tls.clone(),
             },
             fs.clone(),
             clock.clone(),
@@ -201,6 +210,7 @@ impl Broker {
             clock,
             fetchers: services.fetchers.clone(),
             quotas,
+            tls,
         };
         ctx.groups.start().await?;
         ctx.txns.start();

@@ -29,14 +29,17 @@
 //!   controller from the image; `max.connections`, `max.connections.per.ip`,
 //!   `max.connections.per.ip.overrides`, `max.connection.creation.rate` and
 //!   `listener.name.<listener>.max.connection.creation.rate` to connections
-//!   accepted from then on (`crate::quota::connections`, `crate::quota::slots`).
+//!   accepted from then on (`crate::quota::connections`, `crate::quota::slots`);
+//!   a listener's store keys (`listener.name.<l>.ssl.keystore.location` and
+//!   the other keystore/truststore keys) reload its TLS server, also when
+//!   named again with the same value (`crate::network::tls_reload`).
 //! - **Stored and described, no effect** (Kafka accepts them dynamically, Sluice
 //!   has no such behaviour):
 //!   `log.roll.jitter.ms` (table keys marked
 //!   no-effect), `num.recovery.threads.per.data.dir` (parsed, but nothing in
 //!   Sluice reads it, statically either) and every key of [`STORED_ONLY_KEYS`] (thread pools, SASL/SSL,
 //!   remote storage, connection rates, compression levels, metric reporters).
-//!   Per-listener keys (`listener.name.<listener>.<key>`, per broker only)
+//!   Other per-listener keys (`listener.name.<listener>.<key>`, per broker only)
 //!   and keys Kafka does not know at all are also stored, as Kafka does, and
 //!   described as sensitive with no value. Each level holds at most
 //!   [`MAX_DYNAMIC_CONFIGS_PER_LEVEL`] keys and all of it at most

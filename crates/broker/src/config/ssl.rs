@@ -84,6 +84,8 @@ pub struct SslSettings {
     /// Never empty.
     pub protocols: Vec<TlsProtocol>,
     pub principal_mapper: SslPrincipalMapper,
+    /// `ssl.allow.dn.changes`: a reloaded keystore may name another subject.
+    pub allow_dn_changes: bool,
     /// `ssl.key.password`: Sluice reads unencrypted keys only, so this is
     /// kept to name it in the error about an encrypted key.
     pub key_password_set: bool,
@@ -252,12 +254,21 @@ fn resolve_ssl(
             SslPrincipalMapper::from_rules(&v).map_err(|e| invalid(&key, &v, e.to_string()))?
         }
     };
+    let allow_dn_changes = match given(explicit, listener, "ssl.allow.dn.changes") {
+        None => false,
+        Some((key, v)) => match v.trim().to_ascii_lowercase().as_str() {
+            "true" => true,
+            "false" => false,
+            _ => return Err(invalid(&key, &v, "expected true or false")),
+        },
+    };
     Ok(SslSettings {
         keystore,
         truststore,
         client_auth,
         protocols,
         principal_mapper,
+        allow_dn_changes,
         key_password_set: given(explicit, listener, "ssl.key.password").is_some(),
     })
 }

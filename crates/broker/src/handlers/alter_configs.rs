@@ -14,6 +14,7 @@ use super::incremental_alter_configs::{update_group, update_topic};
 use crate::config::dynamic::{self, DynamicLevel};
 use crate::context::BrokerContext;
 use crate::metadata::{validate_topic_name, ConfigChange};
+use crate::network::tls_reload;
 use sluice_controller::ConfigKeys;
 use sluice_metadata::{ConfigResource, ConfigResourceType};
 
@@ -69,6 +70,14 @@ pub(crate) async fn update_broker(
     let current = ctx.config.dynamic.read().level(level).clone();
     let next = f(&current)?;
     dynamic::validate(&next, level).map_err(refused)?;
+    let reloads_tls = named_keys(&change).any(tls_reload::is_store_key);
+    if reloads_tls {
+        let mut dynamic = ctx.config.dynamic.read().clone();
+        *dynamic.level_mut(level) = next;
+        ctx.tls
+            .validate(&ctx.config.explicit.0, &dynamic)
+            .map_err(refused)?;
+    }
     let resource = ConfigResource {
         resource_type: ConfigResourceType::Broker,
         name: name.to_string(),
@@ -79,8 +88,27 @@ pub(crate) async fn update_broker(
         .map_err(|e| (e.kafka_error_code(), e.to_string()))?;
     if !validate_only {
         tracing::info!(?level, "dynamic broker configs changed");
+        if reloads_tls {
+            // The publisher reloaded the stores whose keys changed value;
+            // this reloads those named again with the same value after
+            // their file was rewritten (Kafka's KAFKA-14136 reload).
+            let dynamic = ctx.config.dynamic.read().clone();
+            // Validated above; only a file rewritten since can fail here,
+            // after the commit: logged, as Kafka logs a failed reconfigure.
+            if let Err(e) = ctx.tls.reconfigure(&ctx.config.explicit.0, &dynamic) {
+                tracing::warn!("SSL listeners keep their keystores: {e}");
+            }
+        }
     }
     Ok(())
+}
+
+/// The keys a change names.
+fn named_keys(change: &ConfigChange) -> Box<dyn Iterator<Item = &str> + '_> {
+    match change {
+        ConfigChange::Incremental(ops) => Box::new(ops.iter().map(|o| o.name.as_str())),
+        ConfigChange::Replace(keys) => Box::new(keys.iter().map(|(k, _)| k.as_str())),
+    }
 }
 
 /// Resources named twice in one request are all rejected (as Kafka does).

@@ -188,6 +188,8 @@ pub struct Coordinators {
     pub groups: Arc<GroupCoordinator>,
     pub txn_state: Arc<TransactionStateManager>,
     pub connections: Arc<crate::quota::connections::ConnectionQuotas>,
+    /// The TLS listeners whose stores the dynamic broker configs reload.
+    pub tls: Arc<crate::network::tls_reload::TlsListeners>,
 }
 
 /// The metadata side of a running broker, wired together.
@@ -313,6 +315,7 @@ impl MetadataServices {
             groups,
             txn_state,
             connections,
+            tls,
         } = coordinators;
         let previous_broker_epoch = logs.previous_broker_epoch();
         let (meta, log, client, owned, channel, connector) = match mode {
@@ -360,6 +363,7 @@ impl MetadataServices {
                 logs.clone(),
                 replicas.clone(),
                 connections,
+                tls,
             )),
             partitions.clone(),
             // Group overrides before the coordinator loads groups, so a

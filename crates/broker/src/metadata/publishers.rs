@@ -34,8 +34,10 @@ use sluice_storage::{Fs, LogConfig, LogManager, StorageError, TopicPartition};
 
 use super::image_cache::topic_resource;
 use super::loader::MetadataPublisher;
+use crate::config::dynamic::DynamicBrokerConfigs;
 use crate::config::BrokerConfig;
 use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
+use crate::network::tls_reload::{is_store_key, TlsListeners};
 use crate::partition::ReplicaManager;
 use crate::quota::connections::ConnectionQuotas;
 use crate::replica::isr::Assignment;
@@ -562,6 +564,7 @@ pub struct BrokerConfigPublisher {
     logs: Arc<LogManager>,
     replicas: Arc<ReplicaManager>,
     connections: Arc<ConnectionQuotas>,
+    tls: Arc<TlsListeners>,
 }
 
 impl BrokerConfigPublisher {
@@ -571,6 +574,7 @@ impl BrokerConfigPublisher {
         logs: Arc<LogManager>,
         replicas: Arc<ReplicaManager>,
         connections: Arc<ConnectionQuotas>,
+        tls: Arc<TlsListeners>,
     ) -> Self {
         replicas
             .quotas()
@@ -581,6 +585,27 @@ impl BrokerConfigPublisher {
             logs,
             replicas,
             connections,
+            tls,
+        }
+    }
+
+    /// Reloads the TLS listeners whose store keys changed between
+    /// `before` and the configs now in force (a bad store is logged and
+    /// the listener keeps its certificate; AlterConfigs validated it).
+    fn reload_tls(&self, before: &DynamicBrokerConfigs) {
+        let store_keys = |c: &DynamicBrokerConfigs| -> Vec<(String, String)> {
+            c.broker
+                .iter()
+                .filter(|(k, _)| is_store_key(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        let now = self.config.dynamic.read().clone();
+        if store_keys(before) == store_keys(&now) {
+            return;
+        }
+        if let Err(e) = self.tls.reconfigure(&self.config.explicit.0, &now) {
+            tracing::warn!("SSL listeners keep their keystores: {e}");
         }
     }
 
@@ -648,7 +673,8 @@ impl MetadataPublisher for BrokerConfigPublisher {
             broker: level(&node),
             cluster_default: level(""),
         };
-        *self.config.dynamic.write() = next;
+        let before = std::mem::replace(&mut *self.config.dynamic.write(), next);
+        self.reload_tls(&before);
         self.replicas
             .quotas()
             .configure(QuotaSettings::from_config(&self.config));

@@ -28,6 +28,7 @@ pub mod sasl;
 pub mod security;
 pub mod sendfile;
 pub mod tls;
+pub mod tls_reload;
 
 use std::io;
 use std::net::SocketAddr;

@@ -29,7 +29,7 @@ use crate::request::{ConnectionThrottle, RequestContext};
 pub struct ListenerTransport {
     pub name: ListenerName,
     pub protocol: SecurityProtocol,
-    tls: Option<TlsServer>,
+    tls: Option<Arc<TlsServer>>,
 }
 
 impl ListenerTransport {
@@ -50,7 +50,7 @@ impl ListenerTransport {
         handshake_timeout: Duration,
     ) -> Result<Self, BrokerError> {
         let tls = match &security.ssl {
-            Some(ssl) => Some(TlsServer::new(name, ssl, handshake_timeout)?),
+            Some(ssl) => Some(Arc::new(TlsServer::new(name, ssl, handshake_timeout)?)),
             None => None,
         };
         Ok(Self {
@@ -58,6 +58,11 @@ impl ListenerTransport {
             protocol: security.protocol,
             tls,
         })
+    }
+
+    /// The TLS server of an `SSL`/`SASL_SSL` listener (reloaded at runtime).
+    pub fn tls_server(&self) -> Option<Arc<TlsServer>> {
+        self.tls.clone()
     }
 
     /// The context of every request of a connection from `peer`.

@@ -12,6 +12,11 @@
 //! the connection's principal is `User:<subject DN, mapped>` for a
 //! verified client certificate, else `User:ANONYMOUS`.
 //!
+//! The configuration is swapped whole when the keystore or truststore is
+//! changed at runtime ([`super::tls_reload`], KIP-226): each handshake
+//! reads the current one once, so a connection uses one configuration from
+//! start to end, and connections already open are not touched.
+//!
 //! Records leave in full 16 KiB TLS records: rustls fragments plaintext at
 //! its maximum, and the response writer hands it large writes
 //! ([`super::sendfile`]'s copy path) which rustls encrypts and the socket
@@ -22,16 +27,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::RwLock;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use sluice_auth::{KafkaPrincipal, SslPrincipalMapper};
+use sluice_auth::KafkaPrincipal;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::ssl::{ClientAuth, KeyStore, SslSettings, TlsProtocol, TrustStore};
+use crate::config::ssl::{ClientAuth, KeyStore, Secret, SslSettings, TlsProtocol, TrustStore};
 use crate::error::BrokerError;
 
 /// Bytes of TLS records rustls holds for a connection before it must write
@@ -43,9 +49,29 @@ pub const SEND_BUFFER: usize = super::sendfile::COPY_STEP + 16 * 1024;
 
 /// A listener's TLS server side.
 pub struct TlsServer {
-    acceptor: TlsAcceptor,
-    mapper: SslPrincipalMapper,
+    listener: String,
+    /// Swapped whole by [`TlsServer::install`]; read once per handshake.
+    current: RwLock<Arc<ActiveTls>>,
     handshake_timeout: Duration,
+}
+
+/// One built configuration of a listener and what it was built from.
+pub struct ActiveTls {
+    acceptor: TlsAcceptor,
+    settings: SslSettings,
+    stores: Stores,
+    /// The subject of the keystore's leaf certificate (RFC 2253).
+    subject: String,
+}
+
+/// Where the keystore and truststore come from and the text of their
+/// files: a reload builds a new configuration only when this changed (a
+/// file rewritten in place counts, as Kafka reloads a modified file).
+#[derive(PartialEq)]
+struct Stores {
+    keystore: KeyStore,
+    truststore: Option<TrustStore>,
+    file_texts: Vec<Secret>,
 }
 
 /// Why a connection did not get past the handshake.
@@ -75,12 +101,46 @@ impl TlsServer {
         ssl: &SslSettings,
         handshake_timeout: Duration,
     ) -> Result<Self, BrokerError> {
-        let config = server_config(listener, ssl)?;
         Ok(Self {
-            acceptor: TlsAcceptor::from(Arc::new(config)),
-            mapper: ssl.principal_mapper.clone(),
+            listener: listener.to_string(),
+            current: RwLock::new(Arc::new(build(listener, ssl)?)),
             handshake_timeout,
         })
+    }
+
+    /// The settings the current configuration was built from.
+    pub fn settings(&self) -> SslSettings {
+        self.current.read().settings.clone()
+    }
+
+    /// A configuration built from `ssl` when its keystore or truststore
+    /// differs from the current one's (source or file text); `None` when
+    /// nothing changed. Refused, as Kafka refuses it, when the new leaf
+    /// certificate names another subject and `ssl.allow.dn.changes` is
+    /// off: clients and peers verify this broker by that name.
+    pub fn prepare(&self, ssl: &SslSettings) -> Result<Option<ActiveTls>, BrokerError> {
+        let current = self.current.read().clone();
+        let stores = stores(&self.listener, ssl)?;
+        if stores == current.stores {
+            return Ok(None);
+        }
+        let next = build(&self.listener, ssl)?;
+        if next.subject != current.subject && !ssl.allow_dn_changes {
+            return Err(tls_error(
+                &self.listener,
+                keystore_key(&ssl.keystore),
+                format!(
+                    "Keystore DistinguishedName does not match: existing={}, new={}",
+                    current.subject, next.subject
+                ),
+            ));
+        }
+        Ok(Some(next))
+    }
+
+    /// Makes `next` the configuration of every handshake from now on.
+    pub fn install(&self, next: ActiveTls) {
+        *self.current.write() = Arc::new(next);
     }
 
     /// Runs the server side of the handshake on `tcp` and names the
@@ -89,7 +149,8 @@ impl TlsServer {
         &self,
         tcp: TcpStream,
     ) -> Result<(TlsStream<TcpStream>, KafkaPrincipal), HandshakeError> {
-        let stream = tokio::time::timeout(self.handshake_timeout, self.acceptor.accept(tcp))
+        let active = self.current.read().clone();
+        let stream = tokio::time::timeout(self.handshake_timeout, active.acceptor.accept(tcp))
             .await
             .map_err(|_| HandshakeError::Timeout(self.handshake_timeout))?
             .map_err(HandshakeError::Failed)?;
@@ -102,7 +163,7 @@ impl TlsServer {
                 Some(cert) => {
                     let dn = sluice_auth::dn::subject_dn(cert)
                         .map_err(|e| HandshakeError::Principal(e.to_string()))?;
-                    let name = self.mapper.map(&dn).ok_or_else(|| {
+                    let name = active.settings.principal_mapper.map(&dn).ok_or_else(|| {
                         HandshakeError::Principal(format!(
                             "no ssl.principal.mapping.rules rule applies to {dn}"
                         ))
@@ -113,6 +174,49 @@ impl TlsServer {
         };
         Ok((stream, principal))
     }
+}
+
+fn keystore_key(keystore: &KeyStore) -> &str {
+    match keystore {
+        KeyStore::File { key, .. } | KeyStore::Inline { key, .. } => key,
+    }
+}
+
+/// The sources of `ssl`'s stores and the text of their files.
+fn stores(listener: &str, ssl: &SslSettings) -> Result<Stores, BrokerError> {
+    let mut file_texts = Vec::new();
+    if let KeyStore::File { key, path } = &ssl.keystore {
+        file_texts.push(Secret(read_pem(listener, key, path)?));
+    }
+    if let Some(TrustStore::File { key, path }) = &ssl.truststore {
+        file_texts.push(Secret(read_pem(listener, key, path)?));
+    }
+    Ok(Stores {
+        keystore: ssl.keystore.clone(),
+        truststore: ssl.truststore.clone(),
+        file_texts,
+    })
+}
+
+/// Reads the stores of `ssl` and builds its configuration. The files'
+/// text is read before the configuration: were a file rewritten between
+/// the two reads, the next reload sees a change and builds again.
+fn build(listener: &str, ssl: &SslSettings) -> Result<ActiveTls, BrokerError> {
+    let stores = stores(listener, ssl)?;
+    let (config, leaf) = server_config_and_leaf(listener, ssl)?;
+    let subject = sluice_auth::dn::subject_dn(&leaf).map_err(|e| {
+        tls_error(
+            listener,
+            keystore_key(&ssl.keystore),
+            format!("the certificate's subject cannot be read: {e}"),
+        )
+    })?;
+    Ok(ActiveTls {
+        acceptor: TlsAcceptor::from(Arc::new(config)),
+        settings: ssl.clone(),
+        stores,
+        subject,
+    })
 }
 
 /// Logs a failed handshake (INFO, as Kafka logs failed authentication: a
@@ -278,7 +382,16 @@ pub fn client_config(
 
 /// The rustls server configuration of an `SSL`/`SASL_SSL` listener.
 pub fn server_config(listener: &str, ssl: &SslSettings) -> Result<ServerConfig, BrokerError> {
+    server_config_and_leaf(listener, ssl).map(|(config, _)| config)
+}
+
+/// [`server_config`] and the keystore's leaf certificate.
+fn server_config_and_leaf(
+    listener: &str,
+    ssl: &SslSettings,
+) -> Result<(ServerConfig, CertificateDer<'static>), BrokerError> {
     let (store_key, chain, key) = load_keystore(listener, &ssl.keystore, ssl.key_password_set)?;
+    let leaf = chain[0].clone();
     let store_key = store_key.as_str();
     // ring, not aws-lc-rs: the broker must build with gcc alone (no cmake
     // or OpenSSL headers needed). rustls deprecates this only because ring
@@ -306,7 +419,7 @@ pub fn server_config(listener: &str, ssl: &SslSettings) -> Result<ServerConfig, 
                 .map_err(|e| tls_error(listener, trust_key, e.to_string()))?
         }
     };
-    builder
+    let config = builder
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
         .map_err(|e| {
@@ -315,7 +428,8 @@ pub fn server_config(listener: &str, ssl: &SslSettings) -> Result<ServerConfig, 
                 store_key,
                 format!("the key does not fit the certificate chain: {e}"),
             )
-        })
+        })?;
+    Ok((config, leaf))
 }
 
 #[cfg(test)]
@@ -323,6 +437,7 @@ mod tests {
     use super::*;
     use crate::config::ssl::Secret;
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    use sluice_auth::SslPrincipalMapper;
     use tokio::net::TcpListener;
 
     struct Pki {
@@ -376,6 +491,7 @@ mod tests {
             client_auth,
             protocols: vec![TlsProtocol::Tls12, TlsProtocol::Tls13],
             principal_mapper: SslPrincipalMapper::from_rules(rules).unwrap(),
+            allow_dn_changes: false,
             key_password_set: false,
         }
     }
@@ -482,6 +598,56 @@ mod tests {
                 .contains("listener.name.ssl.ssl.keystore.location"),
             "{e}"
         );
+    }
+
+    /// A self-signed keystore for `localhost` whose subject is `CN=<cn>`.
+    fn keystore_for(cn: &str) -> KeyStore {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let cert = params.self_signed(&key).unwrap();
+        KeyStore::Inline {
+            key: "listener.name.ssl.ssl.keystore.key".into(),
+            private_key: Secret(key.serialize_pem()),
+            chain: Secret(cert.pem()),
+        }
+    }
+
+    #[test]
+    fn a_reload_needs_a_change_and_keeps_the_subject() {
+        let mut s = settings(&pki(), ClientAuth::None, "DEFAULT");
+        s.keystore = keystore_for("broker");
+        let server = TlsServer::new("SSL", &s, Duration::from_secs(1)).unwrap();
+        assert!(server.prepare(&s).unwrap().is_none(), "nothing changed");
+        s.keystore = keystore_for("broker");
+        let next = server
+            .prepare(&s)
+            .unwrap()
+            .expect("a new key and certificate");
+        server.install(next);
+        assert_eq!(server.settings().keystore, s.keystore);
+        assert!(server.prepare(&s).unwrap().is_none(), "installed");
+        let mut other = s.clone();
+        other.keystore = keystore_for("someone else");
+        let Err(e) = server.prepare(&other) else {
+            panic!("another subject must be refused");
+        };
+        assert!(
+            e.to_string().contains("DistinguishedName does not match")
+                && e.to_string().contains("CN=someone else"),
+            "{e}"
+        );
+        other.keystore = KeyStore::File {
+            key: "listener.name.ssl.ssl.keystore.location".into(),
+            path: "/nonexistent/k.pem".into(),
+        };
+        assert!(server.prepare(&other).is_err());
+        assert_eq!(server.settings().keystore, s.keystore, "the old one stays");
+        // ssl.allow.dn.changes=true lets another subject in.
+        other.keystore = keystore_for("someone else");
+        other.allow_dn_changes = true;
+        assert!(server.prepare(&other).unwrap().is_some());
     }
 
     #[test]
