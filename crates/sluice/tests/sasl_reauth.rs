@@ -158,12 +158,12 @@ fn java_clients_reauthenticate_across_sessions() {
     if !kafka_tools_ready("sasl_reauth java_clients_reauthenticate_across_sessions") {
         return;
     }
-    let (sluice, addr) = start_sasl(&[("connections.max.reauth.ms", "2000")]);
+    let (sluice, addr) = start_sasl(&[("connections.max.reauth.ms", "6000")]);
     let mut admin = RawClient::connect(sluice.bootstrap());
     create_topic(&mut admin, "reauth", &[]);
     let dir = tempfile::tempdir().unwrap();
     let config = command_config(dir.path(), "PLAIN", "alice", "alice-secret");
-    const LINES: usize = 20;
+    const LINES: usize = 40;
     let max = LINES.to_string();
     let consumer = java_tool(
         "org.apache.kafka.tools.consumer.ConsoleConsumer",
@@ -194,7 +194,11 @@ fn java_clients_reauthenticate_across_sessions() {
             "enable.idempotence=false",
         ],
     );
-    // One line every 500 ms: five sessions of 2 s go by.
+    // One line every 500 ms: three sessions of 6 s go by. The Java client
+    // re-authenticates before a send once 85-95% of a session has passed;
+    // a session of 6 s leaves that send 300-900 ms to reach the broker
+    // before the session ends (at 2 s a busy machine once missed the
+    // 100-300 ms it left, and the broker cut the connection, as Kafka's).
     let mut stdin = producer.stdin.take().unwrap();
     for i in 0..LINES {
         writeln!(stdin, "line-{i}").unwrap();
@@ -217,17 +221,9 @@ fn java_clients_reauthenticate_across_sessions() {
         "{}",
         String::from_utf8_lossy(&consumed.stderr)
     );
-    // The clients renewed their sessions on their connections. The Java
-    // client re-authenticates before a send once 85-95% of the session has
-    // passed, so on a busy machine a request sent just before that point
-    // can reach the broker after the session ended and its connection is
-    // cut (Kafka's broker does the same); the client then reconnects, and
-    // the lines above arrived whole. Renewals must still be the rule.
+    // The clients renewed their sessions on their connections: none was
+    // cut off for an expired session.
     let reauths = metric(&sluice, "sluice_successful_reauthentications_total");
     assert!(reauths >= 4.0, "only {reauths} re-authentications");
-    let killed = metric(&sluice, "sluice_expired_sessions_killed_total");
-    assert!(
-        killed < reauths / 2.0,
-        "{killed} connections cut for an expired session against {reauths} renewals"
-    );
+    assert_eq!(metric(&sluice, "sluice_expired_sessions_killed_total"), 0.0);
 }
