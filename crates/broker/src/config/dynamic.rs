@@ -251,8 +251,10 @@ pub static STORED_ONLY_KEYS: &[ConfigKey] = &[
     stored("ssl.truststore.password", T::Password),
 ];
 
-/// SSL store configs Kafka changes only per listener (`listener.name.<l>.<key>`).
-const LISTENER_PREFIX_ONLY: &[&str] = &[
+/// SSL store configs Kafka changes only per listener (`listener.name.<l>.<key>`):
+/// its `SslConfigs.RECONFIGURABLE_CONFIGS`, which reload a listener's TLS
+/// (`network::tls_reload`).
+pub(crate) const LISTENER_PREFIX_ONLY: &[&str] = &[
     "ssl.key.password",
     "ssl.keystore.certificate.chain",
     "ssl.keystore.key",

@@ -542,6 +542,27 @@ impl GroupCoordinator {
     // ---- offsets ----
 }
 
+/// Each commit with the value it is stored as, committed at `now`.
+fn commit_values(
+    commits: Vec<CommitRequest>,
+    now: i64,
+    expire_timestamp: Option<i64>,
+) -> Vec<(CommitRequest, OffsetCommitValue)> {
+    commits
+        .into_iter()
+        .map(|c| {
+            let v = OffsetCommitValue {
+                offset: c.offset,
+                leader_epoch: c.leader_epoch,
+                metadata: c.metadata.clone(),
+                commit_timestamp: now,
+                expire_timestamp,
+            };
+            (c, v)
+        })
+        .collect()
+}
+
 /// `recs` followed by the records of a consumer group's `changes`.
 fn consumer_records(
     group_id: &str,

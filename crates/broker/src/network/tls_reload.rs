@@ -21,22 +21,10 @@ use std::sync::Arc;
 use sluice_auth::SecurityProtocol;
 
 use super::tls::{ActiveTls, TlsServer};
-use crate::config::dynamic::DynamicBrokerConfigs;
+// The store keys Kafka reconfigures per listener are the ones it changes
+// only per listener (`SslConfigs.RECONFIGURABLE_CONFIGS`).
+use crate::config::dynamic::{DynamicBrokerConfigs, LISTENER_PREFIX_ONLY as STORE_KEYS};
 use crate::config::ssl::{self, LISTENER_PREFIX};
-
-/// Store keys Kafka reconfigures per listener (`SslConfigs.RECONFIGURABLE_CONFIGS`).
-const STORE_KEYS: &[&str] = &[
-    "ssl.key.password",
-    "ssl.keystore.certificate.chain",
-    "ssl.keystore.key",
-    "ssl.keystore.location",
-    "ssl.keystore.password",
-    "ssl.keystore.type",
-    "ssl.truststore.certificates",
-    "ssl.truststore.location",
-    "ssl.truststore.password",
-    "ssl.truststore.type",
-];
 
 /// Whether `key` (as named in an alter request or stored) is a
 /// listener's store key: changing it, even to the same value, reloads.

@@ -10,7 +10,7 @@ use crate::group::consumer::{self, ConsumerGroup};
 use crate::group::records::{self, OffsetCommitValue};
 use crate::group::{GroupError, GroupState};
 
-use super::{CommitRequest, FetchedOffset, GroupCoordinator};
+use super::{commit_values, CommitRequest, FetchedOffset, GroupCoordinator};
 
 impl GroupCoordinator {
     /// OffsetCommit. `generation_id < 0` is a
@@ -117,19 +117,7 @@ impl GroupCoordinator {
                 }
             }
             let now = self.now();
-            let values: Vec<(CommitRequest, OffsetCommitValue)> = commits
-                .into_iter()
-                .map(|c| {
-                    let v = OffsetCommitValue {
-                        offset: c.offset,
-                        leader_epoch: c.leader_epoch,
-                        metadata: c.metadata.clone(),
-                        commit_timestamp: now,
-                        expire_timestamp,
-                    };
-                    (c, v)
-                })
-                .collect();
+            let values = commit_values(commits, now, expire_timestamp);
             let recs: Vec<(Vec<u8>, Option<Vec<u8>>)> = values
                 .iter()
                 .map(|(c, v)| {

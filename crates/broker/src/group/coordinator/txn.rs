@@ -12,8 +12,8 @@
 
 use sluice_record::{ProducerEpoch, ProducerId};
 
-use super::{CommitRequest, GroupCoordinator, GroupEntry};
-use crate::group::records::{self, OffsetCommitValue};
+use super::{commit_values, CommitRequest, GroupCoordinator, GroupEntry};
+use crate::group::records;
 use crate::group::txn_offsets::PendingTxnOffsets;
 use crate::group::{GroupError, GroupState};
 
@@ -69,19 +69,7 @@ impl GroupCoordinator {
                 .ok_or(GroupError::CoordinatorNotAvailable)?
                 .clone();
             let now = self.now();
-            let values: Vec<(CommitRequest, OffsetCommitValue)> = commits
-                .into_iter()
-                .map(|c| {
-                    let v = OffsetCommitValue {
-                        offset: c.offset,
-                        leader_epoch: c.leader_epoch,
-                        metadata: c.metadata.clone(),
-                        commit_timestamp: now,
-                        expire_timestamp: None,
-                    };
-                    (c, v)
-                })
-                .collect();
+            let values = commit_values(commits, now, None);
             let recs = values
                 .iter()
                 .map(|(c, v)| {
