@@ -38,7 +38,7 @@ use sluice_sim::{run_seed, SimConfig};
 ///   of the group's `__consumer_offsets` partition kept answering from its
 ///   stale memory: an OffsetFetch there returned no offsets although a
 ///   commit had been acknowledged by the new leader (LostCommit). It now
-///   answers NOT_COORDINATOR (`group/coordinator.rs`, `loaded_partition`).
+///   answers NOT_COORDINATOR (`group/coordinator/partitions.rs`, `loaded_partition`).
 /// - 381: a follower whose append failed with EIO (undone: the directory
 ///   stayed online) stopped fetching the partition for good; it now
 ///   retries (`replica_fetcher/apply.rs`, `stop_or_retry`).
