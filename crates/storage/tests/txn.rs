@@ -12,6 +12,7 @@ use sluice_record::{
     ProducerId, Timestamp,
 };
 use sluice_storage::log::AppendOrigin;
+use sluice_storage::producer_state::Verification;
 use sluice_storage::txn_index::AbortedTxn;
 use sluice_storage::{
     CleanupPolicy, CompactionConfig, Log, LogCleaner, LogConfig, LogManager, LogManagerConfig,
@@ -191,10 +192,20 @@ fn refusals_of_the_log() {
         Err(StorageError::InvalidRecord(_))
     ));
     // A coordinator may (its TxnOffsetCommit batches carry sequence -1).
-    log.append_as_leader_from(&mut batch(P1, -1, 1, true), LE, AppendOrigin::Coordinator)
-        .unwrap();
-    log.append_as_leader_from(&mut control, LE, AppendOrigin::Coordinator)
-        .unwrap();
+    log.append_as_leader_from(
+        &mut batch(P1, -1, 1, true),
+        LE,
+        AppendOrigin::Coordinator,
+        Verification::NotRequired,
+    )
+    .unwrap();
+    log.append_as_leader_from(
+        &mut control,
+        LE,
+        AppendOrigin::Coordinator,
+        Verification::NotRequired,
+    )
+    .unwrap();
     let end = log.log_end_offset();
     // Markers: an older producer epoch, an older coordinator.
     produce(&log, P2, 1, true);

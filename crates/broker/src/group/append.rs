@@ -30,6 +30,7 @@ use parking_lot::Mutex;
 use sluice_record::{
     BatchBuilder, CompressionType, Offset, ProducerEpoch, ProducerId, Timestamp, NO_SEQUENCE,
 };
+use sluice_storage::producer_state::{Verification, VerificationGuard};
 use sluice_storage::{Clock, StorageError};
 use tokio::sync::oneshot;
 
@@ -126,11 +127,6 @@ pub struct AppendQueue {
 }
 
 impl AppendQueue {
-    /// Whether `pid` has a transaction open in this partition's log.
-    pub fn has_ongoing_transaction(&self, pid: ProducerId) -> bool {
-        self.partition.log().has_ongoing_transaction(pid)
-    }
-
     pub fn new(
         partition: Arc<Partition>,
         clock: Arc<dyn Clock>,
@@ -235,18 +231,41 @@ impl AppendQueue {
     ///
     /// A producer epoch the log refuses is INVALID_PRODUCER_EPOCH
     /// ([`storage_refusal`]).
+    ///
+    /// `verification` is KIP-890 part 1's: a batch that would start the
+    /// producer's transaction here needs the guard taken before the
+    /// transaction coordinator was asked ([`AppendQueue::start_verification`]);
+    /// a marker written since voids it and the batch is refused
+    /// (INVALID_TXN_STATE), so a late commit of an ended transaction cannot
+    /// open one that no coordinator knows of.
     pub fn write_transactional(
         &self,
         recs: Vec<GroupRecord>,
-        producer_id: ProducerId,
-        producer_epoch: ProducerEpoch,
+        (producer_id, producer_epoch): (ProducerId, ProducerEpoch),
+        verification: Verification,
     ) -> Result<Offset, GroupError> {
         let mut staged = self.staged.lock();
         self.write_locked(&mut staged, Vec::new())?;
         if recs.is_empty() {
             return Ok(Offset(self.order_stamp()));
         }
-        self.append(&recs, Some((producer_id, producer_epoch)))
+        self.append(&recs, Some((producer_id, producer_epoch)), verification)
+    }
+
+    /// Starts KIP-890 part 1 for a TxnOffsetCommit of `producer_id` at
+    /// `producer_epoch` (Kafka's coordinator asks with NO_SEQUENCE): the
+    /// guard [`AppendQueue::write_transactional`] must bring once the
+    /// transaction coordinator confirmed the partition, or `None` when the
+    /// producer's transaction is open here already (nothing to ask).
+    pub fn start_verification(
+        &self,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+    ) -> Result<Option<VerificationGuard>, GroupError> {
+        self.partition
+            .log()
+            .maybe_start_transaction_verification(producer_id, NO_SEQUENCE, producer_epoch)
+            .map_err(|e| storage_refusal(&e))
     }
 
     /// Queues `recs` (already applied in memory by the caller, under the
@@ -327,7 +346,8 @@ impl AppendQueue {
         let result = if all.is_empty() {
             Ok(())
         } else {
-            self.append(&all, None).map(|_| ())
+            self.append(&all, None, Verification::NotRequired)
+                .map(|_| ())
         };
         if result.is_err() && had_staged {
             self.stale.store(true, Ordering::Release);
@@ -351,6 +371,7 @@ impl AppendQueue {
         &self,
         recs: &[GroupRecord],
         txn: Option<(ProducerId, ProducerEpoch)>,
+        verification: Verification,
     ) -> Result<Offset, GroupError> {
         debug_assert!(!recs.is_empty());
         let mut builder = BatchBuilder::new(CompressionType::None);
@@ -371,7 +392,7 @@ impl AppendQueue {
         let epoch = self.partition.leader_epoch();
         let info = self
             .partition
-            .append_as_leader_checked(&mut batch)
+            .append_as_leader_checked(&mut batch, verification)
             .map_err(|e| {
                 let refused = storage_refusal(&e);
                 if refused == GroupError::StorageFailure {
@@ -408,6 +429,10 @@ pub fn storage_refusal(e: &StorageError) -> GroupError {
         // The producer's epoch is older than the one the partition knows
         // (a zombie of a transactional id that was initialised again).
         StorageError::InvalidProducerEpoch { .. } => GroupError::InvalidProducerEpoch,
+        // A TxnOffsetCommit that would start a transaction without a
+        // current verification (KIP-890 part 1): Kafka's log throws
+        // InvalidTxnStateException, which its group coordinator passes on.
+        StorageError::TransactionNotVerified { .. } => GroupError::InvalidTxnState,
         // Kafka answers a batch larger than the topic allows with
         // UNKNOWN_SERVER_ERROR (the request cannot succeed by retrying).
         StorageError::RecordTooLarge { .. } => GroupError::UnknownServerError,
@@ -421,7 +446,7 @@ pub fn storage_refusal(e: &StorageError) -> GroupError {
 #[cfg(test)]
 mod tests {
     use sluice_metadata::{BrokerId, PartitionEpoch};
-    use sluice_record::{LeaderEpoch, Offset};
+    use sluice_record::{ControlRecordType, LeaderEpoch, Offset};
     use sluice_storage::{
         LogConfig, LogManager, LogManagerConfig, SimFs, SystemClock, TopicPartition,
     };
@@ -532,5 +557,48 @@ mod tests {
             done.expect("answered").unwrap(),
             Err(GroupError::NotCoordinator)
         );
+    }
+
+    /// KIP-890 part 1 for a TxnOffsetCommit: the guard taken before the
+    /// transaction coordinator is asked is voided by a marker written while
+    /// the question is out (the transaction ended meanwhile), so the late
+    /// write is refused instead of opening a transaction in
+    /// `__consumer_offsets` that no coordinator knows of (one that would
+    /// hang its partition's last stable offset for good).
+    #[tokio::test]
+    async fn a_transactional_commit_whose_guard_a_marker_voided_is_refused() {
+        let (p, queue) = replicated_queue(600_000);
+        let (pid, epoch) = (ProducerId(7), ProducerEpoch(0));
+        let rec = || vec![(b"k".to_vec(), Some(b"v".to_vec()))];
+        let guard = queue
+            .start_verification(pid, epoch)
+            .unwrap()
+            .expect("a guard: no transaction is open");
+        p.append_txn_marker(pid, epoch, 0, ControlRecordType::Abort, 1)
+            .unwrap()
+            .expect("the leader writes the marker");
+        let late = Verification::Required(Some(guard));
+        assert_eq!(
+            queue.write_transactional(rec(), (pid, epoch), late),
+            Err(GroupError::InvalidTxnState)
+        );
+        // Nor may a write that skipped the question start one.
+        assert_eq!(
+            queue.write_transactional(rec(), (pid, epoch), Verification::Required(None)),
+            Err(GroupError::InvalidTxnState)
+        );
+        assert!(!p.log().has_ongoing_transaction(pid));
+        // A fresh verification lets the next transaction's commit in; once
+        // it is open, the next commit of it needs no question.
+        let guard = queue.start_verification(pid, epoch).unwrap().unwrap();
+        let fresh = Verification::Required(Some(guard));
+        queue
+            .write_transactional(rec(), (pid, epoch), fresh)
+            .unwrap();
+        assert!(p.log().has_ongoing_transaction(pid));
+        assert_eq!(queue.start_verification(pid, epoch), Ok(None));
+        queue
+            .write_transactional(rec(), (pid, epoch), Verification::Required(None))
+            .unwrap();
     }
 }

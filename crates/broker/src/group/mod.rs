@@ -99,6 +99,10 @@ pub enum GroupError {
     ProducerFenced,
     #[error("the offsets cannot be written (a batch larger than the topic allows)")]
     UnknownServerError,
+    /// A TxnOffsetCommit whose transaction was not verified with the
+    /// transaction coordinator since its last marker (KIP-890 part 1).
+    #[error("the offsets partition is not in the producer's ongoing transaction")]
+    InvalidTxnState,
 }
 
 impl GroupError {
@@ -136,6 +140,7 @@ impl GroupError {
             GroupError::InvalidProducerEpoch => 47,
             GroupError::ProducerFenced => 90,
             GroupError::UnknownServerError => -1,
+            GroupError::InvalidTxnState => 48,
         }
     }
 }

@@ -17,12 +17,17 @@
 //! transaction, and writes nothing if not. Either question is skipped when
 //! the producer's transaction is open in the offsets partition's log
 //! already (an earlier commit of the same transaction), as Kafka skips it.
+//! The write carries the guard taken before the question, so a marker
+//! written while it was out (the transaction ended meanwhile) makes the
+//! write fail with INVALID_TXN_STATE instead of opening a transaction no
+//! coordinator knows of.
 
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{RequestHeader, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use sluice_record::{ProducerEpoch, ProducerId};
+use sluice_storage::producer_state::Verification;
 
 use crate::context::BrokerContext;
 use crate::group::{CommitRequest, GroupError, TxnCommitter, OFFSETS_TOPIC};
@@ -110,25 +115,15 @@ pub async fn handle(
         };
         match ctx.groups.ensure_offsets_topic(ctx).await {
             Err(e) => Some(e),
-            Ok(_) => {
-                let known = ctx
+            Ok(_) => match verified(ctx, version, &req).await {
+                Err(code) => return refused_all(req, &checked, code),
+                Ok(Err(e)) => Some(e),
+                Ok(Ok(verification)) => ctx
                     .groups
-                    .offsets_partition_in_transaction(&req.group_id.0, committer.producer_id);
-                match ask_coordinator(ctx, version) {
-                    Some(ask) if !known => {
-                        if let Err(code) = offsets_partition_in_txn(ctx, (ask, version), &req).await
-                        {
-                            return refused_all(req, &checked, code);
-                        }
-                    }
-                    Some(_) => ctx.txns.note_verification_skipped(),
-                    None => {}
-                }
-                ctx.groups
-                    .commit_transactional_offsets(&req.group_id.0, &committer, commits)
+                    .commit_verified_offsets(&req.group_id.0, &committer, commits, verification)
                     .await
-                    .err()
-            }
+                    .err(),
+            },
         }
     };
     // Clients before 2.0 (v0–v1) do not retry COORDINATOR_LOAD_IN_PROGRESS
@@ -162,6 +157,38 @@ fn ask_coordinator(ctx: &BrokerContext, version: i16) -> Option<LeaderAsk> {
     } else {
         None
     }
+}
+
+/// KIP-890 for the group's offsets partition, in Kafka's order: the
+/// verification's guard is taken from the partition's log first, then the
+/// transaction coordinator is asked (skipped when the producer's
+/// transaction is open there already), and the write must bring the guard
+/// (a marker written meanwhile voids it). `Err(code)`: the coordinator
+/// refused, for every partition; `Ok(Err(_))`: the offsets partition is not
+/// served here (the write would fail the same way).
+async fn verified(
+    ctx: &BrokerContext,
+    version: i16,
+    req: &TxnOffsetCommitRequest,
+) -> Result<Result<Verification, GroupError>, i16> {
+    let Some(ask) = ask_coordinator(ctx, version) else {
+        return Ok(Ok(Verification::NotRequired));
+    };
+    let pid = ProducerId(req.producer_id.0);
+    let epoch = ProducerEpoch(req.producer_epoch);
+    let guard = match ctx
+        .groups
+        .start_offsets_verification(&req.group_id.0, pid, epoch)
+    {
+        Err(e) => return Ok(Err(e)),
+        Ok(None) => {
+            ctx.txns.note_verification_skipped();
+            return Ok(Ok(Verification::Required(None)));
+        }
+        Ok(Some(guard)) => guard,
+    };
+    offsets_partition_in_txn(ctx, (ask, version), req).await?;
+    Ok(Ok(Verification::Required(Some(guard))))
 }
 
 /// Adds (transaction version 2) or verifies (version 1) the group's

@@ -174,10 +174,13 @@ impl Partition {
     /// The append's origin is the coordinator's
     /// ([`sluice_storage::log::AppendOrigin::Coordinator`]): producer
     /// batches are checked for their epoch only (TxnOffsetCommit batches
-    /// carry base sequence -1) and may not break a transaction's rules.
+    /// carry base sequence -1) and may not break a transaction's rules;
+    /// a TxnOffsetCommit batch that would start a transaction brings its
+    /// KIP-890 `verification` (see `sluice_storage::producer_state::verification`).
     pub fn append_as_leader_checked(
         &self,
         batch: &mut [u8],
+        verification: Verification,
     ) -> Result<Option<sluice_storage::AppendInfo>, sluice_storage::StorageError> {
         let _role = self.role.read();
         if !self.is_leader() {
@@ -188,6 +191,7 @@ impl Partition {
                 batch,
                 self.leader_epoch(),
                 sluice_storage::log::AppendOrigin::Coordinator,
+                verification,
             )
             .map(Some)
     }

@@ -247,7 +247,10 @@ fn a_coordinators_transactional_batch_without_sequence_is_accepted() {
         "a client may not"
     );
     let info = p
-        .append_as_leader_checked(&mut offsets.clone())
+        .append_as_leader_checked(
+            &mut offsets.clone(),
+            sluice_storage::producer_state::Verification::NotRequired,
+        )
         .unwrap()
         .unwrap();
     assert_eq!(info.first_offset, Offset(0));

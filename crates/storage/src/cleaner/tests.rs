@@ -207,6 +207,7 @@ fn compaction_keeps_latest_per_key_with_offsets_codecs_and_producer_fields() {
         &mut ctl.build().unwrap(),
         LeaderEpoch(3),
         crate::log::AppendOrigin::Coordinator,
+        crate::producer_state::Verification::NotRequired,
     )
     .unwrap();
     append(
@@ -829,8 +830,13 @@ fn an_interrupted_swap_keeps_the_transaction_index() {
                 EndTransactionMarker::new(ControlRecordType::from_commit(r % 2 == 0), 0).unwrap();
             let mut c =
                 build_end_txn_marker_batch(pid, ProducerEpoch(0), marker, Timestamp(NOW)).unwrap();
-            log.append_as_leader_from(&mut c, LeaderEpoch(3), AppendOrigin::Coordinator)
-                .unwrap();
+            log.append_as_leader_from(
+                &mut c,
+                LeaderEpoch(3),
+                AppendOrigin::Coordinator,
+                crate::producer_state::Verification::NotRequired,
+            )
+            .unwrap();
             append(&log, batch(CompressionType::None, &[("f", Some("x"))], NOW));
         }
         log.roll().unwrap();

@@ -17,22 +17,32 @@ impl Log {
         records: &mut [u8],
         leader_epoch: LeaderEpoch,
     ) -> Result<AppendInfo, StorageError> {
-        self.append_as_leader_from(records, leader_epoch, AppendOrigin::Client)
+        self.append_as_leader_from(
+            records,
+            leader_epoch,
+            AppendOrigin::Client,
+            Verification::NotRequired,
+        )
     }
 
     /// [`Log::append_as_leader`] for an append of `origin`, which decides
     /// the producer checks (`producer_state::txn`): a client's batches get
     /// the sequence rules and may not be control batches; a coordinator's
     /// (TxnOffsetCommit batches carry base sequence -1) only the epoch rule.
+    /// `verification` is KIP-890 part 1's, for both: a transactional batch
+    /// that would start a transaction needs the guard of
+    /// [`Log::maybe_start_transaction_verification`] when it is required.
     pub fn append_as_leader_from(
         &self,
         records: &mut [u8],
         leader_epoch: LeaderEpoch,
         origin: AppendOrigin,
+        verification: Verification,
     ) -> Result<AppendInfo, StorageError> {
         let source = Source {
             origin,
-            ..Source::CLIENT
+            transaction_version: None,
+            verification,
         };
         self.check()?;
         let config = self.config.read().clone();

@@ -358,11 +358,13 @@ impl ProducerStateManager {
         Ok(Prepared::Append(p))
     }
 
-    /// KIP-890 part 1 for a client's data batch that was not a duplicate
-    /// (`ongoing`: its producer had a transaction open here before it): a
-    /// sequence above the lowest one seen while verifying is out of order,
-    /// and a transactional batch that starts a transaction needs the
-    /// verification's guard.
+    /// KIP-890 part 1 for a client's or a coordinator's data batch that
+    /// was not a duplicate (`ongoing`: its producer had a transaction open
+    /// here before it): a client's sequence above the lowest one seen while
+    /// verifying is out of order, and a transactional batch that starts a
+    /// transaction needs the verification's guard (a group coordinator's
+    /// TxnOffsetCommit batch too, as Kafka's `analyzeAndValidateProducerState`
+    /// checks both origins).
     fn check_verified(
         &self,
         h: &BatchHeader,
@@ -370,18 +372,20 @@ impl ProducerStateManager {
         ongoing: bool,
         verification: Verification,
     ) -> Result<(), SequenceError> {
-        if origin != AppendOrigin::Client {
+        if origin != AppendOrigin::Client && origin != AppendOrigin::Coordinator {
             return Ok(());
         }
         let pid = h.producer_id;
-        if let Some(v) = self.verification(pid) {
-            if h.base_sequence > v.lowest_sequence {
-                return Err(SequenceError::OutOfOrderSequence {
-                    producer_id: pid,
-                    epoch: h.producer_epoch.0,
-                    first_seq: h.base_sequence,
-                    expected: v.lowest_sequence,
-                });
+        if origin == AppendOrigin::Client {
+            if let Some(v) = self.verification(pid) {
+                if h.base_sequence > v.lowest_sequence {
+                    return Err(SequenceError::OutOfOrderSequence {
+                        producer_id: pid,
+                        epoch: h.producer_epoch.0,
+                        first_seq: h.base_sequence,
+                        expected: v.lowest_sequence,
+                    });
+                }
             }
         }
         if h.is_transactional() && !ongoing && !self.is_verified(pid, verification) {

@@ -11,6 +11,7 @@
 //! written.
 
 use sluice_record::{ProducerEpoch, ProducerId};
+use sluice_storage::producer_state::{Verification, VerificationGuard};
 
 use super::{commit_values, CommitRequest, GroupCoordinator, GroupEntry};
 use crate::group::records;
@@ -47,6 +48,22 @@ impl GroupCoordinator {
         committer: &TxnCommitter,
         commits: Vec<CommitRequest>,
     ) -> Result<(), GroupError> {
+        self.commit_verified_offsets(group_id, committer, commits, Verification::NotRequired)
+            .await
+    }
+
+    /// [`GroupCoordinator::commit_transactional_offsets`] with KIP-890's
+    /// `verification`: the guard of [`GroupCoordinator::start_offsets_verification`],
+    /// taken before the transaction coordinator was asked. A batch that
+    /// would start the transaction with a guard a marker has voided since is
+    /// refused (INVALID_TXN_STATE) and nothing is pending.
+    pub async fn commit_verified_offsets(
+        &self,
+        group_id: &str,
+        committer: &TxnCommitter,
+        commits: Vec<CommitRequest>,
+        verification: Verification,
+    ) -> Result<(), GroupError> {
         if group_id.is_empty() {
             return Err(GroupError::InvalidGroupId);
         }
@@ -79,8 +96,11 @@ impl GroupCoordinator {
                     )
                 })
                 .collect();
-            let first =
-                queue.write_transactional(recs, committer.producer_id, committer.producer_epoch)?;
+            let first = queue.write_transactional(
+                recs,
+                (committer.producer_id, committer.producer_epoch),
+                verification,
+            )?;
             for (i, (c, v)) in values.into_iter().enumerate() {
                 let at = first.value().saturating_add(i as i64);
                 entry
@@ -98,22 +118,25 @@ impl GroupCoordinator {
         queue.committed().await
     }
 
-    /// Whether `producer_id`'s transaction is open in the group's offsets
-    /// partition already: an earlier TxnOffsetCommit of the same
-    /// transaction was written there, so the partition is in the
-    /// transaction and KIP-890's question to the transaction coordinator
-    /// can be skipped (Kafka's `maybeStartTransactionVerification` answers
-    /// `VerificationGuard.SENTINEL` then). False when the partition is not
-    /// loaded here: the write will refuse it anyway.
-    pub fn offsets_partition_in_transaction(
+    /// Starts KIP-890 part 1 in the group's offsets partition for a
+    /// TxnOffsetCommit of `producer_id` (Kafka's coordinator runtime calls
+    /// `maybeStartTransactionVerification` before it asks the transaction
+    /// coordinator): the guard the write must bring, or `None` when the
+    /// producer's transaction is open there already and nothing need be
+    /// asked. Errors as the write would give them (partition not served
+    /// here, or loading).
+    pub fn start_offsets_verification(
         &self,
         group_id: &str,
         producer_id: ProducerId,
-    ) -> bool {
-        self.loaded_partition(group_id)
-            .ok()
-            .and_then(|p| p.queue.get())
-            .is_some_and(|q| q.has_ongoing_transaction(producer_id))
+        producer_epoch: ProducerEpoch,
+    ) -> Result<Option<VerificationGuard>, GroupError> {
+        let partition = self.loaded_partition(group_id)?;
+        let queue = partition
+            .queue
+            .get()
+            .ok_or(GroupError::CoordinatorNotAvailable)?;
+        queue.start_verification(producer_id, producer_epoch)
     }
 
     /// The group's pending transactional offsets (a copy; empty when the
