@@ -632,28 +632,9 @@ fn kafka_transcript() -> String {
 
 #[test]
 fn error_codes_equal_kafkas() {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/acl_matrix.txt");
-    if common::env_on("SLUICE_RECORD_TRANSCRIPTS") {
-        std::fs::write(&path, kafka_transcript()).expect("write the transcript");
-    } else if common::env_on("SLUICE_TEST_FULL") {
-        let recorded = std::fs::read_to_string(&path).expect("a recorded transcript");
-        assert_eq!(
-            kafka_transcript(),
-            recorded,
-            "Kafka 4.1.2 no longer gives {}",
-            path.display()
-        );
-    }
     let mut keys = authorizer_keys();
     keys.retain(|(k, _)| *k != "sasl.enabled.mechanisms");
     let (_sluice, addr) = common::sasl::start_sasl(&keys);
     let ours = scenario(&addr);
-    let recorded = std::fs::read_to_string(&path).expect("a recorded transcript");
-    assert_eq!(
-        ours,
-        recorded,
-        "Sluice differs from Kafka 4.1.2 ({})",
-        path.display()
-    );
+    common::transcript::same_as_kafka("acl_matrix", &ours, kafka_transcript);
 }

@@ -15,6 +15,10 @@
 //! v5): the upgrade reached ApiVersions' finalized features and the
 //! transaction coordinator.
 //!
+//! Kafka's transcript is recorded in `tests/fixtures/features_cli.txt`;
+//! Kafka runs the script again (and `sluice features` is checked against
+//! it) in the full suite: see `common::transcript`.
+//!
 //! Skips loudly without java or the jars unless `SLUICE_REQUIRE_CLIENTS=1`.
 
 mod common;
@@ -167,9 +171,11 @@ fn kafka_features_moves_sluice_and_kafka_to_transaction_version_2_alike() {
     }
     let sluice = common::start(&[]);
     let on_sluice = script(sluice.bootstrap());
-    let Some(kafka) = ReferenceKafka::start().expect("Kafka starts") else {
-        return;
-    };
-    let on_kafka = script(&kafka.bootstrap());
-    assert_eq!(on_sluice, on_kafka, "the transcripts differ");
+    drop(sluice);
+    common::transcript::same_as_kafka("features_cli", &on_sluice, || {
+        let kafka = ReferenceKafka::start()
+            .expect("Kafka starts")
+            .expect("the jars are here (checked above)");
+        script(&kafka.bootstrap())
+    });
 }

@@ -533,13 +533,6 @@ fn hanging_transactions_found_and_aborted_on_sluice_and_kafka() {
     });
 }
 
-/// Kafka 4.1.2's transcript of scenario `name`, as recorded.
-fn recorded_path(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(format!("hanging_txn.{name}.txt"))
-}
-
 /// A transcript as text: a `## step` line, then one tab-separated line
 /// per row (the header first).
 fn render(t: &Transcript) -> String {
@@ -554,29 +547,13 @@ fn render(t: &Transcript) -> String {
     out
 }
 
-/// Asserts that Sluice's transcript `ours` is the one Kafka 4.1.2 gave
-/// (recorded). In the full suite, or to record, Kafka runs the scenario
-/// (`kafka`) as well and must give the recorded transcript.
+/// Asserts that Sluice's transcript `ours` of scenario `name` is the one
+/// Kafka 4.1.2 gave (`tests/fixtures/hanging_txn.<name>.txt`; see
+/// `common::transcript`).
 fn same_as_kafka(name: &str, ours: &Transcript, kafka: impl FnOnce() -> Transcript) {
-    let path = recorded_path(name);
-    if common::env_on("SLUICE_RECORD_TRANSCRIPTS") {
-        std::fs::write(&path, render(&kafka())).expect("write the recorded transcript");
-    } else if common::env_on("SLUICE_TEST_FULL") {
-        let recorded = std::fs::read_to_string(&path).expect("a recorded transcript");
-        assert_eq!(
-            render(&kafka()),
-            recorded,
-            "Kafka 4.1.2 no longer gives the transcript recorded in {}",
-            path.display()
-        );
-    }
-    let recorded = std::fs::read_to_string(&path).expect("a recorded transcript");
-    assert_eq!(
-        render(ours),
-        recorded,
-        "Sluice differs from Kafka 4.1.2's transcript ({})",
-        path.display()
-    );
+    common::transcript::same_as_kafka(&format!("hanging_txn.{name}"), &render(ours), || {
+        render(&kafka())
+    });
 }
 
 /// Leader, follower and the broker without a replica of the RF-2 topic

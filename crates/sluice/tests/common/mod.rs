@@ -11,6 +11,7 @@ pub mod nodes;
 pub mod quotas;
 pub mod sasl;
 pub mod tls;
+pub mod transcript;
 pub mod txn;
 
 use std::io::{Read, Write};
