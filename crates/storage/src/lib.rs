@@ -162,7 +162,7 @@ pub use config::{
 };
 pub use error::{RecordRejection, RejectedRecord, StorageError};
 pub use fs::{Clock, FileHandle, Fs, ManualClock, MappedRegion, OpenOptions, RealFs, SystemClock};
-pub use log::{AppendInfo, LoadOptions, Log, LogDirState, LogEnv};
+pub use log::{AppendInfo, LoadOptions, Log, LogDirState, LogEnv, TxnMarker};
 pub use manager::{LogManager, CLEAN_SHUTDOWN_FILE, METADATA_TOPIC};
 pub use segment::{FileSlice, HandleCache, LogSegment};
 pub use sim::{DiskSpeed, Fault, FaultKind, SimFs};

@@ -16,7 +16,7 @@ use sluice_storage::producer_state::Verification;
 use sluice_storage::txn_index::AbortedTxn;
 use sluice_storage::{
     CleanupPolicy, CompactionConfig, Log, LogCleaner, LogConfig, LogManager, LogManagerConfig,
-    ManualClock, SimFs, StorageError, TopicPartition,
+    ManualClock, SimFs, StorageError, TopicPartition, TxnMarker,
 };
 
 const NOW: i64 = 1_700_000_000_000;
@@ -85,10 +85,30 @@ fn produce(log: &Log, pid: ProducerId, n: usize, txn: bool) -> Offset {
         .first_offset
 }
 
+/// The marker WriteTxnMarkers would ask for.
+fn marker(
+    producer_id: ProducerId,
+    producer_epoch: ProducerEpoch,
+    coordinator_epoch: i32,
+    control_type: ControlRecordType,
+    transaction_version: i16,
+) -> TxnMarker {
+    TxnMarker {
+        producer_id,
+        producer_epoch,
+        coordinator_epoch,
+        control_type,
+        transaction_version,
+    }
+}
+
 fn end_txn(log: &Log, pid: ProducerId, commit: bool) -> Offset {
-    log.append_txn_marker(pid, E0, 0, ControlRecordType::from_commit(commit), 1, LE)
-        .unwrap()
-        .first_offset
+    log.append_txn_marker(
+        marker(pid, E0, 0, ControlRecordType::from_commit(commit), 1),
+        LE,
+    )
+    .unwrap()
+    .first_offset
 }
 
 /// Every aborted-transaction index entry of the log, segment by segment.
@@ -209,29 +229,47 @@ fn refusals_of_the_log() {
     let end = log.log_end_offset();
     // Markers: an older producer epoch, an older coordinator.
     produce(&log, P2, 1, true);
-    log.append_txn_marker(P2, ProducerEpoch(3), 5, ControlRecordType::Abort, 1, LE)
-        .unwrap();
+    log.append_txn_marker(
+        marker(P2, ProducerEpoch(3), 5, ControlRecordType::Abort, 1),
+        LE,
+    )
+    .unwrap();
     produce_at_epoch(&log, P2, 3, 0, true);
     assert!(matches!(
-        log.append_txn_marker(P2, ProducerEpoch(2), 5, ControlRecordType::Abort, 1, LE),
+        log.append_txn_marker(
+            marker(P2, ProducerEpoch(2), 5, ControlRecordType::Abort, 1),
+            LE
+        ),
         Err(StorageError::InvalidProducerEpoch { .. })
     ));
     assert!(matches!(
-        log.append_txn_marker(P2, ProducerEpoch(3), 4, ControlRecordType::Abort, 1, LE),
+        log.append_txn_marker(
+            marker(P2, ProducerEpoch(3), 4, ControlRecordType::Abort, 1),
+            LE
+        ),
         Err(StorageError::TransactionCoordinatorFenced { current: 5, .. })
     ));
     // TV2: the epoch must be newer, except a retry after the transaction ended.
     assert!(matches!(
-        log.append_txn_marker(P2, ProducerEpoch(3), 5, ControlRecordType::Abort, 2, LE),
+        log.append_txn_marker(
+            marker(P2, ProducerEpoch(3), 5, ControlRecordType::Abort, 2),
+            LE
+        ),
         Err(StorageError::InvalidProducerEpoch { .. })
     ));
-    log.append_txn_marker(P2, ProducerEpoch(4), 5, ControlRecordType::Abort, 2, LE)
-        .unwrap();
-    log.append_txn_marker(P2, ProducerEpoch(4), 5, ControlRecordType::Abort, 2, LE)
-        .unwrap();
+    log.append_txn_marker(
+        marker(P2, ProducerEpoch(4), 5, ControlRecordType::Abort, 2),
+        LE,
+    )
+    .unwrap();
+    log.append_txn_marker(
+        marker(P2, ProducerEpoch(4), 5, ControlRecordType::Abort, 2),
+        LE,
+    )
+    .unwrap();
     assert!(log.log_end_offset() > end);
     assert!(matches!(
-        log.append_txn_marker(P2, E0, 0, ControlRecordType::Unknown(3), 1, LE),
+        log.append_txn_marker(marker(P2, E0, 0, ControlRecordType::Unknown(3), 1), LE),
         Err(StorageError::CorruptRecord(_))
     ));
 }
@@ -497,7 +535,7 @@ fn active_producers_are_one_consistent_copy_on_leader_and_follower() {
     produce(&leader, P1, 3, true); // 3..6
     env.clock.advance(5);
     leader
-        .append_txn_marker(P1, E0, 7, ControlRecordType::Abort, 1, LE)
+        .append_txn_marker(marker(P1, E0, 7, ControlRecordType::Abort, 1), LE)
         .unwrap();
     let view = |log: &Log| -> Vec<(i64, i16, i32, i64, i32, Option<i64>)> {
         log.active_producers()
@@ -696,7 +734,7 @@ fn a_failed_write_leaves_index_and_log_in_step() {
     env.fs
         .inject(Fault::once(".log", FaultKind::WriteError(libc::EIO)));
     assert!(log
-        .append_txn_marker(P1, E0, 0, ControlRecordType::Abort, 1, LE)
+        .append_txn_marker(marker(P1, E0, 0, ControlRecordType::Abort, 1), LE)
         .is_err());
     assert_eq!(log.log_end_offset(), end);
     assert!(
@@ -714,7 +752,7 @@ fn a_failed_write_leaves_index_and_log_in_step() {
         FaultKind::WriteError(libc::ENOSPC),
     ));
     let e = log
-        .append_txn_marker(P1, E0, 0, ControlRecordType::Abort, 1, LE)
+        .append_txn_marker(marker(P1, E0, 0, ControlRecordType::Abort, 1), LE)
         .unwrap_err();
     assert!(e.is_no_space(), "{e}");
     assert_eq!(log.log_end_offset(), end, "no marker without its entry");
@@ -874,7 +912,10 @@ fn a_marker_that_would_roll_or_start_an_epoch_is_left_to_the_blocking_append() {
     let mgr = env.manager();
     let log = mgr.get_or_create_log(&tp(), config()).unwrap();
     let try_end = |log: &Log, pid, commit: bool, epoch| {
-        log.try_append_txn_marker(pid, E0, 0, ControlRecordType::from_commit(commit), 1, epoch)
+        log.try_append_txn_marker(
+            marker(pid, E0, 0, ControlRecordType::from_commit(commit), 1),
+            epoch,
+        )
     };
     let first = produce(&log, P1, 2, true);
     let info = try_end(&log, P1, false, LE)
@@ -910,7 +951,7 @@ fn a_marker_that_would_roll_or_start_an_epoch_is_left_to_the_blocking_append() {
     );
     // The blocking append rolls and writes it; the transaction is over.
     let commit = log
-        .append_txn_marker(P2, E0, 0, ControlRecordType::Commit, 1, LE)
+        .append_txn_marker(marker(P2, E0, 0, ControlRecordType::Commit, 1), LE)
         .unwrap();
     assert_eq!(commit.first_offset, end);
     assert_eq!(log.segments().len(), segments + 1);

@@ -448,7 +448,7 @@ mod tests {
     use sluice_metadata::{BrokerId, PartitionEpoch};
     use sluice_record::{ControlRecordType, LeaderEpoch, Offset};
     use sluice_storage::{
-        LogConfig, LogManager, LogManagerConfig, SimFs, SystemClock, TopicPartition,
+        LogConfig, LogManager, LogManagerConfig, SimFs, SystemClock, TopicPartition, TxnMarker,
     };
 
     use super::*;
@@ -574,7 +574,14 @@ mod tests {
             .start_verification(pid, epoch)
             .unwrap()
             .expect("a guard: no transaction is open");
-        p.append_txn_marker(pid, epoch, 0, ControlRecordType::Abort, 1)
+        let abort = TxnMarker {
+            producer_id: pid,
+            producer_epoch: epoch,
+            coordinator_epoch: 0,
+            control_type: ControlRecordType::Abort,
+            transaction_version: 1,
+        };
+        p.append_txn_marker(abort)
             .unwrap()
             .expect("the leader writes the marker");
         let late = Verification::Required(Some(guard));

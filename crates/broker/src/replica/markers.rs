@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_record::{ControlRecordType, ProducerEpoch, ProducerId};
-use sluice_storage::{AppendInfo, StorageError, TopicPartition};
+use sluice_storage::{AppendInfo, StorageError, TopicPartition, TxnMarker};
 
 use super::leader::ReplicationWait;
 use crate::group::OFFSETS_TOPIC;
@@ -46,6 +46,19 @@ pub struct MarkerEntry {
     /// The transaction's version (KIP-890): 0 or 1 for the classic
     /// protocol, 2 when the coordinator bumps the epoch at every end.
     pub transaction_version: i16,
+}
+
+impl MarkerEntry {
+    /// The marker each of the entry's partitions gets.
+    pub fn marker(&self) -> TxnMarker {
+        TxnMarker {
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+            coordinator_epoch: self.coordinator_epoch,
+            control_type: self.result,
+            transaction_version: self.transaction_version,
+        }
+    }
 }
 
 /// Why a partition's marker was not written (or not replicated).
@@ -82,27 +95,13 @@ impl Partition {
     /// partition's leader, under the role lock (as every leader append);
     /// `Ok(None)` when this broker no longer leads it. See
     /// `Log::append_txn_marker` for the rules.
-    pub fn append_txn_marker(
-        &self,
-        producer_id: ProducerId,
-        producer_epoch: ProducerEpoch,
-        coordinator_epoch: i32,
-        result: ControlRecordType,
-        transaction_version: i16,
-    ) -> Result<Option<AppendInfo>, StorageError> {
+    pub fn append_txn_marker(&self, marker: TxnMarker) -> Result<Option<AppendInfo>, StorageError> {
         let _role = self.role.read();
         if !self.is_leader() {
             return Ok(None);
         }
         self.log
-            .append_txn_marker(
-                producer_id,
-                producer_epoch,
-                coordinator_epoch,
-                result,
-                transaction_version,
-                self.leader_epoch(),
-            )
+            .append_txn_marker(marker, self.leader_epoch())
             .map(Some)
     }
 }
@@ -115,11 +114,7 @@ impl Partition {
     /// that out).
     pub fn try_append_txn_marker(
         &self,
-        producer_id: ProducerId,
-        producer_epoch: ProducerEpoch,
-        coordinator_epoch: i32,
-        result: ControlRecordType,
-        transaction_version: i16,
+        marker: TxnMarker,
     ) -> Result<Option<AppendInfo>, StorageError> {
         let Some(_role) = self.role.try_read() else {
             return Ok(None);
@@ -127,14 +122,7 @@ impl Partition {
         if !self.is_leader() {
             return Ok(None);
         }
-        self.log.try_append_txn_marker(
-            producer_id,
-            producer_epoch,
-            coordinator_epoch,
-            result,
-            transaction_version,
-            self.leader_epoch(),
-        )
+        self.log.try_append_txn_marker(marker, self.leader_epoch())
     }
 }
 
@@ -189,18 +177,7 @@ pub async fn write_txn_markers(
         return outcomes;
     }
 
-    let markers: Vec<Marker> = entries
-        .iter()
-        .map(|e| {
-            (
-                e.producer_id,
-                e.producer_epoch,
-                e.coordinator_epoch,
-                e.result,
-                e.transaction_version,
-            )
-        })
-        .collect();
+    let markers: Vec<TxnMarker> = entries.iter().map(MarkerEntry::marker).collect();
     // A marker whose append needs no waiting (see
     // `Partition::try_append_txn_marker`) is appended here, on the network
     // thread, as a small produce is: a hand-off to the blocking pool and
@@ -210,11 +187,7 @@ pub async fn write_txn_markers(
     let mut appended = Vec::with_capacity(jobs.len());
     let mut blocking = Vec::new();
     for job in jobs {
-        let (pid, epoch, coordinator_epoch, result, tv) = markers[job.entry];
-        match job
-            .partition
-            .try_append_txn_marker(pid, epoch, coordinator_epoch, result, tv)
-        {
+        match job.partition.try_append_txn_marker(markers[job.entry]) {
             Ok(Some(info)) => {
                 job.partition.note_append(info.first_offset, info.bytes);
                 if info.needs_flush {
@@ -282,15 +255,11 @@ pub async fn write_txn_markers(
     outcomes
 }
 
-/// A marker's producer id, producer epoch, coordinator epoch, type and
-/// transaction version.
-type Marker = (ProducerId, ProducerEpoch, i32, ControlRecordType, i16);
-
 /// On the blocking pool: appends the markers not appended yet (`None`) and
 /// fsyncs those `flush.messages` asks for, each then published.
 async fn append_blocking(
     jobs: Vec<(Job, Option<AppendInfo>)>,
-    markers: Vec<Marker>,
+    markers: Vec<TxnMarker>,
 ) -> Result<Vec<(Job, Result<AppendInfo, MarkerError>)>, sluice_runtime::RuntimeError> {
     let handed = std::time::Instant::now();
     let done = sluice_runtime::spawn_blocking(move || {
@@ -323,16 +292,9 @@ async fn append_blocking(
 /// Appends one marker (on a blocking thread), fsyncs it if the topic's
 /// `flush.messages` asks for it, and moves the high watermark as far as
 /// the ISR allows.
-fn append_one(partition: &Partition, marker: Marker) -> Result<AppendInfo, MarkerError> {
-    let (producer_id, producer_epoch, coordinator_epoch, result, transaction_version) = marker;
+fn append_one(partition: &Partition, marker: TxnMarker) -> Result<AppendInfo, MarkerError> {
     let info = partition
-        .append_txn_marker(
-            producer_id,
-            producer_epoch,
-            coordinator_epoch,
-            result,
-            transaction_version,
-        )?
+        .append_txn_marker(marker)?
         .ok_or(MarkerError::NotLeaderOrFollower)?;
     partition.note_append(info.first_offset, info.bytes);
     flush_and_publish(partition, info)

@@ -163,11 +163,13 @@ fn a_followers_last_stable_offset_follows_the_leaders_high_watermark() {
         .unwrap();
     leader
         .append_txn_marker(
-            ProducerId(7),
-            ProducerEpoch(0),
-            0,
-            ControlRecordType::Commit,
-            1,
+            sluice_storage::TxnMarker {
+                producer_id: ProducerId(7),
+                producer_epoch: ProducerEpoch(0),
+                coordinator_epoch: 0,
+                control_type: ControlRecordType::Commit,
+                transaction_version: 1,
+            },
             LeaderEpoch(1),
         )
         .unwrap();

@@ -71,6 +71,7 @@ use snapshots::{
     list_snapshots, read_snapshot, remove_snapshots_after, write_snapshot, write_snapshot_bytes,
 };
 use txn::producer_batches;
+pub use txn::TxnMarker;
 
 /// What a log needs from its surroundings.
 #[derive(Clone)]

@@ -82,18 +82,22 @@ pub(super) fn producer_batches<'a>(
     Ok(out)
 }
 
-/// A marker's append, as [`Log::append_txn_marker`] takes it.
-struct MarkerAppend {
-    producer_id: ProducerId,
-    producer_epoch: ProducerEpoch,
-    coordinator_epoch: i32,
-    control_type: ControlRecordType,
-    transaction_version: i16,
-    leader_epoch: LeaderEpoch,
+/// One end-of-transaction marker, as WriteTxnMarkers asks a partition
+/// leader to write it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxnMarker {
+    pub producer_id: ProducerId,
+    pub producer_epoch: ProducerEpoch,
+    /// The epoch of the transaction coordinator that wrote it.
+    pub coordinator_epoch: i32,
+    /// COMMIT or ABORT.
+    pub control_type: ControlRecordType,
+    /// The transaction's protocol version (2: KIP-890 part 2).
+    pub transaction_version: i16,
 }
 
 impl Log {
-    /// Writes the COMMIT or ABORT marker of `producer_id`'s transaction as
+    /// Writes `marker`, the COMMIT or ABORT of its producer's transaction, as
     /// this partition's leader (what WriteTxnMarkers asks of a leader), in
     /// `leader_epoch`. The coordinator's rules apply: `producer_epoch` must
     /// not be older than the producer's (with `transaction_version` >= 2,
@@ -106,22 +110,15 @@ impl Log {
     /// written too (it ends nothing).
     pub fn append_txn_marker(
         &self,
-        producer_id: ProducerId,
-        producer_epoch: ProducerEpoch,
-        coordinator_epoch: i32,
-        control_type: ControlRecordType,
-        transaction_version: i16,
+        marker: TxnMarker,
         leader_epoch: LeaderEpoch,
     ) -> Result<AppendInfo, StorageError> {
-        let marker = MarkerAppend {
-            producer_id,
-            producer_epoch,
-            coordinator_epoch,
-            control_type,
-            transaction_version,
+        let info = self.append_marker(
+            marker,
             leader_epoch,
-        };
-        let info = self.append_marker(marker, || Some(self.state.write()), append::Roll::Allow)?;
+            || Some(self.state.write()),
+            append::Roll::Allow,
+        )?;
         Ok(info.expect("an append that may roll always appends"))
     }
 
@@ -132,22 +129,15 @@ impl Log {
     /// block.
     pub fn try_append_txn_marker(
         &self,
-        producer_id: ProducerId,
-        producer_epoch: ProducerEpoch,
-        coordinator_epoch: i32,
-        control_type: ControlRecordType,
-        transaction_version: i16,
+        marker: TxnMarker,
         leader_epoch: LeaderEpoch,
     ) -> Result<Option<AppendInfo>, StorageError> {
-        let marker = MarkerAppend {
-            producer_id,
-            producer_epoch,
-            coordinator_epoch,
-            control_type,
-            transaction_version,
+        self.append_marker(
+            marker,
             leader_epoch,
-        };
-        self.append_marker(marker, || self.state.try_write(), append::Roll::Defer)
+            || self.state.try_write(),
+            append::Roll::Defer,
+        )
     }
 
     /// Checks `m` and appends its marker batch under `lock` (which takes
@@ -155,7 +145,8 @@ impl Log {
     /// built before the lock is taken, as every append's is.
     fn append_marker<'a>(
         &'a self,
-        m: MarkerAppend,
+        m: TxnMarker,
+        leader_epoch: LeaderEpoch,
         lock: impl FnOnce() -> Option<parking_lot::RwLockWriteGuard<'a, LogState>>,
         roll: append::Roll,
     ) -> Result<Option<AppendInfo>, StorageError> {
@@ -181,7 +172,7 @@ impl Log {
             headers,
             &config,
             now,
-            m.leader_epoch,
+            leader_epoch,
             append::Source {
                 origin: AppendOrigin::Coordinator,
                 transaction_version: Some(m.transaction_version),

@@ -21,23 +21,22 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
-    TopicProduceResponse,
-};
-use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, RequestHeader};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::produce_request::PartitionProduceData;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
+use sluice_metadata::MetadataImage;
 use sluice_record::RecordError;
 use sluice_storage::producer_state::Verification;
 use sluice_storage::{AppendInfo, RecordRejection, RejectedRecord, StorageError, TopicPartition};
 
-use super::leadership::{endpoint, leader_partition, NotServed};
+use super::leadership::{leader_partition, NotServed};
 use super::Response;
 use crate::context::BrokerContext;
 use crate::error::storage_error_code;
 use crate::metadata::is_internal_topic;
 use crate::partition::Partition;
 
+mod response;
 mod verify;
 
 /// Requests whose record bytes add up to at most this are appended on the
@@ -102,100 +101,168 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
         return every_partition_refused(&req, TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
     }
     let version = header.request_api_version;
-    let acks = req.acks;
-    let valid_acks = (-1..=1).contains(&acks);
     let image = ctx.image.image();
-    let me = ctx.image.node();
-
-    // Resolve every partition first; results are filled per slot, in
-    // request order.
-    let mut results: Vec<Option<PartitionResult>> = Vec::new();
-    let mut layout: Vec<(usize, usize)> = Vec::new(); // (topic index, first slot)
-    let mut jobs = Vec::new();
-    // acks=all slots: answered once the high watermark covers them.
-    let mut replicated: Vec<(usize, Arc<Partition>)> = Vec::new();
     let deadline = tokio::time::Instant::now()
         + std::time::Duration::from_millis(req.timeout_ms.max(0) as u64);
-    for (ti, topic) in req.topic_data.iter().enumerate() {
-        layout.push((ti, results.len()));
-        let (name, unknown_code) = if version >= 13 {
-            match ctx.image.topic_by_id(topic.topic_id) {
-                Some(t) => (Some(t.name), ResponseError::UnknownTopicOrPartition.code()),
-                None => (None, ResponseError::UnknownTopicId.code()),
-            }
+    let mut plan = Plan::resolve(ctx, &image, version, &req);
+    let transactional_id = req.transactional_id.as_ref().map(|id| id.0.as_str());
+    verify::verify(
+        ctx,
+        version,
+        transactional_id,
+        &mut plan.jobs,
+        &mut plan.results,
+    )
+    .await;
+    let Plan {
+        mut results,
+        layout,
+        jobs,
+        replicated,
+    } = plan;
+    let pool_jobs = if appends_inline(&jobs) {
+        append_inline(jobs, &mut results).await
+    } else {
+        jobs
+    };
+    append_on_pool(pool_jobs, &mut results).await;
+    await_replicated(&mut results, replicated, deadline).await;
+    if req.acks == 0 {
+        // Kafka closes the connection of an acks=0 producer whose request
+        // failed: it is the only signal such a producer gets.
+        let any_error = results
+            .iter()
+            .any(|r| r.as_ref().is_none_or(|r| r.error_code != 0));
+        return if any_error {
+            Response::Close("produce with acks=0 failed".into())
         } else {
-            (
-                Some(topic.name.0.as_str().to_string()),
-                ResponseError::UnknownTopicOrPartition.code(),
-            )
+            Response::NoResponse
         };
-        for pd in &topic.partition_data {
-            let slot = results.len();
-            if !valid_acks {
-                results.push(Some(PartitionResult::error(
-                    ResponseError::InvalidRequiredAcks.code(),
-                    None,
-                )));
-                continue;
-            }
-            if name.as_deref().is_some_and(is_internal_topic) {
-                // Only the broker itself writes Kafka's internal topics.
-                results.push(Some(PartitionResult::error(
-                    ResponseError::InvalidTopicException.code(),
-                    Some("cannot append to an internal topic".into()),
-                )));
-                continue;
-            }
-            let partition = match &name {
-                Some(n) => leader_partition(&image, &ctx.replicas, me, n, pd.index),
-                None => Err(NotServed::code(unknown_code)),
+    }
+    response::build(ctx, &image, version, &req, &layout, results)
+}
+
+/// A request's partitions resolved: each either answered at once (its
+/// slot filled) or an append job; slots are in request order.
+struct Plan {
+    results: Vec<Option<PartitionResult>>,
+    /// `(topic index, first slot)` of each topic.
+    layout: Vec<(usize, usize)>,
+    jobs: Vec<Job>,
+    /// acks=all slots: answered once the high watermark covers them.
+    replicated: Vec<(usize, Arc<Partition>)>,
+}
+
+impl Plan {
+    fn resolve(
+        ctx: &BrokerContext,
+        image: &MetadataImage,
+        version: i16,
+        req: &ProduceRequest,
+    ) -> Plan {
+        let mut plan = Plan {
+            results: Vec::new(),
+            layout: Vec::new(),
+            jobs: Vec::new(),
+            replicated: Vec::new(),
+        };
+        for (ti, topic) in req.topic_data.iter().enumerate() {
+            plan.layout.push((ti, plan.results.len()));
+            let (name, unknown_code) = if version >= 13 {
+                match ctx.image.topic_by_id(topic.topic_id) {
+                    Some(t) => (Some(t.name), ResponseError::UnknownTopicOrPartition.code()),
+                    None => (None, ResponseError::UnknownTopicId.code()),
+                }
+            } else {
+                (
+                    Some(topic.name.0.as_str().to_string()),
+                    ResponseError::UnknownTopicOrPartition.code(),
+                )
             };
-            match (partition, &pd.records) {
-                (Err(ns), _) => results.push(Some(PartitionResult::not_served(ns))),
-                (Ok(_), None) => results.push(Some(PartitionResult::error(
-                    ResponseError::CorruptMessage.code(),
-                    Some("null records".into()),
-                ))),
-                (Ok(_), Some(records)) if version < ZSTD_MIN_VERSION && has_zstd(records) => {
-                    results.push(Some(PartitionResult::error(
-                        ResponseError::UnsupportedCompressionType.code(),
-                        None,
-                    )))
-                }
-                (Ok(partition), Some(_))
-                    if acks == -1 && partition.check_enough_replicas().is_err() =>
-                {
-                    // Kafka refuses before appending (Partition.appendRecordsToLeader).
-                    results.push(Some(PartitionResult::error(
-                        ResponseError::NotEnoughReplicas.code(),
-                        Some(format!(
-                            "The size of the current ISR of {} is insufficient to satisfy the min.isr requirement",
-                            partition.topic_partition()
-                        )),
-                    )))
-                }
-                (Ok(partition), Some(records)) => {
-                    if acks == -1 {
-                        replicated.push((slot, partition.clone()));
+            for pd in &topic.partition_data {
+                let slot = plan.results.len();
+                let topic = (name.as_deref(), unknown_code);
+                match check_partition(ctx, image, (version, req.acks), topic, pd) {
+                    Err(answer) => plan.results.push(Some(answer)),
+                    Ok((partition, records)) => {
+                        if req.acks == -1 {
+                            plan.replicated.push((slot, partition.clone()));
+                        }
+                        plan.results.push(None);
+                        plan.jobs.push(Job {
+                            slot,
+                            partition,
+                            records,
+                            verification: Verification::NotRequired,
+                        });
                     }
-                    results.push(None);
-                    jobs.push(Job {
-                        slot,
-                        partition,
-                        records: records.clone(),
-                        verification: Verification::NotRequired,
-                    });
                 }
             }
         }
+        plan
     }
+}
 
-    let transactional_id = req.transactional_id.as_ref().map(|id| id.0.as_str());
-    verify::verify(ctx, version, transactional_id, &mut jobs, &mut results).await;
+/// One partition's checks before its append, in Kafka's order: the acks,
+/// an internal topic, the topic (`name`, or `unknown_code` when its id is
+/// unknown) and leadership, null records, zstd before v7, and for
+/// acks=all an ISR below `min.insync.replicas`. The partition and its
+/// records, or the answer.
+fn check_partition(
+    ctx: &BrokerContext,
+    image: &MetadataImage,
+    (version, acks): (i16, i16),
+    (name, unknown_code): (Option<&str>, i16),
+    pd: &PartitionProduceData,
+) -> Result<(Arc<Partition>, Bytes), PartitionResult> {
+    if !(-1..=1).contains(&acks) {
+        return Err(PartitionResult::error(
+            ResponseError::InvalidRequiredAcks.code(),
+            None,
+        ));
+    }
+    if name.is_some_and(is_internal_topic) {
+        // Only the broker itself writes Kafka's internal topics.
+        return Err(PartitionResult::error(
+            ResponseError::InvalidTopicException.code(),
+            Some("cannot append to an internal topic".into()),
+        ));
+    }
+    let partition = match name {
+        Some(n) => leader_partition(image, &ctx.replicas, ctx.image.node(), n, pd.index),
+        None => Err(NotServed::code(unknown_code)),
+    }
+    .map_err(PartitionResult::not_served)?;
+    let Some(records) = &pd.records else {
+        return Err(PartitionResult::error(
+            ResponseError::CorruptMessage.code(),
+            Some("null records".into()),
+        ));
+    };
+    if version < ZSTD_MIN_VERSION && has_zstd(records) {
+        return Err(PartitionResult::error(
+            ResponseError::UnsupportedCompressionType.code(),
+            None,
+        ));
+    }
+    if acks == -1 && partition.check_enough_replicas().is_err() {
+        // Kafka refuses before appending (Partition.appendRecordsToLeader).
+        return Err(PartitionResult::error(
+            ResponseError::NotEnoughReplicas.code(),
+            Some(format!(
+                "The size of the current ISR of {} is insufficient to satisfy the min.isr requirement",
+                partition.topic_partition()
+            )),
+        ));
+    }
+    Ok((partition, records.clone()))
+}
 
-    // Compacted logs are excluded: their records are decoded to check keys,
-    // CPU work that belongs on the pool.
-    let inline = jobs.iter().map(|j| j.records.len()).sum::<usize>() <= INLINE_APPEND_BYTES
+/// Whether the jobs are appended on the network thread: small requests
+/// only, and never a compacted log (its records are decoded to check keys,
+/// CPU work that belongs on the pool).
+fn appends_inline(jobs: &[Job]) -> bool {
+    jobs.iter().map(|j| j.records.len()).sum::<usize>() <= INLINE_APPEND_BYTES
         && jobs.iter().all(|j| {
             !j.partition
                 .log()
@@ -203,185 +270,90 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: ProduceReq
                 .compaction
                 .cleanup_policy
                 .compact()
-        });
+        })
+}
+
+/// Small appends are a pwrite of a few pages into the page cache: cheaper
+/// than the two thread hand-offs of the blocking pool, which on a busy
+/// 2-core machine are where the latency tail came from. A log whose lock
+/// is held (a roll, a retention deletion, another append) or whose batches
+/// need converting is returned for the pool instead, so a network thread
+/// never waits; so does every group-commit fsync.
+async fn append_inline(jobs: Vec<Job>, results: &mut [Option<PartitionResult>]) -> Vec<Job> {
     let mut pool_jobs = Vec::new();
-    if inline {
-        // Small appends are a pwrite of a few pages into the page cache:
-        // cheaper than the two thread hand-offs of the blocking pool, which
-        // on a busy 2-core machine are where the latency tail came from.
-        // A log whose lock is held (a roll, a retention deletion, another
-        // append) or whose batches need converting goes to the pool instead,
-        // so a network thread never waits; so does every group-commit fsync.
-        let mut to_flush = Vec::new();
-        for job in jobs {
-            match try_append_inline(&job.partition, &job.records, job.verification) {
-                None => pool_jobs.push(job),
-                Some(Ok(Some(info))) if info.needs_flush => {
-                    to_flush.push((job.slot, job.partition, info))
-                }
-                Some(Ok(info)) => {
-                    if let Some(info) = &info {
-                        job.partition.publish_append(info.last_offset.plus(1));
-                    }
-                    results[job.slot] = Some(PartitionResult::appended(info));
-                }
-                Some(Err(failed)) => results[job.slot] = Some(failed),
+    let mut to_flush = Vec::new();
+    for job in jobs {
+        match try_append_inline(&job.partition, &job.records, job.verification) {
+            None => pool_jobs.push(job),
+            Some(Ok(Some(info))) if info.needs_flush => {
+                to_flush.push((job.slot, job.partition, info))
             }
-        }
-        if !to_flush.is_empty() {
-            let slots: Vec<usize> = to_flush.iter().map(|(slot, _, _)| *slot).collect();
-            let flushed = sluice_runtime::spawn_blocking(move || {
-                to_flush
-                    .into_iter()
-                    .map(|(slot, partition, info)| (slot, flush_and_publish(&partition, info)))
-                    .collect::<Vec<_>>()
-            })
-            .await;
-            match flushed {
-                Ok(done) => {
-                    for (slot, r) in done {
-                        results[slot] = Some(r);
-                    }
+            Some(Ok(info)) => {
+                if let Some(info) = &info {
+                    job.partition.publish_append(info.last_offset.plus(1));
                 }
-                Err(join_error) => {
-                    tracing::error!(error = %join_error, "produce flush task failed");
-                    for slot in slots {
-                        results[slot] = Some(PartitionResult::error(
-                            ResponseError::KafkaStorageError.code(),
-                            None,
-                        ));
-                    }
-                }
+                results[job.slot] = Some(PartitionResult::appended(info));
             }
+            Some(Err(failed)) => results[job.slot] = Some(failed),
         }
-    } else {
-        pool_jobs = jobs;
     }
-    if !pool_jobs.is_empty() {
-        let jobs = pool_jobs;
-        let slots: Vec<usize> = jobs.iter().map(|j| j.slot).collect();
-        let outcome = sluice_runtime::spawn_blocking(move || {
-            jobs.into_iter()
-                .map(|job| {
-                    let r = append(&job.partition, &job.records, job.verification);
-                    (job.slot, r)
-                })
+    if !to_flush.is_empty() {
+        let slots: Vec<usize> = to_flush.iter().map(|(slot, _, _)| *slot).collect();
+        let flushed = sluice_runtime::spawn_blocking(move || {
+            to_flush
+                .into_iter()
+                .map(|(slot, partition, info)| (slot, flush_and_publish(&partition, info)))
                 .collect::<Vec<_>>()
         })
         .await;
-        match outcome {
-            Ok(done) => {
-                for (slot, r) in done {
-                    results[slot] = Some(r);
-                }
-            }
-            Err(join_error) => {
-                tracing::error!(error = %join_error, "produce append task failed");
-                for slot in slots {
-                    results[slot] = Some(PartitionResult::error(
-                        ResponseError::KafkaStorageError.code(),
-                        None,
-                    ));
-                }
-            }
-        }
+        fill(results, slots, flushed, "produce flush task failed");
     }
+    pool_jobs
+}
 
-    await_replicated(&mut results, replicated, deadline).await;
-
-    let any_error = results
-        .iter()
-        .any(|r| r.as_ref().is_none_or(|r| r.error_code != 0));
-    if acks == 0 {
-        // Kafka closes the connection of an acks=0 producer whose request
-        // failed: it is the only signal such a producer gets.
-        return if any_error {
-            Response::Close("produce with acks=0 failed".into())
-        } else {
-            Response::NoResponse
-        };
+/// The jobs appended (and flushed where the topic asks) on the blocking
+/// pool.
+async fn append_on_pool(jobs: Vec<Job>, results: &mut [Option<PartitionResult>]) {
+    if jobs.is_empty() {
+        return;
     }
-
-    let mut responses = Vec::with_capacity(req.topic_data.len());
-    let mut leaders: Vec<i32> = Vec::new();
-    for (ti, first_slot) in layout {
-        let topic = &req.topic_data[ti];
-        let mut partition_responses = Vec::with_capacity(topic.partition_data.len());
-        for (pi, pd) in topic.partition_data.iter().enumerate() {
-            let r = results[first_slot + pi].take().unwrap_or_else(|| {
-                PartitionResult::error(ResponseError::KafkaStorageError.code(), None)
-            });
-            let mut resp = PartitionProduceResponse::default()
-                .with_index(pd.index)
-                .with_error_code(r.error_code)
-                .with_base_offset(-1)
-                .with_log_append_time_ms(-1)
-                .with_log_start_offset(-1);
-            if let Some(info) = r.info {
-                resp = resp
-                    .with_base_offset(info.first_offset.value())
-                    .with_log_append_time_ms(info.log_append_time.millis())
-                    .with_log_start_offset(info.log_start_offset.value());
-            }
-            if let Some((leader_id, leader_epoch)) = r.leader.filter(|_| version >= 10) {
-                resp = resp.with_current_leader(
-                    LeaderIdAndEpoch::default()
-                        .with_leader_id(BrokerId(leader_id))
-                        .with_leader_epoch(leader_epoch),
-                );
-                if leader_id >= 0 && !leaders.contains(&leader_id) {
-                    leaders.push(leader_id);
-                }
-            }
-            if let Some(msg) = r.error_message {
-                resp = resp.with_error_message(Some(StrBytes::from_string(msg)));
-            }
-            if !r.record_errors.is_empty() {
-                resp = resp.with_record_errors(
-                    r.record_errors
-                        .into_iter()
-                        .map(|(index, message)| {
-                            BatchIndexAndErrorMessage::default()
-                                .with_batch_index(index)
-                                .with_batch_index_error_message(Some(StrBytes::from_string(
-                                    message,
-                                )))
-                        })
-                        .collect(),
-                );
-            }
-            partition_responses.push(resp);
-        }
-        let mut t = TopicProduceResponse::default().with_partition_responses(partition_responses);
-        if version >= 13 {
-            t = t.with_topic_id(topic.topic_id);
-        } else {
-            t = t.with_name(topic.name.clone());
-        }
-        responses.push(t);
-    }
-    let listener = ctx
-        .config
-        .advertised_listeners
-        .first()
-        .map_or("", |l| l.name.as_str());
-    let node_endpoints = leaders
-        .into_iter()
-        .filter_map(|id| {
-            endpoint(&image, id, listener).map(|(host, port)| {
-                NodeEndpoint::default()
-                    .with_node_id(BrokerId(id))
-                    .with_host(StrBytes::from_string(host))
-                    .with_port(i32::from(port))
+    let slots: Vec<usize> = jobs.iter().map(|j| j.slot).collect();
+    let outcome = sluice_runtime::spawn_blocking(move || {
+        jobs.into_iter()
+            .map(|job| {
+                let r = append(&job.partition, &job.records, job.verification);
+                (job.slot, r)
             })
-        })
-        .collect();
-    Response::Message(kafka_protocol::messages::ResponseKind::Produce(
-        ProduceResponse::default()
-            .with_responses(responses)
-            .with_node_endpoints(node_endpoints)
-            .with_throttle_time_ms(0),
-    ))
+            .collect::<Vec<_>>()
+    })
+    .await;
+    fill(results, slots, outcome, "produce append task failed");
+}
+
+/// The blocking pool's answers in their slots; if its task failed,
+/// KAFKA_STORAGE_ERROR in every slot it had.
+fn fill<E: std::fmt::Display>(
+    results: &mut [Option<PartitionResult>],
+    slots: Vec<usize>,
+    outcome: Result<Vec<(usize, PartitionResult)>, E>,
+    what: &str,
+) {
+    match outcome {
+        Ok(done) => {
+            for (slot, r) in done {
+                results[slot] = Some(r);
+            }
+        }
+        Err(join_error) => {
+            tracing::error!(error = %join_error, "{what}");
+            for slot in slots {
+                results[slot] = Some(PartitionResult::error(
+                    ResponseError::KafkaStorageError.code(),
+                    None,
+                ));
+            }
+        }
+    }
 }
 
 /// Kafka's TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
