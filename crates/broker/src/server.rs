@@ -167,7 +167,7 @@ impl Broker {
         quotas
             .connections
             .slots
-            .set_limit(config.max_connections_now());
+            .set_limits(config.connection_limits_now());
         // Opens the metadata log (bootstrapped once from the single-node
         // files on upgrade), starts the controller and publishes the
         // metadata: dynamic broker configs first, then every hosted

@@ -13,7 +13,11 @@
 //! - `listener.name.<l>.max.connection.creation.rate` (KIP-612): the
 //!   listener waits before serving connections over the rate (only a lower
 //!   bound on the time taken is checked, which slowness cannot break), set
-//!   at start or at runtime with `kafka-configs --entity-type brokers`.
+//!   at start or at runtime with `kafka-configs --entity-type brokers`;
+//! - `listener.name.<l>.max.connections`, at start and at runtime, and the
+//!   inter-broker listener of a broker with several left out of
+//!   `max.connections` while its connections count in it (Kafka's
+//!   `ConnectionQuotas.connectionSlotAvailable`).
 //!
 //! No timing assertion beyond that lower bound: waits are bounded retries.
 
@@ -29,6 +33,7 @@ use kafka_protocol::messages::{AlterClientQuotasRequest, ApiVersionsRequest, Req
 use kafka_protocol::protocol::{Encodable, HeaderVersion, Request, StrBytes};
 
 use common::{sb, RawClient};
+use sluice_testkit::{ClusterLayout, SluiceCluster};
 
 /// An ApiVersions v0 request frame.
 fn api_versions_frame() -> Vec<u8> {
@@ -337,4 +342,95 @@ fn a_listener_creation_rate_set_at_runtime_with_kafka_configs_delays_accepting()
     // And the broker-wide key at the cluster default is accepted too
     // (Kafka's dynamic key; refused before as read at start only).
     alter_broker_config(&addr, None, "max.connection.creation.rate=1000");
+}
+
+/// The address `listener` of `node` listens on (its line may follow the
+/// client listener's, which the start waited for); bounded.
+fn listening_on(node: &sluice_testkit::SluiceProcess, listener: &str) -> String {
+    let prefix = format!("listening on {listener}://");
+    for _ in 0..600 {
+        let found = node.output().lines().find_map(|l| {
+            l.split_once(prefix.as_str())
+                .map(|(_, a)| a.trim().to_string())
+        });
+        if let Some(addr) = found {
+            return addr;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no {prefix} line in\n{}", node.output())
+}
+
+#[test]
+fn the_inter_broker_listener_is_outside_max_connections_but_counts_in_it() {
+    let c = SluiceCluster::start(
+        env!("CARGO_BIN_EXE_sluice"),
+        ClusterLayout::Combined(1),
+        &[
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:{client_port},REPLICATION://127.0.0.1:0,\
+                 CONTROLLER://127.0.0.1:{controller_port}",
+            ),
+            (
+                "listener.security.protocol.map",
+                "PLAINTEXT:PLAINTEXT,REPLICATION:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            ),
+            ("inter.broker.listener.name", "REPLICATION"),
+            ("max.connections", "3"),
+            ("listener.name.replication.max.connections", "2"),
+        ],
+    )
+    .expect("the node starts");
+    let clients = c.broker_addr(1).to_string();
+    let brokers = listening_on(&c.node(1).process, "REPLICATION");
+    // The client listener: max.connections.
+    let held = hold(&clients, 3);
+    assert!(served(&clients).is_none(), "a 4th client connection");
+    // The inter-broker listener is not held back by the full broker-wide
+    // count, only by its own limit.
+    let inter = hold(&brokers, 2);
+    assert!(served(&brokers).is_none(), "a 3rd inter-broker connection");
+    // Its connections count in the total: with the clients gone, one
+    // client connection fits in max.connections (2 + 1).
+    drop(held);
+    let one = hold(&clients, 1);
+    until_refused(&clients, "2 inter-broker + 1 client at max.connections=3");
+    drop((one, inter));
+    drop(hold(&clients, 3));
+    let output = c.node(1).process.output();
+    assert!(
+        output.contains("listener.name.REPLICATION.max.connections (2) reached"),
+        "{output}"
+    );
+}
+
+#[test]
+fn a_listener_connection_limit_set_at_runtime_with_kafka_configs_bounds_that_listener() {
+    if !common::kafka_tools_ready("dynamic listener.name.<l>.max.connections with kafka-configs") {
+        return;
+    }
+    let broker = common::start(&[]);
+    let addr = broker.bootstrap().to_string();
+    let held = hold(&addr, 3);
+    alter_broker_config(
+        &addr,
+        Some("1"),
+        "listener.name.plaintext.max.connections=3",
+    );
+    until_refused(&addr, "after listener.name.plaintext.max.connections=3");
+    // As with max.connections, the live ones stay open.
+    let held: Vec<_> = held.into_iter().filter_map(answers).collect();
+    assert_eq!(held.len(), 3, "a live connection was closed");
+    drop(held);
+    let held = hold(&addr, 3);
+    assert!(served(&addr).is_none(), "a 4th connection was served");
+    drop(held);
+    assert!(
+        broker
+            .output()
+            .contains("listener.name.PLAINTEXT.max.connections (3) reached"),
+        "{}",
+        broker.output()
+    );
 }

@@ -27,8 +27,9 @@
 //!   (`crate::replica::quota`) from the next fetch;
 //!   the cluster default of `unclean.leader.election.enable` is read by the
 //!   controller from the image; `max.connections`, `max.connections.per.ip`,
-//!   `max.connections.per.ip.overrides`, `max.connection.creation.rate` and
-//!   `listener.name.<listener>.max.connection.creation.rate` to connections
+//!   `max.connections.per.ip.overrides`, `max.connection.creation.rate`,
+//!   `listener.name.<listener>.max.connection.creation.rate` and
+//!   `listener.name.<listener>.max.connections` to connections
 //!   accepted from then on (`crate::quota::connections`, `crate::quota::slots`);
 //!   a listener's store keys (`listener.name.<l>.ssl.keystore.location` and
 //!   the other keystore/truststore keys) reload its TLS server, also when

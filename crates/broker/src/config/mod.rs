@@ -587,7 +587,8 @@ impl BrokerConfig {
             } else if sasl::is_listener_key(&key) {
                 // Read per listener below (config/sasl.rs).
             } else if let Some(base) = listener_connection_key(&key) {
-                // listener.name.<listener>.max.connection.creation.rate.
+                // listener.name.<listener>.max.connection.creation.rate
+                // and .max.connections.
                 let def = lookup(Scope::Broker, base).expect("key is in the table");
                 parse_value(def, &value).map_err(|e| match e {
                     ConfigError::InvalidValue { value, reason, .. } => ConfigError::InvalidValue {
@@ -931,13 +932,31 @@ impl BrokerConfig {
         creation_rates(&effective, broker)
     }
 
-    /// `max.connections` as in effect now (dynamic over static).
-    pub fn max_connections_now(&self) -> usize {
-        self.effective_broker_values()
+    /// `max.connections` and `listener.name.<l>.max.connections` as in
+    /// effect now (dynamic over static; a value that does not parse counts
+    /// as absent, and so does a listener value below 1, which Kafka
+    /// refuses to apply).
+    pub fn connection_limits_now(&self) -> crate::quota::slots::ConnectionLimits {
+        let effective: BTreeMap<String, String> = self
+            .effective_broker_values()
+            .into_iter()
+            .map(|(k, (v, _))| (k, v))
+            .collect();
+        let broker = effective
             .get("max.connections")
-            .and_then(|(v, _)| v.trim().parse::<i64>().ok())
+            .and_then(|v| v.trim().parse::<i64>().ok())
             .and_then(|n| usize::try_from(n).ok())
             .unwrap_or(self.max_connections)
+            .max(1);
+        crate::quota::slots::ConnectionLimits {
+            broker,
+            listeners: listener_values(&effective, "max.connections")
+                .filter_map(|(l, v)| {
+                    let n = usize::try_from(v.trim().parse::<i64>().ok()?).ok()?;
+                    (n >= 1).then(|| (l.to_string(), n))
+                })
+                .collect(),
+        }
     }
 
     /// A whole-number setting read once at start: the explicit value, else
@@ -1371,7 +1390,7 @@ fn per_ip_overrides(
 /// Listener-prefixed connection keys Sluice reads: the base key of
 /// `listener.name.<listener>.<base>`.
 fn listener_connection_key(key: &str) -> Option<&'static str> {
-    const BASES: &[&str] = &["max.connection.creation.rate"];
+    const BASES: &[&str] = &["max.connection.creation.rate", "max.connections"];
     let rest = key.strip_prefix("listener.name.")?;
     let (listener, base) = rest.split_once('.')?;
     (!listener.is_empty())
@@ -1388,14 +1407,22 @@ fn creation_rates(
     let limited = |v: i64| (v < i64::from(i32::MAX)).then_some(v as f64);
     crate::quota::connections::CreationRateLimits {
         broker: limited(broker),
-        listeners: explicit
-            .iter()
-            .filter(|(k, _)| listener_connection_key(k).is_some())
-            .filter_map(|(k, v)| {
-                let listener = k.strip_prefix("listener.name.")?.split_once('.')?.0;
+        listeners: listener_values(explicit, "max.connection.creation.rate")
+            .filter_map(|(listener, v)| {
                 let rate = limited(v.trim().parse().ok()?)?;
                 Some((listener.to_string(), rate))
             })
             .collect(),
     }
+}
+
+/// The (listener, value) of every `listener.name.<listener>.<base>` key.
+fn listener_values<'a, V: AsRef<str> + 'a>(
+    values: &'a BTreeMap<String, V>,
+    base: &'a str,
+) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    values.iter().filter_map(move |(k, v)| {
+        let (listener, b) = k.strip_prefix("listener.name.")?.split_once('.')?;
+        (b == base && !listener.is_empty()).then(|| (listener, v.as_ref()))
+    })
 }

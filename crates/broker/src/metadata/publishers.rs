@@ -682,11 +682,9 @@ impl MetadataPublisher for BrokerConfigPublisher {
             .set_per_ip_limits(self.config.per_ip_limits_now());
         self.connections
             .set_creation_rates(self.config.creation_rates_now());
-        let max_connections = self.config.max_connections_now();
-        if max_connections != self.connections.slots.limit() {
-            tracing::info!(max_connections, "max.connections changed");
-            self.connections.slots.set_limit(max_connections);
-        }
+        self.connections
+            .slots
+            .set_limits(self.config.connection_limits_now());
         // Logs created by this change get the new defaults when the
         // partitions publisher creates them; existing ones are updated.
         self.reconfigure_logs(changes);

@@ -3,8 +3,11 @@
 //! listeners; through rustls on SSL ones, [`tls`]). [`security`] builds each
 //! connection's stream and request context from its listener.
 //!
-//! Bounds: `max.connections` connections (a connection beyond it is closed
-//! as soon as it is accepted, with a rate-limited WARN naming the limit),
+//! Bounds: `max.connections` connections, and
+//! `listener.name.<l>.max.connections` on a listener (a connection beyond
+//! either is closed as soon as it is accepted, with a rate-limited WARN
+//! naming the limit; the inter-broker listener of a broker with several is
+//! outside the broker-wide one: `crate::quota::slots`),
 //! `max.connections.per.ip` and the `ip` quotas' connection creation rate
 //! (`crate::quota::connections`: closed at once, or after the throttle),
 //! `socket.request.max.bytes` per request, and `queued.max.request.bytes`
@@ -37,7 +40,7 @@ use std::time::Duration;
 
 use sluice_transport::net::{Acceptor, BoxStream};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, TryAcquireError};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use connection::ConnectionConfig;
@@ -47,6 +50,7 @@ pub use security::ListenerTransport;
 
 use crate::context::BrokerContext;
 use crate::quota::connections::{ConnectionPermit, Refusal};
+use crate::quota::slots::SlotRefusal;
 
 /// glibc's allocator: serve allocations below 4 MiB from its arenas and
 /// give memory back to the kernel only when more than 32 MiB sit free at
@@ -81,7 +85,7 @@ struct RefusalLog {
 }
 
 impl RefusalLog {
-    fn refused(&mut self, peer: std::net::SocketAddr, limit: usize) {
+    fn refused(&mut self, peer: std::net::SocketAddr, listener: &str, refusal: SlotRefusal) {
         self.unlogged += 1;
         let now = tokio::time::Instant::now();
         if self
@@ -90,11 +94,17 @@ impl RefusalLog {
         {
             return;
         }
+        let (key, limit) = match refusal {
+            SlotRefusal::Broker { limit } => ("max.connections".to_string(), limit),
+            SlotRefusal::Listener { limit } => {
+                (format!("listener.name.{listener}.max.connections"), limit)
+            }
+        };
         tracing::warn!(
             %peer,
             max_connections = limit,
             refused = self.unlogged,
-            "refusing connection: max.connections ({limit}) reached; \
+            "refusing connection: {key} ({limit}) reached; \
              {} connection(s) closed at accept since the last such warning",
             self.unlogged
         );
@@ -201,17 +211,21 @@ pub async fn accept_loop(
                 _ = tokio::time::sleep(Duration::from_millis(delay as u64)) => {}
             }
         }
-        let slot = match ctx.quotas.connections.slots.try_acquire() {
+        let slot = match ctx
+            .quotas
+            .connections
+            .slots
+            .try_acquire(&listener_name, protected)
+        {
             Ok(slot) => slot,
-            Err(TryAcquireError::NoPermits) => {
+            Err(refusal) => {
                 // Closed at once rather than left waiting in the backlog
                 // without a word (what Kafka does); the client sees the
                 // connection end and retries after its backoff.
-                refusals.refused(peer, ctx.quotas.connections.slots.limit());
+                refusals.refused(peer, &listener_name, refusal);
                 drop(stream);
                 continue;
             }
-            Err(TryAcquireError::Closed) => break,
         };
         let permit = match admit(&ctx, peer) {
             Ok(permit) => permit,
@@ -224,6 +238,11 @@ pub async fn accept_loop(
                 continue;
             }
             Err(Refusal::Throttled { ms }) => {
+                ctx.quotas.connections.unrecord_accept(
+                    &listener_name,
+                    protected,
+                    ctx.clock.now_ms(),
+                );
                 // Kafka delays closing it; the wait holds the connection's
                 // slot, so throttled sockets are bounded by max.connections.
                 tracing::debug!(%peer, "delaying closing of connection for {ms} ms");

@@ -10,12 +10,15 @@
 //!
 //! - `max.connection.creation.rate` (broker-wide, not on the inter-broker
 //!   listener when there are others) and
-//!   `listener.name.<l>.max.connection.creation.rate` (KIP-612): over the
+//!   `listener.name.<l>.max.connection.creation.rate` (KIP-612; the
+//!   broker-wide value when a listener has none of its own): over the
 //!   rate, the listener stops accepting for the throttle time (at most one
 //!   quota window), and the connection waiting is then served, as Kafka's
-//!   acceptor waits in `waitForConnectionSlot`.
+//!   acceptor waits in `waitForConnectionSlot`. A connection then refused
+//!   for its IP's rate is taken back from these rates.
+//! - `max.connections` and `listener.name.<l>.max.connections`: [`ConnectionSlots`].
 //!
-//! The counts are of live connections across every listener; each
+//! The per-IP counts are of live connections across every listener; each
 //! admitted connection holds a [`ConnectionPermit`] that gives its count
 //! back when dropped. The rate sensors use the client quota windows and
 //! expire as the client quota sensors do.
@@ -29,6 +32,7 @@ use sluice_metadata::image::{ClientQuotaEntity, ClientQuotas, EntityName};
 
 use super::manager::{QuotaWindows, INACTIVE_SENSOR_EXPIRATION_MS, MAX_SENSORS};
 use super::rate::SampledRate;
+use super::slots::{ConnectionLimits, ConnectionSlots};
 
 /// The quota key of `ip` entities (Kafka's `QuotaConfig.IP_CONNECTION_RATE_OVERRIDE_CONFIG`).
 pub const IP_CONNECTION_RATE: &str = "connection_creation_rate";
@@ -125,8 +129,8 @@ struct State {
 
 /// Live connections and creation rates per client IP.
 pub struct ConnectionQuotas {
-    /// `max.connections`, over every listener.
-    pub slots: super::slots::ConnectionSlots,
+    /// `max.connections` and its listener overrides.
+    pub slots: Arc<ConnectionSlots>,
     /// Replaced when the dynamic broker configs change ([`Self::set_per_ip_limits`]).
     limits: parking_lot::RwLock<PerIpLimits>,
     windows: QuotaWindows,
@@ -139,20 +143,12 @@ impl ConnectionQuotas {
         creation: CreationRateLimits,
         windows: QuotaWindows,
     ) -> ConnectionQuotas {
-        ConnectionQuotas::with_max_connections(limits, creation, windows, i32::MAX as usize)
-    }
-
-    /// [`Self::new`] with `max.connections`.
-    pub fn with_max_connections(
-        limits: PerIpLimits,
-        creation: CreationRateLimits,
-        windows: QuotaWindows,
-        max_connections: usize,
-    ) -> ConnectionQuotas {
         let mut state = State::default();
         state.set_creation(creation, windows);
         ConnectionQuotas {
-            slots: super::slots::ConnectionSlots::new(max_connections),
+            slots: Arc::new(ConnectionSlots::new(ConnectionLimits::broker(
+                i32::MAX as usize,
+            ))),
             limits: parking_lot::RwLock::new(limits),
             windows,
             state: Mutex::new(state),
@@ -179,17 +175,13 @@ impl ConnectionQuotas {
     /// accepted on `listener` and returns how long the listener waits
     /// before serving it (0: at once). `protected`: the inter-broker
     /// listener of a broker with several, which the broker-wide rate
-    /// leaves out.
+    /// leaves out. A listener without its own rate has the broker-wide one
+    /// as its own (Kafka reads listener keys with the broker key as
+    /// fallback), which matters only to the protected listener.
     pub fn accept_delay_ms(&self, listener: &str, protected: bool, now_ms: i64) -> i64 {
-        let key = listener.to_ascii_uppercase();
         let bound = self.windows.window_ms;
+        let windows = self.windows;
         let mut state = self.state.lock();
-        let listener_limit = state
-            .creation
-            .listeners
-            .iter()
-            .find(|(l, _)| l.eq_ignore_ascii_case(listener))
-            .map(|(_, r)| *r);
         let broker_limit = state.creation.broker;
         let mut ms = 0;
         if let (false, Some(limit), Some(rate)) =
@@ -198,11 +190,25 @@ impl ConnectionQuotas {
             rate.record(1.0, now_ms);
             ms = rate.throttle_time_ms(limit, now_ms).min(bound);
         }
-        if let (Some(limit), Some(rate)) = (listener_limit, state.listener_rates.get_mut(&key)) {
+        if let Some((limit, rate)) = state.listener_rate(listener, windows) {
             rate.record(1.0, now_ms);
             ms = ms.max(rate.throttle_time_ms(limit, now_ms).min(bound));
         }
         ms
+    }
+
+    /// Takes back what [`Self::accept_delay_ms`] recorded for a connection
+    /// then refused for its IP's rate (Kafka's `updateListenerMetrics`), so
+    /// refused connections do not slow the listener down.
+    pub fn unrecord_accept(&self, listener: &str, protected: bool, now_ms: i64) {
+        let windows = self.windows;
+        let mut state = self.state.lock();
+        if let (false, Some(rate)) = (protected, state.broker_rate.as_mut()) {
+            rate.record(-1.0, now_ms);
+        }
+        if let Some((_, rate)) = state.listener_rate(listener, windows) {
+            rate.record(-1.0, now_ms);
+        }
     }
 
     /// Kafka's `ConnectionQuotas.inc` for a connection from `ip`: the rate
@@ -292,13 +298,36 @@ impl State {
             Some(_) => Some(self.broker_rate.take().unwrap_or_else(rate)),
             None => None,
         };
-        let mut old = std::mem::take(&mut self.listener_rates);
-        for (l, _) in &creation.listeners {
-            let key = l.to_ascii_uppercase();
-            let sensor = old.remove(&key).unwrap_or_else(rate);
-            self.listener_rates.insert(key, sensor);
-        }
+        let limited = |key: &String| {
+            creation.broker.is_some()
+                || creation
+                    .listeners
+                    .iter()
+                    .any(|(l, _)| l.eq_ignore_ascii_case(key))
+        };
+        self.listener_rates.retain(|key, _| limited(key));
         self.creation = creation;
+    }
+
+    /// The rate limit of `listener` (its own, else the broker-wide one)
+    /// and its sensor, made when first needed.
+    fn listener_rate(
+        &mut self,
+        listener: &str,
+        windows: QuotaWindows,
+    ) -> Option<(f64, &mut SampledRate)> {
+        let limit = self
+            .creation
+            .listeners
+            .iter()
+            .find(|(l, _)| l.eq_ignore_ascii_case(listener))
+            .map(|(_, r)| *r)
+            .or(self.creation.broker)?;
+        let sensor = self
+            .listener_rates
+            .entry(listener.to_ascii_uppercase())
+            .or_insert_with(|| SampledRate::new(windows.samples, windows.window_ms));
+        Some((limit, sensor))
     }
 
     /// Records one connection; over the rate it is taken back and the
@@ -449,8 +478,26 @@ mod tests {
             q.accept_delay_ms("OTHER", false, 10);
         }
         assert!(q.accept_delay_ms("OTHER", false, 10) > 0);
-        // The protected inter-broker listener skips the broker-wide rate.
+        // The protected inter-broker listener skips the broker-wide rate,
+        // but has it as its own listener rate (Kafka's fallback).
         assert_eq!(q.accept_delay_ms("REPLICATION", true, 10), 0);
+        for _ in 0..300 {
+            q.accept_delay_ms("REPLICATION", true, 10);
+        }
+        assert!(q.accept_delay_ms("REPLICATION", true, 10) > 0);
+        // Taken back when the IP's rate refuses the connection.
+        let q = ConnectionQuotas::new(
+            PerIpLimits::default(),
+            CreationRateLimits {
+                broker: None,
+                listeners: vec![("client".into(), 1.0)],
+            },
+            windows,
+        );
+        for _ in 0..10 {
+            assert_eq!(q.accept_delay_ms("CLIENT", false, 0), 0);
+            q.unrecord_accept("CLIENT", false, 0);
+        }
     }
 
     #[test]

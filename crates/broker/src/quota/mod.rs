@@ -27,8 +27,8 @@
 //!   applied by CreateTopics, CreatePartitions and DeleteTopics.
 //! - Connections: `max.connections.per.ip` (and overrides) and the `ip`
 //!   entities' `connection_creation_rate` ([`connections`]), applied by the
-//!   network layer's accept loop; `max.connections` ([`slots`]), resizable
-//!   at runtime.
+//!   network layer's accept loop; `max.connections` and
+//!   `listener.name.<l>.max.connections` ([`slots`]), dynamic.
 //!
 //! While the image holds no client quota at all, the hot paths check one
 //! atomic flag (`ImageCache::has_client_quotas`) and do nothing else.

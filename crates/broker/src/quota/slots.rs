@@ -1,77 +1,177 @@
-//! `max.connections`: the broker-wide count of client connections, as a
-//! semaphore of slots that can be resized while connections hold some
-//! (the key is a dynamic broker config in Kafka). Raising the limit adds
-//! slots at once; lowering it takes free slots away at once and the rest
-//! as held ones are given back (a debt paid before every new admission),
-//! so no live connection is closed, as in Kafka.
+//! `max.connections` and `listener.name.<listener>.max.connections`: the
+//! counts of live client connections, broker-wide and per listener, with
+//! the rules of Kafka's `ConnectionQuotas.connectionSlotAvailable`:
+//! - a listener admits a connection while it holds fewer than its own
+//!   limit (its `listener.name.<l>.max.connections`, else `max.connections`:
+//!   Kafka reads listener keys with the broker key as fallback);
+//! - a listener other than the protected one also needs the broker-wide
+//!   count (every listener's connections) under `max.connections`;
+//! - the protected listener (the inter-broker listener of a broker with
+//!   several) is left out of the broker-wide limit, but its connections
+//!   count in the total, so they take room from the other listeners.
+//!
+//! Both keys are dynamic in Kafka: a lowered limit closes no live
+//! connection and admits none until the count is under it. Unlike Kafka's
+//! acceptor, which waits for a slot with the connection in hand, a
+//! connection refused here is closed at once (`network::accept_loop`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
-struct Sizes {
-    limit: usize,
-    /// Slots still to take away as held ones come back.
-    debt: usize,
+/// `max.connections` and its listener overrides.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub broker: usize,
+    /// (listener name, limit); names match without regard to case.
+    pub listeners: Vec<(String, usize)>,
 }
 
-/// The connection slots of every listener.
+impl ConnectionLimits {
+    /// Only a broker-wide limit.
+    pub fn broker(limit: usize) -> ConnectionLimits {
+        ConnectionLimits {
+            broker: limit,
+            listeners: Vec::new(),
+        }
+    }
+
+    /// The limit of `listener` alone (Kafka's `maxListenerConnections`)
+    /// and which key sets it.
+    fn listener(&self, listener: &str) -> SlotRefusal {
+        self.listeners
+            .iter()
+            .find(|(l, _)| l.eq_ignore_ascii_case(listener))
+            .map_or(SlotRefusal::Broker { limit: self.broker }, |(_, n)| {
+                SlotRefusal::Listener { limit: *n }
+            })
+    }
+}
+
+/// Which limit refused a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotRefusal {
+    /// `max.connections`, over every listener but the protected one.
+    Broker { limit: usize },
+    /// `listener.name.<l>.max.connections` (or, for the protected
+    /// listener without one, `max.connections` as its own limit: reported
+    /// as `Broker`).
+    Listener { limit: usize },
+}
+
+impl SlotRefusal {
+    pub fn limit(self) -> usize {
+        match self {
+            SlotRefusal::Broker { limit } | SlotRefusal::Listener { limit } => limit,
+        }
+    }
+}
+
+struct Counts {
+    limits: ConnectionLimits,
+    total: usize,
+    /// Live connections per listener (upper-cased name); a listener with
+    /// none is absent.
+    listeners: HashMap<String, usize>,
+}
+
+/// The connection counts of every listener.
 pub struct ConnectionSlots {
-    semaphore: Arc<Semaphore>,
-    sizes: Mutex<Sizes>,
-}
-
-/// A limit the semaphore can hold (0 is one slot, as before).
-fn bounded(limit: usize) -> usize {
-    limit.clamp(1, Semaphore::MAX_PERMITS)
+    counts: Mutex<Counts>,
 }
 
 impl ConnectionSlots {
-    pub fn new(limit: usize) -> ConnectionSlots {
-        let limit = bounded(limit);
+    pub fn new(limits: ConnectionLimits) -> ConnectionSlots {
         ConnectionSlots {
-            semaphore: Arc::new(Semaphore::new(limit)),
-            sizes: Mutex::new(Sizes { limit, debt: 0 }),
+            counts: Mutex::new(Counts {
+                limits,
+                total: 0,
+                listeners: HashMap::new(),
+            }),
         }
     }
 
-    /// The limit in effect.
-    pub fn limit(&self) -> usize {
-        self.sizes.lock().limit
+    /// The limits in effect.
+    pub fn limits(&self) -> ConnectionLimits {
+        self.counts.lock().limits.clone()
     }
 
-    /// A slot for a new connection, if one is free under the current limit.
-    pub fn try_acquire(&self) -> Result<OwnedSemaphorePermit, TryAcquireError> {
-        {
-            let mut sizes = self.sizes.lock();
-            if sizes.debt > 0 {
-                sizes.debt -= self.semaphore.forget_permits(sizes.debt);
-            }
+    /// Changes the limits; live connections keep their slots.
+    pub fn set_limits(&self, limits: ConnectionLimits) {
+        let mut counts = self.counts.lock();
+        if counts.limits != limits {
+            tracing::info!(
+                max_connections = limits.broker,
+                listeners = ?limits.listeners,
+                "max.connections changed"
+            );
+            counts.limits = limits;
         }
-        self.semaphore.clone().try_acquire_owned()
     }
 
-    /// Changes the limit; live connections keep their slots.
-    pub fn set_limit(&self, limit: usize) {
-        let limit = bounded(limit);
-        let mut sizes = self.sizes.lock();
-        if limit == sizes.limit {
-            return;
+    /// A slot for a new connection on `listener` (`protected`: the
+    /// inter-broker listener of a broker with several).
+    pub fn try_acquire(
+        self: &Arc<Self>,
+        listener: &str,
+        protected: bool,
+    ) -> Result<SlotPermit, SlotRefusal> {
+        let key = listener.to_ascii_uppercase();
+        let mut counts = self.counts.lock();
+        if !protected && counts.total >= counts.limits.broker {
+            return Err(SlotRefusal::Broker {
+                limit: counts.limits.broker,
+            });
         }
-        if limit > sizes.limit {
-            let mut more = limit - sizes.limit;
-            let forgiven = more.min(sizes.debt);
-            sizes.debt -= forgiven;
-            more -= forgiven;
-            self.semaphore.add_permits(more);
-        } else {
-            sizes.debt += sizes.limit - limit;
-            sizes.debt -= self.semaphore.forget_permits(sizes.debt);
+        let on_listener = counts.listeners.get(&key).copied().unwrap_or(0);
+        let refusal = counts.limits.listener(listener);
+        if on_listener >= refusal.limit() {
+            return Err(refusal);
         }
-        sizes.limit = limit;
-        // Free slots + debt paid later = limit - held, whatever the order.
-        debug_assert!(self.semaphore.available_permits() <= limit);
+        counts.total += 1;
+        *counts.listeners.entry(key.clone()).or_default() += 1;
+        Ok(SlotPermit {
+            slots: self.clone(),
+            listener: key,
+        })
+    }
+
+    /// Live connections: over every listener, and on `listener`.
+    pub fn count(&self, listener: &str) -> (usize, usize) {
+        let counts = self.counts.lock();
+        let on = counts
+            .listeners
+            .get(&listener.to_ascii_uppercase())
+            .copied()
+            .unwrap_or(0);
+        (counts.total, on)
+    }
+
+    fn release(&self, key: &str) {
+        let mut counts = self.counts.lock();
+        let on = counts
+            .listeners
+            .get_mut(key)
+            .expect("a permit's listener has a count");
+        *on -= 1;
+        if *on == 0 {
+            counts.listeners.remove(key);
+        }
+        counts.total -= 1;
+        debug_assert!(counts.total >= counts.listeners.values().sum::<usize>());
+    }
+}
+
+/// One admitted connection's slot, given back when dropped.
+pub struct SlotPermit {
+    slots: Arc<ConnectionSlots>,
+    listener: String,
+}
+
+impl Drop for SlotPermit {
+    fn drop(&mut self) {
+        self.slots.release(&self.listener);
     }
 }
 
@@ -79,39 +179,86 @@ impl ConnectionSlots {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_lowered_limit_keeps_live_connections_and_admits_none_until_under_it() {
-        let slots = ConnectionSlots::new(3);
-        let held: Vec<_> = (0..3).map(|_| slots.try_acquire().unwrap()).collect();
-        assert!(slots.try_acquire().is_err());
-        slots.set_limit(1);
-        let mut held = held.into_iter();
-        drop(held.next());
-        // 2 held, limit 1: still full.
-        assert!(slots.try_acquire().is_err());
-        drop(held.next());
-        assert!(slots.try_acquire().is_err(), "1 held at a limit of 1");
-        drop(held.next());
-        let one = slots.try_acquire().expect("0 held at a limit of 1");
-        assert!(slots.try_acquire().is_err());
-        // Raised: two more at once.
-        slots.set_limit(3);
-        let more: Vec<_> = (0..2).map(|_| slots.try_acquire().unwrap()).collect();
-        assert!(slots.try_acquire().is_err());
-        drop((one, more));
-        assert_eq!(slots.semaphore.available_permits(), 3);
+    fn slots(limits: ConnectionLimits) -> Arc<ConnectionSlots> {
+        Arc::new(ConnectionSlots::new(limits))
     }
 
     #[test]
-    fn raising_during_a_debt_forgives_it_first() {
-        let slots = ConnectionSlots::new(4);
-        let held: Vec<_> = (0..4).map(|_| slots.try_acquire().unwrap()).collect();
-        slots.set_limit(1); // debt 3
-        slots.set_limit(2); // debt 2
-        drop(held);
-        let two: Vec<_> = (0..2).map(|_| slots.try_acquire().unwrap()).collect();
-        assert!(slots.try_acquire().is_err());
-        drop(two);
-        assert_eq!(slots.limit(), 2);
+    fn a_lowered_limit_keeps_live_connections_and_admits_none_until_under_it() {
+        let slots = slots(ConnectionLimits::broker(3));
+        let held: Vec<_> = (0..3)
+            .map(|_| slots.try_acquire("CLIENT", false).unwrap())
+            .collect();
+        assert!(slots.try_acquire("CLIENT", false).is_err());
+        slots.set_limits(ConnectionLimits::broker(1));
+        let mut held = held.into_iter();
+        drop(held.next());
+        drop(held.next());
+        assert_eq!(
+            slots.try_acquire("CLIENT", false).err(),
+            Some(SlotRefusal::Broker { limit: 1 }),
+            "1 held at a limit of 1"
+        );
+        drop(held.next());
+        let one = slots.try_acquire("CLIENT", false).expect("0 held");
+        slots.set_limits(ConnectionLimits::broker(3));
+        let more: Vec<_> = (0..2)
+            .map(|_| slots.try_acquire("CLIENT", false).unwrap())
+            .collect();
+        assert!(slots.try_acquire("CLIENT", false).is_err());
+        drop((one, more));
+        assert_eq!(slots.count("CLIENT"), (0, 0));
+    }
+
+    #[test]
+    fn a_listener_limit_bounds_its_listener_only() {
+        let slots = slots(ConnectionLimits {
+            broker: 5,
+            listeners: vec![("client".into(), 2)],
+        });
+        let a: Vec<_> = (0..2)
+            .map(|_| slots.try_acquire("CLIENT", false).unwrap())
+            .collect();
+        assert_eq!(
+            slots.try_acquire("CLIENT", false).err(),
+            Some(SlotRefusal::Listener { limit: 2 })
+        );
+        // Another listener: up to the broker-wide 5 in all.
+        let b: Vec<_> = (0..3)
+            .map(|_| slots.try_acquire("OTHER", false).unwrap())
+            .collect();
+        assert_eq!(
+            slots.try_acquire("OTHER", false).err(),
+            Some(SlotRefusal::Broker { limit: 5 })
+        );
+        drop(a);
+        assert!(slots.try_acquire("CLIENT", false).is_ok());
+        drop(b);
+    }
+
+    #[test]
+    fn the_protected_listener_is_outside_the_broker_limit_but_counts_in_it() {
+        let slots = slots(ConnectionLimits::broker(2));
+        let clients: Vec<_> = (0..2)
+            .map(|_| slots.try_acquire("CLIENT", false).unwrap())
+            .collect();
+        // Full for clients, not for the inter-broker listener, which has
+        // max.connections of its own (Kafka's fallback of the listener key).
+        let brokers: Vec<_> = (0..2)
+            .map(|_| slots.try_acquire("REPLICATION", true).unwrap())
+            .collect();
+        assert_eq!(
+            slots.try_acquire("REPLICATION", true).err(),
+            Some(SlotRefusal::Broker { limit: 2 }),
+            "the listener's own limit, from max.connections"
+        );
+        drop(clients);
+        // The inter-broker connections fill the broker-wide count.
+        assert_eq!(
+            slots.try_acquire("CLIENT", false).err(),
+            Some(SlotRefusal::Broker { limit: 2 })
+        );
+        drop(brokers);
+        assert!(slots.try_acquire("CLIENT", false).is_ok());
     }
 }
