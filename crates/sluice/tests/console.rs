@@ -20,8 +20,9 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 use checks::{
-    check_filter_and_download, check_filter_bound, check_group_deletes, check_quota_alter,
-    check_throughput_and_security, check_topic_edit_and_delete, offsets_of,
+    check_acl_writes_with_kafka_acls, check_filter_and_download, check_filter_bound,
+    check_group_deletes, check_quota_alter, check_throughput_and_security,
+    check_topic_edit_and_delete, offsets_of,
 };
 use common::console::{rows, ConsoleProcess};
 use common::{kafka_tool, kafka_tools_ready};
@@ -111,7 +112,7 @@ fn populate(bootstrap: &str) {
 }
 
 /// The read-only pages every cluster must render the same way.
-fn check_read_pages(c: &ConsoleProcess, bootstrap: &str, bytes_source: &str) {
+fn check_read_pages(c: &ConsoleProcess, bootstrap: &str, bytes_source: &str, authorizer: bool) {
     let overview = c.page("/");
     assert!(overview.contains("Cluster overview"), "{overview}");
     assert!(overview.contains("id=\"brokers-table\""), "{overview}");
@@ -194,7 +195,7 @@ fn check_read_pages(c: &ConsoleProcess, bootstrap: &str, bytes_source: &str) {
     check_filter_and_download(c);
     check_filter_bound(c, bootstrap);
 
-    check_throughput_and_security(c, bootstrap, bytes_source);
+    check_throughput_and_security(c, bootstrap, bytes_source, authorizer);
 
     let groups = c.page("/groups");
     assert!(groups.contains("href=\"/groups/billing\""), "{groups}");
@@ -267,7 +268,7 @@ fn console_shows_the_cluster_read_only() {
     let bootstrap = broker.bootstrap().to_string();
     populate(&bootstrap);
     let c = ConsoleProcess::start(&bootstrap, &["--timeout", "10"]);
-    check_read_pages(&c, &bootstrap, "broker-metrics");
+    check_read_pages(&c, &bootstrap, "broker-metrics", false);
     check_lag_matches_the_tool(&c, &bootstrap);
 
     // Read-only: no write forms, and writes are refused.
@@ -328,20 +329,31 @@ fn console_shows_the_cluster_read_only() {
 
 #[test]
 fn console_against_the_reference_kafka() {
-    let Some(kafka) = ReferenceKafka::start_with(&[("group.initial.rebalance.delay.ms", "0")])
-        .expect("reference Kafka starts")
-    else {
+    // With the StandardAuthorizer (ANONYMOUS, every PLAINTEXT client, a
+    // super user), so the console's ACL writes can be checked on Kafka.
+    let Some(kafka) = ReferenceKafka::start_with(&[
+        ("group.initial.rebalance.delay.ms", "0"),
+        (
+            "authorizer.class.name",
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        ),
+        ("super.users", "User:ANONYMOUS"),
+    ])
+    .expect("reference Kafka starts") else {
         eprintln!("\n\n!!! SKIPPED console against the reference Kafka: no java or jars (scripts/setup) !!!\n");
         return;
     };
     let bootstrap = kafka.bootstrap();
     populate(&bootstrap);
     let c = ConsoleProcess::start(&bootstrap, &["--timeout", "10"]);
-    check_read_pages(&c, &bootstrap, "log-size");
+    check_read_pages(&c, &bootstrap, "log-size", true);
     check_lag_matches_the_tool(&c, &bootstrap);
-    // Writes Kafka takes without an authorizer: a quota, a SCRAM credential.
+    // Writes: a quota, a SCRAM credential, an ACL (seen by kafka-acls).
     let w = ConsoleProcess::start(&bootstrap, &["--timeout", "10", "--allow-writes"]);
     check_quota_alter(&w, &bootstrap);
+    if kafka_tools_ready("console ACL writes vs kafka-acls") {
+        check_acl_writes_with_kafka_acls(&w, &bootstrap);
+    }
     let (status, location) = w.post(
         "/users/alter",
         &[

@@ -370,6 +370,66 @@ fn rows_text(html: &str, id: &str) -> usize {
     html[start..end].matches("<tr><td>").count()
 }
 
+/// On a cluster with the StandardAuthorizer: add an ACL in the console (a
+/// preview first) and delete it from its row's confirmation, each checked
+/// with Kafka's own `kafka-acls --list`.
+pub fn check_acl_writes_with_kafka_acls(c: &ConsoleProcess, bootstrap: &str) {
+    let form = [
+        ("resource_type", "topic"),
+        ("resource_name", "orders"),
+        ("pattern_type", "literal"),
+        ("principal", "User:carol"),
+        ("host", "*"),
+        ("operation", "read"),
+        ("permission", "allow"),
+    ];
+    let with_step = |step: &'static str| {
+        let mut f = vec![("step", step)];
+        f.extend(form);
+        f
+    };
+    const CAROL: &str = "principal=User:carol, host=*, operation=READ, permissionType=ALLOW";
+    let listed = || {
+        super::common::kafka_tool(
+            "org.apache.kafka.tools.AclCommand",
+            &[
+                "--bootstrap-server",
+                bootstrap,
+                "--list",
+                "--topic",
+                "orders",
+            ],
+        )
+    };
+    // Kafka's brokers apply what the controller committed a moment later.
+    let eventually_listed = |want: bool| eventually(|| listed().contains(CAROL) == want);
+    let (status, plan) = c.post("/acls/create", &with_step("preview"));
+    assert_eq!(status, 200, "{plan}");
+    assert!(
+        plan.contains("id=\"acl-plan\"") && plan.contains("User:carol"),
+        "{plan}"
+    );
+    assert!(!listed().contains(CAROL), "the preview created nothing");
+    let (status, location) = c.post("/acls/create", &with_step("execute"));
+    assert_eq!((status, location.as_str()), (303, "/acls"));
+    assert!(eventually_listed(true), "{}", listed());
+    assert!(eventually(|| c
+        .page("/acls")
+        .contains("<code>User:carol</code>")));
+    let confirm = c.page(
+        "/acls/delete?resource_type=TOPIC&resource_name=orders&pattern_type=LITERAL\
+&principal=User%3Acarol&host=*&operation=READ&permission=ALLOW",
+    );
+    assert!(confirm.contains("id=\"acl-plan\""), "{confirm}");
+    assert!(
+        listed().contains(CAROL),
+        "the confirmation page deleted nothing"
+    );
+    let (status, location) = c.post("/acls/delete", &with_step("execute"));
+    assert_eq!((status, location.as_str()), (303, "/acls"));
+    assert!(eventually_listed(false), "{}", listed());
+}
+
 /// One `/throughput.json` sample.
 fn throughput_sample(c: &ConsoleProcess) -> serde_json::Value {
     let (head, body) = get_with_head(&c.addr, "/throughput.json");
@@ -384,7 +444,12 @@ fn throughput_sample(c: &ConsoleProcess) -> serde_json::Value {
 /// The live throughput page and its JSON samples (records in, bytes in
 /// from `bytes_source`, what group `billing` consumed), and the security
 /// pages of a cluster without an authorizer.
-pub fn check_throughput_and_security(c: &ConsoleProcess, bootstrap: &str, bytes_source: &str) {
+pub fn check_throughput_and_security(
+    c: &ConsoleProcess,
+    bootstrap: &str,
+    bytes_source: &str,
+    authorizer: bool,
+) {
     // Live throughput: the page is a frame for the script; its samples are
     // end offsets summed per topic and per leader.
     let frame = c.page("/throughput");
@@ -431,9 +496,14 @@ pub fn check_throughput_and_security(c: &ConsoleProcess, bootstrap: &str, bytes_
     let after = throughput_sample(c);
     assert_eq!(committed(&after), Some(before + 3), "{after}");
 
-    // No authorizer here: the ACL page says so; no SCRAM users or quotas.
+    // Without an authorizer the ACL page says so; no SCRAM users or quotas.
     let acls = c.page("/acls");
-    assert!(acls.contains("id=\"acls-disabled\""), "{acls}");
+    let id = if authorizer {
+        "acls-table"
+    } else {
+        "acls-disabled"
+    };
+    assert!(acls.contains(&format!("id=\"{id}\"")), "{acls}");
     let users = c.page("/users");
     assert!(users.contains("id=\"users-summary\">0 users"), "{users}");
     let quotas = c.page("/quotas");
