@@ -31,6 +31,50 @@ def check(cond, msg):
         fail(msg)
 
 
+def settle(page, url, locator, want):
+    """Reloads url until locator counts want (Kafka's brokers apply what the
+    controller committed a moment later); the last count."""
+    for _ in range(30):
+        if locator.count() == want:
+            break
+        page.wait_for_timeout(1000)
+        page.goto(url, wait_until="load")
+    return locator.count()
+
+
+def acl_add_and_delete(page, args, submit, shot):
+    """With an authorizer: add an ACL through the form (preview, confirm),
+    then delete another from its row (confirmation first). The script
+    checks both with kafka-acls --list afterwards."""
+    check(page.locator("#acls-table").count() == 1, "the cluster has an authorizer: ACLs are listed")
+    page.select_option("select[name=resource_type]", "TOPIC")
+    page.fill("input[name=resource_name]", args.topic)
+    page.select_option("select[name=pattern_type]", "LITERAL")
+    page.fill("input[name=principal]", args.acl_principal)
+    page.select_option("select[name=operation]", "READ")
+    page.select_option("select[name=permission]", "ALLOW")
+    submit("#acl-preview")
+    plan = page.locator("#acl-plan").inner_text() if page.locator("#acl-plan").count() else ""
+    check(args.acl_principal in plan and "Nothing has changed yet" in plan, f"the ACL preview names the binding ({plan!r})")
+    shot("acl-create")
+    submit("#confirm")
+    row = page.locator(f"#acls-table tr[data-name='{args.topic} {args.acl_principal}']")
+    check(settle(page, args.url + "/acls", row, 1) == 1, f"the new ACL for {args.acl_principal} is listed")
+    if args.acl_doomed:
+        doomed = page.locator(f"#acls-table tr[data-name='{args.topic} {args.acl_doomed}'] a.delete-acl")
+        check(doomed.count() == 1, f"{args.acl_doomed}'s ACL has a delete link")
+        if doomed.count() == 1:
+            with page.expect_navigation(wait_until="load"):
+                doomed.click()
+            plan = page.locator("#acl-plan").inner_text() if page.locator("#acl-plan").count() else ""
+            check(args.acl_doomed in plan and "deletes" in plan, f"the delete page names the binding ({plan!r})")
+            shot("acl-delete")
+            submit("#confirm")
+            left = page.locator(f"#acls-table tr[data-name='{args.topic} {args.acl_doomed}']")
+            gone = settle(page, args.url + "/acls", left, 0)
+            check(gone == 0, f"{args.acl_doomed}'s ACL is gone from the list")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--url", required=True, help="console with writes enabled")
@@ -38,10 +82,15 @@ def main():
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     ap.add_argument("--screenshots", help="directory for the 1440x900 screenshots")
     ap.add_argument("--timing-only", action="store_true", help="only time the topics page")
+    ap.add_argument("--label", default="", help="what the cluster is, for the timing line")
     ap.add_argument("--topic", default="orders", help="3 partitions, a JSON record with a <script> key in partition 1")
     ap.add_argument("--group", default="billing", help="a group with committed offsets on --topic")
     ap.add_argument("--new-topic", default="browser-made", help="the topic the browser creates")
     ap.add_argument("--live-topic", help="a topic produced to while the throughput page samples")
+    ap.add_argument("--live-group", help="a group consuming --live-topic while the throughput page samples")
+    ap.add_argument("--bytes-source", help="where the page must say bytes in come from: broker-metrics or log-size")
+    ap.add_argument("--acl-principal", help="the cluster has an authorizer: add an ACL for this principal on --topic")
+    ap.add_argument("--acl-doomed", help="a principal with an ACL on --topic that the browser deletes")
     ap.add_argument("--old-group", help="a group without members the browser deletes (offsets, then the group)")
     args = ap.parse_args()
     if args.screenshots:
@@ -90,7 +139,7 @@ def main():
         partitions = page.locator("#topics-summary").inner_text()
         best = min(times, key=lambda t: t[2])
         print(
-            f"topics page ({partitions}, {rows} rows): server {best[0]:.0f} ms, "
+            f"{args.label + ': ' if args.label else ''}topics page ({partitions}, {rows} rows): server {best[0]:.0f} ms, "
             f"DOMContentLoaded {best[1]:.0f} ms, load {best[2]:.0f} ms (best of 3)",
             flush=True,
         )
@@ -166,22 +215,53 @@ def main():
             fail(f"no throughput chart drawn: {e}")
         check(page.locator("#chart-brokers polyline").count() >= 1, "the per-broker chart has a line")
         check(page.locator("#rates-table tbody tr").count() >= 1, "the rates table lists topics")
-        if args.live_topic:
-            # Some interval shows the trickle (the producer batches, so not every one).
-            cell = page.locator(f"#rates-table tbody tr[data-name='{args.live_topic}'] td").nth(1)
-            rate = "0"
+        live_row = f"#rates-table tbody tr[data-name='{args.live_topic}'] td"
+
+        def eventually_cell(col, ok, what):
+            # Some interval shows it (producers batch, groups commit every 5 s).
+            cell = page.locator(live_row).nth(col)
+            text = ""
             for _ in range(60):
-                rate = cell.inner_text() if cell.count() else "0"
-                if float(rate) > 0:
+                text = cell.inner_text() if cell.count() else ""
+                if ok(text):
                     break
                 page.wait_for_timeout(1000)
-            check(float(rate) > 0, f"{args.live_topic}, produced to meanwhile, has a rate ({rate}/s)")
+            check(ok(text), f"{args.live_topic}: {what} ({text!r})")
+
+        def positive(text):
+            try:
+                return float(text.split()[0]) > 0
+            except (ValueError, IndexError):
+                return False
+
+        if args.live_topic:
+            eventually_cell(1, positive, "produced to meanwhile, has a records/s in")
+        if args.live_topic and args.live_group:
+            eventually_cell(3, positive, f"consumed meanwhile by {args.live_group}, has a records/s consumed")
+            check(
+                page.locator(f"#chart-groups polyline[data-key='{args.live_group}']").count() == 1,
+                f"the consumption chart has a line for {args.live_group}",
+            )
+        if args.bytes_source:
+            shown = page.locator(f"#bytes-source [data-source='{args.bytes_source}']")
+            check(shown.is_visible(), f"the page says bytes in come from {args.bytes_source}: {shown.inner_text()!r}")
+            others = page.locator("#bytes-source [data-source]:visible").count()
+            check(others == 1, f"and only that ({others} explanations shown)")
+        page.check("#unit-bytes")
+        check("bytes/s" in (page.locator("#chart-topics svg text").last.text_content() or ""), "the charts switch to bytes/s")
+        if args.live_topic:
+            eventually_cell(2, lambda t: t.endswith("B") and positive(t), "has a bytes/s in")
+        if args.live_topic and args.live_group:
+            eventually_cell(4, lambda t: t.endswith("B") and positive(t), "has an estimated bytes/s consumed")
         check(not errors, f"throughput: no console errors {errors if errors else ''}")
         shot("throughput")
+        page.check("#unit-records")
 
-        # Security pages: this broker has no authorizer.
+        # Security pages.
         visit("acls", "/acls")
         check(page.locator("#acls-disabled").count() + page.locator("#acls-table").count() == 1, "the ACL page shows ACLs or says they are off")
+        if args.acl_principal:
+            acl_add_and_delete(page, args, submit, shot)
         shot("acls")
         visit("users", "/users")
         check(page.locator("#users-table").count() == 1, "the SCRAM users page lists users")

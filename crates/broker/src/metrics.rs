@@ -600,6 +600,14 @@ pub fn render(ctx: Option<&BrokerContext>) -> String {
         EXPIRED_SESSIONS_KILLED.load(Ordering::Relaxed)
     );
     if let Some(ctx) = ctx {
+        // Who answers: a reader (the web console) checks it scraped the
+        // broker it meant to, not another process on a reused port.
+        let _ = writeln!(
+            s,
+            "# HELP sluice_broker_info This broker's cluster id and node id.\n# TYPE sluice_broker_info gauge\nsluice_broker_info{{cluster_id=\"{}\",node_id=\"{}\"}} 1",
+            label(&ctx.metadata.cluster_id()),
+            ctx.config.node_id
+        );
         let mut parts: Vec<_> = ctx
             .replicas
             .partitions()

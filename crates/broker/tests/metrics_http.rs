@@ -40,6 +40,7 @@ async fn health_is_not_ready_until_the_broker_is_and_gauges_appear_then() {
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert!(body.contains("\nsluice_active_connections "), "{body}");
     assert!(!body.contains("sluice_producers"), "{body}");
+    assert!(!body.contains("sluice_broker_info"), "{body}");
 
     let broker = TestBroker::start_default().await;
     state.set_ready(broker.broker.context().clone());
@@ -51,6 +52,13 @@ async fn health_is_not_ready_until_the_broker_is_and_gauges_appear_then() {
     let (_, body) = request(addr, "GET", "/metrics").await;
     assert!(body.contains("\nsluice_producers 0\n"), "{body}");
     assert!(body.contains("\nsluice_producer_state_bytes 0\n"), "{body}");
+    // Who answers, for readers that must not chart another broker's figures.
+    let info = format!(
+        "\nsluice_broker_info{{cluster_id=\"{}\",node_id=\"{}\"}} 1\n",
+        broker.broker.context().metadata.cluster_id(),
+        broker.broker.context().config.node_id
+    );
+    assert!(body.contains(&info), "{info} in {body}");
 
     let (status, _) = request(addr, "POST", "/metrics").await;
     assert_eq!(status, "HTTP/1.1 405 Method Not Allowed");

@@ -22,6 +22,9 @@ pub enum ConsoleError {
     /// A broker answered with a Kafka error.
     #[error("{what}: {error}")]
     Kafka { what: String, error: String },
+    /// A broker's metrics endpoint could not be read (or is another's).
+    #[error("metrics of broker {broker}: {error}")]
+    Metrics { broker: String, error: String },
     /// The thing asked for does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -50,7 +53,7 @@ impl ConsoleError {
     pub fn status(&self) -> u16 {
         match self {
             ConsoleError::Unreachable { .. } | ConsoleError::Client { .. } => 502,
-            ConsoleError::Kafka { .. } => 502,
+            ConsoleError::Kafka { .. } | ConsoleError::Metrics { .. } => 502,
             ConsoleError::NotFound(_) => 404,
             ConsoleError::BadRequest(_) | ConsoleError::Record(_) => 400,
             ConsoleError::WritesDisabled
@@ -66,6 +69,7 @@ impl ConsoleError {
             ConsoleError::Unreachable { .. } => "Cluster unreachable",
             ConsoleError::Client { .. } => "Broker request failed",
             ConsoleError::Kafka { .. } => "The cluster refused the request",
+            ConsoleError::Metrics { .. } => "Broker metrics unreadable",
             ConsoleError::NotFound(_) => "Not found",
             ConsoleError::BadRequest(_) | ConsoleError::Record(_) => "Invalid request",
             ConsoleError::WritesDisabled => "Read-only console",

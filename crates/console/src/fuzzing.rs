@@ -2,11 +2,24 @@
 //! answers): the `console` target in `fuzz/` calls them, and they also run
 //! as unit tests.
 
-use crate::kafka::{assignment, filter, messages};
+use crate::kafka::{assignment, filter, messages, prometheus};
 
 /// A member assignment from DescribeGroups.
 pub fn assignment(data: &[u8]) {
     assignment::fuzz(data);
+}
+
+/// A broker's metrics page: only the names asked for come back, each with
+/// a number.
+pub fn metrics_text(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    for l in prometheus::parse(
+        &text,
+        &["sluice_topic_bytes_in_total", "sluice_broker_info"],
+    ) {
+        assert!(l.name == "sluice_topic_bytes_in_total" || l.name == "sluice_broker_info");
+        assert!(l.labels.len() <= text.len());
+    }
 }
 
 /// Fetched record bytes decoded into a message page: never more than the
@@ -55,6 +68,7 @@ mod tests {
         fn fetched_records_never_panic(data in prop::collection::vec(any::<u8>(), 0..400)) {
             super::fetched_records(&data);
             super::assignment(&data);
+            super::metrics_text(&data);
         }
     }
 }

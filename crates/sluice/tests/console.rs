@@ -20,14 +20,24 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 use checks::{
-    check_filter_and_download, check_group_deletes, check_quota_alter,
-    check_throughput_and_security, check_topic_edit_and_delete, offsets_of,
+    check_acl_writes_with_kafka_acls, check_filter_and_download, check_filter_bound,
+    check_group_deletes, check_quota_alter, check_throughput_and_security,
+    check_topic_edit_and_delete, offsets_of,
 };
 use common::console::{rows, ConsoleProcess};
 use common::{kafka_tool, kafka_tools_ready};
 use sluice_testkit::{ReferenceKafka, SluiceProcess};
 
 const SCRIPT_KEY: &str = "<script>alert(1)</script>";
+
+/// A loopback port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
 
 /// Runs the `sluice` CLI; its stdout (asserting success).
 fn sluice(args: &[&str]) -> String {
@@ -102,7 +112,7 @@ fn populate(bootstrap: &str) {
 }
 
 /// The read-only pages every cluster must render the same way.
-fn check_read_pages(c: &ConsoleProcess) {
+fn check_read_pages(c: &ConsoleProcess, bootstrap: &str, bytes_source: &str, authorizer: bool) {
     let overview = c.page("/");
     assert!(overview.contains("Cluster overview"), "{overview}");
     assert!(overview.contains("id=\"brokers-table\""), "{overview}");
@@ -183,8 +193,9 @@ fn check_read_pages(c: &ConsoleProcess) {
     assert!(offsets_of(&future).is_empty(), "{future}");
 
     check_filter_and_download(c);
+    check_filter_bound(c, bootstrap);
 
-    check_throughput_and_security(c);
+    check_throughput_and_security(c, bootstrap, bytes_source, authorizer);
 
     let groups = c.page("/groups");
     assert!(groups.contains("href=\"/groups/billing\""), "{groups}");
@@ -237,9 +248,9 @@ fn check_lag_matches_the_tool(c: &ConsoleProcess, bootstrap: &str) {
     assert!(!lag.is_empty(), "the group has committed offsets");
     let sum: i64 = lag.values().map(|l| l.parse::<i64>().unwrap()).sum();
     assert_eq!(total, sum.to_string());
-    // 4 of 11 consumed: 7 left, or 6 when none came from partition 1
-    // (then it has no committed offset and no row).
-    assert!(sum == 7 || sum == 6, "{lag:?}");
+    // 4 + 3 (the throughput check's) of 11 consumed: 4 left, or 3 when
+    // none came from partition 1 (then it has no committed offset and no row).
+    assert!(sum == 4 || sum == 3, "{lag:?}");
     if kafka_tools_ready("console group lag vs kafka-consumer-groups") {
         assert_eq!(lag, tool_lag(bootstrap, "billing"));
     }
@@ -247,11 +258,17 @@ fn check_lag_matches_the_tool(c: &ConsoleProcess, bootstrap: &str) {
 
 #[test]
 fn console_shows_the_cluster_read_only() {
-    let broker = SluiceProcess::start(env!("CARGO_BIN_EXE_sluice"), &[]).expect("sluice starts");
+    // A metrics port the console can learn from sluice.metrics.listener.
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let broker = SluiceProcess::start(
+        env!("CARGO_BIN_EXE_sluice"),
+        &[("sluice.metrics.listener", &metrics)],
+    )
+    .expect("sluice starts");
     let bootstrap = broker.bootstrap().to_string();
     populate(&bootstrap);
     let c = ConsoleProcess::start(&bootstrap, &["--timeout", "10"]);
-    check_read_pages(&c);
+    check_read_pages(&c, &bootstrap, "broker-metrics", false);
     check_lag_matches_the_tool(&c, &bootstrap);
 
     // Read-only: no write forms, and writes are refused.
@@ -312,20 +329,31 @@ fn console_shows_the_cluster_read_only() {
 
 #[test]
 fn console_against_the_reference_kafka() {
-    let Some(kafka) = ReferenceKafka::start_with(&[("group.initial.rebalance.delay.ms", "0")])
-        .expect("reference Kafka starts")
-    else {
+    // With the StandardAuthorizer (ANONYMOUS, every PLAINTEXT client, a
+    // super user), so the console's ACL writes can be checked on Kafka.
+    let Some(kafka) = ReferenceKafka::start_with(&[
+        ("group.initial.rebalance.delay.ms", "0"),
+        (
+            "authorizer.class.name",
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        ),
+        ("super.users", "User:ANONYMOUS"),
+    ])
+    .expect("reference Kafka starts") else {
         eprintln!("\n\n!!! SKIPPED console against the reference Kafka: no java or jars (scripts/setup) !!!\n");
         return;
     };
     let bootstrap = kafka.bootstrap();
     populate(&bootstrap);
     let c = ConsoleProcess::start(&bootstrap, &["--timeout", "10"]);
-    check_read_pages(&c);
+    check_read_pages(&c, &bootstrap, "log-size", true);
     check_lag_matches_the_tool(&c, &bootstrap);
-    // Writes Kafka takes without an authorizer: a quota, a SCRAM credential.
+    // Writes: a quota, a SCRAM credential, an ACL (seen by kafka-acls).
     let w = ConsoleProcess::start(&bootstrap, &["--timeout", "10", "--allow-writes"]);
     check_quota_alter(&w, &bootstrap);
+    if kafka_tools_ready("console ACL writes vs kafka-acls") {
+        check_acl_writes_with_kafka_acls(&w, &bootstrap);
+    }
     let (status, location) = w.post(
         "/users/alter",
         &[

@@ -6,12 +6,15 @@
 pub mod acl_admin;
 pub mod admin;
 pub mod assignment;
+pub mod broker_metrics;
 pub mod cluster;
+pub mod consumption;
 pub mod filter;
 pub mod groups;
 pub mod messages;
 pub mod model;
 pub mod offsets;
+pub mod prometheus;
 pub mod quota_admin;
 pub mod scram_admin;
 pub mod security;

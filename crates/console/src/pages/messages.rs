@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use super::num;
 use crate::html::{document, Shell, E, U};
-use crate::kafka::filter::{MAX_FILTER_LEN, MAX_SCAN_OFFSETS};
+use crate::kafka::filter::{MAX_FILTER_LEN, MAX_SCAN_FETCHES, MAX_SCAN_OFFSETS};
 use crate::kafka::messages::{MAX_PAGE, MAX_SHOWN_BYTES};
 use crate::kafka::model::{Message, MessagePage};
 use crate::render::{self, View};
@@ -38,6 +38,7 @@ pub fn render(shell: &Shell, p: &MessagePage, s: &Settings) -> String {
     }
     controls(&mut b, p, s);
     summary(&mut b, p);
+    scan_stopped(&mut b, p, s.limit);
     b.push_str("<div id=\"messages\">");
     for m in &p.messages {
         message(&mut b, m, s.view);
@@ -87,6 +88,37 @@ fn query(p: &MessagePage, s: &Settings, offset: i64) -> String {
         let _ = write!(q, "&amp;filter={}", U(f));
     }
     q
+}
+
+/// A filtered page that found fewer matches than asked for but did not
+/// reach the end of the partition stopped at its bound: say so, and where.
+fn scan_stopped(b: &mut String, p: &MessagePage, limit: usize) {
+    let (Some(r), Some(next)) = (p.scanned, p.next) else {
+        return;
+    };
+    if p.filter.is_none() || p.messages.len() >= limit.clamp(1, MAX_PAGE) {
+        return;
+    }
+    let (left, button) = if p.newest_first {
+        (
+            format!("offsets before {}", num(next)),
+            "Search older messages",
+        )
+    } else {
+        (
+            format!("offsets from {} on", num(next)),
+            "Search later messages",
+        )
+    };
+    let _ = write!(
+        b,
+        "<p class=\"warn\" id=\"scan-stopped\" data-stopped-at=\"{next}\">The search stopped at offset {} after {} offsets \
+(one page searches at most {} offsets in at most {MAX_SCAN_FETCHES} fetches): {left} were not searched. “{button}” carries on from offset {}.</p>",
+        num(next),
+        num(r.end - r.start),
+        num(MAX_SCAN_OFFSETS),
+        num(next)
+    );
 }
 
 fn summary(b: &mut String, p: &MessagePage) {

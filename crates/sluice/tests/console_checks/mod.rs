@@ -97,6 +97,67 @@ pub fn check_filter_and_download(c: &ConsoleProcess) {
     assert_eq!(offsets, vec![9, 8, 7], "{link}: {body}");
 }
 
+/// The filter over a partition of 12,000 records whose only match is at
+/// offset 0: one page searches exactly 10,000 offsets (the bound), says
+/// that it stopped and where, and the next page carries on and finds it.
+pub fn check_filter_bound(c: &ConsoleProcess, bootstrap: &str) {
+    sluice(&[
+        "topic", "create", "-b", bootstrap, "deep", "-p", "1", "-r", "1",
+    ]);
+    let mut lines = String::from("needle-0\n");
+    for i in 1..12_000 {
+        lines.push_str(&format!("hay-{i}\n"));
+    }
+    kcat(&["-b", bootstrap, "-P", "-t", "deep", "-p", "0"], &lines);
+    let base = "/topics/deep/messages?partition=0&filter=needle";
+    let stopped_at = |page: &str| -> Option<i64> {
+        page.split("id=\"scan-stopped\" data-stopped-at=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .map(|s| s.parse().unwrap())
+    };
+    // Newest first: offsets 2,000 to 12,000 searched, nothing found.
+    let newest = c.page(base);
+    assert!(offsets_of(&newest).is_empty(), "{newest}");
+    assert!(
+        newest.contains("id=\"filter-summary\">0 matching “needle” in offsets 2,000 to 12,000<"),
+        "exactly 10,000 offsets searched:\n{newest}"
+    );
+    assert_eq!(stopped_at(&newest), Some(2000), "{newest}");
+    assert!(
+        newest.contains("offsets before 2,000 were not searched"),
+        "{newest}"
+    );
+    assert!(newest.contains("offset=2000&amp;order=newest"), "{newest}");
+    let older = c.page(&format!("{base}&offset=2000"));
+    assert_eq!(
+        offsets_of(&older),
+        vec!["0"],
+        "the next page finds it:\n{older}"
+    );
+    assert_eq!(
+        stopped_at(&older),
+        None,
+        "it reached the log start:\n{older}"
+    );
+    // Oldest first from offset 1: 1 to 10,001, stopped there.
+    let oldest = c.page(&format!("{base}&order=oldest&offset=1"));
+    assert!(offsets_of(&oldest).is_empty(), "{oldest}");
+    assert!(
+        oldest.contains("in offsets 1 to 10,001<"),
+        "exactly 10,000 offsets searched:\n{oldest}"
+    );
+    assert_eq!(stopped_at(&oldest), Some(10_001), "{oldest}");
+    assert!(
+        oldest.contains("offsets from 10,001 on were not searched"),
+        "{oldest}"
+    );
+    // A page that fills up does not claim to have stopped at the bound.
+    let hay = c.page("/topics/deep/messages?partition=0&filter=hay&limit=5");
+    assert_eq!(offsets_of(&hay).len(), 5, "{hay}");
+    assert_eq!(stopped_at(&hay), None, "{hay}");
+}
+
 /// Set a client quota and remove it again, each previewed (validated by
 /// the cluster) before it is confirmed; the CLI sees the result.
 pub fn check_quota_alter(c: &ConsoleProcess, bootstrap: &str) {
@@ -309,9 +370,86 @@ fn rows_text(html: &str, id: &str) -> usize {
     html[start..end].matches("<tr><td>").count()
 }
 
-/// The live throughput page and its JSON samples, and the security pages
-/// of a cluster without an authorizer.
-pub fn check_throughput_and_security(c: &ConsoleProcess) {
+/// On a cluster with the StandardAuthorizer: add an ACL in the console (a
+/// preview first) and delete it from its row's confirmation, each checked
+/// with Kafka's own `kafka-acls --list`.
+pub fn check_acl_writes_with_kafka_acls(c: &ConsoleProcess, bootstrap: &str) {
+    let form = [
+        ("resource_type", "topic"),
+        ("resource_name", "orders"),
+        ("pattern_type", "literal"),
+        ("principal", "User:carol"),
+        ("host", "*"),
+        ("operation", "read"),
+        ("permission", "allow"),
+    ];
+    let with_step = |step: &'static str| {
+        let mut f = vec![("step", step)];
+        f.extend(form);
+        f
+    };
+    const CAROL: &str = "principal=User:carol, host=*, operation=READ, permissionType=ALLOW";
+    let listed = || {
+        super::common::kafka_tool(
+            "org.apache.kafka.tools.AclCommand",
+            &[
+                "--bootstrap-server",
+                bootstrap,
+                "--list",
+                "--topic",
+                "orders",
+            ],
+        )
+    };
+    // Kafka's brokers apply what the controller committed a moment later.
+    let eventually_listed = |want: bool| eventually(|| listed().contains(CAROL) == want);
+    let (status, plan) = c.post("/acls/create", &with_step("preview"));
+    assert_eq!(status, 200, "{plan}");
+    assert!(
+        plan.contains("id=\"acl-plan\"") && plan.contains("User:carol"),
+        "{plan}"
+    );
+    assert!(!listed().contains(CAROL), "the preview created nothing");
+    let (status, location) = c.post("/acls/create", &with_step("execute"));
+    assert_eq!((status, location.as_str()), (303, "/acls"));
+    assert!(eventually_listed(true), "{}", listed());
+    assert!(eventually(|| c
+        .page("/acls")
+        .contains("<code>User:carol</code>")));
+    let confirm = c.page(
+        "/acls/delete?resource_type=TOPIC&resource_name=orders&pattern_type=LITERAL\
+&principal=User%3Acarol&host=*&operation=READ&permission=ALLOW",
+    );
+    assert!(confirm.contains("id=\"acl-plan\""), "{confirm}");
+    assert!(
+        listed().contains(CAROL),
+        "the confirmation page deleted nothing"
+    );
+    let (status, location) = c.post("/acls/delete", &with_step("execute"));
+    assert_eq!((status, location.as_str()), (303, "/acls"));
+    assert!(eventually_listed(false), "{}", listed());
+}
+
+/// One `/throughput.json` sample.
+fn throughput_sample(c: &ConsoleProcess) -> serde_json::Value {
+    let (head, body) = get_with_head(&c.addr, "/throughput.json");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    serde_json::from_str(&body).expect("a JSON sample")
+}
+
+/// The live throughput page and its JSON samples (records in, bytes in
+/// from `bytes_source`, what group `billing` consumed), and the security
+/// pages of a cluster without an authorizer.
+pub fn check_throughput_and_security(
+    c: &ConsoleProcess,
+    bootstrap: &str,
+    bytes_source: &str,
+    authorizer: bool,
+) {
     // Live throughput: the page is a frame for the script; its samples are
     // end offsets summed per topic and per leader.
     let frame = c.page("/throughput");
@@ -319,32 +457,53 @@ pub fn check_throughput_and_security(c: &ConsoleProcess) {
         frame.contains("data-source=\"/throughput.json\""),
         "{frame}"
     );
-    let (head, body) = get_with_head(&c.addr, "/throughput.json");
+    // Both sources are explained; the script shows the one that applies.
     assert!(
-        head.to_ascii_lowercase()
-            .contains("content-type: application/json"),
-        "{head}"
+        frame.contains("data-source=\"broker-metrics\"")
+            && frame.contains("data-source=\"log-size\""),
+        "{frame}"
     );
-    let sample: serde_json::Value = serde_json::from_str(&body).expect("a JSON sample");
+    let sample = throughput_sample(c);
+    let body = sample.to_string();
     assert_eq!(sample["topics"]["orders"], 11, "{body}");
-    let by_broker: i64 = sample["brokers"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_i64().unwrap())
-        .sum();
-    let by_topic: i64 = sample["topics"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_i64().unwrap())
-        .sum();
-    assert_eq!(by_broker, by_topic, "{body}");
+    let sum = |v: &serde_json::Value| -> i64 {
+        v.as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_i64().unwrap())
+            .sum()
+    };
+    assert_eq!(sum(&sample["brokers"]), sum(&sample["topics"]), "{body}");
     assert!(sample["at_ms"].as_i64().unwrap() > 0);
+    // Bytes in: the broker's counters on Sluice, log sizes elsewhere.
+    assert_eq!(sample["bytes_in"]["source"], bytes_source, "{body}");
+    let orders_bytes = sample["bytes_in"]["topics"]["orders"].as_i64().unwrap_or(0);
+    assert!(orders_bytes > 11, "{body}");
+    assert_eq!(
+        sum(&sample["bytes_in"]["brokers"]),
+        sum(&sample["bytes_in"]["topics"]),
+        "{body}"
+    );
+    let mean = sample["record_bytes"]["orders"].as_f64().unwrap_or(0.0);
+    assert!(mean > 1.0, "{body}");
+    // Consumption: billing's committed offsets move by what it consumes.
+    let committed =
+        |s: &serde_json::Value| s["consumption"]["groups"]["billing"]["orders"]["offsets"].as_i64();
+    let before = committed(&sample).unwrap_or_else(|| panic!("billing's offsets: {body}"));
+    sluice(&[
+        "consume", "-b", bootstrap, "orders", "--group", "billing", "-n", "3",
+    ]);
+    let after = throughput_sample(c);
+    assert_eq!(committed(&after), Some(before + 3), "{after}");
 
-    // No authorizer here: the ACL page says so; no SCRAM users or quotas.
+    // Without an authorizer the ACL page says so; no SCRAM users or quotas.
     let acls = c.page("/acls");
-    assert!(acls.contains("id=\"acls-disabled\""), "{acls}");
+    let id = if authorizer {
+        "acls-table"
+    } else {
+        "acls-disabled"
+    };
+    assert!(acls.contains(&format!("id=\"{id}\"")), "{acls}");
     let users = c.page("/users");
     assert!(users.contains("id=\"users-summary\">0 users"), "{users}");
     let quotas = c.page("/quotas");
