@@ -234,12 +234,14 @@ impl QuorumController {
         &self,
         req: BrokerRegistrationRequest,
     ) -> Result<RegisteredBroker, ControllerError> {
-        self.submit(move |ctx| plan_register(ctx, req)).await
+        self.submit_non_atomic(move |ctx| plan_register(ctx, req))
+            .await
     }
 
     /// BrokerHeartbeat.
     pub async fn heartbeat(&self, hb: BrokerHeartbeat) -> Result<HeartbeatReply, ControllerError> {
-        self.submit(move |ctx| plan_heartbeat(ctx, hb)).await
+        self.submit_non_atomic(move |ctx| plan_heartbeat(ctx, hb))
+            .await
     }
 
     /// Fences every unfenced broker whose session expired, moving its
@@ -247,7 +249,7 @@ impl QuorumController {
     /// every twentieth of `broker.session.timeout.ms` (at most 250 ms);
     /// tests call it directly.
     pub async fn fence_expired_brokers(&self) -> Result<Vec<BrokerId>, ControllerError> {
-        self.submit(plan_fence_expired).await
+        self.submit_non_atomic(plan_fence_expired).await
     }
 }
 
@@ -261,10 +263,12 @@ pub(super) fn fence_expired_op() -> super::Op {
                     tracing::warn!(error = %e, "fencing expired brokers failed");
                 }
             }),
+            atomic: false,
         },
         Err(_) => super::Planned {
             records: Vec::new(),
             finish: Box::new(|_| {}),
+            atomic: false,
         },
     })
 }

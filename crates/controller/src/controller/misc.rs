@@ -169,6 +169,8 @@ pub(super) fn elect_unclean_op() -> super::Op {
                 Ok(()) => {}
                 Err(e) => tracing::warn!(error = %e, "unclean leader elections failed"),
             }),
+            // Independent partition changes: more than a batch commit in several.
+            atomic: false,
         }
     })
 }

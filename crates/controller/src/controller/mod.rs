@@ -34,7 +34,11 @@
 //! it), waits for the group's commit and becomes that commit's error if it
 //! fails. Operations planned before the group wrote anything answer at
 //! once. A group holds at most `max_records_per_batch` records; an
-//! operation that would overflow it commits what is there first. Dropping
+//! operation that would overflow it commits what is there first. An
+//! operation larger than a batch is refused by the log, unless it is not
+//! atomic (a broker's registration, fencing or controlled shutdown, the
+//! periodic elections): its records then commit a batch at a time, as
+//! Kafka splits its non-atomic results. Dropping
 //! a caller's future does not cancel its operation: it runs in the
 //! operation task, so the committed state and the image stay in step.
 //!
@@ -168,6 +172,11 @@ pub(crate) struct OpContext<'a> {
 struct Planned {
     records: Vec<MetadataRecord>,
     finish: Box<dyn FnOnce(Result<(), ControllerError>) + Send>,
+    /// All its records commit in one batch, or it is refused when they do
+    /// not fit one. False for a broker's lifecycle (fencing, controlled
+    /// shutdown, registration), whose leadership moves may outgrow a batch
+    /// and are then committed in several (Kafka's non-atomic results).
+    atomic: bool,
 }
 
 /// An operation: called with the context to plan it, or with the error
@@ -311,6 +320,29 @@ impl QuorumController {
             + Send
             + 'static,
     {
+        self.submit_as(true, plan).await
+    }
+
+    /// [`QuorumController::submit`] of an operation whose records may be
+    /// committed in several batches when they outgrow one
+    /// ([`Planned::atomic`] false).
+    async fn submit_non_atomic<R, F>(&self, plan: F) -> Result<R, ControllerError>
+    where
+        R: Send + 'static,
+        F: for<'a> FnOnce(&mut OpContext<'a>) -> Result<(Vec<MetadataRecord>, R), ControllerError>
+            + Send
+            + 'static,
+    {
+        self.submit_as(false, plan).await
+    }
+
+    async fn submit_as<R, F>(&self, atomic: bool, plan: F) -> Result<R, ControllerError>
+    where
+        R: Send + 'static,
+        F: for<'a> FnOnce(&mut OpContext<'a>) -> Result<(Vec<MetadataRecord>, R), ControllerError>
+            + Send
+            + 'static,
+    {
         let (tx, rx) = oneshot::channel::<Result<R, ControllerError>>();
         let op: Op = Box::new(move |ctx| {
             let planned = ctx.and_then(plan);
@@ -320,6 +352,7 @@ impl QuorumController {
                     finish: Box::new(move |res| {
                         let _ = tx.send(res.map(|()| answer));
                     }),
+                    atomic,
                 },
                 // Delivered when the operation task says so: an error found
                 // against a speculative image is only true once what it
@@ -329,6 +362,7 @@ impl QuorumController {
                     finish: Box::new(move |res| {
                         let _ = tx.send(Err(res.err().unwrap_or(e)));
                     }),
+                    atomic,
                 },
             }
         });

@@ -185,6 +185,8 @@ fn balance_op(again: Arc<AtomicBool>) -> Op {
                 Ok(()) => {}
                 Err(e) => tracing::warn!(error = %e, "preferred leader balance failed"),
             }),
+            // Independent partition changes: more than a batch commit in several.
+            atomic: false,
         }
     })
 }

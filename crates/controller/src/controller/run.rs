@@ -162,7 +162,11 @@ async fn run_group(shared: &Shared, sessions: &mut Sessions, ops: Vec<Op>) {
             now_ms: shared.clock.now_ms(),
             sessions: &mut *sessions,
         };
-        let Planned { records, finish } = op(Ok(&mut ctx));
+        let Planned {
+            records,
+            finish,
+            atomic,
+        } = op(Ok(&mut ctx));
         if records.is_empty() {
             if pending.records.is_empty() {
                 finish(Ok(()));
@@ -184,6 +188,22 @@ async fn run_group(shared: &Shared, sessions: &mut Sessions, ops: Vec<Op>) {
                 }
             }
         }
+        let records = if atomic || records.len() <= limit {
+            records
+        } else {
+            match commit_leading_batches(shared, le, &mut spec, &mut pending, records).await {
+                Ok(rest) => rest,
+                Err(Split::Invalid(e)) => {
+                    finish(Err(e));
+                    continue;
+                }
+                Err(Split::Failed(e)) => {
+                    finish(Err(e.duplicate()));
+                    failed = Some(e);
+                    continue;
+                }
+            }
+        };
         match speculate(&spec, le, &records) {
             Ok(next) => {
                 spec = next;
@@ -261,6 +281,42 @@ async fn commit(
         });
     }
     result
+}
+
+/// Why a non-atomic operation's batches stopped.
+enum Split {
+    /// A batch did not replay (a controller bug): this operation fails.
+    Invalid(ControllerError),
+    /// A batch's commit failed: the group fails.
+    Failed(ControllerError),
+}
+
+/// A non-atomic operation larger than a batch (Kafka's `ControllerResult.of`,
+/// which `QuorumController` splits into batches of `maxRecordsPerBatch`):
+/// its records are committed `max_records_per_batch` at a time, in order,
+/// each batch replaying on its own; the rest (at most one batch) is
+/// returned to join the group as usual. Nothing is pending when called.
+/// The batches are not atomic together: a broker's fencing or controlled
+/// shutdown that moves 10,000 leaderships commits in steps, as in Kafka.
+async fn commit_leading_batches(
+    shared: &Shared,
+    le: LeaderAndEpoch,
+    spec: &mut MetadataImage,
+    pending: &mut Pending,
+    mut records: Vec<MetadataRecord>,
+) -> Result<Vec<MetadataRecord>, Split> {
+    let limit = shared.config.max_records_per_batch.max(1);
+    debug_assert!(pending.records.is_empty());
+    while records.len() > limit {
+        let rest = records.split_off(limit);
+        let batch = std::mem::replace(&mut records, rest);
+        *spec = speculate(spec, le, &batch).map_err(Split::Invalid)?;
+        pending.records = batch;
+        *spec = commit(shared, le, spec, pending)
+            .await
+            .map_err(Split::Failed)?;
+    }
+    Ok(records)
 }
 
 /// The image after `records` as the next batch, if they replay on it: a

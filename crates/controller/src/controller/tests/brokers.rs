@@ -408,3 +408,52 @@ async fn a_heartbeat_held_by_its_commit_counts_as_of_its_answer() {
     assert!(!fenced.contains(&BrokerId(3)), "fenced at once: {fenced:?}");
     assert!(!f.c.image().broker(BrokerId(3)).unwrap().fenced);
 }
+
+/// A broker that leads more partitions than one batch holds still shuts
+/// down under control: its leaderships move off in several batches (Kafka
+/// splits such non-atomic results), where one batch over the limit would
+/// be refused by the log and the shutdown would fail (a broker leading
+/// 10,000 partitions with 10,000-record batches).
+#[tokio::test]
+async fn a_controlled_shutdown_larger_than_a_batch_commits_in_several() {
+    let config = ControllerConfig {
+        max_records_per_batch: 9,
+        default_replication_factor: 1,
+        ..ControllerConfig::default()
+    };
+    let f = super::fixture_with(&[], Arc::new(PermissiveValidator), config).await;
+    let e1 =
+        f.c.register_broker(registration(1, 1))
+            .await
+            .unwrap()
+            .broker_epoch;
+    f.c.heartbeat(beat(1, e1, 100)).await.unwrap();
+    for t in ["a", "b", "c"] {
+        f.c.create_topics(vec![topic(t, 7, 1)], false)
+            .await
+            .unwrap();
+    }
+    let before = f.log.batches().len();
+    let reply =
+        f.c.heartbeat(BrokerHeartbeat {
+            want_shutdown: true,
+            ..beat(1, e1, 100)
+        })
+        .await
+        .unwrap();
+    assert!(reply.should_shutdown && reply.is_fenced);
+    let batches = f.log.batches();
+    let sizes: Vec<usize> = batches[before..].iter().map(|b| b.records.len()).collect();
+    assert_eq!(
+        sizes.iter().sum::<usize>(),
+        22,
+        "the change and 21 partitions: {sizes:?}"
+    );
+    assert!(sizes.iter().all(|&n| n <= 9), "{sizes:?}");
+    let image = f.c.image();
+    assert!(image.broker(BrokerId(1)).unwrap().in_controlled_shutdown);
+    for t in ["a", "b", "c"] {
+        let topic = image.topic(t).unwrap();
+        assert!(topic.partitions().values().all(|r| !r.has_leader()));
+    }
+}
