@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use common::tls::{p, tls_init};
+use common::tls::{issue_broker_pem, issue_broker_pem_for, p, tls_init};
 use common::{kafka_tools_ready, root};
 use sluice_testkit::SluiceProcess;
 
@@ -182,55 +182,6 @@ fn ssl_address(broker: &SluiceProcess) -> String {
 
 fn copy(from: &Path, to: &Path) {
     std::fs::copy(from, to).unwrap();
-}
-
-/// A new broker certificate from `dir`'s test CA (`sluice tls init`):
-/// a new key and serial number, subject `O=Sluice test, OU=brokers, CN=<cn>`,
-/// SANs `localhost` and `127.0.0.1`; key and certificate written to `dir/<file>`.
-fn issue_broker_pem(dir: &Path, cn: &str, file: &str) -> std::path::PathBuf {
-    issue_broker_pem_for(dir, cn, &["localhost", "127.0.0.1"], file)
-}
-
-/// [`issue_broker_pem`] with the SubjectAltNames `sans`.
-fn issue_broker_pem_for(dir: &Path, cn: &str, sans: &[&str], file: &str) -> std::path::PathBuf {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-        IsCa, KeyPair, KeyUsagePurpose, SerialNumber,
-    };
-    let ca_key =
-        KeyPair::from_pem(&std::fs::read_to_string(dir.join("ca-key.pem")).unwrap()).unwrap();
-    // The CA as an issuer: its subject and key are what the new
-    // certificate names and is signed with.
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name = DistinguishedName::new();
-    ca.distinguished_name
-        .push(DnType::OrganizationName, "Sluice test");
-    ca.distinguished_name
-        .push(DnType::CommonName, "Sluice test CA");
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca = ca.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let sans = sans.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let mut params = CertificateParams::new(sans).unwrap();
-    params.serial_number = Some(SerialNumber::from(4242u64));
-    params.distinguished_name = DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "Sluice test");
-    params
-        .distinguished_name
-        .push(DnType::OrganizationalUnitName, "brokers");
-    params.distinguished_name.push(DnType::CommonName, cn);
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-    let path = dir.join(file);
-    std::fs::write(&path, key.serialize_pem() + &cert.pem()).unwrap();
-    path
 }
 
 #[test]
