@@ -20,22 +20,22 @@ use crate::AuthError;
 
 /// One DER element: its tag, its content, and its whole encoding.
 #[derive(Clone, Copy, Debug)]
-struct Tlv<'a> {
-    tag: u8,
-    content: &'a [u8],
-    encoded: &'a [u8],
+pub(crate) struct Tlv<'a> {
+    pub(crate) tag: u8,
+    pub(crate) content: &'a [u8],
+    pub(crate) encoded: &'a [u8],
 }
 
-const SEQUENCE: u8 = 0x30;
+pub(crate) const SEQUENCE: u8 = 0x30;
 const SET: u8 = 0x31;
-const OID: u8 = 0x06;
+pub(crate) const OID: u8 = 0x06;
 
-fn bad(what: &str) -> AuthError {
+pub(crate) fn bad(what: &str) -> AuthError {
     AuthError::InvalidCertificate(what.to_string())
 }
 
 /// Reads the element at the start of `input`; returns it and the rest.
-fn read_tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), AuthError> {
+pub(crate) fn read_tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), AuthError> {
     let (&tag, rest) = input
         .split_first()
         .ok_or_else(|| bad("truncated element"))?;
@@ -69,7 +69,11 @@ fn read_tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), AuthError> {
     Ok((tlv, &rest[len..]))
 }
 
-fn expect<'a>(input: &'a [u8], tag: u8, what: &str) -> Result<(Tlv<'a>, &'a [u8]), AuthError> {
+pub(crate) fn expect<'a>(
+    input: &'a [u8],
+    tag: u8,
+    what: &str,
+) -> Result<(Tlv<'a>, &'a [u8]), AuthError> {
     let (tlv, rest) = read_tlv(input)?;
     if tlv.tag != tag {
         return Err(bad(what));
@@ -96,7 +100,7 @@ pub fn subject_dn(certificate_der: &[u8]) -> Result<String, AuthError> {
 }
 
 /// Formats the content of a DER `Name` (a SEQUENCE of RDN SETs).
-fn name_rfc2253(mut rdns: &[u8]) -> Result<String, AuthError> {
+pub(crate) fn name_rfc2253(mut rdns: &[u8]) -> Result<String, AuthError> {
     let mut formatted = Vec::new();
     while !rdns.is_empty() {
         let (rdn, rest) = expect(rdns, SET, "RDN is not a SET")?;
@@ -117,7 +121,7 @@ fn name_rfc2253(mut rdns: &[u8]) -> Result<String, AuthError> {
 }
 
 /// The dotted form of an OID's content octets.
-fn oid_string(content: &[u8]) -> Result<String, AuthError> {
+pub(crate) fn oid_string(content: &[u8]) -> Result<String, AuthError> {
     let mut arcs: Vec<u64> = Vec::new();
     let mut value: u64 = 0;
     for (i, &b) in content.iter().enumerate() {

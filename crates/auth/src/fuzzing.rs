@@ -1,6 +1,7 @@
 //! Fuzz bodies over the untrusted-byte parsers of this crate (the SASL
 //! messages a client sends before it has authenticated, bearer tokens,
-//! JWKS documents, and JAAS strings);
+//! JWKS documents, JAAS strings, and the subject and SubjectAltNames of a
+//! peer's certificate);
 //! `fuzz/fuzz_targets/sasl.rs` calls [`sasl_messages`], and the unit test
 //! below runs it over a few seeds.
 
@@ -34,6 +35,8 @@ pub fn sasl_messages(data: &[u8]) {
     let _ = ClientFinalMessage::parse(data);
     let _ = ClientInitialResponse::parse(data);
     let _ = JsonWebKeySet::parse(data);
+    let _ = crate::dn::subject_dn(data);
+    let _ = crate::san::subject_alt_names(data);
     if let Ok(s) = std::str::from_utf8(data) {
         let _ = crate::jaas::parse_jaas_config(s);
         let _ = UnsecuredValidator::default().validate(s, 0);

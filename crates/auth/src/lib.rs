@@ -17,6 +17,7 @@ pub mod fuzzing;
 pub mod jaas;
 pub mod oauth;
 mod principal;
+pub mod san;
 pub mod sasl;
 mod ssl_mapping;
 
@@ -55,7 +56,7 @@ pub enum AuthError {
     /// ACL name that does not parse.
     #[error("{0}")]
     InvalidAcl(String),
-    /// A certificate whose subject cannot be read.
-    #[error("cannot read the certificate's subject: {0}")]
+    /// A certificate whose subject or SubjectAltNames cannot be read.
+    #[error("cannot read the certificate: {0}")]
     InvalidCertificate(String),
 }

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use common::tls::{p, tls_init};
+use common::tls::{issue_broker_pem, issue_broker_pem_for, p, tls_init};
 use common::{kafka_tools_ready, root};
 use sluice_testkit::SluiceProcess;
 
@@ -184,50 +184,6 @@ fn copy(from: &Path, to: &Path) {
     std::fs::copy(from, to).unwrap();
 }
 
-/// A new broker certificate from `dir`'s test CA (`sluice tls init`):
-/// a new key and serial number, subject `O=Sluice test, OU=brokers, CN=<cn>`;
-/// key and certificate written to `dir/<file>`.
-fn issue_broker_pem(dir: &Path, cn: &str, file: &str) -> std::path::PathBuf {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-        IsCa, KeyPair, KeyUsagePurpose, SerialNumber,
-    };
-    let ca_key =
-        KeyPair::from_pem(&std::fs::read_to_string(dir.join("ca-key.pem")).unwrap()).unwrap();
-    // The CA as an issuer: its subject and key are what the new
-    // certificate names and is signed with.
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name = DistinguishedName::new();
-    ca.distinguished_name
-        .push(DnType::OrganizationName, "Sluice test");
-    ca.distinguished_name
-        .push(DnType::CommonName, "Sluice test CA");
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca = ca.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-    params.serial_number = Some(SerialNumber::from(4242u64));
-    params.distinguished_name = DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "Sluice test");
-    params
-        .distinguished_name
-        .push(DnType::OrganizationalUnitName, "brokers");
-    params.distinguished_name.push(DnType::CommonName, cn);
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-    let path = dir.join(file);
-    std::fs::write(&path, key.serialize_pem() + &cert.pem()).unwrap();
-    path
-}
-
 #[test]
 fn kafka_configs_reloads_the_keystore_without_a_restart() {
     if !kafka_tools_ready("keystore reload") {
@@ -298,7 +254,18 @@ fn kafka_configs_reloads_the_keystore_without_a_restart() {
     );
     assert_eq!(served(&ssl, &ca), new_fp);
 
-    // The same path named again after the file was rewritten reloads it
+    // So is one that drops a SubjectAltName (here 127.0.0.1).
+    let narrower = issue_broker_pem_for(first.path(), "localhost", &["localhost"], "narrow.pem");
+    let out = alter(&plain, &format!("{key}={}", narrower.display()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("SubjectAltNames do not match")
+            && stderr.contains("existing=[[2, localhost], [7, 127.0.0.1]], new=[[2, localhost]]"),
+        "{stderr}"
+    );
+    assert_eq!(served(&ssl, &ca), new_fp);
+
     // (and the first naming of `live` switches back to the old one).
     alter_ok(&plain, &format!("{key}={live_s}"));
     assert_eq!(served(&ssl, &ca), old_fp);
@@ -326,6 +293,30 @@ fn kafka_configs_reloads_the_keystore_without_a_restart() {
     assert_eq!(served(&ssl, &ca), new_fp);
     let mut broker = broker;
     broker.restart().expect("restart");
-    let ssl = ssl_address(&broker);
+    let (ssl, plain) = (ssl_address(&broker), broker.bootstrap().to_string());
     assert_eq!(served(&ssl, &ca), new_fp);
+
+    // ssl.allow.san.changes: adding a name is taken as in Kafka, dropping
+    // one only when the listener allows it.
+    let wider = issue_broker_pem_for(
+        first.path(),
+        "localhost",
+        &["localhost", "127.0.0.1", "broker-1.example"],
+        "wide.pem",
+    );
+    let wider_fp = fingerprint(&wider.display().to_string());
+    alter_ok(&plain, &format!("{key}={}", wider.display()));
+    assert_eq!(served(&ssl, &ca), wider_fp);
+    let out = alter(&plain, &format!("{key}={}", new_pem.display()));
+    assert!(!out.status.success(), "broker-1.example was dropped");
+    broker
+        .restart_with(&[("listener.name.ssl.ssl.allow.san.changes", "true")])
+        .expect("restart allowing SAN changes");
+    let (ssl, plain) = (ssl_address(&broker), broker.bootstrap().to_string());
+    assert_eq!(served(&ssl, &ca), wider_fp);
+    alter_ok(&plain, &format!("{key}={}", narrower.display()));
+    assert_eq!(
+        served(&ssl, &ca),
+        fingerprint(&narrower.display().to_string())
+    );
 }

@@ -182,25 +182,7 @@ pub fn client(
     protocol: SecurityProtocol,
     mechanism_key: &str,
 ) -> Result<NodeClientConfig, ConfigError> {
-    let ssl = if protocol.uses_tls() {
-        let truststore = ssl::truststore(explicit, listener)?.ok_or_else(|| ConfigError::Missing {
-            key: "ssl.truststore.location".into(),
-            reason: format!(
-                "listener {listener} speaks {protocol} and this node connects to its peers there: it needs a truststore to verify them (listener.name.{}.ssl.truststore.location or ssl.truststore.certificates; Sluice has no system truststore)",
-                listener.to_ascii_lowercase()
-            ),
-        })?;
-        let keystore = ssl::has_keystore(explicit, listener)
-            .then(|| ssl::keystore(explicit, listener))
-            .transpose()?;
-        Some(ClientSsl {
-            truststore,
-            keystore,
-            protocols: ssl::protocols(explicit, listener)?,
-        })
-    } else {
-        None
-    };
+    let ssl = client_ssl(explicit, listener, protocol)?;
     let sasl = if protocol.uses_sasl() {
         Some(login(explicit, listener, mechanism_key)?)
     } else {
@@ -212,6 +194,33 @@ pub fn client(
         ssl,
         sasl,
     })
+}
+
+/// The TLS side of [`client`]: `None` unless `protocol` uses TLS. Also
+/// what a reload of the listener's stores resolves (KIP-226).
+pub fn client_ssl(
+    explicit: &BTreeMap<String, String>,
+    listener: &str,
+    protocol: SecurityProtocol,
+) -> Result<Option<ClientSsl>, ConfigError> {
+    if !protocol.uses_tls() {
+        return Ok(None);
+    }
+    let truststore = ssl::truststore(explicit, listener)?.ok_or_else(|| ConfigError::Missing {
+        key: "ssl.truststore.location".into(),
+        reason: format!(
+            "listener {listener} speaks {protocol} and this node connects to its peers there: it needs a truststore to verify them (listener.name.{}.ssl.truststore.location or ssl.truststore.certificates; Sluice has no system truststore)",
+            listener.to_ascii_lowercase()
+        ),
+    })?;
+    let keystore = ssl::has_keystore(explicit, listener)
+        .then(|| ssl::keystore(explicit, listener))
+        .transpose()?;
+    Ok(Some(ClientSsl {
+        truststore,
+        keystore,
+        protocols: ssl::protocols(explicit, listener)?,
+    }))
 }
 
 /// The node's login: the mechanism of `mechanism_key` and the JAAS

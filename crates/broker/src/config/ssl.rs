@@ -86,6 +86,8 @@ pub struct SslSettings {
     pub principal_mapper: SslPrincipalMapper,
     /// `ssl.allow.dn.changes`: a reloaded keystore may name another subject.
     pub allow_dn_changes: bool,
+    /// `ssl.allow.san.changes`: a reloaded keystore may drop SubjectAltNames.
+    pub allow_san_changes: bool,
     /// `ssl.key.password`: Sluice reads unencrypted keys only, so this is
     /// kept to name it in the error about an encrypted key.
     pub key_password_set: bool,
@@ -254,14 +256,8 @@ fn resolve_ssl(
             SslPrincipalMapper::from_rules(&v).map_err(|e| invalid(&key, &v, e.to_string()))?
         }
     };
-    let allow_dn_changes = match given(explicit, listener, "ssl.allow.dn.changes") {
-        None => false,
-        Some((key, v)) => match v.trim().to_ascii_lowercase().as_str() {
-            "true" => true,
-            "false" => false,
-            _ => return Err(invalid(&key, &v, "expected true or false")),
-        },
-    };
+    let allow_dn_changes = flag(explicit, listener, "ssl.allow.dn.changes")?;
+    let allow_san_changes = flag(explicit, listener, "ssl.allow.san.changes")?;
     Ok(SslSettings {
         keystore,
         truststore,
@@ -269,8 +265,25 @@ fn resolve_ssl(
         protocols,
         principal_mapper,
         allow_dn_changes,
+        allow_san_changes,
         key_password_set: given(explicit, listener, "ssl.key.password").is_some(),
     })
+}
+
+/// A boolean key of `listener`, false when unset.
+fn flag(
+    explicit: &BTreeMap<String, String>,
+    listener: &str,
+    name: &str,
+) -> Result<bool, ConfigError> {
+    match given(explicit, listener, name) {
+        None => Ok(false),
+        Some((key, v)) => match v.trim().to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(invalid(&key, &v, "expected true or false")),
+        },
+    }
 }
 
 /// Whether any keystore key is set for `listener` (a node dialling its

@@ -235,6 +235,8 @@ pub static CONFIG_TABLE: &[ConfigKey] = &[
         "Whether SSL listeners ask clients for a certificate: required (mutual TLS: a client without a certificate the truststore verifies is refused in the handshake), requested (verified if sent) or none. A verified certificate's subject, in RFC 2253 form and mapped by ssl.principal.mapping.rules, names the connection's User principal; without one it is User:ANONYMOUS. A SASL_SSL listener takes it only from listener.name.<listener>.ssl.client.auth (as Kafka), and its principal is the SASL one."),
     broker("ssl.allow.dn.changes", T::Boolean, Some("false"), V::Any,
         "Whether a keystore reloaded at runtime (KIP-226: listener.name.<listener>.ssl.keystore.* changed with kafka-configs) may hold a certificate for another subject than the one in use. As in Kafka, false refuses such a reload, since clients and peers verify the broker by that name. Per listener: listener.name.<listener>.ssl.allow.dn.changes."),
+    broker("ssl.allow.san.changes", T::Boolean, Some("false"), V::Any,
+        "Whether a keystore reloaded at runtime (KIP-226) may drop SubjectAltNames of the certificate in use. As in Kafka, false refuses a new certificate unless its SubjectAltNames include all the current ones (adding names is allowed), since clients and peers verify the broker by those names. Per listener: listener.name.<listener>.ssl.allow.san.changes."),
     broker("ssl.enabled.protocols", T::List, Some("TLSv1.2,TLSv1.3"), V::Any,
         "TLS versions SSL listeners accept. Sluice speaks TLSv1.2 and TLSv1.3; older names are ignored with a warning, and a list without either is refused."),
     broker("ssl.principal.mapping.rules", T::String, Some("DEFAULT"), V::Any,

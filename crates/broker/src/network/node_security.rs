@@ -23,7 +23,7 @@ use sluice_auth::KafkaPrincipal;
 use sluice_controller::QuorumController;
 use sluice_transport::listener::Admission;
 use sluice_transport::security::{
-    ClientSecurity, SaslAccept, SaslLogin, ServerSecurity, TlsAccept,
+    ClientSecurity, ClientTls, SaslAccept, SaslLogin, ServerSecurity, TlsAccept,
 };
 use sluice_transport::server::authz::{ControllerAuthz, CLUSTER_NAME};
 
@@ -51,7 +51,7 @@ impl ControllerSlot {
 /// The secured connections of one path (PLAINTEXT: the default).
 pub fn client_security(c: &NodeClientConfig) -> Result<ClientSecurity, BrokerError> {
     let tls = match &c.ssl {
-        Some(ssl) => Some(Arc::new(tls::client_config(&c.listener, ssl)?)),
+        Some(ssl) => Some(ClientTls::new(tls::client_config(&c.listener, ssl)?)),
         None => None,
     };
     let sasl = c.sasl.as_ref().map(|l| match l.mechanism {

@@ -27,11 +27,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::BTreeSet;
+
 use parking_lot::RwLock;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use sluice_auth::san::{self, SubjectAltName};
 use sluice_auth::KafkaPrincipal;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
@@ -62,6 +65,8 @@ pub struct ActiveTls {
     stores: Stores,
     /// The subject of the keystore's leaf certificate (RFC 2253).
     subject: String,
+    /// The SubjectAltNames of the keystore's leaf certificate.
+    subject_alt_names: BTreeSet<SubjectAltName>,
 }
 
 /// Where the keystore and truststore come from and the text of their
@@ -115,9 +120,11 @@ impl TlsServer {
 
     /// A configuration built from `ssl` when its keystore or truststore
     /// differs from the current one's (source or file text); `None` when
-    /// nothing changed. Refused, as Kafka refuses it, when the new leaf
-    /// certificate names another subject and `ssl.allow.dn.changes` is
-    /// off: clients and peers verify this broker by that name.
+    /// nothing changed. Refused, as Kafka's `SslFactory` refuses it, when
+    /// the new leaf certificate names another subject and
+    /// `ssl.allow.dn.changes` is off, or lacks one of the current
+    /// SubjectAltNames and `ssl.allow.san.changes` is off: clients and
+    /// peers verify this broker by those names.
     pub fn prepare(&self, ssl: &SslSettings) -> Result<Option<ActiveTls>, BrokerError> {
         let current = self.current.read().clone();
         let stores = stores(&self.listener, ssl)?;
@@ -132,6 +139,21 @@ impl TlsServer {
                 format!(
                     "Keystore DistinguishedName does not match: existing={}, new={}",
                     current.subject, next.subject
+                ),
+            ));
+        }
+        if !ssl.allow_san_changes
+            && !next
+                .subject_alt_names
+                .is_superset(&current.subject_alt_names)
+        {
+            return Err(tls_error(
+                &self.listener,
+                keystore_key(&ssl.keystore),
+                format!(
+                    "Keystore SubjectAltNames do not match: existing={}, new={}",
+                    san::display_set(&current.subject_alt_names),
+                    san::display_set(&next.subject_alt_names)
                 ),
             ));
         }
@@ -211,11 +233,19 @@ fn build(listener: &str, ssl: &SslSettings) -> Result<ActiveTls, BrokerError> {
             format!("the certificate's subject cannot be read: {e}"),
         )
     })?;
+    let subject_alt_names = san::subject_alt_names(&leaf).map_err(|e| {
+        tls_error(
+            listener,
+            keystore_key(&ssl.keystore),
+            format!("the certificate's SubjectAltNames cannot be read: {e}"),
+        )
+    })?;
     Ok(ActiveTls {
         acceptor: TlsAcceptor::from(Arc::new(config)),
         settings: ssl.clone(),
         stores,
         subject,
+        subject_alt_names,
     })
 }
 
@@ -492,6 +522,7 @@ mod tests {
             protocols: vec![TlsProtocol::Tls12, TlsProtocol::Tls13],
             principal_mapper: SslPrincipalMapper::from_rules(rules).unwrap(),
             allow_dn_changes: false,
+            allow_san_changes: false,
             key_password_set: false,
         }
     }
@@ -602,8 +633,14 @@ mod tests {
 
     /// A self-signed keystore for `localhost` whose subject is `CN=<cn>`.
     fn keystore_for(cn: &str) -> KeyStore {
+        keystore_with(cn, &["localhost"])
+    }
+
+    /// A self-signed keystore for the names `sans` whose subject is `CN=<cn>`.
+    fn keystore_with(cn: &str, sans: &[&str]) -> KeyStore {
         let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        let sans = sans.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut params = CertificateParams::new(sans).unwrap();
         params.distinguished_name = rcgen::DistinguishedName::new();
         params.distinguished_name.push(DnType::CommonName, cn);
         let cert = params.self_signed(&key).unwrap();
@@ -648,6 +685,27 @@ mod tests {
         other.keystore = keystore_for("someone else");
         other.allow_dn_changes = true;
         assert!(server.prepare(&other).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_reload_may_add_subject_alt_names_but_not_drop_them() {
+        let mut s = settings(&pki(), ClientAuth::None, "DEFAULT");
+        s.keystore = keystore_for("broker");
+        let server = TlsServer::new("SSL", &s, Duration::from_secs(1)).unwrap();
+        s.keystore = keystore_with("broker", &["localhost", "127.0.0.1"]);
+        server.install(server.prepare(&s).unwrap().expect("a name added"));
+        s.keystore = keystore_with("broker", &["localhost", "broker-1"]);
+        let Err(e) = server.prepare(&s) else {
+            panic!("a dropped SubjectAltName must be refused");
+        };
+        assert!(
+            e.to_string().contains(
+                "SubjectAltNames do not match: existing=[[2, localhost], [7, 127.0.0.1]], new=[[2, broker-1], [2, localhost]]"
+            ),
+            "{e}"
+        );
+        s.allow_san_changes = true;
+        assert!(server.prepare(&s).unwrap().is_some());
     }
 
     #[test]

@@ -126,7 +126,7 @@ impl BrokerNode {
         };
         let security = config
             .node_security
-            .as_ref()
+            .clone()
             .context("the broker role of a cluster needs process.roles")?;
         let to_controllers = super::secured(&security.controller_client)?;
         let inter_broker = match &security.inter_broker {
@@ -168,6 +168,20 @@ impl BrokerNode {
                 return Err(e).context("broker failed to start");
             }
         };
+        // A change of the inter-broker or controller listener's stores
+        // (KIP-226) reloads the clients this node dials its peers with too;
+        // a keystore stored as a dynamic config before this start applies
+        // to them from now on.
+        let ctx = broker.context();
+        if let Some(c) = &security.inter_broker {
+            ctx.tls.add_peer(c, inter_broker.tls.as_ref());
+        }
+        ctx.tls
+            .add_peer(&security.controller_client, to_controllers.tls.as_ref());
+        let dynamic = ctx.config.dynamic.read().clone();
+        if let Err(e) = ctx.tls.reconfigure(&ctx.config.explicit.0, &dynamic) {
+            tracing::warn!("connections to peers keep the static SSL keystores: {e}");
+        }
         if let Some(state) = &metrics {
             state.set_ready(broker.context().clone());
         }

@@ -68,6 +68,8 @@ fn announce(lines: &[String]) -> std::io::Result<()> {
 pub struct Secured {
     pub connector: std::sync::Arc<dyn sluice_transport::Connector>,
     pub raft: std::sync::Arc<dyn sluice_controller::raft::Transport>,
+    /// The TLS client of this path, which a keystore reload replaces.
+    pub tls: Option<sluice_transport::security::ClientTls>,
 }
 
 pub fn secured(
@@ -79,13 +81,16 @@ pub fn secured(
         return Ok(Secured {
             connector: Arc::new(sluice_transport::TcpConnector),
             raft: Arc::new(sluice_controller::raft::TcpTransport),
+            tls: None,
         });
     }
     tracing::info!(listener = %c.listener, protocol = %c.protocol, sasl = ?security.sasl, "connections to peers on this listener are secured");
+    let tls = security.tls.clone();
     let secure = Arc::new(sluice_transport::security::SecureConnector::new(security));
     Ok(Secured {
         connector: secure.clone(),
         raft: secure,
+        tls,
     })
 }
 

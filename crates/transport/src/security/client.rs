@@ -36,12 +36,40 @@ const MAX_SASL_RESPONSE_BYTES: usize = 64 << 10;
 /// `password` of the listener's JAAS entry).
 pub use sluice_auth::sasl::SaslLogin;
 
+/// A node's TLS client configuration on one path, shared by every
+/// connector that dials there and swapped whole when the listener's stores
+/// are reloaded (KIP-226): each new connection reads the current one,
+/// connections already open keep theirs.
+#[derive(Clone)]
+pub struct ClientTls(Arc<parking_lot::RwLock<Arc<rustls::ClientConfig>>>);
+
+impl ClientTls {
+    pub fn new(config: rustls::ClientConfig) -> Self {
+        Self(Arc::new(parking_lot::RwLock::new(Arc::new(config))))
+    }
+
+    /// The configuration of the next connection.
+    pub fn current(&self) -> Arc<rustls::ClientConfig> {
+        self.0.read().clone()
+    }
+
+    /// Whether `other` is this slot (a clone of it).
+    pub fn same(&self, other: &ClientTls) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Makes `config` the configuration of every connection from now on.
+    pub fn replace(&self, config: rustls::ClientConfig) {
+        *self.0.write() = Arc::new(config);
+    }
+}
+
 /// How a node secures the connections it opens to one kind of peer.
 /// The default is PLAINTEXT.
 #[derive(Clone, Default)]
 pub struct ClientSecurity {
     /// TLS with this configuration (trusted CAs, the node's certificate).
-    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub tls: Option<ClientTls>,
     pub sasl: Option<SaslLogin>,
     /// Bounds the TLS handshake and the SASL exchange together.
     pub handshake_timeout: Duration,
@@ -95,7 +123,7 @@ impl ClientSecurity {
                         format!("{address}: the host is not a TLS server name"),
                     )
                 })?;
-                let tls = tokio_rustls::TlsConnector::from(config.clone())
+                let tls = tokio_rustls::TlsConnector::from(config.current())
                     .connect(name, stream)
                     .await
                     .map_err(|e| {

@@ -21,7 +21,7 @@ pub mod client;
 pub mod gate;
 pub mod prefixed;
 
-pub use client::{ClientSecurity, SaslLogin, SecureConnector};
+pub use client::{ClientSecurity, ClientTls, SaslLogin, SecureConnector};
 pub use gate::{SaslAccept, ServerSecurity, SharedCredentials, TlsAccept};
 pub use prefixed::Prefixed;
 
