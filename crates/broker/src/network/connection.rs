@@ -364,7 +364,15 @@ impl Processor<'_> {
             }
             log_client_software(peer, client_id.as_deref(), &header, &body);
             let observation = crate::metrics::Observation::start(&header, &body);
+            let received = std::time::Instant::now();
             let response = handlers::handle_from(ctx, request_context, &header, body).await;
+            if matches!(response, Response::Fetch(_)) {
+                tracing::debug!(
+                    target: super::cold::STAGES,
+                    handler_us = received.elapsed().as_micros() as u64,
+                    "fetch answered"
+                );
+            }
             // Everything after the handler is network time of the connection.
             let mut tally = Tally::new(&self.switch);
             let sent = PollTimed::new(

@@ -19,7 +19,7 @@
 //! ([`net_time`]).
 
 pub mod codec;
-mod cold;
+pub(crate) mod cold;
 pub mod connection;
 pub mod frame;
 #[doc(hidden)]

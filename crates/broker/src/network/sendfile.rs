@@ -6,18 +6,24 @@
 //!
 //! KAFKA-7504: `sendfile` of a range that is not in page cache blocks the
 //! calling thread on disk reads, which in Kafka stalls every connection of
-//! that network thread. Here a slice that `FileHandle::is_resident` says is
-//! not wholly resident (it checks every page of the range) is first faulted
-//! in with `FileHandle::prefault` on a low-priority cold-read thread
-//! ([`super::cold`]); only then is it sent from the network thread.
+//! that network thread. Here each slice is checked in pieces of
+//! [`PREFAULT_PIECE`] (`FileHandle::is_resident` checks every page), and
+//! every piece that is not wholly resident is queued at once to be faulted
+//! in with `FileHandle::prefault` on a cold-read thread ([`super::cold`]);
+//! each piece is sent from the network thread once it is resident.
 
 use std::io;
+use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use sluice_storage::fs::FileHandle;
 use sluice_storage::FileSlice;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest, WriteHalf};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
+
+use super::cold;
 
 /// Bytes of a file read per step when there is no `sendfile` (no TCP
 /// socket, or a file without a descriptor): at most this much of a
@@ -55,23 +61,150 @@ impl<T: AsyncRead + AsyncWrite + Send> ResponseWriter for WriteHalf<T> {
     }
 }
 
+/// A file slice is checked for residency, and faulted in when cold, in
+/// pieces of at most this many bytes, every piece of a response queued for
+/// the cold-read threads before the first is waited for: the first piece
+/// goes out while the threads fault in the next ones (both threads work on
+/// one response), and a resident piece is never held back by a cold one
+/// elsewhere in the same slice.
+pub const PREFAULT_PIECE: u64 = 1 << 20;
+
+/// A response chunk ready to write.
+enum Ready {
+    Bytes(Bytes),
+    Piece(Piece),
+}
+
+/// A piece of a file slice, with the cold read that must finish before it
+/// is sent (`None`: wholly resident when checked).
+struct Piece {
+    file: Arc<dyn FileHandle>,
+    position: u64,
+    len: u64,
+    cold: Option<(Instant, cold::Queued<io::Result<()>>)>,
+}
+
+impl Piece {
+    /// Waits until the piece's cold read (if any) has faulted it in.
+    async fn resident(&mut self) {
+        let Some((asked, queued)) = self.cold.take() else {
+            return;
+        };
+        match queued.wait().await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => tracing::warn!(error = %e, "prefault before sendfile failed"),
+            None => tracing::warn!("prefault task failed"),
+        }
+        tracing::debug!(
+            target: cold::STAGES,
+            waited_us = asked.elapsed().as_micros() as u64,
+            bytes = self.len,
+            "cold piece resident"
+        );
+    }
+}
+
+/// Cuts the response's file slices into pieces and queues a prefault for
+/// every piece that is not wholly resident, all before any is waited for.
+/// Bounded: a response is at most the fetch's `max_bytes`, so its pieces
+/// are too (and the cold-read queue is bounded).
+async fn prepare(chunks: Vec<Chunk>) -> Vec<Ready> {
+    let mut out = Vec::with_capacity(chunks.len());
+    for chunk in chunks {
+        match chunk {
+            Chunk::Bytes(b) => out.push(Ready::Bytes(b)),
+            Chunk::File(slice) => {
+                let end = slice.position + u64::from(slice.len);
+                let mut position = slice.position;
+                while position < end {
+                    let len = (end - position).min(PREFAULT_PIECE);
+                    let cold = queue_prefault(&slice.file, position, len).await;
+                    out.push(Ready::Piece(Piece {
+                        file: slice.file.clone(),
+                        position,
+                        len,
+                        cold,
+                    }));
+                    position += len;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Queues the fault-in of `[pos, pos+len)` on a cold-read thread unless
+/// `FileHandle::is_resident` says every page of it is in the page cache,
+/// so the network thread never waits for the disk.
+async fn queue_prefault(
+    file: &Arc<dyn FileHandle>,
+    pos: u64,
+    len: u64,
+) -> Option<(Instant, cold::Queued<io::Result<()>>)> {
+    let resident = match file.is_resident(pos, len) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(error = %e, "residency check failed; prefaulting");
+            false
+        }
+    };
+    if resident {
+        return None;
+    }
+    let file = file.clone();
+    let asked = Instant::now();
+    Some((asked, cold::submit(move || file.prefault(pos, len)).await))
+}
+
 /// Writes `chunks` in order. Adjacent byte chunks are gathered into one
 /// write; file chunks go out with `sendfile` when the socket is TCP and the
 /// file has a descriptor, otherwise through a bounded copy buffer.
 pub async fn write_chunks<W: ResponseWriter>(socket: &mut W, chunks: Vec<Chunk>) -> io::Result<()> {
-    if socket.tcp_socket().is_none() {
-        return copy_chunks(socket, chunks).await;
+    let started = Instant::now();
+    let step = copy_buffer_len(&chunks);
+    let ready = prepare(chunks).await;
+    let cold = ready
+        .iter()
+        .filter(|r| matches!(r, Ready::Piece(p) if p.cold.is_some()))
+        .count();
+    let mut first_piece = None;
+    let written = if socket.tcp_socket().is_none() {
+        copy_chunks(socket, ready, step, &mut first_piece).await
+    } else {
+        send_chunks(socket, ready, &mut first_piece).await
+    };
+    if cold > 0 {
+        tracing::debug!(
+            target: cold::STAGES,
+            first_piece_us = first_piece.map_or(0, |d: std::time::Duration| d.as_micros() as u64),
+            total_us = started.elapsed().as_micros() as u64,
+            cold_pieces = cold,
+            "response with cold pieces written"
+        );
     }
+    written
+}
+
+/// The `sendfile` path: `first_piece` is set to the time from the start of
+/// the response to its first file piece's send.
+async fn send_chunks<W: ResponseWriter>(
+    socket: &mut W,
+    ready: Vec<Ready>,
+    first_piece: &mut Option<std::time::Duration>,
+) -> io::Result<()> {
+    let started = Instant::now();
     let mut pending = BytesMut::new();
-    for chunk in chunks {
+    for chunk in ready {
         match chunk {
-            Chunk::Bytes(b) => pending.extend_from_slice(&b),
-            Chunk::File(slice) => {
+            Ready::Bytes(b) => pending.extend_from_slice(&b),
+            Ready::Piece(mut piece) => {
                 if !pending.is_empty() {
                     socket.write_all(&pending).await?;
                     pending.clear();
                 }
-                write_file(socket, &slice).await?;
+                piece.resident().await;
+                first_piece.get_or_insert_with(|| started.elapsed());
+                write_piece(socket, &piece.file, piece.position, piece.len).await?;
             }
         }
     }
@@ -82,21 +215,24 @@ pub async fn write_chunks<W: ResponseWriter>(socket: &mut W, chunks: Vec<Chunk>)
 }
 
 /// Without `sendfile` (a TLS stream, the simulation's): the whole
-/// response goes through one buffer (the response's size, at most
-/// [`COPY_STEP`] bytes), the file bytes
-/// read straight into it (after the cold-read check, so the read finds
-/// resident pages), so the stream gets large writes: over TLS each is cut
-/// into full 16 KiB records, the fetch header sharing the first one with
-/// the records, and each byte is copied once, into rustls's record buffer
-/// where it is encrypted in place.
-async fn copy_chunks<W: AsyncWrite + Unpin>(socket: &mut W, chunks: Vec<Chunk>) -> io::Result<()> {
-    // No bigger than the response: a small answer costs a small buffer.
-    let step = copy_buffer_len(&chunks);
+/// response goes through one buffer of `step` bytes (the response's size,
+/// at most [`COPY_STEP`]), the file bytes read straight into it (once each
+/// piece is resident, so the read never waits for the disk), so the stream
+/// gets large writes: over TLS each is cut into full 16 KiB records, the
+/// fetch header sharing the first one with the records, and each byte is
+/// copied once, into rustls's record buffer where it is encrypted in place.
+async fn copy_chunks<W: AsyncWrite + Unpin>(
+    socket: &mut W,
+    ready: Vec<Ready>,
+    step: usize,
+    first_piece: &mut Option<std::time::Duration>,
+) -> io::Result<()> {
+    let started = Instant::now();
     let mut buf = vec![0u8; step];
     let mut filled = 0;
-    for chunk in chunks {
+    for chunk in ready {
         match chunk {
-            Chunk::Bytes(b) => {
+            Ready::Bytes(b) => {
                 if filled + b.len() > step && filled > 0 {
                     socket.write_all(&buf[..filled]).await?;
                     filled = 0;
@@ -108,25 +244,20 @@ async fn copy_chunks<W: AsyncWrite + Unpin>(socket: &mut W, chunks: Vec<Chunk>) 
                     filled += b.len();
                 }
             }
-            Chunk::File(slice) => {
-                if slice.len == 0 {
-                    continue;
-                }
-                ensure_resident(&slice).await;
-                let mut pos = slice.position;
-                let end = slice.position + u64::from(slice.len);
+            Ready::Piece(mut piece) => {
+                piece.resident().await;
+                first_piece.get_or_insert_with(|| started.elapsed());
+                let mut pos = piece.position;
+                let end = piece.position + piece.len;
                 while pos < end {
                     if filled == step {
                         socket.write_all(&buf).await?;
                         filled = 0;
                     }
                     let want = ((end - pos) as usize).min(step - filled);
-                    let n = slice.file.read_at(&mut buf[filled..filled + want], pos)?;
+                    let n = piece.file.read_at(&mut buf[filled..filled + want], pos)?;
                     if n == 0 {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "segment file ended before the fetched slice",
-                        ));
+                        return Err(ended());
                     }
                     filled += n;
                     pos += n as u64;
@@ -140,6 +271,13 @@ async fn copy_chunks<W: AsyncWrite + Unpin>(socket: &mut W, chunks: Vec<Chunk>) 
     Ok(())
 }
 
+fn ended() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "segment file ended before the fetched slice",
+    )
+}
+
 /// The copy buffer for `chunks`: the whole response, at most [`COPY_STEP`].
 fn copy_buffer_len(chunks: &[Chunk]) -> usize {
     let total = chunks.iter().fold(0usize, |sum, chunk| {
@@ -151,37 +289,19 @@ fn copy_buffer_len(chunks: &[Chunk]) -> usize {
     total.clamp(1, COPY_STEP)
 }
 
-async fn write_file<W: ResponseWriter>(socket: &mut W, slice: &FileSlice) -> io::Result<()> {
-    if slice.len == 0 {
+/// Sends `[position, position+len)` of `file` (a piece, resident by now).
+async fn write_piece<W: ResponseWriter>(
+    socket: &mut W,
+    file: &Arc<dyn FileHandle>,
+    position: u64,
+    len: u64,
+) -> io::Result<()> {
+    if len == 0 {
         return Ok(());
     }
-    ensure_resident(slice).await;
-    match (socket.tcp_socket(), slice.file.raw_fd()) {
-        (Some(tcp), Some(fd)) => sendfile_all(tcp, fd, slice.position, slice.len as usize).await,
-        _ => copy_all(socket, slice).await,
-    }
-}
-
-/// Faults a non-resident slice into page cache on a low-priority cold-read
-/// thread, so the network thread never waits for the disk and the fault's
-/// CPU work yields to the network threads.
-pub async fn ensure_resident(slice: &FileSlice) {
-    let (pos, len) = (slice.position, u64::from(slice.len));
-    let resident = match slice.file.is_resident(pos, len) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::debug!(error = %e, "residency check failed; prefaulting");
-            false
-        }
-    };
-    if resident {
-        return;
-    }
-    let file = slice.file.clone();
-    match super::cold::run(move || file.prefault(pos, len)).await {
-        Some(Ok(())) => {}
-        Some(Err(e)) => tracing::warn!(error = %e, "prefault before sendfile failed"),
-        None => tracing::warn!("prefault task failed"),
+    match (socket.tcp_socket(), file.raw_fd()) {
+        (Some(tcp), Some(fd)) => sendfile_all(tcp, fd, position, len as usize).await,
+        _ => copy_all(socket, file, position, len).await,
     }
 }
 
@@ -215,28 +335,27 @@ async fn sendfile_all(
         if sent == 0 {
             // The file is shorter than the slice (truncated or deleted
             // underneath us): the frame can no longer be completed.
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "segment file ended before the fetched slice",
-            ));
+            return Err(ended());
         }
         remaining -= sent;
     }
     Ok(())
 }
 
-async fn copy_all<W: AsyncWrite + Unpin>(socket: &mut W, slice: &FileSlice) -> io::Result<()> {
-    let mut buf = vec![0u8; (slice.len as usize).min(COPY_STEP)];
-    let mut pos = slice.position;
-    let end = slice.position + u64::from(slice.len);
+async fn copy_all<W: AsyncWrite + Unpin>(
+    socket: &mut W,
+    file: &Arc<dyn FileHandle>,
+    position: u64,
+    len: u64,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; (len as usize).min(COPY_STEP)];
+    let mut pos = position;
+    let end = position + len;
     while pos < end {
         let want = ((end - pos) as usize).min(buf.len());
-        let n = slice.file.read_at(&mut buf[..want], pos)?;
+        let n = file.read_at(&mut buf[..want], pos)?;
         if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "segment file ended before the fetched slice",
-            ));
+            return Err(ended());
         }
         socket.write_all(&buf[..n]).await?;
         pos += n as u64;
@@ -314,6 +433,111 @@ mod tests {
             .unwrap();
         let err = copied(vec![Chunk::File(slice)]).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+    }
+
+    /// A file every piece of which is cold: its prefault of the first
+    /// piece waits (boundedly) until the second piece's prefault has been
+    /// entered too, which happens only when a response's pieces are all
+    /// queued before the first is waited for.
+    struct ColdFile {
+        inner: Arc<dyn FileHandle>,
+        prefaults: std::sync::Mutex<Vec<(u64, u64)>>,
+        second: (std::sync::Mutex<bool>, std::sync::Condvar),
+        overlapped: std::sync::atomic::AtomicBool,
+    }
+
+    impl FileHandle for ColdFile {
+        fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+            self.inner.read_at(buf, pos)
+        }
+        fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<usize> {
+            self.inner.write_at(buf, pos)
+        }
+        fn len(&self) -> io::Result<u64> {
+            self.inner.len()
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.inner.set_len(len)
+        }
+        fn allocate(&self, offset: u64, len: u64) -> io::Result<()> {
+            self.inner.allocate(offset, len)
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            self.inner.sync_data()
+        }
+        fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+            None
+        }
+        fn is_resident(&self, _: u64, _: u64) -> io::Result<bool> {
+            Ok(false)
+        }
+        fn prefault(&self, pos: u64, len: u64) -> io::Result<()> {
+            let first = {
+                let mut all = self.prefaults.lock().unwrap();
+                all.push((pos, len));
+                all.len() == 1
+            };
+            let (entered, cv) = &self.second;
+            if first {
+                // Generous: only a broken pipeline waits this long.
+                let (got, _) = cv
+                    .wait_timeout_while(
+                        entered.lock().unwrap(),
+                        std::time::Duration::from_secs(60),
+                        |e| !*e,
+                    )
+                    .unwrap();
+                self.overlapped
+                    .store(*got, std::sync::atomic::Ordering::SeqCst);
+            } else {
+                *entered.lock().unwrap() = true;
+                cv.notify_all();
+            }
+            Ok(())
+        }
+        fn map_mut(&self, len: u64) -> io::Result<Box<dyn sluice_storage::MappedRegion>> {
+            self.inner.map_mut(len)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_cold_slice_is_faulted_in_pieces_queued_together_and_arrives_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("00000000000000000000.log");
+        let piece = PREFAULT_PIECE as usize;
+        let file: Vec<u8> = (0..2 * piece + 4_321).map(|i| (i % 241) as u8).collect();
+        std::fs::write(&path, &file).unwrap();
+        let cold = Arc::new(ColdFile {
+            inner: RealFs.open(&path, &OpenOptions::read()).unwrap(),
+            prefaults: Default::default(),
+            second: Default::default(),
+            overlapped: Default::default(),
+        });
+        let (from, len) = (100u64, (2 * piece + 1_000) as u32);
+        let slice = FileSlice {
+            file: cold.clone(),
+            position: from,
+            len,
+            next_offset: sluice_record::Offset(0),
+        };
+        let out = copied(vec![Chunk::File(slice)]).await.unwrap();
+        assert!(
+            out == file[from as usize..from as usize + len as usize],
+            "the copied slice differs"
+        );
+        let p = PREFAULT_PIECE;
+        let mut prefaults = cold.prefaults.lock().unwrap().clone();
+        // The two threads may enter their pieces in either order.
+        prefaults.sort();
+        assert_eq!(
+            prefaults,
+            vec![(from, p), (from + p, p), (from + 2 * p, 1_000)],
+            "one prefault per piece, covering the slice exactly"
+        );
+        assert!(
+            cold.overlapped.load(std::sync::atomic::Ordering::SeqCst),
+            "the second piece was not queued while the first was faulted in"
+        );
     }
 
     #[test]

@@ -441,8 +441,16 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
         let round = if hot {
             read_all(&wanted, max_bytes, read_committed, hold)
         } else {
+            let handed = std::time::Instant::now();
             let read = sluice_runtime::spawn_blocking(move || {
+                let started = std::time::Instant::now();
                 let round = read_all(&wanted, max_bytes, read_committed, hold);
+                tracing::debug!(
+                    target: crate::network::cold::STAGES,
+                    hop_us = started.duration_since(handed).as_micros() as u64,
+                    read_us = started.elapsed().as_micros() as u64,
+                    "fetch read on the blocking pool"
+                );
                 (wanted, round)
             })
             .await;
