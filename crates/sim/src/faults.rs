@@ -270,6 +270,12 @@ pub(crate) fn plan_reassignment(
     if !rng.gen_ratio(1, 5) {
         return None;
     }
+    reassign(rng, nodes, w)
+}
+
+/// Asks for a reassignment of one workload partition, drawn from `rng` and
+/// planned from the current registration (see [`plan_reassignment`]).
+pub(crate) fn reassign(rng: &mut StdRng, nodes: &[NodeHandles], w: &Workload) -> Option<String> {
     let p = rng.gen_range(0..w.partitions);
     // Drawn before looking at the nodes, so the stream's draws do not
     // depend on what the nodes hold.

@@ -10,18 +10,20 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::faults::{
-    heal, inject, inject_io_error, inject_slow_node, plan_reassignment, release_stalls, Faults,
-    CLIENT,
+    self, heal, inject, inject_io_error, inject_slow_node, plan_reassignment, release_stalls,
+    Faults, CLIENT,
 };
 use crate::invariants::{self, all_up, converged, Invariants};
 use crate::node::{self, host, NodeHandles, SimClock};
-use crate::slow_disk::{self, FenceWatch, Trial};
+use crate::slow_disk::{self, FenceWatch, Hold, Trial};
 use crate::workload::{self, Workload};
 
 /// One simulated tick.
 const TICK: Duration = Duration::from_millis(1);
 /// The committed-batch check runs every this many steps.
 const COMMITTED_EVERY: usize = 20;
+/// The topic a slow-disk trial may create while the disks stall.
+const TRIAL_TOPIC: &str = "trial";
 
 /// What a run is made of.
 #[derive(Clone, Debug)]
@@ -443,8 +445,21 @@ impl Run {
         );
         self.trace.push(format!("{:?} {trial}", self.sim.elapsed()));
         self.fence_watch = Some(FenceWatch::new(trial.exempt(session)));
+        let (hold, start) = trial.hold.clone().unzip();
+        let start = start.unwrap_or(0);
+        if let Some(hold) = hold.as_ref().filter(|_| start < 0) {
+            self.start_hold(hold);
+            self.run_for(Duration::from_millis(start.unsigned_abs()), |_| false)?;
+        }
         trial.apply(&self.nodes);
-        self.run_for(trial.lasts, |_| false)?;
+        let mut left = trial.lasts;
+        if let Some(hold) = hold.as_ref().filter(|_| start >= 0) {
+            let before = Duration::from_millis(start.unsigned_abs()).min(left);
+            self.run_for(before, |_| false)?;
+            left -= before;
+            self.start_hold(hold);
+        }
+        self.run_for(left, |_| false)?;
         trial.heal(&self.nodes);
         self.trace.push(format!(
             "{:?} the trial's disks are fast again",
@@ -470,6 +485,40 @@ impl Run {
             )),
             None => Err("no active controller 10 s after the slow disks healed".into()),
         }
+    }
+
+    /// Starts the slow-disk trial's metadata write.
+    fn start_hold(&mut self, hold: &Hold) {
+        let what = match hold {
+            Hold::Reassign(draws) => {
+                let mut rng = StdRng::seed_from_u64(*draws);
+                faults::reassign(&mut rng, &self.nodes, &self.workload)
+                    .unwrap_or_else(|| "no reassignment: no controller image".into())
+            }
+            Hold::CreateTopic => {
+                self.workload.request_topic(TRIAL_TOPIC.into(), 1);
+                format!("create topic {TRIAL_TOPIC}")
+            }
+            Hold::Restart(id) => {
+                let mut rng = StdRng::seed_from_u64(u64::from(id.unsigned_abs()));
+                faults::crash(
+                    &mut self.sim,
+                    &self.nodes[*id as usize - 1],
+                    false,
+                    &mut rng,
+                    &mut self.faults,
+                );
+                faults::restart(&mut self.sim, &mut self.faults);
+                if let Some(w) = &mut self.fence_watch {
+                    w.forget(*id);
+                }
+                format!("kill -9 n{id} and restart it")
+            }
+        };
+        self.trace.push(format!(
+            "{:?} the trial's write: {what}",
+            self.sim.elapsed()
+        ));
     }
 
     /// Every node is up again with its log directories online, and the

@@ -110,12 +110,32 @@ pub(crate) fn heal(nodes: &[NodeHandles], slow: &mut SlowDisks) {
     }
 }
 
+/// A metadata write the trial starts around the moment the disks slow
+/// down, so that its commit waits for them while heartbeats queue behind
+/// it at the active controller (a healed cluster whose heartbeats change
+/// nothing writes no metadata, and a stall then holds no commit).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Hold {
+    /// A reassignment of one workload partition (its draws from this
+    /// seed).
+    Reassign(u64),
+    /// A new topic of one partition (its records and each replica's).
+    CreateTopic,
+    /// `kill -9` of this broker's node and an immediate restart: its
+    /// registration and then its unfence are written.
+    Restart(i32),
+}
+
 /// Slow disks on a healed cluster with the producers writing.
 pub(crate) struct Trial {
     victims: Vec<i32>,
     speed: DiskSpeed,
     /// How long the disks stay slow.
     pub lasts: Duration,
+    /// The metadata write, if any, and when it starts relative to the
+    /// disks slowing down (negative: before, by up to 30 ms; else up to
+    /// 600 ms after).
+    pub hold: Option<(Hold, i64)>,
 }
 
 impl Trial {
@@ -123,6 +143,11 @@ impl Trial {
     /// majority of the voters (so that metadata commits wait for them
     /// while the leader may keep its leadership), stalled for 1-15 s or
     /// slow for 2-12 s.
+    ///
+    /// In three trials of four it also starts a metadata write ([`Hold`])
+    /// at about the time the disks slow down (drawn after the rest, so
+    /// the disks, their speed and the duration are what they were before
+    /// writes were added).
     ///
     /// `SLUICE_SIM_TRIAL_STALL_MS=N` (debugging) makes every seed's trial
     /// stall a majority of the voters for N ms.
@@ -146,22 +171,23 @@ impl Trial {
             picked
         };
         victims.sort_unstable();
-        if let Some(lasts) = forced {
-            return Some(Trial {
-                victims,
-                speed: DiskSpeed::Stalled(DiskStall::new()),
-                lasts,
-            });
-        }
-        let speed = draw_speed(rng);
-        let lasts = match speed {
-            DiskSpeed::Stalled(_) => Duration::from_millis(rng.gen_range(1000..15_000)),
-            _ => Duration::from_millis(rng.gen_range(2000..12_000)),
+        let (speed, lasts) = match forced {
+            Some(lasts) => (DiskSpeed::Stalled(DiskStall::new()), lasts),
+            None => {
+                let speed = draw_speed(rng);
+                let lasts = match speed {
+                    DiskSpeed::Stalled(_) => Duration::from_millis(rng.gen_range(1000..15_000)),
+                    _ => Duration::from_millis(rng.gen_range(2000..12_000)),
+                };
+                (speed, lasts)
+            }
         };
+        let hold = draw_hold(rng, nodes);
         Some(Trial {
             victims,
             speed,
             lasts,
+            hold,
         })
     }
 
@@ -192,6 +218,36 @@ impl Trial {
     }
 }
 
+/// Draws the trial's metadata write, three times in four, and its start
+/// relative to the disks slowing down. `SLUICE_SIM_TRIAL_HOLD`
+/// (debugging: `reassign`, `topic`, `restart` or `none`) picks the kind;
+/// the draws are made either way, so the rest of the seed stays the same.
+fn draw_hold(rng: &mut StdRng, nodes: &[NodeHandles]) -> Option<(Hold, i64)> {
+    let brokers = nodes[0].layout.brokers();
+    let drawn = rng.gen_ratio(3, 4);
+    let kind = rng.gen_range(0..3);
+    let (draws, broker) = (rng.gen::<u64>(), brokers[rng.gen_range(0..brokers.len())]);
+    let start = if rng.gen_ratio(1, 4) {
+        -rng.gen_range(0..=30)
+    } else {
+        rng.gen_range(0..=600)
+    };
+    let kind = match std::env::var("SLUICE_SIM_TRIAL_HOLD").ok().as_deref() {
+        Some("reassign") => 0,
+        Some("topic") => 1,
+        Some("restart") => 2,
+        Some("none") => return None,
+        _ if !drawn => return None,
+        _ => kind,
+    };
+    let hold = match kind {
+        0 => Hold::Reassign(draws),
+        1 => Hold::CreateTopic,
+        _ => Hold::Restart(broker),
+    };
+    Some((hold, start))
+}
+
 impl std::fmt::Display for Trial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let who: Vec<String> = self.victims.iter().map(|id| format!("n{id}")).collect();
@@ -201,7 +257,21 @@ impl std::fmt::Display for Trial {
             who.join(", "),
             describe(&self.speed),
             self.lasts.as_millis()
-        )
+        )?;
+        if let Some((hold, start)) = &self.hold {
+            let what = match hold {
+                Hold::Reassign(_) => "a reassignment".to_string(),
+                Hold::CreateTopic => "a topic creation".to_string(),
+                Hold::Restart(b) => format!("a restart of n{b}"),
+            };
+            let when = if *start < 0 {
+                format!("{} ms before", -start)
+            } else {
+                format!("{start} ms after")
+            };
+            write!(f, ", with {what} {when} they slow down")?;
+        }
+        Ok(())
     }
 }
 

@@ -46,6 +46,9 @@ pub struct Workload {
     /// What became of each: (partition, replicas, error code or -1 when no
     /// node answered before the next one was asked for).
     reassigned: Mutex<Vec<(i32, Vec<i32>, i16)>>,
+    /// Topics the slow-disk trial asked for (name, partitions), created
+    /// by the admin task before any reassignment.
+    creations: Mutex<VecDeque<(String, i32)>>,
 }
 
 fn now_ms() -> u64 {
@@ -67,6 +70,7 @@ impl Workload {
             read_done: AtomicBool::new(false),
             reassignments: Mutex::new(VecDeque::new()),
             reassigned: Mutex::new(Vec::new()),
+            creations: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -81,6 +85,11 @@ impl Workload {
     /// Asks the admin task to move `partition` to `replicas`.
     pub fn request_reassignment(&self, partition: i32, replicas: Vec<i32>) {
         self.reassignments.lock().push_back((partition, replicas));
+    }
+
+    /// Asks the admin task to create `topic` with `partitions` partitions.
+    pub fn request_topic(&self, topic: String, partitions: i32) {
+        self.creations.lock().push_back((topic, partitions));
     }
 
     /// The reassignments sent so far and their answers.
@@ -131,13 +140,19 @@ pub(crate) async fn find_leader(w: &Workload, partition: i32, rotate: &mut i32) 
     leaders.get(partition as usize).copied().flatten()
 }
 
-/// Creates the topic (any node, until it exists).
+/// Creates the workload's topic (any node, until it exists).
 pub async fn create_topic(w: &Workload) {
+    create_named(w, TOPIC, w.partitions).await;
+}
+
+/// Creates `topic` with replication factor 3 (or every broker, if fewer):
+/// any node, until it exists.
+async fn create_named(w: &Workload, topic: &str, partitions: i32) {
     let mut n = w.brokers[0];
     loop {
         let mut c = any_node(w, n, "sim-admin").await;
         let created = c
-            .create_topic(TOPIC, w.partitions, 3.min(w.brokers.len()) as i16)
+            .create_topic(topic, partitions, 3.min(w.brokers.len()) as i16)
             .await;
         // 36: TOPIC_ALREADY_EXISTS (an earlier try that timed out).
         if let Ok(0 | 36) = created {
@@ -349,13 +364,19 @@ pub async fn reader(w: Arc<Workload>) {
     w.read_done.store(true, Ordering::Relaxed);
 }
 
-/// The admin task: sends each requested reassignment (AlterPartitionReassignments,
+/// The admin task: creates each requested topic (until it exists), and
+/// sends each requested reassignment (AlterPartitionReassignments,
 /// KIP-455) to some node, which forwards it to the active controller,
 /// retrying on other nodes while none answers or the answer is retriable
 /// (NOT_CONTROLLER, REQUEST_TIMED_OUT), until a newer request supersedes it.
 pub async fn admin(w: Arc<Workload>) {
     let mut n = w.brokers[0];
     loop {
+        let creation = w.creations.lock().pop_front();
+        if let Some((topic, partitions)) = creation {
+            create_named(&w, &topic, partitions).await;
+            continue;
+        }
         let Some((partition, replicas)) = w.reassignments.lock().pop_front() else {
             if w.read_done.load(Ordering::Relaxed) {
                 return;

@@ -9,7 +9,10 @@
 //! `SLUICE_SIM_REASSIGN=0` leaves out reassignments,
 //! `SLUICE_SIM_IO_ERRORS=0` leaves out failing fsyncs and writes,
 //! `SLUICE_SIM_SLOW_DISKS=0` leaves out slow and stalled disks (and the
-//! slow-disk trial after healing),
+//! slow-disk trial after healing), `SLUICE_SIM_TRIAL_STALL_MS=N` makes
+//! every trial stall a majority of the voters for N ms and
+//! `SLUICE_SIM_TRIAL_HOLD=reassign|topic|restart|none` picks the metadata
+//! write the trial starts as the disks slow down (debugging),
 //! `SLUICE_SIM_GROUPS=0` leaves out the consumers in a group (the bounded
 //! default runs them on even seeds only),
 //! `SLUICE_SIM_NODES=N` runs N combined nodes instead of 3 (each a voter;

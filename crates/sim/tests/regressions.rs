@@ -60,6 +60,24 @@ use sluice_sim::{run_seed, SimConfig};
 ///   never completed and the reader never saw a full ISR; partitions
 ///   offline on a full disk are now tried again every second
 ///   (`metadata/publishers.rs`, `retry_full_disk`).
+///
+/// With slow disks (a simulation bug, not Sluice's):
+/// - 7175 (3 nodes) and 51160 (5 nodes, split roles): a node restarted
+///   while its disk was slow recovered its logs in one metadata publish
+///   whose fsyncs were all charged at the slow speed (595 and 780 ms each)
+///   as the publish ran inline, so the metadata loader went on paying
+///   them long after the disk was fast again (at 7175 it still had not
+///   finished 32 s later) and the broker stayed fenced: its registration
+///   waits for the loader. Each write or fsync now costs the disk's speed
+///   when its turn comes (`sluice_runtime::disk`, `charge_op`).
+/// - 8009 (the slow-disk trial with a metadata write: n3's disk at 1.4 s
+///   per fsync while a topic was created): a broker's next heartbeat
+///   waited until the previous answer's records were published on the
+///   broker, which created the new topic's log on the slow disk, so the
+///   broker went silent for longer than its session and the controller
+///   fenced it although both were up. Heartbeats no longer wait for the
+///   broker's publishing (`metadata/lifecycle.rs`, `heartbeat`), as
+///   Kafka's `BrokerLifecycleManager` does not.
 #[test]
 fn seeds_that_found_bugs_pass() {
     if !deterministic() {
@@ -89,6 +107,11 @@ fn seeds_that_found_bugs_pass() {
         ..SimConfig::default()
     };
     let everything = SimConfig::default();
+    let split = SimConfig {
+        nodes: 5,
+        split_roles: true,
+        ..SimConfig::default()
+    };
     let all_but_slow_disks = SimConfig {
         slow_disks: false,
         ..SimConfig::default()
@@ -107,7 +130,10 @@ fn seeds_that_found_bugs_pass() {
         (1517, &everything),
         (570, &everything),
         (7223, &all_but_slow_disks),
+        (7175, &everything),
+        (8009, &everything),
     ])
+    .chain([(51160, &split)])
     .filter_map(|(seed, config)| run_seed(seed, config).err())
     .collect();
     assert!(failed.is_empty(), "{}", failed.join("\n"));

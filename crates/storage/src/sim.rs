@@ -219,6 +219,12 @@ struct Shared {
     cv: Condvar,
 }
 
+impl sluice_runtime::disk::DiskNow for Shared {
+    fn cost(&self, sync: bool) -> sluice_runtime::disk::DiskCost {
+        self.state.lock().speed.cost(sync)
+    }
+}
+
 /// The simulated file system. Cheap to clone (shared state).
 #[derive(Clone)]
 pub struct SimFs {
@@ -486,7 +492,7 @@ impl FileHandle for SimHandle {
         let mut st = self.shared.state.lock();
         self.check(&st)?;
         st.stats.writes += 1;
-        st.speed.charge_write();
+        st.speed.charge(self.shared.clone(), false);
         let fault = st.take_fault(&self.path, |k| {
             matches!(k, FaultKind::WriteError(_) | FaultKind::ShortWrite(_))
         });
@@ -547,7 +553,7 @@ impl FileHandle for SimHandle {
         }
         let mut st = self.shared.state.lock();
         self.check(&st)?;
-        st.speed.charge_write();
+        st.speed.charge(self.shared.clone(), false);
         let avail = st.available();
         let f = st
             .files
@@ -568,7 +574,7 @@ impl FileHandle for SimHandle {
         let mut st = self.shared.state.lock();
         self.check(&st)?;
         st.stats.syncs += 1;
-        st.speed.charge_sync();
+        st.speed.charge(self.shared.clone(), true);
         if let Some(FaultKind::SyncError(code)) =
             st.take_fault(&self.path, |k| matches!(k, FaultKind::SyncError(_)))
         {
@@ -657,7 +663,7 @@ impl MappedRegion for SimMap {
         if st.generation != self.generation {
             return Err(io::Error::other("stale map: the simulated machine crashed"));
         }
-        st.speed.charge_sync();
+        st.speed.charge(self.shared.clone(), true);
         if !st.back_map_write(self.id, &self.buf) {
             return Err(io::Error::other(
                 "map write into unallocated space on a full disk (SIGBUS on a real file system)",
@@ -825,7 +831,7 @@ impl Fs for SimFs {
             return Err(not_found(path));
         }
         st.stats.dir_syncs += 1;
-        st.speed.charge_sync();
+        st.speed.charge(self.shared.clone(), true);
         st.durable_names.retain(|p, _| p.parent() != Some(path));
         let current: Vec<(PathBuf, u64)> = st
             .names

@@ -17,6 +17,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use sluice_controller::{BrokerHeartbeat, BrokerRegistrationRequest, ControllerError};
 use sluice_metadata::{BrokerEpoch, BrokerId};
+use sluice_record::Offset;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -128,13 +129,15 @@ impl BrokerLifecycle {
                 Err(e) => return Err(e),
             }
         }
-        loop {
+        let unfenced_at = loop {
             // A heartbeat the quorum could not settle (an election under
             // way) is retried like the registration: only the deadline
             // ends the wait (found by the cluster simulation, seed 370).
             match me.heartbeat(false).await {
-                Ok(false) => break,
-                Ok(true) => {}
+                Ok((false, offset)) => break offset,
+                // Still fenced: the next heartbeat reports what the answer
+                // published (the controller unfences a caught-up broker).
+                Ok((true, offset)) => me.published(offset).await?,
                 Err(MetadataError::Controller(e)) if registration_can_pass(&e) => {
                     tracing::info!(error = %e, "broker heartbeat: the controller is not ready; retrying");
                 }
@@ -146,14 +149,19 @@ impl BrokerLifecycle {
                 )));
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        // Heartbeats go on while the unfence is published here.
+        let task = tokio::spawn(me.clone().run(me.stop.subscribe()));
+        *me.task.lock() = Some(task);
+        if let Err(e) = me.published(unfenced_at).await {
+            me.stop().await;
+            return Err(e);
         }
         tracing::info!(
             broker = me.node.0,
             epoch = me.epoch(),
             "broker registered and unfenced"
         );
-        let task = tokio::spawn(me.clone().run(me.stop.subscribe()));
-        *me.task.lock() = Some(task);
         Ok(me)
     }
 
@@ -176,9 +184,18 @@ impl BrokerLifecycle {
         Ok(())
     }
 
-    /// One heartbeat; waits until its records are published. Returns
-    /// whether the broker is still fenced.
-    async fn heartbeat(&self, want_shutdown: bool) -> Result<bool, MetadataError> {
+    /// One heartbeat: whether the broker is still fenced, and the metadata
+    /// offset that holds the answer's records ([`Self::published`] waits
+    /// for it).
+    ///
+    /// The next heartbeat never waits for that: publishing may write to
+    /// disk (a new partition's log, checkpoints), and a broker whose next
+    /// heartbeat waited for its own slow disk lost its session although
+    /// it and the controller were up (cluster simulation, seed 8009: 1.4 s
+    /// fsyncs while it created a new topic's log). Kafka's
+    /// `BrokerLifecycleManager` schedules the next heartbeat after the
+    /// answer, never after the broker's metadata publishing.
+    async fn heartbeat(&self, want_shutdown: bool) -> Result<(bool, Offset), MetadataError> {
         let hb = BrokerHeartbeat {
             broker_id: self.node,
             broker_epoch: BrokerEpoch(self.epoch()),
@@ -187,11 +204,16 @@ impl BrokerLifecycle {
             want_shutdown,
         };
         let answer = self.client.heartbeat(hb).await?;
+        Ok((answer.value.is_fenced, answer.offset))
+    }
+
+    /// Waits until this broker's image holds `offset`.
+    async fn published(&self, offset: Offset) -> Result<(), MetadataError> {
         self.cache
-            .wait_for(answer.offset)
+            .wait_for(offset)
             .await
             .map_err(|e| MetadataError::LoaderStopped(e.to_string()))?;
-        Ok(answer.value.is_fenced)
+        Ok(())
     }
 
     /// Heartbeats every `broker.heartbeat.interval.ms`; while fenced (e.g.
@@ -208,7 +230,7 @@ impl BrokerLifecycle {
             }
             wait = self.interval;
             match self.heartbeat(false).await {
-                Ok(fenced) => {
+                Ok((fenced, _)) => {
                     if fenced {
                         tracing::info!("broker is fenced; heartbeating until unfenced");
                         wait = FENCED_RETRY;
@@ -245,8 +267,12 @@ impl BrokerLifecycle {
         if let Some(t) = task {
             let _ = t.await;
         }
-        match tokio::time::timeout(self.shutdown_patience, self.heartbeat(true)).await {
-            Ok(Ok(_)) => tracing::info!("controlled shutdown: leaderships moved off this broker"),
+        let asked = async {
+            let (_, offset) = self.heartbeat(true).await?;
+            self.published(offset).await
+        };
+        match tokio::time::timeout(self.shutdown_patience, asked).await {
+            Ok(Ok(())) => tracing::info!("controlled shutdown: leaderships moved off this broker"),
             Ok(Err(e)) => tracing::warn!(error = %e, "controlled shutdown request failed"),
             Err(_) => tracing::warn!(
                 waited_ms = self.shutdown_patience.as_millis() as u64,

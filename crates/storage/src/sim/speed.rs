@@ -1,14 +1,16 @@
 //! How fast a simulated disk is: instant (the default), slow (each write
 //! and fsync costs a latency), or stalled (each waits for the stall's
 //! release). The cost is charged to the calling thread and paid in
-//! simulated time where the caller waits for disk work (see
-//! `sluice_runtime::disk`); the bytes themselves move at once, so a crash
+//! simulated time where the caller waits for disk work, at the speed the
+//! disk has when each operation's turn comes (see `sluice_runtime::disk`);
+//! the bytes themselves move at once, so a crash
 //! while work waits out its latency keeps what a real disk would have
 //! received by then at most.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_runtime::disk::{charge, charge_stall};
+use sluice_runtime::disk::{charge_op, DiskCost, DiskNow};
 use sluice_runtime::DiskStall;
 
 /// A simulated disk's speed ([`super::SimFs::set_speed`]).
@@ -24,19 +26,23 @@ pub enum DiskSpeed {
 }
 
 impl DiskSpeed {
-    pub(super) fn charge_write(&self) {
-        match self {
-            DiskSpeed::Instant => {}
-            DiskSpeed::Slow { write, .. } => charge(*write),
-            DiskSpeed::Stalled(stall) => charge_stall(stall),
+    /// Charges a write (`sync` false) or fsync of `disk` (whose speed is
+    /// this one now) to the calling thread: it costs what the disk's speed
+    /// is when the operation's turn comes (see `sluice_runtime::disk`).
+    /// Nothing on an instant disk.
+    pub(super) fn charge(&self, disk: Arc<dyn DiskNow>, sync: bool) {
+        if !matches!(self, DiskSpeed::Instant) {
+            charge_op(disk, sync);
         }
     }
 
-    pub(super) fn charge_sync(&self) {
+    /// What a write or fsync costs at this speed.
+    pub(super) fn cost(&self, sync: bool) -> DiskCost {
         match self {
-            DiskSpeed::Instant => {}
-            DiskSpeed::Slow { sync, .. } => charge(*sync),
-            DiskSpeed::Stalled(stall) => charge_stall(stall),
+            DiskSpeed::Instant => DiskCost::Free,
+            DiskSpeed::Slow { write, sync: s } => DiskCost::Latency(if sync { *s } else { *write }),
+            DiskSpeed::Stalled(stall) if !stall.is_released() => DiskCost::Stall(stall.clone()),
+            DiskSpeed::Stalled(_) => DiskCost::Free,
         }
     }
 
