@@ -1,8 +1,10 @@
 //! Produce answers for batches rejected because of specific records, compared
-//! with the pinned Apache Kafka 4.1.2 (skipped when its jars are absent):
-//! keyless records on a compacted topic and records with out-of-range
-//! timestamps are reported by their index in the batch (`record_errors`,
-//! Produce v8+) with Kafka's messages, and nothing is appended.
+//! with the pinned Apache Kafka 4.1.2: keyless records on a compacted topic
+//! and records with out-of-range timestamps are reported by their index in
+//! the batch (`record_errors`, Produce v8+) with Kafka's messages, and
+//! nothing is appended. Kafka's answers are recorded in
+//! `tests/fixtures/produce_validation.*.txt`; Kafka runs again in the full
+//! suite (`common::transcript`).
 
 mod common;
 
@@ -196,6 +198,30 @@ fn scenario(bootstrap: &str) -> Vec<(String, String)> {
     out
 }
 
+/// The reference Kafka, for the full suite or to record its transcripts
+/// (`common::transcript`); in CI Sluice is compared with what it recorded
+/// in `tests/fixtures/produce_validation.*.txt`.
+fn on_kafka() -> ReferenceKafka {
+    ReferenceKafka::start()
+        .expect("reference Kafka starts")
+        .expect("Kafka's jars (tools/kafka/fetch) for the full suite")
+}
+
+/// `(label, answer)` pairs as transcript lines: `label<TAB>answer`.
+fn lines(pairs: &[(String, String)]) -> String {
+    pairs.iter().map(|(k, v)| format!("{k}\t{v}\n")).collect()
+}
+
+/// [`lines`] read back.
+fn pairs(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(|l| {
+            let (k, v) = l.split_once('\t').expect("label<TAB>answer");
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
 #[test]
 fn rejected_records_are_reported_by_index_like_kafka() {
     let sluice = start(&[]);
@@ -212,12 +238,10 @@ fn rejected_records_are_reported_by_index_like_kafka() {
     assert!(get("v11 None timestamps").starts_with("code 32 base -1"));
     assert!(get("v7 None keyless").contains("record_errors []"));
 
-    let Some(kafka) = ReferenceKafka::start().expect("reference Kafka starts") else {
-        eprintln!("reference Kafka not available: compared with nothing");
-        return;
-    };
-    let expected = scenario(&kafka.bootstrap());
-    kafka.stop();
+    let expected = pairs(&common::transcript::kafkas(
+        "produce_validation.rejected",
+        || lines(&scenario(&on_kafka().bootstrap())),
+    ));
     let mismatches: Vec<String> = expected
         .iter()
         .zip(&actual)
@@ -288,13 +312,11 @@ fn produce_v13_by_topic_id_like_kafka() {
             "unknown: id echoed true name \"\" code 100 base -1"
         ]
     );
-    let Some(kafka) = ReferenceKafka::start().expect("reference Kafka starts") else {
-        eprintln!("reference Kafka not available: compared with nothing");
-        return;
-    };
-    let expected = by_topic_id(&kafka.bootstrap());
-    kafka.stop();
-    assert_eq!(actual, expected, "Sluice vs Apache Kafka 4.1.2");
+    common::transcript::same_as_kafka(
+        "produce_validation.by_topic_id",
+        &common::transcript::lines(&actual),
+        || common::transcript::lines(&by_topic_id(&on_kafka().bootstrap())),
+    );
 }
 
 /// Issue 15's batches whose records disagree with their header, each
@@ -353,12 +375,10 @@ fn batches_whose_records_disagree_with_their_header_are_invalid_like_kafka() {
             "{k}"
         );
     }
-    let Some(kafka) = ReferenceKafka::start().expect("reference Kafka starts") else {
-        eprintln!("reference Kafka not available: compared with nothing");
-        return;
-    };
-    let expected = malformed(&kafka.bootstrap());
-    kafka.stop();
+    let expected = pairs(&common::transcript::kafkas(
+        "produce_validation.malformed",
+        || lines(&malformed(&on_kafka().bootstrap())),
+    ));
     assert_eq!(expected.len(), actual.len());
     for ((case, kafka), (_, sluice)) in expected.iter().zip(&actual) {
         eprintln!("kafka  {case}: {kafka}");

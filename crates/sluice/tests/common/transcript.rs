@@ -24,19 +24,7 @@ pub fn recorded_path(name: &str) -> PathBuf {
 /// first and must give the recorded transcript.
 pub fn same_as_kafka(name: &str, ours: &str, kafka: impl FnOnce() -> String) {
     let path = recorded_path(name);
-    if super::env_on("SLUICE_RECORD_TRANSCRIPTS") {
-        std::fs::write(&path, kafka()).expect("write the recorded transcript");
-    } else if super::env_on("SLUICE_TEST_FULL") {
-        let recorded = std::fs::read_to_string(&path).expect("a recorded transcript");
-        let theirs = kafka();
-        assert_eq!(
-            theirs,
-            recorded,
-            "Kafka 4.1.2 no longer gives the transcript recorded in {}",
-            path.display()
-        );
-    }
-    let recorded = std::fs::read_to_string(&path).expect("a recorded transcript");
+    let recorded = kafkas(name, kafka);
     if ours != recorded {
         for (i, (s, k)) in ours.lines().zip(recorded.lines()).enumerate() {
             if s != k {
@@ -50,6 +38,26 @@ pub fn same_as_kafka(name: &str, ours: &str, kafka: impl FnOnce() -> String) {
         "Sluice differs from Kafka 4.1.2's transcript ({})",
         path.display()
     );
+}
+
+/// Kafka 4.1.2's transcript for `name`, for a test that compares it with
+/// Sluice's its own way: the recorded file; in the full suite, or to
+/// record, `kafka` runs the same steps on Kafka first and must give it.
+pub fn kafkas(name: &str, kafka: impl FnOnce() -> String) -> String {
+    let path = recorded_path(name);
+    if super::env_on("SLUICE_RECORD_TRANSCRIPTS") {
+        std::fs::write(&path, kafka()).expect("write the recorded transcript");
+    } else if super::env_on("SLUICE_TEST_FULL") {
+        let recorded = std::fs::read_to_string(&path).expect("a recorded transcript");
+        let theirs = kafka();
+        assert_eq!(
+            theirs,
+            recorded,
+            "Kafka 4.1.2 no longer gives the transcript recorded in {}",
+            path.display()
+        );
+    }
+    std::fs::read_to_string(&path).expect("a recorded transcript")
 }
 
 /// Lines as one transcript text, each ending in a newline.
