@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::transcript::{pairs_text, text_pairs};
 use common::{create_topic, sb, start, RawClient};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
@@ -207,21 +208,6 @@ fn on_kafka() -> ReferenceKafka {
         .expect("Kafka's jars (tools/kafka/fetch) for the full suite")
 }
 
-/// `(label, answer)` pairs as transcript lines: `label<TAB>answer`.
-fn lines(pairs: &[(String, String)]) -> String {
-    pairs.iter().map(|(k, v)| format!("{k}\t{v}\n")).collect()
-}
-
-/// [`lines`] read back.
-fn pairs(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .map(|l| {
-            let (k, v) = l.split_once('\t').expect("label<TAB>answer");
-            (k.to_string(), v.to_string())
-        })
-        .collect()
-}
-
 #[test]
 fn rejected_records_are_reported_by_index_like_kafka() {
     let sluice = start(&[]);
@@ -238,9 +224,9 @@ fn rejected_records_are_reported_by_index_like_kafka() {
     assert!(get("v11 None timestamps").starts_with("code 32 base -1"));
     assert!(get("v7 None keyless").contains("record_errors []"));
 
-    let expected = pairs(&common::transcript::kafkas(
+    let expected = text_pairs(&common::transcript::kafkas(
         "produce_validation.rejected",
-        || lines(&scenario(&on_kafka().bootstrap())),
+        || pairs_text(&scenario(&on_kafka().bootstrap())),
     ));
     let mismatches: Vec<String> = expected
         .iter()
@@ -375,9 +361,9 @@ fn batches_whose_records_disagree_with_their_header_are_invalid_like_kafka() {
             "{k}"
         );
     }
-    let expected = pairs(&common::transcript::kafkas(
+    let expected = text_pairs(&common::transcript::kafkas(
         "produce_validation.malformed",
-        || lines(&malformed(&on_kafka().bootstrap())),
+        || pairs_text(&malformed(&on_kafka().bootstrap())),
     ));
     assert_eq!(expected.len(), actual.len());
     for ((case, kafka), (_, sluice)) in expected.iter().zip(&actual) {

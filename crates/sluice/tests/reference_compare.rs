@@ -1,11 +1,14 @@
-//! The same admin requests against Sluice and the pinned Apache Kafka 4.1
-//! (skipped when its jars are absent): error codes, config values, sources
-//! and types, paging and watermarks must agree.
+//! The same admin requests against Sluice and the pinned Apache Kafka 4.1:
+//! error codes, config values, sources and types, paging and watermarks
+//! must agree. Kafka's answers are recorded in
+//! `tests/fixtures/reference_compare.*.txt`; Kafka runs again in the full
+//! suite (`common::transcript`).
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use common::transcript::{kafkas, pairs_text, text_pairs};
 use common::{sb, start, RawClient};
 use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
@@ -413,14 +416,61 @@ fn scenario(bootstrap: &str) -> Observed {
     }
 }
 
+impl Observed {
+    /// As transcript lines: `answer<TAB>label<TAB>answer`, then
+    /// `config<TAB>name<TAB>value`. Answers are in label order (a stable
+    /// sort: a repeated label keeps its answers in request order), since
+    /// the comparison groups them by label and Kafka lists a response's
+    /// topics in no fixed order (DeleteTopics).
+    fn to_text(&self) -> String {
+        let mut sorted: Vec<&(String, String)> = self.answers.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let answers = sorted
+            .into_iter()
+            .map(|(k, v)| format!("answer\t{k}\t{v}\n"));
+        let configs = self
+            .configs
+            .iter()
+            .map(|(k, v)| format!("config\t{k}\t{v}\n"));
+        answers.chain(configs).collect()
+    }
+
+    fn from_text(text: &str) -> Observed {
+        let mut o = Observed {
+            answers: Vec::new(),
+            configs: BTreeMap::new(),
+        };
+        for (kind, rest) in text_pairs(text) {
+            let (k, v) = rest.split_once('\t').expect("name<TAB>value");
+            match kind.as_str() {
+                "answer" => o.answers.push((k.to_string(), v.to_string())),
+                "config" => {
+                    o.configs.insert(k.to_string(), v.to_string());
+                }
+                other => panic!("unknown line kind {other}"),
+            }
+        }
+        o
+    }
+}
+
+/// The reference Kafka, for the full suite or to record its transcripts
+/// (`common::transcript`); in CI Sluice is compared with what it recorded
+/// in `tests/fixtures/reference_compare.*.txt`.
+fn on_kafka<R>(steps: impl FnOnce(&str) -> R) -> R {
+    let kafka = ReferenceKafka::start()
+        .expect("reference Kafka starts")
+        .expect("Kafka's jars (tools/kafka/fetch) for the full suite");
+    let r = steps(&kafka.bootstrap());
+    kafka.stop();
+    r
+}
+
 #[test]
 fn admin_answers_match_reference_kafka() {
-    let Some(kafka) = ReferenceKafka::start().expect("reference Kafka starts") else {
-        eprintln!("skipped: reference Kafka not available");
-        return;
-    };
-    let expected = scenario(&kafka.bootstrap());
-    kafka.stop();
+    let expected = Observed::from_text(&kafkas("reference_compare.admin", || {
+        on_kafka(|b| scenario(b).to_text())
+    }));
     let sluice = start(&[]);
     let actual = scenario(sluice.bootstrap());
 
@@ -481,12 +531,25 @@ fn advertised(bootstrap: &str) -> BTreeMap<i16, (i16, i16)> {
 /// takes 4.1 from Produce v13 and 4.0 from ListOffsets v10).
 #[test]
 fn advertised_versions_match_reference_kafka() {
-    let Some(kafka) = ReferenceKafka::start().expect("reference Kafka starts") else {
-        eprintln!("skipped: reference Kafka not available");
-        return;
-    };
-    let expected = advertised(&kafka.bootstrap());
-    kafka.stop();
+    let text = kafkas("reference_compare.api_versions", || {
+        on_kafka(|b| {
+            let versions = advertised(b);
+            versions
+                .iter()
+                .map(|(k, (lo, hi))| format!("{k}\t{lo}\t{hi}\n"))
+                .collect()
+        })
+    });
+    let expected: BTreeMap<i16, (i16, i16)> = text
+        .lines()
+        .map(|l| {
+            let f: Vec<i16> = l
+                .split('\t')
+                .map(|x| x.parse().expect("a number"))
+                .collect();
+            (f[0], (f[1], f[2]))
+        })
+        .collect();
     let sluice = start(&[]);
     let actual = advertised(sluice.bootstrap());
     let newest = [
@@ -883,12 +946,9 @@ fn single_node_admin_answers_match_reference_kafka() {
     assert!(get("describe quorum v2 [(\"__cluster_metadata\", [0])]")
         .unwrap()
         .contains("leader 1 epoch 1 hw>0 true; voter 1 dir set true leo>=hw true fetch now caught up now; observers 0;"));
-    let Some(kafka) = ReferenceKafka::start().expect("reference Kafka starts") else {
-        eprintln!("skipped: reference Kafka not available");
-        return;
-    };
-    let expected = single_node_admin(&kafka.bootstrap());
-    kafka.stop();
+    let expected = text_pairs(&kafkas("reference_compare.single_node_admin", || {
+        on_kafka(|b| pairs_text(&single_node_admin(b)))
+    }));
     // Kafka also lists its broker loggers (resource type 8); Sluice has no
     // dynamic logger configs (DescribeConfigs refuses type 8), so it lists none.
     let expected: Vec<(String, String)> = expected

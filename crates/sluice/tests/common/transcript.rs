@@ -64,3 +64,18 @@ pub fn kafkas(name: &str, kafka: impl FnOnce() -> String) -> String {
 pub fn lines(lines: &[String]) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
 }
+
+/// `(label, answer)` pairs as transcript lines: `label<TAB>answer`.
+pub fn pairs_text(pairs: &[(String, String)]) -> String {
+    pairs.iter().map(|(k, v)| format!("{k}\t{v}\n")).collect()
+}
+
+/// [`pairs_text`] read back.
+pub fn text_pairs(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(|l| {
+            let (k, v) = l.split_once('\t').expect("label<TAB>answer");
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
