@@ -34,6 +34,28 @@ fn beat(id: i32, epoch: BrokerEpoch, offset: i64) -> BrokerHeartbeat {
     }
 }
 
+/// Broker `id` registered (incarnation 1) and caught up (unfenced): its
+/// epoch.
+async fn live_broker(f: &super::Fixture, id: i32) -> BrokerEpoch {
+    let e =
+        f.c.register_broker(registration(id, 1))
+            .await
+            .unwrap()
+            .broker_epoch;
+    f.c.heartbeat(beat(id, e, 100)).await.unwrap();
+    e
+}
+
+/// Broker `id` at epoch `e` asks to shut down under control.
+async fn controlled_shutdown(f: &super::Fixture, id: i32, e: BrokerEpoch) -> HeartbeatReply {
+    f.c.heartbeat(BrokerHeartbeat {
+        want_shutdown: true,
+        ..beat(id, e, 100)
+    })
+    .await
+    .unwrap()
+}
+
 /// Brokers 1 and 2 registered and caught up (unfenced): their epochs.
 async fn two_live_brokers(f: &super::Fixture) -> (BrokerEpoch, BrokerEpoch) {
     let mut epochs = [BrokerEpoch(-1); 2];
@@ -136,22 +158,11 @@ async fn an_expired_session_fences_the_broker_and_takes_its_partitions_offline()
 #[tokio::test]
 async fn controlled_shutdown_moves_leaderships_off_before_answering() {
     let f = fixture(&[], Arc::new(PermissiveValidator)).await;
-    let e1 =
-        f.c.register_broker(registration(1, 1))
-            .await
-            .unwrap()
-            .broker_epoch;
-    f.c.heartbeat(beat(1, e1, 100)).await.unwrap();
+    let e1 = live_broker(&f, 1).await;
     f.c.create_topics(vec![topic("t", 2, 1)], false)
         .await
         .unwrap();
-    let reply =
-        f.c.heartbeat(BrokerHeartbeat {
-            want_shutdown: true,
-            ..beat(1, e1, 100)
-        })
-        .await
-        .unwrap();
+    let reply = controlled_shutdown(&f, 1, e1).await;
     assert!(reply.should_shutdown && reply.is_fenced);
     let image = f.c.image();
     let b = image.broker(BrokerId(1)).unwrap();
@@ -422,25 +433,14 @@ async fn a_controlled_shutdown_larger_than_a_batch_commits_in_several() {
         ..ControllerConfig::default()
     };
     let f = super::fixture_with(&[], Arc::new(PermissiveValidator), config).await;
-    let e1 =
-        f.c.register_broker(registration(1, 1))
-            .await
-            .unwrap()
-            .broker_epoch;
-    f.c.heartbeat(beat(1, e1, 100)).await.unwrap();
+    let e1 = live_broker(&f, 1).await;
     for t in ["a", "b", "c"] {
         f.c.create_topics(vec![topic(t, 7, 1)], false)
             .await
             .unwrap();
     }
     let before = f.log.batches().len();
-    let reply =
-        f.c.heartbeat(BrokerHeartbeat {
-            want_shutdown: true,
-            ..beat(1, e1, 100)
-        })
-        .await
-        .unwrap();
+    let reply = controlled_shutdown(&f, 1, e1).await;
     assert!(reply.should_shutdown && reply.is_fenced);
     let batches = f.log.batches();
     let sizes: Vec<usize> = batches[before..].iter().map(|b| b.records.len()).collect();
