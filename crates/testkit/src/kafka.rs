@@ -13,6 +13,10 @@ use crate::{io, TestkitError};
 
 const START_TIMEOUT: Duration = Duration::from_secs(180);
 
+/// Starts of one reference Kafka whose port was taken meanwhile (see
+/// [`lost_a_port_race`]) before giving up.
+pub(crate) const START_ATTEMPTS: u32 = 3;
+
 /// A running reference Kafka broker+controller. Stopped (killed) on drop.
 pub struct ReferenceKafka {
     lib: PathBuf,
@@ -77,7 +81,6 @@ pub(crate) fn answers_api_versions(addr: SocketAddr) -> bool {
     head[4..8] == 1i32.to_be_bytes() && head[8..10] == [0, 0]
 }
 
-/// True when a `java` runs.
 /// Runs a Kafka CLI class with the jars in `lib`.
 pub(crate) fn run_tool(lib: &Path, class: &str, args: &[&str]) -> Result<Output, TestkitError> {
     Command::new("java")
@@ -87,6 +90,7 @@ pub(crate) fn run_tool(lib: &Path, class: &str, args: &[&str]) -> Result<Output,
         .map_err(io(format!("running {class}")))
 }
 
+/// True when a `java` runs.
 pub(crate) fn java_available() -> bool {
     Command::new("java")
         .arg("-version")
@@ -94,6 +98,34 @@ pub(crate) fn java_available() -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok()
+}
+
+/// Writes `log4j.properties` into `dir` and returns the JVM flag that
+/// selects it. The pinned jars bind SLF4J to reload4j, which logs nothing
+/// without a configuration: a broker that exits at start-up (a port taken
+/// between [`free_port`] and its bind, a bad property) would say nothing
+/// of why. With this, its errors reach its captured stderr.
+pub(crate) fn log_config_flag(dir: &Path) -> Result<String, TestkitError> {
+    let path = dir.join("log4j.properties");
+    std::fs::write(
+        &path,
+        "log4j.rootLogger=ERROR, stderr\n\
+         log4j.appender.stderr=org.apache.log4j.ConsoleAppender\n\
+         log4j.appender.stderr.Target=System.err\n\
+         log4j.appender.stderr.layout=org.apache.log4j.PatternLayout\n\
+         log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n\n",
+    )
+    .map_err(io("writing log4j.properties"))?;
+    Ok(format!("-Dlog4j.configuration=file:{}", path.display()))
+}
+
+/// True when a broker's start-up output says it could not bind a listener
+/// port: another process took the port [`free_port`] found free before the
+/// JVM bound it (tests run in parallel and open client connections, whose
+/// ephemeral ports come from the same range). Starting again on fresh
+/// ports is then the right answer; any other early exit is a real error.
+pub(crate) fn lost_a_port_race(output: &str) -> bool {
+    output.contains("Address already in use") || output.contains("BindException")
 }
 
 /// Collects a child's piped stdout and stderr into one string, on two threads.
@@ -209,6 +241,26 @@ impl ReferenceKafka {
             eprintln!("reference Kafka skipped: no `java` on PATH");
             return Ok(None);
         }
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(&lib, extra_listener, extra) {
+                Err(TestkitError::Exited { output, .. })
+                    if attempt < START_ATTEMPTS && lost_a_port_race(&output) =>
+                {
+                    eprintln!("reference Kafka: a chosen port was taken; starting again");
+                    attempt += 1;
+                }
+                r => return r.map(Some),
+            }
+        }
+    }
+
+    fn start_once(
+        lib: &Path,
+        extra_listener: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> Result<Self, TestkitError> {
+        let lib = lib.to_path_buf();
         let dir = tempfile::Builder::new()
             .prefix("reference-kafka-")
             .tempdir()
@@ -251,10 +303,12 @@ impl ReferenceKafka {
 
         format_storage(&lib, &config, &random_cluster_id(), &["--standalone"])?;
 
+        let log_config = log_config_flag(dir.path())?;
         let mut child = Command::new("java")
             .args([
                 "-Xms256m",
                 "-Xmx1g",
+                &log_config,
                 "-cp",
                 &format!("{}/*", lib.display()),
                 "kafka.Kafka",
@@ -278,7 +332,7 @@ impl ReferenceKafka {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if answers_api_versions(addr) {
-                return Ok(Some(kafka));
+                return Ok(kafka);
             }
             if let Some(c) = kafka.child.as_mut() {
                 if let Ok(Some(status)) = c.try_wait() {
@@ -370,5 +424,30 @@ mod tests {
         let p = free_port().unwrap();
         assert_ne!(p, 0);
         TcpListener::bind(("127.0.0.1", p)).unwrap();
+    }
+
+    /// Kafka 4.1.2's own start-up lines (captured with the log
+    /// configuration of [`log_config_flag`] from a broker whose client port
+    /// another socket held): such an exit starts again; others do not.
+    #[test]
+    fn a_port_taken_before_the_bind_is_told_from_other_exits() {
+        let taken = "[2026-12-07 18:27:56,590] ERROR Exiting Kafka due to fatal exception during startup. (kafka.Kafka$)\n\
+            Caused by: org.apache.kafka.common.KafkaException: Socket server failed to bind to 127.0.0.1:39111: Address already in use.\n\
+            Caused by: java.net.BindException: Address already in use\n";
+        assert!(lost_a_port_race(taken));
+        let bad_config = "[2026-12-07 18:30:01,002] ERROR Exiting Kafka due to fatal exception (kafka.Kafka$)\n\
+            org.apache.kafka.common.config.ConfigException: Missing required configuration \"node.id\"\n";
+        assert!(!lost_a_port_race(bad_config));
+        assert!(!lost_a_port_race(""));
+    }
+
+    #[test]
+    fn the_log_configuration_sends_errors_to_stderr() {
+        let dir = tempfile::tempdir().unwrap();
+        let flag = log_config_flag(dir.path()).unwrap();
+        let path = flag.strip_prefix("-Dlog4j.configuration=file:").unwrap();
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(text.contains("rootLogger=ERROR, stderr"), "{text}");
+        assert!(text.contains("Target=System.err"), "{text}");
     }
 }

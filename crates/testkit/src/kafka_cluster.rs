@@ -11,7 +11,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::kafka::{
-    answers_api_versions, capture_output, format_storage, java_available, random_cluster_id,
+    answers_api_versions, capture_output, format_storage, java_available, log_config_flag,
+    lost_a_port_race, random_cluster_id, START_ATTEMPTS,
 };
 use crate::metadata::{fetch_metadata, ClusterMetadata};
 use crate::{io, ReferenceKafka, TestkitError};
@@ -57,6 +58,22 @@ impl ReferenceKafkaCluster {
             eprintln!("reference Kafka cluster skipped: no `java` on PATH");
             return Ok(None);
         }
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(&lib, extra) {
+                Err(TestkitError::Exited { output, .. })
+                    if attempt < START_ATTEMPTS && lost_a_port_race(&output) =>
+                {
+                    eprintln!("reference Kafka cluster: a chosen port was taken; starting again");
+                    attempt += 1;
+                }
+                r => return r.map(Some),
+            }
+        }
+    }
+
+    fn start_once(lib: &Path, extra: &[(&str, &str)]) -> Result<Self, TestkitError> {
+        let lib = lib.to_path_buf();
         let dir = tempfile::Builder::new()
             .prefix("reference-kafka-cluster-")
             .tempdir()
@@ -112,7 +129,7 @@ impl ReferenceKafkaCluster {
             cluster.spawn(id)?;
         }
         cluster.wait_until_all_listed(START_TIMEOUT)?;
-        Ok(Some(cluster))
+        Ok(cluster)
     }
 
     fn node(&self, id: i32) -> &Node {
@@ -131,9 +148,11 @@ impl ReferenceKafkaCluster {
 
     fn spawn(&mut self, id: i32) -> Result<(), TestkitError> {
         let classpath = format!("{}/*", self.lib.display());
+        let log_config = log_config_flag(self.dir.path())?;
         let node = self.node_mut(id);
         let mut child = Command::new("java")
             .args(HEAP)
+            .arg(&log_config)
             .args(["-cp", &classpath, "kafka.Kafka"])
             .arg(&node.config)
             .stdin(Stdio::null())
