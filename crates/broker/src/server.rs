@@ -107,21 +107,7 @@ impl Broker {
                 config.listeners.len()
             )));
         }
-        let mut bound = Vec::new();
-        for (l, listener) in config.listeners.clone().iter().zip(&listeners) {
-            let addr = listener.local_addr().map_err(|source| BrokerError::Io {
-                op: "local_addr",
-                source,
-            })?;
-            for a in config
-                .advertised_listeners
-                .iter_mut()
-                .filter(|a| a.name == l.name && a.port == 0)
-            {
-                a.port = addr.port();
-            }
-            bound.push(addr);
-        }
+        let bound = advertise_bound_ports(&mut config, &listeners)?;
 
         let logs = {
             let config = config.clone();
@@ -216,107 +202,8 @@ impl Broker {
         ctx.txns.start();
 
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let connection_config = ConnectionConfig {
-            max_request_bytes: ctx.config.socket_request_max_bytes,
-            pool: MemoryPool::for_connections(
-                ctx.config.queued_max_request_bytes,
-                ctx.config.max_connections,
-            ),
-            idle_timeout: ctx.config.connections_max_idle,
-            stall_timeout: Some(ctx.config.request_stall_timeout),
-            sasl: None,
-        };
-        let gates = transports
-            .iter()
-            .map(|t| network::sasl::gate_for(&ctx.config, t.name.as_str()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let listener_tasks = listeners
-            .into_iter()
-            .zip(transports)
-            .zip(gates)
-            .map(|((l, transport), gate)| {
-                let mut connection_config = connection_config.clone();
-                connection_config.sasl = gate;
-                tokio::spawn(network::accept_loop(
-                    l,
-                    transport,
-                    ctx.clone(),
-                    connection_config,
-                    shutdown_rx.clone(),
-                ))
-            })
-            .collect();
-
-        let flush_every = ctx
-            .config
-            .log_flush_scheduler_interval_ms
-            .min(ctx.config.log_flush_offset_checkpoint_interval_ms);
-        let logs = ctx.logs.clone();
-        let flush_timer = spawn_timer(
-            "flush_dirty_logs",
-            flush_every,
-            shutdown_rx.clone(),
-            move || logs.flush_dirty_logs().map(|_| ()),
-        );
-        let mut timers = Vec::new();
-        if ctx.config.log_cleaner_enable {
-            // Log compaction: one dirtiest eligible log per run. The period
-            // and settings are read before every run, so dynamic
-            // log.cleaner.* broker configs apply from the next one.
-            let logs = ctx.logs.clone();
-            let cleaner = Arc::new(sluice_storage::LogCleaner::new(
-                ctx.config.cleaner_settings().1,
-            ));
-            let config = ctx.config.clone();
-            let period_config = ctx.config.clone();
-            timers.push(spawn_varying_timer(
-                "log_cleaner",
-                move || period_config.cleaner_settings().0,
-                shutdown_rx.clone(),
-                move || {
-                    cleaner.reconfigure(config.cleaner_settings().1);
-                    if let Some((tp, s)) = logs.run_cleaner_once(&cleaner)? {
-                        tracing::info!(log = %tp, read = s.bytes_read, written = s.bytes_written,
-                            kept = s.filter.records_kept, of = s.filter.records_read,
-                            dirty_end = s.dirty_end.0, "log cleaner cleaned a log");
-                    }
-                    Ok(())
-                },
-            ));
-        }
-        // The leader side of replication: ISR changes to the controller
-        // and the periodic shrink check; the high-watermark checkpoint.
-        timers.push(tokio::spawn(crate::replica::alter::run_isr_manager(
-            ctx.replicas.clone(),
-            Arc::new(crate::replica::controller::ControllerIsrSender::new(
-                services.client.clone(),
-                sluice_metadata::BrokerId(ctx.config.node_id),
-                services.broker_epoch.clone(),
-            )),
-            ctx.config.replica_lag_time_max_ms,
-            shutdown_rx.clone(),
-        )));
-        let (logs, replicas) = (ctx.logs.clone(), ctx.replicas.clone());
-        timers.push(spawn_timer(
-            "high_watermark_checkpoint",
-            ctx.config.replica_high_watermark_checkpoint_interval_ms,
-            shutdown_rx.clone(),
-            move || logs.write_high_watermarks(&replicas.high_watermarks()),
-        ));
-        let logs = ctx.logs.clone();
-        let retention_timer = spawn_timer(
-            "enforce_retention",
-            ctx.config.log_retention_check_interval_ms,
-            shutdown_rx,
-            move || {
-                let deleted = logs.enforce_retention()?;
-                if deleted > 0 {
-                    tracing::info!(segments = deleted, "retention deleted segments");
-                }
-                Ok(())
-            },
-        );
-
+        let listener_tasks = spawn_listeners(&ctx, listeners, transports, &shutdown_rx)?;
+        let timers = spawn_timers(&ctx, &services, shutdown_rx);
         for (l, addr) in ctx.config.listeners.iter().zip(&bound) {
             tracing::info!(listener = %l, %addr, "listening");
         }
@@ -326,10 +213,7 @@ impl Broker {
             bound,
             shutdown,
             listeners: listener_tasks,
-            timers: {
-                timers.extend([flush_timer, retention_timer]);
-                timers
-            },
+            timers,
         })
     }
 
@@ -401,6 +285,150 @@ impl Broker {
         tracing::info!("broker stopped");
         Ok(())
     }
+}
+
+/// Sets the port of every advertised listener that says port 0 to the port
+/// its listener bound; returns the bound addresses, in listener order.
+fn advertise_bound_ports(
+    config: &mut BrokerConfig,
+    listeners: &[Listener],
+) -> Result<Vec<SocketAddr>, BrokerError> {
+    let mut bound = Vec::new();
+    for (l, listener) in config.listeners.clone().iter().zip(listeners) {
+        let addr = listener.local_addr().map_err(|source| BrokerError::Io {
+            op: "local_addr",
+            source,
+        })?;
+        for a in config
+            .advertised_listeners
+            .iter_mut()
+            .filter(|a| a.name == l.name && a.port == 0)
+        {
+            a.port = addr.port();
+        }
+        bound.push(addr);
+    }
+    Ok(bound)
+}
+
+/// One accept loop per listener, with its transport (TLS or not) and its
+/// SASL gate.
+fn spawn_listeners(
+    ctx: &BrokerContext,
+    listeners: Vec<Listener>,
+    transports: Vec<Arc<ListenerTransport>>,
+    shutdown_rx: &watch::Receiver<bool>,
+) -> Result<Vec<JoinHandle<()>>, BrokerError> {
+    let connection_config = ConnectionConfig {
+        max_request_bytes: ctx.config.socket_request_max_bytes,
+        pool: MemoryPool::for_connections(
+            ctx.config.queued_max_request_bytes,
+            ctx.config.max_connections,
+        ),
+        idle_timeout: ctx.config.connections_max_idle,
+        stall_timeout: Some(ctx.config.request_stall_timeout),
+        sasl: None,
+    };
+    let gates = transports
+        .iter()
+        .map(|t| network::sasl::gate_for(&ctx.config, t.name.as_str()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(listeners
+        .into_iter()
+        .zip(transports)
+        .zip(gates)
+        .map(|((l, transport), gate)| {
+            let mut connection_config = connection_config.clone();
+            connection_config.sasl = gate;
+            tokio::spawn(network::accept_loop(
+                l,
+                transport,
+                ctx.clone(),
+                connection_config,
+                shutdown_rx.clone(),
+            ))
+        })
+        .collect())
+}
+
+/// The periodic work of a serving broker: flushes, compaction, ISR changes
+/// and their checks, the high-watermark checkpoint and retention.
+fn spawn_timers(
+    ctx: &BrokerContext,
+    services: &MetadataServices,
+    shutdown_rx: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let flush_every = ctx
+        .config
+        .log_flush_scheduler_interval_ms
+        .min(ctx.config.log_flush_offset_checkpoint_interval_ms);
+    let logs = ctx.logs.clone();
+    let flush_timer = spawn_timer(
+        "flush_dirty_logs",
+        flush_every,
+        shutdown_rx.clone(),
+        move || logs.flush_dirty_logs().map(|_| ()),
+    );
+    let mut timers = Vec::new();
+    if ctx.config.log_cleaner_enable {
+        // Log compaction: one dirtiest eligible log per run. The period
+        // and settings are read before every run, so dynamic
+        // log.cleaner.* broker configs apply from the next one.
+        let logs = ctx.logs.clone();
+        let cleaner = Arc::new(sluice_storage::LogCleaner::new(
+            ctx.config.cleaner_settings().1,
+        ));
+        let config = ctx.config.clone();
+        let period_config = ctx.config.clone();
+        timers.push(spawn_varying_timer(
+            "log_cleaner",
+            move || period_config.cleaner_settings().0,
+            shutdown_rx.clone(),
+            move || {
+                cleaner.reconfigure(config.cleaner_settings().1);
+                if let Some((tp, s)) = logs.run_cleaner_once(&cleaner)? {
+                    tracing::info!(log = %tp, read = s.bytes_read, written = s.bytes_written,
+                        kept = s.filter.records_kept, of = s.filter.records_read,
+                        dirty_end = s.dirty_end.0, "log cleaner cleaned a log");
+                }
+                Ok(())
+            },
+        ));
+    }
+    // The leader side of replication: ISR changes to the controller
+    // and the periodic shrink check; the high-watermark checkpoint.
+    timers.push(tokio::spawn(crate::replica::alter::run_isr_manager(
+        ctx.replicas.clone(),
+        Arc::new(crate::replica::controller::ControllerIsrSender::new(
+            services.client.clone(),
+            sluice_metadata::BrokerId(ctx.config.node_id),
+            services.broker_epoch.clone(),
+        )),
+        ctx.config.replica_lag_time_max_ms,
+        shutdown_rx.clone(),
+    )));
+    let (logs, replicas) = (ctx.logs.clone(), ctx.replicas.clone());
+    timers.push(spawn_timer(
+        "high_watermark_checkpoint",
+        ctx.config.replica_high_watermark_checkpoint_interval_ms,
+        shutdown_rx.clone(),
+        move || logs.write_high_watermarks(&replicas.high_watermarks()),
+    ));
+    let logs = ctx.logs.clone();
+    let retention_timer = spawn_timer(
+        "enforce_retention",
+        ctx.config.log_retention_check_interval_ms,
+        shutdown_rx,
+        move || {
+            let deleted = logs.enforce_retention()?;
+            if deleted > 0 {
+                tracing::info!(segments = deleted, "retention deleted segments");
+            }
+            Ok(())
+        },
+    );
+    timers.extend([flush_timer, retention_timer]);
+    timers
 }
 
 /// Runs `work` on the blocking pool every `period_ms` until shutdown.

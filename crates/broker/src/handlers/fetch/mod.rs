@@ -2,9 +2,9 @@
 //!
 //! The handler decides *what* to send: for each partition an error, the
 //! offsets (high watermark, last stable offset, log start offset) and a
-//! [`FileSlice`] of whole batches. It does not read record bytes; the
-//! network layer writes them from the segment file with `sendfile` (see
-//! [`FetchPlan`]).
+//! [`FileSlice`](sluice_storage::FileSlice) of whole batches. It does not
+//! read record bytes; the network layer writes them from the segment file
+//! with `sendfile` (see [`FetchPlan`]).
 //!
 //! The reads of one round are in `read.rs`.
 //!
@@ -63,20 +63,23 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, RequestHeader, TopicName};
 use sluice_record::Offset;
-use sluice_storage::{FileSlice, StorageError};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+mod plan;
 mod read;
+
+pub use plan::{FetchPlan, FileRecords};
 
 use read::{read_all, Round};
 
-use super::fetch_session::{CachedPartition, FetchSession, SessionError, SessionKey};
+use super::fetch_session::{
+    CachedPartition, FetchSession, FetchSessionCache, SessionError, SessionKey,
+};
 use super::leadership::{check_leader_epoch, leader_partition, replica_partition, NotServed};
 use crate::context::BrokerContext;
 use crate::partition::Partition;
@@ -90,71 +93,6 @@ const FINAL_EPOCH: i32 = -1;
 /// Kafka's `fetch.max.bytes` default: the most one Fetch answer carries
 /// (still at least one batch, KIP-74).
 const FETCH_MAX_BYTES: usize = 57_671_680;
-
-/// A Fetch response whose record bytes still live in segment files.
-///
-/// `response` is complete except that every partition listed in `files`
-/// has empty `records`; the bytes of `files[i].slice` go there. The writer
-/// sends the encoded fields, then the file bytes (zero copy), then the rest.
-#[derive(Debug, Clone)]
-pub struct FetchPlan {
-    pub response: FetchResponse,
-    pub files: Vec<FileRecords>,
-}
-
-/// Records of one response partition, as a slice of a segment file.
-#[derive(Clone)]
-pub struct FileRecords {
-    /// Index into `response.responses`.
-    pub topic: usize,
-    /// Index into that topic's `partitions`.
-    pub partition: usize,
-    pub slice: FileSlice,
-}
-
-impl std::fmt::Debug for FileRecords {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileRecords")
-            .field("topic", &self.topic)
-            .field("partition", &self.partition)
-            .field("position", &self.slice.position)
-            .field("len", &self.slice.len)
-            .finish()
-    }
-}
-
-impl FetchPlan {
-    /// A plan without file records (error answers, empty fetches).
-    pub fn message(response: FetchResponse) -> Self {
-        FetchPlan {
-            response,
-            files: Vec::new(),
-        }
-    }
-
-    /// Total record bytes that come from files.
-    pub fn file_bytes(&self) -> u64 {
-        self.files.iter().map(|f| u64::from(f.slice.len)).sum()
-    }
-
-    /// The same response with the record bytes read into memory: what a
-    /// copying broker would encode. Used when a file has no descriptor to
-    /// `sendfile` from, and by tests that compare both paths.
-    pub fn into_materialized(mut self) -> Result<FetchResponse, StorageError> {
-        for f in &self.files {
-            let bytes = f.slice.read_to_vec()?;
-            if let Some(p) = self
-                .response
-                .responses
-                .get_mut(f.topic)
-                .and_then(|t| t.partitions.get_mut(f.partition))
-            {
-                p.records = Some(Bytes::from(bytes));
-            }
-        }
-        Ok(self.response)
-    }
-}
 
 /// One partition to read, from the request or from the fetch session.
 struct Wanted {
@@ -222,59 +160,124 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
     let version = header.request_api_version;
     let uses_topic_ids = version >= 13;
     let sessions = ctx.replicas.fetch_sessions();
-
-    let mode = if version < 7 {
-        Mode::Sessionless
-    } else {
-        match (req.session_id, req.session_epoch) {
-            (INVALID_SESSION_ID, FINAL_EPOCH) => Mode::Sessionless,
-            (id, FINAL_EPOCH) => {
-                sessions.remove(id);
-                Mode::Sessionless
-            }
-            (id, INITIAL_EPOCH) => {
-                if id != INVALID_SESSION_ID {
-                    sessions.remove(id);
-                }
-                Mode::NewSession
-            }
-            (INVALID_SESSION_ID, _) => {
-                return error_plan(ResponseError::InvalidFetchSessionEpoch.code())
-            }
-            (id, epoch) => match sessions.begin_incremental(id, epoch, uses_topic_ids) {
-                Ok(session) => Mode::Incremental(session),
-                Err(SessionError::NotFound) => {
-                    return error_plan(ResponseError::FetchSessionIdNotFound.code())
-                }
-                Err(SessionError::InvalidEpoch) => {
-                    return error_plan(ResponseError::InvalidFetchSessionEpoch.code())
-                }
-                Err(SessionError::TopicIdUsage) => {
-                    return error_plan(ResponseError::FetchSessionTopicIdError.code())
-                }
-            },
-        }
+    let mode = match session_mode(sessions, &req, version, uses_topic_ids) {
+        Ok(mode) => mode,
+        Err(code) => return error_plan(code),
     };
+    let requested = requested_partitions(&req, version, uses_topic_ids);
+    let to_read = partitions_to_read(&mode, requested, &req, uses_topic_ids);
+    let image = ctx.image.image();
+    let me = ctx.image.node();
+    let (replica_id, replica_epoch) = if version >= 15 {
+        (
+            req.replica_state.replica_id.0,
+            req.replica_state.replica_epoch,
+        )
+    } else {
+        (req.replica_id.0, -1)
+    };
+    let from_follower = replica_id >= 0;
+    // KIP-392: Fetch v11+ carries the consumer's rack; such a consumer may
+    // read from a follower (Kafka's `fetchOnlyFromLeader` is false for it).
+    let follower_reads = version >= 11 && !from_follower;
+    let follower = from_follower.then_some((replica_id, replica_epoch));
+    let mut wanted: Vec<Wanted> = to_read
+        .into_iter()
+        .map(|c| resolve(ctx, &image, me, c, uses_topic_ids, follower_reads, follower))
+        .collect();
+    if from_follower {
+        let eligible = image
+            .broker(sluice_metadata::BrokerId(replica_id))
+            .is_some_and(|b| {
+                !b.fenced
+                    && !b.in_controlled_shutdown
+                    && (replica_epoch < 0 || replica_epoch == b.epoch.0)
+            });
+        let quota = &ctx.replicas.quotas().leader;
+        for w in &mut wanted {
+            follower_progress(w, eligible);
+            w.throttle = leader_throttle(w, quota);
+        }
+    } else if follower_reads {
+        choose_read_replicas(ctx, &image, me, req.rack_id.as_str(), &mut wanted);
+    }
+    let (wanted, round) = match read_until_ready(ctx, wanted, &req).await {
+        Ok(read) => read,
+        Err(plan) => return plan,
+    };
+    let (session_id, include) =
+        answered_partitions(&mode, sessions, &wanted, &round, uses_topic_ids);
+    assemble(wanted, round, &include, uses_topic_ids, session_id)
+}
 
-    // The partitions this request asks about, in request order.
+/// How the request relates to fetch sessions (KIP-227), or the error code
+/// of an answer that reads nothing.
+fn session_mode(
+    sessions: &FetchSessionCache,
+    req: &FetchRequest,
+    version: i16,
+    uses_topic_ids: bool,
+) -> Result<Mode, i16> {
+    if version < 7 {
+        return Ok(Mode::Sessionless);
+    }
+    match (req.session_id, req.session_epoch) {
+        (INVALID_SESSION_ID, FINAL_EPOCH) => Ok(Mode::Sessionless),
+        (id, FINAL_EPOCH) => {
+            sessions.remove(id);
+            Ok(Mode::Sessionless)
+        }
+        (id, INITIAL_EPOCH) => {
+            if id != INVALID_SESSION_ID {
+                sessions.remove(id);
+            }
+            Ok(Mode::NewSession)
+        }
+        (INVALID_SESSION_ID, _) => Err(ResponseError::InvalidFetchSessionEpoch.code()),
+        (id, epoch) => match sessions.begin_incremental(id, epoch, uses_topic_ids) {
+            Ok(session) => Ok(Mode::Incremental(session)),
+            Err(SessionError::NotFound) => Err(ResponseError::FetchSessionIdNotFound.code()),
+            Err(SessionError::InvalidEpoch) => Err(ResponseError::InvalidFetchSessionEpoch.code()),
+            Err(SessionError::TopicIdUsage) => Err(ResponseError::FetchSessionTopicIdError.code()),
+        },
+    }
+}
+
+/// A partition's session key: by topic id from v13, else by name.
+fn session_key(
+    uses_topic_ids: bool,
+    topic_id: Uuid,
+    topic: &TopicName,
+    partition: i32,
+) -> SessionKey {
+    SessionKey {
+        topic_id: if uses_topic_ids {
+            topic_id
+        } else {
+            Uuid::nil()
+        },
+        topic: if uses_topic_ids {
+            String::new()
+        } else {
+            topic.0.as_str().to_string()
+        },
+        partition,
+    }
+}
+
+/// The partitions this request names, in request order, with the fields
+/// its version carries (older versions: Kafka's defaults).
+fn requested_partitions(
+    req: &FetchRequest,
+    version: i16,
+    uses_topic_ids: bool,
+) -> Vec<CachedPartition> {
     let mut requested = Vec::new();
     for t in &req.topics {
         for p in &t.partitions {
             requested.push(
                 CachedPartition::new(
-                    SessionKey {
-                        topic_id: if uses_topic_ids {
-                            t.topic_id
-                        } else {
-                            Uuid::nil()
-                        },
-                        topic: if uses_topic_ids {
-                            String::new()
-                        } else {
-                            t.topic.0.as_str().to_string()
-                        },
-                        partition: p.partition,
-                    },
+                    session_key(uses_topic_ids, t.topic_id, &t.topic, p.partition),
                     t.topic.clone(),
                     p.fetch_offset,
                     p.partition_max_bytes,
@@ -295,125 +298,111 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
             );
         }
     }
-    let to_read: Vec<CachedPartition> = match &mode {
-        Mode::Sessionless | Mode::NewSession => requested,
-        Mode::Incremental(session) => {
-            let mut s = session.lock();
-            for part in requested {
-                s.upsert(part);
-            }
-            for f in &req.forgotten_topics_data {
-                for p in &f.partitions {
-                    s.forget(&SessionKey {
-                        topic_id: if uses_topic_ids {
-                            f.topic_id
-                        } else {
-                            Uuid::nil()
-                        },
-                        topic: if uses_topic_ids {
-                            String::new()
-                        } else {
-                            f.topic.0.as_str().to_string()
-                        },
-                        partition: *p,
-                    });
-                }
-            }
-            s.partitions.clone()
-        }
+    requested
+}
+
+/// What to read: the request's partitions, or, for an incremental fetch,
+/// the session's partitions after the request's updates and forgets.
+fn partitions_to_read(
+    mode: &Mode,
+    requested: Vec<CachedPartition>,
+    req: &FetchRequest,
+    uses_topic_ids: bool,
+) -> Vec<CachedPartition> {
+    let Mode::Incremental(session) = mode else {
+        return requested;
     };
-    let image = ctx.image.image();
-    let me = ctx.image.node();
-    let (replica_id, replica_epoch) = if version >= 15 {
-        (
-            req.replica_state.replica_id.0,
-            req.replica_state.replica_epoch,
-        )
-    } else {
-        (req.replica_id.0, -1)
-    };
-    let from_follower = replica_id >= 0;
-    // KIP-392: Fetch v11+ carries the consumer's rack; such a consumer may
-    // read from a follower (Kafka's `fetchOnlyFromLeader` is false for it).
-    let follower_reads = version >= 11 && !from_follower;
-    let mut wanted: Vec<Wanted> = to_read
-        .into_iter()
-        .map(|c| {
-            let (name, unknown_code) = if uses_topic_ids {
-                match ctx.image.topic_by_id(c.key.topic_id) {
-                    Some(meta) => (
-                        Some(meta.name),
-                        ResponseError::UnknownTopicOrPartition.code(),
-                    ),
-                    None => (None, ResponseError::UnknownTopicId.code()),
-                }
-            } else {
-                (
-                    Some(c.key.topic.clone()),
-                    ResponseError::UnknownTopicOrPartition.code(),
-                )
-            };
-            let target = match name {
-                Some(n) if follower_reads => {
-                    replica_partition(&image, &ctx.replicas, me, &n, c.key.partition)
-                        .map_err(|ns| behind_requester(ns, c.current_leader_epoch))
-                }
-                Some(n) => leader_partition(&image, &ctx.replicas, me, &n, c.key.partition)
-                    .map(|p| (p, me))
-                    .map_err(|ns| behind_requester(ns, c.current_leader_epoch)),
-                None => Err(NotServed::code(unknown_code)),
-            };
-            let (target, leader) = match target {
-                Ok((p, leader)) => (Ok(p), leader.0),
-                Err(ns) => (Err(ns), me.0),
-            };
-            Wanted {
-                key: c.key,
-                topic_name: c.topic_name,
-                target,
-                fetch_offset: c.fetch_offset,
-                partition_max_bytes: c.partition_max_bytes,
-                current_leader_epoch: c.current_leader_epoch,
-                leader,
-                preferred: None,
-                follower: from_follower.then_some(FollowerFetch {
-                    replica: sluice_metadata::BrokerId(replica_id),
-                    broker_epoch: replica_epoch,
-                    log_start_offset: c.fetcher_log_start_offset,
-                    last_fetched_epoch: c.last_fetched_epoch,
-                }),
-                diverging: None,
-                throttle: Throttle::No,
-            }
-        })
-        .collect();
-    if from_follower {
-        let eligible = image
-            .broker(sluice_metadata::BrokerId(replica_id))
-            .is_some_and(|b| {
-                !b.fenced
-                    && !b.in_controlled_shutdown
-                    && (replica_epoch < 0 || replica_epoch == b.epoch.0)
-            });
-        let quota = &ctx.replicas.quotas().leader;
-        for w in &mut wanted {
-            follower_progress(w, eligible);
-            w.throttle = leader_throttle(w, quota);
-        }
-    } else if follower_reads {
-        choose_read_replicas(ctx, &image, me, req.rack_id.as_str(), &mut wanted);
+    let mut s = session.lock();
+    for part in requested {
+        s.upsert(part);
     }
+    for f in &req.forgotten_topics_data {
+        for p in &f.partitions {
+            s.forget(&session_key(uses_topic_ids, f.topic_id, &f.topic, *p));
+        }
+    }
+    s.partitions.clone()
+}
+
+/// One partition to read, resolved against the image: the local partition
+/// that serves it (the leader's, or a follower's for a KIP-392 consumer),
+/// or why it is not served. `follower`: the fetching replica's id and
+/// broker epoch, for a follower's fetch.
+fn resolve(
+    ctx: &BrokerContext,
+    image: &sluice_metadata::MetadataImage,
+    me: sluice_metadata::BrokerId,
+    c: CachedPartition,
+    uses_topic_ids: bool,
+    follower_reads: bool,
+    follower: Option<(i32, i64)>,
+) -> Wanted {
+    let (name, unknown_code) = if uses_topic_ids {
+        match ctx.image.topic_by_id(c.key.topic_id) {
+            Some(meta) => (
+                Some(meta.name),
+                ResponseError::UnknownTopicOrPartition.code(),
+            ),
+            None => (None, ResponseError::UnknownTopicId.code()),
+        }
+    } else {
+        (
+            Some(c.key.topic.clone()),
+            ResponseError::UnknownTopicOrPartition.code(),
+        )
+    };
+    let target = match name {
+        Some(n) if follower_reads => {
+            replica_partition(image, &ctx.replicas, me, &n, c.key.partition)
+                .map_err(|ns| behind_requester(ns, c.current_leader_epoch))
+        }
+        Some(n) => leader_partition(image, &ctx.replicas, me, &n, c.key.partition)
+            .map(|p| (p, me))
+            .map_err(|ns| behind_requester(ns, c.current_leader_epoch)),
+        None => Err(NotServed::code(unknown_code)),
+    };
+    let (target, leader) = match target {
+        Ok((p, leader)) => (Ok(p), leader.0),
+        Err(ns) => (Err(ns), me.0),
+    };
+    Wanted {
+        key: c.key,
+        topic_name: c.topic_name,
+        target,
+        fetch_offset: c.fetch_offset,
+        partition_max_bytes: c.partition_max_bytes,
+        current_leader_epoch: c.current_leader_epoch,
+        leader,
+        preferred: None,
+        follower: follower.map(|(replica_id, broker_epoch)| FollowerFetch {
+            replica: sluice_metadata::BrokerId(replica_id),
+            broker_epoch,
+            log_start_offset: c.fetcher_log_start_offset,
+            last_fetched_epoch: c.last_fetched_epoch,
+        }),
+        diverging: None,
+        throttle: Throttle::No,
+    }
+}
+
+/// Reads every wanted partition, again after each append that moves one
+/// (the long poll), until `min_bytes` are there, an answer cannot wait,
+/// `max_wait_ms` passed or the broker shuts down. Err: the answer when a
+/// read task failed.
+async fn read_until_ready(
+    ctx: &BrokerContext,
+    mut wanted: Vec<Wanted>,
+    req: &FetchRequest,
+) -> Result<(Vec<Wanted>, Round), FetchPlan> {
     let quota = ctx.replicas.quotas().leader.clone();
     let clock = ctx.replicas.clock().clone();
-
     let read_committed = req.isolation_level == 1;
     let max_bytes = (req.max_bytes.max(0) as usize).min(FETCH_MAX_BYTES);
     let min_bytes = req.min_bytes.max(0) as u64;
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let mut shutdown = ctx.replicas.shutdown_signal();
-
-    let round = loop {
+    loop {
         // Subscribe before reading, so an append between the read and the
         // wait still wakes us.
         let mut receivers: Vec<watch::Receiver<Offset>> = wanted
@@ -428,43 +417,9 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
                 })
             })
             .collect();
-        // Index lookups and batch-header reads can fault on cold pages:
-        // keep them off the network threads, unless every partition is read
-        // where this broker appended just now (tailing consumers), where
-        // the hand-off to the blocking pool would cost more than the read.
-        let hot = wanted.iter().all(|w| {
-            w.target
-                .as_ref()
-                .map_or(true, |p| p.is_hot(Offset(w.fetch_offset)))
-        });
         let hold = quota.is_exceeded(clock.now_ms());
-        let round = if hot {
-            read_all(&wanted, max_bytes, read_committed, hold)
-        } else {
-            let handed = std::time::Instant::now();
-            let read = sluice_runtime::spawn_blocking(move || {
-                let started = std::time::Instant::now();
-                let round = read_all(&wanted, max_bytes, read_committed, hold);
-                tracing::debug!(
-                    target: crate::network::cold::STAGES,
-                    hop_us = started.duration_since(handed).as_micros() as u64,
-                    read_us = started.elapsed().as_micros() as u64,
-                    "fetch read on the blocking pool"
-                );
-                (wanted, round)
-            })
-            .await;
-            match read {
-                Ok((back, round)) => {
-                    wanted = back;
-                    round
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "fetch read task failed");
-                    return error_plan(ResponseError::UnknownServerError.code());
-                }
-            }
-        };
+        let round;
+        (wanted, round) = read_once(wanted, max_bytes, read_committed, hold).await?;
         let done = round.bytes >= min_bytes
             || round.answer_now
             || wanted.is_empty()
@@ -473,7 +428,7 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
             || tokio::time::Instant::now() >= deadline;
         if done {
             record_throttled(&quota, clock.now_ms(), &wanted, &round);
-            break round;
+            return Ok((wanted, round));
         }
         drop(round);
         tokio::select! {
@@ -481,10 +436,58 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
             _ = shutdown.changed() => {}
             _ = tokio::time::sleep_until(deadline) => {}
         }
-    };
+    }
+}
 
-    // Which partitions the answer carries, and under which session id.
-    let (session_id, include): (i32, Vec<bool>) = match &mode {
+/// One read of every wanted partition. Index lookups and batch-header
+/// reads can fault on cold pages: they run on the blocking pool, unless
+/// every partition is read where this broker appended just now (tailing
+/// consumers), where the hand-off would cost more than the read.
+async fn read_once(
+    wanted: Vec<Wanted>,
+    max_bytes: usize,
+    read_committed: bool,
+    hold: bool,
+) -> Result<(Vec<Wanted>, Round), FetchPlan> {
+    let hot = wanted.iter().all(|w| {
+        w.target
+            .as_ref()
+            .map_or(true, |p| p.is_hot(Offset(w.fetch_offset)))
+    });
+    if hot {
+        let round = read_all(&wanted, max_bytes, read_committed, hold);
+        return Ok((wanted, round));
+    }
+    let handed = std::time::Instant::now();
+    let read = sluice_runtime::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let round = read_all(&wanted, max_bytes, read_committed, hold);
+        tracing::debug!(
+            target: crate::network::cold::STAGES,
+            hop_us = started.duration_since(handed).as_micros() as u64,
+            read_us = started.elapsed().as_micros() as u64,
+            "fetch read on the blocking pool"
+        );
+        (wanted, round)
+    })
+    .await;
+    read.map_err(|e| {
+        tracing::error!(error = %e, "fetch read task failed");
+        error_plan(ResponseError::UnknownServerError.code())
+    })
+}
+
+/// Which partitions the answer carries, and under which session id: all
+/// of them outside a session and for a new one (created here), only those
+/// with news for an incremental fetch.
+fn answered_partitions(
+    mode: &Mode,
+    sessions: &FetchSessionCache,
+    wanted: &[Wanted],
+    round: &Round,
+    uses_topic_ids: bool,
+) -> (i32, Vec<bool>) {
+    match mode {
         Mode::Sessionless => (INVALID_SESSION_ID, vec![true; wanted.len()]),
         Mode::NewSession => {
             let parts = wanted
@@ -525,8 +528,7 @@ pub async fn handle(ctx: &BrokerContext, header: &RequestHeader, req: FetchReque
                 .collect();
             (s.id, include)
         }
-    };
-    assemble(wanted, round, &include, uses_topic_ids, session_id)
+    }
 }
 
 /// How the leader's throttle applies to a follower's read of `w`
