@@ -207,46 +207,66 @@ DELAY_NOTE = ("A single node takes the faults that need no peers (kill, pause, r
               "sends every node-to-node connection through it for the whole run (the clients "
               "connect directly).")
 
-SIM_HEADINGS = ["## Deterministic simulation of the whole cluster", "## A simulated hour"]
+# The sections this script writes itself in a full report; every other
+# "## " section of the current RELIABILITY.md (the simulations' from
+# `scripts/sim --report`, the accounts of bugs found) is carried over.
+GENERATED_HEADINGS = ["## How", "## Results", "## Single-node figures", "## Not covered yet"]
+NEWER_FAULTS = ["delay", "delay-leader", "hold", "pause-controller", "partition-controller"]
 
 
-def sim_sections():
-    """The sections `scripts/sim --report` and `scripts/sim --hour --report`
-    write, carried over from the current RELIABILITY.md (this script
-    rewrites everything else)."""
+def current_doc():
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RELIABILITY.md")
     try:
         with open(path) as f:
-            doc = f.read()
+            return f.read()
     except OSError:
-        return []
+        return ""
+
+
+def kept_sections(doc):
+    """The current document's "## " sections that a full report does not
+    write itself, in their order."""
     sections = []
-    for heading in SIM_HEADINGS:
-        start = doc.find(heading + "\n")
-        if start < 0:
+    for m in re.finditer(r"^## [^\n]*$", doc, re.M):
+        if any(m.group(0).startswith(h) for h in GENERATED_HEADINGS):
             continue
-        end = doc.find("\n## ", start + len(heading))
-        sections.append(doc[start:end if end >= 0 else len(doc)].rstrip("\n"))
+        end = doc.find("\n## ", m.end())
+        sections.append(doc[m.start():end if end >= 0 else len(doc)].rstrip("\n"))
     return sections
 
 
-def not_covered(w):
+def separate_runs(doc):
+    """The rows and "### ...: a separate run" sections of earlier
+    `scripts/fault --sluice-only` runs (`--add`), carried over by a full
+    report: a full run replaces the rows it reruns, not earlier runs of
+    other shapes (5 nodes, split roles) or their accounts of bugs found."""
+    rows = [l for l in doc.split("\n")
+            if l.startswith("| ") and "separate run, see below" in l]
+    start = doc.find(" a separate run\n")
+    start = doc.rfind("\n### ", 0, start) + 1 if start >= 0 else -1
+    end = doc.find("### The checker must be able to fail")
+    sections = doc[start:end].rstrip("\n") if 0 <= start < end else ""
+    return rows, sections
+
+
+def not_covered(w, newer_faults_run=False):
     w("## Not covered yet")
     w("")
     w("- **Split roles in a long run.** Controller-only and broker-only nodes run under the "
       "nemesis (`sluice-nemesis --split`, `scripts/fault --split`) in shorter runs (see their "
       "section), not yet for the 30 minutes of the combined rows.")
-    w("- **The newer faults against Kafka and in the long runs.** `delay`, `delay-leader`, `hold`, "
-      "`pause-controller` and `partition-controller` came after the run named at the top and "
-      "after the 30-minute Sluice runs: only the separate runs that list them in their row had "
-      "them.")
+    if not newer_faults_run:
+        w("- **The newer faults against Kafka and in the long runs.** `delay`, `delay-leader`, "
+          "`hold`, `pause-controller` and `partition-controller` came after the run named at the "
+          "top and after the 30-minute Sluice runs: only the separate runs that list them in "
+          "their row had them.")
     w("- **Delay of the clients' traffic, and packet-level reordering or loss.** The proxy delays "
       "and holds traffic between nodes only, per TCP connection (bytes in order within one); "
       "lost or reordered packets exist only in the deterministic simulation.")
     w("- **Clock jumps and power cuts** are injected only in the deterministic simulations "
       "(the whole cluster in `crates/sim`, the controller quorum in "
-      "`crates/controller/tests/controller_sim.rs`), not against real processes; slow disks "
-      "nowhere yet. The cluster simulation stalls nodes (their traffic held), fills disks, fails "
+      "`crates/controller/tests/controller_sim.rs`), not against real processes, and so are "
+      "slow disks (the cluster simulation's slow-disk trial). The cluster simulation stalls nodes (their traffic held), fills disks, fails "
       "fsyncs and writes with EIO and reassigns partitions; a failed directory while another "
       "stays online (KIP-858's report to the controller) is not built or simulated.")
     w("- **Transactions in the long runs.** The tables above come from the idempotent workload. "
@@ -406,7 +426,8 @@ def add_run(doc_path, run_dir, elapsed, command, nodes, faults=""):
     # "Not covered yet" to the end is rewritten.
     cut = doc.find("## Not covered yet")
     out = []
-    not_covered(out.append)
+    kafka_row = next((l for l in doc.split("\n") if l.startswith("| Apache Kafka 4.1.2, 3 nodes")), "")
+    not_covered(out.append, all(re.search(rf"[ ,]{f} \d", kafka_row) for f in NEWER_FAULTS))
     doc = doc[:cut] + "\n".join(out) + "\n"
     print(doc, end="")
     sys.exit(3 if bad else 0)
@@ -422,6 +443,8 @@ def main():
     run_dir, elapsed, full = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
     command = sys.argv[4] if len(sys.argv) > 4 else "scripts/fault" + (" --full" if full else "")
     kafka, sluice, unsafe = (load(run_dir, n) for n in ("kafka", "sluice", "kafka-unsafe"))
+    earlier = current_doc()
+    separate_rows, separate_sections = separate_runs(earlier)
     # The run's own start (its directory is named after it) and end, so
     # rendering a kept run directory again gives the same dates.
     try:
@@ -441,7 +464,10 @@ def main():
       "That command reproduces it: a seed fixes its run's schedule (which fault, for how long, and "
       "on which node, except that leader and controller faults hit whichever node leads then), "
       "though not the timing of the processes under it. Every row below comes from "
-      "this one run; the runs print their whole schedules as they go.")
+      "this one run" + ("" if not separate_rows else ", except those marked *separate run* "
+                        "(earlier runs of other shapes; each one's command, dates and seed are "
+                        "in its own section below)") + "; the runs print their whole schedules "
+      "as they go.")
     if full and fault_minutes and int(fault_minutes.group(1)) < 30:
         w("")
         w(f"This run had {fault_minutes.group(1)} minutes of faults per system (then on to 100 "
@@ -485,12 +511,15 @@ def main():
     w(run_row(sluice_label(sluice), sluice))
     if unsafe is not None:
         w(run_row("Kafka **unsafe**: acks=1, no idempotence, unclean election, min ISR 1; kill-leader only", unsafe))
+    for row in separate_rows:
+        w(row)
     w("")
     runs = [r for r in (kafka, sluice, unsafe) if r]
     hours = sum(r["seconds"] for r in runs) / 3600
     cycles = sum(r["cycles"] for r in runs)
     w(f"Total: {len(runs)} runs, {cycles} fault cycles, {hours:.2f} hours of runs (Kafka and "
-      "Sluice side by side; the unsafe Kafka run after the safe one, never two Kafkas at once). "
+      "Sluice side by side; the unsafe Kafka run after the safe one, never two Kafkas at once"
+      + ("; the separate runs are not counted here" if separate_rows else "") + "). "
       "Duration counts from the start of the nodes to the end of the check.")
     w("")
     bad = False
@@ -506,6 +535,9 @@ def main():
             continue
         run_notes(w, label, r)
     w("")
+    if separate_sections:
+        w(separate_sections)
+        w("")
     w("### The checker must be able to fail")
     w("")
     w("The checker's own tests feed it histories with each anomaly injected (lost, duplicated and "
@@ -540,10 +572,14 @@ def main():
                     pass
                 w(f"| {group} | `cargo test -p {crate} --test {test}` | {status} | {secs} s |")
         w("")
-    for sim in sim_sections():
-        w(sim)
+    for section in kept_sections(earlier):
+        w(section)
         w("")
-    not_covered(w)
+    drawn = set()
+    for r in (kafka, sluice):
+        if r:
+            drawn |= {k for k, v in r["faults"].items() if v}
+    not_covered(w, all(f in drawn for f in NEWER_FAULTS))
     print("\n".join(out))
     sys.exit(3 if bad else 0)
 
