@@ -168,6 +168,7 @@ impl Broker {
                 groups: groups.clone(),
                 txn_state: txn_state.clone(),
                 connections: quotas.connections.clone(),
+                mutations: quotas.mutations.clone(),
                 tls: tls.clone(),
             },
             fs.clone(),

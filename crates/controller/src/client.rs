@@ -36,6 +36,7 @@ use crate::controller::{
 };
 use crate::error::ControllerError;
 use crate::log::BoxFuture;
+use crate::quota::mutation::{MutationRequester, Throttled};
 
 /// A controller answer, with the metadata offset that includes it.
 #[derive(Debug)]
@@ -66,6 +67,29 @@ pub trait ControllerClient: Send + Sync + 'static {
         topics: Vec<CreatePartitions>,
         validate_only: bool,
     ) -> Answer<'_, Items<()>>;
+    /// CreateTopics for a client: the controller charges `requester`'s
+    /// controller mutation quota (Kafka's forwarded request, whose envelope
+    /// carries the client's principal and header) and answers the
+    /// throttle time with the items.
+    fn create_topics_for(
+        &self,
+        topics: Vec<CreateTopic>,
+        validate_only: bool,
+        requester: MutationRequester,
+    ) -> Answer<'_, Throttled<Items<CreatedTopic>>>;
+    /// DeleteTopics for a client (see [`ControllerClient::create_topics_for`]).
+    fn delete_topics_for(
+        &self,
+        topics: Vec<TopicRef>,
+        requester: MutationRequester,
+    ) -> Answer<'_, Throttled<Items<DeletedTopic>>>;
+    /// CreatePartitions for a client (see [`ControllerClient::create_topics_for`]).
+    fn create_partitions_for(
+        &self,
+        topics: Vec<CreatePartitions>,
+        validate_only: bool,
+        requester: MutationRequester,
+    ) -> Answer<'_, Throttled<Items<()>>>;
     fn incremental_alter_configs(
         &self,
         resources: Vec<(ConfigResource, Vec<ConfigAlteration>)>,
@@ -162,6 +186,47 @@ impl ControllerClient for Arc<QuorumController> {
                 self,
                 self.as_ref().create_partitions(topics, validate_only).await,
             )
+        })
+    }
+    fn create_topics_for(
+        &self,
+        topics: Vec<CreateTopic>,
+        validate_only: bool,
+        requester: MutationRequester,
+    ) -> Answer<'_, Throttled<Items<CreatedTopic>>> {
+        Box::pin(async move {
+            let r = self
+                .as_ref()
+                .create_topics_for(topics, validate_only, Some(requester))
+                .await;
+            committed(self, r)
+        })
+    }
+    fn delete_topics_for(
+        &self,
+        topics: Vec<TopicRef>,
+        requester: MutationRequester,
+    ) -> Answer<'_, Throttled<Items<DeletedTopic>>> {
+        Box::pin(async move {
+            let r = self
+                .as_ref()
+                .delete_topics_for(topics, Some(requester))
+                .await;
+            committed(self, r)
+        })
+    }
+    fn create_partitions_for(
+        &self,
+        topics: Vec<CreatePartitions>,
+        validate_only: bool,
+        requester: MutationRequester,
+    ) -> Answer<'_, Throttled<Items<()>>> {
+        Box::pin(async move {
+            let r = self
+                .as_ref()
+                .create_partitions_for(topics, validate_only, Some(requester))
+                .await;
+            committed(self, r)
         })
     }
     fn incremental_alter_configs(

@@ -112,6 +112,10 @@ pub enum ControllerError {
     /// A user altered twice in one request (DUPLICATE_RESOURCE).
     #[error("{0}")]
     DuplicateResource(String),
+    /// THROTTLING_QUOTA_EXCEEDED: a strict controller mutation quota
+    /// (KIP-599) refused a topic while its quota group is in debt.
+    #[error("The throttling quota has been exceeded.")]
+    ThrottlingQuotaExceeded,
     #[error("{0}")]
     Internal(String),
     /// The metadata log refused or failed the append (NotLeader maps to
@@ -162,6 +166,7 @@ impl ControllerError {
             E::UnsupportedSaslMechanism(s) => E::UnsupportedSaslMechanism(s.clone()),
             E::ResourceNotFound(s) => E::ResourceNotFound(s.clone()),
             E::DuplicateResource(s) => E::DuplicateResource(s.clone()),
+            E::ThrottlingQuotaExceeded => E::ThrottlingQuotaExceeded,
             E::Internal(s) => E::Internal(s.clone()),
             E::Log(e) => E::Log(match e {
                 LogError::NotLeader(l) => LogError::NotLeader(*l),

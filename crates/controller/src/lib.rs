@@ -53,6 +53,7 @@ pub mod client;
 pub mod controller;
 pub mod error;
 pub mod log;
+pub mod quota;
 pub mod raft;
 pub mod single_voter;
 #[doc(hidden)]
@@ -74,4 +75,5 @@ pub use log::{
     BoxFuture, CommittedBatch, LeaderAndEpoch, LogError, LogEvent, LogListener, MetadataLog,
     NodeId, QuorumInfo, VoterState,
 };
+pub use quota::mutation::{MutationRequester, Throttled};
 pub use single_voter::{SingleVoterConfig, SingleVoterLog, SnapshotId};

@@ -8,10 +8,13 @@
 //! broker that received the request (`quota::mutation`): one bucket per
 //! client per broker.
 //!
-//! The scenario runs on a 3-node Sluice and a 3-node Kafka 4.1.2 and
-//! prints both; it asserts that they agree, which they do not yet (see
-//! issue 21), so it is ignored: `cargo test -p sluice --test
-//! client_quotas_mutation_scope -- --ignored --nocapture`.
+//! Sluice keeps them on the active controller too: brokers forward each
+//! request with the client's principal name, client id and version.
+//!
+//! The scenario runs on a 3-node Sluice and compares its answers with the
+//! ones a 3-node Kafka 4.1.2 gave, recorded in
+//! `tests/fixtures/client_quotas_mutation_scope.txt` (the 3-node Kafka
+//! runs again in the full suite, see `common::transcript`).
 
 mod common;
 
@@ -20,7 +23,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
 use sluice_testkit::{ClusterLayout, ReferenceKafkaCluster, SluiceCluster};
 
 use common::quotas::set_client_quota;
-use common::{sb, RawClient};
+use common::{sb, transcript, RawClient};
 
 /// One step: its label, the topics' error codes, throttled or not.
 type Step = (String, Vec<i16>, bool);
@@ -61,19 +64,19 @@ const WINDOWS: [(&str, &str); 2] = [
     ("controller.quota.window.size.seconds", "1"),
 ];
 
-#[test]
-#[ignore = "Sluice keeps a bucket per broker, Kafka one on the active controller (issue 21)"]
-fn a_client_in_debt_through_one_node_is_in_debt_through_the_others_as_on_kafka() {
-    if !common::kafka_tools_ready("controller mutation quota scope vs Kafka") {
-        return;
-    }
-    let kafka = ReferenceKafkaCluster::start_with(&WINDOWS)
-        .expect("reference Kafka starts")
-        .expect("java and the jars are here");
-    let addrs = ReferenceKafkaCluster::NODE_IDS.map(|id| kafka.addr(id).to_string());
-    let reference = scenario(&addrs);
-    kafka.stop();
+/// The transcript of the scenario: one line per step, its codes and
+/// whether it was throttled.
+fn transcript(steps: &[Step]) -> String {
+    transcript::lines(
+        &steps
+            .iter()
+            .map(|(label, codes, throttled)| format!("{label}: {codes:?} throttled {throttled}"))
+            .collect::<Vec<_>>(),
+    )
+}
 
+#[test]
+fn a_client_in_debt_through_one_node_is_in_debt_through_the_others_as_on_kafka() {
     let cluster = SluiceCluster::start(
         env!("CARGO_BIN_EXE_sluice"),
         ClusterLayout::Combined(3),
@@ -82,24 +85,31 @@ fn a_client_in_debt_through_one_node_is_in_debt_through_the_others_as_on_kafka()
     .expect("the cluster starts");
     let addrs = [1, 2, 3].map(|id| cluster.broker_addr(id).to_string());
     let actual = scenario(&addrs);
-    for (k, s) in reference.iter().zip(&actual) {
-        eprintln!(
-            "{}: kafka {:?} {} | sluice {:?} {}",
-            s.0, k.1, k.2, s.1, s.2
+    drop(cluster);
+    let kafka = || {
+        assert!(
+            common::kafka_tools_ready("controller mutation quota scope vs Kafka"),
+            "recording needs java and the Kafka jars"
         );
-    }
-    // Kafka: created, then refused through every node.
-    let codes: Vec<_> = reference.iter().map(|s| (s.1.clone(), s.2)).collect();
-    assert_eq!(
-        codes,
-        vec![
-            (vec![0], false),
-            (vec![89], true),
-            (vec![89], true),
-            (vec![89], true)
-        ],
-        "{reference:?}"
-    );
-    let sluice: Vec<_> = actual.iter().map(|s| (s.1.clone(), s.2)).collect();
-    assert_eq!(sluice, codes, "{actual:?}");
+        let kafka = ReferenceKafkaCluster::start_with(&WINDOWS)
+            .expect("reference Kafka starts")
+            .expect("java and the jars are here");
+        let addrs = ReferenceKafkaCluster::NODE_IDS.map(|id| kafka.addr(id).to_string());
+        let reference = scenario(&addrs);
+        kafka.stop();
+        // Kafka: created, then refused through every node.
+        let codes: Vec<_> = reference.iter().map(|s| (s.1.clone(), s.2)).collect();
+        assert_eq!(
+            codes,
+            vec![
+                (vec![0], false),
+                (vec![89], true),
+                (vec![89], true),
+                (vec![89], true)
+            ],
+            "{reference:?}"
+        );
+        transcript(&reference)
+    };
+    transcript::same_as_kafka("client_quotas_mutation_scope", &transcript(&actual), kafka);
 }

@@ -51,6 +51,7 @@ pub fn controller_error_code(e: &ControllerError) -> ErrorCode {
         E::UnsupportedSaslMechanism(_) => ResponseError::UnsupportedSaslMechanism,
         E::ResourceNotFound(_) => ResponseError::ResourceNotFound,
         E::DuplicateResource(_) => ResponseError::DuplicateResource,
+        E::ThrottlingQuotaExceeded => ResponseError::ThrottlingQuotaExceeded,
         E::Internal(_) => ResponseError::UnknownServerError,
         E::Log(l) => match l {
             LogError::NotLeader(_) | LogError::Shutdown => ResponseError::NotController,
@@ -135,6 +136,7 @@ pub fn controller_error_from_code(
         R::InvalidUpdateVersion => E::InvalidUpdateVersion(text()),
         R::IneligibleReplica => E::IneligibleReplica(text()),
         R::NewLeaderElected => E::NewLeaderElected(text()),
+        R::ThrottlingQuotaExceeded => E::ThrottlingQuotaExceeded,
         R::RequestTimedOut => E::Log(LogError::Uncertain),
         R::UnknownServerError => E::Internal(text()),
         R::UnacceptableCredential => E::UnacceptableCredential(text()),
@@ -247,6 +249,7 @@ mod tests {
             (E::IneligibleReplica("2 (fenced)".into()), topic),
             (E::NewLeaderElected("leader 2".into()), topic),
             (E::Internal("exhausted".into()), none),
+            (E::ThrottlingQuotaExceeded, topic),
             (E::UnacceptableCredential("Too few iterations".into()), none),
             (
                 E::UnsupportedSaslMechanism("Unknown SCRAM mechanism".into()),

@@ -54,6 +54,7 @@ pub mod codes;
 pub mod committed;
 pub mod error;
 pub mod features;
+pub mod forwarded;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod lifecycle;

@@ -448,6 +448,28 @@ fn kafka_reason(def: &ConfigKey, raw: &str) -> Option<String> {
     ))
 }
 
+/// Kafka's `ListenerConnectionQuota.validateReconfiguration`: every
+/// listener's `max.connections` and `max.connection.creation.rate` (its
+/// own, else the broker-wide key's) must be at least 1, so a value below
+/// 1 of either key, listener-prefixed or not, is refused, in the words
+/// Kafka's dynamic config validation wraps it in. (Kafka would let a
+/// broker-wide 0 pass if every listener had its own value; Sluice's check
+/// does not know the listeners and refuses it.)
+fn listener_quota_refusal(configs: &BTreeMap<String, String>) -> Option<String> {
+    configs.iter().find_map(|(k, v)| {
+        let base = listener_base(k).unwrap_or(k);
+        if !matches!(base, "max.connections" | "max.connection.creation.rate") {
+            return None;
+        }
+        let n = v.trim().parse::<i64>().ok()?;
+        (n <= 0).then(|| {
+            format!(
+                "Invalid value org.apache.kafka.common.config.ConfigException: Invalid {base} {n} for configuration Invalid dynamic configuration"
+            )
+        })
+    })
+}
+
 /// Checks one level's complete set of dynamic overrides, in Kafka's order
 /// (non-dynamic keys, listener-prefix-only keys, values, per-broker keys at
 /// the default level), then Sluice's own limits. The error is the message
@@ -482,6 +504,9 @@ pub fn validate(configs: &BTreeMap<String, String>, level: DynamicLevel) -> Resu
                 return Err(msg);
             }
         }
+    }
+    if let Some(msg) = listener_quota_refusal(configs) {
+        return Err(msg);
     }
     if let Some(raw) = configs.get("max.connections.per.ip.overrides") {
         if let Err(reason) = crate::quota::connections::PerIpLimits::parse_overrides(raw) {

@@ -346,6 +346,12 @@ impl KraftConfig {
             // leaves below min ISR stays electable (ELR), and a broker back
             // from an unclean shutdown leads from neither.
             eligible_leader_replicas_enabled: true,
+            // KIP-599's buckets, on the active controller as in Kafka.
+            mutation_quotas: std::sync::Arc::new(
+                sluice_controller::quota::mutation::ControllerMutationQuotas::new(
+                    config.controller_quota_windows,
+                ),
+            ),
             ..ControllerConfig::default()
         }
     }

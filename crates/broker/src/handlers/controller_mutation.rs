@@ -1,90 +1,50 @@
 //! The controller mutation quota of CreateTopics, CreatePartitions and
-//! DeleteTopics (KIP-599; `quota::mutation`): each topic's partitions are
-//! recorded before it goes to the controller; a strict quota refuses a
-//! topic while its group is in debt (THROTTLING_QUOTA_EXCEEDED), and the
-//! response carries the throttle time, for which the connection is then
-//! muted. Versions from which the quota is strict are Kafka's.
+//! DeleteTopics (KIP-599), as Kafka applies it: the active controller
+//! charges each topic's partitions to the client's quota group (one token
+//! bucket per group for the whole cluster, `sluice_controller::quota`)
+//! and refuses a topic while the group is in debt, from the versions
+//! Kafka's quota is strict. The broker forwards each request with the
+//! client's principal name, client id and version ([`requester`]; Kafka's
+//! envelope), answers the throttle time the controller gives, and mutes
+//! the connection for it (Kafka's `sendForwardedResponse`).
 
 use kafka_protocol::messages::RequestHeader;
+use sluice_controller::MutationRequester;
 
-use crate::context::BrokerContext;
-use crate::quota::mutation::MutationQuota;
+pub use sluice_controller::quota::mutation::{
+    CREATE_PARTITIONS_STRICT_SINCE, CREATE_TOPICS_STRICT_SINCE, DELETE_TOPICS_STRICT_SINCE,
+};
+
 use crate::request::RequestContext;
-
-/// First strict versions (Kafka's `ControllerApis`/`KafkaApis` `strictSinceVersion`).
-pub const CREATE_TOPICS_STRICT_SINCE: i16 = 6;
-pub const CREATE_PARTITIONS_STRICT_SINCE: i16 = 3;
-pub const DELETE_TOPICS_STRICT_SINCE: i16 = 5;
 
 /// Kafka's `Errors.THROTTLING_QUOTA_EXCEEDED`.
 pub const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
-pub const THROTTLING_QUOTA_EXCEEDED_MESSAGE: &str = "The throttling quota has been exceeded.";
 
-/// The quota of one request, strict from `strict_since` (`None`: unbounded).
-pub fn quota_for<'a>(
-    ctx: &'a BrokerContext,
-    request: &RequestContext,
-    header: &RequestHeader,
-    strict_since: i16,
-) -> Option<MutationQuota<'a>> {
-    quota_of(
-        ctx,
-        request.principal.name(),
-        header.client_id.as_deref().unwrap_or(""),
-        header.request_api_version >= strict_since,
-    )
+/// Whom the controller charges a client's request to.
+pub fn requester(request: &RequestContext, header: &RequestHeader) -> MutationRequester {
+    requester_of(request.principal.name(), header, header.request_api_version)
 }
 
-/// The quota of `user` and `client_id`, strict or not (`None`: unbounded).
-pub fn quota_of<'a>(
-    ctx: &'a BrokerContext,
-    user: &str,
-    client_id: &str,
-    strict: bool,
-) -> Option<MutationQuota<'a>> {
-    if !ctx.image.has_client_quotas() {
-        return None;
-    }
-    let image = ctx.image.image();
-    ctx.quotas
-        .mutations
-        .for_request(image.client_quotas(), user, client_id, strict)
-}
-
-/// The quota of a topic auto-created for a client (Metadata). Kafka 4.1's
-/// broker forwards the creation to the controller as the newest
-/// CreateTopics in an envelope carrying the client's principal and client
-/// id, so it is counted against that client's quota, strictly.
-pub fn auto_creation_quota<'a>(
-    ctx: &'a BrokerContext,
-    user: &str,
-    header: &RequestHeader,
-) -> Option<MutationQuota<'a>> {
-    quota_of(ctx, user, header.client_id.as_deref().unwrap_or(""), true)
-}
-
-/// Records `partitions` mutations; `false` when a strict quota refuses them.
-pub fn admit(ctx: &BrokerContext, quota: &mut Option<MutationQuota<'_>>, partitions: i32) -> bool {
-    match quota {
-        Some(q) => q
-            .record(f64::from(partitions.max(0)), ctx.clock.now_ms())
-            .is_ok(),
-        None => true,
+/// The requester `user` with `header`'s client id, at `api_version`.
+pub fn requester_of(user: &str, header: &RequestHeader, api_version: i16) -> MutationRequester {
+    MutationRequester {
+        user: user.to_string(),
+        client_id: header.client_id.as_deref().unwrap_or("").to_string(),
+        api_version,
     }
 }
 
-/// Kafka's `sendResponseMaybeThrottleWithControllerQuota` (its mutation
-/// half): the throttle time to answer, with the connection muted for it.
-pub fn throttle(
-    ctx: &BrokerContext,
-    request: &RequestContext,
-    quota: &Option<MutationQuota<'_>>,
-) -> i32 {
-    let Some(q) = quota else { return 0 };
-    let ms = q.throttle_time_ms(ctx.clock.now_ms());
-    if ms > 0 {
-        ctx.quotas.mutations.throttled(&q.group, ms);
-        request.throttle.mute_after_response(ms);
+/// The newest CreateTopics version (Kafka's auto-creation forwards as
+/// its newest, so a strict quota).
+pub const AUTO_CREATION_VERSION: i16 = 7;
+
+/// The throttle to answer: the controller's, with the connection muted
+/// for it after the response.
+pub fn throttle(request: &RequestContext, controller_throttle_ms: i32) -> i32 {
+    if controller_throttle_ms > 0 {
+        request
+            .throttle
+            .mute_after_response(i64::from(controller_throttle_ms));
     }
-    ms.min(i64::from(i32::MAX)) as i32
+    controller_throttle_ms.max(0)
 }

@@ -9,12 +9,10 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 
+use sluice_controller::CreatePartitions;
 use sluice_metadata::BrokerId;
 
-use super::controller_mutation::{
-    self as mutation, CREATE_PARTITIONS_STRICT_SINCE, THROTTLING_QUOTA_EXCEEDED,
-    THROTTLING_QUOTA_EXCEEDED_MESSAGE,
-};
+use super::controller_mutation as mutation;
 use crate::context::BrokerContext;
 use crate::metadata::{validate_topic_name, MAX_PARTITIONS_PER_TOPIC};
 use crate::request::RequestContext;
@@ -29,7 +27,7 @@ pub async fn handle(
     header: &RequestHeader,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
-    let mut quota = mutation::quota_for(ctx, request, header, CREATE_PARTITIONS_STRICT_SINCE);
+    let mut throttle_ms = 0;
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for t in &req.topics {
         *counts.entry(t.name.0.as_str()).or_default() += 1;
@@ -52,21 +50,29 @@ pub async fn handle(
                     topic.count
                 ),
             ))
-        } else if !admit_growth(ctx, &mut quota, name, topic.count) {
-            Err((
-                THROTTLING_QUOTA_EXCEEDED,
-                THROTTLING_QUOTA_EXCEEDED_MESSAGE.to_string(),
-            ))
         } else {
+            // The controller charges the new partitions to the client's
+            // mutation quota (KIP-599).
             let assignments = topic.assignments.as_ref().map(|a| {
                 a.iter()
                     .map(|p| p.broker_ids.iter().map(|b| BrokerId(b.0)).collect())
                     .collect()
             });
-            ctx.controller
-                .create_partitions(name, topic.count, assignments, req.validate_only)
-                .await
-                .map_err(|e| (e.kafka_error_code(), e.to_string()))
+            let grow = CreatePartitions {
+                topic: name.to_string(),
+                count: topic.count,
+                assignments,
+            };
+            let (r, ms) = ctx
+                .controller
+                .create_partitions_for(
+                    grow,
+                    req.validate_only,
+                    mutation::requester(request, header),
+                )
+                .await;
+            throttle_ms = throttle_ms.max(ms);
+            r.map_err(|e| (e.kafka_error_code(), e.to_string()))
         };
         let r = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
         results.push(match outcome {
@@ -75,21 +81,6 @@ pub async fn handle(
         });
     }
     CreatePartitionsResponse::default()
-        .with_throttle_time_ms(mutation::throttle(ctx, request, &quota))
+        .with_throttle_time_ms(mutation::throttle(request, throttle_ms))
         .with_results(results)
-}
-
-/// The controller mutation quota counts the partitions a topic would
-/// gain (none for an unknown topic or no growth: the controller refuses
-/// those at no cost, as Kafka's checks come first).
-fn admit_growth(
-    ctx: &BrokerContext,
-    quota: &mut Option<crate::quota::mutation::MutationQuota<'_>>,
-    name: &str,
-    count: i32,
-) -> bool {
-    match ctx.image.topic(name) {
-        Some(t) if count > t.partitions => mutation::admit(ctx, quota, count - t.partitions),
-        _ => true,
-    }
 }

@@ -16,10 +16,7 @@ use kafka_protocol::protocol::StrBytes;
 use sluice_controller::{CreateTopic, CreatedTopic, ReplicaAssignment};
 use sluice_metadata::BrokerId;
 
-use super::controller_mutation::{
-    self as mutation, CREATE_TOPICS_STRICT_SINCE, THROTTLING_QUOTA_EXCEEDED,
-    THROTTLING_QUOTA_EXCEEDED_MESSAGE,
-};
+use super::controller_mutation as mutation;
 use crate::context::BrokerContext;
 use crate::metadata::{MetadataError, MAX_PARTITIONS_PER_TOPIC};
 use crate::request::RequestContext;
@@ -45,7 +42,6 @@ pub async fn handle(
     req: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
     let version = header.request_api_version;
-    let mut quota = mutation::quota_for(ctx, request, header, CREATE_TOPICS_STRICT_SINCE);
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for t in &req.topics {
         *counts.entry(t.name.0.as_str()).or_default() += 1;
@@ -109,21 +105,6 @@ pub async fn handle(
             ));
             continue;
         }
-        // The controller mutation quota (KIP-599) counts the partitions of
-        // a topic that would be created (an existing name is refused by
-        // the controller, at no cost, as Kafka's checks come first).
-        let partitions = match count {
-            -1 => ctx.config.num_partitions,
-            n => n,
-        };
-        if ctx.image.topic(name).is_none() && !mutation::admit(ctx, &mut quota, partitions) {
-            results.push(failure(
-                &topic.name,
-                THROTTLING_QUOTA_EXCEEDED,
-                THROTTLING_QUOTA_EXCEEDED_MESSAGE,
-            ));
-            continue;
-        }
         let create = CreateTopic {
             name: name.to_string(),
             num_partitions: topic.num_partitions,
@@ -146,14 +127,22 @@ pub async fn handle(
         // A placeholder, replaced by the controller's answer.
         results.push(failure(&topic.name, 0, ""));
     }
+    // The controller charges each created topic's partitions to the
+    // client's mutation quota (KIP-599) and answers its throttle.
+    let mut throttle_ms = 0;
     if !requests.is_empty() {
         let answers = ctx
             .controller
-            .create_topics(requests, req.validate_only)
+            .create_topics_for(
+                requests,
+                req.validate_only,
+                mutation::requester(request, header),
+            )
             .await;
         match answers {
             Ok(answers) => {
-                for ((slot, configs), answer) in pending.into_iter().zip(answers) {
+                throttle_ms = answers.throttle_ms;
+                for ((slot, configs), answer) in pending.into_iter().zip(answers.value) {
                     let name = results[slot].name.clone();
                     results[slot] = match answer {
                         Ok(t) => created(ctx, version, &name, &t, &configs),
@@ -170,7 +159,7 @@ pub async fn handle(
         }
     }
     CreateTopicsResponse::default()
-        .with_throttle_time_ms(mutation::throttle(ctx, request, &quota))
+        .with_throttle_time_ms(mutation::throttle(request, throttle_ms))
         .with_topics(results)
 }
 

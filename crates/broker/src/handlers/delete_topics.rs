@@ -10,10 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 use sluice_controller::{ControllerError, TopicRef};
 use uuid::Uuid;
 
-use super::controller_mutation::{
-    self as mutation, DELETE_TOPICS_STRICT_SINCE, THROTTLING_QUOTA_EXCEEDED,
-    THROTTLING_QUOTA_EXCEEDED_MESSAGE,
-};
+use super::controller_mutation as mutation;
 use crate::context::BrokerContext;
 use crate::metadata::{validate_topic_name, MetadataError};
 use crate::request::RequestContext;
@@ -34,7 +31,7 @@ pub async fn handle(
     req: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
     let version = header.request_api_version;
-    let mut quota = mutation::quota_for(ctx, request, header, DELETE_TOPICS_STRICT_SINCE);
+    let mut throttle_ms = 0;
     let targets: Vec<Target> = if version >= 6 {
         req.topics
             .iter()
@@ -59,17 +56,11 @@ pub async fn handle(
             Target::Name(n) => (Some(n.clone()), existing.as_ref().map(|t| t.topic_id)),
             Target::Id(id) => (existing.as_ref().map(|t| t.name.clone()), Some(*id)),
         };
-        // The controller mutation quota counts an existing topic's partitions.
-        let admitted = existing.is_none_or(|t| mutation::admit(ctx, &mut quota, t.partitions));
         let result = match (&target, &name) {
             // A by-name target always has its name: only an unknown id lands here.
             (_, None) => Err((
                 ResponseError::UnknownTopicId.code(),
                 format!("Topic id {} does not exist.", id.unwrap_or_default()),
-            )),
-            (_, Some(_)) if !admitted => Err((
-                THROTTLING_QUOTA_EXCEEDED,
-                THROTTLING_QUOTA_EXCEEDED_MESSAGE.to_string(),
             )),
             (_, Some(n)) => {
                 if let Err(e) = validate_topic_name(n) {
@@ -79,7 +70,14 @@ pub async fn handle(
                         Target::Name(n) => TopicRef::Name(n.clone()),
                         Target::Id(id) => TopicRef::Id(*id),
                     };
-                    match ctx.controller.delete_topic(target).await {
+                    // The controller charges the topic's partitions to the
+                    // client's mutation quota (KIP-599).
+                    let (r, ms) = ctx
+                        .controller
+                        .delete_topic_for(target, mutation::requester(request, header))
+                        .await;
+                    throttle_ms = throttle_ms.max(ms);
+                    match r {
                         Ok(_) => Ok(()),
                         Err(
                             e @ MetadataError::Controller(ControllerError::UnknownTopicOrPartition(
@@ -109,6 +107,6 @@ pub async fn handle(
         responses.push(r);
     }
     DeleteTopicsResponse::default()
-        .with_throttle_time_ms(mutation::throttle(ctx, request, &quota))
+        .with_throttle_time_ms(mutation::throttle(request, throttle_ms))
         .with_responses(responses)
 }

@@ -25,7 +25,8 @@ use sluice_metadata::{MetadataImage, TopicImage};
 use super::controller_mutation as mutation;
 use crate::context::BrokerContext;
 use crate::metadata::is_internal_topic;
-use crate::quota::mutation::MutationQuota;
+use crate::metadata::MetadataError;
+use sluice_controller::{ControllerError, MutationRequester};
 
 /// Kafka's bit field of the operations a client may perform on a topic when
 /// no authorizer is configured (READ, WRITE, CREATE, DELETE, ALTER,
@@ -81,10 +82,8 @@ pub async fn handle_on(
     };
 
     let mut topics = Vec::new();
-    let mut quota = None;
-    if allow_auto_create && !all_topics {
-        quota = mutation::auto_creation_quota(ctx, principal, header);
-    }
+    // Auto-creation is charged to the client's controller mutation quota.
+    let requester = mutation::requester_of(principal, header, mutation::AUTO_CREATION_VERSION);
     if all_topics {
         for t in image
             .topic_names()
@@ -100,7 +99,7 @@ pub async fn handle_on(
             let by_id = !requested.topic_id.is_nil();
             let resp = match &requested.name {
                 Some(name) if !by_id => {
-                    by_name(ctx, &image, name.0.as_str(), allow_auto_create, &mut quota).await
+                    by_name(ctx, &image, name.0.as_str(), allow_auto_create, &requester).await
                 }
                 _ => match image.topic_by_id(requested.topic_id) {
                     Some(t) => Ok(t.clone()),
@@ -166,7 +165,7 @@ async fn by_name(
     image: &MetadataImage,
     name: &str,
     allow_auto_create: bool,
-    quota: &mut Option<MutationQuota<'_>>,
+    requester: &MutationRequester,
 ) -> Result<Arc<TopicImage>, TopicError> {
     if let Some(t) = image.topic(name) {
         return Ok(t.clone());
@@ -181,14 +180,18 @@ async fn by_name(
     // Kafka's controller refuses the forwarded creation while the client's
     // mutation quota is in debt; the broker ignores that answer, so the
     // client sees the same UNKNOWN_TOPIC_OR_PARTITION and retries later.
-    if !mutation::admit(ctx, quota, ctx.config.num_partitions) {
-        tracing::debug!(
-            topic = name,
-            "auto topic creation refused by the mutation quota"
-        );
-        return fail(ResponseError::UnknownTopicOrPartition.code());
-    }
-    match ctx.controller.auto_create_topic(name).await {
+    match ctx
+        .controller
+        .auto_create_topic_for(name, Some(requester.clone()))
+        .await
+    {
+        Err(MetadataError::Controller(ControllerError::ThrottlingQuotaExceeded)) => {
+            tracing::debug!(
+                topic = name,
+                "auto topic creation refused by the mutation quota"
+            );
+            fail(ResponseError::UnknownTopicOrPartition.code())
+        }
         Ok(t) => {
             tracing::info!(topic = %t.name, partitions = t.partitions, "auto-created topic");
             // Created (committed) now, but answered as Kafka answers the

@@ -10,10 +10,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use sluice_controller::client::Committed;
 use sluice_controller::{
     ConfigAlteration, ConfigKeys, ControllerError, CreatePartitions, CreateTopic, CreatedTopic,
-    DeletedTopic, ElectionResult, ElectionType, FeatureUpdate, OngoingReassignment,
-    ReassignPartition, ReassignmentResult, TopicRef,
+    DeletedTopic, ElectionResult, ElectionType, FeatureUpdate, MutationRequester,
+    OngoingReassignment, ReassignPartition, ReassignmentResult, Throttled, TopicRef,
 };
 use sluice_metadata::{BrokerId, ConfigResource};
 use sluice_record::Offset;
@@ -128,9 +129,39 @@ impl ControllerChannel {
         validate_only: bool,
     ) -> Result<Vec<Result<CreatedTopic, MetadataError>>, MetadataError> {
         let answer = self.client.create_topics(topics, validate_only).await?;
-        self.published(answer.offset).await?;
-        let mut out = Vec::with_capacity(answer.value.len());
-        for r in answer.value {
+        self.created(answer.offset, answer.value, validate_only)
+            .await
+    }
+
+    /// [`ControllerChannel::create_topics`] for a client: the controller
+    /// charges its controller mutation quota and answers its throttle.
+    pub async fn create_topics_for(
+        &self,
+        topics: Vec<CreateTopic>,
+        validate_only: bool,
+        requester: MutationRequester,
+    ) -> Result<Throttled<Vec<Result<CreatedTopic, MetadataError>>>, MetadataError> {
+        let answer = self
+            .client
+            .create_topics_for(topics, validate_only, requester)
+            .await?;
+        let throttle_ms = answer.value.throttle_ms;
+        let value = self
+            .created(answer.offset, answer.value.value, validate_only)
+            .await?;
+        Ok(Throttled { value, throttle_ms })
+    }
+
+    /// The controller's CreateTopics answer once published here.
+    async fn created(
+        &self,
+        offset: Offset,
+        answers: Vec<Result<CreatedTopic, ControllerError>>,
+        validate_only: bool,
+    ) -> Result<Vec<Result<CreatedTopic, MetadataError>>, MetadataError> {
+        self.published(offset).await?;
+        let mut out = Vec::with_capacity(answers.len());
+        for r in answers {
             let r = match r {
                 Err(e) => Err(MetadataError::Controller(e)),
                 Ok(t) if validate_only => Ok(t),
@@ -180,7 +211,16 @@ impl ControllerChannel {
             configs: configs.into_iter().map(|(k, v)| (k, Some(v))).collect(),
             ..CreateTopic::named(name)
         };
-        let created = match self.create_topics(vec![topic], false).await?.pop() {
+        let answers = self.create_topics(vec![topic], false).await?;
+        self.one_created(answers)
+    }
+
+    /// The one topic of a CreateTopics answer, as published.
+    fn one_created(
+        &self,
+        mut answers: Vec<Result<CreatedTopic, MetadataError>>,
+    ) -> Result<TopicMetadata, MetadataError> {
+        let created = match answers.pop() {
             Some(r) => r?,
             None => {
                 return Err(MetadataError::Controller(ControllerError::Internal(
@@ -196,11 +236,39 @@ impl ControllerChannel {
     /// Creates `name` with the broker defaults if it does not exist yet
     /// (auto-creation); returns the existing topic otherwise.
     pub async fn auto_create_topic(&self, name: &str) -> Result<TopicMetadata, MetadataError> {
+        self.auto_create_topic_for(name, None).await
+    }
+
+    /// [`ControllerChannel::auto_create_topic`] for a client: Kafka's
+    /// broker forwards the creation as its newest CreateTopics in an
+    /// envelope with the client's principal and client id, so the
+    /// controller charges that client's mutation quota, strictly (a
+    /// refusal is THROTTLING_QUOTA_EXCEEDED; the throttle is not the
+    /// Metadata answer's).
+    pub async fn auto_create_topic_for(
+        &self,
+        name: &str,
+        requester: Option<MutationRequester>,
+    ) -> Result<TopicMetadata, MetadataError> {
         validate_topic_name(name)?;
         if let Some(t) = self.cache.topic(name) {
             return Ok(t);
         }
-        match self.create_topic(name, -1, -1, BTreeMap::new()).await {
+        let created = match requester {
+            None => self.create_topic(name, -1, -1, BTreeMap::new()).await,
+            Some(r) => {
+                let topic = CreateTopic {
+                    num_partitions: -1,
+                    replication_factor: -1,
+                    ..CreateTopic::named(name)
+                };
+                match self.create_topics_for(vec![topic], false, r).await {
+                    Ok(answer) => self.one_created(answer.value),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match created {
             Err(MetadataError::Controller(ControllerError::TopicAlreadyExists(_))) => self
                 .cache
                 .topic(name)
@@ -212,12 +280,47 @@ impl ControllerChannel {
     /// Deletes a topic (by name or id); its logs and committed offsets go
     /// when the change is published.
     pub async fn delete_topic(&self, target: TopicRef) -> Result<DeletedTopic, MetadataError> {
+        self.delete_topic_as(target, None).await.0
+    }
+
+    /// [`ControllerChannel::delete_topic`] for a client (its controller
+    /// mutation quota), with the throttle the controller answered.
+    pub async fn delete_topic_for(
+        &self,
+        target: TopicRef,
+        requester: MutationRequester,
+    ) -> (Result<DeletedTopic, MetadataError>, i32) {
+        self.delete_topic_as(target, Some(requester)).await
+    }
+
+    async fn delete_topic_as(
+        &self,
+        target: TopicRef,
+        requester: Option<MutationRequester>,
+    ) -> (Result<DeletedTopic, MetadataError>, i32) {
         if !self.config.delete_topic_enable {
-            return Err(MetadataError::DeletionDisabled);
+            return (Err(MetadataError::DeletionDisabled), 0);
         }
-        let answer = self.client.delete_topics(vec![target]).await?;
-        self.published(answer.offset).await?;
-        one(answer.value)
+        let answer = match requester {
+            None => self
+                .client
+                .delete_topics(vec![target])
+                .await
+                .map(|a| Committed {
+                    value: Throttled::none(a.value),
+                    offset: a.offset,
+                }),
+            Some(r) => self.client.delete_topics_for(vec![target], r).await,
+        };
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => return (Err(e.into()), 0),
+        };
+        let throttle_ms = answer.value.throttle_ms;
+        if let Err(e) = self.published(answer.offset).await {
+            return (Err(e), throttle_ms);
+        }
+        (one(answer.value.value), throttle_ms)
     }
 
     /// Grows a topic to `count` partitions (`assignments`: replica lists
@@ -238,8 +341,44 @@ impl ControllerChannel {
             .client
             .create_partitions(vec![req], validate_only)
             .await?;
-        self.published(answer.offset).await?;
-        one(answer.value)?;
+        self.partitions_created(name, answer.offset, answer.value, validate_only)
+            .await
+    }
+
+    /// [`ControllerChannel::create_partitions`] for a client (its
+    /// controller mutation quota), with the throttle the controller answered.
+    pub async fn create_partitions_for(
+        &self,
+        req: CreatePartitions,
+        validate_only: bool,
+        requester: MutationRequester,
+    ) -> (Result<(), MetadataError>, i32) {
+        let name = req.topic.clone();
+        let answer = match self
+            .client
+            .create_partitions_for(vec![req], validate_only, requester)
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => return (Err(e.into()), 0),
+        };
+        let throttle_ms = answer.value.throttle_ms;
+        let r = self
+            .partitions_created(&name, answer.offset, answer.value.value, validate_only)
+            .await;
+        (r, throttle_ms)
+    }
+
+    /// The controller's CreatePartitions answer for `name` once published.
+    async fn partitions_created(
+        &self,
+        name: &str,
+        offset: Offset,
+        answers: Vec<Result<(), ControllerError>>,
+        validate_only: bool,
+    ) -> Result<(), MetadataError> {
+        self.published(offset).await?;
+        one(answers)?;
         if validate_only {
             return Ok(());
         }

@@ -188,6 +188,9 @@ pub struct Coordinators {
     pub groups: Arc<GroupCoordinator>,
     pub txn_state: Arc<TransactionStateManager>,
     pub connections: Arc<crate::quota::connections::ConnectionQuotas>,
+    /// The controller mutation quota's buckets the in-process controller
+    /// of single-node mode keeps (rendered with the broker's metrics).
+    pub mutations: Arc<crate::quota::mutation::ControllerMutationQuotas>,
     /// The TLS listeners whose stores the dynamic broker configs reload.
     pub tls: Arc<crate::network::tls_reload::TlsListeners>,
 }
@@ -240,6 +243,7 @@ async fn open_single_node(
     config: &Arc<BrokerConfig>,
     fs: &Arc<dyn Fs>,
     clock: &Arc<dyn Clock>,
+    mutation_quotas: Arc<crate::quota::mutation::ControllerMutationQuotas>,
 ) -> Result<(MetaProperties, OwnedQuorum), MetadataError> {
     let node = BrokerId(config.node_id);
     let (meta, log, bootstrap) = {
@@ -285,6 +289,7 @@ async fn open_single_node(
             default_num_partitions: config.num_partitions,
             default_replication_factor: config.default_replication_factor,
             broker_session_timeout_ms: config.broker_session_timeout_ms,
+            mutation_quotas,
             ..ControllerConfig::default()
         },
         Arc::new(validator::BrokerConfigValidator::new(config.clone())),
@@ -315,12 +320,13 @@ impl MetadataServices {
             groups,
             txn_state,
             connections,
+            mutations,
             tls,
         } = coordinators;
         let previous_broker_epoch = logs.previous_broker_epoch();
         let (meta, log, client, owned, channel, connector) = match mode {
             QuorumMode::SingleNode => {
-                let (meta, owned) = open_single_node(&config, &fs, &clock).await?;
+                let (meta, owned) = open_single_node(&config, &fs, &clock, mutations).await?;
                 let client: Arc<dyn ControllerClient> = Arc::new(owned.controller.clone());
                 let log: Arc<dyn MetadataLog> = owned.log.clone();
                 let connector: Arc<dyn sluice_transport::net::Connector> =

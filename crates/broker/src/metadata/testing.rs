@@ -154,6 +154,7 @@ pub(crate) fn open_node_with_clock(
             groups: groups.clone(),
             txn_state: txn_state.clone(),
             connections: quotas.connections.clone(),
+            mutations: quotas.mutations.clone(),
             tls: Default::default(),
         },
         fs_dyn.clone(),

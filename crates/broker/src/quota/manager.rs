@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use sluice_metadata::image::ClientQuotas;
@@ -15,13 +16,12 @@ use super::connections::{ConnectionQuotas, CreationRateLimits, PerIpLimits};
 use super::mutation::ControllerMutationQuotas;
 use super::rate::SampledRate;
 use super::resolve::{resolve, QuotaGroup};
+pub use sluice_controller::quota::{
+    escape, QuotaWindows, INACTIVE_SENSOR_EXPIRATION_MS, MAX_SENSORS,
+};
 
-/// Kafka's `ClientQuotaManager.InactiveSensorExpirationTimeSeconds`.
-pub const INACTIVE_SENSOR_EXPIRATION_MS: i64 = 3_600_000;
 /// How often idle sensors are looked for (Kafka's `ExpireSensorTask` period).
 const SWEEP_INTERVAL_MS: i64 = 30_000;
-/// Most sensors kept at once (every quota type together).
-pub const MAX_SENSORS: usize = 100_000;
 
 /// What a quota measures, and the key that limits it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -69,28 +69,15 @@ pub struct Recorded {
     pub throttle_ms: i64,
 }
 
-/// Settings of the quota sensors (`quota.window.num`, `quota.window.size.seconds`).
-#[derive(Clone, Copy, Debug)]
-pub struct QuotaWindows {
-    pub samples: usize,
-    pub window_ms: i64,
-}
-
-impl Default for QuotaWindows {
-    fn default() -> Self {
-        QuotaWindows {
-            samples: 11,
-            window_ms: 1000,
-        }
-    }
-}
-
 /// Every quota sensor of one broker.
 pub struct ClientQuotaManager {
     windows: QuotaWindows,
     state: Mutex<State>,
-    /// `controller_mutation_rate` buckets (their own windows).
-    pub mutations: ControllerMutationQuotas,
+    /// `controller_mutation_rate` buckets (their own windows), kept by
+    /// this node's in-process controller when it has one (single-node
+    /// mode) and rendered with this broker's metrics; a controller of a
+    /// quorum keeps its own.
+    pub mutations: Arc<ControllerMutationQuotas>,
     /// Connections per client IP (`max.connections.per.ip`, `ip` quotas).
     pub connections: std::sync::Arc<ConnectionQuotas>,
 }
@@ -122,7 +109,7 @@ impl ClientQuotaManager {
         ClientQuotaManager {
             windows,
             state: Mutex::new(State::default()),
-            mutations: ControllerMutationQuotas::new(controller),
+            mutations: Arc::new(ControllerMutationQuotas::new(controller)),
             connections: std::sync::Arc::new(ConnectionQuotas::new(per_ip, creation, windows)),
         }
     }
@@ -235,12 +222,6 @@ impl ClientQuotaManager {
         }
         let _ = writeln!(out, "# TYPE sluice_client_quota_limit gauge\n{limits}# TYPE sluice_client_quota_throttle_time_ms_total counter\n{throttle}# TYPE sluice_client_quota_throttles_total counter\n{count}");
     }
-}
-
-pub(super) fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 impl State {

@@ -24,7 +24,9 @@
 //!   are exempt, as in Kafka.
 //! - Controller mutations (`controller_mutation_rate`, KIP-599): partitions
 //!   created or deleted per second, a token bucket per group ([`mutation`]),
-//!   applied by CreateTopics, CreatePartitions and DeleteTopics.
+//!   applied by the active controller to the CreateTopics, CreatePartitions
+//!   and DeleteTopics every broker forwards with its client's principal and
+//!   client id (`sluice_controller::quota`, as Kafka's `ControllerApis`).
 //! - Connections: `max.connections.per.ip` (and overrides) and the `ip`
 //!   entities' `connection_creation_rate` ([`connections`]), applied by the
 //!   network layer's accept loop; `max.connections` and
@@ -35,9 +37,8 @@
 
 pub mod connections;
 pub mod manager;
-pub mod mutation;
 pub mod rate;
-pub mod resolve;
+pub use sluice_controller::quota::{mutation, resolve};
 pub mod slots;
 pub mod thread_time;
 

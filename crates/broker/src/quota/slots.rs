@@ -10,8 +10,13 @@
 //!   several) is left out of the broker-wide limit, but its connections
 //!   count in the total, so they take room from the other listeners.
 //!
-//! Both keys are dynamic in Kafka: a lowered limit closes no live
-//! connection and admits none until the count is under it. Unlike Kafka's
+//! Both keys are dynamic in Kafka. A lowered limit admits no connection
+//! until the count is under it; a lowered listener limit closes no live
+//! connection. A broker-wide count above `max.connections` (lowered, or
+//! grown by the protected listener) makes each of Kafka's processors of
+//! the other listeners close its least recently used connection on every
+//! poll (`SocketServer.closeExcessConnections`); Sluice does not do that
+//! yet (issue 21). Unlike Kafka's
 //! acceptor, which waits for a slot with the connection in hand, a
 //! connection refused here is closed at once (`network::accept_loop`).
 

@@ -78,6 +78,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::ControllerError;
 use crate::log::{LeaderAndEpoch, LogError, LogEvent, LogListener, MetadataLog};
+use crate::quota::mutation::ControllerMutationQuotas;
+use crate::quota::QuotaWindows;
 
 pub use acls::{AclCreateResults, AclDeleteResults, MAX_ACL_RECORDS_PER_REQUEST};
 use brokers::Sessions;
@@ -135,6 +137,10 @@ pub struct ControllerConfig {
     /// `leader.imbalance.check.interval.seconds`, in ms: how long after an
     /// imbalance is seen the balance runs.
     pub leader_imbalance_check_interval_ms: i64,
+    /// The `controller_mutation_rate` token buckets (KIP-599), one per
+    /// quota group, made with `controller.quota.window.*`. A broker on the
+    /// same node passes its own to render them with its metrics.
+    pub mutation_quotas: Arc<ControllerMutationQuotas>,
 }
 
 impl Default for ControllerConfig {
@@ -153,6 +159,7 @@ impl Default for ControllerConfig {
             new_partitions_isr_all_usable: false,
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval_ms: 300_000,
+            mutation_quotas: Arc::new(ControllerMutationQuotas::new(QuotaWindows::default())),
         }
     }
 }

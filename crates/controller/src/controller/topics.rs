@@ -24,6 +24,10 @@ use super::{
     TopicRef,
 };
 use crate::error::ControllerError;
+use crate::quota::mutation::{
+    MutationQuota, MutationRequester, PendingThrottle, Throttled, CREATE_PARTITIONS_STRICT_SINCE,
+    CREATE_TOPICS_STRICT_SINCE, DELETE_TOPICS_STRICT_SINCE,
+};
 
 type ItemResults<T> = Vec<Result<T, ControllerError>>;
 
@@ -37,19 +41,43 @@ impl QuorumController {
         topics: Vec<CreateTopic>,
         validate_only: bool,
     ) -> Result<ItemResults<CreatedTopic>, ControllerError> {
-        self.submit(move |ctx| {
-            let (records, results) = plan_create_topics(ctx, &topics);
-            Ok((if validate_only { Vec::new() } else { records }, results))
-        })
-        .await
-        .map(|mut results: ItemResults<CreatedTopic>| {
-            if validate_only {
-                for t in results.iter_mut().flatten() {
-                    t.topic_id = Uuid::nil();
-                }
+        Ok(self
+            .create_topics_for(topics, validate_only, None)
+            .await?
+            .value)
+    }
+
+    /// [`QuorumController::create_topics`] charged to `requester`'s
+    /// controller mutation quota (KIP-599), as Kafka's `ControllerApis`:
+    /// each valid topic's partitions, a strict quota refusing a topic
+    /// while the group is in debt.
+    pub async fn create_topics_for(
+        &self,
+        topics: Vec<CreateTopic>,
+        validate_only: bool,
+        requester: Option<MutationRequester>,
+    ) -> Result<Throttled<ItemResults<CreatedTopic>>, ControllerError> {
+        let quotas = self.shared.config.mutation_quotas.clone();
+        let answer = self
+            .submit(move |ctx| {
+                let mut quota = requester.as_ref().and_then(|r| {
+                    quotas.for_requester(ctx.image.client_quotas(), r, CREATE_TOPICS_STRICT_SINCE)
+                });
+                let (records, results) = plan_create_topics(ctx, &topics, &mut quota);
+                let pending = quota.map(|q| q.pending());
+                Ok((
+                    if validate_only { Vec::new() } else { records },
+                    (results, pending),
+                ))
+            })
+            .await;
+        let (mut results, pending) = answer?;
+        if validate_only {
+            for t in results.iter_mut().flatten() {
+                t.topic_id = Uuid::nil();
             }
-            results
-        })
+        }
+        Ok(self.throttled(results, pending))
     }
 
     /// DeleteTopics, by name or id. One result per item, in order.
@@ -57,8 +85,28 @@ impl QuorumController {
         &self,
         topics: Vec<TopicRef>,
     ) -> Result<ItemResults<DeletedTopic>, ControllerError> {
-        self.submit(move |ctx| Ok(plan_delete_topics(ctx.image, &topics)))
-            .await
+        Ok(self.delete_topics_for(topics, None).await?.value)
+    }
+
+    /// [`QuorumController::delete_topics`] charged to `requester`'s
+    /// controller mutation quota (each existing topic's partitions).
+    pub async fn delete_topics_for(
+        &self,
+        topics: Vec<TopicRef>,
+        requester: Option<MutationRequester>,
+    ) -> Result<Throttled<ItemResults<DeletedTopic>>, ControllerError> {
+        let quotas = self.shared.config.mutation_quotas.clone();
+        let (results, pending) = self
+            .submit(move |ctx| {
+                let mut quota = requester.as_ref().and_then(|r| {
+                    quotas.for_requester(ctx.image.client_quotas(), r, DELETE_TOPICS_STRICT_SINCE)
+                });
+                let (records, results) =
+                    plan_delete_topics(ctx.image, &topics, &mut quota, ctx.now_ms);
+                Ok((records, (results, quota.map(|q| q.pending()))))
+            })
+            .await?;
+        Ok(self.throttled(results, pending))
     }
 
     /// CreatePartitions. One result per topic, in order.
@@ -67,15 +115,69 @@ impl QuorumController {
         topics: Vec<CreatePartitions>,
         validate_only: bool,
     ) -> Result<ItemResults<()>, ControllerError> {
-        self.submit(move |ctx| {
-            let (records, results) = plan_create_partitions(
-                ctx.image,
-                ctx.config.new_partitions_isr_all_usable,
-                &topics,
-            );
-            Ok((if validate_only { Vec::new() } else { records }, results))
-        })
-        .await
+        Ok(self
+            .create_partitions_for(topics, validate_only, None)
+            .await?
+            .value)
+    }
+
+    /// [`QuorumController::create_partitions`] charged to `requester`'s
+    /// controller mutation quota (each topic's new partitions).
+    pub async fn create_partitions_for(
+        &self,
+        topics: Vec<CreatePartitions>,
+        validate_only: bool,
+        requester: Option<MutationRequester>,
+    ) -> Result<Throttled<ItemResults<()>>, ControllerError> {
+        let quotas = self.shared.config.mutation_quotas.clone();
+        let (results, pending) = self
+            .submit(move |ctx| {
+                let mut quota = requester.as_ref().and_then(|r| {
+                    quotas.for_requester(
+                        ctx.image.client_quotas(),
+                        r,
+                        CREATE_PARTITIONS_STRICT_SINCE,
+                    )
+                });
+                let (records, results) = plan_create_partitions(
+                    ctx.image,
+                    ctx.config.new_partitions_isr_all_usable,
+                    &topics,
+                    (&mut quota, ctx.now_ms),
+                );
+                Ok((
+                    if validate_only { Vec::new() } else { records },
+                    (results, quota.map(|q| q.pending())),
+                ))
+            })
+            .await?;
+        Ok(self.throttled(results, pending))
+    }
+
+    /// Kafka's `sendResponseMaybeThrottleWithControllerQuota`: the
+    /// request's throttle as of its answer.
+    fn throttled<T>(&self, value: T, pending: Option<PendingThrottle>) -> Throttled<T> {
+        let throttle_ms = pending.map_or(0, |p| {
+            p.settle(
+                &self.shared.config.mutation_quotas,
+                self.shared.clock.now_ms(),
+            )
+        });
+        Throttled { value, throttle_ms }
+    }
+}
+
+/// Charges `partitions` to `quota`; a strict quota in debt refuses them.
+fn charge(
+    quota: &mut Option<MutationQuota<'_>>,
+    partitions: i32,
+    now_ms: i64,
+) -> Result<(), ControllerError> {
+    match quota {
+        Some(q) => q
+            .record(f64::from(partitions.max(0)), now_ms)
+            .map_err(|_| ControllerError::ThrottlingQuotaExceeded),
+        None => Ok(()),
     }
 }
 
@@ -155,6 +257,7 @@ fn partition_record(
 pub(crate) fn plan_create_topics(
     ctx: &OpContext<'_>,
     topics: &[CreateTopic],
+    quota: &mut Option<MutationQuota<'_>>,
 ) -> (Vec<MetadataRecord>, ItemResults<CreatedTopic>) {
     let dups = duplicates(topics.iter().map(|t| t.name.as_str()));
     let placer = ReplicaPlacer::new(&usable_brokers(ctx.image));
@@ -170,7 +273,12 @@ pub(crate) fn plan_create_topics(
             ))));
             continue;
         }
-        let planned = plan_one_topic(ctx, &placer, &created_names, t);
+        // The quota is charged after the checks, as Kafka's
+        // `ReplicationControlManager.createTopic`: a refused topic costs nothing.
+        let planned = plan_one_topic(ctx, &placer, &created_names, t).and_then(|p| {
+            charge(quota, p.1.len() as i32, ctx.now_ms)?;
+            Ok(p)
+        });
         match planned {
             Ok((mut created, recs)) => {
                 created.topic_id = new_topic_id(ctx.image, &ids);
@@ -333,6 +441,8 @@ fn assigned_layout(image: &MetadataImage, t: &CreateTopic) -> Result<Layout, Con
 pub(crate) fn plan_delete_topics(
     image: &MetadataImage,
     topics: &[TopicRef],
+    quota: &mut Option<MutationQuota<'_>>,
+    now_ms: i64,
 ) -> (Vec<MetadataRecord>, ItemResults<DeletedTopic>) {
     let mut removed = BTreeSet::new();
     let mut records = Vec::new();
@@ -355,6 +465,10 @@ pub(crate) fn plan_delete_topics(
                     topic.name()
                 )));
             }
+            if let Err(e) = charge(quota, topic.partitions().len() as i32, now_ms) {
+                removed.remove(&topic.id());
+                return Err(e);
+            }
             records.push(MetadataRecord::RemoveTopic(RemoveTopicRecord {
                 topic_id: topic.id(),
             }));
@@ -372,6 +486,7 @@ pub(crate) fn plan_create_partitions(
     image: &MetadataImage,
     isr_all: bool,
     topics: &[CreatePartitions],
+    (quota, now_ms): (&mut Option<MutationQuota<'_>>, i64),
 ) -> (Vec<MetadataRecord>, ItemResults<()>) {
     let dups = duplicates(topics.iter().map(|t| t.topic.as_str()));
     let placer = ReplicaPlacer::new(&usable_brokers(image));
@@ -385,7 +500,15 @@ pub(crate) fn plan_create_partitions(
             ))));
             continue;
         }
-        match plan_new_partitions(image, isr_all, &placer, t) {
+        let planned = plan_new_partitions(image, isr_all, &placer, t).and_then(|recs| {
+            let added = t.count
+                - image
+                    .topic(&t.topic)
+                    .map_or(0, |x| x.partitions().len() as i32);
+            charge(quota, added, now_ms)?;
+            Ok(recs)
+        });
+        match planned {
             Ok(recs) => {
                 records.extend(recs);
                 results.push(Ok(()));

@@ -36,6 +36,7 @@
 mod convert;
 mod isr;
 mod reassign;
+mod topics;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -49,9 +50,9 @@ use sluice_controller::{
     AlterPartitionReply, AlterPartitionRequest, BrokerHeartbeat,
     BrokerRegistrationRequest as Registration, ConfigAlteration, ConfigKeys, ControllerError,
     CreatePartitions, CreateTopic, CreatedTopic, DeletedTopic, ElectionResult, ElectionType,
-    FeatureUpdate, HeartbeatReply, LogError, OngoingReassignment, ProducerIdsBlock,
-    QuotaAlteration, QuotaResults, ReassignPartition, ReassignmentResult, RegisteredBroker,
-    ScramDeletion, ScramResults, ScramUpsertion, TopicRef,
+    FeatureUpdate, HeartbeatReply, LogError, MutationRequester, OngoingReassignment,
+    ProducerIdsBlock, QuotaAlteration, QuotaResults, ReassignPartition, ReassignmentResult,
+    RegisteredBroker, ScramDeletion, ScramResults, ScramUpsertion, Throttled, TopicRef,
 };
 use sluice_metadata::{BrokerEpoch, BrokerId, ConfigResource};
 use sluice_protocol::kafka_protocol;
@@ -59,6 +60,7 @@ use sluice_protocol::kafka_protocol;
 use crate::channel::{ControllerApi, ControllerChannel};
 use crate::codes::controller_error_from_code;
 use crate::error::TransportError;
+use topics::unthrottled;
 
 /// How long one operation may take, retries on other voters included,
 /// unless [`RemoteController::with_timeout`] says otherwise (Kafka's
@@ -237,52 +239,15 @@ impl ControllerClient for RemoteController {
         validate_only: bool,
     ) -> Answer<'_, Items<CreatedTopic>> {
         Box::pin(async move {
-            let req = convert::create_topics(&topics, validate_only, self.timeout_ms());
-            let answer = self.send(&req).await?;
-            let resp = answer.value;
-            if resp.topics.len() != topics.len() {
-                return Err(count_mismatch(
-                    "CreateTopics",
-                    resp.topics.len(),
-                    topics.len(),
-                ));
-            }
-            let items = resp
-                .topics
-                .into_iter()
-                .zip(&topics)
-                .map(|(r, asked)| convert::created_topic(r, &asked.name))
-                .collect::<Result<_, _>>()?;
-            Ok(Committed {
-                value: items,
-                offset: answer.offset,
-            })
+            let answer = self
+                .send_create_topics(&topics, validate_only, None)
+                .await?;
+            Ok(unthrottled(answer))
         })
     }
 
     fn delete_topics(&self, topics: Vec<TopicRef>) -> Answer<'_, Items<DeletedTopic>> {
-        Box::pin(async move {
-            let req = convert::delete_topics(&topics, self.timeout_ms());
-            let answer = self.send(&req).await?;
-            let resp = answer.value;
-            if resp.responses.len() != topics.len() {
-                return Err(count_mismatch(
-                    "DeleteTopics",
-                    resp.responses.len(),
-                    topics.len(),
-                ));
-            }
-            let items = resp
-                .responses
-                .into_iter()
-                .zip(&topics)
-                .map(|(r, asked)| convert::deleted_topic(r, asked))
-                .collect();
-            Ok(Committed {
-                value: items,
-                offset: answer.offset,
-            })
-        })
+        Box::pin(async move { Ok(unthrottled(self.send_delete_topics(&topics, None).await?)) })
     }
 
     fn create_partitions(
@@ -291,34 +256,42 @@ impl ControllerClient for RemoteController {
         validate_only: bool,
     ) -> Answer<'_, Items<()>> {
         Box::pin(async move {
-            let req = convert::create_partitions(&topics, validate_only, self.timeout_ms());
-            let answer = self.send(&req).await?;
-            let resp = answer.value;
-            if resp.results.len() != topics.len() {
-                return Err(count_mismatch(
-                    "CreatePartitions",
-                    resp.results.len(),
-                    topics.len(),
-                ));
-            }
-            let items = resp
-                .results
-                .iter()
-                .zip(&topics)
-                .map(|(r, asked)| {
-                    convert::item(
-                        "CreatePartitions",
-                        &r.name.0,
-                        &asked.topic,
-                        r.error_code,
-                        r.error_message.as_deref(),
-                    )
-                })
-                .collect::<Result<_, _>>()?;
-            Ok(Committed {
-                value: items,
-                offset: answer.offset,
-            })
+            let answer = self
+                .send_create_partitions(&topics, validate_only, None)
+                .await?;
+            Ok(unthrottled(answer))
+        })
+    }
+
+    fn create_topics_for(
+        &self,
+        topics: Vec<CreateTopic>,
+        validate_only: bool,
+        requester: MutationRequester,
+    ) -> Answer<'_, Throttled<Items<CreatedTopic>>> {
+        Box::pin(async move {
+            self.send_create_topics(&topics, validate_only, Some(&requester))
+                .await
+        })
+    }
+
+    fn delete_topics_for(
+        &self,
+        topics: Vec<TopicRef>,
+        requester: MutationRequester,
+    ) -> Answer<'_, Throttled<Items<DeletedTopic>>> {
+        Box::pin(async move { self.send_delete_topics(&topics, Some(&requester)).await })
+    }
+
+    fn create_partitions_for(
+        &self,
+        topics: Vec<CreatePartitions>,
+        validate_only: bool,
+        requester: MutationRequester,
+    ) -> Answer<'_, Throttled<Items<()>>> {
+        Box::pin(async move {
+            self.send_create_partitions(&topics, validate_only, Some(&requester))
+                .await
         })
     }
 

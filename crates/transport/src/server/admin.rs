@@ -12,6 +12,7 @@ use kafka_protocol::messages::create_topics_response::{
 };
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
+use kafka_protocol::messages::RequestKind;
 use kafka_protocol::messages::{
     alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
     AlterConfigsResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
@@ -20,12 +21,14 @@ use kafka_protocol::messages::{
     TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use sluice_auth::KafkaPrincipal;
 use sluice_controller::{
     AlterConfigOp, ConfigAlteration, ConfigKeys, ControllerError, CreatePartitions, CreateTopic,
-    ElectionType, QuorumController, ReplicaAssignment, TopicRef,
+    ElectionType, MutationRequester, QuorumController, ReplicaAssignment, Throttled, TopicRef,
 };
 use sluice_metadata::{BrokerId, ConfigResource, ConfigResourceType};
 use sluice_protocol::kafka_protocol;
+use sluice_protocol::DecodedRequest;
 use uuid::Uuid;
 
 use super::{check_active, log_refusal};
@@ -60,10 +63,53 @@ fn per_item<T>(
     }
 }
 
+/// Whom a CreateTopics, DeleteTopics or CreatePartitions is charged to
+/// (`None` for other APIs): the client a broker forwarded it for, when
+/// the request names one and `trust_forwarded` (the sender may act for
+/// the cluster), else the sender itself, as Kafka's `ControllerApis`
+/// builds the quota from the request context (an envelope's, when
+/// forwarded).
+pub(super) fn requester(
+    req: &DecodedRequest,
+    principal: &KafkaPrincipal,
+    trust_forwarded: impl FnOnce() -> bool,
+) -> Option<MutationRequester> {
+    let tagged = match &req.body {
+        RequestKind::CreateTopics(r) => &r.unknown_tagged_fields,
+        RequestKind::DeleteTopics(r) => &r.unknown_tagged_fields,
+        RequestKind::CreatePartitions(r) => &r.unknown_tagged_fields,
+        _ => return None,
+    };
+    if let Some(forwarded) = crate::forwarded::read(tagged) {
+        if trust_forwarded() {
+            return Some(forwarded);
+        }
+    }
+    Some(MutationRequester {
+        user: principal.name().to_string(),
+        client_id: req.header.client_id.as_deref().unwrap_or("").to_string(),
+        api_version: req.api_version(),
+    })
+}
+
+/// The items of a whole request, or its failure, and the throttle.
+fn split<T>(
+    r: Result<Throttled<Vec<Result<T, ControllerError>>>, ControllerError>,
+) -> (
+    Result<Vec<Result<T, ControllerError>>, ControllerError>,
+    i32,
+) {
+    match r {
+        Ok(t) => (Ok(t.value), t.throttle_ms),
+        Err(e) => (Err(e), 0),
+    }
+}
+
 pub(super) async fn create_topics(
     c: &QuorumController,
     r: CreateTopicsRequest,
     version: i16,
+    requester: Option<MutationRequester>,
 ) -> CreateTopicsResponse {
     let topics: Vec<CreateTopic> = r
         .topics
@@ -89,10 +135,13 @@ pub(super) async fn create_topics(
         .collect();
     let n = topics.len();
     let names: Vec<TopicName> = r.topics.iter().map(|t| t.name.clone()).collect();
-    let result = match check_active(c) {
-        Ok(()) => c.create_topics(topics, r.validate_only).await,
+    let (result, throttle_ms) = split(match check_active(c) {
+        Ok(()) => {
+            c.create_topics_for(topics, r.validate_only, requester)
+                .await
+        }
         Err(e) => Err(e),
-    };
+    });
     let results = per_item("CreateTopics", result, n)
         .into_iter()
         .zip(names)
@@ -117,7 +166,9 @@ pub(super) async fn create_topics(
             out
         })
         .collect();
-    CreateTopicsResponse::default().with_topics(results)
+    CreateTopicsResponse::default()
+        .with_throttle_time_ms(throttle_ms)
+        .with_topics(results)
 }
 
 fn topic_configs(configs: &BTreeMap<String, String>) -> Vec<CreatableTopicConfigs> {
@@ -136,6 +187,7 @@ pub(super) async fn delete_topics(
     c: &QuorumController,
     r: DeleteTopicsRequest,
     version: i16,
+    requester: Option<MutationRequester>,
 ) -> DeleteTopicsResponse {
     let refs: Vec<TopicRef> = if version >= 6 {
         r.topics
@@ -152,10 +204,10 @@ pub(super) async fn delete_topics(
             .collect()
     };
     let n = refs.len();
-    let result = match check_active(c) {
-        Ok(()) => c.delete_topics(refs.clone()).await,
+    let (result, throttle_ms) = split(match check_active(c) {
+        Ok(()) => c.delete_topics_for(refs.clone(), requester).await,
         Err(e) => Err(e),
-    };
+    });
     let responses = per_item("DeleteTopics", result, n)
         .into_iter()
         .zip(refs)
@@ -178,12 +230,15 @@ pub(super) async fn delete_topics(
             out
         })
         .collect();
-    DeleteTopicsResponse::default().with_responses(responses)
+    DeleteTopicsResponse::default()
+        .with_throttle_time_ms(throttle_ms)
+        .with_responses(responses)
 }
 
 pub(super) async fn create_partitions(
     c: &QuorumController,
     r: CreatePartitionsRequest,
+    requester: Option<MutationRequester>,
 ) -> CreatePartitionsResponse {
     let topics: Vec<CreatePartitions> = r
         .topics
@@ -199,10 +254,13 @@ pub(super) async fn create_partitions(
         })
         .collect();
     let n = topics.len();
-    let result = match check_active(c) {
-        Ok(()) => c.create_partitions(topics, r.validate_only).await,
+    let (result, throttle_ms) = split(match check_active(c) {
+        Ok(()) => {
+            c.create_partitions_for(topics, r.validate_only, requester)
+                .await
+        }
         Err(e) => Err(e),
-    };
+    });
     let results = per_item("CreatePartitions", result, n)
         .into_iter()
         .zip(r.topics.iter())
@@ -214,7 +272,9 @@ pub(super) async fn create_partitions(
                 .with_error_message(message.map(str_bytes))
         })
         .collect();
-    CreatePartitionsResponse::default().with_results(results)
+    CreatePartitionsResponse::default()
+        .with_throttle_time_ms(throttle_ms)
+        .with_results(results)
 }
 
 /// A resource of a config request: its type id and name as sent, and the

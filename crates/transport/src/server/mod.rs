@@ -335,7 +335,13 @@ async fn handle_frame(
             };
         }
     }
-    let Some(mut body) = dispatch(&inner, req, peer).await else {
+    let requester = admin::requester(&req, &principal, || {
+        inner.config.authorizer.as_ref().is_none_or(|config| {
+            authz::ControllerAuthz::new(config.clone(), &inner.controller, &principal, peer)
+                .quorum_allowed()
+        })
+    });
+    let Some(mut body) = dispatch(&inner, req, peer, requester).await else {
         tracing::warn!(%peer, ?api_key, "controller listener: no handler, closing connection");
         return Outcome::Close;
     };
@@ -360,7 +366,12 @@ fn check_active(c: &QuorumController) -> Result<(), ControllerError> {
     }
 }
 
-async fn dispatch(inner: &Inner, req: DecodedRequest, peer: SocketAddr) -> Option<ResponseKind> {
+async fn dispatch(
+    inner: &Inner,
+    req: DecodedRequest,
+    peer: SocketAddr,
+    requester: Option<sluice_controller::MutationRequester>,
+) -> Option<ResponseKind> {
     let c = &*inner.controller;
     let v = req.api_version();
     Some(match req.body {
@@ -401,13 +412,13 @@ async fn dispatch(inner: &Inner, req: DecodedRequest, peer: SocketAddr) -> Optio
             ResponseKind::AlterPartition(isr::alter_partition(c, r, v).await)
         }
         RequestKind::CreateTopics(r) => {
-            ResponseKind::CreateTopics(admin::create_topics(c, r, v).await)
+            ResponseKind::CreateTopics(admin::create_topics(c, r, v, requester).await)
         }
         RequestKind::DeleteTopics(r) => {
-            ResponseKind::DeleteTopics(admin::delete_topics(c, r, v).await)
+            ResponseKind::DeleteTopics(admin::delete_topics(c, r, v, requester).await)
         }
         RequestKind::CreatePartitions(r) => {
-            ResponseKind::CreatePartitions(admin::create_partitions(c, r).await)
+            ResponseKind::CreatePartitions(admin::create_partitions(c, r, requester).await)
         }
         RequestKind::IncrementalAlterConfigs(r) => {
             ResponseKind::IncrementalAlterConfigs(admin::incremental_alter_configs(c, r).await)

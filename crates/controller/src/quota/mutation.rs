@@ -15,9 +15,11 @@
 //! *permissive* one (older versions) lets everything through and only
 //! throttles the response.
 //!
-//! Kafka applies it in its active controller; Sluice applies it in the
-//! broker that received the request, before the request goes to the
-//! controller, so each broker keeps its own buckets.
+//! Kafka applies it in its active controller, and so does Sluice: the
+//! buckets live in the [`QuorumController`](crate::QuorumController), one
+//! per quota group for the whole cluster (until the controller changes);
+//! brokers forward each request with its client's principal name, client
+//! id and request version ([`MutationRequester`]).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -25,13 +27,71 @@ use std::fmt::Write as _;
 use parking_lot::Mutex;
 use sluice_metadata::image::ClientQuotas;
 
-use super::manager::{QuotaWindows, INACTIVE_SENSOR_EXPIRATION_MS, MAX_SENSORS};
 use super::resolve::{resolve, QuotaGroup};
+use super::{QuotaWindows, INACTIVE_SENSOR_EXPIRATION_MS, MAX_SENSORS};
 
 /// The quota key (Kafka's `QuotaConfig.CONTROLLER_MUTATION_RATE_OVERRIDE_CONFIG`).
 pub const KEY: &str = "controller_mutation_rate";
 /// How often idle buckets are looked for.
 const SWEEP_INTERVAL_MS: i64 = 30_000;
+
+/// First strict versions (Kafka's `ControllerApis` `strictSinceVersion`).
+pub const CREATE_TOPICS_STRICT_SINCE: i16 = 6;
+pub const CREATE_PARTITIONS_STRICT_SINCE: i16 = 3;
+pub const DELETE_TOPICS_STRICT_SINCE: i16 = 5;
+
+/// Whom a mutation is charged to: what Kafka's broker forwards in the
+/// envelope around a client's CreateTopics, CreatePartitions or
+/// DeleteTopics (the principal, and the request header with the client id
+/// and the version), and what its controller's quota is made from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MutationRequester {
+    /// The principal's name (the quota's `user`).
+    pub user: String,
+    pub client_id: String,
+    /// The version the client sent: the quota is strict from the API's
+    /// `*_STRICT_SINCE` on.
+    pub api_version: i16,
+}
+
+/// An answer and the throttle time the controller's mutation quota gives
+/// its client (0 when none; the broker mutes the client's connection for
+/// it, as Kafka's `sendForwardedResponse`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Throttled<T> {
+    pub value: T,
+    pub throttle_ms: i32,
+}
+
+impl<T> Throttled<T> {
+    /// `value`, unthrottled.
+    pub fn none(value: T) -> Throttled<T> {
+        Throttled {
+            value,
+            throttle_ms: 0,
+        }
+    }
+}
+
+/// What a request's quota owes once it is answered: Kafka's
+/// `throttleTime` needs only the last throttle and when it was taken.
+#[derive(Clone, Debug)]
+pub struct PendingThrottle {
+    pub group: QuotaGroup,
+    last_throttle_ms: i64,
+    last_recorded_ms: i64,
+}
+
+impl PendingThrottle {
+    /// The throttle at `now_ms`, counted in the group's metrics when > 0.
+    pub fn settle(&self, quotas: &ControllerMutationQuotas, now_ms: i64) -> i32 {
+        let ms = (self.last_throttle_ms - (now_ms - self.last_recorded_ms)).max(0);
+        if ms > 0 {
+            quotas.throttled(&self.group, ms);
+        }
+        ms.min(i64::from(i32::MAX)) as i32
+    }
+}
 
 /// Kafka's `TokenBucket`: `tokens` refill at the quota per second up to
 /// the burst.
@@ -85,10 +145,19 @@ struct Bucket {
     throttle_ms_total: u64,
 }
 
-/// The token buckets of every quota group on this broker.
+/// The token buckets of every quota group on this controller.
 pub struct ControllerMutationQuotas {
     windows: QuotaWindows,
     state: Mutex<State>,
+}
+
+impl std::fmt::Debug for ControllerMutationQuotas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControllerMutationQuotas")
+            .field("windows", &self.windows)
+            .field("buckets", &self.bucket_count())
+            .finish()
+    }
 }
 
 #[derive(Default)]
@@ -107,6 +176,22 @@ impl ControllerMutationQuotas {
 
     fn burst(&self, quota: f64) -> f64 {
         self.windows.samples as f64 * self.windows.window_ms as f64 / 1000.0 * quota
+    }
+
+    /// The quota of `requester`'s request to an API strict from
+    /// `strict_since` (`None`: unbounded).
+    pub fn for_requester(
+        &self,
+        quotas: &ClientQuotas,
+        requester: &MutationRequester,
+        strict_since: i16,
+    ) -> Option<MutationQuota<'_>> {
+        self.for_request(
+            quotas,
+            &requester.user,
+            &requester.client_id,
+            requester.api_version >= strict_since,
+        )
     }
 
     /// Kafka's `newQuotaFor`: the quota of one request (`None` when no
@@ -198,8 +283,8 @@ impl ControllerMutationQuotas {
         for (g, b) in rows {
             let l = format!(
                 "user=\"{}\",client_id=\"{}\"",
-                super::manager::escape(&g.user),
-                super::manager::escape(&g.client_id)
+                super::escape(&g.user),
+                super::escape(&g.client_id)
             );
             let left = b.bucket.measure(b.limit, burst(b.limit), now_ms);
             let _ = writeln!(tokens, "sluice_controller_mutation_tokens{{{l}}} {left}");
@@ -276,6 +361,15 @@ impl MutationQuota<'_> {
     /// Kafka's `throttleTime`: the last throttle, less the time since.
     pub fn throttle_time_ms(&self, now_ms: i64) -> i64 {
         (self.last_throttle_ms - (now_ms - self.last_recorded_ms)).max(0)
+    }
+
+    /// The throttle still to settle once the request is answered.
+    pub fn pending(&self) -> PendingThrottle {
+        PendingThrottle {
+            group: self.group.clone(),
+            last_throttle_ms: self.last_throttle_ms,
+            last_recorded_ms: self.last_recorded_ms,
+        }
     }
 }
 
