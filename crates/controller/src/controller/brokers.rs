@@ -118,9 +118,22 @@ pub struct HeartbeatReply {
 /// than a session by a slow disk made a single node under load fence
 /// itself as soon as its unfence committed, again and again (CI's compat
 /// run: heartbeat gaps of 1.6-3.2 s against a 1.2 s session).
+///
+/// And the controller does not count time it could not run itself against
+/// anyone's session ([`Sessions::checked`]): when its own fencing check
+/// comes later than its period, the process was starved or stopped, and a
+/// broker's heartbeats (on one node, sent by the same starved process)
+/// could not arrive either. Without this a single node on a machine at
+/// load 12-16 fenced itself after every stall longer than its 1.2 s
+/// session, so its partitions went offline under the transactional
+/// producers of `scripts/bench --transactions` (a commit's record was
+/// still undelivered after 60 s). A broker that is really gone is still
+/// fenced one session after the controller runs again.
 #[derive(Debug, Default)]
 pub(crate) struct Sessions {
     last_seen: BTreeMap<BrokerId, (BrokerEpoch, i64, bool)>,
+    /// When the previous periodic fencing check ran (controller clock, ms).
+    last_check_ms: Option<i64>,
     /// Heartbeats planned in the group being committed.
     answering: Vec<(BrokerId, BrokerEpoch)>,
     /// The leader epoch these sessions were kept in.
@@ -149,6 +162,29 @@ impl Sessions {
             self.term = Some(epoch);
             let credit = leaderless_ms.clamp(0, timeout_ms.max(0) / 2);
             self.fresh_start_ms = Some(now_ms.saturating_sub(credit));
+        }
+    }
+
+    /// The periodic fencing check runs at `now_ms`, due `period_ms` after
+    /// the previous one: whatever it is late beyond one more period is
+    /// time the controller did not run, credited to every session (and to
+    /// the fresh sessions still to start), never past `now_ms`.
+    pub(crate) fn checked(&mut self, now_ms: i64, period_ms: i64) {
+        let previous = self.last_check_ms.replace(now_ms);
+        let Some(previous) = previous else {
+            return;
+        };
+        let stalled = now_ms
+            .saturating_sub(previous)
+            .saturating_sub(2 * period_ms);
+        if stalled <= 0 {
+            return;
+        }
+        for s in self.last_seen.values_mut() {
+            s.1 = s.1.saturating_add(stalled).min(now_ms).max(s.1);
+        }
+        if let Some(f) = &mut self.fresh_start_ms {
+            *f = f.saturating_add(stalled).min(now_ms).max(*f);
         }
     }
 
@@ -531,5 +567,49 @@ mod session_tests {
         // from.
         assert!(s.alive(BrokerId(2), e, 2_000, 1_500));
         assert_eq!(s.heartbeat(BrokerId(2), e, 2_100, 1_500), None);
+    }
+
+    /// The whole process stopped for 2.5 s (a starved single node): the
+    /// broker's heartbeat could not come meanwhile, so its session is not
+    /// over when the controller runs again; a broker that stays silent
+    /// while the controller runs is fenced one session later.
+    #[test]
+    fn time_the_controller_did_not_run_is_not_counted_against_a_session() {
+        let (timeout, period) = (1_200, 60);
+        let mut s = Sessions::default();
+        let (b, e) = (BrokerId(1), BrokerEpoch(7));
+        s.heartbeat(b, e, 0, timeout);
+        let mut now = 0;
+        while now < 600 {
+            s.checked(now, period);
+            now += period;
+        }
+        assert!(s.alive(b, e, now, timeout));
+        // Stopped from 600 to 3,100 ms.
+        now = 3_100;
+        s.checked(now, period);
+        assert!(
+            s.alive(b, e, now, timeout),
+            "fenced for the controller's own stall"
+        );
+        // Ticks on time, no heartbeat: expired one session after its
+        // heartbeat plus the stall (0 + 1,200 + 2,440).
+        while now <= 3_600 {
+            s.checked(now, period);
+            assert!(s.alive(b, e, now, timeout), "at {now}");
+            now += period;
+        }
+        while s.alive(b, e, now, timeout) {
+            s.checked(now, period);
+            now += period;
+            assert!(now < 5_000, "never fenced");
+        }
+        assert!(now > 3_640, "fenced at {now}");
+        // A check a little late (within two periods) credits nothing.
+        let mut s = Sessions::default();
+        s.heartbeat(b, e, 0, timeout);
+        s.checked(0, period);
+        s.checked(110, period);
+        assert!(!s.alive(b, e, 1_201, timeout));
     }
 }

@@ -49,7 +49,10 @@ pub(super) async fn run_operations(shared: Arc<Shared>, mut ops: mpsc::Receiver<
                 Some(op) => (Some(op), None),
                 None => return,
             },
-            _ = tick.tick() => (None, Some(brokers::fence_expired_op())),
+            _ = tick.tick() => {
+                sessions.checked(shared.clock.now_ms(), period as i64);
+                (None, Some(brokers::fence_expired_op()))
+            }
             _ = unclean.tick() => (None, Some(super::misc::elect_unclean_op())),
             op = balance.due() => (None, Some(op)),
         };
