@@ -26,6 +26,7 @@ pub mod frame;
 pub mod fuzzing;
 pub mod net_time;
 pub mod node_security;
+pub mod read_ahead;
 mod reauth;
 pub mod sasl;
 pub mod security;

@@ -43,6 +43,8 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::ssl::{ClientAuth, KeyStore, Secret, SslSettings, TlsProtocol, TrustStore};
 use crate::error::BrokerError;
 
+use super::read_ahead::ReadAhead;
+
 /// Bytes of TLS records rustls holds for a connection before it must write
 /// them to the socket (its default is 64 KiB): one copy step of a response
 /// ([`super::sendfile::COPY_STEP`]) and its record overhead, so each step
@@ -166,12 +168,14 @@ impl TlsServer {
     }
 
     /// Runs the server side of the handshake on `tcp` and names the
-    /// connection's principal.
+    /// connection's principal. rustls reads the socket through a
+    /// [`ReadAhead`] (one `recv` for several of its 4 KiB steps).
     pub async fn accept(
         &self,
         tcp: TcpStream,
-    ) -> Result<(TlsStream<TcpStream>, KafkaPrincipal), HandshakeError> {
+    ) -> Result<(TlsStream<ReadAhead>, KafkaPrincipal), HandshakeError> {
         let active = self.current.read().clone();
+        let tcp = ReadAhead::new(tcp);
         let stream = tokio::time::timeout(self.handshake_timeout, active.acceptor.accept(tcp))
             .await
             .map_err(|_| HandshakeError::Timeout(self.handshake_timeout))?
