@@ -31,7 +31,7 @@
 //! (an ISR never empties without ELR; ELR; unclean elections) are
 //! [`ChangeBuilder`]'s.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use sluice_metadata::record::{
     BrokerEndpoint, BrokerFeature, BrokerRegistrationChangeRecord, RegisterBrokerRecord,
@@ -249,19 +249,68 @@ impl QuorumController {
     /// every twentieth of `broker.session.timeout.ms` (at most 250 ms);
     /// tests call it directly.
     pub async fn fence_expired_brokers(&self) -> Result<Vec<BrokerId>, ControllerError> {
-        self.submit_non_atomic(plan_fence_expired).await
+        let expired = self.submit_non_atomic(plan_fence_expired).await?;
+        let fenced = expired.iter().map(|e| e.broker).collect();
+        self.shared.expiries.lock().record(expired);
+        Ok(fenced)
+    }
+
+    /// How many brokers this controller has fenced because their session
+    /// expired (counted once the fence committed), and the last
+    /// [`RECENT_EXPIRIES`] of them, oldest first. A broker fenced and
+    /// unfenced again in one batch (its heartbeat planned right after
+    /// the check) counts, though no committed image shows it fenced.
+    pub fn session_expiries(&self) -> (u64, Vec<SessionExpiry>) {
+        let e = self.shared.expiries.lock();
+        (e.total, e.recent.iter().copied().collect())
     }
 }
 
-/// The periodic fencing check as an operation whose answer nobody awaits.
-pub(super) fn fence_expired_op() -> super::Op {
-    Box::new(|ctx| match ctx.and_then(plan_fence_expired) {
-        Ok((records, _)) => super::Planned {
+/// A broker the fencing check fenced because its session expired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionExpiry {
+    pub broker: BrokerId,
+    pub epoch: BrokerEpoch,
+    /// The controller's clock when the check planned the fence (ms).
+    pub at_ms: i64,
+}
+
+/// How many [`SessionExpiry`]s a controller keeps.
+pub const RECENT_EXPIRIES: usize = 64;
+
+/// The count of committed session expiries and the most recent ones.
+/// (Kafka's controller logs each one, "Fencing broker ... because its
+/// session has timed out"; its `TimedOutBrokerHeartbeatCount` counts
+/// something else: heartbeats that timed out in the controller's queue.)
+#[derive(Debug, Default)]
+pub(crate) struct SessionExpiries {
+    total: u64,
+    recent: VecDeque<SessionExpiry>,
+}
+
+impl SessionExpiries {
+    fn record(&mut self, expired: Vec<SessionExpiry>) {
+        for e in expired {
+            self.total += 1;
+            if self.recent.len() == RECENT_EXPIRIES {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(e);
+        }
+    }
+}
+
+/// The periodic fencing check as an operation whose answer nobody awaits;
+/// the fences it commits are counted in `expiries`.
+pub(super) fn fence_expired_op(
+    expiries: std::sync::Arc<parking_lot::Mutex<SessionExpiries>>,
+) -> super::Op {
+    Box::new(move |ctx| match ctx.and_then(plan_fence_expired) {
+        Ok((records, expired)) => super::Planned {
             records,
-            finish: Box::new(|res| {
-                if let Err(e) = res {
-                    tracing::warn!(error = %e, "fencing expired brokers failed");
-                }
+            finish: Box::new(move |res| match res {
+                Ok(()) => expiries.lock().record(expired),
+                Err(e) => tracing::warn!(error = %e, "fencing expired brokers failed"),
             }),
             atomic: false,
         },
@@ -402,10 +451,11 @@ fn plan_heartbeat(
 
 fn plan_fence_expired(
     ctx: &mut OpContext<'_>,
-) -> Result<(Vec<MetadataRecord>, Vec<BrokerId>), ControllerError> {
+) -> Result<(Vec<MetadataRecord>, Vec<SessionExpiry>), ControllerError> {
     let timeout = ctx.config.broker_session_timeout_ms;
     let mut records = Vec::new();
     let mut fenced = Vec::new();
+    let mut expired = Vec::new();
     for b in ctx.image.brokers().values() {
         if b.fenced || ctx.sessions.alive(b.id, b.epoch, ctx.now_ms, timeout) {
             continue;
@@ -418,11 +468,16 @@ fn plan_fence_expired(
             0,
         ));
         fenced.push(b.id);
+        expired.push(SessionExpiry {
+            broker: b.id,
+            epoch: b.epoch,
+            at_ms: ctx.now_ms,
+        });
     }
     // Leaderships move off all of them at once: none is elected in place
     // of another one being fenced.
     records.extend(move_leaderships_off_all(ctx, &fenced));
-    Ok((records, fenced))
+    Ok((records, expired))
 }
 
 fn move_leaderships_off(ctx: &OpContext<'_>, broker: BrokerId) -> Vec<MetadataRecord> {

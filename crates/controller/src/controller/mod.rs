@@ -80,8 +80,11 @@ use crate::error::ControllerError;
 use crate::log::{LeaderAndEpoch, LogError, LogEvent, LogListener, MetadataLog};
 
 pub use acls::{AclCreateResults, AclDeleteResults, MAX_ACL_RECORDS_PER_REQUEST};
-use brokers::Sessions;
-pub use brokers::{BrokerHeartbeat, BrokerRegistrationRequest, HeartbeatReply, RegisteredBroker};
+pub use brokers::{
+    BrokerHeartbeat, BrokerRegistrationRequest, HeartbeatReply, RegisteredBroker, SessionExpiry,
+    RECENT_EXPIRIES,
+};
+use brokers::{SessionExpiries, Sessions};
 pub use features::{FeatureUpdate, UpgradeType};
 pub use isr::{
     AlterPartitionItem, AlterPartitionReply, AlterPartitionRequest, AlterPartitionResult,
@@ -206,6 +209,8 @@ struct Shared {
     validator: Arc<dyn ConfigValidator>,
     clock: Arc<dyn Clock>,
     applied: watch::Receiver<Applied>,
+    /// Brokers fenced for an expired session.
+    expiries: Arc<Mutex<SessionExpiries>>,
 }
 
 /// The quorum controller of one node. Cheap to share behind an `Arc`.
@@ -236,6 +241,7 @@ impl QuorumController {
             validator,
             clock,
             applied: applied_rx,
+            expiries: Arc::default(),
         });
         let follower = tokio::spawn(follow(log.listen(), applied_tx));
         let operations = tokio::spawn(run::run_operations(shared.clone(), ops_rx));

@@ -49,7 +49,7 @@ pub(super) async fn run_operations(shared: Arc<Shared>, mut ops: mpsc::Receiver<
                 Some(op) => (Some(op), None),
                 None => return,
             },
-            _ = tick.tick() => (None, Some(brokers::fence_expired_op())),
+            _ = tick.tick() => (None, Some(brokers::fence_expired_op(shared.expiries.clone()))),
             _ = unclean.tick() => (None, Some(super::misc::elect_unclean_op())),
             op = balance.due() => (None, Some(op)),
         };
