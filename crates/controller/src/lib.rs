@@ -70,6 +70,7 @@ pub use controller::{
     MAX_SCRAM_ITERATIONS,
 };
 pub use controller::{QuotaAlteration, QuotaEntityPairs, QuotaResults};
+pub use controller::{SessionExpiry, RECENT_EXPIRIES};
 pub use error::ControllerError;
 pub use log::{
     BoxFuture, CommittedBatch, LeaderAndEpoch, LogError, LogEvent, LogListener, MetadataLog,

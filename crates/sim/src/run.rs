@@ -52,6 +52,10 @@ pub struct SimConfig {
     /// and in a trial after healing, drawn from a fifth stream of their
     /// own (off, a seed's schedule is what it was before they were added).
     pub slow_disks: bool,
+    /// The held-commit trial ([`Trial::held_commit`]) after the slow-disk
+    /// trial, drawn from a sixth stream of its own (off, a seed's schedule
+    /// is what it was before it was added). Needs `slow_disks`.
+    pub held_commits: bool,
     /// Consumers in a group ([`crate::group`]) beside the producers (off,
     /// the network carries what it carried before they were added).
     pub consumer_groups: bool,
@@ -82,6 +86,7 @@ impl Default for SimConfig {
             reassignments: true,
             io_errors: true,
             slow_disks: true,
+            held_commits: true,
             consumer_groups: true,
             split_roles: false,
         }
@@ -157,7 +162,10 @@ fn run(seed: u64, config: &SimConfig) -> Result<Outcome, String> {
     let mut disks = StdRng::seed_from_u64(seed ^ 0x510d_15c0);
     r.faults(config, &mut rng, &mut disks)
         .map_err(|e| r.fail(e))?;
-    r.heal_and_read(config.slow_disks.then_some(&mut disks))
+    // The sixth stream: the held-commit trial.
+    let mut held = StdRng::seed_from_u64(seed ^ 0x4e1d_c0c0);
+    let held = (config.slow_disks && config.held_commits).then_some(&mut held);
+    r.heal_and_read(config.slow_disks.then_some(&mut disks), held)
         .map_err(|e| r.fail(e))?;
     r.converge().map_err(|e| r.fail(e))?;
     r.verdict().map_err(|e| r.fail(e))
@@ -387,7 +395,11 @@ impl Run {
 
     /// Heals everything; writes must be acknowledged again, then the
     /// producers stop and the reader reads every partition.
-    fn heal_and_read(&mut self, disks: Option<&mut StdRng>) -> Result<(), String> {
+    fn heal_and_read(
+        &mut self,
+        disks: Option<&mut StdRng>,
+        held: Option<&mut StdRng>,
+    ) -> Result<(), String> {
         heal(&mut self.sim, &self.nodes, &mut self.faults);
         self.healed = true;
         self.trace.push(format!("{:?} heal", self.sim.elapsed()));
@@ -408,6 +420,9 @@ impl Run {
             ));
         }
         if let Some(trial) = disks.and_then(|rng| Trial::draw(rng, &self.nodes)) {
+            self.slow_disk_trial(trial)?;
+        }
+        if let Some(trial) = held.and_then(|rng| Trial::held_commit(rng, &self.nodes)) {
             self.slow_disk_trial(trial)?;
         }
         self.workload.stop.store(true, Ordering::Relaxed);
@@ -444,7 +459,7 @@ impl Run {
             node::config(1, self.nodes[0].layout).broker_session_timeout_ms as u64,
         );
         self.trace.push(format!("{:?} {trial}", self.sim.elapsed()));
-        self.fence_watch = Some(FenceWatch::new(trial.exempt(session)));
+        self.fence_watch = Some(FenceWatch::new(trial.exempt(session), &self.nodes));
         let (hold, start) = trial.hold.clone().unzip();
         let start = start.unwrap_or(0);
         if let Some(hold) = hold.as_ref().filter(|_| start < 0) {

@@ -25,10 +25,12 @@
 //! writes acknowledged, and every broker unfenced, each within 10 s.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use sluice_controller::{QuorumController, SessionExpiry};
 use sluice_metadata::{BrokerId, MetadataImage};
 use sluice_runtime::DiskStall;
 use sluice_storage::DiskSpeed;
@@ -128,6 +130,8 @@ pub(crate) enum Hold {
 
 /// Slow disks on a healed cluster with the producers writing.
 pub(crate) struct Trial {
+    /// Held commits ([`Trial::held_commit`]) rather than the first trial.
+    held: bool,
     victims: Vec<i32>,
     speed: DiskSpeed,
     /// How long the disks stay slow.
@@ -184,8 +188,61 @@ impl Trial {
         };
         let hold = draw_hold(rng, nodes);
         Some(Trial {
+            held: false,
             victims,
             speed,
+            lasts,
+            hold,
+        })
+    }
+
+    /// Draws, half the time (every time with
+    /// `SLUICE_SIM_HELD_COMMITS=always`), a trial that holds the active
+    /// controller's commits while it keeps leading: the disks of enough of
+    /// its followers that no majority is fast (2 of 3 voters' followers,
+    /// 3 of 5's) turn slow, each fsync 1.3-3 s, longer than a broker
+    /// session (1.2 s), for 3-10 s, with a metadata write as in
+    /// [`Trial::draw`]. Every commit of the controller then waits for one
+    /// slow fsync at least, while heartbeats and the fencing check's timer
+    /// pile up behind it: the case the two fencing fixes are for (a
+    /// heartbeat's session counts from its answer, `Sessions::answered`;
+    /// the check goes after the heartbeats queued when it fired). A stall
+    /// (the first trial's) does not reach it: the followers' appends never
+    /// return, the quorum elects, and a new controller starts every
+    /// session afresh. Its draws come from a stream of their own, after
+    /// the first trial, so that trial stays what it was.
+    pub fn held_commit(rng: &mut StdRng, nodes: &[NodeHandles]) -> Option<Trial> {
+        let always = std::env::var("SLUICE_SIM_HELD_COMMITS").is_ok_and(|v| v == "always");
+        let drawn = rng.gen_bool(0.5);
+        let picks = rng.gen::<u64>();
+        let write = Duration::from_millis(rng.gen_range(1..=10));
+        let sync = Duration::from_millis(rng.gen_range(1300..=3000));
+        let lasts = Duration::from_millis(rng.gen_range(3000..10_000));
+        let hold = draw_hold(rng, nodes);
+        if !drawn && !always {
+            return None;
+        }
+        let leader = nodes.iter().find_map(|n| {
+            let r = n.running.lock();
+            let c = r.as_ref()?.controller.as_ref()?;
+            c.is_active().then_some(n.id)
+        });
+        let voters = nodes[0].layout.voters();
+        let mut pool: Vec<i32> = voters
+            .iter()
+            .copied()
+            .filter(|v| Some(*v) != leader)
+            .collect();
+        let mut picks = StdRng::seed_from_u64(picks);
+        let mut victims = Vec::new();
+        while victims.len() < voters.len().div_ceil(2) && !pool.is_empty() {
+            victims.push(pool.remove(picks.gen_range(0..pool.len())));
+        }
+        victims.sort_unstable();
+        Some(Trial {
+            held: true,
+            victims,
+            speed: DiskSpeed::Slow { write, sync },
             lasts,
             hold,
         })
@@ -253,7 +310,12 @@ impl std::fmt::Display for Trial {
         let who: Vec<String> = self.victims.iter().map(|id| format!("n{id}")).collect();
         write!(
             f,
-            "slow-disk trial: disks of {} {} for {} ms",
+            "{}: disks of {} {} for {} ms",
+            if self.held {
+                "held-commit trial"
+            } else {
+                "slow-disk trial"
+            },
             who.join(", "),
             describe(&self.speed),
             self.lasts.as_millis()
@@ -302,18 +364,54 @@ pub(crate) fn fenced_brokers(nodes: &[NodeHandles]) -> Option<Vec<i32>> {
 /// be fenced again in the same broker epoch while its node stays up (a
 /// node that halts is forgotten until it registers again), unless the
 /// trial exempts it.
+///
+/// Two views of it: the active controller's committed image, sampled
+/// (a fenced registration), and every controller's count of the brokers
+/// it fenced for an expired session (`QuorumController::session_expiries`),
+/// which also sees a fence that a heartbeat planned right after it in the
+/// same batch undid, and that no committed image shows.
 pub(crate) struct FenceWatch {
     exempt: Vec<i32>,
     /// Brokers seen unfenced, with their broker epoch.
     unfenced: BTreeMap<i32, i64>,
+    /// Each node's controller and how many of its session expiries were
+    /// looked at.
+    expiries_seen: BTreeMap<i32, (Weak<QuorumController>, u64)>,
 }
 
 impl FenceWatch {
-    pub fn new(exempt: Vec<i32>) -> Self {
-        FenceWatch {
+    /// Watches from now on: expiries counted before are not looked at.
+    pub fn new(exempt: Vec<i32>, nodes: &[NodeHandles]) -> Self {
+        let mut w = FenceWatch {
             exempt,
             unfenced: BTreeMap::new(),
+            expiries_seen: BTreeMap::new(),
+        };
+        w.new_expiries(nodes);
+        w
+    }
+
+    /// The session expiries counted since the last call, with the node of
+    /// the controller that counted each (a restarted controller counts
+    /// from zero).
+    fn new_expiries(&mut self, nodes: &[NodeHandles]) -> Vec<(i32, SessionExpiry)> {
+        let mut out = Vec::new();
+        for n in nodes {
+            let r = n.running.lock();
+            let Some(c) = r.as_ref().and_then(|r| r.controller.as_ref()) else {
+                continue;
+            };
+            let (total, recent) = c.session_expiries();
+            let seen = match self.expiries_seen.get(&n.id) {
+                Some((w, seen)) if w.ptr_eq(&Arc::downgrade(c)) => *seen,
+                _ => 0,
+            };
+            let new = usize::try_from(total.saturating_sub(seen)).unwrap_or(usize::MAX);
+            let skip = recent.len().saturating_sub(new);
+            out.extend(recent.into_iter().skip(skip).map(|e| (n.id, e)));
+            self.expiries_seen.insert(n.id, (Arc::downgrade(c), total));
         }
+        out
     }
 
     /// Node `id` halted or crashed: its registration may be fenced.
@@ -343,6 +441,20 @@ impl FenceWatch {
                 return Err(format!(
                     "n{b} (broker epoch {epoch}) fenced at {at:?} with only slow disks as a fault: \
                      its node is up and was unfenced in this epoch, so its heartbeats reach the controller"
+                ));
+            }
+        }
+        for (node, e) in self.new_expiries(nodes) {
+            let b = e.broker.0;
+            if self.exempt.contains(&b) || nodes[b as usize - 1].running.lock().is_none() {
+                continue;
+            }
+            if self.unfenced.get(&b) == Some(&e.epoch.0) {
+                return Err(format!(
+                    "n{b} (broker epoch {}) timed out by the controller on n{node} (its clock at {} ms; \
+                     seen by the watch at {at:?}) with only slow disks as a fault: its node is up and was \
+                     unfenced in this epoch, so its heartbeats reach the controller",
+                    e.epoch.0, e.at_ms
                 ));
             }
         }

@@ -13,6 +13,8 @@
 //! every trial stall a majority of the voters for N ms and
 //! `SLUICE_SIM_TRIAL_HOLD=reassign|topic|restart|none` picks the metadata
 //! write the trial starts as the disks slow down (debugging),
+//! `SLUICE_SIM_HELD_COMMITS=0` leaves out the held-commit trial after it
+//! (`=always`: one in every seed),
 //! `SLUICE_SIM_GROUPS=0` leaves out the consumers in a group (the bounded
 //! default runs them on even seeds only),
 //! `SLUICE_SIM_NODES=N` runs N combined nodes instead of 3 (each a voter;
@@ -42,6 +44,7 @@ fn the_cluster_keeps_its_invariants_under_faults() {
         reassignments: var("SLUICE_SIM_REASSIGN").is_none_or(|v| v != "0"),
         io_errors: var("SLUICE_SIM_IO_ERRORS").is_none_or(|v| v != "0"),
         slow_disks: var("SLUICE_SIM_SLOW_DISKS").is_none_or(|v| v != "0"),
+        held_commits: var("SLUICE_SIM_HELD_COMMITS").is_none_or(|v| v != "0"),
         consumer_groups: var("SLUICE_SIM_GROUPS").is_none_or(|v| v != "0"),
         split_roles: var("SLUICE_SIM_SPLIT").is_some_and(|v| v == "1"),
         nodes: var("SLUICE_SIM_NODES")

@@ -31,7 +31,7 @@
 //! (an ISR never empties without ELR; ELR; unclean elections) are
 //! [`ChangeBuilder`]'s.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use sluice_metadata::record::{
     BrokerEndpoint, BrokerFeature, BrokerRegistrationChangeRecord, RegisterBrokerRecord,
@@ -166,16 +166,20 @@ impl Sessions {
     }
 
     /// The periodic fencing check runs at `now_ms`, due `period_ms` after
-    /// the previous one: whatever it is late beyond one more period is
-    /// time the controller did not run, credited to every session (and to
-    /// the fresh sessions still to start), never past `now_ms`.
-    pub(crate) fn checked(&mut self, now_ms: i64, period_ms: i64) {
+    /// the previous one; the operation loop has waited idle since
+    /// `ready_ms`. Whatever the check is late beyond one more period,
+    /// counted from when the loop was last ready (never from inside a
+    /// commit: heartbeats queue during a commit and are planned before the
+    /// check, and a dead broker must not outlive slow commits), is time
+    /// the controller did not run: credited to every session (and to the
+    /// fresh sessions still to start), never past `now_ms`.
+    pub(crate) fn checked(&mut self, now_ms: i64, period_ms: i64, ready_ms: i64) {
         let previous = self.last_check_ms.replace(now_ms);
         let Some(previous) = previous else {
             return;
         };
         let stalled = now_ms
-            .saturating_sub(previous)
+            .saturating_sub(previous.max(ready_ms))
             .saturating_sub(2 * period_ms);
         if stalled <= 0 {
             return;
@@ -285,19 +289,68 @@ impl QuorumController {
     /// every twentieth of `broker.session.timeout.ms` (at most 250 ms);
     /// tests call it directly.
     pub async fn fence_expired_brokers(&self) -> Result<Vec<BrokerId>, ControllerError> {
-        self.submit_non_atomic(plan_fence_expired).await
+        let expired = self.submit_non_atomic(plan_fence_expired).await?;
+        let fenced = expired.iter().map(|e| e.broker).collect();
+        self.shared.expiries.lock().record(expired);
+        Ok(fenced)
+    }
+
+    /// How many brokers this controller has fenced because their session
+    /// expired (counted once the fence committed), and the last
+    /// [`RECENT_EXPIRIES`] of them, oldest first. A broker fenced and
+    /// unfenced again in one batch (its heartbeat planned right after
+    /// the check) counts, though no committed image shows it fenced.
+    pub fn session_expiries(&self) -> (u64, Vec<SessionExpiry>) {
+        let e = self.shared.expiries.lock();
+        (e.total, e.recent.iter().copied().collect())
     }
 }
 
-/// The periodic fencing check as an operation whose answer nobody awaits.
-pub(super) fn fence_expired_op() -> super::Op {
-    Box::new(|ctx| match ctx.and_then(plan_fence_expired) {
-        Ok((records, _)) => super::Planned {
+/// A broker the fencing check fenced because its session expired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionExpiry {
+    pub broker: BrokerId,
+    pub epoch: BrokerEpoch,
+    /// The controller's clock when the check planned the fence (ms).
+    pub at_ms: i64,
+}
+
+/// How many [`SessionExpiry`]s a controller keeps.
+pub const RECENT_EXPIRIES: usize = 64;
+
+/// The count of committed session expiries and the most recent ones.
+/// (Kafka's controller logs each one, "Fencing broker ... because its
+/// session has timed out"; its `TimedOutBrokerHeartbeatCount` counts
+/// something else: heartbeats that timed out in the controller's queue.)
+#[derive(Debug, Default)]
+pub(crate) struct SessionExpiries {
+    total: u64,
+    recent: VecDeque<SessionExpiry>,
+}
+
+impl SessionExpiries {
+    fn record(&mut self, expired: Vec<SessionExpiry>) {
+        for e in expired {
+            self.total += 1;
+            if self.recent.len() == RECENT_EXPIRIES {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(e);
+        }
+    }
+}
+
+/// The periodic fencing check as an operation whose answer nobody awaits;
+/// the fences it commits are counted in `expiries`.
+pub(super) fn fence_expired_op(
+    expiries: std::sync::Arc<parking_lot::Mutex<SessionExpiries>>,
+) -> super::Op {
+    Box::new(move |ctx| match ctx.and_then(plan_fence_expired) {
+        Ok((records, expired)) => super::Planned {
             records,
-            finish: Box::new(|res| {
-                if let Err(e) = res {
-                    tracing::warn!(error = %e, "fencing expired brokers failed");
-                }
+            finish: Box::new(move |res| match res {
+                Ok(()) => expiries.lock().record(expired),
+                Err(e) => tracing::warn!(error = %e, "fencing expired brokers failed"),
             }),
             atomic: false,
         },
@@ -438,10 +491,11 @@ fn plan_heartbeat(
 
 fn plan_fence_expired(
     ctx: &mut OpContext<'_>,
-) -> Result<(Vec<MetadataRecord>, Vec<BrokerId>), ControllerError> {
+) -> Result<(Vec<MetadataRecord>, Vec<SessionExpiry>), ControllerError> {
     let timeout = ctx.config.broker_session_timeout_ms;
     let mut records = Vec::new();
     let mut fenced = Vec::new();
+    let mut expired = Vec::new();
     for b in ctx.image.brokers().values() {
         if b.fenced || ctx.sessions.alive(b.id, b.epoch, ctx.now_ms, timeout) {
             continue;
@@ -454,11 +508,16 @@ fn plan_fence_expired(
             0,
         ));
         fenced.push(b.id);
+        expired.push(SessionExpiry {
+            broker: b.id,
+            epoch: b.epoch,
+            at_ms: ctx.now_ms,
+        });
     }
     // Leaderships move off all of them at once: none is elected in place
     // of another one being fenced.
     records.extend(move_leaderships_off_all(ctx, &fenced));
-    Ok((records, fenced))
+    Ok((records, expired))
 }
 
 fn move_leaderships_off(ctx: &OpContext<'_>, broker: BrokerId) -> Vec<MetadataRecord> {
@@ -581,13 +640,14 @@ mod session_tests {
         s.heartbeat(b, e, 0, timeout);
         let mut now = 0;
         while now < 600 {
-            s.checked(now, period);
+            s.checked(now, period, now - period);
             now += period;
         }
         assert!(s.alive(b, e, now, timeout));
-        // Stopped from 600 to 3,100 ms.
+        // Stopped from 600 to 3,100 ms, the loop idle since its last
+        // check at 540 ms.
         now = 3_100;
-        s.checked(now, period);
+        s.checked(now, period, 540);
         assert!(
             s.alive(b, e, now, timeout),
             "fenced for the controller's own stall"
@@ -595,12 +655,12 @@ mod session_tests {
         // Ticks on time, no heartbeat: expired one session after its
         // heartbeat plus the stall (0 + 1,200 + 2,440).
         while now <= 3_600 {
-            s.checked(now, period);
+            s.checked(now, period, now - period);
             assert!(s.alive(b, e, now, timeout), "at {now}");
             now += period;
         }
         while s.alive(b, e, now, timeout) {
-            s.checked(now, period);
+            s.checked(now, period, now - period);
             now += period;
             assert!(now < 5_000, "never fenced");
         }
@@ -608,8 +668,17 @@ mod session_tests {
         // A check a little late (within two periods) credits nothing.
         let mut s = Sessions::default();
         s.heartbeat(b, e, 0, timeout);
-        s.checked(0, period);
-        s.checked(110, period);
+        s.checked(0, period, 0);
+        s.checked(110, period, 0);
         assert!(!s.alive(b, e, 1_201, timeout));
+        // A check late because a commit held the operation loop for 2.5 s
+        // credits nothing (the loop was ready only when the commit ended):
+        // a broker that sent nothing meanwhile is fenced on time, however
+        // slow the commits.
+        let mut s = Sessions::default();
+        s.heartbeat(b, e, 0, timeout);
+        s.checked(540, period, 480);
+        s.checked(3_100, period, 3_100);
+        assert!(!s.alive(b, e, 3_100, timeout), "a commit's hold credited");
     }
 }

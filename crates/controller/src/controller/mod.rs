@@ -82,8 +82,11 @@ use crate::quota::mutation::ControllerMutationQuotas;
 use crate::quota::QuotaWindows;
 
 pub use acls::{AclCreateResults, AclDeleteResults, MAX_ACL_RECORDS_PER_REQUEST};
-use brokers::Sessions;
-pub use brokers::{BrokerHeartbeat, BrokerRegistrationRequest, HeartbeatReply, RegisteredBroker};
+pub use brokers::{
+    BrokerHeartbeat, BrokerRegistrationRequest, HeartbeatReply, RegisteredBroker, SessionExpiry,
+    RECENT_EXPIRIES,
+};
+use brokers::{SessionExpiries, Sessions};
 pub use features::{FeatureUpdate, UpgradeType};
 pub use isr::{
     AlterPartitionItem, AlterPartitionReply, AlterPartitionRequest, AlterPartitionResult,
@@ -213,6 +216,8 @@ struct Shared {
     validator: Arc<dyn ConfigValidator>,
     clock: Arc<dyn Clock>,
     applied: watch::Receiver<Applied>,
+    /// Brokers fenced for an expired session.
+    expiries: Arc<Mutex<SessionExpiries>>,
 }
 
 /// The quorum controller of one node. Cheap to share behind an `Arc`.
@@ -243,6 +248,7 @@ impl QuorumController {
             validator,
             clock,
             applied: applied_rx,
+            expiries: Arc::default(),
         });
         let follower = tokio::spawn(follow(log.listen(), applied_tx));
         let operations = tokio::spawn(run::run_operations(shared.clone(), ops_rx));

@@ -44,14 +44,17 @@ pub(super) async fn run_operations(shared: Arc<Shared>, mut ops: mpsc::Receiver<
     unclean.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut balance = super::rebalance::BalanceSchedule::new(&shared);
     loop {
+        // From here the loop waits, idle: a fencing check that comes late
+        // past this point came late because the process did not run.
+        let ready_ms = shared.clock.now_ms();
         let (request, timer) = tokio::select! {
             op = ops.recv() => match op {
                 Some(op) => (Some(op), None),
                 None => return,
             },
             _ = tick.tick() => {
-                sessions.checked(shared.clock.now_ms(), period as i64);
-                (None, Some(brokers::fence_expired_op()))
+                sessions.checked(shared.clock.now_ms(), period as i64, ready_ms);
+                (None, Some(brokers::fence_expired_op(shared.expiries.clone())))
             }
             _ = unclean.tick() => (None, Some(super::misc::elect_unclean_op())),
             op = balance.due() => (None, Some(op)),

@@ -6,6 +6,7 @@ use std::time::Duration;
 use sluice_metadata::record::BrokerRegistrationChangeRecord;
 use sluice_metadata::{BrokerEpoch, BrokerId, MetadataRecord};
 use sluice_record::Offset;
+use sluice_storage::Clock as _;
 use uuid::Uuid;
 
 use super::{fixture, topic};
@@ -456,4 +457,41 @@ async fn a_controlled_shutdown_larger_than_a_batch_commits_in_several() {
         let topic = image.topic(t).unwrap();
         assert!(topic.partitions().values().all(|r| !r.has_leader()));
     }
+}
+
+/// Every broker the fencing check fences for an expired session is
+/// counted once the fence commits, by the periodic check as by a direct
+/// call. The cluster simulation's slow-disk trials read the count: a fence
+/// that a heartbeat planned after it in the same batch undoes shows in no
+/// committed image.
+#[tokio::test]
+async fn the_fencing_check_counts_the_sessions_it_expires() {
+    let timeout = ControllerConfig::default().broker_session_timeout_ms;
+    let f = fixture(&[], Arc::new(PermissiveValidator)).await;
+    let (e1, e2) = two_live_brokers(&f).await;
+    assert_eq!(f.c.session_expiries(), (0, Vec::new()));
+    only_broker_2_beats_for_a_session(&f, e2).await;
+    // The periodic check (every twentieth of a session) fences broker 1.
+    for _ in 0..500 {
+        if f.c.image().broker(BrokerId(1)).unwrap().fenced {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first = SessionExpiry {
+        broker: BrokerId(1),
+        epoch: e1,
+        at_ms: f.clock.now_ms(),
+    };
+    assert_eq!(f.c.session_expiries(), (1, vec![first]));
+    f.clock.advance(timeout + 1);
+    // (Fenced by this call or by the periodic check before it.)
+    f.c.fence_expired_brokers().await.unwrap();
+    let (total, recent) = f.c.session_expiries();
+    assert_eq!(total, 2);
+    assert_eq!(recent[0], first);
+    assert_eq!((recent[1].broker, recent[1].epoch), (BrokerId(2), e2));
+    // A check that fences nobody counts nothing.
+    f.c.fence_expired_brokers().await.unwrap();
+    assert_eq!(f.c.session_expiries().0, 2);
 }
