@@ -263,12 +263,16 @@ def not_covered(w, newer_faults_run=False):
     w("- **Delay of the clients' traffic, and packet-level reordering or loss.** The proxy delays "
       "and holds traffic between nodes only, per TCP connection (bytes in order within one); "
       "lost or reordered packets exist only in the deterministic simulation.")
-    w("- **Clock jumps and power cuts** are injected only in the deterministic simulations "
-      "(the whole cluster in `crates/sim`, the controller quorum in "
-      "`crates/controller/tests/controller_sim.rs`), not against real processes, and so are "
-      "slow disks (the cluster simulation's slow-disk trial). The cluster simulation stalls nodes (their traffic held), fills disks, fails "
-      "fsyncs and writes with EIO and reassigns partitions; a failed directory while another "
-      "stays online (KIP-858's report to the controller) is not built or simulated.")
+    w("- **Clock jumps, power cuts and slow disks** are injected only in the deterministic "
+      "simulations (the whole cluster in `crates/sim`, the controller quorum in "
+      "`crates/controller/tests/controller_sim.rs`; slow and stalled disks in the cluster "
+      "simulation only), not against real processes. The held-commit trial catches a reverted "
+      "order of the fencing check but not a reverted `Sessions::answered`, which only a broker "
+      "heartbeating its own controller in-process (the single node, not simulated) can reach: "
+      "see \"A held-commit trial catches the reverted fencing-check order\". The cluster "
+      "simulation stalls nodes (their traffic held), fills disks, fails fsyncs and writes with "
+      "EIO and reassigns partitions; a failed directory while another stays online (KIP-858's "
+      "report to the controller) is not built or simulated.")
     w("- **Transactions in the long runs.** The tables above come from the idempotent workload. "
       "The transactional one (`sluice-nemesis --transactional`: transactional producers, "
       "read_committed consumers, the checker's AbortedRead) runs in the tests "
