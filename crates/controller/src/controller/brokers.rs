@@ -88,6 +88,23 @@ pub struct HeartbeatReply {
     pub should_shutdown: bool,
 }
 
+/// How long the controller did not run before a periodic fencing check at
+/// `now`, due one `period` after the check at `previous`; the operation
+/// loop has waited idle since `ready`. Whatever the check is late beyond
+/// one more period, counted from the later of the two (never from inside
+/// a commit: heartbeats queue during a commit and are planned before the
+/// check, and a dead broker must not outlive slow commits). All in ms of
+/// the loop's own monotonic timer, not the controller's clock (which tests
+/// and simulations may run faster than the timer).
+pub(crate) fn stalled_ms(previous: Option<i64>, ready: i64, now: i64, period: i64) -> i64 {
+    let Some(previous) = previous else {
+        return 0;
+    };
+    now.saturating_sub(previous.max(ready))
+        .saturating_sub(2 * period)
+        .max(0)
+}
+
 /// The in-memory session of each broker: its epoch, its last heartbeat,
 /// and whether this controller heard from it at that epoch at all.
 ///
@@ -120,7 +137,7 @@ pub struct HeartbeatReply {
 /// run: heartbeat gaps of 1.6-3.2 s against a 1.2 s session).
 ///
 /// And the controller does not count time it could not run itself against
-/// anyone's session ([`Sessions::checked`]): when its own fencing check
+/// anyone's session ([`stalled_ms`], [`Sessions::credit_stall`]): when its own fencing check
 /// comes later than its period, the process was starved or stopped, and a
 /// broker's heartbeats (on one node, sent by the same starved process)
 /// could not arrive either. Without this a single node on a machine at
@@ -132,8 +149,6 @@ pub struct HeartbeatReply {
 #[derive(Debug, Default)]
 pub(crate) struct Sessions {
     last_seen: BTreeMap<BrokerId, (BrokerEpoch, i64, bool)>,
-    /// When the previous periodic fencing check ran (controller clock, ms).
-    last_check_ms: Option<i64>,
     /// Heartbeats planned in the group being committed.
     answering: Vec<(BrokerId, BrokerEpoch)>,
     /// The leader epoch these sessions were kept in.
@@ -165,30 +180,18 @@ impl Sessions {
         }
     }
 
-    /// The periodic fencing check runs at `now_ms`, due `period_ms` after
-    /// the previous one; the operation loop has waited idle since
-    /// `ready_ms`. Whatever the check is late beyond one more period,
-    /// counted from when the loop was last ready (never from inside a
-    /// commit: heartbeats queue during a commit and are planned before the
-    /// check, and a dead broker must not outlive slow commits), is time
-    /// the controller did not run: credited to every session (and to the
-    /// fresh sessions still to start), never past `now_ms`.
-    pub(crate) fn checked(&mut self, now_ms: i64, period_ms: i64, ready_ms: i64) {
-        let previous = self.last_check_ms.replace(now_ms);
-        let Some(previous) = previous else {
-            return;
-        };
-        let stalled = now_ms
-            .saturating_sub(previous.max(ready_ms))
-            .saturating_sub(2 * period_ms);
-        if stalled <= 0 {
+    /// Credits every session (and the fresh sessions still to start) with
+    /// `stalled_ms` the controller did not run (see [`stalled_ms`]), never
+    /// past `now_ms`.
+    pub(crate) fn credit_stall(&mut self, now_ms: i64, stalled_ms: i64) {
+        if stalled_ms <= 0 {
             return;
         }
         for s in self.last_seen.values_mut() {
-            s.1 = s.1.saturating_add(stalled).min(now_ms).max(s.1);
+            s.1 = s.1.saturating_add(stalled_ms).min(now_ms).max(s.1);
         }
         if let Some(f) = &mut self.fresh_start_ms {
-            *f = f.saturating_add(stalled).min(now_ms).max(*f);
+            *f = f.saturating_add(stalled_ms).min(now_ms).max(*f);
         }
     }
 
@@ -637,17 +640,22 @@ mod session_tests {
         let (timeout, period) = (1_200, 60);
         let mut s = Sessions::default();
         let (b, e) = (BrokerId(1), BrokerEpoch(7));
+        // The periodic check at `now`, the loop idle since `ready`.
+        let mut last = None;
+        let mut check = |s: &mut Sessions, now: i64, ready: i64| {
+            s.credit_stall(now, stalled_ms(last.replace(now), ready, now, period));
+        };
         s.heartbeat(b, e, 0, timeout);
         let mut now = 0;
         while now < 600 {
-            s.checked(now, period, now - period);
+            check(&mut s, now, now - period);
             now += period;
         }
         assert!(s.alive(b, e, now, timeout));
         // Stopped from 600 to 3,100 ms, the loop idle since its last
         // check at 540 ms.
         now = 3_100;
-        s.checked(now, period, 540);
+        check(&mut s, now, 540);
         assert!(
             s.alive(b, e, now, timeout),
             "fenced for the controller's own stall"
@@ -655,30 +663,26 @@ mod session_tests {
         // Ticks on time, no heartbeat: expired one session after its
         // heartbeat plus the stall (0 + 1,200 + 2,440).
         while now <= 3_600 {
-            s.checked(now, period, now - period);
+            check(&mut s, now, now - period);
             assert!(s.alive(b, e, now, timeout), "at {now}");
             now += period;
         }
         while s.alive(b, e, now, timeout) {
-            s.checked(now, period, now - period);
+            check(&mut s, now, now - period);
             now += period;
             assert!(now < 5_000, "never fenced");
         }
         assert!(now > 3_640, "fenced at {now}");
         // A check a little late (within two periods) credits nothing.
-        let mut s = Sessions::default();
-        s.heartbeat(b, e, 0, timeout);
-        s.checked(0, period, 0);
-        s.checked(110, period, 0);
-        assert!(!s.alive(b, e, 1_201, timeout));
+        assert_eq!(stalled_ms(Some(0), 0, 110, period), 0);
+        assert_eq!(stalled_ms(None, 0, 5_000, period), 0);
         // A check late because a commit held the operation loop for 2.5 s
         // credits nothing (the loop was ready only when the commit ended):
         // a broker that sent nothing meanwhile is fenced on time, however
         // slow the commits.
         let mut s = Sessions::default();
         s.heartbeat(b, e, 0, timeout);
-        s.checked(540, period, 480);
-        s.checked(3_100, period, 3_100);
+        s.credit_stall(3_100, stalled_ms(Some(540), 3_100, 3_100, period));
         assert!(!s.alive(b, e, 3_100, timeout), "a commit's hold credited");
     }
 }

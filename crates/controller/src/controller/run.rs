@@ -43,17 +43,25 @@ pub(super) async fn run_operations(shared: Arc<Shared>, mut ops: mpsc::Receiver<
     let mut unclean = tokio::time::interval(std::time::Duration::from_millis(unclean_period));
     unclean.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut balance = super::rebalance::BalanceSchedule::new(&shared);
+    // The loop's own monotonic time (the timers'), in ms since it started:
+    // how late a fencing check comes is judged on it, not on the
+    // controller's clock.
+    let started = tokio::time::Instant::now();
+    let timer_ms = || started.elapsed().as_millis() as i64;
+    let mut last_check = None;
     loop {
         // From here the loop waits, idle: a fencing check that comes late
         // past this point came late because the process did not run.
-        let ready_ms = shared.clock.now_ms();
+        let ready = timer_ms();
         let (request, timer) = tokio::select! {
             op = ops.recv() => match op {
                 Some(op) => (Some(op), None),
                 None => return,
             },
             _ = tick.tick() => {
-                sessions.checked(shared.clock.now_ms(), period as i64, ready_ms);
+                let at = timer_ms();
+                let stalled = brokers::stalled_ms(last_check.replace(at), ready, at, period as i64);
+                sessions.credit_stall(shared.clock.now_ms(), stalled);
                 (None, Some(brokers::fence_expired_op(shared.expiries.clone())))
             }
             _ = unclean.tick() => (None, Some(super::misc::elect_unclean_op())),
